@@ -1,0 +1,226 @@
+//! The typed node configuration and its validation.
+
+use crate::{ConfigError, Sid};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+/// Whether a server votes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerRole {
+    /// Votes in elections and counts in quorums.
+    Participant,
+    /// Follows without voting (parsed from zoo.cfg; not served yet, refused by validation).
+    Observer,
+}
+
+/// One member of the ensemble, as every node's server list names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerEntry {
+    /// Server id.
+    pub id: Sid,
+    /// Host the peer port listens on.
+    pub host: String,
+    /// Port of the peer link (zoo.cfg's quorum port): election and Zab share it.
+    pub peer_port: u16,
+    /// zoo.cfg's election port. ensemble multiplexes election on the peer port, so this
+    /// port is only checked for clashes.
+    pub election_port: Option<u16>,
+    /// Voting role.
+    pub role: ServerRole,
+    /// Host clients reach this server on.
+    pub client_host: String,
+    /// Port clients reach this server on.
+    pub client_port: u16,
+}
+
+impl ServerEntry {
+    /// `host:peer_port`.
+    pub fn peer_addr(&self) -> String {
+        format!("{}:{}", self.host, self.peer_port)
+    }
+
+    /// `client_host:client_port`.
+    pub fn client_addr(&self) -> String {
+        format!("{}:{}", self.client_host, self.client_port)
+    }
+}
+
+/// Client port settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientSettings {
+    /// Most connections one client IP may hold (0 = unlimited).
+    pub max_client_cnxns: u32,
+    /// Smallest session timeout granted, in ms.
+    pub min_session_timeout_ms: u64,
+    /// Largest session timeout granted, in ms.
+    pub max_session_timeout_ms: u64,
+    /// Four-letter words answered; `*` allows all.
+    pub four_letter_words: Vec<String>,
+}
+
+impl ClientSettings {
+    /// Whether a four-letter word is whitelisted.
+    pub fn allows_word(&self, word: &str) -> bool {
+        self.four_letter_words.iter().any(|w| w == "*" || w == word)
+    }
+}
+
+/// Storage settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StorageSettings {
+    /// Where snapshots and the epoch files live.
+    pub data_dir: PathBuf,
+    /// Where the transaction log lives.
+    pub data_log_dir: PathBuf,
+    /// Txns applied between two snapshots.
+    pub snap_count: u64,
+    /// Snapshots (with the logs they need) kept by the purge; at least 3.
+    pub snap_retain_count: usize,
+    /// fsync the log before acknowledging (zoo.cfg forceSync).
+    pub fsync: bool,
+}
+
+/// Leader election timing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElectionSettings {
+    /// Wait for a better vote after a quorum agrees, in ms.
+    pub finalize_wait_ms: u64,
+    /// Cap of the doubling notification timeout, in ms.
+    pub max_notification_timeout_ms: u64,
+}
+
+/// Everything one node needs to start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// This node's id.
+    pub id: Sid,
+    /// Every member, sorted by id.
+    pub servers: Vec<ServerEntry>,
+    /// Length of a tick, in ms.
+    pub tick_ms: u64,
+    /// Ticks a follower may take to connect and sync to a leader.
+    pub init_limit: u32,
+    /// Ticks a follower may lag or stay silent before it is dropped.
+    pub sync_limit: u32,
+    /// Client port settings.
+    pub client: ClientSettings,
+    /// Storage settings.
+    pub storage: StorageSettings,
+    /// Election settings.
+    pub election: ElectionSettings,
+    /// Warnings found while loading (unknown keys, even ensemble size).
+    pub warnings: Vec<String>,
+}
+
+impl NodeConfig {
+    /// This node's own server entry.
+    pub fn me(&self) -> &ServerEntry {
+        self.servers
+            .iter()
+            .find(|s| s.id == self.id)
+            .expect("validated config names this node")
+    }
+
+    /// Whether this node runs alone (a single-server ensemble).
+    pub fn is_standalone(&self) -> bool {
+        self.servers.len() == 1
+    }
+
+    /// Ids of the voting members.
+    pub fn voters(&self) -> Vec<Sid> {
+        self.servers
+            .iter()
+            .filter(|s| s.role == ServerRole::Participant)
+            .map(|s| s.id)
+            .collect()
+    }
+
+    /// Identity of the ensemble: a digest of the sorted server list. Nodes with different
+    /// lists refuse each other's peer connections.
+    pub fn cluster_id(&self) -> String {
+        let mut hasher = Sha256::new();
+        for s in &self.servers {
+            hasher.update(format!("{}={}:{};", s.id, s.host, s.peer_port));
+        }
+        let digest = hasher.finalize();
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Checks ranges and consistency; the error names the first problem.
+    pub fn validate(mut self) -> Result<Self, ConfigError> {
+        if self.servers.is_empty() {
+            return Err(ConfigError::invalid("no servers are configured"));
+        }
+        self.servers.sort_by_key(|s| s.id);
+        let mut ids = HashSet::new();
+        let mut addrs = HashSet::new();
+        for s in &self.servers {
+            if !ids.insert(s.id) {
+                return Err(ConfigError::invalid(format!("server id {} is listed twice", s.id)));
+            }
+            let mut own = vec![s.peer_addr(), s.client_addr()];
+            if let Some(e) = s.election_port {
+                own.push(format!("{}:{}", s.host, e));
+            }
+            for a in own {
+                if !addrs.insert(a.clone()) {
+                    return Err(ConfigError::invalid(format!(
+                        "address {a} is used twice (server {})",
+                        s.id
+                    )));
+                }
+            }
+            if s.role == ServerRole::Observer {
+                return Err(ConfigError::invalid(format!(
+                    "server.{} is an observer; observers are not supported yet",
+                    s.id
+                )));
+            }
+        }
+        if !ids.contains(&self.id) {
+            let known: Vec<String> = self.servers.iter().map(|s| s.id.to_string()).collect();
+            return Err(ConfigError::invalid(format!(
+                "myid {} matches no server entry (servers: {})",
+                self.id,
+                known.join(", ")
+            )));
+        }
+        range("tickTime", self.tick_ms, 10, 60_000)?;
+        range("initLimit", u64::from(self.init_limit), 1, 1_000)?;
+        range("syncLimit", u64::from(self.sync_limit), 1, 1_000)?;
+        range("snapCount", self.storage.snap_count, 2, 100_000_000)?;
+        range("snapRetainCount", self.storage.snap_retain_count as u64, 3, 10_000)?;
+        range("finalize_wait_ms", self.election.finalize_wait_ms, 0, 60_000)?;
+        range(
+            "max_notification_timeout_ms",
+            self.election.max_notification_timeout_ms,
+            200,
+            600_000,
+        )?;
+        let c = &self.client;
+        if c.min_session_timeout_ms > c.max_session_timeout_ms {
+            return Err(ConfigError::invalid(format!(
+                "minSessionTimeout {} is above maxSessionTimeout {}",
+                c.min_session_timeout_ms, c.max_session_timeout_ms
+            )));
+        }
+        let voters = self.voters().len();
+        if voters > 1 && voters % 2 == 0 {
+            self.warnings.push(format!(
+                "{voters} voting servers tolerate no more failures than {}: use an odd size",
+                voters - 1
+            ));
+        }
+        Ok(self)
+    }
+}
+
+fn range(name: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(ConfigError::invalid(format!(
+            "{name}={value} is out of range [{min}, {max}]"
+        )));
+    }
+    Ok(())
+}

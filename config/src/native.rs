@@ -1,0 +1,256 @@
+//! Native TOML configuration, loaded through the `config` crate with env overrides.
+
+use crate::model::{
+    ClientSettings, ElectionSettings, NodeConfig, ServerEntry, ServerRole, StorageSettings,
+};
+use crate::{ConfigError, Sid};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The embedded default: 3 servers on loopback, used by `ensemble up` without `--config`.
+pub const DEFAULT_TOML: &str = include_str!("../examples/local-3.toml");
+
+/// The TOML file as written, before validation.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleFile {
+    /// Timing of the quorum.
+    #[serde(default)]
+    pub ensemble: EnsembleSection,
+    /// Client port settings.
+    #[serde(default)]
+    pub client: ClientSection,
+    /// Storage settings.
+    #[serde(default)]
+    pub storage: StorageSection,
+    /// Election settings.
+    #[serde(default)]
+    pub election: ElectionSection,
+    /// The members.
+    #[serde(default)]
+    pub servers: Vec<ServerSection>,
+}
+
+/// `[ensemble]`: tick length and limits, as zoo.cfg's tickTime, initLimit, syncLimit.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnsembleSection {
+    /// Tick length in ms.
+    pub tick_ms: u64,
+    /// initLimit in ticks.
+    pub init_limit: u32,
+    /// syncLimit in ticks.
+    pub sync_limit: u32,
+}
+
+impl Default for EnsembleSection {
+    fn default() -> Self {
+        EnsembleSection {
+            tick_ms: 2000,
+            init_limit: 10,
+            sync_limit: 5,
+        }
+    }
+}
+
+/// `[client]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientSection {
+    /// Connections per client IP, 0 = unlimited.
+    pub max_client_cnxns: u32,
+    /// Smallest session timeout in ms; 0 means 2 ticks.
+    pub min_session_timeout_ms: u64,
+    /// Largest session timeout in ms; 0 means 20 ticks.
+    pub max_session_timeout_ms: u64,
+    /// Whitelisted four-letter words; `*` for all.
+    pub four_letter_words: Vec<String>,
+}
+
+impl Default for ClientSection {
+    fn default() -> Self {
+        ClientSection {
+            max_client_cnxns: 60,
+            min_session_timeout_ms: 0,
+            max_session_timeout_ms: 0,
+            four_letter_words: vec!["srvr".into()],
+        }
+    }
+}
+
+/// `[storage]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageSection {
+    /// Parent of each server's `server-<id>` directory.
+    pub data_dir: PathBuf,
+    /// Txns between snapshots.
+    pub snap_count: u64,
+    /// Snapshots kept by the purge.
+    pub snap_retain_count: usize,
+    /// fsync before acknowledging.
+    pub fsync: bool,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            data_dir: PathBuf::from("ensemble-data"),
+            snap_count: 100_000,
+            snap_retain_count: 3,
+            fsync: true,
+        }
+    }
+}
+
+/// `[election]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ElectionSection {
+    /// finalizeWait in ms.
+    pub finalize_wait_ms: u64,
+    /// Notification timeout cap in ms.
+    pub max_notification_timeout_ms: u64,
+}
+
+impl Default for ElectionSection {
+    fn default() -> Self {
+        ElectionSection {
+            finalize_wait_ms: 200,
+            max_notification_timeout_ms: 60_000,
+        }
+    }
+}
+
+/// One `[[servers]]` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    /// Server id.
+    pub id: Sid,
+    /// Host of its peer and client ports.
+    pub host: String,
+    /// Peer link port.
+    pub peer_port: u16,
+    /// Client port.
+    pub client_port: u16,
+    /// Own data directory; default `<storage.data_dir>/server-<id>`.
+    pub data_dir: Option<PathBuf>,
+}
+
+/// Loads `path`, applies `ENSEMBLE__SECTION__KEY` overrides, and validates for node `id`.
+pub fn load_toml(path: &Path, id: Sid) -> Result<NodeConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    load_toml_str(&text, id)
+}
+
+/// Like [`load_toml`], from TOML text.
+pub fn load_toml_str(text: &str, id: Sid) -> Result<NodeConfig, ConfigError> {
+    let file: EnsembleFile = config::Config::builder()
+        .add_source(config::File::from_str(text, config::FileFormat::Toml))
+        .add_source(
+            config::Environment::with_prefix("ENSEMBLE")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        )
+        .build()
+        .and_then(|c| c.try_deserialize())
+        .map_err(|e| ConfigError::Parse(format!("config: {e}")))?;
+    file.into_node_config(id)
+}
+
+impl EnsembleFile {
+    /// Resolves the file into node `id`'s validated config.
+    pub fn into_node_config(self, id: Sid) -> Result<NodeConfig, ConfigError> {
+        let tick = self.ensemble.tick_ms;
+        let servers = self
+            .servers
+            .iter()
+            .map(|s| ServerEntry {
+                id: s.id,
+                host: s.host.clone(),
+                peer_port: s.peer_port,
+                election_port: None,
+                role: ServerRole::Participant,
+                client_host: s.host.clone(),
+                client_port: s.client_port,
+            })
+            .collect();
+        let data_dir = self
+            .servers
+            .iter()
+            .find(|s| s.id == id)
+            .and_then(|s| s.data_dir.clone())
+            .unwrap_or_else(|| self.storage.data_dir.join(format!("server-{id}")));
+        NodeConfig {
+            id,
+            servers,
+            tick_ms: tick,
+            init_limit: self.ensemble.init_limit,
+            sync_limit: self.ensemble.sync_limit,
+            client: ClientSettings {
+                max_client_cnxns: self.client.max_client_cnxns,
+                min_session_timeout_ms: nonzero_or(self.client.min_session_timeout_ms, 2 * tick),
+                max_session_timeout_ms: nonzero_or(self.client.max_session_timeout_ms, 20 * tick),
+                four_letter_words: self.client.four_letter_words,
+            },
+            storage: StorageSettings {
+                data_log_dir: data_dir.clone(),
+                data_dir,
+                snap_count: self.storage.snap_count,
+                snap_retain_count: self.storage.snap_retain_count,
+                fsync: self.storage.fsync,
+            },
+            election: ElectionSettings {
+                finalize_wait_ms: self.election.finalize_wait_ms,
+                max_notification_timeout_ms: self.election.max_notification_timeout_ms,
+            },
+            warnings: Vec::new(),
+        }
+        .validate()
+    }
+}
+
+fn nonzero_or(value: u64, default: u64) -> u64 {
+    if value == 0 {
+        default
+    } else {
+        value
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_loads_for_each_server() {
+        for id in 1..=3 {
+            let c = load_toml_str(DEFAULT_TOML, id).unwrap();
+            assert_eq!(c.id, id);
+            assert_eq!(c.servers.len(), 3);
+            assert_eq!(c.storage.data_dir, PathBuf::from(format!("ensemble-data/server-{id}")));
+            assert_eq!(c.client.min_session_timeout_ms, 4000);
+            assert!(c.warnings.is_empty());
+        }
+    }
+
+    #[test]
+    fn unknown_id_and_unknown_key_are_clear_errors() {
+        let e = load_toml_str(DEFAULT_TOML, 9).unwrap_err().to_string();
+        assert_eq!(e, "myid 9 matches no server entry (servers: 1, 2, 3)");
+        let e = load_toml_str("[ensemble]\ntick = 5\n", 1).unwrap_err().to_string();
+        assert!(e.contains("unknown field `tick`"), "{e}");
+    }
+
+    #[test]
+    fn limits_out_of_range_are_refused() {
+        let text = DEFAULT_TOML.replace("sync_limit = 2", "sync_limit = 0");
+        let e = load_toml_str(&text, 1).unwrap_err().to_string();
+        assert_eq!(e, "syncLimit=0 is out of range [1, 1000]");
+    }
+}

@@ -1,0 +1,133 @@
+//! Length-prefixed bincode 2 frames for peer links.
+
+use bytes::{Buf, BufMut, BytesMut};
+use serde::{de::DeserializeOwned, Serialize};
+use std::marker::PhantomData;
+use tokio_util::codec::{Decoder, Encoder};
+
+/// Largest peer frame accepted: snapshots travel in one frame.
+pub const MAX_PEER_FRAME: usize = 512 * 1024 * 1024;
+
+/// Errors of the peer codec.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    /// The socket failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A frame announced a length over [`MAX_PEER_FRAME`].
+    #[error("peer frame of {0} bytes is over the limit of {MAX_PEER_FRAME}")]
+    TooLarge(usize),
+    /// A frame did not decode as the expected message.
+    #[error("undecodable peer frame: {0}")]
+    Decode(#[from] bincode::error::DecodeError),
+    /// A message did not encode.
+    #[error("unencodable peer message: {0}")]
+    Encode(#[from] bincode::error::EncodeError),
+}
+
+/// The bincode configuration shared by every peer frame and on-disk record.
+pub fn bincode_config() -> impl bincode::config::Config {
+    bincode::config::standard()
+}
+
+/// Encodes a value with the peer bincode configuration.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::error::EncodeError> {
+    bincode::serde::encode_to_vec(value, bincode_config())
+}
+
+/// Decodes a value with the peer bincode configuration; trailing bytes are an error.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
+    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode_config())?;
+    if used != bytes.len() {
+        return Err(bincode::error::DecodeError::OtherString(format!(
+            "{} trailing bytes",
+            bytes.len() - used
+        )));
+    }
+    Ok(value)
+}
+
+/// Frames `Out` values and parses `In` values: a u32 big-endian length, then bincode.
+pub struct PeerCodec<In, Out> {
+    _types: PhantomData<fn(Out) -> In>,
+}
+
+impl<In, Out> Default for PeerCodec<In, Out> {
+    fn default() -> Self {
+        PeerCodec {
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<In: DeserializeOwned, Out> Decoder for PeerCodec<In, Out> {
+    type Item = In;
+    type Error = CodecError;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, CodecError> {
+        if src.len() < 4 {
+            return Ok(None);
+        }
+        let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
+        if len > MAX_PEER_FRAME {
+            return Err(CodecError::TooLarge(len));
+        }
+        if src.len() < 4 + len {
+            src.reserve(4 + len - src.len());
+            return Ok(None);
+        }
+        src.advance(4);
+        let frame = src.split_to(len);
+        Ok(Some(decode(&frame)?))
+    }
+}
+
+impl<In, Out: Serialize> Encoder<Out> for PeerCodec<In, Out> {
+    type Error = CodecError;
+
+    fn encode(&mut self, item: Out, dst: &mut BytesMut) -> Result<(), CodecError> {
+        let bytes = encode(&item)?;
+        if bytes.len() > MAX_PEER_FRAME {
+            return Err(CodecError::TooLarge(bytes.len()));
+        }
+        dst.reserve(4 + bytes.len());
+        dst.put_u32(bytes.len() as u32);
+        dst.extend_from_slice(&bytes);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Notification, PeerMessage, ServerState, Vote, Zxid};
+
+    #[test]
+    fn frames_round_trip_and_split_reads_wait() {
+        let msg = PeerMessage::Election(Notification {
+            state: ServerState::Looking,
+            vote: Vote {
+                leader: 3,
+                zxid: Zxid::new(1, 9),
+                peer_epoch: 1,
+            },
+            election_epoch: 4,
+        });
+        let mut codec = PeerCodec::<PeerMessage, PeerMessage>::default();
+        let mut buf = BytesMut::new();
+        codec.encode(msg.clone(), &mut buf).unwrap();
+        let mut partial = buf.split_to(buf.len() - 1);
+        assert!(codec.decode(&mut partial).unwrap().is_none());
+        partial.extend_from_slice(&buf);
+        assert_eq!(codec.decode(&mut partial).unwrap(), Some(msg));
+    }
+
+    #[test]
+    fn oversized_and_garbage_frames_are_errors() {
+        let mut codec = PeerCodec::<PeerMessage, PeerMessage>::default();
+        let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
+        assert!(matches!(codec.decode(&mut buf), Err(CodecError::TooLarge(_))));
+        let mut buf = BytesMut::from(&[0, 0, 0, 2, 0xff, 0xff][..]);
+        assert!(matches!(codec.decode(&mut buf), Err(CodecError::Decode(_))));
+    }
+}

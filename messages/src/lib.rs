@@ -1,0 +1,18 @@
+//! Typed messages of ensemble.
+//!
+//! - [`peer`]: what servers send each other (handshake, election notifications, Zab packets),
+//!   framed as length-prefixed bincode 2 by [`codec::PeerCodec`].
+//! - [`zxid`]: transaction ids, `epoch << 32 | counter`.
+
+pub mod codec;
+pub mod peer;
+pub mod zxid;
+
+pub use peer::{
+    Handshake, HandshakeReply, Notification, PeerMessage, ServerState, Snapshot, Txn, Vote,
+    ZabMessage,
+};
+pub use zxid::Zxid;
+
+/// Server id, the `N` of `server.N` and the content of `myid`.
+pub type Sid = u64;

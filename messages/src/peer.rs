@@ -1,0 +1,135 @@
+//! The server-to-server protocol: handshake, Fast Leader Election and Zab.
+
+use crate::{Sid, Zxid};
+use serde::{Deserialize, Serialize};
+
+/// Version of the peer protocol; a peer speaking another version is refused.
+pub const PEER_PROTOCOL_VERSION: u32 = 1;
+
+/// First frame on every peer connection, sent by the dialing side.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handshake {
+    /// Protocol version of the sender.
+    pub version: u32,
+    /// Server id of the sender.
+    pub sid: Sid,
+    /// Identity of the ensemble, derived from the sender's server list.
+    pub cluster_id: String,
+}
+
+/// Answer of the accepting side to a [`Handshake`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HandshakeReply {
+    /// The connection is accepted; carries the acceptor's sid.
+    Accepted { sid: Sid },
+    /// The connection is refused, with the reason (also logged on both sides).
+    Refused { reason: String },
+}
+
+/// The role a server plays, as election notifications and `srvr` report it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ServerState {
+    /// Electing a leader.
+    Looking,
+    /// Following an elected leader.
+    Following,
+    /// Leading the ensemble.
+    Leading,
+}
+
+/// A vote: who should lead, and how up to date that candidate is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Vote {
+    /// Proposed leader.
+    pub leader: Sid,
+    /// Last logged zxid of the proposed leader.
+    pub zxid: Zxid,
+    /// Current epoch of the proposed leader.
+    pub peer_epoch: u32,
+}
+
+impl Vote {
+    /// Fast Leader Election's total order: higher peer epoch, then higher zxid, then higher sid.
+    pub fn beats(&self, other: &Vote) -> bool {
+        (self.peer_epoch, self.zxid, self.leader) > (other.peer_epoch, other.zxid, other.leader)
+    }
+}
+
+/// An election notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// State of the sender.
+    pub state: ServerState,
+    /// The sender's current vote.
+    pub vote: Vote,
+    /// Logical clock of the sender's election rounds.
+    pub election_epoch: u64,
+}
+
+/// One replicated transaction.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Txn {
+    /// Position in the total order.
+    pub zxid: Zxid,
+    /// Server that received the request from its client.
+    pub origin: Sid,
+    /// Request id at the origin server, used to answer the client.
+    pub request_id: u64,
+    /// The state machine operation, opaque to Zab.
+    pub body: Vec<u8>,
+}
+
+/// A serialized state machine image covering every txn up to `last_zxid`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Last txn included in the image.
+    pub last_zxid: Zxid,
+    /// The state machine's serialized state.
+    pub state: Vec<u8>,
+}
+
+/// Zab packets between a leader and its followers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ZabMessage {
+    /// Follower -> leader: start of discovery.
+    FollowerInfo { accepted_epoch: u32, last_zxid: Zxid },
+    /// Leader -> follower: the epoch it proposes to establish.
+    LeaderInfo { new_epoch: u32 },
+    /// Follower -> leader: the epoch is accepted (and persisted); its history summary.
+    AckEpoch { current_epoch: u32, last_zxid: Zxid },
+    /// Leader -> follower: synchronization. The follower truncates or installs the snapshot,
+    /// appends `txns`, persists them, writes `currentEpoch = epoch`, then acks.
+    NewLeader {
+        epoch: u32,
+        truncate_to: Option<Zxid>,
+        snapshot: Option<Snapshot>,
+        txns: Vec<Txn>,
+    },
+    /// Follower -> leader: the synced history and the new epoch are on disk.
+    AckNewLeader { epoch: u32 },
+    /// Leader -> follower: the follower may serve; everything up to `committed` is committed.
+    UpToDate { committed: Zxid },
+    /// Leader -> follower: a new txn to log.
+    Proposal(Txn),
+    /// Follower -> leader: every proposal up to this zxid is on disk.
+    Ack(Zxid),
+    /// Leader -> follower: every txn up to this zxid is committed.
+    Commit(Zxid),
+    /// Leader -> follower heartbeat, carrying the leader's commit point.
+    Ping { committed: Zxid },
+    /// Follower -> leader heartbeat answer.
+    PingReply,
+    /// Follower -> leader: a write forwarded from a follower's client.
+    Request { request_id: u64, body: Vec<u8> },
+    /// Leader -> follower: a forwarded write could not be proposed.
+    RequestFailed { request_id: u64, reason: String },
+}
+
+/// Everything sent on an established peer link.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeerMessage {
+    /// A Fast Leader Election notification.
+    Election(Notification),
+    /// A Zab packet.
+    Zab(ZabMessage),
+}
