@@ -1,1 +1,8 @@
-//! placeholder
+//! Pure protocol cores of ensemble and the actix actors that drive them.
+//!
+//! Each core is a state machine `step(input, now) -> outputs` with no I/O, clock or randomness;
+//! its actor feeds it messages and ticks and carries out what it returns.
+
+pub mod election;
+pub mod quorum;
+pub mod zab;

@@ -1,1 +1,6 @@
-//! placeholder
+//! Whole-cluster test support for ensemble.
+//!
+//! - [`sim`]: a deterministic simulation of several [`QuorumPeer`](ensemble_actors::zab::QuorumPeer)
+//!   cores with a simulated clock, network and disk, checking safety invariants after every step.
+
+pub mod sim;

@@ -1,0 +1,396 @@
+//! The Fast Leader Election state machine.
+//!
+//! A LOOKING server votes for itself, broadcasts, adopts any better vote it hears (peer epoch,
+//! then zxid, then sid) and re-broadcasts. Once a quorum holds its vote it waits `finalize_wait`
+//! for a better one, then decides. A server that hears a quorum of FOLLOWING/LEADING servers
+//! agree on a leader that itself says LEADING joins it. Decided servers answer LOOKING ones with
+//! their vote, which is how late starters find the established leader.
+
+use crate::quorum::is_quorum;
+use ensemble_messages::{Notification, ServerState, Sid, Vote, Zxid};
+use std::collections::BTreeMap;
+
+/// Election timing, in ms.
+#[derive(Clone, Debug)]
+pub struct ElectionTiming {
+    /// Wait for a better vote once a quorum agrees.
+    pub finalize_wait_ms: u64,
+    /// First notification timeout; it doubles on every silent timeout.
+    pub initial_timeout_ms: u64,
+    /// Cap of the notification timeout.
+    pub max_timeout_ms: u64,
+}
+
+/// What the election asks its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ElectionOutput {
+    /// Send a notification to one peer.
+    Send { to: Sid, notification: Notification },
+    /// The election is over: `vote.leader` leads. `state` is this server's new role.
+    Decided { vote: Vote, state: ServerState },
+}
+
+/// The Fast Leader Election core of one server.
+#[derive(Clone, Debug)]
+pub struct Election {
+    me: Sid,
+    voters: Vec<Sid>,
+    timing: ElectionTiming,
+    state: ServerState,
+    logical_clock: u64,
+    own_vote: Vote,
+    vote: Vote,
+    received: BTreeMap<Sid, Notification>,
+    out_of_election: BTreeMap<Sid, Notification>,
+    timeout_ms: u64,
+    resend_at: u64,
+    finalize_at: Option<u64>,
+}
+
+impl Election {
+    /// A server that has not started looking yet.
+    pub fn new(me: Sid, voters: Vec<Sid>, timing: ElectionTiming) -> Self {
+        let own = Vote {
+            leader: me,
+            zxid: Zxid::ZERO,
+            peer_epoch: 0,
+        };
+        Election {
+            me,
+            voters,
+            timeout_ms: timing.initial_timeout_ms,
+            timing,
+            state: ServerState::Looking,
+            logical_clock: 0,
+            own_vote: own,
+            vote: own,
+            received: BTreeMap::new(),
+            out_of_election: BTreeMap::new(),
+            resend_at: 0,
+            finalize_at: None,
+        }
+    }
+
+    /// This server's state as the election knows it.
+    pub fn state(&self) -> ServerState {
+        self.state
+    }
+
+    /// The current vote (the decided one once not LOOKING).
+    pub fn vote(&self) -> Vote {
+        self.vote
+    }
+
+    /// The logical clock of election rounds.
+    pub fn logical_clock(&self) -> u64 {
+        self.logical_clock
+    }
+
+    /// The notification this server would send now.
+    pub fn notification(&self) -> Notification {
+        Notification {
+            state: self.state,
+            vote: self.vote,
+            election_epoch: self.logical_clock,
+        }
+    }
+
+    /// Starts a new round: vote for ourselves with our last logged zxid and current epoch.
+    pub fn start_round(&mut self, zxid: Zxid, peer_epoch: u32, now: u64) -> Vec<ElectionOutput> {
+        self.logical_clock += 1;
+        self.state = ServerState::Looking;
+        self.own_vote = Vote {
+            leader: self.me,
+            zxid,
+            peer_epoch,
+        };
+        self.vote = self.own_vote;
+        self.received.clear();
+        self.out_of_election.clear();
+        self.received.insert(self.me, self.notification());
+        self.timeout_ms = self.timing.initial_timeout_ms;
+        self.resend_at = now + self.timeout_ms;
+        self.finalize_at = None;
+        let mut out = self.broadcast();
+        self.check_own_quorum(now, &mut out);
+        out
+    }
+
+    /// A peer link came up: a LOOKING server tells it its vote at once.
+    pub fn peer_connected(&mut self, peer: Sid) -> Vec<ElectionOutput> {
+        if self.state == ServerState::Looking && peer != self.me {
+            vec![self.send_to(peer)]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Handles a notification from `from`.
+    pub fn on_notification(&mut self, from: Sid, n: Notification, now: u64) -> Vec<ElectionOutput> {
+        let mut out = Vec::new();
+        if from == self.me || !self.voters.contains(&from) {
+            return out;
+        }
+        if self.state != ServerState::Looking {
+            if n.state == ServerState::Looking {
+                out.push(self.send_to(from));
+            }
+            return out;
+        }
+        if n.state == ServerState::Looking {
+            if n.election_epoch > self.logical_clock {
+                self.logical_clock = n.election_epoch;
+                self.received.clear();
+                self.vote = if n.vote.beats(&self.own_vote) {
+                    n.vote
+                } else {
+                    self.own_vote
+                };
+                self.finalize_at = None;
+                out.extend(self.broadcast());
+            } else if n.election_epoch < self.logical_clock {
+                out.push(self.send_to(from));
+                return out;
+            } else if n.vote.beats(&self.vote) {
+                self.vote = n.vote;
+                self.finalize_at = None;
+                out.extend(self.broadcast());
+            }
+            self.received.insert(from, n);
+            self.received.insert(self.me, self.notification());
+            self.check_own_quorum(now, &mut out);
+        } else {
+            if n.election_epoch == self.logical_clock {
+                self.received.insert(from, n);
+                if self.agreed(&self.received, &n) && self.leader_confirmed(&self.received, &n) {
+                    out.push(self.decide(n.vote));
+                    return out;
+                }
+            }
+            self.out_of_election.insert(from, n);
+            if self.agreed(&self.out_of_election, &n)
+                && self.leader_confirmed(&self.out_of_election, &n)
+            {
+                self.logical_clock = n.election_epoch;
+                out.push(self.decide(n.vote));
+            }
+        }
+        out
+    }
+
+    /// Advances time: finalizes a pending decision or re-sends after a silent timeout.
+    pub fn tick(&mut self, now: u64) -> Vec<ElectionOutput> {
+        if self.state != ServerState::Looking {
+            return Vec::new();
+        }
+        if let Some(at) = self.finalize_at {
+            if now >= at {
+                return vec![self.decide(self.vote)];
+            }
+        }
+        if now >= self.resend_at {
+            self.timeout_ms = (self.timeout_ms * 2).min(self.timing.max_timeout_ms);
+            self.resend_at = now + self.timeout_ms;
+            return self.broadcast();
+        }
+        Vec::new()
+    }
+
+    fn check_own_quorum(&mut self, now: u64, out: &mut Vec<ElectionOutput>) {
+        if self.finalize_at.is_none() && self.agreed(&self.received, &self.notification()) {
+            if self.timing.finalize_wait_ms == 0 {
+                out.push(self.decide(self.vote));
+            } else {
+                self.finalize_at = Some(now + self.timing.finalize_wait_ms);
+            }
+        }
+    }
+
+    /// Whether a quorum of `set` holds the same vote as `target`. Between servers that are
+    /// both past the election only the leader and its epoch must match: they may have decided
+    /// in different rounds, with different zxids in their votes.
+    fn agreed(&self, set: &BTreeMap<Sid, Notification>, target: &Notification) -> bool {
+        let same = |n: &Notification| {
+            if n.state == ServerState::Looking || target.state == ServerState::Looking {
+                n.vote == target.vote
+            } else {
+                (n.vote.leader, n.vote.peer_epoch) == (target.vote.leader, target.vote.peer_epoch)
+            }
+        };
+        let count = set.values().filter(|n| same(n)).count();
+        is_quorum(count, self.voters.len())
+    }
+
+    /// The decided leader established `epoch`; later notifications carry it as peer epoch.
+    pub fn established(&mut self, epoch: u32) {
+        if self.state != ServerState::Looking {
+            self.vote.peer_epoch = epoch;
+        }
+    }
+
+    /// A leader other than us must itself have said it leads; if it is us, the round must match.
+    fn leader_confirmed(&self, set: &BTreeMap<Sid, Notification>, n: &Notification) -> bool {
+        if n.vote.leader == self.me {
+            n.election_epoch == self.logical_clock
+        } else {
+            set.get(&n.vote.leader)
+                .is_some_and(|l| l.state == ServerState::Leading)
+        }
+    }
+
+    fn decide(&mut self, vote: Vote) -> ElectionOutput {
+        self.vote = vote;
+        self.state = if vote.leader == self.me {
+            ServerState::Leading
+        } else {
+            ServerState::Following
+        };
+        self.finalize_at = None;
+        self.received.clear();
+        self.out_of_election.clear();
+        ElectionOutput::Decided {
+            vote,
+            state: self.state,
+        }
+    }
+
+    fn send_to(&self, to: Sid) -> ElectionOutput {
+        ElectionOutput::Send {
+            to,
+            notification: self.notification(),
+        }
+    }
+
+    fn broadcast(&self) -> Vec<ElectionOutput> {
+        self.voters
+            .iter()
+            .filter(|&&s| s != self.me)
+            .map(|&s| self.send_to(s))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing() -> ElectionTiming {
+        ElectionTiming {
+            finalize_wait_ms: 200,
+            initial_timeout_ms: 200,
+            max_timeout_ms: 1600,
+        }
+    }
+
+    fn vote(leader: Sid, epoch: u32, counter: u32) -> Vote {
+        Vote {
+            leader,
+            zxid: Zxid::new(epoch, counter),
+            peer_epoch: epoch,
+        }
+    }
+
+    fn looking(v: Vote, round: u64) -> Notification {
+        Notification {
+            state: ServerState::Looking,
+            vote: v,
+            election_epoch: round,
+        }
+    }
+
+    #[test]
+    fn adopts_better_vote_then_decides_after_finalize_wait() {
+        let mut e = Election::new(1, vec![1, 2, 3], timing());
+        let out = e.start_round(Zxid::new(1, 5), 1, 0);
+        assert_eq!(out.len(), 2, "broadcast to both peers");
+        // Peer 3 has the same log and a higher sid: adopt and re-broadcast.
+        let out = e.on_notification(3, looking(vote(3, 1, 5), 1), 10);
+        assert_eq!(out.len(), 2);
+        assert_eq!(e.vote().leader, 3);
+        // 1 and 3 now agree: a quorum of 3, but the decision waits for finalize_wait.
+        assert!(e.tick(100).is_empty());
+        let out = e.tick(210);
+        assert_eq!(
+            out,
+            vec![ElectionOutput::Decided {
+                vote: vote(3, 1, 5),
+                state: ServerState::Following
+            }]
+        );
+    }
+
+    #[test]
+    fn higher_zxid_beats_higher_sid() {
+        let mut e = Election::new(3, vec![1, 2, 3], timing());
+        e.start_round(Zxid::new(1, 5), 1, 0);
+        e.on_notification(1, looking(vote(1, 1, 9), 1), 0);
+        assert_eq!(e.vote(), vote(1, 1, 9));
+        // A higher peer epoch beats any zxid of a lower epoch.
+        e.on_notification(2, looking(vote(2, 2, 0), 1), 0);
+        assert_eq!(e.vote().leader, 2);
+    }
+
+    #[test]
+    fn lagging_round_gets_our_vote_back_and_newer_round_resets() {
+        let mut e = Election::new(1, vec![1, 2, 3], timing());
+        e.start_round(Zxid::ZERO, 0, 0);
+        e.start_round(Zxid::ZERO, 0, 0);
+        let out = e.on_notification(2, looking(vote(2, 0, 0), 1), 0);
+        assert!(matches!(out[..], [ElectionOutput::Send { to: 2, .. }]));
+        assert_eq!(e.vote().leader, 1, "a stale round's vote is not adopted");
+        e.on_notification(2, looking(vote(2, 0, 0), 7), 0);
+        assert_eq!(e.logical_clock(), 7);
+        assert_eq!(e.vote().leader, 2);
+    }
+
+    #[test]
+    fn late_starter_joins_the_established_leader() {
+        let mut e = Election::new(1, vec![1, 2, 3, 4, 5], timing());
+        e.start_round(Zxid::ZERO, 0, 0);
+        let leading = Notification {
+            state: ServerState::Leading,
+            vote: vote(5, 1, 3),
+            election_epoch: 4,
+        };
+        let following = Notification {
+            state: ServerState::Following,
+            ..leading
+        };
+        assert!(e.on_notification(4, following, 0).is_empty());
+        assert!(e.on_notification(3, following, 0).is_empty(), "leader itself not heard yet");
+        let out = e.on_notification(5, leading, 0);
+        assert_eq!(
+            out,
+            vec![ElectionOutput::Decided {
+                vote: vote(5, 1, 3),
+                state: ServerState::Following
+            }]
+        );
+        // Decided servers answer LOOKING ones with their vote.
+        let out = e.on_notification(2, looking(vote(2, 0, 0), 1), 0);
+        assert!(matches!(out[..], [ElectionOutput::Send { to: 2, notification }] if notification.state == ServerState::Following));
+    }
+
+    #[test]
+    fn silent_timeouts_back_off_up_to_the_cap() {
+        let mut e = Election::new(1, vec![1, 2, 3], timing());
+        e.start_round(Zxid::ZERO, 0, 0);
+        let mut resends = Vec::new();
+        let mut t = 0;
+        while t < 10_000 {
+            t += 50;
+            if !e.tick(t).is_empty() {
+                resends.push(t);
+            }
+        }
+        let gaps: Vec<u64> = resends.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(&gaps[..4], &[400, 800, 1600, 1600]);
+    }
+
+    #[test]
+    fn single_voter_decides_alone() {
+        let mut e = Election::new(1, vec![1], ElectionTiming { finalize_wait_ms: 0, ..timing() });
+        let out = e.start_round(Zxid::ZERO, 0, 0);
+        assert!(matches!(out[..], [ElectionOutput::Decided { state: ServerState::Leading, .. }]));
+    }
+}

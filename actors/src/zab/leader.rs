@@ -1,0 +1,469 @@
+//! The leader role: discovery (new epoch), synchronization (DIFF/TRUNC/SNAP) and broadcast.
+
+use super::peer::{QuorumPeer, Role};
+use super::types::{Output, PersistToken, StorageOp, SubmitError};
+use ensemble_messages::{Sid, Txn, ZabMessage, Zxid};
+use std::collections::{BTreeMap, BTreeSet};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Collecting FOLLOWERINFO from a quorum to choose the new epoch.
+    Discovery,
+    /// The epoch is chosen; collecting ACKEPOCH, then NEWLEADER acks.
+    Sync,
+    /// Established: proposing and committing.
+    Broadcast,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    /// Sent FOLLOWERINFO with its accepted epoch.
+    Info,
+    /// Acknowledged the epoch; waiting for the leader to sync it.
+    EpochAcked { last_zxid: Zxid },
+    /// NEWLEADER sent; proposals and commits are forwarded to it.
+    Syncing,
+    /// Acknowledged NEWLEADER and got UPTODATE.
+    Synced,
+}
+
+#[derive(Clone, Debug)]
+struct FollowerHandle {
+    stage: Stage,
+    accepted_epoch: u32,
+    last_heard: u64,
+}
+
+/// State of the leader role.
+pub(super) struct LeaderRole {
+    phase: Phase,
+    started: u64,
+    epoch: Option<u32>,
+    counter: u32,
+    followers: BTreeMap<Sid, FollowerHandle>,
+    self_accepted: bool,
+    current_requested: bool,
+    self_current: bool,
+    ack_newleader: BTreeSet<Sid>,
+    proposals: BTreeMap<Zxid, BTreeSet<Sid>>,
+    last_ping: u64,
+}
+
+impl LeaderRole {
+    pub(super) fn is_established(&self) -> bool {
+        self.phase == Phase::Broadcast
+    }
+
+    pub(super) fn synced_count(&self) -> usize {
+        self.followers
+            .values()
+            .filter(|f| f.stage == Stage::Synced)
+            .count()
+    }
+
+    fn forwarding(&self) -> Vec<Sid> {
+        self.followers
+            .iter()
+            .filter(|(_, f)| matches!(f.stage, Stage::Syncing | Stage::Synced))
+            .map(|(s, _)| *s)
+            .collect()
+    }
+}
+
+impl QuorumPeer {
+    fn leader(&mut self) -> &mut LeaderRole {
+        match &mut self.role {
+            Role::Leading(l) => l,
+            _ => unreachable!("leader handler called outside the leader role"),
+        }
+    }
+
+    pub(super) fn become_leader(&mut self) {
+        self.role = Role::Leading(LeaderRole {
+            phase: Phase::Discovery,
+            started: self.now,
+            epoch: None,
+            counter: 0,
+            followers: BTreeMap::new(),
+            self_accepted: false,
+            current_requested: false,
+            self_current: false,
+            ack_newleader: BTreeSet::new(),
+            proposals: BTreeMap::new(),
+            last_ping: self.now,
+        });
+        self.leader_try_choose_epoch();
+    }
+
+    pub(super) fn leader_on_message(&mut self, from: Sid, msg: ZabMessage) {
+        let now = self.now;
+        if let Some(f) = self.leader().followers.get_mut(&from) {
+            f.last_heard = now;
+        }
+        match msg {
+            ZabMessage::FollowerInfo {
+                accepted_epoch,
+                last_zxid: _,
+            } => {
+                self.leader().followers.insert(
+                    from,
+                    FollowerHandle {
+                        stage: Stage::Info,
+                        accepted_epoch,
+                        last_heard: now,
+                    },
+                );
+                self.leader().ack_newleader.remove(&from);
+                match self.leader().epoch {
+                    Some(epoch) => self.send(from, ZabMessage::LeaderInfo { new_epoch: epoch }),
+                    None => self.leader_try_choose_epoch(),
+                }
+            }
+            ZabMessage::AckEpoch {
+                current_epoch,
+                last_zxid,
+            } => self.leader_on_ack_epoch(from, current_epoch, last_zxid),
+            ZabMessage::AckNewLeader { epoch } => self.leader_on_ack_newleader(from, epoch),
+            ZabMessage::Ack(zxid) => {
+                if self.leader().forwarding().contains(&from) {
+                    self.leader_record_ack(from, zxid);
+                }
+            }
+            ZabMessage::Request { request_id, body } => {
+                if self.leader().followers.contains_key(&from) {
+                    self.leader_propose(from, request_id, body);
+                }
+            }
+            ZabMessage::PingReply => {}
+            other => {
+                tracing::debug!(me = self.me, from, ?other, "leader ignores unexpected message");
+            }
+        }
+    }
+
+    fn leader_try_choose_epoch(&mut self) {
+        let accepted = self.accepted_epoch;
+        let leader = self.leader();
+        if leader.epoch.is_some() {
+            return;
+        }
+        let infos = leader.followers.len() + 1;
+        let max_accepted = leader
+            .followers
+            .values()
+            .map(|f| f.accepted_epoch)
+            .max()
+            .unwrap_or(0)
+            .max(accepted);
+        if !self.quorum(infos) {
+            return;
+        }
+        let epoch = max_accepted + 1;
+        let leader = self.leader();
+        leader.epoch = Some(epoch);
+        leader.phase = Phase::Sync;
+        let targets: Vec<Sid> = leader.followers.keys().copied().collect();
+        tracing::info!(me = self.me, epoch, "leader proposes a new epoch");
+        self.accepted_epoch = epoch;
+        self.persist(
+            StorageOp::AcceptedEpoch(epoch),
+            Some(PersistToken::AcceptedEpoch(epoch)),
+        );
+        for to in targets {
+            self.send(to, ZabMessage::LeaderInfo { new_epoch: epoch });
+        }
+    }
+
+    fn leader_on_ack_epoch(&mut self, from: Sid, current_epoch: u32, last_zxid: Zxid) {
+        let (my_epoch, my_last) = (self.current_epoch, self.log.last());
+        let Some(f) = self.leader().followers.get_mut(&from) else {
+            return;
+        };
+        if f.stage != Stage::Info {
+            return;
+        }
+        if (current_epoch, last_zxid) > (my_epoch, my_last) {
+            tracing::warn!(
+                me = self.me,
+                follower = from,
+                "follower is ahead of the leader ({current_epoch}, {last_zxid}) > ({my_epoch}, {my_last}); abandoning leadership"
+            );
+            self.look();
+            return;
+        }
+        f.stage = Stage::EpochAcked { last_zxid };
+        if self.leader().current_requested {
+            self.leader_sync(from, last_zxid);
+        } else {
+            self.leader_try_start_sync();
+        }
+    }
+
+    /// Once a quorum (this leader included) accepted the epoch, write currentEpoch and sync.
+    fn leader_try_start_sync(&mut self) {
+        let leader = self.leader();
+        if !leader.self_accepted || leader.current_requested {
+            return;
+        }
+        let acked = leader
+            .followers
+            .values()
+            .filter(|f| !matches!(f.stage, Stage::Info))
+            .count();
+        if !self.quorum(acked + 1) {
+            return;
+        }
+        let Some(epoch) = self.leader().epoch else {
+            return;
+        };
+        self.persist(
+            StorageOp::CurrentEpoch(epoch),
+            Some(PersistToken::CurrentEpoch(epoch)),
+        );
+        self.leader().current_requested = true;
+        let waiting: Vec<(Sid, Zxid)> = self
+            .leader()
+            .followers
+            .iter()
+            .filter_map(|(s, f)| match f.stage {
+                Stage::EpochAcked { last_zxid } => Some((*s, last_zxid)),
+                _ => None,
+            })
+            .collect();
+        for (to, last_zxid) in waiting {
+            self.leader_sync(to, last_zxid);
+        }
+    }
+
+    /// Chooses DIFF, TRUNC+DIFF or SNAP from the follower's last zxid and sends NEWLEADER.
+    fn leader_sync(&mut self, to: Sid, follower_last: Zxid) {
+        let Some(epoch) = self.leader().epoch else {
+            return;
+        };
+        match self.log.floor(follower_last) {
+            Some(point) => {
+                let truncate_to = (point != follower_last).then_some(point);
+                let txns = self.log.after(point);
+                tracing::info!(
+                    me = self.me,
+                    follower = to,
+                    %follower_last,
+                    txns = txns.len(),
+                    truncate = ?truncate_to,
+                    "syncing follower by {}",
+                    if truncate_to.is_some() { "TRUNC+DIFF" } else { "DIFF" }
+                );
+                self.send(
+                    to,
+                    ZabMessage::NewLeader {
+                        epoch,
+                        truncate_to,
+                        snapshot: None,
+                        txns,
+                    },
+                );
+            }
+            None => {
+                let txns = self.log.after(self.log.applied());
+                tracing::info!(me = self.me, follower = to, %follower_last, "syncing follower by SNAP");
+                self.emit(Output::SendSnapshotSync { to, epoch, txns });
+            }
+        }
+        if let Some(f) = self.leader().followers.get_mut(&to) {
+            f.stage = Stage::Syncing;
+        }
+    }
+
+    fn leader_on_ack_newleader(&mut self, from: Sid, epoch: u32) {
+        let leader = self.leader();
+        if leader.epoch != Some(epoch)
+            || leader.followers.get(&from).map(|f| f.stage) != Some(Stage::Syncing)
+        {
+            return;
+        }
+        leader.ack_newleader.insert(from);
+        if leader.phase == Phase::Broadcast {
+            self.leader_up_to_date(from);
+        } else {
+            self.leader_try_establish();
+        }
+    }
+
+    fn leader_try_establish(&mut self) {
+        let leader = self.leader();
+        if leader.phase != Phase::Sync || !leader.self_current {
+            return;
+        }
+        let acks = leader.ack_newleader.len() + 1;
+        if !self.quorum(acks) {
+            return;
+        }
+        let now = self.now;
+        let leader = self.leader();
+        leader.phase = Phase::Broadcast;
+        leader.last_ping = now;
+        let synced: Vec<Sid> = leader.ack_newleader.iter().copied().collect();
+        for f in leader.followers.values_mut() {
+            f.last_heard = now;
+        }
+        // Zab: the new leader's whole initial history is committed once a quorum synced it.
+        let last = self.log.last();
+        self.log.commit(last);
+        self.apply_up_to(last);
+        self.election.established(self.current_epoch);
+        tracing::info!(me = self.me, epoch = self.current_epoch, %last, "leader established");
+        for to in synced {
+            self.leader_up_to_date(to);
+        }
+    }
+
+    fn leader_up_to_date(&mut self, to: Sid) {
+        let committed = self.log.committed();
+        if let Some(f) = self.leader().followers.get_mut(&to) {
+            f.stage = Stage::Synced;
+        }
+        self.send(to, ZabMessage::UpToDate { committed });
+    }
+
+    pub(super) fn leader_on_persisted(&mut self, token: PersistToken) {
+        match token {
+            PersistToken::AcceptedEpoch(e) if self.leader().epoch == Some(e) => {
+                self.leader().self_accepted = true;
+                self.leader_try_start_sync();
+            }
+            PersistToken::CurrentEpoch(e) if self.leader().epoch == Some(e) => {
+                self.current_epoch = e;
+                self.leader().self_current = true;
+                self.leader_try_establish();
+            }
+            PersistToken::Txns(z) => {
+                let me = self.me;
+                self.leader_record_ack(me, z);
+            }
+            _ => {}
+        }
+    }
+
+    /// Proposes a write as the next zxid of this epoch.
+    pub(super) fn leader_propose(&mut self, origin: Sid, request_id: u64, body: Vec<u8>) {
+        let leader = self.leader();
+        let epoch = match (leader.phase, leader.epoch) {
+            (Phase::Broadcast, Some(epoch)) if leader.counter < u32::MAX => epoch,
+            _ => {
+                self.leader_refuse(origin, request_id, SubmitError::NotServing);
+                return;
+            }
+        };
+        leader.counter += 1;
+        let zxid = Zxid::new(epoch, leader.counter);
+        leader.proposals.insert(zxid, BTreeSet::new());
+        let targets = leader.forwarding();
+        let txn = Txn {
+            zxid,
+            origin,
+            request_id,
+            body,
+        };
+        self.log.push(txn.clone());
+        self.persist(
+            StorageOp::Append(vec![txn.clone()]),
+            Some(PersistToken::Txns(zxid)),
+        );
+        for to in targets {
+            self.send(to, ZabMessage::Proposal(txn.clone()));
+        }
+    }
+
+    fn leader_refuse(&mut self, origin: Sid, request_id: u64, why: SubmitError) {
+        if origin == self.me {
+            self.complete(request_id, Err(why));
+        } else {
+            self.send(
+                origin,
+                ZabMessage::RequestFailed {
+                    request_id,
+                    reason: why.to_string(),
+                },
+            );
+        }
+    }
+
+    /// Records that `from` has every proposal up to `zxid` on disk; commits what a quorum
+    /// including this leader holds, strictly in zxid order.
+    fn leader_record_ack(&mut self, from: Sid, zxid: Zxid) {
+        let me = self.me;
+        let leader = self.leader();
+        for (_, acks) in leader.proposals.range_mut(..=zxid) {
+            acks.insert(from);
+        }
+        let mut last_committed = None;
+        let voters = self.voters.len();
+        loop {
+            let leader = self.leader();
+            let Some((&z, acks)) = leader.proposals.iter().next() else {
+                break;
+            };
+            if !(acks.contains(&me) && crate::quorum::is_quorum(acks.len(), voters)) {
+                break;
+            }
+            self.leader().proposals.remove(&z);
+            last_committed = Some(z);
+        }
+        if let Some(z) = last_committed {
+            self.log.commit(z);
+            for to in self.leader().forwarding() {
+                self.send(to, ZabMessage::Commit(z));
+            }
+            self.apply_up_to(z);
+        }
+    }
+
+    pub(super) fn leader_on_tick(&mut self) {
+        let now = self.now;
+        let init = self.ticks_ms(self.timing.init_limit);
+        let sync = self.ticks_ms(self.timing.sync_limit);
+        let half_tick = self.timing.tick_ms / 2;
+        let me = self.me;
+        let leader = self.leader();
+        if leader.phase != Phase::Broadcast {
+            if now.saturating_sub(leader.started) > init {
+                tracing::warn!(me = self.me, "no quorum synced within initLimit; leader steps down");
+                self.look();
+            }
+            return;
+        }
+        let stale: Vec<Sid> = leader
+            .followers
+            .iter()
+            .filter(|(_, f)| now.saturating_sub(f.last_heard) > sync)
+            .map(|(s, _)| *s)
+            .collect();
+        for s in &stale {
+            tracing::warn!(me, follower = s, "follower silent for syncLimit; dropped");
+            leader.followers.remove(s);
+            leader.ack_newleader.remove(s);
+        }
+        let alive = leader.synced_count() + 1;
+        if !self.quorum(alive) {
+            tracing::warn!(me = self.me, "lost the quorum; leader steps down");
+            self.look();
+            return;
+        }
+        let leader = self.leader();
+        if now.saturating_sub(leader.last_ping) >= half_tick {
+            leader.last_ping = now;
+            let committed = self.log.committed();
+            for to in self.leader().forwarding() {
+                self.send(to, ZabMessage::Ping { committed });
+            }
+        }
+    }
+
+    pub(super) fn leader_on_disconnected(&mut self, sid: Sid) {
+        let leader = self.leader();
+        if leader.followers.remove(&sid).is_some() {
+            leader.ack_newleader.remove(&sid);
+            tracing::info!(me = self.me, follower = sid, "follower link closed");
+        }
+    }
+}

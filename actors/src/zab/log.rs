@@ -1,0 +1,154 @@
+//! The in-memory view of the transaction log that Zab reasons about.
+
+use ensemble_messages::{Txn, Zxid};
+use std::collections::VecDeque;
+
+/// Logged txns above `base`, with the commit and apply points.
+///
+/// Everything at or below `base` is in the applied state machine. Entries above `applied`
+/// are logged but not applied; entries at or below it are kept (up to the DIFF window) so
+/// that lagging followers can be synced by DIFF instead of SNAP.
+#[derive(Clone, Debug, Default)]
+pub struct TxnLog {
+    entries: VecDeque<Txn>,
+    base: Zxid,
+    committed: Zxid,
+    applied: Zxid,
+}
+
+impl TxnLog {
+    /// A log recovered from a snapshot at `base` and the logged txns after it.
+    pub fn recovered(base: Zxid, txns: Vec<Txn>) -> Self {
+        TxnLog {
+            entries: txns.into_iter().filter(|t| t.zxid > base).collect(),
+            base,
+            committed: base,
+            applied: base,
+        }
+    }
+
+    /// Last logged zxid.
+    pub fn last(&self) -> Zxid {
+        self.entries.back().map_or(self.base, |t| t.zxid)
+    }
+
+    /// Highest zxid known committed.
+    pub fn committed(&self) -> Zxid {
+        self.committed
+    }
+
+    /// Highest zxid applied to the state machine.
+    pub fn applied(&self) -> Zxid {
+        self.applied
+    }
+
+    /// Oldest zxid a follower may have and still get a DIFF.
+    pub fn base(&self) -> Zxid {
+        self.base
+    }
+
+    /// Appends a txn; the caller checks the order.
+    pub fn push(&mut self, txn: Txn) {
+        debug_assert!(txn.zxid > self.last());
+        self.entries.push_back(txn);
+    }
+
+    /// Whether `zxid` is the base or a logged entry.
+    pub fn contains(&self, zxid: Zxid) -> bool {
+        zxid == self.base || self.position(zxid).is_ok()
+    }
+
+    /// The largest logged zxid (or the base) that is at most `zxid`; `None` below the base.
+    pub fn floor(&self, zxid: Zxid) -> Option<Zxid> {
+        if zxid < self.base {
+            return None;
+        }
+        match self.position(zxid) {
+            Ok(i) => Some(self.entries[i].zxid),
+            Err(0) => Some(self.base),
+            Err(i) => Some(self.entries[i - 1].zxid),
+        }
+    }
+
+    /// Txns above `zxid`, in order.
+    pub fn after(&self, zxid: Zxid) -> Vec<Txn> {
+        let start = match self.position(zxid) {
+            Ok(i) => i + 1,
+            Err(i) => i,
+        };
+        self.entries.range(start..).cloned().collect()
+    }
+
+    /// Drops logged entries above `zxid`. Entries at or below the applied point are never
+    /// dropped: the protocol only truncates uncommitted history.
+    pub fn truncate(&mut self, zxid: Zxid) {
+        let keep = zxid.max(self.applied);
+        while self.entries.back().is_some_and(|t| t.zxid > keep) {
+            self.entries.pop_back();
+        }
+        self.committed = self.committed.min(self.last());
+    }
+
+    /// Replaces everything with a snapshot at `zxid`.
+    pub fn reset(&mut self, zxid: Zxid) {
+        *self = TxnLog::recovered(zxid, Vec::new());
+    }
+
+    /// Raises the commit point (never above the last logged zxid).
+    pub fn commit(&mut self, zxid: Zxid) {
+        self.committed = self.committed.max(zxid.min(self.last()));
+    }
+
+    /// Marks committed txns up to `limit` applied and returns them, then trims the window.
+    pub fn take_applicable(&mut self, limit: Zxid, window: usize) -> Vec<Txn> {
+        let upto = self.committed.min(limit);
+        let out = self.after(self.applied);
+        let out: Vec<Txn> = out.into_iter().take_while(|t| t.zxid <= upto).collect();
+        if let Some(last) = out.last() {
+            self.applied = last.zxid;
+        }
+        while self.entries.len() > window
+            && self.entries.front().is_some_and(|t| t.zxid <= self.applied)
+        {
+            if let Some(t) = self.entries.pop_front() {
+                self.base = t.zxid;
+            }
+        }
+        out
+    }
+
+    fn position(&self, zxid: Zxid) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&zxid, |t| t.zxid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txn(e: u32, c: u32) -> Txn {
+        Txn {
+            zxid: Zxid::new(e, c),
+            origin: 1,
+            request_id: 0,
+            body: vec![],
+        }
+    }
+
+    #[test]
+    fn floor_after_and_window_trimming() {
+        let mut log = TxnLog::recovered(Zxid::new(1, 1), vec![txn(1, 1), txn(1, 2), txn(1, 3), txn(2, 1)]);
+        assert_eq!(log.last(), Zxid::new(2, 1));
+        assert_eq!(log.floor(Zxid::new(1, 9)), Some(Zxid::new(1, 3)));
+        assert_eq!(log.floor(Zxid::new(1, 1)), Some(Zxid::new(1, 1)));
+        assert_eq!(log.floor(Zxid::new(0, 9)), None);
+        assert_eq!(log.after(Zxid::new(1, 2)).len(), 2);
+        log.commit(Zxid::new(1, 3));
+        let applied = log.take_applicable(Zxid::new(9, 9), 1);
+        assert_eq!(applied.len(), 2);
+        assert_eq!(log.applied(), Zxid::new(1, 3));
+        assert_eq!(log.base(), Zxid::new(1, 2), "one applied entry kept for DIFF");
+        log.truncate(Zxid::new(1, 1));
+        assert_eq!(log.last(), Zxid::new(1, 3), "applied txns are never truncated");
+    }
+}

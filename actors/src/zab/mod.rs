@@ -1,0 +1,18 @@
+//! Zab: discovery, synchronization and broadcast, as a pure core.
+//!
+//! [`QuorumPeer`] is the whole replication state machine of one server: it owns the
+//! [`Election`](crate::election::Election) core and, once a leader is decided, the leader or
+//! follower role. It is driven by [`QuorumPeer::step`] with an [`Input`] and the current time,
+//! and answers with [`Output`]s for its driver to carry out. It does no I/O of its own.
+
+mod follower;
+mod leader;
+mod log;
+mod peer;
+mod types;
+
+pub use log::TxnLog;
+pub use peer::QuorumPeer;
+pub use types::{
+    Durable, Input, Output, PeerStatus, PeerTiming, PersistToken, StorageOp, SubmitError,
+};

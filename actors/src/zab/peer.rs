@@ -1,0 +1,259 @@
+//! The quorum peer: election, then the leader or follower role, then election again.
+
+use super::follower::FollowerRole;
+use super::leader::LeaderRole;
+use super::log::TxnLog;
+use super::types::{
+    Durable, Input, Output, PeerStatus, PeerTiming, PersistToken, StorageOp, SubmitError,
+};
+use crate::election::{Election, ElectionOutput};
+use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, ZabMessage, Zxid};
+use std::collections::BTreeSet;
+
+pub(super) enum Role {
+    Looking,
+    Leading(LeaderRole),
+    Following(FollowerRole),
+}
+
+/// The replication state machine of one server. See the [module docs](super).
+pub struct QuorumPeer {
+    pub(super) me: Sid,
+    pub(super) voters: Vec<Sid>,
+    pub(super) timing: PeerTiming,
+    pub(super) election: Election,
+    pub(super) accepted_epoch: u32,
+    pub(super) current_epoch: u32,
+    pub(super) log: TxnLog,
+    /// Highest zxid known durable on this server's disk.
+    pub(super) persisted: Zxid,
+    pub(super) role: Role,
+    pub(super) now: u64,
+    pending: BTreeSet<u64>,
+    out: Vec<Output>,
+}
+
+impl QuorumPeer {
+    /// A server recovered from `durable`; call [`QuorumPeer::start`] to begin electing.
+    pub fn new(me: Sid, mut voters: Vec<Sid>, timing: PeerTiming, durable: Durable) -> Self {
+        voters.sort_unstable();
+        let log = TxnLog::recovered(durable.snapshot_zxid, durable.log);
+        QuorumPeer {
+            election: Election::new(me, voters.clone(), timing.election.clone()),
+            me,
+            voters,
+            timing,
+            accepted_epoch: durable.accepted_epoch,
+            current_epoch: durable.current_epoch,
+            persisted: log.last(),
+            log,
+            role: Role::Looking,
+            now: 0,
+            pending: BTreeSet::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// Starts the first election round.
+    pub fn start(&mut self, now: u64) -> Vec<Output> {
+        self.now = now;
+        self.look();
+        std::mem::take(&mut self.out)
+    }
+
+    /// Feeds one input; returns what the driver must do, in order.
+    pub fn step(&mut self, input: Input, now: u64) -> Vec<Output> {
+        self.now = now;
+        match input {
+            Input::Message { from, msg } => self.on_message(from, msg),
+            Input::Tick => self.on_tick(),
+            Input::Persisted(token) => self.on_persisted(token),
+            Input::Submit { request_id, body } => self.on_submit(request_id, body),
+            Input::PeerConnected(sid) => self.on_peer_connected(sid),
+            Input::PeerDisconnected(sid) => self.on_peer_disconnected(sid),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// This server's id.
+    pub fn id(&self) -> Sid {
+        self.me
+    }
+
+    /// A summary for status reports.
+    pub fn status(&self) -> PeerStatus {
+        let (state, serving, leader, synced) = match &self.role {
+            Role::Looking => (ServerState::Looking, false, None, 0),
+            Role::Leading(l) => (ServerState::Leading, l.is_established(), Some(self.me), l.synced_count()),
+            Role::Following(f) => (ServerState::Following, f.is_serving(), Some(f.leader), 0),
+        };
+        PeerStatus {
+            state,
+            serving,
+            leader,
+            current_epoch: self.current_epoch,
+            last_logged: self.log.last(),
+            committed: self.log.committed(),
+            applied: self.log.applied(),
+            synced_followers: synced,
+            election_epoch: self.election.logical_clock(),
+        }
+    }
+
+    /// Logged txns above `zxid` still held in memory (for checks and tests).
+    pub fn logged_after(&self, zxid: Zxid) -> Vec<Txn> {
+        self.log.after(zxid)
+    }
+
+    pub(super) fn emit(&mut self, output: Output) {
+        self.out.push(output);
+    }
+
+    pub(super) fn send(&mut self, to: Sid, msg: ZabMessage) {
+        self.out.push(Output::Send {
+            to,
+            msg: PeerMessage::Zab(msg),
+        });
+    }
+
+    pub(super) fn persist(&mut self, op: StorageOp, token: Option<PersistToken>) {
+        self.out.push(Output::Persist { op, token });
+    }
+
+    pub(super) fn quorum(&self, count: usize) -> bool {
+        crate::quorum::is_quorum(count, self.voters.len())
+    }
+
+    pub(super) fn ticks_ms(&self, ticks: u32) -> u64 {
+        self.timing.tick_ms * u64::from(ticks)
+    }
+
+    /// Applies committed txns up to `limit` and completes writes submitted here.
+    pub(super) fn apply_up_to(&mut self, limit: Zxid) {
+        let txns = self.log.take_applicable(limit, self.timing.diff_window);
+        if txns.is_empty() {
+            return;
+        }
+        let mine: Vec<(u64, Zxid)> = txns
+            .iter()
+            .filter(|t| t.origin == self.me && self.pending.contains(&t.request_id))
+            .map(|t| (t.request_id, t.zxid))
+            .collect();
+        self.emit(Output::Apply(txns));
+        for (request_id, zxid) in mine {
+            self.complete(request_id, Ok(zxid));
+        }
+    }
+
+    /// Installs a snapshot received from the leader.
+    pub(super) fn install_snapshot(&mut self, snapshot: Snapshot) {
+        self.log.reset(snapshot.last_zxid);
+        self.persisted = snapshot.last_zxid;
+        self.persist(StorageOp::InstallSnapshot(snapshot.clone()), None);
+        self.emit(Output::InstallSnapshot(snapshot));
+    }
+
+    pub(super) fn complete(&mut self, request_id: u64, result: Result<Zxid, SubmitError>) {
+        if self.pending.remove(&request_id) {
+            self.emit(Output::Completed { request_id, result });
+        }
+    }
+
+    /// Ends the current role and starts a new election round.
+    pub(super) fn look(&mut self) {
+        self.role = Role::Looking;
+        for request_id in std::mem::take(&mut self.pending) {
+            self.emit(Output::Completed {
+                request_id,
+                result: Err(SubmitError::LeaderChanged),
+            });
+        }
+        let outs = self
+            .election
+            .start_round(self.log.last(), self.current_epoch, self.now);
+        self.election_outputs(outs);
+    }
+
+    fn election_outputs(&mut self, outs: Vec<ElectionOutput>) {
+        for o in outs {
+            match o {
+                ElectionOutput::Send { to, notification } => self.out.push(Output::Send {
+                    to,
+                    msg: PeerMessage::Election(notification),
+                }),
+                ElectionOutput::Decided { vote, state } => {
+                    tracing::info!(me = self.me, leader = vote.leader, ?state, "election decided");
+                    if state == ServerState::Leading {
+                        self.become_leader();
+                    } else {
+                        self.become_follower(vote.leader);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_message(&mut self, from: Sid, msg: PeerMessage) {
+        match msg {
+            PeerMessage::Election(n) => {
+                let outs = self.election.on_notification(from, n, self.now);
+                self.election_outputs(outs);
+            }
+            PeerMessage::Zab(z) => match self.role {
+                Role::Leading(_) => self.leader_on_message(from, z),
+                Role::Following(_) => self.follower_on_message(from, z),
+                Role::Looking => {}
+            },
+        }
+    }
+
+    fn on_tick(&mut self) {
+        match self.role {
+            Role::Looking => {
+                let outs = self.election.tick(self.now);
+                self.election_outputs(outs);
+            }
+            Role::Leading(_) => self.leader_on_tick(),
+            Role::Following(_) => self.follower_on_tick(),
+        }
+    }
+
+    fn on_persisted(&mut self, token: PersistToken) {
+        if let PersistToken::Txns(z) = token {
+            self.persisted = self.persisted.max(z.min(self.log.last()));
+        }
+        match self.role {
+            Role::Leading(_) => self.leader_on_persisted(token),
+            Role::Following(_) => self.follower_on_persisted(token),
+            Role::Looking => {}
+        }
+    }
+
+    fn on_submit(&mut self, request_id: u64, body: Vec<u8>) {
+        self.pending.insert(request_id);
+        match self.role {
+            Role::Leading(_) => self.leader_propose(self.me, request_id, body),
+            Role::Following(_) => self.follower_forward(request_id, body),
+            Role::Looking => self.complete(request_id, Err(SubmitError::NotServing)),
+        }
+    }
+
+    fn on_peer_connected(&mut self, sid: Sid) {
+        let outs = self.election.peer_connected(sid);
+        self.election_outputs(outs);
+        if let Role::Following(_) = self.role {
+            self.follower_on_connected(sid);
+        }
+    }
+
+    fn on_peer_disconnected(&mut self, sid: Sid) {
+        match self.role {
+            Role::Leading(_) => self.leader_on_disconnected(sid),
+            Role::Following(ref f) if f.leader == sid => {
+                tracing::warn!(me = self.me, leader = sid, "lost the link to the leader");
+                self.look();
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Inputs, outputs and settings of the [`QuorumPeer`](super::QuorumPeer) core.
+
+use crate::election::ElectionTiming;
+use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, Zxid};
+
+/// Timing of one server, in ms and ticks.
+#[derive(Clone, Debug)]
+pub struct PeerTiming {
+    /// Length of a tick.
+    pub tick_ms: u64,
+    /// Ticks allowed for discovery and synchronization.
+    pub init_limit: u32,
+    /// Ticks of silence tolerated between leader and follower.
+    pub sync_limit: u32,
+    /// Election timing.
+    pub election: ElectionTiming,
+    /// Committed txns kept in memory past the applied point, for DIFF sync.
+    pub diff_window: usize,
+}
+
+/// What a server recovered from disk at start.
+#[derive(Clone, Debug, Default)]
+pub struct Durable {
+    /// Last epoch this server acknowledged in discovery.
+    pub accepted_epoch: u32,
+    /// Epoch of the last leader this server synchronized with.
+    pub current_epoch: u32,
+    /// Last zxid of the snapshot the state machine was loaded from.
+    pub snapshot_zxid: Zxid,
+    /// Logged txns after the snapshot, in order; not applied yet.
+    pub log: Vec<Txn>,
+}
+
+/// A durable write for the storage actor. Operations are carried out in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StorageOp {
+    /// Append txns to the log.
+    Append(Vec<Txn>),
+    /// Drop every logged txn above this zxid.
+    Truncate(Zxid),
+    /// Replace the whole history with this snapshot.
+    InstallSnapshot(Snapshot),
+    /// Write the acceptedEpoch file.
+    AcceptedEpoch(u32),
+    /// Write the currentEpoch file.
+    CurrentEpoch(u32),
+}
+
+/// Reported back through [`Input::Persisted`] once an operation (and all before it) is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PersistToken {
+    /// Txns up to this zxid are on disk.
+    Txns(Zxid),
+    /// The acceptedEpoch file holds this epoch.
+    AcceptedEpoch(u32),
+    /// The currentEpoch file holds this epoch.
+    CurrentEpoch(u32),
+}
+
+/// Why a submitted write did not commit (its outcome is then unknown, as ZooKeeper's
+/// ConnectionLoss).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SubmitError {
+    /// This server is not following an established leader right now.
+    NotServing,
+    /// Leadership changed before the write committed; it may or may not commit later.
+    LeaderChanged,
+    /// The leader refused the forwarded write.
+    Refused(String),
+}
+
+impl std::fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubmitError::NotServing => write!(f, "this server is not currently serving requests"),
+            SubmitError::LeaderChanged => write!(f, "leadership changed; the write's outcome is unknown"),
+            SubmitError::Refused(why) => write!(f, "the leader refused the write: {why}"),
+        }
+    }
+}
+
+/// Events for the core.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// A message from a peer.
+    Message { from: Sid, msg: PeerMessage },
+    /// Time passed; the driver ticks at least every tick/4.
+    Tick,
+    /// A storage operation carrying this token, and all before it, is durable.
+    Persisted(PersistToken),
+    /// A client write received at this server.
+    Submit { request_id: u64, body: Vec<u8> },
+    /// A peer link came up.
+    PeerConnected(Sid),
+    /// A peer link went down.
+    PeerDisconnected(Sid),
+}
+
+/// Work for the driver, to carry out in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send a message to a peer (dropped if the link is down).
+    Send { to: Sid, msg: PeerMessage },
+    /// Make an operation durable; report `token` when it is.
+    Persist {
+        op: StorageOp,
+        token: Option<PersistToken>,
+    },
+    /// Apply committed txns to the state machine, in order.
+    Apply(Vec<Txn>),
+    /// Replace the state machine with this image (a SNAP sync).
+    InstallSnapshot(Snapshot),
+    /// Sync a follower by SNAP: send `NewLeader` with the state machine's current image
+    /// (it covers every applied txn) followed by `txns`.
+    SendSnapshotSync { to: Sid, epoch: u32, txns: Vec<Txn> },
+    /// A write submitted here finished.
+    Completed {
+        request_id: u64,
+        result: Result<Zxid, SubmitError>,
+    },
+}
+
+/// A summary of the server for status reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeerStatus {
+    /// Role.
+    pub state: ServerState,
+    /// Whether the role is established (the leader has a synced quorum, the follower is synced).
+    pub serving: bool,
+    /// The leader followed or led, if any.
+    pub leader: Option<Sid>,
+    /// Epoch of the last established leader.
+    pub current_epoch: u32,
+    /// Last logged zxid.
+    pub last_logged: Zxid,
+    /// Last committed zxid.
+    pub committed: Zxid,
+    /// Last applied zxid.
+    pub applied: Zxid,
+    /// Followers synced to this leader (0 unless leading).
+    pub synced_followers: usize,
+    /// Election round.
+    pub election_epoch: u64,
+}
