@@ -147,7 +147,8 @@ mod tests {
         let applied = log.take_applicable(Zxid::new(9, 9), 1);
         assert_eq!(applied.len(), 2);
         assert_eq!(log.applied(), Zxid::new(1, 3));
-        assert_eq!(log.base(), Zxid::new(1, 2), "one applied entry kept for DIFF");
+        assert_eq!(log.base(), Zxid::new(1, 3), "applied entries beyond the window are trimmed");
+        assert_eq!(log.floor(Zxid::new(1, 2)), None, "a follower that far behind needs SNAP");
         log.truncate(Zxid::new(1, 1));
         assert_eq!(log.last(), Zxid::new(1, 3), "applied txns are never truncated");
     }
