@@ -10,7 +10,9 @@ mod model;
 mod native;
 mod zoo_cfg;
 
-pub use model::{ClientSettings, ElectionSettings, NodeConfig, ServerEntry, ServerRole, StorageSettings};
+pub use model::{
+    ClientSettings, ElectionSettings, NodeConfig, ServerEntry, ServerRole, StorageSettings,
+};
 pub use native::{load_toml, load_toml_str, EnsembleFile, DEFAULT_TOML};
 pub use zoo_cfg::{load_zoo_cfg, parse_zoo_cfg};
 

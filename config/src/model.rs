@@ -157,7 +157,10 @@ impl NodeConfig {
         let mut addrs = HashSet::new();
         for s in &self.servers {
             if !ids.insert(s.id) {
-                return Err(ConfigError::invalid(format!("server id {} is listed twice", s.id)));
+                return Err(ConfigError::invalid(format!(
+                    "server id {} is listed twice",
+                    s.id
+                )));
             }
             let mut own = vec![s.peer_addr(), s.client_addr()];
             if let Some(e) = s.election_port {
@@ -190,8 +193,18 @@ impl NodeConfig {
         range("initLimit", u64::from(self.init_limit), 1, 1_000)?;
         range("syncLimit", u64::from(self.sync_limit), 1, 1_000)?;
         range("snapCount", self.storage.snap_count, 2, 100_000_000)?;
-        range("snapRetainCount", self.storage.snap_retain_count as u64, 3, 10_000)?;
-        range("finalize_wait_ms", self.election.finalize_wait_ms, 0, 60_000)?;
+        range(
+            "snapRetainCount",
+            self.storage.snap_retain_count as u64,
+            3,
+            10_000,
+        )?;
+        range(
+            "finalize_wait_ms",
+            self.election.finalize_wait_ms,
+            0,
+            60_000,
+        )?;
         range(
             "max_notification_timeout_ms",
             self.election.max_notification_timeout_ms,

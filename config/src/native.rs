@@ -233,7 +233,10 @@ mod tests {
             let c = load_toml_str(DEFAULT_TOML, id).unwrap();
             assert_eq!(c.id, id);
             assert_eq!(c.servers.len(), 3);
-            assert_eq!(c.storage.data_dir, PathBuf::from(format!("ensemble-data/server-{id}")));
+            assert_eq!(
+                c.storage.data_dir,
+                PathBuf::from(format!("ensemble-data/server-{id}"))
+            );
             assert_eq!(c.client.min_session_timeout_ms, 4000);
             assert!(c.warnings.is_empty());
         }
@@ -243,7 +246,9 @@ mod tests {
     fn unknown_id_and_unknown_key_are_clear_errors() {
         let e = load_toml_str(DEFAULT_TOML, 9).unwrap_err().to_string();
         assert_eq!(e, "myid 9 matches no server entry (servers: 1, 2, 3)");
-        let e = load_toml_str("[ensemble]\ntick = 5\n", 1).unwrap_err().to_string();
+        let e = load_toml_str("[ensemble]\ntick = 5\n", 1)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown field `tick`"), "{e}");
     }
 

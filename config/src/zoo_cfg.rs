@@ -48,19 +48,23 @@ pub fn parse_zoo_cfg(
             continue;
         }
         let (k, v) = line.split_once('=').ok_or_else(|| {
-            ConfigError::Parse(format!("zoo.cfg line {}: expected key=value, got {line:?}", n + 1))
+            ConfigError::Parse(format!(
+                "zoo.cfg line {}: expected key=value, got {line:?}",
+                n + 1
+            ))
         })?;
         keys.insert(k.trim().to_string(), v.trim().to_string());
     }
     let mut warnings = Vec::new();
-    let get_num = |keys: &BTreeMap<String, String>, k: &str, default: u64| -> Result<u64, ConfigError> {
-        match keys.get(k) {
-            None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| ConfigError::Parse(format!("zoo.cfg: {k}={v} is not a number"))),
-        }
-    };
+    let get_num =
+        |keys: &BTreeMap<String, String>, k: &str, default: u64| -> Result<u64, ConfigError> {
+            match keys.get(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .parse()
+                    .map_err(|_| ConfigError::Parse(format!("zoo.cfg: {k}={v} is not a number"))),
+            }
+        };
     let tick_ms = get_num(&keys, "tickTime", 2000)?;
     let data_dir = PathBuf::from(
         keys.get("dataDir")
@@ -111,7 +115,12 @@ pub fn parse_zoo_cfg(
     }
     let whitelist = keys
         .get("4lw.commands.whitelist")
-        .map(|v| v.split(',').map(|w| w.trim().to_string()).filter(|w| !w.is_empty()).collect())
+        .map(|v| {
+            v.split(',')
+                .map(|w| w.trim().to_string())
+                .filter(|w| !w.is_empty())
+                .collect()
+        })
         .unwrap_or_else(|| vec!["srvr".to_string()]);
     let config = NodeConfig {
         id,
@@ -174,10 +183,13 @@ fn parse_server_line(
     };
     let fields: Vec<&str> = peer_part.split(':').collect();
     if fields.len() < 3 || fields.len() > 4 {
-        return Err(bad("expected host:quorumPort:electionPort[:participant|:observer]"));
+        return Err(bad(
+            "expected host:quorumPort:electionPort[:participant|:observer]",
+        ));
     }
     let num = |s: &str, what: &str| -> Result<u16, ConfigError> {
-        s.parse().map_err(|_| bad(&format!("{what} {s:?} is not a port")))
+        s.parse()
+            .map_err(|_| bad(&format!("{what} {s:?} is not a port")))
     };
     let role = match fields.get(3) {
         None | Some(&"participant") => ServerRole::Participant,

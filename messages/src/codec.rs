@@ -126,7 +126,10 @@ mod tests {
     fn oversized_and_garbage_frames_are_errors() {
         let mut codec = PeerCodec::<PeerMessage, PeerMessage>::default();
         let mut buf = BytesMut::from(&[0xff, 0xff, 0xff, 0xff][..]);
-        assert!(matches!(codec.decode(&mut buf), Err(CodecError::TooLarge(_))));
+        assert!(matches!(
+            codec.decode(&mut buf),
+            Err(CodecError::TooLarge(_))
+        ));
         let mut buf = BytesMut::from(&[0, 0, 0, 2, 0xff, 0xff][..]);
         assert!(matches!(codec.decode(&mut buf), Err(CodecError::Decode(_))));
     }

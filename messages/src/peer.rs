@@ -92,7 +92,10 @@ pub struct Snapshot {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ZabMessage {
     /// Follower -> leader: start of discovery.
-    FollowerInfo { accepted_epoch: u32, last_zxid: Zxid },
+    FollowerInfo {
+        accepted_epoch: u32,
+        last_zxid: Zxid,
+    },
     /// Leader -> follower: the epoch it proposes to establish.
     LeaderInfo { new_epoch: u32 },
     /// Follower -> leader: the epoch is accepted (and persisted); its history summary.

@@ -3,8 +3,14 @@
 use ensemble_tests::sim::{Sim, SimConfig};
 
 fn main() {
-    let args: Vec<u64> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
-    let (from, to) = (args.first().copied().unwrap_or(0), args.get(1).copied().unwrap_or(20));
+    let args: Vec<u64> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let (from, to) = (
+        args.first().copied().unwrap_or(0),
+        args.get(1).copied().unwrap_or(20),
+    );
     for seed in from..to {
         let cfg = SimConfig::for_seed(seed);
         let shape = format!("{cfg:?}");

@@ -109,11 +109,26 @@ struct Node {
 
 #[derive(Debug)]
 enum Event {
-    Deliver { from: Sid, to: Sid, incarnation: u64, msg: PeerMessage },
-    Tick { node: Sid, incarnation: u64 },
-    Fsync { node: Sid, incarnation: u64 },
-    Crash { node: Sid },
-    Restart { node: Sid },
+    Deliver {
+        from: Sid,
+        to: Sid,
+        incarnation: u64,
+        msg: PeerMessage,
+    },
+    Tick {
+        node: Sid,
+        incarnation: u64,
+    },
+    Fsync {
+        node: Sid,
+        incarnation: u64,
+    },
+    Crash {
+        node: Sid,
+    },
+    Restart {
+        node: Sid,
+    },
     Partition,
     Heal,
     Write,
@@ -285,7 +300,11 @@ impl Sim {
         let mut s = String::new();
         for (id, n) in &self.nodes {
             match &n.core {
-                Some(c) => s.push_str(&format!("  node {id}: {:?}, applied {}\n", c.status(), n.applied.len())),
+                Some(c) => s.push_str(&format!(
+                    "  node {id}: {:?}, applied {}\n",
+                    c.status(),
+                    n.applied.len()
+                )),
                 None => s.push_str(&format!("  node {id}: down\n")),
             }
         }
@@ -299,7 +318,8 @@ impl Sim {
     fn schedule(&mut self, at: u64, ev: Event) {
         self.seq += 1;
         self.events.push(Some(ev));
-        self.queue.push(Reverse((at, self.seq, self.events.len() - 1)));
+        self.queue
+            .push(Reverse((at, self.seq, self.events.len() - 1)));
     }
 
     fn schedule_faults(&mut self) {
@@ -331,7 +351,11 @@ impl Sim {
     }
 
     fn run_until(&mut self, until: u64) -> Result<(), String> {
-        while self.queue.peek().is_some_and(|Reverse((t, _, _))| *t <= until) {
+        while self
+            .queue
+            .peek()
+            .is_some_and(|Reverse((t, _, _))| *t <= until)
+        {
             self.step_one()?;
         }
         self.now = self.now.max(until);
@@ -352,13 +376,19 @@ impl Sim {
 
     fn handle(&mut self, ev: Event) -> Result<(), String> {
         match ev {
-            Event::Deliver { from, to, incarnation, msg } => {
+            Event::Deliver {
+                from,
+                to,
+                incarnation,
+                msg,
+            } => {
                 if self.nodes[&to].incarnation == incarnation && self.nodes[&to].core.is_some() {
                     self.feed(to, Input::Message { from, msg })?;
                 }
             }
             Event::Tick { node, incarnation } => {
-                if self.nodes[&node].incarnation == incarnation && self.nodes[&node].core.is_some() {
+                if self.nodes[&node].incarnation == incarnation && self.nodes[&node].core.is_some()
+                {
                     self.feed(node, Input::Tick)?;
                     self.schedule(self.now + TICK_EVERY_MS, Event::Tick { node, incarnation });
                 }
@@ -376,8 +406,13 @@ impl Sim {
             }
             Event::Partition => {
                 let ids: Vec<Sid> = self.nodes.keys().copied().collect();
-                let side: BTreeSet<Sid> = ids.iter().copied().filter(|_| self.rng.random_bool(0.5)).collect();
-                self.trace.push(format!("{} partition {:?}", self.now, side));
+                let side: BTreeSet<Sid> = ids
+                    .iter()
+                    .copied()
+                    .filter(|_| self.rng.random_bool(0.5))
+                    .collect();
+                self.trace
+                    .push(format!("{} partition {:?}", self.now, side));
                 for a in &ids {
                     for b in &ids {
                         if side.contains(a) != side.contains(b) {
@@ -391,7 +426,12 @@ impl Sim {
                 self.blocked.clear();
             }
             Event::Write => {
-                let live: Vec<Sid> = self.nodes.iter().filter(|(_, n)| n.core.is_some()).map(|(id, _)| *id).collect();
+                let live: Vec<Sid> = self
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| n.core.is_some())
+                    .map(|(id, _)| *id)
+                    .collect();
                 if !live.is_empty() {
                     let node = live[self.rng.random_range(0..live.len())];
                     self.next_request += 1;
@@ -419,7 +459,13 @@ impl Sim {
             accepted_epoch: node.disk.accepted_epoch,
             current_epoch: node.disk.current_epoch,
             snapshot_zxid: snap,
-            log: node.disk.log.iter().filter(|t| t.zxid > snap).cloned().collect(),
+            log: node
+                .disk
+                .log
+                .iter()
+                .filter(|t| t.zxid > snap)
+                .cloned()
+                .collect(),
         };
         node.applied = node.disk.snapshot.clone();
         let mut core = QuorumPeer::new(id, voters.clone(), timing(), durable);
@@ -430,7 +476,13 @@ impl Sim {
         let applied = self.nodes[&id].applied.clone();
         self.check_history(id, &applied, 0)?;
         let jitter = self.rng.random_range(0..TICK_EVERY_MS);
-        self.schedule(self.now + jitter, Event::Tick { node: id, incarnation });
+        self.schedule(
+            self.now + jitter,
+            Event::Tick {
+                node: id,
+                incarnation,
+            },
+        );
         self.carry_out(id, outs)?;
         for other in voters.into_iter().filter(|o| *o != id) {
             if self.nodes[&other].core.is_some() {
@@ -457,7 +509,10 @@ impl Sim {
             // Ignore errors here: a torn prefix is what the disk model keeps.
             let _ = node.disk.apply(op);
         }
-        self.trace.push(format!("{} crash {id} (kept {keep} unsynced ops)", self.now));
+        self.trace.push(format!(
+            "{} crash {id} (kept {keep} unsynced ops)",
+            self.now
+        ));
         let others: Vec<Sid> = self.nodes.keys().copied().filter(|o| *o != id).collect();
         for other in others {
             if self.nodes[&other].core.is_some() {
@@ -472,7 +527,9 @@ impl Sim {
         let ops: Vec<_> = node.unsynced.drain(..).collect();
         let mut tokens = Vec::new();
         for (op, token) in ops {
-            node.disk.apply(&op).map_err(|e| format!("node {id}: {e}"))?;
+            node.disk
+                .apply(&op)
+                .map_err(|e| format!("node {id}: {e}"))?;
             tokens.extend(token);
         }
         for t in tokens {
@@ -504,13 +561,20 @@ impl Sim {
                         node.fsync_pending = true;
                         let incarnation = node.incarnation;
                         let delay = self.rng.random_range(1..6);
-                        self.schedule(self.now + delay, Event::Fsync { node: id, incarnation });
+                        self.schedule(
+                            self.now + delay,
+                            Event::Fsync {
+                                node: id,
+                                incarnation,
+                            },
+                        );
                     }
                 }
                 Output::Apply(txns) => {
                     let from = self.nodes[&id].applied.len();
                     let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
-                    node.applied.extend(txns.into_iter().map(|t| (t.zxid, t.body)));
+                    node.applied
+                        .extend(txns.into_iter().map(|t| (t.zxid, t.body)));
                     let applied = node.applied.clone();
                     self.check_history(id, &applied, from)?;
                     let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
@@ -520,22 +584,32 @@ impl Sim {
                     }
                 }
                 Output::InstallSnapshot(s) => {
-                    let state: Vec<(Zxid, Vec<u8>)> = decode(&s.state).map_err(|e| e.to_string())?;
+                    let state: Vec<(Zxid, Vec<u8>)> =
+                        decode(&s.state).map_err(|e| e.to_string())?;
                     self.check_history(id, &state, 0)?;
                     self.nodes.get_mut(&id).ok_or("unknown node")?.applied = state;
                 }
                 Output::SendSnapshotSync { to, epoch, txns } => {
                     let node = &self.nodes[&id];
-                    let applied = node.core.as_ref().map(|c| c.status().applied).unwrap_or_default();
+                    let applied = node
+                        .core
+                        .as_ref()
+                        .map(|c| c.status().applied)
+                        .unwrap_or_default();
                     let last = node.applied.last().map_or(Zxid::ZERO, |t| t.0);
                     if last != applied {
-                        return Err(format!("node {id}: state machine at {last} but core applied {applied}"));
+                        return Err(format!(
+                            "node {id}: state machine at {last} but core applied {applied}"
+                        ));
                     }
                     let state = encode(&node.applied).map_err(|e| e.to_string())?;
                     let msg = ZabMessage::NewLeader {
                         epoch,
                         truncate_to: None,
-                        snapshot: Some(Snapshot { last_zxid: last, state }),
+                        snapshot: Some(Snapshot {
+                            last_zxid: last,
+                            state,
+                        }),
                         txns,
                     };
                     self.send(id, to, PeerMessage::Zab(msg));
@@ -560,7 +634,9 @@ impl Sim {
     }
 
     fn send(&mut self, from: Sid, to: Sid, msg: PeerMessage) {
-        if self.blocked.contains(&(from, to)) || (self.faults && self.rng.random_bool(self.cfg.drop_rate)) {
+        if self.blocked.contains(&(from, to))
+            || (self.faults && self.rng.random_bool(self.cfg.drop_rate))
+        {
             return;
         }
         let Some(target) = self.nodes.get(&to) else {
@@ -576,11 +652,24 @@ impl Sim {
         let clock = self.link_clock.entry((from, to)).or_insert(0);
         let at = (self.now + delay).max(*clock);
         *clock = at;
-        self.schedule(at, Event::Deliver { from, to, incarnation, msg });
+        self.schedule(
+            at,
+            Event::Deliver {
+                from,
+                to,
+                incarnation,
+                msg,
+            },
+        );
     }
 
     /// Checks `history[from..]` against the canonical history, extending it.
-    fn check_history(&mut self, id: Sid, history: &[(Zxid, Vec<u8>)], from: usize) -> Result<(), String> {
+    fn check_history(
+        &mut self,
+        id: Sid,
+        history: &[(Zxid, Vec<u8>)],
+        from: usize,
+    ) -> Result<(), String> {
         for (i, entry) in history.iter().enumerate().skip(from) {
             match self.canonical.get(i) {
                 Some(c) if c == entry => {}

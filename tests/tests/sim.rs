@@ -23,7 +23,10 @@ fn simulated_clusters_stay_safe_and_recover() {
         }
         return;
     }
-    let seeds: u64 = std::env::var("SIM_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(500);
+    let seeds: u64 = std::env::var("SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
     let failures: Vec<String> = (0..seeds).filter_map(|s| run_seed(s).err()).collect();
     assert!(
         failures.is_empty(),

@@ -357,7 +357,10 @@ mod tests {
             ..leading
         };
         assert!(e.on_notification(4, following, 0).is_empty());
-        assert!(e.on_notification(3, following, 0).is_empty(), "leader itself not heard yet");
+        assert!(
+            e.on_notification(3, following, 0).is_empty(),
+            "leader itself not heard yet"
+        );
         let out = e.on_notification(5, leading, 0);
         assert_eq!(
             out,
@@ -368,7 +371,9 @@ mod tests {
         );
         // Decided servers answer LOOKING ones with their vote.
         let out = e.on_notification(2, looking(vote(2, 0, 0), 1), 0);
-        assert!(matches!(out[..], [ElectionOutput::Send { to: 2, notification }] if notification.state == ServerState::Following));
+        assert!(
+            matches!(out[..], [ElectionOutput::Send { to: 2, notification }] if notification.state == ServerState::Following)
+        );
     }
 
     #[test]
@@ -389,8 +394,21 @@ mod tests {
 
     #[test]
     fn single_voter_decides_alone() {
-        let mut e = Election::new(1, vec![1], ElectionTiming { finalize_wait_ms: 0, ..timing() });
+        let mut e = Election::new(
+            1,
+            vec![1],
+            ElectionTiming {
+                finalize_wait_ms: 0,
+                ..timing()
+            },
+        );
         let out = e.start_round(Zxid::ZERO, 0, 0);
-        assert!(matches!(out[..], [ElectionOutput::Decided { state: ServerState::Leading, .. }]));
+        assert!(matches!(
+            out[..],
+            [ElectionOutput::Decided {
+                state: ServerState::Leading,
+                ..
+            }]
+        ));
     }
 }

@@ -108,7 +108,12 @@ impl QuorumPeer {
             (ZabMessage::UpToDate { committed }, Phase::AwaitUpToDate(e)) => {
                 self.follower().phase = Phase::Broadcast(e);
                 self.election.established(e);
-                tracing::info!(me = self.me, leader = from, epoch = e, "follower synced and serving");
+                tracing::info!(
+                    me = self.me,
+                    leader = from,
+                    epoch = e,
+                    "follower synced and serving"
+                );
                 self.follower_commit(committed);
             }
             (ZabMessage::Proposal(txn), _) => self.follower_on_proposal(txn),
@@ -122,7 +127,12 @@ impl QuorumPeer {
             }
             (ZabMessage::LeaderInfo { .. }, _) | (ZabMessage::Ping { .. }, _) => {}
             (other, phase) => {
-                tracing::warn!(me = self.me, ?phase, ?other, "unexpected message from the leader; looking");
+                tracing::warn!(
+                    me = self.me,
+                    ?phase,
+                    ?other,
+                    "unexpected message from the leader; looking"
+                );
                 self.look();
             }
         }
@@ -175,7 +185,10 @@ impl QuorumPeer {
             self.persisted = self.persisted.min(self.log.last());
             self.persist(StorageOp::Truncate(self.log.last()), None);
         }
-        let fresh: Vec<Txn> = txns.into_iter().filter(|t| t.zxid > self.log.last()).collect();
+        let fresh: Vec<Txn> = txns
+            .into_iter()
+            .filter(|t| t.zxid > self.log.last())
+            .collect();
         if let Some(last) = fresh.last().map(|t| t.zxid) {
             for t in &fresh {
                 self.log.push(t.clone());
@@ -267,11 +280,19 @@ impl QuorumPeer {
         let f = self.follower();
         if f.is_serving() {
             if now.saturating_sub(f.last_heard) > sync {
-                tracing::warn!(me, leader = f.leader, "leader silent for syncLimit; looking");
+                tracing::warn!(
+                    me,
+                    leader = f.leader,
+                    "leader silent for syncLimit; looking"
+                );
                 self.look();
             }
         } else if now.saturating_sub(f.started) > init {
-            tracing::warn!(me, leader = f.leader, "not synced within initLimit; looking");
+            tracing::warn!(
+                me,
+                leader = f.leader,
+                "not synced within initLimit; looking"
+            );
             self.look();
         } else if f.phase == Phase::AwaitLeaderInfo {
             self.follower_send_info();

@@ -136,7 +136,12 @@ impl QuorumPeer {
             }
             ZabMessage::PingReply => {}
             other => {
-                tracing::debug!(me = self.me, from, ?other, "leader ignores unexpected message");
+                tracing::debug!(
+                    me = self.me,
+                    from,
+                    ?other,
+                    "leader ignores unexpected message"
+                );
             }
         }
     }
@@ -427,7 +432,10 @@ impl QuorumPeer {
         let leader = self.leader();
         if leader.phase != Phase::Broadcast {
             if now.saturating_sub(leader.started) > init {
-                tracing::warn!(me = self.me, "no quorum synced within initLimit; leader steps down");
+                tracing::warn!(
+                    me = self.me,
+                    "no quorum synced within initLimit; leader steps down"
+                );
                 self.look();
             }
             return;

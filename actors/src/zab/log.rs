@@ -137,7 +137,10 @@ mod tests {
 
     #[test]
     fn floor_after_and_window_trimming() {
-        let mut log = TxnLog::recovered(Zxid::new(1, 1), vec![txn(1, 1), txn(1, 2), txn(1, 3), txn(2, 1)]);
+        let mut log = TxnLog::recovered(
+            Zxid::new(1, 1),
+            vec![txn(1, 1), txn(1, 2), txn(1, 3), txn(2, 1)],
+        );
         assert_eq!(log.last(), Zxid::new(2, 1));
         assert_eq!(log.floor(Zxid::new(1, 9)), Some(Zxid::new(1, 3)));
         assert_eq!(log.floor(Zxid::new(1, 1)), Some(Zxid::new(1, 1)));
@@ -147,9 +150,21 @@ mod tests {
         let applied = log.take_applicable(Zxid::new(9, 9), 1);
         assert_eq!(applied.len(), 2);
         assert_eq!(log.applied(), Zxid::new(1, 3));
-        assert_eq!(log.base(), Zxid::new(1, 3), "applied entries beyond the window are trimmed");
-        assert_eq!(log.floor(Zxid::new(1, 2)), None, "a follower that far behind needs SNAP");
+        assert_eq!(
+            log.base(),
+            Zxid::new(1, 3),
+            "applied entries beyond the window are trimmed"
+        );
+        assert_eq!(
+            log.floor(Zxid::new(1, 2)),
+            None,
+            "a follower that far behind needs SNAP"
+        );
         log.truncate(Zxid::new(1, 1));
-        assert_eq!(log.last(), Zxid::new(1, 3), "applied txns are never truncated");
+        assert_eq!(
+            log.last(),
+            Zxid::new(1, 3),
+            "applied txns are never truncated"
+        );
     }
 }

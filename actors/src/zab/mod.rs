@@ -16,3 +16,6 @@ pub use peer::QuorumPeer;
 pub use types::{
     Durable, Input, Output, PeerStatus, PeerTiming, PersistToken, StorageOp, SubmitError,
 };
+
+#[cfg(test)]
+mod tests;

@@ -84,7 +84,12 @@ impl QuorumPeer {
     pub fn status(&self) -> PeerStatus {
         let (state, serving, leader, synced) = match &self.role {
             Role::Looking => (ServerState::Looking, false, None, 0),
-            Role::Leading(l) => (ServerState::Leading, l.is_established(), Some(self.me), l.synced_count()),
+            Role::Leading(l) => (
+                ServerState::Leading,
+                l.is_established(),
+                Some(self.me),
+                l.synced_count(),
+            ),
             Role::Following(f) => (ServerState::Following, f.is_serving(), Some(f.leader), 0),
         };
         PeerStatus {
@@ -182,7 +187,12 @@ impl QuorumPeer {
                     msg: PeerMessage::Election(notification),
                 }),
                 ElectionOutput::Decided { vote, state } => {
-                    tracing::info!(me = self.me, leader = vote.leader, ?state, "election decided");
+                    tracing::info!(
+                        me = self.me,
+                        leader = vote.leader,
+                        ?state,
+                        "election decided"
+                    );
                     if state == ServerState::Leading {
                         self.become_leader();
                     } else {

@@ -73,7 +73,9 @@ impl std::fmt::Display for SubmitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SubmitError::NotServing => write!(f, "this server is not currently serving requests"),
-            SubmitError::LeaderChanged => write!(f, "leadership changed; the write's outcome is unknown"),
+            SubmitError::LeaderChanged => {
+                write!(f, "leadership changed; the write's outcome is unknown")
+            }
             SubmitError::Refused(why) => write!(f, "the leader refused the write: {why}"),
         }
     }
