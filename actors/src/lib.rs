@@ -5,4 +5,5 @@
 
 pub mod election;
 pub mod quorum;
+pub mod storage;
 pub mod zab;

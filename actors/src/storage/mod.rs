@@ -1,0 +1,41 @@
+//! Durable storage of one server: the transaction log, snapshots and the epoch files.
+//!
+//! Layout under the data directories:
+//! - `dataLogDir/ensemble-v1/log.<first zxid hex>`: append-only txn records, each
+//!   `u32 length, u32 crc32, bincode Txn`;
+//! - `dataDir/ensemble-v1/snapshot.<last zxid hex>`: `u32 crc32, bincode Snapshot`, written to a
+//!   temporary file, fsynced and renamed;
+//! - `dataDir/acceptedEpoch`, `dataDir/currentEpoch`: decimal text, written the same way.
+//!
+//! [`recover`] reads them back: the newest valid snapshot, then the log above it. A torn record
+//! at the very end of the log (a crash mid-write) is cut off with a warning; a damaged record
+//! anywhere else refuses to start, naming the file and offset.
+//! [`StorageWriter`] owns the files on a thread of its own and does group commit.
+
+mod files;
+mod recovery;
+mod writer;
+
+pub use recovery::{recover, Recovered};
+pub use writer::{StorageWriter, WriterEvent, WriterSettings};
+
+/// A storage failure, stated in one line.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The file system failed.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    /// A file is damaged where damage cannot be a torn tail.
+    #[error("{0}")]
+    Corrupt(String),
+}
+
+impl StorageError {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StorageError {
+        let context = context.into();
+        move |source| StorageError::Io { context, source }
+    }
+}

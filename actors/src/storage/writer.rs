@@ -1,0 +1,427 @@
+//! The storage writer: a thread of its own that carries out storage operations in order and
+//! fsyncs once per batch (group commit), then reports what became durable.
+
+use super::files::{self, read_record, RecordRead};
+use super::StorageError;
+use crate::zab::{PersistToken, StorageOp};
+use ensemble_messages::{Snapshot, Txn, Zxid};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::mpsc;
+
+/// Where and how the writer stores.
+#[derive(Clone, Debug)]
+pub struct WriterSettings {
+    /// Snapshots and epoch files.
+    pub data_dir: PathBuf,
+    /// Log files.
+    pub data_log_dir: PathBuf,
+    /// fsync before reporting durability.
+    pub fsync: bool,
+    /// Snapshots kept by the purge.
+    pub snap_retain_count: usize,
+}
+
+/// What the writer reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriterEvent {
+    /// The operation that carried this token, and all before it, is durable.
+    Durable(PersistToken),
+    /// A background snapshot is on disk.
+    SnapshotTaken(Zxid),
+    /// Storage failed; the writer stopped. The server must not go on.
+    Failed(String),
+}
+
+enum Request {
+    Op(StorageOp, Option<PersistToken>),
+    Snapshot(Snapshot),
+    Flush(mpsc::SyncSender<()>),
+}
+
+/// Handle to the writer thread; dropping it ends the thread after the queued work.
+pub struct StorageWriter {
+    tx: mpsc::Sender<Request>,
+}
+
+/// Most requests folded into one fsync.
+const MAX_BATCH: usize = 4096;
+
+impl StorageWriter {
+    /// Starts the writer thread; `report` is called from that thread.
+    pub fn start(
+        settings: WriterSettings,
+        report: impl Fn(WriterEvent) + Send + 'static,
+    ) -> Result<Self, StorageError> {
+        files::ensure_dir(&files::log_dir(&settings.data_log_dir))?;
+        files::ensure_dir(&files::snapshot_dir(&settings.data_dir))?;
+        let (tx, rx) = mpsc::channel();
+        let mut state = WriterState {
+            settings,
+            current: None,
+            buffer: Vec::new(),
+            dirty: false,
+        };
+        std::thread::Builder::new()
+            .name("ensemble-storage".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    batch.extend(rx.try_iter().take(MAX_BATCH));
+                    match state.run_batch(batch) {
+                        Ok(events) => events.into_iter().for_each(&report),
+                        Err(e) => {
+                            tracing::error!("storage failed: {e}");
+                            report(WriterEvent::Failed(e.to_string()));
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(StorageError::io("starting the storage thread"))?;
+        Ok(StorageWriter { tx })
+    }
+
+    /// Queues an operation.
+    pub fn submit(&self, op: StorageOp, token: Option<PersistToken>) {
+        // A send fails only once the thread stopped after reporting Failed.
+        let _ = self.tx.send(Request::Op(op, token));
+    }
+
+    /// Queues a background snapshot; the log rolls to a new file after it.
+    pub fn snapshot(&self, snapshot: Snapshot) {
+        let _ = self.tx.send(Request::Snapshot(snapshot));
+    }
+
+    /// Blocks until everything queued before is durable (used at restart and shutdown).
+    pub fn flush(&self) {
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.tx.send(Request::Flush(tx)).is_ok() {
+            let _ = rx.recv();
+        }
+    }
+}
+
+struct WriterState {
+    settings: WriterSettings,
+    /// The log file being appended to.
+    current: Option<File>,
+    /// Encoded records not yet written.
+    buffer: Vec<u8>,
+    /// Whether bytes were written since the last fsync.
+    dirty: bool,
+}
+
+impl WriterState {
+    fn run_batch(&mut self, batch: Vec<Request>) -> Result<Vec<WriterEvent>, StorageError> {
+        let mut events = Vec::new();
+        let mut flushes = Vec::new();
+        for req in batch {
+            match req {
+                Request::Op(op, token) => {
+                    self.apply(op)?;
+                    events.extend(token.map(WriterEvent::Durable));
+                }
+                Request::Snapshot(s) => {
+                    let zxid = s.last_zxid;
+                    self.sync_log()?;
+                    self.write_snapshot(&s)?;
+                    // The next append starts a new log file, so old ones can be purged whole.
+                    self.current = None;
+                    self.purge()?;
+                    events.push(WriterEvent::SnapshotTaken(zxid));
+                }
+                Request::Flush(reply) => flushes.push(reply),
+            }
+        }
+        self.sync_log()?;
+        for f in flushes {
+            let _ = f.send(());
+        }
+        Ok(events)
+    }
+
+    fn apply(&mut self, op: StorageOp) -> Result<(), StorageError> {
+        match op {
+            StorageOp::Append(txns) => self.append(&txns),
+            StorageOp::Truncate(z) => {
+                self.sync_log()?;
+                self.truncate(z)
+            }
+            StorageOp::InstallSnapshot(s) => {
+                self.sync_log()?;
+                self.write_snapshot(&s)?;
+                self.current = None;
+                for (_, path) in files::list_logs(&self.log_dir())? {
+                    fs::remove_file(&path)
+                        .map_err(StorageError::io(format!("removing {}", path.display())))?;
+                }
+                self.purge()
+            }
+            StorageOp::AcceptedEpoch(e) => self.write_epoch("acceptedEpoch", e),
+            StorageOp::CurrentEpoch(e) => self.write_epoch("currentEpoch", e),
+        }
+    }
+
+    fn log_dir(&self) -> PathBuf {
+        files::log_dir(&self.settings.data_log_dir)
+    }
+
+    fn append(&mut self, txns: &[Txn]) -> Result<(), StorageError> {
+        let Some(first) = txns.first() else {
+            return Ok(());
+        };
+        if self.current.is_none() {
+            let path = files::log_path(&self.log_dir(), first.zxid);
+            self.current = Some(files::open_append(&path)?);
+            if self.settings.fsync {
+                files::sync_dir(&self.log_dir())?;
+            }
+        }
+        for t in txns {
+            self.buffer.extend_from_slice(&files::encode_record(t)?);
+        }
+        Ok(())
+    }
+
+    /// Writes buffered records and fsyncs the current log file.
+    fn sync_log(&mut self) -> Result<(), StorageError> {
+        if let Some(f) = self.current.as_mut() {
+            if !self.buffer.is_empty() {
+                f.write_all(&self.buffer)
+                    .map_err(StorageError::io("writing the log"))?;
+                self.buffer.clear();
+                self.dirty = true;
+            }
+            if self.dirty && self.settings.fsync {
+                f.sync_data()
+                    .map_err(StorageError::io("fsyncing the log"))?;
+            }
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Drops every logged txn above `zxid`, across files.
+    fn truncate(&mut self, zxid: Zxid) -> Result<(), StorageError> {
+        self.current = None;
+        let logs = files::list_logs(&self.log_dir())?;
+        let mut last_kept = None;
+        for (first, path) in logs {
+            if first > zxid {
+                fs::remove_file(&path)
+                    .map_err(StorageError::io(format!("removing {}", path.display())))?;
+                continue;
+            }
+            let bytes =
+                fs::read(&path).map_err(StorageError::io(format!("reading {}", path.display())))?;
+            let mut offset = 0;
+            while let RecordRead::Record(txn, next) = read_record(&bytes, offset) {
+                if txn.zxid > zxid {
+                    break;
+                }
+                offset = next;
+            }
+            if offset < bytes.len() {
+                let f = fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(StorageError::io(format!("opening {}", path.display())))?;
+                f.set_len(offset as u64)
+                    .and_then(|_| f.sync_all())
+                    .map_err(StorageError::io(format!("truncating {}", path.display())))?;
+            }
+            last_kept = Some(path);
+        }
+        if let Some(path) = last_kept {
+            self.current = Some(files::open_append(&path)?);
+        }
+        Ok(())
+    }
+
+    fn write_snapshot(&self, s: &Snapshot) -> Result<(), StorageError> {
+        let dir = files::snapshot_dir(&self.settings.data_dir);
+        files::write_atomic(
+            &files::snapshot_path(&dir, s.last_zxid),
+            &files::encode_snapshot(s)?,
+            self.settings.fsync,
+        )
+    }
+
+    fn write_epoch(&mut self, name: &str, epoch: u32) -> Result<(), StorageError> {
+        // Everything logged before the epoch change is durable first.
+        self.sync_log()?;
+        files::write_atomic(
+            &self.settings.data_dir.join(name),
+            epoch.to_string().as_bytes(),
+            self.settings.fsync,
+        )
+    }
+
+    /// Keeps the newest snapshots and the logs they need.
+    fn purge(&mut self) -> Result<(), StorageError> {
+        let snaps = files::list_snapshots(&files::snapshot_dir(&self.settings.data_dir))?;
+        let keep = self.settings.snap_retain_count.max(1);
+        if snaps.len() <= keep {
+            return Ok(());
+        }
+        let oldest_kept = snaps[snaps.len() - keep].0;
+        for (_, path) in &snaps[..snaps.len() - keep] {
+            fs::remove_file(path)
+                .map_err(StorageError::io(format!("removing {}", path.display())))?;
+        }
+        let logs = files::list_logs(&self.log_dir())?;
+        for pair in logs.windows(2) {
+            // A file holds txns below the next file's first zxid.
+            if pair[1].0 <= oldest_kept {
+                fs::remove_file(&pair[0].1).map_err(StorageError::io(format!(
+                    "removing {}",
+                    pair[0].1.display()
+                )))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::recover;
+    use std::sync::{Arc, Mutex};
+
+    fn txn(e: u32, c: u32) -> Txn {
+        Txn {
+            zxid: Zxid::new(e, c),
+            origin: 1,
+            request_id: u64::from(c),
+            body: vec![c as u8; 10],
+        }
+    }
+
+    fn writer(dir: &std::path::Path) -> (StorageWriter, Arc<Mutex<Vec<WriterEvent>>>) {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        let w = StorageWriter::start(
+            WriterSettings {
+                data_dir: dir.to_path_buf(),
+                data_log_dir: dir.to_path_buf(),
+                fsync: true,
+                snap_retain_count: 3,
+            },
+            move |e| sink.lock().unwrap().push(e),
+        )
+        .unwrap();
+        (w, events)
+    }
+
+    #[test]
+    fn appends_epochs_truncation_and_snapshots_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, events) = writer(dir.path());
+        w.submit(
+            StorageOp::AcceptedEpoch(1),
+            Some(PersistToken::AcceptedEpoch(1)),
+        );
+        w.submit(
+            StorageOp::Append((1..=5).map(|c| txn(1, c)).collect()),
+            Some(PersistToken::Txns(Zxid::new(1, 5))),
+        );
+        w.submit(
+            StorageOp::CurrentEpoch(1),
+            Some(PersistToken::CurrentEpoch(1)),
+        );
+        w.submit(StorageOp::Truncate(Zxid::new(1, 3)), None);
+        w.snapshot(Snapshot {
+            last_zxid: Zxid::new(1, 2),
+            state: b"state@2".to_vec(),
+        });
+        w.submit(
+            StorageOp::Append(vec![txn(2, 1)]),
+            Some(PersistToken::Txns(Zxid::new(2, 1))),
+        );
+        w.flush();
+        assert_eq!(
+            events.lock().unwrap().clone(),
+            vec![
+                WriterEvent::Durable(PersistToken::AcceptedEpoch(1)),
+                WriterEvent::Durable(PersistToken::Txns(Zxid::new(1, 5))),
+                WriterEvent::Durable(PersistToken::CurrentEpoch(1)),
+                WriterEvent::SnapshotTaken(Zxid::new(1, 2)),
+                WriterEvent::Durable(PersistToken::Txns(Zxid::new(2, 1))),
+            ]
+        );
+        drop(w);
+        let r = recover(dir.path(), dir.path()).unwrap();
+        assert_eq!((r.accepted_epoch, r.current_epoch), (1, 1));
+        assert_eq!(r.snapshot_zxid(), Zxid::new(1, 2));
+        let zxids: Vec<Zxid> = r.log.iter().map(|t| t.zxid).collect();
+        assert_eq!(zxids, vec![Zxid::new(1, 3), Zxid::new(2, 1)]);
+        assert!(r.warnings.is_empty());
+    }
+
+    #[test]
+    fn torn_tail_is_truncated_but_damage_in_the_middle_refuses_to_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _) = writer(dir.path());
+        w.submit(
+            StorageOp::Append((1..=4).map(|c| txn(1, c)).collect()),
+            None,
+        );
+        w.flush();
+        drop(w);
+        let log = files::list_logs(&files::log_dir(dir.path())).unwrap()[0]
+            .1
+            .clone();
+        let full = fs::read(&log).unwrap();
+        // A crash mid-write: the last record is cut short.
+        fs::write(&log, &full[..full.len() - 3]).unwrap();
+        let r = recover(dir.path(), dir.path()).unwrap();
+        assert_eq!(r.log.len(), 3);
+        assert!(r.warnings[0].contains("torn record"), "{:?}", r.warnings);
+        assert_eq!(
+            fs::read(&log).unwrap().len(),
+            full.len() / 4 * 3,
+            "three whole records remain"
+        );
+        // A flipped byte in the first record, with valid records after it.
+        let mut bad = fs::read(&log).unwrap();
+        bad[10] ^= 0xff;
+        fs::write(&log, &bad).unwrap();
+        let e = recover(dir.path(), dir.path()).unwrap_err().to_string();
+        assert!(
+            e.contains("checksum mismatch, with more records after it; refusing to start"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn purge_keeps_the_newest_snapshots_and_the_logs_they_need() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _) = writer(dir.path());
+        for c in 1..=6u32 {
+            w.submit(StorageOp::Append(vec![txn(1, c)]), None);
+            w.snapshot(Snapshot {
+                last_zxid: Zxid::new(1, c),
+                state: vec![c as u8],
+            });
+        }
+        w.submit(StorageOp::Append(vec![txn(1, 7)]), None);
+        w.flush();
+        drop(w);
+        let snaps = files::list_snapshots(&files::snapshot_dir(dir.path())).unwrap();
+        assert_eq!(
+            snaps.iter().map(|s| s.0.counter()).collect::<Vec<_>>(),
+            vec![4, 5, 6]
+        );
+        let logs = files::list_logs(&files::log_dir(dir.path())).unwrap();
+        assert_eq!(
+            logs.iter().map(|s| s.0.counter()).collect::<Vec<_>>(),
+            vec![4, 5, 6, 7]
+        );
+        let r = recover(dir.path(), dir.path()).unwrap();
+        assert_eq!(r.snapshot.unwrap().state, vec![6]);
+        assert_eq!(r.log.len(), 1);
+    }
+}
