@@ -13,7 +13,7 @@ mod zoo_cfg;
 pub use model::{
     ClientSettings, ElectionSettings, NodeConfig, ServerEntry, ServerRole, StorageSettings,
 };
-pub use native::{load_toml, load_toml_str, EnsembleFile, DEFAULT_TOML};
+pub use native::{load_toml, load_toml_str, parse_toml, EnsembleFile, DEFAULT_TOML};
 pub use zoo_cfg::{load_zoo_cfg, parse_zoo_cfg};
 
 /// Server id, the `N` of `server.N`.

@@ -149,7 +149,12 @@ pub fn load_toml(path: &Path, id: Sid) -> Result<NodeConfig, ConfigError> {
 
 /// Like [`load_toml`], from TOML text.
 pub fn load_toml_str(text: &str, id: Sid) -> Result<NodeConfig, ConfigError> {
-    let file: EnsembleFile = config::Config::builder()
+    parse_toml(text)?.into_node_config(id)
+}
+
+/// Parses TOML text with `ENSEMBLE__SECTION__KEY` overrides, before choosing a server.
+pub fn parse_toml(text: &str) -> Result<EnsembleFile, ConfigError> {
+    config::Config::builder()
         .add_source(config::File::from_str(text, config::FileFormat::Toml))
         .add_source(
             config::Environment::with_prefix("ENSEMBLE")
@@ -159,8 +164,7 @@ pub fn load_toml_str(text: &str, id: Sid) -> Result<NodeConfig, ConfigError> {
         )
         .build()
         .and_then(|c| c.try_deserialize())
-        .map_err(|e| ConfigError::Parse(format!("config: {e}")))?;
-    file.into_node_config(id)
+        .map_err(|e| ConfigError::Parse(format!("config: {e}")))
 }
 
 impl EnsembleFile {

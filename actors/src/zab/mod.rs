@@ -5,12 +5,17 @@
 //! follower role. It is driven by [`QuorumPeer::step`] with an [`Input`] and the current time,
 //! and answers with [`Output`]s for its driver to carry out. It does no I/O of its own.
 
+mod actor;
 mod follower;
 mod leader;
 mod log;
 mod peer;
 mod types;
 
+pub use actor::{
+    FailQuorumPeer, GetStatus, NodeStatus, QuorumPeerActor, QuorumSettings, ReadData, StorageEvent,
+    Submit, WriteResult,
+};
 pub use log::TxnLog;
 pub use peer::QuorumPeer;
 pub use types::{

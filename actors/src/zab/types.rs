@@ -81,6 +81,8 @@ impl std::fmt::Display for SubmitError {
     }
 }
 
+impl std::error::Error for SubmitError {}
+
 /// Events for the core.
 #[derive(Clone, Debug)]
 pub enum Input {

@@ -1,0 +1,242 @@
+//! Four-letter words, rendered in Apache ZooKeeper's exact layouts.
+
+use crate::zab::NodeStatus;
+use ensemble_config::NodeConfig;
+use ensemble_messages::ServerState;
+
+/// The words ensemble answers.
+pub const FOUR_LETTER_WORDS: &[&str] = &["ruok", "srvr", "stat", "mntr", "conf", "isro"];
+
+const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+
+/// What a reply is rendered from.
+pub struct ServerInfo<'a> {
+    /// The node's config.
+    pub config: &'a NodeConfig,
+    /// The quorum peer's status.
+    pub status: &'a NodeStatus,
+    /// Open client connections.
+    pub connections: u64,
+    /// Requests received on the client port.
+    pub received: u64,
+    /// Replies sent on the client port.
+    pub sent: u64,
+    /// Milliseconds since the node started.
+    pub uptime_ms: u64,
+}
+
+fn version() -> String {
+    format!(
+        "3.8.0-ensemble-{}, built on ensemble",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+fn mode(info: &ServerInfo) -> &'static str {
+    match info.status.peer.state {
+        _ if info.status.standalone => "standalone",
+        ServerState::Leading => "leader",
+        ServerState::Following => "follower",
+        ServerState::Looking => "looking",
+    }
+}
+
+/// Renders the reply to `word`, or `None` for a word ensemble does not know.
+pub fn render(word: &str, info: &ServerInfo) -> Option<String> {
+    if !FOUR_LETTER_WORDS.contains(&word) {
+        return None;
+    }
+    if !info.config.client.allows_word(word) {
+        return Some(format!(
+            "{word} is not executed because it is not in the whitelist.\n"
+        ));
+    }
+    let serving = info.status.peer.serving;
+    Some(match word {
+        "ruok" => "imok".to_string(),
+        "isro" => if serving { "rw" } else { "null" }.to_string(),
+        "conf" => conf(info),
+        _ if !serving => NOT_SERVING.to_string(),
+        "srvr" => srvr(info, false),
+        "stat" => srvr(info, true),
+        "mntr" => mntr(info),
+        _ => return None,
+    })
+}
+
+fn srvr(info: &ServerInfo, with_clients: bool) -> String {
+    let p = &info.status.peer;
+    let mut s = format!("Zookeeper version: {}\n", version());
+    if with_clients {
+        s.push_str("Clients:\n\n");
+    }
+    s.push_str("Latency min/avg/max: 0/0.0/0\n");
+    s.push_str(&format!(
+        "Received: {}\nSent: {}\n",
+        info.received, info.sent
+    ));
+    s.push_str(&format!(
+        "Connections: {}\nOutstanding: 0\n",
+        info.connections
+    ));
+    s.push_str(&format!("Zxid: 0x{:x}\n", p.last_logged.0));
+    s.push_str(&format!("Mode: {}\n", mode(info)));
+    s.push_str(&format!("Node count: {}\n", info.status.node_count));
+    if p.state == ServerState::Leading && !info.status.standalone {
+        s.push_str("Proposal sizes last/min/max: -1/-1/-1\n");
+    }
+    s
+}
+
+fn mntr(info: &ServerInfo) -> String {
+    let p = &info.status.peer;
+    let peer_state = match p.state {
+        ServerState::Leading => "leading - broadcast",
+        ServerState::Following => "following - broadcast",
+        ServerState::Looking => "looking",
+    };
+    let mut lines = vec![
+        ("zk_version", version()),
+        ("zk_server_state", mode(info).to_string()),
+        ("zk_peer_state", peer_state.to_string()),
+        ("zk_avg_latency", "0.0".into()),
+        ("zk_min_latency", "0".into()),
+        ("zk_max_latency", "0".into()),
+        ("zk_packets_received", info.received.to_string()),
+        ("zk_packets_sent", info.sent.to_string()),
+        ("zk_num_alive_connections", info.connections.to_string()),
+        ("zk_outstanding_requests", "0".into()),
+        ("zk_znode_count", info.status.node_count.to_string()),
+        ("zk_watch_count", "0".into()),
+        ("zk_ephemerals_count", "0".into()),
+        ("zk_uptime", info.uptime_ms.to_string()),
+        ("zk_quorum_size", info.config.voters().len().to_string()),
+        ("zk_last_zxid", format!("0x{:x}", p.last_logged.0)),
+        ("zk_committed_zxid", format!("0x{:x}", p.committed.0)),
+        ("zk_election_epoch", p.election_epoch.to_string()),
+        ("zk_current_epoch", p.current_epoch.to_string()),
+        ("zk_restarts", info.status.restarts.to_string()),
+    ];
+    if p.state == ServerState::Leading {
+        lines.push(("zk_learners", (info.config.voters().len() - 1).to_string()));
+        lines.push(("zk_synced_followers", p.synced_followers.to_string()));
+        lines.push(("zk_followers", p.synced_followers.to_string()));
+        lines.push(("zk_pending_syncs", "0".into()));
+    }
+    lines.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
+}
+
+fn conf(info: &ServerInfo) -> String {
+    let c = info.config;
+    let me = c.me();
+    let mut s = format!("clientPort={}\n", me.client_port);
+    s.push_str(&format!("dataDir={}\n", c.storage.data_dir.display()));
+    s.push_str(&format!(
+        "dataLogDir={}\n",
+        c.storage.data_log_dir.display()
+    ));
+    s.push_str(&format!(
+        "tickTime={}\nmaxClientCnxns={}\n",
+        c.tick_ms, c.client.max_client_cnxns
+    ));
+    s.push_str(&format!(
+        "minSessionTimeout={}\nmaxSessionTimeout={}\n",
+        c.client.min_session_timeout_ms, c.client.max_session_timeout_ms
+    ));
+    s.push_str(&format!(
+        "serverId={}\ninitLimit={}\nsyncLimit={}\n",
+        c.id, c.init_limit, c.sync_limit
+    ));
+    s.push_str(&format!(
+        "quorumPort={}\npeerType=0\nmembership: \n",
+        me.peer_port
+    ));
+    for srv in &c.servers {
+        let election = srv.election_port.unwrap_or(srv.peer_port);
+        s.push_str(&format!(
+            "server.{}={}:{}:{}:participant;{}\n",
+            srv.id,
+            srv.host,
+            srv.peer_port,
+            election,
+            srv.client_addr()
+        ));
+    }
+    s.push_str("version=0");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zab::PeerStatus;
+    use ensemble_messages::Zxid;
+
+    fn status(state: ServerState, serving: bool) -> NodeStatus {
+        NodeStatus {
+            peer: PeerStatus {
+                state,
+                serving,
+                leader: Some(3),
+                current_epoch: 1,
+                last_logged: Zxid::new(1, 0),
+                committed: Zxid::new(1, 0),
+                applied: Zxid::new(1, 0),
+                synced_followers: 2,
+                election_epoch: 1,
+            },
+            node_count: 5,
+            standalone: false,
+            restarts: 0,
+        }
+    }
+
+    fn config(words: &[&str]) -> NodeConfig {
+        let mut c = ensemble_config::load_toml_str(ensemble_config::DEFAULT_TOML, 3).unwrap();
+        c.client.four_letter_words = words.iter().map(|w| w.to_string()).collect();
+        c
+    }
+
+    fn info<'a>(config: &'a NodeConfig, status: &'a NodeStatus) -> ServerInfo<'a> {
+        ServerInfo {
+            config,
+            status,
+            connections: 1,
+            received: 4,
+            sent: 3,
+            uptime_ms: 10,
+        }
+    }
+
+    #[test]
+    fn srvr_matches_zookeepers_layout() {
+        let (c, s) = (config(&["*"]), status(ServerState::Leading, true));
+        let out = render("srvr", &info(&c, &s)).unwrap();
+        let expected = "Zookeeper version: 3.8.0-ensemble-0.1.0, built on ensemble\nLatency min/avg/max: 0/0.0/0\n\
+            Received: 4\nSent: 3\nConnections: 1\nOutstanding: 0\nZxid: 0x100000000\nMode: leader\nNode count: 5\n\
+            Proposal sizes last/min/max: -1/-1/-1\n";
+        assert_eq!(out, expected);
+        let f = status(ServerState::Following, true);
+        assert!(render("stat", &info(&c, &f))
+            .unwrap()
+            .contains("Clients:\n\nLatency"));
+        assert!(render("srvr", &info(&c, &f))
+            .unwrap()
+            .ends_with("Mode: follower\nNode count: 5\n"));
+    }
+
+    #[test]
+    fn without_quorum_and_outside_the_whitelist() {
+        let c = config(&["srvr", "ruok", "isro"]);
+        let s = status(ServerState::Looking, false);
+        let i = info(&c, &s);
+        assert_eq!(render("srvr", &i).unwrap(), NOT_SERVING);
+        assert_eq!(render("ruok", &i).unwrap(), "imok");
+        assert_eq!(render("isro", &i).unwrap(), "null");
+        assert_eq!(
+            render("mntr", &i).unwrap(),
+            "mntr is not executed because it is not in the whitelist.\n"
+        );
+        assert_eq!(render("xxxx", &i), None);
+    }
+}

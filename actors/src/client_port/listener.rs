@@ -1,0 +1,122 @@
+//! Accepts client connections and answers four-letter words.
+
+use super::four_letter::{render, ServerInfo};
+use crate::zab::{GetStatus, QuorumPeerActor};
+use actix::prelude::*;
+use ensemble_config::NodeConfig;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Time a client has to send its first bytes.
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Default)]
+struct Counters {
+    connections: AtomicU64,
+    received: AtomicU64,
+    sent: AtomicU64,
+}
+
+/// The client port actor.
+pub struct ClientPort {
+    config: Arc<NodeConfig>,
+    quorum: Addr<QuorumPeerActor>,
+    listener: Option<TcpListener>,
+    counters: Arc<Counters>,
+    started: Instant,
+}
+
+impl ClientPort {
+    /// A client port on an already bound socket.
+    pub fn new(
+        config: Arc<NodeConfig>,
+        quorum: Addr<QuorumPeerActor>,
+        listener: TcpListener,
+    ) -> Self {
+        ClientPort {
+            config,
+            quorum,
+            listener: Some(listener),
+            counters: Arc::default(),
+            started: Instant::now(),
+        }
+    }
+}
+
+struct Accepted(TcpStream);
+
+impl Actor for ClientPort {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(listener) = self.listener.take() {
+            let stream = futures::stream::unfold(listener, |l| async move {
+                loop {
+                    match l.accept().await {
+                        Ok((s, _)) => return Some((Accepted(s), l)),
+                        Err(e) => tracing::warn!("client accept failed: {e}"),
+                    }
+                }
+            });
+            ctx.add_stream(stream);
+        }
+    }
+}
+
+impl StreamHandler<Accepted> for ClientPort {
+    fn handle(&mut self, Accepted(stream): Accepted, _: &mut Context<Self>) {
+        let config = self.config.clone();
+        let quorum = self.quorum.clone();
+        let counters = self.counters.clone();
+        let uptime_ms = self.started.elapsed().as_millis() as u64;
+        actix::spawn(async move {
+            counters.connections.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = serve(stream, &config, quorum, &counters, uptime_ms).await {
+                tracing::debug!("client connection ended: {e}");
+            }
+            counters.connections.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+async fn serve(
+    mut stream: TcpStream,
+    config: &NodeConfig,
+    quorum: Addr<QuorumPeerActor>,
+    counters: &Counters,
+    uptime_ms: u64,
+) -> std::io::Result<()> {
+    let mut word = [0u8; 4];
+    tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.read_exact(&mut word))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
+    counters.received.fetch_add(1, Ordering::Relaxed);
+    let word = String::from_utf8_lossy(&word).to_string();
+    let Ok(status) = quorum.send(GetStatus).await else {
+        return Ok(());
+    };
+    let info = ServerInfo {
+        config,
+        status: &status,
+        connections: counters.connections.load(Ordering::Relaxed),
+        received: counters.received.load(Ordering::Relaxed),
+        sent: counters.sent.load(Ordering::Relaxed),
+        uptime_ms,
+    };
+    match render(&word, &info) {
+        Some(reply) => {
+            stream.write_all(reply.as_bytes()).await?;
+            counters.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        None => tracing::debug!(
+            ?word,
+            "not a four-letter word; the session protocol is not served yet"
+        ),
+    }
+    stream.shutdown().await
+}

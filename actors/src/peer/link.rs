@@ -1,0 +1,284 @@
+//! The link to one remote server.
+
+use super::handshake::{self, PeerIdentity, HANDSHAKE_TIMEOUT};
+use actix::prelude::*;
+use ensemble_messages::codec::{CodecError, PeerCodec};
+use ensemble_messages::{PeerMessage, Sid};
+use futures::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+/// First reconnect delay; it doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
+/// Cap of the reconnect delay.
+const MAX_BACKOFF: Duration = Duration::from_millis(1000);
+/// Messages queued for the socket before the link is declared stuck and reset.
+const SEND_QUEUE: usize = 65_536;
+
+/// What a link tells the quorum peer.
+#[derive(Message, Clone, Debug)]
+#[rtype(result = "()")]
+pub enum PeerEvent {
+    /// The link to `sid` is up.
+    Connected(Sid),
+    /// The link to `sid` went down.
+    Disconnected(Sid),
+    /// A message arrived from `sid`.
+    Message(Sid, PeerMessage),
+}
+
+/// Sends a message to the peer; dropped while the link is down.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SendPeer(pub PeerMessage);
+
+/// Asks the link to report `Connected` again if it is up (after the quorum peer restarted).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Announce;
+
+/// A handshaken inbound connection from this link's peer.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Inbound(pub TcpStream);
+
+/// A frame read on connection `conn`.
+struct Frame(u64, Result<PeerMessage, CodecError>);
+
+/// The link to one peer. Supervised: a restart drops the connection and dials again.
+pub struct PeerLink {
+    identity: PeerIdentity,
+    peer: Sid,
+    addr: String,
+    sink: Recipient<PeerEvent>,
+    /// Generation of the current connection (and of dial attempts).
+    conn: u64,
+    writer: Option<mpsc::Sender<PeerMessage>>,
+    reader: Option<SpawnHandle>,
+    backoff: Duration,
+    dialing: bool,
+}
+
+impl PeerLink {
+    /// A link from `identity` to `peer` at `addr`; events go to `sink`.
+    pub fn new(
+        identity: PeerIdentity,
+        peer: Sid,
+        addr: String,
+        sink: Recipient<PeerEvent>,
+    ) -> Self {
+        PeerLink {
+            identity,
+            peer,
+            addr,
+            sink,
+            conn: 0,
+            writer: None,
+            reader: None,
+            backoff: MIN_BACKOFF,
+            dialing: false,
+        }
+    }
+
+    /// The higher sid of a pair dials.
+    fn dials(&self) -> bool {
+        self.identity.sid > self.peer
+    }
+
+    fn dial(&mut self, ctx: &mut Context<Self>) {
+        if !self.dials() || self.writer.is_some() || self.dialing {
+            return;
+        }
+        self.dialing = true;
+        let addr = self.addr.clone();
+        let identity = self.identity.clone();
+        let attempt = async move {
+            let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(&addr))
+                .await
+                .map_err(|_| format!("connecting to {addr} timed out"))?
+                .map_err(|e| format!("connecting to {addr}: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake::dial(&mut stream, &identity))
+                .await
+                .map_err(|_| format!("handshake with {addr} timed out"))?
+                .map_err(|e| e.to_string())?;
+            Ok::<_, String>(stream)
+        };
+        ctx.spawn(attempt.into_actor(self).map(|res, act, ctx| {
+            act.dialing = false;
+            match res {
+                Ok(stream) => act.install(stream, ctx),
+                Err(e) => {
+                    if e.contains("another ensemble") {
+                        tracing::error!(peer = act.peer, "{e}");
+                    } else {
+                        tracing::debug!(peer = act.peer, "{e}");
+                    }
+                    act.schedule_dial(ctx);
+                }
+            }
+        }));
+    }
+
+    fn schedule_dial(&mut self, ctx: &mut Context<Self>) {
+        if !self.dials() {
+            return;
+        }
+        let delay = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        let conn = self.conn;
+        ctx.run_later(delay, move |act, ctx| {
+            // A timer can fire after a newer connection replaced the one it was for.
+            if act.conn == conn {
+                act.dial(ctx);
+            }
+        });
+    }
+
+    /// Makes `stream` the link's connection, replacing any older one.
+    fn install(&mut self, stream: TcpStream, ctx: &mut Context<Self>) {
+        self.drop_connection(ctx, false);
+        self.conn += 1;
+        self.backoff = MIN_BACKOFF;
+        let conn = self.conn;
+        let (read, write) = stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<PeerMessage>(SEND_QUEUE);
+        let peer = self.peer;
+        actix::spawn(async move {
+            let mut framed =
+                FramedWrite::new(write, PeerCodec::<PeerMessage, PeerMessage>::default());
+            while let Some(msg) = rx.recv().await {
+                if let Err(e) = framed.feed(msg).await {
+                    tracing::debug!(peer, "peer write failed: {e}");
+                    return;
+                }
+                // Coalesce what is already queued into one flush.
+                while let Ok(more) = rx.try_recv() {
+                    if framed.feed(more).await.is_err() {
+                        return;
+                    }
+                }
+                if framed.flush().await.is_err() {
+                    return;
+                }
+            }
+        });
+        self.writer = Some(tx);
+        let frames = FramedRead::new(read, PeerCodec::<PeerMessage, PeerMessage>::default())
+            .map(move |r| Frame(conn, r));
+        self.reader = Some(ctx.add_stream(frames));
+        tracing::info!(me = self.identity.sid, peer = self.peer, "peer link up");
+        self.sink.do_send(PeerEvent::Connected(self.peer));
+    }
+
+    fn drop_connection(&mut self, ctx: &mut Context<Self>, redial: bool) {
+        if let Some(h) = self.reader.take() {
+            ctx.cancel_future(h);
+        }
+        if self.writer.take().is_some() {
+            tracing::info!(me = self.identity.sid, peer = self.peer, "peer link down");
+            self.conn += 1;
+            self.sink.do_send(PeerEvent::Disconnected(self.peer));
+            if redial {
+                self.schedule_dial(ctx);
+            }
+        }
+    }
+}
+
+impl Actor for PeerLink {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.dial(ctx);
+    }
+}
+
+impl Supervised for PeerLink {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        tracing::warn!(
+            me = self.identity.sid,
+            peer = self.peer,
+            "peer link restarting"
+        );
+        self.reader = None;
+        if self.writer.take().is_some() {
+            self.sink.do_send(PeerEvent::Disconnected(self.peer));
+        }
+        self.conn += 1;
+        self.dialing = false;
+        self.backoff = MIN_BACKOFF;
+        let _ = ctx;
+    }
+}
+
+impl StreamHandler<Frame> for PeerLink {
+    fn handle(&mut self, Frame(conn, frame): Frame, ctx: &mut Context<Self>) {
+        if conn != self.conn {
+            return;
+        }
+        match frame {
+            Ok(msg) => self.sink.do_send(PeerEvent::Message(self.peer, msg)),
+            Err(e) => {
+                tracing::warn!(peer = self.peer, "dropping peer connection: {e}");
+                self.drop_connection(ctx, true);
+            }
+        }
+    }
+
+    fn finished(&mut self, ctx: &mut Context<Self>) {
+        self.reader = None;
+        self.drop_connection(ctx, true);
+    }
+}
+
+impl Handler<SendPeer> for PeerLink {
+    type Result = ();
+
+    fn handle(&mut self, SendPeer(msg): SendPeer, ctx: &mut Context<Self>) {
+        let Some(tx) = &self.writer else {
+            return;
+        };
+        if tx.try_send(msg).is_err() {
+            tracing::warn!(
+                peer = self.peer,
+                "peer send queue full or closed; resetting the link"
+            );
+            self.drop_connection(ctx, true);
+        }
+    }
+}
+
+impl Handler<Inbound> for PeerLink {
+    type Result = ();
+
+    fn handle(&mut self, Inbound(stream): Inbound, ctx: &mut Context<Self>) {
+        self.install(stream, ctx);
+    }
+}
+
+impl Handler<Announce> for PeerLink {
+    type Result = ();
+
+    fn handle(&mut self, _: Announce, _: &mut Context<Self>) {
+        if self.writer.is_some() {
+            self.sink.do_send(PeerEvent::Connected(self.peer));
+        }
+    }
+}
+
+/// Stops the link's actor so that its supervisor restarts it (fault injection).
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct Fail;
+
+impl Handler<Fail> for PeerLink {
+    type Result = ();
+
+    fn handle(&mut self, _: Fail, ctx: &mut Context<Self>) {
+        tracing::warn!(peer = self.peer, "peer link failure injected");
+        ctx.stop();
+    }
+}

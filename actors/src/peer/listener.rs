@@ -1,0 +1,82 @@
+//! Accepts peer connections, runs the handshake and hands each stream to its link.
+
+use super::handshake::{self, HandshakeError, PeerIdentity, HANDSHAKE_TIMEOUT};
+use super::link::{Inbound, PeerLink};
+use actix::prelude::*;
+use ensemble_messages::Sid;
+use std::collections::BTreeMap;
+use tokio::net::{TcpListener, TcpStream};
+
+/// The peer port's acceptor.
+pub struct PeerListener {
+    identity: PeerIdentity,
+    links: BTreeMap<Sid, Addr<PeerLink>>,
+    listener: Option<TcpListener>,
+}
+
+impl PeerListener {
+    /// A listener on an already bound socket.
+    pub fn new(
+        identity: PeerIdentity,
+        links: BTreeMap<Sid, Addr<PeerLink>>,
+        listener: TcpListener,
+    ) -> Self {
+        PeerListener {
+            identity,
+            links,
+            listener: Some(listener),
+        }
+    }
+}
+
+struct Accepted(TcpStream);
+
+impl Actor for PeerListener {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if let Some(listener) = self.listener.take() {
+            let stream = futures::stream::unfold(listener, |l| async move {
+                loop {
+                    match l.accept().await {
+                        Ok((s, _)) => return Some((Accepted(s), l)),
+                        Err(e) => tracing::warn!("peer accept failed: {e}"),
+                    }
+                }
+            });
+            ctx.add_stream(stream);
+        }
+    }
+}
+
+impl StreamHandler<Accepted> for PeerListener {
+    fn handle(&mut self, Accepted(mut stream): Accepted, ctx: &mut Context<Self>) {
+        let identity = self.identity.clone();
+        let links = self.links.clone();
+        let peer_addr = stream.peer_addr().ok();
+        ctx.spawn(
+            async move {
+                let _ = stream.set_nodelay(true);
+                match tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    handshake::accept(&mut stream, &identity),
+                )
+                .await
+                {
+                    Ok(Ok(sid)) => match links.get(&sid) {
+                        Some(link) => link.do_send(Inbound(stream)),
+                        None => tracing::warn!(sid, "accepted a peer without a link"),
+                    },
+                    Ok(Err(HandshakeError::Refused(why))) if why.contains("dropped: sid") => {
+                        tracing::debug!(?peer_addr, "{why}");
+                    }
+                    Ok(Err(e)) => tracing::warn!(?peer_addr, "peer handshake failed: {e}"),
+                    Err(_) => tracing::warn!(?peer_addr, "peer handshake timed out"),
+                }
+            }
+            .into_actor(self),
+        );
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}

@@ -1,0 +1,342 @@
+//! The quorum peer actor: drives the [`QuorumPeer`] core and carries out its outputs.
+
+use super::{Durable, Input, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError};
+use crate::data_tree::{DataTree, TreeOp, TreeResult};
+use crate::peer::{Announce, PeerEvent, PeerLink, SendPeer};
+use crate::storage::{
+    recover, Recovered, StorageError, StorageWriter, WriterEvent, WriterSettings,
+};
+use actix::prelude::*;
+use ensemble_messages::{PeerMessage, Sid, Snapshot, ZabMessage, Zxid};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+/// Settings of the quorum peer actor.
+#[derive(Clone, Debug)]
+pub struct QuorumSettings {
+    /// Own sid.
+    pub sid: Sid,
+    /// Voting members.
+    pub voters: Vec<Sid>,
+    /// Core timing.
+    pub timing: PeerTiming,
+    /// Storage location and policy.
+    pub storage: WriterSettings,
+    /// Txns applied between background snapshots.
+    pub snap_count: u64,
+}
+
+/// Result of a write submitted through this server.
+pub type WriteResult = Result<(Zxid, TreeResult), SubmitError>;
+
+/// Submits a tree write; resolves once it committed and was applied here.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Submit {
+    /// The write.
+    pub op: TreeOp,
+    /// Where the outcome goes.
+    pub reply: oneshot::Sender<WriteResult>,
+}
+
+/// Asks for the server's status.
+#[derive(Message)]
+#[rtype(result = "NodeStatus")]
+pub struct GetStatus;
+
+/// Reads a znode's data from this server's tree.
+#[derive(Message)]
+#[rtype(result = "Option<Vec<u8>>")]
+pub struct ReadData(pub String);
+
+/// Stops the actor so that its supervisor restarts it from disk (fault injection).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FailQuorumPeer;
+
+/// A server's status, for four-letter words and the embedding API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeStatus {
+    /// The core's summary.
+    pub peer: PeerStatus,
+    /// Znodes in the tree.
+    pub node_count: usize,
+    /// Whether this is a single-server ensemble.
+    pub standalone: bool,
+    /// Number of supervised restarts of this actor.
+    pub restarts: u64,
+}
+
+/// The quorum peer actor. Supervised: a restart reloads the core and the tree from disk.
+pub struct QuorumPeerActor {
+    settings: QuorumSettings,
+    links: BTreeMap<Sid, Addr<PeerLink>>,
+    storage: Arc<StorageWriter>,
+    core: QuorumPeer,
+    tree: DataTree,
+    epoch: Instant,
+    waiters: HashMap<u64, oneshot::Sender<WriteResult>>,
+    results: HashMap<u64, TreeResult>,
+    next_request: u64,
+    since_snapshot: u64,
+    restarts: u64,
+}
+
+impl QuorumPeerActor {
+    /// Builds the actor from what `recovered` found on disk.
+    pub fn new(
+        settings: QuorumSettings,
+        links: BTreeMap<Sid, Addr<PeerLink>>,
+        storage: Arc<StorageWriter>,
+        recovered: Recovered,
+    ) -> Result<Self, StorageError> {
+        let (core, tree) = build(&settings, recovered)?;
+        Ok(QuorumPeerActor {
+            settings,
+            links,
+            storage,
+            core,
+            tree,
+            epoch: Instant::now(),
+            waiters: HashMap::new(),
+            results: HashMap::new(),
+            next_request: 0,
+            since_snapshot: 0,
+            restarts: 0,
+        })
+    }
+
+    /// Sets the links to the other servers (they need this actor's address first).
+    pub fn with_links(mut self, links: BTreeMap<Sid, Addr<PeerLink>>) -> Self {
+        self.links = links;
+        self
+    }
+
+    fn now(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn step(&mut self, input: Input, ctx: &mut Context<Self>) {
+        let now = self.now();
+        let outs = self.core.step(input, now);
+        self.carry_out(outs, ctx);
+    }
+
+    fn carry_out(&mut self, outs: Vec<Output>, ctx: &mut Context<Self>) {
+        for out in outs {
+            match out {
+                Output::Send { to, msg } => self.send(to, msg),
+                Output::Persist { op, token } => self.storage.submit(op, token),
+                Output::Apply(txns) => {
+                    for txn in &txns {
+                        let result = self.tree.apply(txn);
+                        if txn.origin == self.settings.sid
+                            && self.waiters.contains_key(&txn.request_id)
+                        {
+                            self.results.insert(txn.request_id, result);
+                        }
+                    }
+                    self.since_snapshot += txns.len() as u64;
+                    if self.since_snapshot >= self.settings.snap_count {
+                        self.since_snapshot = 0;
+                        self.storage.snapshot(Snapshot {
+                            last_zxid: self.tree.last_applied(),
+                            state: self.tree.serialize(),
+                        });
+                    }
+                }
+                Output::InstallSnapshot(s) => match DataTree::deserialize(&s.state) {
+                    Ok(tree) => self.tree = tree,
+                    Err(e) => {
+                        tracing::error!("leader sent an unreadable snapshot: {e}; restarting");
+                        ctx.stop();
+                        return;
+                    }
+                },
+                Output::SendSnapshotSync { to, epoch, txns } => {
+                    let snapshot = Snapshot {
+                        last_zxid: self.tree.last_applied(),
+                        state: self.tree.serialize(),
+                    };
+                    let msg = ZabMessage::NewLeader {
+                        epoch,
+                        truncate_to: None,
+                        snapshot: Some(snapshot),
+                        txns,
+                    };
+                    self.send(to, PeerMessage::Zab(msg));
+                }
+                Output::Completed { request_id, result } => {
+                    let tree_result = self.results.remove(&request_id).unwrap_or(TreeResult::Ok);
+                    if let Some(w) = self.waiters.remove(&request_id) {
+                        let _ = w.send(result.map(|z| (z, tree_result)));
+                    }
+                }
+            }
+        }
+    }
+
+    fn send(&self, to: Sid, msg: PeerMessage) {
+        if let Some(link) = self.links.get(&to) {
+            link.do_send(SendPeer(msg));
+        }
+    }
+
+    fn status(&self) -> NodeStatus {
+        NodeStatus {
+            peer: self.core.status(),
+            node_count: self.tree.node_count(),
+            standalone: self.settings.voters.len() == 1,
+            restarts: self.restarts,
+        }
+    }
+}
+
+/// Rebuilds the core and the tree from disk.
+fn build(
+    settings: &QuorumSettings,
+    recovered: Recovered,
+) -> Result<(QuorumPeer, DataTree), StorageError> {
+    for w in &recovered.warnings {
+        tracing::warn!("storage: {w}");
+    }
+    let tree = match &recovered.snapshot {
+        Some(s) => DataTree::deserialize(&s.state).map_err(StorageError::Corrupt)?,
+        None => DataTree::default(),
+    };
+    let durable = Durable {
+        accepted_epoch: recovered.accepted_epoch,
+        current_epoch: recovered.current_epoch,
+        snapshot_zxid: recovered.snapshot_zxid(),
+        log: recovered.log,
+    };
+    let core = QuorumPeer::new(
+        settings.sid,
+        settings.voters.clone(),
+        settings.timing.clone(),
+        durable,
+    );
+    Ok((core, tree))
+}
+
+impl Actor for QuorumPeerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let now = self.now();
+        let outs = self.core.start(now);
+        self.carry_out(outs, ctx);
+        let every = Duration::from_millis((self.settings.timing.tick_ms / 4).clamp(5, 50));
+        ctx.run_interval(every, |act, ctx| act.step(Input::Tick, ctx));
+        for link in self.links.values() {
+            link.do_send(Announce);
+        }
+    }
+}
+
+impl Supervised for QuorumPeerActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        self.restarts += 1;
+        tracing::warn!(sid = self.settings.sid, "quorum peer restarting from disk");
+        for (_, w) in self.waiters.drain() {
+            let _ = w.send(Err(SubmitError::LeaderChanged));
+        }
+        self.results.clear();
+        // What was queued before the failure reaches the disk before we read it back.
+        self.storage.flush();
+        let rebuilt = recover(
+            &self.settings.storage.data_dir,
+            &self.settings.storage.data_log_dir,
+        )
+        .and_then(|r| build(&self.settings, r));
+        match rebuilt {
+            Ok((core, tree)) => {
+                self.core = core;
+                self.tree = tree;
+            }
+            Err(e) => {
+                tracing::error!("cannot reload storage after a restart: {e}");
+                System::current().stop_with_code(70);
+            }
+        }
+    }
+}
+
+impl Handler<PeerEvent> for QuorumPeerActor {
+    type Result = ();
+
+    fn handle(&mut self, ev: PeerEvent, ctx: &mut Context<Self>) {
+        let input = match ev {
+            PeerEvent::Connected(sid) => Input::PeerConnected(sid),
+            PeerEvent::Disconnected(sid) => Input::PeerDisconnected(sid),
+            PeerEvent::Message(from, msg) => Input::Message { from, msg },
+        };
+        self.step(input, ctx);
+    }
+}
+
+/// A storage event delivered to the actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StorageEvent(pub WriterEvent);
+
+impl Handler<StorageEvent> for QuorumPeerActor {
+    type Result = ();
+
+    fn handle(&mut self, StorageEvent(ev): StorageEvent, ctx: &mut Context<Self>) {
+        match ev {
+            WriterEvent::Durable(token) => self.step(Input::Persisted(token), ctx),
+            WriterEvent::SnapshotTaken(z) => {
+                tracing::info!(sid = self.settings.sid, %z, "snapshot taken")
+            }
+            WriterEvent::Failed(e) => {
+                tracing::error!("storage failed: {e}; stopping the server");
+                System::current().stop_with_code(70);
+            }
+        }
+    }
+}
+
+impl Handler<Submit> for QuorumPeerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) {
+        self.next_request += 1;
+        let request_id = self.next_request;
+        self.waiters.insert(request_id, msg.reply);
+        self.step(
+            Input::Submit {
+                request_id,
+                body: msg.op.encode(),
+            },
+            ctx,
+        );
+    }
+}
+
+impl Handler<GetStatus> for QuorumPeerActor {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.status())
+    }
+}
+
+impl Handler<ReadData> for QuorumPeerActor {
+    type Result = Option<Vec<u8>>;
+
+    fn handle(&mut self, ReadData(path): ReadData, _: &mut Context<Self>) -> Self::Result {
+        self.tree.get(&path).map(|n| n.data.clone())
+    }
+}
+
+impl Handler<FailQuorumPeer> for QuorumPeerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: FailQuorumPeer, ctx: &mut Context<Self>) {
+        tracing::warn!(sid = self.settings.sid, "quorum peer failure injected");
+        ctx.stop();
+    }
+}

@@ -1,0 +1,78 @@
+//! Command-line interface of the `ensemble` binary.
+
+mod node;
+mod status;
+mod up;
+
+use clap::{Parser, Subcommand};
+use ensemble_config::{ConfigError, NodeConfig};
+use std::path::PathBuf;
+
+/// ensemble: a ZooKeeper-compatible coordination service.
+#[derive(Parser, Debug)]
+#[command(name = "ensemble", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Runs one server of an ensemble.
+    Node(NodeArgs),
+    /// Prints each server's mode, as `zkServer.sh status` does.
+    Status(StatusArgs),
+    /// Launches and supervises every server of a config (default: 3 servers on loopback).
+    Up(UpArgs),
+}
+
+/// Where a server's config comes from.
+#[derive(clap::Args, Debug)]
+pub struct NodeArgs {
+    /// Native TOML config (needs --id).
+    #[arg(long, conflicts_with = "zoo_cfg", requires = "id")]
+    config: Option<PathBuf>,
+    /// This server's id in the TOML config.
+    #[arg(long)]
+    id: Option<u64>,
+    /// Apache ZooKeeper zoo.cfg; the id comes from dataDir/myid.
+    #[arg(long)]
+    zoo_cfg: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+struct StatusArgs {
+    /// TOML config listing the servers.
+    #[arg(long, conflicts_with = "servers")]
+    config: Option<PathBuf>,
+    /// Client addresses, host:port,host:port,...
+    #[arg(long)]
+    servers: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct UpArgs {
+    /// TOML config; the embedded default runs 3 servers on 127.0.0.1:2181-2183.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// Loads the config named by `args`.
+fn load(args: &NodeArgs) -> Result<NodeConfig, ConfigError> {
+    match (&args.config, args.id, &args.zoo_cfg) {
+        (Some(path), Some(id), None) => ensemble_config::load_toml(path, id),
+        (None, None, Some(path)) => ensemble_config::load_zoo_cfg(path),
+        _ => Err(ConfigError::Invalid(
+            "give either --config FILE --id N or --zoo-cfg PATH".into(),
+        )),
+    }
+}
+
+/// Runs the command; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
+    match cli.command {
+        Command::Node(args) => node::run(&args),
+        Command::Status(args) => status::run(args.config.as_deref(), args.servers.as_deref()),
+        Command::Up(args) => up::run(args.config.as_deref()),
+    }
+}

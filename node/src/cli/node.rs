@@ -1,0 +1,40 @@
+//! `ensemble node`: runs one server until SIGINT or SIGTERM.
+
+use super::{load, NodeArgs};
+use ensemble_node::Node;
+
+pub fn run(args: &NodeArgs) -> Result<i32, Box<dyn std::error::Error>> {
+    let config = load(args)?;
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let system = actix::System::new();
+    let code = system.block_on(async move {
+        let node = match Node::start(config) {
+            Ok(n) => n,
+            Err(e) => {
+                eprintln!("ensemble: {e}");
+                return 1;
+            }
+        };
+        wait_for_shutdown().await;
+        tracing::info!("shutting down");
+        node.stop();
+        0
+    });
+    Ok(code)
+}
+
+async fn wait_for_shutdown() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(t) => t,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

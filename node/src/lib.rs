@@ -1,0 +1,272 @@
+//! Builds an ensemble node from its config and runs its actors under supervisors.
+//!
+//! Embedding: inside a running actix `System` (or an actix-web app), [`Node::start`] starts a
+//! node's actors on an `Arbiter` of its own and returns a [`Node`] handle to write, read, query
+//! status and stop it. Several nodes may run in one process; nothing is a global singleton.
+
+pub mod four_letter;
+
+use actix::prelude::*;
+use ensemble_actors::client_port::ClientPort;
+use ensemble_actors::data_tree::{TreeOp, TreeResult};
+use ensemble_actors::election::ElectionTiming;
+use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener};
+use ensemble_actors::storage::{recover, StorageError, StorageWriter, WriterSettings};
+use ensemble_actors::zab::{
+    FailQuorumPeer, GetStatus, NodeStatus, PeerTiming, QuorumPeerActor, QuorumSettings, ReadData,
+    StorageEvent, Submit, SubmitError,
+};
+use ensemble_config::NodeConfig;
+use ensemble_messages::{Sid, Zxid};
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::oneshot;
+
+/// Why a node could not start or answer.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A port could not be bound.
+    #[error("{what} {addr} is not available: {source}")]
+    Bind {
+        what: &'static str,
+        addr: String,
+        source: std::io::Error,
+    },
+    /// Storage could not be read or written.
+    #[error("storage: {0}")]
+    Storage(#[from] StorageError),
+    /// The write did not commit.
+    #[error("{0}")]
+    Write(#[from] SubmitError),
+    /// The node's actors are gone.
+    #[error("the node is stopped")]
+    Stopped,
+}
+
+/// A running node.
+pub struct Node {
+    config: Arc<NodeConfig>,
+    quorum: Addr<QuorumPeerActor>,
+    links: BTreeMap<Sid, Addr<PeerLink>>,
+    storage: Arc<StorageWriter>,
+    arbiter: Arbiter,
+    client_addr: SocketAddr,
+}
+
+fn bind(what: &'static str, addr: &str) -> Result<std::net::TcpListener, NodeError> {
+    let err = |source| NodeError::Bind {
+        what,
+        addr: addr.to_string(),
+        source,
+    };
+    let resolved = addr.to_socket_addrs().map_err(err)?.next().ok_or_else(|| {
+        err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no address",
+        ))
+    })?;
+    let l = std::net::TcpListener::bind(resolved).map_err(err)?;
+    l.set_nonblocking(true).map_err(err)?;
+    Ok(l)
+}
+
+/// Core timing derived from the config.
+pub fn peer_timing(config: &NodeConfig) -> PeerTiming {
+    PeerTiming {
+        tick_ms: config.tick_ms,
+        init_limit: config.init_limit,
+        sync_limit: config.sync_limit,
+        election: ElectionTiming {
+            finalize_wait_ms: if config.is_standalone() {
+                0
+            } else {
+                config.election.finalize_wait_ms
+            },
+            initial_timeout_ms: 200,
+            max_timeout_ms: config.election.max_notification_timeout_ms,
+        },
+        diff_window: 10_000,
+    }
+}
+
+impl Node {
+    /// Binds the node's ports, recovers its storage and starts its actors. Must be called
+    /// from within a running actix `System`.
+    pub fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let config = Arc::new(config);
+        let me = config.me().clone();
+        let peer_listener = if config.is_standalone() {
+            None
+        } else {
+            Some(bind("peer port", &me.peer_addr())?)
+        };
+        if let Some(port) = me.election_port.filter(|p| *p != me.peer_port) {
+            // ensemble does not use the election port, but a clash there is a config mistake.
+            bind("election port", &format!("{}:{port}", me.host))?;
+        }
+        let client_listener = bind("client port", &me.client_addr())?;
+        let client_addr = client_listener
+            .local_addr()
+            .map_err(|source| NodeError::Bind {
+                what: "client port",
+                addr: me.client_addr(),
+                source,
+            })?;
+        let storage_settings = WriterSettings {
+            data_dir: config.storage.data_dir.clone(),
+            data_log_dir: config.storage.data_log_dir.clone(),
+            fsync: config.storage.fsync,
+            snap_retain_count: config.storage.snap_retain_count,
+        };
+        let recovered = recover(&storage_settings.data_dir, &storage_settings.data_log_dir)?;
+        let sink: Arc<OnceLock<Recipient<StorageEvent>>> = Arc::default();
+        let report = sink.clone();
+        let storage = Arc::new(StorageWriter::start(storage_settings.clone(), move |e| {
+            if let Some(r) = report.get() {
+                r.do_send(StorageEvent(e));
+            }
+        })?);
+        let settings = QuorumSettings {
+            sid: config.id,
+            voters: config.voters(),
+            timing: peer_timing(&config),
+            storage: storage_settings,
+            snap_count: config.storage.snap_count,
+        };
+        let identity = PeerIdentity {
+            sid: config.id,
+            cluster_id: config.cluster_id(),
+            members: config.voters(),
+        };
+        let actor = QuorumPeerActor::new(settings, BTreeMap::new(), storage.clone(), recovered)?;
+        let peers: Vec<(Sid, String)> = config
+            .servers
+            .iter()
+            .filter(|s| s.id != config.id)
+            .map(|s| (s.id, s.peer_addr()))
+            .collect();
+        let arbiter = Arbiter::new();
+        let started: Arc<Mutex<Option<BTreeMap<Sid, Addr<PeerLink>>>>> = Arc::default();
+        let started_out = started.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let quorum = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
+            let addr = ctx.address();
+            let _ = sink.set(addr.clone().recipient());
+            let links: BTreeMap<Sid, Addr<PeerLink>> = peers
+                .into_iter()
+                .map(|(sid, peer_addr)| {
+                    let identity = identity.clone();
+                    let recipient = addr.clone().recipient();
+                    let link = Supervisor::start(move |_| {
+                        PeerLink::new(identity, sid, peer_addr, recipient)
+                    });
+                    (sid, link)
+                })
+                .collect();
+            if let Some(l) = peer_listener {
+                match tokio::net::TcpListener::from_std(l) {
+                    Ok(l) => {
+                        PeerListener::new(identity, links.clone(), l).start();
+                    }
+                    Err(e) => tracing::error!("peer listener: {e}"),
+                }
+            }
+            if let Ok(mut slot) = started_out.lock() {
+                *slot = Some(links.clone());
+            }
+            let _ = ready_tx.send(());
+            actor.with_links(links)
+        });
+        // The arbiter builds the links; wait for it before handing out the node.
+        ready_rx.recv().map_err(|_| NodeError::Stopped)?;
+        let links = started
+            .lock()
+            .ok()
+            .and_then(|mut s| s.take())
+            .unwrap_or_default();
+        let client_config = config.clone();
+        let client_quorum = quorum.clone();
+        let (client_tx, client_rx) = std::sync::mpsc::channel();
+        arbiter.spawn_fn(move || {
+            let result = tokio::net::TcpListener::from_std(client_listener)
+                .map(|l| ClientPort::new(client_config, client_quorum, l).start());
+            let _ = client_tx.send(result.err());
+        });
+        if let Some(Some(e)) = client_rx.recv().ok() {
+            return Err(NodeError::Bind {
+                what: "client port",
+                addr: me.client_addr(),
+                source: e,
+            });
+        }
+        tracing::info!(
+            sid = config.id,
+            client = %client_addr,
+            servers = config.servers.len(),
+            "node started"
+        );
+        Ok(Node {
+            config,
+            quorum,
+            links,
+            storage,
+            arbiter,
+            client_addr,
+        })
+    }
+
+    /// This node's config.
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The address the client port listens on.
+    pub fn client_addr(&self) -> SocketAddr {
+        self.client_addr
+    }
+
+    /// Replicates a tree write; resolves once it committed and was applied on this node.
+    pub async fn write(&self, op: TreeOp) -> Result<(Zxid, TreeResult), NodeError> {
+        let (reply, rx) = oneshot::channel();
+        self.quorum
+            .send(Submit { op, reply })
+            .await
+            .map_err(|_| NodeError::Stopped)?;
+        Ok(rx.await.map_err(|_| NodeError::Stopped)??)
+    }
+
+    /// The node's status.
+    pub async fn status(&self) -> Result<NodeStatus, NodeError> {
+        self.quorum
+            .send(GetStatus)
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// A znode's data as this node has applied it.
+    pub async fn read(&self, path: &str) -> Result<Option<Vec<u8>>, NodeError> {
+        self.quorum
+            .send(ReadData(path.to_string()))
+            .await
+            .map_err(|_| NodeError::Stopped)
+    }
+
+    /// Makes the quorum peer actor fail; its supervisor restarts it from disk.
+    pub fn inject_quorum_failure(&self) {
+        self.quorum.do_send(FailQuorumPeer);
+    }
+
+    /// Makes the link to `peer` fail; its supervisor restarts it.
+    pub fn inject_link_failure(&self, peer: Sid) {
+        if let Some(l) = self.links.get(&peer) {
+            l.do_send(Fail);
+        }
+    }
+
+    /// Stops the node: queued writes reach the disk, then its actors stop.
+    pub fn stop(self) {
+        self.storage.flush();
+        self.arbiter.stop();
+    }
+}
