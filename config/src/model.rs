@@ -79,6 +79,9 @@ pub struct StorageSettings {
     pub snap_retain_count: usize,
     /// fsync the log before acknowledging (zoo.cfg forceSync).
     pub fsync: bool,
+    /// Committed txns the leader keeps in memory to sync followers by DIFF; a follower
+    /// further behind gets SNAP (ZooKeeper's commitLogCount).
+    pub commit_log_count: usize,
 }
 
 /// Leader election timing.

@@ -90,6 +90,8 @@ pub struct StorageSection {
     pub snap_retain_count: usize,
     /// fsync before acknowledging.
     pub fsync: bool,
+    /// Committed txns kept in memory for DIFF sync.
+    pub commit_log_count: usize,
 }
 
 impl Default for StorageSection {
@@ -99,6 +101,7 @@ impl Default for StorageSection {
             snap_count: 100_000,
             snap_retain_count: 3,
             fsync: true,
+            commit_log_count: 500,
         }
     }
 }
@@ -208,6 +211,7 @@ impl EnsembleFile {
                 snap_count: self.storage.snap_count,
                 snap_retain_count: self.storage.snap_retain_count,
                 fsync: self.storage.fsync,
+                commit_log_count: self.storage.commit_log_count,
             },
             election: ElectionSettings {
                 finalize_wait_ms: self.election.finalize_wait_ms,

@@ -140,6 +140,7 @@ pub fn parse_zoo_cfg(
             snap_count: get_num(&keys, "snapCount", 100_000)?,
             snap_retain_count: get_num(&keys, "autopurge.snapRetainCount", 3)? as usize,
             fsync: keys.get("forceSync").map(|v| v != "no").unwrap_or(true),
+            commit_log_count: get_num(&keys, "commitLogCount", 500)? as usize,
         },
         election: ElectionSettings {
             finalize_wait_ms: 200,
@@ -167,6 +168,7 @@ fn is_known_key(k: &str) -> bool {
             | "snapCount"
             | "autopurge.snapRetainCount"
             | "forceSync"
+            | "commitLogCount"
     ) || ACCEPTED_KEYS.contains(&k)
 }
 

@@ -4,6 +4,7 @@
 //! node's actors on an `Arbiter` of its own and returns a [`Node`] handle to write, read, query
 //! status and stop it. Several nodes may run in one process; nothing is a global singleton.
 
+pub mod cli;
 pub mod four_letter;
 
 use actix::prelude::*;
@@ -86,7 +87,7 @@ pub fn peer_timing(config: &NodeConfig) -> PeerTiming {
             initial_timeout_ms: 200,
             max_timeout_ms: config.election.max_notification_timeout_ms,
         },
-        diff_window: 10_000,
+        diff_window: config.storage.commit_log_count,
     }
 }
 

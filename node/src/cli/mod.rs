@@ -68,6 +68,26 @@ fn load(args: &NodeArgs) -> Result<NodeConfig, ConfigError> {
     }
 }
 
+/// Entry point of the `ensemble` binary: parses arguments, installs logging, runs, exits.
+pub fn main() -> ! {
+    let args = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let code = match run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ensemble: {e}");
+            2
+        }
+    };
+    std::process::exit(code)
+}
+
 /// Runs the command; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     match cli.command {

@@ -1,9 +1,9 @@
 //! `ensemble node`: runs one server until SIGINT or SIGTERM.
 
 use super::{load, NodeArgs};
-use ensemble_node::Node;
+use crate::Node;
 
-pub fn run(args: &NodeArgs) -> Result<i32, Box<dyn std::error::Error>> {
+pub(super) fn run(args: &NodeArgs) -> Result<i32, Box<dyn std::error::Error>> {
     let config = load(args)?;
     for w in &config.warnings {
         tracing::warn!("{w}");

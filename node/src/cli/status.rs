@@ -1,10 +1,10 @@
 //! `ensemble status`: each server's mode.
 
-use ensemble_node::four_letter;
+use crate::four_letter;
 use std::path::Path;
 use std::time::Duration;
 
-pub fn run(
+pub(super) fn run(
     config: Option<&Path>,
     servers: Option<&str>,
 ) -> Result<i32, Box<dyn std::error::Error>> {

@@ -1,6 +1,6 @@
 //! `ensemble up`: launches every server of a config as a child process and supervises them.
 
-use ensemble_node::four_letter;
+use crate::four_letter;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -15,7 +15,7 @@ struct Server {
     restarts: u32,
 }
 
-pub fn run(config: Option<&Path>) -> Result<i32, Box<dyn std::error::Error>> {
+pub(super) fn run(config: Option<&Path>) -> Result<i32, Box<dyn std::error::Error>> {
     let (path, text) = match config {
         Some(p) => (
             p.to_path_buf(),

@@ -1,0 +1,268 @@
+//! Real server processes on loopback, for integration tests.
+//!
+//! Each cluster lives on its own loopback block `127.0.B.x` (server `i` on `127.0.B.i`), so
+//! tests never share ports; its files live in a temporary directory; every child process is
+//! killed when the cluster is dropped. Clusters run one at a time in a test process.
+
+use ensemble_node::four_letter;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Which program the servers run.
+#[derive(Clone, Debug)]
+pub enum Program {
+    /// `ensemble node --config F --id N`.
+    Cli(PathBuf),
+    /// `ensemble-writer-node F N`, which takes writes on stdin.
+    Writer(PathBuf),
+}
+
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    backlog: Vec<String>,
+}
+
+/// A cluster of server processes.
+pub struct ProcessCluster {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    block: u8,
+    size: u64,
+    program: Program,
+    procs: BTreeMap<u64, Proc>,
+    _turn: MutexGuard<'static, ()>,
+}
+
+/// Settings of the generated TOML, tuned for fast tests on a small machine.
+pub const TEST_TIMING: &str = "[ensemble]\ntick_ms = 200\ninit_limit = 10\nsync_limit = 5\n\
+    [election]\nfinalize_wait_ms = 100\nmax_notification_timeout_ms = 2000\n";
+
+impl ProcessCluster {
+    /// Writes the config of `size` servers on block `127.0.<block>.x`; starts nothing yet.
+    /// `storage` is extra `[storage]` lines.
+    pub fn new(size: u64, block: u8, program: Program, storage: &str) -> Self {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let mut toml = format!(
+            "{TEST_TIMING}[client]\nfour_letter_words = [\"*\"]\n[storage]\ndata_dir = \"{}\"\n{storage}\n",
+            dir.path().join("data").display()
+        );
+        for i in 1..=size {
+            toml.push_str(&format!(
+                "[[servers]]\nid = {i}\nhost = \"127.0.{block}.{i}\"\npeer_port = 2888\nclient_port = 2181\n"
+            ));
+        }
+        let config = dir.path().join("ensemble.toml");
+        std::fs::write(&config, toml).expect("write config");
+        ProcessCluster {
+            dir,
+            config,
+            block,
+            size,
+            program,
+            procs: BTreeMap::new(),
+            _turn: turn,
+        }
+    }
+
+    /// Path of the generated config.
+    pub fn config_path(&self) -> &PathBuf {
+        &self.config
+    }
+
+    /// Client address of server `id`.
+    pub fn client_addr(&self, id: u64) -> String {
+        format!("127.0.{}.{id}:2181", self.block)
+    }
+
+    /// Where server `id` logs (stderr, appended across restarts).
+    pub fn log_path(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("server-{id}.log"))
+    }
+
+    /// Server `id`'s log so far.
+    pub fn log(&self, id: u64) -> String {
+        std::fs::read_to_string(self.log_path(id)).unwrap_or_default()
+    }
+
+    /// Starts every server.
+    pub fn start_all(&mut self) {
+        for id in 1..=self.size {
+            self.start(id);
+        }
+    }
+
+    /// Starts server `id`.
+    pub fn start(&mut self, id: u64) {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(id))
+            .expect("open log");
+        let mut cmd = match &self.program {
+            Program::Cli(exe) => {
+                let mut c = Command::new(exe);
+                c.arg("node")
+                    .arg("--config")
+                    .arg(&self.config)
+                    .arg("--id")
+                    .arg(id.to_string());
+                c
+            }
+            Program::Writer(exe) => {
+                let mut c = Command::new(exe);
+                c.arg(&self.config).arg(id.to_string());
+                c
+            }
+        };
+        let mut child = cmd
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn server");
+        let (tx, lines) = channel();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stdin = child.stdin.take();
+        self.procs.insert(
+            id,
+            Proc {
+                child,
+                stdin,
+                lines,
+                backlog: Vec::new(),
+            },
+        );
+    }
+
+    /// `kill -9` of server `id`.
+    pub fn kill9(&mut self, id: u64) {
+        if let Some(mut p) = self.procs.remove(&id) {
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+
+    /// Whether server `id`'s process is still running.
+    pub fn is_running(&mut self, id: u64) -> bool {
+        self.procs
+            .get_mut(&id)
+            .is_some_and(|p| matches!(p.child.try_wait(), Ok(None)))
+    }
+
+    /// The `Mode:` server `id` reports (`leader`, `follower`, `not serving`, `unreachable ...`).
+    pub fn mode(&self, id: u64) -> String {
+        four_letter::mode(&self.client_addr(id), Duration::from_millis(500))
+    }
+
+    /// The server whose mode is `leader`, if exactly one says so.
+    pub fn leader(&self) -> Option<u64> {
+        let leaders: Vec<u64> = (1..=self.size)
+            .filter(|i| self.mode(*i) == "leader")
+            .collect();
+        (leaders.len() == 1).then(|| leaders[0])
+    }
+
+    /// Sends a command line to a writer server.
+    pub fn send(&mut self, id: u64, line: &str) {
+        if let Some(stdin) = self.procs.get_mut(&id).and_then(|p| p.stdin.as_mut()) {
+            let _ = writeln!(stdin, "{line}");
+            let _ = stdin.flush();
+        }
+    }
+
+    /// Waits for a line from server `id` that satisfies `pred`; other lines are kept.
+    pub fn expect_line(
+        &mut self,
+        id: u64,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let p = self.procs.get_mut(&id)?;
+        if let Some(i) = p.backlog.iter().position(|l| pred(l)) {
+            return Some(p.backlog.remove(i));
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match p.lines.recv_timeout(left) {
+                Ok(l) if pred(&l) => return Some(l),
+                Ok(l) => p.backlog.push(l),
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
+                    return None
+                }
+            }
+        }
+    }
+
+    /// Sends `line` and waits for the answer that starts with `answer_prefix`.
+    pub fn ask(&mut self, id: u64, line: &str, answer_prefix: &str) -> Option<String> {
+        self.send(id, line);
+        self.expect_line(id, Duration::from_secs(10), |l| {
+            l.starts_with(answer_prefix)
+        })
+    }
+
+    /// Lines received from server `id` so far that satisfy `pred`, removed from the backlog.
+    pub fn drain_lines(&mut self, id: u64, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        let Some(p) = self.procs.get_mut(&id) else {
+            return Vec::new();
+        };
+        while let Ok(l) = p.lines.try_recv() {
+            p.backlog.push(l);
+        }
+        let (hit, keep): (Vec<String>, Vec<String>) = p.backlog.drain(..).partition(|l| pred(l));
+        p.backlog = keep;
+        hit
+    }
+
+    /// A file to hand to tests (e.g. a zoo.cfg) inside the cluster's directory.
+    pub fn file(&self, name: &str) -> (PathBuf, File) {
+        let path = self.dir.path().join(name);
+        let f = File::create(&path).expect("create file");
+        (path, f)
+    }
+}
+
+impl Drop for ProcessCluster {
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.procs.keys().copied().collect();
+        for id in ids {
+            self.kill9(id);
+        }
+    }
+}
+
+/// Polls `cond` every 50 ms until it holds or `timeout` passes; the error names `what`.
+pub fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("timed out after {timeout:?} waiting for {what}"))
+}

@@ -1,0 +1,312 @@
+//! Real server processes on loopback: the seed report's scenarios and crash recovery.
+
+use ensemble_tests::cluster::{wait_until, ProcessCluster, Program};
+use std::time::Duration;
+
+const ELECTION: Duration = Duration::from_secs(20);
+
+fn cli() -> Program {
+    Program::Cli(env!("CARGO_BIN_EXE_ensemble-cli").into())
+}
+
+fn writer() -> Program {
+    Program::Writer(env!("CARGO_BIN_EXE_ensemble-writer-node").into())
+}
+
+fn wait_leader(c: &ProcessCluster, expected: u64, followers: &[u64]) {
+    wait_until(
+        &format!("server {expected} to lead with {followers:?} following"),
+        ELECTION,
+        || c.mode(expected) == "leader" && followers.iter().all(|f| c.mode(*f) == "follower"),
+    )
+    .unwrap_or_else(|e| {
+        let modes: Vec<String> = (1..=5).map(|i| format!("{i}: {}", c.mode(i))).collect();
+        panic!(
+            "{e}; modes: {modes:?}\nlog of {expected}:\n{}",
+            c.log(expected)
+        )
+    });
+}
+
+/// The seed report: the highest sid leads; killing leaders elects 5, then 4, then 3; with 2 of
+/// 5 servers left there is no service; restarting the others brings it back.
+#[test]
+fn seed_leader_succession_and_no_quorum_no_service() {
+    let mut c = ProcessCluster::new(5, 11, cli(), "");
+    c.start_all();
+    wait_leader(&c, 5, &[1, 2, 3, 4]);
+    c.kill9(5);
+    wait_leader(&c, 4, &[1, 2, 3]);
+    c.kill9(4);
+    wait_leader(&c, 3, &[1, 2]);
+    c.kill9(3);
+    wait_until("no quorum, no service", ELECTION, || {
+        c.mode(1) == "not serving" && c.mode(2) == "not serving"
+    })
+    .unwrap();
+    let out =
+        ensemble_node::four_letter::ask(&c.client_addr(1), "srvr", Duration::from_secs(2)).unwrap();
+    assert_eq!(
+        out,
+        "This ZooKeeper instance is not currently serving requests\n"
+    );
+    for id in [3, 4, 5] {
+        c.start(id);
+    }
+    wait_until("service to return with all 5 servers", ELECTION, || {
+        c.leader().is_some() && (1..=5).filter(|i| c.mode(*i) == "follower").count() == 4
+    })
+    .unwrap();
+    // `ensemble status` reports every mode, as zkServer.sh status does.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble-cli"))
+        .args(["status", "--config"])
+        .arg(c.config_path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("Mode: follower").count(), 4, "{text}");
+    assert_eq!(text.matches("Mode: leader").count(), 1, "{text}");
+}
+
+/// Misconfigurations end with one clear line and a non-zero exit.
+#[test]
+fn config_mistakes_fail_fast_with_one_line() {
+    let c = ProcessCluster::new(3, 12, cli(), "");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble-cli"))
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let config = c.config_path().to_str().unwrap().to_string();
+    let (code, err) = run(&["node", "--config", &config, "--id", "7"]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("ensemble: myid 7 matches no server entry (servers: 1, 2, 3)"),
+        "{err}"
+    );
+    // zoo.cfg whose myid matches no server line: the seed report's mistake.
+    let (cfg_path, mut cfg) = c.file("zoo.cfg");
+    let data = cfg_path.parent().unwrap().join("zk-data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("myid"), "4\n").unwrap();
+    use std::io::Write;
+    write!(
+        cfg,
+        "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir={}\nclientPort=2181\n\
+         server.1=127.0.12.1:2888:3888\nserver.2=127.0.12.2:2888:3888\nserver.3=127.0.12.3:2888:3888\n",
+        data.display()
+    )
+    .unwrap();
+    let (code, err) = run(&["node", "--zoo-cfg", cfg_path.to_str().unwrap()]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("ensemble: myid 4 matches no server entry (servers: 1, 2, 3)"),
+        "{err}"
+    );
+    std::fs::write(data.join("myid"), "one").unwrap();
+    let (_, err) = run(&["node", "--zoo-cfg", cfg_path.to_str().unwrap()]);
+    assert!(err.contains("not a server id"), "{err}");
+    // A client port already taken.
+    let _taken = std::net::TcpListener::bind("127.0.12.1:2181").unwrap();
+    let (code, err) = run(&["node", "--config", &config, "--id", "1"]);
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("ensemble: client port 127.0.12.1:2181 is not available"),
+        "{err}"
+    );
+}
+
+/// A single-server config runs standalone and commits on its own.
+#[test]
+fn single_server_runs_standalone() {
+    let mut c = ProcessCluster::new(1, 13, writer(), "");
+    c.start_all();
+    wait_until("standalone mode", ELECTION, || c.mode(1) == "standalone").unwrap();
+    let reply = c
+        .ask(1, "create /solo x", "ok /solo")
+        .expect("write acknowledged");
+    assert!(reply.ends_with(" Ok"), "{reply}");
+    assert_eq!(c.ask(1, "get /solo", "data /solo").unwrap(), "data /solo x");
+}
+
+/// Starts a 3-server writer cluster and waits until everyone serves.
+fn writer_cluster(block: u8, storage: &str) -> ProcessCluster {
+    let mut c = ProcessCluster::new(3, block, writer(), storage);
+    c.start_all();
+    wait_leader(&c, 3, &[1, 2]);
+    c
+}
+
+fn applied(c: &mut ProcessCluster, id: u64) -> Option<u64> {
+    let line = c.ask(id, "status", "status")?;
+    line.split_whitespace().nth(4)?.parse().ok()
+}
+
+fn write_n(c: &mut ProcessCluster, via: u64, from: u32, to: u32) {
+    for i in from..to {
+        c.send(via, &format!("create /n{i} v{i}"));
+    }
+    for i in from..to {
+        let path = format!("/n{i} ");
+        let line = c
+            .expect_line(via, Duration::from_secs(20), |l| {
+                l.starts_with("ok /n") || l.starts_with("err /n")
+            })
+            .unwrap_or_else(|| panic!("no answer for {path}"));
+        assert!(line.starts_with("ok "), "{line}");
+    }
+}
+
+/// A restarted follower catches up by DIFF; one further behind than the commit log by SNAP.
+#[test]
+fn restarted_followers_catch_up_by_diff_and_by_snap() {
+    let mut c = writer_cluster(14, "commit_log_count = 50");
+    write_n(&mut c, 3, 0, 20);
+    c.kill9(1);
+    write_n(&mut c, 2, 20, 30);
+    c.start(1);
+    let target = applied(&mut c, 3).unwrap();
+    wait_until("follower 1 to catch up by DIFF", ELECTION, || {
+        applied(&mut c, 1) == Some(target)
+    })
+    .unwrap();
+    assert!(
+        c.log(3).contains("syncing follower by DIFF"),
+        "{}",
+        c.log(3)
+    );
+    assert_eq!(c.ask(1, "get /n25", "data /n25").unwrap(), "data /n25 v25");
+    c.kill9(1);
+    write_n(&mut c, 2, 30, 130);
+    c.start(1);
+    let target = applied(&mut c, 3).unwrap();
+    wait_until("follower 1 to catch up by SNAP", ELECTION, || {
+        applied(&mut c, 1) == Some(target)
+    })
+    .unwrap();
+    assert!(
+        c.log(3).contains("syncing follower by SNAP"),
+        "{}",
+        c.log(3)
+    );
+    assert_eq!(
+        c.ask(1, "get /n129", "data /n129").unwrap(),
+        "data /n129 v129"
+    );
+    assert_eq!(c.ask(1, "get /n3", "data /n3").unwrap(), "data /n3 v3");
+}
+
+/// `kill -9` of the leader under a write load loses no acknowledged write.
+#[test]
+fn leader_kill9_under_load_loses_no_acknowledged_write() {
+    let mut c = writer_cluster(15, "");
+    let mut sent = [0usize; 3];
+    let mut next = 0u32;
+    let mut acked: Vec<String> = Vec::new();
+    let mut answered = [0usize; 3];
+    let mut send_batch = |c: &mut ProcessCluster, sent: &mut [usize; 3]| {
+        for via in [1u64, 2] {
+            for _ in 0..25 {
+                c.send(via, &format!("create /load{next} v{next}"));
+                next += 1;
+                sent[via as usize] += 1;
+            }
+        }
+    };
+    let collect = |c: &mut ProcessCluster, acked: &mut Vec<String>, answered: &mut [usize; 3]| {
+        for via in [1u64, 2] {
+            let ok = c.drain_lines(via, |l| l.starts_with("ok /load"));
+            let err = c.drain_lines(via, |l| l.starts_with("err /load"));
+            answered[via as usize] += ok.len() + err.len();
+            acked.extend(ok);
+        }
+    };
+    send_batch(&mut c, &mut sent);
+    wait_until(
+        "the first writes to commit",
+        Duration::from_secs(20),
+        || {
+            collect(&mut c, &mut acked, &mut answered);
+            acked.len() >= 10
+        },
+    )
+    .unwrap();
+    // More writes are in flight when the leader dies.
+    send_batch(&mut c, &mut sent);
+    c.kill9(3);
+    wait_leader(&c, 2, &[1]);
+    send_batch(&mut c, &mut sent);
+    wait_until("an answer to every write", Duration::from_secs(30), || {
+        collect(&mut c, &mut acked, &mut answered);
+        answered[1] == sent[1] && answered[2] == sent[2]
+    })
+    .unwrap();
+    c.start(3);
+    wait_until("server 3 to rejoin", ELECTION, || c.mode(3) == "follower").unwrap();
+    eprintln!(
+        "{} of 150 writes acknowledged across the leader's death",
+        acked.len()
+    );
+    assert!(
+        acked.len() >= 60,
+        "only {} of 150 writes acknowledged",
+        acked.len()
+    );
+    for line in &acked {
+        let path = line.split_whitespace().nth(1).unwrap().to_string();
+        let value = path.trim_start_matches("/load");
+        for id in 1..=3 {
+            let got = c
+                .ask(id, &format!("get {path}"), &format!("data {path} "))
+                .unwrap();
+            assert_eq!(
+                got,
+                format!("data {path} v{value}"),
+                "server {id} lost an acknowledged write"
+            );
+        }
+    }
+}
+
+/// A crashed quorum peer actor or peer link is restarted by its supervisor; the process lives
+/// on and serves again.
+#[test]
+fn supervised_actors_restart_and_the_node_keeps_serving() {
+    let mut c = writer_cluster(16, "");
+    write_n(&mut c, 1, 0, 5);
+    assert_eq!(
+        c.ask(1, "fail-link 3", "injected").as_deref(),
+        Some("injected")
+    );
+    assert_eq!(
+        c.ask(1, "fail-quorum", "injected").as_deref(),
+        Some("injected")
+    );
+    wait_until(
+        "server 1 to restart its quorum peer and follow again",
+        ELECTION,
+        || {
+            c.ask(1, "status", "status")
+                .is_some_and(|s| s.starts_with("status Following true 3") && s.ends_with(" 1"))
+        },
+    )
+    .unwrap();
+    assert!(c.is_running(1));
+    write_n(&mut c, 1, 5, 10);
+    assert_eq!(
+        c.ask(1, "get /n2", "data /n2").unwrap(),
+        "data /n2 v2",
+        "state rebuilt from disk"
+    );
+    let log = c.log(1);
+    assert!(
+        log.contains("peer link restarting") && log.contains("quorum peer restarting from disk"),
+        "{log}"
+    );
+}
