@@ -222,7 +222,7 @@ impl NodeConfig {
             )));
         }
         let voters = self.voters().len();
-        if voters > 1 && voters % 2 == 0 {
+        if voters > 1 && voters.is_multiple_of(2) {
             self.warnings.push(format!(
                 "{voters} voting servers tolerate no more failures than {}: use an odd size",
                 voters - 1

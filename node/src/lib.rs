@@ -21,7 +21,7 @@ use ensemble_config::NodeConfig;
 use ensemble_messages::{Sid, Zxid};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use tokio::sync::oneshot;
 
 /// Why a node could not start or answer.
@@ -148,8 +148,6 @@ impl Node {
             .map(|s| (s.id, s.peer_addr()))
             .collect();
         let arbiter = Arbiter::new();
-        let started: Arc<Mutex<Option<BTreeMap<Sid, Addr<PeerLink>>>>> = Arc::default();
-        let started_out = started.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let quorum = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
             let addr = ctx.address();
@@ -173,19 +171,11 @@ impl Node {
                     Err(e) => tracing::error!("peer listener: {e}"),
                 }
             }
-            if let Ok(mut slot) = started_out.lock() {
-                *slot = Some(links.clone());
-            }
-            let _ = ready_tx.send(());
+            let _ = ready_tx.send(links.clone());
             actor.with_links(links)
         });
         // The arbiter builds the links; wait for it before handing out the node.
-        ready_rx.recv().map_err(|_| NodeError::Stopped)?;
-        let links = started
-            .lock()
-            .ok()
-            .and_then(|mut s| s.take())
-            .unwrap_or_default();
+        let links = ready_rx.recv().map_err(|_| NodeError::Stopped)?;
         let client_config = config.clone();
         let client_quorum = quorum.clone();
         let (client_tx, client_rx) = std::sync::mpsc::channel();
@@ -194,7 +184,7 @@ impl Node {
                 .map(|l| ClientPort::new(client_config, client_quorum, l).start());
             let _ = client_tx.send(result.err());
         });
-        if let Some(Some(e)) = client_rx.recv().ok() {
+        if let Ok(Some(e)) = client_rx.recv() {
             return Err(NodeError::Bind {
                 what: "client port",
                 addr: me.client_addr(),
