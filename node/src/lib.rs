@@ -5,7 +5,9 @@
 //! status and stop it. Several nodes may run in one process; nothing is a global singleton.
 
 pub mod cli;
+pub mod control;
 pub mod four_letter;
+pub mod local_cluster;
 
 use actix::prelude::*;
 use ensemble_actors::client_port::ClientPort;

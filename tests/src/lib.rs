@@ -1,8 +1,6 @@
 //! Whole-cluster test support for ensemble.
 //!
-//! - [`cluster`]: real server processes on loopback, one block of addresses per test.
 //! - [`sim`]: a deterministic simulation of several [`QuorumPeer`](ensemble_actors::zab::QuorumPeer)
 //!   cores with a simulated clock, network and disk, checking safety invariants after every step.
 
-pub mod cluster;
 pub mod sim;

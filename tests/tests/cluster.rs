@@ -1,6 +1,6 @@
 //! Real server processes on loopback: the seed report's scenarios and crash recovery.
 
-use ensemble_tests::cluster::{wait_until, ProcessCluster, Program};
+use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use std::time::Duration;
 
 const ELECTION: Duration = Duration::from_secs(20);
@@ -10,7 +10,7 @@ fn cli() -> Program {
 }
 
 fn writer() -> Program {
-    Program::Writer(env!("CARGO_BIN_EXE_ensemble-writer-node").into())
+    Program::Writer(env!("CARGO_BIN_EXE_ensemble-cli").into())
 }
 
 fn wait_leader(c: &ProcessCluster, expected: u64, followers: &[u64]) {

@@ -155,6 +155,10 @@ impl Election {
                 self.vote = n.vote;
                 self.finalize_at = None;
                 out.extend(self.broadcast());
+            } else if self.vote.beats(&n.vote) {
+                // The sender may have broadcast before we were looking and missed our better
+                // vote: tell it now rather than at its next timeout.
+                out.push(self.send_to(from));
             }
             self.received.insert(from, n);
             self.received.insert(self.me, self.notification());
@@ -373,6 +377,20 @@ mod tests {
         let out = e.on_notification(2, looking(vote(2, 0, 0), 1), 0);
         assert!(
             matches!(out[..], [ElectionOutput::Send { to: 2, notification }] if notification.state == ServerState::Following)
+        );
+    }
+
+    #[test]
+    fn a_worse_vote_in_the_same_round_gets_our_better_vote_back() {
+        let mut e = Election::new(4, vec![1, 2, 3, 4, 5], timing());
+        e.start_round(Zxid::new(1, 0), 1, 0);
+        let out = e.on_notification(3, looking(vote(3, 1, 0), 1), 5);
+        assert_eq!(
+            out,
+            vec![ElectionOutput::Send {
+                to: 3,
+                notification: looking(vote(4, 1, 0), 1)
+            }]
         );
     }
 

@@ -38,6 +38,9 @@ pub struct NodeArgs {
     /// Apache ZooKeeper zoo.cfg; the id comes from dataDir/myid.
     #[arg(long)]
     zoo_cfg: Option<PathBuf>,
+    /// Take line commands on stdin (create/get/status), for tests and benchmarks.
+    #[arg(long)]
+    control_stdin: bool,
 }
 
 #[derive(clap::Args, Debug)]

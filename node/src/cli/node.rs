@@ -1,25 +1,32 @@
 //! `ensemble node`: runs one server until SIGINT or SIGTERM.
 
 use super::{load, NodeArgs};
-use crate::Node;
+use crate::{control, Node};
+use std::rc::Rc;
 
 pub(super) fn run(args: &NodeArgs) -> Result<i32, Box<dyn std::error::Error>> {
     let config = load(args)?;
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
+    let control_stdin = args.control_stdin;
     let system = actix::System::new();
     let code = system.block_on(async move {
         let node = match Node::start(config) {
-            Ok(n) => n,
+            Ok(n) => Rc::new(n),
             Err(e) => {
                 eprintln!("ensemble: {e}");
                 return 1;
             }
         };
+        if control_stdin {
+            actix::spawn(control::serve_stdin(node.clone()));
+        }
         wait_for_shutdown().await;
         tracing::info!("shutting down");
-        node.stop();
+        if let Ok(node) = Rc::try_unwrap(node) {
+            node.stop();
+        }
         0
     });
     Ok(code)

@@ -1,16 +1,17 @@
-//! Real server processes on loopback, for integration tests.
+//! Real server processes on loopback, for integration tests and benchmarks.
 //!
 //! Each cluster lives on its own loopback block `127.0.B.x` (server `i` on `127.0.B.i`), so
-//! tests never share ports; its files live in a temporary directory; every child process is
-//! killed when the cluster is dropped. Clusters run one at a time in a test process.
+//! clusters never share ports; its files live in a temporary directory; every child process is
+//! killed when the cluster is dropped. Clusters run one at a time in a process, so that tests
+//! do not compete for the CPU.
 
-use ensemble_node::four_letter;
+use crate::four_letter;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -21,15 +22,13 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 pub enum Program {
     /// `ensemble node --config F --id N`.
     Cli(PathBuf),
-    /// `ensemble-writer-node F N`, which takes writes on stdin.
+    /// `ensemble node --config F --id N --control-stdin`, which takes writes on stdin.
     Writer(PathBuf),
 }
 
 struct Proc {
     child: Child,
     stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    backlog: Vec<String>,
 }
 
 /// A cluster of server processes.
@@ -40,21 +39,56 @@ pub struct ProcessCluster {
     size: u64,
     program: Program,
     procs: BTreeMap<u64, Proc>,
+    lines_tx: Sender<(u64, String)>,
+    lines: Receiver<(u64, String)>,
+    backlog: Vec<(u64, String)>,
     _turn: MutexGuard<'static, ()>,
 }
 
-/// Settings of the generated TOML, tuned for fast tests on a small machine.
-pub const TEST_TIMING: &str = "[ensemble]\ntick_ms = 200\ninit_limit = 10\nsync_limit = 5\n\
-    [election]\nfinalize_wait_ms = 100\nmax_notification_timeout_ms = 2000\n";
+/// Quorum timing of a generated config.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    /// Tick length in ms.
+    pub tick_ms: u64,
+    /// initLimit in ticks.
+    pub init_limit: u32,
+    /// syncLimit in ticks.
+    pub sync_limit: u32,
+}
+
+impl Timing {
+    /// Fast settings for tests on a small machine: 200 ms ticks.
+    pub const TEST: Timing = Timing {
+        tick_ms: 200,
+        init_limit: 10,
+        sync_limit: 5,
+    };
+    /// ZooKeeper's sample settings: 2 s ticks, initLimit 10, syncLimit 5.
+    pub const ZOOKEEPER_DEFAULT: Timing = Timing {
+        tick_ms: 2000,
+        init_limit: 10,
+        sync_limit: 5,
+    };
+}
 
 impl ProcessCluster {
-    /// Writes the config of `size` servers on block `127.0.<block>.x`; starts nothing yet.
-    /// `storage` is extra `[storage]` lines.
+    /// Writes the config of `size` servers on block `127.0.<block>.x` with test timing;
+    /// starts nothing yet. `storage` is extra `[storage]` lines.
     pub fn new(size: u64, block: u8, program: Program, storage: &str) -> Self {
+        Self::with_timing(size, block, program, storage, Timing::TEST)
+    }
+
+    /// Like [`ProcessCluster::new`], with the given timing.
+    pub fn with_timing(size: u64, block: u8, program: Program, storage: &str, t: Timing) -> Self {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut toml = format!(
-            "{TEST_TIMING}[client]\nfour_letter_words = [\"*\"]\n[storage]\ndata_dir = \"{}\"\n{storage}\n",
+            "[ensemble]\ntick_ms = {}\ninit_limit = {}\nsync_limit = {}\n\
+             [election]\nfinalize_wait_ms = 100\nmax_notification_timeout_ms = 2000\n\
+             [client]\nfour_letter_words = [\"*\"]\n[storage]\ndata_dir = \"{}\"\n{storage}\n",
+            t.tick_ms,
+            t.init_limit,
+            t.sync_limit,
             dir.path().join("data").display()
         );
         for i in 1..=size {
@@ -64,6 +98,7 @@ impl ProcessCluster {
         }
         let config = dir.path().join("ensemble.toml");
         std::fs::write(&config, toml).expect("write config");
+        let (lines_tx, lines) = channel();
         ProcessCluster {
             dir,
             config,
@@ -71,6 +106,9 @@ impl ProcessCluster {
             size,
             program,
             procs: BTreeMap::new(),
+            lines_tx,
+            lines,
+            backlog: Vec::new(),
             _turn: turn,
         }
     }
@@ -121,7 +159,12 @@ impl ProcessCluster {
             }
             Program::Writer(exe) => {
                 let mut c = Command::new(exe);
-                c.arg(&self.config).arg(id.to_string());
+                c.arg("node")
+                    .arg("--config")
+                    .arg(&self.config)
+                    .arg("--id")
+                    .arg(id.to_string());
+                c.arg("--control-stdin");
                 c
             }
         };
@@ -132,25 +175,17 @@ impl ProcessCluster {
             .stderr(Stdio::from(log))
             .spawn()
             .expect("spawn server");
-        let (tx, lines) = channel();
+        let tx = self.lines_tx.clone();
         let stdout = child.stdout.take().expect("stdout");
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
+                if tx.send((id, line)).is_err() {
                     break;
                 }
             }
         });
         let stdin = child.stdin.take();
-        self.procs.insert(
-            id,
-            Proc {
-                child,
-                stdin,
-                lines,
-                backlog: Vec::new(),
-            },
-        );
+        self.procs.insert(id, Proc { child, stdin });
     }
 
     /// `kill -9` of server `id`.
@@ -196,21 +231,32 @@ impl ProcessCluster {
         timeout: Duration,
         pred: impl Fn(&str) -> bool,
     ) -> Option<String> {
-        let p = self.procs.get_mut(&id)?;
-        if let Some(i) = p.backlog.iter().position(|l| pred(l)) {
-            return Some(p.backlog.remove(i));
+        if let Some(i) = self
+            .backlog
+            .iter()
+            .position(|(from, l)| *from == id && pred(l))
+        {
+            return Some(self.backlog.remove(i).1);
         }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match p.lines.recv_timeout(left) {
-                Ok(l) if pred(&l) => return Some(l),
-                Ok(l) => p.backlog.push(l),
+            match self.lines.recv_timeout(left) {
+                Ok((from, l)) if from == id && pred(&l) => return Some(l),
+                Ok(other) => self.backlog.push(other),
                 Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => {
                     return None
                 }
             }
         }
+    }
+
+    /// The next line from any server, waiting up to `timeout`.
+    pub fn next_line(&mut self, timeout: Duration) -> Option<(u64, String)> {
+        if !self.backlog.is_empty() {
+            return Some(self.backlog.remove(0));
+        }
+        self.lines.recv_timeout(timeout).ok()
     }
 
     /// Sends `line` and waits for the answer that starts with `answer_prefix`.
@@ -223,15 +269,15 @@ impl ProcessCluster {
 
     /// Lines received from server `id` so far that satisfy `pred`, removed from the backlog.
     pub fn drain_lines(&mut self, id: u64, pred: impl Fn(&str) -> bool) -> Vec<String> {
-        let Some(p) = self.procs.get_mut(&id) else {
-            return Vec::new();
-        };
-        while let Ok(l) = p.lines.try_recv() {
-            p.backlog.push(l);
+        while let Ok(l) = self.lines.try_recv() {
+            self.backlog.push(l);
         }
-        let (hit, keep): (Vec<String>, Vec<String>) = p.backlog.drain(..).partition(|l| pred(l));
-        p.backlog = keep;
-        hit
+        let (hit, keep): (Vec<_>, Vec<_>) = self
+            .backlog
+            .drain(..)
+            .partition(|(from, l)| *from == id && pred(l));
+        self.backlog = keep;
+        hit.into_iter().map(|(_, l)| l).collect()
     }
 
     /// A file to hand to tests (e.g. a zoo.cfg) inside the cluster's directory.

@@ -1,0 +1,80 @@
+//! A line-command control channel on stdin (`ensemble node --control-stdin`), for tests and
+//! `ensemble bench` until the ZooKeeper client protocol serves writes. Each line is answered
+//! on stdout when it completes, so many commands may be in flight:
+//! - `create PATH DATA` -> `ok PATH ZXID RESULT` or `err PATH MESSAGE`
+//! - `get PATH` -> `data PATH DATA` (`data PATH -` when missing)
+//! - `status` -> `status STATE SERVING LEADER APPLIED RESTARTS`
+//! - `fail-quorum`, `fail-link SID` -> fault injection, answered `injected`
+
+use crate::Node;
+use ensemble_actors::data_tree::TreeOp;
+use std::io::{BufRead, Write};
+use std::rc::Rc;
+
+fn say(line: String) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Serves control commands from stdin until it closes.
+pub async fn serve_stdin(node: Rc<Node>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    say("started".into());
+    while let Some(line) = rx.recv().await {
+        let node = node.clone();
+        actix::spawn(async move { say(answer(&node, &line).await) });
+    }
+}
+
+/// The answer to one command line.
+pub async fn answer(node: &Node, line: &str) -> String {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    match words.as_slice() {
+        ["create", path, data] => {
+            let op = TreeOp::Create {
+                path: path.to_string(),
+                data: data.as_bytes().to_vec(),
+            };
+            match node.write(op).await {
+                Ok((zxid, result)) => format!("ok {path} {} {result:?}", zxid.0),
+                Err(e) => format!("err {path} {e}"),
+            }
+        }
+        ["get", path] => match node.read(path).await {
+            Ok(Some(d)) => format!("data {path} {}", String::from_utf8_lossy(&d)),
+            Ok(None) => format!("data {path} -"),
+            Err(e) => format!("err {path} {e}"),
+        },
+        ["status"] => match node.status().await {
+            Ok(s) => format!(
+                "status {:?} {} {} {} {}",
+                s.peer.state,
+                s.peer.serving,
+                s.peer.leader.unwrap_or(0),
+                s.peer.applied.0,
+                s.restarts
+            ),
+            Err(e) => format!("err status {e}"),
+        },
+        ["fail-quorum"] => {
+            node.inject_quorum_failure();
+            "injected".into()
+        }
+        ["fail-link", sid] => match sid.parse() {
+            Ok(sid) => {
+                node.inject_link_failure(sid);
+                "injected".into()
+            }
+            Err(_) => format!("err fail-link {sid:?} is not a server id"),
+        },
+        _ => format!("err unknown command {line:?}"),
+    }
+}
