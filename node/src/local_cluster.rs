@@ -196,6 +196,21 @@ impl ProcessCluster {
         }
     }
 
+    /// The OS process id of server `id`.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.procs.get(&id).map(|p| p.child.id())
+    }
+
+    /// Resident memory of server `id` in KiB, from /proc.
+    pub fn rss_kib(&self, id: u64) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid(id)?)).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    }
+
     /// Whether server `id`'s process is still running.
     pub fn is_running(&mut self, id: u64) -> bool {
         self.procs

@@ -8,7 +8,7 @@
 
 use crate::quorum::is_quorum;
 use ensemble_messages::{Notification, ServerState, Sid, Vote, Zxid};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Election timing, in ms.
 #[derive(Clone, Debug)]
@@ -42,6 +42,8 @@ pub struct Election {
     vote: Vote,
     received: BTreeMap<Sid, Notification>,
     out_of_election: BTreeMap<Sid, Notification>,
+    /// Peers whose link was up and went down: their vote is not awaited.
+    lost: BTreeSet<Sid>,
     timeout_ms: u64,
     resend_at: u64,
     finalize_at: Option<u64>,
@@ -66,6 +68,7 @@ impl Election {
             vote: own,
             received: BTreeMap::new(),
             out_of_election: BTreeMap::new(),
+            lost: BTreeSet::new(),
             resend_at: 0,
             finalize_at: None,
         }
@@ -118,11 +121,31 @@ impl Election {
 
     /// A peer link came up: a LOOKING server tells it its vote at once.
     pub fn peer_connected(&mut self, peer: Sid) -> Vec<ElectionOutput> {
-        if self.state == ServerState::Looking && peer != self.me {
+        if peer == self.me || !self.voters.contains(&peer) {
+            return Vec::new();
+        }
+        self.lost.remove(&peer);
+        if self.state == ServerState::Looking {
             vec![self.send_to(peer)]
         } else {
             Vec::new()
         }
+    }
+
+    /// A peer link went down: its vote is no longer awaited before deciding.
+    pub fn peer_disconnected(&mut self, peer: Sid) -> Vec<ElectionOutput> {
+        if peer == self.me || !self.voters.contains(&peer) {
+            return Vec::new();
+        }
+        self.lost.insert(peer);
+        let mut out = Vec::new();
+        if self.state == ServerState::Looking
+            && self.finalize_at.is_some()
+            && self.no_vote_pending()
+        {
+            out.push(self.decide(self.vote));
+        }
+        out
     }
 
     /// Handles a notification from `from`.
@@ -201,13 +224,28 @@ impl Election {
     }
 
     fn check_own_quorum(&mut self, now: u64, out: &mut Vec<ElectionOutput>) {
-        if self.finalize_at.is_none() && self.agreed(&self.received, &self.notification()) {
-            if self.timing.finalize_wait_ms == 0 {
-                out.push(self.decide(self.vote));
-            } else {
-                self.finalize_at = Some(now + self.timing.finalize_wait_ms);
-            }
+        if !self.agreed(&self.received, &self.notification()) {
+            return;
         }
+        // No better vote can come once every other server voted like us or is known down.
+        if self.timing.finalize_wait_ms == 0 || self.no_vote_pending() {
+            out.push(self.decide(self.vote));
+        } else if self.finalize_at.is_none() {
+            self.finalize_at = Some(now + self.timing.finalize_wait_ms);
+        }
+    }
+
+    /// Whether every other voter has voted like us in this round or was lost. A server never
+    /// heard from (one still starting) may yet bring a better vote: that is what the finalize
+    /// wait is for.
+    fn no_vote_pending(&self) -> bool {
+        self.voters.iter().filter(|p| **p != self.me).all(|p| {
+            self.lost.contains(p)
+                || self
+                    .received
+                    .get(p)
+                    .is_some_and(|n| n.state == ServerState::Looking && n.vote == self.vote)
+        })
     }
 
     /// Whether a quorum of `set` holds the same vote as `target`. Between servers that are
@@ -302,9 +340,18 @@ mod tests {
         }
     }
 
+    /// An election of `me` among `voters`, with links up to every other voter.
+    fn connected(me: Sid, voters: Vec<Sid>) -> Election {
+        let mut e = Election::new(me, voters.clone(), timing());
+        for p in voters {
+            e.peer_connected(p);
+        }
+        e
+    }
+
     #[test]
     fn adopts_better_vote_then_decides_after_finalize_wait() {
-        let mut e = Election::new(1, vec![1, 2, 3], timing());
+        let mut e = connected(1, vec![1, 2, 3]);
         let out = e.start_round(Zxid::new(1, 5), 1, 0);
         assert_eq!(out.len(), 2, "broadcast to both peers");
         // Peer 3 has the same log and a higher sid: adopt and re-broadcast.
@@ -324,8 +371,45 @@ mod tests {
     }
 
     #[test]
+    fn decides_at_once_when_every_server_agrees_or_is_lost() {
+        let mut e = connected(1, vec![1, 2, 3, 4, 5]);
+        e.peer_disconnected(5);
+        e.start_round(Zxid::new(1, 5), 1, 0);
+        e.on_notification(4, looking(vote(4, 1, 5), 1), 1);
+        e.on_notification(3, looking(vote(4, 1, 5), 1), 1);
+        assert_eq!(
+            e.state(),
+            ServerState::Looking,
+            "a quorum, but server 2 has not voted yet"
+        );
+        assert!(e.tick(100).is_empty());
+        let out = e.on_notification(2, looking(vote(4, 1, 5), 1), 2);
+        assert_eq!(
+            out,
+            vec![ElectionOutput::Decided {
+                vote: vote(4, 1, 5),
+                state: ServerState::Following
+            }]
+        );
+    }
+
+    #[test]
+    fn a_server_never_heard_from_gets_the_finalize_wait() {
+        let mut e = Election::new(1, vec![1, 2, 3], timing());
+        e.peer_connected(2);
+        e.start_round(Zxid::ZERO, 0, 0);
+        e.on_notification(2, looking(vote(2, 0, 0), 1), 1);
+        assert_eq!(
+            e.state(),
+            ServerState::Looking,
+            "server 3 may still be starting"
+        );
+        assert!(matches!(e.tick(250)[..], [ElectionOutput::Decided { .. }]));
+    }
+
+    #[test]
     fn higher_zxid_beats_higher_sid() {
-        let mut e = Election::new(3, vec![1, 2, 3], timing());
+        let mut e = connected(3, vec![1, 2, 3]);
         e.start_round(Zxid::new(1, 5), 1, 0);
         e.on_notification(1, looking(vote(1, 1, 9), 1), 0);
         assert_eq!(e.vote(), vote(1, 1, 9));

@@ -257,6 +257,8 @@ impl QuorumPeer {
     }
 
     fn on_peer_disconnected(&mut self, sid: Sid) {
+        let outs = self.election.peer_disconnected(sid);
+        self.election_outputs(outs);
         match self.role {
             Role::Leading(_) => self.leader_on_disconnected(sid),
             Role::Following(ref f) if f.leader == sid => {

@@ -1,5 +1,6 @@
 //! Command-line interface of the `ensemble` binary.
 
+mod bench;
 mod node;
 mod status;
 mod up;
@@ -24,6 +25,9 @@ enum Command {
     Status(StatusArgs),
     /// Launches and supervises every server of a config (default: 3 servers on loopback).
     Up(UpArgs),
+    /// Measures a local ensemble of real processes on loopback.
+    #[command(subcommand)]
+    Bench(bench::Bench),
 }
 
 /// Where a server's config comes from.
@@ -97,5 +101,6 @@ pub fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         Command::Node(args) => node::run(&args),
         Command::Status(args) => status::run(args.config.as_deref(), args.servers.as_deref()),
         Command::Up(args) => up::run(args.config.as_deref()),
+        Command::Bench(b) => bench::run(b),
     }
 }

@@ -1,0 +1,222 @@
+//! `ensemble bench`: measurements on real server processes on loopback (127.0.250.x), fsync on.
+
+use crate::local_cluster::{wait_until, ProcessCluster, Program, Timing};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// What to measure.
+#[derive(clap::Subcommand, Debug)]
+pub(super) enum Bench {
+    /// Replicated writes through a local ensemble: txns/s and commit latency.
+    Consensus {
+        /// Servers in the ensemble.
+        #[arg(long, default_value_t = 3)]
+        servers: u64,
+        /// Seconds to measure (after one second of warm-up).
+        #[arg(long, default_value_t = 10)]
+        duration: u64,
+        /// Writes in flight at once, spread over the servers.
+        #[arg(long, default_value_t = 64)]
+        inflight: usize,
+        /// Bytes of data per write.
+        #[arg(long, default_value_t = 100)]
+        size: usize,
+    },
+    /// Time from killing the leader to the next committed write.
+    Failover {
+        /// Measurements to take.
+        #[arg(long, default_value_t = 5)]
+        rounds: u32,
+        /// Tick length in ms.
+        #[arg(long, default_value_t = 2000)]
+        tick_ms: u64,
+        /// syncLimit in ticks.
+        #[arg(long, default_value_t = 5)]
+        sync_limit: u32,
+        /// How the leader dies: `kill` (SIGKILL, sockets close) or `stop` (SIGSTOP, the leader
+        /// goes silent and only syncLimit can tell).
+        #[arg(long, default_value = "kill")]
+        signal: String,
+    },
+}
+
+const BLOCK: u8 = 250;
+
+pub(super) fn run(bench: Bench) -> Result<i32, Box<dyn std::error::Error>> {
+    let exe = std::env::current_exe()?;
+    match bench {
+        Bench::Consensus {
+            servers,
+            duration,
+            inflight,
+            size,
+        } => consensus(exe, servers, duration, inflight, size),
+        Bench::Failover {
+            rounds,
+            tick_ms,
+            sync_limit,
+            signal,
+        } => {
+            let signal = match signal.as_str() {
+                "kill" => "-KILL",
+                "stop" => "-STOP",
+                other => return Err(format!("--signal {other:?}: use kill or stop").into()),
+            };
+            let timing = Timing {
+                tick_ms,
+                init_limit: 10,
+                sync_limit,
+            };
+            failover(exe, rounds, timing, signal)
+        }
+    }
+}
+
+fn start(exe: std::path::PathBuf, servers: u64, timing: Timing) -> Result<ProcessCluster, String> {
+    let mut c = ProcessCluster::with_timing(servers, BLOCK, Program::Writer(exe), "", timing);
+    c.start_all();
+    wait_until(
+        "a leader and serving followers",
+        Duration::from_secs(60),
+        || {
+            c.leader().is_some()
+                && (1..=servers).filter(|i| c.mode(*i) == "follower").count() as u64 == servers - 1
+        },
+    )?;
+    Ok(c)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+fn consensus(
+    exe: std::path::PathBuf,
+    servers: u64,
+    duration: u64,
+    inflight: usize,
+    size: usize,
+) -> Result<i32, Box<dyn std::error::Error>> {
+    let mut c = start(exe, servers, Timing::ZOOKEEPER_DEFAULT)?;
+    let data = "x".repeat(size.max(1));
+    let mut sent: HashMap<String, Instant> = HashMap::new();
+    let mut latencies = Vec::new();
+    let (mut next, mut errors) = (0u64, 0u64);
+    let begin = Instant::now();
+    let measure_from = begin + Duration::from_secs(1);
+    let end = measure_from + Duration::from_secs(duration);
+    while Instant::now() < end {
+        while sent.len() < inflight {
+            let path = format!("/b{next}");
+            c.send(next % servers + 1, &format!("create {path} {data}"));
+            sent.insert(path, Instant::now());
+            next += 1;
+        }
+        if let Some((_, line)) = c.next_line(Duration::from_secs(5)) {
+            let mut words = line.split_whitespace();
+            let (kind, path) = (words.next(), words.next());
+            if let Some(at) = path.and_then(|p| sent.remove(p)) {
+                match kind {
+                    Some("ok") if at >= measure_from => latencies.push(at.elapsed()),
+                    Some("ok") => {}
+                    _ => errors += 1,
+                }
+            }
+        }
+    }
+    let elapsed = end.duration_since(measure_from).as_secs_f64();
+    latencies.sort();
+    let rss: Vec<String> = (1..=servers)
+        .map(|i| {
+            c.rss_kib(i)
+                .map_or("?".into(), |k| format!("{} MiB", k / 1024))
+        })
+        .collect();
+    println!(
+        "consensus: {servers} servers, fsync on, {inflight} writes in flight, {size}-byte data, {duration} s"
+    );
+    println!(
+        "  committed writes: {} ({:.0} txns/s), errors: {errors}",
+        latencies.len(),
+        latencies.len() as f64 / elapsed
+    );
+    println!(
+        "  commit latency ms: p50 {:.2}, p99 {:.2}, p999 {:.2}",
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 0.999)
+    );
+    println!("  server RSS: {}", rss.join(", "));
+    Ok(0)
+}
+
+fn failover(
+    exe: std::path::PathBuf,
+    rounds: u32,
+    timing: Timing,
+    signal: &str,
+) -> Result<i32, Box<dyn std::error::Error>> {
+    let mut gaps = Vec::new();
+    for round in 1..=rounds {
+        let mut c = start(exe.clone(), 3, timing)?;
+        let leader = c.leader().ok_or("no leader")?;
+        let via = if leader == 1 { 2 } else { 1 };
+        // A steady writer: one write in flight through a server that survives.
+        let mut n = 0u64;
+        let mut write = |c: &mut ProcessCluster| -> Option<bool> {
+            n += 1;
+            let path = format!("/f{n}");
+            c.send(via, &format!("create {path} x"));
+            let line = c.expect_line(via, Duration::from_secs(120), |l| {
+                l.contains(&format!(" {path} "))
+            })?;
+            Some(line.starts_with("ok "))
+        };
+        for _ in 0..20 {
+            write(&mut c);
+        }
+        let pid = c.pid(leader).ok_or("leader has no pid")?;
+        let killed = Instant::now();
+        std::process::Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()?;
+        let mut committed = false;
+        while killed.elapsed() < Duration::from_secs(120) {
+            if write(&mut c) == Some(true) {
+                committed = true;
+                break;
+            }
+        }
+        let gap = killed.elapsed();
+        let _ = std::process::Command::new("kill")
+            .arg("-KILL")
+            .arg(pid.to_string())
+            .status();
+        if !committed {
+            return Err(format!(
+                "round {round}: no write committed within 120 s of the leader's death"
+            )
+            .into());
+        }
+        println!(
+            "  round {round}: leader {leader} {signal} -> next committed write after {:.0} ms",
+            gap.as_secs_f64() * 1000.0
+        );
+        gaps.push(gap);
+    }
+    gaps.sort();
+    println!(
+        "failover ({signal}, tick {} ms, syncLimit {}): min {:.0} ms, median {:.0} ms, max {:.0} ms over {rounds} rounds",
+        timing.tick_ms,
+        timing.sync_limit,
+        percentile(&gaps, 0.0),
+        percentile(&gaps, 0.5),
+        percentile(&gaps, 1.0)
+    );
+    Ok(0)
+}
