@@ -203,6 +203,12 @@ impl NodeConfig {
             10_000,
         )?;
         range(
+            "commitLogCount",
+            self.storage.commit_log_count as u64,
+            1,
+            10_000_000,
+        )?;
+        range(
             "finalize_wait_ms",
             self.election.finalize_wait_ms,
             0,

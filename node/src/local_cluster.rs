@@ -142,6 +142,12 @@ impl ProcessCluster {
 
     /// Starts server `id`.
     pub fn start(&mut self, id: u64) {
+        let config = self.config.clone();
+        self.start_with_config(id, &config);
+    }
+
+    /// Starts server `id` from another config file (to test misconfigurations).
+    pub fn start_with_config(&mut self, id: u64, config: &std::path::Path) {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -152,7 +158,7 @@ impl ProcessCluster {
                 let mut c = Command::new(exe);
                 c.arg("node")
                     .arg("--config")
-                    .arg(&self.config)
+                    .arg(config)
                     .arg("--id")
                     .arg(id.to_string());
                 c
@@ -161,7 +167,7 @@ impl ProcessCluster {
                 let mut c = Command::new(exe);
                 c.arg("node")
                     .arg("--config")
-                    .arg(&self.config)
+                    .arg(config)
                     .arg("--id")
                     .arg(id.to_string());
                 c.arg("--control-stdin");

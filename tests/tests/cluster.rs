@@ -122,6 +122,49 @@ fn config_mistakes_fail_fast_with_one_line() {
     );
 }
 
+/// Servers configured with different server lists never form one quorum: the handshake is
+/// refused and both sides say why.
+#[test]
+fn servers_of_different_ensembles_refuse_each_other() {
+    let mut c = ProcessCluster::new(3, 17, cli(), "");
+    // Server 3 gets a config whose server list differs (server 1 on another port).
+    let text = std::fs::read_to_string(c.config_path()).unwrap();
+    let other = text.replacen("peer_port = 2888", "peer_port = 2999", 1);
+    let (other_path, _) = c.file("other.toml");
+    std::fs::write(&other_path, other).unwrap();
+    c.start(1);
+    c.start(2);
+    c.start_with_config(3, &other_path);
+    wait_until("1 and 2 to form a quorum without 3", ELECTION, || {
+        c.mode(2) == "leader" && c.mode(1) == "follower"
+    })
+    .unwrap_or_else(|e| {
+        let modes = [c.mode(1), c.mode(2), c.mode(3)];
+        panic!("{e}: modes {modes:?}\nlog of 2:\n{}", c.log(2))
+    });
+    wait_until("both sides to log the refusal", ELECTION, || {
+        c.log(3)
+            .contains("refused by the peer: server 3 belongs to another ensemble")
+            && c.log(2)
+                .contains("refused a peer: server 3 belongs to another ensemble")
+    })
+    .unwrap_or_else(|e| panic!("{e}\nlog of 3:\n{}\nlog of 2:\n{}", c.log(3), c.log(2)));
+    assert_eq!(c.mode(3), "not serving");
+}
+
+/// Overrides from the environment (`ENSEMBLE__SECTION__KEY`) win over the file.
+#[test]
+fn environment_overrides_the_config_file() {
+    let mut c = ProcessCluster::new(1, 18, cli(), "");
+    std::env::set_var("ENSEMBLE__ENSEMBLE__TICK_MS", "321");
+    c.start(1);
+    std::env::remove_var("ENSEMBLE__ENSEMBLE__TICK_MS");
+    wait_until("standalone mode", ELECTION, || c.mode(1) == "standalone").unwrap();
+    let conf =
+        ensemble_node::four_letter::ask(&c.client_addr(1), "conf", Duration::from_secs(2)).unwrap();
+    assert!(conf.contains("tickTime=321\n"), "{conf}");
+}
+
 /// A single-server config runs standalone and commits on its own.
 #[test]
 fn single_server_runs_standalone() {
@@ -166,7 +209,7 @@ fn write_n(c: &mut ProcessCluster, via: u64, from: u32, to: u32) {
 /// A restarted follower catches up by DIFF; one further behind than the commit log by SNAP.
 #[test]
 fn restarted_followers_catch_up_by_diff_and_by_snap() {
-    let mut c = writer_cluster(14, "commit_log_count = 50");
+    let mut c = writer_cluster(14, "commit_log_count = 50\nsnap_count = 40");
     write_n(&mut c, 3, 0, 20);
     c.kill9(1);
     write_n(&mut c, 2, 20, 30);
@@ -200,12 +243,23 @@ fn restarted_followers_catch_up_by_diff_and_by_snap() {
         "data /n129 v129"
     );
     assert_eq!(c.ask(1, "get /n3", "data /n3").unwrap(), "data /n3 v3");
+    // Background snapshots were taken and old ones purged; a restart recovers from one.
+    assert!(c.log(3).contains("snapshot taken"), "{}", c.log(3));
+    c.kill9(2);
+    c.start(2);
+    wait_until(
+        "server 2 to recover from its snapshot and rejoin",
+        ELECTION,
+        || c.mode(2) == "follower",
+    )
+    .unwrap();
+    assert_eq!(c.ask(2, "get /n77", "data /n77").unwrap(), "data /n77 v77");
 }
 
 /// `kill -9` of the leader under a write load loses no acknowledged write.
 #[test]
 fn leader_kill9_under_load_loses_no_acknowledged_write() {
-    let mut c = writer_cluster(15, "");
+    let mut c = writer_cluster(15, "snap_count = 30");
     let mut sent = [0usize; 3];
     let mut next = 0u32;
     let mut acked: Vec<String> = Vec::new();

@@ -36,6 +36,9 @@ pub enum HandshakeError {
     /// The other side refused.
     #[error("refused by the peer: {0}")]
     Refused(String),
+    /// We refused the other side.
+    #[error("refused a peer: {0}")]
+    Rejected(String),
 }
 
 async fn write_frame<T: Serialize>(
@@ -113,7 +116,7 @@ pub async fn accept(stream: &mut TcpStream, me: &PeerIdentity) -> Result<Sid, Ha
                 },
             )
             .await?;
-            Err(HandshakeError::Refused(reason))
+            Err(HandshakeError::Rejected(reason))
         }
         None => {
             write_frame(stream, &HandshakeReply::Accepted { sid: me.sid }).await?;

@@ -67,9 +67,10 @@ impl StreamHandler<Accepted> for PeerListener {
                         Some(link) => link.do_send(Inbound(stream)),
                         None => tracing::warn!(sid, "accepted a peer without a link"),
                     },
-                    Ok(Err(HandshakeError::Refused(why))) if why.contains("dropped: sid") => {
+                    Ok(Err(HandshakeError::Rejected(why))) if why.contains("dropped: sid") => {
                         tracing::debug!(?peer_addr, "{why}");
                     }
+                    Ok(Err(e @ HandshakeError::Rejected(_))) => tracing::error!(?peer_addr, "{e}"),
                     Ok(Err(e)) => tracing::warn!(?peer_addr, "peer handshake failed: {e}"),
                     Err(_) => tracing::warn!(?peer_addr, "peer handshake timed out"),
                 }

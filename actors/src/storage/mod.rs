@@ -17,7 +17,7 @@ mod recovery;
 mod writer;
 
 pub use recovery::{recover, Recovered};
-pub use writer::{StorageWriter, WriterEvent, WriterSettings};
+pub use writer::{SnapshotJob, StorageWriter, WriterEvent, WriterSettings};
 
 /// A storage failure, stated in one line.
 #[derive(Debug, thiserror::Error)]

@@ -1,5 +1,6 @@
 //! The storage writer: a thread of its own that carries out storage operations in order and
-//! fsyncs once per batch (group commit), then reports what became durable.
+//! fsyncs once per batch (group commit), then reports what became durable. Background
+//! snapshots are serialized and written by a second thread, so they never hold up the log.
 
 use super::files::{self, read_record, RecordRead};
 use super::StorageError;
@@ -7,8 +8,8 @@ use crate::zab::{PersistToken, StorageOp};
 use ensemble_messages::{Snapshot, Txn, Zxid};
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::PathBuf;
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc};
 
 /// Where and how the writer stores.
 #[derive(Clone, Debug)]
@@ -34,28 +35,40 @@ pub enum WriterEvent {
     Failed(String),
 }
 
+/// Produces a snapshot image; runs on the snapshot thread.
+pub type SnapshotJob = Box<dyn FnOnce() -> Vec<u8> + Send>;
+
 enum Request {
     Op(StorageOp, Option<PersistToken>),
-    Snapshot(Snapshot),
+    /// Start a new log file at the next append, so that old files can be purged whole.
+    Roll,
     Flush(mpsc::SyncSender<()>),
 }
 
-/// Handle to the writer thread; dropping it ends the thread after the queued work.
+enum SnapshotRequest {
+    Take(Zxid, SnapshotJob),
+    Flush(mpsc::SyncSender<()>),
+}
+
+/// Handle to the writer and snapshot threads; dropping it ends them after the queued work.
 pub struct StorageWriter {
     tx: mpsc::Sender<Request>,
+    snapshots: mpsc::Sender<SnapshotRequest>,
 }
 
 /// Most requests folded into one fsync.
 const MAX_BATCH: usize = 4096;
 
 impl StorageWriter {
-    /// Starts the writer thread; `report` is called from that thread.
+    /// Starts the writer and snapshot threads; `report` is called from them.
     pub fn start(
         settings: WriterSettings,
-        report: impl Fn(WriterEvent) + Send + 'static,
+        report: impl Fn(WriterEvent) + Send + Sync + 'static,
     ) -> Result<Self, StorageError> {
         files::ensure_dir(&files::log_dir(&settings.data_log_dir))?;
         files::ensure_dir(&files::snapshot_dir(&settings.data_dir))?;
+        let report: Arc<dyn Fn(WriterEvent) + Send + Sync> = Arc::new(report);
+        let snapshots = start_snapshot_thread(settings.clone(), report.clone())?;
         let (tx, rx) = mpsc::channel();
         let mut state = WriterState {
             settings,
@@ -70,7 +83,7 @@ impl StorageWriter {
                     let mut batch = vec![first];
                     batch.extend(rx.try_iter().take(MAX_BATCH));
                     match state.run_batch(batch) {
-                        Ok(events) => events.into_iter().for_each(&report),
+                        Ok(events) => events.into_iter().for_each(|e| report(e)),
                         Err(e) => {
                             tracing::error!("storage failed: {e}");
                             report(WriterEvent::Failed(e.to_string()));
@@ -80,7 +93,7 @@ impl StorageWriter {
                 }
             })
             .map_err(StorageError::io("starting the storage thread"))?;
-        Ok(StorageWriter { tx })
+        Ok(StorageWriter { tx, snapshots })
     }
 
     /// Queues an operation.
@@ -89,18 +102,58 @@ impl StorageWriter {
         let _ = self.tx.send(Request::Op(op, token));
     }
 
-    /// Queues a background snapshot; the log rolls to a new file after it.
-    pub fn snapshot(&self, snapshot: Snapshot) {
-        let _ = self.tx.send(Request::Snapshot(snapshot));
+    /// Takes a background snapshot covering txns up to `last_zxid`, whose image `job`
+    /// produces on the snapshot thread; the log rolls to a new file.
+    pub fn snapshot(&self, last_zxid: Zxid, job: SnapshotJob) {
+        let _ = self.tx.send(Request::Roll);
+        let _ = self.snapshots.send(SnapshotRequest::Take(last_zxid, job));
     }
 
-    /// Blocks until everything queued before is durable (used at restart and shutdown).
+    /// Blocks until everything queued before is durable and every queued snapshot is written
+    /// (used at restart and shutdown).
     pub fn flush(&self) {
         let (tx, rx) = mpsc::sync_channel(1);
         if self.tx.send(Request::Flush(tx)).is_ok() {
             let _ = rx.recv();
         }
+        let (tx, rx) = mpsc::sync_channel(1);
+        if self.snapshots.send(SnapshotRequest::Flush(tx)).is_ok() {
+            let _ = rx.recv();
+        }
     }
+}
+
+fn start_snapshot_thread(
+    settings: WriterSettings,
+    report: Arc<dyn Fn(WriterEvent) + Send + Sync>,
+) -> Result<mpsc::Sender<SnapshotRequest>, StorageError> {
+    let (tx, rx) = mpsc::channel::<SnapshotRequest>();
+    std::thread::Builder::new()
+        .name("ensemble-snapshot".into())
+        .spawn(move || {
+            for req in rx {
+                match req {
+                    SnapshotRequest::Take(last_zxid, job) => {
+                        let snapshot = Snapshot {
+                            last_zxid,
+                            state: job(),
+                        };
+                        match write_snapshot(&settings, &snapshot).and_then(|_| purge(&settings)) {
+                            Ok(()) => report(WriterEvent::SnapshotTaken(last_zxid)),
+                            // A failed snapshot loses nothing: the log still holds every txn.
+                            Err(e) => {
+                                tracing::error!("background snapshot at {last_zxid} failed: {e}")
+                            }
+                        }
+                    }
+                    SnapshotRequest::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        })
+        .map_err(StorageError::io("starting the snapshot thread"))?;
+    Ok(tx)
 }
 
 struct WriterState {
@@ -123,14 +176,9 @@ impl WriterState {
                     self.apply(op)?;
                     events.extend(token.map(WriterEvent::Durable));
                 }
-                Request::Snapshot(s) => {
-                    let zxid = s.last_zxid;
+                Request::Roll => {
                     self.sync_log()?;
-                    self.write_snapshot(&s)?;
-                    // The next append starts a new log file, so old ones can be purged whole.
                     self.current = None;
-                    self.purge()?;
-                    events.push(WriterEvent::SnapshotTaken(zxid));
                 }
                 Request::Flush(reply) => flushes.push(reply),
             }
@@ -151,13 +199,12 @@ impl WriterState {
             }
             StorageOp::InstallSnapshot(s) => {
                 self.sync_log()?;
-                self.write_snapshot(&s)?;
+                write_snapshot(&self.settings, &s)?;
                 self.current = None;
                 for (_, path) in files::list_logs(&self.log_dir())? {
-                    fs::remove_file(&path)
-                        .map_err(StorageError::io(format!("removing {}", path.display())))?;
+                    remove(&path)?;
                 }
-                self.purge()
+                purge(&self.settings)
             }
             StorageOp::AcceptedEpoch(e) => self.write_epoch("acceptedEpoch", e),
             StorageOp::CurrentEpoch(e) => self.write_epoch("currentEpoch", e),
@@ -206,12 +253,10 @@ impl WriterState {
     /// Drops every logged txn above `zxid`, across files.
     fn truncate(&mut self, zxid: Zxid) -> Result<(), StorageError> {
         self.current = None;
-        let logs = files::list_logs(&self.log_dir())?;
         let mut last_kept = None;
-        for (first, path) in logs {
+        for (first, path) in files::list_logs(&self.log_dir())? {
             if first > zxid {
-                fs::remove_file(&path)
-                    .map_err(StorageError::io(format!("removing {}", path.display())))?;
+                remove(&path)?;
                 continue;
             }
             let bytes =
@@ -240,15 +285,6 @@ impl WriterState {
         Ok(())
     }
 
-    fn write_snapshot(&self, s: &Snapshot) -> Result<(), StorageError> {
-        let dir = files::snapshot_dir(&self.settings.data_dir);
-        files::write_atomic(
-            &files::snapshot_path(&dir, s.last_zxid),
-            &files::encode_snapshot(s)?,
-            self.settings.fsync,
-        )
-    }
-
     fn write_epoch(&mut self, name: &str, epoch: u32) -> Result<(), StorageError> {
         // Everything logged before the epoch change is durable first.
         self.sync_log()?;
@@ -258,31 +294,46 @@ impl WriterState {
             self.settings.fsync,
         )
     }
+}
 
-    /// Keeps the newest snapshots and the logs they need.
-    fn purge(&mut self) -> Result<(), StorageError> {
-        let snaps = files::list_snapshots(&files::snapshot_dir(&self.settings.data_dir))?;
-        let keep = self.settings.snap_retain_count.max(1);
-        if snaps.len() <= keep {
-            return Ok(());
+fn write_snapshot(settings: &WriterSettings, s: &Snapshot) -> Result<(), StorageError> {
+    let dir = files::snapshot_dir(&settings.data_dir);
+    files::write_atomic(
+        &files::snapshot_path(&dir, s.last_zxid),
+        &files::encode_snapshot(s)?,
+        settings.fsync,
+    )
+}
+
+/// Removes a file; one already gone (removed by the other storage thread) is fine.
+fn remove(path: &Path) -> Result<(), StorageError> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(StorageError::io(format!("removing {}", path.display()))(e))
         }
-        let oldest_kept = snaps[snaps.len() - keep].0;
-        for (_, path) in &snaps[..snaps.len() - keep] {
-            fs::remove_file(path)
-                .map_err(StorageError::io(format!("removing {}", path.display())))?;
-        }
-        let logs = files::list_logs(&self.log_dir())?;
-        for pair in logs.windows(2) {
-            // A file holds txns below the next file's first zxid.
-            if pair[1].0 <= oldest_kept {
-                fs::remove_file(&pair[0].1).map_err(StorageError::io(format!(
-                    "removing {}",
-                    pair[0].1.display()
-                )))?;
-            }
-        }
-        Ok(())
+        _ => Ok(()),
     }
+}
+
+/// Keeps the newest snapshots and the logs they need. The newest log file is never removed.
+fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
+    let snaps = files::list_snapshots(&files::snapshot_dir(&settings.data_dir))?;
+    let keep = settings.snap_retain_count.max(1);
+    if snaps.len() <= keep {
+        return Ok(());
+    }
+    let oldest_kept = snaps[snaps.len() - keep].0;
+    for (_, path) in &snaps[..snaps.len() - keep] {
+        remove(path)?;
+    }
+    let logs = files::list_logs(&files::log_dir(&settings.data_log_dir))?;
+    for pair in logs.windows(2) {
+        // A file holds txns below the next file's first zxid.
+        if pair[1].0 <= oldest_kept {
+            remove(&pair[0].1)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -333,25 +384,27 @@ mod tests {
             Some(PersistToken::CurrentEpoch(1)),
         );
         w.submit(StorageOp::Truncate(Zxid::new(1, 3)), None);
-        w.snapshot(Snapshot {
-            last_zxid: Zxid::new(1, 2),
-            state: b"state@2".to_vec(),
-        });
+        w.snapshot(Zxid::new(1, 2), Box::new(|| b"state@2".to_vec()));
         w.submit(
             StorageOp::Append(vec![txn(2, 1)]),
             Some(PersistToken::Txns(Zxid::new(2, 1))),
         );
         w.flush();
+        let events = events.lock().unwrap().clone();
+        let (snapshots, durable): (Vec<_>, Vec<_>) = events
+            .into_iter()
+            .partition(|e| matches!(e, WriterEvent::SnapshotTaken(_)));
         assert_eq!(
-            events.lock().unwrap().clone(),
+            durable,
             vec![
                 WriterEvent::Durable(PersistToken::AcceptedEpoch(1)),
                 WriterEvent::Durable(PersistToken::Txns(Zxid::new(1, 5))),
                 WriterEvent::Durable(PersistToken::CurrentEpoch(1)),
-                WriterEvent::SnapshotTaken(Zxid::new(1, 2)),
                 WriterEvent::Durable(PersistToken::Txns(Zxid::new(2, 1))),
-            ]
+            ],
+            "durability is reported in submission order"
         );
+        assert_eq!(snapshots, vec![WriterEvent::SnapshotTaken(Zxid::new(1, 2))]);
         drop(w);
         let r = recover(dir.path(), dir.path()).unwrap();
         assert_eq!((r.accepted_epoch, r.current_epoch), (1, 1));
@@ -402,10 +455,9 @@ mod tests {
         let (w, _) = writer(dir.path());
         for c in 1..=6u32 {
             w.submit(StorageOp::Append(vec![txn(1, c)]), None);
-            w.snapshot(Snapshot {
-                last_zxid: Zxid::new(1, c),
-                state: vec![c as u8],
-            });
+            w.flush();
+            w.snapshot(Zxid::new(1, c), Box::new(move || vec![c as u8]));
+            w.flush();
         }
         w.submit(StorageOp::Append(vec![txn(1, 7)]), None);
         w.flush();

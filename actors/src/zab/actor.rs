@@ -141,10 +141,10 @@ impl QuorumPeerActor {
                     self.since_snapshot += txns.len() as u64;
                     if self.since_snapshot >= self.settings.snap_count {
                         self.since_snapshot = 0;
-                        self.storage.snapshot(Snapshot {
-                            last_zxid: self.tree.last_applied(),
-                            state: self.tree.serialize(),
-                        });
+                        // Serialized on the snapshot thread: only the copy happens here.
+                        let tree = self.tree.clone();
+                        self.storage
+                            .snapshot(tree.last_applied(), Box::new(move || tree.serialize()));
                     }
                 }
                 Output::InstallSnapshot(s) => match DataTree::deserialize(&s.state) {
