@@ -5,7 +5,9 @@
 //! - [`zxid`]: transaction ids, `epoch << 32 | counter`.
 
 pub mod codec;
+pub mod jute;
 pub mod peer;
+pub mod zk;
 pub mod zxid;
 
 pub use peer::{

@@ -7,7 +7,7 @@
 //! - `fail-quorum`, `fail-link SID` -> fault injection, answered `injected`
 
 use crate::Node;
-use ensemble_actors::data_tree::TreeOp;
+use ensemble_actors::data_tree::{AclEntry, CreateMode, OpResult, TreeOp, TreeTxn};
 use std::io::{BufRead, Write};
 use std::rc::Rc;
 
@@ -15,6 +15,12 @@ fn say(line: String) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Serves control commands from stdin until it closes.
@@ -39,12 +45,20 @@ pub async fn answer(node: &Node, line: &str) -> String {
     let words: Vec<&str> = line.split_whitespace().collect();
     match words.as_slice() {
         ["create", path, data] => {
-            let op = TreeOp::Create {
-                path: path.to_string(),
-                data: data.as_bytes().to_vec(),
+            let txn = TreeTxn {
+                session_id: 0,
+                time_ms: now_ms(),
+                auth: Vec::new(),
+                op: TreeOp::Create {
+                    path: path.to_string(),
+                    data: data.as_bytes().to_vec(),
+                    acl: AclEntry::open(),
+                    mode: CreateMode::Persistent,
+                },
             };
-            match node.write(op).await {
-                Ok((zxid, result)) => format!("ok {path} {} {result:?}", zxid.0),
+            match node.write(txn).await {
+                Ok((zxid, OpResult::Created { .. })) => format!("ok {path} {} Ok", zxid.0),
+                Ok((zxid, other)) => format!("ok {path} {} {other:?}", zxid.0),
                 Err(e) => format!("err {path} {e}"),
             }
         }

@@ -11,7 +11,7 @@ pub mod local_cluster;
 
 use actix::prelude::*;
 use ensemble_actors::client_port::ClientPort;
-use ensemble_actors::data_tree::{TreeOp, TreeResult};
+use ensemble_actors::data_tree::{OpResult, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener};
 use ensemble_actors::storage::{recover, StorageError, StorageWriter, WriterSettings};
@@ -220,10 +220,10 @@ impl Node {
     }
 
     /// Replicates a tree write; resolves once it committed and was applied on this node.
-    pub async fn write(&self, op: TreeOp) -> Result<(Zxid, TreeResult), NodeError> {
+    pub async fn write(&self, txn: TreeTxn) -> Result<(Zxid, OpResult), NodeError> {
         let (reply, rx) = oneshot::channel();
         self.quorum
-            .send(Submit { op, reply })
+            .send(Submit { txn, reply })
             .await
             .map_err(|_| NodeError::Stopped)?;
         Ok(rx.await.map_err(|_| NodeError::Stopped)??)

@@ -1,156 +1,413 @@
-//! The replicated state machine: an in-memory tree of znodes.
+//! The replicated state machine: ZooKeeper's tree of znodes, with sessions and ephemerals.
 //!
-//! Every committed txn body is a [`TreeOp`]; applying it is deterministic, so every server
-//! that applies the same txns in the same order holds the same tree and gives the same
-//! [`TreeResult`]. Snapshots are the bincode image of the whole tree.
+//! Every committed txn body is a [`TreeTxn`]. Applying it is deterministic (the time and the
+//! caller's identities travel in the txn), so every server that applies the same txns in the
+//! same order holds the same tree and computes the same [`OpResult`]. Applying also reports the
+//! [`Trigger`]s that fire watches. Replaying a txn at or below the last applied zxid does
+//! nothing, which makes snapshot + log replay idempotent.
 
+mod acl;
+mod ops;
+mod path;
+
+pub use acl::permits;
+pub use ops::{AclEntry, CreateMode, NodeStat, OpResult, TreeOp, TreeTxn, Trigger};
+pub use path::validate_path;
+
+use ensemble_messages::zk::{err, event, perm, CONTAINER_OWNER};
 use ensemble_messages::{codec, Txn, Zxid};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-
-/// A write to the tree, carried as a txn body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TreeOp {
-    /// Create a znode; its parent must exist.
-    Create { path: String, data: Vec<u8> },
-    /// Replace a znode's data if its version matches (`-1` matches any).
-    SetData {
-        path: String,
-        data: Vec<u8>,
-        version: i32,
-    },
-    /// Delete a childless znode if its version matches (`-1` matches any).
-    Delete { path: String, version: i32 },
-}
-
-impl TreeOp {
-    /// Encodes the op as a txn body.
-    pub fn encode(&self) -> Vec<u8> {
-        codec::encode(self).expect("tree ops always encode")
-    }
-}
-
-/// Outcome of applying a [`TreeOp`], with ZooKeeper's error names.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum TreeResult {
-    /// Applied.
-    Ok,
-    /// The znode (or the parent, for a create) does not exist.
-    NoNode,
-    /// A znode already exists at the path.
-    NodeExists,
-    /// The znode has children.
-    NotEmpty,
-    /// The expected version did not match.
-    BadVersion,
-    /// The path or the txn body is malformed.
-    BadArguments,
-}
 
 /// One znode.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Znode {
     /// Content.
     pub data: Vec<u8>,
-    /// Txn that created it.
-    pub czxid: Zxid,
-    /// Txn that last changed its data.
-    pub mzxid: Zxid,
-    /// Number of data changes.
-    pub version: i32,
+    /// Access control list.
+    pub acl: Vec<AclEntry>,
+    /// Metadata (data_length and num_children are filled in by [`DataTree::stat`]).
+    pub stat: NodeStat,
     /// Names of its children.
     pub children: BTreeSet<String>,
 }
 
-/// The znode tree, keyed by absolute path.
+/// An open session, as replicated in the tree.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionEntry {
+    /// Negotiated timeout in ms.
+    pub timeout_ms: i32,
+    /// Paths of its ephemeral znodes.
+    pub ephemerals: BTreeSet<String>,
+}
+
+/// What applying one txn did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// The outcome for the caller.
+    pub result: OpResult,
+    /// The changes that fire watches.
+    pub triggers: Vec<Trigger>,
+}
+
+/// The znode tree, keyed by absolute path, with the open sessions.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataTree {
     nodes: BTreeMap<String, Znode>,
+    sessions: BTreeMap<i64, SessionEntry>,
     last_applied: Zxid,
+}
+
+/// The previous state of what an op touched, to undo a failed multi.
+type Undo = Vec<Saved>;
+
+#[derive(Clone, Debug)]
+enum Saved {
+    Node(String, Option<Znode>),
+    Session(i64, Option<SessionEntry>),
 }
 
 impl Default for DataTree {
     fn default() -> Self {
-        let mut nodes = BTreeMap::new();
-        nodes.insert("/".to_string(), Znode::default());
-        DataTree {
-            nodes,
+        let mut t = DataTree {
+            nodes: BTreeMap::new(),
+            sessions: BTreeMap::new(),
             last_applied: Zxid::ZERO,
+        };
+        t.nodes.insert(
+            "/".into(),
+            Znode {
+                acl: AclEntry::open(),
+                ..Znode::default()
+            },
+        );
+        for p in ["/zookeeper", "/zookeeper/config", "/zookeeper/quota"] {
+            t.insert_child(p, Vec::new(), AclEntry::open(), NodeStat::default());
         }
+        t
     }
 }
 
 impl DataTree {
-    /// Applies one committed txn. Replaying a txn at or below the last applied zxid is a no-op.
-    pub fn apply(&mut self, txn: &Txn) -> TreeResult {
+    /// Applies one committed txn. A txn at or below the last applied zxid is skipped.
+    pub fn apply(&mut self, txn: &Txn) -> Applied {
         if txn.zxid <= self.last_applied {
-            return TreeResult::Ok;
+            return Applied {
+                result: OpResult::Error(err::RUNTIME_INCONSISTENCY),
+                triggers: Vec::new(),
+            };
         }
         self.last_applied = txn.zxid;
-        match codec::decode::<TreeOp>(&txn.body) {
-            Ok(op) => self.apply_op(op, txn.zxid),
-            Err(_) => TreeResult::BadArguments,
+        let Ok(t) = codec::decode::<TreeTxn>(&txn.body) else {
+            return Applied {
+                result: OpResult::Error(err::MARSHALLING_ERROR),
+                triggers: Vec::new(),
+            };
+        };
+        let mut triggers = Vec::new();
+        let mut undo = Undo::new();
+        let zxid = txn.zxid.0 as i64;
+        let result = match &t.op {
+            TreeOp::Multi(ops) => self.apply_multi(&t, ops, zxid, &mut triggers),
+            op => self.apply_op(&t, op, zxid, &mut undo, &mut triggers),
+        };
+        Applied { result, triggers }
+    }
+
+    fn apply_multi(
+        &mut self,
+        t: &TreeTxn,
+        ops: &[TreeOp],
+        zxid: i64,
+        triggers: &mut Vec<Trigger>,
+    ) -> OpResult {
+        let mut undo = Undo::new();
+        let mut results = Vec::with_capacity(ops.len());
+        let mut fired = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            let r = match op {
+                TreeOp::Multi(_) | TreeOp::CreateSession { .. } | TreeOp::CloseSession => {
+                    OpResult::Error(err::BAD_ARGUMENTS)
+                }
+                op => self.apply_op(t, op, zxid, &mut undo, &mut fired),
+            };
+            if let OpResult::Error(code) = r {
+                for saved in undo.into_iter().rev() {
+                    self.restore(saved);
+                }
+                let mut out = vec![OpResult::Error(err::OK); i];
+                out.push(OpResult::Error(code));
+                out.extend(std::iter::repeat_n(
+                    OpResult::Error(err::RUNTIME_INCONSISTENCY),
+                    ops.len() - i - 1,
+                ));
+                return OpResult::Multi(out);
+            }
+            results.push(r);
+        }
+        triggers.extend(fired);
+        OpResult::Multi(results)
+    }
+
+    fn restore(&mut self, saved: Saved) {
+        match saved {
+            Saved::Node(path, Some(n)) => {
+                self.nodes.insert(path, n);
+            }
+            Saved::Node(path, None) => {
+                self.nodes.remove(&path);
+            }
+            Saved::Session(id, Some(s)) => {
+                self.sessions.insert(id, s);
+            }
+            Saved::Session(id, None) => {
+                self.sessions.remove(&id);
+            }
         }
     }
 
-    fn apply_op(&mut self, op: TreeOp, zxid: Zxid) -> TreeResult {
+    fn save_node(&self, undo: &mut Undo, path: &str) {
+        undo.push(Saved::Node(path.to_string(), self.nodes.get(path).cloned()));
+    }
+
+    fn save_session(&self, undo: &mut Undo, id: i64) {
+        undo.push(Saved::Session(id, self.sessions.get(&id).cloned()));
+    }
+
+    fn apply_op(
+        &mut self,
+        t: &TreeTxn,
+        op: &TreeOp,
+        zxid: i64,
+        undo: &mut Undo,
+        triggers: &mut Vec<Trigger>,
+    ) -> OpResult {
+        match self.try_op(t, op, zxid, undo, triggers) {
+            Ok(r) => r,
+            Err(code) => OpResult::Error(code),
+        }
+    }
+
+    fn try_op(
+        &mut self,
+        t: &TreeTxn,
+        op: &TreeOp,
+        zxid: i64,
+        undo: &mut Undo,
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<OpResult, i32> {
         match op {
-            TreeOp::Create { path, data } => {
-                let Some(parent) = parent_of(&path) else {
-                    return TreeResult::BadArguments;
+            TreeOp::CreateSession { timeout_ms } => {
+                self.save_session(undo, t.session_id);
+                self.sessions.entry(t.session_id).or_default().timeout_ms = *timeout_ms;
+                Ok(OpResult::Session)
+            }
+            TreeOp::CloseSession => {
+                let Some(session) = self.sessions.remove(&t.session_id) else {
+                    return Ok(OpResult::Session);
                 };
-                if self.nodes.contains_key(&path) {
-                    return TreeResult::NodeExists;
+                for path in session.ephemerals.iter().rev() {
+                    self.remove_node(path, zxid, undo, triggers);
                 }
-                let Some(p) = self.nodes.get_mut(parent) else {
-                    return TreeResult::NoNode;
-                };
-                p.children
-                    .insert(path[parent.len()..].trim_start_matches('/').to_string());
-                self.nodes.insert(
-                    path,
-                    Znode {
-                        data,
-                        czxid: zxid,
-                        mzxid: zxid,
-                        ..Znode::default()
-                    },
-                );
-                TreeResult::Ok
+                Ok(OpResult::Session)
+            }
+            TreeOp::Create {
+                path,
+                data,
+                acl,
+                mode,
+            } => self.create(t, path, data, acl, *mode, zxid, undo, triggers),
+            TreeOp::Delete { path, version } => {
+                let parent = path::parent(path).ok_or(err::BAD_ARGUMENTS)?;
+                self.check_perm(parent, perm::DELETE, t)?;
+                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                if *version != -1 && *version != node.stat.version {
+                    return Err(err::BAD_VERSION);
+                }
+                if !node.children.is_empty() {
+                    return Err(err::NOT_EMPTY);
+                }
+                self.remove_node(path, zxid, undo, triggers);
+                Ok(OpResult::Deleted)
             }
             TreeOp::SetData {
                 path,
                 data,
                 version,
-            } => match self.nodes.get_mut(&path) {
-                None => TreeResult::NoNode,
-                Some(n) if version != -1 && version != n.version => TreeResult::BadVersion,
-                Some(n) => {
-                    n.data = data;
-                    n.version += 1;
-                    n.mzxid = zxid;
-                    TreeResult::Ok
+            } => {
+                self.check_perm(path, perm::WRITE, t)?;
+                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                if *version != -1 && *version != node.stat.version {
+                    return Err(err::BAD_VERSION);
                 }
-            },
-            TreeOp::Delete { path, version } => {
-                let Some(parent) = parent_of(&path) else {
-                    return TreeResult::BadArguments;
-                };
-                match self.nodes.get(&path) {
-                    None => return TreeResult::NoNode,
-                    Some(n) if version != -1 && version != n.version => {
-                        return TreeResult::BadVersion
-                    }
-                    Some(n) if !n.children.is_empty() => return TreeResult::NotEmpty,
-                    Some(_) => {}
-                }
-                self.nodes.remove(&path);
-                let name = path[parent.len()..].trim_start_matches('/');
-                if let Some(p) = self.nodes.get_mut(parent) {
-                    p.children.remove(name);
-                }
-                TreeResult::Ok
+                self.save_node(undo, path);
+                let node = self.nodes.get_mut(path).ok_or(err::NO_NODE)?;
+                node.data = data.clone();
+                node.stat.version += 1;
+                node.stat.mzxid = zxid;
+                node.stat.mtime = t.time_ms;
+                triggers.push(Trigger {
+                    path: path.clone(),
+                    event: event::NODE_DATA_CHANGED,
+                });
+                Ok(OpResult::DataSet {
+                    stat: self.stat(path).ok_or(err::NO_NODE)?,
+                })
             }
+            TreeOp::SetAcl { path, acl, version } => {
+                self.check_perm(path, perm::ADMIN, t)?;
+                let acl = acl::resolve(acl, &t.auth)?;
+                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                if *version != -1 && *version != node.stat.aversion {
+                    return Err(err::BAD_VERSION);
+                }
+                self.save_node(undo, path);
+                let node = self.nodes.get_mut(path).ok_or(err::NO_NODE)?;
+                node.acl = acl;
+                node.stat.aversion += 1;
+                Ok(OpResult::AclSet {
+                    stat: self.stat(path).ok_or(err::NO_NODE)?,
+                })
+            }
+            TreeOp::Check { path, version } => {
+                self.check_perm(path, perm::READ, t)?;
+                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                if *version != -1 && *version != node.stat.version {
+                    return Err(err::BAD_VERSION);
+                }
+                Ok(OpResult::Checked)
+            }
+            TreeOp::Multi(_) => Err(err::BAD_ARGUMENTS),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        t: &TreeTxn,
+        path: &str,
+        data: &[u8],
+        acl: &[AclEntry],
+        mode: CreateMode,
+        zxid: i64,
+        undo: &mut Undo,
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<OpResult, i32> {
+        let parent_path = path::parent(path).ok_or(err::BAD_ARGUMENTS)?.to_string();
+        self.check_perm(&parent_path, perm::CREATE, t)?;
+        let acl = acl::resolve(acl, &t.auth)?;
+        let parent = self.nodes.get(&parent_path).ok_or(err::NO_NODE)?;
+        if parent.stat.ephemeral_owner != 0 && parent.stat.ephemeral_owner != CONTAINER_OWNER {
+            return Err(err::NO_CHILDREN_FOR_EPHEMERALS);
+        }
+        let path = if mode.is_sequential() {
+            format!("{path}{:010}", parent.stat.cversion)
+        } else {
+            path.to_string()
+        };
+        validate_path(&path).map_err(|_| err::BAD_ARGUMENTS)?;
+        if self.nodes.contains_key(&path) {
+            return Err(err::NODE_EXISTS);
+        }
+        let owner = match mode {
+            m if m.is_ephemeral() => {
+                if !self.sessions.contains_key(&t.session_id) {
+                    return Err(err::SESSION_EXPIRED);
+                }
+                t.session_id
+            }
+            CreateMode::Container => CONTAINER_OWNER,
+            _ => 0,
+        };
+        self.save_node(undo, &parent_path);
+        self.save_node(undo, &path);
+        let stat = NodeStat {
+            czxid: zxid,
+            mzxid: zxid,
+            ctime: t.time_ms,
+            mtime: t.time_ms,
+            ephemeral_owner: owner,
+            pzxid: zxid,
+            ..NodeStat::default()
+        };
+        self.insert_child(&path, data.to_vec(), acl, stat);
+        if let Some(p) = self.nodes.get_mut(&parent_path) {
+            p.stat.cversion += 1;
+            p.stat.pzxid = zxid;
+        }
+        if mode.is_ephemeral() {
+            self.save_session(undo, owner);
+            if let Some(s) = self.sessions.get_mut(&owner) {
+                s.ephemerals.insert(path.clone());
+            }
+        }
+        triggers.push(Trigger {
+            path: path.clone(),
+            event: event::NODE_CREATED,
+        });
+        triggers.push(Trigger {
+            path: parent_path,
+            event: event::NODE_CHILDREN_CHANGED,
+        });
+        let stat = self.stat(&path).ok_or(err::NO_NODE)?;
+        Ok(OpResult::Created { path, stat })
+    }
+
+    fn insert_child(&mut self, path: &str, data: Vec<u8>, acl: Vec<AclEntry>, stat: NodeStat) {
+        if let Some((parent, name)) = path::parent(path).zip(path::name(path)) {
+            if let Some(p) = self.nodes.get_mut(parent) {
+                p.children.insert(name.to_string());
+            }
+        }
+        self.nodes.insert(
+            path.to_string(),
+            Znode {
+                data,
+                acl,
+                stat,
+                children: BTreeSet::new(),
+            },
+        );
+    }
+
+    /// Removes a znode (which has no children), updating its parent and its session.
+    fn remove_node(&mut self, path: &str, zxid: i64, undo: &mut Undo, triggers: &mut Vec<Trigger>) {
+        let Some(parent) = path::parent(path).map(str::to_string) else {
+            return;
+        };
+        self.save_node(undo, path);
+        self.save_node(undo, &parent);
+        let Some(node) = self.nodes.remove(path) else {
+            return;
+        };
+        let owner = node.stat.ephemeral_owner;
+        if owner != 0 && owner != CONTAINER_OWNER {
+            self.save_session(undo, owner);
+            if let Some(s) = self.sessions.get_mut(&owner) {
+                s.ephemerals.remove(path);
+            }
+        }
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            if let Some(name) = path::name(path) {
+                p.children.remove(name);
+            }
+            p.stat.cversion += 1;
+            p.stat.pzxid = zxid;
+        }
+        triggers.push(Trigger {
+            path: path.to_string(),
+            event: event::NODE_DELETED,
+        });
+        triggers.push(Trigger {
+            path: parent,
+            event: event::NODE_CHILDREN_CHANGED,
+        });
+    }
+
+    fn check_perm(&self, path: &str, needed: i32, t: &TreeTxn) -> Result<(), i32> {
+        match self.nodes.get(path) {
+            Some(n) if !permits(&n.acl, needed, &t.auth) => Err(err::NO_AUTH),
+            _ => Ok(()),
         }
     }
 
@@ -159,9 +416,48 @@ impl DataTree {
         self.nodes.get(path)
     }
 
+    /// The full Stat of the znode at `path`.
+    pub fn stat(&self, path: &str) -> Option<NodeStat> {
+        self.nodes.get(path).map(|n| NodeStat {
+            data_length: n.data.len() as i32,
+            num_children: n.children.len() as i32,
+            ..n.stat
+        })
+    }
+
+    /// Children names of the znode at `path`, sorted.
+    pub fn children(&self, path: &str) -> Option<Vec<String>> {
+        self.nodes
+            .get(path)
+            .map(|n| n.children.iter().cloned().collect())
+    }
+
+    /// Whether a session is open.
+    pub fn has_session(&self, id: i64) -> bool {
+        self.sessions.contains_key(&id)
+    }
+
+    /// The open sessions and their timeouts.
+    pub fn sessions(&self) -> impl Iterator<Item = (i64, i32)> + '_ {
+        self.sessions.iter().map(|(id, s)| (*id, s.timeout_ms))
+    }
+
+    /// Paths of a session's ephemeral znodes.
+    pub fn ephemerals(&self, session: i64) -> Vec<String> {
+        self.sessions
+            .get(&session)
+            .map(|s| s.ephemerals.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Number of znodes, the root included.
     pub fn node_count(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Number of ephemeral znodes.
+    pub fn ephemeral_count(&self) -> usize {
+        self.sessions.values().map(|s| s.ephemerals.len()).sum()
     }
 
     /// Last zxid applied.
@@ -180,81 +476,5 @@ impl DataTree {
     }
 }
 
-/// The parent of an absolute, normalized path; `None` for the root or a malformed path.
-fn parent_of(path: &str) -> Option<&str> {
-    if !path.starts_with('/') || path == "/" || path.ends_with('/') || path.contains("//") {
-        return None;
-    }
-    let i = path.rfind('/')?;
-    Some(if i == 0 { "/" } else { &path[..i] })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn txn(c: u32, op: TreeOp) -> Txn {
-        Txn {
-            zxid: Zxid::new(1, c),
-            origin: 1,
-            request_id: 0,
-            body: op.encode(),
-        }
-    }
-
-    #[test]
-    fn zookeeper_semantics_and_idempotent_replay() {
-        let mut t = DataTree::default();
-        let create = |c, p: &str| {
-            txn(
-                c,
-                TreeOp::Create {
-                    path: p.into(),
-                    data: b"x".to_vec(),
-                },
-            )
-        };
-        assert_eq!(t.apply(&create(1, "/a")), TreeResult::Ok);
-        assert_eq!(t.apply(&create(2, "/a")), TreeResult::NodeExists);
-        assert_eq!(t.apply(&create(3, "/b/c")), TreeResult::NoNode);
-        assert_eq!(t.apply(&create(4, "/a/b")), TreeResult::Ok);
-        assert_eq!(t.apply(&create(5, "bad")), TreeResult::BadArguments);
-        assert_eq!(
-            t.apply(&txn(
-                6,
-                TreeOp::Delete {
-                    path: "/a".into(),
-                    version: -1
-                }
-            )),
-            TreeResult::NotEmpty
-        );
-        let set = txn(
-            7,
-            TreeOp::SetData {
-                path: "/a".into(),
-                data: b"y".to_vec(),
-                version: 0,
-            },
-        );
-        assert_eq!(t.apply(&set), TreeResult::Ok);
-        assert_eq!(
-            t.apply(&txn(
-                8,
-                TreeOp::SetData {
-                    path: "/a".into(),
-                    data: vec![],
-                    version: 0
-                }
-            )),
-            TreeResult::BadVersion
-        );
-        let before = t.clone();
-        assert_eq!(t.apply(&set), TreeResult::Ok, "a replayed txn is a no-op");
-        assert_eq!(t, before);
-        assert_eq!(t.get("/a").unwrap().version, 1);
-        assert_eq!(t.get("/").unwrap().children.len(), 1);
-        let back = DataTree::deserialize(&t.serialize()).unwrap();
-        assert_eq!(back, t);
-    }
-}
+mod tests;

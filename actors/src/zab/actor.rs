@@ -1,7 +1,7 @@
 //! The quorum peer actor: drives the [`QuorumPeer`] core and carries out its outputs.
 
 use super::{Durable, Input, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError};
-use crate::data_tree::{DataTree, TreeOp, TreeResult};
+use crate::data_tree::{DataTree, OpResult, TreeTxn};
 use crate::peer::{Announce, PeerEvent, PeerLink, SendPeer};
 use crate::storage::{
     recover, Recovered, StorageError, StorageWriter, WriterEvent, WriterSettings,
@@ -29,14 +29,14 @@ pub struct QuorumSettings {
 }
 
 /// Result of a write submitted through this server.
-pub type WriteResult = Result<(Zxid, TreeResult), SubmitError>;
+pub type WriteResult = Result<(Zxid, OpResult), SubmitError>;
 
 /// Submits a tree write; resolves once it committed and was applied here.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Submit {
     /// The write.
-    pub op: TreeOp,
+    pub txn: TreeTxn,
     /// Where the outcome goes.
     pub reply: oneshot::Sender<WriteResult>,
 }
@@ -78,7 +78,7 @@ pub struct QuorumPeerActor {
     tree: DataTree,
     epoch: Instant,
     waiters: HashMap<u64, oneshot::Sender<WriteResult>>,
-    results: HashMap<u64, TreeResult>,
+    results: HashMap<u64, OpResult>,
     next_request: u64,
     since_snapshot: u64,
     restarts: u64,
@@ -131,11 +131,11 @@ impl QuorumPeerActor {
                 Output::Persist { op, token } => self.storage.submit(op, token),
                 Output::Apply(txns) => {
                     for txn in &txns {
-                        let result = self.tree.apply(txn);
+                        let applied = self.tree.apply(txn);
                         if txn.origin == self.settings.sid
                             && self.waiters.contains_key(&txn.request_id)
                         {
-                            self.results.insert(txn.request_id, result);
+                            self.results.insert(txn.request_id, applied.result);
                         }
                     }
                     self.since_snapshot += txns.len() as u64;
@@ -169,7 +169,10 @@ impl QuorumPeerActor {
                     self.send(to, PeerMessage::Zab(msg));
                 }
                 Output::Completed { request_id, result } => {
-                    let tree_result = self.results.remove(&request_id).unwrap_or(TreeResult::Ok);
+                    let tree_result = self
+                        .results
+                        .remove(&request_id)
+                        .unwrap_or(OpResult::Session);
                     if let Some(w) = self.waiters.remove(&request_id) {
                         let _ = w.send(result.map(|z| (z, tree_result)));
                     }
@@ -309,7 +312,7 @@ impl Handler<Submit> for QuorumPeerActor {
         self.step(
             Input::Submit {
                 request_id,
-                body: msg.op.encode(),
+                body: msg.txn.encode(),
             },
             ctx,
         );

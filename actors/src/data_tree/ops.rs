@@ -1,0 +1,182 @@
+//! The replicated operations on the tree and their results.
+
+use ensemble_messages::zk::err;
+use serde::{Deserialize, Serialize};
+
+/// One permission grant, as the tree stores it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AclEntry {
+    /// Permission bits.
+    pub perms: i32,
+    /// Scheme: world, auth, digest, ip.
+    pub scheme: String,
+    /// Identity within the scheme.
+    pub id: String,
+}
+
+impl AclEntry {
+    /// `world:anyone` with every permission (ZooKeeper's OPEN_ACL_UNSAFE).
+    pub fn open() -> Vec<AclEntry> {
+        vec![AclEntry {
+            perms: ensemble_messages::zk::perm::ALL,
+            scheme: "world".into(),
+            id: "anyone".into(),
+        }]
+    }
+}
+
+/// How a znode is created (ZooKeeper's CreateMode flags).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CreateMode {
+    /// Flags 0.
+    Persistent,
+    /// Flags 1: deleted with its session.
+    Ephemeral,
+    /// Flags 2.
+    PersistentSequential,
+    /// Flags 3.
+    EphemeralSequential,
+    /// Flags 4: reaped once empty after having had children.
+    Container,
+}
+
+impl CreateMode {
+    /// The mode of a create request's flags; TTL modes (5, 6) are not served yet.
+    pub fn from_flags(flags: i32) -> Option<CreateMode> {
+        Some(match flags {
+            0 => CreateMode::Persistent,
+            1 => CreateMode::Ephemeral,
+            2 => CreateMode::PersistentSequential,
+            3 => CreateMode::EphemeralSequential,
+            4 => CreateMode::Container,
+            _ => return None,
+        })
+    }
+
+    /// Whether the name gets a 10-digit sequence suffix.
+    pub fn is_sequential(self) -> bool {
+        matches!(
+            self,
+            CreateMode::PersistentSequential | CreateMode::EphemeralSequential
+        )
+    }
+
+    /// Whether the znode belongs to its session.
+    pub fn is_ephemeral(self) -> bool {
+        matches!(
+            self,
+            CreateMode::Ephemeral | CreateMode::EphemeralSequential
+        )
+    }
+}
+
+/// A write to the tree.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TreeOp {
+    /// Open a session with this timeout.
+    CreateSession { timeout_ms: i32 },
+    /// Close the session and delete its ephemeral znodes.
+    CloseSession,
+    /// Create a znode.
+    Create {
+        path: String,
+        data: Vec<u8>,
+        acl: Vec<AclEntry>,
+        mode: CreateMode,
+    },
+    /// Delete a childless znode if the version matches (-1: any).
+    Delete { path: String, version: i32 },
+    /// Replace a znode's data if the version matches (-1: any).
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    /// Replace a znode's ACL if the ACL version matches (-1: any).
+    SetAcl {
+        path: String,
+        acl: Vec<AclEntry>,
+        version: i32,
+    },
+    /// Check a znode's version (inside a multi).
+    Check { path: String, version: i32 },
+    /// All or nothing, at one zxid.
+    Multi(Vec<TreeOp>),
+}
+
+/// A txn body: the op, who asked, and when (the time is part of the txn so that every replica
+/// stamps the same ctime and mtime).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeTxn {
+    /// Session that issued the op (0 for server-internal ops).
+    pub session_id: i64,
+    /// Wall-clock time at the origin server, in ms.
+    pub time_ms: i64,
+    /// The session's authenticated identities (scheme, id), for ACL checks.
+    pub auth: Vec<(String, String)>,
+    /// The operation.
+    pub op: TreeOp,
+}
+
+impl TreeTxn {
+    /// Encodes the txn as a Zab txn body.
+    pub fn encode(&self) -> Vec<u8> {
+        ensemble_messages::codec::encode(self).expect("tree txns always encode")
+    }
+}
+
+/// A znode's metadata, as ZooKeeper's Stat.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStat {
+    pub czxid: i64,
+    pub mzxid: i64,
+    pub ctime: i64,
+    pub mtime: i64,
+    pub version: i32,
+    pub cversion: i32,
+    pub aversion: i32,
+    pub ephemeral_owner: i64,
+    pub data_length: i32,
+    pub num_children: i32,
+    pub pzxid: i64,
+}
+
+/// The outcome of one op.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpResult {
+    /// A znode was created under this (possibly sequential) path.
+    Created { path: String, stat: NodeStat },
+    /// A znode was deleted.
+    Deleted,
+    /// Data was set.
+    DataSet { stat: NodeStat },
+    /// An ACL was set.
+    AclSet { stat: NodeStat },
+    /// A version check passed.
+    Checked,
+    /// A session was opened or closed.
+    Session,
+    /// Every sub-op's result, in order.
+    Multi(Vec<OpResult>),
+    /// The op failed with this ZooKeeper error code.
+    Error(i32),
+}
+
+impl OpResult {
+    /// The error code, or OK.
+    pub fn code(&self) -> i32 {
+        match self {
+            OpResult::Error(code) => *code,
+            _ => err::OK,
+        }
+    }
+}
+
+/// A change that fires watches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trigger {
+    /// The changed path.
+    pub path: String,
+    /// ZooKeeper event type (NodeCreated, NodeDeleted, NodeDataChanged, NodeChildrenChanged).
+    pub event: i32,
+}

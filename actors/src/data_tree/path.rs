@@ -1,0 +1,45 @@
+//! ZooKeeper path rules.
+
+/// Checks a znode path as ZooKeeper does: absolute, no empty, `.` or `..` segments, no trailing
+/// slash (but for the root), no NUL or control characters.
+pub fn validate_path(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("path {path:?} must start with /"));
+    }
+    if path == "/" {
+        return Ok(());
+    }
+    if path.ends_with('/') {
+        return Err(format!("path {path:?} must not end with /"));
+    }
+    for segment in path[1..].split('/') {
+        if segment.is_empty() {
+            return Err(format!("path {path:?} has an empty segment"));
+        }
+        if segment == "." || segment == ".." {
+            return Err(format!("path {path:?} has a relative segment"));
+        }
+    }
+    if path.chars().any(|c| {
+        c == '\0' || ('\u{1}'..='\u{1f}').contains(&c) || ('\u{7f}'..='\u{9f}').contains(&c)
+    }) {
+        return Err(format!("path {path:?} has an invalid character"));
+    }
+    Ok(())
+}
+
+/// The parent of a path; `None` for the root or a path without a slash.
+pub fn parent(path: &str) -> Option<&str> {
+    if path == "/" {
+        return None;
+    }
+    let i = path.rfind('/')?;
+    Some(if i == 0 { "/" } else { &path[..i] })
+}
+
+/// The last segment of a path.
+pub fn name(path: &str) -> Option<&str> {
+    path.rfind('/')
+        .map(|i| &path[i + 1..])
+        .filter(|n| !n.is_empty())
+}

@@ -1,0 +1,318 @@
+//! Unit tests of the data tree.
+
+use super::*;
+
+struct Fixture {
+    tree: DataTree,
+    counter: u32,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Fixture {
+            tree: DataTree::default(),
+            counter: 0,
+        }
+    }
+
+    fn apply_as(&mut self, session_id: i64, auth: &[(&str, &str)], op: TreeOp) -> Applied {
+        self.counter += 1;
+        let body = TreeTxn {
+            session_id,
+            time_ms: 1000 + i64::from(self.counter),
+            auth: auth
+                .iter()
+                .map(|(s, i)| (s.to_string(), i.to_string()))
+                .collect(),
+            op,
+        }
+        .encode();
+        self.tree.apply(&Txn {
+            zxid: Zxid::new(1, self.counter),
+            origin: 1,
+            request_id: 0,
+            body,
+        })
+    }
+
+    fn apply(&mut self, op: TreeOp) -> OpResult {
+        self.apply_as(7, &[], op).result
+    }
+}
+
+fn create(path: &str, mode: CreateMode) -> TreeOp {
+    TreeOp::Create {
+        path: path.into(),
+        data: b"d".to_vec(),
+        acl: AclEntry::open(),
+        mode,
+    }
+}
+
+#[test]
+fn fresh_tree_has_the_zookeeper_nodes() {
+    let t = DataTree::default();
+    assert_eq!(t.node_count(), 4);
+    assert_eq!(t.children("/zookeeper").unwrap(), vec!["config", "quota"]);
+}
+
+#[test]
+fn create_sets_stat_and_parent_versions_and_fires_watches() {
+    let mut f = Fixture::new();
+    let a = f.apply_as(7, &[], create("/a", CreateMode::Persistent));
+    let OpResult::Created { path, stat } = a.result else {
+        panic!("{a:?}")
+    };
+    assert_eq!(path, "/a");
+    assert_eq!(
+        (stat.czxid, stat.mzxid, stat.pzxid),
+        (
+            Zxid::new(1, 1).0 as i64,
+            Zxid::new(1, 1).0 as i64,
+            Zxid::new(1, 1).0 as i64
+        )
+    );
+    assert_eq!(
+        (stat.ctime, stat.data_length, stat.ephemeral_owner),
+        (1001, 1, 0)
+    );
+    assert_eq!(
+        a.triggers,
+        vec![
+            Trigger {
+                path: "/a".into(),
+                event: event::NODE_CREATED
+            },
+            Trigger {
+                path: "/".into(),
+                event: event::NODE_CHILDREN_CHANGED
+            },
+        ]
+    );
+    assert_eq!(
+        f.apply(create("/a", CreateMode::Persistent)),
+        OpResult::Error(err::NODE_EXISTS)
+    );
+    assert_eq!(
+        f.apply(create("/x/y", CreateMode::Persistent)),
+        OpResult::Error(err::NO_NODE)
+    );
+    assert_eq!(
+        f.apply(create("/a/", CreateMode::Persistent)),
+        OpResult::Error(err::BAD_ARGUMENTS)
+    );
+    f.apply(create("/a/b", CreateMode::Persistent));
+    let s = f.tree.stat("/a").unwrap();
+    assert_eq!((s.cversion, s.num_children), (1, 1));
+}
+
+#[test]
+fn sequential_names_come_from_the_parent_cversion() {
+    let mut f = Fixture::new();
+    f.apply(create("/q", CreateMode::Persistent));
+    let r1 = f.apply(create("/q/item-", CreateMode::PersistentSequential));
+    f.apply(TreeOp::Delete {
+        path: "/q/item-0000000000".into(),
+        version: -1,
+    });
+    let r2 = f.apply(create("/q/item-", CreateMode::PersistentSequential));
+    assert!(
+        matches!(r1, OpResult::Created { ref path, .. } if path == "/q/item-0000000000"),
+        "{r1:?}"
+    );
+    assert!(
+        matches!(r2, OpResult::Created { ref path, .. } if path == "/q/item-0000000002"),
+        "cversion rises on delete too: {r2:?}"
+    );
+}
+
+#[test]
+fn versions_and_emptiness_are_checked() {
+    let mut f = Fixture::new();
+    f.apply(create("/a", CreateMode::Persistent));
+    f.apply(create("/a/b", CreateMode::Persistent));
+    let set = |v| TreeOp::SetData {
+        path: "/a".into(),
+        data: b"new".to_vec(),
+        version: v,
+    };
+    assert_eq!(f.apply(set(3)), OpResult::Error(err::BAD_VERSION));
+    assert!(
+        matches!(f.apply(set(0)), OpResult::DataSet { stat } if stat.version == 1 && stat.data_length == 3)
+    );
+    assert_eq!(
+        f.apply(TreeOp::Delete {
+            path: "/a".into(),
+            version: -1
+        }),
+        OpResult::Error(err::NOT_EMPTY)
+    );
+    assert_eq!(
+        f.apply(TreeOp::Delete {
+            path: "/a/b".into(),
+            version: 5
+        }),
+        OpResult::Error(err::BAD_VERSION)
+    );
+    assert_eq!(
+        f.apply(TreeOp::Delete {
+            path: "/a/b".into(),
+            version: 0
+        }),
+        OpResult::Deleted
+    );
+    assert_eq!(
+        f.apply(TreeOp::Delete {
+            path: "/a/b".into(),
+            version: -1
+        }),
+        OpResult::Error(err::NO_NODE)
+    );
+}
+
+#[test]
+fn ephemerals_belong_to_their_session_and_go_with_it() {
+    let mut f = Fixture::new();
+    assert_eq!(
+        f.apply(create("/e", CreateMode::Ephemeral)),
+        OpResult::Error(err::SESSION_EXPIRED)
+    );
+    f.apply(TreeOp::CreateSession { timeout_ms: 4000 });
+    assert!(
+        matches!(f.apply(create("/e", CreateMode::Ephemeral)), OpResult::Created { stat, .. } if stat.ephemeral_owner == 7)
+    );
+    assert_eq!(
+        f.apply(create("/e/child", CreateMode::Persistent)),
+        OpResult::Error(err::NO_CHILDREN_FOR_EPHEMERALS)
+    );
+    f.apply(create("/e2-", CreateMode::EphemeralSequential));
+    assert_eq!(f.tree.ephemeral_count(), 2);
+    let closed = f.apply_as(7, &[], TreeOp::CloseSession);
+    assert_eq!(closed.result, OpResult::Session);
+    assert!(closed.triggers.contains(&Trigger {
+        path: "/e".into(),
+        event: event::NODE_DELETED
+    }));
+    assert!(f.tree.get("/e").is_none());
+    assert!(!f.tree.has_session(7));
+    assert_eq!(f.tree.ephemeral_count(), 0);
+}
+
+#[test]
+fn a_failed_multi_changes_nothing_and_reports_per_op_errors() {
+    let mut f = Fixture::new();
+    f.apply(create("/m", CreateMode::Persistent));
+    let before = f.tree.clone();
+    let multi = TreeOp::Multi(vec![
+        create("/m/1", CreateMode::Persistent),
+        TreeOp::SetData {
+            path: "/m".into(),
+            data: vec![],
+            version: 0,
+        },
+        TreeOp::Check {
+            path: "/m".into(),
+            version: 0,
+        },
+        create("/m/2", CreateMode::Persistent),
+    ]);
+    let a = f.apply_as(7, &[], multi);
+    assert_eq!(
+        a.result,
+        OpResult::Multi(vec![
+            OpResult::Error(err::OK),
+            OpResult::Error(err::OK),
+            OpResult::Error(err::BAD_VERSION),
+            OpResult::Error(err::RUNTIME_INCONSISTENCY),
+        ])
+    );
+    assert!(a.triggers.is_empty());
+    let mut expected = before;
+    expected.last_applied = f.tree.last_applied;
+    assert_eq!(f.tree, expected, "everything rolled back");
+    let ok = f.apply(TreeOp::Multi(vec![
+        create("/m/1", CreateMode::Persistent),
+        TreeOp::Check {
+            path: "/m".into(),
+            version: 0,
+        },
+    ]));
+    assert!(
+        matches!(ok, OpResult::Multi(ref r) if r.len() == 2 && r[1] == OpResult::Checked),
+        "{ok:?}"
+    );
+}
+
+#[test]
+fn acls_guard_writes() {
+    let mut f = Fixture::new();
+    let alice = [("digest", "alice:hash")];
+    let guarded = TreeOp::Create {
+        path: "/secret".into(),
+        data: vec![],
+        acl: vec![AclEntry {
+            perms: perm::ALL,
+            scheme: "auth".into(),
+            id: String::new(),
+        }],
+        mode: CreateMode::Persistent,
+    };
+    assert_eq!(
+        f.apply(guarded.clone()),
+        OpResult::Error(err::INVALID_ACL),
+        "auth scheme without identity"
+    );
+    assert!(matches!(
+        f.apply_as(7, &alice, guarded).result,
+        OpResult::Created { .. }
+    ));
+    assert_eq!(f.tree.get("/secret").unwrap().acl[0].id, "alice:hash");
+    let set = TreeOp::SetData {
+        path: "/secret".into(),
+        data: vec![1],
+        version: -1,
+    };
+    assert_eq!(f.apply(set.clone()), OpResult::Error(err::NO_AUTH));
+    assert!(matches!(
+        f.apply_as(7, &alice, set).result,
+        OpResult::DataSet { .. }
+    ));
+    let ip_acl = vec![AclEntry {
+        perms: perm::READ,
+        scheme: "ip".into(),
+        id: "10.0.0.0/8".into(),
+    }];
+    assert!(permits(
+        &ip_acl,
+        perm::READ,
+        &[("ip".into(), "10.1.2.3".into())]
+    ));
+    assert!(!permits(
+        &ip_acl,
+        perm::READ,
+        &[("ip".into(), "11.1.2.3".into())]
+    ));
+}
+
+#[test]
+fn replay_is_idempotent_and_snapshots_round_trip() {
+    let mut f = Fixture::new();
+    f.apply(TreeOp::CreateSession { timeout_ms: 4000 });
+    f.apply(create("/e", CreateMode::Ephemeral));
+    let before = f.tree.clone();
+    let replayed = f.tree.apply(&Txn {
+        zxid: Zxid::new(1, 2),
+        origin: 1,
+        request_id: 0,
+        body: TreeTxn {
+            session_id: 7,
+            time_ms: 0,
+            auth: vec![],
+            op: create("/e", CreateMode::Ephemeral),
+        }
+        .encode(),
+    });
+    assert_eq!(replayed.result, OpResult::Error(err::RUNTIME_INCONSISTENCY));
+    assert_eq!(f.tree, before);
+    assert_eq!(DataTree::deserialize(&f.tree.serialize()).unwrap(), f.tree);
+}
