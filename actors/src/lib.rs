@@ -8,5 +8,6 @@ pub mod data_tree;
 pub mod election;
 pub mod peer;
 pub mod quorum;
+pub mod sessions;
 pub mod storage;
 pub mod zab;

@@ -10,7 +10,7 @@ pub mod four_letter;
 pub mod local_cluster;
 
 use actix::prelude::*;
-use ensemble_actors::client_port::ClientPort;
+use ensemble_actors::client_port::{ClientPort, SessionLimits};
 use ensemble_actors::data_tree::{OpResult, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener};
@@ -136,6 +136,10 @@ impl Node {
             timing: peer_timing(&config),
             storage: storage_settings,
             snap_count: config.storage.snap_count,
+            session_limits: SessionLimits {
+                min_ms: config.client.min_session_timeout_ms.min(i32::MAX as u64) as i32,
+                max_ms: config.client.max_session_timeout_ms.min(i32::MAX as u64) as i32,
+            },
         };
         let identity = PeerIdentity {
             sid: config.id,

@@ -107,8 +107,8 @@ fn mntr(info: &ServerInfo) -> String {
         ("zk_num_alive_connections", info.connections.to_string()),
         ("zk_outstanding_requests", "0".into()),
         ("zk_znode_count", info.status.node_count.to_string()),
-        ("zk_watch_count", "0".into()),
-        ("zk_ephemerals_count", "0".into()),
+        ("zk_watch_count", info.status.watches.to_string()),
+        ("zk_ephemerals_count", info.status.ephemerals.to_string()),
         ("zk_uptime", info.uptime_ms.to_string()),
         ("zk_quorum_size", info.config.voters().len().to_string()),
         ("zk_last_zxid", format!("0x{:x}", p.last_logged.0)),
@@ -188,6 +188,9 @@ mod tests {
             node_count: 5,
             standalone: false,
             restarts: 0,
+            connections: 1,
+            watches: 0,
+            ephemerals: 0,
         }
     }
 

@@ -27,6 +27,7 @@ pub struct ClientPort {
     listener: Option<TcpListener>,
     counters: Arc<Counters>,
     started: Instant,
+    next_conn: u64,
 }
 
 impl ClientPort {
@@ -42,6 +43,7 @@ impl ClientPort {
             listener: Some(listener),
             counters: Arc::default(),
             started: Instant::now(),
+            next_conn: 0,
         }
     }
 }
@@ -72,9 +74,11 @@ impl StreamHandler<Accepted> for ClientPort {
         let quorum = self.quorum.clone();
         let counters = self.counters.clone();
         let uptime_ms = self.started.elapsed().as_millis() as u64;
+        self.next_conn += 1;
+        let conn = self.next_conn;
         actix::spawn(async move {
             counters.connections.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = serve(stream, &config, quorum, &counters, uptime_ms).await {
+            if let Err(e) = serve(stream, &config, quorum, &counters, uptime_ms, conn).await {
                 tracing::debug!("client connection ended: {e}");
             }
             counters.connections.fetch_sub(1, Ordering::Relaxed);
@@ -90,12 +94,19 @@ async fn serve(
     quorum: Addr<QuorumPeerActor>,
     counters: &Counters,
     uptime_ms: u64,
+    conn: u64,
 ) -> std::io::Result<()> {
     let mut word = [0u8; 4];
     tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.read_exact(&mut word))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
     counters.received.fetch_add(1, Ordering::Relaxed);
+    // A four-letter word is four lowercase letters; anything else is a frame length.
+    if !word.iter().all(u8::is_ascii_lowercase) {
+        let _ = stream.set_nodelay(true);
+        super::connection::run(stream, word, quorum, conn).await;
+        return Ok(());
+    }
     let word = String::from_utf8_lossy(&word).to_string();
     let Ok(status) = quorum.send(GetStatus).await else {
         return Ok(());
@@ -103,7 +114,7 @@ async fn serve(
     let info = ServerInfo {
         config,
         status: &status,
-        connections: counters.connections.load(Ordering::Relaxed),
+        connections: status.connections as u64,
         received: counters.received.load(Ordering::Relaxed),
         sent: counters.sent.load(Ordering::Relaxed),
         uptime_ms,
@@ -113,10 +124,7 @@ async fn serve(
             stream.write_all(reply.as_bytes()).await?;
             counters.sent.fetch_add(1, Ordering::Relaxed);
         }
-        None => tracing::debug!(
-            ?word,
-            "not a four-letter word; the session protocol is not served yet"
-        ),
+        None => tracing::debug!(?word, "unknown four-letter word"),
     }
     stream.shutdown().await
 }

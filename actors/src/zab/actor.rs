@@ -1,6 +1,9 @@
 //! The quorum peer actor: drives the [`QuorumPeer`] core and carries out its outputs.
 
 use super::{Durable, Input, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError};
+use crate::client_port::{
+    ClientConnect, ClientGone, ClientPacket, ClientService, Host, SessionLimits,
+};
 use crate::data_tree::{DataTree, OpResult, TreeTxn};
 use crate::peer::{Announce, PeerEvent, PeerLink, SendPeer};
 use crate::storage::{
@@ -26,6 +29,8 @@ pub struct QuorumSettings {
     pub storage: WriterSettings,
     /// Txns applied between background snapshots.
     pub snap_count: u64,
+    /// Session timeout bounds.
+    pub session_limits: SessionLimits,
 }
 
 /// Result of a write submitted through this server.
@@ -67,6 +72,12 @@ pub struct NodeStatus {
     pub standalone: bool,
     /// Number of supervised restarts of this actor.
     pub restarts: u64,
+    /// Open client connections.
+    pub connections: usize,
+    /// Watches set by this server's sessions.
+    pub watches: usize,
+    /// Ephemeral znodes.
+    pub ephemerals: usize,
 }
 
 /// The quorum peer actor. Supervised: a restart reloads the core and the tree from disk.
@@ -82,6 +93,36 @@ pub struct QuorumPeerActor {
     next_request: u64,
     since_snapshot: u64,
     restarts: u64,
+    clients: ClientService,
+}
+
+/// Collects the txns the client service submits while it runs.
+struct Submissions {
+    next: u64,
+    queued: Vec<(u64, TreeTxn)>,
+    serving: bool,
+}
+
+impl Host for Submissions {
+    fn submit(&mut self, txn: TreeTxn) -> u64 {
+        self.next += 1;
+        self.queued.push((self.next, txn));
+        self.next
+    }
+
+    fn serving(&self) -> bool {
+        self.serving
+    }
+
+    fn now_ms(&self) -> i64 {
+        wall_clock_ms()
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl QuorumPeerActor {
@@ -93,7 +134,9 @@ impl QuorumPeerActor {
         recovered: Recovered,
     ) -> Result<Self, StorageError> {
         let (core, tree) = build(&settings, recovered)?;
+        let clients = ClientService::new(settings.sid, settings.session_limits, wall_clock_ms());
         Ok(QuorumPeerActor {
+            clients,
             settings,
             links,
             storage,
@@ -132,8 +175,10 @@ impl QuorumPeerActor {
                 Output::Apply(txns) => {
                     for txn in &txns {
                         let applied = self.tree.apply(txn);
+                        self.clients.applied(&applied);
                         if txn.origin == self.settings.sid
-                            && self.waiters.contains_key(&txn.request_id)
+                            && (self.waiters.contains_key(&txn.request_id)
+                                || self.clients.is_pending(txn.request_id))
                         {
                             self.results.insert(txn.request_id, applied.result);
                         }
@@ -173,8 +218,15 @@ impl QuorumPeerActor {
                         .results
                         .remove(&request_id)
                         .unwrap_or(OpResult::Session);
-                    if let Some(w) = self.waiters.remove(&request_id) {
-                        let _ = w.send(result.map(|z| (z, tree_result)));
+                    let outcome = result.map(|z| (z, tree_result));
+                    match self.waiters.remove(&request_id) {
+                        Some(w) => {
+                            let _ = w.send(outcome);
+                        }
+                        None => {
+                            let outcome = outcome.map_err(|e| e.to_string());
+                            self.clients.completed(request_id, outcome, &self.tree);
+                        }
                     }
                 }
             }
@@ -193,6 +245,33 @@ impl QuorumPeerActor {
             node_count: self.tree.node_count(),
             standalone: self.settings.voters.len() == 1,
             restarts: self.restarts,
+            connections: self.clients.connections(),
+            watches: self.clients.watch_count(),
+            ephemerals: self.tree.ephemeral_count(),
+        }
+    }
+
+    /// Runs `f` on the client service, then proposes the txns it submitted.
+    fn with_clients(
+        &mut self,
+        ctx: &mut Context<Self>,
+        f: impl FnOnce(&mut ClientService, &DataTree, &mut Submissions),
+    ) {
+        let mut subs = Submissions {
+            next: self.next_request,
+            queued: Vec::new(),
+            serving: self.core.status().serving,
+        };
+        f(&mut self.clients, &self.tree, &mut subs);
+        self.next_request = subs.next;
+        for (request_id, txn) in subs.queued {
+            self.step(
+                Input::Submit {
+                    request_id,
+                    body: txn.encode(),
+                },
+                ctx,
+            );
         }
     }
 }
@@ -316,6 +395,30 @@ impl Handler<Submit> for QuorumPeerActor {
             },
             ctx,
         );
+    }
+}
+
+impl Handler<ClientConnect> for QuorumPeerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ClientConnect, ctx: &mut Context<Self>) {
+        self.with_clients(ctx, |c, tree, host| c.connect(msg, tree, host));
+    }
+}
+
+impl Handler<ClientPacket> for QuorumPeerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ClientPacket, ctx: &mut Context<Self>) {
+        self.with_clients(ctx, |c, tree, host| c.packet(msg, tree, host));
+    }
+}
+
+impl Handler<ClientGone> for QuorumPeerActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ClientGone, ctx: &mut Context<Self>) {
+        self.with_clients(ctx, |c, _, _| c.gone(msg.conn));
     }
 }
 

@@ -1,0 +1,869 @@
+//! The ZooKeeper request pipeline of one server, run inside the quorum peer actor so that reads,
+//! watch registration and applies are totally ordered.
+//!
+//! Replies are FIFO per session: a read queued behind a pending write of the same session runs
+//! only after that write was applied here, and is answered after it.
+
+use super::protocol::{ClientConnect, ClientPacket, ClientSink, ToClient};
+use crate::data_tree::{
+    AclEntry, Applied, CreateMode, DataTree, NodeStat, OpResult, TreeOp, TreeTxn,
+};
+use crate::sessions::{first_session_id, password, WatchKind, WatchManager};
+use ensemble_messages::jute::*;
+use ensemble_messages::zk::{err, event, op, state, xid};
+use ensemble_messages::{Sid, Zxid};
+use std::collections::{HashMap, VecDeque};
+
+/// What the service needs from its host actor.
+pub trait Host {
+    /// Proposes a txn; returns the request id its completion will carry.
+    fn submit(&mut self, txn: TreeTxn) -> u64;
+    /// Whether this server is serving (synced with a leader that has a quorum).
+    fn serving(&self) -> bool;
+    /// Wall-clock time in ms.
+    fn now_ms(&self) -> i64;
+}
+
+enum Queued {
+    Write {
+        request_id: u64,
+        reply: Option<Vec<u8>>,
+    },
+    Read {
+        xid: i32,
+        op: i32,
+        body: Vec<u8>,
+    },
+}
+
+struct Conn {
+    session: i64,
+    sink: ClientSink,
+    auth: Vec<(String, String)>,
+    queue: VecDeque<Queued>,
+}
+
+enum Pending {
+    Connect {
+        conn: u64,
+        timeout_ms: i32,
+    },
+    Write {
+        conn: u64,
+        xid: i32,
+        request: WriteRequest,
+    },
+}
+
+/// A parsed write: the tree op, the op codes of a multi's sub-ops, and the path (for sync).
+struct WriteRequest {
+    code: i32,
+    op: TreeOp,
+    sub_ops: Vec<i32>,
+    path: String,
+}
+
+/// Session timeout bounds, in ms.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionLimits {
+    /// minSessionTimeout.
+    pub min_ms: i32,
+    /// maxSessionTimeout.
+    pub max_ms: i32,
+}
+
+/// The client-facing side of one server.
+pub struct ClientService {
+    limits: SessionLimits,
+    conns: HashMap<u64, Conn>,
+    by_session: HashMap<i64, u64>,
+    pending: HashMap<u64, Pending>,
+    watches: WatchManager,
+    next_session: i64,
+}
+
+fn frame(xid: i32, zxid: i64, err: i32, body: &[u8]) -> Vec<u8> {
+    let mut out = ReplyHeader { xid, zxid, err }.to_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Converts the tree's metadata to the wire record.
+pub fn to_stat(s: &NodeStat) -> Stat {
+    Stat {
+        czxid: s.czxid,
+        mzxid: s.mzxid,
+        ctime: s.ctime,
+        mtime: s.mtime,
+        version: s.version,
+        cversion: s.cversion,
+        aversion: s.aversion,
+        ephemeral_owner: s.ephemeral_owner,
+        data_length: s.data_length,
+        num_children: s.num_children,
+        pzxid: s.pzxid,
+    }
+}
+
+fn to_acl(acl: &[Acl]) -> Vec<AclEntry> {
+    acl.iter()
+        .map(|a| AclEntry {
+            perms: a.perms,
+            scheme: a.id.scheme.clone(),
+            id: a.id.id.clone(),
+        })
+        .collect()
+}
+
+fn from_acl(acl: &[AclEntry]) -> Vec<Acl> {
+    acl.iter()
+        .map(|a| Acl {
+            perms: a.perms,
+            id: Id {
+                scheme: a.scheme.clone(),
+                id: a.id.clone(),
+            },
+        })
+        .collect()
+}
+
+/// `user:base64(sha1(user:password))`, ZooKeeper's digest identity.
+pub fn digest_id(credentials: &str) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    let user = credentials.split(':').next().unwrap_or("");
+    let hash = sha1::Sha1::digest(credentials.as_bytes());
+    format!(
+        "{user}:{}",
+        base64::engine::general_purpose::STANDARD.encode(hash)
+    )
+}
+
+impl ClientService {
+    /// A service for server `sid`.
+    pub fn new(sid: Sid, limits: SessionLimits, now_ms: i64) -> Self {
+        ClientService {
+            limits,
+            conns: HashMap::new(),
+            by_session: HashMap::new(),
+            pending: HashMap::new(),
+            watches: WatchManager::default(),
+            next_session: first_session_id(sid, now_ms),
+        }
+    }
+
+    /// Whether a txn with this request id was submitted by the service and is pending.
+    pub fn is_pending(&self, request_id: u64) -> bool {
+        self.pending.contains_key(&request_id)
+    }
+
+    /// Open client connections.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Watches set by this server's sessions.
+    pub fn watch_count(&self) -> usize {
+        self.watches.count()
+    }
+
+    fn send(&self, conn: u64, frame: Vec<u8>) {
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.sink.send(ToClient::Frame(frame));
+        }
+    }
+
+    /// A client's handshake.
+    pub fn connect(&mut self, c: ClientConnect, tree: &DataTree, host: &mut impl Host) {
+        let last = tree.last_applied().0 as i64;
+        if !host.serving() {
+            let _ = c.sink.send(ToClient::Close);
+            return;
+        }
+        if c.request.last_zxid_seen > last {
+            tracing::warn!(
+                "refusing a client that has seen zxid 0x{:x}; this server is at 0x{last:x}",
+                c.request.last_zxid_seen
+            );
+            let _ = c.sink.send(ToClient::Close);
+            return;
+        }
+        let timeout = c
+            .request
+            .time_out
+            .clamp(self.limits.min_ms, self.limits.max_ms);
+        let auth = vec![("ip".to_string(), c.ip.clone())];
+        let session = c.request.session_id;
+        if session == 0 {
+            self.next_session += 1;
+            let id = self.next_session;
+            self.conns.insert(
+                c.conn,
+                Conn {
+                    session: id,
+                    sink: c.sink,
+                    auth,
+                    queue: VecDeque::new(),
+                },
+            );
+            let txn = TreeTxn {
+                session_id: id,
+                time_ms: host.now_ms(),
+                auth: Vec::new(),
+                op: TreeOp::CreateSession {
+                    timeout_ms: timeout,
+                },
+            };
+            let rid = host.submit(txn);
+            self.pending.insert(
+                rid,
+                Pending::Connect {
+                    conn: c.conn,
+                    timeout_ms: timeout,
+                },
+            );
+            return;
+        }
+        if !tree.has_session(session) || c.request.passwd.0 != password(session) {
+            let reply = ConnectResponse {
+                passwd: Buffer(vec![0; 16]),
+                ..ConnectResponse::default()
+            };
+            let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
+            let _ = c.sink.send(ToClient::Close);
+            return;
+        }
+        // The session moves here; its older connection on this server is closed.
+        if let Some(old) = self.by_session.insert(session, c.conn) {
+            if let Some(o) = self.conns.remove(&old) {
+                let _ = o.sink.send(ToClient::Close);
+            }
+        }
+        let reply = ConnectResponse {
+            protocol_version: 0,
+            time_out: timeout,
+            session_id: session,
+            passwd: Buffer(password(session).to_vec()),
+            read_only: false,
+        };
+        let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
+        self.conns.insert(
+            c.conn,
+            Conn {
+                session,
+                sink: c.sink,
+                auth,
+                queue: VecDeque::new(),
+            },
+        );
+    }
+
+    /// The connection closed (the session lives on until it expires or is closed).
+    pub fn gone(&mut self, conn: u64) {
+        if let Some(c) = self.conns.remove(&conn) {
+            if self.by_session.get(&c.session) == Some(&conn) {
+                self.by_session.remove(&c.session);
+                self.watches.remove_session(c.session);
+            }
+        }
+    }
+
+    /// A request frame.
+    pub fn packet(&mut self, p: ClientPacket, tree: &DataTree, host: &mut impl Host) {
+        let Some(conn) = self.conns.get(&p.conn) else {
+            return;
+        };
+        let session = conn.session;
+        if let Some(parsed) = write_op(p.op, &p.body) {
+            match parsed {
+                Ok(request) => {
+                    let txn = TreeTxn {
+                        session_id: session,
+                        time_ms: host.now_ms(),
+                        auth: conn.auth.clone(),
+                        op: request.op.clone(),
+                    };
+                    let rid = host.submit(txn);
+                    let conn = self
+                        .conns
+                        .get_mut(&p.conn)
+                        .expect("connection checked above");
+                    conn.queue.push_back(Queued::Write {
+                        request_id: rid,
+                        reply: None,
+                    });
+                    self.pending.insert(
+                        rid,
+                        Pending::Write {
+                            conn: p.conn,
+                            xid: p.xid,
+                            request,
+                        },
+                    );
+                }
+                Err(code) => {
+                    let reply = frame(p.xid, tree.last_applied().0 as i64, code, &[]);
+                    self.enqueue_ready(p.conn, reply, tree);
+                }
+            }
+            return;
+        }
+        let conn = self
+            .conns
+            .get_mut(&p.conn)
+            .expect("connection checked above");
+        conn.queue.push_back(Queued::Read {
+            xid: p.xid,
+            op: p.op,
+            body: p.body,
+        });
+        self.drain(p.conn, tree);
+    }
+
+    fn enqueue_ready(&mut self, conn: u64, reply: Vec<u8>, tree: &DataTree) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.queue.push_back(Queued::Write {
+                request_id: 0,
+                reply: Some(reply),
+            });
+        }
+        self.drain(conn, tree);
+    }
+
+    /// Answers queued requests in order, up to the first write still pending.
+    fn drain(&mut self, conn: u64, tree: &DataTree) {
+        loop {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                return;
+            };
+            let front = match c.queue.front_mut() {
+                None => return,
+                Some(Queued::Write { reply: None, .. }) => return,
+                Some(_) => c.queue.pop_front(),
+            };
+            let out = match front {
+                Some(Queued::Write { reply: Some(r), .. }) => r,
+                Some(Queued::Read { xid, op, body }) => {
+                    let session = c.session;
+                    let auth = c.auth.clone();
+                    match self.read(conn, session, &auth, xid, op, &body, tree) {
+                        Some(r) => r,
+                        None => continue,
+                    }
+                }
+                _ => return,
+            };
+            self.send(conn, out);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn read(
+        &mut self,
+        conn: u64,
+        session: i64,
+        auth: &[(String, String)],
+        xid: i32,
+        code: i32,
+        body: &[u8],
+        tree: &DataTree,
+    ) -> Option<Vec<u8>> {
+        let zxid = tree.last_applied().0 as i64;
+        let ok = |b: Vec<u8>| frame(xid, zxid, err::OK, &b);
+        let fail = |e: i32| frame(xid, zxid, e, &[]);
+        let can_read = |path: &str| {
+            tree.get(path).is_none_or(|n| {
+                crate::data_tree::permits(&n.acl, ensemble_messages::zk::perm::READ, auth)
+            })
+        };
+        Some(match code {
+            op::PING => frame(xid::PING, zxid, err::OK, &[]),
+            op::EXISTS => match PathWatchRequest::from_bytes(body) {
+                Err(_) => fail(err::MARSHALLING_ERROR),
+                Ok(r) => match tree.stat(&r.path) {
+                    Some(s) => {
+                        if r.watch {
+                            self.watches.add(WatchKind::Data, &r.path, session);
+                        }
+                        ok(StatResponse { stat: to_stat(&s) }.to_bytes())
+                    }
+                    None => {
+                        if r.watch {
+                            self.watches.add(WatchKind::Exist, &r.path, session);
+                        }
+                        fail(err::NO_NODE)
+                    }
+                },
+            },
+            op::GET_DATA => match PathWatchRequest::from_bytes(body) {
+                Err(_) => fail(err::MARSHALLING_ERROR),
+                Ok(r) if !can_read(&r.path) => fail(err::NO_AUTH),
+                Ok(r) => match (tree.get(&r.path), tree.stat(&r.path)) {
+                    (Some(n), Some(s)) => {
+                        if r.watch {
+                            self.watches.add(WatchKind::Data, &r.path, session);
+                        }
+                        ok(GetDataResponse {
+                            data: Buffer(n.data.clone()),
+                            stat: to_stat(&s),
+                        }
+                        .to_bytes())
+                    }
+                    _ => fail(err::NO_NODE),
+                },
+            },
+            op::GET_CHILDREN | op::GET_CHILDREN2 => match PathWatchRequest::from_bytes(body) {
+                Err(_) => fail(err::MARSHALLING_ERROR),
+                Ok(r) if !can_read(&r.path) => fail(err::NO_AUTH),
+                Ok(r) => match (tree.children(&r.path), tree.stat(&r.path)) {
+                    (Some(children), Some(s)) => {
+                        if r.watch {
+                            self.watches.add(WatchKind::Child, &r.path, session);
+                        }
+                        if code == op::GET_CHILDREN {
+                            ok(GetChildrenResponse { children }.to_bytes())
+                        } else {
+                            ok(GetChildren2Response {
+                                children,
+                                stat: to_stat(&s),
+                            }
+                            .to_bytes())
+                        }
+                    }
+                    _ => fail(err::NO_NODE),
+                },
+            },
+            op::GET_ACL => match PathRequest::from_bytes(body) {
+                Err(_) => fail(err::MARSHALLING_ERROR),
+                Ok(r) => match (tree.get(&r.path), tree.stat(&r.path)) {
+                    (Some(n), Some(s)) => ok(GetAclResponse {
+                        acl: from_acl(&n.acl),
+                        stat: to_stat(&s),
+                    }
+                    .to_bytes()),
+                    _ => fail(err::NO_NODE),
+                },
+            },
+            op::GET_EPHEMERALS => match PathRequest::from_bytes(body) {
+                Err(_) => fail(err::MARSHALLING_ERROR),
+                Ok(r) => {
+                    let children: Vec<String> = tree
+                        .ephemerals(session)
+                        .into_iter()
+                        .filter(|p| p.starts_with(&r.path))
+                        .collect();
+                    ok(GetChildrenResponse { children }.to_bytes())
+                }
+            },
+            op::GET_ALL_CHILDREN_NUMBER => match PathRequest::from_bytes(body) {
+                Err(_) => fail(err::MARSHALLING_ERROR),
+                Ok(r) => match tree.get(&r.path) {
+                    None => fail(err::NO_NODE),
+                    Some(_) => ok(IntResponse {
+                        number: count_descendants(tree, &r.path),
+                    }
+                    .to_bytes()),
+                },
+            },
+            op::AUTH => match AuthPacket::from_bytes(body) {
+                Ok(a) if a.scheme == "digest" => {
+                    let id = digest_id(&String::from_utf8_lossy(&a.auth.0));
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.auth.push(("digest".into(), id));
+                    }
+                    frame(xid::AUTH, zxid, err::OK, &[])
+                }
+                _ => frame(xid::AUTH, zxid, err::AUTH_FAILED, &[]),
+            },
+            op::SET_WATCHES => match SetWatches::from_bytes(body) {
+                Err(_) => fail(err::MARSHALLING_ERROR),
+                Ok(w) => {
+                    self.set_watches(conn, session, &w, tree);
+                    frame(xid::SET_WATCHES, zxid, err::OK, &[])
+                }
+            },
+            _ => fail(err::UNIMPLEMENTED),
+        })
+    }
+
+    /// Re-arms watches after a reconnect, firing those whose change the client missed.
+    fn set_watches(&mut self, conn: u64, session: i64, w: &SetWatches, tree: &DataTree) {
+        let rel = w.relative_zxid;
+        let mut fire = Vec::new();
+        for p in &w.data_watches {
+            match tree.stat(p) {
+                None => fire.push((event::NODE_DELETED, p.clone())),
+                Some(s) if s.mzxid > rel => fire.push((event::NODE_DATA_CHANGED, p.clone())),
+                Some(_) => self.watches.add(WatchKind::Data, p, session),
+            }
+        }
+        for p in &w.exist_watches {
+            match tree.stat(p) {
+                Some(_) => fire.push((event::NODE_CREATED, p.clone())),
+                None => self.watches.add(WatchKind::Exist, p, session),
+            }
+        }
+        for p in &w.child_watches {
+            match tree.stat(p) {
+                None => fire.push((event::NODE_DELETED, p.clone())),
+                Some(s) if s.pzxid > rel => fire.push((event::NODE_CHILDREN_CHANGED, p.clone())),
+                Some(_) => self.watches.add(WatchKind::Child, p, session),
+            }
+        }
+        for (t, p) in fire {
+            self.send(conn, event_frame(t, &p));
+        }
+    }
+
+    /// A committed txn was applied here: fire watches.
+    pub fn applied(&mut self, applied: &Applied) {
+        for t in &applied.triggers {
+            for (session, event_type, path) in self.watches.trigger(&t.path, t.event) {
+                if let Some(conn) = self.by_session.get(&session) {
+                    self.send(*conn, event_frame(event_type, &path));
+                }
+            }
+        }
+    }
+
+    /// A txn submitted by this service finished.
+    pub fn completed(
+        &mut self,
+        request_id: u64,
+        outcome: Result<(Zxid, OpResult), String>,
+        tree: &DataTree,
+    ) {
+        let Some(p) = self.pending.remove(&request_id) else {
+            return;
+        };
+        match p {
+            Pending::Connect { conn, timeout_ms } => {
+                let Some(c) = self.conns.get(&conn) else {
+                    return;
+                };
+                if outcome.is_err() {
+                    let _ = c.sink.send(ToClient::Close);
+                    self.conns.remove(&conn);
+                    return;
+                }
+                let session = c.session;
+                let reply = ConnectResponse {
+                    protocol_version: 0,
+                    time_out: timeout_ms,
+                    session_id: session,
+                    passwd: Buffer(password(session).to_vec()),
+                    read_only: false,
+                };
+                self.by_session.insert(session, conn);
+                self.send(conn, reply.to_bytes());
+            }
+            Pending::Write { conn, xid, request } => {
+                let code = request.code;
+                let reply = match outcome {
+                    Err(_) => frame(xid, tree.last_applied().0 as i64, err::CONNECTION_LOSS, &[]),
+                    Ok((zxid, result)) => write_reply(xid, zxid.0 as i64, &request, &result),
+                };
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    for q in c.queue.iter_mut() {
+                        if let Queued::Write {
+                            request_id: r,
+                            reply: slot,
+                        } = q
+                        {
+                            if *r == request_id {
+                                *slot = Some(reply);
+                                break;
+                            }
+                        }
+                    }
+                }
+                if code == op::CLOSE_SESSION {
+                    self.drain(conn, tree);
+                    if let Some(c) = self.conns.remove(&conn) {
+                        self.by_session.remove(&c.session);
+                        self.watches.remove_session(c.session);
+                        let _ = c.sink.send(ToClient::Close);
+                    }
+                    return;
+                }
+                self.drain(conn, tree);
+            }
+        }
+    }
+}
+
+fn event_frame(event_type: i32, path: &str) -> Vec<u8> {
+    let body = WatcherEvent {
+        event_type,
+        state: state::SYNC_CONNECTED,
+        path: path.to_string(),
+    }
+    .to_bytes();
+    frame(xid::WATCH_EVENT, -1, err::OK, &body)
+}
+
+/// Parses a write request; `None` when `code` is not a write.
+fn write_op(code: i32, body: &[u8]) -> Option<Result<WriteRequest, i32>> {
+    let plain = |op: TreeOp, path: String| WriteRequest {
+        code,
+        op,
+        sub_ops: Vec::new(),
+        path,
+    };
+    let parsed = match code {
+        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => {
+            CreateRequest::from_bytes(body).map(|r| {
+                let mode = if code == op::CREATE_CONTAINER {
+                    Some(CreateMode::Container)
+                } else {
+                    CreateMode::from_flags(r.flags)
+                };
+                create_op(r.path.clone(), r.data.0, &r.acl, mode).map(|op| plain(op, r.path))
+            })
+        }
+        op::CREATE_TTL => return Some(Err(err::UNIMPLEMENTED)),
+        op::DELETE => DeleteRequest::from_bytes(body).map(|r| {
+            Ok(plain(
+                TreeOp::Delete {
+                    path: r.path.clone(),
+                    version: r.version,
+                },
+                r.path,
+            ))
+        }),
+        op::SET_DATA => SetDataRequest::from_bytes(body).map(|r| {
+            Ok(plain(
+                TreeOp::SetData {
+                    path: r.path.clone(),
+                    data: r.data.0,
+                    version: r.version,
+                },
+                r.path,
+            ))
+        }),
+        op::SET_ACL => SetAclRequest::from_bytes(body).map(|r| {
+            Ok(plain(
+                TreeOp::SetAcl {
+                    path: r.path.clone(),
+                    acl: to_acl(&r.acl),
+                    version: r.version,
+                },
+                r.path,
+            ))
+        }),
+        op::CHECK => CheckVersionRequest::from_bytes(body).map(|r| {
+            Ok(plain(
+                TreeOp::Check {
+                    path: r.path.clone(),
+                    version: r.version,
+                },
+                r.path,
+            ))
+        }),
+        op::MULTI => Ok(parse_multi(body).map(|(op, sub_ops)| WriteRequest {
+            code,
+            op,
+            sub_ops,
+            path: String::new(),
+        })),
+        op::CLOSE_SESSION => Ok(Ok(plain(TreeOp::CloseSession, String::new()))),
+        // sync: a committed no-op; once it is applied here, so is everything before it.
+        op::SYNC => PathRequest::from_bytes(body).map(|r| {
+            Ok(plain(
+                TreeOp::Check {
+                    path: "/".into(),
+                    version: -1,
+                },
+                r.path,
+            ))
+        }),
+        _ => return None,
+    };
+    Some(parsed.unwrap_or(Err(err::MARSHALLING_ERROR)))
+}
+
+fn create_op(
+    path: String,
+    data: Vec<u8>,
+    acl: &[Acl],
+    mode: Option<CreateMode>,
+) -> Result<TreeOp, i32> {
+    let mode = mode.ok_or(err::BAD_ARGUMENTS)?;
+    let check = if mode.is_sequential() {
+        format!("{path}0")
+    } else {
+        path.clone()
+    };
+    crate::data_tree::validate_path(&check).map_err(|_| err::BAD_ARGUMENTS)?;
+    if data.len() > 1024 * 1024 {
+        return Err(err::BAD_ARGUMENTS);
+    }
+    Ok(TreeOp::Create {
+        path,
+        data,
+        acl: to_acl(acl),
+        mode,
+    })
+}
+
+fn parse_multi(body: &[u8]) -> Result<(TreeOp, Vec<i32>), i32> {
+    let mut r = JuteReader::new(body);
+    let mut ops = Vec::new();
+    loop {
+        let h = MultiHeader::read(&mut r, "multi header").map_err(|_| err::MARSHALLING_ERROR)?;
+        if h.done {
+            break;
+        }
+        let op = match h.op {
+            op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => {
+                let c = CreateRequest::read(&mut r, "multi create")
+                    .map_err(|_| err::MARSHALLING_ERROR)?;
+                let mode = if h.op == op::CREATE_CONTAINER {
+                    Some(CreateMode::Container)
+                } else {
+                    CreateMode::from_flags(c.flags)
+                };
+                create_op(c.path, c.data.0, &c.acl, mode)?
+            }
+            op::DELETE => {
+                let d = DeleteRequest::read(&mut r, "multi delete")
+                    .map_err(|_| err::MARSHALLING_ERROR)?;
+                TreeOp::Delete {
+                    path: d.path,
+                    version: d.version,
+                }
+            }
+            op::SET_DATA => {
+                let s = SetDataRequest::read(&mut r, "multi setData")
+                    .map_err(|_| err::MARSHALLING_ERROR)?;
+                TreeOp::SetData {
+                    path: s.path,
+                    data: s.data.0,
+                    version: s.version,
+                }
+            }
+            op::CHECK => {
+                let c = CheckVersionRequest::read(&mut r, "multi check")
+                    .map_err(|_| err::MARSHALLING_ERROR)?;
+                TreeOp::Check {
+                    path: c.path,
+                    version: c.version,
+                }
+            }
+            _ => return Err(err::UNIMPLEMENTED),
+        };
+        ops.push((h.op, op));
+    }
+    let codes = ops.iter().map(|(c, _)| *c).collect();
+    Ok((
+        TreeOp::Multi(ops.into_iter().map(|(_, o)| o).collect()),
+        codes,
+    ))
+}
+
+/// Encodes the reply of a committed write.
+fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -> Vec<u8> {
+    let code = request.code;
+    match result {
+        OpResult::Error(e) => frame(xid, zxid, *e, &[]),
+        OpResult::Created { path, stat } => {
+            if code == op::CREATE {
+                frame(
+                    xid,
+                    zxid,
+                    err::OK,
+                    &CreateResponse { path: path.clone() }.to_bytes(),
+                )
+            } else {
+                frame(
+                    xid,
+                    zxid,
+                    err::OK,
+                    &Create2Response {
+                        path: path.clone(),
+                        stat: to_stat(stat),
+                    }
+                    .to_bytes(),
+                )
+            }
+        }
+        OpResult::DataSet { stat } | OpResult::AclSet { stat } => frame(
+            xid,
+            zxid,
+            err::OK,
+            &StatResponse {
+                stat: to_stat(stat),
+            }
+            .to_bytes(),
+        ),
+        OpResult::Checked if code == op::SYNC => frame(
+            xid,
+            zxid,
+            err::OK,
+            &PathRequest {
+                path: request.path.clone(),
+            }
+            .to_bytes(),
+        ),
+        OpResult::Multi(results) => {
+            let mut w = JuteWriter::default();
+            for (i, r) in results.iter().enumerate() {
+                let sub = request.sub_ops.get(i).copied().unwrap_or(op::CREATE2);
+                let (t, e) = match r {
+                    OpResult::Created { .. } if sub == op::CREATE => (op::CREATE, err::OK),
+                    OpResult::Created { .. } => (op::CREATE2, err::OK),
+                    OpResult::Deleted => (op::DELETE, err::OK),
+                    OpResult::DataSet { .. } => (op::SET_DATA, err::OK),
+                    OpResult::Checked => (op::CHECK, err::OK),
+                    OpResult::Error(e) => (op::ERROR, *e),
+                    _ => (op::ERROR, err::RUNTIME_INCONSISTENCY),
+                };
+                MultiHeader {
+                    op: t,
+                    done: false,
+                    err: e,
+                }
+                .write(&mut w);
+                match r {
+                    OpResult::Created { path, .. } if sub == op::CREATE => {
+                        CreateResponse { path: path.clone() }.write(&mut w)
+                    }
+                    OpResult::Created { path, stat } => Create2Response {
+                        path: path.clone(),
+                        stat: to_stat(stat),
+                    }
+                    .write(&mut w),
+                    OpResult::DataSet { stat } => StatResponse {
+                        stat: to_stat(stat),
+                    }
+                    .write(&mut w),
+                    OpResult::Error(e) => ErrorResponse { err: *e }.write(&mut w),
+                    _ => {}
+                }
+            }
+            MultiHeader {
+                op: -1,
+                done: true,
+                err: -1,
+            }
+            .write(&mut w);
+            frame(xid, zxid, err::OK, &w.bytes)
+        }
+        _ => frame(xid, zxid, err::OK, &[]),
+    }
+}
+
+fn count_descendants(tree: &DataTree, path: &str) -> i32 {
+    tree.children(path)
+        .unwrap_or_default()
+        .iter()
+        .map(|c| {
+            let child = if path == "/" {
+                format!("/{c}")
+            } else {
+                format!("{path}/{c}")
+            };
+            1 + count_descendants(tree, &child)
+        })
+        .sum()
+}

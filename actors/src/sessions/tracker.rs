@@ -1,0 +1,96 @@
+//! Session expiry in buckets, as ZooKeeper's ExpiryQueue: no timer per session.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// Tracks when each session expires, rounded up to the next bucket boundary.
+#[derive(Debug, Clone)]
+pub struct SessionTracker {
+    bucket_ms: u64,
+    deadline: HashMap<i64, (u64, u64)>,
+    buckets: BTreeMap<u64, BTreeSet<i64>>,
+}
+
+impl SessionTracker {
+    /// A tracker whose deadlines are multiples of `bucket_ms` (the tick).
+    pub fn new(bucket_ms: u64) -> Self {
+        SessionTracker {
+            bucket_ms: bucket_ms.max(1),
+            deadline: HashMap::new(),
+            buckets: BTreeMap::new(),
+        }
+    }
+
+    /// Sessions tracked.
+    pub fn len(&self) -> usize {
+        self.deadline.len()
+    }
+
+    /// Whether no session is tracked.
+    pub fn is_empty(&self) -> bool {
+        self.deadline.is_empty()
+    }
+
+    /// The session is alive at `now`: it expires `timeout_ms` later (rounded up to a bucket).
+    pub fn touch(&mut self, session: i64, timeout_ms: u64, now: u64) {
+        let at = (now + timeout_ms).div_ceil(self.bucket_ms) * self.bucket_ms;
+        if let Some((old, _)) = self.deadline.insert(session, (at, timeout_ms)) {
+            if old == at {
+                return;
+            }
+            if let Some(b) = self.buckets.get_mut(&old) {
+                b.remove(&session);
+                if b.is_empty() {
+                    self.buckets.remove(&old);
+                }
+            }
+        }
+        self.buckets.entry(at).or_default().insert(session);
+    }
+
+    /// Touches a known session with its own timeout; unknown sessions are ignored.
+    pub fn touch_known(&mut self, session: i64, now: u64) {
+        if let Some(&(_, timeout)) = self.deadline.get(&session) {
+            self.touch(session, timeout, now);
+        }
+    }
+
+    /// Stops tracking a session.
+    pub fn remove(&mut self, session: i64) {
+        if let Some((at, _)) = self.deadline.remove(&session) {
+            if let Some(b) = self.buckets.get_mut(&at) {
+                b.remove(&session);
+                if b.is_empty() {
+                    self.buckets.remove(&at);
+                }
+            }
+        }
+    }
+
+    /// Sessions whose deadline passed at `now`; they stay tracked until removed.
+    pub fn expired(&self, now: u64) -> Vec<i64> {
+        self.buckets
+            .range(..=now)
+            .flat_map(|(_, s)| s.iter().copied())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_expire_in_buckets_unless_touched() {
+        let mut t = SessionTracker::new(100);
+        t.touch(1, 1000, 0);
+        t.touch(2, 1000, 50);
+        assert!(t.expired(999).is_empty());
+        assert_eq!(t.expired(1000), vec![1]);
+        assert_eq!(t.expired(1100), vec![1, 2]);
+        t.touch_known(1, 900);
+        assert_eq!(t.expired(1100), vec![2]);
+        t.remove(2);
+        assert!(t.expired(1100).is_empty());
+        assert_eq!(t.len(), 1);
+    }
+}
