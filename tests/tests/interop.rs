@@ -1,0 +1,88 @@
+//! Real third-party clients against a 3-server ensemble of real processes: kazoo's recipes and
+//! Apache's zkCli.sh. `./scripts/test` installs both (kazoo from PyPI, zkCli from Debian's
+//! `zookeeper` package); without them these tests fail and say what is missing.
+
+use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
+use std::process::Command;
+use std::time::Duration;
+
+const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
+
+fn cluster(block: u8) -> ProcessCluster {
+    let mut c = ProcessCluster::new(
+        3,
+        block,
+        Program::Cli(env!("CARGO_BIN_EXE_ensemble-cli").into()),
+        "",
+    );
+    c.start_all();
+    wait_until(
+        "a leader and two followers",
+        Duration::from_secs(20),
+        || c.leader().is_some() && (1..=3).filter(|i| c.mode(*i) == "follower").count() == 2,
+    )
+    .unwrap();
+    c
+}
+
+#[test]
+fn kazoo_recipes_work_unmodified() {
+    let c = cluster(21);
+    let hosts: Vec<String> = (1..=3).map(|i| c.client_addr(i)).collect();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/kazoo_recipes.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(hosts.join(","))
+        .output()
+        .expect("python3 runs (./scripts/test installs kazoo)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("No module named 'kazoo'"),
+        "kazoo is not installed: run ./scripts/test, which installs it"
+    );
+    assert!(out.status.success(), "kazoo recipes failed:\n{text}");
+    assert_eq!(
+        text.matches("\nok ").count() + usize::from(text.starts_with("ok ")),
+        8,
+        "{text}"
+    );
+}
+
+fn zkcli(server: &str, command: &[&str]) -> String {
+    assert!(
+        std::path::Path::new(ZKCLI).exists(),
+        "{ZKCLI} is missing: run ./scripts/test, which installs Debian's zookeeper package"
+    );
+    let out = Command::new(ZKCLI)
+        .arg("-server")
+        .arg(server)
+        .args(command)
+        .output()
+        .expect("zkCli.sh runs");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn apache_zkcli_creates_reads_and_deletes() {
+    let c = cluster(22);
+    let (a, b) = (c.client_addr(1), c.client_addr(2));
+    assert!(zkcli(&a, &["create", "/zkcli", "hello"]).contains("Created /zkcli"));
+    assert!(zkcli(&b, &["get", "/zkcli"]).lines().any(|l| l == "hello"));
+    let _ = zkcli(&a, &["set", "/zkcli", "world"]);
+    let stat = zkcli(&b, &["stat", "/zkcli"]);
+    assert!(
+        stat.contains("dataVersion = 1") && stat.contains("dataLength = 5"),
+        "{stat}"
+    );
+    assert!(zkcli(&b, &["ls", "/"]).contains("[zkcli, zookeeper]"));
+    let _ = zkcli(&a, &["delete", "/zkcli"]);
+    assert!(zkcli(&b, &["get", "/zkcli"]).contains("Node does not exist: /zkcli"));
+}
