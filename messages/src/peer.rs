@@ -135,4 +135,6 @@ pub enum PeerMessage {
     Election(Notification),
     /// A Zab packet.
     Zab(ZabMessage),
+    /// Follower -> leader: client sessions active on the sender since its last report.
+    SessionTouch(Vec<i64>),
 }

@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """kazoo's recipes against a running ensemble: Lock, Election, Party, Barrier, DoubleBarrier,
-Counter, Queue, LockingQueue. Usage: kazoo_recipes.py host:port,host:port,...
+Counter, Queue, LockingQueue; then session expiry (a killed client's ephemeral znode is deleted
+and watchers see NodeDeleted). Usage: kazoo_recipes.py host:port,host:port,...
 Exits 0 when every recipe behaved; prints what failed otherwise."""
+import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -168,7 +172,39 @@ def locking_queue():
     b.stop()
 
 
-RECIPES = [lock, election, party, barrier, double_barrier, counter, queue, locking_queue]
+OWNER = """
+import sys, time
+from kazoo.client import KazooClient
+zk = KazooClient(hosts=sys.argv[1], timeout=2)
+zk.start(timeout=15)
+zk.ensure_path("/expiry")
+zk.create("/expiry/eph", b"mine", ephemeral=True)
+print("ready", hex(zk.client_id[0]), flush=True)
+time.sleep(600)
+"""
+
+
+def session_expiry():
+    owner = subprocess.Popen([sys.executable, "-c", OWNER, SERVERS[1]], stdout=subprocess.PIPE, text=True)
+    try:
+        line = owner.stdout.readline()
+        assert line.startswith("ready"), f"owner did not start: {line!r}"
+        watcher = client(0)
+        deleted = threading.Event()
+        assert watcher.exists("/expiry/eph", watch=lambda e: e.type == "DELETED" and deleted.set())
+        os.kill(owner.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        assert deleted.wait(15), "the dead client's session never expired"
+        took = time.monotonic() - killed
+        assert watcher.exists("/expiry/eph") is None
+        assert took < 10, f"expiry took {took:.1f} s for a 2 s session"
+        watcher.stop()
+    finally:
+        owner.kill()
+        owner.wait()
+
+
+RECIPES = [lock, election, party, barrier, double_barrier, counter, queue, locking_queue, session_expiry]
 
 if __name__ == "__main__":
     failed = []

@@ -26,7 +26,7 @@ fn cluster(block: u8) -> ProcessCluster {
 }
 
 #[test]
-fn kazoo_recipes_work_unmodified() {
+fn kazoo_recipes_and_session_expiry_work_unmodified() {
     let c = cluster(21);
     let hosts: Vec<String> = (1..=3).map(|i| c.client_addr(i)).collect();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/kazoo_recipes.py");
@@ -47,7 +47,7 @@ fn kazoo_recipes_work_unmodified() {
     assert!(out.status.success(), "kazoo recipes failed:\n{text}");
     assert_eq!(
         text.matches("\nok ").count() + usize::from(text.starts_with("ok ")),
-        8,
+        9,
         "{text}"
     );
 }

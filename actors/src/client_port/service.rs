@@ -12,7 +12,7 @@ use crate::sessions::{first_session_id, password, WatchKind, WatchManager};
 use ensemble_messages::jute::*;
 use ensemble_messages::zk::{err, event, op, state, xid};
 use ensemble_messages::{Sid, Zxid};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 /// What the service needs from its host actor.
 pub trait Host {
@@ -80,6 +80,8 @@ pub struct ClientService {
     pending: HashMap<u64, Pending>,
     watches: WatchManager,
     next_session: i64,
+    /// Sessions with client activity here since the last report to the tracker.
+    touched: HashSet<i64>,
 }
 
 fn frame(xid: i32, zxid: i64, err: i32, body: &[u8]) -> Vec<u8> {
@@ -149,6 +151,7 @@ impl ClientService {
             pending: HashMap::new(),
             watches: WatchManager::default(),
             next_session: first_session_id(sid, now_ms),
+            touched: HashSet::new(),
         }
     }
 
@@ -247,6 +250,7 @@ impl ClientService {
             read_only: false,
         };
         let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
+        self.touched.insert(session);
         self.conns.insert(
             c.conn,
             Conn {
@@ -274,6 +278,7 @@ impl ClientService {
             return;
         };
         let session = conn.session;
+        self.touched.insert(session);
         if let Some(parsed) = write_op(p.op, &p.body) {
             match parsed {
                 Ok(request) => {
@@ -515,8 +520,33 @@ impl ClientService {
         }
     }
 
-    /// A committed txn was applied here: fire watches.
+    /// Sessions with client activity here since the last call.
+    pub fn take_touched(&mut self) -> Vec<i64> {
+        self.touched.drain().collect()
+    }
+
+    /// A committed txn was applied here: fire watches; drop the connection of a closed session.
     pub fn applied(&mut self, applied: &Applied) {
+        if let Some(session) = applied.closed_session {
+            // A client closing its own session is answered, then closed, by `completed`.
+            let own_close = self
+                .by_session
+                .get(&session)
+                .and_then(|c| self.conns.get(c))
+                .is_some_and(|c| {
+                    c.queue
+                        .iter()
+                        .any(|q| matches!(q, Queued::Write { reply: None, .. }))
+                });
+            if !own_close {
+                if let Some(conn) = self.by_session.remove(&session) {
+                    self.watches.remove_session(session);
+                    if let Some(c) = self.conns.remove(&conn) {
+                        let _ = c.sink.send(ToClient::Close);
+                    }
+                }
+            }
+        }
         for t in &applied.triggers {
             for (session, event_type, path) in self.watches.trigger(&t.path, t.event) {
                 if let Some(conn) = self.by_session.get(&session) {

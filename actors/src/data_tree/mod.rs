@@ -48,6 +48,8 @@ pub struct Applied {
     pub result: OpResult,
     /// The changes that fire watches.
     pub triggers: Vec<Trigger>,
+    /// The session this txn closed, if it closed one.
+    pub closed_session: Option<i64>,
 }
 
 /// The znode tree, keyed by absolute path, with the open sessions.
@@ -95,6 +97,7 @@ impl DataTree {
             return Applied {
                 result: OpResult::Error(err::RUNTIME_INCONSISTENCY),
                 triggers: Vec::new(),
+                closed_session: None,
             };
         }
         self.last_applied = txn.zxid;
@@ -102,6 +105,7 @@ impl DataTree {
             return Applied {
                 result: OpResult::Error(err::MARSHALLING_ERROR),
                 triggers: Vec::new(),
+                closed_session: None,
             };
         };
         let mut triggers = Vec::new();
@@ -111,7 +115,12 @@ impl DataTree {
             TreeOp::Multi(ops) => self.apply_multi(&t, ops, zxid, &mut triggers),
             op => self.apply_op(&t, op, zxid, &mut undo, &mut triggers),
         };
-        Applied { result, triggers }
+        let closed_session = (t.op == TreeOp::CloseSession).then_some(t.session_id);
+        Applied {
+            result,
+            triggers,
+            closed_session,
+        }
     }
 
     fn apply_multi(

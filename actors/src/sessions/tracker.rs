@@ -66,6 +66,16 @@ impl SessionTracker {
         }
     }
 
+    /// Whether a session is tracked.
+    pub fn contains(&self, session: i64) -> bool {
+        self.deadline.contains_key(&session)
+    }
+
+    /// The tracked sessions.
+    pub fn sessions(&self) -> Vec<i64> {
+        self.deadline.keys().copied().collect()
+    }
+
     /// Sessions whose deadline passed at `now`; they stay tracked until removed.
     pub fn expired(&self, now: u64) -> Vec<i64> {
         self.buckets

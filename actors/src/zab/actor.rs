@@ -4,13 +4,15 @@ use super::{Durable, Input, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitEr
 use crate::client_port::{
     ClientConnect, ClientGone, ClientPacket, ClientService, Host, SessionLimits,
 };
+use crate::data_tree::TreeOp;
 use crate::data_tree::{DataTree, OpResult, TreeTxn};
 use crate::peer::{Announce, PeerEvent, PeerLink, SendPeer};
+use crate::sessions::SessionTracker;
 use crate::storage::{
     recover, Recovered, StorageError, StorageWriter, WriterEvent, WriterSettings,
 };
 use actix::prelude::*;
-use ensemble_messages::{PeerMessage, Sid, Snapshot, ZabMessage, Zxid};
+use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, ZabMessage, Zxid};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -94,6 +96,9 @@ pub struct QuorumPeerActor {
     since_snapshot: u64,
     restarts: u64,
     clients: ClientService,
+    /// Session expiry, kept while this server is the established leader.
+    tracker: Option<SessionTracker>,
+    last_session_check: u64,
 }
 
 /// Collects the txns the client service submits while it runs.
@@ -137,6 +142,8 @@ impl QuorumPeerActor {
         let clients = ClientService::new(settings.sid, settings.session_limits, wall_clock_ms());
         Ok(QuorumPeerActor {
             clients,
+            tracker: None,
+            last_session_check: 0,
             settings,
             links,
             storage,
@@ -251,6 +258,70 @@ impl QuorumPeerActor {
         }
     }
 
+    /// Every half tick: the leader expires silent sessions; a follower reports its active
+    /// sessions to the leader.
+    fn check_sessions(&mut self, ctx: &mut Context<Self>) {
+        let now = self.now();
+        if now.saturating_sub(self.last_session_check) < self.settings.timing.tick_ms / 2 {
+            return;
+        }
+        self.last_session_check = now;
+        let status = self.core.status();
+        let touched = self.clients.take_touched();
+        match (status.state, status.serving, status.leader) {
+            (ServerState::Leading, true, _) => {
+                let tick = self.settings.timing.tick_ms;
+                let tree = &self.tree;
+                // A new leader gives every session a whole timeout, as ZooKeeper does.
+                let tracker = self
+                    .tracker
+                    .get_or_insert_with(|| SessionTracker::new(tick));
+                for (id, timeout) in tree.sessions() {
+                    if !tracker.contains(id) {
+                        tracker.touch(id, timeout.max(0) as u64, now);
+                    }
+                }
+                for id in tracker.sessions() {
+                    if !tree.has_session(id) {
+                        tracker.remove(id);
+                    }
+                }
+                for id in touched {
+                    tracker.touch_known(id, now);
+                }
+                let expired = tracker.expired(now);
+                for id in &expired {
+                    tracker.remove(*id);
+                }
+                for id in expired {
+                    tracing::info!(session = format!("0x{id:x}"), "session expired");
+                    self.next_request += 1;
+                    let txn = TreeTxn {
+                        session_id: id,
+                        time_ms: wall_clock_ms(),
+                        auth: Vec::new(),
+                        op: TreeOp::CloseSession,
+                    };
+                    let request_id = self.next_request;
+                    self.step(
+                        Input::Submit {
+                            request_id,
+                            body: txn.encode(),
+                        },
+                        ctx,
+                    );
+                }
+            }
+            (ServerState::Following, true, Some(leader)) => {
+                self.tracker = None;
+                if !touched.is_empty() {
+                    self.send(leader, PeerMessage::SessionTouch(touched));
+                }
+            }
+            _ => self.tracker = None,
+        }
+    }
+
     /// Runs `f` on the client service, then proposes the txns it submitted.
     fn with_clients(
         &mut self,
@@ -311,7 +382,10 @@ impl Actor for QuorumPeerActor {
         let outs = self.core.start(now);
         self.carry_out(outs, ctx);
         let every = Duration::from_millis((self.settings.timing.tick_ms / 4).clamp(5, 50));
-        ctx.run_interval(every, |act, ctx| act.step(Input::Tick, ctx));
+        ctx.run_interval(every, |act, ctx| {
+            act.step(Input::Tick, ctx);
+            act.check_sessions(ctx);
+        });
         for link in self.links.values() {
             link.do_send(Announce);
         }
@@ -353,6 +427,15 @@ impl Handler<PeerEvent> for QuorumPeerActor {
         let input = match ev {
             PeerEvent::Connected(sid) => Input::PeerConnected(sid),
             PeerEvent::Disconnected(sid) => Input::PeerDisconnected(sid),
+            PeerEvent::Message(_, PeerMessage::SessionTouch(ids)) => {
+                let now = self.now();
+                if let Some(tracker) = self.tracker.as_mut() {
+                    for id in ids {
+                        tracker.touch_known(id, now);
+                    }
+                }
+                return;
+            }
             PeerEvent::Message(from, msg) => Input::Message { from, msg },
         };
         self.step(input, ctx);

@@ -214,6 +214,8 @@ impl QuorumPeer {
                 Role::Following(_) => self.follower_on_message(from, z),
                 Role::Looking => {}
             },
+            // Session liveness is the session tracker's business, not Zab's.
+            PeerMessage::SessionTouch(_) => {}
         }
     }
 
