@@ -86,3 +86,63 @@ fn apache_zkcli_creates_reads_and_deletes() {
     let _ = zkcli(&a, &["delete", "/zkcli"]);
     assert!(zkcli(&b, &["get", "/zkcli"]).contains("Node does not exist: /zkcli"));
 }
+
+/// Apache's C client (`cli_mt`, from Debian's zookeeper-bin) with its strict handshake sizes.
+#[test]
+fn apache_c_client_creates_lists_and_deletes() {
+    const CLI_MT: &str = "/usr/lib/zookeeper/bin/cli_mt";
+    assert!(
+        std::path::Path::new(CLI_MT).exists(),
+        "{CLI_MT} is missing: run ./scripts/test, which installs Debian's zookeeper-bin package"
+    );
+    let c = cluster(23);
+    let mut child = Command::new(CLI_MT)
+        .arg(c.client_addr(3))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cli_mt runs");
+    let mut stdin = child.stdin.take().expect("stdin");
+    // cli_mt prints results on stderr, which is not buffered.
+    let stdout = child.stderr.take().expect("stderr");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    use std::io::Write;
+    let mut text = String::new();
+    // Each command is answered by a line with its return code (or "Error N for PATH").
+    for line in ["create /cnode", "ls /", "delete /cnode", "exists /cnode"] {
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        loop {
+            let got = lines
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no answer to {line:?}; output so far:\n{text}"));
+            text.push_str(&got);
+            text.push('\n');
+            if got.contains("rc = ") || got.starts_with("Error ") {
+                break;
+            }
+        }
+    }
+    writeln!(stdin, "quit").unwrap();
+    drop(stdin);
+    let _ = child.wait();
+    assert!(text.contains("Got a new session id"), "{text}");
+    assert!(text.contains("[/cnode]: rc = 0"), "{text}");
+    assert!(text.contains("\tcnode\n"), "{text}");
+    assert!(
+        text.contains("/cnode: rc = 0") && text.contains("Error -101 for /cnode"),
+        "exists after delete: {text}"
+    );
+}
