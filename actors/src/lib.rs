@@ -11,3 +11,4 @@ pub mod quorum;
 pub mod sessions;
 pub mod storage;
 pub mod zab;
+pub mod zk_client;

@@ -60,13 +60,35 @@ pub struct DataTree {
     last_applied: Zxid,
 }
 
-/// The previous state of what an op touched, to undo a failed multi.
-type Undo = Vec<Saved>;
+/// What a multi's ops changed, to undo them if a later op fails. Records are small: a parent
+/// keeps its children, only the one name and its metadata are saved.
+#[derive(Default)]
+struct Undo {
+    enabled: bool,
+    log: Vec<Saved>,
+}
 
 #[derive(Clone, Debug)]
 enum Saved {
-    Node(String, Option<Znode>),
-    Session(i64, Option<SessionEntry>),
+    /// A znode was created here: remove it.
+    Created(String),
+    /// A (childless) znode was removed: put it back.
+    Removed(String, Znode),
+    /// A znode's content changed: restore it.
+    Content(String, Vec<u8>, Vec<AclEntry>, NodeStat),
+    /// A parent's metadata and one child name changed.
+    Parent {
+        path: String,
+        stat: NodeStat,
+        child: String,
+        added: bool,
+    },
+    /// A session gained or lost an ephemeral path.
+    Ephemeral {
+        session: i64,
+        path: String,
+        added: bool,
+    },
 }
 
 impl Default for DataTree {
@@ -109,7 +131,7 @@ impl DataTree {
             };
         };
         let mut triggers = Vec::new();
-        let mut undo = Undo::new();
+        let mut undo = Undo::default();
         let zxid = txn.zxid.0 as i64;
         let result = match &t.op {
             TreeOp::Multi(ops) => self.apply_multi(&t, ops, zxid, &mut triggers),
@@ -130,7 +152,10 @@ impl DataTree {
         zxid: i64,
         triggers: &mut Vec<Trigger>,
     ) -> OpResult {
-        let mut undo = Undo::new();
+        let mut undo = Undo {
+            enabled: true,
+            log: Vec::new(),
+        };
         let mut results = Vec::with_capacity(ops.len());
         let mut fired = Vec::new();
         for (i, op) in ops.iter().enumerate() {
@@ -141,7 +166,7 @@ impl DataTree {
                 op => self.apply_op(t, op, zxid, &mut undo, &mut fired),
             };
             if let OpResult::Error(code) = r {
-                for saved in undo.into_iter().rev() {
+                for saved in undo.log.into_iter().rev() {
                     self.restore(saved);
                 }
                 let mut out = vec![OpResult::Error(err::OK); i];
@@ -160,27 +185,73 @@ impl DataTree {
 
     fn restore(&mut self, saved: Saved) {
         match saved {
-            Saved::Node(path, Some(n)) => {
-                self.nodes.insert(path, n);
-            }
-            Saved::Node(path, None) => {
+            Saved::Created(path) => {
                 self.nodes.remove(&path);
             }
-            Saved::Session(id, Some(s)) => {
-                self.sessions.insert(id, s);
+            Saved::Removed(path, node) => {
+                self.nodes.insert(path, node);
             }
-            Saved::Session(id, None) => {
-                self.sessions.remove(&id);
+            Saved::Content(path, data, acl, stat) => {
+                if let Some(n) = self.nodes.get_mut(&path) {
+                    n.data = data;
+                    n.acl = acl;
+                    n.stat = stat;
+                }
+            }
+            Saved::Parent {
+                path,
+                stat,
+                child,
+                added,
+            } => {
+                if let Some(p) = self.nodes.get_mut(&path) {
+                    p.stat = stat;
+                    if added {
+                        p.children.remove(&child);
+                    } else {
+                        p.children.insert(child);
+                    }
+                }
+            }
+            Saved::Ephemeral {
+                session,
+                path,
+                added,
+            } => {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    if added {
+                        s.ephemerals.remove(&path);
+                    } else {
+                        s.ephemerals.insert(path);
+                    }
+                }
             }
         }
     }
 
-    fn save_node(&self, undo: &mut Undo, path: &str) {
-        undo.push(Saved::Node(path.to_string(), self.nodes.get(path).cloned()));
+    fn save(undo: &mut Undo, saved: impl FnOnce() -> Saved) {
+        if undo.enabled {
+            undo.log.push(saved());
+        }
     }
 
-    fn save_session(&self, undo: &mut Undo, id: i64) {
-        undo.push(Saved::Session(id, self.sessions.get(&id).cloned()));
+    fn save_content(&self, undo: &mut Undo, path: &str) {
+        if let Some(n) = self.nodes.get(path) {
+            Self::save(undo, || {
+                Saved::Content(path.to_string(), n.data.clone(), n.acl.clone(), n.stat)
+            });
+        }
+    }
+
+    fn save_parent(&self, undo: &mut Undo, parent: &str, child: &str, added: bool) {
+        if let Some(p) = self.nodes.get(parent) {
+            Self::save(undo, || Saved::Parent {
+                path: parent.to_string(),
+                stat: p.stat,
+                child: child.to_string(),
+                added,
+            });
+        }
     }
 
     fn apply_op(
@@ -207,7 +278,6 @@ impl DataTree {
     ) -> Result<OpResult, i32> {
         match op {
             TreeOp::CreateSession { timeout_ms } => {
-                self.save_session(undo, t.session_id);
                 self.sessions.entry(t.session_id).or_default().timeout_ms = *timeout_ms;
                 Ok(OpResult::Session)
             }
@@ -249,7 +319,7 @@ impl DataTree {
                 if *version != -1 && *version != node.stat.version {
                     return Err(err::BAD_VERSION);
                 }
-                self.save_node(undo, path);
+                self.save_content(undo, path);
                 let node = self.nodes.get_mut(path).ok_or(err::NO_NODE)?;
                 node.data = data.clone();
                 node.stat.version += 1;
@@ -270,7 +340,7 @@ impl DataTree {
                 if *version != -1 && *version != node.stat.aversion {
                     return Err(err::BAD_VERSION);
                 }
-                self.save_node(undo, path);
+                self.save_content(undo, path);
                 let node = self.nodes.get_mut(path).ok_or(err::NO_NODE)?;
                 node.acl = acl;
                 node.stat.aversion += 1;
@@ -328,8 +398,9 @@ impl DataTree {
             CreateMode::Container => CONTAINER_OWNER,
             _ => 0,
         };
-        self.save_node(undo, &parent_path);
-        self.save_node(undo, &path);
+        let name = path::name(&path).unwrap_or_default().to_string();
+        self.save_parent(undo, &parent_path, &name, true);
+        Self::save(undo, || Saved::Created(path.clone()));
         let stat = NodeStat {
             czxid: zxid,
             mzxid: zxid,
@@ -345,7 +416,11 @@ impl DataTree {
             p.stat.pzxid = zxid;
         }
         if mode.is_ephemeral() {
-            self.save_session(undo, owner);
+            Self::save(undo, || Saved::Ephemeral {
+                session: owner,
+                path: path.clone(),
+                added: true,
+            });
             if let Some(s) = self.sessions.get_mut(&owner) {
                 s.ephemerals.insert(path.clone());
             }
@@ -384,14 +459,19 @@ impl DataTree {
         let Some(parent) = path::parent(path).map(str::to_string) else {
             return;
         };
-        self.save_node(undo, path);
-        self.save_node(undo, &parent);
+        let name = path::name(path).unwrap_or_default().to_string();
+        self.save_parent(undo, &parent, &name, false);
         let Some(node) = self.nodes.remove(path) else {
             return;
         };
         let owner = node.stat.ephemeral_owner;
+        Self::save(undo, || Saved::Removed(path.to_string(), node));
         if owner != 0 && owner != CONTAINER_OWNER {
-            self.save_session(undo, owner);
+            Self::save(undo, || Saved::Ephemeral {
+                session: owner,
+                path: path.to_string(),
+                added: false,
+            });
             if let Some(s) = self.sessions.get_mut(&owner) {
                 s.ephemerals.remove(path);
             }

@@ -316,3 +316,38 @@ fn replay_is_idempotent_and_snapshots_round_trip() {
     assert_eq!(f.tree, before);
     assert_eq!(DataTree::deserialize(&f.tree.serialize()).unwrap(), f.tree);
 }
+
+#[test]
+fn a_failed_multi_restores_deleted_nodes_and_session_ephemerals() {
+    let mut f = Fixture::new();
+    f.apply(TreeOp::CreateSession { timeout_ms: 4000 });
+    f.apply(create("/m", CreateMode::Persistent));
+    f.apply(create("/m/x", CreateMode::Persistent));
+    let before = f.tree.clone();
+    let r = f.apply(TreeOp::Multi(vec![
+        create("/m/e", CreateMode::Ephemeral),
+        TreeOp::Delete {
+            path: "/m/x".into(),
+            version: 0,
+        },
+        TreeOp::SetData {
+            path: "/m".into(),
+            data: b"z".to_vec(),
+            version: -1,
+        },
+        TreeOp::Check {
+            path: "/m/x".into(),
+            version: 0,
+        },
+    ]));
+    assert!(
+        matches!(r, OpResult::Multi(ref v) if v[3] == OpResult::Error(err::NO_NODE)),
+        "{r:?}"
+    );
+    let mut expected = before;
+    expected.last_applied = f.tree.last_applied;
+    assert_eq!(
+        f.tree, expected,
+        "create, delete, setData and the ephemeral all undone"
+    );
+}

@@ -4,7 +4,44 @@ use crate::local_cluster::{wait_until, ProcessCluster, Program, Timing};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// What to measure.
+/// `ensemble bench --connect ...` measures a running ensemble (or Apache ZooKeeper) through the
+/// ZooKeeper protocol; the subcommands start their own servers.
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(super) struct BenchArgs {
+    #[command(subcommand)]
+    kind: Option<Bench>,
+    #[command(flatten)]
+    client: ClientBench,
+}
+
+/// Client-protocol load against running servers.
+#[derive(clap::Args, Debug)]
+struct ClientBench {
+    /// Servers, host:port,host:port,...
+    #[arg(long)]
+    connect: Option<String>,
+    /// create, set, get, exists or mixed (get and set).
+    #[arg(long, default_value = "mixed")]
+    op: String,
+    /// Share of reads in `mixed`, in percent.
+    #[arg(long, default_value_t = 80)]
+    read_pct: u32,
+    /// Client sessions, spread over the servers.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Requests in flight per client.
+    #[arg(long, default_value_t = 8)]
+    inflight: usize,
+    /// Bytes of data per write.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Seconds to measure.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+}
+
+/// Benchmarks that start their own ensemble.
 #[derive(clap::Subcommand, Debug)]
 pub(super) enum Bench {
     /// Replicated writes through a local ensemble: txns/s and commit latency.
@@ -42,7 +79,10 @@ pub(super) enum Bench {
 
 const BLOCK: u8 = 250;
 
-pub(super) fn run(bench: Bench) -> Result<i32, Box<dyn std::error::Error>> {
+pub(super) fn run(args: BenchArgs) -> Result<i32, Box<dyn std::error::Error>> {
+    let Some(bench) = args.kind else {
+        return client_bench(args.client);
+    };
     let exe = std::env::current_exe()?;
     match bench {
         Bench::Consensus {
@@ -219,4 +259,106 @@ fn failover(
         percentile(&gaps, 1.0)
     );
     Ok(0)
+}
+
+fn client_bench(b: ClientBench) -> Result<i32, Box<dyn std::error::Error>> {
+    let servers: Vec<String> = b
+        .connect
+        .as_deref()
+        .ok_or("give --connect host:port,... or a subcommand (consensus, failover)")?
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if !["create", "set", "get", "exists", "mixed"].contains(&b.op.as_str()) {
+        return Err(format!("--op {:?}: use create, set, get, exists or mixed", b.op).into());
+    }
+    if b.clients == 0 || b.inflight == 0 || b.read_pct > 100 {
+        return Err("--clients and --inflight must be at least 1, --read-pct at most 100".into());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        use ensemble_actors::zk_client::ZkClient;
+        let timeout = Duration::from_secs(10);
+        let data = vec![b'x'; b.size];
+        let run_id = std::process::id();
+        let root = format!("/bench-{run_id}");
+        let setup = ZkClient::connect(&servers, timeout).await?;
+        setup.create(&root, b"", 0).await?;
+        const KEYS: usize = 100;
+        for k in 0..KEYS {
+            setup.create(&format!("{root}/k{k}"), &data, 0).await?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(b.duration);
+        let mut tasks = Vec::new();
+        for c in 0..b.clients {
+            // Spread sessions over the servers: client c starts on server c.
+            let mut order = servers.clone();
+            order.rotate_left(c % servers.len());
+            let client = ZkClient::connect(&order, timeout).await?;
+            for w in 0..b.inflight {
+                let (client, root, data, op) =
+                    (client.clone(), root.clone(), data.clone(), b.op.clone());
+                let read_pct = b.read_pct as usize;
+                tasks.push(tokio::spawn(async move {
+                    let mut lat = Vec::new();
+                    let mut errors = 0u64;
+                    let mut n = 0usize;
+                    while Instant::now() < deadline {
+                        n += 1;
+                        let key = format!("{root}/k{}", (c * 131 + w * 17 + n) % KEYS);
+                        let read = match op.as_str() {
+                            "get" | "exists" => true,
+                            "mixed" => (n * 37 + w) % 100 < read_pct,
+                            _ => false,
+                        };
+                        let start = Instant::now();
+                        let r = match (op.as_str(), read) {
+                            ("create", _) => client
+                                .create(&format!("{root}/c{c}-{w}-{n}"), &data, 0)
+                                .await
+                                .map(|_| ()),
+                            ("exists", _) => client.exists(&key).await.map(|_| ()),
+                            (_, true) => client.get_data(&key).await.map(|_| ()),
+                            (_, false) => client.set_data(&key, &data, -1).await.map(|_| ()),
+                        };
+                        match r {
+                            Ok(()) => lat.push(start.elapsed()),
+                            Err(_) => errors += 1,
+                        }
+                    }
+                    (lat, errors)
+                }));
+            }
+        }
+        let mut latencies = Vec::new();
+        let mut errors = 0;
+        for t in tasks {
+            let (l, e) = t.await?;
+            latencies.extend(l);
+            errors += e;
+        }
+        latencies.sort();
+        println!(
+            "bench {}: {} clients x {} in flight, {}-byte data, {} s against {}",
+            b.op,
+            b.clients,
+            b.inflight,
+            b.size,
+            b.duration,
+            servers.join(",")
+        );
+        println!(
+            "  {} ops ({:.0} ops/s), errors {errors}; latency ms p50 {:.2}, p99 {:.2}, p999 {:.2}",
+            latencies.len(),
+            latencies.len() as f64 / b.duration as f64,
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99),
+            percentile(&latencies, 0.999)
+        );
+        Ok::<i32, Box<dyn std::error::Error>>(0)
+    })
 }

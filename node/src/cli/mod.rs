@@ -25,9 +25,8 @@ enum Command {
     Status(StatusArgs),
     /// Launches and supervises every server of a config (default: 3 servers on loopback).
     Up(UpArgs),
-    /// Measures a local ensemble of real processes on loopback.
-    #[command(subcommand)]
-    Bench(bench::Bench),
+    /// Measures servers through the ZooKeeper protocol, or a local ensemble it starts.
+    Bench(bench::BenchArgs),
 }
 
 /// Where a server's config comes from.
