@@ -146,3 +146,79 @@ fn apache_c_client_creates_lists_and_deletes() {
         "exists after delete: {text}"
     );
 }
+
+/// A kazoo session survives the death of its server, leader or follower: it moves to another
+/// server within its timeout and keeps its ephemeral znode.
+#[test]
+fn a_session_survives_the_death_of_its_server() {
+    let mut c = cluster(24);
+    let leader = c.leader().expect("a leader");
+    // Each server listens on 127.0.24.N:2181; the client starts on the leader.
+    let mut hosts = vec![c.client_addr(leader)];
+    hosts.extend((1..=3).filter(|i| *i != leader).map(|i| c.client_addr(i)));
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/kazoo_session.py");
+    let mut helper = Command::new("python3")
+        .arg(script)
+        .arg(hosts.join(","))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    let mut stdin = helper.stdin.take().expect("stdin");
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = helper.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let next = |what: &str| {
+        lines
+            .recv_timeout(Duration::from_secs(40))
+            .unwrap_or_else(|_| panic!("the kazoo helper did not answer {what}"))
+    };
+    let first = next("connect");
+    let session = first.split_whitespace().nth(1).unwrap().to_string();
+    let server_of = |line: &str| -> String { line.split_whitespace().last().unwrap().to_string() };
+    let check = |stdin: &mut std::process::ChildStdin| {
+        use std::io::Write;
+        writeln!(stdin, "check").unwrap();
+        stdin.flush().unwrap();
+        next("check")
+    };
+    // The leader dies: the session moves and keeps its ephemeral znode.
+    c.kill9(leader);
+    let after_leader = check(&mut stdin);
+    assert_eq!(
+        after_leader,
+        format!("check {session} True {}", server_of(&after_leader))
+    );
+    // The server it moved to dies too (after the first one is back, to keep a quorum).
+    c.start(leader);
+    wait_until("the old leader to rejoin", Duration::from_secs(20), || {
+        c.mode(leader) == "follower"
+    })
+    .unwrap();
+    // All servers listen on port 2181 of their own address; find which one the client is on by
+    // its connection count.
+    let on = (1..=3)
+        .find(|i| {
+            ensemble_node::four_letter::ask(&c.client_addr(*i), "mntr", Duration::from_secs(2))
+                .is_ok_and(|m| m.contains("zk_num_alive_connections\t1\n"))
+        })
+        .expect("one server holds the kazoo connection");
+    c.kill9(on);
+    let after_second = check(&mut stdin);
+    assert!(
+        after_second.starts_with(&format!("check {session} True")),
+        "{after_second}"
+    );
+    let _ = helper.kill();
+    let _ = helper.wait();
+}
