@@ -5,7 +5,9 @@ use ensemble_config::NodeConfig;
 use ensemble_messages::ServerState;
 
 /// The words ensemble answers.
-pub const FOUR_LETTER_WORDS: &[&str] = &["ruok", "srvr", "stat", "mntr", "conf", "isro"];
+pub const FOUR_LETTER_WORDS: &[&str] = &[
+    "ruok", "srvr", "stat", "mntr", "conf", "isro", "envi", "wchs", "srst", "dirs",
+];
 
 const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
 
@@ -56,10 +58,17 @@ pub fn render(word: &str, info: &ServerInfo) -> Option<String> {
         "ruok" => "imok".to_string(),
         "isro" => if serving { "rw" } else { "null" }.to_string(),
         "conf" => conf(info),
+        "envi" => envi(info),
+        "dirs" => dirs(info),
         _ if !serving => NOT_SERVING.to_string(),
         "srvr" => srvr(info, false),
         "stat" => srvr(info, true),
         "mntr" => mntr(info),
+        "wchs" => format!(
+            "{} connections watching {} paths\nTotal watches:{}\n",
+            info.status.connections, info.status.watched_paths, info.status.watches
+        ),
+        "srst" => "Server stats reset.\n".to_string(),
         _ => return None,
     })
 }
@@ -126,6 +135,51 @@ fn mntr(info: &ServerInfo) -> String {
     lines.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
 }
 
+fn envi(info: &ServerInfo) -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+    let lines = [
+        ("zookeeper.version", version()),
+        ("host.name", host),
+        ("os.name", std::env::consts::OS.to_string()),
+        ("os.arch", std::env::consts::ARCH.to_string()),
+        (
+            "user.dir",
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+        ),
+        ("server.id", info.config.id.to_string()),
+    ];
+    let mut s = "Environment:\n".to_string();
+    for (k, v) in lines {
+        s.push_str(&format!("{k}={v}\n"));
+    }
+    s
+}
+
+fn dir_size(path: &std::path::Path) -> u64 {
+    std::fs::read_dir(path)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| match e.metadata() {
+                    Ok(m) if m.is_dir() => dir_size(&e.path()),
+                    Ok(m) => m.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+fn dirs(info: &ServerInfo) -> String {
+    format!(
+        "datadir_size: {}\nlogdir_size: {}\n",
+        dir_size(&info.config.storage.data_dir),
+        dir_size(&info.config.storage.data_log_dir)
+    )
+}
+
 fn conf(info: &ServerInfo) -> String {
     let c = info.config;
     let me = c.me();
@@ -189,7 +243,8 @@ mod tests {
             standalone: false,
             restarts: 0,
             connections: 1,
-            watches: 0,
+            watches: 3,
+            watched_paths: 2,
             ephemerals: 0,
         }
     }
@@ -241,5 +296,15 @@ mod tests {
             "mntr is not executed because it is not in the whitelist.\n"
         );
         assert_eq!(render("xxxx", &i), None);
+        let all = config(&["*"]);
+        let serving = status(ServerState::Following, true);
+        let i = info(&all, &serving);
+        assert_eq!(
+            render("wchs", &i).unwrap(),
+            "1 connections watching 2 paths\nTotal watches:3\n"
+        );
+        assert!(render("envi", &i)
+            .unwrap()
+            .starts_with("Environment:\nzookeeper.version=3.8.0-ensemble-"));
     }
 }

@@ -170,6 +170,11 @@ impl ClientService {
         self.watches.count()
     }
 
+    /// Paths watched by this server's sessions.
+    pub fn watched_paths(&self) -> usize {
+        self.watches.paths()
+    }
+
     fn send(&self, conn: u64, frame: Vec<u8>) {
         if let Some(c) = self.conns.get(&conn) {
             let _ = c.sink.send(ToClient::Frame(frame));

@@ -78,6 +78,8 @@ pub struct NodeStatus {
     pub connections: usize,
     /// Watches set by this server's sessions.
     pub watches: usize,
+    /// Paths those watches are on.
+    pub watched_paths: usize,
     /// Ephemeral znodes.
     pub ephemerals: usize,
 }
@@ -254,6 +256,7 @@ impl QuorumPeerActor {
             restarts: self.restarts,
             connections: self.clients.connections(),
             watches: self.clients.watch_count(),
+            watched_paths: self.clients.watched_paths(),
             ephemerals: self.tree.ephemeral_count(),
         }
     }
