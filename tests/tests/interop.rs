@@ -222,3 +222,65 @@ fn a_session_survives_the_death_of_its_server() {
     let _ = helper.kill();
     let _ = helper.wait();
 }
+
+/// Stops the reference Apache ZooKeeper when the test ends, however it ends.
+struct ApacheZk {
+    tool: std::path::PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for ApacheZk {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(&self.tool)
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// The same request sequence against Apache ZooKeeper 3.8 and against ensemble: error codes,
+/// sequence names, Stat fields, multi results, ACLs and watch events must agree.
+#[test]
+fn differential_against_apache_zookeeper() {
+    let tool =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/tools/apache-zk.sh");
+    assert!(
+        tool.exists(),
+        "{} is missing: CI runs with shared/ beside the clone",
+        tool.display()
+    );
+    let reference = ApacheZk {
+        tool: tool.clone(),
+        dir: tempfile::tempdir().unwrap(),
+    };
+    // Client port 13281, away from every other test's addresses.
+    let status = Command::new("bash")
+        .arg(&tool)
+        .args(["start", "1"])
+        .arg(reference.dir.path())
+        .env("APACHE_ZK_BASE_PORT", "13280")
+        .status()
+        .expect("apache-zk.sh runs");
+    assert!(status.success());
+    wait_until("Apache ZooKeeper to serve", Duration::from_secs(60), || {
+        ensemble_node::four_letter::mode("127.0.0.1:13281", Duration::from_millis(500))
+            == "standalone"
+    })
+    .unwrap();
+    let c = cluster(25);
+    let ours: Vec<String> = (1..=3).map(|i| c.client_addr(i)).collect();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/differential.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg("127.0.0.1:13281")
+        .arg(ours.join(","))
+        .output()
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ensemble and Apache ZooKeeper disagree:\n{text}"
+    );
+    assert!(text.contains("0 differences"), "{text}");
+}

@@ -480,7 +480,7 @@ impl DataTree {
             if let Some(name) = path::name(path) {
                 p.children.remove(name);
             }
-            p.stat.cversion += 1;
+            // The stored cversion counts creates; a delete shows in the reported one (see stat).
             p.stat.pzxid = zxid;
         }
         triggers.push(Trigger {
@@ -505,12 +505,18 @@ impl DataTree {
         self.nodes.get(path)
     }
 
-    /// The full Stat of the znode at `path`.
+    /// The full Stat of the znode at `path`. As in ZooKeeper, the stored cversion counts child
+    /// creates (it names sequential children) and the reported one counts creates and deletes:
+    /// `2 * creates - children`.
     pub fn stat(&self, path: &str) -> Option<NodeStat> {
-        self.nodes.get(path).map(|n| NodeStat {
-            data_length: n.data.len() as i32,
-            num_children: n.children.len() as i32,
-            ..n.stat
+        self.nodes.get(path).map(|n| {
+            let children = n.children.len() as i32;
+            NodeStat {
+                data_length: n.data.len() as i32,
+                num_children: children,
+                cversion: 2 * n.stat.cversion - children,
+                ..n.stat
+            }
         })
     }
 

@@ -121,8 +121,13 @@ fn sequential_names_come_from_the_parent_cversion() {
         "{r1:?}"
     );
     assert!(
-        matches!(r2, OpResult::Created { ref path, .. } if path == "/q/item-0000000002"),
-        "cversion rises on delete too: {r2:?}"
+        matches!(r2, OpResult::Created { ref path, .. } if path == "/q/item-0000000001"),
+        "deletes do not advance sequence names: {r2:?}"
+    );
+    assert_eq!(
+        f.tree.stat("/q").unwrap().cversion,
+        3,
+        "the reported cversion counts creates and deletes"
     );
 }
 
