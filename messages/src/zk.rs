@@ -17,6 +17,8 @@ pub mod op {
     pub const CHECK: i32 = 13;
     pub const MULTI: i32 = 14;
     pub const CREATE2: i32 = 15;
+    pub const CHECK_WATCHES: i32 = 17;
+    pub const REMOVE_WATCHES: i32 = 18;
     pub const CREATE_CONTAINER: i32 = 19;
     pub const CREATE_TTL: i32 = 21;
     pub const MULTI_READ: i32 = 22;
@@ -24,6 +26,8 @@ pub mod op {
     pub const SET_WATCHES: i32 = 101;
     pub const GET_EPHEMERALS: i32 = 103;
     pub const GET_ALL_CHILDREN_NUMBER: i32 = 104;
+    pub const ADD_WATCH: i32 = 106;
+    pub const WHO_AM_I: i32 = 107;
     pub const CLOSE_SESSION: i32 = -11;
     pub const ERROR: i32 = -1;
 }
@@ -47,6 +51,7 @@ pub mod err {
     pub const AUTH_FAILED: i32 = -115;
     pub const SESSION_MOVED: i32 = -118;
     pub const NOT_READ_ONLY: i32 = -119;
+    pub const NO_WATCHER: i32 = -121;
 }
 
 /// Watch event types.

@@ -8,7 +8,7 @@ use super::protocol::{ClientConnect, ClientPacket, ClientSink, ToClient};
 use crate::data_tree::{
     AclEntry, Applied, CreateMode, DataTree, NodeStat, OpResult, TreeOp, TreeTxn,
 };
-use crate::sessions::{first_session_id, password, WatchKind, WatchManager};
+use crate::sessions::{first_session_id, kinds_of_type, password, WatchKind, WatchManager};
 use ensemble_messages::jute::*;
 use ensemble_messages::zk::{err, event, op, state, xid};
 use ensemble_messages::{Sid, Zxid};
@@ -485,6 +485,48 @@ impl ClientService {
                 }
                 _ => frame(xid::AUTH, zxid, err::AUTH_FAILED, &[]),
             },
+            op::ADD_WATCH => match AddWatchRequest::from_bytes(body) {
+                Err(_) => fail(err::MARSHALLING_ERROR),
+                Ok(r) => {
+                    let kind = if r.mode == 1 {
+                        WatchKind::PersistentRecursive
+                    } else {
+                        WatchKind::Persistent
+                    };
+                    self.watches.add(kind, &r.path, session);
+                    ok(Vec::new())
+                }
+            },
+            op::CHECK_WATCHES | op::REMOVE_WATCHES => match WatchesRequest::from_bytes(body) {
+                Err(_) => fail(err::MARSHALLING_ERROR),
+                Ok(r) => {
+                    let kinds = kinds_of_type(r.watcher_type);
+                    let found = if code == op::CHECK_WATCHES {
+                        self.watches.has(kinds, &r.path, session)
+                    } else {
+                        self.watches.remove(kinds, &r.path, session)
+                    };
+                    if found {
+                        ok(Vec::new())
+                    } else {
+                        fail(err::NO_WATCHER)
+                    }
+                }
+            },
+            op::WHO_AM_I => ok(WhoAmIResponse {
+                client_info: auth
+                    .iter()
+                    .map(|(scheme, id)| ClientInfo {
+                        auth_scheme: scheme.clone(),
+                        user: id.clone(),
+                    })
+                    .collect(),
+            }
+            .to_bytes()),
+            op::MULTI_READ => match self.multi_read(session, auth, body, tree) {
+                Some(b) => ok(b),
+                None => fail(err::MARSHALLING_ERROR),
+            },
             op::SET_WATCHES => match SetWatches::from_bytes(body) {
                 Err(_) => fail(err::MARSHALLING_ERROR),
                 Ok(w) => {
@@ -494,6 +536,92 @@ impl ClientService {
             },
             _ => fail(err::UNIMPLEMENTED),
         })
+    }
+
+    /// multiRead: getData and getChildren sub-ops, each answered on its own (a failure does not
+    /// abort the others).
+    fn multi_read(
+        &mut self,
+        session: i64,
+        auth: &[(String, String)],
+        body: &[u8],
+        tree: &DataTree,
+    ) -> Option<Vec<u8>> {
+        let mut r = JuteReader::new(body);
+        let mut w = JuteWriter::default();
+        loop {
+            let h = MultiHeader::read(&mut r, "multiRead header").ok()?;
+            if h.done {
+                break;
+            }
+            let req = PathWatchRequest::read(&mut r, "multiRead op").ok()?;
+            let readable = tree.get(&req.path).map(|n| {
+                crate::data_tree::permits(&n.acl, ensemble_messages::zk::perm::READ, auth)
+            });
+            match (h.op, readable, tree.stat(&req.path)) {
+                (_, Some(false), _) => {
+                    MultiHeader {
+                        op: op::ERROR,
+                        done: false,
+                        err: err::NO_AUTH,
+                    }
+                    .write(&mut w);
+                    ErrorResponse { err: err::NO_AUTH }.write(&mut w);
+                }
+                (op::GET_DATA, Some(true), Some(s)) => {
+                    if req.watch {
+                        self.watches.add(WatchKind::Data, &req.path, session);
+                    }
+                    MultiHeader {
+                        op: op::GET_DATA,
+                        done: false,
+                        err: err::OK,
+                    }
+                    .write(&mut w);
+                    let data = tree
+                        .get(&req.path)
+                        .map(|n| n.data.clone())
+                        .unwrap_or_default();
+                    GetDataResponse {
+                        data: Buffer(data),
+                        stat: to_stat(&s),
+                    }
+                    .write(&mut w);
+                }
+                (op::GET_CHILDREN, Some(true), Some(_)) => {
+                    if req.watch {
+                        self.watches.add(WatchKind::Child, &req.path, session);
+                    }
+                    MultiHeader {
+                        op: op::GET_CHILDREN,
+                        done: false,
+                        err: err::OK,
+                    }
+                    .write(&mut w);
+                    GetChildrenResponse {
+                        children: tree.children(&req.path).unwrap_or_default(),
+                    }
+                    .write(&mut w);
+                }
+                (op::GET_DATA | op::GET_CHILDREN, _, _) => {
+                    MultiHeader {
+                        op: op::ERROR,
+                        done: false,
+                        err: err::NO_NODE,
+                    }
+                    .write(&mut w);
+                    ErrorResponse { err: err::NO_NODE }.write(&mut w);
+                }
+                _ => return None,
+            }
+        }
+        MultiHeader {
+            op: -1,
+            done: true,
+            err: -1,
+        }
+        .write(&mut w);
+        Some(w.bytes)
     }
 
     /// Re-arms watches after a reconnect, firing those whose change the client missed.
@@ -902,3 +1030,7 @@ fn count_descendants(tree: &DataTree, path: &str) -> i32 {
         })
         .sum()
 }
+
+#[cfg(test)]
+#[path = "service_tests.rs"]
+mod tests;

@@ -4,7 +4,7 @@ mod tracker;
 mod watches;
 
 pub use tracker::SessionTracker;
-pub use watches::{WatchKind, WatchManager};
+pub use watches::{kinds_of_type, WatchKind, WatchManager};
 
 use ensemble_messages::Sid;
 

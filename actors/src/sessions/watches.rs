@@ -1,4 +1,5 @@
-//! One-shot watches of the sessions connected to this server.
+//! The watches of the sessions connected to this server: one-shot data, exist and child
+//! watches, and the persistent (and persistent-recursive) watches of `addWatch`.
 
 use ensemble_messages::zk::event;
 use std::collections::{BTreeMap, BTreeSet};
@@ -12,51 +13,121 @@ pub enum WatchKind {
     Exist,
     /// getChildren.
     Child,
+    /// addWatch mode 0: every change of the node and its child list, until removed.
+    Persistent,
+    /// addWatch mode 1: every create, delete and data change at or below the path, until removed.
+    PersistentRecursive,
 }
+
+/// The kinds a removeWatches/checkWatches type names: Children 1, Data 2, Any 3, Persistent 4,
+/// PersistentRecursive 5.
+pub fn kinds_of_type(watcher_type: i32) -> &'static [WatchKind] {
+    match watcher_type {
+        1 => &[WatchKind::Child],
+        2 => &[WatchKind::Data, WatchKind::Exist],
+        3 => &[
+            WatchKind::Child,
+            WatchKind::Data,
+            WatchKind::Exist,
+            WatchKind::Persistent,
+            WatchKind::PersistentRecursive,
+        ],
+        4 => &[WatchKind::Persistent],
+        5 => &[WatchKind::PersistentRecursive],
+        _ => &[],
+    }
+}
+
+type Watches = BTreeMap<String, BTreeSet<i64>>;
 
 /// The watches set by this server's sessions.
 #[derive(Debug, Default, Clone)]
 pub struct WatchManager {
-    data: BTreeMap<String, BTreeSet<i64>>,
-    exist: BTreeMap<String, BTreeSet<i64>>,
-    child: BTreeMap<String, BTreeSet<i64>>,
+    data: Watches,
+    exist: Watches,
+    child: Watches,
+    persistent: Watches,
+    recursive: Watches,
 }
 
 impl WatchManager {
-    /// Sets a watch for `session` on `path`.
-    pub fn add(&mut self, kind: WatchKind, path: &str, session: i64) {
-        let map = match kind {
+    fn map(&mut self, kind: WatchKind) -> &mut Watches {
+        match kind {
             WatchKind::Data => &mut self.data,
             WatchKind::Exist => &mut self.exist,
             WatchKind::Child => &mut self.child,
-        };
-        map.entry(path.to_string()).or_default().insert(session);
+            WatchKind::Persistent => &mut self.persistent,
+            WatchKind::PersistentRecursive => &mut self.recursive,
+        }
     }
 
-    /// Fires the watches a change triggers, removing them: (session, event type, path).
+    fn maps(&self) -> [&Watches; 5] {
+        [
+            &self.data,
+            &self.exist,
+            &self.child,
+            &self.persistent,
+            &self.recursive,
+        ]
+    }
+
+    /// Sets a watch for `session` on `path`.
+    pub fn add(&mut self, kind: WatchKind, path: &str, session: i64) {
+        self.map(kind)
+            .entry(path.to_string())
+            .or_default()
+            .insert(session);
+    }
+
+    /// Whether `session` has a watch of one of `kinds` on `path`.
+    pub fn has(&mut self, kinds: &[WatchKind], path: &str, session: i64) -> bool {
+        kinds
+            .iter()
+            .any(|k| self.map(*k).get(path).is_some_and(|s| s.contains(&session)))
+    }
+
+    /// Removes `session`'s watches of `kinds` on `path`; whether any was there.
+    pub fn remove(&mut self, kinds: &[WatchKind], path: &str, session: i64) -> bool {
+        let mut removed = false;
+        for k in kinds {
+            let map = self.map(*k);
+            if let Some(s) = map.get_mut(path) {
+                removed |= s.remove(&session);
+                if s.is_empty() {
+                    map.remove(path);
+                }
+            }
+        }
+        removed
+    }
+
+    /// Fires the watches a change triggers, removing the one-shot ones:
+    /// (session, event type, path).
     pub fn trigger(&mut self, path: &str, event_type: i32) -> Vec<(i64, i32, String)> {
         let mut sessions = BTreeSet::new();
-        let mut take = |map: &mut BTreeMap<String, BTreeSet<i64>>| {
-            if let Some(s) = map.remove(path) {
+        let kinds: &[WatchKind] = match event_type {
+            event::NODE_CREATED | event::NODE_DATA_CHANGED => &[WatchKind::Data, WatchKind::Exist],
+            event::NODE_DELETED => &[WatchKind::Data, WatchKind::Exist, WatchKind::Child],
+            event::NODE_CHILDREN_CHANGED => &[WatchKind::Child],
+            _ => &[],
+        };
+        for k in kinds {
+            if let Some(s) = self.map(*k).remove(path) {
                 sessions.extend(s);
             }
-        };
-        match event_type {
-            event::NODE_CREATED => {
-                take(&mut self.data);
-                take(&mut self.exist);
+        }
+        // Persistent watches stay; recursive ones see every change below them but child lists.
+        if let Some(s) = self.persistent.get(path) {
+            sessions.extend(s.iter().copied());
+        }
+        if event_type != event::NODE_CHILDREN_CHANGED {
+            let mut at = Some(path);
+            while let Some(p) = at {
+                if let Some(s) = self.recursive.get(p) {
+                    sessions.extend(s.iter().copied());
+                }
+                at = parent(p);
             }
-            event::NODE_DATA_CHANGED => {
-                take(&mut self.data);
-                take(&mut self.exist);
-            }
-            event::NODE_DELETED => {
-                take(&mut self.data);
-                take(&mut self.exist);
-                take(&mut self.child);
-            }
-            event::NODE_CHILDREN_CHANGED => take(&mut self.child),
-            _ => {}
         }
         sessions
             .into_iter()
@@ -66,8 +137,14 @@ impl WatchManager {
 
     /// Drops every watch of a session.
     pub fn remove_session(&mut self, session: i64) {
-        for map in [&mut self.data, &mut self.exist, &mut self.child] {
-            map.retain(|_, s| {
+        for kind in [
+            WatchKind::Data,
+            WatchKind::Exist,
+            WatchKind::Child,
+            WatchKind::Persistent,
+            WatchKind::PersistentRecursive,
+        ] {
+            self.map(kind).retain(|_, s| {
                 s.remove(&session);
                 !s.is_empty()
             });
@@ -76,7 +153,7 @@ impl WatchManager {
 
     /// Number of watches set.
     pub fn count(&self) -> usize {
-        [&self.data, &self.exist, &self.child]
+        self.maps()
             .iter()
             .map(|m| m.values().map(BTreeSet::len).sum::<usize>())
             .sum()
@@ -84,11 +161,17 @@ impl WatchManager {
 
     /// Paths watched.
     pub fn paths(&self) -> usize {
-        let mut all: BTreeSet<&String> = self.data.keys().collect();
-        all.extend(self.exist.keys());
-        all.extend(self.child.keys());
+        let all: BTreeSet<&String> = self.maps().iter().flat_map(|m| m.keys()).collect();
         all.len()
     }
+}
+
+fn parent(path: &str) -> Option<&str> {
+    if path == "/" {
+        return None;
+    }
+    path.rfind('/')
+        .map(|i| if i == 0 { "/" } else { &path[..i] })
 }
 
 #[cfg(test)]
@@ -120,5 +203,33 @@ mod tests {
         w.add(WatchKind::Data, "/c", 4);
         w.remove_session(4);
         assert_eq!(w.count(), 0);
+    }
+
+    #[test]
+    fn persistent_and_recursive_watches_stay_and_reach_below() {
+        let mut w = WatchManager::default();
+        w.add(WatchKind::Persistent, "/p", 1);
+        w.add(WatchKind::PersistentRecursive, "/r", 2);
+        for _ in 0..2 {
+            assert_eq!(
+                w.trigger("/p", event::NODE_DATA_CHANGED),
+                vec![(1, event::NODE_DATA_CHANGED, "/p".into())]
+            );
+        }
+        assert_eq!(w.trigger("/p", event::NODE_CHILDREN_CHANGED).len(), 1);
+        assert_eq!(
+            w.trigger("/r/a/b", event::NODE_CREATED),
+            vec![(2, event::NODE_CREATED, "/r/a/b".into())]
+        );
+        assert!(
+            w.trigger("/r/a", event::NODE_CHILDREN_CHANGED).is_empty(),
+            "recursive watches skip child lists"
+        );
+        assert!(w.has(kinds_of_type(5), "/r", 2));
+        assert!(w.remove(kinds_of_type(3), "/r", 2));
+        assert!(
+            !w.remove(kinds_of_type(3), "/r", 2),
+            "nothing left: NoWatcher"
+        );
     }
 }

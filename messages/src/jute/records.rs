@@ -154,6 +154,26 @@ jute_record! {
 }
 
 jute_record! {
+    /// addWatch: mode 0 persistent, 1 persistent recursive.
+    pub struct AddWatchRequest { pub path: String, pub mode: i32 }
+}
+
+jute_record! {
+    /// checkWatches and removeWatches.
+    pub struct WatchesRequest { pub path: String, pub watcher_type: i32 }
+}
+
+jute_record! {
+    /// One authenticated identity, in a whoAmI reply.
+    pub struct ClientInfo { pub auth_scheme: String, pub user: String }
+}
+
+jute_record! {
+    /// Reply to whoAmI.
+    pub struct WhoAmIResponse { pub client_info: Vec<ClientInfo> }
+}
+
+jute_record! {
     /// Reply to getAllChildrenNumber.
     pub struct IntResponse { pub number: i32 }
 }

@@ -1,0 +1,297 @@
+//! Unit tests of the request pipeline, with a fake host whose txns are applied to a real tree.
+
+use super::*;
+use crate::data_tree::DataTree;
+use ensemble_messages::zk::event;
+use ensemble_messages::{Txn, Zxid};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+struct FakeHost {
+    next: u64,
+    submitted: Vec<(u64, TreeTxn)>,
+}
+
+impl Host for FakeHost {
+    fn submit(&mut self, txn: TreeTxn) -> u64 {
+        self.next += 1;
+        self.submitted.push((self.next, txn));
+        self.next
+    }
+    fn serving(&self) -> bool {
+        true
+    }
+    fn now_ms(&self) -> i64 {
+        1_000
+    }
+}
+
+struct Harness {
+    service: ClientService,
+    tree: DataTree,
+    host: FakeHost,
+    counter: u32,
+}
+
+/// A decoded server frame: (xid, err, body).
+type Frame = (i32, i32, Vec<u8>);
+
+impl Harness {
+    fn new() -> Self {
+        Harness {
+            service: ClientService::new(
+                1,
+                SessionLimits {
+                    min_ms: 4000,
+                    max_ms: 40000,
+                },
+                0,
+            ),
+            tree: DataTree::default(),
+            host: FakeHost {
+                next: 0,
+                submitted: Vec::new(),
+            },
+            counter: 0,
+        }
+    }
+
+    /// Applies every submitted txn in order, as Zab would commit them.
+    fn commit(&mut self) {
+        for (rid, txn) in std::mem::take(&mut self.host.submitted) {
+            self.counter += 1;
+            let zxid = Zxid::new(1, self.counter);
+            let applied = self.tree.apply(&Txn {
+                zxid,
+                origin: 1,
+                request_id: rid,
+                body: txn.encode(),
+            });
+            self.service.applied(&applied);
+            self.service
+                .completed(rid, Ok((zxid, applied.result)), &self.tree);
+        }
+    }
+
+    /// Connects a client on `conn` and returns its reply channel, with the connect reply read.
+    fn connect(&mut self, conn: u64) -> UnboundedReceiver<ToClient> {
+        let (sink, mut rx) = unbounded_channel();
+        let request = ConnectRequest {
+            time_out: 1000,
+            passwd: Buffer(vec![0; 16]),
+            ..ConnectRequest::default()
+        };
+        self.service.connect(
+            ClientConnect {
+                conn,
+                request,
+                read_only: false,
+                ip: "127.0.0.1".into(),
+                sink,
+            },
+            &self.tree,
+            &mut self.host,
+        );
+        self.commit();
+        match rx.try_recv() {
+            Ok(ToClient::Frame(f)) => {
+                let r = ConnectResponse::from_bytes(&f).unwrap();
+                assert_ne!(r.session_id, 0);
+                assert_eq!(r.time_out, 4000, "clamped to minSessionTimeout");
+            }
+            other => panic!("no connect reply: {other:?}"),
+        }
+        rx
+    }
+
+    fn send(&mut self, conn: u64, xid: i32, op: i32, body: Vec<u8>) {
+        self.service.packet(
+            ClientPacket {
+                conn,
+                xid,
+                op,
+                body,
+            },
+            &self.tree,
+            &mut self.host,
+        );
+    }
+}
+
+fn frames(rx: &mut UnboundedReceiver<ToClient>) -> Vec<Frame> {
+    let mut out = Vec::new();
+    while let Ok(ToClient::Frame(f)) = rx.try_recv() {
+        let h = ReplyHeader::from_bytes(&f).unwrap();
+        out.push((h.xid, h.err, f[16..].to_vec()));
+    }
+    out
+}
+
+fn create(path: &str) -> Vec<u8> {
+    CreateRequest {
+        path: path.into(),
+        data: Buffer(b"d".to_vec()),
+        acl: vec![Acl {
+            perms: 31,
+            id: Id {
+                scheme: "world".into(),
+                id: "anyone".into(),
+            },
+        }],
+        flags: 0,
+    }
+    .to_bytes()
+}
+
+fn get(path: &str, watch: bool) -> Vec<u8> {
+    PathWatchRequest {
+        path: path.into(),
+        watch,
+    }
+    .to_bytes()
+}
+
+#[test]
+fn a_read_behind_a_pending_write_waits_for_it_and_sees_it() {
+    let mut h = Harness::new();
+    let mut rx = h.connect(1);
+    h.send(1, 1, op::CREATE, create("/a"));
+    h.send(1, 2, op::GET_DATA, get("/a", false));
+    assert!(
+        frames(&mut rx).is_empty(),
+        "the read waits behind the pending write"
+    );
+    h.commit();
+    let f = frames(&mut rx);
+    assert_eq!(
+        f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
+        vec![(1, 0), (2, 0)]
+    );
+    assert_eq!(GetDataResponse::from_bytes(&f[1].2).unwrap().data.0, b"d");
+}
+
+#[test]
+fn a_watch_event_comes_before_the_reply_of_a_later_read() {
+    let mut h = Harness::new();
+    let mut a = h.connect(1);
+    let mut b = h.connect(2);
+    h.send(2, 1, op::CREATE, create("/w"));
+    h.commit();
+    frames(&mut b);
+    h.send(1, 1, op::GET_DATA, get("/w", true));
+    frames(&mut a);
+    let set = SetDataRequest {
+        path: "/w".into(),
+        data: Buffer(b"x".to_vec()),
+        version: -1,
+    }
+    .to_bytes();
+    h.send(2, 2, op::SET_DATA, set);
+    h.commit();
+    h.send(1, 2, op::GET_DATA, get("/w", false));
+    let f = frames(&mut a);
+    assert_eq!(f[0].0, -1, "the event first");
+    let e = WatcherEvent::from_bytes(&f[0].2).unwrap();
+    assert_eq!(
+        (e.event_type, e.path.as_str()),
+        (event::NODE_DATA_CHANGED, "/w")
+    );
+    assert_eq!(
+        (f[1].0, GetDataResponse::from_bytes(&f[1].2).unwrap().data.0),
+        (2, b"x".to_vec())
+    );
+}
+
+#[test]
+fn recursive_watches_persist_and_remove_watches_says_no_watcher() {
+    let mut h = Harness::new();
+    let mut a = h.connect(1);
+    let mut b = h.connect(2);
+    h.send(
+        1,
+        1,
+        op::ADD_WATCH,
+        AddWatchRequest {
+            path: "/r".into(),
+            mode: 1,
+        }
+        .to_bytes(),
+    );
+    assert_eq!(frames(&mut a)[0].1, 0);
+    for p in ["/r", "/r/x"] {
+        h.send(2, 1, op::CREATE, create(p));
+        h.commit();
+    }
+    frames(&mut b);
+    let events: Vec<(i32, String)> = frames(&mut a)
+        .iter()
+        .map(|f| WatcherEvent::from_bytes(&f.2).unwrap())
+        .map(|e| (e.event_type, e.path))
+        .collect();
+    assert_eq!(
+        events,
+        vec![
+            (event::NODE_CREATED, "/r".into()),
+            (event::NODE_CREATED, "/r/x".into())
+        ]
+    );
+    let remove = |t| {
+        WatchesRequest {
+            path: "/r".into(),
+            watcher_type: t,
+        }
+        .to_bytes()
+    };
+    h.send(1, 2, op::REMOVE_WATCHES, remove(5));
+    h.send(1, 3, op::REMOVE_WATCHES, remove(5));
+    assert_eq!(
+        frames(&mut a).iter().map(|f| f.1).collect::<Vec<_>>(),
+        vec![0, err::NO_WATCHER]
+    );
+}
+
+#[test]
+fn multi_read_answers_each_op() {
+    let mut h = Harness::new();
+    let mut a = h.connect(1);
+    h.send(1, 1, op::CREATE, create("/m"));
+    h.commit();
+    frames(&mut a);
+    let mut w = JuteWriter::default();
+    MultiHeader {
+        op: op::GET_DATA,
+        done: false,
+        err: -1,
+    }
+    .write(&mut w);
+    PathWatchRequest {
+        path: "/m".into(),
+        watch: false,
+    }
+    .write(&mut w);
+    MultiHeader {
+        op: op::GET_CHILDREN,
+        done: false,
+        err: -1,
+    }
+    .write(&mut w);
+    PathWatchRequest {
+        path: "/missing".into(),
+        watch: false,
+    }
+    .write(&mut w);
+    MultiHeader {
+        op: -1,
+        done: true,
+        err: -1,
+    }
+    .write(&mut w);
+    h.send(1, 2, op::MULTI_READ, w.bytes);
+    let f = frames(&mut a);
+    assert_eq!((f[0].0, f[0].1), (2, 0));
+    let mut r = JuteReader::new(&f[0].2);
+    let first = MultiHeader::read(&mut r, "h").unwrap();
+    assert_eq!((first.op, first.err), (op::GET_DATA, 0));
+    assert_eq!(GetDataResponse::read(&mut r, "d").unwrap().data.0, b"d");
+    let second = MultiHeader::read(&mut r, "h").unwrap();
+    assert_eq!((second.op, second.err), (op::ERROR, err::NO_NODE));
+}
