@@ -42,6 +42,8 @@ pub struct ProcessCluster {
     lines_tx: Sender<(u64, String)>,
     lines: Receiver<(u64, String)>,
     backlog: Vec<(u64, String)>,
+    /// Per-server zoo.cfg files, when the cluster runs from Apache's format.
+    zoo_cfgs: BTreeMap<u64, PathBuf>,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -109,8 +111,36 @@ impl ProcessCluster {
             lines_tx,
             lines,
             backlog: Vec::new(),
+            zoo_cfgs: BTreeMap::new(),
             _turn: turn,
         }
+    }
+
+    /// Like [`ProcessCluster::new`], but every server starts from an Apache `zoo.cfg` with a
+    /// `myid` file in its dataDir (`ensemble node --zoo-cfg`), as a drop-in migration would.
+    pub fn with_zoo_cfg(size: u64, block: u8, exe: PathBuf) -> Self {
+        let mut c = Self::new(size, block, Program::Cli(exe), "");
+        let t = Timing::TEST;
+        for i in 1..=size {
+            let data = c.dir.path().join(format!("zk-{i}"));
+            std::fs::create_dir_all(&data).expect("create dataDir");
+            std::fs::write(data.join("myid"), format!("{i}\n")).expect("write myid");
+            let mut cfg = format!(
+                "tickTime={}\ninitLimit={}\nsyncLimit={}\ndataDir={}\nclientPort=2181\n\
+                 clientPortAddress=127.0.{block}.{i}\n4lw.commands.whitelist=*\nadmin.enableServer=false\n",
+                t.tick_ms,
+                t.init_limit,
+                t.sync_limit,
+                data.display()
+            );
+            for j in 1..=size {
+                cfg.push_str(&format!("server.{j}=127.0.{block}.{j}:2888:3888;2181\n"));
+            }
+            let path = c.dir.path().join(format!("zoo-{i}.cfg"));
+            std::fs::write(&path, cfg).expect("write zoo.cfg");
+            c.zoo_cfgs.insert(i, path);
+        }
+        c
     }
 
     /// Path of the generated config.
@@ -146,6 +176,27 @@ impl ProcessCluster {
         self.start_with_config(id, &config);
     }
 
+    fn command(&self, id: u64, config: &std::path::Path) -> Command {
+        let (exe, stdin_control) = match &self.program {
+            Program::Cli(exe) => (exe, false),
+            Program::Writer(exe) => (exe, true),
+        };
+        let mut c = Command::new(exe);
+        match self.zoo_cfgs.get(&id) {
+            Some(zoo) => c.arg("node").arg("--zoo-cfg").arg(zoo),
+            None => c
+                .arg("node")
+                .arg("--config")
+                .arg(config)
+                .arg("--id")
+                .arg(id.to_string()),
+        };
+        if stdin_control {
+            c.arg("--control-stdin");
+        }
+        c
+    }
+
     /// Starts server `id` from another config file (to test misconfigurations).
     pub fn start_with_config(&mut self, id: u64, config: &std::path::Path) {
         let log = OpenOptions::new()
@@ -153,27 +204,7 @@ impl ProcessCluster {
             .append(true)
             .open(self.log_path(id))
             .expect("open log");
-        let mut cmd = match &self.program {
-            Program::Cli(exe) => {
-                let mut c = Command::new(exe);
-                c.arg("node")
-                    .arg("--config")
-                    .arg(config)
-                    .arg("--id")
-                    .arg(id.to_string());
-                c
-            }
-            Program::Writer(exe) => {
-                let mut c = Command::new(exe);
-                c.arg("node")
-                    .arg("--config")
-                    .arg(config)
-                    .arg("--id")
-                    .arg(id.to_string());
-                c.arg("--control-stdin");
-                c
-            }
-        };
+        let mut cmd = self.command(id, config);
         let mut child = cmd
             .env("RUST_LOG", "info")
             .stdin(Stdio::piped())

@@ -1,20 +1,17 @@
-//! Real third-party clients against a 3-server ensemble of real processes: kazoo's recipes and
-//! Apache's zkCli.sh. `./scripts/test` installs both (kazoo from PyPI, zkCli from Debian's
-//! `zookeeper` package); without them these tests fail and say what is missing.
+//! Real third-party clients against 3 real server processes started from Apache `zoo.cfg` files
+//! (a drop-in migration): kazoo's recipes and session handling, Apache's zkCli.sh and C client,
+//! and a differential run against Apache ZooKeeper itself. `./scripts/test` installs kazoo (PyPI)
+//! and Debian's zookeeper packages; without them these tests fail and say what is missing.
 
-use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
+use ensemble_node::local_cluster::{wait_until, ProcessCluster};
 use std::process::Command;
 use std::time::Duration;
 
 const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
 
+/// A 3-server ensemble started from Apache `zoo.cfg` files, as a drop-in replacement.
 fn cluster(block: u8) -> ProcessCluster {
-    let mut c = ProcessCluster::new(
-        3,
-        block,
-        Program::Cli(env!("CARGO_BIN_EXE_ensemble-cli").into()),
-        "",
-    );
+    let mut c = ProcessCluster::with_zoo_cfg(3, block, env!("CARGO_BIN_EXE_ensemble-cli").into());
     c.start_all();
     wait_until(
         "a leader and two followers",
@@ -25,6 +22,7 @@ fn cluster(block: u8) -> ProcessCluster {
     c
 }
 
+/// Runs from Apache's `zoo.cfg` + `myid`, as a drop-in replacement would.
 #[test]
 fn kazoo_recipes_and_session_expiry_work_unmodified() {
     let c = cluster(21);
