@@ -57,6 +57,8 @@ pub struct ClientSettings {
     pub max_session_timeout_ms: u64,
     /// Four-letter words answered; `*` allows all.
     pub four_letter_words: Vec<String>,
+    /// How often the leader deletes emptied container znodes, in ms.
+    pub container_check_ms: u64,
 }
 
 impl ClientSettings {

@@ -65,6 +65,8 @@ pub struct ClientSection {
     pub max_session_timeout_ms: u64,
     /// Whitelisted four-letter words; `*` for all.
     pub four_letter_words: Vec<String>,
+    /// How often the leader deletes emptied containers, in ms.
+    pub container_check_ms: u64,
 }
 
 impl Default for ClientSection {
@@ -74,6 +76,7 @@ impl Default for ClientSection {
             min_session_timeout_ms: 0,
             max_session_timeout_ms: 0,
             four_letter_words: vec!["srvr".into()],
+            container_check_ms: 60_000,
         }
     }
 }
@@ -204,6 +207,7 @@ impl EnsembleFile {
                 min_session_timeout_ms: nonzero_or(self.client.min_session_timeout_ms, 2 * tick),
                 max_session_timeout_ms: nonzero_or(self.client.max_session_timeout_ms, 20 * tick),
                 four_letter_words: self.client.four_letter_words,
+                container_check_ms: self.client.container_check_ms,
             },
             storage: StorageSettings {
                 data_log_dir: data_dir.clone(),

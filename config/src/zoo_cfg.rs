@@ -133,6 +133,7 @@ pub fn parse_zoo_cfg(
             min_session_timeout_ms: get_num(&keys, "minSessionTimeout", 2 * tick_ms)?,
             max_session_timeout_ms: get_num(&keys, "maxSessionTimeout", 20 * tick_ms)?,
             four_letter_words: whitelist,
+            container_check_ms: get_num(&keys, "znode.container.checkIntervalMs", 60_000)?,
         },
         storage: StorageSettings {
             data_dir,
@@ -169,6 +170,7 @@ fn is_known_key(k: &str) -> bool {
             | "autopurge.snapRetainCount"
             | "forceSync"
             | "commitLogCount"
+            | "znode.container.checkIntervalMs"
     ) || ACCEPTED_KEYS.contains(&k)
 }
 

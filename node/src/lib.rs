@@ -136,6 +136,7 @@ impl Node {
             timing: peer_timing(&config),
             storage: storage_settings,
             snap_count: config.storage.snap_count,
+            container_check_ms: config.client.container_check_ms,
             session_limits: SessionLimits {
                 min_ms: config.client.min_session_timeout_ms.min(i32::MAX as u64) as i32,
                 max_ms: config.client.max_session_timeout_ms.min(i32::MAX as u64) as i32,

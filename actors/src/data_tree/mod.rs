@@ -545,6 +545,19 @@ impl DataTree {
             .unwrap_or_default()
     }
 
+    /// Containers that had children and have none left: the leader deletes them.
+    pub fn empty_containers(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| {
+                n.stat.ephemeral_owner == CONTAINER_OWNER
+                    && n.children.is_empty()
+                    && n.stat.cversion > 0
+            })
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
     /// Number of znodes, the root included.
     pub fn node_count(&self) -> usize {
         self.nodes.len()

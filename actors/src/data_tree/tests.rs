@@ -356,3 +356,30 @@ fn a_failed_multi_restores_deleted_nodes_and_session_ephemerals() {
         "create, delete, setData and the ephemeral all undone"
     );
 }
+
+#[test]
+fn containers_are_reapable_once_emptied() {
+    let mut f = Fixture::new();
+    f.apply(create("/c", CreateMode::Container));
+    f.apply(create("/fresh", CreateMode::Container));
+    assert!(
+        f.tree.empty_containers().is_empty(),
+        "never had children: kept"
+    );
+    f.apply(create("/c/x", CreateMode::Persistent));
+    assert!(f.tree.empty_containers().is_empty());
+    f.apply(TreeOp::Delete {
+        path: "/c/x".into(),
+        version: -1,
+    });
+    assert_eq!(f.tree.empty_containers(), vec!["/c".to_string()]);
+    let internal = f.apply_as(
+        0,
+        &[("super", "ensemble")],
+        TreeOp::Delete {
+            path: "/c".into(),
+            version: -1,
+        },
+    );
+    assert_eq!(internal.result, OpResult::Deleted);
+}

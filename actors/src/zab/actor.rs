@@ -33,6 +33,8 @@ pub struct QuorumSettings {
     pub snap_count: u64,
     /// Session timeout bounds.
     pub session_limits: SessionLimits,
+    /// How often the leader deletes emptied containers, in ms.
+    pub container_check_ms: u64,
 }
 
 /// Result of a write submitted through this server.
@@ -101,6 +103,7 @@ pub struct QuorumPeerActor {
     /// Session expiry, kept while this server is the established leader.
     tracker: Option<SessionTracker>,
     last_session_check: u64,
+    last_container_check: u64,
 }
 
 /// Collects the txns the client service submits while it runs.
@@ -146,6 +149,7 @@ impl QuorumPeerActor {
             clients,
             tracker: None,
             last_session_check: 0,
+            last_container_check: 0,
             settings,
             links,
             storage,
@@ -298,21 +302,7 @@ impl QuorumPeerActor {
                 }
                 for id in expired {
                     tracing::info!(session = format!("0x{id:x}"), "session expired");
-                    self.next_request += 1;
-                    let txn = TreeTxn {
-                        session_id: id,
-                        time_ms: wall_clock_ms(),
-                        auth: Vec::new(),
-                        op: TreeOp::CloseSession,
-                    };
-                    let request_id = self.next_request;
-                    self.step(
-                        Input::Submit {
-                            request_id,
-                            body: txn.encode(),
-                        },
-                        ctx,
-                    );
+                    self.submit_internal(TreeOp::CloseSession, id, ctx);
                 }
             }
             (ServerState::Following, true, Some(leader)) => {
@@ -323,6 +313,43 @@ impl QuorumPeerActor {
             }
             _ => self.tracker = None,
         }
+    }
+
+    /// The leader deletes containers that had children and have none left, as ZooKeeper's
+    /// ContainerManager does.
+    fn reap_containers(&mut self, ctx: &mut Context<Self>) {
+        let now = self.now();
+        if now.saturating_sub(self.last_container_check) < self.settings.container_check_ms {
+            return;
+        }
+        self.last_container_check = now;
+        let status = self.core.status();
+        if status.state != ServerState::Leading || !status.serving {
+            return;
+        }
+        for path in self.tree.empty_containers() {
+            tracing::info!(%path, "deleting an emptied container");
+            self.submit_internal(TreeOp::Delete { path, version: -1 }, 0, ctx);
+        }
+    }
+
+    /// Proposes a txn of the server's own (session expiry, container reaping).
+    fn submit_internal(&mut self, op: TreeOp, session_id: i64, ctx: &mut Context<Self>) {
+        self.next_request += 1;
+        let txn = TreeTxn {
+            session_id,
+            time_ms: wall_clock_ms(),
+            auth: vec![("super".into(), "ensemble".into())],
+            op,
+        };
+        let request_id = self.next_request;
+        self.step(
+            Input::Submit {
+                request_id,
+                body: txn.encode(),
+            },
+            ctx,
+        );
     }
 
     /// Runs `f` on the client service, then proposes the txns it submitted.
@@ -388,6 +415,7 @@ impl Actor for QuorumPeerActor {
         ctx.run_interval(every, |act, ctx| {
             act.step(Input::Tick, ctx);
             act.check_sessions(ctx);
+            act.reap_containers(ctx);
         });
         for link in self.links.values() {
             link.do_send(Announce);
