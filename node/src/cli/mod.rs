@@ -2,6 +2,7 @@
 
 mod bench;
 mod node;
+mod shell;
 mod status;
 mod up;
 
@@ -27,6 +28,8 @@ enum Command {
     Up(UpArgs),
     /// Measures servers through the ZooKeeper protocol, or a local ensemble it starts.
     Bench(bench::BenchArgs),
+    /// A zkCli-style shell: interactive, or one command given after the options.
+    Shell(ShellArgs),
 }
 
 /// Where a server's config comes from.
@@ -54,6 +57,16 @@ struct StatusArgs {
     /// Client addresses, host:port,host:port,...
     #[arg(long)]
     servers: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct ShellArgs {
+    /// Servers, host:port,host:port,...
+    #[arg(long, default_value = "127.0.0.1:2181")]
+    server: String,
+    /// A command to run instead of the interactive shell, e.g. `create /a data`.
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -101,5 +114,6 @@ pub fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         Command::Status(args) => status::run(args.config.as_deref(), args.servers.as_deref()),
         Command::Up(args) => up::run(args.config.as_deref()),
         Command::Bench(b) => bench::run(b),
+        Command::Shell(s) => shell::run(&s.server, s.command),
     }
 }
