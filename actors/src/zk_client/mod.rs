@@ -1,17 +1,21 @@
-//! An async ZooKeeper client over one connection, for tools, benchmarks and actors.
+//! An async ZooKeeper client, for tools, benchmarks and actors.
 //!
 //! Requests are pipelined and answered in order (ZooKeeper replies FIFO per session); watch
-//! events go to an optional channel; the client pings after a third of the session timeout
-//! without traffic. It does not yet move to another server when its connection breaks: callers
-//! see [`ClientError::ConnectionLoss`].
+//! events go to an optional channel. The client side of the 1/3-2/3 scheme: it pings after a third
+//! of the session timeout without traffic, and when it has heard nothing for two thirds (or the
+//! connection breaks) it moves the session to the next server, re-registering its watches with
+//! SetWatches. Calls in flight then fail with [`ClientError::ConnectionLoss`]; state changes
+//! arrive on the event channel as events of type None with state Disconnected (0),
+//! SyncConnected (3) or Expired (-112), as ZooKeeper's clients report them.
 
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{err, op, perm, xid};
-use std::collections::VecDeque;
+use ensemble_messages::zk::{err, event, op, perm, state, xid};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,10 +33,22 @@ pub enum ClientError {
 
 type Reply = Result<Vec<u8>, ClientError>;
 
+/// Which watch a successful call leaves.
+#[derive(Clone, Copy, Debug)]
+enum WatchReg {
+    /// exists: a data watch on an existing node, an exist watch on a missing one.
+    DataOrExist,
+    /// getData.
+    Data,
+    /// getChildren.
+    Child,
+}
+
 struct Call {
     op: i32,
     body: Vec<u8>,
     reply: oneshot::Sender<Reply>,
+    watch: Option<(WatchReg, String)>,
 }
 
 /// A connected session.
@@ -85,6 +101,99 @@ fn decode<T: Jute>(bytes: &[u8]) -> Result<T, ClientError> {
     T::from_bytes(bytes).map_err(|e| ClientError::Marshalling(e.to_string()))
 }
 
+/// What the connection task knows about its session.
+struct Session {
+    servers: Vec<String>,
+    /// Index of the server in use.
+    at: usize,
+    id: i64,
+    password: Vec<u8>,
+    requested_timeout: Duration,
+    timeout: Duration,
+    last_zxid: i64,
+    data_watches: BTreeSet<String>,
+    exist_watches: BTreeSet<String>,
+    child_watches: BTreeSet<String>,
+}
+
+impl Session {
+    /// Opens (id 0) or re-attaches the session on `addr`.
+    async fn handshake(&self, addr: &str) -> Result<(TcpStream, ConnectResponse), ClientError> {
+        let loss = |e: std::io::Error| ClientError::ConnectionLoss(format!("{addr}: {e}"));
+        let connect = TcpStream::connect(addr);
+        let mut stream = tokio::time::timeout(
+            self.requested_timeout / 3 + Duration::from_millis(100),
+            connect,
+        )
+        .await
+        .map_err(|_| ClientError::ConnectionLoss(format!("{addr}: connect timed out")))?
+        .map_err(loss)?;
+        let _ = stream.set_nodelay(true);
+        let mut password = self.password.clone();
+        password.resize(16, 0);
+        let mut hello = ConnectRequest {
+            protocol_version: 0,
+            last_zxid_seen: self.last_zxid,
+            time_out: self.requested_timeout.as_millis() as i32,
+            session_id: self.id,
+            passwd: Buffer(password),
+        }
+        .to_bytes();
+        hello.push(0); // readOnly = false
+        write_frame(&mut stream, &hello).await.map_err(loss)?;
+        let reply = tokio::time::timeout(self.requested_timeout, read_frame(&mut stream))
+            .await
+            .map_err(|_| ClientError::ConnectionLoss(format!("{addr}: no handshake reply")))?
+            .map_err(loss)?;
+        Ok((stream, decode(&reply)?))
+    }
+
+    fn forget_fired(&mut self, e: &WatcherEvent) {
+        match e.event_type {
+            event::NODE_CREATED => {
+                self.exist_watches.remove(&e.path);
+                self.data_watches.remove(&e.path);
+            }
+            event::NODE_DATA_CHANGED => {
+                self.data_watches.remove(&e.path);
+            }
+            event::NODE_DELETED => {
+                self.data_watches.remove(&e.path);
+                self.child_watches.remove(&e.path);
+                self.exist_watches.remove(&e.path);
+            }
+            event::NODE_CHILDREN_CHANGED => {
+                self.child_watches.remove(&e.path);
+            }
+            _ => {}
+        }
+    }
+
+    fn remember(&mut self, watch: &Option<(WatchReg, String)>, reply: &Reply) {
+        let Some((kind, path)) = watch else { return };
+        match (kind, reply) {
+            (WatchReg::DataOrExist, Err(ClientError::Server(err::NO_NODE))) => {
+                self.exist_watches.insert(path.clone());
+            }
+            (WatchReg::DataOrExist | WatchReg::Data, Ok(_)) => {
+                self.data_watches.insert(path.clone());
+            }
+            (WatchReg::Child, Ok(_)) => {
+                self.child_watches.insert(path.clone());
+            }
+            _ => {}
+        }
+    }
+}
+
+fn state_event(state: i32) -> WatcherEvent {
+    WatcherEvent {
+        event_type: event::NONE,
+        state,
+        path: String::new(),
+    }
+}
+
 impl ZkClient {
     /// Opens a session on the first server of `servers` (host:port) that accepts it; watch
     /// events are dropped.
@@ -96,60 +205,67 @@ impl ZkClient {
         Self::connect_with_events(servers, session_timeout, events).await
     }
 
-    /// Like [`ZkClient::connect`], delivering watch events to `events`.
+    /// Like [`ZkClient::connect`], delivering watch and state events to `events`.
     pub async fn connect_with_events(
         servers: &[String],
         session_timeout: Duration,
         events: mpsc::UnboundedSender<WatcherEvent>,
     ) -> Result<ZkClient, ClientError> {
+        let mut session = Session {
+            servers: servers.to_vec(),
+            at: 0,
+            id: 0,
+            password: Vec::new(),
+            requested_timeout: session_timeout,
+            timeout: session_timeout,
+            last_zxid: 0,
+            data_watches: BTreeSet::new(),
+            exist_watches: BTreeSet::new(),
+            child_watches: BTreeSet::new(),
+        };
         let mut last = ClientError::ConnectionLoss("no servers given".into());
-        for addr in servers {
-            match Self::connect_one(addr, session_timeout, events.clone()).await {
-                Ok(c) => return Ok(c),
+        for (i, addr) in servers.iter().enumerate() {
+            match session.handshake(addr).await {
+                Ok((stream, r)) if r.session_id != 0 && r.time_out > 0 => {
+                    session.at = i;
+                    session.id = r.session_id;
+                    session.password = r.passwd.0;
+                    session.timeout = Duration::from_millis(r.time_out as u64);
+                    let (calls, rx) = mpsc::unbounded_channel();
+                    let client = ZkClient {
+                        calls,
+                        session_id: session.id,
+                        timeout: session.timeout,
+                    };
+                    tokio::spawn(run(session, stream, rx, events));
+                    return Ok(client);
+                }
+                Ok(_) => last = ClientError::Server(err::SESSION_EXPIRED),
                 Err(e) => last = e,
             }
         }
         Err(last)
     }
 
-    async fn connect_one(
-        addr: &str,
-        session_timeout: Duration,
-        events: mpsc::UnboundedSender<WatcherEvent>,
-    ) -> Result<ZkClient, ClientError> {
-        let loss = |e: std::io::Error| ClientError::ConnectionLoss(format!("{addr}: {e}"));
-        let mut stream = TcpStream::connect(addr).await.map_err(loss)?;
-        let _ = stream.set_nodelay(true);
-        let mut hello = ConnectRequest {
-            protocol_version: 0,
-            last_zxid_seen: 0,
-            time_out: session_timeout.as_millis() as i32,
-            session_id: 0,
-            passwd: Buffer(vec![0; 16]),
-        }
-        .to_bytes();
-        hello.push(0); // readOnly = false
-        write_frame(&mut stream, &hello).await.map_err(loss)?;
-        let reply = read_frame(&mut stream).await.map_err(loss)?;
-        let r: ConnectResponse = decode(&reply)?;
-        if r.session_id == 0 || r.time_out <= 0 {
-            return Err(ClientError::Server(err::SESSION_EXPIRED));
-        }
-        let timeout = Duration::from_millis(r.time_out as u64);
-        let (calls, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(stream, rx, timeout, events));
-        Ok(ZkClient {
-            calls,
-            session_id: r.session_id,
-            timeout,
-        })
+    async fn call(&self, op: i32, body: Vec<u8>) -> Reply {
+        self.call_watching(op, body, None).await
     }
 
-    async fn call(&self, op: i32, body: Vec<u8>) -> Reply {
+    async fn call_watching(
+        &self,
+        op: i32,
+        body: Vec<u8>,
+        watch: Option<(WatchReg, String)>,
+    ) -> Reply {
         let closed = || ClientError::ConnectionLoss("connection closed".into());
         let (reply, rx) = oneshot::channel();
         self.calls
-            .send(Call { op, body, reply })
+            .send(Call {
+                op,
+                body,
+                reply,
+                watch,
+            })
             .map_err(|_| closed())?;
         rx.await.map_err(|_| closed())?
     }
@@ -197,7 +313,13 @@ impl ZkClient {
             path: path.into(),
             watch,
         };
-        let r = self.call(op::GET_DATA, req.to_bytes()).await?;
+        let r = self
+            .call_watching(
+                op::GET_DATA,
+                req.to_bytes(),
+                watch.then(|| (WatchReg::Data, path.to_string())),
+            )
+            .await?;
         decode::<GetDataResponse>(&r).map(|g| (g.data.0, g.stat))
     }
 
@@ -211,7 +333,13 @@ impl ZkClient {
             path: path.into(),
             watch,
         };
-        let r = self.call(op::GET_CHILDREN2, req.to_bytes()).await?;
+        let r = self
+            .call_watching(
+                op::GET_CHILDREN2,
+                req.to_bytes(),
+                watch.then(|| (WatchReg::Child, path.to_string())),
+            )
+            .await?;
         decode::<GetChildren2Response>(&r).map(|g| (g.children, g.stat))
     }
 
@@ -242,7 +370,14 @@ impl ZkClient {
             path: path.into(),
             watch,
         };
-        match self.call(op::EXISTS, req.to_bytes()).await {
+        match self
+            .call_watching(
+                op::EXISTS,
+                req.to_bytes(),
+                watch.then(|| (WatchReg::DataOrExist, path.to_string())),
+            )
+            .await
+        {
             Ok(r) => decode::<StatResponse>(&r).map(|s| Some(s.stat)),
             Err(ClientError::Server(err::NO_NODE)) => Ok(None),
             Err(e) => Err(e),
@@ -333,25 +468,105 @@ impl ZkClient {
     }
 }
 
-type Pending = VecDeque<(i32, oneshot::Sender<Reply>)>;
+type Pending = VecDeque<(i32, oneshot::Sender<Reply>, Option<(WatchReg, String)>)>;
 
 fn fail_all(pending: &mut Pending, why: &str) {
-    for (_, r) in pending.drain(..) {
+    for (_, r, _) in pending.drain(..) {
         let _ = r.send(Err(ClientError::ConnectionLoss(why.to_string())));
     }
 }
 
-/// The connection task: writes calls with fresh xids, matches replies in order, forwards watch
-/// events, pings after a third of the timeout without traffic.
+/// How a connection ended.
+enum Ended {
+    /// Every handle is gone.
+    Closed,
+    /// The server went silent or the connection broke.
+    Lost(String),
+}
+
+/// The session task: serves calls over a connection and moves to another server when it is lost.
 async fn run(
-    stream: TcpStream,
+    mut session: Session,
+    mut stream: TcpStream,
     mut calls: mpsc::UnboundedReceiver<Call>,
-    timeout: Duration,
     events: mpsc::UnboundedSender<WatcherEvent>,
 ) {
+    loop {
+        match serve(&mut session, stream, &mut calls, &events).await {
+            Ended::Closed => return,
+            Ended::Lost(why) => {
+                tracing::debug!(session = session.id, "connection lost: {why}");
+                let _ = events.send(state_event(0));
+                match reconnect(&mut session).await {
+                    Some(s) => {
+                        stream = s;
+                        let _ = events.send(state_event(state::SYNC_CONNECTED));
+                    }
+                    None => {
+                        let _ = events.send(state_event(state::EXPIRED));
+                        // Every later call fails: the session is gone.
+                        while let Some(call) = calls.recv().await {
+                            let _ = call
+                                .reply
+                                .send(Err(ClientError::Server(err::SESSION_EXPIRED)));
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Tries the other servers, then all of them, until one takes the session back or the session
+/// timeout has passed; re-registers the watches. `None` when the session expired.
+async fn reconnect(session: &mut Session) -> Option<TcpStream> {
+    let deadline = Instant::now() + session.timeout;
+    let n = session.servers.len().max(1);
+    while Instant::now() < deadline {
+        for step in 1..=n {
+            let i = (session.at + step) % n;
+            let addr = session.servers[i].clone();
+            match session.handshake(&addr).await {
+                Ok((_, r)) if r.session_id == 0 || r.time_out <= 0 => return None,
+                Ok((mut stream, _)) => {
+                    session.at = i;
+                    let watches = SetWatches {
+                        relative_zxid: session.last_zxid,
+                        data_watches: session.data_watches.iter().cloned().collect(),
+                        exist_watches: session.exist_watches.iter().cloned().collect(),
+                        child_watches: session.child_watches.iter().cloned().collect(),
+                    };
+                    let mut frame = RequestHeader {
+                        xid: xid::SET_WATCHES,
+                        op: op::SET_WATCHES,
+                    }
+                    .to_bytes();
+                    frame.extend_from_slice(&watches.to_bytes());
+                    if write_frame(&mut stream, &frame).await.is_ok() {
+                        return Some(stream);
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Serves calls over one connection: fresh xids, replies matched in order, watch events
+/// forwarded, a ping after a third of the timeout without traffic, and the connection given up
+/// after two thirds without a byte from the server.
+async fn serve(
+    session: &mut Session,
+    stream: TcpStream,
+    calls: &mut mpsc::UnboundedReceiver<Call>,
+    events: &mpsc::UnboundedSender<WatcherEvent>,
+) -> Ended {
     let (mut read, mut write) = stream.into_split();
     let (replies_tx, mut replies) = mpsc::unbounded_channel::<std::io::Result<Vec<u8>>>();
-    tokio::spawn(async move {
+    let reader = tokio::spawn(async move {
         loop {
             let r = read_frame(&mut read).await;
             let stop = r.is_err();
@@ -362,62 +577,83 @@ async fn run(
     });
     let mut pending = Pending::new();
     let mut next_xid = 0i32;
-    let ping_every = timeout / 3;
-    loop {
+    let ping_every = session.timeout / 3;
+    let silence_limit = session.timeout * 2 / 3;
+    let mut last_heard = Instant::now();
+    let mut closing = 0;
+    let ended = loop {
         tokio::select! {
             call = calls.recv() => {
-                let Some(call) = call else { break };
+                let Some(call) = call else { break Ended::Closed };
                 next_xid = next_xid.wrapping_add(1).max(1);
                 let mut frame = RequestHeader { xid: next_xid, op: call.op }.to_bytes();
                 frame.extend_from_slice(&call.body);
                 if let Err(e) = write_frame(&mut write, &frame).await {
                     let _ = call.reply.send(Err(ClientError::ConnectionLoss(e.to_string())));
-                    fail_all(&mut pending, &e.to_string());
-                    break;
+                    break Ended::Lost(e.to_string());
                 }
-                pending.push_back((next_xid, call.reply));
+                if call.op == op::CLOSE_SESSION {
+                    closing = next_xid;
+                }
+                pending.push_back((next_xid, call.reply, call.watch));
             }
             reply = replies.recv() => {
                 let frame = match reply {
                     Some(Ok(f)) => f,
-                    Some(Err(e)) => { fail_all(&mut pending, &e.to_string()); break; }
-                    None => { fail_all(&mut pending, "connection closed"); break; }
+                    Some(Err(e)) => break Ended::Lost(e.to_string()),
+                    None => break Ended::Lost("connection closed".into()),
                 };
+                last_heard = Instant::now();
                 let mut r = JuteReader::new(&frame);
                 let Ok(h) = ReplyHeader::read(&mut r, "reply header") else {
-                    fail_all(&mut pending, "undecodable reply header");
-                    break;
+                    break Ended::Lost("undecodable reply header".into());
                 };
+                if h.zxid > session.last_zxid {
+                    session.last_zxid = h.zxid;
+                }
                 if h.xid == xid::WATCH_EVENT {
                     if let Ok(e) = WatcherEvent::read(&mut r, "watch event") {
+                        session.forget_fired(&e);
                         let _ = events.send(e);
                     }
                     continue;
                 }
-                if h.xid == xid::PING {
+                if h.xid == xid::PING || h.xid == xid::SET_WATCHES {
                     continue;
                 }
                 match pending.pop_front() {
-                    Some((x, tx)) if x == h.xid => {
+                    Some((x, tx, watch)) if x == h.xid => {
                         let body = frame[16..].to_vec();
-                        let _ = tx.send(if h.err == err::OK { Ok(body) } else { Err(ClientError::Server(h.err)) });
+                        let reply = if h.err == err::OK { Ok(body) } else { Err(ClientError::Server(h.err)) };
+                        session.remember(&watch, &reply);
+                        let _ = tx.send(reply);
+                        if x == closing {
+                            // The session is closed: the server drops the connection next.
+                            break Ended::Closed;
+                        }
                     }
-                    Some((x, tx)) => {
+                    Some((x, tx, _)) => {
                         let why = format!("xid out of order: expected {x}, got {}", h.xid);
                         let _ = tx.send(Err(ClientError::ConnectionLoss(why.clone())));
-                        fail_all(&mut pending, &why);
-                        break;
+                        break Ended::Lost(why);
                     }
                     None => {}
                 }
             }
+            _ = tokio::time::sleep_until(last_heard + silence_limit) => {
+                break Ended::Lost(format!("nothing heard for {silence_limit:?}"));
+            }
             _ = tokio::time::sleep(ping_every) => {
                 let ping = RequestHeader { xid: xid::PING, op: op::PING }.to_bytes();
-                if write_frame(&mut write, &ping).await.is_err() {
-                    fail_all(&mut pending, "ping failed");
-                    break;
+                if let Err(e) = write_frame(&mut write, &ping).await {
+                    break Ended::Lost(e.to_string());
                 }
             }
         }
+    };
+    reader.abort();
+    if let Ended::Lost(why) = &ended {
+        fail_all(&mut pending, why);
     }
+    ended
 }

@@ -29,11 +29,14 @@ pub(super) fn run(servers: &str, command: Vec<String>) -> Result<i32, Box<dyn st
             ZkClient::connect_with_events(&servers, Duration::from_secs(30), events_tx).await?;
         tokio::spawn(async move {
             while let Some(e) = events.recv().await {
-                say!(
-                    "\nWATCHER::\n\nWatchedEvent state:SyncConnected type:{} path:{}",
-                    event_name(e.event_type),
-                    e.path
-                );
+                // Connection state changes (type None) are not node events: not printed.
+                if e.event_type != event::NONE {
+                    say!(
+                        "\nWATCHER::\n\nWatchedEvent state:SyncConnected type:{} path:{}",
+                        event_name(e.event_type),
+                        e.path
+                    );
+                }
             }
         });
         if !command.is_empty() {
