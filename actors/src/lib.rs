@@ -3,6 +3,7 @@
 //! Each core is a state machine `step(input, now) -> outputs` with no I/O, clock or randomness;
 //! its actor feeds it messages and ticks and carries out what it returns.
 
+pub mod accept;
 pub mod client_port;
 pub mod data_tree;
 pub mod election;

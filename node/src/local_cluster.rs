@@ -268,6 +268,17 @@ impl ProcessCluster {
         (leaders.len() == 1).then(|| leaders[0])
     }
 
+    /// Waits until every server serves: one leader and the rest followers (or a single
+    /// standalone server).
+    pub fn wait_serving(&self, timeout: Duration) -> Result<(), String> {
+        wait_until("every server to serve", timeout, || {
+            let modes: Vec<String> = (1..=self.size).map(|i| self.mode(i)).collect();
+            let count = |m: &str| modes.iter().filter(|x| *x == m).count() as u64;
+            (count("leader") == 1 && count("follower") == self.size - 1)
+                || (self.size == 1 && count("standalone") == 1)
+        })
+    }
+
     /// Sends a command line to a writer server.
     pub fn send(&mut self, id: u64, line: &str) {
         if let Some(stdin) = self.procs.get_mut(&id).and_then(|p| p.stdin.as_mut()) {

@@ -3,7 +3,7 @@
 
 use ensemble_actors::zk_client::{ClientError, ZkClient};
 use ensemble_messages::jute::{Buffer, ConnectRequest, ConnectResponse, Jute, RequestHeader};
-use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
+use ensemble_node::local_cluster::{ProcessCluster, Program};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -53,10 +53,7 @@ fn malformed_frames_close_only_their_connection() {
         "",
     );
     c.start(1);
-    wait_until("standalone", Duration::from_secs(20), || {
-        c.mode(1) == "standalone"
-    })
-    .unwrap();
+    c.wait_serving(Duration::from_secs(20)).unwrap();
     let addr = c.client_addr(1);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

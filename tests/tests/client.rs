@@ -3,7 +3,7 @@
 
 use ensemble_actors::zk_client::ZkClient;
 use ensemble_messages::zk::{event, state};
-use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
+use ensemble_node::local_cluster::{ProcessCluster, Program};
 use std::time::Duration;
 
 #[test]
@@ -15,12 +15,7 @@ fn the_session_and_its_watches_move_when_the_server_dies() {
         "",
     );
     c.start_all();
-    wait_until(
-        "a leader and two followers",
-        Duration::from_secs(20),
-        || c.leader().is_some() && (1..=3).filter(|i| c.mode(*i) == "follower").count() == 2,
-    )
-    .unwrap();
+    c.wait_serving(Duration::from_secs(20)).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

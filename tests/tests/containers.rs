@@ -16,7 +16,7 @@ fn an_emptied_container_is_reaped_and_a_fresh_one_is_kept() {
     std::env::set_var("ENSEMBLE__CLIENT__CONTAINER_CHECK_MS", "200");
     c.start_all();
     std::env::remove_var("ENSEMBLE__CLIENT__CONTAINER_CHECK_MS");
-    wait_until("a leader", Duration::from_secs(20), || c.leader().is_some()).unwrap();
+    c.wait_serving(Duration::from_secs(20)).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

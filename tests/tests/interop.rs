@@ -13,12 +13,7 @@ const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
 fn cluster(block: u8) -> ProcessCluster {
     let mut c = ProcessCluster::with_zoo_cfg(3, block, env!("CARGO_BIN_EXE_ensemble-cli").into());
     c.start_all();
-    wait_until(
-        "a leader and two followers",
-        Duration::from_secs(20),
-        || c.leader().is_some() && (1..=3).filter(|i| c.mode(*i) == "follower").count() == 2,
-    )
-    .unwrap();
+    c.wait_serving(Duration::from_secs(20)).unwrap();
     c
 }
 
@@ -72,17 +67,26 @@ fn zkcli(server: &str, command: &[&str]) -> String {
 fn apache_zkcli_creates_reads_and_deletes() {
     let c = cluster(22);
     let (a, b) = (c.client_addr(1), c.client_addr(2));
-    assert!(zkcli(&a, &["create", "/zkcli", "hello"]).contains("Created /zkcli"));
-    assert!(zkcli(&b, &["get", "/zkcli"]).lines().any(|l| l == "hello"));
-    let _ = zkcli(&a, &["set", "/zkcli", "world"]);
-    let stat = zkcli(&b, &["stat", "/zkcli"]);
-    assert!(
-        stat.contains("dataVersion = 1") && stat.contains("dataLength = 5"),
-        "{stat}"
-    );
-    assert!(zkcli(&b, &["ls", "/"]).contains("[zkcli, zookeeper]"));
-    let _ = zkcli(&a, &["delete", "/zkcli"]);
-    assert!(zkcli(&b, &["get", "/zkcli"]).contains("Node does not exist: /zkcli"));
+    let check = |server: &str, args: &[&str], expect: &dyn Fn(&str) -> bool| {
+        let out = zkcli(server, args);
+        assert!(
+            expect(&out),
+            "zkCli.sh {args:?} against {server} printed:\n{out}"
+        );
+    };
+    check(&a, &["create", "/zkcli", "hello"], &|o| {
+        o.contains("Created /zkcli")
+    });
+    check(&b, &["get", "/zkcli"], &|o| o.lines().any(|l| l == "hello"));
+    check(&a, &["set", "/zkcli", "world"], &|_| true);
+    check(&b, &["stat", "/zkcli"], &|o| {
+        o.contains("dataVersion = 1") && o.contains("dataLength = 5")
+    });
+    check(&b, &["ls", "/"], &|o| o.contains("[zkcli, zookeeper]"));
+    check(&a, &["delete", "/zkcli"], &|_| true);
+    check(&b, &["get", "/zkcli"], &|o| {
+        o.contains("Node does not exist: /zkcli")
+    });
 }
 
 /// Apache's C client (`cli_mt`, from Debian's zookeeper-bin) with its strict handshake sizes.

@@ -1,6 +1,6 @@
 //! `ensemble shell` against a running ensemble: one command per invocation, and a script on stdin.
 
-use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
+use ensemble_node::local_cluster::{ProcessCluster, Program};
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -35,7 +35,7 @@ fn shell_commands_print_like_zkcli() {
         "",
     );
     c.start_all();
-    wait_until("a leader", Duration::from_secs(20), || c.leader().is_some()).unwrap();
+    c.wait_serving(Duration::from_secs(20)).unwrap();
     let servers = format!("{},{}", c.client_addr(1), c.client_addr(2));
     assert_eq!(
         shell(&servers, &["create", "/s", "hello"], None),

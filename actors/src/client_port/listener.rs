@@ -1,6 +1,7 @@
 //! Accepts client connections and answers four-letter words.
 
 use super::four_letter::{render, ServerInfo};
+use crate::accept::{accepted, Accepted};
 use crate::zab::{GetStatus, QuorumPeerActor};
 use actix::prelude::*;
 use ensemble_config::NodeConfig;
@@ -48,22 +49,12 @@ impl ClientPort {
     }
 }
 
-struct Accepted(TcpStream);
-
 impl Actor for ClientPort {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         if let Some(listener) = self.listener.take() {
-            let stream = futures::stream::unfold(listener, |l| async move {
-                loop {
-                    match l.accept().await {
-                        Ok((s, _)) => return Some((Accepted(s), l)),
-                        Err(e) => tracing::warn!("client accept failed: {e}"),
-                    }
-                }
-            });
-            ctx.add_stream(stream);
+            ctx.add_stream(accepted(listener, "client"));
         }
     }
 }

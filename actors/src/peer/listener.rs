@@ -2,10 +2,11 @@
 
 use super::handshake::{self, HandshakeError, PeerIdentity, HANDSHAKE_TIMEOUT};
 use super::link::{Inbound, PeerLink};
+use crate::accept::{accepted, Accepted};
 use actix::prelude::*;
 use ensemble_messages::Sid;
 use std::collections::BTreeMap;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// The peer port's acceptor.
 pub struct PeerListener {
@@ -29,22 +30,12 @@ impl PeerListener {
     }
 }
 
-struct Accepted(TcpStream);
-
 impl Actor for PeerListener {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         if let Some(listener) = self.listener.take() {
-            let stream = futures::stream::unfold(listener, |l| async move {
-                loop {
-                    match l.accept().await {
-                        Ok((s, _)) => return Some((Accepted(s), l)),
-                        Err(e) => tracing::warn!("peer accept failed: {e}"),
-                    }
-                }
-            });
-            ctx.add_stream(stream);
+            ctx.add_stream(accepted(listener, "peer"));
         }
     }
 }
