@@ -76,6 +76,32 @@ impl SessionTracker {
         self.deadline.keys().copied().collect()
     }
 
+    /// Matches the tracked set to the replicated one: new sessions get a whole timeout from
+    /// `now`, closed ones are dropped.
+    pub fn sync_with(&mut self, sessions: impl Iterator<Item = (i64, i32)>, now: u64) {
+        let mut live = BTreeSet::new();
+        for (id, timeout) in sessions {
+            live.insert(id);
+            if !self.contains(id) {
+                self.touch(id, timeout.max(0) as u64, now);
+            }
+        }
+        for id in self.sessions() {
+            if !live.contains(&id) {
+                self.remove(id);
+            }
+        }
+    }
+
+    /// Removes and returns the sessions whose deadline passed at `now`.
+    pub fn expire(&mut self, now: u64) -> Vec<i64> {
+        let expired = self.expired(now);
+        for id in &expired {
+            self.remove(*id);
+        }
+        expired
+    }
+
     /// Sessions whose deadline passed at `now`; they stay tracked until removed.
     pub fn expired(&self, now: u64) -> Vec<i64> {
         self.buckets
@@ -102,5 +128,16 @@ mod tests {
         t.remove(2);
         assert!(t.expired(1100).is_empty());
         assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn sync_with_adopts_new_sessions_and_drops_closed_ones() {
+        let mut t = SessionTracker::new(100);
+        t.touch(1, 1000, 0);
+        t.sync_with([(2, 500)].into_iter(), 200);
+        assert_eq!(t.sessions(), vec![2]);
+        assert!(t.expire(600).is_empty());
+        assert_eq!(t.expire(700), vec![2]);
+        assert!(t.is_empty());
     }
 }

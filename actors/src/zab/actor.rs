@@ -278,29 +278,15 @@ impl QuorumPeerActor {
         match (status.state, status.serving, status.leader) {
             (ServerState::Leading, true, _) => {
                 let tick = self.settings.timing.tick_ms;
-                let tree = &self.tree;
                 // A new leader gives every session a whole timeout, as ZooKeeper does.
                 let tracker = self
                     .tracker
                     .get_or_insert_with(|| SessionTracker::new(tick));
-                for (id, timeout) in tree.sessions() {
-                    if !tracker.contains(id) {
-                        tracker.touch(id, timeout.max(0) as u64, now);
-                    }
-                }
-                for id in tracker.sessions() {
-                    if !tree.has_session(id) {
-                        tracker.remove(id);
-                    }
-                }
+                tracker.sync_with(self.tree.sessions(), now);
                 for id in touched {
                     tracker.touch_known(id, now);
                 }
-                let expired = tracker.expired(now);
-                for id in &expired {
-                    tracker.remove(*id);
-                }
-                for id in expired {
+                for id in tracker.expire(now) {
                     tracing::info!(session = format!("0x{id:x}"), "session expired");
                     self.submit_internal(TreeOp::CloseSession, id, ctx);
                 }
