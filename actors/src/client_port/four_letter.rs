@@ -1,13 +1,17 @@
 //! Four-letter words, rendered in Apache ZooKeeper's exact layouts.
 
-use crate::zab::NodeStatus;
+use crate::zab::{NodeStatus, ServerReport};
 use ensemble_config::NodeConfig;
 use ensemble_messages::ServerState;
 
 /// The words ensemble answers.
 pub const FOUR_LETTER_WORDS: &[&str] = &[
-    "ruok", "srvr", "stat", "mntr", "conf", "isro", "envi", "wchs", "srst", "dirs",
+    "ruok", "srvr", "stat", "mntr", "conf", "isro", "envi", "wchs", "srst", "dirs", "cons", "crst",
+    "wchc", "wchp", "dump",
 ];
+
+/// The words whose reply needs a [`ServerReport`].
+pub const REPORT_WORDS: &[&str] = &["cons", "wchc", "wchp", "dump"];
 
 const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
 
@@ -25,6 +29,8 @@ pub struct ServerInfo<'a> {
     pub sent: u64,
     /// Milliseconds since the node started.
     pub uptime_ms: u64,
+    /// Connections, watches, sessions and ephemerals, for the words in [`REPORT_WORDS`].
+    pub report: Option<&'a ServerReport>,
 }
 
 fn version() -> String {
@@ -69,6 +75,11 @@ pub fn render(word: &str, info: &ServerInfo) -> Option<String> {
             info.status.connections, info.status.watched_paths, info.status.watches
         ),
         "srst" => "Server stats reset.\n".to_string(),
+        "crst" => "Connection stats reset.\n".to_string(),
+        "cons" | "wchc" | "wchp" | "dump" => match info.report {
+            Some(r) => report_word(word, r),
+            None => return None,
+        },
         _ => return None,
     })
 }
@@ -133,6 +144,64 @@ fn mntr(info: &ServerInfo) -> String {
         lines.push(("zk_pending_syncs", "0".into()));
     }
     lines.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
+}
+
+fn report_word(word: &str, r: &ServerReport) -> String {
+    let mut s = String::new();
+    match word {
+        "cons" => {
+            for c in &r.clients.connections {
+                s.push_str(&format!(
+                    " /{}:0[1](queued=0,recved={},sent={},sid=0x{:x},to={})\n",
+                    c.ip, c.received, c.sent, c.session, c.timeout_ms
+                ));
+            }
+            s.push('\n');
+        }
+        "wchc" => {
+            let mut last = None;
+            for (session, path) in &r.clients.watches {
+                if last != Some(*session) {
+                    s.push_str(&format!("0x{session:x}\n"));
+                    last = Some(*session);
+                }
+                s.push_str(&format!("\t{path}\n"));
+            }
+        }
+        "wchp" => {
+            let mut by_path: Vec<(&String, i64)> =
+                r.clients.watches.iter().map(|(id, p)| (p, *id)).collect();
+            by_path.sort();
+            let mut last = None;
+            for (path, session) in by_path {
+                if last != Some(path) {
+                    s.push_str(&format!("{path}\n"));
+                    last = Some(path);
+                }
+                s.push_str(&format!("\t0x{session:x}\n"));
+            }
+        }
+        _ => {
+            s.push_str(&format!(
+                "SessionTracker dump:\nGlobal Sessions({}):\n",
+                r.sessions.len()
+            ));
+            for (id, timeout) in &r.sessions {
+                s.push_str(&format!("0x{id:x}\t{timeout}ms\n"));
+            }
+            s.push_str(&format!(
+                "ephemeral nodes dump:\nSessions with Ephemerals ({}):\n",
+                r.ephemerals.len()
+            ));
+            for (id, paths) in &r.ephemerals {
+                s.push_str(&format!("0x{id:x}:\n"));
+                for p in paths {
+                    s.push_str(&format!("\t{p}\n"));
+                }
+            }
+        }
+    }
+    s
 }
 
 fn envi(info: &ServerInfo) -> String {
@@ -263,6 +332,7 @@ mod tests {
             received: 4,
             sent: 3,
             uptime_ms: 10,
+            report: None,
         }
     }
 
@@ -306,5 +376,49 @@ mod tests {
         assert!(render("envi", &i)
             .unwrap()
             .starts_with("Environment:\nzookeeper.version=3.8.0-ensemble-"));
+    }
+
+    #[test]
+    fn connection_watch_and_session_listings() {
+        use crate::client_port::{ClientReport, ConnectionInfo};
+        let c = config(&["*"]);
+        let s = status(ServerState::Following, true);
+        let report = ServerReport {
+            clients: ClientReport {
+                connections: vec![ConnectionInfo {
+                    ip: "127.0.0.1".into(),
+                    session: 0x10,
+                    timeout_ms: 4000,
+                    received: 3,
+                    sent: 2,
+                }],
+                watches: vec![
+                    (0x10, "/a".into()),
+                    (0x10, "/b".into()),
+                    (0x11, "/a".into()),
+                ],
+            },
+            sessions: vec![(0x10, 4000)],
+            ephemerals: vec![(0x10, vec!["/e".into()])],
+        };
+        let mut i = info(&c, &s);
+        assert_eq!(render("cons", &i), None, "no report fetched");
+        i.report = Some(&report);
+        assert_eq!(
+            render("cons", &i).unwrap(),
+            " /127.0.0.1:0[1](queued=0,recved=3,sent=2,sid=0x10,to=4000)\n\n"
+        );
+        assert_eq!(
+            render("wchc", &i).unwrap(),
+            "0x10\n\t/a\n\t/b\n0x11\n\t/a\n"
+        );
+        assert_eq!(
+            render("wchp", &i).unwrap(),
+            "/a\n\t0x10\n\t0x11\n/b\n\t0x10\n"
+        );
+        assert!(render("dump", &i)
+            .unwrap()
+            .contains("Sessions with Ephemerals (1):\n0x10:\n\t/e\n"));
+        assert_eq!(render("crst", &i).unwrap(), "Connection stats reset.\n");
     }
 }

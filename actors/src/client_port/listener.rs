@@ -1,8 +1,8 @@
 //! Accepts client connections and answers four-letter words.
 
-use super::four_letter::{render, ServerInfo};
+use super::four_letter::{render, ServerInfo, REPORT_WORDS};
 use crate::accept::{accepted, Accepted};
-use crate::zab::{GetStatus, QuorumPeerActor};
+use crate::zab::{GetReport, GetStatus, QuorumPeerActor, ResetConnectionStats};
 use actix::prelude::*;
 use ensemble_config::NodeConfig;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,6 +102,14 @@ async fn serve(
     let Ok(status) = quorum.send(GetStatus).await else {
         return Ok(());
     };
+    let report = if REPORT_WORDS.contains(&word.as_str()) {
+        quorum.send(GetReport).await.ok()
+    } else {
+        None
+    };
+    if word == "crst" {
+        let _ = quorum.send(ResetConnectionStats).await;
+    }
     let info = ServerInfo {
         config,
         status: &status,
@@ -109,6 +117,7 @@ async fn serve(
         received: counters.received.load(Ordering::Relaxed),
         sent: counters.sent.load(Ordering::Relaxed),
         uptime_ms,
+        report: report.as_ref(),
     };
     match render(&word, &info) {
         Some(reply) => {

@@ -9,4 +9,6 @@ mod service;
 pub use four_letter::{render, ServerInfo, FOUR_LETTER_WORDS};
 pub use listener::ClientPort;
 pub use protocol::{ClientConnect, ClientGone, ClientPacket, ClientSink, ToClient};
-pub use service::{digest_id, to_stat, ClientService, Host, SessionLimits};
+pub use service::{
+    digest_id, to_stat, ClientReport, ClientService, ConnectionInfo, Host, SessionLimits,
+};

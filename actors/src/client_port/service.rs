@@ -38,6 +38,10 @@ enum Queued {
 
 struct Conn {
     session: i64,
+    ip: String,
+    timeout_ms: i32,
+    received: u64,
+    sent: u64,
     sink: ClientSink,
     auth: Vec<(String, String)>,
     queue: VecDeque<Queued>,
@@ -61,6 +65,30 @@ struct WriteRequest {
     op: TreeOp,
     sub_ops: Vec<i32>,
     path: String,
+}
+
+/// One client connection, for the `cons` word.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// Client address.
+    pub ip: String,
+    /// Its session.
+    pub session: i64,
+    /// Negotiated timeout in ms.
+    pub timeout_ms: i32,
+    /// Requests received since the last reset.
+    pub received: u64,
+    /// Frames sent since the last reset.
+    pub sent: u64,
+}
+
+/// This server's connections and watches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClientReport {
+    /// Open connections, by session.
+    pub connections: Vec<ConnectionInfo>,
+    /// Watches as (session, path).
+    pub watches: Vec<(i64, String)>,
 }
 
 /// Session timeout bounds, in ms.
@@ -175,9 +203,38 @@ impl ClientService {
         self.watches.paths()
     }
 
-    fn send(&self, conn: u64, frame: Vec<u8>) {
-        if let Some(c) = self.conns.get(&conn) {
+    fn send(&mut self, conn: u64, frame: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.sent += 1;
             let _ = c.sink.send(ToClient::Frame(frame));
+        }
+    }
+
+    /// What the `cons`, `wchc` and `wchp` words show.
+    pub fn report(&self) -> ClientReport {
+        let mut connections: Vec<ConnectionInfo> = self
+            .conns
+            .values()
+            .map(|c| ConnectionInfo {
+                ip: c.ip.clone(),
+                session: c.session,
+                timeout_ms: c.timeout_ms,
+                received: c.received,
+                sent: c.sent,
+            })
+            .collect();
+        connections.sort_by_key(|c| c.session);
+        ClientReport {
+            connections,
+            watches: self.watches.all(),
+        }
+    }
+
+    /// Zeroes the per-connection counters (`crst`).
+    pub fn reset_counters(&mut self) {
+        for c in self.conns.values_mut() {
+            c.received = 0;
+            c.sent = 0;
         }
     }
 
@@ -209,6 +266,10 @@ impl ClientService {
                 c.conn,
                 Conn {
                     session: id,
+                    ip: c.ip.clone(),
+                    timeout_ms: timeout,
+                    received: 0,
+                    sent: 0,
                     sink: c.sink,
                     auth,
                     queue: VecDeque::new(),
@@ -260,6 +321,10 @@ impl ClientService {
             c.conn,
             Conn {
                 session,
+                ip: c.ip.clone(),
+                timeout_ms: timeout,
+                received: 0,
+                sent: 0,
                 sink: c.sink,
                 auth,
                 queue: VecDeque::new(),
@@ -279,18 +344,26 @@ impl ClientService {
 
     /// A request frame.
     pub fn packet(&mut self, p: ClientPacket, tree: &DataTree, host: &mut impl Host) {
-        let Some(conn) = self.conns.get(&p.conn) else {
+        let parsed = write_op(p.op, &p.body);
+        let Some(conn) = self.conns.get_mut(&p.conn) else {
             return;
         };
+        conn.received += 1;
         let session = conn.session;
+        // Only writes carry the identities (reads check them where they run).
+        let auth = if parsed.is_some() {
+            conn.auth.clone()
+        } else {
+            Vec::new()
+        };
         self.touched.insert(session);
-        if let Some(parsed) = write_op(p.op, &p.body) {
+        if let Some(parsed) = parsed {
             match parsed {
                 Ok(request) => {
                     let txn = TreeTxn {
                         session_id: session,
                         time_ms: host.now_ms(),
-                        auth: conn.auth.clone(),
+                        auth,
                         op: request.op.clone(),
                     };
                     let rid = host.submit(txn);
@@ -531,6 +604,25 @@ impl ClientService {
                 Err(_) => fail(err::MARSHALLING_ERROR),
                 Ok(w) => {
                     self.set_watches(conn, session, &w, tree);
+                    frame(xid::SET_WATCHES, zxid, err::OK, &[])
+                }
+            },
+            op::SET_WATCHES2 => match SetWatches2::from_bytes(body) {
+                Err(_) => fail(err::MARSHALLING_ERROR),
+                Ok(w) => {
+                    let one_shot = SetWatches {
+                        relative_zxid: w.relative_zxid,
+                        data_watches: w.data_watches,
+                        exist_watches: w.exist_watches,
+                        child_watches: w.child_watches,
+                    };
+                    self.set_watches(conn, session, &one_shot, tree);
+                    for p in &w.persistent_watches {
+                        self.watches.add(WatchKind::Persistent, p, session);
+                    }
+                    for p in &w.persistent_recursive_watches {
+                        self.watches.add(WatchKind::PersistentRecursive, p, session);
+                    }
                     frame(xid::SET_WATCHES, zxid, err::OK, &[])
                 }
             },

@@ -295,3 +295,50 @@ fn multi_read_answers_each_op() {
     let second = MultiHeader::read(&mut r, "h").unwrap();
     assert_eq!((second.op, second.err), (op::ERROR, err::NO_NODE));
 }
+
+#[test]
+fn set_watches2_re_arms_persistent_watches_and_fires_missed_changes() {
+    let mut h = Harness::new();
+    let mut a = h.connect(1);
+    let mut b = h.connect(2);
+    h.send(2, 1, op::CREATE, create("/sw"));
+    h.commit();
+    frames(&mut b);
+    let w = SetWatches2 {
+        relative_zxid: 0,
+        data_watches: vec!["/sw".into()],
+        exist_watches: vec![],
+        child_watches: vec![],
+        persistent_watches: vec!["/p".into()],
+        persistent_recursive_watches: vec![],
+    };
+    h.send(1, xid::SET_WATCHES, op::SET_WATCHES2, w.to_bytes());
+    let f = frames(&mut a);
+    let missed = WatcherEvent::from_bytes(&f[0].2).unwrap();
+    assert_eq!(
+        (missed.event_type, missed.path.as_str()),
+        (event::NODE_DATA_CHANGED, "/sw"),
+        "changed since zxid 0"
+    );
+    assert_eq!((f[1].0, f[1].1), (xid::SET_WATCHES, 0));
+    for _ in 0..2 {
+        h.send(2, 2, op::CREATE, create("/p"));
+        h.send(
+            2,
+            3,
+            op::DELETE,
+            DeleteRequest {
+                path: "/p".into(),
+                version: -1,
+            }
+            .to_bytes(),
+        );
+        h.commit();
+    }
+    frames(&mut b);
+    assert_eq!(
+        frames(&mut a).len(),
+        4,
+        "the persistent watch fired for every create and delete"
+    );
+}

@@ -159,6 +159,21 @@ impl WatchManager {
             .sum()
     }
 
+    /// Every watch as (session, path), sorted, for the `wchc` and `wchp` words.
+    pub fn all(&self) -> Vec<(i64, String)> {
+        let mut out: Vec<(i64, String)> = self
+            .maps()
+            .iter()
+            .flat_map(|m| {
+                m.iter()
+                    .flat_map(|(p, s)| s.iter().map(move |id| (*id, p.clone())))
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
     /// Paths watched.
     pub fn paths(&self) -> usize {
         let all: BTreeSet<&String> = self.maps().iter().flat_map(|m| m.keys()).collect();

@@ -2,7 +2,7 @@
 
 use super::{Durable, Input, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError};
 use crate::client_port::{
-    ClientConnect, ClientGone, ClientPacket, ClientService, Host, SessionLimits,
+    ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, Host, SessionLimits,
 };
 use crate::data_tree::TreeOp;
 use crate::data_tree::{DataTree, OpResult, TreeTxn};
@@ -59,6 +59,27 @@ pub struct GetStatus;
 #[derive(Message)]
 #[rtype(result = "Option<Vec<u8>>")]
 pub struct ReadData(pub String);
+
+/// Asks for the details the `cons`, `wchc`, `wchp` and `dump` words show.
+#[derive(Message)]
+#[rtype(result = "ServerReport")]
+pub struct GetReport;
+
+/// Zeroes the per-connection counters (the `crst` word).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ResetConnectionStats;
+
+/// Connections, watches, sessions and ephemerals of one server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerReport {
+    /// This server's connections and watches.
+    pub clients: ClientReport,
+    /// Every open session and its timeout in ms.
+    pub sessions: Vec<(i64, i32)>,
+    /// Sessions that own ephemeral znodes, with their paths.
+    pub ephemerals: Vec<(i64, Vec<String>)>,
+}
 
 /// Stops the actor so that its supervisor restarts it from disk (fault injection).
 #[derive(Message)]
@@ -527,6 +548,32 @@ impl Handler<GetStatus> for QuorumPeerActor {
 
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
         MessageResult(self.status())
+    }
+}
+
+impl Handler<GetReport> for QuorumPeerActor {
+    type Result = MessageResult<GetReport>;
+
+    fn handle(&mut self, _: GetReport, _: &mut Context<Self>) -> Self::Result {
+        let sessions: Vec<(i64, i32)> = self.tree.sessions().collect();
+        let ephemerals = sessions
+            .iter()
+            .map(|(id, _)| (*id, self.tree.ephemerals(*id)))
+            .filter(|(_, paths)| !paths.is_empty())
+            .collect();
+        MessageResult(ServerReport {
+            clients: self.clients.report(),
+            sessions,
+            ephemerals,
+        })
+    }
+}
+
+impl Handler<ResetConnectionStats> for QuorumPeerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ResetConnectionStats, _: &mut Context<Self>) {
+        self.clients.reset_counters();
     }
 }
 

@@ -13,8 +13,8 @@ mod peer;
 mod types;
 
 pub use actor::{
-    FailQuorumPeer, GetStatus, NodeStatus, QuorumPeerActor, QuorumSettings, ReadData, StorageEvent,
-    Submit, WriteResult,
+    FailQuorumPeer, GetReport, GetStatus, NodeStatus, QuorumPeerActor, QuorumSettings, ReadData,
+    ResetConnectionStats, ServerReport, StorageEvent, Submit, WriteResult,
 };
 pub use log::TxnLog;
 pub use peer::QuorumPeer;

@@ -174,6 +174,15 @@ jute_record! {
 }
 
 jute_record! {
+    /// setWatches2: setWatches plus persistent and persistent-recursive watches.
+    pub struct SetWatches2 {
+        pub relative_zxid: i64, pub data_watches: Vec<String>, pub exist_watches: Vec<String>,
+        pub child_watches: Vec<String>, pub persistent_watches: Vec<String>,
+        pub persistent_recursive_watches: Vec<String>,
+    }
+}
+
+jute_record! {
     /// Reply to getAllChildrenNumber.
     pub struct IntResponse { pub number: i32 }
 }
