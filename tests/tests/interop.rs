@@ -286,3 +286,39 @@ fn differential_against_apache_zookeeper() {
     );
     assert!(text.contains("0 differences"), "{text}");
 }
+
+/// Apache Curator 5 (Debian's packages), as Spark's masters use it: container parents, a
+/// LeaderLatch handing leadership over, and a mutex.
+#[test]
+fn apache_curator_leader_latch_and_persistence() {
+    let classes = tempfile::tempdir().unwrap();
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/CuratorCheck.java");
+    assert!(
+        std::path::Path::new("/usr/share/java/curator-recipes.jar").exists(),
+        "Curator is missing: run ./scripts/test, which installs Debian's libcurator-recipes-java"
+    );
+    let built = Command::new("javac")
+        .args(["-cp", "/usr/share/java/*", "-d"])
+        .arg(classes.path())
+        .arg(source)
+        .output()
+        .expect("javac runs");
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let c = cluster(26);
+    let hosts: Vec<String> = (1..=3).map(|i| c.client_addr(i)).collect();
+    let classpath = format!("{}:/usr/share/java/*", classes.path().display());
+    let out = Command::new("java")
+        .args(["-cp", &classpath, "CuratorCheck"])
+        .arg(hosts.join(","))
+        .output()
+        .expect("java runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("curator ok"),
+        "{text}"
+    );
+}
