@@ -49,7 +49,6 @@ pub enum NodeError {
 
 /// A running node.
 pub struct Node {
-    config: Arc<NodeConfig>,
     quorum: Addr<QuorumPeerActor>,
     links: BTreeMap<Sid, Addr<PeerLink>>,
     storage: Arc<StorageWriter>,
@@ -205,18 +204,12 @@ impl Node {
             "node started"
         );
         Ok(Node {
-            config,
             quorum,
             links,
             storage,
             arbiter,
             client_addr,
         })
-    }
-
-    /// This node's config.
-    pub fn config(&self) -> &NodeConfig {
-        &self.config
     }
 
     /// The address the client port listens on.

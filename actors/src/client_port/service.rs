@@ -428,11 +428,15 @@ impl ClientService {
                 Some(Queued::Write { reply: Some(r), .. }) => r,
                 Some(Queued::Read { xid, op, body }) => {
                     let session = c.session;
-                    let auth = c.auth.clone();
-                    match self.read(conn, session, &auth, xid, op, &body, tree) {
-                        Some(r) => r,
-                        None => continue,
+                    // Lent out for the call rather than copied; an `auth` request adds to the
+                    // connection's list meanwhile, so what it added is kept.
+                    let auth = std::mem::take(&mut c.auth);
+                    let reply = self.read(conn, session, &auth, xid, op, &body, tree);
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        let added = std::mem::replace(&mut c.auth, auth);
+                        c.auth.extend(added);
                     }
+                    reply
                 }
                 _ => return,
             };
@@ -450,7 +454,7 @@ impl ClientService {
         code: i32,
         body: &[u8],
         tree: &DataTree,
-    ) -> Option<Vec<u8>> {
+    ) -> Vec<u8> {
         let zxid = tree.last_applied().0 as i64;
         let ok = |b: Vec<u8>| frame(xid, zxid, err::OK, &b);
         let fail = |e: i32| frame(xid, zxid, e, &[]);
@@ -459,7 +463,7 @@ impl ClientService {
                 crate::data_tree::permits(&n.acl, ensemble_messages::zk::perm::READ, auth)
             })
         };
-        Some(match code {
+        match code {
             op::PING => frame(xid::PING, zxid, err::OK, &[]),
             op::EXISTS => match PathWatchRequest::from_bytes(body) {
                 Err(_) => fail(err::MARSHALLING_ERROR),
@@ -627,7 +631,7 @@ impl ClientService {
                 }
             },
             _ => fail(err::UNIMPLEMENTED),
-        })
+        }
     }
 
     /// multiRead: getData and getChildren sub-ops, each answered on its own (a failure does not

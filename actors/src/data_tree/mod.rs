@@ -135,7 +135,9 @@ impl DataTree {
         let zxid = txn.zxid.0 as i64;
         let result = match &t.op {
             TreeOp::Multi(ops) => self.apply_multi(&t, ops, zxid, &mut triggers),
-            op => self.apply_op(&t, op, zxid, &mut undo, &mut triggers),
+            op => self
+                .try_op(&t, op, zxid, &mut undo, &mut triggers)
+                .unwrap_or_else(OpResult::Error),
         };
         let closed_session = (t.op == TreeOp::CloseSession).then_some(t.session_id);
         Applied {
@@ -163,7 +165,9 @@ impl DataTree {
                 TreeOp::Multi(_) | TreeOp::CreateSession { .. } | TreeOp::CloseSession => {
                     OpResult::Error(err::BAD_ARGUMENTS)
                 }
-                op => self.apply_op(t, op, zxid, &mut undo, &mut fired),
+                op => self
+                    .try_op(t, op, zxid, &mut undo, &mut fired)
+                    .unwrap_or_else(OpResult::Error),
             };
             if let OpResult::Error(code) = r {
                 for saved in undo.log.into_iter().rev() {
@@ -251,20 +255,6 @@ impl DataTree {
                 child: child.to_string(),
                 added,
             });
-        }
-    }
-
-    fn apply_op(
-        &mut self,
-        t: &TreeTxn,
-        op: &TreeOp,
-        zxid: i64,
-        undo: &mut Undo,
-        triggers: &mut Vec<Trigger>,
-    ) -> OpResult {
-        match self.try_op(t, op, zxid, undo, triggers) {
-            Ok(r) => r,
-            Err(code) => OpResult::Error(code),
         }
     }
 

@@ -53,11 +53,6 @@ impl TxnLog {
         self.entries.push_back(txn);
     }
 
-    /// Whether `zxid` is the base or a logged entry.
-    pub fn contains(&self, zxid: Zxid) -> bool {
-        zxid == self.base || self.position(zxid).is_ok()
-    }
-
     /// The largest logged zxid (or the base) that is at most `zxid`; `None` below the base.
     pub fn floor(&self, zxid: Zxid) -> Option<Zxid> {
         if zxid < self.base {

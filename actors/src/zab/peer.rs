@@ -7,7 +7,7 @@ use super::types::{
     Durable, Input, Output, PeerStatus, PeerTiming, PersistToken, StorageOp, SubmitError,
 };
 use crate::election::{Election, ElectionOutput};
-use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, ZabMessage, Zxid};
+use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, ZabMessage, Zxid};
 use std::collections::BTreeSet;
 
 pub(super) enum Role {
@@ -75,11 +75,6 @@ impl QuorumPeer {
         std::mem::take(&mut self.out)
     }
 
-    /// This server's id.
-    pub fn id(&self) -> Sid {
-        self.me
-    }
-
     /// A summary for status reports.
     pub fn status(&self) -> PeerStatus {
         let (state, serving, leader, synced) = match &self.role {
@@ -103,11 +98,6 @@ impl QuorumPeer {
             synced_followers: synced,
             election_epoch: self.election.logical_clock(),
         }
-    }
-
-    /// Logged txns above `zxid` still held in memory (for checks and tests).
-    pub fn logged_after(&self, zxid: Zxid) -> Vec<Txn> {
-        self.log.after(zxid)
     }
 
     pub(super) fn emit(&mut self, output: Output) {
