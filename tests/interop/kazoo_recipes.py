@@ -23,6 +23,8 @@ SERVERS = HOSTS.split(",")
 
 
 def client(i=0):
+    # Clients on different servers get no simultaneous view of each other's writes
+    # (a ZooKeeper guarantee, not a bug): the recipes call sync() before such reads.
     # Each client starts on a different server, so most writes are forwarded to the leader.
     hosts = ",".join(SERVERS[i % len(SERVERS):] + SERVERS[:i % len(SERVERS)])
     zk = KazooClient(hosts=hosts, timeout=10, randomize_hosts=False)
@@ -76,6 +78,7 @@ def election():
     ta = threading.Thread(target=lambda: Election(a, "/recipes/election", "a").run(lead_a))
     ta.start()
     assert ready.wait(10), "nobody was elected"
+    b.sync("/recipes/election")
     eb = Election(b, "/recipes/election", "b")
     assert eb.contenders()[0] == "a", eb.contenders()
     ta.join(10)
@@ -92,8 +95,10 @@ def party():
     parties = [Party(zk, "/recipes/party", f"m{i}") for i, zk in enumerate(clients)]
     for p in parties:
         p.join()
+    clients[0].sync("/recipes/party")
     assert len(parties[0]) == 3, list(parties[0])
     parties[1].leave()
+    clients[2].sync("/recipes/party")
     assert sorted(parties[2]) == ["m0", "m2"], list(parties[2])
     for zk in clients:
         zk.stop()
@@ -102,6 +107,7 @@ def party():
 def barrier():
     a, b = client(0), client(1)
     Barrier(a, "/recipes/barrier").create()
+    b.sync("/recipes/barrier")
     passed = threading.Event()
     t = threading.Thread(target=lambda: Barrier(b, "/recipes/barrier").wait(10) and passed.set())
     t.start()
@@ -139,6 +145,7 @@ def counter():
             c += 1
 
     run_threads([lambda zk=zk: bump(zk) for zk in clients])
+    clients[0].sync("/recipes/counter")
     value = Counter(clients[0], "/recipes/counter").value
     assert value == 30, f"counter is {value}, not 30: a compare-and-set was lost"
     for zk in clients:
@@ -151,6 +158,7 @@ def queue():
     for i in range(5):
         q.put(f"item-{i}".encode())
     q.put(b"urgent", priority=1)
+    b.sync("/recipes/queue")
     got = [Queue(b, "/recipes/queue").get() for _ in range(6)]
     assert got[0] == b"urgent" and got[1:] == [f"item-{i}".encode() for i in range(5)], got
     a.stop()
@@ -167,6 +175,7 @@ def locking_queue():
     assert w.consume()
     assert w.get(5) == b"job-2"
     assert w.consume()
+    a.sync("/recipes/lq")
     assert len(q) == 0
     a.stop()
     b.stop()
@@ -190,6 +199,7 @@ def session_expiry():
         line = owner.stdout.readline()
         assert line.startswith("ready"), f"owner did not start: {line!r}"
         watcher = client(0)
+        watcher.sync("/expiry")
         deleted = threading.Event()
         assert watcher.exists("/expiry/eph", watch=lambda e: e.type == "DELETED" and deleted.set())
         os.kill(owner.pid, signal.SIGKILL)
