@@ -57,8 +57,13 @@ pub struct ClientSettings {
     pub max_session_timeout_ms: u64,
     /// Four-letter words answered; `*` allows all.
     pub four_letter_words: Vec<String>,
-    /// How often the leader deletes emptied container znodes, in ms.
+    /// How often the leader deletes emptied containers and expired TTL znodes, in ms.
     pub container_check_ms: u64,
+    /// Largest znode data and request payload, in bytes (ZooKeeper's jute.maxbuffer).
+    pub max_buffer_bytes: u64,
+    /// Whether a server cut off from the quorum keeps serving reads to read-only clients
+    /// (ZooKeeper's readonlymode.enabled).
+    pub read_only_mode: bool,
 }
 
 impl ClientSettings {
@@ -161,6 +166,13 @@ impl NodeConfig {
         let mut ids = HashSet::new();
         let mut addrs = HashSet::new();
         for s in &self.servers {
+            if !(1..=254).contains(&s.id) {
+                return Err(ConfigError::invalid(format!(
+                    "server id {} is outside 1..=254 (session ids carry the id in one byte, \
+                     and 255 marks TTL znodes)",
+                    s.id
+                )));
+            }
             if !ids.insert(s.id) {
                 return Err(ConfigError::invalid(format!(
                     "server id {} is listed twice",
@@ -195,6 +207,12 @@ impl NodeConfig {
             )));
         }
         range("tickTime", self.tick_ms, 10, 60_000)?;
+        range(
+            "jute.maxbuffer",
+            self.client.max_buffer_bytes,
+            1024,
+            256 * 1024 * 1024,
+        )?;
         range("initLimit", u64::from(self.init_limit), 1, 1_000)?;
         range("syncLimit", u64::from(self.sync_limit), 1, 1_000)?;
         range("snapCount", self.storage.snap_count, 2, 100_000_000)?;

@@ -65,8 +65,12 @@ pub struct ClientSection {
     pub max_session_timeout_ms: u64,
     /// Whitelisted four-letter words; `*` for all.
     pub four_letter_words: Vec<String>,
-    /// How often the leader deletes emptied containers, in ms.
+    /// How often the leader deletes emptied containers and expired TTL znodes, in ms.
     pub container_check_ms: u64,
+    /// Largest znode data and request payload in bytes (jute.maxbuffer).
+    pub max_buffer_bytes: u64,
+    /// Serve reads to read-only clients while cut off from the quorum.
+    pub read_only_mode: bool,
 }
 
 impl Default for ClientSection {
@@ -77,6 +81,8 @@ impl Default for ClientSection {
             max_session_timeout_ms: 0,
             four_letter_words: vec!["srvr".into()],
             container_check_ms: 60_000,
+            max_buffer_bytes: 0xfffff,
+            read_only_mode: false,
         }
     }
 }
@@ -208,6 +214,8 @@ impl EnsembleFile {
                 max_session_timeout_ms: nonzero_or(self.client.max_session_timeout_ms, 20 * tick),
                 four_letter_words: self.client.four_letter_words,
                 container_check_ms: self.client.container_check_ms,
+                max_buffer_bytes: self.client.max_buffer_bytes,
+                read_only_mode: self.client.read_only_mode,
             },
             storage: StorageSettings {
                 data_log_dir: data_dir.clone(),

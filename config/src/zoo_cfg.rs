@@ -134,6 +134,16 @@ pub fn parse_zoo_cfg(
             max_session_timeout_ms: get_num(&keys, "maxSessionTimeout", 20 * tick_ms)?,
             four_letter_words: whitelist,
             container_check_ms: get_num(&keys, "znode.container.checkIntervalMs", 60_000)?,
+            max_buffer_bytes: get_num(&keys, "jute.maxbuffer", 0xfffff)?,
+            read_only_mode: match keys.get("readonlymode.enabled").map(String::as_str) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(v) => {
+                    return Err(ConfigError::Parse(format!(
+                        "zoo.cfg: readonlymode.enabled={v} is not true or false"
+                    )))
+                }
+            },
         },
         storage: StorageSettings {
             data_dir,
@@ -171,6 +181,8 @@ fn is_known_key(k: &str) -> bool {
             | "forceSync"
             | "commitLogCount"
             | "znode.container.checkIntervalMs"
+            | "jute.maxbuffer"
+            | "readonlymode.enabled"
     ) || ACCEPTED_KEYS.contains(&k)
 }
 

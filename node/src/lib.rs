@@ -10,7 +10,7 @@ pub mod four_letter;
 pub mod local_cluster;
 
 use actix::prelude::*;
-use ensemble_actors::client_port::{ClientPort, SessionLimits};
+use ensemble_actors::client_port::{ServiceSettings, ClientPort};
 use ensemble_actors::data_tree::{OpResult, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener};
@@ -136,9 +136,11 @@ impl Node {
             storage: storage_settings,
             snap_count: config.storage.snap_count,
             container_check_ms: config.client.container_check_ms,
-            session_limits: SessionLimits {
+            service_settings: ServiceSettings {
                 min_ms: config.client.min_session_timeout_ms.min(i32::MAX as u64) as i32,
                 max_ms: config.client.max_session_timeout_ms.min(i32::MAX as u64) as i32,
+                max_buffer: config.client.max_buffer_bytes as usize,
+                read_only_mode: config.client.read_only_mode,
             },
         };
         let identity = PeerIdentity {

@@ -1,11 +1,13 @@
-//! Container znodes: the leader deletes them once they had children and have none left.
+//! Container and TTL znodes: the leader deletes containers once they had children and have
+//! none left, and TTL znodes once they are childless and were not modified for their TTL.
 
-use ensemble_actors::zk_client::ZkClient;
+use ensemble_actors::zk_client::{open_acl, ClientError, ZkClient};
+use ensemble_messages::zk::err;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use std::time::Duration;
 
 #[test]
-fn an_emptied_container_is_reaped_and_a_fresh_one_is_kept() {
+fn emptied_containers_and_idle_ttl_znodes_are_reaped_and_the_others_kept() {
     let mut c = ProcessCluster::new(
         3,
         32,
@@ -33,12 +35,37 @@ fn an_emptied_container_is_reaped_and_a_fresh_one_is_kept() {
     rt.block_on(client.create("/c", b"", CONTAINER)).unwrap();
     rt.block_on(client.create("/c/child", b"", 0)).unwrap();
     rt.block_on(client.delete("/c/child", -1)).unwrap();
+    let ttl = |path: &str, flags: i32, ttl_ms: i64| {
+        rt.block_on(client.create_ttl(path, b"", open_acl(), flags, ttl_ms))
+    };
+    let short = ttl("/ttl-short", 5, 300).unwrap();
+    ttl("/ttl-parent", 5, 300).unwrap();
+    rt.block_on(client.create("/ttl-parent/child", b"", 0))
+        .unwrap();
+    let long = ttl("/ttl-long-", 6, 3_600_000).unwrap();
+    assert_eq!(long, "/ttl-long-0000000004", "sequential TTL names: four creates under / came before");
+    for (flags, ttl_ms) in [(0, 300), (5, 0), (5, -1), (6, 1 << 40)] {
+        assert!(
+            matches!(ttl("/bad", flags, ttl_ms), Err(ClientError::Server(e)) if e == err::BAD_ARGUMENTS),
+            "flags {flags} with TTL {ttl_ms} must be refused"
+        );
+    }
     wait_until(
-        "the emptied container to be deleted",
+        "the emptied container and the idle TTL znode to be deleted",
         Duration::from_secs(10),
-        || rt.block_on(client.exists("/c")).unwrap().is_none(),
+        || {
+            rt.block_on(client.exists("/c")).unwrap().is_none()
+                && rt.block_on(client.exists(&short)).unwrap().is_none()
+        },
     )
     .unwrap();
+    for kept in ["/ttl-parent", long.as_str()] {
+        let stat = rt.block_on(client.exists(kept)).unwrap();
+        assert!(
+            stat.is_some_and(|s| s.ephemeral_owner as u64 >> 56 == 0xff),
+            "{kept} (with a child, or a TTL of an hour) stays, marked as a TTL znode"
+        );
+    }
     let fresh = rt.block_on(client.exists("/fresh")).unwrap();
     assert!(
         fresh.is_some_and(|s| s.ephemeral_owner == i64::MIN),

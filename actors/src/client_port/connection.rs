@@ -8,11 +8,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-/// Largest frame accepted: jute.maxbuffer (0xfffff) plus room for headers.
-pub const MAX_FRAME: usize = 0xfffff + 1024;
+/// Room for a request's header and fields beside its data, over jute.maxbuffer.
+const FRAME_OVERHEAD: usize = 1024;
 
-/// Serves a connection whose first 4 bytes (`first`) were a frame length.
-pub async fn run(stream: TcpStream, first: [u8; 4], quorum: Addr<QuorumPeerActor>, conn: u64) {
+/// Serves a connection whose first 4 bytes (`first`) were a frame length; frames longer than
+/// `max_buffer` plus room for headers close the connection.
+pub async fn run(
+    stream: TcpStream,
+    first: [u8; 4],
+    quorum: Addr<QuorumPeerActor>,
+    conn: u64,
+    max_buffer: usize,
+) {
+    let max_frame = max_buffer + FRAME_OVERHEAD;
     let ip = stream
         .peer_addr()
         .map(|a| a.ip().to_string())
@@ -36,7 +44,7 @@ pub async fn run(stream: TcpStream, first: [u8; 4], quorum: Addr<QuorumPeerActor
         let _ = write.shutdown().await;
     });
     let result = async {
-        let connect = read_frame(&mut read, Some(first)).await?;
+        let connect = read_frame(&mut read, Some(first), max_frame).await?;
         let request = ConnectRequest::from_bytes(&connect)
             .map_err(|e| format!("bad connect request: {e}"))?;
         // The readOnly byte follows the record (45 bytes from the C client and kazoo).
@@ -49,7 +57,7 @@ pub async fn run(stream: TcpStream, first: [u8; 4], quorum: Addr<QuorumPeerActor
             sink: sink.clone(),
         });
         loop {
-            let f = read_frame(&mut read, None).await?;
+            let f = read_frame(&mut read, None, max_frame).await?;
             let mut r = JuteReader::new(&f);
             let header = RequestHeader::read(&mut r, "request header")
                 .map_err(|e| format!("bad request header: {e}"))?;
@@ -75,6 +83,7 @@ pub async fn run(stream: TcpStream, first: [u8; 4], quorum: Addr<QuorumPeerActor
 async fn read_frame(
     read: &mut tokio::net::tcp::OwnedReadHalf,
     first: Option<[u8; 4]>,
+    max_frame: usize,
 ) -> Result<Vec<u8>, String> {
     let len = match first {
         Some(b) => b,
@@ -85,9 +94,10 @@ async fn read_frame(
         }
     };
     let len = i32::from_be_bytes(len);
-    if len < 0 || len as usize > MAX_FRAME {
+    if len < 0 || len as usize > max_frame {
         tracing::warn!(
-            "closing a client connection: frame length {len} is outside [0, {MAX_FRAME}]"
+            "closing a client connection: frame length {len} is outside [0, {max_frame}] \
+             (jute.maxbuffer plus {FRAME_OVERHEAD} bytes of headers)"
         );
         return Err(format!("frame length {len}"));
     }

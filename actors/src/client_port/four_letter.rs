@@ -42,11 +42,17 @@ fn version() -> String {
 
 fn mode(info: &ServerInfo) -> &'static str {
     match info.status.peer.state {
+        _ if read_only(info) => "read-only",
         _ if info.status.standalone => "standalone",
         ServerState::Leading => "leader",
         ServerState::Following => "follower",
         ServerState::Looking => "looking",
     }
+}
+
+/// Whether this server serves read-only clients now: out of quorum with readonlymode enabled.
+fn read_only(info: &ServerInfo) -> bool {
+    info.config.client.read_only_mode && !info.status.peer.serving
 }
 
 /// Renders the reply to `word`, or `None` for a word ensemble does not know.
@@ -59,10 +65,15 @@ pub fn render(word: &str, info: &ServerInfo) -> Option<String> {
             "{word} is not executed because it is not in the whitelist.\n"
         ));
     }
-    let serving = info.status.peer.serving;
+    let serving = info.status.peer.serving || read_only(info);
     Some(match word {
         "ruok" => "imok".to_string(),
-        "isro" => if serving { "rw" } else { "null" }.to_string(),
+        "isro" => match (info.status.peer.serving, read_only(info)) {
+            (true, _) => "rw",
+            (false, true) => "ro",
+            (false, false) => "null",
+        }
+        .to_string(),
         "conf" => conf(info),
         "envi" => envi(info),
         "dirs" => dirs(info),
@@ -351,6 +362,21 @@ mod tests {
         assert!(render("srvr", &info(&c, &f))
             .unwrap()
             .ends_with("Mode: follower\nNode count: 5\n"));
+    }
+
+    #[test]
+    fn out_of_quorum_in_read_only_mode_the_server_says_so() {
+        let mut c = config(&["*"]);
+        c.client.read_only_mode = true;
+        let s = status(ServerState::Looking, false);
+        let i = info(&c, &s);
+        assert_eq!(render("isro", &i).unwrap(), "ro");
+        assert!(render("srvr", &i).unwrap().contains("Mode: read-only\n"));
+        assert!(render("mntr", &i)
+            .unwrap()
+            .contains("zk_server_state\tread-only\n"));
+        let back = status(ServerState::Following, true);
+        assert_eq!(render("isro", &info(&c, &back)).unwrap(), "rw");
     }
 
     #[test]

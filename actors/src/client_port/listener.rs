@@ -95,7 +95,8 @@ async fn serve(
     // A four-letter word is four lowercase letters; anything else is a frame length.
     if !word.iter().all(u8::is_ascii_lowercase) {
         let _ = stream.set_nodelay(true);
-        super::connection::run(stream, word, quorum, conn).await;
+        let max_buffer = config.client.max_buffer_bytes as usize;
+        super::connection::run(stream, word, quorum, conn, max_buffer).await;
         return Ok(());
     }
     let word = String::from_utf8_lossy(&word).to_string();

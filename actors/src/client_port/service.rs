@@ -45,6 +45,8 @@ struct Conn {
     sink: ClientSink,
     auth: Vec<(String, String)>,
     queue: VecDeque<Queued>,
+    /// Served while this server is out of quorum: reads only.
+    read_only: bool,
 }
 
 enum Pending {
@@ -56,6 +58,10 @@ enum Pending {
         conn: u64,
         xid: i32,
         request: WriteRequest,
+    },
+    /// A reconnected session moving here; it has no reply of its own.
+    Move {
+        conn: u64,
     },
 }
 
@@ -91,18 +97,23 @@ pub struct ClientReport {
     pub watches: Vec<(i64, String)>,
 }
 
-/// Session timeout bounds, in ms.
+/// Session timeout bounds, the payload limit and read-only mode.
 #[derive(Clone, Copy, Debug)]
-pub struct SessionLimits {
-    /// minSessionTimeout.
+pub struct ServiceSettings {
+    /// minSessionTimeout, in ms.
     pub min_ms: i32,
-    /// maxSessionTimeout.
+    /// maxSessionTimeout, in ms.
     pub max_ms: i32,
+    /// jute.maxbuffer: the largest znode data a write may carry, in bytes.
+    pub max_buffer: usize,
+    /// readonlymode.enabled: out of quorum, serve reads to clients that allow read-only.
+    pub read_only_mode: bool,
 }
 
 /// The client-facing side of one server.
 pub struct ClientService {
-    limits: SessionLimits,
+    sid: Sid,
+    limits: ServiceSettings,
     conns: HashMap<u64, Conn>,
     by_session: HashMap<i64, u64>,
     pending: HashMap<u64, Pending>,
@@ -171,8 +182,9 @@ pub fn digest_id(credentials: &str) -> String {
 
 impl ClientService {
     /// A service for server `sid`.
-    pub fn new(sid: Sid, limits: SessionLimits, now_ms: i64) -> Self {
+    pub fn new(sid: Sid, limits: ServiceSettings, now_ms: i64) -> Self {
         ClientService {
+            sid,
             limits,
             conns: HashMap::new(),
             by_session: HashMap::new(),
@@ -241,7 +253,8 @@ impl ClientService {
     /// A client's handshake.
     pub fn connect(&mut self, c: ClientConnect, tree: &DataTree, host: &mut impl Host) {
         let last = tree.last_applied().0 as i64;
-        if !host.serving() {
+        let read_only = !host.serving();
+        if read_only && !(self.limits.read_only_mode && c.read_only) {
             let _ = c.sink.send(ToClient::Close);
             return;
         }
@@ -259,6 +272,10 @@ impl ClientService {
             .clamp(self.limits.min_ms, self.limits.max_ms);
         let auth = vec![("ip".to_string(), c.ip.clone())];
         let session = c.request.session_id;
+        if read_only {
+            self.connect_read_only(c, timeout, auth, tree);
+            return;
+        }
         if session == 0 {
             self.next_session += 1;
             let id = self.next_session;
@@ -273,6 +290,7 @@ impl ClientService {
                     sink: c.sink,
                     auth,
                     queue: VecDeque::new(),
+                    read_only: false,
                 },
             );
             let txn = TreeTxn {
@@ -317,6 +335,22 @@ impl ClientService {
         };
         let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
         self.touched.insert(session);
+        let mut queue = VecDeque::new();
+        if tree.session_owner(session) != Some(self.sid) {
+            // The session moves here. Its later writes queue behind the move and reach the
+            // leader after it, so they are never refused as coming from the old server.
+            let rid = host.submit(TreeTxn {
+                session_id: session,
+                time_ms: host.now_ms(),
+                auth: Vec::new(),
+                op: TreeOp::MoveSession,
+            });
+            queue.push_back(Queued::Write {
+                request_id: rid,
+                reply: None,
+            });
+            self.pending.insert(rid, Pending::Move { conn: c.conn });
+        }
         self.conns.insert(
             c.conn,
             Conn {
@@ -327,9 +361,84 @@ impl ClientService {
                 sent: 0,
                 sink: c.sink,
                 auth,
-                queue: VecDeque::new(),
+                queue,
+                read_only: false,
             },
         );
+    }
+
+    /// A read-only client's handshake while this server is out of quorum: a new session is
+    /// local to this server; a known one keeps its id but may only read here.
+    fn connect_read_only(
+        &mut self,
+        c: ClientConnect,
+        timeout: i32,
+        auth: Vec<(String, String)>,
+        tree: &DataTree,
+    ) {
+        let mut session = c.request.session_id;
+        if session == 0 {
+            self.next_session += 1;
+            session = self.next_session;
+        } else if !tree.has_session(session) || c.request.passwd.0 != password(session) {
+            let reply = ConnectResponse {
+                passwd: Buffer(vec![0; 16]),
+                ..ConnectResponse::default()
+            };
+            let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
+            let _ = c.sink.send(ToClient::Close);
+            return;
+        }
+        if let Some(old) = self.by_session.insert(session, c.conn) {
+            if let Some(o) = self.conns.remove(&old) {
+                let _ = o.sink.send(ToClient::Close);
+            }
+        }
+        let reply = ConnectResponse {
+            protocol_version: 0,
+            time_out: timeout,
+            session_id: session,
+            passwd: Buffer(password(session).to_vec()),
+            read_only: true,
+        };
+        let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
+        self.conns.insert(
+            c.conn,
+            Conn {
+                session,
+                ip: c.ip,
+                timeout_ms: timeout,
+                received: 0,
+                sent: 0,
+                sink: c.sink,
+                auth,
+                queue: VecDeque::new(),
+                read_only: true,
+            },
+        );
+    }
+
+    /// This server joined or left the serving quorum. Leaving it ends every connection, so
+    /// clients move to a server that still serves; joining it ends the read-only ones, so
+    /// their clients come back read-write.
+    pub fn serving_changed(&mut self, serving: bool) {
+        let ending: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| !serving || c.read_only)
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in ending {
+            self.close(conn);
+        }
+    }
+
+    /// Ends a connection from this side.
+    fn close(&mut self, conn: u64) {
+        if let Some(c) = self.conns.get(&conn) {
+            let _ = c.sink.send(ToClient::Close);
+        }
+        self.gone(conn);
     }
 
     /// The connection closed (the session lives on until it expires or is closed).
@@ -344,7 +453,7 @@ impl ClientService {
 
     /// A request frame.
     pub fn packet(&mut self, p: ClientPacket, tree: &DataTree, host: &mut impl Host) {
-        let parsed = write_op(p.op, &p.body);
+        let parsed = write_op(p.op, &p.body, self.limits.max_buffer);
         let Some(conn) = self.conns.get_mut(&p.conn) else {
             return;
         };
@@ -357,6 +466,17 @@ impl ClientService {
             Vec::new()
         };
         self.touched.insert(session);
+        if conn.read_only && parsed.is_some() {
+            if p.op == op::CLOSE_SESSION {
+                let reply = frame(p.xid, tree.last_applied().0 as i64, err::OK, &[]);
+                self.enqueue_ready(p.conn, reply, tree);
+                self.close(p.conn);
+                return;
+            }
+            let reply = frame(p.xid, tree.last_applied().0 as i64, err::NOT_READ_ONLY, &[]);
+            self.enqueue_ready(p.conn, reply, tree);
+            return;
+        }
         if let Some(parsed) = parsed {
             match parsed {
                 Ok(request) => {
@@ -816,8 +936,22 @@ impl ClientService {
                 self.by_session.insert(session, conn);
                 self.send(conn, reply.to_bytes());
             }
+            Pending::Move { conn } => {
+                let moved = matches!(outcome, Ok((_, OpResult::Session)));
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.queue.retain(
+                        |q| !matches!(q, Queued::Write { request_id: r, .. } if *r == request_id),
+                    );
+                }
+                if moved {
+                    self.drain(conn, tree);
+                } else {
+                    self.close(conn);
+                }
+            }
             Pending::Write { conn, xid, request } => {
                 let code = request.code;
+                let moved = matches!(outcome, Ok((_, OpResult::Error(err::SESSION_MOVED))));
                 let reply = match outcome {
                     Err(_) => frame(xid, tree.last_applied().0 as i64, err::CONNECTION_LOSS, &[]),
                     Ok((zxid, result)) => write_reply(xid, zxid.0 as i64, &request, &result),
@@ -836,13 +970,11 @@ impl ClientService {
                         }
                     }
                 }
-                if code == op::CLOSE_SESSION {
+                // After closing its session, or finding it moved to another server (ZooKeeper
+                // treats SessionMoved as a connection-level error), the connection ends.
+                if code == op::CLOSE_SESSION || moved {
                     self.drain(conn, tree);
-                    if let Some(c) = self.conns.remove(&conn) {
-                        self.by_session.remove(&c.session);
-                        self.watches.remove_session(c.session);
-                        let _ = c.sink.send(ToClient::Close);
-                    }
+                    self.close(conn);
                     return;
                 }
                 self.drain(conn, tree);
@@ -862,7 +994,7 @@ fn event_frame(event_type: i32, path: &str) -> Vec<u8> {
 }
 
 /// Parses a write request; `None` when `code` is not a write.
-fn write_op(code: i32, body: &[u8]) -> Option<Result<WriteRequest, i32>> {
+fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteRequest, i32>> {
     let plain = |op: TreeOp, path: String| WriteRequest {
         code,
         op,
@@ -875,12 +1007,17 @@ fn write_op(code: i32, body: &[u8]) -> Option<Result<WriteRequest, i32>> {
                 let mode = if code == op::CREATE_CONTAINER {
                     Some(CreateMode::Container)
                 } else {
-                    CreateMode::from_flags(r.flags)
+                    CreateMode::from_flags(r.flags, -1)
                 };
-                create_op(r.path.clone(), r.data.0, &r.acl, mode).map(|op| plain(op, r.path))
+                create_op(r.path.clone(), r.data.0, &r.acl, mode, max_buffer)
+                    .map(|op| plain(op, r.path))
             })
         }
-        op::CREATE_TTL => return Some(Err(err::UNIMPLEMENTED)),
+        op::CREATE_TTL => CreateTtlRequest::from_bytes(body).map(|r| {
+            let mode = CreateMode::from_flags(r.flags, r.ttl);
+            create_op(r.path.clone(), r.data.0, &r.acl, mode, max_buffer)
+                .map(|op| plain(op, r.path))
+        }),
         op::DELETE => DeleteRequest::from_bytes(body).map(|r| {
             Ok(plain(
                 TreeOp::Delete {
@@ -891,6 +1028,7 @@ fn write_op(code: i32, body: &[u8]) -> Option<Result<WriteRequest, i32>> {
             ))
         }),
         op::SET_DATA => SetDataRequest::from_bytes(body).map(|r| {
+            check_size(&r.data.0, max_buffer)?;
             Ok(plain(
                 TreeOp::SetData {
                     path: r.path.clone(),
@@ -919,12 +1057,14 @@ fn write_op(code: i32, body: &[u8]) -> Option<Result<WriteRequest, i32>> {
                 r.path,
             ))
         }),
-        op::MULTI => Ok(parse_multi(body).map(|(op, sub_ops)| WriteRequest {
-            code,
-            op,
-            sub_ops,
-            path: String::new(),
-        })),
+        op::MULTI => Ok(
+            parse_multi(body, max_buffer).map(|(op, sub_ops)| WriteRequest {
+                code,
+                op,
+                sub_ops,
+                path: String::new(),
+            }),
+        ),
         op::CLOSE_SESSION => Ok(Ok(plain(TreeOp::CloseSession, String::new()))),
         // sync: a committed no-op; once it is applied here, so is everything before it.
         op::SYNC => PathRequest::from_bytes(body).map(|r| {
@@ -946,6 +1086,7 @@ fn create_op(
     data: Vec<u8>,
     acl: &[Acl],
     mode: Option<CreateMode>,
+    max_buffer: usize,
 ) -> Result<TreeOp, i32> {
     let mode = mode.ok_or(err::BAD_ARGUMENTS)?;
     let check = if mode.is_sequential() {
@@ -954,9 +1095,7 @@ fn create_op(
         path.clone()
     };
     crate::data_tree::validate_path(&check).map_err(|_| err::BAD_ARGUMENTS)?;
-    if data.len() > 1024 * 1024 {
-        return Err(err::BAD_ARGUMENTS);
-    }
+    check_size(&data, max_buffer)?;
     Ok(TreeOp::Create {
         path,
         data,
@@ -965,7 +1104,19 @@ fn create_op(
     })
 }
 
-fn parse_multi(body: &[u8]) -> Result<(TreeOp, Vec<i32>), i32> {
+/// Data over jute.maxbuffer is refused with BadArguments, and logged.
+fn check_size(data: &[u8], max_buffer: usize) -> Result<(), i32> {
+    if data.len() > max_buffer {
+        tracing::warn!(
+            "refusing a write of {} bytes of data: over jute.maxbuffer ({max_buffer} bytes)",
+            data.len()
+        );
+        return Err(err::BAD_ARGUMENTS);
+    }
+    Ok(())
+}
+
+fn parse_multi(body: &[u8], max_buffer: usize) -> Result<(TreeOp, Vec<i32>), i32> {
     let mut r = JuteReader::new(body);
     let mut ops = Vec::new();
     loop {
@@ -980,9 +1131,15 @@ fn parse_multi(body: &[u8]) -> Result<(TreeOp, Vec<i32>), i32> {
                 let mode = if h.op == op::CREATE_CONTAINER {
                     Some(CreateMode::Container)
                 } else {
-                    CreateMode::from_flags(c.flags)
+                    CreateMode::from_flags(c.flags, -1)
                 };
-                create_op(c.path, c.data.0, &c.acl, mode)?
+                create_op(c.path, c.data.0, &c.acl, mode, max_buffer)?
+            }
+            op::CREATE_TTL => {
+                let c = CreateTtlRequest::read(&mut r, "multi createTTL")
+                    .map_err(|_| err::MARSHALLING_ERROR)?;
+                let mode = CreateMode::from_flags(c.flags, c.ttl);
+                create_op(c.path, c.data.0, &c.acl, mode, max_buffer)?
             }
             op::DELETE => {
                 let d = DeleteRequest::read(&mut r, "multi delete")
@@ -995,6 +1152,7 @@ fn parse_multi(body: &[u8]) -> Result<(TreeOp, Vec<i32>), i32> {
             op::SET_DATA => {
                 let s = SetDataRequest::read(&mut r, "multi setData")
                     .map_err(|_| err::MARSHALLING_ERROR)?;
+                check_size(&s.data.0, max_buffer)?;
                 TreeOp::SetData {
                     path: s.path,
                     data: s.data.0,

@@ -9,6 +9,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 struct FakeHost {
     next: u64,
     submitted: Vec<(u64, TreeTxn)>,
+    serving: bool,
 }
 
 impl Host for FakeHost {
@@ -18,7 +19,7 @@ impl Host for FakeHost {
         self.next
     }
     fn serving(&self) -> bool {
-        true
+        self.serving
     }
     fn now_ms(&self) -> i64 {
         1_000
@@ -40,9 +41,11 @@ impl Harness {
         Harness {
             service: ClientService::new(
                 1,
-                SessionLimits {
+                ServiceSettings {
                     min_ms: 4000,
                     max_ms: 40000,
+                    max_buffer: 0xfffff,
+                    read_only_mode: true,
                 },
                 0,
             ),
@@ -50,6 +53,7 @@ impl Harness {
             host: FakeHost {
                 next: 0,
                 submitted: Vec::new(),
+                serving: true,
             },
             counter: 0,
         }
@@ -340,5 +344,111 @@ fn set_watches2_re_arms_persistent_watches_and_fires_missed_changes() {
         frames(&mut a).len(),
         4,
         "the persistent watch fired for every create and delete"
+    );
+}
+
+#[test]
+fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_before_writes() {
+    let mut h = Harness::new();
+    let mut old = h.connect(1);
+    let session = h.service.report().connections[0].session;
+    // The client reconnects through server 2, which proposes the move.
+    h.counter += 1;
+    let moved_away = TreeTxn {
+        session_id: session,
+        time_ms: 1_000,
+        auth: Vec::new(),
+        op: TreeOp::MoveSession,
+    };
+    h.tree.apply(&Txn {
+        zxid: Zxid::new(1, h.counter),
+        origin: 2,
+        request_id: 0,
+        body: moved_away.encode(),
+    });
+    h.send(1, 1, op::CREATE, create("/stale"));
+    h.commit();
+    let Ok(ToClient::Frame(reply)) = old.try_recv() else {
+        panic!("no reply")
+    };
+    let header = ReplyHeader::from_bytes(&reply).unwrap();
+    assert_eq!((header.xid, header.err), (1, err::SESSION_MOVED));
+    assert!(matches!(old.try_recv(), Ok(ToClient::Close)), "then the connection ends");
+    assert!(h.tree.get("/stale").is_none());
+    // The client comes back here: the move is proposed first, and its write goes after it.
+    let (sink, mut back) = unbounded_channel();
+    let request = ConnectRequest {
+        time_out: 4000,
+        session_id: session,
+        passwd: Buffer(password(session).to_vec()),
+        ..ConnectRequest::default()
+    };
+    let connect = ClientConnect {
+        conn: 2,
+        request,
+        read_only: false,
+        ip: "127.0.0.1".into(),
+        sink,
+    };
+    h.service.connect(connect, &h.tree, &mut h.host);
+    assert!(matches!(back.try_recv(), Ok(ToClient::Frame(_))), "connect reply");
+    h.send(2, 1, op::CREATE, create("/fresh"));
+    h.commit();
+    assert_eq!(h.tree.session_owner(session), Some(1));
+    let f = frames(&mut back);
+    assert_eq!(f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(), vec![(1, 0)]);
+}
+
+#[test]
+fn out_of_quorum_read_only_clients_read_and_writes_get_not_read_only() {
+    let mut h = Harness::new();
+    let mut rw = h.connect(1);
+    h.send(1, 1, op::CREATE, create("/kept"));
+    h.commit();
+    frames(&mut rw);
+    h.host.serving = false;
+    h.service.serving_changed(false);
+    assert!(
+        matches!(rw.try_recv(), Ok(ToClient::Close)),
+        "losing the quorum ends every connection"
+    );
+    let mut connect = |h: &mut Harness, conn: u64, read_only: bool| {
+        let (sink, rx) = unbounded_channel();
+        let request = ConnectRequest {
+            time_out: 4000,
+            passwd: Buffer(vec![0; 16]),
+            ..ConnectRequest::default()
+        };
+        let c = ClientConnect {
+            conn,
+            request,
+            read_only,
+            ip: "127.0.0.1".into(),
+            sink,
+        };
+        h.service.connect(c, &h.tree, &mut h.host);
+        rx
+    };
+    let mut refused = connect(&mut h, 2, false);
+    assert!(matches!(refused.try_recv(), Ok(ToClient::Close)));
+    let mut ro = connect(&mut h, 3, true);
+    let Ok(ToClient::Frame(reply)) = ro.try_recv() else {
+        panic!("no connect reply")
+    };
+    assert!(ConnectResponse::from_bytes(&reply).unwrap().read_only);
+    assert!(h.host.submitted.is_empty(), "a read-only session is local");
+    h.send(3, 1, op::GET_DATA, get("/kept", false));
+    h.send(3, 2, op::CREATE, create("/refused"));
+    h.send(3, 3, op::SYNC, PathRequest { path: "/".into() }.to_bytes());
+    let f = frames(&mut ro);
+    assert_eq!(
+        f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
+        vec![(1, 0), (2, err::NOT_READ_ONLY), (3, err::NOT_READ_ONLY)]
+    );
+    h.host.serving = true;
+    h.service.serving_changed(true);
+    assert!(
+        matches!(ro.try_recv(), Ok(ToClient::Close)),
+        "back in quorum, read-only clients are sent to reconnect read-write"
     );
 }

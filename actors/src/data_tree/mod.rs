@@ -11,11 +11,14 @@ mod ops;
 mod path;
 
 pub use acl::permits;
-pub use ops::{AclEntry, CreateMode, NodeStat, OpResult, TreeOp, TreeTxn, Trigger};
+pub use ops::{
+    ttl_of_owner, ttl_owner, AclEntry, CreateMode, NodeStat, OpResult, TreeOp, TreeTxn, Trigger,
+    MAX_TTL_MS,
+};
 pub use path::validate_path;
 
 use ensemble_messages::zk::{err, event, perm, CONTAINER_OWNER};
-use ensemble_messages::{codec, Txn, Zxid};
+use ensemble_messages::{codec, Sid, Txn, Zxid};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,6 +42,23 @@ pub struct SessionEntry {
     pub timeout_ms: i32,
     /// Paths of its ephemeral znodes.
     pub ephemerals: BTreeSet<String>,
+    /// The server its client is connected to; writes through any other fail with SessionMoved.
+    pub owner: Sid,
+}
+
+/// Whether an ephemeralOwner names a session (rather than none, a container or a TTL).
+fn is_session_owner(owner: i64) -> bool {
+    owner != 0 && owner != CONTAINER_OWNER && ttl_of_owner(owner).is_none()
+}
+
+/// Whether a childless container or TTL znode is due for deletion at `now_ms`.
+fn is_due(node: &Znode, now_ms: i64) -> bool {
+    let owner = node.stat.ephemeral_owner;
+    match ttl_of_owner(owner) {
+        _ if owner == CONTAINER_OWNER => node.stat.cversion > 0,
+        Some(ttl) => now_ms.saturating_sub(node.stat.mtime) > ttl,
+        None => false,
+    }
 }
 
 /// What applying one txn did.
@@ -133,13 +153,35 @@ impl DataTree {
         let mut triggers = Vec::new();
         let mut undo = Undo::default();
         let zxid = txn.zxid.0 as i64;
+        let moved = !matches!(
+            t.op,
+            TreeOp::CreateSession { .. } | TreeOp::MoveSession | TreeOp::ExpireSession
+        ) && self
+            .sessions
+            .get(&t.session_id)
+            .is_some_and(|s| s.owner != txn.origin);
         let result = match &t.op {
+            _ if moved => OpResult::Error(err::SESSION_MOVED),
+            TreeOp::CreateSession { timeout_ms } => {
+                let session = self.sessions.entry(t.session_id).or_default();
+                session.timeout_ms = *timeout_ms;
+                session.owner = txn.origin;
+                OpResult::Session
+            }
+            TreeOp::MoveSession => match self.sessions.get_mut(&t.session_id) {
+                Some(session) => {
+                    session.owner = txn.origin;
+                    OpResult::Session
+                }
+                None => OpResult::Error(err::SESSION_EXPIRED),
+            },
             TreeOp::Multi(ops) => self.apply_multi(&t, ops, zxid, &mut triggers),
             op => self
                 .try_op(&t, op, zxid, &mut undo, &mut triggers)
                 .unwrap_or_else(OpResult::Error),
         };
-        let closed_session = (t.op == TreeOp::CloseSession).then_some(t.session_id);
+        let closed = matches!(t.op, TreeOp::CloseSession | TreeOp::ExpireSession);
+        let closed_session = (closed && !moved).then_some(t.session_id);
         Applied {
             result,
             triggers,
@@ -162,9 +204,12 @@ impl DataTree {
         let mut fired = Vec::new();
         for (i, op) in ops.iter().enumerate() {
             let r = match op {
-                TreeOp::Multi(_) | TreeOp::CreateSession { .. } | TreeOp::CloseSession => {
-                    OpResult::Error(err::BAD_ARGUMENTS)
-                }
+                TreeOp::Multi(_)
+                | TreeOp::CreateSession { .. }
+                | TreeOp::CloseSession
+                | TreeOp::ExpireSession
+                | TreeOp::MoveSession
+                | TreeOp::Reap { .. } => OpResult::Error(err::BAD_ARGUMENTS),
                 op => self
                     .try_op(t, op, zxid, &mut undo, &mut fired)
                     .unwrap_or_else(OpResult::Error),
@@ -267,11 +312,18 @@ impl DataTree {
         triggers: &mut Vec<Trigger>,
     ) -> Result<OpResult, i32> {
         match op {
-            TreeOp::CreateSession { timeout_ms } => {
-                self.sessions.entry(t.session_id).or_default().timeout_ms = *timeout_ms;
-                Ok(OpResult::Session)
+            TreeOp::Reap { path } => {
+                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                if !node.children.is_empty() {
+                    return Err(err::NOT_EMPTY);
+                }
+                if !is_due(node, t.time_ms) {
+                    return Err(err::BAD_VERSION);
+                }
+                self.remove_node(path, zxid, undo, triggers);
+                Ok(OpResult::Deleted)
             }
-            TreeOp::CloseSession => {
+            TreeOp::CloseSession | TreeOp::ExpireSession => {
                 let Some(session) = self.sessions.remove(&t.session_id) else {
                     return Ok(OpResult::Session);
                 };
@@ -346,7 +398,9 @@ impl DataTree {
                 }
                 Ok(OpResult::Checked)
             }
-            TreeOp::Multi(_) => Err(err::BAD_ARGUMENTS),
+            TreeOp::Multi(_) | TreeOp::CreateSession { .. } | TreeOp::MoveSession => {
+                Err(err::BAD_ARGUMENTS)
+            }
         }
     }
 
@@ -366,7 +420,7 @@ impl DataTree {
         self.check_perm(&parent_path, perm::CREATE, t)?;
         let acl = acl::resolve(acl, &t.auth)?;
         let parent = self.nodes.get(&parent_path).ok_or(err::NO_NODE)?;
-        if parent.stat.ephemeral_owner != 0 && parent.stat.ephemeral_owner != CONTAINER_OWNER {
+        if is_session_owner(parent.stat.ephemeral_owner) {
             return Err(err::NO_CHILDREN_FOR_EPHEMERALS);
         }
         let path = if mode.is_sequential() {
@@ -386,6 +440,8 @@ impl DataTree {
                 t.session_id
             }
             CreateMode::Container => CONTAINER_OWNER,
+            CreateMode::PersistentWithTtl { ttl_ms }
+            | CreateMode::PersistentSequentialWithTtl { ttl_ms } => ttl_owner(ttl_ms),
             _ => 0,
         };
         let name = path::name(&path).unwrap_or_default().to_string();
@@ -456,7 +512,7 @@ impl DataTree {
         };
         let owner = node.stat.ephemeral_owner;
         Self::save(undo, || Saved::Removed(path.to_string(), node));
-        if owner != 0 && owner != CONTAINER_OWNER {
+        if is_session_owner(owner) {
             Self::save(undo, || Saved::Ephemeral {
                 session: owner,
                 path: path.to_string(),
@@ -535,17 +591,19 @@ impl DataTree {
             .unwrap_or_default()
     }
 
-    /// Containers that had children and have none left: the leader deletes them.
-    pub fn empty_containers(&self) -> Vec<String> {
+    /// Znodes the leader should delete at `now_ms`: containers that had children and have
+    /// none left, and childless TTL znodes not modified for longer than their TTL.
+    pub fn due_for_reaping(&self, now_ms: i64) -> Vec<String> {
         self.nodes
             .iter()
-            .filter(|(_, n)| {
-                n.stat.ephemeral_owner == CONTAINER_OWNER
-                    && n.children.is_empty()
-                    && n.stat.cversion > 0
-            })
+            .filter(|(_, n)| n.children.is_empty() && is_due(n, now_ms))
             .map(|(p, _)| p.clone())
             .collect()
+    }
+
+    /// The server a session's client is connected to.
+    pub fn session_owner(&self, id: i64) -> Option<Sid> {
+        self.sessions.get(&id).map(|s| s.owner)
     }
 
     /// Number of znodes, the root included.

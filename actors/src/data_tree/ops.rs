@@ -38,17 +38,44 @@ pub enum CreateMode {
     EphemeralSequential,
     /// Flags 4: reaped once empty after having had children.
     Container,
+    /// Flags 5: reaped once childless and unmodified for `ttl_ms`.
+    PersistentWithTtl { ttl_ms: i64 },
+    /// Flags 6: sequential, with a TTL.
+    PersistentSequentialWithTtl { ttl_ms: i64 },
+}
+
+/// Largest TTL ZooKeeper encodes in an ephemeralOwner (40 bits).
+pub const MAX_TTL_MS: i64 = 0xff_ffff_ffff;
+
+/// High byte of a TTL znode's ephemeralOwner (ZooKeeper's extended type TTL).
+const TTL_OWNER_MASK: i64 = 0xff00_0000_0000_0000_u64 as i64;
+
+/// The ephemeralOwner that marks a TTL znode.
+pub fn ttl_owner(ttl_ms: i64) -> i64 {
+    TTL_OWNER_MASK | ttl_ms
+}
+
+/// The TTL of a znode whose ephemeralOwner marks it as a TTL znode.
+pub fn ttl_of_owner(owner: i64) -> Option<i64> {
+    (owner & TTL_OWNER_MASK == TTL_OWNER_MASK).then_some(owner & MAX_TTL_MS)
 }
 
 impl CreateMode {
-    /// The mode of a create request's flags; TTL modes (5, 6) are not served yet.
-    pub fn from_flags(flags: i32) -> Option<CreateMode> {
-        Some(match flags {
-            0 => CreateMode::Persistent,
-            1 => CreateMode::Ephemeral,
-            2 => CreateMode::PersistentSequential,
-            3 => CreateMode::EphemeralSequential,
-            4 => CreateMode::Container,
+    /// The mode of a create request's flags and TTL (negative: none given), or None when
+    /// they do not fit together: a TTL mode needs a TTL in `1..=MAX_TTL_MS`, and other modes
+    /// take none (ZooKeeper answers both with BadArguments).
+    pub fn from_flags(flags: i32, ttl_ms: i64) -> Option<CreateMode> {
+        let ttl = (1..=MAX_TTL_MS).contains(&ttl_ms).then_some(ttl_ms);
+        Some(match (flags, ttl) {
+            (5, Some(ttl_ms)) => CreateMode::PersistentWithTtl { ttl_ms },
+            (6, Some(ttl_ms)) => CreateMode::PersistentSequentialWithTtl { ttl_ms },
+            (5 | 6, None) => return None,
+            _ if ttl_ms >= 0 => return None,
+            (0, _) => CreateMode::Persistent,
+            (1, _) => CreateMode::Ephemeral,
+            (2, _) => CreateMode::PersistentSequential,
+            (3, _) => CreateMode::EphemeralSequential,
+            (4, _) => CreateMode::Container,
             _ => return None,
         })
     }
@@ -57,7 +84,9 @@ impl CreateMode {
     pub fn is_sequential(self) -> bool {
         matches!(
             self,
-            CreateMode::PersistentSequential | CreateMode::EphemeralSequential
+            CreateMode::PersistentSequential
+                | CreateMode::EphemeralSequential
+                | CreateMode::PersistentSequentialWithTtl { .. }
         )
     }
 
@@ -75,8 +104,13 @@ impl CreateMode {
 pub enum TreeOp {
     /// Open a session with this timeout.
     CreateSession { timeout_ms: i32 },
-    /// Close the session and delete its ephemeral znodes.
+    /// The client closes its session; its ephemeral znodes are deleted.
     CloseSession,
+    /// The leader expires a silent session; its ephemeral znodes are deleted.
+    ExpireSession,
+    /// The session moved to the server that proposed this txn (a client reconnected there);
+    /// writes it sends through any other server now fail with SessionMoved.
+    MoveSession,
     /// Create a znode.
     Create {
         path: String,
@@ -100,6 +134,8 @@ pub enum TreeOp {
     },
     /// Check a znode's version (inside a multi).
     Check { path: String, version: i32 },
+    /// The leader deletes a container or TTL znode that is due, if it still is when applied.
+    Reap { path: String },
     /// All or nothing, at one zxid.
     Multi(Vec<TreeOp>),
 }

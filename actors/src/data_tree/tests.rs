@@ -16,10 +16,23 @@ impl Fixture {
     }
 
     fn apply_as(&mut self, session_id: i64, auth: &[(&str, &str)], op: TreeOp) -> Applied {
+        let time_ms = 1000 + i64::from(self.counter + 1);
+        self.apply_full(1, time_ms, session_id, auth, op)
+    }
+
+    /// Applies a txn proposed through server `origin` at wall-clock `time_ms`.
+    fn apply_full(
+        &mut self,
+        origin: Sid,
+        time_ms: i64,
+        session_id: i64,
+        auth: &[(&str, &str)],
+        op: TreeOp,
+    ) -> Applied {
         self.counter += 1;
         let body = TreeTxn {
             session_id,
-            time_ms: 1000 + i64::from(self.counter),
+            time_ms,
             auth: auth
                 .iter()
                 .map(|(s, i)| (s.to_string(), i.to_string()))
@@ -29,7 +42,7 @@ impl Fixture {
         .encode();
         self.tree.apply(&Txn {
             zxid: Zxid::new(1, self.counter),
-            origin: 1,
+            origin,
             request_id: 0,
             body,
         })
@@ -363,23 +376,142 @@ fn containers_are_reapable_once_emptied() {
     f.apply(create("/c", CreateMode::Container));
     f.apply(create("/fresh", CreateMode::Container));
     assert!(
-        f.tree.empty_containers().is_empty(),
+        f.tree.due_for_reaping(i64::MAX).is_empty(),
         "never had children: kept"
     );
     f.apply(create("/c/x", CreateMode::Persistent));
-    assert!(f.tree.empty_containers().is_empty());
+    assert!(f.tree.due_for_reaping(i64::MAX).is_empty());
     f.apply(TreeOp::Delete {
         path: "/c/x".into(),
         version: -1,
     });
-    assert_eq!(f.tree.empty_containers(), vec!["/c".to_string()]);
-    let internal = f.apply_as(
-        0,
-        &[("super", "ensemble")],
-        TreeOp::Delete {
-            path: "/c".into(),
+    assert_eq!(f.tree.due_for_reaping(0), vec!["/c".to_string()]);
+    let reap = |f: &mut Fixture| {
+        f.apply_as(0, &[], TreeOp::Reap { path: "/c".into() })
+            .result
+    };
+    assert_eq!(reap(&mut f), OpResult::Deleted);
+    assert_eq!(reap(&mut f), OpResult::Error(err::NO_NODE));
+    f.apply(create("/c", CreateMode::Persistent));
+    assert_eq!(
+        reap(&mut f),
+        OpResult::Error(err::BAD_VERSION),
+        "a plain znode recreated at a reaped path is never reaped"
+    );
+}
+
+#[test]
+fn ttl_znodes_carry_their_ttl_and_are_reaped_once_idle_and_childless() {
+    let mut f = Fixture::new();
+    let ttl = |ttl_ms| CreateMode::PersistentWithTtl { ttl_ms };
+    let r = f
+        .apply_full(1, 10_000, 7, &[], create("/t", ttl(500)))
+        .result;
+    let OpResult::Created { stat, .. } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(stat.ephemeral_owner as u64, 0xff00_0000_0000_01f4);
+    assert_eq!(ttl_of_owner(stat.ephemeral_owner), Some(500));
+    assert!(
+        f.tree.due_for_reaping(10_500).is_empty(),
+        "not idle for longer than the TTL"
+    );
+    assert_eq!(f.tree.due_for_reaping(10_501), vec!["/t".to_string()]);
+    // A TTL znode may have children (it is no ephemeral), and is kept while it has.
+    f.apply(create("/t/child", CreateMode::Persistent));
+    assert!(f.tree.due_for_reaping(99_999).is_empty());
+    f.apply(TreeOp::Delete {
+        path: "/t/child".into(),
+        version: -1,
+    });
+    // A write refreshes it; the reap re-checks at its own time.
+    f.apply_full(
+        1,
+        20_000,
+        7,
+        &[],
+        TreeOp::SetData {
+            path: "/t".into(),
+            data: Vec::new(),
             version: -1,
         },
     );
-    assert_eq!(internal.result, OpResult::Deleted);
+    let reap = TreeOp::Reap { path: "/t".into() };
+    let early = f.apply_full(1, 20_400, 0, &[], reap.clone()).result;
+    assert_eq!(early, OpResult::Error(err::BAD_VERSION));
+    assert_eq!(
+        f.apply_full(1, 20_501, 0, &[], reap).result,
+        OpResult::Deleted
+    );
+    let seq = f.apply(create(
+        "/s-",
+        CreateMode::PersistentSequentialWithTtl { ttl_ms: 1 },
+    ));
+    let OpResult::Created { path, stat } = seq else {
+        panic!("{seq:?}")
+    };
+    assert_eq!(path, "/s-0000000001", "one create under / came before");
+    assert_eq!(ttl_of_owner(stat.ephemeral_owner), Some(1));
+}
+
+#[test]
+fn create_modes_and_ttls_must_fit_together() {
+    assert_eq!(
+        CreateMode::from_flags(5, 1000),
+        Some(CreateMode::PersistentWithTtl { ttl_ms: 1000 })
+    );
+    assert_eq!(
+        CreateMode::from_flags(5, -1),
+        None,
+        "a TTL mode needs a TTL"
+    );
+    assert_eq!(CreateMode::from_flags(6, 0), None);
+    assert_eq!(CreateMode::from_flags(5, MAX_TTL_MS + 1), None);
+    assert_eq!(
+        CreateMode::from_flags(0, 1000),
+        None,
+        "a TTL needs a TTL mode"
+    );
+    assert_eq!(CreateMode::from_flags(1, -1), Some(CreateMode::Ephemeral));
+    assert_eq!(CreateMode::from_flags(7, -1), None);
+}
+
+#[test]
+fn a_session_moved_to_another_server_refuses_writes_through_the_old_one() {
+    let mut f = Fixture::new();
+    let session = 0x0100_0000_0000_0042;
+    let at = |f: &mut Fixture, origin: Sid, op: TreeOp| f.apply_full(origin, 5, session, &[], op);
+    at(&mut f, 1, TreeOp::CreateSession { timeout_ms: 4000 });
+    assert_eq!(f.tree.session_owner(session), Some(1));
+    assert_eq!(
+        at(&mut f, 1, create("/a", CreateMode::Ephemeral))
+            .result
+            .code(),
+        err::OK
+    );
+    assert_eq!(at(&mut f, 2, TreeOp::MoveSession).result, OpResult::Session);
+    assert_eq!(f.tree.session_owner(session), Some(2));
+    let stale = at(&mut f, 1, create("/b", CreateMode::Persistent));
+    assert_eq!(stale.result, OpResult::Error(err::SESSION_MOVED));
+    assert!(f.tree.get("/b").is_none());
+    let close = at(&mut f, 1, TreeOp::CloseSession);
+    assert_eq!(close.result, OpResult::Error(err::SESSION_MOVED));
+    assert_eq!(
+        close.closed_session, None,
+        "the old server cannot close it either"
+    );
+    assert_eq!(
+        at(&mut f, 2, create("/b", CreateMode::Persistent))
+            .result
+            .code(),
+        err::OK
+    );
+    // The leader expires a session whichever server holds it.
+    let expired = at(&mut f, 3, TreeOp::ExpireSession);
+    assert_eq!(expired.closed_session, Some(session));
+    assert!(f.tree.get("/a").is_none(), "its ephemeral went with it");
+    assert_eq!(
+        at(&mut f, 1, TreeOp::MoveSession).result,
+        OpResult::Error(err::SESSION_EXPIRED)
+    );
 }

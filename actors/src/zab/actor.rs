@@ -2,7 +2,7 @@
 
 use super::{Durable, Input, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError};
 use crate::client_port::{
-    ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, Host, SessionLimits,
+    ClientConnect, ClientGone, ServiceSettings, ClientPacket, ClientReport, ClientService, Host,
 };
 use crate::data_tree::TreeOp;
 use crate::data_tree::{DataTree, OpResult, TreeTxn};
@@ -32,7 +32,7 @@ pub struct QuorumSettings {
     /// Txns applied between background snapshots.
     pub snap_count: u64,
     /// Session timeout bounds.
-    pub session_limits: SessionLimits,
+    pub service_settings: ServiceSettings,
     /// How often the leader deletes emptied containers, in ms.
     pub container_check_ms: u64,
 }
@@ -125,6 +125,8 @@ pub struct QuorumPeerActor {
     tracker: Option<SessionTracker>,
     last_session_check: u64,
     last_container_check: u64,
+    /// Whether the core was serving when last looked at, to tell the clients of a change.
+    was_serving: bool,
 }
 
 /// Collects the txns the client service submits while it runs.
@@ -165,12 +167,13 @@ impl QuorumPeerActor {
         recovered: Recovered,
     ) -> Result<Self, StorageError> {
         let (core, tree) = build(&settings, recovered)?;
-        let clients = ClientService::new(settings.sid, settings.session_limits, wall_clock_ms());
+        let clients = ClientService::new(settings.sid, settings.service_settings, wall_clock_ms());
         Ok(QuorumPeerActor {
             clients,
             tracker: None,
             last_session_check: 0,
             last_container_check: 0,
+            was_serving: false,
             settings,
             links,
             storage,
@@ -265,6 +268,11 @@ impl QuorumPeerActor {
                 }
             }
         }
+        let serving = self.core.status().serving;
+        if serving != self.was_serving {
+            self.was_serving = serving;
+            self.clients.serving_changed(serving);
+        }
     }
 
     fn send(&self, to: Sid, msg: PeerMessage) {
@@ -309,7 +317,7 @@ impl QuorumPeerActor {
                 }
                 for id in tracker.expire(now) {
                     tracing::info!(session = format!("0x{id:x}"), "session expired");
-                    self.submit_internal(TreeOp::CloseSession, id, ctx);
+                    self.submit_internal(TreeOp::ExpireSession, id, ctx);
                 }
             }
             (ServerState::Following, true, Some(leader)) => {
@@ -322,8 +330,8 @@ impl QuorumPeerActor {
         }
     }
 
-    /// The leader deletes containers that had children and have none left, as ZooKeeper's
-    /// ContainerManager does.
+    /// The leader deletes containers that had children and have none left, and TTL znodes
+    /// that expired, as ZooKeeper's ContainerManager does.
     fn reap_containers(&mut self, ctx: &mut Context<Self>) {
         let now = self.now();
         if now.saturating_sub(self.last_container_check) < self.settings.container_check_ms {
@@ -334,9 +342,9 @@ impl QuorumPeerActor {
         if status.state != ServerState::Leading || !status.serving {
             return;
         }
-        for path in self.tree.empty_containers() {
-            tracing::info!(%path, "deleting an emptied container");
-            self.submit_internal(TreeOp::Delete { path, version: -1 }, 0, ctx);
+        for path in self.tree.due_for_reaping(wall_clock_ms()) {
+            tracing::info!(%path, "deleting an emptied container or expired TTL znode");
+            self.submit_internal(TreeOp::Reap { path }, 0, ctx);
         }
     }
 

@@ -298,6 +298,27 @@ impl ZkClient {
         decode::<Create2Response>(&r).map(|c| c.path)
     }
 
+    /// Creates a TTL znode (flags 5, or 6 for sequential) with the createTTL op: the server
+    /// deletes it once it has no children and was not modified for `ttl_ms`.
+    pub async fn create_ttl(
+        &self,
+        path: &str,
+        data: &[u8],
+        acl: Vec<Acl>,
+        flags: i32,
+        ttl_ms: i64,
+    ) -> Result<String, ClientError> {
+        let req = CreateTtlRequest {
+            path: path.into(),
+            data: Buffer(data.to_vec()),
+            acl,
+            flags,
+            ttl: ttl_ms,
+        };
+        let r = self.call(op::CREATE_TTL, req.to_bytes()).await?;
+        decode::<Create2Response>(&r).map(|c| c.path)
+    }
+
     /// A znode's data and Stat.
     pub async fn get_data(&self, path: &str) -> Result<(Vec<u8>, Stat), ClientError> {
         self.get_data_watch(path, false).await

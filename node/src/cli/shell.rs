@@ -260,12 +260,31 @@ async fn execute(client: &ZkClient, words: &[String]) -> bool {
                     (false, true, _) => 2,
                     _ => 0,
                 };
-                if a.values.contains_key("-t") {
-                    return Err(ClientError::Server(err::UNIMPLEMENTED));
-                }
-                let created = client
-                    .create_with_acl(&path, data.as_bytes(), acl, flags)
-                    .await?;
+                let created = match a.values.get("-t") {
+                    None => {
+                        client
+                            .create_with_acl(&path, data.as_bytes(), acl, flags)
+                            .await?
+                    }
+                    Some(ttl) => {
+                        let Ok(ttl) = ttl.parse::<i64>() else {
+                            say!("-t argument must be a long value");
+                            return Ok(());
+                        };
+                        if has("-e") {
+                            say!("TTLs cannot be used with Ephemeral znodes");
+                            return Ok(());
+                        }
+                        if has("-c") {
+                            say!("TTLs cannot be used with Container znodes");
+                            return Ok(());
+                        }
+                        let flags = if has("-s") { 6 } else { 5 };
+                        client
+                            .create_ttl(&path, data.as_bytes(), acl, flags, ttl)
+                            .await?
+                    }
+                };
                 say!("Created {created}");
             }
             "get" => {
