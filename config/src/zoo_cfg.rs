@@ -268,6 +268,36 @@ mod tests {
     }
 
     #[test]
+    fn maxbuffer_read_only_mode_and_id_range() {
+        let c = parse_zoo_cfg(
+            &format!("{CFG}jute.maxbuffer=4096\nreadonlymode.enabled=true\n"),
+            myid("1"),
+        )
+        .unwrap();
+        assert_eq!(c.client.max_buffer_bytes, 4096);
+        assert!(c.client.read_only_mode);
+        assert!(c
+            .warnings
+            .iter()
+            .all(|w| !w.contains("jute") && !w.contains("readonly")));
+        let defaults = parse_zoo_cfg(CFG, myid("1")).unwrap();
+        assert_eq!(defaults.client.max_buffer_bytes, 0xfffff);
+        assert!(!defaults.client.read_only_mode);
+        let e = parse_zoo_cfg(&format!("{CFG}readonlymode.enabled=yes\n"), myid("1"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "zoo.cfg: readonlymode.enabled=yes is not true or false");
+        let e = parse_zoo_cfg(&format!("{CFG}jute.maxbuffer=10\n"), myid("1"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "jute.maxbuffer=10 is out of range [1024, 268435456]");
+        let e = parse_zoo_cfg(&format!("{CFG}server.255=10.0.0.5:2888:3888\n"), myid("1"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("server id 255 is outside 1..=254"), "{e}");
+    }
+
+    #[test]
     fn myid_mistakes_are_named() {
         let e = parse_zoo_cfg(CFG, myid("5")).unwrap_err().to_string();
         assert_eq!(e, "myid 5 matches no server entry (servers: 1, 2, 3)");

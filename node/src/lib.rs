@@ -10,7 +10,7 @@ pub mod four_letter;
 pub mod local_cluster;
 
 use actix::prelude::*;
-use ensemble_actors::client_port::{ServiceSettings, ClientPort};
+use ensemble_actors::client_port::{ClientPort, ServiceSettings};
 use ensemble_actors::data_tree::{OpResult, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener};

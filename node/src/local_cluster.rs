@@ -120,6 +120,11 @@ impl ProcessCluster {
     /// Like [`ProcessCluster::new`], but every server starts from an Apache `zoo.cfg` with a
     /// `myid` file in its dataDir (`ensemble node --zoo-cfg`), as a drop-in migration would.
     pub fn with_zoo_cfg(size: u64, block: u8, exe: PathBuf) -> Self {
+        Self::with_zoo_cfg_lines(size, block, exe, "")
+    }
+
+    /// Like [`ProcessCluster::with_zoo_cfg`], with `extra` lines appended to every zoo.cfg.
+    pub fn with_zoo_cfg_lines(size: u64, block: u8, exe: PathBuf, extra: &str) -> Self {
         let mut c = Self::new(size, block, Program::Cli(exe), "");
         let t = Timing::TEST;
         for i in 1..=size {
@@ -137,6 +142,7 @@ impl ProcessCluster {
             for j in 1..=size {
                 cfg.push_str(&format!("server.{j}=127.0.{block}.{j}:2888:3888;2181\n"));
             }
+            cfg.push_str(extra);
             let path = c.dir.path().join(format!("zoo-{i}.cfg"));
             std::fs::write(&path, cfg).expect("write zoo.cfg");
             c.zoo_cfgs.insert(i, path);

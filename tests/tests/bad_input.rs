@@ -1,8 +1,10 @@
 //! Hostile and broken client input: each gets a clean error or disconnect and the server, with
 //! every other session, keeps going.
 
-use ensemble_actors::zk_client::{ClientError, ZkClient};
-use ensemble_messages::jute::{Buffer, ConnectRequest, ConnectResponse, Jute, RequestHeader};
+use ensemble_actors::zk_client::{open_acl, ClientError, ZkClient};
+use ensemble_messages::jute::{
+    Buffer, ConnectRequest, ConnectResponse, CreateRequest, Jute, ReplyHeader, RequestHeader,
+};
 use ensemble_node::local_cluster::{ProcessCluster, Program};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -115,4 +117,99 @@ fn malformed_frames_close_only_their_connection() {
         rt.block_on(healthy.get_data("/missing")),
         Err(ClientError::Server(-101))
     ));
+}
+
+/// Opens a raw connection and completes the handshake.
+fn raw_connect(addr: &str, session_id: i64, passwd: Vec<u8>) -> (TcpStream, ConnectResponse) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(&connect_bytes(session_id, passwd)).unwrap();
+    let reply = read_frame(&mut s).expect("a connect reply");
+    (s, ConnectResponse::from_bytes(&reply).unwrap())
+}
+
+/// One frame from the server, or None once it closed the connection.
+fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+/// Sends a create of `path` with `data` and returns the reply's error code.
+fn raw_create(s: &mut TcpStream, xid: i32, path: &str, data: Vec<u8>) -> i32 {
+    let mut req = RequestHeader { xid, op: 1 }.to_bytes();
+    req.extend(
+        CreateRequest {
+            path: path.into(),
+            data: Buffer(data),
+            acl: open_acl(),
+            flags: 0,
+        }
+        .to_bytes(),
+    );
+    s.write_all(&frame(&req)).unwrap();
+    let reply = read_frame(s).expect("a create reply");
+    let header = ReplyHeader::from_bytes(&reply).unwrap();
+    assert_eq!(header.xid, xid);
+    header.err
+}
+
+#[test]
+fn a_stale_connection_of_a_moved_session_gets_session_moved_and_is_closed() {
+    let mut c = ProcessCluster::new(
+        3,
+        35,
+        Program::Cli(env!("CARGO_BIN_EXE_ensemble-cli").into()),
+        "",
+    );
+    c.start_all();
+    c.wait_serving(Duration::from_secs(20)).unwrap();
+    let (mut old, first) = raw_connect(&c.client_addr(1), 0, vec![0; 16]);
+    assert_eq!(raw_create(&mut old, 1, "/through-1", Vec::new()), 0);
+    // The client reconnects through server 2 with its id and password; once a write there
+    // is answered, the move (queued ahead of it) has committed.
+    let (mut new, moved) = raw_connect(&c.client_addr(2), first.session_id, first.passwd.0);
+    assert_eq!(moved.session_id, first.session_id);
+    assert_eq!(raw_create(&mut new, 1, "/through-2", Vec::new()), 0);
+    assert_eq!(
+        raw_create(&mut old, 2, "/stale", Vec::new()),
+        -118,
+        "SessionMoved"
+    );
+    assert!(
+        read_frame(&mut old).is_none(),
+        "the stale connection is closed"
+    );
+    assert_eq!(raw_create(&mut new, 2, "/still-fine", Vec::new()), 0);
+}
+
+#[test]
+fn data_over_jute_maxbuffer_is_refused_and_oversized_frames_close_the_connection() {
+    let mut c = ProcessCluster::new(
+        1,
+        36,
+        Program::Cli(env!("CARGO_BIN_EXE_ensemble-cli").into()),
+        "",
+    );
+    std::env::set_var("ENSEMBLE__CLIENT__MAX_BUFFER_BYTES", "4096");
+    c.start(1);
+    std::env::remove_var("ENSEMBLE__CLIENT__MAX_BUFFER_BYTES");
+    c.wait_serving(Duration::from_secs(20)).unwrap();
+    let (mut s, _) = raw_connect(&c.client_addr(1), 0, vec![0; 16]);
+    assert_eq!(raw_create(&mut s, 1, "/fits", vec![7; 4096]), 0);
+    assert_eq!(
+        raw_create(&mut s, 2, "/too-big", vec![7; 4097]),
+        -8,
+        "BadArguments"
+    );
+    // A frame beyond jute.maxbuffer plus room for headers ends the connection, with a log line.
+    let mut huge = RequestHeader { xid: 3, op: 1 }.to_bytes();
+    huge.extend(vec![0; 4096 + 2048]);
+    s.write_all(&frame(&huge)).unwrap();
+    assert!(read_frame(&mut s).is_none(), "closed");
+    assert!(c.log(1).contains("frame length"), "{}", c.log(1));
+    let (mut again, _) = raw_connect(&c.client_addr(1), 0, vec![0; 16]);
+    assert_eq!(raw_create(&mut again, 1, "/after", Vec::new()), 0);
 }

@@ -43,7 +43,10 @@ fn emptied_containers_and_idle_ttl_znodes_are_reaped_and_the_others_kept() {
     rt.block_on(client.create("/ttl-parent/child", b"", 0))
         .unwrap();
     let long = ttl("/ttl-long-", 6, 3_600_000).unwrap();
-    assert_eq!(long, "/ttl-long-0000000004", "sequential TTL names: four creates under / came before");
+    assert_eq!(
+        long, "/ttl-long-0000000004",
+        "sequential TTL names: four creates under / came before"
+    );
     for (flags, ttl_ms) in [(0, 300), (5, 0), (5, -1), (6, 1 << 40)] {
         assert!(
             matches!(ttl("/bad", flags, ttl_ms), Err(ClientError::Server(e)) if e == err::BAD_ARGUMENTS),

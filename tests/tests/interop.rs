@@ -158,45 +158,14 @@ fn a_session_survives_the_death_of_its_server() {
     // Each server listens on 127.0.24.N:2181; the client starts on the leader.
     let mut hosts = vec![c.client_addr(leader)];
     hosts.extend((1..=3).filter(|i| *i != leader).map(|i| c.client_addr(i)));
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/interop/kazoo_session.py");
-    let mut helper = Command::new("python3")
-        .arg(script)
-        .arg(hosts.join(","))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    let mut stdin = helper.stdin.take().expect("stdin");
-    let (tx, lines) = std::sync::mpsc::channel();
-    let stdout = helper.stdout.take().expect("stdout");
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    let next = |what: &str| {
-        lines
-            .recv_timeout(Duration::from_secs(40))
-            .unwrap_or_else(|_| panic!("the kazoo helper did not answer {what}"))
-    };
-    let first = next("connect");
+    let mut helper = LineHelper::start("kazoo_session.py", &hosts.join(","));
+    let first = helper.next("connect");
     let session = first.split_whitespace().nth(1).unwrap().to_string();
     let server_of = |line: &str| -> String { line.split_whitespace().last().unwrap().to_string() };
-    let check = |stdin: &mut std::process::ChildStdin| {
-        use std::io::Write;
-        writeln!(stdin, "check").unwrap();
-        stdin.flush().unwrap();
-        next("check")
-    };
+    let mut check = || helper.ask("check");
     // The leader dies: the session moves and keeps its ephemeral znode.
     c.kill9(leader);
-    let after_leader = check(&mut stdin);
+    let after_leader = check();
     assert_eq!(
         after_leader,
         format!("check {session} True {}", server_of(&after_leader))
@@ -216,13 +185,107 @@ fn a_session_survives_the_death_of_its_server() {
         })
         .expect("one server holds the kazoo connection");
     c.kill9(on);
-    let after_second = check(&mut stdin);
+    let after_second = check();
     assert!(
         after_second.starts_with(&format!("check {session} True")),
         "{after_second}"
     );
-    let _ = helper.kill();
-    let _ = helper.wait();
+}
+
+/// A Python helper from `tests/interop/` driven line by line over stdin and stdout; killed
+/// when dropped.
+struct LineHelper {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl LineHelper {
+    fn start(script: &str, arg: &str) -> Self {
+        let path = format!("{}/interop/{script}", env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new("python3")
+            .arg(path)
+            .arg(arg)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs (./scripts/test installs kazoo)");
+        let stdin = child.stdin.take().expect("stdin");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        LineHelper {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// The helper's next line, waiting at most 40 s.
+    fn next(&self, what: &str) -> String {
+        self.lines
+            .recv_timeout(Duration::from_secs(40))
+            .unwrap_or_else(|_| panic!("the helper did not answer {what}"))
+    }
+
+    /// Sends a command line and returns the answer.
+    fn ask(&mut self, command: &str) -> String {
+        use std::io::Write;
+        writeln!(self.stdin, "{command}").expect("helper stdin");
+        self.stdin.flush().expect("helper stdin");
+        self.next(command)
+    }
+}
+
+impl Drop for LineHelper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// With `readonlymode.enabled`, a server cut off from the quorum keeps serving reads to a
+/// kazoo client that allows read-only mode, refuses its writes, and hands it back to
+/// read-write service when the quorum returns.
+#[test]
+fn read_only_mode_serves_reads_without_a_quorum_and_hands_back() {
+    let exe = env!("CARGO_BIN_EXE_ensemble-cli").into();
+    let mut c = ProcessCluster::with_zoo_cfg_lines(3, 27, exe, "readonlymode.enabled=true\n");
+    c.start_all();
+    c.wait_serving(Duration::from_secs(20)).unwrap();
+    let mut helper = LineHelper::start("kazoo_readonly.py", &c.client_addr(3));
+    assert_eq!(helper.next("connect"), "ready");
+    c.kill9(1);
+    c.kill9(2);
+    let third = c.client_addr(3);
+    let isro = || {
+        ensemble_node::four_letter::ask(&third, "isro", Duration::from_secs(2)).unwrap_or_default()
+    };
+    wait_until(
+        "server 3 to serve read-only",
+        Duration::from_secs(20),
+        || isro() == "ro",
+    )
+    .unwrap();
+    assert_eq!(
+        helper.ask("cut"),
+        "ro CONNECTED_RO before_the_cut NotReadOnlyCallError"
+    );
+    c.start(1);
+    c.start(2);
+    c.wait_serving(Duration::from_secs(20)).unwrap();
+    assert_eq!(isro(), "rw");
+    assert_eq!(helper.ask("back"), "rw CONNECTED");
 }
 
 /// Stops the reference Apache ZooKeeper when the test ends, however it ends.

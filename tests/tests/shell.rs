@@ -64,4 +64,15 @@ fn shell_commands_print_like_zkcli() {
     let expected = "Created /s/q-0000000000\nCreated /s/e\nEphemerals cannot have children: /s/e/x\n\
         /s\n/s/e\n/s/q-0000000000\n[/s/e]\nSync is OK\nNode not empty: /s\nNode does not exist: /s\n";
     assert_eq!(out, expected);
+    let script = "create -t 600000 /ttl d\ncreate -t 5 -e /ttl-e\ncreate -t soon /ttl-x\n";
+    let (_, out) = shell(&servers, &[], Some(script));
+    assert_eq!(
+        out,
+        "Created /ttl\nTTLs cannot be used with Ephemeral znodes\n-t argument must be a long value\n"
+    );
+    let (_, stat) = shell(&servers, &["stat", "/ttl"], None);
+    assert!(
+        stat.contains("\nephemeralOwner = 0xff000000000927c0\n"),
+        "a TTL of 600000 ms in the owner's low bits: {stat}"
+    );
 }

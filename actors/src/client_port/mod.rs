@@ -10,5 +10,5 @@ pub use four_letter::{render, ServerInfo, FOUR_LETTER_WORDS};
 pub use listener::ClientPort;
 pub use protocol::{ClientConnect, ClientGone, ClientPacket, ClientSink, ToClient};
 pub use service::{
-    digest_id, to_stat, ServiceSettings, ClientReport, ClientService, ConnectionInfo, Host,
+    digest_id, to_stat, ClientReport, ClientService, ConnectionInfo, Host, ServiceSettings,
 };

@@ -373,7 +373,10 @@ fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_befor
     };
     let header = ReplyHeader::from_bytes(&reply).unwrap();
     assert_eq!((header.xid, header.err), (1, err::SESSION_MOVED));
-    assert!(matches!(old.try_recv(), Ok(ToClient::Close)), "then the connection ends");
+    assert!(
+        matches!(old.try_recv(), Ok(ToClient::Close)),
+        "then the connection ends"
+    );
     assert!(h.tree.get("/stale").is_none());
     // The client comes back here: the move is proposed first, and its write goes after it.
     let (sink, mut back) = unbounded_channel();
@@ -391,12 +394,18 @@ fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_befor
         sink,
     };
     h.service.connect(connect, &h.tree, &mut h.host);
-    assert!(matches!(back.try_recv(), Ok(ToClient::Frame(_))), "connect reply");
+    assert!(
+        matches!(back.try_recv(), Ok(ToClient::Frame(_))),
+        "connect reply"
+    );
     h.send(2, 1, op::CREATE, create("/fresh"));
     h.commit();
     assert_eq!(h.tree.session_owner(session), Some(1));
     let f = frames(&mut back);
-    assert_eq!(f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(), vec![(1, 0)]);
+    assert_eq!(
+        f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
+        vec![(1, 0)]
+    );
 }
 
 #[test]
@@ -412,7 +421,7 @@ fn out_of_quorum_read_only_clients_read_and_writes_get_not_read_only() {
         matches!(rw.try_recv(), Ok(ToClient::Close)),
         "losing the quorum ends every connection"
     );
-    let mut connect = |h: &mut Harness, conn: u64, read_only: bool| {
+    let connect = |h: &mut Harness, conn: u64, read_only: bool| {
         let (sink, rx) = unbounded_channel();
         let request = ConnectRequest {
             time_out: 4000,

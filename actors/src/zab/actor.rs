@@ -2,7 +2,7 @@
 
 use super::{Durable, Input, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError};
 use crate::client_port::{
-    ClientConnect, ClientGone, ServiceSettings, ClientPacket, ClientReport, ClientService, Host,
+    ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, Host, ServiceSettings,
 };
 use crate::data_tree::TreeOp;
 use crate::data_tree::{DataTree, OpResult, TreeTxn};
