@@ -10,6 +10,8 @@ pub mod election;
 pub mod peer;
 pub mod quorum;
 pub mod sessions;
+pub mod spark_master;
+pub mod spark_worker;
 pub mod storage;
 pub mod zab;
 pub mod zk_client;

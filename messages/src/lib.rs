@@ -3,10 +3,12 @@
 //! - [`peer`]: what servers send each other (handshake, election notifications, Zab packets),
 //!   framed as length-prefixed bincode 2 by [`codec::PeerCodec`].
 //! - [`zxid`]: transaction ids, `epoch << 32 | counter`.
+//! - [`spark`]: what Spark-style masters and workers send each other.
 
 pub mod codec;
 pub mod jute;
 pub mod peer;
+pub mod spark;
 pub mod zk;
 pub mod zxid;
 
