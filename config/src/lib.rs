@@ -5,9 +5,11 @@
 //! - [`load_zoo_cfg`]: Apache ZooKeeper's `zoo.cfg` plus `dataDir/myid`, for drop-in migration.
 //!
 //! Both end in [`NodeConfig::validate`], which names the first problem in one line.
+//! [`spark`] reads the Spark properties of masters and workers.
 
 mod model;
 mod native;
+pub mod spark;
 mod zoo_cfg;
 
 pub use model::{

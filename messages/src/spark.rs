@@ -16,7 +16,7 @@ pub struct WorkerSpec {
     pub id: String,
     /// Address the worker is reached at.
     pub host: String,
-    /// Its RPC port.
+    /// Its web UI port (workers dial their masters; they listen only for the UI).
     pub port: u16,
     /// Cores it offers.
     pub cores: u32,

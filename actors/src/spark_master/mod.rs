@@ -1,8 +1,13 @@
 //! A Spark-style standalone master: a pure registry core, leader election and persistence
-//! through the ensemble, and the actor that drives them.
+//! through the ensemble, the actor that drives them, and its web UI.
 
+pub mod actor;
 pub mod core;
+pub mod ensemble_link;
+pub mod web;
 
+pub use self::actor::{GetView, MasterActor, MasterView, WorkerView};
 pub use self::core::{
     ConnId, Input, MasterCore, MasterSettings, Output, RecoveryState, WorkerInfo, WorkerState,
 };
+pub use self::ensemble_link::EnsembleSettings;

@@ -1,5 +1,9 @@
-//! A Spark-style standalone worker: its registration core and the actor that drives it.
+//! A Spark-style standalone worker: its registration core, the actor that drives it, and its
+//! web UI.
 
+pub mod actor;
 pub mod core;
+pub mod web;
 
+pub use self::actor::{GetWorkerStatus, WorkerActor, WorkerStatus};
 pub use self::core::{Input, MasterIndex, Output, WorkerCore, WorkerSettings};

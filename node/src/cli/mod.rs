@@ -3,6 +3,7 @@
 mod bench;
 mod node;
 mod shell;
+mod spark;
 mod status;
 mod up;
 
@@ -10,7 +11,8 @@ use clap::{Parser, Subcommand};
 use ensemble_config::{ConfigError, NodeConfig};
 use std::path::PathBuf;
 
-/// ensemble: a ZooKeeper-compatible coordination service.
+/// ensemble: a ZooKeeper-compatible coordination service, and Spark-style standalone masters
+/// and workers that stay highly available through it.
 #[derive(Parser, Debug)]
 #[command(name = "ensemble", version)]
 pub struct Cli {
@@ -30,6 +32,10 @@ enum Command {
     Bench(bench::BenchArgs),
     /// A zkCli-style shell: interactive, or one command given after the options.
     Shell(ShellArgs),
+    /// Runs a Spark-style standalone master.
+    Master(spark::MasterArgs),
+    /// Runs a Spark-style standalone worker.
+    Worker(spark::WorkerArgs),
 }
 
 /// Where a server's config comes from.
@@ -115,5 +121,7 @@ pub fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         Command::Up(args) => up::run(args.config.as_deref()),
         Command::Bench(b) => bench::run(b),
         Command::Shell(s) => shell::run(&s.server, s.command),
+        Command::Master(m) => spark::run_master(m),
+        Command::Worker(w) => spark::run_worker(w),
     }
 }

@@ -1,0 +1,295 @@
+//! The master actor: accepts worker connections, feeds the core their messages, election
+//! changes and ticks, and carries out its outputs (send, persist, log).
+
+use super::core::{ConnId, Input, MasterCore, MasterSettings, Output, RecoveryState, WorkerState};
+use super::ensemble_link::{self, EnsembleSettings, LinkEvent, StoreOp};
+use crate::accept::{accepted, Accepted};
+use actix::prelude::*;
+use ensemble_messages::codec::PeerCodec;
+use ensemble_messages::spark::{ToMaster, ToWorker};
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+/// How often the core is ticked.
+const TICK: Duration = Duration::from_millis(100);
+
+/// The master actor.
+pub struct MasterActor {
+    core: MasterCore,
+    /// None: recovery mode NONE, the master leads alone.
+    ensemble: Option<EnsembleSettings>,
+    listener: std::net::TcpListener,
+    link_started: bool,
+    conns: HashMap<ConnId, mpsc::UnboundedSender<ToWorker>>,
+    store: Option<mpsc::UnboundedSender<StoreOp>>,
+    next_conn: ConnId,
+    started: Instant,
+}
+
+impl MasterActor {
+    /// A STANDBY master that serves workers on `listener` (non-blocking) and elects through
+    /// `ensemble`; without one it leads alone (recovery mode NONE).
+    pub fn new(
+        settings: MasterSettings,
+        ensemble: Option<EnsembleSettings>,
+        listener: std::net::TcpListener,
+    ) -> Self {
+        MasterActor {
+            core: MasterCore::new(settings),
+            ensemble,
+            listener,
+            link_started: false,
+            conns: HashMap::new(),
+            store: None,
+            next_conn: 0,
+            started: Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    fn step(&mut self, input: Input) {
+        let before = self.core.state();
+        let now = self.now();
+        for out in self.core.step(input, now) {
+            match out {
+                Output::Send { conn, msg } => {
+                    if let Some(c) = self.conns.get(&conn) {
+                        let _ = c.send(msg);
+                    }
+                }
+                Output::PersistWorker(spec) => self.persist(StoreOp::PutWorker(spec)),
+                Output::ForgetWorker(id) => {
+                    tracing::info!(worker = %id, "removing worker");
+                    self.persist(StoreOp::ForgetWorker(id));
+                }
+                Output::RecoveryComplete { took_ms } => {
+                    tracing::info!("Recovery complete in {took_ms} ms")
+                }
+            }
+        }
+        let after = self.core.state();
+        if after != before {
+            tracing::info!("master state {} -> {}", before.name(), after.name());
+        }
+    }
+
+    fn persist(&self, op: StoreOp) {
+        if let Some(store) = &self.store {
+            let _ = store.send(op);
+        }
+    }
+
+    /// A snapshot of the registry for the web UI.
+    fn view(&self) -> MasterView {
+        let now = self.now();
+        let wall = wall_clock_ms();
+        MasterView {
+            url: self.core.settings().url.clone(),
+            status: self.core.state(),
+            epoch: self.core.epoch(),
+            workers: self
+                .core
+                .workers()
+                .map(|w| WorkerView {
+                    id: w.spec.id.clone(),
+                    host: w.spec.host.clone(),
+                    port: w.spec.port,
+                    webui: w.spec.webui.clone(),
+                    cores: w.spec.cores,
+                    memory_mb: w.spec.memory_mb,
+                    state: w.state,
+                    last_heartbeat_ms: wall - now.saturating_sub(w.last_heartbeat) as i64,
+                })
+                .collect(),
+        }
+    }
+}
+
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Actor for MasterActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        match self
+            .listener
+            .try_clone()
+            .and_then(tokio::net::TcpListener::from_std)
+        {
+            Ok(l) => {
+                ctx.add_stream(accepted(l, "master"));
+            }
+            Err(e) => {
+                tracing::error!("the master port is unusable: {e}");
+                System::current().stop_with_code(1);
+            }
+        }
+        ctx.run_interval(TICK, |a, _| a.step(Input::Tick));
+        // The link outlives supervisor restarts (it reports to the same address).
+        if self.link_started {
+            return;
+        }
+        self.link_started = true;
+        let Some(settings) = self.ensemble.clone() else {
+            self.step(Input::Elected {
+                epoch: 1,
+                stored: Vec::new(),
+            });
+            return;
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.store = Some(tx);
+        let me = ctx.address();
+        actix::spawn(async move {
+            ensemble_link::run(settings, rx, move |ev| me.do_send(Link(ev))).await;
+        });
+    }
+}
+
+impl Supervised for MasterActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("master actor restarting; its registry and election carry over");
+    }
+}
+
+/// An election change from the ensemble link.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Link(LinkEvent);
+
+impl Handler<Link> for MasterActor {
+    type Result = ();
+
+    fn handle(&mut self, Link(ev): Link, _: &mut Context<Self>) {
+        match ev {
+            LinkEvent::Elected { epoch, stored } => {
+                tracing::info!(
+                    "I have been elected leader! epoch 0x{epoch:x}, {} persisted workers",
+                    stored.len()
+                );
+                self.step(Input::Elected { epoch, stored });
+            }
+            LinkEvent::Deposed => {
+                tracing::warn!("lost leadership; back to STANDBY and contending again");
+                self.step(Input::Deposed);
+            }
+        }
+    }
+}
+
+/// A message from a worker connection.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FromWorker {
+    conn: ConnId,
+    msg: Option<ToMaster>,
+}
+
+impl Handler<FromWorker> for MasterActor {
+    type Result = ();
+
+    fn handle(&mut self, m: FromWorker, _: &mut Context<Self>) {
+        match m.msg {
+            Some(msg) => self.step(Input::Message { conn: m.conn, msg }),
+            None => {
+                self.conns.remove(&m.conn);
+                self.step(Input::Disconnected(m.conn));
+            }
+        }
+    }
+}
+
+impl StreamHandler<Accepted> for MasterActor {
+    fn handle(&mut self, Accepted(stream): Accepted, ctx: &mut Context<Self>) {
+        let _ = stream.set_nodelay(true);
+        self.next_conn += 1;
+        let conn = self.next_conn;
+        let (sink, mut outgoing) = mpsc::unbounded_channel::<ToWorker>();
+        self.conns.insert(conn, sink);
+        let (read, write) = stream.into_split();
+        actix::spawn(async move {
+            let mut frames = FramedWrite::new(write, PeerCodec::<ToMaster, ToWorker>::default());
+            while let Some(msg) = outgoing.recv().await {
+                if frames.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let me = ctx.address();
+        actix::spawn(async move {
+            let mut frames = FramedRead::new(read, PeerCodec::<ToMaster, ToWorker>::default());
+            while let Some(frame) = frames.next().await {
+                match frame {
+                    Ok(msg) => me.do_send(FromWorker {
+                        conn,
+                        msg: Some(msg),
+                    }),
+                    Err(e) => {
+                        tracing::warn!(conn, "closing a worker connection: {e}");
+                        break;
+                    }
+                }
+            }
+            me.do_send(FromWorker { conn, msg: None });
+        });
+    }
+
+    fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+/// One worker as the web UI shows it.
+#[derive(Clone, Debug)]
+pub struct WorkerView {
+    /// Worker id.
+    pub id: String,
+    /// Host.
+    pub host: String,
+    /// RPC port.
+    pub port: u16,
+    /// Web UI address.
+    pub webui: String,
+    /// Cores offered.
+    pub cores: u32,
+    /// Memory offered, MiB.
+    pub memory_mb: u64,
+    /// State.
+    pub state: WorkerState,
+    /// Last heartbeat, wall-clock ms.
+    pub last_heartbeat_ms: i64,
+}
+
+/// The master as the web UI shows it.
+#[derive(Clone, Debug)]
+pub struct MasterView {
+    /// `spark://host:port`.
+    pub url: String,
+    /// Recovery state.
+    pub status: RecoveryState,
+    /// Leadership epoch (0 in STANDBY).
+    pub epoch: i64,
+    /// Known workers.
+    pub workers: Vec<WorkerView>,
+}
+
+/// Asks for a [`MasterView`].
+#[derive(Message)]
+#[rtype(result = "MasterView")]
+pub struct GetView;
+
+impl Handler<GetView> for MasterActor {
+    type Result = MessageResult<GetView>;
+
+    fn handle(&mut self, _: GetView, _: &mut Context<Self>) -> MessageResult<GetView> {
+        MessageResult(self.view())
+    }
+}

@@ -1,0 +1,298 @@
+//! The master's link to the ensemble: leader election with an ephemeral-sequential latch and
+//! the persisted worker records, over one session of the client library.
+//!
+//! Layout under `spark.deploy.zookeeper.dir` (default `/spark`), as Spark's:
+//! - `leader_election/latch-<seq>`: one ephemeral-sequential znode per master, holding its URL;
+//!   the lowest sequence leads, and every other master watches its predecessor only.
+//! - `master_status/worker_<id>`: one persistent znode per registered worker.
+//!
+//! The elected master's epoch is the zxid that created its latch znode, so a later leader always
+//! has a larger epoch. A master whose session expires is deposed and contends again with a new
+//! session; a master started before the ensemble keeps trying until it is up.
+
+use crate::zk_client::{ClientError, ZkClient};
+use ensemble_messages::jute::WatcherEvent;
+use ensemble_messages::spark::{MasterEpoch, WorkerSpec};
+use ensemble_messages::zk::{err, event, state};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Where and how to reach the ensemble.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnsembleSettings {
+    /// spark.deploy.zookeeper.url, as `host:port` entries.
+    pub servers: Vec<String>,
+    /// spark.deploy.zookeeper.dir.
+    pub dir: String,
+    /// Session timeout asked for.
+    pub session_timeout: Duration,
+    /// What the latch znode holds: the master's URL.
+    pub identity: String,
+}
+
+/// What the link tells the master.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LinkEvent {
+    /// This master leads at `epoch`; the persisted workers it read.
+    Elected {
+        /// The latch znode's czxid.
+        epoch: MasterEpoch,
+        /// Readable worker records.
+        stored: Vec<WorkerSpec>,
+    },
+    /// The session was lost: no longer the leader.
+    Deposed,
+}
+
+/// A change to the persisted records, applied in order while this master leads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreOp {
+    /// Create or replace a worker's record.
+    PutWorker(WorkerSpec),
+    /// Delete a worker's record.
+    ForgetWorker(String),
+}
+
+/// Record format version written before the JSON body.
+const RECORD_VERSION: u8 = 1;
+
+/// Encodes a worker record: a version byte, then JSON.
+pub fn encode_worker(spec: &WorkerSpec) -> Vec<u8> {
+    let mut out = vec![RECORD_VERSION];
+    out.extend(serde_json::to_vec(spec).expect("worker specs always encode"));
+    out
+}
+
+/// Decodes a worker record, or says why it cannot.
+pub fn decode_worker(bytes: &[u8]) -> Result<WorkerSpec, String> {
+    match bytes.split_first() {
+        Some((&RECORD_VERSION, body)) => {
+            serde_json::from_slice(body).map_err(|e| format!("bad worker record: {e}"))
+        }
+        Some((v, _)) => Err(format!("unknown record version {v}")),
+        None => Err("empty record".into()),
+    }
+}
+
+/// Runs the link until `ops` closes, reporting through `report`.
+pub async fn run(
+    settings: EnsembleSettings,
+    mut ops: mpsc::UnboundedReceiver<StoreOp>,
+    report: impl Fn(LinkEvent),
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let (tx, mut events) = mpsc::unbounded_channel();
+        let client =
+            match ZkClient::connect_with_events(&settings.servers, settings.session_timeout, tx)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!("cannot reach the ensemble ({e}); retrying in {backoff:?}");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            };
+        backoff = Duration::from_millis(100);
+        let outcome = contend(&settings, &client, &mut events, &mut ops, &report).await;
+        let _ = client.close().await;
+        match outcome {
+            Ended::OpsClosed => return,
+            Ended::SessionLost(why) => {
+                tracing::warn!("ensemble session ended ({why}); contending again");
+            }
+        }
+    }
+}
+
+enum Ended {
+    OpsClosed,
+    SessionLost(String),
+}
+
+async fn contend(
+    settings: &EnsembleSettings,
+    client: &ZkClient,
+    events: &mut mpsc::UnboundedReceiver<WatcherEvent>,
+    ops: &mut mpsc::UnboundedReceiver<StoreOp>,
+    report: &impl Fn(LinkEvent),
+) -> Ended {
+    let latch_dir = format!("{}/leader_election", settings.dir);
+    let status_dir = format!("{}/master_status", settings.dir);
+    let setup = async {
+        ensure_path(client, &latch_dir).await?;
+        ensure_path(client, &status_dir).await?;
+        let prefix = format!("{latch_dir}/latch-");
+        let own = client
+            .create(&prefix, settings.identity.as_bytes(), 3)
+            .await?;
+        let stat = client
+            .exists(&own)
+            .await?
+            .ok_or(ClientError::Server(err::NO_NODE))?;
+        Ok::<_, ClientError>((own, stat.czxid))
+    };
+    let (own, epoch) = match setup.await {
+        Ok(v) => v,
+        Err(e) => return Ended::SessionLost(e.to_string()),
+    };
+    let own_name = own.rsplit('/').next().unwrap_or_default().to_string();
+    let mut leading = false;
+    loop {
+        if !leading {
+            match predecessor(client, &latch_dir, &own_name).await {
+                Err(e) => return Ended::SessionLost(e.to_string()),
+                Ok(None) => {
+                    let stored = match read_workers(client, &status_dir).await {
+                        Ok(s) => s,
+                        Err(e) => return Ended::SessionLost(e.to_string()),
+                    };
+                    tracing::info!(epoch = format!("0x{epoch:x}"), "elected leader");
+                    leading = true;
+                    report(LinkEvent::Elected { epoch, stored });
+                }
+                Ok(Some(pred)) => match client.exists_watch(&pred, true).await {
+                    Err(e) => return Ended::SessionLost(e.to_string()),
+                    // Gone between the listing and the watch: look again.
+                    Ok(None) => continue,
+                    Ok(Some(_)) => {}
+                },
+            }
+        }
+        tokio::select! {
+            ev = events.recv() => match ev {
+                None => return lost(leading, report, "client stopped"),
+                Some(e) if e.event_type == event::NONE && e.state == state::EXPIRED => {
+                    return lost(leading, report, "session expired");
+                }
+                // A predecessor went away (or changed): look again.
+                Some(e) if e.event_type != event::NONE => {}
+                Some(_) => continue,
+            },
+            op = ops.recv() => match op {
+                None => return Ended::OpsClosed,
+                Some(op) if leading => {
+                    if let Err(e) = apply(client, &status_dir, op).await {
+                        return lost(leading, report, &e.to_string());
+                    }
+                    continue;
+                }
+                Some(op) => tracing::debug!(?op, "not leading: record change dropped"),
+            },
+        }
+    }
+}
+
+fn lost(leading: bool, report: &impl Fn(LinkEvent), why: &str) -> Ended {
+    if leading {
+        report(LinkEvent::Deposed);
+    }
+    Ended::SessionLost(why.to_string())
+}
+
+/// Creates `path` and its missing ancestors as persistent znodes.
+async fn ensure_path(client: &ZkClient, path: &str) -> Result<(), ClientError> {
+    let mut at = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        at.push('/');
+        at.push_str(part);
+        match client.create(&at, b"", 0).await {
+            Ok(_) | Err(ClientError::Server(err::NODE_EXISTS)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The latch znode just before `own` in sequence order, or None when `own` is the lowest.
+async fn predecessor(
+    client: &ZkClient,
+    latch_dir: &str,
+    own: &str,
+) -> Result<Option<String>, ClientError> {
+    let (mut children, _) = client.get_children(latch_dir, false).await?;
+    let seq = |name: &str| name.rsplit('-').next().unwrap_or_default().to_string();
+    children.sort_by_key(|c| seq(c));
+    let at = children.iter().position(|c| c == own);
+    Ok(match at {
+        Some(0) => None,
+        Some(i) => Some(format!("{latch_dir}/{}", children[i - 1])),
+        // Our latch is gone (deleted by hand): treat the session as lost.
+        None => return Err(ClientError::Server(err::NO_NODE)),
+    })
+}
+
+/// Reads every worker record; unreadable ones are reported and left in place.
+async fn read_workers(client: &ZkClient, status_dir: &str) -> Result<Vec<WorkerSpec>, ClientError> {
+    let (children, _) = client.get_children(status_dir, false).await?;
+    let mut out = Vec::new();
+    for name in children {
+        let path = format!("{status_dir}/{name}");
+        if !name.starts_with("worker_") {
+            tracing::warn!(%path, "unrecognized record left in place");
+            continue;
+        }
+        let data = match client.get_data(&path).await {
+            Ok((data, _)) => data,
+            Err(ClientError::Server(err::NO_NODE)) => continue,
+            Err(e) => return Err(e),
+        };
+        match decode_worker(&data) {
+            Ok(spec) => out.push(spec),
+            Err(e) => tracing::error!(%path, "unreadable record left in place: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+async fn apply(client: &ZkClient, status_dir: &str, op: StoreOp) -> Result<(), ClientError> {
+    match op {
+        StoreOp::PutWorker(spec) => {
+            let path = format!("{status_dir}/worker_{}", spec.id);
+            let data = encode_worker(&spec);
+            match client.create(&path, &data, 0).await {
+                Err(ClientError::Server(err::NODE_EXISTS)) => {
+                    client.set_data(&path, &data, -1).await.map(|_| ())
+                }
+                other => other.map(|_| ()),
+            }
+        }
+        StoreOp::ForgetWorker(id) => {
+            let path = format!("{status_dir}/worker_{id}");
+            match client.delete(&path, -1).await {
+                Ok(()) | Err(ClientError::Server(err::NO_NODE)) => Ok(()),
+                Err(e) => Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_bad_ones_are_named() {
+        let spec = WorkerSpec {
+            id: "worker-1".into(),
+            host: "h".into(),
+            port: 7,
+            cores: 2,
+            memory_mb: 1024,
+            webui: "http://h:8081".into(),
+        };
+        let bytes = encode_worker(&spec);
+        assert_eq!(bytes[0], 1);
+        assert_eq!(decode_worker(&bytes), Ok(spec));
+        assert_eq!(decode_worker(&[]), Err("empty record".into()));
+        assert_eq!(
+            decode_worker(&[9, 1]),
+            Err("unknown record version 9".into())
+        );
+        assert!(decode_worker(&[1, b'{'])
+            .unwrap_err()
+            .starts_with("bad worker record"));
+    }
+}

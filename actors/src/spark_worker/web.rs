@@ -1,0 +1,72 @@
+//! The worker's web UI: a page and `/json` with Spark's field names.
+
+use super::actor::{GetWorkerStatus, WorkerActor, WorkerStatus};
+use actix::Addr;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use serde_json::{json, Value};
+
+/// Serves the UI of `worker` on `host:port`; the server runs on the current actix system.
+pub fn serve(
+    worker: Addr<WorkerActor>,
+    host: &str,
+    port: u16,
+) -> std::io::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(worker.clone()))
+            .route("/", web::get().to(page))
+            .route("/json", web::get().to(json_page))
+            .route("/json/", web::get().to(json_page))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind((host, port))?
+    .run();
+    Ok(server)
+}
+
+/// Spark's worker `/json` document.
+pub fn to_json(s: &WorkerStatus) -> Value {
+    json!({
+        "id": s.spec.id,
+        "masterurl": s.master.clone().unwrap_or_default(),
+        "cores": s.spec.cores,
+        "coresused": 0,
+        "memory": s.spec.memory_mb,
+        "memoryused": 0,
+        "executors": [],
+        "finishedexecutors": [],
+        "drivers": [],
+        "finisheddrivers": [],
+    })
+}
+
+async fn json_page(worker: web::Data<Addr<WorkerActor>>) -> HttpResponse {
+    match worker.send(GetWorkerStatus).await {
+        Ok(s) => HttpResponse::Ok().json(to_json(&s)),
+        Err(_) => HttpResponse::ServiceUnavailable().body("the worker is restarting"),
+    }
+}
+
+async fn page(worker: web::Data<Addr<WorkerActor>>) -> HttpResponse {
+    let Ok(s) = worker.send(GetWorkerStatus).await else {
+        return HttpResponse::ServiceUnavailable().body("the worker is restarting");
+    };
+    let master = s.master.unwrap_or_else(|| "(not registered)".into());
+    let body = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Spark Worker at {host}:{port}</title>\
+         </head><body><h3>Spark Worker at {host}:{port}</h3><ul>\
+         <li><strong>ID:</strong> {id}</li><li><strong>Master URL:</strong> {master}</li>\
+         <li><strong>Cores:</strong> {cores} (0 Used)</li>\
+         <li><strong>Memory:</strong> {mem} MiB (0.0 B Used)</li></ul>\
+         <h4>Running Executors (0)</h4></body></html>",
+        host = s.spec.host,
+        port = s.spec.port,
+        id = s.spec.id,
+        cores = s.spec.cores,
+        mem = s.spec.memory_mb,
+    );
+    HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .body(body)
+}

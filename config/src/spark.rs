@@ -1,0 +1,293 @@
+//! Settings of Spark-style masters and workers, from a Spark properties file with Spark's key
+//! names. Defaults are chosen for failover in seconds, not Spark's minutes; each differs from
+//! Spark's only where noted.
+
+use crate::ConfigError;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How a master keeps its state across failovers (spark.deploy.recoveryMode).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RecoveryMode {
+    /// No persistence and no election: the master is ALIVE alone.
+    None,
+    /// Elect and persist through an ensemble.
+    ZooKeeper {
+        /// spark.deploy.zookeeper.url, as `host:port` entries.
+        servers: Vec<String>,
+        /// spark.deploy.zookeeper.dir (default `/spark`).
+        dir: String,
+        /// spark.deploy.zookeeper.sessionTimeout, an ensemble addition (default 3 s; Spark
+        /// hard-codes 60 s). The ensemble clamps it to its session bounds.
+        session_timeout: Duration,
+    },
+}
+
+/// Timing shared by masters and workers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SparkTiming {
+    /// spark.worker.timeout (default 10 s; Spark: 60 s). Workers heartbeat every quarter of it.
+    pub worker_timeout: Duration,
+    /// spark.deploy.recoveryTimeout (default: the worker timeout, as Spark).
+    pub recovery_timeout: Duration,
+    /// spark.dead.worker.persistence: how many timeouts a DEAD worker stays listed (15).
+    pub dead_worker_persistence: u64,
+}
+
+/// A master's settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MasterConfig {
+    /// spark.deploy.recoveryMode and its parameters.
+    pub recovery: RecoveryMode,
+    /// Worker and recovery timing.
+    pub timing: SparkTiming,
+}
+
+/// Parses Java properties text: `key value`, `key=value` or `key: value` lines; `#` and `!`
+/// start comments.
+pub fn parse_properties(text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (n, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+            continue;
+        }
+        let split = line
+            .find(|c: char| c == '=' || c == ':' || c.is_whitespace())
+            .ok_or_else(|| {
+                ConfigError::Parse(format!("properties line {}: {line:?} has no value", n + 1))
+            })?;
+        let key = line[..split].trim();
+        let value = line[split..]
+            .trim_start_matches(|c: char| c.is_whitespace())
+            .trim_start_matches(['=', ':'])
+            .trim();
+        out.insert(key.to_string(), value.to_string());
+    }
+    Ok(out)
+}
+
+/// Parses a Spark duration: a number with an optional unit (ms, s, m, min, h); a bare number
+/// is in `bare_unit`.
+pub fn parse_duration(
+    key: &str,
+    value: &str,
+    bare_unit: Duration,
+) -> Result<Duration, ConfigError> {
+    let value = value.trim().to_ascii_lowercase();
+    let digits = value.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let unit = &value[digits.len()..];
+    let n: u64 = digits
+        .trim()
+        .parse()
+        .map_err(|_| ConfigError::Parse(format!("{key}={value} is not a duration")))?;
+    let scale = match unit {
+        "" => bare_unit,
+        "ms" => Duration::from_millis(1),
+        "s" => Duration::from_secs(1),
+        "m" | "min" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        _ => {
+            return Err(ConfigError::Parse(format!(
+                "{key}={value}: unknown unit {unit:?} (use ms, s, m or h)"
+            )))
+        }
+    };
+    Ok(scale * n as u32)
+}
+
+/// Parses a Spark memory size (`512m`, `2g`, `1024k`; a bare number is MiB) into MiB.
+pub fn parse_memory_mb(value: &str) -> Result<u64, ConfigError> {
+    let v = value.trim().to_ascii_lowercase();
+    let v = v.strip_suffix('b').unwrap_or(&v);
+    let (digits, mb_per_unit, kb) = match v.chars().last() {
+        Some('k') => (&v[..v.len() - 1], 1, true),
+        Some('m') => (&v[..v.len() - 1], 1, false),
+        Some('g') => (&v[..v.len() - 1], 1024, false),
+        Some('t') => (&v[..v.len() - 1], 1024 * 1024, false),
+        _ => (v, 1, false),
+    };
+    let n: u64 = digits.parse().map_err(|_| {
+        ConfigError::Parse(format!("memory {value:?} is not a size like 512m or 2g"))
+    })?;
+    Ok(if kb { n / 1024 } else { n * mb_per_unit })
+}
+
+/// Reads the timing keys, with ensemble's defaults.
+pub fn timing(props: &BTreeMap<String, String>) -> Result<SparkTiming, ConfigError> {
+    let secs = Duration::from_secs(1);
+    let worker_timeout = match props.get("spark.worker.timeout") {
+        Some(v) => parse_duration("spark.worker.timeout", v, secs)?,
+        None => Duration::from_secs(10),
+    };
+    if worker_timeout < Duration::from_millis(400) {
+        return Err(ConfigError::Invalid(format!(
+            "spark.worker.timeout={worker_timeout:?} is under 400 ms"
+        )));
+    }
+    let recovery_timeout = match props.get("spark.deploy.recoveryTimeout") {
+        Some(v) => parse_duration("spark.deploy.recoveryTimeout", v, Duration::from_millis(1))?,
+        None => worker_timeout,
+    };
+    let dead_worker_persistence = match props.get("spark.dead.worker.persistence") {
+        Some(v) => v.parse().map_err(|_| {
+            ConfigError::Parse(format!("spark.dead.worker.persistence={v} is not a count"))
+        })?,
+        None => 15,
+    };
+    Ok(SparkTiming {
+        worker_timeout,
+        recovery_timeout,
+        dead_worker_persistence,
+    })
+}
+
+impl MasterConfig {
+    /// Validates a master's properties. Unlike Spark, an unknown recovery mode is an error,
+    /// not a silent NONE.
+    pub fn from_properties(props: &BTreeMap<String, String>) -> Result<Self, ConfigError> {
+        let mode = props
+            .get("spark.deploy.recoveryMode")
+            .map(|m| m.to_ascii_uppercase())
+            .unwrap_or_else(|| "NONE".into());
+        let recovery = match mode.as_str() {
+            "NONE" => RecoveryMode::None,
+            "ZOOKEEPER" => {
+                let url = props.get("spark.deploy.zookeeper.url").ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "spark.deploy.recoveryMode=ZOOKEEPER needs spark.deploy.zookeeper.url"
+                            .into(),
+                    )
+                })?;
+                let servers: Vec<String> = url
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                if servers.iter().any(|s| !s.contains(':')) || servers.is_empty() {
+                    return Err(ConfigError::Invalid(format!(
+                        "spark.deploy.zookeeper.url={url} must list host:port entries"
+                    )));
+                }
+                let dir = props
+                    .get("spark.deploy.zookeeper.dir")
+                    .cloned()
+                    .unwrap_or_else(|| "/spark".into());
+                if !dir.starts_with('/') || dir.len() < 2 || dir.ends_with('/') {
+                    return Err(ConfigError::Invalid(format!(
+                        "spark.deploy.zookeeper.dir={dir} must be an absolute znode path"
+                    )));
+                }
+                let session_timeout = match props.get("spark.deploy.zookeeper.sessionTimeout") {
+                    Some(v) => parse_duration(
+                        "spark.deploy.zookeeper.sessionTimeout",
+                        v,
+                        Duration::from_millis(1),
+                    )?,
+                    None => Duration::from_secs(3),
+                };
+                RecoveryMode::ZooKeeper {
+                    servers,
+                    dir,
+                    session_timeout,
+                }
+            }
+            "FILESYSTEM" => {
+                return Err(ConfigError::Invalid(
+                    "spark.deploy.recoveryMode=FILESYSTEM is not supported yet; use ZOOKEEPER \
+                     or NONE"
+                        .into(),
+                ))
+            }
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "spark.deploy.recoveryMode={other} is not NONE, FILESYSTEM or ZOOKEEPER"
+                )))
+            }
+        };
+        Ok(MasterConfig {
+            recovery,
+            timing: timing(props)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(text: &str) -> BTreeMap<String, String> {
+        parse_properties(text).unwrap()
+    }
+
+    #[test]
+    fn properties_take_spaces_equals_and_colons() {
+        let p = props("# c\nspark.a 1\nspark.b=2\nspark.c : three four\n\n! also a comment\n");
+        assert_eq!(p["spark.a"], "1");
+        assert_eq!(p["spark.b"], "2");
+        assert_eq!(p["spark.c"], "three four");
+        assert!(parse_properties("lonely").is_err());
+    }
+
+    #[test]
+    fn zookeeper_mode_with_defaults_and_errors() {
+        let c = MasterConfig::from_properties(&props(
+            "spark.deploy.recoveryMode ZOOKEEPER\nspark.deploy.zookeeper.url a:1,b:2\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.recovery,
+            RecoveryMode::ZooKeeper {
+                servers: vec!["a:1".into(), "b:2".into()],
+                dir: "/spark".into(),
+                session_timeout: Duration::from_secs(3),
+            }
+        );
+        assert_eq!(c.timing.worker_timeout, Duration::from_secs(10));
+        assert_eq!(c.timing.recovery_timeout, Duration::from_secs(10));
+        let e = MasterConfig::from_properties(&props("spark.deploy.recoveryMode ZOOKEPER\n"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "spark.deploy.recoveryMode=ZOOKEPER is not NONE, FILESYSTEM or ZOOKEEPER"
+        );
+        let e = MasterConfig::from_properties(&props("spark.deploy.recoveryMode=zookeeper\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs spark.deploy.zookeeper.url"), "{e}");
+        let none = MasterConfig::from_properties(&BTreeMap::new()).unwrap();
+        assert_eq!(none.recovery, RecoveryMode::None);
+    }
+
+    #[test]
+    fn durations_and_sizes_use_sparks_units() {
+        let s = Duration::from_secs(1);
+        assert_eq!(
+            parse_duration("k", "60", s).unwrap(),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            parse_duration("k", "250ms", s).unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            parse_duration("k", "2min", s).unwrap(),
+            Duration::from_secs(120)
+        );
+        assert!(parse_duration("k", "5 parsecs", s).is_err());
+        assert_eq!(parse_memory_mb("512m").unwrap(), 512);
+        assert_eq!(parse_memory_mb("2g").unwrap(), 2048);
+        assert_eq!(parse_memory_mb("2048k").unwrap(), 2);
+        assert_eq!(parse_memory_mb("300").unwrap(), 300);
+        assert!(parse_memory_mb("lots").is_err());
+        let t = timing(&props(
+            "spark.worker.timeout 2\nspark.deploy.recoveryTimeout 500ms\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            (t.worker_timeout, t.recovery_timeout),
+            (2 * s, Duration::from_millis(500))
+        );
+    }
+}
