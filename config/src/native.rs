@@ -29,6 +29,88 @@ pub struct EnsembleFile {
     /// The members.
     #[serde(default)]
     pub servers: Vec<ServerSection>,
+    /// Settings of the Spark-style masters and workers below.
+    #[serde(default)]
+    pub spark: SparkSection,
+    /// Spark-style masters that `ensemble up` launches beside the servers.
+    #[serde(default)]
+    pub masters: Vec<MasterSection>,
+    /// Spark-style workers that `ensemble up` launches.
+    #[serde(default)]
+    pub workers: Vec<WorkerSection>,
+}
+
+/// `[spark]`: Spark properties of the masters and workers `ensemble up` launches.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SparkSection {
+    /// spark.worker.timeout, e.g. `10s`.
+    pub worker_timeout: String,
+    /// spark.deploy.recoveryTimeout; empty means the worker timeout.
+    pub recovery_timeout: String,
+    /// spark.deploy.zookeeper.dir.
+    pub zookeeper_dir: String,
+    /// spark.deploy.zookeeper.sessionTimeout (an ensemble addition).
+    pub session_timeout: String,
+}
+
+impl Default for SparkSection {
+    fn default() -> Self {
+        SparkSection {
+            worker_timeout: "10s".into(),
+            recovery_timeout: String::new(),
+            zookeeper_dir: "/spark".into(),
+            session_timeout: "3s".into(),
+        }
+    }
+}
+
+impl SparkSection {
+    /// The Spark properties file of masters and workers that elect through `servers`
+    /// (`host:port,...`).
+    pub fn properties(&self, servers: &str) -> String {
+        let mut out = format!(
+            "spark.deploy.recoveryMode ZOOKEEPER\nspark.deploy.zookeeper.url {servers}\n\
+             spark.deploy.zookeeper.dir {}\nspark.deploy.zookeeper.sessionTimeout {}\n\
+             spark.worker.timeout {}\n",
+            self.zookeeper_dir, self.session_timeout, self.worker_timeout
+        );
+        if !self.recovery_timeout.is_empty() {
+            out.push_str(&format!(
+                "spark.deploy.recoveryTimeout {}\n",
+                self.recovery_timeout
+            ));
+        }
+        out
+    }
+}
+
+/// One `[[masters]]` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MasterSection {
+    /// Address it binds and advertises.
+    pub host: String,
+    /// Port workers connect to.
+    pub port: u16,
+    /// Web UI port.
+    pub webui_port: u16,
+}
+
+/// One `[[workers]]` entry.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSection {
+    /// Address its web UI binds to and it advertises.
+    pub host: String,
+    /// Cores it offers.
+    pub cores: u32,
+    /// Memory it offers, e.g. `512m`.
+    pub memory: String,
+    /// Web UI port.
+    pub webui_port: u16,
+    /// Work directory; default `<storage.data_dir>/worker-<webui_port>`.
+    pub work_dir: Option<PathBuf>,
 }
 
 /// `[ensemble]`: tick length and limits, as zoo.cfg's tickTime, initLimit, syncLimit.
@@ -257,7 +339,7 @@ mod tests {
                 c.storage.data_dir,
                 PathBuf::from(format!("ensemble-data/server-{id}"))
             );
-            assert_eq!(c.client.min_session_timeout_ms, 4000);
+            assert_eq!(c.client.min_session_timeout_ms, 1000);
             assert!(c.warnings.is_empty());
         }
     }

@@ -3,212 +3,17 @@
 //! every worker registered with it; TEST 2: `kill -9` of the ALIVE master) and the ensemble's
 //! leader dying under them.
 
-use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
-use serde_json::Value;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use ensemble_node::local_cluster::wait_until;
+use ensemble_tests::spark::{json, Topology};
 use std::time::{Duration, Instant};
 
 const EXE: &str = env!("CARGO_BIN_EXE_ensemble-cli");
-
-/// A master or worker process, killed (SIGKILL) when dropped.
-struct Proc {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn start(dir: &Path, name: &str, args: &[String]) -> Proc {
-        let log = dir.join(format!("{name}.log"));
-        let out = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(EXE)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().expect("log file"))
-            .stderr(out)
-            .spawn()
-            .expect("ensemble runs");
-        Proc { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `GET /json` from a web UI, or None while it does not answer.
-fn json(ip: &str, port: u16) -> Option<Value> {
-    let mut s = std::net::TcpStream::connect((ip, port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET /json HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    let body = text.split_once("\r\n\r\n")?.1;
-    serde_json::from_str(body).ok()
-}
-
-fn status(ip: &str) -> String {
-    json(ip, 8080)
-        .and_then(|j| j["status"].as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
-/// An ensemble, three masters and two workers on 127.0.B.x.
-struct Topology {
-    ensemble: ProcessCluster,
-    dir: tempfile::TempDir,
-    block: u8,
-    masters: Vec<Option<Proc>>,
-    workers: Vec<Option<Proc>>,
-}
-
-impl Topology {
-    fn start(block: u8, properties: &str) -> Topology {
-        let mut ensemble = ProcessCluster::new(3, block, Program::Cli(EXE.into()), "");
-        ensemble.start_all();
-        ensemble.wait_serving(Duration::from_secs(20)).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let servers: Vec<String> = (1..=3).map(|i| ensemble.client_addr(i)).collect();
-        let props = dir.path().join("spark.conf");
-        std::fs::write(
-            &props,
-            format!(
-                "spark.deploy.recoveryMode ZOOKEEPER\nspark.deploy.zookeeper.url {}\n\
-                 spark.deploy.zookeeper.sessionTimeout 2s\n{properties}",
-                servers.join(",")
-            ),
-        )
-        .unwrap();
-        let props = props.display().to_string();
-        let mut t = Topology {
-            ensemble,
-            dir,
-            block,
-            masters: Vec::new(),
-            workers: Vec::new(),
-        };
-        for m in 1..=3 {
-            let host = t.master_ip(m);
-            let args = [
-                "master",
-                "--host",
-                &host,
-                "--port",
-                "7077",
-                "--webui-port",
-                "8080",
-            ];
-            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            args.extend(["--properties-file".to_string(), props.clone()]);
-            let p = Proc::start(t.dir.path(), &format!("master-{m}"), &args);
-            t.masters.push(Some(p));
-        }
-        let url = format!(
-            "spark://{}",
-            (1..=3)
-                .map(|m| format!("{}:7077", t.master_ip(m)))
-                .collect::<Vec<_>>()
-                .join(",")
-        );
-        for w in 1..=2 {
-            let host = t.worker_ip(w);
-            let work = t.dir.path().join(format!("work-{w}"));
-            let args = [
-                "worker",
-                &url,
-                "--host",
-                &host,
-                "--cores",
-                "2",
-                "--memory",
-                "512m",
-                "--webui-port",
-                "8081",
-                "--work-dir",
-            ];
-            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            args.extend([
-                work.display().to_string(),
-                "--properties-file".into(),
-                props.clone(),
-            ]);
-            let p = Proc::start(t.dir.path(), &format!("worker-{w}"), &args);
-            t.workers.push(Some(p));
-        }
-        t
-    }
-
-    fn master_ip(&self, m: usize) -> String {
-        format!("127.0.{}.{}", self.block, 10 + m)
-    }
-
-    fn worker_ip(&self, w: usize) -> String {
-        format!("127.0.{}.{}", self.block, 20 + w)
-    }
-
-    /// Masters (1-based) by status, among those running.
-    fn statuses(&self) -> Vec<(usize, String)> {
-        (1..=3)
-            .filter(|m| self.masters[m - 1].is_some())
-            .map(|m| (m, status(&self.master_ip(m))))
-            .collect()
-    }
-
-    fn alive(&self) -> Vec<usize> {
-        self.statuses()
-            .into_iter()
-            .filter(|(_, s)| s == "ALIVE")
-            .map(|(m, _)| m)
-            .collect()
-    }
-
-    fn logs(&self) -> String {
-        let mut out = String::new();
-        for (name, p) in self
-            .masters
-            .iter()
-            .chain(self.workers.iter())
-            .enumerate()
-            .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
-        {
-            out.push_str(&format!("--- process {name}\n{}\n", p.log()));
-        }
-        out
-    }
-
-    /// Waits until exactly one master is ALIVE with `workers` alive workers, and returns it.
-    fn wait_alive_with(&self, workers: usize, timeout: Duration) -> usize {
-        let mut found = 0;
-        wait_until("one ALIVE master with its workers", timeout, || {
-            let alive = self.alive();
-            if let [m] = alive[..] {
-                let j = json(&self.master_ip(m), 8080).unwrap_or_default();
-                if j["aliveworkers"] == workers {
-                    found = m;
-                    return true;
-                }
-            }
-            false
-        })
-        .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", self.statuses(), self.logs()));
-        found
-    }
-}
 
 /// Seed TEST 1: exactly one master is ALIVE, the others STANDBY, and every worker registers
 /// with the ALIVE one.
 #[test]
 fn seed_test_1_one_alive_master_and_every_worker_registered_with_it() {
-    let t = Topology::start(43, "");
+    let t = Topology::start(EXE.as_ref(), 43, "");
     let alive = t.wait_alive_with(2, Duration::from_secs(30));
     let statuses = t.statuses();
     let standby = statuses.iter().filter(|(_, s)| s == "STANDBY").count();
@@ -230,6 +35,7 @@ fn seed_test_1_one_alive_master_and_every_worker_registered_with_it() {
 #[test]
 fn seed_test_2_the_alive_master_killed_another_recovers_the_workers() {
     let mut t = Topology::start(
+        EXE.as_ref(),
         44,
         "spark.worker.timeout 20\nspark.deploy.recoveryTimeout 3s\n",
     );
@@ -285,7 +91,7 @@ fn seed_test_2_the_alive_master_killed_another_recovers_the_workers() {
 /// ALIVE master; exactly one remains or returns.
 #[test]
 fn the_ensemble_leader_killed_leaves_exactly_one_alive_master() {
-    let mut t = Topology::start(45, "");
+    let mut t = Topology::start(EXE.as_ref(), 45, "");
     t.wait_alive_with(2, Duration::from_secs(30));
     let leader = t.ensemble.leader().expect("an ensemble leader");
     t.ensemble.kill9(leader);

@@ -145,11 +145,17 @@ async fn contend(
             match predecessor(client, &latch_dir, &own_name).await {
                 Err(e) => return Ended::SessionLost(e.to_string()),
                 Ok(None) => {
+                    let reading = std::time::Instant::now();
                     let stored = match read_workers(client, &status_dir).await {
                         Ok(s) => s,
                         Err(e) => return Ended::SessionLost(e.to_string()),
                     };
-                    tracing::info!(epoch = format!("0x{epoch:x}"), "elected leader");
+                    tracing::info!(
+                        epoch = format!("0x{epoch:x}"),
+                        "elected leader; read {} worker records in {} ms",
+                        stored.len(),
+                        reading.elapsed().as_millis()
+                    );
                     leading = true;
                     report(LinkEvent::Elected { epoch, stored });
                 }

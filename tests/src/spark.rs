@@ -1,0 +1,216 @@
+//! Ensemble's own Spark-style masters and workers as real processes on loopback, beside a real
+//! 3-server ensemble: the harness of the seed scenarios and of the failover benchmark.
+
+use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A master or worker process, killed (SIGKILL) when dropped.
+pub struct Proc {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Proc {
+    /// Starts `exe args`, logging to `dir/name.log`.
+    pub fn start(exe: &Path, dir: &Path, name: &str, args: &[String]) -> Proc {
+        let log = dir.join(format!("{name}.log"));
+        let out = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .spawn()
+            .expect("ensemble runs");
+        Proc { child, log }
+    }
+
+    /// What it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET /json` from a web UI, or None while it does not answer.
+pub fn json(ip: &str, port: u16) -> Option<Value> {
+    let mut s = std::net::TcpStream::connect((ip, port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    s.write_all(format!("GET /json HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let body = text.split_once("\r\n\r\n")?.1;
+    serde_json::from_str(body).ok()
+}
+
+/// A master's status on its web UI (port 8080), or empty while it does not answer.
+pub fn status(ip: &str) -> String {
+    json(ip, 8080)
+        .and_then(|j| j["status"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// An ensemble, three masters and two workers on 127.0.B.x.
+pub struct Topology {
+    /// The ensemble's servers.
+    pub ensemble: ProcessCluster,
+    dir: tempfile::TempDir,
+    block: u8,
+    exe: PathBuf,
+    /// Masters 1-3 (None once killed).
+    pub masters: Vec<Option<Proc>>,
+    /// Workers 1-2 (None once killed).
+    pub workers: Vec<Option<Proc>>,
+}
+
+impl Topology {
+    /// Starts the ensemble (servers 127.0.B.1-3), masters 127.0.B.11-13 and workers
+    /// 127.0.B.21-22 of `exe`, with extra Spark `properties` lines.
+    pub fn start(exe: &Path, block: u8, properties: &str) -> Topology {
+        let mut ensemble = ProcessCluster::new(3, block, Program::Cli(exe.into()), "");
+        ensemble.start_all();
+        ensemble.wait_serving(Duration::from_secs(20)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let servers: Vec<String> = (1..=3).map(|i| ensemble.client_addr(i)).collect();
+        let props = dir.path().join("spark.conf");
+        std::fs::write(
+            &props,
+            format!(
+                "spark.deploy.recoveryMode ZOOKEEPER\nspark.deploy.zookeeper.url {}\n\
+                 spark.deploy.zookeeper.sessionTimeout 2s\n{properties}",
+                servers.join(",")
+            ),
+        )
+        .unwrap();
+        let props = props.display().to_string();
+        let mut t = Topology {
+            ensemble,
+            dir,
+            block,
+            exe: exe.into(),
+            masters: Vec::new(),
+            workers: Vec::new(),
+        };
+        for m in 1..=3 {
+            let host = t.master_ip(m);
+            let args = [
+                "master",
+                "--host",
+                &host,
+                "--port",
+                "7077",
+                "--webui-port",
+                "8080",
+            ];
+            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            args.extend(["--properties-file".to_string(), props.clone()]);
+            let p = Proc::start(&t.exe, t.dir.path(), &format!("master-{m}"), &args);
+            t.masters.push(Some(p));
+        }
+        let url = format!(
+            "spark://{}",
+            (1..=3)
+                .map(|m| format!("{}:7077", t.master_ip(m)))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        for w in 1..=2 {
+            let host = t.worker_ip(w);
+            let work = t.dir.path().join(format!("work-{w}"));
+            let args = [
+                "worker",
+                &url,
+                "--host",
+                &host,
+                "--cores",
+                "2",
+                "--memory",
+                "512m",
+                "--webui-port",
+                "8081",
+                "--work-dir",
+            ];
+            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            args.extend([
+                work.display().to_string(),
+                "--properties-file".into(),
+                props.clone(),
+            ]);
+            let p = Proc::start(&t.exe, t.dir.path(), &format!("worker-{w}"), &args);
+            t.workers.push(Some(p));
+        }
+        t
+    }
+
+    /// Address of master `m` (1-based).
+    pub fn master_ip(&self, m: usize) -> String {
+        format!("127.0.{}.{}", self.block, 10 + m)
+    }
+
+    /// Address of worker `w` (1-based).
+    pub fn worker_ip(&self, w: usize) -> String {
+        format!("127.0.{}.{}", self.block, 20 + w)
+    }
+
+    /// Masters (1-based) by status, among those running.
+    pub fn statuses(&self) -> Vec<(usize, String)> {
+        (1..=3)
+            .filter(|m| self.masters[m - 1].is_some())
+            .map(|m| (m, status(&self.master_ip(m))))
+            .collect()
+    }
+
+    /// Running masters that are ALIVE.
+    pub fn alive(&self) -> Vec<usize> {
+        self.statuses()
+            .into_iter()
+            .filter(|(_, s)| s == "ALIVE")
+            .map(|(m, _)| m)
+            .collect()
+    }
+
+    /// Every running process's log.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for (name, p) in self
+            .masters
+            .iter()
+            .chain(self.workers.iter())
+            .enumerate()
+            .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)))
+        {
+            out.push_str(&format!("--- process {name}\n{}\n", p.log()));
+        }
+        out
+    }
+
+    /// Waits until exactly one master is ALIVE with `workers` alive workers, and returns it.
+    pub fn wait_alive_with(&self, workers: usize, timeout: Duration) -> usize {
+        let mut found = 0;
+        wait_until("one ALIVE master with its workers", timeout, || {
+            let alive = self.alive();
+            if let [m] = alive[..] {
+                let j = json(&self.master_ip(m), 8080).unwrap_or_default();
+                if j["aliveworkers"] == workers {
+                    found = m;
+                    return true;
+                }
+            }
+            false
+        })
+        .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", self.statuses(), self.logs()));
+        found
+    }
+}
+
