@@ -41,6 +41,8 @@ pub struct MasterConfig {
     pub recovery: RecoveryMode,
     /// Worker and recovery timing.
     pub timing: SparkTiming,
+    /// spark.deploy.spreadOut (default true): spread executors over workers.
+    pub spread_out: bool,
 }
 
 /// Parses Java properties text: `key value`, `key=value` or `key: value` lines; `#` and `!`
@@ -205,9 +207,19 @@ impl MasterConfig {
                 )))
             }
         };
+        let spread_out = match props.get("spark.deploy.spreadOut").map(String::as_str) {
+            None | Some("true") => true,
+            Some("false") => false,
+            Some(v) => {
+                return Err(ConfigError::Invalid(format!(
+                    "spark.deploy.spreadOut={v} is not true or false"
+                )))
+            }
+        };
         Ok(MasterConfig {
             recovery,
             timing: timing(props)?,
+            spread_out,
         })
     }
 }

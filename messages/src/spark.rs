@@ -1,4 +1,5 @@
-//! What Spark-style masters and workers send each other, framed by [`crate::codec::PeerCodec`].
+//! What Spark-style masters, workers and application clients send each other, framed by
+//! [`crate::codec::PeerCodec`].
 //!
 //! Names follow Spark's standalone deploy messages. Every message from a master carries its
 //! leadership epoch (the zxid of its latch znode); a worker ignores messages from an epoch older
@@ -26,7 +27,72 @@ pub struct WorkerSpec {
     pub webui: String,
 }
 
-/// Worker to master.
+/// An application as submitted (client deploy mode: the submitter is the driver).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppDesc {
+    /// Its name.
+    pub name: String,
+    /// The executor command and its arguments; workers run it with APP_ID, EXECUTOR_ID,
+    /// EXECUTOR_CORES and EXECUTOR_MEMORY_MB in its environment.
+    pub command: Vec<String>,
+    /// spark.cores.max (`--total-executor-cores`); None: every core alive at submission.
+    pub max_cores: Option<u32>,
+    /// spark.executor.cores.
+    pub executor_cores: u32,
+    /// spark.executor.memory, in MiB.
+    pub executor_memory_mb: u64,
+}
+
+/// Spark's ExecutorState.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExecutorState {
+    /// Being started by its worker.
+    Launching,
+    /// Its process runs.
+    Running,
+    /// Killed on request.
+    Killed,
+    /// Its process failed (a non-zero exit, or it could not start).
+    Failed,
+    /// Its worker was lost.
+    Lost,
+    /// Its process exited with status 0: its work is done.
+    Exited,
+}
+
+impl ExecutorState {
+    /// Spark's name for the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            ExecutorState::Launching => "LAUNCHING",
+            ExecutorState::Running => "RUNNING",
+            ExecutorState::Killed => "KILLED",
+            ExecutorState::Failed => "FAILED",
+            ExecutorState::Lost => "LOST",
+            ExecutorState::Exited => "EXITED",
+        }
+    }
+
+    /// Whether the executor is over.
+    pub fn is_finished(self) -> bool {
+        !matches!(self, ExecutorState::Launching | ExecutorState::Running)
+    }
+}
+
+/// An executor a worker runs, as it reports it to a new master.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorRef {
+    /// Its application.
+    pub app_id: String,
+    /// Its number within the application.
+    pub exec_id: u32,
+    /// Cores it holds.
+    pub cores: u32,
+    /// Memory it holds, MiB.
+    pub memory_mb: u64,
+}
+
+/// Worker or application client to master.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToMaster {
     /// Register (sent to every master until one accepts).
@@ -36,16 +102,46 @@ pub enum ToMaster {
         /// The worker.
         worker_id: String,
     },
-    /// The answer to MasterChanged: the worker follows the new master.
+    /// The answer to MasterChanged: the worker follows the new master, and says what it runs.
     WorkerSchedulerStateResponse {
         /// The worker.
         worker_id: String,
+        /// Its running executors.
+        executors: Vec<ExecutorRef>,
+    },
+    /// An executor changed state on its worker.
+    ExecutorStateChanged {
+        /// Its application.
+        app_id: String,
+        /// Its number.
+        exec_id: u32,
+        /// The new state.
+        state: ExecutorState,
+        /// The exit status, once it exited.
+        exit_code: Option<i32>,
+    },
+    /// An application client registers (sent to every master until one accepts).
+    RegisterApplication {
+        /// What to run.
+        desc: AppDesc,
+        /// Its id, when registering again after a lost connection.
+        app_id: Option<String>,
+    },
+    /// The client ends its application; its executors are killed.
+    UnregisterApplication {
+        /// The application.
+        app_id: String,
+    },
+    /// The client's answer to MasterChanged.
+    MasterChangeAcknowledged {
+        /// The application.
+        app_id: String,
     },
 }
 
-/// Master to worker.
+/// Master to worker or application client.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum ToWorker {
+pub enum FromMaster {
     /// The ALIVE master accepted the registration (`duplicate`: it already knew the worker).
     RegisteredWorker {
         /// `spark://host:port` of the master.
@@ -84,16 +180,77 @@ pub enum ToWorker {
         /// Its leadership epoch.
         epoch: MasterEpoch,
     },
+    /// Start an executor.
+    LaunchExecutor {
+        /// Its application.
+        app_id: String,
+        /// Its number.
+        exec_id: u32,
+        /// The command.
+        command: Vec<String>,
+        /// Cores granted.
+        cores: u32,
+        /// Memory granted, MiB.
+        memory_mb: u64,
+        /// The master's epoch.
+        epoch: MasterEpoch,
+    },
+    /// Kill an executor.
+    KillExecutor {
+        /// Its application.
+        app_id: String,
+        /// Its number.
+        exec_id: u32,
+        /// The master's epoch.
+        epoch: MasterEpoch,
+    },
+    /// The ALIVE master accepted an application.
+    RegisteredApplication {
+        /// Its id, `app-<yyyyMMddHHmmss>-<nnnn>`.
+        app_id: String,
+        /// `spark://host:port` of the master.
+        master_url: String,
+        /// The master's epoch.
+        epoch: MasterEpoch,
+    },
+    /// The application was refused.
+    RegisterApplicationFailed {
+        /// Why.
+        message: String,
+    },
+    /// One of the application's executors changed state.
+    ExecutorUpdated {
+        /// Its number.
+        exec_id: u32,
+        /// Its worker.
+        worker_id: String,
+        /// The new state.
+        state: ExecutorState,
+        /// The exit status, once it exited.
+        exit_code: Option<i32>,
+    },
+    /// The application ended (FINISHED, FAILED or KILLED).
+    ApplicationRemoved {
+        /// Spark's application state name.
+        state: String,
+    },
 }
 
-impl ToWorker {
+impl FromMaster {
     /// The epoch a master message carries; refusals and standby answers carry none.
     pub fn epoch(&self) -> Option<MasterEpoch> {
         match self {
-            ToWorker::RegisteredWorker { epoch, .. }
-            | ToWorker::MasterChanged { epoch, .. }
-            | ToWorker::ReconnectWorker { epoch, .. } => Some(*epoch),
-            ToWorker::RegisterWorkerFailed { .. } | ToWorker::MasterInStandby { .. } => None,
+            FromMaster::RegisteredWorker { epoch, .. }
+            | FromMaster::MasterChanged { epoch, .. }
+            | FromMaster::ReconnectWorker { epoch, .. }
+            | FromMaster::LaunchExecutor { epoch, .. }
+            | FromMaster::KillExecutor { epoch, .. }
+            | FromMaster::RegisteredApplication { epoch, .. } => Some(*epoch),
+            FromMaster::RegisterWorkerFailed { .. }
+            | FromMaster::MasterInStandby { .. }
+            | FromMaster::RegisterApplicationFailed { .. }
+            | FromMaster::ExecutorUpdated { .. }
+            | FromMaster::ApplicationRemoved { .. } => None,
         }
     }
 }

@@ -13,7 +13,7 @@ use ensemble_actors::zk_client::ZkClient;
 use ensemble_messages::spark::WorkerSpec;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use ensemble_tests::spark::{json, Proc, Topology};
-use std::path::PathBuf;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -31,7 +31,7 @@ fn main() {
     recovery(&exe, 1000);
 }
 
-fn failover(exe: &PathBuf, runs: usize, session: &str) {
+fn failover(exe: &Path, runs: usize, session: &str) {
     let props = format!("spark.deploy.zookeeper.sessionTimeout {session}\n");
     let mut times = Vec::new();
     for run in 0..runs {
@@ -53,8 +53,8 @@ fn failover(exe: &PathBuf, runs: usize, session: &str) {
     );
 }
 
-fn recovery(exe: &PathBuf, records: usize) {
-    let mut ensemble = ProcessCluster::new(3, 47, Program::Cli(exe.clone()), "");
+fn recovery(exe: &Path, records: usize) {
+    let mut ensemble = ProcessCluster::new(3, 47, Program::Cli(exe.to_path_buf()), "");
     ensemble.start_all();
     ensemble.wait_serving(Duration::from_secs(20)).unwrap();
     let servers: Vec<String> = (1..=3).map(|i| ensemble.client_addr(i)).collect();
@@ -63,7 +63,9 @@ fn recovery(exe: &PathBuf, records: usize) {
         .build()
         .unwrap();
     rt.block_on(async {
-        let c = ZkClient::connect(&servers, Duration::from_secs(10)).await.unwrap();
+        let c = ZkClient::connect(&servers, Duration::from_secs(10))
+            .await
+            .unwrap();
         for p in ["/spark", "/spark/master_status"] {
             let _ = c.create(p, b"", 0).await;
         }
@@ -92,20 +94,31 @@ fn recovery(exe: &PathBuf, records: usize) {
     )
     .unwrap();
     let args: Vec<String> = [
-        "master", "--host", "127.0.47.11", "--port", "7077", "--webui-port", "8080",
-        "--properties-file", props.to_str().unwrap(),
+        "master",
+        "--host",
+        "127.0.47.11",
+        "--port",
+        "7077",
+        "--webui-port",
+        "8080",
+        "--properties-file",
+        props.to_str().unwrap(),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect();
     let started = Instant::now();
     let master = Proc::start(exe, dir.path(), "master", &args);
-    wait_until("the master to recover 1000 workers", Duration::from_secs(60), || {
-        json("127.0.47.11", 8080).is_some_and(|j| {
-            j["status"] == "RECOVERING"
-                && j["workers"].as_array().is_some_and(|w| w.len() == records)
-        })
-    })
+    wait_until(
+        "the master to recover 1000 workers",
+        Duration::from_secs(60),
+        || {
+            json("127.0.47.11", 8080).is_some_and(|j| {
+                j["status"] == "RECOVERING"
+                    && j["workers"].as_array().is_some_and(|w| w.len() == records)
+            })
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}\n{}", master.log()));
     let log = master.log();
     let read = log

@@ -153,6 +153,11 @@ impl Topology {
         t
     }
 
+    /// The directory holding the logs and properties of this topology.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// Address of master `m` (1-based).
     pub fn master_ip(&self, m: usize) -> String {
         format!("127.0.{}.{}", self.block, 10 + m)
@@ -213,4 +218,3 @@ impl Topology {
         found
     }
 }
-

@@ -107,3 +107,96 @@ fn the_ensemble_leader_killed_leaves_exactly_one_alive_master() {
     }
     t.wait_alive_with(2, Duration::from_secs(30));
 }
+
+/// Runs `ensemble submit` with `args`; returns (exit code, stdout + stderr).
+fn submit(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(EXE)
+        .arg("submit")
+        .args(args)
+        .output()
+        .expect("ensemble submit runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// An application running across a master failover: its executors keep running, the new
+/// master learns them from the workers, and the application ends FINISHED.
+#[test]
+fn running_work_survives_a_master_failover_and_finishes() {
+    let mut t = Topology::start(EXE.as_ref(), 48, "");
+    let old = t.wait_alive_with(2, Duration::from_secs(30));
+    let masters: Vec<String> = (1..=3)
+        .map(|m| format!("{}:7077", t.master_ip(m)))
+        .collect();
+    let url = format!("spark://{}", masters.join(","));
+    let marker = t.dir().join("done-");
+    let script = format!("sleep 4; touch {}$EXECUTOR_ID", marker.display());
+    let mut driver = std::process::Command::new(EXE)
+        .args(["submit", "--master", &url, "--total-executor-cores", "2"])
+        .args([
+            "--executor-memory",
+            "256m",
+            "--name",
+            "across-failover",
+            "--",
+        ])
+        .args(["sh", "-c", &script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ensemble submit runs");
+    wait_until("both executors running", Duration::from_secs(20), || {
+        json(&t.master_ip(old), 8080).is_some_and(|j| j["coresused"] == 2)
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", t.logs()));
+    t.masters[old - 1] = None;
+    let new = t.wait_alive_with(2, Duration::from_secs(20));
+    let status = driver.wait().expect("the driver ends");
+    let mut out = String::new();
+    if let Some(mut o) = driver.stdout.take() {
+        use std::io::Read;
+        let _ = o.read_to_string(&mut out);
+    }
+    assert!(status.success(), "{out}\n{}", t.logs());
+    assert!(out.contains("Master changed to"), "{out}");
+    assert!(out.contains("FINISHED"), "{out}");
+    for e in 0..2 {
+        assert!(
+            std::path::Path::new(&format!("{}{e}", marker.display())).exists(),
+            "executor {e} ran to its end"
+        );
+    }
+    let j = json(&t.master_ip(new), 8080).unwrap();
+    assert_eq!(j["completedapps"][0]["state"], "FINISHED", "{j}");
+    assert_eq!(j["coresused"], 0);
+}
+
+/// Bad submissions get a clear error: an unreachable master, zero cores, more memory than any
+/// worker has.
+#[test]
+fn bad_submissions_get_clear_errors() {
+    let t = Topology::start(EXE.as_ref(), 49, "");
+    let alive = t.wait_alive_with(2, Duration::from_secs(30));
+    let url = format!("spark://{}:7077", t.master_ip(alive));
+    let (code, out) = submit(&["--master", "spark://127.0.49.99:7077", "--", "true"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("cannot reach any master at spark://127.0.49.99:7077"),
+        "{out}"
+    );
+    let (code, out) = submit(&["--master", &url, "--executor-cores", "0", "--", "true"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("--executor-cores must be at least 1"), "{out}");
+    let (code, out) = submit(&["--master", &url, "--executor-memory", "8g", "--", "true"]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("executor memory 8192 MiB is larger than any worker's (512 MiB)"),
+        "{out}"
+    );
+    let (code, out) = submit(&["--master", "127.0.49.11:7077", "--", "true"]);
+    assert_eq!(code, 2);
+    assert!(out.contains("must start with spark://"), "{out}");
+}

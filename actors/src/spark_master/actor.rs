@@ -1,12 +1,14 @@
 //! The master actor: accepts worker connections, feeds the core their messages, election
 //! changes and ticks, and carries out its outputs (send, persist, log).
 
+use super::apps::AppState;
 use super::core::{ConnId, Input, MasterCore, MasterSettings, Output, RecoveryState, WorkerState};
 use super::ensemble_link::{self, EnsembleSettings, LinkEvent, StoreOp};
 use crate::accept::{accepted, Accepted};
 use actix::prelude::*;
 use ensemble_messages::codec::PeerCodec;
-use ensemble_messages::spark::{ToMaster, ToWorker};
+use ensemble_messages::spark::ExecutorState;
+use ensemble_messages::spark::{FromMaster, ToMaster};
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -23,7 +25,7 @@ pub struct MasterActor {
     ensemble: Option<EnsembleSettings>,
     listener: std::net::TcpListener,
     link_started: bool,
-    conns: HashMap<ConnId, mpsc::UnboundedSender<ToWorker>>,
+    conns: HashMap<ConnId, mpsc::UnboundedSender<FromMaster>>,
     store: Option<mpsc::UnboundedSender<StoreOp>>,
     next_conn: ConnId,
     started: Instant,
@@ -68,6 +70,8 @@ impl MasterActor {
                     tracing::info!(worker = %id, "removing worker");
                     self.persist(StoreOp::ForgetWorker(id));
                 }
+                Output::PersistApp(app) => self.persist(StoreOp::PutApp(app)),
+                Output::ForgetApp(id) => self.persist(StoreOp::ForgetApp(id)),
                 Output::RecoveryComplete { took_ms } => {
                     tracing::info!("Recovery complete in {took_ms} ms")
                 }
@@ -97,6 +101,7 @@ impl MasterActor {
                 .core
                 .workers()
                 .map(|w| WorkerView {
+                    used: self.core.used(&w.spec.id),
                     id: w.spec.id.clone(),
                     host: w.spec.host.clone(),
                     port: w.spec.port,
@@ -105,6 +110,27 @@ impl MasterActor {
                     memory_mb: w.spec.memory_mb,
                     state: w.state,
                     last_heartbeat_ms: wall - now.saturating_sub(w.last_heartbeat) as i64,
+                })
+                .collect(),
+            apps: self
+                .core
+                .apps()
+                .map(|a| AppView {
+                    id: a.id.clone(),
+                    name: a.desc.name.clone(),
+                    state: a.state,
+                    cores: a
+                        .executors
+                        .values()
+                        .filter(|e| !e.state.is_finished())
+                        .map(|e| e.cores)
+                        .sum(),
+                    executor_memory_mb: a.desc.executor_memory_mb,
+                    executors: a
+                        .executors
+                        .iter()
+                        .map(|(n, e)| (*n, e.worker.clone(), e.state))
+                        .collect(),
                 })
                 .collect(),
         }
@@ -144,6 +170,7 @@ impl Actor for MasterActor {
             self.step(Input::Elected {
                 epoch: 1,
                 stored: Vec::new(),
+                apps: Vec::new(),
             });
             return;
         };
@@ -172,12 +199,22 @@ impl Handler<Link> for MasterActor {
 
     fn handle(&mut self, Link(ev): Link, _: &mut Context<Self>) {
         match ev {
-            LinkEvent::Elected { epoch, stored } => {
+            LinkEvent::Elected {
+                epoch,
+                stored,
+                apps,
+            } => {
                 tracing::info!(
-                    "I have been elected leader! epoch 0x{epoch:x}, {} persisted workers",
-                    stored.len()
+                    "I have been elected leader! epoch 0x{epoch:x}, {} persisted workers, {} \
+                     persisted applications",
+                    stored.len(),
+                    apps.len()
                 );
-                self.step(Input::Elected { epoch, stored });
+                self.step(Input::Elected {
+                    epoch,
+                    stored,
+                    apps,
+                });
             }
             LinkEvent::Deposed => {
                 tracing::warn!("lost leadership; back to STANDBY and contending again");
@@ -214,11 +251,11 @@ impl StreamHandler<Accepted> for MasterActor {
         let _ = stream.set_nodelay(true);
         self.next_conn += 1;
         let conn = self.next_conn;
-        let (sink, mut outgoing) = mpsc::unbounded_channel::<ToWorker>();
+        let (sink, mut outgoing) = mpsc::unbounded_channel::<FromMaster>();
         self.conns.insert(conn, sink);
         let (read, write) = stream.into_split();
         actix::spawn(async move {
-            let mut frames = FramedWrite::new(write, PeerCodec::<ToMaster, ToWorker>::default());
+            let mut frames = FramedWrite::new(write, PeerCodec::<ToMaster, FromMaster>::default());
             while let Some(msg) = outgoing.recv().await {
                 if frames.send(msg).await.is_err() {
                     break;
@@ -227,7 +264,7 @@ impl StreamHandler<Accepted> for MasterActor {
         });
         let me = ctx.address();
         actix::spawn(async move {
-            let mut frames = FramedRead::new(read, PeerCodec::<ToMaster, ToWorker>::default());
+            let mut frames = FramedRead::new(read, PeerCodec::<ToMaster, FromMaster>::default());
             while let Some(frame) = frames.next().await {
                 match frame {
                     Ok(msg) => me.do_send(FromWorker {
@@ -266,6 +303,25 @@ pub struct WorkerView {
     pub state: WorkerState,
     /// Last heartbeat, wall-clock ms.
     pub last_heartbeat_ms: i64,
+    /// Cores and memory (MiB) its live executors hold.
+    pub used: (u32, u64),
+}
+
+/// One application as the web UI shows it.
+#[derive(Clone, Debug)]
+pub struct AppView {
+    /// Application id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Its state.
+    pub state: AppState,
+    /// Cores its live executors hold.
+    pub cores: u32,
+    /// Memory per executor, MiB.
+    pub executor_memory_mb: u64,
+    /// Its executors: number, worker, state.
+    pub executors: Vec<(u32, String, ExecutorState)>,
 }
 
 /// The master as the web UI shows it.
@@ -279,6 +335,8 @@ pub struct MasterView {
     pub epoch: i64,
     /// Known workers.
     pub workers: Vec<WorkerView>,
+    /// Applications, in submission order.
+    pub apps: Vec<AppView>,
 }
 
 /// Asks for a [`MasterView`].

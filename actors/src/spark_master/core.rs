@@ -1,12 +1,23 @@
-//! The master's registry of workers and its recovery states, as a pure state machine: inputs
-//! are election changes, worker messages and ticks; outputs are messages to send and records to
-//! persist or forget. No sockets, clocks or ZooKeeper calls here.
+//! The master's registry of workers and applications and its recovery states, as a pure state
+//! machine: inputs are election changes, messages and ticks; outputs are messages to send and
+//! records to persist or forget. No sockets, clocks or ZooKeeper calls here. Applications and
+//! scheduling are in `apps.rs`.
 
-use ensemble_messages::spark::{MasterEpoch, ToMaster, ToWorker, WorkerSpec};
+use super::apps::{AppInfo, AppState, StoredApp};
+use ensemble_messages::spark::{ExecutorRef, FromMaster, MasterEpoch, ToMaster, WorkerSpec};
 use std::collections::BTreeMap;
 
-/// A connection from a worker, numbered by the actor.
+/// A connection from a worker or an application client, numbered by the actor.
 pub type ConnId = u64;
+
+/// Who speaks on a connection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Peer {
+    /// A worker, by id.
+    Worker(String),
+    /// An application client, by application id.
+    App(String),
+}
 
 /// Spark's master RecoveryState.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,17 +92,22 @@ pub struct MasterSettings {
     pub recovery_timeout_ms: u64,
     /// spark.dead.worker.persistence: DEAD workers stay listed this many timeouts.
     pub dead_worker_persistence: u64,
+    /// spark.deploy.spreadOut: spread an application's executors over workers (true) or fill
+    /// one worker first.
+    pub spread_out: bool,
 }
 
 /// An input to the core.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
-    /// This master won the election at `epoch`; `stored` are the persisted workers.
+    /// This master won the election at `epoch`; `stored` and `apps` were persisted.
     Elected {
         /// The latch znode's zxid.
         epoch: MasterEpoch,
         /// Workers persisted by earlier masters.
         stored: Vec<WorkerSpec>,
+        /// Applications persisted by earlier masters.
+        apps: Vec<StoredApp>,
     },
     /// This master lost its session or its latch: back to STANDBY.
     Deposed,
@@ -116,12 +132,16 @@ pub enum Output {
         /// The connection.
         conn: ConnId,
         /// The message.
-        msg: ToWorker,
+        msg: FromMaster,
     },
     /// Persist a worker's record.
     PersistWorker(WorkerSpec),
     /// Delete a worker's record.
     ForgetWorker(String),
+    /// Persist an application's record.
+    PersistApp(StoredApp),
+    /// Delete an application's record.
+    ForgetApp(String),
     /// Recovery finished (for the log: how long it took, in ms).
     RecoveryComplete {
         /// Duration since the election.
@@ -131,14 +151,20 @@ pub enum Output {
 
 /// The master's registry and state.
 pub struct MasterCore {
-    settings: MasterSettings,
-    state: RecoveryState,
-    epoch: MasterEpoch,
-    workers: BTreeMap<String, WorkerInfo>,
-    /// Which worker each connection speaks for.
-    conns: BTreeMap<ConnId, String>,
+    pub(super) settings: MasterSettings,
+    pub(super) state: RecoveryState,
+    pub(super) epoch: MasterEpoch,
+    pub(super) workers: BTreeMap<String, WorkerInfo>,
+    /// Applications, by id.
+    pub(super) apps: BTreeMap<String, AppInfo>,
+    /// Application ids in submission order (FIFO scheduling).
+    pub(super) app_order: Vec<String>,
+    /// Applications registered under this epoch, for ids.
+    pub(super) next_app: u32,
+    /// Who each connection speaks for.
+    pub(super) conns: BTreeMap<ConnId, Peer>,
     elected_at: u64,
-    out: Vec<Output>,
+    pub(super) out: Vec<Output>,
 }
 
 impl MasterCore {
@@ -149,6 +175,9 @@ impl MasterCore {
             state: RecoveryState::Standby,
             epoch: 0,
             workers: BTreeMap::new(),
+            apps: BTreeMap::new(),
+            app_order: Vec::new(),
+            next_app: 0,
             conns: BTreeMap::new(),
             elected_at: 0,
             out: Vec::new(),
@@ -170,6 +199,20 @@ impl MasterCore {
         self.workers.values()
     }
 
+    /// Applications, in submission order.
+    pub fn apps(&self) -> impl Iterator<Item = &AppInfo> {
+        self.app_order.iter().filter_map(|id| self.apps.get(id))
+    }
+
+    /// Cores and memory (MiB) that live executors hold on a worker.
+    pub fn used(&self, worker: &str) -> (u32, u64) {
+        self.apps
+            .values()
+            .flat_map(|a| a.executors.values())
+            .filter(|e| e.worker == worker && !e.state.is_finished())
+            .fold((0, 0), |(c, m), e| (c + e.cores, m + e.memory_mb))
+    }
+
     /// The settings it runs with.
     pub fn settings(&self) -> &MasterSettings {
         &self.settings
@@ -178,37 +221,60 @@ impl MasterCore {
     /// Feeds one input at `now` (ms) and returns what to do.
     pub fn step(&mut self, input: Input, now: u64) -> Vec<Output> {
         match input {
-            Input::Elected { epoch, stored } => self.elected(epoch, stored, now),
+            Input::Elected {
+                epoch,
+                stored,
+                apps,
+            } => self.elected(epoch, stored, apps, now),
             Input::Deposed => self.deposed(),
             Input::Message { conn, msg } => self.message(conn, msg, now),
             Input::Disconnected(conn) => {
-                self.conns.remove(&conn);
+                if let Some(Peer::App(id)) = self.conns.remove(&conn) {
+                    // The driver is gone (Spark's onDisconnected): its application ends.
+                    if self.state == RecoveryState::Alive {
+                        self.finish_app(&id, AppState::Finished);
+                    }
+                }
             }
             Input::Tick => self.tick(now),
         }
         std::mem::take(&mut self.out)
     }
 
-    fn send(&mut self, conn: ConnId, msg: ToWorker) {
+    pub(super) fn send(&mut self, conn: ConnId, msg: FromMaster) {
         self.out.push(Output::Send { conn, msg });
     }
 
-    fn conn_of(&self, worker: &str) -> Option<ConnId> {
-        self.conns
-            .iter()
-            .find(|(_, w)| w.as_str() == worker)
-            .map(|(c, _)| *c)
+    pub(super) fn conn_of(&self, peer: &Peer) -> Option<ConnId> {
+        self.conns.iter().find(|(_, p)| *p == peer).map(|(c, _)| *c)
     }
 
-    fn elected(&mut self, epoch: MasterEpoch, stored: Vec<WorkerSpec>, now: u64) {
+    fn elected(
+        &mut self,
+        epoch: MasterEpoch,
+        stored: Vec<WorkerSpec>,
+        apps: Vec<StoredApp>,
+        now: u64,
+    ) {
         self.epoch = epoch;
         self.elected_at = now;
         self.workers.clear();
-        if stored.is_empty() {
+        self.apps.clear();
+        self.app_order.clear();
+        self.next_app = 0;
+        if stored.is_empty() && apps.is_empty() {
             self.state = RecoveryState::Alive;
             return;
         }
         self.state = RecoveryState::Recovering;
+        for app in apps {
+            let id = app.id.clone();
+            self.restore_app(app);
+            if let Some(conn) = self.conn_of(&Peer::App(id)) {
+                let msg = self.master_changed();
+                self.send(conn, msg);
+            }
+        }
         for spec in stored {
             let id = spec.id.clone();
             self.workers.insert(
@@ -220,15 +286,15 @@ impl MasterCore {
                     dead_since: None,
                 },
             );
-            if let Some(conn) = self.conn_of(&id) {
+            if let Some(conn) = self.conn_of(&Peer::Worker(id)) {
                 let msg = self.master_changed();
                 self.send(conn, msg);
             }
         }
     }
 
-    fn master_changed(&self) -> ToWorker {
-        ToWorker::MasterChanged {
+    fn master_changed(&self) -> FromMaster {
+        FromMaster::MasterChanged {
             master_url: self.settings.url.clone(),
             webui: self.settings.webui.clone(),
             epoch: self.epoch,
@@ -239,13 +305,15 @@ impl MasterCore {
         self.state = RecoveryState::Standby;
         self.epoch = 0;
         self.workers.clear();
+        self.apps.clear();
+        self.app_order.clear();
     }
 
     fn message(&mut self, conn: ConnId, msg: ToMaster, now: u64) {
         match msg {
             ToMaster::RegisterWorker(spec) => self.register(conn, spec, now),
             ToMaster::Heartbeat { worker_id } => {
-                self.conns.insert(conn, worker_id.clone());
+                self.conns.insert(conn, Peer::Worker(worker_id.clone()));
                 if self.state == RecoveryState::Standby {
                     return;
                 }
@@ -254,7 +322,7 @@ impl MasterCore {
                     _ => {
                         // Unknown here, or given up on: it must register again (Spark's
                         // ReconnectWorker), and keeps what it runs.
-                        let msg = ToWorker::ReconnectWorker {
+                        let msg = FromMaster::ReconnectWorker {
                             master_url: self.settings.url.clone(),
                             epoch: self.epoch,
                         };
@@ -262,22 +330,71 @@ impl MasterCore {
                     }
                 }
             }
-            ToMaster::WorkerSchedulerStateResponse { worker_id } => {
-                self.conns.insert(conn, worker_id.clone());
+            ToMaster::WorkerSchedulerStateResponse {
+                worker_id,
+                executors,
+            } => {
+                self.conns.insert(conn, Peer::Worker(worker_id.clone()));
+                if self.state == RecoveryState::Standby {
+                    return;
+                }
                 if let Some(w) = self.workers.get_mut(&worker_id) {
                     w.state = WorkerState::Alive;
                     w.last_heartbeat = now;
                     w.dead_since = None;
+                    self.adopt(conn, &worker_id, executors);
+                }
+                self.maybe_complete_recovery(now);
+                self.schedule();
+            }
+            ToMaster::ExecutorStateChanged {
+                app_id,
+                exec_id,
+                state,
+                exit_code,
+            } => self.executor_changed(&app_id, exec_id, state, exit_code),
+            ToMaster::RegisterApplication { desc, app_id } => self.register_app(conn, desc, app_id),
+            ToMaster::UnregisterApplication { app_id } => {
+                self.finish_app(&app_id, AppState::Finished)
+            }
+            ToMaster::MasterChangeAcknowledged { app_id } => {
+                self.conns.insert(conn, Peer::App(app_id.clone()));
+                if let Some(app) = self.apps.get_mut(&app_id) {
+                    if app.state == AppState::Unknown {
+                        app.state = AppState::Waiting;
+                        app.refresh_state();
+                    }
                 }
                 self.maybe_complete_recovery(now);
             }
         }
     }
 
+    /// Re-attaches the executors a worker reports; kills those of applications it does not
+    /// know (or that ended), as Spark's WorkerLatestState handling does.
+    fn adopt(&mut self, conn: ConnId, worker: &str, executors: Vec<ExecutorRef>) {
+        for e in executors {
+            let known = self.apps.get_mut(&e.app_id).filter(|a| a.is_active());
+            match known {
+                Some(app) => app.adopt(worker, &e),
+                None if self.state == RecoveryState::Alive => {
+                    let msg = FromMaster::KillExecutor {
+                        app_id: e.app_id,
+                        exec_id: e.exec_id,
+                        epoch: self.epoch,
+                    };
+                    self.send(conn, msg);
+                }
+                // Recovering: the application may still answer; it is decided at the end.
+                None => {}
+            }
+        }
+    }
+
     fn register(&mut self, conn: ConnId, spec: WorkerSpec, now: u64) {
-        self.conns.insert(conn, spec.id.clone());
+        self.conns.insert(conn, Peer::Worker(spec.id.clone()));
         if self.state == RecoveryState::Standby {
-            let msg = ToWorker::MasterInStandby {
+            let msg = FromMaster::MasterInStandby {
                 master_url: self.settings.url.clone(),
             };
             self.send(conn, msg);
@@ -288,7 +405,7 @@ impl MasterCore {
                 "worker {} offers {} cores and {} MiB; both must be positive",
                 spec.id, spec.cores, spec.memory_mb
             );
-            self.send(conn, ToWorker::RegisterWorkerFailed { message });
+            self.send(conn, FromMaster::RegisterWorkerFailed { message });
             return;
         }
         // A known worker registering again (after a lost connection, or during a failover) is
@@ -310,7 +427,7 @@ impl MasterCore {
                 dead_since: None,
             },
         );
-        let msg = ToWorker::RegisteredWorker {
+        let msg = FromMaster::RegisteredWorker {
             master_url: self.settings.url.clone(),
             webui: self.settings.webui.clone(),
             epoch: self.epoch,
@@ -318,13 +435,15 @@ impl MasterCore {
         };
         self.send(conn, msg);
         self.maybe_complete_recovery(now);
+        self.schedule();
     }
 
     fn maybe_complete_recovery(&mut self, now: u64) {
         let waiting = self
             .workers
             .values()
-            .any(|w| w.state == WorkerState::Unknown);
+            .any(|w| w.state == WorkerState::Unknown)
+            || self.apps.values().any(|a| a.state == AppState::Unknown);
         if self.state == RecoveryState::Recovering && !waiting {
             self.complete_recovery(now);
         }
@@ -341,10 +460,20 @@ impl MasterCore {
         for id in silent {
             self.mark_dead(&id, now);
         }
+        let unknown: Vec<String> = self
+            .apps
+            .values()
+            .filter(|a| a.state == AppState::Unknown)
+            .map(|a| a.id.clone())
+            .collect();
+        for id in unknown {
+            self.finish_app(&id, AppState::Finished);
+        }
         self.state = RecoveryState::Alive;
         self.out.push(Output::RecoveryComplete {
             took_ms: now.saturating_sub(self.elected_at),
         });
+        self.schedule();
     }
 
     fn mark_dead(&mut self, id: &str, now: u64) {
@@ -352,6 +481,7 @@ impl MasterCore {
             w.state = WorkerState::Dead;
             w.dead_since = Some(now);
             self.out.push(Output::ForgetWorker(id.to_string()));
+            self.worker_lost(id);
         }
     }
 
@@ -376,6 +506,7 @@ impl MasterCore {
                 for id in silent {
                     self.mark_dead(&id, now);
                 }
+                self.schedule();
                 let keep = timeout.saturating_mul(self.settings.dead_worker_persistence);
                 self.workers
                     .retain(|_, w| w.dead_since.is_none_or(|t| now.saturating_sub(t) <= keep));

@@ -1,6 +1,8 @@
 //! Unit tests of the master core: each feeds inputs and compares the exact outputs.
 
 use super::*;
+use crate::spark_master::apps::{AppState, StoredApp, MAX_EXECUTOR_RETRIES};
+use ensemble_messages::spark::{AppDesc, ExecutorRef, ExecutorState};
 
 fn settings() -> MasterSettings {
     MasterSettings {
@@ -9,6 +11,7 @@ fn settings() -> MasterSettings {
         worker_timeout_ms: 1000,
         recovery_timeout_ms: 3000,
         dead_worker_persistence: 2,
+        spread_out: true,
     }
 }
 
@@ -31,8 +34,8 @@ fn msg(conn: ConnId, msg: ToMaster) -> Input {
     Input::Message { conn, msg }
 }
 
-fn registered(epoch: MasterEpoch, duplicate: bool) -> ToWorker {
-    ToWorker::RegisteredWorker {
+fn registered(epoch: MasterEpoch, duplicate: bool) -> FromMaster {
+    FromMaster::RegisteredWorker {
         master_url: "spark://m1:7077".into(),
         webui: "http://m1:8080".into(),
         epoch,
@@ -55,7 +58,7 @@ fn a_standby_master_refuses_registration() {
         out,
         vec![Output::Send {
             conn: 1,
-            msg: ToWorker::MasterInStandby {
+            msg: FromMaster::MasterInStandby {
                 master_url: "spark://m1:7077".into()
             }
         }]
@@ -82,7 +85,8 @@ fn elected_with_nothing_stored_it_is_alive_and_registers_and_persists_workers() 
         m.step(
             Input::Elected {
                 epoch: 7,
-                stored: vec![]
+                stored: vec![],
+                apps: vec![],
             },
             0
         ),
@@ -118,7 +122,7 @@ fn elected_with_nothing_stored_it_is_alive_and_registers_and_persists_workers() 
         &out[..],
         [Output::Send {
             conn: 3,
-            msg: ToWorker::RegisterWorkerFailed { .. }
+            msg: FromMaster::RegisterWorkerFailed { .. }
         }]
     ));
 }
@@ -133,10 +137,11 @@ fn recovery_completes_as_soon_as_every_stored_worker_answers() {
         Input::Elected {
             epoch: 9,
             stored: vec![spec("w1"), spec("w2")],
+            apps: vec![],
         },
         100,
     );
-    let changed = ToWorker::MasterChanged {
+    let changed = FromMaster::MasterChanged {
         master_url: "spark://m1:7077".into(),
         webui: "http://m1:8080".into(),
         epoch: 9,
@@ -158,6 +163,7 @@ fn recovery_completes_as_soon_as_every_stored_worker_answers() {
     assert_eq!(state_of(&m, "w1"), WorkerState::Unknown);
     let answer = |id: &str| ToMaster::WorkerSchedulerStateResponse {
         worker_id: id.into(),
+        executors: vec![],
     };
     assert_eq!(m.step(msg(1, answer("w1")), 150), vec![]);
     assert_eq!(m.state(), RecoveryState::Recovering, "w2 has not answered");
@@ -174,6 +180,7 @@ fn silent_workers_become_dead_at_the_recovery_timeout_and_may_come_back() {
         Input::Elected {
             epoch: 3,
             stored: vec![spec("w1"), spec("gone")],
+            apps: vec![],
         },
         0,
     );
@@ -203,7 +210,7 @@ fn silent_workers_become_dead_at_the_recovery_timeout_and_may_come_back() {
         out,
         vec![Output::Send {
             conn: 5,
-            msg: ToWorker::ReconnectWorker {
+            msg: FromMaster::ReconnectWorker {
                 master_url: "spark://m1:7077".into(),
                 epoch: 3
             }
@@ -229,6 +236,7 @@ fn a_worker_silent_for_the_timeout_is_dead_then_dropped_from_the_list() {
         Input::Elected {
             epoch: 1,
             stored: vec![],
+            apps: vec![],
         },
         0,
     );
@@ -269,6 +277,7 @@ fn a_deposed_master_is_standby_and_forgets_the_registry() {
         Input::Elected {
             epoch: 1,
             stored: vec![],
+            apps: vec![],
         },
         0,
     );
@@ -279,4 +288,279 @@ fn a_deposed_master_is_standby_and_forgets_the_registry() {
         (RecoveryState::Standby, 0, 0)
     );
     assert_eq!(m.step(Input::Tick, 99_999), vec![]);
+}
+
+fn app(max_cores: Option<u32>, memory_mb: u64) -> ToMaster {
+    ToMaster::RegisterApplication {
+        desc: AppDesc {
+            name: "job".into(),
+            command: vec!["run".into()],
+            max_cores,
+            executor_cores: 1,
+            executor_memory_mb: memory_mb,
+        },
+        app_id: None,
+    }
+}
+
+/// An ALIVE master with workers w1 (conn 1) and w2 (conn 2), 2 cores and 512 MiB each.
+fn alive_with_two_workers() -> MasterCore {
+    let mut m = MasterCore::new(settings());
+    m.step(
+        Input::Elected {
+            epoch: 5,
+            stored: vec![],
+            apps: vec![],
+        },
+        0,
+    );
+    m.step(msg(1, register("w1")), 0);
+    m.step(msg(2, register("w2")), 0);
+    m
+}
+
+fn launches(out: &[Output]) -> Vec<(ConnId, u32)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                conn,
+                msg: FromMaster::LaunchExecutor { exec_id, .. },
+            } => Some((*conn, *exec_id)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn exec_state(app_id: &str, exec_id: u32, state: ExecutorState, code: Option<i32>) -> ToMaster {
+    ToMaster::ExecutorStateChanged {
+        app_id: app_id.into(),
+        exec_id,
+        state,
+        exit_code: code,
+    }
+}
+
+#[test]
+fn an_application_is_spread_over_workers_and_finishes_when_its_executors_exit() {
+    let mut m = alive_with_two_workers();
+    let out = m.step(msg(9, app(Some(3), 256)), 10);
+    assert!(out.contains(&Output::Send {
+        conn: 9,
+        msg: FromMaster::RegisteredApplication {
+            app_id: "app-5-0000".into(),
+            master_url: "spark://m1:7077".into(),
+            epoch: 5,
+        }
+    }));
+    // Three executors of one core: spread out, w1 and w2 first, then w1 again.
+    assert_eq!(launches(&out), vec![(1, 0), (2, 1), (1, 2)]);
+    assert_eq!((m.used("w1"), m.used("w2")), ((2, 512), (1, 256)));
+    let a = m.apps().next().unwrap();
+    assert_eq!((a.state, a.wanted), (AppState::Running, 3));
+    for e in 0..3 {
+        m.step(
+            msg(1, exec_state("app-5-0000", e, ExecutorState::Running, None)),
+            20,
+        );
+    }
+    m.step(
+        msg(
+            1,
+            exec_state("app-5-0000", 0, ExecutorState::Exited, Some(0)),
+        ),
+        30,
+    );
+    m.step(
+        msg(
+            2,
+            exec_state("app-5-0000", 1, ExecutorState::Exited, Some(0)),
+        ),
+        30,
+    );
+    assert_eq!(m.used("w2"), (0, 0), "accounting comes from live executors");
+    let out = m.step(
+        msg(
+            1,
+            exec_state("app-5-0000", 2, ExecutorState::Exited, Some(0)),
+        ),
+        40,
+    );
+    assert!(out.contains(&Output::Send {
+        conn: 9,
+        msg: FromMaster::ApplicationRemoved {
+            state: "FINISHED".into()
+        }
+    }));
+    assert!(out.contains(&Output::ForgetApp("app-5-0000".into())));
+    assert!(
+        launches(&out).is_empty(),
+        "completed executors are not replaced"
+    );
+    assert_eq!(m.apps().next().unwrap().state, AppState::Finished);
+}
+
+#[test]
+fn consolidation_fills_one_worker_first() {
+    let mut m = MasterCore::new(MasterSettings {
+        spread_out: false,
+        ..settings()
+    });
+    m.step(
+        Input::Elected {
+            epoch: 5,
+            stored: vec![],
+            apps: vec![],
+        },
+        0,
+    );
+    m.step(msg(1, register("w1")), 0);
+    m.step(msg(2, register("w2")), 0);
+    let out = m.step(msg(9, app(Some(2), 256)), 10);
+    assert_eq!(launches(&out), vec![(1, 0), (1, 1)]);
+}
+
+#[test]
+fn impossible_applications_are_refused_with_a_reason() {
+    let mut m = alive_with_two_workers();
+    let out = m.step(msg(9, app(None, 4096)), 10);
+    assert_eq!(
+        out,
+        vec![Output::Send {
+            conn: 9,
+            msg: FromMaster::RegisterApplicationFailed {
+                message: "executor memory 4096 MiB is larger than any worker's (512 MiB)".into()
+            }
+        }]
+    );
+    assert_eq!(m.apps().count(), 0);
+}
+
+#[test]
+fn repeated_executor_failures_fail_the_application() {
+    let mut m = alive_with_two_workers();
+    m.step(msg(9, app(Some(1), 256)), 10);
+    let mut last = Vec::new();
+    for e in 0..MAX_EXECUTOR_RETRIES {
+        last = m.step(
+            msg(
+                1,
+                exec_state("app-5-0000", e, ExecutorState::Failed, Some(1)),
+            ),
+            20,
+        );
+    }
+    assert!(last.contains(&Output::Send {
+        conn: 9,
+        msg: FromMaster::ApplicationRemoved {
+            state: "FAILED".into()
+        }
+    }));
+    assert_eq!(m.apps().next().unwrap().state, AppState::Failed);
+}
+
+#[test]
+fn a_new_master_adopts_running_executors_and_the_returning_client() {
+    let mut m = MasterCore::new(settings());
+    // Standby: the worker and the client are connected and known by id.
+    m.step(msg(1, register("w1")), 0);
+    let client = ToMaster::RegisterApplication {
+        desc: AppDesc {
+            name: "job".into(),
+            command: vec!["run".into()],
+            max_cores: Some(1),
+            executor_cores: 1,
+            executor_memory_mb: 256,
+        },
+        app_id: Some("app-5-0000".into()),
+    };
+    m.step(msg(9, client.clone()), 0);
+    let stored = StoredApp {
+        id: "app-5-0000".into(),
+        desc: AppDesc {
+            name: "job".into(),
+            command: vec!["run".into()],
+            max_cores: Some(1),
+            executor_cores: 1,
+            executor_memory_mb: 256,
+        },
+        wanted: 1,
+        completed: 0,
+        next_exec: 1,
+    };
+    let out = m.step(
+        Input::Elected {
+            epoch: 8,
+            stored: vec![spec("w1")],
+            apps: vec![stored],
+        },
+        100,
+    );
+    assert_eq!(
+        out.len(),
+        2,
+        "MasterChanged to the client and the worker: {out:?}"
+    );
+    assert_eq!(m.apps().next().unwrap().state, AppState::Unknown);
+    let running = vec![ExecutorRef {
+        app_id: "app-5-0000".into(),
+        exec_id: 0,
+        cores: 1,
+        memory_mb: 256,
+    }];
+    let out = m.step(
+        msg(
+            1,
+            ToMaster::WorkerSchedulerStateResponse {
+                worker_id: "w1".into(),
+                executors: running,
+            },
+        ),
+        110,
+    );
+    assert!(
+        launches(&out).is_empty(),
+        "the running executor is adopted, not replaced or killed"
+    );
+    assert_eq!(
+        m.state(),
+        RecoveryState::Recovering,
+        "the client has not answered yet"
+    );
+    let out = m.step(
+        msg(
+            9,
+            ToMaster::MasterChangeAcknowledged {
+                app_id: "app-5-0000".into(),
+            },
+        ),
+        120,
+    );
+    assert!(out.contains(&Output::RecoveryComplete { took_ms: 20 }));
+    let a = m.apps().next().unwrap();
+    assert_eq!((a.state, m.used("w1")), (AppState::Running, (1, 256)));
+    // The executor ends under the new master: FINISHED.
+    let out = m.step(
+        msg(
+            1,
+            exec_state("app-5-0000", 0, ExecutorState::Exited, Some(0)),
+        ),
+        130,
+    );
+    assert!(out.contains(&Output::ForgetApp("app-5-0000".into())));
+}
+
+#[test]
+fn a_client_that_disconnects_ends_its_application_and_its_executors() {
+    let mut m = alive_with_two_workers();
+    m.step(msg(9, app(Some(1), 256)), 10);
+    let out = m.step(Input::Disconnected(9), 20);
+    assert!(out.contains(&Output::Send {
+        conn: 1,
+        msg: FromMaster::KillExecutor {
+            app_id: "app-5-0000".into(),
+            exec_id: 0,
+            epoch: 5
+        }
+    }));
+    assert_eq!(m.apps().next().unwrap().state, AppState::Finished);
 }

@@ -10,6 +10,7 @@
 //! has a larger epoch. A master whose session expires is deposed and contends again with a new
 //! session; a master started before the ensemble keeps trying until it is up.
 
+use super::apps::StoredApp;
 use crate::zk_client::{ClientError, ZkClient};
 use ensemble_messages::jute::WatcherEvent;
 use ensemble_messages::spark::{MasterEpoch, WorkerSpec};
@@ -33,12 +34,14 @@ pub struct EnsembleSettings {
 /// What the link tells the master.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkEvent {
-    /// This master leads at `epoch`; the persisted workers it read.
+    /// This master leads at `epoch`; the persisted records it read.
     Elected {
         /// The latch znode's czxid.
         epoch: MasterEpoch,
         /// Readable worker records.
         stored: Vec<WorkerSpec>,
+        /// Readable application records.
+        apps: Vec<StoredApp>,
     },
     /// The session was lost: no longer the leader.
     Deposed,
@@ -51,23 +54,32 @@ pub enum StoreOp {
     PutWorker(WorkerSpec),
     /// Delete a worker's record.
     ForgetWorker(String),
+    /// Create or replace an application's record.
+    PutApp(StoredApp),
+    /// Delete an application's record.
+    ForgetApp(String),
 }
 
 /// Record format version written before the JSON body.
 const RECORD_VERSION: u8 = 1;
 
-/// Encodes a worker record: a version byte, then JSON.
-pub fn encode_worker(spec: &WorkerSpec) -> Vec<u8> {
+/// Encodes a record: a version byte, then JSON.
+pub fn encode_record<T: serde::Serialize>(record: &T) -> Vec<u8> {
     let mut out = vec![RECORD_VERSION];
-    out.extend(serde_json::to_vec(spec).expect("worker specs always encode"));
+    out.extend(serde_json::to_vec(record).expect("records always encode"));
     out
 }
 
-/// Decodes a worker record, or says why it cannot.
-pub fn decode_worker(bytes: &[u8]) -> Result<WorkerSpec, String> {
+/// Encodes a worker record.
+pub fn encode_worker(spec: &WorkerSpec) -> Vec<u8> {
+    encode_record(spec)
+}
+
+/// Decodes a record, or says why it cannot.
+pub fn decode_record<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     match bytes.split_first() {
         Some((&RECORD_VERSION, body)) => {
-            serde_json::from_slice(body).map_err(|e| format!("bad worker record: {e}"))
+            serde_json::from_slice(body).map_err(|e| format!("bad record: {e}"))
         }
         Some((v, _)) => Err(format!("unknown record version {v}")),
         None => Err("empty record".into()),
@@ -146,18 +158,24 @@ async fn contend(
                 Err(e) => return Ended::SessionLost(e.to_string()),
                 Ok(None) => {
                     let reading = std::time::Instant::now();
-                    let stored = match read_workers(client, &status_dir).await {
+                    let (stored, apps) = match read_records(client, &status_dir).await {
                         Ok(s) => s,
                         Err(e) => return Ended::SessionLost(e.to_string()),
                     };
                     tracing::info!(
                         epoch = format!("0x{epoch:x}"),
-                        "elected leader; read {} worker records in {} ms",
+                        "elected leader; read {} worker records and {} application records \
+                         in {} ms",
                         stored.len(),
+                        apps.len(),
                         reading.elapsed().as_millis()
                     );
                     leading = true;
-                    report(LinkEvent::Elected { epoch, stored });
+                    report(LinkEvent::Elected {
+                        epoch,
+                        stored,
+                        apps,
+                    });
                 }
                 Ok(Some(pred)) => match client.exists_watch(&pred, true).await {
                     Err(e) => return Ended::SessionLost(e.to_string()),
@@ -230,13 +248,17 @@ async fn predecessor(
     })
 }
 
-/// Reads every worker record; unreadable ones are reported and left in place.
-async fn read_workers(client: &ZkClient, status_dir: &str) -> Result<Vec<WorkerSpec>, ClientError> {
+/// Reads every worker and application record; unreadable ones are reported and left in place.
+async fn read_records(
+    client: &ZkClient,
+    status_dir: &str,
+) -> Result<(Vec<WorkerSpec>, Vec<StoredApp>), ClientError> {
     let (children, _) = client.get_children(status_dir, false).await?;
-    let mut out = Vec::new();
+    let (mut workers, mut apps) = (Vec::new(), Vec::new());
     for name in children {
         let path = format!("{status_dir}/{name}");
-        if !name.starts_with("worker_") {
+        let is_worker = name.starts_with("worker_");
+        if !is_worker && !name.starts_with("app_") {
             tracing::warn!(%path, "unrecognized record left in place");
             continue;
         }
@@ -245,33 +267,48 @@ async fn read_workers(client: &ZkClient, status_dir: &str) -> Result<Vec<WorkerS
             Err(ClientError::Server(err::NO_NODE)) => continue,
             Err(e) => return Err(e),
         };
-        match decode_worker(&data) {
-            Ok(spec) => out.push(spec),
-            Err(e) => tracing::error!(%path, "unreadable record left in place: {e}"),
+        let read = if is_worker {
+            decode_record(&data).map(|w| workers.push(w))
+        } else {
+            decode_record(&data).map(|a| apps.push(a))
+        };
+        if let Err(e) = read {
+            tracing::error!(%path, "unreadable record left in place: {e}");
         }
     }
-    Ok(out)
+    Ok((workers, apps))
+}
+
+/// Creates or replaces a record.
+async fn put(client: &ZkClient, path: &str, data: &[u8]) -> Result<(), ClientError> {
+    match client.create(path, data, 0).await {
+        Err(ClientError::Server(err::NODE_EXISTS)) => {
+            client.set_data(path, data, -1).await.map(|_| ())
+        }
+        other => other.map(|_| ()),
+    }
+}
+
+/// Deletes a record if it exists.
+async fn forget(client: &ZkClient, path: &str) -> Result<(), ClientError> {
+    match client.delete(path, -1).await {
+        Ok(()) | Err(ClientError::Server(err::NO_NODE)) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 async fn apply(client: &ZkClient, status_dir: &str, op: StoreOp) -> Result<(), ClientError> {
     match op {
         StoreOp::PutWorker(spec) => {
             let path = format!("{status_dir}/worker_{}", spec.id);
-            let data = encode_worker(&spec);
-            match client.create(&path, &data, 0).await {
-                Err(ClientError::Server(err::NODE_EXISTS)) => {
-                    client.set_data(&path, &data, -1).await.map(|_| ())
-                }
-                other => other.map(|_| ()),
-            }
+            put(client, &path, &encode_worker(&spec)).await
         }
-        StoreOp::ForgetWorker(id) => {
-            let path = format!("{status_dir}/worker_{id}");
-            match client.delete(&path, -1).await {
-                Ok(()) | Err(ClientError::Server(err::NO_NODE)) => Ok(()),
-                Err(e) => Err(e),
-            }
+        StoreOp::ForgetWorker(id) => forget(client, &format!("{status_dir}/worker_{id}")).await,
+        StoreOp::PutApp(app) => {
+            let path = format!("{status_dir}/app_{}", app.id);
+            put(client, &path, &encode_record(&app)).await
         }
+        StoreOp::ForgetApp(id) => forget(client, &format!("{status_dir}/app_{id}")).await,
     }
 }
 
@@ -291,14 +328,10 @@ mod tests {
         };
         let bytes = encode_worker(&spec);
         assert_eq!(bytes[0], 1);
-        assert_eq!(decode_worker(&bytes), Ok(spec));
-        assert_eq!(decode_worker(&[]), Err("empty record".into()));
-        assert_eq!(
-            decode_worker(&[9, 1]),
-            Err("unknown record version 9".into())
-        );
-        assert!(decode_worker(&[1, b'{'])
-            .unwrap_err()
-            .starts_with("bad worker record"));
+        let decode = decode_record::<WorkerSpec>;
+        assert_eq!(decode(&bytes), Ok(spec));
+        assert_eq!(decode(&[]), Err("empty record".into()));
+        assert_eq!(decode(&[9, 1]), Err("unknown record version 9".into()));
+        assert!(decode(&[1, b'{']).unwrap_err().starts_with("bad record"));
     }
 }

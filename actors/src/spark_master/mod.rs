@@ -2,11 +2,13 @@
 //! through the ensemble, the actor that drives them, and its web UI.
 
 pub mod actor;
+pub mod apps;
 pub mod core;
 pub mod ensemble_link;
 pub mod web;
 
-pub use self::actor::{GetView, MasterActor, MasterView, WorkerView};
+pub use self::actor::{AppView, GetView, MasterActor, MasterView, WorkerView};
+pub use self::apps::{AppInfo, AppState, ExecInfo, StoredApp};
 pub use self::core::{
     ConnId, Input, MasterCore, MasterSettings, Output, RecoveryState, WorkerInfo, WorkerState,
 };

@@ -1,6 +1,7 @@
 //! The master's web UI: a page like Spark's master page, and `/json` with Spark's field names.
 
-use super::actor::{GetView, MasterActor, MasterView, WorkerView};
+use super::actor::{AppView, GetView, MasterActor, MasterView, WorkerView};
+use super::apps::AppState;
 use super::core::WorkerState;
 use actix::Addr;
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -53,29 +54,51 @@ pub fn to_json(v: &MasterView) -> Value {
                 "port": w.port,
                 "webuiaddress": w.webui,
                 "cores": w.cores,
-                "coresused": 0,
-                "coresfree": w.cores,
+                "coresused": w.used.0,
+                "coresfree": w.cores.saturating_sub(w.used.0),
                 "memory": w.memory_mb,
-                "memoryused": 0,
-                "memoryfree": w.memory_mb,
+                "memoryused": w.used.1,
+                "memoryfree": w.memory_mb.saturating_sub(w.used.1),
                 "state": w.state.name(),
                 "lastheartbeat": w.last_heartbeat_ms,
             })
         })
         .collect();
+    let (active, completed): (Vec<&AppView>, Vec<&AppView>) =
+        v.apps.iter().partition(|a| is_active(a.state));
     json!({
         "url": v.url,
         "workers": workers,
         "aliveworkers": alive(v).count(),
         "cores": alive(v).map(|w| u64::from(w.cores)).sum::<u64>(),
-        "coresused": 0,
+        "coresused": alive(v).map(|w| u64::from(w.used.0)).sum::<u64>(),
         "memory": alive(v).map(|w| w.memory_mb).sum::<u64>(),
-        "memoryused": 0,
-        "activeapps": [],
-        "completedapps": [],
+        "memoryused": alive(v).map(|w| w.used.1).sum::<u64>(),
+        "activeapps": active.iter().map(|a| app_json(a)).collect::<Vec<_>>(),
+        "completedapps": completed.iter().map(|a| app_json(a)).collect::<Vec<_>>(),
         "activedrivers": [],
         "completeddrivers": [],
         "status": v.status.name(),
+    })
+}
+
+fn is_active(state: AppState) -> bool {
+    matches!(
+        state,
+        AppState::Waiting | AppState::Running | AppState::Unknown
+    )
+}
+
+fn app_json(a: &AppView) -> Value {
+    json!({
+        "id": a.id,
+        "name": a.name,
+        "cores": a.cores,
+        "memoryperexecutor": a.executor_memory_mb,
+        "state": a.state.name(),
+        "executors": a.executors.iter().map(|(n, w, s)| json!({
+            "id": n, "worker": w, "state": s.name(),
+        })).collect::<Vec<_>>(),
     })
 }
 
@@ -99,20 +122,48 @@ async fn page(master: web::Data<Addr<MasterActor>>) -> HttpResponse {
 pub fn render_page(v: &MasterView) -> String {
     let cores: u64 = alive(v).map(|w| u64::from(w.cores)).sum();
     let memory: u64 = alive(v).map(|w| w.memory_mb).sum();
+    let cores_used: u64 = alive(v).map(|w| u64::from(w.used.0)).sum();
+    let memory_used: u64 = alive(v).map(|w| w.used.1).sum();
+    let (active, completed): (Vec<&AppView>, Vec<&AppView>) =
+        v.apps.iter().partition(|a| is_active(a.state));
+    let app_rows = |apps: &[&AppView]| -> String {
+        apps.iter()
+            .map(|a| {
+                format!(
+                    "<tr><td>{id}</td><td>{name}</td><td>{cores}</td><td>{mem} MiB</td>\
+                     <td>{state}</td></tr>",
+                    id = escape(&a.id),
+                    name = escape(&a.name),
+                    cores = a.cores,
+                    mem = a.executor_memory_mb,
+                    state = a.state.name(),
+                )
+            })
+            .collect()
+    };
+    let app_table = |apps: &[&AppView]| {
+        format!(
+            "<table><tr><th>Application ID</th><th>Name</th><th>Cores</th>\
+             <th>Memory per Executor</th><th>State</th></tr>{}</table>",
+            app_rows(apps)
+        )
+    };
     let rows: String = v
         .workers
         .iter()
         .map(|w| {
             format!(
                 "<tr><td><a href=\"{webui}\">{id}</a></td><td>{host}:{port}</td><td>{state}</td>\
-                 <td>{cores} (0 Used)</td><td>{mem} MiB (0.0 B Used)</td></tr>",
+                 <td>{cores} ({used_cores} Used)</td><td>{mem} MiB ({used_mem} MiB Used)</td></tr>",
                 webui = escape(&w.webui),
                 id = escape(&w.id),
                 host = escape(&w.host),
                 port = w.port,
                 state = w.state.name(),
                 cores = w.cores,
+                used_cores = w.used.0,
                 mem = w.memory_mb,
+                used_mem = w.used.1,
             )
         })
         .collect();
@@ -124,15 +175,20 @@ pub fn render_page(v: &MasterView) -> String {
          <h3>Spark Master at {url}</h3><ul class=\"summary\">\
          <li><strong>URL:</strong> {url}</li>\
          <li><strong>Alive Workers:</strong> {alive}</li>\
-         <li><strong>Cores in use:</strong> {cores} Total, 0 Used</li>\
-         <li><strong>Memory in use:</strong> {memory} MiB Total, 0.0 B Used</li>\
-         <li><strong>Applications:</strong> 0 Running, 0 Completed</li>\
+         <li><strong>Cores in use:</strong> {cores} Total, {cores_used} Used</li>\
+         <li><strong>Memory in use:</strong> {memory} MiB Total, {memory_used} MiB Used</li>\
+         <li><strong>Applications:</strong> {running} Running, {done} Completed</li>\
          <li><strong>Drivers:</strong> 0 Running, 0 Completed</li>\
          <li><strong>Status:</strong> {status}</li></ul>\
          <h4>Workers ({count})</h4><table id=\"workers\"><tr><th>Worker Id</th><th>Address</th>\
          <th>State</th><th>Cores</th><th>Memory</th></tr>{rows}</table>\
-         <h4>Running Applications (0)</h4><h4>Completed Applications (0)</h4>\
+         <h4>Running Applications ({running})</h4>{active_table}\
+         <h4>Completed Applications ({done})</h4>{completed_table}\
          </body></html>",
+        running = active.len(),
+        done = completed.len(),
+        active_table = app_table(&active),
+        completed_table = app_table(&completed),
         alive = alive(v).count(),
         status = v.status.name(),
         count = v.workers.len(),
@@ -143,6 +199,7 @@ pub fn render_page(v: &MasterView) -> String {
 mod tests {
     use super::*;
     use crate::spark_master::RecoveryState;
+    use ensemble_messages::spark::ExecutorState;
 
     fn view() -> MasterView {
         let worker = |id: &str, state| WorkerView {
@@ -154,6 +211,7 @@ mod tests {
             memory_mb: 1024,
             state,
             last_heartbeat_ms: 5,
+            used: (1, 256),
         };
         MasterView {
             url: "spark://m:7077".into(),
@@ -163,6 +221,14 @@ mod tests {
                 worker("w1", WorkerState::Alive),
                 worker("w<2>", WorkerState::Dead),
             ],
+            apps: vec![AppView {
+                id: "app-1-0000".into(),
+                name: "pi".into(),
+                state: AppState::Running,
+                cores: 1,
+                executor_memory_mb: 256,
+                executors: vec![(0, "w1".into(), ExecutorState::Running)],
+            }],
         }
     }
 
@@ -176,6 +242,12 @@ mod tests {
             (json!(2), json!(1024))
         );
         assert_eq!(j["workers"][1]["state"], "DEAD");
+        assert_eq!(
+            (j["coresused"].clone(), j["memoryused"].clone()),
+            (json!(1), json!(256))
+        );
+        assert_eq!(j["activeapps"][0]["id"], "app-1-0000");
+        assert_eq!(j["activeapps"][0]["executors"][0]["state"], "RUNNING");
         assert_eq!(j["workers"][0]["webuiaddress"], "http://10.0.0.1:8081");
         for key in [
             "url",
@@ -197,6 +269,8 @@ mod tests {
             "Spark Master at spark://m:7077",
             "<strong>Alive Workers:</strong> 1",
             "<strong>Status:</strong> ALIVE",
+            "<strong>Applications:</strong> 1 Running, 0 Completed",
+            "<td>app-1-0000</td><td>pi</td>",
             "w&lt;2&gt;",
         ] {
             assert!(html.contains(part), "{part}");

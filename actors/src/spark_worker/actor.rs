@@ -1,15 +1,18 @@
-//! The worker actor: keeps a connection to every master (redialing when one drops), feeds the
-//! core their messages and ticks, and carries out its outputs.
+//! The worker actor: keeps a connection to every master (redialing when one drops), runs
+//! executors as child processes, feeds the core their messages, exits and ticks, and carries
+//! out its outputs.
 
 use super::core::{Input, MasterIndex, Output, WorkerCore, WorkerSettings};
 use actix::prelude::*;
 use ensemble_messages::codec::PeerCodec;
-use ensemble_messages::spark::{ToMaster, ToWorker};
+use ensemble_messages::spark::{FromMaster, ToMaster};
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 /// How often the core is ticked.
@@ -25,24 +28,143 @@ pub struct WorkerActor {
     links: HashMap<MasterIndex, mpsc::UnboundedSender<ToMaster>>,
     started: Instant,
     dialing: bool,
+    /// Where executors run and write their output.
+    work_dir: PathBuf,
+    /// How to kill each running executor.
+    kills: HashMap<(String, u32), oneshot::Sender<()>>,
+    /// Its own address, for the tasks that watch executors.
+    me: Option<Addr<WorkerActor>>,
+}
+
+/// An executor to start.
+struct Launch {
+    app_id: String,
+    exec_id: u32,
+    command: Vec<String>,
+    cores: u32,
+    memory_mb: u64,
+}
+
+/// An executor process ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ExecutorEnded {
+    app_id: String,
+    exec_id: u32,
+    exit_code: Option<i32>,
+    killed: bool,
+}
+
+impl Handler<ExecutorEnded> for WorkerActor {
+    type Result = ();
+
+    fn handle(&mut self, e: ExecutorEnded, _: &mut Context<Self>) {
+        tracing::info!(app_id = %e.app_id, exec_id = e.exec_id, exit_code = ?e.exit_code, killed = e.killed, "executor ended");
+        self.kills.remove(&(e.app_id.clone(), e.exec_id));
+        self.step(Input::ExecutorExited {
+            app_id: e.app_id,
+            exec_id: e.exec_id,
+            exit_code: e.exit_code,
+            killed: e.killed,
+        });
+    }
 }
 
 impl WorkerActor {
-    /// A worker of `masters` (`host:port` each).
-    pub fn new(settings: WorkerSettings, masters: Vec<String>) -> Self {
+    /// A worker of `masters` (`host:port` each) that runs executors under `work_dir`.
+    pub fn new(settings: WorkerSettings, masters: Vec<String>, work_dir: PathBuf) -> Self {
         WorkerActor {
             core: WorkerCore::new(settings),
             masters,
             links: HashMap::new(),
             started: Instant::now(),
             dialing: false,
+            work_dir,
+            kills: HashMap::new(),
+            me: None,
         }
+    }
+
+    /// Starts an executor process in `<work_dir>/<app>/<exec>`, with its stdout and stderr
+    /// there, and reports its start and its end.
+    fn launch(&mut self, e: Launch) {
+        let dir = self.work_dir.join(&e.app_id).join(e.exec_id.to_string());
+        let spawned = std::fs::create_dir_all(&dir).and_then(|()| {
+            let out = std::fs::File::create(dir.join("stdout"))?;
+            let err = std::fs::File::create(dir.join("stderr"))?;
+            let mut cmd = tokio::process::Command::new(&e.command[0]);
+            cmd.args(&e.command[1..])
+                .current_dir(&dir)
+                .env("APP_ID", &e.app_id)
+                .env("EXECUTOR_ID", e.exec_id.to_string())
+                .env("EXECUTOR_CORES", e.cores.to_string())
+                .env("EXECUTOR_MEMORY_MB", e.memory_mb.to_string())
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err)
+                .kill_on_drop(true);
+            cmd.spawn()
+        });
+        let me = self.me.clone();
+        let (app_id, exec_id) = (e.app_id, e.exec_id);
+        let mut child = match spawned {
+            Ok(child) => child,
+            Err(err) => {
+                tracing::warn!(%app_id, exec_id, "executor failed to start: {err}");
+                self.step(Input::ExecutorExited {
+                    app_id,
+                    exec_id,
+                    exit_code: None,
+                    killed: false,
+                });
+                return;
+            }
+        };
+        tracing::info!(%app_id, exec_id, dir = %dir.display(), "launched executor");
+        let (kill, killed) = oneshot::channel();
+        self.kills.insert((app_id.clone(), exec_id), kill);
+        self.step(Input::ExecutorStarted {
+            app_id: app_id.clone(),
+            exec_id,
+        });
+        actix::spawn(async move {
+            let (status, killed) = tokio::select! {
+                status = child.wait() => (status, false),
+                _ = killed => {
+                    let _ = child.kill().await;
+                    (child.wait().await, true)
+                }
+            };
+            let exit_code = status.ok().and_then(|s| s.code());
+            let Some(me) = me else { return };
+            me.do_send(ExecutorEnded {
+                app_id,
+                exec_id,
+                exit_code,
+                killed,
+            });
+        });
     }
 
     fn step(&mut self, input: Input) {
         let now = self.started.elapsed().as_millis() as u64;
         let before = self.core.active();
-        for out in self.core.step(input, now) {
+        let outs = self.core.step(input, now);
+        self.carry_out(outs);
+        let after = self.core.active();
+        if after != before {
+            match after {
+                Some(m) => tracing::info!(
+                    "Successfully registered with master spark://{}",
+                    self.masters[m]
+                ),
+                None => tracing::warn!("no active master; registering again"),
+            }
+        }
+    }
+
+    fn carry_out(&mut self, outs: Vec<Output>) {
+        for out in outs {
             match out {
                 Output::Send { master, msg } => {
                     if let Some(link) = self.links.get(&master) {
@@ -56,16 +178,24 @@ impl WorkerActor {
                 Output::Fenced { epoch } => {
                     tracing::warn!("ignored a message from a deposed master (epoch 0x{epoch:x})")
                 }
-            }
-        }
-        let after = self.core.active();
-        if after != before {
-            match after {
-                Some(m) => tracing::info!(
-                    "Successfully registered with master spark://{}",
-                    self.masters[m]
-                ),
-                None => tracing::warn!("no active master; registering again"),
+                Output::Launch {
+                    app_id,
+                    exec_id,
+                    command,
+                    cores,
+                    memory_mb,
+                } => self.launch(Launch {
+                    app_id,
+                    exec_id,
+                    command,
+                    cores,
+                    memory_mb,
+                }),
+                Output::Kill { app_id, exec_id } => {
+                    if let Some(kill) = self.kills.remove(&(app_id, exec_id)) {
+                        let _ = kill.send(());
+                    }
+                }
             }
         }
     }
@@ -74,6 +204,7 @@ impl WorkerActor {
     fn view(&self) -> WorkerStatus {
         WorkerStatus {
             spec: self.core.spec().clone(),
+            executors: self.core.executors().cloned().collect(),
             master: self
                 .core
                 .active()
@@ -86,6 +217,7 @@ impl Actor for WorkerActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
+        self.me = Some(ctx.address());
         ctx.run_interval(TICK, |a, _| a.step(Input::Tick));
         // The dialers outlive supervisor restarts (they report to the same address).
         if self.dialing {
@@ -123,14 +255,14 @@ async fn serve(stream: TcpStream, index: MasterIndex, me: &Addr<WorkerActor>) {
     let (sink, mut outgoing) = mpsc::unbounded_channel::<ToMaster>();
     me.do_send(MasterLink::Up(index, sink));
     let writer = actix::spawn(async move {
-        let mut frames = FramedWrite::new(write, PeerCodec::<ToWorker, ToMaster>::default());
+        let mut frames = FramedWrite::new(write, PeerCodec::<FromMaster, ToMaster>::default());
         while let Some(msg) = outgoing.recv().await {
             if frames.send(msg).await.is_err() {
                 break;
             }
         }
     });
-    let mut frames = FramedRead::new(read, PeerCodec::<ToWorker, ToMaster>::default());
+    let mut frames = FramedRead::new(read, PeerCodec::<FromMaster, ToMaster>::default());
     while let Some(Ok(msg)) = frames.next().await {
         me.do_send(MasterLink::Message(index, msg));
     }
@@ -143,7 +275,7 @@ async fn serve(stream: TcpStream, index: MasterIndex, me: &Addr<WorkerActor>) {
 #[rtype(result = "()")]
 enum MasterLink {
     Up(MasterIndex, mpsc::UnboundedSender<ToMaster>),
-    Message(MasterIndex, ToWorker),
+    Message(MasterIndex, FromMaster),
     Down(MasterIndex),
 }
 
@@ -170,6 +302,8 @@ impl Handler<MasterLink> for WorkerActor {
 pub struct WorkerStatus {
     /// What it registered with.
     pub spec: ensemble_messages::spark::WorkerSpec,
+    /// Its running executors.
+    pub executors: Vec<ensemble_messages::spark::ExecutorRef>,
     /// The master it is registered with.
     pub master: Option<String>,
 }

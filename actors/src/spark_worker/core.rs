@@ -1,9 +1,12 @@
-//! The worker's side of registration as a pure state machine: inputs are connection changes,
-//! master messages and ticks; outputs are messages to masters. Jitter comes from a seeded
-//! generator the actor provides, so runs are reproducible.
+//! The worker's side of registration and its executors, as a pure state machine: inputs are
+//! connection changes, master messages, executor exits and ticks; outputs are messages to
+//! masters and processes to start or kill. Jitter comes from a seeded generator the actor
+//! provides, so runs are reproducible.
 
-use ensemble_messages::spark::{MasterEpoch, ToMaster, ToWorker, WorkerSpec};
-use std::collections::BTreeSet;
+use ensemble_messages::spark::{
+    ExecutorRef, ExecutorState, FromMaster, MasterEpoch, ToMaster, WorkerSpec,
+};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// A master, by its position in the worker's master list.
 pub type MasterIndex = usize;
@@ -34,7 +37,25 @@ pub enum Input {
         /// Which master.
         master: MasterIndex,
         /// The message.
-        msg: ToWorker,
+        msg: FromMaster,
+    },
+    /// An executor's process started.
+    ExecutorStarted {
+        /// Its application.
+        app_id: String,
+        /// Its number.
+        exec_id: u32,
+    },
+    /// An executor's process ended (or could not start: no exit code).
+    ExecutorExited {
+        /// Its application.
+        app_id: String,
+        /// Its number.
+        exec_id: u32,
+        /// Its exit status.
+        exit_code: Option<i32>,
+        /// Whether it was killed on the master's request.
+        killed: bool,
     },
     /// Time passed.
     Tick,
@@ -57,6 +78,26 @@ pub enum Output {
         /// The stale epoch.
         epoch: MasterEpoch,
     },
+    /// Start an executor process.
+    Launch {
+        /// Its application.
+        app_id: String,
+        /// Its number.
+        exec_id: u32,
+        /// The command.
+        command: Vec<String>,
+        /// Cores granted.
+        cores: u32,
+        /// Memory granted, MiB.
+        memory_mb: u64,
+    },
+    /// Kill an executor process.
+    Kill {
+        /// Its application.
+        app_id: String,
+        /// Its number.
+        exec_id: u32,
+    },
 }
 
 /// Registration state of a worker.
@@ -69,6 +110,10 @@ pub struct WorkerCore {
     next_attempt: u64,
     attempts: u32,
     rng: u64,
+    /// Running executors.
+    executors: BTreeMap<(String, u32), ExecutorRef>,
+    /// Executor state changes not yet delivered to a master.
+    unsent: VecDeque<ToMaster>,
     out: Vec<Output>,
 }
 
@@ -85,6 +130,8 @@ impl WorkerCore {
             next_attempt: 0,
             attempts: 0,
             rng,
+            executors: BTreeMap::new(),
+            unsent: VecDeque::new(),
             out: Vec::new(),
         }
     }
@@ -102,6 +149,11 @@ impl WorkerCore {
     /// What it registers with.
     pub fn spec(&self) -> &WorkerSpec {
         &self.settings.spec
+    }
+
+    /// Its running executors.
+    pub fn executors(&self) -> impl Iterator<Item = &ExecutorRef> {
+        self.executors.values()
     }
 
     /// Feeds one input at `now` (ms) and returns what to do.
@@ -124,6 +176,33 @@ impl WorkerCore {
                 }
             }
             Input::Message { master, msg } => self.message(master, msg, now),
+            Input::ExecutorStarted { app_id, exec_id } => {
+                self.report(ToMaster::ExecutorStateChanged {
+                    app_id,
+                    exec_id,
+                    state: ExecutorState::Running,
+                    exit_code: None,
+                });
+            }
+            Input::ExecutorExited {
+                app_id,
+                exec_id,
+                exit_code,
+                killed,
+            } => {
+                self.executors.remove(&(app_id.clone(), exec_id));
+                let state = match (killed, exit_code) {
+                    (true, _) => ExecutorState::Killed,
+                    (false, Some(0)) => ExecutorState::Exited,
+                    (false, _) => ExecutorState::Failed,
+                };
+                self.report(ToMaster::ExecutorStateChanged {
+                    app_id,
+                    exec_id,
+                    state,
+                    exit_code,
+                });
+            }
             Input::Tick => self.tick(now),
         }
         std::mem::take(&mut self.out)
@@ -134,14 +213,31 @@ impl WorkerCore {
         self.out.push(Output::Send { master, msg });
     }
 
+    /// Sends a state change to the active master, or keeps it until there is one.
+    fn report(&mut self, msg: ToMaster) {
+        match self.active {
+            Some(master) => self.out.push(Output::Send { master, msg }),
+            None => self.unsent.push_back(msg),
+        }
+    }
+
+    /// Follows `master`: tells it what runs here, then what changed while there was none.
     fn follow(&mut self, master: MasterIndex, epoch: MasterEpoch, now: u64) {
         self.active = Some(master);
         self.max_epoch = epoch;
         self.attempts = 0;
         self.next_heartbeat = now + self.settings.heartbeat_ms;
+        let msg = ToMaster::WorkerSchedulerStateResponse {
+            worker_id: self.settings.spec.id.clone(),
+            executors: self.executors.values().cloned().collect(),
+        };
+        self.out.push(Output::Send { master, msg });
+        while let Some(msg) = self.unsent.pop_front() {
+            self.out.push(Output::Send { master, msg });
+        }
     }
 
-    fn message(&mut self, master: MasterIndex, msg: ToWorker, now: u64) {
+    fn message(&mut self, master: MasterIndex, msg: FromMaster, now: u64) {
         if let Some(epoch) = msg.epoch() {
             if epoch < self.max_epoch {
                 self.out.push(Output::Fenced { epoch });
@@ -149,21 +245,55 @@ impl WorkerCore {
             }
         }
         match msg {
-            ToWorker::RegisteredWorker { epoch, .. } => self.follow(master, epoch, now),
-            ToWorker::MasterChanged { epoch, .. } => {
-                self.follow(master, epoch, now);
-                let worker_id = self.settings.spec.id.clone();
-                let msg = ToMaster::WorkerSchedulerStateResponse { worker_id };
-                self.out.push(Output::Send { master, msg });
+            FromMaster::RegisteredWorker { epoch, .. }
+            | FromMaster::MasterChanged { epoch, .. } => self.follow(master, epoch, now),
+            FromMaster::LaunchExecutor {
+                app_id,
+                exec_id,
+                command,
+                cores,
+                memory_mb,
+                ..
+            } => {
+                let key = (app_id.clone(), exec_id);
+                if self.executors.contains_key(&key) {
+                    return;
+                }
+                let e = ExecutorRef {
+                    app_id: app_id.clone(),
+                    exec_id,
+                    cores,
+                    memory_mb,
+                };
+                self.executors.insert(key, e);
+                self.out.push(Output::Launch {
+                    app_id,
+                    exec_id,
+                    command,
+                    cores,
+                    memory_mb,
+                });
             }
-            ToWorker::ReconnectWorker { epoch, .. } => {
+            FromMaster::KillExecutor {
+                app_id, exec_id, ..
+            } => {
+                if self.executors.contains_key(&(app_id.clone(), exec_id)) {
+                    self.out.push(Output::Kill { app_id, exec_id });
+                }
+            }
+            FromMaster::ReconnectWorker { epoch, .. } => {
                 self.max_epoch = epoch;
                 self.active = None;
                 self.next_attempt = now + self.retry_interval();
                 self.register_with(master);
             }
-            ToWorker::RegisterWorkerFailed { message } => self.out.push(Output::Refused(message)),
-            ToWorker::MasterInStandby { .. } => {}
+            FromMaster::RegisterWorkerFailed { message } => self.out.push(Output::Refused(message)),
+            // Answers meant for application clients, and standby replies: nothing to do.
+            FromMaster::MasterInStandby { .. }
+            | FromMaster::RegisteredApplication { .. }
+            | FromMaster::RegisterApplicationFailed { .. }
+            | FromMaster::ExecutorUpdated { .. }
+            | FromMaster::ApplicationRemoved { .. } => {}
         }
     }
 
@@ -226,8 +356,8 @@ mod tests {
         ToMaster::RegisterWorker(core().spec().clone())
     }
 
-    fn registered(epoch: MasterEpoch) -> ToWorker {
-        ToWorker::RegisteredWorker {
+    fn registered(epoch: MasterEpoch) -> FromMaster {
+        FromMaster::RegisteredWorker {
             master_url: "spark://m:1".into(),
             webui: String::new(),
             epoch,
@@ -252,7 +382,7 @@ mod tests {
                 msg: register()
             }]
         );
-        let standby = ToWorker::MasterInStandby {
+        let standby = FromMaster::MasterInStandby {
             master_url: "spark://m:0".into(),
         };
         assert_eq!(
@@ -273,7 +403,14 @@ mod tests {
                 },
                 10
             ),
-            vec![]
+            vec![Output::Send {
+                master: 1,
+                msg: ToMaster::WorkerSchedulerStateResponse {
+                    worker_id: "w1".into(),
+                    executors: vec![]
+                }
+            }],
+            "registered, it says what it runs (nothing yet)"
         );
         assert_eq!(w.active(), Some(1));
         assert_eq!(w.step(Input::Tick, 259), vec![]);
@@ -339,7 +476,7 @@ mod tests {
             },
             0,
         );
-        let changed = ToWorker::MasterChanged {
+        let changed = FromMaster::MasterChanged {
             master_url: "spark://m:1".into(),
             webui: String::new(),
             epoch: 9,
@@ -353,6 +490,7 @@ mod tests {
         );
         let answer = ToMaster::WorkerSchedulerStateResponse {
             worker_id: "w1".into(),
+            executors: vec![],
         };
         assert_eq!(
             out,
@@ -363,7 +501,7 @@ mod tests {
         );
         assert_eq!((w.active(), w.max_epoch()), (Some(1), 9));
         // The deposed master (epoch 4) cannot pull the worker back.
-        let stale = ToWorker::ReconnectWorker {
+        let stale = FromMaster::ReconnectWorker {
             master_url: "spark://m:0".into(),
             epoch: 4,
         };
@@ -389,7 +527,7 @@ mod tests {
             },
             0,
         );
-        let again = ToWorker::ReconnectWorker {
+        let again = FromMaster::ReconnectWorker {
             master_url: "spark://m:0".into(),
             epoch: 4,
         };
@@ -408,7 +546,7 @@ mod tests {
             }]
         );
         assert_eq!(w.active(), None);
-        let refused = ToWorker::RegisterWorkerFailed {
+        let refused = FromMaster::RegisterWorkerFailed {
             message: "no".into(),
         };
         let out = w.step(
@@ -419,5 +557,159 @@ mod tests {
             20,
         );
         assert_eq!(out, vec![Output::Refused("no".into())]);
+    }
+
+    #[test]
+    fn executors_launch_report_and_survive_a_masterless_gap() {
+        let mut w = core();
+        w.step(Input::Connected(0), 0);
+        w.step(
+            Input::Message {
+                master: 0,
+                msg: registered(4),
+            },
+            0,
+        );
+        let launch = FromMaster::LaunchExecutor {
+            app_id: "app-1".into(),
+            exec_id: 0,
+            command: vec!["sleep".into(), "1".into()],
+            cores: 1,
+            memory_mb: 256,
+            epoch: 4,
+        };
+        let out = w.step(
+            Input::Message {
+                master: 0,
+                msg: launch.clone(),
+            },
+            5,
+        );
+        assert!(
+            matches!(
+                &out[..],
+                [Output::Launch {
+                    exec_id: 0,
+                    cores: 1,
+                    ..
+                }]
+            ),
+            "{out:?}"
+        );
+        assert!(
+            w.step(
+                Input::Message {
+                    master: 0,
+                    msg: launch
+                },
+                6
+            )
+            .is_empty(),
+            "a repeated launch starts nothing"
+        );
+        let started = Input::ExecutorStarted {
+            app_id: "app-1".into(),
+            exec_id: 0,
+        };
+        let running = ToMaster::ExecutorStateChanged {
+            app_id: "app-1".into(),
+            exec_id: 0,
+            state: ExecutorState::Running,
+            exit_code: None,
+        };
+        assert_eq!(
+            w.step(started, 7),
+            vec![Output::Send {
+                master: 0,
+                msg: running
+            }]
+        );
+        // The master dies; the executor ends meanwhile; the next master hears of both.
+        w.step(Input::Disconnected(0), 10);
+        let exited = Input::ExecutorExited {
+            app_id: "app-1".into(),
+            exec_id: 0,
+            exit_code: Some(0),
+            killed: false,
+        };
+        assert_eq!(w.step(exited, 20), vec![]);
+        w.step(Input::Connected(1), 30);
+        let changed = FromMaster::MasterChanged {
+            master_url: "spark://m:1".into(),
+            webui: String::new(),
+            epoch: 9,
+        };
+        let out = w.step(
+            Input::Message {
+                master: 1,
+                msg: changed,
+            },
+            40,
+        );
+        assert_eq!(
+            out,
+            vec![
+                Output::Send {
+                    master: 1,
+                    msg: ToMaster::WorkerSchedulerStateResponse {
+                        worker_id: "w1".into(),
+                        executors: vec![]
+                    }
+                },
+                Output::Send {
+                    master: 1,
+                    msg: ToMaster::ExecutorStateChanged {
+                        app_id: "app-1".into(),
+                        exec_id: 0,
+                        state: ExecutorState::Exited,
+                        exit_code: Some(0),
+                    }
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn kills_come_only_for_known_executors_and_fenced_launches_start_nothing() {
+        let mut w = core();
+        w.step(Input::Connected(0), 0);
+        w.step(
+            Input::Message {
+                master: 0,
+                msg: registered(9),
+            },
+            0,
+        );
+        let kill = FromMaster::KillExecutor {
+            app_id: "a".into(),
+            exec_id: 3,
+            epoch: 9,
+        };
+        assert!(w
+            .step(
+                Input::Message {
+                    master: 0,
+                    msg: kill
+                },
+                1
+            )
+            .is_empty());
+        let stale = FromMaster::LaunchExecutor {
+            app_id: "a".into(),
+            exec_id: 0,
+            command: vec!["true".into()],
+            cores: 1,
+            memory_mb: 1,
+            epoch: 4,
+        };
+        let out = w.step(
+            Input::Message {
+                master: 0,
+                msg: stale,
+            },
+            2,
+        );
+        assert_eq!(out, vec![Output::Fenced { epoch: 4 }]);
+        assert_eq!(w.executors().count(), 0);
     }
 }

@@ -27,14 +27,26 @@ pub fn serve(
 
 /// Spark's worker `/json` document.
 pub fn to_json(s: &WorkerStatus) -> Value {
+    let executors: Vec<Value> = s
+        .executors
+        .iter()
+        .map(|e| {
+            json!({
+                "id": e.exec_id,
+                "appid": e.app_id,
+                "cores": e.cores,
+                "memory": e.memory_mb,
+            })
+        })
+        .collect();
     json!({
         "id": s.spec.id,
         "masterurl": s.master.clone().unwrap_or_default(),
         "cores": s.spec.cores,
-        "coresused": 0,
+        "coresused": s.executors.iter().map(|e| e.cores).sum::<u32>(),
         "memory": s.spec.memory_mb,
-        "memoryused": 0,
-        "executors": [],
+        "memoryused": s.executors.iter().map(|e| e.memory_mb).sum::<u64>(),
+        "executors": executors,
         "finishedexecutors": [],
         "drivers": [],
         "finisheddrivers": [],
@@ -59,7 +71,8 @@ async fn page(worker: web::Data<Addr<WorkerActor>>) -> HttpResponse {
          <li><strong>ID:</strong> {id}</li><li><strong>Master URL:</strong> {master}</li>\
          <li><strong>Cores:</strong> {cores} (0 Used)</li>\
          <li><strong>Memory:</strong> {mem} MiB (0.0 B Used)</li></ul>\
-         <h4>Running Executors (0)</h4></body></html>",
+         <h4>Running Executors ({running})</h4></body></html>",
+        running = s.executors.len(),
         host = s.spec.host,
         port = s.spec.port,
         id = s.spec.id,

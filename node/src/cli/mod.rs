@@ -5,6 +5,7 @@ mod node;
 mod shell;
 mod spark;
 mod status;
+mod submit;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,8 @@ enum Command {
     Master(spark::MasterArgs),
     /// Runs a Spark-style standalone worker.
     Worker(spark::WorkerArgs),
+    /// Submits an application to Spark-style masters and follows it until it ends.
+    Submit(submit::SubmitArgs),
 }
 
 /// Where a server's config comes from.
@@ -123,5 +126,6 @@ pub fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         Command::Shell(s) => shell::run(&s.server, s.command),
         Command::Master(m) => spark::run_master(m),
         Command::Worker(w) => spark::run_worker(w),
+        Command::Submit(s) => submit::run(s),
     }
 }

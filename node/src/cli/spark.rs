@@ -84,6 +84,7 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
         worker_timeout_ms: config.timing.worker_timeout.as_millis() as u64,
         recovery_timeout_ms: config.timing.recovery_timeout.as_millis() as u64,
         dead_worker_persistence: config.timing.dead_worker_persistence,
+        spread_out: config.spread_out,
     };
     let ensemble = match config.recovery {
         RecoveryMode::None => None,
@@ -153,7 +154,8 @@ pub fn run_worker(args: WorkerArgs) -> Result<i32, Box<dyn std::error::Error>> {
         seed: std::process::id() as u64 ^ timing.worker_timeout.as_nanos() as u64,
     };
     System::new().block_on(async move {
-        let worker = Supervisor::start(move |_| WorkerActor::new(settings, masters));
+        let work_dir = args.work_dir.clone();
+        let worker = Supervisor::start(move |_| WorkerActor::new(settings, masters, work_dir));
         let ui = spark_worker::web::serve(worker, &args.host, args.webui_port).map_err(|e| {
             format!(
                 "cannot bind the web UI on {}:{}: {e}",
@@ -169,7 +171,7 @@ pub fn run_worker(args: WorkerArgs) -> Result<i32, Box<dyn std::error::Error>> {
 }
 
 /// `spark://h1:p1,h2:p2` (or `spark://h1:p1,spark://h2:p2`) into `host:port` entries.
-fn parse_masters(url: &str) -> Result<Vec<String>, ConfigError> {
+pub(super) fn parse_masters(url: &str) -> Result<Vec<String>, ConfigError> {
     let rest = url.strip_prefix("spark://").ok_or_else(|| {
         ConfigError::Invalid(format!("master URL {url} must start with spark://"))
     })?;

@@ -89,7 +89,11 @@ pub(super) fn run(config: Option<&Path>) -> Result<i32, Box<dyn std::error::Erro
             "--properties-file".into(),
             props_arg.clone(),
         ];
-        procs.push(Managed::start(&exe, format!("master {}:{}", m.host, m.port), args)?);
+        procs.push(Managed::start(
+            &exe,
+            format!("master {}:{}", m.host, m.port),
+            args,
+        )?);
     }
     for w in &file.workers {
         let work = w.work_dir.clone().unwrap_or_else(|| {

@@ -1,0 +1,240 @@
+//! `ensemble submit`: registers an application with the ALIVE master (client deploy mode: this
+//! process is the driver) and follows it until it ends. Connections to every master are kept
+//! and redialed, so the application follows a master failover.
+
+use super::spark::parse_masters;
+use ensemble_config::spark::parse_memory_mb;
+use ensemble_messages::codec::PeerCodec;
+use ensemble_messages::spark::{AppDesc, FromMaster, ToMaster};
+use futures::{SinkExt, StreamExt};
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+/// How long to look for an ALIVE master before giving up.
+const REGISTER_DEADLINE: Duration = Duration::from_secs(30);
+/// How long to wait for any master to accept a connection.
+const CONNECT_DEADLINE: Duration = Duration::from_secs(5);
+/// Pause before redialing a master.
+const REDIAL: Duration = Duration::from_millis(300);
+
+/// Arguments of `ensemble submit`.
+#[derive(clap::Args, Debug)]
+pub struct SubmitArgs {
+    /// Masters, `spark://host1:port1,host2:port2,...`.
+    #[arg(long)]
+    master: String,
+    /// client: this process is the driver (cluster mode is not supported yet).
+    #[arg(long, default_value = "client")]
+    deploy_mode: String,
+    /// Relaunch a failed driver (cluster mode only, not supported yet).
+    #[arg(long)]
+    supervise: bool,
+    /// spark.cores.max: cores for all executors; default every core alive now.
+    #[arg(long)]
+    total_executor_cores: Option<u32>,
+    /// Cores per executor.
+    #[arg(long, default_value_t = 1)]
+    executor_cores: u32,
+    /// Memory per executor, e.g. 512m.
+    #[arg(long, default_value = "512m")]
+    executor_memory: String,
+    /// Application name.
+    #[arg(long, default_value = "ensemble-app")]
+    name: String,
+    /// The executor command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// Checks the arguments into an application description.
+fn describe(args: &SubmitArgs) -> Result<AppDesc, String> {
+    if args.deploy_mode != "client" {
+        return Err(format!(
+            "--deploy-mode {} is not supported yet; use client",
+            args.deploy_mode
+        ));
+    }
+    if args.supervise {
+        return Err("--supervise needs cluster deploy mode, which is not supported yet".into());
+    }
+    if args.executor_cores == 0 {
+        return Err("--executor-cores must be at least 1".into());
+    }
+    if args.total_executor_cores == Some(0) {
+        return Err("--total-executor-cores must be at least 1".into());
+    }
+    let executor_memory_mb = parse_memory_mb(&args.executor_memory).map_err(|e| e.to_string())?;
+    if executor_memory_mb == 0 {
+        return Err("--executor-memory must be at least 1m".into());
+    }
+    Ok(AppDesc {
+        name: args.name.clone(),
+        command: args.command.clone(),
+        max_cores: args.total_executor_cores,
+        executor_cores: args.executor_cores,
+        executor_memory_mb,
+    })
+}
+
+enum Event {
+    Up(usize, mpsc::UnboundedSender<ToMaster>),
+    Message(usize, FromMaster),
+    Down(usize),
+}
+
+/// Runs the driver side of an application; the exit code is 0 once it FINISHED.
+pub fn run(args: SubmitArgs) -> Result<i32, Box<dyn std::error::Error>> {
+    let desc = describe(&args)?;
+    let masters = parse_masters(&args.master)?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(follow(desc, masters, args.master))
+}
+
+async fn follow(
+    desc: AppDesc,
+    masters: Vec<String>,
+    url: String,
+) -> Result<i32, Box<dyn std::error::Error>> {
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    for (index, addr) in masters.iter().enumerate() {
+        let tx = events_tx.clone();
+        let addr = addr.clone();
+        tokio::spawn(async move {
+            while !tx.is_closed() {
+                if let Ok(stream) = TcpStream::connect(&addr).await {
+                    dial(stream, index, &tx).await;
+                }
+                tokio::time::sleep(REDIAL).await;
+            }
+        });
+    }
+    let mut links: HashMap<usize, mpsc::UnboundedSender<ToMaster>> = HashMap::new();
+    let mut app_id: Option<String> = None;
+    let mut reached = false;
+    let started = tokio::time::Instant::now();
+    let deadline = started + REGISTER_DEADLINE;
+    let mut retry = tokio::time::interval(Duration::from_secs(1));
+    let register = |links: &HashMap<usize, mpsc::UnboundedSender<ToMaster>>,
+                    app_id: &Option<String>| {
+        for link in links.values() {
+            let _ = link.send(ToMaster::RegisterApplication {
+                desc: desc.clone(),
+                app_id: app_id.clone(),
+            });
+        }
+    };
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = retry.tick() => {
+                if app_id.is_none() {
+                    if !reached && started.elapsed() > CONNECT_DEADLINE {
+                        return Err(format!("cannot reach any master at {url}").into());
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        return Err(format!("no ALIVE master at {url} accepted the application").into());
+                    }
+                    register(&links, &app_id);
+                }
+                continue;
+            }
+            _ = tokio::signal::ctrl_c() => {
+                if let Some(id) = &app_id {
+                    for link in links.values() {
+                        let _ = link.send(ToMaster::UnregisterApplication { app_id: id.clone() });
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                return Ok(130);
+            }
+        };
+        let Some(event) = event else {
+            return Err("every master connection ended".into());
+        };
+        match event {
+            Event::Up(index, link) => {
+                reached = true;
+                let _ = link.send(ToMaster::RegisterApplication {
+                    desc: desc.clone(),
+                    app_id: app_id.clone(),
+                });
+                links.insert(index, link);
+            }
+            Event::Down(index) => {
+                links.remove(&index);
+            }
+            Event::Message(index, msg) => match msg {
+                FromMaster::RegisteredApplication {
+                    app_id: id,
+                    master_url,
+                    ..
+                } if app_id.is_none() => {
+                    println!("Registered application {id} with master {master_url}");
+                    app_id = Some(id);
+                    // The standby masters learn which application this connection is, so a
+                    // new leader can tell it MasterChanged.
+                    register(&links, &app_id);
+                }
+                FromMaster::RegisterApplicationFailed { message } => {
+                    eprintln!("ensemble submit: the master refused the application: {message}");
+                    return Ok(1);
+                }
+                FromMaster::MasterChanged { master_url, .. } => {
+                    if let (Some(id), Some(link)) = (&app_id, links.get(&index)) {
+                        println!("Master changed to {master_url}");
+                        let _ =
+                            link.send(ToMaster::MasterChangeAcknowledged { app_id: id.clone() });
+                    }
+                }
+                FromMaster::ExecutorUpdated {
+                    exec_id,
+                    worker_id,
+                    state,
+                    exit_code,
+                } => {
+                    let code = exit_code
+                        .map(|c| format!(" (exit {c})"))
+                        .unwrap_or_default();
+                    println!("Executor {exec_id} on {worker_id}: {}{code}", state.name());
+                }
+                FromMaster::ApplicationRemoved { state } => {
+                    let id = app_id.unwrap_or_default();
+                    println!("Application {id} {state}");
+                    return Ok(if state == "FINISHED" { 0 } else { 1 });
+                }
+                // Replies meant for workers, and standby answers: nothing to do.
+                _ => {}
+            },
+        }
+    }
+}
+
+/// Runs one master connection until it ends, reporting it through `tx`.
+async fn dial(stream: TcpStream, index: usize, tx: &mpsc::UnboundedSender<Event>) {
+    let (read, write) = stream.into_split();
+    let (link, mut outgoing) = mpsc::unbounded_channel::<ToMaster>();
+    if tx.send(Event::Up(index, link)).is_err() {
+        return;
+    }
+    let writer = tokio::spawn(async move {
+        let mut frames = FramedWrite::new(write, PeerCodec::<FromMaster, ToMaster>::default());
+        while let Some(msg) = outgoing.recv().await {
+            if frames.send(msg).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut frames = FramedRead::new(read, PeerCodec::<FromMaster, ToMaster>::default());
+    while let Some(Ok(msg)) = frames.next().await {
+        if tx.send(Event::Message(index, msg)).is_err() {
+            break;
+        }
+    }
+    let _ = tx.send(Event::Down(index));
+    writer.abort();
+}
