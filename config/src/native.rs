@@ -342,6 +342,19 @@ mod tests {
             assert_eq!(c.client.min_session_timeout_ms, 1000);
             assert!(c.warnings.is_empty());
         }
+        let file = parse_toml(DEFAULT_TOML).unwrap();
+        assert_eq!(
+            (file.masters.len(), file.workers.len()),
+            (3, 2),
+            "the seed topology"
+        );
+        let props = file.spark.properties("127.0.0.1:2181");
+        let props = crate::spark::parse_properties(&props).unwrap();
+        let master = crate::spark::MasterConfig::from_properties(&props).unwrap();
+        assert_eq!(
+            master.timing.worker_timeout,
+            std::time::Duration::from_secs(10)
+        );
     }
 
     #[test]
@@ -356,7 +369,8 @@ mod tests {
 
     #[test]
     fn limits_out_of_range_are_refused() {
-        let text = DEFAULT_TOML.replace("sync_limit = 2", "sync_limit = 0");
+        assert!(DEFAULT_TOML.contains("sync_limit = 5"));
+        let text = DEFAULT_TOML.replace("sync_limit = 5", "sync_limit = 0");
         let e = load_toml_str(&text, 1).unwrap_err().to_string();
         assert_eq!(e, "syncLimit=0 is out of range [1, 1000]");
     }

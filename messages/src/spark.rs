@@ -152,6 +152,8 @@ pub enum FromMaster {
         epoch: MasterEpoch,
         /// Whether the worker was already registered.
         duplicate: bool,
+        /// Where it elects: `<ensemble servers><dir>`, or `none` in recovery mode NONE.
+        election: String,
     },
     /// The registration was refused.
     RegisterWorkerFailed {

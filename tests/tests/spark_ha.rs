@@ -200,3 +200,85 @@ fn bad_submissions_get_clear_errors() {
     assert_eq!(code, 2);
     assert!(out.contains("must start with spark://"), "{out}");
 }
+
+/// Misconfiguration: two masters on one ensemble but different dirs both lead (each is right
+/// in its own dir); a worker given both is accepted by both and reports it, staying with one.
+#[test]
+fn masters_in_different_dirs_are_reported_by_their_workers() {
+    use ensemble_node::local_cluster::{ProcessCluster, Program};
+    use ensemble_tests::spark::{status, Proc};
+    let mut ensemble = ProcessCluster::new(3, 50, Program::Cli(EXE.into()), "");
+    ensemble.start_all();
+    ensemble.wait_serving(Duration::from_secs(20)).unwrap();
+    let servers: Vec<String> = (1..=3).map(|i| ensemble.client_addr(i)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut procs = Vec::new();
+    for (m, zk_dir) in [(1, "/spark-a"), (2, "/spark-b")] {
+        let props = dir.path().join(format!("m{m}.conf"));
+        std::fs::write(
+            &props,
+            format!(
+                "spark.deploy.recoveryMode ZOOKEEPER\nspark.deploy.zookeeper.url {}\n\
+                 spark.deploy.zookeeper.dir {zk_dir}\n",
+                servers.join(",")
+            ),
+        )
+        .unwrap();
+        let host = format!("127.0.50.1{m}");
+        let args: Vec<String> = [
+            "master",
+            "--host",
+            &host,
+            "--port",
+            "7077",
+            "--webui-port",
+            "8080",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--properties-file".to_string(), props.display().to_string()])
+        .collect();
+        procs.push(Proc::start(
+            EXE.as_ref(),
+            dir.path(),
+            &format!("master-{m}"),
+            &args,
+        ));
+    }
+    wait_until(
+        "both masters ALIVE, each in its dir",
+        Duration::from_secs(30),
+        || status("127.0.50.11") == "ALIVE" && status("127.0.50.12") == "ALIVE",
+    )
+    .unwrap();
+    let work = dir.path().join("work");
+    let args: Vec<String> = [
+        "worker",
+        "spark://127.0.50.11:7077,127.0.50.12:7077",
+        "--host",
+        "127.0.50.21",
+        "--webui-port",
+        "8081",
+        "--work-dir",
+        work.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let worker = Proc::start(EXE.as_ref(), dir.path(), "worker", &args);
+    wait_until(
+        "the worker to report the conflict",
+        Duration::from_secs(20),
+        || {
+            json("127.0.50.21", 8081)
+                .is_some_and(|j| j["conflicts"].as_array().is_some_and(|c| !c.is_empty()))
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", worker.log()));
+    let log = worker.log();
+    assert!(log.contains("two masters accepted this worker"), "{log}");
+    assert!(
+        log.contains("/spark-a") && log.contains("/spark-b"),
+        "{log}"
+    );
+}

@@ -339,6 +339,26 @@ pub struct MasterView {
     pub apps: Vec<AppView>,
 }
 
+/// Kills an application (the web UI's kill action); answers whether this master is ALIVE
+/// and knew it as running.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct KillApp(pub String);
+
+impl Handler<KillApp> for MasterActor {
+    type Result = bool;
+
+    fn handle(&mut self, KillApp(id): KillApp, _: &mut Context<Self>) -> bool {
+        let active = self.core.apps().any(|a| a.id == id && a.is_active());
+        if active && self.core.state() == RecoveryState::Alive {
+            tracing::info!(app = %id, "killing application on request");
+            self.step(Input::KillApp(id));
+            return true;
+        }
+        false
+    }
+}
+
 /// Asks for a [`MasterView`].
 #[derive(Message)]
 #[rtype(result = "MasterView")]

@@ -95,6 +95,9 @@ pub struct MasterSettings {
     /// spark.deploy.spreadOut: spread an application's executors over workers (true) or fill
     /// one worker first.
     pub spread_out: bool,
+    /// Where it elects (`<ensemble servers><dir>`, or `none`), told to workers so that they can
+    /// report masters that elect in different places.
+    pub election: String,
 }
 
 /// An input to the core.
@@ -111,6 +114,8 @@ pub enum Input {
     },
     /// This master lost its session or its latch: back to STANDBY.
     Deposed,
+    /// Kill an application (the web UI's kill action).
+    KillApp(String),
     /// A message on a worker connection.
     Message {
         /// The connection.
@@ -227,6 +232,11 @@ impl MasterCore {
                 apps,
             } => self.elected(epoch, stored, apps, now),
             Input::Deposed => self.deposed(),
+            Input::KillApp(id) => {
+                if self.state == RecoveryState::Alive {
+                    self.finish_app(&id, AppState::Killed);
+                }
+            }
             Input::Message { conn, msg } => self.message(conn, msg, now),
             Input::Disconnected(conn) => {
                 if let Some(Peer::App(id)) = self.conns.remove(&conn) {
@@ -432,6 +442,7 @@ impl MasterCore {
             webui: self.settings.webui.clone(),
             epoch: self.epoch,
             duplicate,
+            election: self.settings.election.clone(),
         };
         self.send(conn, msg);
         self.maybe_complete_recovery(now);

@@ -12,6 +12,7 @@ fn settings() -> MasterSettings {
         recovery_timeout_ms: 3000,
         dead_worker_persistence: 2,
         spread_out: true,
+        election: "zk-a:1/spark".into(),
     }
 }
 
@@ -40,6 +41,7 @@ fn registered(epoch: MasterEpoch, duplicate: bool) -> FromMaster {
         webui: "http://m1:8080".into(),
         epoch,
         duplicate,
+        election: "zk-a:1/spark".into(),
     }
 }
 
@@ -563,4 +565,26 @@ fn a_client_that_disconnects_ends_its_application_and_its_executors() {
         }
     }));
     assert_eq!(m.apps().next().unwrap().state, AppState::Finished);
+}
+
+#[test]
+fn the_kill_action_kills_the_application_and_its_executors() {
+    let mut m = alive_with_two_workers();
+    m.step(msg(9, app(Some(1), 256)), 10);
+    let out = m.step(Input::KillApp("app-5-0000".into()), 20);
+    assert!(out.contains(&Output::Send {
+        conn: 9,
+        msg: FromMaster::ApplicationRemoved {
+            state: "KILLED".into()
+        }
+    }));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            conn: 1,
+            msg: FromMaster::KillExecutor { .. }
+        }
+    )));
+    assert_eq!(m.apps().next().unwrap().state, AppState::Killed);
+    assert_eq!(m.used("w1"), (0, 0));
 }

@@ -1,6 +1,6 @@
 //! The master's web UI: a page like Spark's master page, and `/json` with Spark's field names.
 
-use super::actor::{AppView, GetView, MasterActor, MasterView, WorkerView};
+use super::actor::{AppView, GetView, KillApp, MasterActor, MasterView, WorkerView};
 use super::apps::AppState;
 use super::core::WorkerState;
 use actix::Addr;
@@ -19,6 +19,7 @@ pub fn serve(
             .route("/", web::get().to(page))
             .route("/json", web::get().to(json_page))
             .route("/json/", web::get().to(json_page))
+            .route("/app/kill/", web::post().to(kill_app))
     })
     .workers(1)
     .disable_signals()
@@ -29,6 +30,28 @@ pub fn serve(
 
 async fn view(master: &Addr<MasterActor>) -> Option<MasterView> {
     master.send(GetView).await.ok()
+}
+
+/// The query of the kill action: `?id=<app id>` (Spark's `/app/kill/?id=...`).
+#[derive(serde::Deserialize)]
+struct KillQuery {
+    id: String,
+}
+
+async fn kill_app(
+    master: web::Data<Addr<MasterActor>>,
+    query: web::Query<KillQuery>,
+) -> HttpResponse {
+    match master.send(KillApp(query.id.clone())).await {
+        Ok(true) => HttpResponse::SeeOther()
+            .insert_header(("Location", "/"))
+            .finish(),
+        Ok(false) => HttpResponse::NotFound().body(format!(
+            "no running application {} on an ALIVE master",
+            query.id
+        )),
+        Err(_) => HttpResponse::ServiceUnavailable().body("the master is restarting"),
+    }
 }
 
 async fn json_page(master: web::Data<Addr<MasterActor>>) -> HttpResponse {
@@ -129,8 +152,17 @@ pub fn render_page(v: &MasterView) -> String {
     let app_rows = |apps: &[&AppView]| -> String {
         apps.iter()
             .map(|a| {
+                let kill = if is_active(a.state) {
+                    format!(
+                        "<form method=\"post\" action=\"/app/kill/?id={id}\" \
+                         style=\"display:inline\"><button type=\"submit\">kill</button></form>",
+                        id = escape(&a.id)
+                    )
+                } else {
+                    String::new()
+                };
                 format!(
-                    "<tr><td>{id}</td><td>{name}</td><td>{cores}</td><td>{mem} MiB</td>\
+                    "<tr><td>{id} {kill}</td><td>{name}</td><td>{cores}</td><td>{mem} MiB</td>\
                      <td>{state}</td></tr>",
                     id = escape(&a.id),
                     name = escape(&a.name),
@@ -270,7 +302,8 @@ mod tests {
             "<strong>Alive Workers:</strong> 1",
             "<strong>Status:</strong> ALIVE",
             "<strong>Applications:</strong> 1 Running, 0 Completed",
-            "<td>app-1-0000</td><td>pi</td>",
+            "<td>pi</td>",
+            "action=\"/app/kill/?id=app-1-0000\"",
             "w&lt;2&gt;",
         ] {
             assert!(html.contains(part), "{part}");

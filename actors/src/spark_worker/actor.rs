@@ -34,6 +34,8 @@ pub struct WorkerActor {
     kills: HashMap<(String, u32), oneshot::Sender<()>>,
     /// Its own address, for the tasks that watch executors.
     me: Option<Addr<WorkerActor>>,
+    /// Misconfigurations seen: masters that both accepted this worker.
+    conflicts: Vec<String>,
 }
 
 /// An executor to start.
@@ -82,6 +84,7 @@ impl WorkerActor {
             work_dir,
             kills: HashMap::new(),
             me: None,
+            conflicts: Vec::new(),
         }
     }
 
@@ -191,6 +194,18 @@ impl WorkerActor {
                     cores,
                     memory_mb,
                 }),
+                Output::Conflict { ours, other } => {
+                    let report = format!(
+                        "two masters accepted this worker: {} (elects at {}) and {} (elects at \
+                         {}); they do not share an ensemble and dir, so both are ALIVE. Staying \
+                         with {}",
+                        ours.0, ours.1, other.0, other.1, ours.0
+                    );
+                    tracing::error!("{report}");
+                    if !self.conflicts.contains(&report) {
+                        self.conflicts.push(report);
+                    }
+                }
                 Output::Kill { app_id, exec_id } => {
                     if let Some(kill) = self.kills.remove(&(app_id, exec_id)) {
                         let _ = kill.send(());
@@ -205,6 +220,7 @@ impl WorkerActor {
         WorkerStatus {
             spec: self.core.spec().clone(),
             executors: self.core.executors().cloned().collect(),
+            conflicts: self.conflicts.clone(),
             master: self
                 .core
                 .active()
@@ -304,6 +320,8 @@ pub struct WorkerStatus {
     pub spec: ensemble_messages::spark::WorkerSpec,
     /// Its running executors.
     pub executors: Vec<ensemble_messages::spark::ExecutorRef>,
+    /// Misconfigurations seen (masters electing in different places).
+    pub conflicts: Vec<String>,
     /// The master it is registered with.
     pub master: Option<String>,
 }

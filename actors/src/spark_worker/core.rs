@@ -98,6 +98,15 @@ pub enum Output {
         /// Its number.
         exec_id: u32,
     },
+    /// A second master accepted the worker while the first still leads: the masters elect in
+    /// different places (different ensembles or dirs, or recovery mode NONE), a
+    /// misconfiguration. The worker stays with the first.
+    Conflict {
+        /// The master it follows, and where it elects.
+        ours: (String, String),
+        /// The other master, and where it elects.
+        other: (String, String),
+    },
 }
 
 /// Registration state of a worker.
@@ -110,6 +119,8 @@ pub struct WorkerCore {
     next_attempt: u64,
     attempts: u32,
     rng: u64,
+    /// The active master's URL and election place.
+    active_master: (String, String),
     /// Running executors.
     executors: BTreeMap<(String, u32), ExecutorRef>,
     /// Executor state changes not yet delivered to a master.
@@ -130,6 +141,7 @@ impl WorkerCore {
             next_attempt: 0,
             attempts: 0,
             rng,
+            active_master: (String::new(), String::new()),
             executors: BTreeMap::new(),
             unsent: VecDeque::new(),
             out: Vec::new(),
@@ -238,6 +250,26 @@ impl WorkerCore {
     }
 
     fn message(&mut self, master: MasterIndex, msg: FromMaster, now: u64) {
+        // Masters that elect in different places have incomparable epochs: a second one
+        // accepting this worker while the first still leads is a misconfiguration, whatever
+        // its epoch. (In one place, a lower epoch is a deposed master: fenced below.)
+        if let FromMaster::RegisteredWorker {
+            master_url,
+            election,
+            ..
+        } = &msg
+        {
+            let first_leads = self
+                .active
+                .is_some_and(|a| a != master && self.connected.contains(&a));
+            if first_leads && *election != self.active_master.1 {
+                self.out.push(Output::Conflict {
+                    ours: self.active_master.clone(),
+                    other: (master_url.clone(), election.clone()),
+                });
+                return;
+            }
+        }
         if let Some(epoch) = msg.epoch() {
             if epoch < self.max_epoch {
                 self.out.push(Output::Fenced { epoch });
@@ -245,8 +277,21 @@ impl WorkerCore {
             }
         }
         match msg {
-            FromMaster::RegisteredWorker { epoch, .. }
-            | FromMaster::MasterChanged { epoch, .. } => self.follow(master, epoch, now),
+            FromMaster::RegisteredWorker {
+                epoch,
+                master_url,
+                election,
+                ..
+            } => {
+                self.active_master = (master_url, election);
+                self.follow(master, epoch, now);
+            }
+            FromMaster::MasterChanged {
+                epoch, master_url, ..
+            } => {
+                self.active_master = (master_url, self.active_master.1.clone());
+                self.follow(master, epoch, now)
+            }
             FromMaster::LaunchExecutor {
                 app_id,
                 exec_id,
@@ -362,6 +407,7 @@ mod tests {
             webui: String::new(),
             epoch,
             duplicate: false,
+            election: "zk:1/spark".into(),
         }
     }
 
@@ -711,5 +757,41 @@ mod tests {
         );
         assert_eq!(out, vec![Output::Fenced { epoch: 4 }]);
         assert_eq!(w.executors().count(), 0);
+    }
+
+    #[test]
+    fn a_second_master_accepting_the_worker_is_reported_as_a_misconfiguration() {
+        let mut w = core();
+        w.step(Input::Connected(0), 0);
+        w.step(Input::Connected(1), 0);
+        w.step(
+            Input::Message {
+                master: 0,
+                msg: registered(4),
+            },
+            0,
+        );
+        let other = FromMaster::RegisteredWorker {
+            master_url: "spark://other:1".into(),
+            webui: String::new(),
+            epoch: 2,
+            duplicate: false,
+            election: "zk-b:1/spark".into(),
+        };
+        let out = w.step(
+            Input::Message {
+                master: 1,
+                msg: other,
+            },
+            5,
+        );
+        assert_eq!(
+            out,
+            vec![Output::Conflict {
+                ours: ("spark://m:1".into(), "zk:1/spark".into()),
+                other: ("spark://other:1".into(), "zk-b:1/spark".into()),
+            }]
+        );
+        assert_eq!(w.active(), Some(0), "it stays with the first");
     }
 }

@@ -47,6 +47,7 @@ pub fn to_json(s: &WorkerStatus) -> Value {
         "memory": s.spec.memory_mb,
         "memoryused": s.executors.iter().map(|e| e.memory_mb).sum::<u64>(),
         "executors": executors,
+        "conflicts": s.conflicts,
         "finishedexecutors": [],
         "drivers": [],
         "finisheddrivers": [],

@@ -78,7 +78,12 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
     check_host(&args.host)?;
     let config = MasterConfig::from_properties(&properties(args.properties_file.as_deref())?)?;
     let url = format!("spark://{}:{}", args.host, args.port);
+    let election = match &config.recovery {
+        RecoveryMode::None => "none (recovery mode NONE)".to_string(),
+        RecoveryMode::ZooKeeper { servers, dir, .. } => format!("{}{dir}", servers.join(",")),
+    };
     let settings = MasterSettings {
+        election,
         url: url.clone(),
         webui: format!("http://{}:{}", args.host, args.webui_port),
         worker_timeout_ms: config.timing.worker_timeout.as_millis() as u64,
