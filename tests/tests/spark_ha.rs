@@ -282,3 +282,72 @@ fn masters_in_different_dirs_are_reported_by_their_workers() {
         "{log}"
     );
 }
+
+/// Renders a page in headless Chromium (Debian's package, which `./scripts/test` installs);
+/// returns its DOM after scripts ran, and leaves a screenshot in `shot`.
+fn chromium(url: &str, profile: &std::path::Path, shot: &std::path::Path) -> String {
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ];
+    let run = |extra: &[String]| {
+        std::process::Command::new("chromium")
+            .args(flags)
+            .arg(format!("--user-data-dir={}", profile.display()))
+            .args(extra)
+            .arg(url)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .expect("chromium runs (./scripts/test installs Debian's chromium)")
+    };
+    run(&[
+        "--window-size=1100,700".into(),
+        format!("--screenshot={}", shot.display()),
+    ]);
+    String::from_utf8_lossy(&run(&["--dump-dom".into()]).stdout).to_string()
+}
+
+/// The master and worker pages, as a browser shows them.
+#[test]
+fn the_web_ui_renders_in_headless_chromium() {
+    let t = Topology::start(EXE.as_ref(), 51, "");
+    let alive = t.wait_alive_with(2, Duration::from_secs(30));
+    let profile = t.dir().join("chromium");
+    let shot = t.dir().join("master.png");
+    let master = format!("http://{}:8080/", t.master_ip(alive));
+    let dom = chromium(&master, &profile, &shot);
+    for part in [
+        format!("Spark Master at spark://{}:7077", t.master_ip(alive)),
+        "<strong>Alive Workers:</strong> 2".into(),
+        "<strong>Cores in use:</strong> 4 Total, 0 Used".into(),
+        "<strong>Status:</strong> ALIVE".into(),
+        "Workers (2)".into(),
+    ] {
+        assert!(dom.contains(&part), "{part} missing from\n{dom}");
+    }
+    assert!(
+        std::fs::metadata(&shot).is_ok_and(|m| m.len() > 1000),
+        "a screenshot was taken"
+    );
+    let standby = (1..=3).find(|m| *m != alive).unwrap();
+    let dom = chromium(
+        &format!("http://{}:8080/", t.master_ip(standby)),
+        &profile,
+        &shot,
+    );
+    assert!(dom.contains("<strong>Status:</strong> STANDBY"), "{dom}");
+    let dom = chromium(&format!("http://{}:8081/", t.worker_ip(1)), &profile, &shot);
+    assert!(
+        dom.contains(&format!(
+            "Master URL:</strong> spark://{}:7077",
+            t.master_ip(alive)
+        )),
+        "{dom}"
+    );
+}
