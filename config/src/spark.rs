@@ -11,6 +11,11 @@ use std::time::Duration;
 pub enum RecoveryMode {
     /// No persistence and no election: the master is ALIVE alone.
     None,
+    /// A single master keeping its records in a directory (spark.deploy.recoveryDirectory).
+    FileSystem {
+        /// The directory.
+        dir: std::path::PathBuf,
+    },
     /// Elect and persist through an ensemble.
     ZooKeeper {
         /// spark.deploy.zookeeper.url, as `host:port` entries.
@@ -152,61 +157,62 @@ impl MasterConfig {
             .get("spark.deploy.recoveryMode")
             .map(|m| m.to_ascii_uppercase())
             .unwrap_or_else(|| "NONE".into());
-        let recovery = match mode.as_str() {
-            "NONE" => RecoveryMode::None,
-            "ZOOKEEPER" => {
-                let url = props.get("spark.deploy.zookeeper.url").ok_or_else(|| {
-                    ConfigError::Invalid(
-                        "spark.deploy.recoveryMode=ZOOKEEPER needs spark.deploy.zookeeper.url"
+        let recovery =
+            match mode.as_str() {
+                "NONE" => RecoveryMode::None,
+                "ZOOKEEPER" => {
+                    let url = props.get("spark.deploy.zookeeper.url").ok_or_else(|| {
+                        ConfigError::Invalid(
+                            "spark.deploy.recoveryMode=ZOOKEEPER needs spark.deploy.zookeeper.url"
+                                .into(),
+                        )
+                    })?;
+                    let servers: Vec<String> = url
+                        .split(',')
+                        .map(|s| s.trim().to_string())
+                        .filter(|s| !s.is_empty())
+                        .collect();
+                    if servers.iter().any(|s| !s.contains(':')) || servers.is_empty() {
+                        return Err(ConfigError::Invalid(format!(
+                            "spark.deploy.zookeeper.url={url} must list host:port entries"
+                        )));
+                    }
+                    let dir = props
+                        .get("spark.deploy.zookeeper.dir")
+                        .cloned()
+                        .unwrap_or_else(|| "/spark".into());
+                    if !dir.starts_with('/') || dir.len() < 2 || dir.ends_with('/') {
+                        return Err(ConfigError::Invalid(format!(
+                            "spark.deploy.zookeeper.dir={dir} must be an absolute znode path"
+                        )));
+                    }
+                    let session_timeout = match props.get("spark.deploy.zookeeper.sessionTimeout") {
+                        Some(v) => parse_duration(
+                            "spark.deploy.zookeeper.sessionTimeout",
+                            v,
+                            Duration::from_millis(1),
+                        )?,
+                        None => Duration::from_secs(3),
+                    };
+                    RecoveryMode::ZooKeeper {
+                        servers,
+                        dir,
+                        session_timeout,
+                    }
+                }
+                "FILESYSTEM" => match props.get("spark.deploy.recoveryDirectory") {
+                    Some(dir) if !dir.is_empty() => RecoveryMode::FileSystem { dir: dir.into() },
+                    _ => return Err(ConfigError::Invalid(
+                        "spark.deploy.recoveryMode=FILESYSTEM needs spark.deploy.recoveryDirectory"
                             .into(),
-                    )
-                })?;
-                let servers: Vec<String> = url
-                    .split(',')
-                    .map(|s| s.trim().to_string())
-                    .filter(|s| !s.is_empty())
-                    .collect();
-                if servers.iter().any(|s| !s.contains(':')) || servers.is_empty() {
+                    )),
+                },
+                other => {
                     return Err(ConfigError::Invalid(format!(
-                        "spark.deploy.zookeeper.url={url} must list host:port entries"
-                    )));
+                        "spark.deploy.recoveryMode={other} is not NONE, FILESYSTEM or ZOOKEEPER"
+                    )))
                 }
-                let dir = props
-                    .get("spark.deploy.zookeeper.dir")
-                    .cloned()
-                    .unwrap_or_else(|| "/spark".into());
-                if !dir.starts_with('/') || dir.len() < 2 || dir.ends_with('/') {
-                    return Err(ConfigError::Invalid(format!(
-                        "spark.deploy.zookeeper.dir={dir} must be an absolute znode path"
-                    )));
-                }
-                let session_timeout = match props.get("spark.deploy.zookeeper.sessionTimeout") {
-                    Some(v) => parse_duration(
-                        "spark.deploy.zookeeper.sessionTimeout",
-                        v,
-                        Duration::from_millis(1),
-                    )?,
-                    None => Duration::from_secs(3),
-                };
-                RecoveryMode::ZooKeeper {
-                    servers,
-                    dir,
-                    session_timeout,
-                }
-            }
-            "FILESYSTEM" => {
-                return Err(ConfigError::Invalid(
-                    "spark.deploy.recoveryMode=FILESYSTEM is not supported yet; use ZOOKEEPER \
-                     or NONE"
-                        .into(),
-                ))
-            }
-            other => {
-                return Err(ConfigError::Invalid(format!(
-                    "spark.deploy.recoveryMode={other} is not NONE, FILESYSTEM or ZOOKEEPER"
-                )))
-            }
-        };
+            };
         let spread_out = match props.get("spark.deploy.spreadOut").map(String::as_str) {
             None | Some("true") => true,
             Some("false") => false,
@@ -268,6 +274,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("needs spark.deploy.zookeeper.url"), "{e}");
+        let fs = MasterConfig::from_properties(&props(
+            "spark.deploy.recoveryMode FILESYSTEM\nspark.deploy.recoveryDirectory /var/lib/m\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            fs.recovery,
+            RecoveryMode::FileSystem {
+                dir: "/var/lib/m".into()
+            }
+        );
+        let e = MasterConfig::from_properties(&props("spark.deploy.recoveryMode FILESYSTEM\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs spark.deploy.recoveryDirectory"), "{e}");
         let none = MasterConfig::from_properties(&BTreeMap::new()).unwrap();
         assert_eq!(none.recovery, RecoveryMode::None);
     }

@@ -351,3 +351,75 @@ fn the_web_ui_renders_in_headless_chromium() {
         "{dom}"
     );
 }
+
+/// Recovery mode FILESYSTEM: a lone master killed and restarted on the same directory
+/// recovers its worker from the records there.
+#[test]
+fn a_filesystem_master_restarted_recovers_its_workers_from_the_directory() {
+    use ensemble_tests::spark::{status, Proc};
+    let dir = tempfile::tempdir().unwrap();
+    let props = dir.path().join("fs.conf");
+    std::fs::write(
+        &props,
+        format!(
+            "spark.deploy.recoveryMode FILESYSTEM\nspark.deploy.recoveryDirectory {}\n",
+            dir.path().join("recovery").display()
+        ),
+    )
+    .unwrap();
+    let master_args: Vec<String> = [
+        "master",
+        "--host",
+        "127.0.52.11",
+        "--port",
+        "7077",
+        "--webui-port",
+        "8080",
+        "--properties-file",
+        props.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let master = Proc::start(EXE.as_ref(), dir.path(), "master", &master_args);
+    let work = dir.path().join("work");
+    let worker_args: Vec<String> = [
+        "worker",
+        "spark://127.0.52.11:7077",
+        "--host",
+        "127.0.52.21",
+        "--webui-port",
+        "8081",
+        "--work-dir",
+        work.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let _worker = Proc::start(EXE.as_ref(), dir.path(), "worker", &worker_args);
+    let alive_with_worker = || {
+        json("127.0.52.11", 8080).is_some_and(|j| j["status"] == "ALIVE" && j["aliveworkers"] == 1)
+    };
+    wait_until(
+        "the worker registered",
+        Duration::from_secs(20),
+        alive_with_worker,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", master.log()));
+    drop(master);
+    let master = Proc::start(EXE.as_ref(), dir.path(), "master-again", &master_args);
+    wait_until(
+        "the restarted master back with its worker",
+        Duration::from_secs(20),
+        alive_with_worker,
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", master.log()));
+    assert!(
+        master
+            .log()
+            .contains("read 1 worker and 0 application records; epoch 2"),
+        "{}",
+        master.log()
+    );
+    assert_eq!(status("127.0.52.11"), "ALIVE");
+}

@@ -4,6 +4,7 @@
 use super::apps::AppState;
 use super::core::{ConnId, Input, MasterCore, MasterSettings, Output, RecoveryState, WorkerState};
 use super::ensemble_link::{self, EnsembleSettings, LinkEvent, StoreOp};
+use super::file_link;
 use crate::accept::{accepted, Accepted};
 use actix::prelude::*;
 use ensemble_messages::codec::PeerCodec;
@@ -18,11 +19,21 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 /// How often the core is ticked.
 const TICK: Duration = Duration::from_millis(100);
 
+/// How a master recovers its state (spark.deploy.recoveryMode).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// NONE: it leads alone and keeps nothing.
+    None,
+    /// ZOOKEEPER: it elects and keeps its records through an ensemble.
+    Ensemble(EnsembleSettings),
+    /// FILESYSTEM: it leads alone and keeps its records in this directory.
+    Directory(std::path::PathBuf),
+}
+
 /// The master actor.
 pub struct MasterActor {
     core: MasterCore,
-    /// None: recovery mode NONE, the master leads alone.
-    ensemble: Option<EnsembleSettings>,
+    recovery: Recovery,
     listener: std::net::TcpListener,
     link_started: bool,
     conns: HashMap<ConnId, mpsc::UnboundedSender<FromMaster>>,
@@ -32,16 +43,16 @@ pub struct MasterActor {
 }
 
 impl MasterActor {
-    /// A STANDBY master that serves workers on `listener` (non-blocking) and elects through
-    /// `ensemble`; without one it leads alone (recovery mode NONE).
+    /// A STANDBY master that serves workers on `listener` (non-blocking) and leads as
+    /// `recovery` says.
     pub fn new(
         settings: MasterSettings,
-        ensemble: Option<EnsembleSettings>,
+        recovery: Recovery,
         listener: std::net::TcpListener,
     ) -> Self {
         MasterActor {
             core: MasterCore::new(settings),
-            ensemble,
+            recovery,
             listener,
             link_started: false,
             conns: HashMap::new(),
@@ -166,20 +177,24 @@ impl Actor for MasterActor {
             return;
         }
         self.link_started = true;
-        let Some(settings) = self.ensemble.clone() else {
-            self.step(Input::Elected {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let me = ctx.address();
+        let report = move |ev| me.do_send(Link(ev));
+        match self.recovery.clone() {
+            Recovery::None => self.step(Input::Elected {
                 epoch: 1,
                 stored: Vec::new(),
                 apps: Vec::new(),
-            });
-            return;
-        };
-        let (tx, rx) = mpsc::unbounded_channel();
-        self.store = Some(tx);
-        let me = ctx.address();
-        actix::spawn(async move {
-            ensemble_link::run(settings, rx, move |ev| me.do_send(Link(ev))).await;
-        });
+            }),
+            Recovery::Ensemble(settings) => {
+                self.store = Some(tx);
+                actix::spawn(ensemble_link::run(settings, rx, report));
+            }
+            Recovery::Directory(dir) => {
+                self.store = Some(tx);
+                actix::spawn(file_link::run(dir, rx, report));
+            }
+        }
     }
 }
 

@@ -5,9 +5,10 @@ pub mod actor;
 pub mod apps;
 pub mod core;
 pub mod ensemble_link;
+pub mod file_link;
 pub mod web;
 
-pub use self::actor::{AppView, GetView, MasterActor, MasterView, WorkerView};
+pub use self::actor::{AppView, GetView, MasterActor, MasterView, Recovery, WorkerView};
 pub use self::apps::{AppInfo, AppState, ExecInfo, StoredApp};
 pub use self::core::{
     ConnId, Input, MasterCore, MasterSettings, Output, RecoveryState, WorkerInfo, WorkerState,

@@ -1,7 +1,9 @@
 //! `ensemble master` and `ensemble worker`: Spark-style standalone masters and workers.
 
 use actix::{Supervisor, System};
-use ensemble_actors::spark_master::{self, EnsembleSettings, MasterActor, MasterSettings};
+use ensemble_actors::spark_master::{
+    self, EnsembleSettings, MasterActor, MasterSettings, Recovery,
+};
 use ensemble_actors::spark_worker::{self, WorkerActor, WorkerSettings};
 use ensemble_config::spark::{parse_memory_mb, parse_properties, MasterConfig, RecoveryMode};
 use ensemble_config::ConfigError;
@@ -80,6 +82,7 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
     let url = format!("spark://{}:{}", args.host, args.port);
     let election = match &config.recovery {
         RecoveryMode::None => "none (recovery mode NONE)".to_string(),
+        RecoveryMode::FileSystem { dir } => format!("directory {}", dir.display()),
         RecoveryMode::ZooKeeper { servers, dir, .. } => format!("{}{dir}", servers.join(",")),
     };
     let settings = MasterSettings {
@@ -91,13 +94,14 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
         dead_worker_persistence: config.timing.dead_worker_persistence,
         spread_out: config.spread_out,
     };
-    let ensemble = match config.recovery {
-        RecoveryMode::None => None,
+    let recovery = match config.recovery {
+        RecoveryMode::None => Recovery::None,
+        RecoveryMode::FileSystem { dir } => Recovery::Directory(dir),
         RecoveryMode::ZooKeeper {
             servers,
             dir,
             session_timeout,
-        } => Some(EnsembleSettings {
+        } => Recovery::Ensemble(EnsembleSettings {
             servers,
             dir,
             session_timeout,
@@ -108,7 +112,7 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot bind {}:{}: {e}", args.host, args.port))?;
     listener.set_nonblocking(true)?;
     System::new().block_on(async move {
-        let master = Supervisor::start(move |_| MasterActor::new(settings, ensemble, listener));
+        let master = Supervisor::start(move |_| MasterActor::new(settings, recovery, listener));
         let ui = spark_master::web::serve(master, &args.host, args.webui_port).map_err(|e| {
             format!(
                 "cannot bind the web UI on {}:{}: {e}",
