@@ -1,16 +1,18 @@
 //! Benchmark of ensemble's Spark-style masters (not a timed test):
 //! 1. failover: from `kill -9` of the ALIVE master to a new ALIVE master with every live worker
 //!    re-registered, over several runs of a 3-server ensemble, 3 masters and 2 workers;
-//! 2. recovery: how long a newly elected master takes to read 1000 persisted worker records.
+//! 2. recovery: how long a newly elected master takes to read 1000 persisted worker records and
+//!    1000 application records.
 //!
 //! Build the binaries first, then run:
 //!   cargo build --release -p ensemble-tests
 //!   cargo run --release -p ensemble-tests --example spark_failover -- [RUNS] [SESSION]
 //! SESSION is the masters' spark.deploy.zookeeper.sessionTimeout (default 3s, as `ensemble up`).
 
-use ensemble_actors::spark_master::ensemble_link::encode_worker;
+use ensemble_actors::spark_master::ensemble_link::{encode_record, encode_worker};
+use ensemble_actors::spark_master::StoredApp;
 use ensemble_actors::zk_client::ZkClient;
-use ensemble_messages::spark::WorkerSpec;
+use ensemble_messages::spark::{AppDesc, WorkerSpec};
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use ensemble_tests::spark::{json, Proc, Topology};
 use std::path::Path;
@@ -80,6 +82,21 @@ fn recovery(exe: &Path, records: usize) {
             };
             let path = format!("/spark/master_status/worker_{}", spec.id);
             c.create(&path, &encode_worker(&spec), 0).await.unwrap();
+            let app = StoredApp {
+                id: format!("app-1-{i:04}"),
+                desc: AppDesc {
+                    name: format!("job-{i}"),
+                    command: vec!["run".into(), "--input".into(), format!("part-{i}")],
+                    max_cores: Some(8),
+                    executor_cores: 2,
+                    executor_memory_mb: 4096,
+                },
+                wanted: 4,
+                completed: 1,
+                next_exec: 3,
+            };
+            let path = format!("/spark/master_status/app_{}", app.id);
+            c.create(&path, &encode_record(&app), 0).await.unwrap();
         }
     });
     let dir = tempfile::tempdir().unwrap();
@@ -110,12 +127,15 @@ fn recovery(exe: &Path, records: usize) {
     let started = Instant::now();
     let master = Proc::start(exe, dir.path(), "master", &args);
     wait_until(
-        "the master to recover 1000 workers",
+        "the master to recover the records",
         Duration::from_secs(60),
         || {
             json("127.0.47.11", 8080).is_some_and(|j| {
                 j["status"] == "RECOVERING"
                     && j["workers"].as_array().is_some_and(|w| w.len() == records)
+                    && j["activeapps"]
+                        .as_array()
+                        .is_some_and(|a| a.len() == records)
             })
         },
     )
@@ -123,11 +143,11 @@ fn recovery(exe: &Path, records: usize) {
     let log = master.log();
     let read = log
         .lines()
-        .find(|l| l.contains("worker records in"))
+        .find(|l| l.contains("application records"))
         .unwrap_or_default();
     println!(
-        "recovery of {records} persisted workers: RECOVERING with all listed {:.2} s after the \
-         process started; {}",
+        "recovery of {records} persisted workers and {records} applications: RECOVERING with all \
+         listed {:.2} s after the process started; {}",
         started.elapsed().as_secs_f64(),
         read.split("elected leader; ").nth(1).unwrap_or(read)
     );
