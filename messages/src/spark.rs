@@ -79,6 +79,75 @@ impl ExecutorState {
     }
 }
 
+/// A driver submitted in cluster deploy mode: a command a worker runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverDesc {
+    /// The command and its arguments; the worker runs it with DRIVER_ID in its environment.
+    pub command: Vec<String>,
+    /// spark.driver.cores.
+    pub cores: u32,
+    /// spark.driver.memory, in MiB.
+    pub memory_mb: u64,
+    /// Relaunch it when it fails or its worker is lost.
+    pub supervise: bool,
+}
+
+/// Spark's DriverState.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DriverState {
+    /// Waiting for a worker.
+    Submitted,
+    /// Launched on a worker.
+    Running,
+    /// Exited with status 0.
+    Finished,
+    /// Being relaunched (supervised).
+    Relaunching,
+    /// Persisted by an earlier master, not heard from since this one was elected.
+    Unknown,
+    /// Killed on request.
+    Killed,
+    /// Exited with a non-zero status.
+    Failed,
+    /// Could not run (it failed to start, or its worker was lost and it is not supervised).
+    Error,
+}
+
+impl DriverState {
+    /// Spark's name for the state.
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverState::Submitted => "SUBMITTED",
+            DriverState::Running => "RUNNING",
+            DriverState::Finished => "FINISHED",
+            DriverState::Relaunching => "RELAUNCHING",
+            DriverState::Unknown => "UNKNOWN",
+            DriverState::Killed => "KILLED",
+            DriverState::Failed => "FAILED",
+            DriverState::Error => "ERROR",
+        }
+    }
+
+    /// Whether the driver is over.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            DriverState::Finished | DriverState::Killed | DriverState::Failed | DriverState::Error
+        )
+    }
+}
+
+/// A driver a worker runs, as it reports it to a new master.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverRef {
+    /// Its id.
+    pub driver_id: String,
+    /// Cores it holds.
+    pub cores: u32,
+    /// Memory it holds, MiB.
+    pub memory_mb: u64,
+}
+
 /// An executor a worker runs, as it reports it to a new master.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutorRef {
@@ -108,7 +177,20 @@ pub enum ToMaster {
         worker_id: String,
         /// Its running executors.
         executors: Vec<ExecutorRef>,
+        /// Its running drivers.
+        drivers: Vec<DriverRef>,
     },
+    /// A driver changed state on its worker.
+    DriverStateChanged {
+        /// The driver.
+        driver_id: String,
+        /// The new state.
+        state: DriverState,
+        /// The exit status, once it exited.
+        exit_code: Option<i32>,
+    },
+    /// Submit a driver (cluster deploy mode).
+    RequestSubmitDriver(DriverDesc),
     /// An executor changed state on its worker.
     ExecutorStateChanged {
         /// Its application.
@@ -236,6 +318,29 @@ pub enum FromMaster {
         /// Spark's application state name.
         state: String,
     },
+    /// Start a driver.
+    LaunchDriver {
+        /// Its id.
+        driver_id: String,
+        /// What to run.
+        desc: DriverDesc,
+        /// The master's epoch.
+        epoch: MasterEpoch,
+    },
+    /// Kill a driver.
+    KillDriver {
+        /// Its id.
+        driver_id: String,
+        /// The master's epoch.
+        epoch: MasterEpoch,
+    },
+    /// The answer to RequestSubmitDriver.
+    SubmitDriverResponse {
+        /// The new driver's id, or None when refused.
+        driver_id: Option<String>,
+        /// What happened.
+        message: String,
+    },
 }
 
 impl FromMaster {
@@ -247,12 +352,15 @@ impl FromMaster {
             | FromMaster::ReconnectWorker { epoch, .. }
             | FromMaster::LaunchExecutor { epoch, .. }
             | FromMaster::KillExecutor { epoch, .. }
+            | FromMaster::LaunchDriver { epoch, .. }
+            | FromMaster::KillDriver { epoch, .. }
             | FromMaster::RegisteredApplication { epoch, .. } => Some(*epoch),
             FromMaster::RegisterWorkerFailed { .. }
             | FromMaster::MasterInStandby { .. }
             | FromMaster::RegisterApplicationFailed { .. }
             | FromMaster::ExecutorUpdated { .. }
-            | FromMaster::ApplicationRemoved { .. } => None,
+            | FromMaster::ApplicationRemoved { .. }
+            | FromMaster::SubmitDriverResponse { .. } => None,
         }
     }
 }

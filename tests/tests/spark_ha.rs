@@ -423,3 +423,58 @@ fn a_filesystem_master_restarted_recovers_its_workers_from_the_directory() {
     );
     assert_eq!(status("127.0.52.11"), "ALIVE");
 }
+
+/// Cluster deploy mode: a worker runs the driver; with `--supervise`, a driver that fails is
+/// relaunched, and ends FINISHED.
+#[test]
+fn a_supervised_cluster_mode_driver_is_relaunched_until_it_finishes() {
+    let t = Topology::start(EXE.as_ref(), 53, "");
+    let alive = t.wait_alive_with(2, Duration::from_secs(30));
+    let url = format!(
+        "spark://{}",
+        (1..=3)
+            .map(|m| format!("{}:7077", t.master_ip(m)))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let marker = t.dir().join("first-run-failed");
+    let script = format!(
+        "if [ -e {m} ]; then echo second; exit 0; else touch {m}; exit 3; fi",
+        m = marker.display()
+    );
+    let (code, out) = submit(&[
+        "--master",
+        &url,
+        "--deploy-mode",
+        "cluster",
+        "--supervise",
+        "--driver-memory",
+        "128m",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("Driver successfully submitted as driver-"),
+        "{out}"
+    );
+    wait_until("the driver FINISHED", Duration::from_secs(20), || {
+        json(&t.master_ip(alive), 8080)
+            .is_some_and(|j| j["completeddrivers"][0]["state"] == "FINISHED")
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", t.logs()));
+    assert!(
+        marker.exists(),
+        "the first run failed, and the relaunch finished"
+    );
+    let j = json(&t.master_ip(alive), 8080).unwrap();
+    assert_eq!(j["coresused"], 0, "{j}");
+    let (code, out) = submit(&["--master", &url, "--supervise", "--", "true"]);
+    assert_eq!(code, 2);
+    assert!(
+        out.contains("--supervise needs --deploy-mode cluster"),
+        "{out}"
+    );
+}

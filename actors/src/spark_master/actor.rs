@@ -8,7 +8,7 @@ use super::file_link;
 use crate::accept::{accepted, Accepted};
 use actix::prelude::*;
 use ensemble_messages::codec::PeerCodec;
-use ensemble_messages::spark::ExecutorState;
+use ensemble_messages::spark::{DriverState, ExecutorState};
 use ensemble_messages::spark::{FromMaster, ToMaster};
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
@@ -83,6 +83,8 @@ impl MasterActor {
                 }
                 Output::PersistApp(app) => self.persist(StoreOp::PutApp(app)),
                 Output::ForgetApp(id) => self.persist(StoreOp::ForgetApp(id)),
+                Output::PersistDriver(d) => self.persist(StoreOp::PutDriver(d)),
+                Output::ForgetDriver(id) => self.persist(StoreOp::ForgetDriver(id)),
                 Output::RecoveryComplete { took_ms } => {
                     tracing::info!("Recovery complete in {took_ms} ms")
                 }
@@ -144,6 +146,17 @@ impl MasterActor {
                         .collect(),
                 })
                 .collect(),
+            drivers: self
+                .core
+                .drivers()
+                .map(|d| DriverView {
+                    id: d.id.clone(),
+                    state: d.state,
+                    worker: d.worker.clone(),
+                    cores: d.desc.cores,
+                    memory_mb: d.desc.memory_mb,
+                })
+                .collect(),
         }
     }
 }
@@ -185,6 +198,7 @@ impl Actor for MasterActor {
                 epoch: 1,
                 stored: Vec::new(),
                 apps: Vec::new(),
+                drivers: Vec::new(),
             }),
             Recovery::Ensemble(settings) => {
                 self.store = Some(tx);
@@ -218,17 +232,20 @@ impl Handler<Link> for MasterActor {
                 epoch,
                 stored,
                 apps,
+                drivers,
             } => {
                 tracing::info!(
                     "I have been elected leader! epoch 0x{epoch:x}, {} persisted workers, {} \
-                     persisted applications",
+                     applications, {} drivers",
                     stored.len(),
-                    apps.len()
+                    apps.len(),
+                    drivers.len()
                 );
                 self.step(Input::Elected {
                     epoch,
                     stored,
                     apps,
+                    drivers,
                 });
             }
             LinkEvent::Deposed => {
@@ -322,6 +339,21 @@ pub struct WorkerView {
     pub used: (u32, u64),
 }
 
+/// One driver as the web UI shows it.
+#[derive(Clone, Debug)]
+pub struct DriverView {
+    /// Driver id.
+    pub id: String,
+    /// Its state.
+    pub state: DriverState,
+    /// The worker it runs on.
+    pub worker: Option<String>,
+    /// Cores it asked for.
+    pub cores: u32,
+    /// Memory it asked for, MiB.
+    pub memory_mb: u64,
+}
+
 /// One application as the web UI shows it.
 #[derive(Clone, Debug)]
 pub struct AppView {
@@ -352,6 +384,8 @@ pub struct MasterView {
     pub workers: Vec<WorkerView>,
     /// Applications, in submission order.
     pub apps: Vec<AppView>,
+    /// Drivers, by id.
+    pub drivers: Vec<DriverView>,
 }
 
 /// Kills an application (the web UI's kill action); answers whether this master is ALIVE
@@ -368,6 +402,29 @@ impl Handler<KillApp> for MasterActor {
         if active && self.core.state() == RecoveryState::Alive {
             tracing::info!(app = %id, "killing application on request");
             self.step(Input::KillApp(id));
+            return true;
+        }
+        false
+    }
+}
+
+/// Kills a driver (the web UI's kill action); answers whether this master is ALIVE and knew
+/// it as running.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct KillDriver(pub String);
+
+impl Handler<KillDriver> for MasterActor {
+    type Result = bool;
+
+    fn handle(&mut self, KillDriver(id): KillDriver, _: &mut Context<Self>) -> bool {
+        let running = self
+            .core
+            .drivers()
+            .any(|d| d.id == id && !d.state.is_finished());
+        if running && self.core.state() == RecoveryState::Alive {
+            tracing::info!(driver = %id, "killing driver on request");
+            self.step(Input::KillDriver(id));
             return true;
         }
         false

@@ -396,6 +396,7 @@ impl MasterCore {
         if self.state != RecoveryState::Alive {
             return;
         }
+        self.schedule_drivers();
         for app_id in self.app_order.clone() {
             let Some(app) = self
                 .apps
@@ -444,7 +445,7 @@ impl MasterCore {
         )
     }
 
-    fn fits(&self, worker: &str, cores: u32, memory: u64) -> bool {
+    pub(super) fn fits(&self, worker: &str, cores: u32, memory: u64) -> bool {
         let (free_cores, free_memory) = self.free(worker);
         free_cores >= cores && free_memory >= memory
     }

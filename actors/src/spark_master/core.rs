@@ -4,6 +4,7 @@
 //! scheduling are in `apps.rs`.
 
 use super::apps::{AppInfo, AppState, StoredApp};
+use super::drivers::{DriverInfo, StoredDriver};
 use ensemble_messages::spark::{ExecutorRef, FromMaster, MasterEpoch, ToMaster, WorkerSpec};
 use std::collections::BTreeMap;
 
@@ -111,11 +112,15 @@ pub enum Input {
         stored: Vec<WorkerSpec>,
         /// Applications persisted by earlier masters.
         apps: Vec<StoredApp>,
+        /// Drivers persisted by earlier masters.
+        drivers: Vec<StoredDriver>,
     },
     /// This master lost its session or its latch: back to STANDBY.
     Deposed,
     /// Kill an application (the web UI's kill action).
     KillApp(String),
+    /// Kill a driver (the web UI's kill action).
+    KillDriver(String),
     /// A message on a worker connection.
     Message {
         /// The connection.
@@ -147,6 +152,10 @@ pub enum Output {
     PersistApp(StoredApp),
     /// Delete an application's record.
     ForgetApp(String),
+    /// Persist a driver's record.
+    PersistDriver(StoredDriver),
+    /// Delete a driver's record.
+    ForgetDriver(String),
     /// Recovery finished (for the log: how long it took, in ms).
     RecoveryComplete {
         /// Duration since the election.
@@ -166,6 +175,12 @@ pub struct MasterCore {
     pub(super) app_order: Vec<String>,
     /// Applications registered under this epoch, for ids.
     pub(super) next_app: u32,
+    /// Drivers, by id.
+    pub(super) drivers: BTreeMap<String, DriverInfo>,
+    /// Drivers submitted under this epoch, for ids.
+    pub(super) next_driver: u32,
+    /// Where the round-robin placement of drivers goes on.
+    pub(super) next_driver_worker: usize,
     /// Who each connection speaks for.
     pub(super) conns: BTreeMap<ConnId, Peer>,
     elected_at: u64,
@@ -183,6 +198,9 @@ impl MasterCore {
             apps: BTreeMap::new(),
             app_order: Vec::new(),
             next_app: 0,
+            drivers: BTreeMap::new(),
+            next_driver: 0,
+            next_driver_worker: 0,
             conns: BTreeMap::new(),
             elected_at: 0,
             out: Vec::new(),
@@ -209,13 +227,27 @@ impl MasterCore {
         self.app_order.iter().filter_map(|id| self.apps.get(id))
     }
 
-    /// Cores and memory (MiB) that live executors hold on a worker.
+    /// Drivers, by id.
+    pub fn drivers(&self) -> impl Iterator<Item = &DriverInfo> {
+        self.drivers.values()
+    }
+
+    /// Cores and memory (MiB) that live executors and running drivers hold on a worker.
     pub fn used(&self, worker: &str) -> (u32, u64) {
-        self.apps
+        let executors = self
+            .apps
             .values()
             .flat_map(|a| a.executors.values())
             .filter(|e| e.worker == worker && !e.state.is_finished())
-            .fold((0, 0), |(c, m), e| (c + e.cores, m + e.memory_mb))
+            .map(|e| (e.cores, e.memory_mb));
+        let drivers = self
+            .drivers
+            .values()
+            .filter(|d| d.is_running() && d.worker.as_deref() == Some(worker))
+            .map(|d| (d.desc.cores, d.desc.memory_mb));
+        executors
+            .chain(drivers)
+            .fold((0, 0), |(c, m), (dc, dm)| (c + dc, m + dm))
     }
 
     /// The settings it runs with.
@@ -230,11 +262,27 @@ impl MasterCore {
                 epoch,
                 stored,
                 apps,
-            } => self.elected(epoch, stored, apps, now),
+                drivers,
+            } => {
+                self.elected(epoch, stored, apps, now);
+                for d in drivers {
+                    self.restore_driver(d);
+                }
+                if self.state == RecoveryState::Alive {
+                    // Nothing else was stored: no worker will report these drivers.
+                    self.recover_orphan_drivers();
+                    self.schedule();
+                }
+            }
             Input::Deposed => self.deposed(),
             Input::KillApp(id) => {
                 if self.state == RecoveryState::Alive {
                     self.finish_app(&id, AppState::Killed);
+                }
+            }
+            Input::KillDriver(id) => {
+                if self.state == RecoveryState::Alive {
+                    self.kill_driver(&id);
                 }
             }
             Input::Message { conn, msg } => self.message(conn, msg, now),
@@ -272,6 +320,8 @@ impl MasterCore {
         self.apps.clear();
         self.app_order.clear();
         self.next_app = 0;
+        self.drivers.clear();
+        self.next_driver = 0;
         if stored.is_empty() && apps.is_empty() {
             self.state = RecoveryState::Alive;
             return;
@@ -317,6 +367,7 @@ impl MasterCore {
         self.workers.clear();
         self.apps.clear();
         self.app_order.clear();
+        self.drivers.clear();
     }
 
     fn message(&mut self, conn: ConnId, msg: ToMaster, now: u64) {
@@ -343,6 +394,7 @@ impl MasterCore {
             ToMaster::WorkerSchedulerStateResponse {
                 worker_id,
                 executors,
+                drivers,
             } => {
                 self.conns.insert(conn, Peer::Worker(worker_id.clone()));
                 if self.state == RecoveryState::Standby {
@@ -353,6 +405,7 @@ impl MasterCore {
                     w.last_heartbeat = now;
                     w.dead_since = None;
                     self.adopt(conn, &worker_id, executors);
+                    self.adopt_drivers(conn, &worker_id, drivers);
                 }
                 self.maybe_complete_recovery(now);
                 self.schedule();
@@ -363,6 +416,10 @@ impl MasterCore {
                 state,
                 exit_code,
             } => self.executor_changed(&app_id, exec_id, state, exit_code),
+            ToMaster::DriverStateChanged {
+                driver_id, state, ..
+            } => self.driver_changed(&driver_id, state),
+            ToMaster::RequestSubmitDriver(desc) => self.submit_driver(conn, desc),
             ToMaster::RegisterApplication { desc, app_id } => self.register_app(conn, desc, app_id),
             ToMaster::UnregisterApplication { app_id } => {
                 self.finish_app(&app_id, AppState::Finished)
@@ -480,6 +537,7 @@ impl MasterCore {
         for id in unknown {
             self.finish_app(&id, AppState::Finished);
         }
+        self.recover_orphan_drivers();
         self.state = RecoveryState::Alive;
         self.out.push(Output::RecoveryComplete {
             took_ms: now.saturating_sub(self.elected_at),
@@ -493,6 +551,7 @@ impl MasterCore {
             w.dead_since = Some(now);
             self.out.push(Output::ForgetWorker(id.to_string()));
             self.worker_lost(id);
+            self.drivers_lost(id);
         }
     }
 

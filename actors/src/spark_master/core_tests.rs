@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::spark_master::apps::{AppState, StoredApp, MAX_EXECUTOR_RETRIES};
-use ensemble_messages::spark::{AppDesc, ExecutorRef, ExecutorState};
+use ensemble_messages::spark::{AppDesc, DriverDesc, DriverState, ExecutorRef, ExecutorState};
 
 fn settings() -> MasterSettings {
     MasterSettings {
@@ -89,6 +89,7 @@ fn elected_with_nothing_stored_it_is_alive_and_registers_and_persists_workers() 
                 epoch: 7,
                 stored: vec![],
                 apps: vec![],
+                drivers: vec![],
             },
             0
         ),
@@ -140,6 +141,7 @@ fn recovery_completes_as_soon_as_every_stored_worker_answers() {
             epoch: 9,
             stored: vec![spec("w1"), spec("w2")],
             apps: vec![],
+            drivers: vec![],
         },
         100,
     );
@@ -166,6 +168,7 @@ fn recovery_completes_as_soon_as_every_stored_worker_answers() {
     let answer = |id: &str| ToMaster::WorkerSchedulerStateResponse {
         worker_id: id.into(),
         executors: vec![],
+        drivers: vec![],
     };
     assert_eq!(m.step(msg(1, answer("w1")), 150), vec![]);
     assert_eq!(m.state(), RecoveryState::Recovering, "w2 has not answered");
@@ -183,6 +186,7 @@ fn silent_workers_become_dead_at_the_recovery_timeout_and_may_come_back() {
             epoch: 3,
             stored: vec![spec("w1"), spec("gone")],
             apps: vec![],
+            drivers: vec![],
         },
         0,
     );
@@ -239,6 +243,7 @@ fn a_worker_silent_for_the_timeout_is_dead_then_dropped_from_the_list() {
             epoch: 1,
             stored: vec![],
             apps: vec![],
+            drivers: vec![],
         },
         0,
     );
@@ -280,6 +285,7 @@ fn a_deposed_master_is_standby_and_forgets_the_registry() {
             epoch: 1,
             stored: vec![],
             apps: vec![],
+            drivers: vec![],
         },
         0,
     );
@@ -313,6 +319,7 @@ fn alive_with_two_workers() -> MasterCore {
             epoch: 5,
             stored: vec![],
             apps: vec![],
+            drivers: vec![],
         },
         0,
     );
@@ -412,6 +419,7 @@ fn consolidation_fills_one_worker_first() {
             epoch: 5,
             stored: vec![],
             apps: vec![],
+            drivers: vec![],
         },
         0,
     );
@@ -494,6 +502,7 @@ fn a_new_master_adopts_running_executors_and_the_returning_client() {
             epoch: 8,
             stored: vec![spec("w1")],
             apps: vec![stored],
+            drivers: vec![],
         },
         100,
     );
@@ -515,6 +524,7 @@ fn a_new_master_adopts_running_executors_and_the_returning_client() {
             ToMaster::WorkerSchedulerStateResponse {
                 worker_id: "w1".into(),
                 executors: running,
+                drivers: vec![],
             },
         ),
         110,
@@ -587,4 +597,100 @@ fn the_kill_action_kills_the_application_and_its_executors() {
     )));
     assert_eq!(m.apps().next().unwrap().state, AppState::Killed);
     assert_eq!(m.used("w1"), (0, 0));
+}
+
+fn driver(supervise: bool) -> ToMaster {
+    ToMaster::RequestSubmitDriver(DriverDesc {
+        command: vec!["drive".into()],
+        cores: 1,
+        memory_mb: 128,
+        supervise,
+    })
+}
+
+fn driver_launches(out: &[Output]) -> Vec<ConnId> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                conn,
+                msg: FromMaster::LaunchDriver { .. },
+            } => Some(*conn),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn drivers_run_on_workers_round_robin_and_hold_resources_until_they_end() {
+    let mut m = alive_with_two_workers();
+    let out = m.step(msg(9, driver(false)), 10);
+    assert!(out.contains(&Output::Send {
+        conn: 9,
+        msg: FromMaster::SubmitDriverResponse {
+            driver_id: Some("driver-5-0000".into()),
+            message: "Driver successfully submitted as driver-5-0000".into()
+        }
+    }));
+    assert_eq!(driver_launches(&out), vec![1]);
+    assert_eq!(
+        driver_launches(&m.step(msg(9, driver(false)), 11)),
+        vec![2],
+        "round-robin"
+    );
+    assert_eq!((m.used("w1"), m.used("w2")), ((1, 128), (1, 128)));
+    let done = ToMaster::DriverStateChanged {
+        driver_id: "driver-5-0000".into(),
+        state: DriverState::Finished,
+        exit_code: Some(0),
+    };
+    let out = m.step(msg(1, done), 20);
+    assert!(out.contains(&Output::ForgetDriver("driver-5-0000".into())));
+    assert_eq!(m.used("w1"), (0, 0));
+}
+
+#[test]
+fn a_supervised_driver_is_relaunched_when_it_fails_or_its_worker_is_lost() {
+    let mut m = alive_with_two_workers();
+    m.step(msg(9, driver(true)), 10);
+    let failed = ToMaster::DriverStateChanged {
+        driver_id: "driver-5-0000".into(),
+        state: DriverState::Failed,
+        exit_code: Some(3),
+    };
+    let out = m.step(msg(1, failed), 20);
+    assert_eq!(
+        driver_launches(&out),
+        vec![2],
+        "relaunched, on the next worker"
+    );
+    // Its worker goes silent: it is relaunched on the other one.
+    m.step(
+        msg(
+            1,
+            ToMaster::Heartbeat {
+                worker_id: "w1".into(),
+            },
+        ),
+        1500,
+    );
+    let out = m.step(Input::Tick, 1100 + 1000);
+    assert_eq!(driver_launches(&out), vec![1], "{out:?}");
+    // An unsupervised driver on a lost worker ends in ERROR.
+    let mut m = alive_with_two_workers();
+    m.step(msg(9, driver(false)), 10);
+    m.step(
+        msg(
+            2,
+            ToMaster::Heartbeat {
+                worker_id: "w2".into(),
+            },
+        ),
+        1500,
+    );
+    let out = m.step(Input::Tick, 2100);
+    assert!(
+        out.contains(&Output::ForgetDriver("driver-5-0000".into())),
+        "{out:?}"
+    );
+    assert_eq!(m.drivers().next().unwrap().state, DriverState::Error);
 }

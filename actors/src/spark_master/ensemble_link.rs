@@ -11,6 +11,7 @@
 //! session; a master started before the ensemble keeps trying until it is up.
 
 use super::apps::StoredApp;
+use super::drivers::StoredDriver;
 use crate::zk_client::{ClientError, ZkClient};
 use ensemble_messages::jute::WatcherEvent;
 use ensemble_messages::spark::{MasterEpoch, WorkerSpec};
@@ -42,6 +43,8 @@ pub enum LinkEvent {
         stored: Vec<WorkerSpec>,
         /// Readable application records.
         apps: Vec<StoredApp>,
+        /// Readable driver records.
+        drivers: Vec<StoredDriver>,
     },
     /// The session was lost: no longer the leader.
     Deposed,
@@ -58,6 +61,69 @@ pub enum StoreOp {
     PutApp(StoredApp),
     /// Delete an application's record.
     ForgetApp(String),
+    /// Create or replace a driver's record.
+    PutDriver(StoredDriver),
+    /// Delete a driver's record.
+    ForgetDriver(String),
+}
+
+/// The records one master keeps, as read back.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Records {
+    /// Workers.
+    pub workers: Vec<WorkerSpec>,
+    /// Applications.
+    pub apps: Vec<StoredApp>,
+    /// Drivers.
+    pub drivers: Vec<StoredDriver>,
+}
+
+impl Records {
+    /// Adds the record stored under `name`, if it is one; says why it cannot be read.
+    pub fn add(&mut self, name: &str, data: &[u8]) -> Result<(), String> {
+        if name.starts_with("worker_") {
+            decode_record(data).map(|w| self.workers.push(w))
+        } else if name.starts_with("app_") {
+            decode_record(data).map(|a| self.apps.push(a))
+        } else if name.starts_with("driver_") {
+            decode_record(data).map(|d| self.drivers.push(d))
+        } else {
+            Err("not a worker, application or driver record".into())
+        }
+    }
+
+    /// The election event that hands these records to the master.
+    pub fn elected(self, epoch: MasterEpoch) -> LinkEvent {
+        LinkEvent::Elected {
+            epoch,
+            stored: self.workers,
+            apps: self.apps,
+            drivers: self.drivers,
+        }
+    }
+
+    /// `N worker, N application and N driver records`, for the log.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} worker, {} application and {} driver records",
+            self.workers.len(),
+            self.apps.len(),
+            self.drivers.len()
+        )
+    }
+}
+
+/// Applies a record change to a store keyed by record name: `put(name, bytes)` or
+/// `forget(name)`.
+pub fn record_change(op: StoreOp) -> (String, Option<Vec<u8>>) {
+    match op {
+        StoreOp::PutWorker(w) => (format!("worker_{}", w.id), Some(encode_record(&w))),
+        StoreOp::ForgetWorker(id) => (format!("worker_{id}"), None),
+        StoreOp::PutApp(a) => (format!("app_{}", a.id), Some(encode_record(&a))),
+        StoreOp::ForgetApp(id) => (format!("app_{id}"), None),
+        StoreOp::PutDriver(d) => (format!("driver_{}", d.id), Some(encode_record(&d))),
+        StoreOp::ForgetDriver(id) => (format!("driver_{id}"), None),
+    }
 }
 
 /// Record format version written before the JSON body.
@@ -158,24 +224,18 @@ async fn contend(
                 Err(e) => return Ended::SessionLost(e.to_string()),
                 Ok(None) => {
                     let reading = std::time::Instant::now();
-                    let (stored, apps) = match read_records(client, &status_dir).await {
+                    let records = match read_records(client, &status_dir).await {
                         Ok(s) => s,
                         Err(e) => return Ended::SessionLost(e.to_string()),
                     };
                     tracing::info!(
                         epoch = format!("0x{epoch:x}"),
-                        "elected leader; read {} worker records and {} application records \
-                         in {} ms",
-                        stored.len(),
-                        apps.len(),
+                        "elected leader; read {} in {} ms",
+                        records.summary(),
                         reading.elapsed().as_millis()
                     );
                     leading = true;
-                    report(LinkEvent::Elected {
-                        epoch,
-                        stored,
-                        apps,
-                    });
+                    report(records.elected(epoch));
                 }
                 Ok(Some(pred)) => match client.exists_watch(&pred, true).await {
                     Err(e) => return Ended::SessionLost(e.to_string()),
@@ -248,35 +308,22 @@ async fn predecessor(
     })
 }
 
-/// Reads every worker and application record; unreadable ones are reported and left in place.
-async fn read_records(
-    client: &ZkClient,
-    status_dir: &str,
-) -> Result<(Vec<WorkerSpec>, Vec<StoredApp>), ClientError> {
+/// Reads every record; unreadable ones are reported and left in place.
+async fn read_records(client: &ZkClient, status_dir: &str) -> Result<Records, ClientError> {
     let (children, _) = client.get_children(status_dir, false).await?;
-    let (mut workers, mut apps) = (Vec::new(), Vec::new());
+    let mut records = Records::default();
     for name in children {
         let path = format!("{status_dir}/{name}");
-        let is_worker = name.starts_with("worker_");
-        if !is_worker && !name.starts_with("app_") {
-            tracing::warn!(%path, "unrecognized record left in place");
-            continue;
-        }
         let data = match client.get_data(&path).await {
             Ok((data, _)) => data,
             Err(ClientError::Server(err::NO_NODE)) => continue,
             Err(e) => return Err(e),
         };
-        let read = if is_worker {
-            decode_record(&data).map(|w| workers.push(w))
-        } else {
-            decode_record(&data).map(|a| apps.push(a))
-        };
-        if let Err(e) = read {
+        if let Err(e) = records.add(&name, &data) {
             tracing::error!(%path, "unreadable record left in place: {e}");
         }
     }
-    Ok((workers, apps))
+    Ok(records)
 }
 
 /// Creates or replaces a record.
@@ -298,17 +345,11 @@ async fn forget(client: &ZkClient, path: &str) -> Result<(), ClientError> {
 }
 
 async fn apply(client: &ZkClient, status_dir: &str, op: StoreOp) -> Result<(), ClientError> {
-    match op {
-        StoreOp::PutWorker(spec) => {
-            let path = format!("{status_dir}/worker_{}", spec.id);
-            put(client, &path, &encode_worker(&spec)).await
-        }
-        StoreOp::ForgetWorker(id) => forget(client, &format!("{status_dir}/worker_{id}")).await,
-        StoreOp::PutApp(app) => {
-            let path = format!("{status_dir}/app_{}", app.id);
-            put(client, &path, &encode_record(&app)).await
-        }
-        StoreOp::ForgetApp(id) => forget(client, &format!("{status_dir}/app_{id}")).await,
+    let (name, data) = record_change(op);
+    let path = format!("{status_dir}/{name}");
+    match data {
+        Some(data) => put(client, &path, &data).await,
+        None => forget(client, &path).await,
     }
 }
 

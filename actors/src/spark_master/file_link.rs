@@ -4,9 +4,7 @@
 //! off messages from the master's previous run. Files are written to a temporary name, synced
 //! and renamed, on a blocking thread, never on the actor's.
 
-use super::apps::StoredApp;
-use super::ensemble_link::{decode_record, encode_record, LinkEvent, StoreOp};
-use ensemble_messages::spark::WorkerSpec;
+use super::ensemble_link::{record_change, LinkEvent, Records, StoreOp};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
@@ -20,7 +18,7 @@ pub async fn run(
 ) {
     let read_dir = dir.clone();
     let start = tokio::task::spawn_blocking(move || start(&read_dir)).await;
-    let (epoch, stored, apps) = match start {
+    let (epoch, records) = match start {
         Ok(Ok(v)) => v,
         Ok(Err(e)) => {
             tracing::error!(dir = %dir.display(), "cannot use the recovery directory: {e}");
@@ -31,17 +29,8 @@ pub async fn run(
             return;
         }
     };
-    tracing::info!(
-        dir = %dir.display(),
-        "read {} worker and {} application records; epoch {epoch}",
-        stored.len(),
-        apps.len()
-    );
-    report(LinkEvent::Elected {
-        epoch,
-        stored,
-        apps,
-    });
+    tracing::info!(dir = %dir.display(), "read {}; epoch {epoch}", records.summary());
+    report(records.elected(epoch));
     while let Some(op) = ops.recv().await {
         let dir = dir.clone();
         let done = tokio::task::spawn_blocking(move || apply(&dir, op)).await;
@@ -52,7 +41,7 @@ pub async fn run(
 }
 
 /// Takes the next epoch and reads every record; unreadable ones are reported and left.
-fn start(dir: &Path) -> std::io::Result<(i64, Vec<WorkerSpec>, Vec<StoredApp>)> {
+fn start(dir: &Path) -> std::io::Result<(i64, Records)> {
     std::fs::create_dir_all(dir)?;
     let epoch_file = dir.join("epoch");
     let last: i64 = match std::fs::read_to_string(&epoch_file) {
@@ -67,45 +56,32 @@ fn start(dir: &Path) -> std::io::Result<(i64, Vec<WorkerSpec>, Vec<StoredApp>)> 
     };
     let epoch = last + 1;
     write_atomically(&epoch_file, epoch.to_string().as_bytes())?;
-    let (mut workers, mut apps) = (Vec::new(), Vec::new());
+    let mut records = Records::default();
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
             .unwrap_or_default();
-        let is_worker = name.starts_with("worker_");
-        if !is_worker && !name.starts_with("app_") {
+        if name == "epoch" || name.ends_with(".tmp") {
             continue;
         }
         let data = std::fs::read(&path)?;
-        let read = if is_worker {
-            decode_record(&data).map(|w| workers.push(w))
-        } else {
-            decode_record(&data).map(|a| apps.push(a))
-        };
-        if let Err(e) = read {
+        if let Err(e) = records.add(&name, &data) {
             tracing::error!(path = %path.display(), "unreadable record left in place: {e}");
         }
     }
-    Ok((epoch, workers, apps))
+    Ok((epoch, records))
 }
 
 fn apply(dir: &Path, op: StoreOp) -> std::io::Result<()> {
-    let forget = |path: PathBuf| match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    };
-    match op {
-        StoreOp::PutWorker(spec) => write_atomically(
-            &dir.join(format!("worker_{}", spec.id)),
-            &encode_record(&spec),
-        ),
-        StoreOp::ForgetWorker(id) => forget(dir.join(format!("worker_{id}"))),
-        StoreOp::PutApp(app) => {
-            write_atomically(&dir.join(format!("app_{}", app.id)), &encode_record(&app))
-        }
-        StoreOp::ForgetApp(id) => forget(dir.join(format!("app_{id}"))),
+    let (name, data) = record_change(op);
+    match data {
+        Some(data) => write_atomically(&dir.join(name), &data),
+        None => match std::fs::remove_file(dir.join(name)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        },
     }
 }
 
@@ -122,13 +98,14 @@ fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ensemble_messages::spark::AppDesc;
+    use crate::spark_master::StoredApp;
+    use ensemble_messages::spark::{AppDesc, WorkerSpec};
 
     #[test]
     fn records_survive_a_restart_and_each_start_takes_a_new_epoch() {
         let dir = tempfile::tempdir().unwrap();
-        let (epoch, workers, apps) = start(dir.path()).unwrap();
-        assert_eq!((epoch, workers.len(), apps.len()), (1, 0, 0));
+        let (epoch, records) = start(dir.path()).unwrap();
+        assert_eq!((epoch, records), (1, Records::default()));
         let spec = WorkerSpec {
             id: "worker-1".into(),
             host: "h".into(),
@@ -162,8 +139,11 @@ mod tests {
         .unwrap();
         apply(dir.path(), StoreOp::ForgetWorker("worker-2".into())).unwrap();
         std::fs::write(dir.path().join("worker_broken"), b"\x07garbage").unwrap();
-        let (epoch, workers, apps) = start(dir.path()).unwrap();
-        assert_eq!((epoch, workers, apps), (2, vec![spec], vec![app]));
+        let (epoch, records) = start(dir.path()).unwrap();
+        assert_eq!(
+            (epoch, records.workers, records.apps),
+            (2, vec![spec], vec![app])
+        );
         assert!(dir.path().join("worker_broken").exists(), "left in place");
         std::fs::write(dir.path().join("epoch"), "x").unwrap();
         assert!(start(dir.path()).is_err());

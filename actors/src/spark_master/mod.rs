@@ -4,13 +4,17 @@
 pub mod actor;
 pub mod apps;
 pub mod core;
+pub mod drivers;
 pub mod ensemble_link;
 pub mod file_link;
 pub mod web;
 
-pub use self::actor::{AppView, GetView, MasterActor, MasterView, Recovery, WorkerView};
+pub use self::actor::{
+    AppView, DriverView, GetView, MasterActor, MasterView, Recovery, WorkerView,
+};
 pub use self::apps::{AppInfo, AppState, ExecInfo, StoredApp};
 pub use self::core::{
     ConnId, Input, MasterCore, MasterSettings, Output, RecoveryState, WorkerInfo, WorkerState,
 };
+pub use self::drivers::{DriverInfo, StoredDriver};
 pub use self::ensemble_link::EnsembleSettings;

@@ -1,6 +1,8 @@
 //! The master's web UI: a page like Spark's master page, and `/json` with Spark's field names.
 
-use super::actor::{AppView, GetView, KillApp, MasterActor, MasterView, WorkerView};
+use super::actor::{
+    AppView, DriverView, GetView, KillApp, KillDriver, MasterActor, MasterView, WorkerView,
+};
 use super::apps::AppState;
 use super::core::WorkerState;
 use actix::Addr;
@@ -20,6 +22,7 @@ pub fn serve(
             .route("/json", web::get().to(json_page))
             .route("/json/", web::get().to(json_page))
             .route("/app/kill/", web::post().to(kill_app))
+            .route("/driver/kill/", web::post().to(kill_driver))
     })
     .workers(1)
     .disable_signals()
@@ -50,6 +53,20 @@ async fn kill_app(
             "no running application {} on an ALIVE master",
             query.id
         )),
+        Err(_) => HttpResponse::ServiceUnavailable().body("the master is restarting"),
+    }
+}
+
+async fn kill_driver(
+    master: web::Data<Addr<MasterActor>>,
+    query: web::Query<KillQuery>,
+) -> HttpResponse {
+    match master.send(KillDriver(query.id.clone())).await {
+        Ok(true) => HttpResponse::SeeOther()
+            .insert_header(("Location", "/"))
+            .finish(),
+        Ok(false) => HttpResponse::NotFound()
+            .body(format!("no running driver {} on an ALIVE master", query.id)),
         Err(_) => HttpResponse::ServiceUnavailable().body("the master is restarting"),
     }
 }
@@ -99,8 +116,8 @@ pub fn to_json(v: &MasterView) -> Value {
         "memoryused": alive(v).map(|w| w.used.1).sum::<u64>(),
         "activeapps": active.iter().map(|a| app_json(a)).collect::<Vec<_>>(),
         "completedapps": completed.iter().map(|a| app_json(a)).collect::<Vec<_>>(),
-        "activedrivers": [],
-        "completeddrivers": [],
+        "activedrivers": v.drivers.iter().filter(|d| !d.state.is_finished()).map(driver_json).collect::<Vec<_>>(),
+        "completeddrivers": v.drivers.iter().filter(|d| d.state.is_finished()).map(driver_json).collect::<Vec<_>>(),
         "status": v.status.name(),
     })
 }
@@ -110,6 +127,16 @@ fn is_active(state: AppState) -> bool {
         state,
         AppState::Waiting | AppState::Running | AppState::Unknown
     )
+}
+
+fn driver_json(d: &DriverView) -> Value {
+    json!({
+        "id": d.id,
+        "state": d.state.name(),
+        "worker": d.worker,
+        "cores": d.cores,
+        "memory": d.memory_mb,
+    })
 }
 
 fn app_json(a: &AppView) -> Value {
@@ -139,6 +166,32 @@ async fn page(master: web::Data<Addr<MasterActor>>) -> HttpResponse {
             .body(render_page(&v)),
         None => HttpResponse::ServiceUnavailable().body("the master is restarting"),
     }
+}
+
+fn driver_rows(drivers: &[DriverView]) -> String {
+    drivers
+        .iter()
+        .map(|d| {
+            let kill = if d.state.is_finished() {
+                String::new()
+            } else {
+                format!(
+                    "<form method=\"post\" action=\"/driver/kill/?id={id}\" \
+                     style=\"display:inline\"><button type=\"submit\">kill</button></form>",
+                    id = escape(&d.id)
+                )
+            };
+            format!(
+                "<tr><td>{id} {kill}</td><td>{worker}</td><td>{state}</td><td>{cores}</td>\
+                 <td>{mem} MiB</td></tr>",
+                id = escape(&d.id),
+                worker = escape(d.worker.as_deref().unwrap_or("")),
+                state = d.state.name(),
+                cores = d.cores,
+                mem = d.memory_mb,
+            )
+        })
+        .collect()
 }
 
 /// The master page, laid out like Spark's.
@@ -210,13 +263,19 @@ pub fn render_page(v: &MasterView) -> String {
          <li><strong>Cores in use:</strong> {cores} Total, {cores_used} Used</li>\
          <li><strong>Memory in use:</strong> {memory} MiB Total, {memory_used} MiB Used</li>\
          <li><strong>Applications:</strong> {running} Running, {done} Completed</li>\
-         <li><strong>Drivers:</strong> 0 Running, 0 Completed</li>\
+         <li><strong>Drivers:</strong> {drivers_running} Running, {drivers_done} Completed</li>\
          <li><strong>Status:</strong> {status}</li></ul>\
          <h4>Workers ({count})</h4><table id=\"workers\"><tr><th>Worker Id</th><th>Address</th>\
          <th>State</th><th>Cores</th><th>Memory</th></tr>{rows}</table>\
          <h4>Running Applications ({running})</h4>{active_table}\
          <h4>Completed Applications ({done})</h4>{completed_table}\
+         <h4>Drivers ({driver_count})</h4><table><tr><th>Submission ID</th><th>Worker</th>\
+         <th>State</th><th>Cores</th><th>Memory</th></tr>{driver_rows}</table>\
          </body></html>",
+        drivers_running = v.drivers.iter().filter(|d| !d.state.is_finished()).count(),
+        drivers_done = v.drivers.iter().filter(|d| d.state.is_finished()).count(),
+        driver_count = v.drivers.len(),
+        driver_rows = driver_rows(&v.drivers),
         running = active.len(),
         done = completed.len(),
         active_table = app_table(&active),
@@ -231,7 +290,7 @@ pub fn render_page(v: &MasterView) -> String {
 mod tests {
     use super::*;
     use crate::spark_master::RecoveryState;
-    use ensemble_messages::spark::ExecutorState;
+    use ensemble_messages::spark::{DriverState, ExecutorState};
 
     fn view() -> MasterView {
         let worker = |id: &str, state| WorkerView {
@@ -261,6 +320,13 @@ mod tests {
                 executor_memory_mb: 256,
                 executors: vec![(0, "w1".into(), ExecutorState::Running)],
             }],
+            drivers: vec![DriverView {
+                id: "driver-1-0000".into(),
+                state: DriverState::Running,
+                worker: Some("w1".into()),
+                cores: 1,
+                memory_mb: 128,
+            }],
         }
     }
 
@@ -280,6 +346,7 @@ mod tests {
         );
         assert_eq!(j["activeapps"][0]["id"], "app-1-0000");
         assert_eq!(j["activeapps"][0]["executors"][0]["state"], "RUNNING");
+        assert_eq!(j["activedrivers"][0]["id"], "driver-1-0000");
         assert_eq!(j["workers"][0]["webuiaddress"], "http://10.0.0.1:8081");
         for key in [
             "url",

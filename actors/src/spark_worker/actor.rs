@@ -30,45 +30,66 @@ pub struct WorkerActor {
     dialing: bool,
     /// Where executors run and write their output.
     work_dir: PathBuf,
-    /// How to kill each running executor.
-    kills: HashMap<(String, u32), oneshot::Sender<()>>,
+    /// How to kill each running executor or driver.
+    kills: HashMap<Task, oneshot::Sender<()>>,
     /// Its own address, for the tasks that watch executors.
     me: Option<Addr<WorkerActor>>,
     /// Misconfigurations seen: masters that both accepted this worker.
     conflicts: Vec<String>,
 }
 
-/// An executor to start.
-struct Launch {
-    app_id: String,
-    exec_id: u32,
-    command: Vec<String>,
-    cores: u32,
-    memory_mb: u64,
+/// A process the worker runs for a master.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Task {
+    /// An application's executor.
+    Executor(String, u32),
+    /// A cluster-mode driver.
+    Driver(String),
 }
 
-/// An executor process ended.
+impl Task {
+    /// Where it runs and writes its output, under the work dir.
+    fn dir(&self, work_dir: &std::path::Path) -> PathBuf {
+        match self {
+            Task::Executor(app, exec) => work_dir.join(app).join(exec.to_string()),
+            Task::Driver(id) => work_dir.join(id),
+        }
+    }
+
+    /// The core's input for its end.
+    fn exited(self, exit_code: Option<i32>, killed: bool) -> Input {
+        match self {
+            Task::Executor(app_id, exec_id) => Input::ExecutorExited {
+                app_id,
+                exec_id,
+                exit_code,
+                killed,
+            },
+            Task::Driver(driver_id) => Input::DriverExited {
+                driver_id,
+                exit_code,
+                killed,
+            },
+        }
+    }
+}
+
+/// A process ended.
 #[derive(Message)]
 #[rtype(result = "()")]
-struct ExecutorEnded {
-    app_id: String,
-    exec_id: u32,
+struct TaskEnded {
+    task: Task,
     exit_code: Option<i32>,
     killed: bool,
 }
 
-impl Handler<ExecutorEnded> for WorkerActor {
+impl Handler<TaskEnded> for WorkerActor {
     type Result = ();
 
-    fn handle(&mut self, e: ExecutorEnded, _: &mut Context<Self>) {
-        tracing::info!(app_id = %e.app_id, exec_id = e.exec_id, exit_code = ?e.exit_code, killed = e.killed, "executor ended");
-        self.kills.remove(&(e.app_id.clone(), e.exec_id));
-        self.step(Input::ExecutorExited {
-            app_id: e.app_id,
-            exec_id: e.exec_id,
-            exit_code: e.exit_code,
-            killed: e.killed,
-        });
+    fn handle(&mut self, e: TaskEnded, _: &mut Context<Self>) {
+        tracing::info!(task = ?e.task, exit_code = ?e.exit_code, killed = e.killed, "process ended");
+        self.kills.remove(&e.task);
+        self.step(e.task.exited(e.exit_code, e.killed));
     }
 }
 
@@ -88,48 +109,35 @@ impl WorkerActor {
         }
     }
 
-    /// Starts an executor process in `<work_dir>/<app>/<exec>`, with its stdout and stderr
-    /// there, and reports its start and its end.
-    fn launch(&mut self, e: Launch) {
-        let dir = self.work_dir.join(&e.app_id).join(e.exec_id.to_string());
+    /// Starts a process in its directory under the work dir, with its stdout and stderr there
+    /// and `env` in its environment; reports its end to the core. Returns whether it started.
+    fn launch(&mut self, task: Task, command: &[String], env: &[(&str, String)]) -> bool {
+        let dir = task.dir(&self.work_dir);
         let spawned = std::fs::create_dir_all(&dir).and_then(|()| {
             let out = std::fs::File::create(dir.join("stdout"))?;
             let err = std::fs::File::create(dir.join("stderr"))?;
-            let mut cmd = tokio::process::Command::new(&e.command[0]);
-            cmd.args(&e.command[1..])
+            let mut cmd = tokio::process::Command::new(&command[0]);
+            cmd.args(&command[1..])
                 .current_dir(&dir)
-                .env("APP_ID", &e.app_id)
-                .env("EXECUTOR_ID", e.exec_id.to_string())
-                .env("EXECUTOR_CORES", e.cores.to_string())
-                .env("EXECUTOR_MEMORY_MB", e.memory_mb.to_string())
+                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err)
                 .kill_on_drop(true);
             cmd.spawn()
         });
-        let me = self.me.clone();
-        let (app_id, exec_id) = (e.app_id, e.exec_id);
         let mut child = match spawned {
             Ok(child) => child,
             Err(err) => {
-                tracing::warn!(%app_id, exec_id, "executor failed to start: {err}");
-                self.step(Input::ExecutorExited {
-                    app_id,
-                    exec_id,
-                    exit_code: None,
-                    killed: false,
-                });
-                return;
+                tracing::warn!(?task, "failed to start: {err}");
+                self.step(task.exited(None, false));
+                return false;
             }
         };
-        tracing::info!(%app_id, exec_id, dir = %dir.display(), "launched executor");
+        tracing::info!(?task, dir = %dir.display(), "launched");
         let (kill, killed) = oneshot::channel();
-        self.kills.insert((app_id.clone(), exec_id), kill);
-        self.step(Input::ExecutorStarted {
-            app_id: app_id.clone(),
-            exec_id,
-        });
+        self.kills.insert(task.clone(), kill);
+        let me = self.me.clone();
         actix::spawn(async move {
             let (status, killed) = tokio::select! {
                 status = child.wait() => (status, false),
@@ -139,14 +147,21 @@ impl WorkerActor {
                 }
             };
             let exit_code = status.ok().and_then(|s| s.code());
-            let Some(me) = me else { return };
-            me.do_send(ExecutorEnded {
-                app_id,
-                exec_id,
-                exit_code,
-                killed,
-            });
+            if let Some(me) = me {
+                me.do_send(TaskEnded {
+                    task,
+                    exit_code,
+                    killed,
+                });
+            }
         });
+        true
+    }
+
+    fn kill(&mut self, task: Task) {
+        if let Some(kill) = self.kills.remove(&task) {
+            let _ = kill.send(());
+        }
     }
 
     fn step(&mut self, input: Input) {
@@ -187,13 +202,28 @@ impl WorkerActor {
                     command,
                     cores,
                     memory_mb,
-                } => self.launch(Launch {
-                    app_id,
-                    exec_id,
-                    command,
-                    cores,
-                    memory_mb,
-                }),
+                } => {
+                    let env = [
+                        ("APP_ID", app_id.clone()),
+                        ("EXECUTOR_ID", exec_id.to_string()),
+                        ("EXECUTOR_CORES", cores.to_string()),
+                        ("EXECUTOR_MEMORY_MB", memory_mb.to_string()),
+                    ];
+                    let task = Task::Executor(app_id.clone(), exec_id);
+                    if self.launch(task, &command, &env) {
+                        self.step(Input::ExecutorStarted { app_id, exec_id });
+                    }
+                }
+                Output::Kill { app_id, exec_id } => self.kill(Task::Executor(app_id, exec_id)),
+                Output::LaunchDriver { driver_id, desc } => {
+                    let env = [
+                        ("DRIVER_ID", driver_id.clone()),
+                        ("DRIVER_CORES", desc.cores.to_string()),
+                        ("DRIVER_MEMORY_MB", desc.memory_mb.to_string()),
+                    ];
+                    self.launch(Task::Driver(driver_id), &desc.command, &env);
+                }
+                Output::KillDriver { driver_id } => self.kill(Task::Driver(driver_id)),
                 Output::Conflict { ours, other } => {
                     let report = format!(
                         "two masters accepted this worker: {} (elects at {}) and {} (elects at \
@@ -206,11 +236,6 @@ impl WorkerActor {
                         self.conflicts.push(report);
                     }
                 }
-                Output::Kill { app_id, exec_id } => {
-                    if let Some(kill) = self.kills.remove(&(app_id, exec_id)) {
-                        let _ = kill.send(());
-                    }
-                }
             }
         }
     }
@@ -220,6 +245,7 @@ impl WorkerActor {
         WorkerStatus {
             spec: self.core.spec().clone(),
             executors: self.core.executors().cloned().collect(),
+            drivers: self.core.drivers().map(|d| d.driver_id.clone()).collect(),
             conflicts: self.conflicts.clone(),
             master: self
                 .core
@@ -320,6 +346,8 @@ pub struct WorkerStatus {
     pub spec: ensemble_messages::spark::WorkerSpec,
     /// Its running executors.
     pub executors: Vec<ensemble_messages::spark::ExecutorRef>,
+    /// Its running drivers.
+    pub drivers: Vec<String>,
     /// Misconfigurations seen (masters electing in different places).
     pub conflicts: Vec<String>,
     /// The master it is registered with.

@@ -4,7 +4,8 @@
 //! provides, so runs are reproducible.
 
 use ensemble_messages::spark::{
-    ExecutorRef, ExecutorState, FromMaster, MasterEpoch, ToMaster, WorkerSpec,
+    DriverDesc, DriverRef, DriverState, ExecutorRef, ExecutorState, FromMaster, MasterEpoch,
+    ToMaster, WorkerSpec,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -57,6 +58,15 @@ pub enum Input {
         /// Whether it was killed on the master's request.
         killed: bool,
     },
+    /// A driver's process ended (or could not start: no exit code).
+    DriverExited {
+        /// The driver.
+        driver_id: String,
+        /// Its exit status.
+        exit_code: Option<i32>,
+        /// Whether it was killed on the master's request.
+        killed: bool,
+    },
     /// Time passed.
     Tick,
 }
@@ -98,6 +108,18 @@ pub enum Output {
         /// Its number.
         exec_id: u32,
     },
+    /// Start a driver process.
+    LaunchDriver {
+        /// The driver.
+        driver_id: String,
+        /// What to run.
+        desc: DriverDesc,
+    },
+    /// Kill a driver process.
+    KillDriver {
+        /// The driver.
+        driver_id: String,
+    },
     /// A second master accepted the worker while the first still leads: the masters elect in
     /// different places (different ensembles or dirs, or recovery mode NONE), a
     /// misconfiguration. The worker stays with the first.
@@ -123,6 +145,8 @@ pub struct WorkerCore {
     active_master: (String, String),
     /// Running executors.
     executors: BTreeMap<(String, u32), ExecutorRef>,
+    /// Running drivers.
+    drivers: BTreeMap<String, DriverRef>,
     /// Executor state changes not yet delivered to a master.
     unsent: VecDeque<ToMaster>,
     out: Vec<Output>,
@@ -143,6 +167,7 @@ impl WorkerCore {
             rng,
             active_master: (String::new(), String::new()),
             executors: BTreeMap::new(),
+            drivers: BTreeMap::new(),
             unsent: VecDeque::new(),
             out: Vec::new(),
         }
@@ -166,6 +191,11 @@ impl WorkerCore {
     /// Its running executors.
     pub fn executors(&self) -> impl Iterator<Item = &ExecutorRef> {
         self.executors.values()
+    }
+
+    /// Its running drivers.
+    pub fn drivers(&self) -> impl Iterator<Item = &DriverRef> {
+        self.drivers.values()
     }
 
     /// Feeds one input at `now` (ms) and returns what to do.
@@ -215,6 +245,24 @@ impl WorkerCore {
                     exit_code,
                 });
             }
+            Input::DriverExited {
+                driver_id,
+                exit_code,
+                killed,
+            } => {
+                self.drivers.remove(&driver_id);
+                let state = match (killed, exit_code) {
+                    (true, _) => DriverState::Killed,
+                    (false, Some(0)) => DriverState::Finished,
+                    (false, Some(_)) => DriverState::Failed,
+                    (false, None) => DriverState::Error,
+                };
+                self.report(ToMaster::DriverStateChanged {
+                    driver_id,
+                    state,
+                    exit_code,
+                });
+            }
             Input::Tick => self.tick(now),
         }
         std::mem::take(&mut self.out)
@@ -242,6 +290,7 @@ impl WorkerCore {
         let msg = ToMaster::WorkerSchedulerStateResponse {
             worker_id: self.settings.spec.id.clone(),
             executors: self.executors.values().cloned().collect(),
+            drivers: self.drivers.values().cloned().collect(),
         };
         self.out.push(Output::Send { master, msg });
         while let Some(msg) = self.unsent.pop_front() {
@@ -333,8 +382,28 @@ impl WorkerCore {
                 self.register_with(master);
             }
             FromMaster::RegisterWorkerFailed { message } => self.out.push(Output::Refused(message)),
-            // Answers meant for application clients, and standby replies: nothing to do.
+            FromMaster::LaunchDriver {
+                driver_id, desc, ..
+            } => {
+                if self.drivers.contains_key(&driver_id) {
+                    return;
+                }
+                let d = DriverRef {
+                    driver_id: driver_id.clone(),
+                    cores: desc.cores,
+                    memory_mb: desc.memory_mb,
+                };
+                self.drivers.insert(driver_id.clone(), d);
+                self.out.push(Output::LaunchDriver { driver_id, desc });
+            }
+            FromMaster::KillDriver { driver_id, .. } => {
+                if self.drivers.contains_key(&driver_id) {
+                    self.out.push(Output::KillDriver { driver_id });
+                }
+            }
+            // Answers meant for clients, and standby replies: nothing to do.
             FromMaster::MasterInStandby { .. }
+            | FromMaster::SubmitDriverResponse { .. }
             | FromMaster::RegisteredApplication { .. }
             | FromMaster::RegisterApplicationFailed { .. }
             | FromMaster::ExecutorUpdated { .. }
@@ -453,7 +522,8 @@ mod tests {
                 master: 1,
                 msg: ToMaster::WorkerSchedulerStateResponse {
                     worker_id: "w1".into(),
-                    executors: vec![]
+                    executors: vec![],
+                    drivers: vec![]
                 }
             }],
             "registered, it says what it runs (nothing yet)"
@@ -537,6 +607,7 @@ mod tests {
         let answer = ToMaster::WorkerSchedulerStateResponse {
             worker_id: "w1".into(),
             executors: vec![],
+            drivers: vec![],
         };
         assert_eq!(
             out,
@@ -699,7 +770,8 @@ mod tests {
                     master: 1,
                     msg: ToMaster::WorkerSchedulerStateResponse {
                         worker_id: "w1".into(),
-                        executors: vec![]
+                        executors: vec![],
+                        drivers: vec![]
                     }
                 },
                 Output::Send {

@@ -49,7 +49,7 @@ pub fn to_json(s: &WorkerStatus) -> Value {
         "executors": executors,
         "conflicts": s.conflicts,
         "finishedexecutors": [],
-        "drivers": [],
+        "drivers": s.drivers,
         "finisheddrivers": [],
     })
 }

@@ -1,11 +1,12 @@
-//! `ensemble submit`: registers an application with the ALIVE master (client deploy mode: this
-//! process is the driver) and follows it until it ends. Connections to every master are kept
-//! and redialed, so the application follows a master failover.
+//! `ensemble submit`: in client deploy mode, registers an application with the ALIVE master
+//! (this process is the driver) and follows it until it ends; connections to every master are
+//! kept and redialed, so the application follows a master failover. In cluster deploy mode,
+//! hands the command to the ALIVE master as a driver that a worker runs, and returns.
 
 use super::spark::parse_masters;
 use ensemble_config::spark::parse_memory_mb;
 use ensemble_messages::codec::PeerCodec;
-use ensemble_messages::spark::{AppDesc, FromMaster, ToMaster};
+use ensemble_messages::spark::{AppDesc, DriverDesc, FromMaster, ToMaster};
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -26,12 +27,18 @@ pub struct SubmitArgs {
     /// Masters, `spark://host1:port1,host2:port2,...`.
     #[arg(long)]
     master: String,
-    /// client: this process is the driver (cluster mode is not supported yet).
+    /// client: this process is the driver; cluster: a worker runs COMMAND as the driver.
     #[arg(long, default_value = "client")]
     deploy_mode: String,
-    /// Relaunch a failed driver (cluster mode only, not supported yet).
+    /// Relaunch the driver when it fails or its worker is lost (cluster mode).
     #[arg(long)]
     supervise: bool,
+    /// Cores of the driver (cluster mode).
+    #[arg(long, default_value_t = 1)]
+    driver_cores: u32,
+    /// Memory of the driver, e.g. 512m (cluster mode).
+    #[arg(long, default_value = "512m")]
+    driver_memory: String,
     /// spark.cores.max: cores for all executors; default every core alive now.
     #[arg(long)]
     total_executor_cores: Option<u32>,
@@ -49,16 +56,37 @@ pub struct SubmitArgs {
     command: Vec<String>,
 }
 
-/// Checks the arguments into an application description.
-fn describe(args: &SubmitArgs) -> Result<AppDesc, String> {
-    if args.deploy_mode != "client" {
-        return Err(format!(
-            "--deploy-mode {} is not supported yet; use client",
-            args.deploy_mode
-        ));
-    }
-    if args.supervise {
-        return Err("--supervise needs cluster deploy mode, which is not supported yet".into());
+/// What to submit.
+enum Submission {
+    /// Client deploy mode.
+    App(AppDesc),
+    /// Cluster deploy mode.
+    Driver(DriverDesc),
+}
+
+/// Checks the arguments into what to submit.
+fn describe(args: &SubmitArgs) -> Result<Submission, String> {
+    match args.deploy_mode.as_str() {
+        "client" if args.supervise => {
+            return Err("--supervise needs --deploy-mode cluster".into());
+        }
+        "client" => {}
+        "cluster" => {
+            if args.driver_cores == 0 {
+                return Err("--driver-cores must be at least 1".into());
+            }
+            let memory_mb = parse_memory_mb(&args.driver_memory).map_err(|e| e.to_string())?;
+            if memory_mb == 0 {
+                return Err("--driver-memory must be at least 1m".into());
+            }
+            return Ok(Submission::Driver(DriverDesc {
+                command: args.command.clone(),
+                cores: args.driver_cores,
+                memory_mb,
+                supervise: args.supervise,
+            }));
+        }
+        other => return Err(format!("--deploy-mode {other} is not client or cluster")),
     }
     if args.executor_cores == 0 {
         return Err("--executor-cores must be at least 1".into());
@@ -70,13 +98,13 @@ fn describe(args: &SubmitArgs) -> Result<AppDesc, String> {
     if executor_memory_mb == 0 {
         return Err("--executor-memory must be at least 1m".into());
     }
-    Ok(AppDesc {
+    Ok(Submission::App(AppDesc {
         name: args.name.clone(),
         command: args.command.clone(),
         max_cores: args.total_executor_cores,
         executor_cores: args.executor_cores,
         executor_memory_mb,
-    })
+    }))
 }
 
 enum Event {
@@ -87,20 +115,23 @@ enum Event {
 
 /// Runs the driver side of an application; the exit code is 0 once it FINISHED.
 pub fn run(args: SubmitArgs) -> Result<i32, Box<dyn std::error::Error>> {
-    let desc = describe(&args)?;
+    let submission = describe(&args)?;
     let masters = parse_masters(&args.master)?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    rt.block_on(follow(desc, masters, args.master))
+    rt.block_on(async move {
+        let events = dial_all(&masters);
+        match submission {
+            Submission::App(desc) => follow(desc, events, args.master).await,
+            Submission::Driver(desc) => submit_driver(desc, events, args.master).await,
+        }
+    })
 }
 
-async fn follow(
-    desc: AppDesc,
-    masters: Vec<String>,
-    url: String,
-) -> Result<i32, Box<dyn std::error::Error>> {
-    let (events_tx, mut events) = mpsc::unbounded_channel();
+/// Dials every master, and redials each whose connection ends.
+fn dial_all(masters: &[String]) -> mpsc::UnboundedReceiver<Event> {
+    let (events_tx, events) = mpsc::unbounded_channel();
     for (index, addr) in masters.iter().enumerate() {
         let tx = events_tx.clone();
         let addr = addr.clone();
@@ -113,6 +144,65 @@ async fn follow(
             }
         });
     }
+    events
+}
+
+/// Hands a driver to the ALIVE master; returns once it was accepted or refused.
+async fn submit_driver(
+    desc: DriverDesc,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    url: String,
+) -> Result<i32, Box<dyn std::error::Error>> {
+    let mut links: HashMap<usize, mpsc::UnboundedSender<ToMaster>> = HashMap::new();
+    let started = tokio::time::Instant::now();
+    let mut retry = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        let event = tokio::select! {
+            e = events.recv() => e,
+            _ = retry.tick() => {
+                if links.is_empty() && started.elapsed() > CONNECT_DEADLINE {
+                    return Err(format!("cannot reach any master at {url}").into());
+                }
+                if started.elapsed() > REGISTER_DEADLINE {
+                    return Err(format!("no ALIVE master at {url} accepted the driver").into());
+                }
+                for link in links.values() {
+                    let _ = link.send(ToMaster::RequestSubmitDriver(desc.clone()));
+                }
+                continue;
+            }
+        };
+        match event {
+            None => return Err("every master connection ended".into()),
+            Some(Event::Up(index, link)) => {
+                let _ = link.send(ToMaster::RequestSubmitDriver(desc.clone()));
+                links.insert(index, link);
+            }
+            Some(Event::Down(index)) => {
+                links.remove(&index);
+            }
+            Some(Event::Message(_, FromMaster::SubmitDriverResponse { driver_id, message })) => {
+                return match driver_id {
+                    Some(_) => {
+                        println!("{message}");
+                        Ok(0)
+                    }
+                    None => {
+                        eprintln!("ensemble submit: the master refused the driver: {message}");
+                        Ok(1)
+                    }
+                };
+            }
+            Some(Event::Message(..)) => {}
+        }
+    }
+}
+
+async fn follow(
+    desc: AppDesc,
+    mut events: mpsc::UnboundedReceiver<Event>,
+    url: String,
+) -> Result<i32, Box<dyn std::error::Error>> {
     let mut links: HashMap<usize, mpsc::UnboundedSender<ToMaster>> = HashMap::new();
     let mut app_id: Option<String> = None;
     let mut reached = false;
