@@ -48,6 +48,9 @@ pub struct MasterConfig {
     pub timing: SparkTiming,
     /// spark.deploy.spreadOut (default true): spread executors over workers.
     pub spread_out: bool,
+    /// spark.deploy.defaultCores: cores of an application that sets no spark.cores.max
+    /// (default: every core alive when it is submitted).
+    pub default_cores: Option<u32>,
 }
 
 /// Parses Java properties text: `key value`, `key=value` or `key: value` lines; `#` and `!`
@@ -222,10 +225,22 @@ impl MasterConfig {
                 )))
             }
         };
+        let default_cores = match props.get("spark.deploy.defaultCores") {
+            None => None,
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if n > 0 => Some(n),
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "spark.deploy.defaultCores={v} is not a positive number"
+                    )))
+                }
+            },
+        };
         Ok(MasterConfig {
             recovery,
             timing: timing(props)?,
             spread_out,
+            default_cores,
         })
     }
 }
@@ -288,6 +303,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("needs spark.deploy.recoveryDirectory"), "{e}");
+        let capped =
+            MasterConfig::from_properties(&props("spark.deploy.defaultCores 4\n")).unwrap();
+        assert_eq!(capped.default_cores, Some(4));
+        assert!(MasterConfig::from_properties(&props("spark.deploy.defaultCores 0\n")).is_err());
         let none = MasterConfig::from_properties(&BTreeMap::new()).unwrap();
         assert_eq!(none.recovery, RecoveryMode::None);
     }

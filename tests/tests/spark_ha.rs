@@ -4,7 +4,7 @@
 //! leader dying under them.
 
 use ensemble_node::local_cluster::wait_until;
-use ensemble_tests::spark::{json, Topology};
+use ensemble_tests::spark::{json, status, Topology};
 use std::time::{Duration, Instant};
 
 const EXE: &str = env!("CARGO_BIN_EXE_ensemble-cli");
@@ -206,7 +206,7 @@ fn bad_submissions_get_clear_errors() {
 #[test]
 fn masters_in_different_dirs_are_reported_by_their_workers() {
     use ensemble_node::local_cluster::{ProcessCluster, Program};
-    use ensemble_tests::spark::{status, Proc};
+    use ensemble_tests::spark::Proc;
     let mut ensemble = ProcessCluster::new(3, 50, Program::Cli(EXE.into()), "");
     ensemble.start_all();
     ensemble.wait_serving(Duration::from_secs(20)).unwrap();
@@ -356,7 +356,7 @@ fn the_web_ui_renders_in_headless_chromium() {
 /// recovers its worker from the records there.
 #[test]
 fn a_filesystem_master_restarted_recovers_its_workers_from_the_directory() {
-    use ensemble_tests::spark::{status, Proc};
+    use ensemble_tests::spark::Proc;
     let dir = tempfile::tempdir().unwrap();
     let props = dir.path().join("fs.conf");
     std::fs::write(
@@ -477,4 +477,105 @@ fn a_supervised_cluster_mode_driver_is_relaunched_until_it_finishes() {
         out.contains("--supervise needs --deploy-mode cluster"),
         "{out}"
     );
+}
+
+/// Masters started before the ensemble wait for it (SPARK-25101) and elect once it is up.
+#[test]
+fn masters_started_before_the_ensemble_elect_once_it_is_up() {
+    use ensemble_node::local_cluster::{ProcessCluster, Program};
+    use ensemble_tests::spark::Proc;
+    let mut ensemble = ProcessCluster::new(3, 54, Program::Cli(EXE.into()), "");
+    let servers: Vec<String> = (1..=3).map(|i| ensemble.client_addr(i)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let props = dir.path().join("spark.conf");
+    std::fs::write(
+        &props,
+        format!(
+            "spark.deploy.recoveryMode ZOOKEEPER\nspark.deploy.zookeeper.url {}\n",
+            servers.join(",")
+        ),
+    )
+    .unwrap();
+    let masters: Vec<Proc> = (1..=2)
+        .map(|m| {
+            let host = format!("127.0.54.1{m}");
+            let args: Vec<String> = [
+                "master",
+                "--host",
+                &host,
+                "--port",
+                "7077",
+                "--webui-port",
+                "8080",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["--properties-file".into(), props.display().to_string()])
+            .collect();
+            Proc::start(EXE.as_ref(), dir.path(), &format!("master-{m}"), &args)
+        })
+        .collect();
+    wait_until(
+        "both masters up and STANDBY",
+        Duration::from_secs(20),
+        || status("127.0.54.11") == "STANDBY" && status("127.0.54.12") == "STANDBY",
+    )
+    .unwrap();
+    ensemble.start_all();
+    ensemble.wait_serving(Duration::from_secs(20)).unwrap();
+    wait_until("one master ALIVE", Duration::from_secs(30), || {
+        let s = [status("127.0.54.11"), status("127.0.54.12")];
+        s.iter().filter(|s| *s == "ALIVE").count() == 1 && s.contains(&"STANDBY".to_string())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}\n{}", masters[0].log(), masters[1].log()));
+}
+
+/// A frozen ALIVE master loses its session: another takes over, and the old one, thawed,
+/// steps down to STANDBY and keeps running (Spark's master exits instead); the workers follow
+/// the newer epoch.
+#[test]
+fn a_master_that_lost_its_session_steps_down_to_standby() {
+    let t = Topology::start(EXE.as_ref(), 55, "");
+    let old = t.wait_alive_with(2, Duration::from_secs(30));
+    let pid = t.masters[old - 1].as_ref().expect("running").pid();
+    let signal = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    let mut new = 0;
+    wait_until("another master ALIVE", Duration::from_secs(30), || {
+        new = t
+            .statuses()
+            .into_iter()
+            .find(|(m, s)| *m != old && s == "ALIVE")
+            .map_or(0, |(m, _)| m);
+        new != 0
+    })
+    .unwrap_or_else(|e| {
+        signal("-CONT");
+        panic!("{e}\n{}", t.logs())
+    });
+    signal("-CONT");
+    wait_until(
+        "the old master back as STANDBY",
+        Duration::from_secs(30),
+        || status(&t.master_ip(old)) == "STANDBY",
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", t.logs()));
+    assert_eq!(t.alive(), vec![new]);
+    let url = format!("spark://{}:7077", t.master_ip(new));
+    wait_until(
+        "the workers on the new master",
+        Duration::from_secs(20),
+        || {
+            (1..=2).all(|w| {
+                json(&t.worker_ip(w), 8081).is_some_and(|j| j["masterurl"] == url.as_str())
+            })
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", t.logs()));
 }

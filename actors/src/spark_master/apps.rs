@@ -205,7 +205,10 @@ impl MasterCore {
             .filter(|w| w.state == WorkerState::Alive)
             .map(|w| w.spec.cores)
             .sum();
-        let cores = desc.max_cores.unwrap_or(alive_cores);
+        let cores = desc
+            .max_cores
+            .or(self.settings.default_cores)
+            .unwrap_or(alive_cores);
         let wanted = (cores / desc.executor_cores).max(1);
         let id = format!("app-{:x}-{:04}", self.epoch, self.next_app);
         self.next_app += 1;

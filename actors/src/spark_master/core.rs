@@ -96,6 +96,9 @@ pub struct MasterSettings {
     /// spark.deploy.spreadOut: spread an application's executors over workers (true) or fill
     /// one worker first.
     pub spread_out: bool,
+    /// spark.deploy.defaultCores: cores of an application that sets no maximum (None: every
+    /// core alive at submission).
+    pub default_cores: Option<u32>,
     /// Where it elects (`<ensemble servers><dir>`, or `none`), told to workers so that they can
     /// report masters that elect in different places.
     pub election: String,

@@ -12,6 +12,7 @@ fn settings() -> MasterSettings {
         recovery_timeout_ms: 3000,
         dead_worker_persistence: 2,
         spread_out: true,
+        default_cores: None,
         election: "zk-a:1/spark".into(),
     }
 }
@@ -693,4 +694,27 @@ fn a_supervised_driver_is_relaunched_when_it_fails_or_its_worker_is_lost() {
         "{out:?}"
     );
     assert_eq!(m.drivers().next().unwrap().state, DriverState::Error);
+}
+
+#[test]
+fn default_cores_caps_applications_without_a_maximum() {
+    let mut m = MasterCore::new(MasterSettings {
+        default_cores: Some(1),
+        ..settings()
+    });
+    m.step(
+        Input::Elected {
+            epoch: 5,
+            stored: vec![],
+            apps: vec![],
+            drivers: vec![],
+        },
+        0,
+    );
+    m.step(msg(1, register("w1")), 0);
+    m.step(msg(2, register("w2")), 0);
+    let out = m.step(msg(9, app(None, 256)), 10);
+    assert_eq!(launches(&out).len(), 1, "one core, not all four");
+    let out = m.step(msg(8, app(Some(2), 256)), 11);
+    assert_eq!(launches(&out).len(), 2, "an explicit maximum wins");
 }

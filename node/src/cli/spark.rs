@@ -93,6 +93,7 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
         recovery_timeout_ms: config.timing.recovery_timeout.as_millis() as u64,
         dead_worker_persistence: config.timing.dead_worker_persistence,
         spread_out: config.spread_out,
+        default_cores: config.default_cores,
     };
     let recovery = match config.recovery {
         RecoveryMode::None => Recovery::None,
