@@ -417,7 +417,7 @@ fn a_filesystem_master_restarted_recovers_its_workers_from_the_directory() {
     assert!(
         master
             .log()
-            .contains("read 1 worker and 0 application records; epoch 2"),
+            .contains("read 1 worker, 0 application and 0 driver records; epoch 2"),
         "{}",
         master.log()
     );
