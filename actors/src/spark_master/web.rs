@@ -119,6 +119,8 @@ pub fn to_json(v: &MasterView) -> Value {
         "activedrivers": v.drivers.iter().filter(|d| !d.state.is_finished()).map(driver_json).collect::<Vec<_>>(),
         "completeddrivers": v.drivers.iter().filter(|d| d.state.is_finished()).map(driver_json).collect::<Vec<_>>(),
         "status": v.status.name(),
+        // An ensemble addition: the leadership epoch workers fence by (0 in STANDBY).
+        "epoch": v.epoch,
     })
 }
 
@@ -334,6 +336,7 @@ mod tests {
     fn json_uses_sparks_field_names_and_counts_alive_workers() {
         let j = to_json(&view());
         assert_eq!(j["status"], "ALIVE");
+        assert_eq!(j["epoch"], 3);
         assert_eq!(j["aliveworkers"], 1);
         assert_eq!(
             (j["cores"].clone(), j["memory"].clone()),
