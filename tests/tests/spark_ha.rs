@@ -171,6 +171,11 @@ fn running_work_survives_a_master_failover_and_finishes() {
     }
     let j = json(&t.master_ip(new), 8080).unwrap();
     assert_eq!(j["completedapps"][0]["state"], "FINISHED", "{j}");
+    assert_eq!(
+        j["completedapps"].as_array().map(Vec::len),
+        Some(1),
+        "registered once: {j}"
+    );
     assert_eq!(j["coresused"], 0);
 }
 
@@ -406,6 +411,20 @@ fn a_filesystem_master_restarted_recovers_its_workers_from_the_directory() {
         alive_with_worker,
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", master.log()));
+    // Records are written after the reply, off the actor thread: wait for the file.
+    let recovery = dir.path().join("recovery");
+    wait_until(
+        "the worker's record on disk",
+        Duration::from_secs(20),
+        || {
+            std::fs::read_dir(&recovery).is_ok_and(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .any(|n| n.starts_with("worker_") && !n.ends_with(".tmp"))
+            })
+        },
+    )
+    .unwrap();
     drop(master);
     let master = Proc::start(EXE.as_ref(), dir.path(), "master-again", &master_args);
     wait_until(

@@ -88,7 +88,10 @@ fn apply(dir: &Path, op: StoreOp) -> std::io::Result<()> {
 /// Writes `path` through a synced temporary file and a rename, so a crash leaves the old
 /// content or the new one.
 fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
+    // Appended, not substituted: record names hold dots (worker ids carry an IP address).
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
     let mut f = std::fs::File::create(&tmp)?;
     f.write_all(data)?;
     f.sync_all()?;
@@ -107,7 +110,7 @@ mod tests {
         let (epoch, records) = start(dir.path()).unwrap();
         assert_eq!((epoch, records), (1, Records::default()));
         let spec = WorkerSpec {
-            id: "worker-1".into(),
+            id: "worker-20261122-10.0.0.1-8081".into(),
             host: "h".into(),
             port: 1,
             cores: 1,
@@ -132,12 +135,16 @@ mod tests {
         apply(
             dir.path(),
             StoreOp::PutWorker(WorkerSpec {
-                id: "worker-2".into(),
+                id: "worker-20261122-10.0.0.2-8081".into(),
                 ..spec.clone()
             }),
         )
         .unwrap();
-        apply(dir.path(), StoreOp::ForgetWorker("worker-2".into())).unwrap();
+        apply(
+            dir.path(),
+            StoreOp::ForgetWorker("worker-20261122-10.0.0.2-8081".into()),
+        )
+        .unwrap();
         std::fs::write(dir.path().join("worker_broken"), b"\x07garbage").unwrap();
         let (epoch, records) = start(dir.path()).unwrap();
         assert_eq!(

@@ -107,6 +107,54 @@ fn describe(args: &SubmitArgs) -> Result<Submission, String> {
     }))
 }
 
+/// The open master connections, and which masters were asked and have not answered yet: a
+/// request goes to each master at most once at a time, so the ALIVE master never receives it
+/// twice (which would register the application or driver twice).
+#[derive(Default)]
+struct Links {
+    links: HashMap<usize, mpsc::UnboundedSender<ToMaster>>,
+    asked: std::collections::HashSet<usize>,
+}
+
+impl Links {
+    fn is_empty(&self) -> bool {
+        self.links.is_empty()
+    }
+
+    /// A connection opened: ask it.
+    fn up(&mut self, index: usize, link: mpsc::UnboundedSender<ToMaster>, request: &ToMaster) {
+        let _ = link.send(request.clone());
+        self.asked.insert(index);
+        self.links.insert(index, link);
+    }
+
+    fn down(&mut self, index: usize) {
+        self.links.remove(&index);
+        self.asked.remove(&index);
+    }
+
+    /// A master answered that it is not the one to ask.
+    fn answered(&mut self, index: usize) {
+        self.asked.remove(&index);
+    }
+
+    /// Asks every connected master not waiting on an answer.
+    fn ask_unasked(&mut self, request: &ToMaster) {
+        for (index, link) in &self.links {
+            if self.asked.insert(*index) {
+                let _ = link.send(request.clone());
+            }
+        }
+    }
+
+    /// Sends to every connected master.
+    fn tell_all(&self, msg: &ToMaster) {
+        for link in self.links.values() {
+            let _ = link.send(msg.clone());
+        }
+    }
+}
+
 enum Event {
     Up(usize, mpsc::UnboundedSender<ToMaster>),
     Message(usize, FromMaster),
@@ -153,7 +201,8 @@ async fn submit_driver(
     mut events: mpsc::UnboundedReceiver<Event>,
     url: String,
 ) -> Result<i32, Box<dyn std::error::Error>> {
-    let mut links: HashMap<usize, mpsc::UnboundedSender<ToMaster>> = HashMap::new();
+    let mut links = Links::default();
+    let request = ToMaster::RequestSubmitDriver(desc);
     let started = tokio::time::Instant::now();
     let mut retry = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -166,20 +215,16 @@ async fn submit_driver(
                 if started.elapsed() > REGISTER_DEADLINE {
                     return Err(format!("no ALIVE master at {url} accepted the driver").into());
                 }
-                for link in links.values() {
-                    let _ = link.send(ToMaster::RequestSubmitDriver(desc.clone()));
-                }
+                links.ask_unasked(&request);
                 continue;
             }
         };
         match event {
             None => return Err("every master connection ended".into()),
-            Some(Event::Up(index, link)) => {
-                let _ = link.send(ToMaster::RequestSubmitDriver(desc.clone()));
-                links.insert(index, link);
-            }
-            Some(Event::Down(index)) => {
-                links.remove(&index);
+            Some(Event::Up(index, link)) => links.up(index, link, &request),
+            Some(Event::Down(index)) => links.down(index),
+            Some(Event::Message(index, FromMaster::MasterInStandby { .. })) => {
+                links.answered(index)
             }
             Some(Event::Message(_, FromMaster::SubmitDriverResponse { driver_id, message })) => {
                 return match driver_id {
@@ -203,20 +248,15 @@ async fn follow(
     mut events: mpsc::UnboundedReceiver<Event>,
     url: String,
 ) -> Result<i32, Box<dyn std::error::Error>> {
-    let mut links: HashMap<usize, mpsc::UnboundedSender<ToMaster>> = HashMap::new();
+    let mut links = Links::default();
     let mut app_id: Option<String> = None;
     let mut reached = false;
     let started = tokio::time::Instant::now();
     let deadline = started + REGISTER_DEADLINE;
     let mut retry = tokio::time::interval(Duration::from_secs(1));
-    let register = |links: &HashMap<usize, mpsc::UnboundedSender<ToMaster>>,
-                    app_id: &Option<String>| {
-        for link in links.values() {
-            let _ = link.send(ToMaster::RegisterApplication {
-                desc: desc.clone(),
-                app_id: app_id.clone(),
-            });
-        }
+    let register = |app_id: &Option<String>| ToMaster::RegisterApplication {
+        desc: desc.clone(),
+        app_id: app_id.clone(),
     };
     loop {
         let event = tokio::select! {
@@ -229,15 +269,13 @@ async fn follow(
                     if tokio::time::Instant::now() > deadline {
                         return Err(format!("no ALIVE master at {url} accepted the application").into());
                     }
-                    register(&links, &app_id);
+                    links.ask_unasked(&register(&app_id));
                 }
                 continue;
             }
             _ = tokio::signal::ctrl_c() => {
                 if let Some(id) = &app_id {
-                    for link in links.values() {
-                        let _ = link.send(ToMaster::UnregisterApplication { app_id: id.clone() });
-                    }
+                    links.tell_all(&ToMaster::UnregisterApplication { app_id: id.clone() });
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
                 return Ok(130);
@@ -249,15 +287,9 @@ async fn follow(
         match event {
             Event::Up(index, link) => {
                 reached = true;
-                let _ = link.send(ToMaster::RegisterApplication {
-                    desc: desc.clone(),
-                    app_id: app_id.clone(),
-                });
-                links.insert(index, link);
+                links.up(index, link, &register(&app_id));
             }
-            Event::Down(index) => {
-                links.remove(&index);
-            }
+            Event::Down(index) => links.down(index),
             Event::Message(index, msg) => match msg {
                 FromMaster::RegisteredApplication {
                     app_id: id,
@@ -267,15 +299,16 @@ async fn follow(
                     println!("Registered application {id} with master {master_url}");
                     app_id = Some(id);
                     // The standby masters learn which application this connection is, so a
-                    // new leader can tell it MasterChanged.
-                    register(&links, &app_id);
+                    // new leader can tell it MasterChanged (this re-registration is idempotent).
+                    links.tell_all(&register(&app_id));
                 }
+                FromMaster::MasterInStandby { .. } => links.answered(index),
                 FromMaster::RegisterApplicationFailed { message } => {
                     eprintln!("ensemble submit: the master refused the application: {message}");
                     return Ok(1);
                 }
                 FromMaster::MasterChanged { master_url, .. } => {
-                    if let (Some(id), Some(link)) = (&app_id, links.get(&index)) {
+                    if let (Some(id), Some(link)) = (&app_id, links.links.get(&index)) {
                         println!("Master changed to {master_url}");
                         let _ =
                             link.send(ToMaster::MasterChangeAcknowledged { app_id: id.clone() });
