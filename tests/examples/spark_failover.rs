@@ -39,6 +39,7 @@ fn failover(exe: &Path, runs: usize, session: &str) {
     for run in 0..runs {
         let mut t = Topology::start(exe, 46, &props);
         let old = t.wait_alive_with(2, Duration::from_secs(30));
+        t.wait_records("worker_", 2, Duration::from_secs(10));
         t.masters[old - 1] = None;
         let killed = Instant::now();
         t.wait_alive_with(2, Duration::from_secs(60));

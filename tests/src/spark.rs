@@ -1,6 +1,7 @@
 //! Ensemble's own Spark-style masters and workers as real processes on loopback, beside a real
 //! 3-server ensemble: the harness of the seed scenarios and of the failover benchmark.
 
+use ensemble_actors::zk_client::ZkClient;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -203,6 +204,28 @@ impl Topology {
             out.push_str(&format!("--- process {name}\n{}\n", p.log()));
         }
         out
+    }
+
+    /// Waits until `count` records named `<prefix>...` are in the ensemble under
+    /// `/spark/master_status`. A master persists a record just after it replies, so a test that
+    /// kills it must first wait for what the next master should find.
+    pub fn wait_records(&self, prefix: &str, count: usize, timeout: Duration) {
+        let servers: Vec<String> = (1..=3).map(|i| self.ensemble.client_addr(i)).collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let client = rt
+            .block_on(ZkClient::connect(&servers, Duration::from_secs(10)))
+            .expect("a session on the ensemble");
+        wait_until(&format!("{count} {prefix} records"), timeout, || {
+            rt.block_on(client.get_children("/spark/master_status", false))
+                .is_ok_and(|(names, _)| {
+                    names.iter().filter(|n| n.starts_with(prefix)).count() >= count
+                })
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", self.logs()));
+        let _ = rt.block_on(client.close());
     }
 
     /// Waits until exactly one master is ALIVE with `workers` alive workers, and returns it.

@@ -40,26 +40,30 @@ fn seed_test_2_the_alive_master_killed_another_recovers_the_workers() {
         "spark.worker.timeout 20\nspark.deploy.recoveryTimeout 3s\n",
     );
     let old = t.wait_alive_with(2, Duration::from_secs(30));
+    t.wait_records("worker_", 2, Duration::from_secs(10));
     t.workers[1] = None;
     t.masters[old - 1] = None;
     let killed = Instant::now();
     let mut seen_recovering = false;
     let mut new = 0;
     wait_until("a new master ALIVE", Duration::from_secs(30), || {
-        for (m, s) in t.statuses() {
-            if s == "RECOVERING" {
+        for m in (1..=3).filter(|m| *m != old) {
+            // Status and workers from one snapshot: recovery may end between two requests.
+            let Some(j) = json(&t.master_ip(m), 8080) else {
+                continue;
+            };
+            if j["status"] == "RECOVERING" {
                 seen_recovering = true;
-                let j = json(&t.master_ip(m), 8080).unwrap_or_default();
                 let states: Vec<&str> = j["workers"]
                     .as_array()
                     .map(|ws| ws.iter().filter_map(|w| w["state"].as_str()).collect())
                     .unwrap_or_default();
                 assert!(
                     !states.contains(&"DEAD"),
-                    "no worker is DEAD during recovery"
+                    "no worker is DEAD during recovery: {j}"
                 );
             }
-            if s == "ALIVE" {
+            if j["status"] == "ALIVE" {
                 new = m;
             }
         }
@@ -152,6 +156,8 @@ fn running_work_survives_a_master_failover_and_finishes() {
         json(&t.master_ip(old), 8080).is_some_and(|j| j["coresused"] == 2)
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", t.logs()));
+    t.wait_records("worker_", 2, Duration::from_secs(10));
+    t.wait_records("app_", 1, Duration::from_secs(10));
     t.masters[old - 1] = None;
     let new = t.wait_alive_with(2, Duration::from_secs(20));
     let status = driver.wait().expect("the driver ends");
@@ -556,6 +562,7 @@ fn masters_started_before_the_ensemble_elect_once_it_is_up() {
 fn a_master_that_lost_its_session_steps_down_to_standby() {
     let t = Topology::start(EXE.as_ref(), 55, "");
     let old = t.wait_alive_with(2, Duration::from_secs(30));
+    t.wait_records("worker_", 2, Duration::from_secs(10));
     let pid = t.masters[old - 1].as_ref().expect("running").pid();
     let signal = |sig: &str| {
         let ok = std::process::Command::new("kill")
