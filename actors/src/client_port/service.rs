@@ -49,6 +49,23 @@ struct Conn {
     read_only: bool,
 }
 
+impl Conn {
+    /// A connection of `session` whose handshake `c` was accepted.
+    fn new(session: i64, c: ClientConnect, timeout_ms: i32, read_only: bool) -> Self {
+        Conn {
+            session,
+            auth: vec![("ip".to_string(), c.ip.clone())],
+            ip: c.ip,
+            timeout_ms,
+            received: 0,
+            sent: 0,
+            sink: c.sink,
+            queue: VecDeque::new(),
+            read_only,
+        }
+    }
+}
+
 enum Pending {
     Connect {
         conn: u64,
@@ -270,29 +287,16 @@ impl ClientService {
             .request
             .time_out
             .clamp(self.limits.min_ms, self.limits.max_ms);
-        let auth = vec![("ip".to_string(), c.ip.clone())];
         let session = c.request.session_id;
         if read_only {
-            self.connect_read_only(c, timeout, auth, tree);
+            self.connect_read_only(c, timeout, tree);
             return;
         }
         if session == 0 {
             self.next_session += 1;
             let id = self.next_session;
-            self.conns.insert(
-                c.conn,
-                Conn {
-                    session: id,
-                    ip: c.ip.clone(),
-                    timeout_ms: timeout,
-                    received: 0,
-                    sent: 0,
-                    sink: c.sink,
-                    auth,
-                    queue: VecDeque::new(),
-                    read_only: false,
-                },
-            );
+            let conn = c.conn;
+            self.conns.insert(conn, Conn::new(id, c, timeout, false));
             let txn = TreeTxn {
                 session_id: id,
                 time_ms: host.now_ms(),
@@ -305,7 +309,7 @@ impl ClientService {
             self.pending.insert(
                 rid,
                 Pending::Connect {
-                    conn: c.conn,
+                    conn,
                     timeout_ms: timeout,
                 },
             );
@@ -354,28 +358,15 @@ impl ClientService {
         self.conns.insert(
             c.conn,
             Conn {
-                session,
-                ip: c.ip.clone(),
-                timeout_ms: timeout,
-                received: 0,
-                sent: 0,
-                sink: c.sink,
-                auth,
                 queue,
-                read_only: false,
+                ..Conn::new(session, c, timeout, false)
             },
         );
     }
 
     /// A read-only client's handshake while this server is out of quorum: a new session is
     /// local to this server; a known one keeps its id but may only read here.
-    fn connect_read_only(
-        &mut self,
-        c: ClientConnect,
-        timeout: i32,
-        auth: Vec<(String, String)>,
-        tree: &DataTree,
-    ) {
+    fn connect_read_only(&mut self, c: ClientConnect, timeout: i32, tree: &DataTree) {
         let mut session = c.request.session_id;
         if session == 0 {
             self.next_session += 1;
@@ -402,20 +393,8 @@ impl ClientService {
             read_only: true,
         };
         let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
-        self.conns.insert(
-            c.conn,
-            Conn {
-                session,
-                ip: c.ip,
-                timeout_ms: timeout,
-                received: 0,
-                sent: 0,
-                sink: c.sink,
-                auth,
-                queue: VecDeque::new(),
-                read_only: true,
-            },
-        );
+        self.conns
+            .insert(c.conn, Conn::new(session, c, timeout, true));
     }
 
     /// This server joined or left the serving quorum. Leaving it ends every connection, so

@@ -143,35 +143,26 @@ impl MasterCore {
 
     /// Drivers on a lost worker: relaunched when supervised, else ERROR.
     pub(super) fn drivers_lost(&mut self, worker: &str) {
-        let mut forget = Vec::new();
-        for d in self.drivers.values_mut() {
-            if d.worker.as_deref() == Some(worker) && d.is_running() {
-                d.worker = None;
-                if d.desc.supervise {
-                    d.state = DriverState::Submitted;
-                } else {
-                    d.state = DriverState::Error;
-                    forget.push(d.id.clone());
-                }
-            }
-        }
-        for id in forget {
-            self.out.push(Output::ForgetDriver(id));
-        }
+        self.orphan_drivers(|d| d.worker.as_deref() == Some(worker) && d.is_running());
     }
 
     /// At the end of recovery, drivers no worker reported: relaunched when supervised, else
     /// ERROR (as Spark).
     pub(super) fn recover_orphan_drivers(&mut self) {
+        self.orphan_drivers(|d| d.state == DriverState::Unknown);
+    }
+
+    /// Drivers matching `orphaned` lost their worker: supervised ones wait for another, the
+    /// others end in ERROR.
+    fn orphan_drivers(&mut self, orphaned: impl Fn(&DriverInfo) -> bool) {
         let mut forget = Vec::new();
-        for d in self.drivers.values_mut() {
-            if d.state == DriverState::Unknown {
-                if d.desc.supervise {
-                    d.state = DriverState::Submitted;
-                } else {
-                    d.state = DriverState::Error;
-                    forget.push(d.id.clone());
-                }
+        for d in self.drivers.values_mut().filter(|d| orphaned(d)) {
+            d.worker = None;
+            if d.desc.supervise {
+                d.state = DriverState::Submitted;
+            } else {
+                d.state = DriverState::Error;
+                forget.push(d.id.clone());
             }
         }
         for id in forget {
