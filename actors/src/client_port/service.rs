@@ -315,29 +315,11 @@ impl ClientService {
             );
             return;
         }
-        if !tree.has_session(session) || c.request.passwd.0 != password(session) {
-            let reply = ConnectResponse {
-                passwd: Buffer(vec![0; 16]),
-                ..ConnectResponse::default()
-            };
-            let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
-            let _ = c.sink.send(ToClient::Close);
+        if !reconnectable(tree, &c) {
+            refuse_expired(&c);
             return;
         }
-        // The session moves here; its older connection on this server is closed.
-        if let Some(old) = self.by_session.insert(session, c.conn) {
-            if let Some(o) = self.conns.remove(&old) {
-                let _ = o.sink.send(ToClient::Close);
-            }
-        }
-        let reply = ConnectResponse {
-            protocol_version: 0,
-            time_out: timeout,
-            session_id: session,
-            passwd: Buffer(password(session).to_vec()),
-            read_only: false,
-        };
-        let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
+        self.take_over(session, &c, timeout, false);
         self.touched.insert(session);
         let mut queue = VecDeque::new();
         if tree.session_owner(session) != Some(self.sid) {
@@ -371,30 +353,25 @@ impl ClientService {
         if session == 0 {
             self.next_session += 1;
             session = self.next_session;
-        } else if !tree.has_session(session) || c.request.passwd.0 != password(session) {
-            let reply = ConnectResponse {
-                passwd: Buffer(vec![0; 16]),
-                ..ConnectResponse::default()
-            };
-            let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
-            let _ = c.sink.send(ToClient::Close);
+        } else if !reconnectable(tree, &c) {
+            refuse_expired(&c);
             return;
         }
+        self.take_over(session, &c, timeout, true);
+        self.conns
+            .insert(c.conn, Conn::new(session, c, timeout, true));
+    }
+
+    /// The session's connection is now `c`: an older one on this server is closed, and `c` is
+    /// told the session was accepted.
+    fn take_over(&mut self, session: i64, c: &ClientConnect, timeout: i32, read_only: bool) {
         if let Some(old) = self.by_session.insert(session, c.conn) {
             if let Some(o) = self.conns.remove(&old) {
                 let _ = o.sink.send(ToClient::Close);
             }
         }
-        let reply = ConnectResponse {
-            protocol_version: 0,
-            time_out: timeout,
-            session_id: session,
-            passwd: Buffer(password(session).to_vec()),
-            read_only: true,
-        };
+        let reply = accepted(session, timeout, read_only);
         let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
-        self.conns
-            .insert(c.conn, Conn::new(session, c, timeout, true));
     }
 
     /// This server joined or left the serving quorum. Leaving it ends every connection, so
@@ -905,13 +882,7 @@ impl ClientService {
                     return;
                 }
                 let session = c.session;
-                let reply = ConnectResponse {
-                    protocol_version: 0,
-                    time_out: timeout_ms,
-                    session_id: session,
-                    passwd: Buffer(password(session).to_vec()),
-                    read_only: false,
-                };
+                let reply = accepted(session, timeout_ms, false);
                 self.by_session.insert(session, conn);
                 self.send(conn, reply.to_bytes());
             }
@@ -970,6 +941,33 @@ fn event_frame(event_type: i32, path: &str) -> Vec<u8> {
     }
     .to_bytes();
     frame(xid::WATCH_EVENT, -1, err::OK, &body)
+}
+
+/// Whether a reconnecting client names a live session with its right password.
+fn reconnectable(tree: &DataTree, c: &ClientConnect) -> bool {
+    let session = c.request.session_id;
+    tree.has_session(session) && c.request.passwd.0 == password(session)
+}
+
+/// Tells a client its session is gone (timeOut 0, as ZooKeeper does) and closes it.
+fn refuse_expired(c: &ClientConnect) {
+    let reply = ConnectResponse {
+        passwd: Buffer(vec![0; 16]),
+        ..ConnectResponse::default()
+    };
+    let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
+    let _ = c.sink.send(ToClient::Close);
+}
+
+/// The handshake reply of an accepted session.
+fn accepted(session: i64, timeout_ms: i32, read_only: bool) -> ConnectResponse {
+    ConnectResponse {
+        protocol_version: 0,
+        time_out: timeout_ms,
+        session_id: session,
+        passwd: Buffer(password(session).to_vec()),
+        read_only,
+    }
 }
 
 /// Parses a write request; `None` when `code` is not a write.
