@@ -1,7 +1,6 @@
 //! The typed node configuration and its validation.
 
 use crate::{ConfigError, Sid};
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::path::PathBuf;
 
@@ -91,6 +90,34 @@ pub struct StorageSettings {
     pub commit_log_count: usize,
 }
 
+/// How servers prove to each other that they belong to the ensemble.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PeerAuth {
+    /// Every peer connection proves knowledge of the secret in this file, the same file
+    /// content on every server.
+    SecretFile {
+        /// The secret file.
+        path: PathBuf,
+        /// Create the file with a fresh secret when it is missing: only when every server is
+        /// on a loopback address (one machine, so one file serves them all).
+        create_if_missing: bool,
+    },
+    /// No proof: any process that reaches a quorum port is taken for the server it claims
+    /// to be (Apache ZooKeeper's default).
+    Off,
+}
+
+/// The zoo.cfg key that names the peer secret file.
+pub const PEER_SECRET_KEY: &str = "ensemble.peerSecretFile";
+
+/// Whether `host` names this machine's loopback interface.
+pub fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Leader election timing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ElectionSettings {
@@ -119,6 +146,8 @@ pub struct NodeConfig {
     pub storage: StorageSettings,
     /// Election settings.
     pub election: ElectionSettings,
+    /// Peer authentication.
+    pub peer_auth: PeerAuth,
     /// Warnings found while loading (unknown keys, even ensemble size).
     pub warnings: Vec<String>,
 }
@@ -146,15 +175,9 @@ impl NodeConfig {
             .collect()
     }
 
-    /// Identity of the ensemble: a digest of the sorted server list. Nodes with different
-    /// lists refuse each other's peer connections.
-    pub fn cluster_id(&self) -> String {
-        let mut hasher = Sha256::new();
-        for s in &self.servers {
-            hasher.update(format!("{}={}:{};", s.id, s.host, s.peer_port));
-        }
-        let digest = hasher.finalize();
-        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    /// Whether every server is on a loopback address (the whole ensemble on this machine).
+    pub fn all_loopback(&self) -> bool {
+        self.servers.iter().all(|s| is_loopback(&s.host))
     }
 
     /// Checks ranges and consistency; the error names the first problem.
@@ -246,6 +269,14 @@ impl NodeConfig {
                 "minSessionTimeout {} is above maxSessionTimeout {}",
                 c.min_session_timeout_ms, c.max_session_timeout_ms
             )));
+        }
+        if self.peer_auth == PeerAuth::Off && self.servers.len() > 1 {
+            self.warnings.push(format!(
+                "PEER AUTHENTICATION IS OFF: any process that can reach a quorum port can join \
+                 this ensemble and write anything, whatever the ACLs say. Put the same secret \
+                 (at least 16 bytes) in a file on every server and name it with \
+                 {PEER_SECRET_KEY}=PATH in zoo.cfg ([peer] secret_file in native TOML)"
+            ));
         }
         let voters = self.voters().len();
         if voters > 1 && voters.is_multiple_of(2) {

@@ -1,7 +1,8 @@
 //! Native TOML configuration, loaded through the `config` crate with env overrides.
 
 use crate::model::{
-    ClientSettings, ElectionSettings, NodeConfig, ServerEntry, ServerRole, StorageSettings,
+    is_loopback, ClientSettings, ElectionSettings, NodeConfig, PeerAuth, ServerEntry, ServerRole,
+    StorageSettings,
 };
 use crate::{ConfigError, Sid};
 use serde::Deserialize;
@@ -26,6 +27,9 @@ pub struct EnsembleFile {
     /// Election settings.
     #[serde(default)]
     pub election: ElectionSection,
+    /// Peer authentication.
+    #[serde(default)]
+    pub peer: PeerSection,
     /// The members.
     #[serde(default)]
     pub servers: Vec<ServerSection>,
@@ -216,6 +220,26 @@ impl Default for ElectionSection {
     }
 }
 
+/// `[peer]`: how servers prove to each other that they belong to the ensemble.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerSection {
+    /// Peer authentication; on unless set to false.
+    pub authenticate: bool,
+    /// The shared secret file; default `<storage.data_dir>/peer.secret`, created when missing
+    /// if every server is on loopback.
+    pub secret_file: Option<PathBuf>,
+}
+
+impl Default for PeerSection {
+    fn default() -> Self {
+        PeerSection {
+            authenticate: true,
+            secret_file: None,
+        }
+    }
+}
+
 /// One `[[servers]]` entry.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -284,6 +308,7 @@ impl EnsembleFile {
             .find(|s| s.id == id)
             .and_then(|s| s.data_dir.clone())
             .unwrap_or_else(|| self.storage.data_dir.join(format!("server-{id}")));
+        let peer_auth = self.peer_auth();
         NodeConfig {
             id,
             servers,
@@ -311,9 +336,25 @@ impl EnsembleFile {
                 finalize_wait_ms: self.election.finalize_wait_ms,
                 max_notification_timeout_ms: self.election.max_notification_timeout_ms,
             },
+            peer_auth,
             warnings: Vec::new(),
         }
         .validate()
+    }
+
+    fn peer_auth(&self) -> PeerAuth {
+        if !self.peer.authenticate {
+            return PeerAuth::Off;
+        }
+        let path = self
+            .peer
+            .secret_file
+            .clone()
+            .unwrap_or_else(|| self.storage.data_dir.join("peer.secret"));
+        PeerAuth::SecretFile {
+            path,
+            create_if_missing: self.servers.iter().all(|s| is_loopback(&s.host)),
+        }
     }
 }
 
@@ -341,6 +382,14 @@ mod tests {
             );
             assert_eq!(c.client.min_session_timeout_ms, 1000);
             assert!(c.warnings.is_empty());
+            assert_eq!(
+                c.peer_auth,
+                PeerAuth::SecretFile {
+                    path: PathBuf::from("ensemble-data/peer.secret"),
+                    create_if_missing: true
+                },
+                "peer authentication is on by default"
+            );
         }
         let file = parse_toml(DEFAULT_TOML).unwrap();
         assert_eq!(
@@ -365,6 +414,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("unknown field `tick`"), "{e}");
+    }
+
+    #[test]
+    fn peer_authentication_is_on_by_default_and_off_only_when_asked() {
+        let remote = DEFAULT_TOML.replace("127.0.0.1", "10.0.0.1");
+        let c = load_toml_str(&remote, 1).unwrap();
+        assert!(matches!(
+            c.peer_auth,
+            PeerAuth::SecretFile {
+                create_if_missing: false,
+                ..
+            }
+        ));
+        let off = format!("{DEFAULT_TOML}\n[peer]\nauthenticate = false\n");
+        let c = load_toml_str(&off, 1).unwrap();
+        assert_eq!(c.peer_auth, PeerAuth::Off);
+        assert!(
+            c.warnings[0].contains("[peer] secret_file"),
+            "{:?}",
+            c.warnings
+        );
     }
 
     #[test]

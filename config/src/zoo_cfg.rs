@@ -1,7 +1,8 @@
 //! Apache ZooKeeper's `zoo.cfg` plus `dataDir/myid`.
 
 use crate::model::{
-    ClientSettings, ElectionSettings, NodeConfig, ServerEntry, ServerRole, StorageSettings,
+    ClientSettings, ElectionSettings, NodeConfig, PeerAuth, ServerEntry, ServerRole,
+    StorageSettings, PEER_SECRET_KEY,
 };
 use crate::ConfigError;
 use std::collections::BTreeMap;
@@ -157,6 +158,13 @@ pub fn parse_zoo_cfg(
             finalize_wait_ms: 200,
             max_notification_timeout_ms: 60_000,
         },
+        peer_auth: match keys.get(PEER_SECRET_KEY) {
+            Some(path) => PeerAuth::SecretFile {
+                path: path.into(),
+                create_if_missing: false,
+            },
+            None => PeerAuth::Off,
+        },
         warnings,
     };
     config.validate()
@@ -183,6 +191,7 @@ fn is_known_key(k: &str) -> bool {
             | "znode.container.checkIntervalMs"
             | "jute.maxbuffer"
             | "readonlymode.enabled"
+            | PEER_SECRET_KEY
     ) || ACCEPTED_KEYS.contains(&k)
 }
 
@@ -263,8 +272,25 @@ mod tests {
         assert_eq!(c.servers[1].client_port, 2182);
         assert_eq!(c.servers[2].client_addr(), "10.0.0.9:2183");
         assert_eq!(c.servers[0].peer_addr(), "10.0.0.1:2888");
-        assert_eq!(c.warnings, vec!["zoo.cfg: unknown key foo.bar is ignored"]);
+        assert_eq!(c.warnings[0], "zoo.cfg: unknown key foo.bar is ignored");
+        assert!(c.warnings[1].contains("ensemble.peerSecretFile=PATH"));
+        assert_eq!(c.warnings.len(), 2);
         assert_eq!(c.client.max_session_timeout_ms, 40_000);
+        assert_eq!(
+            c.peer_auth,
+            PeerAuth::Off,
+            "a plain zoo.cfg starts, with a warning"
+        );
+        let with_secret = format!("{CFG}ensemble.peerSecretFile=/etc/zk/peer.secret\n");
+        let c = parse_zoo_cfg(&with_secret, myid("2")).unwrap();
+        assert_eq!(c.warnings.len(), 1);
+        assert_eq!(
+            c.peer_auth,
+            PeerAuth::SecretFile {
+                path: "/etc/zk/peer.secret".into(),
+                create_if_missing: false
+            }
+        );
     }
 
     #[test]

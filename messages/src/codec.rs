@@ -36,8 +36,32 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, bincode::error::Encode
 }
 
 /// Decodes a value with the peer bincode configuration; trailing bytes are an error.
+///
+/// Every length inside `bytes` is hostile: bincode may allocate what a string or byte field
+/// claims before reading it. The decoder runs with a limit on claimed bytes of 16x the input
+/// rounded up to a power of two (bincode claims a value's in-memory size, at most 16 bytes for
+/// one encoded byte), so a field that claims more than could have arrived fails with
+/// `LimitExceeded` instead of allocating.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::DecodeError> {
-    let (value, used) = bincode::serde::decode_from_slice(bytes, bincode_config())?;
+    macro_rules! decode_within {
+        ($($bits:literal)*) => {
+            $(
+                if bytes.len() <= (1usize << $bits) / 16 {
+                    let config = bincode::config::standard().with_limit::<{ 1usize << $bits }>();
+                    return finish(bytes, bincode::serde::decode_from_slice(bytes, config));
+                }
+            )*
+        };
+    }
+    decode_within!(12 14 16 18 20 22 24 26 28 30 32 34 36);
+    Err(bincode::error::DecodeError::LimitExceeded)
+}
+
+fn finish<T>(
+    bytes: &[u8],
+    decoded: Result<(T, usize), bincode::error::DecodeError>,
+) -> Result<T, bincode::error::DecodeError> {
+    let (value, used) = decoded?;
     if used != bytes.len() {
         return Err(bincode::error::DecodeError::OtherString(format!(
             "{} trailing bytes",
@@ -73,7 +97,7 @@ impl<In: DeserializeOwned, Out> Decoder for PeerCodec<In, Out> {
             return Err(CodecError::TooLarge(len));
         }
         if src.len() < 4 + len {
-            src.reserve(4 + len - src.len());
+            // Grow only with what arrives: the announced length is not trusted.
             return Ok(None);
         }
         src.advance(4);
@@ -120,6 +144,40 @@ mod tests {
         assert!(codec.decode(&mut partial).unwrap().is_none());
         partial.extend_from_slice(&buf);
         assert_eq!(codec.decode(&mut partial).unwrap(), Some(msg));
+    }
+
+    #[test]
+    fn a_length_claiming_more_than_arrived_is_refused_without_allocating() {
+        // The reviewer's frame: the version-1 handshake (version, sid, cluster-id string) whose
+        // string claims 2^60 bytes.
+        let frame = [0x01, 0x03, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10];
+        assert!(decode::<(u32, u64, String)>(&frame).is_err());
+        let mut codec = PeerCodec::<PeerMessage, PeerMessage>::default();
+        let mut buf = BytesMut::from(&[0, 0, 0, 0x0b][..]);
+        buf.extend_from_slice(&frame);
+        assert!(matches!(codec.decode(&mut buf), Err(CodecError::Decode(_))));
+    }
+
+    #[test]
+    fn a_partial_frame_reserves_nothing_for_its_announced_length() {
+        let mut codec = PeerCodec::<PeerMessage, PeerMessage>::default();
+        let mut buf = BytesMut::from(&[0x10, 0, 0, 0, 1, 2][..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        assert!(buf.capacity() < 1024);
+    }
+
+    #[test]
+    fn large_values_still_decode() {
+        let big = crate::Txn {
+            zxid: Zxid::new(1, 1),
+            origin: 1,
+            request_id: u64::MAX,
+            body: vec![7; 3 << 20],
+        };
+        let msg = PeerMessage::Zab(crate::ZabMessage::Proposal(big));
+        assert_eq!(decode::<PeerMessage>(&encode(&msg).unwrap()).unwrap(), msg);
+        let many: Vec<u64> = (0..100_000).map(|i| i % 100).collect();
+        assert_eq!(decode::<Vec<u64>>(&encode(&many).unwrap()).unwrap(), many);
     }
 
     #[test]

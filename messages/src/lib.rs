@@ -13,8 +13,7 @@ pub mod zk;
 pub mod zxid;
 
 pub use peer::{
-    Handshake, HandshakeReply, Notification, PeerMessage, ServerState, Snapshot, Txn, Vote,
-    ZabMessage,
+    HandshakeFrame, Notification, PeerMessage, ServerState, Snapshot, Txn, Vote, ZabMessage,
 };
 pub use zxid::Zxid;
 

@@ -4,26 +4,53 @@ use crate::{Sid, Zxid};
 use serde::{Deserialize, Serialize};
 
 /// Version of the peer protocol; a peer speaking another version is refused.
-pub const PEER_PROTOCOL_VERSION: u32 = 1;
+pub const PEER_PROTOCOL_VERSION: u32 = 2;
 
-/// First frame on every peer connection, sent by the dialing side.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Handshake {
-    /// Protocol version of the sender.
-    pub version: u32,
-    /// Server id of the sender.
-    pub sid: Sid,
-    /// Identity of the ensemble, derived from the sender's server list.
-    pub cluster_id: String,
-}
+/// Length of the random nonces of the handshake.
+pub const NONCE_LEN: usize = 32;
 
-/// Answer of the accepting side to a [`Handshake`].
+/// Length of a handshake proof (HMAC-SHA256).
+pub const PROOF_LEN: usize = 32;
+
+/// A proof that the sender holds the ensemble's peer secret: an HMAC over both sids and both
+/// nonces, or `None` when the sender runs without peer authentication.
+pub type Proof = Option<[u8; PROOF_LEN]>;
+
+/// Frames of the peer handshake, in the order they travel:
+/// `Hello` (dialer), `Challenge` (acceptor), `Prove` (dialer), `Accepted` (acceptor).
+///
+/// Each side proves it holds the peer secret over the other side's fresh nonce, so a recorded
+/// handshake cannot be replayed and a proof cannot be reflected (the two proofs carry different
+/// labels). An acceptor that refuses closes the connection without saying why; both sides log it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum HandshakeReply {
-    /// The connection is accepted; carries the acceptor's sid.
-    Accepted { sid: Sid },
-    /// The connection is refused, with the reason (also logged on both sides).
-    Refused { reason: String },
+pub enum HandshakeFrame {
+    /// Dialer -> acceptor: who is calling, with a fresh nonce.
+    Hello {
+        /// Protocol version of the sender.
+        version: u32,
+        /// Server id the dialer claims.
+        sid: Sid,
+        /// The dialer's fresh random nonce.
+        nonce: [u8; NONCE_LEN],
+    },
+    /// Acceptor -> dialer: the acceptor's own proof over the dialer's nonce, and its nonce.
+    Challenge {
+        /// Server id of the acceptor.
+        sid: Sid,
+        /// The acceptor's fresh random nonce.
+        nonce: [u8; NONCE_LEN],
+        /// The acceptor's proof.
+        proof: Proof,
+    },
+    /// Dialer -> acceptor: the dialer's proof over the acceptor's nonce.
+    Prove {
+        /// The dialer's proof.
+        proof: Proof,
+    },
+    /// Acceptor -> dialer: the link is established.
+    Accepted,
+    /// Acceptor -> dialer: this pair's link is dialed by the acceptor (the higher sid); hang up.
+    DialsBack,
 }
 
 /// The role a server plays, as election notifications and `srvr` report it.

@@ -13,13 +13,13 @@ use actix::prelude::*;
 use ensemble_actors::client_port::{ClientPort, ServiceSettings};
 use ensemble_actors::data_tree::{OpResult, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
-use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener};
+use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener, PeerSecret};
 use ensemble_actors::storage::{recover, StorageError, StorageWriter, WriterSettings};
 use ensemble_actors::zab::{
     FailQuorumPeer, GetStatus, NodeStatus, PeerTiming, QuorumPeerActor, QuorumSettings, ReadData,
     StorageEvent, Submit, SubmitError,
 };
-use ensemble_config::NodeConfig;
+use ensemble_config::{NodeConfig, PeerAuth};
 use ensemble_messages::{Sid, Zxid};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -42,9 +42,26 @@ pub enum NodeError {
     /// The write did not commit.
     #[error("{0}")]
     Write(#[from] SubmitError),
+    /// The peer secret could not be read.
+    #[error("{0}")]
+    PeerSecret(String),
     /// The node's actors are gone.
     #[error("the node is stopped")]
     Stopped,
+}
+
+/// Reads (or, for an all-loopback ensemble, creates) the peer secret the config names.
+fn peer_secret(config: &NodeConfig) -> Result<Option<Arc<PeerSecret>>, NodeError> {
+    match &config.peer_auth {
+        PeerAuth::Off => Ok(None),
+        _ if config.is_standalone() => Ok(None),
+        PeerAuth::SecretFile {
+            path,
+            create_if_missing,
+        } => PeerSecret::load(path, *create_if_missing)
+            .map(|k| Some(Arc::new(k)))
+            .map_err(NodeError::PeerSecret),
+    }
 }
 
 /// A running node.
@@ -98,6 +115,7 @@ impl Node {
     pub fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let config = Arc::new(config);
         let me = config.me().clone();
+        let secret = peer_secret(&config)?;
         let peer_listener = if config.is_standalone() {
             None
         } else {
@@ -145,8 +163,8 @@ impl Node {
         };
         let identity = PeerIdentity {
             sid: config.id,
-            cluster_id: config.cluster_id(),
             members: config.voters(),
+            secret,
         };
         let actor = QuorumPeerActor::new(settings, BTreeMap::new(), storage.clone(), recovered)?;
         let peers: Vec<(Sid, String)> = config

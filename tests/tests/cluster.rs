@@ -122,14 +122,15 @@ fn config_mistakes_fail_fast_with_one_line() {
     );
 }
 
-/// Servers configured with different server lists never form one quorum: the handshake is
-/// refused and both sides say why.
+/// A server holding another peer secret never joins the quorum: each handshake fails on the
+/// proofs, and both sides say why without the refusal revealing anything.
 #[test]
-fn servers_of_different_ensembles_refuse_each_other() {
+fn servers_with_different_peer_secrets_refuse_each_other() {
     let mut c = ProcessCluster::new(3, 17, cli(), "");
-    // Server 3 gets a config whose server list differs (server 1 on another port).
+    let (secret, _) = c.file("other.secret");
+    std::fs::write(&secret, "a different peer secret\n").unwrap();
     let text = std::fs::read_to_string(c.config_path()).unwrap();
-    let other = text.replacen("peer_port = 2888", "peer_port = 2999", 1);
+    let other = format!("{text}\n[peer]\nsecret_file = \"{}\"\n", secret.display());
     let (other_path, _) = c.file("other.toml");
     std::fs::write(&other_path, other).unwrap();
     c.start(1);
@@ -144,12 +145,16 @@ fn servers_of_different_ensembles_refuse_each_other() {
     });
     wait_until("both sides to log the refusal", ELECTION, || {
         c.log(3)
-            .contains("refused by the peer: server 3 belongs to another ensemble")
+            .contains("server 2 failed to prove it holds the peer secret")
             && c.log(2)
-                .contains("refused a peer: server 3 belongs to another ensemble")
+                .contains("a peer claiming server 3 hung up instead of proving itself")
     })
     .unwrap_or_else(|e| panic!("{e}\nlog of 3:\n{}\nlog of 2:\n{}", c.log(3), c.log(2)));
     assert_eq!(c.mode(3), "not serving");
+    assert!(
+        !c.log(3).contains("different peer secret"),
+        "the secret never shows"
+    );
 }
 
 /// Overrides from the environment (`ENSEMBLE__SECTION__KEY`) win over the file.

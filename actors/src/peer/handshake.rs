@@ -1,15 +1,18 @@
-//! The peer handshake: one frame each way, before the stream carries peer messages.
+//! The peer handshake: Hello, Challenge, Prove, Accepted, before the stream carries peer
+//! messages. With a peer secret both sides prove they hold it (see [`HandshakeFrame`]); a
+//! refusal closes the connection without detail and is logged on the refusing side.
 
+use super::secret::{nonce, PeerSecret, ProofContext, ProofRole};
 use ensemble_messages::codec;
-use ensemble_messages::peer::PEER_PROTOCOL_VERSION;
-use ensemble_messages::{Handshake, HandshakeReply, Sid};
-use serde::{de::DeserializeOwned, Serialize};
+use ensemble_messages::peer::{Proof, PEER_PROTOCOL_VERSION};
+use ensemble_messages::{HandshakeFrame, Sid};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 /// Handshake frames are small; anything larger is not a peer.
-const MAX_HANDSHAKE: usize = 4096;
+const MAX_HANDSHAKE: usize = 512;
 /// Time allowed for the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -18,34 +21,31 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PeerIdentity {
     /// Own sid.
     pub sid: Sid,
-    /// Digest of the server list.
-    pub cluster_id: String,
     /// Sids of the configured peers.
     pub members: Vec<Sid>,
+    /// The ensemble's peer secret; `None` runs without peer authentication.
+    pub secret: Option<Arc<PeerSecret>>,
 }
 
 /// Why a handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
-    /// The socket failed or timed out.
+    /// The socket failed, timed out, or the other side hung up (a refusal looks like this).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    /// The other side sent something that is not a handshake.
+    /// The other side sent something that is not a handshake frame.
     #[error("not a peer handshake: {0}")]
     Garbage(String),
-    /// The other side refused.
-    #[error("refused by the peer: {0}")]
-    Refused(String),
-    /// We refused the other side.
+    /// The pair's link is dialed by the other side (the higher sid).
+    #[error("the other side dials this pair")]
+    DialsBack,
+    /// This side refused the other: it is not the member it claims, or failed to prove it.
     #[error("refused a peer: {0}")]
     Rejected(String),
 }
 
-async fn write_frame<T: Serialize>(
-    stream: &mut TcpStream,
-    value: &T,
-) -> Result<(), HandshakeError> {
-    let bytes = codec::encode(value).map_err(|e| HandshakeError::Garbage(e.to_string()))?;
+async fn write_frame(stream: &mut TcpStream, frame: &HandshakeFrame) -> Result<(), HandshakeError> {
+    let bytes = codec::encode(frame).map_err(|e| HandshakeError::Garbage(e.to_string()))?;
     stream
         .write_all(&(bytes.len() as u32).to_be_bytes())
         .await?;
@@ -53,7 +53,7 @@ async fn write_frame<T: Serialize>(
     Ok(())
 }
 
-async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> Result<T, HandshakeError> {
+async fn read_frame(stream: &mut TcpStream) -> Result<HandshakeFrame, HandshakeError> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -67,60 +67,203 @@ async fn read_frame<T: DeserializeOwned>(stream: &mut TcpStream) -> Result<T, Ha
     codec::decode(&buf).map_err(|e| HandshakeError::Garbage(e.to_string()))
 }
 
-/// Dialing side: sends our identity, returns once the acceptor agreed.
-pub async fn dial(stream: &mut TcpStream, me: &PeerIdentity) -> Result<Sid, HandshakeError> {
-    let hello = Handshake {
-        version: PEER_PROTOCOL_VERSION,
-        sid: me.sid,
-        cluster_id: me.cluster_id.clone(),
-    };
-    write_frame(stream, &hello).await?;
-    match read_frame(stream).await? {
-        HandshakeReply::Accepted { sid } => Ok(sid),
-        HandshakeReply::Refused { reason } => Err(HandshakeError::Refused(reason)),
+fn unexpected(frame: &HandshakeFrame) -> HandshakeError {
+    HandshakeError::Garbage(format!("unexpected {frame:?}"))
+}
+
+/// This side's proof of `role`, if it has a secret.
+fn proof(me: &PeerIdentity, role: ProofRole, ctx: &ProofContext) -> Proof {
+    me.secret.as_ref().map(|k| k.prove(role, ctx))
+}
+
+/// Checks the other side's proof of `role`; `Err` says why it does not hold.
+fn check(
+    me: &PeerIdentity,
+    role: ProofRole,
+    ctx: &ProofContext,
+    proof: &Proof,
+) -> Result<(), String> {
+    match (&me.secret, proof) {
+        (None, None) => Ok(()),
+        (Some(k), Some(p)) if k.verify(role, ctx, p) => Ok(()),
+        (Some(_), Some(_)) => {
+            Err("failed to prove it holds the peer secret (the secret files differ?)".into())
+        }
+        (Some(_), None) => {
+            Err("runs without peer authentication, which this server requires".into())
+        }
+        (None, Some(_)) => {
+            Err("authenticates peers, and this server has no peer secret configured".into())
+        }
     }
 }
 
-/// Accepting side: reads the dialer's identity and accepts or refuses it.
-pub async fn accept(stream: &mut TcpStream, me: &PeerIdentity) -> Result<Sid, HandshakeError> {
-    let hello: Handshake = read_frame(stream).await?;
-    let refusal = if hello.version != PEER_PROTOCOL_VERSION {
-        Some(format!(
-            "peer protocol version {} is not {PEER_PROTOCOL_VERSION}",
-            hello.version
-        ))
-    } else if hello.cluster_id != me.cluster_id {
-        Some(format!(
-            "server {} belongs to another ensemble (server list digest {}, ours {}): check that every server lists the same servers",
-            hello.sid, hello.cluster_id, me.cluster_id
-        ))
-    } else if !me.members.contains(&hello.sid) || hello.sid == me.sid {
-        Some(format!(
-            "sid {} is not another member of this ensemble",
-            hello.sid
-        ))
-    } else if hello.sid < me.sid {
-        Some(format!(
-            "connection from lower sid {} dropped: sid {} dials it",
-            hello.sid, me.sid
-        ))
-    } else {
-        None
+/// Dialing side: proves itself to server `expected` and checks its proof.
+pub async fn dial(
+    stream: &mut TcpStream,
+    me: &PeerIdentity,
+    expected: Sid,
+) -> Result<(), HandshakeError> {
+    let dialer_nonce = nonce();
+    let hello = HandshakeFrame::Hello {
+        version: PEER_PROTOCOL_VERSION,
+        sid: me.sid,
+        nonce: dialer_nonce,
     };
-    match refusal {
-        Some(reason) => {
-            write_frame(
-                stream,
-                &HandshakeReply::Refused {
-                    reason: reason.clone(),
-                },
-            )
-            .await?;
-            Err(HandshakeError::Rejected(reason))
+    write_frame(stream, &hello).await?;
+    let (sid, acceptor_nonce, their_proof) = match read_frame(stream).await? {
+        HandshakeFrame::Challenge { sid, nonce, proof } => (sid, nonce, proof),
+        HandshakeFrame::DialsBack => return Err(HandshakeError::DialsBack),
+        other => return Err(unexpected(&other)),
+    };
+    if sid != expected {
+        return Err(HandshakeError::Rejected(format!(
+            "the server there answers as server {sid}, not {expected}"
+        )));
+    }
+    let ctx = ProofContext {
+        dialer: me.sid,
+        acceptor: sid,
+        dialer_nonce,
+        acceptor_nonce,
+    };
+    check(me, ProofRole::Acceptor, &ctx, &their_proof)
+        .map_err(|why| HandshakeError::Rejected(format!("server {sid} {why}")))?;
+    let prove = HandshakeFrame::Prove {
+        proof: proof(me, ProofRole::Dialer, &ctx),
+    };
+    write_frame(stream, &prove).await?;
+    match read_frame(stream).await? {
+        HandshakeFrame::Accepted => Ok(()),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// Accepting side: checks that the dialer is another member that holds the secret, proves
+/// itself, and returns the dialer's sid. A refused dialer gets no reason, only a closed socket.
+pub async fn accept(stream: &mut TcpStream, me: &PeerIdentity) -> Result<Sid, HandshakeError> {
+    let (version, sid, dialer_nonce) = match read_frame(stream).await? {
+        HandshakeFrame::Hello {
+            version,
+            sid,
+            nonce,
+        } => (version, sid, nonce),
+        other => return Err(unexpected(&other)),
+    };
+    if version != PEER_PROTOCOL_VERSION {
+        return Err(HandshakeError::Rejected(format!(
+            "peer protocol version {version} is not {PEER_PROTOCOL_VERSION}"
+        )));
+    }
+    if sid == me.sid || !me.members.contains(&sid) {
+        return Err(HandshakeError::Rejected(format!(
+            "sid {sid} is not another member of this ensemble"
+        )));
+    }
+    if sid < me.sid {
+        write_frame(stream, &HandshakeFrame::DialsBack).await?;
+        return Err(HandshakeError::DialsBack);
+    }
+    let ctx = ProofContext {
+        dialer: sid,
+        acceptor: me.sid,
+        dialer_nonce,
+        acceptor_nonce: nonce(),
+    };
+    let challenge = HandshakeFrame::Challenge {
+        sid: me.sid,
+        nonce: ctx.acceptor_nonce,
+        proof: proof(me, ProofRole::Acceptor, &ctx),
+    };
+    write_frame(stream, &challenge).await?;
+    let their_proof = match read_frame(stream).await {
+        Ok(HandshakeFrame::Prove { proof }) => proof,
+        Ok(other) => return Err(unexpected(&other)),
+        Err(HandshakeError::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(HandshakeError::Rejected(format!(
+                "a peer claiming server {sid} hung up instead of proving itself: it did not \
+                 accept this server's proof (the peer secret files differ?)"
+            )))
         }
-        None => {
-            write_frame(stream, &HandshakeReply::Accepted { sid: me.sid }).await?;
-            Ok(hello.sid)
+        Err(e) => return Err(e),
+    };
+    check(me, ProofRole::Dialer, &ctx, &their_proof)
+        .map_err(|why| HandshakeError::Rejected(format!("a peer claiming server {sid} {why}")))?;
+    write_frame(stream, &HandshakeFrame::Accepted).await?;
+    Ok(sid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::TcpListener;
+
+    fn identity(sid: Sid, secret: Option<&[u8]>) -> PeerIdentity {
+        PeerIdentity {
+            sid,
+            members: vec![1, 2, 3],
+            secret: secret.map(|s| Arc::new(PeerSecret::from_bytes(s).unwrap())),
         }
+    }
+
+    /// Runs a dial from `dialer` to `acceptor` (expected to be `expected`).
+    async fn run(
+        dialer: PeerIdentity,
+        acceptor: PeerIdentity,
+        expected: Sid,
+    ) -> (Result<(), HandshakeError>, Result<Sid, HandshakeError>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepting = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            accept(&mut s, &acceptor).await
+        });
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let dialed = dial(&mut s, &dialer, expected).await;
+        drop(s);
+        (dialed, accepting.await.unwrap())
+    }
+
+    const K: &[u8] = b"the ensemble secret";
+
+    #[tokio::test]
+    async fn members_with_the_same_secret_connect() {
+        let (d, a) = run(identity(3, Some(K)), identity(1, Some(K)), 1).await;
+        assert!(d.is_ok(), "{d:?}");
+        assert_eq!(a.unwrap(), 3);
+        let (d, a) = run(identity(3, None), identity(1, None), 1).await;
+        assert!(d.is_ok() && a.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_different_or_missing_secret_is_refused_on_both_sides() {
+        let other = b"another secret value";
+        let (d, a) = run(identity(3, Some(other)), identity(1, Some(K)), 1).await;
+        assert!(matches!(d, Err(HandshakeError::Rejected(_))), "{d:?}");
+        // The acceptor's proof failed at the dialer, which hung up before proving.
+        assert!(matches!(a, Err(HandshakeError::Rejected(m)) if m.contains("hung up")));
+        let (d, a) = run(identity(3, None), identity(1, Some(K)), 1).await;
+        assert!(d.is_err());
+        assert!(a.is_err());
+        let (d, a) = run(identity(3, Some(K)), identity(1, None), 1).await;
+        assert!(matches!(d, Err(HandshakeError::Rejected(_))), "{d:?}");
+        assert!(a.is_err());
+    }
+
+    #[tokio::test]
+    async fn strangers_and_impostors_get_no_detail() {
+        // A sid outside the ensemble: the socket closes without any frame.
+        let mut stranger = identity(9, Some(K));
+        stranger.members = vec![1, 9];
+        let (d, a) = run(stranger, identity(1, Some(K)), 1).await;
+        assert!(matches!(d, Err(HandshakeError::Io(_))), "{d:?}");
+        assert!(matches!(a, Err(HandshakeError::Rejected(_))));
+        // The wrong server answering the dialed address.
+        let (d, _) = run(identity(3, Some(K)), identity(2, Some(K)), 1).await;
+        assert!(matches!(d, Err(HandshakeError::Rejected(m)) if m.contains("server 2")));
+        // A lower sid is told to wait for the higher one to dial.
+        let (d, a) = run(identity(1, Some(K)), identity(3, Some(K)), 3).await;
+        assert!(matches!(d, Err(HandshakeError::DialsBack)));
+        assert!(matches!(a, Err(HandshakeError::DialsBack)));
     }
 }

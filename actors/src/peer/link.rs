@@ -1,6 +1,6 @@
 //! The link to one remote server.
 
-use super::handshake::{self, PeerIdentity, HANDSHAKE_TIMEOUT};
+use super::handshake::{self, HandshakeError, PeerIdentity, HANDSHAKE_TIMEOUT};
 use actix::prelude::*;
 use ensemble_messages::codec::{CodecError, PeerCodec};
 use ensemble_messages::{PeerMessage, Sid};
@@ -94,24 +94,31 @@ impl PeerLink {
         self.dialing = true;
         let addr = self.addr.clone();
         let identity = self.identity.clone();
+        let peer = self.peer;
         let attempt = async move {
             let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(&addr))
                 .await
-                .map_err(|_| format!("connecting to {addr} timed out"))?
-                .map_err(|e| format!("connecting to {addr}: {e}"))?;
+                .map_err(|_| (false, format!("connecting to {addr} timed out")))?
+                .map_err(|e| (false, format!("connecting to {addr}: {e}")))?;
             let _ = stream.set_nodelay(true);
-            tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake::dial(&mut stream, &identity))
-                .await
-                .map_err(|_| format!("handshake with {addr} timed out"))?
-                .map_err(|e| e.to_string())?;
-            Ok::<_, String>(stream)
+            tokio::time::timeout(
+                HANDSHAKE_TIMEOUT,
+                handshake::dial(&mut stream, &identity, peer),
+            )
+            .await
+            .map_err(|_| (false, format!("handshake with {addr} timed out")))?
+            .map_err(|e| {
+                let loud = matches!(e, HandshakeError::Rejected(_));
+                (loud, format!("handshake with {addr}: {e}"))
+            })?;
+            Ok::<_, (bool, String)>(stream)
         };
         ctx.spawn(attempt.into_actor(self).map(|res, act, ctx| {
             act.dialing = false;
             match res {
                 Ok(stream) => act.install(stream, ctx),
-                Err(e) => {
-                    if e.contains("another ensemble") {
+                Err((loud, e)) => {
+                    if loud {
                         tracing::error!(peer = act.peer, "{e}");
                     } else {
                         tracing::debug!(peer = act.peer, "{e}");

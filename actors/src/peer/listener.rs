@@ -6,13 +6,20 @@ use crate::accept::{accepted, Accepted};
 use actix::prelude::*;
 use ensemble_messages::Sid;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+/// Handshakes under way at once; connections beyond are closed at once, so strangers cannot
+/// hold the port's memory or tasks.
+const MAX_PENDING_HANDSHAKES: usize = 64;
 
 /// The peer port's acceptor.
 pub struct PeerListener {
     identity: PeerIdentity,
     links: BTreeMap<Sid, Addr<PeerLink>>,
     listener: Option<TcpListener>,
+    pending: Arc<Semaphore>,
 }
 
 impl PeerListener {
@@ -26,6 +33,7 @@ impl PeerListener {
             identity,
             links,
             listener: Some(listener),
+            pending: Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES)),
         }
     }
 }
@@ -42,24 +50,32 @@ impl Actor for PeerListener {
 
 impl StreamHandler<Accepted> for PeerListener {
     fn handle(&mut self, Accepted(mut stream): Accepted, ctx: &mut Context<Self>) {
+        let peer_addr = stream.peer_addr().ok();
+        let Ok(permit) = self.pending.clone().try_acquire_owned() else {
+            tracing::warn!(
+                ?peer_addr,
+                "too many peer handshakes under way; connection closed"
+            );
+            return;
+        };
         let identity = self.identity.clone();
         let links = self.links.clone();
-        let peer_addr = stream.peer_addr().ok();
         ctx.spawn(
             async move {
                 let _ = stream.set_nodelay(true);
-                match tokio::time::timeout(
+                let outcome = tokio::time::timeout(
                     HANDSHAKE_TIMEOUT,
                     handshake::accept(&mut stream, &identity),
                 )
-                .await
-                {
+                .await;
+                drop(permit);
+                match outcome {
                     Ok(Ok(sid)) => match links.get(&sid) {
                         Some(link) => link.do_send(Inbound(stream)),
                         None => tracing::warn!(sid, "accepted a peer without a link"),
                     },
-                    Ok(Err(HandshakeError::Rejected(why))) if why.contains("dropped: sid") => {
-                        tracing::debug!(?peer_addr, "{why}");
+                    Ok(Err(HandshakeError::DialsBack)) => {
+                        tracing::debug!(?peer_addr, "a lower sid dialed; this server dials it");
                     }
                     Ok(Err(e @ HandshakeError::Rejected(_))) => tracing::error!(?peer_addr, "{e}"),
                     Ok(Err(e)) => tracing::warn!(?peer_addr, "peer handshake failed: {e}"),
