@@ -2,7 +2,8 @@
 //!
 //! `SIM_SEEDS=N` sets how many seeds run (default 500); `SIM_SEED=S` runs only seed S, which is
 //! how a failure printed here is reproduced:
-//! `SIM_SEED=S cargo test -p ensemble-tests --test sim -- --nocapture`.
+//! `SIM_SEED=S cargo test -p ensemble-tests --test sim -- --nocapture`; add `RUST_LOG=debug`
+//! to see what each simulated server logs.
 
 use ensemble_tests::sim::{Sim, SimConfig};
 
@@ -18,6 +19,12 @@ fn run_seed(seed: u64) -> Result<(), String> {
 #[test]
 fn simulated_clusters_stay_safe_and_recover() {
     if let Some(seed) = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()) {
+        if std::env::var_os("RUST_LOG").is_some() {
+            tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .init();
+        }
         if let Err(e) = run_seed(seed) {
             panic!("{e}");
         }

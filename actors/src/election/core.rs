@@ -100,7 +100,7 @@ impl Election {
 
     /// Starts a new round: vote for ourselves with our last logged zxid and current epoch.
     pub fn start_round(&mut self, zxid: Zxid, peer_epoch: u32, now: u64) -> Vec<ElectionOutput> {
-        self.logical_clock += 1;
+        self.logical_clock = self.logical_clock.saturating_add(1);
         self.state = ServerState::Looking;
         self.own_vote = Vote {
             leader: self.me,

@@ -61,6 +61,10 @@ impl LeaderRole {
             .count()
     }
 
+    fn stage_of(&self, sid: Sid) -> Option<Stage> {
+        self.followers.get(&sid).map(|f| f.stage)
+    }
+
     fn forwarding(&self) -> Vec<Sid> {
         self.followers
             .iter()
@@ -105,6 +109,20 @@ impl QuorumPeer {
                 accepted_epoch,
                 last_zxid: _,
             } => {
+                if let Some(epoch) = self.leader().epoch.filter(|e| accepted_epoch > *e) {
+                    // The follower promised a newer epoch (to a leader that failed to
+                    // establish it) and will never follow this one: only a new discovery,
+                    // which chooses an epoch above every promise it hears, can take it back.
+                    tracing::warn!(
+                        me = self.me,
+                        follower = from,
+                        accepted_epoch,
+                        epoch,
+                        "follower accepted a newer epoch than this leader's; leader steps down"
+                    );
+                    self.look();
+                    return;
+                }
                 self.leader().followers.insert(
                     from,
                     FollowerHandle {
@@ -130,8 +148,16 @@ impl QuorumPeer {
                 }
             }
             ZabMessage::Request { request_id, body } => {
-                if self.leader().followers.contains_key(&from) {
+                // Only a synced follower serves clients; anything else forwarding writes is
+                // not following this leader.
+                if self.leader().stage_of(from) == Some(Stage::Synced) {
                     self.leader_propose(from, request_id, body);
+                } else {
+                    tracing::warn!(
+                        me = self.me,
+                        from,
+                        "write forwarded by an unsynced peer ignored"
+                    );
                 }
             }
             ZabMessage::PingReply => {}
@@ -163,7 +189,14 @@ impl QuorumPeer {
         if !self.quorum(infos) {
             return;
         }
-        let epoch = max_accepted + 1;
+        let Some(epoch) = max_accepted.checked_add(1) else {
+            tracing::error!(
+                me = self.me,
+                "the epoch space is exhausted; leader steps down"
+            );
+            self.look();
+            return;
+        };
         let leader = self.leader();
         leader.epoch = Some(epoch);
         leader.phase = Phase::Sync;
@@ -353,7 +386,15 @@ impl QuorumPeer {
     pub(super) fn leader_propose(&mut self, origin: Sid, request_id: u64, body: Vec<u8>) {
         let leader = self.leader();
         let epoch = match (leader.phase, leader.epoch) {
-            (Phase::Broadcast, Some(epoch)) if leader.counter < u32::MAX => epoch,
+            (Phase::Broadcast, Some(_)) if leader.counter == u32::MAX => {
+                // The zxid counter is spent: a new epoch starts it again (ZooKeeper does the
+                // same on rollover).
+                tracing::warn!(me = self.me, "zxid counter exhausted; leader steps down");
+                self.leader_refuse(origin, request_id, SubmitError::LeaderChanged);
+                self.look();
+                return;
+            }
+            (Phase::Broadcast, Some(epoch)) => epoch,
             _ => {
                 self.leader_refuse(origin, request_id, SubmitError::NotServing);
                 return;
