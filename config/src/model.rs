@@ -50,6 +50,9 @@ impl ServerEntry {
 pub struct ClientSettings {
     /// Most connections one client IP may hold (0 = unlimited).
     pub max_client_cnxns: u32,
+    /// Most requests in flight on the whole server before reading from clients pauses
+    /// (ZooKeeper's globalOutstandingLimit; 0 = unlimited).
+    pub global_outstanding_limit: u32,
     /// Smallest session timeout granted, in ms.
     pub min_session_timeout_ms: u64,
     /// Largest session timeout granted, in ms.

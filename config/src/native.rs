@@ -145,6 +145,8 @@ impl Default for EnsembleSection {
 pub struct ClientSection {
     /// Connections per client IP, 0 = unlimited.
     pub max_client_cnxns: u32,
+    /// Requests in flight server-wide before reading from clients pauses, 0 = unlimited.
+    pub global_outstanding_limit: u32,
     /// Smallest session timeout in ms; 0 means 2 ticks.
     pub min_session_timeout_ms: u64,
     /// Largest session timeout in ms; 0 means 20 ticks.
@@ -163,6 +165,7 @@ impl Default for ClientSection {
     fn default() -> Self {
         ClientSection {
             max_client_cnxns: 60,
+            global_outstanding_limit: 1000,
             min_session_timeout_ms: 0,
             max_session_timeout_ms: 0,
             four_letter_words: vec!["srvr".into()],
@@ -317,6 +320,7 @@ impl EnsembleFile {
             sync_limit: self.ensemble.sync_limit,
             client: ClientSettings {
                 max_client_cnxns: self.client.max_client_cnxns,
+                global_outstanding_limit: self.client.global_outstanding_limit,
                 min_session_timeout_ms: nonzero_or(self.client.min_session_timeout_ms, 2 * tick),
                 max_session_timeout_ms: nonzero_or(self.client.max_session_timeout_ms, 20 * tick),
                 four_letter_words: self.client.four_letter_words,

@@ -18,7 +18,6 @@ const ACCEPTED_KEYS: &[&str] = &[
     "quorumListenOnAllIPs",
     "metricsProvider.className",
     "preAllocSize",
-    "globalOutstandingLimit",
     "electionAlg",
 ];
 
@@ -131,6 +130,7 @@ pub fn parse_zoo_cfg(
         sync_limit: get_num(&keys, "syncLimit", 5)? as u32,
         client: ClientSettings {
             max_client_cnxns: get_num(&keys, "maxClientCnxns", 60)? as u32,
+            global_outstanding_limit: get_num(&keys, "globalOutstandingLimit", 1000)? as u32,
             min_session_timeout_ms: get_num(&keys, "minSessionTimeout", 2 * tick_ms)?,
             max_session_timeout_ms: get_num(&keys, "maxSessionTimeout", 20 * tick_ms)?,
             four_letter_words: whitelist,
@@ -181,6 +181,7 @@ fn is_known_key(k: &str) -> bool {
             | "clientPort"
             | "clientPortAddress"
             | "maxClientCnxns"
+            | "globalOutstandingLimit"
             | "minSessionTimeout"
             | "maxSessionTimeout"
             | "4lw.commands.whitelist"
@@ -321,6 +322,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("server id 255 is outside 1..=254"), "{e}");
+    }
+
+    #[test]
+    fn connection_limits() {
+        let c = parse_zoo_cfg(
+            &format!("{CFG}maxClientCnxns=0\nglobalOutstandingLimit=50\n"),
+            myid("1"),
+        )
+        .unwrap();
+        assert_eq!(c.client.max_client_cnxns, 0);
+        assert_eq!(c.client.global_outstanding_limit, 50);
+        let defaults = parse_zoo_cfg(CFG, myid("1")).unwrap();
+        assert_eq!(defaults.client.max_client_cnxns, 60);
+        assert_eq!(defaults.client.global_outstanding_limit, 1000);
     }
 
     #[test]

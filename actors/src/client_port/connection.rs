@@ -1,107 +1,234 @@
 //! One client connection speaking ZooKeeper's protocol: frames in, frames out, in order.
+//!
+//! Bounds: the connect request must arrive whole before the handshake deadline; after it, a
+//! frame whose first byte arrived must complete within the session timeout, and a write that
+//! makes no progress for the session timeout closes the connection. Reading pauses while the
+//! connection's [`Flow`] is throttled; a frame's buffer grows only with the bytes received.
 
-use super::protocol::{ClientConnect, ClientGone, ClientPacket, ToClient};
+use super::limits::Flow;
+use super::protocol::{ClientConnect, ClientGone, ClientPacket, ClientSink, ToClient};
 use crate::zab::QuorumPeerActor;
 use actix::Addr;
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, RequestHeader};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::time::{timeout, timeout_at, Instant};
 
 /// Room for a request's header and fields beside its data, over jute.maxbuffer.
-const FRAME_OVERHEAD: usize = 1024;
+pub const FRAME_OVERHEAD: usize = 1024;
 
-/// Serves a connection whose first 4 bytes (`first`) were a frame length; frames longer than
-/// `max_buffer` plus room for headers close the connection.
-pub async fn run(
-    stream: TcpStream,
-    first: [u8; 4],
-    quorum: Addr<QuorumPeerActor>,
-    conn: u64,
-    max_buffer: usize,
-) {
-    let max_frame = max_buffer + FRAME_OVERHEAD;
+/// Smallest deadline for completing a frame or making write progress, whatever the session
+/// timeout bounds say.
+const MIN_STALL: Duration = Duration::from_secs(1);
+
+/// The server's limits as one connection sees them.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnLimits {
+    /// Largest frame accepted: jute.maxbuffer plus [`FRAME_OVERHEAD`].
+    pub max_frame: usize,
+    /// minSessionTimeout in ms.
+    pub min_timeout_ms: u64,
+    /// maxSessionTimeout in ms.
+    pub max_timeout_ms: u64,
+}
+
+impl ConnLimits {
+    /// The session timeout the server grants a client asking for `requested_ms`; a stalled
+    /// frame or write is given this long.
+    fn stall(&self, requested_ms: i32) -> Duration {
+        let ms = (requested_ms.max(0) as u64).clamp(self.min_timeout_ms, self.max_timeout_ms);
+        Duration::from_millis(ms).max(MIN_STALL)
+    }
+}
+
+/// A client connection after its first 4 bytes (`first`, a frame length) were read.
+pub struct Connection {
+    /// The socket.
+    pub stream: TcpStream,
+    /// The connect request's length prefix.
+    pub first: [u8; 4],
+    /// Connection id, unique on this server.
+    pub conn: u64,
+    /// Where requests go.
+    pub quorum: Addr<QuorumPeerActor>,
+    /// The server's limits.
+    pub limits: ConnLimits,
+    /// This connection's requests in flight and queued output.
+    pub flow: Arc<Flow>,
+    /// When the whole connect request must have arrived.
+    pub handshake_deadline: Instant,
+}
+
+/// Serves the connection until the client, the service or a limit ends it.
+pub async fn run(c: Connection) {
+    let Connection {
+        stream,
+        first,
+        conn,
+        quorum,
+        limits,
+        flow,
+        handshake_deadline,
+    } = c;
     let ip = stream
         .peer_addr()
-        .map(|a| a.ip().to_string())
+        .map(|a| a.ip().to_canonical().to_string())
         .unwrap_or_default();
-    let (mut read, mut write) = stream.into_split();
-    let (sink, mut outgoing) = mpsc::unbounded_channel::<ToClient>();
-    let writer = actix::spawn(async move {
-        while let Some(msg) = outgoing.recv().await {
-            match msg {
-                ToClient::Frame(f) => {
-                    let mut buf = Vec::with_capacity(4 + f.len());
-                    buf.extend_from_slice(&(f.len() as u32).to_be_bytes());
-                    buf.extend_from_slice(&f);
-                    if write.write_all(&buf).await.is_err() {
-                        break;
-                    }
-                }
-                ToClient::Close => break,
-            }
-        }
-        let _ = write.shutdown().await;
-    });
-    let result = async {
-        let connect = read_frame(&mut read, Some(first), max_frame).await?;
+    let (mut read, write) = stream.into_split();
+    let _end = EndFlow(flow.clone());
+    let outcome = async {
+        let connect = timeout_at(handshake_deadline, async {
+            let len = frame_len(first, limits.max_frame)?;
+            read_body(&mut read, len).await
+        })
+        .await
+        .map_err(|_| "no complete connect request in time".to_string())??;
         let request = ConnectRequest::from_bytes(&connect)
             .map_err(|e| format!("bad connect request: {e}"))?;
         // The readOnly byte follows the record (45 bytes from the C client and kazoo).
         let read_only = connect.len() > request.to_bytes().len() && connect[connect.len() - 1] != 0;
+        let stall = limits.stall(request.time_out);
+        let (sink, outgoing) = ClientSink::new(flow.clone());
         quorum.do_send(ClientConnect {
             conn,
             request,
             read_only,
             ip,
-            sink: sink.clone(),
+            sink,
         });
-        loop {
-            let f = read_frame(&mut read, None, max_frame).await?;
-            let mut r = JuteReader::new(&f);
-            let header = RequestHeader::read(&mut r, "request header")
-                .map_err(|e| format!("bad request header: {e}"))?;
-            quorum.do_send(ClientPacket {
-                conn,
-                xid: header.xid,
-                op: header.op,
-                body: f[8..].to_vec(),
-            });
+        tokio::select! {
+            r = read_requests(&mut read, &quorum, conn, &flow, limits.max_frame, stall) => r,
+            r = write_replies(write, outgoing, &flow, stall) => r,
+            _ = flow.overflow() => Err(format!(
+                "over {} bytes of replies and notifications wait for a client that does not read",
+                flow.queued()
+            )),
         }
-        #[allow(unreachable_code)]
-        Ok::<(), String>(())
     }
     .await;
-    if let Err(e) = result {
+    if let Err(e) = outcome {
         tracing::debug!(conn, "client connection closed: {e}");
     }
     quorum.do_send(ClientGone { conn });
-    let _ = sink.send(ToClient::Close);
-    let _ = writer.await;
 }
 
-async fn read_frame(
-    read: &mut tokio::net::tcp::OwnedReadHalf,
-    first: Option<[u8; 4]>,
-    max_frame: usize,
-) -> Result<Vec<u8>, String> {
-    let len = match first {
-        Some(b) => b,
-        None => {
-            let mut b = [0u8; 4];
-            read.read_exact(&mut b).await.map_err(|e| e.to_string())?;
-            b
-        }
-    };
-    let len = i32::from_be_bytes(len);
-    if len < 0 || len as usize > max_frame {
-        tracing::warn!(
-            "closing a client connection: frame length {len} is outside [0, {max_frame}] \
-             (jute.maxbuffer plus {FRAME_OVERHEAD} bytes of headers)"
-        );
-        return Err(format!("frame length {len}"));
+/// Ends a connection's flow however its task ends.
+struct EndFlow(Arc<Flow>);
+
+impl Drop for EndFlow {
+    fn drop(&mut self) {
+        self.0.end();
     }
-    let mut buf = vec![0u8; len as usize];
-    read.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
+}
+
+/// Reads requests and hands them to the service, pausing while the connection is throttled.
+async fn read_requests(
+    read: &mut OwnedReadHalf,
+    quorum: &Addr<QuorumPeerActor>,
+    conn: u64,
+    flow: &Flow,
+    max_frame: usize,
+    stall: Duration,
+) -> Result<(), String> {
+    loop {
+        if let Some(why) = flow.throttle() {
+            tracing::debug!(conn, ?why, "not reading from a client for now");
+            flow.wait_for_room().await;
+        }
+        let f = read_request(read, max_frame, stall).await?;
+        let mut r = JuteReader::new(&f);
+        let header = RequestHeader::read(&mut r, "request header")
+            .map_err(|e| format!("bad request header: {e}"))?;
+        flow.request_started();
+        quorum.do_send(ClientPacket {
+            conn,
+            xid: header.xid,
+            op: header.op,
+            body: f[8..].to_vec(),
+        });
+    }
+}
+
+/// One request frame: waiting for its first byte has no deadline (an idle client is its
+/// session's business), the rest must arrive within `stall`.
+async fn read_request(
+    read: &mut OwnedReadHalf,
+    max_frame: usize,
+    stall: Duration,
+) -> Result<Vec<u8>, String> {
+    let mut len = [0u8; 4];
+    read.read_exact(&mut len[..1])
+        .await
+        .map_err(|e| e.to_string())?;
+    timeout(stall, async {
+        read.read_exact(&mut len[1..])
+            .await
+            .map_err(|e| e.to_string())?;
+        read_body(read, frame_len(len, max_frame)?).await
+    })
+    .await
+    .map_err(|_| format!("a request frame did not complete within {stall:?}"))?
+}
+
+/// The frame length in `prefix`, if within `[0, max_frame]`.
+fn frame_len(prefix: [u8; 4], max_frame: usize) -> Result<usize, String> {
+    let len = i32::from_be_bytes(prefix);
+    match usize::try_from(len) {
+        Ok(n) if n <= max_frame => Ok(n),
+        _ => {
+            tracing::warn!(
+                "closing a client connection: frame length {len} is outside [0, {max_frame}] \
+                 (jute.maxbuffer plus {FRAME_OVERHEAD} bytes of headers)"
+            );
+            Err(format!("frame length {len}"))
+        }
+    }
+}
+
+/// `len` bytes of frame body; the buffer grows with what arrives, never to `len` up front.
+async fn read_body(read: &mut OwnedReadHalf, len: usize) -> Result<Vec<u8>, String> {
+    let mut buf = Vec::new();
+    (&mut *read)
+        .take(len as u64)
+        .read_to_end(&mut buf)
+        .await
+        .map_err(|e| e.to_string())?;
+    if buf.len() < len {
+        return Err(format!("closed after {} of {len} frame bytes", buf.len()));
+    }
     Ok(buf)
+}
+
+/// Writes queued frames until the service closes the connection (Ok); a write that makes no
+/// progress for `stall` ends it (Err).
+async fn write_replies(
+    mut write: OwnedWriteHalf,
+    mut outgoing: UnboundedReceiver<ToClient>,
+    flow: &Flow,
+    stall: Duration,
+) -> Result<(), String> {
+    while let Some(ToClient::Frame(f)) = outgoing.recv().await {
+        let mut buf = Vec::with_capacity(4 + f.len());
+        buf.extend_from_slice(&(f.len() as u32).to_be_bytes());
+        buf.extend_from_slice(&f);
+        drop(f);
+        let mut sent = 0;
+        while sent < buf.len() {
+            let n = timeout(stall, write.write(&buf[sent..]))
+                .await
+                .map_err(|_| format!("the client read nothing for {stall:?}"))?
+                .map_err(|e| e.to_string())?;
+            if n == 0 {
+                return Err("the socket took no bytes".into());
+            }
+            sent += n;
+        }
+        flow.written(buf.len() - 4);
+    }
+    let _ = write.shutdown().await;
+    Ok(())
 }

@@ -27,6 +27,8 @@ pub struct ServerInfo<'a> {
     pub received: u64,
     /// Replies sent on the client port.
     pub sent: u64,
+    /// Requests read from clients and not answered yet.
+    pub outstanding: u64,
     /// Milliseconds since the node started.
     pub uptime_ms: u64,
     /// Connections, watches, sessions and ephemerals, for the words in [`REPORT_WORDS`].
@@ -107,8 +109,8 @@ fn srvr(info: &ServerInfo, with_clients: bool) -> String {
         info.received, info.sent
     ));
     s.push_str(&format!(
-        "Connections: {}\nOutstanding: 0\n",
-        info.connections
+        "Connections: {}\nOutstanding: {}\n",
+        info.connections, info.outstanding
     ));
     s.push_str(&format!("Zxid: 0x{:x}\n", p.last_logged.0));
     s.push_str(&format!("Mode: {}\n", mode(info)));
@@ -136,7 +138,7 @@ fn mntr(info: &ServerInfo) -> String {
         ("zk_packets_received", info.received.to_string()),
         ("zk_packets_sent", info.sent.to_string()),
         ("zk_num_alive_connections", info.connections.to_string()),
-        ("zk_outstanding_requests", "0".into()),
+        ("zk_outstanding_requests", info.outstanding.to_string()),
         ("zk_znode_count", info.status.node_count.to_string()),
         ("zk_watch_count", info.status.watches.to_string()),
         ("zk_ephemerals_count", info.status.ephemerals.to_string()),
@@ -270,8 +272,8 @@ fn conf(info: &ServerInfo) -> String {
         c.storage.data_log_dir.display()
     ));
     s.push_str(&format!(
-        "tickTime={}\nmaxClientCnxns={}\n",
-        c.tick_ms, c.client.max_client_cnxns
+        "tickTime={}\nmaxClientCnxns={}\nglobalOutstandingLimit={}\n",
+        c.tick_ms, c.client.max_client_cnxns, c.client.global_outstanding_limit
     ));
     s.push_str(&format!(
         "minSessionTimeout={}\nmaxSessionTimeout={}\n",
@@ -342,6 +344,7 @@ mod tests {
             connections: 1,
             received: 4,
             sent: 3,
+            outstanding: 2,
             uptime_ms: 10,
             report: None,
         }
@@ -352,7 +355,7 @@ mod tests {
         let (c, s) = (config(&["*"]), status(ServerState::Leading, true));
         let out = render("srvr", &info(&c, &s)).unwrap();
         let expected = "Zookeeper version: 3.8.0-ensemble-0.1.0, built on ensemble\nLatency min/avg/max: 0/0.0/0\n\
-            Received: 4\nSent: 3\nConnections: 1\nOutstanding: 0\nZxid: 0x100000000\nMode: leader\nNode count: 5\n\
+            Received: 4\nSent: 3\nConnections: 1\nOutstanding: 2\nZxid: 0x100000000\nMode: leader\nNode count: 5\n\
             Proposal sizes last/min/max: -1/-1/-1\n";
         assert_eq!(out, expected);
         let f = status(ServerState::Following, true);

@@ -1,6 +1,8 @@
 //! Accepts client connections and answers four-letter words.
 
+use super::connection::{run, ConnLimits, Connection, FRAME_OVERHEAD};
 use super::four_letter::{render, ServerInfo, REPORT_WORDS};
+use super::limits::{Flow, IpSlot, Load, PerIpLimit};
 use crate::accept::{accepted, Accepted};
 use crate::zab::{GetReport, GetStatus, QuorumPeerActor, ResetConnectionStats};
 use actix::prelude::*;
@@ -10,9 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant as TokioInstant;
 
-/// Time a client has to send its first bytes.
-const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a new connection has to send a whole connect request or four-letter word (ZooKeeper's
+/// zookeeper.nio.sessionlessCnxnTimeout).
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
 struct Counters {
@@ -27,6 +31,8 @@ pub struct ClientPort {
     quorum: Addr<QuorumPeerActor>,
     listener: Option<TcpListener>,
     counters: Arc<Counters>,
+    per_ip: Arc<PerIpLimit>,
+    load: Arc<Load>,
     started: Instant,
     next_conn: u64,
 }
@@ -39,12 +45,14 @@ impl ClientPort {
         listener: TcpListener,
     ) -> Self {
         ClientPort {
-            config,
             quorum,
             listener: Some(listener),
             counters: Arc::default(),
+            per_ip: PerIpLimit::new(config.client.max_client_cnxns),
+            load: Load::new(config.client.global_outstanding_limit),
             started: Instant::now(),
             next_conn: 0,
+            config,
         }
     }
 }
@@ -59,73 +67,134 @@ impl Actor for ClientPort {
     }
 }
 
+impl ClientPort {
+    /// A place for a connection from the stream's address, or None (logged) when that address
+    /// holds maxClientCnxns connections already.
+    fn admit(&self, stream: &TcpStream) -> Option<IpSlot> {
+        let ip = stream.peer_addr().ok()?.ip();
+        let slot = self.per_ip.admit(ip);
+        if slot.is_none() {
+            tracing::warn!(
+                "Too many connections from /{} - max is {}",
+                ip.to_canonical(),
+                self.per_ip.max()
+            );
+        }
+        slot
+    }
+}
+
 impl StreamHandler<Accepted> for ClientPort {
     fn handle(&mut self, Accepted(stream): Accepted, _: &mut Context<Self>) {
-        let config = self.config.clone();
-        let quorum = self.quorum.clone();
-        let counters = self.counters.clone();
-        let uptime_ms = self.started.elapsed().as_millis() as u64;
+        let Some(slot) = self.admit(&stream) else {
+            return;
+        };
+        let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
+        let served = Served {
+            config: self.config.clone(),
+            quorum: self.quorum.clone(),
+            counters: self.counters.clone(),
+            load: self.load.clone(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+        };
         self.next_conn += 1;
         let conn = self.next_conn;
         actix::spawn(async move {
-            counters.connections.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = serve(stream, &config, quorum, &counters, uptime_ms, conn).await {
+            served.counters.connections.fetch_add(1, Ordering::Relaxed);
+            if let Err(e) = serve(stream, &served, conn, deadline).await {
                 tracing::debug!("client connection ended: {e}");
             }
-            counters.connections.fetch_sub(1, Ordering::Relaxed);
+            served.counters.connections.fetch_sub(1, Ordering::Relaxed);
+            drop(slot);
         });
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
+/// What a connection's task shares with the port.
+struct Served {
+    config: Arc<NodeConfig>,
+    quorum: Addr<QuorumPeerActor>,
+    counters: Arc<Counters>,
+    load: Arc<Load>,
+    uptime_ms: u64,
+}
+
+impl Served {
+    /// Serves a ZooKeeper session whose connect request's length prefix is `first`.
+    async fn session(&self, stream: TcpStream, first: [u8; 4], conn: u64, deadline: TokioInstant) {
+        let client = &self.config.client;
+        let max_frame = client.max_buffer_bytes as usize + FRAME_OVERHEAD;
+        let _ = stream.set_nodelay(true);
+        run(Connection {
+            stream,
+            first,
+            conn,
+            quorum: self.quorum.clone(),
+            limits: ConnLimits {
+                max_frame,
+                min_timeout_ms: client.min_session_timeout_ms,
+                max_timeout_ms: client.max_session_timeout_ms,
+            },
+            flow: Flow::new(self.load.clone(), Flow::max_queued_for(max_frame)),
+            handshake_deadline: deadline,
+        })
+        .await;
+    }
+}
+
 async fn serve(
     mut stream: TcpStream,
-    config: &NodeConfig,
-    quorum: Addr<QuorumPeerActor>,
-    counters: &Counters,
-    uptime_ms: u64,
+    served: &Served,
     conn: u64,
+    deadline: TokioInstant,
 ) -> std::io::Result<()> {
     let mut word = [0u8; 4];
-    tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.read_exact(&mut word))
+    tokio::time::timeout_at(deadline, stream.read_exact(&mut word))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
-    counters.received.fetch_add(1, Ordering::Relaxed);
+    served.counters.received.fetch_add(1, Ordering::Relaxed);
     // A four-letter word is four lowercase letters; anything else is a frame length.
     if !word.iter().all(u8::is_ascii_lowercase) {
-        let _ = stream.set_nodelay(true);
-        let max_buffer = config.client.max_buffer_bytes as usize;
-        super::connection::run(stream, word, quorum, conn, max_buffer).await;
+        served.session(stream, word, conn, deadline).await;
         return Ok(());
     }
     let word = String::from_utf8_lossy(&word).to_string();
-    let Ok(status) = quorum.send(GetStatus).await else {
-        return Ok(());
-    };
-    let report = if REPORT_WORDS.contains(&word.as_str()) {
-        quorum.send(GetReport).await.ok()
-    } else {
-        None
-    };
-    if word == "crst" {
-        let _ = quorum.send(ResetConnectionStats).await;
-    }
-    let info = ServerInfo {
-        config,
-        status: &status,
-        connections: status.connections as u64,
-        received: counters.received.load(Ordering::Relaxed),
-        sent: counters.sent.load(Ordering::Relaxed),
-        uptime_ms,
-        report: report.as_ref(),
-    };
-    match render(&word, &info) {
-        Some(reply) => {
-            stream.write_all(reply.as_bytes()).await?;
-            counters.sent.fetch_add(1, Ordering::Relaxed);
+    served.four_letter_word(stream, &word).await
+}
+
+impl Served {
+    /// Answers a four-letter word and closes the connection.
+    async fn four_letter_word(&self, mut stream: TcpStream, word: &str) -> std::io::Result<()> {
+        let Ok(status) = self.quorum.send(GetStatus).await else {
+            return Ok(());
+        };
+        let report = if REPORT_WORDS.contains(&word) {
+            self.quorum.send(GetReport).await.ok()
+        } else {
+            None
+        };
+        if word == "crst" {
+            let _ = self.quorum.send(ResetConnectionStats).await;
         }
-        None => tracing::debug!(?word, "unknown four-letter word"),
+        let info = ServerInfo {
+            config: &self.config,
+            status: &status,
+            connections: status.connections as u64,
+            received: self.counters.received.load(Ordering::Relaxed),
+            sent: self.counters.sent.load(Ordering::Relaxed),
+            outstanding: self.load.outstanding() as u64,
+            uptime_ms: self.uptime_ms,
+            report: report.as_ref(),
+        };
+        match render(word, &info) {
+            Some(reply) => {
+                stream.write_all(reply.as_bytes()).await?;
+                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            None => tracing::debug!(?word, "unknown four-letter word"),
+        }
+        stream.shutdown().await
     }
-    stream.shutdown().await
 }

@@ -2,6 +2,7 @@
 
 mod connection;
 mod four_letter;
+mod limits;
 mod listener;
 mod protocol;
 mod service;

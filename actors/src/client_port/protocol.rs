@@ -1,8 +1,10 @@
 //! What client connections and the quorum peer actor tell each other.
 
+use super::limits::Flow;
 use actix::Message;
 use ensemble_messages::jute::ConnectRequest;
-use tokio::sync::mpsc::UnboundedSender;
+use std::sync::Arc;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 /// Sent to a client connection, in order.
 #[derive(Debug)]
@@ -13,8 +15,40 @@ pub enum ToClient {
     Close,
 }
 
-/// Where a connection's outgoing frames go.
-pub type ClientSink = UnboundedSender<ToClient>;
+/// Where a connection's outgoing frames go. The queue counts its bytes against the
+/// connection's [`Flow`]: a frame that would pass the bound is dropped and the connection is
+/// closed, so a client that does not read cannot grow the server.
+#[derive(Clone)]
+pub struct ClientSink {
+    tx: UnboundedSender<ToClient>,
+    flow: Arc<Flow>,
+}
+
+impl ClientSink {
+    /// A sink accounted in `flow`, and the queue the connection's writer drains.
+    pub fn new(flow: Arc<Flow>) -> (Self, UnboundedReceiver<ToClient>) {
+        let (tx, rx) = unbounded_channel();
+        (ClientSink { tx, flow }, rx)
+    }
+
+    /// The reply to one request.
+    pub fn reply(&self, frame: Vec<u8>) {
+        self.flow.request_answered();
+        self.push(frame);
+    }
+
+    /// A frame that answers no request: the handshake reply or a watch notification.
+    pub fn push(&self, frame: Vec<u8>) {
+        if self.flow.queue(frame.len()) {
+            let _ = self.tx.send(ToClient::Frame(frame));
+        }
+    }
+
+    /// Closes the connection after what was queued before.
+    pub fn close(&self) {
+        let _ = self.tx.send(ToClient::Close);
+    }
+}
 
 /// A new connection's handshake.
 #[derive(Message)]
@@ -52,4 +86,12 @@ pub struct ClientPacket {
 pub struct ClientGone {
     /// Connection id.
     pub conn: u64,
+}
+
+#[cfg(test)]
+impl ClientSink {
+    /// A sink without limits, for tests of the service.
+    pub(crate) fn unlimited() -> (Self, UnboundedReceiver<ToClient>) {
+        Self::new(Flow::new(super::limits::Load::new(0), usize::MAX))
+    }
 }

@@ -4,7 +4,7 @@
 //! Replies are FIFO per session: a read queued behind a pending write of the same session runs
 //! only after that write was applied here, and is answered after it.
 
-use super::protocol::{ClientConnect, ClientPacket, ClientSink, ToClient};
+use super::protocol::{ClientConnect, ClientPacket, ClientSink};
 use crate::data_tree::{
     AclEntry, Applied, CreateMode, DataTree, NodeStat, OpResult, TreeOp, TreeTxn,
 };
@@ -232,10 +232,19 @@ impl ClientService {
         self.watches.paths()
     }
 
+    /// Sends a frame that answers no request: a handshake reply or a notification.
     fn send(&mut self, conn: u64, frame: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.sent += 1;
-            let _ = c.sink.send(ToClient::Frame(frame));
+            c.sink.push(frame);
+        }
+    }
+
+    /// Sends the reply to one of the connection's requests.
+    fn answer(&mut self, conn: u64, frame: Vec<u8>) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.sent += 1;
+            c.sink.reply(frame);
         }
     }
 
@@ -272,7 +281,7 @@ impl ClientService {
         let last = tree.last_applied().0 as i64;
         let read_only = !host.serving();
         if read_only && !(self.limits.read_only_mode && c.read_only) {
-            let _ = c.sink.send(ToClient::Close);
+            c.sink.close();
             return;
         }
         if c.request.last_zxid_seen > last {
@@ -280,7 +289,7 @@ impl ClientService {
                 "refusing a client that has seen zxid 0x{:x}; this server is at 0x{last:x}",
                 c.request.last_zxid_seen
             );
-            let _ = c.sink.send(ToClient::Close);
+            c.sink.close();
             return;
         }
         let timeout = c
@@ -367,11 +376,11 @@ impl ClientService {
     fn take_over(&mut self, session: i64, c: &ClientConnect, timeout: i32, read_only: bool) {
         if let Some(old) = self.by_session.insert(session, c.conn) {
             if let Some(o) = self.conns.remove(&old) {
-                let _ = o.sink.send(ToClient::Close);
+                o.sink.close();
             }
         }
         let reply = accepted(session, timeout, read_only);
-        let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
+        c.sink.push(reply.to_bytes());
     }
 
     /// This server joined or left the serving quorum. Leaving it ends every connection, so
@@ -392,7 +401,7 @@ impl ClientService {
     /// Ends a connection from this side.
     fn close(&mut self, conn: u64) {
         if let Some(c) = self.conns.get(&conn) {
-            let _ = c.sink.send(ToClient::Close);
+            c.sink.close();
         }
         self.gone(conn);
     }
@@ -516,7 +525,7 @@ impl ClientService {
                 }
                 _ => return,
             };
-            self.send(conn, out);
+            self.answer(conn, out);
         }
     }
 
@@ -847,7 +856,7 @@ impl ClientService {
                 if let Some(conn) = self.by_session.remove(&session) {
                     self.watches.remove_session(session);
                     if let Some(c) = self.conns.remove(&conn) {
-                        let _ = c.sink.send(ToClient::Close);
+                        c.sink.close();
                     }
                 }
             }
@@ -877,7 +886,7 @@ impl ClientService {
                     return;
                 };
                 if outcome.is_err() {
-                    let _ = c.sink.send(ToClient::Close);
+                    c.sink.close();
                     self.conns.remove(&conn);
                     return;
                 }
@@ -955,8 +964,8 @@ fn refuse_expired(c: &ClientConnect) {
         passwd: Buffer(vec![0; 16]),
         ..ConnectResponse::default()
     };
-    let _ = c.sink.send(ToClient::Frame(reply.to_bytes()));
-    let _ = c.sink.send(ToClient::Close);
+    c.sink.push(reply.to_bytes());
+    c.sink.close();
 }
 
 /// The handshake reply of an accepted session.

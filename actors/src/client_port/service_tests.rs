@@ -1,10 +1,11 @@
 //! Unit tests of the request pipeline, with a fake host whose txns are applied to a real tree.
 
+use super::super::protocol::ToClient;
 use super::*;
 use crate::data_tree::DataTree;
 use ensemble_messages::zk::event;
 use ensemble_messages::{Txn, Zxid};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 struct FakeHost {
     next: u64,
@@ -78,7 +79,7 @@ impl Harness {
 
     /// Connects a client on `conn` and returns its reply channel, with the connect reply read.
     fn connect(&mut self, conn: u64) -> UnboundedReceiver<ToClient> {
-        let (sink, mut rx) = unbounded_channel();
+        let (sink, mut rx) = ClientSink::unlimited();
         let request = ConnectRequest {
             time_out: 1000,
             passwd: Buffer(vec![0; 16]),
@@ -379,7 +380,7 @@ fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_befor
     );
     assert!(h.tree.get("/stale").is_none());
     // The client comes back here: the move is proposed first, and its write goes after it.
-    let (sink, mut back) = unbounded_channel();
+    let (sink, mut back) = ClientSink::unlimited();
     let request = ConnectRequest {
         time_out: 4000,
         session_id: session,
@@ -422,7 +423,7 @@ fn out_of_quorum_read_only_clients_read_and_writes_get_not_read_only() {
         "losing the quorum ends every connection"
     );
     let connect = |h: &mut Harness, conn: u64, read_only: bool| {
-        let (sink, rx) = unbounded_channel();
+        let (sink, rx) = ClientSink::unlimited();
         let request = ConnectRequest {
             time_out: 4000,
             passwd: Buffer(vec![0; 16]),
