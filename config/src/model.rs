@@ -66,9 +66,23 @@ pub struct ClientSettings {
     /// Whether a server cut off from the quorum keeps serving reads to read-only clients
     /// (ZooKeeper's readonlymode.enabled).
     pub read_only_mode: bool,
+    /// ZooKeeper's superDigest, `user:base64(sha1(user:password))`: a client that
+    /// authenticates with those digest credentials passes every ACL check.
+    pub super_digest: Option<String>,
 }
 
 impl ClientSettings {
+    /// The SHA-1 the superDigest names (None when unset or malformed; `validate` refuses a
+    /// malformed one).
+    pub fn super_digest_sha1(&self) -> Option<[u8; 20]> {
+        use base64::Engine;
+        let (_, hash) = self.super_digest.as_deref()?.split_once(':')?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(hash)
+            .ok()?;
+        bytes.try_into().ok()
+    }
+
     /// Whether a four-letter word is whitelisted.
     pub fn allows_word(&self, word: &str) -> bool {
         self.four_letter_words.iter().any(|w| w == "*" || w == word)
@@ -230,6 +244,11 @@ impl NodeConfig {
                 "myid {} matches no server entry (servers: {})",
                 self.id,
                 known.join(", ")
+            )));
+        }
+        if let (Some(d), None) = (&self.client.super_digest, self.client.super_digest_sha1()) {
+            return Err(ConfigError::invalid(format!(
+                "superDigest {d:?} is not user:base64(sha1(user:password))"
             )));
         }
         range("tickTime", self.tick_ms, 10, 60_000)?;

@@ -159,6 +159,8 @@ pub struct ClientSection {
     pub max_buffer_bytes: u64,
     /// Serve reads to read-only clients while cut off from the quorum.
     pub read_only_mode: bool,
+    /// ZooKeeper's superDigest, `user:base64(sha1(user:password))`.
+    pub super_digest: Option<String>,
 }
 
 impl Default for ClientSection {
@@ -172,6 +174,7 @@ impl Default for ClientSection {
             container_check_ms: 60_000,
             max_buffer_bytes: 0xfffff,
             read_only_mode: false,
+            super_digest: None,
         }
     }
 }
@@ -327,6 +330,7 @@ impl EnsembleFile {
                 container_check_ms: self.client.container_check_ms,
                 max_buffer_bytes: self.client.max_buffer_bytes,
                 read_only_mode: self.client.read_only_mode,
+                super_digest: self.client.super_digest,
             },
             storage: StorageSettings {
                 data_log_dir: data_dir.clone(),
@@ -438,6 +442,23 @@ mod tests {
             c.warnings[0].contains("[peer] secret_file"),
             "{:?}",
             c.warnings
+        );
+    }
+
+    #[test]
+    fn super_digest_is_read_and_checked() {
+        let with = |d: &str| {
+            DEFAULT_TOML.replace("[client]\n", &format!("[client]\nsuper_digest = \"{d}\"\n"))
+        };
+        let c = load_toml_str(&with("super:5ZIErkhbrC1ytr/v6D+dXQw7elQ="), 1).unwrap();
+        assert_eq!(c.client.super_digest_sha1().map(|h| h[0]), Some(0xe5));
+        let e = load_toml_str(&with("super:short"), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not user:base64(sha1(user:password))"), "{e}");
+        assert_eq!(
+            load_toml_str(DEFAULT_TOML, 1).unwrap().client.super_digest,
+            None
         );
     }
 

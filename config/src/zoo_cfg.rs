@@ -21,6 +21,13 @@ const ACCEPTED_KEYS: &[&str] = &[
     "electionAlg",
 ];
 
+/// ZooKeeper's superDigest system property, as zoo.cfg sets it (ZooKeeper prefixes unknown
+/// zoo.cfg keys with `zookeeper.`, so both spellings name it).
+const SUPER_DIGEST_KEYS: &[&str] = &[
+    "zookeeper.DigestAuthenticationProvider.superDigest",
+    "DigestAuthenticationProvider.superDigest",
+];
+
 /// Reads `path`, then `<dataDir>/myid`, into a validated config.
 pub fn load_zoo_cfg(path: &Path) -> Result<NodeConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -145,6 +152,7 @@ pub fn parse_zoo_cfg(
                     )))
                 }
             },
+            super_digest: SUPER_DIGEST_KEYS.iter().find_map(|k| keys.get(*k).cloned()),
         },
         storage: StorageSettings {
             data_dir,
@@ -194,6 +202,7 @@ fn is_known_key(k: &str) -> bool {
             | "readonlymode.enabled"
             | PEER_SECRET_KEY
     ) || ACCEPTED_KEYS.contains(&k)
+        || SUPER_DIGEST_KEYS.contains(&k)
 }
 
 /// `host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`
@@ -292,6 +301,18 @@ mod tests {
                 create_if_missing: false
             }
         );
+    }
+
+    #[test]
+    fn super_digest_is_read_under_both_spellings() {
+        for key in SUPER_DIGEST_KEYS {
+            let text = format!("{CFG}{key}=super:5ZIErkhbrC1ytr/v6D+dXQw7elQ=\n");
+            let c = parse_zoo_cfg(&text, myid("1")).unwrap();
+            assert!(c.client.super_digest_sha1().is_some());
+            assert!(c.warnings.iter().all(|w| !w.contains("superDigest")));
+        }
+        let bad = format!("{CFG}DigestAuthenticationProvider.superDigest=nocolon\n");
+        assert!(parse_zoo_cfg(&bad, myid("1")).is_err());
     }
 
     #[test]

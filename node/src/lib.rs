@@ -159,6 +159,7 @@ impl Node {
                 max_ms: config.client.max_session_timeout_ms.min(i32::MAX as u64) as i32,
                 max_buffer: config.client.max_buffer_bytes as usize,
                 read_only_mode: config.client.read_only_mode,
+                super_digest: config.client.super_digest_sha1(),
             },
         };
         let identity = PeerIdentity {

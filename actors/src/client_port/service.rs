@@ -6,11 +6,12 @@
 
 use super::protocol::{ClientConnect, ClientPacket, ClientSink};
 use crate::data_tree::{
-    AclEntry, Applied, CreateMode, DataTree, NodeStat, OpResult, TreeOp, TreeTxn,
+    masked, permits, AclEntry, Applied, CreateMode, DataTree, NodeStat, OpResult, SessionPassword,
+    TreeOp, TreeTxn,
 };
-use crate::sessions::{first_session_id, kinds_of_type, password, WatchKind, WatchManager};
+use crate::sessions::{first_session_id, kinds_of_type, password_matches, WatchKind, WatchManager};
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{err, event, op, state, xid};
+use ensemble_messages::zk::{err, event, op, perm, state, xid};
 use ensemble_messages::{Sid, Zxid};
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -22,6 +23,8 @@ pub trait Host {
     fn serving(&self) -> bool;
     /// Wall-clock time in ms.
     fn now_ms(&self) -> i64;
+    /// 16 random bytes for a new session's password.
+    fn random_password(&mut self) -> SessionPassword;
 }
 
 enum Queued {
@@ -70,6 +73,7 @@ enum Pending {
     Connect {
         conn: u64,
         timeout_ms: i32,
+        password: SessionPassword,
     },
     Write {
         conn: u64,
@@ -77,9 +81,7 @@ enum Pending {
         request: WriteRequest,
     },
     /// A reconnected session moving here; it has no reply of its own.
-    Move {
-        conn: u64,
-    },
+    Move { conn: u64 },
 }
 
 /// A parsed write: the tree op, the op codes of a multi's sub-ops, and the path (for sync).
@@ -125,6 +127,9 @@ pub struct ServiceSettings {
     pub max_buffer: usize,
     /// readonlymode.enabled: out of quorum, serve reads to clients that allow read-only.
     pub read_only_mode: bool,
+    /// The SHA-1 of `user:password` of ZooKeeper's superDigest: a client that authenticates
+    /// with those digest credentials gets the super identity, which passes every ACL check.
+    pub super_digest: Option<[u8; 20]>,
 }
 
 /// The client-facing side of one server.
@@ -188,13 +193,17 @@ fn from_acl(acl: &[AclEntry]) -> Vec<Acl> {
 /// `user:base64(sha1(user:password))`, ZooKeeper's digest identity.
 pub fn digest_id(credentials: &str) -> String {
     use base64::Engine;
-    use sha1::Digest;
     let user = credentials.split(':').next().unwrap_or("");
-    let hash = sha1::Sha1::digest(credentials.as_bytes());
     format!(
         "{user}:{}",
-        base64::engine::general_purpose::STANDARD.encode(hash)
+        base64::engine::general_purpose::STANDARD.encode(digest_hash(credentials))
     )
+}
+
+/// SHA-1 of digest credentials `user:password`.
+fn digest_hash(credentials: &str) -> [u8; 20] {
+    use sha1::Digest;
+    sha1::Sha1::digest(credentials.as_bytes()).into()
 }
 
 impl ClientService {
@@ -298,7 +307,7 @@ impl ClientService {
             .clamp(self.limits.min_ms, self.limits.max_ms);
         let session = c.request.session_id;
         if read_only {
-            self.connect_read_only(c, timeout, tree);
+            self.connect_read_only(c, timeout, tree, host);
             return;
         }
         if session == 0 {
@@ -306,12 +315,14 @@ impl ClientService {
             let id = self.next_session;
             let conn = c.conn;
             self.conns.insert(conn, Conn::new(id, c, timeout, false));
+            let password = host.random_password();
             let txn = TreeTxn {
                 session_id: id,
                 time_ms: host.now_ms(),
                 auth: Vec::new(),
                 op: TreeOp::CreateSession {
                     timeout_ms: timeout,
+                    password,
                 },
             };
             let rid = host.submit(txn);
@@ -320,15 +331,16 @@ impl ClientService {
                 Pending::Connect {
                     conn,
                     timeout_ms: timeout,
+                    password,
                 },
             );
             return;
         }
-        if !reconnectable(tree, &c) {
+        let Some(password) = reconnectable(tree, &c) else {
             refuse_expired(&c);
             return;
-        }
-        self.take_over(session, &c, timeout, false);
+        };
+        self.take_over(session, &c, timeout, false, password);
         self.touched.insert(session);
         let mut queue = VecDeque::new();
         if tree.session_owner(session) != Some(self.sid) {
@@ -357,29 +369,45 @@ impl ClientService {
 
     /// A read-only client's handshake while this server is out of quorum: a new session is
     /// local to this server; a known one keeps its id but may only read here.
-    fn connect_read_only(&mut self, c: ClientConnect, timeout: i32, tree: &DataTree) {
+    fn connect_read_only(
+        &mut self,
+        c: ClientConnect,
+        timeout: i32,
+        tree: &DataTree,
+        host: &mut impl Host,
+    ) {
         let mut session = c.request.session_id;
-        if session == 0 {
+        let password = if session == 0 {
             self.next_session += 1;
             session = self.next_session;
-        } else if !reconnectable(tree, &c) {
+            host.random_password()
+        } else if let Some(password) = reconnectable(tree, &c) {
+            password
+        } else {
             refuse_expired(&c);
             return;
-        }
-        self.take_over(session, &c, timeout, true);
+        };
+        self.take_over(session, &c, timeout, true, password);
         self.conns
             .insert(c.conn, Conn::new(session, c, timeout, true));
     }
 
     /// The session's connection is now `c`: an older one on this server is closed, and `c` is
     /// told the session was accepted.
-    fn take_over(&mut self, session: i64, c: &ClientConnect, timeout: i32, read_only: bool) {
+    fn take_over(
+        &mut self,
+        session: i64,
+        c: &ClientConnect,
+        timeout: i32,
+        read_only: bool,
+        password: SessionPassword,
+    ) {
         if let Some(old) = self.by_session.insert(session, c.conn) {
             if let Some(o) = self.conns.remove(&old) {
                 o.sink.close();
             }
         }
-        let reply = accepted(session, timeout, read_only);
+        let reply = accepted(session, timeout, read_only, password);
         c.sink.push(reply.to_bytes());
     }
 
@@ -544,9 +572,8 @@ impl ClientService {
         let ok = |b: Vec<u8>| frame(xid, zxid, err::OK, &b);
         let fail = |e: i32| frame(xid, zxid, e, &[]);
         let can_read = |path: &str| {
-            tree.get(path).is_none_or(|n| {
-                crate::data_tree::permits(&n.acl, ensemble_messages::zk::perm::READ, auth)
-            })
+            tree.get(path)
+                .is_none_or(|n| permits(&n.acl, perm::READ, auth))
         };
         match code {
             op::PING => frame(xid::PING, zxid, err::OK, &[]),
@@ -608,11 +635,14 @@ impl ClientService {
             op::GET_ACL => match PathRequest::from_bytes(body) {
                 Err(_) => fail(err::MARSHALLING_ERROR),
                 Ok(r) => match (tree.get(&r.path), tree.stat(&r.path)) {
-                    (Some(n), Some(s)) => ok(GetAclResponse {
-                        acl: from_acl(&n.acl),
-                        stat: to_stat(&s),
-                    }
-                    .to_bytes()),
+                    (Some(n), Some(s)) => match acl_view(&n.acl, auth) {
+                        Some(acl) => ok(GetAclResponse {
+                            acl: from_acl(&acl),
+                            stat: to_stat(&s),
+                        }
+                        .to_bytes()),
+                        None => fail(err::NO_AUTH),
+                    },
                     _ => fail(err::NO_NODE),
                 },
             },
@@ -629,19 +659,20 @@ impl ClientService {
             },
             op::GET_ALL_CHILDREN_NUMBER => match PathRequest::from_bytes(body) {
                 Err(_) => fail(err::MARSHALLING_ERROR),
+                Ok(r) if !can_read(&r.path) => fail(err::NO_AUTH),
                 Ok(r) => match tree.get(&r.path) {
                     None => fail(err::NO_NODE),
                     Some(_) => ok(IntResponse {
-                        number: count_descendants(tree, &r.path),
+                        number: i32::try_from(tree.descendant_count(&r.path)).unwrap_or(i32::MAX),
                     }
                     .to_bytes()),
                 },
             },
             op::AUTH => match AuthPacket::from_bytes(body) {
                 Ok(a) if a.scheme == "digest" => {
-                    let id = digest_id(&String::from_utf8_lossy(&a.auth.0));
+                    let ids = self.digest_identities(&String::from_utf8_lossy(&a.auth.0));
                     if let Some(c) = self.conns.get_mut(&conn) {
-                        c.auth.push(("digest".into(), id));
+                        c.auth.extend(ids);
                     }
                     frame(xid::AUTH, zxid, err::OK, &[])
                 }
@@ -736,9 +767,9 @@ impl ClientService {
                 break;
             }
             let req = PathWatchRequest::read(&mut r, "multiRead op").ok()?;
-            let readable = tree.get(&req.path).map(|n| {
-                crate::data_tree::permits(&n.acl, ensemble_messages::zk::perm::READ, auth)
-            });
+            let readable = tree
+                .get(&req.path)
+                .map(|n| permits(&n.acl, perm::READ, auth));
             match (h.op, readable, tree.stat(&req.path)) {
                 (_, Some(false), _) => {
                     MultiHeader {
@@ -834,6 +865,20 @@ impl ClientService {
         }
     }
 
+    /// The identities `addauth digest credentials` gives: the digest id, and the super
+    /// identity when the credentials are the superDigest's.
+    fn digest_identities(&self, credentials: &str) -> Vec<(String, String)> {
+        let mut ids = vec![("digest".to_string(), digest_id(credentials))];
+        if self
+            .limits
+            .super_digest
+            .is_some_and(|h| h == digest_hash(credentials))
+        {
+            ids.push(("super".to_string(), String::new()));
+        }
+        ids
+    }
+
     /// Sessions with client activity here since the last call.
     pub fn take_touched(&mut self) -> Vec<i64> {
         self.touched.drain().collect()
@@ -862,7 +907,13 @@ impl ClientService {
             }
         }
         for t in &applied.triggers {
-            for (session, event_type, path) in self.watches.trigger(&t.path, t.event) {
+            let may_read = |session: i64| {
+                self.by_session
+                    .get(&session)
+                    .and_then(|c| self.conns.get(c))
+                    .is_some_and(|c| permits(&t.acl, perm::READ, &c.auth))
+            };
+            for (session, event_type, path) in self.watches.trigger(&t.path, t.event, may_read) {
                 if let Some(conn) = self.by_session.get(&session) {
                     self.send(*conn, event_frame(event_type, &path));
                 }
@@ -881,7 +932,11 @@ impl ClientService {
             return;
         };
         match p {
-            Pending::Connect { conn, timeout_ms } => {
+            Pending::Connect {
+                conn,
+                timeout_ms,
+                password,
+            } => {
                 let Some(c) = self.conns.get(&conn) else {
                     return;
                 };
@@ -891,7 +946,7 @@ impl ClientService {
                     return;
                 }
                 let session = c.session;
-                let reply = accepted(session, timeout_ms, false);
+                let reply = accepted(session, timeout_ms, false, password);
                 self.by_session.insert(session, conn);
                 self.send(conn, reply.to_bytes());
             }
@@ -952,10 +1007,11 @@ fn event_frame(event_type: i32, path: &str) -> Vec<u8> {
     frame(xid::WATCH_EVENT, -1, err::OK, &body)
 }
 
-/// Whether a reconnecting client names a live session with its right password.
-fn reconnectable(tree: &DataTree, c: &ClientConnect) -> bool {
-    let session = c.request.session_id;
-    tree.has_session(session) && c.request.passwd.0 == password(session)
+/// The password of the live session a reconnecting client names, if it gave that password.
+fn reconnectable(tree: &DataTree, c: &ClientConnect) -> Option<SessionPassword> {
+    tree.session_password(c.request.session_id)
+        .filter(|p| password_matches(&c.request.passwd.0, p))
+        .copied()
 }
 
 /// Tells a client its session is gone (timeOut 0, as ZooKeeper does) and closes it.
@@ -969,12 +1025,17 @@ fn refuse_expired(c: &ClientConnect) {
 }
 
 /// The handshake reply of an accepted session.
-fn accepted(session: i64, timeout_ms: i32, read_only: bool) -> ConnectResponse {
+fn accepted(
+    session: i64,
+    timeout_ms: i32,
+    read_only: bool,
+    password: SessionPassword,
+) -> ConnectResponse {
     ConnectResponse {
         protocol_version: 0,
         time_out: timeout_ms,
         session_id: session,
-        passwd: Buffer(password(session).to_vec()),
+        passwd: Buffer(password.to_vec()),
         read_only,
     }
 }
@@ -1256,19 +1317,16 @@ fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -
     }
 }
 
-fn count_descendants(tree: &DataTree, path: &str) -> i32 {
-    tree.children(path)
-        .unwrap_or_default()
-        .iter()
-        .map(|c| {
-            let child = if path == "/" {
-                format!("/{c}")
-            } else {
-                format!("{path}/{c}")
-            };
-            1 + count_descendants(tree, &child)
-        })
-        .sum()
+/// What getACL shows a caller: the ACL to a caller with ADMIN, the ACL with digest hashes
+/// masked to one with READ only, nothing (NoAuth) to anyone else, as ZooKeeper 3.8 does.
+fn acl_view(acl: &[AclEntry], auth: &[(String, String)]) -> Option<Vec<AclEntry>> {
+    if permits(acl, perm::ADMIN, auth) {
+        Some(acl.to_vec())
+    } else if permits(acl, perm::READ, auth) {
+        Some(masked(acl))
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]

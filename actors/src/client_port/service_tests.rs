@@ -25,6 +25,10 @@ impl Host for FakeHost {
     fn now_ms(&self) -> i64 {
         1_000
     }
+    fn random_password(&mut self) -> SessionPassword {
+        // Distinct per session, and not derivable from the session id.
+        [self.next as u8 ^ 0x5a; 16]
+    }
 }
 
 struct Harness {
@@ -39,6 +43,10 @@ type Frame = (i32, i32, Vec<u8>);
 
 impl Harness {
     fn new() -> Self {
+        Self::with_super_digest(None)
+    }
+
+    fn with_super_digest(super_digest: Option<[u8; 20]>) -> Self {
         Harness {
             service: ClientService::new(
                 1,
@@ -47,6 +55,7 @@ impl Harness {
                     max_ms: 40000,
                     max_buffer: 0xfffff,
                     read_only_mode: true,
+                    super_digest,
                 },
                 0,
             ),
@@ -384,7 +393,7 @@ fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_befor
     let request = ConnectRequest {
         time_out: 4000,
         session_id: session,
-        passwd: Buffer(password(session).to_vec()),
+        passwd: Buffer(h.tree.session_password(session).unwrap().to_vec()),
         ..ConnectRequest::default()
     };
     let connect = ClientConnect {
@@ -461,4 +470,254 @@ fn out_of_quorum_read_only_clients_read_and_writes_get_not_read_only() {
         matches!(ro.try_recv(), Ok(ToClient::Close)),
         "back in quorum, read-only clients are sent to reconnect read-write"
     );
+}
+
+fn add_auth(h: &mut Harness, conn: u64, credentials: &str) {
+    let packet = AuthPacket {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: Buffer(credentials.as_bytes().to_vec()),
+    };
+    h.send(conn, xid::AUTH, op::AUTH, packet.to_bytes());
+}
+
+fn create_with_acl(path: &str, acl: Vec<(i32, &str, &str)>) -> Vec<u8> {
+    CreateRequest {
+        path: path.into(),
+        data: Buffer(b"d".to_vec()),
+        acl: acl
+            .into_iter()
+            .map(|(perms, scheme, id)| Acl {
+                perms,
+                id: Id {
+                    scheme: scheme.into(),
+                    id: id.into(),
+                },
+            })
+            .collect(),
+        flags: 0,
+    }
+    .to_bytes()
+}
+
+fn path_request(path: &str) -> Vec<u8> {
+    PathRequest { path: path.into() }.to_bytes()
+}
+
+/// Connection 1 is anonymous; connection 2 authenticated as alice and created `/secret`
+/// (alice: all) and `/shown` (anyone: read, alice: all).
+fn alice_and_a_stranger(
+    h: &mut Harness,
+) -> (UnboundedReceiver<ToClient>, UnboundedReceiver<ToClient>) {
+    let stranger = h.connect(1);
+    let mut alice = h.connect(2);
+    add_auth(h, 2, "alice:pw");
+    h.send(
+        2,
+        1,
+        op::CREATE,
+        create_with_acl("/secret", vec![(31, "auth", "")]),
+    );
+    h.send(
+        2,
+        2,
+        op::CREATE,
+        create_with_acl("/shown", vec![(1, "world", "anyone"), (31, "auth", "")]),
+    );
+    h.commit();
+    assert!(frames(&mut alice).iter().all(|f| f.1 == 0));
+    (stranger, alice)
+}
+
+#[test]
+fn get_acl_needs_read_or_admin_and_masks_digests_without_admin() {
+    let mut h = Harness::new();
+    let (mut stranger, mut alice) = alice_and_a_stranger(&mut h);
+    h.send(1, 1, op::GET_ACL, path_request("/secret"));
+    h.send(1, 2, op::GET_ACL, path_request("/shown"));
+    let f = frames(&mut stranger);
+    assert_eq!(f[0].1, err::NO_AUTH, "no READ nor ADMIN: nothing");
+    assert_eq!(f[1].1, err::OK);
+    let shown = GetAclResponse::from_bytes(&f[1].2).unwrap();
+    assert_eq!(
+        shown.acl[1].id.id, "alice:x",
+        "READ only: the hash is masked"
+    );
+    h.send(2, 3, op::GET_ACL, path_request("/shown"));
+    let f = frames(&mut alice);
+    let full = GetAclResponse::from_bytes(&f[0].2).unwrap();
+    assert_eq!(full.acl[1].id.id, digest_id("alice:pw"), "ADMIN: all of it");
+}
+
+#[test]
+fn get_all_children_number_needs_read() {
+    let mut h = Harness::new();
+    let (mut stranger, mut alice) = alice_and_a_stranger(&mut h);
+    h.send(1, 1, op::GET_ALL_CHILDREN_NUMBER, path_request("/secret"));
+    assert_eq!(frames(&mut stranger)[0].1, err::NO_AUTH);
+    h.send(2, 4, op::GET_ALL_CHILDREN_NUMBER, path_request("/secret"));
+    let f = frames(&mut alice);
+    assert_eq!(
+        (f[0].1, IntResponse::from_bytes(&f[0].2).unwrap().number),
+        (0, 0)
+    );
+}
+
+#[test]
+fn watch_events_reach_only_sessions_that_may_read_the_node() {
+    let mut h = Harness::new();
+    let mut stranger = h.connect(1);
+    let mut alice = h.connect(2);
+    add_auth(&mut h, 2, "alice:pw");
+    let watch_all = AddWatchRequest {
+        path: "/".into(),
+        mode: 1,
+    };
+    h.send(1, 1, op::ADD_WATCH, watch_all.to_bytes());
+    h.send(2, 1, op::ADD_WATCH, watch_all.to_bytes());
+    frames(&mut stranger);
+    frames(&mut alice);
+    h.send(
+        2,
+        2,
+        op::CREATE,
+        create_with_acl("/secret", vec![(31, "auth", "")]),
+    );
+    h.send(2, 3, op::CREATE, create("/open"));
+    let delete = DeleteRequest {
+        path: "/secret".into(),
+        version: -1,
+    };
+    h.send(2, 4, op::DELETE, delete.to_bytes());
+    h.commit();
+    let events = |rx: &mut UnboundedReceiver<ToClient>| -> Vec<(i32, String)> {
+        frames(rx)
+            .iter()
+            .filter(|f| f.0 == xid::WATCH_EVENT)
+            .map(|f| WatcherEvent::from_bytes(&f.2).unwrap())
+            .map(|e| (e.event_type, e.path))
+            .collect()
+    };
+    assert_eq!(
+        events(&mut stranger),
+        vec![(event::NODE_CREATED, "/open".into())],
+        "nothing about /secret, not even its deletion"
+    );
+    assert_eq!(
+        events(&mut alice),
+        vec![
+            (event::NODE_CREATED, "/secret".into()),
+            (event::NODE_CREATED, "/open".into()),
+            (event::NODE_DELETED, "/secret".into()),
+        ]
+    );
+}
+
+#[test]
+fn the_super_digest_passes_every_acl_and_other_credentials_do_not() {
+    let hash: [u8; 20] = {
+        use sha1::Digest;
+        sha1::Sha1::digest(b"super:letmein").into()
+    };
+    let mut h = Harness::with_super_digest(Some(hash));
+    let (mut stranger, _alice) = alice_and_a_stranger(&mut h);
+    add_auth(&mut h, 1, "super:guess");
+    h.send(1, 1, op::GET_DATA, get("/secret", false));
+    assert_eq!(frames(&mut stranger)[1].1, err::NO_AUTH);
+    add_auth(&mut h, 1, "super:letmein");
+    h.send(1, 2, op::GET_DATA, get("/secret", false));
+    h.send(1, 3, op::GET_ACL, path_request("/secret"));
+    let f = frames(&mut stranger);
+    assert_eq!((f[1].1, f[2].1), (0, 0));
+    let acl = GetAclResponse::from_bytes(&f[2].2).unwrap().acl;
+    assert_eq!(acl[0].id.id, digest_id("alice:pw"), "super has ADMIN");
+    let set = SetDataRequest {
+        path: "/secret".into(),
+        data: Buffer(b"x".to_vec()),
+        version: -1,
+    };
+    h.send(1, 4, op::SET_DATA, set.to_bytes());
+    h.commit();
+    assert_eq!(frames(&mut stranger)[0].1, err::OK);
+}
+
+/// A client on `conn` asks to resume `session` with `password`; the connect reply.
+fn reconnect(h: &mut Harness, conn: u64, session: i64, password: Vec<u8>) -> ConnectResponse {
+    let (sink, mut rx) = ClientSink::unlimited();
+    let request = ConnectRequest {
+        time_out: 4000,
+        session_id: session,
+        passwd: Buffer(password),
+        ..ConnectRequest::default()
+    };
+    let c = ClientConnect {
+        conn,
+        request,
+        read_only: false,
+        ip: "127.0.0.1".into(),
+        sink,
+    };
+    h.service.connect(c, &h.tree, &mut h.host);
+    let Ok(ToClient::Frame(reply)) = rx.try_recv() else {
+        panic!("no connect reply")
+    };
+    ConnectResponse::from_bytes(&reply).unwrap()
+}
+
+#[test]
+fn a_session_is_resumed_only_with_its_own_random_password() {
+    let mut h = Harness::new();
+    h.connect(1);
+    h.connect(2);
+    let sessions: Vec<i64> = h
+        .service
+        .report()
+        .connections
+        .iter()
+        .map(|c| c.session)
+        .collect();
+    let real = *h.tree.session_password(sessions[0]).unwrap();
+    assert_ne!(
+        Some(&real),
+        h.tree.session_password(sessions[1]),
+        "each session draws its own"
+    );
+    for guess in [vec![0; 16], vec![], real[..15].to_vec()] {
+        let refused = reconnect(&mut h, 3, sessions[0], guess);
+        assert_eq!(
+            (refused.time_out, refused.session_id),
+            (0, 0),
+            "refused as expired"
+        );
+    }
+    let resumed = reconnect(&mut h, 4, sessions[0], real.to_vec());
+    assert_eq!(
+        (resumed.session_id, resumed.passwd.0),
+        (sessions[0], real.to_vec())
+    );
+}
+
+#[test]
+fn counting_a_deep_chain_does_not_recurse() {
+    const DEPTH: usize = 4000;
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| {
+            let mut h = Harness::new();
+            let mut rx = h.connect(1);
+            let mut path = String::new();
+            for i in 0..DEPTH {
+                path.push_str("/d");
+                h.send(1, i as i32, op::CREATE, create(&path));
+            }
+            h.commit();
+            frames(&mut rx);
+            h.send(1, 1, op::GET_ALL_CHILDREN_NUMBER, path_request("/d"));
+            let f = frames(&mut rx);
+            let n = IntResponse::from_bytes(&f[0].2).unwrap().number;
+            assert_eq!(n as usize, DEPTH - 1);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
 }

@@ -1,9 +1,11 @@
-//! ACL checks: schemes world, auth, digest and ip.
+//! ACL checks and validation: schemes world, auth, digest and ip, and the super identity.
 
 use super::AclEntry;
 use ensemble_messages::zk::err;
+use std::net::IpAddr;
 
-/// Whether `acl` grants `needed` to a caller with these identities.
+/// Whether `acl` grants `needed` to a caller with these identities. The `super` identity
+/// (see the superDigest setting) passes every check.
 pub fn permits(acl: &[AclEntry], needed: i32, auth: &[(String, String)]) -> bool {
     if auth.iter().any(|(s, _)| s == "super") {
         return true;
@@ -20,16 +22,40 @@ pub fn permits(acl: &[AclEntry], needed: i32, auth: &[(String, String)]) -> bool
     })
 }
 
-/// Replaces `auth` entries with the caller's identities, as ZooKeeper does at create/setACL.
+/// The ACL as a caller without ADMIN sees it from getACL: digest ids keep their user name and
+/// lose their password hash (`user:x`), as ZooKeeper answers since CVE-2019-0201.
+pub fn masked(acl: &[AclEntry]) -> Vec<AclEntry> {
+    acl.iter()
+        .map(|a| match a.scheme.as_str() {
+            "digest" => AclEntry {
+                id: format!("{}:x", a.id.split(':').next().unwrap_or_default()),
+                ..a.clone()
+            },
+            _ => a.clone(),
+        })
+        .collect()
+}
+
+/// Checks an ACL given at create or setACL and replaces `auth` entries with the caller's
+/// identities, as ZooKeeper does: duplicates are dropped; only `world:anyone`, `auth` (with at
+/// least one authenticated identity), `digest:user:hash` and `ip:address[/bits]` are valid.
 pub fn resolve(acl: &[AclEntry], auth: &[(String, String)]) -> Result<Vec<AclEntry>, i32> {
-    if acl.is_empty() {
+    let mut unique: Vec<&AclEntry> = Vec::with_capacity(acl.len());
+    for a in acl {
+        if !unique.contains(&a) {
+            unique.push(a);
+        }
+    }
+    if unique.is_empty() {
         return Err(err::INVALID_ACL);
     }
     let mut out = Vec::new();
-    for a in acl {
+    for a in unique {
         match a.scheme.as_str() {
             "auth" => {
-                let ids: Vec<&(String, String)> = auth.iter().filter(|(s, _)| s != "ip").collect();
+                // Only schemes a client authenticates with count: not ip, not super.
+                let ids: Vec<&(String, String)> =
+                    auth.iter().filter(|(s, _)| s == "digest").collect();
                 if ids.is_empty() {
                     return Err(err::INVALID_ACL);
                 }
@@ -39,31 +65,70 @@ pub fn resolve(acl: &[AclEntry], auth: &[(String, String)]) -> Result<Vec<AclEnt
                     id: id.clone(),
                 }));
             }
-            "world" | "digest" | "ip" | "super" => out.push(a.clone()),
+            "world" if a.id == "anyone" => out.push(a.clone()),
+            "digest" if is_digest_id(&a.id) => out.push(a.clone()),
+            "ip" if is_ip_pattern(&a.id) => out.push(a.clone()),
             _ => return Err(err::INVALID_ACL),
         }
     }
     Ok(out)
 }
 
-/// `pattern` is an address or `address/bits`; `addr` is the client's IPv4 address.
-fn ip_matches(pattern: &str, addr: &str) -> bool {
-    let (net, bits) = match pattern.split_once('/') {
-        Some((n, b)) => (n, b.parse::<u32>().unwrap_or(32)),
-        None => (pattern, 32),
-    };
-    match (
-        net.parse::<std::net::Ipv4Addr>(),
-        addr.parse::<std::net::Ipv4Addr>(),
-    ) {
-        (Ok(n), Ok(a)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits.min(32))
-            };
-            u32::from(n) & mask == u32::from(a) & mask
-        }
-        _ => pattern == addr,
+/// `user:hash`: exactly two colon-separated parts, ignoring trailing empty ones (ZooKeeper
+/// splits the id as Java's `String.split` does).
+fn is_digest_id(id: &str) -> bool {
+    let mut parts: Vec<&str> = id.split(':').collect();
+    while parts.last() == Some(&"") {
+        parts.pop();
     }
+    parts.len() == 2
+}
+
+/// An IPv4 or IPv6 address, optionally with `/bits` no wider than the address.
+fn is_ip_pattern(id: &str) -> bool {
+    parse_pattern(id).is_some()
+}
+
+/// The address and prefix length of `address[/bits]`.
+fn parse_pattern(id: &str) -> Option<(IpAddr, u32)> {
+    let (net, bits) = match id.split_once('/') {
+        Some((n, b)) => (n, Some(b)),
+        None => (id, None),
+    };
+    let net: IpAddr = net.parse().ok()?;
+    let width = if net.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        Some(b) => b.parse::<u32>().ok().filter(|b| *b <= width)?,
+        None => width,
+    };
+    Some((net, bits))
+}
+
+/// The bytes of an address.
+fn octets(addr: IpAddr) -> Vec<u8> {
+    match addr {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// `pattern` is an address or `address/bits`; `addr` is the client's address. Addresses of
+/// different families never match.
+fn ip_matches(pattern: &str, addr: &str) -> bool {
+    let (Some((net, bits)), Ok(addr)) = (parse_pattern(pattern), addr.parse::<IpAddr>()) else {
+        return false;
+    };
+    let (net, addr) = (octets(net), octets(addr));
+    if net.len() != addr.len() {
+        return false;
+    }
+    net.iter().zip(&addr).enumerate().all(|(i, (n, a))| {
+        let covered = bits.saturating_sub(8 * i as u32).min(8);
+        let mask = if covered == 0 {
+            0
+        } else {
+            0xffu8 << (8 - covered)
+        };
+        n & mask == a & mask
+    })
 }

@@ -10,10 +10,10 @@ mod acl;
 mod ops;
 mod path;
 
-pub use acl::permits;
+pub use acl::{masked, permits};
 pub use ops::{
-    ttl_of_owner, ttl_owner, AclEntry, CreateMode, NodeStat, OpResult, TreeOp, TreeTxn, Trigger,
-    MAX_TTL_MS,
+    ttl_of_owner, ttl_owner, AclEntry, CreateMode, NodeStat, OpResult, SessionPassword, TreeOp,
+    TreeTxn, Trigger, MAX_TTL_MS,
 };
 pub use path::validate_path;
 
@@ -44,6 +44,8 @@ pub struct SessionEntry {
     pub ephemerals: BTreeSet<String>,
     /// The server its client is connected to; writes through any other fail with SessionMoved.
     pub owner: Sid,
+    /// What a client must present to reconnect.
+    pub password: SessionPassword,
 }
 
 /// Whether an ephemeralOwner names a session (rather than none, a container or a TTL).
@@ -125,9 +127,21 @@ impl Default for DataTree {
                 ..Znode::default()
             },
         );
-        for p in ["/zookeeper", "/zookeeper/config", "/zookeeper/quota"] {
+        for p in ["/zookeeper", "/zookeeper/quota"] {
             t.insert_child(p, Vec::new(), AclEntry::open(), NodeStat::default());
         }
+        // As in ZooKeeper, only a reconfig writes the config node: clients may read it.
+        let read_only = vec![AclEntry {
+            perms: perm::READ,
+            scheme: "world".into(),
+            id: "anyone".into(),
+        }];
+        t.insert_child(
+            "/zookeeper/config",
+            Vec::new(),
+            read_only,
+            NodeStat::default(),
+        );
         t
     }
 }
@@ -162,10 +176,14 @@ impl DataTree {
             .is_some_and(|s| s.owner != txn.origin);
         let result = match &t.op {
             _ if moved => OpResult::Error(err::SESSION_MOVED),
-            TreeOp::CreateSession { timeout_ms } => {
+            TreeOp::CreateSession {
+                timeout_ms,
+                password,
+            } => {
                 let session = self.sessions.entry(t.session_id).or_default();
                 session.timeout_ms = *timeout_ms;
                 session.owner = txn.origin;
+                session.password = *password;
                 OpResult::Session
             }
             TreeOp::MoveSession => match self.sessions.get_mut(&t.session_id) {
@@ -367,10 +385,7 @@ impl DataTree {
                 node.stat.version += 1;
                 node.stat.mzxid = zxid;
                 node.stat.mtime = t.time_ms;
-                triggers.push(Trigger {
-                    path: path.clone(),
-                    event: event::NODE_DATA_CHANGED,
-                });
+                triggers.push(self.trigger(path, event::NODE_DATA_CHANGED));
                 Ok(OpResult::DataSet {
                     stat: self.stat(path).ok_or(err::NO_NODE)?,
                 })
@@ -471,14 +486,8 @@ impl DataTree {
                 s.ephemerals.insert(path.clone());
             }
         }
-        triggers.push(Trigger {
-            path: path.clone(),
-            event: event::NODE_CREATED,
-        });
-        triggers.push(Trigger {
-            path: parent_path,
-            event: event::NODE_CHILDREN_CHANGED,
-        });
+        triggers.push(self.trigger(&path, event::NODE_CREATED));
+        triggers.push(self.trigger(&parent_path, event::NODE_CHILDREN_CHANGED));
         let stat = self.stat(&path).ok_or(err::NO_NODE)?;
         Ok(OpResult::Created { path, stat })
     }
@@ -511,6 +520,11 @@ impl DataTree {
             return;
         };
         let owner = node.stat.ephemeral_owner;
+        triggers.push(Trigger {
+            path: path.to_string(),
+            event: event::NODE_DELETED,
+            acl: node.acl.clone(),
+        });
         Self::save(undo, || Saved::Removed(path.to_string(), node));
         if is_session_owner(owner) {
             Self::save(undo, || Saved::Ephemeral {
@@ -529,14 +543,20 @@ impl DataTree {
             // The stored cversion counts creates; a delete shows in the reported one (see stat).
             p.stat.pzxid = zxid;
         }
-        triggers.push(Trigger {
+        triggers.push(self.trigger(&parent, event::NODE_CHILDREN_CHANGED));
+    }
+
+    /// The trigger of a change of the (existing) znode at `path`, with its ACL.
+    fn trigger(&self, path: &str, event: i32) -> Trigger {
+        Trigger {
             path: path.to_string(),
-            event: event::NODE_DELETED,
-        });
-        triggers.push(Trigger {
-            path: parent,
-            event: event::NODE_CHILDREN_CHANGED,
-        });
+            event,
+            acl: self
+                .nodes
+                .get(path)
+                .map(|n| n.acl.clone())
+                .unwrap_or_default(),
+        }
     }
 
     fn check_perm(&self, path: &str, needed: i32, t: &TreeTxn) -> Result<(), i32> {
@@ -573,6 +593,22 @@ impl DataTree {
             .map(|n| n.children.iter().cloned().collect())
     }
 
+    /// Number of znodes below `path` (at any depth; for the root, every other znode). The
+    /// tree is keyed by path, so they are one contiguous range of keys: no walk.
+    pub fn descendant_count(&self, path: &str) -> usize {
+        if path == "/" {
+            return self.nodes.len().saturating_sub(1);
+        }
+        let prefix = format!("{path}/");
+        self.nodes
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix.as_str()),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .count()
+    }
+
     /// Whether a session is open.
     pub fn has_session(&self, id: i64) -> bool {
         self.sessions.contains_key(&id)
@@ -599,6 +635,11 @@ impl DataTree {
             .filter(|(_, n)| n.children.is_empty() && is_due(n, now_ms))
             .map(|(p, _)| p.clone())
             .collect()
+    }
+
+    /// The password of an open session.
+    pub fn session_password(&self, id: i64) -> Option<&SessionPassword> {
+        self.sessions.get(&id).map(|s| &s.password)
     }
 
     /// The server a session's client is connected to.

@@ -25,6 +25,9 @@ impl AclEntry {
     }
 }
 
+/// A session's password: 16 random bytes.
+pub type SessionPassword = [u8; 16];
+
 /// How a znode is created (ZooKeeper's CreateMode flags).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CreateMode {
@@ -102,8 +105,12 @@ impl CreateMode {
 /// A write to the tree.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TreeOp {
-    /// Open a session with this timeout.
-    CreateSession { timeout_ms: i32 },
+    /// Open a session with this timeout. The password is drawn at random by the server that
+    /// opens the session; it is replicated so that any server can check a reconnect.
+    CreateSession {
+        timeout_ms: i32,
+        password: SessionPassword,
+    },
     /// The client closes its session; its ephemeral znodes are deleted.
     CloseSession,
     /// The leader expires a silent session; its ephemeral znodes are deleted.
@@ -215,4 +222,7 @@ pub struct Trigger {
     pub path: String,
     /// ZooKeeper event type (NodeCreated, NodeDeleted, NodeDataChanged, NodeChildrenChanged).
     pub event: i32,
+    /// The ACL of the znode at `path` when it changed (as it was, for a deleted one): only
+    /// watchers with READ on it get the event.
+    pub acl: Vec<AclEntry>,
 }

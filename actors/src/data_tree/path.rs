@@ -1,7 +1,7 @@
 //! ZooKeeper path rules.
 
 /// Checks a znode path as ZooKeeper does: absolute, no empty, `.` or `..` segments, no trailing
-/// slash (but for the root), no NUL or control characters.
+/// slash (but for the root), and none of the characters it refuses (see [`is_refused`]).
 pub fn validate_path(path: &str) -> Result<(), String> {
     if !path.starts_with('/') {
         return Err(format!("path {path:?} must start with /"));
@@ -20,12 +20,18 @@ pub fn validate_path(path: &str) -> Result<(), String> {
             return Err(format!("path {path:?} has a relative segment"));
         }
     }
-    if path.chars().any(|c| {
-        c == '\0' || ('\u{1}'..='\u{1f}').contains(&c) || ('\u{7f}'..='\u{9f}').contains(&c)
-    }) {
+    if path.chars().any(is_refused) {
         return Err(format!("path {path:?} has an invalid character"));
     }
     Ok(())
+}
+
+/// Characters ZooKeeper refuses in a path: NUL, controls (U+0001–U+001F, U+007F–U+009F),
+/// U+E000–U+F8FF and U+FFF0–U+FFFF. It checks UTF-16 units and also refuses U+D800–U+DFFF,
+/// which makes every character beyond U+FFFF (a surrogate pair there) refused too.
+fn is_refused(c: char) -> bool {
+    matches!(c,
+        '\0'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{e000}'..='\u{f8ff}' | '\u{fff0}'..)
 }
 
 /// The parent of a path; `None` for the root or a path without a slash.

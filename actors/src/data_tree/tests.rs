@@ -94,11 +94,13 @@ fn create_sets_stat_and_parent_versions_and_fires_watches() {
         vec![
             Trigger {
                 path: "/a".into(),
-                event: event::NODE_CREATED
+                event: event::NODE_CREATED,
+                acl: AclEntry::open()
             },
             Trigger {
                 path: "/".into(),
-                event: event::NODE_CHILDREN_CHANGED
+                event: event::NODE_CHILDREN_CHANGED,
+                acl: AclEntry::open()
             },
         ]
     );
@@ -195,7 +197,10 @@ fn ephemerals_belong_to_their_session_and_go_with_it() {
         f.apply(create("/e", CreateMode::Ephemeral)),
         OpResult::Error(err::SESSION_EXPIRED)
     );
-    f.apply(TreeOp::CreateSession { timeout_ms: 4000 });
+    f.apply(TreeOp::CreateSession {
+        timeout_ms: 4000,
+        password: [1; 16],
+    });
     assert!(
         matches!(f.apply(create("/e", CreateMode::Ephemeral)), OpResult::Created { stat, .. } if stat.ephemeral_owner == 7)
     );
@@ -209,7 +214,8 @@ fn ephemerals_belong_to_their_session_and_go_with_it() {
     assert_eq!(closed.result, OpResult::Session);
     assert!(closed.triggers.contains(&Trigger {
         path: "/e".into(),
-        event: event::NODE_DELETED
+        event: event::NODE_DELETED,
+        acl: AclEntry::open()
     }));
     assert!(f.tree.get("/e").is_none());
     assert!(!f.tree.has_session(7));
@@ -315,7 +321,10 @@ fn acls_guard_writes() {
 #[test]
 fn replay_is_idempotent_and_snapshots_round_trip() {
     let mut f = Fixture::new();
-    f.apply(TreeOp::CreateSession { timeout_ms: 4000 });
+    f.apply(TreeOp::CreateSession {
+        timeout_ms: 4000,
+        password: [1; 16],
+    });
     f.apply(create("/e", CreateMode::Ephemeral));
     let before = f.tree.clone();
     let replayed = f.tree.apply(&Txn {
@@ -338,7 +347,10 @@ fn replay_is_idempotent_and_snapshots_round_trip() {
 #[test]
 fn a_failed_multi_restores_deleted_nodes_and_session_ephemerals() {
     let mut f = Fixture::new();
-    f.apply(TreeOp::CreateSession { timeout_ms: 4000 });
+    f.apply(TreeOp::CreateSession {
+        timeout_ms: 4000,
+        password: [1; 16],
+    });
     f.apply(create("/m", CreateMode::Persistent));
     f.apply(create("/m/x", CreateMode::Persistent));
     let before = f.tree.clone();
@@ -481,7 +493,14 @@ fn a_session_moved_to_another_server_refuses_writes_through_the_old_one() {
     let mut f = Fixture::new();
     let session = 0x0100_0000_0000_0042;
     let at = |f: &mut Fixture, origin: Sid, op: TreeOp| f.apply_full(origin, 5, session, &[], op);
-    at(&mut f, 1, TreeOp::CreateSession { timeout_ms: 4000 });
+    at(
+        &mut f,
+        1,
+        TreeOp::CreateSession {
+            timeout_ms: 4000,
+            password: [1; 16],
+        },
+    );
     assert_eq!(f.tree.session_owner(session), Some(1));
     assert_eq!(
         at(&mut f, 1, create("/a", CreateMode::Ephemeral))
@@ -514,4 +533,227 @@ fn a_session_moved_to_another_server_refuses_writes_through_the_old_one() {
         at(&mut f, 1, TreeOp::MoveSession).result,
         OpResult::Error(err::SESSION_EXPIRED)
     );
+}
+
+fn acl(scheme: &str, id: &str) -> Vec<AclEntry> {
+    vec![AclEntry {
+        perms: perm::ALL,
+        scheme: scheme.into(),
+        id: id.into(),
+    }]
+}
+
+fn create_with(path: &str, acl: Vec<AclEntry>) -> TreeOp {
+    TreeOp::Create {
+        path: path.into(),
+        data: vec![],
+        acl,
+        mode: CreateMode::Persistent,
+    }
+}
+
+#[test]
+fn only_the_acls_zookeeper_knows_are_valid() {
+    let mut f = Fixture::new();
+    let ip_only = [("ip", "127.0.0.1")];
+    for (scheme, id) in [
+        ("super", ""),
+        ("ip", "1.2.3.4/99"),
+        ("ip", "not-an-ip"),
+        ("ip", "10.0.0.0/x"),
+        ("ip", "::1/129"),
+        ("digest", "nocolon"),
+        ("digest", "user:"),
+        ("digest", "a:b:c"),
+        ("world", "someone"),
+        ("x509", "CN=me"),
+        ("sasl", "me"),
+        ("auth", ""),
+    ] {
+        assert_eq!(
+            f.apply_as(7, &ip_only, create_with("/bad", acl(scheme, id)))
+                .result,
+            OpResult::Error(err::INVALID_ACL),
+            "{scheme}:{id}"
+        );
+    }
+    for (i, (scheme, id)) in [
+        ("world", "anyone"),
+        ("digest", "user:hash"),
+        ("ip", "10.0.0.0/8"),
+        ("ip", "1.2.3.4"),
+        ("ip", "::1"),
+        ("ip", "fe80::/10"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = format!("/ok{i}");
+        assert_eq!(
+            f.apply(create_with(&path, acl(scheme, id))).code(),
+            err::OK,
+            "{scheme}:{id}"
+        );
+    }
+    let twice = [acl("world", "anyone"), acl("world", "anyone")].concat();
+    f.apply(create_with("/twice", twice));
+    assert_eq!(f.tree.get("/twice").unwrap().acl, AclEntry::open());
+    let set = TreeOp::SetAcl {
+        path: "/twice".into(),
+        acl: acl("super", ""),
+        version: -1,
+    };
+    assert_eq!(f.apply(set), OpResult::Error(err::INVALID_ACL));
+}
+
+#[test]
+fn ip_acls_match_v4_and_v6_prefixes_and_super_passes_everything() {
+    let ip = |id: &str| ("ip".to_string(), id.to_string());
+    let v6 = acl("ip", "fe80::/10");
+    assert!(permits(&v6, perm::READ, &[ip("fe80::1")]));
+    assert!(!permits(&v6, perm::READ, &[ip("fec0::1")]));
+    assert!(!permits(&v6, perm::READ, &[ip("10.0.0.1")]));
+    let v4 = acl("ip", "10.1.2.0/23");
+    assert!(permits(&v4, perm::READ, &[ip("10.1.3.255")]));
+    assert!(!permits(&v4, perm::READ, &[ip("10.1.4.0")]));
+    assert!(permits(
+        &acl("ip", "0.0.0.0/0"),
+        perm::READ,
+        &[ip("9.9.9.9")]
+    ));
+    let nobody = acl("digest", "alice:hash");
+    assert!(!permits(&nobody, perm::READ, &[ip("10.1.3.1")]));
+    assert!(permits(
+        &nobody,
+        perm::ADMIN,
+        &[("super".to_string(), String::new())]
+    ));
+}
+
+#[test]
+fn masked_acls_hide_digest_hashes_only() {
+    let mixed = [acl("digest", "alice:secrethash"), acl("ip", "10.0.0.1")].concat();
+    let shown = masked(&mixed);
+    assert_eq!(shown[0].id, "alice:x");
+    assert_eq!(shown[1], mixed[1]);
+}
+
+#[test]
+fn the_config_znode_is_read_only() {
+    let mut f = Fixture::new();
+    let set = TreeOp::SetData {
+        path: "/zookeeper/config".into(),
+        data: b"server.1=evil".to_vec(),
+        version: -1,
+    };
+    assert_eq!(f.apply(set), OpResult::Error(err::NO_AUTH));
+    assert_eq!(
+        f.apply(create("/zookeeper/config/x", CreateMode::Persistent)),
+        OpResult::Error(err::NO_AUTH)
+    );
+    let config = f.tree.get("/zookeeper/config").unwrap();
+    assert!(permits(&config.acl, perm::READ, &[]));
+}
+
+#[test]
+fn paths_with_characters_zookeeper_refuses_are_invalid() {
+    for bad in [
+        "/a\0b",
+        "/a\u{1}",
+        "/a\u{1f}",
+        "/a\u{7f}",
+        "/a\u{9f}",
+        "/a\u{e000}",
+        "/a\u{f8ff}",
+        "/a\u{fff0}",
+        "/a\u{ffff}",
+        "/a\u{1f600}",
+        "/a//b",
+        "/a/",
+        "/a/./b",
+        "/a/..",
+        "a",
+    ] {
+        assert!(validate_path(bad).is_err(), "{bad:?}");
+    }
+    for good in [
+        "/",
+        "/a",
+        "/a\u{a0}b",
+        "/\u{e9}t\u{e9}",
+        "/a\u{ffef}",
+        "/a.b/..c",
+    ] {
+        assert!(validate_path(good).is_ok(), "{good:?}");
+    }
+}
+
+#[test]
+fn a_deleted_node_fires_with_the_acl_it_had() {
+    let mut f = Fixture::new();
+    f.apply(create_with("/s", acl("digest", "alice:hash")));
+    let alice = [("digest", "alice:hash")];
+    let gone = f.apply_as(
+        7,
+        &alice,
+        TreeOp::Delete {
+            path: "/s".into(),
+            version: -1,
+        },
+    );
+    assert_eq!(gone.triggers[0].event, event::NODE_DELETED);
+    assert_eq!(gone.triggers[0].acl, acl("digest", "alice:hash"));
+}
+
+#[test]
+fn session_passwords_are_replicated_and_kept_in_snapshots() {
+    let mut f = Fixture::new();
+    f.apply(TreeOp::CreateSession {
+        timeout_ms: 4000,
+        password: [9; 16],
+    });
+    assert_eq!(f.tree.session_password(7), Some(&[9; 16]));
+    let restored = DataTree::deserialize(&f.tree.serialize()).unwrap();
+    assert_eq!(restored.session_password(7), Some(&[9; 16]));
+    assert_eq!(restored.session_password(8), None);
+}
+
+/// Runs `f` on a thread with a small stack: a walk that recursed once per level of a deep
+/// chain would overflow it (and abort the test process).
+fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn walks_of_a_deep_chain_do_not_recurse() {
+    // Keys are whole paths, so memory grows with the square of the depth (as in ZooKeeper);
+    // 4000 levels on a 256 KiB stack is far past what one frame per level would fit.
+    const DEPTH: usize = 4000;
+    on_small_stack(|| {
+        let mut f = Fixture::new();
+        f.apply(TreeOp::CreateSession {
+            timeout_ms: 4000,
+            password: [1; 16],
+        });
+        let mut path = String::new();
+        for _ in 0..DEPTH {
+            path.push_str("/d");
+            assert_eq!(f.apply(create(&path, CreateMode::Persistent)).code(), 0);
+        }
+        let leaf = format!("{path}/e");
+        assert_eq!(f.apply(create(&leaf, CreateMode::Ephemeral)).code(), 0);
+        assert_eq!(f.tree.descendant_count("/d"), DEPTH);
+        assert_eq!(f.tree.descendant_count("/"), DEPTH + 4);
+        assert_eq!(f.tree.descendant_count(&path), 1);
+        let restored = DataTree::deserialize(&f.tree.serialize()).unwrap();
+        assert_eq!(restored, f.tree);
+        let closed = f.apply_as(7, &[], TreeOp::CloseSession);
+        assert_eq!(closed.triggers[0].path, leaf);
+        assert!(f.tree.get(&leaf).is_none());
+    });
 }

@@ -102,8 +102,15 @@ impl WatchManager {
     }
 
     /// Fires the watches a change triggers, removing the one-shot ones:
-    /// (session, event type, path).
-    pub fn trigger(&mut self, path: &str, event_type: i32) -> Vec<(i64, i32, String)> {
+    /// (session, event type, path). As in ZooKeeper since CVE-2024-23944, only sessions for
+    /// which `may_read` holds (READ on the changed znode) get the event; the others' one-shot
+    /// watches are used up all the same.
+    pub fn trigger(
+        &mut self,
+        path: &str,
+        event_type: i32,
+        may_read: impl Fn(i64) -> bool,
+    ) -> Vec<(i64, i32, String)> {
         let mut sessions = BTreeSet::new();
         let kinds: &[WatchKind] = match event_type {
             event::NODE_CREATED | event::NODE_DATA_CHANGED => &[WatchKind::Data, WatchKind::Exist],
@@ -131,6 +138,7 @@ impl WatchManager {
         }
         sessions
             .into_iter()
+            .filter(|s| may_read(*s))
             .map(|s| (s, event_type, path.to_string()))
             .collect()
     }
@@ -200,19 +208,20 @@ mod tests {
         w.add(WatchKind::Child, "/a", 2);
         w.add(WatchKind::Exist, "/b", 3);
         assert_eq!(
-            w.trigger("/a", event::NODE_CHILDREN_CHANGED),
+            w.trigger("/a", event::NODE_CHILDREN_CHANGED, |_| true),
             vec![(2, event::NODE_CHILDREN_CHANGED, "/a".into())]
         );
         assert!(
-            w.trigger("/a", event::NODE_CHILDREN_CHANGED).is_empty(),
+            w.trigger("/a", event::NODE_CHILDREN_CHANGED, |_| true)
+                .is_empty(),
             "one-shot"
         );
         assert_eq!(
-            w.trigger("/b", event::NODE_CREATED),
+            w.trigger("/b", event::NODE_CREATED, |_| true),
             vec![(3, event::NODE_CREATED, "/b".into())]
         );
         assert_eq!(
-            w.trigger("/a", event::NODE_DELETED),
+            w.trigger("/a", event::NODE_DELETED, |_| true),
             vec![(1, event::NODE_DELETED, "/a".into())]
         );
         w.add(WatchKind::Data, "/c", 4);
@@ -227,17 +236,22 @@ mod tests {
         w.add(WatchKind::PersistentRecursive, "/r", 2);
         for _ in 0..2 {
             assert_eq!(
-                w.trigger("/p", event::NODE_DATA_CHANGED),
+                w.trigger("/p", event::NODE_DATA_CHANGED, |_| true),
                 vec![(1, event::NODE_DATA_CHANGED, "/p".into())]
             );
         }
-        assert_eq!(w.trigger("/p", event::NODE_CHILDREN_CHANGED).len(), 1);
         assert_eq!(
-            w.trigger("/r/a/b", event::NODE_CREATED),
+            w.trigger("/p", event::NODE_CHILDREN_CHANGED, |_| true)
+                .len(),
+            1
+        );
+        assert_eq!(
+            w.trigger("/r/a/b", event::NODE_CREATED, |_| true),
             vec![(2, event::NODE_CREATED, "/r/a/b".into())]
         );
         assert!(
-            w.trigger("/r/a", event::NODE_CHILDREN_CHANGED).is_empty(),
+            w.trigger("/r/a", event::NODE_CHILDREN_CHANGED, |_| true)
+                .is_empty(),
             "recursive watches skip child lists"
         );
         assert!(w.has(kinds_of_type(5), "/r", 2));
@@ -245,6 +259,23 @@ mod tests {
         assert!(
             !w.remove(kinds_of_type(3), "/r", 2),
             "nothing left: NoWatcher"
+        );
+    }
+
+    #[test]
+    fn only_sessions_that_may_read_the_node_get_its_events() {
+        let mut w = WatchManager::default();
+        w.add(WatchKind::PersistentRecursive, "/", 1);
+        w.add(WatchKind::PersistentRecursive, "/", 2);
+        w.add(WatchKind::Data, "/secret", 3);
+        assert_eq!(
+            w.trigger("/secret", event::NODE_DATA_CHANGED, |s| s == 2),
+            vec![(2, event::NODE_DATA_CHANGED, "/secret".into())]
+        );
+        assert!(
+            w.trigger("/secret", event::NODE_DATA_CHANGED, |s| s == 3)
+                .is_empty(),
+            "a filtered one-shot watch is used up"
         );
     }
 }

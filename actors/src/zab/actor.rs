@@ -5,7 +5,7 @@ use crate::client_port::{
     ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, Host, ServiceSettings,
 };
 use crate::data_tree::TreeOp;
-use crate::data_tree::{DataTree, OpResult, TreeTxn};
+use crate::data_tree::{DataTree, OpResult, SessionPassword, TreeTxn};
 use crate::peer::{Announce, PeerEvent, PeerLink, SendPeer};
 use crate::sessions::SessionTracker;
 use crate::storage::{
@@ -149,6 +149,10 @@ impl Host for Submissions {
 
     fn now_ms(&self) -> i64 {
         wall_clock_ms()
+    }
+
+    fn random_password(&mut self) -> SessionPassword {
+        rand::random()
     }
 }
 

@@ -463,6 +463,15 @@ impl ZkClient {
         decode::<GetChildrenResponse>(&r).map(|g| g.children)
     }
 
+    /// Number of znodes below `path`, at any depth (getAllChildrenNumber).
+    pub async fn get_all_children_number(&self, path: &str) -> Result<i32, ClientError> {
+        let req = PathRequest { path: path.into() };
+        let r = self
+            .call(op::GET_ALL_CHILDREN_NUMBER, req.to_bytes())
+            .await?;
+        decode::<IntResponse>(&r).map(|n| n.number)
+    }
+
     /// Sets a persistent (mode 0) or persistent recursive (mode 1) watch.
     pub async fn add_watch(&self, path: &str, mode: i32) -> Result<(), ClientError> {
         let req = AddWatchRequest {
@@ -606,17 +615,23 @@ async fn serve(
         tokio::select! {
             call = calls.recv() => {
                 let Some(call) = call else { break Ended::Closed };
-                next_xid = next_xid.wrapping_add(1).max(1);
-                let mut frame = RequestHeader { xid: next_xid, op: call.op }.to_bytes();
+                // Auth requests carry ZooKeeper's fixed auth xid, which the reply echoes.
+                let call_xid = if call.op == op::AUTH {
+                    xid::AUTH
+                } else {
+                    next_xid = next_xid.wrapping_add(1).max(1);
+                    next_xid
+                };
+                let mut frame = RequestHeader { xid: call_xid, op: call.op }.to_bytes();
                 frame.extend_from_slice(&call.body);
                 if let Err(e) = write_frame(&mut write, &frame).await {
                     let _ = call.reply.send(Err(ClientError::ConnectionLoss(e.to_string())));
                     break Ended::Lost(e.to_string());
                 }
                 if call.op == op::CLOSE_SESSION {
-                    closing = next_xid;
+                    closing = call_xid;
                 }
-                pending.push_back((next_xid, call.reply, call.watch));
+                pending.push_back((call_xid, call.reply, call.watch));
             }
             reply = replies.recv() => {
                 let frame = match reply {
