@@ -262,6 +262,25 @@ impl ProcessCluster {
             .is_some_and(|p| matches!(p.child.try_wait(), Ok(None)))
     }
 
+    /// Waits up to `timeout` for server `id` to exit by itself and returns its exit code
+    /// (`None` if it still runs, was never started or died by a signal).
+    pub fn wait_exit(&mut self, id: u64, timeout: Duration) -> Option<i32> {
+        let mut status = None;
+        let _ = wait_until("the server to exit", timeout, || {
+            status = self
+                .procs
+                .get_mut(&id)
+                .and_then(|p| p.child.try_wait().ok().flatten());
+            status.is_some()
+        });
+        status.and_then(|s| s.code())
+    }
+
+    /// Server `id`'s own data directory (dataDir and dataLogDir of a generated config).
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join("data").join(format!("server-{id}"))
+    }
+
     /// The `Mode:` server `id` reports (`leader`, `follower`, `not serving`, `unreachable ...`).
     pub fn mode(&self, id: u64) -> String {
         four_letter::mode(&self.client_addr(id), Duration::from_millis(500))

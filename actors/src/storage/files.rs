@@ -7,7 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Subdirectory holding ensemble's files, versioned by format.
-pub const VERSION_DIR: &str = "ensemble-v1";
+pub const VERSION_DIR: &str = "ensemble-v2";
+/// Subdirectory of the previous format, which this build refuses to read.
+pub const OLD_VERSION_DIR: &str = "ensemble-v1";
 const LOG_PREFIX: &str = "log.";
 const SNAPSHOT_PREFIX: &str = "snapshot.";
 
@@ -62,68 +64,156 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<(Zxid, PathBuf)>, StorageError> 
     list(dir, SNAPSHOT_PREFIX)
 }
 
-/// Frames one txn as a log record.
+/// Magic at the start of every log file, followed by the format version.
+const LOG_MAGIC: [u8; 4] = *b"ENSL";
+/// Magic at the start of every snapshot file, followed by the format version.
+const SNAPSHOT_MAGIC: [u8; 4] = *b"ENSS";
+/// Version of the log and snapshot formats written and read.
+pub const FORMAT_VERSION: u32 = 2;
+/// Bytes of a log file's header: magic and version.
+pub const LOG_HEADER_LEN: usize = 8;
+/// Bytes of a record's header: length, checksum of the length, checksum of the body.
+const RECORD_HEADER_LEN: usize = 12;
+/// Bytes of a snapshot file's header: magic, version, body length, body checksum.
+const SNAPSHOT_HEADER_LEN: usize = 20;
+
+/// The header every log file starts with.
+pub fn log_header() -> [u8; LOG_HEADER_LEN] {
+    let mut h = [0; LOG_HEADER_LEN];
+    h[..4].copy_from_slice(&LOG_MAGIC);
+    h[4..].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
+    h
+}
+
+/// A log file's header, checked.
+pub enum LogHeader {
+    /// The header is valid; records start at [`LOG_HEADER_LEN`].
+    Valid,
+    /// The file ends inside its header (a crash right after creating it).
+    Truncated,
+    /// Not a log file of this format.
+    Wrong(String),
+}
+
+/// Checks the header of a log file's content.
+pub fn check_log_header(bytes: &[u8]) -> LogHeader {
+    if bytes.len() < LOG_HEADER_LEN {
+        let expected = log_header();
+        return if expected.starts_with(bytes) || bytes.iter().all(|b| *b == 0) {
+            LogHeader::Truncated
+        } else {
+            LogHeader::Wrong("damaged file header".into())
+        };
+    }
+    check_magic(bytes, LOG_MAGIC, "log").map_or_else(LogHeader::Wrong, |()| LogHeader::Valid)
+}
+
+fn check_magic(bytes: &[u8], magic: [u8; 4], what: &str) -> Result<(), String> {
+    if bytes[..4] != magic {
+        return Err(format!("not an ensemble {what} file (bad magic)"));
+    }
+    let version = be_u32(&bytes[4..8]);
+    if version != FORMAT_VERSION {
+        return Err(format!(
+            "{what} format version {version}, but this build reads version {FORMAT_VERSION}"
+        ));
+    }
+    Ok(())
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// Frames one txn as a log record: `u32 length, u32 crc32(length), u32 crc32(body), body`.
+/// The length has a checksum of its own so that a damaged length is told from a torn tail.
 pub fn encode_record(txn: &Txn) -> Result<Vec<u8>, StorageError> {
     let body =
         codec::encode(txn).map_err(|e| StorageError::Corrupt(format!("encoding txn: {e}")))?;
-    let mut rec = Vec::with_capacity(8 + body.len());
-    rec.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    let len = u32::try_from(body.len())
+        .map_err(|_| StorageError::Corrupt(format!("txn {} is too large to log", txn.zxid)))?
+        .to_be_bytes();
+    let mut rec = Vec::with_capacity(RECORD_HEADER_LEN + body.len());
+    rec.extend_from_slice(&len);
+    rec.extend_from_slice(&crc32fast::hash(&len).to_be_bytes());
     rec.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
     rec.extend_from_slice(&body);
     Ok(rec)
 }
 
 /// One parsed record, or why parsing stopped.
+#[derive(Debug)]
 pub enum RecordRead {
     /// A whole, valid record and the offset after it.
     Record(Txn, usize),
-    /// The bytes end inside a record.
+    /// The bytes end inside a record: inside its header, or inside a body whose length is
+    /// intact.
     Truncated,
-    /// A record whose checksum or content is wrong.
+    /// The length is intact but the body fails its checksum; the record would end at this
+    /// offset.
+    BadBody(usize),
+    /// The length field is damaged, or a checksummed body does not decode.
     Damaged(String),
 }
 
-/// Parses the record at `offset` of `bytes`.
+/// Parses the record at `offset` of `bytes` (`offset` at most `bytes.len()`). Never allocates
+/// more than the record's bytes, which are already in `bytes`.
 pub fn read_record(bytes: &[u8], offset: usize) -> RecordRead {
-    let rest = &bytes[offset..];
-    if rest.len() < 8 {
+    let rest = bytes.get(offset..).unwrap_or_default();
+    if rest.len() < RECORD_HEADER_LEN {
         return RecordRead::Truncated;
     }
-    let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-    let crc = u32::from_be_bytes([rest[4], rest[5], rest[6], rest[7]]);
-    if rest.len() < 8 + len {
-        return RecordRead::Truncated;
+    if crc32fast::hash(&rest[..4]) != be_u32(&rest[4..8]) {
+        return RecordRead::Damaged("length field fails its checksum".into());
     }
-    let body = &rest[8..8 + len];
-    if crc32fast::hash(body) != crc {
-        return RecordRead::Damaged("checksum mismatch".into());
+    let len = be_u32(&rest[..4]) as usize;
+    let Some(body) = rest.get(RECORD_HEADER_LEN..RECORD_HEADER_LEN + len) else {
+        return RecordRead::Truncated;
+    };
+    let end = offset + RECORD_HEADER_LEN + len;
+    if crc32fast::hash(body) != be_u32(&rest[8..12]) {
+        return RecordRead::BadBody(end);
     }
     match codec::decode::<Txn>(body) {
-        Ok(txn) => RecordRead::Record(txn, offset + 8 + len),
+        Ok(txn) => RecordRead::Record(txn, end),
         Err(e) => RecordRead::Damaged(format!("undecodable record: {e}")),
     }
 }
 
-/// Encodes a snapshot file's content.
+/// Encodes a snapshot file's content: `magic, u32 version, u64 body length, u32 crc32(body),
+/// body`.
 pub fn encode_snapshot(snapshot: &Snapshot) -> Result<Vec<u8>, StorageError> {
     let body = codec::encode(snapshot)
         .map_err(|e| StorageError::Corrupt(format!("encoding snapshot: {e}")))?;
-    let mut out = Vec::with_capacity(4 + body.len());
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + body.len());
+    out.extend_from_slice(&SNAPSHOT_MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+    out.extend_from_slice(&(body.len() as u64).to_be_bytes());
     out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
     out.extend_from_slice(&body);
     Ok(out)
 }
 
-/// Decodes a snapshot file's content.
+/// Decodes a snapshot file's content, checking its header, length and checksum.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
-    if bytes.len() < 4 {
-        return Err("shorter than its checksum".into());
+    if bytes.len() < SNAPSHOT_HEADER_LEN {
+        return Err("shorter than its header".into());
     }
-    let crc = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if crc32fast::hash(&bytes[4..]) != crc {
+    check_magic(bytes, SNAPSHOT_MAGIC, "snapshot")?;
+    let mut len = [0; 8];
+    len.copy_from_slice(&bytes[8..16]);
+    let body = &bytes[SNAPSHOT_HEADER_LEN..];
+    if u64::from_be_bytes(len) != body.len() as u64 {
+        return Err(format!(
+            "header says {} bytes, the file holds {}",
+            u64::from_be_bytes(len),
+            body.len()
+        ));
+    }
+    if crc32fast::hash(body) != be_u32(&bytes[16..20]) {
         return Err("checksum mismatch".into());
     }
-    codec::decode(&bytes[4..]).map_err(|e| format!("undecodable: {e}"))
+    codec::decode(body).map_err(|e| format!("undecodable: {e}"))
 }
 
 /// Writes `content` to `path` atomically: a temporary file, fsync, rename, fsync of the dir.
@@ -157,26 +247,38 @@ pub fn ensure_dir(dir: &Path) -> Result<(), StorageError> {
     fs::create_dir_all(dir).map_err(StorageError::io(format!("creating {}", dir.display())))
 }
 
-/// Opens a log file for appending, creating it.
-pub fn open_append(path: &Path) -> Result<File, StorageError> {
-    OpenOptions::new()
+/// Opens a log file for appending, creating it with its header when new.
+pub fn open_log(path: &Path) -> Result<File, StorageError> {
+    let ctx = || format!("opening {}", path.display());
+    let mut f = OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
-        .map_err(StorageError::io(format!("opening {}", path.display())))
+        .map_err(StorageError::io(ctx()))?;
+    let len = f.metadata().map_err(StorageError::io(ctx()))?.len();
+    if len == 0 {
+        f.write_all(&log_header())
+            .map_err(StorageError::io(ctx()))?;
+    }
+    Ok(f)
 }
 
-/// Reads an epoch file; a missing file is epoch 0.
-pub fn read_epoch(path: &Path) -> Result<u32, StorageError> {
+/// Name of the file holding the epoch this server last accepted from a prospective leader.
+pub const ACCEPTED_EPOCH: &str = "acceptedEpoch";
+/// Name of the file holding the epoch of the last leader this server synced with.
+pub const CURRENT_EPOCH: &str = "currentEpoch";
+
+/// Reads an epoch file; `None` when it does not exist.
+pub fn read_epoch(path: &Path) -> Result<Option<u32>, StorageError> {
     match fs::read_to_string(path) {
-        Ok(s) => s.trim().parse().map_err(|_| {
+        Ok(s) => s.trim().parse().map(Some).map_err(|_| {
             StorageError::Corrupt(format!(
                 "{} holds {:?}, not an epoch",
                 path.display(),
                 s.trim()
             ))
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(StorageError::io(format!("reading {}", path.display()))(e)),
     }
 }

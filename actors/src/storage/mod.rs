@@ -1,20 +1,26 @@
 //! Durable storage of one server: the transaction log, snapshots and the epoch files.
 //!
 //! Layout under the data directories:
-//! - `dataLogDir/ensemble-v1/log.<first zxid hex>`: append-only txn records, each
-//!   `u32 length, u32 crc32, bincode Txn`;
-//! - `dataDir/ensemble-v1/snapshot.<last zxid hex>`: `u32 crc32, bincode Snapshot`, written to a
-//!   temporary file, fsynced and renamed;
-//! - `dataDir/acceptedEpoch`, `dataDir/currentEpoch`: decimal text, written the same way.
+//! - `dataLogDir/ensemble-v2/log.<first zxid hex>`: a header (magic, format version), then
+//!   append-only txn records, each `u32 length, u32 crc32(length), u32 crc32(body), bincode Txn`;
+//! - `dataDir/ensemble-v2/snapshot.<last zxid hex>`: magic, format version, `u64 length,
+//!   u32 crc32`, bincode Snapshot, written to a temporary file, fsynced and renamed;
+//! - `dataDir/acceptedEpoch`, `dataDir/currentEpoch`: decimal text, written the same way, created
+//!   (as 0) before anything else.
 //!
-//! [`recover`] reads them back: the newest valid snapshot, then the log above it. A torn record
-//! at the very end of the log (a crash mid-write) is cut off with a warning; a damaged record
-//! anywhere else refuses to start, naming the file and offset.
+//! [`recover`] reads them back: the newest valid snapshot, then the log above it, which must
+//! continue from the snapshot without a gap. A torn record at the very end of the log (a crash
+//! mid-write) is cut off with a warning; anything it cannot trust (damage elsewhere, missing
+//! txns, missing epoch files beside data, an older format) refuses to start with one line
+//! naming the problem and what to do.
 //! [`StorageWriter`] owns the files on a thread of its own and does group commit.
 
 mod files;
 mod recovery;
 mod writer;
+
+#[cfg(test)]
+mod tests;
 
 pub use recovery::{recover, Recovered};
 pub use writer::{SnapshotJob, StorageWriter, WriterEvent, WriterSettings};

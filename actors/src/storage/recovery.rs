@@ -1,21 +1,27 @@
-//! Reading a server's durable state back at start.
+//! Reading a server's durable state back at start, refusing state that cannot be trusted.
+//!
+//! A server that starts claims every txn up to its last zxid (it votes with that claim), so
+//! recovery refuses whenever it cannot show that it holds all of them: a log that does not
+//! continue from the snapshot (a deleted snapshot, log file or purged history), a damaged record
+//! that is not a torn tail, missing epoch files while data exists, or files of another format.
 
-use super::files::{self, read_record, RecordRead};
+use super::files::{self, check_log_header, read_record, LogHeader, RecordRead};
 use super::StorageError;
 use ensemble_messages::{Snapshot, Txn, Zxid};
+use std::fmt::Display;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// What a server finds on disk.
 #[derive(Clone, Debug, Default)]
 pub struct Recovered {
-    /// Content of the acceptedEpoch file (0 when absent).
+    /// Content of the acceptedEpoch file (0 for a fresh server).
     pub accepted_epoch: u32,
-    /// Content of the currentEpoch file (0 when absent).
+    /// Content of the currentEpoch file (0 for a fresh server).
     pub current_epoch: u32,
     /// The newest valid snapshot.
     pub snapshot: Option<Snapshot>,
-    /// Logged txns above the snapshot, in order.
+    /// Logged txns above the snapshot, in order, without gaps.
     pub log: Vec<Txn>,
     /// Repairs made and damage skipped, for the operator.
     pub warnings: Vec<String>,
@@ -26,92 +32,246 @@ impl Recovered {
     pub fn snapshot_zxid(&self) -> Zxid {
         self.snapshot.as_ref().map_or(Zxid::ZERO, |s| s.last_zxid)
     }
+
+    /// Last zxid this server holds.
+    pub fn last_zxid(&self) -> Zxid {
+        self.log.last().map_or(self.snapshot_zxid(), |t| t.zxid)
+    }
 }
 
-/// Reads the epochs, the newest valid snapshot and the log above it.
+/// What the operator does when a server refuses to start.
+const ADVICE: &str = "refusing to start: delete this server's dataDir and dataLogDir to resync it \
+                      from the other servers";
+
+/// A refusal to start, stated in one line with what to do.
+fn refuse(what: impl Display) -> StorageError {
+    StorageError::Corrupt(format!("{what}; {ADVICE}"))
+}
+
+/// Reads the epochs, the newest valid snapshot and the log above it, or refuses to start.
 pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<Recovered, StorageError> {
+    refuse_old_format(data_dir)?;
+    refuse_old_format(data_log_dir)?;
+    let mut warnings = Vec::new();
+    let snapshots = files::list_snapshots(&files::snapshot_dir(data_dir))?;
+    let snapshot = newest_valid_snapshot(&snapshots, &mut warnings)?;
+    let log_dir = files::log_dir(data_log_dir);
+    let log_files = files::list_logs(&log_dir)?;
+    let logged = read_logs(&log_files, &mut warnings)?;
+    let base = snapshot.as_ref().map_or(Zxid::ZERO, |s| s.last_zxid);
+    let log = continuing_from(base, logged, &log_dir)?;
     let mut rec = Recovered {
-        accepted_epoch: files::read_epoch(&data_dir.join("acceptedEpoch"))?,
-        current_epoch: files::read_epoch(&data_dir.join("currentEpoch"))?,
+        snapshot,
+        log,
+        warnings,
         ..Recovered::default()
     };
-    for (zxid, path) in files::list_snapshots(&files::snapshot_dir(data_dir))?
-        .into_iter()
-        .rev()
-    {
+    let has_data = !snapshots.is_empty() || !log_files.is_empty();
+    (rec.accepted_epoch, rec.current_epoch) = read_epochs(data_dir, has_data, rec.last_zxid())?;
+    Ok(rec)
+}
+
+/// Refuses files of the previous format instead of starting empty beside them.
+fn refuse_old_format(dir: &Path) -> Result<(), StorageError> {
+    let old = dir.join(files::OLD_VERSION_DIR);
+    let has_files = fs::read_dir(&old).is_ok_and(|mut entries| entries.next().is_some());
+    if has_files {
+        return Err(refuse(format!(
+            "{} holds data in an older storage format that this version does not read",
+            old.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The newest snapshot that reads back whole; damaged ones are skipped with a warning (the
+/// log must then cover the gap from an older one).
+fn newest_valid_snapshot(
+    snapshots: &[(Zxid, PathBuf)],
+    warnings: &mut Vec<String>,
+) -> Result<Option<Snapshot>, StorageError> {
+    for (zxid, path) in snapshots.iter().rev() {
         let bytes =
-            fs::read(&path).map_err(StorageError::io(format!("reading {}", path.display())))?;
+            fs::read(path).map_err(StorageError::io(format!("reading {}", path.display())))?;
         match files::decode_snapshot(&bytes) {
-            Ok(s) if s.last_zxid == zxid => {
-                rec.snapshot = Some(s);
-                break;
-            }
-            Ok(_) => rec.warnings.push(format!(
-                "{}: name and content disagree; skipped",
+            Ok(s) if s.last_zxid == *zxid => return Ok(Some(s)),
+            Ok(_) => warnings.push(format!(
+                "{}: name and content disagree; falling back to an older snapshot",
                 path.display()
             )),
-            Err(e) => rec.warnings.push(format!(
+            Err(e) => warnings.push(format!(
                 "{}: {e}; falling back to an older snapshot",
                 path.display()
             )),
         }
     }
-    let base = rec.snapshot_zxid();
-    let logs = files::list_logs(&files::log_dir(data_log_dir))?;
-    let mut last = Zxid::ZERO;
+    Ok(None)
+}
+
+/// Every logged txn, in zxid order. A torn tail (the incomplete last record of the last file)
+/// is cut off with a warning; any other damage refuses.
+fn read_logs(
+    logs: &[(Zxid, PathBuf)],
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Txn>, StorageError> {
+    let mut out: Vec<Txn> = Vec::new();
     for (i, (_, path)) in logs.iter().enumerate() {
         let is_last_file = i + 1 == logs.len();
         let bytes =
             fs::read(path).map_err(StorageError::io(format!("reading {}", path.display())))?;
-        let mut offset = 0;
-        while offset < bytes.len() {
-            match read_record(&bytes, offset) {
-                RecordRead::Record(txn, next) => {
-                    if txn.zxid <= last {
-                        return Err(StorageError::Corrupt(format!(
-                            "{} at offset {offset}: zxid {} does not follow {last}; refusing to start",
-                            path.display(),
-                            txn.zxid
-                        )));
-                    }
-                    last = txn.zxid;
-                    if txn.zxid > base {
-                        rec.log.push(txn);
-                    }
-                    offset = next;
-                }
-                RecordRead::Truncated if is_last_file => {
-                    truncate_torn_tail(path, offset, bytes.len(), &mut rec.warnings)?;
-                    break;
-                }
-                RecordRead::Damaged(why) if is_last_file && reaches_end(&bytes, offset) => {
-                    rec.warnings.push(format!("{}: last record {why}", path.display()));
-                    truncate_torn_tail(path, offset, bytes.len(), &mut rec.warnings)?;
-                    break;
-                }
-                RecordRead::Truncated => {
-                    return Err(StorageError::Corrupt(format!(
-                        "{} ends inside a record at offset {offset}, but later log files exist; refusing to start",
-                        path.display()
-                    )))
-                }
-                RecordRead::Damaged(why) => {
-                    return Err(StorageError::Corrupt(format!(
-                        "{} at offset {offset}: {why}, with more records after it; refusing to start rather than drop committed txns",
-                        path.display()
-                    )))
-                }
+        let Some(txns) = read_log_file(path, &bytes, is_last_file, warnings)? else {
+            continue;
+        };
+        for txn in txns {
+            if let Some(prev) = out.last().map(|t| t.zxid).filter(|p| txn.zxid <= *p) {
+                return Err(refuse(format!(
+                    "{}: zxid {} does not follow {prev}",
+                    path.display(),
+                    txn.zxid
+                )));
+            }
+            out.push(txn);
+        }
+    }
+    Ok(out)
+}
+
+/// The txns of one log file; `None` when it was a torn, header-less last file (removed).
+fn read_log_file(
+    path: &Path,
+    bytes: &[u8],
+    is_last_file: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Option<Vec<Txn>>, StorageError> {
+    match check_log_header(bytes) {
+        LogHeader::Valid => {}
+        LogHeader::Truncated if is_last_file => {
+            let msg = format!(
+                "{}: ends inside its header (crash right after creating it); removed",
+                path.display()
+            );
+            tracing::warn!("{msg}");
+            warnings.push(msg);
+            fs::remove_file(path)
+                .map_err(StorageError::io(format!("removing {}", path.display())))?;
+            return Ok(None);
+        }
+        LogHeader::Truncated => {
+            return Err(refuse(format!(
+                "{}: ends inside its header, but later log files exist",
+                path.display()
+            )))
+        }
+        LogHeader::Wrong(why) => return Err(refuse(format!("{}: {why}", path.display()))),
+    }
+    let mut txns = Vec::new();
+    let mut offset = files::LOG_HEADER_LEN;
+    while offset < bytes.len() {
+        let read = read_record(bytes, offset);
+        let torn = is_last_file && is_torn_tail(&read, bytes, offset);
+        match read {
+            RecordRead::Record(txn, next) => {
+                txns.push(txn);
+                offset = next;
+                continue;
+            }
+            _ if torn => {
+                truncate_torn_tail(path, offset, bytes.len(), warnings)?;
+                break;
+            }
+            RecordRead::Truncated => {
+                return Err(refuse(format!(
+                    "{}: ends inside a record at offset {offset}, but later log files exist",
+                    path.display()
+                )))
+            }
+            RecordRead::BadBody(_) => {
+                return Err(refuse(format!(
+                    "{}: record at offset {offset} fails its checksum, with more data after it",
+                    path.display()
+                )))
+            }
+            RecordRead::Damaged(why) => {
+                return Err(refuse(format!(
+                    "{}: record at offset {offset}: {why}",
+                    path.display()
+                )))
             }
         }
     }
-    Ok(rec)
+    Ok(Some(txns))
 }
 
-/// Whether the record at `offset` is the last thing in the file.
-fn reaches_end(bytes: &[u8], offset: usize) -> bool {
-    let rest = &bytes[offset..];
-    rest.len() >= 4
-        && 8 + u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize >= rest.len()
+/// Whether what stopped the reading at `offset` of the last file is a write cut short by a
+/// crash: a record that ends past the end of the file, a last record whose body was not fully
+/// written, or an extension of the file that was never written (zeros).
+fn is_torn_tail(read: &RecordRead, bytes: &[u8], offset: usize) -> bool {
+    match read {
+        RecordRead::Record(..) => false,
+        RecordRead::Truncated => true,
+        RecordRead::BadBody(end) if *end == bytes.len() => true,
+        RecordRead::BadBody(_) | RecordRead::Damaged(_) => bytes[offset..].iter().all(|b| *b == 0),
+    }
+}
+
+/// The logged txns above `base`, which must continue from it without a gap.
+fn continuing_from(base: Zxid, logged: Vec<Txn>, log_dir: &Path) -> Result<Vec<Txn>, StorageError> {
+    let above: Vec<Txn> = logged.into_iter().filter(|t| t.zxid > base).collect();
+    let mut prev = base;
+    for txn in &above {
+        if !follows(prev, txn.zxid) {
+            let from = if prev == base && base == Zxid::ZERO {
+                "zxid 0 (no snapshot)".to_string()
+            } else if prev == base {
+                format!("snapshot {base}")
+            } else {
+                format!("logged txn {prev}")
+            };
+            return Err(refuse(format!(
+                "{}: the log does not continue from {from} (next logged txn {}); txns are missing",
+                log_dir.display(),
+                txn.zxid
+            )));
+        }
+        prev = txn.zxid;
+    }
+    Ok(above)
+}
+
+/// Whether `next` is the txn right after `prev`: the next counter of the same epoch, or the
+/// first txn (counter 1) of a later epoch (epochs that committed nothing leave no trace).
+pub(crate) fn follows(prev: Zxid, next: Zxid) -> bool {
+    let same_epoch = prev
+        .counter()
+        .checked_add(1)
+        .is_some_and(|c| next == Zxid::new(prev.epoch(), c));
+    same_epoch || (next.epoch() > prev.epoch() && next.counter() == 1)
+}
+
+/// The acceptedEpoch and currentEpoch files. The writer creates both before any other file, so
+/// a missing one beside data means it was lost; an accepted epoch below the current one or
+/// below the last txn's epoch means one was rolled back.
+fn read_epochs(data_dir: &Path, has_data: bool, last: Zxid) -> Result<(u32, u32), StorageError> {
+    let read = |name: &str| -> Result<u32, StorageError> {
+        let path = data_dir.join(name);
+        match files::read_epoch(&path)? {
+            Some(e) => Ok(e),
+            None if has_data => Err(refuse(format!(
+                "{} is missing, but the data dir holds snapshots or logs",
+                path.display()
+            ))),
+            None => Ok(0),
+        }
+    };
+    let (accepted, current) = (read(files::ACCEPTED_EPOCH)?, read(files::CURRENT_EPOCH)?);
+    if accepted < current || accepted < last.epoch() {
+        return Err(refuse(format!(
+            "{}: acceptedEpoch {accepted} is below currentEpoch {current} or below the epoch of \
+             the last txn {last}",
+            data_dir.display()
+        )));
+    }
+    Ok((accepted, current))
 }
 
 fn truncate_torn_tail(

@@ -1,0 +1,146 @@
+//! A server whose files were damaged or lost refuses to start with one clear line instead of
+//! serving, voting with and spreading a partial tree (issue 7, items 5 and 6).
+
+use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const ELECTION: Duration = Duration::from_secs(20);
+/// What every refusal tells the operator to do.
+const ADVICE: &str = "refusing to start: delete this server's dataDir and dataLogDir";
+
+fn writer() -> Program {
+    Program::Writer(env!("CARGO_BIN_EXE_ensemble-cli").into())
+}
+
+/// Files of server `id` in its format directory whose name starts with `prefix`, sorted.
+fn files(c: &ProcessCluster, id: u64, prefix: &str) -> Vec<PathBuf> {
+    let dir = c.data_dir(id).join("ensemble-v2");
+    let mut out: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Creates `/n<i>` for `i` in `from..to`, all in flight at once.
+fn create(c: &mut ProcessCluster, via: u64, from: u32, to: u32) {
+    for i in from..to {
+        c.send(via, &format!("create /n{i} v{i}"));
+    }
+    for _ in from..to {
+        let line = c
+            .expect_line(via, Duration::from_secs(20), |l| {
+                l.starts_with("ok /n") || l.starts_with("err /n")
+            })
+            .expect("an answer to each create");
+        assert!(line.starts_with("ok "), "{line}");
+    }
+}
+
+fn assert_has_all(c: &mut ProcessCluster, id: u64, count: u32) {
+    for i in 0..count {
+        let want = format!("data /n{i} v{i}");
+        let got = c.ask(id, &format!("get /n{i}"), &format!("data /n{i} "));
+        assert_eq!(got.as_deref(), Some(want.as_str()), "server {id}");
+    }
+}
+
+/// Restarts server `id` and expects it to exit non-zero with one line that contains `why`.
+fn assert_refuses(c: &mut ProcessCluster, id: u64, why: &str) {
+    c.start(id);
+    let code = c.wait_exit(id, ELECTION);
+    assert_eq!(
+        code,
+        Some(1),
+        "server {id} must refuse; log:\n{}",
+        c.log(id)
+    );
+    let log = c.log(id);
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("ensemble: storage: "))
+        .unwrap_or_else(|| panic!("no refusal line in:\n{log}"));
+    assert!(line.contains(why) && line.contains(ADVICE), "{line}");
+}
+
+/// The reviewer's item 5: a server that lost its snapshots (its log purged below them) used to
+/// start with a partial tree, win the election after a full restart (same zxid, highest sid)
+/// and SNAP-sync the others to it. Now it refuses; the others keep every znode; deleting its
+/// data dir resyncs it.
+#[test]
+fn a_server_that_lost_its_snapshots_refuses_and_the_ensemble_keeps_every_znode() {
+    const COUNT: u32 = 150;
+    let mut c = ProcessCluster::new(3, 60, writer(), "snap_count = 20");
+    c.start_all();
+    c.wait_serving(ELECTION).unwrap();
+    // In batches, so that snapshots roll the log to new files and old ones are purged.
+    for from in (0..COUNT).step_by(10) {
+        create(&mut c, 1, from, from + 10);
+    }
+    for id in 1..=3 {
+        c.kill9(id);
+    }
+    let logs = files(&c, 3, "log.");
+    assert!(
+        !logs[0].ends_with("log.0000000100000001"),
+        "the oldest log was purged: {logs:?}"
+    );
+    for snapshot in files(&c, 3, "snapshot.") {
+        fs::remove_file(snapshot).unwrap();
+    }
+    assert_refuses(
+        &mut c,
+        3,
+        "the log does not continue from zxid 0 (no snapshot)",
+    );
+    c.start(1);
+    c.start(2);
+    wait_until("servers 1 and 2 to serve", ELECTION, || {
+        let modes = [c.mode(1), c.mode(2)];
+        modes.contains(&"leader".to_string()) && modes.contains(&"follower".to_string())
+    })
+    .unwrap();
+    assert_has_all(&mut c, 1, COUNT);
+    assert_has_all(&mut c, 2, COUNT);
+    // What the refusal says to do brings the server back whole.
+    fs::remove_dir_all(c.data_dir(3)).unwrap();
+    c.start(3);
+    c.wait_serving(ELECTION).unwrap();
+    assert_has_all(&mut c, 3, COUNT);
+}
+
+/// Offset of the `index`th record of a log file (after the 8-byte file header; each record is
+/// a u32 length, two u32 checksums and the body).
+fn record_offset(bytes: &[u8], index: usize) -> usize {
+    let mut offset = 8;
+    for _ in 0..index {
+        let len = u32::from_be_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
+        offset += 12 + len;
+    }
+    offset
+}
+
+/// The reviewer's item 6: a corrupted length field in the middle of the log was taken for a
+/// torn tail and every record after it dropped with one warning. Now it refuses.
+#[test]
+fn a_corrupted_length_field_mid_log_refuses_to_start() {
+    let mut c = ProcessCluster::new(1, 61, writer(), "");
+    c.start(1);
+    c.wait_serving(ELECTION).unwrap();
+    create(&mut c, 1, 0, 60);
+    c.kill9(1);
+    let logs = files(&c, 1, "log.");
+    let log: &Path = logs.last().expect("a log file");
+    let mut bytes = fs::read(log).unwrap();
+    let at = record_offset(&bytes, 20);
+    bytes[at + 2] ^= 0x01;
+    fs::write(log, &bytes).unwrap();
+    assert_refuses(&mut c, 1, "length field fails its checksum");
+}
