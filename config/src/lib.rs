@@ -13,7 +13,8 @@ pub mod spark;
 mod zoo_cfg;
 
 pub use model::{
-    ClientSettings, ElectionSettings, NodeConfig, ServerEntry, ServerRole, StorageSettings,
+    ClientAddress, ClientSettings, ElectionSettings, NodeConfig, ServerEntry, ServerRole,
+    StorageSettings,
 };
 pub use native::{load_toml, load_toml_str, parse_toml, EnsembleFile, DEFAULT_TOML};
 pub use zoo_cfg::{load_zoo_cfg, parse_zoo_cfg};

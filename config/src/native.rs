@@ -1,7 +1,8 @@
 //! Native TOML configuration, loaded through the `config` crate with env overrides.
 
 use crate::model::{
-    ClientSettings, ElectionSettings, NodeConfig, ServerEntry, ServerRole, StorageSettings,
+    ClientAddress, ClientSettings, ElectionSettings, NodeConfig, ServerEntry, ServerRole,
+    StorageSettings,
 };
 use crate::{ConfigError, Sid};
 use serde::Deserialize;
@@ -274,8 +275,10 @@ impl EnsembleFile {
                 peer_port: s.peer_port,
                 election_port: None,
                 role: ServerRole::Participant,
-                client_host: s.host.clone(),
-                client_port: s.client_port,
+                client: Some(ClientAddress {
+                    host: s.host.clone(),
+                    port: s.client_port,
+                }),
             })
             .collect();
         let data_dir = self
@@ -311,6 +314,7 @@ impl EnsembleFile {
                 finalize_wait_ms: self.election.finalize_wait_ms,
                 max_notification_timeout_ms: self.election.max_notification_timeout_ms,
             },
+            quorum_listen_on_all_ips: false,
             warnings: Vec::new(),
         }
         .validate()
