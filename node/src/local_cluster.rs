@@ -171,6 +171,11 @@ impl ProcessCluster {
         c
     }
 
+    /// Path of server `id`'s zoo.cfg, when the cluster runs from Apache's format.
+    pub fn zoo_cfg_path(&self, id: u64) -> Option<&PathBuf> {
+        self.zoo_cfgs.get(&id)
+    }
+
     /// Path of the generated config.
     pub fn config_path(&self) -> &PathBuf {
         &self.config

@@ -29,10 +29,10 @@ fn log_tail(c: &ProcessCluster, id: u64) -> String {
 }
 
 /// Waits for a quorum, writes through server 1 and reads the write back through server 2.
-fn write_on_one_read_on_another(mut c: ProcessCluster) {
+fn write_on_one_read_on_another(c: &mut ProcessCluster) {
     c.start_all();
     c.wait_serving(Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("{e}\nlog of 1 ends:\n{}", log_tail(&c, 1)));
+        .unwrap_or_else(|e| panic!("{e}\nlog of 1 ends:\n{}", log_tail(c, 1)));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -96,7 +96,26 @@ fn guide_single_host_layout_forms_a_quorum() {
         "{conf}"
     );
     c.kill9(2);
-    write_on_one_read_on_another(c);
+    write_on_one_read_on_another(&mut c);
+    // `ensemble status --zoo-cfg` knows server 2's client port only.
+    let out = std::process::Command::new(exe())
+        .args(["status", "--zoo-cfg"])
+        .arg(c.zoo_cfg_path(2).unwrap())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.matches("its server line names no client port").count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("server.2")
+            && l.contains("127.0.75.1:17502")
+            && (l.ends_with("Mode: leader") || l.ends_with("Mode: follower"))),
+        "{text}"
+    );
 }
 
 /// The container layout: each server's own line is `0.0.0.0` (bind every interface), the
@@ -117,8 +136,8 @@ fn own_line_on_all_interfaces_forms_a_quorum() {
         }
         cfg
     };
-    let c = ProcessCluster::with_zoo_cfg_text(3, 76, exe(), cfg, |i| {
+    let mut c = ProcessCluster::with_zoo_cfg_text(3, 76, exe(), cfg, |i| {
         format!("127.0.76.{i}:{}", 17600 + i)
     });
-    write_on_one_read_on_another(c);
+    write_on_one_read_on_another(&mut c);
 }
