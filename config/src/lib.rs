@@ -13,8 +13,8 @@ pub mod spark;
 mod zoo_cfg;
 
 pub use model::{
-    is_loopback, ClientSettings, ElectionSettings, NodeConfig, PeerAuth, ServerEntry, ServerRole,
-    StorageSettings, PEER_SECRET_KEY,
+    is_loopback, ClientAddress, ClientSettings, ElectionSettings, NodeConfig, PeerAuth,
+    ServerEntry, ServerRole, StorageSettings, PEER_SECRET_KEY,
 };
 pub use native::{load_toml, load_toml_str, parse_toml, EnsembleFile, DEFAULT_TOML};
 pub use zoo_cfg::{load_zoo_cfg, parse_zoo_cfg};

@@ -13,12 +13,44 @@ pub enum ServerRole {
     Observer,
 }
 
+/// Where a server serves clients.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientAddress {
+    /// Host as written; `0.0.0.0` (or `::`) means every interface.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+}
+
+impl ClientAddress {
+    /// Whether the host is the wildcard address (every interface).
+    pub fn is_wildcard(&self) -> bool {
+        is_wildcard(&self.host)
+    }
+}
+
+/// Whether `host` is the unspecified address `0.0.0.0` or `::`.
+fn is_wildcard(host: &str) -> bool {
+    host.trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified())
+}
+
+/// `host:port`, with an IPv6 literal in brackets.
+fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
 /// One member of the ensemble, as every node's server list names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerEntry {
     /// Server id.
     pub id: Sid,
-    /// Host the peer port listens on.
+    /// Host the peer port listens on (`0.0.0.0` on a server's own line binds every interface).
     pub host: String,
     /// Port of the peer link (zoo.cfg's quorum port): election and Zab share it.
     pub peer_port: u16,
@@ -27,21 +59,31 @@ pub struct ServerEntry {
     pub election_port: Option<u16>,
     /// Voting role.
     pub role: ServerRole,
-    /// Host clients reach this server on.
-    pub client_host: String,
-    /// Port clients reach this server on.
-    pub client_port: u16,
+    /// Where the server serves clients. Always known for this node's own entry; `None` for a
+    /// peer whose zoo.cfg line names no client port (only that server knows it).
+    pub client: Option<ClientAddress>,
 }
 
 impl ServerEntry {
     /// `host:peer_port`.
     pub fn peer_addr(&self) -> String {
-        format!("{}:{}", self.host, self.peer_port)
+        join_host_port(&self.host, self.peer_port)
     }
 
-    /// `client_host:client_port`.
-    pub fn client_addr(&self) -> String {
-        format!("{}:{}", self.client_host, self.client_port)
+    /// The client address as configured (the host may be a wildcard to bind), if known.
+    pub fn client_bind_addr(&self) -> Option<String> {
+        self.client
+            .as_ref()
+            .map(|c| join_host_port(&c.host, c.port))
+    }
+
+    /// The client address to connect to, if known: a wildcard client host means the server's
+    /// own host.
+    pub fn client_addr(&self) -> Option<String> {
+        self.client.as_ref().map(|c| {
+            let host = if c.is_wildcard() { &self.host } else { &c.host };
+            join_host_port(host, c.port)
+        })
     }
 }
 
@@ -165,6 +207,9 @@ pub struct NodeConfig {
     pub election: ElectionSettings,
     /// Peer authentication.
     pub peer_auth: PeerAuth,
+    /// Bind this node's peer and election ports on every interface (zoo.cfg
+    /// quorumListenOnAllIPs), whatever its own server line says.
+    pub quorum_listen_on_all_ips: bool,
     /// Warnings found while loading (unknown keys, even ensemble size).
     pub warnings: Vec<String>,
 }
@@ -176,6 +221,34 @@ impl NodeConfig {
             .iter()
             .find(|s| s.id == self.id)
             .expect("validated config names this node")
+    }
+
+    /// Address this node's peer port binds.
+    pub fn peer_bind_addr(&self) -> String {
+        self.bind_addr(self.me().peer_port)
+    }
+
+    /// Address this node's election port binds, if it has one apart from the peer port.
+    pub fn election_bind_addr(&self) -> Option<String> {
+        let me = self.me();
+        me.election_port
+            .filter(|p| *p != me.peer_port)
+            .map(|p| self.bind_addr(p))
+    }
+
+    /// Address this node's client port binds.
+    pub fn client_bind_addr(&self) -> String {
+        self.me()
+            .client_bind_addr()
+            .expect("validated config knows this node's client address")
+    }
+
+    fn bind_addr(&self, port: u16) -> String {
+        if self.quorum_listen_on_all_ips {
+            join_host_port("0.0.0.0", port)
+        } else {
+            join_host_port(&self.me().host, port)
+        }
     }
 
     /// Whether this node runs alone (a single-server ensemble).
@@ -190,11 +263,6 @@ impl NodeConfig {
             .filter(|s| s.role == ServerRole::Participant)
             .map(|s| s.id)
             .collect()
-    }
-
-    /// Whether every server is on a loopback address (the whole ensemble on this machine).
-    pub fn all_loopback(&self) -> bool {
-        self.servers.iter().all(|s| is_loopback(&s.host))
     }
 
     /// Checks ranges and consistency; the error names the first problem.
@@ -219,10 +287,9 @@ impl NodeConfig {
                     s.id
                 )));
             }
-            let mut own = vec![s.peer_addr(), s.client_addr()];
-            if let Some(e) = s.election_port {
-                own.push(format!("{}:{}", s.host, e));
-            }
+            let mut own: Vec<String> = vec![s.peer_addr()];
+            own.extend(s.election_port.map(|e| join_host_port(&s.host, e)));
+            own.extend(s.client_addr());
             for a in own {
                 if !addrs.insert(a.clone()) {
                     return Err(ConfigError::invalid(format!(
@@ -249,6 +316,12 @@ impl NodeConfig {
         if let (Some(d), None) = (&self.client.super_digest, self.client.super_digest_sha1()) {
             return Err(ConfigError::invalid(format!(
                 "superDigest {d:?} is not user:base64(sha1(user:password))"
+            )));
+        }
+        if self.me().client.is_none() {
+            return Err(ConfigError::invalid(format!(
+                "server {} has no client port: set clientPort, or name it on its server line",
+                self.id
             )));
         }
         range("tickTime", self.tick_ms, 10, 60_000)?;

@@ -1,8 +1,8 @@
 //! Native TOML configuration, loaded through the `config` crate with env overrides.
 
 use crate::model::{
-    is_loopback, ClientSettings, ElectionSettings, NodeConfig, PeerAuth, ServerEntry, ServerRole,
-    StorageSettings,
+    is_loopback, ClientAddress, ClientSettings, ElectionSettings, NodeConfig, PeerAuth,
+    ServerEntry, ServerRole, StorageSettings,
 };
 use crate::{ConfigError, Sid};
 use serde::Deserialize;
@@ -304,8 +304,10 @@ impl EnsembleFile {
                 peer_port: s.peer_port,
                 election_port: None,
                 role: ServerRole::Participant,
-                client_host: s.host.clone(),
-                client_port: s.client_port,
+                client: Some(ClientAddress {
+                    host: s.host.clone(),
+                    port: s.client_port,
+                }),
             })
             .collect();
         let data_dir = self
@@ -345,6 +347,7 @@ impl EnsembleFile {
                 max_notification_timeout_ms: self.election.max_notification_timeout_ms,
             },
             peer_auth,
+            quorum_listen_on_all_ips: false,
             warnings: Vec::new(),
         }
         .validate()

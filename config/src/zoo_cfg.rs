@@ -1,127 +1,182 @@
-//! Apache ZooKeeper's `zoo.cfg` plus `dataDir/myid`.
+//! Apache ZooKeeper's `zoo.cfg` plus `dataDir/myid`, read with ZooKeeper 3.8's meaning
+//! (QuorumPeerConfig): Java properties syntax, `server.N` lines with or without a client
+//! port, `dynamicConfigFile`, standalone mode without `myid`, and keys written as Java
+//! system properties with or without their `zookeeper.` prefix.
 
 use crate::model::{
-    ClientSettings, ElectionSettings, NodeConfig, PeerAuth, ServerEntry, ServerRole,
+    ClientAddress, ClientSettings, ElectionSettings, NodeConfig, PeerAuth, ServerEntry, ServerRole,
     StorageSettings, PEER_SECRET_KEY,
 };
-use crate::ConfigError;
-use std::collections::BTreeMap;
+use crate::{ConfigError, Sid};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
 
-/// Keys ZooKeeper knows that ensemble accepts without acting on them.
-const ACCEPTED_KEYS: &[&str] = &[
-    "admin.enableServer",
-    "admin.serverPort",
-    "autopurge.purgeInterval",
-    "standaloneEnabled",
-    "reconfigEnabled",
-    "quorumListenOnAllIPs",
-    "metricsProvider.className",
-    "preAllocSize",
-    "electionAlg",
+/// Keys ZooKeeper knows that ensemble does not act on yet, each with the value (if any) that
+/// matches what ensemble does anyway; a name ending in `.` covers a family of keys. A key
+/// present with another value is named in a warning at start.
+const NOT_IMPLEMENTED: &[(&str, Option<&str>)] = &[
+    ("admin.enableServer", Some("false")),
+    ("admin.", None),
+    ("audit.enable", Some("false")),
+    ("authProvider.", None),
+    ("autopurge.purgeInterval", None),
+    ("clientPortListenBacklog", None),
+    ("connectToLearnerMasterLimit", None),
+    ("digest.enabled", None),
+    ("extendedTypesEnabled", Some("true")),
+    ("fsync.warningthresholdms", None),
+    ("jvm.pause.", None),
+    ("localSessionsEnabled", Some("false")),
+    ("localSessionsUpgradingEnabled", Some("false")),
+    ("maxCnxns", None),
+    ("metricsProvider.", None),
+    ("multiAddress.enabled", Some("false")),
+    ("multiAddress.", None),
+    ("observerMasterPort", None),
+    ("oraclePath", None),
+    ("portUnification", Some("false")),
+    ("preAllocSize", None),
+    ("quorum.auth.enableSasl", Some("false")),
+    ("quorum.auth.", None),
+    ("quorum.cnxn.threads.size", None),
+    ("reconfigEnabled", Some("false")),
+    ("secureClientPort", None),
+    ("secureClientPortAddress", None),
+    ("serverCnxnFactory", None),
+    ("skipACL", Some("no")),
+    ("snapSizeLimitInKb", None),
+    ("ssl.", None),
+    ("sslQuorum", Some("false")),
+    ("sslQuorumReloadCertFiles", Some("false")),
+    ("syncEnabled", Some("true")),
+    ("txnLogSizeLimitInKb", None),
 ];
 
-/// ZooKeeper's superDigest system property, as zoo.cfg sets it (ZooKeeper prefixes unknown
-/// zoo.cfg keys with `zookeeper.`, so both spellings name it).
-const SUPER_DIGEST_KEYS: &[&str] = &[
-    "zookeeper.DigestAuthenticationProvider.superDigest",
-    "DigestAuthenticationProvider.superDigest",
-];
-
-/// Reads `path`, then `<dataDir>/myid`, into a validated config.
+/// Reads `path`, the files it names (`dataDir/myid`, `dynamicConfigFile`) into a validated
+/// config.
 pub fn load_zoo_cfg(path: &Path) -> Result<NodeConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.display().to_string(),
-        source,
-    })?;
-    parse_zoo_cfg(&text, |data_dir| {
-        let myid = data_dir.join("myid");
-        std::fs::read_to_string(&myid).map_err(|source| ConfigError::Read {
-            path: myid.display().to_string(),
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+            path: p.display().to_string(),
             source,
         })
-    })
+    };
+    parse_zoo_cfg(&read(path)?, read)
 }
 
-/// Parses zoo.cfg text; `read_myid` returns the content of `<dataDir>/myid`.
+/// Parses zoo.cfg text; `read` returns the content of a file it names (`<dataDir>/myid`,
+/// `dynamicConfigFile`).
 pub fn parse_zoo_cfg(
     text: &str,
-    read_myid: impl FnOnce(&Path) -> Result<String, ConfigError>,
+    read: impl Fn(&Path) -> Result<String, ConfigError>,
 ) -> Result<NodeConfig, ConfigError> {
-    let mut keys = BTreeMap::new();
-    for (n, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (k, v) = line.split_once('=').ok_or_else(|| {
-            ConfigError::Parse(format!(
-                "zoo.cfg line {}: expected key=value, got {line:?}",
-                n + 1
-            ))
-        })?;
-        keys.insert(k.trim().to_string(), v.trim().to_string());
-    }
-    let mut warnings = Vec::new();
-    let get_num =
-        |keys: &BTreeMap<String, String>, k: &str, default: u64| -> Result<u64, ConfigError> {
-            match keys.get(k) {
-                None => Ok(default),
-                Some(v) => v
-                    .parse()
-                    .map_err(|_| ConfigError::Parse(format!("zoo.cfg: {k}={v} is not a number"))),
-            }
-        };
-    let tick_ms = get_num(&keys, "tickTime", 2000)?;
+    let mut props = Props::parse(text);
+    let lines = server_lines(&mut props, &read)?;
+    let mut warnings = lines.warnings;
+    let tick_ms = props.num("tickTime", 3000)?;
     let data_dir = PathBuf::from(
-        keys.get("dataDir")
-            .ok_or_else(|| ConfigError::invalid_missing("dataDir"))?,
+        props
+            .take("dataDir")
+            .ok_or_else(|| ConfigError::invalid("zoo.cfg: dataDir is required"))?,
     );
-    let data_log_dir = keys
-        .get("dataLogDir")
+    let data_log_dir = props
+        .take("dataLogDir")
         .map(PathBuf::from)
         .unwrap_or_else(|| data_dir.clone());
-    let client_port = get_num(&keys, "clientPort", 2181)?;
-    let client_port = port("clientPort", client_port)?;
-    let client_address = keys.get("clientPortAddress").cloned();
-    let mut servers = Vec::new();
-    for (k, v) in &keys {
-        if let Some(id) = k.strip_prefix("server.") {
-            let id = id
-                .parse()
-                .map_err(|_| ConfigError::Parse(format!("zoo.cfg: {k} has a non-numeric id")))?;
-            servers.push(parse_server_line(id, v, client_port)?);
-        } else if !is_known_key(k) {
-            warnings.push(format!("zoo.cfg: unknown key {k} is ignored"));
+    let static_client = static_client_address(&mut props)?;
+    let standalone_enabled = props.boolean("standaloneEnabled", true)?;
+    check_election_alg_and_peer_type(&mut props)?;
+    let quorum_listen_on_all_ips = props.boolean("quorumListenOnAllIPs", false)?;
+    let participants = lines.servers.len();
+    if participants == 0 && !standalone_enabled {
+        return Err(ConfigError::invalid(
+            "zoo.cfg: standaloneEnabled=false needs at least one server.N line",
+        ));
+    }
+    if participants == 1 && !standalone_enabled {
+        warnings.push(
+            "zoo.cfg: standaloneEnabled=false with one server: it runs alone and reports mode \
+             standalone (ZooKeeper reports leader)"
+                .to_string(),
+        );
+    }
+    let myid = read_myid(&data_dir, &read, participants > 1)?;
+    let (id, mut servers) = match lines.servers.as_slice() {
+        [] => {
+            let id = myid.unwrap_or(1);
+            (id, vec![standalone_entry(id)])
         }
+        // ZooKeeper runs a single server line standalone, whatever myid says.
+        [only] => (only.id, lines.servers.clone()),
+        _ => {
+            let id = myid.ok_or_else(|| ConfigError::invalid("zoo.cfg: myid file is missing"))?;
+            (id, lines.servers)
+        }
+    };
+    if let Some(me) = servers.iter_mut().find(|s| s.id == id) {
+        me.client = own_client_address(id, me.client.take(), static_client)?;
     }
-    let myid_text = read_myid(&data_dir)?;
-    let id = myid_text.trim().parse().map_err(|_| {
-        ConfigError::invalid(format!(
-            "myid file in {} holds {:?}, not a server id",
-            data_dir.display(),
-            myid_text.trim()
-        ))
-    })?;
-    if servers.is_empty() {
-        // Standalone ZooKeeper: no server lines; this node is the whole ensemble.
-        servers.push(ServerEntry {
-            id,
-            host: "127.0.0.1".into(),
-            peer_port: 0,
-            election_port: None,
-            role: ServerRole::Participant,
-            client_host: "0.0.0.0".into(),
-            client_port,
-        });
+    let mut snap_retain_count = props.num("autopurge.snapRetainCount", 3)?;
+    if snap_retain_count < 3 {
+        warnings.push(format!(
+            "zoo.cfg: autopurge.snapRetainCount={snap_retain_count} is below 3; 3 is used"
+        ));
+        snap_retain_count = 3;
     }
-    // clientPortAddress binds this node's own client port; other servers are reached on
-    // their server line's client address, or their host.
-    if let (Some(addr), Some(me)) = (client_address, servers.iter_mut().find(|s| s.id == id)) {
-        me.client_host = addr;
+    let config = NodeConfig {
+        id,
+        servers,
+        tick_ms,
+        init_limit: props.num("initLimit", 10)?,
+        sync_limit: props.num("syncLimit", 5)?,
+        client: client_settings(&mut props, tick_ms)?,
+        storage: StorageSettings {
+            data_dir,
+            data_log_dir,
+            snap_count: props.num("snapCount", 100_000)?,
+            snap_retain_count,
+            fsync: props.take("forceSync").is_none_or(|v| v != "no"),
+            commit_log_count: props.num("commitLogCount", 500)?,
+        },
+        election: ElectionSettings {
+            finalize_wait_ms: 200,
+            max_notification_timeout_ms: 60_000,
+        },
+        quorum_listen_on_all_ips,
+        peer_auth: match props.take(PEER_SECRET_KEY) {
+            Some(path) => PeerAuth::SecretFile {
+                path: path.into(),
+                create_if_missing: false,
+            },
+            None => PeerAuth::Off,
+        },
+        warnings: Vec::new(),
+    };
+    let mut config = config.validate()?;
+    warnings.extend(props.leftover_warnings());
+    warnings.append(&mut config.warnings);
+    config.warnings = warnings;
+    Ok(config)
+}
+
+/// The entry of a config without server lines: this node is the whole ensemble.
+fn standalone_entry(id: Sid) -> ServerEntry {
+    ServerEntry {
+        id,
+        host: "127.0.0.1".into(),
+        peer_port: 0,
+        election_port: None,
+        role: ServerRole::Participant,
+        client: None,
     }
-    let whitelist = keys
-        .get("4lw.commands.whitelist")
+}
+
+/// Client port settings: connection and session limits, four-letter words, and the Java
+/// system properties ensemble honours.
+fn client_settings(props: &mut Props, tick_ms: u64) -> Result<ClientSettings, ConfigError> {
+    let four_letter_words = props
+        .take("4lw.commands.whitelist")
         .map(|v| {
             v.split(',')
                 .map(|w| w.trim().to_string())
@@ -129,158 +184,517 @@ pub fn parse_zoo_cfg(
                 .collect()
         })
         .unwrap_or_else(|| vec!["srvr".to_string()]);
-    let config = NodeConfig {
-        id,
-        servers,
-        tick_ms,
-        init_limit: get_num(&keys, "initLimit", 10)? as u32,
-        sync_limit: get_num(&keys, "syncLimit", 5)? as u32,
-        client: ClientSettings {
-            max_client_cnxns: get_num(&keys, "maxClientCnxns", 60)? as u32,
-            global_outstanding_limit: get_num(&keys, "globalOutstandingLimit", 1000)? as u32,
-            min_session_timeout_ms: get_num(&keys, "minSessionTimeout", 2 * tick_ms)?,
-            max_session_timeout_ms: get_num(&keys, "maxSessionTimeout", 20 * tick_ms)?,
-            four_letter_words: whitelist,
-            container_check_ms: get_num(&keys, "znode.container.checkIntervalMs", 60_000)?,
-            max_buffer_bytes: get_num(&keys, "jute.maxbuffer", 0xfffff)?,
-            read_only_mode: match keys.get("readonlymode.enabled").map(String::as_str) {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(v) => {
-                    return Err(ConfigError::Parse(format!(
-                        "zoo.cfg: readonlymode.enabled={v} is not true or false"
-                    )))
-                }
-            },
-            super_digest: SUPER_DIGEST_KEYS.iter().find_map(|k| keys.get(*k).cloned()),
-        },
-        storage: StorageSettings {
-            data_dir,
-            data_log_dir,
-            snap_count: get_num(&keys, "snapCount", 100_000)?,
-            snap_retain_count: get_num(&keys, "autopurge.snapRetainCount", 3)? as usize,
-            fsync: keys.get("forceSync").map(|v| v != "no").unwrap_or(true),
-            commit_log_count: get_num(&keys, "commitLogCount", 500)? as usize,
-        },
-        election: ElectionSettings {
-            finalize_wait_ms: 200,
-            max_notification_timeout_ms: 60_000,
-        },
-        peer_auth: match keys.get(PEER_SECRET_KEY) {
-            Some(path) => PeerAuth::SecretFile {
-                path: path.into(),
-                create_if_missing: false,
-            },
-            None => PeerAuth::Off,
-        },
-        warnings,
+    // ZooKeeper reads -1 as "the default".
+    let session_timeout = |props: &mut Props, key: &str, default: u64| {
+        props
+            .num::<i64>(key, -1)
+            .map(|v| u64::try_from(v).unwrap_or(default))
     };
-    config.validate()
+    Ok(ClientSettings {
+        max_client_cnxns: props.num("maxClientCnxns", 60)?,
+        global_outstanding_limit: props.num("globalOutstandingLimit", 1000)?,
+        min_session_timeout_ms: session_timeout(props, "minSessionTimeout", 2 * tick_ms)?,
+        max_session_timeout_ms: session_timeout(props, "maxSessionTimeout", 20 * tick_ms)?,
+        four_letter_words,
+        container_check_ms: props.num("znode.container.checkIntervalMs", 60_000)?,
+        max_buffer_bytes: props.num("jute.maxbuffer", 0xfffff)?,
+        read_only_mode: props.boolean("readonlymode.enabled", false)?,
+        super_digest: props.take("DigestAuthenticationProvider.superDigest"),
+    })
 }
 
-fn is_known_key(k: &str) -> bool {
-    matches!(
-        k,
-        "tickTime"
-            | "initLimit"
-            | "syncLimit"
-            | "dataDir"
-            | "dataLogDir"
-            | "clientPort"
-            | "clientPortAddress"
-            | "maxClientCnxns"
-            | "globalOutstandingLimit"
-            | "minSessionTimeout"
-            | "maxSessionTimeout"
-            | "4lw.commands.whitelist"
-            | "snapCount"
-            | "autopurge.snapRetainCount"
-            | "forceSync"
-            | "commitLogCount"
-            | "znode.container.checkIntervalMs"
-            | "jute.maxbuffer"
-            | "readonlymode.enabled"
-            | PEER_SECRET_KEY
-    ) || ACCEPTED_KEYS.contains(&k)
-        || SUPER_DIGEST_KEYS.contains(&k)
+/// `clientPort` with `clientPortAddress` (default: every interface), as ZooKeeper reads them.
+fn static_client_address(props: &mut Props) -> Result<Option<ClientAddress>, ConfigError> {
+    let port = props.take("clientPort");
+    let host = props.take("clientPortAddress");
+    match (port, host) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(ConfigError::invalid(
+            "zoo.cfg: clientPortAddress is set but clientPort is not",
+        )),
+        (Some(p), host) => Ok(Some(ClientAddress {
+            host: host.unwrap_or_else(|| "0.0.0.0".into()),
+            port: parse_port("clientPort", &p)?,
+        })),
+    }
 }
 
-/// `host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`
-fn parse_server_line(
-    id: u64,
-    value: &str,
-    default_client_port: u16,
-) -> Result<ServerEntry, ConfigError> {
+/// This node's client address: its server line's, else `clientPort`/`clientPortAddress`. Both
+/// given must agree, as in ZooKeeper (a wildcard `clientPortAddress` only needs the port).
+fn own_client_address(
+    id: Sid,
+    line: Option<ClientAddress>,
+    static_client: Option<ClientAddress>,
+) -> Result<Option<ClientAddress>, ConfigError> {
+    match (line, static_client) {
+        (Some(l), Some(s)) => {
+            let agree = if s.is_wildcard() {
+                s.port == l.port
+            } else {
+                s.port == l.port && same_host(&s.host, &l.host)
+            };
+            if !agree {
+                return Err(ConfigError::invalid(format!(
+                    "zoo.cfg: clientPort/clientPortAddress {}:{} differ from server.{id}'s client \
+                     address {}:{}",
+                    s.host, s.port, l.host, l.port
+                )));
+            }
+            Ok(Some(l))
+        }
+        (line, static_client) => Ok(line.or(static_client)),
+    }
+}
+
+/// Whether two host names are spelled alike or resolve to a common address.
+fn same_host(a: &str, b: &str) -> bool {
+    let resolve = |h: &str| -> BTreeSet<std::net::IpAddr> {
+        (h.trim_matches(['[', ']']), 0)
+            .to_socket_addrs()
+            .map(|addrs| addrs.map(|a| a.ip()).collect())
+            .unwrap_or_default()
+    };
+    a == b || !resolve(a).is_disjoint(&resolve(b))
+}
+
+/// `electionAlg` (only 3 exists) and `peerType` (observers are not supported yet).
+fn check_election_alg_and_peer_type(props: &mut Props) -> Result<(), ConfigError> {
+    if let Some(alg) = props.take("electionAlg") {
+        if alg != "3" {
+            return Err(ConfigError::invalid(format!(
+                "zoo.cfg: electionAlg={alg}: only 3 (fast leader election) exists"
+            )));
+        }
+    }
+    match props.take("peerType").map(|v| v.to_lowercase()).as_deref() {
+        None | Some("participant") => Ok(()),
+        Some("observer") => Err(ConfigError::invalid(
+            "zoo.cfg: peerType=observer: observers are not supported yet",
+        )),
+        Some(other) => Err(ConfigError::invalid(format!(
+            "zoo.cfg: peerType={other} is neither participant nor observer"
+        ))),
+    }
+}
+
+/// `dataDir/myid`: required by a distributed config; a standalone server may lack it.
+fn read_myid(
+    data_dir: &Path,
+    read: &impl Fn(&Path) -> Result<String, ConfigError>,
+    required: bool,
+) -> Result<Option<Sid>, ConfigError> {
+    let text = match read(&data_dir.join("myid")) {
+        Ok(t) => t,
+        Err(ConfigError::Read { source, .. })
+            if !required && source.kind() == std::io::ErrorKind::NotFound =>
+        {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let first = text.lines().next().unwrap_or("").trim();
+    first.parse().map(Some).map_err(|_| {
+        ConfigError::invalid(format!(
+            "myid file in {} holds {first:?}, not a server id",
+            data_dir.display()
+        ))
+    })
+}
+
+/// The server lines and what reading them found.
+struct ServerLines {
+    servers: Vec<ServerEntry>,
+    warnings: Vec<String>,
+}
+
+/// The `server.N` lines, from the static file or its `dynamicConfigFile`.
+fn server_lines(
+    props: &mut Props,
+    read: &impl Fn(&Path) -> Result<String, ConfigError>,
+) -> Result<ServerLines, ConfigError> {
+    refuse_hierarchical(props)?;
+    let Some(dynamic) = props.take("dynamicConfigFile") else {
+        return parse_server_lines(props.take_prefixed("server."));
+    };
+    if let Some(key) = props.keys().find(|k| k.starts_with("server.")) {
+        return Err(ConfigError::invalid(format!(
+            "zoo.cfg: {key} must be in the dynamicConfigFile, not beside it"
+        )));
+    }
+    let mut dynamic_props = Props::parse(&read(Path::new(&dynamic))?);
+    refuse_hierarchical(&mut dynamic_props)?;
+    let servers = dynamic_props.take_prefixed("server.");
+    if let Some(key) = dynamic_props.keys().next() {
+        return Err(ConfigError::invalid(format!(
+            "{dynamic}: {key} does not belong in a dynamic config file (server.N lines only)"
+        )));
+    }
+    parse_server_lines(servers)
+}
+
+/// Hierarchical quorums (`group.N`, `weight.N`) change who forms a quorum: refused.
+fn refuse_hierarchical(props: &mut Props) -> Result<(), ConfigError> {
+    match props
+        .keys()
+        .find(|k| k.starts_with("group") || k.starts_with("weight"))
+    {
+        Some(key) => Err(ConfigError::invalid(format!(
+            "zoo.cfg: {key}: hierarchical quorums (group.N, weight.N) are not supported yet"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn parse_server_lines(lines: Vec<(String, String)>) -> Result<ServerLines, ConfigError> {
+    let mut out = ServerLines {
+        servers: Vec::new(),
+        warnings: Vec::new(),
+    };
+    for (key, value) in lines {
+        let id = key["server.".len()..]
+            .parse()
+            .map_err(|_| ConfigError::Parse(format!("zoo.cfg: {key} has a non-numeric id")))?;
+        let (entry, secure) = parse_server_line(id, &value)?;
+        if secure {
+            out.warnings.push(format!(
+                "zoo.cfg: {key} names a secure client address; ensemble does not serve TLS yet"
+            ));
+        }
+        out.servers.push(entry);
+    }
+    Ok(out)
+}
+
+/// `host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort[;secure]]`;
+/// also says whether a secure client address follows.
+fn parse_server_line(id: Sid, value: &str) -> Result<(ServerEntry, bool), ConfigError> {
     let bad = |why: &str| ConfigError::Parse(format!("zoo.cfg: server.{id}={value}: {why}"));
-    let (peer_part, client_part) = match value.split_once(';') {
-        Some((p, c)) => (p, Some(c)),
-        None => (value, None),
-    };
-    let fields: Vec<&str> = peer_part.split(':').collect();
+    let mut parts: Vec<&str> = value.split(';').collect();
+    while parts.len() > 1 && parts.last().is_some_and(|p| p.is_empty()) {
+        parts.pop();
+    }
+    if parts.len() > 3 {
+        return Err(bad("expected at most server;client;secureClient parts"));
+    }
+    if parts[0].contains('|') {
+        return Err(bad("several addresses per server are not supported yet"));
+    }
+    let fields = host_and_port(parts[0]);
     if fields.len() < 3 || fields.len() > 4 {
         return Err(bad(
             "expected host:quorumPort:electionPort[:participant|:observer]",
         ));
     }
     let num = |s: &str, what: &str| -> Result<u16, ConfigError> {
-        s.parse()
+        s.trim()
+            .parse()
             .map_err(|_| bad(&format!("{what} {s:?} is not a port")))
     };
-    let role = match fields.get(3) {
-        None | Some(&"participant") => ServerRole::Participant,
-        Some(&"observer") => ServerRole::Observer,
+    let role = match fields.get(3).map(|r| r.trim().to_lowercase()).as_deref() {
+        None | Some("participant") => ServerRole::Participant,
+        Some("observer") => ServerRole::Observer,
         Some(other) => return Err(bad(&format!("unknown role {other:?}"))),
     };
-    let (client_host, client_port) = match client_part {
-        None => (fields[0].to_string(), default_client_port),
-        Some(c) => match c.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), num(p, "client port")?),
-            None => (fields[0].to_string(), num(c, "client port")?),
+    let client = match parts.get(1).filter(|c| !c.is_empty()) {
+        None => None,
+        Some(c) => match host_and_port(c).as_slice() {
+            [port] => Some(ClientAddress {
+                host: "0.0.0.0".into(),
+                port: num(port, "client port")?,
+            }),
+            [host, port] => Some(ClientAddress {
+                host: host.to_string(),
+                port: num(port, "client port")?,
+            }),
+            _ => return Err(bad("expected [clientHost:]clientPort after ';'")),
         },
     };
-    Ok(ServerEntry {
+    let entry = ServerEntry {
         id,
         host: fields[0].to_string(),
-        peer_port: num(fields[1], "quorum port")?,
-        election_port: Some(num(fields[2], "election port")?),
+        peer_port: num(&fields[1], "quorum port")?,
+        election_port: Some(num(&fields[2], "election port")?),
         role,
-        client_host,
-        client_port,
-    })
+        client,
+    };
+    Ok((entry, parts.get(2).is_some_and(|s| !s.is_empty())))
 }
 
-fn port(name: &str, value: u64) -> Result<u16, ConfigError> {
-    u16::try_from(value)
+/// Splits `host:port:...` on colons, keeping a bracketed IPv6 host (`[::1]:2888`) whole.
+fn host_and_port(s: &str) -> Vec<String> {
+    if let Some(rest) = s.strip_prefix('[') {
+        if let Some((host, tail)) = rest.split_once(']') {
+            let mut out = vec![host.to_string()];
+            out.extend(
+                tail.strip_prefix(':')
+                    .unwrap_or(tail)
+                    .split(':')
+                    .filter(|_| !tail.is_empty())
+                    .map(str::to_string),
+            );
+            return out;
+        }
+    }
+    s.split(':').map(str::to_string).collect()
+}
+
+fn parse_port(name: &str, value: &str) -> Result<u16, ConfigError> {
+    value
+        .parse::<u16>()
         .ok()
         .filter(|p| *p > 0)
         .ok_or_else(|| ConfigError::invalid(format!("{name}={value} is not a valid port")))
 }
 
-impl ConfigError {
-    fn invalid_missing(key: &str) -> Self {
-        ConfigError::invalid(format!("zoo.cfg: {key} is required"))
+/// zoo.cfg keys and values; each read marks its key used, and the keys never read are named
+/// in warnings. A key is stored without a leading `zookeeper.`: ZooKeeper turns the keys it
+/// does not parse itself into `zookeeper.`-prefixed Java system properties, so both spellings
+/// mean one setting.
+struct Props {
+    /// Canonical key -> (key as written, value).
+    entries: BTreeMap<String, (String, String)>,
+}
+
+impl Props {
+    /// Java properties text (later keys win).
+    fn parse(text: &str) -> Self {
+        let entries = java_properties(text)
+            .into_iter()
+            .map(|(k, v)| (canonical(&k).to_string(), (k, v)))
+            .collect();
+        Props { entries }
     }
+
+    /// Takes `key` (with or without its `zookeeper.` prefix).
+    fn take(&mut self, key: &str) -> Option<String> {
+        self.entries.remove(canonical(key)).map(|(_, v)| v)
+    }
+
+    /// Takes every key starting with `prefix`, with its value.
+    fn take_prefixed(&mut self, prefix: &str) -> Vec<(String, String)> {
+        let keys: Vec<String> = self
+            .entries
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| self.entries.remove(&k).map(|(_, v)| (k, v)))
+            .collect()
+    }
+
+    /// Keys not read yet, as written.
+    fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.values().map(|(k, _)| k.as_str())
+    }
+
+    /// Takes a number, or `default` when absent.
+    fn num<T: std::str::FromStr>(&mut self, key: &str, default: T) -> Result<T, ConfigError> {
+        match self.take(key) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|_| ConfigError::Parse(format!("zoo.cfg: {key}={v} is not a number"))),
+        }
+    }
+
+    /// Takes `true`/`false` (any case), or `default` when absent.
+    fn boolean(&mut self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.take(key).map(|v| v.to_lowercase()).as_deref() {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(v) => Err(ConfigError::Parse(format!(
+                "zoo.cfg: {key}={v} is not true or false"
+            ))),
+        }
+    }
+
+    /// Warnings for the keys never read: one line naming the known keys ensemble does not
+    /// implement yet (unless set to what ensemble does anyway), one line per unknown key.
+    fn leftover_warnings(self) -> Vec<String> {
+        let mut unimplemented = Vec::new();
+        let mut warnings = Vec::new();
+        for (key, (written, value)) in self.entries {
+            match not_implemented(&key) {
+                Some(Some(harmless)) if value.eq_ignore_ascii_case(harmless) => {}
+                Some(_) if key.to_ascii_lowercase().contains("password") => {
+                    unimplemented.push(format!("{written}=(not shown)"))
+                }
+                Some(_) => unimplemented.push(format!("{written}={value}")),
+                None => warnings.push(format!("zoo.cfg: unknown key {written} is ignored")),
+            }
+        }
+        if !unimplemented.is_empty() {
+            warnings.insert(
+                0,
+                format!(
+                    "zoo.cfg: ensemble does not implement these settings yet and ignores them: {}",
+                    unimplemented.join(", ")
+                ),
+            );
+        }
+        warnings
+    }
+}
+
+/// The entry of [`NOT_IMPLEMENTED`] that covers `key`, as its harmless value.
+fn not_implemented(key: &str) -> Option<Option<&'static str>> {
+    NOT_IMPLEMENTED
+        .iter()
+        .find(|(name, _)| *name == key || (name.ends_with('.') && key.starts_with(name)))
+        .map(|(_, harmless)| *harmless)
+}
+
+fn canonical(key: &str) -> &str {
+    key.strip_prefix("zookeeper.").unwrap_or(key)
+}
+
+/// Java `Properties` text as `(key, value)` pairs in file order: `#` and `!` comments, `=`,
+/// `:` or blanks between key and value, `\` line continuations and escapes; values trimmed.
+fn java_properties(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while let Some(first) = lines.next() {
+        let mut logical = first.trim_start().to_string();
+        if logical.is_empty() || logical.starts_with('#') || logical.starts_with('!') {
+            continue;
+        }
+        while ends_in_continuation(&logical) {
+            logical.pop();
+            match lines.next() {
+                Some(next) => logical.push_str(next.trim_start()),
+                None => break,
+            }
+        }
+        out.push(split_property(&logical));
+    }
+    out
+}
+
+/// Whether a line ends in an odd number of backslashes (the last one continues the line).
+fn ends_in_continuation(line: &str) -> bool {
+    line.chars().rev().take_while(|c| *c == '\\').count() % 2 == 1
+}
+
+fn split_property(line: &str) -> (String, String) {
+    let chars: Vec<char> = line.chars().collect();
+    let mut end = 0;
+    while end < chars.len() {
+        match chars[end] {
+            '\\' => end += 2,
+            '=' | ':' => break,
+            c if c.is_whitespace() => break,
+            _ => end += 1,
+        }
+    }
+    let end = end.min(chars.len());
+    let mut start = end;
+    while start < chars.len() && chars[start].is_whitespace() {
+        start += 1;
+    }
+    if start < chars.len() && matches!(chars[start], '=' | ':') {
+        start += 1;
+    }
+    let key = unescape(&chars[..end]);
+    let value = unescape(&chars[start..]);
+    (key, value.trim().to_string())
+}
+
+/// Java properties escapes: `\t`, `\n`, `\r`, `\f`, `\uXXXX`; any other `\x` is `x`.
+fn unescape(chars: &[char]) -> String {
+    let mut out = String::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] != '\\' || i + 1 == chars.len() {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let c = chars[i + 1];
+        i += 2;
+        match c {
+            't' => out.push('\t'),
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            'f' => out.push('\u{c}'),
+            'u' => {
+                let hex: String = chars[i..(i + 4).min(chars.len())].iter().collect();
+                match u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32) {
+                    Some(u) if hex.len() == 4 => {
+                        out.push(u);
+                        i += 4;
+                    }
+                    _ => out.push('u'),
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// A reader that knows `files` (path, content); any other path is missing.
+    fn files(files: &[(&str, &str)]) -> impl Fn(&Path) -> Result<String, ConfigError> {
+        let files: Vec<(PathBuf, String)> = files
+            .iter()
+            .map(|(p, t)| (PathBuf::from(p), t.to_string()))
+            .collect();
+        move |p| {
+            files
+                .iter()
+                .find(|(path, _)| path == p)
+                .map(|(_, text)| text.clone())
+                .ok_or_else(|| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                })
+        }
+    }
+
+    /// The warnings other than the one every zoo.cfg without a peer secret gets.
+    fn quiet(c: &NodeConfig) -> Vec<&str> {
+        c.warnings
+            .iter()
+            .map(String::as_str)
+            .filter(|w| !w.starts_with("PEER AUTHENTICATION IS OFF"))
+            .collect()
+    }
+
+    fn myid(v: &str) -> impl Fn(&Path) -> Result<String, ConfigError> {
+        files(&[("/tmp/zk/myid", v), ("/var/lib/zookeeper/myid", v)])
+    }
+
+    fn err(text: &str, read: impl Fn(&Path) -> Result<String, ConfigError>) -> String {
+        parse_zoo_cfg(text, read).unwrap_err().to_string()
+    }
+
+    /// The server ids whose client address is unknown here.
+    fn unknown_clients(c: &NodeConfig) -> Vec<Sid> {
+        c.servers
+            .iter()
+            .filter(|s| s.client.is_none())
+            .map(|s| s.id)
+            .collect()
+    }
+
     const CFG: &str = "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir=/tmp/zk\nclientPort=2181\n\
         server.1=10.0.0.1:2888:3888\nserver.2=10.0.0.2:2888:3888;2182\n\
         server.3=10.0.0.3:2888:3888:participant;10.0.0.9:2183\nfoo.bar=1\n";
 
-    fn myid(v: &'static str) -> impl FnOnce(&Path) -> Result<String, ConfigError> {
-        move |_| Ok(v.to_string())
-    }
-
     #[test]
     fn parses_servers_limits_and_warns_on_unknown_keys() {
-        let c = parse_zoo_cfg(CFG, myid("2\n")).unwrap();
-        assert_eq!(c.id, 2);
+        let c = parse_zoo_cfg(CFG, myid("1\n")).unwrap();
+        assert_eq!(c.id, 1);
         assert_eq!((c.tick_ms, c.init_limit, c.sync_limit), (2000, 5, 2));
-        assert_eq!(c.servers[1].client_port, 2182);
-        assert_eq!(c.servers[2].client_addr(), "10.0.0.9:2183");
+        assert_eq!(c.client_bind_addr(), "0.0.0.0:2181");
+        assert_eq!(c.servers[1].client_bind_addr().unwrap(), "0.0.0.0:2182");
+        assert_eq!(c.servers[1].client_addr().unwrap(), "10.0.0.2:2182");
+        assert_eq!(c.servers[2].client_addr().unwrap(), "10.0.0.9:2183");
         assert_eq!(c.servers[0].peer_addr(), "10.0.0.1:2888");
         assert_eq!(c.warnings[0], "zoo.cfg: unknown key foo.bar is ignored");
         assert!(c.warnings[1].contains("ensemble.peerSecretFile=PATH"));
@@ -292,7 +706,7 @@ mod tests {
             "a plain zoo.cfg starts, with a warning"
         );
         let with_secret = format!("{CFG}ensemble.peerSecretFile=/etc/zk/peer.secret\n");
-        let c = parse_zoo_cfg(&with_secret, myid("2")).unwrap();
+        let c = parse_zoo_cfg(&with_secret, myid("1")).unwrap();
         assert_eq!(c.warnings.len(), 1);
         assert_eq!(
             c.peer_auth,
@@ -305,7 +719,10 @@ mod tests {
 
     #[test]
     fn super_digest_is_read_under_both_spellings() {
-        for key in SUPER_DIGEST_KEYS {
+        for key in [
+            "zookeeper.DigestAuthenticationProvider.superDigest",
+            "DigestAuthenticationProvider.superDigest",
+        ] {
             let text = format!("{CFG}{key}=super:5ZIErkhbrC1ytr/v6D+dXQw7elQ=\n");
             let c = parse_zoo_cfg(&text, myid("1")).unwrap();
             assert!(c.client.super_digest_sha1().is_some());
@@ -313,36 +730,6 @@ mod tests {
         }
         let bad = format!("{CFG}DigestAuthenticationProvider.superDigest=nocolon\n");
         assert!(parse_zoo_cfg(&bad, myid("1")).is_err());
-    }
-
-    #[test]
-    fn maxbuffer_read_only_mode_and_id_range() {
-        let c = parse_zoo_cfg(
-            &format!("{CFG}jute.maxbuffer=4096\nreadonlymode.enabled=true\n"),
-            myid("1"),
-        )
-        .unwrap();
-        assert_eq!(c.client.max_buffer_bytes, 4096);
-        assert!(c.client.read_only_mode);
-        assert!(c
-            .warnings
-            .iter()
-            .all(|w| !w.contains("jute") && !w.contains("readonly")));
-        let defaults = parse_zoo_cfg(CFG, myid("1")).unwrap();
-        assert_eq!(defaults.client.max_buffer_bytes, 0xfffff);
-        assert!(!defaults.client.read_only_mode);
-        let e = parse_zoo_cfg(&format!("{CFG}readonlymode.enabled=yes\n"), myid("1"))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(e, "zoo.cfg: readonlymode.enabled=yes is not true or false");
-        let e = parse_zoo_cfg(&format!("{CFG}jute.maxbuffer=10\n"), myid("1"))
-            .unwrap_err()
-            .to_string();
-        assert_eq!(e, "jute.maxbuffer=10 is out of range [1024, 268435456]");
-        let e = parse_zoo_cfg(&format!("{CFG}server.255=10.0.0.5:2888:3888\n"), myid("1"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("server id 255 is outside 1..=254"), "{e}");
     }
 
     #[test]
@@ -359,40 +746,359 @@ mod tests {
         assert_eq!(defaults.client.global_outstanding_limit, 1000);
     }
 
+    /// zookeeperStarted.md, "Standalone Operation": no server lines, no myid.
+    #[test]
+    fn guide_standalone_needs_no_myid() {
+        let text = "tickTime=2000\ndataDir=/var/lib/zookeeper\nclientPort=2181\n";
+        let c = parse_zoo_cfg(text, files(&[])).unwrap();
+        assert!(c.is_standalone());
+        assert_eq!((c.id, c.client_bind_addr()), (1, "0.0.0.0:2181".into()));
+        assert!(quiet(&c).is_empty(), "{:?}", quiet(&c));
+        let c = parse_zoo_cfg(text, myid("7")).unwrap();
+        assert_eq!(c.id, 7);
+        // The defaults are ZooKeeper's: tickTime 3000, sessions 2..20 ticks.
+        let c = parse_zoo_cfg("dataDir=/tmp/zk\nclientPort=2181\n", files(&[])).unwrap();
+        assert_eq!(c.tick_ms, 3000);
+        assert_eq!(c.client.min_session_timeout_ms, 6000);
+    }
+
+    /// zookeeperStarted.md, "Running Replicated ZooKeeper" on one host: each server has its
+    /// own clientPort and dataDir, and the server lines name no client port.
+    #[test]
+    fn guide_single_host_layout() {
+        for i in 1..=3u64 {
+            let text = format!(
+                "tickTime=2000\ndataDir=/tmp/zk\nclientPort={}\ninitLimit=5\nsyncLimit=2\n\
+                 server.1=localhost:2888:3888\nserver.2=localhost:2889:3889\n\
+                 server.3=localhost:2890:3890\n",
+                2180 + i
+            );
+            let c = parse_zoo_cfg(&text, myid(&i.to_string())).unwrap();
+            assert_eq!(c.id, i);
+            assert_eq!(c.client_bind_addr(), format!("0.0.0.0:{}", 2180 + i));
+            assert_eq!(
+                c.me().client_addr().unwrap(),
+                format!("localhost:{}", 2180 + i)
+            );
+            let others: Vec<Sid> = (1..=3).filter(|j| *j != i).collect();
+            assert_eq!(unknown_clients(&c), others);
+            assert_eq!(c.peer_bind_addr(), format!("localhost:{}", 2887 + i));
+            assert!(quiet(&c).is_empty(), "{:?}", quiet(&c));
+        }
+    }
+
+    /// zookeeperStarted.md's multi-host layout (zoo1..zoo3), and the same with the `;2181`
+    /// client-port suffix and no clientPort (ZooKeeper 3.5+).
+    #[test]
+    fn guide_multi_host_layouts() {
+        let lines = "server.1=zoo1:2888:3888\nserver.2=zoo2:2888:3888\nserver.3=zoo3:2888:3888\n";
+        let base = "tickTime=2000\ndataDir=/var/lib/zookeeper\ninitLimit=5\nsyncLimit=2\n";
+        let c = parse_zoo_cfg(&format!("{base}clientPort=2181\n{lines}"), myid("2")).unwrap();
+        assert_eq!(c.me().client_addr().unwrap(), "zoo2:2181");
+        assert_eq!(unknown_clients(&c), vec![1, 3]);
+        let suffixed = lines.replace("3888\n", "3888;2181\n");
+        let c = parse_zoo_cfg(&format!("{base}{suffixed}"), myid("2")).unwrap();
+        assert_eq!(c.client_bind_addr(), "0.0.0.0:2181");
+        let clients: Vec<String> = c.servers.iter().filter_map(|s| s.client_addr()).collect();
+        assert_eq!(clients, ["zoo1:2181", "zoo2:2181", "zoo3:2181"]);
+        assert!(quiet(&c).is_empty(), "{:?}", quiet(&c));
+        let e = err(base, myid("1"));
+        assert_eq!(
+            e,
+            "server 1 has no client port: set clientPort, or name it on its server line"
+        );
+    }
+
+    /// The official Docker image's zoo.cfg, with this server's own line on 0.0.0.0.
+    #[test]
+    fn docker_image_layout_with_own_line_on_all_interfaces() {
+        let text = "dataDir=/data\ndataLogDir=/datalog\ntickTime=2000\ninitLimit=5\nsyncLimit=2\n\
+            autopurge.snapRetainCount=3\nautopurge.purgeInterval=0\nmaxClientCnxns=60\n\
+            standaloneEnabled=true\nadmin.enableServer=true\n4lw.commands.whitelist=srvr,ruok\n\
+            server.1=0.0.0.0:2888:3888;2181\nserver.2=zoo2:2888:3888;2181\n\
+            server.3=zoo3:2888:3888;2181\n";
+        let c = parse_zoo_cfg(text, files(&[("/data/myid", "1")])).unwrap();
+        assert_eq!(c.peer_bind_addr(), "0.0.0.0:2888");
+        assert_eq!(c.election_bind_addr().unwrap(), "0.0.0.0:3888");
+        assert_eq!(c.client_bind_addr(), "0.0.0.0:2181");
+        assert_eq!(c.servers[1].peer_addr(), "zoo2:2888");
+        assert_eq!(c.storage.data_log_dir, PathBuf::from("/datalog"));
+        assert_eq!(c.client.four_letter_words, ["srvr", "ruok"]);
+        assert_eq!(
+            quiet(&c),
+            [
+                "zoo.cfg: ensemble does not implement these settings yet and ignores them: \
+              admin.enableServer=true, autopurge.purgeInterval=0"
+            ]
+        );
+    }
+
+    /// zookeeperReconfig.md: the server lines live in the dynamicConfigFile.
+    #[test]
+    fn dynamic_config_file_split() {
+        let text = "tickTime=2000\ndataDir=/tmp/zk\ninitLimit=5\nsyncLimit=2\n\
+            dynamicConfigFile=/conf/zoo.cfg.dynamic.100000000\n";
+        let dynamic = "server.1=125.23.63.23:2780:2783:participant;2791\n\
+            server.2=125.23.63.24:2781:2784:participant;2792\n\
+            server.3=125.23.63.25:2782:2785:participant;2793\n";
+        let read = |d: &str| {
+            files(&[
+                ("/tmp/zk/myid", "3"),
+                ("/conf/zoo.cfg.dynamic.100000000", d),
+            ])
+        };
+        let c = parse_zoo_cfg(text, read(dynamic)).unwrap();
+        assert_eq!((c.id, c.servers.len()), (3, 3));
+        assert_eq!(c.client_bind_addr(), "0.0.0.0:2793");
+        assert_eq!(c.servers[0].client_addr().unwrap(), "125.23.63.23:2791");
+        assert!(quiet(&c).is_empty(), "{:?}", quiet(&c));
+        let e = err(&format!("{text}server.4=10.0.0.4:1:2\n"), read(dynamic));
+        assert_eq!(
+            e,
+            "zoo.cfg: server.4 must be in the dynamicConfigFile, not beside it"
+        );
+        let e = err(text, read("version=100000000\nserver.3=a:1:2;3\n"));
+        assert!(
+            e.ends_with("version does not belong in a dynamic config file (server.N lines only)"),
+            "{e}"
+        );
+        let e = err(text, files(&[("/tmp/zk/myid", "3")]));
+        assert!(
+            e.starts_with("cannot read /conf/zoo.cfg.dynamic.100000000"),
+            "{e}"
+        );
+    }
+
+    /// kazoo/testing/common.py: `server.N=localhost:P:Q:participant` without client ports,
+    /// TLS, SASL and admin keys, and the harness's extra entries.
+    const KAZOO: &str = "\ntickTime=2000\ndataDir=/tmp/zk\nclientPort=20000\n\
+        secureClientPort=20004\nmaxClientCnxns=0\nadmin.serverPort=20003\n\
+        serverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+        authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
+        ssl.keyStore.location=/tmp/keystore.jks\nssl.keyStore.password=apassword\n\
+        ssl.trustStore.location=/tmp/truststore.jks\nssl.trustStore.password=apassword\n\
+        4lw.commands.whitelist=*\nreconfigEnabled=true\nlocalSessionsEnabled=false\n\
+        localSessionsUpgradingEnabled=false\n\ninitLimit=4\nsyncLimit=2\n\
+        server.1=localhost:20002:20001:participant\nserver.2=localhost:20012:20011:participant\n\
+        server.3=localhost:20022:20021:participant\npeerType=participant\n";
+
+    #[test]
+    fn kazoo_harness_layout() {
+        let c = parse_zoo_cfg(KAZOO, myid("1")).unwrap();
+        assert_eq!(c.client_bind_addr(), "0.0.0.0:20000");
+        assert_eq!(unknown_clients(&c), vec![2, 3]);
+        assert_eq!(c.servers[2].peer_addr(), "localhost:20022");
+        assert_eq!(c.client.max_client_cnxns, 0);
+        assert!(c.client.allows_word("mntr"));
+        let [line] = quiet(&c)[..] else {
+            panic!("one warning line expected: {:?}", c.warnings)
+        };
+        for key in [
+            "admin.serverPort=20003",
+            "authProvider.1=",
+            "reconfigEnabled=true",
+            "secureClientPort=20004",
+            "serverCnxnFactory=",
+            "ssl.keyStore.location=",
+            "ssl.trustStore.password=",
+        ] {
+            assert!(line.contains(key), "{key} missing from {line}");
+        }
+        assert!(!line.contains("localSessions"), "{line}");
+        // Other keys harnesses write: standaloneEnabled=false, skipACL, and Java system
+        // properties with or without their zookeeper. prefix.
+        let more = format!(
+            "{KAZOO}standaloneEnabled=false\nskipACL=yes\nzookeeper.extendedTypesEnabled=true\n\
+             zookeeper.snapCount=50\njute.maxbuffer=4096\n"
+        );
+        let c = parse_zoo_cfg(&more, myid("1")).unwrap();
+        assert_eq!(c.storage.snap_count, 50);
+        assert_eq!(c.client.max_buffer_bytes, 4096);
+        assert!(c.warnings[0].contains("skipACL=yes"), "{:?}", c.warnings);
+        assert!(!c.warnings[0].contains("extendedTypes"), "{:?}", c.warnings);
+    }
+
+    /// kazoo's observer layout (ZOOKEEPER_OBSERVER_START_ID) is refused, never run as voters.
+    #[test]
+    fn observers_are_refused() {
+        let observer = KAZOO.replace("20021:participant", "20021:observer");
+        let e = err(&observer, myid("1"));
+        assert_eq!(
+            e,
+            "server.3 is an observer; observers are not supported yet"
+        );
+        let e = err(
+            &observer.replace("peerType=participant", "peerType=observer"),
+            myid("3"),
+        );
+        assert_eq!(
+            e,
+            "zoo.cfg: peerType=observer: observers are not supported yet"
+        );
+    }
+
+    /// Curator's QuorumConfigBuilder (`server.N=host:Q:E;host:C`) and TestingServer (no
+    /// server lines, no myid).
+    #[test]
+    fn curator_layouts() {
+        let text = "localSessionsEnabled=false\nlocalSessionsUpgradingEnabled=false\n\
+            initLimit=10\nsyncLimit=5\ndataDir=/tmp/zk\nclientPort=40002\ntickTime=3000\n\
+            minSessionTimeout=3000\nserver.1=localhost:40000:40001;localhost:40002\n\
+            server.2=localhost:40010:40011;localhost:40012\n\
+            server.3=localhost:40020:40021;localhost:40022\n";
+        let c = parse_zoo_cfg(text, myid("1")).unwrap();
+        assert_eq!(c.client_bind_addr(), "localhost:40002");
+        assert_eq!(c.servers[2].client_addr().unwrap(), "localhost:40022");
+        assert_eq!(c.client.min_session_timeout_ms, 3000);
+        assert!(quiet(&c).is_empty(), "{:?}", quiet(&c));
+        let single =
+            "initLimit=10\nsyncLimit=5\ndataDir=/tmp/zk\nclientPort=40002\ntickTime=3000\n";
+        assert!(parse_zoo_cfg(single, files(&[])).unwrap().is_standalone());
+    }
+
+    /// clientPort/clientPortAddress and the own line's client address must agree, as in
+    /// ZooKeeper; a wildcard clientPortAddress only needs the same port.
+    #[test]
+    fn own_client_address_sources_must_agree() {
+        let lines =
+            "server.1=127.0.5.1:2888:3888;127.0.5.1:2181\nserver.2=127.0.5.2:2888:3888;2181\n\
+            server.3=127.0.5.3:2888:3888;2181\n";
+        let agreed =
+            format!("dataDir=/tmp/zk\nclientPort=2181\nclientPortAddress=127.0.5.1\n{lines}");
+        let c = parse_zoo_cfg(&agreed, myid("1")).unwrap();
+        assert_eq!(c.client_bind_addr(), "127.0.5.1:2181");
+        let e = err(
+            &agreed.replace("clientPort=2181", "clientPort=2182"),
+            myid("1"),
+        );
+        assert_eq!(
+            e,
+            "zoo.cfg: clientPort/clientPortAddress 127.0.5.1:2182 differ from server.1's \
+             client address 127.0.5.1:2181"
+        );
+        let e = err(&agreed, myid("2"));
+        assert!(
+            e.contains("127.0.5.1:2181 differ from server.2's client address 0.0.0.0:2181"),
+            "{e}"
+        );
+        let e = err("dataDir=/tmp/zk\nclientPortAddress=127.0.0.1\n", files(&[]));
+        assert_eq!(e, "zoo.cfg: clientPortAddress is set but clientPort is not");
+    }
+
+    /// Java properties syntax, IPv6 literals, quorumListenOnAllIPs.
+    #[test]
+    fn properties_syntax_ipv6_and_listen_on_all_ips() {
+        let text = "# comment\n! also a comment\ndataDir : /tmp/zk\nclientPort 2181\n\
+            tickTime=\\\n  2500\nquorumListenOnAllIPs=TRUE\n\
+            server.1=[::1]:2888:3888\nserver.2=[::1]:2889:3889;[::1]:2182\nserver.3=[::1]:2890:3890\n";
+        let c = parse_zoo_cfg(text, myid("1")).unwrap();
+        assert_eq!(c.tick_ms, 2500);
+        assert_eq!(c.servers[0].peer_addr(), "[::1]:2888");
+        assert_eq!(c.servers[1].client_addr().unwrap(), "[::1]:2182");
+        assert_eq!(c.peer_bind_addr(), "0.0.0.0:2888");
+        assert_eq!(c.election_bind_addr().unwrap(), "0.0.0.0:3888");
+        assert_eq!(
+            java_properties("a\\ b=c\\u0041\\td\nempty\n"),
+            [
+                ("a b".into(), "cA\td".into()),
+                ("empty".into(), String::new())
+            ]
+        );
+    }
+
+    /// Layouts ZooKeeper refuses, or that ensemble cannot run with the same meaning yet.
+    #[test]
+    fn clear_refusals() {
+        let three =
+            "dataDir=/tmp/zk\nclientPort=2181\nserver.1=a:1:2\nserver.2=b:1:2\nserver.3=c:1:2\n";
+        for (extra, expected) in [
+            ("group.1=1:2:3\n", "zoo.cfg: group.1: hierarchical quorums (group.N, weight.N) are not supported yet"),
+            ("electionAlg=0\n", "zoo.cfg: electionAlg=0: only 3 (fast leader election) exists"),
+            ("server.4=d:1:2|e:1:2\n", "zoo.cfg: server.4=d:1:2|e:1:2: several addresses per server are not supported yet"),
+            ("server.4=d:1\n", "zoo.cfg: server.4=d:1: expected host:quorumPort:electionPort[:participant|:observer]"),
+            ("readonlymode.enabled=yes\n", "zoo.cfg: readonlymode.enabled=yes is not true or false"),
+        ] {
+            assert_eq!(err(&format!("{three}{extra}"), myid("1")), expected);
+        }
+        let e = err(
+            "dataDir=/tmp/zk\nclientPort=2181\nstandaloneEnabled=false\n",
+            files(&[]),
+        );
+        assert_eq!(
+            e,
+            "zoo.cfg: standaloneEnabled=false needs at least one server.N line"
+        );
+        let e = err(three, files(&[]));
+        assert!(e.starts_with("cannot read /tmp/zk/myid"), "{e}");
+        // electionAlg=3 is what ensemble runs; a secure client address only warns.
+        let c = parse_zoo_cfg(
+            &format!("{three}electionAlg=3\nserver.4=d:1:2;2181;2281\n"),
+            myid("1"),
+        )
+        .unwrap();
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.contains("server.4 names a secure client address")));
+    }
+
+    #[test]
+    fn single_server_line_runs_standalone() {
+        let text = "dataDir=/tmp/zk\nclientPort=2181\nserver.5=localhost:2888:3888\n";
+        let c = parse_zoo_cfg(text, files(&[])).unwrap();
+        assert!(c.is_standalone());
+        assert_eq!(c.id, 5);
+        let c = parse_zoo_cfg(&format!("{text}standaloneEnabled=false\n"), files(&[])).unwrap();
+        assert!(c.warnings[0].contains("standaloneEnabled=false with one server"));
+    }
+
+    #[test]
+    fn maxbuffer_read_only_mode_retain_count_and_id_range() {
+        let c = parse_zoo_cfg(
+            &format!("{CFG}jute.maxbuffer=4096\nreadonlymode.enabled=true\nautopurge.snapRetainCount=1\n"),
+            myid("1"),
+        )
+        .unwrap();
+        assert_eq!(c.client.max_buffer_bytes, 4096);
+        assert!(c.client.read_only_mode);
+        assert_eq!(c.storage.snap_retain_count, 3);
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.contains("snapRetainCount=1 is below 3")));
+        let defaults = parse_zoo_cfg(CFG, myid("1")).unwrap();
+        assert_eq!(defaults.client.max_buffer_bytes, 0xfffff);
+        assert!(!defaults.client.read_only_mode);
+        let e = err(&format!("{CFG}jute.maxbuffer=10\n"), myid("1"));
+        assert_eq!(e, "jute.maxbuffer=10 is out of range [1024, 268435456]");
+        let e = err(&format!("{CFG}server.255=10.0.0.5:2888:3888\n"), myid("1"));
+        assert!(e.starts_with("server id 255 is outside 1..=254"), "{e}");
+    }
+
     #[test]
     fn myid_mistakes_are_named() {
-        let e = parse_zoo_cfg(CFG, myid("5")).unwrap_err().to_string();
-        assert_eq!(e, "myid 5 matches no server entry (servers: 1, 2, 3)");
-        let e = parse_zoo_cfg(CFG, myid("two")).unwrap_err().to_string();
-        assert_eq!(e, "myid file in /tmp/zk holds \"two\", not a server id");
-        let e = parse_zoo_cfg(CFG, |_| {
-            Err(ConfigError::Read {
-                path: "/tmp/zk/myid".into(),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            })
-        })
-        .unwrap_err()
-        .to_string();
-        assert!(e.starts_with("cannot read /tmp/zk/myid"), "{e}");
+        assert_eq!(
+            err(CFG, myid("5")),
+            "myid 5 matches no server entry (servers: 1, 2, 3)"
+        );
+        assert_eq!(
+            err(CFG, myid("two")),
+            "myid file in /tmp/zk holds \"two\", not a server id"
+        );
+        assert!(err(CFG, files(&[])).starts_with("cannot read /tmp/zk/myid"));
     }
 
     #[test]
     fn duplicates_and_even_sizes() {
         let dup = format!("{CFG}server.4=10.0.0.1:2888:3999\n");
-        let e = parse_zoo_cfg(&dup, myid("1")).unwrap_err().to_string();
-        assert_eq!(e, "address 10.0.0.1:2888 is used twice (server 4)");
+        assert_eq!(
+            err(&dup, myid("1")),
+            "address 10.0.0.1:2888 is used twice (server 4)"
+        );
         let even = format!("{CFG}server.4=10.0.0.4:2888:3888\n");
         let c = parse_zoo_cfg(&even, myid("1")).unwrap();
         assert!(c.warnings.iter().any(|w| w.contains("4 voting servers")));
-        let e = parse_zoo_cfg(&CFG.replace("tickTime=2000", "tickTime=0"), myid("1"))
-            .unwrap_err()
-            .to_string();
+        let e = err(&CFG.replace("tickTime=2000", "tickTime=0"), myid("1"));
         assert_eq!(e, "tickTime=0 is out of range [10, 60000]");
-    }
-
-    #[test]
-    fn no_server_lines_is_standalone() {
-        let c = parse_zoo_cfg("dataDir=/tmp/zk\nclientPort=2181\n", myid("1")).unwrap();
-        assert!(c.is_standalone());
     }
 }

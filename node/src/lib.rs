@@ -114,23 +114,23 @@ impl Node {
     /// from within a running actix `System`.
     pub fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let config = Arc::new(config);
-        let me = config.me().clone();
         let secret = peer_secret(&config)?;
         let peer_listener = if config.is_standalone() {
             None
         } else {
-            Some(bind("peer port", &me.peer_addr())?)
+            Some(bind("peer port", &config.peer_bind_addr())?)
         };
-        if let Some(port) = me.election_port.filter(|p| *p != me.peer_port) {
+        if let Some(addr) = config.election_bind_addr() {
             // ensemble does not use the election port, but a clash there is a config mistake.
-            bind("election port", &format!("{}:{port}", me.host))?;
+            bind("election port", &addr)?;
         }
-        let client_listener = bind("client port", &me.client_addr())?;
+        let client_bind = config.client_bind_addr();
+        let client_listener = bind("client port", &client_bind)?;
         let client_addr = client_listener
             .local_addr()
             .map_err(|source| NodeError::Bind {
                 what: "client port",
-                addr: me.client_addr(),
+                addr: client_bind.clone(),
                 source,
             })?;
         let storage_settings = WriterSettings {
@@ -214,7 +214,7 @@ impl Node {
         if let Ok(Some(e)) = client_rx.recv() {
             return Err(NodeError::Bind {
                 what: "client port",
-                addr: me.client_addr(),
+                addr: client_bind,
                 source: e,
             });
         }

@@ -9,7 +9,7 @@ use crate::four_letter;
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Mutex, MutexGuard};
@@ -44,6 +44,8 @@ pub struct ProcessCluster {
     backlog: Vec<(u64, String)>,
     /// Per-server zoo.cfg files, when the cluster runs from Apache's format.
     zoo_cfgs: BTreeMap<u64, PathBuf>,
+    /// Client addresses that differ from `127.0.<block>.<id>:2181`.
+    clients: BTreeMap<u64, String>,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -113,6 +115,7 @@ impl ProcessCluster {
             lines,
             backlog: Vec::new(),
             zoo_cfgs: BTreeMap::new(),
+            clients: BTreeMap::new(),
             _turn: turn,
         }
     }
@@ -125,12 +128,8 @@ impl ProcessCluster {
 
     /// Like [`ProcessCluster::with_zoo_cfg`], with `extra` lines appended to every zoo.cfg.
     pub fn with_zoo_cfg_lines(size: u64, block: u8, exe: PathBuf, extra: &str) -> Self {
-        let mut c = Self::new(size, block, Program::Cli(exe), "");
         let t = Timing::TEST;
-        for i in 1..=size {
-            let data = c.dir.path().join(format!("zk-{i}"));
-            std::fs::create_dir_all(&data).expect("create dataDir");
-            std::fs::write(data.join("myid"), format!("{i}\n")).expect("write myid");
+        let cfg = |i: u64, data: &Path| {
             let mut cfg = format!(
                 "tickTime={}\ninitLimit={}\nsyncLimit={}\ndataDir={}\nclientPort=2181\n\
                  clientPortAddress=127.0.{block}.{i}\n4lw.commands.whitelist=*\nadmin.enableServer=false\n",
@@ -140,14 +139,41 @@ impl ProcessCluster {
                 data.display()
             );
             for j in 1..=size {
-                cfg.push_str(&format!("server.{j}=127.0.{block}.{j}:2888:3888;2181\n"));
+                cfg.push_str(&format!(
+                    "server.{j}=127.0.{block}.{j}:2888:3888;127.0.{block}.{j}:2181\n"
+                ));
             }
             cfg.push_str(extra);
+            cfg
+        };
+        Self::with_zoo_cfg_text(size, block, exe, cfg, |i| format!("127.0.{block}.{i}:2181"))
+    }
+
+    /// Servers started from zoo.cfg files of any layout: `cfg(i, dataDir)` writes server `i`'s
+    /// zoo.cfg (its `dataDir/myid` is written here), and clients reach it at `client(i)`.
+    pub fn with_zoo_cfg_text(
+        size: u64,
+        block: u8,
+        exe: PathBuf,
+        cfg: impl Fn(u64, &Path) -> String,
+        client: impl Fn(u64) -> String,
+    ) -> Self {
+        let mut c = Self::new(size, block, Program::Cli(exe), "");
+        for i in 1..=size {
+            let data = c.dir.path().join(format!("zk-{i}"));
+            std::fs::create_dir_all(&data).expect("create dataDir");
+            std::fs::write(data.join("myid"), format!("{i}\n")).expect("write myid");
             let path = c.dir.path().join(format!("zoo-{i}.cfg"));
-            std::fs::write(&path, cfg).expect("write zoo.cfg");
+            std::fs::write(&path, cfg(i, &data)).expect("write zoo.cfg");
             c.zoo_cfgs.insert(i, path);
+            c.clients.insert(i, client(i));
         }
         c
+    }
+
+    /// Path of server `id`'s zoo.cfg, when the cluster runs from Apache's format.
+    pub fn zoo_cfg_path(&self, id: u64) -> Option<&PathBuf> {
+        self.zoo_cfgs.get(&id)
     }
 
     /// Path of the generated config.
@@ -157,7 +183,10 @@ impl ProcessCluster {
 
     /// Client address of server `id`.
     pub fn client_addr(&self, id: u64) -> String {
-        format!("127.0.{}.{id}:2181", self.block)
+        self.clients
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("127.0.{}.{id}:2181", self.block))
     }
 
     /// Where server `id` logs (stderr, appended across restarts).

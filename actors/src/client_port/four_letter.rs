@@ -265,7 +265,8 @@ fn dirs(info: &ServerInfo) -> String {
 fn conf(info: &ServerInfo) -> String {
     let c = info.config;
     let me = c.me();
-    let mut s = format!("clientPort={}\n", me.client_port);
+    let client_port = me.client.as_ref().map_or(0, |a| a.port);
+    let mut s = format!("clientPort={client_port}\n");
     s.push_str(&format!("dataDir={}\n", c.storage.data_dir.display()));
     s.push_str(&format!(
         "dataLogDir={}\n",
@@ -289,13 +290,13 @@ fn conf(info: &ServerInfo) -> String {
     ));
     for srv in &c.servers {
         let election = srv.election_port.unwrap_or(srv.peer_port);
+        // A peer whose line names no client port has none here, as in ZooKeeper's own conf.
+        let client = srv
+            .client_bind_addr()
+            .map_or_else(String::new, |a| format!(";{a}"));
         s.push_str(&format!(
-            "server.{}={}:{}:{}:participant;{}\n",
-            srv.id,
-            srv.host,
-            srv.peer_port,
-            election,
-            srv.client_addr()
+            "server.{}={}:{}:{}:participant{client}\n",
+            srv.id, srv.host, srv.peer_port, election
         ));
     }
     s.push_str("version=0");

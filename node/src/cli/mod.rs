@@ -61,8 +61,11 @@ pub struct NodeArgs {
 #[derive(clap::Args, Debug)]
 struct StatusArgs {
     /// TOML config listing the servers.
-    #[arg(long, conflicts_with = "servers")]
+    #[arg(long, conflicts_with_all = ["servers", "zoo_cfg"])]
     config: Option<PathBuf>,
+    /// Apache zoo.cfg (with dataDir/myid); peers whose line names no client port show as unknown.
+    #[arg(long, conflicts_with = "servers")]
+    zoo_cfg: Option<PathBuf>,
     /// Client addresses, host:port,host:port,...
     #[arg(long)]
     servers: Option<String>,
@@ -120,7 +123,11 @@ pub fn main() -> ! {
 pub fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
     match cli.command {
         Command::Node(args) => node::run(&args),
-        Command::Status(args) => status::run(args.config.as_deref(), args.servers.as_deref()),
+        Command::Status(args) => status::run(
+            args.config.as_deref(),
+            args.zoo_cfg.as_deref(),
+            args.servers.as_deref(),
+        ),
         Command::Up(args) => up::run(args.config.as_deref()),
         Command::Bench(b) => bench::run(b),
         Command::Shell(s) => shell::run(&s.server, s.command),

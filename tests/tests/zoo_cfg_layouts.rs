@@ -1,0 +1,143 @@
+//! Three real server processes started from zoo.cfg files in the layouts ZooKeeper users write:
+//! the single-host layout of ZooKeeper's "Running Replicated ZooKeeper" guide (server lines
+//! without client ports, one clientPort per server), and the container layout where each
+//! server's own line is `0.0.0.0` and the others are DNS names. Ports are in the 175xx/176xx
+//! range so that the wildcard binds cannot clash with other tests' `127.0.B.x:2181`.
+
+use ensemble_actors::zk_client::ZkClient;
+use ensemble_node::local_cluster::{wait_until, ProcessCluster};
+use std::path::Path;
+use std::time::Duration;
+
+fn exe() -> std::path::PathBuf {
+    env!("CARGO_BIN_EXE_ensemble-cli").into()
+}
+
+/// zoo.cfg keys every server shares: test timing and every four-letter word.
+fn common(data: &Path) -> String {
+    format!(
+        "tickTime=200\ninitLimit=20\nsyncLimit=10\ndataDir={}\n4lw.commands.whitelist=*\n",
+        data.display()
+    )
+}
+
+/// The last lines of server `id`'s log.
+fn log_tail(c: &ProcessCluster, id: u64) -> String {
+    let log = c.log(id);
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(8)..].join("\n")
+}
+
+/// Waits for a quorum, writes through server 1 and reads the write back through server 2.
+fn write_on_one_read_on_another(c: &mut ProcessCluster) {
+    c.start_all();
+    c.wait_serving(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\nlog of 1 ends:\n{}", log_tail(c, 1)));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let connect = |id: u64| {
+        rt.block_on(ZkClient::connect(
+            &[c.client_addr(id)],
+            Duration::from_secs(10),
+        ))
+        .unwrap()
+    };
+    let writer = connect(1);
+    rt.block_on(writer.create("/layout", b"written on 1", 0))
+        .unwrap();
+    let reader = connect(2);
+    wait_until(
+        "server 2 to serve the write",
+        Duration::from_secs(10),
+        || {
+            rt.block_on(reader.get_data("/layout"))
+                .is_ok_and(|(data, _)| data == b"written on 1")
+        },
+    )
+    .unwrap();
+}
+
+/// The guide's single-host layout: `server.N=host:Q+N:E+N` without client ports, and each
+/// server with its own clientPort (bound on every interface, as ZooKeeper does).
+#[test]
+fn guide_single_host_layout_forms_a_quorum() {
+    let cfg = |i: u64, data: &Path| {
+        let mut cfg = format!("{}clientPort={}\n", common(data), 17500 + i);
+        for j in 1..=3 {
+            cfg.push_str(&format!(
+                "server.{j}=127.0.75.1:{}:{}\n",
+                17510 + j,
+                17520 + j
+            ));
+        }
+        cfg
+    };
+    let mut c = ProcessCluster::with_zoo_cfg_text(3, 75, exe(), cfg, |i| {
+        format!("127.0.75.1:{}", 17500 + i)
+    });
+    // A peer's client port is unknown to the others: `conf` lists its line without one.
+    c.start(2);
+    let mut conf = String::new();
+    wait_until("server 2 to answer conf", Duration::from_secs(10), || {
+        ensemble_node::four_letter::ask(&c.client_addr(2), "conf", Duration::from_secs(2))
+            .map(|text| conf = text)
+            .is_ok()
+    })
+    .unwrap();
+    assert!(conf.contains("clientPort=17502\n"), "{conf}");
+    assert!(
+        conf.contains("server.1=127.0.75.1:17511:17521:participant\n"),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("server.2=127.0.75.1:17512:17522:participant;0.0.0.0:17502\n"),
+        "{conf}"
+    );
+    c.kill9(2);
+    write_on_one_read_on_another(&mut c);
+    // `ensemble status --zoo-cfg` knows server 2's client port only.
+    let out = std::process::Command::new(exe())
+        .args(["status", "--zoo-cfg"])
+        .arg(c.zoo_cfg_path(2).unwrap())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.matches("its server line names no client port").count(),
+        2,
+        "{text}"
+    );
+    assert!(
+        text.lines().any(|l| l.starts_with("server.2")
+            && l.contains("127.0.75.1:17502")
+            && (l.ends_with("Mode: leader") || l.ends_with("Mode: follower"))),
+        "{text}"
+    );
+}
+
+/// The container layout: each server's own line is `0.0.0.0` (bind every interface), the
+/// others name it `localhost`, client ports on the lines (`;port`). ZooKeeper forms a quorum
+/// from these files; ensemble does once the peer handshake stops comparing server lists.
+#[test]
+fn own_line_on_all_interfaces_forms_a_quorum() {
+    let cfg = |i: u64, data: &Path| {
+        let mut cfg = common(data);
+        for j in 1..=3 {
+            let host = if i == j { "0.0.0.0" } else { "localhost" };
+            cfg.push_str(&format!(
+                "server.{j}={host}:{}:{};{}\n",
+                17610 + j,
+                17620 + j,
+                17600 + j
+            ));
+        }
+        cfg
+    };
+    let mut c = ProcessCluster::with_zoo_cfg_text(3, 76, exe(), cfg, |i| {
+        format!("127.0.76.{i}:{}", 17600 + i)
+    });
+    write_on_one_read_on_another(&mut c);
+}
