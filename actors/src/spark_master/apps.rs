@@ -96,10 +96,12 @@ pub struct ExecInfo {
 }
 
 impl ExecInfo {
-    /// Whether it has run long enough to prove its command works.
+    /// Whether it runs, and has run long enough to prove its command works.
     fn proven(&self, now: u64) -> bool {
-        self.running_since
-            .is_some_and(|t| now.saturating_sub(t) >= PROVEN_RUNNING_MS)
+        self.state == ExecutorState::Running
+            && self
+                .running_since
+                .is_some_and(|t| now.saturating_sub(t) >= PROVEN_RUNNING_MS)
     }
 }
 
@@ -413,22 +415,26 @@ impl MasterCore {
         let Some(app) = self.apps.get_mut(app_id) else {
             return;
         };
+        if app
+            .executors
+            .get(&exec_id)
+            .is_none_or(|e| e.state.is_finished())
+        {
+            return;
+        }
+        if state.is_finished() {
+            // It may have proved itself since the last tick.
+            app.check_proven(now);
+        }
         let Some(e) = app.executors.get_mut(&exec_id) else {
             return;
         };
-        if e.state.is_finished() {
-            return;
-        }
         if state == ExecutorState::Running && e.running_since.is_none() {
             e.running_since = Some(now);
         }
         e.state = state;
         let worker_id = e.worker.clone();
         if state.is_finished() {
-            app.check_proven(now);
-            if let Some(e) = app.executors.get_mut(&exec_id) {
-                e.running_since = None;
-            }
             app.count_end(state, now);
         }
         app.refresh_state();

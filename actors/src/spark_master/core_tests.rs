@@ -847,3 +847,33 @@ fn default_cores_caps_applications_without_a_maximum() {
     let out = m.step(msg(8, app(Some(2), 256)), 11);
     assert_eq!(launches(&out).len(), 2, "an explicit maximum wins");
 }
+
+/// An executor that ran 5 s before failing proved itself even with no tick in between (it
+/// counts as one failure after a reset, as in Spark), and executors lost with their worker do
+/// not count.
+#[test]
+fn failures_after_a_proven_run_or_with_a_lost_worker_count_as_spark_counts_them() {
+    let (mut m, _) = failing_app(Some(3));
+    let running = exec_state("app-5-0000", 0, ExecutorState::Running, None);
+    m.step(msg(1, running), 10);
+    fail_at_once(&mut m, &[(2, 1)], 20);
+    assert_eq!(m.apps().next().unwrap().retries, 1);
+    let failed = exec_state("app-5-0000", 0, ExecutorState::Failed, Some(1));
+    m.step(msg(1, failed), 6_000);
+    assert_eq!(
+        m.apps().next().unwrap().retries,
+        1,
+        "reset, then one failure"
+    );
+    let relaunched = launches(&tick(&mut m, 6_200));
+    assert_eq!(relaunched, vec![(1, 2), (2, 3)]);
+    // Worker w2 goes silent past the timeout: its executor is LOST, not failed.
+    let beat = ToMaster::Heartbeat {
+        worker_id: "w1".into(),
+    };
+    m.step(msg(1, beat), 7_300);
+    m.step(Input::Tick, 7_300);
+    let a = m.apps().next().unwrap();
+    assert_eq!(a.executors[&3].state, ExecutorState::Lost);
+    assert_eq!(a.retries, 1);
+}
