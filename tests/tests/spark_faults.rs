@@ -20,20 +20,23 @@ fn masters(t: &Topology) -> String {
 
 /// Starts `ensemble submit` of `script` (run by `sh -c`) with `cores` executor cores in all.
 fn submit(t: &Topology, cores: u32, script: &str) -> Proc {
+    submit_command(t, cores, &["sh", "-c", script])
+}
+
+/// Starts `ensemble submit` of `command` with `cores` executor cores in all.
+fn submit_command(t: &Topology, cores: u32, command: &[&str]) -> Proc {
+    let cores = cores.to_string();
     let args = [
         "submit",
         "--master",
         &masters(t),
         "--total-executor-cores",
-        &cores.to_string(),
+        &cores,
         "--executor-memory",
         "256m",
         "--",
-        "sh",
-        "-c",
-        script,
     ];
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let args: Vec<String> = args.iter().chain(command).map(|a| a.to_string()).collect();
     Proc::start(EXE.as_ref(), t.dir(), "submit", &args)
 }
 
@@ -94,6 +97,29 @@ fn executors_failing_at_once_fail_their_application_after_the_retries() {
     std::thread::sleep(Duration::from_millis(500));
     let later = executor_dirs(&t, 1).len() + executor_dirs(&t, 2).len();
     assert_eq!(later, launched);
+}
+
+/// An executor command that cannot start fails like one that exits non-zero, and the
+/// submitter says why.
+#[test]
+fn an_executor_that_cannot_start_fails_its_application_with_the_reason() {
+    let t = Topology::start(EXE.as_ref(), 82, "spark.deploy.maxExecutorRetries 2\n");
+    t.wait_alive_with(2, Duration::from_secs(30));
+    let mut driver = submit_command(&t, 1, &["/nonexistent/executor"]);
+    let status = driver.wait_exit(Duration::from_secs(30));
+    let out = driver.log();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(1),
+        "{out}\n{}",
+        t.logs()
+    );
+    assert!(
+        out.contains("could not start /nonexistent/executor: No such file"),
+        "{out}"
+    );
+    let launched = executor_dirs(&t, 1).len() + executor_dirs(&t, 2).len();
+    assert!((2..=3).contains(&launched), "{launched} launched\n{out}");
 }
 
 /// One long executor on each worker: `kill -9` of the first worker kills its executor within

@@ -127,7 +127,10 @@ impl WorkerActor {
                 tracing::warn!(?task, "failed to start: {err}");
                 let stderr = StderrTail {
                     path: dir.join("stderr").display().to_string(),
-                    tail: format!("could not start {:?}: {err}", command.first()),
+                    tail: format!(
+                        "could not start {}: {err}",
+                        command.first().map_or("", String::as_str)
+                    ),
                 };
                 self.step(task.exited(None, false, Some(stderr)));
                 return false;
@@ -145,7 +148,8 @@ impl WorkerActor {
                     (child.wait().await, true)
                 }
             };
-            // What it left running in its group ends with it.
+            // What it left running in its group ends with it. (Its pid was just reaped; Linux
+            // hands out pids in sequence, so the group id is not another's this soon.)
             process::kill_group(pgid);
             let exit_code = status.ok().and_then(|s| s.code());
             let stderr = match (killed, exit_code) {
