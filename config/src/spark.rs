@@ -51,6 +51,9 @@ pub struct MasterConfig {
     /// spark.deploy.defaultCores: cores of an application that sets no spark.cores.max
     /// (default: every core alive when it is submitted).
     pub default_cores: Option<u32>,
+    /// spark.deploy.maxExecutorRetries (default 10): failed executors after which an
+    /// application with none running FAILS; None for Spark's -1, unlimited.
+    pub max_executor_retries: Option<u32>,
 }
 
 /// Parses Java properties text: `key value`, `key=value` or `key: value` lines; `#` and `!`
@@ -241,7 +244,23 @@ impl MasterConfig {
             timing: timing(props)?,
             spread_out,
             default_cores,
+            max_executor_retries: max_executor_retries(props)?,
         })
+    }
+}
+
+/// spark.deploy.maxExecutorRetries: a count, or -1 for unlimited (None); default 10.
+fn max_executor_retries(props: &BTreeMap<String, String>) -> Result<Option<u32>, ConfigError> {
+    const KEY: &str = "spark.deploy.maxExecutorRetries";
+    match props.get(KEY).map(|v| (v, v.parse::<i64>())) {
+        None => Ok(Some(10)),
+        Some((_, Ok(-1))) => Ok(None),
+        Some((v, Ok(n))) => u32::try_from(n).map(Some).map_err(|_| {
+            ConfigError::Invalid(format!("{KEY}={v} is not a count or -1 (unlimited)"))
+        }),
+        Some((v, Err(_))) => Err(ConfigError::Invalid(format!(
+            "{KEY}={v} is not a count or -1 (unlimited)"
+        ))),
     }
 }
 
@@ -309,6 +328,35 @@ mod tests {
         assert!(MasterConfig::from_properties(&props("spark.deploy.defaultCores 0\n")).is_err());
         let none = MasterConfig::from_properties(&BTreeMap::new()).unwrap();
         assert_eq!(none.recovery, RecoveryMode::None);
+    }
+
+    #[test]
+    fn max_executor_retries_is_a_count_or_minus_one() {
+        let retries = |text: &str| {
+            MasterConfig::from_properties(&props(text)).map(|c| c.max_executor_retries)
+        };
+        assert_eq!(retries("").unwrap(), Some(10));
+        assert_eq!(
+            retries("spark.deploy.maxExecutorRetries 3\n").unwrap(),
+            Some(3)
+        );
+        assert_eq!(
+            retries("spark.deploy.maxExecutorRetries 0\n").unwrap(),
+            Some(0)
+        );
+        assert_eq!(
+            retries("spark.deploy.maxExecutorRetries -1\n").unwrap(),
+            None
+        );
+        for bad in ["-2", "ten", "99999999999", "1.5"] {
+            let e = retries(&format!("spark.deploy.maxExecutorRetries {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert_eq!(
+                e,
+                format!("spark.deploy.maxExecutorRetries={bad} is not a count or -1 (unlimited)")
+            );
+        }
     }
 
     #[test]

@@ -161,6 +161,15 @@ pub struct ExecutorRef {
     pub memory_mb: u64,
 }
 
+/// The end of a failed process's stderr, as its worker read it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StderrTail {
+    /// The file, on the worker's host.
+    pub path: String,
+    /// Its last lines (or why the process could not start).
+    pub tail: String,
+}
+
 /// Worker or application client to master.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToMaster {
@@ -201,6 +210,8 @@ pub enum ToMaster {
         state: ExecutorState,
         /// The exit status, once it exited.
         exit_code: Option<i32>,
+        /// Its stderr, when it FAILED.
+        stderr: Option<StderrTail>,
     },
     /// An application client registers (sent to every master until one accepts).
     RegisterApplication {
@@ -312,6 +323,8 @@ pub enum FromMaster {
         state: ExecutorState,
         /// The exit status, once it exited.
         exit_code: Option<i32>,
+        /// Its stderr, when it FAILED.
+        stderr: Option<StderrTail>,
     },
     /// The application ended (FINISHED, FAILED or KILLED).
     ApplicationRemoved {

@@ -4,13 +4,35 @@
 //! running sum).
 
 use super::core::{MasterCore, Output, Peer, RecoveryState, WorkerState};
-use ensemble_messages::spark::{AppDesc, ExecutorRef, ExecutorState, FromMaster};
+use ensemble_messages::spark::{AppDesc, ExecutorRef, ExecutorState, FromMaster, StderrTail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Failed executors in a row, with none running, after which an application FAILS
-/// (spark.deploy.maxExecutorRetries).
+/// Default of spark.deploy.maxExecutorRetries: failed executors, with none proven since,
+/// after which an application FAILS once none of its executors runs.
 pub const MAX_EXECUTOR_RETRIES: u32 = 10;
+
+/// How long an executor must stay RUNNING to prove that its command works, which resets its
+/// application's retry count. (Spark resets at RUNNING itself, which an executor that exits at
+/// once also reaches: its application would relaunch it forever.)
+pub const PROVEN_RUNNING_MS: u64 = 5_000;
+
+/// The first pause before relaunching for an application whose executor failed; it doubles
+/// with each failure in the count, up to [`MAX_RELAUNCH_BACKOFF_MS`].
+pub const RELAUNCH_BACKOFF_MS: u64 = 100;
+
+/// The longest pause between relaunches.
+pub const MAX_RELAUNCH_BACKOFF_MS: u64 = 3_200;
+
+/// The pause before the next launch after `retries` failures in the count.
+pub fn relaunch_backoff_ms(retries: u32) -> u64 {
+    match retries {
+        0 => 0,
+        n => RELAUNCH_BACKOFF_MS
+            .saturating_mul(1 << (n - 1).min(16))
+            .min(MAX_RELAUNCH_BACKOFF_MS),
+    }
+}
 
 /// Spark's ApplicationState.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +91,18 @@ pub struct ExecInfo {
     pub memory_mb: u64,
     /// Its state.
     pub state: ExecutorState,
+    /// When it reported RUNNING (ms on the master's clock).
+    running_since: Option<u64>,
+}
+
+impl ExecInfo {
+    /// Whether it runs, and has run long enough to prove its command works.
+    fn proven(&self, now: u64) -> bool {
+        self.state == ExecutorState::Running
+            && self
+                .running_since
+                .is_some_and(|t| now.saturating_sub(t) >= PROVEN_RUNNING_MS)
+    }
 }
 
 /// One application as the master tracks it.
@@ -87,7 +121,10 @@ pub struct AppInfo {
     /// Its executors, by number (finished ones stay listed).
     pub executors: BTreeMap<u32, ExecInfo>,
     next_exec: u32,
-    failures_in_row: u32,
+    /// Failed executors since one last proved itself (Spark's retry count).
+    pub retries: u32,
+    /// No executor is launched for it before this time (ms): the relaunch backoff.
+    relaunch_at: u64,
 }
 
 impl AppInfo {
@@ -100,7 +137,8 @@ impl AppInfo {
             completed: s.completed,
             executors: BTreeMap::new(),
             next_exec: s.next_exec,
-            failures_in_row: 0,
+            retries: 0,
+            relaunch_at: 0,
         }
     }
 
@@ -136,6 +174,53 @@ impl AppInfo {
             .saturating_sub(self.live())
     }
 
+    /// Whether an executor reports RUNNING.
+    fn any_running(&self) -> bool {
+        self.executors
+            .values()
+            .any(|e| e.state == ExecutorState::Running)
+    }
+
+    /// Whether `max` retries (None: unlimited) are spent: nothing more is launched, and the
+    /// application FAILS once none of its executors runs.
+    fn retries_spent(&self, max: Option<u32>) -> bool {
+        max.is_some_and(|m| self.retries > 0 && self.retries >= m)
+    }
+
+    /// Resets the retry count once one of its executors has run long enough.
+    pub(super) fn check_proven(&mut self, now: u64) {
+        if self.retries > 0 && self.executors.values().any(|e| e.proven(now)) {
+            self.retries = 0;
+            self.relaunch_at = 0;
+        }
+    }
+
+    /// Counts an executor's end: a failure adds to the retry count and backs off relaunches;
+    /// a normal exit is work done and, like a proven executor, resets the count.
+    fn count_end(&mut self, state: ExecutorState, now: u64) {
+        match state {
+            ExecutorState::Exited => {
+                self.completed += 1;
+                self.retries = 0;
+                self.relaunch_at = 0;
+            }
+            ExecutorState::Failed => {
+                self.retries = self.retries.saturating_add(1);
+                self.relaunch_at = now.saturating_add(relaunch_backoff_ms(self.retries));
+            }
+            // Killed on request, or lost with its worker: not the command's fault (as Spark).
+            _ => {}
+        }
+    }
+
+    /// Whether it may have an executor launched at `now`.
+    fn may_launch(&self, now: u64, max: Option<u32>) -> bool {
+        matches!(self.state, AppState::Waiting | AppState::Running)
+            && now >= self.relaunch_at
+            && !self.retries_spent(max)
+            && self.missing() > 0
+    }
+
     /// WAITING or RUNNING, from whether it has live executors.
     pub(super) fn refresh_state(&mut self) {
         if matches!(self.state, AppState::Waiting | AppState::Running) {
@@ -148,7 +233,7 @@ impl AppInfo {
     }
 
     /// Takes back an executor a worker reports running.
-    pub(super) fn adopt(&mut self, worker: &str, e: &ExecutorRef) {
+    pub(super) fn adopt(&mut self, worker: &str, e: &ExecutorRef, now: u64) {
         self.executors.insert(
             e.exec_id,
             ExecInfo {
@@ -156,6 +241,7 @@ impl AppInfo {
                 cores: e.cores,
                 memory_mb: e.memory_mb,
                 state: ExecutorState::Running,
+                running_since: Some(now),
             },
         );
         self.next_exec = self.next_exec.max(e.exec_id + 1);
@@ -316,35 +402,44 @@ impl MasterCore {
         self.schedule();
     }
 
+    /// An executor's state change from its worker (Spark's ExecutorStateChanged).
     pub(super) fn executor_changed(
         &mut self,
         app_id: &str,
         exec_id: u32,
         state: ExecutorState,
         exit_code: Option<i32>,
+        stderr: Option<StderrTail>,
     ) {
+        let (now, max) = (self.now, self.settings.max_executor_retries);
         let Some(app) = self.apps.get_mut(app_id) else {
             return;
         };
+        if app
+            .executors
+            .get(&exec_id)
+            .is_none_or(|e| e.state.is_finished())
+        {
+            return;
+        }
+        if state.is_finished() {
+            // It may have proved itself since the last tick.
+            app.check_proven(now);
+        }
         let Some(e) = app.executors.get_mut(&exec_id) else {
             return;
         };
-        if e.state.is_finished() {
-            return;
+        if state == ExecutorState::Running && e.running_since.is_none() {
+            e.running_since = Some(now);
         }
         e.state = state;
         let worker_id = e.worker.clone();
-        if state == ExecutorState::Exited {
-            app.completed += 1;
-            app.failures_in_row = 0;
-        } else if state.is_finished() {
-            app.failures_in_row += 1;
+        if state.is_finished() {
+            app.count_end(state, now);
         }
         app.refresh_state();
-        let (done, failed) = (
-            app.completed >= app.wanted && app.live() == 0,
-            app.failures_in_row >= MAX_EXECUTOR_RETRIES && app.live() == 0,
-        );
+        let done = app.completed >= app.wanted && app.live() == 0;
+        let failed = app.retries_spent(max) && !app.any_running();
         let stored = app.stored();
         if let Some(conn) = self.conn_of(&Peer::App(app_id.to_string())) {
             let msg = FromMaster::ExecutorUpdated {
@@ -352,6 +447,7 @@ impl MasterCore {
                 worker_id,
                 state,
                 exit_code,
+                stderr,
             };
             self.send(conn, msg);
         }
@@ -386,6 +482,7 @@ impl MasterCore {
                     worker_id: worker.to_string(),
                     state: ExecutorState::Lost,
                     exit_code: None,
+                    stderr: None,
                 };
                 self.send(conn, msg);
             }
@@ -401,11 +498,8 @@ impl MasterCore {
         }
         self.schedule_drivers();
         for app_id in self.app_order.clone() {
-            let Some(app) = self
-                .apps
-                .get(&app_id)
-                .filter(|a| matches!(a.state, AppState::Waiting | AppState::Running))
-            else {
+            let (now, max) = (self.now, self.settings.max_executor_retries);
+            let Some(app) = self.apps.get(&app_id).filter(|a| a.may_launch(now, max)) else {
                 continue;
             };
             let (cores, memory) = (app.desc.executor_cores, app.desc.executor_memory_mb);
@@ -458,8 +552,8 @@ impl MasterCore {
         let Some(conn) = self.conn_of(&Peer::Worker(worker.to_string())) else {
             return false;
         };
-        let epoch = self.epoch;
-        let Some(app) = self.apps.get_mut(app_id).filter(|a| a.missing() > 0) else {
+        let (epoch, now, max) = (self.epoch, self.now, self.settings.max_executor_retries);
+        let Some(app) = self.apps.get_mut(app_id).filter(|a| a.may_launch(now, max)) else {
             return false;
         };
         let exec_id = app.next_exec;
@@ -472,6 +566,7 @@ impl MasterCore {
                 cores,
                 memory_mb,
                 state: ExecutorState::Launching,
+                running_since: None,
             },
         );
         app.refresh_state();
@@ -493,6 +588,7 @@ impl MasterCore {
                 worker_id: worker.to_string(),
                 state: ExecutorState::Launching,
                 exit_code: None,
+                stderr: None,
             };
             self.send(client, msg);
         }

@@ -99,6 +99,9 @@ pub struct MasterSettings {
     /// spark.deploy.defaultCores: cores of an application that sets no maximum (None: every
     /// core alive at submission).
     pub default_cores: Option<u32>,
+    /// spark.deploy.maxExecutorRetries: failed executors (with none proven since) after which
+    /// an application FAILS once none of its executors runs; None: unlimited (Spark's -1).
+    pub max_executor_retries: Option<u32>,
     /// Where it elects (`<ensemble servers><dir>`, or `none`), told to workers so that they can
     /// report masters that elect in different places.
     pub election: String,
@@ -187,6 +190,8 @@ pub struct MasterCore {
     /// Who each connection speaks for.
     pub(super) conns: BTreeMap<ConnId, Peer>,
     elected_at: u64,
+    /// The time of the input being handled (ms on the actor's clock).
+    pub(super) now: u64,
     pub(super) out: Vec<Output>,
 }
 
@@ -206,6 +211,7 @@ impl MasterCore {
             next_driver_worker: 0,
             conns: BTreeMap::new(),
             elected_at: 0,
+            now: 0,
             out: Vec::new(),
         }
     }
@@ -260,6 +266,7 @@ impl MasterCore {
 
     /// Feeds one input at `now` (ms) and returns what to do.
     pub fn step(&mut self, input: Input, now: u64) -> Vec<Output> {
+        self.now = now;
         match input {
             Input::Elected {
                 epoch,
@@ -418,7 +425,8 @@ impl MasterCore {
                 exec_id,
                 state,
                 exit_code,
-            } => self.executor_changed(&app_id, exec_id, state, exit_code),
+                stderr,
+            } => self.executor_changed(&app_id, exec_id, state, exit_code, stderr),
             ToMaster::DriverStateChanged {
                 driver_id, state, ..
             } => self.driver_changed(&driver_id, state),
@@ -446,7 +454,7 @@ impl MasterCore {
         for e in executors {
             let known = self.apps.get_mut(&e.app_id).filter(|a| a.is_active());
             match known {
-                Some(app) => app.adopt(worker, &e),
+                Some(app) => app.adopt(worker, &e, self.now),
                 None if self.state == RecoveryState::Alive => {
                     let msg = FromMaster::KillExecutor {
                         app_id: e.app_id,
@@ -578,6 +586,9 @@ impl MasterCore {
                     .collect();
                 for id in silent {
                     self.mark_dead(&id, now);
+                }
+                for app in self.apps.values_mut() {
+                    app.check_proven(now);
                 }
                 self.schedule();
                 let keep = timeout.saturating_mul(self.settings.dead_worker_persistence);

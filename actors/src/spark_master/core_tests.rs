@@ -1,7 +1,9 @@
 //! Unit tests of the master core: each feeds inputs and compares the exact outputs.
 
 use super::*;
-use crate::spark_master::apps::{AppState, StoredApp, MAX_EXECUTOR_RETRIES};
+use crate::spark_master::apps::{
+    relaunch_backoff_ms, AppState, StoredApp, MAX_EXECUTOR_RETRIES, MAX_RELAUNCH_BACKOFF_MS,
+};
 use ensemble_messages::spark::{AppDesc, DriverDesc, DriverState, ExecutorRef, ExecutorState};
 
 fn settings() -> MasterSettings {
@@ -13,6 +15,7 @@ fn settings() -> MasterSettings {
         dead_worker_persistence: 2,
         spread_out: true,
         default_cores: None,
+        max_executor_retries: Some(MAX_EXECUTOR_RETRIES),
         election: "zk-a:1/spark".into(),
     }
 }
@@ -347,6 +350,7 @@ fn exec_state(app_id: &str, exec_id: u32, state: ExecutorState, code: Option<i32
         exec_id,
         state,
         exit_code: code,
+        stderr: None,
     }
 }
 
@@ -446,27 +450,152 @@ fn impossible_applications_are_refused_with_a_reason() {
     assert_eq!(m.apps().count(), 0);
 }
 
-#[test]
-fn repeated_executor_failures_fail_the_application() {
-    let mut m = alive_with_two_workers();
-    m.step(msg(9, app(Some(1), 256)), 10);
-    let mut last = Vec::new();
-    for e in 0..MAX_EXECUTOR_RETRIES {
-        last = m.step(
-            msg(
-                1,
-                exec_state("app-5-0000", e, ExecutorState::Failed, Some(1)),
-            ),
-            20,
-        );
+/// An ALIVE master with two workers and `max` retries, running a 2-executor application.
+fn failing_app(max: Option<u32>) -> (MasterCore, Vec<(ConnId, u32)>) {
+    let mut m = MasterCore::new(MasterSettings {
+        max_executor_retries: max,
+        ..settings()
+    });
+    let elected = Input::Elected {
+        epoch: 5,
+        stored: vec![],
+        apps: vec![],
+        drivers: vec![],
+    };
+    m.step(elected, 0);
+    m.step(msg(1, register("w1")), 0);
+    m.step(msg(2, register("w2")), 0);
+    let out = m.step(msg(9, app(Some(2), 256)), 10);
+    let launched = launches(&out);
+    (m, launched)
+}
+
+/// Runs `launched` executors, each of which fails at once (RUNNING, then exit 3) at `now`;
+/// returns what the master did.
+fn fail_at_once(m: &mut MasterCore, launched: &[(ConnId, u32)], now: u64) -> Vec<Output> {
+    let mut out = Vec::new();
+    for (conn, e) in launched {
+        let running = exec_state("app-5-0000", *e, ExecutorState::Running, None);
+        out.extend(m.step(msg(*conn, running), now));
+        let failed = exec_state("app-5-0000", *e, ExecutorState::Failed, Some(3));
+        out.extend(m.step(msg(*conn, failed), now));
     }
-    assert!(last.contains(&Output::Send {
+    out
+}
+
+/// Both workers heartbeat, then time passes: what the master did.
+fn tick(m: &mut MasterCore, now: u64) -> Vec<Output> {
+    for (conn, w) in [(1, "w1"), (2, "w2")] {
+        let beat = ToMaster::Heartbeat {
+            worker_id: w.into(),
+        };
+        m.step(msg(conn, beat), now);
+    }
+    m.step(Input::Tick, now)
+}
+
+fn removed(out: &[Output], state: &str) -> bool {
+    out.contains(&Output::Send {
         conn: 9,
         msg: FromMaster::ApplicationRemoved {
-            state: "FAILED".into()
+            state: state.into(),
+        },
+    })
+}
+
+#[test]
+fn relaunch_backoff_doubles_from_100_ms_up_to_its_cap() {
+    let pauses: Vec<u64> = (0..9).map(relaunch_backoff_ms).collect();
+    assert_eq!(pauses, [0, 100, 200, 400, 800, 1600, 3200, 3200, 3200]);
+    assert_eq!(relaunch_backoff_ms(u32::MAX), MAX_RELAUNCH_BACKOFF_MS);
+}
+
+/// Executors that exit non-zero at once (each reaching RUNNING first) fail their application
+/// after maxExecutorRetries failures in all, with relaunches backed off in between and no more
+/// launched than the retries plus those in flight.
+#[test]
+fn executors_failing_at_once_fail_the_application_after_the_retries() {
+    let (mut m, mut launched) = failing_app(Some(5));
+    assert_eq!(launched, vec![(1, 0), (2, 1)]);
+    let (mut now, mut total, mut waves) = (20, launched.len(), Vec::new());
+    loop {
+        let out = fail_at_once(&mut m, &launched, now);
+        assert!(launches(&out).is_empty(), "no relaunch before the backoff");
+        if removed(&out, "FAILED") {
+            break;
         }
-    }));
-    assert_eq!(m.apps().next().unwrap().state, AppState::Failed);
+        let failed_at = now;
+        launched = Vec::new();
+        while launched.is_empty() {
+            now += 10;
+            assert!(now < 60_000, "the application never FAILED");
+            launched = launches(&tick(&mut m, now));
+        }
+        total += launched.len();
+        waves.push(now - failed_at);
+    }
+    // Two executors fail per wave: after 2 and 4 failures, pauses of 200 then 800 ms; the
+    // fifth failure ends it (the sixth executor, in flight, is killed).
+    assert_eq!(waves, vec![200, 800]);
+    assert_eq!(total, 6, "at most the 5 retries plus the 2 in flight");
+    let a = m.apps().next().unwrap();
+    assert_eq!((a.state, a.retries), (AppState::Failed, 5));
+    assert_eq!(m.used("w1"), (0, 0));
+    assert!(launches(&tick(&mut m, now + 10_000)).is_empty());
+}
+
+/// An executor that keeps RUNNING holds the application: spent retries stop relaunches but do
+/// not fail it, and once it has run 5 s the count resets and relaunches go on.
+#[test]
+fn a_proven_executor_resets_the_retry_count() {
+    let (mut m, launched) = failing_app(Some(2));
+    let steady = exec_state("app-5-0000", 0, ExecutorState::Running, None);
+    m.step(msg(1, steady), 20);
+    let mut flaky = vec![launched[1]];
+    let mut now = 20;
+    for _ in 0..2 {
+        let out = fail_at_once(&mut m, &flaky, now);
+        assert!(!removed(&out, "FAILED"), "an executor still runs");
+        flaky.clear();
+        while flaky.is_empty() && now < 4_000 {
+            now += 10;
+            flaky = launches(&tick(&mut m, now));
+        }
+    }
+    assert!(flaky.is_empty(), "spent retries launch nothing more");
+    assert_eq!(m.apps().next().unwrap().retries, 2);
+    assert!(launches(&tick(&mut m, 5_010)).is_empty());
+    let out = tick(&mut m, 5_020);
+    assert_eq!(launches(&out), vec![(2, 3)], "proven at 5 s: relaunched");
+    assert_eq!(m.apps().next().unwrap().retries, 0);
+    // The steady executor fails after all: one failure is not yet the end.
+    let failed = exec_state("app-5-0000", 0, ExecutorState::Failed, Some(1));
+    let out = m.step(msg(1, failed), 6_000);
+    assert!(!removed(&out, "FAILED"));
+    assert_eq!(m.apps().next().unwrap().retries, 1);
+}
+
+/// With -1 (unlimited) an application keeps relaunching, but never faster than the capped
+/// backoff.
+#[test]
+fn unlimited_retries_relaunch_at_the_capped_backoff() {
+    let (mut m, mut launched) = failing_app(None);
+    let mut now = 20;
+    for _ in 0..30 {
+        let out = fail_at_once(&mut m, &launched, now);
+        assert!(!removed(&out, "FAILED"));
+        let failed_at = now;
+        launched = Vec::new();
+        while launched.is_empty() {
+            now += 10;
+            launched = launches(&tick(&mut m, now));
+        }
+        assert!(now - failed_at <= MAX_RELAUNCH_BACKOFF_MS);
+    }
+    assert_eq!(m.apps().next().unwrap().state, AppState::Running);
+    fail_at_once(&mut m, &launched, now);
+    assert!(launches(&tick(&mut m, now + 3_190)).is_empty());
+    assert_eq!(launches(&tick(&mut m, now + 3_200)).len(), 2);
 }
 
 #[test]
@@ -717,4 +846,34 @@ fn default_cores_caps_applications_without_a_maximum() {
     assert_eq!(launches(&out).len(), 1, "one core, not all four");
     let out = m.step(msg(8, app(Some(2), 256)), 11);
     assert_eq!(launches(&out).len(), 2, "an explicit maximum wins");
+}
+
+/// An executor that ran 5 s before failing proved itself even with no tick in between (it
+/// counts as one failure after a reset, as in Spark), and executors lost with their worker do
+/// not count.
+#[test]
+fn failures_after_a_proven_run_or_with_a_lost_worker_count_as_spark_counts_them() {
+    let (mut m, _) = failing_app(Some(3));
+    let running = exec_state("app-5-0000", 0, ExecutorState::Running, None);
+    m.step(msg(1, running), 10);
+    fail_at_once(&mut m, &[(2, 1)], 20);
+    assert_eq!(m.apps().next().unwrap().retries, 1);
+    let failed = exec_state("app-5-0000", 0, ExecutorState::Failed, Some(1));
+    m.step(msg(1, failed), 6_000);
+    assert_eq!(
+        m.apps().next().unwrap().retries,
+        1,
+        "reset, then one failure"
+    );
+    let relaunched = launches(&tick(&mut m, 6_200));
+    assert_eq!(relaunched, vec![(1, 2), (2, 3)]);
+    // Worker w2 goes silent past the timeout: its executor is LOST, not failed.
+    let beat = ToMaster::Heartbeat {
+        worker_id: "w1".into(),
+    };
+    m.step(msg(1, beat), 7_300);
+    m.step(Input::Tick, 7_300);
+    let a = m.apps().next().unwrap();
+    assert_eq!(a.executors[&3].state, ExecutorState::Lost);
+    assert_eq!(a.retries, 1);
 }

@@ -3,13 +3,13 @@
 //! out its outputs.
 
 use super::core::{Input, MasterIndex, Output, WorkerCore, WorkerSettings};
+use super::process::{self, TAIL_LINES};
 use actix::prelude::*;
 use ensemble_messages::codec::PeerCodec;
-use ensemble_messages::spark::{FromMaster, ToMaster};
+use ensemble_messages::spark::{FromMaster, StderrTail, ToMaster};
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -30,8 +30,8 @@ pub struct WorkerActor {
     dialing: bool,
     /// Where executors run and write their output.
     work_dir: PathBuf,
-    /// How to kill each running executor or driver.
-    kills: HashMap<Task, oneshot::Sender<()>>,
+    /// How to kill each running executor or driver, and its process group.
+    kills: HashMap<Task, (oneshot::Sender<()>, u32)>,
     /// Its own address, for the tasks that watch executors.
     me: Option<Addr<WorkerActor>>,
     /// Misconfigurations seen: masters that both accepted this worker.
@@ -57,13 +57,14 @@ impl Task {
     }
 
     /// The core's input for its end.
-    fn exited(self, exit_code: Option<i32>, killed: bool) -> Input {
+    fn exited(self, exit_code: Option<i32>, killed: bool, stderr: Option<StderrTail>) -> Input {
         match self {
             Task::Executor(app_id, exec_id) => Input::ExecutorExited {
                 app_id,
                 exec_id,
                 exit_code,
                 killed,
+                stderr,
             },
             Task::Driver(driver_id) => Input::DriverExited {
                 driver_id,
@@ -81,6 +82,7 @@ struct TaskEnded {
     task: Task,
     exit_code: Option<i32>,
     killed: bool,
+    stderr: Option<StderrTail>,
 }
 
 impl Handler<TaskEnded> for WorkerActor {
@@ -89,7 +91,7 @@ impl Handler<TaskEnded> for WorkerActor {
     fn handle(&mut self, e: TaskEnded, _: &mut Context<Self>) {
         tracing::info!(task = ?e.task, exit_code = ?e.exit_code, killed = e.killed, "process ended");
         self.kills.remove(&e.task);
-        self.step(e.task.exited(e.exit_code, e.killed));
+        self.step(e.task.exited(e.exit_code, e.killed, e.stderr));
     }
 }
 
@@ -110,48 +112,56 @@ impl WorkerActor {
     }
 
     /// Starts a process in its directory under the work dir, with its stdout and stderr there
-    /// and `env` in its environment; reports its end to the core. Returns whether it started.
+    /// and `env` in its environment, in a process group of its own that dies with the worker;
+    /// reports its end to the core. Returns whether it started.
     fn launch(&mut self, task: Task, command: &[String], env: &[(&str, String)]) -> bool {
         let dir = task.dir(&self.work_dir);
-        let spawned = std::fs::create_dir_all(&dir).and_then(|()| {
-            let out = std::fs::File::create(dir.join("stdout"))?;
-            let err = std::fs::File::create(dir.join("stderr"))?;
-            let mut cmd = tokio::process::Command::new(&command[0]);
-            cmd.args(&command[1..])
-                .current_dir(&dir)
-                .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-                .stdin(Stdio::null())
-                .stdout(out)
-                .stderr(err)
-                .kill_on_drop(true);
-            cmd.spawn()
-        });
-        let mut child = match spawned {
-            Ok(child) => child,
+        let spawned =
+            std::fs::create_dir_all(&dir).and_then(|()| process::spawn(command, &dir, env));
+        let (mut child, pgid) = match spawned.and_then(|c| {
+            let pid = c.id().ok_or_else(|| std::io::Error::other("no pid"))?;
+            Ok((c, pid))
+        }) {
+            Ok(started) => started,
             Err(err) => {
                 tracing::warn!(?task, "failed to start: {err}");
-                self.step(task.exited(None, false));
+                let stderr = StderrTail {
+                    path: dir.join("stderr").display().to_string(),
+                    tail: format!(
+                        "could not start {}: {err}",
+                        command.first().map_or("", String::as_str)
+                    ),
+                };
+                self.step(task.exited(None, false, Some(stderr)));
                 return false;
             }
         };
-        tracing::info!(?task, dir = %dir.display(), "launched");
+        tracing::info!(?task, pid = pgid, dir = %dir.display(), "launched");
         let (kill, killed) = oneshot::channel();
-        self.kills.insert(task.clone(), kill);
+        self.kills.insert(task.clone(), (kill, pgid));
         let me = self.me.clone();
         actix::spawn(async move {
             let (status, killed) = tokio::select! {
                 status = child.wait() => (status, false),
                 _ = killed => {
-                    let _ = child.kill().await;
+                    process::kill_group(pgid);
                     (child.wait().await, true)
                 }
             };
+            // What it left running in its group ends with it. (Its pid was just reaped; Linux
+            // hands out pids in sequence, so the group id is not another's this soon.)
+            process::kill_group(pgid);
             let exit_code = status.ok().and_then(|s| s.code());
+            let stderr = match (killed, exit_code) {
+                (false, Some(0)) | (true, _) => None,
+                _ => read_tail(dir.join("stderr")).await,
+            };
             if let Some(me) = me {
                 me.do_send(TaskEnded {
                     task,
                     exit_code,
                     killed,
+                    stderr,
                 });
             }
         });
@@ -159,7 +169,7 @@ impl WorkerActor {
     }
 
     fn kill(&mut self, task: Task) {
-        if let Some(kill) = self.kills.remove(&task) {
+        if let Some((kill, _)) = self.kills.remove(&task) {
             let _ = kill.send(());
         }
     }
@@ -288,6 +298,32 @@ impl Actor for WorkerActor {
 impl Supervised for WorkerActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         tracing::warn!("worker actor restarting; its registration carries over");
+    }
+}
+
+/// The end of a failed process's stderr, read off the actor's thread.
+async fn read_tail(path: PathBuf) -> Option<StderrTail> {
+    let shown = path.display().to_string();
+    let tail = tokio::task::spawn_blocking(move || process::tail(&path, TAIL_LINES))
+        .await
+        .ok()?
+        .unwrap_or_else(|e| format!("(cannot read it: {e})"));
+    Some(StderrTail { path: shown, tail })
+}
+
+/// Kills every executor and driver process group: the worker shuts down cleanly.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct KillAll;
+
+impl Handler<KillAll> for WorkerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: KillAll, _: &mut Context<Self>) {
+        for (task, (_, pgid)) in self.kills.drain() {
+            tracing::info!(?task, pgid, "killing its process group: the worker stops");
+            process::kill_group(pgid);
+        }
     }
 }
 

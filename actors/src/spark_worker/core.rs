@@ -5,7 +5,7 @@
 
 use ensemble_messages::spark::{
     DriverDesc, DriverRef, DriverState, ExecutorRef, ExecutorState, FromMaster, MasterEpoch,
-    ToMaster, WorkerSpec,
+    StderrTail, ToMaster, WorkerSpec,
 };
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -57,6 +57,8 @@ pub enum Input {
         exit_code: Option<i32>,
         /// Whether it was killed on the master's request.
         killed: bool,
+        /// The end of its stderr, passed on to the master if it failed.
+        stderr: Option<StderrTail>,
     },
     /// A driver's process ended (or could not start: no exit code).
     DriverExited {
@@ -224,6 +226,7 @@ impl WorkerCore {
                     exec_id,
                     state: ExecutorState::Running,
                     exit_code: None,
+                    stderr: None,
                 });
             }
             Input::ExecutorExited {
@@ -231,6 +234,7 @@ impl WorkerCore {
                 exec_id,
                 exit_code,
                 killed,
+                stderr,
             } => {
                 self.executors.remove(&(app_id.clone(), exec_id));
                 let state = match (killed, exit_code) {
@@ -238,11 +242,13 @@ impl WorkerCore {
                     (false, Some(0)) => ExecutorState::Exited,
                     (false, _) => ExecutorState::Failed,
                 };
+                let stderr = stderr.filter(|_| state == ExecutorState::Failed);
                 self.report(ToMaster::ExecutorStateChanged {
                     app_id,
                     exec_id,
                     state,
                     exit_code,
+                    stderr,
                 });
             }
             Input::DriverExited {
@@ -733,6 +739,7 @@ mod tests {
             exec_id: 0,
             state: ExecutorState::Running,
             exit_code: None,
+            stderr: None,
         };
         assert_eq!(
             w.step(started, 7),
@@ -748,6 +755,10 @@ mod tests {
             exec_id: 0,
             exit_code: Some(0),
             killed: false,
+            stderr: Some(StderrTail {
+                path: "/w/app-1/0/stderr".into(),
+                tail: "not a failure".into(),
+            }),
         };
         assert_eq!(w.step(exited, 20), vec![]);
         w.step(Input::Connected(1), 30);
@@ -781,9 +792,35 @@ mod tests {
                         exec_id: 0,
                         state: ExecutorState::Exited,
                         exit_code: Some(0),
+                        stderr: None,
                     }
                 }
             ]
+        );
+        // A failed executor's stderr goes to the master.
+        let tail = StderrTail {
+            path: "/w/app-1/1/stderr".into(),
+            tail: "boom".into(),
+        };
+        let failed = Input::ExecutorExited {
+            app_id: "app-1".into(),
+            exec_id: 1,
+            exit_code: Some(3),
+            killed: false,
+            stderr: Some(tail.clone()),
+        };
+        assert_eq!(
+            w.step(failed, 50),
+            vec![Output::Send {
+                master: 1,
+                msg: ToMaster::ExecutorStateChanged {
+                    app_id: "app-1".into(),
+                    exec_id: 1,
+                    state: ExecutorState::Failed,
+                    exit_code: Some(3),
+                    stderr: Some(tail),
+                }
+            }]
         );
     }
 

@@ -3,7 +3,8 @@
 
 pub mod actor;
 pub mod core;
+pub mod process;
 pub mod web;
 
-pub use self::actor::{GetWorkerStatus, WorkerActor, WorkerStatus};
+pub use self::actor::{GetWorkerStatus, KillAll, WorkerActor, WorkerStatus};
 pub use self::core::{Input, MasterIndex, Output, WorkerCore, WorkerSettings};

@@ -4,7 +4,7 @@ use actix::{Supervisor, System};
 use ensemble_actors::spark_master::{
     self, EnsembleSettings, MasterActor, MasterSettings, Recovery,
 };
-use ensemble_actors::spark_worker::{self, WorkerActor, WorkerSettings};
+use ensemble_actors::spark_worker::{self, KillAll, WorkerActor, WorkerSettings};
 use ensemble_config::spark::{parse_memory_mb, parse_properties, MasterConfig, RecoveryMode};
 use ensemble_config::ConfigError;
 use ensemble_messages::spark::WorkerSpec;
@@ -94,6 +94,7 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
         dead_worker_persistence: config.timing.dead_worker_persistence,
         spread_out: config.spread_out,
         default_cores: config.default_cores,
+        max_executor_retries: config.max_executor_retries,
     };
     let recovery = match config.recovery {
         RecoveryMode::None => Recovery::None,
@@ -166,16 +167,22 @@ pub fn run_worker(args: WorkerArgs) -> Result<i32, Box<dyn std::error::Error>> {
     System::new().block_on(async move {
         let work_dir = args.work_dir.clone();
         let worker = Supervisor::start(move |_| WorkerActor::new(settings, masters, work_dir));
-        let ui = spark_worker::web::serve(worker, &args.host, args.webui_port).map_err(|e| {
-            format!(
-                "cannot bind the web UI on {}:{}: {e}",
-                args.host, args.webui_port
-            )
-        })?;
+        let ui =
+            spark_worker::web::serve(worker.clone(), &args.host, args.webui_port).map_err(|e| {
+                format!(
+                    "cannot bind the web UI on {}:{}: {e}",
+                    args.host, args.webui_port
+                )
+            })?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             r = ui => r?,
             _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
         }
+        // A clean stop takes its executors and drivers along (a killed worker's die by their
+        // parent-death signal).
+        let _ = worker.send(KillAll).await;
         Ok::<_, Box<dyn std::error::Error>>(0)
     })
 }

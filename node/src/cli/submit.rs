@@ -6,7 +6,7 @@
 use super::spark::parse_masters;
 use ensemble_config::spark::parse_memory_mb;
 use ensemble_messages::codec::PeerCodec;
-use ensemble_messages::spark::{AppDesc, DriverDesc, FromMaster, ToMaster};
+use ensemble_messages::spark::{AppDesc, DriverDesc, FromMaster, StderrTail, ToMaster};
 use futures::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -251,6 +251,8 @@ async fn follow(
     let mut links = Links::default();
     let mut app_id: Option<String> = None;
     let mut reached = false;
+    // The stderr of the last executor that failed, shown if the application FAILS.
+    let mut last_failure: Option<(u32, StderrTail)> = None;
     let started = tokio::time::Instant::now();
     let deadline = started + REGISTER_DEADLINE;
     let mut retry = tokio::time::interval(Duration::from_secs(1));
@@ -319,15 +321,24 @@ async fn follow(
                     worker_id,
                     state,
                     exit_code,
+                    stderr,
                 } => {
                     let code = exit_code
                         .map(|c| format!(" (exit {c})"))
                         .unwrap_or_default();
                     println!("Executor {exec_id} on {worker_id}: {}{code}", state.name());
+                    if let Some(tail) = stderr {
+                        last_failure = Some((exec_id, tail));
+                    }
                 }
                 FromMaster::ApplicationRemoved { state } => {
                     let id = app_id.unwrap_or_default();
                     println!("Application {id} {state}");
+                    if state == "FAILED" {
+                        if let Some((exec_id, tail)) = &last_failure {
+                            eprintln!("{}", failure_report(*exec_id, tail));
+                        }
+                    }
                     return Ok(if state == "FINISHED" { 0 } else { 1 });
                 }
                 // Replies meant for workers, and standby answers: nothing to do.
@@ -335,6 +346,14 @@ async fn follow(
             },
         }
     }
+}
+
+/// What a FAILED application's submitter shows of its last failed executor.
+fn failure_report(exec_id: u32, stderr: &StderrTail) -> String {
+    format!(
+        "ensemble submit: executor {exec_id} failed; its stderr is {} on its worker, ending:\n{}",
+        stderr.path, stderr.tail
+    )
 }
 
 /// Runs one master connection until it ends, reporting it through `tx`.
