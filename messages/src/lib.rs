@@ -17,5 +17,8 @@ pub use peer::{
 };
 pub use zxid::Zxid;
 
+#[cfg(test)]
+mod robustness_tests;
+
 /// Server id, the `N` of `server.N` and the content of `myid`.
 pub type Sid = u64;
