@@ -143,8 +143,9 @@ pub enum TreeOp {
     Check { path: String, version: i32 },
     /// The leader deletes a container or TTL znode that is due, if it still is when applied.
     Reap { path: String },
-    /// All or nothing, at one zxid.
-    Multi(Vec<TreeOp>),
+    /// All or nothing, at one zxid. A multi never holds a multi: decoding refuses one, so the
+    /// depth of a decoded op is at most two whatever its bytes say.
+    Multi(#[serde(deserialize_with = "flat_ops")] Vec<TreeOp>),
 }
 
 /// A txn body: the op, who asked, and when (the time is part of the txn so that every replica
@@ -159,6 +160,84 @@ pub struct TreeTxn {
     pub auth: Vec<(String, String)>,
     /// The operation.
     pub op: TreeOp,
+}
+
+thread_local! {
+    /// How many multis the current thread is decoding, one inside the other.
+    static MULTI_DEPTH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Decodes the ops of a multi, refusing a multi among them.
+fn flat_ops<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<TreeOp>, D::Error> {
+    struct Leave;
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            MULTI_DEPTH.with(|c| c.set(c.get().saturating_sub(1)));
+        }
+    }
+    let depth = MULTI_DEPTH.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    let _leave = Leave;
+    if depth > 1 {
+        return Err(serde::de::Error::custom("a multi inside a multi"));
+    }
+    Vec::<TreeOp>::deserialize(d)
+}
+
+impl TreeTxn {
+    /// Decodes a txn body and checks that it is a txn this tree can apply: every path valid,
+    /// data within `max_data` bytes, and a multi holding only the ops ZooKeeper allows in one.
+    /// The leader proposes nothing that fails, so no server ever logs it.
+    pub fn check_body(body: &[u8], max_data: usize) -> Result<(), String> {
+        let t: TreeTxn = ensemble_messages::codec::decode(body)
+            .map_err(|e| format!("undecodable txn body: {e}"))?;
+        match &t.op {
+            TreeOp::Multi(ops) => ops.iter().try_for_each(|op| match op {
+                TreeOp::Create { .. }
+                | TreeOp::Delete { .. }
+                | TreeOp::SetData { .. }
+                | TreeOp::Check { .. } => op.check(max_data),
+                other => Err(format!("{other:?} is not allowed in a multi")),
+            }),
+            op => op.check(max_data),
+        }
+    }
+}
+
+impl TreeOp {
+    /// Checks the paths and data sizes of one op.
+    fn check(&self, max_data: usize) -> Result<(), String> {
+        let data_fits = |data: &[u8]| {
+            if data.len() > max_data {
+                return Err(format!("{} bytes of data: over {max_data}", data.len()));
+            }
+            Ok(())
+        };
+        match self {
+            TreeOp::Create {
+                path, data, mode, ..
+            } => {
+                let named = if mode.is_sequential() {
+                    format!("{path}0000000000")
+                } else {
+                    path.clone()
+                };
+                super::validate_path(&named)?;
+                data_fits(data)
+            }
+            TreeOp::SetData { path, data, .. } => {
+                super::validate_path(path)?;
+                data_fits(data)
+            }
+            TreeOp::Delete { path, .. }
+            | TreeOp::SetAcl { path, .. }
+            | TreeOp::Check { path, .. }
+            | TreeOp::Reap { path } => super::validate_path(path),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl TreeTxn {

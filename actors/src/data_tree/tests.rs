@@ -757,3 +757,61 @@ fn walks_of_a_deep_chain_do_not_recurse() {
         assert!(f.tree.get(&leaf).is_none());
     });
 }
+
+#[test]
+fn bodies_are_checked_before_they_are_proposed() {
+    let txn = |op: TreeOp| {
+        TreeTxn {
+            session_id: 1,
+            time_ms: 0,
+            auth: Vec::new(),
+            op,
+        }
+        .encode()
+    };
+    let create = |path: &str, data: usize, mode| TreeOp::Create {
+        path: path.into(),
+        data: vec![0; data],
+        acl: AclEntry::open(),
+        mode,
+    };
+    let check = |body: &[u8]| TreeTxn::check_body(body, 100);
+    assert!(check(&txn(create("/a", 100, CreateMode::Persistent))).is_ok());
+    assert!(check(&txn(create("/a/", 1, CreateMode::PersistentSequential))).is_ok());
+    assert!(check(&txn(create("/a/", 1, CreateMode::Persistent))).is_err());
+    assert!(check(&txn(create("/a", 101, CreateMode::Persistent))).is_err());
+    assert!(check(&txn(create("/a\u{0}b", 1, CreateMode::Persistent))).is_err());
+    assert!(check(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10]).is_err());
+    let in_multi = |op| {
+        txn(TreeOp::Multi(vec![
+            create("/m", 1, CreateMode::Persistent),
+            op,
+        ]))
+    };
+    assert!(check(&in_multi(TreeOp::Check {
+        path: "/m".into(),
+        version: -1
+    }))
+    .is_ok());
+    assert!(check(&in_multi(TreeOp::CloseSession)).is_err());
+    // A multi inside a multi does not even decode, however deep the bytes nest it.
+    let nested = txn(TreeOp::Multi(vec![TreeOp::Multi(vec![])]));
+    assert!(check(&nested)
+        .unwrap_err()
+        .contains("a multi inside a multi"));
+    let mut deep = TreeOp::Multi(vec![]);
+    for _ in 0..100_000 {
+        deep = TreeOp::Multi(vec![deep]);
+    }
+    let bytes = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || {
+            let b = txn(deep);
+            (b, ())
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+        .0;
+    assert!(check(&bytes).is_err());
+}

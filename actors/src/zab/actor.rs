@@ -414,12 +414,16 @@ fn build(
         snapshot_zxid: recovered.snapshot_zxid(),
         log: recovered.log,
     };
+    let max_data = settings.service_settings.max_buffer;
     let core = QuorumPeer::new(
         settings.sid,
         settings.voters.clone(),
         settings.timing.clone(),
         durable,
-    );
+    )
+    .with_body_check(std::sync::Arc::new(move |body: &[u8]| {
+        TreeTxn::check_body(body, max_data)
+    }));
     Ok((core, tree))
 }
 

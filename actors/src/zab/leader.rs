@@ -384,6 +384,11 @@ impl QuorumPeer {
 
     /// Proposes a write as the next zxid of this epoch.
     pub(super) fn leader_propose(&mut self, origin: Sid, request_id: u64, body: Vec<u8>) {
+        if let Err(why) = (self.body_check)(&body) {
+            tracing::warn!(me = self.me, origin, "write refused before logging: {why}");
+            self.leader_refuse(origin, request_id, SubmitError::Refused(why));
+            return;
+        }
         let leader = self.leader();
         let epoch = match (leader.phase, leader.epoch) {
             (Phase::Broadcast, Some(_)) if leader.counter == u32::MAX => {

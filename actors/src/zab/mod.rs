@@ -17,7 +17,7 @@ pub use actor::{
     ResetConnectionStats, ServerReport, StorageEvent, Submit, WriteResult,
 };
 pub use log::TxnLog;
-pub use peer::QuorumPeer;
+pub use peer::{BodyCheck, QuorumPeer};
 pub use types::{
     Durable, Input, Output, PeerStatus, PeerTiming, PersistToken, StorageOp, SubmitError,
 };

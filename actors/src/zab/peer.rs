@@ -31,7 +31,13 @@ pub struct QuorumPeer {
     pub(super) now: u64,
     pending: BTreeSet<u64>,
     out: Vec<Output>,
+    /// What a txn body must pass before the leader proposes it.
+    pub(super) body_check: BodyCheck,
 }
+
+/// A check of a write's body before it is proposed: a pure function of the bytes, supplied by
+/// the state machine (`Err` says why the body cannot be applied).
+pub type BodyCheck = std::sync::Arc<dyn Fn(&[u8]) -> Result<(), String> + Send + Sync>;
 
 impl QuorumPeer {
     /// A server recovered from `durable`; call [`QuorumPeer::start`] to begin electing.
@@ -51,7 +57,14 @@ impl QuorumPeer {
             now: 0,
             pending: BTreeSet::new(),
             out: Vec::new(),
+            body_check: std::sync::Arc::new(|_| Ok(())),
         }
+    }
+
+    /// The same server, proposing only writes whose body passes `check`.
+    pub fn with_body_check(mut self, check: BodyCheck) -> Self {
+        self.body_check = check;
+        self
     }
 
     /// Starts the first election round.

@@ -468,3 +468,53 @@ fn a_follower_ahead_of_the_leader_makes_it_abandon() {
     );
     assert_eq!(p.status().state, ServerState::Looking);
 }
+
+#[test]
+fn a_body_that_fails_the_check_is_refused_before_it_is_logged() {
+    let (p, _) = leader_with(vec![]);
+    let mut p = p.with_body_check(std::sync::Arc::new(|b: &[u8]| {
+        if b == b"bad" {
+            Err("poison".into())
+        } else {
+            Ok(())
+        }
+    }));
+    p.step(Input::Persisted(PersistToken::CurrentEpoch(2)), 4);
+    p.step(zab(2, ZabMessage::AckNewLeader { epoch: 2 }), 5);
+    let outs = p.step(
+        Input::Submit {
+            request_id: 1,
+            body: b"bad".to_vec(),
+        },
+        6,
+    );
+    assert_eq!(
+        outs,
+        vec![Output::Completed {
+            request_id: 1,
+            result: Err(SubmitError::Refused("poison".into()))
+        }]
+    );
+    // A follower's forwarded poison gets RequestFailed, and nothing is logged either way.
+    let outs = p.step(
+        zab(
+            2,
+            ZabMessage::Request {
+                request_id: 9,
+                body: b"bad".to_vec(),
+            },
+        ),
+        7,
+    );
+    assert!(outs.iter().all(|o| !matches!(o, Output::Persist { .. })));
+    let outs = p.step(
+        Input::Submit {
+            request_id: 2,
+            body: b"good".to_vec(),
+        },
+        8,
+    );
+    assert!(outs
+        .iter()
+        .any(|o| matches!(o, Output::Persist { op: StorageOp::Append(t), .. } if t[0].zxid == Zxid::new(2, 1))));
+}
