@@ -375,4 +375,44 @@ mod tests {
         assert_eq!(decode(&[9, 1]), Err("unknown record version 9".into()));
         assert!(decode(&[1, b'{']).unwrap_err().starts_with("bad record"));
     }
+
+    /// Seeded mutation fuzzing of the record reader: stored records come from the ensemble and
+    /// are hostile; none may panic, and nesting deeper than JSON's limit is an error.
+    #[test]
+    fn mutated_records_never_panic() {
+        let spec = WorkerSpec {
+            id: "worker-1".into(),
+            host: "h".into(),
+            port: 7,
+            cores: 2,
+            memory_mb: 1024,
+            webui: "http://h:8081".into(),
+        };
+        let valid = encode_worker(&spec);
+        let mut state = 0x5eed_0003_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut records = Records::default();
+        for _ in 0..20_000 {
+            let mut bytes = valid.clone();
+            for _ in 0..1 + next() % 4 {
+                let i = (next() % bytes.len() as u64) as usize;
+                match next() % 3 {
+                    0 => bytes[i] = next() as u8,
+                    1 => bytes.truncate(i.max(1)),
+                    _ => bytes.insert(i, b"{}[]\",0-9e"[(next() % 9) as usize]),
+                }
+            }
+            for name in ["worker_x", "app_x", "driver_x"] {
+                let _ = records.add(name, &bytes);
+            }
+        }
+        let mut deep = vec![1u8];
+        deep.extend(std::iter::repeat_n(b'[', 100_000));
+        assert!(records.add("app_deep", &deep).is_err());
+    }
 }
