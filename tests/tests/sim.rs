@@ -57,3 +57,14 @@ fn a_quiet_run_commits_every_write() {
     assert!(report.acked > 10, "{report:?}");
     assert!(report.committed >= report.acked);
 }
+
+/// Seeds that once failed, kept whatever `SIM_SEEDS` says: 7325 left a follower that had promised
+/// a newer epoch LOOKING forever beside an established leader.
+#[test]
+fn regression_seeds_stay_fixed() {
+    for seed in [7325] {
+        if let Err(e) = run_seed(seed) {
+            panic!("{e}");
+        }
+    }
+}
