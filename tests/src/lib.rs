@@ -6,3 +6,27 @@
 
 pub mod sim;
 pub mod spark;
+
+use ensemble_actors::zk_client::ZkClient;
+use std::time::Duration;
+
+/// A current-thread tokio runtime to drive the async client from a test.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A runtime and a healthy session on `addr`, for tests that check a server keeps serving
+/// beside hostile input.
+pub fn client_session(addr: &str) -> (tokio::runtime::Runtime, ZkClient) {
+    let rt = runtime();
+    let client = rt
+        .block_on(ZkClient::connect(
+            &[addr.to_string()],
+            Duration::from_secs(10),
+        ))
+        .expect("a session");
+    (rt, client)
+}

@@ -5,20 +5,13 @@ use ensemble_actors::zk_client::{open_acl, ClientError, ZkClient};
 use ensemble_messages::jute::{Acl, Buffer, ConnectRequest, ConnectResponse, Id, Jute};
 use ensemble_messages::zk::{err, event, perm};
 use ensemble_node::local_cluster::{ProcessCluster, Program};
+use ensemble_tests::runtime;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
-use tokio::runtime::Runtime;
 
 /// `sha1("super:letmein")`, base64: the superDigest of the first test's server.
 const SUPER_DIGEST: &str = "super:5ZIErkhbrC1ytr/v6D+dXQw7elQ=";
-
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
     Acl {

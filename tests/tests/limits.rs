@@ -6,6 +6,7 @@ use ensemble_messages::jute::{
     Buffer, ConnectRequest, ConnectResponse, Jute, PathWatchRequest, RequestHeader,
 };
 use ensemble_node::local_cluster::{wait_until, ProcessCluster};
+use ensemble_tests::{client_session, runtime};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -38,10 +39,7 @@ fn connect_from(from: &str, server: &str) -> std::io::Result<TcpStream> {
     let socket = tokio::net::TcpSocket::new_v4()?;
     socket.bind(format!("{from}:0").parse::<SocketAddr>().expect("address"))?;
     let server: SocketAddr = server.parse().expect("address");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let s = rt.block_on(socket.connect(server))?.into_std()?;
+    let s = runtime().block_on(socket.connect(server))?.into_std()?;
     s.set_nonblocking(false)?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
     Ok(s)
@@ -82,11 +80,7 @@ fn closed_within(s: &mut TcpStream, timeout: Duration) -> bool {
 /// The data of `path`, read by a new client (a client on a current-thread runtime is not
 /// pinging while the test waits on other things, so its session may have expired).
 fn fresh_get(addr: &str, path: &str) -> Vec<u8> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    runtime().block_on(async {
         let client = ZkClient::connect(&[addr.to_string()], Duration::from_secs(10))
             .await
             .unwrap();
@@ -153,16 +147,7 @@ fn partial_frames_are_closed_in_time_and_hold_little_memory() {
     c.start(1);
     c.wait_serving(Duration::from_secs(20)).unwrap();
     let addr = c.client_addr(1);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let healthy = rt
-        .block_on(ZkClient::connect(
-            std::slice::from_ref(&addr),
-            Duration::from_secs(10),
-        ))
-        .unwrap();
+    let (rt, healthy) = client_session(&addr);
     rt.block_on(healthy.create("/alive", b"yes", 0)).unwrap();
     let baseline = c.rss_kib(1).unwrap();
     let started = Instant::now();
@@ -203,16 +188,7 @@ fn a_client_that_does_not_read_is_throttled_then_closed_and_others_are_served() 
     c.start(1);
     c.wait_serving(Duration::from_secs(20)).unwrap();
     let addr = c.client_addr(1);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let healthy = rt
-        .block_on(ZkClient::connect(
-            std::slice::from_ref(&addr),
-            Duration::from_secs(10),
-        ))
-        .unwrap();
+    let (rt, healthy) = client_session(&addr);
     let big = vec![7u8; 500_000];
     rt.block_on(healthy.create("/big", &big, 0)).unwrap();
     let baseline = c.rss_kib(1).unwrap();

@@ -3,22 +3,15 @@
 //! ensemble running without peer authentication. Each is refused and every server keeps serving.
 
 use ensemble_actors::data_tree::{AclEntry, CreateMode, TreeOp, TreeTxn};
-use ensemble_actors::zk_client::ZkClient;
 use ensemble_messages::peer::PEER_PROTOCOL_VERSION;
 use ensemble_messages::{codec, HandshakeFrame, PeerMessage, ZabMessage};
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
+use ensemble_tests::client_session;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
 
 fn frame(payload: &[u8]) -> Vec<u8> {
     let mut f = (payload.len() as u32).to_be_bytes().to_vec();
@@ -137,10 +130,7 @@ fn a_huge_claimed_length_and_a_stranger_without_the_secret_are_refused() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", c.log(1)));
     assert!(c.is_running(1) && c.is_running(2));
-    let rt = runtime();
-    let client = rt
-        .block_on(ZkClient::connect(&[c.client_addr(1)], DEADLINE))
-        .expect("connect");
+    let (rt, client) = client_session(&c.client_addr(1));
     rt.block_on(client.create("/after", b"ok", 0))
         .expect("still serving writes");
     assert_eq!(rt.block_on(client.exists("/pwned")).expect("exists"), None);
@@ -189,10 +179,7 @@ fn writes_forwarded_by_an_unsynced_peer_are_ignored() {
         })
     })
     .unwrap_or_else(|e| panic!("{e}\n{}\n{}", c.log(1), c.log(2)));
-    let rt = runtime();
-    let client = rt
-        .block_on(ZkClient::connect(&[c.client_addr(2)], DEADLINE))
-        .expect("connect");
+    let (rt, client) = client_session(&c.client_addr(2));
     rt.block_on(client.create("/after", b"ok", 0))
         .expect("still serving writes");
     assert_eq!(rt.block_on(client.exists("/pwned")).expect("exists"), None);
