@@ -88,10 +88,10 @@ pub struct ClientGone {
     pub conn: u64,
 }
 
-#[cfg(test)]
 impl ClientSink {
-    /// A sink without limits, for tests of the service.
-    pub(crate) fn unlimited() -> (Self, UnboundedReceiver<ToClient>) {
+    /// A sink without limits, for driving a [`ClientService`](super::ClientService) outside a
+    /// connection: unit tests and the fuzz targets.
+    pub fn unlimited() -> (Self, UnboundedReceiver<ToClient>) {
         Self::new(Flow::new(super::limits::Load::new(0), usize::MAX))
     }
 }

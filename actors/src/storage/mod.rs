@@ -15,7 +15,7 @@
 //! naming the problem and what to do.
 //! [`StorageWriter`] owns the files on a thread of its own and does group commit.
 
-mod files;
+pub mod files;
 mod recovery;
 mod writer;
 

@@ -1,0 +1,368 @@
+//! Fuzz targets for every decoder of ensemble, each a function of arbitrary bytes that must
+//! return without panicking, aborting or allocating past the decoders' limits.
+//!
+//! libFuzzer drives them through `fuzz_targets/*.rs` (`cargo +nightly fuzz run TARGET`); the
+//! `replay` test runs the same functions on stable over the seeds and regressions in `seeds/`
+//! and over seeded mutations of them. [`seeds`] builds the valid inputs the seeds start from.
+
+pub mod seeds;
+
+use bytes::BytesMut;
+use ensemble_actors::client_port::{ClientConnect, ClientPacket, ClientService, ClientSink};
+use ensemble_actors::client_port::{Host, ServiceSettings, ToClient};
+use ensemble_actors::data_tree::{DataTree, SessionPassword, TreeTxn};
+use ensemble_actors::spark_master::ensemble_link::Records;
+use ensemble_actors::storage::files::{self, LogHeader, RecordRead, LOG_HEADER_LEN};
+use ensemble_actors::zab::{Input, Output, PeerStatus};
+use ensemble_messages::codec::{self, PeerCodec};
+use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, ReplyHeader, RequestHeader};
+use ensemble_messages::{HandshakeFrame, PeerMessage, Txn, Zxid};
+use tokio_util::codec::Decoder;
+
+/// jute.maxbuffer as the targets configure it: small, so that limits are reached.
+const MAX_BUFFER: usize = 4096;
+
+/// Most frames one input may carry, so that one input stays fast.
+const MAX_FRAMES: usize = 64;
+
+/// A byte stream from a peer, before and after the handshake: every frame the peer codec cuts
+/// from it is decoded as a handshake frame and as a peer message; the whole input is also
+/// decoded as one payload of each kind.
+pub fn peer_stream(data: &[u8]) {
+    let _ = codec::decode::<HandshakeFrame>(data);
+    let _ = codec::decode::<PeerMessage>(data);
+    let mut buf = BytesMut::from(data);
+    let mut messages = PeerCodec::<PeerMessage, PeerMessage>::default();
+    while let Ok(Some(_)) = messages.decode(&mut buf) {}
+    let mut buf = BytesMut::from(data);
+    let mut handshakes = PeerCodec::<HandshakeFrame, HandshakeFrame>::default();
+    while let Ok(Some(_)) = handshakes.decode(&mut buf) {}
+}
+
+/// A client connection's bytes as the server cuts them: length-prefixed frames, the first a
+/// connect request, then request header plus body. Every request goes through the server's
+/// request pipeline over a real tree, and every write it submits is applied and completed as
+/// a commit would be.
+pub fn client_session(data: &[u8]) {
+    let _ = session_replies(data);
+}
+
+/// What [`client_session`] does, returning the (xid, error code) of every reply frame the
+/// server sent after the connect reply.
+pub fn session_replies(data: &[u8]) -> Vec<(i32, i32)> {
+    let mut frames = Frames(data);
+    let Some(first) = frames.next() else {
+        return Vec::new();
+    };
+    let Ok(request) = ConnectRequest::from_bytes(first) else {
+        return Vec::new();
+    };
+    let mut server = Server::new();
+    let (sink, mut replies) = ClientSink::unlimited();
+    server.service.connect(
+        ClientConnect {
+            conn: 1,
+            request,
+            read_only: first.last().is_some_and(|b| *b == 1),
+            ip: "127.0.0.1".into(),
+            sink,
+        },
+        &server.tree,
+        &mut server.host,
+    );
+    server.commit();
+    for frame in frames.take(MAX_FRAMES) {
+        let mut r = JuteReader::new(frame);
+        let Ok(header) = RequestHeader::read(&mut r, "request header") else {
+            continue;
+        };
+        let body = frame[frame.len() - r.remaining()..].to_vec();
+        let packet = ClientPacket {
+            conn: 1,
+            xid: header.xid,
+            op: header.op,
+            body,
+        };
+        server
+            .service
+            .packet(packet, &server.tree, &mut server.host);
+        server.commit();
+    }
+    server.service.gone(1);
+    server.commit();
+    let mut headers = Vec::new();
+    while let Ok(ToClient::Frame(f)) = replies.try_recv() {
+        if let Ok(h) = ReplyHeader::from_bytes(&f) {
+            headers.push((h.xid, h.err));
+        }
+    }
+    headers.split_off(1.min(headers.len()))
+}
+
+/// A quorum peer core (server 1 of 3) driven by a script of events: messages from servers 2
+/// and 3 (whatever they say), ticks, disk acknowledgements, links going up and down, and
+/// client writes. The core must never panic, whatever authenticated peers send.
+pub fn zab_peer(data: &[u8]) {
+    let _ = zab_peer_status(data);
+}
+
+/// What [`zab_peer`] does, returning the core's status at the end of the script.
+pub fn zab_peer_status(data: &[u8]) -> PeerStatus {
+    let mut peer = seeds::quorum_peer();
+    let mut now = 0;
+    let mut durable = std::collections::VecDeque::new();
+    let keep = |outputs: Vec<Output>, durable: &mut std::collections::VecDeque<_>| {
+        for o in outputs {
+            if let Output::Persist { token: Some(t), .. } = o {
+                durable.push_back(t);
+            }
+        }
+    };
+    let outputs = peer.start(now);
+    keep(outputs, &mut durable);
+    let mut script = Script(data);
+    let mut submitted = 0;
+    while let Some(event) = script.next_event() {
+        let input = match event {
+            ScriptEvent::Message(from, bytes) => match codec::decode::<PeerMessage>(bytes) {
+                Ok(msg) => Input::Message { from, msg },
+                Err(_) => continue,
+            },
+            ScriptEvent::Tick(ms) => {
+                now += ms;
+                Input::Tick
+            }
+            ScriptEvent::Durable => match durable.pop_front() {
+                Some(token) => Input::Persisted(token),
+                None => continue,
+            },
+            ScriptEvent::Up(sid) => Input::PeerConnected(sid),
+            ScriptEvent::Down(sid) => Input::PeerDisconnected(sid),
+            ScriptEvent::Submit(body) => {
+                submitted += 1;
+                Input::Submit {
+                    request_id: submitted,
+                    body,
+                }
+            }
+        };
+        let outputs = peer.step(input, now);
+        keep(outputs, &mut durable);
+    }
+    peer.status()
+}
+
+/// One event of a [`zab_peer`] script.
+enum ScriptEvent<'a> {
+    /// Encoded peer message from a server.
+    Message(u64, &'a [u8]),
+    /// Time passes by this many ms, then a tick.
+    Tick(u64),
+    /// The oldest pending disk write is durable.
+    Durable,
+    /// A link comes up.
+    Up(u64),
+    /// A link goes down.
+    Down(u64),
+    /// A client write with this body.
+    Submit(Vec<u8>),
+}
+
+/// The bytes of a [`zab_peer`] script: an op byte, then its operands.
+struct Script<'a>(&'a [u8]);
+
+impl<'a> Script<'a> {
+    fn byte(&mut self) -> Option<u8> {
+        let (b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(*b)
+    }
+
+    fn next_event(&mut self) -> Option<ScriptEvent<'a>> {
+        let op = self.byte()?;
+        let sid = 2 + u64::from(op >> 7);
+        Some(match op & 0x7f {
+            0 => {
+                let len = u16::from_be_bytes([self.byte()?, self.byte()?]) as usize;
+                let (msg, rest) = self.0.split_at(len.min(self.0.len()));
+                self.0 = rest;
+                ScriptEvent::Message(sid, msg)
+            }
+            1 => ScriptEvent::Tick(u64::from(self.byte()?) * 10),
+            2 => ScriptEvent::Durable,
+            3 => ScriptEvent::Up(sid),
+            4 => ScriptEvent::Down(sid),
+            _ => ScriptEvent::Submit(seeds::write_body(op)),
+        })
+    }
+}
+
+/// A txn body as a peer could put into a proposal: validated as the leader validates before
+/// logging, and applied to a populated tree as a follower applies a commit (applying must
+/// never fail loudly, whether or not the body is valid).
+pub fn txn_apply(data: &[u8]) {
+    let _ = TreeTxn::check_body(data, MAX_BUFFER);
+    let mut tree = seeds::populated_tree();
+    let txn = Txn {
+        zxid: Zxid::new(2, 1),
+        origin: 1,
+        request_id: 1,
+        body: data.to_vec(),
+    };
+    let _ = tree.apply(&txn);
+    let _ = tree.serialize();
+}
+
+/// The content of a log file: its header, then every record until the first that cannot be
+/// read, as recovery walks it; then the same records with their checksums made right, so that
+/// the decoding behind the checks is reached too.
+pub fn storage_log(data: &[u8]) {
+    read_log(data);
+    read_log(&with_valid_checksums(data));
+}
+
+fn read_log(data: &[u8]) {
+    if !matches!(files::check_log_header(data), LogHeader::Valid) {
+        return;
+    }
+    let mut offset = LOG_HEADER_LEN;
+    while let RecordRead::Record(_, end) = files::read_record(data, offset) {
+        if end <= offset || end > data.len() {
+            panic!(
+                "a record ending at {end} read from offset {offset} of {}",
+                data.len()
+            );
+        }
+        offset = end;
+    }
+}
+
+/// `data` with each record's two checksums recomputed from its length and body.
+fn with_valid_checksums(data: &[u8]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    let mut offset = LOG_HEADER_LEN;
+    while let Some(header) = out.get(offset..offset + 12) {
+        let len = u32::from_be_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let start = offset + 12;
+        let end = start.saturating_add(len).min(out.len());
+        let len_crc = crc32fast::hash(&out[offset..offset + 4]);
+        let body_crc = crc32fast::hash(&out[start..end]);
+        out[offset + 4..offset + 8].copy_from_slice(&len_crc.to_be_bytes());
+        out[offset + 8..offset + 12].copy_from_slice(&body_crc.to_be_bytes());
+        offset = end;
+    }
+    out
+}
+
+/// The content of a snapshot file, and a snapshot image as a SNAP sync carries it: decoded,
+/// then turned into a tree.
+pub fn storage_snapshot(data: &[u8]) {
+    if let Ok(snapshot) = files::decode_snapshot(data) {
+        let _ = DataTree::deserialize(&snapshot.state);
+    }
+    let _ = DataTree::deserialize(data);
+}
+
+/// A Spark-style master's stored record, under each kind of record name.
+pub fn spark_record(data: &[u8]) {
+    let mut records = Records::default();
+    for name in ["worker_w", "app_a", "driver_d"] {
+        let _ = records.add(name, data);
+    }
+}
+
+/// Config text as an operator or a tool may write it: as zoo.cfg (whose `myid` says 1) and as
+/// native TOML.
+pub fn config_text(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let _ = ensemble_config::parse_zoo_cfg(text, |_| Ok("1\n".to_string()));
+    let _ = ensemble_config::parse_toml(text);
+}
+
+/// Length-prefixed frames of a byte stream, as a connection cuts them; the last frame is what
+/// remains when its length claims more.
+struct Frames<'a>(&'a [u8]);
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let (len, rest) = self.0.split_first_chunk::<4>()?;
+        let len = (u32::from_be_bytes(*len) as usize).min(rest.len());
+        let (frame, rest) = rest.split_at(len);
+        self.0 = rest;
+        Some(frame)
+    }
+}
+
+/// One server's request pipeline and tree, with writes committed at once.
+struct Server {
+    service: ClientService,
+    tree: DataTree,
+    host: InstantHost,
+    zxids: u32,
+}
+
+impl Server {
+    fn new() -> Self {
+        let settings = ServiceSettings {
+            min_ms: 4000,
+            max_ms: 40000,
+            max_buffer: MAX_BUFFER,
+            read_only_mode: true,
+            super_digest: Some([7; 20]),
+        };
+        Server {
+            service: ClientService::new(1, settings, 0),
+            tree: seeds::populated_tree(),
+            host: InstantHost::default(),
+            zxids: 100,
+        }
+    }
+
+    /// Applies and completes every submitted write, in order.
+    fn commit(&mut self) {
+        for (request_id, txn) in std::mem::take(&mut self.host.submitted) {
+            self.zxids += 1;
+            let zxid = Zxid::new(2, self.zxids);
+            let applied = self.tree.apply(&Txn {
+                zxid,
+                origin: 1,
+                request_id,
+                body: txn.encode(),
+            });
+            self.service.applied(&applied);
+            self.service
+                .completed(request_id, Ok((zxid, applied.result)), &self.tree);
+        }
+    }
+}
+
+/// A host that serves, keeps submitted txns for [`Server::commit`], and never reads a clock.
+#[derive(Default)]
+struct InstantHost {
+    next: u64,
+    submitted: Vec<(u64, TreeTxn)>,
+}
+
+impl Host for InstantHost {
+    fn submit(&mut self, txn: TreeTxn) -> u64 {
+        self.next += 1;
+        self.submitted.push((self.next, txn));
+        self.next
+    }
+
+    fn serving(&self) -> bool {
+        true
+    }
+
+    fn now_ms(&self) -> i64 {
+        1_000
+    }
+
+    fn random_password(&mut self) -> SessionPassword {
+        [self.next as u8; 16]
+    }
+}
