@@ -144,3 +144,24 @@ fn a_corrupted_length_field_mid_log_refuses_to_start() {
     fs::write(log, &bytes).unwrap();
     assert_refuses(&mut c, 1, "length field fails its checksum");
 }
+
+/// The corruption matrix's "delete a log": a server whose newest log file is gone used to start
+/// without the txns in it, as if it had never logged (or acknowledged) them. Now the
+/// newest-log marker shows the loss and the server refuses, naming the file.
+#[test]
+fn a_server_whose_newest_log_file_was_deleted_refuses() {
+    let mut c = ProcessCluster::new(1, 62, writer(), "");
+    c.start(1);
+    c.wait_serving(ELECTION).unwrap();
+    create(&mut c, 1, 0, 30);
+    c.kill9(1);
+    let logs = files(&c, 1, "log.");
+    let newest = logs.last().expect("a log file");
+    let name = newest.file_name().unwrap().to_string_lossy().into_owned();
+    fs::remove_file(newest).unwrap();
+    assert_refuses(
+        &mut c,
+        1,
+        &format!("the newest log file, {name}, is missing"),
+    );
+}

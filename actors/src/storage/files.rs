@@ -263,6 +263,37 @@ pub fn open_log(path: &Path) -> Result<File, StorageError> {
     Ok(f)
 }
 
+/// Name of the file, in the snapshot directory, naming the newest log file by its first zxid
+/// (`0000000000000000` when there is none). It is rewritten after a new log file exists and
+/// before log files are removed, so it never names a file newer than the newest on disk; a
+/// newest log file deleted behind the server's back is then seen at recovery.
+pub const NEWEST_LOG: &str = "newest-log";
+
+/// Reads the newest-log marker of `data_dir`; `None` when there is none (a data dir of an
+/// earlier build of this format).
+pub fn read_newest_log(data_dir: &Path) -> Result<Option<Zxid>, StorageError> {
+    let path = snapshot_dir(data_dir).join(NEWEST_LOG);
+    match fs::read_to_string(&path) {
+        Ok(s) => u64::from_str_radix(s.trim(), 16)
+            .map(|z| Some(Zxid(z)))
+            .map_err(|_| {
+                StorageError::Corrupt(format!(
+                    "{} holds {:?}, not a zxid",
+                    path.display(),
+                    s.trim()
+                ))
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io(format!("reading {}", path.display()))(e)),
+    }
+}
+
+/// Records `first` (the first zxid of the newest log file, or zero) as the newest-log marker.
+pub fn write_newest_log(data_dir: &Path, first: Zxid, fsync: bool) -> Result<(), StorageError> {
+    let path = snapshot_dir(data_dir).join(NEWEST_LOG);
+    write_atomic(&path, format!("{:016x}", first.0).as_bytes(), fsync)
+}
+
 /// Name of the file holding the epoch this server last accepted from a prospective leader.
 pub const ACCEPTED_EPOCH: &str = "acceptedEpoch";
 /// Name of the file holding the epoch of the last leader this server synced with.

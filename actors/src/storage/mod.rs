@@ -5,12 +5,14 @@
 //!   append-only txn records, each `u32 length, u32 crc32(length), u32 crc32(body), bincode Txn`;
 //! - `dataDir/ensemble-v2/snapshot.<last zxid hex>`: magic, format version, `u64 length,
 //!   u32 crc32`, bincode Snapshot, written to a temporary file, fsynced and renamed;
+//! - `dataDir/ensemble-v2/newest-log`: the first zxid of the newest log file, rewritten after a
+//!   new log file exists and before log files are removed, so that a lost newest log is seen;
 //! - `dataDir/acceptedEpoch`, `dataDir/currentEpoch`: decimal text, written the same way, created
 //!   (as 0) before anything else.
 //!
 //! [`recover`] reads them back: the newest valid snapshot, then the log above it, which must
-//! continue from the snapshot without a gap. A torn record at the very end of the log (a crash
-//! mid-write) is cut off with a warning; anything it cannot trust (damage elsewhere, missing
+//! continue from the snapshot without a gap and reach the newest log file the marker names. A
+//! torn record at the very end of the log (a crash mid-write) is cut off with a warning; anything it cannot trust (damage elsewhere, missing
 //! txns, missing epoch files beside data, an older format) refuses to start with one line
 //! naming the problem and what to do.
 //! [`StorageWriter`] owns the files on a thread of its own and does group commit.

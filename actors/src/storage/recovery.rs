@@ -57,6 +57,7 @@ pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<Recovered, Storag
     let snapshot = newest_valid_snapshot(&snapshots, &mut warnings)?;
     let log_dir = files::log_dir(data_log_dir);
     let log_files = files::list_logs(&log_dir)?;
+    refuse_lost_newest_log(data_dir, &log_files, &log_dir)?;
     let logged = read_logs(&log_files, &mut warnings)?;
     let base = snapshot.as_ref().map_or(Zxid::ZERO, |s| s.last_zxid);
     let log = continuing_from(base, logged, &log_dir)?;
@@ -79,6 +80,29 @@ fn refuse_old_format(dir: &Path) -> Result<(), StorageError> {
         return Err(refuse(format!(
             "{} holds data in an older storage format that this version does not read",
             old.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses when the newest-log marker names a log file newer than every one on disk: the
+/// newest log file was lost, and with it txns this server may have acknowledged.
+fn refuse_lost_newest_log(
+    data_dir: &Path,
+    log_files: &[(Zxid, PathBuf)],
+    log_dir: &Path,
+) -> Result<(), StorageError> {
+    let Some(marked) = files::read_newest_log(data_dir)? else {
+        return Ok(());
+    };
+    let newest = log_files.last().map_or(Zxid::ZERO, |(first, _)| *first);
+    if marked > newest {
+        return Err(refuse(format!(
+            "{}: the newest log file, {}, is missing; txns this server logged are lost",
+            log_dir.display(),
+            files::log_path(log_dir, marked)
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
         )));
     }
     Ok(())

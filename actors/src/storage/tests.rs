@@ -273,6 +273,67 @@ fn a_deleted_log_file_is_harmless_below_the_snapshot_and_refuses_above_it() {
 }
 
 #[test]
+fn a_deleted_newest_log_file_refuses() {
+    let f = Fixture::new();
+    let (newest, path) = f.logs().pop().unwrap();
+    assert_eq!(newest, Zxid::new(3, 21));
+    assert_eq!(files::read_newest_log(f.path()).unwrap(), Some(newest));
+    fs::remove_file(path).unwrap();
+    let e = f.refusal();
+    assert!(
+        e.contains("the newest log file, log.0000000300000015, is missing"),
+        "{e}"
+    );
+    // Every log file gone, snapshots kept: the same.
+    for (_, path) in f.logs() {
+        fs::remove_file(path).unwrap();
+    }
+    assert!(f.refusal().contains("is missing"));
+}
+
+#[test]
+fn the_newest_log_marker_follows_rolls_truncations_and_installs() {
+    let f = Fixture::new();
+    let w = writer(f.path());
+    w.submit(StorageOp::Truncate(Zxid::new(3, 15)), None);
+    w.flush();
+    assert_eq!(
+        files::read_newest_log(f.path()).unwrap(),
+        Some(Zxid::new(3, 11)),
+        "the truncation removed log.(3,21) and marked the newest kept one first"
+    );
+    assert!(f.recover().is_ok());
+    w.submit(
+        StorageOp::InstallSnapshot(Snapshot {
+            last_zxid: Zxid::new(4, 2),
+            state: image(&f.all),
+        }),
+        None,
+    );
+    w.flush();
+    assert_eq!(files::read_newest_log(f.path()).unwrap(), Some(Zxid::ZERO));
+    assert!(f.logs().is_empty());
+    w.submit(StorageOp::Append(vec![txn(Zxid::new(4, 3))]), None);
+    w.flush();
+    assert_eq!(
+        files::read_newest_log(f.path()).unwrap(),
+        Some(Zxid::new(4, 3))
+    );
+}
+
+#[test]
+fn a_data_dir_without_the_marker_recovers_and_gets_one() {
+    let f = Fixture::new();
+    fs::remove_file(files::snapshot_dir(f.path()).join(files::NEWEST_LOG)).unwrap();
+    assert_eq!(content(&f.recover().unwrap()), f.all);
+    let _w = writer(f.path());
+    assert_eq!(
+        files::read_newest_log(f.path()).unwrap(),
+        Some(Zxid::new(3, 21))
+    );
+}
+
+#[test]
 fn missing_or_rolled_back_epoch_files_beside_data_refuse() {
     for (name, content) in [
         ("acceptedEpoch", None),

@@ -68,6 +68,7 @@ impl StorageWriter {
         files::ensure_dir(&files::log_dir(&settings.data_log_dir))?;
         files::ensure_dir(&files::snapshot_dir(&settings.data_dir))?;
         create_epoch_files(&settings)?;
+        mark_newest_log(&settings)?;
         let report: Arc<dyn Fn(WriterEvent) + Send + Sync> = Arc::new(report);
         let snapshots = start_snapshot_thread(settings.clone(), report.clone())?;
         let (tx, rx) = mpsc::channel();
@@ -202,6 +203,7 @@ impl WriterState {
                 self.sync_log()?;
                 write_snapshot(&self.settings, &s)?;
                 self.current = None;
+                self.write_newest_log(Zxid::ZERO)?;
                 for (_, path) in files::list_logs(&self.log_dir())? {
                     remove(&path)?;
                 }
@@ -226,6 +228,7 @@ impl WriterState {
             if self.settings.fsync {
                 files::sync_dir(&self.log_dir())?;
             }
+            self.write_newest_log(first.zxid)?;
         }
         for t in txns {
             self.buffer.extend_from_slice(&files::encode_record(t)?);
@@ -251,11 +254,18 @@ impl WriterState {
         Ok(())
     }
 
+    fn write_newest_log(&self, first: Zxid) -> Result<(), StorageError> {
+        files::write_newest_log(&self.settings.data_dir, first, self.settings.fsync)
+    }
+
     /// Drops every logged txn above `zxid`, across files.
     fn truncate(&mut self, zxid: Zxid) -> Result<(), StorageError> {
         self.current = None;
+        let logs = files::list_logs(&self.log_dir())?;
+        let kept = logs.iter().map(|(first, _)| *first).filter(|f| *f <= zxid);
+        self.write_newest_log(kept.max().unwrap_or(Zxid::ZERO))?;
         let mut last_kept = None;
-        for (first, path) in files::list_logs(&self.log_dir())? {
+        for (first, path) in logs {
             if first > zxid {
                 remove(&path)?;
                 continue;
@@ -307,6 +317,13 @@ fn create_epoch_files(settings: &WriterSettings) -> Result<(), StorageError> {
         }
     }
     Ok(())
+}
+
+/// Records the newest log file now on disk (recovery has accepted what is there).
+fn mark_newest_log(settings: &WriterSettings) -> Result<(), StorageError> {
+    let logs = files::list_logs(&files::log_dir(&settings.data_log_dir))?;
+    let newest = logs.last().map_or(Zxid::ZERO, |(first, _)| *first);
+    files::write_newest_log(&settings.data_dir, newest, settings.fsync)
 }
 
 fn write_snapshot(settings: &WriterSettings, s: &Snapshot) -> Result<(), StorageError> {
