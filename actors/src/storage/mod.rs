@@ -15,13 +15,14 @@
 //! naming the problem and what to do.
 //! [`StorageWriter`] owns the files on a thread of its own and does group commit.
 
-mod files;
+pub(crate) mod files;
 mod recovery;
 mod writer;
 
 #[cfg(test)]
 mod tests;
 
+pub(crate) use recovery::follows;
 pub use recovery::{recover, Recovered};
 pub use writer::{SnapshotJob, StorageWriter, WriterEvent, WriterSettings};
 
