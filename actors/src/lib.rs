@@ -4,6 +4,7 @@
 //! its actor feeds it messages and ticks and carries out what it returns.
 
 pub mod accept;
+pub mod apache;
 pub mod client_port;
 pub mod data_tree;
 pub mod election;

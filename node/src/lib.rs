@@ -10,11 +10,12 @@ pub mod four_letter;
 pub mod local_cluster;
 
 use actix::prelude::*;
+use ensemble_actors::apache::recover_or_import;
 use ensemble_actors::client_port::{ClientPort, ServiceSettings};
 use ensemble_actors::data_tree::{OpResult, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener, PeerSecret};
-use ensemble_actors::storage::{recover, StorageError, StorageWriter, WriterSettings};
+use ensemble_actors::storage::{StorageError, StorageWriter, WriterSettings};
 use ensemble_actors::zab::{
     FailQuorumPeer, GetStatus, NodeStatus, PeerTiming, QuorumPeerActor, QuorumSettings, ReadData,
     StorageEvent, Submit, SubmitError,
@@ -139,7 +140,11 @@ impl Node {
             fsync: config.storage.fsync,
             snap_retain_count: config.storage.snap_retain_count,
         };
-        let recovered = recover(&storage_settings.data_dir, &storage_settings.data_log_dir)?;
+        let recovered = recover_or_import(
+            &storage_settings.data_dir,
+            &storage_settings.data_log_dir,
+            storage_settings.fsync,
+        )?;
         let sink: Arc<OnceLock<Recipient<StorageEvent>>> = Arc::default();
         let report = sink.clone();
         let storage = Arc::new(StorageWriter::start(storage_settings.clone(), move |e| {

@@ -171,6 +171,24 @@ impl ProcessCluster {
         c
     }
 
+    /// Servers started from existing zoo.cfg files (`files[i - 1]` for server `i`, whose
+    /// dataDir and myid are already there, e.g. those of a stopped Apache ZooKeeper ensemble);
+    /// clients reach server `i` at `client(i)`.
+    pub fn with_zoo_cfg_files(
+        block: u8,
+        exe: PathBuf,
+        files: &[PathBuf],
+        client: impl Fn(u64) -> String,
+    ) -> Self {
+        let size = files.len() as u64;
+        let mut c = Self::new(size, block, Program::Cli(exe), "");
+        for (i, path) in (1..).zip(files) {
+            c.zoo_cfgs.insert(i, path.clone());
+            c.clients.insert(i, client(i));
+        }
+        c
+    }
+
     /// Path of server `id`'s zoo.cfg, when the cluster runs from Apache's format.
     pub fn zoo_cfg_path(&self, id: u64) -> Option<&PathBuf> {
         self.zoo_cfgs.get(&id)

@@ -65,13 +65,14 @@ fn emptied_containers_and_idle_ttl_znodes_are_reaped_and_the_others_kept() {
     for kept in ["/ttl-parent", long.as_str()] {
         let stat = rt.block_on(client.exists(kept)).unwrap();
         assert!(
-            stat.is_some_and(|s| s.ephemeral_owner as u64 >> 56 == 0xff),
-            "{kept} (with a child, or a TTL of an hour) stays, marked as a TTL znode"
+            stat.is_some_and(|s| s.ephemeral_owner == 0),
+            "{kept} (with a child, or a TTL of an hour) stays; as in Apache ZooKeeper, clients \
+             see ephemeralOwner 0 for a TTL znode"
         );
     }
     let fresh = rt.block_on(client.exists("/fresh")).unwrap();
     assert!(
-        fresh.is_some_and(|s| s.ephemeral_owner == i64::MIN),
-        "a container that never had children stays"
+        fresh.is_some_and(|s| s.ephemeral_owner == 0),
+        "a container that never had children stays (and shows ephemeralOwner 0, as in Apache)"
     );
 }

@@ -72,7 +72,7 @@ fn shell_commands_print_like_zkcli() {
     );
     let (_, stat) = shell(&servers, &["stat", "/ttl"], None);
     assert!(
-        stat.contains("\nephemeralOwner = 0xff000000000927c0\n"),
-        "a TTL of 600000 ms in the owner's low bits: {stat}"
+        stat.contains("\nephemeralOwner = 0x0\n"),
+        "as in Apache ZooKeeper, a TTL znode shows ephemeralOwner 0: {stat}"
     );
 }

@@ -6,12 +6,12 @@
 
 use super::protocol::{ClientConnect, ClientPacket, ClientSink};
 use crate::data_tree::{
-    masked, permits, AclEntry, Applied, CreateMode, DataTree, NodeStat, OpResult, SessionPassword,
-    TreeOp, TreeTxn,
+    masked, permits, ttl_of_owner, AclEntry, Applied, CreateMode, DataTree, NodeStat, OpResult,
+    SessionPassword, TreeOp, TreeTxn,
 };
 use crate::sessions::{first_session_id, kinds_of_type, password_matches, WatchKind, WatchManager};
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{err, event, op, perm, state, xid};
+use ensemble_messages::zk::{err, event, op, perm, state, xid, CONTAINER_OWNER};
 use ensemble_messages::{Sid, Zxid};
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -151,8 +151,11 @@ fn frame(xid: i32, zxid: i64, err: i32, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Converts the tree's metadata to the wire record.
+/// Converts the tree's metadata to the wire record. As Apache ZooKeeper does, clients see an
+/// ephemeralOwner only for session-owned znodes: the container and TTL markers read as 0.
 pub fn to_stat(s: &NodeStat) -> Stat {
+    let owner = s.ephemeral_owner;
+    let is_marker = owner == CONTAINER_OWNER || ttl_of_owner(owner).is_some();
     Stat {
         czxid: s.czxid,
         mzxid: s.mzxid,
@@ -161,7 +164,7 @@ pub fn to_stat(s: &NodeStat) -> Stat {
         version: s.version,
         cversion: s.cversion,
         aversion: s.aversion,
-        ephemeral_owner: s.ephemeral_owner,
+        ephemeral_owner: if is_marker { 0 } else { owner },
         data_length: s.data_length,
         num_children: s.num_children,
         pzxid: s.pzxid,

@@ -721,3 +721,19 @@ fn counting_a_deep_chain_does_not_recurse() {
         .join()
         .unwrap();
 }
+
+/// Clients see an ephemeralOwner only for session-owned znodes, as in Apache ZooKeeper.
+#[test]
+fn stats_hide_container_and_ttl_markers() {
+    let stat = |owner| NodeStat {
+        ephemeral_owner: owner,
+        ..NodeStat::default()
+    };
+    assert_eq!(to_stat(&stat(CONTAINER_OWNER)).ephemeral_owner, 0);
+    let ttl = crate::data_tree::ttl_owner(600_000);
+    assert_eq!(to_stat(&stat(ttl)).ephemeral_owner, 0);
+    assert_eq!(
+        to_stat(&stat(0x100_0000_0000_0001)).ephemeral_owner,
+        0x100_0000_0000_0001
+    );
+}

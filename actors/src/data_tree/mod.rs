@@ -662,6 +662,45 @@ impl DataTree {
         self.last_applied
     }
 
+    /// Builds a tree from znodes and sessions read elsewhere (an Apache ZooKeeper data dir).
+    /// The given znodes replace the default ones of the same path; each znode's children are
+    /// derived from the paths, so every parent must be among them or the defaults (znodes
+    /// under a missing parent are dropped).
+    pub fn from_imported(
+        znodes: impl IntoIterator<Item = (String, Znode)>,
+        sessions: BTreeMap<i64, SessionEntry>,
+        last_applied: Zxid,
+    ) -> DataTree {
+        let mut tree = DataTree::default();
+        for (path, node) in znodes {
+            tree.nodes.insert(path, node);
+        }
+        for node in tree.nodes.values_mut() {
+            node.children.clear();
+        }
+        let paths: Vec<String> = tree.nodes.keys().cloned().collect();
+        // Sorted paths put every parent before its children, so one pass finds orphans.
+        for path in paths {
+            let Some((parent, name)) = path::parent(&path).zip(path::name(&path)) else {
+                continue;
+            };
+            match tree.nodes.get_mut(parent) {
+                Some(p) => {
+                    p.children.insert(name.to_string());
+                }
+                None => {
+                    tree.nodes.remove(&path);
+                }
+            }
+        }
+        tree.sessions = sessions;
+        for s in tree.sessions.values_mut() {
+            s.ephemerals.retain(|p| tree.nodes.contains_key(p));
+        }
+        tree.last_applied = last_applied;
+        tree
+    }
+
     /// The snapshot image of the tree.
     pub fn serialize(&self) -> Vec<u8> {
         codec::encode(self).expect("the tree always encodes")

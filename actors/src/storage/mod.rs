@@ -18,12 +18,15 @@
 //! [`StorageWriter`] owns the files on a thread of its own and does group commit.
 
 pub mod files;
+pub mod inspect;
 mod recovery;
 mod writer;
 
 #[cfg(test)]
 mod tests;
 
+pub use files::{list_logs, list_snapshots, log_dir, snapshot_dir};
+pub use recovery::follows;
 pub use recovery::{recover, Recovered};
 pub use writer::{SnapshotJob, StorageWriter, WriterEvent, WriterSettings};
 

@@ -264,7 +264,7 @@ fn continuing_from(base: Zxid, logged: Vec<Txn>, log_dir: &Path) -> Result<Vec<T
 
 /// Whether `next` is the txn right after `prev`: the next counter of the same epoch, or the
 /// first txn (counter 1) of a later epoch (epochs that committed nothing leave no trace).
-pub(crate) fn follows(prev: Zxid, next: Zxid) -> bool {
+pub fn follows(prev: Zxid, next: Zxid) -> bool {
     let same_epoch = prev
         .counter()
         .checked_add(1)

@@ -1,6 +1,7 @@
 //! Command-line interface of the `ensemble` binary.
 
 mod bench;
+mod data;
 mod node;
 mod shell;
 mod spark;
@@ -39,6 +40,9 @@ enum Command {
     Worker(spark::WorkerArgs),
     /// Submits an application to Spark-style masters and follows it until it ends.
     Submit(submit::SubmitArgs),
+    /// Offline tools for data directories (Apache ZooKeeper's and ensemble's files).
+    #[command(subcommand)]
+    Data(data::DataCommand),
 }
 
 /// Where a server's config comes from.
@@ -134,5 +138,6 @@ pub fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
         Command::Master(m) => spark::run_master(m),
         Command::Worker(w) => spark::run_worker(w),
         Command::Submit(s) => submit::run(s),
+        Command::Data(d) => data::run(d),
     }
 }

@@ -1,0 +1,67 @@
+//! Read-only inspection of ensemble's own files, for `ensemble data dump` and `data check`
+//! (recovery itself repairs torn tails; these functions never write).
+
+use super::files::{self, check_log_header, read_record, LogHeader, RecordRead};
+use ensemble_messages::{Snapshot, Txn};
+
+/// A log file's records up to the first problem, and that problem.
+#[derive(Debug, Default)]
+pub struct LogContent {
+    /// Records read whole, with their offsets.
+    pub txns: Vec<(usize, Txn)>,
+    /// What stopped the reading before the end of the file, if anything.
+    pub problem: Option<String>,
+}
+
+/// Reads an ensemble log file's content.
+pub fn read_log(bytes: &[u8]) -> LogContent {
+    let mut out = LogContent::default();
+    match check_log_header(bytes) {
+        LogHeader::Valid => {}
+        LogHeader::Truncated => {
+            out.problem = Some("ends inside its header".into());
+            return out;
+        }
+        LogHeader::Wrong(why) => {
+            out.problem = Some(why);
+            return out;
+        }
+    }
+    let mut offset = files::LOG_HEADER_LEN;
+    while offset < bytes.len() {
+        match read_record(bytes, offset) {
+            RecordRead::Record(txn, next) => {
+                out.txns.push((offset, txn));
+                offset = next;
+            }
+            RecordRead::Truncated => {
+                out.problem = Some(format!("torn record at offset {offset}"));
+                break;
+            }
+            RecordRead::BadBody(_) => {
+                out.problem = Some(format!("record at offset {offset} fails its CRC-32"));
+                break;
+            }
+            RecordRead::Damaged(why) => {
+                out.problem = Some(format!("record at offset {offset}: {why}"));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Reads an ensemble snapshot file's content, checking its CRC-32.
+pub fn read_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
+    files::decode_snapshot(bytes)
+}
+
+/// Which of ensemble's file kinds `bytes` starts like: `Some(true)` a snapshot, `Some(false)`
+/// a log.
+pub fn kind_of(bytes: &[u8]) -> Option<bool> {
+    match bytes.get(..4) {
+        Some(b"ENSS") => Some(true),
+        Some(b"ENSL") => Some(false),
+        _ => None,
+    }
+}

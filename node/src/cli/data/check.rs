@@ -1,0 +1,180 @@
+//! `ensemble data check`: checksums and continuity of a data dir's Apache and ensemble files.
+
+use ensemble_actors::apache;
+use ensemble_actors::storage::{self, follows, inspect};
+use ensemble_messages::Zxid;
+use std::path::{Path, PathBuf};
+
+/// Findings, printed as they come.
+#[derive(Default)]
+struct Report {
+    errors: usize,
+    warnings: usize,
+}
+
+impl Report {
+    fn ok(&self, what: String) {
+        println!("ok: {what}");
+    }
+    fn warn(&mut self, what: String) {
+        self.warnings += 1;
+        println!("warning: {what}");
+    }
+    fn error(&mut self, what: String) {
+        self.errors += 1;
+        println!("error: {what}");
+    }
+}
+
+pub(super) fn run(dir: &Path) -> i32 {
+    let mut r = Report::default();
+    let mut found = false;
+    match apache::find(dir, dir) {
+        Ok(files) if !files.is_empty() => {
+            found = true;
+            check_apache(&files, dir, &mut r);
+        }
+        Ok(_) => {}
+        Err(e) => r.error(e),
+    }
+    found |= check_ensemble(dir, &mut r);
+    if !found {
+        r.error(format!(
+            "{}: no Apache or ensemble data files",
+            dir.display()
+        ));
+    }
+    println!("{} errors, {} warnings", r.errors, r.warnings);
+    i32::from(r.errors > 0)
+}
+
+/// Apache's files: every snapshot's seals, every log record's Adler-32, zxids continuing
+/// across the logs, and an import as ensemble would do it at start.
+fn check_apache(files: &apache::ApacheFiles, dir: &Path, r: &mut Report) {
+    for (_, path) in &files.snapshots {
+        let parsed = std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| apache::parse_snapshot(&b))
+            .and_then(|s| apache::ApacheTree::from_snapshot(&s).map(|_| s.nodes.len()));
+        match parsed {
+            Ok(n) => r.ok(format!("{}: {n} znodes, seals match", path.display())),
+            Err(e) => r.error(format!("{}: {e}", path.display())),
+        }
+    }
+    let mut prev: Option<i64> = None;
+    for (i, (_, path)) in files.logs.iter().enumerate() {
+        let log = match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| apache::parse_log(&b))
+        {
+            Ok(log) => log,
+            Err(e) => {
+                r.error(format!("{}: {e}", path.display()));
+                prev = None;
+                continue;
+            }
+        };
+        for rec in &log.records {
+            let z = rec.txn.header.zxid;
+            if let Some(p) = prev.filter(|p| z < 0 || !follows(Zxid(*p as u64), Zxid(z as u64))) {
+                r.error(format!(
+                    "{}: txn {z:#x} does not follow {p:#x}",
+                    path.display()
+                ));
+            }
+            prev = Some(z);
+        }
+        let n = log.records.len();
+        match log.end {
+            apache::LogEnd::Torn(offset, why) if i + 1 == files.logs.len() => r.warn(format!(
+                "{}: {n} txns, then a torn record at offset {offset} ({why}); Apache stops there",
+                path.display()
+            )),
+            apache::LogEnd::Torn(offset, why) => r.error(format!(
+                "{}: torn record at offset {offset} ({why}) before later log files",
+                path.display()
+            )),
+            apache::LogEnd::Clean(_) => r.ok(format!(
+                "{}: {n} txns, Adler-32 of each matches",
+                path.display()
+            )),
+        }
+    }
+    match apache::import(dir, dir) {
+        Ok(i) => {
+            for w in i.warnings {
+                r.warn(w);
+            }
+            r.ok(format!(
+                "Apache data imports: {} and {} txns above it, last zxid {}, {} znodes, \
+                 {} sessions, epochs {}/{}",
+                i.snapshot.display(),
+                i.txns,
+                i.last_zxid,
+                i.counts.znodes,
+                i.counts.sessions,
+                i.accepted_epoch,
+                i.current_epoch
+            ))
+        }
+        Err(e) => r.error(format!("Apache data does not import: {e}")),
+    }
+}
+
+/// ensemble's files: every snapshot's and record's CRC-32, and the logs continuing from the
+/// newest snapshot. Returns whether there were any.
+fn check_ensemble(dir: &Path, r: &mut Report) -> bool {
+    let list = |what: Result<Vec<(Zxid, PathBuf)>, storage::StorageError>, r: &mut Report| {
+        what.unwrap_or_else(|e| {
+            r.error(e.to_string());
+            Vec::new()
+        })
+    };
+    let snaps = list(storage::list_snapshots(&storage::snapshot_dir(dir)), r);
+    let logs = list(storage::list_logs(&storage::log_dir(dir)), r);
+    let mut newest = None;
+    for (zxid, path) in &snaps {
+        match std::fs::read(path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| inspect::read_snapshot(&b))
+        {
+            Ok(s) if s.last_zxid == *zxid => {
+                newest = Some(*zxid);
+                r.ok(format!("{}: CRC-32 matches", path.display()));
+            }
+            Ok(_) => r.error(format!("{}: name and content disagree", path.display())),
+            Err(e) => r.error(format!("{}: {e}", path.display())),
+        }
+    }
+    let mut txns = Vec::new();
+    for (i, (_, path)) in logs.iter().enumerate() {
+        let content = std::fs::read(path)
+            .map(|b| inspect::read_log(&b))
+            .unwrap_or_else(|e| inspect::LogContent {
+                txns: Vec::new(),
+                problem: Some(e.to_string()),
+            });
+        let n = content.txns.len();
+        txns.extend(content.txns.into_iter().map(|(_, t)| t.zxid));
+        match content.problem {
+            Some(p) if i + 1 == logs.len() && p.starts_with("torn") => r.warn(format!(
+                "{}: {n} txns, then {p} (recovery cuts it off)",
+                path.display()
+            )),
+            Some(p) => r.error(format!("{}: {p}", path.display())),
+            None => r.ok(format!(
+                "{}: {n} txns, CRC-32 of each matches",
+                path.display()
+            )),
+        }
+    }
+    let base = newest.unwrap_or(Zxid::ZERO);
+    let mut prev = base;
+    for z in txns.into_iter().filter(|z| *z > base) {
+        if !follows(prev, z) {
+            r.error(format!("ensemble log: txn {z} does not follow {prev}"));
+        }
+        prev = z;
+    }
+    !snaps.is_empty() || !logs.is_empty()
+}
