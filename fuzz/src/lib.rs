@@ -8,6 +8,7 @@
 pub mod seeds;
 
 use bytes::BytesMut;
+use ensemble_actors::apache;
 use ensemble_actors::client_port::{ClientConnect, ClientPacket, ClientService, ClientSink};
 use ensemble_actors::client_port::{Host, ServiceSettings, ToClient};
 use ensemble_actors::data_tree::{DataTree, SessionPassword, TreeTxn};
@@ -261,6 +262,53 @@ pub fn storage_snapshot(data: &[u8]) {
         let _ = DataTree::deserialize(&snapshot.state);
     }
     let _ = DataTree::deserialize(data);
+}
+
+/// An Apache ZooKeeper snapshot or txn-log file, as an import reads one: parsed, then the
+/// snapshot turned into a tree and the log's records replayed onto a real Apache snapshot; the
+/// log also with its Adler-32 checksums made right, so that the records behind them are reached.
+pub fn apache_files(data: &[u8]) {
+    if let Ok(snap) = apache::parse_snapshot(data) {
+        if let Ok(tree) = apache::ApacheTree::from_snapshot(&snap) {
+            let _ = tree.into_data_tree(Zxid::new(1, 1));
+        }
+    }
+    replay_apache_log(data);
+    replay_apache_log(&with_valid_adler32(data));
+}
+
+fn replay_apache_log(data: &[u8]) {
+    let Ok(log) = apache::parse_log(data) else {
+        return;
+    };
+    let Ok(snap) = apache::parse_snapshot(seeds::APACHE_SNAPSHOT) else {
+        return;
+    };
+    let Ok(mut tree) = apache::ApacheTree::from_snapshot(&snap) else {
+        return;
+    };
+    for record in &log.records {
+        tree.apply(&record.txn);
+    }
+    let _ = tree.into_data_tree(Zxid::new(1, 1));
+}
+
+/// `data` with the Adler-32 of each Apache log record recomputed from its length and body.
+fn with_valid_adler32(data: &[u8]) -> Vec<u8> {
+    let mut out = data.to_vec();
+    let mut offset = 16;
+    while let Some(header) = out.get(offset..offset + 12) {
+        let len = i32::from_be_bytes([header[8], header[9], header[10], header[11]]);
+        let Ok(len) = usize::try_from(len) else { break };
+        let start = offset + 12;
+        let Some(body) = out.get(start..start.saturating_add(len)) else {
+            break;
+        };
+        let sum = i64::from(apache::adler32(body));
+        out[offset..offset + 8].copy_from_slice(&sum.to_be_bytes());
+        offset = start + len + 1;
+    }
+    out
 }
 
 /// A Spark-style master's stored record, under each kind of record name.

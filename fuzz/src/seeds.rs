@@ -25,12 +25,13 @@ pub fn of(target: &str) -> Vec<Vec<u8>> {
         "spark_record" => spark_record(),
         "config_text" => config_text(),
         "zab_peer" => zab_scripts(),
+        "apache_files" => vec![APACHE_SNAPSHOT.to_vec(), APACHE_LOG.to_vec()],
         _ => Vec::new(),
     }
 }
 
 /// Every target's name, as `fuzz_targets/` and `seeds/` name them.
-pub const TARGETS: [&str; 8] = [
+pub const TARGETS: [&str; 9] = [
     "peer_stream",
     "client_session",
     "txn_apply",
@@ -39,7 +40,16 @@ pub const TARGETS: [&str; 8] = [
     "spark_record",
     "config_text",
     "zab_peer",
+    "apache_files",
 ];
+
+/// A snapshot Apache ZooKeeper 3.8 wrote (the import's fixture).
+pub const APACHE_SNAPSHOT: &[u8] =
+    include_bytes!("../../actors/fixtures/apache-3.8/version-2/snapshot.10000005b");
+
+/// A txn log Apache ZooKeeper 3.8 wrote, with its preallocated padding.
+pub const APACHE_LOG: &[u8] =
+    include_bytes!("../../actors/fixtures/apache-3.8/version-2/log.100000052");
 
 /// A tree with a few znodes of each kind, the ACLs of each scheme and a session.
 pub fn populated_tree() -> DataTree {

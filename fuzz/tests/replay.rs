@@ -19,6 +19,7 @@ fn run(target: &str, data: &[u8]) {
         "spark_record" => ensemble_fuzz::spark_record(data),
         "config_text" => ensemble_fuzz::config_text(data),
         "zab_peer" => ensemble_fuzz::zab_peer(data),
+        "apache_files" => ensemble_fuzz::apache_files(data),
         other => panic!("no target {other}"),
     }
 }
