@@ -164,4 +164,13 @@ fn a_server_whose_newest_log_file_was_deleted_refuses() {
         1,
         &format!("the newest log file, {name}, is missing"),
     );
+    // The offline check says the same.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble-cli"))
+        .args(["data", "check"])
+        .arg(c.data_dir(1))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains(&format!("{name}, is missing")), "{text}");
 }

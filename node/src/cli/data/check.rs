@@ -121,6 +121,21 @@ fn check_apache(files: &apache::ApacheFiles, dir: &Path, r: &mut Report) {
     }
 }
 
+/// The newest-log marker against the log files present: a marked file that is gone means the
+/// newest log was lost.
+fn check_newest_log_marker(dir: &Path, logs: &[(Zxid, PathBuf)], r: &mut Report) {
+    let newest = logs.last().map_or(Zxid::ZERO, |(first, _)| *first);
+    match storage::files::read_newest_log(dir) {
+        Ok(Some(marked)) if marked > newest => r.error(format!(
+            "the newest log file, {}, is missing",
+            storage::files::log_path(&storage::log_dir(dir), marked).display()
+        )),
+        Ok(Some(_)) => r.ok("the newest log file the marker names is present".into()),
+        Ok(None) => {}
+        Err(e) => r.error(e.to_string()),
+    }
+}
+
 /// ensemble's files: every snapshot's and record's CRC-32, and the logs continuing from the
 /// newest snapshot. Returns whether there were any.
 fn check_ensemble(dir: &Path, r: &mut Report) -> bool {
@@ -168,6 +183,7 @@ fn check_ensemble(dir: &Path, r: &mut Report) -> bool {
             )),
         }
     }
+    check_newest_log_marker(dir, &logs, r);
     let base = newest.unwrap_or(Zxid::ZERO);
     let mut prev = base;
     for z in txns.into_iter().filter(|z| *z > base) {
