@@ -3,3 +3,7 @@
 //! linearizability checker over the recorded history.
 
 pub mod linearizability;
+pub mod load;
+pub mod nemesis;
+pub mod proxy;
+pub mod run;
