@@ -6,7 +6,17 @@
 //!
 //! CI runs 4 cycles; `JEPSEN_CYCLES=N` runs N, `JEPSEN_SEED=S` picks the fault schedule.
 
-use ensemble_tests::jepsen::run::{run, RunConfig};
+use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
+use ensemble_tests::jepsen::nemesis::Net;
+use ensemble_tests::jepsen::proxy::LinkFault;
+use ensemble_tests::jepsen::run::{run, runtime, RunConfig};
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn exe() -> std::path::PathBuf {
+    env!("CARGO_BIN_EXE_ensemble-cli").into()
+}
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -18,7 +28,7 @@ fn env_or(name: &str, default: u64) -> u64 {
 #[test]
 fn faults_in_cycles_lose_no_acknowledged_write_and_keep_every_history_linearizable() {
     let config = RunConfig {
-        exe: env!("CARGO_BIN_EXE_ensemble-cli").into(),
+        exe: exe(),
         servers: 5,
         block: 90,
         proxy_block: 91,
@@ -44,4 +54,27 @@ fn faults_in_cycles_lose_no_acknowledged_write_and_keep_every_history_linearizab
         (0, 0, 0, 0),
         "{summary}"
     );
+}
+
+/// The harness's own check: the peer links really run through the proxies, so cutting them
+/// all takes the quorum away, and healing them brings it back.
+#[test]
+fn the_peer_links_run_through_the_proxies() {
+    let mut cluster = ProcessCluster::new(3, 90, Program::Cli(exe()), "");
+    let rt = runtime().expect("runtime");
+    let net = Net::start(rt.handle(), 3, 90, 91).expect("proxies");
+    cluster.route_peers(|from, to| net.dial_host(from, to));
+    cluster.start_all();
+    cluster
+        .wait_serving(DEADLINE)
+        .expect("serving through the proxies");
+    net.all(LinkFault::CUT);
+    wait_until("every server to stop serving", DEADLINE, || {
+        (1..=3).all(|i| cluster.mode(i) == "not serving")
+    })
+    .expect("no quorum without the proxies");
+    net.heal();
+    cluster
+        .wait_serving(DEADLINE)
+        .expect("serving again once healed");
 }

@@ -111,13 +111,11 @@ struct Copy {
 /// harness failed, and carries the servers' log tails.
 pub fn run(config: &RunConfig) -> Result<Summary, String> {
     let began = Instant::now();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("runtime: {e}"))?;
     let size = config.servers;
+    // Declared before the runtime, so that the proxies' sockets close before the next cluster
+    // may start.
     let mut cluster = ProcessCluster::new(size, config.block, Program::Cli(config.exe.clone()), "");
+    let rt = runtime()?;
     let net = Net::start(rt.handle(), size, config.block, config.proxy_block)
         .map_err(|e| format!("proxies: {e}"))?;
     cluster.route_peers(|from, to| net.dial_host(from, to));
@@ -143,9 +141,11 @@ pub fn run(config: &RunConfig) -> Result<Summary, String> {
     let mut rng = SmallRng::seed_from_u64(config.seed);
     wait_progress(&cluster, size, &load)?;
     for cycle in 1..=config.cycles {
-        let fault = nemesis::choose(&mut rng, size, cluster.leader());
-        let hold = Duration::from_millis(rng.random_range(1000..3000));
-        println!("jepsen: cycle {cycle}: {fault} for {hold:?}");
+        let leader = cluster.leader();
+        let fault = nemesis::choose(&mut rng, size, leader);
+        let hold = Duration::from_millis(rng.random_range(1000..5000));
+        let leader = leader.map_or("unknown".into(), |l| l.to_string());
+        println!("jepsen: cycle {cycle}: {fault} for {hold:?} (leader {leader})");
         nemesis::apply(&mut cluster, &net, &fault, size);
         // The deliberate fault duration.
         std::thread::sleep(hold);
@@ -173,6 +173,15 @@ pub fn run(config: &RunConfig) -> Result<Summary, String> {
     summary.cycles = config.cycles;
     summary.elapsed = began.elapsed();
     Ok(summary)
+}
+
+/// The runtime of the proxies and the clients.
+pub fn runtime() -> Result<Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("runtime: {e}"))
 }
 
 /// Creates the registers (value 0, version 0) and the parent of the created znodes.
