@@ -104,11 +104,6 @@ impl Proxy {
     pub fn set(&self, fault: LinkFault) {
         self.state.send_replace(fault);
     }
-
-    /// The link's current state.
-    pub fn get(&self) -> LinkFault {
-        *self.state.borrow()
-    }
 }
 
 impl Drop for Proxy {
@@ -122,6 +117,8 @@ impl Drop for Proxy {
 async fn accept_loop(listener: TcpListener, target: String, state: watch::Receiver<LinkFault>) {
     loop {
         let Ok((inbound, _)) = listener.accept().await else {
+            // Out of descriptors or the like: do not spin.
+            tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         };
         if state.borrow().cut {
@@ -184,26 +181,28 @@ async fn read_side(
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let flow = state.borrow_and_update().flow(forward);
-        if flow == Flow::Blackhole {
-            if state.changed().await.is_err() {
-                return;
-            }
-            continue;
+        if !wait_open(&mut state, forward).await {
+            return;
         }
         let n = tokio::select! {
-            r = from.read(&mut buf) => match r {
-                Ok(0) | Err(_) => return,
-                Ok(n) => n,
-            },
+            biased;
             changed = state.changed() => {
                 if changed.is_err() {
                     return;
                 }
                 continue;
             }
+            r = from.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
         };
-        let due = match flow {
+        // The flow may have changed while the read was pending: bytes read as a blackhole
+        // starts are held back too.
+        if !wait_open(&mut state, forward).await {
+            return;
+        }
+        let due = match state.borrow().flow(forward) {
             Flow::Delay(d) => Instant::now() + d,
             Flow::Pass | Flow::Blackhole => Instant::now(),
         };
@@ -211,6 +210,16 @@ async fn read_side(
             return;
         }
     }
+}
+
+/// Waits while the direction is blackholed; false once the proxy is gone.
+async fn wait_open(state: &mut watch::Receiver<LinkFault>, forward: bool) -> bool {
+    while state.borrow_and_update().flow(forward) == Flow::Blackhole {
+        if state.changed().await.is_err() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Writes queued chunks in order, each no earlier than it is due.

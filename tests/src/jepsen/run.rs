@@ -71,6 +71,8 @@ pub struct Summary {
     pub undecided: usize,
     /// Servers whose final copy differs from server 1's.
     pub divergent: usize,
+    /// Time the checker took.
+    pub checked_in: Duration,
     /// Wall time of the run.
     pub elapsed: Duration,
 }
@@ -81,7 +83,8 @@ impl fmt::Display for Summary {
             f,
             "cycles {}, register ops {} (reads {}, acknowledged writes {}, CAS refused {}, \
              unknown {}), creates acknowledged {}, creates unknown {} ({} exist), \
-             lost {}, anomalies {}, undecided {}, divergent servers {}, {:.0?}",
+             lost {}, anomalies {}, undecided {}, divergent servers {}, checked in {:.1?}, \
+             {:.0?} in all",
             self.cycles,
             self.ops,
             self.reads,
@@ -95,6 +98,7 @@ impl fmt::Display for Summary {
             self.anomalies,
             self.undecided,
             self.divergent,
+            self.checked_in,
             self.elapsed
         )
     }
@@ -169,7 +173,9 @@ pub fn run(config: &RunConfig) -> Result<Summary, String> {
         &mut history.ops,
     )
     .map_err(|e| failure(&cluster, size, &e))?;
+    let checking = Instant::now();
     let mut summary = judge(&history, &copies);
+    summary.checked_in = checking.elapsed();
     summary.cycles = config.cycles;
     summary.elapsed = began.elapsed();
     Ok(summary)
