@@ -207,6 +207,15 @@ impl Events {
         }
     }
 
+    /// The operation of the first return event still in the list.
+    fn first_return(&self) -> Option<usize> {
+        let mut at = self.next[0];
+        while at != self.tail() && self.get(at).is_call {
+            at = self.next[at];
+        }
+        (at != self.tail()).then(|| self.get(at).op)
+    }
+
     fn tail(&self) -> usize {
         self.events.len() + 1
     }
@@ -380,15 +389,8 @@ fn check_one(ops: &[Op], initial: Register, max_steps: u64) -> Verdict {
         }
         // Nothing can go next here: note how far this got, and undo the last choice.
         let depth = levels.len() - 1;
-        let first = list.next[0];
-        if first != list.tail() && deepest.is_none_or(|(d, _)| depth > d) {
-            let mut at = first;
-            while at != list.tail() && list.get(at).is_call {
-                at = list.next[at];
-            }
-            if at != list.tail() {
-                deepest = Some((depth, list.get(at).op));
-            }
+        if deepest.is_none_or(|(d, _)| depth > d) {
+            deepest = list.first_return().map(|op| (depth, op)).or(deepest);
         }
         levels.pop();
         if let Some((at, before)) = levels.last_mut().and_then(|l| l.lifted.take()) {

@@ -142,27 +142,8 @@ pub fn run(config: &RunConfig) -> Result<Summary, String> {
         },
         start,
     );
-    let mut rng = SmallRng::seed_from_u64(config.seed);
     wait_progress(&cluster, size, &load)?;
-    for cycle in 1..=config.cycles {
-        let leader = cluster.leader();
-        let fault = nemesis::choose(&mut rng, size, leader);
-        let hold = Duration::from_millis(rng.random_range(1000..5000));
-        let leader = leader.map_or("unknown".into(), |l| l.to_string());
-        println!("jepsen: cycle {cycle}: {fault} for {hold:?} (leader {leader})");
-        nemesis::apply(&mut cluster, &net, &fault, size);
-        // The deliberate fault duration.
-        std::thread::sleep(hold);
-        nemesis::heal(&mut cluster, &net, &fault, size);
-        cluster.wait_serving(RECOVERY).map_err(|e| {
-            failure(
-                &cluster,
-                size,
-                &format!("after cycle {cycle} ({fault}): {e}"),
-            )
-        })?;
-        wait_progress(&cluster, size, &load)?;
-    }
+    fault_cycles(&mut cluster, &net, &load, config)?;
     let mut history = load.stop(rt.handle());
     let copies = final_copies(
         rt.handle(),
@@ -179,6 +160,35 @@ pub fn run(config: &RunConfig) -> Result<Summary, String> {
     summary.cycles = config.cycles;
     summary.elapsed = began.elapsed();
     Ok(summary)
+}
+
+/// Injects a fault per cycle, holds it, heals it and waits until the ensemble serves and
+/// acknowledges writes again.
+fn fault_cycles(
+    cluster: &mut ProcessCluster,
+    net: &Net,
+    load: &Load,
+    config: &RunConfig,
+) -> Result<(), String> {
+    let size = config.servers;
+    let mut rng = SmallRng::seed_from_u64(config.seed);
+    for cycle in 1..=config.cycles {
+        let leader = cluster.leader();
+        let fault = nemesis::choose(&mut rng, size, leader);
+        let hold = Duration::from_millis(rng.random_range(1000..5000));
+        let leader = leader.map_or("unknown".into(), |l| l.to_string());
+        println!("jepsen: cycle {cycle}: {fault} for {hold:?} (leader {leader})");
+        nemesis::apply(cluster, net, &fault, size);
+        // The deliberate fault duration.
+        std::thread::sleep(hold);
+        nemesis::heal(cluster, net, &fault, size);
+        cluster.wait_serving(RECOVERY).map_err(|e| {
+            let why = format!("after cycle {cycle} ({fault}): {e}");
+            failure(cluster, size, &why)
+        })?;
+        wait_progress(cluster, size, load)?;
+    }
+    Ok(())
 }
 
 /// The runtime of the proxies and the clients.
