@@ -46,6 +46,10 @@ pub struct ProcessCluster {
     zoo_cfgs: BTreeMap<u64, PathBuf>,
     /// Client addresses that differ from `127.0.<block>.<id>:2181`.
     clients: BTreeMap<u64, String>,
+    /// The generated config up to its `[[servers]]` entries.
+    head: String,
+    /// Per-server configs that replace the shared one (see [`ProcessCluster::route_peers`]).
+    own_configs: BTreeMap<u64, PathBuf>,
     _turn: MutexGuard<'static, ()>,
 }
 
@@ -87,7 +91,7 @@ impl ProcessCluster {
     pub fn with_timing(size: u64, block: u8, program: Program, storage: &str, t: Timing) -> Self {
         let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         let dir = tempfile::tempdir().expect("temporary directory");
-        let mut toml = format!(
+        let head = format!(
             "[ensemble]\ntick_ms = {}\ninit_limit = {}\nsync_limit = {}\n\
              [election]\nfinalize_wait_ms = 100\nmax_notification_timeout_ms = 2000\n\
              [client]\nfour_letter_words = [\"*\"]\n[storage]\ndata_dir = \"{}\"\n{storage}\n",
@@ -96,11 +100,7 @@ impl ProcessCluster {
             t.sync_limit,
             dir.path().join("data").display()
         );
-        for i in 1..=size {
-            toml.push_str(&format!(
-                "[[servers]]\nid = {i}\nhost = \"127.0.{block}.{i}\"\npeer_port = 2888\nclient_port = 2181\n"
-            ));
-        }
+        let toml = head.clone() + &servers_toml(size, |i| format!("127.0.{block}.{i}"));
         let config = dir.path().join("ensemble.toml");
         std::fs::write(&config, toml).expect("write config");
         let (lines_tx, lines) = channel();
@@ -116,6 +116,8 @@ impl ProcessCluster {
             backlog: Vec::new(),
             zoo_cfgs: BTreeMap::new(),
             clients: BTreeMap::new(),
+            head,
+            own_configs: BTreeMap::new(),
             _turn: turn,
         }
     }
@@ -224,10 +226,31 @@ impl ProcessCluster {
         }
     }
 
-    /// Starts server `id`.
+    /// Starts server `id` (from its own config if [`ProcessCluster::route_peers`] wrote one).
     pub fn start(&mut self, id: u64) {
-        let config = self.config.clone();
+        let config = self.own_configs.get(&id).unwrap_or(&self.config).clone();
         self.start_with_config(id, &config);
+    }
+
+    /// Gives every server its own config, in which it still listens on its own address but
+    /// finds server `to`'s peer port (2888) on host `dial(from, to)`: a proxy there carries the
+    /// link. Peers authenticate by server id and the shared secret (the same file for every
+    /// server), not by address, so only the route changes. Later starts use these configs.
+    pub fn route_peers(&mut self, dial: impl Fn(u64, u64) -> String) {
+        let block = self.block;
+        for from in 1..=self.size {
+            let host = |to: u64| {
+                if to == from {
+                    format!("127.0.{block}.{to}")
+                } else {
+                    dial(from, to)
+                }
+            };
+            let path = self.dir.path().join(format!("ensemble-{from}.toml"));
+            let text = self.head.clone() + &servers_toml(self.size, host);
+            std::fs::write(&path, text).expect("write config");
+            self.own_configs.insert(from, path);
+        }
     }
 
     fn command(&self, id: u64, config: &std::path::Path) -> Command {
@@ -285,6 +308,20 @@ impl ProcessCluster {
             let _ = p.child.kill();
             let _ = p.child.wait();
         }
+    }
+
+    /// SIGSTOP (`pause`) or SIGCONT of server `id`: a stopped server keeps its sockets open
+    /// but answers nothing, as a long GC pause or a frozen VM would. Whether it worked.
+    pub fn set_paused(&self, id: u64, pause: bool) -> bool {
+        let Some(pid) = self.pid(id) else {
+            return false;
+        };
+        let signal = if pause { "-STOP" } else { "-CONT" };
+        Command::new("kill")
+            .arg(signal)
+            .arg(pid.to_string())
+            .status()
+            .is_ok_and(|s| s.success())
     }
 
     /// The OS process id of server `id`.
@@ -431,6 +468,18 @@ impl Drop for ProcessCluster {
             self.kill9(id);
         }
     }
+}
+
+/// `[[servers]]` entries for servers `1..=size`, server `i` on `host(i)`.
+fn servers_toml(size: u64, host: impl Fn(u64) -> String) -> String {
+    (1..=size)
+        .map(|i| {
+            format!(
+                "[[servers]]\nid = {i}\nhost = \"{}\"\npeer_port = 2888\nclient_port = 2181\n",
+                host(i)
+            )
+        })
+        .collect()
 }
 
 /// Polls `cond` every 50 ms until it holds or `timeout` passes; the error names `what`.

@@ -2,8 +2,11 @@
 //!
 //! - [`sim`]: a deterministic simulation of several [`QuorumPeer`](ensemble_actors::zab::QuorumPeer)
 //!   cores with a simulated clock, network and disk, checking safety invariants after every step.
+//! - [`jepsen`]: fault cycles on real processes (proxied peer links, `kill -9`, SIGSTOP,
+//!   partitions) under client load, with a linearizability checker over the history.
 //! - [`spark`]: ensemble's Spark-style masters and workers as real processes beside an ensemble.
 
+pub mod jepsen;
 pub mod sim;
 pub mod spark;
 
