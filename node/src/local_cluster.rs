@@ -2,7 +2,8 @@
 //!
 //! Each cluster lives on its own loopback block `127.0.B.x` (server `i` on `127.0.B.i`), so
 //! clusters never share ports; its files live in a temporary directory; every child process is
-//! killed when the cluster is dropped. Clusters run one at a time in a process, so that tests
+//! killed when the cluster is dropped, or when the thread that started it ends (a test process
+//! killed mid-run leaves no servers behind). Clusters run one at a time in a process, so that tests
 //! do not compete for the CPU.
 
 use crate::four_letter;
@@ -16,6 +17,34 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Makes the child die with the thread that starts it (the test's), so that a test process
+/// killed mid-run leaves no servers holding its ports.
+fn die_with_parent(c: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and makes only
+    // async-signal-safe calls (prctl, getppid); it allocates nothing.
+    unsafe {
+        c.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) == -1
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between the fork and the prctl.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+}
 
 /// Which program the servers run.
 #[derive(Clone, Debug)]
@@ -271,6 +300,7 @@ impl ProcessCluster {
         if stdin_control {
             c.arg("--control-stdin");
         }
+        die_with_parent(&mut c);
         c
     }
 
