@@ -2,6 +2,7 @@
 
 use super::AclEntry;
 use ensemble_messages::zk::err;
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// Whether `acl` grants `needed` to a caller with these identities. The `super` identity
@@ -40,12 +41,9 @@ pub fn masked(acl: &[AclEntry]) -> Vec<AclEntry> {
 /// identities, as ZooKeeper does: duplicates are dropped; only `world:anyone`, `auth` (with at
 /// least one authenticated identity), `digest:user:hash` and `ip:address[/bits]` are valid.
 pub fn resolve(acl: &[AclEntry], auth: &[(String, String)]) -> Result<Vec<AclEntry>, i32> {
-    let mut unique: Vec<&AclEntry> = Vec::with_capacity(acl.len());
-    for a in acl {
-        if !unique.contains(&a) {
-            unique.push(a);
-        }
-    }
+    // A hash set, not a scan per entry: a request may carry tens of thousands of entries.
+    let mut seen = HashSet::with_capacity(acl.len());
+    let unique: Vec<&AclEntry> = acl.iter().filter(|a| seen.insert(*a)).collect();
     if unique.is_empty() {
         return Err(err::INVALID_ACL);
     }

@@ -815,3 +815,16 @@ fn bodies_are_checked_before_they_are_proposed() {
         .0;
     assert!(check(&bytes).is_err());
 }
+
+#[test]
+fn a_huge_acl_with_duplicates_resolves_to_its_unique_entries_in_order() {
+    // 30,000 distinct ip entries, each given twice: as many as a 1 MiB request can carry.
+    let entry = |i: u32| AclEntry {
+        perms: perm::READ,
+        scheme: "ip".into(),
+        id: format!("10.{}.{}.{}", i >> 16, (i >> 8) & 0xff, i & 0xff),
+    };
+    let acl: Vec<AclEntry> = (0..30_000).chain(0..30_000).map(entry).collect();
+    let resolved = acl::resolve(&acl, &[]).unwrap();
+    assert_eq!(resolved, (0..30_000).map(entry).collect::<Vec<_>>());
+}
