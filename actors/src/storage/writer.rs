@@ -84,13 +84,26 @@ impl StorageWriter {
                 while let Ok(first) = rx.recv() {
                     let mut batch = vec![first];
                     batch.extend(rx.try_iter().take(MAX_BATCH));
-                    match state.run_batch(batch) {
-                        Ok(events) => events.into_iter().for_each(|e| report(e)),
+                    let mut flushes = Vec::new();
+                    let result = state.run_batch(batch, &mut flushes);
+                    // Events are reported before a flush returns, so that whoever flushed
+                    // has seen every durability event of what it flushed.
+                    let failed = match result {
+                        Ok(events) => {
+                            events.into_iter().for_each(|e| report(e));
+                            false
+                        }
                         Err(e) => {
                             tracing::error!("storage failed: {e}");
                             report(WriterEvent::Failed(e.to_string()));
-                            return;
+                            true
                         }
+                    };
+                    for f in flushes {
+                        let _ = f.send(());
+                    }
+                    if failed {
+                        return;
                     }
                 }
             })
@@ -169,9 +182,14 @@ struct WriterState {
 }
 
 impl WriterState {
-    fn run_batch(&mut self, batch: Vec<Request>) -> Result<Vec<WriterEvent>, StorageError> {
+    /// Carries out a batch and syncs the log; flush requests are handed back in `flushes`, to
+    /// be answered once the batch's events are reported.
+    fn run_batch(
+        &mut self,
+        batch: Vec<Request>,
+        flushes: &mut Vec<mpsc::SyncSender<()>>,
+    ) -> Result<Vec<WriterEvent>, StorageError> {
         let mut events = Vec::new();
-        let mut flushes = Vec::new();
         for req in batch {
             match req {
                 Request::Op(op, token) => {
@@ -186,9 +204,6 @@ impl WriterState {
             }
         }
         self.sync_log()?;
-        for f in flushes {
-            let _ = f.send(());
-        }
         Ok(events)
     }
 
