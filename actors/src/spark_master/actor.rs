@@ -118,6 +118,7 @@ impl MasterActor {
             url: self.core.settings().url.clone(),
             status: self.core.state(),
             epoch: self.core.epoch(),
+            suspended: self.core.suspended(),
             workers: self
                 .core
                 .workers()
@@ -400,6 +401,8 @@ pub struct MasterView {
     pub status: RecoveryState,
     /// Leadership epoch (0 in STANDBY).
     pub epoch: i64,
+    /// Whether it rides through a lost ensemble connection, not acting.
+    pub suspended: bool,
     /// Known workers.
     pub workers: Vec<WorkerView>,
     /// Applications, in submission order.
