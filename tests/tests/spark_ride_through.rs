@@ -127,3 +127,87 @@ fn a_worker_registered_just_before_a_failover_follows_the_new_master() {
     .unwrap_or_else(|e| panic!("{e}: {:?}\n{}", t.statuses(), t.logs()));
     assert_eq!(t.alive(), vec![new]);
 }
+
+/// Serves `127.0.100.90:7077` as something that is not a master: it answers every connection
+/// with an HTTP error and closes it.
+fn not_a_master() -> std::thread::JoinHandle<()> {
+    let listener = std::net::TcpListener::bind("127.0.100.90:7077").expect("bind");
+    listener.set_nonblocking(true).expect("non-blocking");
+    let until = Instant::now() + Duration::from_secs(30);
+    std::thread::spawn(move || {
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((mut s, _)) => {
+                    use std::io::Write;
+                    let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    })
+}
+
+/// Clear failures: `submit` and `worker` given an address that is not a master fail within a
+/// few seconds with one line that says so; a worker that reaches no master says so every few
+/// seconds while it keeps trying.
+#[test]
+fn submit_and_worker_against_something_else_fail_fast_and_say_why() {
+    let _server = not_a_master();
+    let url = "spark://127.0.100.90:7077";
+    let started = Instant::now();
+    let out = std::process::Command::new(EXE)
+        .args(["submit", "--master", url, "--", "true"])
+        .output()
+        .expect("submit runs");
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(started.elapsed() < Duration::from_secs(5), "{text}");
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text.contains("nothing at spark://127.0.100.90:7077 answers as a Spark master"),
+        "{text}"
+    );
+    assert_eq!(text.trim().lines().count(), 1, "{text}");
+    let dir = tempfile::tempdir().expect("a dir");
+    let worker = |host: &str, master: &str, name: &str| {
+        let args: Vec<String> = [
+            "worker",
+            master,
+            "--host",
+            host,
+            "--webui-port",
+            "8081",
+            "--work-dir",
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .chain([dir.path().join(name).display().to_string()])
+        .collect();
+        ensemble_tests::spark::Proc::start(EXE.as_ref(), dir.path(), name, &args)
+    };
+    let mut w = worker("127.0.100.91", url, "mute");
+    let status = w.wait_exit(Duration::from_secs(5));
+    assert_eq!(status.and_then(|s| s.code()), Some(1), "{}", w.log());
+    let errors: Vec<String> = w
+        .log()
+        .lines()
+        .filter(|l| l.contains("ERROR"))
+        .map(str::to_string)
+        .collect();
+    assert!(
+        matches!(&errors[..], [e] if e.contains("answers as a Spark master")),
+        "{}",
+        w.log()
+    );
+    let w = worker("127.0.100.92", "spark://127.0.100.93:7077", "unreachable");
+    wait_until(
+        "the worker to say it reaches no master",
+        Duration::from_secs(8),
+        || {
+            w.log()
+                .matches("cannot reach any master at spark://127.0.100.93:7077")
+                .count()
+                >= 2
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", w.log()));
+}
