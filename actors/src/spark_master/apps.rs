@@ -263,6 +263,7 @@ impl MasterCore {
 
     pub(super) fn register_app(&mut self, conn: u64, desc: AppDesc, app_id: Option<String>) {
         if let Some(id) = &app_id {
+            self.gone_apps.remove(id);
             self.conns.insert(conn, Peer::App(id.clone()));
         }
         if self.state == RecoveryState::Standby {

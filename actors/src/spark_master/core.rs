@@ -7,7 +7,10 @@ use super::apps::{AppInfo, AppState, StoredApp};
 use super::drivers::{DriverInfo, StoredDriver};
 use super::held::Held;
 use ensemble_messages::spark::{ExecutorRef, FromMaster, MasterEpoch, ToMaster, WorkerSpec};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How many gone applications a STANDBY master remembers.
+const MAX_GONE_APPS: usize = 10_000;
 
 /// A connection from a worker or an application client, numbered by the actor.
 pub type ConnId = u64;
@@ -203,6 +206,9 @@ pub struct MasterCore {
     pub(super) next_driver_worker: usize,
     /// Who each connection speaks for.
     pub(super) conns: BTreeMap<ConnId, Peer>,
+    /// Applications whose driver connection closed, with none open since: finished as soon as
+    /// this master leads, rather than waited for through recovery.
+    pub(super) gone_apps: BTreeSet<String>,
     /// Whether the link is disconnected (session maybe alive): ALIVE, but not acting.
     pub(super) suspended: bool,
     /// Replies waiting for their records to be stored.
@@ -228,6 +234,7 @@ impl MasterCore {
             next_driver: 0,
             next_driver_worker: 0,
             conns: BTreeMap::new(),
+            gone_apps: BTreeSet::new(),
             suspended: false,
             held: Held::default(),
             elected_at: 0,
@@ -309,6 +316,7 @@ impl MasterCore {
                 for d in drivers {
                     self.restore_driver(d);
                 }
+                self.finish_gone_apps(now);
                 if self.state == RecoveryState::Alive {
                     // Nothing else was stored: no worker will report these drivers.
                     self.recover_orphan_drivers();
@@ -343,9 +351,13 @@ impl MasterCore {
             Input::Disconnected(conn) => {
                 self.held.drop_conn(conn);
                 if let Some(Peer::App(id)) = self.conns.remove(&conn) {
-                    // The driver is gone (Spark's onDisconnected): its application ends.
-                    if self.state == RecoveryState::Alive {
-                        self.finish_app(&id, AppState::Finished);
+                    if self.conn_of(&Peer::App(id.clone())).is_none() {
+                        self.gone_apps.insert(id);
+                        while self.gone_apps.len() > MAX_GONE_APPS {
+                            // Ids sort by epoch: the oldest go first.
+                            self.gone_apps.pop_first();
+                        }
+                        self.finish_gone_apps(now);
                     }
                 }
             }
@@ -432,6 +444,18 @@ impl MasterCore {
         }
     }
 
+    /// The driver is gone (Spark's onDisconnected): its application ends, and is not waited
+    /// for through a recovery. A STANDBY master remembers it for when it leads.
+    fn finish_gone_apps(&mut self, now: u64) {
+        if self.state == RecoveryState::Standby {
+            return;
+        }
+        for id in std::mem::take(&mut self.gone_apps) {
+            self.finish_app(&id, AppState::Finished);
+        }
+        self.maybe_complete_recovery(now);
+    }
+
     fn master_changed(&self) -> FromMaster {
         FromMaster::MasterChanged {
             master_url: self.settings.url.clone(),
@@ -511,6 +535,7 @@ impl MasterCore {
                 self.finish_app(&app_id, AppState::Finished)
             }
             ToMaster::MasterChangeAcknowledged { app_id } => {
+                self.gone_apps.remove(&app_id);
                 self.conns.insert(conn, Peer::App(app_id.clone()));
                 if let Some(app) = self.apps.get_mut(&app_id) {
                     if app.state == AppState::Unknown {

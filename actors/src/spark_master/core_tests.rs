@@ -1031,3 +1031,46 @@ fn a_restarted_worker_replaces_its_predecessor_on_the_same_address() {
         "recovery ends at once: nobody left to wait for"
     );
 }
+
+/// A driver killed with `kill -9` while this master was STANDBY: its connection here closed,
+/// so once elected the master finishes the application at once (forgetting its record)
+/// instead of waiting the recovery timeout for an answer that cannot come.
+#[test]
+fn an_application_whose_driver_is_gone_is_not_waited_for_by_the_next_master() {
+    let mut m = MasterCore::new(settings());
+    let desc = AppDesc {
+        name: "job".into(),
+        command: vec!["run".into()],
+        max_cores: Some(1),
+        executor_cores: 1,
+        executor_memory_mb: 256,
+    };
+    let again = ToMaster::RegisterApplication {
+        desc: desc.clone(),
+        app_id: Some("app-5-0000".into()),
+    };
+    assert_eq!(m.step(msg(9, again), 0), in_standby(9));
+    m.step(Input::Disconnected(9), 10);
+    let stored = StoredApp {
+        id: "app-5-0000".into(),
+        desc,
+        wanted: 1,
+        completed: 0,
+        next_exec: 1,
+    };
+    let out = m.step(
+        Input::Elected {
+            epoch: 9,
+            stored: vec![],
+            apps: vec![stored],
+            drivers: vec![],
+        },
+        20,
+    );
+    assert!(
+        out.contains(&Output::ForgetApp("app-5-0000".into())),
+        "{out:?}"
+    );
+    assert_eq!(m.apps().next().map(|a| a.state), Some(AppState::Finished));
+    assert_eq!(m.state(), RecoveryState::Alive, "nothing left to wait for");
+}
