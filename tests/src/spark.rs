@@ -251,8 +251,9 @@ impl Topology {
     }
 
     /// Waits until `count` records named `<prefix>...` are in the ensemble under
-    /// `/spark/master_status`. A master persists a record just after it replies, so a test that
-    /// kills it must first wait for what the next master should find.
+    /// `/spark/master_status`. A master lists a worker as soon as it registers and answers it
+    /// once its record is stored, so a test that kills the master after seeing the worker
+    /// listed must first wait for what the next master should find.
     pub fn wait_records(&self, prefix: &str, count: usize, timeout: Duration) {
         let servers: Vec<String> = (1..=3).map(|i| self.ensemble.client_addr(i)).collect();
         let rt = tokio::runtime::Builder::new_current_thread()
