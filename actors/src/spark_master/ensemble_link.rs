@@ -591,6 +591,34 @@ mod tests {
         assert!(decode(&[1, b'{']).unwrap_err().starts_with("bad record"));
     }
 
+    /// A link applies only the changes of the epoch it leads at, and numbers them from 1 anew
+    /// at each election; before it leads it applies none.
+    #[test]
+    fn the_fence_admits_only_the_leading_epoch_and_counts_from_each_election() {
+        let mut fence = Fence::default();
+        assert!(!fence.admits(0));
+        assert_eq!(fence.applied(), None);
+        fence.lead(7);
+        assert!(fence.admits(7) && !fence.admits(6) && !fence.admits(8));
+        assert_eq!(
+            fence.applied(),
+            Some(LinkEvent::Stored { epoch: 7, seq: 1 })
+        );
+        assert_eq!(
+            fence.applied(),
+            Some(LinkEvent::Stored { epoch: 7, seq: 2 })
+        );
+        fence.lead(9);
+        assert!(!fence.admits(7));
+        assert_eq!(
+            fence.applied(),
+            Some(LinkEvent::Stored { epoch: 9, seq: 1 })
+        );
+        assert!(transient(&ClientError::Server(err::CONNECTION_LOSS)));
+        assert!(transient(&ClientError::ConnectionLoss("reset".into())));
+        assert!(!transient(&ClientError::Server(err::SESSION_EXPIRED)));
+    }
+
     /// Seeded mutation fuzzing of the record reader: stored records come from the ensemble and
     /// are hostile; none may panic, and nesting deeper than JSON's limit is an error.
     #[test]
