@@ -66,6 +66,7 @@ pub mod event {
 
 /// Keeper states carried in watch events.
 pub mod state {
+    pub const DISCONNECTED: i32 = 0;
     pub const SYNC_CONNECTED: i32 = 3;
     pub const EXPIRED: i32 = -112;
 }

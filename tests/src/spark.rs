@@ -81,6 +81,10 @@ pub fn status(ip: &str) -> String {
 pub struct Topology {
     /// The ensemble's servers.
     pub ensemble: ProcessCluster,
+    /// The ensemble's leader when the masters started.
+    ensemble_leader: Option<u64>,
+    /// The Spark properties file of every process.
+    props: String,
     dir: tempfile::TempDir,
     block: u8,
     exe: PathBuf,
@@ -94,11 +98,29 @@ impl Topology {
     /// Starts the ensemble (servers 127.0.B.1-3), masters 127.0.B.11-13 and workers
     /// 127.0.B.21-22 of `exe`, with extra Spark `properties` lines.
     pub fn start(exe: &Path, block: u8, properties: &str) -> Topology {
+        Self::launch(exe, block, properties, false)
+    }
+
+    /// Like [`Topology::start`], with the ensemble's leader first in the masters' server list,
+    /// so that they open their sessions on it; returns the leader too.
+    pub fn start_on_leader(exe: &Path, block: u8, properties: &str) -> (Topology, u64) {
+        let t = Self::launch(exe, block, properties, true);
+        let leader = t.ensemble_leader.unwrap_or_default();
+        (t, leader)
+    }
+
+    fn launch(exe: &Path, block: u8, properties: &str, leader_first: bool) -> Topology {
         let mut ensemble = ProcessCluster::new(3, block, Program::Cli(exe.into()), "");
         ensemble.start_all();
         ensemble.wait_serving(Duration::from_secs(20)).unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let servers: Vec<String> = (1..=3).map(|i| ensemble.client_addr(i)).collect();
+        let mut order: Vec<u64> = vec![1, 2, 3];
+        let ensemble_leader = ensemble.leader();
+        if let Some(l) = ensemble_leader.filter(|_| leader_first) {
+            order.retain(|i| *i != l);
+            order.insert(0, l);
+        }
+        let servers: Vec<String> = order.iter().map(|i| ensemble.client_addr(*i)).collect();
         let props = dir.path().join("spark.conf");
         std::fs::write(
             &props,
@@ -112,6 +134,8 @@ impl Topology {
         let props = props.display().to_string();
         let mut t = Topology {
             ensemble,
+            ensemble_leader,
+            props: String::new(),
             dir,
             block,
             exe: exe.into(),
@@ -134,39 +158,49 @@ impl Topology {
             let p = Proc::start(&t.exe, t.dir.path(), &format!("master-{m}"), &args);
             t.masters.push(Some(p));
         }
+        t.props = props;
+        for w in 1..=2 {
+            t.start_worker(w);
+        }
+        t
+    }
+
+    /// Starts worker `w` (1-based, on 127.0.B.2w) with every master in its URL, as the
+    /// `workers` entry `w - 1`.
+    pub fn start_worker(&mut self, w: usize) {
         let url = format!(
             "spark://{}",
             (1..=3)
-                .map(|m| format!("{}:7077", t.master_ip(m)))
+                .map(|m| format!("{}:7077", self.master_ip(m)))
                 .collect::<Vec<_>>()
                 .join(",")
         );
-        for w in 1..=2 {
-            let host = t.worker_ip(w);
-            let work = t.dir.path().join(format!("work-{w}"));
-            let args = [
-                "worker",
-                &url,
-                "--host",
-                &host,
-                "--cores",
-                "2",
-                "--memory",
-                "512m",
-                "--webui-port",
-                "8081",
-                "--work-dir",
-            ];
-            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            args.extend([
-                work.display().to_string(),
-                "--properties-file".into(),
-                props.clone(),
-            ]);
-            let p = Proc::start(&t.exe, t.dir.path(), &format!("worker-{w}"), &args);
-            t.workers.push(Some(p));
+        let host = self.worker_ip(w);
+        let work = self.dir.path().join(format!("work-{w}"));
+        let args = [
+            "worker",
+            &url,
+            "--host",
+            &host,
+            "--cores",
+            "2",
+            "--memory",
+            "512m",
+            "--webui-port",
+            "8081",
+            "--work-dir",
+        ];
+        let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        args.extend([
+            work.display().to_string(),
+            "--properties-file".into(),
+            self.props.clone(),
+        ]);
+        let p = Proc::start(&self.exe, self.dir.path(), &format!("worker-{w}"), &args);
+        if self.workers.len() < w {
+            self.workers.resize_with(w, || None);
         }
-        t
+        self.workers[w - 1] = Some(p);
     }
 
     /// The directory holding the logs and properties of this topology.
@@ -217,8 +251,9 @@ impl Topology {
     }
 
     /// Waits until `count` records named `<prefix>...` are in the ensemble under
-    /// `/spark/master_status`. A master persists a record just after it replies, so a test that
-    /// kills it must first wait for what the next master should find.
+    /// `/spark/master_status`. A master lists a worker as soon as it registers and answers it
+    /// once its record is stored, so a test that kills the master after seeing the worker
+    /// listed must first wait for what the next master should find.
     pub fn wait_records(&self, prefix: &str, count: usize, timeout: Duration) {
         let servers: Vec<String> = (1..=3).map(|i| self.ensemble.client_addr(i)).collect();
         let rt = tokio::runtime::Builder::new_current_thread()

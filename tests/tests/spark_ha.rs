@@ -19,10 +19,17 @@ fn seed_test_1_one_alive_master_and_every_worker_registered_with_it() {
     let standby = statuses.iter().filter(|(_, s)| s == "STANDBY").count();
     assert_eq!(standby, 2, "{statuses:?}");
     let url = format!("spark://{}:7077", t.master_ip(alive));
-    for w in 1..=2 {
-        let j = json(&t.worker_ip(w), 8081).expect("worker /json");
-        assert_eq!(j["masterurl"], url.as_str(), "worker {w}");
-    }
+    // The master lists a worker as it registers and answers it once its record is stored.
+    wait_until(
+        "both workers told they are registered",
+        Duration::from_secs(10),
+        || {
+            (1..=2).all(|w| {
+                json(&t.worker_ip(w), 8081).is_some_and(|j| j["masterurl"] == url.as_str())
+            })
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", t.logs()));
     let j = json(&t.master_ip(alive), 8080).unwrap();
     assert_eq!(
         (j["cores"].clone(), j["memory"].clone()),

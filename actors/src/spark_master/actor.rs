@@ -3,7 +3,7 @@
 
 use super::apps::AppState;
 use super::core::{ConnId, Input, MasterCore, MasterSettings, Output, RecoveryState, WorkerState};
-use super::ensemble_link::{self, EnsembleSettings, LinkEvent, StoreOp};
+use super::ensemble_link::{self, EnsembleSettings, LinkEvent, Stamped, StoreOp};
 use super::file_link;
 use crate::accept::{accepted, Accepted};
 use actix::prelude::*;
@@ -37,7 +37,7 @@ pub struct MasterActor {
     listener: std::net::TcpListener,
     link_started: bool,
     conns: HashMap<ConnId, mpsc::UnboundedSender<FromMaster>>,
-    store: Option<mpsc::UnboundedSender<StoreOp>>,
+    store: Option<mpsc::UnboundedSender<Stamped>>,
     next_conn: ConnId,
     started: Instant,
 }
@@ -94,11 +94,19 @@ impl MasterActor {
         if after != before {
             tracing::info!("master state {} -> {}", before.name(), after.name());
         }
+        if self.store.is_none() {
+            // Recovery mode NONE keeps nothing: every change is as stored as it gets.
+            if let Some(seq) = self.core.unstored() {
+                let epoch = self.core.epoch();
+                self.step(Input::Stored { epoch, seq });
+            }
+        }
     }
 
     fn persist(&self, op: StoreOp) {
         if let Some(store) = &self.store {
-            let _ = store.send(op);
+            let epoch = self.core.epoch();
+            let _ = store.send(Stamped { epoch, op });
         }
     }
 
@@ -110,6 +118,7 @@ impl MasterActor {
             url: self.core.settings().url.clone(),
             status: self.core.state(),
             epoch: self.core.epoch(),
+            suspended: self.core.suspended(),
             workers: self
                 .core
                 .workers()
@@ -252,6 +261,18 @@ impl Handler<Link> for MasterActor {
                 tracing::warn!("lost leadership; back to STANDBY and contending again");
                 self.step(Input::Deposed);
             }
+            LinkEvent::Suspended => {
+                tracing::warn!(
+                    "suspended: staying {} without acting",
+                    self.core.state().name()
+                );
+                self.step(Input::Suspended);
+            }
+            LinkEvent::Resumed => {
+                tracing::info!("resumed: acting again as {}", self.core.state().name());
+                self.step(Input::Resumed);
+            }
+            LinkEvent::Stored { epoch, seq } => self.step(Input::Stored { epoch, seq }),
         }
     }
 }
@@ -380,6 +401,8 @@ pub struct MasterView {
     pub status: RecoveryState,
     /// Leadership epoch (0 in STANDBY).
     pub epoch: i64,
+    /// Whether it rides through a lost ensemble connection, not acting.
+    pub suspended: bool,
     /// Known workers.
     pub workers: Vec<WorkerView>,
     /// Applications, in submission order.
@@ -399,7 +422,7 @@ impl Handler<KillApp> for MasterActor {
 
     fn handle(&mut self, KillApp(id): KillApp, _: &mut Context<Self>) -> bool {
         let active = self.core.apps().any(|a| a.id == id && a.is_active());
-        if active && self.core.state() == RecoveryState::Alive {
+        if active && self.core.acting() {
             tracing::info!(app = %id, "killing application on request");
             self.step(Input::KillApp(id));
             return true;
@@ -422,7 +445,7 @@ impl Handler<KillDriver> for MasterActor {
             .core
             .drivers()
             .any(|d| d.id == id && !d.state.is_finished());
-        if running && self.core.state() == RecoveryState::Alive {
+        if running && self.core.acting() {
             tracing::info!(driver = %id, "killing driver on request");
             self.step(Input::KillDriver(id));
             return true;

@@ -263,6 +263,7 @@ impl MasterCore {
 
     pub(super) fn register_app(&mut self, conn: u64, desc: AppDesc, app_id: Option<String>) {
         if let Some(id) = &app_id {
+            self.gone_apps.remove(id);
             self.conns.insert(conn, Peer::App(id.clone()));
         }
         if self.state == RecoveryState::Standby {
@@ -308,7 +309,7 @@ impl MasterCore {
             },
             AppState::Waiting,
         );
-        self.out.push(Output::PersistApp(app.stored()));
+        self.store(Output::PersistApp(app.stored()));
         self.apps.insert(id.clone(), app);
         self.app_order.push(id.clone());
         self.conns.insert(conn, Peer::App(id.clone()));
@@ -322,7 +323,7 @@ impl MasterCore {
             master_url: self.settings.url.clone(),
             epoch: self.epoch,
         };
-        self.send(conn, msg);
+        self.send_stored(conn, msg);
     }
 
     /// A clear refusal for an application no worker could ever run.
@@ -398,7 +399,7 @@ impl MasterCore {
             };
             self.send(conn, msg);
         }
-        self.out.push(Output::ForgetApp(id.to_string()));
+        self.store(Output::ForgetApp(id.to_string()));
         self.schedule();
     }
 
@@ -457,7 +458,7 @@ impl MasterCore {
             self.finish_app(app_id, AppState::Failed);
         } else {
             if state.is_finished() {
-                self.out.push(Output::PersistApp(stored));
+                self.store(Output::PersistApp(stored));
             }
             self.schedule();
         }
@@ -493,7 +494,7 @@ impl MasterCore {
     /// taken by free cores, most first: spread out, one executor per worker per pass; else
     /// each worker is filled before the next.
     pub(super) fn schedule(&mut self) {
-        if self.state != RecoveryState::Alive {
+        if !self.acting() {
             return;
         }
         self.schedule_drivers();
@@ -572,7 +573,7 @@ impl MasterCore {
         app.refresh_state();
         let command = app.desc.command.clone();
         let stored = app.stored();
-        self.out.push(Output::PersistApp(stored));
+        self.store(Output::PersistApp(stored));
         let launch = FromMaster::LaunchExecutor {
             app_id: app_id.to_string(),
             exec_id,

@@ -5,8 +5,12 @@
 
 use super::apps::{AppInfo, AppState, StoredApp};
 use super::drivers::{DriverInfo, StoredDriver};
+use super::held::Held;
 use ensemble_messages::spark::{ExecutorRef, FromMaster, MasterEpoch, ToMaster, WorkerSpec};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How many gone applications a STANDBY master remembers.
+const MAX_GONE_APPS: usize = 10_000;
 
 /// A connection from a worker or an application client, numbered by the actor.
 pub type ConnId = u64;
@@ -123,6 +127,19 @@ pub enum Input {
     },
     /// This master lost its session or its latch: back to STANDBY.
     Deposed,
+    /// The link lost its connection to the ensemble but the session may live: the master
+    /// stays ALIVE and stops acting on the cluster until [`Input::Resumed`] or
+    /// [`Input::Deposed`].
+    Suspended,
+    /// The link is connected again with the same session: the master acts again.
+    Resumed,
+    /// Record changes `1..=seq` issued under `epoch` are stored; replies waiting for them go.
+    Stored {
+        /// The epoch the changes were issued under (older ones are fenced off).
+        epoch: MasterEpoch,
+        /// The number of the last stored change.
+        seq: u64,
+    },
     /// Kill an application (the web UI's kill action).
     KillApp(String),
     /// Kill a driver (the web UI's kill action).
@@ -189,6 +206,13 @@ pub struct MasterCore {
     pub(super) next_driver_worker: usize,
     /// Who each connection speaks for.
     pub(super) conns: BTreeMap<ConnId, Peer>,
+    /// Applications whose driver connection closed, with none open since: finished as soon as
+    /// this master leads, rather than waited for through recovery.
+    pub(super) gone_apps: BTreeSet<String>,
+    /// Whether the link is disconnected (session maybe alive): ALIVE, but not acting.
+    pub(super) suspended: bool,
+    /// Replies waiting for their records to be stored.
+    held: Held,
     elected_at: u64,
     /// The time of the input being handled (ms on the actor's clock).
     pub(super) now: u64,
@@ -210,6 +234,9 @@ impl MasterCore {
             next_driver: 0,
             next_driver_worker: 0,
             conns: BTreeMap::new(),
+            gone_apps: BTreeSet::new(),
+            suspended: false,
+            held: Held::default(),
             elected_at: 0,
             now: 0,
             out: Vec::new(),
@@ -224,6 +251,17 @@ impl MasterCore {
     /// Current leadership epoch (0 in STANDBY).
     pub fn epoch(&self) -> MasterEpoch {
         self.epoch
+    }
+
+    /// Whether it is ALIVE (or recovering) but not acting, its ensemble connection lost.
+    pub fn suspended(&self) -> bool {
+        self.suspended
+    }
+
+    /// The number of the last record change issued under the current epoch, when some are
+    /// not stored yet.
+    pub fn unstored(&self) -> Option<u64> {
+        self.held.pending().then(|| self.held.issued())
     }
 
     /// Workers, by id.
@@ -278,6 +316,7 @@ impl MasterCore {
                 for d in drivers {
                     self.restore_driver(d);
                 }
+                self.finish_gone_apps(now);
                 if self.state == RecoveryState::Alive {
                     // Nothing else was stored: no worker will report these drivers.
                     self.recover_orphan_drivers();
@@ -285,22 +324,40 @@ impl MasterCore {
                 }
             }
             Input::Deposed => self.deposed(),
+            Input::Suspended => self.suspended = self.state != RecoveryState::Standby,
+            Input::Resumed => {
+                self.suspended = false;
+                self.schedule();
+            }
+            Input::Stored { epoch, seq } => {
+                // A change stored under an older epoch releases nothing of this one.
+                if epoch == self.epoch && self.state != RecoveryState::Standby {
+                    for (conn, msg) in self.held.stored_through(seq) {
+                        self.out.push(Output::Send { conn, msg });
+                    }
+                }
+            }
             Input::KillApp(id) => {
-                if self.state == RecoveryState::Alive {
+                if self.acting() {
                     self.finish_app(&id, AppState::Killed);
                 }
             }
             Input::KillDriver(id) => {
-                if self.state == RecoveryState::Alive {
+                if self.acting() {
                     self.kill_driver(&id);
                 }
             }
             Input::Message { conn, msg } => self.message(conn, msg, now),
             Input::Disconnected(conn) => {
+                self.held.drop_conn(conn);
                 if let Some(Peer::App(id)) = self.conns.remove(&conn) {
-                    // The driver is gone (Spark's onDisconnected): its application ends.
-                    if self.state == RecoveryState::Alive {
-                        self.finish_app(&id, AppState::Finished);
+                    if self.conn_of(&Peer::App(id.clone())).is_none() {
+                        self.gone_apps.insert(id);
+                        while self.gone_apps.len() > MAX_GONE_APPS {
+                            // Ids sort by epoch: the oldest go first.
+                            self.gone_apps.pop_first();
+                        }
+                        self.finish_gone_apps(now);
                     }
                 }
             }
@@ -309,8 +366,30 @@ impl MasterCore {
         std::mem::take(&mut self.out)
     }
 
+    /// Whether it is ALIVE and connected to the ensemble: it may change the cluster.
+    pub(super) fn acting(&self) -> bool {
+        self.state == RecoveryState::Alive && !self.suspended
+    }
+
+    /// Sends `msg`, after the replies still held for the connection.
     pub(super) fn send(&mut self, conn: ConnId, msg: FromMaster) {
-        self.out.push(Output::Send { conn, msg });
+        if let Some(msg) = self.held.in_order(conn, msg) {
+            self.out.push(Output::Send { conn, msg });
+        }
+    }
+
+    /// Sends `msg` once every record change issued so far is stored: the answer to a
+    /// registration or submission, whose record must survive this master.
+    pub(super) fn send_stored(&mut self, conn: ConnId, msg: FromMaster) {
+        if let Some(msg) = self.held.after_stored(conn, msg) {
+            self.out.push(Output::Send { conn, msg });
+        }
+    }
+
+    /// Issues a record change (one of the Persist and Forget outputs).
+    pub(super) fn store(&mut self, change: Output) {
+        self.held.issue();
+        self.out.push(change);
     }
 
     pub(super) fn conn_of(&self, peer: &Peer) -> Option<ConnId> {
@@ -326,6 +405,8 @@ impl MasterCore {
     ) {
         self.epoch = epoch;
         self.elected_at = now;
+        self.suspended = false;
+        self.held.reset();
         self.workers.clear();
         self.apps.clear();
         self.app_order.clear();
@@ -363,6 +444,18 @@ impl MasterCore {
         }
     }
 
+    /// The driver is gone (Spark's onDisconnected): its application ends, and is not waited
+    /// for through a recovery. A STANDBY master remembers it for when it leads.
+    fn finish_gone_apps(&mut self, now: u64) {
+        if self.state == RecoveryState::Standby {
+            return;
+        }
+        for id in std::mem::take(&mut self.gone_apps) {
+            self.finish_app(&id, AppState::Finished);
+        }
+        self.maybe_complete_recovery(now);
+    }
+
     fn master_changed(&self) -> FromMaster {
         FromMaster::MasterChanged {
             master_url: self.settings.url.clone(),
@@ -374,6 +467,8 @@ impl MasterCore {
     fn deposed(&mut self) {
         self.state = RecoveryState::Standby;
         self.epoch = 0;
+        self.suspended = false;
+        self.held.reset();
         self.workers.clear();
         self.apps.clear();
         self.app_order.clear();
@@ -386,6 +481,10 @@ impl MasterCore {
             ToMaster::Heartbeat { worker_id } => {
                 self.conns.insert(conn, Peer::Worker(worker_id.clone()));
                 if self.state == RecoveryState::Standby {
+                    // Spark's MasterInStandby: a worker still following this master (its
+                    // registration was never stored) must look for the ALIVE one.
+                    let master_url = self.settings.url.clone();
+                    self.send(conn, FromMaster::MasterInStandby { master_url });
                     return;
                 }
                 match self.workers.get_mut(&worker_id) {
@@ -436,6 +535,7 @@ impl MasterCore {
                 self.finish_app(&app_id, AppState::Finished)
             }
             ToMaster::MasterChangeAcknowledged { app_id } => {
+                self.gone_apps.remove(&app_id);
                 self.conns.insert(conn, Peer::App(app_id.clone()));
                 if let Some(app) = self.apps.get_mut(&app_id) {
                     if app.state == AppState::Unknown {
@@ -493,8 +593,9 @@ impl MasterCore {
             .get(&spec.id)
             .is_some_and(|w| w.state != WorkerState::Dead);
         let changed = self.workers.get(&spec.id).is_none_or(|w| w.spec != spec);
+        self.replace_predecessor(&spec, now);
         if changed || !duplicate {
-            self.out.push(Output::PersistWorker(spec.clone()));
+            self.store(Output::PersistWorker(spec.clone()));
         }
         self.workers.insert(
             spec.id.clone(),
@@ -512,9 +613,29 @@ impl MasterCore {
             duplicate,
             election: self.settings.election.clone(),
         };
-        self.send(conn, msg);
+        self.send_stored(conn, msg);
         self.maybe_complete_recovery(now);
         self.schedule();
+    }
+
+    /// A worker restarted on the same host and port has a new id: its predecessor there is
+    /// dead (two cannot hold one port), and is removed at once rather than waited for.
+    fn replace_predecessor(&mut self, spec: &WorkerSpec, now: u64) {
+        let old: Vec<String> = self
+            .workers
+            .values()
+            .filter(|w| {
+                w.spec.id != spec.id
+                    && w.spec.host == spec.host
+                    && w.spec.port == spec.port
+                    && w.state != WorkerState::Dead
+            })
+            .map(|w| w.spec.id.clone())
+            .collect();
+        for id in old {
+            tracing::info!(worker = %id, "replaced by {} on the same address", spec.id);
+            self.mark_dead(&id, now);
+        }
     }
 
     fn maybe_complete_recovery(&mut self, now: u64) {
@@ -560,13 +681,17 @@ impl MasterCore {
         if let Some(w) = self.workers.get_mut(id) {
             w.state = WorkerState::Dead;
             w.dead_since = Some(now);
-            self.out.push(Output::ForgetWorker(id.to_string()));
+            self.store(Output::ForgetWorker(id.to_string()));
             self.worker_lost(id);
             self.drivers_lost(id);
         }
     }
 
     fn tick(&mut self, now: u64) {
+        if self.suspended {
+            // Without the ensemble nothing is decided: no timeouts, no recovery end.
+            return;
+        }
         match self.state {
             RecoveryState::Recovering => {
                 if now.saturating_sub(self.elected_at) >= self.settings.recovery_timeout_ms {

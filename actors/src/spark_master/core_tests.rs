@@ -24,7 +24,8 @@ fn spec(id: &str) -> WorkerSpec {
     WorkerSpec {
         id: id.into(),
         host: "h".into(),
-        port: 1,
+        // Workers on one address replace each other: each test worker has its own port.
+        port: id.bytes().map(u16::from).sum(),
         cores: 2,
         memory_mb: 512,
         webui: "http://h:8081".into(),
@@ -33,6 +34,23 @@ fn spec(id: &str) -> WorkerSpec {
 
 fn register(id: &str) -> ToMaster {
     ToMaster::RegisterWorker(spec(id))
+}
+
+/// Steps the core and then stores at once every record change it issued, as a link with an
+/// instant store would: the outputs of both steps.
+trait StepStored {
+    fn step_stored(&mut self, input: Input, now: u64) -> Vec<Output>;
+}
+
+impl StepStored for MasterCore {
+    fn step_stored(&mut self, input: Input, now: u64) -> Vec<Output> {
+        let mut out = self.step(input, now);
+        if let Some(seq) = self.unstored() {
+            let epoch = self.epoch();
+            out.extend(self.step(Input::Stored { epoch, seq }, now));
+        }
+        out
+    }
 }
 
 fn msg(conn: ConnId, msg: ToMaster) -> Input {
@@ -56,31 +74,28 @@ fn state_of(core: &MasterCore, id: &str) -> WorkerState {
         .expect("listed")
 }
 
+fn in_standby(conn: ConnId) -> Vec<Output> {
+    vec![Output::Send {
+        conn,
+        msg: FromMaster::MasterInStandby {
+            master_url: "spark://m1:7077".into(),
+        },
+    }]
+}
+
+fn heartbeat(id: &str) -> ToMaster {
+    ToMaster::Heartbeat {
+        worker_id: id.into(),
+    }
+}
+
+/// A STANDBY master registers nobody, and tells a worker that still heartbeats it (one whose
+/// registration with it was never stored before it stepped down) to look for the ALIVE one.
 #[test]
-fn a_standby_master_refuses_registration() {
+fn a_standby_master_refuses_registration_and_heartbeats() {
     let mut m = MasterCore::new(settings());
-    let out = m.step(msg(1, register("w1")), 0);
-    assert_eq!(
-        out,
-        vec![Output::Send {
-            conn: 1,
-            msg: FromMaster::MasterInStandby {
-                master_url: "spark://m1:7077".into()
-            }
-        }]
-    );
-    assert_eq!(
-        m.step(
-            msg(
-                1,
-                ToMaster::Heartbeat {
-                    worker_id: "w1".into()
-                }
-            ),
-            0
-        ),
-        vec![]
-    );
+    assert_eq!(m.step(msg(1, register("w1")), 0), in_standby(1));
+    assert_eq!(m.step(msg(2, heartbeat("w9")), 0), in_standby(2));
     assert_eq!(m.state(), RecoveryState::Standby);
 }
 
@@ -88,7 +103,7 @@ fn a_standby_master_refuses_registration() {
 fn elected_with_nothing_stored_it_is_alive_and_registers_and_persists_workers() {
     let mut m = MasterCore::new(settings());
     assert_eq!(
-        m.step(
+        m.step_stored(
             Input::Elected {
                 epoch: 7,
                 stored: vec![],
@@ -100,7 +115,7 @@ fn elected_with_nothing_stored_it_is_alive_and_registers_and_persists_workers() 
         vec![]
     );
     assert_eq!(m.state(), RecoveryState::Alive);
-    let out = m.step(msg(1, register("w1")), 10);
+    let out = m.step_stored(msg(1, register("w1")), 10);
     assert_eq!(
         out,
         vec![
@@ -112,7 +127,7 @@ fn elected_with_nothing_stored_it_is_alive_and_registers_and_persists_workers() 
         ]
     );
     // Registering again (a lost connection, a failover) is the same worker, not an error.
-    let again = m.step(msg(2, register("w1")), 20);
+    let again = m.step_stored(msg(2, register("w1")), 20);
     assert_eq!(
         again,
         vec![Output::Send {
@@ -124,7 +139,7 @@ fn elected_with_nothing_stored_it_is_alive_and_registers_and_persists_workers() 
         cores: 0,
         ..spec("w2")
     };
-    let out = m.step(msg(3, ToMaster::RegisterWorker(bad)), 30);
+    let out = m.step_stored(msg(3, ToMaster::RegisterWorker(bad)), 30);
     assert!(matches!(
         &out[..],
         [Output::Send {
@@ -138,9 +153,9 @@ fn elected_with_nothing_stored_it_is_alive_and_registers_and_persists_workers() 
 fn recovery_completes_as_soon_as_every_stored_worker_answers() {
     let mut m = MasterCore::new(settings());
     // While standby, the workers' connections became known.
-    m.step(msg(1, register("w1")), 0);
-    m.step(msg(2, register("w2")), 0);
-    let out = m.step(
+    m.step_stored(msg(1, register("w1")), 0);
+    m.step_stored(msg(2, register("w2")), 0);
+    let out = m.step_stored(
         Input::Elected {
             epoch: 9,
             stored: vec![spec("w1"), spec("w2")],
@@ -174,9 +189,9 @@ fn recovery_completes_as_soon_as_every_stored_worker_answers() {
         executors: vec![],
         drivers: vec![],
     };
-    assert_eq!(m.step(msg(1, answer("w1")), 150), vec![]);
+    assert_eq!(m.step_stored(msg(1, answer("w1")), 150), vec![]);
     assert_eq!(m.state(), RecoveryState::Recovering, "w2 has not answered");
-    let out = m.step(msg(2, answer("w2")), 180);
+    let out = m.step_stored(msg(2, answer("w2")), 180);
     assert_eq!(out, vec![Output::RecoveryComplete { took_ms: 80 }]);
     assert_eq!(m.state(), RecoveryState::Alive);
     assert_eq!(state_of(&m, "w2"), WorkerState::Alive);
@@ -185,7 +200,7 @@ fn recovery_completes_as_soon_as_every_stored_worker_answers() {
 #[test]
 fn silent_workers_become_dead_at_the_recovery_timeout_and_may_come_back() {
     let mut m = MasterCore::new(settings());
-    m.step(
+    m.step_stored(
         Input::Elected {
             epoch: 3,
             stored: vec![spec("w1"), spec("gone")],
@@ -194,10 +209,10 @@ fn silent_workers_become_dead_at_the_recovery_timeout_and_may_come_back() {
         },
         0,
     );
-    m.step(msg(1, register("w1")), 10);
+    m.step_stored(msg(1, register("w1")), 10);
     assert_eq!(m.state(), RecoveryState::Recovering);
-    assert_eq!(m.step(Input::Tick, 2999), vec![]);
-    let out = m.step(Input::Tick, 3000);
+    assert_eq!(m.step_stored(Input::Tick, 2999), vec![]);
+    let out = m.step_stored(Input::Tick, 3000);
     assert_eq!(
         out,
         vec![
@@ -207,7 +222,7 @@ fn silent_workers_become_dead_at_the_recovery_timeout_and_may_come_back() {
     );
     assert_eq!(state_of(&m, "gone"), WorkerState::Dead);
     // It comes back: told to reconnect, then registered afresh and persisted again.
-    let out = m.step(
+    let out = m.step_stored(
         msg(
             5,
             ToMaster::Heartbeat {
@@ -226,7 +241,7 @@ fn silent_workers_become_dead_at_the_recovery_timeout_and_may_come_back() {
             }
         }]
     );
-    let out = m.step(msg(5, register("gone")), 3200);
+    let out = m.step_stored(msg(5, register("gone")), 3200);
     assert_eq!(
         out,
         vec![
@@ -242,7 +257,7 @@ fn silent_workers_become_dead_at_the_recovery_timeout_and_may_come_back() {
 #[test]
 fn a_worker_silent_for_the_timeout_is_dead_then_dropped_from_the_list() {
     let mut m = MasterCore::new(settings());
-    m.step(
+    m.step_stored(
         Input::Elected {
             epoch: 1,
             stored: vec![],
@@ -251,8 +266,8 @@ fn a_worker_silent_for_the_timeout_is_dead_then_dropped_from_the_list() {
         },
         0,
     );
-    m.step(msg(1, register("w1")), 0);
-    m.step(
+    m.step_stored(msg(1, register("w1")), 0);
+    m.step_stored(
         msg(
             1,
             ToMaster::Heartbeat {
@@ -262,29 +277,29 @@ fn a_worker_silent_for_the_timeout_is_dead_then_dropped_from_the_list() {
         900,
     );
     assert_eq!(
-        m.step(Input::Tick, 1900),
+        m.step_stored(Input::Tick, 1900),
         vec![],
         "heard from 1000 ms ago: alive"
     );
     assert_eq!(
-        m.step(Input::Tick, 1901),
+        m.step_stored(Input::Tick, 1901),
         vec![Output::ForgetWorker("w1".into())]
     );
     assert_eq!(state_of(&m, "w1"), WorkerState::Dead);
-    m.step(Input::Tick, 3901);
+    m.step_stored(Input::Tick, 3901);
     assert_eq!(
         m.workers().count(),
         1,
         "kept for dead_worker_persistence timeouts"
     );
-    m.step(Input::Tick, 3902);
+    m.step_stored(Input::Tick, 3902);
     assert_eq!(m.workers().count(), 0);
 }
 
 #[test]
 fn a_deposed_master_is_standby_and_forgets_the_registry() {
     let mut m = MasterCore::new(settings());
-    m.step(
+    m.step_stored(
         Input::Elected {
             epoch: 1,
             stored: vec![],
@@ -293,13 +308,13 @@ fn a_deposed_master_is_standby_and_forgets_the_registry() {
         },
         0,
     );
-    m.step(msg(1, register("w1")), 0);
-    assert_eq!(m.step(Input::Deposed, 5), vec![]);
+    m.step_stored(msg(1, register("w1")), 0);
+    assert_eq!(m.step_stored(Input::Deposed, 5), vec![]);
     assert_eq!(
         (m.state(), m.epoch(), m.workers().count()),
         (RecoveryState::Standby, 0, 0)
     );
-    assert_eq!(m.step(Input::Tick, 99_999), vec![]);
+    assert_eq!(m.step_stored(Input::Tick, 99_999), vec![]);
 }
 
 fn app(max_cores: Option<u32>, memory_mb: u64) -> ToMaster {
@@ -318,7 +333,7 @@ fn app(max_cores: Option<u32>, memory_mb: u64) -> ToMaster {
 /// An ALIVE master with workers w1 (conn 1) and w2 (conn 2), 2 cores and 512 MiB each.
 fn alive_with_two_workers() -> MasterCore {
     let mut m = MasterCore::new(settings());
-    m.step(
+    m.step_stored(
         Input::Elected {
             epoch: 5,
             stored: vec![],
@@ -327,8 +342,8 @@ fn alive_with_two_workers() -> MasterCore {
         },
         0,
     );
-    m.step(msg(1, register("w1")), 0);
-    m.step(msg(2, register("w2")), 0);
+    m.step_stored(msg(1, register("w1")), 0);
+    m.step_stored(msg(2, register("w2")), 0);
     m
 }
 
@@ -357,7 +372,7 @@ fn exec_state(app_id: &str, exec_id: u32, state: ExecutorState, code: Option<i32
 #[test]
 fn an_application_is_spread_over_workers_and_finishes_when_its_executors_exit() {
     let mut m = alive_with_two_workers();
-    let out = m.step(msg(9, app(Some(3), 256)), 10);
+    let out = m.step_stored(msg(9, app(Some(3), 256)), 10);
     assert!(out.contains(&Output::Send {
         conn: 9,
         msg: FromMaster::RegisteredApplication {
@@ -372,19 +387,19 @@ fn an_application_is_spread_over_workers_and_finishes_when_its_executors_exit() 
     let a = m.apps().next().unwrap();
     assert_eq!((a.state, a.wanted), (AppState::Running, 3));
     for e in 0..3 {
-        m.step(
+        m.step_stored(
             msg(1, exec_state("app-5-0000", e, ExecutorState::Running, None)),
             20,
         );
     }
-    m.step(
+    m.step_stored(
         msg(
             1,
             exec_state("app-5-0000", 0, ExecutorState::Exited, Some(0)),
         ),
         30,
     );
-    m.step(
+    m.step_stored(
         msg(
             2,
             exec_state("app-5-0000", 1, ExecutorState::Exited, Some(0)),
@@ -392,7 +407,7 @@ fn an_application_is_spread_over_workers_and_finishes_when_its_executors_exit() 
         30,
     );
     assert_eq!(m.used("w2"), (0, 0), "accounting comes from live executors");
-    let out = m.step(
+    let out = m.step_stored(
         msg(
             1,
             exec_state("app-5-0000", 2, ExecutorState::Exited, Some(0)),
@@ -419,7 +434,7 @@ fn consolidation_fills_one_worker_first() {
         spread_out: false,
         ..settings()
     });
-    m.step(
+    m.step_stored(
         Input::Elected {
             epoch: 5,
             stored: vec![],
@@ -428,16 +443,16 @@ fn consolidation_fills_one_worker_first() {
         },
         0,
     );
-    m.step(msg(1, register("w1")), 0);
-    m.step(msg(2, register("w2")), 0);
-    let out = m.step(msg(9, app(Some(2), 256)), 10);
+    m.step_stored(msg(1, register("w1")), 0);
+    m.step_stored(msg(2, register("w2")), 0);
+    let out = m.step_stored(msg(9, app(Some(2), 256)), 10);
     assert_eq!(launches(&out), vec![(1, 0), (1, 1)]);
 }
 
 #[test]
 fn impossible_applications_are_refused_with_a_reason() {
     let mut m = alive_with_two_workers();
-    let out = m.step(msg(9, app(None, 4096)), 10);
+    let out = m.step_stored(msg(9, app(None, 4096)), 10);
     assert_eq!(
         out,
         vec![Output::Send {
@@ -462,10 +477,10 @@ fn failing_app(max: Option<u32>) -> (MasterCore, Vec<(ConnId, u32)>) {
         apps: vec![],
         drivers: vec![],
     };
-    m.step(elected, 0);
-    m.step(msg(1, register("w1")), 0);
-    m.step(msg(2, register("w2")), 0);
-    let out = m.step(msg(9, app(Some(2), 256)), 10);
+    m.step_stored(elected, 0);
+    m.step_stored(msg(1, register("w1")), 0);
+    m.step_stored(msg(2, register("w2")), 0);
+    let out = m.step_stored(msg(9, app(Some(2), 256)), 10);
     let launched = launches(&out);
     (m, launched)
 }
@@ -476,9 +491,9 @@ fn fail_at_once(m: &mut MasterCore, launched: &[(ConnId, u32)], now: u64) -> Vec
     let mut out = Vec::new();
     for (conn, e) in launched {
         let running = exec_state("app-5-0000", *e, ExecutorState::Running, None);
-        out.extend(m.step(msg(*conn, running), now));
+        out.extend(m.step_stored(msg(*conn, running), now));
         let failed = exec_state("app-5-0000", *e, ExecutorState::Failed, Some(3));
-        out.extend(m.step(msg(*conn, failed), now));
+        out.extend(m.step_stored(msg(*conn, failed), now));
     }
     out
 }
@@ -489,9 +504,9 @@ fn tick(m: &mut MasterCore, now: u64) -> Vec<Output> {
         let beat = ToMaster::Heartbeat {
             worker_id: w.into(),
         };
-        m.step(msg(conn, beat), now);
+        m.step_stored(msg(conn, beat), now);
     }
-    m.step(Input::Tick, now)
+    m.step_stored(Input::Tick, now)
 }
 
 fn removed(out: &[Output], state: &str) -> bool {
@@ -550,7 +565,7 @@ fn executors_failing_at_once_fail_the_application_after_the_retries() {
 fn a_proven_executor_resets_the_retry_count() {
     let (mut m, launched) = failing_app(Some(2));
     let steady = exec_state("app-5-0000", 0, ExecutorState::Running, None);
-    m.step(msg(1, steady), 20);
+    m.step_stored(msg(1, steady), 20);
     let mut flaky = vec![launched[1]];
     let mut now = 20;
     for _ in 0..2 {
@@ -570,7 +585,7 @@ fn a_proven_executor_resets_the_retry_count() {
     assert_eq!(m.apps().next().unwrap().retries, 0);
     // The steady executor fails after all: one failure is not yet the end.
     let failed = exec_state("app-5-0000", 0, ExecutorState::Failed, Some(1));
-    let out = m.step(msg(1, failed), 6_000);
+    let out = m.step_stored(msg(1, failed), 6_000);
     assert!(!removed(&out, "FAILED"));
     assert_eq!(m.apps().next().unwrap().retries, 1);
 }
@@ -602,7 +617,7 @@ fn unlimited_retries_relaunch_at_the_capped_backoff() {
 fn a_new_master_adopts_running_executors_and_the_returning_client() {
     let mut m = MasterCore::new(settings());
     // Standby: the worker and the client are connected and known by id.
-    m.step(msg(1, register("w1")), 0);
+    m.step_stored(msg(1, register("w1")), 0);
     let client = ToMaster::RegisterApplication {
         desc: AppDesc {
             name: "job".into(),
@@ -613,7 +628,7 @@ fn a_new_master_adopts_running_executors_and_the_returning_client() {
         },
         app_id: Some("app-5-0000".into()),
     };
-    m.step(msg(9, client.clone()), 0);
+    m.step_stored(msg(9, client.clone()), 0);
     let stored = StoredApp {
         id: "app-5-0000".into(),
         desc: AppDesc {
@@ -627,7 +642,7 @@ fn a_new_master_adopts_running_executors_and_the_returning_client() {
         completed: 0,
         next_exec: 1,
     };
-    let out = m.step(
+    let out = m.step_stored(
         Input::Elected {
             epoch: 8,
             stored: vec![spec("w1")],
@@ -648,7 +663,7 @@ fn a_new_master_adopts_running_executors_and_the_returning_client() {
         cores: 1,
         memory_mb: 256,
     }];
-    let out = m.step(
+    let out = m.step_stored(
         msg(
             1,
             ToMaster::WorkerSchedulerStateResponse {
@@ -668,7 +683,7 @@ fn a_new_master_adopts_running_executors_and_the_returning_client() {
         RecoveryState::Recovering,
         "the client has not answered yet"
     );
-    let out = m.step(
+    let out = m.step_stored(
         msg(
             9,
             ToMaster::MasterChangeAcknowledged {
@@ -681,7 +696,7 @@ fn a_new_master_adopts_running_executors_and_the_returning_client() {
     let a = m.apps().next().unwrap();
     assert_eq!((a.state, m.used("w1")), (AppState::Running, (1, 256)));
     // The executor ends under the new master: FINISHED.
-    let out = m.step(
+    let out = m.step_stored(
         msg(
             1,
             exec_state("app-5-0000", 0, ExecutorState::Exited, Some(0)),
@@ -694,8 +709,8 @@ fn a_new_master_adopts_running_executors_and_the_returning_client() {
 #[test]
 fn a_client_that_disconnects_ends_its_application_and_its_executors() {
     let mut m = alive_with_two_workers();
-    m.step(msg(9, app(Some(1), 256)), 10);
-    let out = m.step(Input::Disconnected(9), 20);
+    m.step_stored(msg(9, app(Some(1), 256)), 10);
+    let out = m.step_stored(Input::Disconnected(9), 20);
     assert!(out.contains(&Output::Send {
         conn: 1,
         msg: FromMaster::KillExecutor {
@@ -710,8 +725,8 @@ fn a_client_that_disconnects_ends_its_application_and_its_executors() {
 #[test]
 fn the_kill_action_kills_the_application_and_its_executors() {
     let mut m = alive_with_two_workers();
-    m.step(msg(9, app(Some(1), 256)), 10);
-    let out = m.step(Input::KillApp("app-5-0000".into()), 20);
+    m.step_stored(msg(9, app(Some(1), 256)), 10);
+    let out = m.step_stored(Input::KillApp("app-5-0000".into()), 20);
     assert!(out.contains(&Output::Send {
         conn: 9,
         msg: FromMaster::ApplicationRemoved {
@@ -753,7 +768,7 @@ fn driver_launches(out: &[Output]) -> Vec<ConnId> {
 #[test]
 fn drivers_run_on_workers_round_robin_and_hold_resources_until_they_end() {
     let mut m = alive_with_two_workers();
-    let out = m.step(msg(9, driver(false)), 10);
+    let out = m.step_stored(msg(9, driver(false)), 10);
     assert!(out.contains(&Output::Send {
         conn: 9,
         msg: FromMaster::SubmitDriverResponse {
@@ -763,7 +778,7 @@ fn drivers_run_on_workers_round_robin_and_hold_resources_until_they_end() {
     }));
     assert_eq!(driver_launches(&out), vec![1]);
     assert_eq!(
-        driver_launches(&m.step(msg(9, driver(false)), 11)),
+        driver_launches(&m.step_stored(msg(9, driver(false)), 11)),
         vec![2],
         "round-robin"
     );
@@ -773,7 +788,7 @@ fn drivers_run_on_workers_round_robin_and_hold_resources_until_they_end() {
         state: DriverState::Finished,
         exit_code: Some(0),
     };
-    let out = m.step(msg(1, done), 20);
+    let out = m.step_stored(msg(1, done), 20);
     assert!(out.contains(&Output::ForgetDriver("driver-5-0000".into())));
     assert_eq!(m.used("w1"), (0, 0));
 }
@@ -781,20 +796,20 @@ fn drivers_run_on_workers_round_robin_and_hold_resources_until_they_end() {
 #[test]
 fn a_supervised_driver_is_relaunched_when_it_fails_or_its_worker_is_lost() {
     let mut m = alive_with_two_workers();
-    m.step(msg(9, driver(true)), 10);
+    m.step_stored(msg(9, driver(true)), 10);
     let failed = ToMaster::DriverStateChanged {
         driver_id: "driver-5-0000".into(),
         state: DriverState::Failed,
         exit_code: Some(3),
     };
-    let out = m.step(msg(1, failed), 20);
+    let out = m.step_stored(msg(1, failed), 20);
     assert_eq!(
         driver_launches(&out),
         vec![2],
         "relaunched, on the next worker"
     );
     // Its worker goes silent: it is relaunched on the other one.
-    m.step(
+    m.step_stored(
         msg(
             1,
             ToMaster::Heartbeat {
@@ -803,12 +818,12 @@ fn a_supervised_driver_is_relaunched_when_it_fails_or_its_worker_is_lost() {
         ),
         1500,
     );
-    let out = m.step(Input::Tick, 1100 + 1000);
+    let out = m.step_stored(Input::Tick, 1100 + 1000);
     assert_eq!(driver_launches(&out), vec![1], "{out:?}");
     // An unsupervised driver on a lost worker ends in ERROR.
     let mut m = alive_with_two_workers();
-    m.step(msg(9, driver(false)), 10);
-    m.step(
+    m.step_stored(msg(9, driver(false)), 10);
+    m.step_stored(
         msg(
             2,
             ToMaster::Heartbeat {
@@ -817,7 +832,7 @@ fn a_supervised_driver_is_relaunched_when_it_fails_or_its_worker_is_lost() {
         ),
         1500,
     );
-    let out = m.step(Input::Tick, 2100);
+    let out = m.step_stored(Input::Tick, 2100);
     assert!(
         out.contains(&Output::ForgetDriver("driver-5-0000".into())),
         "{out:?}"
@@ -831,7 +846,7 @@ fn default_cores_caps_applications_without_a_maximum() {
         default_cores: Some(1),
         ..settings()
     });
-    m.step(
+    m.step_stored(
         Input::Elected {
             epoch: 5,
             stored: vec![],
@@ -840,11 +855,11 @@ fn default_cores_caps_applications_without_a_maximum() {
         },
         0,
     );
-    m.step(msg(1, register("w1")), 0);
-    m.step(msg(2, register("w2")), 0);
-    let out = m.step(msg(9, app(None, 256)), 10);
+    m.step_stored(msg(1, register("w1")), 0);
+    m.step_stored(msg(2, register("w2")), 0);
+    let out = m.step_stored(msg(9, app(None, 256)), 10);
     assert_eq!(launches(&out).len(), 1, "one core, not all four");
-    let out = m.step(msg(8, app(Some(2), 256)), 11);
+    let out = m.step_stored(msg(8, app(Some(2), 256)), 11);
     assert_eq!(launches(&out).len(), 2, "an explicit maximum wins");
 }
 
@@ -855,11 +870,11 @@ fn default_cores_caps_applications_without_a_maximum() {
 fn failures_after_a_proven_run_or_with_a_lost_worker_count_as_spark_counts_them() {
     let (mut m, _) = failing_app(Some(3));
     let running = exec_state("app-5-0000", 0, ExecutorState::Running, None);
-    m.step(msg(1, running), 10);
+    m.step_stored(msg(1, running), 10);
     fail_at_once(&mut m, &[(2, 1)], 20);
     assert_eq!(m.apps().next().unwrap().retries, 1);
     let failed = exec_state("app-5-0000", 0, ExecutorState::Failed, Some(1));
-    m.step(msg(1, failed), 6_000);
+    m.step_stored(msg(1, failed), 6_000);
     assert_eq!(
         m.apps().next().unwrap().retries,
         1,
@@ -871,9 +886,191 @@ fn failures_after_a_proven_run_or_with_a_lost_worker_count_as_spark_counts_them(
     let beat = ToMaster::Heartbeat {
         worker_id: "w1".into(),
     };
-    m.step(msg(1, beat), 7_300);
-    m.step(Input::Tick, 7_300);
+    m.step_stored(msg(1, beat), 7_300);
+    m.step_stored(Input::Tick, 7_300);
     let a = m.apps().next().unwrap();
     assert_eq!(a.executors[&3].state, ExecutorState::Lost);
     assert_eq!(a.retries, 1);
+}
+
+fn elected(m: &mut MasterCore, epoch: MasterEpoch, stored: Vec<WorkerSpec>) -> Vec<Output> {
+    m.step(
+        Input::Elected {
+            epoch,
+            stored,
+            apps: vec![],
+            drivers: vec![],
+        },
+        0,
+    )
+}
+
+/// Persist before you reply: the registration is answered once its record is stored, and
+/// what follows on that connection waits behind the answer.
+#[test]
+fn a_registration_is_answered_only_once_its_record_is_stored() {
+    let mut m = MasterCore::new(settings());
+    elected(&mut m, 5, vec![]);
+    assert_eq!(
+        m.step(msg(1, register("w1")), 10),
+        vec![Output::PersistWorker(spec("w1"))]
+    );
+    assert_eq!(m.unstored(), Some(1));
+    let out = m.step(msg(9, app(Some(1), 256)), 20);
+    assert!(
+        out.iter().all(|o| matches!(o, Output::PersistApp(_))),
+        "records only: the answer and the launch wait behind w1's record: {out:?}"
+    );
+    let out = m.step(Input::Stored { epoch: 5, seq: 1 }, 30);
+    assert_eq!(
+        out[0],
+        Output::Send {
+            conn: 1,
+            msg: registered(5, false)
+        }
+    );
+    assert_eq!(launches(&out), vec![(1, 0)], "then the launch, in order");
+    assert_eq!(
+        out.len(),
+        2,
+        "the client's answer waits for its record: {out:?}"
+    );
+    let out = m.step(Input::Stored { epoch: 5, seq: 3 }, 50);
+    let to_client: Vec<&FromMaster> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { conn: 9, msg } => Some(msg),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(
+            &to_client[..],
+            [
+                FromMaster::RegisteredApplication { .. },
+                FromMaster::ExecutorUpdated { .. }
+            ]
+        ),
+        "the answer first, then what followed it: {to_client:?}"
+    );
+    assert_eq!(m.unstored(), None);
+}
+
+/// Fencing: an acknowledgement of changes issued under an older epoch releases nothing that
+/// waits under the current one, and a deposed master sends nothing it held.
+#[test]
+fn a_stale_epochs_store_acknowledgement_is_fenced() {
+    let mut m = MasterCore::new(settings());
+    elected(&mut m, 5, vec![]);
+    m.step(msg(1, register("w1")), 10);
+    m.step(Input::Deposed, 20);
+    elected(&mut m, 9, vec![]);
+    assert_eq!(
+        m.step(msg(2, register("w2")), 30),
+        vec![Output::PersistWorker(spec("w2"))]
+    );
+    assert_eq!(m.step(Input::Stored { epoch: 5, seq: 1 }, 40), vec![]);
+    assert_eq!(
+        m.step(Input::Stored { epoch: 9, seq: 1 }, 50),
+        vec![Output::Send {
+            conn: 2,
+            msg: registered(9, false)
+        }],
+        "only w2's answer, under epoch 9; w1's died with epoch 5"
+    );
+    m.step(msg(3, register("w3")), 60);
+    m.step(Input::Deposed, 70);
+    assert_eq!(m.step(Input::Stored { epoch: 9, seq: 2 }, 80), vec![]);
+}
+
+/// Ride-through: with its ensemble connection lost but its session alive, the master stays
+/// ALIVE and decides nothing (no worker timeout, no scheduling); once reconnected it acts
+/// again; only the session's loss deposes it.
+#[test]
+fn a_lost_connection_suspends_the_alive_master_and_only_the_session_loss_deposes_it() {
+    let mut m = alive_with_two_workers();
+    assert_eq!(m.step(Input::Suspended, 100), vec![]);
+    assert_eq!((m.state(), m.suspended()), (RecoveryState::Alive, true));
+    // Silent far past the worker timeout: nobody is declared DEAD while suspended.
+    assert_eq!(m.step(Input::Tick, 5_000), vec![]);
+    assert_eq!(state_of(&m, "w1"), WorkerState::Alive);
+    let out = m.step_stored(msg(9, app(Some(1), 256)), 5_010);
+    assert!(launches(&out).is_empty(), "nothing scheduled: {out:?}");
+    assert!(m
+        .step(Input::KillApp("app-5-0000".into()), 5_020)
+        .is_empty());
+    m.step(msg(1, heartbeat("w1")), 5_030);
+    m.step(msg(2, heartbeat("w2")), 5_030);
+    let out = m.step(Input::Resumed, 5_040);
+    assert_eq!(launches(&out).len(), 1, "scheduling resumes: {out:?}");
+    assert_eq!((m.state(), m.suspended()), (RecoveryState::Alive, false));
+    m.step(Input::Suspended, 6_000);
+    assert_eq!(m.step(Input::Deposed, 6_100), vec![]);
+    assert_eq!((m.state(), m.suspended()), (RecoveryState::Standby, false));
+}
+
+/// A worker restarted on the same host and port (a new id) replaces its predecessor at once:
+/// the old one is DEAD and its record forgotten, not waited for.
+#[test]
+fn a_restarted_worker_replaces_its_predecessor_on_the_same_address() {
+    let mut m = MasterCore::new(settings());
+    let old = spec("worker-old");
+    elected(&mut m, 5, vec![old.clone()]);
+    assert_eq!(m.state(), RecoveryState::Recovering);
+    let new = WorkerSpec {
+        id: "worker-new".into(),
+        ..old
+    };
+    let out = m.step_stored(msg(1, ToMaster::RegisterWorker(new.clone())), 10);
+    assert!(out.contains(&Output::ForgetWorker("worker-old".into())));
+    assert!(out.contains(&Output::PersistWorker(new)));
+    assert_eq!(state_of(&m, "worker-old"), WorkerState::Dead);
+    assert_eq!(
+        m.state(),
+        RecoveryState::Alive,
+        "recovery ends at once: nobody left to wait for"
+    );
+}
+
+/// A driver killed with `kill -9` while this master was STANDBY: its connection here closed,
+/// so once elected the master finishes the application at once (forgetting its record)
+/// instead of waiting the recovery timeout for an answer that cannot come.
+#[test]
+fn an_application_whose_driver_is_gone_is_not_waited_for_by_the_next_master() {
+    let mut m = MasterCore::new(settings());
+    let desc = AppDesc {
+        name: "job".into(),
+        command: vec!["run".into()],
+        max_cores: Some(1),
+        executor_cores: 1,
+        executor_memory_mb: 256,
+    };
+    let again = ToMaster::RegisterApplication {
+        desc: desc.clone(),
+        app_id: Some("app-5-0000".into()),
+    };
+    assert_eq!(m.step(msg(9, again), 0), in_standby(9));
+    m.step(Input::Disconnected(9), 10);
+    let stored = StoredApp {
+        id: "app-5-0000".into(),
+        desc,
+        wanted: 1,
+        completed: 0,
+        next_exec: 1,
+    };
+    let out = m.step(
+        Input::Elected {
+            epoch: 9,
+            stored: vec![],
+            apps: vec![stored],
+            drivers: vec![],
+        },
+        20,
+    );
+    assert!(
+        out.contains(&Output::ForgetApp("app-5-0000".into())),
+        "{out:?}"
+    );
+    assert_eq!(m.apps().next().map(|a| a.state), Some(AppState::Finished));
+    assert_eq!(m.state(), RecoveryState::Alive, "nothing left to wait for");
 }

@@ -65,7 +65,7 @@ impl MasterCore {
         }
         let id = format!("driver-{:x}-{:04}", self.epoch, self.next_driver);
         self.next_driver += 1;
-        self.out.push(Output::PersistDriver(StoredDriver {
+        self.store(Output::PersistDriver(StoredDriver {
             id: id.clone(),
             desc: desc.clone(),
         }));
@@ -82,7 +82,7 @@ impl MasterCore {
             driver_id: Some(id.clone()),
             message: format!("Driver successfully submitted as {id}"),
         };
-        self.send(conn, reply);
+        self.send_stored(conn, reply);
         self.schedule();
     }
 
@@ -119,7 +119,7 @@ impl MasterCore {
             d.state = DriverState::Submitted;
         } else {
             d.state = state;
-            self.out.push(Output::ForgetDriver(id.to_string()));
+            self.store(Output::ForgetDriver(id.to_string()));
         }
         self.schedule();
     }
@@ -131,7 +131,7 @@ impl MasterCore {
         };
         d.state = DriverState::Killed;
         let worker = d.worker.take();
-        self.out.push(Output::ForgetDriver(id.to_string()));
+        self.store(Output::ForgetDriver(id.to_string()));
         if let Some(conn) = worker.and_then(|w| self.conn_of(&Peer::Worker(w))) {
             let msg = FromMaster::KillDriver {
                 driver_id: id.to_string(),
@@ -166,7 +166,7 @@ impl MasterCore {
             }
         }
         for id in forget {
-            self.out.push(Output::ForgetDriver(id));
+            self.store(Output::ForgetDriver(id));
         }
     }
 

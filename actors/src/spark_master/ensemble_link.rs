@@ -7,8 +7,13 @@
 //! - `master_status/worker_<id>`: one persistent znode per registered worker.
 //!
 //! The elected master's epoch is the zxid that created its latch znode, so a later leader always
-//! has a larger epoch. A master whose session expires is deposed and contends again with a new
-//! session; a master started before the ensemble keeps trying until it is up.
+//! has a larger epoch. Errors are handled as Curator's session-based policy does: a lost
+//! connection (the client moves the session to another server) suspends the master, and the
+//! calls in flight are retried once the session is back, since every call here is idempotent;
+//! only the session's expiry deposes it, and it contends again with a new session. Record
+//! changes carry the epoch they were issued under and are applied only while this link leads at
+//! that epoch (the session that holds the latch writes them), so a stale master's changes never
+//! land. A master started before the ensemble keeps trying until it is up.
 
 use super::apps::StoredApp;
 use super::drivers::StoredDriver;
@@ -16,6 +21,7 @@ use crate::zk_client::{ClientError, ZkClient};
 use ensemble_messages::jute::WatcherEvent;
 use ensemble_messages::spark::{MasterEpoch, WorkerSpec};
 use ensemble_messages::zk::{err, event, state};
+use std::future::Future;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -48,6 +54,59 @@ pub enum LinkEvent {
     },
     /// The session was lost: no longer the leader.
     Deposed,
+    /// The connection to the ensemble was lost; the session may live on another server.
+    Suspended,
+    /// Connected again with the same session.
+    Resumed,
+    /// Record changes `1..=seq` issued under `epoch` are stored.
+    Stored {
+        /// The epoch they were issued under.
+        epoch: MasterEpoch,
+        /// The number of the last one stored.
+        seq: u64,
+    },
+}
+
+/// A record change, stamped with the epoch of the master that issued it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stamped {
+    /// The issuing master's epoch.
+    pub epoch: MasterEpoch,
+    /// The change.
+    pub op: StoreOp,
+}
+
+/// Counts the record changes a link applies under the epoch it leads at, and fences off
+/// changes issued under any other epoch.
+#[derive(Debug, Default)]
+pub struct Fence {
+    leading: Option<MasterEpoch>,
+    applied: u64,
+}
+
+impl Fence {
+    /// Leading from now on at `epoch`, nothing applied yet.
+    pub fn lead(&mut self, epoch: MasterEpoch) {
+        *self = Fence {
+            leading: Some(epoch),
+            applied: 0,
+        };
+    }
+
+    /// Whether a change issued under `epoch` may be applied.
+    pub fn admits(&self, epoch: MasterEpoch) -> bool {
+        self.leading == Some(epoch)
+    }
+
+    /// One admitted change was applied: the event that says so.
+    pub fn applied(&mut self) -> Option<LinkEvent> {
+        let epoch = self.leading?;
+        self.applied += 1;
+        Some(LinkEvent::Stored {
+            epoch,
+            seq: self.applied,
+        })
+    }
 }
 
 /// A change to the persisted records, applied in order while this master leads.
@@ -155,12 +214,12 @@ pub fn decode_record<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, 
 /// Runs the link until `ops` closes, reporting through `report`.
 pub async fn run(
     settings: EnsembleSettings,
-    mut ops: mpsc::UnboundedReceiver<StoreOp>,
+    mut ops: mpsc::UnboundedReceiver<Stamped>,
     report: impl Fn(LinkEvent),
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let (tx, mut events) = mpsc::unbounded_channel();
+        let (tx, events) = mpsc::unbounded_channel();
         let client =
             match ZkClient::connect_with_events(&settings.servers, settings.session_timeout, tx)
                 .await
@@ -174,7 +233,15 @@ pub async fn run(
                 }
             };
         backoff = Duration::from_millis(100);
-        let outcome = contend(&settings, &client, &mut events, &mut ops, &report).await;
+        let mut session = Session {
+            client: &client,
+            events,
+            report: &report,
+            fence: Fence::default(),
+            connected: true,
+            suspended: false,
+        };
+        let outcome = session.contend(&settings, &mut ops).await;
         let _ = client.close().await;
         match outcome {
             Ended::OpsClosed => return,
@@ -190,90 +257,247 @@ enum Ended {
     SessionLost(String),
 }
 
-async fn contend(
-    settings: &EnsembleSettings,
-    client: &ZkClient,
-    events: &mut mpsc::UnboundedReceiver<WatcherEvent>,
-    ops: &mut mpsc::UnboundedReceiver<StoreOp>,
-    report: &impl Fn(LinkEvent),
-) -> Ended {
-    let latch_dir = format!("{}/leader_election", settings.dir);
-    let status_dir = format!("{}/master_status", settings.dir);
-    let setup = async {
-        ensure_path(client, &latch_dir).await?;
-        ensure_path(client, &status_dir).await?;
-        let prefix = format!("{latch_dir}/latch-");
-        let own = client
-            .create(&prefix, settings.identity.as_bytes(), 3)
-            .await?;
-        let stat = client
-            .exists(&own)
-            .await?
-            .ok_or(ClientError::Server(err::NO_NODE))?;
-        Ok::<_, ClientError>((own, stat.czxid))
-    };
-    let (own, epoch) = match setup.await {
-        Ok(v) => v,
-        Err(e) => return Ended::SessionLost(e.to_string()),
-    };
-    let own_name = own.rsplit('/').next().unwrap_or_default().to_string();
-    let mut leading = false;
-    loop {
-        if !leading {
-            match predecessor(client, &latch_dir, &own_name).await {
-                Err(e) => return Ended::SessionLost(e.to_string()),
-                Ok(None) => {
-                    let reading = std::time::Instant::now();
-                    let records = match read_records(client, &status_dir).await {
-                        Ok(s) => s,
-                        Err(e) => return Ended::SessionLost(e.to_string()),
-                    };
-                    tracing::info!(
-                        epoch = format!("0x{epoch:x}"),
-                        "elected leader; read {} in {} ms",
-                        records.summary(),
-                        reading.elapsed().as_millis()
-                    );
-                    leading = true;
-                    report(records.elected(epoch));
+/// Whether a call failed only because the connection did (its outcome is unknown): ZooKeeper's
+/// ConnectionLoss, from the client or from a server that lost its quorum.
+fn transient(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::ConnectionLoss(_) | ClientError::Server(err::CONNECTION_LOSS)
+    )
+}
+
+/// How long to wait for a state event before retrying a call that failed transiently while
+/// the connection seems up (a server that lost its quorum answers ConnectionLoss and may keep
+/// the connection).
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// One session of the link, from its connection to its end.
+struct Session<'a, R: Fn(LinkEvent)> {
+    client: &'a ZkClient,
+    events: mpsc::UnboundedReceiver<WatcherEvent>,
+    report: &'a R,
+    fence: Fence,
+    /// Whether the client is connected to a server.
+    connected: bool,
+    /// Whether the master was told to stop acting.
+    suspended: bool,
+}
+
+impl<R: Fn(LinkEvent)> Session<'_, R> {
+    fn leading(&self) -> bool {
+        self.fence.leading.is_some()
+    }
+
+    /// Handles a session state event; Err once the session is gone.
+    fn on_state(&mut self, e: &WatcherEvent) -> Result<(), Ended> {
+        match e.state {
+            state::EXPIRED => return Err(self.lost("session expired")),
+            state::DISCONNECTED => {
+                self.connected = false;
+                self.suspend("lost the ensemble connection");
+            }
+            state::SYNC_CONNECTED => {
+                self.connected = true;
+                self.resume();
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The ensemble cannot be used for now, the session may live: the master stops acting.
+    fn suspend(&mut self, why: &str) {
+        if !self.suspended {
+            self.suspended = true;
+            tracing::warn!("{why}; riding through on the session");
+            if self.leading() {
+                (self.report)(LinkEvent::Suspended);
+            }
+        }
+    }
+
+    /// The ensemble answers again within the same session: the master acts again.
+    fn resume(&mut self) {
+        if self.suspended {
+            self.suspended = false;
+            tracing::info!("the ensemble answers again within the same session");
+            if self.leading() {
+                (self.report)(LinkEvent::Resumed);
+            }
+        }
+    }
+
+    fn lost(&self, why: &str) -> Ended {
+        if self.leading() {
+            (self.report)(LinkEvent::Deposed);
+        }
+        Ended::SessionLost(why.to_string())
+    }
+
+    /// Waits until a call that failed transiently may be retried: the client is connected
+    /// again, or, while it seems connected (a server that lost its quorum answers ConnectionLoss
+    /// and may keep the connection), a short pause passed. Watch events seen meanwhile are
+    /// dropped (the election looks at the latches again after every retry). Err once the
+    /// session is gone.
+    async fn pause(&mut self) -> Result<(), Ended> {
+        let until = tokio::time::Instant::now() + RETRY_PAUSE;
+        loop {
+            let ev = if self.connected {
+                match tokio::time::timeout_at(until, self.events.recv()).await {
+                    Err(_) => return Ok(()),
+                    Ok(ev) => ev,
                 }
-                Ok(Some(pred)) => match client.exists_watch(&pred, true).await {
-                    Err(e) => return Ended::SessionLost(e.to_string()),
-                    // Gone between the listing and the watch: look again.
-                    Ok(None) => continue,
-                    Ok(Some(_)) => {}
+            } else {
+                self.events.recv().await
+            };
+            let Some(ev) = ev else {
+                return Err(self.lost("client stopped"));
+            };
+            if ev.event_type == event::NONE {
+                self.on_state(&ev)?;
+                if ev.state == state::SYNC_CONNECTED {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Runs an idempotent call until it succeeds or fails for a reason other than a lost
+    /// connection. Err once the session is gone.
+    async fn retry<T, F, Fut>(&mut self, call: F) -> Result<T, Ended>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<T, ClientError>>,
+    {
+        loop {
+            match call().await {
+                Ok(v) => {
+                    if self.connected {
+                        self.resume();
+                    }
+                    return Ok(v);
+                }
+                Err(e) if transient(&e) => {
+                    self.suspend(&format!("an ensemble call failed ({e})"));
+                    self.pause().await?;
+                }
+                Err(e) => return Err(self.lost(&e.to_string())),
+            }
+        }
+    }
+
+    async fn contend(
+        &mut self,
+        settings: &EnsembleSettings,
+        ops: &mut mpsc::UnboundedReceiver<Stamped>,
+    ) -> Ended {
+        let client = self.client;
+        let latch_dir = format!("{}/leader_election", settings.dir);
+        let status_dir = format!("{}/master_status", settings.dir);
+        // Not retried: a latch created twice would make this master its own predecessor.
+        let setup = async {
+            ensure_path(client, &latch_dir).await?;
+            ensure_path(client, &status_dir).await?;
+            let prefix = format!("{latch_dir}/latch-");
+            let own = client
+                .create(&prefix, settings.identity.as_bytes(), 3)
+                .await?;
+            let stat = client
+                .exists(&own)
+                .await?
+                .ok_or(ClientError::Server(err::NO_NODE))?;
+            Ok::<_, ClientError>((own, stat.czxid))
+        };
+        let (own, epoch) = match setup.await {
+            Ok(v) => v,
+            Err(e) => return Ended::SessionLost(e.to_string()),
+        };
+        let own_name = own.rsplit('/').next().unwrap_or_default().to_string();
+        loop {
+            if !self.leading() {
+                if let Err(ended) = self.elect(&latch_dir, &own_name, &status_dir, epoch).await {
+                    return ended;
+                }
+            }
+            tokio::select! {
+                ev = self.events.recv() => match ev {
+                    None => return self.lost("client stopped"),
+                    Some(e) if e.event_type == event::NONE => {
+                        if let Err(ended) = self.on_state(&e) {
+                            return ended;
+                        }
+                    }
+                    // A predecessor went away (or changed): look again.
+                    Some(_) => {}
+                },
+                op = ops.recv() => match op {
+                    None => return Ended::OpsClosed,
+                    Some(s) if self.fence.admits(s.epoch) => {
+                        if let Err(ended) = self.apply(&status_dir, s.op).await {
+                            return ended;
+                        }
+                    }
+                    Some(s) => tracing::debug!(
+                        epoch = s.epoch, op = ?s.op, "record change of another epoch dropped"
+                    ),
                 },
             }
         }
-        tokio::select! {
-            ev = events.recv() => match ev {
-                None => return lost(leading, report, "client stopped"),
-                Some(e) if e.event_type == event::NONE && e.state == state::EXPIRED => {
-                    return lost(leading, report, "session expired");
-                }
-                // A predecessor went away (or changed): look again.
-                Some(e) if e.event_type != event::NONE => {}
-                Some(_) => continue,
-            },
-            op = ops.recv() => match op {
-                None => return Ended::OpsClosed,
-                Some(op) if leading => {
-                    if let Err(e) = apply(client, &status_dir, op).await {
-                        return lost(leading, report, &e.to_string());
-                    }
-                    continue;
-                }
-                Some(op) => tracing::debug!(?op, "not leading: record change dropped"),
-            },
+    }
+
+    /// Applies an admitted record change, retrying through connection losses, and reports it
+    /// stored.
+    async fn apply(&mut self, status_dir: &str, op: StoreOp) -> Result<(), Ended> {
+        let client = self.client;
+        let (name, data) = record_change(op);
+        let path = format!("{status_dir}/{name}");
+        match &data {
+            Some(data) => self.retry(|| put(client, &path, data)).await?,
+            None => self.retry(|| forget(client, &path)).await?,
+        }
+        if let Some(stored) = self.fence.applied() {
+            (self.report)(stored);
+        }
+        Ok(())
+    }
+
+    /// Leads if this latch is the lowest (reading the records and reporting them), else
+    /// watches its predecessor.
+    async fn elect(
+        &mut self,
+        latch_dir: &str,
+        own_name: &str,
+        status_dir: &str,
+        epoch: MasterEpoch,
+    ) -> Result<(), Ended> {
+        let client = self.client;
+        loop {
+            let pred = self
+                .retry(|| predecessor(client, latch_dir, own_name))
+                .await?;
+            let Some(pred) = pred else {
+                let reading = std::time::Instant::now();
+                let records = self.retry(|| read_records(client, status_dir)).await?;
+                tracing::info!(
+                    epoch = format!("0x{epoch:x}"),
+                    "elected leader; read {} in {} ms",
+                    records.summary(),
+                    reading.elapsed().as_millis()
+                );
+                self.fence.lead(epoch);
+                (self.report)(records.elected(epoch));
+                return Ok(());
+            };
+            // Gone between the listing and the watch: look again.
+            if self
+                .retry(|| client.exists_watch(&pred, true))
+                .await?
+                .is_some()
+            {
+                return Ok(());
+            }
         }
     }
-}
-
-fn lost(leading: bool, report: &impl Fn(LinkEvent), why: &str) -> Ended {
-    if leading {
-        report(LinkEvent::Deposed);
-    }
-    Ended::SessionLost(why.to_string())
 }
 
 /// Creates `path` and its missing ancestors as persistent znodes.
@@ -344,15 +568,6 @@ async fn forget(client: &ZkClient, path: &str) -> Result<(), ClientError> {
     }
 }
 
-async fn apply(client: &ZkClient, status_dir: &str, op: StoreOp) -> Result<(), ClientError> {
-    let (name, data) = record_change(op);
-    let path = format!("{status_dir}/{name}");
-    match data {
-        Some(data) => put(client, &path, &data).await,
-        None => forget(client, &path).await,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,6 +589,34 @@ mod tests {
         assert_eq!(decode(&[]), Err("empty record".into()));
         assert_eq!(decode(&[9, 1]), Err("unknown record version 9".into()));
         assert!(decode(&[1, b'{']).unwrap_err().starts_with("bad record"));
+    }
+
+    /// A link applies only the changes of the epoch it leads at, and numbers them from 1 anew
+    /// at each election; before it leads it applies none.
+    #[test]
+    fn the_fence_admits_only_the_leading_epoch_and_counts_from_each_election() {
+        let mut fence = Fence::default();
+        assert!(!fence.admits(0));
+        assert_eq!(fence.applied(), None);
+        fence.lead(7);
+        assert!(fence.admits(7) && !fence.admits(6) && !fence.admits(8));
+        assert_eq!(
+            fence.applied(),
+            Some(LinkEvent::Stored { epoch: 7, seq: 1 })
+        );
+        assert_eq!(
+            fence.applied(),
+            Some(LinkEvent::Stored { epoch: 7, seq: 2 })
+        );
+        fence.lead(9);
+        assert!(!fence.admits(7));
+        assert_eq!(
+            fence.applied(),
+            Some(LinkEvent::Stored { epoch: 9, seq: 1 })
+        );
+        assert!(transient(&ClientError::Server(err::CONNECTION_LOSS)));
+        assert!(transient(&ClientError::ConnectionLoss("reset".into())));
+        assert!(!transient(&ClientError::Server(err::SESSION_EXPIRED)));
     }
 
     /// Seeded mutation fuzzing of the record reader: stored records come from the ensemble and

@@ -4,7 +4,7 @@
 //! off messages from the master's previous run. Files are written to a temporary name, synced
 //! and renamed, on a blocking thread, never on the actor's.
 
-use super::ensemble_link::{record_change, LinkEvent, Records, StoreOp};
+use super::ensemble_link::{record_change, Fence, LinkEvent, Records, Stamped, StoreOp};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 /// `ops` closes. An unusable directory is reported and ends the link (the master stays STANDBY).
 pub async fn run(
     dir: PathBuf,
-    mut ops: mpsc::UnboundedReceiver<StoreOp>,
+    mut ops: mpsc::UnboundedReceiver<Stamped>,
     report: impl Fn(LinkEvent),
 ) {
     let read_dir = dir.clone();
@@ -31,11 +31,24 @@ pub async fn run(
     };
     tracing::info!(dir = %dir.display(), "read {}; epoch {epoch}", records.summary());
     report(records.elected(epoch));
-    while let Some(op) = ops.recv().await {
+    let mut fence = Fence::default();
+    fence.lead(epoch);
+    while let Some(Stamped { epoch: issued, op }) = ops.recv().await {
+        if !fence.admits(issued) {
+            continue;
+        }
         let dir = dir.clone();
         let done = tokio::task::spawn_blocking(move || apply(&dir, op)).await;
-        if let Ok(Err(e)) | Err(e) = done.map_err(std::io::Error::other) {
-            tracing::error!("cannot write a record in the recovery directory: {e}");
+        match done.map_err(std::io::Error::other) {
+            Ok(Ok(())) => {
+                if let Some(stored) = fence.applied() {
+                    report(stored);
+                }
+            }
+            // Not reported stored: the replies waiting for it wait for the next success.
+            Ok(Err(e)) | Err(e) => {
+                tracing::error!("cannot write a record in the recovery directory: {e}")
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod core;
 pub mod drivers;
 pub mod ensemble_link;
 pub mod file_link;
+mod held;
 pub mod web;
 
 pub use self::actor::{

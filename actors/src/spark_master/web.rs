@@ -119,8 +119,10 @@ pub fn to_json(v: &MasterView) -> Value {
         "activedrivers": v.drivers.iter().filter(|d| !d.state.is_finished()).map(driver_json).collect::<Vec<_>>(),
         "completeddrivers": v.drivers.iter().filter(|d| d.state.is_finished()).map(driver_json).collect::<Vec<_>>(),
         "status": v.status.name(),
-        // An ensemble addition: the leadership epoch workers fence by (0 in STANDBY).
+        // Ensemble additions: the leadership epoch workers fence by (0 in STANDBY), and
+        // whether the master rides through a lost ensemble connection without acting.
         "epoch": v.epoch,
+        "suspended": v.suspended,
     })
 }
 
@@ -310,6 +312,7 @@ mod tests {
             url: "spark://m:7077".into(),
             status: RecoveryState::Alive,
             epoch: 3,
+            suspended: false,
             workers: vec![
                 worker("w1", WorkerState::Alive),
                 worker("w<2>", WorkerState::Dead),
@@ -337,6 +340,7 @@ mod tests {
         let j = to_json(&view());
         assert_eq!(j["status"], "ALIVE");
         assert_eq!(j["epoch"], 3);
+        assert_eq!(j["suspended"], false);
         assert_eq!(j["aliveworkers"], 1);
         assert_eq!(
             (j["cores"].clone(), j["memory"].clone()),

@@ -8,7 +8,7 @@ use actix::prelude::*;
 use ensemble_messages::codec::PeerCodec;
 use ensemble_messages::spark::{FromMaster, StderrTail, ToMaster};
 use futures::{SinkExt, StreamExt};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -19,6 +19,9 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 const TICK: Duration = Duration::from_millis(100);
 /// Pause before redialing a master.
 const REDIAL: Duration = Duration::from_millis(300);
+
+/// How often a worker with no master connection says so.
+const UNREACHABLE_NOTICE: Duration = Duration::from_secs(3);
 
 /// The worker actor.
 pub struct WorkerActor {
@@ -36,6 +39,12 @@ pub struct WorkerActor {
     me: Option<Addr<WorkerActor>>,
     /// Misconfigurations seen: masters that both accepted this worker.
     conflicts: Vec<String>,
+    /// Whether any master sent a master's message.
+    heard: bool,
+    /// Where to say that the worker cannot go on (its host stops it); None once said.
+    fatal: Option<mpsc::UnboundedSender<String>>,
+    /// Masters whose connections ended before they sent one, and why.
+    mute: BTreeMap<MasterIndex, String>,
 }
 
 /// A process the worker runs for a master.
@@ -97,7 +106,14 @@ impl Handler<TaskEnded> for WorkerActor {
 
 impl WorkerActor {
     /// A worker of `masters` (`host:port` each) that runs executors under `work_dir`.
-    pub fn new(settings: WorkerSettings, masters: Vec<String>, work_dir: PathBuf) -> Self {
+    /// A worker of `masters` (`host:port`), running its processes under `work_dir`; why it
+    /// cannot go on (refused, or no address is a master) goes to `fatal`.
+    pub fn new(
+        settings: WorkerSettings,
+        masters: Vec<String>,
+        work_dir: PathBuf,
+        fatal: mpsc::UnboundedSender<String>,
+    ) -> Self {
         WorkerActor {
             core: WorkerCore::new(settings),
             masters,
@@ -108,6 +124,17 @@ impl WorkerActor {
             kills: HashMap::new(),
             me: None,
             conflicts: Vec::new(),
+            heard: false,
+            fatal: Some(fatal),
+            mute: BTreeMap::new(),
+        }
+    }
+
+    /// The worker cannot go on: says why once, and leaves stopping to its host.
+    fn give_up(&mut self, why: String) {
+        if let Some(fatal) = self.fatal.take() {
+            tracing::error!("{why}; stopping");
+            let _ = fatal.send(why);
         }
     }
 
@@ -199,10 +226,7 @@ impl WorkerActor {
                         let _ = link.send(msg);
                     }
                 }
-                Output::Refused(why) => {
-                    tracing::error!("registration refused: {why}; stopping");
-                    System::current().stop_with_code(1);
-                }
+                Output::Refused(why) => self.give_up(format!("registration refused: {why}")),
                 Output::Fenced { epoch } => {
                     tracing::warn!("ignored a message from a deposed master (epoch 0x{epoch:x})")
                 }
@@ -271,6 +295,14 @@ impl Actor for WorkerActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.me = Some(ctx.address());
         ctx.run_interval(TICK, |a, _| a.step(Input::Tick));
+        ctx.run_interval(UNREACHABLE_NOTICE, |a, _| {
+            if a.links.is_empty() {
+                tracing::warn!(
+                    "cannot reach any master at spark://{}; still trying",
+                    a.masters.join(",")
+                );
+            }
+        });
         // The dialers outlive supervisor restarts (they report to the same address).
         if self.dialing {
             return;
@@ -283,7 +315,9 @@ impl Actor for WorkerActor {
                 loop {
                     if let Ok(stream) = TcpStream::connect(&addr).await {
                         let _ = stream.set_nodelay(true);
-                        serve(stream, index, &me).await;
+                        if let Some(why) = serve(stream, index, &me).await {
+                            me.do_send(MasterLink::Mute(index, why));
+                        }
                     }
                     if !me.connected() {
                         return;
@@ -327,8 +361,9 @@ impl Handler<KillAll> for WorkerActor {
     }
 }
 
-/// Runs one master connection until it ends.
-async fn serve(stream: TcpStream, index: MasterIndex, me: &Addr<WorkerActor>) {
+/// Runs one master connection until it ends; why the peer is not a master, when the
+/// connection ended before it sent a master's message.
+async fn serve(stream: TcpStream, index: MasterIndex, me: &Addr<WorkerActor>) -> Option<String> {
     let (read, write) = stream.into_split();
     let (sink, mut outgoing) = mpsc::unbounded_channel::<ToMaster>();
     me.do_send(MasterLink::Up(index, sink));
@@ -341,11 +376,20 @@ async fn serve(stream: TcpStream, index: MasterIndex, me: &Addr<WorkerActor>) {
         }
     });
     let mut frames = FramedRead::new(read, PeerCodec::<FromMaster, ToMaster>::default());
-    while let Some(Ok(msg)) = frames.next().await {
-        me.do_send(MasterLink::Message(index, msg));
-    }
+    let mut answered = false;
+    let ended = loop {
+        match frames.next().await {
+            Some(Ok(msg)) => {
+                answered = true;
+                me.do_send(MasterLink::Message(index, msg));
+            }
+            Some(Err(e)) => break format!("it sent something else: {e}"),
+            None => break "it closed the connection without answering".to_string(),
+        }
+    };
     me.do_send(MasterLink::Down(index));
     writer.abort();
+    (!answered).then_some(ended)
 }
 
 /// A change on a master connection.
@@ -355,6 +399,8 @@ enum MasterLink {
     Up(MasterIndex, mpsc::UnboundedSender<ToMaster>),
     Message(MasterIndex, FromMaster),
     Down(MasterIndex),
+    /// The connection ended before the peer sent a master's message: why.
+    Mute(MasterIndex, String),
 }
 
 impl Handler<MasterLink> for WorkerActor {
@@ -366,7 +412,20 @@ impl Handler<MasterLink> for WorkerActor {
                 self.links.insert(index, sink);
                 self.step(Input::Connected(index));
             }
-            MasterLink::Message(master, msg) => self.step(Input::Message { master, msg }),
+            MasterLink::Message(master, msg) => {
+                self.heard = true;
+                self.step(Input::Message { master, msg })
+            }
+            MasterLink::Mute(index, why) => {
+                self.mute.insert(index, why);
+                if !self.heard && self.mute.len() == self.masters.len() {
+                    let why = self.mute.get(&index).cloned().unwrap_or_default();
+                    let url = self.masters.join(",");
+                    self.give_up(format!(
+                        "nothing at spark://{url} answers as a Spark master ({why})"
+                    ));
+                }
+            }
             MasterLink::Down(index) => {
                 self.links.remove(&index);
                 self.step(Input::Disconnected(index));

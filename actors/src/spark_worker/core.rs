@@ -407,7 +407,15 @@ impl WorkerCore {
                     self.out.push(Output::KillDriver { driver_id });
                 }
             }
-            // Answers meant for clients, and standby replies: nothing to do.
+            FromMaster::MasterInStandby { .. } if self.active == Some(master) => {
+                // The master it follows stepped down without a successor knowing this worker
+                // (its registration was never stored): look for the ALIVE one at once.
+                self.active = None;
+                self.attempts = 0;
+                self.next_attempt = now;
+                self.tick(now);
+            }
+            // Answers meant for clients, and other standby replies: nothing to do.
             FromMaster::MasterInStandby { .. }
             | FromMaster::SubmitDriverResponse { .. }
             | FromMaster::RegisteredApplication { .. }
@@ -902,5 +910,45 @@ mod tests {
             }]
         );
         assert_eq!(w.active(), Some(0), "it stays with the first");
+    }
+
+    /// The master it follows answers a heartbeat with MasterInStandby (it stepped down before
+    /// storing this worker's record): the worker registers with every master again at once.
+    #[test]
+    fn a_standby_answer_from_its_master_sends_it_looking_for_the_alive_one() {
+        let mut w = core();
+        w.step(Input::Connected(0), 0);
+        w.step(Input::Connected(1), 0);
+        let ok = Input::Message {
+            master: 0,
+            msg: registered(4),
+        };
+        w.step(ok, 10);
+        let standby = |master| Input::Message {
+            master,
+            msg: FromMaster::MasterInStandby {
+                master_url: "spark://m:0".into(),
+            },
+        };
+        assert_eq!(
+            w.step(standby(1), 20),
+            vec![],
+            "another master's: no matter"
+        );
+        assert_eq!(w.active(), Some(0));
+        assert_eq!(
+            w.step(standby(0), 300),
+            vec![
+                Output::Send {
+                    master: 0,
+                    msg: register()
+                },
+                Output::Send {
+                    master: 1,
+                    msg: register()
+                }
+            ]
+        );
+        assert_eq!(w.active(), None);
     }
 }

@@ -526,7 +526,7 @@ async fn run(
             Ended::Closed => return,
             Ended::Lost(why) => {
                 tracing::debug!(session = session.id, "connection lost: {why}");
-                let _ = events.send(state_event(0));
+                let _ = events.send(state_event(state::DISCONNECTED));
                 match reconnect(&mut session).await {
                     Some(s) => {
                         stream = s;

@@ -166,7 +166,15 @@ pub fn run_worker(args: WorkerArgs) -> Result<i32, Box<dyn std::error::Error>> {
     };
     System::new().block_on(async move {
         let work_dir = args.work_dir.clone();
-        let worker = Supervisor::start(move |_| WorkerActor::new(settings, masters, work_dir));
+        let (fatal, mut gave_up) = tokio::sync::mpsc::unbounded_channel();
+        let worker = Supervisor::start(move |_| {
+            WorkerActor::new(
+                settings.clone(),
+                masters.clone(),
+                work_dir.clone(),
+                fatal.clone(),
+            )
+        });
         let ui =
             spark_worker::web::serve(worker.clone(), &args.host, args.webui_port).map_err(|e| {
                 format!(
@@ -175,15 +183,17 @@ pub fn run_worker(args: WorkerArgs) -> Result<i32, Box<dyn std::error::Error>> {
                 )
             })?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = ui => r?,
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
+        let code = tokio::select! {
+            r = ui => r.map(|_| 0)?,
+            _ = tokio::signal::ctrl_c() => 0,
+            _ = term.recv() => 0,
+            // The actor logged why.
+            Some(_) = gave_up.recv() => 1,
+        };
         // A clean stop takes its executors and drivers along (a killed worker's die by their
         // parent-death signal).
         let _ = worker.send(KillAll).await;
-        Ok::<_, Box<dyn std::error::Error>>(0)
+        Ok::<_, Box<dyn std::error::Error>>(code)
     })
 }
 

@@ -114,9 +114,32 @@ fn describe(args: &SubmitArgs) -> Result<Submission, String> {
 struct Links {
     links: HashMap<usize, mpsc::UnboundedSender<ToMaster>>,
     asked: std::collections::HashSet<usize>,
+    /// Whether any master sent a master's message.
+    heard: bool,
+    /// Masters whose connections ended before they sent one, and why.
+    mute: HashMap<usize, String>,
 }
 
 impl Links {
+    /// The connection to `index` ended before it answered as a master: an error once every
+    /// one of `total` masters did so and none ever answered (the address is not a master).
+    fn not_a_master(
+        &mut self,
+        index: usize,
+        why: String,
+        total: usize,
+        url: &str,
+    ) -> Result<(), String> {
+        self.mute.insert(index, why);
+        if self.heard || self.mute.len() < total {
+            return Ok(());
+        }
+        let why = self.mute.get(&index).cloned().unwrap_or_default();
+        Err(format!(
+            "nothing at {url} answers as a Spark master ({why})"
+        ))
+    }
+
     fn is_empty(&self) -> bool {
         self.links.is_empty()
     }
@@ -157,6 +180,8 @@ impl Links {
 
 enum Event {
     Up(usize, mpsc::UnboundedSender<ToMaster>),
+    /// The connection ended before the peer sent a master's message: why.
+    Mute(usize, String),
     Message(usize, FromMaster),
     Down(usize),
 }
@@ -170,11 +195,23 @@ pub fn run(args: SubmitArgs) -> Result<i32, Box<dyn std::error::Error>> {
         .build()?;
     rt.block_on(async move {
         let events = dial_all(&masters);
+        let target = Target {
+            url: args.master,
+            masters: masters.len(),
+        };
         match submission {
-            Submission::App(desc) => follow(desc, events, args.master).await,
-            Submission::Driver(desc) => submit_driver(desc, events, args.master).await,
+            Submission::App(desc) => follow(desc, events, target).await,
+            Submission::Driver(desc) => submit_driver(desc, events, target).await,
         }
     })
+}
+
+/// The masters a submission goes to.
+struct Target {
+    /// `spark://host1:port1,...`, for messages.
+    url: String,
+    /// How many addresses it lists.
+    masters: usize,
 }
 
 /// Dials every master, and redials each whose connection ends.
@@ -186,7 +223,9 @@ fn dial_all(masters: &[String]) -> mpsc::UnboundedReceiver<Event> {
         tokio::spawn(async move {
             while !tx.is_closed() {
                 if let Ok(stream) = TcpStream::connect(&addr).await {
-                    dial(stream, index, &tx).await;
+                    if let Some(why) = dial(stream, index, &tx).await {
+                        let _ = tx.send(Event::Mute(index, why));
+                    }
                 }
                 tokio::time::sleep(REDIAL).await;
             }
@@ -199,8 +238,9 @@ fn dial_all(masters: &[String]) -> mpsc::UnboundedReceiver<Event> {
 async fn submit_driver(
     desc: DriverDesc,
     mut events: mpsc::UnboundedReceiver<Event>,
-    url: String,
+    target: Target,
 ) -> Result<i32, Box<dyn std::error::Error>> {
+    let url = target.url.clone();
     let mut links = Links::default();
     let request = ToMaster::RequestSubmitDriver(desc);
     let started = tokio::time::Instant::now();
@@ -222,8 +262,12 @@ async fn submit_driver(
         match event {
             None => return Err("every master connection ended".into()),
             Some(Event::Up(index, link)) => links.up(index, link, &request),
+            Some(Event::Mute(index, why)) => {
+                links.not_a_master(index, why, target.masters, &url)?
+            }
             Some(Event::Down(index)) => links.down(index),
             Some(Event::Message(index, FromMaster::MasterInStandby { .. })) => {
+                links.heard = true;
                 links.answered(index)
             }
             Some(Event::Message(_, FromMaster::SubmitDriverResponse { driver_id, message })) => {
@@ -238,7 +282,7 @@ async fn submit_driver(
                     }
                 };
             }
-            Some(Event::Message(..)) => {}
+            Some(Event::Message(..)) => links.heard = true,
         }
     }
 }
@@ -246,8 +290,9 @@ async fn submit_driver(
 async fn follow(
     desc: AppDesc,
     mut events: mpsc::UnboundedReceiver<Event>,
-    url: String,
+    target: Target,
 ) -> Result<i32, Box<dyn std::error::Error>> {
+    let url = target.url.clone();
     let mut links = Links::default();
     let mut app_id: Option<String> = None;
     let mut reached = false;
@@ -286,11 +331,15 @@ async fn follow(
         let Some(event) = event else {
             return Err("every master connection ended".into());
         };
+        if matches!(event, Event::Message(..)) {
+            links.heard = true;
+        }
         match event {
             Event::Up(index, link) => {
                 reached = true;
                 links.up(index, link, &register(&app_id));
             }
+            Event::Mute(index, why) => links.not_a_master(index, why, target.masters, &url)?,
             Event::Down(index) => links.down(index),
             Event::Message(index, msg) => match msg {
                 FromMaster::RegisteredApplication {
@@ -356,12 +405,17 @@ fn failure_report(exec_id: u32, stderr: &StderrTail) -> String {
     )
 }
 
-/// Runs one master connection until it ends, reporting it through `tx`.
-async fn dial(stream: TcpStream, index: usize, tx: &mpsc::UnboundedSender<Event>) {
+/// Runs one master connection until it ends, reporting it through `tx`; why the peer is not a
+/// master, when the connection ended before it sent a master's message.
+async fn dial(
+    stream: TcpStream,
+    index: usize,
+    tx: &mpsc::UnboundedSender<Event>,
+) -> Option<String> {
     let (read, write) = stream.into_split();
     let (link, mut outgoing) = mpsc::unbounded_channel::<ToMaster>();
     if tx.send(Event::Up(index, link)).is_err() {
-        return;
+        return None;
     }
     let writer = tokio::spawn(async move {
         let mut frames = FramedWrite::new(write, PeerCodec::<FromMaster, ToMaster>::default());
@@ -372,11 +426,20 @@ async fn dial(stream: TcpStream, index: usize, tx: &mpsc::UnboundedSender<Event>
         }
     });
     let mut frames = FramedRead::new(read, PeerCodec::<FromMaster, ToMaster>::default());
-    while let Some(Ok(msg)) = frames.next().await {
-        if tx.send(Event::Message(index, msg)).is_err() {
-            break;
+    let mut answered = false;
+    let ended = loop {
+        match frames.next().await {
+            Some(Ok(msg)) => {
+                answered = true;
+                if tx.send(Event::Message(index, msg)).is_err() {
+                    break None;
+                }
+            }
+            Some(Err(e)) => break Some(format!("it sent something else: {e}")),
+            None => break Some("it closed the connection without answering".to_string()),
         }
-    }
+    };
     let _ = tx.send(Event::Down(index));
     writer.abort();
+    ended.filter(|_| !answered)
 }
