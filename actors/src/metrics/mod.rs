@@ -5,6 +5,7 @@ mod exposition;
 pub mod http;
 pub mod process;
 mod server;
+pub mod spark;
 mod summary;
 mod text;
 
