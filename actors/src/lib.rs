@@ -4,10 +4,12 @@
 //! its actor feeds it messages and ticks and carries out what it returns.
 
 pub mod accept;
+pub mod admin;
 pub mod apache;
 pub mod client_port;
 pub mod data_tree;
 pub mod election;
+pub mod metrics;
 pub mod peer;
 pub mod quorum;
 pub mod sessions;

@@ -7,14 +7,16 @@
 //! Both end in [`NodeConfig::validate`], which names the first problem in one line.
 //! [`spark`] reads the Spark properties of masters and workers.
 
+mod http;
 mod model;
 mod native;
 pub mod spark;
 mod zoo_cfg;
 
+pub use http::PROMETHEUS_PROVIDER;
 pub use model::{
-    is_loopback, ClientAddress, ClientSettings, ElectionSettings, NodeConfig, PeerAuth,
-    ServerEntry, ServerRole, StorageSettings, PEER_SECRET_KEY,
+    is_loopback, AdminSettings, ClientAddress, ClientSettings, ElectionSettings, MetricsSettings,
+    NodeConfig, PeerAuth, ServerEntry, ServerRole, StorageSettings, PEER_SECRET_KEY,
 };
 pub use native::{load_toml, load_toml_str, parse_toml, EnsembleFile, DEFAULT_TOML};
 pub use zoo_cfg::{load_zoo_cfg, parse_zoo_cfg};

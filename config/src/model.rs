@@ -1,5 +1,6 @@
 //! The typed node configuration and its validation.
 
+pub use crate::http::{AdminSettings, MetricsSettings};
 use crate::{ConfigError, Sid};
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -37,7 +38,7 @@ fn is_wildcard(host: &str) -> bool {
 }
 
 /// `host:port`, with an IPv6 literal in brackets.
-fn join_host_port(host: &str, port: u16) -> String {
+pub(crate) fn join_host_port(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
@@ -210,6 +211,13 @@ pub struct NodeConfig {
     /// Bind this node's peer and election ports on every interface (zoo.cfg
     /// quorumListenOnAllIPs), whatever its own server line says.
     pub quorum_listen_on_all_ips: bool,
+    /// ZooKeeper's Prometheus endpoint, when configured.
+    pub metrics: Option<MetricsSettings>,
+    /// ZooKeeper's AdminServer, when enabled.
+    pub admin: Option<AdminSettings>,
+    /// A zoo.cfg that leaves admin.enableServer and admin.serverPort unset: Apache ZooKeeper
+    /// would serve its AdminServer on 0.0.0.0:8080; ensemble does not, and says so at start.
+    pub admin_default_skipped: bool,
     /// Warnings found while loading (unknown keys, even ensemble size).
     pub warnings: Vec<String>,
 }

@@ -1,8 +1,8 @@
 //! Native TOML configuration, loaded through the `config` crate with env overrides.
 
 use crate::model::{
-    is_loopback, ClientAddress, ClientSettings, ElectionSettings, NodeConfig, PeerAuth,
-    ServerEntry, ServerRole, StorageSettings,
+    is_loopback, AdminSettings, ClientAddress, ClientSettings, ElectionSettings, MetricsSettings,
+    NodeConfig, PeerAuth, ServerEntry, ServerRole, StorageSettings,
 };
 use crate::{ConfigError, Sid};
 use serde::Deserialize;
@@ -30,6 +30,12 @@ pub struct EnsembleFile {
     /// Peer authentication.
     #[serde(default)]
     pub peer: PeerSection,
+    /// ZooKeeper's Prometheus endpoint (zoo.cfg metricsProvider.*).
+    #[serde(default)]
+    pub metrics: MetricsSection,
+    /// ZooKeeper's AdminServer (zoo.cfg admin.*).
+    #[serde(default)]
+    pub admin: AdminSection,
     /// The members.
     #[serde(default)]
     pub servers: Vec<ServerSection>,
@@ -246,6 +252,53 @@ impl Default for PeerSection {
     }
 }
 
+/// `[metrics]`: `/metrics` in Prometheus format on every server, off unless enabled.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSection {
+    /// Serve `/metrics`.
+    pub enabled: bool,
+    /// Address to bind; empty means each server's own host.
+    pub host: String,
+    /// Port, unless a server's `metrics_port` says otherwise.
+    pub port: u16,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        MetricsSection {
+            enabled: false,
+            host: String::new(),
+            port: 7000,
+        }
+    }
+}
+
+/// `[admin]`: the AdminServer's HTTP commands on every server, off unless enabled.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSection {
+    /// Serve the commands.
+    pub enabled: bool,
+    /// Address to bind; empty means each server's own host.
+    pub address: String,
+    /// Port, unless a server's `admin_port` says otherwise.
+    pub port: u16,
+    /// Path of the command list; each command is under it.
+    pub command_url: String,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        AdminSection {
+            enabled: false,
+            address: String::new(),
+            port: 8080,
+            command_url: "/commands".into(),
+        }
+    }
+}
+
 /// One `[[servers]]` entry.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -260,6 +313,10 @@ pub struct ServerSection {
     pub client_port: u16,
     /// Own data directory; default `<storage.data_dir>/server-<id>`.
     pub data_dir: Option<PathBuf>,
+    /// Own `/metrics` port (servers sharing a host need their own); default `[metrics] port`.
+    pub metrics_port: Option<u16>,
+    /// Own AdminServer port; default `[admin] port`.
+    pub admin_port: Option<u16>,
 }
 
 /// Loads `path`, applies `ENSEMBLE__SECTION__KEY` overrides, and validates for node `id`.
@@ -317,6 +374,7 @@ impl EnsembleFile {
             .and_then(|s| s.data_dir.clone())
             .unwrap_or_else(|| self.storage.data_dir.join(format!("server-{id}")));
         let peer_auth = self.peer_auth();
+        let (metrics, admin) = self.http_endpoints(id);
         NodeConfig {
             id,
             servers,
@@ -348,9 +406,36 @@ impl EnsembleFile {
             },
             peer_auth,
             quorum_listen_on_all_ips: false,
+            metrics,
+            admin,
+            admin_default_skipped: false,
             warnings: Vec::new(),
         }
         .validate()
+    }
+
+    /// Server `id`'s metrics and AdminServer endpoints, when enabled.
+    fn http_endpoints(&self, id: Sid) -> (Option<MetricsSettings>, Option<AdminSettings>) {
+        let Some(me) = self.servers.iter().find(|s| s.id == id) else {
+            return (None, None);
+        };
+        let or_host = |h: &str| {
+            if h.is_empty() {
+                me.host.clone()
+            } else {
+                h.to_string()
+            }
+        };
+        let metrics = self.metrics.enabled.then(|| MetricsSettings {
+            host: or_host(&self.metrics.host),
+            port: me.metrics_port.unwrap_or(self.metrics.port),
+        });
+        let admin = self.admin.enabled.then(|| AdminSettings {
+            address: or_host(&self.admin.address),
+            port: me.admin_port.unwrap_or(self.admin.port),
+            command_url: self.admin.command_url.clone(),
+        });
+        (metrics, admin)
     }
 
     fn peer_auth(&self) -> PeerAuth {
@@ -463,6 +548,24 @@ mod tests {
             load_toml_str(DEFAULT_TOML, 1).unwrap().client.super_digest,
             None
         );
+    }
+
+    #[test]
+    fn metrics_and_admin_are_off_by_default_and_per_server_when_on() {
+        let c = load_toml_str(DEFAULT_TOML, 1).unwrap();
+        assert_eq!((c.metrics, c.admin), (None, None));
+        let on = DEFAULT_TOML.replace(
+            "client_port = 2182\n",
+            "client_port = 2182\nmetrics_port = 7002\nadmin_port = 8182\n",
+        )
+            + "\n[metrics]\nenabled = true\n[admin]\nenabled = true\ncommand_url = \"/cmd\"\n";
+        let one = load_toml_str(&on, 1).unwrap();
+        assert_eq!(one.metrics.unwrap().bind_addr(), "127.0.0.1:7000");
+        assert_eq!(one.admin.unwrap().bind_addr(), "127.0.0.1:8080");
+        let two = load_toml_str(&on, 2).unwrap();
+        assert_eq!(two.metrics.unwrap().bind_addr(), "127.0.0.1:7002");
+        let admin = two.admin.unwrap();
+        assert_eq!((admin.port, admin.command_url.as_str()), (8182, "/cmd"));
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::model::{
     ClientAddress, ClientSettings, ElectionSettings, NodeConfig, PeerAuth, ServerEntry, ServerRole,
     StorageSettings, PEER_SECRET_KEY,
 };
-use crate::{ConfigError, Sid};
+use crate::{AdminSettings, ConfigError, MetricsSettings, Sid, PROMETHEUS_PROVIDER};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::ToSocketAddrs;
 use std::path::{Path, PathBuf};
@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 /// matches what ensemble does anyway; a name ending in `.` covers a family of keys. A key
 /// present with another value is named in a warning at start.
 const NOT_IMPLEMENTED: &[(&str, Option<&str>)] = &[
-    ("admin.enableServer", Some("false")),
     ("admin.", None),
     ("audit.enable", Some("false")),
     ("authProvider.", None),
@@ -117,6 +116,8 @@ pub fn parse_zoo_cfg(
     if let Some(me) = servers.iter_mut().find(|s| s.id == id) {
         me.client = own_client_address(id, me.client.take(), static_client)?;
     }
+    let metrics = metrics_settings(&mut props, &mut warnings)?;
+    let (admin, admin_default_skipped) = admin_settings(&mut props)?;
     let mut snap_retain_count = props.num("autopurge.snapRetainCount", 3)?;
     if snap_retain_count < 3 {
         warnings.push(format!(
@@ -151,6 +152,9 @@ pub fn parse_zoo_cfg(
             },
             None => PeerAuth::Off,
         },
+        metrics,
+        admin,
+        admin_default_skipped,
         warnings: Vec::new(),
     };
     let mut config = config.validate()?;
@@ -161,6 +165,67 @@ pub fn parse_zoo_cfg(
 }
 
 /// The entry of a config without server lines: this node is the whole ensemble.
+/// ZooKeeper's Prometheus provider when metricsProvider.className names it; any other
+/// provider is not implemented and named in a warning.
+fn metrics_settings(
+    props: &mut Props,
+    warnings: &mut Vec<String>,
+) -> Result<Option<MetricsSettings>, ConfigError> {
+    let class = props.take("metricsProvider.className");
+    let host = props.take("metricsProvider.httpHost");
+    let port = props.take("metricsProvider.httpPort");
+    // There is no JVM to describe; the key is accepted for compatibility.
+    props.boolean("metricsProvider.exportJvmInfo", true)?;
+    match class.as_deref() {
+        Some(PROMETHEUS_PROVIDER) => Ok(Some(MetricsSettings {
+            host: host.unwrap_or_else(|| "0.0.0.0".into()),
+            port: match port {
+                Some(p) => parse_port("metricsProvider.httpPort", &p)?,
+                None => 7000,
+            },
+        })),
+        Some(other) => {
+            warnings.push(format!(
+                "zoo.cfg: metricsProvider.className={other} is not implemented (only \
+                 {PROMETHEUS_PROVIDER} is); no metrics endpoint is served"
+            ));
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
+/// The AdminServer when admin.enableServer=true or admin.serverPort is set, and whether
+/// neither was set (where Apache ZooKeeper would serve on 0.0.0.0:8080 by default).
+fn admin_settings(props: &mut Props) -> Result<(Option<AdminSettings>, bool), ConfigError> {
+    let enable = match props.take("admin.enableServer") {
+        None => None,
+        Some(v) if v.eq_ignore_ascii_case("true") => Some(true),
+        Some(v) if v.eq_ignore_ascii_case("false") => Some(false),
+        Some(v) => {
+            return Err(ConfigError::Parse(format!(
+                "zoo.cfg: admin.enableServer={v} is not true or false"
+            )))
+        }
+    };
+    let port = props
+        .take("admin.serverPort")
+        .map(|p| parse_port("admin.serverPort", &p))
+        .transpose()?;
+    let address = props.take("admin.serverAddress");
+    let command_url = props.take("admin.commandURL");
+    let skipped = enable.is_none() && port.is_none();
+    if !enable.unwrap_or(port.is_some()) {
+        return Ok((None, skipped));
+    }
+    let admin = AdminSettings {
+        address: address.unwrap_or_else(|| "0.0.0.0".into()),
+        port: port.unwrap_or(8080),
+        command_url: command_url.unwrap_or_else(|| "/commands".into()),
+    };
+    Ok((Some(admin), false))
+}
+
 fn standalone_entry(id: Sid) -> ServerEntry {
     ServerEntry {
         id,
@@ -828,9 +893,60 @@ mod tests {
             quiet(&c),
             [
                 "zoo.cfg: ensemble does not implement these settings yet and ignores them: \
-              admin.enableServer=true, autopurge.purgeInterval=0"
+              autopurge.purgeInterval=0"
             ]
         );
+    }
+
+    /// The Prometheus provider and the AdminServer with ZooKeeper's keys and defaults.
+    #[test]
+    fn metrics_provider_and_admin_server() {
+        let base = "dataDir=/tmp/zk\nclientPort=2181\n";
+        let c = parse_zoo_cfg(base, myid("1")).unwrap();
+        assert_eq!((c.metrics.clone(), c.admin.clone()), (None, None));
+        assert!(c.admin_default_skipped, "Apache would serve on 8080 here");
+        let text = format!(
+            "{base}metricsProvider.className={PROMETHEUS_PROVIDER}\nadmin.enableServer=true\n\
+             metricsProvider.exportJvmInfo=false\n"
+        );
+        let c = parse_zoo_cfg(&text, myid("1")).unwrap();
+        assert_eq!(c.metrics.as_ref().unwrap().bind_addr(), "0.0.0.0:7000");
+        let admin = c.admin.clone().unwrap();
+        assert_eq!(
+            (admin.bind_addr(), admin.command_url.as_str()),
+            ("0.0.0.0:8080".to_string(), "/commands")
+        );
+        assert!(quiet(&c).is_empty(), "{:?}", quiet(&c));
+        let text = format!(
+            "{base}metricsProvider.className={PROMETHEUS_PROVIDER}\nmetricsProvider.httpHost=127.0.0.1\n\
+             metricsProvider.httpPort=7001\nadmin.serverAddress=127.0.0.1\nadmin.serverPort=8081\n\
+             admin.commandURL=/cmds\nadmin.idleTimeout=5000\n"
+        );
+        let c = parse_zoo_cfg(&text, myid("1")).unwrap();
+        assert_eq!(c.metrics.clone().unwrap().bind_addr(), "127.0.0.1:7001");
+        let admin = c.admin.clone().unwrap();
+        assert_eq!(
+            (admin.bind_addr(), admin.command_url.as_str()),
+            ("127.0.0.1:8081".to_string(), "/cmds")
+        );
+        assert!(
+            quiet(&c)[0].ends_with("admin.idleTimeout=5000"),
+            "{:?}",
+            quiet(&c)
+        );
+        let off = format!("{base}admin.enableServer=false\nadmin.serverPort=8081\n");
+        let c = parse_zoo_cfg(&off, myid("1")).unwrap();
+        assert_eq!((c.admin, c.admin_default_skipped), (None, false));
+        let other = format!("{base}metricsProvider.className=com.example.Provider\n");
+        let c = parse_zoo_cfg(&other, myid("1")).unwrap();
+        assert_eq!(c.metrics, None);
+        assert!(
+            quiet(&c)[0].contains("com.example.Provider is not implemented"),
+            "{:?}",
+            quiet(&c)
+        );
+        let e = err(&format!("{base}admin.serverPort=0\n"), myid("1"));
+        assert_eq!(e, "admin.serverPort=0 is not a valid port");
     }
 
     /// zookeeperReconfig.md: the server lines live in the dynamicConfigFile.
@@ -894,7 +1010,6 @@ mod tests {
             panic!("one warning line expected: {:?}", c.warnings)
         };
         for key in [
-            "admin.serverPort=20003",
             "authProvider.1=",
             "reconfigEnabled=true",
             "secureClientPort=20004",

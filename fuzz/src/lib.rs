@@ -363,7 +363,7 @@ impl Server {
             super_digest: Some([7; 20]),
         };
         Server {
-            service: ClientService::new(1, settings, 0),
+            service: ClientService::new(1, settings, 0, Default::default()),
             tree: seeds::populated_tree(),
             host: InstantHost::default(),
             zxids: 100,

@@ -14,6 +14,8 @@ use ensemble_actors::apache::recover_or_import;
 use ensemble_actors::client_port::{ClientPort, ServiceSettings};
 use ensemble_actors::data_tree::{OpResult, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
+use ensemble_actors::metrics::http::Observed;
+use ensemble_actors::metrics::ServerMetrics;
 use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener, PeerSecret};
 use ensemble_actors::storage::{StorageError, StorageWriter, WriterSettings};
 use ensemble_actors::zab::{
@@ -91,6 +93,60 @@ fn bind(what: &'static str, addr: &str) -> Result<std::net::TcpListener, NodeErr
     Ok(l)
 }
 
+/// The bound sockets of a server's HTTP endpoints: bound at start, so that a port in use
+/// is one clear error before anything runs.
+struct HttpListeners {
+    metrics: Option<std::net::TcpListener>,
+    admin: Option<(std::net::TcpListener, String)>,
+}
+
+impl HttpListeners {
+    fn bind(config: &NodeConfig) -> Result<Self, NodeError> {
+        if config.admin_default_skipped {
+            tracing::warn!(
+                "zoo.cfg sets neither admin.enableServer nor admin.serverPort: Apache ZooKeeper \
+                 would serve its AdminServer on 0.0.0.0:8080, ensemble leaves it off (set \
+                 admin.enableServer=true to serve it)"
+            );
+        }
+        let metrics = match &config.metrics {
+            Some(m) => Some(bind("metrics port", &m.bind_addr())?),
+            None => None,
+        };
+        let admin = match &config.admin {
+            Some(a) => Some((
+                bind("admin server port", &a.bind_addr())?,
+                a.command_url.clone(),
+            )),
+            None => None,
+        };
+        Ok(HttpListeners { metrics, admin })
+    }
+
+    /// Starts the endpoints on the current arbiter; they stop with it.
+    fn serve(self, observed: Observed) {
+        use ensemble_actors::{admin, metrics};
+        let servers = [
+            self.metrics
+                .map(|l| ("metrics", metrics::http::serve(l, observed.clone()))),
+            self.admin
+                .map(|(l, url)| ("admin server", admin::http::serve(l, observed, &url))),
+        ];
+        for (what, server) in servers.into_iter().flatten() {
+            match server {
+                Ok(server) => {
+                    actix::spawn(async move {
+                        if let Err(e) = server.await {
+                            tracing::error!("{what} endpoint stopped: {e}");
+                        }
+                    });
+                }
+                Err(e) => tracing::error!("{what} endpoint cannot start: {e}"),
+            }
+        }
+    }
+}
+
 /// Core timing derived from the config.
 pub fn peer_timing(config: &NodeConfig) -> PeerTiming {
     PeerTiming {
@@ -134,6 +190,8 @@ impl Node {
                 addr: client_bind.clone(),
                 source,
             })?;
+        let http = HttpListeners::bind(&config)?;
+        let metrics = Arc::new(ServerMetrics::new(config.client.global_outstanding_limit));
         let storage_settings = WriterSettings {
             data_dir: config.storage.data_dir.clone(),
             data_log_dir: config.storage.data_log_dir.clone(),
@@ -147,11 +205,15 @@ impl Node {
         )?;
         let sink: Arc<OnceLock<Recipient<StorageEvent>>> = Arc::default();
         let report = sink.clone();
-        let storage = Arc::new(StorageWriter::start(storage_settings.clone(), move |e| {
-            if let Some(r) = report.get() {
-                r.do_send(StorageEvent(e));
-            }
-        })?);
+        let storage = Arc::new(StorageWriter::start(
+            storage_settings.clone(),
+            metrics.clone(),
+            move |e| {
+                if let Some(r) = report.get() {
+                    r.do_send(StorageEvent(e));
+                }
+            },
+        )?);
         let settings = QuorumSettings {
             sid: config.id,
             voters: config.voters(),
@@ -159,6 +221,7 @@ impl Node {
             storage: storage_settings,
             snap_count: config.storage.snap_count,
             container_check_ms: config.client.container_check_ms,
+            metrics: metrics.clone(),
             service_settings: ServiceSettings {
                 min_ms: config.client.min_session_timeout_ms.min(i32::MAX as u64) as i32,
                 max_ms: config.client.max_session_timeout_ms.min(i32::MAX as u64) as i32,
@@ -208,13 +271,18 @@ impl Node {
         });
         // The arbiter builds the links; wait for it before handing out the node.
         let links = ready_rx.recv().map_err(|_| NodeError::Stopped)?;
-        let client_config = config.clone();
-        let client_quorum = quorum.clone();
+        let observed = Observed {
+            config: config.clone(),
+            quorum: quorum.clone(),
+            metrics,
+        };
         let (client_tx, client_rx) = std::sync::mpsc::channel();
         arbiter.spawn_fn(move || {
+            let o = observed.clone();
             let result = tokio::net::TcpListener::from_std(client_listener)
-                .map(|l| ClientPort::new(client_config, client_quorum, l).start());
+                .map(|l| ClientPort::new(o.config, o.quorum, l, o.metrics).start());
             let _ = client_tx.send(result.err());
+            http.serve(observed);
         });
         if let Ok(Some(e)) = client_rx.recv() {
             return Err(NodeError::Bind {

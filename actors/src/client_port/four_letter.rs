@@ -1,8 +1,10 @@
 //! Four-letter words, rendered in Apache ZooKeeper's exact layouts.
 
+use crate::metrics::{process, ServerMetrics};
 use crate::zab::{NodeStatus, ServerReport};
 use ensemble_config::NodeConfig;
 use ensemble_messages::ServerState;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// The words ensemble answers.
 pub const FOUR_LETTER_WORDS: &[&str] = &[
@@ -21,28 +23,22 @@ pub struct ServerInfo<'a> {
     pub config: &'a NodeConfig,
     /// The quorum peer's status.
     pub status: &'a NodeStatus,
-    /// Open client connections.
-    pub connections: u64,
-    /// Requests received on the client port.
-    pub received: u64,
-    /// Replies sent on the client port.
-    pub sent: u64,
-    /// Requests read from clients and not answered yet.
-    pub outstanding: u64,
-    /// Milliseconds since the node started.
-    pub uptime_ms: u64,
+    /// The server's running figures.
+    pub metrics: &'a ServerMetrics,
     /// Connections, watches, sessions and ephemerals, for the words in [`REPORT_WORDS`].
     pub report: Option<&'a ServerReport>,
 }
 
-fn version() -> String {
+/// The version string every reply names.
+pub fn version() -> String {
     format!(
         "3.8.0-ensemble-{}, built on ensemble",
         env!("CARGO_PKG_VERSION")
     )
 }
 
-fn mode(info: &ServerInfo) -> &'static str {
+/// `leader`, `follower`, `standalone`, `read-only` or `looking`, as `srvr` says it.
+pub fn mode(info: &ServerInfo) -> &'static str {
     match info.status.peer.state {
         _ if read_only(info) => "read-only",
         _ if info.status.standalone => "standalone",
@@ -53,7 +49,7 @@ fn mode(info: &ServerInfo) -> &'static str {
 }
 
 /// Whether this server serves read-only clients now: out of quorum with readonlymode enabled.
-fn read_only(info: &ServerInfo) -> bool {
+pub fn read_only(info: &ServerInfo) -> bool {
     info.config.client.read_only_mode && !info.status.peer.serving
 }
 
@@ -103,14 +99,22 @@ fn srvr(info: &ServerInfo, with_clients: bool) -> String {
     if with_clients {
         s.push_str("Clients:\n\n");
     }
-    s.push_str("Latency min/avg/max: 0/0.0/0\n");
+    let l = info.metrics.latency();
+    s.push_str(&format!(
+        "Latency min/avg/max: {}/{}/{}\n",
+        l.min_ms as u64,
+        avg(l.avg_ms),
+        l.max_ms as u64
+    ));
     s.push_str(&format!(
         "Received: {}\nSent: {}\n",
-        info.received, info.sent
+        info.metrics.packets_received.load(Relaxed),
+        info.metrics.packets_sent.load(Relaxed)
     ));
     s.push_str(&format!(
         "Connections: {}\nOutstanding: {}\n",
-        info.connections, info.outstanding
+        info.status.connections,
+        info.metrics.outstanding()
     ));
     s.push_str(&format!("Zxid: 0x{:x}\n", p.last_logged.0));
     s.push_str(&format!("Mode: {}\n", mode(info)));
@@ -121,42 +125,75 @@ fn srvr(info: &ServerInfo, with_clients: bool) -> String {
     s
 }
 
-fn mntr(info: &ServerInfo) -> String {
+/// A mean in ms as ZooKeeper prints it: at most 4 decimals, at least one.
+pub fn avg(ms: f64) -> String {
+    let rounded = (ms * 10_000.0).round() / 10_000.0;
+    if rounded.fract() == 0.0 {
+        format!("{rounded:.1}")
+    } else {
+        format!("{rounded}")
+    }
+}
+
+/// `mntr`'s figures without the `zk_` prefix, as strings, in `mntr`'s order.
+pub fn monitor_values(info: &ServerInfo) -> Vec<(&'static str, String)> {
     let p = &info.status.peer;
     let peer_state = match p.state {
         ServerState::Leading => "leading - broadcast",
         ServerState::Following => "following - broadcast",
         ServerState::Looking => "looking",
     };
+    let m = info.metrics;
+    let l = m.latency();
     let mut lines = vec![
-        ("zk_version", version()),
-        ("zk_server_state", mode(info).to_string()),
-        ("zk_peer_state", peer_state.to_string()),
-        ("zk_avg_latency", "0.0".into()),
-        ("zk_min_latency", "0".into()),
-        ("zk_max_latency", "0".into()),
-        ("zk_packets_received", info.received.to_string()),
-        ("zk_packets_sent", info.sent.to_string()),
-        ("zk_num_alive_connections", info.connections.to_string()),
-        ("zk_outstanding_requests", info.outstanding.to_string()),
-        ("zk_znode_count", info.status.node_count.to_string()),
-        ("zk_watch_count", info.status.watches.to_string()),
-        ("zk_ephemerals_count", info.status.ephemerals.to_string()),
-        ("zk_uptime", info.uptime_ms.to_string()),
-        ("zk_quorum_size", info.config.voters().len().to_string()),
-        ("zk_last_zxid", format!("0x{:x}", p.last_logged.0)),
-        ("zk_committed_zxid", format!("0x{:x}", p.committed.0)),
-        ("zk_election_epoch", p.election_epoch.to_string()),
-        ("zk_current_epoch", p.current_epoch.to_string()),
-        ("zk_restarts", info.status.restarts.to_string()),
+        ("version", version()),
+        ("server_state", mode(info).to_string()),
+        ("peer_state", peer_state.to_string()),
+        ("avg_latency", avg(l.avg_ms)),
+        ("min_latency", (l.min_ms as u64).to_string()),
+        ("max_latency", (l.max_ms as u64).to_string()),
+        (
+            "packets_received",
+            m.packets_received.load(Relaxed).to_string(),
+        ),
+        ("packets_sent", m.packets_sent.load(Relaxed).to_string()),
+        ("num_alive_connections", info.status.connections.to_string()),
+        ("outstanding_requests", m.outstanding().to_string()),
+        ("znode_count", info.status.node_count.to_string()),
+        ("watch_count", info.status.watches.to_string()),
+        ("ephemerals_count", info.status.ephemerals.to_string()),
+        ("global_sessions", info.status.sessions.to_string()),
+        ("uptime", m.uptime_ms().to_string()),
+        ("quorum_size", info.config.voters().len().to_string()),
+        ("last_zxid", format!("0x{:x}", p.last_logged.0)),
+        ("committed_zxid", format!("0x{:x}", p.committed.0)),
+        ("election_epoch", p.election_epoch.to_string()),
+        ("current_epoch", p.current_epoch.to_string()),
+        ("restarts", info.status.restarts.to_string()),
+        ("looking_count", m.looking_count.load(Relaxed).to_string()),
     ];
-    if p.state == ServerState::Leading {
-        lines.push(("zk_learners", (info.config.voters().len() - 1).to_string()));
-        lines.push(("zk_synced_followers", p.synced_followers.to_string()));
-        lines.push(("zk_followers", p.synced_followers.to_string()));
-        lines.push(("zk_pending_syncs", "0".into()));
+    if let (Some(open), Some(max)) = (process::open_fds(), process::max_fds()) {
+        lines.push(("open_file_descriptor_count", open.to_string()));
+        lines.push(("max_file_descriptor_count", max.to_string()));
     }
-    lines.iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
+    if p.state == ServerState::Leading {
+        let learners = info.config.voters().len().saturating_sub(1);
+        lines.push(("learners", learners.to_string()));
+        lines.push(("synced_followers", p.synced_followers.to_string()));
+        lines.push(("followers", p.synced_followers.to_string()));
+        lines.push(("pending_syncs", "0".into()));
+        if let Some(up) = m.leader_uptime_ms() {
+            lines.push(("leader_uptime", up.to_string()));
+        }
+    }
+    lines
+}
+
+fn mntr(info: &ServerInfo) -> String {
+    monitor_values(info)
+        .iter()
+        .map(|(k, v)| format!("zk_{k}\t{v}\n"))
+        .collect()
 }
 
 fn report_word(word: &str, r: &ServerReport) -> String {
@@ -217,9 +254,10 @@ fn report_word(word: &str, r: &ServerReport) -> String {
     s
 }
 
-fn envi(info: &ServerInfo) -> String {
+/// `envi`'s `key=value` pairs.
+pub fn environment(info: &ServerInfo) -> Vec<(&'static str, String)> {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
-    let lines = [
+    [
         ("zookeeper.version", version()),
         ("host.name", host),
         ("os.name", std::env::consts::OS.to_string()),
@@ -231,15 +269,20 @@ fn envi(info: &ServerInfo) -> String {
                 .unwrap_or_default(),
         ),
         ("server.id", info.config.id.to_string()),
-    ];
+    ]
+    .into()
+}
+
+fn envi(info: &ServerInfo) -> String {
     let mut s = "Environment:\n".to_string();
-    for (k, v) in lines {
+    for (k, v) in environment(info) {
         s.push_str(&format!("{k}={v}\n"));
     }
     s
 }
 
-fn dir_size(path: &std::path::Path) -> u64 {
+/// Bytes of the files under `path`.
+pub fn dir_size(path: &std::path::Path) -> u64 {
     std::fs::read_dir(path)
         .map(|entries| {
             entries
@@ -329,6 +372,7 @@ mod tests {
             watches: 3,
             watched_paths: 2,
             ephemerals: 0,
+            sessions: 1,
         }
     }
 
@@ -338,15 +382,22 @@ mod tests {
         c
     }
 
+    /// Figures with 4 packets received and 3 sent.
+    fn metrics() -> &'static ServerMetrics {
+        static METRICS: std::sync::OnceLock<ServerMetrics> = std::sync::OnceLock::new();
+        METRICS.get_or_init(|| {
+            let m = ServerMetrics::default();
+            (0..4).for_each(|_| m.received());
+            (0..3).for_each(|_| m.sent());
+            m
+        })
+    }
+
     fn info<'a>(config: &'a NodeConfig, status: &'a NodeStatus) -> ServerInfo<'a> {
         ServerInfo {
             config,
             status,
-            connections: 1,
-            received: 4,
-            sent: 3,
-            outstanding: 2,
-            uptime_ms: 10,
+            metrics: metrics(),
             report: None,
         }
     }
@@ -356,7 +407,7 @@ mod tests {
         let (c, s) = (config(&["*"]), status(ServerState::Leading, true));
         let out = render("srvr", &info(&c, &s)).unwrap();
         let expected = "Zookeeper version: 3.8.0-ensemble-0.1.0, built on ensemble\nLatency min/avg/max: 0/0.0/0\n\
-            Received: 4\nSent: 3\nConnections: 1\nOutstanding: 2\nZxid: 0x100000000\nMode: leader\nNode count: 5\n\
+            Received: 4\nSent: 3\nConnections: 1\nOutstanding: 0\nZxid: 0x100000000\nMode: leader\nNode count: 5\n\
             Proposal sizes last/min/max: -1/-1/-1\n";
         assert_eq!(out, expected);
         let f = status(ServerState::Following, true);

@@ -4,12 +4,12 @@ use super::connection::{run, ConnLimits, Connection, FRAME_OVERHEAD};
 use super::four_letter::{render, ServerInfo, REPORT_WORDS};
 use super::limits::{Flow, IpSlot, Load, PerIpLimit};
 use crate::accept::{accepted, Accepted};
+use crate::metrics::ServerMetrics;
 use crate::zab::{GetReport, GetStatus, QuorumPeerActor, ResetConnectionStats};
 use actix::prelude::*;
 use ensemble_config::NodeConfig;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant as TokioInstant;
@@ -18,39 +18,32 @@ use tokio::time::Instant as TokioInstant;
 /// zookeeper.nio.sessionlessCnxnTimeout).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-#[derive(Default)]
-struct Counters {
-    connections: AtomicU64,
-    received: AtomicU64,
-    sent: AtomicU64,
-}
-
 /// The client port actor.
 pub struct ClientPort {
     config: Arc<NodeConfig>,
     quorum: Addr<QuorumPeerActor>,
     listener: Option<TcpListener>,
-    counters: Arc<Counters>,
+    metrics: Arc<ServerMetrics>,
     per_ip: Arc<PerIpLimit>,
     load: Arc<Load>,
-    started: Instant,
     next_conn: u64,
 }
 
 impl ClientPort {
-    /// A client port on an already bound socket.
+    /// A client port on an already bound socket, counting into `metrics` (whose load it
+    /// throttles on).
     pub fn new(
         config: Arc<NodeConfig>,
         quorum: Addr<QuorumPeerActor>,
         listener: TcpListener,
+        metrics: Arc<ServerMetrics>,
     ) -> Self {
         ClientPort {
             quorum,
             listener: Some(listener),
-            counters: Arc::default(),
             per_ip: PerIpLimit::new(config.client.max_client_cnxns),
-            load: Load::new(config.client.global_outstanding_limit),
-            started: Instant::now(),
+            load: metrics.load(),
+            metrics,
             next_conn: 0,
             config,
         }
@@ -93,18 +86,15 @@ impl StreamHandler<Accepted> for ClientPort {
         let served = Served {
             config: self.config.clone(),
             quorum: self.quorum.clone(),
-            counters: self.counters.clone(),
+            metrics: self.metrics.clone(),
             load: self.load.clone(),
-            uptime_ms: self.started.elapsed().as_millis() as u64,
         };
         self.next_conn += 1;
         let conn = self.next_conn;
         actix::spawn(async move {
-            served.counters.connections.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = serve(stream, &served, conn, deadline).await {
                 tracing::debug!("client connection ended: {e}");
             }
-            served.counters.connections.fetch_sub(1, Ordering::Relaxed);
             drop(slot);
         });
     }
@@ -116,9 +106,8 @@ impl StreamHandler<Accepted> for ClientPort {
 struct Served {
     config: Arc<NodeConfig>,
     quorum: Addr<QuorumPeerActor>,
-    counters: Arc<Counters>,
+    metrics: Arc<ServerMetrics>,
     load: Arc<Load>,
-    uptime_ms: u64,
 }
 
 impl Served {
@@ -154,12 +143,12 @@ async fn serve(
     tokio::time::timeout_at(deadline, stream.read_exact(&mut word))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
-    served.counters.received.fetch_add(1, Ordering::Relaxed);
     // A four-letter word is four lowercase letters; anything else is a frame length.
     if !word.iter().all(u8::is_ascii_lowercase) {
         served.session(stream, word, conn, deadline).await;
         return Ok(());
     }
+    served.metrics.received();
     let word = String::from_utf8_lossy(&word).to_string();
     served.four_letter_word(stream, &word).await
 }
@@ -181,17 +170,13 @@ impl Served {
         let info = ServerInfo {
             config: &self.config,
             status: &status,
-            connections: status.connections as u64,
-            received: self.counters.received.load(Ordering::Relaxed),
-            sent: self.counters.sent.load(Ordering::Relaxed),
-            outstanding: self.load.outstanding() as u64,
-            uptime_ms: self.uptime_ms,
+            metrics: &self.metrics,
             report: report.as_ref(),
         };
         match render(word, &info) {
             Some(reply) => {
                 stream.write_all(reply.as_bytes()).await?;
-                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                self.metrics.sent();
             }
             None => tracing::debug!(?word, "unknown four-letter word"),
         }

@@ -7,7 +7,11 @@ mod listener;
 mod protocol;
 mod service;
 
-pub use four_letter::{render, ServerInfo, FOUR_LETTER_WORDS};
+pub use four_letter::{
+    avg, dir_size, environment, mode, monitor_values, read_only, render, version, ServerInfo,
+    FOUR_LETTER_WORDS, REPORT_WORDS,
+};
+pub use limits::Load;
 pub use listener::ClientPort;
 pub use protocol::{ClientConnect, ClientGone, ClientPacket, ClientSink, ToClient};
 pub use service::{

@@ -9,11 +9,14 @@ use crate::data_tree::{
     masked, permits, ttl_of_owner, AclEntry, Applied, CreateMode, DataTree, NodeStat, OpResult,
     SessionPassword, TreeOp, TreeTxn,
 };
+use crate::metrics::ServerMetrics;
 use crate::sessions::{first_session_id, kinds_of_type, password_matches, WatchKind, WatchManager};
 use ensemble_messages::jute::*;
 use ensemble_messages::zk::{err, event, op, perm, state, xid, CONTAINER_OWNER};
 use ensemble_messages::{Sid, Zxid};
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// What the service needs from its host actor.
 pub trait Host {
@@ -27,12 +30,15 @@ pub trait Host {
     fn random_password(&mut self) -> SessionPassword;
 }
 
+/// A request waiting for its turn to be answered; `since` is when it arrived.
 enum Queued {
     Write {
         request_id: u64,
         reply: Option<Vec<u8>>,
+        since: Instant,
     },
     Read {
+        since: Instant,
         xid: i32,
         op: i32,
         body: Vec<u8>,
@@ -143,6 +149,8 @@ pub struct ClientService {
     next_session: i64,
     /// Sessions with client activity here since the last report to the tracker.
     touched: HashSet<i64>,
+    /// Packet counts and request latencies.
+    metrics: Arc<ServerMetrics>,
 }
 
 fn frame(xid: i32, zxid: i64, err: i32, body: &[u8]) -> Vec<u8> {
@@ -210,8 +218,13 @@ fn digest_hash(credentials: &str) -> [u8; 20] {
 }
 
 impl ClientService {
-    /// A service for server `sid`.
-    pub fn new(sid: Sid, limits: ServiceSettings, now_ms: i64) -> Self {
+    /// A service for server `sid` that counts into `metrics`.
+    pub fn new(
+        sid: Sid,
+        limits: ServiceSettings,
+        now_ms: i64,
+        metrics: Arc<ServerMetrics>,
+    ) -> Self {
         ClientService {
             sid,
             limits,
@@ -221,6 +234,7 @@ impl ClientService {
             watches: WatchManager::default(),
             next_session: first_session_id(sid, now_ms),
             touched: HashSet::new(),
+            metrics,
         }
     }
 
@@ -247,6 +261,7 @@ impl ClientService {
     /// Sends a frame that answers no request: a handshake reply or a notification.
     fn send(&mut self, conn: u64, frame: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&conn) {
+            self.metrics.sent();
             c.sent += 1;
             c.sink.push(frame);
         }
@@ -255,6 +270,7 @@ impl ClientService {
     /// Sends the reply to one of the connection's requests.
     fn answer(&mut self, conn: u64, frame: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&conn) {
+            self.metrics.sent();
             c.sent += 1;
             c.sink.reply(frame);
         }
@@ -290,6 +306,7 @@ impl ClientService {
 
     /// A client's handshake.
     pub fn connect(&mut self, c: ClientConnect, tree: &DataTree, host: &mut impl Host) {
+        self.metrics.received();
         let last = tree.last_applied().0 as i64;
         let read_only = !host.serving();
         if read_only && !(self.limits.read_only_mode && c.read_only) {
@@ -358,6 +375,7 @@ impl ClientService {
             queue.push_back(Queued::Write {
                 request_id: rid,
                 reply: None,
+                since: Instant::now(),
             });
             self.pending.insert(rid, Pending::Move { conn: c.conn });
         }
@@ -449,6 +467,8 @@ impl ClientService {
 
     /// A request frame.
     pub fn packet(&mut self, p: ClientPacket, tree: &DataTree, host: &mut impl Host) {
+        let since = Instant::now();
+        self.metrics.received();
         let parsed = write_op(p.op, &p.body, self.limits.max_buffer);
         let Some(conn) = self.conns.get_mut(&p.conn) else {
             return;
@@ -490,6 +510,7 @@ impl ClientService {
                     conn.queue.push_back(Queued::Write {
                         request_id: rid,
                         reply: None,
+                        since,
                     });
                     self.pending.insert(
                         rid,
@@ -512,6 +533,7 @@ impl ClientService {
             .get_mut(&p.conn)
             .expect("connection checked above");
         conn.queue.push_back(Queued::Read {
+            since,
             xid: p.xid,
             op: p.op,
             body: p.body,
@@ -519,11 +541,13 @@ impl ClientService {
         self.drain(p.conn, tree);
     }
 
+    /// Queues the reply to a write that needs no txn (refused, or closing a read-only session).
     fn enqueue_ready(&mut self, conn: u64, reply: Vec<u8>, tree: &DataTree) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.queue.push_back(Queued::Write {
                 request_id: 0,
                 reply: Some(reply),
+                since: Instant::now(),
             });
         }
         self.drain(conn, tree);
@@ -541,8 +565,20 @@ impl ClientService {
                 Some(_) => c.queue.pop_front(),
             };
             let out = match front {
-                Some(Queued::Write { reply: Some(r), .. }) => r,
-                Some(Queued::Read { xid, op, body }) => {
+                Some(Queued::Write {
+                    reply: Some(r),
+                    since,
+                    ..
+                }) => {
+                    self.metrics.update_latency.since(since);
+                    r
+                }
+                Some(Queued::Read {
+                    since,
+                    xid,
+                    op,
+                    body,
+                }) => {
                     let session = c.session;
                     // Lent out for the call rather than copied; an `auth` request adds to the
                     // connection's list meanwhile, so what it added is kept.
@@ -552,6 +588,7 @@ impl ClientService {
                         let added = std::mem::replace(&mut c.auth, auth);
                         c.auth.extend(added);
                     }
+                    self.metrics.read_latency.since(since);
                     reply
                 }
                 _ => return,
@@ -978,6 +1015,7 @@ impl ClientService {
                         if let Queued::Write {
                             request_id: r,
                             reply: slot,
+                            ..
                         } = q
                         {
                             if *r == request_id {

@@ -58,6 +58,7 @@ impl Harness {
                     super_digest,
                 },
                 0,
+                Default::default(),
             ),
             tree: DataTree::default(),
             host: FakeHost {

@@ -21,6 +21,8 @@ pub fn serve(
             .route("/", web::get().to(page))
             .route("/json", web::get().to(json_page))
             .route("/json/", web::get().to(json_page))
+            .route("/metrics/master/prometheus", web::get().to(prometheus))
+            .route("/metrics/prometheus", web::get().to(prometheus))
             .route("/app/kill/", web::post().to(kill_app))
             .route("/driver/kill/", web::post().to(kill_driver))
     })
@@ -76,6 +78,35 @@ async fn json_page(master: web::Data<Addr<MasterActor>>) -> HttpResponse {
         Some(v) => HttpResponse::Ok().json(to_json(&v)),
         None => HttpResponse::ServiceUnavailable().body("the master is restarting"),
     }
+}
+
+/// The master source's gauges in Spark's Prometheus format.
+async fn prometheus(master: web::Data<Addr<MasterActor>>) -> HttpResponse {
+    match view(&master).await {
+        Some(v) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(prometheus_text(&v)),
+        None => HttpResponse::ServiceUnavailable().body("the master is restarting"),
+    }
+}
+
+/// Spark's MasterSource gauges: workers, aliveWorkers, apps (active) and waitingApps.
+pub fn prometheus_text(v: &MasterView) -> String {
+    let active = v.apps.iter().filter(|a| is_active(a.state)).count();
+    let waiting = v
+        .apps
+        .iter()
+        .filter(|a| a.state == AppState::Waiting)
+        .count();
+    crate::metrics::spark::gauges(
+        "master",
+        &[
+            ("workers", v.workers.len() as u64),
+            ("aliveWorkers", alive(v).count() as u64),
+            ("apps", active as u64),
+            ("waitingApps", waiting as u64),
+        ],
+    )
 }
 
 fn alive(v: &MasterView) -> impl Iterator<Item = &WorkerView> {

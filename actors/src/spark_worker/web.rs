@@ -17,6 +17,7 @@ pub fn serve(
             .route("/", web::get().to(page))
             .route("/json", web::get().to(json_page))
             .route("/json/", web::get().to(json_page))
+            .route("/metrics/prometheus", web::get().to(prometheus))
     })
     .workers(1)
     .disable_signals()
@@ -52,6 +53,34 @@ pub fn to_json(s: &WorkerStatus) -> Value {
         "drivers": s.drivers,
         "finisheddrivers": [],
     })
+}
+
+/// Spark's WorkerSource gauges: executors, coresUsed, coresFree, memUsed_MB, memFree_MB.
+pub fn prometheus_text(s: &WorkerStatus) -> String {
+    let cores_used: u64 = s.executors.iter().map(|e| u64::from(e.cores)).sum();
+    let mem_used: u64 = s.executors.iter().map(|e| e.memory_mb).sum();
+    crate::metrics::spark::gauges(
+        "worker",
+        &[
+            ("executors", s.executors.len() as u64),
+            ("coresUsed", cores_used),
+            ("memUsed_MB", mem_used),
+            (
+                "coresFree",
+                u64::from(s.spec.cores).saturating_sub(cores_used),
+            ),
+            ("memFree_MB", s.spec.memory_mb.saturating_sub(mem_used)),
+        ],
+    )
+}
+
+async fn prometheus(worker: web::Data<Addr<WorkerActor>>) -> HttpResponse {
+    match worker.send(GetWorkerStatus).await {
+        Ok(s) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(prometheus_text(&s)),
+        Err(_) => HttpResponse::ServiceUnavailable().body("the worker is restarting"),
+    }
 }
 
 async fn json_page(worker: web::Data<Addr<WorkerActor>>) -> HttpResponse {

@@ -42,7 +42,7 @@ fn writer(dir: &Path) -> StorageWriter {
         fsync: false,
         snap_retain_count: 3,
     };
-    StorageWriter::start(settings, |_| {}).unwrap()
+    StorageWriter::start(settings, Default::default(), |_| {}).unwrap()
 }
 
 /// A server's files after 40 txns in epoch 1, none in epoch 2 and 25 in epoch 3, with a

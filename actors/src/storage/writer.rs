@@ -4,12 +4,14 @@
 
 use super::files::{self, read_record, RecordRead};
 use super::StorageError;
+use crate::metrics::ServerMetrics;
 use crate::zab::{PersistToken, StorageOp};
 use ensemble_messages::{Snapshot, Txn, Zxid};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
+use std::time::Instant;
 
 /// Where and how the writer stores.
 #[derive(Clone, Debug)]
@@ -60,9 +62,11 @@ pub struct StorageWriter {
 const MAX_BATCH: usize = 4096;
 
 impl StorageWriter {
-    /// Starts the writer and snapshot threads; `report` is called from them.
+    /// Starts the writer and snapshot threads; `report` is called from them, and fsync and
+    /// snapshot times go to `metrics`.
     pub fn start(
         settings: WriterSettings,
+        metrics: Arc<ServerMetrics>,
         report: impl Fn(WriterEvent) + Send + Sync + 'static,
     ) -> Result<Self, StorageError> {
         files::ensure_dir(&files::log_dir(&settings.data_log_dir))?;
@@ -70,10 +74,11 @@ impl StorageWriter {
         create_epoch_files(&settings)?;
         mark_newest_log(&settings)?;
         let report: Arc<dyn Fn(WriterEvent) + Send + Sync> = Arc::new(report);
-        let snapshots = start_snapshot_thread(settings.clone(), report.clone())?;
+        let snapshots = start_snapshot_thread(settings.clone(), metrics.clone(), report.clone())?;
         let (tx, rx) = mpsc::channel();
         let mut state = WriterState {
             settings,
+            metrics,
             current: None,
             buffer: Vec::new(),
             dirty: false,
@@ -140,6 +145,7 @@ impl StorageWriter {
 
 fn start_snapshot_thread(
     settings: WriterSettings,
+    metrics: Arc<ServerMetrics>,
     report: Arc<dyn Fn(WriterEvent) + Send + Sync>,
 ) -> Result<mpsc::Sender<SnapshotRequest>, StorageError> {
     let (tx, rx) = mpsc::channel::<SnapshotRequest>();
@@ -149,12 +155,16 @@ fn start_snapshot_thread(
             for req in rx {
                 match req {
                     SnapshotRequest::Take(last_zxid, job) => {
+                        let began = Instant::now();
                         let snapshot = Snapshot {
                             last_zxid,
                             state: job(),
                         };
                         match write_snapshot(&settings, &snapshot).and_then(|_| purge(&settings)) {
-                            Ok(()) => report(WriterEvent::SnapshotTaken(last_zxid)),
+                            Ok(()) => {
+                                metrics.snapshot_time.since(began);
+                                report(WriterEvent::SnapshotTaken(last_zxid))
+                            }
                             // A failed snapshot loses nothing: the log still holds every txn.
                             Err(e) => {
                                 tracing::error!("background snapshot at {last_zxid} failed: {e}")
@@ -173,6 +183,7 @@ fn start_snapshot_thread(
 
 struct WriterState {
     settings: WriterSettings,
+    metrics: Arc<ServerMetrics>,
     /// The log file being appended to.
     current: Option<File>,
     /// Encoded records not yet written.
@@ -261,8 +272,10 @@ impl WriterState {
                 self.dirty = true;
             }
             if self.dirty && self.settings.fsync {
+                let began = Instant::now();
                 f.sync_data()
                     .map_err(StorageError::io("fsyncing the log"))?;
+                self.metrics.fsync_time.since(began);
             }
             self.dirty = false;
         }
@@ -406,6 +419,7 @@ mod tests {
                 fsync: true,
                 snap_retain_count: 3,
             },
+            Default::default(),
             move |e| sink.lock().unwrap().push(e),
         )
         .unwrap();

@@ -6,6 +6,7 @@ use crate::client_port::{
 };
 use crate::data_tree::TreeOp;
 use crate::data_tree::{DataTree, OpResult, SessionPassword, TreeTxn};
+use crate::metrics::ServerMetrics;
 use crate::peer::{Announce, PeerEvent, PeerLink, SendPeer};
 use crate::sessions::SessionTracker;
 use crate::storage::{
@@ -14,6 +15,7 @@ use crate::storage::{
 use actix::prelude::*;
 use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, ZabMessage, Zxid};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -35,6 +37,8 @@ pub struct QuorumSettings {
     pub service_settings: ServiceSettings,
     /// How often the leader deletes emptied containers, in ms.
     pub container_check_ms: u64,
+    /// The server's running figures.
+    pub metrics: Arc<ServerMetrics>,
 }
 
 /// Result of a write submitted through this server.
@@ -105,6 +109,8 @@ pub struct NodeStatus {
     pub watched_paths: usize,
     /// Ephemeral znodes.
     pub ephemerals: usize,
+    /// Open sessions of the whole ensemble.
+    pub sessions: usize,
 }
 
 /// The quorum peer actor. Supervised: a restart reloads the core and the tree from disk.
@@ -127,6 +133,8 @@ pub struct QuorumPeerActor {
     last_container_check: u64,
     /// Whether the core was serving when last looked at, to tell the clients of a change.
     was_serving: bool,
+    /// When this server last stopped serving (or started), for election_time.
+    looking_since: Instant,
 }
 
 /// Collects the txns the client service submits while it runs.
@@ -171,13 +179,24 @@ impl QuorumPeerActor {
         recovered: Recovered,
     ) -> Result<Self, StorageError> {
         let (core, tree) = build(&settings, recovered)?;
-        let clients = ClientService::new(settings.sid, settings.service_settings, wall_clock_ms());
+        // A server starts out looking for a leader.
+        settings
+            .metrics
+            .looking_count
+            .fetch_add(1, Ordering::Relaxed);
+        let clients = ClientService::new(
+            settings.sid,
+            settings.service_settings,
+            wall_clock_ms(),
+            settings.metrics.clone(),
+        );
         Ok(QuorumPeerActor {
             clients,
             tracker: None,
             last_session_check: 0,
             last_container_check: 0,
             was_serving: false,
+            looking_since: Instant::now(),
             settings,
             links,
             storage,
@@ -272,11 +291,24 @@ impl QuorumPeerActor {
                 }
             }
         }
-        let serving = self.core.status().serving;
-        if serving != self.was_serving {
-            self.was_serving = serving;
-            self.clients.serving_changed(serving);
+        let status = self.core.status();
+        if status.serving != self.was_serving {
+            self.was_serving = status.serving;
+            self.clients.serving_changed(status.serving);
+            self.count_serving_change(status.serving, status.state);
         }
+    }
+
+    /// election_time, looking_count and leader_uptime follow the server in and out of service.
+    fn count_serving_change(&mut self, serving: bool, state: ServerState) {
+        let metrics = &self.settings.metrics;
+        if serving {
+            metrics.election_time.since(self.looking_since);
+        } else {
+            self.looking_since = Instant::now();
+            metrics.looking_count.fetch_add(1, Ordering::Relaxed);
+        }
+        metrics.set_leading(serving && state == ServerState::Leading);
     }
 
     fn send(&self, to: Sid, msg: PeerMessage) {
@@ -295,6 +327,7 @@ impl QuorumPeerActor {
             watches: self.clients.watch_count(),
             watched_paths: self.clients.watched_paths(),
             ephemerals: self.tree.ephemeral_count(),
+            sessions: self.tree.sessions().count(),
         }
     }
 
