@@ -156,7 +156,7 @@ impl WatchManager {
         &mut self,
         path: &str,
         event_type: i32,
-        may_read: impl Fn(i64) -> bool,
+        mut may_read: impl FnMut(i64) -> bool,
     ) -> Vec<(i64, i32, String)> {
         let mut sessions = BTreeSet::new();
         let kinds: &[WatchKind] = match event_type {
