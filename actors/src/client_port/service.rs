@@ -652,11 +652,7 @@ impl ClientService {
             op::GET_EPHEMERALS => match PathRequest::from_bytes(body) {
                 Err(_) => fail(err::MARSHALLING_ERROR),
                 Ok(r) => {
-                    let children: Vec<String> = tree
-                        .ephemerals(session)
-                        .into_iter()
-                        .filter(|p| p.starts_with(&r.path))
-                        .collect();
+                    let children = tree.ephemerals_with_prefix(session, &r.path);
                     ok(GetChildrenResponse { children }.to_bytes())
                 }
             },

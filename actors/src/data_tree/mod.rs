@@ -638,6 +638,22 @@ impl DataTree {
             .unwrap_or_default()
     }
 
+    /// Paths of a session's ephemeral znodes that start with `prefix` (as a string, the way
+    /// ZooKeeper's getEphemerals filters): one range of the sorted set, not a scan of them all.
+    pub fn ephemerals_with_prefix(&self, session: i64, prefix: &str) -> Vec<String> {
+        let Some(s) = self.sessions.get(&session) else {
+            return Vec::new();
+        };
+        s.ephemerals
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|p| p.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
     /// Znodes the leader should delete at `now_ms`: containers that had children and have
     /// none left, and childless TTL znodes not modified for longer than their TTL.
     pub fn due_for_reaping(&self, now_ms: i64) -> Vec<String> {

@@ -928,3 +928,36 @@ fn a_multi_checks_a_recreated_znode_against_its_new_acl() {
     assert_eq!(f.tree.get("/q").unwrap().acl.len(), 1);
     assert!(f.tree.get("/q/a").is_none());
 }
+
+#[test]
+fn get_ephemerals_reads_only_the_paths_under_its_prefix() {
+    // A session owning 100,000 ephemerals asks 1,000 times for those under a prefix that
+    // matches two of them: before, each request copied and filtered all 100,000.
+    let mut f = Fixture::new();
+    f.apply_as(
+        7,
+        &[],
+        TreeOp::CreateSession {
+            timeout_ms: 4000,
+            password: [0; 16],
+        },
+    );
+    let ops = (0..100_000)
+        .map(|i| create(&format!("/e{i:06}"), CreateMode::Ephemeral))
+        .collect();
+    f.apply_as(7, &[], TreeOp::Multi(ops));
+    assert_eq!(f.tree.ephemerals(7).len(), 100_000);
+    let started = std::time::Instant::now();
+    for _ in 0..1_000 {
+        assert_eq!(
+            f.tree.ephemerals_with_prefix(7, "/e01234"),
+            [
+                "/e012340", "/e012341", "/e012342", "/e012343", "/e012344", "/e012345", "/e012346",
+                "/e012347", "/e012348", "/e012349"
+            ]
+        );
+    }
+    println!("1,000 getEphemerals among 100,000: {:?}", started.elapsed());
+    assert_eq!(f.tree.ephemerals_with_prefix(7, "/").len(), 100_000);
+    assert!(f.tree.ephemerals_with_prefix(8, "/").is_empty());
+}
