@@ -31,8 +31,11 @@ pub fn permits(acl: &[AclEntry], needed: i32, auth: &[(String, String)]) -> bool
 /// address cannot be reused by another while it is remembered.
 #[derive(Default)]
 pub struct PermissionMemo {
-    seen: HashMap<(usize, i32), (Arc<[AclEntry]>, bool)>,
+    seen: HashMap<(usize, i32), Remembered>,
 }
+
+/// An ACL kept alive while remembered, and whether it granted the permission.
+type Remembered = (Arc<[AclEntry]>, bool);
 
 impl PermissionMemo {
     /// [`permits`], remembered. Every call to one memo must give the same identities.
