@@ -300,7 +300,7 @@ impl ApacheTree {
                 };
                 let znode = Znode {
                     data: n.data,
-                    acl: n.acl,
+                    acl: n.acl.into(),
                     stat,
                     children: BTreeSet::new(),
                 };

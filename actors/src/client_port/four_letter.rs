@@ -53,15 +53,38 @@ pub fn read_only(info: &ServerInfo) -> bool {
     info.config.client.read_only_mode && !info.status.peer.serving
 }
 
+/// What a four-letter word gets before anything is asked of the server.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Screened {
+    /// Not a word ensemble knows: no reply.
+    Unknown,
+    /// A known word left out of `4lw.commands.whitelist`: this reply.
+    Refused(String),
+    /// A word to render from the server's status.
+    Allowed,
+}
+
+/// Screens `word` against the known words and the whitelist. The listener does this before it
+/// asks the server for anything, so a word nobody may run costs the server nothing (a `wchp`
+/// otherwise had every watch listed and sorted on the server's thread first).
+pub fn screen(word: &str, config: &NodeConfig) -> Screened {
+    if !FOUR_LETTER_WORDS.contains(&word) {
+        Screened::Unknown
+    } else if !config.client.allows_word(word) {
+        Screened::Refused(format!(
+            "{word} is not executed because it is not in the whitelist.\n"
+        ))
+    } else {
+        Screened::Allowed
+    }
+}
+
 /// Renders the reply to `word`, or `None` for a word ensemble does not know.
 pub fn render(word: &str, info: &ServerInfo) -> Option<String> {
-    if !FOUR_LETTER_WORDS.contains(&word) {
-        return None;
-    }
-    if !info.config.client.allows_word(word) {
-        return Some(format!(
-            "{word} is not executed because it is not in the whitelist.\n"
-        ));
+    match screen(word, info.config) {
+        Screened::Unknown => return None,
+        Screened::Refused(reply) => return Some(reply),
+        Screened::Allowed => {}
     }
     let serving = info.status.peer.serving || read_only(info);
     Some(match word {
@@ -501,5 +524,22 @@ mod tests {
             .unwrap()
             .contains("Sessions with Ephemerals (1):\n0x10:\n\t/e\n"));
         assert_eq!(render("crst", &i).unwrap(), "Connection stats reset.\n");
+    }
+
+    #[test]
+    fn words_are_screened_before_the_server_is_asked() {
+        let c = config(&["srvr"]);
+        assert_eq!(screen("srvr", &c), Screened::Allowed);
+        assert_eq!(screen("abcd", &c), Screened::Unknown);
+        for word in REPORT_WORDS.iter().chain(&["crst", "wchs", "mntr"]) {
+            assert_eq!(
+                screen(word, &c),
+                Screened::Refused(format!(
+                    "{word} is not executed because it is not in the whitelist.\n"
+                )),
+                "{word}"
+            );
+        }
+        assert_eq!(screen("wchp", &config(&["*"])), Screened::Allowed);
     }
 }

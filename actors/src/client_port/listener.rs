@@ -1,7 +1,7 @@
 //! Accepts client connections and answers four-letter words.
 
 use super::connection::{run, ConnLimits, Connection, FRAME_OVERHEAD};
-use super::four_letter::{render, ServerInfo, REPORT_WORDS};
+use super::four_letter::{render, screen, Screened, ServerInfo, REPORT_WORDS};
 use super::limits::{Flow, IpSlot, Load, PerIpLimit};
 use crate::accept::{accepted, Accepted};
 use crate::metrics::ServerMetrics;
@@ -156,6 +156,18 @@ async fn serve(
 impl Served {
     /// Answers a four-letter word and closes the connection.
     async fn four_letter_word(&self, mut stream: TcpStream, word: &str) -> std::io::Result<()> {
+        match screen(word, &self.config) {
+            Screened::Allowed => {}
+            Screened::Unknown => {
+                tracing::debug!(?word, "unknown four-letter word");
+                return stream.shutdown().await;
+            }
+            Screened::Refused(reply) => {
+                stream.write_all(reply.as_bytes()).await?;
+                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                return stream.shutdown().await;
+            }
+        }
         let Ok(status) = self.quorum.send(GetStatus).await else {
             return Ok(());
         };

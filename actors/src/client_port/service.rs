@@ -7,7 +7,7 @@
 use super::protocol::{ClientConnect, ClientPacket, ClientSink};
 use crate::data_tree::{
     masked, permits, ttl_of_owner, AclEntry, Applied, CreateMode, DataTree, NodeStat, OpResult,
-    SessionPassword, TreeOp, TreeTxn,
+    PermissionMemo, SessionPassword, TreeOp, TreeTxn,
 };
 use crate::metrics::ServerMetrics;
 use crate::sessions::{first_session_id, kinds_of_type, password_matches, WatchKind, WatchManager};
@@ -689,11 +689,7 @@ impl ClientService {
             op::GET_EPHEMERALS => match PathRequest::from_bytes(body) {
                 Err(_) => fail(err::MARSHALLING_ERROR),
                 Ok(r) => {
-                    let children: Vec<String> = tree
-                        .ephemerals(session)
-                        .into_iter()
-                        .filter(|p| p.starts_with(&r.path))
-                        .collect();
+                    let children = tree.ephemerals_with_prefix(session, &r.path);
                     ok(GetChildrenResponse { children }.to_bytes())
                 }
             },
@@ -801,6 +797,8 @@ impl ClientService {
     ) -> Option<Vec<u8>> {
         let mut r = JuteReader::new(body);
         let mut w = JuteWriter::default();
+        // Thousands of sub-ops may name znodes with one large ACL: it is read once.
+        let mut memo = PermissionMemo::default();
         loop {
             let h = MultiHeader::read(&mut r, "multiRead header").ok()?;
             if h.done {
@@ -809,7 +807,7 @@ impl ClientService {
             let req = PathWatchRequest::read(&mut r, "multiRead op").ok()?;
             let readable = tree
                 .get(&req.path)
-                .map(|n| permits(&n.acl, perm::READ, auth));
+                .map(|n| memo.permits(&n.acl, perm::READ, auth));
             match (h.op, readable, tree.stat(&req.path)) {
                 (_, Some(false), _) => {
                     MultiHeader {
@@ -946,12 +944,18 @@ impl ClientService {
                 }
             }
         }
+        // A multi's changes often share an ACL (every child event of one parent): each session
+        // reads each ACL once.
+        let mut memos: HashMap<i64, PermissionMemo> = HashMap::new();
         for t in &applied.triggers {
             let may_read = |session: i64| {
                 self.by_session
                     .get(&session)
                     .and_then(|c| self.conns.get(c))
-                    .is_some_and(|c| permits(&t.acl, perm::READ, &c.auth))
+                    .is_some_and(|c| {
+                        let memo = memos.entry(session).or_default();
+                        memo.permits(&t.acl, perm::READ, &c.auth)
+                    })
             };
             for (session, event_type, path) in self.watches.trigger(&t.path, t.event, may_read) {
                 if let Some(conn) = self.by_session.get(&session) {

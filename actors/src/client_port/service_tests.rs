@@ -738,3 +738,117 @@ fn stats_hide_container_and_ttl_markers() {
         0x100_0000_0000_0001
     );
 }
+
+/// `/h` with a 30,001-entry ACL (0.8 MiB): 30,000 ip entries granting everything to addresses
+/// these clients do not have, then `world:anyone`, so every check reads it to the end.
+fn create_huge_acl_node(h: &mut Harness, rx: &mut UnboundedReceiver<ToClient>) {
+    let mut acl: Vec<(i32, String)> = (0..30_000u32)
+        .map(|i| {
+            (
+                31,
+                format!("10.{}.{}.{}", i >> 16, (i >> 8) & 0xff, i & 0xff),
+            )
+        })
+        .collect();
+    acl.push((31, "anyone".into()));
+    let acl = acl
+        .iter()
+        .map(|(p, id)| (*p, if id == "anyone" { "world" } else { "ip" }, id.as_str()))
+        .collect();
+    h.send(1, 1, op::CREATE, create_with_acl("/h", acl));
+    h.commit();
+    assert_eq!(frames(rx)[0].1, err::OK);
+}
+
+/// A multi or multiRead body of `n` sub-ops of type `code`, each written by `op`.
+fn multi_body(n: usize, code: i32, op: impl Fn(&mut JuteWriter)) -> Vec<u8> {
+    let mut w = JuteWriter::default();
+    for _ in 0..n {
+        MultiHeader {
+            op: code,
+            done: false,
+            err: -1,
+        }
+        .write(&mut w);
+        op(&mut w);
+    }
+    MultiHeader {
+        op: -1,
+        done: true,
+        err: -1,
+    }
+    .write(&mut w);
+    w.bytes
+}
+
+#[test]
+fn a_multi_read_naming_one_huge_acl_many_times_reads_it_once() {
+    let mut h = Harness::new();
+    let mut a = h.connect(1);
+    create_huge_acl_node(&mut h, &mut a);
+    // 20,000 getData sub-ops of /h: 0.3 MiB. Before, each read the whole ACL.
+    let body = multi_body(20_000, op::GET_DATA, |w| get_h().write(w));
+    let started = std::time::Instant::now();
+    h.send(1, 2, op::MULTI_READ, body);
+    println!(
+        "multiRead of 20,000 getData under a 30,001-entry ACL: {:?}",
+        started.elapsed()
+    );
+    let f = frames(&mut a);
+    assert_eq!((f[0].0, f[0].1), (2, err::OK));
+    let mut r = JuteReader::new(&f[0].2);
+    for _ in 0..20_000 {
+        let header = MultiHeader::read(&mut r, "h").unwrap();
+        assert_eq!((header.op, header.err), (op::GET_DATA, err::OK));
+        assert_eq!(GetDataResponse::read(&mut r, "d").unwrap().data.0, b"d");
+    }
+}
+
+fn get_h() -> PathWatchRequest {
+    PathWatchRequest {
+        path: "/h".into(),
+        watch: false,
+    }
+}
+
+#[test]
+fn a_multi_changing_a_znode_with_a_huge_acl_checks_each_watcher_once() {
+    let mut h = Harness::new();
+    let mut owner = h.connect(1);
+    create_huge_acl_node(&mut h, &mut owner);
+    let watch = AddWatchRequest {
+        path: "/h".into(),
+        mode: 0,
+    };
+    let mut watchers: Vec<_> = (2..12).map(|conn| h.connect(conn)).collect();
+    for (conn, rx) in (2..12).zip(watchers.iter_mut()) {
+        h.send(conn, 1, op::ADD_WATCH, watch.to_bytes());
+        frames(rx);
+    }
+    // One multi of 2,000 setData on /h: 2,000 events for each of 10 persistent watchers.
+    // Before, each event read the 30,001-entry ACL for each watcher, and each op copied it.
+    let set = SetDataRequest {
+        path: "/h".into(),
+        data: Buffer(b"x".to_vec()),
+        version: -1,
+    };
+    h.send(
+        1,
+        2,
+        op::MULTI,
+        multi_body(2_000, op::SET_DATA, |w| set.write(w)),
+    );
+    let started = std::time::Instant::now();
+    h.commit();
+    println!(
+        "multi of 2,000 setData, 10 watchers, 30,001-entry ACL: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(frames(&mut owner)[0].1, err::OK);
+    for rx in &mut watchers {
+        let events = frames(rx);
+        assert_eq!(events.len(), 2_000);
+        assert!(events.iter().all(|f| f.0 == xid::WATCH_EVENT));
+    }
+    assert_eq!(h.tree.stat("/h").unwrap().version, 2_000);
+}

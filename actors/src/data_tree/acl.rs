@@ -2,8 +2,9 @@
 
 use super::AclEntry;
 use ensemble_messages::zk::err;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Whether `acl` grants `needed` to a caller with these identities. The `super` identity
 /// (see the superDigest setting) passes every check.
@@ -21,6 +22,39 @@ pub fn permits(acl: &[AclEntry], needed: i32, auth: &[(String, String)]) -> bool
                 scheme => auth.iter().any(|(s, id)| s == scheme && *id == a.id),
             }
     })
+}
+
+/// Permission checks already made for one caller, by ACL and permission. A multi checks the
+/// same ACLs over and over (15,000 creates under one parent check its ACL 15,000 times), and a
+/// change checks the ACL for each watcher's session; with this each distinct ACL is read once.
+/// ACLs are shared lists, so one is known by its address; the memo holds the list, so the
+/// address cannot be reused by another while it is remembered.
+#[derive(Default)]
+pub struct PermissionMemo {
+    seen: HashMap<(usize, i32), Remembered>,
+}
+
+/// An ACL kept alive while remembered, and whether it granted the permission.
+type Remembered = (Arc<[AclEntry]>, bool);
+
+impl PermissionMemo {
+    /// [`permits`], remembered. Every call to one memo must give the same identities.
+    pub fn permits(
+        &mut self,
+        acl: &Arc<[AclEntry]>,
+        needed: i32,
+        auth: &[(String, String)],
+    ) -> bool {
+        let key = (Arc::as_ptr(acl).cast::<AclEntry>() as usize, needed);
+        match self.seen.get(&key) {
+            Some((held, ok)) if Arc::ptr_eq(held, acl) => *ok,
+            _ => {
+                let ok = permits(acl, needed, auth);
+                self.seen.insert(key, (Arc::clone(acl), ok));
+                ok
+            }
+        }
+    }
 }
 
 /// The ACL as a caller without ADMIN sees it from getACL: digest ids keep their user name and

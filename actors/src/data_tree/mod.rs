@@ -10,7 +10,7 @@ mod acl;
 mod ops;
 mod path;
 
-pub use acl::{masked, permits};
+pub use acl::{masked, permits, PermissionMemo};
 pub use ops::{
     ttl_of_owner, ttl_owner, AclEntry, CreateMode, NodeStat, OpResult, SessionPassword, TreeOp,
     TreeTxn, Trigger, MAX_TTL_MS,
@@ -21,14 +21,15 @@ use ensemble_messages::zk::{err, event, perm, CONTAINER_OWNER};
 use ensemble_messages::{codec, Sid, Txn, Zxid};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 /// One znode.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Znode {
     /// Content.
     pub data: Vec<u8>,
-    /// Access control list.
-    pub acl: Vec<AclEntry>,
+    /// Access control list, shared with the triggers of its changes rather than copied.
+    pub acl: Arc<[AclEntry]>,
     /// Metadata (data_length and num_children are filled in by [`DataTree::stat`]).
     pub stat: NodeStat,
     /// Names of its children.
@@ -97,7 +98,7 @@ enum Saved {
     /// A (childless) znode was removed: put it back.
     Removed(String, Znode),
     /// A znode's content changed: restore it.
-    Content(String, Vec<u8>, Vec<AclEntry>, NodeStat),
+    Content(String, Vec<u8>, Arc<[AclEntry]>, NodeStat),
     /// A parent's metadata and one child name changed.
     Parent {
         path: String,
@@ -123,19 +124,19 @@ impl Default for DataTree {
         t.nodes.insert(
             "/".into(),
             Znode {
-                acl: AclEntry::open(),
+                acl: AclEntry::open().into(),
                 ..Znode::default()
             },
         );
         for p in ["/zookeeper", "/zookeeper/quota"] {
-            t.insert_child(p, Vec::new(), AclEntry::open(), NodeStat::default());
+            t.insert_child(p, Vec::new(), AclEntry::open().into(), NodeStat::default());
         }
         // As in ZooKeeper, only a reconfig writes the config node: clients may read it.
-        let read_only = vec![AclEntry {
+        let read_only = Arc::from([AclEntry {
             perms: perm::READ,
             scheme: "world".into(),
             id: "anyone".into(),
-        }];
+        }]);
         t.insert_child(
             "/zookeeper/config",
             Vec::new(),
@@ -166,6 +167,7 @@ impl DataTree {
         };
         let mut triggers = Vec::new();
         let mut undo = Undo::default();
+        let mut memo = PermissionMemo::default();
         let zxid = txn.zxid.0 as i64;
         let moved = !matches!(
             t.op,
@@ -195,7 +197,7 @@ impl DataTree {
             },
             TreeOp::Multi(ops) => self.apply_multi(&t, ops, zxid, &mut triggers),
             op => self
-                .try_op(&t, op, zxid, &mut undo, &mut triggers)
+                .try_op(&t, op, zxid, &mut undo, &mut memo, &mut triggers)
                 .unwrap_or_else(OpResult::Error),
         };
         let closed = matches!(t.op, TreeOp::CloseSession | TreeOp::ExpireSession);
@@ -218,6 +220,7 @@ impl DataTree {
             enabled: true,
             log: Vec::new(),
         };
+        let mut memo = PermissionMemo::default();
         let mut results = Vec::with_capacity(ops.len());
         let mut fired = Vec::new();
         for (i, op) in ops.iter().enumerate() {
@@ -229,7 +232,7 @@ impl DataTree {
                 | TreeOp::MoveSession
                 | TreeOp::Reap { .. } => OpResult::Error(err::BAD_ARGUMENTS),
                 op => self
-                    .try_op(t, op, zxid, &mut undo, &mut fired)
+                    .try_op(t, op, zxid, &mut undo, &mut memo, &mut fired)
                     .unwrap_or_else(OpResult::Error),
             };
             if let OpResult::Error(code) = r {
@@ -321,12 +324,14 @@ impl DataTree {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn try_op(
         &mut self,
         t: &TreeTxn,
         op: &TreeOp,
         zxid: i64,
         undo: &mut Undo,
+        memo: &mut PermissionMemo,
         triggers: &mut Vec<Trigger>,
     ) -> Result<OpResult, i32> {
         match op {
@@ -355,10 +360,10 @@ impl DataTree {
                 data,
                 acl,
                 mode,
-            } => self.create(t, path, data, acl, *mode, zxid, undo, triggers),
+            } => self.create(t, path, data, acl, *mode, zxid, (undo, memo), triggers),
             TreeOp::Delete { path, version } => {
                 let parent = path::parent(path).ok_or(err::BAD_ARGUMENTS)?;
-                self.check_perm(parent, perm::DELETE, t)?;
+                self.check_perm(parent, perm::DELETE, t, memo)?;
                 let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
                 if *version != -1 && *version != node.stat.version {
                     return Err(err::BAD_VERSION);
@@ -374,7 +379,7 @@ impl DataTree {
                 data,
                 version,
             } => {
-                self.check_perm(path, perm::WRITE, t)?;
+                self.check_perm(path, perm::WRITE, t, memo)?;
                 let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
                 if *version != -1 && *version != node.stat.version {
                     return Err(err::BAD_VERSION);
@@ -391,7 +396,7 @@ impl DataTree {
                 })
             }
             TreeOp::SetAcl { path, acl, version } => {
-                self.check_perm(path, perm::ADMIN, t)?;
+                self.check_perm(path, perm::ADMIN, t, memo)?;
                 let acl = acl::resolve(acl, &t.auth)?;
                 let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
                 if *version != -1 && *version != node.stat.aversion {
@@ -399,14 +404,14 @@ impl DataTree {
                 }
                 self.save_content(undo, path);
                 let node = self.nodes.get_mut(path).ok_or(err::NO_NODE)?;
-                node.acl = acl;
+                node.acl = acl.into();
                 node.stat.aversion += 1;
                 Ok(OpResult::AclSet {
                     stat: self.stat(path).ok_or(err::NO_NODE)?,
                 })
             }
             TreeOp::Check { path, version } => {
-                self.check_perm(path, perm::READ, t)?;
+                self.check_perm(path, perm::READ, t, memo)?;
                 let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
                 if *version != -1 && *version != node.stat.version {
                     return Err(err::BAD_VERSION);
@@ -428,11 +433,11 @@ impl DataTree {
         acl: &[AclEntry],
         mode: CreateMode,
         zxid: i64,
-        undo: &mut Undo,
+        (undo, memo): (&mut Undo, &mut PermissionMemo),
         triggers: &mut Vec<Trigger>,
     ) -> Result<OpResult, i32> {
         let parent_path = path::parent(path).ok_or(err::BAD_ARGUMENTS)?.to_string();
-        self.check_perm(&parent_path, perm::CREATE, t)?;
+        self.check_perm(&parent_path, perm::CREATE, t, memo)?;
         let acl = acl::resolve(acl, &t.auth)?;
         let parent = self.nodes.get(&parent_path).ok_or(err::NO_NODE)?;
         if is_session_owner(parent.stat.ephemeral_owner) {
@@ -471,7 +476,7 @@ impl DataTree {
             pzxid: zxid,
             ..NodeStat::default()
         };
-        self.insert_child(&path, data.to_vec(), acl, stat);
+        self.insert_child(&path, data.to_vec(), acl.into(), stat);
         if let Some(p) = self.nodes.get_mut(&parent_path) {
             p.stat.cversion += 1;
             p.stat.pzxid = zxid;
@@ -492,7 +497,7 @@ impl DataTree {
         Ok(OpResult::Created { path, stat })
     }
 
-    fn insert_child(&mut self, path: &str, data: Vec<u8>, acl: Vec<AclEntry>, stat: NodeStat) {
+    fn insert_child(&mut self, path: &str, data: Vec<u8>, acl: Arc<[AclEntry]>, stat: NodeStat) {
         if let Some((parent, name)) = path::parent(path).zip(path::name(path)) {
             if let Some(p) = self.nodes.get_mut(parent) {
                 p.children.insert(name.to_string());
@@ -559,9 +564,15 @@ impl DataTree {
         }
     }
 
-    fn check_perm(&self, path: &str, needed: i32, t: &TreeTxn) -> Result<(), i32> {
+    fn check_perm(
+        &self,
+        path: &str,
+        needed: i32,
+        t: &TreeTxn,
+        memo: &mut PermissionMemo,
+    ) -> Result<(), i32> {
         match self.nodes.get(path) {
-            Some(n) if !permits(&n.acl, needed, &t.auth) => Err(err::NO_AUTH),
+            Some(n) if !memo.permits(&n.acl, needed, &t.auth) => Err(err::NO_AUTH),
             _ => Ok(()),
         }
     }
@@ -625,6 +636,22 @@ impl DataTree {
             .get(&session)
             .map(|s| s.ephemerals.iter().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Paths of a session's ephemeral znodes that start with `prefix` (as a string, the way
+    /// ZooKeeper's getEphemerals filters): one range of the sorted set, not a scan of them all.
+    pub fn ephemerals_with_prefix(&self, session: i64, prefix: &str) -> Vec<String> {
+        let Some(s) = self.sessions.get(&session) else {
+            return Vec::new();
+        };
+        s.ephemerals
+            .range::<str, _>((
+                std::ops::Bound::Included(prefix),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|p| p.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 
     /// Znodes the leader should delete at `now_ms`: containers that had children and have

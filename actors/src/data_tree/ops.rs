@@ -2,6 +2,7 @@
 
 use ensemble_messages::zk::err;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// One permission grant, as the tree stores it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -302,6 +303,6 @@ pub struct Trigger {
     /// ZooKeeper event type (NodeCreated, NodeDeleted, NodeDataChanged, NodeChildrenChanged).
     pub event: i32,
     /// The ACL of the znode at `path` when it changed (as it was, for a deleted one): only
-    /// watchers with READ on it get the event.
-    pub acl: Vec<AclEntry>,
+    /// watchers with READ on it get the event. Shared with the znode, not copied.
+    pub acl: Arc<[AclEntry]>,
 }

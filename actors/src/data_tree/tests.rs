@@ -95,12 +95,12 @@ fn create_sets_stat_and_parent_versions_and_fires_watches() {
             Trigger {
                 path: "/a".into(),
                 event: event::NODE_CREATED,
-                acl: AclEntry::open()
+                acl: AclEntry::open().into()
             },
             Trigger {
                 path: "/".into(),
                 event: event::NODE_CHILDREN_CHANGED,
-                acl: AclEntry::open()
+                acl: AclEntry::open().into()
             },
         ]
     );
@@ -215,7 +215,7 @@ fn ephemerals_belong_to_their_session_and_go_with_it() {
     assert!(closed.triggers.contains(&Trigger {
         path: "/e".into(),
         event: event::NODE_DELETED,
-        acl: AclEntry::open()
+        acl: AclEntry::open().into()
     }));
     assert!(f.tree.get("/e").is_none());
     assert!(!f.tree.has_session(7));
@@ -597,7 +597,7 @@ fn only_the_acls_zookeeper_knows_are_valid() {
     }
     let twice = [acl("world", "anyone"), acl("world", "anyone")].concat();
     f.apply(create_with("/twice", twice));
-    assert_eq!(f.tree.get("/twice").unwrap().acl, AclEntry::open());
+    assert_eq!(f.tree.get("/twice").unwrap().acl[..], AclEntry::open());
     let set = TreeOp::SetAcl {
         path: "/twice".into(),
         acl: acl("super", ""),
@@ -702,7 +702,7 @@ fn a_deleted_node_fires_with_the_acl_it_had() {
         },
     );
     assert_eq!(gone.triggers[0].event, event::NODE_DELETED);
-    assert_eq!(gone.triggers[0].acl, acl("digest", "alice:hash"));
+    assert_eq!(gone.triggers[0].acl[..], acl("digest", "alice:hash"));
 }
 
 #[test]
@@ -827,4 +827,137 @@ fn a_huge_acl_with_duplicates_resolves_to_its_unique_entries_in_order() {
     let acl: Vec<AclEntry> = (0..30_000).chain(0..30_000).map(entry).collect();
     let resolved = acl::resolve(&acl, &[]).unwrap();
     assert_eq!(resolved, (0..30_000).map(entry).collect::<Vec<_>>());
+}
+
+/// An ACL of `n` ip entries granting everything to addresses the callers here never have,
+/// then `world:anyone`: every check of it reads it to the end.
+fn huge_acl(n: u32) -> Vec<AclEntry> {
+    let mut acl: Vec<AclEntry> = (0..n)
+        .map(|i| AclEntry {
+            perms: perm::ALL,
+            scheme: "ip".into(),
+            id: format!("10.{}.{}.{}", i >> 16, (i >> 8) & 0xff, i & 0xff),
+        })
+        .collect();
+    acl.extend(AclEntry::open());
+    acl
+}
+
+#[test]
+fn a_multi_under_a_parent_with_a_huge_acl_reads_that_acl_once() {
+    // A 30,001-entry ACL (0.8 MiB) on /p, then one multi (0.9 MiB) of 15,000 creates under
+    // it: each create checks CREATE on /p and fires /p's child event with /p's ACL. Before,
+    // that was 15,000 full reads and copies of the ACL on every replica's apply thread.
+    let mut f = Fixture::new();
+    let ip = [("ip", "127.0.0.1")];
+    let p = f.apply_as(
+        7,
+        &ip,
+        TreeOp::Create {
+            path: "/p".into(),
+            data: Vec::new(),
+            acl: huge_acl(30_000),
+            mode: CreateMode::Persistent,
+        },
+    );
+    assert!(
+        matches!(p.result, OpResult::Created { .. }),
+        "{:?}",
+        p.result
+    );
+    let ops = (0..15_000)
+        .map(|i| create(&format!("/p/c{i}"), CreateMode::Persistent))
+        .collect();
+    let started = std::time::Instant::now();
+    let a = f.apply_as(7, &ip, TreeOp::Multi(ops));
+    println!(
+        "multi of 15,000 creates under a 30,001-entry ACL: {:?}",
+        started.elapsed()
+    );
+    let OpResult::Multi(results) = &a.result else {
+        panic!("{:?}", a.result)
+    };
+    assert_eq!(results.len(), 15_000);
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, OpResult::Created { .. })));
+    assert_eq!(f.tree.stat("/p").unwrap().num_children, 15_000);
+    let parent_events: Vec<&Trigger> = a.triggers.iter().filter(|t| t.path == "/p").collect();
+    assert_eq!(parent_events.len(), 15_000);
+    assert!(parent_events.iter().all(|t| t.acl.len() == 30_001));
+}
+
+#[test]
+fn a_multi_checks_a_recreated_znode_against_its_new_acl() {
+    let mut f = Fixture::new();
+    let ip = [("ip", "127.0.0.1")];
+    let acl = |perms: i32, scheme: &str, id: &str| {
+        vec![AclEntry {
+            perms,
+            scheme: scheme.into(),
+            id: id.into(),
+        }]
+    };
+    let q = |acl: Vec<AclEntry>| TreeOp::Create {
+        path: "/q".into(),
+        data: Vec::new(),
+        acl,
+        mode: CreateMode::Persistent,
+    };
+    let delete = |path: &str| TreeOp::Delete {
+        path: path.into(),
+        version: -1,
+    };
+    let open_to_create = acl(perm::CREATE | perm::DELETE, "world", "anyone");
+    assert!(matches!(
+        f.apply_as(7, &ip, q(open_to_create)).result,
+        OpResult::Created { .. }
+    ));
+    let ops = vec![
+        create("/q/a", CreateMode::Persistent),
+        delete("/q/a"),
+        delete("/q"),
+        q(acl(perm::ALL, "ip", "10.0.0.1")),
+        create("/q/b", CreateMode::Persistent),
+    ];
+    let a = f.apply_as(7, &ip, TreeOp::Multi(ops));
+    let OpResult::Multi(results) = a.result else {
+        panic!("{:?}", a.result)
+    };
+    assert_eq!(results[4], OpResult::Error(err::NO_AUTH), "{results:?}");
+    assert_eq!(f.tree.get("/q").unwrap().acl.len(), 1);
+    assert!(f.tree.get("/q/a").is_none());
+}
+
+#[test]
+fn get_ephemerals_reads_only_the_paths_under_its_prefix() {
+    // A session owning 100,000 ephemerals asks 1,000 times for those under a prefix that
+    // matches two of them: before, each request copied and filtered all 100,000.
+    let mut f = Fixture::new();
+    f.apply_as(
+        7,
+        &[],
+        TreeOp::CreateSession {
+            timeout_ms: 4000,
+            password: [0; 16],
+        },
+    );
+    let ops = (0..100_000)
+        .map(|i| create(&format!("/e{i:06}"), CreateMode::Ephemeral))
+        .collect();
+    f.apply_as(7, &[], TreeOp::Multi(ops));
+    assert_eq!(f.tree.ephemerals(7).len(), 100_000);
+    let started = std::time::Instant::now();
+    for _ in 0..1_000 {
+        assert_eq!(
+            f.tree.ephemerals_with_prefix(7, "/e01234"),
+            [
+                "/e012340", "/e012341", "/e012342", "/e012343", "/e012344", "/e012345", "/e012346",
+                "/e012347", "/e012348", "/e012349"
+            ]
+        );
+    }
+    println!("1,000 getEphemerals among 100,000: {:?}", started.elapsed());
+    assert_eq!(f.tree.ephemerals_with_prefix(7, "/").len(), 100_000);
+    assert!(f.tree.ephemerals_with_prefix(8, "/").is_empty());
 }
