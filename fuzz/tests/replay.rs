@@ -5,6 +5,7 @@
 //! seeds into `seeds/<target>/` for cargo-fuzz to start from.
 
 use ensemble_fuzz::seeds::{self, TARGETS};
+use ensemble_messages::mutation::{self, mutate, Rng};
 use ensemble_messages::zk::err;
 use ensemble_messages::{ServerState, Zxid};
 use std::path::{Path, PathBuf};
@@ -45,54 +46,8 @@ fn kept_inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
         .collect()
 }
 
-/// xorshift64*, so that a failing mutation is found again from its case number.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
-fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
-    let mut b = input.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(5) {
-            0 if !b.is_empty() => {
-                let i = rng.below(b.len());
-                b[i] ^= 1 << rng.below(8);
-            }
-            1 if !b.is_empty() => {
-                let i = rng.below(b.len());
-                b[i] = [0x00, 0x01, 0x7f, 0x80, 0xfb, 0xfc, 0xfd, 0xff][rng.below(8)];
-            }
-            2 => b.truncate(rng.below(b.len() + 1)),
-            3 if b.len() >= 4 => {
-                let i = rng.below(b.len() - 3);
-                b[i..i + 4].copy_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
-            }
-            _ => {
-                let i = rng.below(b.len() + 1);
-                let extra: Vec<u8> = (0..rng.below(16)).map(|_| rng.next() as u8).collect();
-                b.splice(i..i, extra);
-            }
-        }
-    }
-    b
-}
-
 fn cases() -> u64 {
-    std::env::var("FUZZ_REPLAY_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000)
+    mutation::cases("FUZZ_REPLAY_CASES", 20_000)
 }
 
 #[test]

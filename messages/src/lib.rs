@@ -7,6 +7,7 @@
 
 pub mod codec;
 pub mod jute;
+pub mod mutation;
 pub mod peer;
 pub mod spark;
 pub mod zk;

@@ -5,56 +5,13 @@
 
 use crate::codec::{self, PeerCodec};
 use crate::jute::*;
+use crate::mutation::{self, mutate, Rng};
 use crate::{HandshakeFrame, Notification, PeerMessage, ServerState, Txn, Vote, ZabMessage, Zxid};
 use bytes::BytesMut;
 use tokio_util::codec::Decoder;
 
-/// A small deterministic generator (xorshift64*), so a failing case is reproducible by seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 fn cases() -> u64 {
-    std::env::var("ROBUSTNESS_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000)
-}
-
-/// One mutation of `seed_input`.
-fn mutate(rng: &mut Rng, seed_input: &[u8]) -> Vec<u8> {
-    let mut b = seed_input.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(6) {
-            0 if !b.is_empty() => {
-                let i = rng.below(b.len());
-                b[i] ^= 1 << rng.below(8);
-            }
-            1 if !b.is_empty() => {
-                let i = rng.below(b.len());
-                b[i] = [0x00, 0x7f, 0x80, 0xfb, 0xfc, 0xfd, 0xfe, 0xff][rng.below(8)];
-            }
-            2 => b.truncate(rng.below(b.len() + 1)),
-            3 if b.len() >= 4 => {
-                let i = rng.below(b.len() - 3);
-                b[i..i + 4].copy_from_slice(&[0x7f, 0xff, 0xff, 0xff]);
-            }
-            4 => b.extend((0..rng.below(16)).map(|_| rng.next() as u8)),
-            _ => b = (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
-        }
-    }
-    b
+    mutation::cases("ROBUSTNESS_CASES", 20_000)
 }
 
 fn peer_samples() -> Vec<Vec<u8>> {

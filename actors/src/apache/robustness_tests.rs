@@ -5,54 +5,10 @@
 use super::tests::fixture_dir;
 use super::*;
 use crate::data_tree::AclEntry;
-
-/// A small deterministic generator (xorshift64*), so a failing case is reproducible by seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use ensemble_messages::mutation::{self, mutate, Rng};
 
 fn cases() -> u64 {
-    std::env::var("ROBUSTNESS_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(20_000)
-}
-
-/// One mutation of `input`: bit flips, extreme bytes and lengths, truncation, appended noise.
-fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
-    let mut b = input.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(5) {
-            0 if !b.is_empty() => {
-                let i = rng.below(b.len());
-                b[i] ^= 1 << rng.below(8);
-            }
-            1 if !b.is_empty() => {
-                let i = rng.below(b.len());
-                b[i] = [0x00, 0x2f, 0x7f, 0x80, 0xff][rng.below(5)];
-            }
-            2 => b.truncate(rng.below(b.len() + 1)),
-            3 if b.len() >= 4 => {
-                let i = rng.below(b.len() - 3);
-                let v: [u8; 4] =
-                    [[0x7f, 0xff, 0xff, 0xff], [0xff; 4], [0x80, 0, 0, 0], [0; 4]][rng.below(4)];
-                b[i..i + 4].copy_from_slice(&v);
-            }
-            _ => b.extend((0..rng.below(32)).map(|_| rng.next() as u8)),
-        }
-    }
-    b
+    mutation::cases("ROBUSTNESS_CASES", 20_000)
 }
 
 fn fixture_files(prefix: &str) -> Vec<Vec<u8>> {

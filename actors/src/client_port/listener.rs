@@ -164,7 +164,7 @@ impl Served {
             }
             Screened::Refused(reply) => {
                 stream.write_all(reply.as_bytes()).await?;
-                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+                self.metrics.sent();
                 return stream.shutdown().await;
             }
         }
