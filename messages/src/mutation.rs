@@ -7,7 +7,7 @@ pub struct Rng(pub u64);
 
 impl Rng {
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -16,7 +16,7 @@ impl Rng {
 
     /// A number below `n` (0 when `n` is 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
@@ -55,10 +55,12 @@ pub fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
             }
             4 => {
                 let at = rng.below(b.len() + 1);
-                let noise: Vec<u8> = (0..rng.below(32)).map(|_| rng.next() as u8).collect();
+                let noise: Vec<u8> = (0..rng.below(32)).map(|_| rng.next_u64() as u8).collect();
                 b.splice(at..at, noise);
             }
-            _ if rng.below(8) == 0 => b = (0..rng.below(64)).map(|_| rng.next() as u8).collect(),
+            _ if rng.below(8) == 0 => {
+                b = (0..rng.below(64)).map(|_| rng.next_u64() as u8).collect()
+            }
             _ => {}
         }
     }
