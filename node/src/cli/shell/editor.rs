@@ -45,10 +45,10 @@ impl Completion {
         let Some(client) = client else {
             return Vec::new();
         };
-        let listing = self.runtime.block_on(tokio::time::timeout(
-            Duration::from_secs(2),
-            client.get_children(parent, false),
-        ));
+        // The timer is made inside the runtime: this thread is not one of its own.
+        let listing = self.runtime.block_on(async {
+            tokio::time::timeout(Duration::from_secs(2), client.get_children(parent, false)).await
+        });
         let Ok(Ok((mut children, _))) = listing else {
             return Vec::new();
         };
