@@ -2,7 +2,7 @@
 //! and the line editor through a pseudo-terminal.
 
 use ensemble_node::local_cluster::{ProcessCluster, Program};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -11,14 +11,17 @@ fn shell(servers: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
     (code == Some(0), out)
 }
 
-/// Runs `ensemble-cli <head> <args>` with `stdin` piped in; its exit code and stdout.
+/// Runs `ensemble-cli <head> <args>` with `stdin` piped in; its exit code, and what it wrote on
+/// stdout and stderr (one pipe, so in the order written).
 fn shell_as(head: &[&str], args: &[&str], stdin: Option<&str>) -> (Option<i32>, String) {
+    let (mut output, out_end) = std::io::pipe().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ensemble-cli"))
         .args(head)
         .args(args)
+        .env("RUST_LOG", "off")
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(out_end.try_clone().unwrap())
+        .stderr(out_end)
         .spawn()
         .unwrap();
     let mut input = child.stdin.take().unwrap();
@@ -26,11 +29,9 @@ fn shell_as(head: &[&str], args: &[&str], stdin: Option<&str>) -> (Option<i32>, 
         input.write_all(text.as_bytes()).unwrap();
     }
     drop(input);
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-    )
+    let mut text = String::new();
+    output.read_to_string(&mut text).unwrap();
+    (child.wait().unwrap().code(), text)
 }
 
 #[test]
@@ -133,7 +134,16 @@ fn shell_help_usage_auth_history_as_zkcli() {
             "Unrecognized option: -x\nls [-s] [-w] [-R] path\n".into()
         )
     );
-    assert_eq!(zkcli(&["get", "/nope"]).0, Some(1));
+    let split = Command::new(env!("CARGO_BIN_EXE_ensemble-cli"))
+        .args(["shell", "-server", &server, "get", "/nope"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(
+        (split.status.code(), &split.stdout[..], &split.stderr[..]),
+        (Some(1), &b""[..], &b"Node does not exist: /nope\n"[..]),
+        "as in zkCli, errors go to stderr"
+    );
 
     let script = "create /p/a x\ncreate /p/a/b\ngetAllChildrenNumber /p\n\
         addauth digest bob:pw\nsetAcl /p/a auth:bob:cdrwa\ngetAcl /p/a\nwhoami\n\

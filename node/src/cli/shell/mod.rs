@@ -7,6 +7,13 @@ macro_rules! say {
     }};
 }
 
+/// Prints a line on stderr, where zkCli prints usage and errors.
+macro_rules! complain {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stderr(), $($t)*);
+    }};
+}
+
 mod args;
 mod commands;
 mod editor;
@@ -178,9 +185,9 @@ impl Shell {
     async fn dispatch(&mut self, words: &[String]) -> Outcome {
         let name = words[0].as_str();
         let Some(spec) = usage::find(name) else {
-            say!("{}", usage::help());
+            complain!("{}", usage::help());
             if name != "help" {
-                say!("Command not found: Command not found {name}");
+                complain!("Command not found: Command not found {name}");
                 return Outcome::NotFound;
             }
             return Outcome::Done;
@@ -188,12 +195,12 @@ impl Shell {
         let a = match args::parse(spec, &words[1..]) {
             Ok(a) => a,
             Err(args::ArgsError::Unrecognized(flag)) => {
-                say!("Unrecognized option: {flag}");
-                say!("{}", usage::usage_line(spec));
+                complain!("Unrecognized option: {flag}");
+                complain!("{}", usage::usage_line(spec));
                 return Outcome::Failed;
             }
             Err(args::ArgsError::Usage) => {
-                say!("{}", usage::usage_line(spec));
+                complain!("{}", usage::usage_line(spec));
                 return Outcome::Failed;
             }
         };
@@ -223,8 +230,8 @@ impl Shell {
             Ok(()) => Outcome::Done,
             Err(f) => {
                 match f.text() {
-                    Some(text) => say!("{text}"),
-                    None => say!("{}", usage::usage_line(spec)),
+                    Some(text) => complain!("{text}"),
+                    None => complain!("{}", usage::usage_line(spec)),
                 }
                 Outcome::Failed
             }
@@ -237,13 +244,13 @@ impl Shell {
         let line = match n.parse::<usize>() {
             Ok(i) if i < current => self.history[i].clone(),
             _ => {
-                say!("Command index out of range");
+                complain!("Command index out of range");
                 return Outcome::Failed;
             }
         };
         let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
         if words.first().is_some_and(|w| w == "redo") {
-            say!("No redoing redos");
+            complain!("No redoing redos");
             return Outcome::Failed;
         }
         self.history[current] = line;
