@@ -118,6 +118,7 @@ fn shell_help_usage_auth_history_as_zkcli() {
         zkcli(&["create", "/p", "v"]),
         (Some(0), "Created /p\n".into())
     );
+    assert_eq!(zkcli(&["create", "/p/c"]).0, Some(0));
     assert_eq!(
         zkcli(&["set", "/p"]),
         (Some(1), "set [-s] [-v version] path data\n".into())
@@ -148,10 +149,10 @@ fn shell_help_usage_auth_history_as_zkcli() {
     let script = "create /p/a x\ncreate /p/a/b\ngetAllChildrenNumber /p\n\
         addauth digest bob:pw\nsetAcl /p/a auth:bob:cdrwa\ngetAcl /p/a\nwhoami\n\
         printwatches\nprintwatches off\nprintwatches\nhistory\nredo 2\nredo 99\n\
-        close\nls /\nconnect\nget /p/a\nversion\n";
+        ls -R /p\nclose\nls /\nconnect\nget /p/a\nversion\n";
     let (code, out) = shell_as(&["shell", "--server", &server], &[], Some(script));
     assert_eq!(code, Some(0));
-    let expected_start = "Created /p/a\nCreated /p/a/b\n2\n\
+    let expected_start = "Created /p/a\nCreated /p/a/b\n3\n\
         'digest,'bob:ikIaKsbtGweaHnb/jKn7OHqbunM=\n: cdrwa\nAuth scheme: User\n";
     assert!(out.starts_with(expected_start), "{out}");
     assert!(
@@ -162,7 +163,7 @@ fn shell_help_usage_auth_history_as_zkcli() {
         0 - create /p/a x\n1 - create /p/a/b\n2 - getAllChildrenNumber /p\n\
         3 - addauth digest bob:pw\n4 - setAcl /p/a auth:bob:cdrwa\n5 - getAcl /p/a\n\
         6 - whoami\n7 - printwatches\n8 - printwatches off\n9 - printwatches\n10 - history\n\
-        2\nCommand index out of range\nNot connected\nInsufficient permission : /p/a\n\
+        3\nCommand index out of range\n/p\n/p/a\n/p/c\n/p/a/b\nNot connected\nInsufficient permission : /p/a\n\
         ZooKeeper CLI version: ensemble ";
     assert!(out.contains(expected_end), "{out}");
 }

@@ -182,16 +182,35 @@ async fn subtree(c: &ZkClient, root: &str) -> Result<Vec<String>, Failure> {
 async fn ls(c: &ZkClient, a: &Args) -> Done {
     let path = a.arg(0);
     if a.has("-R") {
-        for p in subtree(c, path).await? {
-            say!("{p}");
-        }
-        return Ok(());
+        return ls_recursive(c, path, a.has("-w")).await;
     }
     let (mut children, stat) = c.get_children(path, a.has("-w")).await.map_err(at(path))?;
     children.sort();
     say!("[{}]", children.join(", "));
     if a.has("-s") {
         print_stat(&stat);
+    }
+    Ok(())
+}
+
+/// `ls -R` in zkCli's order, printed as it goes: the node, then for each node visited all its
+/// children (sorted) before descending into them one by one; a node deleted meanwhile is skipped.
+async fn ls_recursive(c: &ZkClient, root: &str, watch: bool) -> Done {
+    c.get_data_watch(root, watch).await.map_err(at(root))?;
+    say!("{root}");
+    let mut stack = vec![root.to_string()];
+    while let Some(p) = stack.pop() {
+        let mut children = match c.get_children(&p, watch).await {
+            Ok((children, _)) => children,
+            Err(ClientError::Server(err::NO_NODE)) => continue,
+            Err(e) => return Err(at(&p)(e)),
+        };
+        children.sort();
+        let paths: Vec<String> = children.iter().map(|ch| child_path(&p, ch)).collect();
+        for child in &paths {
+            say!("{child}");
+        }
+        stack.extend(paths.into_iter().rev());
     }
     Ok(())
 }
