@@ -241,6 +241,12 @@ fn interactive_shell_edits_recalls_and_completes() {
         "send \\r",
         "expect \\r\\n0\\r\\n",
         "expect (CONNECTED) 4] ",
+        // A watch set from the shell fires in it and is printed as zkCli does.
+        "send get -w /pty\\r",
+        "expect hello",
+        "expect (CONNECTED) 5] ",
+        "send set /pty bye\\r",
+        "expect WatchedEvent state:SyncConnected type:NodeDataChanged path:/pty",
         "send quit\\r",
     ]
     .join("\n");
