@@ -247,6 +247,9 @@ fn interactive_shell_edits_recalls_and_completes() {
         "expect (CONNECTED) 5] ",
         "send set /pty bye\\r",
         "expect WatchedEvent state:SyncConnected type:NodeDataChanged path:/pty",
+        // After `close` the prompt says so; the shell stays.
+        "send close\\r",
+        "expect (CLOSED) 7] ",
         "send quit\\r",
     ]
     .join("\n");

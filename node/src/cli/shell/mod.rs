@@ -24,10 +24,10 @@ use commands::Failure;
 use editor::SharedClient;
 use ensemble_actors::zk_client::ZkClient;
 use ensemble_messages::jute::WatcherEvent;
-use ensemble_messages::zk::event;
+use ensemble_messages::zk::{event, state};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -61,6 +61,8 @@ struct Shell {
     shared: SharedClient,
     events: UnboundedSender<WatcherEvent>,
     print_watches: Arc<AtomicBool>,
+    /// The keeper state the session last reported (SyncConnected, Disconnected, Expired).
+    keeper_state: Arc<AtomicI32>,
     history: Vec<String>,
 }
 
@@ -101,15 +103,18 @@ fn event_name(t: i32) -> &'static str {
     }
 }
 
-/// Prints node events as zkCli does while `printwatches` is on.
+/// Prints node events as zkCli does while `printwatches` is on; notes connection state changes
+/// (events of type None) in `keeper_state` for the prompt.
 fn print_events(
     mut events: tokio::sync::mpsc::UnboundedReceiver<WatcherEvent>,
     on: Arc<AtomicBool>,
+    keeper_state: Arc<AtomicI32>,
 ) {
     tokio::spawn(async move {
         while let Some(e) = events.recv().await {
-            // Connection state changes (type None) are not node events: not printed.
-            if e.event_type != event::NONE && on.load(Ordering::Relaxed) {
+            if e.event_type == event::NONE {
+                keeper_state.store(e.state, Ordering::Relaxed);
+            } else if on.load(Ordering::Relaxed) {
                 say!(
                     "\nWATCHER::\n\nWatchedEvent state:SyncConnected type:{} path:{}",
                     event_name(e.event_type),
@@ -136,7 +141,8 @@ impl Shell {
     async fn connect(servers: &str) -> Result<Shell, String> {
         let (events, received) = tokio::sync::mpsc::unbounded_channel();
         let print_watches = Arc::new(AtomicBool::new(true));
-        print_events(received, print_watches.clone());
+        let keeper_state = Arc::new(AtomicI32::new(state::SYNC_CONNECTED));
+        print_events(received, print_watches.clone(), keeper_state.clone());
         let client = open(servers, events.clone()).await?;
         Ok(Shell {
             servers: servers.to_string(),
@@ -144,6 +150,7 @@ impl Shell {
             client: Some(client),
             events,
             print_watches,
+            keeper_state,
             history: Vec::new(),
         })
     }
@@ -171,12 +178,12 @@ impl Shell {
         }
     }
 
-    /// zkCli's prompt: `[zk: host:port(CONNECTED) 3] `.
+    /// zkCli's prompt: `[zk: host:port(CONNECTED) 3] `, with the session's state.
     fn prompt(&self) -> String {
-        let state = if self.client.is_some() {
-            "CONNECTED"
-        } else {
-            "CLOSED"
+        let state = match (&self.client, self.keeper_state.load(Ordering::Relaxed)) {
+            (None, _) | (_, state::EXPIRED) => "CLOSED",
+            (_, state::DISCONNECTED) => "CONNECTING",
+            _ => "CONNECTED",
         };
         format!("[zk: {}({state}) {}] ", self.servers, self.history.len())
     }
@@ -292,6 +299,8 @@ impl Shell {
         let client = open(&self.servers, self.events.clone())
             .await
             .map_err(Failure::Message)?;
+        self.keeper_state
+            .store(state::SYNC_CONNECTED, Ordering::Relaxed);
         self.set_client(Some(client));
         Ok(())
     }

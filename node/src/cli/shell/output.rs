@@ -5,23 +5,63 @@ use ensemble_messages::jute::Stat;
 use ensemble_messages::zk::{err, perm};
 use std::io::Write;
 
-/// zkCli's wording of an error on `path`.
+/// zkCli's wording of an error on `path`: its own sentence for the common codes, else
+/// ZooKeeper's `KeeperErrorCode = <message> for <path>`.
 pub(super) fn describe(e: &ClientError, path: &str) -> String {
-    match e {
-        ClientError::Server(code) => match *code {
-            err::NO_NODE => format!("Node does not exist: {path}"),
-            err::NODE_EXISTS => format!("Node already exists: {path}"),
-            err::BAD_VERSION => format!("version No is not valid : {path}"),
-            err::NOT_EMPTY => format!("Node not empty: {path}"),
-            err::NO_AUTH => format!("Insufficient permission : {path}"),
-            err::NO_CHILDREN_FOR_EPHEMERALS => format!("Ephemerals cannot have children: {path}"),
-            err::INVALID_ACL => format!("Acl is not valid : {path}"),
-            err::NO_WATCHER => format!("KeeperErrorCode = No such watcher for {path}"),
-            err::BAD_ARGUMENTS => format!("Path {path} is not valid"),
-            other => format!("KeeperErrorCode = {other} for {path}"),
-        },
-        other => other.to_string(),
+    let code = match e {
+        ClientError::Server(code) => *code,
+        ClientError::ConnectionLoss(_) => err::CONNECTION_LOSS,
+        ClientError::Marshalling(_) => err::MARSHALLING_ERROR,
+    };
+    match code {
+        err::NO_NODE => format!("Node does not exist: {path}"),
+        err::NO_CHILDREN_FOR_EPHEMERALS => format!("Ephemerals cannot have children: {path}"),
+        err::NODE_EXISTS => format!("Node already exists: {path}"),
+        err::NOT_EMPTY => format!("Node not empty: {path}"),
+        err::NOT_READ_ONLY => format!("Not a read-only call: {path}"),
+        err::INVALID_ACL => format!("Acl is not valid : {path}"),
+        err::NO_AUTH => format!("Insufficient permission : {path}"),
+        err::BAD_ARGUMENTS => format!("Arguments are not valid : {path}"),
+        err::BAD_VERSION => format!("version No is not valid : {path}"),
+        other => format!("KeeperErrorCode = {} for {path}", code_message(other)),
     }
+}
+
+/// ZooKeeper's message for an error code, as its KeeperException prints it.
+fn code_message(code: i32) -> String {
+    let text = match code {
+        -1 => "SystemError",
+        -2 => "RuntimeInconsistency",
+        -3 => "DataInconsistency",
+        -4 => "ConnectionLoss",
+        -5 => "MarshallingError",
+        -6 => "Unimplemented",
+        -7 => "OperationTimeout",
+        -8 => "BadArguments",
+        -13 => "NewConfigNoQuorum",
+        -14 => "ReconfigInProgress",
+        -100 => "APIError",
+        -101 => "NoNode",
+        -102 => "NoAuth",
+        -103 => "BadVersion",
+        -108 => "NoChildrenForEphemerals",
+        -110 => "NodeExists",
+        -111 => "Directory not empty",
+        -112 => "Session expired",
+        -113 => "Invalid callback",
+        -114 => "InvalidACL",
+        -115 => "AuthFailed",
+        -118 => "Session moved",
+        -119 => "Not a read-only call",
+        -120 => "Ephemeral node on local session",
+        -121 => "No such watcher",
+        -123 => "Reconfig is disabled",
+        -124 => "Session closed because client failed to authenticate",
+        -125 => "Quota has exceeded",
+        -127 => "Op throttled due to high load",
+        other => return format!("Unknown error {other}"),
+    };
+    text.to_string()
 }
 
 /// Java's `Date.toString()` in UTC: `Sun Nov 22 00:12:34 UTC 2026`.
@@ -89,9 +129,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dates_and_perms_as_zkcli_prints_them() {
+    fn dates_perms_and_errors_as_zkcli_prints_them() {
         assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
         assert_eq!(java_date(1_795_310_069_439), "Sun Nov 22 01:14:29 UTC 2026");
         assert_eq!(perms_string(31), "cdrwa");
+        assert_eq!(
+            describe(&ClientError::Server(err::NO_WATCHER), "/a"),
+            "KeeperErrorCode = No such watcher for /a"
+        );
+        assert_eq!(
+            describe(&ClientError::ConnectionLoss("reset".into()), "/a"),
+            "KeeperErrorCode = ConnectionLoss for /a"
+        );
     }
 }
