@@ -62,6 +62,9 @@ pub mod event {
     pub const NODE_DELETED: i32 = 2;
     pub const NODE_DATA_CHANGED: i32 = 3;
     pub const NODE_CHILDREN_CHANGED: i32 = 4;
+    pub const CHILD_WATCH_REMOVED: i32 = 5;
+    pub const DATA_WATCH_REMOVED: i32 = 6;
+    pub const PERSISTENT_WATCH_REMOVED: i32 = 7;
 }
 
 /// Keeper states carried in watch events.

@@ -747,7 +747,11 @@ impl ClientService {
                     .iter()
                     .map(|(scheme, id)| ClientInfo {
                         auth_scheme: scheme.clone(),
-                        user: id.clone(),
+                        // As Apache's digest provider names users: `bob`, not `bob:HASH`.
+                        user: match scheme.as_str() {
+                            "digest" => id.split(':').next().unwrap_or_default().to_string(),
+                            _ => id.clone(),
+                        },
                     })
                     .collect(),
             }

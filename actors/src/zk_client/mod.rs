@@ -472,6 +472,17 @@ impl ZkClient {
         decode::<IntResponse>(&r).map(|n| n.number)
     }
 
+    /// The identities the session is authenticated as (whoAmI): `(scheme, user)` pairs.
+    pub async fn who_am_i(&self) -> Result<Vec<(String, String)>, ClientError> {
+        let r = self.call(op::WHO_AM_I, Vec::new()).await?;
+        decode::<WhoAmIResponse>(&r).map(|w| {
+            w.client_info
+                .into_iter()
+                .map(|c| (c.auth_scheme, c.user))
+                .collect()
+        })
+    }
+
     /// Sets a persistent (mode 0) or persistent recursive (mode 1) watch.
     pub async fn add_watch(&self, path: &str, mode: i32) -> Result<(), ClientError> {
         let req = AddWatchRequest {

@@ -105,7 +105,7 @@ fn load(args: &NodeArgs) -> Result<NodeConfig, ConfigError> {
 
 /// Entry point of the `ensemble` binary: parses arguments, installs logging, runs, exits.
 pub fn main() -> ! {
-    let args = Cli::parse();
+    let args = Cli::parse_from(shell::zkcli_spelling(std::env::args_os()));
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()

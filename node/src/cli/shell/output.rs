@@ -1,0 +1,145 @@
+//! How the shell prints: zkCli's error wording, Stat block and dates.
+
+use ensemble_actors::zk_client::ClientError;
+use ensemble_messages::jute::Stat;
+use ensemble_messages::zk::{err, perm};
+use std::io::Write;
+
+/// zkCli's wording of an error on `path`: its own sentence for the common codes, else
+/// ZooKeeper's `KeeperErrorCode = <message> for <path>`.
+pub(super) fn describe(e: &ClientError, path: &str) -> String {
+    let code = match e {
+        ClientError::Server(code) => *code,
+        ClientError::ConnectionLoss(_) => err::CONNECTION_LOSS,
+        ClientError::Marshalling(_) => err::MARSHALLING_ERROR,
+    };
+    match code {
+        err::NO_NODE => format!("Node does not exist: {path}"),
+        err::NO_CHILDREN_FOR_EPHEMERALS => format!("Ephemerals cannot have children: {path}"),
+        err::NODE_EXISTS => format!("Node already exists: {path}"),
+        err::NOT_EMPTY => format!("Node not empty: {path}"),
+        err::NOT_READ_ONLY => format!("Not a read-only call: {path}"),
+        err::INVALID_ACL => format!("Acl is not valid : {path}"),
+        err::NO_AUTH => format!("Insufficient permission : {path}"),
+        err::BAD_ARGUMENTS => format!("Arguments are not valid : {path}"),
+        err::BAD_VERSION => format!("version No is not valid : {path}"),
+        other => format!("KeeperErrorCode = {} for {path}", code_message(other)),
+    }
+}
+
+/// ZooKeeper's message for an error code, as its KeeperException prints it.
+fn code_message(code: i32) -> String {
+    let text = match code {
+        -1 => "SystemError",
+        -2 => "RuntimeInconsistency",
+        -3 => "DataInconsistency",
+        -4 => "ConnectionLoss",
+        -5 => "MarshallingError",
+        -6 => "Unimplemented",
+        -7 => "OperationTimeout",
+        -8 => "BadArguments",
+        -13 => "NewConfigNoQuorum",
+        -14 => "ReconfigInProgress",
+        -100 => "APIError",
+        -101 => "NoNode",
+        -102 => "NoAuth",
+        -103 => "BadVersion",
+        -108 => "NoChildrenForEphemerals",
+        -110 => "NodeExists",
+        -111 => "Directory not empty",
+        -112 => "Session expired",
+        -113 => "Invalid callback",
+        -114 => "InvalidACL",
+        -115 => "AuthFailed",
+        -118 => "Session moved",
+        -119 => "Not a read-only call",
+        -120 => "Ephemeral node on local session",
+        -121 => "No such watcher",
+        -123 => "Reconfig is disabled",
+        -124 => "Session closed because client failed to authenticate",
+        -125 => "Quota has exceeded",
+        -127 => "Op throttled due to high load",
+        other => return format!("Unknown error {other}"),
+    };
+    text.to_string()
+}
+
+/// Java's `Date.toString()` in UTC: `Sun Nov 22 00:12:34 UTC 2026`.
+fn java_date(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let tod = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:02} {:02}:{:02}:{:02} UTC {year}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        tod / 3600,
+        tod % 3600 / 60,
+        tod % 60
+    )
+}
+
+/// The Stat block zkCli prints for `-s` and `stat`.
+pub(super) fn print_stat(s: &Stat) {
+    say!("cZxid = 0x{:x}", s.czxid);
+    say!("ctime = {}", java_date(s.ctime));
+    say!("mZxid = 0x{:x}", s.mzxid);
+    say!("mtime = {}", java_date(s.mtime));
+    say!("pZxid = 0x{:x}", s.pzxid);
+    say!("cversion = {}", s.cversion);
+    say!("dataVersion = {}", s.version);
+    say!("aclVersion = {}", s.aversion);
+    say!("ephemeralOwner = 0x{:x}", s.ephemeral_owner);
+    say!("dataLength = {}", s.data_length);
+    say!("numChildren = {}", s.num_children);
+}
+
+/// `cdrwa`-style permission letters.
+pub(super) fn perms_string(p: i32) -> String {
+    [
+        (perm::CREATE, 'c'),
+        (perm::DELETE, 'd'),
+        (perm::READ, 'r'),
+        (perm::WRITE, 'w'),
+        (perm::ADMIN, 'a'),
+    ]
+    .iter()
+    .filter(|(bit, _)| p & bit != 0)
+    .map(|(_, c)| c)
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_perms_and_errors_as_zkcli_prints_them() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date(1_795_310_069_439), "Sun Nov 22 01:14:29 UTC 2026");
+        assert_eq!(perms_string(31), "cdrwa");
+        assert_eq!(
+            describe(&ClientError::Server(err::NO_WATCHER), "/a"),
+            "KeeperErrorCode = No such watcher for /a"
+        );
+        assert_eq!(
+            describe(&ClientError::ConnectionLoss("reset".into()), "/a"),
+            "KeeperErrorCode = ConnectionLoss for /a"
+        );
+    }
+}
