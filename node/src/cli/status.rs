@@ -79,7 +79,7 @@ pub(super) fn print(file: &EnsembleFile) -> i32 {
         };
         let name = format!("master:{}", m.port);
         println!(
-            "{name:<24} {url:<22} {state}  UI http://{}:{}",
+            "{name:<24} {url:<26} {state}  UI http://{}:{}",
             m.host, m.webui_port
         );
     }
@@ -99,7 +99,7 @@ pub(super) fn print(file: &EnsembleFile) -> i32 {
             None => "not answering".into(),
         };
         let name = format!("worker:{}", w.webui_port);
-        println!("{name:<24} {addr:<22} {state}  UI http://{addr}");
+        println!("{name:<24} {addr:<26} {state}  UI http://{addr}");
     }
     exit_code(serving)
 }
@@ -111,7 +111,7 @@ fn print_servers(targets: &Targets) -> usize {
         let Some(addr) = addr else {
             // zoo.cfg names only this server's client port unless a line carries `;port`.
             println!(
-                "{name:<24} {:<22} Mode: unknown (its server line names no client port)",
+                "{name:<24} {:<26} Mode: unknown (its server line names no client port)",
                 "-"
             );
             continue;
@@ -120,7 +120,7 @@ fn print_servers(targets: &Targets) -> usize {
         if matches!(mode.as_str(), "leader" | "follower" | "standalone") {
             serving += 1;
         }
-        println!("{name:<24} {addr:<22} Mode: {mode}");
+        println!("{name:<24} {addr:<26} Mode: {mode}");
     }
     serving
 }

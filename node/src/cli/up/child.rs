@@ -21,7 +21,7 @@ pub(super) struct Managed {
 }
 
 impl Managed {
-    /// Starts `exe args`, logging to `<logs>/<name>.log`. Must run on a thread that lives as
+    /// Starts `exe args`, logging to `<logs>/<name>.log` (`:` spelled `-`). Must run on a thread that lives as
     /// long as `up`: the parent-death signal fires when the spawning thread exits.
     pub(super) fn start(
         exe: &Path,
@@ -29,7 +29,7 @@ impl Managed {
         args: Vec<String>,
         logs: &Path,
     ) -> std::io::Result<Managed> {
-        let log = logs.join(format!("{name}.log"));
+        let log = logs.join(format!("{}.log", name.replace(':', "-")));
         let child = spawn(exe, &args, &name, &log)?;
         Ok(Managed {
             name,

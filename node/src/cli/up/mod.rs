@@ -261,7 +261,7 @@ fn banner(file: &EnsembleFile, config: &Path, logs: &Path) {
     );
     status::print(file);
     println!(
-        "logs: {}/<process>.log; check it with: ensemble status",
+        "logs: {}/<process>.log (server.1, master-7077, ...); check it with: ensemble status",
         logs.display()
     );
     println!("press Ctrl-C to stop");
