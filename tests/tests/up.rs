@@ -140,33 +140,46 @@ fn processes_naming(needle: &str) -> Vec<u32> {
         .collect()
 }
 
+/// Runs `cmd` to its end, which must come within 20 s.
+fn exit_within(cmd: &mut Command) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = wait_until("it to exit", Duration::from_secs(20), || {
+        child.try_wait().unwrap().is_some()
+    });
+    if exited.is_err() {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    exited.unwrap();
+    out
+}
+
 #[test]
 fn a_taken_port_stops_up_with_one_line_before_anything_starts() {
     let dir = tempfile::tempdir().unwrap();
     let host = "127.0.120.1";
     let config = write_config(dir.path(), host);
     let _taken = std::net::TcpListener::bind((host, MASTER_UI)).unwrap();
-    let mut up = Up::start(&config, &dir.path().join("run"));
-    let mut status = None;
-    let exited = wait_until("up to exit", Duration::from_secs(20), || {
-        status = up.child.try_wait().unwrap();
-        status.is_some()
-    });
-    assert!(exited.is_ok(), "{exited:?}");
-    assert!(!status.unwrap().success());
-    // The reader threads end with the streams, which closed when up exited.
-    wait_until("stderr to close", Duration::from_secs(5), || {
-        !up.err.lock().unwrap().is_empty()
-    })
-    .unwrap();
-    let err = up.err.lock().unwrap().clone();
-    assert_eq!(err.len(), 1, "{err:#?}");
-    assert!(
-        err[0].contains(&format!("{host}:{MASTER_UI}"))
-            && err[0].contains(&format!("web UI port of master:{MASTER}")),
-        "{err:#?}"
+    let out = exit_within(
+        Command::new(CLI)
+            .args(["up", "--config"])
+            .arg(&config)
+            .env("XDG_RUNTIME_DIR", dir.path().join("run")),
     );
-    assert!(up.out.lock().unwrap().is_empty());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains(&format!("{host}:{MASTER_UI}"))
+            && lines[0].contains(&format!("web UI port of master:{MASTER}")),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
     assert!(processes_naming(&config.display().to_string()).is_empty());
     assert!(!dir.path().join("data").join("up").exists());
 }
@@ -265,4 +278,46 @@ fn kill_9_of_up_takes_its_children_with_it() {
         kids.iter().all(|p| !running(*p))
     });
     assert!(gone.is_ok(), "{gone:?}: {kids:?}");
+}
+
+/// What a second `up` used to leave behind: a master or worker whose web UI port is taken
+/// panicked ("there is no reactor running") instead of exiting with one line.
+#[test]
+fn a_master_or_worker_whose_web_ui_port_is_taken_exits_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = "127.0.120.4";
+    let _taken = std::net::TcpListener::bind((host, MASTER_UI)).unwrap();
+    let ui = MASTER_UI.to_string();
+    let master_url = format!("spark://{host}:{MASTER}");
+    let work = dir.path().join("work").display().to_string();
+    let master = [
+        "master",
+        "--host",
+        host,
+        "--port",
+        "27299",
+        "--webui-port",
+        &ui,
+    ];
+    let worker = [
+        "worker",
+        &master_url,
+        "--host",
+        host,
+        "--webui-port",
+        &ui,
+        "--work-dir",
+        &work,
+    ];
+    for args in [&master[..], &worker[..]] {
+        let out = exit_within(Command::new(CLI).args(args));
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "ensemble: cannot bind the web UI on {host}:{MASTER_UI}: Address already in use (os error 98)\n"
+            ),
+            "{args:?}"
+        );
+    }
 }
