@@ -18,7 +18,9 @@ pub use model::{
     is_loopback, AdminSettings, ClientAddress, ClientSettings, ElectionSettings, MetricsSettings,
     NodeConfig, PeerAuth, ServerEntry, ServerRole, StorageSettings, PEER_SECRET_KEY,
 };
-pub use native::{load_toml, load_toml_str, parse_toml, EnsembleFile, DEFAULT_TOML};
+pub use native::{
+    load_toml, load_toml_str, parse_toml, EnsembleFile, MasterSection, WorkerSection, DEFAULT_TOML,
+};
 pub use zoo_cfg::{load_zoo_cfg, parse_zoo_cfg};
 
 /// Server id, the `N` of `server.N`.

@@ -5,11 +5,11 @@ use actix::Addr;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 
-/// Serves the UI of `worker` on `host:port`; the server runs on the current actix system.
+/// Serves the UI of `worker` on `listener` (bound by the caller before it starts any actor, so
+/// that a taken port ends the process cleanly); the server runs on the current actix system.
 pub fn serve(
     worker: Addr<WorkerActor>,
-    host: &str,
-    port: u16,
+    listener: std::net::TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
     let server = HttpServer::new(move || {
         App::new()
@@ -21,7 +21,7 @@ pub fn serve(
     })
     .workers(1)
     .disable_signals()
-    .bind((host, port))?
+    .listen(listener)?
     .run();
     Ok(server)
 }

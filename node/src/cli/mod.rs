@@ -26,9 +26,11 @@ pub struct Cli {
 enum Command {
     /// Runs one server of an ensemble.
     Node(NodeArgs),
-    /// Prints each server's mode, as `zkServer.sh status` does.
+    /// Prints each server's mode, as `zkServer.sh status` does, and with a TOML config (or,
+    /// given no arguments, the running `ensemble up`'s) each master's and worker's state.
     Status(StatusArgs),
-    /// Launches and supervises every server of a config (default: 3 servers on loopback).
+    /// Checks every port, then launches and supervises every server, master and worker of a
+    /// config (default: the 3 servers, 3 masters and 2 workers of `local-3.toml` on loopback).
     Up(UpArgs),
     /// Measures servers through the ZooKeeper protocol, or a local ensemble it starts.
     Bench(bench::BenchArgs),

@@ -113,14 +113,10 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
     let listener = std::net::TcpListener::bind((args.host.as_str(), args.port))
         .map_err(|e| format!("cannot bind {}:{}: {e}", args.host, args.port))?;
     listener.set_nonblocking(true)?;
+    let ui_listener = bind_webui(&args.host, args.webui_port)?;
     System::new().block_on(async move {
         let master = Supervisor::start(move |_| MasterActor::new(settings, recovery, listener));
-        let ui = spark_master::web::serve(master, &args.host, args.webui_port).map_err(|e| {
-            format!(
-                "cannot bind the web UI on {}:{}: {e}",
-                args.host, args.webui_port
-            )
-        })?;
+        let ui = spark_master::web::serve(master, ui_listener)?;
         tracing::info!(
             "Starting Spark-style master at {url}, web UI on port {}",
             args.webui_port
@@ -131,6 +127,13 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
         }
         Ok::<_, Box<dyn std::error::Error>>(0)
     })
+}
+
+/// Binds the web UI's port before any actor starts: an actor started and then dropped with its
+/// system, as a failed bind inside the system would, panics outside the runtime.
+fn bind_webui(host: &str, port: u16) -> Result<std::net::TcpListener, String> {
+    std::net::TcpListener::bind((host, port))
+        .map_err(|e| format!("cannot bind the web UI on {host}:{port}: {e}"))
 }
 
 /// Runs a worker until interrupted.
@@ -164,6 +167,7 @@ pub fn run_worker(args: WorkerArgs) -> Result<i32, Box<dyn std::error::Error>> {
         register_retry_ms: 1000,
         seed: std::process::id() as u64 ^ timing.worker_timeout.as_nanos() as u64,
     };
+    let ui_listener = bind_webui(&args.host, args.webui_port)?;
     System::new().block_on(async move {
         let work_dir = args.work_dir.clone();
         let (fatal, mut gave_up) = tokio::sync::mpsc::unbounded_channel();
@@ -175,13 +179,7 @@ pub fn run_worker(args: WorkerArgs) -> Result<i32, Box<dyn std::error::Error>> {
                 fatal.clone(),
             )
         });
-        let ui =
-            spark_worker::web::serve(worker.clone(), &args.host, args.webui_port).map_err(|e| {
-                format!(
-                    "cannot bind the web UI on {}:{}: {e}",
-                    args.host, args.webui_port
-                )
-            })?;
+        let ui = spark_worker::web::serve(worker.clone(), ui_listener)?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let code = tokio::select! {
             r = ui => r.map(|_| 0)?,

@@ -1,6 +1,9 @@
-//! `ensemble status`: each server's mode.
+//! `ensemble status`: each server's mode and, for a TOML config or a running `up`, each
+//! master's status and each worker's.
 
 use crate::four_letter;
+use ensemble_config::EnsembleFile;
+use std::net::ToSocketAddrs;
 use std::path::Path;
 use std::time::Duration;
 
@@ -13,10 +16,12 @@ pub(super) fn run(
     servers: Option<&str>,
 ) -> Result<i32, Box<dyn std::error::Error>> {
     let targets: Targets = match (config, zoo_cfg, servers) {
-        (Some(path), None, None) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            servers_of(&text)?
+        (Some(path), None, None) => return Ok(print(&read_toml(path)?)),
+        (None, None, None) => {
+            let path = super::up::state::running_config().ok_or(
+                "no `ensemble up` is running: give --config FILE, --zoo-cfg FILE or --servers host:port,...",
+            )?;
+            return Ok(print(&read_toml(&path)?));
         }
         (None, Some(path), None) => ensemble_config::load_zoo_cfg(path)?
             .servers
@@ -30,28 +35,27 @@ pub(super) fn run(
             .collect(),
         _ => return Err("give --config FILE, --zoo-cfg FILE or --servers host:port,...".into()),
     };
-    let mut serving = 0;
-    for (name, addr) in &targets {
-        let Some(addr) = addr else {
-            // zoo.cfg names only this server's client port unless a line carries `;port`.
-            println!(
-                "{name:<24} {:<22} Mode: unknown (its server line names no client port)",
-                "-"
-            );
-            continue;
-        };
-        let mode = four_letter::mode(addr, Duration::from_secs(2));
-        if matches!(mode.as_str(), "leader" | "follower" | "standalone") {
-            serving += 1;
-        }
-        println!("{name:<24} {addr:<22} Mode: {mode}");
-    }
-    Ok(if serving > 0 { 0 } else { 1 })
+    Ok(exit_code(print_servers(&targets)))
 }
 
-/// (name, client address) of every server in a TOML config.
-fn servers_of(text: &str) -> Result<Targets, Box<dyn std::error::Error>> {
-    Ok(ensemble_config::parse_toml(text)?
+fn read_toml(path: &Path) -> Result<EnsembleFile, Box<dyn std::error::Error>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(ensemble_config::parse_toml(&text)?)
+}
+
+/// 0 when some server serves, else 1.
+fn exit_code(serving: usize) -> i32 {
+    if serving > 0 {
+        0
+    } else {
+        1
+    }
+}
+
+/// Prints the servers, masters and workers of `file`; returns the exit code.
+pub(super) fn print(file: &EnsembleFile) -> i32 {
+    let targets: Targets = file
         .servers
         .iter()
         .map(|s| {
@@ -60,5 +64,76 @@ fn servers_of(text: &str) -> Result<Targets, Box<dyn std::error::Error>> {
                 Some(format!("{}:{}", s.host, s.client_port)),
             )
         })
-        .collect())
+        .collect();
+    let serving = print_servers(&targets);
+    for m in &file.masters {
+        let url = format!("spark://{}:{}", m.host, m.port);
+        let state = match json(&m.host, m.webui_port) {
+            Some(j) => format!(
+                "{:<8} workers {}, applications {}",
+                j["status"].as_str().unwrap_or("?"),
+                j["aliveworkers"],
+                j["activeapps"].as_array().map_or(0, Vec::len)
+            ),
+            None => "not answering".into(),
+        };
+        let name = format!("master:{}", m.port);
+        println!(
+            "{name:<24} {url:<26} {state}  UI http://{}:{}",
+            m.host, m.webui_port
+        );
+    }
+    for w in &file.workers {
+        let addr = format!("{}:{}", w.host, w.webui_port);
+        let state = match json(&w.host, w.webui_port) {
+            Some(j) => format!(
+                "master {}, cores {}/{} used, executors {}",
+                j["masterurl"]
+                    .as_str()
+                    .filter(|u| !u.is_empty())
+                    .unwrap_or("none"),
+                j["coresused"],
+                j["cores"],
+                j["executors"].as_array().map_or(0, Vec::len)
+            ),
+            None => "not answering".into(),
+        };
+        let name = format!("worker:{}", w.webui_port);
+        println!("{name:<24} {addr:<26} {state}  UI http://{addr}");
+    }
+    exit_code(serving)
+}
+
+/// Prints each server's mode; returns how many serve.
+fn print_servers(targets: &Targets) -> usize {
+    let mut serving = 0;
+    for (name, addr) in targets {
+        let Some(addr) = addr else {
+            // zoo.cfg names only this server's client port unless a line carries `;port`.
+            println!(
+                "{name:<24} {:<26} Mode: unknown (its server line names no client port)",
+                "-"
+            );
+            continue;
+        };
+        let mode = four_letter::mode(addr, Duration::from_secs(2));
+        if matches!(mode.as_str(), "leader" | "follower" | "standalone") {
+            serving += 1;
+        }
+        println!("{name:<24} {addr:<26} Mode: {mode}");
+    }
+    serving
+}
+
+/// A master's or worker's `/json`, or None while it does not answer.
+pub(super) fn json(host: &str, port: u16) -> Option<serde_json::Value> {
+    use std::io::{Read, Write};
+    let addr = (host, port).to_socket_addrs().ok()?.next()?;
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    s.write_all(format!("GET /json HTTP/1.0\r\nHost: {host}\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    serde_json::from_str(text.split_once("\r\n\r\n")?.1).ok()
 }

@@ -1,0 +1,138 @@
+//! `up`'s children: each in a process group of its own, killed by the kernel when `up` dies,
+//! its output prefixed by its name on `up`'s stderr and kept in a log file of its own.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A child process `up` keeps running: a server, a master or a worker.
+pub(super) struct Managed {
+    /// `server.1`, `master:7077`, `worker:8091`.
+    pub(super) name: String,
+    args: Vec<String>,
+    log: PathBuf,
+    child: Child,
+    /// How often it has been restarted.
+    pub(super) restarts: u32,
+}
+
+impl Managed {
+    /// Starts `exe args`, logging to `<logs>/<name>.log` (`:` spelled `-`). Must run on a thread that lives as
+    /// long as `up`: the parent-death signal fires when the spawning thread exits.
+    pub(super) fn start(
+        exe: &Path,
+        name: String,
+        args: Vec<String>,
+        logs: &Path,
+    ) -> std::io::Result<Managed> {
+        let log = logs.join(format!("{}.log", name.replace(':', "-")));
+        let child = spawn(exe, &args, &name, &log)?;
+        Ok(Managed {
+            name,
+            args,
+            log,
+            child,
+            restarts: 0,
+        })
+    }
+
+    /// Its exit status, once it has exited.
+    pub(super) fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Starts it again.
+    pub(super) fn restart(&mut self, exe: &Path) -> std::io::Result<()> {
+        self.restarts += 1;
+        self.child = spawn(exe, &self.args, &self.name, &self.log)?;
+        Ok(())
+    }
+
+    /// Sends `signal` to its process group.
+    pub(super) fn signal(&self, signal: libc::c_int) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe { libc::kill(-pid, signal) };
+        }
+    }
+}
+
+/// SIGTERM to every child, SIGKILL to those still running after 5 s; reaps them all.
+pub(super) fn stop_all(procs: &mut [Managed]) {
+    for p in procs.iter() {
+        p.signal(libc::SIGTERM);
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && procs.iter_mut().any(|p| p.exited().is_none()) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for p in procs.iter_mut() {
+        if p.exited().is_none() {
+            p.signal(libc::SIGKILL);
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+        }
+    }
+}
+
+fn spawn(exe: &Path, args: &[String], name: &str, log: &Path) -> std::io::Result<Child> {
+    let file = OpenOptions::new().create(true).append(true).open(log)?;
+    let file = Arc::new(Mutex::new(file));
+    let mut cmd = Command::new(exe);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    // SAFETY: the closure calls only async-signal-safe functions (prctl, getppid).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            ) == -1
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            // `up` may have died between the fork and the prctl.
+            if libc::getppid() != parent {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn()?;
+    if let Some(out) = child.stdout.take() {
+        pump(out, name.to_string(), file.clone());
+    }
+    if let Some(err) = child.stderr.take() {
+        pump(err, name.to_string(), file);
+    }
+    Ok(child)
+}
+
+/// Copies each line of `stream` to the log file and, prefixed by `name`, to `up`'s stderr.
+fn pump(stream: impl Read + Send + 'static, name: String, log: Arc<Mutex<File>>) {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        while matches!(reader.read_until(b'\n', &mut line), Ok(n) if n > 0) {
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end_matches(['\n', '\r']);
+            if let Ok(mut f) = log.lock() {
+                let _ = writeln!(f, "{text}");
+            }
+            let _ = writeln!(std::io::stderr().lock(), "{name:<12} | {text}");
+            line.clear();
+        }
+    });
+}

@@ -1,0 +1,289 @@
+//! `ensemble up`: checks every port of a config, then launches its servers, masters and workers
+//! as children and supervises them. Its files (generated config, Spark properties, one log per
+//! process) live in `<storage.data_dir>/up`.
+
+mod child;
+mod ports;
+pub(crate) mod state;
+mod watch;
+
+use super::status;
+use child::Managed;
+use ensemble_config::EnsembleFile;
+use ensemble_config::{MasterSection, WorkerSection};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long `up` waits for a serving ensemble and an ALIVE master before its banner.
+const STARTUP_WAIT: Duration = Duration::from_secs(60);
+
+/// A master's name in `up`'s output: `master:7077`.
+fn master_name(m: &MasterSection) -> String {
+    format!("master:{}", m.port)
+}
+
+/// A worker's name in `up`'s output: `worker:8091`.
+fn worker_name(w: &WorkerSection) -> String {
+    format!("worker:{}", w.webui_port)
+}
+
+/// Files `up` wrote, removed when dropped.
+struct Generated(Vec<PathBuf>);
+
+impl Drop for Generated {
+    fn drop(&mut self) {
+        for f in &self.0 {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// The running children; stopped when dropped, so that no error path leaves one behind.
+struct Supervisor {
+    exe: PathBuf,
+    logs: PathBuf,
+    procs: Vec<Managed>,
+}
+
+impl Supervisor {
+    fn start(&mut self, name: String, args: Vec<String>) -> std::io::Result<()> {
+        let p = Managed::start(&self.exe, name, args, &self.logs)?;
+        self.procs.push(p);
+        Ok(())
+    }
+
+    /// Restarts every child that has exited, with a backoff growing with its restarts.
+    fn restart_exited(&mut self, start: Instant) -> std::io::Result<()> {
+        for p in self.procs.iter_mut() {
+            if let Some(status) = p.exited() {
+                let backoff = Duration::from_millis(200 * u64::from((p.restarts + 1).min(25)));
+                println!(
+                    "{} {} exited ({status}); restart {} in {backoff:?}",
+                    watch::stamp(start),
+                    p.name,
+                    p.restarts + 1
+                );
+                std::thread::sleep(backoff);
+                p.restart(&self.exe)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        child::stop_all(&mut self.procs);
+    }
+}
+
+/// Runs `up`; returns when SIGINT or SIGTERM arrives, after stopping every child.
+pub(super) fn run(config: Option<&Path>) -> Result<i32, Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let text = match config {
+        Some(p) => {
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?
+        }
+        None => ensemble_config::DEFAULT_TOML.to_string(),
+    };
+    let file = ensemble_config::parse_toml(&text)?;
+    let props_text = validate(&file)?;
+    ports::check(&ports::of(&file)?)?;
+    let dir = file.storage.data_dir.join("up");
+    let logs = dir.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
+    let mut generated = Generated(Vec::new());
+    let path = match config {
+        Some(p) => p.to_path_buf(),
+        None => write(&mut generated, dir.join("ensemble.toml"), &text)?,
+    };
+    let props = write(&mut generated, dir.join("spark.conf"), &props_text)?;
+    let _state = state::StateFile::write(&path)?;
+    let mut sup = Supervisor {
+        exe: std::env::current_exe()?,
+        logs: logs.clone(),
+        procs: Vec::new(),
+    };
+    launch(&mut sup, &file, &path, &props)?;
+    wait_ready(&file, start);
+    banner(&file, &path, &logs);
+    watch::spawn(file, start);
+    let stop = install_stop_flag();
+    while !stop.load(Ordering::Relaxed) {
+        sup.restart_exited(start)?;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!("{} stopping", watch::stamp(start));
+    Ok(0)
+}
+
+/// Validates every server's view and the Spark properties; returns the properties' text.
+fn validate(file: &EnsembleFile) -> Result<String, Box<dyn std::error::Error>> {
+    for s in &file.servers {
+        file.clone().into_node_config(s.id)?;
+    }
+    let props_text = file.spark.properties(&client_list(file));
+    let props = ensemble_config::spark::parse_properties(&props_text)?;
+    ensemble_config::spark::MasterConfig::from_properties(&props)?;
+    Ok(props_text)
+}
+
+fn client_list(file: &EnsembleFile) -> String {
+    let clients: Vec<String> = file
+        .servers
+        .iter()
+        .map(|s| format!("{}:{}", s.host, s.client_port))
+        .collect();
+    clients.join(",")
+}
+
+fn write(generated: &mut Generated, path: PathBuf, text: &str) -> Result<PathBuf, String> {
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    generated.0.push(path.clone());
+    Ok(path)
+}
+
+/// Starts every server, master and worker of `file`.
+fn launch(
+    sup: &mut Supervisor,
+    file: &EnsembleFile,
+    config: &Path,
+    props: &Path,
+) -> std::io::Result<()> {
+    let props = props.display().to_string();
+    for s in &file.servers {
+        let args = [
+            "node",
+            "--config",
+            &config.display().to_string(),
+            "--id",
+            &s.id.to_string(),
+        ];
+        sup.start(format!("server.{}", s.id), strings(&args))?;
+    }
+    for m in &file.masters {
+        let (port, ui) = (m.port.to_string(), m.webui_port.to_string());
+        let args = [
+            "master",
+            "--host",
+            &m.host,
+            "--port",
+            &port,
+            "--webui-port",
+            &ui,
+        ];
+        let mut args = strings(&args);
+        args.extend(strings(&["--properties-file", &props]));
+        sup.start(master_name(m), args)?;
+    }
+    let urls: Vec<String> = file
+        .masters
+        .iter()
+        .map(|m| format!("{}:{}", m.host, m.port))
+        .collect();
+    let url = format!("spark://{}", urls.join(","));
+    for w in &file.workers {
+        let work = w.work_dir.clone().unwrap_or_else(|| {
+            file.storage
+                .data_dir
+                .join(format!("worker-{}", w.webui_port))
+        });
+        let (cores, ui) = (w.cores.to_string(), w.webui_port.to_string());
+        let args = [
+            "worker", &url, "--host", &w.host, "--cores", &cores, "--memory", &w.memory,
+        ];
+        let mut args = strings(&args);
+        let work = work.display().to_string();
+        args.extend(strings(&[
+            "--webui-port",
+            &ui,
+            "--work-dir",
+            &work,
+            "--properties-file",
+            &props,
+        ]));
+        sup.start(worker_name(w), args)?;
+    }
+    Ok(())
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// Whether a server serves (leader or standalone) and, with masters, one is ALIVE with every
+/// worker registered.
+fn ready(file: &EnsembleFile) -> bool {
+    let serving = file.servers.iter().any(|s| {
+        let mode = crate::four_letter::mode(
+            &format!("{}:{}", s.host, s.client_port),
+            Duration::from_millis(500),
+        );
+        mode == "leader" || mode == "standalone"
+    });
+    let alive = file.masters.is_empty()
+        || file.masters.iter().any(|m| {
+            status::json(&m.host, m.webui_port)
+                .is_some_and(|j| j["status"] == "ALIVE" && j["aliveworkers"] == file.workers.len())
+        });
+    serving && alive
+}
+
+/// Waits for [`ready`], saying every 3 s what it still waits for.
+fn wait_ready(file: &EnsembleFile, start: Instant) {
+    let began = Instant::now();
+    let mut said = Instant::now();
+    while began.elapsed() < STARTUP_WAIT && !ready(file) {
+        if said.elapsed() >= Duration::from_secs(3) {
+            let states = watch::states(file);
+            println!(
+                "{} {}",
+                watch::stamp(start),
+                watch::progress(file, &states, began.elapsed())
+            );
+            said = Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn banner(file: &EnsembleFile, config: &Path, logs: &Path) {
+    let ok = ready(file);
+    println!(
+        "ensemble is {} ({} servers, {} masters, {} workers; config {})",
+        if ok { "up" } else { "started, not yet ready" },
+        file.servers.len(),
+        file.masters.len(),
+        file.workers.len(),
+        config.display()
+    );
+    status::print(file);
+    println!(
+        "logs: {}/<process>.log (server.1, master-7077, ...); check it with: ensemble status",
+        logs.display()
+    );
+    println!("press Ctrl-C to stop");
+}
+
+fn install_stop_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build();
+        if let Ok(rt) = rt {
+            rt.block_on(async {
+                let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+                }
+            });
+        }
+        f.store(true, Ordering::Relaxed);
+    });
+    flag
+}
