@@ -5,6 +5,7 @@ use super::actor::{
 };
 use super::apps::AppState;
 use super::core::WorkerState;
+use crate::spark_ui::{escape, STYLE};
 use actix::Addr;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::{json, Value};
@@ -187,13 +188,6 @@ fn app_json(a: &AppView) -> Value {
     })
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 async fn page(master: web::Data<Addr<MasterActor>>) -> HttpResponse {
     match view(&master).await {
         Some(v) => HttpResponse::Ok()
@@ -290,8 +284,7 @@ pub fn render_page(v: &MasterView) -> String {
     let url = escape(&v.url);
     format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Spark Master at {url}</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:4px 8px}}</style></head><body>\
+         <style>{STYLE}</style></head><body>\
          <h3>Spark Master at {url}</h3><ul class=\"summary\">\
          <li><strong>URL:</strong> {url}</li>\
          <li><strong>Alive Workers:</strong> {alive}</li>\

@@ -1,8 +1,10 @@
 //! The worker's web UI: a page and `/json` with Spark's field names.
 
 use super::actor::{GetWorkerStatus, WorkerActor, WorkerStatus};
+use crate::spark_ui::{escape, frame, table};
 use actix::Addr;
 use actix_web::{web, App, HttpResponse, HttpServer};
+use ensemble_messages::spark::{DriverRef, ExecutorRef};
 use serde_json::{json, Value};
 
 /// Serves the UI of `worker` on `host:port`; the server runs on the current actix system.
@@ -26,6 +28,16 @@ pub fn serve(
     Ok(server)
 }
 
+/// Cores and memory (MiB) its running executors and drivers hold, as Spark's worker counts
+/// them.
+pub fn used(s: &WorkerStatus) -> (u32, u64) {
+    let executors = s.executors.iter().map(|e| (e.cores, e.memory_mb));
+    let drivers = s.drivers.iter().map(|d| (d.cores, d.memory_mb));
+    executors
+        .chain(drivers)
+        .fold((0, 0), |(c, m), (dc, dm)| (c + dc, m + dm))
+}
+
 /// Spark's worker `/json` document.
 pub fn to_json(s: &WorkerStatus) -> Value {
     let executors: Vec<Value> = s
@@ -40,25 +52,26 @@ pub fn to_json(s: &WorkerStatus) -> Value {
             })
         })
         .collect();
+    let (cores_used, memory_used) = used(s);
     json!({
         "id": s.spec.id,
         "masterurl": s.master.clone().unwrap_or_default(),
         "cores": s.spec.cores,
-        "coresused": s.executors.iter().map(|e| e.cores).sum::<u32>(),
+        "coresused": cores_used,
         "memory": s.spec.memory_mb,
-        "memoryused": s.executors.iter().map(|e| e.memory_mb).sum::<u64>(),
+        "memoryused": memory_used,
         "executors": executors,
         "conflicts": s.conflicts,
         "finishedexecutors": [],
-        "drivers": s.drivers,
+        "drivers": s.drivers.iter().map(|d| d.driver_id.as_str()).collect::<Vec<_>>(),
         "finisheddrivers": [],
     })
 }
 
 /// Spark's WorkerSource gauges: executors, coresUsed, coresFree, memUsed_MB, memFree_MB.
 pub fn prometheus_text(s: &WorkerStatus) -> String {
-    let cores_used: u64 = s.executors.iter().map(|e| u64::from(e.cores)).sum();
-    let mem_used: u64 = s.executors.iter().map(|e| e.memory_mb).sum();
+    let (cores_used, mem_used) = used(s);
+    let cores_used = u64::from(cores_used);
     crate::metrics::spark::gauges(
         "worker",
         &[
@@ -91,25 +104,120 @@ async fn json_page(worker: web::Data<Addr<WorkerActor>>) -> HttpResponse {
 }
 
 async fn page(worker: web::Data<Addr<WorkerActor>>) -> HttpResponse {
-    let Ok(s) = worker.send(GetWorkerStatus).await else {
-        return HttpResponse::ServiceUnavailable().body("the worker is restarting");
+    match worker.send(GetWorkerStatus).await {
+        Ok(s) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(render_page(&s)),
+        Err(_) => HttpResponse::ServiceUnavailable().body("the worker is restarting"),
+    }
+}
+
+/// One row of the Running Executors table, with Spark's columns.
+fn executor_row(e: &ExecutorRef) -> String {
+    format!(
+        "<tr><td>{exec}</td><td>{cores}</td><td>RUNNING</td><td>{mem} MiB</td>\
+         <td><ul class=\"unstyled\"><li><strong>ID:</strong> {app}</li></ul></td></tr>",
+        exec = e.exec_id,
+        cores = e.cores,
+        mem = e.memory_mb,
+        app = escape(&e.app_id),
+    )
+}
+
+/// One row of the Running Drivers table.
+fn driver_row(d: &DriverRef) -> String {
+    format!(
+        "<tr><td>{id}</td><td>RUNNING</td><td>{cores}</td><td>{mem} MiB</td></tr>",
+        id = escape(&d.driver_id),
+        cores = d.cores,
+        mem = d.memory_mb,
+    )
+}
+
+/// The worker page, laid out like Spark's: its figures, then its executors and drivers.
+pub fn render_page(s: &WorkerStatus) -> String {
+    let (cores_used, memory_used) = used(s);
+    let master = s.master.as_deref().unwrap_or("(not registered)");
+    let executors: String = s.executors.iter().map(executor_row).collect();
+    let drivers = if s.drivers.is_empty() {
+        String::new()
+    } else {
+        let rows: String = s.drivers.iter().map(driver_row).collect();
+        format!(
+            "<h4>Running Drivers ({})</h4>{}",
+            s.drivers.len(),
+            table("drivers", &["DriverID", "State", "Cores", "Memory"], &rows)
+        )
     };
-    let master = s.master.unwrap_or_else(|| "(not registered)".into());
     let body = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Spark Worker at {host}:{port}</title>\
-         </head><body><h3>Spark Worker at {host}:{port}</h3><ul>\
-         <li><strong>ID:</strong> {id}</li><li><strong>Master URL:</strong> {master}</li>\
-         <li><strong>Cores:</strong> {cores} (0 Used)</li>\
-         <li><strong>Memory:</strong> {mem} MiB (0.0 B Used)</li></ul>\
-         <h4>Running Executors ({running})</h4></body></html>",
-        running = s.executors.len(),
-        host = s.spec.host,
-        port = s.spec.port,
-        id = s.spec.id,
+        "<ul class=\"summary\"><li><strong>ID:</strong> {id}</li>\
+         <li><strong>Master URL:</strong> {master}</li>\
+         <li><strong>Cores:</strong> {cores} ({cores_used} Used)</li>\
+         <li><strong>Memory:</strong> {mem} MiB ({memory_used} MiB Used)</li></ul>\
+         <h4>Running Executors ({running})</h4>{table}{drivers}",
+        id = escape(&s.spec.id),
+        master = escape(master),
         cores = s.spec.cores,
         mem = s.spec.memory_mb,
+        running = s.executors.len(),
+        table = table("executors", EXECUTOR_HEADERS, &executors),
     );
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(body)
+    let title = format!("Spark Worker at {}:{}", escape(&s.spec.host), s.spec.port);
+    frame(&title, &body)
+}
+
+/// The columns of Spark's executors table on the worker page.
+const EXECUTOR_HEADERS: &[&str] = &["ExecutorID", "Cores", "State", "Memory", "Job Details"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ensemble_messages::spark::WorkerSpec;
+
+    fn status() -> WorkerStatus {
+        WorkerStatus {
+            spec: WorkerSpec {
+                id: "worker-1".into(),
+                host: "10.0.0.2".into(),
+                port: 4000,
+                cores: 4,
+                memory_mb: 2048,
+                webui: "http://10.0.0.2:8081".into(),
+            },
+            executors: vec![ExecutorRef {
+                app_id: "app-<1>".into(),
+                exec_id: 3,
+                cores: 2,
+                memory_mb: 512,
+            }],
+            drivers: vec![DriverRef {
+                driver_id: "driver-1".into(),
+                cores: 1,
+                memory_mb: 256,
+            }],
+            conflicts: vec![],
+            master: Some("spark://m:7077".into()),
+        }
+    }
+
+    #[test]
+    fn the_figures_count_executors_and_drivers_on_the_page_and_in_json() {
+        let s = status();
+        let j = to_json(&s);
+        assert_eq!(
+            (j["coresused"].clone(), j["memoryused"].clone()),
+            (json!(3), json!(768))
+        );
+        let html = render_page(&s);
+        for part in [
+            "<strong>Cores:</strong> 4 (3 Used)",
+            "<strong>Memory:</strong> 2048 MiB (768 MiB Used)",
+            "Running Executors (1)",
+            "<td>3</td><td>2</td><td>RUNNING</td><td>512 MiB</td>",
+            "app-&lt;1&gt;",
+            "Running Drivers (1)",
+        ] {
+            assert!(html.contains(part), "{part} in {html}");
+        }
+    }
 }
