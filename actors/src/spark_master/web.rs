@@ -178,14 +178,42 @@ fn driver_json(d: &DriverView) -> Value {
 fn app_json(a: &AppView) -> Value {
     json!({
         "id": a.id,
+        "starttime": a.submitted_ms,
         "name": a.name,
         "cores": a.cores,
+        "user": a.user,
         "memoryperexecutor": a.executor_memory_mb,
+        "submitdate": format_date(a.submitted_ms),
         "state": a.state.name(),
-        "executors": a.executors.iter().map(|(n, w, s)| json!({
-            "id": n, "worker": w, "state": s.name(),
+        "duration": a.duration_ms,
+        "executors": a.executors.iter().map(|e| json!({
+            "id": e.id, "worker": e.worker, "state": e.state.name(),
+            "cores": e.cores, "memory": e.memory_mb,
         })).collect::<Vec<_>>(),
     })
+}
+
+/// A time (ms since the Unix epoch) as Spark's pages show it, `yyyy/MM/dd HH:mm:ss` (UTC).
+pub fn format_date(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y/%m/%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// A duration as Spark's pages show it: ms under 0.1 s, then seconds, minutes, hours.
+pub fn format_duration(ms: u64) -> String {
+    let secs = ms as f64 / 1000.0;
+    if ms < 100 {
+        format!("{ms} ms")
+    } else if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else if secs < 3600.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else {
+        format!("{:.1} h", secs / 3600.0)
+    }
 }
 
 async fn page(master: web::Data<Addr<MasterActor>>) -> HttpResponse {
@@ -245,12 +273,15 @@ pub fn render_page(v: &MasterView) -> String {
                 };
                 format!(
                     "<tr><td>{id} {kill}</td><td>{name}</td><td>{cores}</td><td>{mem} MiB</td>\
-                     <td>{state}</td></tr>",
+                     <td>{submitted}</td><td>{user}</td><td>{state}</td><td>{duration}</td></tr>",
                     id = escape(&a.id),
                     name = escape(&a.name),
                     cores = a.cores,
                     mem = a.executor_memory_mb,
+                    submitted = format_date(a.submitted_ms),
+                    user = escape(&a.user),
                     state = a.state.name(),
+                    duration = format_duration(a.duration_ms),
                 )
             })
             .collect()
@@ -258,7 +289,8 @@ pub fn render_page(v: &MasterView) -> String {
     let app_table = |apps: &[&AppView]| {
         format!(
             "<table><tr><th>Application ID</th><th>Name</th><th>Cores</th>\
-             <th>Memory per Executor</th><th>State</th></tr>{}</table>",
+             <th>Memory per Executor</th><th>Submitted Time</th><th>User</th><th>State</th>\
+             <th>Duration</th></tr>{}</table>",
             app_rows(apps)
         )
     };
@@ -317,7 +349,7 @@ pub fn render_page(v: &MasterView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spark_master::RecoveryState;
+    use crate::spark_master::{ExecView, RecoveryState};
     use ensemble_messages::spark::{DriverState, ExecutorState};
 
     fn view() -> MasterView {
@@ -347,7 +379,17 @@ mod tests {
                 state: AppState::Running,
                 cores: 1,
                 executor_memory_mb: 256,
-                executors: vec![(0, "w1".into(), ExecutorState::Running)],
+                user: "ann".into(),
+                submitted_ms: 1_700_000_000_000,
+                duration_ms: 90_000,
+                executors: vec![ExecView {
+                    id: 0,
+                    worker: "w1".into(),
+                    worker_webui: "http://10.0.0.1:8081".into(),
+                    state: ExecutorState::Running,
+                    cores: 1,
+                    memory_mb: 256,
+                }],
             }],
             drivers: vec![DriverView {
                 id: "driver-1-0000".into(),
@@ -403,6 +445,8 @@ mod tests {
             "<td>pi</td>",
             "action=\"/app/kill/?id=app-1-0000\"",
             "w&lt;2&gt;",
+            "<th>Submitted Time</th><th>User</th><th>State</th><th>Duration</th>",
+            "<td>2023/11/14 22:13:20</td><td>ann</td><td>RUNNING</td><td>1.5 min</td>",
         ] {
             assert!(html.contains(part), "{part}");
         }

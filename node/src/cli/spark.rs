@@ -95,6 +95,10 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
         spread_out: config.spread_out,
         default_cores: config.default_cores,
         max_executor_retries: config.max_executor_retries,
+        retained_apps: config.retained_apps,
+        retained_drivers: config.retained_drivers,
+        // The actor sets it as it starts its clock.
+        wall_origin_ms: 0,
     };
     let recovery = match config.recovery {
         RecoveryMode::None => Recovery::None,
