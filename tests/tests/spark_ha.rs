@@ -334,7 +334,7 @@ fn chromium(url: &str, profile: &std::path::Path, shot: &std::path::Path) -> Str
 /// The master and worker pages, as a browser shows them.
 #[test]
 fn the_web_ui_renders_in_headless_chromium() {
-    let t = Topology::start(EXE.as_ref(), 51, "");
+    let t = Topology::start(EXE.as_ref(), 125, "");
     let alive = t.wait_alive_with(2, Duration::from_secs(30));
     let profile = t.dir().join("chromium");
     let shot = t.dir().join("master.png");
@@ -360,6 +360,9 @@ fn the_web_ui_renders_in_headless_chromium() {
         &shot,
     );
     assert!(dom.contains("<strong>Status:</strong> STANDBY"), "{dom}");
+    let ip = t.master_ip(alive);
+    let link = format!("<a href=\"http://{ip}:8080/\">spark://{ip}:7077</a>");
+    assert!(dom.contains(&link), "the ALIVE master named and linked: {dom}");
     let dom = chromium(&format!("http://{}:8081/", t.worker_ip(1)), &profile, &shot);
     assert!(
         dom.contains(&format!(

@@ -40,6 +40,8 @@ pub struct MasterActor {
     store: Option<mpsc::UnboundedSender<Stamped>>,
     next_conn: ConnId,
     started: Instant,
+    /// The URL of the master that leads while this one is STANDBY, as the election says.
+    leader: Option<String>,
 }
 
 impl MasterActor {
@@ -64,6 +66,7 @@ impl MasterActor {
             store: None,
             next_conn: 0,
             started,
+            leader: None,
         }
     }
 
@@ -121,6 +124,8 @@ impl MasterActor {
         let wall = wall_clock_ms();
         MasterView {
             url: self.core.settings().url.clone(),
+            webui: self.core.settings().webui.clone(),
+            leader: self.leader.clone(),
             status: self.core.state(),
             epoch: self.core.epoch(),
             suspended: self.core.suspended(),
@@ -265,6 +270,7 @@ impl Handler<Link> for MasterActor {
                 apps,
                 drivers,
             } => {
+                self.leader = None;
                 tracing::info!(
                     "I have been elected leader! epoch 0x{epoch:x}, {} persisted workers, {} \
                      applications, {} drivers",
@@ -280,6 +286,7 @@ impl Handler<Link> for MasterActor {
                 });
             }
             LinkEvent::Deposed => {
+                self.leader = None;
                 tracing::warn!("lost leadership; back to STANDBY and contending again");
                 self.step(Input::Deposed);
             }
@@ -295,6 +302,7 @@ impl Handler<Link> for MasterActor {
                 self.step(Input::Resumed);
             }
             LinkEvent::Stored { epoch, seq } => self.step(Input::Stored { epoch, seq }),
+            LinkEvent::LeaderIs(url) => self.leader = Some(url),
         }
     }
 }
@@ -442,6 +450,10 @@ pub struct ExecView {
 pub struct MasterView {
     /// `spark://host:port`.
     pub url: String,
+    /// Its own web UI, `http://host:port`.
+    pub webui: String,
+    /// While STANDBY, the URL of the master the election says leads, if known.
+    pub leader: Option<String>,
     /// Recovery state.
     pub status: RecoveryState,
     /// Leadership epoch (0 in STANDBY).

@@ -4,7 +4,7 @@ use super::actor::{
     AppView, DriverView, GetView, KillApp, KillDriver, MasterActor, MasterView, WorkerView,
 };
 use super::apps::AppState;
-use super::core::WorkerState;
+use super::core::{RecoveryState, WorkerState};
 use crate::spark_ui::{escape, STYLE};
 use actix::Addr;
 use actix_web::{web, App, HttpResponse, HttpServer};
@@ -251,6 +251,28 @@ fn driver_rows(drivers: &[DriverView]) -> String {
         .collect()
 }
 
+/// On a STANDBY master's page, the master that leads and a link to its page: at the leader's
+/// host, on this master's web UI port (masters of one cluster share it).
+fn leader_item(v: &MasterView) -> String {
+    if v.status != RecoveryState::Standby {
+        return String::new();
+    }
+    let Some(url) = &v.leader else {
+        return "<li><strong>ALIVE master:</strong> not known yet (no election seen)</li>".into();
+    };
+    let host = url
+        .strip_prefix("spark://")
+        .and_then(|a| a.rsplit_once(':'))
+        .map_or(url.as_str(), |(h, _)| h);
+    let port = v.webui.rsplit_once(':').map_or("8080", |(_, p)| p);
+    format!(
+        "<li><strong>ALIVE master:</strong> <a href=\"http://{host}:{port}/\">{url}</a></li>",
+        host = escape(host),
+        port = escape(port),
+        url = escape(url),
+    )
+}
+
 /// The master page, laid out like Spark's.
 pub fn render_page(v: &MasterView) -> String {
     let cores: u64 = alive(v).map(|w| u64::from(w.cores)).sum();
@@ -324,7 +346,7 @@ pub fn render_page(v: &MasterView) -> String {
          <li><strong>Memory in use:</strong> {memory} MiB Total, {memory_used} MiB Used</li>\
          <li><strong>Applications:</strong> {running} Running, {done} Completed</li>\
          <li><strong>Drivers:</strong> {drivers_running} Running, {drivers_done} Completed</li>\
-         <li><strong>Status:</strong> {status}</li></ul>\
+         <li><strong>Status:</strong> {status}</li>{leader}</ul>\
          <h4>Workers ({count})</h4><table id=\"workers\"><tr><th>Worker Id</th><th>Address</th>\
          <th>State</th><th>Cores</th><th>Memory</th></tr>{rows}</table>\
          <h4>Running Applications ({running})</h4>{active_table}\
@@ -342,6 +364,7 @@ pub fn render_page(v: &MasterView) -> String {
         completed_table = app_table(&completed),
         alive = alive(v).count(),
         status = v.status.name(),
+        leader = leader_item(v),
         count = v.workers.len(),
     )
 }
@@ -349,7 +372,7 @@ pub fn render_page(v: &MasterView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spark_master::{ExecView, RecoveryState};
+    use crate::spark_master::ExecView;
     use ensemble_messages::spark::{DriverState, ExecutorState};
 
     fn view() -> MasterView {
@@ -366,6 +389,8 @@ mod tests {
         };
         MasterView {
             url: "spark://m:7077".into(),
+            webui: "http://m:8090".into(),
+            leader: None,
             status: RecoveryState::Alive,
             epoch: 3,
             suspended: false,
@@ -432,6 +457,23 @@ mod tests {
         ] {
             assert!(j.get(key).is_some(), "{key}");
         }
+    }
+
+    #[test]
+    fn a_standby_page_names_and_links_the_alive_master() {
+        let mut v = MasterView {
+            status: RecoveryState::Standby,
+            ..view()
+        };
+        assert!(render_page(&v).contains("ALIVE master:</strong> not known yet"));
+        v.leader = Some("spark://10.0.0.9:7077".into());
+        let html = render_page(&v);
+        assert!(
+            html.contains("<a href=\"http://10.0.0.9:8090/\">spark://10.0.0.9:7077</a>"),
+            "{html}"
+        );
+        v.status = RecoveryState::Alive;
+        assert!(!render_page(&v).contains("ALIVE master:"));
     }
 
     #[test]
