@@ -31,6 +31,22 @@ pub fn table(id: &str, headers: &[&str], rows: &str) -> String {
     format!("<table id=\"{id}\"><tr>{heads}</tr>{rows}</table>")
 }
 
+/// Links to an executor's stdout and stderr on the worker whose web UI is `webui` (empty:
+/// this one), at Spark's `logPage` address.
+pub fn log_links(webui: &str, app_id: &str, exec_id: u32) -> String {
+    ["stdout", "stderr"]
+        .iter()
+        .map(|t| {
+            format!(
+                "<a href=\"{webui}/logPage/?appId={app}&amp;executorId={exec_id}&amp;logType={t}\">{t}</a>",
+                webui = escape(webui.trim_end_matches('/')),
+                app = escape(app_id),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -362,7 +362,10 @@ fn the_web_ui_renders_in_headless_chromium() {
     assert!(dom.contains("<strong>Status:</strong> STANDBY"), "{dom}");
     let ip = t.master_ip(alive);
     let link = format!("<a href=\"http://{ip}:8080/\">spark://{ip}:7077</a>");
-    assert!(dom.contains(&link), "the ALIVE master named and linked: {dom}");
+    assert!(
+        dom.contains(&link),
+        "the ALIVE master named and linked: {dom}"
+    );
     let dom = chromium(&format!("http://{}:8081/", t.worker_ip(1)), &profile, &shot);
     assert!(
         dom.contains(&format!(

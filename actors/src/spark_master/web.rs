@@ -1,11 +1,12 @@
 //! The master's web UI: a page like Spark's master page, and `/json` with Spark's field names.
 
 use super::actor::{
-    AppView, DriverView, GetView, KillApp, KillDriver, MasterActor, MasterView, WorkerView,
+    AppView, DriverView, ExecView, GetView, KillApp, KillDriver, MasterActor, MasterView,
+    WorkerView,
 };
 use super::apps::AppState;
 use super::core::{RecoveryState, WorkerState};
-use crate::spark_ui::{escape, STYLE};
+use crate::spark_ui::{escape, frame, log_links, table, STYLE};
 use actix::Addr;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::{json, Value};
@@ -20,6 +21,8 @@ pub fn serve(
         App::new()
             .app_data(web::Data::new(master.clone()))
             .route("/", web::get().to(page))
+            .route("/app", web::get().to(app_page))
+            .route("/app/", web::get().to(app_page))
             .route("/json", web::get().to(json_page))
             .route("/json/", web::get().to(json_page))
             .route("/metrics/master/prometheus", web::get().to(prometheus))
@@ -216,6 +219,78 @@ pub fn format_duration(ms: u64) -> String {
     }
 }
 
+/// The query of the application page: `?appId=<app id>` (Spark's `/app/?appId=...`).
+#[derive(serde::Deserialize)]
+struct AppQuery {
+    #[serde(rename = "appId")]
+    app_id: String,
+}
+
+async fn app_page(
+    master: web::Data<Addr<MasterActor>>,
+    query: web::Query<AppQuery>,
+) -> HttpResponse {
+    let Some(v) = view(&master).await else {
+        return HttpResponse::ServiceUnavailable().body("the master is restarting");
+    };
+    match v.apps.iter().find(|a| a.id == query.app_id) {
+        Some(a) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(render_app_page(a)),
+        None => HttpResponse::NotFound().body(format!(
+            "no application {} on this master",
+            escape(&query.app_id)
+        )),
+    }
+}
+
+/// One executor's row on the application page, with links to its logs on its worker.
+fn exec_row(app_id: &str, e: &ExecView) -> String {
+    let logs = if e.worker_webui.is_empty() {
+        String::new()
+    } else {
+        log_links(&e.worker_webui, app_id, e.id)
+    };
+    format!(
+        "<tr><td>{id}</td><td>{worker}</td><td>{cores}</td><td>{mem} MiB</td><td>{state}</td>\
+         <td>{logs}</td></tr>",
+        id = e.id,
+        worker = escape(&e.worker),
+        cores = e.cores,
+        mem = e.memory_mb,
+        state = e.state.name(),
+    )
+}
+
+/// Spark's application page: its summary, then its live and removed executors.
+pub fn render_app_page(a: &AppView) -> String {
+    let headers = ["ExecutorID", "Worker", "Cores", "Memory", "State", "Logs"];
+    let (live, removed): (Vec<&ExecView>, Vec<&ExecView>) =
+        a.executors.iter().partition(|e| !e.state.is_finished());
+    let rows = |es: &[&ExecView]| -> String { es.iter().map(|e| exec_row(&a.id, e)).collect() };
+    let body = format!(
+        "<ul class=\"summary\"><li><strong>ID:</strong> {id}</li>\
+         <li><strong>Name:</strong> {name}</li><li><strong>User:</strong> {user}</li>\
+         <li><strong>Cores:</strong> {cores}</li>\
+         <li><strong>Executor Memory:</strong> {mem} MiB</li>\
+         <li><strong>Submit Date:</strong> {date}</li><li><strong>State:</strong> {state}</li>\
+         </ul><p><a href=\"/\">Back to Master</a></p>\
+         <h4>Executor Summary ({n_live})</h4>{live}<h4>Removed Executors ({n_removed})</h4>{removed}",
+        id = escape(&a.id),
+        name = escape(&a.name),
+        user = escape(&a.user),
+        cores = a.cores,
+        mem = a.executor_memory_mb,
+        date = format_date(a.submitted_ms),
+        state = a.state.name(),
+        n_live = live.len(),
+        live = table("executors", &headers, &rows(&live)),
+        n_removed = removed.len(),
+        removed = table("removed", &headers, &rows(&removed)),
+    );
+    frame(&format!("Application: {}", escape(&a.name)), &body)
+}
+
 async fn page(master: web::Data<Addr<MasterActor>>) -> HttpResponse {
     match view(&master).await {
         Some(v) => HttpResponse::Ok()
@@ -294,8 +369,8 @@ pub fn render_page(v: &MasterView) -> String {
                     String::new()
                 };
                 format!(
-                    "<tr><td>{id} {kill}</td><td>{name}</td><td>{cores}</td><td>{mem} MiB</td>\
-                     <td>{submitted}</td><td>{user}</td><td>{state}</td><td>{duration}</td></tr>",
+                    "<tr><td><a href=\"/app/?appId={id}\">{id}</a> {kill}</td><td>{name}</td>\
+                     <td>{cores}</td><td>{mem} MiB</td><td>{submitted}</td><td>{user}</td><td>{state}</td><td>{duration}</td></tr>",
                     id = escape(&a.id),
                     name = escape(&a.name),
                     cores = a.cores,
@@ -372,7 +447,6 @@ pub fn render_page(v: &MasterView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spark_master::ExecView;
     use ensemble_messages::spark::{DriverState, ExecutorState};
 
     fn view() -> MasterView {
@@ -457,6 +531,24 @@ mod tests {
         ] {
             assert!(j.get(key).is_some(), "{key}");
         }
+    }
+
+    #[test]
+    fn the_application_page_lists_executors_with_their_log_links() {
+        let v = view();
+        let html = render_app_page(&v.apps[0]);
+        for part in [
+            "<title>Application: pi</title>",
+            "<strong>User:</strong> ann",
+            "Executor Summary (1)",
+            "Removed Executors (0)",
+            "<td>0</td><td>w1</td><td>1</td><td>256 MiB</td><td>RUNNING</td>",
+            "<a href=\"http://10.0.0.1:8081/logPage/?appId=app-1-0000&amp;executorId=0&amp;\
+             logType=stdout\">stdout</a>",
+        ] {
+            assert!(html.contains(part), "{part} in {html}");
+        }
+        assert!(render_page(&v).contains("<a href=\"/app/?appId=app-1-0000\">app-1-0000</a>"));
     }
 
     #[test]

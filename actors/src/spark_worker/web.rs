@@ -1,22 +1,30 @@
 //! The worker's web UI: a page and `/json` with Spark's field names.
 
 use super::actor::{GetWorkerStatus, WorkerActor, WorkerStatus};
-use crate::spark_ui::{escape, frame, table};
+use super::logs::{self, LogChunk, LogQuery};
+use crate::spark_ui::{escape, frame, log_links, table};
 use actix::Addr;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use ensemble_messages::spark::{DriverRef, ExecutorRef};
 use serde_json::{json, Value};
+use std::path::PathBuf;
 
-/// Serves the UI of `worker` on `host:port`; the server runs on the current actix system.
+/// Serves the UI of `worker` on `host:port`, with the logs under `work_dir`; the server runs on
+/// the current actix system.
 pub fn serve(
     worker: Addr<WorkerActor>,
+    work_dir: PathBuf,
     host: &str,
     port: u16,
 ) -> std::io::Result<actix_web::dev::Server> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(worker.clone()))
+            .app_data(web::Data::new(WorkDir(work_dir.clone())))
             .route("/", web::get().to(page))
+            .route("/logPage", web::get().to(log_page))
+            .route("/logPage/", web::get().to(log_page))
+            .route("/log", web::get().to(log_text))
             .route("/json", web::get().to(json_page))
             .route("/json/", web::get().to(json_page))
             .route("/metrics/prometheus", web::get().to(prometheus))
@@ -26,6 +34,62 @@ pub fn serve(
     .bind((host, port))?
     .run();
     Ok(server)
+}
+
+/// Where the worker's processes run and write their logs.
+struct WorkDir(PathBuf);
+
+/// Reads the log a query names, off the server's thread.
+async fn read_log(dir: &WorkDir, q: LogQuery) -> Result<(LogChunk, String), HttpResponse> {
+    let name = match (&q.app_id, &q.executor_id, &q.driver_id) {
+        (Some(app), Some(exec), _) => format!("{app}/{exec}"),
+        (_, _, Some(driver)) => driver.clone(),
+        _ => String::new(),
+    };
+    let name = format!(
+        "{} log page for {name}",
+        q.log_type.as_deref().unwrap_or("")
+    );
+    let root = dir.0.clone();
+    match web::block(move || logs::read(&root, &q)).await {
+        Ok(Ok(chunk)) => Ok((chunk, name)),
+        Ok(Err(why)) => Err(HttpResponse::BadRequest().body(format!("Error: {why}"))),
+        Err(_) => Err(HttpResponse::ServiceUnavailable().body("the worker is busy")),
+    }
+}
+
+/// Spark's `/log`: the text of a range of a log.
+async fn log_text(dir: web::Data<WorkDir>, q: web::Query<LogQuery>) -> HttpResponse {
+    match read_log(&dir, q.into_inner()).await {
+        Ok((chunk, _)) => HttpResponse::Ok()
+            .content_type("text/plain; charset=utf-8")
+            .body(chunk.text),
+        Err(refused) => refused,
+    }
+}
+
+/// Spark's `/logPage/`: a range of a log on a page, with where it lies in the file.
+async fn log_page(dir: web::Data<WorkDir>, q: web::Query<LogQuery>) -> HttpResponse {
+    match read_log(&dir, q.into_inner()).await {
+        Ok((chunk, title)) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(render_log(&escape(&title), &chunk)),
+        Err(refused) => refused,
+    }
+}
+
+/// The page of a log range.
+pub fn render_log(title: &str, c: &LogChunk) -> String {
+    let body = format!(
+        "<p><a href=\"/\">Back to Worker</a></p><p>Showing {len} Bytes: {start} - {end} of \
+         {total}</p><pre>{text}</pre>",
+        len = c.end - c.start,
+        start = c.start,
+        end = c.end,
+        total = c.total,
+        text = escape(&c.text),
+    );
+    frame(title, &body)
 }
 
 /// Cores and memory (MiB) its running executors and drivers hold, as Spark's worker counts
@@ -116,7 +180,9 @@ async fn page(worker: web::Data<Addr<WorkerActor>>) -> HttpResponse {
 fn executor_row(e: &ExecutorRef) -> String {
     format!(
         "<tr><td>{exec}</td><td>{cores}</td><td>RUNNING</td><td>{mem} MiB</td>\
-         <td><ul class=\"unstyled\"><li><strong>ID:</strong> {app}</li></ul></td></tr>",
+         <td><ul class=\"unstyled\"><li><strong>ID:</strong> {app}</li></ul></td>\
+         <td>{logs}</td></tr>",
+        logs = log_links("", &e.app_id, e.exec_id),
         exec = e.exec_id,
         cores = e.cores,
         mem = e.memory_mb,
@@ -127,7 +193,15 @@ fn executor_row(e: &ExecutorRef) -> String {
 /// One row of the Running Drivers table.
 fn driver_row(d: &DriverRef) -> String {
     format!(
-        "<tr><td>{id}</td><td>RUNNING</td><td>{cores}</td><td>{mem} MiB</td></tr>",
+        "<tr><td>{id}</td><td>RUNNING</td><td>{cores}</td><td>{mem} MiB</td><td>{logs}</td></tr>",
+        logs = ["stdout", "stderr"]
+            .iter()
+            .map(|t| format!(
+                "<a href=\"logPage/?driverId={id}&amp;logType={t}\">{t}</a>",
+                id = escape(&d.driver_id)
+            ))
+            .collect::<Vec<_>>()
+            .join(" "),
         id = escape(&d.driver_id),
         cores = d.cores,
         mem = d.memory_mb,
@@ -146,7 +220,11 @@ pub fn render_page(s: &WorkerStatus) -> String {
         format!(
             "<h4>Running Drivers ({})</h4>{}",
             s.drivers.len(),
-            table("drivers", &["DriverID", "State", "Cores", "Memory"], &rows)
+            table(
+                "drivers",
+                &["DriverID", "State", "Cores", "Memory", "Logs"],
+                &rows
+            )
         )
     };
     let body = format!(
@@ -167,7 +245,14 @@ pub fn render_page(s: &WorkerStatus) -> String {
 }
 
 /// The columns of Spark's executors table on the worker page.
-const EXECUTOR_HEADERS: &[&str] = &["ExecutorID", "Cores", "State", "Memory", "Job Details"];
+const EXECUTOR_HEADERS: &[&str] = &[
+    "ExecutorID",
+    "Cores",
+    "State",
+    "Memory",
+    "Job Details",
+    "Logs",
+];
 
 #[cfg(test)]
 mod tests {
@@ -216,6 +301,8 @@ mod tests {
             "<td>3</td><td>2</td><td>RUNNING</td><td>512 MiB</td>",
             "app-&lt;1&gt;",
             "Running Drivers (1)",
+            "<a href=\"/logPage/?appId=app-&lt;1&gt;&amp;executorId=3&amp;logType=stderr\">stderr</a>",
+            "<a href=\"logPage/?driverId=driver-1&amp;logType=stdout\">stdout</a>",
         ] {
             assert!(html.contains(part), "{part} in {html}");
         }

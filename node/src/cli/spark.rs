@@ -179,13 +179,18 @@ pub fn run_worker(args: WorkerArgs) -> Result<i32, Box<dyn std::error::Error>> {
                 fatal.clone(),
             )
         });
-        let ui =
-            spark_worker::web::serve(worker.clone(), &args.host, args.webui_port).map_err(|e| {
-                format!(
-                    "cannot bind the web UI on {}:{}: {e}",
-                    args.host, args.webui_port
-                )
-            })?;
+        let ui = spark_worker::web::serve(
+            worker.clone(),
+            args.work_dir.clone(),
+            &args.host,
+            args.webui_port,
+        )
+        .map_err(|e| {
+            format!(
+                "cannot bind the web UI on {}:{}: {e}",
+                args.host, args.webui_port
+            )
+        })?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let code = tokio::select! {
             r = ui => r.map(|_| 0)?,
