@@ -40,7 +40,8 @@ pub struct MasterActor {
     store: Option<mpsc::UnboundedSender<Stamped>>,
     next_conn: ConnId,
     started: Instant,
-    /// The URL of the master that leads while this one is STANDBY, as the election says.
+    /// What the latch of the master that leads holds while this one is STANDBY: its URL, and
+    /// on a second line its web UI.
     leader: Option<String>,
 }
 
@@ -452,7 +453,8 @@ pub struct MasterView {
     pub url: String,
     /// Its own web UI, `http://host:port`.
     pub webui: String,
-    /// While STANDBY, the URL of the master the election says leads, if known.
+    /// While STANDBY, what the latch of the master that leads holds, if known: its URL, and on
+    /// a second line its web UI.
     pub leader: Option<String>,
     /// Recovery state.
     pub status: RecoveryState,

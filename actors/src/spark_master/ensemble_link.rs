@@ -2,7 +2,8 @@
 //! the persisted worker records, over one session of the client library.
 //!
 //! Layout under `spark.deploy.zookeeper.dir` (default `/spark`), as Spark's:
-//! - `leader_election/latch-<seq>`: one ephemeral-sequential znode per master, holding its URL;
+//! - `leader_election/latch-<seq>`: one ephemeral-sequential znode per master, holding its URL
+//!   (and, on a second line, its web UI, which STANDBY masters link to);
 //!   the lowest sequence leads, and every other master watches its predecessor only.
 //! - `master_status/worker_<id>`: one persistent znode per registered worker.
 //!
@@ -34,7 +35,7 @@ pub struct EnsembleSettings {
     pub dir: String,
     /// Session timeout asked for.
     pub session_timeout: Duration,
-    /// What the latch znode holds: the master's URL.
+    /// What the latch znode holds: the master's URL, and on a second line its web UI.
     pub identity: String,
 }
 
@@ -58,7 +59,8 @@ pub enum LinkEvent {
     Suspended,
     /// Connected again with the same session.
     Resumed,
-    /// Another master leads: what its latch znode holds (its URL), for the STANDBY page.
+    /// Another master leads: what its latch znode holds (its URL, and on a second line its
+    /// web UI), for the STANDBY page.
     LeaderIs(String),
     /// Record changes `1..=seq` issued under `epoch` are stored.
     Stored {

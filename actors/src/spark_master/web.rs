@@ -326,24 +326,32 @@ fn driver_rows(drivers: &[DriverView]) -> String {
         .collect()
 }
 
-/// On a STANDBY master's page, the master that leads and a link to its page: at the leader's
-/// host, on this master's web UI port (masters of one cluster share it).
+/// On a STANDBY master's page, the master that leads and a link to its page: the web UI its
+/// latch names, else (an older latch with the URL alone) the leader's host on this master's
+/// web UI port.
 fn leader_item(v: &MasterView) -> String {
     if v.status != RecoveryState::Standby {
         return String::new();
     }
-    let Some(url) = &v.leader else {
+    let Some(latch) = &v.leader else {
         return "<li><strong>ALIVE master:</strong> not known yet (no election seen)</li>".into();
     };
-    let host = url
-        .strip_prefix("spark://")
-        .and_then(|a| a.rsplit_once(':'))
-        .map_or(url.as_str(), |(h, _)| h);
-    let port = v.webui.rsplit_once(':').map_or("8080", |(_, p)| p);
+    let mut lines = latch.lines();
+    let url = lines.next().unwrap_or_default();
+    let webui = match lines.next().filter(|w| w.starts_with("http")) {
+        Some(w) => w.trim_end_matches('/').to_string(),
+        None => {
+            let host = url
+                .strip_prefix("spark://")
+                .and_then(|a| a.rsplit_once(':'))
+                .map_or(url, |(h, _)| h);
+            let port = v.webui.rsplit_once(':').map_or("8080", |(_, p)| p);
+            format!("http://{host}:{port}")
+        }
+    };
     format!(
-        "<li><strong>ALIVE master:</strong> <a href=\"http://{host}:{port}/\">{url}</a></li>",
-        host = escape(host),
-        port = escape(port),
+        "<li><strong>ALIVE master:</strong> <a href=\"{webui}/\">{url}</a></li>",
+        webui = escape(&webui),
         url = escape(url),
     )
 }
@@ -563,6 +571,12 @@ mod tests {
         assert!(
             html.contains("<a href=\"http://10.0.0.9:8090/\">spark://10.0.0.9:7077</a>"),
             "{html}"
+        );
+        v.leader = Some("spark://10.0.0.9:7077\nhttp://10.0.0.9:8095".into());
+        let html = render_page(&v);
+        assert!(
+            html.contains("<a href=\"http://10.0.0.9:8095/\">spark://10.0.0.9:7077</a>"),
+            "the web UI from the latch: {html}"
         );
         v.status = RecoveryState::Alive;
         assert!(!render_page(&v).contains("ALIVE master:"));

@@ -111,7 +111,7 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
             servers,
             dir,
             session_timeout,
-            identity: url.clone(),
+            identity: format!("{url}\nhttp://{}:{}", args.host, args.webui_port),
         }),
     };
     let listener = std::net::TcpListener::bind((args.host.as_str(), args.port))
