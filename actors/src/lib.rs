@@ -14,6 +14,7 @@ pub mod peer;
 pub mod quorum;
 pub mod sessions;
 pub mod spark_master;
+pub mod spark_ui;
 pub mod spark_worker;
 pub mod storage;
 pub mod zab;

@@ -54,6 +54,10 @@ pub struct MasterConfig {
     /// spark.deploy.maxExecutorRetries (default 10): failed executors after which an
     /// application with none running FAILS; None for Spark's -1, unlimited.
     pub max_executor_retries: Option<u32>,
+    /// spark.deploy.retainedApplications (default 200): ended applications kept and shown.
+    pub retained_apps: usize,
+    /// spark.deploy.retainedDrivers (default 200): ended drivers kept and shown.
+    pub retained_drivers: usize,
 }
 
 /// Parses Java properties text: `key value`, `key=value` or `key: value` lines; `#` and `!`
@@ -245,7 +249,24 @@ impl MasterConfig {
             spread_out,
             default_cores,
             max_executor_retries: max_executor_retries(props)?,
+            retained_apps: count(props, "spark.deploy.retainedApplications", 200)?,
+            retained_drivers: count(props, "spark.deploy.retainedDrivers", 200)?,
         })
+    }
+}
+
+/// The count under `key`, or `default` when it is not set.
+fn count(
+    props: &BTreeMap<String, String>,
+    key: &str,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match props.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::Invalid(format!("{key}={v} is not a count"))),
     }
 }
 
@@ -357,6 +378,22 @@ mod tests {
                 format!("spark.deploy.maxExecutorRetries={bad} is not a count or -1 (unlimited)")
             );
         }
+    }
+
+    #[test]
+    fn retained_applications_and_drivers_default_to_200() {
+        let kept = |text: &str| {
+            MasterConfig::from_properties(&props(text))
+                .map(|c| (c.retained_apps, c.retained_drivers))
+        };
+        assert_eq!(kept("").unwrap(), (200, 200));
+        let text = "spark.deploy.retainedApplications 5\nspark.deploy.retainedDrivers 7\n";
+        assert_eq!(kept(text).unwrap(), (5, 7));
+        let e = kept("spark.deploy.retainedDrivers -1\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "spark.deploy.retainedDrivers=-1 is not a count"
+        );
     }
 
     #[test]

@@ -41,6 +41,9 @@ pub struct AppDesc {
     pub executor_cores: u32,
     /// spark.executor.memory, in MiB.
     pub executor_memory_mb: u64,
+    /// Who submitted it (Spark's `user`: SPARK_USER, else the login name).
+    #[serde(default)]
+    pub user: String,
 }
 
 /// Spark's ExecutorState.

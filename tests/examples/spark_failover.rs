@@ -91,10 +91,12 @@ fn recovery(exe: &Path, records: usize) {
                     max_cores: Some(8),
                     executor_cores: 2,
                     executor_memory_mb: 4096,
+                    user: String::new(),
                 },
                 wanted: 4,
                 completed: 1,
                 next_exec: 3,
+                submitted_ms: 0,
             };
             let path = format!("/spark/master_status/app_{}", app.id);
             c.create(&path, &encode_record(&app), 0).await.unwrap();

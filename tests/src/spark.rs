@@ -60,14 +60,21 @@ impl Drop for Proc {
 
 /// `GET /json` from a web UI, or None while it does not answer.
 pub fn json(ip: &str, port: u16) -> Option<Value> {
+    let (_, body) = get(ip, port, "/json")?;
+    serde_json::from_str(&body).ok()
+}
+
+/// `GET target` from a web UI: its status code and body, or None while it does not answer.
+pub fn get(ip: &str, port: u16, target: &str) -> Option<(u16, String)> {
     let mut s = std::net::TcpStream::connect((ip, port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET /json HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes())
+    s.write_all(format!("GET {target} HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes())
         .ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
-    let body = text.split_once("\r\n\r\n")?.1;
-    serde_json::from_str(body).ok()
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let code = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, body.to_string()))
 }
 
 /// A master's status on its web UI (port 8080), or empty while it does not answer.

@@ -4,7 +4,7 @@
 //! leader dying under them.
 
 use ensemble_node::local_cluster::wait_until;
-use ensemble_tests::spark::{json, status, Topology};
+use ensemble_tests::spark::{get, json, status, Topology};
 use std::time::{Duration, Instant};
 
 const EXE: &str = env!("CARGO_BIN_EXE_ensemble-cli");
@@ -331,11 +331,87 @@ fn chromium(url: &str, profile: &std::path::Path, shot: &std::path::Path) -> Str
     String::from_utf8_lossy(&run(&["--dump-dom".into()]).stdout).to_string()
 }
 
-/// The master and worker pages, as a browser shows them.
+/// The master and worker pages, as a browser shows them, with an application's executor
+/// running: the worker's figures, its executors table, the executor's log and the application
+/// page; a log path out of the work dir is refused.
 #[test]
 fn the_web_ui_renders_in_headless_chromium() {
-    let t = Topology::start(EXE.as_ref(), 51, "");
+    let t = Topology::start(EXE.as_ref(), 125, "");
     let alive = t.wait_alive_with(2, Duration::from_secs(30));
+    check_idle_pages(&t, alive);
+    let url = format!("spark://{}:7077", t.master_ip(alive));
+    let script = "echo from-the-executor; sleep 30";
+    let mut driver = std::process::Command::new(EXE)
+        .args(["submit", "--master", &url, "--total-executor-cores", "1"])
+        .args(["--executor-memory", "128m", "--name", "pages", "--"])
+        .args(["sh", "-c", script])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("ensemble submit runs");
+    let mut worker = 0;
+    wait_until("the executor running", Duration::from_secs(20), || {
+        worker = (1..=2)
+            .find(|w| json(&t.worker_ip(*w), 8081).is_some_and(|j| j["coresused"] == 1))
+            .unwrap_or(0);
+        worker != 0
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", t.logs()));
+    let checked = check_pages(&t, alive, worker);
+    let _ = driver.kill();
+    let _ = driver.wait();
+    checked.unwrap_or_else(|e| panic!("{e}\n{}", t.logs()));
+}
+
+/// The pages of the test above, while one executor of one core and 128 MiB runs on `worker`.
+fn check_pages(t: &Topology, alive: usize, worker: usize) -> Result<(), String> {
+    let profile = t.dir().join("chromium");
+    let shot = t.dir().join("worker.png");
+    let w = t.worker_ip(worker);
+    let j = json(&w, 8081).ok_or("the worker's /json")?;
+    let app = j["executors"][0]["appid"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let dom = chromium(&format!("http://{w}:8081/"), &profile, &shot);
+    for part in [
+        "<strong>Cores:</strong> 2 (1 Used)",
+        "<strong>Memory:</strong> 512 MiB (128 MiB Used)",
+        "Running Executors (1)",
+        "<td>0</td><td>1</td><td>RUNNING</td><td>128 MiB</td>",
+    ] {
+        if !dom.contains(part) {
+            return Err(format!("{part} missing from\n{dom}"));
+        }
+    }
+    let log = format!("/logPage/?appId={app}&executorId=0&logType=stdout");
+    let found = wait_until("the executor's stdout", Duration::from_secs(10), || {
+        get(&w, 8081, &log).is_some_and(|(code, b)| code == 200 && b.contains("from-the-executor"))
+    });
+    found.map_err(|e| format!("{e}: {:?}", get(&w, 8081, &log)))?;
+    for hostile in [
+        "/logPage/?appId=..&executorId=0&logType=stdout",
+        "/logPage/?appId=%2E%2E%2F%2E%2E&executorId=0&logType=stdout",
+        &format!("/log?appId={app}&executorId=0&logType=..%2F..%2Fspark.conf"),
+    ] {
+        let answer = get(&w, 8081, hostile);
+        if answer.as_ref().map(|a| a.0) != Some(400) {
+            return Err(format!("{hostile} was not refused: {answer:?}"));
+        }
+    }
+    let page = get(&t.master_ip(alive), 8080, &format!("/app/?appId={app}"));
+    let expected =
+        format!("http://{w}:8081/logPage/?appId={app}&amp;executorId=0&amp;logType=stderr");
+    match page {
+        Some((200, body)) if body.contains("Executor Summary (1)") && body.contains(&expected) => {
+            Ok(())
+        }
+        other => Err(format!("the application page: {other:?}")),
+    }
+}
+
+/// The master and worker pages, as a browser shows them, with no work.
+fn check_idle_pages(t: &Topology, alive: usize) {
     let profile = t.dir().join("chromium");
     let shot = t.dir().join("master.png");
     let master = format!("http://{}:8080/", t.master_ip(alive));
@@ -360,6 +436,12 @@ fn the_web_ui_renders_in_headless_chromium() {
         &shot,
     );
     assert!(dom.contains("<strong>Status:</strong> STANDBY"), "{dom}");
+    let ip = t.master_ip(alive);
+    let link = format!("<a href=\"http://{ip}:8080/\">spark://{ip}:7077</a>");
+    assert!(
+        dom.contains(&link),
+        "the ALIVE master named and linked: {dom}"
+    );
     let dom = chromium(&format!("http://{}:8081/", t.worker_ip(1)), &profile, &shot);
     assert!(
         dom.contains(&format!(

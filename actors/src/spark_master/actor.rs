@@ -1,7 +1,7 @@
 //! The master actor: accepts worker connections, feeds the core their messages, election
 //! changes and ticks, and carries out its outputs (send, persist, log).
 
-use super::apps::AppState;
+use super::apps::{AppInfo, AppState};
 use super::core::{ConnId, Input, MasterCore, MasterSettings, Output, RecoveryState, WorkerState};
 use super::ensemble_link::{self, EnsembleSettings, LinkEvent, Stamped, StoreOp};
 use super::file_link;
@@ -40,6 +40,9 @@ pub struct MasterActor {
     store: Option<mpsc::UnboundedSender<Stamped>>,
     next_conn: ConnId,
     started: Instant,
+    /// What the latch of the master that leads holds while this one is STANDBY: its URL, and
+    /// on a second line its web UI.
+    leader: Option<String>,
 }
 
 impl MasterActor {
@@ -50,6 +53,11 @@ impl MasterActor {
         recovery: Recovery,
         listener: std::net::TcpListener,
     ) -> Self {
+        let started = Instant::now();
+        let settings = MasterSettings {
+            wall_origin_ms: u64::try_from(wall_clock_ms()).unwrap_or(0),
+            ..settings
+        };
         MasterActor {
             core: MasterCore::new(settings),
             recovery,
@@ -58,7 +66,8 @@ impl MasterActor {
             conns: HashMap::new(),
             store: None,
             next_conn: 0,
-            started: Instant::now(),
+            started,
+            leader: None,
         }
     }
 
@@ -116,6 +125,8 @@ impl MasterActor {
         let wall = wall_clock_ms();
         MasterView {
             url: self.core.settings().url.clone(),
+            webui: self.core.settings().webui.clone(),
+            leader: self.leader.clone(),
             status: self.core.state(),
             epoch: self.core.epoch(),
             suspended: self.core.suspended(),
@@ -134,27 +145,7 @@ impl MasterActor {
                     last_heartbeat_ms: wall - now.saturating_sub(w.last_heartbeat) as i64,
                 })
                 .collect(),
-            apps: self
-                .core
-                .apps()
-                .map(|a| AppView {
-                    id: a.id.clone(),
-                    name: a.desc.name.clone(),
-                    state: a.state,
-                    cores: a
-                        .executors
-                        .values()
-                        .filter(|e| !e.state.is_finished())
-                        .map(|e| e.cores)
-                        .sum(),
-                    executor_memory_mb: a.desc.executor_memory_mb,
-                    executors: a
-                        .executors
-                        .iter()
-                        .map(|(n, e)| (*n, e.worker.clone(), e.state))
-                        .collect(),
-                })
-                .collect(),
+            apps: self.core.apps().map(|a| self.app_view(a)).collect(),
             drivers: self
                 .core
                 .drivers()
@@ -164,6 +155,43 @@ impl MasterActor {
                     worker: d.worker.clone(),
                     cores: d.desc.cores,
                     memory_mb: d.desc.memory_mb,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl MasterActor {
+    /// One application for the web UI.
+    fn app_view(&self, a: &AppInfo) -> AppView {
+        let now = self.core.settings().wall_origin_ms + self.now();
+        let end = a.ended_ms.unwrap_or(now);
+        let webui = |worker: &str| {
+            self.core
+                .workers()
+                .find(|w| w.spec.id == worker)
+                .map(|w| w.spec.webui.clone())
+                .unwrap_or_default()
+        };
+        AppView {
+            id: a.id.clone(),
+            name: a.desc.name.clone(),
+            state: a.state,
+            cores: a.shown_cores(),
+            executor_memory_mb: a.desc.executor_memory_mb,
+            user: a.desc.user.clone(),
+            submitted_ms: a.submitted_ms,
+            duration_ms: end.saturating_sub(a.submitted_ms),
+            executors: a
+                .executors
+                .iter()
+                .map(|(n, e)| ExecView {
+                    id: *n,
+                    worker: e.worker.clone(),
+                    worker_webui: webui(&e.worker),
+                    state: e.state,
+                    cores: e.cores,
+                    memory_mb: e.memory_mb,
                 })
                 .collect(),
         }
@@ -243,6 +271,7 @@ impl Handler<Link> for MasterActor {
                 apps,
                 drivers,
             } => {
+                self.leader = None;
                 tracing::info!(
                     "I have been elected leader! epoch 0x{epoch:x}, {} persisted workers, {} \
                      applications, {} drivers",
@@ -258,6 +287,7 @@ impl Handler<Link> for MasterActor {
                 });
             }
             LinkEvent::Deposed => {
+                self.leader = None;
                 tracing::warn!("lost leadership; back to STANDBY and contending again");
                 self.step(Input::Deposed);
             }
@@ -273,6 +303,7 @@ impl Handler<Link> for MasterActor {
                 self.step(Input::Resumed);
             }
             LinkEvent::Stored { epoch, seq } => self.step(Input::Stored { epoch, seq }),
+            LinkEvent::LeaderIs(url) => self.leader = Some(url),
         }
     }
 }
@@ -384,12 +415,35 @@ pub struct AppView {
     pub name: String,
     /// Its state.
     pub state: AppState,
-    /// Cores its live executors hold.
+    /// Cores its live executors hold; once it ended, the most they held at once.
     pub cores: u32,
     /// Memory per executor, MiB.
     pub executor_memory_mb: u64,
-    /// Its executors: number, worker, state.
-    pub executors: Vec<(u32, String, ExecutorState)>,
+    /// Who submitted it.
+    pub user: String,
+    /// When it was submitted, ms since the Unix epoch.
+    pub submitted_ms: u64,
+    /// How long it has run (until it ended), ms.
+    pub duration_ms: u64,
+    /// Its executors.
+    pub executors: Vec<ExecView>,
+}
+
+/// One executor of an application as the web UI shows it.
+#[derive(Clone, Debug)]
+pub struct ExecView {
+    /// Its number.
+    pub id: u32,
+    /// The worker it runs on.
+    pub worker: String,
+    /// That worker's web UI, where its logs are (empty if the worker is not known).
+    pub worker_webui: String,
+    /// Its state.
+    pub state: ExecutorState,
+    /// Cores it holds.
+    pub cores: u32,
+    /// Memory it holds, MiB.
+    pub memory_mb: u64,
 }
 
 /// The master as the web UI shows it.
@@ -397,6 +451,11 @@ pub struct AppView {
 pub struct MasterView {
     /// `spark://host:port`.
     pub url: String,
+    /// Its own web UI, `http://host:port`.
+    pub webui: String,
+    /// While STANDBY, what the latch of the master that leads holds, if known: its URL, and on
+    /// a second line its web UI.
+    pub leader: Option<String>,
     /// Recovery state.
     pub status: RecoveryState,
     /// Leadership epoch (0 in STANDBY).

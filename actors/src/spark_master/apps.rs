@@ -3,7 +3,7 @@
 //! accounting that cannot go negative (it is recomputed from live executors, never kept as a
 //! running sum).
 
-use super::core::{MasterCore, Output, Peer, RecoveryState, WorkerState};
+use super::core::{retire, MasterCore, Output, Peer, RecoveryState, WorkerState};
 use ensemble_messages::spark::{AppDesc, ExecutorRef, ExecutorState, FromMaster, StderrTail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -78,6 +78,9 @@ pub struct StoredApp {
     pub completed: u32,
     /// Next executor number.
     pub next_exec: u32,
+    /// When the master registered it, ms since the Unix epoch (0 in older records).
+    #[serde(default)]
+    pub submitted_ms: u64,
 }
 
 /// One executor as the master tracks it.
@@ -125,6 +128,12 @@ pub struct AppInfo {
     pub retries: u32,
     /// No executor is launched for it before this time (ms): the relaunch backoff.
     relaunch_at: u64,
+    /// When the master registered it, ms since the Unix epoch.
+    pub submitted_ms: u64,
+    /// When it ended, ms since the Unix epoch.
+    pub ended_ms: Option<u64>,
+    /// The most cores its executors held at once: what a completed application shows.
+    pub peak_cores: u32,
 }
 
 impl AppInfo {
@@ -139,16 +148,38 @@ impl AppInfo {
             next_exec: s.next_exec,
             retries: 0,
             relaunch_at: 0,
+            submitted_ms: s.submitted_ms,
+            ended_ms: None,
+            peak_cores: 0,
         }
     }
 
-    fn stored(&self) -> StoredApp {
+    pub(super) fn stored(&self) -> StoredApp {
         StoredApp {
             id: self.id.clone(),
             desc: self.desc.clone(),
             wanted: self.wanted,
             completed: self.completed,
             next_exec: self.next_exec,
+            submitted_ms: self.submitted_ms,
+        }
+    }
+
+    /// Cores its live executors hold.
+    pub fn live_cores(&self) -> u32 {
+        self.executors
+            .values()
+            .filter(|e| !e.state.is_finished())
+            .map(|e| e.cores)
+            .sum()
+    }
+
+    /// Cores shown for it: those held now while it is active, the most it held once it ended.
+    pub fn shown_cores(&self) -> u32 {
+        if self.is_active() {
+            self.live_cores()
+        } else {
+            self.peak_cores
         }
     }
 
@@ -223,6 +254,7 @@ impl AppInfo {
 
     /// WAITING or RUNNING, from whether it has live executors.
     pub(super) fn refresh_state(&mut self) {
+        self.peak_cores = self.peak_cores.max(self.live_cores());
         if matches!(self.state, AppState::Waiting | AppState::Running) {
             self.state = if self.live() > 0 {
                 AppState::Running
@@ -306,6 +338,7 @@ impl MasterCore {
                 wanted,
                 completed: 0,
                 next_exec: 0,
+                submitted_ms: self.wall_ms(),
             },
             AppState::Waiting,
         );
@@ -373,7 +406,9 @@ impl MasterCore {
         if !app.is_active() {
             return;
         }
+        app.peak_cores = app.peak_cores.max(app.live_cores());
         app.state = state;
+        app.ended_ms = Some(self.settings.wall_origin_ms + self.now);
         let live: Vec<(u32, String)> = app
             .executors
             .iter_mut()
@@ -400,7 +435,19 @@ impl MasterCore {
             self.send(conn, msg);
         }
         self.store(Output::ForgetApp(id.to_string()));
+        self.retain_app(id);
         self.schedule();
+    }
+
+    /// Keeps the ended application `id` in memory, dropping the oldest ended ones beyond
+    /// spark.deploy.retainedApplications.
+    fn retain_app(&mut self, id: &str) {
+        let retained = self.settings.retained_apps;
+        for old in retire(&mut self.ended_apps, id, retained) {
+            self.apps.remove(&old);
+            self.app_order.retain(|a| *a != old);
+            self.gone_apps.remove(&old);
+        }
     }
 
     /// An executor's state change from its worker (Spark's ExecutorStateChanged).

@@ -7,7 +7,7 @@ use super::apps::{AppInfo, AppState, StoredApp};
 use super::drivers::{DriverInfo, StoredDriver};
 use super::held::Held;
 use ensemble_messages::spark::{ExecutorRef, FromMaster, MasterEpoch, ToMaster, WorkerSpec};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// How many gone applications a STANDBY master remembers.
 const MAX_GONE_APPS: usize = 10_000;
@@ -109,6 +109,26 @@ pub struct MasterSettings {
     /// Where it elects (`<ensemble servers><dir>`, or `none`), told to workers so that they can
     /// report masters that elect in different places.
     pub election: String,
+    /// spark.deploy.retainedApplications: ended applications kept in memory (and shown).
+    pub retained_apps: usize,
+    /// spark.deploy.retainedDrivers: ended drivers kept in memory (and shown).
+    pub retained_drivers: usize,
+    /// The wall clock (ms since the Unix epoch) at time 0 of the times the core is given, to
+    /// date submissions in records other masters read. The actor sets it as it starts its
+    /// clock.
+    pub wall_origin_ms: u64,
+}
+
+/// Spark's rule for ended applications and drivers kept in memory: once `retained` are kept,
+/// the oldest tenth of `retained` (at least one) makes room for `id`. Returns the ids dropped.
+pub fn retire(order: &mut VecDeque<String>, id: &str, retained: usize) -> Vec<String> {
+    let mut dropped = Vec::new();
+    if order.len() >= retained {
+        let n = (retained / 10).max(1).min(order.len());
+        dropped.extend(order.drain(..n));
+    }
+    order.push_back(id.to_string());
+    dropped
 }
 
 /// An input to the core.
@@ -209,6 +229,10 @@ pub struct MasterCore {
     /// Applications whose driver connection closed, with none open since: finished as soon as
     /// this master leads, rather than waited for through recovery.
     pub(super) gone_apps: BTreeSet<String>,
+    /// Ended applications kept, oldest first (spark.deploy.retainedApplications).
+    pub(super) ended_apps: VecDeque<String>,
+    /// Ended drivers kept, oldest first (spark.deploy.retainedDrivers).
+    pub(super) ended_drivers: VecDeque<String>,
     /// Whether the link is disconnected (session maybe alive): ALIVE, but not acting.
     pub(super) suspended: bool,
     /// Replies waiting for their records to be stored.
@@ -235,6 +259,8 @@ impl MasterCore {
             next_driver_worker: 0,
             conns: BTreeMap::new(),
             gone_apps: BTreeSet::new(),
+            ended_apps: VecDeque::new(),
+            ended_drivers: VecDeque::new(),
             suspended: false,
             held: Held::default(),
             elected_at: 0,
@@ -295,6 +321,11 @@ impl MasterCore {
         executors
             .chain(drivers)
             .fold((0, 0), |(c, m), (dc, dm)| (c + dc, m + dm))
+    }
+
+    /// The wall-clock time of the input being handled, ms since the Unix epoch.
+    pub fn wall_ms(&self) -> u64 {
+        self.settings.wall_origin_ms + self.now
     }
 
     /// The settings it runs with.

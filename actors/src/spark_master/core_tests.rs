@@ -17,6 +17,9 @@ fn settings() -> MasterSettings {
         default_cores: None,
         max_executor_retries: Some(MAX_EXECUTOR_RETRIES),
         election: "zk-a:1/spark".into(),
+        retained_apps: 200,
+        retained_drivers: 200,
+        wall_origin_ms: 1_000_000,
     }
 }
 
@@ -325,6 +328,7 @@ fn app(max_cores: Option<u32>, memory_mb: u64) -> ToMaster {
             max_cores,
             executor_cores: 1,
             executor_memory_mb: memory_mb,
+            user: String::new(),
         },
         app_id: None,
     }
@@ -625,6 +629,7 @@ fn a_new_master_adopts_running_executors_and_the_returning_client() {
             max_cores: Some(1),
             executor_cores: 1,
             executor_memory_mb: 256,
+            user: String::new(),
         },
         app_id: Some("app-5-0000".into()),
     };
@@ -637,10 +642,12 @@ fn a_new_master_adopts_running_executors_and_the_returning_client() {
             max_cores: Some(1),
             executor_cores: 1,
             executor_memory_mb: 256,
+            user: String::new(),
         },
         wanted: 1,
         completed: 0,
         next_exec: 1,
+        submitted_ms: 0,
     };
     let out = m.step_stored(
         Input::Elected {
@@ -1044,6 +1051,7 @@ fn an_application_whose_driver_is_gone_is_not_waited_for_by_the_next_master() {
         max_cores: Some(1),
         executor_cores: 1,
         executor_memory_mb: 256,
+        user: String::new(),
     };
     let again = ToMaster::RegisterApplication {
         desc: desc.clone(),
@@ -1057,6 +1065,7 @@ fn an_application_whose_driver_is_gone_is_not_waited_for_by_the_next_master() {
         wanted: 1,
         completed: 0,
         next_exec: 1,
+        submitted_ms: 0,
     };
     let out = m.step(
         Input::Elected {
@@ -1073,4 +1082,89 @@ fn an_application_whose_driver_is_gone_is_not_waited_for_by_the_next_master() {
     );
     assert_eq!(m.apps().next().map(|a| a.state), Some(AppState::Finished));
     assert_eq!(m.state(), RecoveryState::Alive, "nothing left to wait for");
+}
+
+#[test]
+fn retire_drops_the_oldest_tenth_once_the_retained_number_is_kept() {
+    let mut order = std::collections::VecDeque::new();
+    let mut dropped = Vec::new();
+    for n in 0..25 {
+        dropped.extend(retire(&mut order, &format!("a{n}"), 20));
+    }
+    // At 20 kept, each newcomer makes the two oldest go (20 / 10).
+    assert_eq!(order.len(), 19);
+    assert_eq!(dropped, ["a0", "a1", "a2", "a3", "a4", "a5"]);
+    assert_eq!(order.front().map(String::as_str), Some("a6"));
+    // Fewer than ten retained: one at a time; none retained keeps only the newest.
+    let mut few = std::collections::VecDeque::new();
+    for n in 0..5 {
+        retire(&mut few, &n.to_string(), 3);
+    }
+    assert_eq!(few, ["2", "3", "4"]);
+    let mut none = std::collections::VecDeque::new();
+    retire(&mut none, "x", 0);
+    assert_eq!(retire(&mut none, "y", 0), ["x"]);
+}
+
+#[test]
+fn ended_applications_beyond_retained_applications_are_forgotten() {
+    let mut m = MasterCore::new(MasterSettings {
+        retained_apps: 2,
+        ..settings()
+    });
+    elected(&mut m, 5, vec![]);
+    m.step_stored(msg(1, register("w1")), 0);
+    for n in 0..4u64 {
+        m.step_stored(msg(10 + n, app(Some(1), 256)), 10 * n);
+        m.step_stored(Input::Disconnected(10 + n), 10 * n + 5);
+    }
+    let ids: Vec<&str> = m.apps().map(|a| a.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["app-5-0002", "app-5-0003"],
+        "the two newest ended ones"
+    );
+    // A running application is never dropped, however many end after it.
+    m.step_stored(msg(20, app(Some(1), 256)), 100);
+    for n in 0..3u64 {
+        m.step_stored(msg(30 + n, app(Some(1), 256)), 110 + n);
+        m.step_stored(Input::Disconnected(30 + n), 120 + n);
+    }
+    assert!(m.apps().any(|a| a.id == "app-5-0004" && a.is_active()));
+    assert_eq!(m.apps().filter(|a| !a.is_active()).count(), 2);
+}
+
+#[test]
+fn ended_drivers_beyond_retained_drivers_are_forgotten() {
+    let mut m = MasterCore::new(MasterSettings {
+        retained_drivers: 1,
+        ..settings()
+    });
+    elected(&mut m, 5, vec![]);
+    m.step_stored(msg(1, register("w1")), 0);
+    for n in 0..3u32 {
+        m.step_stored(msg(9, driver(false)), 10);
+        let done = ToMaster::DriverStateChanged {
+            driver_id: format!("driver-5-{n:04}"),
+            state: DriverState::Finished,
+            exit_code: Some(0),
+        };
+        m.step_stored(msg(1, done), 20);
+    }
+    let ids: Vec<&str> = m.drivers().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["driver-5-0002"]);
+}
+
+#[test]
+fn an_application_is_dated_and_an_ended_one_shows_the_cores_it_held() {
+    let mut m = alive_with_two_workers();
+    m.step_stored(msg(9, app(Some(3), 256)), 10);
+    let a = m.apps().next().unwrap();
+    assert_eq!((a.submitted_ms, a.ended_ms), (1_000_010, None));
+    assert_eq!((a.live_cores(), a.shown_cores()), (3, 3));
+    m.step_stored(Input::Disconnected(9), 70);
+    let a = m.apps().next().unwrap();
+    assert_eq!(a.ended_ms, Some(1_000_070));
+    assert_eq!((a.live_cores(), a.shown_cores()), (0, 3));
+    assert_eq!(a.stored().submitted_ms, 1_000_010, "dated in its record");
 }

@@ -2,7 +2,7 @@
 //! with room for it, picked round-robin; a supervised driver that fails, or whose worker is
 //! lost, is relaunched.
 
-use super::core::{MasterCore, Output, Peer, RecoveryState, WorkerState};
+use super::core::{retire, MasterCore, Output, Peer, RecoveryState, WorkerState};
 use ensemble_messages::spark::{DriverDesc, DriverRef, DriverState, FromMaster};
 use serde::{Deserialize, Serialize};
 
@@ -119,7 +119,7 @@ impl MasterCore {
             d.state = DriverState::Submitted;
         } else {
             d.state = state;
-            self.store(Output::ForgetDriver(id.to_string()));
+            self.driver_ended(id);
         }
         self.schedule();
     }
@@ -131,7 +131,7 @@ impl MasterCore {
         };
         d.state = DriverState::Killed;
         let worker = d.worker.take();
-        self.store(Output::ForgetDriver(id.to_string()));
+        self.driver_ended(id);
         if let Some(conn) = worker.and_then(|w| self.conn_of(&Peer::Worker(w))) {
             let msg = FromMaster::KillDriver {
                 driver_id: id.to_string(),
@@ -166,7 +166,17 @@ impl MasterCore {
             }
         }
         for id in forget {
-            self.store(Output::ForgetDriver(id));
+            self.driver_ended(&id);
+        }
+    }
+
+    /// Forgets the record of the ended driver `id` and keeps it in memory, dropping the oldest
+    /// ended drivers beyond spark.deploy.retainedDrivers.
+    fn driver_ended(&mut self, id: &str) {
+        self.store(Output::ForgetDriver(id.to_string()));
+        let retained = self.settings.retained_drivers;
+        for old in retire(&mut self.ended_drivers, id, retained) {
+            self.drivers.remove(&old);
         }
     }
 

@@ -2,7 +2,8 @@
 //! the persisted worker records, over one session of the client library.
 //!
 //! Layout under `spark.deploy.zookeeper.dir` (default `/spark`), as Spark's:
-//! - `leader_election/latch-<seq>`: one ephemeral-sequential znode per master, holding its URL;
+//! - `leader_election/latch-<seq>`: one ephemeral-sequential znode per master, holding its URL
+//!   (and, on a second line, its web UI, which STANDBY masters link to);
 //!   the lowest sequence leads, and every other master watches its predecessor only.
 //! - `master_status/worker_<id>`: one persistent znode per registered worker.
 //!
@@ -34,7 +35,7 @@ pub struct EnsembleSettings {
     pub dir: String,
     /// Session timeout asked for.
     pub session_timeout: Duration,
-    /// What the latch znode holds: the master's URL.
+    /// What the latch znode holds: the master's URL, and on a second line its web UI.
     pub identity: String,
 }
 
@@ -58,6 +59,9 @@ pub enum LinkEvent {
     Suspended,
     /// Connected again with the same session.
     Resumed,
+    /// Another master leads: what its latch znode holds (its URL, and on a second line its
+    /// web UI), for the STANDBY page.
+    LeaderIs(String),
     /// Record changes `1..=seq` issued under `epoch` are stored.
     Stored {
         /// The epoch they were issued under.
@@ -472,7 +476,7 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
     ) -> Result<(), Ended> {
         let client = self.client;
         loop {
-            let pred = self
+            let (pred, leader) = self
                 .retry(|| predecessor(client, latch_dir, own_name))
                 .await?;
             let Some(pred) = pred else {
@@ -488,6 +492,10 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
                 (self.report)(records.elected(epoch));
                 return Ok(());
             };
+            // Watched too, so that a new leader further down the line is learnt of.
+            if pred != leader && !self.watch_leader(&leader).await? {
+                continue;
+            }
             // Gone between the listing and the watch: look again.
             if self
                 .retry(|| client.exists_watch(&pred, true))
@@ -497,6 +505,26 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
                 return Ok(());
             }
         }
+    }
+}
+
+impl<R: Fn(LinkEvent)> Session<'_, R> {
+    /// Reports what the leader's latch znode `leader` holds and watches it; false if it is
+    /// gone.
+    async fn watch_leader(&mut self, leader: &str) -> Result<bool, Ended> {
+        let client = self.client;
+        let exists = self.retry(|| client.exists_watch(leader, true)).await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        match client.get_data(leader).await {
+            Ok((data, _)) => (self.report)(LinkEvent::LeaderIs(
+                String::from_utf8_lossy(&data).into_owned(),
+            )),
+            // Gone since: its watch fires and the election is looked at again.
+            Err(e) => tracing::debug!("the leader's latch went away: {e}"),
+        }
+        Ok(true)
     }
 }
 
@@ -514,22 +542,28 @@ async fn ensure_path(client: &ZkClient, path: &str) -> Result<(), ClientError> {
     Ok(())
 }
 
-/// The latch znode just before `own` in sequence order, or None when `own` is the lowest.
+/// The latch znode just before `own` in sequence order (None when `own` is the lowest), and
+/// the lowest, the leader's.
 async fn predecessor(
     client: &ZkClient,
     latch_dir: &str,
     own: &str,
-) -> Result<Option<String>, ClientError> {
+) -> Result<(Option<String>, String), ClientError> {
     let (mut children, _) = client.get_children(latch_dir, false).await?;
     let seq = |name: &str| name.rsplit('-').next().unwrap_or_default().to_string();
     children.sort_by_key(|c| seq(c));
     let at = children.iter().position(|c| c == own);
-    Ok(match at {
+    let pred = match at {
         Some(0) => None,
         Some(i) => Some(format!("{latch_dir}/{}", children[i - 1])),
         // Our latch is gone (deleted by hand): treat the session as lost.
         None => return Err(ClientError::Server(err::NO_NODE)),
-    })
+    };
+    let leader = format!(
+        "{latch_dir}/{}",
+        children.first().map_or("", String::as_str)
+    );
+    Ok((pred, leader))
 }
 
 /// Reads every record; unreadable ones are reported and left in place.

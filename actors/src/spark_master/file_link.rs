@@ -138,10 +138,12 @@ mod tests {
                 max_cores: None,
                 executor_cores: 1,
                 executor_memory_mb: 1,
+                user: String::new(),
             },
             wanted: 1,
             completed: 0,
             next_exec: 0,
+            submitted_ms: 0,
         };
         apply(dir.path(), StoreOp::PutWorker(spec.clone())).unwrap();
         apply(dir.path(), StoreOp::PutApp(app.clone())).unwrap();

@@ -11,7 +11,7 @@ mod held;
 pub mod web;
 
 pub use self::actor::{
-    AppView, DriverView, GetView, MasterActor, MasterView, Recovery, WorkerView,
+    AppView, DriverView, ExecView, GetView, MasterActor, MasterView, Recovery, WorkerView,
 };
 pub use self::apps::{AppInfo, AppState, ExecInfo, StoredApp};
 pub use self::core::{

@@ -1,10 +1,12 @@
 //! The master's web UI: a page like Spark's master page, and `/json` with Spark's field names.
 
 use super::actor::{
-    AppView, DriverView, GetView, KillApp, KillDriver, MasterActor, MasterView, WorkerView,
+    AppView, DriverView, ExecView, GetView, KillApp, KillDriver, MasterActor, MasterView,
+    WorkerView,
 };
 use super::apps::AppState;
-use super::core::WorkerState;
+use super::core::{RecoveryState, WorkerState};
+use crate::spark_ui::{escape, frame, log_links, table, STYLE};
 use actix::Addr;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::{json, Value};
@@ -19,6 +21,8 @@ pub fn serve(
         App::new()
             .app_data(web::Data::new(master.clone()))
             .route("/", web::get().to(page))
+            .route("/app", web::get().to(app_page))
+            .route("/app/", web::get().to(app_page))
             .route("/json", web::get().to(json_page))
             .route("/json/", web::get().to(json_page))
             .route("/metrics/master/prometheus", web::get().to(prometheus))
@@ -177,21 +181,114 @@ fn driver_json(d: &DriverView) -> Value {
 fn app_json(a: &AppView) -> Value {
     json!({
         "id": a.id,
+        "starttime": a.submitted_ms,
         "name": a.name,
         "cores": a.cores,
+        "user": a.user,
         "memoryperexecutor": a.executor_memory_mb,
+        "submitdate": format_date(a.submitted_ms),
         "state": a.state.name(),
-        "executors": a.executors.iter().map(|(n, w, s)| json!({
-            "id": n, "worker": w, "state": s.name(),
+        "duration": a.duration_ms,
+        "executors": a.executors.iter().map(|e| json!({
+            "id": e.id, "worker": e.worker, "state": e.state.name(),
+            "cores": e.cores, "memory": e.memory_mb,
         })).collect::<Vec<_>>(),
     })
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// A time (ms since the Unix epoch) as Spark's pages show it, `yyyy/MM/dd HH:mm:ss` (UTC).
+pub fn format_date(ms: u64) -> String {
+    i64::try_from(ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .map(|t| t.format("%Y/%m/%d %H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// A duration as Spark's pages show it: ms under 0.1 s, then seconds, minutes, hours.
+pub fn format_duration(ms: u64) -> String {
+    let secs = ms as f64 / 1000.0;
+    if ms < 100 {
+        format!("{ms} ms")
+    } else if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else if secs < 3600.0 {
+        format!("{:.1} min", secs / 60.0)
+    } else {
+        format!("{:.1} h", secs / 3600.0)
+    }
+}
+
+/// The query of the application page: `?appId=<app id>` (Spark's `/app/?appId=...`).
+#[derive(serde::Deserialize)]
+struct AppQuery {
+    #[serde(rename = "appId")]
+    app_id: String,
+}
+
+async fn app_page(
+    master: web::Data<Addr<MasterActor>>,
+    query: web::Query<AppQuery>,
+) -> HttpResponse {
+    let Some(v) = view(&master).await else {
+        return HttpResponse::ServiceUnavailable().body("the master is restarting");
+    };
+    match v.apps.iter().find(|a| a.id == query.app_id) {
+        Some(a) => HttpResponse::Ok()
+            .content_type("text/html; charset=utf-8")
+            .body(render_app_page(a)),
+        None => HttpResponse::NotFound().body(format!(
+            "no application {} on this master",
+            escape(&query.app_id)
+        )),
+    }
+}
+
+/// One executor's row on the application page, with links to its logs on its worker.
+fn exec_row(app_id: &str, e: &ExecView) -> String {
+    let logs = if e.worker_webui.is_empty() {
+        String::new()
+    } else {
+        log_links(&e.worker_webui, app_id, e.id)
+    };
+    format!(
+        "<tr><td>{id}</td><td>{worker}</td><td>{cores}</td><td>{mem} MiB</td><td>{state}</td>\
+         <td>{logs}</td></tr>",
+        id = e.id,
+        worker = escape(&e.worker),
+        cores = e.cores,
+        mem = e.memory_mb,
+        state = e.state.name(),
+    )
+}
+
+/// Spark's application page: its summary, then its live and removed executors.
+pub fn render_app_page(a: &AppView) -> String {
+    let headers = ["ExecutorID", "Worker", "Cores", "Memory", "State", "Logs"];
+    let (live, removed): (Vec<&ExecView>, Vec<&ExecView>) =
+        a.executors.iter().partition(|e| !e.state.is_finished());
+    let rows = |es: &[&ExecView]| -> String { es.iter().map(|e| exec_row(&a.id, e)).collect() };
+    let body = format!(
+        "<ul class=\"summary\"><li><strong>ID:</strong> {id}</li>\
+         <li><strong>Name:</strong> {name}</li><li><strong>User:</strong> {user}</li>\
+         <li><strong>Cores:</strong> {cores}</li>\
+         <li><strong>Executor Memory:</strong> {mem} MiB</li>\
+         <li><strong>Submit Date:</strong> {date}</li><li><strong>State:</strong> {state}</li>\
+         </ul><p><a href=\"/\">Back to Master</a></p>\
+         <h4>Executor Summary ({n_live})</h4>{live}<h4>Removed Executors ({n_removed})</h4>{removed}",
+        id = escape(&a.id),
+        name = escape(&a.name),
+        user = escape(&a.user),
+        cores = a.cores,
+        mem = a.executor_memory_mb,
+        date = format_date(a.submitted_ms),
+        state = a.state.name(),
+        n_live = live.len(),
+        live = table("executors", &headers, &rows(&live)),
+        n_removed = removed.len(),
+        removed = table("removed", &headers, &rows(&removed)),
+    );
+    frame(&format!("Application: {}", escape(&a.name)), &body)
 }
 
 async fn page(master: web::Data<Addr<MasterActor>>) -> HttpResponse {
@@ -229,6 +326,36 @@ fn driver_rows(drivers: &[DriverView]) -> String {
         .collect()
 }
 
+/// On a STANDBY master's page, the master that leads and a link to its page: the web UI its
+/// latch names, else (an older latch with the URL alone) the leader's host on this master's
+/// web UI port.
+fn leader_item(v: &MasterView) -> String {
+    if v.status != RecoveryState::Standby {
+        return String::new();
+    }
+    let Some(latch) = &v.leader else {
+        return "<li><strong>ALIVE master:</strong> not known yet (no election seen)</li>".into();
+    };
+    let mut lines = latch.lines();
+    let url = lines.next().unwrap_or_default();
+    let webui = match lines.next().filter(|w| w.starts_with("http")) {
+        Some(w) => w.trim_end_matches('/').to_string(),
+        None => {
+            let host = url
+                .strip_prefix("spark://")
+                .and_then(|a| a.rsplit_once(':'))
+                .map_or(url, |(h, _)| h);
+            let port = v.webui.rsplit_once(':').map_or("8080", |(_, p)| p);
+            format!("http://{host}:{port}")
+        }
+    };
+    format!(
+        "<li><strong>ALIVE master:</strong> <a href=\"{webui}/\">{url}</a></li>",
+        webui = escape(&webui),
+        url = escape(url),
+    )
+}
+
 /// The master page, laid out like Spark's.
 pub fn render_page(v: &MasterView) -> String {
     let cores: u64 = alive(v).map(|w| u64::from(w.cores)).sum();
@@ -250,13 +377,16 @@ pub fn render_page(v: &MasterView) -> String {
                     String::new()
                 };
                 format!(
-                    "<tr><td>{id} {kill}</td><td>{name}</td><td>{cores}</td><td>{mem} MiB</td>\
-                     <td>{state}</td></tr>",
+                    "<tr><td><a href=\"/app/?appId={id}\">{id}</a> {kill}</td><td>{name}</td>\
+                     <td>{cores}</td><td>{mem} MiB</td><td>{submitted}</td><td>{user}</td><td>{state}</td><td>{duration}</td></tr>",
                     id = escape(&a.id),
                     name = escape(&a.name),
                     cores = a.cores,
                     mem = a.executor_memory_mb,
+                    submitted = format_date(a.submitted_ms),
+                    user = escape(&a.user),
                     state = a.state.name(),
+                    duration = format_duration(a.duration_ms),
                 )
             })
             .collect()
@@ -264,7 +394,8 @@ pub fn render_page(v: &MasterView) -> String {
     let app_table = |apps: &[&AppView]| {
         format!(
             "<table><tr><th>Application ID</th><th>Name</th><th>Cores</th>\
-             <th>Memory per Executor</th><th>State</th></tr>{}</table>",
+             <th>Memory per Executor</th><th>Submitted Time</th><th>User</th><th>State</th>\
+             <th>Duration</th></tr>{}</table>",
             app_rows(apps)
         )
     };
@@ -290,8 +421,7 @@ pub fn render_page(v: &MasterView) -> String {
     let url = escape(&v.url);
     format!(
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>Spark Master at {url}</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}\
-         td,th{{border:1px solid #ccc;padding:4px 8px}}</style></head><body>\
+         <style>{STYLE}</style></head><body>\
          <h3>Spark Master at {url}</h3><ul class=\"summary\">\
          <li><strong>URL:</strong> {url}</li>\
          <li><strong>Alive Workers:</strong> {alive}</li>\
@@ -299,7 +429,7 @@ pub fn render_page(v: &MasterView) -> String {
          <li><strong>Memory in use:</strong> {memory} MiB Total, {memory_used} MiB Used</li>\
          <li><strong>Applications:</strong> {running} Running, {done} Completed</li>\
          <li><strong>Drivers:</strong> {drivers_running} Running, {drivers_done} Completed</li>\
-         <li><strong>Status:</strong> {status}</li></ul>\
+         <li><strong>Status:</strong> {status}</li>{leader}</ul>\
          <h4>Workers ({count})</h4><table id=\"workers\"><tr><th>Worker Id</th><th>Address</th>\
          <th>State</th><th>Cores</th><th>Memory</th></tr>{rows}</table>\
          <h4>Running Applications ({running})</h4>{active_table}\
@@ -317,6 +447,7 @@ pub fn render_page(v: &MasterView) -> String {
         completed_table = app_table(&completed),
         alive = alive(v).count(),
         status = v.status.name(),
+        leader = leader_item(v),
         count = v.workers.len(),
     )
 }
@@ -324,7 +455,6 @@ pub fn render_page(v: &MasterView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spark_master::RecoveryState;
     use ensemble_messages::spark::{DriverState, ExecutorState};
 
     fn view() -> MasterView {
@@ -341,6 +471,8 @@ mod tests {
         };
         MasterView {
             url: "spark://m:7077".into(),
+            webui: "http://m:8090".into(),
+            leader: None,
             status: RecoveryState::Alive,
             epoch: 3,
             suspended: false,
@@ -354,7 +486,17 @@ mod tests {
                 state: AppState::Running,
                 cores: 1,
                 executor_memory_mb: 256,
-                executors: vec![(0, "w1".into(), ExecutorState::Running)],
+                user: "ann".into(),
+                submitted_ms: 1_700_000_000_000,
+                duration_ms: 90_000,
+                executors: vec![ExecView {
+                    id: 0,
+                    worker: "w1".into(),
+                    worker_webui: "http://10.0.0.1:8081".into(),
+                    state: ExecutorState::Running,
+                    cores: 1,
+                    memory_mb: 256,
+                }],
             }],
             drivers: vec![DriverView {
                 id: "driver-1-0000".into(),
@@ -400,6 +542,47 @@ mod tests {
     }
 
     #[test]
+    fn the_application_page_lists_executors_with_their_log_links() {
+        let v = view();
+        let html = render_app_page(&v.apps[0]);
+        for part in [
+            "<title>Application: pi</title>",
+            "<strong>User:</strong> ann",
+            "Executor Summary (1)",
+            "Removed Executors (0)",
+            "<td>0</td><td>w1</td><td>1</td><td>256 MiB</td><td>RUNNING</td>",
+            "<a href=\"http://10.0.0.1:8081/logPage/?appId=app-1-0000&amp;executorId=0&amp;\
+             logType=stdout\">stdout</a>",
+        ] {
+            assert!(html.contains(part), "{part} in {html}");
+        }
+        assert!(render_page(&v).contains("<a href=\"/app/?appId=app-1-0000\">app-1-0000</a>"));
+    }
+
+    #[test]
+    fn a_standby_page_names_and_links_the_alive_master() {
+        let mut v = MasterView {
+            status: RecoveryState::Standby,
+            ..view()
+        };
+        assert!(render_page(&v).contains("ALIVE master:</strong> not known yet"));
+        v.leader = Some("spark://10.0.0.9:7077".into());
+        let html = render_page(&v);
+        assert!(
+            html.contains("<a href=\"http://10.0.0.9:8090/\">spark://10.0.0.9:7077</a>"),
+            "{html}"
+        );
+        v.leader = Some("spark://10.0.0.9:7077\nhttp://10.0.0.9:8095".into());
+        let html = render_page(&v);
+        assert!(
+            html.contains("<a href=\"http://10.0.0.9:8095/\">spark://10.0.0.9:7077</a>"),
+            "the web UI from the latch: {html}"
+        );
+        v.status = RecoveryState::Alive;
+        assert!(!render_page(&v).contains("ALIVE master:"));
+    }
+
+    #[test]
     fn the_page_has_sparks_header_and_escapes_names() {
         let html = render_page(&view());
         for part in [
@@ -410,6 +593,8 @@ mod tests {
             "<td>pi</td>",
             "action=\"/app/kill/?id=app-1-0000\"",
             "w&lt;2&gt;",
+            "<th>Submitted Time</th><th>User</th><th>State</th><th>Duration</th>",
+            "<td>2023/11/14 22:13:20</td><td>ann</td><td>RUNNING</td><td>1.5 min</td>",
         ] {
             assert!(html.contains(part), "{part}");
         }

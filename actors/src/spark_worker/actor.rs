@@ -279,7 +279,7 @@ impl WorkerActor {
         WorkerStatus {
             spec: self.core.spec().clone(),
             executors: self.core.executors().cloned().collect(),
-            drivers: self.core.drivers().map(|d| d.driver_id.clone()).collect(),
+            drivers: self.core.drivers().cloned().collect(),
             conflicts: self.conflicts.clone(),
             master: self
                 .core
@@ -442,7 +442,7 @@ pub struct WorkerStatus {
     /// Its running executors.
     pub executors: Vec<ensemble_messages::spark::ExecutorRef>,
     /// Its running drivers.
-    pub drivers: Vec<String>,
+    pub drivers: Vec<ensemble_messages::spark::DriverRef>,
     /// Misconfigurations seen (masters electing in different places).
     pub conflicts: Vec<String>,
     /// The master it is registered with.

@@ -3,6 +3,7 @@
 
 pub mod actor;
 pub mod core;
+pub mod logs;
 pub mod process;
 pub mod web;
 

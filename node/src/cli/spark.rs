@@ -95,6 +95,10 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
         spread_out: config.spread_out,
         default_cores: config.default_cores,
         max_executor_retries: config.max_executor_retries,
+        retained_apps: config.retained_apps,
+        retained_drivers: config.retained_drivers,
+        // The actor sets it as it starts its clock.
+        wall_origin_ms: 0,
     };
     let recovery = match config.recovery {
         RecoveryMode::None => Recovery::None,
@@ -107,7 +111,7 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
             servers,
             dir,
             session_timeout,
-            identity: url.clone(),
+            identity: format!("{url}\nhttp://{}:{}", args.host, args.webui_port),
         }),
     };
     let listener = std::net::TcpListener::bind((args.host.as_str(), args.port))
@@ -179,7 +183,7 @@ pub fn run_worker(args: WorkerArgs) -> Result<i32, Box<dyn std::error::Error>> {
                 fatal.clone(),
             )
         });
-        let ui = spark_worker::web::serve(worker.clone(), ui_listener)?;
+        let ui = spark_worker::web::serve(worker.clone(), args.work_dir.clone(), ui_listener)?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         let code = tokio::select! {
             r = ui => r.map(|_| 0)?,

@@ -104,7 +104,16 @@ fn describe(args: &SubmitArgs) -> Result<Submission, String> {
         max_cores: args.total_executor_cores,
         executor_cores: args.executor_cores,
         executor_memory_mb,
+        user: submitting_user(),
     }))
+}
+
+/// Who submits, as Spark names them: SPARK_USER, else the login name (USER), else `unknown`.
+fn submitting_user() -> String {
+    ["SPARK_USER", "USER"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|u| !u.is_empty()))
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// The open master connections, and which masters were asked and have not answered yet: a
