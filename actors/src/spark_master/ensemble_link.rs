@@ -492,9 +492,13 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
                 (self.report)(records.elected(epoch));
                 return Ok(());
             };
-            // Watched too, so that a new leader further down the line is learnt of.
-            if pred != leader && !self.watch_leader(&leader).await? {
+            // The leader is read (for the STANDBY page) and watched, also from further down
+            // the line, so that a new leader is learnt of.
+            if !self.watch_leader(&leader).await? {
                 continue;
+            }
+            if pred == leader {
+                return Ok(());
             }
             // Gone between the listing and the watch: look again.
             if self
