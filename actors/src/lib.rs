@@ -6,6 +6,7 @@
 pub mod accept;
 pub mod admin;
 pub mod apache;
+pub mod child;
 pub mod client_port;
 pub mod data_tree;
 pub mod election;

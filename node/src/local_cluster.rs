@@ -22,27 +22,9 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 /// killed mid-run leaves no servers holding its ports.
 fn die_with_parent(c: &mut Command) {
     use std::os::unix::process::CommandExt;
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs in the forked child before exec and makes only
-    // async-signal-safe calls (prctl, getppid); it allocates nothing.
+    // SAFETY: the hook makes only async-signal-safe calls.
     unsafe {
-        c.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) == -1
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died between the fork and the prctl.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
+        c.pre_exec(ensemble_actors::child::parent_death_signal(libc::SIGKILL));
     }
 }
 

@@ -41,28 +41,9 @@ pub fn spawn(command: &[String], dir: &Path, env: &[(&str, String)]) -> std::io:
         .stderr(err)
         .process_group(0)
         .kill_on_drop(true);
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure runs in the forked child before exec, and makes only
-    // async-signal-safe calls (prctl, getppid, reading errno); it allocates nothing.
+    // SAFETY: the hook makes only async-signal-safe calls.
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGTERM as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) == -1
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The worker may have died between the fork and the prctl: then nothing would
-            // ever send the signal.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
+        cmd.pre_exec(crate::child::parent_death_signal(libc::SIGTERM));
     }
     cmd.spawn()
 }

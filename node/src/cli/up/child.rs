@@ -88,27 +88,9 @@ fn spawn(exe: &Path, args: &[String], name: &str, log: &Path) -> std::io::Result
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    // SAFETY: getpid has no preconditions.
-    let parent = unsafe { libc::getpid() };
-    // SAFETY: the closure calls only async-signal-safe functions (prctl, getppid).
+    // SAFETY: the hook makes only async-signal-safe calls.
     unsafe {
-        cmd.pre_exec(move || {
-            if libc::prctl(
-                libc::PR_SET_PDEATHSIG,
-                libc::SIGKILL as libc::c_ulong,
-                0,
-                0,
-                0,
-            ) == -1
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            // `up` may have died between the fork and the prctl.
-            if libc::getppid() != parent {
-                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
+        cmd.pre_exec(ensemble_actors::child::parent_death_signal(libc::SIGKILL));
     }
     let mut child = cmd.spawn()?;
     if let Some(out) = child.stdout.take() {
