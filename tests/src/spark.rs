@@ -35,6 +35,16 @@ impl Proc {
         self.child.id()
     }
 
+    /// Sends it a signal with kill(1), e.g. `-STOP` or `-CONT`; panics if kill fails.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.pid();
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    }
+
     /// Waits up to `timeout` for it to exit; its status, or None if it still runs.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
         let mut status = None;

@@ -655,14 +655,7 @@ fn a_master_that_lost_its_session_steps_down_to_standby() {
     let t = Topology::start(EXE.as_ref(), 55, "");
     let old = t.wait_alive_with(2, Duration::from_secs(30));
     t.wait_records("worker_", 2, Duration::from_secs(10));
-    let pid = t.masters[old - 1].as_ref().expect("running").pid();
-    let signal = |sig: &str| {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig} {pid}");
-    };
+    let signal = |sig: &str| t.masters[old - 1].as_ref().expect("running").signal(sig);
     signal("-STOP");
     let mut new = 0;
     wait_until("another master ALIVE", Duration::from_secs(30), || {

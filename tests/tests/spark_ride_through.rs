@@ -95,14 +95,7 @@ fn a_worker_registered_just_before_a_failover_follows_the_new_master() {
         || json(&t.worker_ip(3), 8081).is_some_and(|j| j["masterurl"] == old_url.as_str()),
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", t.logs()));
-    let pid = t.masters[old - 1].as_ref().expect("running").pid();
-    let signal = |sig: &str| {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &pid.to_string()])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill {sig} {pid}");
-    };
+    let signal = |sig: &str| t.masters[old - 1].as_ref().expect("running").signal(sig);
     signal("-STOP");
     let mut new = 0;
     let taken = wait_until("another master ALIVE", Duration::from_secs(20), || {
