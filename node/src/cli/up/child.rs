@@ -18,6 +18,9 @@ pub(super) struct Managed {
     child: Child,
     /// How often it has been restarted.
     pub(super) restarts: u32,
+    /// When an exited child is due to start again (its backoff runs while the others are
+    /// watched).
+    pub(super) restart_due: Option<std::time::Instant>,
 }
 
 impl Managed {
@@ -37,6 +40,7 @@ impl Managed {
             log,
             child,
             restarts: 0,
+            restart_due: None,
         })
     }
 
@@ -48,6 +52,7 @@ impl Managed {
     /// Starts it again.
     pub(super) fn restart(&mut self, exe: &Path) -> std::io::Result<()> {
         self.restarts += 1;
+        self.restart_due = None;
         self.child = spawn(exe, &self.args, &self.name, &self.log)?;
         Ok(())
     }

@@ -54,19 +54,27 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Restarts every child that has exited, with a backoff growing with its restarts.
+    /// Restarts every child that has exited once its backoff (growing with its restarts) has
+    /// passed; never waits, so that one crash-looping child delays no other and no stop.
     fn restart_exited(&mut self, start: Instant) -> std::io::Result<()> {
+        let now = Instant::now();
         for p in self.procs.iter_mut() {
-            if let Some(status) = p.exited() {
-                let backoff = Duration::from_millis(200 * u64::from((p.restarts + 1).min(25)));
-                println!(
-                    "{} {} exited ({status}); restart {} in {backoff:?}",
-                    watch::stamp(start),
-                    p.name,
-                    p.restarts + 1
-                );
-                std::thread::sleep(backoff);
-                p.restart(&self.exe)?;
+            match p.restart_due {
+                Some(due) if due <= now => p.restart(&self.exe)?,
+                Some(_) => {}
+                None => {
+                    if let Some(status) = p.exited() {
+                        let backoff =
+                            Duration::from_millis(200 * u64::from((p.restarts + 1).min(25)));
+                        println!(
+                            "{} {} exited ({status}); restart {} in {backoff:?}",
+                            watch::stamp(start),
+                            p.name,
+                            p.restarts + 1
+                        );
+                        p.restart_due = Some(now + backoff);
+                    }
+                }
             }
         }
         Ok(())
