@@ -18,9 +18,10 @@ use ensemble_actors::metrics::http::Observed;
 use ensemble_actors::metrics::ServerMetrics;
 use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener, PeerSecret};
 use ensemble_actors::storage::{StorageError, StorageWriter, WriterSettings};
+pub use ensemble_actors::zab::NodeEvent;
 use ensemble_actors::zab::{
-    FailQuorumPeer, GetStatus, NodeStatus, PeerTiming, QuorumPeerActor, QuorumSettings, ReadData,
-    StorageEvent, Submit, SubmitError,
+    FailQuorumPeer, GetStatus, NodeEvents, NodeStatus, PeerTiming, QuorumPeerActor, QuorumSettings,
+    ReadData, StorageEvent, Submit, SubmitError,
 };
 use ensemble_config::{NodeConfig, PeerAuth};
 use ensemble_messages::{Sid, Zxid};
@@ -74,6 +75,7 @@ pub struct Node {
     storage: Arc<StorageWriter>,
     arbiter: Arbiter,
     client_addr: SocketAddr,
+    events: NodeEvents,
 }
 
 fn bind(what: &'static str, addr: &str) -> Result<std::net::TcpListener, NodeError> {
@@ -166,13 +168,17 @@ pub fn peer_timing(config: &NodeConfig) -> PeerTiming {
     }
 }
 
-impl Node {
-    /// Binds the node's ports, recovers its storage and starts its actors. Must be called
-    /// from within a running actix `System`.
-    pub fn start(config: NodeConfig) -> Result<Node, NodeError> {
-        let config = Arc::new(config);
-        let secret = peer_secret(&config)?;
-        let peer_listener = if config.is_standalone() {
+/// The sockets a node binds before anything runs, so that a port in use is one clear error.
+struct Sockets {
+    peer: Option<std::net::TcpListener>,
+    client: std::net::TcpListener,
+    client_addr: SocketAddr,
+    http: HttpListeners,
+}
+
+impl Sockets {
+    fn bind(config: &NodeConfig) -> Result<Self, NodeError> {
+        let peer = if config.is_standalone() {
             None
         } else {
             Some(bind("peer port", &config.peer_bind_addr())?)
@@ -182,115 +188,203 @@ impl Node {
             bind("election port", &addr)?;
         }
         let client_bind = config.client_bind_addr();
-        let client_listener = bind("client port", &client_bind)?;
-        let client_addr = client_listener
-            .local_addr()
-            .map_err(|source| NodeError::Bind {
-                what: "client port",
-                addr: client_bind.clone(),
-                source,
-            })?;
-        let http = HttpListeners::bind(&config)?;
-        let metrics = Arc::new(ServerMetrics::new(config.client.global_outstanding_limit));
-        let storage_settings = WriterSettings {
-            data_dir: config.storage.data_dir.clone(),
-            data_log_dir: config.storage.data_log_dir.clone(),
-            fsync: config.storage.fsync,
-            snap_retain_count: config.storage.snap_retain_count,
-        };
-        let recovered = recover_or_import(
-            &storage_settings.data_dir,
-            &storage_settings.data_log_dir,
-            storage_settings.fsync,
-        )?;
-        let sink: Arc<OnceLock<Recipient<StorageEvent>>> = Arc::default();
-        let report = sink.clone();
-        let storage = Arc::new(StorageWriter::start(
-            storage_settings.clone(),
-            metrics.clone(),
-            move |e| {
-                if let Some(r) = report.get() {
-                    r.do_send(StorageEvent(e));
-                }
-            },
-        )?);
-        let settings = QuorumSettings {
-            sid: config.id,
-            voters: config.voters(),
-            timing: peer_timing(&config),
-            storage: storage_settings,
-            snap_count: config.storage.snap_count,
-            container_check_ms: config.client.container_check_ms,
-            metrics: metrics.clone(),
-            service_settings: ServiceSettings {
-                min_ms: config.client.min_session_timeout_ms.min(i32::MAX as u64) as i32,
-                max_ms: config.client.max_session_timeout_ms.min(i32::MAX as u64) as i32,
-                max_buffer: config.client.max_buffer_bytes as usize,
-                read_only_mode: config.client.read_only_mode,
-                super_digest: config.client.super_digest_sha1(),
-            },
-        };
-        let identity = PeerIdentity {
-            sid: config.id,
-            members: config.voters(),
-            secret,
-        };
-        let actor = QuorumPeerActor::new(settings, BTreeMap::new(), storage.clone(), recovered)?;
-        let peers: Vec<(Sid, String)> = config
-            .servers
-            .iter()
-            .filter(|s| s.id != config.id)
-            .map(|s| (s.id, s.peer_addr()))
-            .collect();
-        let arbiter = Arbiter::new();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let quorum = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
-            let addr = ctx.address();
-            let _ = sink.set(addr.clone().recipient());
-            let links: BTreeMap<Sid, Addr<PeerLink>> = peers
-                .into_iter()
-                .map(|(sid, peer_addr)| {
-                    let identity = identity.clone();
-                    let recipient = addr.clone().recipient();
-                    let link = Supervisor::start(move |_| {
-                        PeerLink::new(identity, sid, peer_addr, recipient)
-                    });
-                    (sid, link)
-                })
-                .collect();
-            if let Some(l) = peer_listener {
-                match tokio::net::TcpListener::from_std(l) {
-                    Ok(l) => {
-                        PeerListener::new(identity, links.clone(), l).start();
-                    }
-                    Err(e) => tracing::error!("peer listener: {e}"),
-                }
+        let client = bind("client port", &client_bind)?;
+        let client_addr = client.local_addr().map_err(|source| NodeError::Bind {
+            what: "client port",
+            addr: client_bind,
+            source,
+        })?;
+        let http = HttpListeners::bind(config)?;
+        Ok(Sockets {
+            peer,
+            client,
+            client_addr,
+            http,
+        })
+    }
+}
+
+/// Where the storage writer reports, once the quorum actor has an address.
+type StorageSink = Arc<OnceLock<Recipient<StorageEvent>>>;
+
+/// Recovers (or imports) the node's storage and builds its quorum actor. Blocking: reads
+/// every snapshot and log file.
+fn recover_actor(
+    config: &NodeConfig,
+    metrics: Arc<ServerMetrics>,
+    events: NodeEvents,
+) -> Result<Built, NodeError> {
+    let secret = peer_secret(config)?;
+    let storage_settings = WriterSettings {
+        data_dir: config.storage.data_dir.clone(),
+        data_log_dir: config.storage.data_log_dir.clone(),
+        fsync: config.storage.fsync,
+        snap_retain_count: config.storage.snap_retain_count,
+    };
+    let recovered = recover_or_import(
+        &storage_settings.data_dir,
+        &storage_settings.data_log_dir,
+        storage_settings.fsync,
+    )?;
+    let sink: StorageSink = Arc::default();
+    let report = sink.clone();
+    let storage = Arc::new(StorageWriter::start(
+        storage_settings.clone(),
+        metrics.clone(),
+        move |e| {
+            if let Some(r) = report.get() {
+                r.do_send(StorageEvent(e));
             }
-            let _ = ready_tx.send(links.clone());
-            actor.with_links(links)
-        });
-        // The arbiter builds the links; wait for it before handing out the node.
-        let links = ready_rx.recv().map_err(|_| NodeError::Stopped)?;
+        },
+    )?);
+    let settings = QuorumSettings {
+        sid: config.id,
+        voters: config.voters(),
+        timing: peer_timing(config),
+        storage: storage_settings,
+        snap_count: config.storage.snap_count,
+        container_check_ms: config.client.container_check_ms,
+        metrics,
+        service_settings: service_settings(config),
+        events,
+    };
+    let actor = QuorumPeerActor::new(settings, BTreeMap::new(), storage.clone(), recovered)?;
+    let identity = PeerIdentity {
+        sid: config.id,
+        members: config.voters(),
+        secret,
+    };
+    Ok(Built {
+        storage,
+        actor,
+        sink,
+        identity,
+    })
+}
+
+/// A node's storage and quorum actor, recovered and not yet started.
+struct Built {
+    storage: Arc<StorageWriter>,
+    actor: QuorumPeerActor,
+    sink: StorageSink,
+    identity: PeerIdentity,
+}
+
+fn service_settings(config: &NodeConfig) -> ServiceSettings {
+    ServiceSettings {
+        min_ms: config.client.min_session_timeout_ms.min(i32::MAX as u64) as i32,
+        max_ms: config.client.max_session_timeout_ms.min(i32::MAX as u64) as i32,
+        max_buffer: config.client.max_buffer_bytes as usize,
+        read_only_mode: config.client.read_only_mode,
+        super_digest: config.client.super_digest_sha1(),
+    }
+}
+
+/// Starts the quorum actor, its peer links and the peer listener on `arbiter`, under
+/// supervisors; resolves with their addresses once they run.
+async fn start_quorum(
+    config: &NodeConfig,
+    arbiter: &Arbiter,
+    built: Built,
+    peer_listener: Option<std::net::TcpListener>,
+) -> Result<(Addr<QuorumPeerActor>, BTreeMap<Sid, Addr<PeerLink>>), NodeError> {
+    let Built {
+        actor,
+        sink,
+        identity,
+        ..
+    } = built;
+    let peers: Vec<(Sid, String)> = config
+        .servers
+        .iter()
+        .filter(|s| s.id != config.id)
+        .map(|s| (s.id, s.peer_addr()))
+        .collect();
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let quorum = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
+        let addr = ctx.address();
+        let _ = sink.set(addr.clone().recipient());
+        let links: BTreeMap<Sid, Addr<PeerLink>> = peers
+            .into_iter()
+            .map(|(sid, peer_addr)| {
+                let identity = identity.clone();
+                let recipient = addr.clone().recipient();
+                let link =
+                    Supervisor::start(move |_| PeerLink::new(identity, sid, peer_addr, recipient));
+                (sid, link)
+            })
+            .collect();
+        if let Some(l) = peer_listener {
+            match tokio::net::TcpListener::from_std(l) {
+                Ok(l) => {
+                    PeerListener::new(identity, links.clone(), l).start();
+                }
+                Err(e) => tracing::error!("peer listener: {e}"),
+            }
+        }
+        let _ = ready_tx.send(links.clone());
+        actor.with_links(links)
+    });
+    // The arbiter builds the links; wait for it before handing out the node.
+    let links = ready_rx.await.map_err(|_| NodeError::Stopped)?;
+    Ok((quorum, links))
+}
+
+/// Starts the client port and the HTTP endpoints on `arbiter`.
+async fn start_client_port(
+    arbiter: &Arbiter,
+    observed: Observed,
+    listener: std::net::TcpListener,
+    http: HttpListeners,
+) -> Result<(), NodeError> {
+    let addr = listener
+        .local_addr()
+        .map_or_else(|_| "client port".to_string(), |a| a.to_string());
+    let (started_tx, started_rx) = oneshot::channel();
+    arbiter.spawn_fn(move || {
+        let o = observed.clone();
+        let result = tokio::net::TcpListener::from_std(listener)
+            .map(|l| ClientPort::new(o.config, o.quorum, l, o.metrics).start());
+        let _ = started_tx.send(result.err());
+        http.serve(observed);
+    });
+    match started_rx.await {
+        Ok(None) => Ok(()),
+        Ok(Some(source)) => Err(NodeError::Bind {
+            what: "client port",
+            addr,
+            source,
+        }),
+        Err(_) => Err(NodeError::Stopped),
+    }
+}
+
+impl Node {
+    /// Binds the node's ports, recovers its storage (on a blocking thread: a large tree takes
+    /// a while, and the caller's thread keeps serving) and starts its actors on an `Arbiter` of
+    /// their own. Must be awaited inside a running actix `System`. Errors are returned, never
+    /// acted on: nothing here or later stops the host's `System` (see [`Node::subscribe`]).
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let config = Arc::new(config);
+        let sockets = Sockets::bind(&config)?;
+        let metrics = Arc::new(ServerMetrics::new(config.client.global_outstanding_limit));
+        let events = NodeEvents::default();
+        let built = {
+            let (config, metrics, events) = (config.clone(), metrics.clone(), events.clone());
+            actix_rt::task::spawn_blocking(move || recover_actor(&config, metrics, events))
+                .await
+                .map_err(|_| NodeError::Stopped)??
+        };
+        let storage = built.storage.clone();
+        let arbiter = Arbiter::new();
+        let (quorum, links) = start_quorum(&config, &arbiter, built, sockets.peer).await?;
         let observed = Observed {
             config: config.clone(),
             quorum: quorum.clone(),
             metrics,
         };
-        let (client_tx, client_rx) = std::sync::mpsc::channel();
-        arbiter.spawn_fn(move || {
-            let o = observed.clone();
-            let result = tokio::net::TcpListener::from_std(client_listener)
-                .map(|l| ClientPort::new(o.config, o.quorum, l, o.metrics).start());
-            let _ = client_tx.send(result.err());
-            http.serve(observed);
-        });
-        if let Ok(Some(e)) = client_rx.recv() {
-            return Err(NodeError::Bind {
-                what: "client port",
-                addr: client_bind,
-                source: e,
-            });
-        }
+        let client_addr = sockets.client_addr;
+        start_client_port(&arbiter, observed, sockets.client, sockets.http).await?;
         tracing::info!(
             sid = config.id,
             client = %client_addr,
@@ -303,7 +397,15 @@ impl Node {
             storage,
             arbiter,
             client_addr,
+            events,
         })
+    }
+
+    /// Role changes and fatal failures of this node, from now on. After a
+    /// [`NodeEvent::Failed`] the node has stopped; the host decides what to do (the `ensemble`
+    /// binary exits).
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
     }
 
     /// The address the client port listens on.

@@ -1,6 +1,8 @@
 //! The quorum peer actor: drives the [`QuorumPeer`] core and carries out its outputs.
 
-use super::{Durable, Input, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError};
+use super::{
+    Durable, Input, NodeEvent, NodeEvents, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError,
+};
 use crate::client_port::{
     ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, Host, ServiceSettings,
 };
@@ -39,6 +41,8 @@ pub struct QuorumSettings {
     pub container_check_ms: u64,
     /// The server's running figures.
     pub metrics: Arc<ServerMetrics>,
+    /// Where role changes and fatal failures are published.
+    pub events: NodeEvents,
 }
 
 /// Result of a write submitted through this server.
@@ -133,6 +137,8 @@ pub struct QuorumPeerActor {
     last_container_check: u64,
     /// Whether the core was serving when last looked at, to tell the clients of a change.
     was_serving: bool,
+    /// The role last published as a [`NodeEvent::Role`].
+    published_role: Option<NodeEvent>,
     /// When this server last stopped serving (or started), for election_time.
     looking_since: Instant,
 }
@@ -196,6 +202,7 @@ impl QuorumPeerActor {
             last_session_check: 0,
             last_container_check: 0,
             was_serving: false,
+            published_role: None,
             looking_since: Instant::now(),
             settings,
             links,
@@ -297,6 +304,27 @@ impl QuorumPeerActor {
             self.clients.serving_changed(status.serving);
             self.count_serving_change(status.serving, status.state);
         }
+        self.publish_role(&status);
+    }
+
+    fn publish_role(&mut self, status: &PeerStatus) {
+        let role = NodeEvent::Role {
+            state: status.state,
+            serving: status.serving,
+            leader: status.leader,
+        };
+        if self.published_role.as_ref() != Some(&role) {
+            self.settings.events.publish(role.clone());
+            self.published_role = Some(role);
+        }
+    }
+
+    /// Stops the whole node (every actor on its arbiter), never the host's `System`, and says
+    /// why to the host.
+    fn fail_node(&self, reason: String) {
+        tracing::error!("{reason}; stopping the server");
+        self.settings.events.publish(NodeEvent::Failed(reason));
+        Arbiter::current().stop();
     }
 
     /// election_time, looking_count and leader_uptime follow the server in and out of service.
@@ -500,8 +528,7 @@ impl Supervised for QuorumPeerActor {
                 self.tree = tree;
             }
             Err(e) => {
-                tracing::error!("cannot reload storage after a restart: {e}");
-                System::current().stop_with_code(70);
+                self.fail_node(format!("cannot reload storage after a restart: {e}"));
             }
         }
     }
@@ -544,8 +571,7 @@ impl Handler<StorageEvent> for QuorumPeerActor {
                 tracing::info!(sid = self.settings.sid, %z, "snapshot taken")
             }
             WriterEvent::Failed(e) => {
-                tracing::error!("storage failed: {e}; stopping the server");
-                System::current().stop_with_code(70);
+                self.fail_node(format!("storage failed: {e}"));
             }
         }
     }

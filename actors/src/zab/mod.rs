@@ -6,6 +6,7 @@
 //! and answers with [`Output`]s for its driver to carry out. It does no I/O of its own.
 
 mod actor;
+mod events;
 mod follower;
 mod leader;
 mod log;
@@ -16,6 +17,7 @@ pub use actor::{
     FailQuorumPeer, GetReport, GetStatus, NodeStatus, QuorumPeerActor, QuorumSettings, ReadData,
     ResetConnectionStats, ServerReport, StorageEvent, Submit, WriteResult,
 };
+pub use events::{NodeEvent, NodeEvents};
 pub use log::TxnLog;
 pub use peer::{BodyCheck, QuorumPeer};
 pub use types::{

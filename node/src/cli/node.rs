@@ -1,8 +1,9 @@
 //! `ensemble node`: runs one server until SIGINT or SIGTERM.
 
 use super::{load, NodeArgs};
-use crate::{control, Node};
+use crate::{control, Node, NodeEvent};
 use std::rc::Rc;
+use tokio::sync::broadcast::error::RecvError;
 
 pub(super) fn run(args: &NodeArgs) -> Result<i32, Box<dyn std::error::Error>> {
     let config = load(args)?;
@@ -12,7 +13,7 @@ pub(super) fn run(args: &NodeArgs) -> Result<i32, Box<dyn std::error::Error>> {
     let control_stdin = args.control_stdin;
     let system = actix::System::new();
     let code = system.block_on(async move {
-        let node = match Node::start(config) {
+        let node = match Node::start(config).await {
             Ok(n) => Rc::new(n),
             Err(e) => {
                 eprintln!("ensemble: {e}");
@@ -22,7 +23,20 @@ pub(super) fn run(args: &NodeArgs) -> Result<i32, Box<dyn std::error::Error>> {
         if control_stdin {
             actix::spawn(control::serve_stdin(node.clone()));
         }
-        wait_for_shutdown().await;
+        let mut events = node.subscribe();
+        let failed = async move {
+            loop {
+                match events.recv().await {
+                    Ok(NodeEvent::Failed(_)) | Err(RecvError::Closed) => return,
+                    Ok(NodeEvent::Role { .. }) | Err(RecvError::Lagged(_)) => {}
+                }
+            }
+        };
+        tokio::select! {
+            // The node logged why; 70 is sysexits' EX_SOFTWARE, as before.
+            _ = failed => return 70,
+            _ = wait_for_shutdown() => {}
+        }
         tracing::info!("shutting down");
         if let Ok(node) = Rc::try_unwrap(node) {
             node.stop();
