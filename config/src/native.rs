@@ -36,6 +36,9 @@ pub struct EnsembleFile {
     /// ZooKeeper's AdminServer (zoo.cfg admin.*).
     #[serde(default)]
     pub admin: AdminSection,
+    /// Logging of the processes that read this file (`ensemble node`, `ensemble up`).
+    #[serde(default)]
+    pub log: LogSection,
     /// The members.
     #[serde(default)]
     pub servers: Vec<ServerSection>,
@@ -93,6 +96,23 @@ impl SparkSection {
         }
         out
     }
+}
+
+/// `[log]`: what `ensemble node` and `ensemble up` log and where (zoo.cfg has no equivalent:
+/// Apache ZooKeeper configures logging in logback.xml). Command-line flags win over it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// Filter, as `RUST_LOG` (e.g. `info,ensemble_actors::zab=debug`); empty means unset.
+    pub level: String,
+    /// `text` or `json`; empty means text.
+    pub format: String,
+    /// Directory of rotated log files (`server-<id>.log`, `up.log`); unset means stderr.
+    pub dir: Option<PathBuf>,
+    /// `daily`, `hourly` or `never`; empty means daily.
+    pub rotation: String,
+    /// Rotated files kept, the current one included; 0 means the default.
+    pub max_files: usize,
 }
 
 /// One `[[masters]]` entry.
