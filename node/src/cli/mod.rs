@@ -30,7 +30,8 @@ enum Command {
     /// Runs one server of an ensemble.
     Node(NodeArgs),
     /// Prints each server's mode, as `zkServer.sh status` does, and with a TOML config (or,
-    /// given no arguments, the running `ensemble up`'s) each master's and worker's state.
+    /// given no arguments, the running `ensemble up`'s; several are listed) each master's and
+    /// worker's state.
     Status(StatusArgs),
     /// Checks every port, then launches and supervises every server, master and worker of a
     /// config (default: the 3 servers, 3 masters and 2 workers of `local-3.toml` on loopback).
@@ -78,6 +79,9 @@ struct StatusArgs {
     /// Client addresses, host:port,host:port,...
     #[arg(long)]
     servers: Option<String>,
+    /// The running `ensemble up` with this pid (needed when several run).
+    #[arg(long, value_name = "PID", conflicts_with_all = ["config", "zoo_cfg", "servers"])]
+    up: Option<u32>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -172,6 +176,7 @@ fn run(cli: Cli, log: &logging::LogSettings) -> Result<i32, Box<dyn std::error::
             args.config.as_deref(),
             args.zoo_cfg.as_deref(),
             args.servers.as_deref(),
+            args.up,
         ),
         Command::Up(args) => up::run(
             args.config.as_deref(),

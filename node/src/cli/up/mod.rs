@@ -125,7 +125,7 @@ pub(super) fn run(
         None => write(&mut generated, dir.join("ensemble.toml"), &text)?,
     };
     let props = write(&mut generated, dir.join("spark.conf"), &props_text)?;
-    let _state = state::StateFile::write(&path)?;
+    let _state = state::StateFile::write(&path, &file.storage.data_dir)?;
     let mut sup = Supervisor {
         exe: std::env::current_exe()?,
         logs: logs.clone(),
