@@ -187,6 +187,8 @@ pub struct ClientSection {
     pub read_only_mode: bool,
     /// ZooKeeper's superDigest, `user:base64(sha1(user:password))`.
     pub super_digest: Option<String>,
+    /// Refuse writes past a quota's hard limit (zookeeper.enforceQuota).
+    pub enforce_quota: bool,
 }
 
 impl Default for ClientSection {
@@ -201,6 +203,7 @@ impl Default for ClientSection {
             max_buffer_bytes: 0xfffff,
             read_only_mode: false,
             super_digest: None,
+            enforce_quota: false,
         }
     }
 }
@@ -410,6 +413,7 @@ impl EnsembleFile {
                 container_check_ms: self.client.container_check_ms,
                 max_buffer_bytes: self.client.max_buffer_bytes,
                 read_only_mode: self.client.read_only_mode,
+                enforce_quota: self.client.enforce_quota,
                 super_digest: self.client.super_digest,
             },
             storage: StorageSettings {
