@@ -73,6 +73,8 @@ pub struct LogSettings {
     pub rotation: LogRotation,
     /// Files kept.
     pub max_files: usize,
+    /// Why `RUST_LOG` was ignored, if it was: logged once logging is installed.
+    pub ignored_rust_log: Option<String>,
 }
 
 /// The TOML's `[log]`, and the name of this process's file in its `dir`.
@@ -92,10 +94,18 @@ impl LogSettings {
     ) -> Result<LogSettings, String> {
         let section = toml.map(|t| t.section);
         let from_toml = |f: fn(&LogSection) -> &str| section.map(f).filter(|s| !s.is_empty());
+        // A RUST_LOG that does not parse is skipped with a warning rather than fatal.
+        let rust_log = rust_log.filter(|s| !s.is_empty());
+        let ignored_rust_log = rust_log.and_then(|r| {
+            EnvFilter::try_new(r)
+                .err()
+                .map(|e| format!("ignoring RUST_LOG={r:?}: {e}"))
+        });
+        let rust_log = rust_log.filter(|_| ignored_rust_log.is_none());
         let filter = args
             .log_level
             .as_deref()
-            .or(rust_log.filter(|s| !s.is_empty()))
+            .or(rust_log)
             .or(from_toml(|s| &s.level))
             .unwrap_or("info")
             .to_string();
@@ -124,6 +134,7 @@ impl LogSettings {
             file,
             rotation,
             max_files,
+            ignored_rust_log,
         })
     }
 
@@ -184,6 +195,9 @@ pub fn install(settings: &LogSettings) -> Result<LogGuard, String> {
         LogFormat::Json => builder.json().try_init(),
     };
     installed.map_err(|e| format!("cannot install logging: {e}"))?;
+    if let Some(why) = &settings.ignored_rust_log {
+        tracing::warn!("{why}");
+    }
     Ok(LogGuard { _writer: guard })
 }
 
@@ -277,8 +291,15 @@ mod tests {
                 file: Some("x.log".into()),
                 rotation: LogRotation::Never,
                 max_files: 9,
+                ignored_rust_log: None,
             }
         );
+        let r = LogSettings::resolve(&none, Some("a=b=c"), Some(&toml)).unwrap();
+        assert_eq!(r.filter, "debug");
+        assert!(r
+            .ignored_rust_log
+            .unwrap()
+            .starts_with("ignoring RUST_LOG=\"a=b=c\""));
         let r = LogSettings::resolve(&none, Some(""), None).unwrap();
         assert_eq!((r.filter.as_str(), r.file, r.max_files), ("info", None, 7));
     }
