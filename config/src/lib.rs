@@ -19,7 +19,8 @@ pub use model::{
     NodeConfig, PeerAuth, ServerEntry, ServerRole, StorageSettings, PEER_SECRET_KEY,
 };
 pub use native::{
-    load_toml, load_toml_str, parse_toml, EnsembleFile, MasterSection, WorkerSection, DEFAULT_TOML,
+    load_toml, load_toml_str, parse_toml, EnsembleFile, LogSection, MasterSection, WorkerSection,
+    DEFAULT_TOML,
 };
 pub use zoo_cfg::{load_zoo_cfg, parse_zoo_cfg};
 

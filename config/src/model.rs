@@ -112,6 +112,9 @@ pub struct ClientSettings {
     /// ZooKeeper's superDigest, `user:base64(sha1(user:password))`: a client that
     /// authenticates with those digest credentials passes every ACL check.
     pub super_digest: Option<String>,
+    /// Refuse writes past a quota's hard limit with QuotaExceeded (ZooKeeper's
+    /// zookeeper.enforceQuota); soft limits are then logged when passed.
+    pub enforce_quota: bool,
 }
 
 impl ClientSettings {

@@ -36,6 +36,9 @@ pub struct EnsembleFile {
     /// ZooKeeper's AdminServer (zoo.cfg admin.*).
     #[serde(default)]
     pub admin: AdminSection,
+    /// Logging of the processes that read this file (`ensemble node`, `ensemble up`).
+    #[serde(default)]
+    pub log: LogSection,
     /// The members.
     #[serde(default)]
     pub servers: Vec<ServerSection>,
@@ -93,6 +96,23 @@ impl SparkSection {
         }
         out
     }
+}
+
+/// `[log]`: what `ensemble node` and `ensemble up` log and where (zoo.cfg has no equivalent:
+/// Apache ZooKeeper configures logging in logback.xml). Command-line flags win over it.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    /// Filter, as `RUST_LOG` (e.g. `info,ensemble_actors::zab=debug`); empty means unset.
+    pub level: String,
+    /// `text` or `json`; empty means text.
+    pub format: String,
+    /// Directory of rotated log files (`server-<id>.log`, `up.log`); unset means stderr.
+    pub dir: Option<PathBuf>,
+    /// `daily`, `hourly` or `never`; empty means daily.
+    pub rotation: String,
+    /// Rotated files kept, the current one included; 0 means the default.
+    pub max_files: usize,
 }
 
 /// One `[[masters]]` entry.
@@ -167,6 +187,8 @@ pub struct ClientSection {
     pub read_only_mode: bool,
     /// ZooKeeper's superDigest, `user:base64(sha1(user:password))`.
     pub super_digest: Option<String>,
+    /// Refuse writes past a quota's hard limit (zookeeper.enforceQuota).
+    pub enforce_quota: bool,
 }
 
 impl Default for ClientSection {
@@ -181,6 +203,7 @@ impl Default for ClientSection {
             max_buffer_bytes: 0xfffff,
             read_only_mode: false,
             super_digest: None,
+            enforce_quota: false,
         }
     }
 }
@@ -390,6 +413,7 @@ impl EnsembleFile {
                 container_check_ms: self.client.container_check_ms,
                 max_buffer_bytes: self.client.max_buffer_bytes,
                 read_only_mode: self.client.read_only_mode,
+                enforce_quota: self.client.enforce_quota,
                 super_digest: self.client.super_digest,
             },
             storage: StorageSettings {

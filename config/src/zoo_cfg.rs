@@ -265,6 +265,8 @@ fn client_settings(props: &mut Props, tick_ms: u64) -> Result<ClientSettings, Co
         max_buffer_bytes: props.num("jute.maxbuffer", 0xfffff)?,
         read_only_mode: props.boolean("readonlymode.enabled", false)?,
         super_digest: props.take("DigestAuthenticationProvider.superDigest"),
+        // A system property in ZooKeeper; zoo.cfg sets it as enforceQuota or with the prefix.
+        enforce_quota: props.boolean("enforceQuota", false)?,
     })
 }
 
@@ -1165,6 +1167,20 @@ mod tests {
         assert_eq!(c.id, 5);
         let c = parse_zoo_cfg(&format!("{text}standaloneEnabled=false\n"), files(&[])).unwrap();
         assert!(c.warnings[0].contains("standaloneEnabled=false with one server"));
+    }
+
+    #[test]
+    fn enforce_quota_is_read_with_or_without_its_prefix() {
+        for line in ["zookeeper.enforceQuota=true", "enforceQuota=TRUE"] {
+            let c = parse_zoo_cfg(&format!("{CFG}{line}\n"), myid("1")).unwrap();
+            assert!(c.client.enforce_quota, "{line}");
+            assert!(
+                !c.warnings.iter().any(|w| w.contains("nforceQuota")),
+                "{:?}",
+                c.warnings
+            );
+        }
+        assert!(!parse_zoo_cfg(CFG, myid("1")).unwrap().client.enforce_quota);
     }
 
     #[test]

@@ -361,6 +361,7 @@ impl Server {
             max_buffer: MAX_BUFFER,
             read_only_mode: true,
             super_digest: Some([7; 20]),
+            enforce_quota: true,
         };
         Server {
             service: ClientService::new(1, settings, 0, Default::default()),

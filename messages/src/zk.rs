@@ -53,6 +53,7 @@ pub mod err {
     pub const SESSION_MOVED: i32 = -118;
     pub const NOT_READ_ONLY: i32 = -119;
     pub const NO_WATCHER: i32 = -121;
+    pub const QUOTA_EXCEEDED: i32 = -125;
 }
 
 /// Watch event types.

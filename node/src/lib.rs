@@ -277,6 +277,7 @@ fn service_settings(config: &NodeConfig) -> ServiceSettings {
         max_buffer: config.client.max_buffer_bytes as usize,
         read_only_mode: config.client.read_only_mode,
         super_digest: config.client.super_digest_sha1(),
+        enforce_quota: config.client.enforce_quota,
     }
 }
 

@@ -147,6 +147,22 @@ fn acls_watches_super_digest_and_session_passwords_as_zookeeper_3_8() {
             code(stranger.get_all_children_number("/secret").await),
             err::NO_AUTH
         );
+        // Duplicate entries are dropped before the ACL is stored, at create and setACL.
+        let dup = vec![
+            acl(perm::ALL, "world", "anyone"),
+            acl(perm::READ, "digest", "bob:hash"),
+            acl(perm::ALL, "world", "anyone"),
+        ];
+        stranger
+            .create_with_acl("/dup", b"", dup.clone(), 0)
+            .await
+            .unwrap();
+        let (stored, _) = stranger.get_acl("/dup").await.unwrap();
+        assert_eq!(stored, dup[..2].to_vec());
+        let twice = vec![acl(perm::ALL, "world", "anyone"); 2];
+        stranger.set_acl("/dup", twice, -1).await.unwrap();
+        let (stored, _) = stranger.get_acl("/dup").await.unwrap();
+        assert_eq!(stored, vec![acl(perm::ALL, "world", "anyone")]);
         // /zookeeper/config: anyone reads, nobody writes.
         assert_eq!(code(stranger.get_data("/zookeeper/config").await), err::OK);
         assert_eq!(

@@ -41,9 +41,15 @@ struct Up {
 
 impl Up {
     fn start(config: &Path, runtime: &Path) -> Up {
+        Up::start_with(config, runtime, &[])
+    }
+
+    /// `ensemble up --config <config> <extra>` with its state under `runtime`.
+    fn start_with(config: &Path, runtime: &Path, extra: &[&str]) -> Up {
         let mut child = Command::new(CLI)
             .args(["up", "--config"])
             .arg(config)
+            .args(extra)
             .env("XDG_RUNTIME_DIR", runtime)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -257,7 +263,7 @@ fn up_reports_in_its_own_output_is_found_by_status_and_cleans_up() {
     .unwrap();
     assert_eq!(code.and_then(|c| c.code()), Some(0));
     assert!(kids.iter().all(|p| !running(*p)), "{kids:?}");
-    assert!(!runtime.join("ensemble-up.json").exists());
+    assert_eq!(state_files(&runtime), Vec::<String>::new());
     let up_dir = dir.path().join("data").join("up");
     assert!(!up_dir.join("spark.conf").exists());
     let log = std::fs::read_to_string(up_dir.join("logs").join("server.1.log")).unwrap();
@@ -320,4 +326,187 @@ fn a_master_or_worker_whose_web_ui_port_is_taken_exits_with_one_line() {
             "{args:?}"
         );
     }
+}
+
+/// The state files of running `up`s under `runtime`.
+fn state_files(runtime: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(runtime.join("ensemble-up")) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A config of one server only on `host`, its data under `dir/data`.
+fn write_server_config(dir: &Path, host: &str) -> PathBuf {
+    let text = format!(
+        "[ensemble]\ntick_ms = 200\n\n[storage]\ndata_dir = \"{data}\"\nfsync = false\n\n\
+         [[servers]]\nid = 1\nhost = \"{host}\"\npeer_port = 22201\nclient_port = {CLIENT}\n",
+        data = dir.join("data").display()
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("server.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `ensemble status <args>` with the state under `runtime`: (exit code, stdout + stderr).
+fn status(runtime: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(CLI)
+        .arg("status")
+        .args(args)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+/// Sends SIGTERM to `up` and waits for its clean exit.
+fn stop(up: &mut Up) {
+    Command::new("kill")
+        .arg(up.pid().to_string())
+        .status()
+        .unwrap();
+    let mut code = None;
+    wait_until("up to stop", Duration::from_secs(20), || {
+        code = up.child.try_wait().unwrap();
+        code.is_some()
+    })
+    .unwrap();
+    assert_eq!(code.and_then(|c| c.code()), Some(0));
+}
+
+#[test]
+fn two_ups_keep_their_own_state_and_status_lists_or_picks_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = dir.path().join("run");
+    let config_a = write_server_config(&dir.path().join("a"), "127.0.130.11");
+    let config_b = write_server_config(&dir.path().join("b"), "127.0.130.12");
+    // A stale file of an `up` killed with -9 (a pid that no longer runs).
+    let mut gone = Command::new("true").spawn().unwrap();
+    gone.wait().unwrap();
+    let stale = runtime
+        .join("ensemble-up")
+        .join(format!("{}.json", gone.id()));
+    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    std::fs::write(
+        &stale,
+        format!(r#"{{"pid":{},"config":"/x","data_dir":"/y"}}"#, gone.id()),
+    )
+    .unwrap();
+
+    let mut a = Up::start_with(&config_a, &runtime, &["--log-format", "json"]);
+    let mut b = Up::start(&config_b, &runtime);
+    a.wait_stdout("ensemble is up", Duration::from_secs(30));
+    b.wait_stdout("ensemble is up", Duration::from_secs(30));
+    // up's json: its children's lines relayed as JSON objects naming the process.
+    let relayed: Vec<serde_json::Value> = a
+        .err
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert!(
+        relayed
+            .iter()
+            .any(|v| v["process"] == "server.1" && v["fields"]["message"].is_string()),
+        "{relayed:?}"
+    );
+
+    let (code, text) = status(&runtime, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("2 `ensemble up`s are running"), "{text}");
+    for (up, config) in [(&a, &config_a), (&b, &config_b)] {
+        let data = config.parent().unwrap().join("data");
+        let line = format!(
+            "pid {:<8} config {}  data dir {}",
+            up.pid(),
+            config.display(),
+            data.display()
+        );
+        assert!(text.contains(&line), "{line:?} not in {text}");
+    }
+    assert!(!stale.exists(), "the stale file is cleaned");
+    let (code, text) = status(&runtime, &["--up", &a.pid().to_string()]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("127.0.130.11:{CLIENT}")), "{text}");
+    assert!(text.contains("Mode: standalone"), "{text}");
+    let (code, text) = status(&runtime, &["--up", "1"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("no running `ensemble up` has pid 1"),
+        "{text}"
+    );
+
+    // The first to stop removes its own file only.
+    stop(&mut a);
+    assert_eq!(state_files(&runtime), vec![format!("{}.json", b.pid())]);
+    let (code, text) = status(&runtime, &[]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains(&format!("127.0.130.12:{CLIENT}")), "{text}");
+    stop(&mut b);
+    assert_eq!(state_files(&runtime), Vec::<String>::new());
+    let (code, text) = status(&runtime, &[]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("no `ensemble up` is running"), "{text}");
+}
+
+#[test]
+fn without_xdg_runtime_dir_the_state_is_in_a_private_temp_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_server_config(dir.path(), "127.0.130.13");
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut child = Command::new(CLI)
+        .args(["up", "--config"])
+        .arg(&config)
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", &tmp)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = collect(child.stdout.take().unwrap());
+    let mut up = Up {
+        child,
+        out,
+        err: Arc::new(Mutex::new(Vec::new())),
+    };
+    up.wait_stdout("ensemble is up", Duration::from_secs(30));
+    let private = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("ensemble-")
+        })
+        .expect("a private dir under TMPDIR");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let file = private
+        .join("ensemble-up")
+        .join(format!("{}.json", up.pid()));
+    assert!(file.exists(), "{file:?}");
+    let status = Command::new(CLI)
+        .arg("status")
+        .env_remove("XDG_RUNTIME_DIR")
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("Mode: standalone"), "{text}");
+    stop(&mut up);
+    assert!(!file.exists());
 }

@@ -136,6 +136,9 @@ pub struct ServiceSettings {
     /// The SHA-1 of `user:password` of ZooKeeper's superDigest: a client that authenticates
     /// with those digest credentials gets the super identity, which passes every ACL check.
     pub super_digest: Option<[u8; 20]>,
+    /// zookeeper.enforceQuota: writes past a quota's hard limit are answered QuotaExceeded
+    /// here, before they are submitted.
+    pub enforce_quota: bool,
 }
 
 /// The client-facing side of one server.
@@ -496,6 +499,17 @@ impl ClientService {
         if let Some(parsed) = parsed {
             match parsed {
                 Ok(request) => {
+                    let refusal = self
+                        .limits
+                        .enforce_quota
+                        .then(|| tree.quota_refusal(&request.op, &auth))
+                        .flatten();
+                    if let Some(result) = refusal {
+                        let zxid = tree.last_applied().0 as i64;
+                        let reply = write_reply(p.xid, zxid, &request, &result);
+                        self.enqueue_ready(p.conn, reply, tree);
+                        return;
+                    }
                     let txn = TreeTxn {
                         session_id: session,
                         time_ms: host.now_ms(),

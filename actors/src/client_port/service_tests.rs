@@ -56,6 +56,7 @@ impl Harness {
                     max_buffer: 0xfffff,
                     read_only_mode: true,
                     super_digest,
+                    enforce_quota: false,
                 },
                 0,
                 Default::default(),

@@ -9,6 +9,7 @@
 mod acl;
 mod ops;
 mod path;
+pub mod quota;
 
 pub use acl::{masked, permits, PermissionMemo};
 pub use ops::{
@@ -386,10 +387,12 @@ impl DataTree {
                 }
                 self.save_content(undo, path);
                 let node = self.nodes.get_mut(path).ok_or(err::NO_NODE)?;
+                let old_len = node.data.len();
                 node.data = data.clone();
                 node.stat.version += 1;
                 node.stat.mzxid = zxid;
                 node.stat.mtime = t.time_ms;
+                self.quota_rewritten(path, old_len, data.len(), undo);
                 triggers.push(self.trigger(path, event::NODE_DATA_CHANGED));
                 Ok(OpResult::DataSet {
                     stat: self.stat(path).ok_or(err::NO_NODE)?,
@@ -477,6 +480,7 @@ impl DataTree {
             ..NodeStat::default()
         };
         self.insert_child(&path, data.to_vec(), acl.into(), stat);
+        self.quota_created(&path, data.len(), undo);
         if let Some(p) = self.nodes.get_mut(&parent_path) {
             p.stat.cversion += 1;
             p.stat.pzxid = zxid;
@@ -525,6 +529,7 @@ impl DataTree {
             return;
         };
         let owner = node.stat.ephemeral_owner;
+        let len = node.data.len();
         triggers.push(Trigger {
             path: path.to_string(),
             event: event::NODE_DELETED,
@@ -548,6 +553,7 @@ impl DataTree {
             // The stored cversion counts creates; a delete shows in the reported one (see stat).
             p.stat.pzxid = zxid;
         }
+        self.quota_removed(path, len, undo);
         triggers.push(self.trigger(&parent, event::NODE_CHILDREN_CHANGED));
     }
 
@@ -725,6 +731,7 @@ impl DataTree {
             s.ephemerals.retain(|p| tree.nodes.contains_key(p));
         }
         tree.last_applied = last_applied;
+        tree.recompute_quota_usage();
         tree
     }
 

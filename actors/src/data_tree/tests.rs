@@ -961,3 +961,58 @@ fn get_ephemerals_reads_only_the_paths_under_its_prefix() {
     assert_eq!(f.tree.ephemerals_with_prefix(7, "/").len(), 100_000);
     assert!(f.tree.ephemerals_with_prefix(8, "/").is_empty());
 }
+
+#[test]
+fn duplicate_acl_entries_are_dropped_before_the_acl_is_stored_as_zookeeper_3_8_does() {
+    // ZooKeeper's fixupACL: exact duplicates (same perms, scheme and id) go, the first of each
+    // stays in place; entries that differ in their perms both stay; `auth` is expanded after
+    // the duplicates are dropped, so its expansion may repeat an explicit entry.
+    let mut f = Fixture::new();
+    let entry = |perms: i32, scheme: &str, id: &str| AclEntry {
+        perms,
+        scheme: scheme.into(),
+        id: id.into(),
+    };
+    let alice = "alice:hash";
+    let given = vec![
+        entry(perm::READ, "world", "anyone"),
+        entry(perm::ALL, "digest", alice),
+        entry(perm::READ, "world", "anyone"),
+        entry(perm::READ | perm::WRITE, "world", "anyone"),
+        entry(perm::ALL, "auth", ""),
+        entry(perm::ALL, "digest", alice),
+        entry(perm::ALL, "auth", ""),
+    ];
+    let r = f.apply_as(
+        7,
+        &[("digest", alice)],
+        TreeOp::Create {
+            path: "/d".into(),
+            data: Vec::new(),
+            acl: given.clone(),
+            mode: CreateMode::Persistent,
+        },
+    );
+    assert_eq!(r.result.code(), err::OK, "{r:?}");
+    let stored = vec![
+        entry(perm::READ, "world", "anyone"),
+        entry(perm::ALL, "digest", alice),
+        entry(perm::READ | perm::WRITE, "world", "anyone"),
+        entry(perm::ALL, "digest", alice),
+    ];
+    assert_eq!(&*f.tree.get("/d").unwrap().acl, stored.as_slice());
+    // setACL drops them the same way.
+    let twice = vec![entry(perm::ALL, "ip", "10.0.0.1"); 2];
+    let r = f.apply_as(
+        7,
+        &[("digest", alice)],
+        TreeOp::SetAcl {
+            path: "/d".into(),
+            acl: twice,
+            version: -1,
+        },
+    );
+    assert_eq!(r.result.code(), err::OK, "{r:?}");
+    let one = [entry(perm::ALL, "ip", "10.0.0.1")];
+    assert_eq!(&*f.tree.get("/d").unwrap().acl, one.as_slice());
+}

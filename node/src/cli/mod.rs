@@ -2,6 +2,7 @@
 
 mod bench;
 mod data;
+mod logging;
 mod node;
 mod shell;
 mod spark;
@@ -20,6 +21,8 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -27,7 +30,8 @@ enum Command {
     /// Runs one server of an ensemble.
     Node(NodeArgs),
     /// Prints each server's mode, as `zkServer.sh status` does, and with a TOML config (or,
-    /// given no arguments, the running `ensemble up`'s) each master's and worker's state.
+    /// given no arguments, the running `ensemble up`'s; several are listed) each master's and
+    /// worker's state.
     Status(StatusArgs),
     /// Checks every port, then launches and supervises every server, master and worker of a
     /// config (default: the 3 servers, 3 masters and 2 workers of `local-3.toml` on loopback).
@@ -75,6 +79,9 @@ struct StatusArgs {
     /// Client addresses, host:port,host:port,...
     #[arg(long)]
     servers: Option<String>,
+    /// The running `ensemble up` with this pid (needed when several run).
+    #[arg(long, value_name = "PID", conflicts_with_all = ["config", "zoo_cfg", "servers"])]
+    up: Option<u32>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -108,15 +115,24 @@ fn load(args: &NodeArgs) -> Result<NodeConfig, ConfigError> {
 /// Entry point of the `ensemble` binary: parses arguments, installs logging, runs, exits.
 pub fn main() -> ! {
     let args = Cli::parse_from(shell::zkcli_spelling(std::env::args_os()));
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let code = match run(args) {
-        Ok(code) => code,
+    let settings = log_settings(&args);
+    let code = match settings.and_then(|s| logging::install(&s).map(|guard| (s, guard))) {
+        Ok((settings, guard)) => {
+            let code = match run(args, &settings) {
+                Ok(code) => code,
+                Err(e) => {
+                    // Into the log file too, when there is one.
+                    if settings.file.is_some() {
+                        tracing::error!("{e}");
+                    }
+                    eprintln!("ensemble: {e}");
+                    2
+                }
+            };
+            // Flushes the log file's last lines before the process ends.
+            drop(guard);
+            code
+        }
         Err(e) => {
             eprintln!("ensemble: {e}");
             2
@@ -125,16 +141,48 @@ pub fn main() -> ! {
     std::process::exit(code)
 }
 
-/// Runs the command; returns the process exit code.
-pub fn run(cli: Cli) -> Result<i32, Box<dyn std::error::Error>> {
+/// The logging settings of this command line: its flags, `RUST_LOG`, and the `[log]` section
+/// of the TOML that `node --config` or `up` reads (a TOML that does not parse is left to the
+/// command to report).
+fn log_settings(cli: &Cli) -> Result<logging::LogSettings, String> {
+    let toml = match &cli.command {
+        Command::Node(NodeArgs {
+            config: Some(path),
+            id: Some(id),
+            ..
+        }) => std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| ensemble_config::parse_toml(&text).ok())
+            .map(|f| (f.log, format!("server-{id}"))),
+        Command::Up(up) => up::config_text(up.config.as_deref())
+            .ok()
+            .and_then(|text| ensemble_config::parse_toml(&text).ok())
+            .map(|f| (f.log, "up".to_string())),
+        _ => None,
+    };
+    let toml = toml.as_ref().map(|(section, name)| logging::TomlLog {
+        section,
+        name: name.clone(),
+    });
+    let rust_log = std::env::var("RUST_LOG").ok();
+    logging::LogSettings::resolve(&cli.log, rust_log.as_deref(), toml.as_ref())
+}
+
+/// Runs the command with logging set up as `log` says; returns the process exit code.
+fn run(cli: Cli, log: &logging::LogSettings) -> Result<i32, Box<dyn std::error::Error>> {
     match cli.command {
         Command::Node(args) => node::run(&args),
         Command::Status(args) => status::run(
             args.config.as_deref(),
             args.zoo_cfg.as_deref(),
             args.servers.as_deref(),
+            args.up,
         ),
-        Command::Up(args) => up::run(args.config.as_deref()),
+        Command::Up(args) => up::run(
+            args.config.as_deref(),
+            &log.child_args(&cli.log),
+            log.format,
+        ),
         Command::Bench(b) => bench::run(b),
         Command::Shell(s) => shell::run(&s.server, s.command),
         Command::Master(m) => spark::run_master(m),

@@ -41,6 +41,7 @@ pub(super) fn run(args: &NodeArgs) -> Result<i32, Box<dyn std::error::Error>> {
         if let Ok(node) = Rc::try_unwrap(node) {
             node.stop();
         }
+        tracing::info!("stopped");
         0
     });
     Ok(code)

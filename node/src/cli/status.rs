@@ -1,6 +1,7 @@
 //! `ensemble status`: each server's mode and, for a TOML config or a running `up`, each
 //! master's status and each worker's.
 
+use super::up::state::running;
 use crate::four_letter;
 use ensemble_config::EnsembleFile;
 use std::net::ToSocketAddrs;
@@ -14,15 +15,11 @@ pub(super) fn run(
     config: Option<&Path>,
     zoo_cfg: Option<&Path>,
     servers: Option<&str>,
+    up: Option<u32>,
 ) -> Result<i32, Box<dyn std::error::Error>> {
     let targets: Targets = match (config, zoo_cfg, servers) {
         (Some(path), None, None) => return Ok(print(&read_toml(path)?)),
-        (None, None, None) => {
-            let path = super::up::state::running_config().ok_or(
-                "no `ensemble up` is running: give --config FILE, --zoo-cfg FILE or --servers host:port,...",
-            )?;
-            return Ok(print(&read_toml(&path)?));
-        }
+        (None, None, None) => return running_up(up),
         (None, Some(path), None) => ensemble_config::load_zoo_cfg(path)?
             .servers
             .iter()
@@ -36,6 +33,34 @@ pub(super) fn run(
         _ => return Err("give --config FILE, --zoo-cfg FILE or --servers host:port,...".into()),
     };
     Ok(exit_code(print_servers(&targets)))
+}
+
+/// The status of the running `up` with pid `pid`, or of the only one; a list when several run.
+fn running_up(pid: Option<u32>) -> Result<i32, Box<dyn std::error::Error>> {
+    let ups = running();
+    let chosen = match pid {
+        Some(pid) => ups
+            .iter()
+            .find(|r| r.pid == pid)
+            .ok_or(format!("no running `ensemble up` has pid {pid}"))?,
+        None => match ups.as_slice() {
+            [] => return Err("no `ensemble up` is running: give --config FILE, --zoo-cfg FILE or --servers host:port,...".into()),
+            [only] => only,
+            several => {
+                println!("{} `ensemble up`s are running; pick one with --up PID:", several.len());
+                for r in several {
+                    println!(
+                        "pid {:<8} config {}  data dir {}",
+                        r.pid,
+                        r.config.display(),
+                        r.data_dir.display()
+                    );
+                }
+                return Ok(0);
+            }
+        },
+    };
+    Ok(print(&read_toml(&chosen.config)?))
 }
 
 fn read_toml(path: &Path) -> Result<EnsembleFile, Box<dyn std::error::Error>> {

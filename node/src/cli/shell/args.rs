@@ -11,6 +11,8 @@ use std::collections::HashMap;
 pub(super) struct Args {
     switches: Vec<String>,
     values: HashMap<String, String>,
+    /// Every flag, switch or option, in the order given.
+    given: Vec<String>,
     /// Positional arguments.
     pub rest: Vec<String>,
 }
@@ -35,6 +37,11 @@ impl Args {
         self.values.get(flag).map(String::as_str)
     }
 
+    /// The flags given, in order.
+    pub fn given(&self) -> &[String] {
+        &self.given
+    }
+
     /// The positional argument at `i`, empty when absent.
     pub fn arg(&self, i: usize) -> &str {
         self.rest.get(i).map_or("", String::as_str)
@@ -54,8 +61,10 @@ pub(super) fn parse(spec: &Spec, words: &[String]) -> Result<Args, ArgsError> {
         if spec.options.contains(&w.as_str()) {
             let value = words.next().ok_or(ArgsError::Usage)?;
             args.values.insert(w.clone(), value.clone());
+            args.given.push(w.clone());
         } else if spec.switches.contains(&w.as_str()) {
             args.switches.push(w.clone());
+            args.given.push(w.clone());
         } else if looks_like_flag(w) {
             return Err(ArgsError::Unrecognized(w.clone()));
         } else {

@@ -2,6 +2,7 @@
 
 use super::args::{parse_acl, Args};
 use super::output::{describe, perms_string, print_stat};
+use super::quota;
 use ensemble_actors::zk_client::{open_acl, ClientError, ZkClient};
 use ensemble_messages::zk::err;
 use std::io::Write;
@@ -30,7 +31,7 @@ impl Failure {
 type Done = Result<(), Failure>;
 
 /// Maps a client error on `path` into a [`Failure`].
-fn at(path: &str) -> impl Fn(ClientError) -> Failure + '_ {
+pub(super) fn at(path: &str) -> impl Fn(ClientError) -> Failure + '_ {
     move |e| Failure::Client(e, path.to_string())
 }
 
@@ -77,6 +78,9 @@ pub(super) async fn execute(c: &ZkClient, name: &str, a: &Args) -> Done {
         "removewatches" => remove_watches(c, a).await,
         "whoami" => whoami(c).await,
         "config" => config(c, a).await,
+        "setquota" => quota::set(c, a).await,
+        "listquota" => quota::list(c, a).await,
+        "delquota" => quota::delete(c, a).await,
         other => Err(Failure::Message(format!("Unknown command: {other}"))),
     }
 }
@@ -167,7 +171,7 @@ fn child_path(parent: &str, child: &str) -> String {
 }
 
 /// `root` and every znode below it, parents before children, siblings sorted.
-async fn subtree(c: &ZkClient, root: &str) -> Result<Vec<String>, Failure> {
+pub(super) async fn subtree(c: &ZkClient, root: &str) -> Result<Vec<String>, Failure> {
     let mut order = Vec::new();
     let mut stack = vec![root.to_string()];
     while let Some(p) = stack.pop() {

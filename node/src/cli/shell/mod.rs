@@ -18,6 +18,7 @@ mod args;
 mod commands;
 mod editor;
 mod output;
+mod quota;
 mod usage;
 
 use commands::Failure;

@@ -23,6 +23,7 @@ pub(super) fn describe(e: &ClientError, path: &str) -> String {
         err::NO_AUTH => format!("Insufficient permission : {path}"),
         err::BAD_ARGUMENTS => format!("Arguments are not valid : {path}"),
         err::BAD_VERSION => format!("version No is not valid : {path}"),
+        err::QUOTA_EXCEEDED => format!("Quota has exceeded : {path}"),
         other => format!("KeeperErrorCode = {} for {path}", code_message(other)),
     }
 }

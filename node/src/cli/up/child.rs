@@ -31,9 +31,10 @@ impl Managed {
         name: String,
         args: Vec<String>,
         logs: &Path,
+        json: bool,
     ) -> std::io::Result<Managed> {
         let log = logs.join(format!("{}.log", name.replace(':', "-")));
-        let child = spawn(exe, &args, &name, &log)?;
+        let child = spawn(exe, &args, &name, &log, json)?;
         Ok(Managed {
             name,
             args,
@@ -50,10 +51,10 @@ impl Managed {
     }
 
     /// Starts it again.
-    pub(super) fn restart(&mut self, exe: &Path) -> std::io::Result<()> {
+    pub(super) fn restart(&mut self, exe: &Path, json: bool) -> std::io::Result<()> {
         self.restarts += 1;
         self.restart_due = None;
-        self.child = spawn(exe, &self.args, &self.name, &self.log)?;
+        self.child = spawn(exe, &self.args, &self.name, &self.log, json)?;
         Ok(())
     }
 
@@ -84,7 +85,13 @@ pub(super) fn stop_all(procs: &mut [Managed]) {
     }
 }
 
-fn spawn(exe: &Path, args: &[String], name: &str, log: &Path) -> std::io::Result<Child> {
+fn spawn(
+    exe: &Path,
+    args: &[String],
+    name: &str,
+    log: &Path,
+    json: bool,
+) -> std::io::Result<Child> {
     let file = OpenOptions::new().create(true).append(true).open(log)?;
     let file = Arc::new(Mutex::new(file));
     let mut cmd = Command::new(exe);
@@ -99,16 +106,18 @@ fn spawn(exe: &Path, args: &[String], name: &str, log: &Path) -> std::io::Result
     }
     let mut child = cmd.spawn()?;
     if let Some(out) = child.stdout.take() {
-        pump(out, name.to_string(), file.clone());
+        pump(out, name.to_string(), file.clone(), json);
     }
     if let Some(err) = child.stderr.take() {
-        pump(err, name.to_string(), file);
+        pump(err, name.to_string(), file, json);
     }
     Ok(child)
 }
 
-/// Copies each line of `stream` to the log file and, prefixed by `name`, to `up`'s stderr.
-fn pump(stream: impl Read + Send + 'static, name: String, log: Arc<Mutex<File>>) {
+/// Copies each line of `stream` to the log file and, marked with `name`, to `up`'s stderr:
+/// prefixed in text, or as a `process` field of each JSON object (a line that is not one, such
+/// as a panic message, becomes the message of one).
+fn pump(stream: impl Read + Send + 'static, name: String, log: Arc<Mutex<File>>, json: bool) {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(stream);
         let mut line = Vec::new();
@@ -118,8 +127,49 @@ fn pump(stream: impl Read + Send + 'static, name: String, log: Arc<Mutex<File>>)
             if let Ok(mut f) = log.lock() {
                 let _ = writeln!(f, "{text}");
             }
-            let _ = writeln!(std::io::stderr().lock(), "{name:<12} | {text}");
+            let relayed = if json {
+                json_line(&name, text)
+            } else {
+                format!("{name:<12} | {text}")
+            };
+            let _ = writeln!(std::io::stderr().lock(), "{relayed}");
             line.clear();
         }
     });
+}
+
+/// A child's line as one JSON object with its process name.
+fn json_line(name: &str, text: &str) -> String {
+    let mut object = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(o)) => o,
+        _ => {
+            let mut o = serde_json::Map::new();
+            o.insert("level".into(), "INFO".into());
+            o.insert("fields".into(), serde_json::json!({ "message": text }));
+            o.insert("target".into(), "ensemble::up::output".into());
+            o
+        }
+    };
+    object.insert("process".into(), name.into());
+    serde_json::Value::Object(object).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_line;
+
+    #[test]
+    fn child_json_lines_get_a_process_field_and_other_lines_are_wrapped() {
+        let line = r#"{"level":"WARN","fields":{"message":"m"},"target":"t"}"#;
+        let v: serde_json::Value = serde_json::from_str(&json_line("server.1", line)).unwrap();
+        assert_eq!(v["process"], "server.1");
+        assert_eq!(v["level"], "WARN");
+        assert_eq!(v["fields"]["message"], "m");
+        let v: serde_json::Value =
+            serde_json::from_str(&json_line("master:7077", "thread 'main' panicked")).unwrap();
+        assert_eq!(v["process"], "master:7077");
+        assert_eq!(v["fields"]["message"], "thread 'main' panicked");
+        let v: serde_json::Value = serde_json::from_str(&json_line("w", "[1,2]")).unwrap();
+        assert_eq!(v["fields"]["message"], "[1,2]");
+    }
 }

@@ -7,6 +7,7 @@ mod ports;
 pub(crate) mod state;
 mod watch;
 
+use super::logging::LogFormat;
 use super::status;
 use child::Managed;
 use ensemble_config::EnsembleFile;
@@ -44,12 +45,17 @@ impl Drop for Generated {
 struct Supervisor {
     exe: PathBuf,
     logs: PathBuf,
+    /// Logging flags given to every child.
+    log_args: Vec<String>,
+    /// Whether child lines are relayed as JSON objects.
+    json: bool,
     procs: Vec<Managed>,
 }
 
 impl Supervisor {
-    fn start(&mut self, name: String, args: Vec<String>) -> std::io::Result<()> {
-        let p = Managed::start(&self.exe, name, args, &self.logs)?;
+    fn start(&mut self, name: String, mut args: Vec<String>) -> std::io::Result<()> {
+        args.extend(self.log_args.iter().cloned());
+        let p = Managed::start(&self.exe, name, args, &self.logs, self.json)?;
         self.procs.push(p);
         Ok(())
     }
@@ -60,7 +66,7 @@ impl Supervisor {
         let now = Instant::now();
         for p in self.procs.iter_mut() {
             match p.restart_due {
-                Some(due) if due <= now => p.restart(&self.exe)?,
+                Some(due) if due <= now => p.restart(&self.exe, self.json)?,
                 Some(_) => {}
                 None => {
                     if let Some(status) = p.exited() {
@@ -87,15 +93,26 @@ impl Drop for Supervisor {
     }
 }
 
-/// Runs `up`; returns when SIGINT or SIGTERM arrives, after stopping every child.
-pub(super) fn run(config: Option<&Path>) -> Result<i32, Box<dyn std::error::Error>> {
-    let start = Instant::now();
-    let text = match config {
+/// The text of `up`'s config: the file given, or the embedded default.
+pub(super) fn config_text(config: Option<&Path>) -> Result<String, String> {
+    match config {
         Some(p) => {
-            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))?
+            std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
         }
-        None => ensemble_config::DEFAULT_TOML.to_string(),
-    };
+        None => Ok(ensemble_config::DEFAULT_TOML.to_string()),
+    }
+}
+
+/// Runs `up`; returns when SIGINT or SIGTERM arrives, after stopping every child. Each child
+/// gets `log_args` (the level and format of `up`'s own logging); with `format` json, the
+/// lines they print reach `up`'s stderr as JSON objects too.
+pub(super) fn run(
+    config: Option<&Path>,
+    log_args: &[String],
+    format: LogFormat,
+) -> Result<i32, Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let text = config_text(config)?;
     let file = ensemble_config::parse_toml(&text)?;
     let props_text = validate(&file)?;
     ports::check(&ports::of(&file)?)?;
@@ -108,10 +125,12 @@ pub(super) fn run(config: Option<&Path>) -> Result<i32, Box<dyn std::error::Erro
         None => write(&mut generated, dir.join("ensemble.toml"), &text)?,
     };
     let props = write(&mut generated, dir.join("spark.conf"), &props_text)?;
-    let _state = state::StateFile::write(&path)?;
+    let _state = state::StateFile::write(&path, &file.storage.data_dir)?;
     let mut sup = Supervisor {
         exe: std::env::current_exe()?,
         logs: logs.clone(),
+        log_args: log_args.to_vec(),
+        json: format == LogFormat::Json,
         procs: Vec::new(),
     };
     launch(&mut sup, &file, &path, &props)?;
