@@ -1,6 +1,7 @@
 //! Valid inputs for each target, from which fuzzing starts: real encodings made by the same
 //! code the servers use, so that mutations reach past the first length check.
 
+use ensemble_actors::data_tree::quota::{limit_path, stat_path};
 use ensemble_actors::data_tree::{AclEntry, CreateMode, DataTree, TreeOp, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::spark_master::ensemble_link::{record_change, StoreOp};
@@ -144,7 +145,28 @@ fn tree_txns() -> Vec<TreeTxn> {
         txn(0, TreeOp::Reap { path: "/c".into() }),
         txn(7, TreeOp::MoveSession),
         txn(7, TreeOp::CloseSession),
+        // A quota on /a, its usage kept by every later write under /a.
+        txn(7, create("/zookeeper/quota/a", world(), CreateMode::Persistent)),
+        txn(7, create_with(&limit_path("/a"), b"count=5,bytes=-1=;byteHardLimit=64")),
+        txn(7, create_with(&stat_path("/a"), b"count=0,bytes=0")),
+        txn(
+            7,
+            TreeOp::SetData {
+                path: "/a".into(),
+                data: b"quota".to_vec(),
+                version: -1,
+            },
+        ),
     ]
+}
+
+fn create_with(path: &str, data: &[u8]) -> TreeOp {
+    TreeOp::Create {
+        path: path.into(),
+        data: data.to_vec(),
+        acl: world(),
+        mode: CreateMode::Persistent,
+    }
 }
 
 fn frame(bytes: Vec<u8>) -> Vec<u8> {
