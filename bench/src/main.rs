@@ -16,6 +16,7 @@ const USAGE: &str = "usage:
   ensemble-bench rows A B SECS WORKLOAD..   WORKLOAD = OP:CLIENTSxINFLIGHT, OP = create|set|get|mixed
   ensemble-bench watch A B WATCHERS ROUNDS
   ensemble-bench sessions A B PARALLEL SECS
+  ensemble-bench load T SECS WORKLOAD       one system alone (for profiling)
   ensemble-bench gap T WRITERS
   ensemble-bench reconnect T CLIENTS
 where A, B, T = NAME=HOST:PORT,..@PID,.. (A and B run alternately, A first)";
@@ -43,6 +44,24 @@ async fn dispatch(args: &[String]) -> Result<(), String> {
                 .map(|w| Workload::parse(w))
                 .collect::<Result<Vec<_>, _>>()?;
             rows_table(&a, &b, secs, &rows).await
+        }
+        "load" => {
+            let t = Target::parse(arg(1)?)?;
+            let secs = Duration::from_secs(num(2)? as u64);
+            let w = Workload::parse(arg(3)?)?;
+            let o = load::run(&t, w, "/bench-load", secs).await.map_err(|e| e.to_string())?;
+            println!(
+                "{} {}: {:.0} ops/s, p50 / p99 / p999 {:.2} / {:.2} / {:.2} ms, {:.0} server µs/op, {} errors",
+                t.name,
+                w.label(),
+                o.ops_per_sec,
+                o.quantile_ms(0.5),
+                o.quantile_ms(0.99),
+                o.quantile_ms(0.999),
+                o.cpu_us_per_op,
+                o.errors
+            );
+            Ok(())
         }
         "watch" => {
             let (a, b) = (Target::parse(arg(1)?)?, Target::parse(arg(2)?)?);
