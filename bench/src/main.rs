@@ -49,7 +49,9 @@ async fn dispatch(args: &[String]) -> Result<(), String> {
             let t = Target::parse(arg(1)?)?;
             let secs = Duration::from_secs(num(2)? as u64);
             let w = Workload::parse(arg(3)?)?;
-            let o = load::run(&t, w, "/bench-load", secs).await.map_err(|e| e.to_string())?;
+            let o = load::run(&t, w, "/bench-load", secs)
+                .await
+                .map_err(|e| e.to_string())?;
             println!(
                 "{} {}: {:.0} ops/s, p50 / p99 / p999 {:.2} / {:.2} / {:.2} ms, {:.0} server µs/op, {} errors",
                 t.name,
