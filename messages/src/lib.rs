@@ -5,6 +5,7 @@
 //! - [`zxid`]: transaction ids, `epoch << 32 | counter`.
 //! - [`spark`]: what Spark-style masters and workers send each other.
 
+pub mod byte_vec;
 pub mod codec;
 pub mod jute;
 pub mod mutation;

@@ -103,6 +103,7 @@ pub struct Txn {
     /// Request id at the origin server, used to answer the client.
     pub request_id: u64,
     /// The state machine operation, opaque to Zab.
+    #[serde(with = "crate::byte_vec")]
     pub body: Vec<u8>,
 }
 
@@ -150,7 +151,11 @@ pub enum ZabMessage {
     /// Follower -> leader heartbeat answer.
     PingReply,
     /// Follower -> leader: a write forwarded from a follower's client.
-    Request { request_id: u64, body: Vec<u8> },
+    Request {
+        request_id: u64,
+        #[serde(with = "crate::byte_vec")]
+        body: Vec<u8>,
+    },
     /// Leader -> follower: a forwarded write could not be proposed.
     RequestFailed { request_id: u64, reason: String },
 }

@@ -12,14 +12,23 @@ use actix::Addr;
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, RequestHeader};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+
+/// A client socket's buffered read half.
+type Reader = BufReader<OwnedReadHalf>;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{timeout, timeout_at, Instant};
 
 /// Room for a request's header and fields beside its data, over jute.maxbuffer.
 pub const FRAME_OVERHEAD: usize = 1024;
+
+/// Bytes read from a client socket at once.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// Replies gathered into one socket write (more when a single reply is larger).
+const WRITE_BATCH: usize = 64 * 1024;
 
 /// Smallest deadline for completing a frame or making write progress, whatever the session
 /// timeout bounds say.
@@ -78,7 +87,9 @@ pub async fn run(c: Connection) {
         .peer_addr()
         .map(|a| a.ip().to_canonical().to_string())
         .unwrap_or_default();
-    let (mut read, write) = stream.into_split();
+    let (read, write) = stream.into_split();
+    // Requests pipelined by the client arrive together: one read takes many of them.
+    let mut read = BufReader::with_capacity(READ_BUFFER, read);
     let _end = EndFlow(flow.clone());
     let outcome = async {
         let connect = timeout_at(handshake_deadline, async {
@@ -127,7 +138,7 @@ impl Drop for EndFlow {
 
 /// Reads requests and hands them to the service, pausing while the connection is throttled.
 async fn read_requests(
-    read: &mut OwnedReadHalf,
+    read: &mut Reader,
     quorum: &Addr<QuorumPeerActor>,
     conn: u64,
     flow: &Flow,
@@ -156,7 +167,7 @@ async fn read_requests(
 /// One request frame: waiting for its first byte has no deadline (an idle client is its
 /// session's business), the rest must arrive within `stall`.
 async fn read_request(
-    read: &mut OwnedReadHalf,
+    read: &mut Reader,
     max_frame: usize,
     stall: Duration,
 ) -> Result<Vec<u8>, String> {
@@ -190,7 +201,7 @@ fn frame_len(prefix: [u8; 4], max_frame: usize) -> Result<usize, String> {
 }
 
 /// `len` bytes of frame body; the buffer grows with what arrives, never to `len` up front.
-async fn read_body(read: &mut OwnedReadHalf, len: usize) -> Result<Vec<u8>, String> {
+async fn read_body(read: &mut Reader, len: usize) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     (&mut *read)
         .take(len as u64)
@@ -204,31 +215,53 @@ async fn read_body(read: &mut OwnedReadHalf, len: usize) -> Result<Vec<u8>, Stri
 }
 
 /// Writes queued frames until the service closes the connection (Ok); a write that makes no
-/// progress for `stall` ends it (Err).
+/// progress for `stall` ends it (Err). The frames already queued go out in one write.
 async fn write_replies(
     mut write: OwnedWriteHalf,
     mut outgoing: UnboundedReceiver<ToClient>,
     flow: &Flow,
     stall: Duration,
 ) -> Result<(), String> {
-    while let Some(ToClient::Frame(f)) = outgoing.recv().await {
-        let mut buf = Vec::with_capacity(4 + f.len());
-        buf.extend_from_slice(&(f.len() as u32).to_be_bytes());
-        buf.extend_from_slice(&f);
-        drop(f);
-        let mut sent = 0;
-        while sent < buf.len() {
-            let n = timeout(stall, write.write(&buf[sent..]))
-                .await
-                .map_err(|_| format!("the client read nothing for {stall:?}"))?
-                .map_err(|e| e.to_string())?;
-            if n == 0 {
-                return Err("the socket took no bytes".into());
+    let mut buf = Vec::new();
+    let mut open = true;
+    while open {
+        let Some(first) = outgoing.recv().await else {
+            break;
+        };
+        buf.clear();
+        let mut payload = 0;
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            let ToClient::Frame(f) = msg else {
+                open = false;
+                break;
+            };
+            buf.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            buf.extend_from_slice(&f);
+            payload += f.len();
+            if buf.len() < WRITE_BATCH {
+                next = outgoing.try_recv().ok();
             }
-            sent += n;
         }
-        flow.written(buf.len() - 4);
+        write_all(&mut write, &buf, stall).await?;
+        flow.written(payload);
     }
     let _ = write.shutdown().await;
+    Ok(())
+}
+
+/// Writes `buf` whole; Err when the socket fails or takes nothing for `stall`.
+async fn write_all(write: &mut OwnedWriteHalf, buf: &[u8], stall: Duration) -> Result<(), String> {
+    let mut sent = 0;
+    while sent < buf.len() {
+        let n = timeout(stall, write.write(&buf[sent..]))
+            .await
+            .map_err(|_| format!("the client read nothing for {stall:?}"))?
+            .map_err(|e| e.to_string())?;
+        if n == 0 {
+            return Err("the socket took no bytes".into());
+        }
+        sent += n;
+    }
     Ok(())
 }

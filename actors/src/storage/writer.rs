@@ -181,6 +181,16 @@ fn start_snapshot_thread(
     Ok(tx)
 }
 
+/// Adds `token` to a batch's events. Txns tokens are cumulative (txns up to that zxid are
+/// durable), so a run of them folds into its last one: one report, one follower ack and one
+/// commit round per fsync instead of one per txn.
+fn push_durable(events: &mut Vec<WriterEvent>, token: PersistToken) {
+    match (token, events.last_mut()) {
+        (PersistToken::Txns(z), Some(WriterEvent::Durable(PersistToken::Txns(last)))) => *last = z,
+        _ => events.push(WriterEvent::Durable(token)),
+    }
+}
+
 struct WriterState {
     settings: WriterSettings,
     metrics: Arc<ServerMetrics>,
@@ -205,7 +215,9 @@ impl WriterState {
             match req {
                 Request::Op(op, token) => {
                     self.apply(op)?;
-                    events.extend(token.map(WriterEvent::Durable));
+                    if let Some(token) = token {
+                        push_durable(&mut events, token);
+                    }
                 }
                 Request::Roll => {
                     self.sync_log()?;
@@ -399,6 +411,23 @@ mod tests {
     use super::*;
     use crate::storage::recover;
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn a_run_of_txn_tokens_folds_into_its_last_but_epoch_tokens_stay_in_order() {
+        let z = |c| PersistToken::Txns(Zxid::new(1, c));
+        let mut events = Vec::new();
+        for t in [z(1), z(2), PersistToken::CurrentEpoch(2), z(3), z(4)] {
+            push_durable(&mut events, t);
+        }
+        assert_eq!(
+            events,
+            [
+                WriterEvent::Durable(z(2)),
+                WriterEvent::Durable(PersistToken::CurrentEpoch(2)),
+                WriterEvent::Durable(z(4)),
+            ]
+        );
+    }
 
     fn txn(e: u32, c: u32) -> Txn {
         Txn {

@@ -67,11 +67,18 @@ impl TxnLog {
 
     /// Txns above `zxid`, in order.
     pub fn after(&self, zxid: Zxid) -> Vec<Txn> {
-        let start = match self.position(zxid) {
+        self.entries
+            .range(self.first_after(zxid)..)
+            .cloned()
+            .collect()
+    }
+
+    /// Index of the first entry above `zxid`.
+    fn first_after(&self, zxid: Zxid) -> usize {
+        match self.position(zxid) {
             Ok(i) => i + 1,
             Err(i) => i,
-        };
-        self.entries.range(start..).cloned().collect()
+        }
     }
 
     /// Drops logged entries above `zxid`. Entries at or below the applied point are never
@@ -97,8 +104,15 @@ impl TxnLog {
     /// Marks committed txns up to `limit` applied and returns them, then trims the window.
     pub fn take_applicable(&mut self, limit: Zxid, window: usize) -> Vec<Txn> {
         let upto = self.committed.min(limit);
-        let out = self.after(self.applied);
-        let out: Vec<Txn> = out.into_iter().take_while(|t| t.zxid <= upto).collect();
+        let start = self.first_after(self.applied);
+        // Only the txns applied now are copied, not the whole uncommitted tail behind them
+        // (which holds every write in flight).
+        let out: Vec<Txn> = self
+            .entries
+            .range(start..)
+            .take_while(|t| t.zxid <= upto)
+            .cloned()
+            .collect();
         if let Some(last) = out.last() {
             self.applied = last.zxid;
         }
@@ -161,5 +175,23 @@ mod tests {
             Zxid::new(1, 3),
             "applied txns are never truncated"
         );
+    }
+
+    #[test]
+    fn applying_stops_at_the_commit_point_and_the_limit() {
+        let mut log = TxnLog::recovered(Zxid::ZERO, (1..=5).map(|c| txn(1, c)).collect());
+        log.commit(Zxid::new(1, 3));
+        let zxids = |v: Vec<Txn>| v.into_iter().map(|t| t.zxid).collect::<Vec<_>>();
+        assert_eq!(
+            zxids(log.take_applicable(Zxid::new(1, 2), 9)),
+            [Zxid::new(1, 1), Zxid::new(1, 2)]
+        );
+        assert_eq!(
+            zxids(log.take_applicable(Zxid::new(9, 9), 9)),
+            [Zxid::new(1, 3)],
+            "the uncommitted tail stays unapplied"
+        );
+        assert!(log.take_applicable(Zxid::new(9, 9), 9).is_empty());
+        assert_eq!(log.last(), Zxid::new(1, 5));
     }
 }
