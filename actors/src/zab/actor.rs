@@ -630,7 +630,7 @@ impl Handler<ReadData> for QuorumPeerActor {
     type Result = Option<Vec<u8>>;
 
     fn handle(&mut self, ReadData(path): ReadData, _: &mut Context<Self>) -> Self::Result {
-        self.tree.get(&path).map(|n| n.data.clone())
+        self.tree.get(&path).map(|n| n.data().to_vec())
     }
 }
 
