@@ -91,6 +91,24 @@ fn filled(n: u32) -> (DataTree, u32) {
     (tree, counter)
 }
 
+/// Applies `count` sets and returns the p999 of their apply times.
+fn timed_sets(tree: &mut DataTree, counter: &mut u32, n: u32, count: u32) -> std::time::Duration {
+    let mut times = Vec::with_capacity(count as usize);
+    for i in 0..count {
+        *counter += 1;
+        let op = TreeOp::SetData {
+            path: path((i * 7919) % n.max(1)),
+            data: vec![b'y'; 100],
+            version: -1,
+        };
+        let began = Instant::now();
+        apply(tree, *counter, op);
+        times.push(began.elapsed());
+    }
+    times.sort();
+    times[times.len() * 999 / 1000]
+}
+
 fn znodes() -> u32 {
     std::env::var("TREE_HEAP_ZNODES")
         .ok()
@@ -102,10 +120,15 @@ fn znodes() -> u32 {
 fn heap_per_znode_and_snapshot_cost() {
     let n = znodes();
     let before = held();
+    let began = Instant::now();
     let (mut tree, mut counter) = filled(n);
+    let fill_time = began.elapsed();
     let tree_bytes = held() - before;
+    println!(
+        "applied {counter} create txns in {fill_time:?}: {:.0} txns/s (the speed of log replay)",
+        f64::from(counter) / fill_time.as_secs_f64()
+    );
     let per_znode = tree_bytes as f64 / f64::from(n);
-    // Path ~24 bytes, data 100, Stat 60: the payload a znode cannot do without.
     println!(
         "{n} znodes of 100 bytes: {:.1} MB of heap, {per_znode:.0} bytes per znode",
         tree_bytes as f64 / 1e6
@@ -120,19 +143,18 @@ fn heap_per_znode_and_snapshot_cost() {
     );
     // Writes while the copy is held: what copy-on-write costs.
     let during = held();
-    for i in 0..10_000 {
-        counter += 1;
-        let op = TreeOp::SetData {
-            path: path(i % n.max(1)),
-            data: vec![b'y'; 100],
-            version: -1,
-        };
-        apply(&mut tree, counter, op);
-    }
+    let quiet = timed_sets(&mut tree, &mut counter, n, 10_000);
     println!(
         "10,000 sets while a snapshot is held: {:.1} MB more",
         (held() - during) as f64 / 1e6
     );
+    // Writes while another thread serializes a snapshot, as the snapshot thread does.
+    let busy = std::thread::scope(|s| {
+        let image = tree.clone();
+        s.spawn(move || image.serialize().len());
+        timed_sets(&mut tree, &mut counter, n, 10_000)
+    });
+    println!("set apply time p999 without a snapshot {quiet:?}, during one {busy:?}");
     let began = Instant::now();
     let image = copy.serialize();
     println!(

@@ -246,7 +246,8 @@ impl QuorumPeerActor {
                     self.since_snapshot += txns.len() as u64;
                     if self.since_snapshot >= self.settings.snap_count {
                         self.since_snapshot = 0;
-                        // Serialized on the snapshot thread: only the copy happens here.
+                        // The clone is O(1) (the tree is a persistent map); the snapshot
+                        // thread serializes it while writes go on.
                         let tree = self.tree.clone();
                         self.storage
                             .snapshot(tree.last_applied(), Box::new(move || tree.serialize()));
