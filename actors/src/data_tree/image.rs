@@ -45,7 +45,7 @@ struct ImageOut<'a>(&'a DataTree);
 #[derive(Serialize)]
 struct NodeOut<'a> {
     path: String,
-    data: &'a [u8],
+    data: BytesOut<'a>,
     null_data: bool,
     acl: u32,
     stat: &'a NodeStat,
@@ -55,10 +55,47 @@ struct NodeOut<'a> {
 #[derive(Deserialize)]
 struct NodeIn {
     path: String,
-    data: Vec<u8>,
+    data: BytesIn,
     null_data: bool,
     acl: u32,
     stat: NodeStat,
+}
+
+/// Data written as one byte string (a length and the bytes, as a sequence of bytes is in
+/// bincode, but copied at once rather than byte by byte).
+struct BytesOut<'a>(&'a [u8]);
+
+impl Serialize for BytesOut<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(self.0)
+    }
+}
+
+/// Data read as one byte string.
+struct BytesIn(Vec<u8>);
+
+impl<'de> Deserialize<'de> for BytesIn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_byte_buf(BytesVisitor)
+    }
+}
+
+struct BytesVisitor;
+
+impl<'de> Visitor<'de> for BytesVisitor {
+    type Value = BytesIn;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("bytes")
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<BytesIn, E> {
+        Ok(BytesIn(v.to_vec()))
+    }
+
+    fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<BytesIn, E> {
+        Ok(BytesIn(v))
+    }
 }
 
 /// Distinct ACLs by the address of their shared copy, and their indexes.
@@ -114,7 +151,7 @@ impl Serialize for NodesOut<'_> {
         for (key, n) in self.0.iter() {
             seq.serialize_element(&NodeOut {
                 path: store::path_of(key),
-                data: n.data(),
+                data: BytesOut(n.data()),
                 null_data: n.is_null_data(),
                 acl: self.1.index.get(&address(&n.acl)).copied().unwrap_or(0),
                 stat: &n.stat,
@@ -233,7 +270,7 @@ impl<'de> Visitor<'de> for NodesSeed<'_> {
                 num_children: 0,
                 ..n.stat
             };
-            let node = Znode::new(n.data, acl.clone(), stat).with_null_data(n.null_data);
+            let node = Znode::new(n.data.0, acl.clone(), stat).with_null_data(n.null_data);
             nodes.insert(&n.path, Arc::new(node));
         }
         if nodes.get("/").is_none() {
