@@ -44,6 +44,10 @@ struct ClientBench {
     /// With `create`: stop after this many znodes (a fill of the tree), however long it takes.
     #[arg(long)]
     count: Option<usize>,
+    /// With `delete`: the root a `create` run made (`/bench-<pid>`, the same --clients and
+    /// --inflight); each of its clients deletes what its twin created, until NoNode.
+    #[arg(long)]
+    root: Option<String>,
 }
 
 /// Benchmarks that start their own ensemble.
@@ -334,12 +338,12 @@ fn client_bench(b: ClientBench) -> Result<i32, Box<dyn std::error::Error>> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    if !["create", "set", "get", "exists", "mixed", "churn"].contains(&b.op.as_str()) {
-        return Err(format!(
-            "--op {:?}: use create, set, get, exists, mixed or churn",
-            b.op
-        )
-        .into());
+    let ops = ["create", "set", "get", "exists", "mixed", "churn", "delete"];
+    if !ops.contains(&b.op.as_str()) {
+        return Err(format!("--op {:?}: use one of {ops:?}", b.op).into());
+    }
+    if (b.op == "delete") != b.root.is_some() {
+        return Err("--root goes with --op delete, and --op delete needs it".into());
     }
     if b.clients == 0 || b.inflight == 0 || b.read_pct > 100 {
         return Err("--clients and --inflight must be at least 1, --read-pct at most 100".into());
@@ -353,20 +357,23 @@ fn client_bench(b: ClientBench) -> Result<i32, Box<dyn std::error::Error>> {
         let timeout = Duration::from_secs(10);
         let data = vec![b'x'; b.size];
         let run_id = std::process::id();
-        let root = format!("/bench-{run_id}");
+        let root = b.root.clone().unwrap_or(format!("/bench-{run_id}"));
         let setup = ZkClient::connect(&servers, timeout).await?;
-        setup.create(&root, b"", 0).await?;
         const KEYS: usize = 100;
-        for k in 0..KEYS {
-            setup.create(&format!("{root}/k{k}"), &data, 0).await?;
+        if b.root.is_none() {
+            setup.create(&root, b"", 0).await?;
+            for k in 0..KEYS {
+                setup.create(&format!("{root}/k{k}"), &data, 0).await?;
+            }
         }
         if b.op == "churn" {
             return churn(&servers, &root, &b, &setup).await;
         }
         let began = Instant::now();
-        let deadline = match b.count {
-            Some(_) => began + Duration::from_secs(24 * 3600),
-            None => began + Duration::from_secs(b.duration),
+        // A fill or a delete runs until it is done, however long it takes.
+        let deadline = match b.count.is_some() || b.root.is_some() {
+            true => began + Duration::from_secs(24 * 3600),
+            false => began + Duration::from_secs(b.duration),
         };
         let quota = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(
             b.count.unwrap_or(usize::MAX),
@@ -396,6 +403,13 @@ fn client_bench(b: ClientBench) -> Result<i32, Box<dyn std::error::Error>> {
                         };
                         let start = Instant::now();
                         let r = match (op.as_str(), read) {
+                            ("delete", _) => {
+                                let path = format!("{root}/c{c}-{w}-{n}");
+                                if client.delete(&path, -1).await.is_err() {
+                                    break;
+                                }
+                                Ok(())
+                            }
                             ("create", _) => client
                                 .create(&format!("{root}/c{c}-{w}-{n}"), &data, 0)
                                 .await
