@@ -298,12 +298,7 @@ impl ApacheTree {
                     data_length: 0,
                     num_children: 0,
                 };
-                let znode = Znode {
-                    data: n.data,
-                    acl: n.acl.into(),
-                    stat,
-                    children: BTreeSet::new(),
-                };
+                let znode = Znode::new(n.data, n.acl.into(), stat);
                 (path, znode)
             });
         DataTree::from_imported(znodes, sessions, last)

@@ -83,7 +83,11 @@ fn import_serves_the_tree_kazoo_read_from_apache() {
             continue;
         }
         let node = tree.get(path).unwrap_or_else(|| panic!("{path} missing"));
-        assert_eq!(node.data, decode(want["data"].as_str().unwrap()), "{path}");
+        assert_eq!(
+            node.data(),
+            decode(want["data"].as_str().unwrap()),
+            "{path}"
+        );
         let acl: Vec<(i64, String, String)> = node
             .acl
             .iter()

@@ -657,7 +657,7 @@ impl ClientService {
                             self.watches.add(WatchKind::Data, &r.path, session);
                         }
                         ok(GetDataResponse {
-                            data: Buffer(n.data.clone()),
+                            data: Buffer(n.data().to_vec()),
                             stat: to_stat(&s),
                         }
                         .to_bytes())
@@ -848,7 +848,7 @@ impl ClientService {
                     .write(&mut w);
                     let data = tree
                         .get(&req.path)
-                        .map(|n| n.data.clone())
+                        .map(|n| n.data().to_vec())
                         .unwrap_or_default();
                     GetDataResponse {
                         data: Buffer(data),

@@ -164,3 +164,43 @@ fn ip_matches(pattern: &str, addr: &str) -> bool {
         n & mask == a & mask
     })
 }
+
+/// One shared copy of each distinct ACL, as ZooKeeper's reference-counted ACL cache: every
+/// znode with the same ACL holds the same allocation. The counts are the `Arc`s' own; copies
+/// no znode holds any more are dropped from time to time (when the cache has doubled since it
+/// was last swept), so the cache stays within twice the number of ACLs in use.
+#[derive(Clone, Debug, Default)]
+pub struct AclCache {
+    shared: HashSet<Arc<[AclEntry]>>,
+    after_sweep: usize,
+}
+
+/// Entries the cache may hold before its first sweep.
+const SWEEP_FLOOR: usize = 64;
+
+impl AclCache {
+    /// The shared copy of `acl`.
+    pub fn intern(&mut self, acl: &[AclEntry]) -> Arc<[AclEntry]> {
+        if let Some(shared) = self.shared.get(acl) {
+            return Arc::clone(shared);
+        }
+        if self.shared.len() >= 2 * self.after_sweep + SWEEP_FLOOR {
+            self.shared.retain(|a| Arc::strong_count(a) > 1);
+            self.shared.shrink_to_fit();
+            self.after_sweep = self.shared.len();
+        }
+        let shared: Arc<[AclEntry]> = Arc::from(acl);
+        self.shared.insert(Arc::clone(&shared));
+        shared
+    }
+
+    /// Number of distinct ACLs held (some perhaps no longer in use).
+    pub fn len(&self) -> usize {
+        self.shared.len()
+    }
+
+    /// Whether no ACL is held.
+    pub fn is_empty(&self) -> bool {
+        self.shared.is_empty()
+    }
+}

@@ -7,11 +7,13 @@
 //! nothing, which makes snapshot + log replay idempotent.
 
 mod acl;
+mod image;
 mod ops;
 mod path;
 pub mod quota;
+mod store;
 
-pub use acl::{masked, permits, PermissionMemo};
+pub use acl::{masked, permits, AclCache, PermissionMemo};
 pub use ops::{
     ttl_of_owner, ttl_owner, AclEntry, CreateMode, NodeStat, OpResult, SessionPassword, TreeOp,
     TreeTxn, Trigger, MAX_TTL_MS,
@@ -23,18 +25,57 @@ use ensemble_messages::{codec, Sid, Txn, Zxid};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use store::NodeMap;
 
-/// One znode.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// One znode: its content, its (shared) ACL and its metadata. Its children are not stored in
+/// it: the tree finds them by their keys (see the `store` module).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Znode {
-    /// Content.
-    pub data: Vec<u8>,
-    /// Access control list, shared with the triggers of its changes rather than copied.
+    data: Box<[u8]>,
+    null_data: bool,
+    /// Access control list, one allocation per distinct ACL (see [`AclCache`]), shared with
+    /// the triggers of its changes rather than copied.
     pub acl: Arc<[AclEntry]>,
-    /// Metadata (data_length and num_children are filled in by [`DataTree::stat`]).
+    /// Metadata, kept current (data_length, num_children) but for cversion, which counts
+    /// child creates (see [`DataTree::stat`]).
     pub stat: NodeStat,
-    /// Names of its children.
-    pub children: BTreeSet<String>,
+}
+
+impl Znode {
+    /// A znode holding `data` (not null).
+    pub fn new(data: Vec<u8>, acl: Arc<[AclEntry]>, stat: NodeStat) -> Znode {
+        let mut node = Znode {
+            data: Box::default(),
+            null_data: false,
+            acl,
+            stat,
+        };
+        node.set_data(data, false);
+        node
+    }
+
+    /// The same znode, with its data null (jute length -1) if `null`: a null must read back
+    /// as null, as in ZooKeeper, and empty data as empty.
+    pub fn with_null_data(mut self, null: bool) -> Znode {
+        self.null_data = null && self.data.is_empty();
+        self
+    }
+
+    /// Its content (empty when null).
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Whether its data is null rather than empty.
+    pub fn is_null_data(&self) -> bool {
+        self.null_data
+    }
+
+    fn set_data(&mut self, data: Vec<u8>, null: bool) {
+        self.stat.data_length = i32::try_from(data.len()).unwrap_or(i32::MAX);
+        self.data = data.into_boxed_slice();
+        self.null_data = null && self.data.is_empty();
+    }
 }
 
 /// An open session, as replicated in the tree.
@@ -76,16 +117,28 @@ pub struct Applied {
     pub closed_session: Option<i64>,
 }
 
-/// The znode tree, keyed by absolute path, with the open sessions.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The znode tree with the open sessions. Both are persistent maps, so a clone (a snapshot)
+/// costs O(1) and shares everything with the tree until the tree changes.
+#[derive(Clone, Debug)]
 pub struct DataTree {
-    nodes: BTreeMap<String, Znode>,
-    sessions: BTreeMap<i64, SessionEntry>,
+    nodes: NodeMap,
+    acls: AclCache,
+    sessions: imbl::OrdMap<i64, Arc<SessionEntry>>,
     last_applied: Zxid,
 }
 
-/// What a multi's ops changed, to undo them if a later op fails. Records are small: a parent
-/// keeps its children, only the one name and its metadata are saved.
+impl PartialEq for DataTree {
+    fn eq(&self, other: &Self) -> bool {
+        self.nodes == other.nodes
+            && self.sessions == other.sessions
+            && self.last_applied == other.last_applied
+    }
+}
+
+impl Eq for DataTree {}
+
+/// What a multi's ops changed, to undo them if a later op fails. Records are small: a znode
+/// is shared, not copied.
 #[derive(Default)]
 struct Undo {
     enabled: bool,
@@ -94,19 +147,8 @@ struct Undo {
 
 #[derive(Clone, Debug)]
 enum Saved {
-    /// A znode was created here: remove it.
-    Created(String),
-    /// A (childless) znode was removed: put it back.
-    Removed(String, Znode),
-    /// A znode's content changed: restore it.
-    Content(String, Vec<u8>, Arc<[AclEntry]>, NodeStat),
-    /// A parent's metadata and one child name changed.
-    Parent {
-        path: String,
-        stat: NodeStat,
-        child: String,
-        added: bool,
-    },
+    /// The znode at this path was this one (or there was none): put it back.
+    Node(String, Option<Arc<Znode>>),
     /// A session gained or lost an ephemeral path.
     Ephemeral {
         session: i64,
@@ -118,31 +160,28 @@ enum Saved {
 impl Default for DataTree {
     fn default() -> Self {
         let mut t = DataTree {
-            nodes: BTreeMap::new(),
-            sessions: BTreeMap::new(),
+            nodes: NodeMap::default(),
+            acls: AclCache::default(),
+            sessions: imbl::OrdMap::new(),
             last_applied: Zxid::ZERO,
         };
+        let open = t.acls.intern(&AclEntry::open());
         t.nodes.insert(
-            "/".into(),
-            Znode {
-                acl: AclEntry::open().into(),
-                ..Znode::default()
-            },
+            "/",
+            Arc::new(Znode::new(Vec::new(), open.clone(), NodeStat::default())),
         );
         for p in ["/zookeeper", "/zookeeper/quota"] {
-            t.insert_child(p, Vec::new(), AclEntry::open().into(), NodeStat::default());
+            t.insert_child(p, Znode::new(Vec::new(), open.clone(), NodeStat::default()));
         }
         // As in ZooKeeper, only a reconfig writes the config node: clients may read it.
-        let read_only = Arc::from([AclEntry {
+        let read_only = t.acls.intern(&[AclEntry {
             perms: perm::READ,
             scheme: "world".into(),
             id: "anyone".into(),
         }]);
         t.insert_child(
             "/zookeeper/config",
-            Vec::new(),
-            read_only,
-            NodeStat::default(),
+            Znode::new(Vec::new(), read_only, NodeStat::default()),
         );
         t
     }
@@ -183,13 +222,22 @@ impl DataTree {
                 timeout_ms,
                 password,
             } => {
-                let session = self.sessions.entry(t.session_id).or_default();
+                if !self.sessions.contains_key(&t.session_id) {
+                    self.sessions.insert(t.session_id, Arc::default());
+                }
+                let Some(session) = self.session_mut(t.session_id) else {
+                    return Applied {
+                        result: OpResult::Error(err::RUNTIME_INCONSISTENCY),
+                        triggers,
+                        closed_session: None,
+                    };
+                };
                 session.timeout_ms = *timeout_ms;
                 session.owner = txn.origin;
                 session.password = *password;
                 OpResult::Session
             }
-            TreeOp::MoveSession => match self.sessions.get_mut(&t.session_id) {
+            TreeOp::MoveSession => match self.session_mut(t.session_id) {
                 Some(session) => {
                     session.owner = txn.origin;
                     OpResult::Session
@@ -256,40 +304,16 @@ impl DataTree {
 
     fn restore(&mut self, saved: Saved) {
         match saved {
-            Saved::Created(path) => {
+            Saved::Node(path, Some(node)) => self.nodes.insert(&path, node),
+            Saved::Node(path, None) => {
                 self.nodes.remove(&path);
-            }
-            Saved::Removed(path, node) => {
-                self.nodes.insert(path, node);
-            }
-            Saved::Content(path, data, acl, stat) => {
-                if let Some(n) = self.nodes.get_mut(&path) {
-                    n.data = data;
-                    n.acl = acl;
-                    n.stat = stat;
-                }
-            }
-            Saved::Parent {
-                path,
-                stat,
-                child,
-                added,
-            } => {
-                if let Some(p) = self.nodes.get_mut(&path) {
-                    p.stat = stat;
-                    if added {
-                        p.children.remove(&child);
-                    } else {
-                        p.children.insert(child);
-                    }
-                }
             }
             Saved::Ephemeral {
                 session,
                 path,
                 added,
             } => {
-                if let Some(s) = self.sessions.get_mut(&session) {
+                if let Some(s) = self.session_mut(session) {
                     if added {
                         s.ephemerals.remove(&path);
                     } else {
@@ -300,29 +324,22 @@ impl DataTree {
         }
     }
 
+    /// A session, to change: copied first if a snapshot still shares it.
+    fn session_mut(&mut self, id: i64) -> Option<&mut SessionEntry> {
+        self.sessions.get_mut(&id).map(Arc::make_mut)
+    }
+
     fn save(undo: &mut Undo, saved: impl FnOnce() -> Saved) {
         if undo.enabled {
             undo.log.push(saved());
         }
     }
 
-    fn save_content(&self, undo: &mut Undo, path: &str) {
-        if let Some(n) = self.nodes.get(path) {
-            Self::save(undo, || {
-                Saved::Content(path.to_string(), n.data.clone(), n.acl.clone(), n.stat)
-            });
-        }
-    }
-
-    fn save_parent(&self, undo: &mut Undo, parent: &str, child: &str, added: bool) {
-        if let Some(p) = self.nodes.get(parent) {
-            Self::save(undo, || Saved::Parent {
-                path: parent.to_string(),
-                stat: p.stat,
-                child: child.to_string(),
-                added,
-            });
-        }
+    /// Records the znode at `path` as it is (shared, not copied), to put it back on undo.
+    fn save_node(&self, undo: &mut Undo, path: &str) {
+        Self::save(undo, || {
+            Saved::Node(path.to_string(), self.nodes.get(path).cloned())
+        });
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -338,7 +355,7 @@ impl DataTree {
         match op {
             TreeOp::Reap { path } => {
                 let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
-                if !node.children.is_empty() {
+                if node.stat.num_children > 0 {
                     return Err(err::NOT_EMPTY);
                 }
                 if !is_due(node, t.time_ms) {
@@ -369,7 +386,7 @@ impl DataTree {
                 if *version != -1 && *version != node.stat.version {
                     return Err(err::BAD_VERSION);
                 }
-                if !node.children.is_empty() {
+                if node.stat.num_children > 0 {
                     return Err(err::NOT_EMPTY);
                 }
                 self.remove_node(path, zxid, undo, triggers);
@@ -385,10 +402,10 @@ impl DataTree {
                 if *version != -1 && *version != node.stat.version {
                     return Err(err::BAD_VERSION);
                 }
-                self.save_content(undo, path);
+                self.save_node(undo, path);
                 let node = self.nodes.get_mut(path).ok_or(err::NO_NODE)?;
                 let old_len = node.data.len();
-                node.data = data.clone();
+                node.set_data(data.clone(), false);
                 node.stat.version += 1;
                 node.stat.mzxid = zxid;
                 node.stat.mtime = t.time_ms;
@@ -405,9 +422,10 @@ impl DataTree {
                 if *version != -1 && *version != node.stat.aversion {
                     return Err(err::BAD_VERSION);
                 }
-                self.save_content(undo, path);
+                let acl = self.acls.intern(&acl);
+                self.save_node(undo, path);
                 let node = self.nodes.get_mut(path).ok_or(err::NO_NODE)?;
-                node.acl = acl.into();
+                node.acl = acl;
                 node.stat.aversion += 1;
                 Ok(OpResult::AclSet {
                     stat: self.stat(path).ok_or(err::NO_NODE)?,
@@ -452,7 +470,7 @@ impl DataTree {
             path.to_string()
         };
         validate_path(&path).map_err(|_| err::BAD_ARGUMENTS)?;
-        if self.nodes.contains_key(&path) {
+        if self.nodes.contains(&path) {
             return Err(err::NODE_EXISTS);
         }
         let owner = match mode {
@@ -467,9 +485,8 @@ impl DataTree {
             | CreateMode::PersistentSequentialWithTtl { ttl_ms } => ttl_owner(ttl_ms),
             _ => 0,
         };
-        let name = path::name(&path).unwrap_or_default().to_string();
-        self.save_parent(undo, &parent_path, &name, true);
-        Self::save(undo, || Saved::Created(path.clone()));
+        self.save_node(undo, &parent_path);
+        Self::save(undo, || Saved::Node(path.clone(), None));
         let stat = NodeStat {
             czxid: zxid,
             mzxid: zxid,
@@ -479,7 +496,8 @@ impl DataTree {
             pzxid: zxid,
             ..NodeStat::default()
         };
-        self.insert_child(&path, data.to_vec(), acl.into(), stat);
+        let acl = self.acls.intern(&acl);
+        self.insert_child(&path, Znode::new(data.to_vec(), acl, stat));
         self.quota_created(&path, data.len(), undo);
         if let Some(p) = self.nodes.get_mut(&parent_path) {
             p.stat.cversion += 1;
@@ -491,7 +509,7 @@ impl DataTree {
                 path: path.clone(),
                 added: true,
             });
-            if let Some(s) = self.sessions.get_mut(&owner) {
+            if let Some(s) = self.session_mut(owner) {
                 s.ephemerals.insert(path.clone());
             }
         }
@@ -501,30 +519,20 @@ impl DataTree {
         Ok(OpResult::Created { path, stat })
     }
 
-    fn insert_child(&mut self, path: &str, data: Vec<u8>, acl: Arc<[AclEntry]>, stat: NodeStat) {
-        if let Some((parent, name)) = path::parent(path).zip(path::name(path)) {
-            if let Some(p) = self.nodes.get_mut(parent) {
-                p.children.insert(name.to_string());
-            }
+    /// Puts a znode (which has no children) under its parent, counting it there.
+    fn insert_child(&mut self, path: &str, node: Znode) {
+        if let Some(p) = path::parent(path).and_then(|p| self.nodes.get_mut(p)) {
+            p.stat.num_children = p.stat.num_children.saturating_add(1);
         }
-        self.nodes.insert(
-            path.to_string(),
-            Znode {
-                data,
-                acl,
-                stat,
-                children: BTreeSet::new(),
-            },
-        );
+        self.nodes.insert(path, Arc::new(node));
     }
 
     /// Removes a znode (which has no children), updating its parent and its session.
     fn remove_node(&mut self, path: &str, zxid: i64, undo: &mut Undo, triggers: &mut Vec<Trigger>) {
-        let Some(parent) = path::parent(path).map(str::to_string) else {
+        let Some(parent) = path::parent(path) else {
             return;
         };
-        let name = path::name(path).unwrap_or_default().to_string();
-        self.save_parent(undo, &parent, &name, false);
+        self.save_node(undo, parent);
         let Some(node) = self.nodes.remove(path) else {
             return;
         };
@@ -535,26 +543,24 @@ impl DataTree {
             event: event::NODE_DELETED,
             acl: node.acl.clone(),
         });
-        Self::save(undo, || Saved::Removed(path.to_string(), node));
+        Self::save(undo, || Saved::Node(path.to_string(), Some(node)));
         if is_session_owner(owner) {
             Self::save(undo, || Saved::Ephemeral {
                 session: owner,
                 path: path.to_string(),
                 added: false,
             });
-            if let Some(s) = self.sessions.get_mut(&owner) {
+            if let Some(s) = self.session_mut(owner) {
                 s.ephemerals.remove(path);
             }
         }
-        if let Some(p) = self.nodes.get_mut(&parent) {
-            if let Some(name) = path::name(path) {
-                p.children.remove(name);
-            }
+        if let Some(p) = self.nodes.get_mut(parent) {
+            p.stat.num_children = p.stat.num_children.saturating_sub(1);
             // The stored cversion counts creates; a delete shows in the reported one (see stat).
             p.stat.pzxid = zxid;
         }
         self.quota_removed(path, len, undo);
-        triggers.push(self.trigger(&parent, event::NODE_CHILDREN_CHANGED));
+        triggers.push(self.trigger(parent, event::NODE_CHILDREN_CHANGED));
     }
 
     /// The trigger of a change of the (existing) znode at `path`, with its ACL.
@@ -585,45 +591,49 @@ impl DataTree {
 
     /// The znode at `path`.
     pub fn get(&self, path: &str) -> Option<&Znode> {
-        self.nodes.get(path)
+        self.nodes.get(path).map(|n| n.as_ref())
     }
 
     /// The full Stat of the znode at `path`. As in ZooKeeper, the stored cversion counts child
     /// creates (it names sequential children) and the reported one counts creates and deletes:
     /// `2 * creates - children`.
     pub fn stat(&self, path: &str) -> Option<NodeStat> {
-        self.nodes.get(path).map(|n| {
-            let children = n.children.len() as i32;
-            NodeStat {
-                data_length: n.data.len() as i32,
-                num_children: children,
-                cversion: 2 * n.stat.cversion - children,
-                ..n.stat
-            }
+        self.nodes.get(path).map(|n| NodeStat {
+            cversion: 2 * n.stat.cversion - n.stat.num_children,
+            ..n.stat
         })
     }
 
     /// Children names of the znode at `path`, sorted.
     pub fn children(&self, path: &str) -> Option<Vec<String>> {
-        self.nodes
-            .get(path)
-            .map(|n| n.children.iter().cloned().collect())
+        self.nodes.get(path)?;
+        Some(self.nodes.child_names(path).map(str::to_string).collect())
     }
 
-    /// Number of znodes below `path` (at any depth; for the root, every other znode). The
-    /// tree is keyed by path, so they are one contiguous range of keys: no walk.
+    /// Number of znodes below `path` (at any depth; for the root, every other znode), found
+    /// by a walk of its subtree (as ZooKeeper's getAllChildrenNumber), without recursion.
     pub fn descendant_count(&self, path: &str) -> usize {
         if path == "/" {
             return self.nodes.len().saturating_sub(1);
         }
-        let prefix = format!("{path}/");
-        self.nodes
-            .range::<str, _>((
-                std::ops::Bound::Included(prefix.as_str()),
-                std::ops::Bound::Unbounded,
-            ))
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .count()
+        let mut count = 0;
+        self.walk_below(path, |_, _| count += 1);
+        count
+    }
+
+    /// Visits every znode below `path` (at any depth, not `path` itself), without recursion.
+    fn walk_below(&self, path: &str, mut visit: impl FnMut(&str, &Znode)) {
+        let mut todo = vec![path.to_string()];
+        while let Some(p) = todo.pop() {
+            let base = if p == "/" { "" } else { p.as_str() };
+            for name in self.nodes.child_names(&p) {
+                let child = format!("{base}/{name}");
+                if let Some(node) = self.nodes.get(&child) {
+                    visit(&child, node);
+                }
+                todo.push(child);
+            }
+        }
     }
 
     /// Whether a session is open.
@@ -665,8 +675,8 @@ impl DataTree {
     pub fn due_for_reaping(&self, now_ms: i64) -> Vec<String> {
         self.nodes
             .iter()
-            .filter(|(_, n)| n.children.is_empty() && is_due(n, now_ms))
-            .map(|(p, _)| p.clone())
+            .filter(|(_, n)| n.stat.num_children == 0 && is_due(n, now_ms))
+            .map(|(key, _)| store::path_of(key))
             .collect()
     }
 
@@ -695,56 +705,62 @@ impl DataTree {
         self.last_applied
     }
 
-    /// Builds a tree from znodes and sessions read elsewhere (an Apache ZooKeeper data dir).
-    /// The given znodes replace the default ones of the same path; each znode's children are
-    /// derived from the paths, so every parent must be among them or the defaults (znodes
-    /// under a missing parent are dropped).
+    /// Builds a tree from znodes and sessions read elsewhere (an Apache ZooKeeper data dir,
+    /// or a snapshot of an older format). The given znodes replace the default ones of the
+    /// same path; each znode's children are derived from the paths, so every parent must be
+    /// among them or the defaults (znodes under a missing parent are dropped), and ACLs are
+    /// shared through the tree's cache.
     pub fn from_imported(
         znodes: impl IntoIterator<Item = (String, Znode)>,
         sessions: BTreeMap<i64, SessionEntry>,
         last_applied: Zxid,
     ) -> DataTree {
-        let mut tree = DataTree::default();
+        let defaults = DataTree::default();
+        let mut all: BTreeMap<Arc<str>, Znode> = defaults
+            .nodes
+            .iter()
+            .map(|(k, n)| (k.clone(), n.as_ref().clone()))
+            .collect();
         for (path, node) in znodes {
-            tree.nodes.insert(path, node);
-        }
-        for node in tree.nodes.values_mut() {
-            node.children.clear();
-        }
-        let paths: Vec<String> = tree.nodes.keys().cloned().collect();
-        // Sorted paths put every parent before its children, so one pass finds orphans.
-        for path in paths {
-            let Some((parent, name)) = path::parent(&path).zip(path::name(&path)) else {
-                continue;
-            };
-            match tree.nodes.get_mut(parent) {
-                Some(p) => {
-                    p.children.insert(name.to_string());
-                }
-                None => {
-                    tree.nodes.remove(&path);
-                }
+            if let Some(key) = store::key_of(&path) {
+                all.insert(key, node);
             }
         }
-        tree.sessions = sessions;
-        for s in tree.sessions.values_mut() {
-            s.ephemerals.retain(|p| tree.nodes.contains_key(p));
+        let mut tree = DataTree {
+            last_applied,
+            ..DataTree::default()
+        };
+        tree.nodes = NodeMap::default();
+        // Keys sort parents before their children, so one pass finds orphans.
+        for (key, mut node) in all {
+            node.stat.num_children = 0;
+            node.stat.data_length = i32::try_from(node.data.len()).unwrap_or(i32::MAX);
+            node.acl = tree.acls.intern(&node.acl);
+            let path = store::path_of(&key);
+            let parent = path::parent(&path);
+            if let Some(p) = parent.and_then(|p| tree.nodes.get_mut(p)) {
+                p.stat.num_children = p.stat.num_children.saturating_add(1);
+            } else if parent.is_some() {
+                continue;
+            }
+            tree.nodes.insert_key(key, Arc::new(node));
         }
-        tree.last_applied = last_applied;
+        for (id, mut s) in sessions {
+            s.ephemerals.retain(|p| tree.nodes.contains(p));
+            tree.sessions.insert(id, Arc::new(s));
+        }
         tree.recompute_quota_usage();
         tree
     }
 
-    /// The snapshot image of the tree.
-    pub fn serialize(&self) -> Vec<u8> {
-        codec::encode(self).expect("the tree always encodes")
-    }
-
-    /// Rebuilds a tree from a snapshot image.
-    pub fn deserialize(bytes: &[u8]) -> Result<Self, String> {
-        codec::decode(bytes).map_err(|e| format!("snapshot does not decode as a data tree: {e}"))
+    /// Number of distinct ACLs the tree's cache holds.
+    pub fn distinct_acls(&self) -> usize {
+        self.acls.len()
     }
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod image_tests;

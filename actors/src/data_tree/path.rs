@@ -42,10 +42,3 @@ pub fn parent(path: &str) -> Option<&str> {
     let i = path.rfind('/')?;
     Some(if i == 0 { "/" } else { &path[..i] })
 }
-
-/// The last segment of a path.
-pub fn name(path: &str) -> Option<&str> {
-    path.rfind('/')
-        .map(|i| &path[i + 1..])
-        .filter(|n| !n.is_empty())
-}

@@ -10,7 +10,6 @@
 use super::{path, DataTree, OpResult, TreeOp, Undo};
 use ensemble_messages::zk::{err, perm};
 use std::collections::BTreeMap;
-use std::ops::Bound;
 
 /// The znode under which quotas live.
 pub const QUOTA_ROOT: &str = "/zookeeper/quota";
@@ -104,20 +103,12 @@ impl DataTree {
         let mut mirror = QUOTA_ROOT.to_string();
         let mut found = None;
         for name in path.split('/').filter(|n| !n.is_empty()) {
-            let has_child = self
-                .nodes
-                .get(&mirror)
-                .is_some_and(|n| n.children.contains(name));
-            if !has_child {
-                break;
-            }
             mirror.push('/');
             mirror.push_str(name);
-            let limited = self
-                .nodes
-                .get(&mirror)
-                .is_some_and(|n| n.children.contains(LIMIT_NODE));
-            if limited {
+            if !self.nodes.contains(&mirror) {
+                break;
+            }
+            if self.nodes.contains(&format!("{mirror}/{LIMIT_NODE}")) {
                 found = Some(mirror[QUOTA_ROOT.len()..].to_string());
             }
         }
@@ -126,20 +117,17 @@ impl DataTree {
 
     /// Count and bytes of the znode at `path` and every znode below it.
     fn subtree_usage(&self, path: &str) -> (i64, i64) {
-        let prefix = if path == "/" {
-            "/".to_string()
-        } else {
-            format!("{path}/")
+        let mut usage = match self.nodes.get(path).filter(|_| path != "/") {
+            Some(n) => (1i64, n.data.len() as i64),
+            None => (0, 0),
         };
-        let below = self
-            .nodes
-            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(&prefix));
-        let own = self.nodes.get(path).filter(|_| path != "/").into_iter();
-        own.chain(below.map(|(_, n)| n))
-            .fold((0i64, 0i64), |(c, b), n| {
-                (c.saturating_add(1), b.saturating_add(n.data.len() as i64))
-            })
+        self.walk_below(path, |_, n| {
+            usage = (
+                usage.0.saturating_add(1),
+                usage.1.saturating_add(n.data.len() as i64),
+            )
+        });
+        usage
     }
 
     /// Adds `count` znodes and `bytes` bytes to the usage of the quota `root`, in place.
@@ -152,9 +140,9 @@ impl DataTree {
         let mut usage = StatsTrack::parse(&node.data);
         usage.set(COUNT, usage.get(COUNT).saturating_add(count));
         usage.set(BYTES, usage.get(BYTES).saturating_add(bytes));
-        self.save_content(undo, &stat);
+        self.save_node(undo, &stat);
         if let Some(node) = self.nodes.get_mut(&stat) {
-            node.data = usage.text().into_bytes();
+            node.set_data(usage.text().into_bytes(), false);
         }
     }
 
@@ -167,7 +155,7 @@ impl DataTree {
             usage.set(COUNT, count);
             usage.set(BYTES, bytes);
             if let Some(node) = self.nodes.get_mut(path) {
-                node.data = usage.text().into_bytes();
+                node.set_data(usage.text().into_bytes(), false);
             }
         }
         if let Some(root) = self.quota_root(path) {
@@ -192,24 +180,24 @@ impl DataTree {
     /// Recomputes every quota's usage from its subtree (after importing a tree whose stat
     /// nodes may lag, as ZooKeeper does when it loads a snapshot).
     pub(super) fn recompute_quota_usage(&mut self) {
-        let prefix = format!("{QUOTA_ROOT}/");
         let suffix = format!("/{LIMIT_NODE}");
-        let limited: Vec<String> = self
-            .nodes
-            .range::<str, _>((Bound::Included(prefix.as_str()), Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(&prefix))
-            .filter(|(k, n)| k.ends_with(&suffix) && n.children.is_empty())
-            .filter_map(|(k, _)| k.strip_suffix(&suffix))
-            .filter_map(|mirror| mirror.strip_prefix(QUOTA_ROOT))
-            .map(str::to_string)
-            .collect();
+        let mut limited = Vec::new();
+        self.walk_below(QUOTA_ROOT, |path, _| {
+            if self.nodes.child_names(path).next().is_some() {
+                return;
+            }
+            let mirror = path.strip_suffix(&suffix);
+            if let Some(quoted) = mirror.and_then(|m| m.strip_prefix(QUOTA_ROOT)) {
+                limited.push(quoted.to_string());
+            }
+        });
         for path in limited {
             let (count, bytes) = self.subtree_usage(&path);
             let mut usage = StatsTrack::default();
             usage.set(COUNT, count);
             usage.set(BYTES, bytes);
             if let Some(node) = self.nodes.get_mut(&stat_path(&path)) {
-                node.data = usage.text().into_bytes();
+                node.set_data(usage.text().into_bytes(), false);
             }
         }
     }
@@ -258,7 +246,7 @@ impl DataTree {
                     path.clone()
                 };
                 allowed(parent, perm::CREATE)
-                    && !self.nodes.contains_key(&path)
+                    && !self.nodes.contains(&path)
                     && self.over_hard_limit(&path, 1, data.len() as i64)
             }
             TreeOp::SetData { path, data, .. } => match self.nodes.get(path) {

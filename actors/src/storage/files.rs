@@ -68,8 +68,14 @@ pub fn list_snapshots(dir: &Path) -> Result<Vec<(Zxid, PathBuf)>, StorageError> 
 const LOG_MAGIC: [u8; 4] = *b"ENSL";
 /// Magic at the start of every snapshot file, followed by the format version.
 const SNAPSHOT_MAGIC: [u8; 4] = *b"ENSS";
-/// Version of the log and snapshot formats written and read.
-pub const FORMAT_VERSION: u32 = 2;
+/// Version of the log format written and read.
+pub const LOG_FORMAT_VERSION: u32 = 2;
+/// Version of the snapshot format written. Version 3 images store each distinct ACL once and
+/// keep null data apart from empty data (see the data tree's image); version 2 files, whose
+/// image the tree still reads, are read too.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 3;
+/// Snapshot format versions read.
+const READ_SNAPSHOT_VERSIONS: &[u32] = &[2, SNAPSHOT_FORMAT_VERSION];
 /// Bytes of a log file's header: magic and version.
 pub const LOG_HEADER_LEN: usize = 8;
 /// Bytes of a record's header: length, checksum of the length, checksum of the body.
@@ -81,7 +87,7 @@ const SNAPSHOT_HEADER_LEN: usize = 20;
 pub fn log_header() -> [u8; LOG_HEADER_LEN] {
     let mut h = [0; LOG_HEADER_LEN];
     h[..4].copy_from_slice(&LOG_MAGIC);
-    h[4..].copy_from_slice(&FORMAT_VERSION.to_be_bytes());
+    h[4..].copy_from_slice(&LOG_FORMAT_VERSION.to_be_bytes());
     h
 }
 
@@ -105,17 +111,18 @@ pub fn check_log_header(bytes: &[u8]) -> LogHeader {
             LogHeader::Wrong("damaged file header".into())
         };
     }
-    check_magic(bytes, LOG_MAGIC, "log").map_or_else(LogHeader::Wrong, |()| LogHeader::Valid)
+    check_magic(bytes, LOG_MAGIC, "log", &[LOG_FORMAT_VERSION])
+        .map_or_else(LogHeader::Wrong, |()| LogHeader::Valid)
 }
 
-fn check_magic(bytes: &[u8], magic: [u8; 4], what: &str) -> Result<(), String> {
+fn check_magic(bytes: &[u8], magic: [u8; 4], what: &str, read: &[u32]) -> Result<(), String> {
     if bytes[..4] != magic {
         return Err(format!("not an ensemble {what} file (bad magic)"));
     }
     let version = be_u32(&bytes[4..8]);
-    if version != FORMAT_VERSION {
+    if !read.contains(&version) {
         return Err(format!(
-            "{what} format version {version}, but this build reads version {FORMAT_VERSION}"
+            "{what} format version {version}, but this build reads version {read:?}"
         ));
     }
     Ok(())
@@ -181,16 +188,19 @@ pub fn read_record(bytes: &[u8], offset: usize) -> RecordRead {
 }
 
 /// Encodes a snapshot file's content: `magic, u32 version, u64 body length, u32 crc32(body),
-/// body`.
+/// body`. The body is encoded in place after the header: a snapshot's image is the largest
+/// buffer a server holds, and a second copy of it would double the peak.
 pub fn encode_snapshot(snapshot: &Snapshot) -> Result<Vec<u8>, StorageError> {
-    let body = codec::encode(snapshot)
-        .map_err(|e| StorageError::Corrupt(format!("encoding snapshot: {e}")))?;
-    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + body.len());
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + snapshot.state.len() + 32);
     out.extend_from_slice(&SNAPSHOT_MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
-    out.extend_from_slice(&(body.len() as u64).to_be_bytes());
-    out.extend_from_slice(&crc32fast::hash(&body).to_be_bytes());
-    out.extend_from_slice(&body);
+    out.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_be_bytes());
+    out.extend_from_slice(&[0; 12]);
+    bincode::serde::encode_into_std_write(snapshot, &mut out, codec::bincode_config())
+        .map_err(|e| StorageError::Corrupt(format!("encoding snapshot: {e}")))?;
+    let body_len = (out.len() - SNAPSHOT_HEADER_LEN) as u64;
+    let crc = crc32fast::hash(&out[SNAPSHOT_HEADER_LEN..]);
+    out[8..16].copy_from_slice(&body_len.to_be_bytes());
+    out[16..20].copy_from_slice(&crc.to_be_bytes());
     Ok(out)
 }
 
@@ -199,7 +209,7 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
     if bytes.len() < SNAPSHOT_HEADER_LEN {
         return Err("shorter than its header".into());
     }
-    check_magic(bytes, SNAPSHOT_MAGIC, "snapshot")?;
+    check_magic(bytes, SNAPSHOT_MAGIC, "snapshot", READ_SNAPSHOT_VERSIONS)?;
     let mut len = [0; 8];
     len.copy_from_slice(&bytes[8..16]);
     let body = &bytes[SNAPSHOT_HEADER_LEN..];

@@ -253,7 +253,8 @@ impl QuorumPeerActor {
                     self.since_snapshot += txns.len() as u64;
                     if self.since_snapshot >= self.settings.snap_count {
                         self.since_snapshot = 0;
-                        // Serialized on the snapshot thread: only the copy happens here.
+                        // The clone is O(1) (the tree is a persistent map); the snapshot
+                        // thread serializes it while writes go on.
                         let tree = self.tree.clone();
                         self.storage
                             .snapshot(tree.last_applied(), Box::new(move || tree.serialize()));
@@ -656,7 +657,7 @@ impl Handler<ReadData> for QuorumPeerActor {
     type Result = Option<Vec<u8>>;
 
     fn handle(&mut self, ReadData(path): ReadData, _: &mut Context<Self>) -> Self::Result {
-        self.tree.get(&path).map(|n| n.data.clone())
+        self.tree.get(&path).map(|n| n.data().to_vec())
     }
 }
 

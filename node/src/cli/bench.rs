@@ -21,7 +21,9 @@ struct ClientBench {
     /// Servers, host:port,host:port,...
     #[arg(long)]
     connect: Option<String>,
-    /// create, set, get, exists or mixed (get and set).
+    /// create, set, get, exists, mixed (get and set), or churn: rounds (until --duration ends)
+    /// in which --clients sessions each create --inflight ephemerals and watch one znode,
+    /// one change fires every watch, and the sessions close.
     #[arg(long, default_value = "mixed")]
     op: String,
     /// Share of reads in `mixed`, in percent.
@@ -39,6 +41,13 @@ struct ClientBench {
     /// Seconds to measure.
     #[arg(long, default_value_t = 10)]
     duration: u64,
+    /// With `create`: stop after this many znodes (a fill of the tree), however long it takes.
+    #[arg(long)]
+    count: Option<usize>,
+    /// With `delete`: the root a `create` run made (`/bench-<pid>`, the same --clients and
+    /// --inflight); each of its clients deletes what its twin created, until NoNode.
+    #[arg(long)]
+    root: Option<String>,
 }
 
 /// Benchmarks that start their own ensemble.
@@ -261,6 +270,65 @@ fn failover(
     Ok(0)
 }
 
+/// Churn rounds until `--duration` ends: sessions open, create ephemerals, all watch one znode
+/// whose change fires every watch, and close. Prints one line per round.
+async fn churn(
+    servers: &[String],
+    root: &str,
+    b: &ClientBench,
+    setup: &ensemble_actors::zk_client::ZkClient,
+) -> Result<i32, Box<dyn std::error::Error>> {
+    use ensemble_actors::zk_client::ZkClient;
+    let hot = format!("{root}/hot");
+    setup.create(&hot, b"", 0).await?;
+    let deadline = Instant::now() + Duration::from_secs(b.duration);
+    let data = vec![b'x'; b.size];
+    let mut round = 0;
+    while Instant::now() < deadline {
+        round += 1;
+        let began = Instant::now();
+        let mut sessions = Vec::new();
+        for c in 0..b.clients {
+            let mut order = servers.to_vec();
+            order.rotate_left(c % servers.len());
+            sessions.push(ZkClient::connect(&order, Duration::from_secs(10)).await?);
+        }
+        let mut tasks = Vec::new();
+        for (c, client) in sessions.iter().enumerate() {
+            let (client, hot, data) = (client.clone(), hot.clone(), data.clone());
+            let (root, ephemerals) = (root.to_string(), b.inflight);
+            tasks.push(tokio::spawn(async move {
+                for e in 0..ephemerals {
+                    client.create(&format!("{root}/e{c}-{e}"), &data, 1).await?;
+                }
+                client.exists_watch(&hot, true).await.map(|_| ())
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        setup.set_data(&hot, &data, -1).await?;
+        for client in &sessions {
+            client.close().await?;
+        }
+        println!(
+            "churn round {round}: {} sessions x {} ephemerals, {} watches fired, {:.1} s",
+            b.clients,
+            b.inflight,
+            b.clients,
+            began.elapsed().as_secs_f64()
+        );
+    }
+    Ok(0)
+}
+
+/// Takes one op from what is left to do; false once nothing is.
+fn take_one(left: &std::sync::atomic::AtomicUsize) -> bool {
+    use std::sync::atomic::Ordering;
+    left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .is_ok()
+}
+
 fn client_bench(b: ClientBench) -> Result<i32, Box<dyn std::error::Error>> {
     let servers: Vec<String> = b
         .connect
@@ -270,8 +338,12 @@ fn client_bench(b: ClientBench) -> Result<i32, Box<dyn std::error::Error>> {
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    if !["create", "set", "get", "exists", "mixed"].contains(&b.op.as_str()) {
-        return Err(format!("--op {:?}: use create, set, get, exists or mixed", b.op).into());
+    let ops = ["create", "set", "get", "exists", "mixed", "churn", "delete"];
+    if !ops.contains(&b.op.as_str()) {
+        return Err(format!("--op {:?}: use one of {ops:?}", b.op).into());
+    }
+    if (b.op == "delete") != b.root.is_some() {
+        return Err("--root goes with --op delete, and --op delete needs it".into());
     }
     if b.clients == 0 || b.inflight == 0 || b.read_pct > 100 {
         return Err("--clients and --inflight must be at least 1, --read-pct at most 100".into());
@@ -285,14 +357,27 @@ fn client_bench(b: ClientBench) -> Result<i32, Box<dyn std::error::Error>> {
         let timeout = Duration::from_secs(10);
         let data = vec![b'x'; b.size];
         let run_id = std::process::id();
-        let root = format!("/bench-{run_id}");
+        let root = b.root.clone().unwrap_or(format!("/bench-{run_id}"));
         let setup = ZkClient::connect(&servers, timeout).await?;
-        setup.create(&root, b"", 0).await?;
         const KEYS: usize = 100;
-        for k in 0..KEYS {
-            setup.create(&format!("{root}/k{k}"), &data, 0).await?;
+        if b.root.is_none() {
+            setup.create(&root, b"", 0).await?;
+            for k in 0..KEYS {
+                setup.create(&format!("{root}/k{k}"), &data, 0).await?;
+            }
         }
-        let deadline = Instant::now() + Duration::from_secs(b.duration);
+        if b.op == "churn" {
+            return churn(&servers, &root, &b, &setup).await;
+        }
+        let began = Instant::now();
+        // A fill or a delete runs until it is done, however long it takes.
+        let deadline = match b.count.is_some() || b.root.is_some() {
+            true => began + Duration::from_secs(24 * 3600),
+            false => began + Duration::from_secs(b.duration),
+        };
+        let quota = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(
+            b.count.unwrap_or(usize::MAX),
+        ));
         let mut tasks = Vec::new();
         for c in 0..b.clients {
             // Spread sessions over the servers: client c starts on server c.
@@ -303,11 +388,12 @@ fn client_bench(b: ClientBench) -> Result<i32, Box<dyn std::error::Error>> {
                 let (client, root, data, op) =
                     (client.clone(), root.clone(), data.clone(), b.op.clone());
                 let read_pct = b.read_pct as usize;
+                let quota = quota.clone();
                 tasks.push(tokio::spawn(async move {
                     let mut lat = Vec::new();
                     let mut errors = 0u64;
                     let mut n = 0usize;
-                    while Instant::now() < deadline {
+                    while Instant::now() < deadline && take_one(&quota) {
                         n += 1;
                         let key = format!("{root}/k{}", (c * 131 + w * 17 + n) % KEYS);
                         let read = match op.as_str() {
@@ -317,6 +403,13 @@ fn client_bench(b: ClientBench) -> Result<i32, Box<dyn std::error::Error>> {
                         };
                         let start = Instant::now();
                         let r = match (op.as_str(), read) {
+                            ("delete", _) => {
+                                let path = format!("{root}/c{c}-{w}-{n}");
+                                if client.delete(&path, -1).await.is_err() {
+                                    break;
+                                }
+                                Ok(())
+                            }
                             ("create", _) => client
                                 .create(&format!("{root}/c{c}-{w}-{n}"), &data, 0)
                                 .await
@@ -342,19 +435,20 @@ fn client_bench(b: ClientBench) -> Result<i32, Box<dyn std::error::Error>> {
             errors += e;
         }
         latencies.sort();
+        let elapsed = began.elapsed().as_secs_f64();
         println!(
-            "bench {}: {} clients x {} in flight, {}-byte data, {} s against {}",
+            "bench {}: {} clients x {} in flight, {}-byte data, {:.1} s against {}",
             b.op,
             b.clients,
             b.inflight,
             b.size,
-            b.duration,
+            elapsed,
             servers.join(",")
         );
         println!(
             "  {} ops ({:.0} ops/s), errors {errors}; latency ms p50 {:.2}, p99 {:.2}, p999 {:.2}",
             latencies.len(),
-            latencies.len() as f64 / b.duration as f64,
+            latencies.len() as f64 / elapsed,
             percentile(&latencies, 0.5),
             percentile(&latencies, 0.99),
             percentile(&latencies, 0.999)

@@ -40,7 +40,7 @@ impl Tree {
     }
 
     fn data(&self, path: &str) -> String {
-        String::from_utf8(self.tree.get(path).unwrap().data.clone()).unwrap()
+        String::from_utf8(self.tree.get(path).unwrap().data().to_vec()).unwrap()
     }
 
     /// A quota on `/a` as zkCli sets one: the mirror, the limits, then the stats.
@@ -198,7 +198,7 @@ fn usage_survives_snapshots_and_is_recomputed_on_import() {
         t.tree.get(&limit_path("/a")).unwrap().clone(),
     ));
     let mut stale = t.tree.get(&stat_path("/a")).unwrap().clone();
-    stale.data = b"count=99,bytes=99".to_vec();
+    stale.set_data(b"count=99,bytes=99".to_vec(), false);
     nodes.push((stat_path("/a"), stale));
     let imported = DataTree::from_imported(nodes, Default::default(), Zxid::new(1, 50));
     assert_eq!(

@@ -262,7 +262,7 @@ fn ensemble_snapshot(s: &ensemble_messages::Snapshot) -> Vec<Value> {
         };
         let mut m = Map::new();
         m.insert("path".into(), path.clone().into());
-        data(&mut m, &node.data);
+        data(&mut m, node.data());
         m.insert("acl".into(), json!(node.acl));
         m.insert(
             "stat".into(),

@@ -1,0 +1,139 @@
+//! Where the znodes live: one persistent (copy-on-write) ordered map from a compact key to a
+//! shared znode.
+//!
+//! Why persistent: a snapshot is a clone of the map, which is O(1) (the root chunk is shared
+//! and counted), so the thread that applies txns never copies the tree; the snapshot thread
+//! serializes the clone while writes go on, and a write copies only the chunks on its path
+//! (and the znode it changes) when a snapshot still shares them. Measured against the
+//! alternative, an incremental fuzzy snapshot as ZooKeeper takes: see docs/benchmarks.md.
+//!
+//! The key of a znode is its path with the last `/` replaced by NUL, which no path holds
+//! (`/a/b` → `/a\0b`, `/a` → `\0a`, the root → `\0`). Keys then sort by (parent, name): the
+//! children of a znode are one contiguous range, in name order, and a parent sorts before its
+//! children (its own last `/` became a NUL, below the `/` its children's keys hold there).
+//! The tree therefore keeps no set of child names: a name is stored once, in its key.
+
+use super::Znode;
+use std::ops::Bound;
+use std::sync::Arc;
+
+/// Paths up to this length are looked up without allocating their key.
+const INLINE_KEY: usize = 256;
+
+/// The znodes, keyed as the module explains.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct NodeMap {
+    map: imbl::OrdMap<Arc<str>, Arc<Znode>>,
+}
+
+/// Whether `path` could name a stored znode: absolute and without NUL.
+fn plausible(path: &str) -> bool {
+    path.starts_with('/') && !path.contains('\0')
+}
+
+/// Calls `f` with the key of `path`; `None` when `path` cannot name a znode.
+fn with_key<R>(path: &str, f: impl FnOnce(&str) -> Option<R>) -> Option<R> {
+    if !plausible(path) {
+        return None;
+    }
+    let slash = path.rfind('/')?;
+    if path.len() <= INLINE_KEY {
+        let mut buf = [0u8; INLINE_KEY];
+        let key = &mut buf[..path.len()];
+        key.copy_from_slice(path.as_bytes());
+        key[slash] = 0;
+        f(std::str::from_utf8(key).ok()?)
+    } else {
+        let mut key = path.to_string();
+        key.replace_range(slash..=slash, "\0");
+        f(&key)
+    }
+}
+
+/// The key of `path`, owned.
+pub(super) fn key_of(path: &str) -> Option<Arc<str>> {
+    with_key(path, |k| Some(Arc::from(k)))
+}
+
+/// The path a key stands for.
+pub(super) fn path_of(key: &str) -> String {
+    match key {
+        "\0" => "/".to_string(),
+        _ => key.replacen('\0', "/", 1),
+    }
+}
+
+/// The prefix every key of a child of `path` starts with.
+fn children_prefix(path: &str) -> Option<String> {
+    if !plausible(path) {
+        return None;
+    }
+    Some(match path {
+        "/" => "\0".to_string(),
+        _ => format!("{path}\0"),
+    })
+}
+
+impl NodeMap {
+    /// The znode at `path`.
+    pub fn get(&self, path: &str) -> Option<&Arc<Znode>> {
+        with_key(path, |k| self.map.get(k))
+    }
+
+    /// The znode at `path`, to change: copied first if a snapshot still shares it.
+    pub fn get_mut(&mut self, path: &str) -> Option<&mut Znode> {
+        with_key(path, |k| self.map.get_mut(k)).map(Arc::make_mut)
+    }
+
+    /// Whether a znode exists at `path`.
+    pub fn contains(&self, path: &str) -> bool {
+        self.get(path).is_some()
+    }
+
+    /// Puts a znode at `path` (which must be plausible; others are ignored).
+    pub fn insert(&mut self, path: &str, node: Arc<Znode>) {
+        if let Some(key) = key_of(path) {
+            self.map.insert(key, node);
+        }
+    }
+
+    /// Puts a znode under its key.
+    pub fn insert_key(&mut self, key: Arc<str>, node: Arc<Znode>) -> Option<Arc<Znode>> {
+        self.map.insert(key, node)
+    }
+
+    /// Removes the znode at `path`.
+    pub fn remove(&mut self, path: &str) -> Option<Arc<Znode>> {
+        with_key(path, |k| self.map.remove(k))
+    }
+
+    /// Number of znodes.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether there is no znode at all.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Every znode with its key, parents before their children.
+    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<Znode>)> {
+        self.map.iter()
+    }
+
+    /// Names of the children of `path`, sorted (nothing for a path without children or
+    /// without a znode).
+    pub fn child_names<'a>(&'a self, path: &str) -> impl Iterator<Item = &'a str> + 'a {
+        let prefix = children_prefix(path).unwrap_or_default();
+        let range = (!prefix.is_empty()).then(|| {
+            self.map
+                .range::<_, str>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+        });
+        range
+            .into_iter()
+            .flatten()
+            .map_while(move |(k, _)| k.strip_prefix(prefix.as_str()))
+            .filter(|name| !name.is_empty())
+    }
+}
