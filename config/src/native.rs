@@ -4,7 +4,7 @@ use crate::model::{
     is_loopback, AdminSettings, ClientAddress, ClientSettings, ElectionSettings, MetricsSettings,
     NodeConfig, PeerAuth, ServerEntry, ServerRole, StorageSettings,
 };
-use crate::{ConfigError, Sid};
+use crate::{ConfigError, Sid, TlsSection};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -167,6 +167,8 @@ pub struct ClientSection {
     pub read_only_mode: bool,
     /// ZooKeeper's superDigest, `user:base64(sha1(user:password))`.
     pub super_digest: Option<String>,
+    /// `[client.tls]`: the secure client port.
+    pub tls: TlsSection,
 }
 
 impl Default for ClientSection {
@@ -181,6 +183,7 @@ impl Default for ClientSection {
             max_buffer_bytes: 0xfffff,
             read_only_mode: false,
             super_digest: None,
+            tls: TlsSection::default(),
         }
     }
 }
@@ -375,6 +378,15 @@ impl EnsembleFile {
             .unwrap_or_else(|| self.storage.data_dir.join(format!("server-{id}")));
         let peer_auth = self.peer_auth();
         let (metrics, admin) = self.http_endpoints(id);
+        let own_host = self
+            .servers
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.host.clone());
+        let client_tls = self
+            .client
+            .tls
+            .resolve(own_host.as_deref().unwrap_or_default())?;
         NodeConfig {
             id,
             servers,
@@ -392,6 +404,7 @@ impl EnsembleFile {
                 read_only_mode: self.client.read_only_mode,
                 super_digest: self.client.super_digest,
             },
+            client_tls,
             storage: StorageSettings {
                 data_log_dir: data_dir.clone(),
                 data_dir,

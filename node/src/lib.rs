@@ -11,7 +11,7 @@ pub mod local_cluster;
 
 use actix::prelude::*;
 use ensemble_actors::apache::recover_or_import;
-use ensemble_actors::client_port::{ClientPort, ServiceSettings};
+use ensemble_actors::client_port::{ClientPort, SecurePort, ServiceSettings};
 use ensemble_actors::data_tree::{OpResult, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::metrics::http::Observed;
@@ -48,9 +48,28 @@ pub enum NodeError {
     /// The peer secret could not be read.
     #[error("{0}")]
     PeerSecret(String),
+    /// The secure client port's key material or settings are unusable.
+    #[error("{0}")]
+    Tls(String),
     /// The node's actors are gone.
     #[error("the node is stopped")]
     Stopped,
+}
+
+/// Where the secure client port's connection ids start, far above the plain port's.
+const SECURE_CONN_IDS: u64 = 1 << 48;
+
+/// The secure client port's socket and TLS setup, when configured.
+fn secure_client_port(
+    config: &NodeConfig,
+) -> Result<Option<(std::net::TcpListener, SecurePort)>, NodeError> {
+    let (Some(tls), Some(addr)) = (&config.client_tls, config.client_tls_bind_addr()) else {
+        return Ok(None);
+    };
+    let port = SecurePort::new(tls).map_err(NodeError::Tls)?;
+    let listener = bind("secure client port", &addr)?;
+    tracing::info!("secure client port (TLS) on {addr}");
+    Ok(Some((listener, port)))
 }
 
 /// Reads (or, for an all-loopback ensemble, creates) the peer secret the config names.
@@ -190,6 +209,7 @@ impl Node {
                 addr: client_bind.clone(),
                 source,
             })?;
+        let secure = secure_client_port(&config)?;
         let http = HttpListeners::bind(&config)?;
         let metrics = Arc::new(ServerMetrics::new(config.client.global_outstanding_limit));
         let storage_settings = WriterSettings {
@@ -280,8 +300,21 @@ impl Node {
         arbiter.spawn_fn(move || {
             let o = observed.clone();
             let result = tokio::net::TcpListener::from_std(client_listener)
-                .map(|l| ClientPort::new(o.config, o.quorum, l, o.metrics).start());
-            let _ = client_tx.send(result.err());
+                .map(|l| ClientPort::new(o.config.clone(), o.quorum.clone(), l, o.metrics.clone()));
+            let secure = secure.map(|(listener, port)| {
+                tokio::net::TcpListener::from_std(listener).map(|l| {
+                    ClientPort::new(o.config, o.quorum, l, o.metrics).secure(port, SECURE_CONN_IDS)
+                })
+            });
+            let result = result.and_then(|plain| Ok((plain, secure.transpose()?)));
+            let _ = client_tx.send(
+                result
+                    .map(|(plain, secure)| {
+                        plain.start();
+                        secure.map(Actor::start);
+                    })
+                    .err(),
+            );
             http.serve(observed);
         });
         if let Ok(Some(e)) = client_rx.recv() {

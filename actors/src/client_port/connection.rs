@@ -12,9 +12,7 @@ use actix::Addr;
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, RequestHeader};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{timeout, timeout_at, Instant};
 
@@ -45,10 +43,17 @@ impl ConnLimits {
     }
 }
 
-/// A client connection after its first 4 bytes (`first`, a frame length) were read.
-pub struct Connection {
-    /// The socket.
-    pub stream: TcpStream,
+/// A client connection after its first 4 bytes (`first`, a frame length) were read, over any
+/// byte stream (plain TCP or TLS) split into its reading and writing halves.
+pub struct Connection<R, W> {
+    /// The reading half.
+    pub read: R,
+    /// The writing half.
+    pub write: W,
+    /// The client's IP address, for `ip` ACLs.
+    pub ip: String,
+    /// Identities the transport proved (`x509` from a TLS client certificate).
+    pub identities: Vec<(String, String)>,
     /// The connect request's length prefix.
     pub first: [u8; 4],
     /// Connection id, unique on this server.
@@ -64,9 +69,16 @@ pub struct Connection {
 }
 
 /// Serves the connection until the client, the service or a limit ends it.
-pub async fn run(c: Connection) {
+pub async fn run<R, W>(c: Connection<R, W>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let Connection {
-        stream,
+        mut read,
+        write,
+        ip,
+        identities,
         first,
         conn,
         quorum,
@@ -74,11 +86,6 @@ pub async fn run(c: Connection) {
         flow,
         handshake_deadline,
     } = c;
-    let ip = stream
-        .peer_addr()
-        .map(|a| a.ip().to_canonical().to_string())
-        .unwrap_or_default();
-    let (mut read, write) = stream.into_split();
     let _end = EndFlow(flow.clone());
     let outcome = async {
         let connect = timeout_at(handshake_deadline, async {
@@ -98,6 +105,7 @@ pub async fn run(c: Connection) {
             request,
             read_only,
             ip,
+            identities,
             sink,
         });
         tokio::select! {
@@ -127,7 +135,7 @@ impl Drop for EndFlow {
 
 /// Reads requests and hands them to the service, pausing while the connection is throttled.
 async fn read_requests(
-    read: &mut OwnedReadHalf,
+    read: &mut (impl AsyncRead + Unpin),
     quorum: &Addr<QuorumPeerActor>,
     conn: u64,
     flow: &Flow,
@@ -156,7 +164,7 @@ async fn read_requests(
 /// One request frame: waiting for its first byte has no deadline (an idle client is its
 /// session's business), the rest must arrive within `stall`.
 async fn read_request(
-    read: &mut OwnedReadHalf,
+    read: &mut (impl AsyncRead + Unpin),
     max_frame: usize,
     stall: Duration,
 ) -> Result<Vec<u8>, String> {
@@ -190,7 +198,7 @@ fn frame_len(prefix: [u8; 4], max_frame: usize) -> Result<usize, String> {
 }
 
 /// `len` bytes of frame body; the buffer grows with what arrives, never to `len` up front.
-async fn read_body(read: &mut OwnedReadHalf, len: usize) -> Result<Vec<u8>, String> {
+async fn read_body(read: &mut (impl AsyncRead + Unpin), len: usize) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     (&mut *read)
         .take(len as u64)
@@ -206,7 +214,7 @@ async fn read_body(read: &mut OwnedReadHalf, len: usize) -> Result<Vec<u8>, Stri
 /// Writes queued frames until the service closes the connection (Ok); a write that makes no
 /// progress for `stall` ends it (Err).
 async fn write_replies(
-    mut write: OwnedWriteHalf,
+    mut write: impl AsyncWrite + Unpin,
     mut outgoing: UnboundedReceiver<ToClient>,
     flow: &Flow,
     stall: Duration,
@@ -227,6 +235,11 @@ async fn write_replies(
             }
             sent += n;
         }
+        // TLS holds the last record until flushed; TCP's flush does nothing.
+        timeout(stall, write.flush())
+            .await
+            .map_err(|_| format!("the client read nothing for {stall:?}"))?
+            .map_err(|e| e.to_string())?;
         flow.written(buf.len() - 4);
     }
     let _ = write.shutdown().await;
