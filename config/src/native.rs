@@ -547,6 +547,26 @@ mod tests {
     }
 
     #[test]
+    fn client_tls_section() {
+        let text = format!(
+            "{DEFAULT_TOML}\n[client.tls]\nport = 2281\nkey_store = \"/k/s.p12\"\n\
+             key_store_password = \"pw\"\nclient_auth = \"none\"\nsuper_user = \"CN=a\"\n"
+        );
+        let c = load_toml_str(&text, 2).unwrap();
+        let tls = c.client_tls.as_ref().unwrap();
+        assert_eq!(
+            c.client_tls_bind_addr(),
+            Some(format!("{}:2281", c.me().host))
+        );
+        assert_eq!(tls.key_store.kind, crate::StoreKind::Pkcs12);
+        assert_eq!(tls.client_auth, crate::ClientAuth::None);
+        assert_eq!(tls.super_user.as_deref(), Some("CN=a"));
+        assert_eq!(load_toml_str(DEFAULT_TOML, 1).unwrap().client_tls, None);
+        let bad = text.replace("\"none\"", "\"maybe\"");
+        assert!(load_toml_str(&bad, 1).is_err());
+    }
+
+    #[test]
     fn super_digest_is_read_and_checked() {
         let with = |d: &str| {
             DEFAULT_TOML.replace("[client]\n", &format!("[client]\nsuper_digest = \"{d}\"\n"))

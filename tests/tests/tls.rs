@@ -192,7 +192,8 @@ fn assert_garbage_refused(secure: &str) {
     assert!(n == 0 || buf[0] == 0x15, "{:?}", &buf[..n]);
 }
 
-/// kazoo with `use_ssl=True` and its client certificate reads the x509-protected znode.
+/// kazoo with `use_ssl=True` and its client certificate reads the x509-protected znode; a
+/// four-letter word is answered over TLS.
 fn kazoo_reads_with_its_certificate(certs: &Certs, secure: &str) {
     let script = r#"
 import sys
@@ -204,6 +205,14 @@ zk.start(timeout=10)
 data, _ = zk.get("/secret")
 print("read", data.decode())
 zk.stop()
+# A four-letter word over TLS, as Apache answers it on its secure port.
+import socket, ssl
+ctx = ssl.create_default_context(cafile=ca)
+ctx.load_cert_chain(cert, key)
+host, port = hosts.rsplit(":", 1)
+with ctx.wrap_socket(socket.create_connection((host, int(port))), server_hostname=host) as s:
+    s.sendall(b"ruok")
+    print("ruok", s.recv(16).decode())
 "#;
     let out = Command::new("python3")
         .args(["-c", script, secure])
@@ -215,7 +224,7 @@ zk.stop()
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success() && text.contains("read tls-only"),
+        out.status.success() && text.contains("read tls-only") && text.contains("ruok imok"),
         "kazoo over TLS:\n{text}"
     );
 }
