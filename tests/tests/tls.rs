@@ -85,7 +85,8 @@ fn secure_lines(certs: &Certs, block: u8) -> String {
          authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
          ssl.keyStore.location={}\nssl.keyStore.password={STORE_PASSWORD}\n\
          ssl.trustStore.location={}\nssl.trustStore.password={STORE_PASSWORD}\n\
-         ssl.clientAuth=want\nzookeeper.X509AuthenticationProvider.superUser={SHELL_DN}\n",
+         ssl.clientAuth=want\nzookeeper.X509AuthenticationProvider.superUser={SHELL_DN}\n\
+         ssl.handshakeDetectionTimeoutMillis=1000\n",
         keystore.display(),
         truststore.display()
     )
@@ -169,6 +170,7 @@ fn clients_speak_tls_and_x509_acls_decide() {
     ));
     assert!(refused.is_err(), "a plaintext session on the secure port");
     assert_garbage_refused(&secure);
+    assert_silence_times_out(&secure);
 
     kazoo_reads_with_its_certificate(&certs, &secure);
     zkcli_reads_with_pkcs12_stores(&certs, &secure, &c);
@@ -190,6 +192,23 @@ fn assert_garbage_refused(secure: &str) {
     // A TLS alert or a plain close; never a ZooKeeper reply.
     let n = s.read(&mut buf).unwrap_or(0);
     assert!(n == 0 || buf[0] == 0x15, "{:?}", &buf[..n]);
+}
+
+/// A connection that never starts its TLS handshake is closed after
+/// ssl.handshakeDetectionTimeoutMillis (1 s here), not held.
+fn assert_silence_times_out(secure: &str) {
+    let mut s = std::net::TcpStream::connect(secure).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+    let start = std::time::Instant::now();
+    let n = s
+        .read(&mut [0u8; 16])
+        .expect("closed, not timed out on our side");
+    let waited = start.elapsed();
+    assert_eq!(n, 0);
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "closed after {waited:?}"
+    );
 }
 
 /// kazoo with `use_ssl=True` and its client certificate reads the x509-protected znode; a
