@@ -18,5 +18,6 @@ pub mod spark_master;
 pub mod spark_ui;
 pub mod spark_worker;
 pub mod storage;
+pub mod tls;
 pub mod zab;
 pub mod zk_client;

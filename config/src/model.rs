@@ -205,6 +205,8 @@ pub struct NodeConfig {
     pub sync_limit: u32,
     /// Client port settings.
     pub client: ClientSettings,
+    /// The secure client port, when configured.
+    pub client_tls: Option<crate::ClientTls>,
     /// Storage settings.
     pub storage: StorageSettings,
     /// Election settings.
@@ -252,6 +254,13 @@ impl NodeConfig {
         self.me()
             .client_bind_addr()
             .expect("validated config knows this node's client address")
+    }
+
+    /// The address the secure client port binds, when TLS is configured.
+    pub fn client_tls_bind_addr(&self) -> Option<String> {
+        self.client_tls
+            .as_ref()
+            .map(|t| join_host_port(&t.bind.host, t.bind.port))
     }
 
     fn bind_addr(&self, port: u16) -> String {

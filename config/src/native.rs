@@ -4,7 +4,7 @@ use crate::model::{
     is_loopback, AdminSettings, ClientAddress, ClientSettings, ElectionSettings, MetricsSettings,
     NodeConfig, PeerAuth, ServerEntry, ServerRole, StorageSettings,
 };
-use crate::{ConfigError, Sid};
+use crate::{ConfigError, Sid, TlsSection};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -189,6 +189,8 @@ pub struct ClientSection {
     pub super_digest: Option<String>,
     /// Refuse writes past a quota's hard limit (zookeeper.enforceQuota).
     pub enforce_quota: bool,
+    /// `[client.tls]`: the secure client port.
+    pub tls: TlsSection,
 }
 
 impl Default for ClientSection {
@@ -204,6 +206,7 @@ impl Default for ClientSection {
             read_only_mode: false,
             super_digest: None,
             enforce_quota: false,
+            tls: TlsSection::default(),
         }
     }
 }
@@ -398,6 +401,15 @@ impl EnsembleFile {
             .unwrap_or_else(|| self.storage.data_dir.join(format!("server-{id}")));
         let peer_auth = self.peer_auth();
         let (metrics, admin) = self.http_endpoints(id);
+        let own_host = self
+            .servers
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.host.clone());
+        let client_tls = self
+            .client
+            .tls
+            .resolve(own_host.as_deref().unwrap_or_default())?;
         NodeConfig {
             id,
             servers,
@@ -416,6 +428,7 @@ impl EnsembleFile {
                 enforce_quota: self.client.enforce_quota,
                 super_digest: self.client.super_digest,
             },
+            client_tls,
             storage: StorageSettings {
                 data_log_dir: data_dir.clone(),
                 data_dir,
@@ -555,6 +568,26 @@ mod tests {
             "{:?}",
             c.warnings
         );
+    }
+
+    #[test]
+    fn client_tls_section() {
+        let text = format!(
+            "{DEFAULT_TOML}\n[client.tls]\nport = 2281\nkey_store = \"/k/s.p12\"\n\
+             key_store_password = \"pw\"\nclient_auth = \"none\"\nsuper_user = \"CN=a\"\n"
+        );
+        let c = load_toml_str(&text, 2).unwrap();
+        let tls = c.client_tls.as_ref().unwrap();
+        assert_eq!(
+            c.client_tls_bind_addr(),
+            Some(format!("{}:2281", c.me().host))
+        );
+        assert_eq!(tls.key_store.kind, crate::StoreKind::Pkcs12);
+        assert_eq!(tls.client_auth, crate::ClientAuth::None);
+        assert_eq!(tls.super_user.as_deref(), Some("CN=a"));
+        assert_eq!(load_toml_str(DEFAULT_TOML, 1).unwrap().client_tls, None);
+        let bad = text.replace("\"none\"", "\"maybe\"");
+        assert!(load_toml_str(&bad, 1).is_err());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::model::{
     ClientAddress, ClientSettings, ElectionSettings, NodeConfig, PeerAuth, ServerEntry, ServerRole,
     StorageSettings, PEER_SECRET_KEY,
 };
+use crate::tls::{protocols_for, split_list, ClientAuth, ClientTls, Store};
 use crate::{AdminSettings, ConfigError, MetricsSettings, Sid, PROMETHEUS_PROVIDER};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::ToSocketAddrs;
@@ -40,8 +41,6 @@ const NOT_IMPLEMENTED: &[(&str, Option<&str>)] = &[
     ("quorum.auth.", None),
     ("quorum.cnxn.threads.size", None),
     ("reconfigEnabled", Some("false")),
-    ("secureClientPort", None),
-    ("secureClientPortAddress", None),
     ("serverCnxnFactory", None),
     ("skipACL", Some("no")),
     ("snapSizeLimitInKb", None),
@@ -117,6 +116,7 @@ pub fn parse_zoo_cfg(
         me.client = own_client_address(id, me.client.take(), static_client)?;
     }
     let metrics = metrics_settings(&mut props, &mut warnings)?;
+    let client_tls = client_tls(&mut props, &read)?;
     let (admin, admin_default_skipped) = admin_settings(&mut props)?;
     let mut snap_retain_count = props.num("autopurge.snapRetainCount", 3)?;
     if snap_retain_count < 3 {
@@ -132,6 +132,7 @@ pub fn parse_zoo_cfg(
         init_limit: props.num("initLimit", 10)?,
         sync_limit: props.num("syncLimit", 5)?,
         client: client_settings(&mut props, tick_ms)?,
+        client_tls,
         storage: StorageSettings {
             data_dir,
             data_log_dir,
@@ -268,6 +269,96 @@ fn client_settings(props: &mut Props, tick_ms: u64) -> Result<ClientSettings, Co
         // A system property in ZooKeeper; zoo.cfg sets it as enforceQuota or with the prefix.
         enforce_quota: props.boolean("enforceQuota", false)?,
     })
+}
+
+/// The class ZooKeeper names its x509 authentication provider by (`authProvider.N=`).
+const X509_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
+
+/// `secureClientPort` (with `secureClientPortAddress`, default every interface) and the
+/// `ssl.*` keys that configure it; None without `secureClientPort`, leaving `ssl.*` keys to be
+/// named as not implemented.
+fn client_tls(
+    props: &mut Props,
+    read: &impl Fn(&Path) -> Result<String, ConfigError>,
+) -> Result<Option<ClientTls>, ConfigError> {
+    let Some(port) = props.take("secureClientPort") else {
+        return Ok(None);
+    };
+    let port = parse_port("secureClientPort", &port)?;
+    let host = props
+        .take("secureClientPortAddress")
+        .unwrap_or_else(|| "0.0.0.0".into());
+    let key_store = store(props, read, "ssl.keyStore")?.ok_or_else(|| {
+        ConfigError::invalid("zoo.cfg: secureClientPort is set but ssl.keyStore.location is not")
+    })?;
+    let trust_store = store(props, read, "ssl.trustStore")?;
+    if let Some(p) = props.take("ssl.authProvider").filter(|p| p != "x509") {
+        return Err(ConfigError::invalid(format!(
+            "zoo.cfg: ssl.authProvider={p}: only x509 is supported"
+        )));
+    }
+    for (key, value) in props.take_prefixed("authProvider.") {
+        if value != X509_PROVIDER {
+            // Not ours to read: put it back to be named as not implemented.
+            props.entries.insert(key.clone(), (key, value));
+        }
+    }
+    let protocol = props
+        .take("ssl.protocol")
+        .unwrap_or_else(|| "TLSv1.3".into());
+    let protocols = props
+        .take("ssl.enabledProtocols")
+        .map(|v| split_list(&v))
+        .unwrap_or_else(|| protocols_for(&protocol));
+    let tls = ClientTls {
+        bind: ClientAddress { host, port },
+        key_store,
+        trust_store,
+        client_auth: match props.take("ssl.clientAuth") {
+            Some(v) => ClientAuth::from_name(&v)?,
+            None => ClientAuth::Need,
+        },
+        protocols,
+        cipher_suites: props
+            .take("ssl.ciphersuites")
+            .map(|v| split_list(&v))
+            .unwrap_or_default(),
+        super_user: props.take("X509AuthenticationProvider.superUser"),
+        handshake_timeout_ms: props.num(
+            "ssl.handshakeDetectionTimeoutMillis",
+            crate::tls::DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        )?,
+    };
+    tls.validate()
+        .map_err(|e| ConfigError::invalid(format!("zoo.cfg: {e}")))?;
+    Ok(Some(tls))
+}
+
+/// `PREFIX.location`, `.password` (or `.passwordPath`, a file holding it) and `.type`.
+fn store(
+    props: &mut Props,
+    read: &impl Fn(&Path) -> Result<String, ConfigError>,
+    prefix: &str,
+) -> Result<Option<Store>, ConfigError> {
+    let location = props.take(&format!("{prefix}.location"));
+    let password = props.take(&format!("{prefix}.password"));
+    let password_path = props.take(&format!("{prefix}.passwordPath"));
+    let kind = props.take(&format!("{prefix}.type"));
+    let Some(location) = location.filter(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    let password = match (password, password_path) {
+        (Some(p), _) => Some(p),
+        (None, Some(path)) => Some(read(Path::new(&path))?.trim_end().to_string()),
+        (None, None) => None,
+    };
+    Store::new(
+        &format!("zoo.cfg: {prefix}.location"),
+        &location,
+        password,
+        kind.as_deref(),
+    )
+    .map(Some)
 }
 
 /// `clientPort` with `clientPortAddress` (default: every interface), as ZooKeeper reads them.
@@ -1014,14 +1105,18 @@ mod tests {
         for key in [
             "authProvider.1=",
             "reconfigEnabled=true",
-            "secureClientPort=20004",
             "serverCnxnFactory=",
-            "ssl.keyStore.location=",
-            "ssl.trustStore.password=",
         ] {
             assert!(line.contains(key), "{key} missing from {line}");
         }
         assert!(!line.contains("localSessions"), "{line}");
+        // The secure port is read (its JKS stores are refused when the node starts).
+        let tls = c.client_tls.as_ref().expect("secureClientPort is read");
+        assert_eq!((tls.bind.host.as_str(), tls.bind.port), ("0.0.0.0", 20004));
+        assert_eq!(tls.key_store.kind, crate::StoreKind::Jks);
+        assert_eq!(tls.key_store.password, "apassword");
+        assert_eq!(tls.client_auth, crate::ClientAuth::Need);
+        assert!(!line.contains("ssl."), "{line}");
         // Other keys harnesses write: standaloneEnabled=false, skipACL, and Java system
         // properties with or without their zookeeper. prefix.
         let more = format!(
@@ -1033,6 +1128,54 @@ mod tests {
         assert_eq!(c.client.max_buffer_bytes, 4096);
         assert!(c.warnings[0].contains("skipACL=yes"), "{:?}", c.warnings);
         assert!(!c.warnings[0].contains("extendedTypes"), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn secure_client_port_keys() {
+        let text = "dataDir=/tmp/zk\nclientPort=2181\nsecureClientPort=2281\n\
+            secureClientPortAddress=127.0.0.1\nssl.keyStore.location=/k/server.p12\n\
+            ssl.keyStore.passwordPath=/k/pw\nssl.trustStore.location=/k/ca.pem\n\
+            ssl.clientAuth=want\nssl.enabledProtocols=TLSv1.2\n\
+            zookeeper.X509AuthenticationProvider.superUser=CN=admin\n\
+            authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
+            sslQuorum=true\nssl.quorum.keyStore.location=/k/q.p12\nssl.crl=true\n";
+        let c = parse_zoo_cfg(text, files(&[("/k/pw", "secret\n")])).unwrap();
+        let tls = c.client_tls.as_ref().unwrap();
+        assert_eq!(c.client_tls_bind_addr().as_deref(), Some("127.0.0.1:2281"));
+        assert_eq!(tls.key_store.kind, crate::StoreKind::Pkcs12);
+        assert_eq!(tls.key_store.password, "secret");
+        assert_eq!(
+            tls.trust_store.as_ref().unwrap().kind,
+            crate::StoreKind::Pem
+        );
+        assert_eq!(tls.client_auth, crate::ClientAuth::Want);
+        assert_eq!(tls.protocols, ["TLSv1.2"]);
+        assert_eq!(tls.super_user.as_deref(), Some("CN=admin"));
+        let [line] = quiet(&c)[..] else {
+            panic!("one warning line expected: {:?}", c.warnings)
+        };
+        for key in [
+            "sslQuorum=true",
+            "ssl.quorum.keyStore.location=",
+            "ssl.crl=true",
+        ] {
+            assert!(line.contains(key), "{key} missing from {line}");
+        }
+        assert!(
+            !line.contains("authProvider") && !line.contains("superUser"),
+            "{line}"
+        );
+        // Without a trust store, clients cannot be asked for certificates.
+        let e = err(
+            "dataDir=/d\nsecureClientPort=2281\nssl.keyStore.location=/k/s.pem\n",
+            files(&[]),
+        );
+        assert!(e.contains("trust store"), "{e}");
+        let e = err(
+            "dataDir=/d\nsecureClientPort=2281\nssl.keyStore.location=/k/s.store\n",
+            files(&[]),
+        );
+        assert!(e.contains("cannot tell its type"), "{e}");
     }
 
     /// kazoo's observer layout (ZOOKEEPER_OBSERVER_START_ID) is refused, never run as voters.

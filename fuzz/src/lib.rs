@@ -66,6 +66,7 @@ pub fn session_replies(data: &[u8]) -> Vec<(i32, i32)> {
             request,
             read_only: first.last().is_some_and(|b| *b == 1),
             ip: "127.0.0.1".into(),
+            identities: Vec::new(),
             sink,
         },
         &server.tree,

@@ -11,7 +11,7 @@ pub mod local_cluster;
 
 use actix::prelude::*;
 use ensemble_actors::apache::recover_or_import;
-use ensemble_actors::client_port::{ClientPort, ServiceSettings};
+use ensemble_actors::client_port::{ClientPort, SecurePort, ServiceSettings};
 use ensemble_actors::data_tree::{OpResult, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::metrics::http::Observed;
@@ -49,9 +49,28 @@ pub enum NodeError {
     /// The peer secret could not be read.
     #[error("{0}")]
     PeerSecret(String),
+    /// The secure client port's key material or settings are unusable.
+    #[error("{0}")]
+    Tls(String),
     /// The node's actors are gone.
     #[error("the node is stopped")]
     Stopped,
+}
+
+/// Where the secure client port's connection ids start, far above the plain port's.
+const SECURE_CONN_IDS: u64 = 1 << 48;
+
+/// The secure client port's socket and TLS setup, when configured.
+fn secure_client_port(
+    config: &NodeConfig,
+) -> Result<Option<(std::net::TcpListener, SecurePort)>, NodeError> {
+    let (Some(tls), Some(addr)) = (&config.client_tls, config.client_tls_bind_addr()) else {
+        return Ok(None);
+    };
+    let port = SecurePort::new(tls).map_err(NodeError::Tls)?;
+    let listener = bind("secure client port", &addr)?;
+    tracing::info!("secure client port (TLS) on {addr}");
+    Ok(Some((listener, port)))
 }
 
 /// Reads (or, for an all-loopback ensemble, creates) the peer secret the config names.
@@ -173,6 +192,7 @@ struct Sockets {
     peer: Option<std::net::TcpListener>,
     client: std::net::TcpListener,
     client_addr: SocketAddr,
+    secure: Option<(std::net::TcpListener, SecurePort)>,
     http: HttpListeners,
 }
 
@@ -194,11 +214,13 @@ impl Sockets {
             addr: client_bind,
             source,
         })?;
+        let secure = secure_client_port(config)?;
         let http = HttpListeners::bind(config)?;
         Ok(Sockets {
             peer,
             client,
             client_addr,
+            secure,
             http,
         })
     }
@@ -331,29 +353,45 @@ async fn start_quorum(
     Ok((quorum, links))
 }
 
-/// Starts the client port and the HTTP endpoints on `arbiter`.
-async fn start_client_port(
+/// Starts the client ports (plain and, when configured, TLS) and the HTTP endpoints on
+/// `arbiter`.
+async fn start_client_ports(
     arbiter: &Arbiter,
     observed: Observed,
-    listener: std::net::TcpListener,
-    http: HttpListeners,
+    sockets: Sockets,
 ) -> Result<(), NodeError> {
-    let addr = listener
-        .local_addr()
-        .map_or_else(|_| "client port".to_string(), |a| a.to_string());
+    let Sockets {
+        client,
+        client_addr,
+        secure,
+        http,
+        ..
+    } = sockets;
     let (started_tx, started_rx) = oneshot::channel();
     arbiter.spawn_fn(move || {
         let o = observed.clone();
-        let result = tokio::net::TcpListener::from_std(listener)
-            .map(|l| ClientPort::new(o.config, o.quorum, l, o.metrics).start());
-        let _ = started_tx.send(result.err());
+        let port = |l| ClientPort::new(o.config.clone(), o.quorum.clone(), l, o.metrics.clone());
+        let plain = tokio::net::TcpListener::from_std(client).map(port);
+        let secure = secure.map(|(listener, tls)| {
+            tokio::net::TcpListener::from_std(listener)
+                .map(|l| port(l).secure(tls, SECURE_CONN_IDS))
+        });
+        let started = plain.and_then(|plain| Ok((plain, secure.transpose()?)));
+        let _ = started_tx.send(
+            started
+                .map(|(plain, secure)| {
+                    plain.start();
+                    secure.map(Actor::start);
+                })
+                .err(),
+        );
         http.serve(observed);
     });
     match started_rx.await {
         Ok(None) => Ok(()),
         Ok(Some(source)) => Err(NodeError::Bind {
             what: "client port",
-            addr,
+            addr: client_addr.to_string(),
             source,
         }),
         Err(_) => Err(NodeError::Stopped),
@@ -367,7 +405,7 @@ impl Node {
     /// acted on: nothing here or later stops the host's `System` (see [`Node::subscribe`]).
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let config = Arc::new(config);
-        let sockets = Sockets::bind(&config)?;
+        let mut sockets = Sockets::bind(&config)?;
         let metrics = Arc::new(ServerMetrics::new(config.client.global_outstanding_limit));
         let events = NodeEvents::default();
         let built = {
@@ -378,14 +416,14 @@ impl Node {
         };
         let storage = built.storage.clone();
         let arbiter = Arbiter::new();
-        let (quorum, links) = start_quorum(&config, &arbiter, built, sockets.peer).await?;
+        let (quorum, links) = start_quorum(&config, &arbiter, built, sockets.peer.take()).await?;
         let observed = Observed {
             config: config.clone(),
             quorum: quorum.clone(),
             metrics,
         };
         let client_addr = sockets.client_addr;
-        start_client_port(&arbiter, observed, sockets.client, sockets.http).await?;
+        start_client_ports(&arbiter, observed, sockets).await?;
         tracing::info!(
             sid = config.id,
             client = %client_addr,

@@ -4,8 +4,10 @@
 //!   cores with a simulated clock, network and disk, checking safety invariants after every step.
 //! - [`jepsen`]: fault cycles on real processes (proxied peer links, `kill -9`, SIGSTOP,
 //!   partitions) under client load, with a linearizability checker over the history.
+//! - [`certs`]: test CAs and certificates made at test time, for TLS tests.
 //! - [`spark`]: ensemble's Spark-style masters and workers as real processes beside an ensemble.
 
+pub mod certs;
 pub mod jepsen;
 pub mod sim;
 pub mod spark;

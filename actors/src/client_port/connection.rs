@@ -12,12 +12,7 @@ use actix::Addr;
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, RequestHeader};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-
-/// A client socket's buffered read half.
-type Reader = BufReader<OwnedReadHalf>;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{timeout, timeout_at, Instant};
 
@@ -54,10 +49,17 @@ impl ConnLimits {
     }
 }
 
-/// A client connection after its first 4 bytes (`first`, a frame length) were read.
-pub struct Connection {
-    /// The socket.
-    pub stream: TcpStream,
+/// A client connection after its first 4 bytes (`first`, a frame length) were read, over any
+/// byte stream (plain TCP or TLS) split into its reading and writing halves.
+pub struct Connection<R, W> {
+    /// The reading half.
+    pub read: R,
+    /// The writing half.
+    pub write: W,
+    /// The client's IP address, for `ip` ACLs.
+    pub ip: String,
+    /// Identities the transport proved (`x509` from a TLS client certificate).
+    pub identities: Vec<(String, String)>,
     /// The connect request's length prefix.
     pub first: [u8; 4],
     /// Connection id, unique on this server.
@@ -73,9 +75,16 @@ pub struct Connection {
 }
 
 /// Serves the connection until the client, the service or a limit ends it.
-pub async fn run(c: Connection) {
+pub async fn run<R, W>(c: Connection<R, W>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let Connection {
-        stream,
+        read,
+        write,
+        ip,
+        identities,
         first,
         conn,
         quorum,
@@ -83,11 +92,6 @@ pub async fn run(c: Connection) {
         flow,
         handshake_deadline,
     } = c;
-    let ip = stream
-        .peer_addr()
-        .map(|a| a.ip().to_canonical().to_string())
-        .unwrap_or_default();
-    let (read, write) = stream.into_split();
     // Requests pipelined by the client arrive together: one read takes many of them.
     let mut read = BufReader::with_capacity(READ_BUFFER, read);
     let _end = EndFlow(flow.clone());
@@ -109,6 +113,7 @@ pub async fn run(c: Connection) {
             request,
             read_only,
             ip,
+            identities,
             sink,
         });
         tokio::select! {
@@ -138,7 +143,7 @@ impl Drop for EndFlow {
 
 /// Reads requests and hands them to the service, pausing while the connection is throttled.
 async fn read_requests(
-    read: &mut Reader,
+    read: &mut (impl AsyncRead + Unpin),
     quorum: &Addr<QuorumPeerActor>,
     conn: u64,
     flow: &Flow,
@@ -167,7 +172,7 @@ async fn read_requests(
 /// One request frame: waiting for its first byte has no deadline (an idle client is its
 /// session's business), the rest must arrive within `stall`.
 async fn read_request(
-    read: &mut Reader,
+    read: &mut (impl AsyncRead + Unpin),
     max_frame: usize,
     stall: Duration,
 ) -> Result<Vec<u8>, String> {
@@ -201,7 +206,7 @@ fn frame_len(prefix: [u8; 4], max_frame: usize) -> Result<usize, String> {
 }
 
 /// `len` bytes of frame body; the buffer grows with what arrives, never to `len` up front.
-async fn read_body(read: &mut Reader, len: usize) -> Result<Vec<u8>, String> {
+async fn read_body(read: &mut (impl AsyncRead + Unpin), len: usize) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     (&mut *read)
         .take(len as u64)
@@ -217,7 +222,7 @@ async fn read_body(read: &mut Reader, len: usize) -> Result<Vec<u8>, String> {
 /// Writes queued frames until the service closes the connection (Ok); a write that makes no
 /// progress for `stall` ends it (Err). The frames already queued go out in one write.
 async fn write_replies(
-    mut write: OwnedWriteHalf,
+    mut write: impl AsyncWrite + Unpin,
     mut outgoing: UnboundedReceiver<ToClient>,
     flow: &Flow,
     stall: Duration,
@@ -244,6 +249,11 @@ async fn write_replies(
             }
         }
         write_all(&mut write, &buf, stall).await?;
+        // TLS holds the last record until flushed; TCP's flush does nothing.
+        timeout(stall, write.flush())
+            .await
+            .map_err(|_| format!("the client read nothing for {stall:?}"))?
+            .map_err(|e| e.to_string())?;
         flow.written(payload);
     }
     let _ = write.shutdown().await;
@@ -251,7 +261,11 @@ async fn write_replies(
 }
 
 /// Writes `buf` whole; Err when the socket fails or takes nothing for `stall`.
-async fn write_all(write: &mut OwnedWriteHalf, buf: &[u8], stall: Duration) -> Result<(), String> {
+async fn write_all(
+    write: &mut (impl AsyncWrite + Unpin),
+    buf: &[u8],
+    stall: Duration,
+) -> Result<(), String> {
     let mut sent = 0;
     while sent < buf.len() {
         let n = timeout(stall, write.write(&buf[sent..]))

@@ -3,6 +3,7 @@
 use super::connection::{run, ConnLimits, Connection, FRAME_OVERHEAD};
 use super::four_letter::{render, screen, Screened, ServerInfo, REPORT_WORDS};
 use super::limits::{Flow, IpSlot, Load, PerIpLimit};
+use super::tls::{IntoHalves, SecurePort};
 use crate::accept::{accepted, Accepted};
 use crate::metrics::ServerMetrics;
 use crate::zab::{GetReport, GetStatus, QuorumPeerActor, ResetConnectionStats};
@@ -10,7 +11,7 @@ use actix::prelude::*;
 use ensemble_config::NodeConfig;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant as TokioInstant;
 
@@ -27,6 +28,8 @@ pub struct ClientPort {
     per_ip: Arc<PerIpLimit>,
     load: Arc<Load>,
     next_conn: u64,
+    /// TLS in front of every connection: the secure client port.
+    tls: Option<Arc<SecurePort>>,
 }
 
 impl ClientPort {
@@ -46,7 +49,17 @@ impl ClientPort {
             metrics,
             next_conn: 0,
             config,
+            tls: None,
         }
+    }
+
+    /// The same port behind TLS (secureClientPort): a connection's TLS handshake comes first,
+    /// within the handshake deadline. Connection ids start at `first_conn` so that they do not
+    /// collide with the plain port's.
+    pub fn secure(mut self, tls: SecurePort, first_conn: u64) -> Self {
+        self.tls = Some(Arc::new(tls));
+        self.next_conn = first_conn;
+        self
     }
 }
 
@@ -91,8 +104,24 @@ impl StreamHandler<Accepted> for ClientPort {
         };
         self.next_conn += 1;
         let conn = self.next_conn;
+        let tls = self.tls.clone();
         actix::spawn(async move {
-            if let Err(e) = serve(stream, &served, conn, deadline).await {
+            let _ = stream.set_nodelay(true);
+            let ip = stream
+                .peer_addr()
+                .map(|a| a.ip().to_canonical().to_string())
+                .unwrap_or_default();
+            let result = match tls {
+                None => serve(stream, ip, Vec::new(), &served, conn, deadline).await,
+                Some(tls) => match tls.accept(stream, deadline).await {
+                    Ok((stream, ids)) => serve(stream, ip, ids, &served, conn, deadline).await,
+                    Err(e) => {
+                        tracing::info!("unsuccessful TLS handshake with {ip}: {e}");
+                        Ok(())
+                    }
+                },
+            };
+            if let Err(e) = result {
                 tracing::debug!("client connection ended: {e}");
             }
             drop(slot);
@@ -112,12 +141,23 @@ struct Served {
 
 impl Served {
     /// Serves a ZooKeeper session whose connect request's length prefix is `first`.
-    async fn session(&self, stream: TcpStream, first: [u8; 4], conn: u64, deadline: TokioInstant) {
+    async fn session(
+        &self,
+        stream: impl IntoHalves,
+        peer: (String, Vec<(String, String)>),
+        first: [u8; 4],
+        conn: u64,
+        deadline: TokioInstant,
+    ) {
         let client = &self.config.client;
         let max_frame = client.max_buffer_bytes as usize + FRAME_OVERHEAD;
-        let _ = stream.set_nodelay(true);
+        let (read, write) = stream.into_halves();
+        let (ip, identities) = peer;
         run(Connection {
-            stream,
+            read,
+            write,
+            ip,
+            identities,
             first,
             conn,
             quorum: self.quorum.clone(),
@@ -133,8 +173,12 @@ impl Served {
     }
 }
 
+/// Serves one connection: a four-letter word, or a session (`ip` and the transport's
+/// `identities` name the client).
 async fn serve(
-    mut stream: TcpStream,
+    mut stream: impl IntoHalves + AsyncRead + AsyncWrite + Unpin,
+    ip: String,
+    identities: Vec<(String, String)>,
     served: &Served,
     conn: u64,
     deadline: TokioInstant,
@@ -145,7 +189,9 @@ async fn serve(
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no request"))??;
     // A four-letter word is four lowercase letters; anything else is a frame length.
     if !word.iter().all(u8::is_ascii_lowercase) {
-        served.session(stream, word, conn, deadline).await;
+        served
+            .session(stream, (ip, identities), word, conn, deadline)
+            .await;
         return Ok(());
     }
     served.metrics.received();
@@ -155,7 +201,11 @@ async fn serve(
 
 impl Served {
     /// Answers a four-letter word and closes the connection.
-    async fn four_letter_word(&self, mut stream: TcpStream, word: &str) -> std::io::Result<()> {
+    async fn four_letter_word(
+        &self,
+        mut stream: impl AsyncWrite + Unpin,
+        word: &str,
+    ) -> std::io::Result<()> {
         match screen(word, &self.config) {
             Screened::Allowed => {}
             Screened::Unknown => {

@@ -6,6 +6,7 @@ mod limits;
 mod listener;
 mod protocol;
 mod service;
+mod tls;
 
 pub use four_letter::{
     avg, dir_size, environment, mode, monitor_values, read_only, render, version, ServerInfo,
@@ -17,3 +18,4 @@ pub use protocol::{ClientConnect, ClientGone, ClientPacket, ClientSink, ToClient
 pub use service::{
     digest_id, to_stat, ClientReport, ClientService, ConnectionInfo, Host, ServiceSettings,
 };
+pub use tls::SecurePort;

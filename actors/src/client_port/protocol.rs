@@ -62,6 +62,9 @@ pub struct ClientConnect {
     pub read_only: bool,
     /// The client's IP address, for `ip` ACLs.
     pub ip: String,
+    /// Identities the transport proved, as `(scheme, id)`: `x509` (and `super`) from a TLS
+    /// client certificate.
+    pub identities: Vec<(String, String)>,
     /// Where replies go.
     pub sink: ClientSink,
 }

@@ -61,9 +61,11 @@ struct Conn {
 impl Conn {
     /// A connection of `session` whose handshake `c` was accepted.
     fn new(session: i64, c: ClientConnect, timeout_ms: i32, read_only: bool) -> Self {
+        let mut auth = vec![("ip".to_string(), c.ip.clone())];
+        auth.extend(c.identities);
         Conn {
             session,
-            auth: vec![("ip".to_string(), c.ip.clone())],
+            auth,
             ip: c.ip,
             timeout_ms,
             received: 0,
@@ -337,7 +339,6 @@ impl ClientService {
             self.next_session += 1;
             let id = self.next_session;
             let conn = c.conn;
-            self.conns.insert(conn, Conn::new(id, c, timeout, false));
             let password = host.random_password();
             let txn = TreeTxn {
                 session_id: id,
@@ -349,6 +350,20 @@ impl ClientService {
                 },
             };
             let rid = host.submit(txn);
+            // Requests a client pipelines behind its handshake (ZooKeeper's Netty client
+            // does) are answered after the handshake reply, not before it.
+            let handshake = Queued::Write {
+                request_id: rid,
+                reply: None,
+                since: Instant::now(),
+            };
+            self.conns.insert(
+                conn,
+                Conn {
+                    queue: VecDeque::from([handshake]),
+                    ..Conn::new(id, c, timeout, false)
+                },
+            );
             self.pending.insert(
                 rid,
                 Pending::Connect {
@@ -1011,6 +1026,12 @@ impl ClientService {
                 let reply = accepted(session, timeout_ms, false, password);
                 self.by_session.insert(session, conn);
                 self.send(conn, reply.to_bytes());
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.queue.retain(
+                        |q| !matches!(q, Queued::Write { request_id: r, .. } if *r == request_id),
+                    );
+                }
+                self.drain(conn, tree);
             }
             Pending::Move { conn } => {
                 let moved = matches!(outcome, Ok((_, OpResult::Session)));

@@ -102,6 +102,7 @@ impl Harness {
                 request,
                 read_only: false,
                 ip: "127.0.0.1".into(),
+                identities: Vec::new(),
                 sink,
             },
             &self.tree,
@@ -403,6 +404,7 @@ fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_befor
         request,
         read_only: false,
         ip: "127.0.0.1".into(),
+        identities: Vec::new(),
         sink,
     };
     h.service.connect(connect, &h.tree, &mut h.host);
@@ -445,6 +447,7 @@ fn out_of_quorum_read_only_clients_read_and_writes_get_not_read_only() {
             request,
             read_only,
             ip: "127.0.0.1".into(),
+            identities: Vec::new(),
             sink,
         };
         h.service.connect(c, &h.tree, &mut h.host);
@@ -657,6 +660,7 @@ fn reconnect(h: &mut Harness, conn: u64, session: i64, password: Vec<u8>) -> Con
         request,
         read_only: false,
         ip: "127.0.0.1".into(),
+        identities: Vec::new(),
         sink,
     };
     h.service.connect(c, &h.tree, &mut h.host);
@@ -852,4 +856,42 @@ fn a_multi_changing_a_znode_with_a_huge_acl_checks_each_watcher_once() {
         assert!(events.iter().all(|f| f.0 == xid::WATCH_EVENT));
     }
     assert_eq!(h.tree.stat("/h").unwrap().version, 2_000);
+}
+
+/// ZooKeeper's Netty client sends requests right behind its handshake: their replies follow
+/// the handshake reply, even when the session is still being created.
+#[test]
+fn requests_pipelined_behind_the_handshake_are_answered_after_it() {
+    let mut h = Harness::new();
+    let (sink, mut rx) = ClientSink::unlimited();
+    let request = ConnectRequest {
+        time_out: 1000,
+        passwd: Buffer(vec![0; 16]),
+        ..ConnectRequest::default()
+    };
+    let connect = ClientConnect {
+        conn: 1,
+        request,
+        read_only: false,
+        ip: "127.0.0.1".into(),
+        identities: vec![("x509".into(), "CN=c".into())],
+        sink,
+    };
+    h.service.connect(connect, &h.tree, &mut h.host);
+    h.send(1, 1, op::WHO_AM_I, Vec::new());
+    assert!(rx.try_recv().is_err(), "nothing before the session exists");
+    h.commit();
+    match rx.try_recv() {
+        Ok(ToClient::Frame(f)) => assert!(ConnectResponse::from_bytes(&f).is_ok()),
+        other => panic!("the handshake reply first: {other:?}"),
+    }
+    let [(xid, code, body)] = &frames(&mut rx)[..] else {
+        panic!("one reply after the handshake")
+    };
+    assert_eq!((*xid, *code), (1, err::OK));
+    let who = WhoAmIResponse::from_bytes(body).unwrap();
+    assert!(who
+        .client_info
+        .iter()
+        .any(|c| c.auth_scheme == "x509" && c.user == "CN=c"));
 }

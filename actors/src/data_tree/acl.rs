@@ -1,4 +1,4 @@
-//! ACL checks and validation: schemes world, auth, digest and ip, and the super identity.
+//! ACL checks and validation: schemes world, auth, digest, ip and x509, and the super identity.
 
 use super::AclEntry;
 use ensemble_messages::zk::err;
@@ -73,7 +73,8 @@ pub fn masked(acl: &[AclEntry]) -> Vec<AclEntry> {
 
 /// Checks an ACL given at create or setACL and replaces `auth` entries with the caller's
 /// identities, as ZooKeeper does: duplicates are dropped; only `world:anyone`, `auth` (with at
-/// least one authenticated identity), `digest:user:hash` and `ip:address[/bits]` are valid.
+/// least one authenticated identity), `digest:user:hash`, `ip:address[/bits]` and
+/// `x509:subject-DN` are valid.
 pub fn resolve(acl: &[AclEntry], auth: &[(String, String)]) -> Result<Vec<AclEntry>, i32> {
     // A hash set, not a scan per entry: a request may carry tens of thousands of entries.
     let mut seen = HashSet::with_capacity(acl.len());
@@ -86,8 +87,10 @@ pub fn resolve(acl: &[AclEntry], auth: &[(String, String)]) -> Result<Vec<AclEnt
         match a.scheme.as_str() {
             "auth" => {
                 // Only schemes a client authenticates with count: not ip, not super.
-                let ids: Vec<&(String, String)> =
-                    auth.iter().filter(|(s, _)| s == "digest").collect();
+                let ids: Vec<&(String, String)> = auth
+                    .iter()
+                    .filter(|(s, _)| s == "digest" || s == "x509")
+                    .collect();
                 if ids.is_empty() {
                     return Err(err::INVALID_ACL);
                 }
@@ -100,6 +103,8 @@ pub fn resolve(acl: &[AclEntry], auth: &[(String, String)]) -> Result<Vec<AclEnt
             "world" if a.id == "anyone" => out.push(a.clone()),
             "digest" if is_digest_id(&a.id) => out.push(a.clone()),
             "ip" if is_ip_pattern(&a.id) => out.push(a.clone()),
+            // A certificate subject DN, as the x509 provider compares it: by string.
+            "x509" if !a.id.is_empty() => out.push(a.clone()),
             _ => return Err(err::INVALID_ACL),
         }
     }
@@ -202,5 +207,47 @@ impl AclCache {
     /// Whether no ACL is held.
     pub fn is_empty(&self) -> bool {
         self.shared.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ensemble_messages::zk::perm;
+
+    fn entry(scheme: &str, id: &str) -> AclEntry {
+        AclEntry {
+            perms: perm::READ,
+            scheme: scheme.into(),
+            id: id.into(),
+        }
+    }
+
+    fn ids(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(s, i)| (s.to_string(), i.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn x509_ids_match_by_subject_dn() {
+        let acl = [entry("x509", "CN=kazoo,O=test")];
+        let kazoo = ids(&[("ip", "127.0.0.1"), ("x509", "CN=kazoo,O=test")]);
+        let other = ids(&[("ip", "127.0.0.1"), ("x509", "CN=other,O=test")]);
+        let anonymous = ids(&[("ip", "127.0.0.1")]);
+        assert!(permits(&acl, perm::READ, &kazoo));
+        assert!(!permits(&acl, perm::READ, &other));
+        assert!(!permits(&acl, perm::READ, &anonymous));
+        let admin = ids(&[("super", "CN=admin"), ("x509", "CN=admin")]);
+        assert!(permits(&acl, perm::READ, &admin));
+    }
+
+    #[test]
+    fn x509_acls_are_valid_and_auth_expands_to_the_certificate() {
+        let given = [entry("x509", "CN=kazoo,O=test")];
+        assert_eq!(resolve(&given, &[]), Ok(given.to_vec()));
+        assert_eq!(resolve(&[entry("x509", "")], &[]), Err(err::INVALID_ACL));
+        let kazoo = ids(&[("ip", "127.0.0.1"), ("x509", "CN=kazoo,O=test")]);
+        assert_eq!(resolve(&[entry("auth", "")], &kazoo), Ok(given.to_vec()));
     }
 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 pub struct AclEntry {
     /// Permission bits.
     pub perms: i32,
-    /// Scheme: world, auth, digest, ip.
+    /// Scheme: world, auth, digest, ip, x509.
     pub scheme: String,
     /// Identity within the scheme.
     pub id: String,

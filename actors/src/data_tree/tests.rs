@@ -566,7 +566,7 @@ fn only_the_acls_zookeeper_knows_are_valid() {
         ("digest", "user:"),
         ("digest", "a:b:c"),
         ("world", "someone"),
-        ("x509", "CN=me"),
+        ("x509", ""),
         ("sasl", "me"),
         ("auth", ""),
     ] {
@@ -584,6 +584,7 @@ fn only_the_acls_zookeeper_knows_are_valid() {
         ("ip", "1.2.3.4"),
         ("ip", "::1"),
         ("ip", "fe80::/10"),
+        ("x509", "CN=me,O=org"),
     ]
     .into_iter()
     .enumerate()

@@ -6,16 +6,21 @@
 //! connection breaks) it moves the session to the next server, re-registering its watches with
 //! SetWatches. Calls in flight then fail with [`ClientError::ConnectionLoss`]; state changes
 //! arrive on the event channel as events of type None with state Disconnected (0),
-//! SyncConnected (3) or Expired (-112), as ZooKeeper's clients report them.
+//! SyncConnected (3) or Expired (-112), as ZooKeeper's clients report them. With a TLS
+//! configuration ([`crate::tls::client_config`]) every connection speaks TLS, as a ZooKeeper
+//! client with `zookeeper.client.secure=true` does.
 
 use ensemble_messages::jute::*;
 use ensemble_messages::zk::{err, event, op, perm, state, xid};
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_rustls::rustls::ClientConfig;
+use tokio_rustls::TlsConnector;
 
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -79,7 +84,9 @@ async fn write_frame(
     let mut buf = Vec::with_capacity(4 + payload.len());
     buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
     buf.extend_from_slice(payload);
-    stream.write_all(&buf).await
+    stream.write_all(&buf).await?;
+    // TLS holds the last record until flushed.
+    stream.flush().await
 }
 
 async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Vec<u8>> {
@@ -114,21 +121,73 @@ struct Session {
     data_watches: BTreeSet<String>,
     exist_watches: BTreeSet<String>,
     child_watches: BTreeSet<String>,
+    /// TLS on every connection, when set.
+    tls: Option<Arc<ClientConfig>>,
+}
+
+/// A connection to a server: plain TCP or TLS over it.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+/// The reading half of a [`Stream`].
+type ReadHalf = Box<dyn AsyncRead + Send + Unpin>;
+/// The writing half of a [`Stream`].
+type WriteHalf = Box<dyn AsyncWrite + Send + Unpin>;
+/// Both halves of one connection.
+type Halves = (ReadHalf, WriteHalf);
+
+impl Stream {
+    /// Reading and writing halves (TCP's own split, without a lock, for plain connections).
+    fn into_halves(self) -> (ReadHalf, WriteHalf) {
+        match self {
+            Stream::Plain(s) => {
+                let (r, w) = s.into_split();
+                (Box::new(r), Box::new(w))
+            }
+            Stream::Tls(s) => {
+                let (r, w) = tokio::io::split(*s);
+                (Box::new(r), Box::new(w))
+            }
+        }
+    }
 }
 
 impl Session {
-    /// Opens (id 0) or re-attaches the session on `addr`.
-    async fn handshake(&self, addr: &str) -> Result<(TcpStream, ConnectResponse), ClientError> {
+    /// A TCP connection to `addr`, with the TLS handshake when the session speaks TLS; both
+    /// within a third of the session timeout.
+    async fn dial(&self, addr: &str) -> Result<Stream, ClientError> {
         let loss = |e: std::io::Error| ClientError::ConnectionLoss(format!("{addr}: {e}"));
-        let connect = TcpStream::connect(addr);
-        let mut stream = tokio::time::timeout(
-            self.requested_timeout / 3 + Duration::from_millis(100),
-            connect,
-        )
-        .await
-        .map_err(|_| ClientError::ConnectionLoss(format!("{addr}: connect timed out")))?
-        .map_err(loss)?;
-        let _ = stream.set_nodelay(true);
+        let limit = self.requested_timeout / 3 + Duration::from_millis(100);
+        let dial = async {
+            let tcp = TcpStream::connect(addr).await.map_err(loss)?;
+            let _ = tcp.set_nodelay(true);
+            let Some(config) = &self.tls else {
+                return Ok(Stream::Plain(tcp));
+            };
+            let host = addr
+                .rsplit_once(':')
+                .map_or(addr, |(h, _)| h)
+                .trim_matches(['[', ']']);
+            let name = rustls_pki_types::ServerName::try_from(host.to_string())
+                .map_err(|e| ClientError::ConnectionLoss(format!("{addr}: {e}")))?;
+            let tls = TlsConnector::from(config.clone())
+                .connect(name, tcp)
+                .await
+                .map_err(|e| ClientError::ConnectionLoss(format!("{addr}: TLS: {e}")))?;
+            Ok(Stream::Tls(Box::new(tls)))
+        };
+        tokio::time::timeout(limit, dial)
+            .await
+            .map_err(|_| ClientError::ConnectionLoss(format!("{addr}: connect timed out")))?
+    }
+
+    /// Opens (id 0) or re-attaches the session on `addr`.
+    async fn handshake(&self, addr: &str) -> Result<(Halves, ConnectResponse), ClientError> {
+        let loss = |e: std::io::Error| ClientError::ConnectionLoss(format!("{addr}: {e}"));
+        let stream = self.dial(addr).await?;
+        let (mut read, mut write) = stream.into_halves();
         let mut password = self.password.clone();
         password.resize(16, 0);
         let mut hello = ConnectRequest {
@@ -140,12 +199,12 @@ impl Session {
         }
         .to_bytes();
         hello.push(0); // readOnly = false
-        write_frame(&mut stream, &hello).await.map_err(loss)?;
-        let reply = tokio::time::timeout(self.requested_timeout, read_frame(&mut stream))
+        write_frame(&mut write, &hello).await.map_err(loss)?;
+        let reply = tokio::time::timeout(self.requested_timeout, read_frame(&mut read))
             .await
             .map_err(|_| ClientError::ConnectionLoss(format!("{addr}: no handshake reply")))?
             .map_err(loss)?;
-        Ok((stream, decode(&reply)?))
+        Ok(((read, write), decode(&reply)?))
     }
 
     fn forget_fired(&mut self, e: &WatcherEvent) {
@@ -211,6 +270,16 @@ impl ZkClient {
         session_timeout: Duration,
         events: mpsc::UnboundedSender<WatcherEvent>,
     ) -> Result<ZkClient, ClientError> {
+        Self::connect_with_tls(servers, session_timeout, events, None).await
+    }
+
+    /// Like [`ZkClient::connect_with_events`], over TLS when `tls` is given.
+    pub async fn connect_with_tls(
+        servers: &[String],
+        session_timeout: Duration,
+        events: mpsc::UnboundedSender<WatcherEvent>,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Result<ZkClient, ClientError> {
         let mut session = Session {
             servers: servers.to_vec(),
             at: 0,
@@ -222,6 +291,7 @@ impl ZkClient {
             data_watches: BTreeSet::new(),
             exist_watches: BTreeSet::new(),
             child_watches: BTreeSet::new(),
+            tls,
         };
         let mut last = ClientError::ConnectionLoss("no servers given".into());
         for (i, addr) in servers.iter().enumerate() {
@@ -528,7 +598,7 @@ enum Ended {
 /// The session task: serves calls over a connection and moves to another server when it is lost.
 async fn run(
     mut session: Session,
-    mut stream: TcpStream,
+    mut stream: Halves,
     mut calls: mpsc::UnboundedReceiver<Call>,
     events: mpsc::UnboundedSender<WatcherEvent>,
 ) {
@@ -561,7 +631,7 @@ async fn run(
 
 /// Tries the other servers, then all of them, until one takes the session back or the session
 /// timeout has passed; re-registers the watches. `None` when the session expired.
-async fn reconnect(session: &mut Session) -> Option<TcpStream> {
+async fn reconnect(session: &mut Session) -> Option<Halves> {
     let deadline = Instant::now() + session.timeout;
     let n = session.servers.len().max(1);
     while Instant::now() < deadline {
@@ -570,7 +640,7 @@ async fn reconnect(session: &mut Session) -> Option<TcpStream> {
             let addr = session.servers[i].clone();
             match session.handshake(&addr).await {
                 Ok((_, r)) if r.session_id == 0 || r.time_out <= 0 => return None,
-                Ok((mut stream, _)) => {
+                Ok(((read, mut write), _)) => {
                     session.at = i;
                     let watches = SetWatches {
                         relative_zxid: session.last_zxid,
@@ -584,8 +654,8 @@ async fn reconnect(session: &mut Session) -> Option<TcpStream> {
                     }
                     .to_bytes();
                     frame.extend_from_slice(&watches.to_bytes());
-                    if write_frame(&mut stream, &frame).await.is_ok() {
-                        return Some(stream);
+                    if write_frame(&mut write, &frame).await.is_ok() {
+                        return Some((read, write));
                     }
                 }
                 Err(_) => {}
@@ -601,11 +671,11 @@ async fn reconnect(session: &mut Session) -> Option<TcpStream> {
 /// after two thirds without a byte from the server.
 async fn serve(
     session: &mut Session,
-    stream: TcpStream,
+    stream: Halves,
     calls: &mut mpsc::UnboundedReceiver<Call>,
     events: &mpsc::UnboundedSender<WatcherEvent>,
 ) -> Ended {
-    let (mut read, mut write) = stream.into_split();
+    let (mut read, mut write) = stream;
     let (replies_tx, mut replies) = mpsc::unbounded_channel::<std::io::Result<Vec<u8>>>();
     let reader = tokio::spawn(async move {
         loop {

@@ -8,6 +8,7 @@ mod shell;
 mod spark;
 mod status;
 mod submit;
+mod tls;
 mod up;
 
 use clap::{Parser, Subcommand};
@@ -89,6 +90,8 @@ struct ShellArgs {
     /// Servers, host:port,host:port,...
     #[arg(long, default_value = "127.0.0.1:2181")]
     server: String,
+    #[command(flatten)]
+    tls: tls::TlsArgs,
     /// A command to run instead of the interactive shell, e.g. `create /a data`.
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     command: Vec<String>,
@@ -184,7 +187,11 @@ fn run(cli: Cli, log: &logging::LogSettings) -> Result<i32, Box<dyn std::error::
             log.format,
         ),
         Command::Bench(b) => bench::run(b),
-        Command::Shell(s) => shell::run(&s.server, s.command),
+        Command::Shell(s) => s
+            .tls
+            .config()
+            .map_err(Into::into)
+            .and_then(|tls| shell::run(&s.server, tls, s.command)),
         Command::Master(m) => spark::run_master(m),
         Command::Worker(w) => spark::run_worker(w),
         Command::Submit(s) => submit::run(s),

@@ -23,6 +23,7 @@ mod usage;
 
 use commands::Failure;
 use editor::SharedClient;
+use ensemble_actors::tls::ClientConfig;
 use ensemble_actors::zk_client::ZkClient;
 use ensemble_messages::jute::WatcherEvent;
 use ensemble_messages::zk::{event, state};
@@ -58,6 +59,8 @@ pub(super) fn zkcli_spelling(args: impl Iterator<Item = OsString>) -> Vec<OsStri
 /// The shell's state: the session, the command history and whether watch events are printed.
 struct Shell {
     servers: String,
+    /// TLS on every connection (`--secure`).
+    tls: Option<Arc<ClientConfig>>,
     client: Option<ZkClient>,
     shared: SharedClient,
     events: UnboundedSender<WatcherEvent>,
@@ -68,13 +71,17 @@ struct Shell {
 }
 
 /// Runs one command (`command` non-empty), or the shell on stdin; returns the exit code.
-pub(super) fn run(servers: &str, command: Vec<String>) -> Result<i32, Box<dyn std::error::Error>> {
+pub(super) fn run(
+    servers: &str,
+    tls: Option<Arc<ClientConfig>>,
+    command: Vec<String>,
+) -> Result<i32, Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     rt.block_on(async move {
-        let mut shell = Shell::connect(servers).await?;
+        let mut shell = Shell::connect(servers, tls).await?;
         if !command.is_empty() {
             shell.history.push(command.join(" "));
             let code = match shell.dispatch(&command).await {
@@ -127,26 +134,31 @@ fn print_events(
 }
 
 /// Opens a session on `servers` (host:port,...).
-async fn open(servers: &str, events: UnboundedSender<WatcherEvent>) -> Result<ZkClient, String> {
+async fn open(
+    servers: &str,
+    tls: Option<Arc<ClientConfig>>,
+    events: UnboundedSender<WatcherEvent>,
+) -> Result<ZkClient, String> {
     let list: Vec<String> = servers
         .split(',')
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    ZkClient::connect_with_events(&list, Duration::from_secs(30), events)
+    ZkClient::connect_with_tls(&list, Duration::from_secs(30), events, tls)
         .await
         .map_err(|e| e.to_string())
 }
 
 impl Shell {
-    async fn connect(servers: &str) -> Result<Shell, String> {
+    async fn connect(servers: &str, tls: Option<Arc<ClientConfig>>) -> Result<Shell, String> {
         let (events, received) = tokio::sync::mpsc::unbounded_channel();
         let print_watches = Arc::new(AtomicBool::new(true));
         let keeper_state = Arc::new(AtomicI32::new(state::SYNC_CONNECTED));
         print_events(received, print_watches.clone(), keeper_state.clone());
-        let client = open(servers, events.clone()).await?;
+        let client = open(servers, tls.clone(), events.clone()).await?;
         Ok(Shell {
             servers: servers.to_string(),
+            tls,
             shared: Arc::new(Mutex::new(Some(client.clone()))),
             client: Some(client),
             events,
@@ -297,7 +309,7 @@ impl Shell {
         if let Some(s) = servers {
             self.servers = s.clone();
         }
-        let client = open(&self.servers, self.events.clone())
+        let client = open(&self.servers, self.tls.clone(), self.events.clone())
             .await
             .map_err(Failure::Message)?;
         self.keeper_state
