@@ -8,6 +8,8 @@ pub mod drivers;
 pub mod ensemble_link;
 pub mod file_link;
 mod held;
+pub mod rest;
+pub mod rest_protocol;
 pub mod web;
 
 pub use self::actor::{

@@ -3,6 +3,7 @@
 mod bench;
 mod data;
 mod node;
+mod rest_client;
 mod shell;
 mod spark;
 mod status;

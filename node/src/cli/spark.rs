@@ -118,8 +118,30 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot bind {}:{}: {e}", args.host, args.port))?;
     listener.set_nonblocking(true)?;
     let ui_listener = bind_webui(&args.host, args.webui_port)?;
+    let rest_port = config.rest_port.unwrap_or_default();
+    let rest_listener = match config.rest_port {
+        Some(port) => Some(
+            std::net::TcpListener::bind((args.host.as_str(), port)).map_err(|e| {
+                format!("cannot bind the REST gateway on {}:{port}: {e}", args.host)
+            })?,
+        ),
+        None => None,
+    };
     System::new().block_on(async move {
         let master = Supervisor::start(move |_| MasterActor::new(settings, recovery, listener));
+        if let Some(l) = rest_listener {
+            let rest = spark_master::rest::serve(master.clone(), l)?;
+            tracing::info!(
+                "Started REST server for submitting applications on {}:{}",
+                args.host,
+                rest_port
+            );
+            actix::spawn(async move {
+                if let Err(e) = rest.await {
+                    tracing::error!("the REST gateway stopped: {e}");
+                }
+            });
+        }
         let ui = spark_master::web::serve(master, ui_listener)?;
         tracing::info!(
             "Starting Spark-style master at {url}, web UI on port {}",
