@@ -61,6 +61,9 @@ pub struct MasterConfig {
     /// The port of the REST submission gateway when spark.master.rest.enabled is true
     /// (default false, as Spark 3.x): spark.master.rest.port, default 6066.
     pub rest_port: Option<u16>,
+    /// spark.master.ui.decommission.allow.mode: who may use the web UI's kill-workers
+    /// endpoint, LOCAL (default), DENY or ALLOW.
+    pub decommission_allow_mode: String,
 }
 
 /// Parses Java properties text: `key value`, `key=value` or `key: value` lines; `#` and `!`
@@ -259,7 +262,22 @@ impl MasterConfig {
             retained_apps: count(props, "spark.deploy.retainedApplications", 200)?,
             retained_drivers: count(props, "spark.deploy.retainedDrivers", 200)?,
             rest_port: rest_port(props)?,
+            decommission_allow_mode: allow_mode(props)?,
         })
+    }
+}
+
+/// spark.master.ui.decommission.allow.mode, upper-cased: LOCAL (default), DENY or ALLOW.
+fn allow_mode(props: &BTreeMap<String, String>) -> Result<String, ConfigError> {
+    const KEY: &str = "spark.master.ui.decommission.allow.mode";
+    let mode = props
+        .get(KEY)
+        .map_or("LOCAL".to_string(), |v| v.trim().to_ascii_uppercase());
+    match mode.as_str() {
+        "LOCAL" | "DENY" | "ALLOW" => Ok(mode),
+        _ => Err(ConfigError::Invalid(format!(
+            "{KEY}={mode} is not LOCAL, DENY or ALLOW"
+        ))),
     }
 }
 
@@ -453,6 +471,13 @@ mod tests {
             "spark.master.rest.enabled=yes is not true or false"
         );
         assert!(port("spark.master.rest.enabled true\nspark.master.rest.port 70000\n").is_err());
+        let mode = |text: &str| {
+            MasterConfig::from_properties(&props(text)).map(|c| c.decommission_allow_mode)
+        };
+        assert_eq!(mode("").unwrap(), "LOCAL");
+        let allow = "spark.master.ui.decommission.allow.mode allow\n";
+        assert_eq!(mode(allow).unwrap(), "ALLOW");
+        assert!(mode("spark.master.ui.decommission.allow.mode maybe\n").is_err());
     }
 
     #[test]

@@ -18,7 +18,9 @@ use tokio_util::codec::{FramedRead, FramedWrite};
 
 #[path = "rest_handlers.rs"]
 mod rest_handlers;
-pub use rest_handlers::{not_alive, RestDone, RestKill, RestStatus, RestSubmit, SubmitPending};
+pub use rest_handlers::{
+    not_alive, DecommissionHosts, RestDone, RestKill, RestStatus, RestSubmit, SubmitPending,
+};
 
 /// How often the core is ticked.
 const TICK: Duration = Duration::from_millis(100);

@@ -4,10 +4,12 @@
 pub mod actor;
 pub mod apps;
 pub mod core;
+pub mod decommission;
 pub mod drivers;
 pub mod ensemble_link;
 pub mod file_link;
 mod held;
+pub mod kill_workers;
 pub mod rest;
 pub mod rest_protocol;
 pub mod web;

@@ -1,6 +1,7 @@
-//! The master actor's side of the REST submission gateway: submit, status and kill of
+//! The master actor's side of the REST submission gateway (submit, status and kill of
 //! drivers, answered from the core as Spark's master answers RequestSubmitDriver,
-//! RequestDriverStatus and RequestKillDriver.
+//! RequestDriverStatus and RequestKillDriver) and of the kill-workers endpoint
+//! (DecommissionWorkersOnHosts).
 
 use super::MasterActor;
 use crate::spark_master::core::{ConnId, Input, RecoveryState};
@@ -122,6 +123,31 @@ impl Handler<RestStatus> for MasterActor {
             });
         }
         MessageResult(answer)
+    }
+}
+
+/// Decommissions the workers on these hosts (the kill-workers endpoint); answers how many,
+/// 0 on a STANDBY master (as Spark's).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct DecommissionHosts(pub Vec<String>);
+
+impl Handler<DecommissionHosts> for MasterActor {
+    type Result = usize;
+
+    fn handle(
+        &mut self,
+        DecommissionHosts(hosts): DecommissionHosts,
+        _: &mut Context<Self>,
+    ) -> usize {
+        if self.core.state() == RecoveryState::Standby {
+            return 0;
+        }
+        let ids = self.core.workers_on_hosts(&hosts);
+        tracing::info!("decommissioning the workers on {hosts:?}: {ids:?}");
+        let count = ids.len();
+        self.step(Input::DecommissionWorkers(ids));
+        count
     }
 }
 
