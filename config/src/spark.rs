@@ -58,6 +58,12 @@ pub struct MasterConfig {
     pub retained_apps: usize,
     /// spark.deploy.retainedDrivers (default 200): ended drivers kept and shown.
     pub retained_drivers: usize,
+    /// The port of the REST submission gateway when spark.master.rest.enabled is true
+    /// (default false, as Spark 3.x): spark.master.rest.port, default 6066.
+    pub rest_port: Option<u16>,
+    /// spark.master.ui.decommission.allow.mode: who may use the web UI's kill-workers
+    /// endpoint, LOCAL (default), DENY or ALLOW.
+    pub decommission_allow_mode: String,
 }
 
 /// Parses Java properties text: `key value`, `key=value` or `key: value` lines; `#` and `!`
@@ -127,7 +133,11 @@ pub fn parse_memory_mb(value: &str) -> Result<u64, ConfigError> {
     let n: u64 = digits.parse().map_err(|_| {
         ConfigError::Parse(format!("memory {value:?} is not a size like 512m or 2g"))
     })?;
-    Ok(if kb { n / 1024 } else { n * mb_per_unit })
+    if kb {
+        return Ok(n / 1024);
+    }
+    n.checked_mul(mb_per_unit)
+        .ok_or_else(|| ConfigError::Parse(format!("memory {value:?} is too large")))
 }
 
 /// Reads the timing keys, with ensemble's defaults.
@@ -251,7 +261,55 @@ impl MasterConfig {
             max_executor_retries: max_executor_retries(props)?,
             retained_apps: count(props, "spark.deploy.retainedApplications", 200)?,
             retained_drivers: count(props, "spark.deploy.retainedDrivers", 200)?,
+            rest_port: rest_port(props)?,
+            decommission_allow_mode: allow_mode(props)?,
         })
+    }
+}
+
+/// spark.master.ui.decommission.allow.mode, upper-cased: LOCAL (default), DENY or ALLOW.
+fn allow_mode(props: &BTreeMap<String, String>) -> Result<String, ConfigError> {
+    const KEY: &str = "spark.master.ui.decommission.allow.mode";
+    let mode = props
+        .get(KEY)
+        .map_or("LOCAL".to_string(), |v| v.trim().to_ascii_uppercase());
+    match mode.as_str() {
+        "LOCAL" | "DENY" | "ALLOW" => Ok(mode),
+        _ => Err(ConfigError::Invalid(format!(
+            "{KEY}={mode} is not LOCAL, DENY or ALLOW"
+        ))),
+    }
+}
+
+/// The REST gateway's port when spark.master.rest.enabled is true (spark.master.rest.port,
+/// default 6066), else None.
+fn rest_port(props: &BTreeMap<String, String>) -> Result<Option<u16>, ConfigError> {
+    if !flag(props, "spark.master.rest.enabled", false)? {
+        return Ok(None);
+    }
+    match props.get("spark.master.rest.port") {
+        None => Ok(Some(6066)),
+        Some(v) => {
+            v.trim().parse().map(Some).map_err(|_| {
+                ConfigError::Invalid(format!("spark.master.rest.port={v} is not a port"))
+            })
+        }
+    }
+}
+
+/// The boolean under `key` (`true` or `false`, in any case), or `default` when it is not set.
+pub fn flag(
+    props: &BTreeMap<String, String>,
+    key: &str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match props.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if v == "true" => Ok(true),
+        Some(v) if v == "false" => Ok(false),
+        Some(v) => Err(ConfigError::Invalid(format!(
+            "{key}={v} is not true or false"
+        ))),
     }
 }
 
@@ -397,6 +455,32 @@ mod tests {
     }
 
     #[test]
+    fn the_rest_gateway_is_off_unless_enabled_and_listens_on_6066() {
+        let port = |text: &str| MasterConfig::from_properties(&props(text)).map(|c| c.rest_port);
+        assert_eq!(port("").unwrap(), None);
+        assert_eq!(port("spark.master.rest.enabled false\n").unwrap(), None);
+        assert_eq!(
+            port("spark.master.rest.enabled TRUE\n").unwrap(),
+            Some(6066)
+        );
+        let text = "spark.master.rest.enabled true\nspark.master.rest.port 7066\n";
+        assert_eq!(port(text).unwrap(), Some(7066));
+        let e = port("spark.master.rest.enabled yes\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "spark.master.rest.enabled=yes is not true or false"
+        );
+        assert!(port("spark.master.rest.enabled true\nspark.master.rest.port 70000\n").is_err());
+        let mode = |text: &str| {
+            MasterConfig::from_properties(&props(text)).map(|c| c.decommission_allow_mode)
+        };
+        assert_eq!(mode("").unwrap(), "LOCAL");
+        let allow = "spark.master.ui.decommission.allow.mode allow\n";
+        assert_eq!(mode(allow).unwrap(), "ALLOW");
+        assert!(mode("spark.master.ui.decommission.allow.mode maybe\n").is_err());
+    }
+
+    #[test]
     fn durations_and_sizes_use_sparks_units() {
         let s = Duration::from_secs(1);
         assert_eq!(
@@ -417,6 +501,10 @@ mod tests {
         assert_eq!(parse_memory_mb("2048k").unwrap(), 2);
         assert_eq!(parse_memory_mb("300").unwrap(), 300);
         assert!(parse_memory_mb("lots").is_err());
+        assert!(
+            parse_memory_mb("18446744073709551615t").is_err(),
+            "no overflow"
+        );
         let t = timing(&props(
             "spark.worker.timeout 2\nspark.deploy.recoveryTimeout 500ms\n",
         ))

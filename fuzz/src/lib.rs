@@ -320,6 +320,32 @@ pub fn spark_record(data: &[u8]) {
     }
 }
 
+/// A request to a master's REST submission gateway: the first line is the path (routed as GET
+/// and as POST), the rest a create body, decoded and mapped to a driver when it decodes.
+pub fn rest_request(data: &[u8]) {
+    use ensemble_actors::spark_master::rest_protocol as rest;
+    let split = data.iter().position(|b| *b == b'\n');
+    let (line, body) = match split {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    if let Ok(path) = std::str::from_utf8(line) {
+        for method in ["GET", "POST"] {
+            if let rest::Request::Refused(reply) = rest::route(method, path) {
+                let _ = reply.text();
+            }
+        }
+    }
+    match rest::decode_create(body) {
+        Ok(req) => {
+            let _ = rest::driver_desc(&req).map_err(|e| e.text());
+        }
+        Err(reply) => {
+            let _ = reply.text();
+        }
+    }
+}
+
 /// Config text as an operator or a tool may write it: as zoo.cfg (whose `myid` says 1) and as
 /// native TOML.
 pub fn config_text(data: &[u8]) {

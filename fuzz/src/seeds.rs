@@ -27,12 +27,13 @@ pub fn of(target: &str) -> Vec<Vec<u8>> {
         "config_text" => config_text(),
         "zab_peer" => zab_scripts(),
         "apache_files" => vec![APACHE_SNAPSHOT.to_vec(), APACHE_LOG.to_vec()],
+        "rest_request" => rest_request(),
         _ => Vec::new(),
     }
 }
 
 /// Every target's name, as `fuzz_targets/` and `seeds/` name them.
-pub const TARGETS: [&str; 9] = [
+pub const TARGETS: [&str; 10] = [
     "peer_stream",
     "client_session",
     "txn_apply",
@@ -42,6 +43,7 @@ pub const TARGETS: [&str; 9] = [
     "config_text",
     "zab_peer",
     "apache_files",
+    "rest_request",
 ];
 
 /// A snapshot Apache ZooKeeper 3.8 wrote (the import's fixture).
@@ -445,6 +447,22 @@ fn spark_record() -> Vec<Vec<u8>> {
     vec![
         worker.unwrap_or_default(),
         b"{\"a\":[1,2.5e3,\"s\",null,true]}".to_vec(),
+    ]
+}
+
+fn rest_request() -> Vec<Vec<u8>> {
+    let create = "/v1/submissions/create\n{\"action\":\"CreateSubmissionRequest\",\
+                  \"clientSparkVersion\":\"3.5.3\",\"appResource\":\"file:/bin/sh\",\
+                  \"appArgs\":[\"-c\",\"true\"],\"sparkProperties\":{\"spark.app.name\":\"x\",\
+                  \"spark.driver.memory\":\"1g\",\"spark.driver.cores\":\"2\",\
+                  \"spark.driver.supervise\":\"true\"},\"environmentVariables\":{\"A\":\"b\"}}";
+    let jar = "/v1/submissions/kill/driver-1-0000\n{\"action\":\"CreateSubmissionRequest\",\
+               \"clientSparkVersion\":\"4.0.5\",\"appResource\":\"/a.jar\",\"mainClass\":\"M\",\
+               \"sparkProperties\":{\"spark.app.name\":\"y\"},\"extra\":[1]}";
+    vec![
+        create.as_bytes().to_vec(),
+        jar.as_bytes().to_vec(),
+        b"/v2/x/status/d\n{}".to_vec(),
     ]
 }
 

@@ -21,6 +21,7 @@ fn run(target: &str, data: &[u8]) {
         "config_text" => ensemble_fuzz::config_text(data),
         "zab_peer" => ensemble_fuzz::zab_peer(data),
         "apache_files" => ensemble_fuzz::apache_files(data),
+        "rest_request" => ensemble_fuzz::rest_request(data),
         other => panic!("no target {other}"),
     }
 }

@@ -61,6 +61,9 @@ pub enum ExecutorState {
     Lost,
     /// Its process exited with status 0: its work is done.
     Exited,
+    /// Its worker is being decommissioned: the application gets a replacement elsewhere, and
+    /// the process runs on to its end.
+    Decommissioned,
 }
 
 impl ExecutorState {
@@ -73,6 +76,7 @@ impl ExecutorState {
             ExecutorState::Failed => "FAILED",
             ExecutorState::Lost => "LOST",
             ExecutorState::Exited => "EXITED",
+            ExecutorState::Decommissioned => "DECOMMISSIONED",
         }
     }
 
@@ -233,6 +237,12 @@ pub enum ToMaster {
         /// The application.
         app_id: String,
     },
+    /// The worker is being decommissioned (SIGPWR with spark.decommission.enabled): no new
+    /// executors or drivers for it (Spark's WorkerDecommissioning).
+    WorkerDecommissioning {
+        /// The worker.
+        worker_id: String,
+    },
 }
 
 /// Master to worker or application client.
@@ -357,6 +367,12 @@ pub enum FromMaster {
         /// What happened.
         message: String,
     },
+    /// The master decommissioned the worker (its kill-workers endpoint): it launches no more
+    /// executors, and tells any later master so.
+    DecommissionWorker {
+        /// The master's epoch.
+        epoch: MasterEpoch,
+    },
 }
 
 impl FromMaster {
@@ -370,6 +386,7 @@ impl FromMaster {
             | FromMaster::KillExecutor { epoch, .. }
             | FromMaster::LaunchDriver { epoch, .. }
             | FromMaster::KillDriver { epoch, .. }
+            | FromMaster::DecommissionWorker { epoch }
             | FromMaster::RegisteredApplication { epoch, .. } => Some(*epoch),
             FromMaster::RegisterWorkerFailed { .. }
             | FromMaster::MasterInStandby { .. }

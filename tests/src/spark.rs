@@ -76,10 +76,28 @@ pub fn json(ip: &str, port: u16) -> Option<Value> {
 
 /// `GET target` from a web UI: its status code and body, or None while it does not answer.
 pub fn get(ip: &str, port: u16, target: &str) -> Option<(u16, String)> {
+    request(ip, port, "GET", target, "", "")
+}
+
+/// An HTTP/1.0 request with extra `headers` (each ending in CRLF) and `body`: the status code
+/// and body answered, or None while nothing answers.
+pub fn request(
+    ip: &str,
+    port: u16,
+    method: &str,
+    target: &str,
+    headers: &str,
+    body: &str,
+) -> Option<(u16, String)> {
     let mut s = std::net::TcpStream::connect((ip, port)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    s.write_all(format!("GET {target} HTTP/1.0\r\nHost: {ip}\r\n\r\n").as_bytes())
-        .ok()?;
+    let length = if body.is_empty() && method == "GET" {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
+    let head = format!("{method} {target} HTTP/1.0\r\nHost: {ip}\r\n{length}{headers}\r\n");
+    s.write_all(format!("{head}{body}").as_bytes()).ok()?;
     let mut text = String::new();
     s.read_to_string(&mut text).ok()?;
     let (head, body) = text.split_once("\r\n\r\n")?;

@@ -1,7 +1,8 @@
-//! Real Apache Spark 3.5 (the jars of PyPI's `pyspark`, which `./scripts/test` installs) against
-//! a 3-server ensemble started from `zoo.cfg` files: Curator 2.13 with the ZooKeeper 3.6 client,
-//! as Spark bundles them, and Spark's own standalone masters failing over through the ensemble,
-//! the seed lab's scenario.
+//! Real Apache Spark (the jars of PyPI's `pyspark`, which `./scripts/test` installs) against a
+//! 3-server ensemble started from `zoo.cfg` files: Spark 3.5 (Curator 2.13 with the ZooKeeper
+//! 3.6 client) and Spark 4.0 (Curator 5.7 with the ZooKeeper 3.9 client), as Spark bundles them,
+//! and Spark's own standalone masters failing over through the ensemble, the seed lab's
+//! scenario.
 
 use ensemble_node::local_cluster::{wait_until, ProcessCluster};
 use std::io::{Read, Write};
@@ -9,7 +10,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Where pyspark keeps Spark (`bin/spark-class`, `jars/`).
+/// The Spark 4 release `./scripts/test` installs beside pyspark 3.5, under
+/// `~/.cache/ensemble-tests/pyspark-<version>`.
+const SPARK_4: &str = "4.0.5";
+
+/// Where pyspark 4 keeps Spark (`bin/spark-class`, `jars/`).
+fn spark_4_home() -> PathBuf {
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_default();
+    let dir = home.join(format!(".cache/ensemble-tests/pyspark-{SPARK_4}/pyspark"));
+    assert!(
+        dir.join("bin/spark-class").exists(),
+        "pyspark {SPARK_4} is missing from {}: run ./scripts/test, which installs it from PyPI",
+        dir.display()
+    );
+    dir
+}
+
+/// Where pyspark 3.5 keeps Spark (`bin/spark-class`, `jars/`).
 fn spark_home() -> PathBuf {
     let out = Command::new("python3")
         .args([
@@ -122,13 +141,24 @@ fn status_is(json: &str, status: &str) -> bool {
     json.contains(&format!("\"status\" : \"{status}\""))
 }
 
-/// Two real Spark masters elect one ALIVE master through the ensemble; a worker registers with
-/// it; when the ALIVE master is killed, the STANDBY one recovers the persisted worker from the
-/// ensemble and becomes ALIVE, within seconds.
+/// Spark 3.5's masters fail over through the ensemble.
 #[test]
 fn spark_standalone_masters_fail_over_through_the_ensemble() {
-    let home = spark_home();
-    let c = cluster(42);
+    masters_fail_over(&spark_home(), 42);
+}
+
+/// Spark 4.0's masters (Curator 5.7, ZooKeeper 3.9 client) fail over through the ensemble.
+#[test]
+fn spark_4_standalone_masters_fail_over_through_the_ensemble() {
+    masters_fail_over(&spark_4_home(), 140);
+}
+
+/// Two real Spark masters of the Spark at `home` elect one ALIVE master through an ensemble on
+/// 127.0.`block`.x; a worker registers with it; when the ALIVE master is killed, the STANDBY
+/// one recovers the persisted worker from the ensemble and becomes ALIVE, within seconds.
+fn masters_fail_over(home: &Path, block: u8) {
+    let home = home.to_path_buf();
+    let c = cluster(block);
     let hosts: Vec<String> = (1..=3).map(|i| c.client_addr(i)).collect();
     let dir = tempfile::tempdir().unwrap();
     let props = dir.path().join("ha.conf");
@@ -161,7 +191,9 @@ fn spark_standalone_masters_fail_over_through_the_ensemble() {
             ],
         )
     };
-    let (ip_a, ip_b) = ("127.0.42.11", "127.0.42.12");
+    let (ip_a, ip_b) = (format!("127.0.{block}.11"), format!("127.0.{block}.12"));
+    let (ip_a, ip_b) = (ip_a.as_str(), ip_b.as_str());
+    let worker_ip = format!("127.0.{block}.21");
     let a = master("master-a", ip_a);
     wait_until("master A to be ALIVE", Duration::from_secs(90), || {
         status_is(&master_json(ip_a), "ALIVE")
@@ -177,11 +209,11 @@ fn spark_standalone_masters_fail_over_through_the_ensemble() {
         &home,
         dir.path(),
         "worker",
-        "127.0.42.21",
+        &worker_ip,
         "org.apache.spark.deploy.worker.Worker",
         &[
             "--host",
-            "127.0.42.21",
+            &worker_ip,
             "--webui-port",
             "8081",
             "--cores",
@@ -209,7 +241,8 @@ fn spark_standalone_masters_fail_over_through_the_ensemble() {
     )
     .unwrap_or_else(|e| panic!("{e}\n{}\n{}", b.log(), worker.log()));
     println!(
-        "Spark master failover through ensemble: {:.1} s from kill -9 to ALIVE with the worker",
+        "Spark {} master failover through ensemble: {:.1} s from kill -9 to ALIVE with the worker",
+        home.display(),
         killed.elapsed().as_secs_f64()
     );
     assert!(b.log().contains("I have been elected leader!"));

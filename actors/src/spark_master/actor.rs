@@ -16,6 +16,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
+#[path = "rest_handlers.rs"]
+mod rest_handlers;
+pub use rest_handlers::{
+    not_alive, DecommissionHosts, RestDone, RestKill, RestStatus, RestSubmit, SubmitPending,
+};
+
 /// How often the core is ticked.
 const TICK: Duration = Duration::from_millis(100);
 

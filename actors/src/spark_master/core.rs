@@ -58,15 +58,23 @@ pub enum WorkerState {
     Unknown,
     /// Silent for longer than `spark.worker.timeout`, or never answered recovery.
     Dead,
+    /// Being decommissioned: it runs what it has, and gets nothing new.
+    Decommissioned,
 }
 
 impl WorkerState {
+    /// Whether it is registered and heartbeating (ALIVE or DECOMMISSIONED).
+    pub fn is_live(self) -> bool {
+        matches!(self, WorkerState::Alive | WorkerState::Decommissioned)
+    }
+
     /// Spark's name for the state.
     pub fn name(self) -> &'static str {
         match self {
             WorkerState::Alive => "ALIVE",
             WorkerState::Unknown => "UNKNOWN",
             WorkerState::Dead => "DEAD",
+            WorkerState::Decommissioned => "DECOMMISSIONED",
         }
     }
 }
@@ -164,6 +172,8 @@ pub enum Input {
     KillApp(String),
     /// Kill a driver (the web UI's kill action).
     KillDriver(String),
+    /// Decommission these workers (the web UI's kill-workers endpoint).
+    DecommissionWorkers(Vec<String>),
     /// A message on a worker connection.
     Message {
         /// The connection.
@@ -378,6 +388,13 @@ impl MasterCore {
                     self.kill_driver(&id);
                 }
             }
+            Input::DecommissionWorkers(ids) => {
+                if self.state != RecoveryState::Standby {
+                    for id in ids {
+                        self.decommission(&id, true);
+                    }
+                }
+            }
             Input::Message { conn, msg } => self.message(conn, msg, now),
             Input::Disconnected(conn) => {
                 self.held.drop_conn(conn);
@@ -519,7 +536,7 @@ impl MasterCore {
                     return;
                 }
                 match self.workers.get_mut(&worker_id) {
-                    Some(w) if w.state == WorkerState::Alive => w.last_heartbeat = now,
+                    Some(w) if w.state.is_live() => w.last_heartbeat = now,
                     _ => {
                         // Unknown here, or given up on: it must register again (Spark's
                         // ReconnectWorker), and keeps what it runs.
@@ -541,7 +558,9 @@ impl MasterCore {
                     return;
                 }
                 if let Some(w) = self.workers.get_mut(&worker_id) {
-                    w.state = WorkerState::Alive;
+                    if w.state != WorkerState::Decommissioned {
+                        w.state = WorkerState::Alive;
+                    }
                     w.last_heartbeat = now;
                     w.dead_since = None;
                     self.adopt(conn, &worker_id, executors);
@@ -564,6 +583,15 @@ impl MasterCore {
             ToMaster::RegisterApplication { desc, app_id } => self.register_app(conn, desc, app_id),
             ToMaster::UnregisterApplication { app_id } => {
                 self.finish_app(&app_id, AppState::Finished)
+            }
+            ToMaster::WorkerDecommissioning { worker_id } => {
+                self.conns.insert(conn, Peer::Worker(worker_id.clone()));
+                if self.state == RecoveryState::Standby {
+                    let master_url = self.settings.url.clone();
+                    self.send(conn, FromMaster::MasterInStandby { master_url });
+                    return;
+                }
+                self.decommission(&worker_id, false);
             }
             ToMaster::MasterChangeAcknowledged { app_id } => {
                 self.gone_apps.remove(&app_id);
@@ -624,15 +652,25 @@ impl MasterCore {
             .get(&spec.id)
             .is_some_and(|w| w.state != WorkerState::Dead);
         let changed = self.workers.get(&spec.id).is_none_or(|w| w.spec != spec);
+        // A decommissioned worker registering again stays decommissioned, and unrecorded.
+        let decommissioned = self
+            .workers
+            .get(&spec.id)
+            .is_some_and(|w| w.state == WorkerState::Decommissioned);
         self.replace_predecessor(&spec, now);
-        if changed || !duplicate {
+        if (changed || !duplicate) && !decommissioned {
             self.store(Output::PersistWorker(spec.clone()));
         }
+        let state = if decommissioned {
+            WorkerState::Decommissioned
+        } else {
+            WorkerState::Alive
+        };
         self.workers.insert(
             spec.id.clone(),
             WorkerInfo {
                 spec,
-                state: WorkerState::Alive,
+                state,
                 last_heartbeat: now,
                 dead_since: None,
             },
@@ -734,10 +772,7 @@ impl MasterCore {
                 let silent: Vec<String> = self
                     .workers
                     .values()
-                    .filter(|w| {
-                        w.state == WorkerState::Alive
-                            && now.saturating_sub(w.last_heartbeat) > timeout
-                    })
+                    .filter(|w| w.state.is_live() && now.saturating_sub(w.last_heartbeat) > timeout)
                     .map(|w| w.spec.id.clone())
                     .collect();
                 for id in silent {

@@ -4,10 +4,14 @@
 pub mod actor;
 pub mod apps;
 pub mod core;
+pub mod decommission;
 pub mod drivers;
 pub mod ensemble_link;
 pub mod file_link;
 mod held;
+pub mod kill_workers;
+pub mod rest;
+pub mod rest_protocol;
 pub mod web;
 
 pub use self::actor::{

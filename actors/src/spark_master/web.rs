@@ -6,20 +6,25 @@ use super::actor::{
 };
 use super::apps::AppState;
 use super::core::{RecoveryState, WorkerState};
+use super::decommission::AllowMode;
+use super::kill_workers::kill_workers;
 use crate::spark_ui::{escape, frame, log_links, table, STYLE};
 use actix::Addr;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 
 /// Serves the UI of `master` on `listener` (bound by the caller before it starts any actor, so
-/// that a taken port ends the process cleanly); the server runs on the current actix system.
+/// that a taken port ends the process cleanly), its kill-workers endpoint open as `allow`
+/// says; the server runs on the current actix system.
 pub fn serve(
     master: Addr<MasterActor>,
     listener: std::net::TcpListener,
+    allow: AllowMode,
 ) -> std::io::Result<actix_web::dev::Server> {
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(master.clone()))
+            .app_data(web::Data::new(allow))
             .route("/", web::get().to(page))
             .route("/app", web::get().to(app_page))
             .route("/app/", web::get().to(app_page))
@@ -29,6 +34,8 @@ pub fn serve(
             .route("/metrics/prometheus", web::get().to(prometheus))
             .route("/app/kill/", web::post().to(kill_app))
             .route("/driver/kill/", web::post().to(kill_driver))
+            .route("/workers/kill/", web::post().to(kill_workers))
+            .route("/workers/kill", web::post().to(kill_workers))
     })
     .workers(1)
     .disable_signals()

@@ -285,6 +285,7 @@ impl WorkerActor {
                 .core
                 .active()
                 .map(|m| format!("spark://{}", self.masters[m])),
+            decommissioned: self.core.decommissioned(),
         }
     }
 }
@@ -447,6 +448,26 @@ pub struct WorkerStatus {
     pub conflicts: Vec<String>,
     /// The master it is registered with.
     pub master: Option<String>,
+    /// Whether it is decommissioned.
+    pub decommissioned: bool,
+}
+
+/// Decommissions the worker (SIGPWR with spark.decommission.enabled).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Decommission;
+
+impl Handler<Decommission> for WorkerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Decommission, _: &mut Context<Self>) {
+        if self.core.decommissioned() {
+            tracing::warn!("already decommissioning");
+            return;
+        }
+        tracing::info!("decommissioning: no new executors here; running ones go on");
+        self.step(Input::Decommission);
+    }
 }
 
 /// Asks for a [`WorkerStatus`].

@@ -69,6 +69,9 @@ pub enum Input {
         /// Whether it was killed on the master's request.
         killed: bool,
     },
+    /// Decommission this worker (SIGPWR with spark.decommission.enabled): it tells its
+    /// master, and every master it follows later, and launches no more executors.
+    Decommission,
     /// Time passed.
     Tick,
 }
@@ -151,6 +154,8 @@ pub struct WorkerCore {
     drivers: BTreeMap<String, DriverRef>,
     /// Executor state changes not yet delivered to a master.
     unsent: VecDeque<ToMaster>,
+    /// Whether it is decommissioned.
+    decommissioned: bool,
     out: Vec<Output>,
 }
 
@@ -171,6 +176,7 @@ impl WorkerCore {
             executors: BTreeMap::new(),
             drivers: BTreeMap::new(),
             unsent: VecDeque::new(),
+            decommissioned: false,
             out: Vec::new(),
         }
     }
@@ -198,6 +204,18 @@ impl WorkerCore {
     /// Its running drivers.
     pub fn drivers(&self) -> impl Iterator<Item = &DriverRef> {
         self.drivers.values()
+    }
+
+    /// Whether it is decommissioned.
+    pub fn decommissioned(&self) -> bool {
+        self.decommissioned
+    }
+
+    /// Tells master `master` that this worker is decommissioned.
+    fn announce_decommissioning(&mut self, master: MasterIndex) {
+        let worker_id = self.settings.spec.id.clone();
+        let msg = ToMaster::WorkerDecommissioning { worker_id };
+        self.out.push(Output::Send { master, msg });
     }
 
     /// Feeds one input at `now` (ms) and returns what to do.
@@ -269,6 +287,14 @@ impl WorkerCore {
                     exit_code,
                 });
             }
+            Input::Decommission => {
+                if !self.decommissioned {
+                    self.decommissioned = true;
+                    if let Some(master) = self.active {
+                        self.announce_decommissioning(master);
+                    }
+                }
+            }
             Input::Tick => self.tick(now),
         }
         std::mem::take(&mut self.out)
@@ -301,6 +327,9 @@ impl WorkerCore {
         self.out.push(Output::Send { master, msg });
         while let Some(msg) = self.unsent.pop_front() {
             self.out.push(Output::Send { master, msg });
+        }
+        if self.decommissioned {
+            self.announce_decommissioning(master);
         }
     }
 
@@ -359,6 +388,18 @@ impl WorkerCore {
                 if self.executors.contains_key(&key) {
                     return;
                 }
+                if self.decommissioned {
+                    // Spark's worker launches nothing once decommissioned; this one says so,
+                    // and the application gets its executor elsewhere.
+                    self.report(ToMaster::ExecutorStateChanged {
+                        app_id,
+                        exec_id,
+                        state: ExecutorState::Decommissioned,
+                        exit_code: None,
+                        stderr: None,
+                    });
+                    return;
+                }
                 let e = ExecutorRef {
                     app_id: app_id.clone(),
                     exec_id,
@@ -407,6 +448,7 @@ impl WorkerCore {
                     self.out.push(Output::KillDriver { driver_id });
                 }
             }
+            FromMaster::DecommissionWorker { .. } => self.decommissioned = true,
             FromMaster::MasterInStandby { .. } if self.active == Some(master) => {
                 // The master it follows stepped down without a successor knowing this worker
                 // (its registration was never stored): look for the ALIVE one at once.
@@ -950,5 +992,80 @@ mod tests {
             ]
         );
         assert_eq!(w.active(), None);
+    }
+
+    #[test]
+    fn a_decommissioned_worker_tells_each_master_and_launches_nothing() {
+        let decommissioning = |master| Output::Send {
+            master,
+            msg: ToMaster::WorkerDecommissioning {
+                worker_id: "w1".into(),
+            },
+        };
+        let mut w = core();
+        w.step(Input::Connected(0), 0);
+        w.step(
+            Input::Message {
+                master: 0,
+                msg: registered(3),
+            },
+            0,
+        );
+        assert_eq!(w.step(Input::Decommission, 10), vec![decommissioning(0)]);
+        assert!(w.decommissioned());
+        assert!(w.step(Input::Decommission, 20).is_empty(), "once");
+        let launch = FromMaster::LaunchExecutor {
+            app_id: "a".into(),
+            exec_id: 0,
+            command: vec!["true".into()],
+            cores: 1,
+            memory_mb: 64,
+            epoch: 3,
+        };
+        let refused = w.step(
+            Input::Message {
+                master: 0,
+                msg: launch,
+            },
+            30,
+        );
+        assert_eq!(
+            refused,
+            vec![Output::Send {
+                master: 0,
+                msg: ToMaster::ExecutorStateChanged {
+                    app_id: "a".into(),
+                    exec_id: 0,
+                    state: ExecutorState::Decommissioned,
+                    exit_code: None,
+                    stderr: None,
+                },
+            }]
+        );
+        // A new master hears it too, after what runs here.
+        w.step(Input::Connected(1), 40);
+        let changed = FromMaster::MasterChanged {
+            master_url: "spark://m2:1".into(),
+            webui: String::new(),
+            epoch: 4,
+        };
+        let out = w.step(
+            Input::Message {
+                master: 1,
+                msg: changed,
+            },
+            50,
+        );
+        assert_eq!(out.last(), Some(&decommissioning(1)), "{out:?}");
+        // Decommissioned by its master's endpoint: it knows from then on.
+        let mut v = core();
+        v.step(
+            Input::Message {
+                master: 0,
+                msg: FromMaster::DecommissionWorker { epoch: 1 },
+            },
+            0,
+        );
+        assert!(v.decommissioned());
     }
 }

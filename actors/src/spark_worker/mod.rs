@@ -7,5 +7,5 @@ pub mod logs;
 pub mod process;
 pub mod web;
 
-pub use self::actor::{GetWorkerStatus, KillAll, WorkerActor, WorkerStatus};
+pub use self::actor::{Decommission, GetWorkerStatus, KillAll, WorkerActor, WorkerStatus};
 pub use self::core::{Input, MasterIndex, Output, WorkerCore, WorkerSettings};

@@ -102,6 +102,15 @@ pub fn used(s: &WorkerStatus) -> (u32, u64) {
         .fold((0, 0), |(c, m), (dc, dm)| (c + dc, m + dm))
 }
 
+/// ALIVE, or DECOMMISSIONED.
+fn state(s: &WorkerStatus) -> &'static str {
+    if s.decommissioned {
+        "DECOMMISSIONED"
+    } else {
+        "ALIVE"
+    }
+}
+
 /// Spark's worker `/json` document.
 pub fn to_json(s: &WorkerStatus) -> Value {
     let executors: Vec<Value> = s
@@ -120,6 +129,8 @@ pub fn to_json(s: &WorkerStatus) -> Value {
     json!({
         "id": s.spec.id,
         "masterurl": s.master.clone().unwrap_or_default(),
+        // An ensemble addition: Spark's worker page has no state.
+        "state": state(s),
         "cores": s.spec.cores,
         "coresused": cores_used,
         "memory": s.spec.memory_mb,
@@ -230,11 +241,13 @@ pub fn render_page(s: &WorkerStatus) -> String {
     let body = format!(
         "<ul class=\"summary\"><li><strong>ID:</strong> {id}</li>\
          <li><strong>Master URL:</strong> {master}</li>\
+         <li><strong>State:</strong> {state}</li>\
          <li><strong>Cores:</strong> {cores} ({cores_used} Used)</li>\
          <li><strong>Memory:</strong> {mem} MiB ({memory_used} MiB Used)</li></ul>\
          <h4>Running Executors ({running})</h4>{table}{drivers}",
         id = escape(&s.spec.id),
         master = escape(master),
+        state = state(s),
         cores = s.spec.cores,
         mem = s.spec.memory_mb,
         running = s.executors.len(),
@@ -282,7 +295,17 @@ mod tests {
             }],
             conflicts: vec![],
             master: Some("spark://m:7077".into()),
+            decommissioned: false,
         }
+    }
+
+    #[test]
+    fn a_decommissioned_worker_says_so_on_its_page_and_json() {
+        let mut s = status();
+        assert_eq!(to_json(&s)["state"], "ALIVE");
+        s.decommissioned = true;
+        assert_eq!(to_json(&s)["state"], "DECOMMISSIONED");
+        assert!(render_page(&s).contains("<strong>State:</strong> DECOMMISSIONED"));
     }
 
     #[test]

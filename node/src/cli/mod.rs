@@ -4,6 +4,7 @@ mod bench;
 mod data;
 mod logging;
 mod node;
+mod rest_client;
 mod shell;
 mod spark;
 mod status;

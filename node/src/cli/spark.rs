@@ -1,10 +1,11 @@
 //! `ensemble master` and `ensemble worker`: Spark-style standalone masters and workers.
 
 use actix::{Supervisor, System};
+use ensemble_actors::spark_master::decommission::AllowMode;
 use ensemble_actors::spark_master::{
     self, EnsembleSettings, MasterActor, MasterSettings, Recovery,
 };
-use ensemble_actors::spark_worker::{self, KillAll, WorkerActor, WorkerSettings};
+use ensemble_actors::spark_worker::{self, Decommission, KillAll, WorkerActor, WorkerSettings};
 use ensemble_config::spark::{parse_memory_mb, parse_properties, MasterConfig, RecoveryMode};
 use ensemble_config::ConfigError;
 use ensemble_messages::spark::WorkerSpec;
@@ -118,9 +119,32 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
         .map_err(|e| format!("cannot bind {}:{}: {e}", args.host, args.port))?;
     listener.set_nonblocking(true)?;
     let ui_listener = bind_webui(&args.host, args.webui_port)?;
+    let rest_port = config.rest_port.unwrap_or_default();
+    let allow = AllowMode::parse(&config.decommission_allow_mode).unwrap_or(AllowMode::Local);
+    let rest_listener = match config.rest_port {
+        Some(port) => Some(
+            std::net::TcpListener::bind((args.host.as_str(), port)).map_err(|e| {
+                format!("cannot bind the REST gateway on {}:{port}: {e}", args.host)
+            })?,
+        ),
+        None => None,
+    };
     System::new().block_on(async move {
         let master = Supervisor::start(move |_| MasterActor::new(settings, recovery, listener));
-        let ui = spark_master::web::serve(master, ui_listener)?;
+        if let Some(l) = rest_listener {
+            let rest = spark_master::rest::serve(master.clone(), l)?;
+            tracing::info!(
+                "Started REST server for submitting applications on {}:{}",
+                args.host,
+                rest_port
+            );
+            actix::spawn(async move {
+                if let Err(e) = rest.await {
+                    tracing::error!("the REST gateway stopped: {e}");
+                }
+            });
+        }
+        let ui = spark_master::web::serve(master, ui_listener, allow)?;
         tracing::info!(
             "Starting Spark-style master at {url}, web UI on port {}",
             args.webui_port
@@ -145,6 +169,7 @@ pub fn run_worker(args: WorkerArgs) -> Result<i32, Box<dyn std::error::Error>> {
     check_host(&args.host)?;
     let props = properties(args.properties_file.as_deref())?;
     let timing = ensemble_config::spark::timing(&props)?;
+    let decommission = ensemble_config::spark::flag(&props, "spark.decommission.enabled", false)?;
     let memory_mb = parse_memory_mb(&args.memory)?;
     if args.cores == 0 || memory_mb == 0 {
         return Err("a worker needs at least 1 core and 1 MiB of memory".into());
@@ -185,6 +210,19 @@ pub fn run_worker(args: WorkerArgs) -> Result<i32, Box<dyn std::error::Error>> {
         });
         let ui = spark_worker::web::serve(worker.clone(), args.work_dir.clone(), ui_listener)?;
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        if decommission {
+            // Spark's spark.worker.decommission.signal (PWR); without decommissioning enabled,
+            // SIGPWR keeps its default action, as in Spark.
+            let mut pwr = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(
+                libc::SIGPWR,
+            ))?;
+            let to = worker.clone();
+            actix::spawn(async move {
+                while pwr.recv().await.is_some() {
+                    to.do_send(Decommission);
+                }
+            });
+        }
         let code = tokio::select! {
             r = ui => r.map(|_| 0)?,
             _ = tokio::signal::ctrl_c() => 0,

@@ -24,9 +24,16 @@ const REDIAL: Duration = Duration::from_millis(300);
 /// Arguments of `ensemble submit`.
 #[derive(clap::Args, Debug)]
 pub struct SubmitArgs {
-    /// Masters, `spark://host1:port1,host2:port2,...`.
+    /// Masters, `spark://host1:port1,host2:port2,...` (with --status or --kill, their REST
+    /// gateways: `spark://host:6066,...` or `http://host:6066`).
     #[arg(long)]
     master: String,
+    /// Prints the status of a cluster-mode driver, from the masters' REST gateways.
+    #[arg(long, value_name = "ID", conflicts_with = "kill")]
+    status: Option<String>,
+    /// Kills a cluster-mode driver, through the masters' REST gateways.
+    #[arg(long, value_name = "ID")]
+    kill: Option<String>,
     /// client: this process is the driver; cluster: a worker runs COMMAND as the driver.
     #[arg(long, default_value = "client")]
     deploy_mode: String,
@@ -52,7 +59,7 @@ pub struct SubmitArgs {
     #[arg(long, default_value = "ensemble-app")]
     name: String,
     /// The executor command and its arguments, after `--`.
-    #[arg(last = true, required = true)]
+    #[arg(last = true, required_unless_present_any = ["status", "kill"])]
     command: Vec<String>,
 }
 
@@ -197,6 +204,12 @@ enum Event {
 
 /// Runs the driver side of an application; the exit code is 0 once it FINISHED.
 pub fn run(args: SubmitArgs) -> Result<i32, Box<dyn std::error::Error>> {
+    if let Some(id) = &args.status {
+        return super::rest_client::status(&args.master, id);
+    }
+    if let Some(id) = &args.kill {
+        return super::rest_client::kill(&args.master, id);
+    }
     let submission = describe(&args)?;
     let masters = parse_masters(&args.master)?;
     let rt = tokio::runtime::Builder::new_current_thread()
