@@ -565,6 +565,8 @@ impl MasterCore {
             ToMaster::UnregisterApplication { app_id } => {
                 self.finish_app(&app_id, AppState::Finished)
             }
+            // Answered by the actor, which knows the ensemble session.
+            ToMaster::Identify => {}
             ToMaster::MasterChangeAcknowledged { app_id } => {
                 self.gone_apps.remove(&app_id);
                 self.conns.insert(conn, Peer::App(app_id.clone()));

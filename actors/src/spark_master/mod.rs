@@ -8,6 +8,8 @@ pub mod drivers;
 pub mod ensemble_link;
 pub mod file_link;
 mod held;
+pub mod takeover;
+pub mod takeover_io;
 pub mod web;
 
 pub use self::actor::{

@@ -415,8 +415,9 @@ impl WorkerCore {
                 self.next_attempt = now;
                 self.tick(now);
             }
-            // Answers meant for clients, and other standby replies: nothing to do.
+            // Answers meant for clients or masters, and other standby replies: nothing to do.
             FromMaster::MasterInStandby { .. }
+            | FromMaster::Identity { .. }
             | FromMaster::SubmitDriverResponse { .. }
             | FromMaster::RegisteredApplication { .. }
             | FromMaster::RegisterApplicationFailed { .. }
