@@ -5,10 +5,12 @@
 //! - [`jepsen`]: fault cycles on real processes (proxied peer links, `kill -9`, SIGSTOP,
 //!   partitions) under client load, with a linearizability checker over the history.
 //! - [`spark`]: ensemble's Spark-style masters and workers as real processes beside an ensemble.
+//! - [`spark_load`]: many fake workers and application clients over the real protocol.
 
 pub mod jepsen;
 pub mod sim;
 pub mod spark;
+pub mod spark_load;
 
 use ensemble_actors::zk_client::ZkClient;
 use std::time::Duration;

@@ -115,24 +115,20 @@ impl Topology {
     /// Starts the ensemble (servers 127.0.B.1-3), masters 127.0.B.11-13 and workers
     /// 127.0.B.21-22 of `exe`, with extra Spark `properties` lines.
     pub fn start(exe: &Path, block: u8, properties: &str) -> Topology {
-        Self::launch(exe, block, properties, false, Timing::TEST)
-    }
-
-    /// Like [`Topology::start`], with the ensemble's quorum `timing` (its tick bounds the
-    /// masters' sessions).
-    pub fn start_timed(exe: &Path, block: u8, properties: &str, timing: Timing) -> Topology {
-        Self::launch(exe, block, properties, false, timing)
+        Self::start_with(exe, block, properties, false, Timing::TEST)
     }
 
     /// Like [`Topology::start`], with the ensemble's leader first in the masters' server list,
     /// so that they open their sessions on it; returns the leader too.
     pub fn start_on_leader(exe: &Path, block: u8, properties: &str) -> (Topology, u64) {
-        let t = Self::launch(exe, block, properties, true, Timing::TEST);
+        let t = Self::start_with(exe, block, properties, true, Timing::TEST);
         let leader = t.ensemble_leader.unwrap_or_default();
         (t, leader)
     }
 
-    fn launch(
+    /// Like [`Topology::start`], with the ensemble's quorum `timing` (its tick bounds the
+    /// masters' sessions), and with `leader_first` as [`Topology::start_on_leader`].
+    pub fn start_with(
         exe: &Path,
         block: u8,
         properties: &str,
@@ -207,6 +203,34 @@ impl Topology {
             name
         };
         self.masters[m - 1] = Some(Proc::start(&self.exe, self.dir.path(), &name, &args));
+    }
+
+    /// `spark://` URL of the three masters.
+    pub fn masters_url(&self) -> String {
+        let list: Vec<String> = (1..=3)
+            .map(|m| format!("{}:7077", self.master_ip(m)))
+            .collect();
+        format!("spark://{}", list.join(","))
+    }
+
+    /// Starts `ensemble submit` of a 1-core application that sleeps for 10 minutes, logging to
+    /// `submit.log`.
+    pub fn submit_sleeper(&self) -> Proc {
+        let url = self.masters_url();
+        let args = [
+            "submit",
+            "--master",
+            &url,
+            "--total-executor-cores",
+            "1",
+            "--executor-memory",
+            "256m",
+            "--",
+            "sleep",
+            "600",
+        ];
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        Proc::start(&self.exe, self.dir.path(), "submit", &args)
     }
 
     /// Starts worker `w` (1-based, on 127.0.B.2w) with every master in its URL, as the

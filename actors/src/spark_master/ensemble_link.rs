@@ -529,7 +529,8 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
             if !self.watch_leader(&leader).await? {
                 continue;
             }
-            self.look_at_session(settings, &leader).await?;
+            self.look_at_session(settings, &leader, pred == leader)
+                .await?;
             if pred == leader {
                 return Ok(());
             }
@@ -584,11 +585,12 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
     }
 
     /// Feeds the take-over watch what the leader's latch `leader` and the published session
-    /// say (with a credential).
+    /// say (with a credential); only the master `next_in_line` reads the session.
     async fn look_at_session(
         &mut self,
         settings: &EnsembleSettings,
         leader: &str,
+        next_in_line: bool,
     ) -> Result<(), Ended> {
         if self.watch.is_none() {
             return Ok(());
@@ -596,7 +598,7 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
         let client = self.client;
         let path = format!("{}/{}", settings.dir, takeover_io::RECORD_NAME);
         let seen = self
-            .retry(|| takeover_io::read(client, leader, &path))
+            .retry(|| takeover_io::read(client, leader, &path, next_in_line))
             .await?;
         if let (Some(seen), Some(w)) = (seen, &mut self.watch) {
             w.feed(seen);

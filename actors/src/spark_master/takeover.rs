@@ -29,6 +29,14 @@ use serde::{Deserialize, Serialize};
 /// How long after an inconclusive probe or a failed take-over the next probe starts, ms.
 pub const RETRY_MS: u64 = 500;
 
+/// For this long after the held connection closed, an inconclusive probe is retried after
+/// [`FAST_RETRY_MS`] instead: a process being killed closes its connections before its
+/// listening socket, so the first probe may be accepted and then reset.
+pub const FAST_WINDOW_MS: u64 = 1000;
+
+/// See [`FAST_WINDOW_MS`].
+pub const FAST_RETRY_MS: u64 = 20;
+
 /// The length of a ZooKeeper session password.
 const PASSWORD_LEN: usize = 16;
 
@@ -102,6 +110,9 @@ pub enum Input {
     /// This STANDBY master looked at the election: the session that owns the leading latch, and
     /// the published record with the session that owns its znode (None: none published yet).
     Leader {
+        /// Whether this master's latch comes right after the leader's: only that master takes
+        /// the leader's session over (two at once would move it from each other and fail).
+        next_in_line: bool,
         /// The leading latch's ephemeral owner.
         latch_owner: i64,
         /// The record and its znode's ephemeral owner.
@@ -168,6 +179,8 @@ enum Phase {
 pub struct Takeover {
     own_session: i64,
     target: Option<(SessionRecord, Phase)>,
+    /// Until when inconclusive probes are retried quickly (the held connection just closed).
+    fast_until: u64,
 }
 
 impl Takeover {
@@ -176,6 +189,7 @@ impl Takeover {
         Takeover {
             own_session,
             target: None,
+            fast_until: 0,
         }
     }
 
@@ -183,20 +197,25 @@ impl Takeover {
     pub fn step(&mut self, input: Input, now: u64) -> Vec<Output> {
         match input {
             Input::Leader {
+                next_in_line,
                 latch_owner,
                 record,
-            } => self.leader(latch_owner, record),
+            } => match next_in_line {
+                true => self.leader(latch_owner, record),
+                false => self.forget(),
+            },
             Input::Idle => self.forget(),
             Input::Probed {
                 session_id,
                 outcome,
             } => self.probed(session_id, outcome, now),
             Input::TakenOver { session_id, result } => {
+                let pause = self.pause(now);
                 let Some((record, phase)) = self.target.as_mut() else {
                     return Vec::new();
                 };
                 if record.session_id == session_id && result.is_err() {
-                    *phase = Phase::Waiting(now + RETRY_MS);
+                    *phase = Phase::Waiting(now + pause);
                 }
                 Vec::new()
             }
@@ -253,7 +272,17 @@ impl Takeover {
         }
     }
 
+    /// How long to wait before probing again after an inconclusive probe or a failed take-over.
+    fn pause(&self, now: u64) -> u64 {
+        if now < self.fast_until {
+            FAST_RETRY_MS
+        } else {
+            RETRY_MS
+        }
+    }
+
     fn probed(&mut self, session_id: i64, outcome: Probe, now: u64) -> Vec<Output> {
+        let pause = self.pause(now);
         let Some((record, phase)) = self.target.as_mut() else {
             return Vec::new();
         };
@@ -272,11 +301,12 @@ impl Takeover {
             }
             Probe::Closed if *phase == Phase::Holding => {
                 *phase = Phase::Probing;
+                self.fast_until = now + FAST_WINDOW_MS;
                 return vec![probe(record)];
             }
             Probe::Closed => return Vec::new(),
             Probe::Inconclusive(_) => {
-                *phase = Phase::Waiting(now + RETRY_MS);
+                *phase = Phase::Waiting(now + pause);
                 return Vec::new();
             }
         };

@@ -28,8 +28,8 @@ pub const RECORD_NAME: &str = "leader_session";
 /// How long a probe waits for a connection and then for an answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// How often the core is ticked while a watch runs.
-const TICK: Duration = Duration::from_millis(100);
+/// How often the core is ticked while a watch runs (its quick retries wait 20 ms).
+const TICK: Duration = Duration::from_millis(10);
 
 /// The ACL of the record: every permission to the masters' credential, none to anyone else.
 pub fn masters_acl(credential: &str) -> Vec<Acl> {
@@ -71,22 +71,28 @@ pub async fn publish(
 }
 
 /// What a STANDBY master sees of the leader: the session that owns the leading latch and the
-/// published record with its znode's owner. Leaves a watch on the record, so that its creation
-/// is seen. None when the latch is gone (its watch fires).
+/// published record with its znode's owner (read only by the master `next_in_line`). Leaves a
+/// watch on the record, so that its creation is seen. None when the latch is gone (its watch
+/// fires).
 pub async fn read(
     client: &ZkClient,
     latch: &str,
     path: &str,
+    next_in_line: bool,
 ) -> Result<Option<Input>, ClientError> {
     let Some(latch) = client.exists(latch).await? else {
         return Ok(None);
     };
     let leader = |record| {
         Some(Input::Leader {
+            next_in_line,
             latch_owner: latch.ephemeral_owner,
             record,
         })
     };
+    if !next_in_line {
+        return Ok(leader(None));
+    }
     if client.exists_watch(path, true).await?.is_none() {
         return Ok(leader(None));
     }
@@ -211,6 +217,10 @@ impl Watcher {
             } if s == session_id => tracing::info!(
                 "the ALIVE master's process answers with its session 0x{s:x}; watching it"
             ),
+            Input::Probed {
+                outcome: Probe::Inconclusive(why),
+                ..
+            } => tracing::info!("probe of the ALIVE master inconclusive ({why}); waiting"),
             _ => {}
         }
         let now = self.started.elapsed().as_millis() as u64;

@@ -17,6 +17,7 @@ fn watching() -> (Takeover, Vec<Output>) {
     let mut t = Takeover::new(OWN);
     let out = t.step(
         Input::Leader {
+            next_in_line: true,
             latch_owner: LEADER,
             record: Some((record(LEADER), LEADER)),
         },
@@ -49,6 +50,7 @@ fn a_sound_record_is_probed_once() {
     assert!(probes(&out), "{out:?}");
     let again = t.step(
         Input::Leader {
+            next_in_line: true,
             latch_owner: LEADER,
             record: Some((record(LEADER), LEADER)),
         },
@@ -59,6 +61,22 @@ fn a_sound_record_is_probed_once() {
         vec![],
         "the same record again starts no second probe"
     );
+}
+
+/// Two standbys taking the session over at once move it from each other and both fail: only
+/// the one right behind the leader watches it.
+#[test]
+fn only_the_master_next_in_line_watches_the_leader() {
+    let mut t = Takeover::new(OWN);
+    let further = |next_in_line| Input::Leader {
+        next_in_line,
+        latch_owner: LEADER,
+        record: Some((record(LEADER), LEADER)),
+    };
+    assert_eq!(t.step(further(false), 0), vec![]);
+    assert!(probes(&t.step(further(true), 1)));
+    assert_eq!(t.step(further(false), 2), vec![Output::StopProbe]);
+    assert_eq!(probed(&mut t, Probe::Refused, 3), vec![]);
 }
 
 #[test]
@@ -106,6 +124,33 @@ fn the_live_master_answering_with_its_session_is_held_and_probed_again_when_it_c
     assert!(takes_over(&probed(&mut t, Probe::Refused, 200_001)));
 }
 
+/// A killed process's connections close before its listening socket: the probe right after
+/// may be accepted and reset. Such probes are retried quickly for a while, then at the usual
+/// pace; a reset is never taken for proof.
+#[test]
+fn after_the_held_connection_closes_inconclusive_probes_are_retried_quickly_for_a_while() {
+    let (mut t, _) = watching();
+    assert_eq!(probed(&mut t, Probe::Answered(LEADER), 5), vec![]);
+    assert!(probes(&probed(&mut t, Probe::Closed, 1000)));
+    let reset = || Probe::Inconclusive("connection reset".into());
+    assert_eq!(probed(&mut t, reset(), 1001), vec![], "a reset is no proof");
+    assert_eq!(t.step(Input::Tick, 1001 + FAST_RETRY_MS - 1), vec![]);
+    assert!(probes(&t.step(Input::Tick, 1001 + FAST_RETRY_MS)));
+    let late = 1000 + FAST_WINDOW_MS;
+    assert_eq!(probed(&mut t, reset(), late), vec![]);
+    assert_eq!(
+        t.step(Input::Tick, late + FAST_RETRY_MS),
+        vec![],
+        "the window is over"
+    );
+    assert!(probes(&t.step(Input::Tick, late + RETRY_MS)));
+    assert!(takes_over(&probed(
+        &mut t,
+        Probe::Refused,
+        late + RETRY_MS + 1
+    )));
+}
+
 #[test]
 fn a_closed_connection_alone_is_no_proof() {
     let (mut t, _) = watching();
@@ -149,6 +194,7 @@ fn records_of_other_sessions_or_of_our_own_are_ignored() {
         let mut t = Takeover::new(OWN);
         let out = t.step(
             Input::Leader {
+                next_in_line: true,
                 latch_owner,
                 record: Some((r, znode_owner)),
             },
@@ -177,6 +223,7 @@ fn a_new_leader_or_none_replaces_the_target_and_stale_probes_are_ignored() {
     let (mut t, _) = watching();
     let out = t.step(
         Input::Leader {
+            next_in_line: true,
             latch_owner: 0x300,
             record: None,
         },
@@ -187,6 +234,7 @@ fn a_new_leader_or_none_replaces_the_target_and_stale_probes_are_ignored() {
     let (mut t, _) = watching();
     let out = t.step(
         Input::Leader {
+            next_in_line: true,
             latch_owner: 0x300,
             record: Some((record(0x300), 0x300)),
         },
@@ -217,6 +265,7 @@ fn a_failed_take_over_is_retried_through_a_new_probe() {
         result: Err("connection loss".into()),
     };
     assert_eq!(t.step(failed, 10), vec![]);
+    assert_eq!(t.step(Input::Tick, 10 + RETRY_MS - 1), vec![]);
     assert!(probes(&t.step(Input::Tick, 10 + RETRY_MS)));
     assert!(takes_over(&probed(&mut t, Probe::Refused, 600)));
     let done = Input::TakenOver {
