@@ -6,6 +6,9 @@
 //!   (and, on a second line, its web UI, which STANDBY masters link to);
 //!   the lowest sequence leads, and every other master watches its predecessor only.
 //! - `master_status/worker_<id>`: one persistent znode per registered worker.
+//! - `leader_session` (an ensemble addition, with `spark.deploy.zookeeper.masterAuth`): the
+//!   ALIVE master's session, ephemeral and readable by the masters only, for the take-over of a
+//!   dead master's session (`takeover.rs`, `takeover_io.rs`).
 //!
 //! The elected master's epoch is the zxid that created its latch znode, so a later leader always
 //! has a larger epoch. Errors are handled as Curator's session-based policy does: a lost
