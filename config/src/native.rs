@@ -65,6 +65,9 @@ pub struct SparkSection {
     pub zookeeper_dir: String,
     /// spark.deploy.zookeeper.sessionTimeout (an ensemble addition).
     pub session_timeout: String,
+    /// spark.deploy.zookeeper.masterAuth (an ensemble addition): the masters' digest
+    /// credential `user:password`; empty: `ensemble up` makes a random one for each run.
+    pub master_auth: String,
 }
 
 impl Default for SparkSection {
@@ -74,6 +77,7 @@ impl Default for SparkSection {
             recovery_timeout: String::new(),
             zookeeper_dir: "/spark".into(),
             session_timeout: "3s".into(),
+            master_auth: String::new(),
         }
     }
 }
@@ -92,6 +96,12 @@ impl SparkSection {
             out.push_str(&format!(
                 "spark.deploy.recoveryTimeout {}\n",
                 self.recovery_timeout
+            ));
+        }
+        if !self.master_auth.is_empty() {
+            out.push_str(&format!(
+                "spark.deploy.zookeeper.masterAuth {}\n",
+                self.master_auth
             ));
         }
         out

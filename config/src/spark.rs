@@ -25,7 +25,26 @@ pub enum RecoveryMode {
         /// spark.deploy.zookeeper.sessionTimeout, an ensemble addition (default 3 s; Spark
         /// hard-codes 60 s). The ensemble clamps it to its session bounds.
         session_timeout: Duration,
+        /// spark.deploy.zookeeper.masterAuth, an ensemble addition: the masters' shared digest
+        /// credential `user:password`. The ALIVE master publishes its session under a znode only
+        /// this credential reads, so that a standby can close the session of a master whose
+        /// process is gone; without it, failover waits for the session to expire.
+        master_auth: Option<String>,
     },
+}
+
+/// The masters' digest credential `user:password` under spark.deploy.zookeeper.masterAuth,
+/// if set.
+fn master_auth(props: &BTreeMap<String, String>) -> Result<Option<String>, ConfigError> {
+    let Some(v) = props.get("spark.deploy.zookeeper.masterAuth") else {
+        return Ok(None);
+    };
+    match v.split_once(':') {
+        Some((user, password)) if !user.is_empty() && !password.is_empty() => Ok(Some(v.clone())),
+        _ => Err(ConfigError::Invalid(
+            "spark.deploy.zookeeper.masterAuth must be user:password, both non-empty".into(),
+        )),
+    }
 }
 
 /// Timing shared by masters and workers.
@@ -218,6 +237,7 @@ impl MasterConfig {
                         servers,
                         dir,
                         session_timeout,
+                        master_auth: master_auth(props)?,
                     }
                 }
                 "FILESYSTEM" => match props.get("spark.deploy.recoveryDirectory") {
@@ -372,8 +392,24 @@ mod tests {
                 servers: vec!["a:1".into(), "b:2".into()],
                 dir: "/spark".into(),
                 session_timeout: Duration::from_secs(3),
+                master_auth: None,
             }
         );
+        let with_auth = |v: &str| {
+            MasterConfig::from_properties(&props(&format!(
+                "spark.deploy.recoveryMode ZOOKEEPER\nspark.deploy.zookeeper.url a:1\n\
+                 spark.deploy.zookeeper.masterAuth {v}\n"
+            )))
+            .map(|c| c.recovery)
+        };
+        assert!(matches!(
+            with_auth("masters:s3cret:x"),
+            Ok(RecoveryMode::ZooKeeper { master_auth: Some(a), .. }) if a == "masters:s3cret:x"
+        ));
+        for bad in ["masters", ":pw", "masters:"] {
+            let e = with_auth(bad).unwrap_err().to_string();
+            assert!(e.contains("masterAuth must be user:password"), "{bad}: {e}");
+        }
         assert_eq!(c.timing.worker_timeout, Duration::from_secs(10));
         assert_eq!(c.timing.recovery_timeout, Duration::from_secs(10));
         let e = MasterConfig::from_properties(&props("spark.deploy.recoveryMode ZOOKEPER\n"))

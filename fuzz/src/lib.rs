@@ -12,7 +12,8 @@ use ensemble_actors::apache;
 use ensemble_actors::client_port::{ClientConnect, ClientPacket, ClientService, ClientSink};
 use ensemble_actors::client_port::{Host, ServiceSettings, ToClient};
 use ensemble_actors::data_tree::{DataTree, SessionPassword, TreeTxn};
-use ensemble_actors::spark_master::ensemble_link::Records;
+use ensemble_actors::spark_master::ensemble_link::{decode_record, Records};
+use ensemble_actors::spark_master::takeover::SessionRecord;
 use ensemble_actors::storage::files::{self, LogHeader, RecordRead, LOG_HEADER_LEN};
 use ensemble_actors::zab::{Input, Output, PeerStatus};
 use ensemble_messages::codec::{self, PeerCodec};
@@ -312,12 +313,14 @@ fn with_valid_adler32(data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A Spark-style master's stored record, under each kind of record name.
+/// A Spark-style master's stored record, under each kind of record name, and as the ALIVE
+/// master's published session record.
 pub fn spark_record(data: &[u8]) {
     let mut records = Records::default();
     for name in ["worker_w", "app_a", "driver_d"] {
         let _ = records.add(name, data);
     }
+    let _ = decode_record::<SessionRecord>(data).and_then(SessionRecord::checked);
 }
 
 /// A request to a master's REST submission gateway: the first line is the path (routed as GET

@@ -243,6 +243,9 @@ pub enum ToMaster {
         /// The worker.
         worker_id: String,
     },
+    /// Another master asks which ensemble session this master's process holds (an ensemble
+    /// addition, for the session take-over of a dead ALIVE master).
+    Identify,
 }
 
 /// Master to worker or application client.
@@ -373,6 +376,14 @@ pub enum FromMaster {
         /// The master's epoch.
         epoch: MasterEpoch,
     },
+    /// The answer to Identify: the ensemble session this master's process holds (0: none yet)
+    /// and its epoch (0 unless it leads).
+    Identity {
+        /// The session id.
+        session_id: i64,
+        /// The master's epoch.
+        epoch: MasterEpoch,
+    },
 }
 
 impl FromMaster {
@@ -393,6 +404,7 @@ impl FromMaster {
             | FromMaster::RegisterApplicationFailed { .. }
             | FromMaster::ExecutorUpdated { .. }
             | FromMaster::ApplicationRemoved { .. }
+            | FromMaster::Identity { .. }
             | FromMaster::SubmitDriverResponse { .. } => None,
         }
     }

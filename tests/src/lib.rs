@@ -6,11 +6,13 @@
 //!   partitions) under client load, with a linearizability checker over the history.
 //! - [`certs`]: test CAs and certificates made at test time, for TLS tests.
 //! - [`spark`]: ensemble's Spark-style masters and workers as real processes beside an ensemble.
+//! - [`spark_load`]: many fake workers and application clients over the real protocol.
 
 pub mod certs;
 pub mod jepsen;
 pub mod sim;
 pub mod spark;
+pub mod spark_load;
 
 use ensemble_actors::zk_client::ZkClient;
 use std::time::Duration;

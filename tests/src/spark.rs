@@ -2,7 +2,7 @@
 //! 3-server ensemble: the harness of the seed scenarios and of the failover benchmark.
 
 use ensemble_actors::zk_client::ZkClient;
-use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
+use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program, Timing};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -133,19 +133,28 @@ impl Topology {
     /// Starts the ensemble (servers 127.0.B.1-3), masters 127.0.B.11-13 and workers
     /// 127.0.B.21-22 of `exe`, with extra Spark `properties` lines.
     pub fn start(exe: &Path, block: u8, properties: &str) -> Topology {
-        Self::launch(exe, block, properties, false)
+        Self::start_with(exe, block, properties, false, Timing::TEST)
     }
 
     /// Like [`Topology::start`], with the ensemble's leader first in the masters' server list,
     /// so that they open their sessions on it; returns the leader too.
     pub fn start_on_leader(exe: &Path, block: u8, properties: &str) -> (Topology, u64) {
-        let t = Self::launch(exe, block, properties, true);
+        let t = Self::start_with(exe, block, properties, true, Timing::TEST);
         let leader = t.ensemble_leader.unwrap_or_default();
         (t, leader)
     }
 
-    fn launch(exe: &Path, block: u8, properties: &str, leader_first: bool) -> Topology {
-        let mut ensemble = ProcessCluster::new(3, block, Program::Cli(exe.into()), "");
+    /// Like [`Topology::start`], with the ensemble's quorum `timing` (its tick bounds the
+    /// masters' sessions), and with `leader_first` as [`Topology::start_on_leader`].
+    pub fn start_with(
+        exe: &Path,
+        block: u8,
+        properties: &str,
+        leader_first: bool,
+        timing: Timing,
+    ) -> Topology {
+        let program = Program::Cli(exe.into());
+        let mut ensemble = ProcessCluster::with_timing(3, block, program, "", timing);
         ensemble.start_all();
         ensemble.wait_serving(Duration::from_secs(20)).unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -177,27 +186,69 @@ impl Topology {
             masters: Vec::new(),
             workers: Vec::new(),
         };
-        for m in 1..=3 {
-            let host = t.master_ip(m);
-            let args = [
-                "master",
-                "--host",
-                &host,
-                "--port",
-                "7077",
-                "--webui-port",
-                "8080",
-            ];
-            let mut args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-            args.extend(["--properties-file".to_string(), props.clone()]);
-            let p = Proc::start(&t.exe, t.dir.path(), &format!("master-{m}"), &args);
-            t.masters.push(Some(p));
-        }
         t.props = props;
+        t.masters.resize_with(3, || None);
+        for m in 1..=3 {
+            t.start_master(m);
+        }
         for w in 1..=2 {
             t.start_worker(w);
         }
         t
+    }
+
+    /// Starts master `m` (1-based, on 127.0.B.1m, RPC port 7077, web UI 8080) as the `masters`
+    /// entry `m - 1`, logging to `master-<m>.log` (`master-<m>-again.log` when restarted).
+    pub fn start_master(&mut self, m: usize) {
+        let host = self.master_ip(m);
+        let args = [
+            "master",
+            "--host",
+            &host,
+            "--port",
+            "7077",
+            "--webui-port",
+            "8080",
+            "--properties-file",
+            &self.props,
+        ];
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let name = format!("master-{m}");
+        let restarts = self.dir.path().join(format!("{name}.log")).exists();
+        let name = if restarts {
+            format!("{name}-again")
+        } else {
+            name
+        };
+        self.masters[m - 1] = Some(Proc::start(&self.exe, self.dir.path(), &name, &args));
+    }
+
+    /// `spark://` URL of the three masters.
+    pub fn masters_url(&self) -> String {
+        let list: Vec<String> = (1..=3)
+            .map(|m| format!("{}:7077", self.master_ip(m)))
+            .collect();
+        format!("spark://{}", list.join(","))
+    }
+
+    /// Starts `ensemble submit` of a 1-core application that sleeps for 10 minutes, logging to
+    /// `submit.log`.
+    pub fn submit_sleeper(&self) -> Proc {
+        let url = self.masters_url();
+        let args = [
+            "submit",
+            "--master",
+            &url,
+            "--total-executor-cores",
+            "1",
+            "--executor-memory",
+            "256m",
+            "--",
+            "sleep",
+            "600",
+        ];
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        Proc::start(&self.exe, self.dir.path(), "submit", &args)
     }
 
     /// Starts worker `w` (1-based, on 127.0.B.2w) with every master in its URL, as the

@@ -49,6 +49,8 @@ pub struct MasterActor {
     /// What the latch of the master that leads holds while this one is STANDBY: its URL, and
     /// on a second line its web UI.
     leader: Option<String>,
+    /// The ensemble session the link holds (0: none yet), told to masters that ask.
+    session: i64,
 }
 
 impl MasterActor {
@@ -74,6 +76,7 @@ impl MasterActor {
             next_conn: 0,
             started,
             leader: None,
+            session: 0,
         }
     }
 
@@ -310,6 +313,7 @@ impl Handler<Link> for MasterActor {
             }
             LinkEvent::Stored { epoch, seq } => self.step(Input::Stored { epoch, seq }),
             LinkEvent::LeaderIs(url) => self.leader = Some(url),
+            LinkEvent::Session(id) => self.session = id,
         }
     }
 }
@@ -327,6 +331,15 @@ impl Handler<FromWorker> for MasterActor {
 
     fn handle(&mut self, m: FromWorker, _: &mut Context<Self>) {
         match m.msg {
+            // Another master probing whether this process still holds its published session.
+            Some(ToMaster::Identify) => {
+                if let Some(c) = self.conns.get(&m.conn) {
+                    let _ = c.send(FromMaster::Identity {
+                        session_id: self.session,
+                        epoch: self.core.epoch(),
+                    });
+                }
+            }
             Some(msg) => self.step(Input::Message { conn: m.conn, msg }),
             None => {
                 self.conns.remove(&m.conn);

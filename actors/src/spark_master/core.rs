@@ -593,6 +593,8 @@ impl MasterCore {
                 }
                 self.decommission(&worker_id, false);
             }
+            // Answered by the actor, which knows the ensemble session.
+            ToMaster::Identify => {}
             ToMaster::MasterChangeAcknowledged { app_id } => {
                 self.gone_apps.remove(&app_id);
                 self.conns.insert(conn, Peer::App(app_id.clone()));

@@ -6,6 +6,9 @@
 //!   (and, on a second line, its web UI, which STANDBY masters link to);
 //!   the lowest sequence leads, and every other master watches its predecessor only.
 //! - `master_status/worker_<id>`: one persistent znode per registered worker.
+//! - `leader_session` (an ensemble addition, with `spark.deploy.zookeeper.masterAuth`): the
+//!   ALIVE master's session, ephemeral and readable by the masters only, for the take-over of a
+//!   dead master's session (`takeover.rs`, `takeover_io.rs`).
 //!
 //! The elected master's epoch is the zxid that created its latch znode, so a later leader always
 //! has a larger epoch. Errors are handled as Curator's session-based policy does: a lost
@@ -18,6 +21,8 @@
 
 use super::apps::StoredApp;
 use super::drivers::StoredDriver;
+use super::takeover::{Input as Seen, SessionRecord};
+use super::takeover_io::{self, Watcher};
 use crate::zk_client::{ClientError, ZkClient};
 use ensemble_messages::jute::WatcherEvent;
 use ensemble_messages::spark::{MasterEpoch, WorkerSpec};
@@ -37,6 +42,11 @@ pub struct EnsembleSettings {
     pub session_timeout: Duration,
     /// What the latch znode holds: the master's URL, and on a second line its web UI.
     pub identity: String,
+    /// The master's RPC address, `host:port`, published for the take-over of its session.
+    pub rpc: String,
+    /// spark.deploy.zookeeper.masterAuth: the masters' digest credential; without it the
+    /// session is not published and failover waits for session expiry.
+    pub master_auth: Option<String>,
 }
 
 /// What the link tells the master.
@@ -59,6 +69,8 @@ pub enum LinkEvent {
     Suspended,
     /// Connected again with the same session.
     Resumed,
+    /// The link holds this ensemble session now (it answers other masters' Identify).
+    Session(i64),
     /// Another master leads: what its latch znode holds (its URL, and on a second line its
     /// web UI), for the STANDBY page.
     LeaderIs(String),
@@ -237,6 +249,14 @@ pub async fn run(
                 }
             };
         backoff = Duration::from_millis(100);
+        report(LinkEvent::Session(client.session_id));
+        let watch = settings.master_auth.as_ref().map(|_| {
+            Watcher::new(
+                client.session_id,
+                settings.servers.clone(),
+                settings.session_timeout,
+            )
+        });
         let mut session = Session {
             client: &client,
             events,
@@ -244,6 +264,7 @@ pub async fn run(
             fence: Fence::default(),
             connected: true,
             suspended: false,
+            watch,
         };
         let outcome = session.contend(&settings, &mut ops).await;
         let _ = client.close().await;
@@ -285,6 +306,8 @@ struct Session<'a, R: Fn(LinkEvent)> {
     connected: bool,
     /// Whether the master was told to stop acting.
     suspended: bool,
+    /// The watch of the ALIVE master's session, with a masters' credential.
+    watch: Option<Watcher>,
 }
 
 impl<R: Fn(LinkEvent)> Session<'_, R> {
@@ -400,6 +423,9 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
         let status_dir = format!("{}/master_status", settings.dir);
         // Not retried: a latch created twice would make this master its own predecessor.
         let setup = async {
+            if let Some(credential) = &settings.master_auth {
+                client.add_auth("digest", credential.as_bytes()).await?;
+            }
             ensure_path(client, &latch_dir).await?;
             ensure_path(client, &status_dir).await?;
             let prefix = format!("{latch_dir}/latch-");
@@ -419,11 +445,16 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
         let own_name = own.rsplit('/').next().unwrap_or_default().to_string();
         loop {
             if !self.leading() {
-                if let Err(ended) = self.elect(&latch_dir, &own_name, &status_dir, epoch).await {
+                if let Err(ended) = self.elect(settings, &own_name, epoch).await {
                     return ended;
                 }
             }
             tokio::select! {
+                seen = next_seen(&mut self.watch) => {
+                    if let Some(w) = &mut self.watch {
+                        w.feed(seen);
+                    }
+                }
                 ev = self.events.recv() => match ev {
                     None => return self.lost("client stopped"),
                     Some(e) if e.event_type == event::NONE => {
@@ -465,21 +496,25 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
         Ok(())
     }
 
-    /// Leads if this latch is the lowest (reading the records and reporting them), else
-    /// watches its predecessor.
+    /// Leads if this latch is the lowest (publishing its session, reading the records and
+    /// reporting them), else watches its predecessor and the leader's session.
     async fn elect(
         &mut self,
-        latch_dir: &str,
+        settings: &EnsembleSettings,
         own_name: &str,
-        status_dir: &str,
         epoch: MasterEpoch,
     ) -> Result<(), Ended> {
         let client = self.client;
+        let latch_dir = format!("{}/leader_election", settings.dir);
+        let status_dir = format!("{}/master_status", settings.dir);
+        let latch_dir = latch_dir.as_str();
+        let status_dir = status_dir.as_str();
         loop {
             let (pred, leader) = self
                 .retry(|| predecessor(client, latch_dir, own_name))
                 .await?;
             let Some(pred) = pred else {
+                self.publish(settings, epoch).await?;
                 let reading = std::time::Instant::now();
                 let records = self.retry(|| read_records(client, status_dir)).await?;
                 tracing::info!(
@@ -497,6 +532,8 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
             if !self.watch_leader(&leader).await? {
                 continue;
             }
+            self.look_at_session(settings, &leader, pred == leader)
+                .await?;
             if pred == leader {
                 return Ok(());
             }
@@ -513,6 +550,65 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
 }
 
 impl<R: Fn(LinkEvent)> Session<'_, R> {
+    /// Publishes this leader's session for the masters (with a credential): failures other
+    /// than a lost connection are logged, and failover then waits for session expiry.
+    async fn publish(
+        &mut self,
+        settings: &EnsembleSettings,
+        epoch: MasterEpoch,
+    ) -> Result<(), Ended> {
+        let Some(credential) = &settings.master_auth else {
+            return Ok(());
+        };
+        if let Some(w) = &mut self.watch {
+            w.feed(Seen::Idle);
+        }
+        let client = self.client;
+        let path = format!("{}/{}", settings.dir, takeover_io::RECORD_NAME);
+        let acl = takeover_io::masters_acl(credential);
+        let record = SessionRecord {
+            session_id: client.session_id,
+            password: client.password.clone(),
+            rpc: settings.rpc.clone(),
+            epoch,
+        };
+        loop {
+            match takeover_io::publish(client, &path, &record, &acl).await {
+                Ok(()) => return Ok(()),
+                Err(e) if transient(&e) => {
+                    self.suspend(&format!("publishing the session failed ({e})"));
+                    self.pause().await?;
+                }
+                Err(e) => {
+                    tracing::warn!("cannot publish the session at {path} ({e}); a failover will wait for its expiry");
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Feeds the take-over watch what the leader's latch `leader` and the published session
+    /// say (with a credential); only the master `next_in_line` reads the session.
+    async fn look_at_session(
+        &mut self,
+        settings: &EnsembleSettings,
+        leader: &str,
+        next_in_line: bool,
+    ) -> Result<(), Ended> {
+        if self.watch.is_none() {
+            return Ok(());
+        }
+        let client = self.client;
+        let path = format!("{}/{}", settings.dir, takeover_io::RECORD_NAME);
+        let seen = self
+            .retry(|| takeover_io::read(client, leader, &path, next_in_line))
+            .await?;
+        if let (Some(seen), Some(w)) = (seen, &mut self.watch) {
+            w.feed(seen);
+        }
+        Ok(())
+    }
+
     /// Reports what the leader's latch znode `leader` holds and watches it; false if it is
     /// gone.
     async fn watch_leader(&mut self, leader: &str) -> Result<bool, Ended> {
@@ -529,6 +625,14 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
             Err(e) => tracing::debug!("the leader's latch went away: {e}"),
         }
         Ok(true)
+    }
+}
+
+/// The next input of the take-over watch; never, without one.
+async fn next_seen(watch: &mut Option<Watcher>) -> Seen {
+    match watch {
+        Some(w) => w.next().await,
+        None => std::future::pending().await,
     }
 }
 

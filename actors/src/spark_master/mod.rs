@@ -12,6 +12,8 @@ mod held;
 pub mod kill_workers;
 pub mod rest;
 pub mod rest_protocol;
+pub mod takeover;
+pub mod takeover_io;
 pub mod web;
 
 pub use self::actor::{

@@ -223,8 +223,18 @@ impl WorkerCore {
         match input {
             Input::Connected(m) => {
                 self.connected.insert(m);
-                if self.active.is_none() {
-                    self.register_with(m);
+                match self.active {
+                    None => self.register_with(m),
+                    // A master reached after this worker registered elsewhere learns which
+                    // worker this connection is, so that, elected later, it can tell it
+                    // MasterChanged: a master that froze rather than died closes no connection
+                    // that would make the worker look for its successor.
+                    Some(a) if a != m => {
+                        let worker_id = self.settings.spec.id.clone();
+                        let msg = ToMaster::Heartbeat { worker_id };
+                        self.out.push(Output::Send { master: m, msg });
+                    }
+                    Some(_) => {}
                 }
             }
             Input::Disconnected(m) => {
@@ -457,8 +467,9 @@ impl WorkerCore {
                 self.next_attempt = now;
                 self.tick(now);
             }
-            // Answers meant for clients, and other standby replies: nothing to do.
+            // Answers meant for clients or masters, and other standby replies: nothing to do.
             FromMaster::MasterInStandby { .. }
+            | FromMaster::Identity { .. }
             | FromMaster::SubmitDriverResponse { .. }
             | FromMaster::RegisteredApplication { .. }
             | FromMaster::RegisterApplicationFailed { .. }
@@ -534,6 +545,40 @@ mod tests {
             duplicate: false,
             election: "zk:1/spark".into(),
         }
+    }
+
+    /// Found by the SIGSTOP test of spark_takeover.rs: the worker registered with the first
+    /// master before its connection to a standby was up, the standby never learnt which worker
+    /// that connection was, and once elected (the first master frozen) it could not reach it.
+    #[test]
+    fn a_master_reached_after_registration_learns_which_worker_it_is() {
+        let mut w = core();
+        w.step(Input::Connected(0), 0);
+        w.step(
+            Input::Message {
+                master: 0,
+                msg: registered(3),
+            },
+            1,
+        );
+        let hello = ToMaster::Heartbeat {
+            worker_id: "w1".into(),
+        };
+        assert_eq!(
+            w.step(Input::Connected(1), 2),
+            vec![Output::Send {
+                master: 1,
+                msg: hello
+            }]
+        );
+        let standby = FromMaster::MasterInStandby {
+            master_url: "spark://m:1".into(),
+        };
+        let answer = Input::Message {
+            master: 1,
+            msg: standby,
+        };
+        assert_eq!(w.step(answer, 3), vec![], "the active master stays");
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct ZkClient {
     pub session_id: i64,
     /// The negotiated session timeout.
     pub timeout: Duration,
+    /// The session's password: with the id, it lets another client take the session over
+    /// ([`ZkClient::attach`]).
+    pub password: Vec<u8>,
 }
 
 /// The open ACL, `world:anyone` with every permission.
@@ -280,11 +283,37 @@ impl ZkClient {
         events: mpsc::UnboundedSender<WatcherEvent>,
         tls: Option<Arc<ClientConfig>>,
     ) -> Result<ZkClient, ClientError> {
+        Self::open(servers, session_timeout, (0, Vec::new()), events, tls).await
+    }
+
+    /// Takes over the live session `session_id` with its `password` (ZooKeeper's reconnect
+    /// with a known session): the server moves the session to this client, which may then close
+    /// it. Fails with the server's SessionExpired (-112) when the session is gone or the password
+    /// is wrong.
+    pub async fn attach(
+        servers: &[String],
+        session_timeout: Duration,
+        session_id: i64,
+        password: Vec<u8>,
+    ) -> Result<ZkClient, ClientError> {
+        let (events, _) = mpsc::unbounded_channel();
+        Self::open(servers, session_timeout, (session_id, password), events, None).await
+    }
+
+    /// Opens (session id 0) or re-attaches a session (id, password) on the first server that
+    /// accepts it.
+    async fn open(
+        servers: &[String],
+        session_timeout: Duration,
+        (id, password): (i64, Vec<u8>),
+        events: mpsc::UnboundedSender<WatcherEvent>,
+        tls: Option<Arc<ClientConfig>>,
+    ) -> Result<ZkClient, ClientError> {
         let mut session = Session {
             servers: servers.to_vec(),
             at: 0,
-            id: 0,
-            password: Vec::new(),
+            id,
+            password,
             requested_timeout: session_timeout,
             timeout: session_timeout,
             last_zxid: 0,
@@ -306,6 +335,7 @@ impl ZkClient {
                         calls,
                         session_id: session.id,
                         timeout: session.timeout,
+                        password: session.password.clone(),
                     };
                     tokio::spawn(run(session, stream, rx, events));
                     return Ok(client);

@@ -108,11 +108,14 @@ pub fn run_master(args: MasterArgs) -> Result<i32, Box<dyn std::error::Error>> {
             servers,
             dir,
             session_timeout,
+            master_auth,
         } => Recovery::Ensemble(EnsembleSettings {
             servers,
             dir,
             session_timeout,
             identity: format!("{url}\nhttp://{}:{}", args.host, args.webui_port),
+            rpc: format!("{}:{}", args.host, args.port),
+            master_auth,
         }),
     };
     let listener = std::net::TcpListener::bind((args.host.as_str(), args.port))

@@ -113,7 +113,10 @@ pub(super) fn run(
 ) -> Result<i32, Box<dyn std::error::Error>> {
     let start = Instant::now();
     let text = config_text(config)?;
-    let file = ensemble_config::parse_toml(&text)?;
+    let mut file = ensemble_config::parse_toml(&text)?;
+    if file.spark.master_auth.is_empty() {
+        file.spark.master_auth = random_master_auth()?;
+    }
     let props_text = validate(&file)?;
     ports::check(&ports::of(&file)?)?;
     let dir = file.storage.data_dir.join("up");
@@ -125,6 +128,8 @@ pub(super) fn run(
         None => write(&mut generated, dir.join("ensemble.toml"), &text)?,
     };
     let props = write(&mut generated, dir.join("spark.conf"), &props_text)?;
+    // It holds the masters' credential.
+    set_owner_only(&props)?;
     let _state = state::StateFile::write(&path, &file.storage.data_dir)?;
     let mut sup = Supervisor {
         exe: std::env::current_exe()?,
@@ -164,6 +169,24 @@ fn client_list(file: &EnsembleFile) -> String {
         .map(|s| format!("{}:{}", s.host, s.client_port))
         .collect();
     clients.join(",")
+}
+
+/// The masters' digest credential of one run: `masters:` and 16 random bytes in hex.
+fn random_master_auth() -> Result<String, String> {
+    use std::io::Read;
+    let mut raw = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut raw))
+        .map_err(|e| format!("cannot read /dev/urandom for the masters' credential: {e}"))?;
+    let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("masters:{hex}"))
+}
+
+/// Makes `path` readable and writable by its owner only.
+fn set_owner_only(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("cannot restrict {}: {e}", path.display()))
 }
 
 fn write(generated: &mut Generated, path: PathBuf, text: &str) -> Result<PathBuf, String> {
