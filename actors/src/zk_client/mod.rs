@@ -297,7 +297,14 @@ impl ZkClient {
         password: Vec<u8>,
     ) -> Result<ZkClient, ClientError> {
         let (events, _) = mpsc::unbounded_channel();
-        Self::open(servers, session_timeout, (session_id, password), events, None).await
+        Self::open(
+            servers,
+            session_timeout,
+            (session_id, password),
+            events,
+            None,
+        )
+        .await
     }
 
     /// Opens (session id 0) or re-attaches a session (id, password) on the first server that
