@@ -148,8 +148,14 @@ fn tree_txns() -> Vec<TreeTxn> {
         txn(7, TreeOp::MoveSession),
         txn(7, TreeOp::CloseSession),
         // A quota on /a, its usage kept by every later write under /a.
-        txn(7, create("/zookeeper/quota/a", world(), CreateMode::Persistent)),
-        txn(7, create_with(&limit_path("/a"), b"count=5,bytes=-1=;byteHardLimit=64")),
+        txn(
+            7,
+            create("/zookeeper/quota/a", world(), CreateMode::Persistent),
+        ),
+        txn(
+            7,
+            create_with(&limit_path("/a"), b"count=5,bytes=-1=;byteHardLimit=64"),
+        ),
         txn(7, create_with(&stat_path("/a"), b"count=0,bytes=0")),
         txn(
             7,
