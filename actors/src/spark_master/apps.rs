@@ -6,7 +6,7 @@
 use super::core::{retire, MasterCore, Output, Peer, RecoveryState, WorkerState};
 use ensemble_messages::spark::{AppDesc, ExecutorRef, ExecutorState, FromMaster, StderrTail};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Default of spark.deploy.maxExecutorRetries: failed executors, with none proven since,
 /// after which an application FAILS once none of its executors runs.
@@ -545,37 +545,60 @@ impl MasterCore {
             return;
         }
         self.schedule_drivers();
+        let mut free = self.free_table();
         for app_id in self.app_order.clone() {
             let (now, max) = (self.now, self.settings.max_executor_retries);
             let Some(app) = self.apps.get(&app_id).filter(|a| a.may_launch(now, max)) else {
                 continue;
             };
             let (cores, memory) = (app.desc.executor_cores, app.desc.executor_memory_mb);
-            let mut order: Vec<(String, u32)> = self
-                .workers
-                .values()
-                .filter(|w| w.state == WorkerState::Alive)
-                .map(|w| (w.spec.id.clone(), self.free(&w.spec.id).0))
-                .collect();
-            order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            if !free.may_fit(cores, memory) {
+                continue;
+            }
+            let order = free.by_most_cores();
+            let mut place = |core: &mut Self, worker: &str| {
+                let placed = free.fits(worker, cores, memory) && core.launch(&app_id, worker);
+                if placed {
+                    free.take(worker, cores, memory);
+                }
+                placed
+            };
             if self.settings.spread_out {
+                // Rounds of one executor per worker, while a round places any.
                 loop {
-                    let mut launched = false;
-                    for (worker, _) in &order {
-                        if self.fits(worker, cores, memory) && self.launch(&app_id, worker) {
-                            launched = true;
-                        }
+                    let mut placed = false;
+                    for worker in &order {
+                        placed |= place(self, worker);
                     }
-                    if !launched {
+                    if !placed {
                         break;
                     }
                 }
             } else {
-                for (worker, _) in &order {
-                    while self.fits(worker, cores, memory) && self.launch(&app_id, worker) {}
+                for worker in &order {
+                    while place(self, worker) {}
                 }
             }
         }
+    }
+
+    /// Free cores and memory of every ALIVE worker, for one scheduling pass.
+    fn free_table(&self) -> FreeTable {
+        let usage = self.usage();
+        let free = self
+            .workers
+            .values()
+            .filter(|w| w.state == WorkerState::Alive)
+            .map(|w| {
+                let (cores, memory) = usage.get(w.spec.id.as_str()).copied().unwrap_or((0, 0));
+                let left = (
+                    w.spec.cores.saturating_sub(cores),
+                    w.spec.memory_mb.saturating_sub(memory),
+                );
+                (w.spec.id.clone(), left)
+            })
+            .collect();
+        FreeTable::new(free)
     }
 
     /// Free cores and memory (MiB) of a worker.
@@ -641,5 +664,54 @@ impl MasterCore {
             self.send(client, msg);
         }
         true
+    }
+}
+
+/// Free cores and memory (MiB) of the ALIVE workers during one scheduling pass, with the
+/// largest of each, so that an application nothing can host is passed over at once (a pass
+/// costs launches times workers, not applications times workers times executors).
+struct FreeTable {
+    free: HashMap<String, (u32, u64)>,
+    most: (u32, u64),
+}
+
+impl FreeTable {
+    fn new(free: HashMap<String, (u32, u64)>) -> Self {
+        let mut table = FreeTable { free, most: (0, 0) };
+        table.measure();
+        table
+    }
+
+    fn measure(&mut self) {
+        self.most = self
+            .free
+            .values()
+            .fold((0, 0), |(c, m), &(fc, fm)| (c.max(fc), m.max(fm)));
+    }
+
+    /// False when no worker has the cores or no worker has the memory.
+    fn may_fit(&self, cores: u32, memory: u64) -> bool {
+        cores <= self.most.0 && memory <= self.most.1
+    }
+
+    fn fits(&self, worker: &str, cores: u32, memory: u64) -> bool {
+        self.free
+            .get(worker)
+            .is_some_and(|&(c, m)| c >= cores && m >= memory)
+    }
+
+    fn take(&mut self, worker: &str, cores: u32, memory: u64) {
+        if let Some((c, m)) = self.free.get_mut(worker) {
+            *c = c.saturating_sub(cores);
+            *m = m.saturating_sub(memory);
+        }
+        self.measure();
+    }
+
+    /// Worker ids by free cores, most first (ties by id).
+    fn by_most_cores(&self) -> Vec<String> {
+        let mut order: Vec<(&String, u32)> = self.free.iter().map(|(w, f)| (w, f.0)).collect();
+        order.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+        order.into_iter().map(|(w, _)| w.clone()).collect()
     }
 }

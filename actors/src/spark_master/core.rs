@@ -7,7 +7,7 @@ use super::apps::{AppInfo, AppState, StoredApp};
 use super::drivers::{DriverInfo, StoredDriver};
 use super::held::Held;
 use ensemble_messages::spark::{ExecutorRef, FromMaster, MasterEpoch, ToMaster, WorkerSpec};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 /// How many gone applications a STANDBY master remembers.
 const MAX_GONE_APPS: usize = 10_000;
@@ -317,20 +317,29 @@ impl MasterCore {
 
     /// Cores and memory (MiB) that live executors and running drivers hold on a worker.
     pub fn used(&self, worker: &str) -> (u32, u64) {
+        self.usage().remove(worker).unwrap_or((0, 0))
+    }
+
+    /// Cores and memory (MiB) held on every worker that holds any, in one pass over the
+    /// executors and drivers (a scheduling pass reads it once, not once per worker and app).
+    pub(super) fn usage(&self) -> HashMap<&str, (u32, u64)> {
         let executors = self
             .apps
             .values()
             .flat_map(|a| a.executors.values())
-            .filter(|e| e.worker == worker && !e.state.is_finished())
-            .map(|e| (e.cores, e.memory_mb));
+            .filter(|e| !e.state.is_finished())
+            .map(|e| (e.worker.as_str(), e.cores, e.memory_mb));
         let drivers = self
             .drivers
             .values()
-            .filter(|d| d.is_running() && d.worker.as_deref() == Some(worker))
-            .map(|d| (d.desc.cores, d.desc.memory_mb));
-        executors
-            .chain(drivers)
-            .fold((0, 0), |(c, m), (dc, dm)| (c + dc, m + dm))
+            .filter(|d| d.is_running())
+            .filter_map(|d| Some((d.worker.as_deref()?, d.desc.cores, d.desc.memory_mb)));
+        let mut usage: HashMap<&str, (u32, u64)> = HashMap::new();
+        for (worker, cores, memory) in executors.chain(drivers) {
+            let held = usage.entry(worker).or_default();
+            *held = (held.0.saturating_add(cores), held.1.saturating_add(memory));
+        }
+        usage
     }
 
     /// The wall-clock time of the input being handled, ms since the Unix epoch.

@@ -1168,3 +1168,36 @@ fn an_application_is_dated_and_an_ended_one_shows_the_cores_it_held() {
     assert_eq!((a.live_cores(), a.shown_cores()), (0, 3));
     assert_eq!(a.stored().submitted_ms, 1_000_010, "dated in its record");
 }
+
+/// The scale of the recovery benchmark: 1,000 applications wait while 1,000 workers
+/// register one by one. A scheduling pass once cost applications x workers x executors (the
+/// master stopped answering for minutes); every application now gets its executors as the
+/// workers arrive, in one pass per registration that skips what no worker can host.
+#[test]
+fn a_thousand_waiting_applications_are_placed_as_a_thousand_workers_arrive() {
+    const N: u32 = 1000;
+    let mut m = MasterCore::new(settings());
+    elected(&mut m, 5, vec![]);
+    for a in 0..N {
+        m.step_stored(msg(u64::from(10_000 + a), app(Some(2), 256)), 1);
+    }
+    let mut launched = 0;
+    for w in 0..N {
+        let spec = WorkerSpec {
+            id: format!("worker-{w}"),
+            host: format!("h{w}"),
+            port: 7000,
+            cores: 2,
+            memory_mb: 512,
+            webui: format!("http://h{w}:8081"),
+        };
+        let out = m.step_stored(msg(u64::from(w), ToMaster::RegisterWorker(spec)), 2);
+        launched += launches(&out).len();
+    }
+    assert_eq!(launched, 2 * N as usize);
+    assert!(
+        m.apps().all(|a| a.live_cores() == 2),
+        "every app holds its 2 cores"
+    );
+    assert!(m.workers().all(|w| m.used(&w.spec.id) == (2, 512)));
+}
