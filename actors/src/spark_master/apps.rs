@@ -583,7 +583,7 @@ impl MasterCore {
     }
 
     /// Free cores and memory of every ALIVE worker, for one scheduling pass.
-    fn free_table(&self) -> FreeTable {
+    pub(super) fn free_table(&self) -> FreeTable {
         let usage = self.usage();
         let free = self
             .workers
@@ -599,23 +599,6 @@ impl MasterCore {
             })
             .collect();
         FreeTable::new(free)
-    }
-
-    /// Free cores and memory (MiB) of a worker.
-    fn free(&self, worker: &str) -> (u32, u64) {
-        let Some(w) = self.workers.get(worker) else {
-            return (0, 0);
-        };
-        let (cores, memory) = self.used(worker);
-        (
-            w.spec.cores.saturating_sub(cores),
-            w.spec.memory_mb.saturating_sub(memory),
-        )
-    }
-
-    pub(super) fn fits(&self, worker: &str, cores: u32, memory: u64) -> bool {
-        let (free_cores, free_memory) = self.free(worker);
-        free_cores >= cores && free_memory >= memory
     }
 
     /// Launches one executor of `app_id` on `worker` if the application still wants one.
@@ -670,7 +653,7 @@ impl MasterCore {
 /// Free cores and memory (MiB) of the ALIVE workers during one scheduling pass, with the
 /// largest of each, so that an application nothing can host is passed over at once (a pass
 /// costs launches times workers, not applications times workers times executors).
-struct FreeTable {
+pub(super) struct FreeTable {
     free: HashMap<String, (u32, u64)>,
     most: (u32, u64),
 }
@@ -690,17 +673,17 @@ impl FreeTable {
     }
 
     /// False when no worker has the cores or no worker has the memory.
-    fn may_fit(&self, cores: u32, memory: u64) -> bool {
+    pub(super) fn may_fit(&self, cores: u32, memory: u64) -> bool {
         cores <= self.most.0 && memory <= self.most.1
     }
 
-    fn fits(&self, worker: &str, cores: u32, memory: u64) -> bool {
+    pub(super) fn fits(&self, worker: &str, cores: u32, memory: u64) -> bool {
         self.free
             .get(worker)
             .is_some_and(|&(c, m)| c >= cores && m >= memory)
     }
 
-    fn take(&mut self, worker: &str, cores: u32, memory: u64) {
+    pub(super) fn take(&mut self, worker: &str, cores: u32, memory: u64) {
         if let Some((c, m)) = self.free.get_mut(worker) {
             *c = c.saturating_sub(cores);
             *m = m.saturating_sub(memory);

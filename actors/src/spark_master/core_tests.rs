@@ -1175,29 +1175,47 @@ fn an_application_is_dated_and_an_ended_one_shows_the_cores_it_held() {
 /// workers arrive, in one pass per registration that skips what no worker can host.
 #[test]
 fn a_thousand_waiting_applications_are_placed_as_a_thousand_workers_arrive() {
-    const N: u32 = 1000;
     let mut m = MasterCore::new(settings());
     elected(&mut m, 5, vec![]);
-    for a in 0..N {
-        m.step_stored(msg(u64::from(10_000 + a), app(Some(2), 256)), 1);
+    for a in 0..1000 {
+        m.step_stored(msg(10_000 + a, app(Some(2), 256)), 1);
     }
-    let mut launched = 0;
-    for w in 0..N {
-        let spec = WorkerSpec {
-            id: format!("worker-{w}"),
-            host: format!("h{w}"),
-            port: 7000,
-            cores: 2,
-            memory_mb: 512,
-            webui: format!("http://h{w}:8081"),
-        };
-        let out = m.step_stored(msg(u64::from(w), ToMaster::RegisterWorker(spec)), 2);
-        launched += launches(&out).len();
-    }
-    assert_eq!(launched, 2 * N as usize);
+    let launched = register_many_workers(&mut m, 1000, |out| launches(out).len());
+    assert_eq!(launched, 2000);
     assert!(
         m.apps().all(|a| a.live_cores() == 2),
         "every app holds its 2 cores"
     );
     assert!(m.workers().all(|w| m.used(&w.spec.id) == (2, 512)));
+}
+
+/// The same for drivers (which REST clients may queue by the thousand): each waiting driver
+/// finds a worker in one pass over a usage table, not a sum over every executor per worker.
+#[test]
+fn a_thousand_waiting_drivers_are_placed_as_a_thousand_workers_arrive() {
+    let mut m = MasterCore::new(settings());
+    elected(&mut m, 5, vec![]);
+    for d in 0..2000 {
+        m.step_stored(msg(10_000 + d, driver(false)), 1);
+    }
+    let launched = register_many_workers(&mut m, 1000, |out| driver_launches(out).len());
+    assert_eq!(launched, 2000);
+    assert!(m.workers().all(|w| m.used(&w.spec.id) == (2, 256)));
+}
+
+/// Registers `n` workers of 2 cores and 512 MiB one by one; sums `count` over the outputs.
+fn register_many_workers(m: &mut MasterCore, n: u64, count: impl Fn(&[Output]) -> usize) -> usize {
+    (0..n)
+        .map(|w| {
+            let spec = WorkerSpec {
+                id: format!("worker-{w}"),
+                host: format!("h{w}"),
+                port: 7000,
+                cores: 2,
+                memory_mb: 512,
+                webui: format!("http://h{w}:8081"),
+            };
+            count(&m.step_stored(msg(w, ToMaster::RegisterWorker(spec)), 2))
+        })
+        .sum()
 }

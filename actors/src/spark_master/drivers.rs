@@ -188,24 +188,31 @@ impl MasterCore {
             .filter(|d| d.state == DriverState::Submitted)
             .map(|d| d.id.clone())
             .collect();
+        if waiting.is_empty() {
+            return;
+        }
+        let alive: Vec<String> = self
+            .workers
+            .values()
+            .filter(|w| w.state == WorkerState::Alive)
+            .map(|w| w.spec.id.clone())
+            .collect();
+        if alive.is_empty() {
+            return;
+        }
+        let mut free = self.free_table();
         for id in waiting {
-            let alive: Vec<String> = self
-                .workers
-                .values()
-                .filter(|w| w.state == WorkerState::Alive)
-                .map(|w| w.spec.id.clone())
-                .collect();
-            if alive.is_empty() {
-                return;
-            }
             let Some(desc) = self.drivers.get(&id).map(|d| d.desc.clone()) else {
                 continue;
             };
+            if !free.may_fit(desc.cores, desc.memory_mb) {
+                continue;
+            }
             let start = self.next_driver_worker % alive.len();
             let pick = (0..alive.len())
                 .map(|i| &alive[(start + i) % alive.len()])
                 .find(|w| {
-                    self.fits(w, desc.cores, desc.memory_mb)
+                    free.fits(w, desc.cores, desc.memory_mb)
                         && self.conn_of(&Peer::Worker((*w).clone())).is_some()
                 })
                 .cloned();
@@ -216,6 +223,7 @@ impl MasterCore {
             let Some(conn) = self.conn_of(&Peer::Worker(worker.clone())) else {
                 continue;
             };
+            free.take(&worker, desc.cores, desc.memory_mb);
             if let Some(d) = self.drivers.get_mut(&id) {
                 d.state = DriverState::Running;
                 d.worker = Some(worker);
