@@ -12,6 +12,6 @@ mod listener;
 mod secret;
 
 pub use handshake::{HandshakeError, PeerIdentity};
-pub use link::{Announce, Fail, PeerEvent, PeerLink, SendPeer};
+pub use link::{Announce, Fail, PeerEvent, PeerLink, SendPeer, SendPeerLater};
 pub use listener::PeerListener;
 pub use secret::{PeerSecret, MIN_SECRET_LEN};

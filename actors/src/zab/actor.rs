@@ -9,13 +9,13 @@ use crate::client_port::{
 use crate::data_tree::TreeOp;
 use crate::data_tree::{DataTree, OpResult, SessionPassword, TreeTxn};
 use crate::metrics::ServerMetrics;
-use crate::peer::{Announce, PeerEvent, PeerLink, SendPeer};
+use crate::peer::{Announce, PeerEvent, PeerLink, SendPeer, SendPeerLater};
 use crate::sessions::SessionTracker;
 use crate::storage::{
     recover, Recovered, StorageError, StorageWriter, WriterEvent, WriterSettings,
 };
 use actix::prelude::*;
-use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, ZabMessage, Zxid};
+use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, ZabMessage, Zxid};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -269,17 +269,7 @@ impl QuorumPeerActor {
                     }
                 },
                 Output::SendSnapshotSync { to, epoch, txns } => {
-                    let snapshot = Snapshot {
-                        last_zxid: self.tree.last_applied(),
-                        state: self.tree.serialize(),
-                    };
-                    let msg = ZabMessage::NewLeader {
-                        epoch,
-                        truncate_to: None,
-                        snapshot: Some(snapshot),
-                        txns,
-                    };
-                    self.send(to, PeerMessage::Zab(msg));
+                    self.send_snapshot_sync(to, epoch, txns)
                 }
                 Output::Completed { request_id, result } => {
                     let tree_result = self
@@ -338,6 +328,30 @@ impl QuorumPeerActor {
             metrics.looking_count.fetch_add(1, Ordering::Relaxed);
         }
         metrics.set_leading(serving && state == ServerState::Leading);
+    }
+
+    /// SNAP sync: the tree's O(1) clone is serialized on a blocking thread, so the leader goes
+    /// on serving meanwhile; the link holds later messages to `to` behind the image.
+    fn send_snapshot_sync(&self, to: Sid, epoch: u32, txns: Vec<Txn>) {
+        let Some(link) = self.links.get(&to) else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        link.do_send(SendPeerLater(rx));
+        let tree = self.tree.clone();
+        tokio::task::spawn_blocking(move || {
+            let snapshot = Snapshot {
+                last_zxid: tree.last_applied(),
+                state: tree.serialize(),
+            };
+            let msg = ZabMessage::NewLeader {
+                epoch,
+                truncate_to: None,
+                snapshot: Some(snapshot),
+                txns,
+            };
+            let _ = tx.send(PeerMessage::Zab(msg));
+        });
     }
 
     fn send(&self, to: Sid, msg: PeerMessage) {
