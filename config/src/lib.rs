@@ -21,8 +21,7 @@ pub use model::{
 };
 pub use native::{
     load_toml, load_toml_str, parse_toml, EnsembleFile, LogSection, MasterSection, NativeRole,
-    WorkerSection,
-    DEFAULT_TOML,
+    WorkerSection, DEFAULT_TOML,
 };
 pub use tls::{ClientAuth, ClientTls, Store, StoreKind, TlsSection, DEFAULT_HANDSHAKE_TIMEOUT_MS};
 pub use zoo_cfg::{load_zoo_cfg, parse_zoo_cfg};

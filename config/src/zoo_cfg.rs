@@ -1210,7 +1210,10 @@ mod tests {
                 "server.4=localhost:20032:20031:observer\n\
                  server.5=localhost:20042:20041:observer\n",
             )
-            .replace("clientPort=20000", &format!("clientPort={}", 20000 + 10 * (me - 1)))
+            .replace(
+                "clientPort=20000",
+                &format!("clientPort={}", 20000 + 10 * (me - 1)),
+            )
             + &format!("peerType={role}\n")
     }
 
@@ -1260,8 +1263,14 @@ mod tests {
             err(&one_voter, myid("1")),
             "Observers w/o quorum is an invalid configuration"
         );
-        let e = err(&KAZOO.replace("peerType=participant", "peerType=voter"), myid("1"));
-        assert_eq!(e, "zoo.cfg: peerType=voter is neither participant nor observer");
+        let e = err(
+            &KAZOO.replace("peerType=participant", "peerType=voter"),
+            myid("1"),
+        );
+        assert_eq!(
+            e,
+            "zoo.cfg: peerType=voter is neither participant nor observer"
+        );
     }
 
     /// Curator's QuorumConfigBuilder (`server.N=host:Q:E;host:C`) and TestingServer (no
