@@ -10,7 +10,8 @@
 //!   the faults stop every server converges to a history that contains it;
 //! - observers never count: when a txn is first applied anywhere, a quorum of the voters
 //!   alone holds it (on disk or queued for it);
-//! - every observer's applied history is a prefix of the newest established leader's.
+//! - every observer's applied history is a prefix of the newest established leader's (while
+//!   that leader serves).
 //!
 //! After the fault phase the cluster must elect a leader, commit a new write and converge
 //! within a bounded simulated time.
@@ -418,7 +419,9 @@ impl Sim {
                 (s.state == ServerState::Leading && s.serving).then_some((s.current_epoch, *id))
             })
             .max();
-        let Some((_, leader)) = newest else {
+        // A leader that has not noticed yet that a newer one replaced it is no reference.
+        let newest_ever = self.leaders.keys().next_back().copied();
+        let Some((_, leader)) = newest.filter(|(epoch, _)| Some(*epoch) == newest_ever) else {
             return Ok(());
         };
         let led = self.nodes[&leader].applied.len();
@@ -426,8 +429,9 @@ impl Sim {
             let n = &self.nodes[&o];
             if n.core.is_some() && n.applied.len() > led {
                 return Err(format!(
-                    "observer {o} applied {} txns, beyond leader {leader}'s {led}",
-                    n.applied.len()
+                    "observer {o} applied {} txns, beyond leader {leader}'s {led}\n{}",
+                    n.applied.len(),
+                    self.describe()
                 ));
             }
         }
@@ -747,8 +751,10 @@ impl Sim {
                     let holding = self.voters_holding(entry.0);
                     if holding <= self.cfg.nodes / 2 {
                         return Err(format!(
-                            "node {id} applied {} first, but only {holding} of {} voters hold it",
-                            entry.0, self.cfg.nodes
+                            "node {id} applied {} first, but only {holding} of {} voters hold it\n{}",
+                            entry.0,
+                            self.cfg.nodes,
+                            self.describe()
                         ));
                     }
                     self.canonical.push(entry.clone())
