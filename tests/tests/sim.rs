@@ -73,10 +73,11 @@ fn observers_learn_every_commit_without_counting() {
 }
 
 /// Seeds that once failed, kept whatever `SIM_SEEDS` says: 7325 left a follower that had promised
-/// a newer epoch LOOKING forever beside an established leader.
+/// a newer epoch LOOKING forever beside an established leader; 1382 (an observer) held the
+/// observer against a stale leader that had not noticed its replacement yet.
 #[test]
 fn regression_seeds_stay_fixed() {
-    for seed in [7325] {
+    for seed in [7325, 1382] {
         if let Err(e) = run_seed(seed) {
             panic!("{e}");
         }
