@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub enum ServerRole {
     /// Votes in elections and counts in quorums.
     Participant,
-    /// Follows without voting (parsed from zoo.cfg; not served yet, refused by validation).
+    /// Learns every commit and serves clients, but never votes nor counts in a quorum.
     Observer,
 }
 
@@ -285,6 +285,37 @@ impl NodeConfig {
             .collect()
     }
 
+    /// Ids of the observers.
+    pub fn observers(&self) -> Vec<Sid> {
+        self.servers
+            .iter()
+            .filter(|s| s.role == ServerRole::Observer)
+            .map(|s| s.id)
+            .collect()
+    }
+
+    /// Whether this node is an observer.
+    pub fn is_observer(&self) -> bool {
+        self.me().role == ServerRole::Observer
+    }
+
+    /// ZooKeeper's rules: observers need voters to follow, and more than one (a single voter
+    /// with observers is refused rather than run standalone).
+    fn check_observers_have_a_quorum(&self) -> Result<(), ConfigError> {
+        if self.observers().is_empty() {
+            return Ok(());
+        }
+        match self.voters().len() {
+            0 => Err(ConfigError::invalid(
+                "Observers w/o participants is an invalid configuration",
+            )),
+            1 => Err(ConfigError::invalid(
+                "Observers w/o quorum is an invalid configuration",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks ranges and consistency; the error names the first problem.
     pub fn validate(mut self) -> Result<Self, ConfigError> {
         if self.servers.is_empty() {
@@ -318,13 +349,8 @@ impl NodeConfig {
                     )));
                 }
             }
-            if s.role == ServerRole::Observer {
-                return Err(ConfigError::invalid(format!(
-                    "server.{} is an observer; observers are not supported yet",
-                    s.id
-                )));
-            }
         }
+        self.check_observers_have_a_quorum()?;
         if !ids.contains(&self.id) {
             let known: Vec<String> = self.servers.iter().map(|s| s.id.to_string()).collect();
             return Err(ConfigError::invalid(format!(

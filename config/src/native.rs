@@ -353,6 +353,29 @@ pub struct ServerSection {
     pub metrics_port: Option<u16>,
     /// Own AdminServer port; default `[admin] port`.
     pub admin_port: Option<u16>,
+    /// `participant` (the default) or `observer`.
+    #[serde(default)]
+    pub role: NativeRole,
+}
+
+/// A server's role in native TOML.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NativeRole {
+    /// Votes and counts in quorums.
+    #[default]
+    Participant,
+    /// Learns every commit and serves clients without voting.
+    Observer,
+}
+
+impl From<NativeRole> for ServerRole {
+    fn from(role: NativeRole) -> Self {
+        match role {
+            NativeRole::Participant => ServerRole::Participant,
+            NativeRole::Observer => ServerRole::Observer,
+        }
+    }
 }
 
 /// Loads `path`, applies `ENSEMBLE__SECTION__KEY` overrides, and validates for node `id`.
@@ -396,7 +419,7 @@ impl EnsembleFile {
                 host: s.host.clone(),
                 peer_port: s.peer_port,
                 election_port: None,
-                role: ServerRole::Participant,
+                role: s.role.into(),
                 client: Some(ClientAddress {
                     host: s.host.clone(),
                     port: s.client_port,
@@ -547,6 +570,21 @@ mod tests {
             master.timing.worker_timeout,
             std::time::Duration::from_secs(10)
         );
+    }
+
+    #[test]
+    fn servers_may_be_observers() {
+        let observers = format!(
+            "{DEFAULT_TOML}\n[[servers]]\nid = 4\nhost = \"127.0.0.1\"\npeer_port = 2891\n\
+             client_port = 2184\nrole = \"observer\"\n"
+        );
+        let c = load_toml_str(&observers, 4).unwrap();
+        assert!(c.is_observer());
+        assert_eq!((c.voters(), c.observers()), (vec![1, 2, 3], vec![4]));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let bad = observers.replace("\"observer\"", "\"spectator\"");
+        let e = load_toml_str(&bad, 1).unwrap_err().to_string();
+        assert!(e.contains("spectator"), "{e}");
     }
 
     #[test]

@@ -84,7 +84,7 @@ pub fn parse_zoo_cfg(
         .unwrap_or_else(|| data_dir.clone());
     let static_client = static_client_address(&mut props)?;
     let standalone_enabled = props.boolean("standaloneEnabled", true)?;
-    check_election_alg_and_peer_type(&mut props)?;
+    let peer_type = check_election_alg_and_peer_type(&mut props)?;
     let quorum_listen_on_all_ips = props.boolean("quorumListenOnAllIPs", false)?;
     let participants = lines.servers.len();
     if participants == 0 && !standalone_enabled {
@@ -114,6 +114,7 @@ pub fn parse_zoo_cfg(
     };
     if let Some(me) = servers.iter_mut().find(|s| s.id == id) {
         me.client = own_client_address(id, me.client.take(), static_client)?;
+        warnings.extend(peer_type_warning(peer_type, me));
     }
     let metrics = metrics_settings(&mut props, &mut warnings)?;
     let client_tls = client_tls(&mut props, &read)?;
@@ -415,8 +416,8 @@ fn same_host(a: &str, b: &str) -> bool {
     a == b || !resolve(a).is_disjoint(&resolve(b))
 }
 
-/// `electionAlg` (only 3 exists) and `peerType` (observers are not supported yet).
-fn check_election_alg_and_peer_type(props: &mut Props) -> Result<(), ConfigError> {
+/// `electionAlg` (only 3 exists) and `peerType`, the role this server says it has.
+fn check_election_alg_and_peer_type(props: &mut Props) -> Result<Option<ServerRole>, ConfigError> {
     if let Some(alg) = props.take("electionAlg") {
         if alg != "3" {
             return Err(ConfigError::invalid(format!(
@@ -425,13 +426,34 @@ fn check_election_alg_and_peer_type(props: &mut Props) -> Result<(), ConfigError
         }
     }
     match props.take("peerType").map(|v| v.to_lowercase()).as_deref() {
-        None | Some("participant") => Ok(()),
-        Some("observer") => Err(ConfigError::invalid(
-            "zoo.cfg: peerType=observer: observers are not supported yet",
-        )),
+        None => Ok(None),
+        Some("participant") => Ok(Some(ServerRole::Participant)),
+        Some("observer") => Ok(Some(ServerRole::Observer)),
         Some(other) => Err(ConfigError::invalid(format!(
             "zoo.cfg: peerType={other} is neither participant nor observer"
         ))),
+    }
+}
+
+/// ZooKeeper's rule when `peerType` and this server's own line disagree: the server line
+/// wins, with a warning.
+fn peer_type_warning(peer_type: Option<ServerRole>, me: &ServerEntry) -> Option<String> {
+    let said = peer_type?;
+    (said != me.role).then(|| {
+        format!(
+            "zoo.cfg: peerType={} does not match server.{}'s role {}; the server line wins",
+            role_name(said),
+            me.id,
+            role_name(me.role)
+        )
+    })
+}
+
+/// The zoo.cfg spelling of a role.
+fn role_name(role: ServerRole) -> &'static str {
+    match role {
+        ServerRole::Participant => "participant",
+        ServerRole::Observer => "observer",
     }
 }
 
@@ -1178,22 +1200,76 @@ mod tests {
         assert!(e.contains("cannot tell its type"), "{e}");
     }
 
-    /// kazoo's observer layout (ZOOKEEPER_OBSERVER_START_ID) is refused, never run as voters.
+    /// kazoo's harness with ZOOKEEPER_CLUSTER_SIZE=5 and ZOOKEEPER_OBSERVER_START_ID=4:
+    /// servers 4 and 5 are `:observer` on every line, and each server's peerType is its role.
+    fn kazoo_with_observers(me: Sid) -> String {
+        let role = if me >= 4 { "observer" } else { "participant" };
+        KAZOO
+            .replace(
+                "peerType=participant\n",
+                "server.4=localhost:20032:20031:observer\n\
+                 server.5=localhost:20042:20041:observer\n",
+            )
+            .replace(
+                "clientPort=20000",
+                &format!("clientPort={}", 20000 + 10 * (me - 1)),
+            )
+            + &format!("peerType={role}\n")
+    }
+
     #[test]
-    fn observers_are_refused() {
-        let observer = KAZOO.replace("20021:participant", "20021:observer");
-        let e = err(&observer, myid("1"));
+    fn kazoo_observer_layout() {
+        for me in 1..=5 {
+            let c = parse_zoo_cfg(&kazoo_with_observers(me), myid(&me.to_string())).unwrap();
+            assert_eq!(c.voters(), vec![1, 2, 3]);
+            assert_eq!(c.observers(), vec![4, 5]);
+            assert_eq!(c.is_observer(), me >= 4, "server {me}");
+            assert!(
+                !c.warnings.iter().any(|w| w.contains("peerType")),
+                "{:?}",
+                c.warnings
+            );
+        }
+    }
+
+    /// ZooKeeper's rules: the server line wins over a disagreeing peerType (with a warning);
+    /// observers need at least two voters.
+    #[test]
+    fn observer_rules_follow_zookeeper() {
+        let observer_says_participant =
+            kazoo_with_observers(4).replace("peerType=observer", "peerType=participant");
+        let c = parse_zoo_cfg(&observer_says_participant, myid("4")).unwrap();
+        assert!(c.is_observer());
+        assert!(
+            c.warnings.iter().any(|w| w
+                == "zoo.cfg: peerType=participant does not match server.4's role observer; \
+                    the server line wins"),
+            "{:?}",
+            c.warnings
+        );
+        let voter_says_observer =
+            kazoo_with_observers(1).replace("peerType=participant", "peerType=observer");
+        let c = parse_zoo_cfg(&voter_says_observer, myid("1")).unwrap();
+        assert!(!c.is_observer());
+        let only_observers = KAZOO.replace(":participant", ":observer");
         assert_eq!(
-            e,
-            "server.3 is an observer; observers are not supported yet"
+            err(&only_observers, myid("1")),
+            "Observers w/o participants is an invalid configuration"
+        );
+        let one_voter = KAZOO
+            .replace("20012:20011:participant", "20012:20011:observer")
+            .replace("20022:20021:participant", "20022:20021:observer");
+        assert_eq!(
+            err(&one_voter, myid("1")),
+            "Observers w/o quorum is an invalid configuration"
         );
         let e = err(
-            &observer.replace("peerType=participant", "peerType=observer"),
-            myid("3"),
+            &KAZOO.replace("peerType=participant", "peerType=voter"),
+            myid("1"),
         );
         assert_eq!(
             e,
-            "zoo.cfg: peerType=observer: observers are not supported yet"
+            "zoo.cfg: peerType=voter is neither participant nor observer"
         );
     }
 

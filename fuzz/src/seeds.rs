@@ -220,6 +220,7 @@ fn peer_stream() -> Vec<Vec<u8>> {
             accepted_epoch: 2,
             last_zxid: Zxid::new(2, 7),
         }),
+        PeerMessage::Zab(ZabMessage::Inform(txn.clone())),
         PeerMessage::Zab(ZabMessage::Proposal(txn)),
         PeerMessage::Zab(ZabMessage::Request {
             request_id: 78,

@@ -262,6 +262,7 @@ fn recover_actor(
     let settings = QuorumSettings {
         sid: config.id,
         voters: config.voters(),
+        observers: config.observers(),
         timing: peer_timing(config),
         storage: storage_settings,
         snap_count: config.storage.snap_count,
@@ -273,7 +274,7 @@ fn recover_actor(
     let actor = QuorumPeerActor::new(settings, BTreeMap::new(), storage.clone(), recovered)?;
     let identity = PeerIdentity {
         sid: config.id,
-        members: config.voters(),
+        members: config.servers.iter().map(|s| s.id).collect(),
         secret,
     };
     Ok(Built {

@@ -7,7 +7,11 @@
 //! - no two servers apply different txns at the same position (applied histories are prefixes
 //!   of one canonical history, which also makes every committed log a prefix of the leader's);
 //! - every write acknowledged to a client is in the canonical history at its zxid, and after
-//!   the faults stop every server converges to a history that contains it.
+//!   the faults stop every server converges to a history that contains it;
+//! - observers never count: when a txn is first applied anywhere, a quorum of the voters
+//!   alone holds it (on disk or queued for it);
+//! - every observer's applied history is a prefix of the newest established leader's (while
+//!   that leader serves).
 //!
 //! After the fault phase the cluster must elect a leader, commit a new write and converge
 //! within a bounded simulated time.
@@ -26,8 +30,10 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 /// Shape of one simulated run.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
-    /// Number of servers.
+    /// Number of voting servers.
     pub nodes: usize,
+    /// Number of observers, besides the voters (ids after theirs).
+    pub observers: usize,
     /// Simulated ms of faults and load.
     pub fault_ms: u64,
     /// Simulated ms allowed for recovery once faults stop.
@@ -37,7 +43,8 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// A run shape derived from the seed: 3 to 7 servers, a few simulated seconds of faults.
+    /// A run shape derived from the seed: 3 to 7 voters, 0 to 2 observers, a few simulated
+    /// seconds of faults.
     pub fn for_seed(seed: u64) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
         SimConfig {
@@ -45,6 +52,8 @@ impl SimConfig {
             fault_ms: rng.random_range(3_000..8_000),
             liveness_ms: 30_000,
             drop_rate: [0.0, 0.01, 0.05][rng.random_range(0..3)],
+            // Drawn last, so that the other draws of a seed stay what they were.
+            observers: [0, 0, 1, 2][rng.random_range(0..4)],
         }
     }
 }
@@ -195,7 +204,7 @@ impl Sim {
             trace: Vec::new(),
             bodies: BTreeMap::new(),
         };
-        for id in 1..=sim.cfg.nodes as Sid {
+        for id in 1..=(sim.cfg.nodes + sim.cfg.observers) as Sid {
             sim.nodes.insert(
                 id,
                 Node {
@@ -332,7 +341,7 @@ impl Sim {
         let crashes = self.rng.random_range(0..6);
         for _ in 0..crashes {
             let at = self.rng.random_range(200..end);
-            let node = self.rng.random_range(1..=self.cfg.nodes as Sid);
+            let node = self.rng.random_range(1..=self.nodes.len() as Sid);
             self.schedule(at, Event::Crash { node });
             let back = at + self.rng.random_range(50..2_000);
             if back < end {
@@ -371,7 +380,62 @@ impl Sim {
             return Ok(());
         };
         self.handle(ev)?;
-        self.check_leaders()
+        self.check_leaders()?;
+        self.check_observers()
+    }
+
+    fn voters(&self) -> Vec<Sid> {
+        (1..=self.cfg.nodes as Sid).collect()
+    }
+
+    fn observers(&self) -> Vec<Sid> {
+        let first = self.cfg.nodes as Sid + 1;
+        (first..first + self.cfg.observers as Sid).collect()
+    }
+
+    /// How many voters hold `zxid` on disk or queued for it.
+    fn voters_holding(&self, zxid: Zxid) -> usize {
+        let holds = |n: &Node| {
+            n.disk.snapshot.iter().any(|(z, _)| *z == zxid)
+                || n.disk.log.iter().any(|t| t.zxid == zxid)
+                || n.unsynced.iter().any(
+                    |(op, _)| matches!(op, StorageOp::Append(ts) if ts.iter().any(|t| t.zxid == zxid)),
+                )
+        };
+        self.voters()
+            .iter()
+            .filter(|v| self.nodes.get(v).is_some_and(holds))
+            .count()
+    }
+
+    /// Every observer's applied history is a prefix of the newest established leader's
+    /// (histories are already prefixes of one canonical history, so lengths tell).
+    fn check_observers(&self) -> Result<(), String> {
+        let newest = self
+            .nodes
+            .iter()
+            .filter_map(|(id, n)| {
+                let s = n.core.as_ref()?.status();
+                (s.state == ServerState::Leading && s.serving).then_some((s.current_epoch, *id))
+            })
+            .max();
+        // A leader that has not noticed yet that a newer one replaced it is no reference.
+        let newest_ever = self.leaders.keys().next_back().copied();
+        let Some((_, leader)) = newest.filter(|(epoch, _)| Some(*epoch) == newest_ever) else {
+            return Ok(());
+        };
+        let led = self.nodes[&leader].applied.len();
+        for o in self.observers() {
+            let n = &self.nodes[&o];
+            if n.core.is_some() && n.applied.len() > led {
+                return Err(format!(
+                    "observer {o} applied {} txns, beyond leader {leader}'s {led}\n{}",
+                    n.applied.len(),
+                    self.describe()
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn handle(&mut self, ev: Event) -> Result<(), String> {
@@ -451,7 +515,8 @@ impl Sim {
     }
 
     fn boot(&mut self, id: Sid) -> Result<(), String> {
-        let voters: Vec<Sid> = self.nodes.keys().copied().collect();
+        let (voters, observers) = (self.voters(), self.observers());
+        let members: Vec<Sid> = self.nodes.keys().copied().collect();
         let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
         node.incarnation += 1;
         let snap = node.disk.snapshot_zxid();
@@ -468,7 +533,7 @@ impl Sim {
                 .collect(),
         };
         node.applied = node.disk.snapshot.clone();
-        let mut core = QuorumPeer::new(id, voters.clone(), timing(), durable);
+        let mut core = QuorumPeer::new(id, voters, timing(), durable).with_observers(observers);
         let incarnation = node.incarnation;
         let outs = core.start(self.now);
         node.core = Some(core);
@@ -484,7 +549,7 @@ impl Sim {
             },
         );
         self.carry_out(id, outs)?;
-        for other in voters.into_iter().filter(|o| *o != id) {
+        for other in members.into_iter().filter(|o| *o != id) {
             if self.nodes[&other].core.is_some() {
                 self.feed(other, Input::PeerConnected(id))?;
                 self.feed(id, Input::PeerConnected(other))?;
@@ -682,7 +747,18 @@ impl Sim {
                         String::from_utf8_lossy(&c.1)
                     ))
                 }
-                None => self.canonical.push(entry.clone()),
+                None => {
+                    let holding = self.voters_holding(entry.0);
+                    if holding <= self.cfg.nodes / 2 {
+                        return Err(format!(
+                            "node {id} applied {} first, but only {holding} of {} voters hold it\n{}",
+                            entry.0,
+                            self.cfg.nodes,
+                            self.describe()
+                        ));
+                    }
+                    self.canonical.push(entry.clone())
+                }
             }
         }
         Ok(())

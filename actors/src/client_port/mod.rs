@@ -9,8 +9,8 @@ mod service;
 mod tls;
 
 pub use four_letter::{
-    avg, dir_size, environment, mode, monitor_values, read_only, render, version, ServerInfo,
-    FOUR_LETTER_WORDS, REPORT_WORDS,
+    avg, dir_size, environment, learners, mode, monitor_values, read_only, render, version,
+    ServerInfo, FOUR_LETTER_WORDS, REPORT_WORDS,
 };
 pub use limits::Load;
 pub use listener::ClientPort;

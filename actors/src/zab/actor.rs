@@ -29,6 +29,8 @@ pub struct QuorumSettings {
     pub sid: Sid,
     /// Voting members.
     pub voters: Vec<Sid>,
+    /// Members that follow without voting.
+    pub observers: Vec<Sid>,
     /// Core timing.
     pub timing: PeerTiming,
     /// Storage location and policy.
@@ -400,7 +402,7 @@ impl QuorumPeerActor {
                     self.submit_internal(TreeOp::ExpireSession, id, ctx);
                 }
             }
-            (ServerState::Following, true, Some(leader)) => {
+            (ServerState::Following | ServerState::Observing, true, Some(leader)) => {
                 self.tracker = None;
                 if !touched.is_empty() {
                     self.send(leader, PeerMessage::SessionTouch(touched));
@@ -497,6 +499,7 @@ fn build(
         settings.timing.clone(),
         durable,
     )
+    .with_observers(settings.observers.clone())
     .with_body_check(std::sync::Arc::new(move |body: &[u8]| {
         TreeTxn::check_body(body, max_data)
     }));

@@ -1,4 +1,8 @@
 //! The leader role: discovery (new epoch), synchronization (DIFF/TRUNC/SNAP) and broadcast.
+//!
+//! Only voters count, in discovery, sync and commits. Observers are synced once the leader is
+//! established (so they only ever hold an established leader's history) and are then sent
+//! each committed txn (INFORM) instead of proposals and commits.
 
 use super::peer::{QuorumPeer, Role};
 use super::types::{Output, PersistToken, StorageOp, SubmitError};
@@ -30,6 +34,8 @@ enum Stage {
 #[derive(Clone, Debug)]
 struct FollowerHandle {
     stage: Stage,
+    /// An observer: never counted, synced only once established, informed of commits.
+    observer: bool,
     accepted_epoch: u32,
     last_heard: u64,
 }
@@ -54,10 +60,18 @@ impl LeaderRole {
         self.phase == Phase::Broadcast
     }
 
-    pub(super) fn synced_count(&self) -> usize {
+    /// Synced voters and synced observers.
+    pub(super) fn synced_counts(&self) -> (usize, usize) {
+        let synced = || self.followers.values().filter(|f| f.stage == Stage::Synced);
+        let observers = synced().filter(|f| f.observer).count();
+        (synced().count() - observers, observers)
+    }
+
+    /// Voters (not this leader) whose handle passes `pred`.
+    fn count_voters(&self, pred: impl Fn(&FollowerHandle) -> bool) -> usize {
         self.followers
             .values()
-            .filter(|f| f.stage == Stage::Synced)
+            .filter(|f| !f.observer && pred(f))
             .count()
     }
 
@@ -65,11 +79,45 @@ impl LeaderRole {
         self.followers.get(&sid).map(|f| f.stage)
     }
 
+    /// Voters that acknowledged NEWLEADER.
+    fn voter_newleader_acks(&self) -> usize {
+        self.ack_newleader
+            .iter()
+            .filter(|s| self.followers.get(s).is_some_and(|f| !f.observer))
+            .count()
+    }
+
+    /// Followers and observers that get every broadcast from now on.
     fn forwarding(&self) -> Vec<Sid> {
+        self.forwarding_where(|_| true)
+    }
+
+    /// Voters that get proposals and commits.
+    fn forwarding_voters(&self) -> Vec<Sid> {
+        self.forwarding_where(|f| !f.observer)
+    }
+
+    /// Observers that get committed txns.
+    fn forwarding_observers(&self) -> Vec<Sid> {
+        self.forwarding_where(|f| f.observer)
+    }
+
+    fn forwarding_where(&self, pred: impl Fn(&FollowerHandle) -> bool) -> Vec<Sid> {
         self.followers
             .iter()
-            .filter(|(_, f)| matches!(f.stage, Stage::Syncing | Stage::Synced))
+            .filter(|(_, f)| matches!(f.stage, Stage::Syncing | Stage::Synced) && pred(f))
             .map(|(s, _)| *s)
+            .collect()
+    }
+
+    /// Observers that acknowledged the epoch and wait for the leader to be established.
+    fn waiting_observers(&self) -> Vec<(Sid, Zxid)> {
+        self.followers
+            .iter()
+            .filter_map(|(s, f)| match f.stage {
+                Stage::EpochAcked { last_zxid } if f.observer => Some((*s, last_zxid)),
+                _ => None,
+            })
             .collect()
     }
 }
@@ -109,7 +157,12 @@ impl QuorumPeer {
                 accepted_epoch,
                 last_zxid: _,
             } => {
-                if let Some(epoch) = self.leader().epoch.filter(|e| accepted_epoch > *e) {
+                let observer = !self.is_voter(from);
+                if let Some(epoch) = self
+                    .leader()
+                    .epoch
+                    .filter(|e| accepted_epoch > *e && !observer)
+                {
                     // The follower promised a newer epoch (to a leader that failed to
                     // establish it) and will never follow this one: only a new discovery,
                     // which chooses an epoch above every promise it hears, can take it back.
@@ -127,6 +180,7 @@ impl QuorumPeer {
                     from,
                     FollowerHandle {
                         stage: Stage::Info,
+                        observer,
                         accepted_epoch,
                         last_heard: now,
                     },
@@ -143,7 +197,7 @@ impl QuorumPeer {
             } => self.leader_on_ack_epoch(from, current_epoch, last_zxid),
             ZabMessage::AckNewLeader { epoch } => self.leader_on_ack_newleader(from, epoch),
             ZabMessage::Ack(zxid) => {
-                if self.leader().forwarding().contains(&from) {
+                if self.leader().forwarding_voters().contains(&from) {
                     self.leader_record_ack(from, zxid);
                 }
             }
@@ -178,10 +232,11 @@ impl QuorumPeer {
         if leader.epoch.is_some() {
             return;
         }
-        let infos = leader.followers.len() + 1;
+        let infos = leader.count_voters(|_| true) + 1;
         let max_accepted = leader
             .followers
             .values()
+            .filter(|f| !f.observer)
             .map(|f| f.accepted_epoch)
             .max()
             .unwrap_or(0)
@@ -220,7 +275,9 @@ impl QuorumPeer {
         if f.stage != Stage::Info {
             return;
         }
-        if (current_epoch, last_zxid) > (my_epoch, my_last) {
+        // An observer's history comes from established leaders only, never counted: it cannot
+        // hold a commit this leader lacks, and whatever it holds past this log is truncated.
+        if !f.observer && (current_epoch, last_zxid) > (my_epoch, my_last) {
             tracing::warn!(
                 me = self.me,
                 follower = from,
@@ -230,10 +287,20 @@ impl QuorumPeer {
             return;
         }
         f.stage = Stage::EpochAcked { last_zxid };
-        if self.leader().current_requested {
+        if self.leader_may_sync(from) {
             self.leader_sync(from, last_zxid);
         } else {
             self.leader_try_start_sync();
+        }
+    }
+
+    /// A voter is synced once the leader writes currentEpoch; an observer once established.
+    fn leader_may_sync(&mut self, sid: Sid) -> bool {
+        let leader = self.leader();
+        match leader.followers.get(&sid) {
+            Some(f) if f.observer => leader.phase == Phase::Broadcast,
+            Some(_) => leader.current_requested,
+            None => false,
         }
     }
 
@@ -243,11 +310,7 @@ impl QuorumPeer {
         if !leader.self_accepted || leader.current_requested {
             return;
         }
-        let acked = leader
-            .followers
-            .values()
-            .filter(|f| !matches!(f.stage, Stage::Info))
-            .count();
+        let acked = leader.count_voters(|f| !matches!(f.stage, Stage::Info));
         if !self.quorum(acked + 1) {
             return;
         }
@@ -264,7 +327,7 @@ impl QuorumPeer {
             .followers
             .iter()
             .filter_map(|(s, f)| match f.stage {
-                Stage::EpochAcked { last_zxid } => Some((*s, last_zxid)),
+                Stage::EpochAcked { last_zxid } if !f.observer => Some((*s, last_zxid)),
                 _ => None,
             })
             .collect();
@@ -332,7 +395,7 @@ impl QuorumPeer {
         if leader.phase != Phase::Sync || !leader.self_current {
             return;
         }
-        let acks = leader.ack_newleader.len() + 1;
+        let acks = leader.voter_newleader_acks() + 1;
         if !self.quorum(acks) {
             return;
         }
@@ -352,6 +415,9 @@ impl QuorumPeer {
         tracing::info!(me = self.me, epoch = self.current_epoch, %last, "leader established");
         for to in synced {
             self.leader_up_to_date(to);
+        }
+        for (to, last_zxid) in self.leader().waiting_observers() {
+            self.leader_sync(to, last_zxid);
         }
     }
 
@@ -408,7 +474,7 @@ impl QuorumPeer {
         leader.counter += 1;
         let zxid = Zxid::new(epoch, leader.counter);
         leader.proposals.insert(zxid, BTreeSet::new());
-        let targets = leader.forwarding();
+        let targets = leader.forwarding_voters();
         let txn = Txn {
             zxid,
             origin,
@@ -461,11 +527,26 @@ impl QuorumPeer {
             last_committed = Some(z);
         }
         if let Some(z) = last_committed {
+            let before = self.log.committed();
             self.log.commit(z);
-            for to in self.leader().forwarding() {
+            for to in self.leader().forwarding_voters() {
                 self.send(to, ZabMessage::Commit(z));
             }
+            self.leader_inform(before, z);
             self.apply_up_to(z);
+        }
+    }
+
+    /// Sends observers the txns committed above `from` up to `to`.
+    fn leader_inform(&mut self, from: Zxid, to: Zxid) {
+        let observers = self.leader().forwarding_observers();
+        if observers.is_empty() {
+            return;
+        }
+        for txn in self.log.between(from, to) {
+            for &o in &observers {
+                self.send(o, ZabMessage::Inform(txn.clone()));
+            }
         }
     }
 
@@ -497,7 +578,7 @@ impl QuorumPeer {
             leader.followers.remove(s);
             leader.ack_newleader.remove(s);
         }
-        let alive = leader.synced_count() + 1;
+        let alive = leader.count_voters(|f| f.stage == Stage::Synced) + 1;
         if !self.quorum(alive) {
             tracing::warn!(me = self.me, "lost the quorum; leader steps down");
             self.look();
