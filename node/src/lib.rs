@@ -8,6 +8,7 @@ pub mod cli;
 pub mod control;
 pub mod four_letter;
 pub mod local_cluster;
+pub mod spark;
 
 use actix::prelude::*;
 use ensemble_actors::apache::recover_or_import;
