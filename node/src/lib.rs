@@ -2,7 +2,13 @@
 //!
 //! Embedding: inside a running actix `System` (or an actix-web app), [`Node::start`] starts a
 //! node's actors on an `Arbiter` of its own and returns a [`Node`] handle to write, read, query
-//! status and stop it. Several nodes may run in one process; nothing is a global singleton.
+//! status, inject failures and stop it. Several nodes may run in one process; nothing is a
+//! global singleton. [`spark`] embeds Spark-style masters and workers the same way.
+//!
+//! Supervised actors, and which arbiter runs them: the quorum peer, its peer links, the peer
+//! listener and the client ports on the node's arbiter; the storage writer on an arbiter of its
+//! own and its snapshot writer on a `SyncArbiter` thread. Their restart policies are stated on
+//! each actor and in the README.
 
 pub mod cli;
 pub mod control;
