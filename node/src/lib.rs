@@ -479,8 +479,8 @@ impl Node {
     }
 
     /// Role changes and fatal failures of this node, from now on. After a
-    /// [`NodeEvent::Failed`] the node has stopped; the host decides what to do (the `ensemble`
-    /// binary exits).
+    /// [`NodeEvent::Failed`] the node has stopped serving; the host decides what to do (the
+    /// `ensemble` binary exits), and [`Node::stop`] releases the storage writer's threads.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
     }
