@@ -1,7 +1,8 @@
 //! The embedding example (`node/examples/embedded.rs`) as a user runs it: an actix-web
-//! application with an ensemble node inside. Its routes read and write through the node; a
-//! node whose storage fails stops and says so, and the application goes on serving. The same
-//! failure makes `ensemble node` exit with status 70.
+//! application with an ensemble node, a Spark-style master and a worker inside. Its routes
+//! read and write through the node and read the master's registry; a node whose storage fails
+//! stops and says so, and the application (and its master) goes on serving. The same failure
+//! makes `ensemble node` exit with status 70.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -128,6 +129,18 @@ fn the_example_serves_the_node_and_outlives_its_failure() {
         (200, "two".into())
     );
     assert_eq!(http(&addr, "GET", "/znodes/missing", "").unwrap().0, 404);
+    let master = wait_for(
+        "the embedded worker registered with the embedded master",
+        || {
+            let (code, body) = http(&addr, "GET", "/master", "").ok()?;
+            (code == 200 && body.contains("\"state\":\"ALIVE\"")).then_some(body)
+        },
+    );
+    assert!(master.contains("\"status\":\"ALIVE\""), "{master}");
+    assert!(
+        master.contains("\"url\":\"spark://127.0.155.1:"),
+        "{master}"
+    );
 
     break_storage(dir.path());
     for i in 0..10 {
@@ -141,6 +154,8 @@ fn the_example_serves_the_node_and_outlives_its_failure() {
     assert!(events.contains("storage failed"), "{events}");
     let (code, _) = http(&addr, "GET", "/status", "").expect("the application still serves");
     assert_eq!(code, 503, "the stopped node answers nothing");
+    let (code, body) = http(&addr, "GET", "/master", "").expect("the master still serves");
+    assert_eq!(code, 200, "{body}");
     drop(child);
 }
 

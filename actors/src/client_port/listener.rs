@@ -4,26 +4,36 @@ use super::connection::{run, ConnLimits, Connection, FRAME_OVERHEAD};
 use super::four_letter::{render, screen, Screened, ServerInfo, REPORT_WORDS};
 use super::limits::{Flow, IpSlot, Load, PerIpLimit};
 use super::tls::{IntoHalves, SecurePort};
-use crate::accept::{accepted, Accepted};
+use crate::accept::{accepted, listen, Accepted};
 use crate::metrics::ServerMetrics;
+use crate::peer::Fail;
 use crate::zab::{GetReport, GetStatus, QuorumPeerActor, ResetConnectionStats};
 use actix::prelude::*;
 use ensemble_config::NodeConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::Instant as TokioInstant;
 
 /// Time a new connection has to send a whole connect request or four-letter word (ZooKeeper's
 /// zookeeper.nio.sessionlessCnxnTimeout).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a client port whose socket cannot be registered waits before trying again.
+const RETRY_LISTEN: Duration = Duration::from_secs(1);
+
 /// The client port actor.
+///
+/// Restart policy (supervised; [`Fail`] injects one): it keeps its listening socket, bound
+/// once when the node starts, and accepts on it again; connections that arrive meanwhile
+/// wait in the socket's backlog. Open connections survive a restart: each runs as a task of
+/// its own, independent of the port, and its session never notices. It keeps its connection
+/// counters, per-address limits and the next connection id.
 pub struct ClientPort {
     config: Arc<NodeConfig>,
     quorum: Addr<QuorumPeerActor>,
-    listener: Option<TcpListener>,
+    listener: std::net::TcpListener,
     metrics: Arc<ServerMetrics>,
     per_ip: Arc<PerIpLimit>,
     load: Arc<Load>,
@@ -33,17 +43,17 @@ pub struct ClientPort {
 }
 
 impl ClientPort {
-    /// A client port on an already bound socket, counting into `metrics` (whose load it
-    /// throttles on).
+    /// A client port on an already bound, non-blocking socket, counting into `metrics`
+    /// (whose load it throttles on).
     pub fn new(
         config: Arc<NodeConfig>,
         quorum: Addr<QuorumPeerActor>,
-        listener: TcpListener,
+        listener: std::net::TcpListener,
         metrics: Arc<ServerMetrics>,
     ) -> Self {
         ClientPort {
             quorum,
-            listener: Some(listener),
+            listener,
             per_ip: PerIpLimit::new(config.client.max_client_cnxns),
             load: metrics.load(),
             metrics,
@@ -67,9 +77,30 @@ impl Actor for ClientPort {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if let Some(listener) = self.listener.take() {
-            ctx.add_stream(accepted(listener, "client"));
+        match listen(&self.listener) {
+            Ok(l) => {
+                ctx.add_stream(accepted(l, "client"));
+            }
+            Err(e) => {
+                tracing::error!("the client port cannot accept: {e}; trying again");
+                ctx.run_later(RETRY_LISTEN, |_, ctx| ctx.stop());
+            }
         }
+    }
+}
+
+impl Supervised for ClientPort {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("client port restarting; its socket and connections carry over");
+    }
+}
+
+impl Handler<Fail> for ClientPort {
+    type Result = ();
+
+    fn handle(&mut self, _: Fail, ctx: &mut Context<Self>) {
+        tracing::warn!("client port failure injected");
+        ctx.stop();
     }
 }
 

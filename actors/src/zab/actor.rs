@@ -12,7 +12,8 @@ use crate::metrics::ServerMetrics;
 use crate::peer::{Announce, PeerEvent, PeerLink, SendPeer, SendPeerLater};
 use crate::sessions::SessionTracker;
 use crate::storage::{
-    recover, Recovered, StorageError, StorageWriter, WriterEvent, WriterSettings,
+    recover, Flush, Persist, Recovered, StorageActor, StorageError, TakeSnapshot, WriterEvent,
+    WriterSettings,
 };
 use actix::prelude::*;
 use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, ZabMessage, Zxid};
@@ -123,7 +124,7 @@ pub struct NodeStatus {
 pub struct QuorumPeerActor {
     settings: QuorumSettings,
     links: BTreeMap<Sid, Addr<PeerLink>>,
-    storage: Arc<StorageWriter>,
+    storage: Addr<StorageActor>,
     core: QuorumPeer,
     tree: DataTree,
     epoch: Instant,
@@ -143,6 +144,8 @@ pub struct QuorumPeerActor {
     published_role: Option<NodeEvent>,
     /// When this server last stopped serving (or started), for election_time.
     looking_since: Instant,
+    /// Whether a restart has yet to reload the core and the tree from disk.
+    reload: bool,
 }
 
 /// Collects the txns the client service submits while it runs.
@@ -183,7 +186,7 @@ impl QuorumPeerActor {
     pub fn new(
         settings: QuorumSettings,
         links: BTreeMap<Sid, Addr<PeerLink>>,
-        storage: Arc<StorageWriter>,
+        storage: Addr<StorageActor>,
         recovered: Recovered,
     ) -> Result<Self, StorageError> {
         let (core, tree) = build(&settings, recovered)?;
@@ -206,6 +209,7 @@ impl QuorumPeerActor {
             was_serving: false,
             published_role: None,
             looking_since: Instant::now(),
+            reload: false,
             settings,
             links,
             storage,
@@ -240,7 +244,7 @@ impl QuorumPeerActor {
         for out in outs {
             match out {
                 Output::Send { to, msg } => self.send(to, msg),
-                Output::Persist { op, token } => self.storage.submit(op, token),
+                Output::Persist { op, token } => self.storage.do_send(Persist { op, token }),
                 Output::Apply(txns) => {
                     for txn in &txns {
                         let applied = self.tree.apply(txn);
@@ -258,8 +262,10 @@ impl QuorumPeerActor {
                         // The clone is O(1) (the tree is a persistent map); the snapshot
                         // thread serializes it while writes go on.
                         let tree = self.tree.clone();
-                        self.storage
-                            .snapshot(tree.last_applied(), Box::new(move || tree.serialize()));
+                        self.storage.do_send(TakeSnapshot {
+                            last_zxid: tree.last_applied(),
+                            job: Box::new(move || tree.serialize()),
+                        });
                     }
                 }
                 Output::InstallSnapshot(s) => match DataTree::deserialize(&s.state) {
@@ -506,10 +512,38 @@ fn build(
     Ok((core, tree))
 }
 
-impl Actor for QuorumPeerActor {
-    type Context = Context<Self>;
+impl QuorumPeerActor {
+    /// After a restart: once everything queued reached the disk, reads it back off the actor
+    /// thread, then installs it and begins; the mailbox waits meanwhile.
+    fn reload(&mut self, ctx: &mut Context<Self>) {
+        let storage = self.storage.clone();
+        let settings = self.settings.clone();
+        let reloaded = async move {
+            // What was queued before the failure reaches the disk before we read it back.
+            let _ = storage.send(Flush).await;
+            let dirs = settings.storage.clone();
+            tokio::task::spawn_blocking(move || {
+                recover(&dirs.data_dir, &dirs.data_log_dir).and_then(|r| build(&settings, r))
+            })
+            .await
+            .map_err(|e| StorageError::Corrupt(format!("reloading stopped: {e}")))?
+        };
+        ctx.wait(
+            reloaded
+                .into_actor(self)
+                .map(|rebuilt, act, ctx| match rebuilt {
+                    Ok((core, tree)) => {
+                        act.core = core;
+                        act.tree = tree;
+                        act.begin(ctx);
+                    }
+                    Err(e) => act.fail_node(format!("cannot reload storage after a restart: {e}")),
+                }),
+        );
+    }
 
-    fn started(&mut self, ctx: &mut Context<Self>) {
+    /// Starts the core, its ticks and the links' announcements.
+    fn begin(&mut self, ctx: &mut Context<Self>) {
         let now = self.now();
         let outs = self.core.start(now);
         self.carry_out(outs, ctx);
@@ -525,6 +559,22 @@ impl Actor for QuorumPeerActor {
     }
 }
 
+impl Actor for QuorumPeerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if std::mem::take(&mut self.reload) {
+            self.reload(ctx);
+        } else {
+            self.begin(ctx);
+        }
+    }
+}
+
+/// Restart policy: keeps its settings, links, client connections and sessions' bookkeeping;
+/// fails its pending local writes (`LeaderChanged`); reloads the Zab core and the tree from
+/// disk (off the actor thread, once the storage writer has flushed), then looks for a leader
+/// again. Nothing acknowledged is lost: only durable txns were ever acknowledged.
 impl Supervised for QuorumPeerActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.restarts += 1;
@@ -533,22 +583,7 @@ impl Supervised for QuorumPeerActor {
             let _ = w.send(Err(SubmitError::LeaderChanged));
         }
         self.results.clear();
-        // What was queued before the failure reaches the disk before we read it back.
-        self.storage.flush();
-        let rebuilt = recover(
-            &self.settings.storage.data_dir,
-            &self.settings.storage.data_log_dir,
-        )
-        .and_then(|r| build(&self.settings, r));
-        match rebuilt {
-            Ok((core, tree)) => {
-                self.core = core;
-                self.tree = tree;
-            }
-            Err(e) => {
-                self.fail_node(format!("cannot reload storage after a restart: {e}"));
-            }
-        }
+        self.reload = true;
     }
 }
 

@@ -39,7 +39,7 @@ pub(super) fn run(args: &NodeArgs) -> Result<i32, Box<dyn std::error::Error>> {
         }
         tracing::info!("shutting down");
         if let Ok(node) = Rc::try_unwrap(node) {
-            node.stop();
+            node.stop().await;
         }
         tracing::info!("stopped");
         0
