@@ -16,7 +16,7 @@ use ensemble_actors::data_tree::{OpResult, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::metrics::http::Observed;
 use ensemble_actors::metrics::ServerMetrics;
-use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener, PeerSecret};
+use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener, PeerSecret, PeerTls};
 use ensemble_actors::storage::{StorageError, StorageWriter, WriterSettings};
 pub use ensemble_actors::zab::NodeEvent;
 use ensemble_actors::zab::{
@@ -49,7 +49,7 @@ pub enum NodeError {
     /// The peer secret could not be read.
     #[error("{0}")]
     PeerSecret(String),
-    /// The secure client port's key material or settings are unusable.
+    /// The secure client port's or the quorum port's key material or settings are unusable.
     #[error("{0}")]
     Tls(String),
     /// The node's actors are gone.
@@ -85,6 +85,25 @@ fn peer_secret(config: &NodeConfig) -> Result<Option<Arc<PeerSecret>>, NodeError
             .map(|k| Some(Arc::new(k)))
             .map_err(NodeError::PeerSecret),
     }
+}
+
+/// Mutual TLS on the peer links, when the config asks for it (sslQuorum).
+fn peer_tls(config: &NodeConfig) -> Result<Option<Arc<PeerTls>>, NodeError> {
+    let Some(tls) = config
+        .quorum_tls
+        .as_ref()
+        .filter(|_| !config.is_standalone())
+    else {
+        return Ok(None);
+    };
+    let hosts = config
+        .servers
+        .iter()
+        .map(|s| (s.id, s.host.clone()))
+        .collect();
+    let tls = PeerTls::new(tls, hosts).map_err(NodeError::Tls)?;
+    tracing::info!("quorum port runs mutual TLS");
+    Ok(Some(Arc::new(tls)))
 }
 
 /// A running node.
@@ -237,6 +256,7 @@ fn recover_actor(
     events: NodeEvents,
 ) -> Result<Built, NodeError> {
     let secret = peer_secret(config)?;
+    let tls = peer_tls(config)?;
     let storage_settings = WriterSettings {
         data_dir: config.storage.data_dir.clone(),
         data_log_dir: config.storage.data_log_dir.clone(),
@@ -275,6 +295,7 @@ fn recover_actor(
         sid: config.id,
         members: config.voters(),
         secret,
+        tls,
     };
     Ok(Built {
         storage,

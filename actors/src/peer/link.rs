@@ -1,6 +1,7 @@
 //! The link to one remote server.
 
 use super::handshake::{self, HandshakeError, PeerIdentity, HANDSHAKE_TIMEOUT};
+use super::PeerStream;
 use actix::prelude::*;
 use ensemble_messages::codec::{CodecError, PeerCodec};
 use ensemble_messages::{PeerMessage, Sid};
@@ -42,7 +43,7 @@ pub struct Announce;
 /// A handshaken inbound connection from this link's peer.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Inbound(pub TcpStream);
+pub(crate) struct Inbound(pub PeerStream);
 
 /// A frame read on connection `conn`.
 struct Frame(u64, Result<PeerMessage, CodecError>);
@@ -96,11 +97,19 @@ impl PeerLink {
         let identity = self.identity.clone();
         let peer = self.peer;
         let attempt = async move {
-            let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(&addr))
+            let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(&addr))
                 .await
                 .map_err(|_| (false, format!("connecting to {addr} timed out")))?
                 .map_err(|e| (false, format!("connecting to {addr}: {e}")))?;
-            let _ = stream.set_nodelay(true);
+            let _ = tcp.set_nodelay(true);
+            let mut stream: PeerStream = match &identity.tls {
+                None => Box::new(tcp),
+                Some(tls) => Box::new(
+                    tls.connect(tcp, peer)
+                        .await
+                        .map_err(|e| (true, format!("TLS with {addr}: {e}")))?,
+                ),
+            };
             tokio::time::timeout(
                 HANDSHAKE_TIMEOUT,
                 handshake::dial(&mut stream, &identity, peer),
@@ -145,12 +154,12 @@ impl PeerLink {
     }
 
     /// Makes `stream` the link's connection, replacing any older one.
-    fn install(&mut self, stream: TcpStream, ctx: &mut Context<Self>) {
+    fn install(&mut self, stream: PeerStream, ctx: &mut Context<Self>) {
         self.drop_connection(ctx, false);
         self.conn += 1;
         self.backoff = MIN_BACKOFF;
         let conn = self.conn;
-        let (read, write) = stream.into_split();
+        let (read, write) = tokio::io::split(stream);
         let (tx, mut rx) = mpsc::channel::<PeerMessage>(SEND_QUEUE);
         let peer = self.peer;
         actix::spawn(async move {
