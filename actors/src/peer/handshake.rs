@@ -228,11 +228,21 @@ mod tests {
         acceptor: PeerIdentity,
         expected: Sid,
     ) -> (Result<(), HandshakeError>, Result<Sid, HandshakeError>) {
+        run_vouched(dialer, acceptor, expected, |_| Ok(())).await
+    }
+
+    /// Like [`run`], the acceptor vouching for the dialer's claimed sid with `vouch`.
+    async fn run_vouched(
+        dialer: PeerIdentity,
+        acceptor: PeerIdentity,
+        expected: Sid,
+        vouch: impl Fn(Sid) -> Result<(), String> + Send + 'static,
+    ) -> (Result<(), HandshakeError>, Result<Sid, HandshakeError>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let accepting = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
-            accept(&mut s, &acceptor, |_| Ok(())).await
+            accept(&mut s, &acceptor, vouch).await
         });
         let mut s = TcpStream::connect(addr).await.unwrap();
         let dialed = dial(&mut s, &dialer, expected).await;
@@ -281,5 +291,19 @@ mod tests {
         let (d, a) = run(identity(1, Some(K)), identity(3, Some(K)), 3).await;
         assert!(matches!(d, Err(HandshakeError::DialsBack)));
         assert!(matches!(a, Err(HandshakeError::DialsBack)));
+    }
+
+    #[tokio::test]
+    async fn a_dialer_its_certificate_does_not_vouch_for_gets_no_detail() {
+        let only_two = |sid: Sid| {
+            (sid == 2)
+                .then_some(())
+                .ok_or_else(|| format!("certificate is not server {sid}'s"))
+        };
+        let (d, a) = run_vouched(identity(3, None), identity(1, None), 1, only_two).await;
+        assert!(matches!(d, Err(HandshakeError::Io(_))), "{d:?}");
+        assert!(matches!(a, Err(HandshakeError::Rejected(m)) if m.contains("not server 3's")));
+        let (d, a) = run_vouched(identity(2, None), identity(1, None), 1, only_two).await;
+        assert!(d.is_ok() && a.is_ok_and(|sid| sid == 2));
     }
 }

@@ -127,12 +127,52 @@ fn decrypt_pem_key(block: &[u8], password: &str) -> Result<PrivateKeyDer<'static
     }
     let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
         .map_err(|e| format!("bad encrypted private key: {e}"))?;
+    bounded_work(&info.encryption_algorithm)?;
     let plain = info.decrypt(password).map_err(|_| {
         "cannot decrypt the private key: wrong key store password, or an unsupported \
          encryption (PBES2 with PBKDF2 or scrypt and AES is supported)"
             .to_string()
     })?;
     Ok(PrivatePkcs8KeyDer::from(plain.as_bytes().to_vec()).into())
+}
+
+/// Most PBKDF2 iterations a key file may ask for (tools write 2,048 to a few 100,000).
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+/// Most memory scrypt may be asked to use (128 * r * N * p bytes), 256 MiB.
+const MAX_SCRYPT_BYTES: u128 = 256 << 20;
+
+/// Refuses key derivation parameters that would take minutes or gigabytes before the password
+/// is even checked.
+fn bounded_work(scheme: &pkcs8::pkcs5::EncryptionScheme) -> Result<(), String> {
+    use pkcs8::pkcs5::{pbes2::Kdf, EncryptionScheme};
+    let EncryptionScheme::Pbes2(params) = scheme else {
+        return Err(
+            "the private key uses PBES1, which is not supported; re-encrypt it with \
+                    `openssl pkcs8 -topk8 -v2 aes-256-cbc`"
+                .into(),
+        );
+    };
+    match &params.kdf {
+        Kdf::Pbkdf2(p) if p.iteration_count > MAX_PBKDF2_ITERATIONS => Err(format!(
+            "the private key asks for {} PBKDF2 iterations; at most {MAX_PBKDF2_ITERATIONS} \
+             are run",
+            p.iteration_count
+        )),
+        Kdf::Scrypt(p) => {
+            let bytes = 128
+                * u128::from(p.cost_parameter)
+                * u128::from(p.block_size)
+                * u128::from(p.parallelization);
+            if bytes > MAX_SCRYPT_BYTES {
+                return Err(format!(
+                    "the private key's scrypt parameters need {bytes} bytes; at most \
+                     {MAX_SCRYPT_BYTES} are allowed"
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `key` (PKCS#8 DER) encrypted with `password` as an `ENCRYPTED PRIVATE KEY` PEM block

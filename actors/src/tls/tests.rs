@@ -177,6 +177,30 @@ fn encrypted_pem_keys_open_with_their_password_only() {
     store.password = String::new();
     let e = identity_from_bytes(&bytes, &store).unwrap_err();
     assert!(e.contains("no key store password"), "{e}");
+    // A key file that asks for hours of PBKDF2 is refused before any is run.
+    let text = std::fs::read_to_string(dir.path().join("client.pem")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(text.as_bytes()).unwrap();
+    let slow = encrypt_key_pem(key.secret_der(), "pw", 1, &[3; 16], [5; 16]).unwrap();
+    let slow = slow_iterations(&slow, 100_000_000);
+    store.password = "pw".into();
+    let e = identity_from_bytes(slow.as_bytes(), &store).unwrap_err();
+    assert!(e.contains("PBKDF2 iterations"), "{e}");
+}
+
+/// `pem` (an encrypted key made with 1 PBKDF2 iteration) re-encoded to claim `iterations`.
+fn slow_iterations(pem: &str, iterations: u32) -> String {
+    use pkcs8::der::{pem as der_pem, Decode, Encode};
+    use pkcs8::pkcs5::{pbes2::Kdf, EncryptionScheme};
+    let (label, der) = der_pem::decode_vec(pem.as_bytes()).unwrap();
+    let mut info = pkcs8::EncryptedPrivateKeyInfoOwned::from_der(&der).unwrap();
+    let EncryptionScheme::Pbes2(params) = &mut info.encryption_algorithm else {
+        panic!("PBES2 expected")
+    };
+    let Kdf::Pbkdf2(kdf) = &mut params.kdf else {
+        panic!("PBKDF2 expected")
+    };
+    kdf.iteration_count = iterations;
+    der_pem::encode_string(label, der_pem::LineEnding::LF, &info.to_der().unwrap()).unwrap()
 }
 
 /// Mutated PEM and PKCS#12 bytes are refused or accepted, never a panic.
