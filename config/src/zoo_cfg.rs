@@ -1257,6 +1257,28 @@ mod tests {
         };
         assert!(line.contains("sslQuorumReloadCertFiles=true"), "{line}");
         assert!(!line.contains("portUnification"), "{line}");
+        // What the quorum port does not act on is named, each key by itself.
+        let unacted = "portUnification=true\nssl.quorum.crl=true\nssl.quorum.ocsp=true\n\
+            ssl.quorum.context.supplier.class=x.Y\nsslQuorumReloadCertFiles=false\n";
+        let c = parse_zoo_cfg(
+            &text
+                .replace("portUnification=false\n", "")
+                .replace("sslQuorumReloadCertFiles=true\n", unacted),
+            files(&[("/d/myid", "2"), ("/k/tpw", "tp\n")]),
+        )
+        .unwrap();
+        let [line] = &c.warnings[..] else {
+            panic!("one warning expected: {:?}", c.warnings)
+        };
+        for key in [
+            "portUnification=true",
+            "ssl.quorum.crl=true",
+            "ssl.quorum.ocsp=true",
+            "ssl.quorum.context.supplier.class=x.Y",
+        ] {
+            assert!(line.contains(key), "{key} missing from {line}");
+        }
+        assert!(!line.contains("ReloadCertFiles"), "{line}");
         // Mistakes are one line each.
         for (extra, expected) in [
             (
