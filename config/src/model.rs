@@ -211,8 +211,11 @@ pub struct NodeConfig {
     pub storage: StorageSettings,
     /// Election settings.
     pub election: ElectionSettings,
-    /// Peer authentication.
+    /// Peer authentication by a shared secret.
     pub peer_auth: PeerAuth,
+    /// Mutual TLS on the quorum port, when configured: a trusted certificate also proves
+    /// membership.
+    pub quorum_tls: Option<crate::QuorumTls>,
     /// Bind this node's peer and election ports on every interface (zoo.cfg
     /// quorumListenOnAllIPs), whatever its own server line says.
     pub quorum_listen_on_all_ips: bool,
@@ -411,12 +414,14 @@ impl NodeConfig {
                 c.min_session_timeout_ms, c.max_session_timeout_ms
             )));
         }
-        if self.peer_auth == PeerAuth::Off && self.servers.len() > 1 {
+        if self.peer_auth == PeerAuth::Off && self.quorum_tls.is_none() && self.servers.len() > 1 {
             self.warnings.push(format!(
                 "PEER AUTHENTICATION IS OFF: any process that can reach a quorum port can join \
                  this ensemble and write anything, whatever the ACLs say. Put the same secret \
                  (at least 16 bytes) in a file on every server and name it with \
-                 {PEER_SECRET_KEY}=PATH in zoo.cfg ([peer] secret_file in native TOML)"
+                 {PEER_SECRET_KEY}=PATH in zoo.cfg ([peer] secret_file in native TOML), or run \
+                 the quorum over mutual TLS with sslQuorum=true and ssl.quorum.keyStore.location/\
+                 ssl.quorum.trustStore.location ([peer.tls] in native TOML)"
             ));
         }
         let voters = self.voters().len();

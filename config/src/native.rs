@@ -4,7 +4,7 @@ use crate::model::{
     is_loopback, AdminSettings, ClientAddress, ClientSettings, ElectionSettings, MetricsSettings,
     NodeConfig, PeerAuth, ServerEntry, ServerRole, StorageSettings,
 };
-use crate::{ConfigError, Sid, TlsSection};
+use crate::{ConfigError, PeerTlsSection, Sid, TlsSection};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -277,6 +277,8 @@ pub struct PeerSection {
     /// The shared secret file; default `<storage.data_dir>/peer.secret`, created when missing
     /// if every server is on loopback.
     pub secret_file: Option<PathBuf>,
+    /// `[peer.tls]`: mutual TLS between servers.
+    pub tls: PeerTlsSection,
 }
 
 impl Default for PeerSection {
@@ -284,6 +286,7 @@ impl Default for PeerSection {
         PeerSection {
             authenticate: true,
             secret_file: None,
+            tls: PeerTlsSection::default(),
         }
     }
 }
@@ -443,6 +446,7 @@ impl EnsembleFile {
             .client
             .tls
             .resolve(own_host.as_deref().unwrap_or_default())?;
+        let quorum_tls = self.peer.tls.resolve()?;
         NodeConfig {
             id,
             servers,
@@ -475,6 +479,7 @@ impl EnsembleFile {
                 max_notification_timeout_ms: self.election.max_notification_timeout_ms,
             },
             peer_auth,
+            quorum_tls,
             quorum_listen_on_all_ips: false,
             metrics,
             admin,
@@ -616,6 +621,26 @@ mod tests {
             "{:?}",
             c.warnings
         );
+    }
+
+    #[test]
+    fn peer_tls_section() {
+        let text = format!(
+            "{DEFAULT_TOML}\n[peer.tls]\nkey_store = \"/k/q.pem\"\n\
+             key_store_password = \"pw\"\ntrust_store = \"/k/ca.pem\"\n\
+             hostname_verification = false\n"
+        );
+        let c = load_toml_str(&text, 2).unwrap();
+        let q = c.quorum_tls.as_ref().unwrap();
+        assert_eq!(q.key_store.password, "pw");
+        assert_eq!(q.trust_store.kind, crate::StoreKind::Pem);
+        assert_eq!(q.protocols, ["TLSv1.3", "TLSv1.2"]);
+        assert!(!q.hostname_verification);
+        assert_eq!(load_toml_str(DEFAULT_TOML, 1).unwrap().quorum_tls, None);
+        let e = load_toml_str(&text.replace("trust_store = \"/k/ca.pem\"\n", ""), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trust_store is not"), "{e}");
     }
 
     #[test]

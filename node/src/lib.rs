@@ -23,7 +23,7 @@ use ensemble_actors::data_tree::{OpResult, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::metrics::http::Observed;
 use ensemble_actors::metrics::ServerMetrics;
-use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener, PeerSecret};
+use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener, PeerSecret, PeerTls};
 use ensemble_actors::storage::Recovered;
 use ensemble_actors::storage::{
     FailStorage, ReportTo, StorageActor, StorageError, StorageHandle, WriterSettings,
@@ -59,7 +59,7 @@ pub enum NodeError {
     /// The peer secret could not be read.
     #[error("{0}")]
     PeerSecret(String),
-    /// The secure client port's key material or settings are unusable.
+    /// The secure client port's or the quorum port's key material or settings are unusable.
     #[error("{0}")]
     Tls(String),
     /// The node's actors are gone.
@@ -110,6 +110,25 @@ pub enum NodeActor {
     PeerListener,
     /// The link to this peer.
     Link(Sid),
+}
+
+/// Mutual TLS on the peer links, when the config asks for it (sslQuorum).
+fn peer_tls(config: &NodeConfig) -> Result<Option<Arc<PeerTls>>, NodeError> {
+    let Some(tls) = config
+        .quorum_tls
+        .as_ref()
+        .filter(|_| !config.is_standalone())
+    else {
+        return Ok(None);
+    };
+    let hosts = config
+        .servers
+        .iter()
+        .map(|s| (s.id, s.host.clone()))
+        .collect();
+    let tls = PeerTls::new(tls, hosts).map_err(NodeError::Tls)?;
+    tracing::info!("quorum port runs mutual TLS");
+    Ok(Some(Arc::new(tls)))
 }
 
 /// A running node.
@@ -282,6 +301,7 @@ fn build_actor(
     events: NodeEvents,
 ) -> Result<Built, NodeError> {
     let secret = peer_secret(config)?;
+    let tls = peer_tls(config)?;
     let settings = QuorumSettings {
         sid: config.id,
         voters: config.voters(),
@@ -299,6 +319,7 @@ fn build_actor(
         sid: config.id,
         members: config.servers.iter().map(|s| s.id).collect(),
         secret,
+        tls,
     };
     Ok(Built {
         storage,

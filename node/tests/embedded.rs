@@ -11,7 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The example's binary, built by `cargo test` beside this test's own (a run filtered with
-/// `--test` builds no example: that case is refused rather than run on an old binary).
+/// `--test` builds no example: that case is refused rather than run on an old binary). It is
+/// current when it is not older than the newest build of the library it links; the `ensemble`
+/// binary is no yardstick, as cargo may link it a moment after the example.
 fn example() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let deps = exe.parent().expect("deps dir");
@@ -20,8 +22,18 @@ fn example() -> PathBuf {
         .expect("profile dir")
         .join("examples/embedded");
     let built = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let library = std::fs::read_dir(deps)
+        .expect("deps dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libensemble_node-") && n.ends_with(".rlib"))
+        })
+        .filter_map(|p| built(&p))
+        .max();
     assert!(
-        built(&example) >= built(Path::new(env!("CARGO_BIN_EXE_ensemble"))),
+        built(&example).is_some() && built(&example) >= library,
         "{} is missing or older than the library: run `cargo test -p ensemble-node` (or build \
          the example) without a --test filter",
         example.display()

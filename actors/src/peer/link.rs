@@ -1,12 +1,12 @@
 //! The link to one remote server.
 
 use super::handshake::{self, HandshakeError, PeerIdentity, HANDSHAKE_TIMEOUT};
+use super::PeerStream;
 use actix::prelude::*;
 use ensemble_messages::codec::{CodecError, PeerCodec};
 use ensemble_messages::{PeerMessage, Sid};
 use futures::{SinkExt, StreamExt};
 use std::time::Duration;
-use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::bytes::BytesMut;
@@ -43,6 +43,9 @@ pub struct SendPeer(pub PeerMessage);
 #[rtype(result = "()")]
 pub struct SendPeerLater(pub oneshot::Receiver<PeerMessage>);
 
+/// The writing half of a peer connection (plain TCP or TLS).
+type PeerWriteHalf = tokio::io::WriteHalf<PeerStream>;
+
 /// One entry of a connection's send queue.
 enum Outgoing {
     /// Ready to write.
@@ -59,7 +62,7 @@ pub struct Announce;
 /// A handshaken inbound connection from this link's peer.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Inbound(pub TcpStream);
+pub(crate) struct Inbound(pub PeerStream);
 
 /// A frame read on connection `conn`.
 struct Frame(u64, Result<PeerMessage, CodecError>);
@@ -113,11 +116,19 @@ impl PeerLink {
         let identity = self.identity.clone();
         let peer = self.peer;
         let attempt = async move {
-            let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(&addr))
+            let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(&addr))
                 .await
                 .map_err(|_| (false, format!("connecting to {addr} timed out")))?
                 .map_err(|e| (false, format!("connecting to {addr}: {e}")))?;
-            let _ = stream.set_nodelay(true);
+            let _ = tcp.set_nodelay(true);
+            let mut stream: PeerStream = match &identity.tls {
+                None => Box::new(tcp),
+                Some(tls) => Box::new(
+                    tls.connect(tcp, peer)
+                        .await
+                        .map_err(|e| (true, format!("TLS with {addr}: {e}")))?,
+                ),
+            };
             tokio::time::timeout(
                 HANDSHAKE_TIMEOUT,
                 handshake::dial(&mut stream, &identity, peer),
@@ -162,12 +173,12 @@ impl PeerLink {
     }
 
     /// Makes `stream` the link's connection, replacing any older one.
-    fn install(&mut self, stream: TcpStream, ctx: &mut Context<Self>) {
+    fn install(&mut self, stream: PeerStream, ctx: &mut Context<Self>) {
         self.drop_connection(ctx, false);
         self.conn += 1;
         self.backoff = MIN_BACKOFF;
         let conn = self.conn;
-        let (read, write) = stream.into_split();
+        let (read, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::channel::<Outgoing>(SEND_QUEUE);
         actix::spawn(write_frames(write, rx, self.peer));
         self.writer = Some(tx);
@@ -305,7 +316,7 @@ impl Handler<Fail> for PeerLink {
 
 /// Writes queued messages to the connection in order, coalescing what is already queued into
 /// one flush; a message still being built holds back those behind it.
-async fn write_frames(write: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: Sid) {
+async fn write_frames(write: PeerWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: Sid) {
     let mut framed = FramedWrite::new(write, PeerCodec::<PeerMessage, PeerMessage>::default());
     while let Some(out) = rx.recv().await {
         let mut built = matches!(out, Outgoing::Later(_));
@@ -330,7 +341,7 @@ async fn write_frames(write: OwnedWriteHalf, mut rx: mpsc::Receiver<Outgoing>, p
 
 /// Feeds one queued entry to the frame writer, waiting for it if it is still being built.
 async fn feed(
-    framed: &mut FramedWrite<OwnedWriteHalf, PeerCodec<PeerMessage, PeerMessage>>,
+    framed: &mut FramedWrite<PeerWriteHalf, PeerCodec<PeerMessage, PeerMessage>>,
     out: Outgoing,
     peer: Sid,
 ) -> Result<(), ()> {
@@ -361,7 +372,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (dialed, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        let (_, write) = dialed.unwrap().into_split();
+        let stream: PeerStream = Box::new(dialed.unwrap());
+        let (_, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::channel(8);
         let writer = tokio::spawn(write_frames(write, rx, 2));
         let (built_tx, built_rx) = oneshot::channel();

@@ -3,12 +3,15 @@
 use super::handshake::{self, HandshakeError, PeerIdentity, HANDSHAKE_TIMEOUT};
 use super::link::Fail;
 use super::link::{Inbound, PeerLink};
+use super::tls::PeerTls;
+use super::PeerStream;
 use crate::accept::{accepted, listen, Accepted};
 use actix::prelude::*;
 use ensemble_messages::Sid;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 /// Handshakes under way at once; connections beyond are closed at once, so strangers cannot
@@ -79,7 +82,7 @@ impl Handler<Fail> for PeerListener {
 }
 
 impl StreamHandler<Accepted> for PeerListener {
-    fn handle(&mut self, Accepted(mut stream): Accepted, _: &mut Context<Self>) {
+    fn handle(&mut self, Accepted(stream): Accepted, _: &mut Context<Self>) {
         let peer_addr = stream.peer_addr().ok();
         let Ok(permit) = self.pending.clone().try_acquire_owned() else {
             tracing::warn!(
@@ -93,12 +96,10 @@ impl StreamHandler<Accepted> for PeerListener {
         // A task of its own: a restart of the listener does not cut a handshake short.
         actix::spawn(async move {
             let _ = stream.set_nodelay(true);
-            let outcome =
-                tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake::accept(&mut stream, &identity))
-                    .await;
+            let outcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(stream, &identity)).await;
             drop(permit);
             match outcome {
-                Ok(Ok(sid)) => match links.get(&sid) {
+                Ok(Ok((sid, stream))) => match links.get(&sid) {
                     Some(link) => link.do_send(Inbound(stream)),
                     None => tracing::warn!(sid, "accepted a peer without a link"),
                 },
@@ -113,4 +114,28 @@ impl StreamHandler<Accepted> for PeerListener {
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+/// Runs TLS (when configured) and the handshake on an accepted connection: the dialer's sid
+/// and the stream to hand to its link.
+async fn accept(
+    tcp: TcpStream,
+    identity: &PeerIdentity,
+) -> Result<(Sid, PeerStream), HandshakeError> {
+    match &identity.tls {
+        None => {
+            let mut stream = tcp;
+            let sid = handshake::accept(&mut stream, identity, |_| Ok(())).await?;
+            Ok((sid, Box::new(stream)))
+        }
+        Some(tls) => {
+            let mut stream = tls.accept(tcp).await.map_err(|e| {
+                HandshakeError::Rejected(format!("a peer failed the quorum TLS handshake: {e}"))
+            })?;
+            let chain = PeerTls::chain(&stream);
+            let sid =
+                handshake::accept(&mut stream, identity, |sid| tls.vouch(&chain, sid)).await?;
+            Ok((sid, Box::new(stream)))
+        }
+    }
 }
