@@ -4,7 +4,8 @@ use super::{
     Durable, Input, NodeEvent, NodeEvents, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError,
 };
 use crate::client_port::{
-    ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, Host, ServiceSettings,
+    ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, Host, PublishedTree,
+    ServiceSettings,
 };
 use crate::data_tree::TreeOp;
 use crate::data_tree::{DataTree, OpResult, SessionPassword, TreeTxn};
@@ -67,6 +68,11 @@ pub struct GetStatus;
 #[derive(Message)]
 #[rtype(result = "Option<Vec<u8>>")]
 pub struct ReadData(pub String);
+
+/// Asks for the tree versions this server publishes for reads on the connection threads.
+#[derive(Message)]
+#[rtype(result = "Arc<PublishedTree>")]
+pub struct GetPublishedTree;
 
 /// Asks for the details the `cons`, `wchc`, `wchp` and `dump` words show.
 #[derive(Message)]
@@ -141,6 +147,8 @@ pub struct QuorumPeerActor {
     published_role: Option<NodeEvent>,
     /// When this server last stopped serving (or started), for election_time.
     looking_since: Instant,
+    /// The applied tree, published for the connection threads' reads.
+    published: Arc<PublishedTree>,
 }
 
 /// Collects the txns the client service submits while it runs.
@@ -204,6 +212,7 @@ impl QuorumPeerActor {
             was_serving: false,
             published_role: None,
             looking_since: Instant::now(),
+            published: PublishedTree::new(),
             settings,
             links,
             storage,
@@ -250,6 +259,9 @@ impl QuorumPeerActor {
                             self.results.insert(txn.request_id, applied.result);
                         }
                     }
+                    // Before any reply of the batch: a client that saw its write's reply reads it
+                    // on its connection's thread.
+                    self.publish();
                     self.since_snapshot += txns.len() as u64;
                     if self.since_snapshot >= self.settings.snap_count {
                         self.since_snapshot = 0;
@@ -261,7 +273,10 @@ impl QuorumPeerActor {
                     }
                 }
                 Output::InstallSnapshot(s) => match DataTree::deserialize(&s.state) {
-                    Ok(tree) => self.tree = tree,
+                    Ok(tree) => {
+                        self.tree = tree;
+                        self.publish();
+                    }
                     Err(e) => {
                         tracing::error!("leader sent an unreadable snapshot: {e}; restarting");
                         ctx.stop();
@@ -304,8 +319,15 @@ impl QuorumPeerActor {
             self.was_serving = status.serving;
             self.clients.serving_changed(status.serving);
             self.count_serving_change(status.serving, status.state);
+            self.publish();
         }
         self.publish_role(&status);
+    }
+
+    /// Publishes the applied tree and the serving state for reads on the connection threads.
+    fn publish(&self) {
+        self.published
+            .publish(&self.tree, self.core.status().serving);
     }
 
     fn publish_role(&mut self, status: &PeerStatus) {
@@ -527,6 +549,7 @@ impl Supervised for QuorumPeerActor {
             Ok((core, tree)) => {
                 self.core = core;
                 self.tree = tree;
+                self.publish();
             }
             Err(e) => {
                 self.fail_node(format!("cannot reload storage after a restart: {e}"));
@@ -642,6 +665,14 @@ impl Handler<GetReport> for QuorumPeerActor {
             sessions,
             ephemerals,
         })
+    }
+}
+
+impl Handler<GetPublishedTree> for QuorumPeerActor {
+    type Result = MessageResult<GetPublishedTree>;
+
+    fn handle(&mut self, _: GetPublishedTree, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.published.clone())
     }
 }
 
