@@ -1,8 +1,11 @@
 //! Reads answered on the connection's own thread, without a hop through the quorum peer actor.
 //!
-//! The actor publishes an immutable tree version ([`PublishedTree`]) after every applied batch,
-//! before it answers any write of that batch and after it queued the batch's watch events. A
-//! connection answers a tree read itself only when
+//! The actor publishes an immutable tree version ([`PublishedTree`]) for every applied batch,
+//! before it answers any write of that batch. It applies the batch and queues its watch events
+//! while it holds the version being published ([`PublishedTree::begin`]), so that a connection
+//! that reads after that moment waits for the new version: a reply made from the new version is
+//! queued after the events of its changes, and a read the client sends after it received such
+//! an event is made from the new version. A connection answers a tree read itself only when
 //! - its session is established read-write here ([`SessionShare::enable`]), so a move or a
 //!   handshake still pending keeps the read behind it;
 //! - every earlier request of the connection was answered (the connection is idle), so the read
@@ -11,16 +14,14 @@
 //! - the read sets no watch: registrations stay with the actor, which fires watches as it
 //!   applies, so a watch is never registered against a version older than the changes fired.
 //!
-//! Everything else goes to the actor as before. Because events are queued before the version
-//! that contains their change is published, a client sees a watch event before the reply of
-//! any read that observes the change.
+//! Everything else goes to the actor as before.
 
 use super::reads::{is_tree_read, tree_read};
 use super::service::frame;
 use crate::data_tree::DataTree;
 use crate::metrics::ServerMetrics;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, RwLockWriteGuard};
 use std::time::Instant;
 
 /// One applied tree version and whether the server serves clients with it.
@@ -43,17 +44,22 @@ impl PublishedTree {
         Arc::new(Self::default())
     }
 
-    /// Publishes `tree` (an O(1) copy of its persistent maps) and the serving state.
+    /// Starts publishing a new version: readers wait for it from now until
+    /// [`Publishing::finish`]. Watch events queued meanwhile therefore come before any reply
+    /// made from the new version, and a read sent after such an event is made from it.
+    pub fn begin(&self) -> Publishing<'_> {
+        let guard = match self.view.write() {
+            Ok(v) => v,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        // Under the lock: a reader that sees the new number waits for the new version.
+        self.version.fetch_add(1, Ordering::SeqCst);
+        Publishing { guard }
+    }
+
+    /// Publishes `tree` and the serving state at once.
     pub fn publish(&self, tree: &DataTree, serving: bool) {
-        let view = Arc::new(ReadView {
-            tree: tree.read_view(),
-            serving,
-        });
-        match self.view.write() {
-            Ok(mut v) => *v = view,
-            Err(poisoned) => *poisoned.into_inner() = view,
-        }
-        self.version.fetch_add(1, Ordering::Release);
+        self.begin().finish(tree, serving);
     }
 
     fn load(&self) -> Arc<ReadView> {
@@ -61,6 +67,21 @@ impl PublishedTree {
             Ok(v) => Arc::clone(&v),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
+    }
+}
+
+/// A version being published; readers of it wait until it is finished.
+pub struct Publishing<'a> {
+    guard: RwLockWriteGuard<'a, Arc<ReadView>>,
+}
+
+impl Publishing<'_> {
+    /// Publishes `tree` (an O(1) copy of its persistent maps) and the serving state.
+    pub fn finish(mut self, tree: &DataTree, serving: bool) {
+        *self.guard = Arc::new(ReadView {
+            tree: tree.read_view(),
+            serving,
+        });
     }
 }
 
@@ -168,7 +189,7 @@ impl DirectReader {
 
     /// The latest published version; reloaded only when a newer one was published.
     fn current(&mut self) -> Arc<ReadView> {
-        let version = self.published.version.load(Ordering::Acquire);
+        let version = self.published.version.load(Ordering::SeqCst);
         if version != self.seen {
             self.view = self.published.load();
             self.seen = version;

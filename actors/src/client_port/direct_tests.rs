@@ -101,8 +101,11 @@ impl Fixture {
         f
     }
 
-    /// Commits what was submitted as the actor does: apply and fire, publish, then reply.
+    /// Commits what was submitted as the actor does: apply and fire while publishing, then
+    /// reply.
     fn commit(&mut self) {
+        let published = self.published.clone();
+        let publishing = published.begin();
         let submitted = std::mem::take(&mut self.host.submitted);
         let mut results = Vec::new();
         for (rid, txn) in &submitted {
@@ -117,7 +120,7 @@ impl Fixture {
             self.service.applied(&applied);
             results.push((*rid, zxid, applied.result));
         }
-        self.published.publish(&self.tree, true);
+        publishing.finish(&self.tree, true);
         for (rid, zxid, result) in results {
             self.service.completed(rid, Ok((zxid, result)), &self.tree);
         }
@@ -340,4 +343,54 @@ fn reads_here_keep_the_session_alive_and_count_for_cons() {
     assert_eq!(report.connections[0].received, 1);
     f.service.reset_counters();
     assert_eq!(f.service.report().connections[0].received, 0);
+}
+
+#[test]
+fn a_read_sent_after_an_event_waits_for_the_version_being_published() {
+    let mut f = Fixture::connected();
+    f.request(1, op::CREATE, create("/w", b"a", anyone()));
+    f.commit();
+    f.request(2, op::EXISTS, get("/x", true));
+    f.frames();
+    let create_x = TreeTxn {
+        session_id: 0,
+        time_ms: 1,
+        auth: Vec::new(),
+        op: crate::data_tree::TreeOp::Create {
+            path: "/x".into(),
+            data: b"new".to_vec(),
+            acl: vec![crate::data_tree::AclEntry {
+                perms: 31,
+                scheme: "world".into(),
+                id: "anyone".into(),
+            }],
+            mode: crate::data_tree::CreateMode::Persistent,
+        },
+    };
+    let published = f.published.clone();
+    let publishing = published.begin();
+    // The reader starts once the version is being published (as a client that got the event
+    // sends its read), and must wait for it rather than answer from the old one.
+    let idle = f.flow.idle();
+    let mut reader = f.reader;
+    std::thread::scope(|scope| {
+        let read = scope.spawn(move || reader.answer(idle, 3, op::GET_DATA, &get("/x", false)));
+        let applied = f.tree.apply(&Txn {
+            zxid: Zxid::new(1, 99),
+            origin: 2,
+            request_id: 0,
+            body: create_x.encode(),
+        });
+        f.service.applied(&applied);
+        publishing.finish(&f.tree, true);
+        let reply = read.join().unwrap().expect("answered here");
+        let h = ReplyHeader::from_bytes(&reply).unwrap();
+        assert_eq!((h.xid, h.err), (3, err::OK));
+        assert_eq!(data_of(&reply[16..]), b"new");
+    });
+    let e = f.rx.try_recv();
+    assert!(
+        matches!(e, Ok(ToClient::Frame(_))),
+        "the event was queued: {e:?}"
+    );
 }

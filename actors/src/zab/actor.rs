@@ -249,6 +249,10 @@ impl QuorumPeerActor {
                 Output::Send { to, msg } => self.send(to, msg),
                 Output::Persist { op, token } => self.storage.submit(op, token),
                 Output::Apply(txns) => {
+                    // Events are queued while the new version is being published, and it is
+                    // published before any reply of the batch: see client_port/direct.rs.
+                    let published = self.published.clone();
+                    let publishing = published.begin();
                     for txn in &txns {
                         let applied = self.tree.apply(txn);
                         self.clients.applied(&applied);
@@ -259,9 +263,7 @@ impl QuorumPeerActor {
                             self.results.insert(txn.request_id, applied.result);
                         }
                     }
-                    // Before any reply of the batch: a client that saw its write's reply reads it
-                    // on its connection's thread.
-                    self.publish();
+                    publishing.finish(&self.tree, self.core.status().serving);
                     self.since_snapshot += txns.len() as u64;
                     if self.since_snapshot >= self.settings.snap_count {
                         self.since_snapshot = 0;
