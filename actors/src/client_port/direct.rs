@@ -1,11 +1,15 @@
 //! Reads answered on the connection's own thread, without a hop through the quorum peer actor.
 //!
-//! The actor publishes an immutable tree version ([`PublishedTree`]) for every applied batch,
-//! before it answers any write of that batch. It applies the batch and queues its watch events
-//! while it holds the version being published ([`PublishedTree::begin`]), so that a connection
-//! that reads after that moment waits for the new version: a reply made from the new version is
-//! queued after the events of its changes, and a read the client sends after it received such
-//! an event is made from the new version. A connection answers a tree read itself only when
+//! The actor publishes immutable tree versions ([`PublishedTree`]), lazily: publishing makes the
+//! next write copy the tree's shared chunks, so a version is published only when a connection
+//! wanted a newer one. Each published version carries the number of batches applied when it
+//! was taken; the actor counts a batch ([`PublishedTree::applying`]) before it applies it, fires
+//! its watches or answers its writes. A connection answers a tree read itself only when
+//! - the published version is current (its count is the count now): a version taken before a
+//!   batch whose reply or watch event the client may have seen is never read; a stale one sends
+//!   the read to the actor and asks for a new version, which the actor publishes once done with
+//!   the message at hand. A current version contains only batches whose events were queued, so
+//!   a reply made from it comes after the events of the changes it shows;
 //! - its session is established read-write here ([`SessionShare::enable`]), so a move or a
 //!   handshake still pending keeps the read behind it;
 //! - every earlier request of the connection was answered (the connection is idle), so the read
@@ -21,20 +25,27 @@ use super::service::frame;
 use crate::data_tree::DataTree;
 use crate::metrics::ServerMetrics;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockWriteGuard};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
-/// One applied tree version and whether the server serves clients with it.
+/// One applied tree version, whether the server serves clients with it, and the number of
+/// batches applied when it was taken.
 #[derive(Debug, Default)]
 pub struct ReadView {
     tree: DataTree,
     serving: bool,
+    applied: u64,
 }
 
-/// The latest tree version the quorum peer actor applied, shared with the connection threads.
+/// The tree versions the quorum peer actor publishes for the connection threads.
 #[derive(Debug, Default)]
 pub struct PublishedTree {
+    /// Batches applied (and other changes of the tree or of the serving state).
+    applied: AtomicU64,
+    /// Versions published, so that a reader reloads only when there is a new one.
     version: AtomicU64,
+    /// A reader found the published version stale.
+    wanted: AtomicBool,
     view: RwLock<Arc<ReadView>>,
 }
 
@@ -44,22 +55,31 @@ impl PublishedTree {
         Arc::new(Self::default())
     }
 
-    /// Starts publishing a new version: readers wait for it from now until
-    /// [`Publishing::finish`]. Watch events queued meanwhile therefore come before any reply
-    /// made from the new version, and a read sent after such an event is made from it.
-    pub fn begin(&self) -> Publishing<'_> {
-        let guard = match self.view.write() {
-            Ok(v) => v,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        // Under the lock: a reader that sees the new number waits for the new version.
-        self.version.fetch_add(1, Ordering::SeqCst);
-        Publishing { guard }
+    /// The actor is about to change the tree or the serving state: the published version is
+    /// stale from now on. Called before any watch event or reply of the change is queued.
+    pub fn applying(&self) {
+        self.applied.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Publishes `tree` and the serving state at once.
+    /// Publishes `tree` (an O(1) copy of its persistent maps) and the serving state.
     pub fn publish(&self, tree: &DataTree, serving: bool) {
-        self.begin().finish(tree, serving);
+        let view = Arc::new(ReadView {
+            tree: tree.read_view(),
+            serving,
+            applied: self.applied.load(Ordering::SeqCst),
+        });
+        match self.view.write() {
+            Ok(mut v) => *v = view,
+            Err(poisoned) => *poisoned.into_inner() = view,
+        }
+        self.version.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Publishes `tree` when a reader wanted a newer version than the published one.
+    pub fn publish_if_wanted(&self, tree: &DataTree, serving: bool) {
+        if self.wanted.swap(false, Ordering::Relaxed) {
+            self.publish(tree, serving);
+        }
     }
 
     fn load(&self) -> Arc<ReadView> {
@@ -67,21 +87,6 @@ impl PublishedTree {
             Ok(v) => Arc::clone(&v),
             Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
-    }
-}
-
-/// A version being published; readers of it wait until it is finished.
-pub struct Publishing<'a> {
-    guard: RwLockWriteGuard<'a, Arc<ReadView>>,
-}
-
-impl Publishing<'_> {
-    /// Publishes `tree` (an O(1) copy of its persistent maps) and the serving state.
-    pub fn finish(mut self, tree: &DataTree, serving: bool) {
-        *self.guard = Arc::new(ReadView {
-            tree: tree.read_view(),
-            serving,
-        });
     }
 }
 
@@ -169,6 +174,10 @@ impl DirectReader {
         }
         let since = Instant::now();
         let view = self.current();
+        if view.applied != self.published.applied.load(Ordering::SeqCst) {
+            self.published.wanted.store(true, Ordering::Relaxed);
+            return None;
+        }
         if !view.serving {
             return None;
         }

@@ -101,11 +101,10 @@ impl Fixture {
         f
     }
 
-    /// Commits what was submitted as the actor does: apply and fire while publishing, then
-    /// reply.
+    /// Commits what was submitted as the actor does (count the batch, apply and fire, reply),
+    /// then publishes the new version as the actor does when a reader wanted it.
     fn commit(&mut self) {
-        let published = self.published.clone();
-        let publishing = published.begin();
+        self.published.applying();
         let submitted = std::mem::take(&mut self.host.submitted);
         let mut results = Vec::new();
         for (rid, txn) in &submitted {
@@ -120,10 +119,10 @@ impl Fixture {
             self.service.applied(&applied);
             results.push((*rid, zxid, applied.result));
         }
-        publishing.finish(&self.tree, true);
         for (rid, zxid, result) in results {
             self.service.completed(rid, Ok((zxid, result)), &self.tree);
         }
+        self.published.publish(&self.tree, true);
     }
 
     /// What the connection does with a request: answer it itself, or send it to the service.
@@ -346,11 +345,9 @@ fn reads_here_keep_the_session_alive_and_count_for_cons() {
 }
 
 #[test]
-fn a_read_sent_after_an_event_waits_for_the_version_being_published() {
+fn a_read_after_a_batch_was_counted_goes_to_the_service_and_asks_for_a_new_version() {
     let mut f = Fixture::connected();
-    f.request(1, op::CREATE, create("/w", b"a", anyone()));
-    f.commit();
-    f.request(2, op::EXISTS, get("/x", true));
+    f.request(1, op::EXISTS, get("/x", true));
     f.frames();
     let create_x = TreeTxn {
         session_id: 0,
@@ -367,30 +364,30 @@ fn a_read_sent_after_an_event_waits_for_the_version_being_published() {
             mode: crate::data_tree::CreateMode::Persistent,
         },
     };
-    let published = f.published.clone();
-    let publishing = published.begin();
-    // The reader starts once the version is being published (as a client that got the event
-    // sends its read), and must wait for it rather than answer from the old one.
-    let idle = f.flow.idle();
-    let mut reader = f.reader;
-    std::thread::scope(|scope| {
-        let read = scope.spawn(move || reader.answer(idle, 3, op::GET_DATA, &get("/x", false)));
-        let applied = f.tree.apply(&Txn {
-            zxid: Zxid::new(1, 99),
-            origin: 2,
-            request_id: 0,
-            body: create_x.encode(),
-        });
-        f.service.applied(&applied);
-        publishing.finish(&f.tree, true);
-        let reply = read.join().unwrap().expect("answered here");
-        let h = ReplyHeader::from_bytes(&reply).unwrap();
-        assert_eq!((h.xid, h.err), (3, err::OK));
-        assert_eq!(data_of(&reply[16..]), b"new");
+    // Another server's write is applied here and fires the watch; nothing is published yet.
+    f.published.applying();
+    let applied = f.tree.apply(&Txn {
+        zxid: Zxid::new(1, 99),
+        origin: 2,
+        request_id: 0,
+        body: create_x.encode(),
     });
-    let e = f.rx.try_recv();
+    f.service.applied(&applied);
+    // The client saw the event and reads: not from the stale version.
+    assert!(!f.request(2, op::GET_DATA, get("/x", false)));
+    let frames = f.frames();
+    assert_eq!(
+        frames.iter().map(|x| x.0).collect::<Vec<_>>(),
+        [xid::WATCH_EVENT, 2]
+    );
+    assert_eq!(data_of(&frames[1].2), b"new");
+    // It asked for a new version; once published, reads are answered here again.
+    f.published.publish_if_wanted(&f.tree, true);
+    assert!(f.request(3, op::GET_DATA, get("/x", false)));
+    assert_eq!(data_of(&f.frames()[0].2), b"new");
+    f.published.publish_if_wanted(&f.tree, false);
     assert!(
-        matches!(e, Ok(ToClient::Frame(_))),
-        "the event was queued: {e:?}"
+        f.request(4, op::EXISTS, get("/x", false)),
+        "not wanted: not published"
     );
 }

@@ -10,7 +10,7 @@ mod reads;
 mod service;
 mod tls;
 
-pub use direct::{DirectReader, PublishedTree, Publishing, SessionShare};
+pub use direct::{DirectReader, PublishedTree, SessionShare};
 pub use four_letter::{
     avg, dir_size, environment, mode, monitor_values, read_only, render, version, ServerInfo,
     FOUR_LETTER_WORDS, REPORT_WORDS,

@@ -249,10 +249,8 @@ impl QuorumPeerActor {
                 Output::Send { to, msg } => self.send(to, msg),
                 Output::Persist { op, token } => self.storage.submit(op, token),
                 Output::Apply(txns) => {
-                    // Events are queued while the new version is being published, and it is
-                    // published before any reply of the batch: see client_port/direct.rs.
-                    let published = self.published.clone();
-                    let publishing = published.begin();
+                    // Before any event or reply of the batch: see client_port/direct.rs.
+                    self.published.applying();
                     for txn in &txns {
                         let applied = self.tree.apply(txn);
                         self.clients.applied(&applied);
@@ -263,7 +261,6 @@ impl QuorumPeerActor {
                             self.results.insert(txn.request_id, applied.result);
                         }
                     }
-                    publishing.finish(&self.tree, self.core.status().serving);
                     self.since_snapshot += txns.len() as u64;
                     if self.since_snapshot >= self.settings.snap_count {
                         self.since_snapshot = 0;
@@ -324,10 +321,13 @@ impl QuorumPeerActor {
             self.publish();
         }
         self.publish_role(&status);
+        self.published.publish_if_wanted(&self.tree, status.serving);
     }
 
-    /// Publishes the applied tree and the serving state for reads on the connection threads.
+    /// The tree or the serving state changed: publishes it for reads on the connection
+    /// threads.
     fn publish(&self) {
+        self.published.applying();
         self.published
             .publish(&self.tree, self.core.status().serving);
     }
@@ -469,6 +469,7 @@ impl QuorumPeerActor {
             serving: self.core.status().serving,
         };
         f(&mut self.clients, &self.tree, &mut subs);
+        self.published.publish_if_wanted(&self.tree, subs.serving);
         self.next_request = subs.next;
         for (request_id, txn) in subs.queued {
             self.step(
