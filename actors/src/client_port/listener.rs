@@ -1,13 +1,14 @@
 //! Accepts client connections and answers four-letter words.
 
 use super::connection::{run, ConnLimits, Connection, FRAME_OVERHEAD};
+use super::direct::PublishedTree;
 use super::four_letter::{render, screen, Screened, ServerInfo, REPORT_WORDS};
 use super::limits::{Flow, IpSlot, Load, PerIpLimit};
 use super::tls::{IntoHalves, SecurePort};
 use crate::accept::{accepted, listen, Accepted};
 use crate::metrics::ServerMetrics;
 use crate::peer::Fail;
-use crate::zab::{GetReport, GetStatus, QuorumPeerActor, ResetConnectionStats};
+use crate::zab::{GetPublishedTree, GetReport, GetStatus, QuorumPeerActor, ResetConnectionStats};
 use actix::prelude::*;
 use ensemble_config::NodeConfig;
 use std::sync::Arc;
@@ -40,6 +41,11 @@ pub struct ClientPort {
     next_conn: u64,
     /// TLS in front of every connection: the secure client port.
     tls: Option<Arc<SecurePort>>,
+    /// The threads connections run on, one per core, taken in turn.
+    workers: Vec<Arbiter>,
+    next_worker: usize,
+    /// The quorum peer actor's published tree, for reads on the connection threads.
+    published: Option<Arc<PublishedTree>>,
 }
 
 impl ClientPort {
@@ -60,6 +66,9 @@ impl ClientPort {
             next_conn: 0,
             config,
             tls: None,
+            workers: Vec::new(),
+            next_worker: 0,
+            published: None,
         }
     }
 
@@ -77,14 +86,34 @@ impl Actor for ClientPort {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        match listen(&self.listener) {
-            Ok(l) => {
-                ctx.add_stream(accepted(l, "client"));
-            }
+        // The connection threads outlive restarts (the connections on them survive).
+        if self.workers.is_empty() {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            self.workers = (0..cores).map(|_| Arbiter::new()).collect();
+        }
+        let listener = match listen(&self.listener) {
+            Ok(l) => l,
             Err(e) => {
                 tracing::error!("the client port cannot accept: {e}; trying again");
                 ctx.run_later(RETRY_LISTEN, |_, ctx| ctx.stop());
+                return;
             }
+        };
+        let quorum = self.quorum.clone();
+        let published = async move { quorum.send(GetPublishedTree).await.ok() };
+        // Connections are accepted once they can answer reads on their own threads.
+        ctx.wait(published.into_actor(self).map(move |published, act, ctx| {
+            act.published = published;
+            ctx.add_stream(accepted(listener, "client"));
+        }));
+    }
+}
+
+impl Drop for ClientPort {
+    /// The connection threads end with the port, and the connections on them.
+    fn drop(&mut self) {
+        for w in &self.workers {
+            w.stop();
         }
     }
 }
@@ -132,34 +161,66 @@ impl StreamHandler<Accepted> for ClientPort {
             quorum: self.quorum.clone(),
             metrics: self.metrics.clone(),
             load: self.load.clone(),
+            published: self.published.clone(),
         };
         self.next_conn += 1;
         let conn = self.next_conn;
         let tls = self.tls.clone();
-        actix::spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let ip = stream
-                .peer_addr()
-                .map(|a| a.ip().to_canonical().to_string())
-                .unwrap_or_default();
-            let result = match tls {
-                None => serve(stream, ip, Vec::new(), &served, conn, deadline).await,
-                Some(tls) => match tls.accept(stream, deadline).await {
-                    Ok((stream, ids)) => serve(stream, ip, ids, &served, conn, deadline).await,
-                    Err(e) => {
-                        tracing::info!("unsuccessful TLS handshake with {ip}: {e}");
-                        Ok(())
-                    }
-                },
-            };
-            if let Err(e) = result {
-                tracing::debug!("client connection ended: {e}");
+        let Some(worker) = self
+            .workers
+            .get(self.next_worker % self.workers.len().max(1))
+        else {
+            actix::spawn(connection(stream, slot, served, conn, deadline, tls));
+            return;
+        };
+        self.next_worker = self.next_worker.wrapping_add(1);
+        // The socket moves to the worker's own reactor.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot hand a client connection to a worker thread: {e}");
+                return;
             }
-            drop(slot);
+        };
+        worker.spawn_fn(move || match TcpStream::from_std(stream) {
+            Ok(stream) => {
+                actix::spawn(connection(stream, slot, served, conn, deadline, tls));
+            }
+            Err(e) => tracing::warn!("cannot serve a client connection: {e}"),
         });
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+/// Serves one accepted connection (behind TLS when `tls` is set) on the current thread.
+async fn connection(
+    stream: TcpStream,
+    slot: IpSlot,
+    served: Served,
+    conn: u64,
+    deadline: TokioInstant,
+    tls: Option<Arc<SecurePort>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let ip = stream
+        .peer_addr()
+        .map(|a| a.ip().to_canonical().to_string())
+        .unwrap_or_default();
+    let result = match tls {
+        None => serve(stream, ip, Vec::new(), &served, conn, deadline).await,
+        Some(tls) => match tls.accept(stream, deadline).await {
+            Ok((stream, ids)) => serve(stream, ip, ids, &served, conn, deadline).await,
+            Err(e) => {
+                tracing::info!("unsuccessful TLS handshake with {ip}: {e}");
+                Ok(())
+            }
+        },
+    };
+    if let Err(e) = result {
+        tracing::debug!("client connection ended: {e}");
+    }
+    drop(slot);
 }
 
 /// What a connection's task shares with the port.
@@ -168,6 +229,7 @@ struct Served {
     quorum: Addr<QuorumPeerActor>,
     metrics: Arc<ServerMetrics>,
     load: Arc<Load>,
+    published: Option<Arc<PublishedTree>>,
 }
 
 impl Served {
@@ -199,6 +261,8 @@ impl Served {
             },
             flow: Flow::new(self.load.clone(), Flow::max_queued_for(max_frame)),
             handshake_deadline: deadline,
+            published: self.published.clone(),
+            metrics: self.metrics.clone(),
         })
         .await;
     }

@@ -4,7 +4,8 @@ use super::{
     Durable, Input, NodeEvent, NodeEvents, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError,
 };
 use crate::client_port::{
-    ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, Host, ServiceSettings,
+    ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, Host, PublishedTree,
+    ServiceSettings,
 };
 use crate::data_tree::TreeOp;
 use crate::data_tree::{DataTree, OpResult, SessionPassword, TreeTxn};
@@ -70,6 +71,11 @@ pub struct GetStatus;
 #[derive(Message)]
 #[rtype(result = "Option<Vec<u8>>")]
 pub struct ReadData(pub String);
+
+/// Asks for the tree versions this server publishes for reads on the connection threads.
+#[derive(Message)]
+#[rtype(result = "Arc<PublishedTree>")]
+pub struct GetPublishedTree;
 
 /// Asks for the details the `cons`, `wchc`, `wchp` and `dump` words show.
 #[derive(Message)]
@@ -146,6 +152,8 @@ pub struct QuorumPeerActor {
     looking_since: Instant,
     /// Whether a restart has yet to reload the core and the tree from disk.
     reload: bool,
+    /// The applied tree, published for the connection threads' reads.
+    published: Arc<PublishedTree>,
 }
 
 /// Collects the txns the client service submits while it runs.
@@ -210,6 +218,7 @@ impl QuorumPeerActor {
             published_role: None,
             looking_since: Instant::now(),
             reload: false,
+            published: PublishedTree::new(),
             settings,
             links,
             storage,
@@ -246,6 +255,8 @@ impl QuorumPeerActor {
                 Output::Send { to, msg } => self.send(to, msg),
                 Output::Persist { op, token } => self.storage.do_send(Persist { op, token }),
                 Output::Apply(txns) => {
+                    // Before any event or reply of the batch: see client_port/direct.rs.
+                    self.published.applying();
                     for txn in &txns {
                         let applied = self.tree.apply(txn);
                         self.clients.applied(&applied);
@@ -269,7 +280,10 @@ impl QuorumPeerActor {
                     }
                 }
                 Output::InstallSnapshot(s) => match DataTree::deserialize(&s.state) {
-                    Ok(tree) => self.tree = tree,
+                    Ok(tree) => {
+                        self.tree = tree;
+                        self.publish();
+                    }
                     Err(e) => {
                         tracing::error!("leader sent an unreadable snapshot: {e}; restarting");
                         ctx.stop();
@@ -302,8 +316,18 @@ impl QuorumPeerActor {
             self.was_serving = status.serving;
             self.clients.serving_changed(status.serving);
             self.count_serving_change(status.serving, status.state);
+            self.publish();
         }
         self.publish_role(&status);
+        self.published.publish_if_wanted(&self.tree, status.serving);
+    }
+
+    /// The tree or the serving state changed: publishes it for reads on the connection
+    /// threads.
+    fn publish(&self) {
+        self.published.applying();
+        self.published
+            .publish(&self.tree, self.core.status().serving);
     }
 
     fn publish_role(&mut self, status: &PeerStatus) {
@@ -467,6 +491,7 @@ impl QuorumPeerActor {
             serving: self.core.status().serving,
         };
         f(&mut self.clients, &self.tree, &mut subs);
+        self.published.publish_if_wanted(&self.tree, subs.serving);
         self.next_request = subs.next;
         for (request_id, txn) in subs.queued {
             self.step(
@@ -535,6 +560,7 @@ impl QuorumPeerActor {
                     Ok((core, tree)) => {
                         act.core = core;
                         act.tree = tree;
+                        act.publish();
                         act.begin(ctx);
                     }
                     Err(e) => act.fail_node(format!("cannot reload storage after a restart: {e}")),
@@ -694,6 +720,14 @@ impl Handler<GetReport> for QuorumPeerActor {
             sessions,
             ephemerals,
         })
+    }
+}
+
+impl Handler<GetPublishedTree> for QuorumPeerActor {
+    type Result = MessageResult<GetPublishedTree>;
+
+    fn handle(&mut self, _: GetPublishedTree, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.published.clone())
     }
 }
 
