@@ -392,6 +392,7 @@ impl Server {
             read_only_mode: true,
             super_digest: Some([7; 20]),
             enforce_quota: true,
+            reconfig_enabled: true,
         };
         Server {
             service: ClientService::new(1, settings, 0, Default::default()),

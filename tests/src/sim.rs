@@ -11,8 +11,15 @@
 //!
 //! After the fault phase the cluster must elect a leader, commit a new write and converge
 //! within a bounded simulated time.
+//!
+//! Half the seeds also submit a reconfig removing one voter during the faults. Each server
+//! keeps the membership it last applied as its file (it survives crashes, as the real
+//! membership file); once a reconfig took effect, liveness and convergence are asked of the
+//! voters it left, and the servers it removed must stop leading and following before the
+//! run counts as recovered.
 
 use ensemble_actors::election::ElectionTiming;
+use ensemble_actors::zab::membership::ProposedMembership;
 use ensemble_actors::zab::{
     Durable, Input, Output, PeerTiming, PersistToken, QuorumPeer, StorageOp,
 };
@@ -105,6 +112,37 @@ struct Node {
     unsynced: Vec<(StorageOp, Option<PersistToken>)>,
     fsync_pending: bool,
     applied: Vec<(Zxid, Vec<u8>)>,
+    /// The membership this server last applied: (version, voters).
+    membership: Membership,
+}
+
+/// A config version and its voters.
+type Membership = (u64, Vec<Sid>);
+
+/// A simulated reconfig body: `reconfig:<expected version>:<voter,voter,...>`.
+fn membership_of(body: &[u8]) -> Option<ProposedMembership> {
+    let text = std::str::from_utf8(body).ok()?.strip_prefix("reconfig:")?;
+    let (expected, voters) = text.split_once(':')?;
+    Some(ProposedMembership {
+        expected_version: expected.parse().ok()?,
+        voters: voters
+            .split(',')
+            .map(|v| v.parse().ok())
+            .collect::<Option<_>>()?,
+    })
+}
+
+/// `m` after applying `history` with Zab's rule: a reconfig takes effect if it was based on
+/// the current version, and its zxid becomes the version.
+fn membership_after(mut m: Membership, history: &[(Zxid, Vec<u8>)]) -> Membership {
+    for (zxid, body) in history {
+        if let Some(p) = membership_of(body) {
+            if p.expected_version == m.0 {
+                m = (zxid.0, p.voters);
+            }
+        }
+    }
+    m
 }
 
 #[derive(Debug)]
@@ -132,6 +170,7 @@ enum Event {
     Partition,
     Heal,
     Write,
+    Reconfig,
 }
 
 /// The simulated cluster.
@@ -205,6 +244,7 @@ impl Sim {
                     unsynced: Vec::new(),
                     fsync_pending: false,
                     applied: Vec::new(),
+                    membership: (0, (1..=sim.cfg.nodes as Sid).collect()),
                 },
             );
         }
@@ -240,7 +280,7 @@ impl Sim {
                 }
             }
             if let Some(p) = &probe {
-                if self.acked.contains_key(p) && self.converged() {
+                if self.acked.contains_key(p) && self.converged() && self.removed_are_out() {
                     return self.final_checks();
                 }
                 if self.established_leader().is_none() {
@@ -258,24 +298,49 @@ impl Sim {
         ))
     }
 
+    /// The voters of the committed history's last effective reconfig (everyone without one).
+    fn voters(&self) -> Vec<Sid> {
+        let all = (0, self.nodes.keys().copied().collect());
+        membership_after(all, &self.canonical).1
+    }
+
     fn established_leader(&self) -> Option<Sid> {
+        let voters = self.voters();
+        let members = || {
+            self.nodes
+                .iter()
+                .filter(|(id, _)| voters.contains(id))
+                .map(|(_, n)| n)
+        };
         let mut leaders = self.nodes.iter().filter_map(|(id, n)| {
             let s = n.core.as_ref()?.status();
             (s.state == ServerState::Leading && s.serving).then_some(*id)
         });
         let l = leaders.next()?;
-        let followers = self
-            .nodes
-            .values()
+        let followers = members()
             .filter(|n| n.core.as_ref().is_some_and(|c| c.status().serving))
             .count();
-        (followers == self.nodes.len()).then_some(l)
+        (followers == voters.len()).then_some(l)
     }
 
     fn converged(&self) -> bool {
-        let mut histories = self.nodes.values().map(|n| &n.applied);
+        let voters = self.voters();
+        let mut histories = self
+            .nodes
+            .iter()
+            .filter(|(id, _)| voters.contains(id))
+            .map(|(_, n)| &n.applied);
         let first = histories.next();
         first.is_some_and(|f| histories.all(|h| h == f) && f.len() == self.canonical.len())
+    }
+
+    /// Whether the servers a reconfig removed stopped leading and following (one that missed
+    /// the commit stops once its leader's silence passes syncLimit).
+    fn removed_are_out(&self) -> bool {
+        let voters = self.voters();
+        self.nodes.iter().all(|(id, n)| {
+            voters.contains(id) || !n.core.as_ref().is_some_and(|c| c.status().serving)
+        })
     }
 
     fn final_checks(self) -> Result<SimReport, String> {
@@ -338,6 +403,10 @@ impl Sim {
             if back < end {
                 self.schedule(back, Event::Restart { node });
             }
+        }
+        if self.rng.random_bool(0.5) {
+            let at = self.rng.random_range(100..end);
+            self.schedule(at, Event::Reconfig);
         }
         let partitions = self.rng.random_range(0..3);
         for _ in 0..partitions {
@@ -425,6 +494,7 @@ impl Sim {
                 self.trace.push(format!("{} heal", self.now));
                 self.blocked.clear();
             }
+            Event::Reconfig => self.reconfig()?,
             Event::Write => {
                 let live: Vec<Sid> = self
                     .nodes
@@ -443,6 +513,30 @@ impl Sim {
         Ok(())
     }
 
+    /// Submits, through a random live server, a reconfig removing one of the voters it knows.
+    fn reconfig(&mut self) -> Result<(), String> {
+        let live: Vec<Sid> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.core.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        let via = live[self.rng.random_range(0..live.len())];
+        let (version, mut voters) = self.nodes[&via].membership.clone();
+        if voters.len() < 3 {
+            return Ok(());
+        }
+        let gone = voters.remove(self.rng.random_range(0..voters.len()));
+        let list: Vec<String> = voters.iter().map(Sid::to_string).collect();
+        self.trace
+            .push(format!("{} reconfig via {via} removing {gone}", self.now));
+        let body = format!("reconfig:{version}:{}", list.join(","));
+        self.submit(via, body.into_bytes())
+    }
+
     fn submit(&mut self, node: Sid, body: Vec<u8>) -> Result<(), String> {
         self.next_request += 1;
         let request_id = self.next_request;
@@ -451,8 +545,9 @@ impl Sim {
     }
 
     fn boot(&mut self, id: Sid) -> Result<(), String> {
-        let voters: Vec<Sid> = self.nodes.keys().copied().collect();
+        let peers: Vec<Sid> = self.nodes.keys().copied().collect();
         let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
+        let (version, voters) = node.membership.clone();
         node.incarnation += 1;
         let snap = node.disk.snapshot_zxid();
         let durable = Durable {
@@ -468,7 +563,8 @@ impl Sim {
                 .collect(),
         };
         node.applied = node.disk.snapshot.clone();
-        let mut core = QuorumPeer::new(id, voters.clone(), timing(), durable);
+        let mut core = QuorumPeer::new(id, voters, timing(), durable)
+            .with_membership(version, std::sync::Arc::new(membership_of));
         let incarnation = node.incarnation;
         let outs = core.start(self.now);
         node.core = Some(core);
@@ -484,7 +580,7 @@ impl Sim {
             },
         );
         self.carry_out(id, outs)?;
-        for other in voters.into_iter().filter(|o| *o != id) {
+        for other in peers.into_iter().filter(|o| *o != id) {
             if self.nodes[&other].core.is_some() {
                 self.feed(other, Input::PeerConnected(id))?;
                 self.feed(id, Input::PeerConnected(other))?;
@@ -573,8 +669,10 @@ impl Sim {
                 Output::Apply(txns) => {
                     let from = self.nodes[&id].applied.len();
                     let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
-                    node.applied
-                        .extend(txns.into_iter().map(|t| (t.zxid, t.body)));
+                    let txns: Vec<(Zxid, Vec<u8>)> =
+                        txns.into_iter().map(|t| (t.zxid, t.body)).collect();
+                    node.membership = membership_after(node.membership.clone(), &txns);
+                    node.applied.extend(txns);
                     let applied = node.applied.clone();
                     self.check_history(id, &applied, from)?;
                     let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
@@ -587,7 +685,16 @@ impl Sim {
                     let state: Vec<(Zxid, Vec<u8>)> =
                         decode(&s.state).map_err(|e| e.to_string())?;
                     self.check_history(id, &state, 0)?;
-                    self.nodes.get_mut(&id).ok_or("unknown node")?.applied = state;
+                    let all = (0, self.nodes.keys().copied().collect());
+                    let m = membership_after(all, &state);
+                    let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
+                    if let Some(core) = node.core.as_mut() {
+                        if core.config_version() != m.0 {
+                            core.set_membership(m.0, m.1.clone());
+                        }
+                    }
+                    node.membership = m;
+                    node.applied = state;
                 }
                 Output::SendSnapshotSync { to, epoch, txns } => {
                     let node = &self.nodes[&id];

@@ -5,6 +5,7 @@ mod four_letter;
 mod limits;
 mod listener;
 mod protocol;
+mod reconfig;
 mod service;
 mod tls;
 

@@ -74,6 +74,16 @@ impl Election {
         }
     }
 
+    /// Counts with `voters` from now on (a committed reconfig changed them); a server not
+    /// among them never decides.
+    pub fn set_voters(&mut self, voters: Vec<Sid>) {
+        self.received
+            .retain(|s, _| voters.contains(s) || *s == self.me);
+        self.out_of_election.retain(|s, _| voters.contains(s));
+        self.lost.retain(|s| voters.contains(s));
+        self.voters = voters;
+    }
+
     /// This server's state as the election knows it.
     pub fn state(&self) -> ServerState {
         self.state
@@ -102,10 +112,13 @@ impl Election {
     pub fn start_round(&mut self, zxid: Zxid, peer_epoch: u32, now: u64) -> Vec<ElectionOutput> {
         self.logical_clock = self.logical_clock.saturating_add(1);
         self.state = ServerState::Looking;
+        // A server a reconfig removed campaigns with the weakest vote, so that servers that
+        // have not applied the reconfig yet never elect it.
+        let voter = self.voters.contains(&self.me);
         self.own_vote = Vote {
             leader: self.me,
-            zxid,
-            peer_epoch,
+            zxid: if voter { zxid } else { Zxid::ZERO },
+            peer_epoch: if voter { peer_epoch } else { 0 },
         };
         self.vote = self.own_vote;
         self.received.clear();
@@ -259,7 +272,10 @@ impl Election {
                 (n.vote.leader, n.vote.peer_epoch) == (target.vote.leader, target.vote.peer_epoch)
             }
         };
-        let count = set.values().filter(|n| same(n)).count();
+        let count = set
+            .iter()
+            .filter(|(sid, n)| self.voters.contains(sid) && same(n))
+            .count();
         is_quorum(count, self.voters.len())
     }
 

@@ -1,5 +1,6 @@
 //! The leader role: discovery (new epoch), synchronization (DIFF/TRUNC/SNAP) and broadcast.
 
+use super::membership::quorum_of;
 use super::peer::{QuorumPeer, Role};
 use super::types::{Output, PersistToken, StorageOp, SubmitError};
 use ensemble_messages::{Sid, Txn, ZabMessage, Zxid};
@@ -61,6 +62,29 @@ impl LeaderRole {
             .count()
     }
 
+    /// Followers among `voters` that pass `pred`: only voters count towards quorums.
+    fn voting(&self, voters: &[Sid], pred: impl Fn(&FollowerHandle) -> bool) -> usize {
+        self.followers
+            .iter()
+            .filter(|(s, f)| voters.contains(s) && pred(f))
+            .count()
+    }
+
+    /// Forgets followers that are not voters any more (a reconfig removed them).
+    pub(super) fn retain_followers(&mut self, voters: &[Sid]) {
+        self.followers.retain(|s, _| voters.contains(s));
+        self.ack_newleader.retain(|s| voters.contains(s));
+    }
+
+    /// Followers synced and serving.
+    fn synced(&self) -> BTreeSet<Sid> {
+        self.followers
+            .iter()
+            .filter(|(_, f)| f.stage == Stage::Synced)
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
     fn stage_of(&self, sid: Sid) -> Option<Stage> {
         self.followers.get(&sid).map(|f| f.stage)
     }
@@ -105,6 +129,13 @@ impl QuorumPeer {
             f.last_heard = now;
         }
         match msg {
+            ZabMessage::FollowerInfo { .. } if !self.voters.contains(&from) => {
+                tracing::info!(
+                    me = self.me,
+                    from,
+                    "a server that is not a voter may not follow"
+                );
+            }
             ZabMessage::FollowerInfo {
                 accepted_epoch,
                 last_zxid: _,
@@ -174,11 +205,12 @@ impl QuorumPeer {
 
     fn leader_try_choose_epoch(&mut self) {
         let accepted = self.accepted_epoch;
+        let voters = self.voters.clone();
         let leader = self.leader();
         if leader.epoch.is_some() {
             return;
         }
-        let infos = leader.followers.len() + 1;
+        let infos = leader.voting(&voters, |_| true) + 1;
         let max_accepted = leader
             .followers
             .values()
@@ -239,15 +271,12 @@ impl QuorumPeer {
 
     /// Once a quorum (this leader included) accepted the epoch, write currentEpoch and sync.
     fn leader_try_start_sync(&mut self) {
+        let voters = self.voters.clone();
         let leader = self.leader();
         if !leader.self_accepted || leader.current_requested {
             return;
         }
-        let acked = leader
-            .followers
-            .values()
-            .filter(|f| !matches!(f.stage, Stage::Info))
-            .count();
+        let acked = leader.voting(&voters, |f| !matches!(f.stage, Stage::Info));
         if !self.quorum(acked + 1) {
             return;
         }
@@ -332,8 +361,9 @@ impl QuorumPeer {
         if leader.phase != Phase::Sync || !leader.self_current {
             return;
         }
-        let acks = leader.ack_newleader.len() + 1;
-        if !self.quorum(acks) {
+        let mut acked = leader.ack_newleader.clone();
+        acked.insert(self.me);
+        if !(quorum_of(&acked, &self.voters) && self.tail_reconfigs_acked(&acked)) {
             return;
         }
         let now = self.now;
@@ -389,6 +419,14 @@ impl QuorumPeer {
             self.leader_refuse(origin, request_id, SubmitError::Refused(why));
             return;
         }
+        let synced = self.leader().synced();
+        let reconfig = match self.admit_reconfig(&body, &synced) {
+            Ok(r) => r,
+            Err(why) => {
+                self.leader_refuse(origin, request_id, SubmitError::Refused(why));
+                return;
+            }
+        };
         let leader = self.leader();
         let epoch = match (leader.phase, leader.epoch) {
             (Phase::Broadcast, Some(_)) if leader.counter == u32::MAX => {
@@ -408,6 +446,10 @@ impl QuorumPeer {
         leader.counter += 1;
         let zxid = Zxid::new(epoch, leader.counter);
         leader.proposals.insert(zxid, BTreeSet::new());
+        if let Some(voters) = reconfig {
+            self.pending_reconfig = Some((zxid, voters));
+        }
+        let leader = self.leader();
         let targets = leader.forwarding();
         let txn = Txn {
             zxid,
@@ -448,13 +490,13 @@ impl QuorumPeer {
             acks.insert(from);
         }
         let mut last_committed = None;
-        let voters = self.voters.len();
         loop {
             let leader = self.leader();
             let Some((&z, acks)) = leader.proposals.iter().next() else {
                 break;
             };
-            if !(acks.contains(&me) && crate::quorum::is_quorum(acks.len(), voters)) {
+            let acks = acks.clone();
+            if !(acks.contains(&me) && self.commit_quorum(z, &acks)) {
                 break;
             }
             self.leader().proposals.remove(&z);
@@ -475,6 +517,7 @@ impl QuorumPeer {
         let sync = self.ticks_ms(self.timing.sync_limit);
         let half_tick = self.timing.tick_ms / 2;
         let me = self.me;
+        let voters = self.voters.clone();
         let leader = self.leader();
         if leader.phase != Phase::Broadcast {
             if now.saturating_sub(leader.started) > init {
@@ -497,7 +540,7 @@ impl QuorumPeer {
             leader.followers.remove(s);
             leader.ack_newleader.remove(s);
         }
-        let alive = leader.synced_count() + 1;
+        let alive = leader.voting(&voters, |f| f.stage == Stage::Synced) + 1;
         if !self.quorum(alive) {
             tracing::warn!(me = self.me, "lost the quorum; leader steps down");
             self.look();
