@@ -100,6 +100,29 @@ fn config_node_text_and_the_errors_of_reconfig_as_zookeeper() {
         let (_, stat) = admin.get_data("/zookeeper/config").await.unwrap();
         assert_eq!((stat.version, stat.mzxid), (0, 0));
     });
+    // The shell's config and reconfig, as zkCli's.
+    let shell = |args: &[&str]| {
+        let out = std::process::Command::new(EXE)
+            .args(["shell", "-server", &c.client_addr(1)])
+            .args(args)
+            .env("RUST_LOG", "off")
+            .output()
+            .unwrap();
+        (out.status.code(), output_text(&out))
+    };
+    let (status, out) = shell(&["config"]);
+    assert_eq!(status, Some(0));
+    assert_eq!(out, format!("{}\nversion=0\n", lines.join("\n")));
+    let (status, out) = shell(&["reconfig", "-remove", "3"]);
+    assert_eq!(
+        (status, out.as_str()),
+        (Some(1), "Insufficient permission : \n")
+    );
+    let (_, out) = shell(&["reconfig", "-members", &lines[0], "-add", &lines[1]]);
+    assert!(
+        out.contains("mixing incremental and non-incremental"),
+        "{out}"
+    );
     drop(c);
     let c = cluster(3, 176, false);
     let admin = session(&rt, &c, 1, true);

@@ -69,7 +69,9 @@ pub fn next_servers(
         (true, false) => parse_specs(members.iter().map(String::as_str)).map_err(bad)?,
         (false, true) => incremental(current, &joining, &leaving)?,
     };
-    let ids_ok = servers.iter().all(|s| (1..=254).contains(&s.id));
+    let ids_ok = servers
+        .iter()
+        .all(|s| (1..=254).contains(&s.id) && plain_host(&s.host));
     let voters = servers
         .iter()
         .filter(|s| s.role == ensemble_config::ServerRole::Participant)
@@ -78,6 +80,14 @@ pub fn next_servers(
         return Err(err::BAD_ARGUMENTS);
     }
     Ok(servers)
+}
+
+/// Whether `host` is a host name or address that the config text carries back unchanged.
+fn plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && !host
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '=' | ';' | ',' | '#'))
 }
 
 fn incremental(
@@ -314,6 +324,8 @@ mod tests {
             ("", "", "server.1=h:1:2,server.1=h:3:4"),
             ("server.300=h:1:2", "", ""),
             ("", "", "server.1=h:1:2:observer"),
+            ("server.4=a\nb:1:2", "", ""),
+            ("server.4=a=b:1:2", "", ""),
         ];
         for (j, l, m) in cases {
             assert_eq!(
