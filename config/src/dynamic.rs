@@ -81,6 +81,15 @@ impl Membership {
             .collect()
     }
 
+    /// Ids of the observers.
+    pub fn observers(&self) -> Vec<Sid> {
+        self.servers
+            .iter()
+            .filter(|s| s.role == ServerRole::Observer)
+            .map(|s| s.id)
+            .collect()
+    }
+
     /// The member with this id.
     pub fn server(&self, id: Sid) -> Option<&ServerEntry> {
         self.servers.iter().find(|s| s.id == id)
@@ -116,7 +125,7 @@ pub fn parse_spec(spec: &str) -> Result<ServerEntry, ConfigError> {
         .strip_prefix("server.")
         .and_then(|n| n.parse().ok())
         .ok_or_else(bad)?;
-    parse_server_line(id, value.trim()).map(|(entry, _)| entry)
+    parse_server_line(id, value.trim())
 }
 
 /// One member in ZooKeeper's form.

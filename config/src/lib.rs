@@ -21,10 +21,13 @@ pub use model::{
     NodeConfig, PeerAuth, ServerEntry, ServerRole, StorageSettings, PEER_SECRET_KEY,
 };
 pub use native::{
-    load_toml, load_toml_str, parse_toml, EnsembleFile, LogSection, MasterSection, WorkerSection,
-    DEFAULT_TOML,
+    load_toml, load_toml_str, parse_toml, EnsembleFile, LogSection, MasterSection, NativeRole,
+    WorkerSection, DEFAULT_TOML,
 };
-pub use tls::{ClientAuth, ClientTls, Store, StoreKind, TlsSection, DEFAULT_HANDSHAKE_TIMEOUT_MS};
+pub use tls::{
+    ClientAuth, ClientTls, PeerTlsSection, QuorumTls, Store, StoreKind, TlsSection,
+    DEFAULT_HANDSHAKE_TIMEOUT_MS,
+};
 pub use zoo_cfg::{load_zoo_cfg, parse_zoo_cfg};
 
 /// Server id, the `N` of `server.N`.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 pub enum ServerRole {
     /// Votes in elections and counts in quorums.
     Participant,
-    /// Follows without voting (parsed from zoo.cfg; not served yet, refused by validation).
+    /// Learns every commit and serves clients, but never votes nor counts in a quorum.
     Observer,
 }
 
@@ -215,8 +215,11 @@ pub struct NodeConfig {
     pub storage: StorageSettings,
     /// Election settings.
     pub election: ElectionSettings,
-    /// Peer authentication.
+    /// Peer authentication by a shared secret.
     pub peer_auth: PeerAuth,
+    /// Mutual TLS on the quorum port, when configured: a trusted certificate also proves
+    /// membership.
+    pub quorum_tls: Option<crate::QuorumTls>,
     /// Bind this node's peer and election ports on every interface (zoo.cfg
     /// quorumListenOnAllIPs), whatever its own server line says.
     pub quorum_listen_on_all_ips: bool,
@@ -289,6 +292,37 @@ impl NodeConfig {
             .collect()
     }
 
+    /// Ids of the observers.
+    pub fn observers(&self) -> Vec<Sid> {
+        self.servers
+            .iter()
+            .filter(|s| s.role == ServerRole::Observer)
+            .map(|s| s.id)
+            .collect()
+    }
+
+    /// Whether this node is an observer.
+    pub fn is_observer(&self) -> bool {
+        self.me().role == ServerRole::Observer
+    }
+
+    /// ZooKeeper's rules: observers need voters to follow, and more than one (a single voter
+    /// with observers is refused rather than run standalone).
+    fn check_observers_have_a_quorum(&self) -> Result<(), ConfigError> {
+        if self.observers().is_empty() {
+            return Ok(());
+        }
+        match self.voters().len() {
+            0 => Err(ConfigError::invalid(
+                "Observers w/o participants is an invalid configuration",
+            )),
+            1 => Err(ConfigError::invalid(
+                "Observers w/o quorum is an invalid configuration",
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks ranges and consistency; the error names the first problem.
     pub fn validate(mut self) -> Result<Self, ConfigError> {
         if self.servers.is_empty() {
@@ -322,13 +356,8 @@ impl NodeConfig {
                     )));
                 }
             }
-            if s.role == ServerRole::Observer {
-                return Err(ConfigError::invalid(format!(
-                    "server.{} is an observer; observers are not supported yet",
-                    s.id
-                )));
-            }
         }
+        self.check_observers_have_a_quorum()?;
         if !ids.contains(&self.id) {
             let known: Vec<String> = self.servers.iter().map(|s| s.id.to_string()).collect();
             return Err(ConfigError::invalid(format!(
@@ -389,12 +418,14 @@ impl NodeConfig {
                 c.min_session_timeout_ms, c.max_session_timeout_ms
             )));
         }
-        if self.peer_auth == PeerAuth::Off && self.servers.len() > 1 {
+        if self.peer_auth == PeerAuth::Off && self.quorum_tls.is_none() && self.servers.len() > 1 {
             self.warnings.push(format!(
                 "PEER AUTHENTICATION IS OFF: any process that can reach a quorum port can join \
                  this ensemble and write anything, whatever the ACLs say. Put the same secret \
                  (at least 16 bytes) in a file on every server and name it with \
-                 {PEER_SECRET_KEY}=PATH in zoo.cfg ([peer] secret_file in native TOML)"
+                 {PEER_SECRET_KEY}=PATH in zoo.cfg ([peer] secret_file in native TOML), or run \
+                 the quorum over mutual TLS with sslQuorum=true and ssl.quorum.keyStore.location/\
+                 ssl.quorum.trustStore.location ([peer.tls] in native TOML)"
             ));
         }
         let voters = self.voters().len();

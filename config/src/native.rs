@@ -4,7 +4,7 @@ use crate::model::{
     is_loopback, AdminSettings, ClientAddress, ClientSettings, ElectionSettings, MetricsSettings,
     NodeConfig, PeerAuth, ServerEntry, ServerRole, StorageSettings,
 };
-use crate::{ConfigError, Sid, TlsSection};
+use crate::{ConfigError, PeerTlsSection, Sid, TlsSection};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -282,6 +282,8 @@ pub struct PeerSection {
     /// The shared secret file; default `<storage.data_dir>/peer.secret`, created when missing
     /// if every server is on loopback.
     pub secret_file: Option<PathBuf>,
+    /// `[peer.tls]`: mutual TLS between servers.
+    pub tls: PeerTlsSection,
 }
 
 impl Default for PeerSection {
@@ -289,6 +291,7 @@ impl Default for PeerSection {
         PeerSection {
             authenticate: true,
             secret_file: None,
+            tls: PeerTlsSection::default(),
         }
     }
 }
@@ -358,6 +361,29 @@ pub struct ServerSection {
     pub metrics_port: Option<u16>,
     /// Own AdminServer port; default `[admin] port`.
     pub admin_port: Option<u16>,
+    /// `participant` (the default) or `observer`.
+    #[serde(default)]
+    pub role: NativeRole,
+}
+
+/// A server's role in native TOML.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NativeRole {
+    /// Votes and counts in quorums.
+    #[default]
+    Participant,
+    /// Learns every commit and serves clients without voting.
+    Observer,
+}
+
+impl From<NativeRole> for ServerRole {
+    fn from(role: NativeRole) -> Self {
+        match role {
+            NativeRole::Participant => ServerRole::Participant,
+            NativeRole::Observer => ServerRole::Observer,
+        }
+    }
 }
 
 /// Loads `path`, applies `ENSEMBLE__SECTION__KEY` overrides, and validates for node `id`.
@@ -401,7 +427,7 @@ impl EnsembleFile {
                 host: s.host.clone(),
                 peer_port: s.peer_port,
                 election_port: None,
-                role: ServerRole::Participant,
+                role: s.role.into(),
                 client: Some(ClientAddress {
                     host: s.host.clone(),
                     port: s.client_port,
@@ -425,6 +451,7 @@ impl EnsembleFile {
             .client
             .tls
             .resolve(own_host.as_deref().unwrap_or_default())?;
+        let quorum_tls = self.peer.tls.resolve()?;
         NodeConfig {
             id,
             servers,
@@ -459,6 +486,7 @@ impl EnsembleFile {
                 max_notification_timeout_ms: self.election.max_notification_timeout_ms,
             },
             peer_auth,
+            quorum_tls,
             quorum_listen_on_all_ips: false,
             metrics,
             admin,
@@ -557,6 +585,21 @@ mod tests {
     }
 
     #[test]
+    fn servers_may_be_observers() {
+        let observers = format!(
+            "{DEFAULT_TOML}\n[[servers]]\nid = 4\nhost = \"127.0.0.1\"\npeer_port = 2891\n\
+             client_port = 2184\nrole = \"observer\"\n"
+        );
+        let c = load_toml_str(&observers, 4).unwrap();
+        assert!(c.is_observer());
+        assert_eq!((c.voters(), c.observers()), (vec![1, 2, 3], vec![4]));
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let bad = observers.replace("\"observer\"", "\"spectator\"");
+        let e = load_toml_str(&bad, 1).unwrap_err().to_string();
+        assert!(e.contains("spectator"), "{e}");
+    }
+
+    #[test]
     fn unknown_id_and_unknown_key_are_clear_errors() {
         let e = load_toml_str(DEFAULT_TOML, 9).unwrap_err().to_string();
         assert_eq!(e, "myid 9 matches no server entry (servers: 1, 2, 3)");
@@ -585,6 +628,26 @@ mod tests {
             "{:?}",
             c.warnings
         );
+    }
+
+    #[test]
+    fn peer_tls_section() {
+        let text = format!(
+            "{DEFAULT_TOML}\n[peer.tls]\nkey_store = \"/k/q.pem\"\n\
+             key_store_password = \"pw\"\ntrust_store = \"/k/ca.pem\"\n\
+             hostname_verification = false\n"
+        );
+        let c = load_toml_str(&text, 2).unwrap();
+        let q = c.quorum_tls.as_ref().unwrap();
+        assert_eq!(q.key_store.password, "pw");
+        assert_eq!(q.trust_store.kind, crate::StoreKind::Pem);
+        assert_eq!(q.protocols, ["TLSv1.3", "TLSv1.2"]);
+        assert!(!q.hostname_verification);
+        assert_eq!(load_toml_str(DEFAULT_TOML, 1).unwrap().quorum_tls, None);
+        let e = load_toml_str(&text.replace("trust_store = \"/k/ca.pem\"\n", ""), 1)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("trust_store is not"), "{e}");
     }
 
     #[test]

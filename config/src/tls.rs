@@ -1,5 +1,6 @@
-//! TLS on the client port: the secure listener's address, key material and client
-//! authentication, from zoo.cfg (`secureClientPort`, `ssl.*`) or native TOML (`[client.tls]`).
+//! TLS settings: the secure client port (zoo.cfg `secureClientPort`, `ssl.*`; native TOML
+//! `[client.tls]`) and mutual TLS between servers (zoo.cfg `sslQuorum`, `ssl.quorum.*`; native
+//! TOML `[peer.tls]`).
 
 use crate::model::ClientAddress;
 use crate::ConfigError;
@@ -52,7 +53,7 @@ impl StoreKind {
 pub struct Store {
     /// The file.
     pub location: PathBuf,
-    /// Its password (PKCS#12; an encrypted PEM key is not supported).
+    /// Its password: a PKCS#12 file's, or an encrypted PKCS#8 PEM key's.
     pub password: String,
     /// Its format: given, or guessed from the file name.
     pub kind: StoreKind,
@@ -144,17 +145,7 @@ impl ClientTls {
                  (ssl.trustStore.location); set one or ssl.clientAuth=none",
             ));
         }
-        if self.protocols.is_empty() {
-            return Err(ConfigError::invalid("TLS: no protocol enabled"));
-        }
-        for p in &self.protocols {
-            if p != "TLSv1.2" && p != "TLSv1.3" {
-                return Err(ConfigError::invalid(format!(
-                    "TLS: protocol {p} is not supported (TLSv1.2, TLSv1.3)"
-                )));
-            }
-        }
-        Ok(())
+        check_protocols(&self.protocols)
     }
 }
 
@@ -174,6 +165,116 @@ pub fn split_list(v: &str) -> Vec<String> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
+}
+
+/// Mutual TLS on the quorum port (Apache ZooKeeper's `sslQuorum`): every peer connection,
+/// dialed or accepted, runs TLS in which both sides present a certificate the trust store
+/// vouches for. That certificate is the peer's proof of membership.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumTls {
+    /// This server's certificate chain and private key, presented in both directions.
+    pub key_store: Store,
+    /// The certificates every peer's certificate must chain to.
+    pub trust_store: Store,
+    /// TLS versions allowed: `TLSv1.2`, `TLSv1.3`.
+    pub protocols: Vec<String>,
+    /// Cipher suites allowed (Java's names); empty means the defaults.
+    pub cipher_suites: Vec<String>,
+    /// Whether a peer's certificate must name the host of its server line: checked by the
+    /// dialer on the acceptor's certificate and by the acceptor on the dialer's, for the server
+    /// id the dialer claims (`ssl.quorum.hostnameVerification`, default true).
+    pub hostname_verification: bool,
+    /// How long a new peer connection has for its TLS handshake, in ms.
+    pub handshake_timeout_ms: u64,
+}
+
+impl QuorumTls {
+    /// Refuses settings the quorum port cannot run, in one line.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_protocols(&self.protocols)
+    }
+}
+
+/// Refuses an empty or unknown TLS version list.
+fn check_protocols(protocols: &[String]) -> Result<(), ConfigError> {
+    if protocols.is_empty() {
+        return Err(ConfigError::invalid("TLS: no protocol enabled"));
+    }
+    match protocols
+        .iter()
+        .find(|p| *p != "TLSv1.2" && *p != "TLSv1.3")
+    {
+        Some(p) => Err(ConfigError::invalid(format!(
+            "TLS: protocol {p} is not supported (TLSv1.2, TLSv1.3)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// `[peer.tls]` of the native TOML: mutual TLS between servers, on when `key_store` is set.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PeerTlsSection {
+    /// Key store file (PEM with certificate chain and key, or PKCS#12).
+    pub key_store: Option<String>,
+    /// Key store password (PKCS#12, or an encrypted PEM key).
+    pub key_store_password: Option<String>,
+    /// Key store type (PEM, PKCS12); default: from the file name.
+    pub key_store_type: Option<String>,
+    /// Trust store file holding the CA of every server's certificate.
+    pub trust_store: Option<String>,
+    /// Trust store password.
+    pub trust_store_password: Option<String>,
+    /// Trust store type; default: from the file name.
+    pub trust_store_type: Option<String>,
+    /// TLS versions; default both TLSv1.3 and TLSv1.2.
+    pub protocols: Vec<String>,
+    /// Cipher suites; default rustls's.
+    pub cipher_suites: Vec<String>,
+    /// Check that a peer's certificate names its server line's host; default true.
+    pub hostname_verification: Option<bool>,
+    /// TLS handshake deadline in ms; default 5000.
+    pub handshake_timeout_ms: Option<u64>,
+}
+
+impl PeerTlsSection {
+    /// Quorum TLS, if `key_store` is set.
+    pub fn resolve(self) -> Result<Option<QuorumTls>, ConfigError> {
+        let Some(location) = self.key_store else {
+            return Ok(None);
+        };
+        let key_store = Store::new(
+            "[peer.tls] key_store",
+            &location,
+            self.key_store_password,
+            self.key_store_type.as_deref(),
+        )?;
+        let trust = self.trust_store.ok_or_else(|| {
+            ConfigError::invalid("[peer.tls]: key_store is set but trust_store is not")
+        })?;
+        let trust_store = Store::new(
+            "[peer.tls] trust_store",
+            &trust,
+            self.trust_store_password,
+            self.trust_store_type.as_deref(),
+        )?;
+        let tls = QuorumTls {
+            key_store,
+            trust_store,
+            protocols: if self.protocols.is_empty() {
+                protocols_for("TLSv1.3")
+            } else {
+                self.protocols
+            },
+            cipher_suites: self.cipher_suites,
+            hostname_verification: self.hostname_verification.unwrap_or(true),
+            handshake_timeout_ms: self
+                .handshake_timeout_ms
+                .unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT_MS),
+        };
+        tls.validate()?;
+        Ok(Some(tls))
+    }
 }
 
 /// `[client.tls]` of the native TOML.

@@ -7,7 +7,7 @@ use crate::model::{
     ClientAddress, ClientSettings, ElectionSettings, NodeConfig, PeerAuth, ServerEntry, ServerRole,
     StorageSettings, PEER_SECRET_KEY,
 };
-use crate::tls::{protocols_for, split_list, ClientAuth, ClientTls, Store};
+use crate::tls::{protocols_for, split_list, ClientAuth, ClientTls, QuorumTls, Store};
 use crate::{AdminSettings, ConfigError, MetricsSettings, Sid, PROMETHEUS_PROVIDER};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::ToSocketAddrs;
@@ -36,6 +36,10 @@ const NOT_IMPLEMENTED: &[(&str, Option<&str>)] = &[
     ("observerMasterPort", None),
     ("oraclePath", None),
     ("portUnification", Some("false")),
+    ("ssl.crl", Some("false")),
+    ("ssl.ocsp", Some("false")),
+    ("ssl.quorum.crl", Some("false")),
+    ("ssl.quorum.ocsp", Some("false")),
     ("preAllocSize", None),
     ("quorum.auth.enableSasl", Some("false")),
     ("quorum.auth.", None),
@@ -44,7 +48,6 @@ const NOT_IMPLEMENTED: &[(&str, Option<&str>)] = &[
     ("skipACL", Some("no")),
     ("snapSizeLimitInKb", None),
     ("ssl.", None),
-    ("sslQuorum", Some("false")),
     ("sslQuorumReloadCertFiles", Some("false")),
     ("syncEnabled", Some("true")),
     ("txnLogSizeLimitInKb", None),
@@ -70,7 +73,7 @@ pub fn parse_zoo_cfg(
 ) -> Result<NodeConfig, ConfigError> {
     let mut props = Props::parse(text);
     let lines = server_lines(&mut props, &read)?;
-    let mut warnings = lines.warnings;
+    let mut warnings = Vec::new();
     let tick_ms = props.num("tickTime", 3000)?;
     let data_dir = PathBuf::from(
         props
@@ -83,9 +86,11 @@ pub fn parse_zoo_cfg(
         .unwrap_or_else(|| data_dir.clone());
     let static_client = static_client_address(&mut props)?;
     let standalone_enabled = props.boolean("standaloneEnabled", true)?;
-    check_election_alg_and_peer_type(&mut props)?;
+    let peer_type = check_election_alg_and_peer_type(&mut props)?;
     let quorum_listen_on_all_ips = props.boolean("quorumListenOnAllIPs", false)?;
-    let participants = lines.servers.len();
+    let config_version = lines.version;
+    let lines = lines.servers;
+    let participants = lines.len();
     if participants == 0 && !standalone_enabled {
         return Err(ConfigError::invalid(
             "zoo.cfg: standaloneEnabled=false needs at least one server.N line",
@@ -99,23 +104,25 @@ pub fn parse_zoo_cfg(
         );
     }
     let myid = read_myid(&data_dir, &read, participants > 1)?;
-    let (id, mut servers) = match lines.servers.as_slice() {
+    let (id, mut servers) = match lines.as_slice() {
         [] => {
             let id = myid.unwrap_or(1);
             (id, vec![standalone_entry(id)])
         }
         // ZooKeeper runs a single server line standalone, whatever myid says.
-        [only] => (only.id, lines.servers.clone()),
+        [only] => (only.id, lines.clone()),
         _ => {
             let id = myid.ok_or_else(|| ConfigError::invalid("zoo.cfg: myid file is missing"))?;
-            (id, lines.servers)
+            (id, lines)
         }
     };
     if let Some(me) = servers.iter_mut().find(|s| s.id == id) {
         me.client = own_client_address(id, me.client.take(), static_client)?;
+        warnings.extend(peer_type_warning(peer_type, me));
     }
     let metrics = metrics_settings(&mut props, &mut warnings)?;
     let client_tls = client_tls(&mut props, &read)?;
+    let quorum_tls = quorum_tls(&mut props, &read)?;
     let (admin, admin_default_skipped) = admin_settings(&mut props)?;
     let mut snap_retain_count = props.num("autopurge.snapRetainCount", 3)?;
     if snap_retain_count < 3 {
@@ -127,7 +134,7 @@ pub fn parse_zoo_cfg(
     let config = NodeConfig {
         id,
         servers,
-        config_version: lines.version,
+        config_version,
         tick_ms,
         init_limit: props.num("initLimit", 10)?,
         sync_limit: props.num("syncLimit", 5)?,
@@ -153,6 +160,7 @@ pub fn parse_zoo_cfg(
             },
             None => PeerAuth::Off,
         },
+        quorum_tls,
         metrics,
         admin,
         admin_default_skipped,
@@ -335,6 +343,57 @@ fn client_tls(
     Ok(Some(tls))
 }
 
+/// `sslQuorum=true` and the `ssl.quorum.*` keys: mutual TLS between servers. Without
+/// `sslQuorum=true` the `ssl.quorum.*` keys are left to be named as not acted on.
+fn quorum_tls(
+    props: &mut Props,
+    read: &impl Fn(&Path) -> Result<String, ConfigError>,
+) -> Result<Option<QuorumTls>, ConfigError> {
+    if !props.boolean("sslQuorum", false)? {
+        return Ok(None);
+    }
+    let p = "ssl.quorum";
+    let key_store = store(props, read, &format!("{p}.keyStore"))?.ok_or_else(|| {
+        ConfigError::invalid("zoo.cfg: sslQuorum=true but ssl.quorum.keyStore.location is not set")
+    })?;
+    let trust_store = store(props, read, &format!("{p}.trustStore"))?.ok_or_else(|| {
+        ConfigError::invalid(
+            "zoo.cfg: sslQuorum=true but ssl.quorum.trustStore.location is not set",
+        )
+    })?;
+    if let Some(auth) = props.take(&format!("{p}.clientAuth")) {
+        if ClientAuth::from_name(&auth)? != ClientAuth::Need {
+            return Err(ConfigError::invalid(format!(
+                "zoo.cfg: {p}.clientAuth={auth}: ensemble requires every peer to present a \
+                 trusted certificate on the quorum port (need)"
+            )));
+        }
+    }
+    let protocol = props
+        .take(&format!("{p}.protocol"))
+        .unwrap_or_else(|| "TLSv1.3".into());
+    let tls = QuorumTls {
+        key_store,
+        trust_store,
+        protocols: props
+            .take(&format!("{p}.enabledProtocols"))
+            .map(|v| split_list(&v))
+            .unwrap_or_else(|| protocols_for(&protocol)),
+        cipher_suites: props
+            .take(&format!("{p}.ciphersuites"))
+            .map(|v| split_list(&v))
+            .unwrap_or_default(),
+        hostname_verification: props.boolean(&format!("{p}.hostnameVerification"), true)?,
+        handshake_timeout_ms: props.num(
+            &format!("{p}.handshakeDetectionTimeoutMillis"),
+            crate::tls::DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        )?,
+    };
+    tls.validate()
+        .map_err(|e| ConfigError::invalid(format!("zoo.cfg: {e}")))?;
+    Ok(Some(tls))
+}
+
 /// `PREFIX.location`, `.password` (or `.passwordPath`, a file holding it) and `.type`.
 fn store(
     props: &mut Props,
@@ -416,8 +475,8 @@ fn same_host(a: &str, b: &str) -> bool {
     a == b || !resolve(a).is_disjoint(&resolve(b))
 }
 
-/// `electionAlg` (only 3 exists) and `peerType` (observers are not supported yet).
-fn check_election_alg_and_peer_type(props: &mut Props) -> Result<(), ConfigError> {
+/// `electionAlg` (only 3 exists) and `peerType`, the role this server says it has.
+fn check_election_alg_and_peer_type(props: &mut Props) -> Result<Option<ServerRole>, ConfigError> {
     if let Some(alg) = props.take("electionAlg") {
         if alg != "3" {
             return Err(ConfigError::invalid(format!(
@@ -426,13 +485,34 @@ fn check_election_alg_and_peer_type(props: &mut Props) -> Result<(), ConfigError
         }
     }
     match props.take("peerType").map(|v| v.to_lowercase()).as_deref() {
-        None | Some("participant") => Ok(()),
-        Some("observer") => Err(ConfigError::invalid(
-            "zoo.cfg: peerType=observer: observers are not supported yet",
-        )),
+        None => Ok(None),
+        Some("participant") => Ok(Some(ServerRole::Participant)),
+        Some("observer") => Ok(Some(ServerRole::Observer)),
         Some(other) => Err(ConfigError::invalid(format!(
             "zoo.cfg: peerType={other} is neither participant nor observer"
         ))),
+    }
+}
+
+/// ZooKeeper's rule when `peerType` and this server's own line disagree: the server line
+/// wins, with a warning.
+fn peer_type_warning(peer_type: Option<ServerRole>, me: &ServerEntry) -> Option<String> {
+    let said = peer_type?;
+    (said != me.role).then(|| {
+        format!(
+            "zoo.cfg: peerType={} does not match server.{}'s role {}; the server line wins",
+            role_name(said),
+            me.id,
+            role_name(me.role)
+        )
+    })
+}
+
+/// The zoo.cfg spelling of a role.
+fn role_name(role: ServerRole) -> &'static str {
+    match role {
+        ServerRole::Participant => "participant",
+        ServerRole::Observer => "observer",
     }
 }
 
@@ -460,12 +540,11 @@ fn read_myid(
     })
 }
 
-/// The server lines and what reading them found.
+/// The server lines and the dynamic config file's version.
 struct ServerLines {
     servers: Vec<ServerEntry>,
     /// The dynamic config file's `version=` (0 without one).
     version: u64,
-    warnings: Vec<String>,
 }
 
 /// The `server.N` lines, from the static file or its `dynamicConfigFile`.
@@ -515,36 +594,35 @@ fn refuse_hierarchical(props: &mut Props) -> Result<(), ConfigError> {
 }
 
 fn parse_server_lines(lines: Vec<(String, String)>) -> Result<ServerLines, ConfigError> {
-    let mut out = ServerLines {
-        servers: Vec::new(),
+    let servers = lines
+        .into_iter()
+        .map(|(key, value)| {
+            let id = key["server.".len()..]
+                .parse()
+                .map_err(|_| ConfigError::Parse(format!("zoo.cfg: {key} has a non-numeric id")))?;
+            parse_server_line(id, &value)
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(ServerLines {
+        servers,
         version: 0,
-        warnings: Vec::new(),
-    };
-    for (key, value) in lines {
-        let id = key["server.".len()..]
-            .parse()
-            .map_err(|_| ConfigError::Parse(format!("zoo.cfg: {key} has a non-numeric id")))?;
-        let (entry, secure) = parse_server_line(id, &value)?;
-        if secure {
-            out.warnings.push(format!(
-                "zoo.cfg: {key} names a secure client address; ensemble does not serve TLS yet"
-            ));
-        }
-        out.servers.push(entry);
-    }
-    Ok(out)
+    })
 }
 
-/// `host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort[;secure]]`;
-/// also says whether a secure client address follows.
-pub(crate) fn parse_server_line(id: Sid, value: &str) -> Result<(ServerEntry, bool), ConfigError> {
+/// `host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`.
+pub(crate) fn parse_server_line(id: Sid, value: &str) -> Result<ServerEntry, ConfigError> {
     let bad = |why: &str| ConfigError::Parse(format!("zoo.cfg: server.{id}={value}: {why}"));
     let mut parts: Vec<&str> = value.split(';').collect();
     while parts.len() > 1 && parts.last().is_some_and(|p| p.is_empty()) {
         parts.pop();
     }
-    if parts.len() > 3 {
-        return Err(bad("expected at most server;client;secureClient parts"));
+    if parts.len() > 2 {
+        // ZooKeeper 3.8 refuses a third part too: a server line names no secure address.
+        return Err(bad(
+            "expected host:quorumPort:electionPort[:role][;[clientHost:]clientPort]; a secure \
+             client port is set with secureClientPort (and secureClientPortAddress), not on the \
+             server line",
+        ));
     }
     if parts[0].contains('|') {
         return Err(bad("several addresses per server are not supported yet"));
@@ -579,15 +657,14 @@ pub(crate) fn parse_server_line(id: Sid, value: &str) -> Result<(ServerEntry, bo
             _ => return Err(bad("expected [clientHost:]clientPort after ';'")),
         },
     };
-    let entry = ServerEntry {
+    Ok(ServerEntry {
         id,
         host: fields[0].to_string(),
         peer_port: num(&fields[1], "quorum port")?,
         election_port: Some(num(&fields[2], "election port")?),
         role,
         client,
-    };
-    Ok((entry, parts.get(2).is_some_and(|s| !s.is_empty())))
+    })
 }
 
 /// Splits `host:port:...` on colons, keeping a bracketed IPv6 host (`[::1]:2888`) whole.
@@ -1151,7 +1228,7 @@ mod tests {
             ssl.clientAuth=want\nssl.enabledProtocols=TLSv1.2\n\
             zookeeper.X509AuthenticationProvider.superUser=CN=admin\n\
             authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n\
-            sslQuorum=true\nssl.quorum.keyStore.location=/k/q.p12\nssl.crl=true\n";
+            ssl.quorum.keyStore.location=/k/q.p12\nssl.crl=true\nssl.ocsp=false\n";
         let c = parse_zoo_cfg(text, files(&[("/k/pw", "secret\n")])).unwrap();
         let tls = c.client_tls.as_ref().unwrap();
         assert_eq!(c.client_tls_bind_addr().as_deref(), Some("127.0.0.1:2281"));
@@ -1167,15 +1244,12 @@ mod tests {
         let [line] = quiet(&c)[..] else {
             panic!("one warning line expected: {:?}", c.warnings)
         };
-        for key in [
-            "sslQuorum=true",
-            "ssl.quorum.keyStore.location=",
-            "ssl.crl=true",
-        ] {
+        // Without sslQuorum=true the quorum keys are not acted on, and are named.
+        for key in ["ssl.quorum.keyStore.location=", "ssl.crl=true"] {
             assert!(line.contains(key), "{key} missing from {line}");
         }
         assert!(
-            !line.contains("authProvider") && !line.contains("superUser"),
+            !line.contains("authProvider") && !line.contains("superUser") && !line.contains("ocsp"),
             "{line}"
         );
         // Without a trust store, clients cannot be asked for certificates.
@@ -1191,22 +1265,163 @@ mod tests {
         assert!(e.contains("cannot tell its type"), "{e}");
     }
 
-    /// kazoo's observer layout (ZOOKEEPER_OBSERVER_START_ID) is refused, never run as voters.
+    /// kazoo's harness with ZOOKEEPER_CLUSTER_SIZE=5 and ZOOKEEPER_OBSERVER_START_ID=4:
+    /// servers 4 and 5 are `:observer` on every line, and each server's peerType is its role.
+    fn kazoo_with_observers(me: Sid) -> String {
+        let role = if me >= 4 { "observer" } else { "participant" };
+        KAZOO
+            .replace(
+                "peerType=participant\n",
+                "server.4=localhost:20032:20031:observer\n\
+                 server.5=localhost:20042:20041:observer\n",
+            )
+            .replace(
+                "clientPort=20000",
+                &format!("clientPort={}", 20000 + 10 * (me - 1)),
+            )
+            + &format!("peerType={role}\n")
+    }
+
     #[test]
-    fn observers_are_refused() {
-        let observer = KAZOO.replace("20021:participant", "20021:observer");
-        let e = err(&observer, myid("1"));
+    fn ssl_quorum_keys() {
+        let three = "dataDir=/d\nclientPort=2181\nserver.1=a:1:2\nserver.2=b:1:2\n\
+            server.3=c:1:2\n";
+        let text = format!(
+            "{three}sslQuorum=true\nssl.quorum.keyStore.location=/k/q.pem\n\
+             ssl.quorum.keyStore.password=pw\nssl.quorum.trustStore.location=/k/ca.p12\n\
+             ssl.quorum.trustStore.passwordPath=/k/tpw\nzookeeper.ssl.quorum.protocol=TLSv1.2\n\
+             ssl.quorum.hostnameVerification=false\nssl.quorum.clientAuth=NEED\n\
+             ssl.quorum.ciphersuites=TLS_AES_128_GCM_SHA256\n\
+             ssl.quorum.handshakeDetectionTimeoutMillis=700\nsslQuorumReloadCertFiles=true\n\
+             portUnification=false\n"
+        );
+        let c = parse_zoo_cfg(&text, files(&[("/d/myid", "2"), ("/k/tpw", "tp\n")])).unwrap();
+        let q = c.quorum_tls.as_ref().expect("sslQuorum=true is read");
+        assert_eq!(q.key_store.kind, crate::StoreKind::Pem);
+        assert_eq!(q.key_store.password, "pw");
+        assert_eq!(q.trust_store.kind, crate::StoreKind::Pkcs12);
+        assert_eq!(q.trust_store.password, "tp");
+        assert_eq!(q.protocols, ["TLSv1.2"]);
+        assert_eq!(q.cipher_suites, ["TLS_AES_128_GCM_SHA256"]);
+        assert!(!q.hostname_verification);
+        assert_eq!(q.handshake_timeout_ms, 700);
+        // TLS proves membership: no peer-authentication warning; the reload key is named.
+        assert!(
+            !c.warnings
+                .iter()
+                .any(|w| w.contains("PEER AUTHENTICATION IS OFF")),
+            "{:?}",
+            c.warnings
+        );
+        let [line] = &c.warnings[..] else {
+            panic!("one warning expected: {:?}", c.warnings)
+        };
+        assert!(line.contains("sslQuorumReloadCertFiles=true"), "{line}");
+        assert!(!line.contains("portUnification"), "{line}");
+        // What the quorum port does not act on is named, each key by itself.
+        let unacted = "portUnification=true\nssl.quorum.crl=true\nssl.quorum.ocsp=true\n\
+            ssl.quorum.context.supplier.class=x.Y\nsslQuorumReloadCertFiles=false\n";
+        let c = parse_zoo_cfg(
+            &text
+                .replace("portUnification=false\n", "")
+                .replace("sslQuorumReloadCertFiles=true\n", unacted),
+            files(&[("/d/myid", "2"), ("/k/tpw", "tp\n")]),
+        )
+        .unwrap();
+        let [line] = &c.warnings[..] else {
+            panic!("one warning expected: {:?}", c.warnings)
+        };
+        for key in [
+            "portUnification=true",
+            "ssl.quorum.crl=true",
+            "ssl.quorum.ocsp=true",
+            "ssl.quorum.context.supplier.class=x.Y",
+        ] {
+            assert!(line.contains(key), "{key} missing from {line}");
+        }
+        assert!(!line.contains("ReloadCertFiles"), "{line}");
+        // Mistakes are one line each.
+        for (extra, expected) in [
+            (
+                "sslQuorum=true\n",
+                "ssl.quorum.keyStore.location is not set",
+            ),
+            (
+                "sslQuorum=true\nssl.quorum.keyStore.location=/k/q.pem\n",
+                "ssl.quorum.trustStore.location is not set",
+            ),
+            (
+                "sslQuorum=true\nssl.quorum.keyStore.location=/k/q.pem\n\
+                 ssl.quorum.trustStore.location=/k/ca.pem\nssl.quorum.clientAuth=want\n",
+                "ssl.quorum.clientAuth=want",
+            ),
+            (
+                "sslQuorum=true\nssl.quorum.keyStore.location=/k/q.pem\n\
+                 ssl.quorum.trustStore.location=/k/ca.pem\nssl.quorum.enabledProtocols=SSLv3\n",
+                "protocol SSLv3 is not supported",
+            ),
+        ] {
+            let e = err(&format!("{three}{extra}"), files(&[("/d/myid", "1")]));
+            assert!(e.contains(expected), "{e}");
+        }
+        // Without sslQuorum and a secret the warning names both ways to authenticate peers.
+        let c = parse_zoo_cfg(three, files(&[("/d/myid", "1")])).unwrap();
+        assert!(c.warnings.iter().any(|w| w.contains("sslQuorum=true")));
+    }
+
+    #[test]
+    fn kazoo_observer_layout() {
+        for me in 1..=5 {
+            let c = parse_zoo_cfg(&kazoo_with_observers(me), myid(&me.to_string())).unwrap();
+            assert_eq!(c.voters(), vec![1, 2, 3]);
+            assert_eq!(c.observers(), vec![4, 5]);
+            assert_eq!(c.is_observer(), me >= 4, "server {me}");
+            assert!(
+                !c.warnings.iter().any(|w| w.contains("peerType")),
+                "{:?}",
+                c.warnings
+            );
+        }
+    }
+
+    /// ZooKeeper's rules: the server line wins over a disagreeing peerType (with a warning);
+    /// observers need at least two voters.
+    #[test]
+    fn observer_rules_follow_zookeeper() {
+        let observer_says_participant =
+            kazoo_with_observers(4).replace("peerType=observer", "peerType=participant");
+        let c = parse_zoo_cfg(&observer_says_participant, myid("4")).unwrap();
+        assert!(c.is_observer());
+        assert!(
+            c.warnings.iter().any(|w| w
+                == "zoo.cfg: peerType=participant does not match server.4's role observer; \
+                    the server line wins"),
+            "{:?}",
+            c.warnings
+        );
+        let voter_says_observer =
+            kazoo_with_observers(1).replace("peerType=participant", "peerType=observer");
+        let c = parse_zoo_cfg(&voter_says_observer, myid("1")).unwrap();
+        assert!(!c.is_observer());
+        let only_observers = KAZOO.replace(":participant", ":observer");
         assert_eq!(
-            e,
-            "server.3 is an observer; observers are not supported yet"
+            err(&only_observers, myid("1")),
+            "Observers w/o participants is an invalid configuration"
+        );
+        let one_voter = KAZOO
+            .replace("20012:20011:participant", "20012:20011:observer")
+            .replace("20022:20021:participant", "20022:20021:observer");
+        assert_eq!(
+            err(&one_voter, myid("1")),
+            "Observers w/o quorum is an invalid configuration"
         );
         let e = err(
-            &observer.replace("peerType=participant", "peerType=observer"),
-            myid("3"),
+            &KAZOO.replace("peerType=participant", "peerType=voter"),
+            myid("1"),
         );
         assert_eq!(
             e,
-            "zoo.cfg: peerType=observer: observers are not supported yet"
+            "zoo.cfg: peerType=voter is neither participant nor observer"
         );
     }
 
@@ -1303,16 +1518,13 @@ mod tests {
         );
         let e = err(three, files(&[]));
         assert!(e.starts_with("cannot read /tmp/zk/myid"), "{e}");
-        // electionAlg=3 is what ensemble runs; a secure client address only warns.
-        let c = parse_zoo_cfg(
-            &format!("{three}electionAlg=3\nserver.4=d:1:2;2181;2281\n"),
-            myid("1"),
-        )
-        .unwrap();
-        assert!(c
-            .warnings
-            .iter()
-            .any(|w| w.contains("server.4 names a secure client address")));
+        // electionAlg=3 is what ensemble runs.
+        let c = parse_zoo_cfg(&format!("{three}electionAlg=3\n"), myid("1")).unwrap();
+        assert_eq!(c.servers.len(), 3);
+        // ZooKeeper 3.8 refuses a third part on a server line; so does ensemble, saying where
+        // a secure client port is set instead.
+        let e = err(&format!("{three}server.4=d:1:2;2181;2281\n"), myid("1"));
+        assert!(e.contains("secureClientPort"), "{e}");
     }
 
     #[test]

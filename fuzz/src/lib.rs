@@ -380,6 +380,21 @@ pub fn config_text(data: &[u8]) {
     }
 }
 
+/// A key or trust store file's bytes, read as PEM (its private key plain or encrypted, opened
+/// with the password the seeds use) and as PKCS#12.
+pub fn key_store(data: &[u8]) {
+    use ensemble_config::{Store, StoreKind};
+    for kind in [StoreKind::Pem, StoreKind::Pkcs12] {
+        let store = Store {
+            location: "fuzz".into(),
+            password: seeds::KEY_PASSWORD.into(),
+            kind,
+        };
+        let _ = ensemble_actors::tls::identity_from_bytes(data, &store);
+        let _ = ensemble_actors::tls::trust_from_bytes(data, &store);
+    }
+}
+
 /// Length-prefixed frames of a byte stream, as a connection cuts them; the last frame is what
 /// remains when its length claims more.
 struct Frames<'a>(&'a [u8]);

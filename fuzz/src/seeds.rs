@@ -28,12 +28,13 @@ pub fn of(target: &str) -> Vec<Vec<u8>> {
         "zab_peer" => zab_scripts(),
         "apache_files" => vec![APACHE_SNAPSHOT.to_vec(), APACHE_LOG.to_vec()],
         "rest_request" => rest_request(),
+        "key_store" => key_store(),
         _ => Vec::new(),
     }
 }
 
 /// Every target's name, as `fuzz_targets/` and `seeds/` name them.
-pub const TARGETS: [&str; 10] = [
+pub const TARGETS: [&str; 11] = [
     "peer_stream",
     "client_session",
     "txn_apply",
@@ -44,7 +45,11 @@ pub const TARGETS: [&str; 10] = [
     "zab_peer",
     "apache_files",
     "rest_request",
+    "key_store",
 ];
+
+/// The password of the encrypted key in the `key_store` seeds.
+pub const KEY_PASSWORD: &str = "fuzz";
 
 /// A snapshot Apache ZooKeeper 3.8 wrote (the import's fixture).
 pub const APACHE_SNAPSHOT: &[u8] =
@@ -220,6 +225,7 @@ fn peer_stream() -> Vec<Vec<u8>> {
             accepted_epoch: 2,
             last_zxid: Zxid::new(2, 7),
         }),
+        PeerMessage::Zab(ZabMessage::Inform(txn.clone())),
         PeerMessage::Zab(ZabMessage::Proposal(txn)),
         PeerMessage::Zab(ZabMessage::Request {
             request_id: 78,
@@ -476,11 +482,28 @@ fn config_text() -> Vec<Vec<u8>> {
     let zoo = "tickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/tmp/zk\nclientPort=2181\n\
                server.1=127.0.0.1:2888:3888;2181\nserver.2=localhost:2889:3889:participant\n\
                server.3=[::1]:2890:3890;127.0.0.1:2183\nmaxClientCnxns=60\n\
-               4lw.commands.whitelist=srvr, ruok\nzookeeper.DigestAuthenticationProvider.superDigest=super:abc\n";
+               4lw.commands.whitelist=srvr, ruok\nzookeeper.DigestAuthenticationProvider.superDigest=super:abc\n\
+               sslQuorum=true\nssl.quorum.keyStore.location=/k/q.pem\n\
+               ssl.quorum.trustStore.location=/k/ca.p12\nssl.quorum.hostnameVerification=false\n";
     let toml = "[ensemble]\ntick_ms = 200\n[client]\nfour_letter_words = [\"*\"]\n\
                 [storage]\ndata_dir = \"/tmp/e\"\n[[servers]]\nid = 1\nhost = \"127.0.0.1\"\n\
                 peer_port = 2888\nclient_port = 2181\n";
     vec![zoo.as_bytes().to_vec(), toml.as_bytes().to_vec()]
+}
+
+/// PEM files with a certificate block and an encrypted key (one PBKDF2 iteration, so that
+/// fuzzing stays fast) whose plaintext is a minimal DER sequence, and the same key alone.
+fn key_store() -> Vec<Vec<u8>> {
+    let cert = "-----BEGIN CERTIFICATE-----\nMAMCAQA=\n-----END CERTIFICATE-----\n";
+    let key = ensemble_actors::tls::encrypt_key_pem(
+        &[0x30, 0x03, 0x02, 0x01, 0x00],
+        KEY_PASSWORD,
+        1,
+        &[7; 16],
+        [9; 16],
+    )
+    .expect("an encrypted key");
+    vec![format!("{cert}{key}").into_bytes(), key.into_bytes()]
 }
 
 /// Server 1 of three, with fast election timing and an empty history.

@@ -22,6 +22,7 @@ fn run(target: &str, data: &[u8]) {
         "zab_peer" => ensemble_fuzz::zab_peer(data),
         "apache_files" => ensemble_fuzz::apache_files(data),
         "rest_request" => ensemble_fuzz::rest_request(data),
+        "key_store" => ensemble_fuzz::key_store(data),
         other => panic!("no target {other}"),
     }
 }

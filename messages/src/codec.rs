@@ -7,6 +7,8 @@ use tokio_util::codec::{Decoder, Encoder};
 
 /// Largest peer frame accepted: snapshots travel in one frame.
 pub const MAX_PEER_FRAME: usize = 512 * 1024 * 1024;
+/// A read buffer that grew over this for one frame is reallocated at its remaining size.
+const KEEP_READ_BUFFER_BELOW: usize = 1024 * 1024;
 
 /// Errors of the peer codec.
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +104,14 @@ impl<In: DeserializeOwned, Out> Decoder for PeerCodec<In, Out> {
         }
         src.advance(4);
         let frame = src.split_to(len);
-        Ok(Some(decode(&frame)?))
+        let msg = decode(&frame);
+        if len > KEEP_READ_BUFFER_BELOW {
+            // The read buffer grew to hold this frame (a SNAP image): give that memory back
+            // rather than keep it for the connection's lifetime.
+            drop(frame);
+            *src = BytesMut::from(&src[..]);
+        }
+        Ok(Some(msg?))
     }
 }
 
@@ -178,6 +187,26 @@ mod tests {
         assert_eq!(decode::<PeerMessage>(&encode(&msg).unwrap()).unwrap(), msg);
         let many: Vec<u64> = (0..100_000).map(|i| i % 100).collect();
         assert_eq!(decode::<Vec<u64>>(&encode(&many).unwrap()).unwrap(), many);
+    }
+
+    #[test]
+    fn a_read_buffer_grown_for_a_big_frame_is_given_back() {
+        let big = PeerMessage::Zab(crate::ZabMessage::Proposal(crate::Txn {
+            zxid: Zxid::new(1, 1),
+            origin: 1,
+            request_id: 1,
+            body: vec![7; 8 << 20],
+        }));
+        let small = PeerMessage::Zab(crate::ZabMessage::Commit(Zxid::new(1, 1)));
+        let mut codec = PeerCodec::<PeerMessage, PeerMessage>::default();
+        let mut buf = BytesMut::new();
+        codec.encode(big.clone(), &mut buf).unwrap();
+        codec.encode(small.clone(), &mut buf).unwrap();
+        let mut read = BytesMut::with_capacity(buf.len() + (8 << 20));
+        read.extend_from_slice(&buf);
+        assert_eq!(codec.decode(&mut read).unwrap(), Some(big));
+        assert!(read.capacity() < 1024, "kept {} bytes", read.capacity());
+        assert_eq!(codec.decode(&mut read).unwrap(), Some(small));
     }
 
     #[test]

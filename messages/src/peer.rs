@@ -62,6 +62,8 @@ pub enum ServerState {
     Following,
     /// Leading the ensemble.
     Leading,
+    /// Following an elected leader without voting (an observer).
+    Observing,
 }
 
 /// A vote: who should lead, and how up to date that candidate is.
@@ -158,6 +160,8 @@ pub enum ZabMessage {
     },
     /// Leader -> follower: a forwarded write could not be proposed.
     RequestFailed { request_id: u64, reason: String },
+    /// Leader -> observer: a committed txn (observers get no proposals and never ack).
+    Inform(Txn),
 }
 
 /// Everything sent on an established peer link.

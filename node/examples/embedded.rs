@@ -1,4 +1,5 @@
-//! An actix-web application that runs an ensemble node inside its own actix `System`.
+//! An actix-web application that runs an ensemble node, a Spark-style master and a worker of
+//! that master inside its own actix `System`.
 //!
 //! ```sh
 //! cargo run --release -p ensemble-node --example embedded -- [--http 127.0.0.1:8088] \
@@ -13,19 +14,24 @@
 //!   serves, its last applied zxid and znode count, as JSON;
 //! - `PUT /znodes/PATH` (body = data): creates or sets the znode through the node's write API;
 //! - `GET /znodes/PATH`: its data (404 when there is none);
-//! - `GET /events`: the node's role changes seen so far.
+//! - `GET /events`: the node's role changes seen so far;
+//! - `GET /master`: the master's URL, status (`ALIVE`, `STANDBY`, ...) and workers, as JSON.
 //!
-//! Nothing the node does stops this application: a node failure arrives as an event.
+//! The master and its worker listen on the `--http` host, on free ports. Nothing the node,
+//! the master or the worker does stops this application: a node failure arrives as an event,
+//! a master's or worker's as the result of its `failed()` future.
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use ensemble_actors::data_tree::{AclEntry, CreateMode, OpResult, TreeOp, TreeTxn};
 use ensemble_messages::{zk::err, ServerState};
+use ensemble_node::spark::{Master, MasterOptions, Worker, WorkerOptions};
 use ensemble_node::{Node, NodeEvent};
 use std::sync::{Arc, Mutex};
 
 /// What the routes share.
 struct Shared {
     node: Node,
+    master: Master,
     events: Mutex<Vec<String>>,
 }
 
@@ -44,11 +50,37 @@ async fn main() -> std::io::Result<()> {
     }
     .map_err(other)?;
     let node = Node::start(config).await.map_err(other)?;
+    let host = args.http.rsplit_once(':').map_or("127.0.0.1", |(h, _)| h);
+    let master = Master::start(MasterOptions {
+        host: host.to_string(),
+        port: 0,
+        webui_port: 0,
+        properties: Default::default(),
+    })
+    .await
+    .map_err(other)?;
+    let work = tempfile::tempdir()?;
+    let worker = Worker::start(WorkerOptions {
+        masters: master.url().to_string(),
+        host: host.to_string(),
+        cores: 1,
+        memory_mb: 256,
+        webui_port: 0,
+        work_dir: work.path().to_path_buf(),
+        properties: Default::default(),
+    })
+    .await
+    .map_err(other)?;
     let shared = web::Data::new(Shared {
         node,
+        master,
         events: Mutex::default(),
     });
     actix_web::rt::spawn(record_events(shared.clone().into_inner()));
+    actix_web::rt::spawn(async move {
+        let why = worker.failed().await;
+        tracing::error!("the embedded worker stopped: {why}; the application goes on");
+    });
     let server = HttpServer::new({
         let shared = shared.clone();
         move || {
@@ -57,6 +89,7 @@ async fn main() -> std::io::Result<()> {
                 .app_data(web::PayloadConfig::new(1 << 20))
                 .route("/status", web::get().to(status))
                 .route("/events", web::get().to(events))
+                .route("/master", web::get().to(master_view))
                 .route("/znodes/{path:.*}", web::get().to(read))
                 .route("/znodes/{path:.*}", web::put().to(write))
         }
@@ -103,6 +136,22 @@ async fn status(shared: web::Data<Shared>) -> HttpResponse {
                 "client_port": shared.node.client_addr().port(),
             }))
         }
+        Err(e) => HttpResponse::ServiceUnavailable().body(e.to_string()),
+    }
+}
+
+async fn master_view(shared: web::Data<Shared>) -> HttpResponse {
+    match shared.master.view().await {
+        Ok(v) => HttpResponse::Ok().json(serde_json::json!({
+            "url": v.url,
+            "status": v.status.name(),
+            "workers": v.workers.iter().map(|w| serde_json::json!({
+                "id": w.id,
+                "state": w.state.name(),
+                "cores": w.cores,
+                "memory_mb": w.memory_mb,
+            })).collect::<Vec<_>>(),
+        })),
         Err(e) => HttpResponse::ServiceUnavailable().body(e.to_string()),
     }
 }

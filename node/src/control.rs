@@ -4,9 +4,11 @@
 //! - `create PATH DATA` -> `ok PATH ZXID RESULT` or `err PATH MESSAGE`
 //! - `get PATH` -> `data PATH DATA` (`data PATH -` when missing)
 //! - `status` -> `status STATE SERVING LEADER APPLIED RESTARTS`
-//! - `fail-quorum`, `fail-link SID` -> fault injection, answered `injected`
+//! - `fail ACTOR` -> fault injection, answered `injected`: ACTOR is `election`, `zab` or
+//!   `sessions` (all three the quorum peer actor until they are split), `client-port`,
+//!   `peer-listener`, `storage` or `link SID`
 
-use crate::Node;
+use crate::{Node, NodeActor};
 use ensemble_actors::data_tree::{AclEntry, CreateMode, OpResult, TreeOp, TreeTxn};
 use std::io::{BufRead, Write};
 use std::rc::Rc;
@@ -78,17 +80,54 @@ pub async fn answer(node: &Node, line: &str) -> String {
             ),
             Err(e) => format!("err status {e}"),
         },
-        ["fail-quorum"] => {
-            node.inject_quorum_failure();
-            "injected".into()
-        }
-        ["fail-link", sid] => match sid.parse() {
-            Ok(sid) => {
-                node.inject_link_failure(sid);
-                "injected".into()
-            }
-            Err(_) => format!("err fail-link {sid:?} is not a server id"),
-        },
+        ["fail", actor @ ..] => inject(node, actor),
         _ => format!("err unknown command {line:?}"),
+    }
+}
+
+/// The actor a `fail` command names.
+fn target(words: &[&str]) -> Result<NodeActor, String> {
+    Ok(match words {
+        ["election" | "zab" | "sessions"] => NodeActor::QuorumPeer,
+        ["client-port"] => NodeActor::ClientPort,
+        ["peer-listener"] => NodeActor::PeerListener,
+        ["storage"] => NodeActor::Storage,
+        ["link", sid] => NodeActor::Link(
+            sid.parse()
+                .map_err(|_| format!("{sid:?} is not a server id"))?,
+        ),
+        _ => return Err(format!("no actor {:?}", words.join(" "))),
+    })
+}
+
+fn inject(node: &Node, words: &[&str]) -> String {
+    match target(words).and_then(|t| node.inject_failure(t)) {
+        Ok(()) => "injected".into(),
+        Err(e) => format!("err fail {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fail_names_each_supervised_actor() {
+        for (words, actor) in [
+            (&["election"][..], NodeActor::QuorumPeer),
+            (&["zab"], NodeActor::QuorumPeer),
+            (&["sessions"], NodeActor::QuorumPeer),
+            (&["client-port"], NodeActor::ClientPort),
+            (&["peer-listener"], NodeActor::PeerListener),
+            (&["storage"], NodeActor::Storage),
+            (&["link", "3"], NodeActor::Link(3)),
+        ] {
+            assert_eq!(target(words), Ok(actor), "{words:?}");
+        }
+        assert!(target(&["link", "x"])
+            .unwrap_err()
+            .contains("not a server id"));
+        assert!(target(&["tree"]).unwrap_err().contains("no actor"));
+        assert!(target(&[]).is_err());
     }
 }

@@ -2,12 +2,19 @@
 //!
 //! Embedding: inside a running actix `System` (or an actix-web app), [`Node::start`] starts a
 //! node's actors on an `Arbiter` of its own and returns a [`Node`] handle to write, read, query
-//! status and stop it. Several nodes may run in one process; nothing is a global singleton.
+//! status, inject failures and stop it. Several nodes may run in one process; nothing is a
+//! global singleton. [`spark`] embeds Spark-style masters and workers the same way.
+//!
+//! Supervised actors, and which arbiter runs them: the quorum peer, its peer links, the peer
+//! listener and the client ports on the node's arbiter; the storage writer on an arbiter of its
+//! own and its snapshot writer on a `SyncArbiter` thread. Their restart policies are stated on
+//! each actor and in the README.
 
 pub mod cli;
 pub mod control;
 pub mod four_letter;
 pub mod local_cluster;
+pub mod spark;
 
 use actix::prelude::*;
 use ensemble_actors::apache::recover_or_import;
@@ -16,19 +23,22 @@ use ensemble_actors::data_tree::{OpResult, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::metrics::http::Observed;
 use ensemble_actors::metrics::ServerMetrics;
-use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener, PeerSecret};
-use ensemble_actors::storage::{StorageError, StorageWriter, WriterSettings};
+use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener, PeerSecret, PeerTls};
+use ensemble_actors::storage::Recovered;
+use ensemble_actors::storage::{
+    FailStorage, ReportTo, StorageActor, StorageError, StorageHandle, WriterSettings,
+};
 pub use ensemble_actors::zab::NodeEvent;
 use ensemble_actors::zab::{
     FailQuorumPeer, GetStatus, NodeEvents, NodeStatus, PeerTiming, QuorumPeerActor, QuorumSettings,
-    ReadData, StorageEvent, Submit, SubmitError,
+    ReadData, Submit, SubmitError,
 };
 use ensemble_config::dynamic::Membership;
 use ensemble_config::{NodeConfig, PeerAuth};
 use ensemble_messages::{Sid, Zxid};
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Why a node could not start or answer.
@@ -50,7 +60,7 @@ pub enum NodeError {
     /// The peer secret could not be read.
     #[error("{0}")]
     PeerSecret(String),
-    /// The secure client port's key material or settings are unusable.
+    /// The secure client port's or the quorum port's key material or settings are unusable.
     #[error("{0}")]
     Tls(String),
     /// The membership a reconfig left in dataDir is unreadable.
@@ -91,11 +101,47 @@ fn peer_secret(config: &NodeConfig) -> Result<Option<Arc<PeerSecret>>, NodeError
     }
 }
 
+/// A node's supervised actors, as fault injection names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeActor {
+    /// The quorum peer actor: the election, Zab and the session tracker live in it.
+    QuorumPeer,
+    /// The storage writer.
+    Storage,
+    /// The client ports (plain and secure).
+    ClientPort,
+    /// The peer port's acceptor.
+    PeerListener,
+    /// The link to this peer.
+    Link(Sid),
+}
+
+/// Mutual TLS on the peer links, when the config asks for it (sslQuorum).
+fn peer_tls(config: &NodeConfig) -> Result<Option<Arc<PeerTls>>, NodeError> {
+    let Some(tls) = config
+        .quorum_tls
+        .as_ref()
+        .filter(|_| !config.is_standalone())
+    else {
+        return Ok(None);
+    };
+    let hosts = config
+        .servers
+        .iter()
+        .map(|s| (s.id, s.host.clone()))
+        .collect();
+    let tls = PeerTls::new(tls, hosts).map_err(NodeError::Tls)?;
+    tracing::info!("quorum port runs mutual TLS");
+    Ok(Some(Arc::new(tls)))
+}
+
 /// A running node.
 pub struct Node {
     quorum: Addr<QuorumPeerActor>,
     links: BTreeMap<Sid, Addr<PeerLink>>,
-    storage: Arc<StorageWriter>,
+    peer_listener: Option<Addr<PeerListener>>,
+    client_ports: Vec<Addr<ClientPort>>,
+    storage: StorageHandle,
     arbiter: Arbiter,
     client_addr: SocketAddr,
     events: NodeEvents,
@@ -230,39 +276,36 @@ impl Sockets {
     }
 }
 
-/// Where the storage writer reports, once the quorum actor has an address.
-type StorageSink = Arc<OnceLock<Recipient<StorageEvent>>>;
-
-/// Recovers (or imports) the node's storage and builds its quorum actor. Blocking: reads
-/// every snapshot and log file.
-fn recover_actor(
-    config: &NodeConfig,
-    metrics: Arc<ServerMetrics>,
-    events: NodeEvents,
-) -> Result<Built, NodeError> {
-    let secret = peer_secret(config)?;
-    let storage_settings = WriterSettings {
+/// The storage writer's settings from the config.
+fn writer_settings(config: &NodeConfig) -> WriterSettings {
+    WriterSettings {
         data_dir: config.storage.data_dir.clone(),
         data_log_dir: config.storage.data_log_dir.clone(),
         fsync: config.storage.fsync,
         snap_retain_count: config.storage.snap_retain_count,
-    };
-    let recovered = recover_or_import(
-        &storage_settings.data_dir,
-        &storage_settings.data_log_dir,
-        storage_settings.fsync,
-    )?;
-    let sink: StorageSink = Arc::default();
-    let report = sink.clone();
-    let storage = Arc::new(StorageWriter::start(
-        storage_settings.clone(),
-        metrics.clone(),
-        move |e| {
-            if let Some(r) = report.get() {
-                r.do_send(StorageEvent(e));
-            }
-        },
-    )?);
+    }
+}
+
+/// Recovers (or imports) the node's storage and makes it ready for the writer. Blocking:
+/// reads every snapshot and log file.
+fn recover_storage(config: &NodeConfig) -> Result<Recovered, NodeError> {
+    let s = writer_settings(config);
+    let recovered = recover_or_import(&s.data_dir, &s.data_log_dir, s.fsync)?;
+    ensemble_actors::storage::prepare(&s)?;
+    Ok(recovered)
+}
+
+/// Builds the quorum actor from recovered storage, writing through `storage`. Blocking:
+/// rebuilds the tree.
+fn build_actor(
+    config: &NodeConfig,
+    recovered: Recovered,
+    storage: Addr<StorageActor>,
+    metrics: Arc<ServerMetrics>,
+    events: NodeEvents,
+) -> Result<Built, NodeError> {
+    let secret = peer_secret(config)?;
+    let tls = peer_tls(config)?;
     let settings = QuorumSettings {
         sid: config.id,
         voters: config.voters(),
@@ -271,7 +314,7 @@ fn recover_actor(
             servers: config.servers.clone(),
         },
         timing: peer_timing(config),
-        storage: storage_settings,
+        storage: writer_settings(config),
         snap_count: config.storage.snap_count,
         container_check_ms: config.client.container_check_ms,
         metrics,
@@ -281,22 +324,21 @@ fn recover_actor(
     let actor = QuorumPeerActor::new(settings, BTreeMap::new(), storage.clone(), recovered)?;
     let identity = PeerIdentity {
         sid: config.id,
-        members: config.voters(),
+        members: config.servers.iter().map(|s| s.id).collect(),
         secret,
+        tls,
     };
     Ok(Built {
         storage,
         actor,
-        sink,
         identity,
     })
 }
 
-/// A node's storage and quorum actor, recovered and not yet started.
+/// A node's quorum actor, recovered and not yet started, and its storage writer.
 struct Built {
-    storage: Arc<StorageWriter>,
+    storage: Addr<StorageActor>,
     actor: QuorumPeerActor,
-    sink: StorageSink,
     identity: PeerIdentity,
 }
 
@@ -312,6 +354,13 @@ fn service_settings(config: &NodeConfig) -> ServiceSettings {
     }
 }
 
+/// The quorum actor, its peer links and the peer listener, running.
+struct Quorum {
+    quorum: Addr<QuorumPeerActor>,
+    links: BTreeMap<Sid, Addr<PeerLink>>,
+    peer_listener: Option<Addr<PeerListener>>,
+}
+
 /// Starts the quorum actor, its peer links and the peer listener on `arbiter`, under
 /// supervisors; resolves with their addresses once they run.
 async fn start_quorum(
@@ -319,12 +368,11 @@ async fn start_quorum(
     arbiter: &Arbiter,
     built: Built,
     peer_listener: Option<std::net::TcpListener>,
-) -> Result<(Addr<QuorumPeerActor>, BTreeMap<Sid, Addr<PeerLink>>), NodeError> {
+) -> Result<Quorum, NodeError> {
     let Built {
         actor,
-        sink,
+        storage,
         identity,
-        ..
     } = built;
     let peers: Vec<(Sid, String)> = config
         .servers
@@ -335,7 +383,8 @@ async fn start_quorum(
     let (ready_tx, ready_rx) = oneshot::channel();
     let quorum = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
         let addr = ctx.address();
-        let _ = sink.set(addr.clone().recipient());
+        // Before the actor persists anything: the writer's mailbox keeps the order.
+        storage.do_send(ReportTo(addr.clone().recipient()));
         let links: BTreeMap<Sid, Addr<PeerLink>> = peers
             .into_iter()
             .map(|(sid, peer_addr)| {
@@ -346,32 +395,31 @@ async fn start_quorum(
                 (sid, link)
             })
             .collect();
-        if let Some(l) = peer_listener {
-            match tokio::net::TcpListener::from_std(l) {
-                Ok(l) => {
-                    PeerListener::new(identity, links.clone(), l).start();
-                }
-                Err(e) => tracing::error!("peer listener: {e}"),
-            }
-        }
-        let _ = ready_tx.send(links.clone());
+        let listener = peer_listener.map(|l| {
+            let links = links.clone();
+            Supervisor::start(move |_| PeerListener::new(identity, links, l))
+        });
+        let _ = ready_tx.send((links.clone(), listener));
         actor.with_links(links)
     });
     // The arbiter builds the links; wait for it before handing out the node.
-    let links = ready_rx.await.map_err(|_| NodeError::Stopped)?;
-    Ok((quorum, links))
+    let (links, peer_listener) = ready_rx.await.map_err(|_| NodeError::Stopped)?;
+    Ok(Quorum {
+        quorum,
+        links,
+        peer_listener,
+    })
 }
 
-/// Starts the client ports (plain and, when configured, TLS) and the HTTP endpoints on
-/// `arbiter`.
+/// Starts the client ports (plain and, when configured, TLS) under supervisors and the HTTP
+/// endpoints on `arbiter`; resolves with the ports' addresses once they run.
 async fn start_client_ports(
     arbiter: &Arbiter,
     observed: Observed,
     sockets: Sockets,
-) -> Result<(), NodeError> {
+) -> Result<Vec<Addr<ClientPort>>, NodeError> {
     let Sockets {
         client,
-        client_addr,
         secure,
         http,
         ..
@@ -379,32 +427,21 @@ async fn start_client_ports(
     let (started_tx, started_rx) = oneshot::channel();
     arbiter.spawn_fn(move || {
         let o = observed.clone();
-        let port = |l| ClientPort::new(o.config.clone(), o.quorum.clone(), l, o.metrics.clone());
-        let plain = tokio::net::TcpListener::from_std(client).map(port);
-        let secure = secure.map(|(listener, tls)| {
-            tokio::net::TcpListener::from_std(listener)
-                .map(|l| port(l).secure(tls, SECURE_CONN_IDS))
-        });
-        let started = plain.and_then(|plain| Ok((plain, secure.transpose()?)));
-        let _ = started_tx.send(
-            started
-                .map(|(plain, secure)| {
-                    plain.start();
-                    secure.map(Actor::start);
-                })
-                .err(),
-        );
+        let port =
+            move |l| ClientPort::new(o.config.clone(), o.quorum.clone(), l, o.metrics.clone());
+        let mut ports = vec![Supervisor::start({
+            let port = port.clone();
+            move |_| port(client)
+        })];
+        if let Some((listener, tls)) = secure {
+            ports.push(Supervisor::start(move |_| {
+                port(listener).secure(tls, SECURE_CONN_IDS)
+            }));
+        }
+        let _ = started_tx.send(ports);
         http.serve(observed);
     });
-    match started_rx.await {
-        Ok(None) => Ok(()),
-        Ok(Some(source)) => Err(NodeError::Bind {
-            what: "client port",
-            addr: client_addr.to_string(),
-            source,
-        }),
-        Err(_) => Err(NodeError::Stopped),
-    }
+    started_rx.await.map_err(|_| NodeError::Stopped)
 }
 
 impl Node {
@@ -420,22 +457,42 @@ impl Node {
         let mut sockets = Sockets::bind(&config)?;
         let metrics = Arc::new(ServerMetrics::new(config.client.global_outstanding_limit));
         let events = NodeEvents::default();
-        let built = {
-            let (config, metrics, events) = (config.clone(), metrics.clone(), events.clone());
-            actix_rt::task::spawn_blocking(move || recover_actor(&config, metrics, events))
+        let recovered = {
+            let config = config.clone();
+            actix_rt::task::spawn_blocking(move || recover_storage(&config))
                 .await
                 .map_err(|_| NodeError::Stopped)??
         };
-        let storage = built.storage.clone();
+        let storage = StorageActor::start(writer_settings(&config), metrics.clone());
+        let built = {
+            let (config, metrics, events) = (config.clone(), metrics.clone(), events.clone());
+            let writer = storage.addr.clone();
+            actix_rt::task::spawn_blocking(move || {
+                build_actor(&config, recovered, writer, metrics, events)
+            })
+            .await
+            .map_err(|_| NodeError::Stopped)?
+        };
+        let built = match built {
+            Ok(b) => b,
+            Err(e) => {
+                storage.stop().await;
+                return Err(e);
+            }
+        };
         let arbiter = Arbiter::new();
-        let (quorum, links) = start_quorum(&config, &arbiter, built, sockets.peer.take()).await?;
+        let Quorum {
+            quorum,
+            links,
+            peer_listener,
+        } = start_quorum(&config, &arbiter, built, sockets.peer.take()).await?;
         let observed = Observed {
             config: config.clone(),
             quorum: quorum.clone(),
             metrics,
         };
         let client_addr = sockets.client_addr;
-        start_client_ports(&arbiter, observed, sockets).await?;
+        let client_ports = start_client_ports(&arbiter, observed, sockets).await?;
         tracing::info!(
             sid = config.id,
             client = %client_addr,
@@ -445,6 +502,8 @@ impl Node {
         Ok(Node {
             quorum,
             links,
+            peer_listener,
+            client_ports,
             storage,
             arbiter,
             client_addr,
@@ -453,8 +512,8 @@ impl Node {
     }
 
     /// Role changes and fatal failures of this node, from now on. After a
-    /// [`NodeEvent::Failed`] the node has stopped; the host decides what to do (the `ensemble`
-    /// binary exits).
+    /// [`NodeEvent::Failed`] the node has stopped serving; the host decides what to do (the
+    /// `ensemble` binary exits), and [`Node::stop`] releases the storage writer's threads.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<NodeEvent> {
         self.events.subscribe()
     }
@@ -490,21 +549,29 @@ impl Node {
             .map_err(|_| NodeError::Stopped)
     }
 
-    /// Makes the quorum peer actor fail; its supervisor restarts it from disk.
-    pub fn inject_quorum_failure(&self) {
-        self.quorum.do_send(FailQuorumPeer);
-    }
-
-    /// Makes the link to `peer` fail; its supervisor restarts it.
-    pub fn inject_link_failure(&self, peer: Sid) {
-        if let Some(l) = self.links.get(&peer) {
-            l.do_send(Fail);
+    /// Makes one of the node's supervised actors fail, as a crash would; its supervisor
+    /// restarts it under its restart policy. Says why not when the node has no such actor.
+    pub fn inject_failure(&self, actor: NodeActor) -> Result<(), String> {
+        match actor {
+            NodeActor::QuorumPeer => self.quorum.do_send(FailQuorumPeer),
+            NodeActor::Storage => self.storage.addr.do_send(FailStorage),
+            NodeActor::ClientPort => self.client_ports.iter().for_each(|p| p.do_send(Fail)),
+            NodeActor::PeerListener => match &self.peer_listener {
+                Some(l) => l.do_send(Fail),
+                None => return Err("a standalone server has no peer listener".into()),
+            },
+            NodeActor::Link(sid) => match self.links.get(&sid) {
+                Some(l) => l.do_send(Fail),
+                None => return Err(format!("server {sid} is not a peer of this one")),
+            },
         }
+        Ok(())
     }
 
-    /// Stops the node: queued writes reach the disk, then its actors stop.
-    pub fn stop(self) {
-        self.storage.flush();
+    /// Stops the node: its actors stop, then queued writes reach the disk and the storage
+    /// writer stops.
+    pub async fn stop(self) {
         self.arbiter.stop();
+        self.storage.stop().await;
     }
 }

@@ -377,7 +377,8 @@ impl ProcessCluster {
         self.dir.path().join("data").join(format!("server-{id}"))
     }
 
-    /// The `Mode:` server `id` reports (`leader`, `follower`, `not serving`, `unreachable ...`).
+    /// The `Mode:` server `id` reports (`leader`, `follower`, `observer`, `not serving`,
+    /// `unreachable ...`).
     pub fn mode(&self, id: u64) -> String {
         four_letter::mode(&self.client_addr(id), Duration::from_millis(500))
     }
@@ -390,13 +391,13 @@ impl ProcessCluster {
         (leaders.len() == 1).then(|| leaders[0])
     }
 
-    /// Waits until every server serves: one leader and the rest followers (or a single
-    /// standalone server).
+    /// Waits until every server serves: one leader and the rest followers or observers (or a
+    /// single standalone server).
     pub fn wait_serving(&self, timeout: Duration) -> Result<(), String> {
         wait_until("every server to serve", timeout, || {
             let modes: Vec<String> = (1..=self.size).map(|i| self.mode(i)).collect();
             let count = |m: &str| modes.iter().filter(|x| *x == m).count() as u64;
-            (count("leader") == 1 && count("follower") == self.size - 1)
+            (count("leader") == 1 && count("follower") + count("observer") == self.size - 1)
                 || (self.size == 1 && count("standalone") == 1)
         })
     }

@@ -1,7 +1,8 @@
 //! The embedding example (`node/examples/embedded.rs`) as a user runs it: an actix-web
-//! application with an ensemble node inside. Its routes read and write through the node; a
-//! node whose storage fails stops and says so, and the application goes on serving. The same
-//! failure makes `ensemble node` exit with status 70.
+//! application with an ensemble node, a Spark-style master and a worker inside. Its routes
+//! read and write through the node and read the master's registry; a node whose storage fails
+//! stops and says so, and the application (and its master) goes on serving. The same failure
+//! makes `ensemble node` exit with status 70.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -10,7 +11,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The example's binary, built by `cargo test` beside this test's own (a run filtered with
-/// `--test` builds no example: that case is refused rather than run on an old binary).
+/// `--test` builds no example: that case is refused rather than run on an old binary). It is
+/// current when it is not older than the newest build of the library it links; the `ensemble`
+/// binary is no yardstick, as cargo may link it a moment after the example.
 fn example() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let deps = exe.parent().expect("deps dir");
@@ -19,8 +22,18 @@ fn example() -> PathBuf {
         .expect("profile dir")
         .join("examples/embedded");
     let built = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let library = std::fs::read_dir(deps)
+        .expect("deps dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("libensemble_node-") && n.ends_with(".rlib"))
+        })
+        .filter_map(|p| built(&p))
+        .max();
     assert!(
-        built(&example) >= built(Path::new(env!("CARGO_BIN_EXE_ensemble"))),
+        built(&example).is_some() && built(&example) >= library,
         "{} is missing or older than the library: run `cargo test -p ensemble-node` (or build \
          the example) without a --test filter",
         example.display()
@@ -128,6 +141,18 @@ fn the_example_serves_the_node_and_outlives_its_failure() {
         (200, "two".into())
     );
     assert_eq!(http(&addr, "GET", "/znodes/missing", "").unwrap().0, 404);
+    let master = wait_for(
+        "the embedded worker registered with the embedded master",
+        || {
+            let (code, body) = http(&addr, "GET", "/master", "").ok()?;
+            (code == 200 && body.contains("\"state\":\"ALIVE\"")).then_some(body)
+        },
+    );
+    assert!(master.contains("\"status\":\"ALIVE\""), "{master}");
+    assert!(
+        master.contains("\"url\":\"spark://127.0.155.1:"),
+        "{master}"
+    );
 
     break_storage(dir.path());
     for i in 0..10 {
@@ -141,6 +166,8 @@ fn the_example_serves_the_node_and_outlives_its_failure() {
     assert!(events.contains("storage failed"), "{events}");
     let (code, _) = http(&addr, "GET", "/status", "").expect("the application still serves");
     assert_eq!(code, 503, "the stopped node answers nothing");
+    let (code, body) = http(&addr, "GET", "/master", "").expect("the master still serves");
+    assert_eq!(code, 200, "{body}");
     drop(child);
 }
 

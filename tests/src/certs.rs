@@ -60,6 +60,37 @@ impl TestCa {
         self.issue(name, params)
     }
 
+    /// A quorum peer's certificate for `names`, good for TLS servers and clients alike (one
+    /// key store serves both directions of a peer link).
+    pub fn peer(&self, name: &str, names: &[&str]) -> Issued {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).expect("peer names");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        self.issue(name, params)
+    }
+
+    /// `issued`'s certificate with its key as encrypted PKCS#8 (PBES2, AES-256-CBC) in one PEM
+    /// file (`<name>-encrypted.pem`), via openssl.
+    pub fn encrypted_pem(&self, issued: &Issued, name: &str, password: &str) -> PathBuf {
+        let key = self.dir.join(format!("{name}-encrypted-key.pem"));
+        run(Command::new("openssl")
+            .args(["pkcs8", "-topk8", "-v2", "aes-256-cbc", "-in"])
+            .arg(&issued.key)
+            .arg("-out")
+            .arg(&key)
+            .arg("-passout")
+            .arg(format!("pass:{password}")));
+        let out = self.dir.join(format!("{name}-encrypted.pem"));
+        let cert = std::fs::read_to_string(&issued.cert).expect("read cert");
+        let key = std::fs::read_to_string(&key).expect("read encrypted key");
+        std::fs::write(&out, format!("{cert}{key}")).expect("write encrypted pem");
+        out
+    }
+
     /// A client certificate whose subject is `CN=<cn>,O=<o>` (as Java prints it).
     pub fn client(&self, cn: &str, o: &str) -> Issued {
         let mut params = CertificateParams::default();

@@ -7,7 +7,11 @@
 //! - no two servers apply different txns at the same position (applied histories are prefixes
 //!   of one canonical history, which also makes every committed log a prefix of the leader's);
 //! - every write acknowledged to a client is in the canonical history at its zxid, and after
-//!   the faults stop every server converges to a history that contains it.
+//!   the faults stop every server converges to a history that contains it;
+//! - observers never count: when a txn is first applied anywhere, a quorum of the voters
+//!   alone holds it (on disk or queued for it);
+//! - every observer's applied history is a prefix of the newest established leader's (while
+//!   that leader serves).
 //!
 //! After the fault phase the cluster must elect a leader, commit a new write and converge
 //! within a bounded simulated time.
@@ -33,8 +37,10 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 /// Shape of one simulated run.
 #[derive(Clone, Debug)]
 pub struct SimConfig {
-    /// Number of servers.
+    /// Number of voting servers.
     pub nodes: usize,
+    /// Number of observers, besides the voters (ids after theirs).
+    pub observers: usize,
     /// Simulated ms of faults and load.
     pub fault_ms: u64,
     /// Simulated ms allowed for recovery once faults stop.
@@ -44,7 +50,8 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
-    /// A run shape derived from the seed: 3 to 7 servers, a few simulated seconds of faults.
+    /// A run shape derived from the seed: 3 to 7 voters, 0 to 2 observers, a few simulated
+    /// seconds of faults.
     pub fn for_seed(seed: u64) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
         SimConfig {
@@ -52,6 +59,8 @@ impl SimConfig {
             fault_ms: rng.random_range(3_000..8_000),
             liveness_ms: 30_000,
             drop_rate: [0.0, 0.01, 0.05][rng.random_range(0..3)],
+            // Drawn last, so that the other draws of a seed stay what they were.
+            observers: [0, 0, 1, 2][rng.random_range(0..4)],
         }
     }
 }
@@ -112,23 +121,34 @@ struct Node {
     unsynced: Vec<(StorageOp, Option<PersistToken>)>,
     fsync_pending: bool,
     applied: Vec<(Zxid, Vec<u8>)>,
-    /// The membership this server last applied: (version, voters).
+    /// The membership this server last applied.
     membership: Membership,
 }
 
-/// A config version and its voters.
-type Membership = (u64, Vec<Sid>);
+/// A config version, its voters and its observers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Membership {
+    version: u64,
+    voters: Vec<Sid>,
+    observers: Vec<Sid>,
+}
 
-/// A simulated reconfig body: `reconfig:<expected version>:<voter,voter,...>`.
+/// A simulated reconfig body:
+/// `reconfig:<expected version>:<voter,voter,...>:<observer,observer,...>`.
 fn membership_of(body: &[u8]) -> Option<ProposedMembership> {
     let text = std::str::from_utf8(body).ok()?.strip_prefix("reconfig:")?;
-    let (expected, voters) = text.split_once(':')?;
-    Some(ProposedMembership {
-        expected_version: expected.parse().ok()?,
-        voters: voters
-            .split(',')
+    let mut parts = text.splitn(3, ':');
+    let expected = parts.next()?.parse().ok()?;
+    let ids = |list: &str| -> Option<Vec<Sid>> {
+        list.split(',')
+            .filter(|v| !v.is_empty())
             .map(|v| v.parse().ok())
-            .collect::<Option<_>>()?,
+            .collect()
+    };
+    Some(ProposedMembership {
+        expected_version: expected,
+        voters: ids(parts.next()?)?,
+        observers: ids(parts.next()?)?,
     })
 }
 
@@ -137,8 +157,12 @@ fn membership_of(body: &[u8]) -> Option<ProposedMembership> {
 fn membership_after(mut m: Membership, history: &[(Zxid, Vec<u8>)]) -> Membership {
     for (zxid, body) in history {
         if let Some(p) = membership_of(body) {
-            if p.expected_version == m.0 {
-                m = (zxid.0, p.voters);
+            if p.expected_version == m.version {
+                m = Membership {
+                    version: zxid.0,
+                    voters: p.voters,
+                    observers: p.observers,
+                };
             }
         }
     }
@@ -234,7 +258,8 @@ impl Sim {
             trace: Vec::new(),
             bodies: BTreeMap::new(),
         };
-        for id in 1..=sim.cfg.nodes as Sid {
+        let configured = sim.configured();
+        for id in 1..=(sim.cfg.nodes + sim.cfg.observers) as Sid {
             sim.nodes.insert(
                 id,
                 Node {
@@ -244,7 +269,7 @@ impl Sim {
                     unsynced: Vec::new(),
                     fsync_pending: false,
                     applied: Vec::new(),
-                    membership: (0, (1..=sim.cfg.nodes as Sid).collect()),
+                    membership: configured.clone(),
                 },
             );
         }
@@ -298,10 +323,31 @@ impl Sim {
         ))
     }
 
-    /// The voters of the committed history's last effective reconfig (everyone without one).
+    /// The membership the servers are configured with: the first `nodes` ids vote, the
+    /// `observers` after them observe.
+    fn configured(&self) -> Membership {
+        let first = self.cfg.nodes as Sid + 1;
+        Membership {
+            version: 0,
+            voters: (1..first).collect(),
+            observers: (first..first + self.cfg.observers as Sid).collect(),
+        }
+    }
+
+    /// The membership of the committed history's last effective reconfig (the configured
+    /// one without any).
+    fn membership(&self) -> Membership {
+        membership_after(self.configured(), &self.canonical)
+    }
+
+    /// The voters of the committed history's last effective reconfig.
     fn voters(&self) -> Vec<Sid> {
-        let all = (0, self.nodes.keys().copied().collect());
-        membership_after(all, &self.canonical).1
+        self.membership().voters
+    }
+
+    /// The observers of the committed history's last effective reconfig.
+    fn observers(&self) -> Vec<Sid> {
+        self.membership().observers
     }
 
     fn established_leader(&self) -> Option<Sid> {
@@ -397,7 +443,7 @@ impl Sim {
         let crashes = self.rng.random_range(0..6);
         for _ in 0..crashes {
             let at = self.rng.random_range(200..end);
-            let node = self.rng.random_range(1..=self.cfg.nodes as Sid);
+            let node = self.rng.random_range(1..=self.nodes.len() as Sid);
             self.schedule(at, Event::Crash { node });
             let back = at + self.rng.random_range(50..2_000);
             if back < end {
@@ -440,7 +486,53 @@ impl Sim {
             return Ok(());
         };
         self.handle(ev)?;
-        self.check_leaders()
+        self.check_leaders()?;
+        self.check_observers()
+    }
+
+    /// How many voters hold `zxid` on disk or queued for it.
+    fn voters_holding(&self, zxid: Zxid) -> usize {
+        let holds = |n: &Node| {
+            n.disk.snapshot.iter().any(|(z, _)| *z == zxid)
+                || n.disk.log.iter().any(|t| t.zxid == zxid)
+                || n.unsynced.iter().any(
+                    |(op, _)| matches!(op, StorageOp::Append(ts) if ts.iter().any(|t| t.zxid == zxid)),
+                )
+        };
+        self.voters()
+            .iter()
+            .filter(|v| self.nodes.get(v).is_some_and(holds))
+            .count()
+    }
+
+    /// Every observer's applied history is a prefix of the newest established leader's
+    /// (histories are already prefixes of one canonical history, so lengths tell).
+    fn check_observers(&self) -> Result<(), String> {
+        let newest = self
+            .nodes
+            .iter()
+            .filter_map(|(id, n)| {
+                let s = n.core.as_ref()?.status();
+                (s.state == ServerState::Leading && s.serving).then_some((s.current_epoch, *id))
+            })
+            .max();
+        // A leader that has not noticed yet that a newer one replaced it is no reference.
+        let newest_ever = self.leaders.keys().next_back().copied();
+        let Some((_, leader)) = newest.filter(|(epoch, _)| Some(*epoch) == newest_ever) else {
+            return Ok(());
+        };
+        let led = self.nodes[&leader].applied.len();
+        for o in self.observers() {
+            let n = &self.nodes[&o];
+            if n.core.is_some() && n.applied.len() > led {
+                return Err(format!(
+                    "observer {o} applied {} txns, beyond leader {leader}'s {led}\n{}",
+                    n.applied.len(),
+                    self.describe()
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn handle(&mut self, ev: Event) -> Result<(), String> {
@@ -525,15 +617,19 @@ impl Sim {
             return Ok(());
         }
         let via = live[self.rng.random_range(0..live.len())];
-        let (version, mut voters) = self.nodes[&via].membership.clone();
+        let Membership {
+            version,
+            mut voters,
+            observers,
+        } = self.nodes[&via].membership.clone();
         if voters.len() < 3 {
             return Ok(());
         }
         let gone = voters.remove(self.rng.random_range(0..voters.len()));
-        let list: Vec<String> = voters.iter().map(Sid::to_string).collect();
+        let list = |ids: &[Sid]| ids.iter().map(Sid::to_string).collect::<Vec<_>>().join(",");
         self.trace
             .push(format!("{} reconfig via {via} removing {gone}", self.now));
-        let body = format!("reconfig:{version}:{}", list.join(","));
+        let body = format!("reconfig:{version}:{}:{}", list(&voters), list(&observers));
         self.submit(via, body.into_bytes())
     }
 
@@ -545,9 +641,13 @@ impl Sim {
     }
 
     fn boot(&mut self, id: Sid) -> Result<(), String> {
-        let peers: Vec<Sid> = self.nodes.keys().copied().collect();
+        let members: Vec<Sid> = self.nodes.keys().copied().collect();
         let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
-        let (version, voters) = node.membership.clone();
+        let Membership {
+            version,
+            voters,
+            observers,
+        } = node.membership.clone();
         node.incarnation += 1;
         let snap = node.disk.snapshot_zxid();
         let durable = Durable {
@@ -564,6 +664,7 @@ impl Sim {
         };
         node.applied = node.disk.snapshot.clone();
         let mut core = QuorumPeer::new(id, voters, timing(), durable)
+            .with_observers(observers)
             .with_membership(version, std::sync::Arc::new(membership_of));
         let incarnation = node.incarnation;
         let outs = core.start(self.now);
@@ -580,7 +681,7 @@ impl Sim {
             },
         );
         self.carry_out(id, outs)?;
-        for other in peers.into_iter().filter(|o| *o != id) {
+        for other in members.into_iter().filter(|o| *o != id) {
             if self.nodes[&other].core.is_some() {
                 self.feed(other, Input::PeerConnected(id))?;
                 self.feed(id, Input::PeerConnected(other))?;
@@ -685,12 +786,11 @@ impl Sim {
                     let state: Vec<(Zxid, Vec<u8>)> =
                         decode(&s.state).map_err(|e| e.to_string())?;
                     self.check_history(id, &state, 0)?;
-                    let all = (0, self.nodes.keys().copied().collect());
-                    let m = membership_after(all, &state);
+                    let m = membership_after(self.configured(), &state);
                     let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
                     if let Some(core) = node.core.as_mut() {
-                        if core.config_version() != m.0 {
-                            core.set_membership(m.0, m.1.clone());
+                        if core.config_version() != m.version {
+                            core.set_membership(m.version, m.voters.clone(), m.observers.clone());
                         }
                     }
                     node.membership = m;
@@ -789,7 +889,18 @@ impl Sim {
                         String::from_utf8_lossy(&c.1)
                     ))
                 }
-                None => self.canonical.push(entry.clone()),
+                None => {
+                    let holding = self.voters_holding(entry.0);
+                    if holding <= self.cfg.nodes / 2 {
+                        return Err(format!(
+                            "node {id} applied {} first, but only {holding} of {} voters hold it\n{}",
+                            entry.0,
+                            self.cfg.nodes,
+                            self.describe()
+                        ));
+                    }
+                    self.canonical.push(entry.clone())
+                }
             }
         }
         Ok(())

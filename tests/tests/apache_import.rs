@@ -3,9 +3,12 @@
 //! same tree (paths, data, ACLs, every Stat field), resume the session kazoo kept open, continue
 //! sequence numbers and zxids above Apache's, and leave Apache's files untouched. Then the
 //! offline tools `ensemble data check` / `data dump` read those dirs, and a damaged Apache dir
-//! refuses to start. Needs Java with Debian's zookeeper package and kazoo, which
-//! `./scripts/test` installs, and `/work/shared/tools/apache-zk.sh`. About 10 s.
+//! refuses to start. Then three Apache servers of which one stopped 30 writes early are
+//! restarted as ensemble: the lagging one is synced by the leader. Needs Java with Debian's
+//! zookeeper package and kazoo, which `./scripts/test` installs, and
+//! `/work/shared/tools/apache-zk.sh`. About 25 s.
 
+use ensemble_actors::zk_client::ZkClient;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -31,11 +34,17 @@ struct Apache {
 
 impl Apache {
     fn start(dir: &Path) -> Apache {
+        Self::start_at(dir, BASE_PORT)
+    }
+
+    /// Three servers with client ports `base + i` (quorum and election ports base+10+i,
+    /// base+20+i).
+    fn start_at(dir: &Path, base: u16) -> Apache {
         assert!(Path::new(APACHE_ZK).exists(), "{APACHE_ZK} is missing");
         let out = Command::new("bash")
             .args([APACHE_ZK, "start", "3"])
             .arg(dir)
-            .env("APACHE_ZK_BASE_PORT", BASE_PORT.to_string())
+            .env("APACHE_ZK_BASE_PORT", base.to_string())
             .output()
             .expect("apache-zk.sh runs");
         assert!(
@@ -53,6 +62,17 @@ impl Apache {
             .filter_map(|i| std::fs::read_to_string(self.dir.join(format!("n{i}/pid"))).ok())
             .map(|p| p.trim().to_string())
             .collect()
+    }
+
+    /// Stops server `i` alone and waits until its JVM is gone.
+    fn stop_one(&self, i: u64) {
+        let pid_file = self.dir.join(format!("n{i}/pid"));
+        let pid = std::fs::read_to_string(&pid_file).expect("pid file");
+        let pid = pid.trim().to_string();
+        let _ = Command::new("kill").arg(&pid).status();
+        let _ = std::fs::remove_file(&pid_file);
+        let gone = || !Path::new(&format!("/proc/{pid}")).exists();
+        wait_until("Apache's JVM to exit", Duration::from_secs(30), gone).unwrap();
     }
 
     /// Stops every server and waits until the JVMs are gone (their ports are free then).
@@ -92,7 +112,12 @@ fn python(args: &[&str]) -> String {
 }
 
 fn dump() -> BTreeMap<String, Value> {
-    serde_json::from_str(&python(&["dump", HOSTS])).expect("dump is JSON")
+    dump_from(HOSTS)
+}
+
+/// Every znode `hosts` serves, read through kazoo.
+fn dump_from(hosts: &str) -> BTreeMap<String, Value> {
+    serde_json::from_str(&python(&["dump", hosts])).expect("dump is JSON")
 }
 
 /// The kazoo process that filled the tree; it keeps one session (with ephemerals) open.
@@ -347,4 +372,99 @@ fn damaged_dir_refuses(root: &Path) {
         !dir.join("ensemble-v2").exists(),
         "nothing of ensemble's was written"
     );
+}
+
+/// Three Apache servers whose data dirs differ: server 3 stopped 30 writes before the others,
+/// as happens in a real migration. Restarted as ensemble on the same files, every server
+/// imports its own dir, the leader (never the lagging server) brings server 3 up to date by
+/// DIFF or SNAP, and each server alone then serves Apache's final tree. Ports 15081..15083.
+#[test]
+fn a_lagging_apache_server_is_brought_up_to_date() {
+    const BASE: u16 = 15080;
+    let addr = |i: u16| format!("127.0.0.1:{}", BASE + i);
+    let dir = tempfile::tempdir().unwrap();
+    let apache = Apache::start_at(dir.path(), BASE);
+    let rt = ensemble_tests::runtime();
+    let both = [addr(1), addr(2), addr(3)];
+    let zk = connect_when_serving(&rt, &both);
+    for i in 0..20 {
+        rt.block_on(zk.create(&format!("/early-{i:02}"), b"before the lag", 0))
+            .expect("create on Apache");
+    }
+    rt.block_on(zk.sync("/")).expect("sync");
+    wait_until(
+        "Apache server 3 to hold the early writes",
+        Duration::from_secs(30),
+        || {
+            let zk3 = rt.block_on(ZkClient::connect(&[addr(3)], Duration::from_secs(5)));
+            zk3.is_ok_and(|c| {
+                rt.block_on(c.exists("/early-19"))
+                    .is_ok_and(|s| s.is_some())
+            })
+        },
+    )
+    .unwrap();
+    // Server 3 is likely Apache's leader (highest sid): 1 and 2 elect anew, and the writes go
+    // through a fresh session to them.
+    drop(zk);
+    apache.stop_one(3);
+    let zk = connect_when_serving(&rt, &[addr(1), addr(2)]);
+    for i in 0..30 {
+        rt.block_on(zk.create(&format!("/late-{i:02}"), b"after server 3 stopped", 0))
+            .expect("create on Apache 1 and 2");
+    }
+    rt.block_on(zk.set_data("/early-00", b"changed late", -1))
+        .expect("set on Apache 1 and 2");
+    rt.block_on(zk.delete("/early-01", -1)).expect("delete");
+    drop(zk);
+    let hosts12 = format!("{},{}", addr(1), addr(2));
+    let before = dump_from(&hosts12);
+    apache.stop();
+
+    let cfgs: Vec<PathBuf> = (1..=3)
+        .map(|i| dir.path().join(format!("n{i}/zoo.cfg")))
+        .collect();
+    let mut c = ProcessCluster::with_zoo_cfg_files(181, EXE.into(), &cfgs, |i| addr(i as u16));
+    c.start_all();
+    c.wait_serving(Duration::from_secs(30)).unwrap();
+    for i in 1..=3 {
+        assert!(
+            c.log(i).contains("imported Apache ZooKeeper data"),
+            "server {i}: {}",
+            c.log(i)
+        );
+    }
+    assert_ne!(c.leader(), Some(3), "the lagging server cannot lead");
+    let synced = (1..=2).any(|i| {
+        c.log(i).lines().any(|l| {
+            l.contains("syncing follower by") && l.contains("follower=3") && !l.contains("TRUNC")
+        })
+    });
+    assert!(
+        synced,
+        "the leader syncs server 3: {}",
+        c.log(1) + &c.log(2)
+    );
+    for i in 1..=3u16 {
+        let after = dump_from(&addr(i));
+        let differences = differences(&before, &after);
+        assert!(
+            differences.is_empty(),
+            "server {i} serves Apache's final tree:\n{differences}"
+        );
+    }
+    assert!(before.contains_key("/late-29") && !before.contains_key("/early-01"));
+}
+
+/// A session on `hosts` once Apache serves (it takes a few seconds to elect).
+fn connect_when_serving(rt: &tokio::runtime::Runtime, hosts: &[String]) -> ZkClient {
+    let mut client = None;
+    wait_until("Apache to serve", Duration::from_secs(60), || {
+        client = rt
+            .block_on(ZkClient::connect(hosts, Duration::from_secs(5)))
+            .ok();
+        client.is_some()
+    })
+    .unwrap();
+    client.expect("connected")
 }

@@ -345,11 +345,11 @@ fn supervised_actors_restart_and_the_node_keeps_serving() {
     let mut c = writer_cluster(16, "");
     write_n(&mut c, 1, 0, 5);
     assert_eq!(
-        c.ask(1, "fail-link 3", "injected").as_deref(),
+        c.ask(1, "fail link 3", "injected").as_deref(),
         Some("injected")
     );
     assert_eq!(
-        c.ask(1, "fail-quorum", "injected").as_deref(),
+        c.ask(1, "fail zab", "injected").as_deref(),
         Some("injected")
     );
     wait_until(

@@ -47,6 +47,7 @@ fn simulated_clusters_stay_safe_and_recover() {
 fn a_quiet_run_commits_every_write() {
     let cfg = SimConfig {
         nodes: 3,
+        observers: 0,
         fault_ms: 3_000,
         liveness_ms: 10_000,
         drop_rate: 0.0,
@@ -58,11 +59,25 @@ fn a_quiet_run_commits_every_write() {
     assert!(report.committed >= report.acked);
 }
 
+#[test]
+fn observers_learn_every_commit_without_counting() {
+    let cfg = SimConfig {
+        nodes: 3,
+        observers: 2,
+        fault_ms: 3_000,
+        liveness_ms: 10_000,
+        drop_rate: 0.0,
+    };
+    let report = Sim::new(11, cfg).run().unwrap_or_else(|e| panic!("{e}"));
+    assert!(report.acked > 10, "{report:?}");
+}
+
 /// Seeds that once failed, kept whatever `SIM_SEEDS` says: 7325 left a follower that had promised
-/// a newer epoch LOOKING forever beside an established leader.
+/// a newer epoch LOOKING forever beside an established leader; 1382 (an observer) held the
+/// observer against a stale leader that had not noticed its replacement yet.
 #[test]
 fn regression_seeds_stay_fixed() {
-    for seed in [7325] {
+    for seed in [7325, 1382] {
         if let Err(e) = run_seed(seed) {
             panic!("{e}");
         }

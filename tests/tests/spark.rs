@@ -245,5 +245,11 @@ fn masters_fail_over(home: &Path, block: u8) {
         home.display(),
         killed.elapsed().as_secs_f64()
     );
-    assert!(b.log().contains("I have been elected leader!"));
+    // The JVM's log may reach the file after the status page says ALIVE.
+    wait_until(
+        "B's log to say it was elected",
+        Duration::from_secs(10),
+        || b.log().contains("I have been elected leader!"),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", b.log()));
 }

@@ -5,6 +5,7 @@ use crate::client_port::{
     avg, dir_size, environment, mode, monitor_values, read_only, version, ServerInfo,
 };
 use crate::metrics::SummarySnapshot;
+use ensemble_config::ServerRole;
 use ensemble_messages::ServerState;
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
@@ -304,6 +305,8 @@ fn voting_view(info: &ServerInfo) -> Value {
         .config
         .servers
         .iter()
+        // ZooKeeper's voting view lists the voters only.
+        .filter(|s| s.role == ServerRole::Participant)
         .map(|s| {
             let election = format!("{}:{}", s.host, s.election_port.unwrap_or(s.peer_port));
             let view = json!({
@@ -355,7 +358,7 @@ fn zabstate(info: &ServerInfo) -> Value {
         "quorum_address": me.peer_addr(),
         "election_address": format!("{}:{}", me.host, me.election_port.unwrap_or(me.peer_port)),
         "client_address": me.client_addr().unwrap_or_default(),
-        "voting": true,
+        "voting": !c.is_observer(),
         "last_zxid": format!("0x{zxid:x}"),
         "zab_epoch": zxid >> 32,
         "zab_counter": zxid & 0xffff_ffff,

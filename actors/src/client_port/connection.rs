@@ -5,8 +5,10 @@
 //! makes no progress for the session timeout closes the connection. Reading pauses while the
 //! connection's [`Flow`] is throttled; a frame's buffer grows only with the bytes received.
 
+use super::direct::{DirectReader, PublishedTree};
 use super::limits::Flow;
 use super::protocol::{ClientConnect, ClientGone, ClientPacket, ClientSink, ToClient};
+use crate::metrics::ServerMetrics;
 use crate::zab::QuorumPeerActor;
 use actix::Addr;
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, RequestHeader};
@@ -72,6 +74,11 @@ pub struct Connection<R, W> {
     pub flow: Arc<Flow>,
     /// When the whole connect request must have arrived.
     pub handshake_deadline: Instant,
+    /// The tree versions the quorum peer actor publishes, to answer reads on this thread;
+    /// `None` sends every request to the actor.
+    pub published: Option<Arc<PublishedTree>>,
+    /// The server's running figures.
+    pub metrics: Arc<ServerMetrics>,
 }
 
 /// Serves the connection until the client, the service or a limit ends it.
@@ -91,6 +98,8 @@ where
         limits,
         flow,
         handshake_deadline,
+        published,
+        metrics,
     } = c;
     // Requests pipelined by the client arrive together: one read takes many of them.
     let mut read = BufReader::with_capacity(READ_BUFFER, read);
@@ -108,6 +117,12 @@ where
         let read_only = connect.len() > request.to_bytes().len() && connect[connect.len() - 1] != 0;
         let stall = limits.stall(request.time_out);
         let (sink, outgoing) = ClientSink::new(flow.clone());
+        let direct = published.map(|p| {
+            (
+                DirectReader::new(p, sink.share().clone(), metrics),
+                sink.clone(),
+            )
+        });
         quorum.do_send(ClientConnect {
             conn,
             request,
@@ -116,8 +131,14 @@ where
             identities,
             sink,
         });
+        let requests = Requests {
+            quorum: &quorum,
+            conn,
+            flow: &flow,
+            direct,
+        };
         tokio::select! {
-            r = read_requests(&mut read, &quorum, conn, &flow, limits.max_frame, stall) => r,
+            r = requests.run(&mut read, limits.max_frame, stall) => r,
             r = write_replies(write, outgoing, &flow, stall) => r,
             _ = flow.overflow() => Err(format!(
                 "over {} bytes of replies and notifications wait for a client that does not read",
@@ -141,31 +162,47 @@ impl Drop for EndFlow {
     }
 }
 
-/// Reads requests and hands them to the service, pausing while the connection is throttled.
-async fn read_requests(
-    read: &mut (impl AsyncRead + Unpin),
-    quorum: &Addr<QuorumPeerActor>,
+/// Where a connection's requests go: reads it may answer itself are answered on its thread
+/// (see [`super::direct`]), everything else goes to the service in the quorum peer actor.
+struct Requests<'a> {
+    quorum: &'a Addr<QuorumPeerActor>,
     conn: u64,
-    flow: &Flow,
-    max_frame: usize,
-    stall: Duration,
-) -> Result<(), String> {
-    loop {
-        if let Some(why) = flow.throttle() {
-            tracing::debug!(conn, ?why, "not reading from a client for now");
-            flow.wait_for_room().await;
+    flow: &'a Flow,
+    direct: Option<(DirectReader, ClientSink)>,
+}
+
+impl Requests<'_> {
+    /// Reads requests and answers or forwards each, pausing while the connection is throttled.
+    async fn run(
+        mut self,
+        read: &mut (impl AsyncRead + Unpin),
+        max_frame: usize,
+        stall: Duration,
+    ) -> Result<(), String> {
+        loop {
+            if let Some(why) = self.flow.throttle() {
+                tracing::debug!(conn = self.conn, ?why, "not reading from a client for now");
+                self.flow.wait_for_room().await;
+            }
+            let f = read_request(read, max_frame, stall).await?;
+            let mut r = JuteReader::new(&f);
+            let header = RequestHeader::read(&mut r, "request header")
+                .map_err(|e| format!("bad request header: {e}"))?;
+            let body = f.get(8..).unwrap_or_default();
+            if let Some((reader, sink)) = self.direct.as_mut() {
+                if let Some(reply) = reader.answer(self.flow.idle(), header.xid, header.op, body) {
+                    sink.push(reply);
+                    continue;
+                }
+            }
+            self.flow.request_started();
+            self.quorum.do_send(ClientPacket {
+                conn: self.conn,
+                xid: header.xid,
+                op: header.op,
+                body: body.to_vec(),
+            });
         }
-        let f = read_request(read, max_frame, stall).await?;
-        let mut r = JuteReader::new(&f);
-        let header = RequestHeader::read(&mut r, "request header")
-            .map_err(|e| format!("bad request header: {e}"))?;
-        flow.request_started();
-        quorum.do_send(ClientPacket {
-            conn,
-            xid: header.xid,
-            op: header.op,
-            body: f[8..].to_vec(),
-        });
     }
 }
 

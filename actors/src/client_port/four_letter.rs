@@ -2,7 +2,7 @@
 
 use crate::metrics::{process, ServerMetrics};
 use crate::zab::{NodeStatus, ServerReport};
-use ensemble_config::NodeConfig;
+use ensemble_config::{NodeConfig, ServerRole};
 use ensemble_messages::ServerState;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -37,13 +37,15 @@ pub fn version() -> String {
     )
 }
 
-/// `leader`, `follower`, `standalone`, `read-only` or `looking`, as `srvr` says it.
+/// `leader`, `follower`, `observer`, `standalone`, `read-only` or `looking`, as `srvr` says
+/// it.
 pub fn mode(info: &ServerInfo) -> &'static str {
     match info.status.peer.state {
         _ if read_only(info) => "read-only",
         _ if info.status.standalone => "standalone",
         ServerState::Leading => "leader",
         ServerState::Following => "follower",
+        ServerState::Observing => "observer",
         ServerState::Looking => "looking",
     }
 }
@@ -164,6 +166,7 @@ pub fn monitor_values(info: &ServerInfo) -> Vec<(&'static str, String)> {
     let peer_state = match p.state {
         ServerState::Leading => "leading - broadcast",
         ServerState::Following => "following - broadcast",
+        ServerState::Observing => "observing - broadcast",
         ServerState::Looking => "looking",
     };
     let m = info.metrics;
@@ -200,9 +203,10 @@ pub fn monitor_values(info: &ServerInfo) -> Vec<(&'static str, String)> {
         lines.push(("max_file_descriptor_count", max.to_string()));
     }
     if p.state == ServerState::Leading {
-        let learners = info.config.voters().len().saturating_sub(1);
-        lines.push(("learners", learners.to_string()));
+        lines.push(("learners", learners(info).to_string()));
         lines.push(("synced_followers", p.synced_followers.to_string()));
+        lines.push(("synced_non_voting_followers", "0".into()));
+        lines.push(("synced_observers", p.synced_observers.to_string()));
         lines.push(("followers", p.synced_followers.to_string()));
         lines.push(("pending_syncs", "0".into()));
         if let Some(up) = m.leader_uptime_ms() {
@@ -210,6 +214,12 @@ pub fn monitor_values(info: &ServerInfo) -> Vec<(&'static str, String)> {
         }
     }
     lines
+}
+
+/// The leader's configured learners: the other voters and every observer.
+pub fn learners(info: &ServerInfo) -> usize {
+    let c = info.config;
+    c.voters().len().saturating_sub(1) + c.observers().len()
 }
 
 fn mntr(info: &ServerInfo) -> String {
@@ -350,9 +360,11 @@ fn conf(info: &ServerInfo) -> String {
         "serverId={}\ninitLimit={}\nsyncLimit={}\n",
         c.id, c.init_limit, c.sync_limit
     ));
+    // ZooKeeper prints its LearnerType's ordinal: 0 participant, 1 observer.
     s.push_str(&format!(
-        "quorumPort={}\npeerType=0\nmembership: \n",
-        me.peer_port
+        "quorumPort={}\npeerType={}\nmembership: \n",
+        me.peer_port,
+        u8::from(c.is_observer())
     ));
     for srv in &c.servers {
         let election = srv.election_port.unwrap_or(srv.peer_port);
@@ -360,8 +372,12 @@ fn conf(info: &ServerInfo) -> String {
         let client = srv
             .client_bind_addr()
             .map_or_else(String::new, |a| format!(";{a}"));
+        let role = match srv.role {
+            ServerRole::Participant => "participant",
+            ServerRole::Observer => "observer",
+        };
         s.push_str(&format!(
-            "server.{}={}:{}:{}:participant{client}\n",
+            "server.{}={}:{}:{}:{role}{client}\n",
             srv.id, srv.host, srv.peer_port, election
         ));
     }
@@ -386,6 +402,7 @@ mod tests {
                 committed: Zxid::new(1, 0),
                 applied: Zxid::new(1, 0),
                 synced_followers: 2,
+                synced_observers: 0,
                 election_epoch: 1,
             },
             node_count: 5,
@@ -440,6 +457,42 @@ mod tests {
         assert!(render("srvr", &info(&c, &f))
             .unwrap()
             .ends_with("Mode: follower\nNode count: 5\n"));
+    }
+
+    #[test]
+    fn observers_say_so_and_the_leader_counts_them_apart() {
+        let mut c = config(&["*"]);
+        let mut observer = c.servers[2].clone();
+        (observer.id, observer.peer_port) = (4, 2891);
+        observer.role = ServerRole::Observer;
+        observer.client = None;
+        c.servers.push(observer);
+        let mut s = status(ServerState::Leading, true);
+        s.peer.synced_observers = 1;
+        let mntr = render("mntr", &info(&c, &s)).unwrap();
+        for line in [
+            "zk_quorum_size\t3\n",
+            "zk_learners\t3\n",
+            "zk_synced_followers\t2\n",
+            "zk_synced_non_voting_followers\t0\n",
+            "zk_synced_observers\t1\n",
+        ] {
+            assert!(mntr.contains(line), "{line:?} missing from {mntr}");
+        }
+        assert!(render("conf", &info(&c, &s))
+            .unwrap()
+            .contains("server.4=127.0.0.1:2891:2891:observer\n"));
+        c.id = 4;
+        let o = status(ServerState::Observing, true);
+        let i = info(&c, &o);
+        assert!(render("srvr", &i).unwrap().contains("Mode: observer\n"));
+        let mntr = render("mntr", &i).unwrap();
+        assert!(mntr.contains("zk_server_state\tobserver\n"), "{mntr}");
+        assert!(
+            mntr.contains("zk_peer_state\tobserving - broadcast\n"),
+            "{mntr}"
+        );
+        assert!(render("conf", &i).unwrap().contains("peerType=1\n"));
     }
 
     #[test]

@@ -174,12 +174,18 @@ impl Flow {
     pub fn request_answered(&self) {
         let taken = self
             .outstanding
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
             .is_ok();
         if taken {
             self.load.release(1);
             self.changed.notify_waiters();
         }
+    }
+
+    /// Whether every request read so far was answered. Acquires what the service did before
+    /// answering the last one (it published the tree that reply was made from).
+    pub fn idle(&self) -> bool {
+        self.outstanding.load(Ordering::Acquire) == 0
     }
 
     /// Counts `bytes` of output queued; false (and the connection is to be closed) when that

@@ -1,55 +1,74 @@
 //! Accepts client connections and answers four-letter words.
 
 use super::connection::{run, ConnLimits, Connection, FRAME_OVERHEAD};
+use super::direct::PublishedTree;
 use super::four_letter::{render, screen, Screened, ServerInfo, REPORT_WORDS};
 use super::limits::{Flow, IpSlot, Load, PerIpLimit};
 use super::tls::{IntoHalves, SecurePort};
-use crate::accept::{accepted, Accepted};
+use crate::accept::{accepted, listen, Accepted};
 use crate::metrics::ServerMetrics;
-use crate::zab::{GetReport, GetStatus, QuorumPeerActor, ResetConnectionStats};
+use crate::peer::Fail;
+use crate::zab::{GetPublishedTree, GetReport, GetStatus, QuorumPeerActor, ResetConnectionStats};
 use actix::prelude::*;
 use ensemble_config::NodeConfig;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::time::Instant as TokioInstant;
 
 /// Time a new connection has to send a whole connect request or four-letter word (ZooKeeper's
 /// zookeeper.nio.sessionlessCnxnTimeout).
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a client port whose socket cannot be registered waits before trying again.
+const RETRY_LISTEN: Duration = Duration::from_secs(1);
+
 /// The client port actor.
+///
+/// Restart policy (supervised; [`Fail`] injects one): it keeps its listening socket, bound
+/// once when the node starts, and accepts on it again; connections that arrive meanwhile
+/// wait in the socket's backlog. Open connections survive a restart: each runs as a task of
+/// its own, independent of the port, and its session never notices. It keeps its connection
+/// counters, per-address limits and the next connection id.
 pub struct ClientPort {
     config: Arc<NodeConfig>,
     quorum: Addr<QuorumPeerActor>,
-    listener: Option<TcpListener>,
+    listener: std::net::TcpListener,
     metrics: Arc<ServerMetrics>,
     per_ip: Arc<PerIpLimit>,
     load: Arc<Load>,
     next_conn: u64,
     /// TLS in front of every connection: the secure client port.
     tls: Option<Arc<SecurePort>>,
+    /// The threads connections run on, one per core, taken in turn.
+    workers: Vec<Arbiter>,
+    next_worker: usize,
+    /// The quorum peer actor's published tree, for reads on the connection threads.
+    published: Option<Arc<PublishedTree>>,
 }
 
 impl ClientPort {
-    /// A client port on an already bound socket, counting into `metrics` (whose load it
-    /// throttles on).
+    /// A client port on an already bound, non-blocking socket, counting into `metrics`
+    /// (whose load it throttles on).
     pub fn new(
         config: Arc<NodeConfig>,
         quorum: Addr<QuorumPeerActor>,
-        listener: TcpListener,
+        listener: std::net::TcpListener,
         metrics: Arc<ServerMetrics>,
     ) -> Self {
         ClientPort {
             quorum,
-            listener: Some(listener),
+            listener,
             per_ip: PerIpLimit::new(config.client.max_client_cnxns),
             load: metrics.load(),
             metrics,
             next_conn: 0,
             config,
             tls: None,
+            workers: Vec::new(),
+            next_worker: 0,
+            published: None,
         }
     }
 
@@ -67,9 +86,50 @@ impl Actor for ClientPort {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if let Some(listener) = self.listener.take() {
-            ctx.add_stream(accepted(listener, "client"));
+        // The connection threads outlive restarts (the connections on them survive).
+        if self.workers.is_empty() {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            self.workers = (0..cores).map(|_| Arbiter::new()).collect();
         }
+        let listener = match listen(&self.listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!("the client port cannot accept: {e}; trying again");
+                ctx.run_later(RETRY_LISTEN, |_, ctx| ctx.stop());
+                return;
+            }
+        };
+        let quorum = self.quorum.clone();
+        let published = async move { quorum.send(GetPublishedTree).await.ok() };
+        // Connections are accepted once they can answer reads on their own threads.
+        ctx.wait(published.into_actor(self).map(move |published, act, ctx| {
+            act.published = published;
+            ctx.add_stream(accepted(listener, "client"));
+        }));
+    }
+}
+
+impl Drop for ClientPort {
+    /// The connection threads end with the port, and the connections on them.
+    fn drop(&mut self) {
+        for w in &self.workers {
+            w.stop();
+        }
+    }
+}
+
+impl Supervised for ClientPort {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("client port restarting; its socket and connections carry over");
+    }
+}
+
+impl Handler<Fail> for ClientPort {
+    type Result = ();
+
+    fn handle(&mut self, _: Fail, ctx: &mut Context<Self>) {
+        tracing::warn!("client port failure injected");
+        ctx.stop();
     }
 }
 
@@ -101,34 +161,66 @@ impl StreamHandler<Accepted> for ClientPort {
             quorum: self.quorum.clone(),
             metrics: self.metrics.clone(),
             load: self.load.clone(),
+            published: self.published.clone(),
         };
         self.next_conn += 1;
         let conn = self.next_conn;
         let tls = self.tls.clone();
-        actix::spawn(async move {
-            let _ = stream.set_nodelay(true);
-            let ip = stream
-                .peer_addr()
-                .map(|a| a.ip().to_canonical().to_string())
-                .unwrap_or_default();
-            let result = match tls {
-                None => serve(stream, ip, Vec::new(), &served, conn, deadline).await,
-                Some(tls) => match tls.accept(stream, deadline).await {
-                    Ok((stream, ids)) => serve(stream, ip, ids, &served, conn, deadline).await,
-                    Err(e) => {
-                        tracing::info!("unsuccessful TLS handshake with {ip}: {e}");
-                        Ok(())
-                    }
-                },
-            };
-            if let Err(e) = result {
-                tracing::debug!("client connection ended: {e}");
+        let Some(worker) = self
+            .workers
+            .get(self.next_worker % self.workers.len().max(1))
+        else {
+            actix::spawn(connection(stream, slot, served, conn, deadline, tls));
+            return;
+        };
+        self.next_worker = self.next_worker.wrapping_add(1);
+        // The socket moves to the worker's own reactor.
+        let stream = match stream.into_std() {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("cannot hand a client connection to a worker thread: {e}");
+                return;
             }
-            drop(slot);
+        };
+        worker.spawn_fn(move || match TcpStream::from_std(stream) {
+            Ok(stream) => {
+                actix::spawn(connection(stream, slot, served, conn, deadline, tls));
+            }
+            Err(e) => tracing::warn!("cannot serve a client connection: {e}"),
         });
     }
 
     fn finished(&mut self, _: &mut Context<Self>) {}
+}
+
+/// Serves one accepted connection (behind TLS when `tls` is set) on the current thread.
+async fn connection(
+    stream: TcpStream,
+    slot: IpSlot,
+    served: Served,
+    conn: u64,
+    deadline: TokioInstant,
+    tls: Option<Arc<SecurePort>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let ip = stream
+        .peer_addr()
+        .map(|a| a.ip().to_canonical().to_string())
+        .unwrap_or_default();
+    let result = match tls {
+        None => serve(stream, ip, Vec::new(), &served, conn, deadline).await,
+        Some(tls) => match tls.accept(stream, deadline).await {
+            Ok((stream, ids)) => serve(stream, ip, ids, &served, conn, deadline).await,
+            Err(e) => {
+                tracing::info!("unsuccessful TLS handshake with {ip}: {e}");
+                Ok(())
+            }
+        },
+    };
+    if let Err(e) = result {
+        tracing::debug!("client connection ended: {e}");
+    }
+    drop(slot);
 }
 
 /// What a connection's task shares with the port.
@@ -137,6 +229,7 @@ struct Served {
     quorum: Addr<QuorumPeerActor>,
     metrics: Arc<ServerMetrics>,
     load: Arc<Load>,
+    published: Option<Arc<PublishedTree>>,
 }
 
 impl Served {
@@ -168,6 +261,8 @@ impl Served {
             },
             flow: Flow::new(self.load.clone(), Flow::max_queued_for(max_frame)),
             handshake_deadline: deadline,
+            published: self.published.clone(),
+            metrics: self.metrics.clone(),
         })
         .await;
     }

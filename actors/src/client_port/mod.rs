@@ -1,17 +1,20 @@
 //! The client port: ZooKeeper's session protocol and four-letter words.
 
 mod connection;
+mod direct;
 mod four_letter;
 mod limits;
 mod listener;
 mod protocol;
+mod reads;
 mod reconfig;
 mod service;
 mod tls;
 
+pub use direct::{DirectReader, PublishedTree, SessionShare};
 pub use four_letter::{
-    avg, dir_size, environment, mode, monitor_values, read_only, render, version, ServerInfo,
-    FOUR_LETTER_WORDS, REPORT_WORDS,
+    avg, dir_size, environment, learners, mode, monitor_values, read_only, render, version,
+    ServerInfo, FOUR_LETTER_WORDS, REPORT_WORDS,
 };
 pub use limits::Load;
 pub use listener::ClientPort;

@@ -1,5 +1,6 @@
 //! What client connections and the quorum peer actor tell each other.
 
+use super::direct::SessionShare;
 use super::limits::Flow;
 use actix::Message;
 use ensemble_messages::jute::ConnectRequest;
@@ -22,19 +23,27 @@ pub enum ToClient {
 pub struct ClientSink {
     tx: UnboundedSender<ToClient>,
     flow: Arc<Flow>,
+    share: Arc<SessionShare>,
 }
 
 impl ClientSink {
     /// A sink accounted in `flow`, and the queue the connection's writer drains.
     pub fn new(flow: Arc<Flow>) -> (Self, UnboundedReceiver<ToClient>) {
         let (tx, rx) = unbounded_channel();
-        (ClientSink { tx, flow }, rx)
+        let share = Arc::new(SessionShare::default());
+        (ClientSink { tx, flow, share }, rx)
     }
 
-    /// The reply to one request.
+    /// What the connection's thread knows of its session, to answer reads itself.
+    pub fn share(&self) -> &Arc<SessionShare> {
+        &self.share
+    }
+
+    /// The reply to one request. It is queued before the request stops counting as in flight,
+    /// so a read the connection answers itself once idle is queued after it.
     pub fn reply(&self, frame: Vec<u8>) {
-        self.flow.request_answered();
         self.push(frame);
+        self.flow.request_answered();
     }
 
     /// A frame that answers no request: the handshake reply or a watch notification.

@@ -5,9 +5,10 @@
 //! only after that write was applied here, and is answered after it.
 
 use super::protocol::{ClientConnect, ClientPacket, ClientSink};
+use super::reads::tree_read;
 use crate::data_tree::{
-    masked, permits, ttl_of_owner, AclEntry, Applied, CreateMode, DataTree, NodeStat, OpResult,
-    PermissionMemo, SessionPassword, TreeOp, TreeTxn,
+    ttl_of_owner, AclEntry, Applied, CreateMode, DataTree, NodeStat, OpResult, PermissionMemo,
+    SessionPassword, TreeOp, TreeTxn,
 };
 use crate::metrics::ServerMetrics;
 use crate::sessions::{first_session_id, kinds_of_type, password_matches, WatchKind, WatchManager};
@@ -160,7 +161,8 @@ pub struct ClientService {
     metrics: Arc<ServerMetrics>,
 }
 
-fn frame(xid: i32, zxid: i64, err: i32, body: &[u8]) -> Vec<u8> {
+/// A reply frame: the header, then `body`.
+pub(super) fn frame(xid: i32, zxid: i64, err: i32, body: &[u8]) -> Vec<u8> {
     let mut out = ReplyHeader { xid, zxid, err }.to_bytes();
     out.extend_from_slice(body);
     out
@@ -192,18 +194,6 @@ fn to_acl(acl: &[Acl]) -> Vec<AclEntry> {
             perms: a.perms,
             scheme: a.id.scheme.clone(),
             id: a.id.id.clone(),
-        })
-        .collect()
-}
-
-fn from_acl(acl: &[AclEntry]) -> Vec<Acl> {
-    acl.iter()
-        .map(|a| Acl {
-            perms: a.perms,
-            id: Id {
-                scheme: a.scheme.clone(),
-                id: a.id.clone(),
-            },
         })
         .collect()
 }
@@ -292,8 +282,8 @@ impl ClientService {
                 ip: c.ip.clone(),
                 session: c.session,
                 timeout_ms: c.timeout_ms,
-                received: c.received,
-                sent: c.sent,
+                received: c.received + c.sink.share().answered(),
+                sent: c.sent + c.sink.share().answered(),
             })
             .collect();
         connections.sort_by_key(|c| c.session);
@@ -308,6 +298,7 @@ impl ClientService {
         for c in self.conns.values_mut() {
             c.received = 0;
             c.sent = 0;
+            c.sink.share().reset();
         }
     }
 
@@ -399,13 +390,16 @@ impl ClientService {
             });
             self.pending.insert(rid, Pending::Move { conn: c.conn });
         }
-        self.conns.insert(
-            c.conn,
-            Conn {
-                queue,
-                ..Conn::new(session, c, timeout, false)
-            },
-        );
+        let settled = queue.is_empty();
+        let id = c.conn;
+        let conn = Conn {
+            queue,
+            ..Conn::new(session, c, timeout, false)
+        };
+        if settled {
+            conn.sink.share().enable(session, &conn.auth);
+        }
+        self.conns.insert(id, conn);
     }
 
     /// A read-only client's handshake while this server is out of quorum: a new session is
@@ -625,7 +619,10 @@ impl ClientService {
                     let reply = self.read(conn, session, &auth, xid, op, &body, tree);
                     if let Some(c) = self.conns.get_mut(&conn) {
                         let added = std::mem::replace(&mut c.auth, auth);
-                        c.auth.extend(added);
+                        if !added.is_empty() {
+                            c.auth.extend(added);
+                            c.sink.share().set_auth(&c.auth);
+                        }
                     }
                     self.metrics.read_latency.since(since);
                     reply
@@ -650,99 +647,14 @@ impl ClientService {
         let zxid = tree.last_applied().0 as i64;
         let ok = |b: Vec<u8>| frame(xid, zxid, err::OK, &b);
         let fail = |e: i32| frame(xid, zxid, e, &[]);
-        let can_read = |path: &str| {
-            tree.get(path)
-                .is_none_or(|n| permits(&n.acl, perm::READ, auth))
-        };
+        if let Some(a) = tree_read(tree, session, auth, code, body) {
+            for (kind, path) in &a.watches {
+                self.watches.add(*kind, path, session);
+            }
+            return frame(xid, zxid, a.err, &a.body);
+        }
         match code {
             op::PING => frame(xid::PING, zxid, err::OK, &[]),
-            op::EXISTS => match PathWatchRequest::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
-                Ok(r) => match tree.stat(&r.path) {
-                    Some(s) => {
-                        if r.watch {
-                            self.watches.add(WatchKind::Data, &r.path, session);
-                        }
-                        ok(StatResponse { stat: to_stat(&s) }.to_bytes())
-                    }
-                    None => {
-                        if r.watch {
-                            self.watches.add(WatchKind::Exist, &r.path, session);
-                        }
-                        fail(err::NO_NODE)
-                    }
-                },
-            },
-            op::GET_DATA => match PathWatchRequest::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
-                Ok(r) if !can_read(&r.path) => fail(err::NO_AUTH),
-                Ok(r) => match (tree.get(&r.path), tree.stat(&r.path)) {
-                    (Some(n), Some(s)) => {
-                        if r.watch {
-                            self.watches.add(WatchKind::Data, &r.path, session);
-                        }
-                        ok(GetDataResponse {
-                            data: Buffer(n.data().to_vec()),
-                            stat: to_stat(&s),
-                        }
-                        .to_bytes())
-                    }
-                    _ => fail(err::NO_NODE),
-                },
-            },
-            op::GET_CHILDREN | op::GET_CHILDREN2 => match PathWatchRequest::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
-                Ok(r) if !can_read(&r.path) => fail(err::NO_AUTH),
-                Ok(r) => match (tree.children(&r.path), tree.stat(&r.path)) {
-                    (Some(children), Some(s)) => {
-                        if r.watch {
-                            self.watches.add(WatchKind::Child, &r.path, session);
-                        }
-                        if code == op::GET_CHILDREN {
-                            ok(GetChildrenResponse { children }.to_bytes())
-                        } else {
-                            ok(GetChildren2Response {
-                                children,
-                                stat: to_stat(&s),
-                            }
-                            .to_bytes())
-                        }
-                    }
-                    _ => fail(err::NO_NODE),
-                },
-            },
-            op::GET_ACL => match PathRequest::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
-                Ok(r) => match (tree.get(&r.path), tree.stat(&r.path)) {
-                    (Some(n), Some(s)) => match acl_view(&n.acl, auth) {
-                        Some(acl) => ok(GetAclResponse {
-                            acl: from_acl(&acl),
-                            stat: to_stat(&s),
-                        }
-                        .to_bytes()),
-                        None => fail(err::NO_AUTH),
-                    },
-                    _ => fail(err::NO_NODE),
-                },
-            },
-            op::GET_EPHEMERALS => match PathRequest::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
-                Ok(r) => {
-                    let children = tree.ephemerals_with_prefix(session, &r.path);
-                    ok(GetChildrenResponse { children }.to_bytes())
-                }
-            },
-            op::GET_ALL_CHILDREN_NUMBER => match PathRequest::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
-                Ok(r) if !can_read(&r.path) => fail(err::NO_AUTH),
-                Ok(r) => match tree.get(&r.path) {
-                    None => fail(err::NO_NODE),
-                    Some(_) => ok(IntResponse {
-                        number: i32::try_from(tree.descendant_count(&r.path)).unwrap_or(i32::MAX),
-                    }
-                    .to_bytes()),
-                },
-            },
             op::AUTH => match AuthPacket::from_bytes(body) {
                 Ok(a) if a.scheme == "digest" => {
                     let ids = self.digest_identities(&String::from_utf8_lossy(&a.auth.0));
@@ -795,10 +707,6 @@ impl ClientService {
                     .collect(),
             }
             .to_bytes()),
-            op::MULTI_READ => match self.multi_read(session, auth, body, tree) {
-                Some(b) => ok(b),
-                None => fail(err::MARSHALLING_ERROR),
-            },
             op::SET_WATCHES => match SetWatches::from_bytes(body) {
                 Err(_) => fail(err::MARSHALLING_ERROR),
                 Ok(w) => {
@@ -827,94 +735,6 @@ impl ClientService {
             },
             _ => fail(err::UNIMPLEMENTED),
         }
-    }
-
-    /// multiRead: getData and getChildren sub-ops, each answered on its own (a failure does not
-    /// abort the others).
-    fn multi_read(
-        &mut self,
-        session: i64,
-        auth: &[(String, String)],
-        body: &[u8],
-        tree: &DataTree,
-    ) -> Option<Vec<u8>> {
-        let mut r = JuteReader::new(body);
-        let mut w = JuteWriter::default();
-        // Thousands of sub-ops may name znodes with one large ACL: it is read once.
-        let mut memo = PermissionMemo::default();
-        loop {
-            let h = MultiHeader::read(&mut r, "multiRead header").ok()?;
-            if h.done {
-                break;
-            }
-            let req = PathWatchRequest::read(&mut r, "multiRead op").ok()?;
-            let readable = tree
-                .get(&req.path)
-                .map(|n| memo.permits(&n.acl, perm::READ, auth));
-            match (h.op, readable, tree.stat(&req.path)) {
-                (_, Some(false), _) => {
-                    MultiHeader {
-                        op: op::ERROR,
-                        done: false,
-                        err: err::NO_AUTH,
-                    }
-                    .write(&mut w);
-                    ErrorResponse { err: err::NO_AUTH }.write(&mut w);
-                }
-                (op::GET_DATA, Some(true), Some(s)) => {
-                    if req.watch {
-                        self.watches.add(WatchKind::Data, &req.path, session);
-                    }
-                    MultiHeader {
-                        op: op::GET_DATA,
-                        done: false,
-                        err: err::OK,
-                    }
-                    .write(&mut w);
-                    let data = tree
-                        .get(&req.path)
-                        .map(|n| n.data().to_vec())
-                        .unwrap_or_default();
-                    GetDataResponse {
-                        data: Buffer(data),
-                        stat: to_stat(&s),
-                    }
-                    .write(&mut w);
-                }
-                (op::GET_CHILDREN, Some(true), Some(_)) => {
-                    if req.watch {
-                        self.watches.add(WatchKind::Child, &req.path, session);
-                    }
-                    MultiHeader {
-                        op: op::GET_CHILDREN,
-                        done: false,
-                        err: err::OK,
-                    }
-                    .write(&mut w);
-                    GetChildrenResponse {
-                        children: tree.children(&req.path).unwrap_or_default(),
-                    }
-                    .write(&mut w);
-                }
-                (op::GET_DATA | op::GET_CHILDREN, _, _) => {
-                    MultiHeader {
-                        op: op::ERROR,
-                        done: false,
-                        err: err::NO_NODE,
-                    }
-                    .write(&mut w);
-                    ErrorResponse { err: err::NO_NODE }.write(&mut w);
-                }
-                _ => return None,
-            }
-        }
-        MultiHeader {
-            op: -1,
-            done: true,
-            err: -1,
-        }
-        .write(&mut w);
-        Some(w.bytes)
     }
 
     /// Re-arms watches after a reconnect, firing those whose change the client missed.
@@ -962,6 +782,11 @@ impl ClientService {
 
     /// Sessions with client activity here since the last call.
     pub fn take_touched(&mut self) -> Vec<i64> {
+        for c in self.conns.values() {
+            if c.sink.share().take_touched() {
+                self.touched.insert(c.session);
+            }
+        }
         self.touched.drain().collect()
     }
 
@@ -1033,6 +858,7 @@ impl ClientService {
                     return;
                 }
                 let session = c.session;
+                c.sink.share().enable(session, &c.auth);
                 let reply = accepted(session, timeout_ms, false, password);
                 self.by_session.insert(session, conn);
                 self.send(conn, reply.to_bytes());
@@ -1049,6 +875,9 @@ impl ClientService {
                     c.queue.retain(
                         |q| !matches!(q, Queued::Write { request_id: r, .. } if *r == request_id),
                     );
+                    if moved {
+                        c.sink.share().enable(c.session, &c.auth);
+                    }
                 }
                 if moved {
                     self.drain(conn, tree);
@@ -1422,18 +1251,6 @@ fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -
             frame(xid, zxid, err::OK, &w.bytes)
         }
         _ => frame(xid, zxid, err::OK, &[]),
-    }
-}
-
-/// What getACL shows a caller: the ACL to a caller with ADMIN, the ACL with digest hashes
-/// masked to one with READ only, nothing (NoAuth) to anyone else, as ZooKeeper 3.8 does.
-fn acl_view(acl: &[AclEntry], auth: &[(String, String)]) -> Option<Vec<AclEntry>> {
-    if permits(acl, perm::ADMIN, auth) {
-        Some(acl.to_vec())
-    } else if permits(acl, perm::READ, auth) {
-        Some(masked(acl))
-    } else {
-        None
     }
 }
 

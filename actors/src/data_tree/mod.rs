@@ -711,6 +711,17 @@ impl DataTree {
         self.sessions.values().map(|s| s.ephemerals.len()).sum()
     }
 
+    /// A copy to read from, O(1): the persistent maps are shared, the ACL interning cache
+    /// (which only writes use) is left out.
+    pub fn read_view(&self) -> DataTree {
+        DataTree {
+            nodes: self.nodes.clone(),
+            acls: AclCache::default(),
+            sessions: self.sessions.clone(),
+            last_applied: self.last_applied,
+        }
+    }
+
     /// Last zxid applied.
     pub fn last_applied(&self) -> Zxid {
         self.last_applied

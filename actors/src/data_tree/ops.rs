@@ -227,9 +227,11 @@ impl TreeTxn {
         else {
             return None;
         };
+        let (voters, observers) = crate::zab::membership::members_of_lines(&servers)?;
         Some(crate::zab::membership::ProposedMembership {
             expected_version,
-            voters: crate::zab::membership::voters_of_lines(&servers)?,
+            voters,
+            observers,
         })
     }
 }

@@ -5,6 +5,11 @@
 //! for a better one, then decides. A server that hears a quorum of FOLLOWING/LEADING servers
 //! agree on a leader that itself says LEADING joins it. Decided servers answer LOOKING ones with
 //! their vote, which is how late starters find the established leader.
+//!
+//! Observers never vote and are never counted. An observer votes for no one, adopts the best
+//! vote it hears from voters and decides once a quorum of voters agrees, as a voter would; it
+//! then observes that leader. Voters answer an observer's notifications with their own vote
+//! and count nothing from it.
 
 use crate::quorum::is_quorum;
 use ensemble_messages::{Notification, ServerState, Sid, Vote, Zxid};
@@ -30,11 +35,16 @@ pub enum ElectionOutput {
     Decided { vote: Vote, state: ServerState },
 }
 
+/// The candidate an observer votes for: no server (ids start at 1), so any voter's vote beats
+/// it.
+const NO_CANDIDATE: Sid = 0;
+
 /// The Fast Leader Election core of one server.
 #[derive(Clone, Debug)]
 pub struct Election {
     me: Sid,
     voters: Vec<Sid>,
+    observers: Vec<Sid>,
     timing: ElectionTiming,
     state: ServerState,
     logical_clock: u64,
@@ -60,6 +70,7 @@ impl Election {
         Election {
             me,
             voters,
+            observers: Vec::new(),
             timeout_ms: timing.initial_timeout_ms,
             timing,
             state: ServerState::Looking,
@@ -74,14 +85,27 @@ impl Election {
         }
     }
 
-    /// Counts with `voters` from now on (a committed reconfig changed them); a server not
-    /// among them never decides.
-    pub fn set_voters(&mut self, voters: Vec<Sid>) {
+    /// The same election, knowing these servers as observers (this one may be among them).
+    pub fn with_observers(mut self, observers: Vec<Sid>) -> Self {
+        self.observers = observers;
+        self
+    }
+
+    /// Counts with `voters` and answers `observers` from now on (a committed reconfig changed
+    /// them). A server among neither (a reconfig removed it) votes for no one, as an observer
+    /// does, so that servers that have not applied the reconfig yet never elect it.
+    pub fn set_members(&mut self, voters: Vec<Sid>, observers: Vec<Sid>) {
         self.received
             .retain(|s, _| voters.contains(s) || *s == self.me);
         self.out_of_election.retain(|s, _| voters.contains(s));
         self.lost.retain(|s| voters.contains(s));
         self.voters = voters;
+        self.observers = observers;
+    }
+
+    /// Whether this server votes.
+    pub fn is_voter(&self) -> bool {
+        self.voters.contains(&self.me)
     }
 
     /// This server's state as the election knows it.
@@ -112,13 +136,18 @@ impl Election {
     pub fn start_round(&mut self, zxid: Zxid, peer_epoch: u32, now: u64) -> Vec<ElectionOutput> {
         self.logical_clock = self.logical_clock.saturating_add(1);
         self.state = ServerState::Looking;
-        // A server a reconfig removed campaigns with the weakest vote, so that servers that
-        // have not applied the reconfig yet never elect it.
-        let voter = self.voters.contains(&self.me);
-        self.own_vote = Vote {
-            leader: self.me,
-            zxid: if voter { zxid } else { Zxid::ZERO },
-            peer_epoch: if voter { peer_epoch } else { 0 },
+        self.own_vote = if self.is_voter() {
+            Vote {
+                leader: self.me,
+                zxid,
+                peer_epoch,
+            }
+        } else {
+            Vote {
+                leader: NO_CANDIDATE,
+                zxid: Zxid::ZERO,
+                peer_epoch: 0,
+            }
         };
         self.vote = self.own_vote;
         self.received.clear();
@@ -164,6 +193,9 @@ impl Election {
     /// Handles a notification from `from`.
     pub fn on_notification(&mut self, from: Sid, n: Notification, now: u64) -> Vec<ElectionOutput> {
         let mut out = Vec::new();
+        if from != self.me && self.observers.contains(&from) {
+            return self.on_observer_notification(from, n);
+        }
         if from == self.me || !self.voters.contains(&from) {
             return out;
         }
@@ -185,13 +217,17 @@ impl Election {
                 self.finalize_at = None;
                 out.extend(self.broadcast());
             } else if n.election_epoch < self.logical_clock {
-                out.push(self.send_to(from));
+                // An observer sends only when its own vote changes, so that voters' answers
+                // to it cannot bounce back and forth.
+                if self.is_voter() {
+                    out.push(self.send_to(from));
+                }
                 return out;
             } else if n.vote.beats(&self.vote) {
                 self.vote = n.vote;
                 self.finalize_at = None;
                 out.extend(self.broadcast());
-            } else if self.vote.beats(&n.vote) {
+            } else if self.is_voter() && self.vote.beats(&n.vote) {
                 // The sender may have broadcast before we were looking and missed our better
                 // vote: tell it now rather than at its next timeout.
                 out.push(self.send_to(from));
@@ -216,6 +252,16 @@ impl Election {
             }
         }
         out
+    }
+
+    /// A voter answers a LOOKING observer with its vote, whatever its own state, and counts
+    /// nothing from it; an observer ignores other observers.
+    fn on_observer_notification(&self, from: Sid, n: Notification) -> Vec<ElectionOutput> {
+        if self.is_voter() && n.state == ServerState::Looking {
+            vec![self.send_to(from)]
+        } else {
+            Vec::new()
+        }
     }
 
     /// Advances time: finalizes a pending decision or re-sends after a silent timeout.
@@ -300,8 +346,10 @@ impl Election {
         self.vote = vote;
         self.state = if vote.leader == self.me {
             ServerState::Leading
-        } else {
+        } else if self.is_voter() {
             ServerState::Following
+        } else {
+            ServerState::Observing
         };
         self.finalize_at = None;
         self.received.clear();
@@ -508,6 +556,33 @@ mod tests {
         }
         let gaps: Vec<u64> = resends.windows(2).map(|w| w[1] - w[0]).collect();
         assert_eq!(&gaps[..4], &[400, 800, 1600, 1600]);
+    }
+
+    #[test]
+    fn an_observer_adopts_the_voters_choice_never_answers_and_observes() {
+        let mut e = Election::new(4, vec![1, 2, 3], timing()).with_observers(vec![4]);
+        for p in [1, 2, 3] {
+            e.peer_connected(p);
+        }
+        let out = e.start_round(Zxid::new(1, 9), 1, 0);
+        assert_eq!(out.len(), 3, "to the voters only");
+        let out = e.on_notification(1, looking(vote(3, 1, 5), 1), 1);
+        assert_eq!(out.len(), 3, "a better vote is adopted and sent on");
+        assert!(
+            e.on_notification(2, looking(vote(2, 1, 5), 1), 2)
+                .is_empty(),
+            "an observer never answers a worse vote, so voters' answers cannot bounce"
+        );
+        assert_eq!(e.state(), ServerState::Looking, "one voter is no quorum");
+        let out = e.on_notification(3, looking(vote(3, 1, 5), 1), 3);
+        assert!(out.is_empty(), "two voters agree: the finalize wait starts");
+        assert_eq!(
+            e.tick(250),
+            vec![ElectionOutput::Decided {
+                vote: vote(3, 1, 5),
+                state: ServerState::Observing
+            }]
+        );
     }
 
     #[test]

@@ -34,9 +34,11 @@ pub fn render(info: &ServerInfo) -> String {
         e.gauge("max_file_descriptor_count", max as f64);
     }
     if s.peer.state == ServerState::Leading && !s.standalone {
-        let learners = info.config.voters().len().saturating_sub(1);
+        let learners = crate::client_port::learners(info);
         e.gauge("learners", learners as f64);
         e.gauge("synced_followers", s.peer.synced_followers as f64);
+        e.gauge("synced_non_voting_followers", 0.0);
+        e.gauge("synced_observers", s.peer.synced_observers as f64);
         e.gauge("pending_syncs", 0.0);
         if let Some(up) = m.leader_uptime_ms() {
             e.gauge("leader_uptime", up as f64);

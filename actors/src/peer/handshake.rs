@@ -3,13 +3,13 @@
 //! refusal closes the connection without detail and is logged on the refusing side.
 
 use super::secret::{nonce, PeerSecret, ProofContext, ProofRole};
+use super::tls::PeerTls;
 use ensemble_messages::codec;
 use ensemble_messages::peer::{Proof, PEER_PROTOCOL_VERSION};
 use ensemble_messages::{HandshakeFrame, Sid};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Handshake frames are small; anything larger is not a peer.
 const MAX_HANDSHAKE: usize = 512;
@@ -23,8 +23,10 @@ pub struct PeerIdentity {
     pub sid: Sid,
     /// Sids of the configured peers.
     pub members: Vec<Sid>,
-    /// The ensemble's peer secret; `None` runs without peer authentication.
+    /// The ensemble's peer secret; `None` runs without peer authentication by secret.
     pub secret: Option<Arc<PeerSecret>>,
+    /// Mutual TLS on every peer connection (sslQuorum), when configured.
+    pub tls: Option<Arc<PeerTls>>,
 }
 
 /// Why a handshake failed.
@@ -44,7 +46,10 @@ pub enum HandshakeError {
     Rejected(String),
 }
 
-async fn write_frame(stream: &mut TcpStream, frame: &HandshakeFrame) -> Result<(), HandshakeError> {
+async fn write_frame<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    frame: &HandshakeFrame,
+) -> Result<(), HandshakeError> {
     let bytes = codec::encode(frame).map_err(|e| HandshakeError::Garbage(e.to_string()))?;
     stream
         .write_all(&(bytes.len() as u32).to_be_bytes())
@@ -53,7 +58,9 @@ async fn write_frame(stream: &mut TcpStream, frame: &HandshakeFrame) -> Result<(
     Ok(())
 }
 
-async fn read_frame(stream: &mut TcpStream) -> Result<HandshakeFrame, HandshakeError> {
+async fn read_frame<S: AsyncRead + Unpin>(
+    stream: &mut S,
+) -> Result<HandshakeFrame, HandshakeError> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
@@ -99,8 +106,8 @@ fn check(
 }
 
 /// Dialing side: proves itself to server `expected` and checks its proof.
-pub async fn dial(
-    stream: &mut TcpStream,
+pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     me: &PeerIdentity,
     expected: Sid,
 ) -> Result<(), HandshakeError> {
@@ -139,9 +146,14 @@ pub async fn dial(
     }
 }
 
-/// Accepting side: checks that the dialer is another member that holds the secret, proves
+/// Accepting side: checks that the dialer is another member that holds the secret and that
+/// `vouch` accepts it for the sid it claims (its TLS certificate names that server), proves
 /// itself, and returns the dialer's sid. A refused dialer gets no reason, only a closed socket.
-pub async fn accept(stream: &mut TcpStream, me: &PeerIdentity) -> Result<Sid, HandshakeError> {
+pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    me: &PeerIdentity,
+    vouch: impl Fn(Sid) -> Result<(), String>,
+) -> Result<Sid, HandshakeError> {
     let (version, sid, dialer_nonce) = match read_frame(stream).await? {
         HandshakeFrame::Hello {
             version,
@@ -160,6 +172,9 @@ pub async fn accept(stream: &mut TcpStream, me: &PeerIdentity) -> Result<Sid, Ha
             "sid {sid} is not another member of this ensemble"
         )));
     }
+    vouch(sid).map_err(|why| {
+        HandshakeError::Rejected(format!("a peer claiming server {sid} is refused: {why}"))
+    })?;
     if sid < me.sid {
         write_frame(stream, &HandshakeFrame::DialsBack).await?;
         return Err(HandshakeError::DialsBack);
@@ -196,13 +211,14 @@ pub async fn accept(stream: &mut TcpStream, me: &PeerIdentity) -> Result<Sid, Ha
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tokio::net::TcpListener;
+    use tokio::net::{TcpListener, TcpStream};
 
     fn identity(sid: Sid, secret: Option<&[u8]>) -> PeerIdentity {
         PeerIdentity {
             sid,
             members: vec![1, 2, 3],
             secret: secret.map(|s| Arc::new(PeerSecret::from_bytes(s).unwrap())),
+            tls: None,
         }
     }
 
@@ -212,11 +228,21 @@ mod tests {
         acceptor: PeerIdentity,
         expected: Sid,
     ) -> (Result<(), HandshakeError>, Result<Sid, HandshakeError>) {
+        run_vouched(dialer, acceptor, expected, |_| Ok(())).await
+    }
+
+    /// Like [`run`], the acceptor vouching for the dialer's claimed sid with `vouch`.
+    async fn run_vouched(
+        dialer: PeerIdentity,
+        acceptor: PeerIdentity,
+        expected: Sid,
+        vouch: impl Fn(Sid) -> Result<(), String> + Send + 'static,
+    ) -> (Result<(), HandshakeError>, Result<Sid, HandshakeError>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let accepting = tokio::spawn(async move {
             let (mut s, _) = listener.accept().await.unwrap();
-            accept(&mut s, &acceptor).await
+            accept(&mut s, &acceptor, vouch).await
         });
         let mut s = TcpStream::connect(addr).await.unwrap();
         let dialed = dial(&mut s, &dialer, expected).await;
@@ -265,5 +291,19 @@ mod tests {
         let (d, a) = run(identity(1, Some(K)), identity(3, Some(K)), 3).await;
         assert!(matches!(d, Err(HandshakeError::DialsBack)));
         assert!(matches!(a, Err(HandshakeError::DialsBack)));
+    }
+
+    #[tokio::test]
+    async fn a_dialer_its_certificate_does_not_vouch_for_gets_no_detail() {
+        let only_two = |sid: Sid| {
+            (sid == 2)
+                .then_some(())
+                .ok_or_else(|| format!("certificate is not server {sid}'s"))
+        };
+        let (d, a) = run_vouched(identity(3, None), identity(1, None), 1, only_two).await;
+        assert!(matches!(d, Err(HandshakeError::Io(_))), "{d:?}");
+        assert!(matches!(a, Err(HandshakeError::Rejected(m)) if m.contains("not server 3's")));
+        let (d, a) = run_vouched(identity(2, None), identity(1, None), 1, only_two).await;
+        assert!(d.is_ok() && a.is_ok_and(|sid| sid == 2));
     }
 }

@@ -1,13 +1,15 @@
 //! The link to one remote server.
 
 use super::handshake::{self, HandshakeError, PeerIdentity, HANDSHAKE_TIMEOUT};
+use super::PeerStream;
 use actix::prelude::*;
 use ensemble_messages::codec::{CodecError, PeerCodec};
 use ensemble_messages::{PeerMessage, Sid};
 use futures::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::bytes::BytesMut;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
 /// First reconnect delay; it doubles up to [`MAX_BACKOFF`].
@@ -34,6 +36,24 @@ pub enum PeerEvent {
 #[rtype(result = "()")]
 pub struct SendPeer(pub PeerMessage);
 
+/// Sends a message that is still being built (a SNAP image serialized on another thread):
+/// messages sent after it wait behind it, so the peer sees them in the order they were sent.
+/// Dropped while the link is down, or if its builder gives up.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub struct SendPeerLater(pub oneshot::Receiver<PeerMessage>);
+
+/// The writing half of a peer connection (plain TCP or TLS).
+type PeerWriteHalf = tokio::io::WriteHalf<PeerStream>;
+
+/// One entry of a connection's send queue.
+enum Outgoing {
+    /// Ready to write.
+    Now(PeerMessage),
+    /// Written once built; later entries wait for it.
+    Later(oneshot::Receiver<PeerMessage>),
+}
+
 /// Asks the link to report `Connected` again if it is up (after the quorum peer restarted).
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
@@ -42,7 +62,7 @@ pub struct Announce;
 /// A handshaken inbound connection from this link's peer.
 #[derive(Message)]
 #[rtype(result = "()")]
-pub(crate) struct Inbound(pub TcpStream);
+pub(crate) struct Inbound(pub PeerStream);
 
 /// A frame read on connection `conn`.
 struct Frame(u64, Result<PeerMessage, CodecError>);
@@ -55,7 +75,7 @@ pub struct PeerLink {
     sink: Recipient<PeerEvent>,
     /// Generation of the current connection (and of dial attempts).
     conn: u64,
-    writer: Option<mpsc::Sender<PeerMessage>>,
+    writer: Option<mpsc::Sender<Outgoing>>,
     reader: Option<SpawnHandle>,
     backoff: Duration,
     dialing: bool,
@@ -96,11 +116,19 @@ impl PeerLink {
         let identity = self.identity.clone();
         let peer = self.peer;
         let attempt = async move {
-            let mut stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(&addr))
+            let tcp = tokio::time::timeout(HANDSHAKE_TIMEOUT, TcpStream::connect(&addr))
                 .await
                 .map_err(|_| (false, format!("connecting to {addr} timed out")))?
                 .map_err(|e| (false, format!("connecting to {addr}: {e}")))?;
-            let _ = stream.set_nodelay(true);
+            let _ = tcp.set_nodelay(true);
+            let mut stream: PeerStream = match &identity.tls {
+                None => Box::new(tcp),
+                Some(tls) => Box::new(
+                    tls.connect(tcp, peer)
+                        .await
+                        .map_err(|e| (true, format!("TLS with {addr}: {e}")))?,
+                ),
+            };
             tokio::time::timeout(
                 HANDSHAKE_TIMEOUT,
                 handshake::dial(&mut stream, &identity, peer),
@@ -145,33 +173,14 @@ impl PeerLink {
     }
 
     /// Makes `stream` the link's connection, replacing any older one.
-    fn install(&mut self, stream: TcpStream, ctx: &mut Context<Self>) {
+    fn install(&mut self, stream: PeerStream, ctx: &mut Context<Self>) {
         self.drop_connection(ctx, false);
         self.conn += 1;
         self.backoff = MIN_BACKOFF;
         let conn = self.conn;
-        let (read, write) = stream.into_split();
-        let (tx, mut rx) = mpsc::channel::<PeerMessage>(SEND_QUEUE);
-        let peer = self.peer;
-        actix::spawn(async move {
-            let mut framed =
-                FramedWrite::new(write, PeerCodec::<PeerMessage, PeerMessage>::default());
-            while let Some(msg) = rx.recv().await {
-                if let Err(e) = framed.feed(msg).await {
-                    tracing::debug!(peer, "peer write failed: {e}");
-                    return;
-                }
-                // Coalesce what is already queued into one flush.
-                while let Ok(more) = rx.try_recv() {
-                    if framed.feed(more).await.is_err() {
-                        return;
-                    }
-                }
-                if framed.flush().await.is_err() {
-                    return;
-                }
-            }
-        });
+        let (read, write) = tokio::io::split(stream);
+        let (tx, rx) = mpsc::channel::<Outgoing>(SEND_QUEUE);
+        actix::spawn(write_frames(write, rx, self.peer));
         self.writer = Some(tx);
         let frames = FramedRead::new(read, PeerCodec::<PeerMessage, PeerMessage>::default())
             .map(move |r| Frame(conn, r));
@@ -245,10 +254,25 @@ impl Handler<SendPeer> for PeerLink {
     type Result = ();
 
     fn handle(&mut self, SendPeer(msg): SendPeer, ctx: &mut Context<Self>) {
+        self.enqueue(Outgoing::Now(msg), ctx);
+    }
+}
+
+impl Handler<SendPeerLater> for PeerLink {
+    type Result = ();
+
+    fn handle(&mut self, SendPeerLater(msg): SendPeerLater, ctx: &mut Context<Self>) {
+        self.enqueue(Outgoing::Later(msg), ctx);
+    }
+}
+
+impl PeerLink {
+    /// Queues `out` on the connection; a full queue means a stuck peer: the link resets.
+    fn enqueue(&mut self, out: Outgoing, ctx: &mut Context<Self>) {
         let Some(tx) = &self.writer else {
             return;
         };
-        if tx.try_send(msg).is_err() {
+        if tx.try_send(out).is_err() {
             tracing::warn!(
                 peer = self.peer,
                 "peer send queue full or closed; resetting the link"
@@ -287,5 +311,84 @@ impl Handler<Fail> for PeerLink {
     fn handle(&mut self, _: Fail, ctx: &mut Context<Self>) {
         tracing::warn!(peer = self.peer, "peer link failure injected");
         ctx.stop();
+    }
+}
+
+/// Writes queued messages to the connection in order, coalescing what is already queued into
+/// one flush; a message still being built holds back those behind it.
+async fn write_frames(write: PeerWriteHalf, mut rx: mpsc::Receiver<Outgoing>, peer: Sid) {
+    let mut framed = FramedWrite::new(write, PeerCodec::<PeerMessage, PeerMessage>::default());
+    while let Some(out) = rx.recv().await {
+        let mut built = matches!(out, Outgoing::Later(_));
+        if feed(&mut framed, out, peer).await.is_err() {
+            return;
+        }
+        while let Ok(more) = rx.try_recv() {
+            built |= matches!(more, Outgoing::Later(_));
+            if feed(&mut framed, more, peer).await.is_err() {
+                return;
+            }
+        }
+        if framed.flush().await.is_err() {
+            return;
+        }
+        if built {
+            // The write buffer grew to hold a SNAP image: give that memory back.
+            *framed.write_buffer_mut() = BytesMut::new();
+        }
+    }
+}
+
+/// Feeds one queued entry to the frame writer, waiting for it if it is still being built.
+async fn feed(
+    framed: &mut FramedWrite<PeerWriteHalf, PeerCodec<PeerMessage, PeerMessage>>,
+    out: Outgoing,
+    peer: Sid,
+) -> Result<(), ()> {
+    let msg = match out {
+        Outgoing::Now(msg) => msg,
+        Outgoing::Later(rx) => {
+            // Flush what is ahead of it first: building may take a while.
+            framed.flush().await.map_err(|_| ())?;
+            rx.await.map_err(|_| {
+                tracing::warn!(peer, "a message being built for the peer was abandoned");
+            })?
+        }
+    };
+    framed.feed(msg).await.map_err(|e| {
+        tracing::debug!(peer, "peer write failed: {e}");
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ensemble_messages::{ZabMessage, Zxid};
+    use tokio::net::TcpListener;
+
+    /// A message still being built holds back the messages queued after it.
+    #[tokio::test]
+    async fn a_message_being_built_keeps_its_place_in_the_queue() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (dialed, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let stream: PeerStream = Box::new(dialed.unwrap());
+        let (_, write) = tokio::io::split(stream);
+        let (tx, rx) = mpsc::channel(8);
+        let writer = tokio::spawn(write_frames(write, rx, 2));
+        let (built_tx, built_rx) = oneshot::channel();
+        let first = PeerMessage::Zab(ZabMessage::Commit(Zxid::new(1, 1)));
+        let second = PeerMessage::Zab(ZabMessage::Commit(Zxid::new(1, 2)));
+        tx.send(Outgoing::Later(built_rx)).await.unwrap();
+        tx.send(Outgoing::Now(second.clone())).await.unwrap();
+        built_tx.send(first.clone()).unwrap();
+        let mut frames = FramedRead::new(
+            accepted.unwrap().0,
+            PeerCodec::<PeerMessage, PeerMessage>::default(),
+        );
+        assert_eq!(frames.next().await.unwrap().unwrap(), first);
+        assert_eq!(frames.next().await.unwrap().unwrap(), second);
+        drop(tx);
+        writer.await.unwrap();
     }
 }

@@ -51,15 +51,18 @@ pub struct MasterActor {
     leader: Option<String>,
     /// The ensemble session the link holds (0: none yet), told to masters that ask.
     session: i64,
+    /// Where to say that the master cannot go on (its host stops it); None once said.
+    fatal: Option<mpsc::UnboundedSender<String>>,
 }
 
 impl MasterActor {
     /// A STANDBY master that serves workers on `listener` (non-blocking) and leads as
-    /// `recovery` says.
+    /// `recovery` says; why it cannot go on goes to `fatal`, and its host stops it.
     pub fn new(
         settings: MasterSettings,
         recovery: Recovery,
         listener: std::net::TcpListener,
+        fatal: mpsc::UnboundedSender<String>,
     ) -> Self {
         let started = Instant::now();
         let settings = MasterSettings {
@@ -77,6 +80,15 @@ impl MasterActor {
             started,
             leader: None,
             session: 0,
+            fatal: Some(fatal),
+        }
+    }
+
+    /// The master cannot go on: says why once, and leaves stopping to its host.
+    fn give_up(&mut self, why: String) {
+        if let Some(fatal) = self.fatal.take() {
+            tracing::error!("{why}; stopping");
+            let _ = fatal.send(why);
         }
     }
 
@@ -225,10 +237,7 @@ impl Actor for MasterActor {
             Ok(l) => {
                 ctx.add_stream(accepted(l, "master"));
             }
-            Err(e) => {
-                tracing::error!("the master port is unusable: {e}");
-                System::current().stop_with_code(1);
-            }
+            Err(e) => self.give_up(format!("the master port is unusable: {e}")),
         }
         ctx.run_interval(TICK, |a, _| a.step(Input::Tick));
         // The link outlives supervisor restarts (it reports to the same address).

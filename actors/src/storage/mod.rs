@@ -15,20 +15,27 @@
 //! torn record at the very end of the log (a crash mid-write) is cut off with a warning; anything it cannot trust (damage elsewhere, missing
 //! txns, missing epoch files beside data, an older format) refuses to start with one line
 //! naming the problem and what to do.
-//! [`StorageWriter`] owns the files on a thread of its own and does group commit.
+//! [`StorageActor`] owns the files on an arbiter of its own and does group commit; its restart
+//! policy is in [`actor`].
 
+pub mod actor;
 pub mod files;
 pub mod inspect;
 mod recovery;
 mod writer;
 
 #[cfg(test)]
+mod test_writer;
+#[cfg(test)]
 mod tests;
 
+pub use actor::{
+    FailStorage, Flush, Persist, ReportTo, SnapshotJob, StorageActor, StorageHandle, TakeSnapshot,
+};
 pub use files::{list_logs, list_snapshots, log_dir, snapshot_dir};
 pub use recovery::follows;
 pub use recovery::{recover, Recovered};
-pub use writer::{SnapshotJob, StorageWriter, WriterEvent, WriterSettings};
+pub use writer::{prepare, WriterEvent, WriterSettings};
 
 /// A storage failure, stated in one line.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,8 @@
 
 use super::files::{self, read_record, RecordRead};
 use super::recovery::follows;
-use super::{recover, Recovered, StorageWriter, WriterSettings};
+use super::test_writer::TestWriter;
+use super::{recover, Recovered, WriterSettings};
 use crate::zab::StorageOp;
 use ensemble_messages::{Snapshot, Txn, Zxid};
 use std::fs;
@@ -35,14 +36,14 @@ fn content(r: &Recovered) -> Vec<Zxid> {
     out
 }
 
-fn writer(dir: &Path) -> StorageWriter {
+fn writer(dir: &Path) -> TestWriter {
     let settings = WriterSettings {
         data_dir: dir.to_path_buf(),
         data_log_dir: dir.to_path_buf(),
         fsync: false,
         snap_retain_count: 3,
     };
-    StorageWriter::start(settings, Default::default(), |_| {}).unwrap()
+    TestWriter::start(settings).unwrap()
 }
 
 /// A server's files after 40 txns in epoch 1, none in epoch 2 and 25 in epoch 3, with a

@@ -1,6 +1,6 @@
-//! The storage writer: a thread of its own that carries out storage operations in order and
-//! fsyncs once per batch (group commit), then reports what became durable. Background
-//! snapshots are serialized and written by a second thread, so they never hold up the log.
+//! What the storage writer does with the files: carries out a batch of storage operations in
+//! order and fsyncs once per batch (group commit), writes snapshots and purges old files.
+//! [`super::actor`] runs it.
 
 use super::files::{self, read_record, RecordRead};
 use super::StorageError;
@@ -10,8 +10,9 @@ use ensemble_messages::{Snapshot, Txn, Zxid};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Instant;
+use tokio::sync::oneshot;
 
 /// Where and how the writer stores.
 #[derive(Clone, Debug)]
@@ -37,148 +38,25 @@ pub enum WriterEvent {
     Failed(String),
 }
 
-/// Produces a snapshot image; runs on the snapshot thread.
-pub type SnapshotJob = Box<dyn FnOnce() -> Vec<u8> + Send>;
-
-enum Request {
+/// One request to the writer, in order.
+pub(super) enum Request {
     Op(StorageOp, Option<PersistToken>),
     /// Start a new log file at the next append, so that old files can be purged whole.
     Roll,
-    Flush(mpsc::SyncSender<()>),
-}
-
-enum SnapshotRequest {
-    Take(Zxid, SnapshotJob),
-    Flush(mpsc::SyncSender<()>),
-}
-
-/// Handle to the writer and snapshot threads; dropping it ends them after the queued work.
-pub struct StorageWriter {
-    tx: mpsc::Sender<Request>,
-    snapshots: mpsc::Sender<SnapshotRequest>,
+    /// Answered once everything before is durable and reported.
+    Flush(oneshot::Sender<()>),
 }
 
 /// Most requests folded into one fsync.
-const MAX_BATCH: usize = 4096;
+pub(super) const MAX_BATCH: usize = 4096;
 
-impl StorageWriter {
-    /// Starts the writer and snapshot threads; `report` is called from them, and fsync and
-    /// snapshot times go to `metrics`.
-    pub fn start(
-        settings: WriterSettings,
-        metrics: Arc<ServerMetrics>,
-        report: impl Fn(WriterEvent) + Send + Sync + 'static,
-    ) -> Result<Self, StorageError> {
-        files::ensure_dir(&files::log_dir(&settings.data_log_dir))?;
-        files::ensure_dir(&files::snapshot_dir(&settings.data_dir))?;
-        create_epoch_files(&settings)?;
-        mark_newest_log(&settings)?;
-        let report: Arc<dyn Fn(WriterEvent) + Send + Sync> = Arc::new(report);
-        let snapshots = start_snapshot_thread(settings.clone(), metrics.clone(), report.clone())?;
-        let (tx, rx) = mpsc::channel();
-        let mut state = WriterState {
-            settings,
-            metrics,
-            current: None,
-            buffer: Vec::new(),
-            dirty: false,
-        };
-        std::thread::Builder::new()
-            .name("ensemble-storage".into())
-            .spawn(move || {
-                while let Ok(first) = rx.recv() {
-                    let mut batch = vec![first];
-                    batch.extend(rx.try_iter().take(MAX_BATCH));
-                    let mut flushes = Vec::new();
-                    let result = state.run_batch(batch, &mut flushes);
-                    // Events are reported before a flush returns, so that whoever flushed
-                    // has seen every durability event of what it flushed.
-                    let failed = match result {
-                        Ok(events) => {
-                            events.into_iter().for_each(|e| report(e));
-                            false
-                        }
-                        Err(e) => {
-                            tracing::error!("storage failed: {e}");
-                            report(WriterEvent::Failed(e.to_string()));
-                            true
-                        }
-                    };
-                    for f in flushes {
-                        let _ = f.send(());
-                    }
-                    if failed {
-                        return;
-                    }
-                }
-            })
-            .map_err(StorageError::io("starting the storage thread"))?;
-        Ok(StorageWriter { tx, snapshots })
-    }
-
-    /// Queues an operation.
-    pub fn submit(&self, op: StorageOp, token: Option<PersistToken>) {
-        // A send fails only once the thread stopped after reporting Failed.
-        let _ = self.tx.send(Request::Op(op, token));
-    }
-
-    /// Takes a background snapshot covering txns up to `last_zxid`, whose image `job`
-    /// produces on the snapshot thread; the log rolls to a new file.
-    pub fn snapshot(&self, last_zxid: Zxid, job: SnapshotJob) {
-        let _ = self.tx.send(Request::Roll);
-        let _ = self.snapshots.send(SnapshotRequest::Take(last_zxid, job));
-    }
-
-    /// Blocks until everything queued before is durable and every queued snapshot is written
-    /// (used at restart and shutdown).
-    pub fn flush(&self) {
-        let (tx, rx) = mpsc::sync_channel(1);
-        if self.tx.send(Request::Flush(tx)).is_ok() {
-            let _ = rx.recv();
-        }
-        let (tx, rx) = mpsc::sync_channel(1);
-        if self.snapshots.send(SnapshotRequest::Flush(tx)).is_ok() {
-            let _ = rx.recv();
-        }
-    }
-}
-
-fn start_snapshot_thread(
-    settings: WriterSettings,
-    metrics: Arc<ServerMetrics>,
-    report: Arc<dyn Fn(WriterEvent) + Send + Sync>,
-) -> Result<mpsc::Sender<SnapshotRequest>, StorageError> {
-    let (tx, rx) = mpsc::channel::<SnapshotRequest>();
-    std::thread::Builder::new()
-        .name("ensemble-snapshot".into())
-        .spawn(move || {
-            for req in rx {
-                match req {
-                    SnapshotRequest::Take(last_zxid, job) => {
-                        let began = Instant::now();
-                        let snapshot = Snapshot {
-                            last_zxid,
-                            state: job(),
-                        };
-                        match write_snapshot(&settings, &snapshot).and_then(|_| purge(&settings)) {
-                            Ok(()) => {
-                                metrics.snapshot_time.since(began);
-                                report(WriterEvent::SnapshotTaken(last_zxid))
-                            }
-                            // A failed snapshot loses nothing: the log still holds every txn.
-                            Err(e) => {
-                                tracing::error!("background snapshot at {last_zxid} failed: {e}")
-                            }
-                        }
-                    }
-                    SnapshotRequest::Flush(done) => {
-                        let _ = done.send(());
-                    }
-                }
-            }
-        })
-        .map_err(StorageError::io("starting the snapshot thread"))?;
-    Ok(tx)
+/// Makes the directories ready for the writer, once recovery has accepted what is there:
+/// creates them, the epoch files and the newest-log marker. Blocking.
+pub fn prepare(settings: &WriterSettings) -> Result<(), StorageError> {
+    files::ensure_dir(&files::log_dir(&settings.data_log_dir))?;
+    files::ensure_dir(&files::snapshot_dir(&settings.data_dir))?;
+    create_epoch_files(settings)?;
+    mark_newest_log(settings)
 }
 
 /// Adds `token` to a batch's events. Txns tokens are cumulative (txns up to that zxid are
@@ -191,8 +69,9 @@ fn push_durable(events: &mut Vec<WriterEvent>, token: PersistToken) {
     }
 }
 
-struct WriterState {
-    settings: WriterSettings,
+/// The writer's open log file and unwritten records.
+pub(super) struct WriterState {
+    pub(super) settings: WriterSettings,
     metrics: Arc<ServerMetrics>,
     /// The log file being appended to.
     current: Option<File>,
@@ -203,12 +82,29 @@ struct WriterState {
 }
 
 impl WriterState {
+    /// No log file open yet: the first append opens one.
+    pub(super) fn new(settings: WriterSettings, metrics: Arc<ServerMetrics>) -> Self {
+        WriterState {
+            settings,
+            metrics,
+            current: None,
+            buffer: Vec::new(),
+            dirty: false,
+        }
+    }
+
+    /// Closes the log file (between batches it holds no unsynced bytes); the next append
+    /// starts a new one.
+    pub(super) fn close_log(&mut self) {
+        self.current = None;
+    }
+
     /// Carries out a batch and syncs the log; flush requests are handed back in `flushes`, to
     /// be answered once the batch's events are reported.
-    fn run_batch(
+    pub(super) fn run_batch(
         &mut self,
         batch: Vec<Request>,
-        flushes: &mut Vec<mpsc::SyncSender<()>>,
+        flushes: &mut Vec<oneshot::Sender<()>>,
     ) -> Result<Vec<WriterEvent>, StorageError> {
         let mut events = Vec::new();
         for req in batch {
@@ -366,7 +262,8 @@ fn mark_newest_log(settings: &WriterSettings) -> Result<(), StorageError> {
     files::write_newest_log(&settings.data_dir, newest, settings.fsync)
 }
 
-fn write_snapshot(settings: &WriterSettings, s: &Snapshot) -> Result<(), StorageError> {
+/// Writes a snapshot file.
+pub(super) fn write_snapshot(settings: &WriterSettings, s: &Snapshot) -> Result<(), StorageError> {
     let dir = files::snapshot_dir(&settings.data_dir);
     files::write_atomic(
         &files::snapshot_path(&dir, s.last_zxid),
@@ -386,7 +283,7 @@ fn remove(path: &Path) -> Result<(), StorageError> {
 }
 
 /// Keeps the newest snapshots and the logs they need. The newest log file is never removed.
-fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
+pub(super) fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
     let snaps = files::list_snapshots(&files::snapshot_dir(&settings.data_dir))?;
     let keep = settings.snap_retain_count.max(1);
     if snaps.len() <= keep {
@@ -410,6 +307,7 @@ fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
 mod tests {
     use super::*;
     use crate::storage::recover;
+    use crate::storage::test_writer::TestWriter;
     use std::sync::{Arc, Mutex};
 
     #[test]
@@ -438,20 +336,15 @@ mod tests {
         }
     }
 
-    fn writer(dir: &std::path::Path) -> (StorageWriter, Arc<Mutex<Vec<WriterEvent>>>) {
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let sink = events.clone();
-        let w = StorageWriter::start(
-            WriterSettings {
-                data_dir: dir.to_path_buf(),
-                data_log_dir: dir.to_path_buf(),
-                fsync: true,
-                snap_retain_count: 3,
-            },
-            Default::default(),
-            move |e| sink.lock().unwrap().push(e),
-        )
+    fn writer(dir: &std::path::Path) -> (TestWriter, Arc<Mutex<Vec<WriterEvent>>>) {
+        let w = TestWriter::start(WriterSettings {
+            data_dir: dir.to_path_buf(),
+            data_log_dir: dir.to_path_buf(),
+            fsync: true,
+            snap_retain_count: 3,
+        })
         .unwrap();
+        let events = w.events.clone();
         (w, events)
     }
 

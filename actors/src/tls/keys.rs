@@ -1,5 +1,6 @@
-//! Key and trust stores from local files: PEM and PKCS#12 (JKS and BCFKS are refused with a
-//! way to convert them). Files are read with a size bound and parsed without trusting them.
+//! Key and trust stores from local files: PEM (its private key plain or encrypted PKCS#8) and
+//! PKCS#12 (JKS and BCFKS are refused with a way to convert them). Files are read with a size
+//! bound and parsed without trusting them.
 
 use ensemble_config::{Store, StoreKind};
 use p12_keystore::{KeyStore, KeyStoreEntry, Pkcs12ImportPolicy};
@@ -39,8 +40,11 @@ pub fn identity_from_bytes(bytes: &[u8], store: &Store) -> Result<Identity, Stri
     let identity = match store.kind {
         StoreKind::Pem => {
             let chain = pem_certificates(bytes)?;
-            let key = PrivateKeyDer::from_pem_slice(bytes)
-                .map_err(|e| format!("no usable private key (PKCS#8, RSA or EC PEM): {e}"))?;
+            let key = match encrypted_pem_key(bytes)? {
+                Some(encrypted) => decrypt_pem_key(encrypted, &store.password)?,
+                None => PrivateKeyDer::from_pem_slice(bytes)
+                    .map_err(|e| format!("no usable private key (PKCS#8, RSA or EC PEM): {e}"))?,
+            };
             Identity { chain, key }
         }
         StoreKind::Pkcs12 => {
@@ -88,6 +92,111 @@ pub fn trust_from_bytes(
         return Err("no certificate".into());
     }
     Ok(certs)
+}
+
+/// The PEM label of an encrypted PKCS#8 private key.
+const ENCRYPTED_KEY_LABEL: &str = "ENCRYPTED PRIVATE KEY";
+
+/// The `ENCRYPTED PRIVATE KEY` block of PEM text, if it has one.
+fn encrypted_pem_key(bytes: &[u8]) -> Result<Option<&[u8]>, String> {
+    let begin = format!("-----BEGIN {ENCRYPTED_KEY_LABEL}-----");
+    let end = format!("-----END {ENCRYPTED_KEY_LABEL}-----");
+    let Some(start) = find(bytes, begin.as_bytes()) else {
+        return Ok(None);
+    };
+    let rest = &bytes[start..];
+    let stop = find(rest, end.as_bytes()).ok_or("an encrypted private key block has no end")?;
+    Ok(Some(&rest[..stop + end.len()]))
+}
+
+/// Where `needle` first occurs in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The PKCS#8 key in an encrypted PEM block (PBES2, as `openssl pkcs8 -topk8` and Java write
+/// them), decrypted with `password`.
+fn decrypt_pem_key(block: &[u8], password: &str) -> Result<PrivateKeyDer<'static>, String> {
+    use pkcs8::der::pem;
+    if password.is_empty() {
+        return Err("the private key is encrypted and no key store password is set".into());
+    }
+    let (label, der) = pem::decode_vec(block).map_err(|e| format!("bad encrypted key PEM: {e}"))?;
+    if label != ENCRYPTED_KEY_LABEL {
+        return Err(format!("unexpected PEM label {label}"));
+    }
+    let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
+        .map_err(|e| format!("bad encrypted private key: {e}"))?;
+    bounded_work(&info.encryption_algorithm)?;
+    let plain = info.decrypt(password).map_err(|_| {
+        "cannot decrypt the private key: wrong key store password, or an unsupported \
+         encryption (PBES2 with PBKDF2 or scrypt and AES is supported)"
+            .to_string()
+    })?;
+    Ok(PrivatePkcs8KeyDer::from(plain.as_bytes().to_vec()).into())
+}
+
+/// Most PBKDF2 iterations a key file may ask for (tools write 2,048 to a few 100,000).
+const MAX_PBKDF2_ITERATIONS: u32 = 10_000_000;
+/// Most memory scrypt may be asked to use (128 * r * N * p bytes), 256 MiB.
+const MAX_SCRYPT_BYTES: u128 = 256 << 20;
+
+/// Refuses key derivation parameters that would take minutes or gigabytes before the password
+/// is even checked.
+fn bounded_work(scheme: &pkcs8::pkcs5::EncryptionScheme) -> Result<(), String> {
+    use pkcs8::pkcs5::{pbes2::Kdf, EncryptionScheme};
+    let EncryptionScheme::Pbes2(params) = scheme else {
+        return Err(
+            "the private key uses PBES1, which is not supported; re-encrypt it with \
+                    `openssl pkcs8 -topk8 -v2 aes-256-cbc`"
+                .into(),
+        );
+    };
+    match &params.kdf {
+        Kdf::Pbkdf2(p) if p.iteration_count > MAX_PBKDF2_ITERATIONS => Err(format!(
+            "the private key asks for {} PBKDF2 iterations; at most {MAX_PBKDF2_ITERATIONS} \
+             are run",
+            p.iteration_count
+        )),
+        Kdf::Scrypt(p) => {
+            let bytes = 128
+                * u128::from(p.cost_parameter)
+                * u128::from(p.block_size)
+                * u128::from(p.parallelization);
+            if bytes > MAX_SCRYPT_BYTES {
+                return Err(format!(
+                    "the private key's scrypt parameters need {bytes} bytes; at most \
+                     {MAX_SCRYPT_BYTES} are allowed"
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `key` (PKCS#8 DER) encrypted with `password` as an `ENCRYPTED PRIVATE KEY` PEM block
+/// (PBES2: PBKDF2-SHA256 with `iterations`, AES-256-CBC) with the given salt and IV, as
+/// `openssl pkcs8 -topk8 -v2 aes-256-cbc` writes them: for tests and fuzz seeds that need an
+/// encrypted key without an outside tool.
+pub fn encrypt_key_pem(
+    key: &[u8],
+    password: &str,
+    iterations: u32,
+    salt: &[u8; 16],
+    iv: [u8; 16],
+) -> Result<String, String> {
+    use pkcs8::der::{asn1::OctetString, pem, Encode};
+    let params =
+        pkcs8::pkcs5::pbes2::Parameters::generate_pbkdf2_sha256_aes256cbc(iterations, salt, iv)
+            .map_err(|e| e.to_string())?;
+    let sealed = params.encrypt(password, key).map_err(|e| e.to_string())?;
+    let info = pkcs8::EncryptedPrivateKeyInfoOwned {
+        encryption_algorithm: params.into(),
+        encrypted_data: OctetString::new(sealed).map_err(|e| e.to_string())?,
+    };
+    let der = info.to_der().map_err(|e| e.to_string())?;
+    pem::encode_string(ENCRYPTED_KEY_LABEL, pem::LineEnding::LF, &der).map_err(|e| e.to_string())
 }
 
 /// Every certificate in PEM text.

@@ -1,14 +1,16 @@
-//! TLS for the client port and for the client library: rustls configurations built from key
-//! and trust stores, and the x509 identity of a client certificate.
+//! TLS for the client port, the quorum port and the client library: rustls configurations
+//! built from key and trust stores, and the x509 identity of a client certificate.
 
 mod keys;
 mod name;
 
-pub use keys::{identity_from_bytes, load_identity, load_trust, trust_from_bytes, Identity};
+pub use keys::{
+    encrypt_key_pem, identity_from_bytes, load_identity, load_trust, trust_from_bytes, Identity,
+};
 pub use name::subject_dn;
 pub use tokio_rustls::rustls::ClientConfig;
 
-use ensemble_config::{ClientAuth, ClientTls, Store};
+use ensemble_config::{ClientAuth, ClientTls, QuorumTls, Store};
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use std::sync::Arc;
 use tokio_rustls::rustls::client::danger::{
@@ -49,6 +51,64 @@ pub fn server_config(tls: &ClientTls) -> Result<Arc<ServerConfig>, String> {
         .with_single_cert(identity.chain, identity.key)
         .map_err(|e| format!("TLS key store {}: {e}", tls.key_store.location.display()))?;
     Ok(Arc::new(config))
+}
+
+/// The rustls configurations of mutual TLS on the quorum port.
+#[derive(Debug)]
+pub struct QuorumConfigs {
+    /// Accepting side: a peer must present a certificate the trust store vouches for.
+    pub server: Arc<ServerConfig>,
+    /// Dialing side: presents this server's certificate and checks the acceptor's.
+    pub client: Arc<ClientConfig>,
+    /// Checks a dialer's certificate against the host of the server it claims to be; `None`
+    /// without hostname verification.
+    pub names: Option<Arc<WebPkiServerVerifier>>,
+}
+
+/// The quorum port's rustls configurations; every problem is one line naming the file or
+/// setting. One key store serves both directions, so its certificate must be good for TLS
+/// servers and clients alike (no extended key usage, or both).
+pub fn quorum_configs(tls: &QuorumTls) -> Result<QuorumConfigs, String> {
+    let provider = provider(&tls.cipher_suites)?;
+    let versions = versions(&tls.protocols)?;
+    let identity = load_identity(&tls.key_store)?;
+    let roots = roots(&tls.trust_store)?;
+    let key_store = |e: rustls::Error| {
+        format!(
+            "TLS quorum key store {}: {e}",
+            tls.key_store.location.display()
+        )
+    };
+    let peers = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+        .build()
+        .map_err(|e| format!("TLS quorum trust store: {e}"))?;
+    let server = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("TLS quorum protocols: {e}"))?
+        .with_client_cert_verifier(peers)
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())
+        .map_err(key_store)?;
+    let names = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .map_err(|e| format!("TLS quorum trust store: {e}"))?;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions)
+        .map_err(|e| format!("TLS quorum protocols: {e}"))?;
+    let builder = if tls.hostname_verification {
+        builder.with_webpki_verifier(names.clone())
+    } else {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyName(names.clone())))
+    };
+    let client = builder
+        .with_client_auth_cert(identity.chain, identity.key)
+        .map_err(key_store)?;
+    Ok(QuorumConfigs {
+        server: Arc::new(server),
+        client: Arc::new(client),
+        names: tls.hostname_verification.then_some(names),
+    })
 }
 
 /// How a client speaks TLS to a server.

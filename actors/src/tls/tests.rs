@@ -2,11 +2,13 @@
 //! key store parsing under seeded mutations.
 
 use super::*;
-use ensemble_config::{ClientAuth, ClientTls, Store, StoreKind};
+use ensemble_config::{ClientAuth, ClientTls, QuorumTls, Store, StoreKind};
 use rand::{Rng, SeedableRng};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair,
 };
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::PrivateKeyDer;
 use std::path::Path;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 
@@ -149,12 +151,65 @@ fn settings_errors_are_one_line() {
     assert!(e.contains("keytool -importkeystore"), "{e}");
 }
 
+/// `client.pem`'s certificate with its key encrypted under `password`.
+fn encrypted_client_pem(dir: &Path, password: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(dir.join("client.pem")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(text.as_bytes()).unwrap();
+    let sealed = encrypt_key_pem(key.secret_der(), password, 1000, &[3; 16], [5; 16]).unwrap();
+    let cert_end = text.find("-----END CERTIFICATE-----\n").unwrap() + 26;
+    format!("{}{sealed}", &text[..cert_end]).into_bytes()
+}
+
+#[test]
+fn encrypted_pem_keys_open_with_their_password_only() {
+    let dir = tempfile::tempdir().unwrap();
+    pem_files(dir.path());
+    let bytes = encrypted_client_pem(dir.path(), "right");
+    let mut store = pem(dir.path(), "client.pem");
+    store.password = "right".into();
+    let plain = load_identity(&pem(dir.path(), "client.pem")).unwrap();
+    let opened = identity_from_bytes(&bytes, &store).unwrap();
+    assert_eq!(opened.key.secret_der(), plain.key.secret_der());
+    assert_eq!(opened.chain, plain.chain);
+    store.password = "wrong".into();
+    let e = identity_from_bytes(&bytes, &store).unwrap_err();
+    assert!(e.contains("wrong key store password"), "{e}");
+    store.password = String::new();
+    let e = identity_from_bytes(&bytes, &store).unwrap_err();
+    assert!(e.contains("no key store password"), "{e}");
+    // A key file that asks for hours of PBKDF2 is refused before any is run.
+    let text = std::fs::read_to_string(dir.path().join("client.pem")).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(text.as_bytes()).unwrap();
+    let slow = encrypt_key_pem(key.secret_der(), "pw", 1, &[3; 16], [5; 16]).unwrap();
+    let slow = slow_iterations(&slow, 100_000_000);
+    store.password = "pw".into();
+    let e = identity_from_bytes(slow.as_bytes(), &store).unwrap_err();
+    assert!(e.contains("PBKDF2 iterations"), "{e}");
+}
+
+/// `pem` (an encrypted key made with 1 PBKDF2 iteration) re-encoded to claim `iterations`.
+fn slow_iterations(pem: &str, iterations: u32) -> String {
+    use pkcs8::der::{pem as der_pem, Decode, Encode};
+    use pkcs8::pkcs5::{pbes2::Kdf, EncryptionScheme};
+    let (label, der) = der_pem::decode_vec(pem.as_bytes()).unwrap();
+    let mut info = pkcs8::EncryptedPrivateKeyInfoOwned::from_der(&der).unwrap();
+    let EncryptionScheme::Pbes2(params) = &mut info.encryption_algorithm else {
+        panic!("PBES2 expected")
+    };
+    let Kdf::Pbkdf2(kdf) = &mut params.kdf else {
+        panic!("PBKDF2 expected")
+    };
+    kdf.iteration_count = iterations;
+    der_pem::encode_string(label, der_pem::LineEnding::LF, &info.to_der().unwrap()).unwrap()
+}
+
 /// Mutated PEM and PKCS#12 bytes are refused or accepted, never a panic.
 #[test]
 fn mutated_stores_never_panic() {
     let dir = tempfile::tempdir().unwrap();
     pem_files(dir.path());
     let pem_bytes = std::fs::read(dir.path().join("client.pem")).unwrap();
+    let encrypted = encrypted_client_pem(dir.path(), "pw");
     let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
     let pkcs12 = Store {
         location: dir.path().join("x.p12"),
@@ -162,16 +217,20 @@ fn mutated_stores_never_panic() {
         kind: StoreKind::Pkcs12,
     };
     let pem_store = pem(dir.path(), "client.pem");
+    let encrypted_store = Store {
+        password: "pw".into(),
+        ..pem(dir.path(), "client.pem")
+    };
     // A PKCS#12 shape: a DER SEQUENCE of arbitrary content.
     let p12_like: Vec<u8> = [0x30, 0x82, 0x01, 0x00]
         .into_iter()
         .chain((0..256).map(|i| i as u8))
         .collect();
     for round in 0..400 {
-        let (base, store) = if round % 2 == 0 {
-            (&pem_bytes, &pem_store)
-        } else {
-            (&p12_like, &pkcs12)
+        let (base, store) = match round % 3 {
+            0 => (&pem_bytes, &pem_store),
+            1 => (&encrypted, &encrypted_store),
+            _ => (&p12_like, &pkcs12),
         };
         let mut bytes = base.clone();
         for _ in 0..rng.random_range(1..8) {
@@ -182,4 +241,53 @@ fn mutated_stores_never_panic() {
         let _ = identity_from_bytes(&bytes, store);
         let _ = trust_from_bytes(&bytes, store);
     }
+}
+
+#[tokio::test]
+async fn the_quorum_port_needs_a_trusted_certificate_from_both_sides() {
+    let dir = tempfile::tempdir().unwrap();
+    pem_files(dir.path());
+    let quorum = QuorumTls {
+        key_store: pem(dir.path(), "server.pem"),
+        trust_store: pem(dir.path(), "ca.pem"),
+        protocols: vec!["TLSv1.3".into()],
+        cipher_suites: Vec::new(),
+        hostname_verification: true,
+        handshake_timeout_ms: 5000,
+    };
+    let configs = quorum_configs(&quorum).unwrap();
+    let acceptor = TlsAcceptor::from(configs.server.clone());
+    let name = || rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    // Two members: both present server.pem's certificate.
+    let (a, b) = tokio::io::duplex(64 << 10);
+    let connector = TlsConnector::from(configs.client.clone());
+    let (s, c) = tokio::join!(acceptor.accept(a), connector.connect(name(), b));
+    let (s, _c) = (s.unwrap(), c.unwrap());
+    let chain = s.get_ref().1.peer_certificates().unwrap().to_vec();
+    let names = configs.names.as_ref().unwrap();
+    let now = UnixTime::now();
+    assert!(names
+        .verify_server_cert(&chain[0], &[], &name(), &[], now)
+        .is_ok());
+    let elsewhere = rustls_pki_types::ServerName::try_from("other.example").unwrap();
+    assert!(names
+        .verify_server_cert(&chain[0], &[], &elsewhere, &[], now)
+        .is_err());
+    // A dialer without a certificate is refused.
+    let anonymous = client_config(&ClientTlsOptions {
+        trust_store: Some(pem(dir.path(), "ca.pem")),
+        key_store: None,
+        skip_hostname_verification: false,
+    })
+    .unwrap();
+    let (a, b) = tokio::io::duplex(64 << 10);
+    let connector = TlsConnector::from(anonymous);
+    let (s, _) = tokio::join!(acceptor.accept(a), connector.connect(name(), b));
+    assert!(s.is_err());
+    // Without hostname verification there is no name check to make.
+    let relaxed = QuorumTls {
+        hostname_verification: false,
+        ..quorum
+    };
+    assert!(quorum_configs(&relaxed).unwrap().names.is_none());
 }

@@ -4,19 +4,21 @@ use super::{
     Durable, Input, NodeEvent, NodeEvents, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError,
 };
 use crate::client_port::{
-    ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, Host, ServiceSettings,
+    ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, Host, PublishedTree,
+    ServiceSettings,
 };
 use crate::data_tree::TreeOp;
 use crate::data_tree::{DataTree, OpResult, SessionPassword, TreeTxn};
 use crate::metrics::ServerMetrics;
-use crate::peer::{Announce, PeerEvent, PeerLink, SendPeer};
+use crate::peer::{Announce, PeerEvent, PeerLink, SendPeer, SendPeerLater};
 use crate::sessions::SessionTracker;
 use crate::storage::{
-    recover, Recovered, StorageError, StorageWriter, WriterEvent, WriterSettings,
+    recover, Flush, Persist, Recovered, StorageActor, StorageError, TakeSnapshot, WriterEvent,
+    WriterSettings,
 };
 use actix::prelude::*;
 use ensemble_config::dynamic::{self, Membership};
-use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, ZabMessage, Zxid};
+use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, ZabMessage, Zxid};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -30,7 +32,8 @@ pub struct QuorumSettings {
     pub sid: Sid,
     /// Voting members.
     pub voters: Vec<Sid>,
-    /// Every member and the config version, as configured (or left by the last reconfig).
+    /// Every member (voters and observers) and the config version, as configured (or left by
+    /// the last reconfig).
     pub membership: Membership,
     /// Core timing.
     pub timing: PeerTiming,
@@ -70,6 +73,11 @@ pub struct GetStatus;
 #[derive(Message)]
 #[rtype(result = "Option<Vec<u8>>")]
 pub struct ReadData(pub String);
+
+/// Asks for the tree versions this server publishes for reads on the connection threads.
+#[derive(Message)]
+#[rtype(result = "Arc<PublishedTree>")]
+pub struct GetPublishedTree;
 
 /// Asks for the details the `cons`, `wchc`, `wchp` and `dump` words show.
 #[derive(Message)]
@@ -124,7 +132,7 @@ pub struct NodeStatus {
 pub struct QuorumPeerActor {
     settings: QuorumSettings,
     links: BTreeMap<Sid, Addr<PeerLink>>,
-    storage: Arc<StorageWriter>,
+    storage: Addr<StorageActor>,
     core: QuorumPeer,
     tree: DataTree,
     epoch: Instant,
@@ -144,6 +152,10 @@ pub struct QuorumPeerActor {
     published_role: Option<NodeEvent>,
     /// When this server last stopped serving (or started), for election_time.
     looking_since: Instant,
+    /// Whether a restart has yet to reload the core and the tree from disk.
+    reload: bool,
+    /// The applied tree, published for the connection threads' reads.
+    published: Arc<PublishedTree>,
 }
 
 /// Collects the txns the client service submits while it runs.
@@ -184,7 +196,7 @@ impl QuorumPeerActor {
     pub fn new(
         settings: QuorumSettings,
         links: BTreeMap<Sid, Addr<PeerLink>>,
-        storage: Arc<StorageWriter>,
+        storage: Addr<StorageActor>,
         recovered: Recovered,
     ) -> Result<Self, StorageError> {
         let (core, tree) = build(&settings, recovered)?;
@@ -207,6 +219,8 @@ impl QuorumPeerActor {
             was_serving: false,
             published_role: None,
             looking_since: Instant::now(),
+            reload: false,
+            published: PublishedTree::new(),
             settings,
             links,
             storage,
@@ -241,9 +255,11 @@ impl QuorumPeerActor {
         for out in outs {
             match out {
                 Output::Send { to, msg } => self.send(to, msg),
-                Output::Persist { op, token } => self.storage.submit(op, token),
+                Output::Persist { op, token } => self.storage.do_send(Persist { op, token }),
                 Output::Apply(txns) => {
                     let config_before = self.tree.config().1;
+                    // Before any event or reply of the batch: see client_port/direct.rs.
+                    self.published.applying();
                     for txn in &txns {
                         let applied = self.tree.apply(txn);
                         self.clients.applied(&applied);
@@ -263,14 +279,17 @@ impl QuorumPeerActor {
                         // The clone is O(1) (the tree is a persistent map); the snapshot
                         // thread serializes it while writes go on.
                         let tree = self.tree.clone();
-                        self.storage
-                            .snapshot(tree.last_applied(), Box::new(move || tree.serialize()));
+                        self.storage.do_send(TakeSnapshot {
+                            last_zxid: tree.last_applied(),
+                            job: Box::new(move || tree.serialize()),
+                        });
                     }
                 }
                 Output::InstallSnapshot(s) => match DataTree::deserialize(&s.state) {
                     Ok(tree) => {
                         self.tree = tree;
                         self.membership_changed();
+                        self.publish();
                     }
                     Err(e) => {
                         tracing::error!("leader sent an unreadable snapshot: {e}; restarting");
@@ -279,17 +298,7 @@ impl QuorumPeerActor {
                     }
                 },
                 Output::SendSnapshotSync { to, epoch, txns } => {
-                    let snapshot = Snapshot {
-                        last_zxid: self.tree.last_applied(),
-                        state: self.tree.serialize(),
-                    };
-                    let msg = ZabMessage::NewLeader {
-                        epoch,
-                        truncate_to: None,
-                        snapshot: Some(snapshot),
-                        txns,
-                    };
-                    self.send(to, PeerMessage::Zab(msg));
+                    self.send_snapshot_sync(to, epoch, txns)
                 }
                 Output::Completed { request_id, result } => {
                     let tree_result = self
@@ -314,8 +323,18 @@ impl QuorumPeerActor {
             self.was_serving = status.serving;
             self.clients.serving_changed(status.serving);
             self.count_serving_change(status.serving, status.state);
+            self.publish();
         }
         self.publish_role(&status);
+        self.published.publish_if_wanted(&self.tree, status.serving);
+    }
+
+    /// The tree or the serving state changed: publishes it for reads on the connection
+    /// threads.
+    fn publish(&self) {
+        self.published.applying();
+        self.published
+            .publish(&self.tree, self.core.status().serving);
     }
 
     fn publish_role(&mut self, status: &PeerStatus) {
@@ -359,7 +378,7 @@ impl QuorumPeerActor {
             return;
         };
         if version != self.core.config_version() {
-            self.core.set_membership(version, m.voters());
+            self.core.set_membership(version, m.voters(), m.observers());
         }
         self.settings.voters = m.voters();
         let path = self
@@ -371,6 +390,30 @@ impl QuorumPeerActor {
             tracing::error!("cannot write {}: {e}", path.display());
         }
         self.settings.membership = m;
+    }
+
+    /// SNAP sync: the tree's O(1) clone is serialized on a blocking thread, so the leader goes
+    /// on serving meanwhile; the link holds later messages to `to` behind the image.
+    fn send_snapshot_sync(&self, to: Sid, epoch: u32, txns: Vec<Txn>) {
+        let Some(link) = self.links.get(&to) else {
+            return;
+        };
+        let (tx, rx) = oneshot::channel();
+        link.do_send(SendPeerLater(rx));
+        let tree = self.tree.clone();
+        tokio::task::spawn_blocking(move || {
+            let snapshot = Snapshot {
+                last_zxid: tree.last_applied(),
+                state: tree.serialize(),
+            };
+            let msg = ZabMessage::NewLeader {
+                epoch,
+                truncate_to: None,
+                snapshot: Some(snapshot),
+                txns,
+            };
+            let _ = tx.send(PeerMessage::Zab(msg));
+        });
     }
 
     fn send(&self, to: Sid, msg: PeerMessage) {
@@ -419,7 +462,7 @@ impl QuorumPeerActor {
                     self.submit_internal(TreeOp::ExpireSession, id, ctx);
                 }
             }
-            (ServerState::Following, true, Some(leader)) => {
+            (ServerState::Following | ServerState::Observing, true, Some(leader)) => {
                 self.tracker = None;
                 if !touched.is_empty() {
                     self.send(leader, PeerMessage::SessionTouch(touched));
@@ -478,6 +521,7 @@ impl QuorumPeerActor {
             serving: self.core.status().serving,
         };
         f(&mut self.clients, &self.tree, &mut subs);
+        self.published.publish_if_wanted(&self.tree, subs.serving);
         self.next_request = subs.next;
         for (request_id, txn) in subs.queued {
             self.step(
@@ -517,6 +561,7 @@ fn build(
         settings.timing.clone(),
         durable,
     )
+    .with_observers(membership.observers())
     .with_body_check(std::sync::Arc::new(move |body: &[u8]| {
         TreeTxn::check_body(body, max_data)
     }))
@@ -541,10 +586,39 @@ fn starting_membership(tree: &mut DataTree, configured: &Membership) -> Membersh
     configured.clone()
 }
 
-impl Actor for QuorumPeerActor {
-    type Context = Context<Self>;
+impl QuorumPeerActor {
+    /// After a restart: once everything queued reached the disk, reads it back off the actor
+    /// thread, then installs it and begins; the mailbox waits meanwhile.
+    fn reload(&mut self, ctx: &mut Context<Self>) {
+        let storage = self.storage.clone();
+        let settings = self.settings.clone();
+        let reloaded = async move {
+            // What was queued before the failure reaches the disk before we read it back.
+            let _ = storage.send(Flush).await;
+            let dirs = settings.storage.clone();
+            tokio::task::spawn_blocking(move || {
+                recover(&dirs.data_dir, &dirs.data_log_dir).and_then(|r| build(&settings, r))
+            })
+            .await
+            .map_err(|e| StorageError::Corrupt(format!("reloading stopped: {e}")))?
+        };
+        ctx.wait(
+            reloaded
+                .into_actor(self)
+                .map(|rebuilt, act, ctx| match rebuilt {
+                    Ok((core, tree)) => {
+                        act.core = core;
+                        act.tree = tree;
+                        act.publish();
+                        act.begin(ctx);
+                    }
+                    Err(e) => act.fail_node(format!("cannot reload storage after a restart: {e}")),
+                }),
+        );
+    }
 
-    fn started(&mut self, ctx: &mut Context<Self>) {
+    /// Starts the core, its ticks and the links' announcements.
+    fn begin(&mut self, ctx: &mut Context<Self>) {
         let now = self.now();
         let outs = self.core.start(now);
         self.carry_out(outs, ctx);
@@ -560,6 +634,22 @@ impl Actor for QuorumPeerActor {
     }
 }
 
+impl Actor for QuorumPeerActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if std::mem::take(&mut self.reload) {
+            self.reload(ctx);
+        } else {
+            self.begin(ctx);
+        }
+    }
+}
+
+/// Restart policy: keeps its settings, links, client connections and sessions' bookkeeping;
+/// fails its pending local writes (`LeaderChanged`); reloads the Zab core and the tree from
+/// disk (off the actor thread, once the storage writer has flushed), then looks for a leader
+/// again. Nothing acknowledged is lost: only durable txns were ever acknowledged.
 impl Supervised for QuorumPeerActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.restarts += 1;
@@ -568,22 +658,7 @@ impl Supervised for QuorumPeerActor {
             let _ = w.send(Err(SubmitError::LeaderChanged));
         }
         self.results.clear();
-        // What was queued before the failure reaches the disk before we read it back.
-        self.storage.flush();
-        let rebuilt = recover(
-            &self.settings.storage.data_dir,
-            &self.settings.storage.data_log_dir,
-        )
-        .and_then(|r| build(&self.settings, r));
-        match rebuilt {
-            Ok((core, tree)) => {
-                self.core = core;
-                self.tree = tree;
-            }
-            Err(e) => {
-                self.fail_node(format!("cannot reload storage after a restart: {e}"));
-            }
-        }
+        self.reload = true;
     }
 }
 
@@ -694,6 +769,14 @@ impl Handler<GetReport> for QuorumPeerActor {
             sessions,
             ephemerals,
         })
+    }
+}
+
+impl Handler<GetPublishedTree> for QuorumPeerActor {
+    type Result = MessageResult<GetPublishedTree>;
+
+    fn handle(&mut self, _: GetPublishedTree, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.published.clone())
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::sync::broadcast;
 pub enum NodeEvent {
     /// The server's role, its service or the leader it follows changed.
     Role {
-        /// LOOKING, FOLLOWING or LEADING.
+        /// LOOKING, FOLLOWING, LEADING or OBSERVING.
         state: ServerState,
         /// Whether it serves clients (a leader with a synced quorum, a synced follower).
         serving: bool,

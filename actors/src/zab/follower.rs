@@ -1,4 +1,7 @@
 //! The follower role: join the leader, sync, then log, ack and apply its proposals.
+//!
+//! An observer plays this role too, but never acks: it logs and applies the committed txns
+//! its leader informs it of.
 
 use super::peer::{QuorumPeer, Role};
 use super::types::{PersistToken, StorageOp, SubmitError};
@@ -116,6 +119,7 @@ impl QuorumPeer {
                 );
                 self.follower_commit(committed);
             }
+            (ZabMessage::Inform(txn), _) if self.is_observer() => self.observer_on_inform(txn),
             (ZabMessage::Proposal(txn), _) => self.follower_on_proposal(txn),
             (ZabMessage::Commit(z), _) if self.follower().acks_allowed() => self.follower_commit(z),
             (ZabMessage::Ping { committed }, Phase::Broadcast(_)) => {
@@ -139,7 +143,9 @@ impl QuorumPeer {
     }
 
     fn follower_on_leader_info(&mut self, new_epoch: u32) {
-        if new_epoch < self.accepted_epoch {
+        // An observer never acks, so its accepted epoch promises nothing: it takes the
+        // leader's epoch, even an older one, rather than stay out until the next election.
+        if new_epoch < self.accepted_epoch && !self.is_observer() {
             tracing::warn!(
                 me = self.me,
                 new_epoch,
@@ -147,7 +153,7 @@ impl QuorumPeer {
                 "leader proposes an epoch older than the one accepted; looking"
             );
             self.look();
-        } else if new_epoch > self.accepted_epoch {
+        } else if new_epoch != self.accepted_epoch {
             self.accepted_epoch = new_epoch;
             self.follower().phase = Phase::PersistingEpoch(new_epoch);
             self.persist(
@@ -241,12 +247,29 @@ impl QuorumPeer {
                 self.send(leader, ZabMessage::AckNewLeader { epoch: e });
             }
             (PersistToken::Txns(z), _) if self.follower().acks_allowed() => {
-                let leader = self.follower().leader;
-                self.send(leader, ZabMessage::Ack(z));
+                if !self.is_observer() {
+                    let leader = self.follower().leader;
+                    self.send(leader, ZabMessage::Ack(z));
+                }
                 let target = self.follower().commit_target;
                 self.apply_up_to(target.min(self.persisted));
             }
             _ => {}
+        }
+    }
+
+    /// A committed txn for an observer: logged unless the sync already brought it, then
+    /// committed (once synced; UPTODATE carries the commit point of earlier ones).
+    fn observer_on_inform(&mut self, txn: Txn) {
+        let zxid = txn.zxid;
+        if zxid > self.log.last() {
+            self.follower_on_proposal(txn);
+            if !matches!(self.role, Role::Following(_)) {
+                return;
+            }
+        }
+        if self.follower().acks_allowed() {
+            self.follower_commit(zxid);
         }
     }
 

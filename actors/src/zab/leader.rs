@@ -1,4 +1,8 @@
 //! The leader role: discovery (new epoch), synchronization (DIFF/TRUNC/SNAP) and broadcast.
+//!
+//! Only voters count, in discovery, sync and commits. Observers are synced once the leader is
+//! established (so they only ever hold an established leader's history) and are then sent
+//! each committed txn (INFORM) instead of proposals and commits.
 
 use super::membership::quorum_of;
 use super::peer::{QuorumPeer, Role};
@@ -31,6 +35,8 @@ enum Stage {
 #[derive(Clone, Debug)]
 struct FollowerHandle {
     stage: Stage,
+    /// An observer: never counted, synced only once established, informed of commits.
+    observer: bool,
     accepted_epoch: u32,
     last_heard: u64,
 }
@@ -55,25 +61,34 @@ impl LeaderRole {
         self.phase == Phase::Broadcast
     }
 
-    pub(super) fn synced_count(&self) -> usize {
-        self.followers
-            .values()
-            .filter(|f| f.stage == Stage::Synced)
-            .count()
+    /// Synced voters and synced observers.
+    pub(super) fn synced_counts(&self) -> (usize, usize) {
+        let synced = || self.followers.values().filter(|f| f.stage == Stage::Synced);
+        let observers = synced().filter(|f| f.observer).count();
+        (synced().count() - observers, observers)
     }
 
-    /// Followers among `voters` that pass `pred`: only voters count towards quorums.
-    fn voting(&self, voters: &[Sid], pred: impl Fn(&FollowerHandle) -> bool) -> usize {
+    /// Followers (not this leader) among `voters` whose handle passes `pred`: the voter set
+    /// alone says who counts.
+    fn count_voters(&self, voters: &[Sid], pred: impl Fn(&FollowerHandle) -> bool) -> usize {
         self.followers
             .iter()
             .filter(|(s, f)| voters.contains(s) && pred(f))
             .count()
     }
 
-    /// Forgets followers that are not voters any more (a reconfig removed them).
-    pub(super) fn retain_followers(&mut self, voters: &[Sid]) {
-        self.followers.retain(|s, _| voters.contains(s));
-        self.ack_newleader.retain(|s| voters.contains(s));
+    /// Forgets followers a reconfig removed or whose role it changed (a voter made an
+    /// observer or the reverse): they join again in their new role.
+    pub(super) fn retain_followers(&mut self, voters: &[Sid], observers: &[Sid]) {
+        self.followers.retain(|s, f| {
+            if f.observer {
+                observers.contains(s)
+            } else {
+                voters.contains(s)
+            }
+        });
+        let followers = &self.followers;
+        self.ack_newleader.retain(|s| followers.contains_key(s));
     }
 
     /// Followers synced and serving.
@@ -89,11 +104,37 @@ impl LeaderRole {
         self.followers.get(&sid).map(|f| f.stage)
     }
 
+    /// Followers and observers that get every broadcast from now on.
     fn forwarding(&self) -> Vec<Sid> {
+        self.forwarding_where(|_| true)
+    }
+
+    /// Voters that get proposals and commits.
+    fn forwarding_voters(&self) -> Vec<Sid> {
+        self.forwarding_where(|f| !f.observer)
+    }
+
+    /// Observers that get committed txns.
+    fn forwarding_observers(&self) -> Vec<Sid> {
+        self.forwarding_where(|f| f.observer)
+    }
+
+    fn forwarding_where(&self, pred: impl Fn(&FollowerHandle) -> bool) -> Vec<Sid> {
         self.followers
             .iter()
-            .filter(|(_, f)| matches!(f.stage, Stage::Syncing | Stage::Synced))
+            .filter(|(_, f)| matches!(f.stage, Stage::Syncing | Stage::Synced) && pred(f))
             .map(|(s, _)| *s)
+            .collect()
+    }
+
+    /// Observers that acknowledged the epoch and wait for the leader to be established.
+    fn waiting_observers(&self) -> Vec<(Sid, Zxid)> {
+        self.followers
+            .iter()
+            .filter_map(|(s, f)| match f.stage {
+                Stage::EpochAcked { last_zxid } if f.observer => Some((*s, last_zxid)),
+                _ => None,
+            })
             .collect()
     }
 }
@@ -129,18 +170,25 @@ impl QuorumPeer {
             f.last_heard = now;
         }
         match msg {
-            ZabMessage::FollowerInfo { .. } if !self.voters.contains(&from) => {
+            ZabMessage::FollowerInfo { .. }
+                if !self.voters.contains(&from) && !self.observers.contains(&from) =>
+            {
                 tracing::info!(
                     me = self.me,
                     from,
-                    "a server that is not a voter may not follow"
+                    "a server that is neither a voter nor an observer may not follow"
                 );
             }
             ZabMessage::FollowerInfo {
                 accepted_epoch,
                 last_zxid: _,
             } => {
-                if let Some(epoch) = self.leader().epoch.filter(|e| accepted_epoch > *e) {
+                let observer = !self.is_voter(from);
+                if let Some(epoch) = self
+                    .leader()
+                    .epoch
+                    .filter(|e| accepted_epoch > *e && !observer)
+                {
                     // The follower promised a newer epoch (to a leader that failed to
                     // establish it) and will never follow this one: only a new discovery,
                     // which chooses an epoch above every promise it hears, can take it back.
@@ -158,6 +206,7 @@ impl QuorumPeer {
                     from,
                     FollowerHandle {
                         stage: Stage::Info,
+                        observer,
                         accepted_epoch,
                         last_heard: now,
                     },
@@ -174,7 +223,7 @@ impl QuorumPeer {
             } => self.leader_on_ack_epoch(from, current_epoch, last_zxid),
             ZabMessage::AckNewLeader { epoch } => self.leader_on_ack_newleader(from, epoch),
             ZabMessage::Ack(zxid) => {
-                if self.leader().forwarding().contains(&from) {
+                if self.leader().forwarding_voters().contains(&from) {
                     self.leader_record_ack(from, zxid);
                 }
             }
@@ -210,10 +259,11 @@ impl QuorumPeer {
         if leader.epoch.is_some() {
             return;
         }
-        let infos = leader.voting(&voters, |_| true) + 1;
+        let infos = leader.count_voters(&voters, |_| true) + 1;
         let max_accepted = leader
             .followers
             .values()
+            .filter(|f| !f.observer)
             .map(|f| f.accepted_epoch)
             .max()
             .unwrap_or(0)
@@ -252,7 +302,9 @@ impl QuorumPeer {
         if f.stage != Stage::Info {
             return;
         }
-        if (current_epoch, last_zxid) > (my_epoch, my_last) {
+        // An observer's history comes from established leaders only, never counted: it cannot
+        // hold a commit this leader lacks, and whatever it holds past this log is truncated.
+        if !f.observer && (current_epoch, last_zxid) > (my_epoch, my_last) {
             tracing::warn!(
                 me = self.me,
                 follower = from,
@@ -262,10 +314,20 @@ impl QuorumPeer {
             return;
         }
         f.stage = Stage::EpochAcked { last_zxid };
-        if self.leader().current_requested {
+        if self.leader_may_sync(from) {
             self.leader_sync(from, last_zxid);
         } else {
             self.leader_try_start_sync();
+        }
+    }
+
+    /// A voter is synced once the leader writes currentEpoch; an observer once established.
+    fn leader_may_sync(&mut self, sid: Sid) -> bool {
+        let leader = self.leader();
+        match leader.followers.get(&sid) {
+            Some(f) if f.observer => leader.phase == Phase::Broadcast,
+            Some(_) => leader.current_requested,
+            None => false,
         }
     }
 
@@ -276,7 +338,7 @@ impl QuorumPeer {
         if !leader.self_accepted || leader.current_requested {
             return;
         }
-        let acked = leader.voting(&voters, |f| !matches!(f.stage, Stage::Info));
+        let acked = leader.count_voters(&voters, |f| !matches!(f.stage, Stage::Info));
         if !self.quorum(acked + 1) {
             return;
         }
@@ -293,7 +355,7 @@ impl QuorumPeer {
             .followers
             .iter()
             .filter_map(|(s, f)| match f.stage {
-                Stage::EpochAcked { last_zxid } => Some((*s, last_zxid)),
+                Stage::EpochAcked { last_zxid } if !f.observer => Some((*s, last_zxid)),
                 _ => None,
             })
             .collect();
@@ -383,6 +445,9 @@ impl QuorumPeer {
         for to in synced {
             self.leader_up_to_date(to);
         }
+        for (to, last_zxid) in self.leader().waiting_observers() {
+            self.leader_sync(to, last_zxid);
+        }
     }
 
     fn leader_up_to_date(&mut self, to: Sid) {
@@ -450,7 +515,7 @@ impl QuorumPeer {
             self.pending_reconfig = Some((zxid, voters));
         }
         let leader = self.leader();
-        let targets = leader.forwarding();
+        let targets = leader.forwarding_voters();
         let txn = Txn {
             zxid,
             origin,
@@ -503,11 +568,26 @@ impl QuorumPeer {
             last_committed = Some(z);
         }
         if let Some(z) = last_committed {
+            let before = self.log.committed();
             self.log.commit(z);
-            for to in self.leader().forwarding() {
+            for to in self.leader().forwarding_voters() {
                 self.send(to, ZabMessage::Commit(z));
             }
+            self.leader_inform(before, z);
             self.apply_up_to(z);
+        }
+    }
+
+    /// Sends observers the txns committed above `from` up to `to`.
+    fn leader_inform(&mut self, from: Zxid, to: Zxid) {
+        let observers = self.leader().forwarding_observers();
+        if observers.is_empty() {
+            return;
+        }
+        for txn in self.log.between(from, to) {
+            for &o in &observers {
+                self.send(o, ZabMessage::Inform(txn.clone()));
+            }
         }
     }
 
@@ -540,7 +620,7 @@ impl QuorumPeer {
             leader.followers.remove(s);
             leader.ack_newleader.remove(s);
         }
-        let alive = leader.voting(&voters, |f| f.stage == Stage::Synced) + 1;
+        let alive = leader.count_voters(&voters, |f| f.stage == Stage::Synced) + 1;
         if !self.quorum(alive) {
             tracing::warn!(me = self.me, "lost the quorum; leader steps down");
             self.look();

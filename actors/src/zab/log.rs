@@ -73,6 +73,15 @@ impl TxnLog {
             .collect()
     }
 
+    /// Txns above `from` and at most `to`, in order.
+    pub fn between(&self, from: Zxid, to: Zxid) -> Vec<Txn> {
+        self.entries
+            .range(self.first_after(from)..)
+            .take_while(|t| t.zxid <= to)
+            .cloned()
+            .collect()
+    }
+
     /// Index of the first entry above `zxid`.
     fn first_after(&self, zxid: Zxid) -> usize {
         match self.position(zxid) {

@@ -15,14 +15,16 @@ use ensemble_messages::zk::err;
 use ensemble_messages::Zxid;
 use std::collections::BTreeSet;
 
-/// A reconfig txn as the core sees it: the config version it was based on and the voters it
-/// names.
+/// A reconfig txn as the core sees it: the config version it was based on and the voters
+/// and observers it names.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProposedMembership {
     /// The config version the change was computed from; it applies only if still current.
     pub expected_version: u64,
     /// The voters of the new config.
     pub voters: Vec<Sid>,
+    /// The observers of the new config.
+    pub observers: Vec<Sid>,
 }
 
 /// Tells reconfig txns apart from other writes: a pure function of the body.
@@ -128,14 +130,18 @@ pub fn server_lines(servers: &[ServerEntry]) -> String {
 
 /// The voters a reconfig txn's server lines name (None if they do not parse).
 pub fn voters_of_lines(lines: &str) -> Option<Vec<Sid>> {
+    members_of_lines(lines).map(|(voters, _)| voters)
+}
+
+/// The voters and the observers a reconfig txn's server lines name (None if they do not
+/// parse).
+pub fn members_of_lines(lines: &str) -> Option<(Vec<Sid>, Vec<Sid>)> {
     let servers = parse_specs(lines.lines().filter(|l| !l.trim().is_empty())).ok()?;
-    Some(
-        servers
-            .iter()
-            .filter(|s| s.role == ensemble_config::ServerRole::Participant)
-            .map(|s| s.id)
-            .collect(),
-    )
+    let (voters, observers): (Vec<&ServerEntry>, Vec<&ServerEntry>) = servers
+        .iter()
+        .partition(|s| s.role == ensemble_config::ServerRole::Participant);
+    let ids = |v: Vec<&ServerEntry>| v.iter().map(|s| s.id).collect();
+    Some((ids(voters), ids(observers)))
 }
 
 /// Whether `acks` hold a quorum of `voters` (acks from others do not count).
@@ -213,7 +219,7 @@ impl QuorumPeer {
                 continue;
             };
             if p.expected_version == self.config_version {
-                self.set_membership(t.zxid.0, p.voters);
+                self.set_membership(t.zxid.0, p.voters, p.observers);
             }
             if self
                 .pending_reconfig
@@ -225,26 +231,37 @@ impl QuorumPeer {
         }
     }
 
-    /// Counts with `voters` from now on, as config `version`.
-    pub fn set_membership(&mut self, version: u64, mut voters: Vec<Sid>) {
+    /// Counts with `voters` and serves `observers` from now on, as config `version`.
+    pub fn set_membership(&mut self, version: u64, mut voters: Vec<Sid>, mut observers: Vec<Sid>) {
         voters.sort_unstable();
+        observers.sort_unstable();
         tracing::info!(
             me = self.me,
             version = format!("{version:x}"),
             ?voters,
+            ?observers,
             "membership changed"
         );
-        let was_member = self.voters.contains(&self.me);
+        let role_before = (
+            self.voters.contains(&self.me),
+            self.observers.contains(&self.me),
+        );
         let leader_gone = matches!(&self.role, Role::Following(f) if !voters.contains(&f.leader));
         self.config_version = version;
-        self.election.set_voters(voters.clone());
+        self.election.set_members(voters.clone(), observers.clone());
         self.voters = voters;
-        // A follower whose leader was removed elects a new one at once rather than waiting
-        // for the leader's silence to pass syncLimit.
-        self.step_down = (was_member && !self.voters.contains(&self.me)) || leader_gone;
-        let voters = self.voters.clone();
+        self.observers = observers;
+        let role_after = (
+            self.voters.contains(&self.me),
+            self.observers.contains(&self.me),
+        );
+        // A server removed or given another role (voter to observer or the reverse) joins
+        // again as what it now is; a follower whose leader was removed elects a new one at
+        // once rather than waiting for the leader's silence to pass syncLimit.
+        self.step_down = role_before != role_after || leader_gone;
+        let (voters, observers) = (self.voters.clone(), self.observers.clone());
         if let Role::Leading(l) = &mut self.role {
-            l.retain_followers(&voters);
+            l.retain_followers(&voters, &observers);
         }
     }
 

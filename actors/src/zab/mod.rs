@@ -15,8 +15,9 @@ mod peer;
 mod types;
 
 pub use actor::{
-    FailQuorumPeer, GetReport, GetStatus, NodeStatus, QuorumPeerActor, QuorumSettings, ReadData,
-    ResetConnectionStats, ServerReport, StorageEvent, Submit, WriteResult,
+    FailQuorumPeer, GetPublishedTree, GetReport, GetStatus, NodeStatus, QuorumPeerActor,
+    QuorumSettings, ReadData, ResetConnectionStats, ServerReport, StorageEvent, Submit,
+    WriteResult,
 };
 pub use events::{NodeEvent, NodeEvents};
 pub use log::TxnLog;

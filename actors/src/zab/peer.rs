@@ -1,4 +1,7 @@
 //! The quorum peer: election, then the leader or follower role, then election again.
+//!
+//! An observer (a server outside the voter set) takes the follower role without voting: it
+//! never acks and is never counted, and its leader sends it committed txns only.
 
 use super::follower::FollowerRole;
 use super::leader::LeaderRole;
@@ -21,6 +24,8 @@ pub(super) enum Role {
 pub struct QuorumPeer {
     pub(super) me: Sid,
     pub(super) voters: Vec<Sid>,
+    /// Members that learn every commit without voting; never counted in a quorum.
+    pub(super) observers: Vec<Sid>,
     pub(super) timing: PeerTiming,
     pub(super) election: Election,
     pub(super) accepted_epoch: u32,
@@ -57,6 +62,7 @@ impl QuorumPeer {
             election: Election::new(me, voters.clone(), timing.election.clone()),
             me,
             voters,
+            observers: Vec::new(),
             timing,
             accepted_epoch: durable.accepted_epoch,
             current_epoch: durable.current_epoch,
@@ -79,6 +85,25 @@ impl QuorumPeer {
         self.config_version = version;
         self.membership_of = of;
         self
+    }
+
+    /// The same server, knowing these members as observers (this server may be one of them:
+    /// it is an observer when it is not among the voters).
+    pub fn with_observers(mut self, mut observers: Vec<Sid>) -> Self {
+        observers.sort_unstable();
+        self.election = self.election.clone().with_observers(observers.clone());
+        self.observers = observers;
+        self
+    }
+
+    /// Whether this server observes rather than votes.
+    pub fn is_observer(&self) -> bool {
+        !self.voters.contains(&self.me)
+    }
+
+    /// Whether `sid` votes and counts in quorums.
+    pub(super) fn is_voter(&self, sid: Sid) -> bool {
+        self.voters.contains(&sid)
     }
 
     /// The same server, proposing only writes whose body passes `check`.
@@ -111,15 +136,20 @@ impl QuorumPeer {
 
     /// A summary for status reports.
     pub fn status(&self) -> PeerStatus {
+        let learning = if self.is_observer() {
+            ServerState::Observing
+        } else {
+            ServerState::Following
+        };
         let (state, serving, leader, synced) = match &self.role {
-            Role::Looking => (ServerState::Looking, false, None, 0),
+            Role::Looking => (ServerState::Looking, false, None, (0, 0)),
             Role::Leading(l) => (
                 ServerState::Leading,
                 l.is_established(),
                 Some(self.me),
-                l.synced_count(),
+                l.synced_counts(),
             ),
-            Role::Following(f) => (ServerState::Following, f.is_serving(), Some(f.leader), 0),
+            Role::Following(f) => (learning, f.is_serving(), Some(f.leader), (0, 0)),
         };
         PeerStatus {
             state,
@@ -129,7 +159,8 @@ impl QuorumPeer {
             last_logged: self.log.last(),
             committed: self.log.committed(),
             applied: self.log.applied(),
-            synced_followers: synced,
+            synced_followers: synced.0,
+            synced_observers: synced.1,
             election_epoch: self.election.logical_clock(),
         }
     }

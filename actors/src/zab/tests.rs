@@ -238,7 +238,7 @@ fn leader_with(log: Vec<Txn>) -> (QuorumPeer, Vec<Output>) {
         snapshot_zxid: Zxid::ZERO,
         log,
     };
-    let mut p = QuorumPeer::new(3, vec![1, 2, 3], timing(), durable);
+    let mut p = QuorumPeer::new(3, vec![1, 2, 3], timing(), durable).with_observers(vec![4, 5]);
     p.start(0);
     let looking = Notification {
         state: ServerState::Looking,
@@ -517,4 +517,328 @@ fn a_body_that_fails_the_check_is_refused_before_it_is_logged() {
     assert!(outs
         .iter()
         .any(|o| matches!(o, Output::Persist { op: StorageOp::Append(t), .. } if t[0].zxid == Zxid::new(2, 1))));
+}
+
+fn leader_established_with_2() -> QuorumPeer {
+    let (mut p, _) = leader_with(vec![]);
+    p.step(Input::Persisted(PersistToken::CurrentEpoch(2)), 4);
+    p.step(zab(2, ZabMessage::AckNewLeader { epoch: 2 }), 5);
+    assert!(p.status().serving);
+    p
+}
+
+fn observer_joins(p: &mut QuorumPeer, sid: Sid, now: u64) -> Vec<Output> {
+    let info = ZabMessage::FollowerInfo {
+        accepted_epoch: 0,
+        last_zxid: Zxid::ZERO,
+    };
+    let mut outs = p.step(zab(sid, info), now);
+    let ack = ZabMessage::AckEpoch {
+        current_epoch: 0,
+        last_zxid: Zxid::ZERO,
+    };
+    outs.extend(p.step(zab(sid, ack), now));
+    outs
+}
+
+#[test]
+fn observers_never_count_in_election_discovery_or_sync() {
+    let durable = Durable {
+        accepted_epoch: 1,
+        current_epoch: 1,
+        ..Durable::default()
+    };
+    let mut p = QuorumPeer::new(3, vec![1, 2, 3], timing(), durable).with_observers(vec![4, 5]);
+    p.start(0);
+    let observer = Notification {
+        state: ServerState::Looking,
+        vote: Vote {
+            leader: 3,
+            zxid: Zxid::ZERO,
+            peer_epoch: 1,
+        },
+        election_epoch: 1,
+    };
+    for o in [4, 5] {
+        let outs = p.step(
+            Input::Message {
+                from: o,
+                msg: PeerMessage::Election(observer),
+            },
+            0,
+        );
+        assert_eq!(
+            p.status().state,
+            ServerState::Looking,
+            "observers never vote"
+        );
+        assert!(
+            matches!(&outs[..], [Output::Send { to, msg: PeerMessage::Election(n) }] if *to == o && n.vote.leader == 3),
+            "a voter answers an observer with its vote: {outs:?}"
+        );
+    }
+    let (mut p, _) = leader_with(vec![]);
+    let mut outs = Vec::new();
+    for o in [4, 5] {
+        outs.extend(observer_joins(&mut p, o, 3));
+    }
+    assert!(
+        !sends(&outs)
+            .iter()
+            .any(|(_, m)| matches!(m, ZabMessage::NewLeader { .. })),
+        "observers are synced only once the leader is established: {outs:?}"
+    );
+    p.step(Input::Persisted(PersistToken::CurrentEpoch(2)), 4);
+    assert!(
+        !p.status().serving,
+        "observers' acks never establish a leader"
+    );
+}
+
+#[test]
+fn leader_informs_observers_of_commits_and_never_counts_their_acks() {
+    let (mut p, _) = leader_with(vec![]);
+    let outs = observer_joins(&mut p, 4, 3);
+    assert!(sends(&outs)
+        .iter()
+        .all(|(to, m)| *to == 4 && matches!(m, ZabMessage::LeaderInfo { new_epoch: 2 })));
+    p.step(Input::Persisted(PersistToken::CurrentEpoch(2)), 4);
+    let outs = p.step(zab(2, ZabMessage::AckNewLeader { epoch: 2 }), 5);
+    assert!(
+        sends(&outs).contains(&(
+            4,
+            ZabMessage::NewLeader {
+                epoch: 2,
+                truncate_to: None,
+                snapshot: None,
+                txns: vec![]
+            }
+        )),
+        "the waiting observer is synced once the leader is established: {outs:?}"
+    );
+    let outs = p.step(zab(4, ZabMessage::AckNewLeader { epoch: 2 }), 6);
+    assert_eq!(
+        sends(&outs),
+        vec![(
+            4,
+            ZabMessage::UpToDate {
+                committed: Zxid::ZERO
+            }
+        )]
+    );
+    assert_eq!(
+        (p.status().synced_followers, p.status().synced_observers),
+        (1, 1)
+    );
+    let outs = p.step(
+        Input::Submit {
+            request_id: 1,
+            body: b"a".to_vec(),
+        },
+        7,
+    );
+    let z1 = Zxid::new(2, 1);
+    let proposed: Vec<Sid> = sends(&outs).iter().map(|(to, _)| *to).collect();
+    assert_eq!(proposed, vec![2], "observers get no proposals");
+    p.step(Input::Persisted(PersistToken::Txns(z1)), 8);
+    assert!(
+        sends(&p.step(zab(4, ZabMessage::Ack(z1)), 9)).is_empty(),
+        "an observer's ack is never counted"
+    );
+    let outs = p.step(zab(2, ZabMessage::Ack(z1)), 10);
+    let committed = Txn {
+        zxid: z1,
+        origin: 3,
+        request_id: 1,
+        body: b"a".to_vec(),
+    };
+    assert_eq!(
+        sends(&outs),
+        vec![
+            (2, ZabMessage::Commit(z1)),
+            (4, ZabMessage::Inform(committed))
+        ]
+    );
+}
+
+#[test]
+fn losing_observers_never_costs_the_quorum_and_observers_never_keep_it() {
+    let mut p = leader_established_with_2();
+    observer_joins(&mut p, 4, 6);
+    p.step(zab(4, ZabMessage::AckNewLeader { epoch: 2 }), 7);
+    assert_eq!(p.status().synced_observers, 1);
+    p.step(Input::PeerDisconnected(4), 8);
+    p.step(Input::Tick, 9);
+    assert!(p.status().serving, "an observer's loss costs nothing");
+    observer_joins(&mut p, 4, 10);
+    p.step(zab(4, ZabMessage::AckNewLeader { epoch: 2 }), 11);
+    p.step(Input::PeerDisconnected(2), 12);
+    p.step(Input::Tick, 13);
+    assert_eq!(
+        p.status().state,
+        ServerState::Looking,
+        "a leader with only an observer has no quorum"
+    );
+}
+
+/// Server 4, an observer of voters {1,2,3}, synced to leader 3 and serving.
+fn serving_observer() -> QuorumPeer {
+    let mut p =
+        QuorumPeer::new(4, vec![1, 2, 3], timing(), Durable::default()).with_observers(vec![4]);
+    let outs = p.start(0);
+    let voted: Vec<Sid> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: PeerMessage::Election(n),
+            } => Some((*to, n.vote.leader)),
+            _ => None,
+        })
+        .map(|(to, leader)| {
+            assert_eq!(leader, 0, "an observer votes for no one");
+            to
+        })
+        .collect();
+    assert_eq!(voted, vec![1, 2, 3], "an observer notifies the voters only");
+    let leading = Notification {
+        state: ServerState::Leading,
+        vote: Vote {
+            leader: 3,
+            zxid: Zxid::new(1, 5),
+            peer_epoch: 1,
+        },
+        election_epoch: 3,
+    };
+    let following = Notification {
+        state: ServerState::Following,
+        ..leading
+    };
+    for (from, n) in [(2, following), (3, leading)] {
+        p.step(
+            Input::Message {
+                from,
+                msg: PeerMessage::Election(n),
+            },
+            1,
+        );
+    }
+    assert_eq!(p.status().state, ServerState::Observing);
+    p.step(zab(3, ZabMessage::LeaderInfo { new_epoch: 2 }), 2);
+    p.step(Input::Persisted(PersistToken::AcceptedEpoch(2)), 3);
+    let outs = p.step(
+        zab(
+            3,
+            ZabMessage::NewLeader {
+                epoch: 2,
+                truncate_to: None,
+                snapshot: None,
+                txns: vec![txn(1, 1)],
+            },
+        ),
+        4,
+    );
+    assert!(sends(&outs).is_empty());
+    p.step(Input::Persisted(PersistToken::Txns(Zxid::new(1, 1))), 5);
+    let outs = p.step(Input::Persisted(PersistToken::CurrentEpoch(2)), 5);
+    assert_eq!(
+        sends(&outs),
+        vec![(3, ZabMessage::AckNewLeader { epoch: 2 })]
+    );
+    let outs = p.step(
+        zab(
+            3,
+            ZabMessage::UpToDate {
+                committed: Zxid::new(1, 1),
+            },
+        ),
+        6,
+    );
+    assert_eq!(outs, vec![Output::Apply(vec![txn(1, 1)])]);
+    assert!(p.status().serving);
+    p
+}
+
+#[test]
+fn observer_logs_and_applies_informed_txns_without_acking() {
+    let mut p = serving_observer();
+    let outs = p.step(zab(3, ZabMessage::Inform(txn(2, 1))), 7);
+    assert_eq!(
+        outs,
+        vec![Output::Persist {
+            op: StorageOp::Append(vec![txn(2, 1)]),
+            token: Some(PersistToken::Txns(Zxid::new(2, 1)))
+        }]
+    );
+    let outs = p.step(Input::Persisted(PersistToken::Txns(Zxid::new(2, 1))), 8);
+    assert_eq!(outs, vec![Output::Apply(vec![txn(2, 1)])], "no ack");
+    let outs = p.step(
+        Input::Submit {
+            request_id: 7,
+            body: b"w".to_vec(),
+        },
+        9,
+    );
+    assert_eq!(
+        sends(&outs),
+        vec![(
+            3,
+            ZabMessage::Request {
+                request_id: 7,
+                body: b"w".to_vec()
+            }
+        )],
+        "an observer forwards writes to its leader"
+    );
+    p.step(Input::Tick, 9 + 501);
+    assert_eq!(
+        p.status().state,
+        ServerState::Looking,
+        "a silent leader is left"
+    );
+}
+
+#[test]
+fn an_observer_takes_a_lower_epoch_than_it_accepted() {
+    let mut p = QuorumPeer::new(
+        4,
+        vec![1, 2, 3],
+        timing(),
+        Durable {
+            accepted_epoch: 5,
+            current_epoch: 1,
+            ..Durable::default()
+        },
+    )
+    .with_observers(vec![4]);
+    p.start(0);
+    let leading = Notification {
+        state: ServerState::Leading,
+        vote: Vote {
+            leader: 3,
+            zxid: Zxid::ZERO,
+            peer_epoch: 1,
+        },
+        election_epoch: 1,
+    };
+    for (from, state) in [(2, ServerState::Following), (3, ServerState::Leading)] {
+        let n = Notification { state, ..leading };
+        p.step(
+            Input::Message {
+                from,
+                msg: PeerMessage::Election(n),
+            },
+            1,
+        );
+    }
+    let outs = p.step(zab(3, ZabMessage::LeaderInfo { new_epoch: 2 }), 2);
+    assert_eq!(
+        outs,
+        vec![Output::Persist {
+            op: StorageOp::AcceptedEpoch(2),
+            token: Some(PersistToken::AcceptedEpoch(2))
+        }],
+        "an observer never acks, so its accepted epoch promises nothing"
+    );
+    assert_eq!(p.status().state, ServerState::Observing);
 }

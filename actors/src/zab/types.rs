@@ -141,8 +141,10 @@ pub struct PeerStatus {
     pub committed: Zxid,
     /// Last applied zxid.
     pub applied: Zxid,
-    /// Followers synced to this leader (0 unless leading).
+    /// Voting followers synced to this leader (0 unless leading).
     pub synced_followers: usize,
+    /// Observers synced to this leader (0 unless leading).
+    pub synced_observers: usize,
     /// Election round.
     pub election_epoch: u64,
 }

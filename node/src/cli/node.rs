@@ -7,7 +7,6 @@ use tokio::sync::broadcast::error::RecvError;
 
 pub(super) fn run(args: &NodeArgs) -> Result<i32, Box<dyn std::error::Error>> {
     let config = load(args)?;
-    start_trimming();
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
@@ -40,7 +39,7 @@ pub(super) fn run(args: &NodeArgs) -> Result<i32, Box<dyn std::error::Error>> {
         }
         tracing::info!("shutting down");
         if let Ok(node) = Rc::try_unwrap(node) {
-            node.stop();
+            node.stop().await;
         }
         tracing::info!("stopped");
         0
@@ -61,27 +60,3 @@ async fn wait_for_shutdown() {
         _ = term.recv() => {}
     }
 }
-
-/// How often freed memory goes back to the system.
-const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// glibc's malloc keeps what a server frees in its arenas: after a fill of 200,000 znodes was
-/// deleted, each server still held 99 MiB although the tree had given back every byte (see
-/// `actors/tests/tree_heap.rs`). A thread of its own hands free pages back every 10 s.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn start_trimming() {
-    let spawned = std::thread::Builder::new()
-        .name("ensemble-trim".into())
-        .spawn(|| loop {
-            std::thread::sleep(TRIM_EVERY);
-            // SAFETY: malloc_trim only returns the allocator's own free pages to the system.
-            unsafe { libc::malloc_trim(0) };
-        });
-    if let Err(e) = spawned {
-        tracing::warn!("not trimming freed memory: {e}");
-    }
-}
-
-/// Other allocators return freed memory themselves.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn start_trimming() {}

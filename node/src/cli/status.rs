@@ -142,7 +142,10 @@ fn print_servers(targets: &Targets) -> usize {
             continue;
         };
         let mode = four_letter::mode(addr, Duration::from_secs(2));
-        if matches!(mode.as_str(), "leader" | "follower" | "standalone") {
+        if matches!(
+            mode.as_str(),
+            "leader" | "follower" | "observer" | "standalone"
+        ) {
             serving += 1;
         }
         println!("{name:<24} {addr:<26} Mode: {mode}");

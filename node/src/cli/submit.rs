@@ -3,7 +3,7 @@
 //! kept and redialed, so the application follows a master failover. In cluster deploy mode,
 //! hands the command to the ALIVE master as a driver that a worker runs, and returns.
 
-use super::spark::parse_masters;
+use crate::spark::parse_masters;
 use ensemble_config::spark::parse_memory_mb;
 use ensemble_messages::codec::PeerCodec;
 use ensemble_messages::spark::{AppDesc, DriverDesc, FromMaster, StderrTail, ToMaster};

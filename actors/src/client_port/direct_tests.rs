@@ -1,0 +1,394 @@
+//! The ordering rules of reads answered on a connection's thread, against a real client service
+//! and tree driven as the quorum peer actor drives them (apply, fire, publish, then reply).
+
+use super::super::limits::{Flow, Load};
+use super::super::protocol::{ClientConnect, ClientPacket, ClientSink, ToClient};
+use super::super::service::{ClientService, Host, ServiceSettings};
+use super::*;
+use crate::data_tree::{SessionPassword, TreeTxn};
+use ensemble_messages::jute::*;
+use ensemble_messages::zk::{err, event, op, xid};
+use ensemble_messages::{Txn, Zxid};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+struct FakeHost {
+    submitted: Vec<(u64, TreeTxn)>,
+    next: u64,
+    serving: bool,
+}
+
+impl Host for FakeHost {
+    fn submit(&mut self, txn: TreeTxn) -> u64 {
+        self.next += 1;
+        self.submitted.push((self.next, txn));
+        self.next
+    }
+    fn serving(&self) -> bool {
+        self.serving
+    }
+    fn now_ms(&self) -> i64 {
+        1_000
+    }
+    fn random_password(&mut self) -> SessionPassword {
+        [7; 16]
+    }
+}
+
+/// One server (service, tree, published versions) and one client connection on it.
+struct Fixture {
+    service: ClientService,
+    tree: DataTree,
+    host: FakeHost,
+    published: Arc<PublishedTree>,
+    zxid: u32,
+    flow: Arc<Flow>,
+    rx: UnboundedReceiver<ToClient>,
+    /// The connection's own handle on its output, as `connection.rs` keeps it.
+    sink: ClientSink,
+    reader: DirectReader,
+}
+
+impl Fixture {
+    /// A serving server with connection 1 handshaken (not yet committed).
+    fn new() -> Self {
+        let service = ClientService::new(
+            1,
+            ServiceSettings {
+                min_ms: 4000,
+                max_ms: 40000,
+                max_buffer: 0xfffff,
+                read_only_mode: true,
+                super_digest: None,
+                enforce_quota: false,
+                reconfig_enabled: true,
+            },
+            0,
+            Default::default(),
+        );
+        let published = PublishedTree::new();
+        let flow = Flow::new(Load::new(0), usize::MAX);
+        let (sink, rx) = ClientSink::new(flow.clone());
+        let reader = DirectReader::new(published.clone(), sink.share().clone(), Default::default());
+        let mut f = Fixture {
+            service,
+            tree: DataTree::default(),
+            host: FakeHost {
+                submitted: Vec::new(),
+                next: 0,
+                serving: true,
+            },
+            published,
+            zxid: 0,
+            flow,
+            rx,
+            sink: sink.clone(),
+            reader,
+        };
+        f.published.publish(&f.tree, true);
+        let request = ConnectRequest {
+            time_out: 4000,
+            passwd: Buffer(vec![0; 16]),
+            ..ConnectRequest::default()
+        };
+        let c = ClientConnect {
+            conn: 1,
+            request,
+            read_only: false,
+            ip: "127.0.0.1".into(),
+            identities: Vec::new(),
+            sink,
+        };
+        f.service.connect(c, &f.tree, &mut f.host);
+        f
+    }
+
+    /// Commits what was submitted as the actor does (count the batch, apply and fire, reply),
+    /// then publishes the new version as the actor does when a reader wanted it.
+    fn commit(&mut self) {
+        self.published.applying();
+        let submitted = std::mem::take(&mut self.host.submitted);
+        let mut results = Vec::new();
+        for (rid, txn) in &submitted {
+            self.zxid += 1;
+            let zxid = Zxid::new(1, self.zxid);
+            let applied = self.tree.apply(&Txn {
+                zxid,
+                origin: 1,
+                request_id: *rid,
+                body: txn.encode(),
+            });
+            self.service.applied(&applied);
+            results.push((*rid, zxid, applied.result));
+        }
+        for (rid, zxid, result) in results {
+            self.service.completed(rid, Ok((zxid, result)), &self.tree);
+        }
+        self.published.publish(&self.tree, true);
+    }
+
+    /// What the connection does with a request: answer it itself, or send it to the service.
+    fn request(&mut self, xid: i32, code: i32, body: Vec<u8>) -> bool {
+        if let Some(reply) = self.reader.answer(self.flow.idle(), xid, code, &body) {
+            self.sink.push(reply);
+            return true;
+        }
+        self.flow.request_started();
+        let p = ClientPacket {
+            conn: 1,
+            xid,
+            op: code,
+            body,
+        };
+        self.service.packet(p, &self.tree, &mut self.host);
+        false
+    }
+
+    /// Frames sent so far, as (xid, err, body).
+    fn frames(&mut self) -> Vec<(i32, i32, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Ok(ToClient::Frame(f)) = self.rx.try_recv() {
+            let h = ReplyHeader::from_bytes(&f).unwrap();
+            out.push((h.xid, h.err, f[16..].to_vec()));
+        }
+        out
+    }
+
+    /// A committed handshake, its reply taken.
+    fn connected() -> Self {
+        let mut f = Fixture::new();
+        f.commit();
+        match f.rx.try_recv() {
+            Ok(ToClient::Frame(c)) => {
+                assert_ne!(ConnectResponse::from_bytes(&c).unwrap().session_id, 0)
+            }
+            other => panic!("no connect reply: {other:?}"),
+        }
+        f
+    }
+}
+
+fn create(path: &str, data: &[u8], acl: Acl) -> Vec<u8> {
+    CreateRequest {
+        path: path.into(),
+        data: Buffer(data.to_vec()),
+        acl: vec![acl],
+        flags: 0,
+    }
+    .to_bytes()
+}
+
+fn anyone() -> Acl {
+    Acl {
+        perms: 31,
+        id: Id {
+            scheme: "world".into(),
+            id: "anyone".into(),
+        },
+    }
+}
+
+fn get(path: &str, watch: bool) -> Vec<u8> {
+    PathWatchRequest {
+        path: path.into(),
+        watch,
+    }
+    .to_bytes()
+}
+
+fn set(path: &str, data: &[u8]) -> Vec<u8> {
+    SetDataRequest {
+        path: path.into(),
+        data: Buffer(data.to_vec()),
+        version: -1,
+    }
+    .to_bytes()
+}
+
+fn data_of(body: &[u8]) -> Vec<u8> {
+    GetDataResponse::from_bytes(body).unwrap().data.0
+}
+
+#[test]
+fn reads_before_the_handshake_completes_go_to_the_service() {
+    let mut f = Fixture::new();
+    assert!(!f.request(1, op::EXISTS, get("/", false)));
+    f.commit();
+    let frames = f.frames();
+    assert_eq!(frames.len(), 2, "the connect reply, then the read's");
+    assert_eq!((frames[1].0, frames[1].1), (1, err::OK));
+    assert!(
+        f.request(2, op::EXISTS, get("/", false)),
+        "settled: answered here"
+    );
+}
+
+#[test]
+fn a_read_behind_a_pending_write_waits_for_it_and_sees_it() {
+    let mut f = Fixture::connected();
+    assert!(!f.request(1, op::CREATE, create("/a", b"one", anyone())));
+    assert!(
+        !f.request(2, op::GET_DATA, get("/a", false)),
+        "a read behind the session's pending write is not answered here"
+    );
+    assert!(f.frames().is_empty());
+    f.commit();
+    let frames = f.frames();
+    assert_eq!(
+        frames.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
+        [(1, 0), (2, 0)]
+    );
+    assert_eq!(data_of(&frames[1].2), b"one");
+    // Idle now: the next write's reply, then a read here that sees it.
+    assert!(!f.request(3, op::SET_DATA, set("/a", b"two")));
+    f.commit();
+    assert!(f.request(4, op::GET_DATA, get("/a", false)));
+    let frames = f.frames();
+    assert_eq!(
+        frames.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
+        [(3, 0), (4, 0)]
+    );
+    assert_eq!(data_of(&frames[1].2), b"two");
+}
+
+#[test]
+fn the_reply_is_queued_before_its_request_stops_counting() {
+    let mut f = Fixture::connected();
+    assert!(!f.request(1, op::CREATE, create("/a", b"x", anyone())));
+    assert!(!f.flow.idle());
+    f.commit();
+    // Idle implies the reply is already in the queue, ahead of anything pushed later.
+    assert!(f.flow.idle());
+    assert_eq!(f.frames().len(), 1);
+}
+
+#[test]
+fn reads_that_set_watches_go_to_the_service_and_fire_before_a_later_direct_read() {
+    let mut f = Fixture::connected();
+    f.request(1, op::CREATE, create("/w", b"a", anyone()));
+    f.commit();
+    f.frames();
+    assert!(!f.request(2, op::GET_DATA, get("/w", true)));
+    assert!(
+        !f.request(3, op::EXISTS, get("/missing", true)),
+        "it sets a watch"
+    );
+    let frames = f.frames();
+    assert_eq!(frames.iter().map(|x| x.0).collect::<Vec<_>>(), [2, 3]);
+    assert!(!f.request(4, op::SET_DATA, set("/w", b"b")));
+    f.commit();
+    assert!(f.request(5, op::GET_DATA, get("/w", false)));
+    let frames = f.frames();
+    assert_eq!(
+        frames.iter().map(|x| x.0).collect::<Vec<_>>(),
+        [xid::WATCH_EVENT, 4, 5],
+        "the event comes before the replies that observe the change"
+    );
+    let e = WatcherEvent::from_bytes(&frames[0].2).unwrap();
+    assert_eq!(e.event_type, event::NODE_DATA_CHANGED);
+    assert_eq!(data_of(&frames[2].2), b"b");
+}
+
+#[test]
+fn a_server_out_of_quorum_answers_nothing_here() {
+    let mut f = Fixture::connected();
+    f.published.publish(&f.tree, false);
+    assert!(!f.request(1, op::EXISTS, get("/", false)));
+    f.published.publish(&f.tree, true);
+    assert!(
+        f.request(2, op::EXISTS, get("/", false)),
+        "serving again: answered here"
+    );
+}
+
+#[test]
+fn acl_checks_use_the_identities_the_connection_added() {
+    let mut f = Fixture::connected();
+    let only_bob = Acl {
+        perms: 31,
+        id: Id {
+            scheme: "digest".into(),
+            id: super::super::digest_id("bob:secret"),
+        },
+    };
+    let auth = AuthPacket {
+        auth_type: 0,
+        scheme: "digest".into(),
+        auth: Buffer(b"bob:secret".to_vec()),
+    }
+    .to_bytes();
+    assert!(!f.request(1, op::AUTH, auth));
+    assert!(!f.request(2, op::CREATE, create("/s", b"secret", only_bob)));
+    f.commit();
+    f.frames();
+    assert!(f.request(3, op::GET_DATA, get("/s", false)));
+    let frames = f.frames();
+    assert_eq!((frames[0].0, frames[0].1), (3, err::OK));
+    assert_eq!(data_of(&frames[0].2), b"secret");
+    // Another connection without bob's identity is refused.
+    let mut other = Fixture::connected();
+    other.tree = f.tree.clone();
+    other.published.publish(&other.tree, true);
+    assert!(other.request(1, op::GET_DATA, get("/s", false)));
+    assert_eq!(other.frames()[0].1, err::NO_AUTH);
+}
+
+#[test]
+fn reads_here_keep_the_session_alive_and_count_for_cons() {
+    let mut f = Fixture::connected();
+    f.service.take_touched();
+    assert!(f.request(1, op::GET_CHILDREN2, get("/", false)));
+    assert_eq!(f.service.take_touched().len(), 1);
+    assert!(f.service.take_touched().is_empty());
+    let report = f.service.report();
+    assert_eq!(report.connections[0].received, 1);
+    f.service.reset_counters();
+    assert_eq!(f.service.report().connections[0].received, 0);
+}
+
+#[test]
+fn a_read_after_a_batch_was_counted_goes_to_the_service_and_asks_for_a_new_version() {
+    let mut f = Fixture::connected();
+    f.request(1, op::EXISTS, get("/x", true));
+    f.frames();
+    let create_x = TreeTxn {
+        session_id: 0,
+        time_ms: 1,
+        auth: Vec::new(),
+        op: crate::data_tree::TreeOp::Create {
+            path: "/x".into(),
+            data: b"new".to_vec(),
+            acl: vec![crate::data_tree::AclEntry {
+                perms: 31,
+                scheme: "world".into(),
+                id: "anyone".into(),
+            }],
+            mode: crate::data_tree::CreateMode::Persistent,
+        },
+    };
+    // Another server's write is applied here and fires the watch; nothing is published yet.
+    f.published.applying();
+    let applied = f.tree.apply(&Txn {
+        zxid: Zxid::new(1, 99),
+        origin: 2,
+        request_id: 0,
+        body: create_x.encode(),
+    });
+    f.service.applied(&applied);
+    // The client saw the event and reads: not from the stale version.
+    assert!(!f.request(2, op::GET_DATA, get("/x", false)));
+    let frames = f.frames();
+    assert_eq!(
+        frames.iter().map(|x| x.0).collect::<Vec<_>>(),
+        [xid::WATCH_EVENT, 2]
+    );
+    assert_eq!(data_of(&frames[1].2), b"new");
+    // It asked for a new version; once published, reads are answered here again.
+    f.published.publish_if_wanted(&f.tree, true);
+    assert!(f.request(3, op::GET_DATA, get("/x", false)));
+    assert_eq!(data_of(&f.frames()[0].2), b"new");
+    f.published.publish_if_wanted(&f.tree, false);
+    assert!(
+        f.request(4, op::EXISTS, get("/x", false)),
+        "not wanted: not published"
+    );
+}

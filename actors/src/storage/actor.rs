@@ -1,0 +1,362 @@
+//! The storage writer as actors: [`StorageActor`] carries out storage operations in order on
+//! an `Arbiter` of its own (so its writes and fsyncs never hold up an actor that serves
+//! anything else) and fsyncs once per batch (group commit); background snapshots are
+//! serialized and written by [`SnapshotWriter`] on a `SyncArbiter` thread, so they never hold
+//! up the log. Durability goes back to the quorum peer actor as [`StorageEvent`] messages.
+//!
+//! Restart policy ([`FailStorage`], or any stop): the supervisor restarts the writer in place.
+//! It keeps its mailbox and the batch it had queued but not yet written (they are carried out
+//! after the restart, in order), its settings and what it already reported durable. It
+//! reloads the log tail: the open log file is closed (the next append starts a new one, as a
+//! roll does) and the newest log and snapshot are read back to find the last durable zxid,
+//! which must reach every txn already reported durable, or the writer fails. Nothing
+//! acknowledged is lost: a durability report, and so a follower's ACK or a client's reply,
+//! only ever follows the fsync.
+
+use super::files::{self, read_record, RecordRead};
+use super::writer::{Request, WriterEvent, WriterSettings, WriterState, MAX_BATCH};
+use super::StorageError;
+use crate::metrics::ServerMetrics;
+use crate::zab::{PersistToken, StorageEvent, StorageOp};
+use actix::prelude::*;
+use ensemble_messages::{Snapshot, Zxid};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// Queues a storage operation; `token`, if any, is reported durable once it is.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Persist {
+    /// The operation.
+    pub op: StorageOp,
+    /// What to report once it is durable.
+    pub token: Option<PersistToken>,
+}
+
+/// Produces a snapshot image; runs on the snapshot thread.
+pub type SnapshotJob = Box<dyn FnOnce() -> Vec<u8> + Send>;
+
+/// Takes a background snapshot covering txns up to `last_zxid`, whose image `job` produces on
+/// the snapshot thread; the log rolls to a new file.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct TakeSnapshot {
+    /// The last txn the image covers.
+    pub last_zxid: Zxid,
+    /// Produces the image.
+    pub job: SnapshotJob,
+}
+
+/// Resolves once everything queued before is durable and every queued snapshot is written
+/// (used at restart and shutdown).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Flush;
+
+/// Where durability reports go from now on (the quorum peer actor, once it has an address).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ReportTo(pub Recipient<StorageEvent>);
+
+/// Makes the writer fail: its supervisor restarts it (fault injection).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FailStorage;
+
+/// Carries out the queued batch.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct RunBatch;
+
+/// The storage writer actor. Supervised; see the module's restart policy.
+pub struct StorageActor {
+    state: WriterState,
+    pending: Vec<Request>,
+    scheduled: bool,
+    report: Option<Recipient<StorageEvent>>,
+    snapshots: Addr<SnapshotWriter>,
+    /// No txn at or below it may be missing from the disk: the highest txn reported durable,
+    /// lowered by truncations and raised by installed snapshots.
+    floor: Zxid,
+    failed: bool,
+}
+
+/// A running storage writer.
+pub struct StorageHandle {
+    /// The writer actor.
+    pub addr: Addr<StorageActor>,
+    arbiter: Arbiter,
+}
+
+impl StorageHandle {
+    /// Waits until everything queued is durable, then stops the writer.
+    pub async fn stop(self) {
+        let _ = self.addr.send(Flush).await;
+        self.arbiter.stop();
+    }
+}
+
+impl StorageActor {
+    /// Starts the writer under a supervisor on an `Arbiter` of its own and the snapshot writer
+    /// on a thread of its own, over directories [`prepare`](super::prepare) made ready. Must be
+    /// called inside a running actix `System`; reports go where [`ReportTo`] says.
+    pub fn start(settings: WriterSettings, metrics: Arc<ServerMetrics>) -> StorageHandle {
+        let snap = (settings.clone(), metrics.clone());
+        let snapshots = SyncArbiter::start(1, move || SnapshotWriter {
+            settings: snap.0.clone(),
+            metrics: snap.1.clone(),
+        });
+        let arbiter = Arbiter::new();
+        let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| StorageActor {
+            state: WriterState::new(settings, metrics),
+            pending: Vec::new(),
+            scheduled: false,
+            report: None,
+            snapshots,
+            floor: Zxid::ZERO,
+            failed: false,
+        });
+        StorageHandle { addr, arbiter }
+    }
+
+    fn report(&self, ev: WriterEvent) {
+        if let Some(r) = &self.report {
+            r.do_send(StorageEvent(ev));
+        }
+    }
+
+    fn queue(&mut self, req: Request, ctx: &mut Context<Self>) {
+        if self.failed {
+            return;
+        }
+        self.pending.push(req);
+        if self.pending.len() >= MAX_BATCH {
+            self.run_batch();
+        } else if !self.scheduled {
+            // Runs once the mailbox is drained: every queued request shares one fsync.
+            self.scheduled = true;
+            ctx.notify(RunBatch);
+        }
+    }
+
+    /// Writes and syncs the queued batch, then reports what became durable; flushes are
+    /// answered after the reports, so that whoever flushed has seen them.
+    fn run_batch(&mut self) {
+        let batch = std::mem::take(&mut self.pending);
+        self.track_floor(&batch);
+        let mut flushes = Vec::new();
+        match self.state.run_batch(batch, &mut flushes) {
+            Ok(events) => {
+                for e in events {
+                    if let WriterEvent::Durable(PersistToken::Txns(z)) = e {
+                        self.floor = self.floor.max(z);
+                    }
+                    self.report(e);
+                }
+            }
+            Err(e) => self.fail(e.to_string()),
+        }
+        for f in flushes {
+            let _ = f.send(());
+        }
+    }
+
+    /// Truncations lower the floor; installed snapshots raise it.
+    fn track_floor(&mut self, batch: &[Request]) {
+        for req in batch {
+            match req {
+                Request::Op(StorageOp::Truncate(z), _) => self.floor = self.floor.min(*z),
+                Request::Op(StorageOp::InstallSnapshot(s), _) => self.floor = s.last_zxid,
+                _ => {}
+            }
+        }
+    }
+
+    /// Storage failed: says so and stops the writer for good (its arbiter with it).
+    fn fail(&mut self, why: String) {
+        tracing::error!("storage failed: {why}");
+        self.failed = true;
+        self.pending.clear();
+        self.report(WriterEvent::Failed(why));
+        Arbiter::current().stop();
+    }
+
+    /// Reloads the log tail after a restart and checks it reaches the floor.
+    fn reload(&mut self) {
+        self.state.close_log();
+        match durable_tail(&self.state.settings) {
+            Ok(tail) if tail >= self.floor => {
+                tracing::info!(%tail, "storage writer restarted; the log ends at {tail}")
+            }
+            Ok(tail) => self.fail(format!(
+                "after a restart the storage ends at {tail}, below {} already reported durable",
+                self.floor
+            )),
+            Err(e) => self.fail(format!("cannot reload the log after a restart: {e}")),
+        }
+    }
+}
+
+/// The last txn on disk: the newest of the newest non-empty log file's last record and the
+/// newest snapshot.
+fn durable_tail(settings: &WriterSettings) -> Result<Zxid, StorageError> {
+    let snapshot = files::list_snapshots(&files::snapshot_dir(&settings.data_dir))?
+        .last()
+        .map_or(Zxid::ZERO, |(z, _)| *z);
+    let logs = files::list_logs(&files::log_dir(&settings.data_log_dir))?;
+    for (_, path) in logs.iter().rev() {
+        let bytes =
+            std::fs::read(path).map_err(StorageError::io(format!("reading {}", path.display())))?;
+        let mut offset = files::LOG_HEADER_LEN.min(bytes.len());
+        let mut last = None;
+        while let RecordRead::Record(txn, next) = read_record(&bytes, offset) {
+            last = Some(txn.zxid);
+            offset = next;
+        }
+        if let Some(last) = last {
+            return Ok(last.max(snapshot));
+        }
+    }
+    Ok(snapshot)
+}
+
+impl Actor for StorageActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if !self.pending.is_empty() {
+            self.scheduled = true;
+            ctx.notify(RunBatch);
+        }
+    }
+}
+
+impl Supervised for StorageActor {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        tracing::warn!("storage writer restarting; its queue carries over");
+        self.scheduled = false;
+        self.reload();
+    }
+}
+
+impl Handler<Persist> for StorageActor {
+    type Result = ();
+
+    fn handle(&mut self, Persist { op, token }: Persist, ctx: &mut Context<Self>) {
+        self.queue(Request::Op(op, token), ctx);
+    }
+}
+
+impl Handler<TakeSnapshot> for StorageActor {
+    type Result = ();
+
+    fn handle(&mut self, m: TakeSnapshot, ctx: &mut Context<Self>) {
+        self.queue(Request::Roll, ctx);
+        self.snapshots.do_send(WriteSnapshot {
+            last_zxid: m.last_zxid,
+            job: m.job,
+            report: self.report.clone(),
+        });
+    }
+}
+
+impl Handler<Flush> for StorageActor {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, _: Flush, ctx: &mut Context<Self>) -> ResponseFuture<()> {
+        let (tx, rx) = oneshot::channel();
+        self.queue(Request::Flush(tx), ctx);
+        let snapshots = self.snapshots.clone();
+        Box::pin(async move {
+            let _ = rx.await;
+            let _ = snapshots.send(FlushSnapshots).await;
+        })
+    }
+}
+
+impl Handler<RunBatch> for StorageActor {
+    type Result = ();
+
+    fn handle(&mut self, _: RunBatch, _: &mut Context<Self>) {
+        self.scheduled = false;
+        if !self.failed {
+            self.run_batch();
+        }
+    }
+}
+
+impl Handler<ReportTo> for StorageActor {
+    type Result = ();
+
+    fn handle(&mut self, ReportTo(r): ReportTo, _: &mut Context<Self>) {
+        self.report = Some(r);
+    }
+}
+
+impl Handler<FailStorage> for StorageActor {
+    type Result = ();
+
+    fn handle(&mut self, _: FailStorage, ctx: &mut Context<Self>) {
+        tracing::warn!("storage writer failure injected");
+        ctx.stop();
+    }
+}
+
+/// Writes background snapshots and purges what they make obsolete, on a thread of its own.
+pub struct SnapshotWriter {
+    settings: WriterSettings,
+    metrics: Arc<ServerMetrics>,
+}
+
+impl Actor for SnapshotWriter {
+    type Context = SyncContext<Self>;
+}
+
+/// Writes one snapshot.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct WriteSnapshot {
+    last_zxid: Zxid,
+    job: SnapshotJob,
+    report: Option<Recipient<StorageEvent>>,
+}
+
+/// Answers once every snapshot queued before is written.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct FlushSnapshots;
+
+impl Handler<WriteSnapshot> for SnapshotWriter {
+    type Result = ();
+
+    fn handle(&mut self, m: WriteSnapshot, _: &mut SyncContext<Self>) {
+        let began = Instant::now();
+        let snapshot = Snapshot {
+            last_zxid: m.last_zxid,
+            state: (m.job)(),
+        };
+        match super::writer::write_snapshot(&self.settings, &snapshot)
+            .and_then(|_| super::writer::purge(&self.settings))
+        {
+            Ok(()) => {
+                self.metrics.snapshot_time.since(began);
+                if let Some(r) = m.report {
+                    r.do_send(StorageEvent(WriterEvent::SnapshotTaken(m.last_zxid)));
+                }
+            }
+            // A failed snapshot loses nothing: the log still holds every txn.
+            Err(e) => tracing::error!("background snapshot at {} failed: {e}", m.last_zxid),
+        }
+    }
+}
+
+impl Handler<FlushSnapshots> for SnapshotWriter {
+    type Result = ();
+
+    fn handle(&mut self, _: FlushSnapshots, _: &mut SyncContext<Self>) {}
+}
+
+#[cfg(test)]
+#[path = "actor_tests.rs"]
+mod tests;

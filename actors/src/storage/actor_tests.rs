@@ -1,0 +1,90 @@
+//! The storage writer's restart policy: a restart keeps its queue and reloads the log tail,
+//! and fails when the disk no longer holds what it reported durable.
+
+use super::super::test_writer::TestWriter;
+use super::super::{files, recover, WriterEvent, WriterSettings};
+use crate::zab::{PersistToken, StorageOp};
+use ensemble_messages::{Txn, Zxid};
+
+fn txn(c: u32) -> Txn {
+    Txn {
+        zxid: Zxid::new(1, c),
+        origin: 1,
+        request_id: u64::from(c),
+        body: vec![c as u8; 10],
+    }
+}
+
+fn append(w: &TestWriter, from: u32, to: u32) {
+    for c in from..to {
+        w.submit(
+            StorageOp::Append(vec![txn(c)]),
+            Some(PersistToken::Txns(Zxid::new(1, c))),
+        );
+    }
+}
+
+fn writer(dir: &std::path::Path) -> TestWriter {
+    TestWriter::start(WriterSettings {
+        data_dir: dir.to_path_buf(),
+        data_log_dir: dir.to_path_buf(),
+        fsync: true,
+        snap_retain_count: 3,
+    })
+    .unwrap()
+}
+
+#[test]
+fn a_restart_keeps_the_queue_and_the_log_goes_on_in_a_new_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = writer(dir.path());
+    w.submit(StorageOp::AcceptedEpoch(1), None);
+    append(&w, 1, 25);
+    w.flush();
+    // Queued but not yet written when the failure comes.
+    append(&w, 25, 50);
+    w.fail();
+    // Queued behind the failure: carried out after the restart, in order.
+    append(&w, 50, 100);
+    w.flush();
+    let events = w.events.lock().unwrap().clone();
+    assert!(
+        !events.iter().any(|e| matches!(e, WriterEvent::Failed(_))),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.last(),
+        Some(&WriterEvent::Durable(PersistToken::Txns(Zxid::new(1, 99))))
+    );
+    drop(w);
+    let logs = files::list_logs(&files::log_dir(dir.path())).unwrap();
+    assert!(logs.len() >= 2, "the restart closed the log file: {logs:?}");
+    let r = recover(dir.path(), dir.path()).unwrap();
+    let zxids: Vec<u32> = r.log.iter().map(|t| t.zxid.counter()).collect();
+    assert_eq!(zxids, (1..100).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_restart_that_finds_less_than_it_reported_durable_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = writer(dir.path());
+    w.submit(StorageOp::AcceptedEpoch(1), None);
+    append(&w, 1, 10);
+    w.flush();
+    for (_, path) in files::list_logs(&files::log_dir(dir.path())).unwrap() {
+        std::fs::remove_file(path).unwrap();
+    }
+    w.fail();
+    w.flush();
+    let events = w.events.lock().unwrap().clone();
+    let failed = events.iter().find_map(|e| match e {
+        WriterEvent::Failed(why) => Some(why.clone()),
+        _ => None,
+    });
+    assert!(
+        failed
+            .as_deref()
+            .is_some_and(|w| w.contains("already reported durable")),
+        "{events:?}"
+    );
+}

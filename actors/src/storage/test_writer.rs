@@ -1,0 +1,112 @@
+//! A blocking handle on the storage actors for unit tests: they run in an actix `System` on
+//! a thread of its own, and what they report is collected.
+
+use super::actor::{
+    FailStorage, Flush, Persist, ReportTo, SnapshotJob, StorageActor, TakeSnapshot,
+};
+use super::{StorageError, WriterEvent, WriterSettings};
+use crate::zab::{PersistToken, StorageEvent, StorageOp};
+use actix::prelude::*;
+use ensemble_messages::Zxid;
+use std::sync::{Arc, Mutex};
+
+/// Keeps every event the writer reports.
+struct Collector(Arc<Mutex<Vec<WriterEvent>>>);
+
+impl Actor for Collector {
+    type Context = Context<Self>;
+}
+
+/// Answered once the collector has taken every event sent before it.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Caught;
+
+impl Handler<Caught> for Collector {
+    type Result = ();
+
+    fn handle(&mut self, _: Caught, _: &mut Context<Self>) {}
+}
+
+impl Handler<StorageEvent> for Collector {
+    type Result = ();
+
+    fn handle(&mut self, StorageEvent(e): StorageEvent, _: &mut Context<Self>) {
+        if let Ok(mut events) = self.0.lock() {
+            events.push(e);
+        }
+    }
+}
+
+/// The storage writer, driven from a test's thread; dropping it stops its `System`.
+pub(crate) struct TestWriter {
+    addr: Addr<StorageActor>,
+    collector: Addr<Collector>,
+    system: System,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// What the writer reported so far.
+    pub(crate) events: Arc<Mutex<Vec<WriterEvent>>>,
+}
+
+impl TestWriter {
+    /// Starts the writer on `settings`.
+    pub(crate) fn start(settings: WriterSettings) -> Result<TestWriter, StorageError> {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = events.clone();
+        let thread = std::thread::spawn(move || {
+            let runner = System::new();
+            runner.block_on(async move {
+                let started = super::prepare(&settings).map(|()| {
+                    let h = StorageActor::start(settings, Default::default());
+                    let collector = Collector(sink).start();
+                    h.addr.do_send(ReportTo(collector.clone().recipient()));
+                    (h.addr, collector, System::current())
+                });
+                let _ = tx.send(started);
+            });
+            let _ = runner.run();
+        });
+        let (addr, collector, system) = rx
+            .recv()
+            .map_err(|_| StorageError::Corrupt("the test system did not start".into()))??;
+        Ok(TestWriter {
+            addr,
+            collector,
+            system,
+            thread: Some(thread),
+            events,
+        })
+    }
+
+    /// Queues an operation.
+    pub(crate) fn submit(&self, op: StorageOp, token: Option<PersistToken>) {
+        self.addr.do_send(Persist { op, token });
+    }
+
+    /// Queues a background snapshot.
+    pub(crate) fn snapshot(&self, last_zxid: Zxid, job: SnapshotJob) {
+        self.addr.do_send(TakeSnapshot { last_zxid, job });
+    }
+
+    /// Blocks until everything queued is durable, every snapshot written and every event
+    /// reported so far collected.
+    pub(crate) fn flush(&self) {
+        let _ = futures::executor::block_on(self.addr.send(Flush));
+        let _ = futures::executor::block_on(self.collector.send(Caught));
+    }
+
+    /// Makes the writer fail; its supervisor restarts it.
+    pub(crate) fn fail(&self) {
+        self.addr.do_send(FailStorage);
+    }
+}
+
+impl Drop for TestWriter {
+    fn drop(&mut self) {
+        self.system.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
