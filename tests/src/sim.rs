@@ -380,12 +380,16 @@ impl Sim {
         first.is_some_and(|f| histories.all(|h| h == f) && f.len() == self.canonical.len())
     }
 
-    /// Whether the servers a reconfig removed stopped leading and following (one that missed
-    /// the commit stops once its leader's silence passes syncLimit).
+    /// Whether the servers a reconfig removed stopped leading, following and observing (one
+    /// that missed the commit stops once its leader's silence passes syncLimit).
     fn removed_are_out(&self) -> bool {
-        let voters = self.voters();
+        let Membership {
+            voters, observers, ..
+        } = self.membership();
         self.nodes.iter().all(|(id, n)| {
-            voters.contains(id) || !n.core.as_ref().is_some_and(|c| c.status().serving)
+            voters.contains(id)
+                || observers.contains(id)
+                || !n.core.as_ref().is_some_and(|c| c.status().serving)
         })
     }
 

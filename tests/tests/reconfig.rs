@@ -1,7 +1,7 @@
 //! Dynamic reconfig as ZooKeeper 3.5+ (issue 8): `/zookeeper/config` in ZooKeeper's text, the
 //! reconfig op's errors, servers removed under write load (a follower, then the leader, which
-//! hands over without losing an acknowledged write), and a restart of everyone keeping the new
-//! membership.
+//! hands over without losing an acknowledged write), a restart of everyone keeping the new
+//! membership, and observers removed, added back and made of a voter through reconfig.
 
 use ensemble_actors::client_port::digest_id;
 use ensemble_actors::zk_client::{ClientError, ZkClient};
@@ -324,4 +324,103 @@ fn curator_ensemble_tracker_follows_a_reconfig() {
         now.contains(&c.client_addr(1)) && now.contains(&c.client_addr(2)),
         "{now}"
     );
+}
+
+/// Server `i`'s zoo.cfg for 3 voters and observer 4 (block `b`), reconfig enabled.
+fn observer_cfg(b: u8, i: u64, data: &std::path::Path) -> String {
+    let mut cfg = format!(
+        "tickTime=200\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort=2181\n\
+         clientPortAddress=127.0.{b}.{i}\n4lw.commands.whitelist=*\nadmin.enableServer=false\n\
+         reconfigEnabled=true\nDigestAuthenticationProvider.superDigest={}\n",
+        data.display(),
+        digest_id(SUPER)
+    );
+    for j in 1..=4 {
+        cfg.push_str(&format!("{}\n", role_line(b, j, j == 4)));
+    }
+    cfg
+}
+
+fn role_line(b: u8, id: u64, observer: bool) -> String {
+    let role = if observer { "observer" } else { "participant" };
+    format!("server.{id}=127.0.{b}.{id}:2888:3888:{role};127.0.{b}.{id}:2181")
+}
+
+/// A write through server `id`'s session is read back from every server in `readers`.
+fn write_through(rt: &tokio::runtime::Runtime, c: &ProcessCluster, id: u64, readers: &[u64]) {
+    let path = format!("/through-{id}-{}", readers.len());
+    let z = session(rt, c, id, false);
+    rt.block_on(z.create(&path, b"x", 0)).unwrap();
+    for r in readers {
+        wait_until(&format!("server {r} to serve {path}"), ELECTION, || {
+            rt.block_on(async {
+                let Ok(z) = ZkClient::connect(&[c.client_addr(*r)], Duration::from_secs(2)).await
+                else {
+                    return false;
+                };
+                z.exists(&path).await.is_ok_and(|s| s.is_some())
+            })
+        })
+        .unwrap();
+    }
+}
+
+#[test]
+fn observers_leave_join_and_replace_a_voter_through_reconfig() {
+    const B: u8 = 177;
+    let mut c = ProcessCluster::with_zoo_cfg_text(
+        4,
+        B,
+        EXE.into(),
+        |i, data| observer_cfg(B, i, data),
+        |i| format!("127.0.{B}.{i}:2181"),
+    );
+    c.start_all();
+    c.wait_serving(ELECTION).unwrap();
+    assert_eq!(c.mode(4), "observer");
+    let rt = runtime();
+    let leader = c.leader().unwrap();
+    let admin = session(&rt, &c, leader, true);
+
+    // The observer leaves: it stops serving, the voters go on.
+    let (text, _) = rt.block_on(admin.reconfig("", "4", "", -1)).unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(!text.contains("server.4="), "{text}");
+    wait_until("the removed observer to stop serving", ELECTION, || {
+        c.mode(4) != "observer"
+    })
+    .unwrap();
+    write_through(&rt, &c, leader, &[1, 2, 3]);
+
+    // It joins again as an observer: it serves and learns every write.
+    let (text, _) = rt
+        .block_on(admin.reconfig(&role_line(B, 4, true), "", "", -1))
+        .unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains(&role_line(B, 4, true)), "{text}");
+    wait_until("server 4 to observe again", ELECTION, || {
+        c.mode(4) == "observer"
+    })
+    .unwrap();
+    write_through(&rt, &c, 4, &[1, 2, 3, 4]);
+
+    // A follower becomes an observer: two voters and two observers serve.
+    let follower = (1..=3).find(|i| *i != leader).unwrap();
+    let (text, _) = rt
+        .block_on(admin.reconfig(&role_line(B, follower, true), "", "", -1))
+        .unwrap();
+    let text = String::from_utf8(text).unwrap();
+    assert!(text.contains(&role_line(B, follower, true)), "{text}");
+    wait_until("the follower to observe", ELECTION, || {
+        c.mode(follower) == "observer"
+    })
+    .unwrap();
+    write_through(&rt, &c, follower, &[1, 2, 3, 4]);
+    let modes: Vec<String> = (1..=4).map(|i| c.mode(i)).collect();
+    assert_eq!(
+        modes.iter().filter(|m| *m == "observer").count(),
+        2,
+        "{modes:?}"
+    );
+    assert_eq!(c.leader(), Some(leader), "{modes:?}");
 }

@@ -242,23 +242,19 @@ impl QuorumPeer {
             ?observers,
             "membership changed"
         );
-        let role_before = (
-            self.voters.contains(&self.me),
-            self.observers.contains(&self.me),
-        );
+        let was_voter = self.voters.contains(&self.me);
         let leader_gone = matches!(&self.role, Role::Following(f) if !voters.contains(&f.leader));
         self.config_version = version;
         self.election.set_members(voters.clone(), observers.clone());
         self.voters = voters;
         self.observers = observers;
-        let role_after = (
-            self.voters.contains(&self.me),
-            self.observers.contains(&self.me),
-        );
-        // A server removed or given another role (voter to observer or the reverse) joins
-        // again as what it now is; a follower whose leader was removed elects a new one at
-        // once rather than waiting for the leader's silence to pass syncLimit.
-        self.step_down = role_before != role_after || leader_gone;
+        let is_voter = self.voters.contains(&self.me);
+        let removed = !is_voter && !self.observers.contains(&self.me);
+        // A server removed, or made an observer or a voter, joins again as what it now is (a
+        // server that was among neither and follows as an observer already is one); a
+        // follower whose leader was removed elects a new one at once rather than waiting for
+        // the leader's silence to pass syncLimit.
+        self.step_down = was_voter != is_voter || removed || leader_gone;
         let (voters, observers) = (self.voters.clone(), self.observers.clone());
         if let Role::Leading(l) = &mut self.role {
             l.retain_followers(&voters, &observers);
