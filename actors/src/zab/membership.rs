@@ -245,7 +245,8 @@ impl QuorumPeer {
         let was_voter = self.voters.contains(&self.me);
         let leader_gone = matches!(&self.role, Role::Following(f) if !voters.contains(&f.leader));
         self.config_version = version;
-        self.election.set_members(voters.clone(), observers.clone());
+        self.election
+            .set_members(version, voters.clone(), observers.clone());
         self.voters = voters;
         self.observers = observers;
         let is_voter = self.voters.contains(&self.me);
@@ -258,6 +259,36 @@ impl QuorumPeer {
         let (voters, observers) = (self.voters.clone(), self.observers.clone());
         if let Role::Leading(l) = &mut self.role {
             l.retain_followers(&voters, &observers);
+        }
+    }
+
+    /// A peer counts with config `version`, newer than ours: if our log holds the reconfigs
+    /// that lead from our config to it, adopt it now (it was committed, or no server would
+    /// count with it), as ZooKeeper adopts a newer config heard in a notification. Without
+    /// this, servers that missed a reconfig's commit can keep electing a removed server that
+    /// the up-to-date ones ignore.
+    pub(super) fn adopt_newer_config(&mut self, version: u64) {
+        if version <= self.config_version {
+            return;
+        }
+        let mut current = self.config_version;
+        for t in self.log.after(self.log.committed()) {
+            let Some(p) = (self.membership_of)(&t.body) else {
+                continue;
+            };
+            if p.expected_version != current {
+                continue;
+            }
+            current = t.zxid.0;
+            if current == version {
+                tracing::info!(
+                    me = self.me,
+                    version = format!("{version:x}"),
+                    "a peer counts with a newer config, which this server logged; adopting it"
+                );
+                self.set_membership(version, p.voters, p.observers);
+                return;
+            }
         }
     }
 

@@ -83,6 +83,8 @@ impl QuorumPeer {
     /// The same server, at config `version`, telling reconfig txns apart with `of`.
     pub fn with_membership(mut self, version: u64, of: MembershipOf) -> Self {
         self.config_version = version;
+        let (voters, observers) = (self.voters.clone(), self.observers.clone());
+        self.election.set_members(version, voters, observers);
         self.membership_of = of;
         self
     }
@@ -263,6 +265,7 @@ impl QuorumPeer {
     fn on_message(&mut self, from: Sid, msg: PeerMessage) {
         match msg {
             PeerMessage::Election(n) => {
+                self.adopt_newer_config(n.config_version);
                 let outs = self.election.on_notification(from, n, self.now);
                 self.election_outputs(outs);
             }
