@@ -115,6 +115,8 @@ pub struct ClientSettings {
     /// Refuse writes past a quota's hard limit with QuotaExceeded (ZooKeeper's
     /// zookeeper.enforceQuota); soft limits are then logged when passed.
     pub enforce_quota: bool,
+    /// Whether the reconfig op is served (ZooKeeper's reconfigEnabled, default false).
+    pub reconfig_enabled: bool,
 }
 
 impl ClientSettings {
@@ -197,6 +199,8 @@ pub struct NodeConfig {
     pub id: Sid,
     /// Every member, sorted by id.
     pub servers: Vec<ServerEntry>,
+    /// Version of that membership: the zxid of the reconfig that chose it (0: as configured).
+    pub config_version: u64,
     /// Length of a tick, in ms.
     pub tick_ms: u64,
     /// Ticks a follower may take to connect and sync to a leader.

@@ -199,6 +199,10 @@ pub struct ClientSection {
     pub super_digest: Option<String>,
     /// Refuse writes past a quota's hard limit (zookeeper.enforceQuota).
     pub enforce_quota: bool,
+    /// Serve the reconfig op (ZooKeeper's reconfigEnabled); the membership a reconfig
+    /// commits is kept in `ensemble.dynamic` in the server's data dir and wins over
+    /// `[[servers]]` at start.
+    pub reconfig_enabled: bool,
     /// `[client.tls]`: the secure client port.
     pub tls: TlsSection,
 }
@@ -216,6 +220,7 @@ impl Default for ClientSection {
             read_only_mode: false,
             super_digest: None,
             enforce_quota: false,
+            reconfig_enabled: false,
             tls: TlsSection::default(),
         }
     }
@@ -450,6 +455,7 @@ impl EnsembleFile {
         NodeConfig {
             id,
             servers,
+            config_version: 0,
             tick_ms: tick,
             init_limit: self.ensemble.init_limit,
             sync_limit: self.ensemble.sync_limit,
@@ -464,6 +470,7 @@ impl EnsembleFile {
                 read_only_mode: self.client.read_only_mode,
                 enforce_quota: self.client.enforce_quota,
                 super_digest: self.client.super_digest,
+                reconfig_enabled: self.client.reconfig_enabled,
             },
             client_tls,
             storage: StorageSettings {

@@ -44,7 +44,6 @@ const NOT_IMPLEMENTED: &[(&str, Option<&str>)] = &[
     ("quorum.auth.enableSasl", Some("false")),
     ("quorum.auth.", None),
     ("quorum.cnxn.threads.size", None),
-    ("reconfigEnabled", Some("false")),
     ("serverCnxnFactory", None),
     ("skipACL", Some("no")),
     ("snapSizeLimitInKb", None),
@@ -89,6 +88,8 @@ pub fn parse_zoo_cfg(
     let standalone_enabled = props.boolean("standaloneEnabled", true)?;
     let peer_type = check_election_alg_and_peer_type(&mut props)?;
     let quorum_listen_on_all_ips = props.boolean("quorumListenOnAllIPs", false)?;
+    let config_version = lines.version;
+    let lines = lines.servers;
     let participants = lines.len();
     if participants == 0 && !standalone_enabled {
         return Err(ConfigError::invalid(
@@ -133,6 +134,7 @@ pub fn parse_zoo_cfg(
     let config = NodeConfig {
         id,
         servers,
+        config_version,
         tick_ms,
         init_limit: props.num("initLimit", 10)?,
         sync_limit: props.num("syncLimit", 5)?,
@@ -274,6 +276,7 @@ fn client_settings(props: &mut Props, tick_ms: u64) -> Result<ClientSettings, Co
         super_digest: props.take("DigestAuthenticationProvider.superDigest"),
         // A system property in ZooKeeper; zoo.cfg sets it as enforceQuota or with the prefix.
         enforce_quota: props.boolean("enforceQuota", false)?,
+        reconfig_enabled: props.boolean("reconfigEnabled", false)?,
     })
 }
 
@@ -537,11 +540,18 @@ fn read_myid(
     })
 }
 
+/// The server lines and the dynamic config file's version.
+struct ServerLines {
+    servers: Vec<ServerEntry>,
+    /// The dynamic config file's `version=` (0 without one).
+    version: u64,
+}
+
 /// The `server.N` lines, from the static file or its `dynamicConfigFile`.
 fn server_lines(
     props: &mut Props,
     read: &impl Fn(&Path) -> Result<String, ConfigError>,
-) -> Result<Vec<ServerEntry>, ConfigError> {
+) -> Result<ServerLines, ConfigError> {
     refuse_hierarchical(props)?;
     let Some(dynamic) = props.take("dynamicConfigFile") else {
         return parse_server_lines(props.take_prefixed("server."));
@@ -554,12 +564,20 @@ fn server_lines(
     let mut dynamic_props = Props::parse(&read(Path::new(&dynamic))?);
     refuse_hierarchical(&mut dynamic_props)?;
     let servers = dynamic_props.take_prefixed("server.");
+    let version = dynamic_props.take("version");
     if let Some(key) = dynamic_props.keys().next() {
         return Err(ConfigError::invalid(format!(
-            "{dynamic}: {key} does not belong in a dynamic config file (server.N lines only)"
+            "{dynamic}: {key} does not belong in a dynamic config file (server.N and version \
+             lines only)"
         )));
     }
-    parse_server_lines(servers)
+    let mut lines = parse_server_lines(servers)?;
+    if let Some(v) = version {
+        lines.version = u64::from_str_radix(v.trim(), 16).map_err(|_| {
+            ConfigError::Parse(format!("{dynamic}: version={v} is not a hex number"))
+        })?;
+    }
+    Ok(lines)
 }
 
 /// Hierarchical quorums (`group.N`, `weight.N`) change who forms a quorum: refused.
@@ -575,8 +593,8 @@ fn refuse_hierarchical(props: &mut Props) -> Result<(), ConfigError> {
     }
 }
 
-fn parse_server_lines(lines: Vec<(String, String)>) -> Result<Vec<ServerEntry>, ConfigError> {
-    lines
+fn parse_server_lines(lines: Vec<(String, String)>) -> Result<ServerLines, ConfigError> {
+    let servers = lines
         .into_iter()
         .map(|(key, value)| {
             let id = key["server.".len()..]
@@ -584,11 +602,15 @@ fn parse_server_lines(lines: Vec<(String, String)>) -> Result<Vec<ServerEntry>, 
                 .map_err(|_| ConfigError::Parse(format!("zoo.cfg: {key} has a non-numeric id")))?;
             parse_server_line(id, &value)
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok(ServerLines {
+        servers,
+        version: 0,
+    })
 }
 
 /// `host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`.
-fn parse_server_line(id: Sid, value: &str) -> Result<ServerEntry, ConfigError> {
+pub(crate) fn parse_server_line(id: Sid, value: &str) -> Result<ServerEntry, ConfigError> {
     let bad = |why: &str| ConfigError::Parse(format!("zoo.cfg: server.{id}={value}: {why}"));
     let mut parts: Vec<&str> = value.split(';').collect();
     while parts.len() > 1 && parts.last().is_some_and(|p| p.is_empty()) {
@@ -1133,11 +1155,16 @@ mod tests {
             e,
             "zoo.cfg: server.4 must be in the dynamicConfigFile, not beside it"
         );
-        let e = err(text, read("version=100000000\nserver.3=a:1:2;3\n"));
+        // The version line ZooKeeper writes is read; anything else is refused.
+        let c = parse_zoo_cfg(text, read(&format!("{dynamic}version=100000000\n"))).unwrap();
+        assert_eq!(c.config_version, 0x1_0000_0000);
+        let e = err(text, read("version=1\nsyncLimit=3\nserver.3=a:1:2;3\n"));
         assert!(
-            e.ends_with("version does not belong in a dynamic config file (server.N lines only)"),
+            e.ends_with("syncLimit does not belong in a dynamic config file (server.N and version lines only)"),
             "{e}"
         );
+        let e = err(text, read("version=zz\nserver.3=a:1:2;3\n"));
+        assert!(e.ends_with("version=zz is not a hex number"), "{e}");
         let e = err(text, files(&[("/tmp/zk/myid", "3")]));
         assert!(
             e.starts_with("cannot read /conf/zoo.cfg.dynamic.100000000"),
@@ -1169,11 +1196,7 @@ mod tests {
         let [line] = quiet(&c)[..] else {
             panic!("one warning line expected: {:?}", c.warnings)
         };
-        for key in [
-            "authProvider.1=",
-            "reconfigEnabled=true",
-            "serverCnxnFactory=",
-        ] {
+        for key in ["authProvider.1=", "serverCnxnFactory="] {
             assert!(line.contains(key), "{key} missing from {line}");
         }
         assert!(!line.contains("localSessions"), "{line}");

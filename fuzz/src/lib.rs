@@ -349,14 +349,35 @@ pub fn rest_request(data: &[u8]) {
     }
 }
 
-/// Config text as an operator or a tool may write it: as zoo.cfg (whose `myid` says 1) and as
-/// native TOML.
+/// Config text as an operator or a tool may write it: as zoo.cfg (whose `myid` says 1), as
+/// native TOML, as a dynamic config (the membership file, `/zookeeper/config`) and as the
+/// lists of a reconfig request against that membership.
 pub fn config_text(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
     let _ = ensemble_config::parse_zoo_cfg(text, |_| Ok("1\n".to_string()));
     let _ = ensemble_config::parse_toml(text);
+    if let Ok(m) = ensemble_config::dynamic::Membership::parse(text) {
+        let _ = ensemble_config::dynamic::Membership::parse(&m.render());
+    }
+    let mut parts = text.splitn(3, '|');
+    let (joining, leaving, members) = (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    );
+    let current = ensemble_config::dynamic::Membership::parse(
+        "server.1=a:1:2;3\nserver.2=b:1:2;3\nserver.3=c:1:2;3\nversion=0",
+    )
+    .map(|m| m.servers)
+    .unwrap_or_default();
+    if let Ok(servers) =
+        ensemble_actors::zab::membership::next_servers(&current, joining, leaving, members)
+    {
+        let lines = ensemble_actors::zab::membership::server_lines(&servers);
+        assert!(ensemble_actors::zab::membership::voters_of_lines(&lines).is_some());
+    }
 }
 
 /// A key or trust store file's bytes, read as PEM (its private key plain or encrypted, opened
@@ -407,6 +428,7 @@ impl Server {
             read_only_mode: true,
             super_digest: Some([7; 20]),
             enforce_quota: true,
+            reconfig_enabled: true,
         };
         Server {
             service: ClientService::new(1, settings, 0, Default::default()),

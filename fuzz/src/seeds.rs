@@ -220,6 +220,7 @@ fn peer_stream() -> Vec<Vec<u8>> {
                 peer_epoch: 1,
             },
             election_epoch: 5,
+            config_version: 0,
         }),
         PeerMessage::Zab(ZabMessage::FollowerInfo {
             accepted_epoch: 2,
@@ -572,6 +573,7 @@ fn notification(leader: u64, state: ServerState) -> PeerMessage {
             peer_epoch: 0,
         },
         election_epoch: 1,
+        config_version: 0,
     })
 }
 

@@ -145,6 +145,7 @@ mod tests {
                 peer_epoch: 1,
             },
             election_epoch: 4,
+            config_version: 0,
         });
         let mut codec = PeerCodec::<PeerMessage, PeerMessage>::default();
         let mut buf = BytesMut::new();

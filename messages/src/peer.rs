@@ -93,6 +93,10 @@ pub struct Notification {
     pub vote: Vote,
     /// Logical clock of the sender's election rounds.
     pub election_epoch: u64,
+    /// Version of the config the sender counts with (the zxid of the reconfig that made it, 0
+    /// for the configured one), as ZooKeeper's notifications carry it: a server that counts
+    /// with an older config and logged the reconfig that made this one adopts it.
+    pub config_version: u64,
 }
 
 /// One replicated transaction.

@@ -30,6 +30,7 @@ fn peer_samples() -> Vec<Vec<u8>> {
                 peer_epoch: 1,
             },
             election_epoch: 5,
+            config_version: 0,
         }),
         PeerMessage::Zab(ZabMessage::Proposal(txn.clone())),
         PeerMessage::Zab(ZabMessage::NewLeader {

@@ -17,6 +17,7 @@ pub mod op {
     pub const CHECK: i32 = 13;
     pub const MULTI: i32 = 14;
     pub const CREATE2: i32 = 15;
+    pub const RECONFIG: i32 = 16;
     pub const CHECK_WATCHES: i32 = 17;
     pub const REMOVE_WATCHES: i32 = 18;
     pub const CREATE_CONTAINER: i32 = 19;
@@ -41,6 +42,8 @@ pub mod err {
     pub const MARSHALLING_ERROR: i32 = -5;
     pub const UNIMPLEMENTED: i32 = -6;
     pub const BAD_ARGUMENTS: i32 = -8;
+    pub const NEW_CONFIG_NO_QUORUM: i32 = -13;
+    pub const RECONFIG_IN_PROGRESS: i32 = -14;
     pub const NO_NODE: i32 = -101;
     pub const NO_AUTH: i32 = -102;
     pub const BAD_VERSION: i32 = -103;
@@ -53,6 +56,7 @@ pub mod err {
     pub const SESSION_MOVED: i32 = -118;
     pub const NOT_READ_ONLY: i32 = -119;
     pub const NO_WATCHER: i32 = -121;
+    pub const RECONFIG_DISABLED: i32 = -123;
     pub const QUOTA_EXCEEDED: i32 = -125;
 }
 

@@ -33,6 +33,7 @@ use ensemble_actors::zab::{
     FailQuorumPeer, GetStatus, NodeEvents, NodeStatus, PeerTiming, QuorumPeerActor, QuorumSettings,
     ReadData, Submit, SubmitError,
 };
+use ensemble_config::dynamic::Membership;
 use ensemble_config::{NodeConfig, PeerAuth};
 use ensemble_messages::{Sid, Zxid};
 use std::collections::BTreeMap;
@@ -62,6 +63,9 @@ pub enum NodeError {
     /// The secure client port's or the quorum port's key material or settings are unusable.
     #[error("{0}")]
     Tls(String),
+    /// The membership a reconfig left in dataDir is unreadable.
+    #[error("{0}")]
+    Membership(String),
     /// The node's actors are gone.
     #[error("the node is stopped")]
     Stopped,
@@ -305,7 +309,10 @@ fn build_actor(
     let settings = QuorumSettings {
         sid: config.id,
         voters: config.voters(),
-        observers: config.observers(),
+        membership: Membership {
+            version: config.config_version,
+            servers: config.servers.clone(),
+        },
         timing: peer_timing(config),
         storage: writer_settings(config),
         snap_count: config.storage.snap_count,
@@ -343,6 +350,7 @@ fn service_settings(config: &NodeConfig) -> ServiceSettings {
         read_only_mode: config.client.read_only_mode,
         super_digest: config.client.super_digest_sha1(),
         enforce_quota: config.client.enforce_quota,
+        reconfig_enabled: config.client.reconfig_enabled,
     }
 }
 
@@ -442,6 +450,9 @@ impl Node {
     /// their own. Must be awaited inside a running actix `System`. Errors are returned, never
     /// acted on: nothing here or later stops the host's `System` (see [`Node::subscribe`]).
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let config = config
+            .with_persisted_membership()
+            .map_err(|e| NodeError::Membership(e.to_string()))?;
         let config = Arc::new(config);
         let mut sockets = Sockets::bind(&config)?;
         let metrics = Arc::new(ServerMetrics::new(config.client.global_outstanding_limit));

@@ -15,8 +15,15 @@
 //!
 //! After the fault phase the cluster must elect a leader, commit a new write and converge
 //! within a bounded simulated time.
+//!
+//! Half the seeds also submit a reconfig removing one voter during the faults. Each server
+//! keeps the membership it last applied as its file (it survives crashes, as the real
+//! membership file); once a reconfig took effect, liveness and convergence are asked of the
+//! voters it left, and the servers it removed must stop leading and following before the
+//! run counts as recovered.
 
 use ensemble_actors::election::ElectionTiming;
+use ensemble_actors::zab::membership::ProposedMembership;
 use ensemble_actors::zab::{
     Durable, Input, Output, PeerTiming, PersistToken, QuorumPeer, StorageOp,
 };
@@ -114,6 +121,52 @@ struct Node {
     unsynced: Vec<(StorageOp, Option<PersistToken>)>,
     fsync_pending: bool,
     applied: Vec<(Zxid, Vec<u8>)>,
+    /// The membership this server last applied.
+    membership: Membership,
+}
+
+/// A config version, its voters and its observers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Membership {
+    version: u64,
+    voters: Vec<Sid>,
+    observers: Vec<Sid>,
+}
+
+/// A simulated reconfig body:
+/// `reconfig:<expected version>:<voter,voter,...>:<observer,observer,...>`.
+fn membership_of(body: &[u8]) -> Option<ProposedMembership> {
+    let text = std::str::from_utf8(body).ok()?.strip_prefix("reconfig:")?;
+    let mut parts = text.splitn(3, ':');
+    let expected = parts.next()?.parse().ok()?;
+    let ids = |list: &str| -> Option<Vec<Sid>> {
+        list.split(',')
+            .filter(|v| !v.is_empty())
+            .map(|v| v.parse().ok())
+            .collect()
+    };
+    Some(ProposedMembership {
+        expected_version: expected,
+        voters: ids(parts.next()?)?,
+        observers: ids(parts.next()?)?,
+    })
+}
+
+/// `m` after applying `history` with Zab's rule: a reconfig takes effect if it was based on
+/// the current version, and its zxid becomes the version.
+fn membership_after(mut m: Membership, history: &[(Zxid, Vec<u8>)]) -> Membership {
+    for (zxid, body) in history {
+        if let Some(p) = membership_of(body) {
+            if p.expected_version == m.version {
+                m = Membership {
+                    version: zxid.0,
+                    voters: p.voters,
+                    observers: p.observers,
+                };
+            }
+        }
+    }
+    m
 }
 
 #[derive(Debug)]
@@ -141,6 +194,7 @@ enum Event {
     Partition,
     Heal,
     Write,
+    Reconfig,
 }
 
 /// The simulated cluster.
@@ -204,6 +258,7 @@ impl Sim {
             trace: Vec::new(),
             bodies: BTreeMap::new(),
         };
+        let configured = sim.configured();
         for id in 1..=(sim.cfg.nodes + sim.cfg.observers) as Sid {
             sim.nodes.insert(
                 id,
@@ -214,6 +269,7 @@ impl Sim {
                     unsynced: Vec::new(),
                     fsync_pending: false,
                     applied: Vec::new(),
+                    membership: configured.clone(),
                 },
             );
         }
@@ -249,7 +305,7 @@ impl Sim {
                 }
             }
             if let Some(p) = &probe {
-                if self.acked.contains_key(p) && self.converged() {
+                if self.acked.contains_key(p) && self.converged() && self.removed_are_out() {
                     return self.final_checks();
                 }
                 if self.established_leader().is_none() {
@@ -267,24 +323,74 @@ impl Sim {
         ))
     }
 
+    /// The membership the servers are configured with: the first `nodes` ids vote, the
+    /// `observers` after them observe.
+    fn configured(&self) -> Membership {
+        let first = self.cfg.nodes as Sid + 1;
+        Membership {
+            version: 0,
+            voters: (1..first).collect(),
+            observers: (first..first + self.cfg.observers as Sid).collect(),
+        }
+    }
+
+    /// The membership of the committed history's last effective reconfig (the configured
+    /// one without any).
+    fn membership(&self) -> Membership {
+        membership_after(self.configured(), &self.canonical)
+    }
+
+    /// The voters of the committed history's last effective reconfig.
+    fn voters(&self) -> Vec<Sid> {
+        self.membership().voters
+    }
+
+    /// The observers of the committed history's last effective reconfig.
+    fn observers(&self) -> Vec<Sid> {
+        self.membership().observers
+    }
+
     fn established_leader(&self) -> Option<Sid> {
+        let voters = self.voters();
+        let members = || {
+            self.nodes
+                .iter()
+                .filter(|(id, _)| voters.contains(id))
+                .map(|(_, n)| n)
+        };
         let mut leaders = self.nodes.iter().filter_map(|(id, n)| {
             let s = n.core.as_ref()?.status();
             (s.state == ServerState::Leading && s.serving).then_some(*id)
         });
         let l = leaders.next()?;
-        let followers = self
-            .nodes
-            .values()
+        let followers = members()
             .filter(|n| n.core.as_ref().is_some_and(|c| c.status().serving))
             .count();
-        (followers == self.nodes.len()).then_some(l)
+        (followers == voters.len()).then_some(l)
     }
 
     fn converged(&self) -> bool {
-        let mut histories = self.nodes.values().map(|n| &n.applied);
+        let voters = self.voters();
+        let mut histories = self
+            .nodes
+            .iter()
+            .filter(|(id, _)| voters.contains(id))
+            .map(|(_, n)| &n.applied);
         let first = histories.next();
         first.is_some_and(|f| histories.all(|h| h == f) && f.len() == self.canonical.len())
+    }
+
+    /// Whether the servers a reconfig removed stopped leading, following and observing (one
+    /// that missed the commit stops once its leader's silence passes syncLimit).
+    fn removed_are_out(&self) -> bool {
+        let Membership {
+            voters, observers, ..
+        } = self.membership();
+        self.nodes.iter().all(|(id, n)| {
+            voters.contains(id)
+                || observers.contains(id)
+                || !n.core.as_ref().is_some_and(|c| c.status().serving)
+        })
     }
 
     fn final_checks(self) -> Result<SimReport, String> {
@@ -348,6 +454,10 @@ impl Sim {
                 self.schedule(back, Event::Restart { node });
             }
         }
+        if self.rng.random_bool(0.5) {
+            let at = self.rng.random_range(100..end);
+            self.schedule(at, Event::Reconfig);
+        }
         let partitions = self.rng.random_range(0..3);
         for _ in 0..partitions {
             let at = self.rng.random_range(200..end);
@@ -382,15 +492,6 @@ impl Sim {
         self.handle(ev)?;
         self.check_leaders()?;
         self.check_observers()
-    }
-
-    fn voters(&self) -> Vec<Sid> {
-        (1..=self.cfg.nodes as Sid).collect()
-    }
-
-    fn observers(&self) -> Vec<Sid> {
-        let first = self.cfg.nodes as Sid + 1;
-        (first..first + self.cfg.observers as Sid).collect()
     }
 
     /// How many voters hold `zxid` on disk or queued for it.
@@ -489,6 +590,7 @@ impl Sim {
                 self.trace.push(format!("{} heal", self.now));
                 self.blocked.clear();
             }
+            Event::Reconfig => self.reconfig()?,
             Event::Write => {
                 let live: Vec<Sid> = self
                     .nodes
@@ -507,6 +609,34 @@ impl Sim {
         Ok(())
     }
 
+    /// Submits, through a random live server, a reconfig removing one of the voters it knows.
+    fn reconfig(&mut self) -> Result<(), String> {
+        let live: Vec<Sid> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.core.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        if live.is_empty() {
+            return Ok(());
+        }
+        let via = live[self.rng.random_range(0..live.len())];
+        let Membership {
+            version,
+            mut voters,
+            observers,
+        } = self.nodes[&via].membership.clone();
+        if voters.len() < 3 {
+            return Ok(());
+        }
+        let gone = voters.remove(self.rng.random_range(0..voters.len()));
+        let list = |ids: &[Sid]| ids.iter().map(Sid::to_string).collect::<Vec<_>>().join(",");
+        self.trace
+            .push(format!("{} reconfig via {via} removing {gone}", self.now));
+        let body = format!("reconfig:{version}:{}:{}", list(&voters), list(&observers));
+        self.submit(via, body.into_bytes())
+    }
+
     fn submit(&mut self, node: Sid, body: Vec<u8>) -> Result<(), String> {
         self.next_request += 1;
         let request_id = self.next_request;
@@ -515,9 +645,13 @@ impl Sim {
     }
 
     fn boot(&mut self, id: Sid) -> Result<(), String> {
-        let (voters, observers) = (self.voters(), self.observers());
         let members: Vec<Sid> = self.nodes.keys().copied().collect();
         let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
+        let Membership {
+            version,
+            voters,
+            observers,
+        } = node.membership.clone();
         node.incarnation += 1;
         let snap = node.disk.snapshot_zxid();
         let durable = Durable {
@@ -533,7 +667,9 @@ impl Sim {
                 .collect(),
         };
         node.applied = node.disk.snapshot.clone();
-        let mut core = QuorumPeer::new(id, voters, timing(), durable).with_observers(observers);
+        let mut core = QuorumPeer::new(id, voters, timing(), durable)
+            .with_observers(observers)
+            .with_membership(version, std::sync::Arc::new(membership_of));
         let incarnation = node.incarnation;
         let outs = core.start(self.now);
         node.core = Some(core);
@@ -638,8 +774,10 @@ impl Sim {
                 Output::Apply(txns) => {
                     let from = self.nodes[&id].applied.len();
                     let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
-                    node.applied
-                        .extend(txns.into_iter().map(|t| (t.zxid, t.body)));
+                    let txns: Vec<(Zxid, Vec<u8>)> =
+                        txns.into_iter().map(|t| (t.zxid, t.body)).collect();
+                    node.membership = membership_after(node.membership.clone(), &txns);
+                    node.applied.extend(txns);
                     let applied = node.applied.clone();
                     self.check_history(id, &applied, from)?;
                     let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
@@ -652,7 +790,15 @@ impl Sim {
                     let state: Vec<(Zxid, Vec<u8>)> =
                         decode(&s.state).map_err(|e| e.to_string())?;
                     self.check_history(id, &state, 0)?;
-                    self.nodes.get_mut(&id).ok_or("unknown node")?.applied = state;
+                    let m = membership_after(self.configured(), &state);
+                    let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
+                    if let Some(core) = node.core.as_mut() {
+                        if core.config_version() != m.version {
+                            core.set_membership(m.version, m.voters.clone(), m.observers.clone());
+                        }
+                    }
+                    node.membership = m;
+                    node.applied = state;
                 }
                 Output::SendSnapshotSync { to, epoch, txns } => {
                     let node = &self.nodes[&id];

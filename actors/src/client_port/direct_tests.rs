@@ -60,6 +60,7 @@ impl Fixture {
                 read_only_mode: true,
                 super_digest: None,
                 enforce_quota: false,
+                reconfig_enabled: true,
             },
             0,
             Default::default(),

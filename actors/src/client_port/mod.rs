@@ -7,6 +7,7 @@ mod limits;
 mod listener;
 mod protocol;
 mod reads;
+mod reconfig;
 mod service;
 mod tls;
 

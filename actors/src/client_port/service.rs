@@ -94,11 +94,11 @@ enum Pending {
 }
 
 /// A parsed write: the tree op, the op codes of a multi's sub-ops, and the path (for sync).
-struct WriteRequest {
-    code: i32,
-    op: TreeOp,
-    sub_ops: Vec<i32>,
-    path: String,
+pub(super) struct WriteRequest {
+    pub(super) code: i32,
+    pub(super) op: TreeOp,
+    pub(super) sub_ops: Vec<i32>,
+    pub(super) path: String,
 }
 
 /// One client connection, for the `cons` word.
@@ -142,6 +142,8 @@ pub struct ServiceSettings {
     /// zookeeper.enforceQuota: writes past a quota's hard limit are answered QuotaExceeded
     /// here, before they are submitted.
     pub enforce_quota: bool,
+    /// reconfigEnabled: serve the reconfig op (else ReconfigDisabled).
+    pub reconfig_enabled: bool,
 }
 
 /// The client-facing side of one server.
@@ -481,9 +483,17 @@ impl ClientService {
     pub fn packet(&mut self, p: ClientPacket, tree: &DataTree, host: &mut impl Host) {
         let since = Instant::now();
         self.metrics.received();
-        let parsed = write_op(p.op, &p.body, self.limits.max_buffer);
         let Some(conn) = self.conns.get_mut(&p.conn) else {
             return;
+        };
+        let parsed = match p.op {
+            op::RECONFIG => Some(super::reconfig::reconfig_request(
+                &p.body,
+                tree,
+                &conn.auth,
+                self.limits.reconfig_enabled,
+            )),
+            _ => write_op(p.op, &p.body, self.limits.max_buffer),
         };
         conn.received += 1;
         let session = conn.session;
@@ -879,7 +889,21 @@ impl ClientService {
                 let code = request.code;
                 let moved = matches!(outcome, Ok((_, OpResult::Error(err::SESSION_MOVED))));
                 let reply = match outcome {
-                    Err(_) => frame(xid, tree.last_applied().0 as i64, err::CONNECTION_LOSS, &[]),
+                    Err(why) => {
+                        let code = (code == op::RECONFIG)
+                            .then(|| crate::zab::membership::refusal_code(&why))
+                            .flatten()
+                            .unwrap_or(err::CONNECTION_LOSS);
+                        frame(xid, tree.last_applied().0 as i64, code, &[])
+                    }
+                    Ok((zxid, OpResult::DataSet { stat })) if code == op::RECONFIG => {
+                        let data = tree.config().0;
+                        let reply = GetDataResponse {
+                            data: Buffer(data),
+                            stat: to_stat(&stat),
+                        };
+                        frame(xid, zxid.0 as i64, err::OK, &reply.to_bytes())
+                    }
                     Ok((zxid, result)) => write_reply(xid, zxid.0 as i64, &request, &result),
                 };
                 if let Some(c) = self.conns.get_mut(&conn) {

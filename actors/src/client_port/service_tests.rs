@@ -57,6 +57,7 @@ impl Harness {
                     read_only_mode: true,
                     super_digest,
                     enforce_quota: false,
+                    reconfig_enabled: true,
                 },
                 0,
                 Default::default(),

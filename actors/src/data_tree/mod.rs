@@ -7,6 +7,7 @@
 //! nothing, which makes snapshot + log replay idempotent.
 
 mod acl;
+pub mod config_node;
 mod image;
 mod ops;
 mod path;
@@ -279,7 +280,8 @@ impl DataTree {
                 | TreeOp::CloseSession
                 | TreeOp::ExpireSession
                 | TreeOp::MoveSession
-                | TreeOp::Reap { .. } => OpResult::Error(err::BAD_ARGUMENTS),
+                | TreeOp::Reap { .. }
+                | TreeOp::Reconfig { .. } => OpResult::Error(err::BAD_ARGUMENTS),
                 op => self
                     .try_op(t, op, zxid, &mut undo, &mut memo, &mut fired)
                     .unwrap_or_else(OpResult::Error),
@@ -353,6 +355,15 @@ impl DataTree {
         triggers: &mut Vec<Trigger>,
     ) -> Result<OpResult, i32> {
         match op {
+            TreeOp::Reconfig {
+                servers,
+                expected_version,
+                explicit,
+            } => {
+                self.check_perm(config_node::PATH, perm::WRITE, t, memo)?;
+                let expected = (*expected_version, *explicit);
+                self.reconfig(servers, expected, (t, zxid), undo, triggers)
+            }
             TreeOp::Reap { path } => {
                 let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
                 if node.stat.num_children > 0 {

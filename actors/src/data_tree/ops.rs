@@ -147,6 +147,14 @@ pub enum TreeOp {
     /// All or nothing, at one zxid. A multi never holds a multi: decoding refuses one, so the
     /// depth of a decoded op is at most two whatever its bytes say.
     Multi(#[serde(deserialize_with = "flat_ops")] Vec<TreeOp>),
+    /// A reconfig: `/zookeeper/config` gets these `server.N` lines and the txn's zxid as its
+    /// version, if its current version is still `expected_version` (else BadVersion when the
+    /// client named that version, ReconfigInProgress when another reconfig came first).
+    Reconfig {
+        servers: String,
+        expected_version: u64,
+        explicit: bool,
+    },
 }
 
 /// A txn body: the op, who asked, and when (the time is part of the txn so that every replica
@@ -207,6 +215,27 @@ impl TreeTxn {
     }
 }
 
+impl TreeTxn {
+    /// The membership a reconfig txn body proposes (None for any other body).
+    pub fn membership_of(body: &[u8]) -> Option<crate::zab::membership::ProposedMembership> {
+        let t: TreeTxn = ensemble_messages::codec::decode(body).ok()?;
+        let TreeOp::Reconfig {
+            servers,
+            expected_version,
+            ..
+        } = t.op
+        else {
+            return None;
+        };
+        let (voters, observers) = crate::zab::membership::members_of_lines(&servers)?;
+        Some(crate::zab::membership::ProposedMembership {
+            expected_version,
+            voters,
+            observers,
+        })
+    }
+}
+
 impl TreeOp {
     /// Checks the paths and data sizes of one op.
     fn check(&self, max_data: usize) -> Result<(), String> {
@@ -236,6 +265,10 @@ impl TreeOp {
             | TreeOp::SetAcl { path, .. }
             | TreeOp::Check { path, .. }
             | TreeOp::Reap { path } => super::validate_path(path),
+            TreeOp::Reconfig { servers, .. } => crate::zab::membership::voters_of_lines(servers)
+                .filter(|v| !v.is_empty())
+                .map(|_| ())
+                .ok_or_else(|| "a reconfig names no voter or a malformed server".to_string()),
             _ => Ok(()),
         }
     }

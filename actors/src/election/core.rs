@@ -45,6 +45,8 @@ pub struct Election {
     me: Sid,
     voters: Vec<Sid>,
     observers: Vec<Sid>,
+    /// The config version stamped on this server's notifications.
+    config_version: u64,
     timing: ElectionTiming,
     state: ServerState,
     logical_clock: u64,
@@ -71,6 +73,7 @@ impl Election {
             me,
             voters,
             observers: Vec::new(),
+            config_version: 0,
             timeout_ms: timing.initial_timeout_ms,
             timing,
             state: ServerState::Looking,
@@ -89,6 +92,20 @@ impl Election {
     pub fn with_observers(mut self, observers: Vec<Sid>) -> Self {
         self.observers = observers;
         self
+    }
+
+    /// Counts with `voters` and answers `observers` from now on, as config `version` (a
+    /// committed reconfig changed them). A server among neither (a reconfig removed it) votes
+    /// for no one, as an observer does, so that servers that have not applied the reconfig yet
+    /// never elect it.
+    pub fn set_members(&mut self, version: u64, voters: Vec<Sid>, observers: Vec<Sid>) {
+        self.config_version = version;
+        self.received
+            .retain(|s, _| voters.contains(s) || *s == self.me);
+        self.out_of_election.retain(|s, _| voters.contains(s));
+        self.lost.retain(|s| voters.contains(s));
+        self.voters = voters;
+        self.observers = observers;
     }
 
     /// Whether this server votes.
@@ -117,6 +134,7 @@ impl Election {
             state: self.state,
             vote: self.vote,
             election_epoch: self.logical_clock,
+            config_version: self.config_version,
         }
     }
 
@@ -389,6 +407,7 @@ mod tests {
             state: ServerState::Looking,
             vote: v,
             election_epoch: round,
+            config_version: 0,
         }
     }
 
@@ -491,6 +510,7 @@ mod tests {
             state: ServerState::Leading,
             vote: vote(5, 1, 3),
             election_epoch: 4,
+            config_version: 0,
         };
         let following = Notification {
             state: ServerState::Following,

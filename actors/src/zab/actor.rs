@@ -17,6 +17,7 @@ use crate::storage::{
     WriterSettings,
 };
 use actix::prelude::*;
+use ensemble_config::dynamic::{self, Membership};
 use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, ZabMessage, Zxid};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -31,8 +32,9 @@ pub struct QuorumSettings {
     pub sid: Sid,
     /// Voting members.
     pub voters: Vec<Sid>,
-    /// Members that follow without voting.
-    pub observers: Vec<Sid>,
+    /// Every member (voters and observers) and the config version, as configured (or left by
+    /// the last reconfig).
+    pub membership: Membership,
     /// Core timing.
     pub timing: PeerTiming,
     /// Storage location and policy.
@@ -255,6 +257,7 @@ impl QuorumPeerActor {
                 Output::Send { to, msg } => self.send(to, msg),
                 Output::Persist { op, token } => self.storage.do_send(Persist { op, token }),
                 Output::Apply(txns) => {
+                    let config_before = self.tree.config().1;
                     // Before any event or reply of the batch: see client_port/direct.rs.
                     self.published.applying();
                     for txn in &txns {
@@ -266,6 +269,9 @@ impl QuorumPeerActor {
                         {
                             self.results.insert(txn.request_id, applied.result);
                         }
+                    }
+                    if self.tree.config().1 != config_before {
+                        self.membership_changed();
                     }
                     self.since_snapshot += txns.len() as u64;
                     if self.since_snapshot >= self.settings.snap_count {
@@ -282,6 +288,7 @@ impl QuorumPeerActor {
                 Output::InstallSnapshot(s) => match DataTree::deserialize(&s.state) {
                     Ok(tree) => {
                         self.tree = tree;
+                        self.membership_changed();
                         self.publish();
                     }
                     Err(e) => {
@@ -360,6 +367,29 @@ impl QuorumPeerActor {
             metrics.looking_count.fetch_add(1, Ordering::Relaxed);
         }
         metrics.set_leading(serving && state == ServerState::Leading);
+    }
+
+    /// The tree's config node changed (a reconfig applied, or a snapshot installed): the
+    /// core counts with its voters, and the membership file in dataDir keeps it for restarts.
+    fn membership_changed(&mut self) {
+        let (text, version) = self.tree.config();
+        let Ok(Ok(m)) = std::str::from_utf8(&text).map(Membership::parse) else {
+            tracing::error!("/zookeeper/config is unreadable after a change");
+            return;
+        };
+        if version != self.core.config_version() {
+            self.core.set_membership(version, m.voters(), m.observers());
+        }
+        self.settings.voters = m.voters();
+        let path = self
+            .settings
+            .storage
+            .data_dir
+            .join(dynamic::MEMBERSHIP_FILE);
+        if let Err(e) = dynamic::write_atomically(&path, &m.render()) {
+            tracing::error!("cannot write {}: {e}", path.display());
+        }
+        self.settings.membership = m;
     }
 
     /// SNAP sync: the tree's O(1) clone is serialized on a blocking thread, so the leader goes
@@ -513,10 +543,11 @@ fn build(
     for w in &recovered.warnings {
         tracing::warn!("storage: {w}");
     }
-    let tree = match &recovered.snapshot {
+    let mut tree = match &recovered.snapshot {
         Some(s) => DataTree::deserialize(&s.state).map_err(StorageError::Corrupt)?,
         None => DataTree::default(),
     };
+    let membership = starting_membership(&mut tree, &settings.membership);
     let durable = Durable {
         accepted_epoch: recovered.accepted_epoch,
         current_epoch: recovered.current_epoch,
@@ -526,15 +557,33 @@ fn build(
     let max_data = settings.service_settings.max_buffer;
     let core = QuorumPeer::new(
         settings.sid,
-        settings.voters.clone(),
+        membership.voters(),
         settings.timing.clone(),
         durable,
     )
-    .with_observers(settings.observers.clone())
+    .with_observers(membership.observers())
     .with_body_check(std::sync::Arc::new(move |body: &[u8]| {
         TreeTxn::check_body(body, max_data)
-    }));
+    }))
+    .with_membership(
+        membership.version,
+        std::sync::Arc::new(TreeTxn::membership_of),
+    );
     Ok((core, tree))
+}
+
+/// The membership to start with: the tree's (from a snapshot) when a reconfig newer than
+/// the configured one made it, else the configured one, which the tree's config node gets.
+fn starting_membership(tree: &mut DataTree, configured: &Membership) -> Membership {
+    let (text, version) = tree.config();
+    if version > configured.version {
+        match std::str::from_utf8(&text).map(Membership::parse) {
+            Ok(Ok(m)) => return m,
+            _ => tracing::warn!("the snapshot's /zookeeper/config is unreadable; ignored"),
+        }
+    }
+    tree.init_config(&configured.render());
+    configured.clone()
 }
 
 impl QuorumPeerActor {

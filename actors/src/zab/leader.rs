@@ -4,6 +4,7 @@
 //! established (so they only ever hold an established leader's history) and are then sent
 //! each committed txn (INFORM) instead of proposals and commits.
 
+use super::membership::quorum_of;
 use super::peer::{QuorumPeer, Role};
 use super::types::{Output, PersistToken, StorageOp, SubmitError};
 use ensemble_messages::{Sid, Txn, ZabMessage, Zxid};
@@ -67,24 +68,40 @@ impl LeaderRole {
         (synced().count() - observers, observers)
     }
 
-    /// Voters (not this leader) whose handle passes `pred`.
-    fn count_voters(&self, pred: impl Fn(&FollowerHandle) -> bool) -> usize {
+    /// Followers (not this leader) among `voters` whose handle passes `pred`: the voter set
+    /// alone says who counts.
+    fn count_voters(&self, voters: &[Sid], pred: impl Fn(&FollowerHandle) -> bool) -> usize {
         self.followers
-            .values()
-            .filter(|f| !f.observer && pred(f))
+            .iter()
+            .filter(|(s, f)| voters.contains(s) && pred(f))
             .count()
+    }
+
+    /// Forgets followers a reconfig removed or whose role it changed (a voter made an
+    /// observer or the reverse): they join again in their new role.
+    pub(super) fn retain_followers(&mut self, voters: &[Sid], observers: &[Sid]) {
+        self.followers.retain(|s, f| {
+            if f.observer {
+                observers.contains(s)
+            } else {
+                voters.contains(s)
+            }
+        });
+        let followers = &self.followers;
+        self.ack_newleader.retain(|s| followers.contains_key(s));
+    }
+
+    /// Followers synced and serving.
+    fn synced(&self) -> BTreeSet<Sid> {
+        self.followers
+            .iter()
+            .filter(|(_, f)| f.stage == Stage::Synced)
+            .map(|(s, _)| *s)
+            .collect()
     }
 
     fn stage_of(&self, sid: Sid) -> Option<Stage> {
         self.followers.get(&sid).map(|f| f.stage)
-    }
-
-    /// Voters that acknowledged NEWLEADER.
-    fn voter_newleader_acks(&self) -> usize {
-        self.ack_newleader
-            .iter()
-            .filter(|s| self.followers.get(s).is_some_and(|f| !f.observer))
-            .count()
     }
 
     /// Followers and observers that get every broadcast from now on.
@@ -153,6 +170,15 @@ impl QuorumPeer {
             f.last_heard = now;
         }
         match msg {
+            ZabMessage::FollowerInfo { .. }
+                if !self.voters.contains(&from) && !self.observers.contains(&from) =>
+            {
+                tracing::info!(
+                    me = self.me,
+                    from,
+                    "a server that is neither a voter nor an observer may not follow"
+                );
+            }
             ZabMessage::FollowerInfo {
                 accepted_epoch,
                 last_zxid: _,
@@ -228,11 +254,12 @@ impl QuorumPeer {
 
     fn leader_try_choose_epoch(&mut self) {
         let accepted = self.accepted_epoch;
+        let voters = self.voters.clone();
         let leader = self.leader();
         if leader.epoch.is_some() {
             return;
         }
-        let infos = leader.count_voters(|_| true) + 1;
+        let infos = leader.count_voters(&voters, |_| true) + 1;
         let max_accepted = leader
             .followers
             .values()
@@ -306,11 +333,12 @@ impl QuorumPeer {
 
     /// Once a quorum (this leader included) accepted the epoch, write currentEpoch and sync.
     fn leader_try_start_sync(&mut self) {
+        let voters = self.voters.clone();
         let leader = self.leader();
         if !leader.self_accepted || leader.current_requested {
             return;
         }
-        let acked = leader.count_voters(|f| !matches!(f.stage, Stage::Info));
+        let acked = leader.count_voters(&voters, |f| !matches!(f.stage, Stage::Info));
         if !self.quorum(acked + 1) {
             return;
         }
@@ -395,8 +423,9 @@ impl QuorumPeer {
         if leader.phase != Phase::Sync || !leader.self_current {
             return;
         }
-        let acks = leader.voter_newleader_acks() + 1;
-        if !self.quorum(acks) {
+        let mut acked = leader.ack_newleader.clone();
+        acked.insert(self.me);
+        if !(quorum_of(&acked, &self.voters) && self.tail_reconfigs_acked(&acked)) {
             return;
         }
         let now = self.now;
@@ -455,6 +484,14 @@ impl QuorumPeer {
             self.leader_refuse(origin, request_id, SubmitError::Refused(why));
             return;
         }
+        let synced = self.leader().synced();
+        let reconfig = match self.admit_reconfig(&body, &synced) {
+            Ok(r) => r,
+            Err(why) => {
+                self.leader_refuse(origin, request_id, SubmitError::Refused(why));
+                return;
+            }
+        };
         let leader = self.leader();
         let epoch = match (leader.phase, leader.epoch) {
             (Phase::Broadcast, Some(_)) if leader.counter == u32::MAX => {
@@ -474,6 +511,10 @@ impl QuorumPeer {
         leader.counter += 1;
         let zxid = Zxid::new(epoch, leader.counter);
         leader.proposals.insert(zxid, BTreeSet::new());
+        if let Some(voters) = reconfig {
+            self.pending_reconfig = Some((zxid, voters));
+        }
+        let leader = self.leader();
         let targets = leader.forwarding_voters();
         let txn = Txn {
             zxid,
@@ -514,13 +555,13 @@ impl QuorumPeer {
             acks.insert(from);
         }
         let mut last_committed = None;
-        let voters = self.voters.len();
         loop {
             let leader = self.leader();
             let Some((&z, acks)) = leader.proposals.iter().next() else {
                 break;
             };
-            if !(acks.contains(&me) && crate::quorum::is_quorum(acks.len(), voters)) {
+            let acks = acks.clone();
+            if !(acks.contains(&me) && self.commit_quorum(z, &acks)) {
                 break;
             }
             self.leader().proposals.remove(&z);
@@ -556,6 +597,7 @@ impl QuorumPeer {
         let sync = self.ticks_ms(self.timing.sync_limit);
         let half_tick = self.timing.tick_ms / 2;
         let me = self.me;
+        let voters = self.voters.clone();
         let leader = self.leader();
         if leader.phase != Phase::Broadcast {
             if now.saturating_sub(leader.started) > init {
@@ -578,7 +620,7 @@ impl QuorumPeer {
             leader.followers.remove(s);
             leader.ack_newleader.remove(s);
         }
-        let alive = leader.count_voters(|f| f.stage == Stage::Synced) + 1;
+        let alive = leader.count_voters(&voters, |f| f.stage == Stage::Synced) + 1;
         if !self.quorum(alive) {
             tracing::warn!(me = self.me, "lost the quorum; leader steps down");
             self.look();

@@ -10,6 +10,7 @@ mod events;
 mod follower;
 mod leader;
 mod log;
+pub mod membership;
 mod peer;
 mod types;
 

@@ -6,6 +6,7 @@
 use super::follower::FollowerRole;
 use super::leader::LeaderRole;
 use super::log::TxnLog;
+use super::membership::MembershipOf;
 use super::types::{
     Durable, Input, Output, PeerStatus, PeerTiming, PersistToken, StorageOp, SubmitError,
 };
@@ -38,6 +39,14 @@ pub struct QuorumPeer {
     out: Vec<Output>,
     /// What a txn body must pass before the leader proposes it.
     pub(super) body_check: BodyCheck,
+    /// Tells reconfig txns apart.
+    pub(super) membership_of: MembershipOf,
+    /// Version of the config `voters` come from (the zxid of its reconfig, 0 if none).
+    pub(super) config_version: u64,
+    /// Leading: the reconfig proposed and not committed yet, with its new voters.
+    pub(super) pending_reconfig: Option<(Zxid, Vec<Sid>)>,
+    /// A reconfig just removed this server or the leader it follows: it looks for a leader.
+    pub(super) step_down: bool,
 }
 
 /// A check of a write's body before it is proposed: a pure function of the bytes, supplied by
@@ -64,7 +73,20 @@ impl QuorumPeer {
             pending: BTreeSet::new(),
             out: Vec::new(),
             body_check: std::sync::Arc::new(|_| Ok(())),
+            membership_of: std::sync::Arc::new(|_| None),
+            config_version: 0,
+            pending_reconfig: None,
+            step_down: false,
         }
+    }
+
+    /// The same server, at config `version`, telling reconfig txns apart with `of`.
+    pub fn with_membership(mut self, version: u64, of: MembershipOf) -> Self {
+        self.config_version = version;
+        let (voters, observers) = (self.voters.clone(), self.observers.clone());
+        self.election.set_members(version, voters, observers);
+        self.membership_of = of;
+        self
     }
 
     /// The same server, knowing these members as observers (this server may be one of them:
@@ -110,6 +132,7 @@ impl QuorumPeer {
             Input::PeerConnected(sid) => self.on_peer_connected(sid),
             Input::PeerDisconnected(sid) => self.on_peer_disconnected(sid),
         }
+        self.step_down_if_removed();
         std::mem::take(&mut self.out)
     }
 
@@ -178,6 +201,7 @@ impl QuorumPeer {
             .filter(|t| t.origin == self.me && self.pending.contains(&t.request_id))
             .map(|t| (t.request_id, t.zxid))
             .collect();
+        self.adopt_reconfigs(&txns);
         self.emit(Output::Apply(txns));
         for (request_id, zxid) in mine {
             self.complete(request_id, Ok(zxid));
@@ -201,6 +225,7 @@ impl QuorumPeer {
     /// Ends the current role and starts a new election round.
     pub(super) fn look(&mut self) {
         self.role = Role::Looking;
+        self.pending_reconfig = None;
         for request_id in std::mem::take(&mut self.pending) {
             self.emit(Output::Completed {
                 request_id,
@@ -240,6 +265,7 @@ impl QuorumPeer {
     fn on_message(&mut self, from: Sid, msg: PeerMessage) {
         match msg {
             PeerMessage::Election(n) => {
+                self.adopt_newer_config(n.config_version);
                 let outs = self.election.on_notification(from, n, self.now);
                 self.election_outputs(outs);
             }

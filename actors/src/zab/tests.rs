@@ -58,6 +58,7 @@ fn follower_of_3(durable: Durable) -> QuorumPeer {
             peer_epoch: 1,
         },
         election_epoch: 1,
+        config_version: 0,
     };
     let following = Notification {
         state: ServerState::Following,
@@ -248,6 +249,7 @@ fn leader_with(log: Vec<Txn>) -> (QuorumPeer, Vec<Output>) {
             peer_epoch: 1,
         },
         election_epoch: 1,
+        config_version: 0,
     };
     p.step(
         Input::Message {
@@ -438,6 +440,7 @@ fn a_follower_ahead_of_the_leader_makes_it_abandon() {
             peer_epoch: 1,
         },
         election_epoch: 1,
+        config_version: 0,
     };
     p.step(
         Input::Message {
@@ -558,6 +561,7 @@ fn observers_never_count_in_election_discovery_or_sync() {
             peer_epoch: 1,
         },
         election_epoch: 1,
+        config_version: 0,
     };
     for o in [4, 5] {
         let outs = p.step(
@@ -709,6 +713,7 @@ fn serving_observer() -> QuorumPeer {
             peer_epoch: 1,
         },
         election_epoch: 3,
+        config_version: 0,
     };
     let following = Notification {
         state: ServerState::Following,
@@ -820,6 +825,7 @@ fn an_observer_takes_a_lower_epoch_than_it_accepted() {
             peer_epoch: 1,
         },
         election_epoch: 1,
+        config_version: 0,
     };
     for (from, state) in [(2, ServerState::Following), (3, ServerState::Leading)] {
         let n = Notification { state, ..leading };
@@ -841,4 +847,64 @@ fn an_observer_takes_a_lower_epoch_than_it_accepted() {
         "an observer never acks, so its accepted epoch promises nothing"
     );
     assert_eq!(p.status().state, ServerState::Observing);
+}
+
+#[test]
+fn a_server_adopts_a_newer_config_it_logged_when_a_notification_names_it() {
+    let reconfig = Txn {
+        zxid: Zxid::new(1, 2),
+        origin: 9,
+        request_id: 0,
+        body: b"reconfig".to_vec(),
+    };
+    let durable = Durable {
+        accepted_epoch: 1,
+        current_epoch: 1,
+        snapshot_zxid: Zxid::ZERO,
+        log: vec![txn(1, 1), reconfig],
+    };
+    let of: membership::MembershipOf = std::sync::Arc::new(|body: &[u8]| {
+        (body == b"reconfig").then(|| membership::ProposedMembership {
+            expected_version: 0,
+            voters: vec![1, 3],
+            observers: vec![2],
+        })
+    });
+    let mut p = QuorumPeer::new(1, vec![1, 2, 3], timing(), durable).with_membership(0, of);
+    p.start(0);
+    let looking = |config_version| Notification {
+        state: ServerState::Looking,
+        vote: Vote {
+            leader: 3,
+            zxid: Zxid::new(1, 1),
+            peer_epoch: 1,
+        },
+        election_epoch: 1,
+        config_version,
+    };
+    let from_3 = |n| Input::Message {
+        from: 3,
+        msg: PeerMessage::Election(n),
+    };
+    // A version the log does not lead to changes nothing.
+    p.step(from_3(looking(Zxid::new(1, 7).0)), 0);
+    assert_eq!(p.config_version(), 0);
+    let outs = p.step(from_3(looking(Zxid::new(1, 2).0)), 0);
+    assert_eq!(p.config_version(), Zxid::new(1, 2).0);
+    assert!(!p.is_observer());
+    // Its notifications carry the adopted version.
+    let to: Vec<Sid> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: PeerMessage::Election(n),
+            } => {
+                assert_eq!(n.config_version, Zxid::new(1, 2).0);
+                Some(*to)
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(to.contains(&3), "{outs:?}");
 }

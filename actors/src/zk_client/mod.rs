@@ -579,6 +579,27 @@ impl ZkClient {
         decode::<IntResponse>(&r).map(|n| n.number)
     }
 
+    /// Changes the membership (ZooKeeperAdmin.reconfig): comma-separated `joining`
+    /// `server.N=...` specs and `leaving` ids, or the whole `new_members` list (empty strings
+    /// go as null); `from_config` is the expected config version, -1 for any. Returns the new
+    /// config text and the config node's Stat.
+    pub async fn reconfig(
+        &self,
+        joining: &str,
+        leaving: &str,
+        new_members: &str,
+        from_config: i64,
+    ) -> Result<(Vec<u8>, Stat), ClientError> {
+        let req = ReconfigRequest {
+            joining_servers: joining.into(),
+            leaving_servers: leaving.into(),
+            new_members: new_members.into(),
+            cur_config_id: from_config,
+        };
+        let r = self.call(op::RECONFIG, req.to_bytes()).await?;
+        decode::<GetDataResponse>(&r).map(|g| (g.data.0, g.stat))
+    }
+
     /// The identities the session is authenticated as (whoAmI): `(scheme, user)` pairs.
     pub async fn who_am_i(&self) -> Result<Vec<(String, String)>, ClientError> {
         let r = self.call(op::WHO_AM_I, Vec::new()).await?;

@@ -91,6 +91,17 @@ jute_record! {
 }
 
 jute_record! {
+    /// reconfig: comma-separated joining `server.N=...` specs and leaving ids (incremental),
+    /// or the whole new membership; `cur_config_id` is the expected config version (-1: any).
+    pub struct ReconfigRequest {
+        pub joining_servers: String,
+        pub leaving_servers: String,
+        pub new_members: String,
+        pub cur_config_id: i64,
+    }
+}
+
+jute_record! {
     /// setData.
     pub struct SetDataRequest { pub path: String, pub data: Buffer, pub version: i32 }
 }

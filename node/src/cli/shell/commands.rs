@@ -78,6 +78,7 @@ pub(super) async fn execute(c: &ZkClient, name: &str, a: &Args) -> Done {
         "removewatches" => remove_watches(c, a).await,
         "whoami" => whoami(c).await,
         "config" => config(c, a).await,
+        "reconfig" => super::reconfig::reconfig(c, a).await,
         "setquota" => quota::set(c, a).await,
         "listquota" => quota::list(c, a).await,
         "delquota" => quota::delete(c, a).await,

@@ -19,6 +19,7 @@ mod commands;
 mod editor;
 mod output;
 mod quota;
+mod reconfig;
 mod usage;
 
 use commands::Failure;

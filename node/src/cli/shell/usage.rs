@@ -68,6 +68,13 @@ pub(super) const COMMANDS: &[Spec] = &[
     spec("ls", "[-s] [-w] [-R] path", &["-s", "-w", "-R"], &[], 1),
     spec("printwatches", "on|off", &[], &[], 0),
     spec("quit", "", &[], &[], 0),
+    spec(
+        "reconfig",
+        "[-s] [-v version] [[-file path] | [-members serverID=host:port1:port2;port3[,...]*]] | [-add serverId=host:port1:port2;port3[,...]]* [-remove serverId[,...]*]",
+        &["-s"],
+        &["-v", "-file", "-members", "-add", "-remove"],
+        0,
+    ),
     spec("redo", "cmdno", &[], &[], 1),
     spec(
         "removewatches",

@@ -1,0 +1,53 @@
+//! The reconfig op (ZooKeeper's op 16): checked here as ZooKeeper's PrepRequestProcessor
+//! does, then submitted as a [`TreeOp::Reconfig`] txn.
+
+use super::service::WriteRequest;
+use crate::data_tree::{config_node, permits, DataTree, TreeOp};
+use crate::zab::membership::{next_servers, server_lines};
+use ensemble_config::dynamic::Membership;
+use ensemble_messages::jute::{Jute, ReconfigRequest};
+use ensemble_messages::zk::{err, op, perm};
+
+/// The txn a reconfig request asks for, or ZooKeeper's error: ReconfigDisabled when the
+/// server does not serve reconfig, NoAuth for a caller the config node's ACL refuses a write
+/// (everyone but the super user), BadArguments for a bad membership, BadVersion when
+/// `curConfigId` is not the current config version.
+pub(super) fn reconfig_request(
+    body: &[u8],
+    tree: &DataTree,
+    auth: &[(String, String)],
+    enabled: bool,
+) -> Result<WriteRequest, i32> {
+    if !enabled {
+        return Err(err::RECONFIG_DISABLED);
+    }
+    let r = ReconfigRequest::from_bytes(body).map_err(|_| err::MARSHALLING_ERROR)?;
+    let node = tree.get(config_node::PATH).ok_or(err::NO_NODE)?;
+    if !permits(&node.acl, perm::WRITE, auth) {
+        return Err(err::NO_AUTH);
+    }
+    let current = std::str::from_utf8(node.data())
+        .ok()
+        .and_then(|t| Membership::parse(t).ok())
+        .ok_or(err::RUNTIME_INCONSISTENCY)?;
+    let servers = next_servers(
+        &current.servers,
+        &r.joining_servers,
+        &r.leaving_servers,
+        &r.new_members,
+    )?;
+    let explicit = r.cur_config_id != -1;
+    if explicit && u64::try_from(r.cur_config_id).ok() != Some(current.version) {
+        return Err(err::BAD_VERSION);
+    }
+    Ok(WriteRequest {
+        code: op::RECONFIG,
+        op: TreeOp::Reconfig {
+            servers: server_lines(&servers),
+            expected_version: current.version,
+            explicit,
+        },
+        sub_ops: Vec::new(),
+        path: config_node::PATH.to_string(),
+    })
+}
