@@ -79,7 +79,8 @@ fn curator_2_13_as_bundled_with_spark_works_unmodified() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.contains("curator ok"),
-        "{text}"
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
 
