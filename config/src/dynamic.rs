@@ -5,7 +5,7 @@
 //! file, in `/zookeeper/config`, and in the `zoo.cfg.dynamic.<version>` files a reconfig
 //! writes. [`Membership`] reads and renders that text.
 
-use crate::model::{ServerEntry, ServerRole};
+use crate::model::{ids_with_role, ServerEntry, ServerRole};
 use crate::zoo_cfg::parse_server_line;
 use crate::{ConfigError, Sid};
 use std::io::Write;
@@ -74,20 +74,12 @@ impl Membership {
 
     /// Ids of the voting members.
     pub fn voters(&self) -> Vec<Sid> {
-        self.servers
-            .iter()
-            .filter(|s| s.role == ServerRole::Participant)
-            .map(|s| s.id)
-            .collect()
+        ids_with_role(&self.servers, ServerRole::Participant)
     }
 
     /// Ids of the observers.
     pub fn observers(&self) -> Vec<Sid> {
-        self.servers
-            .iter()
-            .filter(|s| s.role == ServerRole::Observer)
-            .map(|s| s.id)
-            .collect()
+        ids_with_role(&self.servers, ServerRole::Observer)
     }
 
     /// The member with this id.

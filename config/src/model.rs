@@ -37,6 +37,15 @@ fn is_wildcard(host: &str) -> bool {
         .is_ok_and(|ip| ip.is_unspecified())
 }
 
+/// Ids of the servers in `servers` that have `role`, in list order.
+pub(crate) fn ids_with_role(servers: &[ServerEntry], role: ServerRole) -> Vec<Sid> {
+    servers
+        .iter()
+        .filter(|s| s.role == role)
+        .map(|s| s.id)
+        .collect()
+}
+
 /// `host:port`, with an IPv6 literal in brackets.
 pub(crate) fn join_host_port(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
@@ -285,20 +294,12 @@ impl NodeConfig {
 
     /// Ids of the voting members.
     pub fn voters(&self) -> Vec<Sid> {
-        self.servers
-            .iter()
-            .filter(|s| s.role == ServerRole::Participant)
-            .map(|s| s.id)
-            .collect()
+        ids_with_role(&self.servers, ServerRole::Participant)
     }
 
     /// Ids of the observers.
     pub fn observers(&self) -> Vec<Sid> {
-        self.servers
-            .iter()
-            .filter(|s| s.role == ServerRole::Observer)
-            .map(|s| s.id)
-            .collect()
+        ids_with_role(&self.servers, ServerRole::Observer)
     }
 
     /// Whether this node is an observer.
