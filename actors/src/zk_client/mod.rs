@@ -590,13 +590,17 @@ impl ZkClient {
         new_members: &str,
         from_config: i64,
     ) -> Result<(Vec<u8>, Stat), ClientError> {
-        let req = ReconfigRequest {
-            joining_servers: joining.into(),
-            leaving_servers: leaving.into(),
-            new_members: new_members.into(),
-            cur_config_id: from_config,
-        };
-        let r = self.call(op::RECONFIG, req.to_bytes()).await?;
+        // ZooKeeper reads an empty newMembers as a (bad) non-incremental config: absent
+        // fields must go as null, as ZooKeeperAdmin sends them.
+        let mut body = Vec::new();
+        for field in [joining, leaving, new_members] {
+            match field {
+                "" => body.extend_from_slice(&(-1i32).to_be_bytes()),
+                s => body.extend(s.to_string().to_bytes()),
+            }
+        }
+        body.extend(from_config.to_bytes());
+        let r = self.call(op::RECONFIG, body).await?;
         decode::<GetDataResponse>(&r).map(|g| (g.data.0, g.stat))
     }
 
