@@ -5,11 +5,12 @@
 //! - at start, while the `server.N` lines are still in zoo.cfg (no `dynamicConfigFile`) of a
 //!   multi-server ensemble, a byte copy of zoo.cfg is kept as `zoo.cfg.bak`;
 //! - on every committed config, `zoo.cfg.dynamic.<version in hex>` gets the `server.N` lines
-//!   (sorted as strings, no `version=` line: the version is the file name's suffix, no newline
-//!   after the last line), and zoo.cfg is rewritten without its `server.`, `group`, `weight`,
-//!   `peerType` and `dynamicConfigFile` keys (and `clientPort`, `clientPortAddress` when this
-//!   server's line carries its client address), comments dropped, ending with
-//!   `dynamicConfigFile=<absolute path of the new file>`.
+//!   (sorted as whole `server.N=...` strings, so `server.10` before `server.1`; no `version=`
+//!   line: the version is the file name's suffix; no newline after the last line), and zoo.cfg
+//!   is rewritten without the keys starting `server.`, `group`, `weight`, `peerType` and
+//!   `dynamicConfigFile` (and `clientPort`, which takes `clientPortAddress` and
+//!   `clientPortListenBacklog` along, when this server's line carries its client address),
+//!   comments dropped, ending with `dynamicConfigFile=<absolute path of the new file>`.
 //!
 //! Older `zoo.cfg.dynamic.*` files stay, as with Apache. Every write is atomic (temporary file,
 //! fsync, rename, directory fsync).
@@ -37,8 +38,9 @@ const QUORUM_KEYS: [&str; 5] = [
     "dynamicConfigFile",
     "peerType",
 ];
-/// Keys it drops too when this server's line carries the client address.
-const CLIENT_KEYS: [&str; 2] = ["clientPort", "clientPortAddress"];
+/// The key prefix it drops too when this server's line carries the client address (Apache
+/// matches a prefix, so `clientPortAddress` and `clientPortListenBacklog` go as well).
+const CLIENT_KEY: &str = "clientPort";
 
 impl ZooCfgFiles {
     /// `zoo.cfg.bak`, a copy of zoo.cfg Apache leaves at start while the server lines are in
@@ -81,21 +83,21 @@ fn suffixed(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// The dynamic file's text: each member's line, sorted as strings (`server.10` before
-/// `server.2`, as Apache's sort), joined by newlines, no version line.
+/// The dynamic file's text: each member's line, sorted as whole strings as Apache sorts them
+/// (`server.10=` before `server.1=`, `0` being below `=`), joined by newlines, no version line.
 pub fn dynamic_file_text(m: &Membership) -> String {
     let mut lines: Vec<String> = m.servers.iter().map(render_server).collect();
     lines.sort();
     lines.join("\n")
 }
 
-/// zoo.cfg's text without its quorum keys (and client port keys when `erase_client`), one
+/// zoo.cfg's text without its quorum keys (and `clientPort*` keys when `erase_client`), one
 /// `key=value` line each in file order, then `dynamicConfigFile=<dynamic>`.
 pub fn edit_static(text: &str, dynamic: &Path, erase_client: bool) -> String {
     let mut out = String::new();
     for (key, value) in java_properties(text) {
         let quorum = QUORUM_KEYS.iter().any(|k| key.starts_with(k));
-        let client = erase_client && CLIENT_KEYS.contains(&key.as_str());
+        let client = erase_client && key.starts_with(CLIENT_KEY);
         if !quorum && !client {
             out.push_str(&format!("{key}={value}\n"));
         }
@@ -128,8 +130,8 @@ mod tests {
         let m = Membership::parse(&STATIC.lines().skip(7).collect::<Vec<_>>().join("\n")).unwrap();
         assert_eq!(
             dynamic_file_text(&m),
-            "server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
-             server.10=127.0.0.10:2888:3888:participant;127.0.0.10:2181\n\
+            "server.10=127.0.0.10:2888:3888:participant;127.0.0.10:2181\n\
+             server.1=127.0.0.1:2888:3888:participant;127.0.0.1:2181\n\
              server.2=127.0.0.2:2888:3888:participant;127.0.0.2:2181"
         );
     }
@@ -139,12 +141,14 @@ mod tests {
         let edited = edit_static(STATIC, Path::new("/c/zoo.cfg.dynamic.1"), true);
         assert_eq!(
             edited,
-            "tickTime=2000\ndataDir=DATA\nclientPortListenBacklog=10\nreconfigEnabled=true\n\
+            "tickTime=2000\ndataDir=DATA\nreconfigEnabled=true\n\
              dynamicConfigFile=/c/zoo.cfg.dynamic.1\n"
         );
         let kept = edit_static(&edited, Path::new("/c/zoo.cfg.dynamic.2"), false);
         assert!(kept.ends_with("reconfigEnabled=true\ndynamicConfigFile=/c/zoo.cfg.dynamic.2\n"));
-        assert!(edit_static(STATIC, Path::new("/d"), false).contains("clientPort=2181\n"));
+        let with_client = edit_static(STATIC, Path::new("/d"), false);
+        assert!(with_client.contains("clientPort=2181\nclientPortAddress=127.0.0.1\n"));
+        assert!(with_client.contains("clientPortListenBacklog=10\n"));
     }
 
     #[test]
@@ -152,7 +156,7 @@ mod tests {
         let dir = temp_dir("apache-files");
         let data = dir.join("data");
         std::fs::create_dir_all(&data).unwrap();
-        std::fs::write(data.join("myid"), "2\n").unwrap();
+        std::fs::write(data.join("myid"), "1\n").unwrap();
         let zoo_cfg = dir.join("zoo.cfg");
         let text = STATIC.replace("DATA", &data.display().to_string());
         std::fs::write(&zoo_cfg, &text).unwrap();
@@ -165,11 +169,11 @@ mod tests {
         let mut m = load_zoo_cfg(&zoo_cfg).unwrap().membership();
         m.servers.retain(|s| s.id != 10);
         m.version = 0x1_0000_0003;
-        files.write_committed(&m, 2).unwrap();
+        files.write_committed(&m, 1).unwrap();
         let back = load_zoo_cfg(&zoo_cfg).unwrap();
         assert_eq!(back.config_version, 0x1_0000_0003);
         assert_eq!(back.voters(), vec![1, 2]);
-        assert_eq!(back.me().client, m.server(2).unwrap().client);
+        assert_eq!(back.me().client, m.server(1).unwrap().client);
         let dynamic = std::fs::read_to_string(files.dynamic_path(m.version)).unwrap();
         assert!(!dynamic.contains("version") && !dynamic.ends_with('\n'));
         std::fs::remove_dir_all(&dir).unwrap();
