@@ -46,6 +46,16 @@ fn wait_served(c: &ProcessCluster, id: u64, want: &Expected, what: &str) {
     }
 }
 
+/// How many times the leader's log says it synced `follower` by `how` (DIFF or SNAP).
+fn syncs(c: &ProcessCluster, leader: u64, follower: u64, how: &str) -> usize {
+    let by = format!("syncing follower by {how}");
+    let to = format!("follower={follower}");
+    c.log(leader)
+        .lines()
+        .filter(|l| l.contains(&by) && l.contains(&to))
+        .count()
+}
+
 fn ok(answer: std::io::Result<(i32, i32, i32)>) {
     let (err, _, _) = answer.expect("the server answers");
     assert_eq!(err, 0);
@@ -103,6 +113,7 @@ fn null_data_stays_null_on_every_server_through_diff_snap_and_restarts() {
     }
 
     // DIFF: the follower misses a few null writes.
+    let diffs = syncs(&c, leader, follower, "DIFF");
     c.kill9(follower);
     ok(s.create("/diff", None));
     ok(s.set("/empty", None));
@@ -110,9 +121,14 @@ fn null_data_stays_null_on_every_server_through_diff_snap_and_restarts() {
     want.insert("/empty".into(), None);
     c.start(follower);
     wait_served(&c, follower, &want, "the follower to catch up by DIFF");
-    assert!(c.log(leader).contains("syncing follower by DIFF"));
+    assert!(
+        syncs(&c, leader, follower, "DIFF") > diffs,
+        "{}",
+        c.log(leader)
+    );
 
     // SNAP: the follower misses more than the leader's commit log holds.
+    let snaps = syncs(&c, leader, follower, "SNAP");
     c.kill9(follower);
     for i in 0..60 {
         ok(s.create(&format!("/fill{i}"), None));
@@ -124,7 +140,11 @@ fn null_data_stays_null_on_every_server_through_diff_snap_and_restarts() {
     want.insert("/fill59".into(), None);
     c.start(follower);
     wait_served(&c, follower, &want, "the follower to catch up by SNAP");
-    assert!(c.log(leader).contains("syncing follower by SNAP"));
+    assert!(
+        syncs(&c, leader, follower, "SNAP") > snaps,
+        "{}",
+        c.log(leader)
+    );
     drop(s);
 
     // Every server restarts from its own snapshot and log.
@@ -136,6 +156,13 @@ fn null_data_stays_null_on_every_server_through_diff_snap_and_restarts() {
     for id in 1..=3 {
         wait_served(&c, id, &want, "the null znodes after a restart");
     }
+    // The shell prints null data as zkCli.sh does.
+    let shell = Command::new(EXE)
+        .args(["shell", "-server", &c.client_addr(1), "get", "/null"])
+        .env("RUST_LOG", "off")
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&shell.stdout), "null\n");
 }
 
 /// Apache's server, stopped on drop even when the test fails.
@@ -265,6 +292,7 @@ fn null_data_reads_back_as_apache_zookeeper_returns_it() {
     c.start_all();
     c.wait_serving(SERVE).unwrap();
     let ours = script(&c.client_addr(1));
+    println!("{}", theirs.join("\n"));
     assert_eq!(
         ours, theirs,
         "ensemble (left) and Apache 3.8 (right) differ"
