@@ -152,7 +152,7 @@ fn tree_txns() -> Vec<TreeTxn> {
         // Null data (length -1 on the wire), which has txn kinds of its own.
         txn(
             7,
-            TreeOp::create("/n".into(), None, world(), CreateMode::Persistent),
+            TreeOp::create("/null".into(), None, world(), CreateMode::Persistent),
         ),
         txn(7, TreeOp::set_data("/a".into(), None, -1)),
         txn(0, TreeOp::Reap { path: "/c".into() }),

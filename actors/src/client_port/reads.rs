@@ -219,7 +219,7 @@ fn multi_read(tree: &DataTree, auth: &[(String, String)], body: &[u8]) -> ReadAn
                     watches.push((WatchKind::Data, req.path.clone()));
                 }
                 sub_header(&mut w, op::GET_DATA);
-                let data = tree.get(&req.path).map(|n| wire_data(n));
+                let data = tree.get(&req.path).map(wire_data);
                 GetDataResponse {
                     data: data.unwrap_or_default(),
                     stat: to_stat(&s),
