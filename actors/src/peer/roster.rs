@@ -107,3 +107,57 @@ impl PeerRoster {
         &self.identity
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Swallows the links' events.
+    struct Sink;
+
+    impl Actor for Sink {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<PeerEvent> for Sink {
+        type Result = ();
+
+        fn handle(&mut self, _: PeerEvent, _: &mut Context<Self>) {}
+    }
+
+    fn entry(sid: Sid, port: u16) -> PeerEntry {
+        PeerEntry {
+            sid,
+            addr: format!("127.0.0.1:{port}"),
+            host: "127.0.0.1".into(),
+        }
+    }
+
+    fn sids(roster: &PeerRoster) -> Vec<Sid> {
+        roster.links().into_iter().map(|(s, _)| s).collect()
+    }
+
+    #[test]
+    fn links_follow_the_membership() {
+        System::new().block_on(async {
+            let identity = PeerIdentity {
+                sid: 2,
+                secret: None,
+                tls: None,
+            };
+            let roster = PeerRoster::new(identity, Sink.start().recipient());
+            roster.follow(&[entry(1, 1), entry(2, 2), entry(3, 3)]);
+            assert_eq!(sids(&roster), [1, 3]);
+            let three = roster.link(3).unwrap();
+            // Server 1 leaves, 4 joins, and server 3 moves: its link is a new one.
+            roster.follow(&[entry(2, 2), entry(3, 33), entry(4, 4)]);
+            assert_eq!(sids(&roster), [3, 4]);
+            assert!(!roster.contains(1) && roster.contains(4));
+            assert!(roster.link(3).unwrap() != three);
+            // The same membership again changes nothing.
+            let four = roster.link(4).unwrap();
+            roster.follow(&[entry(2, 2), entry(3, 33), entry(4, 4)]);
+            assert!(roster.link(4).unwrap() == four);
+        });
+    }
+}
