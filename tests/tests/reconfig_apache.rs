@@ -5,7 +5,7 @@
 //! the same codes and config text; then a server removed and added back leaves the same files
 //! beside each zoo.cfg (modulo paths, addresses and zxids); a full restart of ensemble comes
 //! back with that membership, and Apache started on the files ensemble left serves it too.
-//! A server with reconfig off answers ReconfigDisabled in both. About 40 s.
+//! A server with reconfig off answers ReconfigDisabled in both. About 8 s.
 
 use ensemble_actors::zk_client::{ClientError, ZkClient};
 use ensemble_messages::zk::err;
