@@ -22,13 +22,20 @@
 //! voters it left, and the servers it removed must stop leading and following before the
 //! run counts as recovered.
 
+mod checkers;
+mod disk;
+mod membership;
+mod network;
+mod workload;
+
+use disk::Disk;
 use ensemble_actors::election::ElectionTiming;
-use ensemble_actors::zab::membership::ProposedMembership;
 use ensemble_actors::zab::{
     Durable, Input, Output, PeerTiming, PersistToken, QuorumPeer, StorageOp,
 };
 use ensemble_messages::codec::{decode, encode};
-use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, ZabMessage, Zxid};
+use ensemble_messages::{PeerMessage, Sid, Snapshot, ZabMessage, Zxid};
+use membership::{membership_after, membership_of, Membership};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
@@ -78,42 +85,6 @@ pub struct SimReport {
     pub crashes: usize,
 }
 
-#[derive(Clone, Debug, Default)]
-struct Disk {
-    accepted_epoch: u32,
-    current_epoch: u32,
-    snapshot: Vec<(Zxid, Vec<u8>)>,
-    log: Vec<Txn>,
-}
-
-impl Disk {
-    fn snapshot_zxid(&self) -> Zxid {
-        self.snapshot.last().map_or(Zxid::ZERO, |t| t.0)
-    }
-
-    fn apply(&mut self, op: &StorageOp) -> Result<(), String> {
-        match op {
-            StorageOp::Append(txns) => {
-                for t in txns {
-                    let last = self.log.last().map_or(self.snapshot_zxid(), |l| l.zxid);
-                    if t.zxid <= last {
-                        return Err(format!("log append out of order: {} after {last}", t.zxid));
-                    }
-                    self.log.push(t.clone());
-                }
-            }
-            StorageOp::Truncate(z) => self.log.retain(|t| t.zxid <= *z),
-            StorageOp::InstallSnapshot(s) => {
-                self.snapshot = decode(&s.state).map_err(|e| e.to_string())?;
-                self.log.clear();
-            }
-            StorageOp::AcceptedEpoch(e) => self.accepted_epoch = *e,
-            StorageOp::CurrentEpoch(e) => self.current_epoch = *e,
-        }
-        Ok(())
-    }
-}
-
 struct Node {
     core: Option<QuorumPeer>,
     incarnation: u64,
@@ -123,50 +94,6 @@ struct Node {
     applied: Vec<(Zxid, Vec<u8>)>,
     /// The membership this server last applied.
     membership: Membership,
-}
-
-/// A config version, its voters and its observers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Membership {
-    version: u64,
-    voters: Vec<Sid>,
-    observers: Vec<Sid>,
-}
-
-/// A simulated reconfig body:
-/// `reconfig:<expected version>:<voter,voter,...>:<observer,observer,...>`.
-fn membership_of(body: &[u8]) -> Option<ProposedMembership> {
-    let text = std::str::from_utf8(body).ok()?.strip_prefix("reconfig:")?;
-    let mut parts = text.splitn(3, ':');
-    let expected = parts.next()?.parse().ok()?;
-    let ids = |list: &str| -> Option<Vec<Sid>> {
-        list.split(',')
-            .filter(|v| !v.is_empty())
-            .map(|v| v.parse().ok())
-            .collect()
-    };
-    Some(ProposedMembership {
-        expected_version: expected,
-        voters: ids(parts.next()?)?,
-        observers: ids(parts.next()?)?,
-    })
-}
-
-/// `m` after applying `history` with Zab's rule: a reconfig takes effect if it was based on
-/// the current version, and its zxid becomes the version.
-fn membership_after(mut m: Membership, history: &[(Zxid, Vec<u8>)]) -> Membership {
-    for (zxid, body) in history {
-        if let Some(p) = membership_of(body) {
-            if p.expected_version == m.version {
-                m = Membership {
-                    version: zxid.0,
-                    voters: p.voters,
-                    observers: p.observers,
-                };
-            }
-        }
-    }
-    m
 }
 
 #[derive(Debug)]
@@ -323,94 +250,6 @@ impl Sim {
         ))
     }
 
-    /// The membership the servers are configured with: the first `nodes` ids vote, the
-    /// `observers` after them observe.
-    fn configured(&self) -> Membership {
-        let first = self.cfg.nodes as Sid + 1;
-        Membership {
-            version: 0,
-            voters: (1..first).collect(),
-            observers: (first..first + self.cfg.observers as Sid).collect(),
-        }
-    }
-
-    /// The membership of the committed history's last effective reconfig (the configured
-    /// one without any).
-    fn membership(&self) -> Membership {
-        membership_after(self.configured(), &self.canonical)
-    }
-
-    /// The voters of the committed history's last effective reconfig.
-    fn voters(&self) -> Vec<Sid> {
-        self.membership().voters
-    }
-
-    /// The observers of the committed history's last effective reconfig.
-    fn observers(&self) -> Vec<Sid> {
-        self.membership().observers
-    }
-
-    fn established_leader(&self) -> Option<Sid> {
-        let voters = self.voters();
-        let members = || {
-            self.nodes
-                .iter()
-                .filter(|(id, _)| voters.contains(id))
-                .map(|(_, n)| n)
-        };
-        let mut leaders = self.nodes.iter().filter_map(|(id, n)| {
-            let s = n.core.as_ref()?.status();
-            (s.state == ServerState::Leading && s.serving).then_some(*id)
-        });
-        let l = leaders.next()?;
-        let followers = members()
-            .filter(|n| n.core.as_ref().is_some_and(|c| c.status().serving))
-            .count();
-        (followers == voters.len()).then_some(l)
-    }
-
-    fn converged(&self) -> bool {
-        let voters = self.voters();
-        let mut histories = self
-            .nodes
-            .iter()
-            .filter(|(id, _)| voters.contains(id))
-            .map(|(_, n)| &n.applied);
-        let first = histories.next();
-        first.is_some_and(|f| histories.all(|h| h == f) && f.len() == self.canonical.len())
-    }
-
-    /// Whether the servers a reconfig removed stopped leading, following and observing (one
-    /// that missed the commit stops once its leader's silence passes syncLimit).
-    fn removed_are_out(&self) -> bool {
-        let Membership {
-            voters, observers, ..
-        } = self.membership();
-        self.nodes.iter().all(|(id, n)| {
-            voters.contains(id)
-                || observers.contains(id)
-                || !n.core.as_ref().is_some_and(|c| c.status().serving)
-        })
-    }
-
-    fn final_checks(self) -> Result<SimReport, String> {
-        for (body, zxid) in &self.acked {
-            let found = self.canonical.iter().find(|(z, _)| z == zxid);
-            if found.map(|(_, b)| b) != Some(body) {
-                return Err(format!(
-                    "acknowledged write {} at {zxid} is missing from the final history",
-                    String::from_utf8_lossy(body)
-                ));
-            }
-        }
-        Ok(SimReport {
-            acked: self.acked.len(),
-            committed: self.canonical.len(),
-            leaders: self.leaders.len(),
-            crashes: self.crashes,
-        })
-    }
-
     fn describe(&self) -> String {
         let mut s = String::new();
         for (id, n) in &self.nodes {
@@ -437,38 +276,6 @@ impl Sim {
             .push(Reverse((at, self.seq, self.events.len() - 1)));
     }
 
-    fn schedule_faults(&mut self) {
-        let end = self.cfg.fault_ms;
-        let mut t = 0;
-        while t < end {
-            t += self.rng.random_range(5..40);
-            self.schedule(t, Event::Write);
-        }
-        let crashes = self.rng.random_range(0..6);
-        for _ in 0..crashes {
-            let at = self.rng.random_range(200..end);
-            let node = self.rng.random_range(1..=self.nodes.len() as Sid);
-            self.schedule(at, Event::Crash { node });
-            let back = at + self.rng.random_range(50..2_000);
-            if back < end {
-                self.schedule(back, Event::Restart { node });
-            }
-        }
-        if self.rng.random_bool(0.5) {
-            let at = self.rng.random_range(100..end);
-            self.schedule(at, Event::Reconfig);
-        }
-        let partitions = self.rng.random_range(0..3);
-        for _ in 0..partitions {
-            let at = self.rng.random_range(200..end);
-            self.schedule(at, Event::Partition);
-            let heal = at + self.rng.random_range(100..3_000);
-            if heal < end {
-                self.schedule(heal, Event::Heal);
-            }
-        }
-    }
-
     fn run_until(&mut self, until: u64) -> Result<(), String> {
         while self
             .queue
@@ -492,51 +299,6 @@ impl Sim {
         self.handle(ev)?;
         self.check_leaders()?;
         self.check_observers()
-    }
-
-    /// How many voters hold `zxid` on disk or queued for it.
-    fn voters_holding(&self, zxid: Zxid) -> usize {
-        let holds = |n: &Node| {
-            n.disk.snapshot.iter().any(|(z, _)| *z == zxid)
-                || n.disk.log.iter().any(|t| t.zxid == zxid)
-                || n.unsynced.iter().any(
-                    |(op, _)| matches!(op, StorageOp::Append(ts) if ts.iter().any(|t| t.zxid == zxid)),
-                )
-        };
-        self.voters()
-            .iter()
-            .filter(|v| self.nodes.get(v).is_some_and(holds))
-            .count()
-    }
-
-    /// Every observer's applied history is a prefix of the newest established leader's
-    /// (histories are already prefixes of one canonical history, so lengths tell).
-    fn check_observers(&self) -> Result<(), String> {
-        let newest = self
-            .nodes
-            .iter()
-            .filter_map(|(id, n)| {
-                let s = n.core.as_ref()?.status();
-                (s.state == ServerState::Leading && s.serving).then_some((s.current_epoch, *id))
-            })
-            .max();
-        // A leader that has not noticed yet that a newer one replaced it is no reference.
-        let newest_ever = self.leaders.keys().next_back().copied();
-        let Some((_, leader)) = newest.filter(|(epoch, _)| Some(*epoch) == newest_ever) else {
-            return Ok(());
-        };
-        let led = self.nodes[&leader].applied.len();
-        for o in self.observers() {
-            let n = &self.nodes[&o];
-            if n.core.is_some() && n.applied.len() > led {
-                return Err(format!(
-                    "observer {o} applied {} txns, beyond leader {leader}'s {led}\n{}",
-                    n.applied.len(),
-                    self.describe()
-                ));
-            }
-        }
-        Ok(())
     }
 
     fn handle(&mut self, ev: Event) -> Result<(), String> {
@@ -569,79 +331,12 @@ impl Sim {
                     self.boot(node)?;
                 }
             }
-            Event::Partition => {
-                let ids: Vec<Sid> = self.nodes.keys().copied().collect();
-                let side: BTreeSet<Sid> = ids
-                    .iter()
-                    .copied()
-                    .filter(|_| self.rng.random_bool(0.5))
-                    .collect();
-                self.trace
-                    .push(format!("{} partition {:?}", self.now, side));
-                for a in &ids {
-                    for b in &ids {
-                        if side.contains(a) != side.contains(b) {
-                            self.blocked.insert((*a, *b));
-                        }
-                    }
-                }
-            }
-            Event::Heal => {
-                self.trace.push(format!("{} heal", self.now));
-                self.blocked.clear();
-            }
+            Event::Partition => self.partition(),
+            Event::Heal => self.heal(),
             Event::Reconfig => self.reconfig()?,
-            Event::Write => {
-                let live: Vec<Sid> = self
-                    .nodes
-                    .iter()
-                    .filter(|(_, n)| n.core.is_some())
-                    .map(|(id, _)| *id)
-                    .collect();
-                if !live.is_empty() {
-                    let node = live[self.rng.random_range(0..live.len())];
-                    self.next_request += 1;
-                    let body = format!("w{}", self.next_request).into_bytes();
-                    self.submit(node, body)?;
-                }
-            }
+            Event::Write => self.write()?,
         }
         Ok(())
-    }
-
-    /// Submits, through a random live server, a reconfig removing one of the voters it knows.
-    fn reconfig(&mut self) -> Result<(), String> {
-        let live: Vec<Sid> = self
-            .nodes
-            .iter()
-            .filter(|(_, n)| n.core.is_some())
-            .map(|(id, _)| *id)
-            .collect();
-        if live.is_empty() {
-            return Ok(());
-        }
-        let via = live[self.rng.random_range(0..live.len())];
-        let Membership {
-            version,
-            mut voters,
-            observers,
-        } = self.nodes[&via].membership.clone();
-        if voters.len() < 3 {
-            return Ok(());
-        }
-        let gone = voters.remove(self.rng.random_range(0..voters.len()));
-        let list = |ids: &[Sid]| ids.iter().map(Sid::to_string).collect::<Vec<_>>().join(",");
-        self.trace
-            .push(format!("{} reconfig via {via} removing {gone}", self.now));
-        let body = format!("reconfig:{version}:{}:{}", list(&voters), list(&observers));
-        self.submit(via, body.into_bytes())
-    }
-
-    fn submit(&mut self, node: Sid, body: Vec<u8>) -> Result<(), String> {
-        self.next_request += 1;
-        let request_id = self.next_request;
-        self.bodies.insert((node, request_id), body.clone());
-        self.feed(node, Input::Submit { request_id, body })
     }
 
     fn boot(&mut self, id: Sid) -> Result<(), String> {
@@ -690,54 +385,6 @@ impl Sim {
                 self.feed(other, Input::PeerConnected(id))?;
                 self.feed(id, Input::PeerConnected(other))?;
             }
-        }
-        Ok(())
-    }
-
-    fn crash(&mut self, id: Sid) {
-        let keep_fraction: f64 = self.rng.random();
-        let node = self.nodes.get_mut(&id).expect("known node");
-        if node.core.take().is_none() {
-            return;
-        }
-        self.crashes += 1;
-        node.incarnation += 1;
-        node.fsync_pending = false;
-        // Unsynced writes may or may not have reached the disk: keep a random prefix.
-        let keep = (node.unsynced.len() as f64 * keep_fraction) as usize;
-        let kept: Vec<_> = node.unsynced.drain(..).take(keep).collect();
-        for (op, _) in &kept {
-            // Ignore errors here: a torn prefix is what the disk model keeps.
-            let _ = node.disk.apply(op);
-        }
-        self.trace.push(format!(
-            "{} crash {id} (kept {keep} unsynced ops)",
-            self.now
-        ));
-        let others: Vec<Sid> = self.nodes.keys().copied().filter(|o| *o != id).collect();
-        for other in others {
-            if self.nodes[&other].core.is_some() {
-                let _ = self.feed(other, Input::PeerDisconnected(id));
-            }
-        }
-    }
-
-    fn fsync(&mut self, id: Sid) -> Result<(), String> {
-        let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
-        node.fsync_pending = false;
-        let ops: Vec<_> = node.unsynced.drain(..).collect();
-        let mut tokens = Vec::new();
-        for (op, token) in ops {
-            node.disk
-                .apply(&op)
-                .map_err(|e| format!("node {id}: {e}"))?;
-            tokens.extend(token);
-        }
-        for t in tokens {
-            if self.nodes[&id].core.is_none() {
-                break;
-            }
-            self.feed(id, Input::Persisted(t))?;
         }
         Ok(())
     }
@@ -838,89 +485,6 @@ impl Sim {
                         }
                         self.acked.insert(body, zxid);
                     }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn send(&mut self, from: Sid, to: Sid, msg: PeerMessage) {
-        if self.blocked.contains(&(from, to))
-            || (self.faults && self.rng.random_bool(self.cfg.drop_rate))
-        {
-            return;
-        }
-        let Some(target) = self.nodes.get(&to) else {
-            return;
-        };
-        let incarnation = target.incarnation;
-        let delay = if self.faults && self.rng.random_bool(0.05) {
-            self.rng.random_range(20..300)
-        } else {
-            self.rng.random_range(1..10)
-        };
-        // TCP keeps order on a link: never deliver before an earlier message.
-        let clock = self.link_clock.entry((from, to)).or_insert(0);
-        let at = (self.now + delay).max(*clock);
-        *clock = at;
-        self.schedule(
-            at,
-            Event::Deliver {
-                from,
-                to,
-                incarnation,
-                msg,
-            },
-        );
-    }
-
-    /// Checks `history[from..]` against the canonical history, extending it.
-    fn check_history(
-        &mut self,
-        id: Sid,
-        history: &[(Zxid, Vec<u8>)],
-        from: usize,
-    ) -> Result<(), String> {
-        for (i, entry) in history.iter().enumerate().skip(from) {
-            match self.canonical.get(i) {
-                Some(c) if c == entry => {}
-                Some(c) => {
-                    return Err(format!(
-                        "node {id} applied {} ({}) at position {i} where another server applied {} ({})",
-                        entry.0,
-                        String::from_utf8_lossy(&entry.1),
-                        c.0,
-                        String::from_utf8_lossy(&c.1)
-                    ))
-                }
-                None => {
-                    let holding = self.voters_holding(entry.0);
-                    if holding <= self.cfg.nodes / 2 {
-                        return Err(format!(
-                            "node {id} applied {} first, but only {holding} of {} voters hold it\n{}",
-                            entry.0,
-                            self.cfg.nodes,
-                            self.describe()
-                        ));
-                    }
-                    self.canonical.push(entry.clone())
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn check_leaders(&mut self) -> Result<(), String> {
-        for (id, n) in &self.nodes {
-            let Some(core) = &n.core else { continue };
-            let s = core.status();
-            if s.state == ServerState::Leading && s.serving {
-                let prev = *self.leaders.entry(s.current_epoch).or_insert(*id);
-                if prev != *id {
-                    return Err(format!(
-                        "two leaders established in epoch {}: {prev} and {id}",
-                        s.current_epoch
-                    ));
                 }
             }
         }
