@@ -899,7 +899,7 @@ impl ClientService {
                     Ok((zxid, OpResult::DataSet { stat })) if code == op::RECONFIG => {
                         let data = tree.config().0;
                         let reply = GetDataResponse {
-                            data: Buffer(data),
+                            data: NullableBuffer::bytes(data),
                             stat: to_stat(&stat),
                         };
                         frame(xid, zxid.0 as i64, err::OK, &reply.to_bytes())
@@ -993,14 +993,13 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
                 } else {
                     CreateMode::from_flags(r.flags, -1)
                 };
-                create_op(r.path.clone(), r.data.0, &r.acl, mode, max_buffer)
+                create_op(r.path.clone(), r.data, &r.acl, mode, max_buffer)
                     .map(|op| plain(op, r.path))
             })
         }
         op::CREATE_TTL => CreateTtlRequest::from_bytes(body).map(|r| {
             let mode = CreateMode::from_flags(r.flags, r.ttl);
-            create_op(r.path.clone(), r.data.0, &r.acl, mode, max_buffer)
-                .map(|op| plain(op, r.path))
+            create_op(r.path.clone(), r.data, &r.acl, mode, max_buffer).map(|op| plain(op, r.path))
         }),
         op::DELETE => DeleteRequest::from_bytes(body).map(|r| {
             Ok(plain(
@@ -1012,13 +1011,9 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
             ))
         }),
         op::SET_DATA => SetDataRequest::from_bytes(body).map(|r| {
-            check_size(&r.data.0, max_buffer)?;
+            check_size(r.data.as_slice(), max_buffer)?;
             Ok(plain(
-                TreeOp::SetData {
-                    path: r.path.clone(),
-                    data: r.data.0,
-                    version: r.version,
-                },
+                TreeOp::set_data(r.path.clone(), r.data.0, r.version),
                 r.path,
             ))
         }),
@@ -1067,7 +1062,7 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
 
 fn create_op(
     path: String,
-    data: Vec<u8>,
+    data: NullableBuffer,
     acl: &[Acl],
     mode: Option<CreateMode>,
     max_buffer: usize,
@@ -1079,13 +1074,8 @@ fn create_op(
         path.clone()
     };
     crate::data_tree::validate_path(&check).map_err(|_| err::BAD_ARGUMENTS)?;
-    check_size(&data, max_buffer)?;
-    Ok(TreeOp::Create {
-        path,
-        data,
-        acl: to_acl(acl),
-        mode,
-    })
+    check_size(data.as_slice(), max_buffer)?;
+    Ok(TreeOp::create(path, data.0, to_acl(acl), mode))
 }
 
 /// Data over jute.maxbuffer is refused with BadArguments, and logged.
@@ -1117,13 +1107,13 @@ fn parse_multi(body: &[u8], max_buffer: usize) -> Result<(TreeOp, Vec<i32>), i32
                 } else {
                     CreateMode::from_flags(c.flags, -1)
                 };
-                create_op(c.path, c.data.0, &c.acl, mode, max_buffer)?
+                create_op(c.path, c.data, &c.acl, mode, max_buffer)?
             }
             op::CREATE_TTL => {
                 let c = CreateTtlRequest::read(&mut r, "multi createTTL")
                     .map_err(|_| err::MARSHALLING_ERROR)?;
                 let mode = CreateMode::from_flags(c.flags, c.ttl);
-                create_op(c.path, c.data.0, &c.acl, mode, max_buffer)?
+                create_op(c.path, c.data, &c.acl, mode, max_buffer)?
             }
             op::DELETE => {
                 let d = DeleteRequest::read(&mut r, "multi delete")
@@ -1136,12 +1126,8 @@ fn parse_multi(body: &[u8], max_buffer: usize) -> Result<(TreeOp, Vec<i32>), i32
             op::SET_DATA => {
                 let s = SetDataRequest::read(&mut r, "multi setData")
                     .map_err(|_| err::MARSHALLING_ERROR)?;
-                check_size(&s.data.0, max_buffer)?;
-                TreeOp::SetData {
-                    path: s.path,
-                    data: s.data.0,
-                    version: s.version,
-                }
+                check_size(s.data.as_slice(), max_buffer)?;
+                TreeOp::set_data(s.path, s.data.0, s.version)
             }
             op::CHECK => {
                 let c = CheckVersionRequest::read(&mut r, "multi check")
