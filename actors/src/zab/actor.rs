@@ -267,6 +267,13 @@ impl QuorumPeerActor {
     }
 
     fn carry_out(&mut self, outs: Vec<Output>, ctx: &mut Context<Self>) {
+        // What the client service submits while answering (a reconnect's next step) is
+        // proposed once these outputs are carried out.
+        let mut subs = Submissions {
+            next: self.next_request,
+            queued: Vec::new(),
+            serving: self.core.status().serving,
+        };
         for out in outs {
             match out {
                 Output::Send { to, msg } => self.send(to, msg),
@@ -277,11 +284,10 @@ impl QuorumPeerActor {
                     self.published.applying();
                     for txn in &txns {
                         let applied = self.tree.apply(txn);
-                        self.clients.applied(&applied);
-                        if txn.origin == self.settings.sid
-                            && (self.waiters.contains_key(&txn.request_id)
-                                || self.clients.is_pending(txn.request_id))
-                        {
+                        let own = txn.origin == self.settings.sid;
+                        self.clients
+                            .applied_txn(txn, &applied, own, &self.tree, &mut subs);
+                        if own && self.waiters.contains_key(&txn.request_id) {
                             self.results.insert(txn.request_id, applied.result);
                         }
                     }
@@ -327,11 +333,22 @@ impl QuorumPeerActor {
                         }
                         None => {
                             let outcome = outcome.map_err(|e| e.to_string());
-                            self.clients.completed(request_id, outcome, &self.tree);
+                            self.clients
+                                .completed(request_id, outcome, &self.tree, &mut subs);
                         }
                     }
                 }
             }
+        }
+        self.next_request = subs.next;
+        for (request_id, txn) in subs.queued {
+            self.step(
+                Input::Submit {
+                    request_id,
+                    body: txn.encode(),
+                },
+                ctx,
+            );
         }
         let status = self.core.status();
         if status.serving != self.was_serving {
