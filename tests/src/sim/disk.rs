@@ -11,13 +11,13 @@ use rand::Rng;
 pub(super) struct Disk {
     pub(super) accepted_epoch: u32,
     pub(super) current_epoch: u32,
-    pub(super) snapshot: Vec<(Zxid, Vec<u8>)>,
+    pub(super) snapshot: Vec<Txn>,
     pub(super) log: Vec<Txn>,
 }
 
 impl Disk {
     pub(super) fn snapshot_zxid(&self) -> Zxid {
-        self.snapshot.last().map_or(Zxid::ZERO, |t| t.0)
+        self.snapshot.last().map_or(Zxid::ZERO, |t| t.zxid)
     }
 
     pub(super) fn apply(&mut self, op: &StorageOp) -> Result<(), String> {
@@ -47,6 +47,7 @@ impl Sim {
     pub(super) fn crash(&mut self, id: Sid) {
         let keep_fraction: f64 = self.rng.random();
         let node = self.nodes.get_mut(&id).expect("known node");
+        node.front = None;
         if node.core.take().is_none() {
             return;
         }

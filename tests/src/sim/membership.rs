@@ -2,7 +2,7 @@
 
 use super::Sim;
 use ensemble_actors::zab::membership::ProposedMembership;
-use ensemble_messages::{Sid, Zxid};
+use ensemble_messages::{Sid, Txn};
 
 /// A config version, its voters and its observers.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -33,12 +33,12 @@ pub(super) fn membership_of(body: &[u8]) -> Option<ProposedMembership> {
 
 /// `m` after applying `history` with Zab's rule: a reconfig takes effect if it was based on
 /// the current version, and its zxid becomes the version.
-pub(super) fn membership_after(mut m: Membership, history: &[(Zxid, Vec<u8>)]) -> Membership {
-    for (zxid, body) in history {
-        if let Some(p) = membership_of(body) {
+pub(super) fn membership_after(mut m: Membership, history: &[Txn]) -> Membership {
+    for t in history {
+        if let Some(p) = membership_of(&t.body) {
             if p.expected_version == m.version {
                 m = Membership {
-                    version: zxid.0,
+                    version: t.zxid.0,
                     voters: p.voters,
                     observers: p.observers,
                 };

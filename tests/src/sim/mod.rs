@@ -1,6 +1,6 @@
-//! Deterministic simulation of an ensemble's replication cores.
+//! Deterministic simulation of an ensemble's replication cores and of its clients' sessions.
 //!
-//! One thread, one seeded RNG, a simulated clock. The network is FIFO per link with random
+//! One thread, seeded RNGs, a simulated clock. The network is FIFO per link with random
 //! delays, drops and partitions; each disk keeps unsynced writes until a simulated fsync, and a
 //! crash keeps only a random prefix of them. After every event the invariants are checked:
 //! - at most one established leader per epoch;
@@ -21,23 +21,48 @@
 //! membership file); once a reconfig took effect, liveness and convergence are asked of the
 //! voters it left, and the servers it removed must stop leading and following before the
 //! run counts as recovered.
+//!
+//! The state machine is the real data tree on every server, with the real client service
+//! (sessions, FIFO replies, watches) and session expiry policy beside it, driven as the quorum
+//! peer actor drives them ([`server`]). Simulated clients ([`clients`]) open sessions, create
+//! ephemerals, set watches, ping after a third of their timeout without sending, move to
+//! another server after two thirds of it without hearing, close, or crash. The checkers add:
+//! - every server's tree at a zxid is the committed tree at that zxid;
+//! - a server's tree holds exactly the sessions its history leaves open (created, not yet
+//!   closed by their owner or expired), and every ephemeral belongs to one of them;
+//! - replies reach a client FIFO, with zxids that never go back (while no peer message is
+//!   lost: Zab's links are TCP, which loses a message only with its connection);
+//! - a watch event matches one registration of the client's, which it consumes (at most once),
+//!   and events reach a client in the order of the txns that fired them;
+//! - a client told its session expired has a committed txn that closed it;
+//! - no session expires while its client, connected to a follower of the expiring leader,
+//!   heard from servers serving under that leader at least every half timeout over the last
+//!   timeout in which no peer message was lost or late;
+//! - after the faults, the established leader expires every session of a client that is gone
+//!   within its timeout (counted from the leader's start, at the earliest) and a bound.
 
 mod checkers;
+mod clients;
 mod disk;
 mod membership;
 mod network;
+mod server;
 mod workload;
 
+use clients::Client;
 use disk::Disk;
+use ensemble_actors::client_port::ToClient;
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::zab::{
     Durable, Input, Output, PeerTiming, PersistToken, QuorumPeer, StorageOp,
 };
 use ensemble_messages::codec::{decode, encode};
-use ensemble_messages::{PeerMessage, Sid, Snapshot, ZabMessage, Zxid};
+use ensemble_messages::jute::ConnectRequest;
+use ensemble_messages::{PeerMessage, Sid, Snapshot, Txn, ZabMessage, Zxid};
 use membership::{membership_after, membership_of, Membership};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use server::Frontend;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
@@ -54,11 +79,13 @@ pub struct SimConfig {
     pub liveness_ms: u64,
     /// Probability that a message is dropped during the fault phase.
     pub drop_rate: f64,
+    /// Number of simulated clients with sessions (their draws come from a stream of their own).
+    pub clients: usize,
 }
 
 impl SimConfig {
-    /// A run shape derived from the seed: 3 to 7 voters, 0 to 2 observers, a few simulated
-    /// seconds of faults.
+    /// A run shape derived from the seed: 3 to 7 voters, 0 to 2 observers, 0 to 5 clients, a
+    /// few simulated seconds of faults.
     pub fn for_seed(seed: u64) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed);
         SimConfig {
@@ -68,6 +95,7 @@ impl SimConfig {
             drop_rate: [0.0, 0.01, 0.05][rng.random_range(0..3)],
             // Drawn last, so that the other draws of a seed stay what they were.
             observers: [0, 0, 1, 2][rng.random_range(0..4)],
+            clients: [0, 2, 3, 5][rng.random_range(0..4)],
         }
     }
 }
@@ -91,7 +119,9 @@ struct Node {
     disk: Disk,
     unsynced: Vec<(StorageOp, Option<PersistToken>)>,
     fsync_pending: bool,
-    applied: Vec<(Zxid, Vec<u8>)>,
+    applied: Vec<Txn>,
+    /// The tree, client service and expiry policy (none while down).
+    front: Option<Frontend>,
     /// The membership this server last applied.
     membership: Membership,
 }
@@ -122,6 +152,30 @@ enum Event {
     Heal,
     Write,
     Reconfig,
+    ClientTick {
+        client: usize,
+    },
+    ToServer {
+        client: usize,
+        server: Sid,
+        incarnation: u64,
+        conn: u64,
+        msg: ClientMsg,
+    },
+    ToClient {
+        client: usize,
+        conn: u64,
+        frame: ToClient,
+        zxid: Zxid,
+    },
+}
+
+/// What a client sends a server.
+#[derive(Debug)]
+enum ClientMsg {
+    Connect(ConnectRequest),
+    Packet { xid: i32, op: i32, body: Vec<u8> },
+    Gone,
 }
 
 /// The simulated cluster.
@@ -138,7 +192,28 @@ pub struct Sim {
     blocked: BTreeSet<(Sid, Sid)>,
     faults: bool,
     next_request: u64,
-    canonical: Vec<(Zxid, Vec<u8>)>,
+    canonical: Vec<Txn>,
+    /// Draws of the clients (their own stream, so that runs without clients are unchanged).
+    crng: SmallRng,
+    clients: Vec<Client>,
+    next_conn: u64,
+    /// Per client connection direction: no delivery before an earlier frame.
+    client_clock: BTreeMap<u64, u64>,
+    /// The canonical tree after each committed zxid.
+    trees: BTreeMap<Zxid, ensemble_actors::data_tree::DataTree>,
+    /// Paths clients created ephemeral znodes at.
+    ephemeral_paths: BTreeSet<String>,
+    /// When a peer message was last lost (dropped or partitioned).
+    last_disturbance: u64,
+    /// Sessions a committed txn closed or expired.
+    sessions_closed: BTreeSet<i64>,
+    /// When each session's createSession was first applied.
+    session_born: BTreeMap<i64, u64>,
+    /// When each server last started serving.
+    serving_since: BTreeMap<Sid, u64>,
+    /// Per server: the sessions live in its applied history, with their owners.
+    lives: BTreeMap<Sid, BTreeMap<i64, Sid>>,
+    fault_end: u64,
     acked: BTreeMap<Vec<u8>, Zxid>,
     /// Bodies whose submission was refused (a client would retry them).
     refused: BTreeSet<Vec<u8>>,
@@ -187,7 +262,23 @@ impl Sim {
             crashes: 0,
             trace: Vec::new(),
             bodies: BTreeMap::new(),
+            crng: SmallRng::seed_from_u64(seed ^ 0xc11e),
+            clients: Vec::new(),
+            next_conn: 0,
+            client_clock: BTreeMap::new(),
+            trees: BTreeMap::new(),
+            ephemeral_paths: BTreeSet::new(),
+            last_disturbance: 0,
+            sessions_closed: BTreeSet::new(),
+            session_born: BTreeMap::new(),
+            serving_since: BTreeMap::new(),
+            lives: BTreeMap::new(),
+            fault_end: 0,
         };
+        for _ in 0..sim.cfg.clients {
+            let requested = sim.crng.random_range(300..3_000);
+            sim.clients.push(Client::new(requested));
+        }
         let configured = sim.configured();
         for id in 1..=(sim.cfg.nodes + sim.cfg.observers) as Sid {
             sim.nodes.insert(
@@ -199,6 +290,7 @@ impl Sim {
                     unsynced: Vec::new(),
                     fsync_pending: false,
                     applied: Vec::new(),
+                    front: None,
                     membership: configured.clone(),
                 },
             );
@@ -213,7 +305,9 @@ impl Sim {
             self.boot(*id)?;
         }
         self.schedule_faults();
+        self.start_clients();
         let fault_end = self.cfg.fault_ms;
+        self.fault_end = fault_end;
         self.run_until(fault_end)?;
         // Liveness: heal, restart everyone, no more drops.
         self.faults = false;
@@ -236,8 +330,13 @@ impl Sim {
                     probe = Some(body);
                 }
             }
+            let settled = self.sessions_settled()?;
             if let Some(p) = &probe {
-                if self.acked.contains_key(p) && self.converged() && self.removed_are_out() {
+                if settled
+                    && self.acked.contains_key(p)
+                    && self.converged()
+                    && self.removed_are_out()
+                {
                     return self.final_checks();
                 }
                 // A refused probe is submitted again, as a client would; one that may have
@@ -320,13 +419,17 @@ impl Sim {
                 msg,
             } => {
                 if self.nodes[&to].incarnation == incarnation && self.nodes[&to].core.is_some() {
-                    self.feed(to, Input::Message { from, msg })?;
+                    match msg {
+                        PeerMessage::SessionTouch(ids) => self.touches_reported(to, &ids),
+                        msg => self.feed(to, Input::Message { from, msg })?,
+                    }
                 }
             }
             Event::Tick { node, incarnation } => {
                 if self.nodes[&node].incarnation == incarnation && self.nodes[&node].core.is_some()
                 {
                     self.feed(node, Input::Tick)?;
+                    self.check_sessions(node)?;
                     self.schedule(self.now + TICK_EVERY_MS, Event::Tick { node, incarnation });
                 }
             }
@@ -345,6 +448,24 @@ impl Sim {
             Event::Heal => self.heal(),
             Event::Reconfig => self.reconfig()?,
             Event::Write => self.write()?,
+            Event::ClientTick { client } => self.client_tick(client)?,
+            Event::ToServer {
+                client,
+                server,
+                incarnation,
+                conn,
+                msg,
+            } => {
+                if self.nodes[&server].incarnation == incarnation {
+                    self.client_message(server, client, conn, msg)?;
+                }
+            }
+            Event::ToClient {
+                client,
+                conn,
+                frame,
+                zxid,
+            } => self.client_receives(client, conn, frame, zxid)?,
         }
         Ok(())
     }
@@ -378,6 +499,9 @@ impl Sim {
         let incarnation = node.incarnation;
         let outs = core.start(self.now);
         node.core = Some(core);
+        node.front = Some(Frontend::new(id, &node.applied, self.now, timing().tick_ms));
+        let applied = node.applied.clone();
+        self.reset_lives(id, &applied);
         self.trace.push(format!("{} boot {id}", self.now));
         let applied = self.nodes[&id].applied.clone();
         self.check_history(id, &applied, 0)?;
@@ -405,7 +529,9 @@ impl Sim {
             return Ok(());
         };
         let outs = core.step(input, now);
-        self.carry_out(id, outs)
+        self.carry_out(id, outs)?;
+        self.serving_changed(id);
+        Ok(())
     }
 
     fn carry_out(&mut self, id: Sid, outs: Vec<Output>) -> Result<(), String> {
@@ -431,12 +557,15 @@ impl Sim {
                 Output::Apply(txns) => {
                     let from = self.nodes[&id].applied.len();
                     let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
-                    let txns: Vec<(Zxid, Vec<u8>)> =
-                        txns.into_iter().map(|t| (t.zxid, t.body)).collect();
                     node.membership = membership_after(node.membership.clone(), &txns);
-                    node.applied.extend(txns);
-                    let applied = node.applied.clone();
-                    self.check_history(id, &applied, from)?;
+                    node.applied.extend(txns.iter().cloned());
+                    // Lent out for the check, which may read other servers.
+                    let applied = std::mem::take(&mut node.applied);
+                    let checked = self.check_history(id, &applied, from);
+                    let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
+                    node.applied = applied;
+                    checked?;
+                    self.apply_to_tree(id, &txns)?;
                     let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
                     // A background snapshot now and then, as the node's storage takes them.
                     if node.applied.len() % 17 == 0 {
@@ -444,8 +573,7 @@ impl Sim {
                     }
                 }
                 Output::InstallSnapshot(s) => {
-                    let state: Vec<(Zxid, Vec<u8>)> =
-                        decode(&s.state).map_err(|e| e.to_string())?;
+                    let state: Vec<Txn> = decode(&s.state).map_err(|e| e.to_string())?;
                     self.check_history(id, &state, 0)?;
                     let m = membership_after(self.configured(), &state);
                     let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
@@ -455,7 +583,9 @@ impl Sim {
                         }
                     }
                     node.membership = m;
-                    node.applied = state;
+                    node.applied = state.clone();
+                    self.reset_lives(id, &state);
+                    self.install_tree(id, &state)?;
                 }
                 Output::SendSnapshotSync { to, epoch, txns } => {
                     let node = &self.nodes[&id];
@@ -464,7 +594,7 @@ impl Sim {
                         .as_ref()
                         .map(|c| c.status().applied)
                         .unwrap_or_default();
-                    let last = node.applied.last().map_or(Zxid::ZERO, |t| t.0);
+                    let last = node.applied.last().map_or(Zxid::ZERO, |t| t.zxid);
                     if last != applied {
                         return Err(format!(
                             "node {id}: state machine at {last} but core applied {applied}"
@@ -483,17 +613,20 @@ impl Sim {
                     self.send(id, to, PeerMessage::Zab(msg));
                 }
                 Output::Completed { request_id, result } => {
-                    let body = self.bodies.remove(&(id, request_id));
-                    if let (Err(_), Some(body)) = (&result, &body) {
+                    let Some(body) = self.bodies.remove(&(id, request_id)) else {
+                        self.client_completed(id, request_id, result)?;
+                        continue;
+                    };
+                    if result.is_err() {
                         self.refused.insert(body.clone());
                     }
-                    if let (Ok(zxid), Some(body)) = (result, body) {
-                        let at = self.canonical.iter().find(|(z, _)| *z == zxid);
-                        if at.map(|(_, b)| b) != Some(&body) {
+                    if let Ok(zxid) = result {
+                        let at = self.canonical.iter().find(|t| t.zxid == zxid);
+                        if at.map(|t| &t.body) != Some(&body) {
                             return Err(format!(
                                 "node {id} acknowledged {} at {zxid} but the committed history has {:?} there",
                                 String::from_utf8_lossy(&body),
-                                at.map(|(_, b)| String::from_utf8_lossy(b).to_string())
+                                at.map(|t| String::from_utf8_lossy(&t.body).to_string())
                             ));
                         }
                         self.acked.insert(body, zxid);
@@ -501,6 +634,7 @@ impl Sim {
                 }
             }
         }
+        self.propose_submitted(id)?;
         Ok(())
     }
 }

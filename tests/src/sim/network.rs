@@ -10,13 +10,15 @@ impl Sim {
         if self.blocked.contains(&(from, to))
             || (self.faults && self.rng.random_bool(self.cfg.drop_rate))
         {
+            self.last_disturbance = self.now;
             return;
         }
         let Some(target) = self.nodes.get(&to) else {
             return;
         };
         let incarnation = target.incarnation;
-        let delay = if self.faults && self.rng.random_bool(0.05) {
+        let slow = self.faults && self.rng.random_bool(0.05);
+        let delay = if slow {
             self.rng.random_range(20..300)
         } else {
             self.rng.random_range(1..10)
@@ -25,6 +27,10 @@ impl Sim {
         let clock = self.link_clock.entry((from, to)).or_insert(0);
         let at = (self.now + delay).max(*clock);
         *clock = at;
+        if slow {
+            // Late as if lost for a while: timing guarantees wait until it arrives.
+            self.last_disturbance = self.last_disturbance.max(at);
+        }
         self.schedule(
             at,
             Event::Deliver {

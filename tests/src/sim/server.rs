@@ -10,7 +10,7 @@ use ensemble_actors::sessions::{ExpiryAction, ExpiryRole, SessionExpiry};
 use ensemble_actors::zab::{Input, SubmitError};
 use ensemble_messages::{PeerMessage, Sid, Txn, Zxid};
 use rand::Rng;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The session timeout bounds of the simulated servers (2 and 20 ticks, ZooKeeper's defaults).
@@ -29,7 +29,8 @@ pub(super) struct Frontend {
     pub(super) tree: DataTree,
     service: ClientService,
     pub(super) expiry: SessionExpiry,
-    results: HashMap<u64, OpResult>,
+    /// Txns the service submitted, proposed once the current outputs are carried out.
+    submitted: Vec<(u64, TreeTxn)>,
     /// Open connections: the client and the queue of what the service sends it.
     conns: BTreeMap<u64, (usize, UnboundedReceiver<ToClient>)>,
     pub(super) serving: bool,
@@ -42,7 +43,7 @@ impl Frontend {
             tree: tree_of(history),
             service: ClientService::new(id, SETTINGS, now as i64, Default::default()),
             expiry: SessionExpiry::new(tick_ms),
-            results: HashMap::new(),
+            submitted: Vec::new(),
             conns: BTreeMap::new(),
             serving: false,
         }
@@ -89,8 +90,8 @@ impl Host for SimHost {
 }
 
 impl Sim {
-    /// Runs `f` on server `id`'s client service, then proposes what it submitted and sends
-    /// what it queued for clients.
+    /// Runs `f` on server `id`'s client service and sends what it queued for clients; what
+    /// it submitted waits for [`Sim::propose_submitted`].
     fn with_service(
         &mut self,
         id: Sid,
@@ -106,14 +107,22 @@ impl Sim {
             now_ms: self.now as i64,
         };
         f(&mut front.service, &front.tree, &mut host);
+        front.submitted.extend(host.queued);
         self.next_request = host.next;
         let zxid = front.tree.last_applied();
         self.flush(id, zxid);
-        for (request_id, txn) in host.queued {
-            self.feed(id, Input::Submit {
-                request_id,
-                body: txn.encode(),
-            })?;
+        Ok(())
+    }
+
+    /// Proposes what server `id`'s service submitted, as the actor does after carrying out a
+    /// step's outputs.
+    pub(super) fn propose_submitted(&mut self, id: Sid) -> Result<(), String> {
+        let Some(front) = self.nodes.get_mut(&id).and_then(|n| n.front.as_mut()) else {
+            return Ok(());
+        };
+        for (request_id, txn) in std::mem::take(&mut front.submitted) {
+            let body = txn.encode();
+            self.feed(id, Input::Submit { request_id, body })?;
         }
         Ok(())
     }
@@ -140,7 +149,8 @@ impl Sim {
                     identities: Vec::new(),
                     sink,
                 };
-                self.with_service(id, |s, tree, host| s.connect(c, tree, host))
+                self.with_service(id, |s, tree, host| s.connect(c, tree, host))?;
+                self.propose_submitted(id)
             }
             ClientMsg::Packet { xid, op, body } => {
                 let p = ClientPacket {
@@ -149,7 +159,8 @@ impl Sim {
                     op,
                     body,
                 };
-                self.with_service(id, |s, tree, host| s.packet(p, tree, host))
+                self.with_service(id, |s, tree, host| s.packet(p, tree, host))?;
+                self.propose_submitted(id)
             }
             ClientMsg::Gone => {
                 if let Some(front) = self.nodes.get_mut(&id).and_then(|n| n.front.as_mut()) {
@@ -203,12 +214,11 @@ impl Sim {
                 return Ok(());
             };
             let applied = front.tree.apply(txn);
-            front.service.applied(&applied);
-            if txn.origin == id && front.service.is_pending(txn.request_id) {
-                front.results.insert(txn.request_id, applied.result);
-            }
-            self.flush(id, txn.zxid);
-            self.note_session_txn(id, txn)?;
+            let own = txn.origin == id;
+            self.with_service(id, |s, tree, host| {
+                s.applied_txn(txn, &applied, own, tree, host)
+            })?;
+            self.note_session_txn(id, txn);
         }
         self.check_tree(id)
     }
@@ -227,20 +237,14 @@ impl Sim {
         id: Sid,
         request_id: u64,
         result: Result<Zxid, SubmitError>,
-    ) {
-        let Some(front) = self.nodes.get_mut(&id).and_then(|n| n.front.as_mut()) else {
-            return;
-        };
-        let tree_result = front
-            .results
-            .remove(&request_id)
-            .unwrap_or(OpResult::Session);
+    ) -> Result<(), String> {
+        // A txn of this server's was answered when applied: only failures are left.
         let outcome = result
-            .map(|z| (z, tree_result))
+            .map(|z| (z, OpResult::Session))
             .map_err(|e| e.to_string());
-        front.service.completed(request_id, outcome, &front.tree);
-        let zxid = front.tree.last_applied();
-        self.flush(id, zxid);
+        self.with_service(id, |s, tree, host| {
+            s.completed(request_id, outcome, tree, host)
+        })
     }
 
     /// After a step of server `id`'s core: tells its clients when it starts or stops serving.
@@ -279,10 +283,13 @@ impl Sim {
         let s = core.status();
         let role = ExpiryRole::of(s.state, s.serving, s.leader);
         let touched = front.service.take_touched();
-        match front.expiry.check(role, touched, front.tree.sessions(), now) {
+        match front
+            .expiry
+            .check(role, touched, front.tree.sessions(), now)
+        {
             Some(ExpiryAction::Expire(ids)) => {
                 for session in ids {
-                    self.check_expiry_allowed(session)?;
+                    self.check_expiry_allowed(id, session)?;
                     self.trace
                         .push(format!("{now} leader {id} expires session {session:x}"));
                     let txn = TreeTxn {
@@ -293,10 +300,13 @@ impl Sim {
                     };
                     self.next_request += 1;
                     let request_id = self.next_request;
-                    self.feed(id, Input::Submit {
-                        request_id,
-                        body: txn.encode(),
-                    })?;
+                    self.feed(
+                        id,
+                        Input::Submit {
+                            request_id,
+                            body: txn.encode(),
+                        },
+                    )?;
                 }
             }
             Some(ExpiryAction::Report { leader, sessions }) => {

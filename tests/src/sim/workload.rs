@@ -1,6 +1,7 @@
 //! What happens to the cluster: client writes, crashes, restarts, partitions, a reconfig.
 
 use super::{Event, Membership, Sim};
+use ensemble_actors::data_tree::{TreeOp, TreeTxn};
 use ensemble_actors::zab::Input;
 use ensemble_messages::Sid;
 use rand::Rng;
@@ -84,7 +85,18 @@ impl Sim {
         if !live.is_empty() {
             let node = live[self.rng.random_range(0..live.len())];
             self.next_request += 1;
-            let body = format!("w{}", self.next_request).into_bytes();
+            // A change of the root's data, unique to this write.
+            let body = TreeTxn {
+                session_id: 0,
+                time_ms: self.now as i64,
+                auth: Vec::new(),
+                op: TreeOp::SetData {
+                    path: "/".into(),
+                    data: format!("w{}", self.next_request).into_bytes(),
+                    version: -1,
+                },
+            }
+            .encode();
             self.submit(node, body)?;
         }
         Ok(())
