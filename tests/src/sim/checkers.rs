@@ -6,7 +6,7 @@ use ensemble_actors::data_tree::{TreeOp, TreeTxn};
 use ensemble_actors::zab::StorageOp;
 use ensemble_messages::codec::decode;
 use ensemble_messages::{ServerState, Sid, Txn, Zxid};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 impl Sim {
     pub(super) fn established_leader(&self) -> Option<Sid> {
@@ -305,23 +305,7 @@ impl Sim {
         }
         let t = client.timeout_ms;
         let since = self.now.saturating_sub(t);
-        if self.last_disturbance >= since || self.now < t {
-            return Ok(());
-        }
-        // Only what servers under this leader heard reaches it (a stale follower of an old
-        // leader answers pings until it notices, as ZooKeeper's do).
-        let under = |h: &&Heard| h.leader == Some(leader);
-        let heard = || client.heard.iter().filter(under).map(|h| h.at);
-        let Some(mut prev) = heard().rev().find(|at| *at <= since) else {
-            return Ok(());
-        };
-        for at in heard().filter(|at| *at > since) {
-            if at - prev > t / 2 {
-                return Ok(());
-            }
-            prev = at;
-        }
-        if self.now - prev > t / 2 {
+        if self.last_disturbance >= since || !heard_throughout(&client.heard, leader, self.now, t) {
             return Ok(());
         }
         Err(format!(
@@ -369,5 +353,61 @@ impl Sim {
             }
         }
         Ok(settled)
+    }
+}
+
+/// Whether servers serving under `leader` heard from a client at least every half of its
+/// `timeout_ms` over the whole timeout before `now`. Only they report to that leader: a stale
+/// follower of an old leader answers pings until it notices, as ZooKeeper's do.
+pub(super) fn heard_throughout(
+    heard: &VecDeque<Heard>,
+    leader: Sid,
+    now: u64,
+    timeout_ms: u64,
+) -> bool {
+    let Some(since) = now.checked_sub(timeout_ms) else {
+        return false;
+    };
+    let under = |h: &&Heard| h.leader == Some(leader);
+    let times = || heard.iter().filter(under).map(|h| h.at);
+    let Some(mut prev) = times().rev().find(|at| *at <= since) else {
+        return false;
+    };
+    for at in times().filter(|at| *at > since).chain([now]) {
+        if at - prev > timeout_ms / 2 {
+            return false;
+        }
+        prev = at;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn heard(at: u64, leader: Sid) -> Heard {
+        Heard {
+            at,
+            leader: Some(leader),
+        }
+    }
+
+    #[test]
+    fn a_client_heard_every_half_timeout_under_the_leader_may_not_expire() {
+        let regular: VecDeque<Heard> = [0, 100, 200, 300, 400].map(|at| heard(at, 4)).into();
+        assert!(
+            heard_throughout(&regular, 4, 450, 300),
+            "expiry here is an error"
+        );
+        // Heard by followers of another leader: that leader cannot know.
+        assert!(!heard_throughout(&regular, 5, 450, 300));
+        // A gap of more than half the timeout.
+        let gap: VecDeque<Heard> = [0, 100, 300, 400].map(|at| heard(at, 4)).into();
+        assert!(!heard_throughout(&gap, 4, 450, 300));
+        // Silent since the last reply for more than half the timeout.
+        assert!(!heard_throughout(&regular, 4, 600, 300));
+        // Too young a history to cover a whole timeout.
+        assert!(!heard_throughout(&regular, 4, 200, 300));
     }
 }
