@@ -447,18 +447,19 @@ impl Server {
 
     /// Applies and completes every submitted write, in order.
     fn commit(&mut self) {
-        for (request_id, txn) in std::mem::take(&mut self.host.submitted) {
-            self.zxids += 1;
-            let zxid = Zxid::new(2, self.zxids);
-            let applied = self.tree.apply(&Txn {
-                zxid,
-                origin: 1,
-                request_id,
-                body: txn.encode(),
-            });
-            self.service.applied(&applied);
-            self.service
-                .completed(request_id, Ok((zxid, applied.result)), &self.tree);
+        while !self.host.submitted.is_empty() {
+            for (request_id, txn) in std::mem::take(&mut self.host.submitted) {
+                self.zxids += 1;
+                let txn = Txn {
+                    zxid: Zxid::new(2, self.zxids),
+                    origin: 1,
+                    request_id,
+                    body: txn.encode(),
+                };
+                let applied = self.tree.apply(&txn);
+                self.service
+                    .applied_txn(&txn, &applied, true, &self.tree, &mut self.host);
+            }
         }
     }
 }

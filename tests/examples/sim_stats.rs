@@ -16,7 +16,7 @@ fn main() {
         let shape = format!("{cfg:?}");
         match Sim::new(seed, cfg).run() {
             Ok(r) => println!("seed {seed}: {r:?} {shape}"),
-            Err(e) => println!("seed {seed}: FAILED {e}"),
+            Err(e) => println!("seed {seed}: FAILED {shape}: {e}"),
         }
     }
 }

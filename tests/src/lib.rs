@@ -1,7 +1,8 @@
 //! Whole-cluster test support for ensemble.
 //!
 //! - [`sim`]: a deterministic simulation of several [`QuorumPeer`](ensemble_actors::zab::QuorumPeer)
-//!   cores with a simulated clock, network and disk, checking safety invariants after every step.
+//!   cores with their data trees, client services and clients' sessions, with a simulated clock,
+//!   network and disk, checking safety invariants after every step.
 //! - [`jepsen`]: fault cycles on real processes (proxied peer links, `kill -9`, SIGSTOP,
 //!   partitions) under client load, with a linearizability checker over the history.
 //! - [`certs`]: test CAs and certificates made at test time, for TLS tests.

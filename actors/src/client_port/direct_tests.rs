@@ -102,26 +102,22 @@ impl Fixture {
         f
     }
 
-    /// Commits what was submitted as the actor does (count the batch, apply and fire, reply),
+    /// Commits what was submitted as the actor does (count the batch, then apply, fire and reply txn by txn),
     /// then publishes the new version as the actor does when a reader wanted it.
     fn commit(&mut self) {
         self.published.applying();
         let submitted = std::mem::take(&mut self.host.submitted);
-        let mut results = Vec::new();
         for (rid, txn) in &submitted {
             self.zxid += 1;
-            let zxid = Zxid::new(1, self.zxid);
-            let applied = self.tree.apply(&Txn {
-                zxid,
+            let txn = Txn {
+                zxid: Zxid::new(1, self.zxid),
                 origin: 1,
                 request_id: *rid,
                 body: txn.encode(),
-            });
-            self.service.applied(&applied);
-            results.push((*rid, zxid, applied.result));
-        }
-        for (rid, zxid, result) in results {
-            self.service.completed(rid, Ok((zxid, result)), &self.tree);
+            };
+            let applied = self.tree.apply(&txn);
+            self.service
+                .applied_txn(&txn, &applied, true, &self.tree, &mut self.host);
         }
         self.published.publish(&self.tree, true);
     }

@@ -14,7 +14,7 @@ use crate::metrics::ServerMetrics;
 use crate::sessions::{first_session_id, kinds_of_type, password_matches, WatchKind, WatchManager};
 use ensemble_messages::jute::*;
 use ensemble_messages::zk::{err, event, op, perm, state, xid, CONTAINER_OWNER};
-use ensemble_messages::{Sid, Zxid};
+use ensemble_messages::{Sid, Txn, Zxid};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
@@ -91,6 +91,8 @@ enum Pending {
     },
     /// A reconnected session moving here; it has no reply of its own.
     Move { conn: u64 },
+    /// A reconnect naming a session this server did not know, waiting for a no-op txn.
+    Revalidate(ClientConnect),
 }
 
 /// A parsed write: the tree op, the op codes of a multi's sub-ops, and the path (for sync).
@@ -305,6 +307,18 @@ impl ClientService {
     /// A client's handshake.
     pub fn connect(&mut self, c: ClientConnect, tree: &DataTree, host: &mut impl Host) {
         self.metrics.received();
+        self.handshake(c, tree, host, true);
+    }
+
+    /// A handshake; one naming a session this tree does not know first waits for a no-op
+    /// txn when `may_wait`.
+    fn handshake(
+        &mut self,
+        c: ClientConnect,
+        tree: &DataTree,
+        host: &mut impl Host,
+        may_wait: bool,
+    ) {
         let last = tree.last_applied().0 as i64;
         let read_only = !host.serving();
         if read_only && !(self.limits.read_only_mode && c.read_only) {
@@ -367,6 +381,10 @@ impl ClientService {
             );
             return;
         }
+        if may_wait && !tree.has_session(session) {
+            self.revalidate(c, host);
+            return;
+        }
         let Some(password) = reconnectable(tree, &c) else {
             refuse_expired(&c);
             return;
@@ -400,6 +418,22 @@ impl ClientService {
             conn.sink.share().enable(session, &conn.auth);
         }
         self.conns.insert(id, conn);
+    }
+
+    /// A reconnect names a session this server does not know: its creation may be committed
+    /// but not applied here yet (the client learnt its id from a server ahead of this one).
+    /// A no-op txn orders the answer after every commit before it; ZooKeeper asks its leader.
+    fn revalidate(&mut self, c: ClientConnect, host: &mut impl Host) {
+        let rid = host.submit(TreeTxn {
+            session_id: 0,
+            time_ms: host.now_ms(),
+            auth: Vec::new(),
+            op: TreeOp::Check {
+                path: "/".into(),
+                version: -1,
+            },
+        });
+        self.pending.insert(rid, Pending::Revalidate(c));
     }
 
     /// A read-only client's handshake while this server is out of quorum: a new session is
@@ -833,17 +867,42 @@ impl ClientService {
         }
     }
 
-    /// A txn submitted by this service finished.
+    /// A committed txn was applied here: fires its watches, then answers the request it
+    /// carries if this service submitted it (`own`: it came from this server), before the next
+    /// txn applies. A reply queued behind it (a read, a ping) then sees the tree as of its
+    /// turn, never a later write of the same session, as ZooKeeper answers each commit in turn.
+    pub fn applied_txn(
+        &mut self,
+        txn: &Txn,
+        applied: &Applied,
+        own: bool,
+        tree: &DataTree,
+        host: &mut impl Host,
+    ) {
+        self.applied(applied);
+        if own && self.is_pending(txn.request_id) {
+            let outcome = Ok((txn.zxid, applied.result.clone()));
+            self.completed(txn.request_id, outcome, tree, host);
+        }
+    }
+
+    /// A txn submitted by this service finished (a txn of this server's is answered when
+    /// applied, by [`ClientService::applied_txn`]; this answers the ones that failed).
     pub fn completed(
         &mut self,
         request_id: u64,
         outcome: Result<(Zxid, OpResult), String>,
         tree: &DataTree,
+        host: &mut impl Host,
     ) {
         let Some(p) = self.pending.remove(&request_id) else {
             return;
         };
         match p {
+            Pending::Revalidate(c) => match outcome {
+                Ok(_) => self.handshake(c, tree, host, false),
+                Err(_) => c.sink.close(),
+            },
             Pending::Connect {
                 conn,
                 timeout_ms,

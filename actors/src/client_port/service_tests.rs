@@ -72,20 +72,21 @@ impl Harness {
         }
     }
 
-    /// Applies every submitted txn in order, as Zab would commit them.
+    /// Applies every submitted txn in order, as Zab would commit them, until none is left.
     fn commit(&mut self) {
-        for (rid, txn) in std::mem::take(&mut self.host.submitted) {
-            self.counter += 1;
-            let zxid = Zxid::new(1, self.counter);
-            let applied = self.tree.apply(&Txn {
-                zxid,
-                origin: 1,
-                request_id: rid,
-                body: txn.encode(),
-            });
-            self.service.applied(&applied);
-            self.service
-                .completed(rid, Ok((zxid, applied.result)), &self.tree);
+        while !self.host.submitted.is_empty() {
+            for (rid, txn) in std::mem::take(&mut self.host.submitted) {
+                self.counter += 1;
+                let txn = Txn {
+                    zxid: Zxid::new(1, self.counter),
+                    origin: 1,
+                    request_id: rid,
+                    body: txn.encode(),
+                };
+                let applied = self.tree.apply(&txn);
+                self.service
+                    .applied_txn(&txn, &applied, true, &self.tree, &mut self.host);
+            }
         }
     }
 
@@ -664,7 +665,21 @@ fn the_super_digest_passes_every_acl_and_other_credentials_do_not() {
 
 /// A client on `conn` asks to resume `session` with `password`; the connect reply.
 fn reconnect(h: &mut Harness, conn: u64, session: i64, password: Vec<u8>) -> ConnectResponse {
-    let (sink, mut rx) = ClientSink::unlimited();
+    let mut rx = ask_to_resume(h, conn, session, password);
+    let Ok(ToClient::Frame(reply)) = rx.try_recv() else {
+        panic!("no connect reply")
+    };
+    ConnectResponse::from_bytes(&reply).unwrap()
+}
+
+/// A client on `conn` asks to resume `session` with `password`; its reply channel.
+fn ask_to_resume(
+    h: &mut Harness,
+    conn: u64,
+    session: i64,
+    password: Vec<u8>,
+) -> UnboundedReceiver<ToClient> {
+    let (sink, rx) = ClientSink::unlimited();
     let request = ConnectRequest {
         time_out: 4000,
         session_id: session,
@@ -680,10 +695,79 @@ fn reconnect(h: &mut Harness, conn: u64, session: i64, password: Vec<u8>) -> Con
         sink,
     };
     h.service.connect(c, &h.tree, &mut h.host);
+    rx
+}
+
+/// Simulation seeds 34 and 241: a client that learnt its session from a server ahead of this
+/// one moved here and was told its session had expired, because this server had not applied
+/// its creation yet. The answer now waits for a no-op txn ordered after every earlier commit.
+#[test]
+fn a_reconnect_naming_a_session_not_applied_here_yet_waits_for_a_commit() {
+    let mut ahead = Harness::new();
+    ahead.connect(1);
+    let session = ahead.service.report().connections[0].session;
+    let password = *ahead.tree.session_password(session).unwrap();
+    let mut behind = Harness::new();
+    let mut rx = ask_to_resume(&mut behind, 1, session, password.to_vec());
+    assert!(
+        rx.try_recv().is_err(),
+        "no answer before a commit orders it"
+    );
+    // The session's creation reaches this server before the no-op txn.
+    let create = TreeTxn {
+        session_id: session,
+        time_ms: 0,
+        auth: Vec::new(),
+        op: TreeOp::CreateSession {
+            timeout_ms: 4000,
+            password,
+        },
+    };
+    behind.counter += 1;
+    behind.tree.apply(&Txn {
+        zxid: Zxid::new(1, behind.counter),
+        origin: 1,
+        request_id: 0,
+        body: create.encode(),
+    });
+    behind.commit();
     let Ok(ToClient::Frame(reply)) = rx.try_recv() else {
         panic!("no connect reply")
     };
-    ConnectResponse::from_bytes(&reply).unwrap()
+    let r = ConnectResponse::from_bytes(&reply).unwrap();
+    assert_eq!((r.session_id, r.time_out), (session, 4000));
+    // A session no commit ever created is refused as expired, after the no-op txn.
+    let mut rx = ask_to_resume(&mut behind, 2, session + 1, password.to_vec());
+    assert!(rx.try_recv().is_err());
+    behind.commit();
+    let Ok(ToClient::Frame(reply)) = rx.try_recv() else {
+        panic!("no connect reply")
+    };
+    let r = ConnectResponse::from_bytes(&reply).unwrap();
+    assert_eq!((r.session_id, r.time_out), (0, 0), "refused as expired");
+}
+
+/// Simulation seed 38: the actor applied a batch of txns, then answered their requests, so a
+/// read queued behind one write of a session was answered from a tree that held the session's
+/// next write too. Each txn of this server's is now answered as it is applied.
+#[test]
+fn a_read_between_two_writes_sees_the_first_and_not_the_second() {
+    let mut h = Harness::new();
+    let mut rx = h.connect(1);
+    h.send(1, 1, op::CREATE, create("/a"));
+    h.send(1, 2, op::EXISTS, get("/a", false));
+    let delete = DeleteRequest {
+        path: "/a".into(),
+        version: -1,
+    };
+    h.send(1, 3, op::DELETE, delete.to_bytes());
+    h.commit();
+    let f = frames(&mut rx);
+    assert_eq!(
+        f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
+        vec![(1, err::OK), (2, err::OK), (3, err::OK)],
+        "the read found the znode its session created and had not deleted yet"
+    );
 }
 
 #[test]

@@ -1,8 +1,11 @@
-//! Sessions: ids and password checks, the expiry tracker and the watch manager (pure cores).
+//! Sessions: ids and password checks, the expiry tracker and policy, and the watch manager
+//! (pure cores).
 
+mod expiry;
 mod tracker;
 mod watches;
 
+pub use expiry::{ExpiryAction, ExpiryRole, SessionExpiry};
 pub use tracker::SessionTracker;
 pub use watches::{kinds_of_type, WatchKind, WatchManager};
 

@@ -11,7 +11,7 @@ use crate::data_tree::TreeOp;
 use crate::data_tree::{DataTree, OpResult, SessionPassword, TreeTxn};
 use crate::metrics::ServerMetrics;
 use crate::peer::{Announce, PeerEntry, PeerEvent, PeerRoster, SendPeer, SendPeerLater};
-use crate::sessions::SessionTracker;
+use crate::sessions::{ExpiryAction, ExpiryRole, SessionExpiry};
 use crate::storage::{
     recover, Flush, Persist, Recovered, StorageActor, StorageError, TakeSnapshot, WriterEvent,
     WriterSettings,
@@ -146,9 +146,8 @@ pub struct QuorumPeerActor {
     since_snapshot: u64,
     restarts: u64,
     clients: ClientService,
-    /// Session expiry, kept while this server is the established leader.
-    tracker: Option<SessionTracker>,
-    last_session_check: u64,
+    /// Session expiry: tracked while this server is the established leader.
+    expiry: SessionExpiry,
     last_container_check: u64,
     /// Whether the core was serving when last looked at, to tell the clients of a change.
     was_serving: bool,
@@ -216,8 +215,7 @@ impl QuorumPeerActor {
         );
         Ok(QuorumPeerActor {
             clients,
-            tracker: None,
-            last_session_check: 0,
+            expiry: SessionExpiry::new(settings.timing.tick_ms),
             last_container_check: 0,
             was_serving: false,
             published_role: None,
@@ -272,6 +270,13 @@ impl QuorumPeerActor {
     }
 
     fn carry_out(&mut self, outs: Vec<Output>, ctx: &mut Context<Self>) {
+        // What the client service submits while answering (a reconnect's next step) is
+        // proposed once these outputs are carried out.
+        let mut subs = Submissions {
+            next: self.next_request,
+            queued: Vec::new(),
+            serving: self.core.status().serving,
+        };
         for out in outs {
             match out {
                 Output::Send { to, msg } => self.send(to, msg),
@@ -282,11 +287,10 @@ impl QuorumPeerActor {
                     self.published.applying();
                     for txn in &txns {
                         let applied = self.tree.apply(txn);
-                        self.clients.applied(&applied);
-                        if txn.origin == self.settings.sid
-                            && (self.waiters.contains_key(&txn.request_id)
-                                || self.clients.is_pending(txn.request_id))
-                        {
+                        let own = txn.origin == self.settings.sid;
+                        self.clients
+                            .applied_txn(txn, &applied, own, &self.tree, &mut subs);
+                        if own && self.waiters.contains_key(&txn.request_id) {
                             self.results.insert(txn.request_id, applied.result);
                         }
                     }
@@ -332,11 +336,22 @@ impl QuorumPeerActor {
                         }
                         None => {
                             let outcome = outcome.map_err(|e| e.to_string());
-                            self.clients.completed(request_id, outcome, &self.tree);
+                            self.clients
+                                .completed(request_id, outcome, &self.tree, &mut subs);
                         }
                     }
                 }
             }
+        }
+        self.next_request = subs.next;
+        for (request_id, txn) in subs.queued {
+            self.step(
+                Input::Submit {
+                    request_id,
+                    body: txn.encode(),
+                },
+                ctx,
+            );
         }
         let status = self.core.status();
         if status.serving != self.was_serving {
@@ -480,38 +495,26 @@ impl QuorumPeerActor {
     }
 
     /// Every half tick: the leader expires silent sessions; a follower reports its active
-    /// sessions to the leader.
+    /// sessions to the leader (the policy is [`SessionExpiry`]'s).
     fn check_sessions(&mut self, ctx: &mut Context<Self>) {
         let now = self.now();
-        if now.saturating_sub(self.last_session_check) < self.settings.timing.tick_ms / 2 {
+        if !self.expiry.due(now) {
             return;
         }
-        self.last_session_check = now;
         let status = self.core.status();
+        let role = ExpiryRole::of(status.state, status.serving, status.leader);
         let touched = self.clients.take_touched();
-        match (status.state, status.serving, status.leader) {
-            (ServerState::Leading, true, _) => {
-                let tick = self.settings.timing.tick_ms;
-                // A new leader gives every session a whole timeout, as ZooKeeper does.
-                let tracker = self
-                    .tracker
-                    .get_or_insert_with(|| SessionTracker::new(tick));
-                tracker.sync_with(self.tree.sessions(), now);
-                for id in touched {
-                    tracker.touch_known(id, now);
-                }
-                for id in tracker.expire(now) {
+        match self.expiry.check(role, touched, self.tree.sessions(), now) {
+            Some(ExpiryAction::Expire(ids)) => {
+                for id in ids {
                     tracing::info!(session = format!("0x{id:x}"), "session expired");
                     self.submit_internal(TreeOp::ExpireSession, id, ctx);
                 }
             }
-            (ServerState::Following | ServerState::Observing, true, Some(leader)) => {
-                self.tracker = None;
-                if !touched.is_empty() {
-                    self.send(leader, PeerMessage::SessionTouch(touched));
-                }
+            Some(ExpiryAction::Report { leader, sessions }) => {
+                self.send(leader, PeerMessage::SessionTouch(sessions))
             }
-            _ => self.tracker = None,
+            None => {}
         }
     }
 
@@ -733,11 +736,7 @@ impl Handler<PeerEvent> for QuorumPeerActor {
             PeerEvent::Disconnected(sid) => Input::PeerDisconnected(sid),
             PeerEvent::Message(_, PeerMessage::SessionTouch(ids)) => {
                 let now = self.now();
-                if let Some(tracker) = self.tracker.as_mut() {
-                    for id in ids {
-                        tracker.touch_known(id, now);
-                    }
-                }
+                self.expiry.reported(&ids, now);
                 return;
             }
             PeerEvent::Message(from, msg) => Input::Message { from, msg },
