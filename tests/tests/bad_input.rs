@@ -5,6 +5,7 @@ use ensemble_actors::zk_client::{open_acl, ClientError, ZkClient};
 use ensemble_messages::jute::{
     Buffer, ConnectRequest, ConnectResponse, CreateRequest, Jute, ReplyHeader, RequestHeader,
 };
+use ensemble_messages::zk::{CreateMode, ZkError};
 use ensemble_node::local_cluster::{ProcessCluster, Program};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -67,7 +68,8 @@ fn malformed_frames_close_only_their_connection() {
             Duration::from_secs(10),
         ))
         .unwrap();
-    rt.block_on(healthy.create("/alive", b"yes", 0)).unwrap();
+    rt.block_on(healthy.create("/alive", b"yes", CreateMode::Persistent))
+        .unwrap();
 
     // A huge length, a negative length, a truncated connect record, garbage after a good connect.
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -115,7 +117,7 @@ fn malformed_frames_close_only_their_connection() {
     assert_eq!(c.mode(1), "standalone");
     assert!(matches!(
         rt.block_on(healthy.get_data("/missing")),
-        Err(ClientError::Server(-101))
+        Err(ClientError::Server(ZkError::NoNode))
     ));
 }
 

@@ -131,7 +131,7 @@ fn a_huge_claimed_length_and_a_stranger_without_the_secret_are_refused() {
     .unwrap_or_else(|e| panic!("{e}\n{}", c.log(1)));
     assert!(c.is_running(1) && c.is_running(2));
     let (rt, client) = client_session(&c.client_addr(1));
-    rt.block_on(client.create("/after", b"ok", 0))
+    rt.block_on(client.create("/after", b"ok", CreateMode::Persistent))
         .expect("still serving writes");
     assert_eq!(rt.block_on(client.exists("/pwned")).expect("exists"), None);
 }
@@ -180,7 +180,7 @@ fn writes_forwarded_by_an_unsynced_peer_are_ignored() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}\n{}", c.log(1), c.log(2)));
     let (rt, client) = client_session(&c.client_addr(2));
-    rt.block_on(client.create("/after", b"ok", 0))
+    rt.block_on(client.create("/after", b"ok", CreateMode::Persistent))
         .expect("still serving writes");
     assert_eq!(rt.block_on(client.exists("/pwned")).expect("exists"), None);
     assert!(c.is_running(1) && c.is_running(2));

@@ -5,7 +5,7 @@
 //! acknowledged create is on every server.
 
 use ensemble_actors::zk_client::ZkClient;
-use ensemble_messages::zk::state;
+use ensemble_messages::zk::{CreateMode, KeeperState};
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,6 @@ use std::time::Duration;
 
 const ELECTION: Duration = Duration::from_secs(30);
 const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
-const EPHEMERAL: i32 = 1;
 /// Every actor `fail` names, with what its restart logs; election, zab and sessions are one
 /// actor until they are split.
 const ACTORS: [(&str, &str); 6] = [
@@ -93,20 +92,20 @@ async fn session(
         .expect("a session");
     tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
-            if ev.state == state::EXPIRED {
+            if ev.state == KeeperState::Expired {
                 expired.store(true, Ordering::SeqCst);
             }
         }
     });
     client
-        .create(&format!("/e{i}"), b"", EPHEMERAL)
+        .create(&format!("/e{i}"), b"", CreateMode::Ephemeral)
         .await
         .expect("the ephemeral znode");
     let mut k = 0u64;
     while !stop.load(Ordering::SeqCst) {
         let path = format!("/w/s{i}-{k}");
         k += 1;
-        match client.create(&path, b"x", 0).await {
+        match client.create(&path, b"x", CreateMode::Persistent).await {
             Ok(_) => acked.lock().unwrap().push(path),
             // Lost with the connection, or refused while no leader serves: not acknowledged.
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,

@@ -11,7 +11,7 @@ use super::snapshot::ApacheSnapshot;
 use crate::data_tree::{
     ttl_of_owner, ttl_owner, validate_path, AclEntry, DataTree, NodeStat, SessionEntry, Znode,
 };
-use ensemble_messages::zk::{op, CONTAINER_OWNER};
+use ensemble_messages::zk::{OpCode, CONTAINER_OWNER};
 use ensemble_messages::Zxid;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -177,7 +177,7 @@ impl ApacheTree {
         if let Some(existing) = self.nodes.get_mut(&c.path) {
             // Apache sets the ACL, then fixes the parent's cversion for a plain create.
             existing.acl = c.acl.clone();
-            if kind == op::CREATE {
+            if kind == OpCode::Create.code() {
                 self.raise_cversion(&parent, c.parent_cversion, h.zxid);
             }
             return;

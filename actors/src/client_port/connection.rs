@@ -12,6 +12,7 @@ use crate::metrics::ServerMetrics;
 use crate::zab::QuorumPeerActor;
 use actix::Addr;
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, RequestHeader};
+use ensemble_messages::zk::OpCode;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
@@ -189,8 +190,9 @@ impl Requests<'_> {
             let header = RequestHeader::read(&mut r, "request header")
                 .map_err(|e| format!("bad request header: {e}"))?;
             let body = f.get(8..).unwrap_or_default();
-            if let Some((reader, sink)) = self.direct.as_mut() {
-                if let Some(reply) = reader.answer(self.flow.idle(), header.xid, header.op, body) {
+            let op = OpCode::try_from(header.op);
+            if let (Some((reader, sink)), Ok(code)) = (self.direct.as_mut(), op) {
+                if let Some(reply) = reader.answer(self.flow.idle(), header.xid, code, body) {
                     sink.push(reply);
                     continue;
                 }
@@ -199,7 +201,7 @@ impl Requests<'_> {
             self.quorum.do_send(ClientPacket {
                 conn: self.conn,
                 xid: header.xid,
-                op: header.op,
+                op,
                 body: body.to_vec(),
             });
         }

@@ -24,6 +24,7 @@ use super::reads::{is_tree_read, tree_read};
 use super::service::frame;
 use crate::data_tree::DataTree;
 use crate::metrics::ServerMetrics;
+use ensemble_messages::zk::OpCode;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -168,7 +169,7 @@ impl DirectReader {
 
     /// The reply to request `xid` when it may be answered here, now (see the module doc);
     /// `idle` says whether every earlier request of the connection was answered.
-    pub fn answer(&mut self, idle: bool, xid: i32, code: i32, body: &[u8]) -> Option<Vec<u8>> {
+    pub fn answer(&mut self, idle: bool, xid: i32, code: OpCode, body: &[u8]) -> Option<Vec<u8>> {
         if !idle || !is_tree_read(code) || !self.share.enabled.load(Ordering::Acquire) {
             return None;
         }
@@ -187,7 +188,7 @@ impl DirectReader {
         if !a.watches.is_empty() {
             return None;
         }
-        let reply = frame(xid, view.tree.last_applied().0 as i64, a.err, &a.body);
+        let reply = frame(xid, view.tree.last_applied().0 as i64, a.outcome, &a.body);
         self.share.answered.fetch_add(1, Ordering::Relaxed);
         self.share.touched.store(true, Ordering::Relaxed);
         self.metrics.received();

@@ -4,6 +4,7 @@ use super::direct::SessionShare;
 use super::limits::Flow;
 use actix::Message;
 use ensemble_messages::jute::ConnectRequest;
+use ensemble_messages::zk::{OpCode, UnknownOpCode};
 use std::sync::Arc;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -86,8 +87,8 @@ pub struct ClientPacket {
     pub conn: u64,
     /// Request xid.
     pub xid: i32,
-    /// Op code.
-    pub op: i32,
+    /// Op code; an unknown one is answered Unimplemented in the connection's order.
+    pub op: Result<OpCode, UnknownOpCode>,
     /// The request record after the header.
     pub body: Vec<u8>,
 }

@@ -6,7 +6,7 @@ use crate::data_tree::{config_node, permits, DataTree, TreeOp};
 use crate::zab::membership::{next_servers, server_lines};
 use ensemble_config::dynamic::Membership;
 use ensemble_messages::jute::{Jute, ReconfigRequest};
-use ensemble_messages::zk::{err, op, perm};
+use ensemble_messages::zk::{perm, OpCode, ZkError};
 
 /// The txn a reconfig request asks for, or ZooKeeper's error: ReconfigDisabled when the
 /// server does not serve reconfig, NoAuth for a caller the config node's ACL refuses a write
@@ -17,19 +17,19 @@ pub(super) fn reconfig_request(
     tree: &DataTree,
     auth: &[(String, String)],
     enabled: bool,
-) -> Result<WriteRequest, i32> {
+) -> Result<WriteRequest, ZkError> {
     if !enabled {
-        return Err(err::RECONFIG_DISABLED);
+        return Err(ZkError::ReconfigDisabled);
     }
-    let r = ReconfigRequest::from_bytes(body).map_err(|_| err::MARSHALLING_ERROR)?;
-    let node = tree.get(config_node::PATH).ok_or(err::NO_NODE)?;
+    let r = ReconfigRequest::from_bytes(body).map_err(|_| ZkError::MarshallingError)?;
+    let node = tree.get(config_node::PATH).ok_or(ZkError::NoNode)?;
     if !permits(&node.acl, perm::WRITE, auth) {
-        return Err(err::NO_AUTH);
+        return Err(ZkError::NoAuth);
     }
     let current = std::str::from_utf8(node.data())
         .ok()
         .and_then(|t| Membership::parse(t).ok())
-        .ok_or(err::RUNTIME_INCONSISTENCY)?;
+        .ok_or(ZkError::RuntimeInconsistency)?;
     let servers = next_servers(
         &current.servers,
         &r.joining_servers,
@@ -38,10 +38,10 @@ pub(super) fn reconfig_request(
     )?;
     let explicit = r.cur_config_id != -1;
     if explicit && u64::try_from(r.cur_config_id).ok() != Some(current.version) {
-        return Err(err::BAD_VERSION);
+        return Err(ZkError::BadVersion);
     }
     Ok(WriteRequest {
-        code: op::RECONFIG,
+        code: OpCode::Reconfig,
         op: TreeOp::Reconfig {
             servers: server_lines(&servers),
             expected_version: current.version,

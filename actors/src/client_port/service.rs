@@ -13,7 +13,9 @@ use crate::data_tree::{
 use crate::metrics::ServerMetrics;
 use crate::sessions::{first_session_id, kinds_of_type, password_matches, WatchKind, WatchManager};
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{err, event, op, perm, state, xid, CONTAINER_OWNER};
+use ensemble_messages::zk::{
+    perm, xid, EventType, KeeperState, OpCode, UnknownOpCode, ZkError, CONTAINER_OWNER,
+};
 use ensemble_messages::{Sid, Zxid};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -41,7 +43,7 @@ enum Queued {
     Read {
         since: Instant,
         xid: i32,
-        op: i32,
+        op: Result<OpCode, UnknownOpCode>,
         body: Vec<u8>,
     },
 }
@@ -95,9 +97,9 @@ enum Pending {
 
 /// A parsed write: the tree op, the op codes of a multi's sub-ops, and the path (for sync).
 pub(super) struct WriteRequest {
-    pub(super) code: i32,
+    pub(super) code: OpCode,
     pub(super) op: TreeOp,
-    pub(super) sub_ops: Vec<i32>,
+    pub(super) sub_ops: Vec<OpCode>,
     pub(super) path: String,
 }
 
@@ -162,7 +164,8 @@ pub struct ClientService {
 }
 
 /// A reply frame: the header, then `body`.
-pub(super) fn frame(xid: i32, zxid: i64, err: i32, body: &[u8]) -> Vec<u8> {
+pub(super) fn frame(xid: i32, zxid: i64, outcome: Result<(), ZkError>, body: &[u8]) -> Vec<u8> {
+    let err = ZkError::to_wire(outcome);
     let mut out = ReplyHeader { xid, zxid, err }.to_bytes();
     out.extend_from_slice(body);
     out
@@ -487,13 +490,14 @@ impl ClientService {
             return;
         };
         let parsed = match p.op {
-            op::RECONFIG => Some(super::reconfig::reconfig_request(
+            Ok(OpCode::Reconfig) => Some(super::reconfig::reconfig_request(
                 &p.body,
                 tree,
                 &conn.auth,
                 self.limits.reconfig_enabled,
             )),
-            _ => write_op(p.op, &p.body, self.limits.max_buffer),
+            Ok(code) => write_op(code, &p.body, self.limits.max_buffer),
+            Err(_) => None,
         };
         conn.received += 1;
         let session = conn.session;
@@ -505,13 +509,18 @@ impl ClientService {
         };
         self.touched.insert(session);
         if conn.read_only && parsed.is_some() {
-            if p.op == op::CLOSE_SESSION {
-                let reply = frame(p.xid, tree.last_applied().0 as i64, err::OK, &[]);
+            if p.op == Ok(OpCode::CloseSession) {
+                let reply = frame(p.xid, tree.last_applied().0 as i64, Ok(()), &[]);
                 self.enqueue_ready(p.conn, reply, tree);
                 self.close(p.conn);
                 return;
             }
-            let reply = frame(p.xid, tree.last_applied().0 as i64, err::NOT_READ_ONLY, &[]);
+            let reply = frame(
+                p.xid,
+                tree.last_applied().0 as i64,
+                Err(ZkError::NotReadOnly),
+                &[],
+            );
             self.enqueue_ready(p.conn, reply, tree);
             return;
         }
@@ -554,8 +563,8 @@ impl ClientService {
                         },
                     );
                 }
-                Err(code) => {
-                    let reply = frame(p.xid, tree.last_applied().0 as i64, code, &[]);
+                Err(e) => {
+                    let reply = frame(p.xid, tree.last_applied().0 as i64, Err(e), &[]);
                     self.enqueue_ready(p.conn, reply, tree);
                 }
             }
@@ -640,33 +649,41 @@ impl ClientService {
         session: i64,
         auth: &[(String, String)],
         xid: i32,
-        code: i32,
+        code: Result<OpCode, UnknownOpCode>,
         body: &[u8],
         tree: &DataTree,
     ) -> Vec<u8> {
         let zxid = tree.last_applied().0 as i64;
-        let ok = |b: Vec<u8>| frame(xid, zxid, err::OK, &b);
-        let fail = |e: i32| frame(xid, zxid, e, &[]);
+        let ok = |b: Vec<u8>| frame(xid, zxid, Ok(()), &b);
+        let fail = |e: ZkError| frame(xid, zxid, Err(e), &[]);
+        let code = match code {
+            Ok(code) => code,
+            Err(unknown) => {
+                // As ZooKeeper, whose UnimplementedRequestProcessor answers these.
+                tracing::debug!(session, "{unknown}: answering Unimplemented");
+                return fail(ZkError::Unimplemented);
+            }
+        };
         if let Some(a) = tree_read(tree, session, auth, code, body) {
             for (kind, path) in &a.watches {
                 self.watches.add(*kind, path, session);
             }
-            return frame(xid, zxid, a.err, &a.body);
+            return frame(xid, zxid, a.outcome, &a.body);
         }
         match code {
-            op::PING => frame(xid::PING, zxid, err::OK, &[]),
-            op::AUTH => match AuthPacket::from_bytes(body) {
+            OpCode::Ping => frame(xid::PING, zxid, Ok(()), &[]),
+            OpCode::Auth => match AuthPacket::from_bytes(body) {
                 Ok(a) if a.scheme == "digest" => {
                     let ids = self.digest_identities(&String::from_utf8_lossy(&a.auth.0));
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.auth.extend(ids);
                     }
-                    frame(xid::AUTH, zxid, err::OK, &[])
+                    frame(xid::AUTH, zxid, Ok(()), &[])
                 }
-                _ => frame(xid::AUTH, zxid, err::AUTH_FAILED, &[]),
+                _ => frame(xid::AUTH, zxid, Err(ZkError::AuthFailed), &[]),
             },
-            op::ADD_WATCH => match AddWatchRequest::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
+            OpCode::AddWatch => match AddWatchRequest::from_bytes(body) {
+                Err(_) => fail(ZkError::MarshallingError),
                 Ok(r) => {
                     let kind = if r.mode == 1 {
                         WatchKind::PersistentRecursive
@@ -677,23 +694,25 @@ impl ClientService {
                     ok(Vec::new())
                 }
             },
-            op::CHECK_WATCHES | op::REMOVE_WATCHES => match WatchesRequest::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
-                Ok(r) => {
-                    let kinds = kinds_of_type(r.watcher_type);
-                    let found = if code == op::CHECK_WATCHES {
-                        self.watches.has(kinds, &r.path, session)
-                    } else {
-                        self.watches.remove(kinds, &r.path, session)
-                    };
-                    if found {
-                        ok(Vec::new())
-                    } else {
-                        fail(err::NO_WATCHER)
+            OpCode::CheckWatches | OpCode::RemoveWatches => {
+                match WatchesRequest::from_bytes(body) {
+                    Err(_) => fail(ZkError::MarshallingError),
+                    Ok(r) => {
+                        let kinds = kinds_of_type(r.watcher_type);
+                        let found = if code == OpCode::CheckWatches {
+                            self.watches.has(kinds, &r.path, session)
+                        } else {
+                            self.watches.remove(kinds, &r.path, session)
+                        };
+                        if found {
+                            ok(Vec::new())
+                        } else {
+                            fail(ZkError::NoWatcher)
+                        }
                     }
                 }
-            },
-            op::WHO_AM_I => ok(WhoAmIResponse {
+            }
+            OpCode::WhoAmI => ok(WhoAmIResponse {
                 client_info: auth
                     .iter()
                     .map(|(scheme, id)| ClientInfo {
@@ -707,15 +726,15 @@ impl ClientService {
                     .collect(),
             }
             .to_bytes()),
-            op::SET_WATCHES => match SetWatches::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
+            OpCode::SetWatches => match SetWatches::from_bytes(body) {
+                Err(_) => fail(ZkError::MarshallingError),
                 Ok(w) => {
                     self.set_watches(conn, session, &w, tree);
-                    frame(xid::SET_WATCHES, zxid, err::OK, &[])
+                    frame(xid::SET_WATCHES, zxid, Ok(()), &[])
                 }
             },
-            op::SET_WATCHES2 => match SetWatches2::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
+            OpCode::SetWatches2 => match SetWatches2::from_bytes(body) {
+                Err(_) => fail(ZkError::MarshallingError),
                 Ok(w) => {
                     let one_shot = SetWatches {
                         relative_zxid: w.relative_zxid,
@@ -730,10 +749,10 @@ impl ClientService {
                     for p in &w.persistent_recursive_watches {
                         self.watches.add(WatchKind::PersistentRecursive, p, session);
                     }
-                    frame(xid::SET_WATCHES, zxid, err::OK, &[])
+                    frame(xid::SET_WATCHES, zxid, Ok(()), &[])
                 }
             },
-            _ => fail(err::UNIMPLEMENTED),
+            _ => fail(ZkError::Unimplemented),
         }
     }
 
@@ -743,21 +762,21 @@ impl ClientService {
         let mut fire = Vec::new();
         for p in &w.data_watches {
             match tree.stat(p) {
-                None => fire.push((event::NODE_DELETED, p.clone())),
-                Some(s) if s.mzxid > rel => fire.push((event::NODE_DATA_CHANGED, p.clone())),
+                None => fire.push((EventType::NodeDeleted, p.clone())),
+                Some(s) if s.mzxid > rel => fire.push((EventType::NodeDataChanged, p.clone())),
                 Some(_) => self.watches.add(WatchKind::Data, p, session),
             }
         }
         for p in &w.exist_watches {
             match tree.stat(p) {
-                Some(_) => fire.push((event::NODE_CREATED, p.clone())),
+                Some(_) => fire.push((EventType::NodeCreated, p.clone())),
                 None => self.watches.add(WatchKind::Exist, p, session),
             }
         }
         for p in &w.child_watches {
             match tree.stat(p) {
-                None => fire.push((event::NODE_DELETED, p.clone())),
-                Some(s) if s.pzxid > rel => fire.push((event::NODE_CHILDREN_CHANGED, p.clone())),
+                None => fire.push((EventType::NodeDeleted, p.clone())),
+                Some(s) if s.pzxid > rel => fire.push((EventType::NodeChildrenChanged, p.clone())),
                 Some(_) => self.watches.add(WatchKind::Child, p, session),
             }
         }
@@ -887,22 +906,22 @@ impl ClientService {
             }
             Pending::Write { conn, xid, request } => {
                 let code = request.code;
-                let moved = matches!(outcome, Ok((_, OpResult::Error(err::SESSION_MOVED))));
+                let moved = matches!(outcome, Ok((_, OpResult::Error(ZkError::SessionMoved))));
                 let reply = match outcome {
                     Err(why) => {
-                        let code = (code == op::RECONFIG)
+                        let code = (code == OpCode::Reconfig)
                             .then(|| crate::zab::membership::refusal_code(&why))
                             .flatten()
-                            .unwrap_or(err::CONNECTION_LOSS);
-                        frame(xid, tree.last_applied().0 as i64, code, &[])
+                            .unwrap_or(ZkError::ConnectionLoss);
+                        frame(xid, tree.last_applied().0 as i64, Err(code), &[])
                     }
-                    Ok((zxid, OpResult::DataSet { stat })) if code == op::RECONFIG => {
+                    Ok((zxid, OpResult::DataSet { stat })) if code == OpCode::Reconfig => {
                         let data = tree.config().0;
                         let reply = GetDataResponse {
                             data: Buffer(data),
                             stat: to_stat(&stat),
                         };
-                        frame(xid, zxid.0 as i64, err::OK, &reply.to_bytes())
+                        frame(xid, zxid.0 as i64, Ok(()), &reply.to_bytes())
                     }
                     Ok((zxid, result)) => write_reply(xid, zxid.0 as i64, &request, &result),
                 };
@@ -923,7 +942,7 @@ impl ClientService {
                 }
                 // After closing its session, or finding it moved to another server (ZooKeeper
                 // treats SessionMoved as a connection-level error), the connection ends.
-                if code == op::CLOSE_SESSION || moved {
+                if code == OpCode::CloseSession || moved {
                     self.drain(conn, tree);
                     self.close(conn);
                     return;
@@ -934,14 +953,14 @@ impl ClientService {
     }
 }
 
-fn event_frame(event_type: i32, path: &str) -> Vec<u8> {
+fn event_frame(event_type: EventType, path: &str) -> Vec<u8> {
     let body = WatcherEvent {
-        event_type,
-        state: state::SYNC_CONNECTED,
+        event_type: event_type.code(),
+        state: KeeperState::SyncConnected.code(),
         path: path.to_string(),
     }
     .to_bytes();
-    frame(xid::WATCH_EVENT, -1, err::OK, &body)
+    frame(xid::WATCH_EVENT, -1, Ok(()), &body)
 }
 
 /// The password of the live session a reconnecting client names, if it gave that password.
@@ -978,7 +997,7 @@ fn accepted(
 }
 
 /// Parses a write request; `None` when `code` is not a write.
-fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteRequest, i32>> {
+fn write_op(code: OpCode, body: &[u8], max_buffer: usize) -> Option<Result<WriteRequest, ZkError>> {
     let plain = |op: TreeOp, path: String| WriteRequest {
         code,
         op,
@@ -986,10 +1005,10 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
         path,
     };
     let parsed = match code {
-        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => {
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer => {
             CreateRequest::from_bytes(body).map(|r| {
-                let mode = if code == op::CREATE_CONTAINER {
-                    Some(CreateMode::Container)
+                let mode = if code == OpCode::CreateContainer {
+                    Ok(CreateMode::Container)
                 } else {
                     CreateMode::from_flags(r.flags, -1)
                 };
@@ -997,12 +1016,12 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
                     .map(|op| plain(op, r.path))
             })
         }
-        op::CREATE_TTL => CreateTtlRequest::from_bytes(body).map(|r| {
+        OpCode::CreateTtl => CreateTtlRequest::from_bytes(body).map(|r| {
             let mode = CreateMode::from_flags(r.flags, r.ttl);
             create_op(r.path.clone(), r.data.0, &r.acl, mode, max_buffer)
                 .map(|op| plain(op, r.path))
         }),
-        op::DELETE => DeleteRequest::from_bytes(body).map(|r| {
+        OpCode::Delete => DeleteRequest::from_bytes(body).map(|r| {
             Ok(plain(
                 TreeOp::Delete {
                     path: r.path.clone(),
@@ -1011,7 +1030,7 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
                 r.path,
             ))
         }),
-        op::SET_DATA => SetDataRequest::from_bytes(body).map(|r| {
+        OpCode::SetData => SetDataRequest::from_bytes(body).map(|r| {
             check_size(&r.data.0, max_buffer)?;
             Ok(plain(
                 TreeOp::SetData {
@@ -1022,7 +1041,7 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
                 r.path,
             ))
         }),
-        op::SET_ACL => SetAclRequest::from_bytes(body).map(|r| {
+        OpCode::SetAcl => SetAclRequest::from_bytes(body).map(|r| {
             Ok(plain(
                 TreeOp::SetAcl {
                     path: r.path.clone(),
@@ -1032,7 +1051,7 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
                 r.path,
             ))
         }),
-        op::CHECK => CheckVersionRequest::from_bytes(body).map(|r| {
+        OpCode::Check => CheckVersionRequest::from_bytes(body).map(|r| {
             Ok(plain(
                 TreeOp::Check {
                     path: r.path.clone(),
@@ -1041,7 +1060,7 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
                 r.path,
             ))
         }),
-        op::MULTI => Ok(
+        OpCode::Multi => Ok(
             parse_multi(body, max_buffer).map(|(op, sub_ops)| WriteRequest {
                 code,
                 op,
@@ -1049,9 +1068,9 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
                 path: String::new(),
             }),
         ),
-        op::CLOSE_SESSION => Ok(Ok(plain(TreeOp::CloseSession, String::new()))),
+        OpCode::CloseSession => Ok(Ok(plain(TreeOp::CloseSession, String::new()))),
         // sync: a committed no-op; once it is applied here, so is everything before it.
-        op::SYNC => PathRequest::from_bytes(body).map(|r| {
+        OpCode::Sync => PathRequest::from_bytes(body).map(|r| {
             Ok(plain(
                 TreeOp::Check {
                     path: "/".into(),
@@ -1062,23 +1081,23 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
         }),
         _ => return None,
     };
-    Some(parsed.unwrap_or(Err(err::MARSHALLING_ERROR)))
+    Some(parsed.unwrap_or(Err(ZkError::MarshallingError)))
 }
 
 fn create_op(
     path: String,
     data: Vec<u8>,
     acl: &[Acl],
-    mode: Option<CreateMode>,
+    mode: Result<CreateMode, ZkError>,
     max_buffer: usize,
-) -> Result<TreeOp, i32> {
-    let mode = mode.ok_or(err::BAD_ARGUMENTS)?;
+) -> Result<TreeOp, ZkError> {
+    let mode = mode?;
     let check = if mode.is_sequential() {
         format!("{path}0")
     } else {
         path.clone()
     };
-    crate::data_tree::validate_path(&check).map_err(|_| err::BAD_ARGUMENTS)?;
+    crate::data_tree::validate_path(&check).map_err(|_| ZkError::BadArguments)?;
     check_size(&data, max_buffer)?;
     Ok(TreeOp::Create {
         path,
@@ -1089,53 +1108,54 @@ fn create_op(
 }
 
 /// Data over jute.maxbuffer is refused with BadArguments, and logged.
-fn check_size(data: &[u8], max_buffer: usize) -> Result<(), i32> {
+fn check_size(data: &[u8], max_buffer: usize) -> Result<(), ZkError> {
     if data.len() > max_buffer {
         tracing::warn!(
             "refusing a write of {} bytes of data: over jute.maxbuffer ({max_buffer} bytes)",
             data.len()
         );
-        return Err(err::BAD_ARGUMENTS);
+        return Err(ZkError::BadArguments);
     }
     Ok(())
 }
 
-fn parse_multi(body: &[u8], max_buffer: usize) -> Result<(TreeOp, Vec<i32>), i32> {
+fn parse_multi(body: &[u8], max_buffer: usize) -> Result<(TreeOp, Vec<OpCode>), ZkError> {
     let mut r = JuteReader::new(body);
     let mut ops = Vec::new();
     loop {
-        let h = MultiHeader::read(&mut r, "multi header").map_err(|_| err::MARSHALLING_ERROR)?;
+        let h = MultiHeader::read(&mut r, "multi header").map_err(|_| ZkError::MarshallingError)?;
         if h.done {
             break;
         }
-        let op = match h.op {
-            op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => {
+        let code = OpCode::try_from(h.op).map_err(|_| ZkError::Unimplemented)?;
+        let op = match code {
+            OpCode::Create | OpCode::Create2 | OpCode::CreateContainer => {
                 let c = CreateRequest::read(&mut r, "multi create")
-                    .map_err(|_| err::MARSHALLING_ERROR)?;
-                let mode = if h.op == op::CREATE_CONTAINER {
-                    Some(CreateMode::Container)
+                    .map_err(|_| ZkError::MarshallingError)?;
+                let mode = if code == OpCode::CreateContainer {
+                    Ok(CreateMode::Container)
                 } else {
                     CreateMode::from_flags(c.flags, -1)
                 };
                 create_op(c.path, c.data.0, &c.acl, mode, max_buffer)?
             }
-            op::CREATE_TTL => {
+            OpCode::CreateTtl => {
                 let c = CreateTtlRequest::read(&mut r, "multi createTTL")
-                    .map_err(|_| err::MARSHALLING_ERROR)?;
+                    .map_err(|_| ZkError::MarshallingError)?;
                 let mode = CreateMode::from_flags(c.flags, c.ttl);
                 create_op(c.path, c.data.0, &c.acl, mode, max_buffer)?
             }
-            op::DELETE => {
+            OpCode::Delete => {
                 let d = DeleteRequest::read(&mut r, "multi delete")
-                    .map_err(|_| err::MARSHALLING_ERROR)?;
+                    .map_err(|_| ZkError::MarshallingError)?;
                 TreeOp::Delete {
                     path: d.path,
                     version: d.version,
                 }
             }
-            op::SET_DATA => {
+            OpCode::SetData => {
                 let s = SetDataRequest::read(&mut r, "multi setData")
-                    .map_err(|_| err::MARSHALLING_ERROR)?;
+                    .map_err(|_| ZkError::MarshallingError)?;
                 check_size(&s.data.0, max_buffer)?;
                 TreeOp::SetData {
                     path: s.path,
@@ -1143,17 +1163,17 @@ fn parse_multi(body: &[u8], max_buffer: usize) -> Result<(TreeOp, Vec<i32>), i32
                     version: s.version,
                 }
             }
-            op::CHECK => {
+            OpCode::Check => {
                 let c = CheckVersionRequest::read(&mut r, "multi check")
-                    .map_err(|_| err::MARSHALLING_ERROR)?;
+                    .map_err(|_| ZkError::MarshallingError)?;
                 TreeOp::Check {
                     path: c.path,
                     version: c.version,
                 }
             }
-            _ => return Err(err::UNIMPLEMENTED),
+            _ => return Err(ZkError::Unimplemented),
         };
-        ops.push((h.op, op));
+        ops.push((code, op));
     }
     let codes = ops.iter().map(|(c, _)| *c).collect();
     Ok((
@@ -1166,20 +1186,20 @@ fn parse_multi(body: &[u8], max_buffer: usize) -> Result<(TreeOp, Vec<i32>), i32
 fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -> Vec<u8> {
     let code = request.code;
     match result {
-        OpResult::Error(e) => frame(xid, zxid, *e, &[]),
+        OpResult::Error(e) => frame(xid, zxid, Err(*e), &[]),
         OpResult::Created { path, stat } => {
-            if code == op::CREATE {
+            if code == OpCode::Create {
                 frame(
                     xid,
                     zxid,
-                    err::OK,
+                    Ok(()),
                     &CreateResponse { path: path.clone() }.to_bytes(),
                 )
             } else {
                 frame(
                     xid,
                     zxid,
-                    err::OK,
+                    Ok(()),
                     &Create2Response {
                         path: path.clone(),
                         stat: to_stat(stat),
@@ -1191,16 +1211,16 @@ fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -
         OpResult::DataSet { stat } | OpResult::AclSet { stat } => frame(
             xid,
             zxid,
-            err::OK,
+            Ok(()),
             &StatResponse {
                 stat: to_stat(stat),
             }
             .to_bytes(),
         ),
-        OpResult::Checked if code == op::SYNC => frame(
+        OpResult::Checked if code == OpCode::Sync => frame(
             xid,
             zxid,
-            err::OK,
+            Ok(()),
             &PathRequest {
                 path: request.path.clone(),
             }
@@ -1209,24 +1229,26 @@ fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -
         OpResult::Multi(results) => {
             let mut w = JuteWriter::default();
             for (i, r) in results.iter().enumerate() {
-                let sub = request.sub_ops.get(i).copied().unwrap_or(op::CREATE2);
+                let sub = request.sub_ops.get(i).copied().unwrap_or(OpCode::Create2);
                 let (t, e) = match r {
-                    OpResult::Created { .. } if sub == op::CREATE => (op::CREATE, err::OK),
-                    OpResult::Created { .. } => (op::CREATE2, err::OK),
-                    OpResult::Deleted => (op::DELETE, err::OK),
-                    OpResult::DataSet { .. } => (op::SET_DATA, err::OK),
-                    OpResult::Checked => (op::CHECK, err::OK),
-                    OpResult::Error(e) => (op::ERROR, *e),
-                    _ => (op::ERROR, err::RUNTIME_INCONSISTENCY),
+                    OpResult::Created { .. } if sub == OpCode::Create => (OpCode::Create, Ok(())),
+                    OpResult::Created { .. } => (OpCode::Create2, Ok(())),
+                    OpResult::Deleted => (OpCode::Delete, Ok(())),
+                    OpResult::DataSet { .. } => (OpCode::SetData, Ok(())),
+                    OpResult::Checked => (OpCode::Check, Ok(())),
+                    OpResult::Error(e) => (OpCode::Error, Err(*e)),
+                    OpResult::RolledBack => (OpCode::Error, Ok(())),
+                    _ => (OpCode::Error, Err(ZkError::RuntimeInconsistency)),
                 };
+                let err = ZkError::to_wire(e);
                 MultiHeader {
-                    op: t,
+                    op: t.code(),
                     done: false,
-                    err: e,
+                    err,
                 }
                 .write(&mut w);
                 match r {
-                    OpResult::Created { path, .. } if sub == op::CREATE => {
+                    OpResult::Created { path, .. } if sub == OpCode::Create => {
                         CreateResponse { path: path.clone() }.write(&mut w)
                     }
                     OpResult::Created { path, stat } => Create2Response {
@@ -1238,7 +1260,9 @@ fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -
                         stat: to_stat(stat),
                     }
                     .write(&mut w),
-                    OpResult::Error(e) => ErrorResponse { err: *e }.write(&mut w),
+                    OpResult::Error(_) | OpResult::RolledBack => {
+                        ErrorResponse { err }.write(&mut w)
+                    }
                     _ => {}
                 }
             }
@@ -1248,9 +1272,9 @@ fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -
                 err: -1,
             }
             .write(&mut w);
-            frame(xid, zxid, err::OK, &w.bytes)
+            frame(xid, zxid, Ok(()), &w.bytes)
         }
-        _ => frame(xid, zxid, err::OK, &[]),
+        _ => frame(xid, zxid, Ok(()), &[]),
     }
 }
 

@@ -21,7 +21,7 @@ pub use ops::{
 };
 pub use path::validate_path;
 
-use ensemble_messages::zk::{err, event, perm, CONTAINER_OWNER};
+use ensemble_messages::zk::{perm, EventType, ZkError, CONTAINER_OWNER};
 use ensemble_messages::{codec, Sid, Txn, Zxid};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -193,7 +193,7 @@ impl DataTree {
     pub fn apply(&mut self, txn: &Txn) -> Applied {
         if txn.zxid <= self.last_applied {
             return Applied {
-                result: OpResult::Error(err::RUNTIME_INCONSISTENCY),
+                result: OpResult::Error(ZkError::RuntimeInconsistency),
                 triggers: Vec::new(),
                 closed_session: None,
             };
@@ -201,7 +201,7 @@ impl DataTree {
         self.last_applied = txn.zxid;
         let Ok(t) = codec::decode::<TreeTxn>(&txn.body) else {
             return Applied {
-                result: OpResult::Error(err::MARSHALLING_ERROR),
+                result: OpResult::Error(ZkError::MarshallingError),
                 triggers: Vec::new(),
                 closed_session: None,
             };
@@ -218,7 +218,7 @@ impl DataTree {
             .get(&t.session_id)
             .is_some_and(|s| s.owner != txn.origin);
         let result = match &t.op {
-            _ if moved => OpResult::Error(err::SESSION_MOVED),
+            _ if moved => OpResult::Error(ZkError::SessionMoved),
             TreeOp::CreateSession {
                 timeout_ms,
                 password,
@@ -228,7 +228,7 @@ impl DataTree {
                 }
                 let Some(session) = self.session_mut(t.session_id) else {
                     return Applied {
-                        result: OpResult::Error(err::RUNTIME_INCONSISTENCY),
+                        result: OpResult::Error(ZkError::RuntimeInconsistency),
                         triggers,
                         closed_session: None,
                     };
@@ -243,7 +243,7 @@ impl DataTree {
                     session.owner = txn.origin;
                     OpResult::Session
                 }
-                None => OpResult::Error(err::SESSION_EXPIRED),
+                None => OpResult::Error(ZkError::SessionExpired),
             },
             TreeOp::Multi(ops) => self.apply_multi(&t, ops, zxid, &mut triggers),
             op => self
@@ -281,7 +281,7 @@ impl DataTree {
                 | TreeOp::ExpireSession
                 | TreeOp::MoveSession
                 | TreeOp::Reap { .. }
-                | TreeOp::Reconfig { .. } => OpResult::Error(err::BAD_ARGUMENTS),
+                | TreeOp::Reconfig { .. } => OpResult::Error(ZkError::BadArguments),
                 op => self
                     .try_op(t, op, zxid, &mut undo, &mut memo, &mut fired)
                     .unwrap_or_else(OpResult::Error),
@@ -290,10 +290,10 @@ impl DataTree {
                 for saved in undo.log.into_iter().rev() {
                     self.restore(saved);
                 }
-                let mut out = vec![OpResult::Error(err::OK); i];
+                let mut out = vec![OpResult::RolledBack; i];
                 out.push(OpResult::Error(code));
                 out.extend(std::iter::repeat_n(
-                    OpResult::Error(err::RUNTIME_INCONSISTENCY),
+                    OpResult::Error(ZkError::RuntimeInconsistency),
                     ops.len() - i - 1,
                 ));
                 return OpResult::Multi(out);
@@ -353,7 +353,7 @@ impl DataTree {
         undo: &mut Undo,
         memo: &mut PermissionMemo,
         triggers: &mut Vec<Trigger>,
-    ) -> Result<OpResult, i32> {
+    ) -> Result<OpResult, ZkError> {
         match op {
             TreeOp::Reconfig {
                 servers,
@@ -365,12 +365,12 @@ impl DataTree {
                 self.reconfig(servers, expected, (t, zxid), undo, triggers)
             }
             TreeOp::Reap { path } => {
-                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
                 if node.stat.num_children > 0 {
-                    return Err(err::NOT_EMPTY);
+                    return Err(ZkError::NotEmpty);
                 }
                 if !is_due(node, t.time_ms) {
-                    return Err(err::BAD_VERSION);
+                    return Err(ZkError::BadVersion);
                 }
                 self.remove_node(path, zxid, undo, triggers);
                 Ok(OpResult::Deleted)
@@ -391,14 +391,14 @@ impl DataTree {
                 mode,
             } => self.create(t, path, data, acl, *mode, zxid, (undo, memo), triggers),
             TreeOp::Delete { path, version } => {
-                let parent = path::parent(path).ok_or(err::BAD_ARGUMENTS)?;
+                let parent = path::parent(path).ok_or(ZkError::BadArguments)?;
                 self.check_perm(parent, perm::DELETE, t, memo)?;
-                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
                 if *version != -1 && *version != node.stat.version {
-                    return Err(err::BAD_VERSION);
+                    return Err(ZkError::BadVersion);
                 }
                 if node.stat.num_children > 0 {
-                    return Err(err::NOT_EMPTY);
+                    return Err(ZkError::NotEmpty);
                 }
                 self.remove_node(path, zxid, undo, triggers);
                 Ok(OpResult::Deleted)
@@ -409,49 +409,49 @@ impl DataTree {
                 version,
             } => {
                 self.check_perm(path, perm::WRITE, t, memo)?;
-                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
                 if *version != -1 && *version != node.stat.version {
-                    return Err(err::BAD_VERSION);
+                    return Err(ZkError::BadVersion);
                 }
                 self.save_node(undo, path);
-                let node = self.nodes.get_mut(path).ok_or(err::NO_NODE)?;
+                let node = self.nodes.get_mut(path).ok_or(ZkError::NoNode)?;
                 let old_len = node.data.len();
                 node.set_data(data.clone(), false);
                 node.stat.version += 1;
                 node.stat.mzxid = zxid;
                 node.stat.mtime = t.time_ms;
                 self.quota_rewritten(path, old_len, data.len(), undo);
-                triggers.push(self.trigger(path, event::NODE_DATA_CHANGED));
+                triggers.push(self.trigger(path, EventType::NodeDataChanged));
                 Ok(OpResult::DataSet {
-                    stat: self.stat(path).ok_or(err::NO_NODE)?,
+                    stat: self.stat(path).ok_or(ZkError::NoNode)?,
                 })
             }
             TreeOp::SetAcl { path, acl, version } => {
                 self.check_perm(path, perm::ADMIN, t, memo)?;
                 let acl = acl::resolve(acl, &t.auth)?;
-                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
                 if *version != -1 && *version != node.stat.aversion {
-                    return Err(err::BAD_VERSION);
+                    return Err(ZkError::BadVersion);
                 }
                 let acl = self.acls.intern(&acl);
                 self.save_node(undo, path);
-                let node = self.nodes.get_mut(path).ok_or(err::NO_NODE)?;
+                let node = self.nodes.get_mut(path).ok_or(ZkError::NoNode)?;
                 node.acl = acl;
                 node.stat.aversion += 1;
                 Ok(OpResult::AclSet {
-                    stat: self.stat(path).ok_or(err::NO_NODE)?,
+                    stat: self.stat(path).ok_or(ZkError::NoNode)?,
                 })
             }
             TreeOp::Check { path, version } => {
                 self.check_perm(path, perm::READ, t, memo)?;
-                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
                 if *version != -1 && *version != node.stat.version {
-                    return Err(err::BAD_VERSION);
+                    return Err(ZkError::BadVersion);
                 }
                 Ok(OpResult::Checked)
             }
             TreeOp::Multi(_) | TreeOp::CreateSession { .. } | TreeOp::MoveSession => {
-                Err(err::BAD_ARGUMENTS)
+                Err(ZkError::BadArguments)
             }
         }
     }
@@ -467,27 +467,27 @@ impl DataTree {
         zxid: i64,
         (undo, memo): (&mut Undo, &mut PermissionMemo),
         triggers: &mut Vec<Trigger>,
-    ) -> Result<OpResult, i32> {
-        let parent_path = path::parent(path).ok_or(err::BAD_ARGUMENTS)?.to_string();
+    ) -> Result<OpResult, ZkError> {
+        let parent_path = path::parent(path).ok_or(ZkError::BadArguments)?.to_string();
         self.check_perm(&parent_path, perm::CREATE, t, memo)?;
         let acl = acl::resolve(acl, &t.auth)?;
-        let parent = self.nodes.get(&parent_path).ok_or(err::NO_NODE)?;
+        let parent = self.nodes.get(&parent_path).ok_or(ZkError::NoNode)?;
         if is_session_owner(parent.stat.ephemeral_owner) {
-            return Err(err::NO_CHILDREN_FOR_EPHEMERALS);
+            return Err(ZkError::NoChildrenForEphemerals);
         }
         let path = if mode.is_sequential() {
             format!("{path}{:010}", parent.stat.cversion)
         } else {
             path.to_string()
         };
-        validate_path(&path).map_err(|_| err::BAD_ARGUMENTS)?;
+        validate_path(&path).map_err(|_| ZkError::BadArguments)?;
         if self.nodes.contains(&path) {
-            return Err(err::NODE_EXISTS);
+            return Err(ZkError::NodeExists);
         }
         let owner = match mode {
             m if m.is_ephemeral() => {
                 if !self.sessions.contains_key(&t.session_id) {
-                    return Err(err::SESSION_EXPIRED);
+                    return Err(ZkError::SessionExpired);
                 }
                 t.session_id
             }
@@ -524,9 +524,9 @@ impl DataTree {
                 s.ephemerals.insert(path.clone());
             }
         }
-        triggers.push(self.trigger(&path, event::NODE_CREATED));
-        triggers.push(self.trigger(&parent_path, event::NODE_CHILDREN_CHANGED));
-        let stat = self.stat(&path).ok_or(err::NO_NODE)?;
+        triggers.push(self.trigger(&path, EventType::NodeCreated));
+        triggers.push(self.trigger(&parent_path, EventType::NodeChildrenChanged));
+        let stat = self.stat(&path).ok_or(ZkError::NoNode)?;
         Ok(OpResult::Created { path, stat })
     }
 
@@ -551,7 +551,7 @@ impl DataTree {
         let len = node.data.len();
         triggers.push(Trigger {
             path: path.to_string(),
-            event: event::NODE_DELETED,
+            event: EventType::NodeDeleted,
             acl: node.acl.clone(),
         });
         Self::save(undo, || Saved::Node(path.to_string(), Some(node)));
@@ -571,11 +571,11 @@ impl DataTree {
             p.stat.pzxid = zxid;
         }
         self.quota_removed(path, len, undo);
-        triggers.push(self.trigger(parent, event::NODE_CHILDREN_CHANGED));
+        triggers.push(self.trigger(parent, EventType::NodeChildrenChanged));
     }
 
     /// The trigger of a change of the (existing) znode at `path`, with its ACL.
-    fn trigger(&self, path: &str, event: i32) -> Trigger {
+    fn trigger(&self, path: &str, event: EventType) -> Trigger {
         Trigger {
             path: path.to_string(),
             event,
@@ -593,9 +593,9 @@ impl DataTree {
         needed: i32,
         t: &TreeTxn,
         memo: &mut PermissionMemo,
-    ) -> Result<(), i32> {
+    ) -> Result<(), ZkError> {
         match self.nodes.get(path) {
-            Some(n) if !memo.permits(&n.acl, needed, &t.auth) => Err(err::NO_AUTH),
+            Some(n) if !memo.permits(&n.acl, needed, &t.auth) => Err(ZkError::NoAuth),
             _ => Ok(()),
         }
     }

@@ -1,7 +1,7 @@
 //! The watches of the sessions connected to this server: one-shot data, exist and child
 //! watches, and the persistent (and persistent-recursive) watches of `addWatch`.
 
-use ensemble_messages::zk::event;
+use ensemble_messages::zk::EventType;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What a watch was set by.
@@ -155,14 +155,16 @@ impl WatchManager {
     pub fn trigger(
         &mut self,
         path: &str,
-        event_type: i32,
+        event_type: EventType,
         mut may_read: impl FnMut(i64) -> bool,
-    ) -> Vec<(i64, i32, String)> {
+    ) -> Vec<(i64, EventType, String)> {
         let mut sessions = BTreeSet::new();
         let kinds: &[WatchKind] = match event_type {
-            event::NODE_CREATED | event::NODE_DATA_CHANGED => &[WatchKind::Data, WatchKind::Exist],
-            event::NODE_DELETED => &[WatchKind::Data, WatchKind::Exist, WatchKind::Child],
-            event::NODE_CHILDREN_CHANGED => &[WatchKind::Child],
+            EventType::NodeCreated | EventType::NodeDataChanged => {
+                &[WatchKind::Data, WatchKind::Exist]
+            }
+            EventType::NodeDeleted => &[WatchKind::Data, WatchKind::Exist, WatchKind::Child],
+            EventType::NodeChildrenChanged => &[WatchKind::Child],
             _ => &[],
         };
         for k in kinds {
@@ -179,7 +181,7 @@ impl WatchManager {
         if let Some(s) = self.persistent.get(path) {
             sessions.extend(s.iter().copied());
         }
-        if event_type != event::NODE_CHILDREN_CHANGED {
+        if event_type != EventType::NodeChildrenChanged {
             let mut at = Some(path);
             while let Some(p) = at {
                 if let Some(s) = self.recursive.get(p) {
@@ -247,21 +249,21 @@ mod tests {
         w.add(WatchKind::Child, "/a", 2);
         w.add(WatchKind::Exist, "/b", 3);
         assert_eq!(
-            w.trigger("/a", event::NODE_CHILDREN_CHANGED, |_| true),
-            vec![(2, event::NODE_CHILDREN_CHANGED, "/a".into())]
+            w.trigger("/a", EventType::NodeChildrenChanged, |_| true),
+            vec![(2, EventType::NodeChildrenChanged, "/a".into())]
         );
         assert!(
-            w.trigger("/a", event::NODE_CHILDREN_CHANGED, |_| true)
+            w.trigger("/a", EventType::NodeChildrenChanged, |_| true)
                 .is_empty(),
             "one-shot"
         );
         assert_eq!(
-            w.trigger("/b", event::NODE_CREATED, |_| true),
-            vec![(3, event::NODE_CREATED, "/b".into())]
+            w.trigger("/b", EventType::NodeCreated, |_| true),
+            vec![(3, EventType::NodeCreated, "/b".into())]
         );
         assert_eq!(
-            w.trigger("/a", event::NODE_DELETED, |_| true),
-            vec![(1, event::NODE_DELETED, "/a".into())]
+            w.trigger("/a", EventType::NodeDeleted, |_| true),
+            vec![(1, EventType::NodeDeleted, "/a".into())]
         );
         w.add(WatchKind::Data, "/c", 4);
         w.remove_session(4);
@@ -275,21 +277,21 @@ mod tests {
         w.add(WatchKind::PersistentRecursive, "/r", 2);
         for _ in 0..2 {
             assert_eq!(
-                w.trigger("/p", event::NODE_DATA_CHANGED, |_| true),
-                vec![(1, event::NODE_DATA_CHANGED, "/p".into())]
+                w.trigger("/p", EventType::NodeDataChanged, |_| true),
+                vec![(1, EventType::NodeDataChanged, "/p".into())]
             );
         }
         assert_eq!(
-            w.trigger("/p", event::NODE_CHILDREN_CHANGED, |_| true)
+            w.trigger("/p", EventType::NodeChildrenChanged, |_| true)
                 .len(),
             1
         );
         assert_eq!(
-            w.trigger("/r/a/b", event::NODE_CREATED, |_| true),
-            vec![(2, event::NODE_CREATED, "/r/a/b".into())]
+            w.trigger("/r/a/b", EventType::NodeCreated, |_| true),
+            vec![(2, EventType::NodeCreated, "/r/a/b".into())]
         );
         assert!(
-            w.trigger("/r/a", event::NODE_CHILDREN_CHANGED, |_| true)
+            w.trigger("/r/a", EventType::NodeChildrenChanged, |_| true)
                 .is_empty(),
             "recursive watches skip child lists"
         );
@@ -308,11 +310,11 @@ mod tests {
         w.add(WatchKind::PersistentRecursive, "/", 2);
         w.add(WatchKind::Data, "/secret", 3);
         assert_eq!(
-            w.trigger("/secret", event::NODE_DATA_CHANGED, |s| s == 2),
-            vec![(2, event::NODE_DATA_CHANGED, "/secret".into())]
+            w.trigger("/secret", EventType::NodeDataChanged, |s| s == 2),
+            vec![(2, EventType::NodeDataChanged, "/secret".into())]
         );
         assert!(
-            w.trigger("/secret", event::NODE_DATA_CHANGED, |s| s == 3)
+            w.trigger("/secret", EventType::NodeDataChanged, |s| s == 3)
                 .is_empty(),
             "a filtered one-shot watch is used up"
         );
@@ -343,8 +345,8 @@ mod tests {
             let path = format!("/n{}", i % 7);
             w.add(kinds[(i % 5) as usize], &path, i % 11);
             match i % 6 {
-                0 => drop(w.trigger(&path, event::NODE_DELETED, |_| true)),
-                1 => drop(w.trigger(&path, event::NODE_CHILDREN_CHANGED, |_| true)),
+                0 => drop(w.trigger(&path, EventType::NodeDeleted, |_| true)),
+                1 => drop(w.trigger(&path, EventType::NodeChildrenChanged, |_| true)),
                 2 => drop(w.remove(kinds_of_type(3), &format!("/n{}", i % 5), i % 3)),
                 3 if i % 4 == 0 => w.remove_session(i % 11),
                 _ => {}
@@ -382,8 +384,8 @@ mod tests {
             started.elapsed()
         );
         assert_eq!(
-            w.trigger("/w7", event::NODE_DELETED, |_| true),
-            vec![(1, event::NODE_DELETED, "/w7".into())]
+            w.trigger("/w7", EventType::NodeDeleted, |_| true),
+            vec![(1, EventType::NodeDeleted, "/w7".into())]
         );
         w.remove_session(1);
         assert_eq!((w.count(), w.paths()), (0, 0));

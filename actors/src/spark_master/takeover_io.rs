@@ -14,7 +14,7 @@ use crate::zk_client::{ClientError, ZkClient};
 use ensemble_messages::codec::PeerCodec;
 use ensemble_messages::jute::{Acl, Id};
 use ensemble_messages::spark::{FromMaster, ToMaster};
-use ensemble_messages::zk::{err, perm};
+use ensemble_messages::zk::{perm, CreateMode, ZkError};
 use futures::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -52,22 +52,25 @@ pub async fn publish(
 ) -> Result<(), ClientError> {
     let data = encode_record(record);
     for _ in 0..2 {
-        match client.create_with_acl(path, &data, acl.to_vec(), 1).await {
+        match client
+            .create_with_acl(path, &data, acl.to_vec(), CreateMode::Ephemeral)
+            .await
+        {
             Ok(_) => return Ok(()),
-            Err(ClientError::Server(err::NODE_EXISTS)) => {}
+            Err(ClientError::Server(ZkError::NodeExists)) => {}
             Err(e) => return Err(e),
         }
         match client.exists(path).await? {
             // Created by an earlier try whose answer was lost.
             Some(stat) if stat.ephemeral_owner == client.session_id => return Ok(()),
             Some(_) => match client.delete(path, -1).await {
-                Ok(()) | Err(ClientError::Server(err::NO_NODE)) => {}
+                Ok(()) | Err(ClientError::Server(ZkError::NoNode)) => {}
                 Err(e) => return Err(e),
             },
             None => {}
         }
     }
-    Err(ClientError::Server(err::NODE_EXISTS))
+    Err(ClientError::Server(ZkError::NodeExists))
 }
 
 /// What a STANDBY master sees of the leader: the session that owns the leading latch and the
@@ -98,8 +101,8 @@ pub async fn read(
     }
     let (data, stat) = match client.get_data(path).await {
         Ok(v) => v,
-        Err(ClientError::Server(err::NO_NODE)) => return Ok(leader(None)),
-        Err(ClientError::Server(err::NO_AUTH)) => {
+        Err(ClientError::Server(ZkError::NoNode)) => return Ok(leader(None)),
+        Err(ClientError::Server(ZkError::NoAuth)) => {
             tracing::warn!(
                 "cannot read {path}: the masters' credentials differ \
                  (spark.deploy.zookeeper.masterAuth); failover waits for session expiry"
@@ -160,7 +163,7 @@ async fn take_over(
     let id = record.session_id;
     let client = match ZkClient::attach(servers, timeout, id, record.password.clone()).await {
         Ok(c) => c,
-        Err(ClientError::Server(err::SESSION_EXPIRED)) => return Ok(()),
+        Err(ClientError::Server(ZkError::SessionExpired)) => return Ok(()),
         Err(e) => return Err(format!("cannot attach to session 0x{id:x}: {e}")),
     };
     client

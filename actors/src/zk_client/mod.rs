@@ -11,7 +11,7 @@
 //! client with `zookeeper.client.secure=true` does.
 
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{err, event, op, perm, state, xid};
+use ensemble_messages::zk::{perm, xid, CreateMode, EventType, KeeperState, OpCode, ZkError};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,9 +25,9 @@ use tokio_rustls::TlsConnector;
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
-    /// The server answered with this ZooKeeper error code.
-    #[error("server error {0}")]
-    Server(i32),
+    /// The server answered with this ZooKeeper error.
+    #[error("server error: {0}")]
+    Server(ZkError),
     /// The connection broke or could not be made.
     #[error("connection lost: {0}")]
     ConnectionLoss(String),
@@ -49,8 +49,29 @@ enum WatchReg {
     Child,
 }
 
+/// A watch event, or a change of the session's state (type None, no path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchedEvent {
+    /// What happened.
+    pub event_type: EventType,
+    /// The session's state.
+    pub state: KeeperState,
+    /// The znode it happened to; empty for a state change.
+    pub path: String,
+}
+
+impl From<WatcherEvent> for WatchedEvent {
+    fn from(e: WatcherEvent) -> Self {
+        WatchedEvent {
+            event_type: EventType::from_wire(e.event_type),
+            state: KeeperState::from_wire(e.state),
+            path: e.path,
+        }
+    }
+}
+
 struct Call {
-    op: i32,
+    op: OpCode,
     body: Vec<u8>,
     reply: oneshot::Sender<Reply>,
     watch: Option<(WatchReg, String)>,
@@ -210,21 +231,21 @@ impl Session {
         Ok(((read, write), decode(&reply)?))
     }
 
-    fn forget_fired(&mut self, e: &WatcherEvent) {
+    fn forget_fired(&mut self, e: &WatchedEvent) {
         match e.event_type {
-            event::NODE_CREATED => {
+            EventType::NodeCreated => {
                 self.exist_watches.remove(&e.path);
                 self.data_watches.remove(&e.path);
             }
-            event::NODE_DATA_CHANGED => {
+            EventType::NodeDataChanged => {
                 self.data_watches.remove(&e.path);
             }
-            event::NODE_DELETED => {
+            EventType::NodeDeleted => {
                 self.data_watches.remove(&e.path);
                 self.child_watches.remove(&e.path);
                 self.exist_watches.remove(&e.path);
             }
-            event::NODE_CHILDREN_CHANGED => {
+            EventType::NodeChildrenChanged => {
                 self.child_watches.remove(&e.path);
             }
             _ => {}
@@ -234,7 +255,7 @@ impl Session {
     fn remember(&mut self, watch: &Option<(WatchReg, String)>, reply: &Reply) {
         let Some((kind, path)) = watch else { return };
         match (kind, reply) {
-            (WatchReg::DataOrExist, Err(ClientError::Server(err::NO_NODE))) => {
+            (WatchReg::DataOrExist, Err(ClientError::Server(ZkError::NoNode))) => {
                 self.exist_watches.insert(path.clone());
             }
             (WatchReg::DataOrExist | WatchReg::Data, Ok(_)) => {
@@ -248,9 +269,9 @@ impl Session {
     }
 }
 
-fn state_event(state: i32) -> WatcherEvent {
-    WatcherEvent {
-        event_type: event::NONE,
+fn state_event(state: KeeperState) -> WatchedEvent {
+    WatchedEvent {
+        event_type: EventType::None,
         state,
         path: String::new(),
     }
@@ -271,7 +292,7 @@ impl ZkClient {
     pub async fn connect_with_events(
         servers: &[String],
         session_timeout: Duration,
-        events: mpsc::UnboundedSender<WatcherEvent>,
+        events: mpsc::UnboundedSender<WatchedEvent>,
     ) -> Result<ZkClient, ClientError> {
         Self::connect_with_tls(servers, session_timeout, events, None).await
     }
@@ -280,7 +301,7 @@ impl ZkClient {
     pub async fn connect_with_tls(
         servers: &[String],
         session_timeout: Duration,
-        events: mpsc::UnboundedSender<WatcherEvent>,
+        events: mpsc::UnboundedSender<WatchedEvent>,
         tls: Option<Arc<ClientConfig>>,
     ) -> Result<ZkClient, ClientError> {
         Self::open(servers, session_timeout, (0, Vec::new()), events, tls).await
@@ -313,7 +334,7 @@ impl ZkClient {
         servers: &[String],
         session_timeout: Duration,
         (id, password): (i64, Vec<u8>),
-        events: mpsc::UnboundedSender<WatcherEvent>,
+        events: mpsc::UnboundedSender<WatchedEvent>,
         tls: Option<Arc<ClientConfig>>,
     ) -> Result<ZkClient, ClientError> {
         let mut session = Session {
@@ -347,20 +368,20 @@ impl ZkClient {
                     tokio::spawn(run(session, stream, rx, events));
                     return Ok(client);
                 }
-                Ok(_) => last = ClientError::Server(err::SESSION_EXPIRED),
+                Ok(_) => last = ClientError::Server(ZkError::SessionExpired),
                 Err(e) => last = e,
             }
         }
         Err(last)
     }
 
-    async fn call(&self, op: i32, body: Vec<u8>) -> Reply {
+    async fn call(&self, op: OpCode, body: Vec<u8>) -> Reply {
         self.call_watching(op, body, None).await
     }
 
     async fn call_watching(
         &self,
-        op: i32,
+        op: OpCode,
         body: Vec<u8>,
         watch: Option<(WatchReg, String)>,
     ) -> Reply {
@@ -377,52 +398,55 @@ impl ZkClient {
         rx.await.map_err(|_| closed())?
     }
 
-    /// Creates a znode (flags as ZooKeeper's CreateMode) with an open ACL; returns its path.
-    pub async fn create(&self, path: &str, data: &[u8], flags: i32) -> Result<String, ClientError> {
-        self.create_with_acl(path, data, open_acl(), flags).await
+    /// Creates a znode in `mode` with an open ACL; returns its path.
+    pub async fn create(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+    ) -> Result<String, ClientError> {
+        self.create_with_acl(path, data, open_acl(), mode).await
     }
 
-    /// Creates a znode with the given ACL; containers (flags 4) use the createContainer op.
+    /// Creates a znode with the given ACL, with the op ZooKeeper's clients use for `mode`:
+    /// createContainer for a container, createTTL (with the mode's TTL) for the TTL modes,
+    /// create2 for the others.
     pub async fn create_with_acl(
         &self,
         path: &str,
         data: &[u8],
         acl: Vec<Acl>,
-        flags: i32,
+        mode: CreateMode,
     ) -> Result<String, ClientError> {
-        let req = CreateRequest {
-            path: path.into(),
-            data: Buffer(data.to_vec()),
-            acl,
-            flags,
+        let (path, data, flags) = (path.to_string(), Buffer(data.to_vec()), mode.flags());
+        let (code, body) = match mode {
+            CreateMode::PersistentWithTtl { ttl_ms }
+            | CreateMode::PersistentSequentialWithTtl { ttl_ms } => {
+                let ttl = ttl_ms;
+                let req = CreateTtlRequest {
+                    path,
+                    data,
+                    acl,
+                    flags,
+                    ttl,
+                };
+                (OpCode::CreateTtl, req.to_bytes())
+            }
+            _ => {
+                let req = CreateRequest {
+                    path,
+                    data,
+                    acl,
+                    flags,
+                };
+                let code = match mode {
+                    CreateMode::Container => OpCode::CreateContainer,
+                    _ => OpCode::Create2,
+                };
+                (code, req.to_bytes())
+            }
         };
-        let code = if flags == 4 {
-            op::CREATE_CONTAINER
-        } else {
-            op::CREATE2
-        };
-        let r = self.call(code, req.to_bytes()).await?;
-        decode::<Create2Response>(&r).map(|c| c.path)
-    }
-
-    /// Creates a TTL znode (flags 5, or 6 for sequential) with the createTTL op: the server
-    /// deletes it once it has no children and was not modified for `ttl_ms`.
-    pub async fn create_ttl(
-        &self,
-        path: &str,
-        data: &[u8],
-        acl: Vec<Acl>,
-        flags: i32,
-        ttl_ms: i64,
-    ) -> Result<String, ClientError> {
-        let req = CreateTtlRequest {
-            path: path.into(),
-            data: Buffer(data.to_vec()),
-            acl,
-            flags,
-            ttl: ttl_ms,
-        };
-        let r = self.call(op::CREATE_TTL, req.to_bytes()).await?;
+        let r = self.call(code, body).await?;
         decode::<Create2Response>(&r).map(|c| c.path)
     }
 
@@ -443,7 +467,7 @@ impl ZkClient {
         };
         let r = self
             .call_watching(
-                op::GET_DATA,
+                OpCode::GetData,
                 req.to_bytes(),
                 watch.then(|| (WatchReg::Data, path.to_string())),
             )
@@ -463,7 +487,7 @@ impl ZkClient {
         };
         let r = self
             .call_watching(
-                op::GET_CHILDREN2,
+                OpCode::GetChildren2,
                 req.to_bytes(),
                 watch.then(|| (WatchReg::Child, path.to_string())),
             )
@@ -483,7 +507,7 @@ impl ZkClient {
             data: Buffer(data.to_vec()),
             version,
         };
-        let r = self.call(op::SET_DATA, req.to_bytes()).await?;
+        let r = self.call(OpCode::SetData, req.to_bytes()).await?;
         decode::<StatResponse>(&r).map(|s| s.stat)
     }
 
@@ -500,14 +524,14 @@ impl ZkClient {
         };
         match self
             .call_watching(
-                op::EXISTS,
+                OpCode::Exists,
                 req.to_bytes(),
                 watch.then(|| (WatchReg::DataOrExist, path.to_string())),
             )
             .await
         {
             Ok(r) => decode::<StatResponse>(&r).map(|s| Some(s.stat)),
-            Err(ClientError::Server(err::NO_NODE)) => Ok(None),
+            Err(ClientError::Server(ZkError::NoNode)) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -518,13 +542,13 @@ impl ZkClient {
             path: path.into(),
             version,
         };
-        self.call(op::DELETE, req.to_bytes()).await.map(|_| ())
+        self.call(OpCode::Delete, req.to_bytes()).await.map(|_| ())
     }
 
     /// A znode's ACL and Stat.
     pub async fn get_acl(&self, path: &str) -> Result<(Vec<Acl>, Stat), ClientError> {
         let r = self
-            .call(op::GET_ACL, PathRequest { path: path.into() }.to_bytes())
+            .call(OpCode::GetAcl, PathRequest { path: path.into() }.to_bytes())
             .await?;
         decode::<GetAclResponse>(&r).map(|g| (g.acl, g.stat))
     }
@@ -541,7 +565,7 @@ impl ZkClient {
             acl,
             version,
         };
-        let r = self.call(op::SET_ACL, req.to_bytes()).await?;
+        let r = self.call(OpCode::SetAcl, req.to_bytes()).await?;
         decode::<StatResponse>(&r).map(|s| s.stat)
     }
 
@@ -552,13 +576,13 @@ impl ZkClient {
             scheme: scheme.into(),
             auth: Buffer(auth.to_vec()),
         };
-        self.call(op::AUTH, packet.to_bytes()).await.map(|_| ())
+        self.call(OpCode::Auth, packet.to_bytes()).await.map(|_| ())
     }
 
     /// Returns once this server has applied everything the leader committed before.
     pub async fn sync(&self, path: &str) -> Result<(), ClientError> {
         let req = PathRequest { path: path.into() };
-        self.call(op::SYNC, req.to_bytes()).await.map(|_| ())
+        self.call(OpCode::Sync, req.to_bytes()).await.map(|_| ())
     }
 
     /// The session's ephemeral znodes under `prefix`.
@@ -566,7 +590,7 @@ impl ZkClient {
         let req = PathRequest {
             path: prefix.into(),
         };
-        let r = self.call(op::GET_EPHEMERALS, req.to_bytes()).await?;
+        let r = self.call(OpCode::GetEphemerals, req.to_bytes()).await?;
         decode::<GetChildrenResponse>(&r).map(|g| g.children)
     }
 
@@ -574,7 +598,7 @@ impl ZkClient {
     pub async fn get_all_children_number(&self, path: &str) -> Result<i32, ClientError> {
         let req = PathRequest { path: path.into() };
         let r = self
-            .call(op::GET_ALL_CHILDREN_NUMBER, req.to_bytes())
+            .call(OpCode::GetAllChildrenNumber, req.to_bytes())
             .await?;
         decode::<IntResponse>(&r).map(|n| n.number)
     }
@@ -596,13 +620,13 @@ impl ZkClient {
             new_members: new_members.into(),
             cur_config_id: from_config,
         };
-        let r = self.call(op::RECONFIG, req.to_bytes()).await?;
+        let r = self.call(OpCode::Reconfig, req.to_bytes()).await?;
         decode::<GetDataResponse>(&r).map(|g| (g.data.0, g.stat))
     }
 
     /// The identities the session is authenticated as (whoAmI): `(scheme, user)` pairs.
     pub async fn who_am_i(&self) -> Result<Vec<(String, String)>, ClientError> {
-        let r = self.call(op::WHO_AM_I, Vec::new()).await?;
+        let r = self.call(OpCode::WhoAmI, Vec::new()).await?;
         decode::<WhoAmIResponse>(&r).map(|w| {
             w.client_info
                 .into_iter()
@@ -617,7 +641,9 @@ impl ZkClient {
             path: path.into(),
             mode,
         };
-        self.call(op::ADD_WATCH, req.to_bytes()).await.map(|_| ())
+        self.call(OpCode::AddWatch, req.to_bytes())
+            .await
+            .map(|_| ())
     }
 
     /// Removes watches of a type (Children 1, Data 2, Any 3, Persistent 4, Recursive 5).
@@ -626,14 +652,16 @@ impl ZkClient {
             path: path.into(),
             watcher_type,
         };
-        self.call(op::REMOVE_WATCHES, req.to_bytes())
+        self.call(OpCode::RemoveWatches, req.to_bytes())
             .await
             .map(|_| ())
     }
 
     /// Closes the session.
     pub async fn close(&self) -> Result<(), ClientError> {
-        self.call(op::CLOSE_SESSION, Vec::new()).await.map(|_| ())
+        self.call(OpCode::CloseSession, Vec::new())
+            .await
+            .map(|_| ())
     }
 }
 
@@ -658,26 +686,26 @@ async fn run(
     mut session: Session,
     mut stream: Halves,
     mut calls: mpsc::UnboundedReceiver<Call>,
-    events: mpsc::UnboundedSender<WatcherEvent>,
+    events: mpsc::UnboundedSender<WatchedEvent>,
 ) {
     loop {
         match serve(&mut session, stream, &mut calls, &events).await {
             Ended::Closed => return,
             Ended::Lost(why) => {
                 tracing::debug!(session = session.id, "connection lost: {why}");
-                let _ = events.send(state_event(state::DISCONNECTED));
+                let _ = events.send(state_event(KeeperState::Disconnected));
                 match reconnect(&mut session).await {
                     Some(s) => {
                         stream = s;
-                        let _ = events.send(state_event(state::SYNC_CONNECTED));
+                        let _ = events.send(state_event(KeeperState::SyncConnected));
                     }
                     None => {
-                        let _ = events.send(state_event(state::EXPIRED));
+                        let _ = events.send(state_event(KeeperState::Expired));
                         // Every later call fails: the session is gone.
                         while let Some(call) = calls.recv().await {
                             let _ = call
                                 .reply
-                                .send(Err(ClientError::Server(err::SESSION_EXPIRED)));
+                                .send(Err(ClientError::Server(ZkError::SessionExpired)));
                         }
                         return;
                     }
@@ -708,7 +736,7 @@ async fn reconnect(session: &mut Session) -> Option<Halves> {
                     };
                     let mut frame = RequestHeader {
                         xid: xid::SET_WATCHES,
-                        op: op::SET_WATCHES,
+                        op: OpCode::SetWatches.code(),
                     }
                     .to_bytes();
                     frame.extend_from_slice(&watches.to_bytes());
@@ -731,7 +759,7 @@ async fn serve(
     session: &mut Session,
     stream: Halves,
     calls: &mut mpsc::UnboundedReceiver<Call>,
-    events: &mpsc::UnboundedSender<WatcherEvent>,
+    events: &mpsc::UnboundedSender<WatchedEvent>,
 ) -> Ended {
     let (mut read, mut write) = stream;
     let (replies_tx, mut replies) = mpsc::unbounded_channel::<std::io::Result<Vec<u8>>>();
@@ -755,19 +783,19 @@ async fn serve(
             call = calls.recv() => {
                 let Some(call) = call else { break Ended::Closed };
                 // Auth requests carry ZooKeeper's fixed auth xid, which the reply echoes.
-                let call_xid = if call.op == op::AUTH {
+                let call_xid = if call.op == OpCode::Auth {
                     xid::AUTH
                 } else {
                     next_xid = next_xid.wrapping_add(1).max(1);
                     next_xid
                 };
-                let mut frame = RequestHeader { xid: call_xid, op: call.op }.to_bytes();
+                let mut frame = RequestHeader { xid: call_xid, op: call.op.code() }.to_bytes();
                 frame.extend_from_slice(&call.body);
                 if let Err(e) = write_frame(&mut write, &frame).await {
                     let _ = call.reply.send(Err(ClientError::ConnectionLoss(e.to_string())));
                     break Ended::Lost(e.to_string());
                 }
-                if call.op == op::CLOSE_SESSION {
+                if call.op == OpCode::CloseSession {
                     closing = call_xid;
                 }
                 pending.push_back((call_xid, call.reply, call.watch));
@@ -788,6 +816,7 @@ async fn serve(
                 }
                 if h.xid == xid::WATCH_EVENT {
                     if let Ok(e) = WatcherEvent::read(&mut r, "watch event") {
+                        let e = WatchedEvent::from(e);
                         session.forget_fired(&e);
                         let _ = events.send(e);
                     }
@@ -799,7 +828,7 @@ async fn serve(
                 match pending.pop_front() {
                     Some((x, tx, watch)) if x == h.xid => {
                         let body = frame[16..].to_vec();
-                        let reply = if h.err == err::OK { Ok(body) } else { Err(ClientError::Server(h.err)) };
+                        let reply = ZkError::from_wire(h.err).map(|()| body).map_err(ClientError::Server);
                         session.remember(&watch, &reply);
                         let _ = tx.send(reply);
                         if x == closing {
@@ -819,7 +848,7 @@ async fn serve(
                 break Ended::Lost(format!("nothing heard for {silence_limit:?}"));
             }
             _ = tokio::time::sleep(ping_every) => {
-                let ping = RequestHeader { xid: xid::PING, op: op::PING }.to_bytes();
+                let ping = RequestHeader { xid: xid::PING, op: OpCode::Ping.code() }.to_bytes();
                 if let Err(e) = write_frame(&mut write, &ping).await {
                     break Ended::Lost(e.to_string());
                 }
