@@ -18,6 +18,7 @@ use ensemble_actors::storage::files::{self, LogHeader, RecordRead, LOG_HEADER_LE
 use ensemble_actors::zab::{Input, Output, PeerStatus};
 use ensemble_messages::codec::{self, PeerCodec};
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, ReplyHeader, RequestHeader};
+use ensemble_messages::zk::OpCode;
 use ensemble_messages::{HandshakeFrame, PeerMessage, Txn, Zxid};
 use tokio_util::codec::Decoder;
 
@@ -83,7 +84,7 @@ pub fn session_replies(data: &[u8]) -> Vec<(i32, i32)> {
         let packet = ClientPacket {
             conn: 1,
             xid: header.xid,
-            op: header.op,
+            op: OpCode::try_from(header.op),
             body,
         };
         server

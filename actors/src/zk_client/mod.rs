@@ -10,12 +10,13 @@
 //! configuration ([`crate::tls::client_config`]) every connection speaks TLS, as a ZooKeeper
 //! client with `zookeeper.client.secure=true` does.
 
+use ensemble_messages::frame::{self, FrameCodec};
 use ensemble_messages::jute::*;
 use ensemble_messages::zk::{perm, xid, CreateMode, EventType, KeeperState, OpCode, ZkError};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -101,31 +102,20 @@ pub fn open_acl() -> Vec<Acl> {
     }]
 }
 
+/// Requests go out whatever their size: the server checks its jute.maxbuffer.
+const REQUEST_FRAMES: FrameCodec = FrameCodec::new(u32::MAX as usize);
+/// Largest reply accepted: ZooKeeper's default jute.maxbuffer (1 MiB) and headers.
+const REPLY_FRAMES: FrameCodec = FrameCodec::new(0xfffff + 1024);
+
 async fn write_frame(
-    stream: &mut (impl AsyncWriteExt + Unpin),
+    stream: &mut (impl AsyncWrite + Unpin),
     payload: &[u8],
 ) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(4 + payload.len());
-    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    buf.extend_from_slice(payload);
-    stream.write_all(&buf).await?;
-    // TLS holds the last record until flushed.
-    stream.flush().await
+    Ok(frame::write_frame(stream, REQUEST_FRAMES, payload).await?)
 }
 
-async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > 0xfffff + 1024 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{len}-byte frame"),
-        ));
-    }
-    let mut buf = vec![0u8; len];
-    stream.read_exact(&mut buf).await?;
-    Ok(buf)
+async fn read_frame(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
+    Ok(frame::read_frame(stream, REPLY_FRAMES).await?)
 }
 
 fn decode<T: Jute>(bytes: &[u8]) -> Result<T, ClientError> {
