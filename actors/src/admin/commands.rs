@@ -178,7 +178,7 @@ fn connections(info: &ServerInfo, detailed: bool) -> Vec<Value> {
             });
             if detailed {
                 if let Value::Object(m) = &mut v {
-                    m.insert("session_id".into(), c.session.into());
+                    m.insert("session_id".into(), c.session.0.into());
                     m.insert("session_timeout".into(), c.timeout_ms.into());
                 }
             }

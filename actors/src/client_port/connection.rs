@@ -14,7 +14,7 @@ use actix::Addr;
 use bytes::BytesMut;
 use ensemble_messages::frame::{read_body, FrameCodec};
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, RequestHeader};
-use ensemble_messages::zk::OpCode;
+use ensemble_messages::zk::{ConnectionId, OpCode};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{
@@ -71,7 +71,7 @@ pub struct Connection<R, W> {
     /// The connect request's length prefix.
     pub first: [u8; 4],
     /// Connection id, unique on this server.
-    pub conn: u64,
+    pub conn: ConnectionId,
     /// Where requests go.
     pub quorum: Addr<QuorumPeerActor>,
     /// The server's limits.
@@ -155,7 +155,7 @@ where
     }
     .await;
     if let Err(e) = outcome {
-        tracing::debug!(conn, "client connection closed: {e}");
+        tracing::debug!(%conn, "client connection closed: {e}");
     }
     quorum.do_send(ClientGone { conn });
 }
@@ -173,7 +173,7 @@ impl Drop for EndFlow {
 /// (see [`super::direct`]), everything else goes to the service in the quorum peer actor.
 struct Requests<'a> {
     quorum: &'a Addr<QuorumPeerActor>,
-    conn: u64,
+    conn: ConnectionId,
     flow: &'a Flow,
     direct: Option<(DirectReader, ClientSink)>,
 }
@@ -188,7 +188,7 @@ impl Requests<'_> {
     ) -> Result<(), String> {
         loop {
             if let Some(why) = self.flow.throttle() {
-                tracing::debug!(conn = self.conn, ?why, "not reading from a client for now");
+                tracing::debug!(conn = %self.conn, ?why, "not reading from a client for now");
                 self.flow.wait_for_room().await;
             }
             let f = read_request(read, codec, stall).await?;

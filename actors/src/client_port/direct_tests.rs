@@ -7,7 +7,7 @@ use super::super::service::{ClientService, Host, ServiceSettings};
 use super::*;
 use crate::data_tree::{SessionPassword, TreeTxn};
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{xid, EventType, OpCode, ZkError, OK};
+use ensemble_messages::zk::{xid, ConnectionId, EventType, OpCode, ZkError, OK};
 use ensemble_messages::{Txn, Zxid};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -91,7 +91,7 @@ impl Fixture {
             ..ConnectRequest::default()
         };
         let c = ClientConnect {
-            conn: 1,
+            conn: ConnectionId(1),
             request,
             read_only: false,
             ip: "127.0.0.1".into(),
@@ -134,7 +134,7 @@ impl Fixture {
         }
         self.flow.request_started();
         let p = ClientPacket {
-            conn: 1,
+            conn: ConnectionId(1),
             xid,
             op: Ok(code),
             body,

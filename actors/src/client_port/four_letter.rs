@@ -235,7 +235,7 @@ fn report_word(word: &str, r: &ServerReport) -> String {
         "cons" => {
             for c in &r.clients.connections {
                 s.push_str(&format!(
-                    " /{}:0[1](queued=0,recved={},sent={},sid=0x{:x},to={})\n",
+                    " /{}:0[1](queued=0,recved={},sent={},sid={},to={})\n",
                     c.ip, c.received, c.sent, c.session, c.timeout_ms
                 ));
             }
@@ -389,6 +389,7 @@ fn conf(info: &ServerInfo) -> String {
 mod tests {
     use super::*;
     use crate::zab::PeerStatus;
+    use ensemble_messages::zk::SessionId;
     use ensemble_messages::Zxid;
 
     fn status(state: ServerState, serving: bool) -> NodeStatus {
@@ -544,7 +545,7 @@ mod tests {
             clients: ClientReport {
                 connections: vec![ConnectionInfo {
                     ip: "127.0.0.1".into(),
-                    session: 0x10,
+                    session: SessionId(0x10),
                     timeout_ms: 4000,
                     received: 3,
                     sent: 2,

@@ -11,6 +11,7 @@ use crate::peer::Fail;
 use crate::zab::{GetPublishedTree, GetReport, GetStatus, QuorumPeerActor, ResetConnectionStats};
 use actix::prelude::*;
 use ensemble_config::NodeConfig;
+use ensemble_messages::zk::ConnectionId;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -164,7 +165,7 @@ impl StreamHandler<Accepted> for ClientPort {
             published: self.published.clone(),
         };
         self.next_conn += 1;
-        let conn = self.next_conn;
+        let conn = ConnectionId(self.next_conn);
         let tls = self.tls.clone();
         let Some(worker) = self
             .workers
@@ -198,7 +199,7 @@ async fn connection(
     stream: TcpStream,
     slot: IpSlot,
     served: Served,
-    conn: u64,
+    conn: ConnectionId,
     deadline: TokioInstant,
     tls: Option<Arc<SecurePort>>,
 ) {
@@ -239,7 +240,7 @@ impl Served {
         stream: impl IntoHalves,
         peer: (String, Vec<(String, String)>),
         first: [u8; 4],
-        conn: u64,
+        conn: ConnectionId,
         deadline: TokioInstant,
     ) {
         let client = &self.config.client;
@@ -275,7 +276,7 @@ async fn serve(
     ip: String,
     identities: Vec<(String, String)>,
     served: &Served,
-    conn: u64,
+    conn: ConnectionId,
     deadline: TokioInstant,
 ) -> std::io::Result<()> {
     let mut word = [0u8; 4];

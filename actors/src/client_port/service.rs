@@ -14,7 +14,8 @@ use crate::metrics::ServerMetrics;
 use crate::sessions::{first_session_id, kinds_of_type, password_matches, WatchKind, WatchManager};
 use ensemble_messages::jute::*;
 use ensemble_messages::zk::{
-    perm, xid, EventType, KeeperState, OpCode, UnknownOpCode, ZkError, CONTAINER_OWNER,
+    perm, xid, ConnectionId, EventType, KeeperState, OpCode, SessionId, UnknownOpCode, ZkError,
+    CONTAINER_OWNER,
 };
 use ensemble_messages::{Sid, Zxid};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -82,17 +83,17 @@ impl Conn {
 
 enum Pending {
     Connect {
-        conn: u64,
+        conn: ConnectionId,
         timeout_ms: i32,
         password: SessionPassword,
     },
     Write {
-        conn: u64,
+        conn: ConnectionId,
         xid: i32,
         request: WriteRequest,
     },
     /// A reconnected session moving here; it has no reply of its own.
-    Move { conn: u64 },
+    Move { conn: ConnectionId },
 }
 
 /// A parsed write: the tree op, the op codes of a multi's sub-ops, and the path (for sync).
@@ -109,7 +110,7 @@ pub struct ConnectionInfo {
     /// Client address.
     pub ip: String,
     /// Its session.
-    pub session: i64,
+    pub session: SessionId,
     /// Negotiated timeout in ms.
     pub timeout_ms: i32,
     /// Requests received since the last reset.
@@ -152,8 +153,8 @@ pub struct ServiceSettings {
 pub struct ClientService {
     sid: Sid,
     limits: ServiceSettings,
-    conns: HashMap<u64, Conn>,
-    by_session: HashMap<i64, u64>,
+    conns: HashMap<ConnectionId, Conn>,
+    by_session: HashMap<i64, ConnectionId>,
     pending: HashMap<u64, Pending>,
     watches: WatchManager,
     next_session: i64,
@@ -259,7 +260,7 @@ impl ClientService {
     }
 
     /// Sends a frame that answers no request: a handshake reply or a notification.
-    fn send(&mut self, conn: u64, frame: Vec<u8>) {
+    fn send(&mut self, conn: ConnectionId, frame: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&conn) {
             self.metrics.sent();
             c.sent += 1;
@@ -268,7 +269,7 @@ impl ClientService {
     }
 
     /// Sends the reply to one of the connection's requests.
-    fn answer(&mut self, conn: u64, frame: Vec<u8>) {
+    fn answer(&mut self, conn: ConnectionId, frame: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&conn) {
             self.metrics.sent();
             c.sent += 1;
@@ -283,7 +284,7 @@ impl ClientService {
             .values()
             .map(|c| ConnectionInfo {
                 ip: c.ip.clone(),
-                session: c.session,
+                session: SessionId(c.session),
                 timeout_ms: c.timeout_ms,
                 received: c.received + c.sink.share().answered(),
                 sent: c.sent + c.sink.share().answered(),
@@ -453,7 +454,7 @@ impl ClientService {
     /// clients move to a server that still serves; joining it ends the read-only ones, so
     /// their clients come back read-write.
     pub fn serving_changed(&mut self, serving: bool) {
-        let ending: Vec<u64> = self
+        let ending: Vec<ConnectionId> = self
             .conns
             .iter()
             .filter(|(_, c)| !serving || c.read_only)
@@ -465,7 +466,7 @@ impl ClientService {
     }
 
     /// Ends a connection from this side.
-    fn close(&mut self, conn: u64) {
+    fn close(&mut self, conn: ConnectionId) {
         if let Some(c) = self.conns.get(&conn) {
             c.sink.close();
         }
@@ -473,7 +474,7 @@ impl ClientService {
     }
 
     /// The connection closed (the session lives on until it expires or is closed).
-    pub fn gone(&mut self, conn: u64) {
+    pub fn gone(&mut self, conn: ConnectionId) {
         if let Some(c) = self.conns.remove(&conn) {
             if self.by_session.get(&c.session) == Some(&conn) {
                 self.by_session.remove(&c.session);
@@ -584,7 +585,7 @@ impl ClientService {
     }
 
     /// Queues the reply to a write that needs no txn (refused, or closing a read-only session).
-    fn enqueue_ready(&mut self, conn: u64, reply: Vec<u8>, tree: &DataTree) {
+    fn enqueue_ready(&mut self, conn: ConnectionId, reply: Vec<u8>, tree: &DataTree) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.queue.push_back(Queued::Write {
                 request_id: 0,
@@ -596,7 +597,7 @@ impl ClientService {
     }
 
     /// Answers queued requests in order, up to the first write still pending.
-    fn drain(&mut self, conn: u64, tree: &DataTree) {
+    fn drain(&mut self, conn: ConnectionId, tree: &DataTree) {
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
@@ -645,7 +646,7 @@ impl ClientService {
     #[allow(clippy::too_many_arguments)]
     fn read(
         &mut self,
-        conn: u64,
+        conn: ConnectionId,
         session: i64,
         auth: &[(String, String)],
         xid: i32,
@@ -757,7 +758,7 @@ impl ClientService {
     }
 
     /// Re-arms watches after a reconnect, firing those whose change the client missed.
-    fn set_watches(&mut self, conn: u64, session: i64, w: &SetWatches, tree: &DataTree) {
+    fn set_watches(&mut self, conn: ConnectionId, session: i64, w: &SetWatches, tree: &DataTree) {
         let rel = w.relative_zxid;
         let mut fire = Vec::new();
         for p in &w.data_watches {

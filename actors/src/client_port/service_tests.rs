@@ -3,7 +3,7 @@
 use super::super::protocol::ToClient;
 use super::*;
 use crate::data_tree::DataTree;
-use ensemble_messages::zk::OK;
+use ensemble_messages::zk::{ConnectionId, OK};
 use ensemble_messages::{Txn, Zxid};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -99,7 +99,7 @@ impl Harness {
         };
         self.service.connect(
             ClientConnect {
-                conn,
+                conn: ConnectionId(conn),
                 request,
                 read_only: false,
                 ip: "127.0.0.1".into(),
@@ -124,7 +124,7 @@ impl Harness {
     fn send(&mut self, conn: u64, xid: i32, op: OpCode, body: Vec<u8>) {
         self.service.packet(
             ClientPacket {
-                conn,
+                conn: ConnectionId(conn),
                 xid,
                 op: Ok(op),
                 body,
@@ -368,7 +368,7 @@ fn set_watches2_re_arms_persistent_watches_and_fires_missed_changes() {
 fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_before_writes() {
     let mut h = Harness::new();
     let mut old = h.connect(1);
-    let session = h.service.report().connections[0].session;
+    let session = h.service.report().connections[0].session.0;
     // The client reconnects through server 2, which proposes the move.
     h.counter += 1;
     let moved_away = TreeTxn {
@@ -404,7 +404,7 @@ fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_befor
         ..ConnectRequest::default()
     };
     let connect = ClientConnect {
-        conn: 2,
+        conn: ConnectionId(2),
         request,
         read_only: false,
         ip: "127.0.0.1".into(),
@@ -447,7 +447,7 @@ fn out_of_quorum_read_only_clients_read_and_writes_get_not_read_only() {
             ..ConnectRequest::default()
         };
         let c = ClientConnect {
-            conn,
+            conn: ConnectionId(conn),
             request,
             read_only,
             ip: "127.0.0.1".into(),
@@ -669,7 +669,7 @@ fn reconnect(h: &mut Harness, conn: u64, session: i64, password: Vec<u8>) -> Con
         ..ConnectRequest::default()
     };
     let c = ClientConnect {
-        conn,
+        conn: ConnectionId(conn),
         request,
         read_only: false,
         ip: "127.0.0.1".into(),
@@ -693,7 +693,7 @@ fn a_session_is_resumed_only_with_its_own_random_password() {
         .report()
         .connections
         .iter()
-        .map(|c| c.session)
+        .map(|c| c.session.0)
         .collect();
     let real = *h.tree.session_password(sessions[0]).unwrap();
     assert_ne!(
@@ -883,7 +883,7 @@ fn requests_pipelined_behind_the_handshake_are_answered_after_it() {
         ..ConnectRequest::default()
     };
     let connect = ClientConnect {
-        conn: 1,
+        conn: ConnectionId(1),
         request,
         read_only: false,
         ip: "127.0.0.1".into(),
