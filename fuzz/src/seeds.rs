@@ -149,6 +149,12 @@ fn tree_txns() -> Vec<TreeTxn> {
                 version: -1,
             },
         ),
+        // Null data (length -1 on the wire), which has txn kinds of its own.
+        txn(
+            7,
+            TreeOp::create("/null".into(), None, world(), CreateMode::Persistent),
+        ),
+        txn(7, TreeOp::set_data("/a".into(), None, -1)),
         txn(0, TreeOp::Reap { path: "/c".into() }),
         txn(7, TreeOp::MoveSession),
         txn(7, TreeOp::CloseSession),
@@ -272,7 +278,7 @@ fn acl(scheme: &str, id: &str) -> Vec<Acl> {
 fn create_request(path: &str, flags: i32) -> CreateRequest {
     CreateRequest {
         path: path.into(),
-        data: Buffer(b"v".to_vec()),
+        data: NullableBuffer::bytes(b"v".to_vec()),
         acl: acl("world", "anyone"),
         flags,
     }
@@ -302,7 +308,7 @@ fn multi_body() -> Vec<u8> {
     part(OpCode::Create, create_request("/x", 0).to_bytes());
     let set = SetDataRequest {
         path: "/x".into(),
-        data: Buffer(b"y".to_vec()),
+        data: NullableBuffer(None),
         version: 0,
     };
     part(OpCode::SetData, set.to_bytes());
@@ -391,7 +397,7 @@ fn client_session() -> Vec<Vec<u8>> {
             OpCode::SetData,
             SetDataRequest {
                 path: "/n".into(),
-                data: Buffer(b"w".to_vec()),
+                data: NullableBuffer::bytes(b"w".to_vec()),
                 version: 0,
             },
         ),

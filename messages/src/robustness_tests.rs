@@ -92,7 +92,7 @@ fn jute_samples() -> Vec<Vec<u8>> {
         .to_bytes(),
         CreateRequest {
             path: "/a".into(),
-            data: Buffer(b"d".to_vec()),
+            data: NullableBuffer::bytes(b"d".to_vec()),
             acl: acl.clone(),
             flags: 0,
         }

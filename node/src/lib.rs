@@ -23,7 +23,9 @@ use ensemble_actors::data_tree::{OpResult, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::metrics::http::Observed;
 use ensemble_actors::metrics::ServerMetrics;
-use ensemble_actors::peer::{Fail, PeerIdentity, PeerLink, PeerListener, PeerSecret, PeerTls};
+use ensemble_actors::peer::{
+    Fail, PeerEntry, PeerIdentity, PeerListener, PeerRoster, PeerSecret, PeerTls,
+};
 use ensemble_actors::storage::Recovered;
 use ensemble_actors::storage::{
     FailStorage, ReportTo, StorageActor, StorageError, StorageHandle, WriterSettings,
@@ -36,7 +38,6 @@ use ensemble_actors::zab::{
 use ensemble_config::dynamic::Membership;
 use ensemble_config::{NodeConfig, PeerAuth};
 use ensemble_messages::{Sid, Zxid};
-use std::collections::BTreeMap;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -138,7 +139,7 @@ fn peer_tls(config: &NodeConfig) -> Result<Option<Arc<PeerTls>>, NodeError> {
 /// A running node.
 pub struct Node {
     quorum: Addr<QuorumPeerActor>,
-    links: BTreeMap<Sid, Addr<PeerLink>>,
+    roster: PeerRoster,
     peer_listener: Option<Addr<PeerListener>>,
     client_ports: Vec<Addr<ClientPort>>,
     storage: StorageHandle,
@@ -321,10 +322,9 @@ fn build_actor(
         service_settings: service_settings(config),
         events,
     };
-    let actor = QuorumPeerActor::new(settings, BTreeMap::new(), storage.clone(), recovered)?;
+    let actor = QuorumPeerActor::new(settings, storage.clone(), recovered)?;
     let identity = PeerIdentity {
         sid: config.id,
-        members: config.servers.iter().map(|s| s.id).collect(),
         secret,
         tls,
     };
@@ -357,7 +357,7 @@ fn service_settings(config: &NodeConfig) -> ServiceSettings {
 /// The quorum actor, its peer links and the peer listener, running.
 struct Quorum {
     quorum: Addr<QuorumPeerActor>,
-    links: BTreeMap<Sid, Addr<PeerLink>>,
+    roster: PeerRoster,
     peer_listener: Option<Addr<PeerListener>>,
 }
 
@@ -374,39 +374,34 @@ async fn start_quorum(
         storage,
         identity,
     } = built;
-    let peers: Vec<(Sid, String)> = config
+    let peers: Vec<PeerEntry> = config
         .servers
         .iter()
-        .filter(|s| s.id != config.id)
-        .map(|s| (s.id, s.peer_addr()))
+        .map(|s| PeerEntry {
+            sid: s.id,
+            addr: s.peer_addr(),
+            host: s.host.clone(),
+        })
         .collect();
     let (ready_tx, ready_rx) = oneshot::channel();
     let quorum = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
         let addr = ctx.address();
         // Before the actor persists anything: the writer's mailbox keeps the order.
         storage.do_send(ReportTo(addr.clone().recipient()));
-        let links: BTreeMap<Sid, Addr<PeerLink>> = peers
-            .into_iter()
-            .map(|(sid, peer_addr)| {
-                let identity = identity.clone();
-                let recipient = addr.clone().recipient();
-                let link =
-                    Supervisor::start(move |_| PeerLink::new(identity, sid, peer_addr, recipient));
-                (sid, link)
-            })
-            .collect();
+        let roster = PeerRoster::new(identity, addr.recipient());
+        roster.follow(&peers);
         let listener = peer_listener.map(|l| {
-            let links = links.clone();
-            Supervisor::start(move |_| PeerListener::new(identity, links, l))
+            let roster = roster.clone();
+            Supervisor::start(move |_| PeerListener::new(roster, l))
         });
-        let _ = ready_tx.send((links.clone(), listener));
-        actor.with_links(links)
+        let _ = ready_tx.send((roster.clone(), listener));
+        actor.with_roster(roster)
     });
     // The arbiter builds the links; wait for it before handing out the node.
-    let (links, peer_listener) = ready_rx.await.map_err(|_| NodeError::Stopped)?;
+    let (roster, peer_listener) = ready_rx.await.map_err(|_| NodeError::Stopped)?;
     Ok(Quorum {
         quorum,
-        links,
+        roster,
         peer_listener,
     })
 }
@@ -483,7 +478,7 @@ impl Node {
         let arbiter = Arbiter::new();
         let Quorum {
             quorum,
-            links,
+            roster,
             peer_listener,
         } = start_quorum(&config, &arbiter, built, sockets.peer.take()).await?;
         let observed = Observed {
@@ -501,7 +496,7 @@ impl Node {
         );
         Ok(Node {
             quorum,
-            links,
+            roster,
             peer_listener,
             client_ports,
             storage,
@@ -560,7 +555,7 @@ impl Node {
                 Some(l) => l.do_send(Fail),
                 None => return Err("a standalone server has no peer listener".into()),
             },
-            NodeActor::Link(sid) => match self.links.get(&sid) {
+            NodeActor::Link(sid) => match self.roster.link(sid) {
                 Some(l) => l.do_send(Fail),
                 None => return Err(format!("server {sid} is not a peer of this one")),
             },

@@ -17,7 +17,7 @@ import sys
 import time
 
 from kazoo.client import KazooClient
-from kazoo.protocol.serialization import Create, long_struct
+from kazoo.protocol.serialization import Create, SetData, long_struct
 from kazoo.security import make_digest_acl, ACL, Id
 
 OPEN = [ACL(31, Id("world", "anyone"))]
@@ -70,6 +70,10 @@ def fill(hosts, big, ttl):
     zk.create("/big", b"x" * big)
     zk.create("/bin", bytes(range(256)))
     zk.create("/empty", b"")
+    # Null data (length -1; kazoo's create and set take bytes only, its raw records take None).
+    raw(zk, Create("/null", None, OPEN, 0))
+    zk.create("/nulled", b"n")
+    raw(zk, SetData("/nulled", None, -1))
     zk.create("/unicod\u00e9/\u00fcber", b"u", makepath=True)
     raw(zk, CreateContainer("/cont", b"", OPEN, 4))
     zk.create("/cont/child", b"c")
@@ -111,7 +115,8 @@ def dump(hosts):
         data, st = zk.get(path)
         acl, _ = zk.get_acls(path)
         out[path] = {
-            "data": base64.b64encode(data or b"").decode(),
+            # kazoo reads a null buffer (length -1) as None: JSON null, apart from empty data.
+            "data": None if data is None else base64.b64encode(data).decode(),
             "acl": [[a.perms, a.id.scheme, a.id.id] for a in acl],
             "stat": [st.czxid, st.mzxid, st.ctime, st.mtime, st.version, st.cversion,
                      st.aversion, st.ephemeralOwner, st.dataLength, st.numChildren, st.pzxid],

@@ -7,9 +7,11 @@
 //! - [`certs`]: test CAs and certificates made at test time, for TLS tests.
 //! - [`spark`]: ensemble's Spark-style masters and workers as real processes beside an ensemble.
 //! - [`spark_load`]: many fake workers and application clients over the real protocol.
+//! - [`raw_client`]: a blocking client that shows the wire's answers byte for byte.
 
 pub mod certs;
 pub mod jepsen;
+pub mod raw_client;
 pub mod sim;
 pub mod spark;
 pub mod spark_load;

@@ -213,6 +213,8 @@ pub struct Sim {
     next_request: u64,
     canonical: Vec<(Zxid, Vec<u8>)>,
     acked: BTreeMap<Vec<u8>, Zxid>,
+    /// Bodies whose submission was refused (a client would retry them).
+    refused: BTreeSet<Vec<u8>>,
     leaders: BTreeMap<u32, Sid>,
     crashes: usize,
     trace: Vec<String>,
@@ -253,6 +255,7 @@ impl Sim {
             next_request: 0,
             canonical: Vec::new(),
             acked: BTreeMap::new(),
+            refused: BTreeSet::new(),
             leaders: BTreeMap::new(),
             crashes: 0,
             trace: Vec::new(),
@@ -295,11 +298,13 @@ impl Sim {
         }
         let deadline = fault_end + self.cfg.liveness_ms;
         let mut probe: Option<Vec<u8>> = None;
+        let mut attempts = 0;
         while self.now < deadline {
             self.step_one()?;
             if probe.is_none() {
                 if let Some(leader) = self.established_leader() {
-                    let body = format!("probe-{}", self.seed).into_bytes();
+                    attempts += 1;
+                    let body = format!("probe-{}-{attempts}", self.seed).into_bytes();
                     self.submit(leader, body.clone())?;
                     probe = Some(body);
                 }
@@ -308,11 +313,12 @@ impl Sim {
                 if self.acked.contains_key(p) && self.converged() && self.removed_are_out() {
                     return self.final_checks();
                 }
-                if self.established_leader().is_none() {
-                    // The probe may have failed with the leader; try again once one is back.
-                    if !self.acked.contains_key(p) {
-                        probe = None;
-                    }
+                // A refused probe is submitted again, as a client would; one that may have
+                // failed with its leader is too, once a leader is back.
+                if self.refused.contains(p)
+                    || (self.established_leader().is_none() && !self.acked.contains_key(p))
+                {
+                    probe = None;
                 }
             }
         }
@@ -412,7 +418,11 @@ impl Sim {
     }
 
     fn describe(&self) -> String {
-        let mut s = String::new();
+        let mut s = format!(
+            "  committed history: {} txns, membership {:?}\n",
+            self.canonical.len(),
+            self.membership()
+        );
         for (id, n) in &self.nodes {
             match &n.core {
                 Some(c) => s.push_str(&format!(
@@ -827,6 +837,9 @@ impl Sim {
                 }
                 Output::Completed { request_id, result } => {
                     let body = self.bodies.remove(&(id, request_id));
+                    if let (Err(_), Some(body)) = (&result, &body) {
+                        self.refused.insert(body.clone());
+                    }
                     if let (Ok(zxid), Some(body)) = (result, body) {
                         let at = self.canonical.iter().find(|(z, _)| *z == zxid);
                         if at.map(|(_, b)| b) != Some(&body) {

@@ -265,6 +265,14 @@ fn ensemble_serves_a_stopped_apache_ensembles_data() {
         "the whole tree is Apache's:\n{differences}"
     );
     assert!(before.len() > 40 && before.contains_key("/app/eph"));
+    for null in ["/null", "/nulled"] {
+        assert_eq!(
+            before[null]["data"],
+            Value::Null,
+            "Apache serves {null} null"
+        );
+    }
+    assert_eq!(before["/empty"]["data"], Value::from(""));
 
     let app = &before["/app"]["stat"];
     let next_seq = (app[5].as_i64().unwrap() + app[9].as_i64().unwrap()) / 2;

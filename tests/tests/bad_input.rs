@@ -3,7 +3,8 @@
 
 use ensemble_actors::zk_client::{open_acl, ClientError, ZkClient};
 use ensemble_messages::jute::{
-    Buffer, ConnectRequest, ConnectResponse, CreateRequest, Jute, ReplyHeader, RequestHeader,
+    Buffer, ConnectRequest, ConnectResponse, CreateRequest, Jute, NullableBuffer, ReplyHeader,
+    RequestHeader,
 };
 use ensemble_messages::zk::{CreateMode, ZkError};
 use ensemble_node::local_cluster::{ProcessCluster, Program};
@@ -145,7 +146,7 @@ fn raw_create(s: &mut TcpStream, xid: i32, path: &str, data: Vec<u8>) -> i32 {
     req.extend(
         CreateRequest {
             path: path.into(),
-            data: Buffer(data),
+            data: NullableBuffer::bytes(data),
             acl: open_acl(),
             flags: 0,
         }

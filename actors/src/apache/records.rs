@@ -116,8 +116,8 @@ pub struct TxnHeader {
 pub struct CreateTxn {
     /// Path (sequence suffix included).
     pub path: String,
-    /// Content.
-    pub data: Vec<u8>,
+    /// Content (`None`: null).
+    pub data: Option<Vec<u8>>,
     /// ACL.
     pub acl: Vec<AclEntry>,
     /// ephemeralOwner marker: 0, the session's id (filled in from the header), container, TTL.
@@ -153,7 +153,7 @@ pub enum TxnBody {
     /// Data (or, for reconfig, the config node) is set; `version` is the new version.
     SetData {
         path: String,
-        data: Vec<u8>,
+        data: Option<Vec<u8>>,
         version: i32,
     },
     /// An ACL is set; `version` is the new aversion.
@@ -239,7 +239,7 @@ fn read_body(r: &mut JuteReader, kind: i32, top: bool) -> Result<TxnBody, String
         },
         Some(OpCode::SetData | OpCode::Reconfig) => TxnBody::SetData {
             path: r.string("path").map_err(jute)?,
-            data: r.buffer("data").map_err(jute)?,
+            data: r.nullable_buffer("data").map_err(jute)?,
             version: r.int("version").map_err(jute)?,
         },
         Some(OpCode::SetAcl) if top => TxnBody::SetAcl {
@@ -276,7 +276,7 @@ fn read_multi(r: &mut JuteReader) -> Result<TxnBody, String> {
 /// CreateTxn (with `ephemeral`), CreateContainerTxn or CreateTTLTxn (with `ttl`).
 fn read_create(r: &mut JuteReader, owner: CreateOwner) -> Result<TxnBody, JuteError> {
     let path = r.string("path")?;
-    let data = r.buffer("data")?;
+    let data = r.nullable_buffer("data")?;
     let acl = read_acl(r)?;
     let owner = match owner {
         CreateOwner::None if r.boolean("ephemeral")? => CreateOwner::Session,

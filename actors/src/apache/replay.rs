@@ -21,7 +21,8 @@ const CONFIG_NODE: &str = "/zookeeper/config";
 
 #[derive(Clone, Debug)]
 struct Node {
-    data: Vec<u8>,
+    /// `None`: null, which stays null in ensemble's tree.
+    data: Option<Vec<u8>>,
     acl: Vec<AclEntry>,
     stat: StatPersisted,
 }
@@ -298,7 +299,9 @@ impl ApacheTree {
                     data_length: 0,
                     num_children: 0,
                 };
-                let znode = Znode::new(n.data, n.acl.into(), stat);
+                let null = n.data.is_none();
+                let data = n.data.unwrap_or_default();
+                let znode = Znode::new(data, n.acl.into(), stat).with_null_data(null);
                 (path, znode)
             });
         DataTree::from_imported(znodes, sessions, last)

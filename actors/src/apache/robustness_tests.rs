@@ -84,7 +84,7 @@ fn random_replays_keep_the_tree_whole() {
             let body = match rng.below(6) {
                 0 => TxnBody::Create(CreateTxn {
                     path,
-                    data: vec![1],
+                    data: (i % 3 != 0).then(|| vec![1]),
                     acl: AclEntry::open(),
                     owner: [
                         CreateOwner::None,
@@ -97,7 +97,7 @@ fn random_replays_keep_the_tree_whole() {
                 2 => TxnBody::CloseSession { paths: None },
                 3 => TxnBody::SetData {
                     path,
-                    data: vec![2],
+                    data: (i % 2 == 0).then(|| vec![2]),
                     version: 1,
                 },
                 4 => TxnBody::CreateSession { timeout_ms: 10 },

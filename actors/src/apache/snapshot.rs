@@ -16,8 +16,8 @@ pub const OPEN_ACL_KEY: i64 = -1;
 pub struct SnapNode {
     /// Absolute path (`/` for the root).
     pub path: String,
-    /// Content.
-    pub data: Vec<u8>,
+    /// Content (`None`: null).
+    pub data: Option<Vec<u8>>,
     /// Key of its ACL in the ACL cache.
     pub acl_key: i64,
     /// Metadata.
@@ -124,7 +124,7 @@ fn read_nodes(r: &mut JuteReader) -> Result<Vec<SnapNode>, String> {
         if path == "/" {
             return Ok(out);
         }
-        let data = r.buffer("data").map_err(jute)?;
+        let data = r.nullable_buffer("data").map_err(jute)?;
         let acl_key = r.long("acl").map_err(jute)?;
         let stat = StatPersisted::read(r).map_err(jute)?;
         let path = if path.is_empty() { "/".into() } else { path };

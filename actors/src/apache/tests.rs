@@ -262,3 +262,84 @@ fn a_torn_last_record_ends_the_log() {
     );
     assert_eq!(imported.last_zxid, Zxid(whole.0 - 1));
 }
+
+/// The offset of the first `needle` in `bytes`.
+fn position(bytes: &[u8], needle: &[u8]) -> usize {
+    bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("{needle:?} not found"))
+}
+
+/// Null data, which Apache's jute writes as a buffer of length -1, stays null through the
+/// snapshot reader, the log reader, the replay and the import. The snapshot is the fixture's
+/// newest with `/empty` (length 0) turned null and its two seals recomputed; the log records
+/// are a create and a setData of null, encoded as Apache logs them.
+#[test]
+fn null_data_in_apache_files_stays_null() {
+    let dir = fixture_copy();
+    let snap = dir.path().join(APACHE_DIR).join("snapshot.10000005b");
+    let mut bytes = std::fs::read(&snap).unwrap();
+    let at = position(&bytes, b"\0\0\0\x06/empty\0\0\0\0") + 10;
+    bytes[at..at + 4].copy_from_slice(&(-1i32).to_be_bytes());
+    // From the end: seal (checksum, "/"), digest (20 bytes), seal after the znodes.
+    let len = bytes.len();
+    for seal in [len - 13 - 20 - 13, len - 13] {
+        let sum = i64::from(adler32(&bytes[..seal]));
+        bytes[seal..seal + 8].copy_from_slice(&sum.to_be_bytes());
+    }
+    let parsed = parse_snapshot(&bytes).unwrap();
+    let empty = parsed.nodes.iter().find(|n| n.path == "/empty").unwrap();
+    assert_eq!(empty.data, None);
+    std::fs::write(&snap, &bytes).unwrap();
+    let imported = import(dir.path(), dir.path()).unwrap();
+    assert!(imported.snapshot.ends_with("snapshot.10000005b"));
+    let node = imported.tree.get("/empty").unwrap();
+    assert_eq!(node.nullable_data(), None);
+    assert!(imported.tree.get("/bin").unwrap().nullable_data().is_some());
+
+    let mut tree = ApacheTree::from_snapshot(&parsed).unwrap();
+    let zxid = imported.last_zxid.0 as i64;
+    for (i, body) in [null_create("/nulllog"), null_set("/app")]
+        .into_iter()
+        .enumerate()
+    {
+        let mut w = ensemble_messages::jute::JuteWriter::default();
+        w.long(0x42);
+        w.int(1);
+        w.long(zxid + 1 + i as i64);
+        w.long(5);
+        w.bytes.extend(body);
+        let txn = LoggedTxn::parse(&w.bytes).unwrap();
+        tree.apply(&txn);
+    }
+    let dt = tree.into_data_tree(Zxid(zxid as u64 + 2));
+    assert_eq!(dt.get("/nulllog").unwrap().nullable_data(), None);
+    assert_eq!(dt.get("/app").unwrap().nullable_data(), None);
+    assert_eq!(dt.get("/empty").unwrap().nullable_data(), None);
+}
+
+/// A CreateTxn of null data (type, then the record), as Apache logs it.
+fn null_create(path: &str) -> Vec<u8> {
+    let mut w = ensemble_messages::jute::JuteWriter::default();
+    w.int(ensemble_messages::zk::OpCode::Create.code());
+    w.string(path);
+    w.nullable_buffer(None);
+    w.int(1);
+    w.int(31);
+    w.string("world");
+    w.string("anyone");
+    w.boolean(false);
+    w.int(-1);
+    w.bytes
+}
+
+/// A SetDataTxn of null data (type, then the record), as Apache logs it.
+fn null_set(path: &str) -> Vec<u8> {
+    let mut w = ensemble_messages::jute::JuteWriter::default();
+    w.int(ensemble_messages::zk::OpCode::SetData.code());
+    w.string(path);
+    w.nullable_buffer(None);
+    w.int(7);
+    w.bytes
+}

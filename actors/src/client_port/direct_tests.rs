@@ -170,7 +170,7 @@ impl Fixture {
 fn create(path: &str, data: &[u8], acl: Acl) -> Vec<u8> {
     CreateRequest {
         path: path.into(),
-        data: Buffer(data.to_vec()),
+        data: NullableBuffer::bytes(data.to_vec()),
         acl: vec![acl],
         flags: 0,
     }
@@ -198,14 +198,18 @@ fn get(path: &str, watch: bool) -> Vec<u8> {
 fn set(path: &str, data: &[u8]) -> Vec<u8> {
     SetDataRequest {
         path: path.into(),
-        data: Buffer(data.to_vec()),
+        data: NullableBuffer::bytes(data.to_vec()),
         version: -1,
     }
     .to_bytes()
 }
 
 fn data_of(body: &[u8]) -> Vec<u8> {
-    GetDataResponse::from_bytes(body).unwrap().data.0
+    GetDataResponse::from_bytes(body)
+        .unwrap()
+        .data
+        .as_slice()
+        .to_vec()
 }
 
 #[test]

@@ -190,7 +190,7 @@ pub fn monitor_values(info: &ServerInfo) -> Vec<(&'static str, String)> {
         ("ephemerals_count", info.status.ephemerals.to_string()),
         ("global_sessions", info.status.sessions.to_string()),
         ("uptime", m.uptime_ms().to_string()),
-        ("quorum_size", info.config.voters().len().to_string()),
+        ("quorum_size", p.voters.to_string()),
         ("last_zxid", format!("0x{:x}", p.last_logged.0)),
         ("committed_zxid", format!("0x{:x}", p.committed.0)),
         ("election_epoch", p.election_epoch.to_string()),
@@ -203,7 +203,7 @@ pub fn monitor_values(info: &ServerInfo) -> Vec<(&'static str, String)> {
         lines.push(("max_file_descriptor_count", max.to_string()));
     }
     if p.state == ServerState::Leading {
-        lines.push(("learners", learners(info).to_string()));
+        lines.push(("learners", p.learners.to_string()));
         lines.push(("synced_followers", p.synced_followers.to_string()));
         lines.push(("synced_non_voting_followers", "0".into()));
         lines.push(("synced_observers", p.synced_observers.to_string()));
@@ -214,12 +214,6 @@ pub fn monitor_values(info: &ServerInfo) -> Vec<(&'static str, String)> {
         }
     }
     lines
-}
-
-/// The leader's configured learners: the other voters and every observer.
-pub fn learners(info: &ServerInfo) -> usize {
-    let c = info.config;
-    c.voters().len().saturating_sub(1) + c.observers().len()
 }
 
 fn mntr(info: &ServerInfo) -> String {
@@ -404,6 +398,8 @@ mod tests {
                 applied: Zxid::new(1, 0),
                 synced_followers: 2,
                 synced_observers: 0,
+                learners: 2,
+                voters: 3,
                 election_epoch: 1,
             },
             node_count: 5,
@@ -470,6 +466,7 @@ mod tests {
         c.servers.push(observer);
         let mut s = status(ServerState::Leading, true);
         s.peer.synced_observers = 1;
+        s.peer.learners = 3;
         let mntr = render("mntr", &info(&c, &s)).unwrap();
         for line in [
             "zk_quorum_size\t3\n",

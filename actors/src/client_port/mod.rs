@@ -13,8 +13,8 @@ mod tls;
 
 pub use direct::{DirectReader, PublishedTree, SessionShare};
 pub use four_letter::{
-    avg, dir_size, environment, learners, mode, monitor_values, read_only, render, version,
-    ServerInfo, FOUR_LETTER_WORDS, REPORT_WORDS,
+    avg, dir_size, environment, mode, monitor_values, read_only, render, version, ServerInfo,
+    FOUR_LETTER_WORDS, REPORT_WORDS,
 };
 pub use limits::Load;
 pub use listener::ClientPort;

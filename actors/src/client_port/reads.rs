@@ -2,7 +2,7 @@
 //! threads (see [`super::direct`]) answer them with the same code.
 
 use super::service::to_stat;
-use crate::data_tree::{masked, permits, AclEntry, DataTree, PermissionMemo};
+use crate::data_tree::{masked, permits, AclEntry, DataTree, PermissionMemo, Znode};
 use crate::sessions::WatchKind;
 use ensemble_messages::jute::*;
 use ensemble_messages::zk::{perm, OpCode, ZkError, OK};
@@ -114,6 +114,11 @@ fn exists(tree: &DataTree, r: PathWatchRequest) -> ReadAnswer {
     }
 }
 
+/// A znode's data as a reply carries it: null stays null.
+fn wire_data(n: &Znode) -> NullableBuffer {
+    NullableBuffer(n.nullable_data().map(<[u8]>::to_vec))
+}
+
 fn get_data(tree: &DataTree, auth: &[(String, String)], r: PathWatchRequest) -> ReadAnswer {
     if !can_read(tree, auth, &r.path) {
         return ReadAnswer::fail(ZkError::NoAuth);
@@ -121,7 +126,7 @@ fn get_data(tree: &DataTree, auth: &[(String, String)], r: PathWatchRequest) -> 
     match (tree.get(&r.path), tree.stat(&r.path)) {
         (Some(n), Some(s)) => ReadAnswer::ok(
             GetDataResponse {
-                data: Buffer(n.data().to_vec()),
+                data: wire_data(n),
                 stat: to_stat(&s),
             }
             .to_bytes(),
@@ -216,12 +221,9 @@ fn multi_read(tree: &DataTree, auth: &[(String, String)], body: &[u8]) -> ReadAn
                     watches.push((WatchKind::Data, req.path.clone()));
                 }
                 sub_header(&mut w, OpCode::GetData);
-                let data = tree
-                    .get(&req.path)
-                    .map(|n| n.data().to_vec())
-                    .unwrap_or_default();
+                let data = tree.get(&req.path).map(wire_data);
                 GetDataResponse {
-                    data: Buffer(data),
+                    data: data.unwrap_or_default(),
                     stat: to_stat(&s),
                 }
                 .write(&mut w);

@@ -919,7 +919,7 @@ impl ClientService {
                     Ok((zxid, OpResult::DataSet { stat })) if code == OpCode::Reconfig => {
                         let data = tree.config().0;
                         let reply = GetDataResponse {
-                            data: Buffer(data),
+                            data: NullableBuffer::bytes(data),
                             stat: to_stat(&stat),
                         };
                         frame(xid, zxid.0 as i64, Ok(()), &reply.to_bytes())
@@ -1013,14 +1013,13 @@ fn write_op(code: OpCode, body: &[u8], max_buffer: usize) -> Option<Result<Write
                 } else {
                     CreateMode::from_flags(r.flags, -1)
                 };
-                create_op(r.path.clone(), r.data.0, &r.acl, mode, max_buffer)
+                create_op(r.path.clone(), r.data, &r.acl, mode, max_buffer)
                     .map(|op| plain(op, r.path))
             })
         }
         OpCode::CreateTtl => CreateTtlRequest::from_bytes(body).map(|r| {
             let mode = CreateMode::from_flags(r.flags, r.ttl);
-            create_op(r.path.clone(), r.data.0, &r.acl, mode, max_buffer)
-                .map(|op| plain(op, r.path))
+            create_op(r.path.clone(), r.data, &r.acl, mode, max_buffer).map(|op| plain(op, r.path))
         }),
         OpCode::Delete => DeleteRequest::from_bytes(body).map(|r| {
             Ok(plain(
@@ -1032,13 +1031,9 @@ fn write_op(code: OpCode, body: &[u8], max_buffer: usize) -> Option<Result<Write
             ))
         }),
         OpCode::SetData => SetDataRequest::from_bytes(body).map(|r| {
-            check_size(&r.data.0, max_buffer)?;
+            check_size(r.data.as_slice(), max_buffer)?;
             Ok(plain(
-                TreeOp::SetData {
-                    path: r.path.clone(),
-                    data: r.data.0,
-                    version: r.version,
-                },
+                TreeOp::set_data(r.path.clone(), r.data.0, r.version),
                 r.path,
             ))
         }),
@@ -1087,7 +1082,7 @@ fn write_op(code: OpCode, body: &[u8], max_buffer: usize) -> Option<Result<Write
 
 fn create_op(
     path: String,
-    data: Vec<u8>,
+    data: NullableBuffer,
     acl: &[Acl],
     mode: Result<CreateMode, ZkError>,
     max_buffer: usize,
@@ -1099,13 +1094,8 @@ fn create_op(
         path.clone()
     };
     crate::data_tree::validate_path(&check).map_err(|_| ZkError::BadArguments)?;
-    check_size(&data, max_buffer)?;
-    Ok(TreeOp::Create {
-        path,
-        data,
-        acl: to_acl(acl),
-        mode,
-    })
+    check_size(data.as_slice(), max_buffer)?;
+    Ok(TreeOp::create(path, data.0, to_acl(acl), mode))
 }
 
 /// Data over jute.maxbuffer is refused with BadArguments, and logged.
@@ -1138,13 +1128,13 @@ fn parse_multi(body: &[u8], max_buffer: usize) -> Result<(TreeOp, Vec<OpCode>), 
                 } else {
                     CreateMode::from_flags(c.flags, -1)
                 };
-                create_op(c.path, c.data.0, &c.acl, mode, max_buffer)?
+                create_op(c.path, c.data, &c.acl, mode, max_buffer)?
             }
             OpCode::CreateTtl => {
                 let c = CreateTtlRequest::read(&mut r, "multi createTTL")
                     .map_err(|_| ZkError::MarshallingError)?;
                 let mode = CreateMode::from_flags(c.flags, c.ttl);
-                create_op(c.path, c.data.0, &c.acl, mode, max_buffer)?
+                create_op(c.path, c.data, &c.acl, mode, max_buffer)?
             }
             OpCode::Delete => {
                 let d = DeleteRequest::read(&mut r, "multi delete")
@@ -1157,12 +1147,8 @@ fn parse_multi(body: &[u8], max_buffer: usize) -> Result<(TreeOp, Vec<OpCode>), 
             OpCode::SetData => {
                 let s = SetDataRequest::read(&mut r, "multi setData")
                     .map_err(|_| ZkError::MarshallingError)?;
-                check_size(&s.data.0, max_buffer)?;
-                TreeOp::SetData {
-                    path: s.path,
-                    data: s.data.0,
-                    version: s.version,
-                }
+                check_size(s.data.as_slice(), max_buffer)?;
+                TreeOp::set_data(s.path, s.data.0, s.version)
             }
             OpCode::Check => {
                 let c = CheckVersionRequest::read(&mut r, "multi check")

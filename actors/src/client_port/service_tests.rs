@@ -147,7 +147,7 @@ fn frames(rx: &mut UnboundedReceiver<ToClient>) -> Vec<Frame> {
 fn create(path: &str) -> Vec<u8> {
     CreateRequest {
         path: path.into(),
-        data: Buffer(b"d".to_vec()),
+        data: NullableBuffer::bytes(b"d".to_vec()),
         acl: vec![Acl {
             perms: 31,
             id: Id {
@@ -184,7 +184,13 @@ fn a_read_behind_a_pending_write_waits_for_it_and_sees_it() {
         f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
         vec![(1, 0), (2, 0)]
     );
-    assert_eq!(GetDataResponse::from_bytes(&f[1].2).unwrap().data.0, b"d");
+    assert_eq!(
+        GetDataResponse::from_bytes(&f[1].2)
+            .unwrap()
+            .data
+            .as_slice(),
+        b"d"
+    );
 }
 
 #[test]
@@ -199,7 +205,7 @@ fn a_watch_event_comes_before_the_reply_of_a_later_read() {
     frames(&mut a);
     let set = SetDataRequest {
         path: "/w".into(),
-        data: Buffer(b"x".to_vec()),
+        data: NullableBuffer::bytes(b"x".to_vec()),
         version: -1,
     }
     .to_bytes();
@@ -214,8 +220,14 @@ fn a_watch_event_comes_before_the_reply_of_a_later_read() {
         (EventType::NodeDataChanged.code(), "/w")
     );
     assert_eq!(
-        (f[1].0, GetDataResponse::from_bytes(&f[1].2).unwrap().data.0),
-        (2, b"x".to_vec())
+        (
+            f[1].0,
+            GetDataResponse::from_bytes(&f[1].2)
+                .unwrap()
+                .data
+                .as_slice()
+        ),
+        (2, &b"x"[..])
     );
 }
 
@@ -309,7 +321,10 @@ fn multi_read_answers_each_op() {
     let mut r = JuteReader::new(&f[0].2);
     let first = MultiHeader::read(&mut r, "h").unwrap();
     assert_eq!((first.op, first.err), (OpCode::GetData.code(), 0));
-    assert_eq!(GetDataResponse::read(&mut r, "d").unwrap().data.0, b"d");
+    assert_eq!(
+        GetDataResponse::read(&mut r, "d").unwrap().data.as_slice(),
+        b"d"
+    );
     let second = MultiHeader::read(&mut r, "h").unwrap();
     assert_eq!(
         (second.op, second.err),
@@ -502,7 +517,7 @@ fn add_auth(h: &mut Harness, conn: u64, credentials: &str) {
 fn create_with_acl(path: &str, acl: Vec<(i32, &str, &str)>) -> Vec<u8> {
     CreateRequest {
         path: path.into(),
-        data: Buffer(b"d".to_vec()),
+        data: NullableBuffer::bytes(b"d".to_vec()),
         acl: acl
             .into_iter()
             .map(|(perms, scheme, id)| Acl {
@@ -651,7 +666,7 @@ fn the_super_digest_passes_every_acl_and_other_credentials_do_not() {
     assert_eq!(acl[0].id.id, digest_id("alice:pw"), "super has ADMIN");
     let set = SetDataRequest {
         path: "/secret".into(),
-        data: Buffer(b"x".to_vec()),
+        data: NullableBuffer::bytes(b"x".to_vec()),
         version: -1,
     };
     h.send(1, 4, OpCode::SetData, set.to_bytes());
@@ -818,7 +833,10 @@ fn a_multi_read_naming_one_huge_acl_many_times_reads_it_once() {
     for _ in 0..20_000 {
         let header = MultiHeader::read(&mut r, "h").unwrap();
         assert_eq!((header.op, header.err), (OpCode::GetData.code(), OK));
-        assert_eq!(GetDataResponse::read(&mut r, "d").unwrap().data.0, b"d");
+        assert_eq!(
+            GetDataResponse::read(&mut r, "d").unwrap().data.as_slice(),
+            b"d"
+        );
     }
 }
 
@@ -847,7 +865,7 @@ fn a_multi_changing_a_znode_with_a_huge_acl_checks_each_watcher_once() {
     // Before, each event read the 30,001-entry ACL for each watcher, and each op copied it.
     let set = SetDataRequest {
         path: "/h".into(),
-        data: Buffer(b"x".to_vec()),
+        data: NullableBuffer::bytes(b"x".to_vec()),
         version: -1,
     };
     h.send(
@@ -907,4 +925,72 @@ fn requests_pipelined_behind_the_handshake_are_answered_after_it() {
         .client_info
         .iter()
         .any(|c| c.auth_scheme == "x509" && c.user == "CN=c"));
+}
+
+/// The data field of a getData reply as the wire has it: `None` for length -1.
+fn wire_data(body: &[u8]) -> Option<Vec<u8>> {
+    JuteReader::new(body).nullable_buffer("data").unwrap()
+}
+
+#[test]
+fn null_data_reads_back_null_from_get_data_multi_and_multi_read() {
+    let mut h = Harness::new();
+    let mut a = h.connect(1);
+    let null_create = |path: &str| CreateRequest {
+        path: path.into(),
+        data: NullableBuffer(None),
+        acl: CreateRequest::from_bytes(&create("/x")).unwrap().acl,
+        flags: 0,
+    };
+    h.send(1, 1, OpCode::Create, null_create("/n").to_bytes());
+    h.send(1, 2, OpCode::Create, create("/d"));
+    let set_null = SetDataRequest {
+        path: "/d".into(),
+        data: NullableBuffer(None),
+        version: -1,
+    };
+    h.send(1, 3, OpCode::SetData, set_null.to_bytes());
+    let multi = multi_body(1, OpCode::Create, |w| null_create("/m").write(w));
+    h.send(1, 4, OpCode::Multi, multi);
+    h.commit();
+    assert!(frames(&mut a).iter().all(|f| f.1 == OK));
+
+    for (i, path) in ["/n", "/d", "/m"].into_iter().enumerate() {
+        h.send(1, 10 + i as i32, OpCode::GetData, get(path, false));
+        let f = frames(&mut a);
+        assert_eq!(f[0].1, OK, "{path}");
+        assert_eq!(wire_data(&f[0].2), None, "{path} reads back null");
+    }
+    h.send(1, 20, OpCode::Create, create("/e"));
+    h.commit();
+    frames(&mut a);
+    let mut w = JuteWriter::default();
+    for path in ["/n", "/e"] {
+        MultiHeader {
+            op: OpCode::GetData.code(),
+            done: false,
+            err: -1,
+        }
+        .write(&mut w);
+        w.bytes.extend(get(path, false));
+    }
+    MultiHeader {
+        op: -1,
+        done: true,
+        err: -1,
+    }
+    .write(&mut w);
+    h.send(1, 21, OpCode::MultiRead, w.bytes);
+    let f = frames(&mut a);
+    let mut r = JuteReader::new(&f[0].2);
+    MultiHeader::read(&mut r, "h").unwrap();
+    assert_eq!(
+        GetDataResponse::read(&mut r, "d").unwrap().data,
+        NullableBuffer(None)
+    );
+    MultiHeader::read(&mut r, "h").unwrap();
+    assert_eq!(
+        GetDataResponse::read(&mut r, "d").unwrap().data.0,
+        Some(b"d".to_vec())
+    );
 }

@@ -37,7 +37,7 @@ impl DataTree {
     pub fn init_config(&mut self, text: &str) {
         let version = version_of(text.as_bytes());
         if let Some(node) = self.nodes.get_mut(PATH) {
-            node.set_data(text.as_bytes().to_vec(), false);
+            node.set_data(Some(text.as_bytes().to_vec()));
             node.stat.mzxid = i64::try_from(version).unwrap_or(i64::MAX);
         }
     }
@@ -67,7 +67,7 @@ impl DataTree {
         text.push_str(&format!("version={zxid:x}"));
         self.save_node(undo, PATH);
         let node = self.nodes.get_mut(PATH).ok_or(ZkError::NoNode)?;
-        node.set_data(text.into_bytes(), false);
+        node.set_data(Some(text.into_bytes()));
         node.stat.version += 1;
         node.stat.mzxid = zxid;
         node.stat.mtime = t.time_ms;

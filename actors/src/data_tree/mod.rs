@@ -51,7 +51,7 @@ impl Znode {
             acl,
             stat,
         };
-        node.set_data(data, false);
+        node.set_data(Some(data));
         node
     }
 
@@ -67,15 +67,22 @@ impl Znode {
         &self.data
     }
 
+    /// Its content, `None` when null.
+    pub fn nullable_data(&self) -> Option<&[u8]> {
+        (!self.null_data).then_some(&*self.data)
+    }
+
     /// Whether its data is null rather than empty.
     pub fn is_null_data(&self) -> bool {
         self.null_data
     }
 
-    fn set_data(&mut self, data: Vec<u8>, null: bool) {
+    /// Replaces the data (`None`: null) and its length in the Stat.
+    fn set_data(&mut self, data: Option<Vec<u8>>) {
+        self.null_data = data.is_none();
+        let data = data.unwrap_or_default();
         self.stat.data_length = i32::try_from(data.len()).unwrap_or(i32::MAX);
         self.data = data.into_boxed_slice();
-        self.null_data = null && self.data.is_empty();
     }
 }
 
@@ -389,7 +396,19 @@ impl DataTree {
                 data,
                 acl,
                 mode,
-            } => self.create(t, path, data, acl, *mode, zxid, (undo, memo), triggers),
+            } => self.create(
+                t,
+                path,
+                Some(data),
+                acl,
+                *mode,
+                zxid,
+                (undo, memo),
+                triggers,
+            ),
+            TreeOp::CreateNullData { path, acl, mode } => {
+                self.create(t, path, None, acl, *mode, zxid, (undo, memo), triggers)
+            }
             TreeOp::Delete { path, version } => {
                 let parent = path::parent(path).ok_or(ZkError::BadArguments)?;
                 self.check_perm(parent, perm::DELETE, t, memo)?;
@@ -407,24 +426,9 @@ impl DataTree {
                 path,
                 data,
                 version,
-            } => {
-                self.check_perm(path, perm::WRITE, t, memo)?;
-                let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
-                if *version != -1 && *version != node.stat.version {
-                    return Err(ZkError::BadVersion);
-                }
-                self.save_node(undo, path);
-                let node = self.nodes.get_mut(path).ok_or(ZkError::NoNode)?;
-                let old_len = node.data.len();
-                node.set_data(data.clone(), false);
-                node.stat.version += 1;
-                node.stat.mzxid = zxid;
-                node.stat.mtime = t.time_ms;
-                self.quota_rewritten(path, old_len, data.len(), undo);
-                triggers.push(self.trigger(path, EventType::NodeDataChanged));
-                Ok(OpResult::DataSet {
-                    stat: self.stat(path).ok_or(ZkError::NoNode)?,
-                })
+            } => self.set_data(t, path, Some(data), *version, zxid, (undo, memo), triggers),
+            TreeOp::SetNullData { path, version } => {
+                self.set_data(t, path, None, *version, zxid, (undo, memo), triggers)
             }
             TreeOp::SetAcl { path, acl, version } => {
                 self.check_perm(path, perm::ADMIN, t, memo)?;
@@ -456,12 +460,45 @@ impl DataTree {
         }
     }
 
+    /// Replaces the data of `path` (`None`: null) if `version` matches (-1: any).
+    #[allow(clippy::too_many_arguments)]
+    fn set_data(
+        &mut self,
+        t: &TreeTxn,
+        path: &str,
+        data: Option<&Vec<u8>>,
+        version: i32,
+        zxid: i64,
+        (undo, memo): (&mut Undo, &mut PermissionMemo),
+        triggers: &mut Vec<Trigger>,
+    ) -> Result<OpResult, ZkError> {
+        self.check_perm(path, perm::WRITE, t, memo)?;
+        let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
+        if version != -1 && version != node.stat.version {
+            return Err(ZkError::BadVersion);
+        }
+        self.save_node(undo, path);
+        let node = self.nodes.get_mut(path).ok_or(ZkError::NoNode)?;
+        let old_len = node.data.len();
+        let new_len = data.map_or(0, Vec::len);
+        node.set_data(data.cloned());
+        node.stat.version += 1;
+        node.stat.mzxid = zxid;
+        node.stat.mtime = t.time_ms;
+        self.quota_rewritten(path, old_len, new_len, undo);
+        triggers.push(self.trigger(path, EventType::NodeDataChanged));
+        Ok(OpResult::DataSet {
+            stat: self.stat(path).ok_or(ZkError::NoNode)?,
+        })
+    }
+
+    /// Creates `path` holding `data` (`None`: null).
     #[allow(clippy::too_many_arguments)]
     fn create(
         &mut self,
         t: &TreeTxn,
         path: &str,
-        data: &[u8],
+        data: Option<&Vec<u8>>,
         acl: &[AclEntry],
         mode: CreateMode,
         zxid: i64,
@@ -508,8 +545,11 @@ impl DataTree {
             ..NodeStat::default()
         };
         let acl = self.acls.intern(&acl);
-        self.insert_child(&path, Znode::new(data.to_vec(), acl, stat));
-        self.quota_created(&path, data.len(), undo);
+        let mut node = Znode::new(Vec::new(), acl, stat);
+        node.set_data(data.cloned());
+        let len = node.data.len();
+        self.insert_child(&path, node);
+        self.quota_created(&path, len, undo);
         if let Some(p) = self.nodes.get_mut(&parent_path) {
             p.stat.cversion += 1;
             p.stat.pzxid = zxid;
@@ -786,3 +826,6 @@ mod tests;
 
 #[cfg(test)]
 mod image_tests;
+
+#[cfg(test)]
+mod null_data_tests;

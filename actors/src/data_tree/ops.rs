@@ -82,6 +82,47 @@ pub enum TreeOp {
         expected_version: u64,
         explicit: bool,
     },
+    /// [`TreeOp::Create`] with null data (jute length -1), which reads back null. A variant
+    /// of its own, after the others, so that the txns of earlier versions still decode.
+    CreateNullData {
+        path: String,
+        acl: Vec<AclEntry>,
+        mode: CreateMode,
+    },
+    /// [`TreeOp::SetData`] with null data; after the others for the same reason.
+    SetNullData { path: String, version: i32 },
+}
+
+impl TreeOp {
+    /// A create of `data` (`None`: null), as the variant that carries it.
+    pub fn create(
+        path: String,
+        data: Option<Vec<u8>>,
+        acl: Vec<AclEntry>,
+        mode: CreateMode,
+    ) -> TreeOp {
+        match data {
+            Some(data) => TreeOp::Create {
+                path,
+                data,
+                acl,
+                mode,
+            },
+            None => TreeOp::CreateNullData { path, acl, mode },
+        }
+    }
+
+    /// A setData of `data` (`None`: null), as the variant that carries it.
+    pub fn set_data(path: String, data: Option<Vec<u8>>, version: i32) -> TreeOp {
+        match data {
+            Some(data) => TreeOp::SetData {
+                path,
+                data,
+                version,
+            },
+            None => TreeOp::SetNullData { path, version },
+        }
+    }
 }
 
 /// A txn body: the op, who asked, and when (the time is part of the txn so that every replica
@@ -132,8 +173,10 @@ impl TreeTxn {
         match &t.op {
             TreeOp::Multi(ops) => ops.iter().try_for_each(|op| match op {
                 TreeOp::Create { .. }
+                | TreeOp::CreateNullData { .. }
                 | TreeOp::Delete { .. }
                 | TreeOp::SetData { .. }
+                | TreeOp::SetNullData { .. }
                 | TreeOp::Check { .. } => op.check(max_data),
                 other => Err(format!("{other:?} is not allowed in a multi")),
             }),
@@ -172,23 +215,27 @@ impl TreeOp {
             }
             Ok(())
         };
+        let named = |path: &str, mode: &CreateMode| {
+            if mode.is_sequential() {
+                super::validate_path(&format!("{path}0000000000"))
+            } else {
+                super::validate_path(path)
+            }
+        };
         match self {
             TreeOp::Create {
                 path, data, mode, ..
             } => {
-                let named = if mode.is_sequential() {
-                    format!("{path}0000000000")
-                } else {
-                    path.clone()
-                };
-                super::validate_path(&named)?;
+                named(path, mode)?;
                 data_fits(data)
             }
+            TreeOp::CreateNullData { path, mode, .. } => named(path, mode),
             TreeOp::SetData { path, data, .. } => {
                 super::validate_path(path)?;
                 data_fits(data)
             }
-            TreeOp::Delete { path, .. }
+            TreeOp::SetNullData { path, .. }
+            | TreeOp::Delete { path, .. }
             | TreeOp::SetAcl { path, .. }
             | TreeOp::Check { path, .. }
             | TreeOp::Reap { path } => super::validate_path(path),

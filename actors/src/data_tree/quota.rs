@@ -7,7 +7,7 @@
 //! Enforcement (`zookeeper.enforceQuota`) happens before a write is submitted, see
 //! [`DataTree::quota_refusal`].
 
-use super::{path, DataTree, OpResult, TreeOp, Undo};
+use super::{path, CreateMode, DataTree, OpResult, TreeOp, Undo};
 use ensemble_messages::zk::{perm, ZkError};
 use std::collections::BTreeMap;
 
@@ -142,7 +142,7 @@ impl DataTree {
         usage.set(BYTES, usage.get(BYTES).saturating_add(bytes));
         self.save_node(undo, &stat);
         if let Some(node) = self.nodes.get_mut(&stat) {
-            node.set_data(usage.text().into_bytes(), false);
+            node.set_data(Some(usage.text().into_bytes()));
         }
     }
 
@@ -155,7 +155,7 @@ impl DataTree {
             usage.set(COUNT, count);
             usage.set(BYTES, bytes);
             if let Some(node) = self.nodes.get_mut(path) {
-                node.set_data(usage.text().into_bytes(), false);
+                node.set_data(Some(usage.text().into_bytes()));
             }
         }
         if let Some(root) = self.quota_root(path) {
@@ -197,7 +197,7 @@ impl DataTree {
             usage.set(COUNT, count);
             usage.set(BYTES, bytes);
             if let Some(node) = self.nodes.get_mut(&stat_path(&path)) {
-                node.set_data(usage.text().into_bytes(), false);
+                node.set_data(Some(usage.text().into_bytes()));
             }
         }
     }
@@ -225,36 +225,56 @@ impl DataTree {
     }
 
     fn exceeds_hard_limit(&self, op: &TreeOp, auth: &[(String, String)]) -> bool {
-        let allowed = |path: &str, needed: i32| {
-            self.nodes
-                .get(path)
-                .is_some_and(|n| super::permits(&n.acl, needed, auth))
-        };
         match op {
             TreeOp::Create {
                 path, data, mode, ..
-            } => {
-                let Some(parent) = path::parent(path) else {
-                    return false;
-                };
-                let Some(p) = self.nodes.get(parent) else {
-                    return false;
-                };
-                let path = if mode.is_sequential() {
-                    format!("{path}{:010}", p.stat.cversion)
-                } else {
-                    path.clone()
-                };
-                allowed(parent, perm::CREATE)
-                    && !self.nodes.contains(&path)
-                    && self.over_hard_limit(&path, 1, data.len() as i64)
+            } => self.create_over_hard_limit(path, data.len(), *mode, auth),
+            TreeOp::CreateNullData { path, mode, .. } => {
+                self.create_over_hard_limit(path, 0, *mode, auth)
             }
-            TreeOp::SetData { path, data, .. } => match self.nodes.get(path) {
-                Some(n) if allowed(path, perm::WRITE) => {
-                    self.over_hard_limit(path, 0, data.len() as i64 - n.data.len() as i64)
-                }
-                _ => false,
-            },
+            TreeOp::SetData { path, data, .. } => self.set_over_hard_limit(path, data.len(), auth),
+            TreeOp::SetNullData { path, .. } => self.set_over_hard_limit(path, 0, auth),
+            _ => false,
+        }
+    }
+
+    /// Whether `auth` has `needed` on the znode at `path`.
+    fn allowed(&self, path: &str, needed: i32, auth: &[(String, String)]) -> bool {
+        self.nodes
+            .get(path)
+            .is_some_and(|n| super::permits(&n.acl, needed, auth))
+    }
+
+    /// Whether creating `path` with `len` bytes of data passes a hard limit.
+    fn create_over_hard_limit(
+        &self,
+        path: &str,
+        len: usize,
+        mode: CreateMode,
+        auth: &[(String, String)],
+    ) -> bool {
+        let Some(parent) = path::parent(path) else {
+            return false;
+        };
+        let Some(p) = self.nodes.get(parent) else {
+            return false;
+        };
+        let path = if mode.is_sequential() {
+            format!("{path}{:010}", p.stat.cversion)
+        } else {
+            path.to_string()
+        };
+        self.allowed(parent, perm::CREATE, auth)
+            && !self.nodes.contains(&path)
+            && self.over_hard_limit(&path, 1, len as i64)
+    }
+
+    /// Whether replacing the data of `path` with `len` bytes passes a hard limit.
+    fn set_over_hard_limit(&self, path: &str, len: usize, auth: &[(String, String)]) -> bool {
+        match self.nodes.get(path) {
+            Some(n) if self.allowed(path, perm::WRITE, auth) => {
+                self.over_hard_limit(path, 0, len as i64 - n.data.len() as i64)
+            }
             _ => false,
         }
     }

@@ -2,13 +2,13 @@
 
 use super::*;
 
-struct Fixture {
-    tree: DataTree,
+pub(super) struct Fixture {
+    pub(super) tree: DataTree,
     counter: u32,
 }
 
 impl Fixture {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Fixture {
             tree: DataTree::default(),
             counter: 0,
@@ -48,7 +48,7 @@ impl Fixture {
         })
     }
 
-    fn apply(&mut self, op: TreeOp) -> OpResult {
+    pub(super) fn apply(&mut self, op: TreeOp) -> OpResult {
         self.apply_as(7, &[], op).result
     }
 }

@@ -24,7 +24,7 @@ pub fn render(info: &ServerInfo) -> String {
         ("min_latency", l.min_ms),
         ("max_latency", l.max_ms),
         ("uptime", m.uptime_ms() as f64),
-        ("quorum_size", info.config.voters().len() as f64),
+        ("quorum_size", s.peer.voters as f64),
     ];
     for (name, v) in gauges {
         e.gauge(name, v);
@@ -34,8 +34,7 @@ pub fn render(info: &ServerInfo) -> String {
         e.gauge("max_file_descriptor_count", max as f64);
     }
     if s.peer.state == ServerState::Leading && !s.standalone {
-        let learners = crate::client_port::learners(info);
-        e.gauge("learners", learners as f64);
+        e.gauge("learners", s.peer.learners as f64);
         e.gauge("synced_followers", s.peer.synced_followers as f64);
         e.gauge("synced_non_voting_followers", 0.0);
         e.gauge("synced_observers", s.peer.synced_observers as f64);

@@ -22,8 +22,6 @@ pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct PeerIdentity {
     /// Own sid.
     pub sid: Sid,
-    /// Sids of the configured peers.
-    pub members: Vec<Sid>,
     /// The ensemble's peer secret; `None` runs without peer authentication by secret.
     pub secret: Option<Arc<PeerSecret>>,
     /// Mutual TLS on every peer connection (sslQuorum), when configured.
@@ -143,13 +141,14 @@ pub async fn dial<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
-/// Accepting side: checks that the dialer is another member that holds the secret and that
-/// `vouch` accepts it for the sid it claims (its TLS certificate names that server), proves
+/// Accepting side: checks that the dialer is another server that holds the secret and that
+/// `admit` accepts it for the sid it claims (a member of the membership this server counts
+/// with, whose TLS certificate, if any, names that server), proves
 /// itself, and returns the dialer's sid. A refused dialer gets no reason, only a closed socket.
 pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     me: &PeerIdentity,
-    vouch: impl Fn(Sid) -> Result<(), String>,
+    admit: impl Fn(Sid) -> Result<(), String>,
 ) -> Result<Sid, HandshakeError> {
     let (version, sid, dialer_nonce) = match read_frame(stream).await? {
         HandshakeFrame::Hello {
@@ -164,12 +163,12 @@ pub async fn accept<S: AsyncRead + AsyncWrite + Unpin>(
             "peer protocol version {version} is not {PEER_PROTOCOL_VERSION}"
         )));
     }
-    if sid == me.sid || !me.members.contains(&sid) {
+    if sid == me.sid {
         return Err(HandshakeError::Rejected(format!(
-            "sid {sid} is not another member of this ensemble"
+            "a peer claims this server's own sid {sid}"
         )));
     }
-    vouch(sid).map_err(|why| {
+    admit(sid).map_err(|why| {
         HandshakeError::Rejected(format!("a peer claiming server {sid} is refused: {why}"))
     })?;
     if sid < me.sid {
@@ -213,22 +212,28 @@ mod tests {
     fn identity(sid: Sid, secret: Option<&[u8]>) -> PeerIdentity {
         PeerIdentity {
             sid,
-            members: vec![1, 2, 3],
             secret: secret.map(|s| Arc::new(PeerSecret::from_bytes(s).unwrap())),
             tls: None,
         }
     }
 
-    /// Runs a dial from `dialer` to `acceptor` (expected to be `expected`).
+    /// Runs a dial from `dialer` to `acceptor` (expected to be `expected`), the acceptor
+    /// admitting servers 1 to 3.
     async fn run(
         dialer: PeerIdentity,
         acceptor: PeerIdentity,
         expected: Sid,
     ) -> (Result<(), HandshakeError>, Result<Sid, HandshakeError>) {
-        run_vouched(dialer, acceptor, expected, |_| Ok(())).await
+        let members = |sid: Sid| {
+            (1..=3)
+                .contains(&sid)
+                .then_some(())
+                .ok_or_else(|| format!("server {sid} is not a member"))
+        };
+        run_vouched(dialer, acceptor, expected, members).await
     }
 
-    /// Like [`run`], the acceptor vouching for the dialer's claimed sid with `vouch`.
+    /// Like [`run`], the acceptor admitting the dialer's claimed sid with `vouch`.
     async fn run_vouched(
         dialer: PeerIdentity,
         acceptor: PeerIdentity,
@@ -276,9 +281,7 @@ mod tests {
     #[tokio::test]
     async fn strangers_and_impostors_get_no_detail() {
         // A sid outside the ensemble: the socket closes without any frame.
-        let mut stranger = identity(9, Some(K));
-        stranger.members = vec![1, 9];
-        let (d, a) = run(stranger, identity(1, Some(K)), 1).await;
+        let (d, a) = run(identity(9, Some(K)), identity(1, Some(K)), 1).await;
         assert!(matches!(d, Err(HandshakeError::Io(_))), "{d:?}");
         assert!(matches!(a, Err(HandshakeError::Rejected(_))));
         // The wrong server answering the dialed address.

@@ -79,6 +79,8 @@ pub struct PeerLink {
     reader: Option<SpawnHandle>,
     backoff: Duration,
     dialing: bool,
+    /// A reconfig removed the peer: the link stays down for good.
+    retired: bool,
 }
 
 impl PeerLink {
@@ -99,6 +101,7 @@ impl PeerLink {
             reader: None,
             backoff: MIN_BACKOFF,
             dialing: false,
+            retired: false,
         }
     }
 
@@ -108,7 +111,7 @@ impl PeerLink {
     }
 
     fn dial(&mut self, ctx: &mut Context<Self>) {
-        if !self.dials() || self.writer.is_some() || self.dialing {
+        if !self.dials() || self.writer.is_some() || self.dialing || self.retired {
             return;
         }
         self.dialing = true;
@@ -286,7 +289,9 @@ impl Handler<Inbound> for PeerLink {
     type Result = ();
 
     fn handle(&mut self, Inbound(stream): Inbound, ctx: &mut Context<Self>) {
-        self.install(stream, ctx);
+        if !self.retired {
+            self.install(stream, ctx);
+        }
     }
 }
 
@@ -297,6 +302,22 @@ impl Handler<Announce> for PeerLink {
         if self.writer.is_some() {
             self.sink.do_send(PeerEvent::Connected(self.peer));
         }
+    }
+}
+
+/// Closes the link for good (a reconfig removed its peer) and stops its actor; should its
+/// supervisor restart it while someone still holds its address, it stays closed.
+#[derive(Message, Debug)]
+#[rtype(result = "()")]
+pub(crate) struct Retire;
+
+impl Handler<Retire> for PeerLink {
+    type Result = ();
+
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        self.retired = true;
+        self.drop_connection(ctx, false);
+        ctx.stop();
     }
 }
 

@@ -1,14 +1,13 @@
 //! Accepts peer connections, runs the handshake and hands each stream to its link.
 
-use super::handshake::{self, HandshakeError, PeerIdentity, HANDSHAKE_TIMEOUT};
-use super::link::Fail;
-use super::link::{Inbound, PeerLink};
+use super::handshake::{self, HandshakeError, HANDSHAKE_TIMEOUT};
+use super::link::{Fail, Inbound};
+use super::roster::PeerRoster;
 use super::tls::PeerTls;
 use super::PeerStream;
 use crate::accept::{accepted, listen, Accepted};
 use actix::prelude::*;
 use ensemble_messages::Sid;
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -28,22 +27,17 @@ const RETRY_LISTEN: Duration = Duration::from_secs(1);
 /// socket's backlog. Handshakes under way run as tasks of their own and finish; established
 /// peer connections belong to the links and never notice. It keeps its handshake limit.
 pub struct PeerListener {
-    identity: PeerIdentity,
-    links: BTreeMap<Sid, Addr<PeerLink>>,
+    roster: PeerRoster,
     listener: std::net::TcpListener,
     pending: Arc<Semaphore>,
 }
 
 impl PeerListener {
-    /// A listener on an already bound, non-blocking socket.
-    pub fn new(
-        identity: PeerIdentity,
-        links: BTreeMap<Sid, Addr<PeerLink>>,
-        listener: std::net::TcpListener,
-    ) -> Self {
+    /// A listener on an already bound, non-blocking socket, admitting the servers `roster`
+    /// keeps links to (as they are when each one dials).
+    pub fn new(roster: PeerRoster, listener: std::net::TcpListener) -> Self {
         PeerListener {
-            identity,
-            links,
+            roster,
             listener,
             pending: Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES)),
         }
@@ -91,17 +85,16 @@ impl StreamHandler<Accepted> for PeerListener {
             );
             return;
         };
-        let identity = self.identity.clone();
-        let links = self.links.clone();
+        let roster = self.roster.clone();
         // A task of its own: a restart of the listener does not cut a handshake short.
         actix::spawn(async move {
             let _ = stream.set_nodelay(true);
-            let outcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(stream, &identity)).await;
+            let outcome = tokio::time::timeout(HANDSHAKE_TIMEOUT, accept(stream, &roster)).await;
             drop(permit);
             match outcome {
-                Ok(Ok((sid, stream))) => match links.get(&sid) {
+                Ok(Ok((sid, stream))) => match roster.link(sid) {
                     Some(link) => link.do_send(Inbound(stream)),
-                    None => tracing::warn!(sid, "accepted a peer without a link"),
+                    None => tracing::warn!(sid, "a reconfig removed the peer as it connected"),
                 },
                 Ok(Err(HandshakeError::DialsBack)) => {
                     tracing::debug!(?peer_addr, "a lower sid dialed; this server dials it");
@@ -116,16 +109,27 @@ impl StreamHandler<Accepted> for PeerListener {
     fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
+/// Why `roster` does not admit a dialer claiming `sid`, if it does not: only the servers of
+/// the membership this server counts with may connect.
+fn member(roster: &PeerRoster, sid: Sid) -> Result<(), String> {
+    if roster.contains(sid) {
+        Ok(())
+    } else {
+        Err(format!(
+            "server {sid} is not a member of the config this server counts with (a new server \
+             connects once a reconfig adds it)"
+        ))
+    }
+}
+
 /// Runs TLS (when configured) and the handshake on an accepted connection: the dialer's sid
 /// and the stream to hand to its link.
-async fn accept(
-    tcp: TcpStream,
-    identity: &PeerIdentity,
-) -> Result<(Sid, PeerStream), HandshakeError> {
+async fn accept(tcp: TcpStream, roster: &PeerRoster) -> Result<(Sid, PeerStream), HandshakeError> {
+    let identity = roster.identity();
     match &identity.tls {
         None => {
             let mut stream = tcp;
-            let sid = handshake::accept(&mut stream, identity, |_| Ok(())).await?;
+            let sid = handshake::accept(&mut stream, identity, |sid| member(roster, sid)).await?;
             Ok((sid, Box::new(stream)))
         }
         Some(tls) => {
@@ -133,8 +137,8 @@ async fn accept(
                 HandshakeError::Rejected(format!("a peer failed the quorum TLS handshake: {e}"))
             })?;
             let chain = PeerTls::chain(&stream);
-            let sid =
-                handshake::accept(&mut stream, identity, |sid| tls.vouch(&chain, sid)).await?;
+            let admit = |sid| member(roster, sid).and_then(|()| tls.vouch(&chain, sid));
+            let sid = handshake::accept(&mut stream, identity, admit).await?;
             Ok((sid, Box::new(stream)))
         }
     }

@@ -2,7 +2,9 @@
 //! length-prefixed bincode.
 //!
 //! The higher sid dials; a connection dialed by the lower sid is refused (at most one
-//! connection per pair). Membership is a matter of server ids and of proof: with a peer secret,
+//! connection per pair). The links follow the membership the server counts with: a
+//! reconfig's commit opens links to the servers it adds and closes those to the servers it
+//! removes, and only members may connect. Membership is a matter of server ids and of proof: with a peer secret,
 //! in the handshake each side proves over the other's fresh nonce that it holds the ensemble's
 //! secret (HMAC-SHA256); with quorum TLS, each side presents a certificate the quorum trust
 //! store vouches for (naming its server line's host, with hostname verification) before the
@@ -12,12 +14,14 @@
 mod handshake;
 mod link;
 mod listener;
+mod roster;
 mod secret;
 mod tls;
 
 pub use handshake::{HandshakeError, PeerIdentity};
 pub use link::{Announce, Fail, PeerEvent, PeerLink, SendPeer, SendPeerLater};
 pub use listener::PeerListener;
+pub use roster::{PeerEntry, PeerRoster};
 pub use secret::{PeerSecret, MIN_SECRET_LEN};
 pub use tls::PeerTls;
 

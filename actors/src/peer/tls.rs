@@ -9,7 +9,7 @@ use ensemble_messages::Sid;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_rustls::rustls::client::danger::ServerCertVerifier;
@@ -21,7 +21,7 @@ pub struct PeerTls {
     acceptor: TlsAcceptor,
     connector: TlsConnector,
     names: Option<Arc<WebPkiServerVerifier>>,
-    hosts: BTreeMap<Sid, String>,
+    hosts: RwLock<BTreeMap<Sid, String>>,
     handshake: Duration,
 }
 
@@ -43,7 +43,7 @@ impl PeerTls {
             acceptor: TlsAcceptor::from(configs.server),
             connector: TlsConnector::from(configs.client),
             names: configs.names,
-            hosts,
+            hosts: RwLock::new(hosts),
             handshake: Duration::from_millis(tls.handshake_timeout_ms),
         })
     }
@@ -93,10 +93,16 @@ impl PeerTls {
             .map_err(|e| format!("its certificate does not fit server {sid}'s host: {e}"))
     }
 
+    /// Records server `sid`'s host (a reconfig added it, or changed its server line).
+    pub(crate) fn set_host(&self, sid: Sid, host: String) {
+        let mut hosts = self.hosts.write().unwrap_or_else(PoisonError::into_inner);
+        hosts.insert(sid, host);
+    }
+
     /// The TLS name of server `sid`: its server line's host.
     fn server_name(&self, sid: Sid) -> Result<ServerName<'static>, String> {
-        let host = self
-            .hosts
+        let hosts = self.hosts.read().unwrap_or_else(PoisonError::into_inner);
+        let host = hosts
             .get(&sid)
             .ok_or_else(|| format!("server {sid} is not configured"))?;
         ServerName::try_from(host.trim_matches(['[', ']']).to_string())

@@ -10,7 +10,7 @@ use crate::client_port::{
 use crate::data_tree::TreeOp;
 use crate::data_tree::{DataTree, OpResult, SessionPassword, TreeTxn};
 use crate::metrics::ServerMetrics;
-use crate::peer::{Announce, PeerEvent, PeerLink, SendPeer, SendPeerLater};
+use crate::peer::{Announce, PeerEntry, PeerEvent, PeerRoster, SendPeer, SendPeerLater};
 use crate::sessions::SessionTracker;
 use crate::storage::{
     recover, Flush, Persist, Recovered, StorageActor, StorageError, TakeSnapshot, WriterEvent,
@@ -19,7 +19,7 @@ use crate::storage::{
 use actix::prelude::*;
 use ensemble_config::dynamic::{self, Membership};
 use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, ZabMessage, Zxid};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -131,7 +131,8 @@ pub struct NodeStatus {
 /// The quorum peer actor. Supervised: a restart reloads the core and the tree from disk.
 pub struct QuorumPeerActor {
     settings: QuorumSettings,
-    links: BTreeMap<Sid, Addr<PeerLink>>,
+    /// The links to the other servers; `None` until [`QuorumPeerActor::with_roster`].
+    roster: Option<PeerRoster>,
     storage: Addr<StorageActor>,
     core: QuorumPeer,
     tree: DataTree,
@@ -195,7 +196,6 @@ impl QuorumPeerActor {
     /// Builds the actor from what `recovered` found on disk.
     pub fn new(
         settings: QuorumSettings,
-        links: BTreeMap<Sid, Addr<PeerLink>>,
         storage: Addr<StorageActor>,
         recovered: Recovered,
     ) -> Result<Self, StorageError> {
@@ -222,7 +222,7 @@ impl QuorumPeerActor {
             reload: false,
             published: PublishedTree::new(),
             settings,
-            links,
+            roster: None,
             storage,
             core,
             tree,
@@ -235,10 +235,27 @@ impl QuorumPeerActor {
         })
     }
 
-    /// Sets the links to the other servers (they need this actor's address first).
-    pub fn with_links(mut self, links: BTreeMap<Sid, Addr<PeerLink>>) -> Self {
-        self.links = links;
+    /// Sets the links to the other servers (they need this actor's address first); from
+    /// then on they follow the membership the core counts with.
+    pub fn with_roster(mut self, roster: PeerRoster) -> Self {
+        self.roster = Some(roster);
         self
+    }
+
+    /// The membership the tree's config node holds, and the node's config version, if it
+    /// reads.
+    fn tree_membership(&self) -> Option<(Membership, u64)> {
+        let (text, version) = self.tree.config();
+        let m = Membership::parse(std::str::from_utf8(&text).ok()?).ok()?;
+        Some((m, version))
+    }
+
+    /// Makes the links follow the membership in `settings` (after a reconfig, a snapshot or
+    /// a restart).
+    fn follow_membership(&self) {
+        if let Some(roster) = &self.roster {
+            roster.follow(&peer_entries(&self.settings.membership));
+        }
     }
 
     fn now(&self) -> u64 {
@@ -372,8 +389,7 @@ impl QuorumPeerActor {
     /// The tree's config node changed (a reconfig applied, or a snapshot installed): the
     /// core counts with its voters, and the membership file in dataDir keeps it for restarts.
     fn membership_changed(&mut self) {
-        let (text, version) = self.tree.config();
-        let Ok(Ok(m)) = std::str::from_utf8(&text).map(Membership::parse) else {
+        let Some((m, version)) = self.tree_membership() else {
             tracing::error!("/zookeeper/config is unreadable after a change");
             return;
         };
@@ -390,12 +406,13 @@ impl QuorumPeerActor {
             tracing::error!("cannot write {}: {e}", path.display());
         }
         self.settings.membership = m;
+        self.follow_membership();
     }
 
     /// SNAP sync: the tree's O(1) clone is serialized on a blocking thread, so the leader goes
     /// on serving meanwhile; the link holds later messages to `to` behind the image.
     fn send_snapshot_sync(&self, to: Sid, epoch: u32, txns: Vec<Txn>) {
-        let Some(link) = self.links.get(&to) else {
+        let Some(link) = self.roster.as_ref().and_then(|r| r.link(to)) else {
             return;
         };
         let (tx, rx) = oneshot::channel();
@@ -417,7 +434,7 @@ impl QuorumPeerActor {
     }
 
     fn send(&self, to: Sid, msg: PeerMessage) {
-        if let Some(link) = self.links.get(&to) {
+        if let Some(link) = self.roster.as_ref().and_then(|r| r.link(to)) {
             link.do_send(SendPeer(msg));
         }
     }
@@ -572,6 +589,18 @@ fn build(
     Ok((core, tree))
 }
 
+/// The other servers of `m`, as the links reach them.
+fn peer_entries(m: &Membership) -> Vec<PeerEntry> {
+    m.servers
+        .iter()
+        .map(|s| PeerEntry {
+            sid: s.id,
+            addr: s.peer_addr(),
+            host: s.host.clone(),
+        })
+        .collect()
+}
+
 /// The membership to start with: the tree's (from a snapshot) when a reconfig newer than
 /// the configured one made it, else the configured one, which the tree's config node gets.
 fn starting_membership(tree: &mut DataTree, configured: &Membership) -> Membership {
@@ -628,7 +657,14 @@ impl QuorumPeerActor {
             act.check_sessions(ctx);
             act.reap_containers(ctx);
         });
-        for link in self.links.values() {
+        match self.tree_membership() {
+            Some((m, version)) if version > self.settings.membership.version => {
+                self.settings.membership = m;
+            }
+            _ => {}
+        }
+        self.follow_membership();
+        for (_, link) in self.roster.iter().flat_map(PeerRoster::links) {
             link.do_send(Announce);
         }
     }

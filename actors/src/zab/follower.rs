@@ -121,7 +121,11 @@ impl QuorumPeer {
             }
             (ZabMessage::Inform(txn), _) if self.is_observer() => self.observer_on_inform(txn),
             (ZabMessage::Proposal(txn), _) => self.follower_on_proposal(txn),
-            (ZabMessage::Commit(z), _) if self.follower().acks_allowed() => self.follower_commit(z),
+            // The leader forwards proposals and commits to a follower from NEWLEADER on, so
+            // a commit may arrive while the synced history is still being written.
+            (ZabMessage::Commit(z), _) if self.follower().epoch().is_some() => {
+                self.follower_commit(z)
+            }
             (ZabMessage::Ping { committed }, Phase::Broadcast(_)) => {
                 self.send(from, ZabMessage::PingReply);
                 self.follower_commit(committed);

@@ -61,11 +61,12 @@ impl LeaderRole {
         self.phase == Phase::Broadcast
     }
 
-    /// Synced voters and synced observers.
-    pub(super) fn synced_counts(&self) -> (usize, usize) {
+    /// Synced voters, synced observers, and every learner connected (synced or not).
+    pub(super) fn synced_counts(&self) -> (usize, usize, usize) {
         let synced = || self.followers.values().filter(|f| f.stage == Stage::Synced);
         let observers = synced().filter(|f| f.observer).count();
-        (synced().count() - observers, observers)
+        let learners = self.followers.len();
+        (synced().count() - observers, observers, learners)
     }
 
     /// Followers (not this leader) among `voters` whose handle passes `pred`: the voter set

@@ -144,14 +144,14 @@ impl QuorumPeer {
             ServerState::Following
         };
         let (state, serving, leader, synced) = match &self.role {
-            Role::Looking => (ServerState::Looking, false, None, (0, 0)),
+            Role::Looking => (ServerState::Looking, false, None, (0, 0, 0)),
             Role::Leading(l) => (
                 ServerState::Leading,
                 l.is_established(),
                 Some(self.me),
                 l.synced_counts(),
             ),
-            Role::Following(f) => (learning, f.is_serving(), Some(f.leader), (0, 0)),
+            Role::Following(f) => (learning, f.is_serving(), Some(f.leader), (0, 0, 0)),
         };
         PeerStatus {
             state,
@@ -163,6 +163,8 @@ impl QuorumPeer {
             applied: self.log.applied(),
             synced_followers: synced.0,
             synced_observers: synced.1,
+            learners: synced.2,
+            voters: self.voters.len(),
             election_epoch: self.election.logical_clock(),
         }
     }

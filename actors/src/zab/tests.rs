@@ -908,3 +908,53 @@ fn a_server_adopts_a_newer_config_it_logged_when_a_notification_names_it() {
         .collect();
     assert!(to.contains(&3), "{outs:?}");
 }
+
+/// A leader under write load forwards proposals and commits to a follower as soon as it sent
+/// NEWLEADER; the follower must take them while it still writes the synced history, not go
+/// looking (which made a restarted follower rejoin over and over while clients wrote).
+#[test]
+fn commits_arriving_while_the_sync_is_written_are_kept_not_a_reason_to_look() {
+    let mut p = follower_of_3(Durable {
+        accepted_epoch: 2,
+        current_epoch: 1,
+        ..Durable::default()
+    });
+    p.step(zab(3, ZabMessage::LeaderInfo { new_epoch: 2 }), 1);
+    let newleader = ZabMessage::NewLeader {
+        epoch: 2,
+        truncate_to: None,
+        snapshot: None,
+        txns: vec![txn(1, 1)],
+    };
+    p.step(zab(3, newleader), 2);
+    p.step(zab(3, ZabMessage::Proposal(txn(2, 1))), 3);
+    let outs = p.step(zab(3, ZabMessage::Commit(Zxid::new(2, 1))), 4);
+    assert!(sends(&outs).is_empty(), "no message yet: {outs:?}");
+    assert!(
+        matches!(p.role, peer::Role::Following(_)),
+        "a commit during the sync write kept the follower following"
+    );
+    p.step(Input::Persisted(PersistToken::Txns(Zxid::new(1, 1))), 5);
+    let outs = p.step(Input::Persisted(PersistToken::CurrentEpoch(2)), 6);
+    assert_eq!(
+        sends(&outs),
+        vec![(3, ZabMessage::AckNewLeader { epoch: 2 })]
+    );
+    let outs = p.step(Input::Persisted(PersistToken::Txns(Zxid::new(2, 1))), 7);
+    assert_eq!(sends(&outs), vec![(3, ZabMessage::Ack(Zxid::new(2, 1)))]);
+    p.step(
+        zab(
+            3,
+            ZabMessage::UpToDate {
+                committed: Zxid::new(1, 1),
+            },
+        ),
+        8,
+    );
+    assert!(p.status().serving);
+    assert_eq!(
+        p.log.committed(),
+        Zxid::new(2, 1),
+        "the early commit was kept"
+    );
+}

@@ -145,6 +145,11 @@ pub struct PeerStatus {
     pub synced_followers: usize,
     /// Observers synced to this leader (0 unless leading).
     pub synced_observers: usize,
+    /// Learners (followers and observers) connected to this leader, synced or not (0 unless
+    /// leading).
+    pub learners: usize,
+    /// Voters of the config this server counts with (ZooKeeper's quorum_size).
+    pub voters: usize,
     /// Election round.
     pub election_epoch: u64,
 }

@@ -408,7 +408,19 @@ impl ZkClient {
         acl: Vec<Acl>,
         mode: CreateMode,
     ) -> Result<String, ClientError> {
-        let (path, data, flags) = (path.to_string(), Buffer(data.to_vec()), mode.flags());
+        self.create_nullable(path, Some(data), acl, mode).await
+    }
+
+    /// Like [`ZkClient::create_with_acl`], with data that may be null (`None`, sent as
+    /// length -1 and read back null, as Java's `create(path, null, ...)`).
+    pub async fn create_nullable(
+        &self,
+        path: &str,
+        data: Option<&[u8]>,
+        acl: Vec<Acl>,
+        mode: CreateMode,
+    ) -> Result<String, ClientError> {
+        let (path, data, flags) = (path.to_string(), NullableBuffer(data.map(<[u8]>::to_vec)), mode.flags());
         let (code, body) = match mode {
             CreateMode::PersistentWithTtl { ttl_ms }
             | CreateMode::PersistentSequentialWithTtl { ttl_ms } => {
@@ -445,12 +457,23 @@ impl ZkClient {
         self.get_data_watch(path, false).await
     }
 
-    /// A znode's data and Stat, optionally leaving a one-shot data watch.
+    /// A znode's data and Stat, optionally leaving a one-shot data watch (null data reads
+    /// as empty; [`ZkClient::get_nullable_data`] tells them apart).
     pub async fn get_data_watch(
         &self,
         path: &str,
         watch: bool,
     ) -> Result<(Vec<u8>, Stat), ClientError> {
+        let (data, stat) = self.get_nullable_data(path, watch).await?;
+        Ok((data.unwrap_or_default(), stat))
+    }
+
+    /// A znode's data (`None`: null) and Stat, optionally leaving a one-shot data watch.
+    pub async fn get_nullable_data(
+        &self,
+        path: &str,
+        watch: bool,
+    ) -> Result<(Option<Vec<u8>>, Stat), ClientError> {
         let req = PathWatchRequest {
             path: path.into(),
             watch,
@@ -492,9 +515,19 @@ impl ZkClient {
         data: &[u8],
         version: i32,
     ) -> Result<Stat, ClientError> {
+        self.set_nullable_data(path, Some(data), version).await
+    }
+
+    /// Like [`ZkClient::set_data`], with data that may be null (`None`, sent as length -1).
+    pub async fn set_nullable_data(
+        &self,
+        path: &str,
+        data: Option<&[u8]>,
+        version: i32,
+    ) -> Result<Stat, ClientError> {
         let req = SetDataRequest {
             path: path.into(),
-            data: Buffer(data.to_vec()),
+            data: NullableBuffer(data.map(<[u8]>::to_vec)),
             version,
         };
         let r = self.call(OpCode::SetData, req.to_bytes()).await?;
@@ -611,7 +644,7 @@ impl ZkClient {
             cur_config_id: from_config,
         };
         let r = self.call(OpCode::Reconfig, req.to_bytes()).await?;
-        decode::<GetDataResponse>(&r).map(|g| (g.data.0, g.stat))
+        decode::<GetDataResponse>(&r).map(|g| (g.data.0.unwrap_or_default(), g.stat))
     }
 
     /// The identities the session is authenticated as (whoAmI): `(scheme, user)` pairs.

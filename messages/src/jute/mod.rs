@@ -69,14 +69,19 @@ impl<'a> JuteReader<'a> {
 
     /// A buffer; null reads as empty.
     pub fn buffer(&mut self, what: &'static str) -> Result<Vec<u8>, JuteError> {
+        Ok(self.nullable_buffer(what)?.unwrap_or_default())
+    }
+
+    /// A buffer that may be null (length -1): `None`.
+    pub fn nullable_buffer(&mut self, what: &'static str) -> Result<Option<Vec<u8>>, JuteError> {
         let len = self.int(what)?;
         if len == -1 {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         if len < 0 || len as usize > self.remaining() {
             return Err(JuteError::BadLength { what, len });
         }
-        Ok(self.take(len as usize, what)?.to_vec())
+        Ok(Some(self.take(len as usize, what)?.to_vec()))
     }
 
     /// A UTF-8 string; null reads as empty.
@@ -124,6 +129,14 @@ impl JuteWriter {
     pub fn buffer(&mut self, v: &[u8]) {
         self.int(v.len() as i32);
         self.bytes.extend_from_slice(v);
+    }
+
+    /// A buffer that may be null: `None` is written as length -1.
+    pub fn nullable_buffer(&mut self, v: Option<&[u8]>) {
+        match v {
+            Some(v) => self.buffer(v),
+            None => self.int(-1),
+        }
     }
 
     /// A string.
@@ -198,6 +211,37 @@ impl Jute for Buffer {
     }
     fn read(r: &mut JuteReader, what: &'static str) -> Result<Self, JuteError> {
         r.buffer(what).map(Buffer)
+    }
+}
+
+/// Znode data on the wire: a buffer that may be null (length -1), which ZooKeeper keeps
+/// apart from empty bytes (a znode created with null data reads back null). `None` is null.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NullableBuffer(pub Option<Vec<u8>>);
+
+impl NullableBuffer {
+    /// Data that is not null.
+    pub fn bytes(v: impl Into<Vec<u8>>) -> Self {
+        NullableBuffer(Some(v.into()))
+    }
+
+    /// The bytes (none when null).
+    pub fn as_slice(&self) -> &[u8] {
+        self.0.as_deref().unwrap_or_default()
+    }
+
+    /// Whether the data is null rather than bytes.
+    pub fn is_null(&self) -> bool {
+        self.0.is_none()
+    }
+}
+
+impl Jute for NullableBuffer {
+    fn write(&self, w: &mut JuteWriter) {
+        w.nullable_buffer(self.0.as_deref())
+    }
+    fn read(r: &mut JuteReader, what: &'static str) -> Result<Self, JuteError> {
+        r.nullable_buffer(what).map(NullableBuffer)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The ZooKeeper records real clients send and expect (see shared/docs/zookeeper-protocol.md).
 
-use super::Buffer;
+use super::{Buffer, NullableBuffer};
 use crate::jute_record;
 
 jute_record! {
@@ -50,13 +50,13 @@ jute_record! {
 
 jute_record! {
     /// create, create2, createContainer.
-    pub struct CreateRequest { pub path: String, pub data: Buffer, pub acl: Vec<Acl>, pub flags: i32 }
+    pub struct CreateRequest { pub path: String, pub data: NullableBuffer, pub acl: Vec<Acl>, pub flags: i32 }
 }
 
 jute_record! {
     /// createTTL.
     pub struct CreateTtlRequest {
-        pub path: String, pub data: Buffer, pub acl: Vec<Acl>, pub flags: i32, pub ttl: i64,
+        pub path: String, pub data: NullableBuffer, pub acl: Vec<Acl>, pub flags: i32, pub ttl: i64,
     }
 }
 
@@ -87,7 +87,7 @@ jute_record! {
 
 jute_record! {
     /// Reply to getData.
-    pub struct GetDataResponse { pub data: Buffer, pub stat: Stat }
+    pub struct GetDataResponse { pub data: NullableBuffer, pub stat: Stat }
 }
 
 jute_record! {
@@ -103,7 +103,7 @@ jute_record! {
 
 jute_record! {
     /// setData.
-    pub struct SetDataRequest { pub path: String, pub data: Buffer, pub version: i32 }
+    pub struct SetDataRequest { pub path: String, pub data: NullableBuffer, pub version: i32 }
 }
 
 jute_record! {
@@ -233,6 +233,27 @@ mod tests {
             passwd: Buffer(vec![0; 16]),
         };
         assert_eq!(c.to_bytes().len(), 44);
+    }
+
+    #[test]
+    fn null_data_stays_null_and_empty_data_empty() {
+        let null = SetDataRequest {
+            path: "/a".into(),
+            data: NullableBuffer(None),
+            version: -1,
+        };
+        let bytes = null.to_bytes();
+        assert_eq!(&bytes[6..10], &(-1i32).to_be_bytes());
+        assert_eq!(SetDataRequest::from_bytes(&bytes).unwrap(), null);
+        let empty = SetDataRequest {
+            data: NullableBuffer::bytes(Vec::new()),
+            ..null
+        };
+        let bytes = empty.to_bytes();
+        assert_eq!(&bytes[6..10], &0i32.to_be_bytes());
+        let back = SetDataRequest::from_bytes(&bytes).unwrap();
+        assert!(!back.data.is_null());
+        assert_eq!(back, empty);
     }
 
     #[test]

@@ -198,7 +198,7 @@ fn usage_survives_snapshots_and_is_recomputed_on_import() {
         t.tree.get(&limit_path("/a")).unwrap().clone(),
     ));
     let mut stale = t.tree.get(&stat_path("/a")).unwrap().clone();
-    stale.set_data(b"count=99,bytes=99".to_vec(), false);
+    stale.set_data(Some(b"count=99,bytes=99".to_vec()));
     nodes.push((stat_path("/a"), stale));
     let imported = DataTree::from_imported(nodes, Default::default(), Zxid::new(1, 50));
     assert_eq!(

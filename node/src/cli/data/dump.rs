@@ -102,7 +102,13 @@ fn hex(v: i64) -> String {
 }
 
 /// Data as UTF-8 text when it is, as base64 otherwise.
-fn data(m: &mut Map<String, Value>, bytes: &[u8]) {
+/// Puts the data under `data` (JSON null when the data is null), or, when it is not UTF-8,
+/// under `data_base64`.
+fn data(m: &mut Map<String, Value>, bytes: Option<&[u8]>) {
+    let Some(bytes) = bytes else {
+        m.insert("data".into(), Value::Null);
+        return;
+    };
     match std::str::from_utf8(bytes) {
         Ok(s) => m.insert("data".into(), s.into()),
         Err(_) => m.insert(
@@ -138,7 +144,7 @@ fn apache_snapshot(s: &apache::ApacheSnapshot) -> Vec<Value> {
     for n in &s.nodes {
         let mut m = Map::new();
         m.insert("path".into(), n.path.clone().into());
-        data(&mut m, &n.data);
+        data(&mut m, n.data.as_deref());
         m.insert("acl_key".into(), n.acl_key.into());
         m.insert("stat".into(), stat(&n.stat));
         out.push(Value::Object(m));
@@ -192,7 +198,7 @@ fn body(m: &mut Map<String, Value>, kind: i32, b: &TxnBody) {
         }
         TxnBody::Create(c) => {
             m.insert("path".into(), c.path.clone().into());
-            data(m, &c.data);
+            data(m, c.data.as_deref());
             m.insert("acl".into(), json!(c.acl));
             m.insert("owner".into(), format!("{:?}", c.owner).into());
             m.insert("parentCVersion".into(), c.parent_cversion.into());
@@ -206,7 +212,7 @@ fn body(m: &mut Map<String, Value>, kind: i32, b: &TxnBody) {
             version,
         } => {
             m.insert("path".into(), path.clone().into());
-            data(m, d);
+            data(m, d.as_deref());
             m.insert("version".into(), (*version).into());
         }
         TxnBody::SetAcl { path, acl, version } => {
@@ -262,7 +268,7 @@ fn ensemble_snapshot(s: &ensemble_messages::Snapshot) -> Vec<Value> {
         };
         let mut m = Map::new();
         m.insert("path".into(), path.clone().into());
-        data(&mut m, node.data());
+        data(&mut m, node.nullable_data());
         m.insert("acl".into(), json!(node.acl));
         m.insert(
             "stat".into(),

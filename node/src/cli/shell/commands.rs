@@ -134,10 +134,14 @@ async fn create(c: &ZkClient, a: &Args) -> Done {
 async fn get(c: &ZkClient, a: &Args) -> Done {
     let path = a.arg(0);
     let (data, stat) = c
-        .get_data_watch(path, a.has("-w"))
+        .get_nullable_data(path, a.has("-w"))
         .await
         .map_err(at(path))?;
-    say!("{}", String::from_utf8_lossy(&data));
+    // zkCli.sh prints null data as "null".
+    say!(
+        "{}",
+        data.map_or("null".into(), |d| String::from_utf8_lossy(&d).into_owned())
+    );
     if a.has("-s") {
         print_stat(&stat);
     }
