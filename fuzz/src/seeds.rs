@@ -10,7 +10,7 @@ use ensemble_actors::zab::{Durable, PeerTiming, QuorumPeer};
 use ensemble_messages::jute::*;
 use ensemble_messages::peer::{HandshakeFrame, NONCE_LEN};
 use ensemble_messages::spark::WorkerSpec;
-use ensemble_messages::zk::OpCode;
+use ensemble_messages::zk::{OpCode, SessionId};
 use ensemble_messages::{
     codec, Notification, PeerMessage, ServerState, Snapshot, Txn, Vote, ZabMessage, Zxid,
 };
@@ -83,7 +83,7 @@ fn world() -> Vec<AclEntry> {
 
 fn txn(session_id: i64, op: TreeOp) -> TreeTxn {
     TreeTxn {
-        session_id,
+        session_id: SessionId(session_id),
         time_ms: 5,
         auth: vec![("digest".into(), "u:hash".into())],
         op,

@@ -23,7 +23,8 @@
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use ensemble_actors::data_tree::{AclEntry, CreateMode, OpResult, TreeOp, TreeTxn};
-use ensemble_messages::{zk::ZkError, ServerState};
+use ensemble_messages::zk::{SessionId, ZkError};
+use ensemble_messages::ServerState;
 use ensemble_node::spark::{Master, MasterOptions, Worker, WorkerOptions};
 use ensemble_node::{Node, NodeEvent};
 use std::sync::{Arc, Mutex};
@@ -208,7 +209,7 @@ async fn submit(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     node.write(TreeTxn {
-        session_id: 0,
+        session_id: SessionId::NONE,
         time_ms,
         auth: Vec::new(),
         op,

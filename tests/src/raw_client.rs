@@ -91,7 +91,8 @@ impl RawSession {
         let mut req = RequestHeader {
             xid: x,
             op: code.code(),
-        }.to_bytes();
+        }
+        .to_bytes();
         req.extend_from_slice(body);
         self.send_frame(&req)?;
         loop {
@@ -102,7 +103,8 @@ impl RawSession {
             match h.xid {
                 xid::WATCH_EVENT => {
                     let e = WatcherEvent::from_bytes(&rest).map_err(bad)?;
-                    self.events.push((EventType::from_wire(e.event_type), e.path));
+                    self.events
+                        .push((EventType::from_wire(e.event_type), e.path));
                 }
                 xid::PING => {}
                 got if got == x => return Ok((h.err, rest)),

@@ -212,9 +212,9 @@ fn acls_watches_super_digest_and_session_passwords_as_zookeeper_3_8() {
     rt.block_on(alice.create("/eph", b"", CreateMode::Ephemeral))
         .unwrap();
     let (_, stat) = rt.block_on(stranger.get_data("/eph")).unwrap();
-    assert_eq!(stat.ephemeral_owner, alice.session_id);
-    for guess in [vec![0; 16], old_derived_password(alice.session_id)] {
-        let reply = try_resume(&addr, alice.session_id, guess);
+    assert_eq!(stat.ephemeral_owner, alice.session_id.0);
+    for guess in [vec![0; 16], old_derived_password(alice.session_id.0)] {
+        let reply = try_resume(&addr, alice.session_id.0, guess);
         assert_eq!(
             (reply.session_id, reply.time_out),
             (0, 0),

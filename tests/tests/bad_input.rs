@@ -107,7 +107,7 @@ fn malformed_frames_close_only_their_connection() {
 
     // A reconnect with a wrong password is told the session is gone (timeOut 0) and closed.
     let (out, closed) =
-        send_and_read_until_closed(&addr, &connect_bytes(healthy.session_id, vec![9; 16]));
+        send_and_read_until_closed(&addr, &connect_bytes(healthy.session_id.0, vec![9; 16]));
     assert!(closed);
     let reply = ConnectResponse::from_bytes(&out[4..]).unwrap();
     assert_eq!((reply.time_out, reply.session_id), (0, 0));

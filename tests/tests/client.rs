@@ -56,7 +56,7 @@ fn the_session_and_its_watches_move_when_the_server_dies() {
     let (data, stat) = rt.block_on(client.get_data("/moved")).unwrap();
     assert_eq!(
         (data.as_slice(), stat.ephemeral_owner),
-        (&b"v1"[..], client.session_id)
+        (&b"v1"[..], client.session_id.0)
     );
     let other = rt
         .block_on(ZkClient::connect(

@@ -257,7 +257,10 @@ fn script(addr: &str) -> Vec<String> {
     );
     let multi = [
         (OpCode::Create, create_request("/nd/m", None).to_bytes()),
-        (OpCode::Create, create_request("/nd/m2", Some(b"b")).to_bytes()),
+        (
+            OpCode::Create,
+            create_request("/nd/m2", Some(b"b")).to_bytes(),
+        ),
         (OpCode::SetData, set_request("/nd/m2", None).to_bytes()),
     ];
     note(
@@ -300,6 +303,9 @@ fn null_data_reads_back_as_apache_zookeeper_returns_it() {
     // Not vacuous: Apache answered null for null data, and empty for empty.
     assert!(theirs.contains(&"get null: (0, Data(None, 0, 0))".to_string()));
     assert!(theirs.contains(&"get empty: (0, Data(Some([]), 0, 0))".to_string()));
-    let changed = format!("events: [({:?}, \"/nd/empty\")]", EventType::NodeDataChanged);
+    let changed = format!(
+        "events: [({:?}, \"/nd/empty\")]",
+        EventType::NodeDataChanged
+    );
     assert!(theirs.contains(&changed), "{theirs:#?}");
 }

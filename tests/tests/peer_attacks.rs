@@ -3,6 +3,7 @@
 //! ensemble running without peer authentication. Each is refused and every server keeps serving.
 
 use ensemble_actors::data_tree::{AclEntry, CreateMode, TreeOp, TreeTxn};
+use ensemble_messages::zk::SessionId;
 use ensemble_messages::peer::PEER_PROTOCOL_VERSION;
 use ensemble_messages::{codec, HandshakeFrame, PeerMessage, ZabMessage};
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
@@ -78,7 +79,7 @@ fn wait_two_of_three(c: &ProcessCluster) {
 /// A forged write: create `path` as the superuser.
 fn forged_create(path: &str) -> Vec<u8> {
     TreeTxn {
-        session_id: 0,
+        session_id: SessionId::NONE,
         time_ms: 0,
         auth: vec![("super".into(), "x".into())],
         op: TreeOp::Create {

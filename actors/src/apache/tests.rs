@@ -139,7 +139,7 @@ fn sessions_resume_and_sequence_numbers_continue() {
     assert_eq!(tree.ephemerals(session).len(), 2);
     assert_eq!(
         tree.session_password(session),
-        Some(&apache_session_password(session))
+        Some(&apache_session_password(session.0))
     );
     let last = imported.last_zxid;
     let next = Zxid::new(last.epoch() + 1, 1);

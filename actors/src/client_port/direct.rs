@@ -24,7 +24,7 @@ use super::reads::{is_tree_read, tree_read};
 use super::service::frame;
 use crate::data_tree::DataTree;
 use crate::metrics::ServerMetrics;
-use ensemble_messages::zk::OpCode;
+use ensemble_messages::zk::{OpCode, SessionId};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Instant;
@@ -104,8 +104,8 @@ pub struct SessionShare {
 impl SessionShare {
     /// The connection's session is established read-write here with identities `auth`: its
     /// reads may be answered on its thread from now on.
-    pub fn enable(&self, session: i64, auth: &[(String, String)]) {
-        self.session.store(session, Ordering::Relaxed);
+    pub fn enable(&self, session: SessionId, auth: &[(String, String)]) {
+        self.session.store(session.0, Ordering::Relaxed);
         self.set_auth(auth);
         self.enabled.store(true, Ordering::Release);
     }
@@ -182,7 +182,7 @@ impl DirectReader {
         if !view.serving {
             return None;
         }
-        let session = self.share.session.load(Ordering::Relaxed);
+        let session = SessionId(self.share.session.load(Ordering::Relaxed));
         let auth = self.share.auth();
         let a = tree_read(&view.tree, session, &auth, code, body)?;
         if !a.watches.is_empty() {

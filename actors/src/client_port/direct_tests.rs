@@ -7,7 +7,7 @@ use super::super::service::{ClientService, Host, ServiceSettings};
 use super::*;
 use crate::data_tree::{SessionPassword, TreeTxn};
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{xid, ConnectionId, EventType, OpCode, ZkError, OK};
+use ensemble_messages::zk::{xid, ConnectionId, EventType, OpCode, SessionId, ZkError, OK};
 use ensemble_messages::{Txn, Zxid};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -355,7 +355,7 @@ fn a_read_after_a_batch_was_counted_goes_to_the_service_and_asks_for_a_new_versi
     f.request(1, OpCode::Exists, get("/x", true));
     f.frames();
     let create_x = TreeTxn {
-        session_id: 0,
+        session_id: SessionId::NONE,
         time_ms: 1,
         auth: Vec::new(),
         op: crate::data_tree::TreeOp::Create {

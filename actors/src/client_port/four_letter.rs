@@ -3,6 +3,7 @@
 use crate::metrics::{process, ServerMetrics};
 use crate::zab::{NodeStatus, ServerReport};
 use ensemble_config::{NodeConfig, ServerRole};
+use ensemble_messages::zk::SessionId;
 use ensemble_messages::ServerState;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -239,14 +240,14 @@ fn report_word(word: &str, r: &ServerReport) -> String {
             let mut last = None;
             for (session, path) in &r.clients.watches {
                 if last != Some(*session) {
-                    s.push_str(&format!("0x{session:x}\n"));
+                    s.push_str(&format!("{session}\n"));
                     last = Some(*session);
                 }
                 s.push_str(&format!("\t{path}\n"));
             }
         }
         "wchp" => {
-            let mut by_path: Vec<(&String, i64)> =
+            let mut by_path: Vec<(&String, SessionId)> =
                 r.clients.watches.iter().map(|(id, p)| (p, *id)).collect();
             by_path.sort();
             let mut last = None;
@@ -255,7 +256,7 @@ fn report_word(word: &str, r: &ServerReport) -> String {
                     s.push_str(&format!("{path}\n"));
                     last = Some(path);
                 }
-                s.push_str(&format!("\t0x{session:x}\n"));
+                s.push_str(&format!("\t{session}\n"));
             }
         }
         _ => {
@@ -264,14 +265,14 @@ fn report_word(word: &str, r: &ServerReport) -> String {
                 r.sessions.len()
             ));
             for (id, timeout) in &r.sessions {
-                s.push_str(&format!("0x{id:x}\t{timeout}ms\n"));
+                s.push_str(&format!("{id}\t{timeout}ms\n"));
             }
             s.push_str(&format!(
                 "ephemeral nodes dump:\nSessions with Ephemerals ({}):\n",
                 r.ephemerals.len()
             ));
             for (id, paths) in &r.ephemerals {
-                s.push_str(&format!("0x{id:x}:\n"));
+                s.push_str(&format!("{id}:\n"));
                 for p in paths {
                     s.push_str(&format!("\t{p}\n"));
                 }
@@ -383,7 +384,6 @@ fn conf(info: &ServerInfo) -> String {
 mod tests {
     use super::*;
     use crate::zab::PeerStatus;
-    use ensemble_messages::zk::SessionId;
     use ensemble_messages::Zxid;
 
     fn status(state: ServerState, serving: bool) -> NodeStatus {
@@ -548,13 +548,13 @@ mod tests {
                     sent: 2,
                 }],
                 watches: vec![
-                    (0x10, "/a".into()),
-                    (0x10, "/b".into()),
-                    (0x11, "/a".into()),
+                    (SessionId(0x10), "/a".into()),
+                    (SessionId(0x10), "/b".into()),
+                    (SessionId(0x11), "/a".into()),
                 ],
             },
-            sessions: vec![(0x10, 4000)],
-            ephemerals: vec![(0x10, vec!["/e".into()])],
+            sessions: vec![(SessionId(0x10), 4000)],
+            ephemerals: vec![(SessionId(0x10), vec!["/e".into()])],
         };
         let mut i = info(&c, &s);
         assert_eq!(render("cons", &i), None, "no report fetched");

@@ -5,7 +5,7 @@ use super::service::to_stat;
 use crate::data_tree::{masked, permits, AclEntry, DataTree, PermissionMemo, Znode};
 use crate::sessions::WatchKind;
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{perm, OpCode, ZkError, OK};
+use ensemble_messages::zk::{perm, OpCode, SessionId, ZkError, OK};
 
 /// The answer to a tree read: its outcome, its body (empty on error) and the watches it
 /// asks to set, which the caller registers against the same tree version.
@@ -63,7 +63,7 @@ pub fn is_tree_read(code: OpCode) -> bool {
 /// multiRead from `tree` for `session` holding `auth`; None when `code` is none of them.
 pub fn tree_read(
     tree: &DataTree,
-    session: i64,
+    session: SessionId,
     auth: &[(String, String)],
     code: OpCode,
     body: &[u8],

@@ -50,7 +50,7 @@ enum Queued {
 }
 
 struct Conn {
-    session: i64,
+    session: SessionId,
     ip: String,
     timeout_ms: i32,
     received: u64,
@@ -64,7 +64,7 @@ struct Conn {
 
 impl Conn {
     /// A connection of `session` whose handshake `c` was accepted.
-    fn new(session: i64, c: ClientConnect, timeout_ms: i32, read_only: bool) -> Self {
+    fn new(session: SessionId, c: ClientConnect, timeout_ms: i32, read_only: bool) -> Self {
         let mut auth = vec![("ip".to_string(), c.ip.clone())];
         auth.extend(c.identities);
         Conn {
@@ -125,7 +125,7 @@ pub struct ClientReport {
     /// Open connections, by session.
     pub connections: Vec<ConnectionInfo>,
     /// Watches as (session, path).
-    pub watches: Vec<(i64, String)>,
+    pub watches: Vec<(SessionId, String)>,
 }
 
 /// Session timeout bounds, the payload limit and read-only mode.
@@ -154,12 +154,12 @@ pub struct ClientService {
     sid: Sid,
     limits: ServiceSettings,
     conns: HashMap<ConnectionId, Conn>,
-    by_session: HashMap<i64, ConnectionId>,
+    by_session: HashMap<SessionId, ConnectionId>,
     pending: HashMap<u64, Pending>,
     watches: WatchManager,
-    next_session: i64,
+    next_session: SessionId,
     /// Sessions with client activity here since the last report to the tracker.
-    touched: HashSet<i64>,
+    touched: HashSet<SessionId>,
     /// Packet counts and request latencies.
     metrics: Arc<ServerMetrics>,
 }
@@ -277,6 +277,12 @@ impl ClientService {
         }
     }
 
+    /// A session id no server hands out twice: the next of this server's.
+    fn new_session_id(&mut self) -> SessionId {
+        self.next_session = SessionId(self.next_session.0 + 1);
+        self.next_session
+    }
+
     /// What the `cons`, `wchc` and `wchp` words show.
     pub fn report(&self) -> ClientReport {
         let mut connections: Vec<ConnectionInfo> = self
@@ -284,7 +290,7 @@ impl ClientService {
             .values()
             .map(|c| ConnectionInfo {
                 ip: c.ip.clone(),
-                session: SessionId(c.session),
+                session: c.session,
                 timeout_ms: c.timeout_ms,
                 received: c.received + c.sink.share().answered(),
                 sent: c.sent + c.sink.share().answered(),
@@ -327,14 +333,13 @@ impl ClientService {
             .request
             .time_out
             .clamp(self.limits.min_ms, self.limits.max_ms);
-        let session = c.request.session_id;
+        let session = SessionId(c.request.session_id);
         if read_only {
             self.connect_read_only(c, timeout, tree, host);
             return;
         }
-        if session == 0 {
-            self.next_session += 1;
-            let id = self.next_session;
+        if session == SessionId::NONE {
+            let id = self.new_session_id();
             let conn = c.conn;
             let password = host.random_password();
             let txn = TreeTxn {
@@ -415,10 +420,9 @@ impl ClientService {
         tree: &DataTree,
         host: &mut impl Host,
     ) {
-        let mut session = c.request.session_id;
-        let password = if session == 0 {
-            self.next_session += 1;
-            session = self.next_session;
+        let mut session = SessionId(c.request.session_id);
+        let password = if session == SessionId::NONE {
+            session = self.new_session_id();
             host.random_password()
         } else if let Some(password) = reconnectable(tree, &c) {
             password
@@ -435,7 +439,7 @@ impl ClientService {
     /// told the session was accepted.
     fn take_over(
         &mut self,
-        session: i64,
+        session: SessionId,
         c: &ClientConnect,
         timeout: i32,
         read_only: bool,
@@ -647,7 +651,7 @@ impl ClientService {
     fn read(
         &mut self,
         conn: ConnectionId,
-        session: i64,
+        session: SessionId,
         auth: &[(String, String)],
         xid: i32,
         code: Result<OpCode, UnknownOpCode>,
@@ -661,7 +665,7 @@ impl ClientService {
             Ok(code) => code,
             Err(unknown) => {
                 // As ZooKeeper, whose UnimplementedRequestProcessor answers these.
-                tracing::debug!(session, "{unknown}: answering Unimplemented");
+                tracing::debug!(%session, "{unknown}: answering Unimplemented");
                 return fail(ZkError::Unimplemented);
             }
         };
@@ -758,7 +762,13 @@ impl ClientService {
     }
 
     /// Re-arms watches after a reconnect, firing those whose change the client missed.
-    fn set_watches(&mut self, conn: ConnectionId, session: i64, w: &SetWatches, tree: &DataTree) {
+    fn set_watches(
+        &mut self,
+        conn: ConnectionId,
+        session: SessionId,
+        w: &SetWatches,
+        tree: &DataTree,
+    ) {
         let rel = w.relative_zxid;
         let mut fire = Vec::new();
         for p in &w.data_watches {
@@ -801,7 +811,7 @@ impl ClientService {
     }
 
     /// Sessions with client activity here since the last call.
-    pub fn take_touched(&mut self) -> Vec<i64> {
+    pub fn take_touched(&mut self) -> Vec<SessionId> {
         for c in self.conns.values() {
             if c.sink.share().take_touched() {
                 self.touched.insert(c.session);
@@ -834,9 +844,9 @@ impl ClientService {
         }
         // A multi's changes often share an ACL (every child event of one parent): each session
         // reads each ACL once.
-        let mut memos: HashMap<i64, PermissionMemo> = HashMap::new();
+        let mut memos: HashMap<SessionId, PermissionMemo> = HashMap::new();
         for t in &applied.triggers {
-            let may_read = |session: i64| {
+            let may_read = |session: SessionId| {
                 self.by_session
                     .get(&session)
                     .and_then(|c| self.conns.get(c))
@@ -966,7 +976,7 @@ fn event_frame(event_type: EventType, path: &str) -> Vec<u8> {
 
 /// The password of the live session a reconnecting client names, if it gave that password.
 fn reconnectable(tree: &DataTree, c: &ClientConnect) -> Option<SessionPassword> {
-    tree.session_password(c.request.session_id)
+    tree.session_password(SessionId(c.request.session_id))
         .filter(|p| password_matches(&c.request.passwd.0, p))
         .copied()
 }
@@ -983,7 +993,7 @@ fn refuse_expired(c: &ClientConnect) {
 
 /// The handshake reply of an accepted session.
 fn accepted(
-    session: i64,
+    session: SessionId,
     timeout_ms: i32,
     read_only: bool,
     password: SessionPassword,
@@ -991,7 +1001,7 @@ fn accepted(
     ConnectResponse {
         protocol_version: 0,
         time_out: timeout_ms,
-        session_id: session,
+        session_id: session.0,
         passwd: Buffer(password.to_vec()),
         read_only,
     }

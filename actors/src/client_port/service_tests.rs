@@ -383,7 +383,7 @@ fn set_watches2_re_arms_persistent_watches_and_fires_missed_changes() {
 fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_before_writes() {
     let mut h = Harness::new();
     let mut old = h.connect(1);
-    let session = h.service.report().connections[0].session.0;
+    let session = h.service.report().connections[0].session;
     // The client reconnects through server 2, which proposes the move.
     h.counter += 1;
     let moved_away = TreeTxn {
@@ -414,7 +414,7 @@ fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_befor
     let (sink, mut back) = ClientSink::unlimited();
     let request = ConnectRequest {
         time_out: 4000,
-        session_id: session,
+        session_id: session.0,
         passwd: Buffer(h.tree.session_password(session).unwrap().to_vec()),
         ..ConnectRequest::default()
     };
@@ -675,11 +675,11 @@ fn the_super_digest_passes_every_acl_and_other_credentials_do_not() {
 }
 
 /// A client on `conn` asks to resume `session` with `password`; the connect reply.
-fn reconnect(h: &mut Harness, conn: u64, session: i64, password: Vec<u8>) -> ConnectResponse {
+fn reconnect(h: &mut Harness, conn: u64, session: SessionId, password: Vec<u8>) -> ConnectResponse {
     let (sink, mut rx) = ClientSink::unlimited();
     let request = ConnectRequest {
         time_out: 4000,
-        session_id: session,
+        session_id: session.0,
         passwd: Buffer(password),
         ..ConnectRequest::default()
     };
@@ -703,12 +703,12 @@ fn a_session_is_resumed_only_with_its_own_random_password() {
     let mut h = Harness::new();
     h.connect(1);
     h.connect(2);
-    let sessions: Vec<i64> = h
+    let sessions: Vec<SessionId> = h
         .service
         .report()
         .connections
         .iter()
-        .map(|c| c.session.0)
+        .map(|c| c.session)
         .collect();
     let real = *h.tree.session_password(sessions[0]).unwrap();
     assert_ne!(
@@ -727,7 +727,7 @@ fn a_session_is_resumed_only_with_its_own_random_password() {
     let resumed = reconnect(&mut h, 4, sessions[0], real.to_vec());
     assert_eq!(
         (resumed.session_id, resumed.passwd.0),
-        (sessions[0], real.to_vec())
+        (sessions[0].0, real.to_vec())
     );
 }
 

@@ -21,7 +21,7 @@ pub use ops::{
 };
 pub use path::validate_path;
 
-use ensemble_messages::zk::{perm, EventType, ZkError, CONTAINER_OWNER};
+use ensemble_messages::zk::{perm, EventType, SessionId, ZkError, CONTAINER_OWNER};
 use ensemble_messages::{codec, Sid, Txn, Zxid};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,7 +122,7 @@ pub struct Applied {
     /// The changes that fire watches.
     pub triggers: Vec<Trigger>,
     /// The session this txn closed, if it closed one.
-    pub closed_session: Option<i64>,
+    pub closed_session: Option<SessionId>,
 }
 
 /// The znode tree with the open sessions. Both are persistent maps, so a clone (a snapshot)
@@ -131,7 +131,7 @@ pub struct Applied {
 pub struct DataTree {
     nodes: NodeMap,
     acls: AclCache,
-    sessions: imbl::OrdMap<i64, Arc<SessionEntry>>,
+    sessions: imbl::OrdMap<SessionId, Arc<SessionEntry>>,
     last_applied: Zxid,
 }
 
@@ -159,7 +159,7 @@ enum Saved {
     Node(String, Option<Arc<Znode>>),
     /// A session gained or lost an ephemeral path.
     Ephemeral {
-        session: i64,
+        session: SessionId,
         path: String,
         added: bool,
     },
@@ -334,7 +334,7 @@ impl DataTree {
     }
 
     /// A session, to change: copied first if a snapshot still shares it.
-    fn session_mut(&mut self, id: i64) -> Option<&mut SessionEntry> {
+    fn session_mut(&mut self, id: SessionId) -> Option<&mut SessionEntry> {
         self.sessions.get_mut(&id).map(Arc::make_mut)
     }
 
@@ -526,7 +526,7 @@ impl DataTree {
                 if !self.sessions.contains_key(&t.session_id) {
                     return Err(ZkError::SessionExpired);
                 }
-                t.session_id
+                t.session_id.0
             }
             CreateMode::Container => CONTAINER_OWNER,
             CreateMode::PersistentWithTtl { ttl_ms }
@@ -556,11 +556,11 @@ impl DataTree {
         }
         if mode.is_ephemeral() {
             Self::save(undo, || Saved::Ephemeral {
-                session: owner,
+                session: t.session_id,
                 path: path.clone(),
                 added: true,
             });
-            if let Some(s) = self.session_mut(owner) {
+            if let Some(s) = self.session_mut(t.session_id) {
                 s.ephemerals.insert(path.clone());
             }
         }
@@ -596,6 +596,7 @@ impl DataTree {
         });
         Self::save(undo, || Saved::Node(path.to_string(), Some(node)));
         if is_session_owner(owner) {
+            let owner = SessionId(owner);
             Self::save(undo, || Saved::Ephemeral {
                 session: owner,
                 path: path.to_string(),
@@ -688,17 +689,17 @@ impl DataTree {
     }
 
     /// Whether a session is open.
-    pub fn has_session(&self, id: i64) -> bool {
+    pub fn has_session(&self, id: SessionId) -> bool {
         self.sessions.contains_key(&id)
     }
 
     /// The open sessions and their timeouts.
-    pub fn sessions(&self) -> impl Iterator<Item = (i64, i32)> + '_ {
+    pub fn sessions(&self) -> impl Iterator<Item = (SessionId, i32)> + '_ {
         self.sessions.iter().map(|(id, s)| (*id, s.timeout_ms))
     }
 
     /// Paths of a session's ephemeral znodes.
-    pub fn ephemerals(&self, session: i64) -> Vec<String> {
+    pub fn ephemerals(&self, session: SessionId) -> Vec<String> {
         self.sessions
             .get(&session)
             .map(|s| s.ephemerals.iter().cloned().collect())
@@ -707,7 +708,7 @@ impl DataTree {
 
     /// Paths of a session's ephemeral znodes that start with `prefix` (as a string, the way
     /// ZooKeeper's getEphemerals filters): one range of the sorted set, not a scan of them all.
-    pub fn ephemerals_with_prefix(&self, session: i64, prefix: &str) -> Vec<String> {
+    pub fn ephemerals_with_prefix(&self, session: SessionId, prefix: &str) -> Vec<String> {
         let Some(s) = self.sessions.get(&session) else {
             return Vec::new();
         };
@@ -732,12 +733,12 @@ impl DataTree {
     }
 
     /// The password of an open session.
-    pub fn session_password(&self, id: i64) -> Option<&SessionPassword> {
+    pub fn session_password(&self, id: SessionId) -> Option<&SessionPassword> {
         self.sessions.get(&id).map(|s| &s.password)
     }
 
     /// The server a session's client is connected to.
-    pub fn session_owner(&self, id: i64) -> Option<Sid> {
+    pub fn session_owner(&self, id: SessionId) -> Option<Sid> {
         self.sessions.get(&id).map(|s| s.owner)
     }
 
@@ -774,7 +775,7 @@ impl DataTree {
     /// shared through the tree's cache.
     pub fn from_imported(
         znodes: impl IntoIterator<Item = (String, Znode)>,
-        sessions: BTreeMap<i64, SessionEntry>,
+        sessions: BTreeMap<SessionId, SessionEntry>,
         last_applied: Zxid,
     ) -> DataTree {
         let defaults = DataTree::default();

@@ -1,7 +1,7 @@
 //! The replicated operations on the tree and their results.
 
 pub use ensemble_messages::zk::{ttl_of_owner, ttl_owner, CreateMode, MAX_TTL_MS};
-use ensemble_messages::zk::{EventType, ZkError};
+use ensemble_messages::zk::{EventType, SessionId, ZkError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -130,7 +130,7 @@ impl TreeOp {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TreeTxn {
     /// Session that issued the op (0 for server-internal ops).
-    pub session_id: i64,
+    pub session_id: SessionId,
     /// Wall-clock time at the origin server, in ms.
     pub time_ms: i64,
     /// The session's authenticated identities (scheme, id), for ACL checks.

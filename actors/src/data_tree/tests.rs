@@ -31,7 +31,7 @@ impl Fixture {
     ) -> Applied {
         self.counter += 1;
         let body = TreeTxn {
-            session_id,
+            session_id: SessionId(session_id),
             time_ms,
             auth: auth
                 .iter()
@@ -218,7 +218,7 @@ fn ephemerals_belong_to_their_session_and_go_with_it() {
         acl: AclEntry::open().into()
     }));
     assert!(f.tree.get("/e").is_none());
-    assert!(!f.tree.has_session(7));
+    assert!(!f.tree.has_session(SessionId(7)));
     assert_eq!(f.tree.ephemeral_count(), 0);
 }
 
@@ -332,7 +332,7 @@ fn replay_is_idempotent_and_snapshots_round_trip() {
         origin: 1,
         request_id: 0,
         body: TreeTxn {
-            session_id: 7,
+            session_id: SessionId(7),
             time_ms: 0,
             auth: vec![],
             op: create("/e", CreateMode::Ephemeral),
@@ -482,7 +482,7 @@ fn a_session_moved_to_another_server_refuses_writes_through_the_old_one() {
             password: [1; 16],
         },
     );
-    assert_eq!(f.tree.session_owner(session), Some(1));
+    assert_eq!(f.tree.session_owner(SessionId(session)), Some(1));
     assert_eq!(
         at(&mut f, 1, create("/a", CreateMode::Ephemeral))
             .result
@@ -490,7 +490,7 @@ fn a_session_moved_to_another_server_refuses_writes_through_the_old_one() {
         Ok(())
     );
     assert_eq!(at(&mut f, 2, TreeOp::MoveSession).result, OpResult::Session);
-    assert_eq!(f.tree.session_owner(session), Some(2));
+    assert_eq!(f.tree.session_owner(SessionId(session)), Some(2));
     let stale = at(&mut f, 1, create("/b", CreateMode::Persistent));
     assert_eq!(stale.result, OpResult::Error(ZkError::SessionMoved));
     assert!(f.tree.get("/b").is_none());
@@ -508,7 +508,7 @@ fn a_session_moved_to_another_server_refuses_writes_through_the_old_one() {
     );
     // The leader expires a session whichever server holds it.
     let expired = at(&mut f, 3, TreeOp::ExpireSession);
-    assert_eq!(expired.closed_session, Some(session));
+    assert_eq!(expired.closed_session, Some(SessionId(session)));
     assert!(f.tree.get("/a").is_none(), "its ephemeral went with it");
     assert_eq!(
         at(&mut f, 1, TreeOp::MoveSession).result,
@@ -694,10 +694,10 @@ fn session_passwords_are_replicated_and_kept_in_snapshots() {
         timeout_ms: 4000,
         password: [9; 16],
     });
-    assert_eq!(f.tree.session_password(7), Some(&[9; 16]));
+    assert_eq!(f.tree.session_password(SessionId(7)), Some(&[9; 16]));
     let restored = DataTree::deserialize(&f.tree.serialize()).unwrap();
-    assert_eq!(restored.session_password(7), Some(&[9; 16]));
-    assert_eq!(restored.session_password(8), None);
+    assert_eq!(restored.session_password(SessionId(7)), Some(&[9; 16]));
+    assert_eq!(restored.session_password(SessionId(8)), None);
 }
 
 /// Runs `f` on a thread with a small stack: a walk that recursed once per level of a deep
@@ -750,7 +750,7 @@ fn walks_of_a_deep_chain_do_not_recurse() {
 fn bodies_are_checked_before_they_are_proposed() {
     let txn = |op: TreeOp| {
         TreeTxn {
-            session_id: 1,
+            session_id: SessionId(1),
             time_ms: 0,
             auth: Vec::new(),
             op,
@@ -934,11 +934,11 @@ fn get_ephemerals_reads_only_the_paths_under_its_prefix() {
         .map(|i| create(&format!("/e{i:06}"), CreateMode::Ephemeral))
         .collect();
     f.apply_as(7, &[], TreeOp::Multi(ops));
-    assert_eq!(f.tree.ephemerals(7).len(), 100_000);
+    assert_eq!(f.tree.ephemerals(SessionId(7)).len(), 100_000);
     let started = std::time::Instant::now();
     for _ in 0..1_000 {
         assert_eq!(
-            f.tree.ephemerals_with_prefix(7, "/e01234"),
+            f.tree.ephemerals_with_prefix(SessionId(7), "/e01234"),
             [
                 "/e012340", "/e012341", "/e012342", "/e012343", "/e012344", "/e012345", "/e012346",
                 "/e012347", "/e012348", "/e012349"
@@ -946,8 +946,11 @@ fn get_ephemerals_reads_only_the_paths_under_its_prefix() {
         );
     }
     println!("1,000 getEphemerals among 100,000: {:?}", started.elapsed());
-    assert_eq!(f.tree.ephemerals_with_prefix(7, "/").len(), 100_000);
-    assert!(f.tree.ephemerals_with_prefix(8, "/").is_empty());
+    assert_eq!(
+        f.tree.ephemerals_with_prefix(SessionId(7), "/").len(),
+        100_000
+    );
+    assert!(f.tree.ephemerals_with_prefix(SessionId(8), "/").is_empty());
 }
 
 #[test]

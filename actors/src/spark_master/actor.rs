@@ -10,6 +10,7 @@ use crate::framed::{framed, FramedConnection};
 use actix::prelude::*;
 use ensemble_messages::spark::{DriverState, ExecutorState};
 use ensemble_messages::spark::{FromMaster, ToMaster};
+use ensemble_messages::zk::SessionId;
 use futures::StreamExt;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -48,8 +49,8 @@ pub struct MasterActor {
     /// What the latch of the master that leads holds while this one is STANDBY: its URL, and
     /// on a second line its web UI.
     leader: Option<String>,
-    /// The ensemble session the link holds (0: none yet), told to masters that ask.
-    session: i64,
+    /// The ensemble session the link holds (none yet at first), told to masters that ask.
+    session: SessionId,
     /// Where to say that the master cannot go on (its host stops it); None once said.
     fatal: Option<mpsc::UnboundedSender<String>>,
 }
@@ -78,7 +79,7 @@ impl MasterActor {
             next_conn: 0,
             started,
             leader: None,
-            session: 0,
+            session: SessionId::NONE,
             fatal: Some(fatal),
         }
     }

@@ -25,7 +25,7 @@ use super::takeover::{Input as Seen, SessionRecord};
 use super::takeover_io::{self, Watcher};
 use crate::zk_client::{ClientError, WatchedEvent, ZkClient};
 use ensemble_messages::spark::{MasterEpoch, WorkerSpec};
-use ensemble_messages::zk::{CreateMode, EventType, KeeperState, ZkError};
+use ensemble_messages::zk::{CreateMode, EventType, KeeperState, SessionId, ZkError};
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -69,7 +69,7 @@ pub enum LinkEvent {
     /// Connected again with the same session.
     Resumed,
     /// The link holds this ensemble session now (it answers other masters' Identify).
-    Session(i64),
+    Session(SessionId),
     /// Another master leads: what its latch znode holds (its URL, and on a second line its
     /// web UI), for the STANDBY page.
     LeaderIs(String),

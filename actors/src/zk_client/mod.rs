@@ -12,7 +12,9 @@
 
 use ensemble_messages::frame::{self, FrameCodec};
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{perm, xid, CreateMode, EventType, KeeperState, OpCode, ZkError};
+use ensemble_messages::zk::{
+    perm, xid, CreateMode, EventType, KeeperState, OpCode, SessionId, ZkError,
+};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,7 +85,7 @@ struct Call {
 pub struct ZkClient {
     calls: mpsc::UnboundedSender<Call>,
     /// The session id the server assigned.
-    pub session_id: i64,
+    pub session_id: SessionId,
     /// The negotiated session timeout.
     pub timeout: Duration,
     /// The session's password: with the id, it lets another client take the session over
@@ -127,7 +129,7 @@ struct Session {
     servers: Vec<String>,
     /// Index of the server in use.
     at: usize,
-    id: i64,
+    id: SessionId,
     password: Vec<u8>,
     requested_timeout: Duration,
     timeout: Duration,
@@ -208,7 +210,7 @@ impl Session {
             protocol_version: 0,
             last_zxid_seen: self.last_zxid,
             time_out: self.requested_timeout.as_millis() as i32,
-            session_id: self.id,
+            session_id: self.id.0,
             passwd: Buffer(password),
         }
         .to_bytes();
@@ -294,7 +296,14 @@ impl ZkClient {
         events: mpsc::UnboundedSender<WatchedEvent>,
         tls: Option<Arc<ClientConfig>>,
     ) -> Result<ZkClient, ClientError> {
-        Self::open(servers, session_timeout, (0, Vec::new()), events, tls).await
+        Self::open(
+            servers,
+            session_timeout,
+            (SessionId::NONE, Vec::new()),
+            events,
+            tls,
+        )
+        .await
     }
 
     /// Takes over the live session `session_id` with its `password` (ZooKeeper's reconnect
@@ -304,7 +313,7 @@ impl ZkClient {
     pub async fn attach(
         servers: &[String],
         session_timeout: Duration,
-        session_id: i64,
+        session_id: SessionId,
         password: Vec<u8>,
     ) -> Result<ZkClient, ClientError> {
         let (events, _) = mpsc::unbounded_channel();
@@ -323,7 +332,7 @@ impl ZkClient {
     async fn open(
         servers: &[String],
         session_timeout: Duration,
-        (id, password): (i64, Vec<u8>),
+        (id, password): (SessionId, Vec<u8>),
         events: mpsc::UnboundedSender<WatchedEvent>,
         tls: Option<Arc<ClientConfig>>,
     ) -> Result<ZkClient, ClientError> {
@@ -345,7 +354,7 @@ impl ZkClient {
             match session.handshake(addr).await {
                 Ok((stream, r)) if r.session_id != 0 && r.time_out > 0 => {
                     session.at = i;
-                    session.id = r.session_id;
+                    session.id = SessionId(r.session_id);
                     session.password = r.passwd.0;
                     session.timeout = Duration::from_millis(r.time_out as u64);
                     let (calls, rx) = mpsc::unbounded_channel();
@@ -420,7 +429,11 @@ impl ZkClient {
         acl: Vec<Acl>,
         mode: CreateMode,
     ) -> Result<String, ClientError> {
-        let (path, data, flags) = (path.to_string(), NullableBuffer(data.map(<[u8]>::to_vec)), mode.flags());
+        let (path, data, flags) = (
+            path.to_string(),
+            NullableBuffer(data.map(<[u8]>::to_vec)),
+            mode.flags(),
+        );
         let (code, body) = match mode {
             CreateMode::PersistentWithTtl { ttl_ms }
             | CreateMode::PersistentSequentialWithTtl { ttl_ms } => {
@@ -715,7 +728,7 @@ async fn run(
         match serve(&mut session, stream, &mut calls, &events).await {
             Ended::Closed => return,
             Ended::Lost(why) => {
-                tracing::debug!(session = session.id, "connection lost: {why}");
+                tracing::debug!(session = %session.id, "connection lost: {why}");
                 let _ = events.send(state_event(KeeperState::Disconnected));
                 match reconnect(&mut session).await {
                     Some(s) => {

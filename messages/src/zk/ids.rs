@@ -9,6 +9,12 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct SessionId(pub i64);
 
+impl SessionId {
+    /// No session: what a client that asks for a new one sends, and the issuer of the
+    /// server's own txns.
+    pub const NONE: SessionId = SessionId(0);
+}
+
 impl std::fmt::Display for SessionId {
     /// As ZooKeeper prints session ids: `0x` and lower-case hex of the 64 bits.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::data_tree::{AclEntry, Applied, CreateMode, TreeTxn};
+use ensemble_messages::zk::SessionId;
 use ensemble_messages::{Txn, Zxid};
 
 struct Tree {
@@ -20,7 +21,7 @@ impl Tree {
     fn apply_as(&mut self, session_id: i64, op: TreeOp) -> Applied {
         self.zxid += 1;
         let body = TreeTxn {
-            session_id,
+            session_id: SessionId(session_id),
             time_ms: 1000,
             auth: Vec::new(),
             op,
