@@ -323,11 +323,7 @@ fn multi_body() -> Vec<u8> {
     };
     part(OpCode::Delete, delete.to_bytes());
     out.extend(
-        MultiHeader {
-            op: -1,
-            done: true,
-            err: -1,
-        }
+        MultiHeader::END
         .to_bytes(),
     );
     out

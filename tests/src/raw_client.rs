@@ -2,14 +2,17 @@
 //! answered, byte for byte: for tests that compare wire details (null data, multi results)
 //! between ensemble and Apache ZooKeeper, which the async client would smooth over.
 
+use ensemble_messages::frame::FrameCodec;
 use ensemble_messages::jute::*;
 use ensemble_messages::zk::{xid, EventType, OpCode};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
+use tokio_util::bytes::BytesMut;
+use tokio_util::codec::Encoder;
 
-/// Largest reply frame read.
-const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// The frames exchanged: replies up to 16 MiB are read.
+const FRAMES: FrameCodec = FrameCodec::new(16 * 1024 * 1024);
 
 /// One session on one server.
 pub struct RawSession {
@@ -66,19 +69,15 @@ impl RawSession {
     }
 
     fn send_frame(&mut self, payload: &[u8]) -> io::Result<()> {
-        let mut f = (payload.len() as u32).to_be_bytes().to_vec();
-        f.extend_from_slice(payload);
+        let (mut f, mut frames) = (BytesMut::new(), FRAMES);
+        frames.encode(payload, &mut f)?;
         self.stream.write_all(&f)
     }
 
     fn read_frame(&mut self) -> io::Result<Vec<u8>> {
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len)?;
-        let len = u32::from_be_bytes(len) as usize;
-        if len > MAX_FRAME {
-            return Err(bad(format!("reply frame of {len} bytes")));
-        }
-        let mut body = vec![0u8; len];
+        let mut prefix = [0u8; 4];
+        self.stream.read_exact(&mut prefix)?;
+        let mut body = vec![0u8; FRAMES.length(prefix)?];
         self.stream.read_exact(&mut body)?;
         Ok(body)
     }
@@ -166,12 +165,7 @@ impl RawSession {
             .write(&mut w);
             w.bytes.extend_from_slice(record);
         }
-        MultiHeader {
-            op: -1,
-            done: true,
-            err: -1,
-        }
-        .write(&mut w);
+        MultiHeader::END.write(&mut w);
         let (err, body) = self.call(code, &w.bytes)?;
         let mut r = JuteReader::new(&body);
         let mut out = Vec::new();

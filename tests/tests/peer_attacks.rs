@@ -3,8 +3,8 @@
 //! ensemble running without peer authentication. Each is refused and every server keeps serving.
 
 use ensemble_actors::data_tree::{AclEntry, CreateMode, TreeOp, TreeTxn};
-use ensemble_messages::zk::SessionId;
 use ensemble_messages::peer::PEER_PROTOCOL_VERSION;
+use ensemble_messages::zk::SessionId;
 use ensemble_messages::{codec, HandshakeFrame, PeerMessage, ZabMessage};
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use ensemble_tests::client_session;

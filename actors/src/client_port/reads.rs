@@ -244,12 +244,7 @@ fn multi_read(tree: &DataTree, auth: &[(String, String)], body: &[u8]) -> ReadAn
             _ => return ReadAnswer::fail(ZkError::MarshallingError),
         }
     }
-    MultiHeader {
-        op: -1,
-        done: true,
-        err: -1,
-    }
-    .write(&mut w);
+    MultiHeader::END.write(&mut w);
     ReadAnswer {
         outcome: Ok(()),
         body: w.bytes,

@@ -1263,12 +1263,7 @@ fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -
                     _ => {}
                 }
             }
-            MultiHeader {
-                op: -1,
-                done: true,
-                err: -1,
-            }
-            .write(&mut w);
+            MultiHeader::END.write(&mut w);
             frame(xid, zxid, Ok(()), &w.bytes)
         }
         _ => frame(xid, zxid, Ok(()), &[]),

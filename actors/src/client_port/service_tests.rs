@@ -309,12 +309,7 @@ fn multi_read_answers_each_op() {
         watch: false,
     }
     .write(&mut w);
-    MultiHeader {
-        op: -1,
-        done: true,
-        err: -1,
-    }
-    .write(&mut w);
+    MultiHeader::END.write(&mut w);
     h.send(1, 2, OpCode::MultiRead, w.bytes);
     let f = frames(&mut a);
     assert_eq!((f[0].0, f[0].1), (2, 0));
@@ -805,12 +800,7 @@ fn multi_body(n: usize, code: OpCode, op: impl Fn(&mut JuteWriter)) -> Vec<u8> {
         .write(&mut w);
         op(&mut w);
     }
-    MultiHeader {
-        op: -1,
-        done: true,
-        err: -1,
-    }
-    .write(&mut w);
+    MultiHeader::END.write(&mut w);
     w.bytes
 }
 
@@ -974,12 +964,7 @@ fn null_data_reads_back_null_from_get_data_multi_and_multi_read() {
         .write(&mut w);
         w.bytes.extend(get(path, false));
     }
-    MultiHeader {
-        op: -1,
-        done: true,
-        err: -1,
-    }
-    .write(&mut w);
+    MultiHeader::END.write(&mut w);
     h.send(1, 21, OpCode::MultiRead, w.bytes);
     let f = frames(&mut a);
     let mut r = JuteReader::new(&f[0].2);

@@ -30,37 +30,39 @@ pub(super) fn describe(e: &ClientError, path: &str) -> String {
 
 /// ZooKeeper's message for an error code, as its KeeperException prints it.
 fn code_message(code: ZkError) -> String {
-    let text = match code.code() {
-        -1 => "SystemError",
-        -2 => "RuntimeInconsistency",
-        -3 => "DataInconsistency",
-        -4 => "ConnectionLoss",
-        -5 => "MarshallingError",
-        -6 => "Unimplemented",
-        -7 => "OperationTimeout",
-        -8 => "BadArguments",
-        -13 => "NewConfigNoQuorum",
-        -14 => "ReconfigInProgress",
-        -100 => "APIError",
-        -101 => "NoNode",
-        -102 => "NoAuth",
-        -103 => "BadVersion",
-        -108 => "NoChildrenForEphemerals",
-        -110 => "NodeExists",
-        -111 => "Directory not empty",
-        -112 => "Session expired",
-        -113 => "Invalid callback",
-        -114 => "InvalidACL",
-        -115 => "AuthFailed",
-        -118 => "Session moved",
-        -119 => "Not a read-only call",
-        -120 => "Ephemeral node on local session",
-        -121 => "No such watcher",
-        -123 => "Reconfig is disabled",
-        -124 => "Session closed because client failed to authenticate",
-        -125 => "Quota has exceeded",
-        -127 => "Op throttled due to high load",
-        other => return format!("Unknown error {other}"),
+    let text = match code {
+        ZkError::SystemError => "SystemError",
+        ZkError::RuntimeInconsistency => "RuntimeInconsistency",
+        ZkError::DataInconsistency => "DataInconsistency",
+        ZkError::ConnectionLoss => "ConnectionLoss",
+        ZkError::MarshallingError => "MarshallingError",
+        ZkError::Unimplemented => "Unimplemented",
+        ZkError::OperationTimeout => "OperationTimeout",
+        ZkError::BadArguments => "BadArguments",
+        ZkError::NewConfigNoQuorum => "NewConfigNoQuorum",
+        ZkError::ReconfigInProgress => "ReconfigInProgress",
+        ZkError::ApiError => "APIError",
+        ZkError::NoNode => "NoNode",
+        ZkError::NoAuth => "NoAuth",
+        ZkError::BadVersion => "BadVersion",
+        ZkError::NoChildrenForEphemerals => "NoChildrenForEphemerals",
+        ZkError::NodeExists => "NodeExists",
+        ZkError::NotEmpty => "Directory not empty",
+        ZkError::SessionExpired => "Session expired",
+        ZkError::InvalidCallback => "Invalid callback",
+        ZkError::InvalidAcl => "InvalidACL",
+        ZkError::AuthFailed => "AuthFailed",
+        ZkError::SessionMoved => "Session moved",
+        ZkError::NotReadOnly => "Not a read-only call",
+        ZkError::EphemeralOnLocalSession => "Ephemeral node on local session",
+        ZkError::NoWatcher => "No such watcher",
+        ZkError::ReconfigDisabled => "Reconfig is disabled",
+        ZkError::SessionClosedRequireSaslAuth => {
+            "Session closed because client failed to authenticate"
+        }
+        ZkError::QuotaExceeded => "Quota has exceeded",
+        ZkError::Throttled => "Op throttled due to high load",
+        other => return format!("Unknown error {}", other.code()),
     };
     text.to_string()
 }
@@ -142,5 +144,8 @@ mod tests {
             describe(&ClientError::ConnectionLoss("reset".into()), "/a"),
             "KeeperErrorCode = ConnectionLoss for /a"
         );
+        assert_eq!(code_message(ZkError::ApiError), "APIError");
+        assert_eq!(code_message(ZkError::UnknownSession), "Unknown error -12");
+        assert_eq!(code_message(ZkError::Unknown(-999)), "Unknown error -999");
     }
 }
