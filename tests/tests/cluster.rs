@@ -261,6 +261,79 @@ fn restarted_followers_catch_up_by_diff_and_by_snap() {
     assert_eq!(c.ask(2, "get /n77", "data /n77").unwrap(), "data /n77 v77");
 }
 
+/// A follower restarted under a steady write load rejoins once: the commits the leader forwards
+/// while the follower is still writing its synced history are kept, not a reason to look again
+/// (they once sent it back to LOOKING, over and over while the load lasted).
+#[test]
+fn a_follower_restarted_under_write_load_rejoins_once() {
+    let mut c = writer_cluster(220, "");
+    write_n(&mut c, 2, 0, 2000);
+    c.kill9(1);
+    // A history to sync that takes a while to write.
+    write_n(&mut c, 2, 2000, 6000);
+    c.start(1);
+    let mut load = WriteLoad::default();
+    wait_until("follower 1 to rejoin under load", ELECTION, || {
+        load.step(&mut c, 2);
+        c.mode(1) == "follower"
+    })
+    .unwrap();
+    let rejoined = load.sent;
+    wait_until("more writes through the rejoined cluster", ELECTION, || {
+        load.step(&mut c, 2);
+        load.sent > rejoined + 2000
+    })
+    .unwrap();
+    wait_until("an answer to every write", ELECTION, || {
+        load.collect(&mut c, 2);
+        load.answered == load.sent
+    })
+    .unwrap();
+    let log = c.log(1);
+    assert_eq!(
+        log.matches("unexpected message from the leader").count(),
+        0,
+        "server 1 left its leader while rejoining:\n{log}"
+    );
+    let target = applied(&mut c, 3).unwrap();
+    wait_until("follower 1 to apply every write", ELECTION, || {
+        applied(&mut c, 1) == Some(target)
+    })
+    .unwrap();
+    let last = load.sent - 1;
+    assert_eq!(
+        c.ask(1, &format!("get /w{last}"), &format!("data /w{last} ")),
+        Some(format!("data /w{last} v{last}"))
+    );
+}
+
+/// Creates `/wN` sent in chunks without waiting, answers collected as they come.
+#[derive(Default)]
+struct WriteLoad {
+    sent: usize,
+    answered: usize,
+}
+
+impl WriteLoad {
+    /// Sends the next chunk of creates through server `via` and collects what was answered.
+    fn step(&mut self, c: &mut ProcessCluster, via: u64) {
+        if self.sent - self.answered < 200 {
+            for _ in 0..50 {
+                c.send(via, &format!("create /w{0} v{0}", self.sent));
+                self.sent += 1;
+            }
+        }
+        self.collect(c, via);
+    }
+
+    /// Counts the answers so far; every write must succeed.
+    fn collect(&mut self, c: &mut ProcessCluster, via: u64) {
+        let failed = c.drain_lines(via, |l| l.starts_with("err /w"));
+        assert!(failed.is_empty(), "writes failed: {failed:?}");
+        self.answered += c.drain_lines(via, |l| l.starts_with("ok /w")).len();
+    }
+}
+
 /// `kill -9` of the leader under a write load loses no acknowledged write.
 #[test]
 fn leader_kill9_under_load_loses_no_acknowledged_write() {

@@ -19,6 +19,11 @@
 //!   applies, so a watch is never registered against a version older than the changes fired.
 //!
 //! Everything else goes to the actor as before.
+//!
+//! A version that is no longer current is released at once (the actor drops it when it counts
+//! the next batch, and readers hold versions only weakly between reads), so it never keeps
+//! deleted znodes alive, and the actor's next writes change the tree's chunks in place instead
+//! of copying them.
 
 use super::reads::{is_tree_read, tree_read};
 use super::service::frame;
@@ -26,7 +31,7 @@ use crate::data_tree::DataTree;
 use crate::metrics::ServerMetrics;
 use ensemble_messages::zk::{OpCode, SessionId};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Instant;
 
 /// One applied tree version, whether the server serves clients with it, and the number of
@@ -38,6 +43,16 @@ pub struct ReadView {
     applied: u64,
 }
 
+impl ReadView {
+    /// The version standing in for a released one: never current, so never read.
+    fn stale() -> Self {
+        ReadView {
+            applied: u64::MAX,
+            ..ReadView::default()
+        }
+    }
+}
+
 /// The tree versions the quorum peer actor publishes for the connection threads.
 #[derive(Debug, Default)]
 pub struct PublishedTree {
@@ -47,6 +62,8 @@ pub struct PublishedTree {
     version: AtomicU64,
     /// A reader found the published version stale.
     wanted: AtomicBool,
+    /// The published version holds a tree (it was not yet released).
+    holds_version: AtomicBool,
     view: RwLock<Arc<ReadView>>,
 }
 
@@ -57,18 +74,27 @@ impl PublishedTree {
     }
 
     /// The actor is about to change the tree or the serving state: the published version is
-    /// stale from now on. Called before any watch event or reply of the change is queued.
+    /// stale from now on, and released. Called before any watch event or reply of the change
+    /// is queued.
     pub fn applying(&self) {
         self.applied.fetch_add(1, Ordering::SeqCst);
+        if self.holds_version.swap(false, Ordering::SeqCst) {
+            self.replace(Arc::new(ReadView::stale()));
+        }
     }
 
     /// Publishes `tree` (an O(1) copy of its persistent maps) and the serving state.
     pub fn publish(&self, tree: &DataTree, serving: bool) {
-        let view = Arc::new(ReadView {
+        self.replace(Arc::new(ReadView {
             tree: tree.read_view(),
             serving,
             applied: self.applied.load(Ordering::SeqCst),
-        });
+        }));
+        self.holds_version.store(true, Ordering::SeqCst);
+    }
+
+    /// Makes `view` the published version.
+    fn replace(&self, view: Arc<ReadView>) {
         match self.view.write() {
             Ok(mut v) => *v = view,
             Err(poisoned) => *poisoned.into_inner() = view,
@@ -146,7 +172,7 @@ impl SessionShare {
 pub struct DirectReader {
     published: Arc<PublishedTree>,
     seen: u64,
-    view: Arc<ReadView>,
+    view: Weak<ReadView>,
     share: Arc<SessionShare>,
     metrics: Arc<ServerMetrics>,
 }
@@ -159,7 +185,7 @@ impl DirectReader {
         metrics: Arc<ServerMetrics>,
     ) -> Self {
         DirectReader {
-            view: Arc::new(ReadView::default()),
+            view: Weak::new(),
             seen: u64::MAX,
             published,
             share,
@@ -197,14 +223,19 @@ impl DirectReader {
         Some(reply)
     }
 
-    /// The latest published version; reloaded only when a newer one was published.
+    /// The latest published version; reloaded only when a newer one was published or the
+    /// one seen was released.
     fn current(&mut self) -> Arc<ReadView> {
         let version = self.published.version.load(Ordering::SeqCst);
-        if version != self.seen {
-            self.view = self.published.load();
-            self.seen = version;
+        if version == self.seen {
+            if let Some(view) = self.view.upgrade() {
+                return view;
+            }
         }
-        Arc::clone(&self.view)
+        let view = self.published.load();
+        self.view = Arc::downgrade(&view);
+        self.seen = version;
+        view
     }
 }
 
