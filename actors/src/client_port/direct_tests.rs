@@ -400,10 +400,10 @@ fn a_read_after_a_batch_was_counted_goes_to_the_service_and_asks_for_a_new_versi
 #[test]
 fn a_version_that_is_no_longer_current_is_released() {
     let mut f = Fixture::connected();
-    assert!(!f.request(1, op::CREATE, create("/a", b"one", anyone())));
+    assert!(!f.request(1, OpCode::Create, create("/a", b"one", anyone())));
     f.commit();
     assert!(
-        f.request(2, op::GET_DATA, get("/a", false)),
+        f.request(2, OpCode::GetData, get("/a", false)),
         "answered here"
     );
     let read = std::sync::Arc::downgrade(&f.published.load());
@@ -412,7 +412,7 @@ fn a_version_that_is_no_longer_current_is_released() {
     f.published.applying();
     assert!(read.upgrade().is_none(), "a superseded version stays alive");
     assert!(
-        !f.request(3, op::GET_DATA, get("/a", false)),
+        !f.request(3, OpCode::GetData, get("/a", false)),
         "a released version is never read"
     );
     assert_eq!(data_of(&f.frames()[2].2), b"one");
