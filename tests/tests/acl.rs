@@ -3,8 +3,8 @@
 
 use ensemble_actors::zk_client::{open_acl, ClientError, ZkClient};
 use ensemble_messages::jute::{Acl, Buffer, ConnectRequest, ConnectResponse, Id, Jute};
-use ensemble_messages::zk::CreateMode;
 use ensemble_messages::zk::{perm, EventType, ZkError};
+use ensemble_messages::zk::{AddWatchMode, CreateMode};
 use ensemble_node::local_cluster::{ProcessCluster, Program};
 use ensemble_tests::runtime;
 use std::io::{Read, Write};
@@ -91,7 +91,10 @@ fn acls_watches_super_digest_and_session_passwords_as_zookeeper_3_8() {
     let stranger = connect(tx);
     rt.block_on(async {
         alice.add_auth("digest", b"alice:pw").await.unwrap();
-        stranger.add_watch("/", 1).await.unwrap();
+        stranger
+            .add_watch("/", AddWatchMode::PersistentRecursive)
+            .await
+            .unwrap();
         let mine = vec![acl(perm::ALL, "auth", "")];
         alice
             .create_with_acl("/secret", b"s", mine, CreateMode::Persistent)
@@ -247,7 +250,8 @@ fn a_chain_of_twelve_thousand_nested_znodes_does_not_bring_the_server_down() {
             tx,
         ))
         .unwrap();
-    rt.block_on(client.add_watch("/", 1)).unwrap();
+    rt.block_on(client.add_watch("/", AddWatchMode::PersistentRecursive))
+        .unwrap();
     let mut path = String::new();
     let mut chunk = Vec::new();
     for level in 1..=DEPTH {

@@ -39,7 +39,7 @@ pub struct ClientPort {
     metrics: Arc<ServerMetrics>,
     per_ip: Arc<PerIpLimit>,
     load: Arc<Load>,
-    next_conn: u64,
+    last_conn: ConnectionId,
     /// TLS in front of every connection: the secure client port.
     tls: Option<Arc<SecurePort>>,
     /// The threads connections run on, one per core, taken in turn.
@@ -64,7 +64,7 @@ impl ClientPort {
             per_ip: PerIpLimit::new(config.client.max_client_cnxns),
             load: metrics.load(),
             metrics,
-            next_conn: 0,
+            last_conn: ConnectionId(0),
             config,
             tls: None,
             workers: Vec::new(),
@@ -76,9 +76,9 @@ impl ClientPort {
     /// The same port behind TLS (secureClientPort): a connection's TLS handshake comes first,
     /// within the handshake deadline. Connection ids start at `first_conn` so that they do not
     /// collide with the plain port's.
-    pub fn secure(mut self, tls: SecurePort, first_conn: u64) -> Self {
+    pub fn secure(mut self, tls: SecurePort, first_conn: ConnectionId) -> Self {
         self.tls = Some(Arc::new(tls));
-        self.next_conn = first_conn;
+        self.last_conn = first_conn;
         self
     }
 }
@@ -164,8 +164,8 @@ impl StreamHandler<Accepted> for ClientPort {
             load: self.load.clone(),
             published: self.published.clone(),
         };
-        self.next_conn += 1;
-        let conn = ConnectionId(self.next_conn);
+        self.last_conn = ConnectionId(self.last_conn.0 + 1);
+        let conn = self.last_conn;
         let tls = self.tls.clone();
         let Some(worker) = self
             .workers

@@ -14,8 +14,8 @@ use crate::metrics::ServerMetrics;
 use crate::sessions::{first_session_id, kinds_of_type, password_matches, WatchKind, WatchManager};
 use ensemble_messages::jute::*;
 use ensemble_messages::zk::{
-    perm, xid, ConnectionId, EventType, KeeperState, OpCode, SessionId, UnknownOpCode, ZkError,
-    CONTAINER_OWNER,
+    perm, xid, AddWatchMode, ConnectionId, EventType, KeeperState, OpCode, SessionId,
+    UnknownOpCode, WatcherType, ZkError, CONTAINER_OWNER,
 };
 use ensemble_messages::{Sid, Zxid};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -690,10 +690,9 @@ impl ClientService {
             OpCode::AddWatch => match AddWatchRequest::from_bytes(body) {
                 Err(_) => fail(ZkError::MarshallingError),
                 Ok(r) => {
-                    let kind = if r.mode == 1 {
-                        WatchKind::PersistentRecursive
-                    } else {
-                        WatchKind::Persistent
+                    let kind = match AddWatchMode::known(r.mode) {
+                        Some(AddWatchMode::PersistentRecursive) => WatchKind::PersistentRecursive,
+                        _ => WatchKind::Persistent,
                     };
                     self.watches.add(kind, &r.path, session);
                     ok(Vec::new())
@@ -703,7 +702,8 @@ impl ClientService {
                 match WatchesRequest::from_bytes(body) {
                     Err(_) => fail(ZkError::MarshallingError),
                     Ok(r) => {
-                        let kinds = kinds_of_type(r.watcher_type);
+                        let kinds =
+                            WatcherType::known(r.watcher_type).map_or(&[][..], kinds_of_type);
                         let found = if code == OpCode::CheckWatches {
                             self.watches.has(kinds, &r.path, session)
                         } else {

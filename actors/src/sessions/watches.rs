@@ -1,7 +1,7 @@
 //! The watches of the sessions connected to this server: one-shot data, exist and child
 //! watches, and the persistent (and persistent-recursive) watches of `addWatch`.
 
-use ensemble_messages::zk::{EventType, SessionId};
+use ensemble_messages::zk::{EventType, SessionId, WatcherType};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What a watch was set by.
@@ -19,22 +19,20 @@ pub enum WatchKind {
     PersistentRecursive,
 }
 
-/// The kinds a removeWatches/checkWatches type names: Children 1, Data 2, Any 3, Persistent 4,
-/// PersistentRecursive 5.
-pub fn kinds_of_type(watcher_type: i32) -> &'static [WatchKind] {
+/// The kinds a removeWatches/checkWatches type names.
+pub fn kinds_of_type(watcher_type: WatcherType) -> &'static [WatchKind] {
     match watcher_type {
-        1 => &[WatchKind::Child],
-        2 => &[WatchKind::Data, WatchKind::Exist],
-        3 => &[
+        WatcherType::Children => &[WatchKind::Child],
+        WatcherType::Data => &[WatchKind::Data, WatchKind::Exist],
+        WatcherType::Any => &[
             WatchKind::Child,
             WatchKind::Data,
             WatchKind::Exist,
             WatchKind::Persistent,
             WatchKind::PersistentRecursive,
         ],
-        4 => &[WatchKind::Persistent],
-        5 => &[WatchKind::PersistentRecursive],
-        _ => &[],
+        WatcherType::Persistent => &[WatchKind::Persistent],
+        WatcherType::PersistentRecursive => &[WatchKind::PersistentRecursive],
     }
 }
 
@@ -295,10 +293,14 @@ mod tests {
                 .is_empty(),
             "recursive watches skip child lists"
         );
-        assert!(w.has(kinds_of_type(5), "/r", SessionId(2)));
-        assert!(w.remove(kinds_of_type(3), "/r", SessionId(2)));
+        assert!(w.has(
+            kinds_of_type(WatcherType::PersistentRecursive),
+            "/r",
+            SessionId(2)
+        ));
+        assert!(w.remove(kinds_of_type(WatcherType::Any), "/r", SessionId(2)));
         assert!(
-            !w.remove(kinds_of_type(3), "/r", SessionId(2)),
+            !w.remove(kinds_of_type(WatcherType::Any), "/r", SessionId(2)),
             "nothing left: NoWatcher"
         );
     }
@@ -347,7 +349,11 @@ mod tests {
             match i % 6 {
                 0 => drop(w.trigger(&path, EventType::NodeDeleted, |_| true)),
                 1 => drop(w.trigger(&path, EventType::NodeChildrenChanged, |_| true)),
-                2 => drop(w.remove(kinds_of_type(3), &format!("/n{}", i % 5), SessionId(i % 3))),
+                2 => drop(w.remove(
+                    kinds_of_type(WatcherType::Any),
+                    &format!("/n{}", i % 5),
+                    SessionId(i % 3),
+                )),
                 3 if i % 4 == 0 => w.remove_session(SessionId(i % 11)),
                 _ => {}
             }

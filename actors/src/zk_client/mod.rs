@@ -13,7 +13,8 @@
 use ensemble_messages::frame::{self, FrameCodec};
 use ensemble_messages::jute::*;
 use ensemble_messages::zk::{
-    perm, xid, CreateMode, EventType, KeeperState, OpCode, SessionId, ZkError,
+    perm, xid, AddWatchMode, CreateMode, EventType, KeeperState, OpCode, SessionId, WatcherType,
+    ZkError,
 };
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -671,22 +672,26 @@ impl ZkClient {
         })
     }
 
-    /// Sets a persistent (mode 0) or persistent recursive (mode 1) watch.
-    pub async fn add_watch(&self, path: &str, mode: i32) -> Result<(), ClientError> {
+    /// Sets a persistent or persistent recursive watch.
+    pub async fn add_watch(&self, path: &str, mode: AddWatchMode) -> Result<(), ClientError> {
         let req = AddWatchRequest {
             path: path.into(),
-            mode,
+            mode: mode.code(),
         };
         self.call(OpCode::AddWatch, req.to_bytes())
             .await
             .map(|_| ())
     }
 
-    /// Removes watches of a type (Children 1, Data 2, Any 3, Persistent 4, Recursive 5).
-    pub async fn remove_watches(&self, path: &str, watcher_type: i32) -> Result<(), ClientError> {
+    /// Removes the session's watches of a type on `path`.
+    pub async fn remove_watches(
+        &self,
+        path: &str,
+        watcher_type: WatcherType,
+    ) -> Result<(), ClientError> {
         let req = WatchesRequest {
             path: path.into(),
-            watcher_type,
+            watcher_type: watcher_type.code(),
         };
         self.call(OpCode::RemoveWatches, req.to_bytes())
             .await

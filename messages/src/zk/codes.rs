@@ -267,6 +267,32 @@ wire_codes! {
     }
 }
 
+wire_codes! {
+    /// The mode of addWatch (ZooKeeper's `AddWatchMode`).
+    pub enum AddWatchMode {
+        /// Every change of the node and of its child list, until removed.
+        Persistent = 0,
+        /// Every create, delete and data change at or below the node, until removed.
+        PersistentRecursive = 1,
+    }
+}
+
+wire_codes! {
+    /// The watches checkWatches and removeWatches name (ZooKeeper's `Watcher.WatcherType`).
+    pub enum WatcherType {
+        /// Child watches.
+        Children = 1,
+        /// Data and exist watches.
+        Data = 2,
+        /// Every kind.
+        Any = 3,
+        /// Persistent watches.
+        Persistent = 4,
+        /// Persistent recursive watches.
+        PersistentRecursive = 5,
+    }
+}
+
 impl EventType {
     /// The event type of a wire code, unknown ones kept.
     pub fn from_wire(code: i32) -> EventType {
@@ -299,6 +325,12 @@ mod tests {
         for s in KeeperState::KNOWN {
             assert_eq!(KeeperState::from_wire(s.code()), *s);
         }
+        for m in AddWatchMode::KNOWN {
+            assert_eq!(AddWatchMode::known(m.code()), Some(*m));
+        }
+        for t in WatcherType::KNOWN {
+            assert_eq!(WatcherType::known(t.code()), Some(*t));
+        }
         let mut codes: Vec<i32> = ZkError::KNOWN.iter().map(|e| e.code()).collect();
         codes.sort();
         codes.dedup();
@@ -314,6 +346,9 @@ mod tests {
         assert_eq!(ZkError::QuotaExceeded.code(), -125);
         assert_eq!(KeeperState::Expired.code(), -112);
         assert_eq!(EventType::NodeChildrenChanged.code(), 4);
+        assert_eq!(AddWatchMode::PersistentRecursive.code(), 1);
+        assert_eq!(WatcherType::Children.code(), 1);
+        assert_eq!(WatcherType::PersistentRecursive.code(), 5);
     }
 
     #[test]

@@ -5,7 +5,9 @@ mod codes;
 mod create_mode;
 mod ids;
 
-pub use codes::{EventType, KeeperState, OpCode, UnknownOpCode, ZkError, OK};
+pub use codes::{
+    AddWatchMode, EventType, KeeperState, OpCode, UnknownOpCode, WatcherType, ZkError, OK,
+};
 pub use create_mode::{ttl_of_owner, ttl_owner, CreateMode, MAX_TTL_MS};
 pub use ids::{ConnectionId, SessionId};
 

@@ -4,7 +4,7 @@ use super::args::{parse_acl, Args};
 use super::output::{describe, perms_string, print_stat};
 use super::quota;
 use ensemble_actors::zk_client::{open_acl, ClientError, ZkClient};
-use ensemble_messages::zk::{CreateMode, ZkError};
+use ensemble_messages::zk::{AddWatchMode, CreateMode, WatcherType, ZkError};
 use std::io::Write;
 
 /// Why a command failed.
@@ -282,8 +282,8 @@ async fn get_ephemerals(c: &ZkClient, a: &Args) -> Done {
 
 async fn add_watch(c: &ZkClient, a: &Args) -> Done {
     let mode = match a.value("-m") {
-        None | Some("PERSISTENT_RECURSIVE") => 1,
-        Some("PERSISTENT") => 0,
+        None | Some("PERSISTENT_RECURSIVE") => AddWatchMode::PersistentRecursive,
+        Some("PERSISTENT") => AddWatchMode::Persistent,
         Some(_) => return Err(Failure::Usage),
     };
     c.add_watch(a.arg(0), mode).await.map_err(at(a.arg(0)))
@@ -291,11 +291,11 @@ async fn add_watch(c: &ZkClient, a: &Args) -> Done {
 
 async fn remove_watches(c: &ZkClient, a: &Args) -> Done {
     let kind = if a.has("-c") {
-        1
+        WatcherType::Children
     } else if a.has("-d") {
-        2
+        WatcherType::Data
     } else {
-        3
+        WatcherType::Any
     };
     c.remove_watches(a.arg(0), kind).await.map_err(at(a.arg(0)))
 }
