@@ -1,10 +1,12 @@
 //! The typed vocabulary keeps ZooKeeper's wire values (issue 9): error codes, create flags
-//! and their ops, and session ids cross a real client port as the numbers ZooKeeper uses,
-//! checked against literals rather than the enums. One server on 127.0.210.1; a few seconds.
+//! and their ops, watch modes and types, and session ids cross a real client port as the
+//! numbers ZooKeeper uses, checked against literals rather than the enums. One server on
+//! 127.0.210.1; under a second.
 
 use ensemble_actors::zk_client::ZkClient;
 use ensemble_messages::jute::{
-    Create2Response, CreateTtlRequest, Jute, NullableBuffer, SetDataRequest,
+    AddWatchRequest, Create2Response, CreateTtlRequest, Jute, NullableBuffer, SetDataRequest,
+    WatchesRequest,
 };
 use ensemble_messages::zk::{CreateMode, OpCode};
 use ensemble_node::four_letter;
@@ -76,6 +78,25 @@ fn codes_flags_and_session_ids_keep_zookeepers_wire_values() {
     assert_eq!(create_ttl(&mut s, "/no-ttl", 5, -1), -8);
     assert_eq!(create_ttl(&mut s, "/not-a-ttl-mode", 0, 60_000), -8);
     assert_eq!(create(&mut s, OpCode::Create2, "/bad-flag", 7).0, -8);
+
+    // addWatch mode 1 is recursive, removeWatches type 5 names it; then none is left
+    // (NoWatcher, -121), and an unknown type names none.
+    let watch = AddWatchRequest {
+        path: "/t".into(),
+        mode: 1,
+    };
+    assert_eq!(s.call(OpCode::AddWatch, &watch.to_bytes()).unwrap().0, 0);
+    let remove = |s: &mut RawSession, watcher_type| {
+        let req = WatchesRequest {
+            path: "/t".into(),
+            watcher_type,
+        };
+        s.call(OpCode::RemoveWatches, &req.to_bytes()).unwrap().0
+    };
+    assert_eq!(remove(&mut s, 4), -121, "not a plain persistent watch");
+    assert_eq!(remove(&mut s, 5), 0);
+    assert_eq!(remove(&mut s, 5), -121);
+    assert_eq!(remove(&mut s, 9), -121);
 
     // Session ids: an ephemeral's owner is the session's id, which `cons` prints as 0x hex.
     let rt = ensemble_tests::runtime();
