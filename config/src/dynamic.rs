@@ -174,6 +174,14 @@ pub fn read_membership_file(data_dir: &Path) -> Result<Option<Membership>, Confi
 }
 
 impl crate::NodeConfig {
+    /// The configured members and their config version.
+    pub fn membership(&self) -> Membership {
+        Membership {
+            version: self.config_version,
+            servers: self.servers.clone(),
+        }
+    }
+
     /// This config with the membership the last committed reconfig left in dataDir, when it
     /// is newer than the configured one and names this server (whose own client address, the
     /// one it binds, is kept).

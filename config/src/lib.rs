@@ -7,6 +7,7 @@
 //! Both end in [`NodeConfig::validate`], which names the first problem in one line.
 //! [`spark`] reads the Spark properties of masters and workers.
 
+pub mod apache_files;
 pub mod dynamic;
 mod http;
 mod model;

@@ -241,6 +241,9 @@ pub struct NodeConfig {
     pub admin_default_skipped: bool,
     /// Warnings found while loading (unknown keys, even ensemble size).
     pub warnings: Vec<String>,
+    /// The zoo.cfg whose dynamic config files follow each committed reconfig, as Apache's
+    /// (a node started from a zoo.cfg with reconfigEnabled).
+    pub zoo_cfg_files: Option<crate::apache_files::ZooCfgFiles>,
 }
 
 impl NodeConfig {

@@ -491,6 +491,7 @@ impl EnsembleFile {
             metrics,
             admin,
             admin_default_skipped: false,
+            zoo_cfg_files: None,
             warnings: Vec::new(),
         }
         .validate()

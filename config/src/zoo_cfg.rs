@@ -3,6 +3,7 @@
 //! port, `dynamicConfigFile`, standalone mode without `myid`, and keys written as Java
 //! system properties with or without their `zookeeper.` prefix.
 
+use crate::apache_files::ZooCfgFiles;
 use crate::model::{
     ClientAddress, ClientSettings, ElectionSettings, NodeConfig, PeerAuth, ServerEntry, ServerRole,
     StorageSettings, PEER_SECRET_KEY,
@@ -62,7 +63,18 @@ pub fn load_zoo_cfg(path: &Path) -> Result<NodeConfig, ConfigError> {
             source,
         })
     };
-    parse_zoo_cfg(&read(path)?, read)
+    let text = read(path)?;
+    let mut config = parse_zoo_cfg(&text, read)?;
+    if config.client.reconfig_enabled {
+        let dynamic = java_properties(&text)
+            .iter()
+            .any(|(k, _)| canonical(k) == "dynamicConfigFile");
+        config.zoo_cfg_files = Some(ZooCfgFiles {
+            zoo_cfg: path.to_path_buf(),
+            servers_in_static: !dynamic && config.servers.len() > 1,
+        });
+    }
+    Ok(config)
 }
 
 /// Parses zoo.cfg text; `read` returns the content of a file it names (`<dataDir>/myid`,
@@ -164,6 +176,7 @@ pub fn parse_zoo_cfg(
         metrics,
         admin,
         admin_default_skipped,
+        zoo_cfg_files: None,
         warnings: Vec::new(),
     };
     let mut config = config.validate()?;
@@ -572,12 +585,23 @@ fn server_lines(
         )));
     }
     let mut lines = parse_server_lines(servers)?;
-    if let Some(v) = version {
-        lines.version = u64::from_str_radix(v.trim(), 16).map_err(|_| {
-            ConfigError::Parse(format!("{dynamic}: version={v} is not a hex number"))
-        })?;
+    match version {
+        Some(v) => {
+            lines.version = u64::from_str_radix(v.trim(), 16).map_err(|_| {
+                ConfigError::Parse(format!("{dynamic}: version={v} is not a hex number"))
+            })?;
+        }
+        // Apache keeps the version in the file name (`zoo.cfg.dynamic.100000003`) only.
+        None => lines.version = version_of_file_name(&dynamic).unwrap_or(0),
     }
     Ok(lines)
+}
+
+/// The hex version after the last `.` of a dynamic config file's name, as Apache reads it
+/// (`zoo.cfg.dynamic.100000003`; none for `zoo.cfg.dynamic`).
+fn version_of_file_name(path: &str) -> Option<u64> {
+    let (_, suffix) = path.rsplit_once('.')?;
+    u64::from_str_radix(suffix, 16).ok()
 }
 
 /// Hierarchical quorums (`group.N`, `weight.N`) change who forms a quorum: refused.
@@ -799,7 +823,7 @@ fn canonical(key: &str) -> &str {
 
 /// Java `Properties` text as `(key, value)` pairs in file order: `#` and `!` comments, `=`,
 /// `:` or blanks between key and value, `\` line continuations and escapes; values trimmed.
-fn java_properties(text: &str) -> Vec<(String, String)> {
+pub(crate) fn java_properties(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut lines = text.lines();
     while let Some(first) = lines.next() {

@@ -361,7 +361,14 @@ pub fn config_text(data: &[u8]) {
     let _ = ensemble_config::parse_toml(text);
     if let Ok(m) = ensemble_config::dynamic::Membership::parse(text) {
         let _ = ensemble_config::dynamic::Membership::parse(&m.render());
+        let dynamic = ensemble_config::apache_files::dynamic_file_text(&m);
+        assert!(ensemble_config::dynamic::Membership::parse(&dynamic).is_ok());
     }
+    let _ = ensemble_config::apache_files::edit_static(
+        text,
+        std::path::Path::new("/c/zoo.cfg.dynamic.1"),
+        true,
+    );
     let mut parts = text.splitn(3, '|');
     let (joining, leaving, members) = (
         parts.next().unwrap_or_default(),

@@ -35,7 +35,6 @@ use ensemble_actors::zab::{
     FailQuorumPeer, GetStatus, NodeEvents, NodeStatus, PeerTiming, QuorumPeerActor, QuorumSettings,
     ReadData, Submit, SubmitError,
 };
-use ensemble_config::dynamic::Membership;
 use ensemble_config::{NodeConfig, PeerAuth};
 use ensemble_messages::zk::ConnectionId;
 use ensemble_messages::{Sid, Zxid};
@@ -65,7 +64,8 @@ pub enum NodeError {
     /// The secure client port's or the quorum port's key material or settings are unusable.
     #[error("{0}")]
     Tls(String),
-    /// The membership a reconfig left in dataDir is unreadable.
+    /// The membership a reconfig left in dataDir is unreadable, or Apache's config files
+    /// beside zoo.cfg cannot be written.
     #[error("{0}")]
     Membership(String),
     /// The node's actors are gone.
@@ -311,10 +311,8 @@ fn build_actor(
     let settings = QuorumSettings {
         sid: config.id,
         voters: config.voters(),
-        membership: Membership {
-            version: config.config_version,
-            servers: config.servers.clone(),
-        },
+        membership: config.membership(),
+        zoo_cfg_files: config.zoo_cfg_files.clone(),
         timing: peer_timing(config),
         storage: writer_settings(config),
         snap_count: config.storage.snap_count,
@@ -449,6 +447,14 @@ impl Node {
         let config = config
             .with_persisted_membership()
             .map_err(|e| NodeError::Membership(e.to_string()))?;
+        if let Some(files) = &config.zoo_cfg_files {
+            files.back_up_static().map_err(|e| {
+                NodeError::Membership(format!(
+                    "cannot write {}: {e}",
+                    files.backup_path().display()
+                ))
+            })?;
+        }
         let config = Arc::new(config);
         let mut sockets = Sockets::bind(&config)?;
         let metrics = Arc::new(ServerMetrics::new(config.client.global_outstanding_limit));

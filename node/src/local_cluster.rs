@@ -20,7 +20,7 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// Makes the child die with the thread that starts it (the test's), so that a test process
 /// killed mid-run leaves no servers holding its ports.
-fn die_with_parent(c: &mut Command) {
+pub fn die_with_parent(c: &mut Command) {
     use std::os::unix::process::CommandExt;
     // SAFETY: the hook makes only async-signal-safe calls.
     unsafe {

@@ -6,5 +6,19 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
+    keep_transparent_huge_pages_off();
     ensemble_node::cli::main()
+}
+
+/// Turns transparent huge pages off for this process. mimalloc advises them on its arenas,
+/// and the kernel then backs any 2 MiB region holding a single live page with a whole huge
+/// page: a server's RSS grew to 4x its idle figure after its data was deleted, with nothing
+/// running (docs/benchmarks.md, "Memory after the data is deleted").
+fn keep_transparent_huge_pages_off() {
+    // SAFETY: PR_SET_THP_DISABLE takes integers only and touches no memory of ours.
+    let rc = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    if rc != 0 {
+        // Kernels before 3.15 lack the option; huge pages then cost memory, not correctness.
+        eprintln!("ensemble: transparent huge pages stay on (prctl refused)");
+    }
 }

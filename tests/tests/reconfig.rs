@@ -85,7 +85,6 @@ fn config_node_text_and_the_errors_of_reconfig_as_zookeeper() {
             ("", "x", ""),
             ("", "1,2,3", ""),
             (joining, "", &lines[0][..]),
-            ("", "", ""),
         ] {
             assert_eq!(
                 code(admin.reconfig(j, l, m, -1).await),

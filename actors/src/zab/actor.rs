@@ -17,6 +17,7 @@ use crate::storage::{
     WriterSettings,
 };
 use actix::prelude::*;
+use ensemble_config::apache_files::ZooCfgFiles;
 use ensemble_config::dynamic::{self, Membership};
 use ensemble_messages::zk::SessionId;
 use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, ZabMessage, Zxid};
@@ -36,6 +37,8 @@ pub struct QuorumSettings {
     /// Every member (voters and observers) and the config version, as configured (or left by
     /// the last reconfig).
     pub membership: Membership,
+    /// Apache's dynamic config files to rewrite on each committed reconfig (zoo.cfg nodes).
+    pub zoo_cfg_files: Option<ZooCfgFiles>,
     /// Core timing.
     pub timing: PeerTiming,
     /// Storage location and policy.
@@ -406,8 +409,31 @@ impl QuorumPeerActor {
         if let Err(e) = dynamic::write_atomically(&path, &m.render()) {
             tracing::error!("cannot write {}: {e}", path.display());
         }
+        self.write_apache_files(&m);
         self.settings.membership = m;
         self.follow_membership();
+    }
+
+    /// A zoo.cfg node writes a reconfigured membership as Apache would: its
+    /// `zoo.cfg.dynamic.<version>` file and zoo.cfg pointing at it.
+    fn write_apache_files(&self, m: &Membership) {
+        let Some(files) = &self.settings.zoo_cfg_files else {
+            return;
+        };
+        if m.version == 0 || m.version == self.settings.membership.version {
+            return;
+        }
+        match files.write_committed(m, self.settings.sid) {
+            Ok(()) => tracing::info!(
+                "wrote {} and pointed {} at it",
+                files.dynamic_path(m.version).display(),
+                files.zoo_cfg.display()
+            ),
+            Err(e) => tracing::error!(
+                "cannot write the dynamic config files of {}: {e}",
+                files.zoo_cfg.display()
+            ),
+        }
     }
 
     /// SNAP sync: the tree's O(1) clone is serialized on a blocking thread, so the leader goes

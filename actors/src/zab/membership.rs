@@ -49,8 +49,11 @@ pub fn refusal_code(reason: &str) -> Option<ZkError> {
 
 /// The members a reconfig request asks for, from the current ones: incremental (`joining`
 /// specs `server.N=...` and `leaving` ids, comma separated) or the whole `new_members` list.
-/// Errors are ZooKeeper's BadArguments: mixing both forms, asking for nothing, a bad spec or
-/// id, an id both joining and leaving, named twice, outside 1..=254, or no voter left.
+/// Errors are ZooKeeper's BadArguments: a bad spec or id, an id outside 1..=254, or fewer
+/// than two voters left. As ZooKeeper 3.8, asking for nothing keeps the members (a new config version), and an
+/// id both leaving and joining takes its joining spec. Unlike it, mixing both forms and an id
+/// named twice are BadArguments too: ZooKeeper silently ignores `joining`/`leaving` beside
+/// `new_members`, and keeps the last of two specs of one id.
 pub fn next_servers(
     current: &[ServerEntry],
     joining: &str,
@@ -67,9 +70,9 @@ pub fn next_servers(
     let (joining, leaving, members) = (list(joining), list(leaving), list(new_members));
     let bad = |_| ZkError::BadArguments;
     let servers = match (joining.is_empty() && leaving.is_empty(), members.is_empty()) {
-        (false, false) | (true, true) => return Err(ZkError::BadArguments),
+        (false, false) => return Err(ZkError::BadArguments),
         (true, false) => parse_specs(members.iter().map(String::as_str)).map_err(bad)?,
-        (false, true) => incremental(current, &joining, &leaving)?,
+        (_, true) => incremental(current, &joining, &leaving)?,
     };
     let ids_ok = servers
         .iter()
@@ -78,7 +81,9 @@ pub fn next_servers(
         .iter()
         .filter(|s| s.role == ensemble_config::ServerRole::Participant)
         .count();
-    if !ids_ok || voters == 0 {
+    // As ZooKeeper with standaloneEnabled (its default, and ensemble's only way): a config of
+    // fewer than two voters is refused.
+    if !ids_ok || voters < 2 {
         return Err(ZkError::BadArguments);
     }
     Ok(servers)
@@ -103,9 +108,6 @@ fn incremental(
         .collect::<Result<_, _>>()?;
     let joining =
         parse_specs(joining.iter().map(String::as_str)).map_err(|_| ZkError::BadArguments)?;
-    if joining.iter().any(|j| leaving.contains(&j.id)) {
-        return Err(ZkError::BadArguments);
-    }
     let mut out: Vec<ServerEntry> = current
         .iter()
         .filter(|s| !leaving.contains(&s.id) && !joining.iter().any(|j| j.id == s.id))
@@ -336,16 +338,18 @@ mod tests {
             ids(&next_servers(&three(), four, "", "").unwrap()),
             [1, 2, 3, 4]
         );
-        assert_eq!(ids(&next_servers(&three(), "", "2, 3", "").unwrap()), [1]);
+        assert_eq!(ids(&next_servers(&three(), "", " 3", "").unwrap()), [1, 2]);
         // Joining an id already present replaces its entry (how a role changes).
         let obs = "server.3=127.0.0.1:2003:3003:observer;4003";
         let s = next_servers(&three(), obs, "", "").unwrap();
         assert_eq!(s[2].role, ensemble_config::ServerRole::Observer);
-        // Leaving an id that is not a member changes nothing.
-        assert_eq!(
-            ids(&next_servers(&three(), "", "9", "").unwrap()),
-            [1, 2, 3]
-        );
+        // Leaving an id that is not a member, or asking for nothing, changes nothing.
+        for leaving in ["9", "", ","] {
+            assert_eq!(next_servers(&three(), "", leaving, ""), Ok(three()));
+        }
+        // An id leaving and joining takes its joining spec (as ZooKeeper 3.8).
+        let s = next_servers(&three(), obs, "3", "").unwrap();
+        assert_eq!(s[2].role, ensemble_config::ServerRole::Observer);
     }
 
     #[test]
@@ -359,11 +363,10 @@ mod tests {
         let cases = [
             ("some thing", "", ""),
             ("", "x", ""),
-            ("", "", ""),
             ("server.4=h:1:2", "", "server.1=h:1:2"),
             ("", "1", "server.1=h:1:2"),
             ("", "1,2,3", ""),
-            ("server.4=h:1:2", "4", ""),
+            ("", "2,3", ""),
             ("server.4=h:1:2,server.4=h:3:4", "", ""),
             ("", "", "server.1=h:1:2,server.1=h:3:4"),
             ("server.300=h:1:2", "", ""),

@@ -651,13 +651,14 @@ impl ZkClient {
         new_members: &str,
         from_config: i64,
     ) -> Result<(Vec<u8>, Stat), ClientError> {
-        let req = ReconfigRequest {
-            joining_servers: joining.into(),
-            leaving_servers: leaving.into(),
-            new_members: new_members.into(),
-            cur_config_id: from_config,
-        };
-        let r = self.call(OpCode::Reconfig, req.to_bytes()).await?;
+        // ZooKeeper reads an empty newMembers as a (bad) non-incremental config: absent
+        // fields must go as null, as ZooKeeperAdmin sends them.
+        let mut w = JuteWriter::default();
+        for field in [joining, leaving, new_members] {
+            w.nullable_buffer(Some(field.as_bytes()).filter(|f| !f.is_empty()));
+        }
+        w.long(from_config);
+        let r = self.call(OpCode::Reconfig, w.bytes).await?;
         decode::<GetDataResponse>(&r).map(|g| (g.data.0.unwrap_or_default(), g.stat))
     }
 
