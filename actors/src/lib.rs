@@ -10,6 +10,7 @@ pub mod child;
 pub mod client_port;
 pub mod data_tree;
 pub mod election;
+pub mod framed;
 pub mod metrics;
 pub mod peer;
 pub mod quorum;

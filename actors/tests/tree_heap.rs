@@ -5,6 +5,7 @@
 //! prints the figures for a million znodes (the default, 200,000, takes about a second).
 
 use ensemble_actors::data_tree::{AclEntry, CreateMode, DataTree, TreeOp, TreeTxn};
+use ensemble_messages::zk::SessionId;
 use ensemble_messages::{Txn, Zxid};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -43,7 +44,7 @@ fn held() -> isize {
 /// Applies one op as txn `counter`.
 fn apply(tree: &mut DataTree, counter: u32, op: TreeOp) {
     let body = TreeTxn {
-        session_id: 0,
+        session_id: SessionId::NONE,
         time_ms: 1_700_000_000_000,
         auth: Vec::new(),
         op,

@@ -18,6 +18,7 @@ use ensemble_actors::storage::files::{self, LogHeader, RecordRead, LOG_HEADER_LE
 use ensemble_actors::zab::{Input, Output, PeerStatus};
 use ensemble_messages::codec::{self, PeerCodec};
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, ReplyHeader, RequestHeader};
+use ensemble_messages::zk::{ConnectionId, OpCode};
 use ensemble_messages::{HandshakeFrame, PeerMessage, Txn, Zxid};
 use tokio_util::codec::Decoder;
 
@@ -63,7 +64,7 @@ pub fn session_replies(data: &[u8]) -> Vec<(i32, i32)> {
     let (sink, mut replies) = ClientSink::unlimited();
     server.service.connect(
         ClientConnect {
-            conn: 1,
+            conn: ConnectionId(1),
             request,
             read_only: first.last().is_some_and(|b| *b == 1),
             ip: "127.0.0.1".into(),
@@ -81,9 +82,9 @@ pub fn session_replies(data: &[u8]) -> Vec<(i32, i32)> {
         };
         let body = frame[frame.len() - r.remaining()..].to_vec();
         let packet = ClientPacket {
-            conn: 1,
+            conn: ConnectionId(1),
             xid: header.xid,
-            op: header.op,
+            op: OpCode::try_from(header.op),
             body,
         };
         server
@@ -91,7 +92,7 @@ pub fn session_replies(data: &[u8]) -> Vec<(i32, i32)> {
             .packet(packet, &server.tree, &mut server.host);
         server.commit();
     }
-    server.service.gone(1);
+    server.service.gone(ConnectionId(1));
     server.commit();
     let mut headers = Vec::new();
     while let Ok(ToClient::Frame(f)) = replies.try_recv() {

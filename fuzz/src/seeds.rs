@@ -10,7 +10,7 @@ use ensemble_actors::zab::{Durable, PeerTiming, QuorumPeer};
 use ensemble_messages::jute::*;
 use ensemble_messages::peer::{HandshakeFrame, NONCE_LEN};
 use ensemble_messages::spark::WorkerSpec;
-use ensemble_messages::zk::op;
+use ensemble_messages::zk::{OpCode, SessionId};
 use ensemble_messages::{
     codec, Notification, PeerMessage, ServerState, Snapshot, Txn, Vote, ZabMessage, Zxid,
 };
@@ -83,7 +83,7 @@ fn world() -> Vec<AclEntry> {
 
 fn txn(session_id: i64, op: TreeOp) -> TreeTxn {
     TreeTxn {
-        session_id,
+        session_id: SessionId(session_id),
         time_ms: 5,
         auth: vec![("digest".into(), "u:hash".into())],
         op,
@@ -255,8 +255,12 @@ fn peer_stream() -> Vec<Vec<u8>> {
     seeds
 }
 
-fn request(xid: i32, code: i32, body: impl Jute) -> Vec<u8> {
-    let mut bytes = RequestHeader { xid, op: code }.to_bytes();
+fn request(xid: i32, code: OpCode, body: impl Jute) -> Vec<u8> {
+    let mut bytes = RequestHeader {
+        xid,
+        op: code.code(),
+    }
+    .to_bytes();
     bytes.extend(body.to_bytes());
     frame(bytes)
 }
@@ -290,10 +294,10 @@ fn path_watch(path: &str) -> PathWatchRequest {
 /// A multi of a create, a setData, a check and a delete, with its closing header.
 fn multi_body() -> Vec<u8> {
     let mut out = Vec::new();
-    let mut part = |code: i32, body: Vec<u8>| {
+    let mut part = |code: OpCode, body: Vec<u8>| {
         out.extend(
             MultiHeader {
-                op: code,
+                op: code.code(),
                 done: false,
                 err: -1,
             }
@@ -301,29 +305,25 @@ fn multi_body() -> Vec<u8> {
         );
         out.extend(body);
     };
-    part(op::CREATE, create_request("/x", 0).to_bytes());
+    part(OpCode::Create, create_request("/x", 0).to_bytes());
     let set = SetDataRequest {
         path: "/x".into(),
         data: NullableBuffer(None),
         version: 0,
     };
-    part(op::SET_DATA, set.to_bytes());
+    part(OpCode::SetData, set.to_bytes());
     let check = CheckVersionRequest {
         path: "/x".into(),
         version: 1,
     };
-    part(op::CHECK, check.to_bytes());
+    part(OpCode::Check, check.to_bytes());
     let delete = DeleteRequest {
         path: "/x".into(),
         version: -1,
     };
-    part(op::DELETE, delete.to_bytes());
+    part(OpCode::Delete, delete.to_bytes());
     out.extend(
-        MultiHeader {
-            op: -1,
-            done: true,
-            err: -1,
-        }
+        MultiHeader::END
         .to_bytes(),
     );
     out
@@ -345,13 +345,13 @@ fn client_session() -> Vec<Vec<u8>> {
         auth: Buffer(b"u:p".to_vec()),
     };
     let requests = [
-        request(1, op::CREATE, create_request("/n", 0)),
-        request(2, op::CREATE2, create_request("/n/s-", 3)),
-        request(3, op::GET_DATA, path_watch("/n")),
-        request(4, op::GET_CHILDREN2, path_watch("/n")),
-        request(5, op::EXISTS, path_watch("/none")),
-        request(-4, op::AUTH, auth),
-        request(6, op::SET_ACL, {
+        request(1, OpCode::Create, create_request("/n", 0)),
+        request(2, OpCode::Create2, create_request("/n/s-", 3)),
+        request(3, OpCode::GetData, path_watch("/n")),
+        request(4, OpCode::GetChildren2, path_watch("/n")),
+        request(5, OpCode::Exists, path_watch("/none")),
+        request(-4, OpCode::Auth, auth),
+        request(6, OpCode::SetAcl, {
             SetAclRequest {
                 path: "/n".into(),
                 acl: acl("auth", ""),
@@ -360,14 +360,14 @@ fn client_session() -> Vec<Vec<u8>> {
         }),
         request(
             7,
-            op::GET_ACL,
+            OpCode::GetAcl,
             PathRequest {
                 path: "/a/b".into(),
             },
         ),
         request(
             8,
-            op::ADD_WATCH,
+            OpCode::AddWatch,
             AddWatchRequest {
                 path: "/".into(),
                 mode: 1,
@@ -375,14 +375,14 @@ fn client_session() -> Vec<Vec<u8>> {
         ),
         request(
             9,
-            op::GET_ALL_CHILDREN_NUMBER,
+            OpCode::GetAllChildrenNumber,
             PathRequest { path: "/".into() },
         ),
-        request(10, op::SYNC, PathRequest { path: "/n".into() }),
+        request(10, OpCode::Sync, PathRequest { path: "/n".into() }),
         {
             let mut bytes = RequestHeader {
                 xid: 11,
-                op: op::MULTI,
+                op: OpCode::Multi.code(),
             }
             .to_bytes();
             bytes.extend(multi_body());
@@ -390,7 +390,7 @@ fn client_session() -> Vec<Vec<u8>> {
         },
         request(
             12,
-            op::SET_DATA,
+            OpCode::SetData,
             SetDataRequest {
                 path: "/n".into(),
                 data: NullableBuffer::bytes(b"w".to_vec()),
@@ -399,22 +399,22 @@ fn client_session() -> Vec<Vec<u8>> {
         ),
         request(
             13,
-            op::REMOVE_WATCHES,
+            OpCode::RemoveWatches,
             WatchesRequest {
                 path: "/n".into(),
                 watcher_type: 1,
             },
         ),
-        request(14, op::GET_EPHEMERALS, PathRequest { path: "/".into() }),
+        request(14, OpCode::GetEphemerals, PathRequest { path: "/".into() }),
         request(
             15,
-            op::DELETE,
+            OpCode::Delete,
             DeleteRequest {
                 path: "/n".into(),
                 version: -1,
             },
         ),
-        request(16, op::CLOSE_SESSION, Buffer(Vec::new())),
+        request(16, OpCode::CloseSession, Buffer(Vec::new())),
     ];
     let mut whole = connect.clone();
     let mut seeds = Vec::new();

@@ -6,7 +6,7 @@
 
 use ensemble_fuzz::seeds::{self, TARGETS};
 use ensemble_messages::mutation::{self, mutate, Rng};
-use ensemble_messages::zk::err;
+use ensemble_messages::zk::ZkError;
 use ensemble_messages::{ServerState, Zxid};
 use std::path::{Path, PathBuf};
 
@@ -94,7 +94,11 @@ fn the_whole_session_seed_is_served() {
     let failed: Vec<(i32, i32)> = replies.into_iter().filter(|r| r.1 != 0).collect();
     assert_eq!(
         failed,
-        [(5, err::NO_NODE), (7, err::NO_AUTH), (15, err::NOT_EMPTY)]
+        [
+            (5, ZkError::NoNode.code()),
+            (7, ZkError::NoAuth.code()),
+            (15, ZkError::NotEmpty.code())
+        ]
     );
 }
 

@@ -1,14 +1,13 @@
-//! Length-prefixed bincode 2 frames for peer links.
+//! Bincode 2 values in [`FrameCodec`] frames, for peer links and Spark RPC.
 
-use bytes::{Buf, BufMut, BytesMut};
+use crate::frame::{FrameCodec, FrameError};
+use bytes::BytesMut;
 use serde::{de::DeserializeOwned, Serialize};
 use std::marker::PhantomData;
 use tokio_util::codec::{Decoder, Encoder};
 
 /// Largest peer frame accepted: snapshots travel in one frame.
 pub const MAX_PEER_FRAME: usize = 512 * 1024 * 1024;
-/// A read buffer that grew over this for one frame is reallocated at its remaining size.
-const KEEP_READ_BUFFER_BELOW: usize = 1024 * 1024;
 
 /// Errors of the peer codec.
 #[derive(Debug, thiserror::Error)]
@@ -16,9 +15,9 @@ pub enum CodecError {
     /// The socket failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
-    /// A frame announced a length over [`MAX_PEER_FRAME`].
+    /// A frame's length is over [`MAX_PEER_FRAME`].
     #[error("peer frame of {0} bytes is over the limit of {MAX_PEER_FRAME}")]
-    TooLarge(usize),
+    TooLarge(u64),
     /// A frame did not decode as the expected message.
     #[error("undecodable peer frame: {0}")]
     Decode(#[from] bincode::error::DecodeError),
@@ -73,14 +72,25 @@ fn finish<T>(
     Ok(value)
 }
 
-/// Frames `Out` values and parses `In` values: a u32 big-endian length, then bincode.
+impl From<FrameError> for CodecError {
+    fn from(e: FrameError) -> Self {
+        match e {
+            FrameError::Io(e) => CodecError::Io(e),
+            FrameError::TooLarge { len, .. } => CodecError::TooLarge(len),
+        }
+    }
+}
+
+/// Frames `Out` values and parses `In` values: a [`FrameCodec`] frame of bincode.
 pub struct PeerCodec<In, Out> {
+    frames: FrameCodec,
     _types: PhantomData<fn(Out) -> In>,
 }
 
 impl<In, Out> Default for PeerCodec<In, Out> {
     fn default() -> Self {
         PeerCodec {
+            frames: FrameCodec::new(MAX_PEER_FRAME),
             _types: PhantomData,
         }
     }
@@ -91,27 +101,10 @@ impl<In: DeserializeOwned, Out> Decoder for PeerCodec<In, Out> {
     type Error = CodecError;
 
     fn decode(&mut self, src: &mut BytesMut) -> Result<Option<In>, CodecError> {
-        if src.len() < 4 {
-            return Ok(None);
+        match self.frames.decode(src)? {
+            Some(frame) => Ok(Some(decode(&frame)?)),
+            None => Ok(None),
         }
-        let len = u32::from_be_bytes([src[0], src[1], src[2], src[3]]) as usize;
-        if len > MAX_PEER_FRAME {
-            return Err(CodecError::TooLarge(len));
-        }
-        if src.len() < 4 + len {
-            // Grow only with what arrives: the announced length is not trusted.
-            return Ok(None);
-        }
-        src.advance(4);
-        let frame = src.split_to(len);
-        let msg = decode(&frame);
-        if len > KEEP_READ_BUFFER_BELOW {
-            // The read buffer grew to hold this frame (a SNAP image): give that memory back
-            // rather than keep it for the connection's lifetime.
-            drop(frame);
-            *src = BytesMut::from(&src[..]);
-        }
-        Ok(Some(msg?))
     }
 }
 
@@ -119,14 +112,7 @@ impl<In, Out: Serialize> Encoder<Out> for PeerCodec<In, Out> {
     type Error = CodecError;
 
     fn encode(&mut self, item: Out, dst: &mut BytesMut) -> Result<(), CodecError> {
-        let bytes = encode(&item)?;
-        if bytes.len() > MAX_PEER_FRAME {
-            return Err(CodecError::TooLarge(bytes.len()));
-        }
-        dst.reserve(4 + bytes.len());
-        dst.put_u32(bytes.len() as u32);
-        dst.extend_from_slice(&bytes);
-        Ok(())
+        Ok(self.frames.encode(encode(&item)?, dst)?)
     }
 }
 

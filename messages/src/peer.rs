@@ -1,5 +1,6 @@
 //! The server-to-server protocol: handshake, Fast Leader Election and Zab.
 
+use crate::zk::SessionId;
 use crate::{Sid, Zxid};
 use serde::{Deserialize, Serialize};
 
@@ -176,5 +177,5 @@ pub enum PeerMessage {
     /// A Zab packet.
     Zab(ZabMessage),
     /// Follower -> leader: client sessions active on the sender since its last report.
-    SessionTouch(Vec<i64>),
+    SessionTouch(Vec<SessionId>),
 }

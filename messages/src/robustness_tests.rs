@@ -6,6 +6,7 @@
 use crate::codec::{self, PeerCodec};
 use crate::jute::*;
 use crate::mutation::{self, mutate, Rng};
+use crate::zk::SessionId;
 use crate::{HandshakeFrame, Notification, PeerMessage, ServerState, Txn, Vote, ZabMessage, Zxid};
 use bytes::BytesMut;
 use tokio_util::codec::Decoder;
@@ -43,7 +44,7 @@ fn peer_samples() -> Vec<Vec<u8>> {
             request_id: 1,
             reason: "no".into(),
         }),
-        PeerMessage::SessionTouch(vec![1, -1, i64::MAX]),
+        PeerMessage::SessionTouch(vec![SessionId(1), SessionId(-1), SessionId(i64::MAX)]),
     ];
     let mut out: Vec<Vec<u8>> = messages.iter().map(|m| codec::encode(m).unwrap()).collect();
     out.push(

@@ -5,6 +5,7 @@
 //! leadership epoch (the zxid of its latch znode); a worker ignores messages from an epoch older
 //! than the newest it has seen, so a deposed master cannot direct it.
 
+use crate::zk::SessionId;
 use serde::{Deserialize, Serialize};
 
 /// A master's leadership epoch: the zxid of its election latch znode (0 while never elected).
@@ -376,11 +377,11 @@ pub enum FromMaster {
         /// The master's epoch.
         epoch: MasterEpoch,
     },
-    /// The answer to Identify: the ensemble session this master's process holds (0: none yet)
-    /// and its epoch (0 unless it leads).
+    /// The answer to Identify: the ensemble session this master's process holds (none yet:
+    /// [`SessionId::NONE`]) and its epoch (0 unless it leads).
     Identity {
         /// The session id.
-        session_id: i64,
+        session_id: SessionId,
         /// The master's epoch.
         epoch: MasterEpoch,
     },

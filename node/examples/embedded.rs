@@ -23,7 +23,8 @@
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use ensemble_actors::data_tree::{AclEntry, CreateMode, OpResult, TreeOp, TreeTxn};
-use ensemble_messages::{zk::err, ServerState};
+use ensemble_messages::zk::{SessionId, ZkError};
+use ensemble_messages::ServerState;
 use ensemble_node::spark::{Master, MasterOptions, Worker, WorkerOptions};
 use ensemble_node::{Node, NodeEvent};
 use std::sync::{Arc, Mutex};
@@ -187,12 +188,12 @@ async fn write(
         version: -1,
     };
     let mut outcome = submit(&shared.node, create).await;
-    if matches!(outcome, Ok((_, OpResult::Error(err::NODE_EXISTS)))) {
+    if matches!(outcome, Ok((_, OpResult::Error(ZkError::NodeExists)))) {
         outcome = submit(&shared.node, set).await;
     }
     match outcome {
         Ok((zxid, OpResult::Error(code))) => HttpResponse::Conflict()
-            .json(serde_json::json!({ "zxid": format!("{:#x}", zxid.0), "error": code })),
+            .json(serde_json::json!({ "zxid": format!("{:#x}", zxid.0), "error": code.code() })),
         Ok((zxid, _)) => {
             HttpResponse::Ok().json(serde_json::json!({ "zxid": format!("{:#x}", zxid.0) }))
         }
@@ -208,7 +209,7 @@ async fn submit(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     node.write(TreeTxn {
-        session_id: 0,
+        session_id: SessionId::NONE,
         time_ms,
         auth: Vec::new(),
         op,

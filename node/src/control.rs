@@ -10,6 +10,7 @@
 
 use crate::{Node, NodeActor};
 use ensemble_actors::data_tree::{AclEntry, CreateMode, OpResult, TreeOp, TreeTxn};
+use ensemble_messages::zk::SessionId;
 use std::io::{BufRead, Write};
 use std::rc::Rc;
 
@@ -48,7 +49,7 @@ pub async fn answer(node: &Node, line: &str) -> String {
     match words.as_slice() {
         ["create", path, data] => {
             let txn = TreeTxn {
-                session_id: 0,
+                session_id: SessionId::NONE,
                 time_ms: now_ms(),
                 auth: Vec::new(),
                 op: TreeOp::Create {

@@ -36,6 +36,7 @@ use ensemble_actors::zab::{
     ReadData, Submit, SubmitError,
 };
 use ensemble_config::{NodeConfig, PeerAuth};
+use ensemble_messages::zk::ConnectionId;
 use ensemble_messages::{Sid, Zxid};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -73,7 +74,7 @@ pub enum NodeError {
 }
 
 /// Where the secure client port's connection ids start, far above the plain port's.
-const SECURE_CONN_IDS: u64 = 1 << 48;
+const SECURE_CONN_IDS: ConnectionId = ConnectionId(1 << 48);
 
 /// The secure client port's socket and TLS setup, when configured.
 fn secure_client_port(

@@ -21,6 +21,7 @@ use ensemble_actors::spark_master::ensemble_link::{encode_record, encode_worker}
 use ensemble_actors::spark_master::StoredApp;
 use ensemble_actors::zk_client::ZkClient;
 use ensemble_messages::spark::{AppDesc, WorkerSpec};
+use ensemble_messages::zk::CreateMode;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program, Timing};
 use ensemble_tests::spark::{json, Proc, Topology};
 use ensemble_tests::spark_load::Load;
@@ -299,7 +300,7 @@ fn records(exe: &Path, records: usize) {
             .await
             .unwrap();
         for p in ["/spark", "/spark/master_status"] {
-            let _ = c.create(p, b"", 0).await;
+            let _ = c.create(p, b"", CreateMode::Persistent).await;
         }
         for i in 0..records {
             let spec = WorkerSpec {
@@ -311,7 +312,9 @@ fn records(exe: &Path, records: usize) {
                 webui: format!("http://10.0.{}.{}:8081", i / 250, i % 250),
             };
             let path = format!("/spark/master_status/worker_{}", spec.id);
-            c.create(&path, &encode_worker(&spec), 0).await.unwrap();
+            c.create(&path, &encode_worker(&spec), CreateMode::Persistent)
+                .await
+                .unwrap();
             let app = StoredApp {
                 id: format!("app-1-{i:04}"),
                 desc: AppDesc {
@@ -328,7 +331,9 @@ fn records(exe: &Path, records: usize) {
                 submitted_ms: 0,
             };
             let path = format!("/spark/master_status/app_{}", app.id);
-            c.create(&path, &encode_record(&app), 0).await.unwrap();
+            c.create(&path, &encode_record(&app), CreateMode::Persistent)
+                .await
+                .unwrap();
         }
     });
     let dir = tempfile::tempdir().unwrap();

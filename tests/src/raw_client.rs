@@ -2,21 +2,24 @@
 //! answered, byte for byte: for tests that compare wire details (null data, multi results)
 //! between ensemble and Apache ZooKeeper, which the async client would smooth over.
 
+use ensemble_messages::frame::FrameCodec;
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{op, xid};
+use ensemble_messages::zk::{xid, EventType, OpCode};
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
+use tokio_util::bytes::BytesMut;
+use tokio_util::codec::Encoder;
 
-/// Largest reply frame read.
-const MAX_FRAME: usize = 16 * 1024 * 1024;
+/// The frames exchanged: replies up to 16 MiB are read.
+const FRAMES: FrameCodec = FrameCodec::new(16 * 1024 * 1024);
 
 /// One session on one server.
 pub struct RawSession {
     stream: TcpStream,
     next_xid: i32,
     /// Watch events received so far: (type, path).
-    pub events: Vec<(i32, String)>,
+    pub events: Vec<(EventType, String)>,
 }
 
 /// What a multi or multiRead answered for one sub-op.
@@ -66,29 +69,29 @@ impl RawSession {
     }
 
     fn send_frame(&mut self, payload: &[u8]) -> io::Result<()> {
-        let mut f = (payload.len() as u32).to_be_bytes().to_vec();
-        f.extend_from_slice(payload);
+        let (mut f, mut frames) = (BytesMut::new(), FRAMES);
+        frames.encode(payload, &mut f)?;
         self.stream.write_all(&f)
     }
 
     fn read_frame(&mut self) -> io::Result<Vec<u8>> {
-        let mut len = [0u8; 4];
-        self.stream.read_exact(&mut len)?;
-        let len = u32::from_be_bytes(len) as usize;
-        if len > MAX_FRAME {
-            return Err(bad(format!("reply frame of {len} bytes")));
-        }
-        let mut body = vec![0u8; len];
+        let mut prefix = [0u8; 4];
+        self.stream.read_exact(&mut prefix)?;
+        let mut body = vec![0u8; FRAMES.length(prefix)?];
         self.stream.read_exact(&mut body)?;
         Ok(body)
     }
 
     /// Sends one request and returns the reply's error code and body; watch events that
     /// arrive first are kept in `events`.
-    pub fn call(&mut self, code: i32, body: &[u8]) -> io::Result<(i32, Vec<u8>)> {
+    pub fn call(&mut self, code: OpCode, body: &[u8]) -> io::Result<(i32, Vec<u8>)> {
         let x = self.next_xid;
         self.next_xid += 1;
-        let mut req = RequestHeader { xid: x, op: code }.to_bytes();
+        let mut req = RequestHeader {
+            xid: x,
+            op: code.code(),
+        }
+        .to_bytes();
         req.extend_from_slice(body);
         self.send_frame(&req)?;
         loop {
@@ -99,7 +102,8 @@ impl RawSession {
             match h.xid {
                 xid::WATCH_EVENT => {
                     let e = WatcherEvent::from_bytes(&rest).map_err(bad)?;
-                    self.events.push((e.event_type, e.path));
+                    self.events
+                        .push((EventType::from_wire(e.event_type), e.path));
                 }
                 xid::PING => {}
                 got if got == x => return Ok((h.err, rest)),
@@ -110,7 +114,7 @@ impl RawSession {
 
     /// create2 with an open ACL: the error code and the new Stat's (version, dataLength).
     pub fn create(&mut self, path: &str, data: Option<&[u8]>) -> io::Result<(i32, i32, i32)> {
-        let (err, body) = self.call(op::CREATE2, &create_request(path, data).to_bytes())?;
+        let (err, body) = self.call(OpCode::Create2, &create_request(path, data).to_bytes())?;
         Ok(match Create2Response::from_bytes(&body) {
             Ok(r) if err == 0 => (err, r.stat.version, r.stat.data_length),
             _ => (err, -1, -1),
@@ -119,7 +123,7 @@ impl RawSession {
 
     /// setData: the error code and the new Stat's (version, dataLength).
     pub fn set(&mut self, path: &str, data: Option<&[u8]>) -> io::Result<(i32, i32, i32)> {
-        let (err, body) = self.call(op::SET_DATA, &set_request(path, data).to_bytes())?;
+        let (err, body) = self.call(OpCode::SetData, &set_request(path, data).to_bytes())?;
         Ok(match StatResponse::from_bytes(&body) {
             Ok(r) if err == 0 => (err, r.stat.version, r.stat.data_length),
             _ => (err, -1, -1),
@@ -133,7 +137,7 @@ impl RawSession {
             path: path.into(),
             watch,
         };
-        let (err, body) = self.call(op::GET_DATA, &req.to_bytes())?;
+        let (err, body) = self.call(OpCode::GetData, &req.to_bytes())?;
         if err != 0 {
             return Ok((err, SubResult::Error(err)));
         }
@@ -148,25 +152,20 @@ impl RawSession {
     /// the reply's error code and each sub-op's result.
     pub fn multi(
         &mut self,
-        code: i32,
-        ops: &[(i32, Vec<u8>)],
+        code: OpCode,
+        ops: &[(OpCode, Vec<u8>)],
     ) -> io::Result<(i32, Vec<SubResult>)> {
         let mut w = JuteWriter::default();
         for (sub, record) in ops {
             MultiHeader {
-                op: *sub,
+                op: sub.code(),
                 done: false,
                 err: -1,
             }
             .write(&mut w);
             w.bytes.extend_from_slice(record);
         }
-        MultiHeader {
-            op: -1,
-            done: true,
-            err: -1,
-        }
-        .write(&mut w);
+        MultiHeader::END.write(&mut w);
         let (err, body) = self.call(code, &w.bytes)?;
         let mut r = JuteReader::new(&body);
         let mut out = Vec::new();
@@ -182,14 +181,14 @@ impl RawSession {
 }
 
 fn sub_result(r: &mut JuteReader, code: i32) -> Result<SubResult, JuteError> {
-    Ok(match code {
-        op::CREATE => SubResult::Created(r.string("path")?),
-        op::SET_DATA => {
+    Ok(match OpCode::try_from(code) {
+        Ok(OpCode::Create) => SubResult::Created(r.string("path")?),
+        Ok(OpCode::SetData) => {
             let s = Stat::read(r, "stat")?;
             SubResult::Set(s.version, s.data_length)
         }
-        op::CHECK => SubResult::Checked,
-        op::GET_DATA => {
+        Ok(OpCode::Check) => SubResult::Checked,
+        Ok(OpCode::GetData) => {
             let g = GetDataResponse::read(r, "getData")?;
             SubResult::Data(g.data.0, g.stat.version, g.stat.data_length)
         }

@@ -5,15 +5,14 @@
 //! follows MasterChanged; a fake application client registers, tells the standbys its id, and
 //! acknowledges MasterChanged. Nothing is executed.
 
-use ensemble_messages::codec::PeerCodec;
+use ensemble_actors::framed::{framed, FramedConnection};
 use ensemble_messages::spark::{
     AppDesc, ExecutorRef, ExecutorState, FromMaster, ToMaster, WorkerSpec,
 };
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
 
 /// Fake workers and applications running on their own runtime until dropped.
 pub struct Load {
@@ -89,25 +88,19 @@ async fn connect_all(masters: &[String]) -> (Vec<mpsc::UnboundedSender<ToMaster>
             }
         };
         let _ = stream.set_nodelay(true);
-        let (read, write) = stream.into_split();
-        let (tx, mut rx) = mpsc::unbounded_channel::<ToMaster>();
-        tokio::spawn(async move {
-            let mut frames = FramedWrite::new(write, PeerCodec::<FromMaster, ToMaster>::default());
-            while let Some(msg) = rx.recv().await {
-                if frames.send(msg).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let FramedConnection {
+            mut incoming,
+            outgoing,
+            ..
+        } = framed::<FromMaster, ToMaster>(stream);
         let inbox_tx = inbox_tx.clone();
         tokio::spawn(async move {
-            let mut frames = FramedRead::new(read, PeerCodec::<FromMaster, ToMaster>::default());
-            while let Some(Ok(msg)) = frames.next().await {
+            while let Some(Ok(msg)) = incoming.next().await {
                 let _ = inbox_tx.send((index, Some(msg)));
             }
             let _ = inbox_tx.send((index, None));
         });
-        outs.push(tx);
+        outs.push(outgoing);
     }
     (outs, inbox)
 }

@@ -3,7 +3,8 @@
 
 use ensemble_actors::zk_client::{open_acl, ClientError, ZkClient};
 use ensemble_messages::jute::{Acl, Buffer, ConnectRequest, ConnectResponse, Id, Jute};
-use ensemble_messages::zk::{err, event, perm};
+use ensemble_messages::zk::{perm, EventType, ZkError};
+use ensemble_messages::zk::{AddWatchMode, CreateMode};
 use ensemble_node::local_cluster::{ProcessCluster, Program};
 use ensemble_tests::runtime;
 use std::io::{Read, Write};
@@ -23,10 +24,10 @@ fn acl(perms: i32, scheme: &str, id: &str) -> Acl {
     }
 }
 
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> i32 {
+fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> Result<(), ZkError> {
     match r {
-        Ok(_) => err::OK,
-        Err(ClientError::Server(c)) => c,
+        Ok(_) => Ok(()),
+        Err(ClientError::Server(c)) => Err(c),
         Err(e) => panic!("{e}"),
     }
 }
@@ -90,10 +91,13 @@ fn acls_watches_super_digest_and_session_passwords_as_zookeeper_3_8() {
     let stranger = connect(tx);
     rt.block_on(async {
         alice.add_auth("digest", b"alice:pw").await.unwrap();
-        stranger.add_watch("/", 1).await.unwrap();
+        stranger
+            .add_watch("/", AddWatchMode::PersistentRecursive)
+            .await
+            .unwrap();
         let mine = vec![acl(perm::ALL, "auth", "")];
         alice
-            .create_with_acl("/secret", b"s", mine, 0)
+            .create_with_acl("/secret", b"s", mine, CreateMode::Persistent)
             .await
             .unwrap();
         let shown = vec![
@@ -101,28 +105,31 @@ fn acls_watches_super_digest_and_session_passwords_as_zookeeper_3_8() {
             acl(perm::ALL, "auth", ""),
         ];
         alice
-            .create_with_acl("/shown", b"s", shown, 0)
+            .create_with_acl("/shown", b"s", shown, CreateMode::Persistent)
             .await
             .unwrap();
         alice.set_data("/secret", b"t", -1).await.unwrap();
         alice.delete("/secret", -1).await.unwrap();
         let mine = vec![acl(perm::ALL, "auth", "")];
         alice
-            .create_with_acl("/secret", b"s", mine, 0)
+            .create_with_acl("/secret", b"s", mine, CreateMode::Persistent)
             .await
             .unwrap();
-        alice.create("/open", b"o", 0).await.unwrap();
+        alice
+            .create("/open", b"o", CreateMode::Persistent)
+            .await
+            .unwrap();
     });
 
     // The recursive watch on / saw /shown and /open, nothing of /secret (CVE-2024-23944).
     let seen = rt.block_on(async {
         let mut seen = Vec::new();
-        while !seen.contains(&(event::NODE_CREATED, "/open".to_string())) {
+        while !seen.contains(&(EventType::NodeCreated, "/open".to_string())) {
             let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
                 .await
                 .expect("the /open event within 10 s")
                 .expect("events open");
-            if e.event_type != event::NONE {
+            if e.event_type != EventType::None {
                 seen.push((e.event_type, e.path));
             }
         }
@@ -131,21 +138,24 @@ fn acls_watches_super_digest_and_session_passwords_as_zookeeper_3_8() {
     assert_eq!(
         seen,
         vec![
-            (event::NODE_CREATED, "/shown".to_string()),
-            (event::NODE_CREATED, "/open".to_string())
+            (EventType::NodeCreated, "/shown".to_string()),
+            (EventType::NodeCreated, "/open".to_string())
         ]
     );
 
     rt.block_on(async {
         // getACL: nothing without READ or ADMIN, masked digests with READ only (CVE-2019-0201).
-        assert_eq!(code(stranger.get_acl("/secret").await), err::NO_AUTH);
+        assert_eq!(
+            code(stranger.get_acl("/secret").await),
+            Err(ZkError::NoAuth)
+        );
         let (shown, _) = stranger.get_acl("/shown").await.unwrap();
         assert_eq!(shown[1].id.id, "alice:x");
         let (full, _) = alice.get_acl("/shown").await.unwrap();
         assert_ne!(full[1].id.id, "alice:x");
         assert_eq!(
             code(stranger.get_all_children_number("/secret").await),
-            err::NO_AUTH
+            Err(ZkError::NoAuth)
         );
         // Duplicate entries are dropped before the ACL is stored, at create and setACL.
         let dup = vec![
@@ -154,7 +164,7 @@ fn acls_watches_super_digest_and_session_passwords_as_zookeeper_3_8() {
             acl(perm::ALL, "world", "anyone"),
         ];
         stranger
-            .create_with_acl("/dup", b"", dup.clone(), 0)
+            .create_with_acl("/dup", b"", dup.clone(), CreateMode::Persistent)
             .await
             .unwrap();
         let (stored, _) = stranger.get_acl("/dup").await.unwrap();
@@ -164,10 +174,10 @@ fn acls_watches_super_digest_and_session_passwords_as_zookeeper_3_8() {
         let (stored, _) = stranger.get_acl("/dup").await.unwrap();
         assert_eq!(stored, vec![acl(perm::ALL, "world", "anyone")]);
         // /zookeeper/config: anyone reads, nobody writes.
-        assert_eq!(code(stranger.get_data("/zookeeper/config").await), err::OK);
+        assert_eq!(code(stranger.get_data("/zookeeper/config").await), Ok(()));
         assert_eq!(
             code(stranger.set_data("/zookeeper/config", b"x", -1).await),
-            err::NO_AUTH
+            Err(ZkError::NoAuth)
         );
         // ACLs and paths ZooKeeper refuses.
         for bad in [
@@ -177,16 +187,23 @@ fn acls_watches_super_digest_and_session_passwords_as_zookeeper_3_8() {
             acl(perm::ALL, "digest", "nocolon"),
             acl(perm::ALL, "auth", ""),
         ] {
-            let r = stranger.create_with_acl("/bad", b"", vec![bad], 0).await;
-            assert_eq!(code(r), err::INVALID_ACL);
+            let r = stranger
+                .create_with_acl("/bad", b"", vec![bad], CreateMode::Persistent)
+                .await;
+            assert_eq!(code(r), Err(ZkError::InvalidAcl));
         }
         for bad in ["/bad\u{1}", "/bad\u{fff0}", "/bad\u{e000}"] {
-            let r = stranger.create_with_acl(bad, b"", open_acl(), 0).await;
-            assert_eq!(code(r), err::BAD_ARGUMENTS, "{bad:?}");
+            let r = stranger
+                .create_with_acl(bad, b"", open_acl(), CreateMode::Persistent)
+                .await;
+            assert_eq!(code(r), Err(ZkError::BadArguments), "{bad:?}");
         }
         // superDigest: the wrong password is just another digest id; the right one is super.
         stranger.add_auth("digest", b"super:guess").await.unwrap();
-        assert_eq!(code(stranger.get_data("/secret").await), err::NO_AUTH);
+        assert_eq!(
+            code(stranger.get_data("/secret").await),
+            Err(ZkError::NoAuth)
+        );
         stranger.add_auth("digest", b"super:letmein").await.unwrap();
         assert_eq!(stranger.get_data("/secret").await.unwrap().0, b"s");
         let (full, _) = stranger.get_acl("/secret").await.unwrap();
@@ -195,18 +212,19 @@ fn acls_watches_super_digest_and_session_passwords_as_zookeeper_3_8() {
     });
 
     // Anyone can read a session id (ephemeralOwner); it does not give the session away.
-    rt.block_on(alice.create("/eph", b"", 1)).unwrap();
+    rt.block_on(alice.create("/eph", b"", CreateMode::Ephemeral))
+        .unwrap();
     let (_, stat) = rt.block_on(stranger.get_data("/eph")).unwrap();
-    assert_eq!(stat.ephemeral_owner, alice.session_id);
-    for guess in [vec![0; 16], old_derived_password(alice.session_id)] {
-        let reply = try_resume(&addr, alice.session_id, guess);
+    assert_eq!(stat.ephemeral_owner, alice.session_id.0);
+    for guess in [vec![0; 16], old_derived_password(alice.session_id.0)] {
+        let reply = try_resume(&addr, alice.session_id.0, guess);
         assert_eq!(
             (reply.session_id, reply.time_out),
             (0, 0),
             "refused as expired"
         );
     }
-    assert_eq!(code(rt.block_on(alice.get_data("/eph"))), err::OK);
+    assert_eq!(code(rt.block_on(alice.get_data("/eph"))), Ok(()));
     rt.block_on(alice.close()).unwrap();
     rt.block_on(stranger.close()).unwrap();
 }
@@ -232,7 +250,8 @@ fn a_chain_of_twelve_thousand_nested_znodes_does_not_bring_the_server_down() {
             tx,
         ))
         .unwrap();
-    rt.block_on(client.add_watch("/", 1)).unwrap();
+    rt.block_on(client.add_watch("/", AddWatchMode::PersistentRecursive))
+        .unwrap();
     let mut path = String::new();
     let mut chunk = Vec::new();
     for level in 1..=DEPTH {
@@ -240,7 +259,9 @@ fn a_chain_of_twelve_thousand_nested_znodes_does_not_bring_the_server_down() {
         chunk.push(path.clone());
         if chunk.len() == 500 || level == DEPTH {
             // Pipelined: a session's requests are applied in order, parents first.
-            let creates = chunk.iter().map(|p| client.create(p, b"", 0));
+            let creates = chunk
+                .iter()
+                .map(|p| client.create(p, b"", CreateMode::Persistent));
             for r in rt.block_on(futures::future::join_all(creates)) {
                 r.unwrap();
             }
@@ -260,7 +281,10 @@ fn a_chain_of_twelve_thousand_nested_znodes_does_not_bring_the_server_down() {
             .unwrap()
             .0
             .is_empty());
-        client.create(&leaf, b"", 1).await.unwrap();
+        client
+            .create(&leaf, b"", CreateMode::Ephemeral)
+            .await
+            .unwrap();
     });
     // The recursive watch on / saw the deepest create.
     rt.block_on(async {
@@ -269,7 +293,7 @@ fn a_chain_of_twelve_thousand_nested_znodes_does_not_bring_the_server_down() {
                 .await
                 .expect("the leaf's event within 30 s")
                 .expect("events open");
-            if e.event_type == event::NODE_CREATED && e.path == leaf {
+            if e.event_type == EventType::NodeCreated && e.path == leaf {
                 break;
             }
         }
@@ -288,7 +312,10 @@ fn a_chain_of_twelve_thousand_nested_znodes_does_not_bring_the_server_down() {
             after.get_all_children_number("/d").await.unwrap(),
             DEPTH as i32 - 1
         );
-        after.create("/still-serving", b"", 0).await.unwrap();
+        after
+            .create("/still-serving", b"", CreateMode::Persistent)
+            .await
+            .unwrap();
     });
     assert!(c.is_running(1));
 }

@@ -9,6 +9,7 @@
 //! `/work/shared/tools/apache-zk.sh`. About 25 s.
 
 use ensemble_actors::zk_client::ZkClient;
+use ensemble_messages::zk::CreateMode;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -396,8 +397,12 @@ fn a_lagging_apache_server_is_brought_up_to_date() {
     let both = [addr(1), addr(2), addr(3)];
     let zk = connect_when_serving(&rt, &both);
     for i in 0..20 {
-        rt.block_on(zk.create(&format!("/early-{i:02}"), b"before the lag", 0))
-            .expect("create on Apache");
+        rt.block_on(zk.create(
+            &format!("/early-{i:02}"),
+            b"before the lag",
+            CreateMode::Persistent,
+        ))
+        .expect("create on Apache");
     }
     rt.block_on(zk.sync("/")).expect("sync");
     wait_until(
@@ -418,8 +423,12 @@ fn a_lagging_apache_server_is_brought_up_to_date() {
     apache.stop_one(3);
     let zk = connect_when_serving(&rt, &[addr(1), addr(2)]);
     for i in 0..30 {
-        rt.block_on(zk.create(&format!("/late-{i:02}"), b"after server 3 stopped", 0))
-            .expect("create on Apache 1 and 2");
+        rt.block_on(zk.create(
+            &format!("/late-{i:02}"),
+            b"after server 3 stopped",
+            CreateMode::Persistent,
+        ))
+        .expect("create on Apache 1 and 2");
     }
     rt.block_on(zk.set_data("/early-00", b"changed late", -1))
         .expect("set on Apache 1 and 2");

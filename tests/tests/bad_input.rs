@@ -6,6 +6,7 @@ use ensemble_messages::jute::{
     Buffer, ConnectRequest, ConnectResponse, CreateRequest, Jute, NullableBuffer, ReplyHeader,
     RequestHeader,
 };
+use ensemble_messages::zk::{CreateMode, ZkError};
 use ensemble_node::local_cluster::{ProcessCluster, Program};
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -68,7 +69,8 @@ fn malformed_frames_close_only_their_connection() {
             Duration::from_secs(10),
         ))
         .unwrap();
-    rt.block_on(healthy.create("/alive", b"yes", 0)).unwrap();
+    rt.block_on(healthy.create("/alive", b"yes", CreateMode::Persistent))
+        .unwrap();
 
     // A huge length, a negative length, a truncated connect record, garbage after a good connect.
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -105,7 +107,7 @@ fn malformed_frames_close_only_their_connection() {
 
     // A reconnect with a wrong password is told the session is gone (timeOut 0) and closed.
     let (out, closed) =
-        send_and_read_until_closed(&addr, &connect_bytes(healthy.session_id, vec![9; 16]));
+        send_and_read_until_closed(&addr, &connect_bytes(healthy.session_id.0, vec![9; 16]));
     assert!(closed);
     let reply = ConnectResponse::from_bytes(&out[4..]).unwrap();
     assert_eq!((reply.time_out, reply.session_id), (0, 0));
@@ -116,7 +118,7 @@ fn malformed_frames_close_only_their_connection() {
     assert_eq!(c.mode(1), "standalone");
     assert!(matches!(
         rt.block_on(healthy.get_data("/missing")),
-        Err(ClientError::Server(-101))
+        Err(ClientError::Server(ZkError::NoNode))
     ));
 }
 

@@ -2,7 +2,8 @@
 //! dies, reports Disconnected then SyncConnected, and its watches survive the move.
 
 use ensemble_actors::zk_client::ZkClient;
-use ensemble_messages::zk::{event, state};
+use ensemble_messages::zk::CreateMode;
+use ensemble_messages::zk::{EventType, KeeperState};
 use ensemble_node::local_cluster::{ProcessCluster, Program};
 use std::time::Duration;
 
@@ -29,13 +30,14 @@ fn the_session_and_its_watches_move_when_the_server_dies() {
             tx,
         ))
         .unwrap();
-    rt.block_on(client.create("/moved", b"v1", 1)).unwrap();
+    rt.block_on(client.create("/moved", b"v1", CreateMode::Ephemeral))
+        .unwrap();
     rt.block_on(client.get_data_watch("/moved", true)).unwrap();
     // The client is on server 1, the first it tried.
     c.kill9(1);
     let mut seen = Vec::new();
     rt.block_on(async {
-        while !seen.contains(&(event::NONE, state::SYNC_CONNECTED)) {
+        while !seen.contains(&(EventType::None, KeeperState::SyncConnected)) {
             let e = tokio::time::timeout(Duration::from_secs(10), events.recv())
                 .await
                 .expect("state events within 10 s")
@@ -45,13 +47,16 @@ fn the_session_and_its_watches_move_when_the_server_dies() {
     });
     assert_eq!(
         seen,
-        vec![(event::NONE, 0), (event::NONE, state::SYNC_CONNECTED)]
+        vec![
+            (EventType::None, KeeperState::Disconnected),
+            (EventType::None, KeeperState::SyncConnected)
+        ]
     );
     // Same session: its ephemeral znode is still there, and its data watch fires.
     let (data, stat) = rt.block_on(client.get_data("/moved")).unwrap();
     assert_eq!(
         (data.as_slice(), stat.ephemeral_owner),
-        (&b"v1"[..], client.session_id)
+        (&b"v1"[..], client.session_id.0)
     );
     let other = rt
         .block_on(ZkClient::connect(
@@ -67,6 +72,6 @@ fn the_session_and_its_watches_move_when_the_server_dies() {
         .expect("event channel open");
     assert_eq!(
         (e.event_type, e.path.as_str()),
-        (event::NODE_DATA_CHANGED, "/moved")
+        (EventType::NodeDataChanged, "/moved")
     );
 }

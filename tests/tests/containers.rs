@@ -2,7 +2,7 @@
 //! none left, and TTL znodes once they are childless and were not modified for their TTL.
 
 use ensemble_actors::zk_client::{open_acl, ClientError, ZkClient};
-use ensemble_messages::zk::err;
+use ensemble_messages::zk::{CreateMode, ZkError};
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use std::time::Duration;
 
@@ -29,28 +29,36 @@ fn emptied_containers_and_idle_ttl_znodes_are_reaped_and_the_others_kept() {
             Duration::from_secs(10),
         ))
         .unwrap();
-    const CONTAINER: i32 = 4;
-    rt.block_on(client.create("/fresh", b"", CONTAINER))
+    rt.block_on(client.create("/fresh", b"", CreateMode::Container))
         .unwrap();
-    rt.block_on(client.create("/c", b"", CONTAINER)).unwrap();
-    rt.block_on(client.create("/c/child", b"", 0)).unwrap();
+    rt.block_on(client.create("/c", b"", CreateMode::Container))
+        .unwrap();
+    rt.block_on(client.create("/c/child", b"", CreateMode::Persistent))
+        .unwrap();
     rt.block_on(client.delete("/c/child", -1)).unwrap();
-    let ttl = |path: &str, flags: i32, ttl_ms: i64| {
-        rt.block_on(client.create_ttl(path, b"", open_acl(), flags, ttl_ms))
+    let ttl = |path: &str, sequential: bool, ttl_ms: i64| {
+        let mode = if sequential {
+            CreateMode::PersistentSequentialWithTtl { ttl_ms }
+        } else {
+            CreateMode::PersistentWithTtl { ttl_ms }
+        };
+        rt.block_on(client.create_with_acl(path, b"", open_acl(), mode))
     };
-    let short = ttl("/ttl-short", 5, 300).unwrap();
-    ttl("/ttl-parent", 5, 300).unwrap();
-    rt.block_on(client.create("/ttl-parent/child", b"", 0))
+    let short = ttl("/ttl-short", false, 300).unwrap();
+    ttl("/ttl-parent", false, 300).unwrap();
+    rt.block_on(client.create("/ttl-parent/child", b"", CreateMode::Persistent))
         .unwrap();
-    let long = ttl("/ttl-long-", 6, 3_600_000).unwrap();
+    let long = ttl("/ttl-long-", true, 3_600_000).unwrap();
     assert_eq!(
         long, "/ttl-long-0000000004",
         "sequential TTL names: four creates under / came before"
     );
-    for (flags, ttl_ms) in [(0, 300), (5, 0), (5, -1), (6, 1 << 40)] {
+    // (A TTL with a non-TTL mode cannot be sent with a CreateMode: CreateMode::from_flags,
+    // which the server runs, has that case.)
+    for (sequential, ttl_ms) in [(false, 0), (false, -1), (true, 1 << 40)] {
         assert!(
-            matches!(ttl("/bad", flags, ttl_ms), Err(ClientError::Server(e)) if e == err::BAD_ARGUMENTS),
-            "flags {flags} with TTL {ttl_ms} must be refused"
+            matches!(ttl("/bad", sequential, ttl_ms), Err(ClientError::Server(e)) if e == ZkError::BadArguments),
+            "TTL {ttl_ms} must be refused"
         );
     }
     wait_until(

@@ -3,9 +3,10 @@
 //! read pipelined behind its write), never reads backwards, and a watch set by a read fires for
 //! the next change, with the event delivered before any reply that observes the change.
 
-use ensemble_actors::zk_client::{ClientError, ZkClient};
-use ensemble_messages::jute::WatcherEvent;
-use ensemble_messages::zk::event;
+use ensemble_actors::zk_client::{ClientError, WatchedEvent, ZkClient};
+use ensemble_messages::zk::CreateMode;
+
+use ensemble_messages::zk::EventType;
 use ensemble_node::local_cluster::{ProcessCluster, Program};
 use ensemble_tests::runtime;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,7 +45,9 @@ async fn write_load(servers: Vec<String>, stop: Arc<AtomicBool>) -> u64 {
     for (i, addr) in servers.iter().cycle().take(6).enumerate() {
         let c = session(addr).await;
         let path = format!("/load/w{i}");
-        c.create(&path, b"0", 0).await.expect("create");
+        c.create(&path, b"0", CreateMode::Persistent)
+            .await
+            .expect("create");
         let stop = stop.clone();
         tasks.push(tokio::task::spawn_local(async move {
             let mut n = 0u64;
@@ -68,7 +71,9 @@ async fn write_load(servers: Vec<String>, stop: Arc<AtomicBool>) -> u64 {
 /// (both in flight), once after it. Every read sees the value just written, and zxids of the
 /// session's reads never go backwards.
 async fn check_read_your_writes(c: ZkClient, path: String) {
-    c.create(&path, b"start", 0).await.expect("create");
+    c.create(&path, b"start", CreateMode::Persistent)
+        .await
+        .expect("create");
     let mut last_mzxid = 0;
     for round in 0..ROUNDS {
         let value = format!("v{round}");
@@ -97,8 +102,14 @@ fn sessions_read_their_own_writes_under_concurrent_write_load() {
     let local = tokio::task::LocalSet::new();
     let writes = local.block_on(&rt, async {
         let setup = session(&servers[0]).await;
-        setup.create("/load", b"", 0).await.expect("create /load");
-        setup.create("/ryw", b"", 0).await.expect("create /ryw");
+        setup
+            .create("/load", b"", CreateMode::Persistent)
+            .await
+            .expect("create /load");
+        setup
+            .create("/ryw", b"", CreateMode::Persistent)
+            .await
+            .expect("create /ryw");
         let stop = Arc::new(AtomicBool::new(false));
         let load = tokio::task::spawn_local(write_load(servers.clone(), stop.clone()));
         let mut checkers = Vec::new();
@@ -119,7 +130,7 @@ fn sessions_read_their_own_writes_under_concurrent_write_load() {
 }
 
 /// The next watch event, within the deadline.
-async fn next_event(events: &mut UnboundedReceiver<WatcherEvent>) -> WatcherEvent {
+async fn next_event(events: &mut UnboundedReceiver<WatchedEvent>) -> WatchedEvent {
     tokio::time::timeout(DEADLINE, events.recv())
         .await
         .expect("a watch event within the deadline")
@@ -130,10 +141,10 @@ async fn next_event(events: &mut UnboundedReceiver<WatcherEvent>) -> WatcherEven
 /// been delivered when the first read that observes it returns.
 async fn read_until_changed(
     c: &ZkClient,
-    events: &mut UnboundedReceiver<WatcherEvent>,
+    events: &mut UnboundedReceiver<WatchedEvent>,
     path: &str,
     old: &[u8],
-) -> Result<WatcherEvent, ClientError> {
+) -> Result<WatchedEvent, ClientError> {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let (data, _) = c.get_data(path).await?;
@@ -159,8 +170,14 @@ fn watches_set_by_reads_fire_once_and_before_the_replies_that_observe_the_change
     let local = tokio::task::LocalSet::new();
     local.block_on(&rt, async {
         let setup = session(&servers[0]).await;
-        setup.create("/load", b"", 0).await.expect("create /load");
-        setup.create("/watched", b"0", 0).await.expect("create");
+        setup
+            .create("/load", b"", CreateMode::Persistent)
+            .await
+            .expect("create /load");
+        setup
+            .create("/watched", b"0", CreateMode::Persistent)
+            .await
+            .expect("create");
         let stop = Arc::new(AtomicBool::new(false));
         let load = tokio::task::spawn_local(write_load(servers.clone(), stop.clone()));
         // The watcher sits on a follower or the leader, the writer on another server.
@@ -185,7 +202,7 @@ fn watches_set_by_reads_fire_once_and_before_the_replies_that_observe_the_change
             let e = seen.expect("reads");
             assert_eq!(
                 (e.event_type, e.path.as_str()),
-                (event::NODE_DATA_CHANGED, "/watched"),
+                (EventType::NodeDataChanged, "/watched"),
                 "round {round}"
             );
             assert!(events.try_recv().is_err(), "a watch fires once");
@@ -196,11 +213,14 @@ fn watches_set_by_reads_fire_once_and_before_the_replies_that_observe_the_change
                 .await
                 .expect("exists")
                 .is_none());
-            writer.create(&path, b"", 0).await.expect("create");
+            writer
+                .create(&path, b"", CreateMode::Persistent)
+                .await
+                .expect("create");
             let e = next_event(&mut events).await;
             assert_eq!(
                 (e.event_type, e.path.as_str()),
-                (event::NODE_CREATED, path.as_str())
+                (EventType::NodeCreated, path.as_str())
             );
             assert!(watcher.exists(&path).await.expect("exists").is_some());
         }

@@ -4,6 +4,7 @@
 //! leaves its port closed. Servers are on 127.0.105.x.
 
 use ensemble_actors::zk_client::ZkClient;
+use ensemble_messages::zk::CreateMode;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster};
 use ensemble_tests::{http_get, runtime, sample};
 use serde_json::Value;
@@ -153,12 +154,13 @@ fn metrics_and_admin_server_from_zoo_cfg() {
             Duration::from_secs(10),
         ))
         .unwrap();
-    rt.block_on(client.create("/metrics-test", b"", 0)).unwrap();
+    rt.block_on(client.create("/metrics-test", b"", CreateMode::Persistent))
+        .unwrap();
     for k in 0..20 {
-        rt.block_on(client.create(&format!("/metrics-test/n{k}"), b"x", 0))
+        rt.block_on(client.create(&format!("/metrics-test/n{k}"), b"x", CreateMode::Persistent))
             .unwrap();
     }
-    rt.block_on(client.create("/metrics-test/e", b"", 1))
+    rt.block_on(client.create("/metrics-test/e", b"", CreateMode::Ephemeral))
         .unwrap();
     rt.block_on(client.get_data_watch("/metrics-test", true))
         .unwrap();

@@ -5,6 +5,7 @@ use ensemble_actors::zk_client::ZkClient;
 use ensemble_messages::jute::{
     Buffer, ConnectRequest, ConnectResponse, Jute, PathWatchRequest, RequestHeader,
 };
+use ensemble_messages::zk::CreateMode;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster};
 use ensemble_tests::{client_session, runtime};
 use std::io::{Read, Write};
@@ -148,7 +149,8 @@ fn partial_frames_are_closed_in_time_and_hold_little_memory() {
     c.wait_serving(Duration::from_secs(20)).unwrap();
     let addr = c.client_addr(1);
     let (rt, healthy) = client_session(&addr);
-    rt.block_on(healthy.create("/alive", b"yes", 0)).unwrap();
+    rt.block_on(healthy.create("/alive", b"yes", CreateMode::Persistent))
+        .unwrap();
     let baseline = c.rss_kib(1).unwrap();
     let started = Instant::now();
     // 150 connect requests announcing 1,000,000 bytes and sending 1 KiB of them ...
@@ -190,7 +192,8 @@ fn a_client_that_does_not_read_is_throttled_then_closed_and_others_are_served() 
     let addr = c.client_addr(1);
     let (rt, healthy) = client_session(&addr);
     let big = vec![7u8; 500_000];
-    rt.block_on(healthy.create("/big", &big, 0)).unwrap();
+    rt.block_on(healthy.create("/big", &big, CreateMode::Persistent))
+        .unwrap();
     let baseline = c.rss_kib(1).unwrap();
     let mut slow = session_from("127.0.0.1", &addr).expect("a session");
     // 2,000 reads of 500 KB (1 GB of replies), sent without reading any reply.

@@ -6,7 +6,7 @@
 //! server on 127.0.0.1:15281) and ensemble must see the same answers. About 30 s.
 
 use ensemble_messages::jute::{Jute, PathWatchRequest};
-use ensemble_messages::zk::{event, op};
+use ensemble_messages::zk::{EventType, OpCode};
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use ensemble_tests::raw_client::{create_request, set_request, RawSession, SubResult};
 use std::collections::BTreeMap;
@@ -79,8 +79,8 @@ fn null_data_stays_null_on_every_server_through_diff_snap_and_restarts() {
     ok(s.create("/empty", Some(b"")));
     ok(s.create("/set", Some(b"x")));
     ok(s.set("/set", None));
-    let multi = [(op::CREATE, create_request("/multi", None).to_bytes())];
-    assert_eq!(s.multi(op::MULTI, &multi).unwrap().0, 0);
+    let multi = [(OpCode::Create, create_request("/multi", None).to_bytes())];
+    assert_eq!(s.multi(OpCode::Multi, &multi).unwrap().0, 0);
     for (path, data) in [
         ("/null", None),
         ("/empty", Some(Vec::new())),
@@ -89,17 +89,17 @@ fn null_data_stays_null_on_every_server_through_diff_snap_and_restarts() {
     ] {
         want.insert(path.to_string(), data);
     }
-    let reads: Vec<(i32, Vec<u8>)> = ["/null", "/empty"]
+    let reads: Vec<(OpCode, Vec<u8>)> = ["/null", "/empty"]
         .iter()
         .map(|p| {
             let r = PathWatchRequest {
                 path: (*p).into(),
                 watch: false,
             };
-            (op::GET_DATA, r.to_bytes())
+            (OpCode::GetData, r.to_bytes())
         })
         .collect();
-    let (err, results) = s.multi(op::MULTI_READ, &reads).unwrap();
+    let (err, results) = s.multi(OpCode::MultiRead, &reads).unwrap();
     assert_eq!(err, 0);
     assert_eq!(
         results,
@@ -256,29 +256,32 @@ fn script(addr: &str) -> Vec<String> {
         format!("{:?}", s.get("/nd/empty", false).unwrap()),
     );
     let multi = [
-        (op::CREATE, create_request("/nd/m", None).to_bytes()),
-        (op::CREATE, create_request("/nd/m2", Some(b"b")).to_bytes()),
-        (op::SET_DATA, set_request("/nd/m2", None).to_bytes()),
+        (OpCode::Create, create_request("/nd/m", None).to_bytes()),
+        (
+            OpCode::Create,
+            create_request("/nd/m2", Some(b"b")).to_bytes(),
+        ),
+        (OpCode::SetData, set_request("/nd/m2", None).to_bytes()),
     ];
     note(
         "multi",
-        format!("{:?}", s.multi(op::MULTI, &multi).unwrap()),
+        format!("{:?}", s.multi(OpCode::Multi, &multi).unwrap()),
     );
     let failing = [
-        (op::SET_DATA, set_request("/nd/m", Some(b"z")).to_bytes()),
-        (op::SET_DATA, set_request("/nd/missing", None).to_bytes()),
+        (OpCode::SetData, set_request("/nd/m", Some(b"z")).to_bytes()),
+        (OpCode::SetData, set_request("/nd/missing", None).to_bytes()),
     ];
     note(
         "failed multi",
-        format!("{:?}", s.multi(op::MULTI, &failing).unwrap()),
+        format!("{:?}", s.multi(OpCode::Multi, &failing).unwrap()),
     );
-    let reads: Vec<(i32, Vec<u8>)> = ["/nd/m", "/nd/m2", "/nd/null", "/nd/missing"]
+    let reads: Vec<(OpCode, Vec<u8>)> = ["/nd/m", "/nd/m2", "/nd/null", "/nd/missing"]
         .iter()
-        .map(|p| (op::GET_DATA, get_record(p)))
+        .map(|p| (OpCode::GetData, get_record(p)))
         .collect();
     note(
         "multiRead",
-        format!("{:?}", s.multi(op::MULTI_READ, &reads).unwrap()),
+        format!("{:?}", s.multi(OpCode::MultiRead, &reads).unwrap()),
     );
     out
 }
@@ -300,6 +303,9 @@ fn null_data_reads_back_as_apache_zookeeper_returns_it() {
     // Not vacuous: Apache answered null for null data, and empty for empty.
     assert!(theirs.contains(&"get null: (0, Data(None, 0, 0))".to_string()));
     assert!(theirs.contains(&"get empty: (0, Data(Some([]), 0, 0))".to_string()));
-    let changed = format!("events: [({}, \"/nd/empty\")]", event::NODE_DATA_CHANGED);
+    let changed = format!(
+        "events: [({:?}, \"/nd/empty\")]",
+        EventType::NodeDataChanged
+    );
     assert!(theirs.contains(&changed), "{theirs:#?}");
 }

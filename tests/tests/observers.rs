@@ -7,6 +7,7 @@
 //! the observers stop serving until a voter returns.
 
 use ensemble_actors::zk_client::{ClientError, ZkClient};
+use ensemble_messages::zk::CreateMode;
 use ensemble_node::four_letter;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster};
 use ensemble_tests::runtime;
@@ -139,7 +140,7 @@ fn observers_serve_forward_writes_and_never_count() {
     // A write through an observer is forwarded, committed and seen everywhere.
     let rt = runtime();
     let via = connect(&rt, &c, 4);
-    rt.block_on(via.create("/via-observer", b"written on 4", 0))
+    rt.block_on(via.create("/via-observer", b"written on 4", CreateMode::Persistent))
         .unwrap();
     for id in 1..=SERVERS {
         wait_for_data(&rt, &c, id, "/via-observer", b"written on 4");
@@ -152,7 +153,7 @@ fn observers_serve_forward_writes_and_never_count() {
     c.kill9(4);
     c.kill9(5);
     let voter = connect(&rt, &c, leader % VOTERS + 1);
-    rt.block_on(voter.create("/without-observers", b"still", 0))
+    rt.block_on(voter.create("/without-observers", b"still", CreateMode::Persistent))
         .expect("losing both observers never costs the quorum");
     drop(voter);
     // A restarted observer catches up on what it missed.
@@ -188,7 +189,7 @@ fn observers_serve_forward_writes_and_never_count() {
         wait_mode(&c, o, "observer");
     }
     let via = connect(&rt, &c, 5);
-    rt.block_on(via.create("/after-quorum", b"back", 0))
+    rt.block_on(via.create("/after-quorum", b"back", CreateMode::Persistent))
         .expect("a write through an observer once the quorum is back");
     wait_for_data(&rt, &c, 4, "/after-quorum", b"back");
 }

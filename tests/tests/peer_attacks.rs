@@ -4,6 +4,7 @@
 
 use ensemble_actors::data_tree::{AclEntry, CreateMode, TreeOp, TreeTxn};
 use ensemble_messages::peer::PEER_PROTOCOL_VERSION;
+use ensemble_messages::zk::SessionId;
 use ensemble_messages::{codec, HandshakeFrame, PeerMessage, ZabMessage};
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use ensemble_tests::client_session;
@@ -78,7 +79,7 @@ fn wait_two_of_three(c: &ProcessCluster) {
 /// A forged write: create `path` as the superuser.
 fn forged_create(path: &str) -> Vec<u8> {
     TreeTxn {
-        session_id: 0,
+        session_id: SessionId::NONE,
         time_ms: 0,
         auth: vec![("super".into(), "x".into())],
         op: TreeOp::Create {
@@ -131,7 +132,7 @@ fn a_huge_claimed_length_and_a_stranger_without_the_secret_are_refused() {
     .unwrap_or_else(|e| panic!("{e}\n{}", c.log(1)));
     assert!(c.is_running(1) && c.is_running(2));
     let (rt, client) = client_session(&c.client_addr(1));
-    rt.block_on(client.create("/after", b"ok", 0))
+    rt.block_on(client.create("/after", b"ok", CreateMode::Persistent))
         .expect("still serving writes");
     assert_eq!(rt.block_on(client.exists("/pwned")).expect("exists"), None);
 }
@@ -180,7 +181,7 @@ fn writes_forwarded_by_an_unsynced_peer_are_ignored() {
     })
     .unwrap_or_else(|e| panic!("{e}\n{}\n{}", c.log(1), c.log(2)));
     let (rt, client) = client_session(&c.client_addr(2));
-    rt.block_on(client.create("/after", b"ok", 0))
+    rt.block_on(client.create("/after", b"ok", CreateMode::Persistent))
         .expect("still serving writes");
     assert_eq!(rt.block_on(client.exists("/pwned")).expect("exists"), None);
     assert!(c.is_running(1) && c.is_running(2));

@@ -5,6 +5,7 @@
 //! host, is kept out; a plain-TCP stranger on the quorum port gets no handshake frame. Three
 //! servers on 127.0.180.x. About 15 s.
 
+use ensemble_messages::zk::CreateMode;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster};
 use ensemble_tests::certs::{TestCa, STORE_PASSWORD};
 use ensemble_tests::client_session;
@@ -130,7 +131,7 @@ fn quorum_over_mutual_tls_keeps_strangers_out() {
         );
     }
     let (rt, c1) = client_session(&cluster.client_addr(1));
-    rt.block_on(c1.create("/tls", b"over mutual TLS", 0))
+    rt.block_on(c1.create("/tls", b"over mutual TLS", CreateMode::Persistent))
         .expect("create");
     drop((c1, rt));
     let (rt3, c3) = client_session(&cluster.client_addr(3));

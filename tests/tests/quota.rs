@@ -5,7 +5,8 @@
 //! too) and soft ones logged. Loopback block 127.0.131.x.
 
 use ensemble_actors::zk_client::{ClientError, ZkClient};
-use ensemble_messages::zk::err;
+use ensemble_messages::zk::CreateMode;
+use ensemble_messages::zk::ZkError;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster};
 use ensemble_tests::runtime;
 use std::process::Command;
@@ -27,10 +28,10 @@ fn shell(addr: &str, words: &str) -> (i32, String, String) {
     )
 }
 
-fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> i32 {
+fn code<T: std::fmt::Debug>(r: Result<T, ClientError>) -> Result<(), ZkError> {
     match r {
-        Ok(_) => err::OK,
-        Err(ClientError::Server(c)) => c,
+        Ok(_) => Ok(()),
+        Err(ClientError::Server(c)) => Err(c),
         Err(e) => panic!("{e}"),
     }
 }
@@ -67,8 +68,14 @@ fn quotas_as_zookeeper_3_8_with_enforce_quota() {
         ))
         .unwrap();
     rt.block_on(async {
-        client.create("/q", b"d", 0).await.unwrap();
-        client.create("/q/a", b"aaa", 0).await.unwrap();
+        client
+            .create("/q", b"d", CreateMode::Persistent)
+            .await
+            .unwrap();
+        client
+            .create("/q/a", b"aaa", CreateMode::Persistent)
+            .await
+            .unwrap();
     });
 
     // zkCli's checks and wording.
@@ -117,9 +124,12 @@ fn quotas_as_zookeeper_3_8_with_enforce_quota() {
         "/q/a has a parent /q which has a quota"
     );
     rt.block_on(async {
-        client.create("/q/b", b"bb", 0).await.unwrap();
-        let r = client.create("/q/c", b"", 0).await;
-        assert_eq!(code(r), err::QUOTA_EXCEEDED);
+        client
+            .create("/q/b", b"bb", CreateMode::Persistent)
+            .await
+            .unwrap();
+        let r = client.create("/q/c", b"", CreateMode::Persistent).await;
+        assert_eq!(code(r), Err(ZkError::QuotaExceeded));
     });
     let (rc, _, e) = shell(&addr, "create /q/c");
     assert_eq!((rc, e.trim()), (1, "Quota has exceeded : /q/c"));
@@ -159,7 +169,10 @@ fn quotas_as_zookeeper_3_8_with_enforce_quota() {
     c.kill9(follower);
     rt.block_on(async {
         client.delete("/q/b", -1).await.unwrap();
-        client.create("/q/b", b"b", 0).await.unwrap();
+        client
+            .create("/q/b", b"b", CreateMode::Persistent)
+            .await
+            .unwrap();
     });
     let usage = "count=3,bytes=5";
     c.start(follower);
@@ -172,7 +185,8 @@ fn quotas_as_zookeeper_3_8_with_enforce_quota() {
     }
     // Deleting the limit lets the write through; deleting the quota removes its znodes.
     assert_eq!(shell(&addr, "delquota -N /q").0, 0);
-    rt.block_on(client.create("/q/c", b"", 0)).unwrap();
+    rt.block_on(client.create("/q/c", b"", CreateMode::Persistent))
+        .unwrap();
     assert_eq!(usage_on(&addr), "count=4,bytes=5");
     assert_eq!(
         shell(&addr, "delquota /q"),

@@ -5,7 +5,8 @@
 
 use ensemble_actors::client_port::digest_id;
 use ensemble_actors::zk_client::{ClientError, ZkClient};
-use ensemble_messages::zk::err;
+use ensemble_messages::zk::CreateMode;
+use ensemble_messages::zk::ZkError;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster};
 use ensemble_tests::runtime;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,10 +45,10 @@ fn line(block: u8, id: u64) -> String {
     format!("server.{id}=127.0.{block}.{id}:2888:3888:participant;127.0.{block}.{id}:2181")
 }
 
-fn code<T>(r: Result<T, ClientError>) -> i32 {
+fn code<T>(r: Result<T, ClientError>) -> Result<(), ZkError> {
     match r {
-        Ok(_) => err::OK,
-        Err(ClientError::Server(c)) => c,
+        Ok(_) => Ok(()),
+        Err(ClientError::Server(c)) => Err(c),
         Err(e) => panic!("unexpected {e}"),
     }
 }
@@ -72,12 +73,12 @@ fn config_node_text_and_the_errors_of_reconfig_as_zookeeper() {
         // Clients read it but do not write it.
         assert_eq!(
             code(stranger.set_data("/zookeeper/config", b"x", -1).await),
-            err::NO_AUTH
+            Err(ZkError::NoAuth)
         );
         let joining = "server.4=127.0.175.4:2888:3888;2181";
         assert_eq!(
             code(stranger.reconfig(joining, "", "", -1).await),
-            err::NO_AUTH
+            Err(ZkError::NoAuth)
         );
         for (j, l, m) in [
             ("some thing", "", ""),
@@ -87,13 +88,13 @@ fn config_node_text_and_the_errors_of_reconfig_as_zookeeper() {
         ] {
             assert_eq!(
                 code(admin.reconfig(j, l, m, -1).await),
-                err::BAD_ARGUMENTS,
+                Err(ZkError::BadArguments),
                 "{j}|{l}|{m}"
             );
         }
         assert_eq!(
             code(admin.reconfig("", "3", "", 0x77).await),
-            err::BAD_VERSION
+            Err(ZkError::BadVersion)
         );
         // Nothing above changed the membership.
         let (_, stat) = admin.get_data("/zookeeper/config").await.unwrap();
@@ -127,7 +128,7 @@ fn config_node_text_and_the_errors_of_reconfig_as_zookeeper() {
     let admin = session(&rt, &c, 1, true);
     assert_eq!(
         code(rt.block_on(admin.reconfig("", "3", "", -1))),
-        err::RECONFIG_DISABLED
+        Err(ZkError::ReconfigDisabled)
     );
 }
 
@@ -152,7 +153,10 @@ fn write_load(
         while !stop.load(Ordering::Relaxed) {
             let path = format!("/w{n}");
             n += 1;
-            if rt.block_on(z.create(&path, b"v", 0)).is_ok() {
+            if rt
+                .block_on(z.create(&path, b"v", CreateMode::Persistent))
+                .is_ok()
+            {
                 out.lock().unwrap().push(path);
             }
         }
@@ -354,7 +358,8 @@ fn role_line(b: u8, id: u64, observer: bool) -> String {
 fn write_through(rt: &tokio::runtime::Runtime, c: &ProcessCluster, id: u64, readers: &[u64]) {
     let path = format!("/through-{id}-{}", readers.len());
     let z = session(rt, c, id, false);
-    rt.block_on(z.create(&path, b"x", 0)).unwrap();
+    rt.block_on(z.create(&path, b"x", CreateMode::Persistent))
+        .unwrap();
     for r in readers {
         wait_until(&format!("server {r} to serve {path}"), ELECTION, || {
             rt.block_on(async {

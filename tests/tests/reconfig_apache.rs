@@ -8,7 +8,7 @@
 //! A server with reconfig off answers ReconfigDisabled in both. About 8 s.
 
 use ensemble_actors::zk_client::{ClientError, ZkClient};
-use ensemble_messages::zk::err;
+use ensemble_messages::zk::ZkError;
 use ensemble_node::four_letter;
 use ensemble_node::local_cluster::{die_with_parent, wait_until, ProcessCluster};
 use ensemble_tests::runtime;
@@ -309,7 +309,7 @@ fn standalone(block: u8, data: &Path) -> String {
 }
 
 /// The codes of a reconfig asked with and without super auth.
-fn disabled_codes(addr: &str) -> Vec<i32> {
+fn disabled_codes(addr: &str) -> Vec<ZkError> {
     let rt = runtime();
     rt.block_on(async {
         let mut codes = Vec::new();
@@ -348,6 +348,6 @@ fn reconfig_disabled_is_refused_first_by_both() {
     })
     .unwrap();
     let codes = disabled_codes(&apache_addr);
-    assert_eq!(codes, vec![err::RECONFIG_DISABLED; 2]);
+    assert_eq!(codes, vec![ZkError::ReconfigDisabled; 2]);
     assert_eq!(disabled_codes(&c.client_addr(1)), codes);
 }

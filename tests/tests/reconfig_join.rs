@@ -6,6 +6,7 @@
 
 use ensemble_actors::client_port::digest_id;
 use ensemble_actors::zk_client::ZkClient;
+use ensemble_messages::zk::CreateMode;
 use ensemble_node::four_letter;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster};
 use ensemble_tests::runtime;
@@ -111,7 +112,10 @@ fn write_load(
         while !stop.load(Ordering::Relaxed) {
             let path = format!("/w{n}");
             n += 1;
-            if rt.block_on(z.create(&path, b"v", 0)).is_ok() {
+            if rt
+                .block_on(z.create(&path, b"v", CreateMode::Persistent))
+                .is_ok()
+            {
                 out.lock().unwrap().push(path);
             }
         }
@@ -146,9 +150,12 @@ fn writes(rt: &tokio::runtime::Runtime, c: &ProcessCluster, id: u64, path: &str)
         let Ok(z) = ZkClient::connect(&[c.client_addr(id)], Duration::from_secs(2)).await else {
             return false;
         };
-        tokio::time::timeout(Duration::from_secs(3), z.create(path, b"x", 0))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(
+            Duration::from_secs(3),
+            z.create(path, b"x", CreateMode::Persistent),
+        )
+        .await
+        .is_ok_and(|r| r.is_ok())
     })
 }
 

@@ -6,7 +6,7 @@
 //! ALIVE masters.
 
 use ensemble_actors::zk_client::{ClientError, ZkClient};
-use ensemble_messages::zk::err;
+use ensemble_messages::zk::ZkError;
 use ensemble_node::local_cluster::{wait_until, Timing};
 use ensemble_tests::spark::{json, status, Proc, Topology};
 use serde_json::Value;
@@ -98,7 +98,7 @@ fn check_record_is_masters_only(t: &Topology) {
         assert!(c.exists(path).await.expect("exists").is_some());
         assert_eq!(
             c.get_data(path).await.map(|_| ()),
-            Err(ClientError::Server(err::NO_AUTH)),
+            Err(ClientError::Server(ZkError::NoAuth)),
             "the world cannot read the ALIVE master's session"
         );
         c.add_auth("digest", b"masters:test-secret")

@@ -5,7 +5,7 @@
 //! acknowledged create is on every server.
 
 use ensemble_actors::zk_client::ZkClient;
-use ensemble_messages::zk::state;
+use ensemble_messages::zk::{CreateMode, KeeperState, SessionId};
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +14,6 @@ use std::time::Duration;
 
 const ELECTION: Duration = Duration::from_secs(30);
 const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
-const EPHEMERAL: i32 = 1;
 /// Every actor `fail` names, with what its restart logs; election, zab and sessions are one
 /// actor until they are split.
 const ACTORS: [(&str, &str); 6] = [
@@ -31,7 +30,7 @@ struct Load {
     acked: Arc<Mutex<Vec<String>>>,
     expired: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
-    thread: std::thread::JoinHandle<Vec<i64>>,
+    thread: std::thread::JoinHandle<Vec<SessionId>>,
 }
 
 impl Load {
@@ -71,7 +70,7 @@ impl Load {
     }
 
     /// Stops the writers; the acknowledged paths and each session's id.
-    fn finish(self) -> (Vec<String>, Vec<i64>, bool) {
+    fn finish(self) -> (Vec<String>, Vec<SessionId>, bool) {
         self.stop.store(true, Ordering::SeqCst);
         let ids = self.thread.join().expect("the load thread");
         let acked = self.acked.lock().unwrap().clone();
@@ -86,27 +85,27 @@ async fn session(
     acked: Arc<Mutex<Vec<String>>>,
     expired: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
-) -> i64 {
+) -> SessionId {
     let (events, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let client = ZkClient::connect_with_events(&servers, SESSION_TIMEOUT, events)
         .await
         .expect("a session");
     tokio::spawn(async move {
         while let Some(ev) = rx.recv().await {
-            if ev.state == state::EXPIRED {
+            if ev.state == KeeperState::Expired {
                 expired.store(true, Ordering::SeqCst);
             }
         }
     });
     client
-        .create(&format!("/e{i}"), b"", EPHEMERAL)
+        .create(&format!("/e{i}"), b"", CreateMode::Ephemeral)
         .await
         .expect("the ephemeral znode");
     let mut k = 0u64;
     while !stop.load(Ordering::SeqCst) {
         let path = format!("/w/s{i}-{k}");
         k += 1;
-        match client.create(&path, b"x", 0).await {
+        match client.create(&path, b"x", CreateMode::Persistent).await {
             Ok(_) => acked.lock().unwrap().push(path),
             // Lost with the connection, or refused while no leader serves: not acknowledged.
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
@@ -152,13 +151,13 @@ fn children(addr: String) -> BTreeSet<String> {
 }
 
 /// The session owning the ephemeral `path`, as server `addr` sees it.
-fn owner(addr: String, path: &str) -> Option<i64> {
+fn owner(addr: String, path: &str) -> Option<SessionId> {
     let rt = ensemble_tests::runtime();
     rt.block_on(async {
         let client = ZkClient::connect(&[addr], SESSION_TIMEOUT).await.ok()?;
         client.sync(path).await.ok()?;
         let stat = client.exists(path).await.ok()??;
-        Some(stat.ephemeral_owner)
+        Some(SessionId(stat.ephemeral_owner))
     })
 }
 

@@ -9,7 +9,8 @@ use ensemble_actors::tls::{client_config, ClientConfig, ClientTlsOptions};
 use ensemble_actors::zk_client::{ClientError, ZkClient};
 use ensemble_config::Store;
 use ensemble_messages::jute::{Acl, Id};
-use ensemble_messages::zk::{err, perm};
+use ensemble_messages::zk::CreateMode;
+use ensemble_messages::zk::{perm, ZkError};
 use ensemble_node::local_cluster::ProcessCluster;
 use ensemble_tests::certs::{Issued, TestCa, STORE_PASSWORD};
 use std::io::{Read, Write};
@@ -143,7 +144,7 @@ fn clients_speak_tls_and_x509_acls_decide() {
         x509_acl(KAZOO_DN, perm::READ),
         x509_acl(ZKCLI_DN, perm::READ),
     ];
-    rt.block_on(admin.create_with_acl("/secret", b"tls-only", acl, 0))
+    rt.block_on(admin.create_with_acl("/secret", b"tls-only", acl, CreateMode::Persistent))
         .expect("create /secret");
     rt.block_on(admin.get_data("/secret"))
         .expect("the super user reads every znode");
@@ -152,7 +153,7 @@ fn clients_speak_tls_and_x509_acls_decide() {
     let anonymous = connect(&rt, &secure, certs.client(None)).expect("an anonymous TLS session");
     assert_eq!(
         rt.block_on(anonymous.get_data("/secret")).unwrap_err(),
-        ClientError::Server(err::NO_AUTH)
+        ClientError::Server(ZkError::NoAuth)
     );
     let ids = rt.block_on(anonymous.who_am_i()).unwrap();
     assert!(ids.iter().all(|(s, _)| s == "ip"), "{ids:?}");
@@ -161,7 +162,7 @@ fn clients_speak_tls_and_x509_acls_decide() {
     // refused without harming the server.
     let (plain_rt, plain) = ensemble_tests::client_session(&c.client_addr(1));
     plain_rt
-        .block_on(plain.create("/plain", b"x", 0))
+        .block_on(plain.create("/plain", b"x", CreateMode::Persistent))
         .expect("plain port works");
     let refused = plain_rt.block_on(ZkClient::connect(
         std::slice::from_ref(&secure),

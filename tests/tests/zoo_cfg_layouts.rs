@@ -5,6 +5,7 @@
 //! range so that the wildcard binds cannot clash with other tests' `127.0.B.x:2181`.
 
 use ensemble_actors::zk_client::ZkClient;
+use ensemble_messages::zk::CreateMode;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster};
 use std::path::Path;
 use std::time::Duration;
@@ -45,7 +46,7 @@ fn write_on_one_read_on_another(c: &mut ProcessCluster) {
         .unwrap()
     };
     let writer = connect(1);
-    rt.block_on(writer.create("/layout", b"written on 1", 0))
+    rt.block_on(writer.create("/layout", b"written on 1", CreateMode::Persistent))
         .unwrap();
     let reader = connect(2);
     wait_until(

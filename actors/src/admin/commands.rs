@@ -178,7 +178,7 @@ fn connections(info: &ServerInfo, detailed: bool) -> Vec<Value> {
             });
             if detailed {
                 if let Value::Object(m) = &mut v {
-                    m.insert("session_id".into(), c.session.into());
+                    m.insert("session_id".into(), c.session.0.into());
                     m.insert("session_timeout".into(), c.timeout_ms.into());
                 }
             }
@@ -195,12 +195,12 @@ fn dump(info: &ServerInfo) -> Value {
     };
     let mut expiry: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (id, timeout) in &report.sessions {
-        expiry.entry(timeout.to_string()).or_default().push(*id);
+        expiry.entry(timeout.to_string()).or_default().push(id.0);
     }
     let ephemerals: BTreeMap<String, &Vec<String>> = report
         .ephemerals
         .iter()
-        .map(|(id, paths)| (id.to_string(), paths))
+        .map(|(id, paths)| (id.0.to_string(), paths))
         .collect();
     json!({
         "expiry_time_to_session_ids": expiry,
@@ -325,9 +325,9 @@ fn watches(info: &ServerInfo, by_path: bool) -> Value {
     let mut map: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for (session, path) in info.report.iter().flat_map(|r| &r.clients.watches) {
         if by_path {
-            map.entry(path.clone()).or_default().push((*session).into());
+            map.entry(path.clone()).or_default().push(session.0.into());
         } else {
-            map.entry(session.to_string())
+            map.entry(session.0.to_string())
                 .or_default()
                 .push(path.clone().into());
         }

@@ -2,14 +2,7 @@
 
 use crate::data_tree::AclEntry;
 use ensemble_messages::jute::{JuteError, JuteReader};
-use ensemble_messages::zk::op;
-
-/// Txn type of a session's creation (Apache's `OpCode.createSession`).
-pub const CREATE_SESSION: i32 = -10;
-/// Txn type of a container's deletion by the server (`OpCode.deleteContainer`).
-pub const DELETE_CONTAINER: i32 = 20;
-/// Txn type of a dynamic reconfiguration (`OpCode.reconfig`), a SetDataTxn of the config node.
-pub const RECONFIG: i32 = 16;
+use ensemble_messages::zk::OpCode;
 
 /// Header of every snapshot and log file: magic, format version, database id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -199,7 +192,7 @@ impl LoggedTxn {
             time: r.long("time").map_err(jute)?,
             kind: r.int("type").map_err(jute)?,
         };
-        let body = if header.kind == op::CLOSE_SESSION && r.remaining() == 0 {
+        let body = if header.kind == OpCode::CloseSession.code() && r.remaining() == 0 {
             TxnBody::CloseSession { paths: None }
         } else {
             read_body(&mut r, header.kind, true)?
@@ -229,38 +222,40 @@ impl LoggedTxn {
 
 /// Reads the body of a txn of type `kind`; a multi's ops cannot be multis themselves.
 fn read_body(r: &mut JuteReader, kind: i32, top: bool) -> Result<TxnBody, String> {
-    let body = match kind {
-        CREATE_SESSION if top => TxnBody::CreateSession {
+    let body = match OpCode::known(kind) {
+        Some(OpCode::CreateSession) if top => TxnBody::CreateSession {
             timeout_ms: r.int("timeOut").map_err(jute)?,
         },
-        op::CLOSE_SESSION if top => TxnBody::CloseSession {
+        Some(OpCode::CloseSession) if top => TxnBody::CloseSession {
             paths: Some(read_strings(r).map_err(jute)?),
         },
-        op::CREATE | op::CREATE2 => read_create(r, CreateOwner::None).map_err(jute)?,
-        op::CREATE_CONTAINER => read_create(r, CreateOwner::Container).map_err(jute)?,
-        op::CREATE_TTL => read_create(r, CreateOwner::Ttl(0)).map_err(jute)?,
-        op::DELETE | DELETE_CONTAINER => TxnBody::Delete {
+        Some(OpCode::Create | OpCode::Create2) => {
+            read_create(r, CreateOwner::None).map_err(jute)?
+        }
+        Some(OpCode::CreateContainer) => read_create(r, CreateOwner::Container).map_err(jute)?,
+        Some(OpCode::CreateTtl) => read_create(r, CreateOwner::Ttl(0)).map_err(jute)?,
+        Some(OpCode::Delete | OpCode::DeleteContainer) => TxnBody::Delete {
             path: r.string("path").map_err(jute)?,
         },
-        op::SET_DATA | RECONFIG => TxnBody::SetData {
+        Some(OpCode::SetData | OpCode::Reconfig) => TxnBody::SetData {
             path: r.string("path").map_err(jute)?,
             data: r.nullable_buffer("data").map_err(jute)?,
             version: r.int("version").map_err(jute)?,
         },
-        op::SET_ACL if top => TxnBody::SetAcl {
+        Some(OpCode::SetAcl) if top => TxnBody::SetAcl {
             path: r.string("path").map_err(jute)?,
             acl: read_acl(r).map_err(jute)?,
             version: r.int("version").map_err(jute)?,
         },
-        op::CHECK => TxnBody::Check {
+        Some(OpCode::Check) => TxnBody::Check {
             path: r.string("path").map_err(jute)?,
             version: r.int("version").map_err(jute)?,
         },
-        op::ERROR => TxnBody::Error {
+        Some(OpCode::Error) => TxnBody::Error {
             err: r.int("err").map_err(jute)?,
         },
-        op::MULTI if top => read_multi(r)?,
-        other => return Err(format!("unknown txn type {other}")),
+        Some(OpCode::Multi) if top => read_multi(r)?,
+        _ => return Err(format!("unknown txn type {kind}")),
     };
     Ok(body)
 }

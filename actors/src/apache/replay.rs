@@ -11,7 +11,7 @@ use super::snapshot::ApacheSnapshot;
 use crate::data_tree::{
     ttl_of_owner, ttl_owner, validate_path, AclEntry, DataTree, NodeStat, SessionEntry, Znode,
 };
-use ensemble_messages::zk::{op, CONTAINER_OWNER};
+use ensemble_messages::zk::{OpCode, SessionId, CONTAINER_OWNER};
 use ensemble_messages::Zxid;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Bound;
@@ -178,7 +178,7 @@ impl ApacheTree {
         if let Some(existing) = self.nodes.get_mut(&c.path) {
             // Apache sets the ACL, then fixes the parent's cversion for a plain create.
             existing.acl = c.acl.clone();
-            if kind == op::CREATE {
+            if kind == OpCode::Create.code() {
                 self.raise_cversion(&parent, c.parent_cversion, h.zxid);
             }
             return;
@@ -270,15 +270,17 @@ impl ApacheTree {
     /// session that is not open get a session that expires at once, so they are deleted
     /// through the quorum like any expired session's.
     pub fn into_data_tree(self, last: Zxid) -> DataTree {
-        let mut sessions: BTreeMap<i64, SessionEntry> = BTreeMap::new();
+        let mut sessions: BTreeMap<SessionId, SessionEntry> = BTreeMap::new();
         let owners = self.sessions.keys().chain(self.ephemerals.keys());
         for &id in owners {
-            sessions.entry(id).or_insert_with(|| SessionEntry {
-                timeout_ms: self.sessions.get(&id).copied().unwrap_or(0),
-                ephemerals: self.ephemerals.get(&id).cloned().unwrap_or_default(),
-                owner: (id as u64) >> 56,
-                password: apache_session_password(id),
-            });
+            sessions
+                .entry(SessionId(id))
+                .or_insert_with(|| SessionEntry {
+                    timeout_ms: self.sessions.get(&id).copied().unwrap_or(0),
+                    ephemerals: self.ephemerals.get(&id).cloned().unwrap_or_default(),
+                    owner: (id as u64) >> 56,
+                    password: apache_session_password(id),
+                });
         }
         let znodes = self
             .nodes

@@ -139,7 +139,7 @@ fn sessions_resume_and_sequence_numbers_continue() {
     assert_eq!(tree.ephemerals(session).len(), 2);
     assert_eq!(
         tree.session_password(session),
-        Some(&apache_session_password(session))
+        Some(&apache_session_password(session.0))
     );
     let last = imported.last_zxid;
     let next = Zxid::new(last.epoch() + 1, 1);
@@ -322,7 +322,7 @@ fn null_data_in_apache_files_stays_null() {
 /// A CreateTxn of null data (type, then the record), as Apache logs it.
 fn null_create(path: &str) -> Vec<u8> {
     let mut w = ensemble_messages::jute::JuteWriter::default();
-    w.int(ensemble_messages::zk::op::CREATE);
+    w.int(ensemble_messages::zk::OpCode::Create.code());
     w.string(path);
     w.nullable_buffer(None);
     w.int(1);
@@ -337,7 +337,7 @@ fn null_create(path: &str) -> Vec<u8> {
 /// A SetDataTxn of null data (type, then the record), as Apache logs it.
 fn null_set(path: &str) -> Vec<u8> {
     let mut w = ensemble_messages::jute::JuteWriter::default();
-    w.int(ensemble_messages::zk::op::SET_DATA);
+    w.int(ensemble_messages::zk::OpCode::SetData.code());
     w.string(path);
     w.nullable_buffer(None);
     w.int(7);

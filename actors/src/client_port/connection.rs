@@ -11,12 +11,18 @@ use super::protocol::{ClientConnect, ClientGone, ClientPacket, ClientSink, ToCli
 use crate::metrics::ServerMetrics;
 use crate::zab::QuorumPeerActor;
 use actix::Addr;
+use bytes::BytesMut;
+use ensemble_messages::frame::{read_body, FrameCodec};
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, RequestHeader};
+use ensemble_messages::zk::{ConnectionId, OpCode};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::time::{timeout, timeout_at, Instant};
+use tokio_util::codec::Encoder;
 
 /// Room for a request's header and fields beside its data, over jute.maxbuffer.
 pub const FRAME_OVERHEAD: usize = 1024;
@@ -65,7 +71,7 @@ pub struct Connection<R, W> {
     /// The connect request's length prefix.
     pub first: [u8; 4],
     /// Connection id, unique on this server.
-    pub conn: u64,
+    pub conn: ConnectionId,
     /// Where requests go.
     pub quorum: Addr<QuorumPeerActor>,
     /// The server's limits.
@@ -105,9 +111,10 @@ where
     let mut read = BufReader::with_capacity(READ_BUFFER, read);
     let _end = EndFlow(flow.clone());
     let outcome = async {
+        let codec = FrameCodec::new(limits.max_frame);
         let connect = timeout_at(handshake_deadline, async {
-            let len = frame_len(first, limits.max_frame)?;
-            read_body(&mut read, len).await
+            let len = frame_len(codec, first)?;
+            read_body(&mut read, len).await.map_err(|e| e.to_string())
         })
         .await
         .map_err(|_| "no complete connect request in time".to_string())??;
@@ -138,7 +145,7 @@ where
             direct,
         };
         tokio::select! {
-            r = requests.run(&mut read, limits.max_frame, stall) => r,
+            r = requests.run(&mut read, codec, stall) => r,
             r = write_replies(write, outgoing, &flow, stall) => r,
             _ = flow.overflow() => Err(format!(
                 "over {} bytes of replies and notifications wait for a client that does not read",
@@ -148,7 +155,7 @@ where
     }
     .await;
     if let Err(e) = outcome {
-        tracing::debug!(conn, "client connection closed: {e}");
+        tracing::debug!(%conn, "client connection closed: {e}");
     }
     quorum.do_send(ClientGone { conn });
 }
@@ -166,7 +173,7 @@ impl Drop for EndFlow {
 /// (see [`super::direct`]), everything else goes to the service in the quorum peer actor.
 struct Requests<'a> {
     quorum: &'a Addr<QuorumPeerActor>,
-    conn: u64,
+    conn: ConnectionId,
     flow: &'a Flow,
     direct: Option<(DirectReader, ClientSink)>,
 }
@@ -175,22 +182,23 @@ impl Requests<'_> {
     /// Reads requests and answers or forwards each, pausing while the connection is throttled.
     async fn run(
         mut self,
-        read: &mut (impl AsyncRead + Unpin),
-        max_frame: usize,
+        read: &mut (impl AsyncBufRead + Unpin),
+        codec: FrameCodec,
         stall: Duration,
     ) -> Result<(), String> {
         loop {
             if let Some(why) = self.flow.throttle() {
-                tracing::debug!(conn = self.conn, ?why, "not reading from a client for now");
+                tracing::debug!(conn = %self.conn, ?why, "not reading from a client for now");
                 self.flow.wait_for_room().await;
             }
-            let f = read_request(read, max_frame, stall).await?;
+            let f = read_request(read, codec, stall).await?;
             let mut r = JuteReader::new(&f);
             let header = RequestHeader::read(&mut r, "request header")
                 .map_err(|e| format!("bad request header: {e}"))?;
             let body = f.get(8..).unwrap_or_default();
-            if let Some((reader, sink)) = self.direct.as_mut() {
-                if let Some(reply) = reader.answer(self.flow.idle(), header.xid, header.op, body) {
+            let op = OpCode::try_from(header.op);
+            if let (Some((reader, sink)), Ok(code)) = (self.direct.as_mut(), op) {
+                if let Some(reply) = reader.answer(self.flow.idle(), header.xid, code, body) {
                     sink.push(reply);
                     continue;
                 }
@@ -199,7 +207,7 @@ impl Requests<'_> {
             self.quorum.do_send(ClientPacket {
                 conn: self.conn,
                 xid: header.xid,
-                op: header.op,
+                op,
                 body: body.to_vec(),
             });
         }
@@ -209,51 +217,34 @@ impl Requests<'_> {
 /// One request frame: waiting for its first byte has no deadline (an idle client is its
 /// session's business), the rest must arrive within `stall`.
 async fn read_request(
-    read: &mut (impl AsyncRead + Unpin),
-    max_frame: usize,
+    read: &mut (impl AsyncBufRead + Unpin),
+    codec: FrameCodec,
     stall: Duration,
 ) -> Result<Vec<u8>, String> {
-    let mut len = [0u8; 4];
-    read.read_exact(&mut len[..1])
-        .await
-        .map_err(|e| e.to_string())?;
+    if read.fill_buf().await.map_err(|e| e.to_string())?.is_empty() {
+        return Err("closed by the client".into());
+    }
     timeout(stall, async {
-        read.read_exact(&mut len[1..])
+        let mut prefix = [0u8; 4];
+        read.read_exact(&mut prefix)
             .await
             .map_err(|e| e.to_string())?;
-        read_body(read, frame_len(len, max_frame)?).await
+        let len = frame_len(codec, prefix)?;
+        read_body(read, len).await.map_err(|e| e.to_string())
     })
     .await
     .map_err(|_| format!("a request frame did not complete within {stall:?}"))?
 }
 
-/// The frame length in `prefix`, if within `[0, max_frame]`.
-fn frame_len(prefix: [u8; 4], max_frame: usize) -> Result<usize, String> {
-    let len = i32::from_be_bytes(prefix);
-    match usize::try_from(len) {
-        Ok(n) if n <= max_frame => Ok(n),
-        _ => {
-            tracing::warn!(
-                "closing a client connection: frame length {len} is outside [0, {max_frame}] \
-                 (jute.maxbuffer plus {FRAME_OVERHEAD} bytes of headers)"
-            );
-            Err(format!("frame length {len}"))
-        }
-    }
-}
-
-/// `len` bytes of frame body; the buffer grows with what arrives, never to `len` up front.
-async fn read_body(read: &mut (impl AsyncRead + Unpin), len: usize) -> Result<Vec<u8>, String> {
-    let mut buf = Vec::new();
-    (&mut *read)
-        .take(len as u64)
-        .read_to_end(&mut buf)
-        .await
-        .map_err(|e| e.to_string())?;
-    if buf.len() < len {
-        return Err(format!("closed after {} of {len} frame bytes", buf.len()));
-    }
-    Ok(buf)
+/// The frame length in `prefix`, if within the codec's limit (logged when not).
+fn frame_len(codec: FrameCodec, prefix: [u8; 4]) -> Result<usize, String> {
+    codec.length(prefix).map_err(|e| {
+        tracing::warn!(
+            "closing a client connection: {e} (jute.maxbuffer plus {FRAME_OVERHEAD} bytes of \
+             headers)"
+        );
+        e.to_string()
+    })
 }
 
 /// Writes queued frames until the service closes the connection (Ok); a write that makes no
@@ -264,7 +255,9 @@ async fn write_replies(
     flow: &Flow,
     stall: Duration,
 ) -> Result<(), String> {
-    let mut buf = Vec::new();
+    // Replies are not bounded by this server's jute.maxbuffer: clients check their own.
+    let mut frames = FrameCodec::new(u32::MAX as usize);
+    let mut buf = BytesMut::new();
     let mut open = true;
     while open {
         let Some(first) = outgoing.recv().await else {
@@ -278,8 +271,7 @@ async fn write_replies(
                 open = false;
                 break;
             };
-            buf.extend_from_slice(&(f.len() as u32).to_be_bytes());
-            buf.extend_from_slice(&f);
+            frames.encode(&f, &mut buf).map_err(|e| e.to_string())?;
             payload += f.len();
             if buf.len() < WRITE_BATCH {
                 next = outgoing.try_recv().ok();

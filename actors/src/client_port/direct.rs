@@ -29,6 +29,7 @@ use super::reads::{is_tree_read, tree_read};
 use super::service::frame;
 use crate::data_tree::DataTree;
 use crate::metrics::ServerMetrics;
+use ensemble_messages::zk::{OpCode, SessionId};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, Weak};
 use std::time::Instant;
@@ -129,8 +130,8 @@ pub struct SessionShare {
 impl SessionShare {
     /// The connection's session is established read-write here with identities `auth`: its
     /// reads may be answered on its thread from now on.
-    pub fn enable(&self, session: i64, auth: &[(String, String)]) {
-        self.session.store(session, Ordering::Relaxed);
+    pub fn enable(&self, session: SessionId, auth: &[(String, String)]) {
+        self.session.store(session.0, Ordering::Relaxed);
         self.set_auth(auth);
         self.enabled.store(true, Ordering::Release);
     }
@@ -194,7 +195,7 @@ impl DirectReader {
 
     /// The reply to request `xid` when it may be answered here, now (see the module doc);
     /// `idle` says whether every earlier request of the connection was answered.
-    pub fn answer(&mut self, idle: bool, xid: i32, code: i32, body: &[u8]) -> Option<Vec<u8>> {
+    pub fn answer(&mut self, idle: bool, xid: i32, code: OpCode, body: &[u8]) -> Option<Vec<u8>> {
         if !idle || !is_tree_read(code) || !self.share.enabled.load(Ordering::Acquire) {
             return None;
         }
@@ -207,13 +208,13 @@ impl DirectReader {
         if !view.serving {
             return None;
         }
-        let session = self.share.session.load(Ordering::Relaxed);
+        let session = SessionId(self.share.session.load(Ordering::Relaxed));
         let auth = self.share.auth();
         let a = tree_read(&view.tree, session, &auth, code, body)?;
         if !a.watches.is_empty() {
             return None;
         }
-        let reply = frame(xid, view.tree.last_applied().0 as i64, a.err, &a.body);
+        let reply = frame(xid, view.tree.last_applied().0 as i64, a.outcome, &a.body);
         self.share.answered.fetch_add(1, Ordering::Relaxed);
         self.share.touched.store(true, Ordering::Relaxed);
         self.metrics.received();

@@ -7,7 +7,7 @@ use super::super::service::{ClientService, Host, ServiceSettings};
 use super::*;
 use crate::data_tree::{SessionPassword, TreeTxn};
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{err, event, op, xid};
+use ensemble_messages::zk::{xid, ConnectionId, EventType, OpCode, SessionId, ZkError, OK};
 use ensemble_messages::{Txn, Zxid};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -91,7 +91,7 @@ impl Fixture {
             ..ConnectRequest::default()
         };
         let c = ClientConnect {
-            conn: 1,
+            conn: ConnectionId(1),
             request,
             read_only: false,
             ip: "127.0.0.1".into(),
@@ -123,16 +123,16 @@ impl Fixture {
     }
 
     /// What the connection does with a request: answer it itself, or send it to the service.
-    fn request(&mut self, xid: i32, code: i32, body: Vec<u8>) -> bool {
+    fn request(&mut self, xid: i32, code: OpCode, body: Vec<u8>) -> bool {
         if let Some(reply) = self.reader.answer(self.flow.idle(), xid, code, &body) {
             self.sink.push(reply);
             return true;
         }
         self.flow.request_started();
         let p = ClientPacket {
-            conn: 1,
+            conn: ConnectionId(1),
             xid,
-            op: code,
+            op: Ok(code),
             body,
         };
         self.service.packet(p, &self.tree, &mut self.host);
@@ -211,13 +211,13 @@ fn data_of(body: &[u8]) -> Vec<u8> {
 #[test]
 fn reads_before_the_handshake_completes_go_to_the_service() {
     let mut f = Fixture::new();
-    assert!(!f.request(1, op::EXISTS, get("/", false)));
+    assert!(!f.request(1, OpCode::Exists, get("/", false)));
     f.commit();
     let frames = f.frames();
     assert_eq!(frames.len(), 2, "the connect reply, then the read's");
-    assert_eq!((frames[1].0, frames[1].1), (1, err::OK));
+    assert_eq!((frames[1].0, frames[1].1), (1, OK));
     assert!(
-        f.request(2, op::EXISTS, get("/", false)),
+        f.request(2, OpCode::Exists, get("/", false)),
         "settled: answered here"
     );
 }
@@ -225,9 +225,9 @@ fn reads_before_the_handshake_completes_go_to_the_service() {
 #[test]
 fn a_read_behind_a_pending_write_waits_for_it_and_sees_it() {
     let mut f = Fixture::connected();
-    assert!(!f.request(1, op::CREATE, create("/a", b"one", anyone())));
+    assert!(!f.request(1, OpCode::Create, create("/a", b"one", anyone())));
     assert!(
-        !f.request(2, op::GET_DATA, get("/a", false)),
+        !f.request(2, OpCode::GetData, get("/a", false)),
         "a read behind the session's pending write is not answered here"
     );
     assert!(f.frames().is_empty());
@@ -239,9 +239,9 @@ fn a_read_behind_a_pending_write_waits_for_it_and_sees_it() {
     );
     assert_eq!(data_of(&frames[1].2), b"one");
     // Idle now: the next write's reply, then a read here that sees it.
-    assert!(!f.request(3, op::SET_DATA, set("/a", b"two")));
+    assert!(!f.request(3, OpCode::SetData, set("/a", b"two")));
     f.commit();
-    assert!(f.request(4, op::GET_DATA, get("/a", false)));
+    assert!(f.request(4, OpCode::GetData, get("/a", false)));
     let frames = f.frames();
     assert_eq!(
         frames.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
@@ -253,7 +253,7 @@ fn a_read_behind_a_pending_write_waits_for_it_and_sees_it() {
 #[test]
 fn the_reply_is_queued_before_its_request_stops_counting() {
     let mut f = Fixture::connected();
-    assert!(!f.request(1, op::CREATE, create("/a", b"x", anyone())));
+    assert!(!f.request(1, OpCode::Create, create("/a", b"x", anyone())));
     assert!(!f.flow.idle());
     f.commit();
     // Idle implies the reply is already in the queue, ahead of anything pushed later.
@@ -264,19 +264,19 @@ fn the_reply_is_queued_before_its_request_stops_counting() {
 #[test]
 fn reads_that_set_watches_go_to_the_service_and_fire_before_a_later_direct_read() {
     let mut f = Fixture::connected();
-    f.request(1, op::CREATE, create("/w", b"a", anyone()));
+    f.request(1, OpCode::Create, create("/w", b"a", anyone()));
     f.commit();
     f.frames();
-    assert!(!f.request(2, op::GET_DATA, get("/w", true)));
+    assert!(!f.request(2, OpCode::GetData, get("/w", true)));
     assert!(
-        !f.request(3, op::EXISTS, get("/missing", true)),
+        !f.request(3, OpCode::Exists, get("/missing", true)),
         "it sets a watch"
     );
     let frames = f.frames();
     assert_eq!(frames.iter().map(|x| x.0).collect::<Vec<_>>(), [2, 3]);
-    assert!(!f.request(4, op::SET_DATA, set("/w", b"b")));
+    assert!(!f.request(4, OpCode::SetData, set("/w", b"b")));
     f.commit();
-    assert!(f.request(5, op::GET_DATA, get("/w", false)));
+    assert!(f.request(5, OpCode::GetData, get("/w", false)));
     let frames = f.frames();
     assert_eq!(
         frames.iter().map(|x| x.0).collect::<Vec<_>>(),
@@ -284,7 +284,7 @@ fn reads_that_set_watches_go_to_the_service_and_fire_before_a_later_direct_read(
         "the event comes before the replies that observe the change"
     );
     let e = WatcherEvent::from_bytes(&frames[0].2).unwrap();
-    assert_eq!(e.event_type, event::NODE_DATA_CHANGED);
+    assert_eq!(e.event_type, EventType::NodeDataChanged.code());
     assert_eq!(data_of(&frames[2].2), b"b");
 }
 
@@ -292,10 +292,10 @@ fn reads_that_set_watches_go_to_the_service_and_fire_before_a_later_direct_read(
 fn a_server_out_of_quorum_answers_nothing_here() {
     let mut f = Fixture::connected();
     f.published.publish(&f.tree, false);
-    assert!(!f.request(1, op::EXISTS, get("/", false)));
+    assert!(!f.request(1, OpCode::Exists, get("/", false)));
     f.published.publish(&f.tree, true);
     assert!(
-        f.request(2, op::EXISTS, get("/", false)),
+        f.request(2, OpCode::Exists, get("/", false)),
         "serving again: answered here"
     );
 }
@@ -316,27 +316,27 @@ fn acl_checks_use_the_identities_the_connection_added() {
         auth: Buffer(b"bob:secret".to_vec()),
     }
     .to_bytes();
-    assert!(!f.request(1, op::AUTH, auth));
-    assert!(!f.request(2, op::CREATE, create("/s", b"secret", only_bob)));
+    assert!(!f.request(1, OpCode::Auth, auth));
+    assert!(!f.request(2, OpCode::Create, create("/s", b"secret", only_bob)));
     f.commit();
     f.frames();
-    assert!(f.request(3, op::GET_DATA, get("/s", false)));
+    assert!(f.request(3, OpCode::GetData, get("/s", false)));
     let frames = f.frames();
-    assert_eq!((frames[0].0, frames[0].1), (3, err::OK));
+    assert_eq!((frames[0].0, frames[0].1), (3, OK));
     assert_eq!(data_of(&frames[0].2), b"secret");
     // Another connection without bob's identity is refused.
     let mut other = Fixture::connected();
     other.tree = f.tree.clone();
     other.published.publish(&other.tree, true);
-    assert!(other.request(1, op::GET_DATA, get("/s", false)));
-    assert_eq!(other.frames()[0].1, err::NO_AUTH);
+    assert!(other.request(1, OpCode::GetData, get("/s", false)));
+    assert_eq!(other.frames()[0].1, ZkError::NoAuth.code());
 }
 
 #[test]
 fn reads_here_keep_the_session_alive_and_count_for_cons() {
     let mut f = Fixture::connected();
     f.service.take_touched();
-    assert!(f.request(1, op::GET_CHILDREN2, get("/", false)));
+    assert!(f.request(1, OpCode::GetChildren2, get("/", false)));
     assert_eq!(f.service.take_touched().len(), 1);
     assert!(f.service.take_touched().is_empty());
     let report = f.service.report();
@@ -348,10 +348,10 @@ fn reads_here_keep_the_session_alive_and_count_for_cons() {
 #[test]
 fn a_read_after_a_batch_was_counted_goes_to_the_service_and_asks_for_a_new_version() {
     let mut f = Fixture::connected();
-    f.request(1, op::EXISTS, get("/x", true));
+    f.request(1, OpCode::Exists, get("/x", true));
     f.frames();
     let create_x = TreeTxn {
-        session_id: 0,
+        session_id: SessionId::NONE,
         time_ms: 1,
         auth: Vec::new(),
         op: crate::data_tree::TreeOp::Create {
@@ -375,7 +375,7 @@ fn a_read_after_a_batch_was_counted_goes_to_the_service_and_asks_for_a_new_versi
     });
     f.service.applied(&applied);
     // The client saw the event and reads: not from the stale version.
-    assert!(!f.request(2, op::GET_DATA, get("/x", false)));
+    assert!(!f.request(2, OpCode::GetData, get("/x", false)));
     let frames = f.frames();
     assert_eq!(
         frames.iter().map(|x| x.0).collect::<Vec<_>>(),
@@ -384,11 +384,11 @@ fn a_read_after_a_batch_was_counted_goes_to_the_service_and_asks_for_a_new_versi
     assert_eq!(data_of(&frames[1].2), b"new");
     // It asked for a new version; once published, reads are answered here again.
     f.published.publish_if_wanted(&f.tree, true);
-    assert!(f.request(3, op::GET_DATA, get("/x", false)));
+    assert!(f.request(3, OpCode::GetData, get("/x", false)));
     assert_eq!(data_of(&f.frames()[0].2), b"new");
     f.published.publish_if_wanted(&f.tree, false);
     assert!(
-        f.request(4, op::EXISTS, get("/x", false)),
+        f.request(4, OpCode::Exists, get("/x", false)),
         "not wanted: not published"
     );
 }
@@ -396,10 +396,10 @@ fn a_read_after_a_batch_was_counted_goes_to_the_service_and_asks_for_a_new_versi
 #[test]
 fn a_version_that_is_no_longer_current_is_released() {
     let mut f = Fixture::connected();
-    assert!(!f.request(1, op::CREATE, create("/a", b"one", anyone())));
+    assert!(!f.request(1, OpCode::Create, create("/a", b"one", anyone())));
     f.commit();
     assert!(
-        f.request(2, op::GET_DATA, get("/a", false)),
+        f.request(2, OpCode::GetData, get("/a", false)),
         "answered here"
     );
     let read = std::sync::Arc::downgrade(&f.published.load());
@@ -408,7 +408,7 @@ fn a_version_that_is_no_longer_current_is_released() {
     f.published.applying();
     assert!(read.upgrade().is_none(), "a superseded version stays alive");
     assert!(
-        !f.request(3, op::GET_DATA, get("/a", false)),
+        !f.request(3, OpCode::GetData, get("/a", false)),
         "a released version is never read"
     );
     assert_eq!(data_of(&f.frames()[2].2), b"one");

@@ -3,6 +3,7 @@
 use crate::metrics::{process, ServerMetrics};
 use crate::zab::{NodeStatus, ServerReport};
 use ensemble_config::{NodeConfig, ServerRole};
+use ensemble_messages::zk::SessionId;
 use ensemble_messages::ServerState;
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -229,7 +230,7 @@ fn report_word(word: &str, r: &ServerReport) -> String {
         "cons" => {
             for c in &r.clients.connections {
                 s.push_str(&format!(
-                    " /{}:0[1](queued=0,recved={},sent={},sid=0x{:x},to={})\n",
+                    " /{}:0[1](queued=0,recved={},sent={},sid={},to={})\n",
                     c.ip, c.received, c.sent, c.session, c.timeout_ms
                 ));
             }
@@ -239,14 +240,14 @@ fn report_word(word: &str, r: &ServerReport) -> String {
             let mut last = None;
             for (session, path) in &r.clients.watches {
                 if last != Some(*session) {
-                    s.push_str(&format!("0x{session:x}\n"));
+                    s.push_str(&format!("{session}\n"));
                     last = Some(*session);
                 }
                 s.push_str(&format!("\t{path}\n"));
             }
         }
         "wchp" => {
-            let mut by_path: Vec<(&String, i64)> =
+            let mut by_path: Vec<(&String, SessionId)> =
                 r.clients.watches.iter().map(|(id, p)| (p, *id)).collect();
             by_path.sort();
             let mut last = None;
@@ -255,7 +256,7 @@ fn report_word(word: &str, r: &ServerReport) -> String {
                     s.push_str(&format!("{path}\n"));
                     last = Some(path);
                 }
-                s.push_str(&format!("\t0x{session:x}\n"));
+                s.push_str(&format!("\t{session}\n"));
             }
         }
         _ => {
@@ -264,14 +265,14 @@ fn report_word(word: &str, r: &ServerReport) -> String {
                 r.sessions.len()
             ));
             for (id, timeout) in &r.sessions {
-                s.push_str(&format!("0x{id:x}\t{timeout}ms\n"));
+                s.push_str(&format!("{id}\t{timeout}ms\n"));
             }
             s.push_str(&format!(
                 "ephemeral nodes dump:\nSessions with Ephemerals ({}):\n",
                 r.ephemerals.len()
             ));
             for (id, paths) in &r.ephemerals {
-                s.push_str(&format!("0x{id:x}:\n"));
+                s.push_str(&format!("{id}:\n"));
                 for p in paths {
                     s.push_str(&format!("\t{p}\n"));
                 }
@@ -541,19 +542,19 @@ mod tests {
             clients: ClientReport {
                 connections: vec![ConnectionInfo {
                     ip: "127.0.0.1".into(),
-                    session: 0x10,
+                    session: SessionId(0x10),
                     timeout_ms: 4000,
                     received: 3,
                     sent: 2,
                 }],
                 watches: vec![
-                    (0x10, "/a".into()),
-                    (0x10, "/b".into()),
-                    (0x11, "/a".into()),
+                    (SessionId(0x10), "/a".into()),
+                    (SessionId(0x10), "/b".into()),
+                    (SessionId(0x11), "/a".into()),
                 ],
             },
-            sessions: vec![(0x10, 4000)],
-            ephemerals: vec![(0x10, vec!["/e".into()])],
+            sessions: vec![(SessionId(0x10), 4000)],
+            ephemerals: vec![(SessionId(0x10), vec!["/e".into()])],
         };
         let mut i = info(&c, &s);
         assert_eq!(render("cons", &i), None, "no report fetched");

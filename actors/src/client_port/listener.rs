@@ -11,6 +11,7 @@ use crate::peer::Fail;
 use crate::zab::{GetPublishedTree, GetReport, GetStatus, QuorumPeerActor, ResetConnectionStats};
 use actix::prelude::*;
 use ensemble_config::NodeConfig;
+use ensemble_messages::zk::ConnectionId;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -38,7 +39,7 @@ pub struct ClientPort {
     metrics: Arc<ServerMetrics>,
     per_ip: Arc<PerIpLimit>,
     load: Arc<Load>,
-    next_conn: u64,
+    last_conn: ConnectionId,
     /// TLS in front of every connection: the secure client port.
     tls: Option<Arc<SecurePort>>,
     /// The threads connections run on, one per core, taken in turn.
@@ -63,7 +64,7 @@ impl ClientPort {
             per_ip: PerIpLimit::new(config.client.max_client_cnxns),
             load: metrics.load(),
             metrics,
-            next_conn: 0,
+            last_conn: ConnectionId(0),
             config,
             tls: None,
             workers: Vec::new(),
@@ -75,9 +76,9 @@ impl ClientPort {
     /// The same port behind TLS (secureClientPort): a connection's TLS handshake comes first,
     /// within the handshake deadline. Connection ids start at `first_conn` so that they do not
     /// collide with the plain port's.
-    pub fn secure(mut self, tls: SecurePort, first_conn: u64) -> Self {
+    pub fn secure(mut self, tls: SecurePort, first_conn: ConnectionId) -> Self {
         self.tls = Some(Arc::new(tls));
-        self.next_conn = first_conn;
+        self.last_conn = first_conn;
         self
     }
 }
@@ -163,8 +164,8 @@ impl StreamHandler<Accepted> for ClientPort {
             load: self.load.clone(),
             published: self.published.clone(),
         };
-        self.next_conn += 1;
-        let conn = self.next_conn;
+        self.last_conn = ConnectionId(self.last_conn.0 + 1);
+        let conn = self.last_conn;
         let tls = self.tls.clone();
         let Some(worker) = self
             .workers
@@ -198,7 +199,7 @@ async fn connection(
     stream: TcpStream,
     slot: IpSlot,
     served: Served,
-    conn: u64,
+    conn: ConnectionId,
     deadline: TokioInstant,
     tls: Option<Arc<SecurePort>>,
 ) {
@@ -239,7 +240,7 @@ impl Served {
         stream: impl IntoHalves,
         peer: (String, Vec<(String, String)>),
         first: [u8; 4],
-        conn: u64,
+        conn: ConnectionId,
         deadline: TokioInstant,
     ) {
         let client = &self.config.client;
@@ -275,7 +276,7 @@ async fn serve(
     ip: String,
     identities: Vec<(String, String)>,
     served: &Served,
-    conn: u64,
+    conn: ConnectionId,
     deadline: TokioInstant,
 ) -> std::io::Result<()> {
     let mut word = [0u8; 4];

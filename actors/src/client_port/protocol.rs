@@ -4,6 +4,7 @@ use super::direct::SessionShare;
 use super::limits::Flow;
 use actix::Message;
 use ensemble_messages::jute::ConnectRequest;
+use ensemble_messages::zk::{ConnectionId, OpCode, UnknownOpCode};
 use std::sync::Arc;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
@@ -64,7 +65,7 @@ impl ClientSink {
 #[rtype(result = "()")]
 pub struct ClientConnect {
     /// Connection id, unique on this server.
-    pub conn: u64,
+    pub conn: ConnectionId,
     /// The handshake record.
     pub request: ConnectRequest,
     /// The client asked for read-only service.
@@ -83,11 +84,11 @@ pub struct ClientConnect {
 #[rtype(result = "()")]
 pub struct ClientPacket {
     /// Connection id.
-    pub conn: u64,
+    pub conn: ConnectionId,
     /// Request xid.
     pub xid: i32,
-    /// Op code.
-    pub op: i32,
+    /// Op code; an unknown one is answered Unimplemented in the connection's order.
+    pub op: Result<OpCode, UnknownOpCode>,
     /// The request record after the header.
     pub body: Vec<u8>,
 }
@@ -97,7 +98,7 @@ pub struct ClientPacket {
 #[rtype(result = "()")]
 pub struct ClientGone {
     /// Connection id.
-    pub conn: u64,
+    pub conn: ConnectionId,
 }
 
 impl ClientSink {

@@ -5,14 +5,14 @@ use super::service::to_stat;
 use crate::data_tree::{masked, permits, AclEntry, DataTree, PermissionMemo, Znode};
 use crate::sessions::WatchKind;
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{err, op, perm};
+use ensemble_messages::zk::{perm, OpCode, SessionId, ZkError, OK};
 
-/// The answer to a tree read: its error code, its body (empty on error) and the watches it
+/// The answer to a tree read: its outcome, its body (empty on error) and the watches it
 /// asks to set, which the caller registers against the same tree version.
 #[derive(Debug, PartialEq, Eq)]
 pub struct ReadAnswer {
-    /// `err::OK` or the read's error.
-    pub err: i32,
+    /// Success or the read's error.
+    pub outcome: Result<(), ZkError>,
     /// The reply record after the header.
     pub body: Vec<u8>,
     /// Watches to register for the calling session.
@@ -22,15 +22,15 @@ pub struct ReadAnswer {
 impl ReadAnswer {
     fn ok(body: Vec<u8>) -> Self {
         ReadAnswer {
-            err: err::OK,
+            outcome: Ok(()),
             body,
             watches: Vec::new(),
         }
     }
 
-    fn fail(err: i32) -> Self {
+    fn fail(err: ZkError) -> Self {
         ReadAnswer {
-            err,
+            outcome: Err(err),
             body: Vec::new(),
             watches: Vec::new(),
         }
@@ -45,17 +45,17 @@ impl ReadAnswer {
 }
 
 /// Whether `code` is a read [`tree_read`] answers.
-pub fn is_tree_read(code: i32) -> bool {
+pub fn is_tree_read(code: OpCode) -> bool {
     matches!(
         code,
-        op::EXISTS
-            | op::GET_DATA
-            | op::GET_CHILDREN
-            | op::GET_CHILDREN2
-            | op::GET_ACL
-            | op::GET_EPHEMERALS
-            | op::GET_ALL_CHILDREN_NUMBER
-            | op::MULTI_READ
+        OpCode::Exists
+            | OpCode::GetData
+            | OpCode::GetChildren
+            | OpCode::GetChildren2
+            | OpCode::GetAcl
+            | OpCode::GetEphemerals
+            | OpCode::GetAllChildrenNumber
+            | OpCode::MultiRead
     )
 }
 
@@ -63,28 +63,30 @@ pub fn is_tree_read(code: i32) -> bool {
 /// multiRead from `tree` for `session` holding `auth`; None when `code` is none of them.
 pub fn tree_read(
     tree: &DataTree,
-    session: i64,
+    session: SessionId,
     auth: &[(String, String)],
-    code: i32,
+    code: OpCode,
     body: &[u8],
 ) -> Option<ReadAnswer> {
     let answer = match code {
-        op::EXISTS => parsed(PathWatchRequest::from_bytes(body), |r| exists(tree, r)),
-        op::GET_DATA => parsed(PathWatchRequest::from_bytes(body), |r| {
+        OpCode::Exists => parsed(PathWatchRequest::from_bytes(body), |r| exists(tree, r)),
+        OpCode::GetData => parsed(PathWatchRequest::from_bytes(body), |r| {
             get_data(tree, auth, r)
         }),
-        op::GET_CHILDREN | op::GET_CHILDREN2 => parsed(PathWatchRequest::from_bytes(body), |r| {
-            get_children(tree, auth, r, code == op::GET_CHILDREN2)
-        }),
-        op::GET_ACL => parsed(PathRequest::from_bytes(body), |r| get_acl(tree, auth, r)),
-        op::GET_EPHEMERALS => parsed(PathRequest::from_bytes(body), |r| {
+        OpCode::GetChildren | OpCode::GetChildren2 => {
+            parsed(PathWatchRequest::from_bytes(body), |r| {
+                get_children(tree, auth, r, code == OpCode::GetChildren2)
+            })
+        }
+        OpCode::GetAcl => parsed(PathRequest::from_bytes(body), |r| get_acl(tree, auth, r)),
+        OpCode::GetEphemerals => parsed(PathRequest::from_bytes(body), |r| {
             let children = tree.ephemerals_with_prefix(session, &r.path);
             ReadAnswer::ok(GetChildrenResponse { children }.to_bytes())
         }),
-        op::GET_ALL_CHILDREN_NUMBER => parsed(PathRequest::from_bytes(body), |r| {
+        OpCode::GetAllChildrenNumber => parsed(PathRequest::from_bytes(body), |r| {
             all_children_number(tree, auth, r)
         }),
-        op::MULTI_READ => multi_read(tree, auth, body),
+        OpCode::MultiRead => multi_read(tree, auth, body),
         _ => return None,
     };
     Some(answer)
@@ -92,7 +94,7 @@ pub fn tree_read(
 
 /// MarshallingError when the request record does not decode.
 fn parsed<T, E>(r: Result<T, E>, f: impl FnOnce(T) -> ReadAnswer) -> ReadAnswer {
-    r.map_or_else(|_| ReadAnswer::fail(err::MARSHALLING_ERROR), f)
+    r.map_or_else(|_| ReadAnswer::fail(ZkError::MarshallingError), f)
 }
 
 /// Whether `auth` may read `path` (a missing znode is for the read itself to report).
@@ -108,7 +110,7 @@ fn exists(tree: &DataTree, r: PathWatchRequest) -> ReadAnswer {
             WatchKind::Data,
             &r.path,
         ),
-        None => ReadAnswer::fail(err::NO_NODE).watching(r.watch, WatchKind::Exist, &r.path),
+        None => ReadAnswer::fail(ZkError::NoNode).watching(r.watch, WatchKind::Exist, &r.path),
     }
 }
 
@@ -119,7 +121,7 @@ fn wire_data(n: &Znode) -> NullableBuffer {
 
 fn get_data(tree: &DataTree, auth: &[(String, String)], r: PathWatchRequest) -> ReadAnswer {
     if !can_read(tree, auth, &r.path) {
-        return ReadAnswer::fail(err::NO_AUTH);
+        return ReadAnswer::fail(ZkError::NoAuth);
     }
     match (tree.get(&r.path), tree.stat(&r.path)) {
         (Some(n), Some(s)) => ReadAnswer::ok(
@@ -130,7 +132,7 @@ fn get_data(tree: &DataTree, auth: &[(String, String)], r: PathWatchRequest) -> 
             .to_bytes(),
         )
         .watching(r.watch, WatchKind::Data, &r.path),
-        _ => ReadAnswer::fail(err::NO_NODE),
+        _ => ReadAnswer::fail(ZkError::NoNode),
     }
 }
 
@@ -141,7 +143,7 @@ fn get_children(
     with_stat: bool,
 ) -> ReadAnswer {
     if !can_read(tree, auth, &r.path) {
-        return ReadAnswer::fail(err::NO_AUTH);
+        return ReadAnswer::fail(ZkError::NoAuth);
     }
     match (tree.children(&r.path), tree.stat(&r.path)) {
         (Some(children), Some(s)) => {
@@ -156,7 +158,7 @@ fn get_children(
             };
             ReadAnswer::ok(body).watching(r.watch, WatchKind::Child, &r.path)
         }
-        _ => ReadAnswer::fail(err::NO_NODE),
+        _ => ReadAnswer::fail(ZkError::NoNode),
     }
 }
 
@@ -170,18 +172,18 @@ fn get_acl(tree: &DataTree, auth: &[(String, String)], r: PathRequest) -> ReadAn
                 }
                 .to_bytes(),
             ),
-            None => ReadAnswer::fail(err::NO_AUTH),
+            None => ReadAnswer::fail(ZkError::NoAuth),
         },
-        _ => ReadAnswer::fail(err::NO_NODE),
+        _ => ReadAnswer::fail(ZkError::NoNode),
     }
 }
 
 fn all_children_number(tree: &DataTree, auth: &[(String, String)], r: PathRequest) -> ReadAnswer {
     if !can_read(tree, auth, &r.path) {
-        return ReadAnswer::fail(err::NO_AUTH);
+        return ReadAnswer::fail(ZkError::NoAuth);
     }
     match tree.get(&r.path) {
-        None => ReadAnswer::fail(err::NO_NODE),
+        None => ReadAnswer::fail(ZkError::NoNode),
         Some(_) => ReadAnswer::ok(
             IntResponse {
                 number: i32::try_from(tree.descendant_count(&r.path)).unwrap_or(i32::MAX),
@@ -201,24 +203,24 @@ fn multi_read(tree: &DataTree, auth: &[(String, String)], body: &[u8]) -> ReadAn
     let mut memo = PermissionMemo::default();
     loop {
         let Ok(h) = MultiHeader::read(&mut r, "multiRead header") else {
-            return ReadAnswer::fail(err::MARSHALLING_ERROR);
+            return ReadAnswer::fail(ZkError::MarshallingError);
         };
         if h.done {
             break;
         }
         let Ok(req) = PathWatchRequest::read(&mut r, "multiRead op") else {
-            return ReadAnswer::fail(err::MARSHALLING_ERROR);
+            return ReadAnswer::fail(ZkError::MarshallingError);
         };
         let readable = tree
             .get(&req.path)
             .map(|n| memo.permits(&n.acl, perm::READ, auth));
-        match (h.op, readable, tree.stat(&req.path)) {
-            (_, Some(false), _) => sub_error(&mut w, err::NO_AUTH),
-            (op::GET_DATA, Some(true), Some(s)) => {
+        match (OpCode::known(h.op), readable, tree.stat(&req.path)) {
+            (_, Some(false), _) => sub_error(&mut w, ZkError::NoAuth),
+            (Some(OpCode::GetData), Some(true), Some(s)) => {
                 if req.watch {
                     watches.push((WatchKind::Data, req.path.clone()));
                 }
-                sub_header(&mut w, op::GET_DATA);
+                sub_header(&mut w, OpCode::GetData);
                 let data = tree.get(&req.path).map(wire_data);
                 GetDataResponse {
                     data: data.unwrap_or_default(),
@@ -226,50 +228,47 @@ fn multi_read(tree: &DataTree, auth: &[(String, String)], body: &[u8]) -> ReadAn
                 }
                 .write(&mut w);
             }
-            (op::GET_CHILDREN, Some(true), Some(_)) => {
+            (Some(OpCode::GetChildren), Some(true), Some(_)) => {
                 if req.watch {
                     watches.push((WatchKind::Child, req.path.clone()));
                 }
-                sub_header(&mut w, op::GET_CHILDREN);
+                sub_header(&mut w, OpCode::GetChildren);
                 GetChildrenResponse {
                     children: tree.children(&req.path).unwrap_or_default(),
                 }
                 .write(&mut w);
             }
-            (op::GET_DATA | op::GET_CHILDREN, _, _) => sub_error(&mut w, err::NO_NODE),
-            _ => return ReadAnswer::fail(err::MARSHALLING_ERROR),
+            (Some(OpCode::GetData | OpCode::GetChildren), _, _) => {
+                sub_error(&mut w, ZkError::NoNode)
+            }
+            _ => return ReadAnswer::fail(ZkError::MarshallingError),
         }
     }
-    MultiHeader {
-        op: -1,
-        done: true,
-        err: -1,
-    }
-    .write(&mut w);
+    MultiHeader::END.write(&mut w);
     ReadAnswer {
-        err: err::OK,
+        outcome: Ok(()),
         body: w.bytes,
         watches,
     }
 }
 
-fn sub_header(w: &mut JuteWriter, code: i32) {
+fn sub_header(w: &mut JuteWriter, code: OpCode) {
     MultiHeader {
-        op: code,
+        op: code.code(),
         done: false,
-        err: err::OK,
+        err: OK,
     }
     .write(w);
 }
 
-fn sub_error(w: &mut JuteWriter, e: i32) {
+fn sub_error(w: &mut JuteWriter, e: ZkError) {
     MultiHeader {
-        op: op::ERROR,
+        op: OpCode::Error.code(),
         done: false,
-        err: e,
+        err: e.code(),
     }
     .write(w);
-    ErrorResponse { err: e }.write(w);
+    ErrorResponse { err: e.code() }.write(w);
 }
 
 fn from_acl(acl: &[AclEntry]) -> Vec<Acl> {

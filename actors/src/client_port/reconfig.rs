@@ -6,7 +6,7 @@ use crate::data_tree::{config_node, permits, DataTree, TreeOp};
 use crate::zab::membership::{next_servers, server_lines};
 use ensemble_config::dynamic::Membership;
 use ensemble_messages::jute::{Jute, ReconfigRequest};
-use ensemble_messages::zk::{err, op, perm};
+use ensemble_messages::zk::{perm, OpCode, ZkError};
 
 /// The txn a reconfig request asks for, or ZooKeeper's error, checked in ZooKeeper 3.8's
 /// order: ReconfigDisabled when the server does not serve reconfig, BadVersion when
@@ -17,19 +17,19 @@ pub(super) fn reconfig_request(
     tree: &DataTree,
     auth: &[(String, String)],
     enabled: bool,
-) -> Result<WriteRequest, i32> {
+) -> Result<WriteRequest, ZkError> {
     if !enabled {
-        return Err(err::RECONFIG_DISABLED);
+        return Err(ZkError::ReconfigDisabled);
     }
-    let r = ReconfigRequest::from_bytes(body).map_err(|_| err::MARSHALLING_ERROR)?;
-    let node = tree.get(config_node::PATH).ok_or(err::NO_NODE)?;
+    let r = ReconfigRequest::from_bytes(body).map_err(|_| ZkError::MarshallingError)?;
+    let node = tree.get(config_node::PATH).ok_or(ZkError::NoNode)?;
     let current = std::str::from_utf8(node.data())
         .ok()
         .and_then(|t| Membership::parse(t).ok())
-        .ok_or(err::RUNTIME_INCONSISTENCY)?;
+        .ok_or(ZkError::RuntimeInconsistency)?;
     let explicit = r.cur_config_id != -1;
     if explicit && u64::try_from(r.cur_config_id).ok() != Some(current.version) {
-        return Err(err::BAD_VERSION);
+        return Err(ZkError::BadVersion);
     }
     let servers = next_servers(
         &current.servers,
@@ -40,10 +40,10 @@ pub(super) fn reconfig_request(
     // ZooKeeper 3.8 checks the caller last, so a bad request is BadVersion or BadArguments
     // whoever asks.
     if !permits(&node.acl, perm::WRITE, auth) {
-        return Err(err::NO_AUTH);
+        return Err(ZkError::NoAuth);
     }
     Ok(WriteRequest {
-        code: op::RECONFIG,
+        code: OpCode::Reconfig,
         op: TreeOp::Reconfig {
             servers: server_lines(&servers),
             expected_version: current.version,

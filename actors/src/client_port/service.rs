@@ -13,7 +13,10 @@ use crate::data_tree::{
 use crate::metrics::ServerMetrics;
 use crate::sessions::{first_session_id, kinds_of_type, password_matches, WatchKind, WatchManager};
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{err, event, op, perm, state, xid, CONTAINER_OWNER};
+use ensemble_messages::zk::{
+    perm, xid, AddWatchMode, ConnectionId, EventType, KeeperState, OpCode, SessionId,
+    UnknownOpCode, WatcherType, ZkError, CONTAINER_OWNER,
+};
 use ensemble_messages::{Sid, Txn, Zxid};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -41,13 +44,13 @@ enum Queued {
     Read {
         since: Instant,
         xid: i32,
-        op: i32,
+        op: Result<OpCode, UnknownOpCode>,
         body: Vec<u8>,
     },
 }
 
 struct Conn {
-    session: i64,
+    session: SessionId,
     ip: String,
     timeout_ms: i32,
     received: u64,
@@ -61,7 +64,7 @@ struct Conn {
 
 impl Conn {
     /// A connection of `session` whose handshake `c` was accepted.
-    fn new(session: i64, c: ClientConnect, timeout_ms: i32, read_only: bool) -> Self {
+    fn new(session: SessionId, c: ClientConnect, timeout_ms: i32, read_only: bool) -> Self {
         let mut auth = vec![("ip".to_string(), c.ip.clone())];
         auth.extend(c.identities);
         Conn {
@@ -80,26 +83,26 @@ impl Conn {
 
 enum Pending {
     Connect {
-        conn: u64,
+        conn: ConnectionId,
         timeout_ms: i32,
         password: SessionPassword,
     },
     Write {
-        conn: u64,
+        conn: ConnectionId,
         xid: i32,
         request: WriteRequest,
     },
     /// A reconnected session moving here; it has no reply of its own.
-    Move { conn: u64 },
+    Move { conn: ConnectionId },
     /// A reconnect naming a session this server did not know, waiting for a no-op txn.
     Revalidate(ClientConnect),
 }
 
 /// A parsed write: the tree op, the op codes of a multi's sub-ops, and the path (for sync).
 pub(super) struct WriteRequest {
-    pub(super) code: i32,
+    pub(super) code: OpCode,
     pub(super) op: TreeOp,
-    pub(super) sub_ops: Vec<i32>,
+    pub(super) sub_ops: Vec<OpCode>,
     pub(super) path: String,
 }
 
@@ -109,7 +112,7 @@ pub struct ConnectionInfo {
     /// Client address.
     pub ip: String,
     /// Its session.
-    pub session: i64,
+    pub session: SessionId,
     /// Negotiated timeout in ms.
     pub timeout_ms: i32,
     /// Requests received since the last reset.
@@ -124,7 +127,7 @@ pub struct ClientReport {
     /// Open connections, by session.
     pub connections: Vec<ConnectionInfo>,
     /// Watches as (session, path).
-    pub watches: Vec<(i64, String)>,
+    pub watches: Vec<(SessionId, String)>,
 }
 
 /// Session timeout bounds, the payload limit and read-only mode.
@@ -152,19 +155,20 @@ pub struct ServiceSettings {
 pub struct ClientService {
     sid: Sid,
     limits: ServiceSettings,
-    conns: HashMap<u64, Conn>,
-    by_session: HashMap<i64, u64>,
+    conns: HashMap<ConnectionId, Conn>,
+    by_session: HashMap<SessionId, ConnectionId>,
     pending: HashMap<u64, Pending>,
     watches: WatchManager,
-    next_session: i64,
+    next_session: SessionId,
     /// Sessions with client activity here since the last report to the tracker.
-    touched: HashSet<i64>,
+    touched: HashSet<SessionId>,
     /// Packet counts and request latencies.
     metrics: Arc<ServerMetrics>,
 }
 
 /// A reply frame: the header, then `body`.
-pub(super) fn frame(xid: i32, zxid: i64, err: i32, body: &[u8]) -> Vec<u8> {
+pub(super) fn frame(xid: i32, zxid: i64, outcome: Result<(), ZkError>, body: &[u8]) -> Vec<u8> {
+    let err = ZkError::to_wire(outcome);
     let mut out = ReplyHeader { xid, zxid, err }.to_bytes();
     out.extend_from_slice(body);
     out
@@ -258,7 +262,7 @@ impl ClientService {
     }
 
     /// Sends a frame that answers no request: a handshake reply or a notification.
-    fn send(&mut self, conn: u64, frame: Vec<u8>) {
+    fn send(&mut self, conn: ConnectionId, frame: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&conn) {
             self.metrics.sent();
             c.sent += 1;
@@ -267,12 +271,18 @@ impl ClientService {
     }
 
     /// Sends the reply to one of the connection's requests.
-    fn answer(&mut self, conn: u64, frame: Vec<u8>) {
+    fn answer(&mut self, conn: ConnectionId, frame: Vec<u8>) {
         if let Some(c) = self.conns.get_mut(&conn) {
             self.metrics.sent();
             c.sent += 1;
             c.sink.reply(frame);
         }
+    }
+
+    /// A session id no server hands out twice: the next of this server's.
+    fn new_session_id(&mut self) -> SessionId {
+        self.next_session = SessionId(self.next_session.0 + 1);
+        self.next_session
     }
 
     /// What the `cons`, `wchc` and `wchp` words show.
@@ -337,14 +347,13 @@ impl ClientService {
             .request
             .time_out
             .clamp(self.limits.min_ms, self.limits.max_ms);
-        let session = c.request.session_id;
+        let session = SessionId(c.request.session_id);
         if read_only {
             self.connect_read_only(c, timeout, tree, host);
             return;
         }
-        if session == 0 {
-            self.next_session += 1;
-            let id = self.next_session;
+        if session == SessionId::NONE {
+            let id = self.new_session_id();
             let conn = c.conn;
             let password = host.random_password();
             let txn = TreeTxn {
@@ -425,7 +434,7 @@ impl ClientService {
     /// A no-op txn orders the answer after every commit before it; ZooKeeper asks its leader.
     fn revalidate(&mut self, c: ClientConnect, host: &mut impl Host) {
         let rid = host.submit(TreeTxn {
-            session_id: 0,
+            session_id: SessionId::NONE,
             time_ms: host.now_ms(),
             auth: Vec::new(),
             op: TreeOp::Check {
@@ -445,10 +454,9 @@ impl ClientService {
         tree: &DataTree,
         host: &mut impl Host,
     ) {
-        let mut session = c.request.session_id;
-        let password = if session == 0 {
-            self.next_session += 1;
-            session = self.next_session;
+        let mut session = SessionId(c.request.session_id);
+        let password = if session == SessionId::NONE {
+            session = self.new_session_id();
             host.random_password()
         } else if let Some(password) = reconnectable(tree, &c) {
             password
@@ -465,7 +473,7 @@ impl ClientService {
     /// told the session was accepted.
     fn take_over(
         &mut self,
-        session: i64,
+        session: SessionId,
         c: &ClientConnect,
         timeout: i32,
         read_only: bool,
@@ -484,7 +492,7 @@ impl ClientService {
     /// clients move to a server that still serves; joining it ends the read-only ones, so
     /// their clients come back read-write.
     pub fn serving_changed(&mut self, serving: bool) {
-        let ending: Vec<u64> = self
+        let ending: Vec<ConnectionId> = self
             .conns
             .iter()
             .filter(|(_, c)| !serving || c.read_only)
@@ -496,7 +504,7 @@ impl ClientService {
     }
 
     /// Ends a connection from this side.
-    fn close(&mut self, conn: u64) {
+    fn close(&mut self, conn: ConnectionId) {
         if let Some(c) = self.conns.get(&conn) {
             c.sink.close();
         }
@@ -504,7 +512,7 @@ impl ClientService {
     }
 
     /// The connection closed (the session lives on until it expires or is closed).
-    pub fn gone(&mut self, conn: u64) {
+    pub fn gone(&mut self, conn: ConnectionId) {
         if let Some(c) = self.conns.remove(&conn) {
             if self.by_session.get(&c.session) == Some(&conn) {
                 self.by_session.remove(&c.session);
@@ -521,13 +529,14 @@ impl ClientService {
             return;
         };
         let parsed = match p.op {
-            op::RECONFIG => Some(super::reconfig::reconfig_request(
+            Ok(OpCode::Reconfig) => Some(super::reconfig::reconfig_request(
                 &p.body,
                 tree,
                 &conn.auth,
                 self.limits.reconfig_enabled,
             )),
-            _ => write_op(p.op, &p.body, self.limits.max_buffer),
+            Ok(code) => write_op(code, &p.body, self.limits.max_buffer),
+            Err(_) => None,
         };
         conn.received += 1;
         let session = conn.session;
@@ -539,13 +548,18 @@ impl ClientService {
         };
         self.touched.insert(session);
         if conn.read_only && parsed.is_some() {
-            if p.op == op::CLOSE_SESSION {
-                let reply = frame(p.xid, tree.last_applied().0 as i64, err::OK, &[]);
+            if p.op == Ok(OpCode::CloseSession) {
+                let reply = frame(p.xid, tree.last_applied().0 as i64, Ok(()), &[]);
                 self.enqueue_ready(p.conn, reply, tree);
                 self.close(p.conn);
                 return;
             }
-            let reply = frame(p.xid, tree.last_applied().0 as i64, err::NOT_READ_ONLY, &[]);
+            let reply = frame(
+                p.xid,
+                tree.last_applied().0 as i64,
+                Err(ZkError::NotReadOnly),
+                &[],
+            );
             self.enqueue_ready(p.conn, reply, tree);
             return;
         }
@@ -588,8 +602,8 @@ impl ClientService {
                         },
                     );
                 }
-                Err(code) => {
-                    let reply = frame(p.xid, tree.last_applied().0 as i64, code, &[]);
+                Err(e) => {
+                    let reply = frame(p.xid, tree.last_applied().0 as i64, Err(e), &[]);
                     self.enqueue_ready(p.conn, reply, tree);
                 }
             }
@@ -609,7 +623,7 @@ impl ClientService {
     }
 
     /// Queues the reply to a write that needs no txn (refused, or closing a read-only session).
-    fn enqueue_ready(&mut self, conn: u64, reply: Vec<u8>, tree: &DataTree) {
+    fn enqueue_ready(&mut self, conn: ConnectionId, reply: Vec<u8>, tree: &DataTree) {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.queue.push_back(Queued::Write {
                 request_id: 0,
@@ -621,7 +635,7 @@ impl ClientService {
     }
 
     /// Answers queued requests in order, up to the first write still pending.
-    fn drain(&mut self, conn: u64, tree: &DataTree) {
+    fn drain(&mut self, conn: ConnectionId, tree: &DataTree) {
         loop {
             let Some(c) = self.conns.get_mut(&conn) else {
                 return;
@@ -670,64 +684,74 @@ impl ClientService {
     #[allow(clippy::too_many_arguments)]
     fn read(
         &mut self,
-        conn: u64,
-        session: i64,
+        conn: ConnectionId,
+        session: SessionId,
         auth: &[(String, String)],
         xid: i32,
-        code: i32,
+        code: Result<OpCode, UnknownOpCode>,
         body: &[u8],
         tree: &DataTree,
     ) -> Vec<u8> {
         let zxid = tree.last_applied().0 as i64;
-        let ok = |b: Vec<u8>| frame(xid, zxid, err::OK, &b);
-        let fail = |e: i32| frame(xid, zxid, e, &[]);
+        let ok = |b: Vec<u8>| frame(xid, zxid, Ok(()), &b);
+        let fail = |e: ZkError| frame(xid, zxid, Err(e), &[]);
+        let code = match code {
+            Ok(code) => code,
+            Err(unknown) => {
+                // As ZooKeeper, whose UnimplementedRequestProcessor answers these.
+                tracing::debug!(%session, "{unknown}: answering Unimplemented");
+                return fail(ZkError::Unimplemented);
+            }
+        };
         if let Some(a) = tree_read(tree, session, auth, code, body) {
             for (kind, path) in &a.watches {
                 self.watches.add(*kind, path, session);
             }
-            return frame(xid, zxid, a.err, &a.body);
+            return frame(xid, zxid, a.outcome, &a.body);
         }
         match code {
-            op::PING => frame(xid::PING, zxid, err::OK, &[]),
-            op::AUTH => match AuthPacket::from_bytes(body) {
+            OpCode::Ping => frame(xid::PING, zxid, Ok(()), &[]),
+            OpCode::Auth => match AuthPacket::from_bytes(body) {
                 Ok(a) if a.scheme == "digest" => {
                     let ids = self.digest_identities(&String::from_utf8_lossy(&a.auth.0));
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.auth.extend(ids);
                     }
-                    frame(xid::AUTH, zxid, err::OK, &[])
+                    frame(xid::AUTH, zxid, Ok(()), &[])
                 }
-                _ => frame(xid::AUTH, zxid, err::AUTH_FAILED, &[]),
+                _ => frame(xid::AUTH, zxid, Err(ZkError::AuthFailed), &[]),
             },
-            op::ADD_WATCH => match AddWatchRequest::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
+            OpCode::AddWatch => match AddWatchRequest::from_bytes(body) {
+                Err(_) => fail(ZkError::MarshallingError),
                 Ok(r) => {
-                    let kind = if r.mode == 1 {
-                        WatchKind::PersistentRecursive
-                    } else {
-                        WatchKind::Persistent
+                    let kind = match AddWatchMode::known(r.mode) {
+                        Some(AddWatchMode::PersistentRecursive) => WatchKind::PersistentRecursive,
+                        _ => WatchKind::Persistent,
                     };
                     self.watches.add(kind, &r.path, session);
                     ok(Vec::new())
                 }
             },
-            op::CHECK_WATCHES | op::REMOVE_WATCHES => match WatchesRequest::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
-                Ok(r) => {
-                    let kinds = kinds_of_type(r.watcher_type);
-                    let found = if code == op::CHECK_WATCHES {
-                        self.watches.has(kinds, &r.path, session)
-                    } else {
-                        self.watches.remove(kinds, &r.path, session)
-                    };
-                    if found {
-                        ok(Vec::new())
-                    } else {
-                        fail(err::NO_WATCHER)
+            OpCode::CheckWatches | OpCode::RemoveWatches => {
+                match WatchesRequest::from_bytes(body) {
+                    Err(_) => fail(ZkError::MarshallingError),
+                    Ok(r) => {
+                        let kinds =
+                            WatcherType::known(r.watcher_type).map_or(&[][..], kinds_of_type);
+                        let found = if code == OpCode::CheckWatches {
+                            self.watches.has(kinds, &r.path, session)
+                        } else {
+                            self.watches.remove(kinds, &r.path, session)
+                        };
+                        if found {
+                            ok(Vec::new())
+                        } else {
+                            fail(ZkError::NoWatcher)
+                        }
                     }
                 }
-            },
-            op::WHO_AM_I => ok(WhoAmIResponse {
+            }
+            OpCode::WhoAmI => ok(WhoAmIResponse {
                 client_info: auth
                     .iter()
                     .map(|(scheme, id)| ClientInfo {
@@ -741,15 +765,15 @@ impl ClientService {
                     .collect(),
             }
             .to_bytes()),
-            op::SET_WATCHES => match SetWatches::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
+            OpCode::SetWatches => match SetWatches::from_bytes(body) {
+                Err(_) => fail(ZkError::MarshallingError),
                 Ok(w) => {
                     self.set_watches(conn, session, &w, tree);
-                    frame(xid::SET_WATCHES, zxid, err::OK, &[])
+                    frame(xid::SET_WATCHES, zxid, Ok(()), &[])
                 }
             },
-            op::SET_WATCHES2 => match SetWatches2::from_bytes(body) {
-                Err(_) => fail(err::MARSHALLING_ERROR),
+            OpCode::SetWatches2 => match SetWatches2::from_bytes(body) {
+                Err(_) => fail(ZkError::MarshallingError),
                 Ok(w) => {
                     let one_shot = SetWatches {
                         relative_zxid: w.relative_zxid,
@@ -764,34 +788,40 @@ impl ClientService {
                     for p in &w.persistent_recursive_watches {
                         self.watches.add(WatchKind::PersistentRecursive, p, session);
                     }
-                    frame(xid::SET_WATCHES, zxid, err::OK, &[])
+                    frame(xid::SET_WATCHES, zxid, Ok(()), &[])
                 }
             },
-            _ => fail(err::UNIMPLEMENTED),
+            _ => fail(ZkError::Unimplemented),
         }
     }
 
     /// Re-arms watches after a reconnect, firing those whose change the client missed.
-    fn set_watches(&mut self, conn: u64, session: i64, w: &SetWatches, tree: &DataTree) {
+    fn set_watches(
+        &mut self,
+        conn: ConnectionId,
+        session: SessionId,
+        w: &SetWatches,
+        tree: &DataTree,
+    ) {
         let rel = w.relative_zxid;
         let mut fire = Vec::new();
         for p in &w.data_watches {
             match tree.stat(p) {
-                None => fire.push((event::NODE_DELETED, p.clone())),
-                Some(s) if s.mzxid > rel => fire.push((event::NODE_DATA_CHANGED, p.clone())),
+                None => fire.push((EventType::NodeDeleted, p.clone())),
+                Some(s) if s.mzxid > rel => fire.push((EventType::NodeDataChanged, p.clone())),
                 Some(_) => self.watches.add(WatchKind::Data, p, session),
             }
         }
         for p in &w.exist_watches {
             match tree.stat(p) {
-                Some(_) => fire.push((event::NODE_CREATED, p.clone())),
+                Some(_) => fire.push((EventType::NodeCreated, p.clone())),
                 None => self.watches.add(WatchKind::Exist, p, session),
             }
         }
         for p in &w.child_watches {
             match tree.stat(p) {
-                None => fire.push((event::NODE_DELETED, p.clone())),
-                Some(s) if s.pzxid > rel => fire.push((event::NODE_CHILDREN_CHANGED, p.clone())),
+                None => fire.push((EventType::NodeDeleted, p.clone())),
+                Some(s) if s.pzxid > rel => fire.push((EventType::NodeChildrenChanged, p.clone())),
                 Some(_) => self.watches.add(WatchKind::Child, p, session),
             }
         }
@@ -815,7 +845,7 @@ impl ClientService {
     }
 
     /// Sessions with client activity here since the last call.
-    pub fn take_touched(&mut self) -> Vec<i64> {
+    pub fn take_touched(&mut self) -> Vec<SessionId> {
         for c in self.conns.values() {
             if c.sink.share().take_touched() {
                 self.touched.insert(c.session);
@@ -848,9 +878,9 @@ impl ClientService {
         }
         // A multi's changes often share an ACL (every child event of one parent): each session
         // reads each ACL once.
-        let mut memos: HashMap<i64, PermissionMemo> = HashMap::new();
+        let mut memos: HashMap<SessionId, PermissionMemo> = HashMap::new();
         for t in &applied.triggers {
-            let may_read = |session: i64| {
+            let may_read = |session: SessionId| {
                 self.by_session
                     .get(&session)
                     .and_then(|c| self.conns.get(c))
@@ -946,22 +976,22 @@ impl ClientService {
             }
             Pending::Write { conn, xid, request } => {
                 let code = request.code;
-                let moved = matches!(outcome, Ok((_, OpResult::Error(err::SESSION_MOVED))));
+                let moved = matches!(outcome, Ok((_, OpResult::Error(ZkError::SessionMoved))));
                 let reply = match outcome {
                     Err(why) => {
-                        let code = (code == op::RECONFIG)
+                        let code = (code == OpCode::Reconfig)
                             .then(|| crate::zab::membership::refusal_code(&why))
                             .flatten()
-                            .unwrap_or(err::CONNECTION_LOSS);
-                        frame(xid, tree.last_applied().0 as i64, code, &[])
+                            .unwrap_or(ZkError::ConnectionLoss);
+                        frame(xid, tree.last_applied().0 as i64, Err(code), &[])
                     }
-                    Ok((zxid, OpResult::DataSet { stat })) if code == op::RECONFIG => {
+                    Ok((zxid, OpResult::DataSet { stat })) if code == OpCode::Reconfig => {
                         let data = tree.config().0;
                         let reply = GetDataResponse {
                             data: NullableBuffer::bytes(data),
                             stat: to_stat(&stat),
                         };
-                        frame(xid, zxid.0 as i64, err::OK, &reply.to_bytes())
+                        frame(xid, zxid.0 as i64, Ok(()), &reply.to_bytes())
                     }
                     Ok((zxid, result)) => write_reply(xid, zxid.0 as i64, &request, &result),
                 };
@@ -982,7 +1012,7 @@ impl ClientService {
                 }
                 // After closing its session, or finding it moved to another server (ZooKeeper
                 // treats SessionMoved as a connection-level error), the connection ends.
-                if code == op::CLOSE_SESSION || moved {
+                if code == OpCode::CloseSession || moved {
                     self.drain(conn, tree);
                     self.close(conn);
                     return;
@@ -993,19 +1023,19 @@ impl ClientService {
     }
 }
 
-fn event_frame(event_type: i32, path: &str) -> Vec<u8> {
+fn event_frame(event_type: EventType, path: &str) -> Vec<u8> {
     let body = WatcherEvent {
-        event_type,
-        state: state::SYNC_CONNECTED,
+        event_type: event_type.code(),
+        state: KeeperState::SyncConnected.code(),
         path: path.to_string(),
     }
     .to_bytes();
-    frame(xid::WATCH_EVENT, -1, err::OK, &body)
+    frame(xid::WATCH_EVENT, -1, Ok(()), &body)
 }
 
 /// The password of the live session a reconnecting client names, if it gave that password.
 fn reconnectable(tree: &DataTree, c: &ClientConnect) -> Option<SessionPassword> {
-    tree.session_password(c.request.session_id)
+    tree.session_password(SessionId(c.request.session_id))
         .filter(|p| password_matches(&c.request.passwd.0, p))
         .copied()
 }
@@ -1022,7 +1052,7 @@ fn refuse_expired(c: &ClientConnect) {
 
 /// The handshake reply of an accepted session.
 fn accepted(
-    session: i64,
+    session: SessionId,
     timeout_ms: i32,
     read_only: bool,
     password: SessionPassword,
@@ -1030,14 +1060,14 @@ fn accepted(
     ConnectResponse {
         protocol_version: 0,
         time_out: timeout_ms,
-        session_id: session,
+        session_id: session.0,
         passwd: Buffer(password.to_vec()),
         read_only,
     }
 }
 
 /// Parses a write request; `None` when `code` is not a write.
-fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteRequest, i32>> {
+fn write_op(code: OpCode, body: &[u8], max_buffer: usize) -> Option<Result<WriteRequest, ZkError>> {
     let plain = |op: TreeOp, path: String| WriteRequest {
         code,
         op,
@@ -1045,10 +1075,10 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
         path,
     };
     let parsed = match code {
-        op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => {
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer => {
             CreateRequest::from_bytes(body).map(|r| {
-                let mode = if code == op::CREATE_CONTAINER {
-                    Some(CreateMode::Container)
+                let mode = if code == OpCode::CreateContainer {
+                    Ok(CreateMode::Container)
                 } else {
                     CreateMode::from_flags(r.flags, -1)
                 };
@@ -1056,11 +1086,11 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
                     .map(|op| plain(op, r.path))
             })
         }
-        op::CREATE_TTL => CreateTtlRequest::from_bytes(body).map(|r| {
+        OpCode::CreateTtl => CreateTtlRequest::from_bytes(body).map(|r| {
             let mode = CreateMode::from_flags(r.flags, r.ttl);
             create_op(r.path.clone(), r.data, &r.acl, mode, max_buffer).map(|op| plain(op, r.path))
         }),
-        op::DELETE => DeleteRequest::from_bytes(body).map(|r| {
+        OpCode::Delete => DeleteRequest::from_bytes(body).map(|r| {
             Ok(plain(
                 TreeOp::Delete {
                     path: r.path.clone(),
@@ -1069,14 +1099,14 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
                 r.path,
             ))
         }),
-        op::SET_DATA => SetDataRequest::from_bytes(body).map(|r| {
+        OpCode::SetData => SetDataRequest::from_bytes(body).map(|r| {
             check_size(r.data.as_slice(), max_buffer)?;
             Ok(plain(
                 TreeOp::set_data(r.path.clone(), r.data.0, r.version),
                 r.path,
             ))
         }),
-        op::SET_ACL => SetAclRequest::from_bytes(body).map(|r| {
+        OpCode::SetAcl => SetAclRequest::from_bytes(body).map(|r| {
             Ok(plain(
                 TreeOp::SetAcl {
                     path: r.path.clone(),
@@ -1086,7 +1116,7 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
                 r.path,
             ))
         }),
-        op::CHECK => CheckVersionRequest::from_bytes(body).map(|r| {
+        OpCode::Check => CheckVersionRequest::from_bytes(body).map(|r| {
             Ok(plain(
                 TreeOp::Check {
                     path: r.path.clone(),
@@ -1095,7 +1125,7 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
                 r.path,
             ))
         }),
-        op::MULTI => Ok(
+        OpCode::Multi => Ok(
             parse_multi(body, max_buffer).map(|(op, sub_ops)| WriteRequest {
                 code,
                 op,
@@ -1103,9 +1133,9 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
                 path: String::new(),
             }),
         ),
-        op::CLOSE_SESSION => Ok(Ok(plain(TreeOp::CloseSession, String::new()))),
+        OpCode::CloseSession => Ok(Ok(plain(TreeOp::CloseSession, String::new()))),
         // sync: a committed no-op; once it is applied here, so is everything before it.
-        op::SYNC => PathRequest::from_bytes(body).map(|r| {
+        OpCode::Sync => PathRequest::from_bytes(body).map(|r| {
             Ok(plain(
                 TreeOp::Check {
                     path: "/".into(),
@@ -1116,89 +1146,90 @@ fn write_op(code: i32, body: &[u8], max_buffer: usize) -> Option<Result<WriteReq
         }),
         _ => return None,
     };
-    Some(parsed.unwrap_or(Err(err::MARSHALLING_ERROR)))
+    Some(parsed.unwrap_or(Err(ZkError::MarshallingError)))
 }
 
 fn create_op(
     path: String,
     data: NullableBuffer,
     acl: &[Acl],
-    mode: Option<CreateMode>,
+    mode: Result<CreateMode, ZkError>,
     max_buffer: usize,
-) -> Result<TreeOp, i32> {
-    let mode = mode.ok_or(err::BAD_ARGUMENTS)?;
+) -> Result<TreeOp, ZkError> {
+    let mode = mode?;
     let check = if mode.is_sequential() {
         format!("{path}0")
     } else {
         path.clone()
     };
-    crate::data_tree::validate_path(&check).map_err(|_| err::BAD_ARGUMENTS)?;
+    crate::data_tree::validate_path(&check).map_err(|_| ZkError::BadArguments)?;
     check_size(data.as_slice(), max_buffer)?;
     Ok(TreeOp::create(path, data.0, to_acl(acl), mode))
 }
 
 /// Data over jute.maxbuffer is refused with BadArguments, and logged.
-fn check_size(data: &[u8], max_buffer: usize) -> Result<(), i32> {
+fn check_size(data: &[u8], max_buffer: usize) -> Result<(), ZkError> {
     if data.len() > max_buffer {
         tracing::warn!(
             "refusing a write of {} bytes of data: over jute.maxbuffer ({max_buffer} bytes)",
             data.len()
         );
-        return Err(err::BAD_ARGUMENTS);
+        return Err(ZkError::BadArguments);
     }
     Ok(())
 }
 
-fn parse_multi(body: &[u8], max_buffer: usize) -> Result<(TreeOp, Vec<i32>), i32> {
+fn parse_multi(body: &[u8], max_buffer: usize) -> Result<(TreeOp, Vec<OpCode>), ZkError> {
     let mut r = JuteReader::new(body);
     let mut ops = Vec::new();
     loop {
-        let h = MultiHeader::read(&mut r, "multi header").map_err(|_| err::MARSHALLING_ERROR)?;
+        let h = MultiHeader::read(&mut r, "multi header").map_err(|_| ZkError::MarshallingError)?;
         if h.done {
             break;
         }
-        let op = match h.op {
-            op::CREATE | op::CREATE2 | op::CREATE_CONTAINER => {
+        let code = OpCode::try_from(h.op).map_err(|_| ZkError::Unimplemented)?;
+        let op = match code {
+            OpCode::Create | OpCode::Create2 | OpCode::CreateContainer => {
                 let c = CreateRequest::read(&mut r, "multi create")
-                    .map_err(|_| err::MARSHALLING_ERROR)?;
-                let mode = if h.op == op::CREATE_CONTAINER {
-                    Some(CreateMode::Container)
+                    .map_err(|_| ZkError::MarshallingError)?;
+                let mode = if code == OpCode::CreateContainer {
+                    Ok(CreateMode::Container)
                 } else {
                     CreateMode::from_flags(c.flags, -1)
                 };
                 create_op(c.path, c.data, &c.acl, mode, max_buffer)?
             }
-            op::CREATE_TTL => {
+            OpCode::CreateTtl => {
                 let c = CreateTtlRequest::read(&mut r, "multi createTTL")
-                    .map_err(|_| err::MARSHALLING_ERROR)?;
+                    .map_err(|_| ZkError::MarshallingError)?;
                 let mode = CreateMode::from_flags(c.flags, c.ttl);
                 create_op(c.path, c.data, &c.acl, mode, max_buffer)?
             }
-            op::DELETE => {
+            OpCode::Delete => {
                 let d = DeleteRequest::read(&mut r, "multi delete")
-                    .map_err(|_| err::MARSHALLING_ERROR)?;
+                    .map_err(|_| ZkError::MarshallingError)?;
                 TreeOp::Delete {
                     path: d.path,
                     version: d.version,
                 }
             }
-            op::SET_DATA => {
+            OpCode::SetData => {
                 let s = SetDataRequest::read(&mut r, "multi setData")
-                    .map_err(|_| err::MARSHALLING_ERROR)?;
+                    .map_err(|_| ZkError::MarshallingError)?;
                 check_size(s.data.as_slice(), max_buffer)?;
                 TreeOp::set_data(s.path, s.data.0, s.version)
             }
-            op::CHECK => {
+            OpCode::Check => {
                 let c = CheckVersionRequest::read(&mut r, "multi check")
-                    .map_err(|_| err::MARSHALLING_ERROR)?;
+                    .map_err(|_| ZkError::MarshallingError)?;
                 TreeOp::Check {
                     path: c.path,
                     version: c.version,
                 }
             }
-            _ => return Err(err::UNIMPLEMENTED),
+            _ => return Err(ZkError::Unimplemented),
         };
-        ops.push((h.op, op));
+        ops.push((code, op));
     }
     let codes = ops.iter().map(|(c, _)| *c).collect();
     Ok((
@@ -1211,20 +1242,20 @@ fn parse_multi(body: &[u8], max_buffer: usize) -> Result<(TreeOp, Vec<i32>), i32
 fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -> Vec<u8> {
     let code = request.code;
     match result {
-        OpResult::Error(e) => frame(xid, zxid, *e, &[]),
+        OpResult::Error(e) => frame(xid, zxid, Err(*e), &[]),
         OpResult::Created { path, stat } => {
-            if code == op::CREATE {
+            if code == OpCode::Create {
                 frame(
                     xid,
                     zxid,
-                    err::OK,
+                    Ok(()),
                     &CreateResponse { path: path.clone() }.to_bytes(),
                 )
             } else {
                 frame(
                     xid,
                     zxid,
-                    err::OK,
+                    Ok(()),
                     &Create2Response {
                         path: path.clone(),
                         stat: to_stat(stat),
@@ -1236,16 +1267,16 @@ fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -
         OpResult::DataSet { stat } | OpResult::AclSet { stat } => frame(
             xid,
             zxid,
-            err::OK,
+            Ok(()),
             &StatResponse {
                 stat: to_stat(stat),
             }
             .to_bytes(),
         ),
-        OpResult::Checked if code == op::SYNC => frame(
+        OpResult::Checked if code == OpCode::Sync => frame(
             xid,
             zxid,
-            err::OK,
+            Ok(()),
             &PathRequest {
                 path: request.path.clone(),
             }
@@ -1254,24 +1285,26 @@ fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -
         OpResult::Multi(results) => {
             let mut w = JuteWriter::default();
             for (i, r) in results.iter().enumerate() {
-                let sub = request.sub_ops.get(i).copied().unwrap_or(op::CREATE2);
+                let sub = request.sub_ops.get(i).copied().unwrap_or(OpCode::Create2);
                 let (t, e) = match r {
-                    OpResult::Created { .. } if sub == op::CREATE => (op::CREATE, err::OK),
-                    OpResult::Created { .. } => (op::CREATE2, err::OK),
-                    OpResult::Deleted => (op::DELETE, err::OK),
-                    OpResult::DataSet { .. } => (op::SET_DATA, err::OK),
-                    OpResult::Checked => (op::CHECK, err::OK),
-                    OpResult::Error(e) => (op::ERROR, *e),
-                    _ => (op::ERROR, err::RUNTIME_INCONSISTENCY),
+                    OpResult::Created { .. } if sub == OpCode::Create => (OpCode::Create, Ok(())),
+                    OpResult::Created { .. } => (OpCode::Create2, Ok(())),
+                    OpResult::Deleted => (OpCode::Delete, Ok(())),
+                    OpResult::DataSet { .. } => (OpCode::SetData, Ok(())),
+                    OpResult::Checked => (OpCode::Check, Ok(())),
+                    OpResult::Error(e) => (OpCode::Error, Err(*e)),
+                    OpResult::RolledBack => (OpCode::Error, Ok(())),
+                    _ => (OpCode::Error, Err(ZkError::RuntimeInconsistency)),
                 };
+                let err = ZkError::to_wire(e);
                 MultiHeader {
-                    op: t,
+                    op: t.code(),
                     done: false,
-                    err: e,
+                    err,
                 }
                 .write(&mut w);
                 match r {
-                    OpResult::Created { path, .. } if sub == op::CREATE => {
+                    OpResult::Created { path, .. } if sub == OpCode::Create => {
                         CreateResponse { path: path.clone() }.write(&mut w)
                     }
                     OpResult::Created { path, stat } => Create2Response {
@@ -1283,19 +1316,16 @@ fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -
                         stat: to_stat(stat),
                     }
                     .write(&mut w),
-                    OpResult::Error(e) => ErrorResponse { err: *e }.write(&mut w),
+                    OpResult::Error(_) | OpResult::RolledBack => {
+                        ErrorResponse { err }.write(&mut w)
+                    }
                     _ => {}
                 }
             }
-            MultiHeader {
-                op: -1,
-                done: true,
-                err: -1,
-            }
-            .write(&mut w);
-            frame(xid, zxid, err::OK, &w.bytes)
+            MultiHeader::END.write(&mut w);
+            frame(xid, zxid, Ok(()), &w.bytes)
         }
-        _ => frame(xid, zxid, err::OK, &[]),
+        _ => frame(xid, zxid, Ok(()), &[]),
     }
 }
 

@@ -3,7 +3,7 @@
 use super::super::protocol::ToClient;
 use super::*;
 use crate::data_tree::DataTree;
-use ensemble_messages::zk::event;
+use ensemble_messages::zk::{ConnectionId, OK};
 use ensemble_messages::{Txn, Zxid};
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -100,7 +100,7 @@ impl Harness {
         };
         self.service.connect(
             ClientConnect {
-                conn,
+                conn: ConnectionId(conn),
                 request,
                 read_only: false,
                 ip: "127.0.0.1".into(),
@@ -122,12 +122,12 @@ impl Harness {
         rx
     }
 
-    fn send(&mut self, conn: u64, xid: i32, op: i32, body: Vec<u8>) {
+    fn send(&mut self, conn: u64, xid: i32, op: OpCode, body: Vec<u8>) {
         self.service.packet(
             ClientPacket {
-                conn,
+                conn: ConnectionId(conn),
                 xid,
-                op,
+                op: Ok(op),
                 body,
             },
             &self.tree,
@@ -173,8 +173,8 @@ fn get(path: &str, watch: bool) -> Vec<u8> {
 fn a_read_behind_a_pending_write_waits_for_it_and_sees_it() {
     let mut h = Harness::new();
     let mut rx = h.connect(1);
-    h.send(1, 1, op::CREATE, create("/a"));
-    h.send(1, 2, op::GET_DATA, get("/a", false));
+    h.send(1, 1, OpCode::Create, create("/a"));
+    h.send(1, 2, OpCode::GetData, get("/a", false));
     assert!(
         frames(&mut rx).is_empty(),
         "the read waits behind the pending write"
@@ -199,10 +199,10 @@ fn a_watch_event_comes_before_the_reply_of_a_later_read() {
     let mut h = Harness::new();
     let mut a = h.connect(1);
     let mut b = h.connect(2);
-    h.send(2, 1, op::CREATE, create("/w"));
+    h.send(2, 1, OpCode::Create, create("/w"));
     h.commit();
     frames(&mut b);
-    h.send(1, 1, op::GET_DATA, get("/w", true));
+    h.send(1, 1, OpCode::GetData, get("/w", true));
     frames(&mut a);
     let set = SetDataRequest {
         path: "/w".into(),
@@ -210,15 +210,15 @@ fn a_watch_event_comes_before_the_reply_of_a_later_read() {
         version: -1,
     }
     .to_bytes();
-    h.send(2, 2, op::SET_DATA, set);
+    h.send(2, 2, OpCode::SetData, set);
     h.commit();
-    h.send(1, 2, op::GET_DATA, get("/w", false));
+    h.send(1, 2, OpCode::GetData, get("/w", false));
     let f = frames(&mut a);
     assert_eq!(f[0].0, -1, "the event first");
     let e = WatcherEvent::from_bytes(&f[0].2).unwrap();
     assert_eq!(
         (e.event_type, e.path.as_str()),
-        (event::NODE_DATA_CHANGED, "/w")
+        (EventType::NodeDataChanged.code(), "/w")
     );
     assert_eq!(
         (
@@ -240,7 +240,7 @@ fn recursive_watches_persist_and_remove_watches_says_no_watcher() {
     h.send(
         1,
         1,
-        op::ADD_WATCH,
+        OpCode::AddWatch,
         AddWatchRequest {
             path: "/r".into(),
             mode: 1,
@@ -249,7 +249,7 @@ fn recursive_watches_persist_and_remove_watches_says_no_watcher() {
     );
     assert_eq!(frames(&mut a)[0].1, 0);
     for p in ["/r", "/r/x"] {
-        h.send(2, 1, op::CREATE, create(p));
+        h.send(2, 1, OpCode::Create, create(p));
         h.commit();
     }
     frames(&mut b);
@@ -261,8 +261,8 @@ fn recursive_watches_persist_and_remove_watches_says_no_watcher() {
     assert_eq!(
         events,
         vec![
-            (event::NODE_CREATED, "/r".into()),
-            (event::NODE_CREATED, "/r/x".into())
+            (EventType::NodeCreated.code(), "/r".into()),
+            (EventType::NodeCreated.code(), "/r/x".into())
         ]
     );
     let remove = |t| {
@@ -272,11 +272,11 @@ fn recursive_watches_persist_and_remove_watches_says_no_watcher() {
         }
         .to_bytes()
     };
-    h.send(1, 2, op::REMOVE_WATCHES, remove(5));
-    h.send(1, 3, op::REMOVE_WATCHES, remove(5));
+    h.send(1, 2, OpCode::RemoveWatches, remove(5));
+    h.send(1, 3, OpCode::RemoveWatches, remove(5));
     assert_eq!(
         frames(&mut a).iter().map(|f| f.1).collect::<Vec<_>>(),
-        vec![0, err::NO_WATCHER]
+        vec![0, ZkError::NoWatcher.code()]
     );
 }
 
@@ -284,12 +284,12 @@ fn recursive_watches_persist_and_remove_watches_says_no_watcher() {
 fn multi_read_answers_each_op() {
     let mut h = Harness::new();
     let mut a = h.connect(1);
-    h.send(1, 1, op::CREATE, create("/m"));
+    h.send(1, 1, OpCode::Create, create("/m"));
     h.commit();
     frames(&mut a);
     let mut w = JuteWriter::default();
     MultiHeader {
-        op: op::GET_DATA,
+        op: OpCode::GetData.code(),
         done: false,
         err: -1,
     }
@@ -300,7 +300,7 @@ fn multi_read_answers_each_op() {
     }
     .write(&mut w);
     MultiHeader {
-        op: op::GET_CHILDREN,
+        op: OpCode::GetChildren.code(),
         done: false,
         err: -1,
     }
@@ -310,24 +310,22 @@ fn multi_read_answers_each_op() {
         watch: false,
     }
     .write(&mut w);
-    MultiHeader {
-        op: -1,
-        done: true,
-        err: -1,
-    }
-    .write(&mut w);
-    h.send(1, 2, op::MULTI_READ, w.bytes);
+    MultiHeader::END.write(&mut w);
+    h.send(1, 2, OpCode::MultiRead, w.bytes);
     let f = frames(&mut a);
     assert_eq!((f[0].0, f[0].1), (2, 0));
     let mut r = JuteReader::new(&f[0].2);
     let first = MultiHeader::read(&mut r, "h").unwrap();
-    assert_eq!((first.op, first.err), (op::GET_DATA, 0));
+    assert_eq!((first.op, first.err), (OpCode::GetData.code(), 0));
     assert_eq!(
         GetDataResponse::read(&mut r, "d").unwrap().data.as_slice(),
         b"d"
     );
     let second = MultiHeader::read(&mut r, "h").unwrap();
-    assert_eq!((second.op, second.err), (op::ERROR, err::NO_NODE));
+    assert_eq!(
+        (second.op, second.err),
+        (OpCode::Error.code(), ZkError::NoNode.code())
+    );
 }
 
 #[test]
@@ -335,7 +333,7 @@ fn set_watches2_re_arms_persistent_watches_and_fires_missed_changes() {
     let mut h = Harness::new();
     let mut a = h.connect(1);
     let mut b = h.connect(2);
-    h.send(2, 1, op::CREATE, create("/sw"));
+    h.send(2, 1, OpCode::Create, create("/sw"));
     h.commit();
     frames(&mut b);
     let w = SetWatches2 {
@@ -346,21 +344,21 @@ fn set_watches2_re_arms_persistent_watches_and_fires_missed_changes() {
         persistent_watches: vec!["/p".into()],
         persistent_recursive_watches: vec![],
     };
-    h.send(1, xid::SET_WATCHES, op::SET_WATCHES2, w.to_bytes());
+    h.send(1, xid::SET_WATCHES, OpCode::SetWatches2, w.to_bytes());
     let f = frames(&mut a);
     let missed = WatcherEvent::from_bytes(&f[0].2).unwrap();
     assert_eq!(
         (missed.event_type, missed.path.as_str()),
-        (event::NODE_DATA_CHANGED, "/sw"),
+        (EventType::NodeDataChanged.code(), "/sw"),
         "changed since zxid 0"
     );
     assert_eq!((f[1].0, f[1].1), (xid::SET_WATCHES, 0));
     for _ in 0..2 {
-        h.send(2, 2, op::CREATE, create("/p"));
+        h.send(2, 2, OpCode::Create, create("/p"));
         h.send(
             2,
             3,
-            op::DELETE,
+            OpCode::Delete,
             DeleteRequest {
                 path: "/p".into(),
                 version: -1,
@@ -396,13 +394,13 @@ fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_befor
         request_id: 0,
         body: moved_away.encode(),
     });
-    h.send(1, 1, op::CREATE, create("/stale"));
+    h.send(1, 1, OpCode::Create, create("/stale"));
     h.commit();
     let Ok(ToClient::Frame(reply)) = old.try_recv() else {
         panic!("no reply")
     };
     let header = ReplyHeader::from_bytes(&reply).unwrap();
-    assert_eq!((header.xid, header.err), (1, err::SESSION_MOVED));
+    assert_eq!((header.xid, header.err), (1, ZkError::SessionMoved.code()));
     assert!(
         matches!(old.try_recv(), Ok(ToClient::Close)),
         "then the connection ends"
@@ -412,12 +410,12 @@ fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_befor
     let (sink, mut back) = ClientSink::unlimited();
     let request = ConnectRequest {
         time_out: 4000,
-        session_id: session,
+        session_id: session.0,
         passwd: Buffer(h.tree.session_password(session).unwrap().to_vec()),
         ..ConnectRequest::default()
     };
     let connect = ClientConnect {
-        conn: 2,
+        conn: ConnectionId(2),
         request,
         read_only: false,
         ip: "127.0.0.1".into(),
@@ -429,7 +427,7 @@ fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_befor
         matches!(back.try_recv(), Ok(ToClient::Frame(_))),
         "connect reply"
     );
-    h.send(2, 1, op::CREATE, create("/fresh"));
+    h.send(2, 1, OpCode::Create, create("/fresh"));
     h.commit();
     assert_eq!(h.tree.session_owner(session), Some(1));
     let f = frames(&mut back);
@@ -443,7 +441,7 @@ fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_befor
 fn out_of_quorum_read_only_clients_read_and_writes_get_not_read_only() {
     let mut h = Harness::new();
     let mut rw = h.connect(1);
-    h.send(1, 1, op::CREATE, create("/kept"));
+    h.send(1, 1, OpCode::Create, create("/kept"));
     h.commit();
     frames(&mut rw);
     h.host.serving = false;
@@ -460,7 +458,7 @@ fn out_of_quorum_read_only_clients_read_and_writes_get_not_read_only() {
             ..ConnectRequest::default()
         };
         let c = ClientConnect {
-            conn,
+            conn: ConnectionId(conn),
             request,
             read_only,
             ip: "127.0.0.1".into(),
@@ -478,13 +476,22 @@ fn out_of_quorum_read_only_clients_read_and_writes_get_not_read_only() {
     };
     assert!(ConnectResponse::from_bytes(&reply).unwrap().read_only);
     assert!(h.host.submitted.is_empty(), "a read-only session is local");
-    h.send(3, 1, op::GET_DATA, get("/kept", false));
-    h.send(3, 2, op::CREATE, create("/refused"));
-    h.send(3, 3, op::SYNC, PathRequest { path: "/".into() }.to_bytes());
+    h.send(3, 1, OpCode::GetData, get("/kept", false));
+    h.send(3, 2, OpCode::Create, create("/refused"));
+    h.send(
+        3,
+        3,
+        OpCode::Sync,
+        PathRequest { path: "/".into() }.to_bytes(),
+    );
     let f = frames(&mut ro);
     assert_eq!(
         f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
-        vec![(1, 0), (2, err::NOT_READ_ONLY), (3, err::NOT_READ_ONLY)]
+        vec![
+            (1, 0),
+            (2, ZkError::NotReadOnly.code()),
+            (3, ZkError::NotReadOnly.code())
+        ]
     );
     h.host.serving = true;
     h.service.serving_changed(true);
@@ -500,7 +507,7 @@ fn add_auth(h: &mut Harness, conn: u64, credentials: &str) {
         scheme: "digest".into(),
         auth: Buffer(credentials.as_bytes().to_vec()),
     };
-    h.send(conn, xid::AUTH, op::AUTH, packet.to_bytes());
+    h.send(conn, xid::AUTH, OpCode::Auth, packet.to_bytes());
 }
 
 fn create_with_acl(path: &str, acl: Vec<(i32, &str, &str)>) -> Vec<u8> {
@@ -537,13 +544,13 @@ fn alice_and_a_stranger(
     h.send(
         2,
         1,
-        op::CREATE,
+        OpCode::Create,
         create_with_acl("/secret", vec![(31, "auth", "")]),
     );
     h.send(
         2,
         2,
-        op::CREATE,
+        OpCode::Create,
         create_with_acl("/shown", vec![(1, "world", "anyone"), (31, "auth", "")]),
     );
     h.commit();
@@ -555,17 +562,17 @@ fn alice_and_a_stranger(
 fn get_acl_needs_read_or_admin_and_masks_digests_without_admin() {
     let mut h = Harness::new();
     let (mut stranger, mut alice) = alice_and_a_stranger(&mut h);
-    h.send(1, 1, op::GET_ACL, path_request("/secret"));
-    h.send(1, 2, op::GET_ACL, path_request("/shown"));
+    h.send(1, 1, OpCode::GetAcl, path_request("/secret"));
+    h.send(1, 2, OpCode::GetAcl, path_request("/shown"));
     let f = frames(&mut stranger);
-    assert_eq!(f[0].1, err::NO_AUTH, "no READ nor ADMIN: nothing");
-    assert_eq!(f[1].1, err::OK);
+    assert_eq!(f[0].1, ZkError::NoAuth.code(), "no READ nor ADMIN: nothing");
+    assert_eq!(f[1].1, OK);
     let shown = GetAclResponse::from_bytes(&f[1].2).unwrap();
     assert_eq!(
         shown.acl[1].id.id, "alice:x",
         "READ only: the hash is masked"
     );
-    h.send(2, 3, op::GET_ACL, path_request("/shown"));
+    h.send(2, 3, OpCode::GetAcl, path_request("/shown"));
     let f = frames(&mut alice);
     let full = GetAclResponse::from_bytes(&f[0].2).unwrap();
     assert_eq!(full.acl[1].id.id, digest_id("alice:pw"), "ADMIN: all of it");
@@ -575,9 +582,9 @@ fn get_acl_needs_read_or_admin_and_masks_digests_without_admin() {
 fn get_all_children_number_needs_read() {
     let mut h = Harness::new();
     let (mut stranger, mut alice) = alice_and_a_stranger(&mut h);
-    h.send(1, 1, op::GET_ALL_CHILDREN_NUMBER, path_request("/secret"));
-    assert_eq!(frames(&mut stranger)[0].1, err::NO_AUTH);
-    h.send(2, 4, op::GET_ALL_CHILDREN_NUMBER, path_request("/secret"));
+    h.send(1, 1, OpCode::GetAllChildrenNumber, path_request("/secret"));
+    assert_eq!(frames(&mut stranger)[0].1, ZkError::NoAuth.code());
+    h.send(2, 4, OpCode::GetAllChildrenNumber, path_request("/secret"));
     let f = frames(&mut alice);
     assert_eq!(
         (f[0].1, IntResponse::from_bytes(&f[0].2).unwrap().number),
@@ -595,22 +602,22 @@ fn watch_events_reach_only_sessions_that_may_read_the_node() {
         path: "/".into(),
         mode: 1,
     };
-    h.send(1, 1, op::ADD_WATCH, watch_all.to_bytes());
-    h.send(2, 1, op::ADD_WATCH, watch_all.to_bytes());
+    h.send(1, 1, OpCode::AddWatch, watch_all.to_bytes());
+    h.send(2, 1, OpCode::AddWatch, watch_all.to_bytes());
     frames(&mut stranger);
     frames(&mut alice);
     h.send(
         2,
         2,
-        op::CREATE,
+        OpCode::Create,
         create_with_acl("/secret", vec![(31, "auth", "")]),
     );
-    h.send(2, 3, op::CREATE, create("/open"));
+    h.send(2, 3, OpCode::Create, create("/open"));
     let delete = DeleteRequest {
         path: "/secret".into(),
         version: -1,
     };
-    h.send(2, 4, op::DELETE, delete.to_bytes());
+    h.send(2, 4, OpCode::Delete, delete.to_bytes());
     h.commit();
     let events = |rx: &mut UnboundedReceiver<ToClient>| -> Vec<(i32, String)> {
         frames(rx)
@@ -622,15 +629,15 @@ fn watch_events_reach_only_sessions_that_may_read_the_node() {
     };
     assert_eq!(
         events(&mut stranger),
-        vec![(event::NODE_CREATED, "/open".into())],
+        vec![(EventType::NodeCreated.code(), "/open".into())],
         "nothing about /secret, not even its deletion"
     );
     assert_eq!(
         events(&mut alice),
         vec![
-            (event::NODE_CREATED, "/secret".into()),
-            (event::NODE_CREATED, "/open".into()),
-            (event::NODE_DELETED, "/secret".into()),
+            (EventType::NodeCreated.code(), "/secret".into()),
+            (EventType::NodeCreated.code(), "/open".into()),
+            (EventType::NodeDeleted.code(), "/secret".into()),
         ]
     );
 }
@@ -644,11 +651,11 @@ fn the_super_digest_passes_every_acl_and_other_credentials_do_not() {
     let mut h = Harness::with_super_digest(Some(hash));
     let (mut stranger, _alice) = alice_and_a_stranger(&mut h);
     add_auth(&mut h, 1, "super:guess");
-    h.send(1, 1, op::GET_DATA, get("/secret", false));
-    assert_eq!(frames(&mut stranger)[1].1, err::NO_AUTH);
+    h.send(1, 1, OpCode::GetData, get("/secret", false));
+    assert_eq!(frames(&mut stranger)[1].1, ZkError::NoAuth.code());
     add_auth(&mut h, 1, "super:letmein");
-    h.send(1, 2, op::GET_DATA, get("/secret", false));
-    h.send(1, 3, op::GET_ACL, path_request("/secret"));
+    h.send(1, 2, OpCode::GetData, get("/secret", false));
+    h.send(1, 3, OpCode::GetAcl, path_request("/secret"));
     let f = frames(&mut stranger);
     assert_eq!((f[1].1, f[2].1), (0, 0));
     let acl = GetAclResponse::from_bytes(&f[2].2).unwrap().acl;
@@ -658,13 +665,13 @@ fn the_super_digest_passes_every_acl_and_other_credentials_do_not() {
         data: NullableBuffer::bytes(b"x".to_vec()),
         version: -1,
     };
-    h.send(1, 4, op::SET_DATA, set.to_bytes());
+    h.send(1, 4, OpCode::SetData, set.to_bytes());
     h.commit();
-    assert_eq!(frames(&mut stranger)[0].1, err::OK);
+    assert_eq!(frames(&mut stranger)[0].1, OK);
 }
 
 /// A client on `conn` asks to resume `session` with `password`; the connect reply.
-fn reconnect(h: &mut Harness, conn: u64, session: i64, password: Vec<u8>) -> ConnectResponse {
+fn reconnect(h: &mut Harness, conn: u64, session: SessionId, password: Vec<u8>) -> ConnectResponse {
     let mut rx = ask_to_resume(h, conn, session, password);
     let Ok(ToClient::Frame(reply)) = rx.try_recv() else {
         panic!("no connect reply")
@@ -676,18 +683,18 @@ fn reconnect(h: &mut Harness, conn: u64, session: i64, password: Vec<u8>) -> Con
 fn ask_to_resume(
     h: &mut Harness,
     conn: u64,
-    session: i64,
+    session: SessionId,
     password: Vec<u8>,
 ) -> UnboundedReceiver<ToClient> {
     let (sink, rx) = ClientSink::unlimited();
     let request = ConnectRequest {
         time_out: 4000,
-        session_id: session,
+        session_id: session.0,
         passwd: Buffer(password),
         ..ConnectRequest::default()
     };
     let c = ClientConnect {
-        conn,
+        conn: ConnectionId(conn),
         request,
         read_only: false,
         ip: "127.0.0.1".into(),
@@ -735,9 +742,9 @@ fn a_reconnect_naming_a_session_not_applied_here_yet_waits_for_a_commit() {
         panic!("no connect reply")
     };
     let r = ConnectResponse::from_bytes(&reply).unwrap();
-    assert_eq!((r.session_id, r.time_out), (session, 4000));
+    assert_eq!((r.session_id, r.time_out), (session.0, 4000));
     // A session no commit ever created is refused as expired, after the no-op txn.
-    let mut rx = ask_to_resume(&mut behind, 2, session + 1, password.to_vec());
+    let mut rx = ask_to_resume(&mut behind, 2, SessionId(session.0 + 1), password.to_vec());
     assert!(rx.try_recv().is_err());
     behind.commit();
     let Ok(ToClient::Frame(reply)) = rx.try_recv() else {
@@ -754,18 +761,18 @@ fn a_reconnect_naming_a_session_not_applied_here_yet_waits_for_a_commit() {
 fn a_read_between_two_writes_sees_the_first_and_not_the_second() {
     let mut h = Harness::new();
     let mut rx = h.connect(1);
-    h.send(1, 1, op::CREATE, create("/a"));
-    h.send(1, 2, op::EXISTS, get("/a", false));
+    h.send(1, 1, OpCode::Create, create("/a"));
+    h.send(1, 2, OpCode::Exists, get("/a", false));
     let delete = DeleteRequest {
         path: "/a".into(),
         version: -1,
     };
-    h.send(1, 3, op::DELETE, delete.to_bytes());
+    h.send(1, 3, OpCode::Delete, delete.to_bytes());
     h.commit();
     let f = frames(&mut rx);
     assert_eq!(
         f.iter().map(|x| (x.0, x.1)).collect::<Vec<_>>(),
-        vec![(1, err::OK), (2, err::OK), (3, err::OK)],
+        vec![(1, OK), (2, OK), (3, OK)],
         "the read found the znode its session created and had not deleted yet"
     );
 }
@@ -775,7 +782,7 @@ fn a_session_is_resumed_only_with_its_own_random_password() {
     let mut h = Harness::new();
     h.connect(1);
     h.connect(2);
-    let sessions: Vec<i64> = h
+    let sessions: Vec<SessionId> = h
         .service
         .report()
         .connections
@@ -799,7 +806,7 @@ fn a_session_is_resumed_only_with_its_own_random_password() {
     let resumed = reconnect(&mut h, 4, sessions[0], real.to_vec());
     assert_eq!(
         (resumed.session_id, resumed.passwd.0),
-        (sessions[0], real.to_vec())
+        (sessions[0].0, real.to_vec())
     );
 }
 
@@ -814,11 +821,11 @@ fn counting_a_deep_chain_does_not_recurse() {
             let mut path = String::new();
             for i in 0..DEPTH {
                 path.push_str("/d");
-                h.send(1, i as i32, op::CREATE, create(&path));
+                h.send(1, i as i32, OpCode::Create, create(&path));
             }
             h.commit();
             frames(&mut rx);
-            h.send(1, 1, op::GET_ALL_CHILDREN_NUMBER, path_request("/d"));
+            h.send(1, 1, OpCode::GetAllChildrenNumber, path_request("/d"));
             let f = frames(&mut rx);
             let n = IntResponse::from_bytes(&f[0].2).unwrap().number;
             assert_eq!(n as usize, DEPTH - 1);
@@ -860,29 +867,24 @@ fn create_huge_acl_node(h: &mut Harness, rx: &mut UnboundedReceiver<ToClient>) {
         .iter()
         .map(|(p, id)| (*p, if id == "anyone" { "world" } else { "ip" }, id.as_str()))
         .collect();
-    h.send(1, 1, op::CREATE, create_with_acl("/h", acl));
+    h.send(1, 1, OpCode::Create, create_with_acl("/h", acl));
     h.commit();
-    assert_eq!(frames(rx)[0].1, err::OK);
+    assert_eq!(frames(rx)[0].1, OK);
 }
 
 /// A multi or multiRead body of `n` sub-ops of type `code`, each written by `op`.
-fn multi_body(n: usize, code: i32, op: impl Fn(&mut JuteWriter)) -> Vec<u8> {
+fn multi_body(n: usize, code: OpCode, op: impl Fn(&mut JuteWriter)) -> Vec<u8> {
     let mut w = JuteWriter::default();
     for _ in 0..n {
         MultiHeader {
-            op: code,
+            op: code.code(),
             done: false,
             err: -1,
         }
         .write(&mut w);
         op(&mut w);
     }
-    MultiHeader {
-        op: -1,
-        done: true,
-        err: -1,
-    }
-    .write(&mut w);
+    MultiHeader::END.write(&mut w);
     w.bytes
 }
 
@@ -892,19 +894,19 @@ fn a_multi_read_naming_one_huge_acl_many_times_reads_it_once() {
     let mut a = h.connect(1);
     create_huge_acl_node(&mut h, &mut a);
     // 20,000 getData sub-ops of /h: 0.3 MiB. Before, each read the whole ACL.
-    let body = multi_body(20_000, op::GET_DATA, |w| get_h().write(w));
+    let body = multi_body(20_000, OpCode::GetData, |w| get_h().write(w));
     let started = std::time::Instant::now();
-    h.send(1, 2, op::MULTI_READ, body);
+    h.send(1, 2, OpCode::MultiRead, body);
     println!(
         "multiRead of 20,000 getData under a 30,001-entry ACL: {:?}",
         started.elapsed()
     );
     let f = frames(&mut a);
-    assert_eq!((f[0].0, f[0].1), (2, err::OK));
+    assert_eq!((f[0].0, f[0].1), (2, OK));
     let mut r = JuteReader::new(&f[0].2);
     for _ in 0..20_000 {
         let header = MultiHeader::read(&mut r, "h").unwrap();
-        assert_eq!((header.op, header.err), (op::GET_DATA, err::OK));
+        assert_eq!((header.op, header.err), (OpCode::GetData.code(), OK));
         assert_eq!(
             GetDataResponse::read(&mut r, "d").unwrap().data.as_slice(),
             b"d"
@@ -930,7 +932,7 @@ fn a_multi_changing_a_znode_with_a_huge_acl_checks_each_watcher_once() {
     };
     let mut watchers: Vec<_> = (2..12).map(|conn| h.connect(conn)).collect();
     for (conn, rx) in (2..12).zip(watchers.iter_mut()) {
-        h.send(conn, 1, op::ADD_WATCH, watch.to_bytes());
+        h.send(conn, 1, OpCode::AddWatch, watch.to_bytes());
         frames(rx);
     }
     // One multi of 2,000 setData on /h: 2,000 events for each of 10 persistent watchers.
@@ -943,8 +945,8 @@ fn a_multi_changing_a_znode_with_a_huge_acl_checks_each_watcher_once() {
     h.send(
         1,
         2,
-        op::MULTI,
-        multi_body(2_000, op::SET_DATA, |w| set.write(w)),
+        OpCode::Multi,
+        multi_body(2_000, OpCode::SetData, |w| set.write(w)),
     );
     let started = std::time::Instant::now();
     h.commit();
@@ -952,7 +954,7 @@ fn a_multi_changing_a_znode_with_a_huge_acl_checks_each_watcher_once() {
         "multi of 2,000 setData, 10 watchers, 30,001-entry ACL: {:?}",
         started.elapsed()
     );
-    assert_eq!(frames(&mut owner)[0].1, err::OK);
+    assert_eq!(frames(&mut owner)[0].1, OK);
     for rx in &mut watchers {
         let events = frames(rx);
         assert_eq!(events.len(), 2_000);
@@ -973,7 +975,7 @@ fn requests_pipelined_behind_the_handshake_are_answered_after_it() {
         ..ConnectRequest::default()
     };
     let connect = ClientConnect {
-        conn: 1,
+        conn: ConnectionId(1),
         request,
         read_only: false,
         ip: "127.0.0.1".into(),
@@ -981,7 +983,7 @@ fn requests_pipelined_behind_the_handshake_are_answered_after_it() {
         sink,
     };
     h.service.connect(connect, &h.tree, &mut h.host);
-    h.send(1, 1, op::WHO_AM_I, Vec::new());
+    h.send(1, 1, OpCode::WhoAmI, Vec::new());
     assert!(rx.try_recv().is_err(), "nothing before the session exists");
     h.commit();
     match rx.try_recv() {
@@ -991,7 +993,7 @@ fn requests_pipelined_behind_the_handshake_are_answered_after_it() {
     let [(xid, code, body)] = &frames(&mut rx)[..] else {
         panic!("one reply after the handshake")
     };
-    assert_eq!((*xid, *code), (1, err::OK));
+    assert_eq!((*xid, *code), (1, OK));
     let who = WhoAmIResponse::from_bytes(body).unwrap();
     assert!(who
         .client_info
@@ -1014,45 +1016,40 @@ fn null_data_reads_back_null_from_get_data_multi_and_multi_read() {
         acl: CreateRequest::from_bytes(&create("/x")).unwrap().acl,
         flags: 0,
     };
-    h.send(1, 1, op::CREATE, null_create("/n").to_bytes());
-    h.send(1, 2, op::CREATE, create("/d"));
+    h.send(1, 1, OpCode::Create, null_create("/n").to_bytes());
+    h.send(1, 2, OpCode::Create, create("/d"));
     let set_null = SetDataRequest {
         path: "/d".into(),
         data: NullableBuffer(None),
         version: -1,
     };
-    h.send(1, 3, op::SET_DATA, set_null.to_bytes());
-    let multi = multi_body(1, op::CREATE, |w| null_create("/m").write(w));
-    h.send(1, 4, op::MULTI, multi);
+    h.send(1, 3, OpCode::SetData, set_null.to_bytes());
+    let multi = multi_body(1, OpCode::Create, |w| null_create("/m").write(w));
+    h.send(1, 4, OpCode::Multi, multi);
     h.commit();
-    assert!(frames(&mut a).iter().all(|f| f.1 == err::OK));
+    assert!(frames(&mut a).iter().all(|f| f.1 == OK));
 
     for (i, path) in ["/n", "/d", "/m"].into_iter().enumerate() {
-        h.send(1, 10 + i as i32, op::GET_DATA, get(path, false));
+        h.send(1, 10 + i as i32, OpCode::GetData, get(path, false));
         let f = frames(&mut a);
-        assert_eq!(f[0].1, err::OK, "{path}");
+        assert_eq!(f[0].1, OK, "{path}");
         assert_eq!(wire_data(&f[0].2), None, "{path} reads back null");
     }
-    h.send(1, 20, op::CREATE, create("/e"));
+    h.send(1, 20, OpCode::Create, create("/e"));
     h.commit();
     frames(&mut a);
     let mut w = JuteWriter::default();
     for path in ["/n", "/e"] {
         MultiHeader {
-            op: op::GET_DATA,
+            op: OpCode::GetData.code(),
             done: false,
             err: -1,
         }
         .write(&mut w);
         w.bytes.extend(get(path, false));
     }
-    MultiHeader {
-        op: -1,
-        done: true,
-        err: -1,
-    }
-    .write(&mut w);
-    h.send(1, 21, op::MULTI_READ, w.bytes);
+    MultiHeader::END.write(&mut w);
+    h.send(1, 21, OpCode::MultiRead, w.bytes);
     let f = frames(&mut a);
     let mut r = JuteReader::new(&f[0].2);
     MultiHeader::read(&mut r, "h").unwrap();

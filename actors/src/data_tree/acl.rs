@@ -1,7 +1,7 @@
 //! ACL checks and validation: schemes world, auth, digest, ip and x509, and the super identity.
 
 use super::AclEntry;
-use ensemble_messages::zk::err;
+use ensemble_messages::zk::ZkError;
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -75,12 +75,12 @@ pub fn masked(acl: &[AclEntry]) -> Vec<AclEntry> {
 /// identities, as ZooKeeper does: duplicates are dropped; only `world:anyone`, `auth` (with at
 /// least one authenticated identity), `digest:user:hash`, `ip:address[/bits]` and
 /// `x509:subject-DN` are valid.
-pub fn resolve(acl: &[AclEntry], auth: &[(String, String)]) -> Result<Vec<AclEntry>, i32> {
+pub fn resolve(acl: &[AclEntry], auth: &[(String, String)]) -> Result<Vec<AclEntry>, ZkError> {
     // A hash set, not a scan per entry: a request may carry tens of thousands of entries.
     let mut seen = HashSet::with_capacity(acl.len());
     let unique: Vec<&AclEntry> = acl.iter().filter(|a| seen.insert(*a)).collect();
     if unique.is_empty() {
-        return Err(err::INVALID_ACL);
+        return Err(ZkError::InvalidAcl);
     }
     let mut out = Vec::new();
     for a in unique {
@@ -92,7 +92,7 @@ pub fn resolve(acl: &[AclEntry], auth: &[(String, String)]) -> Result<Vec<AclEnt
                     .filter(|(s, _)| s == "digest" || s == "x509")
                     .collect();
                 if ids.is_empty() {
-                    return Err(err::INVALID_ACL);
+                    return Err(ZkError::InvalidAcl);
                 }
                 out.extend(ids.into_iter().map(|(s, id)| AclEntry {
                     perms: a.perms,
@@ -105,7 +105,7 @@ pub fn resolve(acl: &[AclEntry], auth: &[(String, String)]) -> Result<Vec<AclEnt
             "ip" if is_ip_pattern(&a.id) => out.push(a.clone()),
             // A certificate subject DN, as the x509 provider compares it: by string.
             "x509" if !a.id.is_empty() => out.push(a.clone()),
-            _ => return Err(err::INVALID_ACL),
+            _ => return Err(ZkError::InvalidAcl),
         }
     }
     Ok(out)
@@ -246,7 +246,7 @@ mod tests {
     fn x509_acls_are_valid_and_auth_expands_to_the_certificate() {
         let given = [entry("x509", "CN=kazoo,O=test")];
         assert_eq!(resolve(&given, &[]), Ok(given.to_vec()));
-        assert_eq!(resolve(&[entry("x509", "")], &[]), Err(err::INVALID_ACL));
+        assert_eq!(resolve(&[entry("x509", "")], &[]), Err(ZkError::InvalidAcl));
         let kazoo = ids(&[("ip", "127.0.0.1"), ("x509", "CN=kazoo,O=test")]);
         assert_eq!(resolve(&[entry("auth", "")], &kazoo), Ok(given.to_vec()));
     }

@@ -1,7 +1,7 @@
 //! `/zookeeper/config`: the membership in ZooKeeper's text, written only by reconfig txns.
 
 use super::{DataTree, OpResult, TreeTxn, Trigger, Undo};
-use ensemble_messages::zk::{err, event};
+use ensemble_messages::zk::{EventType, ZkError};
 
 /// The config node's path.
 pub const PATH: &str = "/zookeeper/config";
@@ -51,13 +51,13 @@ impl DataTree {
         (t, zxid): (&TreeTxn, i64),
         undo: &mut Undo,
         triggers: &mut Vec<Trigger>,
-    ) -> Result<OpResult, i32> {
+    ) -> Result<OpResult, ZkError> {
         let (_, current) = self.config();
         if current != expected.0 {
             return Err(if expected.1 {
-                err::BAD_VERSION
+                ZkError::BadVersion
             } else {
-                err::RECONFIG_IN_PROGRESS
+                ZkError::ReconfigInProgress
             });
         }
         let mut text = servers.to_string();
@@ -66,14 +66,14 @@ impl DataTree {
         }
         text.push_str(&format!("version={zxid:x}"));
         self.save_node(undo, PATH);
-        let node = self.nodes.get_mut(PATH).ok_or(err::NO_NODE)?;
+        let node = self.nodes.get_mut(PATH).ok_or(ZkError::NoNode)?;
         node.set_data(Some(text.into_bytes()));
         node.stat.version += 1;
         node.stat.mzxid = zxid;
         node.stat.mtime = t.time_ms;
-        triggers.push(self.trigger(PATH, event::NODE_DATA_CHANGED));
+        triggers.push(self.trigger(PATH, EventType::NodeDataChanged));
         Ok(OpResult::DataSet {
-            stat: self.stat(PATH).ok_or(err::NO_NODE)?,
+            stat: self.stat(PATH).ok_or(ZkError::NoNode)?,
         })
     }
 }

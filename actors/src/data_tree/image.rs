@@ -9,6 +9,7 @@
 
 use super::store::{self, NodeMap};
 use super::{path, AclCache, AclEntry, DataTree, NodeStat, SessionEntry, Znode};
+use ensemble_messages::zk::SessionId;
 use ensemble_messages::{codec, Zxid};
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::{SerializeSeq, SerializeTuple};
@@ -129,7 +130,7 @@ fn address(acl: &Arc<[AclEntry]>) -> usize {
 struct NodesOut<'a>(&'a NodeMap, &'a AclTable<'a>);
 
 /// The sessions, written.
-struct SessionsOut<'a>(&'a imbl::OrdMap<i64, Arc<SessionEntry>>);
+struct SessionsOut<'a>(&'a imbl::OrdMap<SessionId, Arc<SessionEntry>>);
 
 impl Serialize for ImageOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
@@ -211,7 +212,7 @@ impl<'de> Visitor<'de> for ImageVisitor {
         let nodes = seq
             .next_element_seed(NodesSeed(&shared))?
             .ok_or_else(|| de::Error::custom("image ends before its znodes"))?;
-        let sessions: Vec<(i64, SessionEntry)> = next(&mut seq, "sessions")?;
+        let sessions: Vec<(SessionId, SessionEntry)> = next(&mut seq, "sessions")?;
         let mut tree = DataTree {
             nodes,
             acls,
@@ -284,7 +285,7 @@ impl<'de> Visitor<'de> for NodesSeed<'_> {
 #[derive(Deserialize)]
 struct LegacyTree {
     nodes: BTreeMap<String, LegacyZnode>,
-    sessions: BTreeMap<i64, SessionEntry>,
+    sessions: BTreeMap<SessionId, SessionEntry>,
     last_applied: Zxid,
 }
 

@@ -6,7 +6,7 @@ use super::*;
 /// Txn `counter` applying `op` for session 7.
 fn txn(counter: u32, op: TreeOp) -> Txn {
     let body = TreeTxn {
-        session_id: 7,
+        session_id: SessionId(7),
         time_ms: 1_000 + i64::from(counter),
         auth: Vec::new(),
         op,
@@ -262,7 +262,7 @@ fn an_image_of_format_two_still_reads() {
     let sessions = tree
         .sessions
         .iter()
-        .map(|(id, s)| (*id, s.as_ref().clone()))
+        .map(|(id, s)| (id.0, s.as_ref().clone()))
         .collect();
     let old = FormatTwo {
         nodes,

@@ -21,7 +21,7 @@ pub use ops::{
 };
 pub use path::validate_path;
 
-use ensemble_messages::zk::{err, event, perm, CONTAINER_OWNER};
+use ensemble_messages::zk::{perm, EventType, SessionId, ZkError, CONTAINER_OWNER};
 use ensemble_messages::{codec, Sid, Txn, Zxid};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -122,7 +122,7 @@ pub struct Applied {
     /// The changes that fire watches.
     pub triggers: Vec<Trigger>,
     /// The session this txn closed, if it closed one.
-    pub closed_session: Option<i64>,
+    pub closed_session: Option<SessionId>,
 }
 
 /// The znode tree with the open sessions. Both are persistent maps, so a clone (a snapshot)
@@ -131,7 +131,7 @@ pub struct Applied {
 pub struct DataTree {
     nodes: NodeMap,
     acls: AclCache,
-    sessions: imbl::OrdMap<i64, Arc<SessionEntry>>,
+    sessions: imbl::OrdMap<SessionId, Arc<SessionEntry>>,
     last_applied: Zxid,
 }
 
@@ -159,7 +159,7 @@ enum Saved {
     Node(String, Option<Arc<Znode>>),
     /// A session gained or lost an ephemeral path.
     Ephemeral {
-        session: i64,
+        session: SessionId,
         path: String,
         added: bool,
     },
@@ -200,7 +200,7 @@ impl DataTree {
     pub fn apply(&mut self, txn: &Txn) -> Applied {
         if txn.zxid <= self.last_applied {
             return Applied {
-                result: OpResult::Error(err::RUNTIME_INCONSISTENCY),
+                result: OpResult::Error(ZkError::RuntimeInconsistency),
                 triggers: Vec::new(),
                 closed_session: None,
             };
@@ -208,7 +208,7 @@ impl DataTree {
         self.last_applied = txn.zxid;
         let Ok(t) = codec::decode::<TreeTxn>(&txn.body) else {
             return Applied {
-                result: OpResult::Error(err::MARSHALLING_ERROR),
+                result: OpResult::Error(ZkError::MarshallingError),
                 triggers: Vec::new(),
                 closed_session: None,
             };
@@ -225,7 +225,7 @@ impl DataTree {
             .get(&t.session_id)
             .is_some_and(|s| s.owner != txn.origin);
         let result = match &t.op {
-            _ if moved => OpResult::Error(err::SESSION_MOVED),
+            _ if moved => OpResult::Error(ZkError::SessionMoved),
             TreeOp::CreateSession {
                 timeout_ms,
                 password,
@@ -235,7 +235,7 @@ impl DataTree {
                 }
                 let Some(session) = self.session_mut(t.session_id) else {
                     return Applied {
-                        result: OpResult::Error(err::RUNTIME_INCONSISTENCY),
+                        result: OpResult::Error(ZkError::RuntimeInconsistency),
                         triggers,
                         closed_session: None,
                     };
@@ -250,7 +250,7 @@ impl DataTree {
                     session.owner = txn.origin;
                     OpResult::Session
                 }
-                None => OpResult::Error(err::SESSION_EXPIRED),
+                None => OpResult::Error(ZkError::SessionExpired),
             },
             TreeOp::Multi(ops) => self.apply_multi(&t, ops, zxid, &mut triggers),
             op => self
@@ -288,7 +288,7 @@ impl DataTree {
                 | TreeOp::ExpireSession
                 | TreeOp::MoveSession
                 | TreeOp::Reap { .. }
-                | TreeOp::Reconfig { .. } => OpResult::Error(err::BAD_ARGUMENTS),
+                | TreeOp::Reconfig { .. } => OpResult::Error(ZkError::BadArguments),
                 op => self
                     .try_op(t, op, zxid, &mut undo, &mut memo, &mut fired)
                     .unwrap_or_else(OpResult::Error),
@@ -297,10 +297,10 @@ impl DataTree {
                 for saved in undo.log.into_iter().rev() {
                     self.restore(saved);
                 }
-                let mut out = vec![OpResult::Error(err::OK); i];
+                let mut out = vec![OpResult::RolledBack; i];
                 out.push(OpResult::Error(code));
                 out.extend(std::iter::repeat_n(
-                    OpResult::Error(err::RUNTIME_INCONSISTENCY),
+                    OpResult::Error(ZkError::RuntimeInconsistency),
                     ops.len() - i - 1,
                 ));
                 return OpResult::Multi(out);
@@ -334,7 +334,7 @@ impl DataTree {
     }
 
     /// A session, to change: copied first if a snapshot still shares it.
-    fn session_mut(&mut self, id: i64) -> Option<&mut SessionEntry> {
+    fn session_mut(&mut self, id: SessionId) -> Option<&mut SessionEntry> {
         self.sessions.get_mut(&id).map(Arc::make_mut)
     }
 
@@ -360,7 +360,7 @@ impl DataTree {
         undo: &mut Undo,
         memo: &mut PermissionMemo,
         triggers: &mut Vec<Trigger>,
-    ) -> Result<OpResult, i32> {
+    ) -> Result<OpResult, ZkError> {
         match op {
             TreeOp::Reconfig {
                 servers,
@@ -372,12 +372,12 @@ impl DataTree {
                 self.reconfig(servers, expected, (t, zxid), undo, triggers)
             }
             TreeOp::Reap { path } => {
-                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
                 if node.stat.num_children > 0 {
-                    return Err(err::NOT_EMPTY);
+                    return Err(ZkError::NotEmpty);
                 }
                 if !is_due(node, t.time_ms) {
-                    return Err(err::BAD_VERSION);
+                    return Err(ZkError::BadVersion);
                 }
                 self.remove_node(path, zxid, undo, triggers);
                 Ok(OpResult::Deleted)
@@ -410,14 +410,14 @@ impl DataTree {
                 self.create(t, path, None, acl, *mode, zxid, (undo, memo), triggers)
             }
             TreeOp::Delete { path, version } => {
-                let parent = path::parent(path).ok_or(err::BAD_ARGUMENTS)?;
+                let parent = path::parent(path).ok_or(ZkError::BadArguments)?;
                 self.check_perm(parent, perm::DELETE, t, memo)?;
-                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
                 if *version != -1 && *version != node.stat.version {
-                    return Err(err::BAD_VERSION);
+                    return Err(ZkError::BadVersion);
                 }
                 if node.stat.num_children > 0 {
-                    return Err(err::NOT_EMPTY);
+                    return Err(ZkError::NotEmpty);
                 }
                 self.remove_node(path, zxid, undo, triggers);
                 Ok(OpResult::Deleted)
@@ -433,29 +433,29 @@ impl DataTree {
             TreeOp::SetAcl { path, acl, version } => {
                 self.check_perm(path, perm::ADMIN, t, memo)?;
                 let acl = acl::resolve(acl, &t.auth)?;
-                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
                 if *version != -1 && *version != node.stat.aversion {
-                    return Err(err::BAD_VERSION);
+                    return Err(ZkError::BadVersion);
                 }
                 let acl = self.acls.intern(&acl);
                 self.save_node(undo, path);
-                let node = self.nodes.get_mut(path).ok_or(err::NO_NODE)?;
+                let node = self.nodes.get_mut(path).ok_or(ZkError::NoNode)?;
                 node.acl = acl;
                 node.stat.aversion += 1;
                 Ok(OpResult::AclSet {
-                    stat: self.stat(path).ok_or(err::NO_NODE)?,
+                    stat: self.stat(path).ok_or(ZkError::NoNode)?,
                 })
             }
             TreeOp::Check { path, version } => {
                 self.check_perm(path, perm::READ, t, memo)?;
-                let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+                let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
                 if *version != -1 && *version != node.stat.version {
-                    return Err(err::BAD_VERSION);
+                    return Err(ZkError::BadVersion);
                 }
                 Ok(OpResult::Checked)
             }
             TreeOp::Multi(_) | TreeOp::CreateSession { .. } | TreeOp::MoveSession => {
-                Err(err::BAD_ARGUMENTS)
+                Err(ZkError::BadArguments)
             }
         }
     }
@@ -471,14 +471,14 @@ impl DataTree {
         zxid: i64,
         (undo, memo): (&mut Undo, &mut PermissionMemo),
         triggers: &mut Vec<Trigger>,
-    ) -> Result<OpResult, i32> {
+    ) -> Result<OpResult, ZkError> {
         self.check_perm(path, perm::WRITE, t, memo)?;
-        let node = self.nodes.get(path).ok_or(err::NO_NODE)?;
+        let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
         if version != -1 && version != node.stat.version {
-            return Err(err::BAD_VERSION);
+            return Err(ZkError::BadVersion);
         }
         self.save_node(undo, path);
-        let node = self.nodes.get_mut(path).ok_or(err::NO_NODE)?;
+        let node = self.nodes.get_mut(path).ok_or(ZkError::NoNode)?;
         let old_len = node.data.len();
         let new_len = data.map_or(0, Vec::len);
         node.set_data(data.cloned());
@@ -486,9 +486,9 @@ impl DataTree {
         node.stat.mzxid = zxid;
         node.stat.mtime = t.time_ms;
         self.quota_rewritten(path, old_len, new_len, undo);
-        triggers.push(self.trigger(path, event::NODE_DATA_CHANGED));
+        triggers.push(self.trigger(path, EventType::NodeDataChanged));
         Ok(OpResult::DataSet {
-            stat: self.stat(path).ok_or(err::NO_NODE)?,
+            stat: self.stat(path).ok_or(ZkError::NoNode)?,
         })
     }
 
@@ -504,29 +504,29 @@ impl DataTree {
         zxid: i64,
         (undo, memo): (&mut Undo, &mut PermissionMemo),
         triggers: &mut Vec<Trigger>,
-    ) -> Result<OpResult, i32> {
-        let parent_path = path::parent(path).ok_or(err::BAD_ARGUMENTS)?.to_string();
+    ) -> Result<OpResult, ZkError> {
+        let parent_path = path::parent(path).ok_or(ZkError::BadArguments)?.to_string();
         self.check_perm(&parent_path, perm::CREATE, t, memo)?;
         let acl = acl::resolve(acl, &t.auth)?;
-        let parent = self.nodes.get(&parent_path).ok_or(err::NO_NODE)?;
+        let parent = self.nodes.get(&parent_path).ok_or(ZkError::NoNode)?;
         if is_session_owner(parent.stat.ephemeral_owner) {
-            return Err(err::NO_CHILDREN_FOR_EPHEMERALS);
+            return Err(ZkError::NoChildrenForEphemerals);
         }
         let path = if mode.is_sequential() {
             format!("{path}{:010}", parent.stat.cversion)
         } else {
             path.to_string()
         };
-        validate_path(&path).map_err(|_| err::BAD_ARGUMENTS)?;
+        validate_path(&path).map_err(|_| ZkError::BadArguments)?;
         if self.nodes.contains(&path) {
-            return Err(err::NODE_EXISTS);
+            return Err(ZkError::NodeExists);
         }
         let owner = match mode {
             m if m.is_ephemeral() => {
                 if !self.sessions.contains_key(&t.session_id) {
-                    return Err(err::SESSION_EXPIRED);
+                    return Err(ZkError::SessionExpired);
                 }
-                t.session_id
+                t.session_id.0
             }
             CreateMode::Container => CONTAINER_OWNER,
             CreateMode::PersistentWithTtl { ttl_ms }
@@ -556,17 +556,17 @@ impl DataTree {
         }
         if mode.is_ephemeral() {
             Self::save(undo, || Saved::Ephemeral {
-                session: owner,
+                session: t.session_id,
                 path: path.clone(),
                 added: true,
             });
-            if let Some(s) = self.session_mut(owner) {
+            if let Some(s) = self.session_mut(t.session_id) {
                 s.ephemerals.insert(path.clone());
             }
         }
-        triggers.push(self.trigger(&path, event::NODE_CREATED));
-        triggers.push(self.trigger(&parent_path, event::NODE_CHILDREN_CHANGED));
-        let stat = self.stat(&path).ok_or(err::NO_NODE)?;
+        triggers.push(self.trigger(&path, EventType::NodeCreated));
+        triggers.push(self.trigger(&parent_path, EventType::NodeChildrenChanged));
+        let stat = self.stat(&path).ok_or(ZkError::NoNode)?;
         Ok(OpResult::Created { path, stat })
     }
 
@@ -591,11 +591,12 @@ impl DataTree {
         let len = node.data.len();
         triggers.push(Trigger {
             path: path.to_string(),
-            event: event::NODE_DELETED,
+            event: EventType::NodeDeleted,
             acl: node.acl.clone(),
         });
         Self::save(undo, || Saved::Node(path.to_string(), Some(node)));
         if is_session_owner(owner) {
+            let owner = SessionId(owner);
             Self::save(undo, || Saved::Ephemeral {
                 session: owner,
                 path: path.to_string(),
@@ -611,11 +612,11 @@ impl DataTree {
             p.stat.pzxid = zxid;
         }
         self.quota_removed(path, len, undo);
-        triggers.push(self.trigger(parent, event::NODE_CHILDREN_CHANGED));
+        triggers.push(self.trigger(parent, EventType::NodeChildrenChanged));
     }
 
     /// The trigger of a change of the (existing) znode at `path`, with its ACL.
-    fn trigger(&self, path: &str, event: i32) -> Trigger {
+    fn trigger(&self, path: &str, event: EventType) -> Trigger {
         Trigger {
             path: path.to_string(),
             event,
@@ -633,9 +634,9 @@ impl DataTree {
         needed: i32,
         t: &TreeTxn,
         memo: &mut PermissionMemo,
-    ) -> Result<(), i32> {
+    ) -> Result<(), ZkError> {
         match self.nodes.get(path) {
-            Some(n) if !memo.permits(&n.acl, needed, &t.auth) => Err(err::NO_AUTH),
+            Some(n) if !memo.permits(&n.acl, needed, &t.auth) => Err(ZkError::NoAuth),
             _ => Ok(()),
         }
     }
@@ -688,17 +689,17 @@ impl DataTree {
     }
 
     /// Whether a session is open.
-    pub fn has_session(&self, id: i64) -> bool {
+    pub fn has_session(&self, id: SessionId) -> bool {
         self.sessions.contains_key(&id)
     }
 
     /// The open sessions and their timeouts.
-    pub fn sessions(&self) -> impl Iterator<Item = (i64, i32)> + '_ {
+    pub fn sessions(&self) -> impl Iterator<Item = (SessionId, i32)> + '_ {
         self.sessions.iter().map(|(id, s)| (*id, s.timeout_ms))
     }
 
     /// Paths of a session's ephemeral znodes.
-    pub fn ephemerals(&self, session: i64) -> Vec<String> {
+    pub fn ephemerals(&self, session: SessionId) -> Vec<String> {
         self.sessions
             .get(&session)
             .map(|s| s.ephemerals.iter().cloned().collect())
@@ -707,7 +708,7 @@ impl DataTree {
 
     /// Paths of a session's ephemeral znodes that start with `prefix` (as a string, the way
     /// ZooKeeper's getEphemerals filters): one range of the sorted set, not a scan of them all.
-    pub fn ephemerals_with_prefix(&self, session: i64, prefix: &str) -> Vec<String> {
+    pub fn ephemerals_with_prefix(&self, session: SessionId, prefix: &str) -> Vec<String> {
         let Some(s) = self.sessions.get(&session) else {
             return Vec::new();
         };
@@ -732,12 +733,12 @@ impl DataTree {
     }
 
     /// The password of an open session.
-    pub fn session_password(&self, id: i64) -> Option<&SessionPassword> {
+    pub fn session_password(&self, id: SessionId) -> Option<&SessionPassword> {
         self.sessions.get(&id).map(|s| &s.password)
     }
 
     /// The server a session's client is connected to.
-    pub fn session_owner(&self, id: i64) -> Option<Sid> {
+    pub fn session_owner(&self, id: SessionId) -> Option<Sid> {
         self.sessions.get(&id).map(|s| s.owner)
     }
 
@@ -774,7 +775,7 @@ impl DataTree {
     /// shared through the tree's cache.
     pub fn from_imported(
         znodes: impl IntoIterator<Item = (String, Znode)>,
-        sessions: BTreeMap<i64, SessionEntry>,
+        sessions: BTreeMap<SessionId, SessionEntry>,
         last_applied: Zxid,
     ) -> DataTree {
         let defaults = DataTree::default();

@@ -1,6 +1,7 @@
 //! The replicated operations on the tree and their results.
 
-use ensemble_messages::zk::err;
+pub use ensemble_messages::zk::{ttl_of_owner, ttl_owner, CreateMode, MAX_TTL_MS};
+use ensemble_messages::zk::{EventType, SessionId, ZkError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -28,80 +29,6 @@ impl AclEntry {
 
 /// A session's password: 16 random bytes.
 pub type SessionPassword = [u8; 16];
-
-/// How a znode is created (ZooKeeper's CreateMode flags).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum CreateMode {
-    /// Flags 0.
-    Persistent,
-    /// Flags 1: deleted with its session.
-    Ephemeral,
-    /// Flags 2.
-    PersistentSequential,
-    /// Flags 3.
-    EphemeralSequential,
-    /// Flags 4: reaped once empty after having had children.
-    Container,
-    /// Flags 5: reaped once childless and unmodified for `ttl_ms`.
-    PersistentWithTtl { ttl_ms: i64 },
-    /// Flags 6: sequential, with a TTL.
-    PersistentSequentialWithTtl { ttl_ms: i64 },
-}
-
-/// Largest TTL ZooKeeper encodes in an ephemeralOwner (40 bits).
-pub const MAX_TTL_MS: i64 = 0xff_ffff_ffff;
-
-/// High byte of a TTL znode's ephemeralOwner (ZooKeeper's extended type TTL).
-const TTL_OWNER_MASK: i64 = 0xff00_0000_0000_0000_u64 as i64;
-
-/// The ephemeralOwner that marks a TTL znode.
-pub fn ttl_owner(ttl_ms: i64) -> i64 {
-    TTL_OWNER_MASK | ttl_ms
-}
-
-/// The TTL of a znode whose ephemeralOwner marks it as a TTL znode.
-pub fn ttl_of_owner(owner: i64) -> Option<i64> {
-    (owner & TTL_OWNER_MASK == TTL_OWNER_MASK).then_some(owner & MAX_TTL_MS)
-}
-
-impl CreateMode {
-    /// The mode of a create request's flags and TTL (negative: none given), or None when
-    /// they do not fit together: a TTL mode needs a TTL in `1..=MAX_TTL_MS`, and other modes
-    /// take none (ZooKeeper answers both with BadArguments).
-    pub fn from_flags(flags: i32, ttl_ms: i64) -> Option<CreateMode> {
-        let ttl = (1..=MAX_TTL_MS).contains(&ttl_ms).then_some(ttl_ms);
-        Some(match (flags, ttl) {
-            (5, Some(ttl_ms)) => CreateMode::PersistentWithTtl { ttl_ms },
-            (6, Some(ttl_ms)) => CreateMode::PersistentSequentialWithTtl { ttl_ms },
-            (5 | 6, None) => return None,
-            _ if ttl_ms >= 0 => return None,
-            (0, _) => CreateMode::Persistent,
-            (1, _) => CreateMode::Ephemeral,
-            (2, _) => CreateMode::PersistentSequential,
-            (3, _) => CreateMode::EphemeralSequential,
-            (4, _) => CreateMode::Container,
-            _ => return None,
-        })
-    }
-
-    /// Whether the name gets a 10-digit sequence suffix.
-    pub fn is_sequential(self) -> bool {
-        matches!(
-            self,
-            CreateMode::PersistentSequential
-                | CreateMode::EphemeralSequential
-                | CreateMode::PersistentSequentialWithTtl { .. }
-        )
-    }
-
-    /// Whether the znode belongs to its session.
-    pub fn is_ephemeral(self) -> bool {
-        matches!(
-            self,
-            CreateMode::Ephemeral | CreateMode::EphemeralSequential
-        )
-    }
-}
 
 /// A write to the tree.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -203,7 +130,7 @@ impl TreeOp {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TreeTxn {
     /// Session that issued the op (0 for server-internal ops).
-    pub session_id: i64,
+    pub session_id: SessionId,
     /// Wall-clock time at the origin server, in ms.
     pub time_ms: i64,
     /// The session's authenticated identities (scheme, id), for ACL checks.
@@ -345,7 +272,7 @@ pub struct NodeStat {
 }
 
 /// The outcome of one op.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum OpResult {
     /// A znode was created under this (possibly sequential) path.
     Created { path: String, stat: NodeStat },
@@ -361,16 +288,19 @@ pub enum OpResult {
     Session,
     /// Every sub-op's result, in order.
     Multi(Vec<OpResult>),
-    /// The op failed with this ZooKeeper error code.
-    Error(i32),
+    /// The op failed.
+    Error(ZkError),
+    /// A sub-op of a failed multi that had succeeded and was undone (ZooKeeper reports it
+    /// as an error result with code 0).
+    RolledBack,
 }
 
 impl OpResult {
-    /// The error code, or OK.
-    pub fn code(&self) -> i32 {
+    /// The op's error, if it failed.
+    pub fn outcome(&self) -> Result<(), ZkError> {
         match self {
-            OpResult::Error(code) => *code,
-            _ => err::OK,
+            OpResult::Error(e) => Err(*e),
+            _ => Ok(()),
         }
     }
 }
@@ -381,7 +311,7 @@ pub struct Trigger {
     /// The changed path.
     pub path: String,
     /// ZooKeeper event type (NodeCreated, NodeDeleted, NodeDataChanged, NodeChildrenChanged).
-    pub event: i32,
+    pub event: EventType,
     /// The ACL of the znode at `path` when it changed (as it was, for a deleted one): only
     /// watchers with READ on it get the event. Shared with the znode, not copied.
     pub acl: Arc<[AclEntry]>,

@@ -8,7 +8,7 @@
 //! [`DataTree::quota_refusal`].
 
 use super::{path, CreateMode, DataTree, OpResult, TreeOp, Undo};
-use ensemble_messages::zk::{err, perm};
+use ensemble_messages::zk::{perm, ZkError};
 use std::collections::BTreeMap;
 
 /// The znode under which quotas live.
@@ -213,14 +213,14 @@ impl DataTree {
                 let i = ops
                     .iter()
                     .position(|op| self.exceeds_hard_limit(op, auth))?;
-                let mut out = vec![OpResult::Error(err::OK); i];
-                out.push(OpResult::Error(err::QUOTA_EXCEEDED));
-                out.resize(ops.len(), OpResult::Error(err::RUNTIME_INCONSISTENCY));
+                let mut out = vec![OpResult::RolledBack; i];
+                out.push(OpResult::Error(ZkError::QuotaExceeded));
+                out.resize(ops.len(), OpResult::Error(ZkError::RuntimeInconsistency));
                 Some(OpResult::Multi(out))
             }
             op => self
                 .exceeds_hard_limit(op, auth)
-                .then_some(OpResult::Error(err::QUOTA_EXCEEDED)),
+                .then_some(OpResult::Error(ZkError::QuotaExceeded)),
         }
     }
 

@@ -31,7 +31,7 @@ impl Fixture {
     ) -> Applied {
         self.counter += 1;
         let body = TreeTxn {
-            session_id,
+            session_id: SessionId(session_id),
             time_ms,
             auth: auth
                 .iter()
@@ -94,27 +94,27 @@ fn create_sets_stat_and_parent_versions_and_fires_watches() {
         vec![
             Trigger {
                 path: "/a".into(),
-                event: event::NODE_CREATED,
+                event: EventType::NodeCreated,
                 acl: AclEntry::open().into()
             },
             Trigger {
                 path: "/".into(),
-                event: event::NODE_CHILDREN_CHANGED,
+                event: EventType::NodeChildrenChanged,
                 acl: AclEntry::open().into()
             },
         ]
     );
     assert_eq!(
         f.apply(create("/a", CreateMode::Persistent)),
-        OpResult::Error(err::NODE_EXISTS)
+        OpResult::Error(ZkError::NodeExists)
     );
     assert_eq!(
         f.apply(create("/x/y", CreateMode::Persistent)),
-        OpResult::Error(err::NO_NODE)
+        OpResult::Error(ZkError::NoNode)
     );
     assert_eq!(
         f.apply(create("/a/", CreateMode::Persistent)),
-        OpResult::Error(err::BAD_ARGUMENTS)
+        OpResult::Error(ZkError::BadArguments)
     );
     f.apply(create("/a/b", CreateMode::Persistent));
     let s = f.tree.stat("/a").unwrap();
@@ -156,7 +156,7 @@ fn versions_and_emptiness_are_checked() {
         data: b"new".to_vec(),
         version: v,
     };
-    assert_eq!(f.apply(set(3)), OpResult::Error(err::BAD_VERSION));
+    assert_eq!(f.apply(set(3)), OpResult::Error(ZkError::BadVersion));
     assert!(
         matches!(f.apply(set(0)), OpResult::DataSet { stat } if stat.version == 1 && stat.data_length == 3)
     );
@@ -165,14 +165,14 @@ fn versions_and_emptiness_are_checked() {
             path: "/a".into(),
             version: -1
         }),
-        OpResult::Error(err::NOT_EMPTY)
+        OpResult::Error(ZkError::NotEmpty)
     );
     assert_eq!(
         f.apply(TreeOp::Delete {
             path: "/a/b".into(),
             version: 5
         }),
-        OpResult::Error(err::BAD_VERSION)
+        OpResult::Error(ZkError::BadVersion)
     );
     assert_eq!(
         f.apply(TreeOp::Delete {
@@ -186,7 +186,7 @@ fn versions_and_emptiness_are_checked() {
             path: "/a/b".into(),
             version: -1
         }),
-        OpResult::Error(err::NO_NODE)
+        OpResult::Error(ZkError::NoNode)
     );
 }
 
@@ -195,7 +195,7 @@ fn ephemerals_belong_to_their_session_and_go_with_it() {
     let mut f = Fixture::new();
     assert_eq!(
         f.apply(create("/e", CreateMode::Ephemeral)),
-        OpResult::Error(err::SESSION_EXPIRED)
+        OpResult::Error(ZkError::SessionExpired)
     );
     f.apply(TreeOp::CreateSession {
         timeout_ms: 4000,
@@ -206,7 +206,7 @@ fn ephemerals_belong_to_their_session_and_go_with_it() {
     );
     assert_eq!(
         f.apply(create("/e/child", CreateMode::Persistent)),
-        OpResult::Error(err::NO_CHILDREN_FOR_EPHEMERALS)
+        OpResult::Error(ZkError::NoChildrenForEphemerals)
     );
     f.apply(create("/e2-", CreateMode::EphemeralSequential));
     assert_eq!(f.tree.ephemeral_count(), 2);
@@ -214,11 +214,11 @@ fn ephemerals_belong_to_their_session_and_go_with_it() {
     assert_eq!(closed.result, OpResult::Session);
     assert!(closed.triggers.contains(&Trigger {
         path: "/e".into(),
-        event: event::NODE_DELETED,
+        event: EventType::NodeDeleted,
         acl: AclEntry::open().into()
     }));
     assert!(f.tree.get("/e").is_none());
-    assert!(!f.tree.has_session(7));
+    assert!(!f.tree.has_session(SessionId(7)));
     assert_eq!(f.tree.ephemeral_count(), 0);
 }
 
@@ -244,10 +244,10 @@ fn a_failed_multi_changes_nothing_and_reports_per_op_errors() {
     assert_eq!(
         a.result,
         OpResult::Multi(vec![
-            OpResult::Error(err::OK),
-            OpResult::Error(err::OK),
-            OpResult::Error(err::BAD_VERSION),
-            OpResult::Error(err::RUNTIME_INCONSISTENCY),
+            OpResult::RolledBack,
+            OpResult::RolledBack,
+            OpResult::Error(ZkError::BadVersion),
+            OpResult::Error(ZkError::RuntimeInconsistency),
         ])
     );
     assert!(a.triggers.is_empty());
@@ -283,7 +283,7 @@ fn acls_guard_writes() {
     };
     assert_eq!(
         f.apply(guarded.clone()),
-        OpResult::Error(err::INVALID_ACL),
+        OpResult::Error(ZkError::InvalidAcl),
         "auth scheme without identity"
     );
     assert!(matches!(
@@ -296,7 +296,7 @@ fn acls_guard_writes() {
         data: vec![1],
         version: -1,
     };
-    assert_eq!(f.apply(set.clone()), OpResult::Error(err::NO_AUTH));
+    assert_eq!(f.apply(set.clone()), OpResult::Error(ZkError::NoAuth));
     assert!(matches!(
         f.apply_as(7, &alice, set).result,
         OpResult::DataSet { .. }
@@ -332,14 +332,17 @@ fn replay_is_idempotent_and_snapshots_round_trip() {
         origin: 1,
         request_id: 0,
         body: TreeTxn {
-            session_id: 7,
+            session_id: SessionId(7),
             time_ms: 0,
             auth: vec![],
             op: create("/e", CreateMode::Ephemeral),
         }
         .encode(),
     });
-    assert_eq!(replayed.result, OpResult::Error(err::RUNTIME_INCONSISTENCY));
+    assert_eq!(
+        replayed.result,
+        OpResult::Error(ZkError::RuntimeInconsistency)
+    );
     assert_eq!(f.tree, before);
     assert_eq!(DataTree::deserialize(&f.tree.serialize()).unwrap(), f.tree);
 }
@@ -371,7 +374,7 @@ fn a_failed_multi_restores_deleted_nodes_and_session_ephemerals() {
         },
     ]));
     assert!(
-        matches!(r, OpResult::Multi(ref v) if v[3] == OpResult::Error(err::NO_NODE)),
+        matches!(r, OpResult::Multi(ref v) if v[3] == OpResult::Error(ZkError::NoNode)),
         "{r:?}"
     );
     let mut expected = before;
@@ -403,11 +406,11 @@ fn containers_are_reapable_once_emptied() {
             .result
     };
     assert_eq!(reap(&mut f), OpResult::Deleted);
-    assert_eq!(reap(&mut f), OpResult::Error(err::NO_NODE));
+    assert_eq!(reap(&mut f), OpResult::Error(ZkError::NoNode));
     f.apply(create("/c", CreateMode::Persistent));
     assert_eq!(
         reap(&mut f),
-        OpResult::Error(err::BAD_VERSION),
+        OpResult::Error(ZkError::BadVersion),
         "a plain znode recreated at a reaped path is never reaped"
     );
 }
@@ -450,7 +453,7 @@ fn ttl_znodes_carry_their_ttl_and_are_reaped_once_idle_and_childless() {
     );
     let reap = TreeOp::Reap { path: "/t".into() };
     let early = f.apply_full(1, 20_400, 0, &[], reap.clone()).result;
-    assert_eq!(early, OpResult::Error(err::BAD_VERSION));
+    assert_eq!(early, OpResult::Error(ZkError::BadVersion));
     assert_eq!(
         f.apply_full(1, 20_501, 0, &[], reap).result,
         OpResult::Deleted
@@ -467,28 +470,6 @@ fn ttl_znodes_carry_their_ttl_and_are_reaped_once_idle_and_childless() {
 }
 
 #[test]
-fn create_modes_and_ttls_must_fit_together() {
-    assert_eq!(
-        CreateMode::from_flags(5, 1000),
-        Some(CreateMode::PersistentWithTtl { ttl_ms: 1000 })
-    );
-    assert_eq!(
-        CreateMode::from_flags(5, -1),
-        None,
-        "a TTL mode needs a TTL"
-    );
-    assert_eq!(CreateMode::from_flags(6, 0), None);
-    assert_eq!(CreateMode::from_flags(5, MAX_TTL_MS + 1), None);
-    assert_eq!(
-        CreateMode::from_flags(0, 1000),
-        None,
-        "a TTL needs a TTL mode"
-    );
-    assert_eq!(CreateMode::from_flags(1, -1), Some(CreateMode::Ephemeral));
-    assert_eq!(CreateMode::from_flags(7, -1), None);
-}
-
-#[test]
 fn a_session_moved_to_another_server_refuses_writes_through_the_old_one() {
     let mut f = Fixture::new();
     let session = 0x0100_0000_0000_0042;
@@ -501,20 +482,20 @@ fn a_session_moved_to_another_server_refuses_writes_through_the_old_one() {
             password: [1; 16],
         },
     );
-    assert_eq!(f.tree.session_owner(session), Some(1));
+    assert_eq!(f.tree.session_owner(SessionId(session)), Some(1));
     assert_eq!(
         at(&mut f, 1, create("/a", CreateMode::Ephemeral))
             .result
-            .code(),
-        err::OK
+            .outcome(),
+        Ok(())
     );
     assert_eq!(at(&mut f, 2, TreeOp::MoveSession).result, OpResult::Session);
-    assert_eq!(f.tree.session_owner(session), Some(2));
+    assert_eq!(f.tree.session_owner(SessionId(session)), Some(2));
     let stale = at(&mut f, 1, create("/b", CreateMode::Persistent));
-    assert_eq!(stale.result, OpResult::Error(err::SESSION_MOVED));
+    assert_eq!(stale.result, OpResult::Error(ZkError::SessionMoved));
     assert!(f.tree.get("/b").is_none());
     let close = at(&mut f, 1, TreeOp::CloseSession);
-    assert_eq!(close.result, OpResult::Error(err::SESSION_MOVED));
+    assert_eq!(close.result, OpResult::Error(ZkError::SessionMoved));
     assert_eq!(
         close.closed_session, None,
         "the old server cannot close it either"
@@ -522,16 +503,16 @@ fn a_session_moved_to_another_server_refuses_writes_through_the_old_one() {
     assert_eq!(
         at(&mut f, 2, create("/b", CreateMode::Persistent))
             .result
-            .code(),
-        err::OK
+            .outcome(),
+        Ok(())
     );
     // The leader expires a session whichever server holds it.
     let expired = at(&mut f, 3, TreeOp::ExpireSession);
-    assert_eq!(expired.closed_session, Some(session));
+    assert_eq!(expired.closed_session, Some(SessionId(session)));
     assert!(f.tree.get("/a").is_none(), "its ephemeral went with it");
     assert_eq!(
         at(&mut f, 1, TreeOp::MoveSession).result,
-        OpResult::Error(err::SESSION_EXPIRED)
+        OpResult::Error(ZkError::SessionExpired)
     );
 }
 
@@ -573,7 +554,7 @@ fn only_the_acls_zookeeper_knows_are_valid() {
         assert_eq!(
             f.apply_as(7, &ip_only, create_with("/bad", acl(scheme, id)))
                 .result,
-            OpResult::Error(err::INVALID_ACL),
+            OpResult::Error(ZkError::InvalidAcl),
             "{scheme}:{id}"
         );
     }
@@ -591,8 +572,8 @@ fn only_the_acls_zookeeper_knows_are_valid() {
     {
         let path = format!("/ok{i}");
         assert_eq!(
-            f.apply(create_with(&path, acl(scheme, id))).code(),
-            err::OK,
+            f.apply(create_with(&path, acl(scheme, id))).outcome(),
+            Ok(()),
             "{scheme}:{id}"
         );
     }
@@ -604,7 +585,7 @@ fn only_the_acls_zookeeper_knows_are_valid() {
         acl: acl("super", ""),
         version: -1,
     };
-    assert_eq!(f.apply(set), OpResult::Error(err::INVALID_ACL));
+    assert_eq!(f.apply(set), OpResult::Error(ZkError::InvalidAcl));
 }
 
 #[test]
@@ -647,10 +628,10 @@ fn the_config_znode_is_read_only() {
         data: b"server.1=evil".to_vec(),
         version: -1,
     };
-    assert_eq!(f.apply(set), OpResult::Error(err::NO_AUTH));
+    assert_eq!(f.apply(set), OpResult::Error(ZkError::NoAuth));
     assert_eq!(
         f.apply(create("/zookeeper/config/x", CreateMode::Persistent)),
-        OpResult::Error(err::NO_AUTH)
+        OpResult::Error(ZkError::NoAuth)
     );
     let config = f.tree.get("/zookeeper/config").unwrap();
     assert!(permits(&config.acl, perm::READ, &[]));
@@ -702,7 +683,7 @@ fn a_deleted_node_fires_with_the_acl_it_had() {
             version: -1,
         },
     );
-    assert_eq!(gone.triggers[0].event, event::NODE_DELETED);
+    assert_eq!(gone.triggers[0].event, EventType::NodeDeleted);
     assert_eq!(gone.triggers[0].acl[..], acl("digest", "alice:hash"));
 }
 
@@ -713,10 +694,10 @@ fn session_passwords_are_replicated_and_kept_in_snapshots() {
         timeout_ms: 4000,
         password: [9; 16],
     });
-    assert_eq!(f.tree.session_password(7), Some(&[9; 16]));
+    assert_eq!(f.tree.session_password(SessionId(7)), Some(&[9; 16]));
     let restored = DataTree::deserialize(&f.tree.serialize()).unwrap();
-    assert_eq!(restored.session_password(7), Some(&[9; 16]));
-    assert_eq!(restored.session_password(8), None);
+    assert_eq!(restored.session_password(SessionId(7)), Some(&[9; 16]));
+    assert_eq!(restored.session_password(SessionId(8)), None);
 }
 
 /// Runs `f` on a thread with a small stack: a walk that recursed once per level of a deep
@@ -744,10 +725,16 @@ fn walks_of_a_deep_chain_do_not_recurse() {
         let mut path = String::new();
         for _ in 0..DEPTH {
             path.push_str("/d");
-            assert_eq!(f.apply(create(&path, CreateMode::Persistent)).code(), 0);
+            assert_eq!(
+                f.apply(create(&path, CreateMode::Persistent)).outcome(),
+                Ok(())
+            );
         }
         let leaf = format!("{path}/e");
-        assert_eq!(f.apply(create(&leaf, CreateMode::Ephemeral)).code(), 0);
+        assert_eq!(
+            f.apply(create(&leaf, CreateMode::Ephemeral)).outcome(),
+            Ok(())
+        );
         assert_eq!(f.tree.descendant_count("/d"), DEPTH);
         assert_eq!(f.tree.descendant_count("/"), DEPTH + 4);
         assert_eq!(f.tree.descendant_count(&path), 1);
@@ -763,7 +750,7 @@ fn walks_of_a_deep_chain_do_not_recurse() {
 fn bodies_are_checked_before_they_are_proposed() {
     let txn = |op: TreeOp| {
         TreeTxn {
-            session_id: 1,
+            session_id: SessionId(1),
             time_ms: 0,
             auth: Vec::new(),
             op,
@@ -925,7 +912,7 @@ fn a_multi_checks_a_recreated_znode_against_its_new_acl() {
     let OpResult::Multi(results) = a.result else {
         panic!("{:?}", a.result)
     };
-    assert_eq!(results[4], OpResult::Error(err::NO_AUTH), "{results:?}");
+    assert_eq!(results[4], OpResult::Error(ZkError::NoAuth), "{results:?}");
     assert_eq!(f.tree.get("/q").unwrap().acl.len(), 1);
     assert!(f.tree.get("/q/a").is_none());
 }
@@ -947,11 +934,11 @@ fn get_ephemerals_reads_only_the_paths_under_its_prefix() {
         .map(|i| create(&format!("/e{i:06}"), CreateMode::Ephemeral))
         .collect();
     f.apply_as(7, &[], TreeOp::Multi(ops));
-    assert_eq!(f.tree.ephemerals(7).len(), 100_000);
+    assert_eq!(f.tree.ephemerals(SessionId(7)).len(), 100_000);
     let started = std::time::Instant::now();
     for _ in 0..1_000 {
         assert_eq!(
-            f.tree.ephemerals_with_prefix(7, "/e01234"),
+            f.tree.ephemerals_with_prefix(SessionId(7), "/e01234"),
             [
                 "/e012340", "/e012341", "/e012342", "/e012343", "/e012344", "/e012345", "/e012346",
                 "/e012347", "/e012348", "/e012349"
@@ -959,8 +946,11 @@ fn get_ephemerals_reads_only_the_paths_under_its_prefix() {
         );
     }
     println!("1,000 getEphemerals among 100,000: {:?}", started.elapsed());
-    assert_eq!(f.tree.ephemerals_with_prefix(7, "/").len(), 100_000);
-    assert!(f.tree.ephemerals_with_prefix(8, "/").is_empty());
+    assert_eq!(
+        f.tree.ephemerals_with_prefix(SessionId(7), "/").len(),
+        100_000
+    );
+    assert!(f.tree.ephemerals_with_prefix(SessionId(8), "/").is_empty());
 }
 
 #[test]
@@ -994,7 +984,7 @@ fn duplicate_acl_entries_are_dropped_before_the_acl_is_stored_as_zookeeper_3_8_d
             mode: CreateMode::Persistent,
         },
     );
-    assert_eq!(r.result.code(), err::OK, "{r:?}");
+    assert_eq!(r.result.outcome(), Ok(()), "{r:?}");
     let stored = vec![
         entry(perm::READ, "world", "anyone"),
         entry(perm::ALL, "digest", alice),
@@ -1013,7 +1003,7 @@ fn duplicate_acl_entries_are_dropped_before_the_acl_is_stored_as_zookeeper_3_8_d
             version: -1,
         },
     );
-    assert_eq!(r.result.code(), err::OK, "{r:?}");
+    assert_eq!(r.result.outcome(), Ok(()), "{r:?}");
     let one = [entry(perm::ALL, "ip", "10.0.0.1")];
     assert_eq!(&*f.tree.get("/d").unwrap().acl, one.as_slice());
 }

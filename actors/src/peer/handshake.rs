@@ -5,14 +5,15 @@
 use super::secret::{nonce, PeerSecret, ProofContext, ProofRole};
 use super::tls::PeerTls;
 use ensemble_messages::codec;
+use ensemble_messages::frame::{self, FrameCodec, FrameError};
 use ensemble_messages::peer::{Proof, PEER_PROTOCOL_VERSION};
 use ensemble_messages::{HandshakeFrame, Sid};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// Handshake frames are small; anything larger is not a peer.
-const MAX_HANDSHAKE: usize = 512;
+const HANDSHAKE_FRAMES: FrameCodec = FrameCodec::new(512);
 /// Time allowed for the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -49,26 +50,22 @@ async fn write_frame<S: AsyncWrite + Unpin>(
     frame: &HandshakeFrame,
 ) -> Result<(), HandshakeError> {
     let bytes = codec::encode(frame).map_err(|e| HandshakeError::Garbage(e.to_string()))?;
-    stream
-        .write_all(&(bytes.len() as u32).to_be_bytes())
-        .await?;
-    stream.write_all(&bytes).await?;
+    frame::write_frame(stream, HANDSHAKE_FRAMES, &bytes)
+        .await
+        .map_err(std::io::Error::from)?;
     Ok(())
 }
 
+/// One handshake frame, and not a byte more: what follows belongs to the link.
 async fn read_frame<S: AsyncRead + Unpin>(
     stream: &mut S,
 ) -> Result<HandshakeFrame, HandshakeError> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_HANDSHAKE {
-        return Err(HandshakeError::Garbage(format!(
-            "{len}-byte handshake frame"
-        )));
-    }
-    let mut buf = vec![0; len];
-    stream.read_exact(&mut buf).await?;
+    let buf = frame::read_frame(stream, HANDSHAKE_FRAMES)
+        .await
+        .map_err(|e| match e {
+            FrameError::Io(e) => HandshakeError::Io(e),
+            too_large => HandshakeError::Garbage(too_large.to_string()),
+        })?;
     codec::decode(&buf).map_err(|e| HandshakeError::Garbage(e.to_string()))
 }
 

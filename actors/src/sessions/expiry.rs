@@ -6,6 +6,7 @@
 //! neither.
 
 use super::SessionTracker;
+use ensemble_messages::zk::SessionId;
 use ensemble_messages::{ServerState, Sid};
 
 /// The part a server plays in session expiry, from its Zab status.
@@ -39,13 +40,13 @@ impl ExpiryRole {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExpiryAction {
     /// Propose closing these sessions (their deadline passed).
-    Expire(Vec<i64>),
+    Expire(Vec<SessionId>),
     /// Send these touched sessions to the leader.
     Report {
         /// The leader to tell.
         leader: Sid,
         /// Sessions with client activity since the last report.
-        sessions: Vec<i64>,
+        sessions: Vec<SessionId>,
     },
 }
 
@@ -77,8 +78,8 @@ impl SessionExpiry {
     pub fn check(
         &mut self,
         role: ExpiryRole,
-        touched: Vec<i64>,
-        sessions: impl Iterator<Item = (i64, i32)>,
+        touched: Vec<SessionId>,
+        sessions: impl Iterator<Item = (SessionId, i32)>,
         now: u64,
     ) -> Option<ExpiryAction> {
         self.last_check = now;
@@ -109,7 +110,7 @@ impl SessionExpiry {
     }
 
     /// A learner reported activity on `sessions`: touched if this server tracks them.
-    pub fn reported(&mut self, sessions: &[i64], now: u64) {
+    pub fn reported(&mut self, sessions: &[SessionId], now: u64) {
         if let Some(tracker) = self.tracker.as_mut() {
             for id in sessions {
                 tracker.touch_known(*id, now);
@@ -122,27 +123,30 @@ impl SessionExpiry {
 mod tests {
     use super::*;
 
-    fn open(ids: &[(i64, i32)]) -> impl Iterator<Item = (i64, i32)> + '_ {
+    const S1: SessionId = SessionId(1);
+    const S2: SessionId = SessionId(2);
+
+    fn open(ids: &[(SessionId, i32)]) -> impl Iterator<Item = (SessionId, i32)> + '_ {
         ids.iter().copied()
     }
 
     #[test]
     fn the_leader_expires_silent_sessions_and_reported_ones_live_on() {
         let mut e = SessionExpiry::new(100);
-        let sessions = [(1, 1000), (2, 1000)];
+        let sessions = [(S1, 1000), (S2, 1000)];
         assert_eq!(
             e.check(ExpiryRole::Leader, vec![], open(&sessions), 0),
             None
         );
         assert!(!e.due(49) && e.due(50));
-        e.reported(&[2], 600);
+        e.reported(&[S2], 600);
         assert_eq!(
             e.check(ExpiryRole::Leader, vec![], open(&sessions), 1000),
-            Some(ExpiryAction::Expire(vec![1]))
+            Some(ExpiryAction::Expire(vec![S1]))
         );
         // Session 1 is still open in the tree until its close applies: not expired twice.
         assert_eq!(
-            e.check(ExpiryRole::Leader, vec![2], open(&sessions), 1100),
+            e.check(ExpiryRole::Leader, vec![S2], open(&sessions), 1100),
             None
         );
     }
@@ -150,17 +154,17 @@ mod tests {
     #[test]
     fn learners_report_touches_and_a_new_leader_gives_a_whole_timeout() {
         let mut e = SessionExpiry::new(100);
-        let sessions = [(1, 1000)];
+        let sessions = [(S1, 1000)];
         assert_eq!(
             e.check(
                 ExpiryRole::Learner { leader: 3 },
-                vec![1],
+                vec![S1],
                 open(&sessions),
                 0
             ),
             Some(ExpiryAction::Report {
                 leader: 3,
-                sessions: vec![1]
+                sessions: vec![S1]
             })
         );
         assert_eq!(
@@ -173,9 +177,9 @@ mod tests {
             None
         );
         // Reports reach only a leader.
-        e.reported(&[1], 60);
+        e.reported(&[S1], 60);
         assert_eq!(
-            e.check(ExpiryRole::Idle, vec![1], open(&sessions), 5000),
+            e.check(ExpiryRole::Idle, vec![S1], open(&sessions), 5000),
             None
         );
         assert_eq!(
@@ -188,7 +192,7 @@ mod tests {
         );
         assert_eq!(
             e.check(ExpiryRole::Leader, vec![], open(&sessions), 10_000),
-            Some(ExpiryAction::Expire(vec![1]))
+            Some(ExpiryAction::Expire(vec![S1]))
         );
     }
 }

@@ -9,6 +9,7 @@ pub use expiry::{ExpiryAction, ExpiryRole, SessionExpiry};
 pub use tracker::SessionTracker;
 pub use watches::{kinds_of_type, WatchKind, WatchManager};
 
+use ensemble_messages::zk::SessionId;
 use ensemble_messages::Sid;
 
 /// Whether a reconnect's password is the session's, compared in constant time.
@@ -23,9 +24,9 @@ pub fn password_matches(given: &[u8], expected: &[u8; 16]) -> bool {
 
 /// The first session id a server hands out: its sid in the top byte, the start time below,
 /// so that ids stay unique across servers and restarts.
-pub fn first_session_id(sid: Sid, now_ms: i64) -> i64 {
+pub fn first_session_id(sid: Sid, now_ms: i64) -> SessionId {
     let time = ((now_ms as u64) << 24) >> 8;
-    (time | ((sid & 0xff) << 56)) as i64
+    SessionId((time | ((sid & 0xff) << 56)) as i64)
 }
 
 #[cfg(test)]
@@ -44,6 +45,6 @@ mod tests {
         let a = first_session_id(1, 1_700_000_000_000);
         let b = first_session_id(2, 1_700_000_000_000);
         assert_ne!(a, b);
-        assert_eq!((a as u64) >> 56, 1);
+        assert_eq!((a.0 as u64) >> 56, 1);
     }
 }

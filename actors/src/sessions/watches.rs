@@ -1,7 +1,7 @@
 //! The watches of the sessions connected to this server: one-shot data, exist and child
 //! watches, and the persistent (and persistent-recursive) watches of `addWatch`.
 
-use ensemble_messages::zk::event;
+use ensemble_messages::zk::{EventType, SessionId, WatcherType};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// What a watch was set by.
@@ -19,26 +19,24 @@ pub enum WatchKind {
     PersistentRecursive,
 }
 
-/// The kinds a removeWatches/checkWatches type names: Children 1, Data 2, Any 3, Persistent 4,
-/// PersistentRecursive 5.
-pub fn kinds_of_type(watcher_type: i32) -> &'static [WatchKind] {
+/// The kinds a removeWatches/checkWatches type names.
+pub fn kinds_of_type(watcher_type: WatcherType) -> &'static [WatchKind] {
     match watcher_type {
-        1 => &[WatchKind::Child],
-        2 => &[WatchKind::Data, WatchKind::Exist],
-        3 => &[
+        WatcherType::Children => &[WatchKind::Child],
+        WatcherType::Data => &[WatchKind::Data, WatchKind::Exist],
+        WatcherType::Any => &[
             WatchKind::Child,
             WatchKind::Data,
             WatchKind::Exist,
             WatchKind::Persistent,
             WatchKind::PersistentRecursive,
         ],
-        4 => &[WatchKind::Persistent],
-        5 => &[WatchKind::PersistentRecursive],
-        _ => &[],
+        WatcherType::Persistent => &[WatchKind::Persistent],
+        WatcherType::PersistentRecursive => &[WatchKind::PersistentRecursive],
     }
 }
 
-type Watches = BTreeMap<String, BTreeSet<i64>>;
+type Watches = BTreeMap<String, BTreeSet<SessionId>>;
 
 /// The watches set by this server's sessions: by path (to fire them) and by session (so a
 /// session's end costs its own watches, not everyone's), with the counts the status words
@@ -50,7 +48,7 @@ pub struct WatchManager {
     child: Watches,
     persistent: Watches,
     recursive: Watches,
-    by_session: HashMap<i64, BTreeSet<(WatchKind, String)>>,
+    by_session: HashMap<SessionId, BTreeSet<(WatchKind, String)>>,
     /// For each watched path, how many kinds of watch it has.
     kinds_per_path: HashMap<String, usize>,
     total: usize,
@@ -78,7 +76,7 @@ impl WatchManager {
     }
 
     /// Sets a watch for `session` on `path`.
-    pub fn add(&mut self, kind: WatchKind, path: &str, session: i64) {
+    pub fn add(&mut self, kind: WatchKind, path: &str, session: SessionId) {
         let map = self.map(kind);
         let new_path = !map.contains_key(path);
         if !map.entry(path.to_string()).or_default().insert(session) {
@@ -95,14 +93,14 @@ impl WatchManager {
     }
 
     /// Whether `session` has a watch of one of `kinds` on `path`.
-    pub fn has(&mut self, kinds: &[WatchKind], path: &str, session: i64) -> bool {
+    pub fn has(&mut self, kinds: &[WatchKind], path: &str, session: SessionId) -> bool {
         kinds
             .iter()
             .any(|k| self.map(*k).get(path).is_some_and(|s| s.contains(&session)))
     }
 
     /// Removes `session`'s watches of `kinds` on `path`; whether any was there.
-    pub fn remove(&mut self, kinds: &[WatchKind], path: &str, session: i64) -> bool {
+    pub fn remove(&mut self, kinds: &[WatchKind], path: &str, session: SessionId) -> bool {
         let mut removed = false;
         for k in kinds {
             if self.unlink_from_path(*k, path, session) {
@@ -114,7 +112,7 @@ impl WatchManager {
     }
 
     /// Takes `session` out of the watchers of `path` of this kind; whether it was there.
-    fn unlink_from_path(&mut self, kind: WatchKind, path: &str, session: i64) -> bool {
+    fn unlink_from_path(&mut self, kind: WatchKind, path: &str, session: SessionId) -> bool {
         let map = self.map(kind);
         let Some(s) = map.get_mut(path) else {
             return false;
@@ -130,7 +128,7 @@ impl WatchManager {
         true
     }
 
-    fn unlink_from_session(&mut self, session: i64, kind: WatchKind, path: &str) {
+    fn unlink_from_session(&mut self, session: SessionId, kind: WatchKind, path: &str) {
         if let Some(own) = self.by_session.get_mut(&session) {
             own.remove(&(kind, path.to_string()));
             if own.is_empty() {
@@ -155,14 +153,16 @@ impl WatchManager {
     pub fn trigger(
         &mut self,
         path: &str,
-        event_type: i32,
-        mut may_read: impl FnMut(i64) -> bool,
-    ) -> Vec<(i64, i32, String)> {
+        event_type: EventType,
+        mut may_read: impl FnMut(SessionId) -> bool,
+    ) -> Vec<(SessionId, EventType, String)> {
         let mut sessions = BTreeSet::new();
         let kinds: &[WatchKind] = match event_type {
-            event::NODE_CREATED | event::NODE_DATA_CHANGED => &[WatchKind::Data, WatchKind::Exist],
-            event::NODE_DELETED => &[WatchKind::Data, WatchKind::Exist, WatchKind::Child],
-            event::NODE_CHILDREN_CHANGED => &[WatchKind::Child],
+            EventType::NodeCreated | EventType::NodeDataChanged => {
+                &[WatchKind::Data, WatchKind::Exist]
+            }
+            EventType::NodeDeleted => &[WatchKind::Data, WatchKind::Exist, WatchKind::Child],
+            EventType::NodeChildrenChanged => &[WatchKind::Child],
             _ => &[],
         };
         for k in kinds {
@@ -179,7 +179,7 @@ impl WatchManager {
         if let Some(s) = self.persistent.get(path) {
             sessions.extend(s.iter().copied());
         }
-        if event_type != event::NODE_CHILDREN_CHANGED {
+        if event_type != EventType::NodeChildrenChanged {
             let mut at = Some(path);
             while let Some(p) = at {
                 if let Some(s) = self.recursive.get(p) {
@@ -196,7 +196,7 @@ impl WatchManager {
     }
 
     /// Drops every watch of a session: its own watches, not a scan of everyone's.
-    pub fn remove_session(&mut self, session: i64) {
+    pub fn remove_session(&mut self, session: SessionId) {
         for (kind, path) in self.by_session.remove(&session).unwrap_or_default() {
             self.unlink_from_path(kind, &path, session);
         }
@@ -208,8 +208,8 @@ impl WatchManager {
     }
 
     /// Every watch as (session, path), sorted, for the `wchc` and `wchp` words.
-    pub fn all(&self) -> Vec<(i64, String)> {
-        let mut out: Vec<(i64, String)> = self
+    pub fn all(&self) -> Vec<(SessionId, String)> {
+        let mut out: Vec<(SessionId, String)> = self
             .maps()
             .iter()
             .flat_map(|m| {
@@ -243,60 +243,64 @@ mod tests {
     #[test]
     fn watches_fire_once_for_the_right_events() {
         let mut w = WatchManager::default();
-        w.add(WatchKind::Data, "/a", 1);
-        w.add(WatchKind::Child, "/a", 2);
-        w.add(WatchKind::Exist, "/b", 3);
+        w.add(WatchKind::Data, "/a", SessionId(1));
+        w.add(WatchKind::Child, "/a", SessionId(2));
+        w.add(WatchKind::Exist, "/b", SessionId(3));
         assert_eq!(
-            w.trigger("/a", event::NODE_CHILDREN_CHANGED, |_| true),
-            vec![(2, event::NODE_CHILDREN_CHANGED, "/a".into())]
+            w.trigger("/a", EventType::NodeChildrenChanged, |_| true),
+            vec![(SessionId(2), EventType::NodeChildrenChanged, "/a".into())]
         );
         assert!(
-            w.trigger("/a", event::NODE_CHILDREN_CHANGED, |_| true)
+            w.trigger("/a", EventType::NodeChildrenChanged, |_| true)
                 .is_empty(),
             "one-shot"
         );
         assert_eq!(
-            w.trigger("/b", event::NODE_CREATED, |_| true),
-            vec![(3, event::NODE_CREATED, "/b".into())]
+            w.trigger("/b", EventType::NodeCreated, |_| true),
+            vec![(SessionId(3), EventType::NodeCreated, "/b".into())]
         );
         assert_eq!(
-            w.trigger("/a", event::NODE_DELETED, |_| true),
-            vec![(1, event::NODE_DELETED, "/a".into())]
+            w.trigger("/a", EventType::NodeDeleted, |_| true),
+            vec![(SessionId(1), EventType::NodeDeleted, "/a".into())]
         );
-        w.add(WatchKind::Data, "/c", 4);
-        w.remove_session(4);
+        w.add(WatchKind::Data, "/c", SessionId(4));
+        w.remove_session(SessionId(4));
         assert_eq!(w.count(), 0);
     }
 
     #[test]
     fn persistent_and_recursive_watches_stay_and_reach_below() {
         let mut w = WatchManager::default();
-        w.add(WatchKind::Persistent, "/p", 1);
-        w.add(WatchKind::PersistentRecursive, "/r", 2);
+        w.add(WatchKind::Persistent, "/p", SessionId(1));
+        w.add(WatchKind::PersistentRecursive, "/r", SessionId(2));
         for _ in 0..2 {
             assert_eq!(
-                w.trigger("/p", event::NODE_DATA_CHANGED, |_| true),
-                vec![(1, event::NODE_DATA_CHANGED, "/p".into())]
+                w.trigger("/p", EventType::NodeDataChanged, |_| true),
+                vec![(SessionId(1), EventType::NodeDataChanged, "/p".into())]
             );
         }
         assert_eq!(
-            w.trigger("/p", event::NODE_CHILDREN_CHANGED, |_| true)
+            w.trigger("/p", EventType::NodeChildrenChanged, |_| true)
                 .len(),
             1
         );
         assert_eq!(
-            w.trigger("/r/a/b", event::NODE_CREATED, |_| true),
-            vec![(2, event::NODE_CREATED, "/r/a/b".into())]
+            w.trigger("/r/a/b", EventType::NodeCreated, |_| true),
+            vec![(SessionId(2), EventType::NodeCreated, "/r/a/b".into())]
         );
         assert!(
-            w.trigger("/r/a", event::NODE_CHILDREN_CHANGED, |_| true)
+            w.trigger("/r/a", EventType::NodeChildrenChanged, |_| true)
                 .is_empty(),
             "recursive watches skip child lists"
         );
-        assert!(w.has(kinds_of_type(5), "/r", 2));
-        assert!(w.remove(kinds_of_type(3), "/r", 2));
+        assert!(w.has(
+            kinds_of_type(WatcherType::PersistentRecursive),
+            "/r",
+            SessionId(2)
+        ));
+        assert!(w.remove(kinds_of_type(WatcherType::Any), "/r", SessionId(2)));
         assert!(
-            !w.remove(kinds_of_type(3), "/r", 2),
+            !w.remove(kinds_of_type(WatcherType::Any), "/r", SessionId(2)),
             "nothing left: NoWatcher"
         );
     }
@@ -304,15 +308,15 @@ mod tests {
     #[test]
     fn only_sessions_that_may_read_the_node_get_its_events() {
         let mut w = WatchManager::default();
-        w.add(WatchKind::PersistentRecursive, "/", 1);
-        w.add(WatchKind::PersistentRecursive, "/", 2);
-        w.add(WatchKind::Data, "/secret", 3);
+        w.add(WatchKind::PersistentRecursive, "/", SessionId(1));
+        w.add(WatchKind::PersistentRecursive, "/", SessionId(2));
+        w.add(WatchKind::Data, "/secret", SessionId(3));
         assert_eq!(
-            w.trigger("/secret", event::NODE_DATA_CHANGED, |s| s == 2),
-            vec![(2, event::NODE_DATA_CHANGED, "/secret".into())]
+            w.trigger("/secret", EventType::NodeDataChanged, |s| s == SessionId(2)),
+            vec![(SessionId(2), EventType::NodeDataChanged, "/secret".into())]
         );
         assert!(
-            w.trigger("/secret", event::NODE_DATA_CHANGED, |s| s == 3)
+            w.trigger("/secret", EventType::NodeDataChanged, |s| s == SessionId(3))
                 .is_empty(),
             "a filtered one-shot watch is used up"
         );
@@ -341,12 +345,16 @@ mod tests {
         ];
         for i in 0..300i64 {
             let path = format!("/n{}", i % 7);
-            w.add(kinds[(i % 5) as usize], &path, i % 11);
+            w.add(kinds[(i % 5) as usize], &path, SessionId(i % 11));
             match i % 6 {
-                0 => drop(w.trigger(&path, event::NODE_DELETED, |_| true)),
-                1 => drop(w.trigger(&path, event::NODE_CHILDREN_CHANGED, |_| true)),
-                2 => drop(w.remove(kinds_of_type(3), &format!("/n{}", i % 5), i % 3)),
-                3 if i % 4 == 0 => w.remove_session(i % 11),
+                0 => drop(w.trigger(&path, EventType::NodeDeleted, |_| true)),
+                1 => drop(w.trigger(&path, EventType::NodeChildrenChanged, |_| true)),
+                2 => drop(w.remove(
+                    kinds_of_type(WatcherType::Any),
+                    &format!("/n{}", i % 5),
+                    SessionId(i % 3),
+                )),
+                3 if i % 4 == 0 => w.remove_session(SessionId(i % 11)),
                 _ => {}
             }
             let (total, paths, indexed) = recount(&w);
@@ -361,12 +369,12 @@ mod tests {
         // come and go. Before the index each end scanned every watch: 2,000 x 200,000.
         let mut w = WatchManager::default();
         for i in 0..200_000 {
-            w.add(WatchKind::Data, &format!("/w{i}"), 1);
+            w.add(WatchKind::Data, &format!("/w{i}"), SessionId(1));
         }
         let started = std::time::Instant::now();
         for s in 2..2_002 {
-            w.add(WatchKind::Child, "/w7", s);
-            w.remove_session(s);
+            w.add(WatchKind::Child, "/w7", SessionId(s));
+            w.remove_session(SessionId(s));
         }
         println!(
             "2,000 session ends among 200,000 watches: {:?}",
@@ -382,10 +390,10 @@ mod tests {
             started.elapsed()
         );
         assert_eq!(
-            w.trigger("/w7", event::NODE_DELETED, |_| true),
-            vec![(1, event::NODE_DELETED, "/w7".into())]
+            w.trigger("/w7", EventType::NodeDeleted, |_| true),
+            vec![(SessionId(1), EventType::NodeDeleted, "/w7".into())]
         );
-        w.remove_session(1);
+        w.remove_session(SessionId(1));
         assert_eq!((w.count(), w.paths()), (0, 0));
     }
 }

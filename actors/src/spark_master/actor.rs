@@ -6,15 +6,15 @@ use super::core::{ConnId, Input, MasterCore, MasterSettings, Output, RecoverySta
 use super::ensemble_link::{self, EnsembleSettings, LinkEvent, Stamped, StoreOp};
 use super::file_link;
 use crate::accept::{accepted, Accepted};
+use crate::framed::{framed, FramedConnection};
 use actix::prelude::*;
-use ensemble_messages::codec::PeerCodec;
 use ensemble_messages::spark::{DriverState, ExecutorState};
 use ensemble_messages::spark::{FromMaster, ToMaster};
-use futures::{SinkExt, StreamExt};
+use ensemble_messages::zk::SessionId;
+use futures::StreamExt;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
 
 #[path = "rest_handlers.rs"]
 mod rest_handlers;
@@ -49,8 +49,8 @@ pub struct MasterActor {
     /// What the latch of the master that leads holds while this one is STANDBY: its URL, and
     /// on a second line its web UI.
     leader: Option<String>,
-    /// The ensemble session the link holds (0: none yet), told to masters that ask.
-    session: i64,
+    /// The ensemble session the link holds (none yet at first), told to masters that ask.
+    session: SessionId,
     /// Where to say that the master cannot go on (its host stops it); None once said.
     fatal: Option<mpsc::UnboundedSender<String>>,
 }
@@ -79,7 +79,7 @@ impl MasterActor {
             next_conn: 0,
             started,
             leader: None,
-            session: 0,
+            session: SessionId::NONE,
             fatal: Some(fatal),
         }
     }
@@ -363,21 +363,15 @@ impl StreamHandler<Accepted> for MasterActor {
         let _ = stream.set_nodelay(true);
         self.next_conn += 1;
         let conn = self.next_conn;
-        let (sink, mut outgoing) = mpsc::unbounded_channel::<FromMaster>();
-        self.conns.insert(conn, sink);
-        let (read, write) = stream.into_split();
-        actix::spawn(async move {
-            let mut frames = FramedWrite::new(write, PeerCodec::<ToMaster, FromMaster>::default());
-            while let Some(msg) = outgoing.recv().await {
-                if frames.send(msg).await.is_err() {
-                    break;
-                }
-            }
-        });
+        let FramedConnection {
+            mut incoming,
+            outgoing,
+            ..
+        } = framed::<ToMaster, FromMaster>(stream);
+        self.conns.insert(conn, outgoing);
         let me = ctx.address();
         actix::spawn(async move {
-            let mut frames = FramedRead::new(read, PeerCodec::<ToMaster, FromMaster>::default());
-            while let Some(frame) = frames.next().await {
+            while let Some(frame) = incoming.next().await {
                 match frame {
                     Ok(msg) => me.do_send(FromWorker {
                         conn,

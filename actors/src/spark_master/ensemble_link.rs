@@ -23,10 +23,9 @@ use super::apps::StoredApp;
 use super::drivers::StoredDriver;
 use super::takeover::{Input as Seen, SessionRecord};
 use super::takeover_io::{self, Watcher};
-use crate::zk_client::{ClientError, ZkClient};
-use ensemble_messages::jute::WatcherEvent;
+use crate::zk_client::{ClientError, WatchedEvent, ZkClient};
 use ensemble_messages::spark::{MasterEpoch, WorkerSpec};
-use ensemble_messages::zk::{err, event, state};
+use ensemble_messages::zk::{CreateMode, EventType, KeeperState, SessionId, ZkError};
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -70,7 +69,7 @@ pub enum LinkEvent {
     /// Connected again with the same session.
     Resumed,
     /// The link holds this ensemble session now (it answers other masters' Identify).
-    Session(i64),
+    Session(SessionId),
     /// Another master leads: what its latch znode holds (its URL, and on a second line its
     /// web UI), for the STANDBY page.
     LeaderIs(String),
@@ -287,7 +286,7 @@ enum Ended {
 fn transient(e: &ClientError) -> bool {
     matches!(
         e,
-        ClientError::ConnectionLoss(_) | ClientError::Server(err::CONNECTION_LOSS)
+        ClientError::ConnectionLoss(_) | ClientError::Server(ZkError::ConnectionLoss)
     )
 }
 
@@ -299,7 +298,7 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// One session of the link, from its connection to its end.
 struct Session<'a, R: Fn(LinkEvent)> {
     client: &'a ZkClient,
-    events: mpsc::UnboundedReceiver<WatcherEvent>,
+    events: mpsc::UnboundedReceiver<WatchedEvent>,
     report: &'a R,
     fence: Fence,
     /// Whether the client is connected to a server.
@@ -316,14 +315,14 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
     }
 
     /// Handles a session state event; Err once the session is gone.
-    fn on_state(&mut self, e: &WatcherEvent) -> Result<(), Ended> {
+    fn on_state(&mut self, e: &WatchedEvent) -> Result<(), Ended> {
         match e.state {
-            state::EXPIRED => return Err(self.lost("session expired")),
-            state::DISCONNECTED => {
+            KeeperState::Expired => return Err(self.lost("session expired")),
+            KeeperState::Disconnected => {
                 self.connected = false;
                 self.suspend("lost the ensemble connection");
             }
-            state::SYNC_CONNECTED => {
+            KeeperState::SyncConnected => {
                 self.connected = true;
                 self.resume();
             }
@@ -380,9 +379,9 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
             let Some(ev) = ev else {
                 return Err(self.lost("client stopped"));
             };
-            if ev.event_type == event::NONE {
+            if ev.event_type == EventType::None {
                 self.on_state(&ev)?;
-                if ev.state == state::SYNC_CONNECTED {
+                if ev.state == KeeperState::SyncConnected {
                     return Ok(());
                 }
             }
@@ -430,12 +429,16 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
             ensure_path(client, &status_dir).await?;
             let prefix = format!("{latch_dir}/latch-");
             let own = client
-                .create(&prefix, settings.identity.as_bytes(), 3)
+                .create(
+                    &prefix,
+                    settings.identity.as_bytes(),
+                    CreateMode::EphemeralSequential,
+                )
                 .await?;
             let stat = client
                 .exists(&own)
                 .await?
-                .ok_or(ClientError::Server(err::NO_NODE))?;
+                .ok_or(ClientError::Server(ZkError::NoNode))?;
             Ok::<_, ClientError>((own, stat.czxid))
         };
         let (own, epoch) = match setup.await {
@@ -457,7 +460,7 @@ impl<R: Fn(LinkEvent)> Session<'_, R> {
                 }
                 ev = self.events.recv() => match ev {
                     None => return self.lost("client stopped"),
-                    Some(e) if e.event_type == event::NONE => {
+                    Some(e) if e.event_type == EventType::None => {
                         if let Err(ended) = self.on_state(&e) {
                             return ended;
                         }
@@ -642,8 +645,8 @@ async fn ensure_path(client: &ZkClient, path: &str) -> Result<(), ClientError> {
     for part in path.split('/').filter(|p| !p.is_empty()) {
         at.push('/');
         at.push_str(part);
-        match client.create(&at, b"", 0).await {
-            Ok(_) | Err(ClientError::Server(err::NODE_EXISTS)) => {}
+        match client.create(&at, b"", CreateMode::Persistent).await {
+            Ok(_) | Err(ClientError::Server(ZkError::NodeExists)) => {}
             Err(e) => return Err(e),
         }
     }
@@ -665,7 +668,7 @@ async fn predecessor(
         Some(0) => None,
         Some(i) => Some(format!("{latch_dir}/{}", children[i - 1])),
         // Our latch is gone (deleted by hand): treat the session as lost.
-        None => return Err(ClientError::Server(err::NO_NODE)),
+        None => return Err(ClientError::Server(ZkError::NoNode)),
     };
     let leader = format!(
         "{latch_dir}/{}",
@@ -682,7 +685,7 @@ async fn read_records(client: &ZkClient, status_dir: &str) -> Result<Records, Cl
         let path = format!("{status_dir}/{name}");
         let data = match client.get_data(&path).await {
             Ok((data, _)) => data,
-            Err(ClientError::Server(err::NO_NODE)) => continue,
+            Err(ClientError::Server(ZkError::NoNode)) => continue,
             Err(e) => return Err(e),
         };
         if let Err(e) = records.add(&name, &data) {
@@ -694,8 +697,8 @@ async fn read_records(client: &ZkClient, status_dir: &str) -> Result<Records, Cl
 
 /// Creates or replaces a record.
 async fn put(client: &ZkClient, path: &str, data: &[u8]) -> Result<(), ClientError> {
-    match client.create(path, data, 0).await {
-        Err(ClientError::Server(err::NODE_EXISTS)) => {
+    match client.create(path, data, CreateMode::Persistent).await {
+        Err(ClientError::Server(ZkError::NodeExists)) => {
             client.set_data(path, data, -1).await.map(|_| ())
         }
         other => other.map(|_| ()),
@@ -705,7 +708,7 @@ async fn put(client: &ZkClient, path: &str, data: &[u8]) -> Result<(), ClientErr
 /// Deletes a record if it exists.
 async fn forget(client: &ZkClient, path: &str) -> Result<(), ClientError> {
     match client.delete(path, -1).await {
-        Ok(()) | Err(ClientError::Server(err::NO_NODE)) => Ok(()),
+        Ok(()) | Err(ClientError::Server(ZkError::NoNode)) => Ok(()),
         Err(e) => Err(e),
     }
 }
@@ -756,9 +759,9 @@ mod tests {
             fence.applied(),
             Some(LinkEvent::Stored { epoch: 9, seq: 1 })
         );
-        assert!(transient(&ClientError::Server(err::CONNECTION_LOSS)));
+        assert!(transient(&ClientError::Server(ZkError::ConnectionLoss)));
         assert!(transient(&ClientError::ConnectionLoss("reset".into())));
-        assert!(!transient(&ClientError::Server(err::SESSION_EXPIRED)));
+        assert!(!transient(&ClientError::Server(ZkError::SessionExpired)));
     }
 
     /// Seeded mutation fuzzing of the record reader: stored records come from the ensemble and

@@ -24,6 +24,7 @@
 //! The actor side (probes, the take-over itself) is in `takeover_io.rs`.
 
 use ensemble_messages::spark::MasterEpoch;
+use ensemble_messages::zk::SessionId;
 use serde::{Deserialize, Serialize};
 
 /// How long after an inconclusive probe or a failed take-over the next probe starts, ms.
@@ -44,7 +45,7 @@ const PASSWORD_LEN: usize = 16;
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionRecord {
     /// Its ensemble session.
-    pub session_id: i64,
+    pub session_id: SessionId,
     /// The session's password.
     pub password: Vec<u8>,
     /// Its RPC address, `host:port`.
@@ -56,7 +57,7 @@ pub struct SessionRecord {
 impl std::fmt::Debug for SessionRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionRecord")
-            .field("session_id", &format_args!("0x{:x}", self.session_id))
+            .field("session_id", &format_args!("{}", self.session_id))
             .field("password", &"<hidden>")
             .field("rpc", &self.rpc)
             .field("epoch", &format_args!("0x{:x}", self.epoch))
@@ -68,7 +69,7 @@ impl SessionRecord {
     /// Checks a record read from the ensemble (its bytes are hostile): a session, a 16-byte
     /// password and a `host:port` address.
     pub fn checked(self) -> Result<SessionRecord, String> {
-        if self.session_id == 0 {
+        if self.session_id == SessionId::NONE {
             return Err("session record names no session".into());
         }
         if self.password.len() != PASSWORD_LEN {
@@ -96,8 +97,8 @@ impl SessionRecord {
 pub enum Probe {
     /// The connection was refused: the host answered and nothing listens on the port.
     Refused,
-    /// A process answered: the session it holds (0: none yet).
-    Answered(i64),
+    /// A process answered: the session it holds ([`SessionId::NONE`]: none yet).
+    Answered(SessionId),
     /// The connection that answered closed (the process may have died).
     Closed,
     /// No proof either way: a timeout, an unreachable host, no answer.
@@ -114,23 +115,23 @@ pub enum Input {
         /// the leader's session over (two at once would move it from each other and fail).
         next_in_line: bool,
         /// The leading latch's ephemeral owner.
-        latch_owner: i64,
+        latch_owner: SessionId,
         /// The record and its znode's ephemeral owner.
-        record: Option<(SessionRecord, i64)>,
+        record: Option<(SessionRecord, SessionId)>,
     },
     /// This master leads, or its session ended: nothing to watch.
     Idle,
     /// A probe for the session `session_id` found `outcome`.
     Probed {
         /// The session the probe was for.
-        session_id: i64,
+        session_id: SessionId,
         /// What it found.
         outcome: Probe,
     },
     /// The take-over of `session_id` ended (Err: why it failed).
     TakenOver {
         /// The session.
-        session_id: i64,
+        session_id: SessionId,
         /// Whether it was closed (or already gone).
         result: Result<(), String>,
     },
@@ -144,7 +145,7 @@ pub enum Output {
     /// Probe `rpc` (replacing any probe under way) for the session `session_id`.
     Probe {
         /// The session the probe is for.
-        session_id: i64,
+        session_id: SessionId,
         /// The address to probe.
         rpc: String,
     },
@@ -177,7 +178,7 @@ enum Phase {
 /// A STANDBY master's watch of the ALIVE master's session.
 #[derive(Debug)]
 pub struct Takeover {
-    own_session: i64,
+    own_session: SessionId,
     target: Option<(SessionRecord, Phase)>,
     /// Until when inconclusive probes are retried quickly (the held connection just closed).
     fast_until: u64,
@@ -185,7 +186,7 @@ pub struct Takeover {
 
 impl Takeover {
     /// A watch by a master that holds `own_session`.
-    pub fn new(own_session: i64) -> Self {
+    pub fn new(own_session: SessionId) -> Self {
         Takeover {
             own_session,
             target: None,
@@ -229,7 +230,11 @@ impl Takeover {
         }
     }
 
-    fn leader(&mut self, latch_owner: i64, record: Option<(SessionRecord, i64)>) -> Vec<Output> {
+    fn leader(
+        &mut self,
+        latch_owner: SessionId,
+        record: Option<(SessionRecord, SessionId)>,
+    ) -> Vec<Output> {
         let Some((record, znode_owner)) = record else {
             return self.forget();
         };
@@ -237,12 +242,12 @@ impl Takeover {
             Some("it names this master's own session".to_string())
         } else if znode_owner != record.session_id {
             Some(format!(
-                "its znode belongs to session 0x{znode_owner:x}, not 0x{:x}",
+                "its znode belongs to session {znode_owner}, not {}",
                 record.session_id
             ))
         } else if latch_owner != record.session_id {
             Some(format!(
-                "the leading latch belongs to session 0x{latch_owner:x}, not 0x{:x}",
+                "the leading latch belongs to session {latch_owner}, not {}",
                 record.session_id
             ))
         } else {
@@ -281,7 +286,7 @@ impl Takeover {
         }
     }
 
-    fn probed(&mut self, session_id: i64, outcome: Probe, now: u64) -> Vec<Output> {
+    fn probed(&mut self, session_id: SessionId, outcome: Probe, now: u64) -> Vec<Output> {
         let pause = self.pause(now);
         let Some((record, phase)) = self.target.as_mut() else {
             return Vec::new();
@@ -292,7 +297,7 @@ impl Takeover {
         let why = match outcome {
             Probe::Refused => format!("its RPC port {} refuses connections", record.rpc),
             Probe::Answered(s) if s != session_id => format!(
-                "the process on its RPC port {} holds session 0x{s:x}, not 0x{session_id:x}",
+                "the process on its RPC port {} holds session {s}, not {session_id}",
                 record.rpc
             ),
             Probe::Answered(_) => {

@@ -14,7 +14,7 @@ use crate::zk_client::{ClientError, ZkClient};
 use ensemble_messages::codec::PeerCodec;
 use ensemble_messages::jute::{Acl, Id};
 use ensemble_messages::spark::{FromMaster, ToMaster};
-use ensemble_messages::zk::{err, perm};
+use ensemble_messages::zk::{perm, CreateMode, SessionId, ZkError};
 use futures::{SinkExt, StreamExt};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -52,22 +52,25 @@ pub async fn publish(
 ) -> Result<(), ClientError> {
     let data = encode_record(record);
     for _ in 0..2 {
-        match client.create_with_acl(path, &data, acl.to_vec(), 1).await {
+        match client
+            .create_with_acl(path, &data, acl.to_vec(), CreateMode::Ephemeral)
+            .await
+        {
             Ok(_) => return Ok(()),
-            Err(ClientError::Server(err::NODE_EXISTS)) => {}
+            Err(ClientError::Server(ZkError::NodeExists)) => {}
             Err(e) => return Err(e),
         }
         match client.exists(path).await? {
             // Created by an earlier try whose answer was lost.
-            Some(stat) if stat.ephemeral_owner == client.session_id => return Ok(()),
+            Some(stat) if SessionId(stat.ephemeral_owner) == client.session_id => return Ok(()),
             Some(_) => match client.delete(path, -1).await {
-                Ok(()) | Err(ClientError::Server(err::NO_NODE)) => {}
+                Ok(()) | Err(ClientError::Server(ZkError::NoNode)) => {}
                 Err(e) => return Err(e),
             },
             None => {}
         }
     }
-    Err(ClientError::Server(err::NODE_EXISTS))
+    Err(ClientError::Server(ZkError::NodeExists))
 }
 
 /// What a STANDBY master sees of the leader: the session that owns the leading latch and the
@@ -86,7 +89,7 @@ pub async fn read(
     let leader = |record| {
         Some(Input::Leader {
             next_in_line,
-            latch_owner: latch.ephemeral_owner,
+            latch_owner: SessionId(latch.ephemeral_owner),
             record,
         })
     };
@@ -98,8 +101,8 @@ pub async fn read(
     }
     let (data, stat) = match client.get_data(path).await {
         Ok(v) => v,
-        Err(ClientError::Server(err::NO_NODE)) => return Ok(leader(None)),
-        Err(ClientError::Server(err::NO_AUTH)) => {
+        Err(ClientError::Server(ZkError::NoNode)) => return Ok(leader(None)),
+        Err(ClientError::Server(ZkError::NoAuth)) => {
             tracing::warn!(
                 "cannot read {path}: the masters' credentials differ \
                  (spark.deploy.zookeeper.masterAuth); failover waits for session expiry"
@@ -109,7 +112,7 @@ pub async fn read(
         Err(e) => return Err(e),
     };
     match decode_record::<SessionRecord>(&data).and_then(SessionRecord::checked) {
-        Ok(record) => Ok(leader(Some((record, stat.ephemeral_owner)))),
+        Ok(record) => Ok(leader(Some((record, SessionId(stat.ephemeral_owner))))),
         Err(e) => {
             tracing::warn!("unreadable session record at {path}: {e}");
             Ok(leader(None))
@@ -160,13 +163,13 @@ async fn take_over(
     let id = record.session_id;
     let client = match ZkClient::attach(servers, timeout, id, record.password.clone()).await {
         Ok(c) => c,
-        Err(ClientError::Server(err::SESSION_EXPIRED)) => return Ok(()),
-        Err(e) => return Err(format!("cannot attach to session 0x{id:x}: {e}")),
+        Err(ClientError::Server(ZkError::SessionExpired)) => return Ok(()),
+        Err(e) => return Err(format!("cannot attach to session {id}: {e}")),
     };
     client
         .close()
         .await
-        .map_err(|e| format!("cannot close session 0x{id:x}: {e}"))
+        .map_err(|e| format!("cannot close session {id}: {e}"))
 }
 
 /// A STANDBY master's watch of the ALIVE master's session: runs the take-over core and carries
@@ -183,7 +186,7 @@ pub struct Watcher {
 
 impl Watcher {
     /// A watch by the master holding `own_session`, which takes sessions over on `servers`.
-    pub fn new(own_session: i64, servers: Vec<String>, timeout: Duration) -> Self {
+    pub fn new(own_session: SessionId, servers: Vec<String>, timeout: Duration) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         Watcher {
             core: Takeover::new(own_session),
@@ -208,14 +211,14 @@ impl Watcher {
     pub fn feed(&mut self, input: Input) {
         match &input {
             Input::TakenOver { session_id, result } => match result {
-                Ok(()) => tracing::info!("closed the dead master's session 0x{session_id:x}"),
+                Ok(()) => tracing::info!("closed the dead master's session {session_id}"),
                 Err(e) => tracing::warn!("take-over failed ({e}); probing again"),
             },
             Input::Probed {
                 session_id,
                 outcome: Probe::Answered(s),
             } if s == session_id => tracing::info!(
-                "the ALIVE master's process answers with its session 0x{s:x}; watching it"
+                "the ALIVE master's process answers with its session {s}; watching it"
             ),
             Input::Probed {
                 outcome: Probe::Inconclusive(why),
@@ -248,7 +251,7 @@ impl Watcher {
             Output::TakeOver { record, why } => {
                 self.stop_probe();
                 tracing::warn!(
-                    "the ALIVE master's process is gone ({why}): taking over its session 0x{:x} \
+                    "the ALIVE master's process is gone ({why}): taking over its session {} \
                      and closing it, so that the next master leads now",
                     record.session_id
                 );

@@ -1,9 +1,10 @@
 use super::*;
 
-const OWN: i64 = 0x100;
-const LEADER: i64 = 0x200;
+const OWN: SessionId = SessionId(0x100);
+const LEADER: SessionId = SessionId(0x200);
+const OTHER: SessionId = SessionId(0x300);
 
-fn record(session_id: i64) -> SessionRecord {
+fn record(session_id: SessionId) -> SessionRecord {
     SessionRecord {
         session_id,
         password: vec![7; 16],
@@ -166,10 +167,10 @@ fn a_closed_connection_alone_is_no_proof() {
 /// A master restarted on the same port holds a new session: the published one has no process.
 #[test]
 fn another_session_on_the_port_is_proof() {
-    for other in [0, 0x300, OWN] {
+    for other in [SessionId::NONE, OTHER, OWN] {
         let (mut t, _) = watching();
         let out = probed(&mut t, Probe::Answered(other), 5);
-        assert!(takes_over(&out), "{other:x}: {out:?}");
+        assert!(takes_over(&out), "{other}: {out:?}");
     }
 }
 
@@ -180,11 +181,11 @@ fn records_of_other_sessions_or_of_our_own_are_ignored() {
         (
             LEADER,
             record(LEADER),
-            0x300,
+            OTHER,
             "znode belongs to session 0x300",
         ),
         (
-            0x300,
+            OTHER,
             record(LEADER),
             LEADER,
             "leading latch belongs to session 0x300",
@@ -224,7 +225,7 @@ fn a_new_leader_or_none_replaces_the_target_and_stale_probes_are_ignored() {
     let out = t.step(
         Input::Leader {
             next_in_line: true,
-            latch_owner: 0x300,
+            latch_owner: OTHER,
             record: None,
         },
         5,
@@ -235,15 +236,15 @@ fn a_new_leader_or_none_replaces_the_target_and_stale_probes_are_ignored() {
     let out = t.step(
         Input::Leader {
             next_in_line: true,
-            latch_owner: 0x300,
-            record: Some((record(0x300), 0x300)),
+            latch_owner: OTHER,
+            record: Some((record(OTHER), OTHER)),
         },
         5,
     );
     assert!(matches!(
         &out[..],
         [Output::Probe {
-            session_id: 0x300,
+            session_id: OTHER,
             ..
         }]
     ));
@@ -280,7 +281,7 @@ fn a_failed_take_over_is_retried_through_a_new_probe() {
 fn hostile_records_are_refused_and_the_password_is_never_shown() {
     assert!(record(LEADER).checked().is_ok());
     let mut r = record(LEADER);
-    r.session_id = 0;
+    r.session_id = SessionId::NONE;
     assert!(r.checked().is_err());
     let mut r = record(LEADER);
     r.password = vec![1; 3];

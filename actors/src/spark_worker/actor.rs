@@ -4,16 +4,15 @@
 
 use super::core::{Input, MasterIndex, Output, WorkerCore, WorkerSettings};
 use super::process::{self, TAIL_LINES};
+use crate::framed::{framed, FramedConnection};
 use actix::prelude::*;
-use ensemble_messages::codec::PeerCodec;
 use ensemble_messages::spark::{FromMaster, StderrTail, ToMaster};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
-use tokio_util::codec::{FramedRead, FramedWrite};
 
 /// How often the core is ticked.
 const TICK: Duration = Duration::from_millis(100);
@@ -365,21 +364,15 @@ impl Handler<KillAll> for WorkerActor {
 /// Runs one master connection until it ends; why the peer is not a master, when the
 /// connection ended before it sent a master's message.
 async fn serve(stream: TcpStream, index: MasterIndex, me: &Addr<WorkerActor>) -> Option<String> {
-    let (read, write) = stream.into_split();
-    let (sink, mut outgoing) = mpsc::unbounded_channel::<ToMaster>();
-    me.do_send(MasterLink::Up(index, sink));
-    let writer = actix::spawn(async move {
-        let mut frames = FramedWrite::new(write, PeerCodec::<FromMaster, ToMaster>::default());
-        while let Some(msg) = outgoing.recv().await {
-            if frames.send(msg).await.is_err() {
-                break;
-            }
-        }
-    });
-    let mut frames = FramedRead::new(read, PeerCodec::<FromMaster, ToMaster>::default());
+    let FramedConnection {
+        mut incoming,
+        outgoing,
+        writer,
+    } = framed::<FromMaster, ToMaster>(stream);
+    me.do_send(MasterLink::Up(index, outgoing));
     let mut answered = false;
     let ended = loop {
-        match frames.next().await {
+        match incoming.next().await {
             Some(Ok(msg)) => {
                 answered = true;
                 me.do_send(MasterLink::Message(index, msg));

@@ -19,6 +19,7 @@ use crate::storage::{
 use actix::prelude::*;
 use ensemble_config::apache_files::ZooCfgFiles;
 use ensemble_config::dynamic::{self, Membership};
+use ensemble_messages::zk::SessionId;
 use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, ZabMessage, Zxid};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -98,9 +99,9 @@ pub struct ServerReport {
     /// This server's connections and watches.
     pub clients: ClientReport,
     /// Every open session and its timeout in ms.
-    pub sessions: Vec<(i64, i32)>,
+    pub sessions: Vec<(SessionId, i32)>,
     /// Sessions that own ephemeral znodes, with their paths.
-    pub ephemerals: Vec<(i64, Vec<String>)>,
+    pub ephemerals: Vec<(SessionId, Vec<String>)>,
 }
 
 /// Stops the actor so that its supervisor restarts it from disk (fault injection).
@@ -507,7 +508,7 @@ impl QuorumPeerActor {
         match self.expiry.check(role, touched, self.tree.sessions(), now) {
             Some(ExpiryAction::Expire(ids)) => {
                 for id in ids {
-                    tracing::info!(session = format!("0x{id:x}"), "session expired");
+                    tracing::info!(session = %id, "session expired");
                     self.submit_internal(TreeOp::ExpireSession, id, ctx);
                 }
             }
@@ -532,12 +533,12 @@ impl QuorumPeerActor {
         }
         for path in self.tree.due_for_reaping(wall_clock_ms()) {
             tracing::info!(%path, "deleting an emptied container or expired TTL znode");
-            self.submit_internal(TreeOp::Reap { path }, 0, ctx);
+            self.submit_internal(TreeOp::Reap { path }, SessionId::NONE, ctx);
         }
     }
 
     /// Proposes a txn of the server's own (session expiry, container reaping).
-    fn submit_internal(&mut self, op: TreeOp, session_id: i64, ctx: &mut Context<Self>) {
+    fn submit_internal(&mut self, op: TreeOp, session_id: SessionId, ctx: &mut Context<Self>) {
         self.next_request += 1;
         let txn = TreeTxn {
             session_id,
@@ -819,7 +820,7 @@ impl Handler<GetReport> for QuorumPeerActor {
     type Result = MessageResult<GetReport>;
 
     fn handle(&mut self, _: GetReport, _: &mut Context<Self>) -> Self::Result {
-        let sessions: Vec<(i64, i32)> = self.tree.sessions().collect();
+        let sessions: Vec<(SessionId, i32)> = self.tree.sessions().collect();
         let ephemerals = sessions
             .iter()
             .map(|(id, _)| (*id, self.tree.ephemerals(*id)))

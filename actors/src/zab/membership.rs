@@ -11,7 +11,7 @@ use super::peer::{QuorumPeer, Role};
 use crate::quorum::is_quorum;
 use ensemble_config::dynamic::{parse_specs, Membership};
 use ensemble_config::{ServerEntry, Sid};
-use ensemble_messages::zk::err;
+use ensemble_messages::zk::ZkError;
 use ensemble_messages::Zxid;
 use std::collections::BTreeSet;
 
@@ -37,11 +37,11 @@ pub const IN_PROGRESS: &str = "ReconfigInProgress";
 pub const NO_QUORUM: &str = "NewConfigNoQuorum";
 
 /// ZooKeeper's error code for a leader's refusal text, if it is a reconfig refusal.
-pub fn refusal_code(reason: &str) -> Option<i32> {
+pub fn refusal_code(reason: &str) -> Option<ZkError> {
     if reason.contains(IN_PROGRESS) {
-        Some(err::RECONFIG_IN_PROGRESS)
+        Some(ZkError::ReconfigInProgress)
     } else if reason.contains(NO_QUORUM) {
-        Some(err::NEW_CONFIG_NO_QUORUM)
+        Some(ZkError::NewConfigNoQuorum)
     } else {
         None
     }
@@ -59,7 +59,7 @@ pub fn next_servers(
     joining: &str,
     leaving: &str,
     new_members: &str,
-) -> Result<Vec<ServerEntry>, i32> {
+) -> Result<Vec<ServerEntry>, ZkError> {
     let list = |s: &str| -> Vec<String> {
         s.split(',')
             .map(str::trim)
@@ -68,9 +68,9 @@ pub fn next_servers(
             .collect()
     };
     let (joining, leaving, members) = (list(joining), list(leaving), list(new_members));
-    let bad = |_| err::BAD_ARGUMENTS;
+    let bad = |_| ZkError::BadArguments;
     let servers = match (joining.is_empty() && leaving.is_empty(), members.is_empty()) {
-        (false, false) => return Err(err::BAD_ARGUMENTS),
+        (false, false) => return Err(ZkError::BadArguments),
         (true, false) => parse_specs(members.iter().map(String::as_str)).map_err(bad)?,
         (_, true) => incremental(current, &joining, &leaving)?,
     };
@@ -84,7 +84,7 @@ pub fn next_servers(
     // As ZooKeeper with standaloneEnabled (its default, and ensemble's only way): a config of
     // fewer than two voters is refused.
     if !ids_ok || voters < 2 {
-        return Err(err::BAD_ARGUMENTS);
+        return Err(ZkError::BadArguments);
     }
     Ok(servers)
 }
@@ -101,13 +101,13 @@ fn incremental(
     current: &[ServerEntry],
     joining: &[String],
     leaving: &[String],
-) -> Result<Vec<ServerEntry>, i32> {
+) -> Result<Vec<ServerEntry>, ZkError> {
     let leaving: BTreeSet<Sid> = leaving
         .iter()
-        .map(|id| id.parse().map_err(|_| err::BAD_ARGUMENTS))
+        .map(|id| id.parse().map_err(|_| ZkError::BadArguments))
         .collect::<Result<_, _>>()?;
     let joining =
-        parse_specs(joining.iter().map(String::as_str)).map_err(|_| err::BAD_ARGUMENTS)?;
+        parse_specs(joining.iter().map(String::as_str)).map_err(|_| ZkError::BadArguments)?;
     let mut out: Vec<ServerEntry> = current
         .iter()
         .filter(|s| !leaving.contains(&s.id) && !joining.iter().any(|j| j.id == s.id))
@@ -377,7 +377,7 @@ mod tests {
         for (j, l, m) in cases {
             assert_eq!(
                 next_servers(&three(), j, l, m),
-                Err(err::BAD_ARGUMENTS),
+                Err(ZkError::BadArguments),
                 "{j}|{l}|{m}"
             );
         }
@@ -399,11 +399,11 @@ mod tests {
         assert!(!quorum_of(&[9, 8].into(), &[1, 2, 3]));
         assert_eq!(
             refusal_code("x NewConfigNoQuorum"),
-            Some(err::NEW_CONFIG_NO_QUORUM)
+            Some(ZkError::NewConfigNoQuorum)
         );
         assert_eq!(
             refusal_code("ReconfigInProgress"),
-            Some(err::RECONFIG_IN_PROGRESS)
+            Some(ZkError::ReconfigInProgress)
         );
         assert_eq!(refusal_code("other"), None);
     }

@@ -10,12 +10,16 @@
 //! configuration ([`crate::tls::client_config`]) every connection speaks TLS, as a ZooKeeper
 //! client with `zookeeper.client.secure=true` does.
 
+use ensemble_messages::frame::{self, FrameCodec};
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{err, event, op, perm, state, xid};
+use ensemble_messages::zk::{
+    perm, xid, AddWatchMode, CreateMode, EventType, KeeperState, OpCode, SessionId, WatcherType,
+    ZkError,
+};
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -25,9 +29,9 @@ use tokio_rustls::TlsConnector;
 /// Why a call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClientError {
-    /// The server answered with this ZooKeeper error code.
-    #[error("server error {0}")]
-    Server(i32),
+    /// The server answered with this ZooKeeper error.
+    #[error("server error: {0}")]
+    Server(ZkError),
     /// The connection broke or could not be made.
     #[error("connection lost: {0}")]
     ConnectionLoss(String),
@@ -49,8 +53,29 @@ enum WatchReg {
     Child,
 }
 
+/// A watch event, or a change of the session's state (type None, no path).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchedEvent {
+    /// What happened.
+    pub event_type: EventType,
+    /// The session's state.
+    pub state: KeeperState,
+    /// The znode it happened to; empty for a state change.
+    pub path: String,
+}
+
+impl From<WatcherEvent> for WatchedEvent {
+    fn from(e: WatcherEvent) -> Self {
+        WatchedEvent {
+            event_type: EventType::from_wire(e.event_type),
+            state: KeeperState::from_wire(e.state),
+            path: e.path,
+        }
+    }
+}
+
 struct Call {
-    op: i32,
+    op: OpCode,
     body: Vec<u8>,
     reply: oneshot::Sender<Reply>,
     watch: Option<(WatchReg, String)>,
@@ -61,7 +86,7 @@ struct Call {
 pub struct ZkClient {
     calls: mpsc::UnboundedSender<Call>,
     /// The session id the server assigned.
-    pub session_id: i64,
+    pub session_id: SessionId,
     /// The negotiated session timeout.
     pub timeout: Duration,
     /// The session's password: with the id, it lets another client take the session over
@@ -80,31 +105,20 @@ pub fn open_acl() -> Vec<Acl> {
     }]
 }
 
+/// Requests go out whatever their size: the server checks its jute.maxbuffer.
+const REQUEST_FRAMES: FrameCodec = FrameCodec::new(u32::MAX as usize);
+/// Largest reply accepted: ZooKeeper's default jute.maxbuffer (1 MiB) and headers.
+const REPLY_FRAMES: FrameCodec = FrameCodec::new(0xfffff + 1024);
+
 async fn write_frame(
-    stream: &mut (impl AsyncWriteExt + Unpin),
+    stream: &mut (impl AsyncWrite + Unpin),
     payload: &[u8],
 ) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(4 + payload.len());
-    buf.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-    buf.extend_from_slice(payload);
-    stream.write_all(&buf).await?;
-    // TLS holds the last record until flushed.
-    stream.flush().await
+    Ok(frame::write_frame(stream, REQUEST_FRAMES, payload).await?)
 }
 
-async fn read_frame(stream: &mut (impl AsyncReadExt + Unpin)) -> std::io::Result<Vec<u8>> {
-    let mut len = [0u8; 4];
-    stream.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > 0xfffff + 1024 {
-        return Err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("{len}-byte frame"),
-        ));
-    }
-    let mut buf = vec![0u8; len];
-    stream.read_exact(&mut buf).await?;
-    Ok(buf)
+async fn read_frame(stream: &mut (impl AsyncRead + Unpin)) -> std::io::Result<Vec<u8>> {
+    Ok(frame::read_frame(stream, REPLY_FRAMES).await?)
 }
 
 fn decode<T: Jute>(bytes: &[u8]) -> Result<T, ClientError> {
@@ -116,7 +130,7 @@ struct Session {
     servers: Vec<String>,
     /// Index of the server in use.
     at: usize,
-    id: i64,
+    id: SessionId,
     password: Vec<u8>,
     requested_timeout: Duration,
     timeout: Duration,
@@ -197,7 +211,7 @@ impl Session {
             protocol_version: 0,
             last_zxid_seen: self.last_zxid,
             time_out: self.requested_timeout.as_millis() as i32,
-            session_id: self.id,
+            session_id: self.id.0,
             passwd: Buffer(password),
         }
         .to_bytes();
@@ -210,21 +224,21 @@ impl Session {
         Ok(((read, write), decode(&reply)?))
     }
 
-    fn forget_fired(&mut self, e: &WatcherEvent) {
+    fn forget_fired(&mut self, e: &WatchedEvent) {
         match e.event_type {
-            event::NODE_CREATED => {
+            EventType::NodeCreated => {
                 self.exist_watches.remove(&e.path);
                 self.data_watches.remove(&e.path);
             }
-            event::NODE_DATA_CHANGED => {
+            EventType::NodeDataChanged => {
                 self.data_watches.remove(&e.path);
             }
-            event::NODE_DELETED => {
+            EventType::NodeDeleted => {
                 self.data_watches.remove(&e.path);
                 self.child_watches.remove(&e.path);
                 self.exist_watches.remove(&e.path);
             }
-            event::NODE_CHILDREN_CHANGED => {
+            EventType::NodeChildrenChanged => {
                 self.child_watches.remove(&e.path);
             }
             _ => {}
@@ -234,7 +248,7 @@ impl Session {
     fn remember(&mut self, watch: &Option<(WatchReg, String)>, reply: &Reply) {
         let Some((kind, path)) = watch else { return };
         match (kind, reply) {
-            (WatchReg::DataOrExist, Err(ClientError::Server(err::NO_NODE))) => {
+            (WatchReg::DataOrExist, Err(ClientError::Server(ZkError::NoNode))) => {
                 self.exist_watches.insert(path.clone());
             }
             (WatchReg::DataOrExist | WatchReg::Data, Ok(_)) => {
@@ -248,9 +262,9 @@ impl Session {
     }
 }
 
-fn state_event(state: i32) -> WatcherEvent {
-    WatcherEvent {
-        event_type: event::NONE,
+fn state_event(state: KeeperState) -> WatchedEvent {
+    WatchedEvent {
+        event_type: EventType::None,
         state,
         path: String::new(),
     }
@@ -271,7 +285,7 @@ impl ZkClient {
     pub async fn connect_with_events(
         servers: &[String],
         session_timeout: Duration,
-        events: mpsc::UnboundedSender<WatcherEvent>,
+        events: mpsc::UnboundedSender<WatchedEvent>,
     ) -> Result<ZkClient, ClientError> {
         Self::connect_with_tls(servers, session_timeout, events, None).await
     }
@@ -280,10 +294,17 @@ impl ZkClient {
     pub async fn connect_with_tls(
         servers: &[String],
         session_timeout: Duration,
-        events: mpsc::UnboundedSender<WatcherEvent>,
+        events: mpsc::UnboundedSender<WatchedEvent>,
         tls: Option<Arc<ClientConfig>>,
     ) -> Result<ZkClient, ClientError> {
-        Self::open(servers, session_timeout, (0, Vec::new()), events, tls).await
+        Self::open(
+            servers,
+            session_timeout,
+            (SessionId::NONE, Vec::new()),
+            events,
+            tls,
+        )
+        .await
     }
 
     /// Takes over the live session `session_id` with its `password` (ZooKeeper's reconnect
@@ -293,7 +314,7 @@ impl ZkClient {
     pub async fn attach(
         servers: &[String],
         session_timeout: Duration,
-        session_id: i64,
+        session_id: SessionId,
         password: Vec<u8>,
     ) -> Result<ZkClient, ClientError> {
         let (events, _) = mpsc::unbounded_channel();
@@ -312,8 +333,8 @@ impl ZkClient {
     async fn open(
         servers: &[String],
         session_timeout: Duration,
-        (id, password): (i64, Vec<u8>),
-        events: mpsc::UnboundedSender<WatcherEvent>,
+        (id, password): (SessionId, Vec<u8>),
+        events: mpsc::UnboundedSender<WatchedEvent>,
         tls: Option<Arc<ClientConfig>>,
     ) -> Result<ZkClient, ClientError> {
         let mut session = Session {
@@ -334,7 +355,7 @@ impl ZkClient {
             match session.handshake(addr).await {
                 Ok((stream, r)) if r.session_id != 0 && r.time_out > 0 => {
                     session.at = i;
-                    session.id = r.session_id;
+                    session.id = SessionId(r.session_id);
                     session.password = r.passwd.0;
                     session.timeout = Duration::from_millis(r.time_out as u64);
                     let (calls, rx) = mpsc::unbounded_channel();
@@ -347,20 +368,20 @@ impl ZkClient {
                     tokio::spawn(run(session, stream, rx, events));
                     return Ok(client);
                 }
-                Ok(_) => last = ClientError::Server(err::SESSION_EXPIRED),
+                Ok(_) => last = ClientError::Server(ZkError::SessionExpired),
                 Err(e) => last = e,
             }
         }
         Err(last)
     }
 
-    async fn call(&self, op: i32, body: Vec<u8>) -> Reply {
+    async fn call(&self, op: OpCode, body: Vec<u8>) -> Reply {
         self.call_watching(op, body, None).await
     }
 
     async fn call_watching(
         &self,
-        op: i32,
+        op: OpCode,
         body: Vec<u8>,
         watch: Option<(WatchReg, String)>,
     ) -> Reply {
@@ -377,20 +398,27 @@ impl ZkClient {
         rx.await.map_err(|_| closed())?
     }
 
-    /// Creates a znode (flags as ZooKeeper's CreateMode) with an open ACL; returns its path.
-    pub async fn create(&self, path: &str, data: &[u8], flags: i32) -> Result<String, ClientError> {
-        self.create_with_acl(path, data, open_acl(), flags).await
+    /// Creates a znode in `mode` with an open ACL; returns its path.
+    pub async fn create(
+        &self,
+        path: &str,
+        data: &[u8],
+        mode: CreateMode,
+    ) -> Result<String, ClientError> {
+        self.create_with_acl(path, data, open_acl(), mode).await
     }
 
-    /// Creates a znode with the given ACL; containers (flags 4) use the createContainer op.
+    /// Creates a znode with the given ACL, with the op ZooKeeper's clients use for `mode`:
+    /// createContainer for a container, createTTL (with the mode's TTL) for the TTL modes,
+    /// create2 for the others.
     pub async fn create_with_acl(
         &self,
         path: &str,
         data: &[u8],
         acl: Vec<Acl>,
-        flags: i32,
+        mode: CreateMode,
     ) -> Result<String, ClientError> {
-        self.create_nullable(path, Some(data), acl, flags).await
+        self.create_nullable(path, Some(data), acl, mode).await
     }
 
     /// Like [`ZkClient::create_with_acl`], with data that may be null (`None`, sent as
@@ -400,41 +428,41 @@ impl ZkClient {
         path: &str,
         data: Option<&[u8]>,
         acl: Vec<Acl>,
-        flags: i32,
+        mode: CreateMode,
     ) -> Result<String, ClientError> {
-        let req = CreateRequest {
-            path: path.into(),
-            data: NullableBuffer(data.map(<[u8]>::to_vec)),
-            acl,
-            flags,
+        let (path, data, flags) = (
+            path.to_string(),
+            NullableBuffer(data.map(<[u8]>::to_vec)),
+            mode.flags(),
+        );
+        let (code, body) = match mode {
+            CreateMode::PersistentWithTtl { ttl_ms }
+            | CreateMode::PersistentSequentialWithTtl { ttl_ms } => {
+                let ttl = ttl_ms;
+                let req = CreateTtlRequest {
+                    path,
+                    data,
+                    acl,
+                    flags,
+                    ttl,
+                };
+                (OpCode::CreateTtl, req.to_bytes())
+            }
+            _ => {
+                let req = CreateRequest {
+                    path,
+                    data,
+                    acl,
+                    flags,
+                };
+                let code = match mode {
+                    CreateMode::Container => OpCode::CreateContainer,
+                    _ => OpCode::Create2,
+                };
+                (code, req.to_bytes())
+            }
         };
-        let code = if flags == 4 {
-            op::CREATE_CONTAINER
-        } else {
-            op::CREATE2
-        };
-        let r = self.call(code, req.to_bytes()).await?;
-        decode::<Create2Response>(&r).map(|c| c.path)
-    }
-
-    /// Creates a TTL znode (flags 5, or 6 for sequential) with the createTTL op: the server
-    /// deletes it once it has no children and was not modified for `ttl_ms`.
-    pub async fn create_ttl(
-        &self,
-        path: &str,
-        data: &[u8],
-        acl: Vec<Acl>,
-        flags: i32,
-        ttl_ms: i64,
-    ) -> Result<String, ClientError> {
-        let req = CreateTtlRequest {
-            path: path.into(),
-            data: NullableBuffer::bytes(data),
-            acl,
-            flags,
-            ttl: ttl_ms,
-        };
-        let r = self.call(op::CREATE_TTL, req.to_bytes()).await?;
+        let r = self.call(code, body).await?;
         decode::<Create2Response>(&r).map(|c| c.path)
     }
 
@@ -466,7 +494,7 @@ impl ZkClient {
         };
         let r = self
             .call_watching(
-                op::GET_DATA,
+                OpCode::GetData,
                 req.to_bytes(),
                 watch.then(|| (WatchReg::Data, path.to_string())),
             )
@@ -486,7 +514,7 @@ impl ZkClient {
         };
         let r = self
             .call_watching(
-                op::GET_CHILDREN2,
+                OpCode::GetChildren2,
                 req.to_bytes(),
                 watch.then(|| (WatchReg::Child, path.to_string())),
             )
@@ -516,7 +544,7 @@ impl ZkClient {
             data: NullableBuffer(data.map(<[u8]>::to_vec)),
             version,
         };
-        let r = self.call(op::SET_DATA, req.to_bytes()).await?;
+        let r = self.call(OpCode::SetData, req.to_bytes()).await?;
         decode::<StatResponse>(&r).map(|s| s.stat)
     }
 
@@ -533,14 +561,14 @@ impl ZkClient {
         };
         match self
             .call_watching(
-                op::EXISTS,
+                OpCode::Exists,
                 req.to_bytes(),
                 watch.then(|| (WatchReg::DataOrExist, path.to_string())),
             )
             .await
         {
             Ok(r) => decode::<StatResponse>(&r).map(|s| Some(s.stat)),
-            Err(ClientError::Server(err::NO_NODE)) => Ok(None),
+            Err(ClientError::Server(ZkError::NoNode)) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -551,13 +579,13 @@ impl ZkClient {
             path: path.into(),
             version,
         };
-        self.call(op::DELETE, req.to_bytes()).await.map(|_| ())
+        self.call(OpCode::Delete, req.to_bytes()).await.map(|_| ())
     }
 
     /// A znode's ACL and Stat.
     pub async fn get_acl(&self, path: &str) -> Result<(Vec<Acl>, Stat), ClientError> {
         let r = self
-            .call(op::GET_ACL, PathRequest { path: path.into() }.to_bytes())
+            .call(OpCode::GetAcl, PathRequest { path: path.into() }.to_bytes())
             .await?;
         decode::<GetAclResponse>(&r).map(|g| (g.acl, g.stat))
     }
@@ -574,7 +602,7 @@ impl ZkClient {
             acl,
             version,
         };
-        let r = self.call(op::SET_ACL, req.to_bytes()).await?;
+        let r = self.call(OpCode::SetAcl, req.to_bytes()).await?;
         decode::<StatResponse>(&r).map(|s| s.stat)
     }
 
@@ -585,13 +613,13 @@ impl ZkClient {
             scheme: scheme.into(),
             auth: Buffer(auth.to_vec()),
         };
-        self.call(op::AUTH, packet.to_bytes()).await.map(|_| ())
+        self.call(OpCode::Auth, packet.to_bytes()).await.map(|_| ())
     }
 
     /// Returns once this server has applied everything the leader committed before.
     pub async fn sync(&self, path: &str) -> Result<(), ClientError> {
         let req = PathRequest { path: path.into() };
-        self.call(op::SYNC, req.to_bytes()).await.map(|_| ())
+        self.call(OpCode::Sync, req.to_bytes()).await.map(|_| ())
     }
 
     /// The session's ephemeral znodes under `prefix`.
@@ -599,7 +627,7 @@ impl ZkClient {
         let req = PathRequest {
             path: prefix.into(),
         };
-        let r = self.call(op::GET_EPHEMERALS, req.to_bytes()).await?;
+        let r = self.call(OpCode::GetEphemerals, req.to_bytes()).await?;
         decode::<GetChildrenResponse>(&r).map(|g| g.children)
     }
 
@@ -607,7 +635,7 @@ impl ZkClient {
     pub async fn get_all_children_number(&self, path: &str) -> Result<i32, ClientError> {
         let req = PathRequest { path: path.into() };
         let r = self
-            .call(op::GET_ALL_CHILDREN_NUMBER, req.to_bytes())
+            .call(OpCode::GetAllChildrenNumber, req.to_bytes())
             .await?;
         decode::<IntResponse>(&r).map(|n| n.number)
     }
@@ -630,13 +658,13 @@ impl ZkClient {
             w.nullable_buffer(Some(field.as_bytes()).filter(|f| !f.is_empty()));
         }
         w.long(from_config);
-        let r = self.call(op::RECONFIG, w.bytes).await?;
+        let r = self.call(OpCode::Reconfig, w.bytes).await?;
         decode::<GetDataResponse>(&r).map(|g| (g.data.0.unwrap_or_default(), g.stat))
     }
 
     /// The identities the session is authenticated as (whoAmI): `(scheme, user)` pairs.
     pub async fn who_am_i(&self) -> Result<Vec<(String, String)>, ClientError> {
-        let r = self.call(op::WHO_AM_I, Vec::new()).await?;
+        let r = self.call(OpCode::WhoAmI, Vec::new()).await?;
         decode::<WhoAmIResponse>(&r).map(|w| {
             w.client_info
                 .into_iter()
@@ -645,29 +673,37 @@ impl ZkClient {
         })
     }
 
-    /// Sets a persistent (mode 0) or persistent recursive (mode 1) watch.
-    pub async fn add_watch(&self, path: &str, mode: i32) -> Result<(), ClientError> {
+    /// Sets a persistent or persistent recursive watch.
+    pub async fn add_watch(&self, path: &str, mode: AddWatchMode) -> Result<(), ClientError> {
         let req = AddWatchRequest {
             path: path.into(),
-            mode,
+            mode: mode.code(),
         };
-        self.call(op::ADD_WATCH, req.to_bytes()).await.map(|_| ())
+        self.call(OpCode::AddWatch, req.to_bytes())
+            .await
+            .map(|_| ())
     }
 
-    /// Removes watches of a type (Children 1, Data 2, Any 3, Persistent 4, Recursive 5).
-    pub async fn remove_watches(&self, path: &str, watcher_type: i32) -> Result<(), ClientError> {
+    /// Removes the session's watches of a type on `path`.
+    pub async fn remove_watches(
+        &self,
+        path: &str,
+        watcher_type: WatcherType,
+    ) -> Result<(), ClientError> {
         let req = WatchesRequest {
             path: path.into(),
-            watcher_type,
+            watcher_type: watcher_type.code(),
         };
-        self.call(op::REMOVE_WATCHES, req.to_bytes())
+        self.call(OpCode::RemoveWatches, req.to_bytes())
             .await
             .map(|_| ())
     }
 
     /// Closes the session.
     pub async fn close(&self) -> Result<(), ClientError> {
-        self.call(op::CLOSE_SESSION, Vec::new()).await.map(|_| ())
+        self.call(OpCode::CloseSession, Vec::new())
+            .await
+            .map(|_| ())
     }
 }
 
@@ -692,26 +728,26 @@ async fn run(
     mut session: Session,
     mut stream: Halves,
     mut calls: mpsc::UnboundedReceiver<Call>,
-    events: mpsc::UnboundedSender<WatcherEvent>,
+    events: mpsc::UnboundedSender<WatchedEvent>,
 ) {
     loop {
         match serve(&mut session, stream, &mut calls, &events).await {
             Ended::Closed => return,
             Ended::Lost(why) => {
-                tracing::debug!(session = session.id, "connection lost: {why}");
-                let _ = events.send(state_event(state::DISCONNECTED));
+                tracing::debug!(session = %session.id, "connection lost: {why}");
+                let _ = events.send(state_event(KeeperState::Disconnected));
                 match reconnect(&mut session).await {
                     Some(s) => {
                         stream = s;
-                        let _ = events.send(state_event(state::SYNC_CONNECTED));
+                        let _ = events.send(state_event(KeeperState::SyncConnected));
                     }
                     None => {
-                        let _ = events.send(state_event(state::EXPIRED));
+                        let _ = events.send(state_event(KeeperState::Expired));
                         // Every later call fails: the session is gone.
                         while let Some(call) = calls.recv().await {
                             let _ = call
                                 .reply
-                                .send(Err(ClientError::Server(err::SESSION_EXPIRED)));
+                                .send(Err(ClientError::Server(ZkError::SessionExpired)));
                         }
                         return;
                     }
@@ -742,7 +778,7 @@ async fn reconnect(session: &mut Session) -> Option<Halves> {
                     };
                     let mut frame = RequestHeader {
                         xid: xid::SET_WATCHES,
-                        op: op::SET_WATCHES,
+                        op: OpCode::SetWatches.code(),
                     }
                     .to_bytes();
                     frame.extend_from_slice(&watches.to_bytes());
@@ -765,7 +801,7 @@ async fn serve(
     session: &mut Session,
     stream: Halves,
     calls: &mut mpsc::UnboundedReceiver<Call>,
-    events: &mpsc::UnboundedSender<WatcherEvent>,
+    events: &mpsc::UnboundedSender<WatchedEvent>,
 ) -> Ended {
     let (mut read, mut write) = stream;
     let (replies_tx, mut replies) = mpsc::unbounded_channel::<std::io::Result<Vec<u8>>>();
@@ -789,19 +825,19 @@ async fn serve(
             call = calls.recv() => {
                 let Some(call) = call else { break Ended::Closed };
                 // Auth requests carry ZooKeeper's fixed auth xid, which the reply echoes.
-                let call_xid = if call.op == op::AUTH {
+                let call_xid = if call.op == OpCode::Auth {
                     xid::AUTH
                 } else {
                     next_xid = next_xid.wrapping_add(1).max(1);
                     next_xid
                 };
-                let mut frame = RequestHeader { xid: call_xid, op: call.op }.to_bytes();
+                let mut frame = RequestHeader { xid: call_xid, op: call.op.code() }.to_bytes();
                 frame.extend_from_slice(&call.body);
                 if let Err(e) = write_frame(&mut write, &frame).await {
                     let _ = call.reply.send(Err(ClientError::ConnectionLoss(e.to_string())));
                     break Ended::Lost(e.to_string());
                 }
-                if call.op == op::CLOSE_SESSION {
+                if call.op == OpCode::CloseSession {
                     closing = call_xid;
                 }
                 pending.push_back((call_xid, call.reply, call.watch));
@@ -822,6 +858,7 @@ async fn serve(
                 }
                 if h.xid == xid::WATCH_EVENT {
                     if let Ok(e) = WatcherEvent::read(&mut r, "watch event") {
+                        let e = WatchedEvent::from(e);
                         session.forget_fired(&e);
                         let _ = events.send(e);
                     }
@@ -833,7 +870,7 @@ async fn serve(
                 match pending.pop_front() {
                     Some((x, tx, watch)) if x == h.xid => {
                         let body = frame[16..].to_vec();
-                        let reply = if h.err == err::OK { Ok(body) } else { Err(ClientError::Server(h.err)) };
+                        let reply = ZkError::from_wire(h.err).map(|()| body).map_err(ClientError::Server);
                         session.remember(&watch, &reply);
                         let _ = tx.send(reply);
                         if x == closing {
@@ -853,7 +890,7 @@ async fn serve(
                 break Ended::Lost(format!("nothing heard for {silence_limit:?}"));
             }
             _ = tokio::time::sleep(ping_every) => {
-                let ping = RequestHeader { xid: xid::PING, op: op::PING }.to_bytes();
+                let ping = RequestHeader { xid: xid::PING, op: OpCode::Ping.code() }.to_bytes();
                 if let Err(e) = write_frame(&mut write, &ping).await {
                     break Ended::Lost(e.to_string());
                 }

@@ -151,6 +151,15 @@ jute_record! {
     pub struct MultiHeader { pub op: i32, pub done: bool, pub err: i32 }
 }
 
+impl MultiHeader {
+    /// The header after a multi's last op or result: op -1, done, err -1.
+    pub const END: MultiHeader = MultiHeader {
+        op: crate::zk::OpCode::Error.code(),
+        done: true,
+        err: -1,
+    };
+}
+
 jute_record! {
     /// The error result of a failed multi sub-op.
     pub struct ErrorResponse { pub err: i32 }
@@ -202,6 +211,12 @@ jute_record! {
 mod tests {
     use super::*;
     use crate::jute::{Jute, JuteError};
+
+    #[test]
+    fn the_end_of_a_multi_is_op_minus_one_done_err_minus_one() {
+        let end = MultiHeader::END.to_bytes();
+        assert_eq!(end, [0xff, 0xff, 0xff, 0xff, 1, 0xff, 0xff, 0xff, 0xff]);
+    }
 
     #[test]
     fn stat_is_68_bytes_and_round_trips() {

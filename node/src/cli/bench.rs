@@ -1,6 +1,7 @@
 //! `ensemble bench`: measurements on real server processes on loopback (127.0.250.x), fsync on.
 
 use crate::local_cluster::{wait_until, ProcessCluster, Program, Timing};
+use ensemble_messages::zk::CreateMode;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -280,7 +281,7 @@ async fn churn(
 ) -> Result<i32, Box<dyn std::error::Error>> {
     use ensemble_actors::zk_client::ZkClient;
     let hot = format!("{root}/hot");
-    setup.create(&hot, b"", 0).await?;
+    setup.create(&hot, b"", CreateMode::Persistent).await?;
     let deadline = Instant::now() + Duration::from_secs(b.duration);
     let data = vec![b'x'; b.size];
     let mut round = 0;
@@ -299,7 +300,9 @@ async fn churn(
             let (root, ephemerals) = (root.to_string(), b.inflight);
             tasks.push(tokio::spawn(async move {
                 for e in 0..ephemerals {
-                    client.create(&format!("{root}/e{c}-{e}"), &data, 1).await?;
+                    client
+                        .create(&format!("{root}/e{c}-{e}"), &data, CreateMode::Ephemeral)
+                        .await?;
                 }
                 client.exists_watch(&hot, true).await.map(|_| ())
             }));
@@ -361,9 +364,11 @@ fn client_bench(b: ClientBench) -> Result<i32, Box<dyn std::error::Error>> {
         let setup = ZkClient::connect(&servers, timeout).await?;
         const KEYS: usize = 100;
         if b.root.is_none() {
-            setup.create(&root, b"", 0).await?;
+            setup.create(&root, b"", CreateMode::Persistent).await?;
             for k in 0..KEYS {
-                setup.create(&format!("{root}/k{k}"), &data, 0).await?;
+                setup
+                    .create(&format!("{root}/k{k}"), &data, CreateMode::Persistent)
+                    .await?;
             }
         }
         if b.op == "churn" {
@@ -411,7 +416,11 @@ fn client_bench(b: ClientBench) -> Result<i32, Box<dyn std::error::Error>> {
                                 Ok(())
                             }
                             ("create", _) => client
-                                .create(&format!("{root}/c{c}-{w}-{n}"), &data, 0)
+                                .create(
+                                    &format!("{root}/c{c}-{w}-{n}"),
+                                    &data,
+                                    CreateMode::Persistent,
+                                )
                                 .await
                                 .map(|_| ()),
                             ("exists", _) => client.exists(&key).await.map(|_| ()),

@@ -4,15 +4,14 @@
 //! hands the command to the ALIVE master as a driver that a worker runs, and returns.
 
 use crate::spark::parse_masters;
+use ensemble_actors::framed::{framed, FramedConnection};
 use ensemble_config::spark::parse_memory_mb;
-use ensemble_messages::codec::PeerCodec;
 use ensemble_messages::spark::{AppDesc, DriverDesc, FromMaster, StderrTail, ToMaster};
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-use tokio_util::codec::{FramedRead, FramedWrite};
 
 /// How long to look for an ALIVE master before giving up.
 const REGISTER_DEADLINE: Duration = Duration::from_secs(30);
@@ -434,23 +433,17 @@ async fn dial(
     index: usize,
     tx: &mpsc::UnboundedSender<Event>,
 ) -> Option<String> {
-    let (read, write) = stream.into_split();
-    let (link, mut outgoing) = mpsc::unbounded_channel::<ToMaster>();
-    if tx.send(Event::Up(index, link)).is_err() {
+    let FramedConnection {
+        mut incoming,
+        outgoing,
+        writer,
+    } = framed::<FromMaster, ToMaster>(stream);
+    if tx.send(Event::Up(index, outgoing)).is_err() {
         return None;
     }
-    let writer = tokio::spawn(async move {
-        let mut frames = FramedWrite::new(write, PeerCodec::<FromMaster, ToMaster>::default());
-        while let Some(msg) = outgoing.recv().await {
-            if frames.send(msg).await.is_err() {
-                break;
-            }
-        }
-    });
-    let mut frames = FramedRead::new(read, PeerCodec::<FromMaster, ToMaster>::default());
     let mut answered = false;
     let ended = loop {
-        match frames.next().await {
+        match incoming.next().await {
             Some(Ok(msg)) => {
                 answered = true;
                 if tx.send(Event::Message(index, msg)).is_err() {

@@ -8,7 +8,8 @@
 
 use super::linearizability::{Call, Op, Outcome, Register};
 use ensemble_actors::zk_client::{ClientError, ZkClient};
-use ensemble_messages::zk::err;
+use ensemble_messages::zk::CreateMode;
+use ensemble_messages::zk::ZkError;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -145,8 +146,10 @@ struct Worker {
 /// How an operation's error is to be read.
 fn classify(e: &ClientError) -> Outcome {
     match e {
-        ClientError::Server(err::BAD_VERSION) => Outcome::BadVersion,
-        ClientError::Server(code @ (err::NO_NODE | err::NODE_EXISTS)) => Outcome::Failed(*code),
+        ClientError::Server(ZkError::BadVersion) => Outcome::BadVersion,
+        ClientError::Server(code @ (ZkError::NoNode | ZkError::NodeExists)) => {
+            Outcome::Failed(code.code())
+        }
         _ => Outcome::Unknown,
     }
 }
@@ -154,7 +157,7 @@ fn classify(e: &ClientError) -> Outcome {
 /// Whether the session is gone and a new one is needed.
 fn session_gone(e: &ClientError) -> bool {
     match e {
-        ClientError::Server(code) => *code == err::SESSION_EXPIRED,
+        ClientError::Server(code) => *code == ZkError::SessionExpired,
         ClientError::ConnectionLoss(why) => why == "connection closed",
         ClientError::Marshalling(_) => false,
     }
@@ -260,9 +263,12 @@ impl Worker {
     async fn create(&mut self, c: &ZkClient) -> Option<ClientError> {
         let name = format!("c{}-{}", self.id, self.count);
         let path = format!("{CREATES}/{name}");
-        let result = tokio::time::timeout(self.config.op_timeout, c.create(&path, b"", 0))
-            .await
-            .unwrap_or_else(|_| Err(ClientError::ConnectionLoss("operation timed out".into())));
+        let result = tokio::time::timeout(
+            self.config.op_timeout,
+            c.create(&path, b"", CreateMode::Persistent),
+        )
+        .await
+        .unwrap_or_else(|_| Err(ClientError::ConnectionLoss("operation timed out".into())));
         let (outcome, error) = match result {
             Ok(_) => (CreateOutcome::Acknowledged, None),
             Err(e) => match classify(&e) {

@@ -7,6 +7,7 @@ use super::load::{
 };
 use super::nemesis::{self, Net};
 use ensemble_actors::zk_client::{ClientError, ZkClient};
+use ensemble_messages::zk::CreateMode;
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -204,10 +205,10 @@ pub fn runtime() -> Result<Runtime, String> {
 fn setup(rt: &Runtime, addr: &str, keys: usize) -> Result<(), String> {
     rt.block_on(async {
         let c = ZkClient::connect(&[addr.to_string()], SESSION).await?;
-        c.create(ROOT, b"", 0).await?;
-        c.create(CREATES, b"", 0).await?;
+        c.create(ROOT, b"", CreateMode::Persistent).await?;
+        c.create(CREATES, b"", CreateMode::Persistent).await?;
         for k in 0..keys {
-            c.create(&key_path(k), b"0", 0).await?;
+            c.create(&key_path(k), b"0", CreateMode::Persistent).await?;
         }
         c.close().await
     })

@@ -5,6 +5,7 @@ use super::{Membership, Node, Sim, SimReport};
 use ensemble_actors::data_tree::{TreeOp, TreeTxn};
 use ensemble_actors::zab::StorageOp;
 use ensemble_messages::codec::decode;
+use ensemble_messages::zk::SessionId;
 use ensemble_messages::{ServerState, Sid, Txn, Zxid};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -199,7 +200,7 @@ impl Sim {
     }
 
     /// The server the committed history last gave the session to.
-    fn canonical_owner(&self, session: i64) -> Option<Sid> {
+    fn canonical_owner(&self, session: SessionId) -> Option<Sid> {
         self.trees
             .values()
             .next_back()
@@ -255,8 +256,8 @@ impl Sim {
         };
         let empty = BTreeMap::new();
         let lives = self.lives.get(&id).unwrap_or(&empty);
-        let in_tree: BTreeSet<i64> = tree.sessions().map(|(s, _)| s).collect();
-        let in_history: BTreeSet<i64> = lives.keys().copied().collect();
+        let in_tree: BTreeSet<SessionId> = tree.sessions().map(|(s, _)| s).collect();
+        let in_history: BTreeSet<SessionId> = lives.keys().copied().collect();
         if in_tree != in_history {
             return Err(format!(
                 "node {id} at {}: the tree's sessions {in_tree:x?} are not those its history leaves open {in_history:x?}",
@@ -267,10 +268,10 @@ impl Sim {
             let Some(stat) = tree.stat(path) else {
                 continue;
             };
-            let owner = stat.ephemeral_owner;
+            let owner = SessionId(stat.ephemeral_owner);
             if !lives.contains_key(&owner) || !tree.ephemerals(owner).contains(path) {
                 return Err(format!(
-                    "node {id} at {}: ephemeral {path} of session {owner:x}, which its history does not leave open",
+                    "node {id} at {}: ephemeral {path} of session {owner}, which its history does not leave open",
                     tree.last_applied()
                 ));
             }
@@ -287,7 +288,11 @@ impl Sim {
     /// Leader `leader` is about to expire `session`: an error if its client, connected to a
     /// server that follows this leader, heard from servers serving under this leader at least
     /// every half timeout over the whole last timeout while no peer message was lost or late.
-    pub(super) fn check_expiry_allowed(&self, leader: Sid, session: i64) -> Result<(), String> {
+    pub(super) fn check_expiry_allowed(
+        &self,
+        leader: Sid,
+        session: SessionId,
+    ) -> Result<(), String> {
         let Some((c, client)) = self
             .clients
             .iter()
@@ -309,7 +314,7 @@ impl Sim {
             return Ok(());
         }
         Err(format!(
-            "session {session:x} of client {c} expires at {} though its client heard from a server at least every {} ms of its {t} ms timeout\n{}",
+            "session {session} of client {c} expires at {} though its client heard from a server at least every {} ms of its {t} ms timeout\n{}",
             self.now,
             t / 2,
             self.describe()
@@ -328,7 +333,7 @@ impl Sim {
         let Some(front) = self.nodes[&leader].front.as_ref() else {
             return Ok(false);
         };
-        let working: BTreeSet<i64> = self
+        let working: BTreeSet<SessionId> = self
             .clients
             .iter()
             .filter(|c| matches!(c.life, Life::Live | Life::Closing))
@@ -346,7 +351,7 @@ impl Sim {
             let bound = start + timeout.max(0) as u64 + EXPIRY_SLACK_MS;
             if self.now > bound {
                 return Err(format!(
-                    "session {session:x} of a client that is gone is still open at {} (bound {bound})\n{}",
+                    "session {session} of a client that is gone is still open at {} (bound {bound})\n{}",
                     self.now,
                     self.describe()
                 ));

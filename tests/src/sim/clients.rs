@@ -6,7 +6,7 @@
 use super::{ClientMsg, Event, Sim};
 use ensemble_actors::client_port::ToClient;
 use ensemble_messages::jute::*;
-use ensemble_messages::zk::{err, event, op, xid};
+use ensemble_messages::zk::{xid, EventType, OpCode, SessionId, ZkError};
 use ensemble_messages::{Sid, Zxid};
 use rand::Rng;
 use std::collections::{BTreeSet, VecDeque};
@@ -38,7 +38,7 @@ enum WatchClass {
 #[derive(Clone, Debug)]
 struct InFlight {
     xid: i32,
-    op: i32,
+    op: OpCode,
     path: String,
     sent: u64,
 }
@@ -67,7 +67,7 @@ pub(super) struct Conn {
 pub(super) struct Client {
     pub(super) life: Life,
     /// Its session once a server accepted it (0 before).
-    pub(super) session: i64,
+    pub(super) session: SessionId,
     password: Vec<u8>,
     requested_ms: i32,
     pub(super) timeout_ms: u64,
@@ -90,7 +90,7 @@ impl Client {
     pub(super) fn new(requested_ms: i32) -> Self {
         Client {
             life: Life::Live,
-            session: 0,
+            session: SessionId::NONE,
             password: vec![0; 16],
             requested_ms,
             timeout_ms: requested_ms.max(1) as u64,
@@ -150,13 +150,13 @@ impl Sim {
         }
         if self.faults && self.crng.random_bool(0.002) {
             self.clients[c].life = Life::Closing;
-            return self.client_send(c, op::CLOSE_SESSION, String::new(), Vec::new());
+            return self.client_send(c, OpCode::CloseSession, String::new(), Vec::new());
         }
         if self.faults && self.crng.random_bool(0.15) {
             return self.client_op(c);
         }
         if idle {
-            return self.client_send(c, op::PING, String::new(), Vec::new());
+            return self.client_send(c, OpCode::Ping, String::new(), Vec::new());
         }
         Ok(())
     }
@@ -185,7 +185,7 @@ impl Sim {
                     flags: 1,
                 }
                 .to_bytes();
-                self.client_send(c, op::CREATE, path, body)
+                self.client_send(c, OpCode::Create, path, body)
             }
             2 => {
                 let body = DeleteRequest {
@@ -193,15 +193,15 @@ impl Sim {
                     version: -1,
                 }
                 .to_bytes();
-                self.client_send(c, op::DELETE, path, body)
+                self.client_send(c, OpCode::Delete, path, body)
             }
-            3 => self.client_read(c, op::EXISTS, path),
-            4 => self.client_read(c, op::GET_DATA, "/".into()),
-            _ => self.client_read(c, op::GET_CHILDREN, "/".into()),
+            3 => self.client_read(c, OpCode::Exists, path),
+            4 => self.client_read(c, OpCode::GetData, "/".into()),
+            _ => self.client_read(c, OpCode::GetChildren, "/".into()),
         }
     }
 
-    fn client_read(&mut self, c: usize, code: i32, path: String) -> Result<(), String> {
+    fn client_read(&mut self, c: usize, code: OpCode, path: String) -> Result<(), String> {
         let body = PathWatchRequest {
             path: path.clone(),
             watch: true,
@@ -214,13 +214,13 @@ impl Sim {
     fn client_send(
         &mut self,
         c: usize,
-        code: i32,
+        code: OpCode,
         path: String,
         body: Vec<u8>,
     ) -> Result<(), String> {
         let now = self.now;
         let client = &mut self.clients[c];
-        let xid = if code == op::PING {
+        let xid = if code == OpCode::Ping {
             xid::PING
         } else {
             client.next_xid += 1;
@@ -278,7 +278,7 @@ impl Sim {
             protocol_version: 0,
             last_zxid_seen: client.last_zxid,
             time_out: client.requested_ms,
-            session_id: client.session,
+            session_id: client.session.0,
             passwd: Buffer(client.password.clone()),
         };
         self.trace.push(format!(
@@ -359,7 +359,7 @@ impl Sim {
                 return self.session_refused(c);
             }
             conn.handshaken = true;
-            client.session = r.session_id;
+            client.session = SessionId(r.session_id);
             client.password = r.passwd.0;
             client.timeout_ms = r.time_out as u64;
             client.heard.push_back(heard);
@@ -377,13 +377,13 @@ impl Sim {
         }
         let Some(expected) = conn.in_flight.pop_front() else {
             return Err(format!(
-                "client {c} (session {:x}) got a reply to xid {} it never sent",
+                "client {c} (session {}) got a reply to xid {} it never sent",
                 client.session, h.xid
             ));
         };
         if expected.xid != h.xid {
             return Err(format!(
-                "client {c} (session {:x}) got the reply to xid {} before the one to xid {}: replies are not FIFO",
+                "client {c} (session {}) got the reply to xid {} before the one to xid {}: replies are not FIFO",
                 client.session, h.xid, expected.xid
             ));
         }
@@ -393,24 +393,24 @@ impl Sim {
         let calm = self.last_disturbance < client.last_zxid_at;
         if h.zxid < client.last_zxid && calm {
             let why = format!(
-                "client {c} (session {:x}) got a reply (op {}, err {}) from server {} at zxid {:x} after one at {:x}",
+                "client {c} (session {}) got a reply (op {:?}, err {}) from server {} at zxid {:x} after one at {:x}",
                 client.session, expected.op, h.err, conn.server, h.zxid, client.last_zxid
             );
             return Err(format!("{why}\n{}", self.describe()));
         }
         client.last_zxid = client.last_zxid.max(h.zxid);
         client.last_zxid_at = expected.sent;
-        let registered = match (expected.op, h.err) {
-            (op::GET_DATA, err::OK) | (op::EXISTS, err::OK | err::NO_NODE) => {
+        let registered = match (expected.op, ZkError::from_wire(h.err)) {
+            (OpCode::GetData, Ok(())) | (OpCode::Exists, Ok(()) | Err(ZkError::NoNode)) => {
                 Some(WatchClass::Data)
             }
-            (op::GET_CHILDREN, err::OK) => Some(WatchClass::Child),
+            (OpCode::GetChildren, Ok(())) => Some(WatchClass::Child),
             _ => None,
         };
         if let Some(class) = registered {
             client.watches.insert((class, expected.path));
         }
-        if expected.op == op::CLOSE_SESSION {
+        if expected.op == OpCode::CloseSession {
             client.life = Life::Done;
             client.ended_at = now;
             client.conn = None;
@@ -429,14 +429,14 @@ impl Sim {
         let client = &mut self.clients[c];
         if zxid < client.last_event_zxid {
             return Err(format!(
-                "client {c} (session {:x}) got an event of {zxid} after one of {}",
+                "client {c} (session {}) got an event of {zxid} after one of {}",
                 client.session, client.last_event_zxid
             ));
         }
         client.last_event_zxid = zxid;
-        let class = match e.event_type {
-            event::NODE_CHILDREN_CHANGED => WatchClass::Child,
-            event::NODE_DELETED
+        let class = match EventType::from_wire(e.event_type) {
+            EventType::NodeChildrenChanged => WatchClass::Child,
+            EventType::NodeDeleted
                 if !client.watches.contains(&(WatchClass::Data, e.path.clone())) =>
             {
                 WatchClass::Child
@@ -445,7 +445,7 @@ impl Sim {
         };
         if !client.watches.remove(&(class, e.path.clone())) {
             return Err(format!(
-                "client {c} (session {:x}) got event {} on {} at {zxid} with no watch set (fired twice?)",
+                "client {c} (session {}) got event {} on {} at {zxid} with no watch set (fired twice?)",
                 client.session, e.event_type, e.path
             ));
         }
@@ -462,10 +462,10 @@ impl Sim {
         client.ended_at = now;
         client.conn = None;
         self.trace
-            .push(format!("{now} client {c} told session {session:x} expired"));
-        if session != 0 && !self.sessions_closed.contains(&session) {
+            .push(format!("{now} client {c} told session {session} expired"));
+        if session != SessionId::NONE && !self.sessions_closed.contains(&session) {
             return Err(format!(
-                "client {c} was told its session {session:x} expired, but no committed txn closed it\n{}",
+                "client {c} was told its session {session} expired, but no committed txn closed it\n{}",
                 self.describe()
             ));
         }

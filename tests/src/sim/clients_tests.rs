@@ -18,7 +18,7 @@ fn connected() -> Sim {
     };
     let mut sim = Sim::new(1, cfg);
     let client = &mut sim.clients[0];
-    client.session = 0x10;
+    client.session = SessionId(0x10);
     client.conn = Some(Conn {
         server: 1,
         incarnation: 0,
@@ -36,7 +36,7 @@ fn sent(sim: &mut Sim, xid: i32, path: &str) {
     let conn = sim.clients[0].conn.as_mut().expect("connected");
     conn.in_flight.push_back(InFlight {
         xid,
-        op: op::EXISTS,
+        op: OpCode::Exists,
         path: path.into(),
         sent: 0,
     });
@@ -48,7 +48,7 @@ fn reply(xid: i32, zxid: i64) -> ToClient {
         ReplyHeader {
             xid,
             zxid,
-            err: err::OK,
+            err: ensemble_messages::zk::OK,
         }
         .to_bytes(),
     )
@@ -59,12 +59,12 @@ fn data_changed(path: &str) -> ToClient {
     let mut bytes = ReplyHeader {
         xid: xid::WATCH_EVENT,
         zxid: -1,
-        err: err::OK,
+        err: ensemble_messages::zk::OK,
     }
     .to_bytes();
     bytes.extend(
         WatcherEvent {
-            event_type: event::NODE_DATA_CHANGED,
+            event_type: EventType::NodeDataChanged.code(),
             state: 3,
             path: path.into(),
         }
@@ -156,7 +156,7 @@ fn an_ephemeral_of_a_session_its_history_closed_fails() {
         origin: 1,
         request_id: 0,
         body: TreeTxn {
-            session_id: 0x10,
+            session_id: SessionId(0x10),
             time_ms: 0,
             auth: Vec::new(),
             op,

@@ -58,6 +58,7 @@ use ensemble_actors::zab::{
 };
 use ensemble_messages::codec::{decode, encode};
 use ensemble_messages::jute::ConnectRequest;
+use ensemble_messages::zk::{OpCode, SessionId};
 use ensemble_messages::{PeerMessage, Sid, Snapshot, Txn, ZabMessage, Zxid};
 use membership::{membership_after, membership_of, Membership};
 use rand::rngs::SmallRng;
@@ -174,7 +175,7 @@ enum Event {
 #[derive(Debug)]
 enum ClientMsg {
     Connect(ConnectRequest),
-    Packet { xid: i32, op: i32, body: Vec<u8> },
+    Packet { xid: i32, op: OpCode, body: Vec<u8> },
     Gone,
 }
 
@@ -206,13 +207,13 @@ pub struct Sim {
     /// When a peer message was last lost (dropped or partitioned).
     last_disturbance: u64,
     /// Sessions a committed txn closed or expired.
-    sessions_closed: BTreeSet<i64>,
+    sessions_closed: BTreeSet<SessionId>,
     /// When each session's createSession was first applied.
-    session_born: BTreeMap<i64, u64>,
+    session_born: BTreeMap<SessionId, u64>,
     /// When each server last started serving.
     serving_since: BTreeMap<Sid, u64>,
     /// Per server: the sessions live in its applied history, with their owners.
-    lives: BTreeMap<Sid, BTreeMap<i64, Sid>>,
+    lives: BTreeMap<Sid, BTreeMap<SessionId, Sid>>,
     fault_end: u64,
     acked: BTreeMap<Vec<u8>, Zxid>,
     /// Bodies whose submission was refused (a client would retry them).

@@ -8,6 +8,7 @@ use ensemble_actors::client_port::{
 use ensemble_actors::data_tree::{DataTree, OpResult, SessionPassword, TreeOp, TreeTxn};
 use ensemble_actors::sessions::{ExpiryAction, ExpiryRole, SessionExpiry};
 use ensemble_actors::zab::{Input, SubmitError};
+use ensemble_messages::zk::{ConnectionId, SessionId};
 use ensemble_messages::{PeerMessage, Sid, Txn, Zxid};
 use rand::Rng;
 use std::collections::BTreeMap;
@@ -142,7 +143,7 @@ impl Sim {
                     front.conns.insert(conn, (client, rx));
                 }
                 let c = ClientConnect {
-                    conn,
+                    conn: ConnectionId(conn),
                     request,
                     read_only: false,
                     ip: format!("10.0.0.{client}"),
@@ -154,9 +155,9 @@ impl Sim {
             }
             ClientMsg::Packet { xid, op, body } => {
                 let p = ClientPacket {
-                    conn,
+                    conn: ConnectionId(conn),
                     xid,
-                    op,
+                    op: Ok(op),
                     body,
                 };
                 self.with_service(id, |s, tree, host| s.packet(p, tree, host))?;
@@ -164,7 +165,7 @@ impl Sim {
             }
             ClientMsg::Gone => {
                 if let Some(front) = self.nodes.get_mut(&id).and_then(|n| n.front.as_mut()) {
-                    front.service.gone(conn);
+                    front.service.gone(ConnectionId(conn));
                     front.conns.remove(&conn);
                 }
                 Ok(())
@@ -291,7 +292,7 @@ impl Sim {
                 for session in ids {
                     self.check_expiry_allowed(id, session)?;
                     self.trace
-                        .push(format!("{now} leader {id} expires session {session:x}"));
+                        .push(format!("{now} leader {id} expires session {session}"));
                     let txn = TreeTxn {
                         session_id: session,
                         time_ms: now as i64,
@@ -318,7 +319,7 @@ impl Sim {
     }
 
     /// A session touch report reached server `id`.
-    pub(super) fn touches_reported(&mut self, id: Sid, sessions: &[i64]) {
+    pub(super) fn touches_reported(&mut self, id: Sid, sessions: &[SessionId]) {
         let now = self.now;
         if let Some(front) = self.nodes.get_mut(&id).and_then(|n| n.front.as_mut()) {
             front.expiry.reported(sessions, now);

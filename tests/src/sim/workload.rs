@@ -87,7 +87,7 @@ impl Sim {
             self.next_request += 1;
             // A change of the root's data, unique to this write.
             let body = TreeTxn {
-                session_id: 0,
+                session_id: ensemble_messages::zk::SessionId::NONE,
                 time_ms: self.now as i64,
                 auth: Vec::new(),
                 op: TreeOp::SetData {

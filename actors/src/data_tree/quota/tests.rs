@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::data_tree::{AclEntry, Applied, CreateMode, TreeTxn};
+use ensemble_messages::zk::SessionId;
 use ensemble_messages::{Txn, Zxid};
 
 struct Tree {
@@ -20,7 +21,7 @@ impl Tree {
     fn apply_as(&mut self, session_id: i64, op: TreeOp) -> Applied {
         self.zxid += 1;
         let body = TreeTxn {
-            session_id,
+            session_id: SessionId(session_id),
             time_ms: 1000,
             auth: Vec::new(),
             op,
@@ -36,7 +37,7 @@ impl Tree {
 
     fn ok(&mut self, op: TreeOp) {
         let r = self.apply_as(7, op);
-        assert_eq!(r.result.code(), err::OK, "{r:?}");
+        assert_eq!(r.result.outcome(), Ok(()), "{r:?}");
     }
 
     fn data(&self, path: &str) -> String {
@@ -123,7 +124,7 @@ fn usage_follows_creates_deletes_rewrites_and_ephemerals() {
         acl: AclEntry::open(),
         mode: CreateMode::Ephemeral,
     };
-    assert_eq!(t.apply_as(9, eph).result.code(), err::OK);
+    assert_eq!(t.apply_as(9, eph).result.outcome(), Ok(()));
     assert_eq!(t.data(&stat_path("/a")), "count=3,bytes=4");
     t.apply_as(9, TreeOp::CloseSession);
     assert_eq!(t.data(&stat_path("/a")), "count=2,bytes=2");
@@ -219,7 +220,7 @@ fn hard_limits_refuse_and_soft_limits_only_warn() {
     t.ok(create("/a/2", ""));
     assert_eq!(
         t.tree.quota_refusal(&create("/a/3", ""), &auth),
-        Some(OpResult::Error(err::QUOTA_EXCEEDED))
+        Some(OpResult::Error(ZkError::QuotaExceeded))
     );
     // A create that fails anyway is left to fail as it would.
     assert_eq!(t.tree.quota_refusal(&create("/a/2", ""), &auth), None);
@@ -231,7 +232,7 @@ fn hard_limits_refuse_and_soft_limits_only_warn() {
     );
     assert_eq!(
         t.tree.quota_refusal(&set("/a/1", "0123456789a"), &auth),
-        Some(OpResult::Error(err::QUOTA_EXCEEDED))
+        Some(OpResult::Error(ZkError::QuotaExceeded))
     );
     // Shrinking is always allowed; writes elsewhere are not checked.
     assert_eq!(t.tree.quota_refusal(&set("/a", ""), &auth), None);
@@ -240,9 +241,9 @@ fn hard_limits_refuse_and_soft_limits_only_warn() {
     assert_eq!(
         t.tree.quota_refusal(&multi, &auth),
         Some(OpResult::Multi(vec![
-            OpResult::Error(err::OK),
-            OpResult::Error(err::QUOTA_EXCEEDED),
-            OpResult::Error(err::RUNTIME_INCONSISTENCY),
+            OpResult::RolledBack,
+            OpResult::Error(ZkError::QuotaExceeded),
+            OpResult::Error(ZkError::RuntimeInconsistency),
         ]))
     );
     // A quota whose stat node is gone refuses nothing and breaks nothing.

@@ -259,7 +259,7 @@ fn ensemble_snapshot(s: &ensemble_messages::Snapshot) -> Vec<Value> {
         "znodes": tree.node_count(), "sessions": tree.sessions().count()})];
     out.extend(
         tree.sessions()
-            .map(|(id, t)| json!({"session": hex(id), "timeout": t})),
+            .map(|(id, t)| json!({"session": id.to_string(), "timeout": t})),
     );
     let mut todo = vec!["/".to_string()];
     while let Some(path) = todo.pop() {

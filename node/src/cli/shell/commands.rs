@@ -4,7 +4,7 @@ use super::args::{parse_acl, Args};
 use super::output::{describe, perms_string, print_stat};
 use super::quota;
 use ensemble_actors::zk_client::{open_acl, ClientError, ZkClient};
-use ensemble_messages::zk::err;
+use ensemble_messages::zk::{AddWatchMode, CreateMode, WatcherType, ZkError};
 use std::io::Write;
 
 /// Why a command failed.
@@ -97,14 +97,14 @@ async fn create(c: &ZkClient, a: &Args) -> Done {
     };
     let created = match a.value("-t") {
         None => {
-            let flags = match (a.has("-e"), a.has("-s"), a.has("-c")) {
-                (_, _, true) => 4,
-                (true, true, _) => 3,
-                (true, false, _) => 1,
-                (false, true, _) => 2,
-                _ => 0,
+            let mode = match (a.has("-e"), a.has("-s"), a.has("-c")) {
+                (_, _, true) => CreateMode::Container,
+                (true, true, _) => CreateMode::EphemeralSequential,
+                (true, false, _) => CreateMode::Ephemeral,
+                (false, true, _) => CreateMode::PersistentSequential,
+                _ => CreateMode::Persistent,
             };
-            c.create_with_acl(path, data, acl, flags).await
+            c.create_with_acl(path, data, acl, mode).await
         }
         Some(ttl) => {
             let message = |m: &str| Failure::Message(m.to_string());
@@ -117,8 +117,13 @@ async fn create(c: &ZkClient, a: &Args) -> Done {
             if a.has("-c") {
                 return Err(message("TTLs cannot be used with Container znodes"));
             }
-            let flags = if a.has("-s") { 6 } else { 5 };
-            c.create_ttl(path, data, acl, flags, ttl).await
+            // The server validates the TTL, as it does for zkCli.
+            let mode = if a.has("-s") {
+                CreateMode::PersistentSequentialWithTtl { ttl_ms: ttl }
+            } else {
+                CreateMode::PersistentWithTtl { ttl_ms: ttl }
+            };
+            c.create_with_acl(path, data, acl, mode).await
         }
     }
     .map_err(at(path))?;
@@ -162,7 +167,7 @@ async fn stat(c: &ZkClient, a: &Args) -> Done {
             print_stat(&s);
             Ok(())
         }
-        None => Err(at(path)(ClientError::Server(err::NO_NODE))),
+        None => Err(at(path)(ClientError::Server(ZkError::NoNode))),
     }
 }
 
@@ -211,7 +216,7 @@ async fn ls_recursive(c: &ZkClient, root: &str, watch: bool) -> Done {
     while let Some(p) = stack.pop() {
         let mut children = match c.get_children(&p, watch).await {
             Ok((children, _)) => children,
-            Err(ClientError::Server(err::NO_NODE)) => continue,
+            Err(ClientError::Server(ZkError::NoNode)) => continue,
             Err(e) => return Err(at(&p)(e)),
         };
         children.sort();
@@ -277,8 +282,8 @@ async fn get_ephemerals(c: &ZkClient, a: &Args) -> Done {
 
 async fn add_watch(c: &ZkClient, a: &Args) -> Done {
     let mode = match a.value("-m") {
-        None | Some("PERSISTENT_RECURSIVE") => 1,
-        Some("PERSISTENT") => 0,
+        None | Some("PERSISTENT_RECURSIVE") => AddWatchMode::PersistentRecursive,
+        Some("PERSISTENT") => AddWatchMode::Persistent,
         Some(_) => return Err(Failure::Usage),
     };
     c.add_watch(a.arg(0), mode).await.map_err(at(a.arg(0)))
@@ -286,11 +291,11 @@ async fn add_watch(c: &ZkClient, a: &Args) -> Done {
 
 async fn remove_watches(c: &ZkClient, a: &Args) -> Done {
     let kind = if a.has("-c") {
-        1
+        WatcherType::Children
     } else if a.has("-d") {
-        2
+        WatcherType::Data
     } else {
-        3
+        WatcherType::Any
     };
     c.remove_watches(a.arg(0), kind).await.map_err(at(a.arg(0)))
 }

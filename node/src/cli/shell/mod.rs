@@ -25,9 +25,8 @@ mod usage;
 use commands::Failure;
 use editor::SharedClient;
 use ensemble_actors::tls::ClientConfig;
-use ensemble_actors::zk_client::ZkClient;
-use ensemble_messages::jute::WatcherEvent;
-use ensemble_messages::zk::{event, state};
+use ensemble_actors::zk_client::{WatchedEvent, ZkClient};
+use ensemble_messages::zk::{EventType, KeeperState};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -64,7 +63,7 @@ struct Shell {
     tls: Option<Arc<ClientConfig>>,
     client: Option<ZkClient>,
     shared: SharedClient,
-    events: UnboundedSender<WatcherEvent>,
+    events: UnboundedSender<WatchedEvent>,
     print_watches: Arc<AtomicBool>,
     /// The keeper state the session last reported (SyncConnected, Disconnected, Expired).
     keeper_state: Arc<AtomicI32>,
@@ -99,15 +98,15 @@ pub(super) fn run(
     })
 }
 
-fn event_name(t: i32) -> &'static str {
+fn event_name(t: EventType) -> &'static str {
     match t {
-        event::NODE_CREATED => "NodeCreated",
-        event::NODE_DELETED => "NodeDeleted",
-        event::NODE_DATA_CHANGED => "NodeDataChanged",
-        event::NODE_CHILDREN_CHANGED => "NodeChildrenChanged",
-        event::DATA_WATCH_REMOVED => "DataWatchRemoved",
-        event::CHILD_WATCH_REMOVED => "ChildWatchRemoved",
-        event::PERSISTENT_WATCH_REMOVED => "PersistentWatchRemoved",
+        EventType::NodeCreated => "NodeCreated",
+        EventType::NodeDeleted => "NodeDeleted",
+        EventType::NodeDataChanged => "NodeDataChanged",
+        EventType::NodeChildrenChanged => "NodeChildrenChanged",
+        EventType::DataWatchRemoved => "DataWatchRemoved",
+        EventType::ChildWatchRemoved => "ChildWatchRemoved",
+        EventType::PersistentWatchRemoved => "PersistentWatchRemoved",
         _ => "None",
     }
 }
@@ -115,14 +114,14 @@ fn event_name(t: i32) -> &'static str {
 /// Prints node events as zkCli does while `printwatches` is on; notes connection state changes
 /// (events of type None) in `keeper_state` for the prompt.
 fn print_events(
-    mut events: tokio::sync::mpsc::UnboundedReceiver<WatcherEvent>,
+    mut events: tokio::sync::mpsc::UnboundedReceiver<WatchedEvent>,
     on: Arc<AtomicBool>,
     keeper_state: Arc<AtomicI32>,
 ) {
     tokio::spawn(async move {
         while let Some(e) = events.recv().await {
-            if e.event_type == event::NONE {
-                keeper_state.store(e.state, Ordering::Relaxed);
+            if e.event_type == EventType::None {
+                keeper_state.store(e.state.code(), Ordering::Relaxed);
             } else if on.load(Ordering::Relaxed) {
                 say!(
                     "\nWATCHER::\n\nWatchedEvent state:SyncConnected type:{} path:{}",
@@ -138,7 +137,7 @@ fn print_events(
 async fn open(
     servers: &str,
     tls: Option<Arc<ClientConfig>>,
-    events: UnboundedSender<WatcherEvent>,
+    events: UnboundedSender<WatchedEvent>,
 ) -> Result<ZkClient, String> {
     let list: Vec<String> = servers
         .split(',')
@@ -154,7 +153,7 @@ impl Shell {
     async fn connect(servers: &str, tls: Option<Arc<ClientConfig>>) -> Result<Shell, String> {
         let (events, received) = tokio::sync::mpsc::unbounded_channel();
         let print_watches = Arc::new(AtomicBool::new(true));
-        let keeper_state = Arc::new(AtomicI32::new(state::SYNC_CONNECTED));
+        let keeper_state = Arc::new(AtomicI32::new(KeeperState::SyncConnected.code()));
         print_events(received, print_watches.clone(), keeper_state.clone());
         let client = open(servers, tls.clone(), events.clone()).await?;
         Ok(Shell {
@@ -194,9 +193,12 @@ impl Shell {
 
     /// zkCli's prompt: `[zk: host:port(CONNECTED) 3] `, with the session's state.
     fn prompt(&self) -> String {
-        let state = match (&self.client, self.keeper_state.load(Ordering::Relaxed)) {
-            (None, _) | (_, state::EXPIRED) => "CLOSED",
-            (_, state::DISCONNECTED) => "CONNECTING",
+        let state = match (
+            &self.client,
+            KeeperState::from_wire(self.keeper_state.load(Ordering::Relaxed)),
+        ) {
+            (None, _) | (_, KeeperState::Expired) => "CLOSED",
+            (_, KeeperState::Disconnected) => "CONNECTING",
             _ => "CONNECTED",
         };
         format!("[zk: {}({state}) {}] ", self.servers, self.history.len())
@@ -314,7 +316,7 @@ impl Shell {
             .await
             .map_err(Failure::Message)?;
         self.keeper_state
-            .store(state::SYNC_CONNECTED, Ordering::Relaxed);
+            .store(KeeperState::SyncConnected.code(), Ordering::Relaxed);
         self.set_client(Some(client));
         Ok(())
     }

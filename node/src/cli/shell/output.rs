@@ -2,7 +2,7 @@
 
 use ensemble_actors::zk_client::ClientError;
 use ensemble_messages::jute::Stat;
-use ensemble_messages::zk::{err, perm};
+use ensemble_messages::zk::{perm, ZkError};
 use std::io::Write;
 
 /// zkCli's wording of an error on `path`: its own sentence for the common codes, else
@@ -10,57 +10,59 @@ use std::io::Write;
 pub(super) fn describe(e: &ClientError, path: &str) -> String {
     let code = match e {
         ClientError::Server(code) => *code,
-        ClientError::ConnectionLoss(_) => err::CONNECTION_LOSS,
-        ClientError::Marshalling(_) => err::MARSHALLING_ERROR,
+        ClientError::ConnectionLoss(_) => ZkError::ConnectionLoss,
+        ClientError::Marshalling(_) => ZkError::MarshallingError,
     };
     match code {
-        err::NO_NODE => format!("Node does not exist: {path}"),
-        err::NO_CHILDREN_FOR_EPHEMERALS => format!("Ephemerals cannot have children: {path}"),
-        err::NODE_EXISTS => format!("Node already exists: {path}"),
-        err::NOT_EMPTY => format!("Node not empty: {path}"),
-        err::NOT_READ_ONLY => format!("Not a read-only call: {path}"),
-        err::INVALID_ACL => format!("Acl is not valid : {path}"),
-        err::NO_AUTH => format!("Insufficient permission : {path}"),
-        err::BAD_ARGUMENTS => format!("Arguments are not valid : {path}"),
-        err::BAD_VERSION => format!("version No is not valid : {path}"),
-        err::QUOTA_EXCEEDED => format!("Quota has exceeded : {path}"),
+        ZkError::NoNode => format!("Node does not exist: {path}"),
+        ZkError::NoChildrenForEphemerals => format!("Ephemerals cannot have children: {path}"),
+        ZkError::NodeExists => format!("Node already exists: {path}"),
+        ZkError::NotEmpty => format!("Node not empty: {path}"),
+        ZkError::NotReadOnly => format!("Not a read-only call: {path}"),
+        ZkError::InvalidAcl => format!("Acl is not valid : {path}"),
+        ZkError::NoAuth => format!("Insufficient permission : {path}"),
+        ZkError::BadArguments => format!("Arguments are not valid : {path}"),
+        ZkError::BadVersion => format!("version No is not valid : {path}"),
+        ZkError::QuotaExceeded => format!("Quota has exceeded : {path}"),
         other => format!("KeeperErrorCode = {} for {path}", code_message(other)),
     }
 }
 
 /// ZooKeeper's message for an error code, as its KeeperException prints it.
-fn code_message(code: i32) -> String {
+fn code_message(code: ZkError) -> String {
     let text = match code {
-        -1 => "SystemError",
-        -2 => "RuntimeInconsistency",
-        -3 => "DataInconsistency",
-        -4 => "ConnectionLoss",
-        -5 => "MarshallingError",
-        -6 => "Unimplemented",
-        -7 => "OperationTimeout",
-        -8 => "BadArguments",
-        -13 => "NewConfigNoQuorum",
-        -14 => "ReconfigInProgress",
-        -100 => "APIError",
-        -101 => "NoNode",
-        -102 => "NoAuth",
-        -103 => "BadVersion",
-        -108 => "NoChildrenForEphemerals",
-        -110 => "NodeExists",
-        -111 => "Directory not empty",
-        -112 => "Session expired",
-        -113 => "Invalid callback",
-        -114 => "InvalidACL",
-        -115 => "AuthFailed",
-        -118 => "Session moved",
-        -119 => "Not a read-only call",
-        -120 => "Ephemeral node on local session",
-        -121 => "No such watcher",
-        -123 => "Reconfig is disabled",
-        -124 => "Session closed because client failed to authenticate",
-        -125 => "Quota has exceeded",
-        -127 => "Op throttled due to high load",
-        other => return format!("Unknown error {other}"),
+        ZkError::SystemError => "SystemError",
+        ZkError::RuntimeInconsistency => "RuntimeInconsistency",
+        ZkError::DataInconsistency => "DataInconsistency",
+        ZkError::ConnectionLoss => "ConnectionLoss",
+        ZkError::MarshallingError => "MarshallingError",
+        ZkError::Unimplemented => "Unimplemented",
+        ZkError::OperationTimeout => "OperationTimeout",
+        ZkError::BadArguments => "BadArguments",
+        ZkError::NewConfigNoQuorum => "NewConfigNoQuorum",
+        ZkError::ReconfigInProgress => "ReconfigInProgress",
+        ZkError::ApiError => "APIError",
+        ZkError::NoNode => "NoNode",
+        ZkError::NoAuth => "NoAuth",
+        ZkError::BadVersion => "BadVersion",
+        ZkError::NoChildrenForEphemerals => "NoChildrenForEphemerals",
+        ZkError::NodeExists => "NodeExists",
+        ZkError::NotEmpty => "Directory not empty",
+        ZkError::SessionExpired => "Session expired",
+        ZkError::InvalidCallback => "Invalid callback",
+        ZkError::InvalidAcl => "InvalidACL",
+        ZkError::AuthFailed => "AuthFailed",
+        ZkError::SessionMoved => "Session moved",
+        ZkError::NotReadOnly => "Not a read-only call",
+        ZkError::EphemeralOnLocalSession => "Ephemeral node on local session",
+        ZkError::NoWatcher => "No such watcher",
+        ZkError::ReconfigDisabled => "Reconfig is disabled",
+        ZkError::SessionClosedRequireSaslAuth => {
+            "Session closed because client failed to authenticate"
+        }
+        ZkError::QuotaExceeded => "Quota has exceeded",
+        ZkError::Throttled => "Op throttled due to high load",
+        other => return format!("Unknown error {}", other.code()),
     };
     text.to_string()
 }
@@ -135,12 +137,15 @@ mod tests {
         assert_eq!(java_date(1_795_310_069_439), "Sun Nov 22 01:14:29 UTC 2026");
         assert_eq!(perms_string(31), "cdrwa");
         assert_eq!(
-            describe(&ClientError::Server(err::NO_WATCHER), "/a"),
+            describe(&ClientError::Server(ZkError::NoWatcher), "/a"),
             "KeeperErrorCode = No such watcher for /a"
         );
         assert_eq!(
             describe(&ClientError::ConnectionLoss("reset".into()), "/a"),
             "KeeperErrorCode = ConnectionLoss for /a"
         );
+        assert_eq!(code_message(ZkError::ApiError), "APIError");
+        assert_eq!(code_message(ZkError::UnknownSession), "Unknown error -12");
+        assert_eq!(code_message(ZkError::Unknown(-999)), "Unknown error -999");
     }
 }

@@ -6,7 +6,7 @@ use ensemble_actors::data_tree::quota::{
     limit_path, stat_path, StatsTrack, BYTES, BYTES_HARD, COUNT, COUNT_HARD, LIMIT_NODE, QUOTA_ROOT,
 };
 use ensemble_actors::zk_client::{open_acl, ClientError, ZkClient};
-use ensemble_messages::zk::err;
+use ensemble_messages::zk::{CreateMode, ZkError};
 use std::io::Write;
 
 type Done = Result<(), Failure>;
@@ -133,7 +133,7 @@ fn flag_value(a: &Args, flag: &str) -> Option<i64> {
 }
 
 async fn create(c: &ZkClient, path: &str, data: &[u8]) -> Done {
-    c.create_with_acl(path, data, open_acl(), 0)
+    c.create_with_acl(path, data, open_acl(), CreateMode::Persistent)
         .await
         .map(|_| ())
         .map_err(at(path))
@@ -143,8 +143,11 @@ async fn create_if_missing(c: &ZkClient, path: &str, data: &[u8]) -> Done {
     if c.exists(path).await.map_err(at(path))?.is_some() {
         return Ok(());
     }
-    match c.create_with_acl(path, data, open_acl(), 0).await {
-        Ok(_) | Err(ClientError::Server(err::NODE_EXISTS)) => Ok(()),
+    match c
+        .create_with_acl(path, data, open_acl(), CreateMode::Persistent)
+        .await
+    {
+        Ok(_) | Err(ClientError::Server(ZkError::NodeExists)) => Ok(()),
         Err(e) => Err(at(path)(e)),
     }
 }
@@ -174,13 +177,13 @@ async fn check_no_child_quota(c: &ZkClient, path: &str) -> Done {
     let mirror = format!("{QUOTA_ROOT}{path}");
     let below = match subtree(c, &mirror).await {
         Ok(nodes) => nodes,
-        Err(Failure::Client(ClientError::Server(err::NO_NODE), _)) => return Ok(()),
+        Err(Failure::Client(ClientError::Server(ZkError::NoNode), _)) => return Ok(()),
         Err(f) => return Err(f),
     };
     for node in below.iter().filter(|n| **n != mirror) {
         let (children, _) = match c.get_children(node, false).await {
             Ok(found) => found,
-            Err(ClientError::Server(err::NO_NODE)) => continue,
+            Err(ClientError::Server(ZkError::NoNode)) => continue,
             Err(e) => return Err(at(node)(e)),
         };
         if children.iter().any(|ch| ch == LIMIT_NODE) {
@@ -201,7 +204,7 @@ async fn check_no_parent_quota(c: &ZkClient, path: &str) -> Done {
         mirror = format!("{mirror}/{name}");
         let children = match c.get_children(&mirror, false).await {
             Ok((children, _)) => children,
-            Err(ClientError::Server(err::NO_NODE)) => return Ok(()),
+            Err(ClientError::Server(ZkError::NoNode)) => return Ok(()),
             Err(e) => return Err(at(&mirror)(e)),
         };
         if children.is_empty() {
@@ -232,7 +235,7 @@ pub(super) async fn list(c: &ZkClient, a: &Args) -> Done {
             say!("Output stat for {path} {}", usage.text());
             Ok(())
         }
-        Err(ClientError::Server(err::NO_NODE)) => {
+        Err(ClientError::Server(ZkError::NoNode)) => {
             complain!("quota for {path} does not exist.");
             Ok(())
         }
@@ -255,7 +258,7 @@ pub(super) async fn delete(c: &ZkClient, a: &Args) -> Done {
         None => remove_quota(c, path).await,
     };
     match outcome {
-        Err(Failure::Client(ClientError::Server(err::NO_NODE), _)) => {
+        Err(Failure::Client(ClientError::Server(ZkError::NoNode), _)) => {
             complain!("quota for {path} does not exist.");
             Ok(())
         }
