@@ -322,10 +322,7 @@ fn multi_body() -> Vec<u8> {
         version: -1,
     };
     part(OpCode::Delete, delete.to_bytes());
-    out.extend(
-        MultiHeader::END
-        .to_bytes(),
-    );
+    out.extend(MultiHeader::END.to_bytes());
     out
 }
 
