@@ -70,7 +70,7 @@ impl ZooCfgFiles {
         let dynamic = self.dynamic_path(m.version);
         write_atomically(&dynamic, &dynamic_file_text(m))?;
         let dynamic = std::fs::canonicalize(&dynamic)?;
-        let erase_client = m.server(me).is_some_and(|s| s.client.is_some());
+        let erase_client = m.server(me).is_some_and(|s| s.listed_client().is_some());
         let current = std::fs::read_to_string(&self.zoo_cfg)?;
         let text = edit_static(&current, &dynamic, erase_client);
         write_atomically(&self.zoo_cfg, &text)
@@ -149,6 +149,42 @@ mod tests {
         let with_client = edit_static(STATIC, Path::new("/d"), false);
         assert!(with_client.contains("clientPort=2181\nclientPortAddress=127.0.0.1\n"));
         assert!(with_client.contains("clientPortListenBacklog=10\n"));
+    }
+
+    /// As ZooKeeper: when this server's client address comes from `clientPort`, a committed
+    /// reconfig keeps `clientPort*` in zoo.cfg and leaves the address out of the dynamic file.
+    #[test]
+    fn a_client_port_address_stays_in_zoo_cfg_after_a_reconfig() {
+        let dir = temp_dir("apache-files-static-client");
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::write(data.join("myid"), "1\n").unwrap();
+        let zoo_cfg = dir.join("zoo.cfg");
+        let text = STATIC
+            .replace("DATA", &data.display().to_string())
+            .replace(";127.0.0.1:2181", "");
+        std::fs::write(&zoo_cfg, &text).unwrap();
+        let files = ZooCfgFiles {
+            zoo_cfg: zoo_cfg.clone(),
+            servers_in_static: true,
+        };
+        let mut m = load_zoo_cfg(&zoo_cfg).unwrap().membership();
+        m.servers.retain(|s| s.id != 10);
+        m.version = 0x1_0000_0003;
+        files.write_committed(&m, 1).unwrap();
+        let dynamic = std::fs::read_to_string(files.dynamic_path(m.version)).unwrap();
+        assert_eq!(
+            dynamic,
+            "server.1=127.0.0.1:2888:3888:participant\n\
+             server.2=127.0.0.2:2888:3888:participant;127.0.0.2:2181"
+        );
+        let edited = std::fs::read_to_string(&zoo_cfg).unwrap();
+        assert!(edited.contains("clientPort=2181\nclientPortAddress=127.0.0.1\n"));
+        let back = load_zoo_cfg(&zoo_cfg).unwrap();
+        assert_eq!(back.config_version, 0x1_0000_0003);
+        assert_eq!(back.client_bind_addr(), "127.0.0.1:2181");
+        assert_eq!(back.me().client_source, crate::ClientSource::ClientPort);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

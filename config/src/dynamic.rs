@@ -128,7 +128,7 @@ pub fn render_server(s: &ServerEntry) -> String {
     };
     let election = s.election_port.unwrap_or(s.peer_port);
     let mut line = format!("server.{}={}:{election}:{role}", s.id, s.peer_addr());
-    if let Some(c) = &s.client {
+    if let Some(c) = s.listed_client() {
         line.push_str(&format!(
             ";{}",
             crate::model::join_host_port(&c.host, c.port)
@@ -192,10 +192,13 @@ impl crate::NodeConfig {
         if m.version <= self.config_version {
             return Ok(self);
         }
-        let own_client = self.me().client.clone();
+        let (own_client, own_source) = (self.me().client.clone(), self.me().client_source);
         let mut servers = m.servers;
         match servers.iter_mut().find(|s| s.id == self.id) {
-            Some(me) => me.client = own_client,
+            Some(me) => {
+                me.client = own_client;
+                me.client_source = own_source;
+            }
             None => {
                 self.warnings.push(format!(
                     "{MEMBERSHIP_FILE}: a reconfig removed server {} at version {:x}; it \

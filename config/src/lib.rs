@@ -18,8 +18,9 @@ mod zoo_cfg;
 
 pub use http::PROMETHEUS_PROVIDER;
 pub use model::{
-    is_loopback, AdminSettings, ClientAddress, ClientSettings, ElectionSettings, MetricsSettings,
-    NodeConfig, PeerAuth, ServerEntry, ServerRole, StorageSettings, PEER_SECRET_KEY,
+    is_loopback, AdminSettings, ClientAddress, ClientSettings, ClientSource, ElectionSettings,
+    MetricsSettings, NodeConfig, PeerAuth, ServerEntry, ServerRole, StorageSettings,
+    PEER_SECRET_KEY,
 };
 pub use native::{
     load_toml, load_toml_str, parse_toml, EnsembleFile, LogSection, MasterSection, NativeRole,

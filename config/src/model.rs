@@ -37,6 +37,17 @@ fn is_wildcard(host: &str) -> bool {
         .is_ok_and(|ip| ip.is_unspecified())
 }
 
+/// Where a server entry's client address came from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientSource {
+    /// The server line names it (`;[host:]port`), so the membership text carries it.
+    #[default]
+    ServerLine,
+    /// zoo.cfg's `clientPort`/`clientPortAddress`: a setting of this server alone, which (as
+    /// in ZooKeeper) the membership text leaves out and zoo.cfg keeps across reconfigs.
+    ClientPort,
+}
+
 /// Ids of the servers in `servers` that have `role`, in list order.
 pub(crate) fn ids_with_role(servers: &[ServerEntry], role: ServerRole) -> Vec<Sid> {
     servers
@@ -72,12 +83,23 @@ pub struct ServerEntry {
     /// Where the server serves clients. Always known for this node's own entry; `None` for a
     /// peer whose zoo.cfg line names no client port (only that server knows it).
     pub client: Option<ClientAddress>,
+    /// Where `client` came from; it decides whether the membership text names it.
+    pub client_source: ClientSource,
 }
 
 impl ServerEntry {
     /// `host:peer_port`.
     pub fn peer_addr(&self) -> String {
         join_host_port(&self.host, self.peer_port)
+    }
+
+    /// The client address the membership text names (`/zookeeper/config`, the dynamic file,
+    /// reconfig results): `client`, unless it came from `clientPort`.
+    pub fn listed_client(&self) -> Option<&ClientAddress> {
+        match self.client_source {
+            ClientSource::ServerLine => self.client.as_ref(),
+            ClientSource::ClientPort => None,
+        }
     }
 
     /// The client address as configured (the host may be a wildcard to bind), if known.

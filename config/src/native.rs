@@ -1,8 +1,8 @@
 //! Native TOML configuration, loaded through the `config` crate with env overrides.
 
 use crate::model::{
-    is_loopback, AdminSettings, ClientAddress, ClientSettings, ElectionSettings, MetricsSettings,
-    NodeConfig, PeerAuth, ServerEntry, ServerRole, StorageSettings,
+    is_loopback, AdminSettings, ClientAddress, ClientSettings, ClientSource, ElectionSettings,
+    MetricsSettings, NodeConfig, PeerAuth, ServerEntry, ServerRole, StorageSettings,
 };
 use crate::{ConfigError, PeerTlsSection, Sid, TlsSection};
 use serde::Deserialize;
@@ -432,6 +432,7 @@ impl EnsembleFile {
                     host: s.host.clone(),
                     port: s.client_port,
                 }),
+                client_source: ClientSource::ServerLine,
             })
             .collect();
         let data_dir = self

@@ -5,8 +5,8 @@
 
 use crate::apache_files::ZooCfgFiles;
 use crate::model::{
-    ClientAddress, ClientSettings, ElectionSettings, NodeConfig, PeerAuth, ServerEntry, ServerRole,
-    StorageSettings, PEER_SECRET_KEY,
+    ClientAddress, ClientSettings, ClientSource, ElectionSettings, NodeConfig, PeerAuth,
+    ServerEntry, ServerRole, StorageSettings, PEER_SECRET_KEY,
 };
 use crate::tls::{protocols_for, split_list, ClientAuth, ClientTls, QuorumTls, Store};
 use crate::{AdminSettings, ConfigError, MetricsSettings, Sid, PROMETHEUS_PROVIDER};
@@ -129,6 +129,9 @@ pub fn parse_zoo_cfg(
         }
     };
     if let Some(me) = servers.iter_mut().find(|s| s.id == id) {
+        if me.client.is_none() && static_client.is_some() {
+            me.client_source = ClientSource::ClientPort;
+        }
         me.client = own_client_address(id, me.client.take(), static_client)?;
         warnings.extend(peer_type_warning(peer_type, me));
     }
@@ -256,6 +259,7 @@ fn standalone_entry(id: Sid) -> ServerEntry {
         election_port: None,
         role: ServerRole::Participant,
         client: None,
+        client_source: ClientSource::ServerLine,
     }
 }
 
@@ -688,6 +692,7 @@ pub(crate) fn parse_server_line(id: Sid, value: &str) -> Result<ServerEntry, Con
         election_port: Some(num(&fields[2], "election port")?),
         role,
         client,
+        client_source: ClientSource::ServerLine,
     })
 }
 
@@ -1056,6 +1061,31 @@ mod tests {
             assert_eq!(c.peer_bind_addr(), format!("localhost:{}", 2887 + i));
             assert!(quiet(&c).is_empty(), "{:?}", quiet(&c));
         }
+    }
+
+    /// As ZooKeeper: an own client address from `clientPort` serves clients but is this
+    /// server's static setting, which the membership text leaves out; one from the server
+    /// line is named there.
+    #[test]
+    fn a_client_port_address_stays_out_of_the_membership_text() {
+        let lines = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.2:2888:3888;2182\n";
+        let text = format!("dataDir=/tmp/zk\nclientPort=2181\n{lines}");
+        let c = parse_zoo_cfg(&text, myid("1")).unwrap();
+        assert_eq!(c.me().client_source, ClientSource::ClientPort);
+        assert_eq!(c.client_bind_addr(), "0.0.0.0:2181");
+        assert_eq!(c.me().listed_client(), None);
+        assert_eq!(
+            c.membership().render(),
+            "server.1=127.0.0.1:2888:3888:participant\n\
+             server.2=127.0.0.2:2888:3888:participant;0.0.0.0:2182\nversion=0"
+        );
+        let two = parse_zoo_cfg(
+            &text.replace("clientPort=2181", "clientPort=2182"),
+            myid("2"),
+        );
+        let two = two.unwrap();
+        assert_eq!(two.me().client_source, ClientSource::ServerLine);
+        assert!(two.me().listed_client().is_some());
     }
 
     /// zookeeperStarted.md's multi-host layout (zoo1..zoo3), and the same with the `;2181`

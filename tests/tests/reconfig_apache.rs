@@ -5,7 +5,9 @@
 //! the same codes and config text; then a server removed and added back leaves the same files
 //! beside each zoo.cfg (modulo paths, addresses and zxids); a full restart of ensemble comes
 //! back with that membership, and Apache started on the files ensemble left serves it too.
-//! A server with reconfig off answers ReconfigDisabled in both. About 8 s.
+//! A server with reconfig off answers ReconfigDisabled in both. Servers whose lines name no
+//! client address (each serving on its `clientPort`, on 127.0.20{5,6}.3x) leave it out of the
+//! config text and dynamic files, and keep `clientPort` in zoo.cfg, in both. About 8 s.
 
 use ensemble_actors::zk_client::{ClientError, ZkClient};
 use ensemble_messages::zk::ZkError;
@@ -110,14 +112,20 @@ fn client(block: u8, id: u64) -> String {
 
 /// Waits until servers `ids` of `block` serve as one leader and followers.
 fn wait_serving(block: u8, ids: &[u64]) {
+    let addrs: Vec<String> = ids.iter().map(|i| client(block, *i)).collect();
+    wait_serving_at(&addrs);
+}
+
+/// Waits until the servers at client addresses `addrs` serve as one leader and followers.
+fn wait_serving_at(addrs: &[String]) {
     wait_until("every server to serve", START, || {
-        let modes: Vec<String> = ids
+        let modes: Vec<String> = addrs
             .iter()
-            .map(|i| four_letter::mode(&client(block, *i), Duration::from_millis(500)))
+            .map(|a| four_letter::mode(a, Duration::from_millis(500)))
             .collect();
         let leaders = modes.iter().filter(|m| *m == "leader").count();
         let followers = modes.iter().filter(|m| *m == "follower").count();
-        leaders == 1 && leaders + followers == ids.len()
+        leaders == 1 && leaders + followers == addrs.len()
     })
     .unwrap();
 }
@@ -191,19 +199,23 @@ fn files_of(zoo_cfg: &Path, block: u8) -> (Vec<String>, String) {
 /// connection (a removed leader's followers elect again, which drops their clients);
 /// returns the new config text.
 fn reconfig(block: u8, joining: &str, leaving: &str) -> String {
+    reconfig_via(&[client(block, 1), client(block, 2)], joining, leaving)
+}
+
+/// A reconfig through the servers at `hosts`, as [`reconfig`] asks it.
+fn reconfig_via(hosts: &[String], joining: &str, leaving: &str) -> String {
     let rt = runtime();
-    let hosts = [client(block, 1), client(block, 2)];
     let mut text = None;
     wait_until("the reconfig to commit", START, || {
         let answer = rt.block_on(async {
-            let z = ZkClient::connect(&hosts, Duration::from_secs(5)).await?;
+            let z = ZkClient::connect(hosts, Duration::from_secs(5)).await?;
             z.add_auth("digest", SUPER.as_bytes()).await?;
             z.reconfig(joining, leaving, "", -1).await
         });
         match answer {
             Ok((data, _)) => text = Some(String::from_utf8(data).unwrap()),
             Err(ClientError::Server(code)) => {
-                panic!("127.0.{block}.x refused reconfig +{joining:?} -{leaving:?}: {code}")
+                panic!("{hosts:?} refused reconfig +{joining:?} -{leaving:?}: {code}")
             }
             Err(_) => {}
         }
@@ -295,6 +307,107 @@ fn reconfig_answers_and_files_are_apache_s() {
     let _back = Apache::on_files(&ensemble_cfgs);
     wait_serving(ENSEMBLE, &[1, 2, 3]);
     assert_eq!(config_text(&client(ENSEMBLE, 2)), text);
+}
+
+/// Server `i`'s host in the client-port layout: `127.0.<block>.3<i>`.
+fn static_host(block: u8, i: u64) -> String {
+    format!("127.0.{block}.{}", 30 + i)
+}
+
+fn static_client(block: u8, i: u64) -> String {
+    format!("{}:2181", static_host(block, i))
+}
+
+/// Server `i`'s zoo.cfg with reconfig on and its server lines in it, none naming a client
+/// address: each server serves on its `clientPort`/`clientPortAddress`.
+fn client_port_layout(block: u8, i: u64, data: &Path) -> String {
+    let mut cfg = format!(
+        "tickTime=200\ninitLimit=50\nsyncLimit=25\ndataDir={}\nclientPort=2181\n\
+         clientPortAddress={}\n4lw.commands.whitelist=*\nadmin.enableServer=false\n\
+         reconfigEnabled=true\nDigestAuthenticationProvider.superDigest={}\n",
+        data.display(),
+        static_host(block, i),
+        ensemble_actors::client_port::digest_id(SUPER)
+    );
+    for j in 1..=3 {
+        cfg.push_str(&format!("server.{j}={}:2888:3888\n", static_host(block, j)));
+    }
+    cfg
+}
+
+/// A config text with `block`'s addresses and its version normalized.
+fn normalized(text: &str, block: u8) -> String {
+    text.replace(&format!("127.0.{block}."), "127.0.B.")
+        .lines()
+        .map(|l| {
+            if l.starts_with("version=") {
+                "version=V"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// As in Apache, a client address that comes from `clientPort` is the server's static
+/// setting: no config text nor dynamic file names it, zoo.cfg keeps `clientPort` after a
+/// reconfig, and the server serves it across restarts.
+#[test]
+fn a_client_port_address_stays_static_as_in_apache() {
+    let apache_dir = tempfile::tempdir().unwrap();
+    let (mut apache, apache_cfgs) = Apache::start(apache_dir.path(), 3, |i, data| {
+        client_port_layout(APACHE, i, data)
+    });
+    let mut c = ProcessCluster::with_zoo_cfg_text(
+        3,
+        ENSEMBLE,
+        EXE.into(),
+        |i, data| client_port_layout(ENSEMBLE, i, data),
+        |i| static_client(ENSEMBLE, i),
+    );
+    c.start_all();
+    c.wait_serving(START).unwrap();
+    let apache_clients: Vec<String> = (1..=3).map(|i| static_client(APACHE, i)).collect();
+    wait_serving_at(&apache_clients);
+    let before = normalized(&config_text(&apache_clients[0]), APACHE);
+    assert!(!before.contains(';'), "{before}");
+    let ensemble_before = config_text(&static_client(ENSEMBLE, 1));
+    assert_eq!(normalized(&ensemble_before, ENSEMBLE), before);
+
+    // Server 3 removed: the same answer, config node and files.
+    let ensemble_clients: Vec<String> = (1..=2).map(|i| static_client(ENSEMBLE, i)).collect();
+    let text = reconfig_via(&ensemble_clients, "", "3");
+    let apache_text = reconfig_via(&apache_clients[..2], "", "3");
+    assert_eq!(
+        normalized(&text, ENSEMBLE),
+        normalized(&apache_text, APACHE)
+    );
+    assert!(!text.contains(';') && !text.contains("server.3="), "{text}");
+    let ensemble_cfgs: Vec<PathBuf> = (1..=2)
+        .map(|i| c.zoo_cfg_path(i).unwrap().clone())
+        .collect();
+    wait_files(&apache_cfgs[..2], &apache_text);
+    wait_files(&ensemble_cfgs, &text);
+    for i in 0..2 {
+        let apache_files = files_of(&apache_cfgs[i], APACHE);
+        assert_eq!(files_of(&ensemble_cfgs[i], ENSEMBLE), apache_files);
+        assert!(apache_files.0.contains(&"clientPort=2181".to_string()));
+        assert_eq!(
+            normalized(&config_text(&ensemble_clients[i]), ENSEMBLE),
+            normalized(&config_text(&apache_clients[i]), APACHE)
+        );
+    }
+    apache.stop();
+
+    // Restarted, servers 1 and 2 serve on their clientPort with that membership.
+    for i in 1..=3 {
+        c.kill9(i);
+    }
+    c.start(1);
+    c.start(2);
+    wait_serving_at(&ensemble_clients);
+    assert_eq!(config_text(&ensemble_clients[0]), text);
 }
 
 /// A standalone zoo.cfg with reconfig off, serving on `127.0.<block>.20:2181`.

@@ -363,9 +363,11 @@ fn conf(info: &ServerInfo) -> String {
     ));
     for srv in &c.servers {
         let election = srv.election_port.unwrap_or(srv.peer_port);
-        // A peer whose line names no client port has none here, as in ZooKeeper's own conf.
+        // As in ZooKeeper's conf: no client address for a peer whose line names none, nor for
+        // this server's own when it came from clientPort.
         let client = srv
-            .client_bind_addr()
+            .listed_client()
+            .and(srv.client_bind_addr())
             .map_or_else(String::new, |a| format!(";{a}"));
         let role = match srv.role {
             ServerRole::Participant => "participant",
@@ -491,6 +493,22 @@ mod tests {
             "{mntr}"
         );
         assert!(render("conf", &i).unwrap().contains("peerType=1\n"));
+    }
+
+    #[test]
+    fn conf_leaves_out_a_client_port_address_from_the_membership() {
+        let mut c = config(&["*"]);
+        let own = c.id;
+        let me = c.servers.iter_mut().find(|s| s.id == own).unwrap();
+        me.client_source = ensemble_config::ClientSource::ClientPort;
+        let line = format!(
+            "server.{own}={}:{}:{}:participant\n",
+            me.host, me.peer_port, me.peer_port
+        );
+        let port = me.client.as_ref().unwrap().port;
+        let conf = render("conf", &info(&c, &status(ServerState::Leading, true))).unwrap();
+        assert!(conf.starts_with(&format!("clientPort={port}\n")), "{conf}");
+        assert!(conf.contains(&line), "{conf}");
     }
 
     #[test]
