@@ -18,6 +18,10 @@ pub mod spark;
 pub mod spark_load;
 
 use ensemble_actors::zk_client::ZkClient;
+use ensemble_messages::zk::CreateMode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// A current-thread tokio runtime to drive the async client from a test.
@@ -64,4 +68,32 @@ pub fn sample(exposition: &str, name: &str) -> Option<f64> {
         let (n, v) = l.split_once(' ')?;
         (n == name).then(|| v.parse().ok()).flatten()
     })
+}
+
+/// Creates `/w<n>` on a thread of its own, through the first of `servers` (then any other),
+/// until `stop`; the paths acknowledged so far.
+pub fn write_load(
+    servers: Vec<String>,
+    stop: Arc<AtomicBool>,
+) -> (JoinHandle<()>, Arc<Mutex<Vec<String>>>) {
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let out = acked.clone();
+    let handle = std::thread::spawn(move || {
+        let rt = runtime();
+        let z = rt
+            .block_on(ZkClient::connect(&servers, Duration::from_secs(10)))
+            .expect("a session for the write load");
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let path = format!("/w{n}");
+            n += 1;
+            if rt
+                .block_on(z.create(&path, b"v", CreateMode::Persistent))
+                .is_ok()
+            {
+                out.lock().expect("the acknowledged list").push(path);
+            }
+        }
+    });
+    (handle, acked)
 }

@@ -138,30 +138,9 @@ fn write_load(
     via: u64,
     stop: Arc<AtomicBool>,
 ) -> (std::thread::JoinHandle<()>, Arc<Mutex<Vec<String>>>) {
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let addrs: Vec<String> = (1..=4).map(|i| c.client_addr(i)).collect();
-    let first = c.client_addr(via);
-    let out = acked.clone();
-    let handle = std::thread::spawn(move || {
-        let rt = runtime();
-        let mut order = vec![first];
-        order.extend(addrs);
-        let z = rt
-            .block_on(ZkClient::connect(&order, Duration::from_secs(10)))
-            .unwrap();
-        let mut n = 0;
-        while !stop.load(Ordering::Relaxed) {
-            let path = format!("/w{n}");
-            n += 1;
-            if rt
-                .block_on(z.create(&path, b"v", CreateMode::Persistent))
-                .is_ok()
-            {
-                out.lock().unwrap().push(path);
-            }
-        }
-    });
-    (handle, acked)
+    let mut order = vec![c.client_addr(via)];
+    order.extend((1..=4).map(|i| c.client_addr(i)));
+    ensemble_tests::write_load(order, stop)
 }
 
 #[test]

@@ -99,28 +99,9 @@ fn write_load(
     others: &[u64],
     stop: Arc<AtomicBool>,
 ) -> (std::thread::JoinHandle<()>, Arc<Mutex<Vec<String>>>) {
-    let acked = Arc::new(Mutex::new(Vec::new()));
     let mut order = vec![c.client_addr(via)];
     order.extend(others.iter().map(|i| c.client_addr(*i)));
-    let out = acked.clone();
-    let handle = std::thread::spawn(move || {
-        let rt = runtime();
-        let z = rt
-            .block_on(ZkClient::connect(&order, Duration::from_secs(10)))
-            .unwrap();
-        let mut n = 0;
-        while !stop.load(Ordering::Relaxed) {
-            let path = format!("/w{n}");
-            n += 1;
-            if rt
-                .block_on(z.create(&path, b"v", CreateMode::Persistent))
-                .is_ok()
-            {
-                out.lock().unwrap().push(path);
-            }
-        }
-    });
-    (handle, acked)
+    ensemble_tests::write_load(order, stop)
 }
 
 /// A session on server `id` alone.

@@ -344,16 +344,7 @@ impl QuorumPeerActor {
                 }
             }
         }
-        self.next_request = subs.next;
-        for (request_id, txn) in subs.queued {
-            self.step(
-                Input::Submit {
-                    request_id,
-                    body: txn.encode(),
-                },
-                ctx,
-            );
-        }
+        self.propose(subs, ctx);
         let status = self.core.status();
         if status.serving != self.was_serving {
             self.was_serving = status.serving;
@@ -569,6 +560,11 @@ impl QuorumPeerActor {
         };
         f(&mut self.clients, &self.tree, &mut subs);
         self.published.publish_if_wanted(&self.tree, subs.serving);
+        self.propose(subs, ctx);
+    }
+
+    /// Proposes the txns the client service submitted.
+    fn propose(&mut self, subs: Submissions, ctx: &mut Context<Self>) {
         self.next_request = subs.next;
         for (request_id, txn) in subs.queued {
             self.step(
