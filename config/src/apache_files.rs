@@ -9,7 +9,8 @@
 //!   line: the version is the file name's suffix; no newline after the last line), and zoo.cfg
 //!   is rewritten without the keys starting `server.`, `group`, `weight`, `peerType` and
 //!   `dynamicConfigFile` (and `clientPort`, which takes `clientPortAddress` and
-//!   `clientPortListenBacklog` along, when this server's line carries its client address),
+//!   `clientPortListenBacklog` along, when this server's line carries its client address: one
+//!   from `clientPort` stays, and no membership text names it),
 //!   comments dropped, ending with `dynamicConfigFile=<absolute path of the new file>`.
 //!
 //! Older `zoo.cfg.dynamic.*` files stay, as with Apache. Every write is atomic (temporary file,
