@@ -273,11 +273,7 @@ impl QuorumPeerActor {
     fn carry_out(&mut self, outs: Vec<Output>, ctx: &mut Context<Self>) {
         // What the client service submits while answering (a reconnect's next step) is
         // proposed once these outputs are carried out.
-        let mut subs = Submissions {
-            next: self.next_request,
-            queued: Vec::new(),
-            serving: self.core.status().serving,
-        };
+        let mut subs = self.submissions();
         for out in outs {
             match out {
                 Output::Send { to, msg } => self.send(to, msg),
@@ -553,14 +549,19 @@ impl QuorumPeerActor {
         ctx: &mut Context<Self>,
         f: impl FnOnce(&mut ClientService, &DataTree, &mut Submissions),
     ) {
-        let mut subs = Submissions {
-            next: self.next_request,
-            queued: Vec::new(),
-            serving: self.core.status().serving,
-        };
+        let mut subs = self.submissions();
         f(&mut self.clients, &self.tree, &mut subs);
         self.published.publish_if_wanted(&self.tree, subs.serving);
         self.propose(subs, ctx);
+    }
+
+    /// An empty collector for what the client service submits next.
+    fn submissions(&self) -> Submissions {
+        Submissions {
+            next: self.next_request,
+            queued: Vec::new(),
+            serving: self.core.status().serving,
+        }
     }
 
     /// Proposes the txns the client service submitted.
