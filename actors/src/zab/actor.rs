@@ -1,4 +1,5 @@
-//! The quorum peer actor: drives the [`QuorumPeer`] core and carries out its outputs.
+//! The quorum peer actor: drives the [`QuorumPeer`] core and carries out its outputs. Session
+//! expiry runs in the session tracker actor ([`SessionsActor`]), which this actor feeds.
 
 use super::{
     Durable, Input, NodeEvent, NodeEvents, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError,
@@ -751,8 +752,9 @@ impl Actor for QuorumPeerActor {
 
 /// Restart policy: keeps its settings, links, client connections and sessions' bookkeeping;
 /// fails its pending local writes (`LeaderChanged`); reloads the Zab core and the tree from
-/// disk (off the actor thread, once the storage writer has flushed), then looks for a leader
-/// again. Nothing acknowledged is lost: only durable txns were ever acknowledged.
+/// disk (off the actor thread, once the storage writer has flushed), tells the session tracker
+/// the reloaded sessions, then looks for a leader again. Nothing acknowledged is lost: only
+/// durable txns were ever acknowledged.
 impl Supervised for QuorumPeerActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.restarts += 1;
