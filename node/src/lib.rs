@@ -5,8 +5,8 @@
 //! status, inject failures and stop it. Several nodes may run in one process; nothing is a
 //! global singleton. [`spark`] embeds Spark-style masters and workers the same way.
 //!
-//! Supervised actors, and which arbiter runs them: the quorum peer, its peer links, the peer
-//! listener and the client ports on the node's arbiter; the storage writer on an arbiter of its
+//! Supervised actors, and which arbiter runs them: the quorum peer, the session tracker, the
+//! peer links, the peer listener and the client ports on the node's arbiter; the storage writer on an arbiter of its
 //! own and its snapshot writer on a `SyncArbiter` thread. Their restart policies are stated on
 //! each actor and in the README.
 
@@ -26,6 +26,7 @@ use ensemble_actors::metrics::ServerMetrics;
 use ensemble_actors::peer::{
     Fail, PeerEntry, PeerIdentity, PeerListener, PeerRoster, PeerSecret, PeerTls,
 };
+use ensemble_actors::sessions::{FailSessions, QuorumHandle, SessionsActor};
 use ensemble_actors::storage::Recovered;
 use ensemble_actors::storage::{
     FailStorage, ReportTo, StorageActor, StorageError, StorageHandle, WriterSettings,
@@ -106,8 +107,10 @@ fn peer_secret(config: &NodeConfig) -> Result<Option<Arc<PeerSecret>>, NodeError
 /// A node's supervised actors, as fault injection names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeActor {
-    /// The quorum peer actor: the election, Zab and the session tracker live in it.
+    /// The quorum peer actor: the election and Zab live in it.
     QuorumPeer,
+    /// The session tracker.
+    Sessions,
     /// The storage writer.
     Storage,
     /// The client ports (plain and secure).
@@ -140,6 +143,7 @@ fn peer_tls(config: &NodeConfig) -> Result<Option<Arc<PeerTls>>, NodeError> {
 /// A running node.
 pub struct Node {
     quorum: Addr<QuorumPeerActor>,
+    sessions: Addr<SessionsActor>,
     roster: PeerRoster,
     peer_listener: Option<Addr<PeerListener>>,
     client_ports: Vec<Addr<ClientPort>>,
@@ -353,15 +357,16 @@ fn service_settings(config: &NodeConfig) -> ServiceSettings {
     }
 }
 
-/// The quorum actor, its peer links and the peer listener, running.
+/// The quorum actor, the session tracker, the peer links and the peer listener, running.
 struct Quorum {
     quorum: Addr<QuorumPeerActor>,
+    sessions: Addr<SessionsActor>,
     roster: PeerRoster,
     peer_listener: Option<Addr<PeerListener>>,
 }
 
-/// Starts the quorum actor, its peer links and the peer listener on `arbiter`, under
-/// supervisors; resolves with their addresses once they run.
+/// Starts the quorum actor, the session tracker, the peer links and the peer listener on
+/// `arbiter`, under supervisors; resolves with their addresses once they run.
 async fn start_quorum(
     config: &NodeConfig,
     arbiter: &Arbiter,
@@ -382,24 +387,34 @@ async fn start_quorum(
             host: s.host.clone(),
         })
         .collect();
+    let tick_ms = config.tick_ms;
     let (ready_tx, ready_rx) = oneshot::channel();
     let quorum = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
         let addr = ctx.address();
         // Before the actor persists anything: the writer's mailbox keeps the order.
         storage.do_send(ReportTo(addr.clone().recipient()));
-        let roster = PeerRoster::new(identity, addr.recipient());
+        let roster = PeerRoster::new(identity, addr.clone().recipient());
         roster.follow(&peers);
         let listener = peer_listener.map(|l| {
             let roster = roster.clone();
             Supervisor::start(move |_| PeerListener::new(roster, l))
         });
-        let _ = ready_tx.send((roster.clone(), listener));
-        actor.with_roster(roster)
+        let sessions = {
+            let quorum = QuorumHandle {
+                propose: addr.clone().recipient(),
+                resync: addr.recipient(),
+            };
+            let roster = roster.clone();
+            Supervisor::start(move |_| SessionsActor::new(tick_ms, quorum, roster))
+        };
+        let _ = ready_tx.send((roster.clone(), listener, sessions.clone()));
+        actor.with_roster(roster).with_sessions(sessions)
     });
     // The arbiter builds the links; wait for it before handing out the node.
-    let (roster, peer_listener) = ready_rx.await.map_err(|_| NodeError::Stopped)?;
+    let (roster, peer_listener, sessions) = ready_rx.await.map_err(|_| NodeError::Stopped)?;
     Ok(Quorum {
         quorum,
+        sessions,
         roster,
         peer_listener,
     })
@@ -485,6 +500,7 @@ impl Node {
         let arbiter = Arbiter::new();
         let Quorum {
             quorum,
+            sessions,
             roster,
             peer_listener,
         } = start_quorum(&config, &arbiter, built, sockets.peer.take()).await?;
@@ -503,6 +519,7 @@ impl Node {
         );
         Ok(Node {
             quorum,
+            sessions,
             roster,
             peer_listener,
             client_ports,
@@ -556,6 +573,7 @@ impl Node {
     pub fn inject_failure(&self, actor: NodeActor) -> Result<(), String> {
         match actor {
             NodeActor::QuorumPeer => self.quorum.do_send(FailQuorumPeer),
+            NodeActor::Sessions => self.sessions.do_send(FailSessions),
             NodeActor::Storage => self.storage.addr.do_send(FailStorage),
             NodeActor::ClientPort => self.client_ports.iter().for_each(|p| p.do_send(Fail)),
             NodeActor::PeerListener => match &self.peer_listener {

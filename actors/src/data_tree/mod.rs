@@ -124,6 +124,8 @@ pub struct Applied {
     pub triggers: Vec<Trigger>,
     /// The session this txn closed, if it closed one.
     pub closed_session: Option<SessionId>,
+    /// The session this txn opened (or re-opened) and its timeout in ms.
+    pub opened_session: Option<(SessionId, i32)>,
 }
 
 /// The znode tree with the open sessions. Both are persistent maps, so a clone (a snapshot)
@@ -204,6 +206,7 @@ impl DataTree {
                 result: OpResult::Error(ZkError::RuntimeInconsistency),
                 triggers: Vec::new(),
                 closed_session: None,
+                opened_session: None,
             };
         }
         self.last_applied = txn.zxid;
@@ -212,6 +215,7 @@ impl DataTree {
                 result: OpResult::Error(ZkError::MarshallingError),
                 triggers: Vec::new(),
                 closed_session: None,
+                opened_session: None,
             };
         };
         let mut triggers = Vec::new();
@@ -239,6 +243,7 @@ impl DataTree {
                         result: OpResult::Error(ZkError::RuntimeInconsistency),
                         triggers,
                         closed_session: None,
+                        opened_session: None,
                     };
                 };
                 session.timeout_ms = *timeout_ms;
@@ -260,10 +265,15 @@ impl DataTree {
         };
         let closed = matches!(t.op, TreeOp::CloseSession | TreeOp::ExpireSession);
         let closed_session = (closed && !moved).then_some(t.session_id);
+        let opened_session = match t.op {
+            TreeOp::CreateSession { timeout_ms, .. } => Some((t.session_id, timeout_ms)),
+            _ => None,
+        };
         Applied {
             result,
             triggers,
             closed_session,
+            opened_session,
         }
     }
 
