@@ -30,9 +30,11 @@ impl DataTree {
     pub fn serialize(&self) -> Vec<u8> {
         let image = self.clone().image();
         let mut out = Vec::with_capacity(usize::try_from(image.len()).unwrap_or(0));
-        image
-            .write_to(&mut out)
-            .expect("writing to memory never fails");
+        out.extend_from_slice(&image.head);
+        // Straight into the one buffer: nothing to pass on while it grows.
+        let kept: std::io::Result<()> = image.put_nodes(&mut out, |_| Ok(()));
+        kept.expect("appending to memory never fails");
+        out.extend_from_slice(&image.tail);
         out
     }
 }
@@ -75,21 +77,37 @@ impl SnapshotImage for TreeImage {
     fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
         out.write_all(&self.head)?;
         let mut buf = Vec::with_capacity(CHUNK * 2);
-        let mut last_acl = (0, 0);
-        for (key, n) in self.tree.nodes.iter() {
-            store::put_path_of(key, &mut buf);
-            put_bytes(&mut buf, n.data());
-            buf.push(u8::from(n.is_null_data()));
-            let acl = self.table.index_of(address(&n.acl), &mut last_acl);
-            put_u64(&mut buf, u64::from(acl));
-            put_stat(&mut buf, &n.stat);
+        self.put_nodes(&mut buf, |buf| -> std::io::Result<()> {
             if buf.len() >= CHUNK {
-                out.write_all(&buf)?;
+                out.write_all(buf)?;
                 buf.clear();
             }
-        }
+            Ok(())
+        })?;
         out.write_all(&buf)?;
         out.write_all(&self.tail)
+    }
+}
+
+impl TreeImage {
+    /// Appends every znode to `buf`, calling `pass_on` after each (to write out and empty
+    /// `buf` when it is large enough).
+    fn put_nodes<E>(
+        &self,
+        buf: &mut Vec<u8>,
+        mut pass_on: impl FnMut(&mut Vec<u8>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut last_acl = (0, 0);
+        for (key, n) in self.tree.nodes.iter() {
+            store::put_path_of(key, buf);
+            put_bytes(buf, n.data());
+            buf.push(u8::from(n.is_null_data()));
+            let acl = self.table.index_of(address(&n.acl), &mut last_acl);
+            put_u64(buf, u64::from(acl));
+            put_stat(buf, &n.stat);
+            pass_on(buf)?;
+        }
+        Ok(())
     }
 }
 
