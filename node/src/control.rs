@@ -4,9 +4,9 @@
 //! - `create PATH DATA` -> `ok PATH ZXID RESULT` or `err PATH MESSAGE`
 //! - `get PATH` -> `data PATH DATA` (`data PATH -` when missing)
 //! - `status` -> `status STATE SERVING LEADER APPLIED RESTARTS`
-//! - `fail ACTOR` -> fault injection, answered `injected`: ACTOR is `election`, `zab` or
-//!   `sessions` (all three the quorum peer actor until they are split), `client-port`,
-//!   `peer-listener`, `storage` or `link SID`
+//! - `fail ACTOR` -> fault injection, answered `injected`: ACTOR is `election` (the election
+//!   actor), `zab` or `sessions` (both the quorum peer actor until they are split),
+//!   `client-port`, `peer-listener`, `storage` or `link SID`
 
 use crate::{Node, NodeActor};
 use ensemble_actors::data_tree::{AclEntry, CreateMode, OpResult, TreeOp, TreeTxn};
@@ -89,7 +89,8 @@ pub async fn answer(node: &Node, line: &str) -> String {
 /// The actor a `fail` command names.
 fn target(words: &[&str]) -> Result<NodeActor, String> {
     Ok(match words {
-        ["election" | "zab" | "sessions"] => NodeActor::QuorumPeer,
+        ["election"] => NodeActor::Election,
+        ["zab" | "sessions"] => NodeActor::QuorumPeer,
         ["client-port"] => NodeActor::ClientPort,
         ["peer-listener"] => NodeActor::PeerListener,
         ["storage"] => NodeActor::Storage,
@@ -115,7 +116,7 @@ mod tests {
     #[test]
     fn fail_names_each_supervised_actor() {
         for (words, actor) in [
-            (&["election"][..], NodeActor::QuorumPeer),
+            (&["election"][..], NodeActor::Election),
             (&["zab"], NodeActor::QuorumPeer),
             (&["sessions"], NodeActor::QuorumPeer),
             (&["client-port"], NodeActor::ClientPort),

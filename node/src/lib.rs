@@ -5,8 +5,8 @@
 //! status, inject failures and stop it. Several nodes may run in one process; nothing is a
 //! global singleton. [`spark`] embeds Spark-style masters and workers the same way.
 //!
-//! Supervised actors, and which arbiter runs them: the quorum peer, its peer links, the peer
-//! listener and the client ports on the node's arbiter; the storage writer on an arbiter of its
+//! Supervised actors, and which arbiter runs them: the quorum peer, the election, the peer
+//! links, the peer listener and the client ports on the node's arbiter; the storage writer on an arbiter of its
 //! own and its snapshot writer on a `SyncArbiter` thread. Their restart policies are stated on
 //! each actor and in the README.
 
@@ -20,11 +20,13 @@ use actix::prelude::*;
 use ensemble_actors::apache::recover_or_import;
 use ensemble_actors::client_port::{ClientPort, SecurePort, ServiceSettings};
 use ensemble_actors::data_tree::{OpResult, TreeTxn};
-use ensemble_actors::election::ElectionTiming;
+use ensemble_actors::election::{
+    ElectionActor, ElectionSettings, ElectionTiming, FailElection, QuorumPeerHandle,
+};
 use ensemble_actors::metrics::http::Observed;
 use ensemble_actors::metrics::ServerMetrics;
 use ensemble_actors::peer::{
-    Fail, PeerEntry, PeerIdentity, PeerListener, PeerRoster, PeerSecret, PeerTls,
+    Fail, PeerEntry, PeerIdentity, PeerListener, PeerRoster, PeerSecret, PeerSinks, PeerTls,
 };
 use ensemble_actors::storage::Recovered;
 use ensemble_actors::storage::{
@@ -106,8 +108,10 @@ fn peer_secret(config: &NodeConfig) -> Result<Option<Arc<PeerSecret>>, NodeError
 /// A node's supervised actors, as fault injection names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeActor {
-    /// The quorum peer actor: the election, Zab and the session tracker live in it.
+    /// The quorum peer actor: Zab and the session tracker live in it.
     QuorumPeer,
+    /// The election actor.
+    Election,
     /// The storage writer.
     Storage,
     /// The client ports (plain and secure).
@@ -140,6 +144,7 @@ fn peer_tls(config: &NodeConfig) -> Result<Option<Arc<PeerTls>>, NodeError> {
 /// A running node.
 pub struct Node {
     quorum: Addr<QuorumPeerActor>,
+    election: Addr<ElectionActor>,
     roster: PeerRoster,
     peer_listener: Option<Addr<PeerListener>>,
     client_ports: Vec<Addr<ClientPort>>,
@@ -353,15 +358,44 @@ fn service_settings(config: &NodeConfig) -> ServiceSettings {
     }
 }
 
-/// The quorum actor, its peer links and the peer listener, running.
+/// The quorum actor, the election actor, the peer links and the peer listener, running.
 struct Quorum {
     quorum: Addr<QuorumPeerActor>,
+    election: Addr<ElectionActor>,
     roster: PeerRoster,
     peer_listener: Option<Addr<PeerListener>>,
 }
 
-/// Starts the quorum actor, its peer links and the peer listener on `arbiter`, under
-/// supervisors; resolves with their addresses once they run.
+/// Starts the election actor and the peer links, whose events go to it and to `quorum`, on
+/// the current arbiter, under supervisors.
+fn start_election(
+    settings: ElectionSettings,
+    identity: PeerIdentity,
+    peers: Vec<PeerEntry>,
+    quorum: Addr<QuorumPeerActor>,
+) -> (Addr<ElectionActor>, PeerRoster) {
+    let made = std::rc::Rc::new(std::cell::Cell::new(None));
+    let roster_out = made.clone();
+    let election = Supervisor::start(move |ctx: &mut Context<ElectionActor>| {
+        let sinks = PeerSinks::new(quorum.clone().recipient(), ctx.address().recipient());
+        let roster = PeerRoster::new(identity, sinks);
+        roster.follow(&peers);
+        roster_out.set(Some(roster.clone()));
+        ElectionActor::new(settings, roster, QuorumPeerHandle::of(quorum))
+    });
+    let roster = made
+        .take()
+        .expect("Supervisor::start builds its actor before it returns");
+    (election, roster)
+}
+
+/// How often the quorum peer and election actors tick their cores.
+fn tick_every(tick_ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis((tick_ms / 4).clamp(5, 50))
+}
+
+/// Starts the quorum actor, the election actor, the peer links and the peer listener on
+/// `arbiter`, under supervisors; resolves with their addresses once they run.
 async fn start_quorum(
     config: &NodeConfig,
     arbiter: &Arbiter,
@@ -382,24 +416,31 @@ async fn start_quorum(
             host: s.host.clone(),
         })
         .collect();
+    let settings = ElectionSettings {
+        sid: config.id,
+        timing: peer_timing(config).election,
+        tick_every: tick_every(config.tick_ms),
+    };
     let (ready_tx, ready_rx) = oneshot::channel();
     let quorum = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
         let addr = ctx.address();
         // Before the actor persists anything: the writer's mailbox keeps the order.
         storage.do_send(ReportTo(addr.clone().recipient()));
-        let roster = PeerRoster::new(identity, addr.recipient());
-        roster.follow(&peers);
+        let (election, roster) = start_election(settings, identity, peers, addr);
         let listener = peer_listener.map(|l| {
             let roster = roster.clone();
             Supervisor::start(move |_| PeerListener::new(roster, l))
         });
-        let _ = ready_tx.send((roster.clone(), listener));
-        actor.with_roster(roster)
+        let _ = ready_tx.send((roster.clone(), listener, election.clone()));
+        actor
+            .with_roster(roster)
+            .with_election(election.recipient())
     });
     // The arbiter builds the links; wait for it before handing out the node.
-    let (roster, peer_listener) = ready_rx.await.map_err(|_| NodeError::Stopped)?;
+    let (roster, peer_listener, election) = ready_rx.await.map_err(|_| NodeError::Stopped)?;
     Ok(Quorum {
         quorum,
+        election,
         roster,
         peer_listener,
     })
@@ -485,6 +526,7 @@ impl Node {
         let arbiter = Arbiter::new();
         let Quorum {
             quorum,
+            election,
             roster,
             peer_listener,
         } = start_quorum(&config, &arbiter, built, sockets.peer.take()).await?;
@@ -503,6 +545,7 @@ impl Node {
         );
         Ok(Node {
             quorum,
+            election,
             roster,
             peer_listener,
             client_ports,
@@ -556,6 +599,7 @@ impl Node {
     pub fn inject_failure(&self, actor: NodeActor) -> Result<(), String> {
         match actor {
             NodeActor::QuorumPeer => self.quorum.do_send(FailQuorumPeer),
+            NodeActor::Election => self.election.do_send(FailElection),
             NodeActor::Storage => self.storage.addr.do_send(FailStorage),
             NodeActor::ClientPort => self.client_ports.iter().for_each(|p| p.do_send(Fail)),
             NodeActor::PeerListener => match &self.peer_listener {
