@@ -16,7 +16,7 @@ impl Sim {
     }
 
     /// Server `id`'s election carries out `requests` of its Zab core, in order.
-    pub(super) fn to_election(
+    pub(super) fn carry_requests(
         &mut self,
         id: Sid,
         requests: Vec<ElectionRequest>,

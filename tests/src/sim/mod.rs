@@ -645,6 +645,6 @@ impl Sim {
             }
         }
         self.propose_submitted(id)?;
-        self.to_election(id, requests)
+        self.carry_requests(id, requests)
     }
 }
