@@ -175,7 +175,7 @@ pub struct StorageSettings {
     pub data_dir: PathBuf,
     /// Where the transaction log lives.
     pub data_log_dir: PathBuf,
-    /// Txns applied between two snapshots.
+    /// Txns between two snapshots: half to all of this many, drawn at random per server.
     pub snap_count: u64,
     /// Snapshots (with the logs they need) kept by the purge; at least 3.
     pub snap_retain_count: usize,

@@ -232,7 +232,8 @@ impl Default for ClientSection {
 pub struct StorageSection {
     /// Parent of each server's `server-<id>` directory.
     pub data_dir: PathBuf,
-    /// Txns between snapshots.
+    /// Txns between snapshots: each snapshot follows half to all of this many, drawn at random
+    /// per server (as ZooKeeper's snapCount).
     pub snap_count: u64,
     /// Snapshots kept by the purge.
     pub snap_retain_count: usize,

@@ -120,6 +120,7 @@ pub struct Snapshot {
     /// Last txn included in the image.
     pub last_zxid: Zxid,
     /// The state machine's serialized state.
+    #[serde(with = "crate::byte_vec")]
     pub state: Vec<u8>,
 }
 

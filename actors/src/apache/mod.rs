@@ -110,9 +110,9 @@ fn adopt(data_dir: &Path, imported: &Imported, fsync: bool) -> Result<(), Storag
         last_zxid: imported.last_zxid,
         state: imported.tree.serialize(),
     };
-    files::write_atomic(
+    files::write_snapshot(
         &files::snapshot_path(&dir, imported.last_zxid),
-        &files::encode_snapshot(&snapshot)?,
+        &snapshot,
         fsync,
     )
 }

@@ -7,12 +7,13 @@
 //! Images of format 2 (the serde form of the tree as it was, children sets included) still
 //! read: they start with a map length, never with the tag, whose first key is `/`.
 
+use super::bincode_out;
 use super::store::{self, NodeMap};
 use super::{path, AclCache, AclEntry, DataTree, NodeStat, SessionEntry, Znode};
 use ensemble_messages::zk::SessionId;
 use ensemble_messages::{codec, Zxid};
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
-use serde::ser::{SerializeSeq, SerializeTuple};
+use serde::ser::SerializeSeq;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -25,7 +26,18 @@ impl DataTree {
     /// The snapshot image of the tree. Run it on a clone (O(1)) away from the thread that
     /// applies txns: it reads every znode.
     pub fn serialize(&self) -> Vec<u8> {
-        codec::encode(&ImageOut(self)).expect("the tree always encodes")
+        let table = AclTable::of(&self.nodes);
+        // Sized once: growing a buffer of hundreds of MB by doubling copies it over and over.
+        let size = table.node_bytes
+            + self.nodes.len() * NODE_OVERHEAD
+            + self.sessions.len() * SESSION_SIZE
+            + 1024;
+        let mut out = Vec::with_capacity(size);
+        // A tuple in bincode is its elements one after the other.
+        encode_into(&(TAG, self.last_applied, &table.acls), &mut out);
+        write_nodes(&mut out, &self.nodes, &table);
+        encode_into(&SessionsOut(&self.sessions), &mut out);
+        out
     }
 
     /// Rebuilds a tree from a snapshot image (this format or format 2).
@@ -39,18 +51,12 @@ impl DataTree {
     }
 }
 
-/// The image of a tree, written.
-struct ImageOut<'a>(&'a DataTree);
+/// Bytes a znode's image takes beside its path and data, at most (length prefixes, flags,
+/// ACL index, and a Stat of 64-bit zxids and times as varints), give or take.
+const NODE_OVERHEAD: usize = 64;
 
-/// One znode, written.
-#[derive(Serialize)]
-struct NodeOut<'a> {
-    path: String,
-    data: BytesOut<'a>,
-    null_data: bool,
-    acl: u32,
-    stat: &'a NodeStat,
-}
+/// Bytes a session's image takes, give or take.
+const SESSION_SIZE: usize = 48;
 
 /// One znode, read.
 #[derive(Deserialize)]
@@ -60,16 +66,6 @@ struct NodeIn {
     null_data: bool,
     acl: u32,
     stat: NodeStat,
-}
-
-/// Data written as one byte string (a length and the bytes, as a sequence of bytes is in
-/// bincode, but copied at once rather than byte by byte).
-struct BytesOut<'a>(&'a [u8]);
-
-impl Serialize for BytesOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(self.0)
-    }
 }
 
 /// Data read as one byte string.
@@ -99,10 +95,12 @@ impl<'de> Visitor<'de> for BytesVisitor {
     }
 }
 
-/// Distinct ACLs by the address of their shared copy, and their indexes.
+/// Distinct ACLs by the address of their shared copy, and their indexes; and the bytes the
+/// znodes' paths and data take, to size the image up front.
 struct AclTable<'a> {
     index: HashMap<usize, u32>,
     acls: Vec<&'a [AclEntry]>,
+    node_bytes: usize,
 }
 
 impl<'a> AclTable<'a> {
@@ -110,15 +108,31 @@ impl<'a> AclTable<'a> {
         let mut table = AclTable {
             index: HashMap::new(),
             acls: Vec::new(),
+            node_bytes: 0,
         };
-        for (_, n) in nodes.iter() {
+        // Most znodes share the ACL of the znode before them: skip the map for those.
+        let mut last = None;
+        for (key, n) in nodes.iter() {
+            table.node_bytes += key.len() + n.data().len();
+            let at = address(&n.acl);
+            if last == Some(at) {
+                continue;
+            }
+            last = Some(at);
             let next = table.acls.len() as u32;
-            let id = *table.index.entry(address(&n.acl)).or_insert(next);
-            if id == next {
+            if *table.index.entry(at).or_insert(next) == next {
                 table.acls.push(&n.acl);
             }
         }
         table
+    }
+
+    /// The index of the ACL at `at`, remembering the last one asked for in `last`.
+    fn index_of(&self, at: usize, last: &mut (usize, u32)) -> u32 {
+        if last.0 != at {
+            *last = (at, self.index.get(&at).copied().unwrap_or(0));
+        }
+        last.1
     }
 }
 
@@ -126,40 +140,44 @@ fn address(acl: &Arc<[AclEntry]>) -> usize {
     Arc::as_ptr(acl).cast::<AclEntry>() as usize
 }
 
-/// The znodes, written in key order with their ACL indexes.
-struct NodesOut<'a>(&'a NodeMap, &'a AclTable<'a>);
-
 /// The sessions, written.
 struct SessionsOut<'a>(&'a imbl::OrdMap<SessionId, Arc<SessionEntry>>);
 
-impl Serialize for ImageOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let tree = self.0;
-        let table = AclTable::of(&tree.nodes);
-        let mut t = s.serialize_tuple(5)?;
-        t.serialize_element(&TAG)?;
-        t.serialize_element(&tree.last_applied)?;
-        t.serialize_element(&table.acls)?;
-        t.serialize_element(&NodesOut(&tree.nodes, &table))?;
-        t.serialize_element(&SessionsOut(&tree.sessions))?;
-        t.end()
+/// Appends the znodes in key order, each with its ACL index: a sequence of
+/// `(path, data, null_data, acl, stat)` in bincode (see [`bincode_out`]).
+fn write_nodes(out: &mut Vec<u8>, nodes: &NodeMap, table: &AclTable) {
+    bincode_out::put_u64(out, nodes.len() as u64);
+    let mut last_acl = (0, 0);
+    for (key, n) in nodes.iter() {
+        store::put_path_of(key, out);
+        bincode_out::put_bytes(out, n.data());
+        out.push(u8::from(n.is_null_data()));
+        let acl = table.index_of(address(&n.acl), &mut last_acl);
+        bincode_out::put_u64(out, u64::from(acl));
+        write_stat(out, &n.stat);
     }
 }
 
-impl Serialize for NodesOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for (key, n) in self.0.iter() {
-            seq.serialize_element(&NodeOut {
-                path: store::path_of(key),
-                data: BytesOut(n.data()),
-                null_data: n.is_null_data(),
-                acl: self.1.index.get(&address(&n.acl)).copied().unwrap_or(0),
-                stat: &n.stat,
-            })?;
-        }
-        seq.end()
-    }
+/// Appends a Stat, its fields in declaration order.
+fn write_stat(out: &mut Vec<u8>, s: &NodeStat) {
+    use bincode_out::{put_i32, put_i64};
+    put_i64(out, s.czxid);
+    put_i64(out, s.mzxid);
+    put_i64(out, s.ctime);
+    put_i64(out, s.mtime);
+    put_i32(out, s.version);
+    put_i32(out, s.cversion);
+    put_i32(out, s.aversion);
+    put_i64(out, s.ephemeral_owner);
+    put_i32(out, s.data_length);
+    put_i32(out, s.num_children);
+    put_i64(out, s.pzxid);
+}
+
+/// Appends `value` in bincode.
+fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+    bincode::serde::encode_into_std_write(value, out, codec::bincode_config())
+        .expect("the tree always encodes into memory");
 }
 
 impl Serialize for SessionsOut<'_> {

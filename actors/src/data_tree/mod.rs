@@ -7,6 +7,7 @@
 //! nothing, which makes snapshot + log replay idempotent.
 
 mod acl;
+mod bincode_out;
 pub mod config_node;
 mod image;
 mod ops;

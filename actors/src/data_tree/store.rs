@@ -63,6 +63,18 @@ pub(super) fn path_of(key: &str) -> String {
     }
 }
 
+/// Appends the path `key` stands for to `out` as a bincode string (the snapshot image's
+/// loop: no allocation).
+pub(super) fn put_path_of(key: &str, out: &mut Vec<u8>) {
+    super::bincode_out::put_u64(out, key.len() as u64);
+    let start = out.len();
+    out.extend_from_slice(key.as_bytes());
+    // The NUL is the last separator: only the name, which holds neither, follows it.
+    if let Some(at) = key.rfind('\0') {
+        out[start + at] = b'/';
+    }
+}
+
 /// The prefix every key of a child of `path` starts with.
 fn children_prefix(path: &str) -> Option<String> {
     if !plausible(path) {

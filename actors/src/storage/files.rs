@@ -187,21 +187,49 @@ pub fn read_record(bytes: &[u8], offset: usize) -> RecordRead {
     }
 }
 
-/// Encodes a snapshot file's content: `magic, u32 version, u64 body length, u32 crc32(body),
-/// body`. The body is encoded in place after the header: a snapshot's image is the largest
-/// buffer a server holds, and a second copy of it would double the peak.
+/// A snapshot file's parts: `magic, u32 version, u64 body length, u32 crc32(body)`, then the
+/// body's start (the encoded zxid and the image's length), then the image itself. The image
+/// is never copied: it is the largest buffer a server holds.
+struct SnapshotParts<'a> {
+    header: [u8; SNAPSHOT_HEADER_LEN],
+    body_start: Vec<u8>,
+    image: &'a [u8],
+}
+
+impl<'a> SnapshotParts<'a> {
+    fn of(snapshot: &'a Snapshot) -> Result<Self, StorageError> {
+        // The body is `snapshot` encoded: the zxid, then the image as a length and its bytes.
+        let body_start = codec::encode(&(snapshot.last_zxid, snapshot.state.len() as u64))
+            .map_err(|e| StorageError::Corrupt(format!("encoding snapshot: {e}")))?;
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&body_start);
+        crc.update(&snapshot.state);
+        let body_len = (body_start.len() + snapshot.state.len()) as u64;
+        let mut header = [0; SNAPSHOT_HEADER_LEN];
+        header[..4].copy_from_slice(&SNAPSHOT_MAGIC);
+        header[4..8].copy_from_slice(&SNAPSHOT_FORMAT_VERSION.to_be_bytes());
+        header[8..16].copy_from_slice(&body_len.to_be_bytes());
+        header[16..20].copy_from_slice(&crc.finalize().to_be_bytes());
+        Ok(SnapshotParts {
+            header,
+            body_start,
+            image: &snapshot.state,
+        })
+    }
+
+    fn parts(&self) -> [&[u8]; 3] {
+        [&self.header, &self.body_start, self.image]
+    }
+}
+
+/// Encodes a snapshot file's content (see [`write_snapshot`] to write one without a copy).
 pub fn encode_snapshot(snapshot: &Snapshot) -> Result<Vec<u8>, StorageError> {
-    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_LEN + snapshot.state.len() + 32);
-    out.extend_from_slice(&SNAPSHOT_MAGIC);
-    out.extend_from_slice(&SNAPSHOT_FORMAT_VERSION.to_be_bytes());
-    out.extend_from_slice(&[0; 12]);
-    bincode::serde::encode_into_std_write(snapshot, &mut out, codec::bincode_config())
-        .map_err(|e| StorageError::Corrupt(format!("encoding snapshot: {e}")))?;
-    let body_len = (out.len() - SNAPSHOT_HEADER_LEN) as u64;
-    let crc = crc32fast::hash(&out[SNAPSHOT_HEADER_LEN..]);
-    out[8..16].copy_from_slice(&body_len.to_be_bytes());
-    out[16..20].copy_from_slice(&crc.to_be_bytes());
-    Ok(out)
+    Ok(SnapshotParts::of(snapshot)?.parts().concat())
+}
+
+/// Writes `snapshot` to `path` atomically, as [`write_atomic`] does.
+pub fn write_snapshot(path: &Path, snapshot: &Snapshot, fsync: bool) -> Result<(), StorageError> {
+    write_atomic_parts(path, &SnapshotParts::of(snapshot)?.parts(), fsync)
 }
 
 /// Decodes a snapshot file's content, checking its header, length and checksum.
@@ -228,10 +256,17 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
 
 /// Writes `content` to `path` atomically: a temporary file, fsync, rename, fsync of the dir.
 pub fn write_atomic(path: &Path, content: &[u8], fsync: bool) -> Result<(), StorageError> {
+    write_atomic_parts(path, &[content], fsync)
+}
+
+/// [`write_atomic`] of the concatenation of `parts`.
+fn write_atomic_parts(path: &Path, parts: &[&[u8]], fsync: bool) -> Result<(), StorageError> {
     let tmp = path.with_extension("tmp");
     let ctx = || format!("writing {}", path.display());
     let mut f = File::create(&tmp).map_err(StorageError::io(ctx()))?;
-    f.write_all(content).map_err(StorageError::io(ctx()))?;
+    for part in parts {
+        f.write_all(part).map_err(StorageError::io(ctx()))?;
+    }
     if fsync {
         f.sync_all().map_err(StorageError::io(ctx()))?;
     }

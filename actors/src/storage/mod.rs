@@ -19,6 +19,7 @@
 //! policy is in [`actor`].
 
 pub mod actor;
+mod cadence;
 pub mod files;
 pub mod inspect;
 mod recovery;
@@ -32,6 +33,7 @@ mod tests;
 pub use actor::{
     FailStorage, Flush, Persist, ReportTo, SnapshotJob, StorageActor, StorageHandle, TakeSnapshot,
 };
+pub use cadence::SnapshotCadence;
 pub use files::{list_logs, list_snapshots, log_dir, snapshot_dir};
 pub use recovery::follows;
 pub use recovery::{recover, Recovered};

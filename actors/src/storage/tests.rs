@@ -478,3 +478,23 @@ fn random_damage_never_panics_the_reader() {
         }
     }
 }
+
+/// A snapshot file is its header, then the snapshot encoded as one value (written in parts,
+/// without copying the image), and reads back.
+#[test]
+fn a_snapshot_file_is_the_encoded_snapshot_behind_its_header() {
+    let snapshot = Snapshot {
+        last_zxid: Zxid::new(3, 7),
+        state: (0..100_000u32).map(|i| (i % 251) as u8).collect(),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snapshot");
+    files::write_snapshot(&path, &snapshot, false).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes, files::encode_snapshot(&snapshot).unwrap());
+    assert_eq!(
+        bytes[20..],
+        ensemble_messages::codec::encode(&snapshot).unwrap()[..]
+    );
+    assert_eq!(files::decode_snapshot(&bytes).unwrap(), snapshot);
+}

@@ -265,11 +265,7 @@ fn mark_newest_log(settings: &WriterSettings) -> Result<(), StorageError> {
 /// Writes a snapshot file.
 pub(super) fn write_snapshot(settings: &WriterSettings, s: &Snapshot) -> Result<(), StorageError> {
     let dir = files::snapshot_dir(&settings.data_dir);
-    files::write_atomic(
-        &files::snapshot_path(&dir, s.last_zxid),
-        &files::encode_snapshot(s)?,
-        settings.fsync,
-    )
+    files::write_snapshot(&files::snapshot_path(&dir, s.last_zxid), s, settings.fsync)
 }
 
 /// Removes a file; one already gone (removed by the other storage thread) is fine.

@@ -14,8 +14,8 @@ use crate::metrics::ServerMetrics;
 use crate::peer::{Announce, PeerEntry, PeerEvent, PeerRoster, SendPeer, SendPeerLater};
 use crate::sessions::{ExpiryAction, ExpiryRole, SessionExpiry};
 use crate::storage::{
-    recover, Flush, Persist, Recovered, StorageActor, StorageError, TakeSnapshot, WriterEvent,
-    WriterSettings,
+    recover, Flush, Persist, Recovered, SnapshotCadence, StorageActor, StorageError, TakeSnapshot,
+    WriterEvent, WriterSettings,
 };
 use actix::prelude::*;
 use ensemble_config::apache_files::ZooCfgFiles;
@@ -44,7 +44,8 @@ pub struct QuorumSettings {
     pub timing: PeerTiming,
     /// Storage location and policy.
     pub storage: WriterSettings,
-    /// Txns applied between background snapshots.
+    /// snapCount: a background snapshot follows every `snap_count / 2` to `snap_count` applied
+    /// txns (see [`SnapshotCadence`]).
     pub snap_count: u64,
     /// Session timeout bounds.
     pub service_settings: ServiceSettings,
@@ -147,7 +148,8 @@ pub struct QuorumPeerActor {
     waiters: HashMap<u64, oneshot::Sender<WriteResult>>,
     results: HashMap<u64, OpResult>,
     next_request: u64,
-    since_snapshot: u64,
+    /// When the next background snapshot is due.
+    snapshots: SnapshotCadence,
     restarts: u64,
     clients: ClientService,
     /// Session expiry: tracked while this server is the established leader.
@@ -226,6 +228,7 @@ impl QuorumPeerActor {
             looking_since: Instant::now(),
             reload: false,
             published: PublishedTree::new(),
+            snapshots: SnapshotCadence::new(settings.snap_count, rand::random()),
             settings,
             roster: None,
             election: None,
@@ -236,7 +239,6 @@ impl QuorumPeerActor {
             waiters: HashMap::new(),
             results: HashMap::new(),
             next_request: 0,
-            since_snapshot: 0,
             restarts: 0,
         })
     }
@@ -305,9 +307,7 @@ impl QuorumPeerActor {
                     if self.tree.config().1 != config_before {
                         self.membership_changed();
                     }
-                    self.since_snapshot += txns.len() as u64;
-                    if self.since_snapshot >= self.settings.snap_count {
-                        self.since_snapshot = 0;
+                    if self.snapshots.applied(txns.len() as u64, rand::random()) {
                         // The clone is O(1) (the tree is a persistent map); the snapshot
                         // thread serializes it while writes go on.
                         let tree = self.tree.clone();
