@@ -6,9 +6,9 @@
 //! global singleton. [`spark`] embeds Spark-style masters and workers the same way.
 //!
 //! Supervised actors, and which arbiter runs them: the quorum peer, the election, the peer
-//! links, the peer listener and the client ports on the node's arbiter; the storage writer on an arbiter of its
-//! own and its snapshot writer on a `SyncArbiter` thread. Their restart policies are stated on
-//! each actor and in the README.
+//! links, the peer listener and the client ports on the node's arbiter; the storage writer on
+//! an arbiter of its own and its snapshot writer on a `SyncArbiter` thread. Their restart
+//! policies are stated on each actor and in the README.
 
 pub mod cli;
 pub mod control;

@@ -730,7 +730,8 @@ impl Actor for QuorumPeerActor {
 /// Restart policy: keeps its settings, links, client connections and sessions' bookkeeping;
 /// fails its pending local writes (`LeaderChanged`); reloads the Zab core and the tree from
 /// disk (off the actor thread, once the storage writer has flushed), then asks the election
-/// actor for a leader again (a decision for the old core's looks is ignored). Nothing acknowledged is lost: only durable txns were ever acknowledged.
+/// actor for a leader again (a decision for the old core's looks is ignored). Nothing
+/// acknowledged is lost: only durable txns were ever acknowledged.
 impl Supervised for QuorumPeerActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.restarts += 1;

@@ -1,6 +1,7 @@
 //! The Zab core with the election core beside it, composed in one thread as their actors
-//! compose them through messages (for unit tests and fuzz targets that drive one server). Notifications and link changes reach the election, the Zab core's election
-//! requests are carried out after its other outputs, the election's decision comes back as
+//! compose them through messages (for unit tests and fuzz targets that drive one server).
+//! Notifications and link changes reach the election, the Zab core's election requests are
+//! carried out after its other outputs, the election's decision comes back as
 //! [`Input::Elected`], and its notifications come out as peer sends.
 
 use super::{Input, Output, QuorumPeer};
