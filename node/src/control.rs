@@ -5,7 +5,7 @@
 //! - `get PATH` -> `data PATH DATA` (`data PATH -` when missing)
 //! - `status` -> `status STATE SERVING LEADER APPLIED RESTARTS`
 //! - `fail ACTOR` -> fault injection, answered `injected`: ACTOR is `election` (the election
-//!   actor), `zab` or `sessions` (both the quorum peer actor until they are split),
+//!   actor), `zab` (the quorum peer actor), `sessions` (the session tracker),
 //!   `client-port`, `peer-listener`, `storage` or `link SID`
 
 use crate::{Node, NodeActor};
@@ -90,7 +90,8 @@ pub async fn answer(node: &Node, line: &str) -> String {
 fn target(words: &[&str]) -> Result<NodeActor, String> {
     Ok(match words {
         ["election"] => NodeActor::Election,
-        ["zab" | "sessions"] => NodeActor::QuorumPeer,
+        ["zab"] => NodeActor::QuorumPeer,
+        ["sessions"] => NodeActor::Sessions,
         ["client-port"] => NodeActor::ClientPort,
         ["peer-listener"] => NodeActor::PeerListener,
         ["storage"] => NodeActor::Storage,
@@ -118,7 +119,7 @@ mod tests {
         for (words, actor) in [
             (&["election"][..], NodeActor::Election),
             (&["zab"], NodeActor::QuorumPeer),
-            (&["sessions"], NodeActor::QuorumPeer),
+            (&["sessions"], NodeActor::Sessions),
             (&["client-port"], NodeActor::ClientPort),
             (&["peer-listener"], NodeActor::PeerListener),
             (&["storage"], NodeActor::Storage),

@@ -5,10 +5,10 @@
 //! status, inject failures and stop it. Several nodes may run in one process; nothing is a
 //! global singleton. [`spark`] embeds Spark-style masters and workers the same way.
 //!
-//! Supervised actors, and which arbiter runs them: the quorum peer, the election, the peer
-//! links, the peer listener and the client ports on the node's arbiter; the storage writer on
-//! an arbiter of its own and its snapshot writer on a `SyncArbiter` thread. Their restart
-//! policies are stated on each actor and in the README.
+//! Supervised actors, and which arbiter runs them: the quorum peer, the election, the session
+//! tracker, the peer links, the peer listener and the client ports on the node's arbiter; the
+//! storage writer on an arbiter of its own and its snapshot writer on a `SyncArbiter` thread.
+//! Their restart policies are stated on each actor and in the README.
 
 pub mod cli;
 pub mod control;
@@ -28,6 +28,7 @@ use ensemble_actors::metrics::ServerMetrics;
 use ensemble_actors::peer::{
     Fail, PeerEntry, PeerIdentity, PeerListener, PeerRoster, PeerSecret, PeerSinks, PeerTls,
 };
+use ensemble_actors::sessions::{FailSessions, QuorumHandle, SessionsActor};
 use ensemble_actors::storage::Recovered;
 use ensemble_actors::storage::{
     FailStorage, ReportTo, StorageActor, StorageError, StorageHandle, WriterSettings,
@@ -108,10 +109,12 @@ fn peer_secret(config: &NodeConfig) -> Result<Option<Arc<PeerSecret>>, NodeError
 /// A node's supervised actors, as fault injection names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeActor {
-    /// The quorum peer actor: Zab and the session tracker live in it.
+    /// The quorum peer actor: Zab lives in it.
     QuorumPeer,
     /// The election actor.
     Election,
+    /// The session tracker.
+    Sessions,
     /// The storage writer.
     Storage,
     /// The client ports (plain and secure).
@@ -145,6 +148,7 @@ fn peer_tls(config: &NodeConfig) -> Result<Option<Arc<PeerTls>>, NodeError> {
 pub struct Node {
     quorum: Addr<QuorumPeerActor>,
     election: Addr<ElectionActor>,
+    sessions: Addr<SessionsActor>,
     roster: PeerRoster,
     peer_listener: Option<Addr<PeerListener>>,
     client_ports: Vec<Addr<ClientPort>>,
@@ -358,10 +362,12 @@ fn service_settings(config: &NodeConfig) -> ServiceSettings {
     }
 }
 
-/// The quorum actor, the election actor, the peer links and the peer listener, running.
+/// The quorum actor, the election actor, the session tracker, the peer links and the peer
+/// listener, running.
 struct Quorum {
     quorum: Addr<QuorumPeerActor>,
     election: Addr<ElectionActor>,
+    sessions: Addr<SessionsActor>,
     roster: PeerRoster,
     peer_listener: Option<Addr<PeerListener>>,
 }
@@ -394,7 +400,8 @@ fn tick_every(tick_ms: u64) -> std::time::Duration {
     std::time::Duration::from_millis((tick_ms / 4).clamp(5, 50))
 }
 
-/// Starts the quorum actor, the election actor, the peer links and the peer listener on
+/// Starts the quorum actor, the election actor, the session tracker, the peer links and the
+/// peer listener on
 /// `arbiter`, under supervisors; resolves with their addresses once they run.
 async fn start_quorum(
     config: &NodeConfig,
@@ -421,26 +428,39 @@ async fn start_quorum(
         timing: peer_timing(config).election,
         tick_every: tick_every(config.tick_ms),
     };
+    let tick_ms = config.tick_ms;
     let (ready_tx, ready_rx) = oneshot::channel();
     let quorum = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
         let addr = ctx.address();
         // Before the actor persists anything: the writer's mailbox keeps the order.
         storage.do_send(ReportTo(addr.clone().recipient()));
-        let (election, roster) = start_election(settings, identity, peers, addr);
+        let (election, roster) = start_election(settings, identity, peers, addr.clone());
         let listener = peer_listener.map(|l| {
             let roster = roster.clone();
             Supervisor::start(move |_| PeerListener::new(roster, l))
         });
-        let _ = ready_tx.send((roster.clone(), listener, election.clone()));
+        let sessions = {
+            let quorum = QuorumHandle {
+                propose: addr.clone().recipient(),
+                resync: addr.recipient(),
+            };
+            let roster = roster.clone();
+            Supervisor::start(move |_| SessionsActor::new(tick_ms, quorum, roster))
+        };
+        let ready = (roster.clone(), listener, election.clone(), sessions.clone());
+        let _ = ready_tx.send(ready);
         actor
             .with_roster(roster)
             .with_election(election.recipient())
+            .with_sessions(sessions)
     });
     // The arbiter builds the links; wait for it before handing out the node.
-    let (roster, peer_listener, election) = ready_rx.await.map_err(|_| NodeError::Stopped)?;
+    let (roster, peer_listener, election, sessions) =
+        ready_rx.await.map_err(|_| NodeError::Stopped)?;
     Ok(Quorum {
         quorum,
         election,
+        sessions,
         roster,
         peer_listener,
     })
@@ -527,6 +547,7 @@ impl Node {
         let Quorum {
             quorum,
             election,
+            sessions,
             roster,
             peer_listener,
         } = start_quorum(&config, &arbiter, built, sockets.peer.take()).await?;
@@ -546,6 +567,7 @@ impl Node {
         Ok(Node {
             quorum,
             election,
+            sessions,
             roster,
             peer_listener,
             client_ports,
@@ -600,6 +622,7 @@ impl Node {
         match actor {
             NodeActor::QuorumPeer => self.quorum.do_send(FailQuorumPeer),
             NodeActor::Election => self.election.do_send(FailElection),
+            NodeActor::Sessions => self.sessions.do_send(FailSessions),
             NodeActor::Storage => self.storage.addr.do_send(FailStorage),
             NodeActor::ClientPort => self.client_ports.iter().for_each(|p| p.do_send(Fail)),
             NodeActor::PeerListener => match &self.peer_listener {

@@ -14,12 +14,11 @@ use std::time::Duration;
 
 const ELECTION: Duration = Duration::from_secs(30);
 const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
-/// Every actor `fail` names, with what its restart logs; zab and sessions are one actor
-/// until they are split.
+/// Every actor `fail` names, with what its restart logs.
 const ACTORS: [(&str, &str); 6] = [
     ("election", "election restarting"),
     ("zab", "quorum peer restarting from disk"),
-    ("sessions", "quorum peer restarting from disk"),
+    ("sessions", "session tracker restarting"),
     ("client-port", "client port restarting"),
     ("peer-listener", "peer listener restarting"),
     ("storage", "storage writer restarting"),

@@ -124,6 +124,8 @@ pub struct Applied {
     pub triggers: Vec<Trigger>,
     /// The session this txn closed, if it closed one.
     pub closed_session: Option<SessionId>,
+    /// The session this txn opened (or re-opened) and its timeout in ms.
+    pub opened_session: Option<(SessionId, i32)>,
 }
 
 /// The znode tree with the open sessions. Both are persistent maps, so a clone (a snapshot)
@@ -204,6 +206,7 @@ impl DataTree {
                 result: OpResult::Error(ZkError::RuntimeInconsistency),
                 triggers: Vec::new(),
                 closed_session: None,
+                opened_session: None,
             };
         }
         self.last_applied = txn.zxid;
@@ -212,6 +215,7 @@ impl DataTree {
                 result: OpResult::Error(ZkError::MarshallingError),
                 triggers: Vec::new(),
                 closed_session: None,
+                opened_session: None,
             };
         };
         let mut triggers = Vec::new();
@@ -239,6 +243,7 @@ impl DataTree {
                         result: OpResult::Error(ZkError::RuntimeInconsistency),
                         triggers,
                         closed_session: None,
+                        opened_session: None,
                     };
                 };
                 session.timeout_ms = *timeout_ms;
@@ -260,10 +265,15 @@ impl DataTree {
         };
         let closed = matches!(t.op, TreeOp::CloseSession | TreeOp::ExpireSession);
         let closed_session = (closed && !moved).then_some(t.session_id);
+        let opened_session = match t.op {
+            TreeOp::CreateSession { timeout_ms, .. } => Some((t.session_id, timeout_ms)),
+            _ => None,
+        };
         Applied {
             result,
             triggers,
             closed_session,
+            opened_session,
         }
     }
 
@@ -473,8 +483,8 @@ impl DataTree {
         (undo, memo): (&mut Undo, &mut PermissionMemo),
         triggers: &mut Vec<Trigger>,
     ) -> Result<OpResult, ZkError> {
-        self.check_perm(path, perm::WRITE, t, memo)?;
-        let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
+        // One lookup for the permission and the version: each costs a walk of a large map.
+        let node = self.permitted(path, perm::WRITE, t, memo)?;
         if version != -1 && version != node.stat.version {
             return Err(ZkError::BadVersion);
         }
@@ -486,8 +496,13 @@ impl DataTree {
         node.stat.version += 1;
         node.stat.mzxid = zxid;
         node.stat.mtime = t.time_ms;
+        let acl = node.acl.clone();
         self.quota_rewritten(path, old_len, new_len, undo);
-        triggers.push(self.trigger(path, EventType::NodeDataChanged));
+        triggers.push(Trigger {
+            path: path.to_string(),
+            event: EventType::NodeDataChanged,
+            acl,
+        });
         Ok(OpResult::DataSet {
             stat: self.stat(path).ok_or(ZkError::NoNode)?,
         })
@@ -507,12 +522,19 @@ impl DataTree {
         triggers: &mut Vec<Trigger>,
     ) -> Result<OpResult, ZkError> {
         let parent_path = path::parent(path).ok_or(ZkError::BadArguments)?.to_string();
-        self.check_perm(&parent_path, perm::CREATE, t, memo)?;
+        // The parent is looked up once for all it is needed for: each lookup walks a map
+        // that may hold millions of znodes. Errors keep ZooKeeper's order (NoAuth, then a
+        // bad ACL, then NoNode).
+        let parent = self.nodes.get(&parent_path);
+        if parent.is_some_and(|p| !memo.permits(&p.acl, perm::CREATE, &t.auth)) {
+            return Err(ZkError::NoAuth);
+        }
         let acl = acl::resolve(acl, &t.auth)?;
-        let parent = self.nodes.get(&parent_path).ok_or(ZkError::NoNode)?;
+        let parent = parent.ok_or(ZkError::NoNode)?;
         if is_session_owner(parent.stat.ephemeral_owner) {
             return Err(ZkError::NoChildrenForEphemerals);
         }
+        let parent_acl = parent.acl.clone();
         let path = if mode.is_sequential() {
             format!("{path}{:010}", parent.stat.cversion)
         } else {
@@ -546,15 +568,16 @@ impl DataTree {
             ..NodeStat::default()
         };
         let acl = self.acls.intern(&acl);
-        let mut node = Znode::new(Vec::new(), acl, stat);
+        let mut node = Znode::new(Vec::new(), acl.clone(), stat);
         node.set_data(data.cloned());
         let len = node.data.len();
-        self.insert_child(&path, node);
-        self.quota_created(&path, len, undo);
         if let Some(p) = self.nodes.get_mut(&parent_path) {
+            p.stat.num_children = p.stat.num_children.saturating_add(1);
             p.stat.cversion += 1;
             p.stat.pzxid = zxid;
         }
+        self.nodes.insert(&path, Arc::new(node));
+        self.quota_created(&path, len, undo);
         if mode.is_ephemeral() {
             Self::save(undo, || Saved::Ephemeral {
                 session: t.session_id,
@@ -565,9 +588,17 @@ impl DataTree {
                 s.ephemerals.insert(path.clone());
             }
         }
-        triggers.push(self.trigger(&path, EventType::NodeCreated));
-        triggers.push(self.trigger(&parent_path, EventType::NodeChildrenChanged));
         let stat = self.stat(&path).ok_or(ZkError::NoNode)?;
+        triggers.push(Trigger {
+            path: path.clone(),
+            event: EventType::NodeCreated,
+            acl,
+        });
+        triggers.push(Trigger {
+            path: parent_path,
+            event: EventType::NodeChildrenChanged,
+            acl: parent_acl,
+        });
         Ok(OpResult::Created { path, stat })
     }
 
@@ -640,6 +671,22 @@ impl DataTree {
             Some(n) if !memo.permits(&n.acl, needed, &t.auth) => Err(ZkError::NoAuth),
             _ => Ok(()),
         }
+    }
+
+    /// The znode at `path` if `t` has the `needed` permission on it: NoAuth before NoNode,
+    /// as [`DataTree::check_perm`] then a lookup would say, in one lookup.
+    fn permitted(
+        &self,
+        path: &str,
+        needed: i32,
+        t: &TreeTxn,
+        memo: &mut PermissionMemo,
+    ) -> Result<&Arc<Znode>, ZkError> {
+        let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
+        if !memo.permits(&node.acl, needed, &t.auth) {
+            return Err(ZkError::NoAuth);
+        }
+        Ok(node)
     }
 
     /// The znode at `path`.

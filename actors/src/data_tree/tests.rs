@@ -474,7 +474,7 @@ fn a_session_moved_to_another_server_refuses_writes_through_the_old_one() {
     let mut f = Fixture::new();
     let session = 0x0100_0000_0000_0042;
     let at = |f: &mut Fixture, origin: Sid, op: TreeOp| f.apply_full(origin, 5, session, &[], op);
-    at(
+    let opened = at(
         &mut f,
         1,
         TreeOp::CreateSession {
@@ -482,6 +482,7 @@ fn a_session_moved_to_another_server_refuses_writes_through_the_old_one() {
             password: [1; 16],
         },
     );
+    assert_eq!(opened.opened_session, Some((SessionId(session), 4000)));
     assert_eq!(f.tree.session_owner(SessionId(session)), Some(1));
     assert_eq!(
         at(&mut f, 1, create("/a", CreateMode::Ephemeral))

@@ -1,11 +1,16 @@
 //! Sessions: ids and password checks, the expiry tracker and policy, and the watch manager
-//! (pure cores).
+//! (pure cores), and the session tracker actor that runs the expiry policy.
 
+mod actor;
 mod expiry;
 mod tracker;
 mod watches;
 
-pub use expiry::{ExpiryAction, ExpiryRole, SessionExpiry};
+pub use actor::{
+    ClientActivity, FailSessions, ProposeExpiry, QuorumHandle, ResyncSessions, RoleChanged,
+    SessionsActor, SessionsChanged, SessionsState, TouchesReported,
+};
+pub use expiry::{ExpiryAction, ExpiryRole, SessionChange, SessionExpiry};
 pub use tracker::SessionTracker;
 pub use watches::{kinds_of_type, WatchKind, WatchManager};
 

@@ -103,9 +103,12 @@ impl StorageActor {
     /// called inside a running actix `System`; reports go where [`ReportTo`] says.
     pub fn start(settings: WriterSettings, metrics: Arc<ServerMetrics>) -> StorageHandle {
         let snap = (settings.clone(), metrics.clone());
-        let snapshots = SyncArbiter::start(1, move || SnapshotWriter {
-            settings: snap.0.clone(),
-            metrics: snap.1.clone(),
+        let snapshots = SyncArbiter::start(1, move || {
+            lower_this_threads_priority();
+            SnapshotWriter {
+                settings: snap.0.clone(),
+                metrics: snap.1.clone(),
+            }
         });
         let arbiter = Arbiter::new();
         let addr = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| StorageActor {
@@ -300,6 +303,25 @@ impl Handler<FailStorage> for StorageActor {
     fn handle(&mut self, _: FailStorage, ctx: &mut Context<Self>) {
         tracing::warn!("storage writer failure injected");
         ctx.stop();
+    }
+}
+
+/// Niceness the snapshot thread adds to the server's: on a busy machine a background
+/// snapshot takes longer rather than taking the CPU from the threads that apply writes and
+/// answer clients.
+pub(super) const SNAPSHOT_NICENESS: libc::c_int = 10;
+
+/// Lowers the CPU priority of the calling thread by [`SNAPSHOT_NICENESS`] (Linux niceness
+/// is per thread; 19 is the lowest).
+fn lower_this_threads_priority() {
+    // SAFETY: gettid, getpriority and setpriority take and return integers only.
+    let rc = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, (now + SNAPSHOT_NICENESS).min(19))
+    };
+    if rc != 0 {
+        tracing::warn!("the snapshot thread keeps its priority: setpriority refused");
     }
 }
 

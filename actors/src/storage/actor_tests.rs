@@ -88,3 +88,35 @@ fn a_restart_that_finds_less_than_it_reported_durable_fails() {
         "{events:?}"
     );
 }
+
+/// Niceness of each of this process's threads, from /proc.
+fn thread_niceness() -> Vec<i64> {
+    let tasks = std::fs::read_dir("/proc/self/task").unwrap();
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // Fields after the command name's closing parenthesis: state is the first, nice
+            // (field 19 of proc(5)) the seventeenth.
+            let rest = &stat[stat.rfind(')')? + 1..];
+            rest.split_whitespace().nth(16)?.parse().ok()
+        })
+        .collect()
+}
+
+#[test]
+fn background_snapshots_run_on_a_thread_of_lower_priority() {
+    // SAFETY: getpriority takes and returns integers only; 0 is the calling thread.
+    let ours = i64::from(unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) });
+    let lowered = (ours + i64::from(super::SNAPSHOT_NICENESS)).min(19);
+    let dir = tempfile::tempdir().unwrap();
+    let _w = writer(dir.path());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !thread_niceness().contains(&lowered) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no thread at niceness {lowered}: {:?}",
+            thread_niceness()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}

@@ -1,4 +1,5 @@
-//! The quorum peer actor: drives the [`QuorumPeer`] core and carries out its outputs.
+//! The quorum peer actor: drives the [`QuorumPeer`] core and carries out its outputs. Session
+//! expiry runs in the session tracker actor ([`SessionsActor`]), which this actor feeds.
 
 use super::{
     Durable, Input, NodeEvent, NodeEvents, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError,
@@ -12,7 +13,10 @@ use crate::data_tree::{DataTree, OpResult, SessionPassword, TreeTxn};
 use crate::election::{ConfigHeard, Elected, ElectionRequest, GetElectionView, Request};
 use crate::metrics::ServerMetrics;
 use crate::peer::{Announce, PeerEntry, PeerEvent, PeerRoster, SendPeer, SendPeerLater};
-use crate::sessions::{ExpiryAction, ExpiryRole, SessionExpiry};
+use crate::sessions::{
+    ClientActivity, ExpiryRole, ProposeExpiry, ResyncSessions, RoleChanged, SessionChange,
+    SessionsActor, SessionsChanged, SessionsState, TouchesReported,
+};
 use crate::storage::{
     recover, Flush, Persist, Recovered, SnapshotCadence, StorageActor, StorageError, TakeSnapshot,
     WriterEvent, WriterSettings,
@@ -152,8 +156,10 @@ pub struct QuorumPeerActor {
     snapshots: SnapshotCadence,
     restarts: u64,
     clients: ClientService,
-    /// Session expiry: tracked while this server is the established leader.
-    expiry: SessionExpiry,
+    /// The session tracker; `None` until [`QuorumPeerActor::with_sessions`].
+    sessions: Option<Addr<SessionsActor>>,
+    /// The expiry role last told to the session tracker.
+    expiry_role: Option<ExpiryRole>,
     last_container_check: u64,
     /// Whether the core was serving when last looked at, to tell the clients of a change.
     was_serving: bool,
@@ -221,7 +227,8 @@ impl QuorumPeerActor {
         );
         Ok(QuorumPeerActor {
             clients,
-            expiry: SessionExpiry::new(settings.timing.tick_ms),
+            sessions: None,
+            expiry_role: None,
             last_container_check: 0,
             was_serving: false,
             published_role: None,
@@ -254,6 +261,55 @@ impl QuorumPeerActor {
     pub fn with_election(mut self, election: Recipient<Request>) -> Self {
         self.election = Some(election);
         self
+    }
+
+    /// Sets the session tracker, which this actor tells of the role, the sessions and the
+    /// clients' activity, and which asks it to propose expiries.
+    pub fn with_sessions(mut self, sessions: Addr<SessionsActor>) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// Tells the session tracker something (nothing when there is none yet).
+    fn tell_sessions<M>(&self, msg: M)
+    where
+        M: Message<Result = ()> + Send + 'static,
+        SessionsActor: Handler<M>,
+    {
+        if let Some(sessions) = &self.sessions {
+            sessions.do_send(msg);
+        }
+    }
+
+    /// The session tracker's role, from the core's status.
+    fn expiry_role(&self) -> ExpiryRole {
+        let status = self.core.status();
+        ExpiryRole::of(status.state, status.serving, status.leader)
+    }
+
+    /// Tells the session tracker the role and every session (replacing what it knew).
+    fn send_sessions_state(&mut self) {
+        let role = self.expiry_role();
+        self.expiry_role = Some(role);
+        let sessions = self.tree.sessions().collect();
+        self.tell_sessions(SessionsState { role, sessions });
+    }
+
+    /// Tells the session tracker when the role changed.
+    fn publish_expiry_role(&mut self) {
+        let role = self.expiry_role();
+        if self.expiry_role != Some(role) {
+            self.expiry_role = Some(role);
+            self.tell_sessions(RoleChanged(role));
+        }
+    }
+
+    /// Hands the clients' activity since the last call to the session tracker.
+    fn forward_activity(&mut self) {
+        let touched = self.clients.take_touched();
+        if !touched.is_empty() {
+            self.tell_sessions(ClientActivity(touched));
+        }
     }
 
     /// The membership the tree's config node holds, and the node's config version, if it
@@ -295,14 +351,19 @@ impl QuorumPeerActor {
                     let config_before = self.tree.config().1;
                     // Before any event or reply of the batch: see client_port/direct.rs.
                     self.published.applying();
+                    let mut changes = Vec::new();
                     for txn in &txns {
                         let applied = self.tree.apply(txn);
+                        changes.extend(SessionChange::of(&applied));
                         let own = txn.origin == self.settings.sid;
                         self.clients
                             .applied_txn(txn, &applied, own, &self.tree, &mut subs);
                         if own && self.waiters.contains_key(&txn.request_id) {
                             self.results.insert(txn.request_id, applied.result);
                         }
+                    }
+                    if !changes.is_empty() {
+                        self.tell_sessions(SessionsChanged(changes));
                     }
                     if self.tree.config().1 != config_before {
                         self.membership_changed();
@@ -320,6 +381,7 @@ impl QuorumPeerActor {
                 Output::InstallSnapshot(s) => match DataTree::deserialize(&s.state) {
                     Ok(tree) => {
                         self.tree = tree;
+                        self.send_sessions_state();
                         self.membership_changed();
                         self.publish();
                     }
@@ -360,6 +422,7 @@ impl QuorumPeerActor {
             self.publish();
         }
         self.publish_role(&status);
+        self.publish_expiry_role();
         self.published.publish_if_wanted(&self.tree, status.serving);
     }
 
@@ -496,30 +559,6 @@ impl QuorumPeerActor {
             watched_paths: self.clients.watched_paths(),
             ephemerals: self.tree.ephemeral_count(),
             sessions: self.tree.sessions().count(),
-        }
-    }
-
-    /// Every half tick: the leader expires silent sessions; a follower reports its active
-    /// sessions to the leader (the policy is [`SessionExpiry`]'s).
-    fn check_sessions(&mut self, ctx: &mut Context<Self>) {
-        let now = self.now();
-        if !self.expiry.due(now) {
-            return;
-        }
-        let status = self.core.status();
-        let role = ExpiryRole::of(status.state, status.serving, status.leader);
-        let touched = self.clients.take_touched();
-        match self.expiry.check(role, touched, self.tree.sessions(), now) {
-            Some(ExpiryAction::Expire(ids)) => {
-                for id in ids {
-                    tracing::info!(session = %id, "session expired");
-                    self.submit_internal(TreeOp::ExpireSession, id, ctx);
-                }
-            }
-            Some(ExpiryAction::Report { leader, sessions }) => {
-                self.send(leader, PeerMessage::SessionTouch(sessions))
-            }
-            None => {}
         }
     }
 
@@ -691,15 +730,17 @@ impl QuorumPeerActor {
         );
     }
 
-    /// Starts the core, its ticks and the links' announcements.
+    /// Starts the core, its ticks and the links' announcements, and tells the session tracker
+    /// the sessions the tree holds.
     fn begin(&mut self, ctx: &mut Context<Self>) {
+        self.send_sessions_state();
         let now = self.now();
         let outs = self.core.start(now);
         self.carry_out(outs, ctx);
         let every = Duration::from_millis((self.settings.timing.tick_ms / 4).clamp(5, 50));
         ctx.run_interval(every, |act, ctx| {
             act.step(Input::Tick, ctx);
-            act.check_sessions(ctx);
+            act.forward_activity();
             act.reap_containers(ctx);
         });
         match self.tree_membership() {
@@ -729,9 +770,10 @@ impl Actor for QuorumPeerActor {
 
 /// Restart policy: keeps its settings, links, client connections and sessions' bookkeeping;
 /// fails its pending local writes (`LeaderChanged`); reloads the Zab core and the tree from
-/// disk (off the actor thread, once the storage writer has flushed), then asks the election
-/// actor for a leader again (a decision for the old core's looks is ignored). Nothing
-/// acknowledged is lost: only durable txns were ever acknowledged.
+/// disk (off the actor thread, once the storage writer has flushed), tells the session tracker
+/// the reloaded sessions, then asks the election actor for a leader again (a decision for the
+/// old core's looks is ignored). Nothing acknowledged is lost: only durable txns were ever
+/// acknowledged.
 impl Supervised for QuorumPeerActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.restarts += 1;
@@ -752,8 +794,7 @@ impl Handler<PeerEvent> for QuorumPeerActor {
             PeerEvent::Connected(sid) => Input::PeerConnected(sid),
             PeerEvent::Disconnected(sid) => Input::PeerDisconnected(sid),
             PeerEvent::Message(_, PeerMessage::SessionTouch(ids)) => {
-                let now = self.now();
-                self.expiry.reported(&ids, now);
+                self.tell_sessions(TouchesReported(ids));
                 return;
             }
             PeerEvent::Message(from, msg) => Input::Message { from, msg },
@@ -909,5 +950,32 @@ impl Handler<FailQuorumPeer> for QuorumPeerActor {
     fn handle(&mut self, _: FailQuorumPeer, ctx: &mut Context<Self>) {
         tracing::warn!(sid = self.settings.sid, "quorum peer failure injected");
         ctx.stop();
+    }
+}
+
+impl Handler<ProposeExpiry> for QuorumPeerActor {
+    type Result = ();
+
+    /// Proposes closing the sessions the tracker found expired, if this server still leads
+    /// and they are still open.
+    fn handle(&mut self, ProposeExpiry(ids): ProposeExpiry, ctx: &mut Context<Self>) {
+        if self.expiry_role() != ExpiryRole::Leader {
+            return;
+        }
+        for id in ids {
+            if !self.tree.has_session(id) {
+                continue;
+            }
+            tracing::info!(session = %id, "session expired");
+            self.submit_internal(TreeOp::ExpireSession, id, ctx);
+        }
+    }
+}
+
+impl Handler<ResyncSessions> for QuorumPeerActor {
+    type Result = ();
+
+    fn handle(&mut self, _: ResyncSessions, _: &mut Context<Self>) {
+        self.send_sessions_state();
     }
 }

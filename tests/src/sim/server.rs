@@ -1,12 +1,13 @@
-//! The client side of each simulated server, as the quorum peer actor drives it: the real
-//! data tree, client service (sessions, FIFO replies, watches) and session expiry policy.
+//! The client side of each simulated server, as the quorum peer and session tracker actors drive
+//! it: the real data tree, client service (sessions, FIFO replies, watches) and session expiry
+//! policy.
 
 use super::{ClientMsg, Event, Sim};
 use ensemble_actors::client_port::{
     ClientConnect, ClientPacket, ClientService, ClientSink, Host, ServiceSettings, ToClient,
 };
 use ensemble_actors::data_tree::{DataTree, OpResult, SessionPassword, TreeOp, TreeTxn};
-use ensemble_actors::sessions::{ExpiryAction, ExpiryRole, SessionExpiry};
+use ensemble_actors::sessions::{ExpiryAction, ExpiryRole, SessionChange, SessionExpiry};
 use ensemble_actors::zab::{Input, SubmitError};
 use ensemble_messages::zk::{ConnectionId, SessionId};
 use ensemble_messages::{PeerMessage, Sid, Txn, Zxid};
@@ -40,10 +41,13 @@ pub(super) struct Frontend {
 impl Frontend {
     /// A server's front after a (re)start: the tree rebuilt from the applied `history`.
     pub(super) fn new(id: Sid, history: &[Txn], now: u64, tick_ms: u64) -> Self {
+        let tree = tree_of(history);
+        let mut expiry = SessionExpiry::new(tick_ms);
+        expiry.reset(tree.sessions());
         Frontend {
-            tree: tree_of(history),
+            tree,
             service: ClientService::new(id, SETTINGS, now as i64, Default::default()),
-            expiry: SessionExpiry::new(tick_ms),
+            expiry,
             submitted: Vec::new(),
             conns: BTreeMap::new(),
             serving: false,
@@ -215,6 +219,9 @@ impl Sim {
                 return Ok(());
             };
             let applied = front.tree.apply(txn);
+            if let Some(change) = SessionChange::of(&applied) {
+                front.expiry.changed(change);
+            }
             let own = txn.origin == id;
             self.with_service(id, |s, tree, host| {
                 s.applied_txn(txn, &applied, own, tree, host)
@@ -228,6 +235,7 @@ impl Sim {
     pub(super) fn install_tree(&mut self, id: Sid, history: &[Txn]) -> Result<(), String> {
         if let Some(front) = self.nodes.get_mut(&id).and_then(|n| n.front.as_mut()) {
             front.tree = tree_of(history);
+            front.expiry.reset(front.tree.sessions());
         }
         self.check_tree(id)
     }
@@ -269,7 +277,8 @@ impl Sim {
         }
     }
 
-    /// Every tick: server `id` runs the session expiry policy, as the actor does.
+    /// Every tick: server `id` runs the session expiry policy, as the session tracker actor does
+    /// (its role is set here rather than as it changes).
     pub(super) fn check_sessions(&mut self, id: Sid) -> Result<(), String> {
         let now = self.now;
         let Some(node) = self.nodes.get_mut(&id) else {
@@ -282,12 +291,11 @@ impl Sim {
             return Ok(());
         }
         let s = core.status();
-        let role = ExpiryRole::of(s.state, s.serving, s.leader);
-        let touched = front.service.take_touched();
-        match front
+        front
             .expiry
-            .check(role, touched, front.tree.sessions(), now)
-        {
+            .set_role(ExpiryRole::of(s.state, s.serving, s.leader));
+        front.expiry.touched(front.service.take_touched());
+        match front.expiry.check(now) {
             Some(ExpiryAction::Expire(ids)) => {
                 for session in ids {
                     self.check_expiry_allowed(id, session)?;
