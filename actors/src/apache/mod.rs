@@ -37,7 +37,6 @@ pub use replay::{ApacheTree, TreeCounts};
 pub use snapshot::{parse_snapshot, ApacheSnapshot, SnapDigest, SnapNode};
 
 use crate::storage::{files, recover, Recovered, StorageError};
-use ensemble_messages::Snapshot;
 use std::path::Path;
 
 /// Whether ensemble's own storage holds a snapshot or a log file.
@@ -106,13 +105,10 @@ fn adopt(data_dir: &Path, imported: &Imported, fsync: bool) -> Result<(), Storag
     ] {
         files::write_atomic(&data_dir.join(name), epoch.to_string().as_bytes(), fsync)?;
     }
-    let snapshot = Snapshot {
-        last_zxid: imported.last_zxid,
-        state: imported.tree.serialize(),
-    };
     files::write_snapshot(
         &files::snapshot_path(&dir, imported.last_zxid),
-        &snapshot,
+        imported.last_zxid,
+        &imported.tree.clone().image(),
         fsync,
     )
 }

@@ -25,26 +25,55 @@ pub(super) fn put_u64(out: &mut Vec<u8>, v: u64) {
     }
 }
 
-/// Appends `v` zigzagged, as bincode writes an `i64`.
-pub(super) fn put_i64(out: &mut Vec<u8>, v: i64) {
-    put_u64(
-        out,
-        if v < 0 {
-            !(v as u64) * 2 + 1
-        } else {
-            (v as u64) * 2
-        },
-    );
+/// Bytes [`put_u64`] appends for `v`.
+pub(super) fn u64_len(v: u64) -> usize {
+    if v <= SINGLE_BYTE_MAX {
+        1
+    } else if v <= u64::from(u16::MAX) {
+        3
+    } else if v <= u64::from(u32::MAX) {
+        5
+    } else {
+        9
+    }
 }
 
-/// Appends `v` zigzagged, as bincode writes an `i32`.
-pub(super) fn put_i32(out: &mut Vec<u8>, v: i32) {
-    let zigzag = if v < 0 {
+/// `v` zigzagged, as bincode maps an `i64` to the unsigned varint it writes.
+fn zigzag64(v: i64) -> u64 {
+    if v < 0 {
+        !(v as u64) * 2 + 1
+    } else {
+        (v as u64) * 2
+    }
+}
+
+/// `v` zigzagged, as bincode maps an `i32` to the unsigned varint it writes.
+fn zigzag32(v: i32) -> u64 {
+    u64::from(if v < 0 {
         !(v as u32) * 2 + 1
     } else {
         (v as u32) * 2
-    };
-    put_u64(out, u64::from(zigzag));
+    })
+}
+
+/// Appends `v` as bincode writes an `i64`.
+pub(super) fn put_i64(out: &mut Vec<u8>, v: i64) {
+    put_u64(out, zigzag64(v));
+}
+
+/// Bytes [`put_i64`] appends for `v`.
+pub(super) fn i64_len(v: i64) -> usize {
+    u64_len(zigzag64(v))
+}
+
+/// Appends `v` as bincode writes an `i32`.
+pub(super) fn put_i32(out: &mut Vec<u8>, v: i32) {
+    put_u64(out, zigzag32(v));
+}
+
+/// Bytes [`put_i32`] appends for `v`.
+pub(super) fn i32_len(v: i32) -> usize {
+    u64_len(zigzag32(v))
 }
 
 /// Appends `bytes` with their length first, as bincode writes a byte string or a `str`.
@@ -81,19 +110,23 @@ mod tests {
             let mut out = Vec::new();
             put_i64(&mut out, v);
             assert_eq!(out, codec::encode(&v).unwrap(), "i64 {v}");
+            assert_eq!(out.len(), i64_len(v), "length of i64 {v}");
             let v = v as i32;
             out.clear();
             put_i32(&mut out, v);
             assert_eq!(out, codec::encode(&v).unwrap(), "i32 {v}");
+            assert_eq!(out.len(), i32_len(v), "length of i32 {v}");
             let v = v as u32;
             out.clear();
             put_u64(&mut out, u64::from(v));
             assert_eq!(out, codec::encode(&v).unwrap(), "u32 {v}");
+            assert_eq!(out.len(), u64_len(u64::from(v)), "length of u32 {v}");
         }
         for v in [i32::MIN, i32::MAX] {
             let mut out = Vec::new();
             put_i32(&mut out, v);
             assert_eq!(out, codec::encode(&v).unwrap(), "i32 {v}");
+            assert_eq!(out.len(), i32_len(v), "length of i32 {v}");
         }
     }
 

@@ -7,39 +7,20 @@
 //! Images of format 2 (the serde form of the tree as it was, children sets included) still
 //! read: they start with a map length, never with the tag, whose first key is `/`.
 
-use super::bincode_out;
-use super::store::{self, NodeMap};
+use super::store::NodeMap;
 use super::{path, AclCache, AclEntry, DataTree, NodeStat, SessionEntry, Znode};
 use ensemble_messages::zk::SessionId;
 use ensemble_messages::{codec, Zxid};
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
-use serde::ser::SerializeSeq;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use serde::{Deserialize, Deserializer};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
 /// First bytes of an image of this format.
-const TAG: [u8; 4] = *b"ENT3";
+pub(super) const TAG: [u8; 4] = *b"ENT3";
 
 impl DataTree {
-    /// The snapshot image of the tree. Run it on a clone (O(1)) away from the thread that
-    /// applies txns: it reads every znode.
-    pub fn serialize(&self) -> Vec<u8> {
-        let table = AclTable::of(&self.nodes);
-        // Sized once: growing a buffer of hundreds of MB by doubling copies it over and over.
-        let size = table.node_bytes
-            + self.nodes.len() * NODE_OVERHEAD
-            + self.sessions.len() * SESSION_SIZE
-            + 1024;
-        let mut out = Vec::with_capacity(size);
-        // A tuple in bincode is its elements one after the other.
-        encode_into(&(TAG, self.last_applied, &table.acls), &mut out);
-        write_nodes(&mut out, &self.nodes, &table);
-        encode_into(&SessionsOut(&self.sessions), &mut out);
-        out
-    }
-
     /// Rebuilds a tree from a snapshot image (this format or format 2).
     pub fn deserialize(bytes: &[u8]) -> Result<Self, String> {
         let read = if bytes.starts_with(&TAG) {
@@ -50,13 +31,6 @@ impl DataTree {
         read.map_err(|e| format!("snapshot does not decode as a data tree: {e}"))
     }
 }
-
-/// Bytes a znode's image takes beside its path and data, at most (length prefixes, flags,
-/// ACL index, and a Stat of 64-bit zxids and times as varints), give or take.
-const NODE_OVERHEAD: usize = 64;
-
-/// Bytes a session's image takes, give or take.
-const SESSION_SIZE: usize = 48;
 
 /// One znode, read.
 #[derive(Deserialize)]
@@ -92,101 +66,6 @@ impl<'de> Visitor<'de> for BytesVisitor {
 
     fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<BytesIn, E> {
         Ok(BytesIn(v))
-    }
-}
-
-/// Distinct ACLs by the address of their shared copy, and their indexes; and the bytes the
-/// znodes' paths and data take, to size the image up front.
-struct AclTable<'a> {
-    index: HashMap<usize, u32>,
-    acls: Vec<&'a [AclEntry]>,
-    node_bytes: usize,
-}
-
-impl<'a> AclTable<'a> {
-    fn of(nodes: &'a NodeMap) -> Self {
-        let mut table = AclTable {
-            index: HashMap::new(),
-            acls: Vec::new(),
-            node_bytes: 0,
-        };
-        // Most znodes share the ACL of the znode before them: skip the map for those.
-        let mut last = None;
-        for (key, n) in nodes.iter() {
-            table.node_bytes += key.len() + n.data().len();
-            let at = address(&n.acl);
-            if last == Some(at) {
-                continue;
-            }
-            last = Some(at);
-            let next = table.acls.len() as u32;
-            if *table.index.entry(at).or_insert(next) == next {
-                table.acls.push(&n.acl);
-            }
-        }
-        table
-    }
-
-    /// The index of the ACL at `at`, remembering the last one asked for in `last`.
-    fn index_of(&self, at: usize, last: &mut (usize, u32)) -> u32 {
-        if last.0 != at {
-            *last = (at, self.index.get(&at).copied().unwrap_or(0));
-        }
-        last.1
-    }
-}
-
-fn address(acl: &Arc<[AclEntry]>) -> usize {
-    Arc::as_ptr(acl).cast::<AclEntry>() as usize
-}
-
-/// The sessions, written.
-struct SessionsOut<'a>(&'a imbl::OrdMap<SessionId, Arc<SessionEntry>>);
-
-/// Appends the znodes in key order, each with its ACL index: a sequence of
-/// `(path, data, null_data, acl, stat)` in bincode (see [`bincode_out`]).
-fn write_nodes(out: &mut Vec<u8>, nodes: &NodeMap, table: &AclTable) {
-    bincode_out::put_u64(out, nodes.len() as u64);
-    let mut last_acl = (0, 0);
-    for (key, n) in nodes.iter() {
-        store::put_path_of(key, out);
-        bincode_out::put_bytes(out, n.data());
-        out.push(u8::from(n.is_null_data()));
-        let acl = table.index_of(address(&n.acl), &mut last_acl);
-        bincode_out::put_u64(out, u64::from(acl));
-        write_stat(out, &n.stat);
-    }
-}
-
-/// Appends a Stat, its fields in declaration order.
-fn write_stat(out: &mut Vec<u8>, s: &NodeStat) {
-    use bincode_out::{put_i32, put_i64};
-    put_i64(out, s.czxid);
-    put_i64(out, s.mzxid);
-    put_i64(out, s.ctime);
-    put_i64(out, s.mtime);
-    put_i32(out, s.version);
-    put_i32(out, s.cversion);
-    put_i32(out, s.aversion);
-    put_i64(out, s.ephemeral_owner);
-    put_i32(out, s.data_length);
-    put_i32(out, s.num_children);
-    put_i64(out, s.pzxid);
-}
-
-/// Appends `value` in bincode.
-fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
-    bincode::serde::encode_into_std_write(value, out, codec::bincode_config())
-        .expect("the tree always encodes into memory");
-}
-
-impl Serialize for SessionsOut<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for (id, session) in self.0.iter() {
-            seq.serialize_element(&(id, session.as_ref()))?;
-        }
-        seq.end()
     }
 }
 

@@ -2,6 +2,7 @@
 //! format (this one and format 2) and images that must be refused.
 
 use super::*;
+use crate::storage::SnapshotImage;
 
 /// Txn `counter` applying `op` for session 7.
 fn txn(counter: u32, op: TreeOp) -> Txn {
@@ -347,4 +348,23 @@ fn the_image_is_bincode_of_its_parts_as_serde_writes_them() {
     expected.extend(codec::encode(&nodes).unwrap());
     expected.extend(codec::encode(&sessions).unwrap());
     assert_eq!(tree.serialize(), expected);
+    let image = tree.clone().image();
+    assert_eq!(
+        image.len(),
+        expected.len() as u64,
+        "the image is measured exactly"
+    );
+}
+
+#[test]
+fn a_tree_streamed_into_a_snapshot_file_reads_back_whole() {
+    let tree = applied(&workload());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snapshot");
+    let zxid = tree.last_applied();
+    crate::storage::files::write_snapshot(&path, zxid, &tree.clone().image(), false).unwrap();
+    let snapshot = crate::storage::files::decode_snapshot(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(snapshot.last_zxid, zxid);
+    assert_eq!(snapshot.state, tree.serialize());
+    assert_eq!(DataTree::deserialize(&snapshot.state).unwrap(), tree);
 }

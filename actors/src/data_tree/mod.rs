@@ -10,6 +10,7 @@ mod acl;
 mod bincode_out;
 pub mod config_node;
 mod image;
+mod image_out;
 mod ops;
 mod path;
 pub mod quota;

@@ -13,13 +13,13 @@
 //! acknowledged is lost: a durability report, and so a follower's ACK or a client's reply,
 //! only ever follows the fsync.
 
-use super::files::{self, read_record, RecordRead};
+use super::files::{self, read_record, RecordRead, SnapshotImage};
 use super::writer::{Request, WriterEvent, WriterSettings, WriterState, MAX_BATCH};
 use super::StorageError;
 use crate::metrics::ServerMetrics;
 use crate::zab::{PersistToken, StorageEvent, StorageOp};
 use actix::prelude::*;
-use ensemble_messages::{Snapshot, Zxid};
+use ensemble_messages::Zxid;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -34,8 +34,8 @@ pub struct Persist {
     pub token: Option<PersistToken>,
 }
 
-/// Produces a snapshot image; runs on the snapshot thread.
-pub type SnapshotJob = Box<dyn FnOnce() -> Vec<u8> + Send>;
+/// Produces a snapshot image (which then streams to the file); runs on the snapshot thread.
+pub type SnapshotJob = Box<dyn FnOnce() -> Box<dyn SnapshotImage> + Send>;
 
 /// Takes a background snapshot covering txns up to `last_zxid`, whose image `job` produces on
 /// the snapshot thread; the log rolls to a new file.
@@ -354,11 +354,8 @@ impl Handler<WriteSnapshot> for SnapshotWriter {
 
     fn handle(&mut self, m: WriteSnapshot, _: &mut SyncContext<Self>) {
         let began = Instant::now();
-        let snapshot = Snapshot {
-            last_zxid: m.last_zxid,
-            state: (m.job)(),
-        };
-        match super::writer::write_snapshot(&self.settings, &snapshot)
+        let image = (m.job)();
+        match super::writer::write_snapshot(&self.settings, m.last_zxid, image.as_ref())
             .and_then(|_| super::writer::purge(&self.settings))
         {
             Ok(()) => {

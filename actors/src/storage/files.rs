@@ -3,7 +3,7 @@
 use super::StorageError;
 use ensemble_messages::{codec, Snapshot, Txn, Zxid};
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Cursor, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Subdirectory holding ensemble's files, versioned by format.
@@ -187,49 +187,109 @@ pub fn read_record(bytes: &[u8], offset: usize) -> RecordRead {
     }
 }
 
-/// A snapshot file's parts: `magic, u32 version, u64 body length, u32 crc32(body)`, then the
-/// body's start (the encoded zxid and the image's length), then the image itself. The image
-/// is never copied: it is the largest buffer a server holds.
-struct SnapshotParts<'a> {
-    header: [u8; SNAPSHOT_HEADER_LEN],
-    body_start: Vec<u8>,
-    image: &'a [u8],
+/// A state machine image to write into a snapshot file: its exact length is known before its
+/// bytes, so that it streams to the file without a buffer of its size (at a million znodes,
+/// the largest a server would hold).
+pub trait SnapshotImage: Send {
+    /// Bytes [`SnapshotImage::write_to`] writes.
+    fn len(&self) -> u64;
+    /// Whether the image is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Writes the image.
+    fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()>;
 }
 
-impl<'a> SnapshotParts<'a> {
-    fn of(snapshot: &'a Snapshot) -> Result<Self, StorageError> {
-        // The body is `snapshot` encoded: the zxid, then the image as a length and its bytes.
-        let body_start = codec::encode(&(snapshot.last_zxid, snapshot.state.len() as u64))
-            .map_err(|e| StorageError::Corrupt(format!("encoding snapshot: {e}")))?;
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(&body_start);
-        crc.update(&snapshot.state);
-        let body_len = (body_start.len() + snapshot.state.len()) as u64;
-        let mut header = [0; SNAPSHOT_HEADER_LEN];
-        header[..4].copy_from_slice(&SNAPSHOT_MAGIC);
-        header[4..8].copy_from_slice(&SNAPSHOT_FORMAT_VERSION.to_be_bytes());
-        header[8..16].copy_from_slice(&body_len.to_be_bytes());
-        header[16..20].copy_from_slice(&crc.finalize().to_be_bytes());
-        Ok(SnapshotParts {
-            header,
-            body_start,
-            image: &snapshot.state,
-        })
+impl SnapshotImage for Vec<u8> {
+    fn len(&self) -> u64 {
+        self.as_slice().len() as u64
     }
 
-    fn parts(&self) -> [&[u8]; 3] {
-        [&self.header, &self.body_start, self.image]
+    fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        out.write_all(self)
     }
 }
 
-/// Encodes a snapshot file's content (see [`write_snapshot`] to write one without a copy).
+/// Passes bytes on, counting them and their crc32.
+struct Checksummed<W> {
+    inner: W,
+    crc: crc32fast::Hasher,
+    written: u64,
+}
+
+impl<W: Write> Write for Checksummed<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.crc.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes a snapshot file's content to `out`: `magic, u32 version, u64 body length,
+/// u32 crc32(body)`, then the body, which is the [`Snapshot`] of `image` at `last_zxid`
+/// encoded (the zxid, the image's length, its bytes). The checksum is written last, over the
+/// header's place. An image that writes other than the length it promised is refused.
+fn write_snapshot_to<W: Write + Seek>(
+    out: W,
+    last_zxid: Zxid,
+    image: &dyn SnapshotImage,
+) -> Result<W, StorageError> {
+    let io = |e| StorageError::io("writing a snapshot")(e);
+    let body_start = codec::encode(&(last_zxid, image.len()))
+        .map_err(|e| StorageError::Corrupt(format!("encoding snapshot: {e}")))?;
+    let body_len = body_start.len() as u64 + image.len();
+    let mut header = [0; SNAPSHOT_HEADER_LEN];
+    header[..4].copy_from_slice(&SNAPSHOT_MAGIC);
+    header[4..8].copy_from_slice(&SNAPSHOT_FORMAT_VERSION.to_be_bytes());
+    header[8..16].copy_from_slice(&body_len.to_be_bytes());
+    let mut out = out;
+    out.write_all(&header).map_err(io)?;
+    let mut body = Checksummed {
+        inner: out,
+        crc: crc32fast::Hasher::new(),
+        written: 0,
+    };
+    body.write_all(&body_start).map_err(io)?;
+    image.write_to(&mut body).map_err(io)?;
+    if body.written != body_len {
+        return Err(StorageError::Corrupt(format!(
+            "a snapshot image wrote {} bytes where it promised {body_len}",
+            body.written
+        )));
+    }
+    let mut out = body.inner;
+    out.seek(SeekFrom::Start(16)).map_err(io)?;
+    out.write_all(&body.crc.finalize().to_be_bytes())
+        .map_err(io)?;
+    Ok(out)
+}
+
+/// Encodes a snapshot file's content (see [`write_snapshot`] to write one as it streams).
 pub fn encode_snapshot(snapshot: &Snapshot) -> Result<Vec<u8>, StorageError> {
-    Ok(SnapshotParts::of(snapshot)?.parts().concat())
+    let out = write_snapshot_to(Cursor::new(Vec::new()), snapshot.last_zxid, &snapshot.state)?;
+    Ok(out.into_inner())
 }
 
-/// Writes `snapshot` to `path` atomically, as [`write_atomic`] does.
-pub fn write_snapshot(path: &Path, snapshot: &Snapshot, fsync: bool) -> Result<(), StorageError> {
-    write_atomic_parts(path, &SnapshotParts::of(snapshot)?.parts(), fsync)
+/// Writes the snapshot of `image` at `last_zxid` to `path` atomically, as [`write_atomic`]
+/// does, streaming the image through a buffer of a megabyte.
+pub fn write_snapshot(
+    path: &Path,
+    last_zxid: Zxid,
+    image: &dyn SnapshotImage,
+    fsync: bool,
+) -> Result<(), StorageError> {
+    write_atomic_with(path, fsync, |f| {
+        let out = write_snapshot_to(BufWriter::with_capacity(1 << 20, f), last_zxid, image)?;
+        out.into_inner()
+            .map(drop)
+            .map_err(|e| StorageError::io("writing a snapshot")(e.into_error()))
+    })
 }
 
 /// Decodes a snapshot file's content, checking its header, length and checksum.
@@ -256,17 +316,22 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
 
 /// Writes `content` to `path` atomically: a temporary file, fsync, rename, fsync of the dir.
 pub fn write_atomic(path: &Path, content: &[u8], fsync: bool) -> Result<(), StorageError> {
-    write_atomic_parts(path, &[content], fsync)
+    write_atomic_with(path, fsync, |f| {
+        f.write_all(content)
+            .map_err(StorageError::io(format!("writing {}", path.display())))
+    })
 }
 
-/// [`write_atomic`] of the concatenation of `parts`.
-fn write_atomic_parts(path: &Path, parts: &[&[u8]], fsync: bool) -> Result<(), StorageError> {
+/// [`write_atomic`] of what `write` writes to the temporary file.
+fn write_atomic_with(
+    path: &Path,
+    fsync: bool,
+    write: impl FnOnce(&mut File) -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
     let tmp = path.with_extension("tmp");
     let ctx = || format!("writing {}", path.display());
     let mut f = File::create(&tmp).map_err(StorageError::io(ctx()))?;
-    for part in parts {
-        f.write_all(part).map_err(StorageError::io(ctx()))?;
-    }
+    write(&mut f)?;
     if fsync {
         f.sync_all().map_err(StorageError::io(ctx()))?;
     }

@@ -34,7 +34,7 @@ pub use actor::{
     FailStorage, Flush, Persist, ReportTo, SnapshotJob, StorageActor, StorageHandle, TakeSnapshot,
 };
 pub use cadence::SnapshotCadence;
-pub use files::{list_logs, list_snapshots, log_dir, snapshot_dir};
+pub use files::{list_logs, list_snapshots, log_dir, snapshot_dir, SnapshotImage};
 pub use recovery::follows;
 pub use recovery::{recover, Recovered};
 pub use writer::{prepare, WriterEvent, WriterSettings};

@@ -84,8 +84,9 @@ impl TestWriter {
         self.addr.do_send(Persist { op, token });
     }
 
-    /// Queues a background snapshot.
-    pub(crate) fn snapshot(&self, last_zxid: Zxid, job: SnapshotJob) {
+    /// Queues a background snapshot of `image`.
+    pub(crate) fn snapshot(&self, last_zxid: Zxid, image: Vec<u8>) {
+        let job: SnapshotJob = Box::new(move || Box::new(image));
         self.addr.do_send(TakeSnapshot { last_zxid, job });
     }
 

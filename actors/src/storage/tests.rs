@@ -68,7 +68,7 @@ impl Fixture {
                 if all.len() % 10 == 0 {
                     w.flush();
                     let state = image(&all);
-                    w.snapshot(z, Box::new(move || state));
+                    w.snapshot(z, state);
                     w.flush();
                 }
             }
@@ -489,7 +489,7 @@ fn a_snapshot_file_is_the_encoded_snapshot_behind_its_header() {
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("snapshot");
-    files::write_snapshot(&path, &snapshot, false).unwrap();
+    files::write_snapshot(&path, snapshot.last_zxid, &snapshot.state, false).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(bytes, files::encode_snapshot(&snapshot).unwrap());
     assert_eq!(
@@ -497,4 +497,26 @@ fn a_snapshot_file_is_the_encoded_snapshot_behind_its_header() {
         ensemble_messages::codec::encode(&snapshot).unwrap()[..]
     );
     assert_eq!(files::decode_snapshot(&bytes).unwrap(), snapshot);
+}
+
+/// An image that writes other than the length it promised.
+struct Lying(Vec<u8>);
+
+impl files::SnapshotImage for Lying {
+    fn len(&self) -> u64 {
+        self.0.len() as u64 + 1
+    }
+
+    fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(&self.0)
+    }
+}
+
+#[test]
+fn an_image_that_writes_other_than_it_promised_is_refused_and_leaves_no_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snapshot");
+    let e = files::write_snapshot(&path, Zxid::new(1, 1), &Lying(vec![7; 10]), false).unwrap_err();
+    assert!(e.to_string().contains("promised"), "{e}");
+    assert!(!path.exists());
 }

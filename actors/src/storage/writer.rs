@@ -6,7 +6,7 @@ use super::files::{self, read_record, RecordRead};
 use super::StorageError;
 use crate::metrics::ServerMetrics;
 use crate::zab::{PersistToken, StorageOp};
-use ensemble_messages::{Snapshot, Txn, Zxid};
+use ensemble_messages::{Txn, Zxid};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -135,7 +135,7 @@ impl WriterState {
             }
             StorageOp::InstallSnapshot(s) => {
                 self.sync_log()?;
-                write_snapshot(&self.settings, &s)?;
+                write_snapshot(&self.settings, s.last_zxid, &s.state)?;
                 self.current = None;
                 self.write_newest_log(Zxid::ZERO)?;
                 for (_, path) in files::list_logs(&self.log_dir())? {
@@ -262,10 +262,15 @@ fn mark_newest_log(settings: &WriterSettings) -> Result<(), StorageError> {
     files::write_newest_log(&settings.data_dir, newest, settings.fsync)
 }
 
-/// Writes a snapshot file.
-pub(super) fn write_snapshot(settings: &WriterSettings, s: &Snapshot) -> Result<(), StorageError> {
+/// Writes the snapshot file of `image` at `last_zxid`.
+pub(super) fn write_snapshot(
+    settings: &WriterSettings,
+    last_zxid: Zxid,
+    image: &dyn files::SnapshotImage,
+) -> Result<(), StorageError> {
     let dir = files::snapshot_dir(&settings.data_dir);
-    files::write_snapshot(&files::snapshot_path(&dir, s.last_zxid), s, settings.fsync)
+    let path = files::snapshot_path(&dir, last_zxid);
+    files::write_snapshot(&path, last_zxid, image, settings.fsync)
 }
 
 /// Removes a file; one already gone (removed by the other storage thread) is fine.
@@ -361,7 +366,7 @@ mod tests {
             Some(PersistToken::CurrentEpoch(1)),
         );
         w.submit(StorageOp::Truncate(Zxid::new(1, 3)), None);
-        w.snapshot(Zxid::new(1, 2), Box::new(|| b"state@2".to_vec()));
+        w.snapshot(Zxid::new(1, 2), b"state@2".to_vec());
         w.submit(StorageOp::AcceptedEpoch(2), None);
         w.submit(
             StorageOp::Append(vec![txn(2, 1)]),
@@ -400,7 +405,7 @@ mod tests {
         for c in 1..=6u32 {
             w.submit(StorageOp::Append(vec![txn(1, c)]), None);
             w.flush();
-            w.snapshot(Zxid::new(1, c), Box::new(move || vec![c as u8]));
+            w.snapshot(Zxid::new(1, c), vec![c as u8]);
             w.flush();
         }
         w.submit(StorageOp::Append(vec![txn(1, 7)]), None);

@@ -374,7 +374,7 @@ impl QuorumPeerActor {
                         let tree = self.tree.clone();
                         self.storage.do_send(TakeSnapshot {
                             last_zxid: tree.last_applied(),
-                            job: Box::new(move || tree.serialize()),
+                            job: Box::new(move || Box::new(tree.image())),
                         });
                     }
                 }
