@@ -15,7 +15,7 @@ use ensemble_actors::data_tree::{DataTree, SessionPassword, TreeTxn};
 use ensemble_actors::spark_master::ensemble_link::{decode_record, Records};
 use ensemble_actors::spark_master::takeover::SessionRecord;
 use ensemble_actors::storage::files::{self, LogHeader, RecordRead, LOG_HEADER_LEN};
-use ensemble_actors::zab::{Input, Output, PeerStatus};
+use ensemble_actors::zab::{ComposedPeer, Input, Output, PeerStatus};
 use ensemble_messages::codec::{self, PeerCodec};
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, ReplyHeader, RequestHeader};
 use ensemble_messages::zk::{ConnectionId, OpCode};
@@ -103,16 +103,16 @@ pub fn session_replies(data: &[u8]) -> Vec<(i32, i32)> {
     headers.split_off(1.min(headers.len()))
 }
 
-/// A quorum peer core (server 1 of 3) driven by a script of events: messages from servers 2
+/// A quorum peer core with its election core (server 1 of 3) driven by a script of events: messages from servers 2
 /// and 3 (whatever they say), ticks, disk acknowledgements, links going up and down, and
-/// client writes. The core must never panic, whatever authenticated peers send.
+/// client writes. The cores must never panic, whatever authenticated peers send.
 pub fn zab_peer(data: &[u8]) {
     let _ = zab_peer_status(data);
 }
 
 /// What [`zab_peer`] does, returning the core's status at the end of the script.
 pub fn zab_peer_status(data: &[u8]) -> PeerStatus {
-    let mut peer = seeds::quorum_peer();
+    let mut peer = ComposedPeer::of(seeds::quorum_peer());
     let mut now = 0;
     let mut durable = std::collections::VecDeque::new();
     let keep = |outputs: Vec<Output>, durable: &mut std::collections::VecDeque<_>| {

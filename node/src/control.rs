@@ -4,8 +4,8 @@
 //! - `create PATH DATA` -> `ok PATH ZXID RESULT` or `err PATH MESSAGE`
 //! - `get PATH` -> `data PATH DATA` (`data PATH -` when missing)
 //! - `status` -> `status STATE SERVING LEADER APPLIED RESTARTS`
-//! - `fail ACTOR` -> fault injection, answered `injected`: ACTOR is `election` or `zab` (both
-//!   the quorum peer actor until they are split), `sessions` (the session tracker),
+//! - `fail ACTOR` -> fault injection, answered `injected`: ACTOR is `election` (the election
+//!   actor), `zab` (the quorum peer actor), `sessions` (the session tracker),
 //!   `client-port`, `peer-listener`, `storage` or `link SID`
 
 use crate::{Node, NodeActor};
@@ -89,7 +89,8 @@ pub async fn answer(node: &Node, line: &str) -> String {
 /// The actor a `fail` command names.
 fn target(words: &[&str]) -> Result<NodeActor, String> {
     Ok(match words {
-        ["election" | "zab"] => NodeActor::QuorumPeer,
+        ["election"] => NodeActor::Election,
+        ["zab"] => NodeActor::QuorumPeer,
         ["sessions"] => NodeActor::Sessions,
         ["client-port"] => NodeActor::ClientPort,
         ["peer-listener"] => NodeActor::PeerListener,
@@ -116,7 +117,7 @@ mod tests {
     #[test]
     fn fail_names_each_supervised_actor() {
         for (words, actor) in [
-            (&["election"][..], NodeActor::QuorumPeer),
+            (&["election"][..], NodeActor::Election),
             (&["zab"], NodeActor::QuorumPeer),
             (&["sessions"], NodeActor::Sessions),
             (&["client-port"], NodeActor::ClientPort),

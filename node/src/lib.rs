@@ -5,10 +5,10 @@
 //! status, inject failures and stop it. Several nodes may run in one process; nothing is a
 //! global singleton. [`spark`] embeds Spark-style masters and workers the same way.
 //!
-//! Supervised actors, and which arbiter runs them: the quorum peer, the session tracker, the
-//! peer links, the peer listener and the client ports on the node's arbiter; the storage writer on an arbiter of its
-//! own and its snapshot writer on a `SyncArbiter` thread. Their restart policies are stated on
-//! each actor and in the README.
+//! Supervised actors, and which arbiter runs them: the quorum peer, the election, the session
+//! tracker, the peer links, the peer listener and the client ports on the node's arbiter; the
+//! storage writer on an arbiter of its own and its snapshot writer on a `SyncArbiter` thread.
+//! Their restart policies are stated on each actor and in the README.
 
 pub mod cli;
 pub mod control;
@@ -20,11 +20,13 @@ use actix::prelude::*;
 use ensemble_actors::apache::recover_or_import;
 use ensemble_actors::client_port::{ClientPort, SecurePort, ServiceSettings};
 use ensemble_actors::data_tree::{OpResult, TreeTxn};
-use ensemble_actors::election::ElectionTiming;
+use ensemble_actors::election::{
+    ElectionActor, ElectionSettings, ElectionTiming, FailElection, QuorumPeerHandle,
+};
 use ensemble_actors::metrics::http::Observed;
 use ensemble_actors::metrics::ServerMetrics;
 use ensemble_actors::peer::{
-    Fail, PeerEntry, PeerIdentity, PeerListener, PeerRoster, PeerSecret, PeerTls,
+    Fail, PeerEntry, PeerIdentity, PeerListener, PeerRoster, PeerSecret, PeerSinks, PeerTls,
 };
 use ensemble_actors::sessions::{FailSessions, QuorumHandle, SessionsActor};
 use ensemble_actors::storage::Recovered;
@@ -107,8 +109,10 @@ fn peer_secret(config: &NodeConfig) -> Result<Option<Arc<PeerSecret>>, NodeError
 /// A node's supervised actors, as fault injection names them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NodeActor {
-    /// The quorum peer actor: the election and Zab live in it.
+    /// The quorum peer actor: Zab lives in it.
     QuorumPeer,
+    /// The election actor.
+    Election,
     /// The session tracker.
     Sessions,
     /// The storage writer.
@@ -143,6 +147,7 @@ fn peer_tls(config: &NodeConfig) -> Result<Option<Arc<PeerTls>>, NodeError> {
 /// A running node.
 pub struct Node {
     quorum: Addr<QuorumPeerActor>,
+    election: Addr<ElectionActor>,
     sessions: Addr<SessionsActor>,
     roster: PeerRoster,
     peer_listener: Option<Addr<PeerListener>>,
@@ -357,15 +362,46 @@ fn service_settings(config: &NodeConfig) -> ServiceSettings {
     }
 }
 
-/// The quorum actor, the session tracker, the peer links and the peer listener, running.
+/// The quorum actor, the election actor, the session tracker, the peer links and the peer
+/// listener, running.
 struct Quorum {
     quorum: Addr<QuorumPeerActor>,
+    election: Addr<ElectionActor>,
     sessions: Addr<SessionsActor>,
     roster: PeerRoster,
     peer_listener: Option<Addr<PeerListener>>,
 }
 
-/// Starts the quorum actor, the session tracker, the peer links and the peer listener on
+/// Starts the election actor and the peer links, whose events go to it and to `quorum`, on
+/// the current arbiter, under supervisors.
+fn start_election(
+    settings: ElectionSettings,
+    identity: PeerIdentity,
+    peers: Vec<PeerEntry>,
+    quorum: Addr<QuorumPeerActor>,
+) -> (Addr<ElectionActor>, PeerRoster) {
+    let made = std::rc::Rc::new(std::cell::Cell::new(None));
+    let roster_out = made.clone();
+    let election = Supervisor::start(move |ctx: &mut Context<ElectionActor>| {
+        let sinks = PeerSinks::new(quorum.clone().recipient(), ctx.address().recipient());
+        let roster = PeerRoster::new(identity, sinks);
+        roster.follow(&peers);
+        roster_out.set(Some(roster.clone()));
+        ElectionActor::new(settings, roster, QuorumPeerHandle::of(quorum))
+    });
+    let roster = made
+        .take()
+        .expect("Supervisor::start builds its actor before it returns");
+    (election, roster)
+}
+
+/// How often the quorum peer and election actors tick their cores.
+fn tick_every(tick_ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis((tick_ms / 4).clamp(5, 50))
+}
+
+/// Starts the quorum actor, the election actor, the session tracker, the peer links and the
+/// peer listener on
 /// `arbiter`, under supervisors; resolves with their addresses once they run.
 async fn start_quorum(
     config: &NodeConfig,
@@ -387,14 +423,18 @@ async fn start_quorum(
             host: s.host.clone(),
         })
         .collect();
+    let settings = ElectionSettings {
+        sid: config.id,
+        timing: peer_timing(config).election,
+        tick_every: tick_every(config.tick_ms),
+    };
     let tick_ms = config.tick_ms;
     let (ready_tx, ready_rx) = oneshot::channel();
     let quorum = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
         let addr = ctx.address();
         // Before the actor persists anything: the writer's mailbox keeps the order.
         storage.do_send(ReportTo(addr.clone().recipient()));
-        let roster = PeerRoster::new(identity, addr.clone().recipient());
-        roster.follow(&peers);
+        let (election, roster) = start_election(settings, identity, peers, addr.clone());
         let listener = peer_listener.map(|l| {
             let roster = roster.clone();
             Supervisor::start(move |_| PeerListener::new(roster, l))
@@ -407,13 +447,19 @@ async fn start_quorum(
             let roster = roster.clone();
             Supervisor::start(move |_| SessionsActor::new(tick_ms, quorum, roster))
         };
-        let _ = ready_tx.send((roster.clone(), listener, sessions.clone()));
-        actor.with_roster(roster).with_sessions(sessions)
+        let ready = (roster.clone(), listener, election.clone(), sessions.clone());
+        let _ = ready_tx.send(ready);
+        actor
+            .with_roster(roster)
+            .with_election(election.recipient())
+            .with_sessions(sessions)
     });
     // The arbiter builds the links; wait for it before handing out the node.
-    let (roster, peer_listener, sessions) = ready_rx.await.map_err(|_| NodeError::Stopped)?;
+    let (roster, peer_listener, election, sessions) =
+        ready_rx.await.map_err(|_| NodeError::Stopped)?;
     Ok(Quorum {
         quorum,
+        election,
         sessions,
         roster,
         peer_listener,
@@ -500,6 +546,7 @@ impl Node {
         let arbiter = Arbiter::new();
         let Quorum {
             quorum,
+            election,
             sessions,
             roster,
             peer_listener,
@@ -519,6 +566,7 @@ impl Node {
         );
         Ok(Node {
             quorum,
+            election,
             sessions,
             roster,
             peer_listener,
@@ -573,6 +621,7 @@ impl Node {
     pub fn inject_failure(&self, actor: NodeActor) -> Result<(), String> {
         match actor {
             NodeActor::QuorumPeer => self.quorum.do_send(FailQuorumPeer),
+            NodeActor::Election => self.election.do_send(FailElection),
             NodeActor::Sessions => self.sessions.do_send(FailSessions),
             NodeActor::Storage => self.storage.addr.do_send(FailStorage),
             NodeActor::ClientPort => self.client_ports.iter().for_each(|p| p.do_send(Fail)),

@@ -14,10 +14,9 @@ use std::time::Duration;
 
 const ELECTION: Duration = Duration::from_secs(30);
 const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
-/// Every actor `fail` names, with what its restart logs; election and zab are one actor until
-/// they are split.
+/// Every actor `fail` names, with what its restart logs.
 const ACTORS: [(&str, &str); 6] = [
-    ("election", "quorum peer restarting from disk"),
+    ("election", "election restarting"),
     ("zab", "quorum peer restarting from disk"),
     ("sessions", "session tracker restarting"),
     ("client-port", "client port restarting"),
@@ -182,6 +181,9 @@ fn every_supervised_actor_fails_on_a_follower_and_the_leader_and_nothing_is_lost
             let what = format!("fail {} on server {id} (leader {lead})", actor.0);
             wait_recovered(&c, &load, &what, 10);
             assert!(c.is_running(id), "{what}: the process lives on");
+            if actor.0 == "election" {
+                assert_eq!(c.leader(), Some(lead), "{what}: the server kept its place");
+            }
         }
     }
     let (acked, ids, expired) = load.finish();

@@ -11,6 +11,7 @@
 //! then observes that leader. Voters answer an observer's notifications with their own vote
 //! and count nothing from it.
 
+use super::requests::{Decision, ElectionRequest, ElectionView, Look, Members};
 use crate::quorum::is_quorum;
 use ensemble_messages::{Notification, ServerState, Sid, Vote, Zxid};
 use std::collections::{BTreeMap, BTreeSet};
@@ -59,6 +60,8 @@ pub struct Election {
     timeout_ms: u64,
     resend_at: u64,
     finalize_at: Option<u64>,
+    /// The ticket of the [`Look`] the current round answers.
+    ticket: u64,
 }
 
 impl Election {
@@ -85,7 +88,75 @@ impl Election {
             lost: BTreeSet::new(),
             resend_at: 0,
             finalize_at: None,
+            ticket: 0,
         }
+    }
+
+    /// Carries out one request of the Zab core.
+    pub fn request(&mut self, request: ElectionRequest, now: u64) -> Vec<ElectionOutput> {
+        match request {
+            ElectionRequest::Look(look) => self.look(look, now),
+            ElectionRequest::Members(m) => {
+                self.count_with(m);
+                Vec::new()
+            }
+            ElectionRequest::Established(epoch) => {
+                self.established(epoch);
+                Vec::new()
+            }
+        }
+    }
+
+    /// Resumes from the Zab core's view after this election lost its state: a looking server
+    /// starts a new round; a decided one takes the vote it serves by and answers with it.
+    /// Outputs no decision for a decided view: the Zab core already holds it.
+    pub fn resume(&mut self, view: ElectionView, now: u64) -> Vec<ElectionOutput> {
+        match view {
+            ElectionView::Looking(look) => self.look(look, now),
+            ElectionView::Decided {
+                ticket,
+                vote,
+                members,
+            } => {
+                self.ticket = ticket;
+                self.count_with(members);
+                self.vote = vote;
+                self.state = self.role_of(vote);
+                self.finalize_at = None;
+                self.received.clear();
+                self.out_of_election.clear();
+                Vec::new()
+            }
+        }
+    }
+
+    /// The decision to hand the Zab core once `vote` is decided.
+    pub fn decision(&self, vote: Vote) -> Decision {
+        Decision {
+            ticket: self.ticket,
+            vote,
+            round: self.logical_clock,
+        }
+    }
+
+    /// The config version this election counts with.
+    pub fn config_version(&self) -> u64 {
+        self.config_version
+    }
+
+    /// Starts a round for `look`, unless it is one this election already answered or works
+    /// on (tickets only grow; a restarted election may find an old request in its mailbox).
+    fn look(&mut self, look: Look, now: u64) -> Vec<ElectionOutput> {
+        if look.ticket <= self.ticket {
+            return Vec::new();
+        }
+        self.ticket = look.ticket;
+        self.count_with(look.members);
+        self.start_round(look.last_zxid, look.epoch, now)
+    }
+
+    fn count_with(&mut self, m: Members) {
+        self.set_members(m.version, m.voters, m.observers);
     }
 
     /// The same election, knowing these servers as observers (this one may be among them).
@@ -348,15 +419,20 @@ impl Election {
         }
     }
 
-    fn decide(&mut self, vote: Vote) -> ElectionOutput {
-        self.vote = vote;
-        self.state = if vote.leader == self.me {
+    /// This server's role once `vote` is decided.
+    fn role_of(&self, vote: Vote) -> ServerState {
+        if vote.leader == self.me {
             ServerState::Leading
         } else if self.is_voter() {
             ServerState::Following
         } else {
             ServerState::Observing
-        };
+        }
+    }
+
+    fn decide(&mut self, vote: Vote) -> ElectionOutput {
+        self.vote = vote;
+        self.state = self.role_of(vote);
         self.finalize_at = None;
         self.received.clear();
         self.out_of_election.clear();
@@ -611,5 +687,72 @@ mod tests {
                 ..
             }]
         ));
+    }
+
+    fn look(ticket: u64) -> Look {
+        Look {
+            ticket,
+            epoch: 1,
+            last_zxid: Zxid::new(1, 5),
+            members: Members {
+                version: 0,
+                voters: vec![1, 2, 3],
+                observers: vec![],
+            },
+        }
+    }
+
+    #[test]
+    fn a_look_starts_a_round_once_and_its_decision_carries_the_ticket() {
+        let mut e = Election::new(1, Vec::new(), timing());
+        let out = e.request(ElectionRequest::Look(look(4)), 0);
+        assert_eq!(out.len(), 2, "the look's members are notified");
+        assert_eq!(e.logical_clock(), 1);
+        assert!(
+            e.request(ElectionRequest::Look(look(4)), 1).is_empty(),
+            "the same look again (found in a restarted election's mailbox) is no new round"
+        );
+        assert_eq!(e.logical_clock(), 1);
+        e.on_notification(3, looking(vote(3, 1, 5), 1), 2);
+        let decided = e.tick(300);
+        assert!(matches!(decided[..], [ElectionOutput::Decided { vote: v, .. }] if v.leader == 3));
+        assert_eq!(
+            e.decision(vote(3, 1, 5)),
+            Decision {
+                ticket: 4,
+                vote: vote(3, 1, 5),
+                round: 1
+            }
+        );
+        e.request(ElectionRequest::Established(2), 301);
+        assert_eq!(e.vote().peer_epoch, 2);
+    }
+
+    #[test]
+    fn a_resumed_election_answers_with_the_served_leader_without_deciding_again() {
+        let mut e = Election::new(1, Vec::new(), timing());
+        let view = ElectionView::Decided {
+            ticket: 4,
+            vote: vote(3, 2, 5),
+            members: look(4).members,
+        };
+        assert!(
+            e.resume(view, 0).is_empty(),
+            "the Zab core holds the decision"
+        );
+        assert_eq!(e.state(), ServerState::Following);
+        let out = e.on_notification(2, looking(vote(2, 1, 0), 7), 1);
+        assert!(matches!(
+            out[..],
+            [ElectionOutput::Send { to: 2, notification }]
+                if notification.state == ServerState::Following && notification.vote.leader == 3
+        ));
+        assert!(
+            e.request(ElectionRequest::Look(look(4)), 2).is_empty(),
+            "a look it decided already is not looked again"
+        );
+        let mut e = Election::new(1, Vec::new(), timing());
+        let out = e.resume(ElectionView::Looking(look(5)), 0);
+        assert_eq!((out.len(), e.state()), (2, ServerState::Looking));
     }
 }

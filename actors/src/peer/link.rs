@@ -1,6 +1,7 @@
 //! The link to one remote server.
 
 use super::handshake::{self, HandshakeError, PeerIdentity, HANDSHAKE_TIMEOUT};
+use super::sinks::PeerSinks;
 use super::PeerStream;
 use actix::prelude::*;
 use ensemble_messages::codec::{CodecError, PeerCodec};
@@ -19,7 +20,7 @@ const MAX_BACKOFF: Duration = Duration::from_millis(1000);
 /// Messages queued for the socket before the link is declared stuck and reset.
 const SEND_QUEUE: usize = 65_536;
 
-/// What a link tells the quorum peer.
+/// What a link tells the quorum peer and election actors (see [`PeerSinks`]).
 #[derive(Message, Clone, Debug)]
 #[rtype(result = "()")]
 pub enum PeerEvent {
@@ -72,7 +73,7 @@ pub struct PeerLink {
     identity: PeerIdentity,
     peer: Sid,
     addr: String,
-    sink: Recipient<PeerEvent>,
+    sink: PeerSinks,
     /// Generation of the current connection (and of dial attempts).
     conn: u64,
     writer: Option<mpsc::Sender<Outgoing>>,
@@ -85,12 +86,7 @@ pub struct PeerLink {
 
 impl PeerLink {
     /// A link from `identity` to `peer` at `addr`; events go to `sink`.
-    pub fn new(
-        identity: PeerIdentity,
-        peer: Sid,
-        addr: String,
-        sink: Recipient<PeerEvent>,
-    ) -> Self {
+    pub fn new(identity: PeerIdentity, peer: Sid, addr: String, sink: PeerSinks) -> Self {
         PeerLink {
             identity,
             peer,

@@ -16,6 +16,7 @@ mod link;
 mod listener;
 mod roster;
 mod secret;
+mod sinks;
 mod tls;
 
 pub use handshake::{HandshakeError, PeerIdentity};
@@ -23,6 +24,7 @@ pub use link::{Announce, Fail, PeerEvent, PeerLink, SendPeer, SendPeerLater};
 pub use listener::PeerListener;
 pub use roster::{PeerEntry, PeerRoster};
 pub use secret::{PeerSecret, MIN_SECRET_LEN};
+pub use sinks::PeerSinks;
 pub use tls::PeerTls;
 
 use tokio::io::{AsyncRead, AsyncWrite};

@@ -3,7 +3,8 @@
 //! it removes; the peer listener admits only dialers the roster names.
 
 use super::handshake::PeerIdentity;
-use super::link::{PeerEvent, PeerLink, Retire};
+use super::link::{PeerLink, Retire};
+use super::sinks::PeerSinks;
 use actix::prelude::*;
 use ensemble_messages::Sid;
 use std::collections::BTreeMap;
@@ -31,13 +32,13 @@ struct Member {
 #[derive(Clone)]
 pub struct PeerRoster {
     identity: PeerIdentity,
-    sink: Recipient<PeerEvent>,
+    sink: PeerSinks,
     members: Arc<RwLock<BTreeMap<Sid, Member>>>,
 }
 
 impl PeerRoster {
     /// An empty roster of `identity`'s links; their events go to `sink`.
-    pub fn new(identity: PeerIdentity, sink: Recipient<PeerEvent>) -> Self {
+    pub fn new(identity: PeerIdentity, sink: PeerSinks) -> Self {
         PeerRoster {
             identity,
             sink,
@@ -111,6 +112,7 @@ impl PeerRoster {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::peer::PeerEvent;
 
     /// Swallows the links' events.
     struct Sink;
@@ -145,7 +147,9 @@ mod tests {
                 secret: None,
                 tls: None,
             };
-            let roster = PeerRoster::new(identity, Sink.start().recipient());
+            let sink = Sink.start();
+            let sinks = PeerSinks::new(sink.clone().recipient(), sink.recipient());
+            let roster = PeerRoster::new(identity, sinks);
             roster.follow(&[entry(1, 1), entry(2, 2), entry(3, 3)]);
             assert_eq!(sids(&roster), [1, 3]);
             let three = roster.link(3).unwrap();

@@ -1,7 +1,7 @@
 //! The session tracker actor against a stand-in quorum peer actor.
 
 use super::*;
-use crate::peer::{PeerEvent, PeerIdentity};
+use crate::peer::{PeerEvent, PeerIdentity, PeerSinks};
 use std::sync::{Arc, Mutex};
 
 const S1: SessionId = SessionId(1);
@@ -58,7 +58,8 @@ fn start() -> (Addr<SessionsActor>, Arc<Mutex<Asked>>) {
         secret: None,
         tls: None,
     };
-    let roster = PeerRoster::new(identity, quorum.clone().recipient());
+    let sinks = PeerSinks::new(quorum.clone().recipient(), quorum.clone().recipient());
+    let roster = PeerRoster::new(identity, sinks);
     let handle = QuorumHandle {
         propose: quorum.clone().recipient(),
         resync: quorum.recipient(),

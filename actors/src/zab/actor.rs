@@ -10,6 +10,7 @@ use crate::client_port::{
 };
 use crate::data_tree::TreeOp;
 use crate::data_tree::{DataTree, OpResult, SessionPassword, TreeTxn};
+use crate::election::{ConfigHeard, Elected, ElectionRequest, GetElectionView, Request};
 use crate::metrics::ServerMetrics;
 use crate::peer::{Announce, PeerEntry, PeerEvent, PeerRoster, SendPeer, SendPeerLater};
 use crate::sessions::{
@@ -142,6 +143,8 @@ pub struct QuorumPeerActor {
     settings: QuorumSettings,
     /// The links to the other servers; `None` until [`QuorumPeerActor::with_roster`].
     roster: Option<PeerRoster>,
+    /// The election actor; `None` until [`QuorumPeerActor::with_election`].
+    election: Option<Recipient<Request>>,
     storage: Addr<StorageActor>,
     core: QuorumPeer,
     tree: DataTree,
@@ -235,6 +238,7 @@ impl QuorumPeerActor {
             snapshots: SnapshotCadence::new(settings.snap_count, rand::random()),
             settings,
             roster: None,
+            election: None,
             storage,
             core,
             tree,
@@ -250,6 +254,12 @@ impl QuorumPeerActor {
     /// then on they follow the membership the core counts with.
     pub fn with_roster(mut self, roster: PeerRoster) -> Self {
         self.roster = Some(roster);
+        self
+    }
+
+    /// Sets the election actor the core's election requests go to.
+    pub fn with_election(mut self, election: Recipient<Request>) -> Self {
+        self.election = Some(election);
         self
     }
 
@@ -335,6 +345,7 @@ impl QuorumPeerActor {
         for out in outs {
             match out {
                 Output::Send { to, msg } => self.send(to, msg),
+                Output::Election(request) => self.tell_election(request),
                 Output::Persist { op, token } => self.storage.do_send(Persist { op, token }),
                 Output::Apply(txns) => {
                     let config_before = self.tree.config().1;
@@ -525,6 +536,12 @@ impl QuorumPeerActor {
         });
     }
 
+    fn tell_election(&self, request: ElectionRequest) {
+        if let Some(election) = &self.election {
+            election.do_send(Request(request));
+        }
+    }
+
     fn send(&self, to: Sid, msg: PeerMessage) {
         if let Some(link) = self.roster.as_ref().and_then(|r| r.link(to)) {
             link.do_send(SendPeer(msg));
@@ -702,7 +719,8 @@ impl QuorumPeerActor {
                 .into_actor(self)
                 .map(|rebuilt, act, ctx| match rebuilt {
                     Ok((core, tree)) => {
-                        act.core = core;
+                        // The election may still answer the old core's looks.
+                        act.core = core.counting_looks_from(act.core.looks());
                         act.tree = tree;
                         act.publish();
                         act.begin(ctx);
@@ -753,8 +771,9 @@ impl Actor for QuorumPeerActor {
 /// Restart policy: keeps its settings, links, client connections and sessions' bookkeeping;
 /// fails its pending local writes (`LeaderChanged`); reloads the Zab core and the tree from
 /// disk (off the actor thread, once the storage writer has flushed), tells the session tracker
-/// the reloaded sessions, then looks for a leader again. Nothing acknowledged is lost: only
-/// durable txns were ever acknowledged.
+/// the reloaded sessions, then asks the election actor for a leader again (a decision for the
+/// old core's looks is ignored). Nothing acknowledged is lost: only durable txns were ever
+/// acknowledged.
 impl Supervised for QuorumPeerActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.restarts += 1;
@@ -781,6 +800,35 @@ impl Handler<PeerEvent> for QuorumPeerActor {
             PeerEvent::Message(from, msg) => Input::Message { from, msg },
         };
         self.step(input, ctx);
+    }
+}
+
+impl Handler<Elected> for QuorumPeerActor {
+    type Result = ();
+
+    fn handle(&mut self, Elected(decision): Elected, ctx: &mut Context<Self>) {
+        self.step(Input::Elected(decision), ctx);
+    }
+}
+
+impl Handler<ConfigHeard> for QuorumPeerActor {
+    type Result = MessageResult<ConfigHeard>;
+
+    fn handle(
+        &mut self,
+        ConfigHeard(version): ConfigHeard,
+        ctx: &mut Context<Self>,
+    ) -> Self::Result {
+        self.step(Input::ConfigHeard(version), ctx);
+        MessageResult(self.core.members())
+    }
+}
+
+impl Handler<GetElectionView> for QuorumPeerActor {
+    type Result = MessageResult<GetElectionView>;
+
+    fn handle(&mut self, _: GetElectionView, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.core.election_view())
     }
 }
 

@@ -110,7 +110,7 @@ impl QuorumPeer {
             ) if epoch == expected => self.follower_sync(epoch, truncate_to, snapshot, txns),
             (ZabMessage::UpToDate { committed }, Phase::AwaitUpToDate(e)) => {
                 self.follower().phase = Phase::Broadcast(e);
-                self.election.established(e);
+                self.established(e);
                 tracing::info!(
                     me = self.me,
                     leader = from,

@@ -441,7 +441,7 @@ impl QuorumPeer {
         let last = self.log.last();
         self.log.commit(last);
         self.apply_up_to(last);
-        self.election.established(self.current_epoch);
+        self.established(self.current_epoch);
         tracing::info!(me = self.me, epoch = self.current_epoch, %last, "leader established");
         for to in synced {
             self.leader_up_to_date(to);

@@ -8,6 +8,8 @@
 //! so the tree's `/zookeeper/config` and the core's voters never disagree.
 
 use super::peer::{QuorumPeer, Role};
+use super::Output;
+use crate::election::ElectionRequest;
 use crate::quorum::is_quorum;
 use ensemble_config::dynamic::{parse_specs, Membership};
 use ensemble_config::{ServerEntry, Sid};
@@ -247,10 +249,9 @@ impl QuorumPeer {
         let was_voter = self.voters.contains(&self.me);
         let leader_gone = matches!(&self.role, Role::Following(f) if !voters.contains(&f.leader));
         self.config_version = version;
-        self.election
-            .set_members(version, voters.clone(), observers.clone());
         self.voters = voters;
         self.observers = observers;
+        self.emit(Output::Election(ElectionRequest::Members(self.members())));
         let is_voter = self.voters.contains(&self.me);
         let removed = !is_voter && !self.observers.contains(&self.me);
         // A server removed, or made an observer or a voter, joins again as what it now is (a

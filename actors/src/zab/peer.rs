@@ -1,4 +1,6 @@
-//! The quorum peer: election, then the leader or follower role, then election again.
+//! The quorum peer: looking for a leader, then the leader or follower role, then looking again.
+//! The election itself is another core's ([`Election`](crate::election::Election)): this one
+//! asks it for a leader ([`Output::Election`]) and takes its decision ([`Input::Elected`]).
 //!
 //! An observer (a server outside the voter set) takes the follower role without voting: it
 //! never acks and is never counted, and its leader sends it committed txns only.
@@ -10,8 +12,8 @@ use super::membership::MembershipOf;
 use super::types::{
     Durable, Input, Output, PeerStatus, PeerTiming, PersistToken, StorageOp, SubmitError,
 };
-use crate::election::{Election, ElectionOutput};
-use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, ZabMessage, Zxid};
+use crate::election::{Decision, ElectionRequest, ElectionView, Look, Members};
+use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Vote, ZabMessage, Zxid};
 use std::collections::BTreeSet;
 
 pub(super) enum Role {
@@ -27,7 +29,13 @@ pub struct QuorumPeer {
     /// Members that learn every commit without voting; never counted in a quorum.
     pub(super) observers: Vec<Sid>,
     pub(super) timing: PeerTiming,
-    pub(super) election: Election,
+    /// Looks for a leader asked of the election so far; the last one is the ticket a decision
+    /// must carry.
+    looks: u64,
+    /// The vote decided for the current role (its peer epoch the established one).
+    vote: Vote,
+    /// The election round of the last decision.
+    election_round: u64,
     pub(super) accepted_epoch: u32,
     pub(super) current_epoch: u32,
     pub(super) log: TxnLog,
@@ -59,7 +67,13 @@ impl QuorumPeer {
         voters.sort_unstable();
         let log = TxnLog::recovered(durable.snapshot_zxid, durable.log);
         QuorumPeer {
-            election: Election::new(me, voters.clone(), timing.election.clone()),
+            looks: 0,
+            vote: Vote {
+                leader: me,
+                zxid: Zxid::ZERO,
+                peer_epoch: 0,
+            },
+            election_round: 0,
             me,
             voters,
             observers: Vec::new(),
@@ -83,8 +97,6 @@ impl QuorumPeer {
     /// The same server, at config `version`, telling reconfig txns apart with `of`.
     pub fn with_membership(mut self, version: u64, of: MembershipOf) -> Self {
         self.config_version = version;
-        let (voters, observers) = (self.voters.clone(), self.observers.clone());
-        self.election.set_members(version, voters, observers);
         self.membership_of = of;
         self
     }
@@ -93,7 +105,6 @@ impl QuorumPeer {
     /// it is an observer when it is not among the voters).
     pub fn with_observers(mut self, mut observers: Vec<Sid>) -> Self {
         observers.sort_unstable();
-        self.election = self.election.clone().with_observers(observers.clone());
         self.observers = observers;
         self
     }
@@ -114,7 +125,19 @@ impl QuorumPeer {
         self
     }
 
-    /// Starts the first election round.
+    /// The same server, numbering its looks for a leader after `looks` (those of the core it
+    /// replaces, whose election may still answer them).
+    pub fn counting_looks_from(mut self, looks: u64) -> Self {
+        self.looks = looks;
+        self
+    }
+
+    /// How many looks for a leader this server asked of the election.
+    pub fn looks(&self) -> u64 {
+        self.looks
+    }
+
+    /// Starts looking for a leader.
     pub fn start(&mut self, now: u64) -> Vec<Output> {
         self.now = now;
         self.look();
@@ -131,6 +154,8 @@ impl QuorumPeer {
             Input::Submit { request_id, body } => self.on_submit(request_id, body),
             Input::PeerConnected(sid) => self.on_peer_connected(sid),
             Input::PeerDisconnected(sid) => self.on_peer_disconnected(sid),
+            Input::Elected(decision) => self.on_elected(decision),
+            Input::ConfigHeard(version) => self.adopt_newer_config(version),
         }
         self.step_down_if_removed();
         std::mem::take(&mut self.out)
@@ -165,8 +190,45 @@ impl QuorumPeer {
             synced_observers: synced.1,
             learners: synced.2,
             voters: self.voters.len(),
-            election_epoch: self.election.logical_clock(),
+            election_epoch: self.election_round,
         }
+    }
+
+    /// The membership this server counts with.
+    pub fn members(&self) -> Members {
+        Members {
+            version: self.config_version,
+            voters: self.voters.clone(),
+            observers: self.observers.clone(),
+        }
+    }
+
+    /// Where this server stands, for an election that lost its state to resume from.
+    pub fn election_view(&self) -> ElectionView {
+        match self.role {
+            Role::Looking => ElectionView::Looking(self.look_request()),
+            _ => ElectionView::Decided {
+                ticket: self.looks,
+                vote: self.vote,
+                members: self.members(),
+            },
+        }
+    }
+
+    /// The current look for a leader, with this server's vote material.
+    fn look_request(&self) -> Look {
+        Look {
+            ticket: self.looks,
+            epoch: self.current_epoch,
+            last_zxid: self.log.last(),
+            members: self.members(),
+        }
+    }
+
+    /// The decided leader established `epoch`: the election's answers carry it from now on.
+    pub(super) fn established(&mut self, epoch: u32) {
+        self.vote.peer_epoch = epoch;
+        self.emit(Output::Election(ElectionRequest::Established(epoch)));
     }
 
     pub(super) fn emit(&mut self, output: Output) {
@@ -224,7 +286,7 @@ impl QuorumPeer {
         }
     }
 
-    /// Ends the current role and starts a new election round.
+    /// Ends the current role and asks the election for a leader.
     pub(super) fn look(&mut self) {
         self.role = Role::Looking;
         self.pending_reconfig = None;
@@ -234,43 +296,32 @@ impl QuorumPeer {
                 result: Err(SubmitError::LeaderChanged),
             });
         }
-        let outs = self
-            .election
-            .start_round(self.log.last(), self.current_epoch, self.now);
-        self.election_outputs(outs);
+        self.looks += 1;
+        let look = self.look_request();
+        self.emit(Output::Election(ElectionRequest::Look(look)));
     }
 
-    fn election_outputs(&mut self, outs: Vec<ElectionOutput>) {
-        for o in outs {
-            match o {
-                ElectionOutput::Send { to, notification } => self.out.push(Output::Send {
-                    to,
-                    msg: PeerMessage::Election(notification),
-                }),
-                ElectionOutput::Decided { vote, state } => {
-                    tracing::info!(
-                        me = self.me,
-                        leader = vote.leader,
-                        ?state,
-                        "election decided"
-                    );
-                    if state == ServerState::Leading {
-                        self.become_leader();
-                    } else {
-                        self.become_follower(vote.leader);
-                    }
-                }
-            }
+    /// The election decided: lead or follow, if this answers the look still waited for.
+    fn on_elected(&mut self, d: Decision) {
+        if !matches!(self.role, Role::Looking) || d.ticket != self.looks {
+            tracing::debug!(me = self.me, ticket = d.ticket, "stale election decision");
+            return;
+        }
+        tracing::info!(me = self.me, leader = d.vote.leader, "election decided");
+        self.vote = d.vote;
+        self.election_round = d.round;
+        if d.vote.leader == self.me {
+            self.become_leader();
+        } else {
+            self.become_follower(d.vote.leader);
         }
     }
 
     fn on_message(&mut self, from: Sid, msg: PeerMessage) {
         match msg {
-            PeerMessage::Election(n) => {
-                self.adopt_newer_config(n.config_version);
-                let outs = self.election.on_notification(from, n, self.now);
-                self.election_outputs(outs);
-            }
+            // The election's business: its driver feeds notifications to it, and a newer
+            // config one names to this core as Input::ConfigHeard.
+            PeerMessage::Election(_) => {}
             PeerMessage::Zab(z) => match self.role {
                 Role::Leading(_) => self.leader_on_message(from, z),
                 Role::Following(_) => self.follower_on_message(from, z),
@@ -283,10 +334,7 @@ impl QuorumPeer {
 
     fn on_tick(&mut self) {
         match self.role {
-            Role::Looking => {
-                let outs = self.election.tick(self.now);
-                self.election_outputs(outs);
-            }
+            Role::Looking => {}
             Role::Leading(_) => self.leader_on_tick(),
             Role::Following(_) => self.follower_on_tick(),
         }
@@ -313,16 +361,12 @@ impl QuorumPeer {
     }
 
     fn on_peer_connected(&mut self, sid: Sid) {
-        let outs = self.election.peer_connected(sid);
-        self.election_outputs(outs);
         if let Role::Following(_) = self.role {
             self.follower_on_connected(sid);
         }
     }
 
     fn on_peer_disconnected(&mut self, sid: Sid) {
-        let outs = self.election.peer_disconnected(sid);
-        self.election_outputs(outs);
         match self.role {
             Role::Leading(_) => self.leader_on_disconnected(sid),
             Role::Following(ref f) if f.leader == sid => {

@@ -46,9 +46,9 @@ fn sends(outs: &[Output]) -> Vec<(Sid, ZabMessage)> {
         .collect()
 }
 
-/// Server 1 of {1,2,3} made to follow 3 with the given durable state.
-fn follower_of_3(durable: Durable) -> QuorumPeer {
-    let mut p = QuorumPeer::new(1, vec![1, 2, 3], timing(), durable);
+/// ComposedPeer 1 of {1,2,3} made to follow 3 with the given durable state.
+fn follower_of_3(durable: Durable) -> ComposedPeer {
+    let mut p = ComposedPeer::of(QuorumPeer::new(1, vec![1, 2, 3], timing(), durable));
     p.start(0);
     let leading = Notification {
         state: ServerState::Leading,
@@ -156,7 +156,7 @@ fn follower_acks_newleader_only_after_txns_then_current_epoch_are_durable() {
     assert!(p.status().serving);
 }
 
-fn serving_follower() -> QuorumPeer {
+fn serving_follower() -> ComposedPeer {
     let mut p = follower_of_3(Durable {
         accepted_epoch: 2,
         current_epoch: 1,
@@ -230,8 +230,8 @@ fn follower_that_hears_nothing_for_sync_limit_goes_looking() {
     assert_eq!(p.status().state, ServerState::Looking);
 }
 
-/// Server 3 of {1,2,3} leading, its log holding `log`, with follower 2 joined and acked.
-fn leader_with(log: Vec<Txn>) -> (QuorumPeer, Vec<Output>) {
+/// ComposedPeer 3 of {1,2,3} leading, its log holding `log`, with follower 2 joined and acked.
+fn leader_with(log: Vec<Txn>) -> (ComposedPeer, Vec<Output>) {
     let last = log.last().map_or(Zxid::ZERO, |t| t.zxid);
     let durable = Durable {
         accepted_epoch: 1,
@@ -239,7 +239,9 @@ fn leader_with(log: Vec<Txn>) -> (QuorumPeer, Vec<Output>) {
         snapshot_zxid: Zxid::ZERO,
         log,
     };
-    let mut p = QuorumPeer::new(3, vec![1, 2, 3], timing(), durable).with_observers(vec![4, 5]);
+    let mut p = ComposedPeer::of(
+        QuorumPeer::new(3, vec![1, 2, 3], timing(), durable).with_observers(vec![4, 5]),
+    );
     p.start(0);
     let looking = Notification {
         state: ServerState::Looking,
@@ -320,7 +322,7 @@ fn leader_picks_diff_trunc_or_snap_from_the_follower_history() {
             }
         )]
     );
-    // Server 1 joins late with a txn the leader never had: TRUNC to (1,6).
+    // ComposedPeer 1 joins late with a txn the leader never had: TRUNC to (1,6).
     p.step(
         zab(
             1,
@@ -430,7 +432,7 @@ fn a_follower_ahead_of_the_leader_makes_it_abandon() {
         current_epoch: 1,
         ..Durable::default()
     };
-    let mut p = QuorumPeer::new(3, vec![1, 2, 3], timing(), durable);
+    let mut p = ComposedPeer::of(QuorumPeer::new(3, vec![1, 2, 3], timing(), durable));
     p.start(0);
     let looking = Notification {
         state: ServerState::Looking,
@@ -474,14 +476,14 @@ fn a_follower_ahead_of_the_leader_makes_it_abandon() {
 
 #[test]
 fn a_body_that_fails_the_check_is_refused_before_it_is_logged() {
-    let (p, _) = leader_with(vec![]);
-    let mut p = p.with_body_check(std::sync::Arc::new(|b: &[u8]| {
+    let (mut p, _) = leader_with(vec![]);
+    p.body_check = std::sync::Arc::new(|b: &[u8]| {
         if b == b"bad" {
             Err("poison".into())
         } else {
             Ok(())
         }
-    }));
+    });
     p.step(Input::Persisted(PersistToken::CurrentEpoch(2)), 4);
     p.step(zab(2, ZabMessage::AckNewLeader { epoch: 2 }), 5);
     let outs = p.step(
@@ -522,7 +524,7 @@ fn a_body_that_fails_the_check_is_refused_before_it_is_logged() {
         .any(|o| matches!(o, Output::Persist { op: StorageOp::Append(t), .. } if t[0].zxid == Zxid::new(2, 1))));
 }
 
-fn leader_established_with_2() -> QuorumPeer {
+fn leader_established_with_2() -> ComposedPeer {
     let (mut p, _) = leader_with(vec![]);
     p.step(Input::Persisted(PersistToken::CurrentEpoch(2)), 4);
     p.step(zab(2, ZabMessage::AckNewLeader { epoch: 2 }), 5);
@@ -530,7 +532,7 @@ fn leader_established_with_2() -> QuorumPeer {
     p
 }
 
-fn observer_joins(p: &mut QuorumPeer, sid: Sid, now: u64) -> Vec<Output> {
+fn observer_joins(p: &mut ComposedPeer, sid: Sid, now: u64) -> Vec<Output> {
     let info = ZabMessage::FollowerInfo {
         accepted_epoch: 0,
         last_zxid: Zxid::ZERO,
@@ -551,7 +553,9 @@ fn observers_never_count_in_election_discovery_or_sync() {
         current_epoch: 1,
         ..Durable::default()
     };
-    let mut p = QuorumPeer::new(3, vec![1, 2, 3], timing(), durable).with_observers(vec![4, 5]);
+    let mut p = ComposedPeer::of(
+        QuorumPeer::new(3, vec![1, 2, 3], timing(), durable).with_observers(vec![4, 5]),
+    );
     p.start(0);
     let observer = Notification {
         state: ServerState::Looking,
@@ -685,10 +689,11 @@ fn losing_observers_never_costs_the_quorum_and_observers_never_keep_it() {
     );
 }
 
-/// Server 4, an observer of voters {1,2,3}, synced to leader 3 and serving.
-fn serving_observer() -> QuorumPeer {
-    let mut p =
-        QuorumPeer::new(4, vec![1, 2, 3], timing(), Durable::default()).with_observers(vec![4]);
+/// ComposedPeer 4, an observer of voters {1,2,3}, synced to leader 3 and serving.
+fn serving_observer() -> ComposedPeer {
+    let mut p = ComposedPeer::of(
+        QuorumPeer::new(4, vec![1, 2, 3], timing(), Durable::default()).with_observers(vec![4]),
+    );
     let outs = p.start(0);
     let voted: Vec<Sid> = outs
         .iter()
@@ -805,17 +810,19 @@ fn observer_logs_and_applies_informed_txns_without_acking() {
 
 #[test]
 fn an_observer_takes_a_lower_epoch_than_it_accepted() {
-    let mut p = QuorumPeer::new(
-        4,
-        vec![1, 2, 3],
-        timing(),
-        Durable {
-            accepted_epoch: 5,
-            current_epoch: 1,
-            ..Durable::default()
-        },
-    )
-    .with_observers(vec![4]);
+    let mut p = ComposedPeer::of(
+        QuorumPeer::new(
+            4,
+            vec![1, 2, 3],
+            timing(),
+            Durable {
+                accepted_epoch: 5,
+                current_epoch: 1,
+                ..Durable::default()
+            },
+        )
+        .with_observers(vec![4]),
+    );
     p.start(0);
     let leading = Notification {
         state: ServerState::Leading,
@@ -870,7 +877,9 @@ fn a_server_adopts_a_newer_config_it_logged_when_a_notification_names_it() {
             observers: vec![2],
         })
     });
-    let mut p = QuorumPeer::new(1, vec![1, 2, 3], timing(), durable).with_membership(0, of);
+    let mut p = ComposedPeer::of(
+        QuorumPeer::new(1, vec![1, 2, 3], timing(), durable).with_membership(0, of),
+    );
     p.start(0);
     let looking = |config_version| Notification {
         state: ServerState::Looking,
@@ -956,5 +965,92 @@ fn commits_arriving_while_the_sync_is_written_are_kept_not_a_reason_to_look() {
         p.log.committed(),
         Zxid::new(2, 1),
         "the early commit was kept"
+    );
+}
+
+/// The looks a core asked of the election, in order.
+fn looks(outs: &[Output]) -> Vec<crate::election::Look> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Election(crate::election::ElectionRequest::Look(l)) => Some(l.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_core_asks_for_a_leader_and_takes_only_the_decision_for_its_last_look() {
+    use crate::election::{Decision, ElectionView, Members};
+    let durable = Durable {
+        accepted_epoch: 2,
+        current_epoch: 2,
+        snapshot_zxid: Zxid::ZERO,
+        log: vec![txn(2, 1)],
+    };
+    let mut p = QuorumPeer::new(1, vec![1, 2, 3], timing(), durable).counting_looks_from(6);
+    let members = Members {
+        version: 0,
+        voters: vec![1, 2, 3],
+        observers: vec![],
+    };
+    let look = crate::election::Look {
+        ticket: 7,
+        epoch: 2,
+        last_zxid: Zxid::new(2, 1),
+        members: members.clone(),
+    };
+    assert_eq!(looks(&p.start(0)), vec![look.clone()]);
+    assert_eq!(p.election_view(), ElectionView::Looking(look));
+    let vote = Vote {
+        leader: 3,
+        zxid: Zxid::new(2, 1),
+        peer_epoch: 2,
+    };
+    let stale = Decision {
+        ticket: 6,
+        vote,
+        round: 4,
+    };
+    assert!(p.step(Input::Elected(stale), 1).is_empty());
+    assert_eq!(
+        p.status().state,
+        ServerState::Looking,
+        "an old look's answer"
+    );
+    let outs = p.step(Input::Elected(Decision { ticket: 7, ..stale }), 2);
+    assert!(matches!(
+        &sends(&outs)[..],
+        [(3, ZabMessage::FollowerInfo { .. })]
+    ));
+    assert_eq!((p.status().leader, p.status().election_epoch), (Some(3), 4));
+    assert!(
+        p.step(Input::Elected(Decision { ticket: 7, ..stale }), 3)
+            .is_empty(),
+        "a decided server takes no second decision"
+    );
+    assert_eq!(
+        p.election_view(),
+        ElectionView::Decided {
+            ticket: 7,
+            vote,
+            members
+        }
+    );
+}
+
+#[test]
+fn an_established_epoch_and_a_membership_change_are_told_to_the_election() {
+    let mut p = serving_follower();
+    assert_eq!(p.election().vote().peer_epoch, 2, "UPTODATE told the epoch");
+    assert!(matches!(
+        p.election_view(),
+        crate::election::ElectionView::Decided { vote, .. } if vote.peer_epoch == 2
+    ));
+    p.set_membership(9, vec![1, 2, 3, 4], vec![]);
+    p.step(Input::Tick, 5);
+    assert_eq!(
+        p.election().config_version(),
+        9,
+        "the election counts with the new members"
     );
 }

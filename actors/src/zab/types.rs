@@ -1,6 +1,6 @@
 //! Inputs, outputs and settings of the [`QuorumPeer`](super::QuorumPeer) core.
 
-use crate::election::ElectionTiming;
+use crate::election::{Decision, ElectionRequest, ElectionTiming};
 use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, Zxid};
 
 /// Timing of one server, in ms and ticks.
@@ -98,6 +98,13 @@ pub enum Input {
     PeerConnected(Sid),
     /// A peer link went down.
     PeerDisconnected(Sid),
+    /// The election decided, answering an [`ElectionRequest::Look`] (ignored unless it answers
+    /// the last one and the server still looks).
+    Elected(Decision),
+    /// A peer's notification named this config version: adopted if it is newer and this
+    /// server logged the reconfigs that lead to it. Its driver feeds it before the notification
+    /// reaches the election, which then counts with the adopted members.
+    ConfigHeard(u64),
 }
 
 /// Work for the driver, to carry out in order.
@@ -122,6 +129,9 @@ pub enum Output {
         request_id: u64,
         result: Result<Zxid, SubmitError>,
     },
+    /// For the election, in order: look for a leader (answered by [`Input::Elected`]), count
+    /// with new members, or carry an established epoch in its answers.
+    Election(ElectionRequest),
 }
 
 /// A summary of the server for status reports.
@@ -150,6 +160,6 @@ pub struct PeerStatus {
     pub learners: usize,
     /// Voters of the config this server counts with (ZooKeeper's quorum_size).
     pub voters: usize,
-    /// Election round.
+    /// Election round of the last decision.
     pub election_epoch: u64,
 }

@@ -48,6 +48,7 @@ impl Sim {
         let keep_fraction: f64 = self.rng.random();
         let node = self.nodes.get_mut(&id).expect("known node");
         node.front = None;
+        node.election = None;
         if node.core.take().is_none() {
             return;
         }
@@ -68,7 +69,7 @@ impl Sim {
         let others: Vec<Sid> = self.nodes.keys().copied().filter(|o| *o != id).collect();
         for other in others {
             if self.nodes[&other].core.is_some() {
-                let _ = self.feed(other, Input::PeerDisconnected(id));
+                let _ = self.link_changed(other, id, false);
             }
         }
     }

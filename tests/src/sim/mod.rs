@@ -44,6 +44,7 @@
 mod checkers;
 mod clients;
 mod disk;
+mod election;
 mod membership;
 mod network;
 mod server;
@@ -52,7 +53,7 @@ mod workload;
 use clients::Client;
 use disk::Disk;
 use ensemble_actors::client_port::ToClient;
-use ensemble_actors::election::ElectionTiming;
+use ensemble_actors::election::{Election, ElectionTiming};
 use ensemble_actors::zab::{
     Durable, Input, Output, PeerTiming, PersistToken, QuorumPeer, StorageOp,
 };
@@ -116,6 +117,8 @@ pub struct SimReport {
 
 struct Node {
     core: Option<QuorumPeer>,
+    /// The election core beside it (none while down).
+    election: Option<Election>,
     incarnation: u64,
     disk: Disk,
     unsynced: Vec<(StorageOp, Option<PersistToken>)>,
@@ -286,6 +289,7 @@ impl Sim {
                 id,
                 Node {
                     core: None,
+                    election: None,
                     incarnation: 0,
                     disk: Disk::default(),
                     unsynced: Vec::new(),
@@ -422,6 +426,7 @@ impl Sim {
                 if self.nodes[&to].incarnation == incarnation && self.nodes[&to].core.is_some() {
                     match msg {
                         PeerMessage::SessionTouch(ids) => self.touches_reported(to, &ids),
+                        PeerMessage::Election(n) => self.notification(to, from, n)?,
                         msg => self.feed(to, Input::Message { from, msg })?,
                     }
                 }
@@ -430,6 +435,7 @@ impl Sim {
                 if self.nodes[&node].incarnation == incarnation && self.nodes[&node].core.is_some()
                 {
                     self.feed(node, Input::Tick)?;
+                    self.election_tick(node)?;
                     self.check_sessions(node)?;
                     self.schedule(self.now + TICK_EVERY_MS, Event::Tick { node, incarnation });
                 }
@@ -500,6 +506,7 @@ impl Sim {
         let incarnation = node.incarnation;
         let outs = core.start(self.now);
         node.core = Some(core);
+        node.election = Some(Self::new_election(id));
         node.front = Some(Frontend::new(id, &node.applied, self.now, timing().tick_ms));
         let applied = node.applied.clone();
         self.reset_lives(id, &applied);
@@ -517,8 +524,8 @@ impl Sim {
         self.carry_out(id, outs)?;
         for other in members.into_iter().filter(|o| *o != id) {
             if self.nodes[&other].core.is_some() {
-                self.feed(other, Input::PeerConnected(id))?;
-                self.feed(id, Input::PeerConnected(other))?;
+                self.link_changed(other, id, true)?;
+                self.link_changed(id, other, true)?;
             }
         }
         Ok(())
@@ -536,9 +543,11 @@ impl Sim {
     }
 
     fn carry_out(&mut self, id: Sid, outs: Vec<Output>) -> Result<(), String> {
+        let mut requests = Vec::new();
         for out in outs {
             match out {
                 Output::Send { to, msg } => self.send(id, to, msg),
+                Output::Election(request) => requests.push(request),
                 Output::Persist { op, token } => {
                     let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
                     node.unsynced.push((op, token));
@@ -636,6 +645,6 @@ impl Sim {
             }
         }
         self.propose_submitted(id)?;
-        Ok(())
+        self.carry_requests(id, requests)
     }
 }
