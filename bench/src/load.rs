@@ -4,7 +4,7 @@ use crate::stats::Outcome;
 use crate::target::Target;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use zookeeper_client::{Acls, Client, CreateMode, Error};
 
 /// Bytes of data in every create and set.
@@ -96,6 +96,15 @@ pub async fn ensure(c: &Client, path: &str) -> Result<(), Error> {
     }
 }
 
+/// One completed request: when it was sent and how long its answer took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sample {
+    /// Microseconds since the Unix epoch when the request was sent.
+    pub sent_unix_us: u64,
+    /// Microseconds until its answer.
+    pub latency_us: u64,
+}
+
 /// Runs `w` against `t` for `duration`, after creating the znodes it needs under `root`.
 pub async fn run(
     t: &Target,
@@ -103,6 +112,16 @@ pub async fn run(
     root: &str,
     duration: Duration,
 ) -> Result<Outcome, Error> {
+    Ok(run_sampled(t, w, root, duration).await?.0)
+}
+
+/// As [`run`], and every completed request as a [`Sample`], in no particular order.
+pub async fn run_sampled(
+    t: &Target,
+    w: Workload,
+    root: &str,
+    duration: Duration,
+) -> Result<(Outcome, Vec<Sample>), Error> {
     let clients = connect_all(t, w.clients).await?;
     ensure(&clients[0], root).await?;
     for k in 0..KEYS {
@@ -111,6 +130,10 @@ pub async fn run(
     let errors = Arc::new(AtomicU64::new(0));
     let cpu0 = t.cpu_seconds();
     let start = Instant::now();
+    let start_unix_us = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let clock = (start, start_unix_us);
     let deadline = start + duration;
     let mut tasks = Vec::new();
     for (ci, c) in clients.iter().enumerate() {
@@ -118,33 +141,32 @@ pub async fn run(
             let (c, errors, root) = (c.clone(), errors.clone(), root.to_owned());
             let seed = (ci * w.inflight + ti) as u64;
             tasks.push(tokio::spawn(async move {
-                worker(c, w.op, root, seed, deadline, errors).await
+                worker(c, w.op, root, seed, clock, deadline, errors).await
             }));
         }
     }
-    let mut latencies = Vec::new();
+    let mut samples = Vec::new();
     for task in tasks {
-        latencies.extend(task.await.unwrap_or_default());
+        samples.extend(task.await.unwrap_or_default());
     }
     let elapsed = start.elapsed();
     let cpu = t.cpu_seconds() - cpu0;
-    Ok(Outcome::new(
-        latencies,
-        errors.load(Ordering::Relaxed),
-        elapsed,
-        cpu,
-    ))
+    let latencies = samples.iter().map(|s| s.latency_us).collect();
+    let outcome = Outcome::new(latencies, errors.load(Ordering::Relaxed), elapsed, cpu);
+    Ok((outcome, samples))
 }
 
-/// One request stream: issues the next request when the previous one is answered.
+/// One request stream: issues the next request when the previous one is answered. `clock`
+/// pairs the run's start with its Unix time in microseconds.
 async fn worker(
     c: Client,
     op: Op,
     root: String,
     seed: u64,
+    clock: (Instant, u64),
     deadline: Instant,
     errors: Arc<AtomicU64>,
-) -> Vec<u64> {
+) -> Vec<Sample> {
     let data = [7u8; DATA_LEN];
     let opts = CreateMode::Persistent.with_acls(Acls::anyone_all());
     let mut lat = Vec::new();
@@ -169,7 +191,10 @@ async fn worker(
             Op::Mixed => c.get_data(&key).await.is_ok(),
         };
         if ok {
-            lat.push(t0.elapsed().as_micros() as u64);
+            lat.push(Sample {
+                sent_unix_us: clock.1 + t0.duration_since(clock.0).as_micros() as u64,
+                latency_us: t0.elapsed().as_micros() as u64,
+            });
         } else {
             errors.fetch_add(1, Ordering::Relaxed);
         }

@@ -16,7 +16,10 @@ const USAGE: &str = "usage:
   ensemble-bench rows A B SECS WORKLOAD..   WORKLOAD = OP:CLIENTSxINFLIGHT, OP = create|set|get|mixed
   ensemble-bench watch A B WATCHERS ROUNDS
   ensemble-bench sessions A B PARALLEL SECS
-  ensemble-bench load T SECS WORKLOAD       one system alone (for profiling)
+  ensemble-bench load T SECS WORKLOAD [SAMPLES]
+                                            one system alone (for profiling); with SAMPLES,
+                                            also every completed request to that file, one
+                                            line each: SENT_UNIX_US LATENCY_US
   ensemble-bench gap T WRITERS
   ensemble-bench reconnect T CLIENTS
 where A, B, T = NAME=HOST:PORT,..@PID,.. (A and B run alternately, A first)";
@@ -49,9 +52,12 @@ async fn dispatch(args: &[String]) -> Result<(), String> {
             let t = Target::parse(arg(1)?)?;
             let secs = Duration::from_secs(num(2)? as u64);
             let w = Workload::parse(arg(3)?)?;
-            let o = load::run(&t, w, "/bench-load", secs)
+            let (o, samples) = load::run_sampled(&t, w, "/bench-load", secs)
                 .await
                 .map_err(|e| e.to_string())?;
+            if let Some(path) = args.get(4) {
+                stats::save_samples(path, &samples).map_err(|e| format!("{path}: {e}"))?;
+            }
             println!(
                 "{} {}: {:.0} ops/s, p50 / p99 / p999 {:.2} / {:.2} / {:.2} ms, {:.0} server µs/op, {} errors",
                 t.name,

@@ -1,5 +1,7 @@
 //! Latency percentiles and the markdown table.
 
+use crate::load::Sample;
+use std::io::Write;
 use std::time::Duration;
 
 /// What one run of one workload against one system gave.
@@ -41,6 +43,21 @@ pub fn quantile_ms(sorted_us: &[u64], q: f64) -> f64 {
     }
     let i = ((sorted_us.len() as f64 * q).ceil() as usize).clamp(1, sorted_us.len()) - 1;
     sorted_us[i] as f64 / 1000.0
+}
+
+/// Writes `samples` to a new file at `path`, one `SENT_UNIX_US LATENCY_US` line each.
+pub fn save_samples(path: &str, samples: &[Sample]) -> std::io::Result<()> {
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    write_samples(&mut out, samples)?;
+    out.flush()
+}
+
+/// Writes one `SENT_UNIX_US LATENCY_US` line per sample.
+fn write_samples(out: &mut impl Write, samples: &[Sample]) -> std::io::Result<()> {
+    for s in samples {
+        writeln!(out, "{} {}", s.sent_unix_us, s.latency_us)?;
+    }
+    Ok(())
 }
 
 /// Header of the comparison table.
@@ -91,5 +108,25 @@ mod tests {
         assert_eq!(quantile_ms(&us, 0.99), 99.0);
         assert_eq!(quantile_ms(&us, 0.999), 100.0);
         assert!(quantile_ms(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn samples_are_written_one_line_each() {
+        let samples = [
+            Sample {
+                sent_unix_us: 1_764_645_874_000_001,
+                latency_us: 812,
+            },
+            Sample {
+                sent_unix_us: 1_764_645_874_000_050,
+                latency_us: 3,
+            },
+        ];
+        let mut out = Vec::new();
+        write_samples(&mut out, &samples).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "1764645874000001 812\n1764645874000050 3\n"
+        );
     }
 }

@@ -354,12 +354,16 @@ impl Handler<WriteSnapshot> for SnapshotWriter {
 
     fn handle(&mut self, m: WriteSnapshot, _: &mut SyncContext<Self>) {
         let began = Instant::now();
+        // Start and end at info level: benchmarks tell writes during a snapshot by them.
+        tracing::info!(zxid = %m.last_zxid, "background snapshot started");
         let image = (m.job)();
         match super::writer::write_snapshot(&self.settings, m.last_zxid, image.as_ref())
             .and_then(|_| super::writer::purge(&self.settings))
         {
             Ok(()) => {
                 self.metrics.snapshot_time.since(began);
+                let ms = began.elapsed().as_millis() as u64;
+                tracing::info!(zxid = %m.last_zxid, ms, "background snapshot written");
                 if let Some(r) = m.report {
                     r.do_send(StorageEvent(WriterEvent::SnapshotTaken(m.last_zxid)));
                 }
