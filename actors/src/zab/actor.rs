@@ -18,8 +18,8 @@ use crate::sessions::{
     SessionsActor, SessionsChanged, SessionsState, TouchesReported,
 };
 use crate::storage::{
-    recover, Flush, Persist, Recovered, SnapshotCadence, StorageActor, StorageError, TakeSnapshot,
-    WriterEvent, WriterSettings,
+    recover, Flush, Persist, Recovered, SnapshotCadence, StorageActor, StorageError, StorageEvent,
+    TakeSnapshot, WriterEvent, WriterSettings,
 };
 use actix::prelude::*;
 use ensemble_config::apache_files::ZooCfgFiles;
@@ -814,11 +814,6 @@ impl Handler<GetElectionView> for QuorumPeerActor {
         MessageResult(self.core.election_view())
     }
 }
-
-/// A storage event delivered to the actor.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StorageEvent(pub WriterEvent);
 
 impl Handler<StorageEvent> for QuorumPeerActor {
     type Result = ();
