@@ -9,9 +9,9 @@ pub mod seeds;
 
 use bytes::BytesMut;
 use ensemble_actors::apache;
-use ensemble_actors::client_port::{ClientConnect, ClientPacket, ClientService, ClientSink};
-use ensemble_actors::client_port::{Host, ServiceSettings, ToClient};
-use ensemble_actors::data_tree::{DataTree, SessionPassword, TreeTxn};
+use ensemble_actors::client_port::{ClientPacket, ClientService, Hello, ServiceInput};
+use ensemble_actors::client_port::{ServiceOutput, ServiceSettings, StepClock};
+use ensemble_actors::data_tree::{DataTree, TreeTxn};
 use ensemble_actors::spark_master::ensemble_link::{decode_record, Records};
 use ensemble_actors::spark_master::takeover::SessionRecord;
 use ensemble_actors::storage::files::{self, LogHeader, RecordRead, LOG_HEADER_LEN};
@@ -61,19 +61,17 @@ pub fn session_replies(data: &[u8]) -> Vec<(i32, i32)> {
         return Vec::new();
     };
     let mut server = Server::new();
-    let (sink, mut replies) = ClientSink::unlimited();
-    server.service.connect(
-        ClientConnect {
-            conn: ConnectionId(1),
-            request,
-            read_only: first.last().is_some_and(|b| *b == 1),
-            ip: "127.0.0.1".into(),
-            identities: Vec::new(),
-            sink,
-        },
-        &server.tree,
-        &mut server.host,
-    );
+    let hello = Hello {
+        conn: ConnectionId(1),
+        request,
+        read_only: first.last().is_some_and(|b| *b == 1),
+        ip: "127.0.0.1".into(),
+        identities: Vec::new(),
+    };
+    server.step(ServiceInput::Connect {
+        hello,
+        password: [3; 16],
+    });
     server.commit();
     for frame in frames.take(MAX_FRAMES) {
         let mut r = JuteReader::new(frame);
@@ -87,20 +85,18 @@ pub fn session_replies(data: &[u8]) -> Vec<(i32, i32)> {
             op: OpCode::try_from(header.op),
             body,
         };
-        server
-            .service
-            .packet(packet, &server.tree, &mut server.host);
+        server.step(ServiceInput::Packet(packet));
         server.commit();
     }
-    server.service.gone(ConnectionId(1));
+    server.step(ServiceInput::Gone(ConnectionId(1)));
     server.commit();
-    let mut headers = Vec::new();
-    while let Ok(ToClient::Frame(f)) = replies.try_recv() {
-        if let Ok(h) = ReplyHeader::from_bytes(&f) {
-            headers.push((h.xid, h.err));
-        }
-    }
-    headers.split_off(1.min(headers.len()))
+    let headers: Vec<(i32, i32)> = server
+        .frames
+        .iter()
+        .filter_map(|f| ReplyHeader::from_bytes(f).ok())
+        .map(|h| (h.xid, h.err))
+        .collect();
+    headers[1.min(headers.len())..].to_vec()
 }
 
 /// A quorum peer core with its election core (server 1 of 3) driven by a script of events: messages from servers 2
@@ -423,8 +419,20 @@ impl<'a> Iterator for Frames<'a> {
 struct Server {
     service: ClientService,
     tree: DataTree,
-    host: InstantHost,
+    /// Txns the service asked to propose, not yet committed.
+    submitted: Vec<(u64, TreeTxn)>,
+    /// The frames sent to the connection until it was closed.
+    frames: Vec<Vec<u8>>,
+    closed: bool,
     zxids: u32,
+}
+
+/// A fixed clock: the targets never read one.
+fn fuzz_clock() -> StepClock {
+    StepClock {
+        at: std::time::Instant::now(),
+        wall_ms: 1_000,
+    }
 }
 
 impl Server {
@@ -438,18 +446,40 @@ impl Server {
             enforce_quota: true,
             reconfig_enabled: true,
         };
-        Server {
-            service: ClientService::new(1, settings, 0, Default::default()),
+        let mut server = Server {
+            service: ClientService::new(1, settings, fuzz_clock(), Default::default()),
             tree: seeds::populated_tree(),
-            host: InstantHost::default(),
+            submitted: Vec::new(),
+            frames: Vec::new(),
+            closed: false,
             zxids: 100,
+        };
+        server.step(ServiceInput::Serving(true));
+        server
+    }
+
+    /// Steps the service and keeps what it sends and proposes.
+    fn step(&mut self, input: ServiceInput) {
+        for out in self.service.step(input, &self.tree, fuzz_clock()) {
+            match out {
+                ServiceOutput::Push { frame, .. } | ServiceOutput::Reply { frame, .. } => {
+                    if !self.closed {
+                        self.frames.push(frame);
+                    }
+                }
+                ServiceOutput::Close(_) => self.closed = true,
+                ServiceOutput::Propose { request_id, txn } => {
+                    self.submitted.push((request_id, txn))
+                }
+                ServiceOutput::ShareSession { .. } | ServiceOutput::ShareAuth { .. } => {}
+            }
         }
     }
 
     /// Applies and completes every submitted write, in order.
     fn commit(&mut self) {
-        while !self.host.submitted.is_empty() {
-            for (request_id, txn) in std::mem::take(&mut self.host.submitted) {
+        while !self.submitted.is_empty() {
+            for (request_id, txn) in std::mem::take(&mut self.submitted) {
                 self.zxids += 1;
                 let txn = Txn {
                     zxid: Zxid::new(2, self.zxids),
@@ -458,36 +488,12 @@ impl Server {
                     body: txn.encode(),
                 };
                 let applied = self.tree.apply(&txn);
-                self.service
-                    .applied_txn(&txn, &applied, true, &self.tree, &mut self.host);
+                self.step(ServiceInput::Applied {
+                    txn: &txn,
+                    applied: &applied,
+                    own: true,
+                });
             }
         }
-    }
-}
-
-/// A host that serves, keeps submitted txns for [`Server::commit`], and never reads a clock.
-#[derive(Default)]
-struct InstantHost {
-    next: u64,
-    submitted: Vec<(u64, TreeTxn)>,
-}
-
-impl Host for InstantHost {
-    fn submit(&mut self, txn: TreeTxn) -> u64 {
-        self.next += 1;
-        self.submitted.push((self.next, txn));
-        self.next
-    }
-
-    fn serving(&self) -> bool {
-        true
-    }
-
-    fn now_ms(&self) -> i64 {
-        1_000
-    }
-
-    fn random_password(&mut self) -> SessionPassword {
-        [self.next as u8; 16]
     }
 }

@@ -3,42 +3,20 @@
 
 use super::super::limits::{Flow, Load};
 use super::super::protocol::{ClientConnect, ClientPacket, ClientSink, ToClient};
-use super::super::service::{ClientService, Host, ServiceSettings};
+use super::super::service::{ClientService, ServiceInput, ServiceSettings};
+use super::super::test_host::{test_clock, TestHost};
 use super::*;
-use crate::data_tree::{SessionPassword, TreeTxn};
+use crate::data_tree::TreeTxn;
 use ensemble_messages::jute::*;
 use ensemble_messages::zk::{xid, ConnectionId, EventType, OpCode, SessionId, ZkError, OK};
 use ensemble_messages::{Txn, Zxid};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-struct FakeHost {
-    submitted: Vec<(u64, TreeTxn)>,
-    next: u64,
-    serving: bool,
-}
-
-impl Host for FakeHost {
-    fn submit(&mut self, txn: TreeTxn) -> u64 {
-        self.next += 1;
-        self.submitted.push((self.next, txn));
-        self.next
-    }
-    fn serving(&self) -> bool {
-        self.serving
-    }
-    fn now_ms(&self) -> i64 {
-        1_000
-    }
-    fn random_password(&mut self) -> SessionPassword {
-        [7; 16]
-    }
-}
-
 /// One server (service, tree, published versions) and one client connection on it.
 struct Fixture {
     service: ClientService,
     tree: DataTree,
-    host: FakeHost,
+    host: TestHost,
     published: Arc<PublishedTree>,
     zxid: u32,
     flow: Arc<Flow>,
@@ -62,7 +40,7 @@ impl Fixture {
                 enforce_quota: false,
                 reconfig_enabled: true,
             },
-            0,
+            test_clock(),
             Default::default(),
         );
         let published = PublishedTree::new();
@@ -72,11 +50,7 @@ impl Fixture {
         let mut f = Fixture {
             service,
             tree: DataTree::default(),
-            host: FakeHost {
-                submitted: Vec::new(),
-                next: 0,
-                serving: true,
-            },
+            host: TestHost::default(),
             published,
             zxid: 0,
             flow,
@@ -98,7 +72,9 @@ impl Fixture {
             identities: Vec::new(),
             sink,
         };
-        f.service.connect(c, &f.tree, &mut f.host);
+        f.host
+            .step(&mut f.service, ServiceInput::Serving(true), &f.tree);
+        f.host.connect(&mut f.service, c, &f.tree);
         f
     }
 
@@ -116,10 +92,25 @@ impl Fixture {
                 body: txn.encode(),
             };
             let applied = self.tree.apply(&txn);
-            self.service
-                .applied_txn(&txn, &applied, true, &self.tree, &mut self.host);
+            let input = ServiceInput::Applied {
+                txn: &txn,
+                applied: &applied,
+                own: true,
+            };
+            self.host.step(&mut self.service, input, &self.tree);
         }
         self.published.publish(&self.tree, true);
+    }
+
+    /// Sessions with client activity since the last call, as the actor collects them.
+    fn touched(&mut self) -> Vec<SessionId> {
+        let conns = self.host.sinks.take_touched();
+        self.service.take_touched(conns)
+    }
+
+    /// What `cons` shows.
+    fn report(&self) -> super::super::service::ClientReport {
+        self.service.report(|conn| self.host.sinks.answered(conn))
     }
 
     /// What the connection does with a request: answer it itself, or send it to the service.
@@ -135,7 +126,8 @@ impl Fixture {
             op: Ok(code),
             body,
         };
-        self.service.packet(p, &self.tree, &mut self.host);
+        self.host
+            .step(&mut self.service, ServiceInput::Packet(p), &self.tree);
         false
     }
 
@@ -335,14 +327,14 @@ fn acl_checks_use_the_identities_the_connection_added() {
 #[test]
 fn reads_here_keep_the_session_alive_and_count_for_cons() {
     let mut f = Fixture::connected();
-    f.service.take_touched();
+    f.touched();
     assert!(f.request(1, OpCode::GetChildren2, get("/", false)));
-    assert_eq!(f.service.take_touched().len(), 1);
-    assert!(f.service.take_touched().is_empty());
-    let report = f.service.report();
-    assert_eq!(report.connections[0].received, 1);
+    assert_eq!(f.touched().len(), 1);
+    assert!(f.touched().is_empty());
+    assert_eq!(f.report().connections[0].received, 1);
     f.service.reset_counters();
-    assert_eq!(f.service.report().connections[0].received, 0);
+    f.host.sinks.reset_counters();
+    assert_eq!(f.report().connections[0].received, 0);
 }
 
 #[test]
@@ -367,13 +359,19 @@ fn a_read_after_a_batch_was_counted_goes_to_the_service_and_asks_for_a_new_versi
     };
     // Another server's write is applied here and fires the watch; nothing is published yet.
     f.published.applying();
-    let applied = f.tree.apply(&Txn {
+    let txn = Txn {
         zxid: Zxid::new(1, 99),
         origin: 2,
         request_id: 0,
         body: create_x.encode(),
-    });
-    f.service.applied(&applied);
+    };
+    let applied = f.tree.apply(&txn);
+    let input = ServiceInput::Applied {
+        txn: &txn,
+        applied: &applied,
+        own: false,
+    };
+    f.host.step(&mut f.service, input, &f.tree);
     // The client saw the event and reads: not from the stale version.
     assert!(!f.request(2, OpCode::GetData, get("/x", false)));
     let frames = f.frames();

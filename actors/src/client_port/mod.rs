@@ -9,6 +9,9 @@ mod protocol;
 mod reads;
 mod reconfig;
 mod service;
+mod sinks;
+#[cfg(test)]
+mod test_host;
 mod tls;
 
 pub use direct::{DirectReader, PublishedTree, SessionShare};
@@ -20,6 +23,8 @@ pub use limits::Load;
 pub use listener::ClientPort;
 pub use protocol::{ClientConnect, ClientGone, ClientPacket, ClientSink, ToClient};
 pub use service::{
-    digest_id, to_stat, ClientReport, ClientService, ConnectionInfo, Host, ServiceSettings,
+    digest_id, to_stat, ClientReport, ClientService, ConnectionInfo, Hello, ServiceInput,
+    ServiceOutput, ServiceSettings, StepClock,
 };
+pub use sinks::ClientSinks;
 pub use tls::SecurePort;

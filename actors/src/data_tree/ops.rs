@@ -190,6 +190,10 @@ impl TreeTxn {
 impl TreeTxn {
     /// The membership a reconfig txn body proposes (None for any other body).
     pub fn membership_of(body: &[u8]) -> Option<crate::zab::membership::ProposedMembership> {
+        // Every committed txn is asked this; only a reconfig is worth a whole decode.
+        if op_tag(body).is_some_and(|tag| tag != RECONFIG_TAG) {
+            return None;
+        }
         let t: TreeTxn = ensemble_messages::codec::decode(body).ok()?;
         let TreeOp::Reconfig {
             servers,
@@ -206,6 +210,28 @@ impl TreeTxn {
             observers,
         })
     }
+}
+
+/// The bincode variant index of [`TreeOp::Reconfig`] (pinned by a test).
+const RECONFIG_TAG: u32 = 11;
+
+/// The head of an encoded [`TreeTxn`] up to its op's variant index, borrowed from the body.
+#[derive(Deserialize)]
+struct TxnHead<'a> {
+    _session_id: SessionId,
+    _time_ms: i64,
+    #[serde(borrow)]
+    _auth: Vec<(&'a str, &'a str)>,
+    op_tag: u32,
+}
+
+/// The variant index of the op of an encoded txn, read without decoding the op; `None` when
+/// the head does not decode (the caller then decodes the whole body to find out).
+fn op_tag(body: &[u8]) -> Option<u32> {
+    let config = bincode::config::standard().with_limit::<{ 1 << 20 }>();
+    bincode::serde::borrow_decode_from_slice::<TxnHead, _>(body, config)
+        .ok()
+        .map(|(head, _)| head.op_tag)
 }
 
 impl TreeOp {
@@ -352,5 +378,101 @@ mod tests {
             ensemble_messages::codec::decode::<TreeOp>(&bytes).unwrap(),
             create
         );
+    }
+
+    /// One op of every variant, in declaration order.
+    fn one_of_each() -> Vec<TreeOp> {
+        let path = || "/p".to_string();
+        vec![
+            TreeOp::CreateSession {
+                timeout_ms: 1,
+                password: [1; 16],
+            },
+            TreeOp::CloseSession,
+            TreeOp::ExpireSession,
+            TreeOp::MoveSession,
+            TreeOp::create(path(), Some(vec![1]), Vec::new(), CreateMode::Persistent),
+            TreeOp::Delete {
+                path: path(),
+                version: 1,
+            },
+            TreeOp::SetData {
+                path: path(),
+                data: vec![1],
+                version: 1,
+            },
+            TreeOp::SetAcl {
+                path: path(),
+                acl: Vec::new(),
+                version: 1,
+            },
+            TreeOp::Check {
+                path: path(),
+                version: 1,
+            },
+            TreeOp::Reap { path: path() },
+            TreeOp::Multi(Vec::new()),
+            TreeOp::Reconfig {
+                servers: "server.1=a:1:2:participant;3".into(),
+                expected_version: 0,
+                explicit: true,
+            },
+            TreeOp::create(path(), None, Vec::new(), CreateMode::Persistent),
+            TreeOp::SetNullData {
+                path: path(),
+                version: 1,
+            },
+        ]
+    }
+
+    fn body(op: TreeOp) -> Vec<u8> {
+        TreeTxn {
+            session_id: SessionId(7),
+            time_ms: -3,
+            auth: vec![
+                ("ip".into(), "10.0.0.1".into()),
+                ("super".into(), String::new()),
+            ],
+            op,
+        }
+        .encode()
+    }
+
+    /// `membership_of` skips the whole decode of every txn but a reconfig: the variant index
+    /// it reads from the head is the op's, and only the reconfig's is `RECONFIG_TAG`.
+    #[test]
+    fn the_op_tag_read_from_the_head_is_the_variant_index() {
+        for (index, op) in one_of_each().into_iter().enumerate() {
+            let is_reconfig = matches!(op, TreeOp::Reconfig { .. });
+            let b = body(op);
+            assert_eq!(op_tag(&b), Some(index as u32));
+            assert_eq!(index as u32 == RECONFIG_TAG, is_reconfig);
+            assert_eq!(TreeTxn::membership_of(&b).is_some(), is_reconfig);
+        }
+    }
+
+    /// Whatever the bytes, reading the tag first answers as decoding the whole body does.
+    #[test]
+    fn membership_of_answers_as_a_whole_decode_on_any_bytes() {
+        let whole = |b: &[u8]| {
+            let t: Option<TreeTxn> = ensemble_messages::codec::decode(b).ok();
+            t.is_some_and(|t| matches!(t.op, TreeOp::Reconfig { .. }))
+        };
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        for op in one_of_each() {
+            let b = body(op);
+            for cut in 0..=b.len() {
+                let mut bytes = b[..cut].to_vec();
+                assert_eq!(TreeTxn::membership_of(&bytes).is_some(), whole(&bytes));
+                if let Some(i) = (!bytes.is_empty()).then(|| (state as usize) % bytes.len()) {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    bytes[i] = state as u8;
+                    let reconfig = TreeTxn::membership_of(&bytes).is_some();
+                    assert!(!reconfig || whole(&bytes), "{bytes:?}");
+                }
+            }
+        }
     }
 }

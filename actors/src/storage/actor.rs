@@ -16,8 +16,8 @@
 use super::files::{self, read_record, RecordRead, SnapshotImage};
 use super::writer::{Request, WriterEvent, WriterSettings, WriterState, MAX_BATCH};
 use super::StorageError;
+use super::{PersistToken, StorageEvent, StorageOp};
 use crate::metrics::ServerMetrics;
-use crate::zab::{PersistToken, StorageEvent, StorageOp};
 use actix::prelude::*;
 use ensemble_messages::Zxid;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 
 use super::super::test_writer::TestWriter;
 use super::super::{files, recover, WriterEvent, WriterSettings};
-use crate::zab::{PersistToken, StorageOp};
+use super::{PersistToken, StorageOp};
 use ensemble_messages::{Txn, Zxid};
 
 fn txn(c: u32) -> Txn {

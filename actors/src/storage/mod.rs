@@ -22,6 +22,7 @@ pub mod actor;
 mod cadence;
 pub mod files;
 pub mod inspect;
+mod ops;
 mod recovery;
 mod writer;
 
@@ -35,6 +36,7 @@ pub use actor::{
 };
 pub use cadence::SnapshotCadence;
 pub use files::{list_logs, list_snapshots, log_dir, snapshot_dir, SnapshotImage};
+pub use ops::{PersistToken, StorageEvent, StorageOp};
 pub use recovery::follows;
 pub use recovery::{recover, Recovered};
 pub use writer::{prepare, WriterEvent, WriterSettings};

@@ -4,8 +4,8 @@
 use super::actor::{
     FailStorage, Flush, Persist, ReportTo, SnapshotJob, StorageActor, TakeSnapshot,
 };
+use super::{PersistToken, StorageEvent, StorageOp};
 use super::{StorageError, WriterEvent, WriterSettings};
-use crate::zab::{PersistToken, StorageEvent, StorageOp};
 use actix::prelude::*;
 use ensemble_messages::Zxid;
 use std::sync::{Arc, Mutex};

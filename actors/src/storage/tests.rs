@@ -5,7 +5,7 @@ use super::files::{self, read_record, RecordRead};
 use super::recovery::follows;
 use super::test_writer::TestWriter;
 use super::{recover, Recovered, WriterSettings};
-use crate::zab::StorageOp;
+use crate::storage::StorageOp;
 use ensemble_messages::{Snapshot, Txn, Zxid};
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -4,8 +4,8 @@
 
 use super::files::{self, read_record, RecordRead};
 use super::StorageError;
+use super::{PersistToken, StorageOp};
 use crate::metrics::ServerMetrics;
-use crate::zab::{PersistToken, StorageOp};
 use ensemble_messages::{Txn, Zxid};
 use std::fs::{self, File};
 use std::io::Write;

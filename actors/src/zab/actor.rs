@@ -5,11 +5,11 @@ use super::{
     Durable, Input, NodeEvent, NodeEvents, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError,
 };
 use crate::client_port::{
-    ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, Host, PublishedTree,
-    ServiceSettings,
+    ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, ClientSinks,
+    PublishedTree, ServiceInput, ServiceSettings, StepClock,
 };
 use crate::data_tree::TreeOp;
-use crate::data_tree::{DataTree, OpResult, SessionPassword, TreeTxn};
+use crate::data_tree::{DataTree, OpResult, TreeTxn};
 use crate::election::{ConfigHeard, Elected, ElectionRequest, GetElectionView, Request};
 use crate::metrics::ServerMetrics;
 use crate::peer::{Announce, PeerEntry, PeerEvent, PeerRoster, SendPeer, SendPeerLater};
@@ -18,8 +18,8 @@ use crate::sessions::{
     SessionsActor, SessionsChanged, SessionsState, TouchesReported,
 };
 use crate::storage::{
-    recover, Flush, Persist, Recovered, SnapshotCadence, StorageActor, StorageError, TakeSnapshot,
-    WriterEvent, WriterSettings,
+    recover, Flush, Persist, Recovered, SnapshotCadence, StorageActor, StorageError, StorageEvent,
+    TakeSnapshot, WriterEvent, WriterSettings,
 };
 use actix::prelude::*;
 use ensemble_config::apache_files::ZooCfgFiles;
@@ -151,11 +151,16 @@ pub struct QuorumPeerActor {
     epoch: Instant,
     waiters: HashMap<u64, oneshot::Sender<WriteResult>>,
     results: HashMap<u64, OpResult>,
-    next_request: u64,
     /// When the next background snapshot is due.
     snapshots: SnapshotCadence,
     restarts: u64,
+    /// The request pipeline's pure core.
     clients: ClientService,
+    /// Where the client connections' frames go.
+    sinks: ClientSinks,
+    /// Txns the request pipeline asked to propose, proposed once the current outputs are
+    /// carried out.
+    proposals: Vec<(u64, TreeTxn)>,
     /// The session tracker; `None` until [`QuorumPeerActor::with_sessions`].
     sessions: Option<Addr<SessionsActor>>,
     /// The expiry role last told to the session tracker.
@@ -173,37 +178,18 @@ pub struct QuorumPeerActor {
     published: Arc<PublishedTree>,
 }
 
-/// Collects the txns the client service submits while it runs.
-struct Submissions {
-    next: u64,
-    queued: Vec<(u64, TreeTxn)>,
-    serving: bool,
-}
-
-impl Host for Submissions {
-    fn submit(&mut self, txn: TreeTxn) -> u64 {
-        self.next += 1;
-        self.queued.push((self.next, txn));
-        self.next
-    }
-
-    fn serving(&self) -> bool {
-        self.serving
-    }
-
-    fn now_ms(&self) -> i64 {
-        wall_clock_ms()
-    }
-
-    fn random_password(&mut self) -> SessionPassword {
-        rand::random()
-    }
-}
-
 fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The clocks a request pipeline step runs at.
+fn step_clock() -> StepClock {
+    StepClock {
+        at: Instant::now(),
+        wall_ms: wall_clock_ms(),
+    }
 }
 
 impl QuorumPeerActor {
@@ -222,11 +208,13 @@ impl QuorumPeerActor {
         let clients = ClientService::new(
             settings.sid,
             settings.service_settings,
-            wall_clock_ms(),
+            step_clock(),
             settings.metrics.clone(),
         );
         Ok(QuorumPeerActor {
             clients,
+            sinks: ClientSinks::default(),
+            proposals: Vec::new(),
             sessions: None,
             expiry_role: None,
             last_container_check: 0,
@@ -245,7 +233,6 @@ impl QuorumPeerActor {
             epoch: Instant::now(),
             waiters: HashMap::new(),
             results: HashMap::new(),
-            next_request: 0,
             restarts: 0,
         })
     }
@@ -306,7 +293,7 @@ impl QuorumPeerActor {
 
     /// Hands the clients' activity since the last call to the session tracker.
     fn forward_activity(&mut self) {
-        let touched = self.clients.take_touched();
+        let touched = self.clients.take_touched(self.sinks.take_touched());
         if !touched.is_empty() {
             self.tell_sessions(ClientActivity(touched));
         }
@@ -341,7 +328,6 @@ impl QuorumPeerActor {
     fn carry_out(&mut self, outs: Vec<Output>, ctx: &mut Context<Self>) {
         // What the client service submits while answering (a reconnect's next step) is
         // proposed once these outputs are carried out.
-        let mut subs = self.submissions();
         for out in outs {
             match out {
                 Output::Send { to, msg } => self.send(to, msg),
@@ -356,8 +342,11 @@ impl QuorumPeerActor {
                         let applied = self.tree.apply(txn);
                         changes.extend(SessionChange::of(&applied));
                         let own = txn.origin == self.settings.sid;
-                        self.clients
-                            .applied_txn(txn, &applied, own, &self.tree, &mut subs);
+                        self.step_clients(ServiceInput::Applied {
+                            txn,
+                            applied: &applied,
+                            own,
+                        });
                         if own && self.waiters.contains_key(&txn.request_id) {
                             self.results.insert(txn.request_id, applied.result);
                         }
@@ -400,24 +389,25 @@ impl QuorumPeerActor {
                         .remove(&request_id)
                         .unwrap_or(OpResult::Session);
                     let outcome = result.map(|z| (z, tree_result));
-                    match self.waiters.remove(&request_id) {
-                        Some(w) => {
+                    match (self.waiters.remove(&request_id), outcome) {
+                        (Some(w), outcome) => {
                             let _ = w.send(outcome);
                         }
-                        None => {
-                            let outcome = outcome.map_err(|e| e.to_string());
-                            self.clients
-                                .completed(request_id, outcome, &self.tree, &mut subs);
-                        }
+                        // A txn of the pipeline's that applied was answered then.
+                        (None, Ok(_)) => {}
+                        (None, Err(e)) => self.step_clients(ServiceInput::Failed {
+                            request_id,
+                            why: e.to_string(),
+                        }),
                     }
                 }
             }
         }
-        self.propose(subs, ctx);
+        self.propose_queued(ctx);
         let status = self.core.status();
         if status.serving != self.was_serving {
             self.was_serving = status.serving;
-            self.clients.serving_changed(status.serving);
+            self.step_clients(ServiceInput::Serving(status.serving));
             self.count_serving_change(status.serving, status.state);
             self.publish();
         }
@@ -582,14 +572,13 @@ impl QuorumPeerActor {
 
     /// Proposes a txn of the server's own (session expiry, container reaping).
     fn submit_internal(&mut self, op: TreeOp, session_id: SessionId, ctx: &mut Context<Self>) {
-        self.next_request += 1;
         let txn = TreeTxn {
             session_id,
             time_ms: wall_clock_ms(),
             auth: vec![("super".into(), "ensemble".into())],
             op,
         };
-        let request_id = self.next_request;
+        let request_id = self.clients.next_request_id();
         self.step(
             Input::Submit {
                 request_id,
@@ -599,31 +588,25 @@ impl QuorumPeerActor {
         );
     }
 
-    /// Runs `f` on the client service, then proposes the txns it submitted.
-    fn with_clients(
-        &mut self,
-        ctx: &mut Context<Self>,
-        f: impl FnOnce(&mut ClientService, &DataTree, &mut Submissions),
-    ) {
-        let mut subs = self.submissions();
-        f(&mut self.clients, &self.tree, &mut subs);
-        self.published.publish_if_wanted(&self.tree, subs.serving);
-        self.propose(subs, ctx);
+    /// Steps the request pipeline and carries out its outputs; the txns it asks for wait in
+    /// `proposals` for [`Self::propose_queued`].
+    fn step_clients(&mut self, input: ServiceInput<'_>) {
+        let outs = self.clients.step(input, &self.tree, step_clock());
+        let proposals = self.sinks.deliver(outs);
+        self.proposals.extend(proposals);
     }
 
-    /// An empty collector for what the client service submits next.
-    fn submissions(&self) -> Submissions {
-        Submissions {
-            next: self.next_request,
-            queued: Vec::new(),
-            serving: self.core.status().serving,
-        }
+    /// Steps the request pipeline on a client's input, then proposes what it asked for.
+    fn client_input(&mut self, input: ServiceInput<'_>, ctx: &mut Context<Self>) {
+        self.step_clients(input);
+        let serving = self.core.status().serving;
+        self.published.publish_if_wanted(&self.tree, serving);
+        self.propose_queued(ctx);
     }
 
-    /// Proposes the txns the client service submitted.
-    fn propose(&mut self, subs: Submissions, ctx: &mut Context<Self>) {
-        self.next_request = subs.next;
-        for (request_id, txn) in subs.queued {
+    /// Proposes the txns the request pipeline asked for.
+    fn propose_queued(&mut self, ctx: &mut Context<Self>) {
+        for (request_id, txn) in std::mem::take(&mut self.proposals) {
             self.step(
                 Input::Submit {
                     request_id,
@@ -832,11 +815,6 @@ impl Handler<GetElectionView> for QuorumPeerActor {
     }
 }
 
-/// A storage event delivered to the actor.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct StorageEvent(pub WriterEvent);
-
 impl Handler<StorageEvent> for QuorumPeerActor {
     type Result = ();
 
@@ -857,8 +835,7 @@ impl Handler<Submit> for QuorumPeerActor {
     type Result = ();
 
     fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) {
-        self.next_request += 1;
-        let request_id = self.next_request;
+        let request_id = self.clients.next_request_id();
         self.waiters.insert(request_id, msg.reply);
         self.step(
             Input::Submit {
@@ -874,7 +851,10 @@ impl Handler<ClientConnect> for QuorumPeerActor {
     type Result = ();
 
     fn handle(&mut self, msg: ClientConnect, ctx: &mut Context<Self>) {
-        self.with_clients(ctx, |c, tree, host| c.connect(msg, tree, host));
+        let (hello, sink) = msg.split();
+        self.sinks.open(hello.conn, sink);
+        let password = rand::random();
+        self.client_input(ServiceInput::Connect { hello, password }, ctx);
     }
 }
 
@@ -882,7 +862,7 @@ impl Handler<ClientPacket> for QuorumPeerActor {
     type Result = ();
 
     fn handle(&mut self, msg: ClientPacket, ctx: &mut Context<Self>) {
-        self.with_clients(ctx, |c, tree, host| c.packet(msg, tree, host));
+        self.client_input(ServiceInput::Packet(msg), ctx);
     }
 }
 
@@ -890,7 +870,8 @@ impl Handler<ClientGone> for QuorumPeerActor {
     type Result = ();
 
     fn handle(&mut self, msg: ClientGone, ctx: &mut Context<Self>) {
-        self.with_clients(ctx, |c, _, _| c.gone(msg.conn));
+        self.sinks.gone(msg.conn);
+        self.client_input(ServiceInput::Gone(msg.conn), ctx);
     }
 }
 
@@ -913,7 +894,7 @@ impl Handler<GetReport> for QuorumPeerActor {
             .filter(|(_, paths)| !paths.is_empty())
             .collect();
         MessageResult(ServerReport {
-            clients: self.clients.report(),
+            clients: self.clients.report(|conn| self.sinks.answered(conn)),
             sessions,
             ephemerals,
         })
@@ -933,6 +914,7 @@ impl Handler<ResetConnectionStats> for QuorumPeerActor {
 
     fn handle(&mut self, _: ResetConnectionStats, _: &mut Context<Self>) {
         self.clients.reset_counters();
+        self.sinks.reset_counters();
     }
 }
 

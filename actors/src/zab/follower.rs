@@ -4,7 +4,8 @@
 //! its leader informs it of.
 
 use super::peer::{QuorumPeer, Role};
-use super::types::{PersistToken, StorageOp, SubmitError};
+use super::types::SubmitError;
+use crate::storage::{PersistToken, StorageOp};
 use ensemble_messages::{Sid, Snapshot, Txn, ZabMessage, Zxid};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

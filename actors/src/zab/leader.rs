@@ -6,7 +6,8 @@
 
 use super::membership::quorum_of;
 use super::peer::{QuorumPeer, Role};
-use super::types::{Output, PersistToken, StorageOp, SubmitError};
+use super::types::{Output, SubmitError};
+use crate::storage::{PersistToken, StorageOp};
 use ensemble_messages::{Sid, Txn, ZabMessage, Zxid};
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -19,16 +19,13 @@ mod types;
 
 pub use actor::{
     FailQuorumPeer, GetPublishedTree, GetReport, GetStatus, NodeStatus, QuorumPeerActor,
-    QuorumSettings, ReadData, ResetConnectionStats, ServerReport, StorageEvent, Submit,
-    WriteResult,
+    QuorumSettings, ReadData, ResetConnectionStats, ServerReport, Submit, WriteResult,
 };
 pub use composed::ComposedPeer;
 pub use events::{NodeEvent, NodeEvents};
 pub use log::TxnLog;
 pub use peer::{BodyCheck, QuorumPeer};
-pub use types::{
-    Durable, Input, Output, PeerStatus, PeerTiming, PersistToken, StorageOp, SubmitError,
-};
+pub use types::{Durable, Input, Output, PeerStatus, PeerTiming, SubmitError};
 
 #[cfg(test)]
 mod tests;

@@ -9,10 +9,9 @@ use super::follower::FollowerRole;
 use super::leader::LeaderRole;
 use super::log::TxnLog;
 use super::membership::MembershipOf;
-use super::types::{
-    Durable, Input, Output, PeerStatus, PeerTiming, PersistToken, StorageOp, SubmitError,
-};
+use super::types::{Durable, Input, Output, PeerStatus, PeerTiming, SubmitError};
 use crate::election::{Decision, ElectionRequest, ElectionView, Look, Members};
+use crate::storage::{PersistToken, StorageOp};
 use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Vote, ZabMessage, Zxid};
 use std::collections::BTreeSet;
 

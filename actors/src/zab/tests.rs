@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::election::ElectionTiming;
+use crate::storage::{PersistToken, StorageOp};
 use ensemble_messages::{Notification, PeerMessage, ServerState, Sid, Txn, Vote, ZabMessage, Zxid};
 
 fn timing() -> PeerTiming {

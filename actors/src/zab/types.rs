@@ -1,6 +1,7 @@
 //! Inputs, outputs and settings of the [`QuorumPeer`](super::QuorumPeer) core.
 
 use crate::election::{Decision, ElectionRequest, ElectionTiming};
+use crate::storage::{PersistToken, StorageOp};
 use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, Zxid};
 
 /// Timing of one server, in ms and ticks.
@@ -29,32 +30,6 @@ pub struct Durable {
     pub snapshot_zxid: Zxid,
     /// Logged txns after the snapshot, in order; not applied yet.
     pub log: Vec<Txn>,
-}
-
-/// A durable write for the storage actor. Operations are carried out in order.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum StorageOp {
-    /// Append txns to the log.
-    Append(Vec<Txn>),
-    /// Drop every logged txn above this zxid.
-    Truncate(Zxid),
-    /// Replace the whole history with this snapshot.
-    InstallSnapshot(Snapshot),
-    /// Write the acceptedEpoch file.
-    AcceptedEpoch(u32),
-    /// Write the currentEpoch file.
-    CurrentEpoch(u32),
-}
-
-/// Reported back through [`Input::Persisted`] once an operation (and all before it) is durable.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PersistToken {
-    /// Txns up to this zxid are on disk.
-    Txns(Zxid),
-    /// The acceptedEpoch file holds this epoch.
-    AcceptedEpoch(u32),
-    /// The currentEpoch file holds this epoch.
-    CurrentEpoch(u32),
 }
 
 /// Why a submitted write did not commit (its outcome is then unknown, as ZooKeeper's

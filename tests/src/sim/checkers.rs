@@ -3,7 +3,7 @@
 use super::clients::{Heard, Life};
 use super::{Membership, Node, Sim, SimReport};
 use ensemble_actors::data_tree::{TreeOp, TreeTxn};
-use ensemble_actors::zab::StorageOp;
+use ensemble_actors::storage::StorageOp;
 use ensemble_messages::codec::decode;
 use ensemble_messages::zk::SessionId;
 use ensemble_messages::{ServerState, Sid, Txn, Zxid};

@@ -2,7 +2,8 @@
 //! a random prefix of them.
 
 use super::Sim;
-use ensemble_actors::zab::{Input, StorageOp};
+use ensemble_actors::storage::StorageOp;
+use ensemble_actors::zab::Input;
 use ensemble_messages::codec::decode;
 use ensemble_messages::{Sid, Txn, Zxid};
 use rand::Rng;

@@ -54,9 +54,8 @@ use clients::Client;
 use disk::Disk;
 use ensemble_actors::client_port::ToClient;
 use ensemble_actors::election::{Election, ElectionTiming};
-use ensemble_actors::zab::{
-    Durable, Input, Output, PeerTiming, PersistToken, QuorumPeer, StorageOp,
-};
+use ensemble_actors::storage::{PersistToken, StorageOp};
+use ensemble_actors::zab::{Durable, Input, Output, PeerTiming, QuorumPeer};
 use ensemble_messages::codec::{decode, encode};
 use ensemble_messages::jute::ConnectRequest;
 use ensemble_messages::zk::{OpCode, SessionId};

@@ -4,15 +4,17 @@
 
 use super::{ClientMsg, Event, Sim};
 use ensemble_actors::client_port::{
-    ClientConnect, ClientPacket, ClientService, ClientSink, Host, ServiceSettings, ToClient,
+    ClientConnect, ClientPacket, ClientService, ClientSink, ClientSinks, ServiceInput,
+    ServiceSettings, StepClock, ToClient,
 };
-use ensemble_actors::data_tree::{DataTree, OpResult, SessionPassword, TreeOp, TreeTxn};
+use ensemble_actors::data_tree::{DataTree, TreeOp, TreeTxn};
 use ensemble_actors::sessions::{ExpiryAction, ExpiryRole, SessionChange, SessionExpiry};
 use ensemble_actors::zab::{Input, SubmitError};
 use ensemble_messages::zk::{ConnectionId, SessionId};
 use ensemble_messages::{PeerMessage, Sid, Txn, Zxid};
 use rand::Rng;
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The session timeout bounds of the simulated servers (2 and 20 ticks, ZooKeeper's defaults).
@@ -30,6 +32,10 @@ const SETTINGS: ServiceSettings = ServiceSettings {
 pub(super) struct Frontend {
     pub(super) tree: DataTree,
     service: ClientService,
+    /// Where the service's frames go: the sinks of `conns`.
+    sinks: ClientSinks,
+    /// The instant of simulated time 0, for the service's latency metrics.
+    base: Instant,
     pub(super) expiry: SessionExpiry,
     /// Txns the service submitted, proposed once the current outputs are carried out.
     submitted: Vec<(u64, TreeTxn)>,
@@ -44,9 +50,13 @@ impl Frontend {
         let tree = tree_of(history);
         let mut expiry = SessionExpiry::new(tick_ms);
         expiry.reset(tree.sessions());
+        let base = Instant::now();
+        let clock = clock_at(base, now);
         Frontend {
             tree,
-            service: ClientService::new(id, SETTINGS, now as i64, Default::default()),
+            service: ClientService::new(id, SETTINGS, clock, Default::default()),
+            sinks: ClientSinks::default(),
+            base,
             expiry,
             submitted: Vec::new(),
             conns: BTreeMap::new(),
@@ -64,59 +74,41 @@ pub(super) fn tree_of(history: &[Txn]) -> DataTree {
     tree
 }
 
-/// The host the service submits through: its txns are proposed after the call.
-struct SimHost {
-    next: u64,
-    queued: Vec<(u64, TreeTxn)>,
-    serving: bool,
-    now_ms: i64,
-}
-
-impl Host for SimHost {
-    fn submit(&mut self, txn: TreeTxn) -> u64 {
-        self.next += 1;
-        self.queued.push((self.next, txn));
-        self.next
-    }
-
-    fn serving(&self) -> bool {
-        self.serving
-    }
-
-    fn now_ms(&self) -> i64 {
-        self.now_ms
-    }
-
-    fn random_password(&mut self) -> SessionPassword {
-        let mut p = [0x5a; 16];
-        p[..8].copy_from_slice(&self.next.to_le_bytes());
-        p
+/// The clocks of a service step at simulated time `now` (ms).
+fn clock_at(base: Instant, now: u64) -> StepClock {
+    StepClock {
+        at: base + Duration::from_millis(now),
+        wall_ms: now as i64,
     }
 }
 
 impl Sim {
-    /// Runs `f` on server `id`'s client service and sends what it queued for clients; what
-    /// it submitted waits for [`Sim::propose_submitted`].
-    fn with_service(
-        &mut self,
-        id: Sid,
-        f: impl FnOnce(&mut ClientService, &DataTree, &mut SimHost),
-    ) -> Result<(), String> {
+    /// Steps server `id`'s client service on `input` and sends what it queued for clients;
+    /// what it asked to propose waits for [`Sim::propose_submitted`].
+    fn step_service(&mut self, id: Sid, input: ServiceInput<'_>) {
+        let now = self.now;
         let Some(front) = self.nodes.get_mut(&id).and_then(|n| n.front.as_mut()) else {
-            return Ok(());
+            return;
         };
-        let mut host = SimHost {
-            next: self.next_request,
-            queued: Vec::new(),
-            serving: front.serving,
-            now_ms: self.now as i64,
-        };
-        f(&mut front.service, &front.tree, &mut host);
-        front.submitted.extend(host.queued);
-        self.next_request = host.next;
+        let outs = front
+            .service
+            .step(input, &front.tree, clock_at(front.base, now));
+        let proposals = front.sinks.deliver(outs);
+        front.submitted.extend(proposals);
         let zxid = front.tree.last_applied();
         self.flush(id, zxid);
-        Ok(())
+    }
+
+    /// A request id for a txn proposed at server `id`, from its service's ids so that the two
+    /// never collide.
+    pub(super) fn request_id(&mut self, id: Sid) -> u64 {
+        match self.nodes.get_mut(&id).and_then(|n| n.front.as_mut()) {
+            Some(front) => front.service.next_request_id(),
+            None => {
+                self.next_request += 1;
+                self.next_request
+            }
+        }
     }
 
     /// Proposes what server `id`'s service submitted, as the actor does after carrying out a
@@ -143,9 +135,6 @@ impl Sim {
         match msg {
             ClientMsg::Connect(request) => {
                 let (sink, rx) = ClientSink::unlimited();
-                if let Some(front) = self.nodes.get_mut(&id).and_then(|n| n.front.as_mut()) {
-                    front.conns.insert(conn, (client, rx));
-                }
                 let c = ClientConnect {
                     conn: ConnectionId(conn),
                     request,
@@ -154,7 +143,14 @@ impl Sim {
                     identities: Vec::new(),
                     sink,
                 };
-                self.with_service(id, |s, tree, host| s.connect(c, tree, host))?;
+                let (hello, sink) = c.split();
+                if let Some(front) = self.nodes.get_mut(&id).and_then(|n| n.front.as_mut()) {
+                    front.conns.insert(conn, (client, rx));
+                    front.sinks.open(hello.conn, sink);
+                }
+                let mut password = [0x5a; 16];
+                password[..8].copy_from_slice(&conn.to_le_bytes());
+                self.step_service(id, ServiceInput::Connect { hello, password });
                 self.propose_submitted(id)
             }
             ClientMsg::Packet { xid, op, body } => {
@@ -164,14 +160,15 @@ impl Sim {
                     op: Ok(op),
                     body,
                 };
-                self.with_service(id, |s, tree, host| s.packet(p, tree, host))?;
+                self.step_service(id, ServiceInput::Packet(p));
                 self.propose_submitted(id)
             }
             ClientMsg::Gone => {
                 if let Some(front) = self.nodes.get_mut(&id).and_then(|n| n.front.as_mut()) {
-                    front.service.gone(ConnectionId(conn));
+                    front.sinks.gone(ConnectionId(conn));
                     front.conns.remove(&conn);
                 }
+                self.step_service(id, ServiceInput::Gone(ConnectionId(conn)));
                 Ok(())
             }
         }
@@ -223,9 +220,12 @@ impl Sim {
                 front.expiry.changed(change);
             }
             let own = txn.origin == id;
-            self.with_service(id, |s, tree, host| {
-                s.applied_txn(txn, &applied, own, tree, host)
-            })?;
+            let input = ServiceInput::Applied {
+                txn,
+                applied: &applied,
+                own,
+            };
+            self.step_service(id, input);
             self.note_session_txn(id, txn);
         }
         self.check_tree(id)
@@ -248,12 +248,11 @@ impl Sim {
         result: Result<Zxid, SubmitError>,
     ) -> Result<(), String> {
         // A txn of this server's was answered when applied: only failures are left.
-        let outcome = result
-            .map(|z| (z, OpResult::Session))
-            .map_err(|e| e.to_string());
-        self.with_service(id, |s, tree, host| {
-            s.completed(request_id, outcome, tree, host)
-        })
+        if let Err(e) = result {
+            let why = e.to_string();
+            self.step_service(id, ServiceInput::Failed { request_id, why });
+        }
+        Ok(())
     }
 
     /// After a step of server `id`'s core: tells its clients when it starts or stops serving.
@@ -268,12 +267,10 @@ impl Sim {
         };
         if front.serving != serving {
             front.serving = serving;
-            front.service.serving_changed(serving);
             if serving {
                 self.serving_since.insert(id, now);
             }
-            let zxid = front.tree.last_applied();
-            self.flush(id, zxid);
+            self.step_service(id, ServiceInput::Serving(serving));
         }
     }
 
@@ -294,7 +291,8 @@ impl Sim {
         front
             .expiry
             .set_role(ExpiryRole::of(s.state, s.serving, s.leader));
-        front.expiry.touched(front.service.take_touched());
+        let conns = front.sinks.take_touched();
+        front.expiry.touched(front.service.take_touched(conns));
         match front.expiry.check(now) {
             Some(ExpiryAction::Expire(ids)) => {
                 for session in ids {
@@ -307,8 +305,7 @@ impl Sim {
                         auth: Vec::new(),
                         op: TreeOp::ExpireSession,
                     };
-                    self.next_request += 1;
-                    let request_id = self.next_request;
+                    let request_id = self.request_id(id);
                     self.feed(
                         id,
                         Input::Submit {

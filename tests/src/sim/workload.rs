@@ -68,8 +68,7 @@ impl Sim {
     }
 
     pub(super) fn submit(&mut self, node: Sid, body: Vec<u8>) -> Result<(), String> {
-        self.next_request += 1;
-        let request_id = self.next_request;
+        let request_id = self.request_id(node);
         self.bodies.insert((node, request_id), body.clone());
         self.feed(node, Input::Submit { request_id, body })
     }

@@ -1,40 +1,17 @@
 //! Unit tests of the request pipeline, with a fake host whose txns are applied to a real tree.
 
-use super::super::protocol::ToClient;
+use super::super::protocol::{ClientConnect, ClientSink, ToClient};
+use super::super::test_host::{test_clock, TestHost};
 use super::*;
 use crate::data_tree::DataTree;
 use ensemble_messages::zk::{ConnectionId, OK};
 use ensemble_messages::{Txn, Zxid};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-struct FakeHost {
-    next: u64,
-    submitted: Vec<(u64, TreeTxn)>,
-    serving: bool,
-}
-
-impl Host for FakeHost {
-    fn submit(&mut self, txn: TreeTxn) -> u64 {
-        self.next += 1;
-        self.submitted.push((self.next, txn));
-        self.next
-    }
-    fn serving(&self) -> bool {
-        self.serving
-    }
-    fn now_ms(&self) -> i64 {
-        1_000
-    }
-    fn random_password(&mut self) -> SessionPassword {
-        // Distinct per session, and not derivable from the session id.
-        [self.next as u8 ^ 0x5a; 16]
-    }
-}
-
 struct Harness {
     service: ClientService,
     tree: DataTree,
-    host: FakeHost,
+    host: TestHost,
     counter: u32,
 }
 
@@ -47,7 +24,7 @@ impl Harness {
     }
 
     fn with_super_digest(super_digest: Option<[u8; 20]>) -> Self {
-        Harness {
+        let mut h = Harness {
             service: ClientService::new(
                 1,
                 ServiceSettings {
@@ -59,17 +36,35 @@ impl Harness {
                     enforce_quota: false,
                     reconfig_enabled: true,
                 },
-                0,
+                test_clock(),
                 Default::default(),
             ),
             tree: DataTree::default(),
-            host: FakeHost {
-                next: 0,
-                submitted: Vec::new(),
-                serving: true,
-            },
+            host: TestHost::default(),
             counter: 0,
-        }
+        };
+        h.serve(true);
+        h
+    }
+
+    /// Steps the service on `input`.
+    fn step(&mut self, input: ServiceInput) {
+        self.host.step(&mut self.service, input, &self.tree);
+    }
+
+    /// This server joins or leaves the serving quorum.
+    fn serve(&mut self, serving: bool) {
+        self.step(ServiceInput::Serving(serving));
+    }
+
+    /// A connection's handshake.
+    fn handshake(&mut self, c: ClientConnect) {
+        self.host.connect(&mut self.service, c, &self.tree);
+    }
+
+    /// What `cons` and `wchc` show.
+    fn report(&self) -> ClientReport {
+        self.service.report(|conn| self.host.sinks.answered(conn))
     }
 
     /// Applies every submitted txn in order, as Zab would commit them, until none is left.
@@ -84,8 +79,12 @@ impl Harness {
                     body: txn.encode(),
                 };
                 let applied = self.tree.apply(&txn);
-                self.service
-                    .applied_txn(&txn, &applied, true, &self.tree, &mut self.host);
+                let input = ServiceInput::Applied {
+                    txn: &txn,
+                    applied: &applied,
+                    own: true,
+                };
+                self.host.step(&mut self.service, input, &self.tree);
             }
         }
     }
@@ -98,18 +97,14 @@ impl Harness {
             passwd: Buffer(vec![0; 16]),
             ..ConnectRequest::default()
         };
-        self.service.connect(
-            ClientConnect {
-                conn: ConnectionId(conn),
-                request,
-                read_only: false,
-                ip: "127.0.0.1".into(),
-                identities: Vec::new(),
-                sink,
-            },
-            &self.tree,
-            &mut self.host,
-        );
+        self.handshake(ClientConnect {
+            conn: ConnectionId(conn),
+            request,
+            read_only: false,
+            ip: "127.0.0.1".into(),
+            identities: Vec::new(),
+            sink,
+        });
         self.commit();
         match rx.try_recv() {
             Ok(ToClient::Frame(f)) => {
@@ -123,16 +118,12 @@ impl Harness {
     }
 
     fn send(&mut self, conn: u64, xid: i32, op: OpCode, body: Vec<u8>) {
-        self.service.packet(
-            ClientPacket {
-                conn: ConnectionId(conn),
-                xid,
-                op: Ok(op),
-                body,
-            },
-            &self.tree,
-            &mut self.host,
-        );
+        self.step(ServiceInput::Packet(ClientPacket {
+            conn: ConnectionId(conn),
+            xid,
+            op: Ok(op),
+            body,
+        }));
     }
 }
 
@@ -379,7 +370,7 @@ fn set_watches2_re_arms_persistent_watches_and_fires_missed_changes() {
 fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_before_writes() {
     let mut h = Harness::new();
     let mut old = h.connect(1);
-    let session = h.service.report().connections[0].session;
+    let session = h.report().connections[0].session;
     // The client reconnects through server 2, which proposes the move.
     h.counter += 1;
     let moved_away = TreeTxn {
@@ -422,7 +413,7 @@ fn a_session_that_moved_away_gets_session_moved_and_moving_back_is_ordered_befor
         identities: Vec::new(),
         sink,
     };
-    h.service.connect(connect, &h.tree, &mut h.host);
+    h.handshake(connect);
     assert!(
         matches!(back.try_recv(), Ok(ToClient::Frame(_))),
         "connect reply"
@@ -444,8 +435,7 @@ fn out_of_quorum_read_only_clients_read_and_writes_get_not_read_only() {
     h.send(1, 1, OpCode::Create, create("/kept"));
     h.commit();
     frames(&mut rw);
-    h.host.serving = false;
-    h.service.serving_changed(false);
+    h.serve(false);
     assert!(
         matches!(rw.try_recv(), Ok(ToClient::Close)),
         "losing the quorum ends every connection"
@@ -465,7 +455,7 @@ fn out_of_quorum_read_only_clients_read_and_writes_get_not_read_only() {
             identities: Vec::new(),
             sink,
         };
-        h.service.connect(c, &h.tree, &mut h.host);
+        h.handshake(c);
         rx
     };
     let mut refused = connect(&mut h, 2, false);
@@ -493,8 +483,7 @@ fn out_of_quorum_read_only_clients_read_and_writes_get_not_read_only() {
             (3, ZkError::NotReadOnly.code())
         ]
     );
-    h.host.serving = true;
-    h.service.serving_changed(true);
+    h.serve(true);
     assert!(
         matches!(ro.try_recv(), Ok(ToClient::Close)),
         "back in quorum, read-only clients are sent to reconnect read-write"
@@ -701,7 +690,7 @@ fn ask_to_resume(
         identities: Vec::new(),
         sink,
     };
-    h.service.connect(c, &h.tree, &mut h.host);
+    h.handshake(c);
     rx
 }
 
@@ -712,7 +701,7 @@ fn ask_to_resume(
 fn a_reconnect_naming_a_session_not_applied_here_yet_waits_for_a_commit() {
     let mut ahead = Harness::new();
     ahead.connect(1);
-    let session = ahead.service.report().connections[0].session;
+    let session = ahead.report().connections[0].session;
     let password = *ahead.tree.session_password(session).unwrap();
     let mut behind = Harness::new();
     let mut rx = ask_to_resume(&mut behind, 1, session, password.to_vec());
@@ -782,13 +771,7 @@ fn a_session_is_resumed_only_with_its_own_random_password() {
     let mut h = Harness::new();
     h.connect(1);
     h.connect(2);
-    let sessions: Vec<SessionId> = h
-        .service
-        .report()
-        .connections
-        .iter()
-        .map(|c| c.session)
-        .collect();
+    let sessions: Vec<SessionId> = h.report().connections.iter().map(|c| c.session).collect();
     let real = *h.tree.session_password(sessions[0]).unwrap();
     assert_ne!(
         Some(&real),
@@ -982,7 +965,7 @@ fn requests_pipelined_behind_the_handshake_are_answered_after_it() {
         identities: vec![("x509".into(), "CN=c".into())],
         sink,
     };
-    h.service.connect(connect, &h.tree, &mut h.host);
+    h.handshake(connect);
     h.send(1, 1, OpCode::WhoAmI, Vec::new());
     assert!(rx.try_recv().is_err(), "nothing before the session exists");
     h.commit();

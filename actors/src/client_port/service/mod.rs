@@ -1,14 +1,23 @@
-//! The ZooKeeper request pipeline of one server, run inside the quorum peer actor so that reads,
-//! watch registration and applies are totally ordered.
+//! The ZooKeeper request pipeline of one server as a pure core: sessions, request decoding,
+//! reads, watches and reply encoding. [`ClientService::step`] takes one [`ServiceInput`] and
+//! returns the [`ServiceOutput`]s its host carries out (frames to connections, txns to
+//! propose); it does no I/O and reads no clock or randomness. The quorum peer actor runs it
+//! so that reads, watch registration and applies are totally ordered.
 //!
 //! Replies are FIFO per session: a read queued behind a pending write of the same session runs
 //! only after that write was applied here, and is answered after it.
 
-use super::protocol::{ClientConnect, ClientPacket, ClientSink};
+mod types;
+mod writes;
+
+pub use types::{Hello, ServiceInput, ServiceOutput, StepClock};
+pub(super) use writes::WriteRequest;
+
+use super::protocol::ClientPacket;
 use super::reads::tree_read;
 use crate::data_tree::{
-    ttl_of_owner, AclEntry, Applied, CreateMode, DataTree, NodeStat, OpResult, PermissionMemo,
-    SessionPassword, TreeOp, TreeTxn,
+    ttl_of_owner, Applied, DataTree, NodeStat, OpResult, PermissionMemo, SessionPassword, TreeOp,
+    TreeTxn,
 };
 use crate::metrics::ServerMetrics;
 use crate::sessions::{first_session_id, kinds_of_type, password_matches, WatchKind, WatchManager};
@@ -17,22 +26,12 @@ use ensemble_messages::zk::{
     perm, xid, AddWatchMode, ConnectionId, EventType, KeeperState, OpCode, SessionId,
     UnknownOpCode, WatcherType, ZkError, CONTAINER_OWNER,
 };
-use ensemble_messages::{Sid, Txn, Zxid};
+use ensemble_messages::{Sid, Txn};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
-
-/// What the service needs from its host actor.
-pub trait Host {
-    /// Proposes a txn; returns the request id its completion will carry.
-    fn submit(&mut self, txn: TreeTxn) -> u64;
-    /// Whether this server is serving (synced with a leader that has a quorum).
-    fn serving(&self) -> bool;
-    /// Wall-clock time in ms.
-    fn now_ms(&self) -> i64;
-    /// 16 random bytes for a new session's password.
-    fn random_password(&mut self) -> SessionPassword;
-}
+use types::Outcome;
+use writes::{write_op, write_reply};
 
 /// A request waiting for its turn to be answered; `since` is when it arrived.
 enum Queued {
@@ -55,7 +54,6 @@ struct Conn {
     timeout_ms: i32,
     received: u64,
     sent: u64,
-    sink: ClientSink,
     auth: Vec<(String, String)>,
     queue: VecDeque<Queued>,
     /// Served while this server is out of quorum: reads only.
@@ -64,7 +62,7 @@ struct Conn {
 
 impl Conn {
     /// A connection of `session` whose handshake `c` was accepted.
-    fn new(session: SessionId, c: ClientConnect, timeout_ms: i32, read_only: bool) -> Self {
+    fn new(session: SessionId, c: Hello, timeout_ms: i32, read_only: bool) -> Self {
         let mut auth = vec![("ip".to_string(), c.ip.clone())];
         auth.extend(c.identities);
         Conn {
@@ -74,7 +72,6 @@ impl Conn {
             timeout_ms,
             received: 0,
             sent: 0,
-            sink: c.sink,
             queue: VecDeque::new(),
             read_only,
         }
@@ -95,15 +92,7 @@ enum Pending {
     /// A reconnected session moving here; it has no reply of its own.
     Move { conn: ConnectionId },
     /// A reconnect naming a session this server did not know, waiting for a no-op txn.
-    Revalidate(ClientConnect),
-}
-
-/// A parsed write: the tree op, the op codes of a multi's sub-ops, and the path (for sync).
-pub(super) struct WriteRequest {
-    pub(super) code: OpCode,
-    pub(super) op: TreeOp,
-    pub(super) sub_ops: Vec<OpCode>,
-    pub(super) path: String,
+    Revalidate(Hello, SessionPassword),
 }
 
 /// One client connection, for the `cons` word.
@@ -164,6 +153,21 @@ pub struct ClientService {
     touched: HashSet<SessionId>,
     /// Packet counts and request latencies.
     metrics: Arc<ServerMetrics>,
+    /// Whether this server serves (synced with a leader that has a quorum).
+    serving: bool,
+    /// The last request id handed out.
+    next_request: u64,
+    /// When the current step runs.
+    clock: StepClock,
+    /// What the current step asks of the host.
+    out: Vec<ServiceOutput>,
+}
+
+/// The request ids of a service started at `wall_ms` begin above every id an earlier start
+/// of this server could still have in flight (65,536 per millisecond of uptime), so a txn an
+/// earlier incarnation proposed is never taken for one of this one's.
+fn first_request_id(wall_ms: i64) -> u64 {
+    u64::try_from(wall_ms).unwrap_or(0) << 16
 }
 
 /// A reply frame: the header, then `body`.
@@ -194,16 +198,6 @@ pub fn to_stat(s: &NodeStat) -> Stat {
     }
 }
 
-fn to_acl(acl: &[Acl]) -> Vec<AclEntry> {
-    acl.iter()
-        .map(|a| AclEntry {
-            perms: a.perms,
-            scheme: a.id.scheme.clone(),
-            id: a.id.id.clone(),
-        })
-        .collect()
-}
-
 /// `user:base64(sha1(user:password))`, ZooKeeper's digest identity.
 pub fn digest_id(credentials: &str) -> String {
     use base64::Engine;
@@ -225,7 +219,7 @@ impl ClientService {
     pub fn new(
         sid: Sid,
         limits: ServiceSettings,
-        now_ms: i64,
+        clock: StepClock,
         metrics: Arc<ServerMetrics>,
     ) -> Self {
         ClientService {
@@ -235,9 +229,76 @@ impl ClientService {
             by_session: HashMap::new(),
             pending: HashMap::new(),
             watches: WatchManager::default(),
-            next_session: first_session_id(sid, now_ms),
+            next_session: first_session_id(sid, clock.wall_ms),
             touched: HashSet::new(),
             metrics,
+            serving: false,
+            next_request: first_request_id(clock.wall_ms),
+            clock,
+            out: Vec::new(),
+        }
+    }
+
+    /// Runs one input at `clock` and returns what the host must carry out, in order.
+    pub fn step(
+        &mut self,
+        input: ServiceInput<'_>,
+        tree: &DataTree,
+        clock: StepClock,
+    ) -> Vec<ServiceOutput> {
+        self.clock = clock;
+        match input {
+            ServiceInput::Connect { hello, password } => {
+                self.metrics.received();
+                self.handshake(hello, password, tree, true);
+            }
+            ServiceInput::Packet(p) => self.packet(p, tree),
+            ServiceInput::Gone(conn) => self.gone(conn),
+            ServiceInput::Serving(serving) => self.serving_changed(serving),
+            ServiceInput::Applied { txn, applied, own } => {
+                self.applied_txn(txn, applied, own, tree)
+            }
+            ServiceInput::Failed { request_id, why } => self.completed(request_id, Err(why), tree),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    /// A request id for a txn the host proposes itself: unique among the service's own.
+    pub fn next_request_id(&mut self) -> u64 {
+        self.next_request += 1;
+        self.next_request
+    }
+
+    /// Asks the host to propose `txn`; returns its request id.
+    fn propose(&mut self, txn: TreeTxn) -> u64 {
+        let request_id = self.next_request_id();
+        self.out.push(ServiceOutput::Propose { request_id, txn });
+        request_id
+    }
+
+    /// Asks the host to close `conn` after what was sent to it.
+    fn close_sink(&mut self, conn: ConnectionId) {
+        self.out.push(ServiceOutput::Close(conn));
+    }
+
+    /// Lets `conn`'s thread answer reads of its settled session.
+    fn share_session(&mut self, conn: ConnectionId) {
+        if let Some(c) = self.conns.get(&conn) {
+            self.out.push(ServiceOutput::ShareSession {
+                conn,
+                session: c.session,
+                auth: c.auth.clone(),
+            });
+        }
+    }
+
+    /// A txn's metadata: its session, the step's wall-clock time, no identities.
+    fn session_txn(&self, session_id: SessionId, op: TreeOp) -> TreeTxn {
+        TreeTxn {
+            session_id,
+            time_ms: self.clock.wall_ms,
+            auth: Vec::new(),
+            op,
         }
     }
 
@@ -266,7 +327,7 @@ impl ClientService {
         if let Some(c) = self.conns.get_mut(&conn) {
             self.metrics.sent();
             c.sent += 1;
-            c.sink.push(frame);
+            self.out.push(ServiceOutput::Push { conn, frame });
         }
     }
 
@@ -275,7 +336,7 @@ impl ClientService {
         if let Some(c) = self.conns.get_mut(&conn) {
             self.metrics.sent();
             c.sent += 1;
-            c.sink.reply(frame);
+            self.out.push(ServiceOutput::Reply { conn, frame });
         }
     }
 
@@ -285,17 +346,18 @@ impl ClientService {
         self.next_session
     }
 
-    /// What the `cons`, `wchc` and `wchp` words show.
-    pub fn report(&self) -> ClientReport {
+    /// What the `cons`, `wchc` and `wchp` words show; `answered` counts the reads a
+    /// connection's thread answered itself.
+    pub fn report(&self, answered: impl Fn(ConnectionId) -> u64) -> ClientReport {
         let mut connections: Vec<ConnectionInfo> = self
             .conns
-            .values()
-            .map(|c| ConnectionInfo {
+            .iter()
+            .map(|(id, c)| ConnectionInfo {
                 ip: c.ip.clone(),
                 session: c.session,
                 timeout_ms: c.timeout_ms,
-                received: c.received + c.sink.share().answered(),
-                sent: c.sent + c.sink.share().answered(),
+                received: c.received + answered(*id),
+                sent: c.sent + answered(*id),
             })
             .collect();
         connections.sort_by_key(|c| c.session);
@@ -305,34 +367,21 @@ impl ClientService {
         }
     }
 
-    /// Zeroes the per-connection counters (`crst`).
+    /// Zeroes the per-connection counters (`crst`; the host zeroes its connections' own).
     pub fn reset_counters(&mut self) {
         for c in self.conns.values_mut() {
             c.received = 0;
             c.sent = 0;
-            c.sink.share().reset();
         }
-    }
-
-    /// A client's handshake.
-    pub fn connect(&mut self, c: ClientConnect, tree: &DataTree, host: &mut impl Host) {
-        self.metrics.received();
-        self.handshake(c, tree, host, true);
     }
 
     /// A handshake; one naming a session this tree does not know first waits for a no-op
     /// txn when `may_wait`.
-    fn handshake(
-        &mut self,
-        c: ClientConnect,
-        tree: &DataTree,
-        host: &mut impl Host,
-        may_wait: bool,
-    ) {
+    fn handshake(&mut self, c: Hello, password: SessionPassword, tree: &DataTree, may_wait: bool) {
         let last = tree.last_applied().0 as i64;
-        let read_only = !host.serving();
+        let read_only = !self.serving;
         if read_only && !(self.limits.read_only_mode && c.read_only) {
-            c.sink.close();
+            self.close_sink(c.conn);
             return;
         }
         if c.request.last_zxid_seen > last {
@@ -340,7 +389,7 @@ impl ClientService {
                 "refusing a client that has seen zxid 0x{:x}; this server is at 0x{last:x}",
                 c.request.last_zxid_seen
             );
-            c.sink.close();
+            self.close_sink(c.conn);
             return;
         }
         let timeout = c
@@ -349,29 +398,23 @@ impl ClientService {
             .clamp(self.limits.min_ms, self.limits.max_ms);
         let session = SessionId(c.request.session_id);
         if read_only {
-            self.connect_read_only(c, timeout, tree, host);
+            self.connect_read_only(c, password, timeout, tree);
             return;
         }
         if session == SessionId::NONE {
             let id = self.new_session_id();
             let conn = c.conn;
-            let password = host.random_password();
-            let txn = TreeTxn {
-                session_id: id,
-                time_ms: host.now_ms(),
-                auth: Vec::new(),
-                op: TreeOp::CreateSession {
-                    timeout_ms: timeout,
-                    password,
-                },
+            let op = TreeOp::CreateSession {
+                timeout_ms: timeout,
+                password,
             };
-            let rid = host.submit(txn);
+            let rid = self.propose(self.session_txn(id, op));
             // Requests a client pipelines behind its handshake (ZooKeeper's Netty client
             // does) are answered after the handshake reply, not before it.
             let handshake = Queued::Write {
                 request_id: rid,
                 reply: None,
-                since: Instant::now(),
+                since: self.clock.at,
             };
             self.conns.insert(
                 conn,
@@ -391,11 +434,11 @@ impl ClientService {
             return;
         }
         if may_wait && !tree.has_session(session) {
-            self.revalidate(c, host);
+            self.revalidate(c, password);
             return;
         }
         let Some(password) = reconnectable(tree, &c) else {
-            refuse_expired(&c);
+            self.refuse_expired(c.conn);
             return;
         };
         self.take_over(session, &c, timeout, false, password);
@@ -404,16 +447,11 @@ impl ClientService {
         if tree.session_owner(session) != Some(self.sid) {
             // The session moves here. Its later writes queue behind the move and reach the
             // leader after it, so they are never refused as coming from the old server.
-            let rid = host.submit(TreeTxn {
-                session_id: session,
-                time_ms: host.now_ms(),
-                auth: Vec::new(),
-                op: TreeOp::MoveSession,
-            });
+            let rid = self.propose(self.session_txn(session, TreeOp::MoveSession));
             queue.push_back(Queued::Write {
                 request_id: rid,
                 reply: None,
-                since: Instant::now(),
+                since: self.clock.at,
             });
             self.pending.insert(rid, Pending::Move { conn: c.conn });
         }
@@ -423,45 +461,41 @@ impl ClientService {
             queue,
             ..Conn::new(session, c, timeout, false)
         };
-        if settled {
-            conn.sink.share().enable(session, &conn.auth);
-        }
         self.conns.insert(id, conn);
+        if settled {
+            self.share_session(id);
+        }
     }
 
     /// A reconnect names a session this server does not know: its creation may be committed
     /// but not applied here yet (the client learnt its id from a server ahead of this one).
     /// A no-op txn orders the answer after every commit before it; ZooKeeper asks its leader.
-    fn revalidate(&mut self, c: ClientConnect, host: &mut impl Host) {
-        let rid = host.submit(TreeTxn {
-            session_id: SessionId::NONE,
-            time_ms: host.now_ms(),
-            auth: Vec::new(),
-            op: TreeOp::Check {
-                path: "/".into(),
-                version: -1,
-            },
-        });
-        self.pending.insert(rid, Pending::Revalidate(c));
+    fn revalidate(&mut self, c: Hello, password: SessionPassword) {
+        let op = TreeOp::Check {
+            path: "/".into(),
+            version: -1,
+        };
+        let rid = self.propose(self.session_txn(SessionId::NONE, op));
+        self.pending.insert(rid, Pending::Revalidate(c, password));
     }
 
     /// A read-only client's handshake while this server is out of quorum: a new session is
     /// local to this server; a known one keeps its id but may only read here.
     fn connect_read_only(
         &mut self,
-        c: ClientConnect,
+        c: Hello,
+        fresh_password: SessionPassword,
         timeout: i32,
         tree: &DataTree,
-        host: &mut impl Host,
     ) {
         let mut session = SessionId(c.request.session_id);
         let password = if session == SessionId::NONE {
             session = self.new_session_id();
-            host.random_password()
+            fresh_password
         } else if let Some(password) = reconnectable(tree, &c) {
             password
         } else {
-            refuse_expired(&c);
+            self.refuse_expired(c.conn);
             return;
         };
         self.take_over(session, &c, timeout, true, password);
@@ -474,24 +508,39 @@ impl ClientService {
     fn take_over(
         &mut self,
         session: SessionId,
-        c: &ClientConnect,
+        c: &Hello,
         timeout: i32,
         read_only: bool,
         password: SessionPassword,
     ) {
         if let Some(old) = self.by_session.insert(session, c.conn) {
-            if let Some(o) = self.conns.remove(&old) {
-                o.sink.close();
+            if self.conns.remove(&old).is_some() {
+                self.close_sink(old);
             }
         }
         let reply = accepted(session, timeout, read_only, password);
-        c.sink.push(reply.to_bytes());
+        self.out.push(ServiceOutput::Push {
+            conn: c.conn,
+            frame: reply.to_bytes(),
+        });
+    }
+
+    /// Tells a client its session is gone (timeOut 0, as ZooKeeper does) and closes it.
+    fn refuse_expired(&mut self, conn: ConnectionId) {
+        let reply = ConnectResponse {
+            passwd: Buffer(vec![0; 16]),
+            ..ConnectResponse::default()
+        };
+        let frame = reply.to_bytes();
+        self.out.push(ServiceOutput::Push { conn, frame });
+        self.close_sink(conn);
     }
 
     /// This server joined or left the serving quorum. Leaving it ends every connection, so
     /// clients move to a server that still serves; joining it ends the read-only ones, so
     /// their clients come back read-write.
-    pub fn serving_changed(&mut self, serving: bool) {
+    fn serving_changed(&mut self, serving: bool) {
+        self.serving = serving;
         let ending: Vec<ConnectionId> = self
             .conns
             .iter()
@@ -505,14 +554,17 @@ impl ClientService {
 
     /// Ends a connection from this side.
     fn close(&mut self, conn: ConnectionId) {
-        if let Some(c) = self.conns.get(&conn) {
-            c.sink.close();
+        if self.conns.contains_key(&conn) {
+            self.close_sink(conn);
         }
         self.gone(conn);
     }
 
-    /// The connection closed (the session lives on until it expires or is closed).
-    pub fn gone(&mut self, conn: ConnectionId) {
+    /// The connection closed (the session lives on until it expires or is closed). A
+    /// handshake still waiting to revalidate its session is dropped.
+    fn gone(&mut self, conn: ConnectionId) {
+        self.pending
+            .retain(|_, p| !matches!(p, Pending::Revalidate(h, _) if h.conn == conn));
         if let Some(c) = self.conns.remove(&conn) {
             if self.by_session.get(&c.session) == Some(&conn) {
                 self.by_session.remove(&c.session);
@@ -522,8 +574,8 @@ impl ClientService {
     }
 
     /// A request frame.
-    pub fn packet(&mut self, p: ClientPacket, tree: &DataTree, host: &mut impl Host) {
-        let since = Instant::now();
+    fn packet(&mut self, p: ClientPacket, tree: &DataTree) {
+        let since = self.clock.at;
         self.metrics.received();
         let Some(conn) = self.conns.get_mut(&p.conn) else {
             return;
@@ -579,11 +631,11 @@ impl ClientService {
                     }
                     let txn = TreeTxn {
                         session_id: session,
-                        time_ms: host.now_ms(),
+                        time_ms: self.clock.wall_ms,
                         auth,
                         op: request.op.clone(),
                     };
-                    let rid = host.submit(txn);
+                    let rid = self.propose(txn);
                     let conn = self
                         .conns
                         .get_mut(&p.conn)
@@ -628,7 +680,7 @@ impl ClientService {
             c.queue.push_back(Queued::Write {
                 request_id: 0,
                 reply: Some(reply),
-                since: Instant::now(),
+                since: self.clock.at,
             });
         }
         self.drain(conn, tree);
@@ -651,7 +703,9 @@ impl ClientService {
                     since,
                     ..
                 }) => {
-                    self.metrics.update_latency.since(since);
+                    self.metrics
+                        .update_latency
+                        .observe(self.clock.at.saturating_duration_since(since));
                     r
                 }
                 Some(Queued::Read {
@@ -669,10 +723,13 @@ impl ClientService {
                         let added = std::mem::replace(&mut c.auth, auth);
                         if !added.is_empty() {
                             c.auth.extend(added);
-                            c.sink.share().set_auth(&c.auth);
+                            let auth = c.auth.clone();
+                            self.out.push(ServiceOutput::ShareAuth { conn, auth });
                         }
                     }
-                    self.metrics.read_latency.since(since);
+                    self.metrics
+                        .read_latency
+                        .observe(self.clock.at.saturating_duration_since(since));
                     reply
                 }
                 _ => return,
@@ -844,10 +901,14 @@ impl ClientService {
         ids
     }
 
-    /// Sessions with client activity here since the last call.
-    pub fn take_touched(&mut self) -> Vec<SessionId> {
-        for c in self.conns.values() {
-            if c.sink.share().take_touched() {
+    /// Sessions with client activity here since the last call: the ones this core saw, and
+    /// those of `touched_conns` (connections whose threads answered reads themselves).
+    pub fn take_touched(
+        &mut self,
+        touched_conns: impl IntoIterator<Item = ConnectionId>,
+    ) -> Vec<SessionId> {
+        for conn in touched_conns {
+            if let Some(c) = self.conns.get(&conn) {
                 self.touched.insert(c.session);
             }
         }
@@ -855,7 +916,7 @@ impl ClientService {
     }
 
     /// A committed txn was applied here: fire watches; drop the connection of a closed session.
-    pub fn applied(&mut self, applied: &Applied) {
+    fn applied(&mut self, applied: &Applied) {
         if let Some(session) = applied.closed_session {
             // A client closing its own session is answered, then closed, by `completed`.
             let own_close = self
@@ -870,8 +931,8 @@ impl ClientService {
             if !own_close {
                 if let Some(conn) = self.by_session.remove(&session) {
                     self.watches.remove_session(session);
-                    if let Some(c) = self.conns.remove(&conn) {
-                        c.sink.close();
+                    if self.conns.remove(&conn).is_some() {
+                        self.close_sink(conn);
                     }
                 }
             }
@@ -901,37 +962,23 @@ impl ClientService {
     /// carries if this service submitted it (`own`: it came from this server), before the next
     /// txn applies. A reply queued behind it (a read, a ping) then sees the tree as of its
     /// turn, never a later write of the same session, as ZooKeeper answers each commit in turn.
-    pub fn applied_txn(
-        &mut self,
-        txn: &Txn,
-        applied: &Applied,
-        own: bool,
-        tree: &DataTree,
-        host: &mut impl Host,
-    ) {
+    fn applied_txn(&mut self, txn: &Txn, applied: &Applied, own: bool, tree: &DataTree) {
         self.applied(applied);
         if own && self.is_pending(txn.request_id) {
             let outcome = Ok((txn.zxid, applied.result.clone()));
-            self.completed(txn.request_id, outcome, tree, host);
+            self.completed(txn.request_id, outcome, tree);
         }
     }
 
-    /// A txn submitted by this service finished (a txn of this server's is answered when
-    /// applied, by [`ClientService::applied_txn`]; this answers the ones that failed).
-    pub fn completed(
-        &mut self,
-        request_id: u64,
-        outcome: Result<(Zxid, OpResult), String>,
-        tree: &DataTree,
-        host: &mut impl Host,
-    ) {
+    /// A txn submitted by this service finished: applied here, or failed.
+    fn completed(&mut self, request_id: u64, outcome: Outcome, tree: &DataTree) {
         let Some(p) = self.pending.remove(&request_id) else {
             return;
         };
         match p {
-            Pending::Revalidate(c) => match outcome {
-                Ok(_) => self.handshake(c, tree, host, false),
-                Err(_) => c.sink.close(),
+            Pending::Revalidate(c, password) => match outcome {
+                Ok(_) => self.handshake(c, password, tree, false),
+                Err(_) => self.close_sink(c.conn),
             },
             Pending::Connect {
                 conn,
@@ -942,12 +989,12 @@ impl ClientService {
                     return;
                 };
                 if outcome.is_err() {
-                    c.sink.close();
+                    self.close_sink(conn);
                     self.conns.remove(&conn);
                     return;
                 }
                 let session = c.session;
-                c.sink.share().enable(session, &c.auth);
+                self.share_session(conn);
                 let reply = accepted(session, timeout_ms, false, password);
                 self.by_session.insert(session, conn);
                 self.send(conn, reply.to_bytes());
@@ -964,11 +1011,9 @@ impl ClientService {
                     c.queue.retain(
                         |q| !matches!(q, Queued::Write { request_id: r, .. } if *r == request_id),
                     );
-                    if moved {
-                        c.sink.share().enable(c.session, &c.auth);
-                    }
                 }
                 if moved {
+                    self.share_session(conn);
                     self.drain(conn, tree);
                 } else {
                     self.close(conn);
@@ -1034,20 +1079,10 @@ fn event_frame(event_type: EventType, path: &str) -> Vec<u8> {
 }
 
 /// The password of the live session a reconnecting client names, if it gave that password.
-fn reconnectable(tree: &DataTree, c: &ClientConnect) -> Option<SessionPassword> {
+fn reconnectable(tree: &DataTree, c: &Hello) -> Option<SessionPassword> {
     tree.session_password(SessionId(c.request.session_id))
         .filter(|p| password_matches(&c.request.passwd.0, p))
         .copied()
-}
-
-/// Tells a client its session is gone (timeOut 0, as ZooKeeper does) and closes it.
-fn refuse_expired(c: &ClientConnect) {
-    let reply = ConnectResponse {
-        passwd: Buffer(vec![0; 16]),
-        ..ConnectResponse::default()
-    };
-    c.sink.push(reply.to_bytes());
-    c.sink.close();
 }
 
 /// The handshake reply of an accepted session.
@@ -1066,269 +1101,7 @@ fn accepted(
     }
 }
 
-/// Parses a write request; `None` when `code` is not a write.
-fn write_op(code: OpCode, body: &[u8], max_buffer: usize) -> Option<Result<WriteRequest, ZkError>> {
-    let plain = |op: TreeOp, path: String| WriteRequest {
-        code,
-        op,
-        sub_ops: Vec::new(),
-        path,
-    };
-    let parsed = match code {
-        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer => {
-            CreateRequest::from_bytes(body).map(|r| {
-                let mode = if code == OpCode::CreateContainer {
-                    Ok(CreateMode::Container)
-                } else {
-                    CreateMode::from_flags(r.flags, -1)
-                };
-                create_op(r.path.clone(), r.data, &r.acl, mode, max_buffer)
-                    .map(|op| plain(op, r.path))
-            })
-        }
-        OpCode::CreateTtl => CreateTtlRequest::from_bytes(body).map(|r| {
-            let mode = CreateMode::from_flags(r.flags, r.ttl);
-            create_op(r.path.clone(), r.data, &r.acl, mode, max_buffer).map(|op| plain(op, r.path))
-        }),
-        OpCode::Delete => DeleteRequest::from_bytes(body).map(|r| {
-            Ok(plain(
-                TreeOp::Delete {
-                    path: r.path.clone(),
-                    version: r.version,
-                },
-                r.path,
-            ))
-        }),
-        OpCode::SetData => SetDataRequest::from_bytes(body).map(|r| {
-            check_size(r.data.as_slice(), max_buffer)?;
-            Ok(plain(
-                TreeOp::set_data(r.path.clone(), r.data.0, r.version),
-                r.path,
-            ))
-        }),
-        OpCode::SetAcl => SetAclRequest::from_bytes(body).map(|r| {
-            Ok(plain(
-                TreeOp::SetAcl {
-                    path: r.path.clone(),
-                    acl: to_acl(&r.acl),
-                    version: r.version,
-                },
-                r.path,
-            ))
-        }),
-        OpCode::Check => CheckVersionRequest::from_bytes(body).map(|r| {
-            Ok(plain(
-                TreeOp::Check {
-                    path: r.path.clone(),
-                    version: r.version,
-                },
-                r.path,
-            ))
-        }),
-        OpCode::Multi => Ok(
-            parse_multi(body, max_buffer).map(|(op, sub_ops)| WriteRequest {
-                code,
-                op,
-                sub_ops,
-                path: String::new(),
-            }),
-        ),
-        OpCode::CloseSession => Ok(Ok(plain(TreeOp::CloseSession, String::new()))),
-        // sync: a committed no-op; once it is applied here, so is everything before it.
-        OpCode::Sync => PathRequest::from_bytes(body).map(|r| {
-            Ok(plain(
-                TreeOp::Check {
-                    path: "/".into(),
-                    version: -1,
-                },
-                r.path,
-            ))
-        }),
-        _ => return None,
-    };
-    Some(parsed.unwrap_or(Err(ZkError::MarshallingError)))
-}
-
-fn create_op(
-    path: String,
-    data: NullableBuffer,
-    acl: &[Acl],
-    mode: Result<CreateMode, ZkError>,
-    max_buffer: usize,
-) -> Result<TreeOp, ZkError> {
-    let mode = mode?;
-    let check = if mode.is_sequential() {
-        format!("{path}0")
-    } else {
-        path.clone()
-    };
-    crate::data_tree::validate_path(&check).map_err(|_| ZkError::BadArguments)?;
-    check_size(data.as_slice(), max_buffer)?;
-    Ok(TreeOp::create(path, data.0, to_acl(acl), mode))
-}
-
-/// Data over jute.maxbuffer is refused with BadArguments, and logged.
-fn check_size(data: &[u8], max_buffer: usize) -> Result<(), ZkError> {
-    if data.len() > max_buffer {
-        tracing::warn!(
-            "refusing a write of {} bytes of data: over jute.maxbuffer ({max_buffer} bytes)",
-            data.len()
-        );
-        return Err(ZkError::BadArguments);
-    }
-    Ok(())
-}
-
-fn parse_multi(body: &[u8], max_buffer: usize) -> Result<(TreeOp, Vec<OpCode>), ZkError> {
-    let mut r = JuteReader::new(body);
-    let mut ops = Vec::new();
-    loop {
-        let h = MultiHeader::read(&mut r, "multi header").map_err(|_| ZkError::MarshallingError)?;
-        if h.done {
-            break;
-        }
-        let code = OpCode::try_from(h.op).map_err(|_| ZkError::Unimplemented)?;
-        let op = match code {
-            OpCode::Create | OpCode::Create2 | OpCode::CreateContainer => {
-                let c = CreateRequest::read(&mut r, "multi create")
-                    .map_err(|_| ZkError::MarshallingError)?;
-                let mode = if code == OpCode::CreateContainer {
-                    Ok(CreateMode::Container)
-                } else {
-                    CreateMode::from_flags(c.flags, -1)
-                };
-                create_op(c.path, c.data, &c.acl, mode, max_buffer)?
-            }
-            OpCode::CreateTtl => {
-                let c = CreateTtlRequest::read(&mut r, "multi createTTL")
-                    .map_err(|_| ZkError::MarshallingError)?;
-                let mode = CreateMode::from_flags(c.flags, c.ttl);
-                create_op(c.path, c.data, &c.acl, mode, max_buffer)?
-            }
-            OpCode::Delete => {
-                let d = DeleteRequest::read(&mut r, "multi delete")
-                    .map_err(|_| ZkError::MarshallingError)?;
-                TreeOp::Delete {
-                    path: d.path,
-                    version: d.version,
-                }
-            }
-            OpCode::SetData => {
-                let s = SetDataRequest::read(&mut r, "multi setData")
-                    .map_err(|_| ZkError::MarshallingError)?;
-                check_size(s.data.as_slice(), max_buffer)?;
-                TreeOp::set_data(s.path, s.data.0, s.version)
-            }
-            OpCode::Check => {
-                let c = CheckVersionRequest::read(&mut r, "multi check")
-                    .map_err(|_| ZkError::MarshallingError)?;
-                TreeOp::Check {
-                    path: c.path,
-                    version: c.version,
-                }
-            }
-            _ => return Err(ZkError::Unimplemented),
-        };
-        ops.push((code, op));
-    }
-    let codes = ops.iter().map(|(c, _)| *c).collect();
-    Ok((
-        TreeOp::Multi(ops.into_iter().map(|(_, o)| o).collect()),
-        codes,
-    ))
-}
-
-/// Encodes the reply of a committed write.
-fn write_reply(xid: i32, zxid: i64, request: &WriteRequest, result: &OpResult) -> Vec<u8> {
-    let code = request.code;
-    match result {
-        OpResult::Error(e) => frame(xid, zxid, Err(*e), &[]),
-        OpResult::Created { path, stat } => {
-            if code == OpCode::Create {
-                frame(
-                    xid,
-                    zxid,
-                    Ok(()),
-                    &CreateResponse { path: path.clone() }.to_bytes(),
-                )
-            } else {
-                frame(
-                    xid,
-                    zxid,
-                    Ok(()),
-                    &Create2Response {
-                        path: path.clone(),
-                        stat: to_stat(stat),
-                    }
-                    .to_bytes(),
-                )
-            }
-        }
-        OpResult::DataSet { stat } | OpResult::AclSet { stat } => frame(
-            xid,
-            zxid,
-            Ok(()),
-            &StatResponse {
-                stat: to_stat(stat),
-            }
-            .to_bytes(),
-        ),
-        OpResult::Checked if code == OpCode::Sync => frame(
-            xid,
-            zxid,
-            Ok(()),
-            &PathRequest {
-                path: request.path.clone(),
-            }
-            .to_bytes(),
-        ),
-        OpResult::Multi(results) => {
-            let mut w = JuteWriter::default();
-            for (i, r) in results.iter().enumerate() {
-                let sub = request.sub_ops.get(i).copied().unwrap_or(OpCode::Create2);
-                let (t, e) = match r {
-                    OpResult::Created { .. } if sub == OpCode::Create => (OpCode::Create, Ok(())),
-                    OpResult::Created { .. } => (OpCode::Create2, Ok(())),
-                    OpResult::Deleted => (OpCode::Delete, Ok(())),
-                    OpResult::DataSet { .. } => (OpCode::SetData, Ok(())),
-                    OpResult::Checked => (OpCode::Check, Ok(())),
-                    OpResult::Error(e) => (OpCode::Error, Err(*e)),
-                    OpResult::RolledBack => (OpCode::Error, Ok(())),
-                    _ => (OpCode::Error, Err(ZkError::RuntimeInconsistency)),
-                };
-                let err = ZkError::to_wire(e);
-                MultiHeader {
-                    op: t.code(),
-                    done: false,
-                    err,
-                }
-                .write(&mut w);
-                match r {
-                    OpResult::Created { path, .. } if sub == OpCode::Create => {
-                        CreateResponse { path: path.clone() }.write(&mut w)
-                    }
-                    OpResult::Created { path, stat } => Create2Response {
-                        path: path.clone(),
-                        stat: to_stat(stat),
-                    }
-                    .write(&mut w),
-                    OpResult::DataSet { stat } => StatResponse {
-                        stat: to_stat(stat),
-                    }
-                    .write(&mut w),
-                    OpResult::Error(_) | OpResult::RolledBack => {
-                        ErrorResponse { err }.write(&mut w)
-                    }
-                    _ => {}
-                }
-            }
-            MultiHeader::END.write(&mut w);
-            frame(xid, zxid, Ok(()), &w.bytes)
-        }
-        _ => frame(xid, zxid, Ok(()), &[]),
-    }
-}
-
 #[cfg(test)]
-#[path = "service_tests.rs"]
+mod step_tests;
+#[cfg(test)]
 mod tests;
