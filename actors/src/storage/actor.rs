@@ -20,6 +20,7 @@ use super::{PersistToken, StorageEvent, StorageOp};
 use crate::metrics::ServerMetrics;
 use actix::prelude::*;
 use ensemble_messages::Zxid;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -76,6 +77,8 @@ pub struct StorageActor {
     scheduled: bool,
     report: Option<Recipient<StorageEvent>>,
     snapshots: Addr<SnapshotWriter>,
+    /// Whether the snapshot writer is writing one (shared with it).
+    snapshot_busy: Arc<AtomicBool>,
     /// No txn at or below it may be missing from the disk: the highest txn reported durable,
     /// lowered by truncations and raised by installed snapshots.
     floor: Zxid,
@@ -102,12 +105,14 @@ impl StorageActor {
     /// on a thread of its own, over directories [`prepare`](super::prepare) made ready. Must be
     /// called inside a running actix `System`; reports go where [`ReportTo`] says.
     pub fn start(settings: WriterSettings, metrics: Arc<ServerMetrics>) -> StorageHandle {
-        let snap = (settings.clone(), metrics.clone());
+        let snapshot_busy = Arc::new(AtomicBool::new(false));
+        let snap = (settings.clone(), metrics.clone(), snapshot_busy.clone());
         let snapshots = SyncArbiter::start(1, move || {
             lower_this_threads_priority();
             SnapshotWriter {
                 settings: snap.0.clone(),
                 metrics: snap.1.clone(),
+                busy: snap.2.clone(),
             }
         });
         let arbiter = Arbiter::new();
@@ -117,6 +122,7 @@ impl StorageActor {
             scheduled: false,
             report: None,
             snapshots,
+            snapshot_busy,
             floor: Zxid::ZERO,
             failed: false,
         });
@@ -256,6 +262,15 @@ impl Handler<TakeSnapshot> for StorageActor {
 
     fn handle(&mut self, m: TakeSnapshot, ctx: &mut Context<Self>) {
         self.queue(Request::Roll, ctx);
+        // As ZooKeeper: the log rolls, but no second snapshot queues behind a slow one (each
+        // would hold a version of the tree while it waits).
+        if self.snapshot_busy.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                zxid = %m.last_zxid,
+                "too busy to snapshot: the previous snapshot is still being written; skipping"
+            );
+            return;
+        }
         self.snapshots.do_send(WriteSnapshot {
             last_zxid: m.last_zxid,
             job: m.job,
@@ -329,6 +344,17 @@ fn lower_this_threads_priority() {
 pub struct SnapshotWriter {
     settings: WriterSettings,
     metrics: Arc<ServerMetrics>,
+    /// Set by the storage actor when it queues a snapshot; cleared here once it is done.
+    busy: Arc<AtomicBool>,
+}
+
+/// Clears the busy flag when a snapshot is done, also if writing it panicked.
+struct NotBusy<'a>(&'a AtomicBool);
+
+impl Drop for NotBusy<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Actor for SnapshotWriter {
@@ -353,6 +379,7 @@ impl Handler<WriteSnapshot> for SnapshotWriter {
     type Result = ();
 
     fn handle(&mut self, m: WriteSnapshot, _: &mut SyncContext<Self>) {
+        let _done = NotBusy(&self.busy);
         let began = Instant::now();
         // Start and end at info level: benchmarks tell writes during a snapshot by them.
         tracing::info!(zxid = %m.last_zxid, "background snapshot started");

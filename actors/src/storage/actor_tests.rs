@@ -120,3 +120,53 @@ fn background_snapshots_run_on_a_thread_of_lower_priority() {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// As ZooKeeper's "too busy to snap": a snapshot asked for while the previous one is still
+/// being written is skipped, rather than queued with a version of the tree it would hold.
+#[test]
+fn a_snapshot_asked_for_while_one_is_written_is_skipped() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let w = writer(dir.path());
+    append(&w, 1, 4);
+    w.flush();
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let image = |last: u32| vec![last as u8; 8];
+    let (first, counted) = (image(3), runs.clone());
+    w.snapshot_by(
+        Zxid::new(1, 3),
+        Box::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = held.recv();
+            Box::new(first)
+        }),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while runs.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first snapshot never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let (second, counted) = (image(3), runs.clone());
+    w.snapshot_by(
+        Zxid::new(1, 3),
+        Box::new(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            Box::new(second)
+        }),
+    );
+    release.send(()).unwrap();
+    w.flush();
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "the second was skipped");
+    // Once the first is written, the next one is taken again.
+    append(&w, 4, 6);
+    w.flush();
+    w.snapshot(Zxid::new(1, 5), image(5));
+    w.flush();
+    let snaps = files::list_snapshots(&files::snapshot_dir(dir.path())).unwrap();
+    let zxids: Vec<Zxid> = snaps.iter().map(|(z, _)| *z).collect();
+    assert_eq!(zxids, [Zxid::new(1, 3), Zxid::new(1, 5)]);
+}

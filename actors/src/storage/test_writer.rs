@@ -86,7 +86,11 @@ impl TestWriter {
 
     /// Queues a background snapshot of `image`.
     pub(crate) fn snapshot(&self, last_zxid: Zxid, image: Vec<u8>) {
-        let job: SnapshotJob = Box::new(move || Box::new(image));
+        self.snapshot_by(last_zxid, Box::new(move || Box::new(image)));
+    }
+
+    /// Queues a background snapshot that `job` makes.
+    pub(crate) fn snapshot_by(&self, last_zxid: Zxid, job: SnapshotJob) {
         self.addr.do_send(TakeSnapshot { last_zxid, job });
     }
 
