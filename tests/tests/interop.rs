@@ -382,6 +382,7 @@ fn apache_curator_leader_latch_and_persistence() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success() && text.contains("curator ok"),
-        "{text}"
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }
