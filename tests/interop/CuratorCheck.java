@@ -5,6 +5,7 @@
 
 import java.nio.charset.StandardCharsets;
 import java.util.List;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.apache.curator.framework.CuratorFramework;
 import org.apache.curator.framework.CuratorFrameworkFactory;
@@ -20,6 +21,15 @@ public class CuratorCheck {
         }
     }
 
+    // ZooKeeper orders each session's own reads after its writes, not another session's: a
+    // second client may sit on a server that has not applied the write yet. As a ZooKeeper
+    // client must, it syncs before reading what another client just wrote.
+    static void syncWith(CuratorFramework c, String path) throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        c.sync().inBackground((client, event) -> done.countDown()).forPath(path);
+        check(done.await(20, TimeUnit.SECONDS), "sync " + path);
+    }
+
     static CuratorFramework client(String hosts) throws InterruptedException {
         CuratorFramework c = CuratorFrameworkFactory.newClient(hosts, 10000, 5000, new ExponentialBackoffRetry(100, 3));
         c.start();
@@ -33,6 +43,7 @@ public class CuratorCheck {
 
         byte[] record = "worker-1".getBytes(StandardCharsets.UTF_8);
         a.create().creatingParentContainersIfNeeded().forPath("/spark/master_status/worker_1", record);
+        syncWith(b, "/spark/master_status/worker_1");
         check(new String(b.getData().forPath("/spark/master_status/worker_1"), StandardCharsets.UTF_8).equals("worker-1"), "read a persisted record");
         List<String> records = b.getChildren().forPath("/spark/master_status");
         check(records.contains("worker_1"), "list persisted records: " + records);
