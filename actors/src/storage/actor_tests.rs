@@ -132,24 +132,21 @@ fn a_snapshot_asked_for_while_one_is_written_is_skipped() {
     w.flush();
     let runs = std::sync::Arc::new(AtomicUsize::new(0));
     let (release, held) = std::sync::mpsc::channel::<()>();
+    let (began, started) = std::sync::mpsc::channel::<()>();
     let image = |last: u32| vec![last as u8; 8];
     let (first, counted) = (image(3), runs.clone());
     w.snapshot_by(
         Zxid::new(1, 3),
         Box::new(move || {
             counted.fetch_add(1, Ordering::SeqCst);
+            let _ = began.send(());
             let _ = held.recv();
             Box::new(first)
         }),
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while runs.load(Ordering::SeqCst) == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the first snapshot never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
+    started
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the first snapshot started");
     let (second, counted) = (image(3), runs.clone());
     w.snapshot_by(
         Zxid::new(1, 3),
@@ -158,11 +155,19 @@ fn a_snapshot_asked_for_while_one_is_written_is_skipped() {
             Box::new(second)
         }),
     );
+    // The writer handles its messages in order: once a later write is durable, it has seen
+    // the second snapshot, and only then may the first one end.
+    append(&w, 4, 5);
+    let durable = WriterEvent::Durable(PersistToken::Txns(Zxid::new(1, 4)));
+    assert!(
+        w.wait_for(&durable),
+        "the write after the snapshots was reported"
+    );
     release.send(()).unwrap();
     w.flush();
     assert_eq!(runs.load(Ordering::SeqCst), 1, "the second was skipped");
     // Once the first is written, the next one is taken again.
-    append(&w, 4, 6);
+    append(&w, 5, 6);
     w.flush();
     w.snapshot(Zxid::new(1, 5), image(5));
     w.flush();

@@ -101,6 +101,18 @@ impl TestWriter {
         let _ = futures::executor::block_on(self.collector.send(Caught));
     }
 
+    /// Waits until the writer reported `event`; false if it did not within 10 s.
+    pub(crate) fn wait_for(&self, event: &WriterEvent) -> bool {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if self.events.lock().is_ok_and(|e| e.contains(event)) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        false
+    }
+
     /// Makes the writer fail; its supervisor restarts it.
     pub(crate) fn fail(&self) {
         self.addr.do_send(FailStorage);

@@ -147,6 +147,8 @@ pub struct ClientService {
     conns: HashMap<ConnectionId, Conn>,
     by_session: HashMap<SessionId, ConnectionId>,
     pending: HashMap<u64, Pending>,
+    /// The request id of each connection's handshake waiting to revalidate its session.
+    revalidating: HashMap<ConnectionId, u64>,
     watches: WatchManager,
     next_session: SessionId,
     /// Sessions with client activity here since the last report to the tracker.
@@ -228,6 +230,7 @@ impl ClientService {
             conns: HashMap::new(),
             by_session: HashMap::new(),
             pending: HashMap::new(),
+            revalidating: HashMap::new(),
             watches: WatchManager::default(),
             next_session: first_session_id(sid, clock.wall_ms),
             touched: HashSet::new(),
@@ -476,6 +479,7 @@ impl ClientService {
             version: -1,
         };
         let rid = self.propose(self.session_txn(SessionId::NONE, op));
+        self.revalidating.insert(c.conn, rid);
         self.pending.insert(rid, Pending::Revalidate(c, password));
     }
 
@@ -563,8 +567,9 @@ impl ClientService {
     /// The connection closed (the session lives on until it expires or is closed). A
     /// handshake still waiting to revalidate its session is dropped.
     fn gone(&mut self, conn: ConnectionId) {
-        self.pending
-            .retain(|_, p| !matches!(p, Pending::Revalidate(h, _) if h.conn == conn));
+        if let Some(rid) = self.revalidating.remove(&conn) {
+            self.pending.remove(&rid);
+        }
         if let Some(c) = self.conns.remove(&conn) {
             if self.by_session.get(&c.session) == Some(&conn) {
                 self.by_session.remove(&c.session);
@@ -976,10 +981,13 @@ impl ClientService {
             return;
         };
         match p {
-            Pending::Revalidate(c, password) => match outcome {
-                Ok(_) => self.handshake(c, password, tree, false),
-                Err(_) => self.close_sink(c.conn),
-            },
+            Pending::Revalidate(c, password) => {
+                self.revalidating.remove(&c.conn);
+                match outcome {
+                    Ok(_) => self.handshake(c, password, tree, false),
+                    Err(_) => self.close_sink(c.conn),
+                }
+            }
             Pending::Connect {
                 conn,
                 timeout_ms,
