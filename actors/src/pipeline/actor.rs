@@ -172,6 +172,18 @@ impl PipelineActor {
         }
     }
 
+    /// Zab's role is `role`: a change of service reaches the clients and the published tree,
+    /// a change of expiry role the session tracker.
+    fn see_role(&mut self, role: RoleSeen) {
+        let serving_changed = role.serving != self.role.serving;
+        self.role = role;
+        if serving_changed {
+            self.step_clients(ServiceInput::Serving(role.serving));
+            self.publish();
+        }
+        self.publish_expiry_role();
+    }
+
     /// Steps the client service and carries out its outputs; the txns it asks for go to Zab.
     fn step_clients(&mut self, input: ServiceInput<'_>) {
         let outs = self.clients.step(input, &self.tree, step_clock());
@@ -380,7 +392,15 @@ impl Supervised for PipelineActor {
 impl Handler<InstallTree> for PipelineActor {
     type Result = ();
 
+    /// A new tree comes with a server that does not serve (starting, restarted, or syncing by
+    /// SNAP): the connections end, and the local writes still pending fail (`LeaderChanged`:
+    /// their outcome is unknown); Zab tells the role again after it.
     fn handle(&mut self, InstallTree(tree): InstallTree, _: &mut Context<Self>) {
+        self.see_role(RoleSeen::IDLE);
+        for (_, w) in self.waiters.drain() {
+            let _ = w.send(Err(SubmitError::LeaderChanged));
+        }
+        self.results.clear();
         self.tree = tree;
         self.tree_ready = true;
         self.send_sessions_state();
@@ -412,13 +432,7 @@ impl Handler<RoleSeen> for PipelineActor {
     type Result = ();
 
     fn handle(&mut self, role: RoleSeen, _: &mut Context<Self>) {
-        let serving_changed = role.serving != self.role.serving;
-        self.role = role;
-        if serving_changed {
-            self.step_clients(ServiceInput::Serving(role.serving));
-            self.publish();
-        }
-        self.publish_expiry_role();
+        self.see_role(role);
     }
 }
 

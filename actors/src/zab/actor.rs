@@ -579,8 +579,12 @@ impl Handler<Propose> for QuorumPeerActor {
 impl Handler<ConfigApplied> for QuorumPeerActor {
     type Result = ();
 
+    /// The core took the membership when the reconfig committed; one older than the core's
+    /// arrives after a newer reconfig committed, and is ignored.
     fn handle(&mut self, ConfigApplied(m): ConfigApplied, _: &mut Context<Self>) {
-        self.membership_changed(m);
+        if m.version >= self.core.config_version() {
+            self.membership_changed(m);
+        }
     }
 }
 
