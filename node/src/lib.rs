@@ -30,7 +30,7 @@ use ensemble_actors::peer::{
     Fail, PeerEntry, PeerIdentity, PeerListener, PeerRoster, PeerSecret, PeerSinks, PeerTls,
 };
 use ensemble_actors::pipeline::{
-    FailPipeline, PipelineActor, PipelineSettings, ReadData, ServerAddrs, Submit,
+    FailPipeline, PipelineActor, PipelineSettings, ReadData, ServerAddrs, Submit, ZabHandle,
 };
 use ensemble_actors::sessions::{FailSessions, QuorumHandle, SessionsActor};
 use ensemble_actors::storage::Recovered;
@@ -431,7 +431,8 @@ fn start_pipeline(
         };
         let sessions = Supervisor::start(move |_| SessionsActor::new(tick_ms, handle, roster));
         sessions_out.set(Some(sessions.clone()));
-        PipelineActor::new(settings, quorum, storage).with_sessions(sessions)
+        PipelineActor::new(settings, ZabHandle::of(quorum), storage.recipient())
+            .with_sessions(sessions)
     });
     let sessions = made
         .take()

@@ -4,7 +4,7 @@
 use super::messages::{
     ApplyTxns, ConfigApplied, FailPipeline, GetCounts, GetPublishedTree, GetReport, InstallTree,
     PipelineCounts, Propose, ReadData, ReloadFromDisk, ResetConnectionStats, RoleSeen,
-    ServerReport, SnapshotFor, Submit, TxnCompleted, WriteResult,
+    ServerReport, SnapshotFor, Submit, TxnCompleted, WriteResult, ZabHandle,
 };
 use crate::client_port::{
     ClientConnect, ClientGone, ClientPacket, ClientService, ClientSinks, PublishedTree,
@@ -16,8 +16,8 @@ use crate::sessions::{
     ClientActivity, ExpiryRole, ProposeExpiry, ResyncSessions, RoleChanged, SessionChange,
     SessionsActor, SessionsChanged, SessionsState, TouchesReported,
 };
-use crate::storage::{SnapshotCadence, StorageActor, TakeSnapshot};
-use crate::zab::{QuorumPeerActor, SubmitError};
+use crate::storage::{SnapshotCadence, TakeSnapshot};
+use crate::zab::SubmitError;
 use actix::prelude::*;
 use ensemble_config::dynamic::Membership;
 use ensemble_messages::zk::SessionId;
@@ -48,8 +48,9 @@ pub struct PipelineSettings {
 /// The request pipeline actor. Supervised: see the restart policy on its [`Supervised`] impl.
 pub struct PipelineActor {
     settings: PipelineSettings,
-    quorum: Addr<QuorumPeerActor>,
-    storage: Addr<StorageActor>,
+    zab: ZabHandle,
+    /// The storage writer, which takes the background snapshots.
+    storage: Recipient<TakeSnapshot>,
     /// The session tracker; `None` until [`PipelineActor::with_sessions`].
     sessions: Option<Addr<SessionsActor>>,
     /// The applied tree; stale while `tree_ready` is false.
@@ -92,19 +93,19 @@ fn step_clock() -> StepClock {
 }
 
 impl PipelineActor {
-    /// A pipeline proposing through `quorum` and snapshotting through `storage`; it serves
-    /// once `quorum` hands it a tree.
+    /// A pipeline proposing through `zab` and snapshotting through `storage`; it serves once
+    /// Zab hands it a tree.
     pub fn new(
         settings: PipelineSettings,
-        quorum: Addr<QuorumPeerActor>,
-        storage: Addr<StorageActor>,
+        zab: ZabHandle,
+        storage: Recipient<TakeSnapshot>,
     ) -> Self {
         PipelineActor {
             clients: new_service(&settings),
             sinks: ClientSinks::default(),
             snapshots: SnapshotCadence::new(settings.snap_count, rand::random()),
             settings,
-            quorum,
+            zab,
             storage,
             sessions: None,
             tree: DataTree::default(),
@@ -193,7 +194,7 @@ impl PipelineActor {
     }
 
     fn propose(&self, request_id: u64, txn: &TreeTxn) {
-        self.quorum.do_send(Propose {
+        self.zab.propose.do_send(Propose {
             request_id,
             body: txn.encode(),
         });
@@ -258,7 +259,7 @@ impl PipelineActor {
     fn config_changed(&self) {
         let (text, _) = self.tree.config();
         match std::str::from_utf8(&text).map(Membership::parse) {
-            Ok(Ok(m)) => self.quorum.do_send(ConfigApplied(m)),
+            Ok(Ok(m)) => self.zab.config.do_send(ConfigApplied(m)),
             _ => tracing::error!("/zookeeper/config is unreadable after a change"),
         }
     }
@@ -385,7 +386,7 @@ impl Supervised for PipelineActor {
         self.role = RoleSeen::IDLE;
         self.expiry_role = None;
         self.publish();
-        self.quorum.do_send(ReloadFromDisk);
+        self.zab.reload.do_send(ReloadFromDisk);
     }
 }
 
@@ -588,3 +589,7 @@ impl Handler<TouchesReported> for PipelineActor {
         self.tell_sessions(msg);
     }
 }
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;

@@ -159,6 +159,34 @@ pub struct ServerReport {
     pub ephemerals: Vec<(SessionId, Vec<String>)>,
 }
 
+/// Where the pipeline's requests to Zab go.
+#[derive(Clone)]
+pub struct ZabHandle {
+    /// Txns to propose.
+    pub propose: Recipient<Propose>,
+    /// Memberships applied reconfigs left.
+    pub config: Recipient<ConfigApplied>,
+    /// The pipeline lost its tree.
+    pub reload: Recipient<ReloadFromDisk>,
+}
+
+impl ZabHandle {
+    /// The handle of an actor that takes all three messages.
+    pub fn of<A>(addr: Addr<A>) -> Self
+    where
+        A: Actor<Context = Context<A>>
+            + Handler<Propose>
+            + Handler<ConfigApplied>
+            + Handler<ReloadFromDisk>,
+    {
+        ZabHandle {
+            propose: addr.clone().recipient(),
+            config: addr.clone().recipient(),
+            reload: addr.recipient(),
+        }
+    }
+}
+
 /// The actors a server's client ports and HTTP endpoints talk to: Zab for the status, the
 /// request pipeline for everything else.
 #[derive(Clone)]

@@ -13,5 +13,5 @@ pub use actor::{PipelineActor, PipelineSettings};
 pub use messages::{
     ApplyTxns, ConfigApplied, FailPipeline, GetCounts, GetPublishedTree, GetReport, InstallTree,
     PipelineCounts, Propose, ReadData, ReloadFromDisk, ResetConnectionStats, RoleSeen, ServerAddrs,
-    ServerReport, SnapshotFor, Submit, TxnCompleted, WriteResult,
+    ServerReport, SnapshotFor, Submit, TxnCompleted, WriteResult, ZabHandle,
 };
