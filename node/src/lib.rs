@@ -32,7 +32,7 @@ use ensemble_actors::peer::{
 use ensemble_actors::pipeline::{
     FailPipeline, PipelineActor, PipelineSettings, ReadData, ServerAddrs, Submit, ZabHandle,
 };
-use ensemble_actors::sessions::{FailSessions, QuorumHandle, SessionsActor};
+use ensemble_actors::sessions::{FailSessions, PipelineHandle, SessionsActor};
 use ensemble_actors::storage::Recovered;
 use ensemble_actors::storage::{
     FailStorage, ReportTo, StorageActor, StorageError, StorageHandle, WriterSettings,
@@ -425,7 +425,7 @@ fn start_pipeline(
     let sessions_out = made.clone();
     let pipeline = Supervisor::start(move |ctx: &mut Context<PipelineActor>| {
         let addr = ctx.address();
-        let handle = QuorumHandle {
+        let handle = PipelineHandle {
             propose: addr.clone().recipient(),
             resync: addr.recipient(),
         };

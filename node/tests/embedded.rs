@@ -95,13 +95,15 @@ fn write_config(dir: &Path, client_port: u16) -> PathBuf {
     file
 }
 
-/// Replaces the server's storage directory with a file: the next log roll fails.
+/// Replaces the server's storage directory with a file: the next log roll fails. The
+/// directory is moved aside in one step, not removed: the running server may create a file in
+/// it at any moment (a log roll, a snapshot), which a removal would race with.
 fn break_storage(dir: &Path) {
     let storage = dir.join("data/server-1/ensemble-v2");
     wait_for("the storage dir", || {
         storage.join("newest-log").exists().then_some(())
     });
-    std::fs::remove_dir_all(&storage).expect("storage dir removed");
+    std::fs::rename(&storage, dir.join("storage-moved-aside")).expect("storage dir moved");
     std::fs::write(&storage, b"not a directory").expect("file in its place");
 }
 

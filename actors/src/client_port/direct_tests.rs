@@ -1,5 +1,5 @@
 //! The ordering rules of reads answered on a connection's thread, against a real client service
-//! and tree driven as the quorum peer actor drives them (apply, fire, publish, then reply).
+//! and tree driven as the request pipeline actor drives them (apply, fire, publish, then reply).
 
 use super::super::limits::{Flow, Load};
 use super::super::protocol::{ClientConnect, ClientPacket, ClientSink, ToClient};

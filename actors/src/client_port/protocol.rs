@@ -1,4 +1,4 @@
-//! What client connections and the quorum peer actor tell each other.
+//! What client connections and the request pipeline actor tell each other.
 
 use super::direct::SessionShare;
 use super::limits::Flow;

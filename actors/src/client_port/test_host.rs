@@ -1,4 +1,4 @@
-//! Drives a [`ClientService`] in unit tests as the quorum peer actor does: steps it, carries
+//! Drives a [`ClientService`] in unit tests as the request pipeline actor does: steps it, carries
 //! out its frames through [`ClientSinks`] and keeps what it asks to propose.
 
 use super::protocol::ClientConnect;

@@ -200,20 +200,23 @@ impl PipelineActor {
         });
     }
 
+    /// Whether clients are served: Zab serves, and the pipeline has its tree.
+    fn serving(&self) -> bool {
+        self.role.serving && self.tree_ready
+    }
+
     /// Steps the client service on a client's input, then publishes the tree if a read
     /// waits for it.
     fn client_input(&mut self, input: ServiceInput<'_>) {
         self.step_clients(input);
-        self.published
-            .publish_if_wanted(&self.tree, self.role.serving);
+        self.published.publish_if_wanted(&self.tree, self.serving());
     }
 
     /// The tree or the serving state changed: publishes it for reads on the connection
     /// threads.
     fn publish(&self) {
         self.published.applying();
-        self.published
-            .publish(&self.tree, self.role.serving && self.tree_ready);
+        self.published.publish(&self.tree, self.serving());
     }
 
     /// Applies a committed batch: the tree, the client service, the waiters, the session
@@ -251,8 +254,7 @@ impl PipelineActor {
                 job: Box::new(move || Box::new(tree.image())),
             });
         }
-        self.published
-            .publish_if_wanted(&self.tree, self.role.serving);
+        self.published.publish_if_wanted(&self.tree, self.serving());
     }
 
     /// The tree's config node changed: Zab follows the membership it now holds.
@@ -452,7 +454,13 @@ impl Handler<SnapshotFor> for PipelineActor {
 impl Handler<Submit> for PipelineActor {
     type Result = ();
 
+    /// Without its tree the pipeline refuses the write at once: proposed to a core that
+    /// commits it before the tree arrives, it would be answered as unknown.
     fn handle(&mut self, msg: Submit, _: &mut Context<Self>) {
+        if !self.tree_ready {
+            let _ = msg.reply.send(Err(SubmitError::NotServing));
+            return;
+        }
         let request_id = self.clients.next_request_id();
         self.waiters.insert(request_id, msg.reply);
         self.propose(request_id, &msg.txn);

@@ -187,3 +187,66 @@ async fn a_new_tree_fails_the_writes_still_pending() {
     ));
     assert_eq!(asked.lock().unwrap().reloads, 0);
 }
+
+#[actix::test]
+async fn a_snap_image_covers_the_batches_sent_before_and_none_is_built_without_a_tree() {
+    let (pipeline, _) = start();
+    pipeline.do_send(ApplyTxns(vec![committed(
+        Zxid::new(1, 1),
+        9,
+        &create("/a"),
+    )]));
+    let (reply, built) = oneshot::channel();
+    let txns = Vec::new();
+    pipeline.do_send(SnapshotFor {
+        epoch: 2,
+        txns,
+        reply,
+    });
+    let msg = built.await.expect("an image is built");
+    let PeerMessage::Zab(ZabMessage::NewLeader {
+        epoch: 2,
+        snapshot: Some(image),
+        ..
+    }) = msg
+    else {
+        panic!("not a NewLeader with an image: {msg:?}");
+    };
+    assert_eq!(image.last_zxid, Zxid::new(1, 1));
+    let tree = DataTree::deserialize(&image.state).unwrap();
+    assert!(
+        tree.get("/a").is_some(),
+        "the image has the batch applied before"
+    );
+    pipeline.do_send(FailPipeline);
+    let (reply, built) = oneshot::channel();
+    let txns = Vec::new();
+    pipeline.do_send(SnapshotFor {
+        epoch: 3,
+        txns,
+        reply,
+    });
+    assert!(
+        built.await.is_err(),
+        "no image without a tree: the link gives the sync up"
+    );
+}
+
+#[actix::test]
+async fn without_a_tree_a_write_is_refused_and_not_proposed() {
+    let (pipeline, asked) = start();
+    pipeline.do_send(FailPipeline);
+    let (reply, outcome) = oneshot::channel();
+    pipeline
+        .send(Submit {
+            txn: create("/a"),
+            reply,
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        outcome.await.unwrap(),
+        Err(SubmitError::NotServing)
+    ));
+    assert!(asked.lock().unwrap().proposals.is_empty());
+}

@@ -1,8 +1,8 @@
 //! The session tracker actor: drives the [`SessionExpiry`] core on a timer of its own.
 //!
 //! It learns the server's role, the replicated sessions and its clients' activity from the
-//! quorum peer actor, and reports from followers as the quorum peer actor forwards them. A
-//! leader's expired sessions go back to the quorum peer actor as a [`ProposeExpiry`]; a
+//! request pipeline actor, and reports from followers as the pipeline forwards them. A
+//! leader's expired sessions go back to the pipeline as a [`ProposeExpiry`]; a
 //! follower's client activity goes to the leader over the peer link as a `SessionTouch`.
 
 use super::{ExpiryAction, ExpiryRole, SessionChange, SessionExpiry};
@@ -12,12 +12,12 @@ use ensemble_messages::zk::SessionId;
 use ensemble_messages::PeerMessage;
 use std::time::{Duration, Instant};
 
-/// To the quorum peer actor: propose closing these sessions, whose deadline passed.
+/// To the request pipeline: propose closing these sessions, whose deadline passed.
 #[derive(Message, Debug, Clone, PartialEq, Eq)]
 #[rtype(result = "()")]
 pub struct ProposeExpiry(pub Vec<SessionId>);
 
-/// To the quorum peer actor: send the tracker the role and the sessions again (a
+/// To the request pipeline: send the tracker the role and the sessions again (a
 /// [`SessionsState`]), as after a restart.
 #[derive(Message, Debug, Clone, Copy)]
 #[rtype(result = "()")]
@@ -59,9 +59,9 @@ pub struct TouchesReported(pub Vec<SessionId>);
 #[rtype(result = "()")]
 pub struct FailSessions;
 
-/// Where the tracker's requests to the quorum peer actor go.
+/// Where the tracker's requests to the request pipeline go.
 #[derive(Clone)]
-pub struct QuorumHandle {
+pub struct PipelineHandle {
     /// Expiry proposals.
     pub propose: Recipient<ProposeExpiry>,
     /// Requests for the role and the sessions.
@@ -71,7 +71,7 @@ pub struct QuorumHandle {
 /// The session tracker (the server side of the 1/3–2/3 scheme), on the node's arbiter.
 ///
 /// Restart policy: a restart loses the in-memory deadlines and what it knew of the role and
-/// the sessions, so it asks the quorum peer actor for both ([`ResyncSessions`]) and checks
+/// the sessions, so it asks the request pipeline for both ([`ResyncSessions`]) and checks
 /// nothing until they arrive; client activity meanwhile is kept. A leader then gives every
 /// session a whole timeout again, as a new leader does: a restart never expires a live
 /// session early, and it loses nothing acknowledged (sessions and their closes are txns, which
@@ -79,7 +79,7 @@ pub struct QuorumHandle {
 pub struct SessionsActor {
     tick_ms: u64,
     core: SessionExpiry,
-    quorum: QuorumHandle,
+    pipeline: PipelineHandle,
     roster: PeerRoster,
     epoch: Instant,
     /// Whether the role and the sessions arrived since the last (re)start.
@@ -87,12 +87,12 @@ pub struct SessionsActor {
 }
 
 impl SessionsActor {
-    /// A tracker checked every half `tick_ms`, asking `quorum` and reporting over `roster`.
-    pub fn new(tick_ms: u64, quorum: QuorumHandle, roster: PeerRoster) -> Self {
+    /// A tracker checked every half `tick_ms`, asking `pipeline` and reporting over `roster`.
+    pub fn new(tick_ms: u64, pipeline: PipelineHandle, roster: PeerRoster) -> Self {
         SessionsActor {
             tick_ms,
             core: SessionExpiry::new(tick_ms),
-            quorum,
+            pipeline,
             roster,
             epoch: Instant::now(),
             synced: false,
@@ -110,7 +110,7 @@ impl SessionsActor {
             return;
         }
         match self.core.check(now) {
-            Some(ExpiryAction::Expire(ids)) => self.quorum.propose.do_send(ProposeExpiry(ids)),
+            Some(ExpiryAction::Expire(ids)) => self.pipeline.propose.do_send(ProposeExpiry(ids)),
             Some(ExpiryAction::Report { leader, sessions }) => {
                 if let Some(link) = self.roster.link(leader) {
                     link.do_send(SendPeer(PeerMessage::SessionTouch(sessions)));
@@ -125,7 +125,7 @@ impl Actor for SessionsActor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        self.quorum.resync.do_send(ResyncSessions);
+        self.pipeline.resync.do_send(ResyncSessions);
         let every = Duration::from_millis((self.tick_ms / 4).clamp(5, 50));
         ctx.run_interval(every, |act, _| act.check());
     }

@@ -1,4 +1,4 @@
-//! The session tracker actor against a stand-in quorum peer actor.
+//! The session tracker actor against a stand-in request pipeline.
 
 use super::*;
 use crate::peer::{PeerEvent, PeerIdentity, PeerSinks};
@@ -11,7 +11,7 @@ const TICK_MS: u64 = 20;
 /// test for a while still does not let an active session fall silent.
 const TIMEOUT_MS: i32 = 1_000;
 
-/// What the tracker asked of the quorum peer actor.
+/// What the tracker asked of the request pipeline.
 #[derive(Default)]
 struct Asked {
     expiries: Vec<(Instant, SessionId)>,
@@ -60,7 +60,7 @@ fn start() -> (Addr<SessionsActor>, Arc<Mutex<Asked>>) {
     };
     let sinks = PeerSinks::new(quorum.clone().recipient(), quorum.clone().recipient());
     let roster = PeerRoster::new(identity, sinks);
-    let handle = QuorumHandle {
+    let handle = PipelineHandle {
         propose: quorum.clone().recipient(),
         resync: quorum.recipient(),
     };

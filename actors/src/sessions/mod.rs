@@ -7,7 +7,7 @@ mod tracker;
 mod watches;
 
 pub use actor::{
-    ClientActivity, FailSessions, ProposeExpiry, QuorumHandle, ResyncSessions, RoleChanged,
+    ClientActivity, FailSessions, PipelineHandle, ProposeExpiry, ResyncSessions, RoleChanged,
     SessionsActor, SessionsChanged, SessionsState, TouchesReported,
 };
 pub use expiry::{ExpiryAction, ExpiryRole, SessionChange, SessionExpiry};

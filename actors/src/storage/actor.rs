@@ -60,6 +60,13 @@ pub struct Flush;
 #[rtype(result = "()")]
 pub struct ReportTo(pub Recipient<StorageEvent>);
 
+/// Holds background snapshots (`true`) or lets them go on (`false`): held while the quorum peer
+/// reads the disk back after a restart, so that no snapshot's log roll or purge changes the
+/// files it reads. A held snapshot is skipped, which loses nothing (the log holds every txn).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HoldSnapshots(pub bool);
+
 /// Makes the writer fail: its supervisor restarts it (fault injection).
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -79,6 +86,8 @@ pub struct StorageActor {
     snapshots: Addr<SnapshotWriter>,
     /// Whether the snapshot writer is writing one (shared with it).
     snapshot_busy: Arc<AtomicBool>,
+    /// Whether background snapshots are held ([`HoldSnapshots`]).
+    snapshots_held: bool,
     /// No txn at or below it may be missing from the disk: the highest txn reported durable,
     /// lowered by truncations and raised by installed snapshots.
     floor: Zxid,
@@ -123,6 +132,7 @@ impl StorageActor {
             report: None,
             snapshots,
             snapshot_busy,
+            snapshots_held: false,
             floor: Zxid::ZERO,
             failed: false,
         });
@@ -261,6 +271,10 @@ impl Handler<TakeSnapshot> for StorageActor {
     type Result = ();
 
     fn handle(&mut self, m: TakeSnapshot, ctx: &mut Context<Self>) {
+        if self.snapshots_held {
+            tracing::info!(zxid = %m.last_zxid, "snapshot skipped: the server reloads its storage");
+            return;
+        }
         self.queue(Request::Roll, ctx);
         // As ZooKeeper: the log rolls, but no second snapshot queues behind a slow one (each
         // would hold a version of the tree while it waits).
@@ -276,6 +290,14 @@ impl Handler<TakeSnapshot> for StorageActor {
             job: m.job,
             report: self.report.clone(),
         });
+    }
+}
+
+impl Handler<HoldSnapshots> for StorageActor {
+    type Result = ();
+
+    fn handle(&mut self, HoldSnapshots(held): HoldSnapshots, _: &mut Context<Self>) {
+        self.snapshots_held = held;
     }
 }
 

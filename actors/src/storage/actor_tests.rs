@@ -175,3 +175,25 @@ fn a_snapshot_asked_for_while_one_is_written_is_skipped() {
     let zxids: Vec<Zxid> = snaps.iter().map(|(z, _)| *z).collect();
     assert_eq!(zxids, [Zxid::new(1, 3), Zxid::new(1, 5)]);
 }
+
+/// While the quorum peer reads the disk back after a restart, a snapshot asked for is skipped:
+/// no log roll, no snapshot file, no purge; once released, snapshots are taken again.
+#[test]
+fn a_snapshot_asked_for_while_held_is_skipped_without_touching_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = writer(dir.path());
+    append(&w, 1, 4);
+    w.flush();
+    let logs = |d: &std::path::Path| files::list_logs(&files::log_dir(d)).unwrap();
+    let before = logs(dir.path());
+    w.hold_snapshots(true);
+    w.snapshot(Zxid::new(1, 3), vec![3; 8]);
+    w.flush();
+    assert_eq!(logs(dir.path()), before, "no log rolled");
+    let snaps = || files::list_snapshots(&files::snapshot_dir(dir.path())).unwrap();
+    assert!(snaps().is_empty(), "no snapshot written");
+    w.hold_snapshots(false);
+    w.snapshot(Zxid::new(1, 3), vec![3; 8]);
+    w.flush();
+    assert_eq!(snaps().len(), 1, "taken once released");
+}

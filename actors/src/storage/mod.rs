@@ -32,7 +32,8 @@ mod test_writer;
 mod tests;
 
 pub use actor::{
-    FailStorage, Flush, Persist, ReportTo, SnapshotJob, StorageActor, StorageHandle, TakeSnapshot,
+    FailStorage, Flush, HoldSnapshots, Persist, ReportTo, SnapshotJob, StorageActor, StorageHandle,
+    TakeSnapshot,
 };
 pub use cadence::SnapshotCadence;
 pub use files::{list_logs, list_snapshots, log_dir, snapshot_dir, SnapshotImage};

@@ -2,7 +2,7 @@
 //! a thread of its own, and what they report is collected.
 
 use super::actor::{
-    FailStorage, Flush, Persist, ReportTo, SnapshotJob, StorageActor, TakeSnapshot,
+    FailStorage, Flush, HoldSnapshots, Persist, ReportTo, SnapshotJob, StorageActor, TakeSnapshot,
 };
 use super::{PersistToken, StorageEvent, StorageOp};
 use super::{StorageError, WriterEvent, WriterSettings};
@@ -111,6 +111,11 @@ impl TestWriter {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         false
+    }
+
+    /// Holds background snapshots or lets them go on.
+    pub(crate) fn hold_snapshots(&self, held: bool) {
+        self.addr.do_send(HoldSnapshots(held));
     }
 
     /// Makes the writer fail; its supervisor restarts it.

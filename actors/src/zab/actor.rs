@@ -13,8 +13,8 @@ use crate::pipeline::{
 };
 use crate::sessions::TouchesReported;
 use crate::storage::{
-    recover, Flush, Persist, Recovered, StorageActor, StorageError, StorageEvent, WriterEvent,
-    WriterSettings,
+    recover, Flush, HoldSnapshots, Persist, Recovered, StorageActor, StorageError, StorageEvent,
+    WriterEvent, WriterSettings,
 };
 use actix::prelude::*;
 use ensemble_config::apache_files::ZooCfgFiles;
@@ -68,7 +68,8 @@ pub struct NodeStatus {
     pub node_count: usize,
     /// Whether this is a single-server ensemble.
     pub standalone: bool,
-    /// Supervised restarts of the quorum peer and request pipeline actors.
+    /// Supervised restarts of the quorum peer and request pipeline actors (a pipeline restart
+    /// makes the quorum peer restart too, so it counts twice).
     pub restarts: u64,
     /// Open client connections.
     pub connections: usize,
@@ -206,6 +207,10 @@ impl QuorumPeerActor {
                 Output::InstallSnapshot(s) => match DataTree::deserialize(&s.state) {
                     Ok(tree) => {
                         if let Some(m) = membership_of(&tree) {
+                            if m.version != self.core.config_version() {
+                                self.core
+                                    .set_membership(m.version, m.voters(), m.observers());
+                            }
                             self.membership_changed(m);
                         }
                         self.hand_over(tree);
@@ -275,12 +280,9 @@ impl QuorumPeerActor {
     }
 
     /// The tree's config node holds `m` (a reconfig applied, or a snapshot installed): the
-    /// core counts with its voters, and the membership file in dataDir keeps it for restarts.
+    /// membership file in dataDir keeps it for restarts, Apache's files show it, and the links
+    /// follow it.
     fn membership_changed(&mut self, m: Membership) {
-        if m.version != self.core.config_version() {
-            self.core
-                .set_membership(m.version, m.voters(), m.observers());
-        }
         self.settings.voters = m.voters();
         let path = self
             .settings
@@ -340,8 +342,8 @@ impl QuorumPeerActor {
         }
     }
 
-    /// The server's status, the pipeline's counts (zero while it cannot answer) with the
-    /// core's summary.
+    /// The server's status: the core's summary with the pipeline's counts (zero if it cannot
+    /// answer).
     fn status(&self, counts: PipelineCounts) -> NodeStatus {
         NodeStatus {
             peer: self.core.status(),
@@ -428,10 +430,13 @@ fn starting_membership(tree: &mut DataTree, configured: &Membership) -> Membersh
 
 impl QuorumPeerActor {
     /// After a restart: once everything queued reached the disk, reads it back off the actor
-    /// thread, then installs it and begins; the mailbox waits meanwhile.
+    /// thread, then installs it and begins; the mailbox waits meanwhile. Background snapshots
+    /// are held until then: the pipeline, still applying what the old core committed, may ask
+    /// for one, whose log roll and purge would change the files being read.
     fn reload(&mut self, ctx: &mut Context<Self>) {
         let storage = self.storage.clone();
         let settings = self.settings.clone();
+        storage.do_send(HoldSnapshots(true));
         let reloaded = async move {
             // What was queued before the failure reaches the disk before we read it back.
             let _ = storage.send(Flush).await;
@@ -447,6 +452,7 @@ impl QuorumPeerActor {
                 .into_actor(self)
                 .map(|rebuilt, act, ctx| match rebuilt {
                     Ok((core, tree)) => {
+                        act.storage.do_send(HoldSnapshots(false));
                         // The election may still answer the old core's looks.
                         act.core = core.counting_looks_from(act.core.looks());
                         act.handover = Some(tree);
@@ -579,12 +585,18 @@ impl Handler<Propose> for QuorumPeerActor {
 impl Handler<ConfigApplied> for QuorumPeerActor {
     type Result = ();
 
-    /// The core took the membership when the reconfig committed; one older than the core's
-    /// arrives after a newer reconfig committed, and is ignored.
+    /// The core took the membership when the reconfig committed (or a newer one it heard of
+    /// meanwhile, which it keeps). The files and links follow each newer membership; one not
+    /// newer than the last they followed was overtaken on the way, and is ignored.
     fn handle(&mut self, ConfigApplied(m): ConfigApplied, _: &mut Context<Self>) {
-        if m.version >= self.core.config_version() {
-            self.membership_changed(m);
+        if m.version <= self.settings.membership.version {
+            return;
         }
+        if m.version > self.core.config_version() {
+            self.core
+                .set_membership(m.version, m.voters(), m.observers());
+        }
+        self.membership_changed(m);
     }
 }
 

@@ -1,8 +1,8 @@
 //! The ZooKeeper request pipeline of one server as a pure core: sessions, request decoding,
 //! reads, watches and reply encoding. [`ClientService::step`] takes one [`ServiceInput`] and
 //! returns the [`ServiceOutput`]s its host carries out (frames to connections, txns to
-//! propose); it does no I/O and reads no clock or randomness. The quorum peer actor runs it
-//! so that reads, watch registration and applies are totally ordered.
+//! propose); it does no I/O and reads no clock or randomness. The request pipeline actor runs
+//! it so that reads, watch registration and applies are totally ordered.
 //!
 //! Replies are FIFO per session: a read queued behind a pending write of the same session runs
 //! only after that write was applied here, and is answered after it.
