@@ -3,7 +3,7 @@
 use super::StorageError;
 use ensemble_messages::{codec, Snapshot, Txn, Zxid};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Cursor, Seek, SeekFrom, Write};
+use std::io::{Cursor, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Subdirectory holding ensemble's files, versioned by format.
@@ -196,7 +196,7 @@ pub fn read_record(bytes: &[u8], offset: usize) -> RecordRead {
 
 /// A state machine image to write into a snapshot file, streamed to the file without a
 /// buffer of its size (at a million znodes, the largest a server would hold). Its length need
-/// not be known before it is written.
+/// not be known before it is written; it writes in large pieces (the file is not buffered).
 pub trait SnapshotImage: Send {
     /// Writes the image.
     fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()>;
@@ -266,7 +266,7 @@ pub fn encode_snapshot(snapshot: &Snapshot) -> Result<Vec<u8>, StorageError> {
 }
 
 /// Writes the snapshot of `image` at `last_zxid` to `path` atomically, as [`write_atomic`]
-/// does, streaming the image through a buffer of a megabyte.
+/// does. The file is not buffered: the image's writes go straight to it.
 pub fn write_snapshot(
     path: &Path,
     last_zxid: Zxid,
@@ -274,10 +274,7 @@ pub fn write_snapshot(
     fsync: bool,
 ) -> Result<(), StorageError> {
     write_atomic_with(path, fsync, |f| {
-        let out = write_snapshot_to(BufWriter::with_capacity(1 << 20, f), last_zxid, image)?;
-        out.into_inner()
-            .map(drop)
-            .map_err(|e| StorageError::io("writing a snapshot")(e.into_error()))
+        write_snapshot_to(f, last_zxid, image).map(drop)
     })
 }
 
