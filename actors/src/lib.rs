@@ -13,6 +13,7 @@ pub mod election;
 pub mod framed;
 pub mod metrics;
 pub mod peer;
+pub mod pipeline;
 pub mod quorum;
 pub mod sessions;
 pub mod spark_master;

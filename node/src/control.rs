@@ -91,6 +91,7 @@ fn target(words: &[&str]) -> Result<NodeActor, String> {
     Ok(match words {
         ["election"] => NodeActor::Election,
         ["zab"] => NodeActor::QuorumPeer,
+        ["pipeline"] => NodeActor::Pipeline,
         ["sessions"] => NodeActor::Sessions,
         ["client-port"] => NodeActor::ClientPort,
         ["peer-listener"] => NodeActor::PeerListener,
@@ -119,6 +120,7 @@ mod tests {
         for (words, actor) in [
             (&["election"][..], NodeActor::Election),
             (&["zab"], NodeActor::QuorumPeer),
+            (&["pipeline"], NodeActor::Pipeline),
             (&["sessions"], NodeActor::Sessions),
             (&["client-port"], NodeActor::ClientPort),
             (&["peer-listener"], NodeActor::PeerListener),

@@ -5,8 +5,9 @@
 //! status, inject failures and stop it. Several nodes may run in one process; nothing is a
 //! global singleton. [`spark`] embeds Spark-style masters and workers the same way.
 //!
-//! Supervised actors, and which arbiter runs them: the quorum peer, the election, the session
-//! tracker, the peer links, the peer listener and the client ports on the node's arbiter; the
+//! Supervised actors, and which arbiter runs them: the quorum peer (Zab), the request pipeline
+//! (the data tree and the client service), the election, the session tracker, the peer links,
+//! the peer listener and the client ports on the node's arbiter; the
 //! storage writer on an arbiter of its own and its snapshot writer on a `SyncArbiter` thread.
 //! Their restart policies are stated on each actor and in the README.
 
@@ -28,6 +29,9 @@ use ensemble_actors::metrics::ServerMetrics;
 use ensemble_actors::peer::{
     Fail, PeerEntry, PeerIdentity, PeerListener, PeerRoster, PeerSecret, PeerSinks, PeerTls,
 };
+use ensemble_actors::pipeline::{
+    FailPipeline, PipelineActor, PipelineSettings, ReadData, ServerAddrs, Submit, ZabHandle,
+};
 use ensemble_actors::sessions::{FailSessions, QuorumHandle, SessionsActor};
 use ensemble_actors::storage::Recovered;
 use ensemble_actors::storage::{
@@ -36,7 +40,7 @@ use ensemble_actors::storage::{
 pub use ensemble_actors::zab::NodeEvent;
 use ensemble_actors::zab::{
     FailQuorumPeer, GetStatus, NodeEvents, NodeStatus, PeerTiming, QuorumPeerActor, QuorumSettings,
-    ReadData, Submit, SubmitError,
+    SubmitError,
 };
 use ensemble_config::{NodeConfig, PeerAuth};
 use ensemble_messages::zk::ConnectionId;
@@ -111,6 +115,8 @@ fn peer_secret(config: &NodeConfig) -> Result<Option<Arc<PeerSecret>>, NodeError
 pub enum NodeActor {
     /// The quorum peer actor: Zab lives in it.
     QuorumPeer,
+    /// The request pipeline: the data tree and the client service.
+    Pipeline,
     /// The election actor.
     Election,
     /// The session tracker.
@@ -147,6 +153,7 @@ fn peer_tls(config: &NodeConfig) -> Result<Option<Arc<PeerTls>>, NodeError> {
 /// A running node.
 pub struct Node {
     quorum: Addr<QuorumPeerActor>,
+    pipeline: Addr<PipelineActor>,
     election: Addr<ElectionActor>,
     sessions: Addr<SessionsActor>,
     roster: PeerRoster,
@@ -324,11 +331,17 @@ fn build_actor(
         zoo_cfg_files: config.zoo_cfg_files.clone(),
         timing: peer_timing(config),
         storage: writer_settings(config),
+        max_txn_bytes: config.client.max_buffer_bytes as usize,
+        metrics: metrics.clone(),
+        events,
+    };
+    let pipeline = PipelineSettings {
+        sid: config.id,
+        service: service_settings(config),
         snap_count: config.storage.snap_count,
         container_check_ms: config.client.container_check_ms,
+        tick_ms: config.tick_ms,
         metrics,
-        service_settings: service_settings(config),
-        events,
     };
     let actor = QuorumPeerActor::new(settings, storage.clone(), recovered)?;
     let identity = PeerIdentity {
@@ -339,14 +352,17 @@ fn build_actor(
     Ok(Built {
         storage,
         actor,
+        pipeline,
         identity,
     })
 }
 
-/// A node's quorum actor, recovered and not yet started, and its storage writer.
+/// A node's quorum actor, recovered and not yet started, its pipeline's settings and its
+/// storage writer.
 struct Built {
     storage: Addr<StorageActor>,
     actor: QuorumPeerActor,
+    pipeline: PipelineSettings,
     identity: PeerIdentity,
 }
 
@@ -362,10 +378,11 @@ fn service_settings(config: &NodeConfig) -> ServiceSettings {
     }
 }
 
-/// The quorum actor, the election actor, the session tracker, the peer links and the peer
-/// listener, running.
+/// The quorum actor, the request pipeline, the election actor, the session tracker, the peer
+/// links and the peer listener, running.
 struct Quorum {
     quorum: Addr<QuorumPeerActor>,
+    pipeline: Addr<PipelineActor>,
     election: Addr<ElectionActor>,
     sessions: Addr<SessionsActor>,
     roster: PeerRoster,
@@ -395,6 +412,34 @@ fn start_election(
     (election, roster)
 }
 
+/// Starts the request pipeline and the session tracker it feeds (and whose expiries it
+/// proposes) on the current arbiter, under supervisors.
+fn start_pipeline(
+    settings: PipelineSettings,
+    quorum: Addr<QuorumPeerActor>,
+    storage: Addr<StorageActor>,
+    roster: PeerRoster,
+) -> (Addr<PipelineActor>, Addr<SessionsActor>) {
+    let tick_ms = settings.tick_ms;
+    let made = std::rc::Rc::new(std::cell::Cell::new(None));
+    let sessions_out = made.clone();
+    let pipeline = Supervisor::start(move |ctx: &mut Context<PipelineActor>| {
+        let addr = ctx.address();
+        let handle = QuorumHandle {
+            propose: addr.clone().recipient(),
+            resync: addr.recipient(),
+        };
+        let sessions = Supervisor::start(move |_| SessionsActor::new(tick_ms, handle, roster));
+        sessions_out.set(Some(sessions.clone()));
+        PipelineActor::new(settings, ZabHandle::of(quorum), storage.recipient())
+            .with_sessions(sessions)
+    });
+    let sessions = made
+        .take()
+        .expect("Supervisor::start builds its actor before it returns");
+    (pipeline, sessions)
+}
+
 /// How often the quorum peer and election actors tick their cores.
 fn tick_every(tick_ms: u64) -> std::time::Duration {
     std::time::Duration::from_millis((tick_ms / 4).clamp(5, 50))
@@ -412,6 +457,7 @@ async fn start_quorum(
     let Built {
         actor,
         storage,
+        pipeline,
         identity,
     } = built;
     let peers: Vec<PeerEntry> = config
@@ -428,7 +474,6 @@ async fn start_quorum(
         timing: peer_timing(config).election,
         tick_every: tick_every(config.tick_ms),
     };
-    let tick_ms = config.tick_ms;
     let (ready_tx, ready_rx) = oneshot::channel();
     let quorum = Supervisor::start_in_arbiter(&arbiter.handle(), move |ctx| {
         let addr = ctx.address();
@@ -439,26 +484,26 @@ async fn start_quorum(
             let roster = roster.clone();
             Supervisor::start(move |_| PeerListener::new(roster, l))
         });
-        let sessions = {
-            let quorum = QuorumHandle {
-                propose: addr.clone().recipient(),
-                resync: addr.recipient(),
-            };
-            let roster = roster.clone();
-            Supervisor::start(move |_| SessionsActor::new(tick_ms, quorum, roster))
-        };
-        let ready = (roster.clone(), listener, election.clone(), sessions.clone());
+        let (pipeline, sessions) = start_pipeline(pipeline, addr, storage, roster.clone());
+        let ready = (
+            roster.clone(),
+            listener,
+            election.clone(),
+            sessions,
+            pipeline.clone(),
+        );
         let _ = ready_tx.send(ready);
         actor
             .with_roster(roster)
             .with_election(election.recipient())
-            .with_sessions(sessions)
+            .with_pipeline(pipeline)
     });
     // The arbiter builds the links; wait for it before handing out the node.
-    let (roster, peer_listener, election, sessions) =
+    let (roster, peer_listener, election, sessions, pipeline) =
         ready_rx.await.map_err(|_| NodeError::Stopped)?;
     Ok(Quorum {
         quorum,
+        pipeline,
         election,
         sessions,
         roster,
@@ -483,7 +528,7 @@ async fn start_client_ports(
     arbiter.spawn_fn(move || {
         let o = observed.clone();
         let port =
-            move |l| ClientPort::new(o.config.clone(), o.quorum.clone(), l, o.metrics.clone());
+            move |l| ClientPort::new(o.config.clone(), o.server.clone(), l, o.metrics.clone());
         let mut ports = vec![Supervisor::start({
             let port = port.clone();
             move |_| port(client)
@@ -546,6 +591,7 @@ impl Node {
         let arbiter = Arbiter::new();
         let Quorum {
             quorum,
+            pipeline,
             election,
             sessions,
             roster,
@@ -553,7 +599,10 @@ impl Node {
         } = start_quorum(&config, &arbiter, built, sockets.peer.take()).await?;
         let observed = Observed {
             config: config.clone(),
-            quorum: quorum.clone(),
+            server: ServerAddrs {
+                quorum: quorum.clone(),
+                pipeline: pipeline.clone(),
+            },
             metrics,
         };
         let client_addr = sockets.client_addr;
@@ -566,6 +615,7 @@ impl Node {
         );
         Ok(Node {
             quorum,
+            pipeline,
             election,
             sessions,
             roster,
@@ -593,7 +643,7 @@ impl Node {
     /// Replicates a tree write; resolves once it committed and was applied on this node.
     pub async fn write(&self, txn: TreeTxn) -> Result<(Zxid, OpResult), NodeError> {
         let (reply, rx) = oneshot::channel();
-        self.quorum
+        self.pipeline
             .send(Submit { txn, reply })
             .await
             .map_err(|_| NodeError::Stopped)?;
@@ -610,7 +660,7 @@ impl Node {
 
     /// A znode's data as this node has applied it.
     pub async fn read(&self, path: &str) -> Result<Option<Vec<u8>>, NodeError> {
-        self.quorum
+        self.pipeline
             .send(ReadData(path.to_string()))
             .await
             .map_err(|_| NodeError::Stopped)
@@ -621,6 +671,7 @@ impl Node {
     pub fn inject_failure(&self, actor: NodeActor) -> Result<(), String> {
         match actor {
             NodeActor::QuorumPeer => self.quorum.do_send(FailQuorumPeer),
+            NodeActor::Pipeline => self.pipeline.do_send(FailPipeline),
             NodeActor::Election => self.election.do_send(FailElection),
             NodeActor::Sessions => self.sessions.do_send(FailSessions),
             NodeActor::Storage => self.storage.addr.do_send(FailStorage),

@@ -15,9 +15,10 @@ use std::time::Duration;
 const ELECTION: Duration = Duration::from_secs(30);
 const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 /// Every actor `fail` names, with what its restart logs.
-const ACTORS: [(&str, &str); 6] = [
+const ACTORS: [(&str, &str); 7] = [
     ("election", "election restarting"),
     ("zab", "quorum peer restarting from disk"),
+    ("pipeline", "request pipeline restarting"),
     ("sessions", "session tracker restarting"),
     ("client-port", "client port restarting"),
     ("peer-listener", "peer listener restarting"),
@@ -206,7 +207,7 @@ fn every_supervised_actor_fails_on_a_follower_and_the_leader_and_nothing_is_lost
         }
     }
     eprintln!(
-        "{} acknowledged creates from {} sessions across 12 injected failures",
+        "{} acknowledged creates from {} sessions across 14 injected failures",
         acked.len(),
         ids.len()
     );

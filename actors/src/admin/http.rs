@@ -3,7 +3,7 @@
 
 use super::commands::{find, run, COMMANDS};
 use crate::metrics::http::{server, Observed};
-use crate::zab::ResetConnectionStats;
+use crate::pipeline::ResetConnectionStats;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 /// What the handlers share.
@@ -56,7 +56,7 @@ async fn command(admin: web::Data<Admin>, req: HttpRequest) -> HttpResponse {
     };
     let report = observed.report().await;
     if find(&name).is_some_and(|c| c.name == "connection_stat_reset") {
-        let _ = observed.quorum.send(ResetConnectionStats).await;
+        let _ = observed.server.pipeline.send(ResetConnectionStats).await;
     }
     let body = run(&name, &observed.info(&status, report.as_ref()));
     HttpResponse::Ok().json(body)

@@ -9,7 +9,7 @@ use super::direct::{DirectReader, PublishedTree};
 use super::limits::Flow;
 use super::protocol::{ClientConnect, ClientGone, ClientPacket, ClientSink, ToClient};
 use crate::metrics::ServerMetrics;
-use crate::zab::QuorumPeerActor;
+use crate::pipeline::PipelineActor;
 use actix::Addr;
 use bytes::BytesMut;
 use ensemble_messages::frame::{read_body, FrameCodec};
@@ -73,14 +73,14 @@ pub struct Connection<R, W> {
     /// Connection id, unique on this server.
     pub conn: ConnectionId,
     /// Where requests go.
-    pub quorum: Addr<QuorumPeerActor>,
+    pub pipeline: Addr<PipelineActor>,
     /// The server's limits.
     pub limits: ConnLimits,
     /// This connection's requests in flight and queued output.
     pub flow: Arc<Flow>,
     /// When the whole connect request must have arrived.
     pub handshake_deadline: Instant,
-    /// The tree versions the quorum peer actor publishes, to answer reads on this thread;
+    /// The tree versions the request pipeline publishes, to answer reads on this thread;
     /// `None` sends every request to the actor.
     pub published: Option<Arc<PublishedTree>>,
     /// The server's running figures.
@@ -100,7 +100,7 @@ where
         identities,
         first,
         conn,
-        quorum,
+        pipeline,
         limits,
         flow,
         handshake_deadline,
@@ -130,7 +130,7 @@ where
                 sink.clone(),
             )
         });
-        quorum.do_send(ClientConnect {
+        pipeline.do_send(ClientConnect {
             conn,
             request,
             read_only,
@@ -139,7 +139,7 @@ where
             sink,
         });
         let requests = Requests {
-            quorum: &quorum,
+            pipeline: &pipeline,
             conn,
             flow: &flow,
             direct,
@@ -157,7 +157,7 @@ where
     if let Err(e) = outcome {
         tracing::debug!(%conn, "client connection closed: {e}");
     }
-    quorum.do_send(ClientGone { conn });
+    pipeline.do_send(ClientGone { conn });
 }
 
 /// Ends a connection's flow however its task ends.
@@ -170,9 +170,9 @@ impl Drop for EndFlow {
 }
 
 /// Where a connection's requests go: reads it may answer itself are answered on its thread
-/// (see [`super::direct`]), everything else goes to the service in the quorum peer actor.
+/// (see [`super::direct`]), everything else goes to the request pipeline.
 struct Requests<'a> {
-    quorum: &'a Addr<QuorumPeerActor>,
+    pipeline: &'a Addr<PipelineActor>,
     conn: ConnectionId,
     flow: &'a Flow,
     direct: Option<(DirectReader, ClientSink)>,
@@ -204,7 +204,7 @@ impl Requests<'_> {
                 }
             }
             self.flow.request_started();
-            self.quorum.do_send(ClientPacket {
+            self.pipeline.do_send(ClientPacket {
                 conn: self.conn,
                 xid: header.xid,
                 op,

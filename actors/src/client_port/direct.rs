@@ -1,4 +1,4 @@
-//! Reads answered on the connection's own thread, without a hop through the quorum peer actor.
+//! Reads answered on the connection's own thread, without a hop through the request pipeline actor.
 //!
 //! The actor publishes immutable tree versions ([`PublishedTree`]), lazily: publishing makes the
 //! next write copy the tree's shared chunks, so a version is published only when a connection
@@ -53,7 +53,7 @@ impl ReadView {
     }
 }
 
-/// The tree versions the quorum peer actor publishes for the connection threads.
+/// The tree versions the request pipeline publishes for the connection threads.
 #[derive(Debug, Default)]
 pub struct PublishedTree {
     /// Batches applied (and other changes of the tree or of the serving state).

@@ -1,7 +1,8 @@
 //! Four-letter words, rendered in Apache ZooKeeper's exact layouts.
 
 use crate::metrics::{process, ServerMetrics};
-use crate::zab::{NodeStatus, ServerReport};
+use crate::pipeline::ServerReport;
+use crate::zab::NodeStatus;
 use ensemble_config::{NodeConfig, ServerRole};
 use ensemble_messages::zk::SessionId;
 use ensemble_messages::ServerState;

@@ -8,7 +8,8 @@ use super::tls::{IntoHalves, SecurePort};
 use crate::accept::{accepted, listen, Accepted};
 use crate::metrics::ServerMetrics;
 use crate::peer::Fail;
-use crate::zab::{GetPublishedTree, GetReport, GetStatus, QuorumPeerActor, ResetConnectionStats};
+use crate::pipeline::{GetPublishedTree, GetReport, ResetConnectionStats, ServerAddrs};
+use crate::zab::GetStatus;
 use actix::prelude::*;
 use ensemble_config::NodeConfig;
 use ensemble_messages::zk::ConnectionId;
@@ -34,7 +35,7 @@ const RETRY_LISTEN: Duration = Duration::from_secs(1);
 /// counters, per-address limits and the next connection id.
 pub struct ClientPort {
     config: Arc<NodeConfig>,
-    quorum: Addr<QuorumPeerActor>,
+    server: ServerAddrs,
     listener: std::net::TcpListener,
     metrics: Arc<ServerMetrics>,
     per_ip: Arc<PerIpLimit>,
@@ -45,7 +46,7 @@ pub struct ClientPort {
     /// The threads connections run on, one per core, taken in turn.
     workers: Vec<Arbiter>,
     next_worker: usize,
-    /// The quorum peer actor's published tree, for reads on the connection threads.
+    /// The request pipeline's published tree, for reads on the connection threads.
     published: Option<Arc<PublishedTree>>,
 }
 
@@ -54,12 +55,12 @@ impl ClientPort {
     /// (whose load it throttles on).
     pub fn new(
         config: Arc<NodeConfig>,
-        quorum: Addr<QuorumPeerActor>,
+        server: ServerAddrs,
         listener: std::net::TcpListener,
         metrics: Arc<ServerMetrics>,
     ) -> Self {
         ClientPort {
-            quorum,
+            server,
             listener,
             per_ip: PerIpLimit::new(config.client.max_client_cnxns),
             load: metrics.load(),
@@ -100,8 +101,8 @@ impl Actor for ClientPort {
                 return;
             }
         };
-        let quorum = self.quorum.clone();
-        let published = async move { quorum.send(GetPublishedTree).await.ok() };
+        let pipeline = self.server.pipeline.clone();
+        let published = async move { pipeline.send(GetPublishedTree).await.ok() };
         // Connections are accepted once they can answer reads on their own threads.
         ctx.wait(published.into_actor(self).map(move |published, act, ctx| {
             act.published = published;
@@ -159,7 +160,7 @@ impl StreamHandler<Accepted> for ClientPort {
         let deadline = tokio::time::Instant::now() + HANDSHAKE_TIMEOUT;
         let served = Served {
             config: self.config.clone(),
-            quorum: self.quorum.clone(),
+            server: self.server.clone(),
             metrics: self.metrics.clone(),
             load: self.load.clone(),
             published: self.published.clone(),
@@ -227,7 +228,7 @@ async fn connection(
 /// What a connection's task shares with the port.
 struct Served {
     config: Arc<NodeConfig>,
-    quorum: Addr<QuorumPeerActor>,
+    server: ServerAddrs,
     metrics: Arc<ServerMetrics>,
     load: Arc<Load>,
     published: Option<Arc<PublishedTree>>,
@@ -254,7 +255,7 @@ impl Served {
             identities,
             first,
             conn,
-            quorum: self.quorum.clone(),
+            pipeline: self.server.pipeline.clone(),
             limits: ConnLimits {
                 max_frame,
                 min_timeout_ms: client.min_session_timeout_ms,
@@ -314,16 +315,16 @@ impl Served {
                 return stream.shutdown().await;
             }
         }
-        let Ok(status) = self.quorum.send(GetStatus).await else {
+        let Ok(status) = self.server.quorum.send(GetStatus).await else {
             return Ok(());
         };
         let report = if REPORT_WORDS.contains(&word) {
-            self.quorum.send(GetReport).await.ok()
+            self.server.pipeline.send(GetReport).await.ok()
         } else {
             None
         };
         if word == "crst" {
-            let _ = self.quorum.send(ResetConnectionStats).await;
+            let _ = self.server.pipeline.send(ResetConnectionStats).await;
         }
         let info = ServerInfo {
             config: &self.config,

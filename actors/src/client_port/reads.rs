@@ -1,4 +1,4 @@
-//! Tree reads as pure functions of a tree version: the quorum peer actor and the connection
+//! Tree reads as pure functions of a tree version: the request pipeline and the connection
 //! threads (see [`super::direct`]) answer them with the same code.
 
 use super::service::to_stat;

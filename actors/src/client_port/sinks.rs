@@ -24,6 +24,13 @@ impl ClientSinks {
         self.sinks.remove(&conn);
     }
 
+    /// Closes every connection (the pipeline restarted without their state).
+    pub fn close_all(&mut self) {
+        for (_, s) in self.sinks.drain() {
+            s.close();
+        }
+    }
+
     /// Carries out the frames, closes and session shares of `outs`, in order, and returns the
     /// txns to propose, in order, as `(request_id, txn)`.
     pub fn deliver(&mut self, outs: Vec<ServiceOutput>) -> Vec<(u64, TreeTxn)> {

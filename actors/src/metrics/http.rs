@@ -2,19 +2,19 @@
 
 use super::{render, ServerMetrics, CONTENT_TYPE};
 use crate::client_port::ServerInfo;
-use crate::zab::{GetReport, GetStatus, NodeStatus, QuorumPeerActor, ServerReport};
-use actix::Addr;
+use crate::pipeline::{GetReport, ServerAddrs, ServerReport};
+use crate::zab::{GetStatus, NodeStatus};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use ensemble_config::NodeConfig;
 use std::sync::Arc;
 
-/// What the HTTP endpoints of one server read: its config, its quorum peer and its figures.
+/// What the HTTP endpoints of one server read: its config, its actors and its figures.
 #[derive(Clone)]
 pub struct Observed {
     /// The node's config.
     pub config: Arc<NodeConfig>,
-    /// Its quorum peer, asked for status and reports.
-    pub quorum: Addr<QuorumPeerActor>,
+    /// Its quorum peer, asked for status, and its request pipeline, asked for reports.
+    pub server: ServerAddrs,
     /// Its running figures.
     pub metrics: Arc<ServerMetrics>,
 }
@@ -22,12 +22,12 @@ pub struct Observed {
 impl Observed {
     /// The quorum peer's status; None while it restarts.
     pub async fn status(&self) -> Option<NodeStatus> {
-        self.quorum.send(GetStatus).await.ok()
+        self.server.quorum.send(GetStatus).await.ok()
     }
 
-    /// Connections, watches, sessions and ephemerals; None while the peer restarts.
+    /// Connections, watches, sessions and ephemerals; None while the pipeline restarts.
     pub async fn report(&self) -> Option<ServerReport> {
-        self.quorum.send(GetReport).await.ok()
+        self.server.pipeline.send(GetReport).await.ok()
     }
 
     /// What four-letter words and commands are rendered from.

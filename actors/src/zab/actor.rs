@@ -1,32 +1,25 @@
-//! The quorum peer actor: drives the [`QuorumPeer`] core and carries out its outputs. Session
-//! expiry runs in the session tracker actor ([`SessionsActor`]), which this actor feeds.
+//! The quorum peer actor: drives the [`QuorumPeer`] core and carries out its outputs. What
+//! it commits, the tree it builds and the role it plays go to the request pipeline actor
+//! ([`PipelineActor`]), which owns the data tree, in the order the core decided them.
 
-use super::{
-    Durable, Input, NodeEvent, NodeEvents, Output, PeerStatus, PeerTiming, QuorumPeer, SubmitError,
-};
-use crate::client_port::{
-    ClientConnect, ClientGone, ClientPacket, ClientReport, ClientService, ClientSinks,
-    PublishedTree, ServiceInput, ServiceSettings, StepClock,
-};
-use crate::data_tree::TreeOp;
-use crate::data_tree::{DataTree, OpResult, TreeTxn};
+use super::{Durable, Input, NodeEvent, NodeEvents, Output, PeerStatus, PeerTiming, QuorumPeer};
+use crate::data_tree::{DataTree, TreeTxn};
 use crate::election::{ConfigHeard, Elected, ElectionRequest, GetElectionView, Request};
 use crate::metrics::ServerMetrics;
 use crate::peer::{Announce, PeerEntry, PeerEvent, PeerRoster, SendPeer, SendPeerLater};
-use crate::sessions::{
-    ClientActivity, ExpiryRole, ProposeExpiry, ResyncSessions, RoleChanged, SessionChange,
-    SessionsActor, SessionsChanged, SessionsState, TouchesReported,
+use crate::pipeline::{
+    ApplyTxns, ConfigApplied, GetCounts, InstallTree, PipelineActor, PipelineCounts, Propose,
+    ReloadFromDisk, RoleSeen, SnapshotFor, TxnCompleted,
 };
+use crate::sessions::TouchesReported;
 use crate::storage::{
-    recover, Flush, Persist, Recovered, SnapshotCadence, StorageActor, StorageError, StorageEvent,
-    TakeSnapshot, WriterEvent, WriterSettings,
+    recover, Flush, Persist, Recovered, StorageActor, StorageError, StorageEvent, WriterEvent,
+    WriterSettings,
 };
 use actix::prelude::*;
 use ensemble_config::apache_files::ZooCfgFiles;
 use ensemble_config::dynamic::{self, Membership};
-use ensemble_messages::zk::SessionId;
-use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn, ZabMessage, Zxid};
-use std::collections::HashMap;
+use ensemble_messages::{PeerMessage, ServerState, Sid, Txn};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,67 +41,18 @@ pub struct QuorumSettings {
     pub timing: PeerTiming,
     /// Storage location and policy.
     pub storage: WriterSettings,
-    /// snapCount: a background snapshot follows every `snap_count / 2` to `snap_count` applied
-    /// txns (see [`SnapshotCadence`]).
-    pub snap_count: u64,
-    /// Session timeout bounds.
-    pub service_settings: ServiceSettings,
-    /// How often the leader deletes emptied containers, in ms.
-    pub container_check_ms: u64,
+    /// The largest txn body the leader proposes (jute.maxbuffer).
+    pub max_txn_bytes: usize,
     /// The server's running figures.
     pub metrics: Arc<ServerMetrics>,
     /// Where role changes and fatal failures are published.
     pub events: NodeEvents,
 }
 
-/// Result of a write submitted through this server.
-pub type WriteResult = Result<(Zxid, OpResult), SubmitError>;
-
-/// Submits a tree write; resolves once it committed and was applied here.
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct Submit {
-    /// The write.
-    pub txn: TreeTxn,
-    /// Where the outcome goes.
-    pub reply: oneshot::Sender<WriteResult>,
-}
-
 /// Asks for the server's status.
 #[derive(Message)]
 #[rtype(result = "NodeStatus")]
 pub struct GetStatus;
-
-/// Reads a znode's data from this server's tree.
-#[derive(Message)]
-#[rtype(result = "Option<Vec<u8>>")]
-pub struct ReadData(pub String);
-
-/// Asks for the tree versions this server publishes for reads on the connection threads.
-#[derive(Message)]
-#[rtype(result = "Arc<PublishedTree>")]
-pub struct GetPublishedTree;
-
-/// Asks for the details the `cons`, `wchc`, `wchp` and `dump` words show.
-#[derive(Message)]
-#[rtype(result = "ServerReport")]
-pub struct GetReport;
-
-/// Zeroes the per-connection counters (the `crst` word).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct ResetConnectionStats;
-
-/// Connections, watches, sessions and ephemerals of one server.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct ServerReport {
-    /// This server's connections and watches.
-    pub clients: ClientReport,
-    /// Every open session and its timeout in ms.
-    pub sessions: Vec<(SessionId, i32)>,
-    /// Sessions that own ephemeral znodes, with their paths.
-    pub ephemerals: Vec<(SessionId, Vec<String>)>,
-}
 
 /// Stops the actor so that its supervisor restarts it from disk (fault injection).
 #[derive(Message)]
@@ -124,7 +68,7 @@ pub struct NodeStatus {
     pub node_count: usize,
     /// Whether this is a single-server ensemble.
     pub standalone: bool,
-    /// Number of supervised restarts of this actor.
+    /// Supervised restarts of the quorum peer and request pipeline actors.
     pub restarts: u64,
     /// Open client connections.
     pub connections: usize,
@@ -145,28 +89,17 @@ pub struct QuorumPeerActor {
     roster: Option<PeerRoster>,
     /// The election actor; `None` until [`QuorumPeerActor::with_election`].
     election: Option<Recipient<Request>>,
+    /// The request pipeline; `None` until [`QuorumPeerActor::with_pipeline`].
+    pipeline: Option<Addr<PipelineActor>>,
     storage: Addr<StorageActor>,
     core: QuorumPeer,
-    tree: DataTree,
+    /// The tree built with the core, until it is handed to the pipeline.
+    handover: Option<DataTree>,
     epoch: Instant,
-    waiters: HashMap<u64, oneshot::Sender<WriteResult>>,
-    results: HashMap<u64, OpResult>,
-    /// When the next background snapshot is due.
-    snapshots: SnapshotCadence,
     restarts: u64,
-    /// The request pipeline's pure core.
-    clients: ClientService,
-    /// Where the client connections' frames go.
-    sinks: ClientSinks,
-    /// Txns the request pipeline asked to propose, proposed once the current outputs are
-    /// carried out.
-    proposals: Vec<(u64, TreeTxn)>,
-    /// The session tracker; `None` until [`QuorumPeerActor::with_sessions`].
-    sessions: Option<Addr<SessionsActor>>,
-    /// The expiry role last told to the session tracker.
-    expiry_role: Option<ExpiryRole>,
-    last_container_check: u64,
-    /// Whether the core was serving when last looked at, to tell the clients of a change.
+    /// The role last told to the pipeline (`None`: tell it again).
+    role_told: Option<RoleSeen>,
+    /// Whether the core was serving when last looked at, for the metrics.
     was_serving: bool,
     /// The role last published as a [`NodeEvent::Role`].
     published_role: Option<NodeEvent>,
@@ -174,22 +107,6 @@ pub struct QuorumPeerActor {
     looking_since: Instant,
     /// Whether a restart has yet to reload the core and the tree from disk.
     reload: bool,
-    /// The applied tree, published for the connection threads' reads.
-    published: Arc<PublishedTree>,
-}
-
-fn wall_clock_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// The clocks a request pipeline step runs at.
-fn step_clock() -> StepClock {
-    StepClock {
-        at: Instant::now(),
-        wall_ms: wall_clock_ms(),
-    }
 }
 
 impl QuorumPeerActor {
@@ -205,35 +122,21 @@ impl QuorumPeerActor {
             .metrics
             .looking_count
             .fetch_add(1, Ordering::Relaxed);
-        let clients = ClientService::new(
-            settings.sid,
-            settings.service_settings,
-            step_clock(),
-            settings.metrics.clone(),
-        );
         Ok(QuorumPeerActor {
-            clients,
-            sinks: ClientSinks::default(),
-            proposals: Vec::new(),
-            sessions: None,
-            expiry_role: None,
-            last_container_check: 0,
+            settings,
+            roster: None,
+            election: None,
+            pipeline: None,
+            storage,
+            core,
+            handover: Some(tree),
+            epoch: Instant::now(),
+            restarts: 0,
+            role_told: None,
             was_serving: false,
             published_role: None,
             looking_since: Instant::now(),
             reload: false,
-            published: PublishedTree::new(),
-            snapshots: SnapshotCadence::new(settings.snap_count, rand::random()),
-            settings,
-            roster: None,
-            election: None,
-            storage,
-            core,
-            tree,
-            epoch: Instant::now(),
-            waiters: HashMap::new(),
-            results: HashMap::new(),
-            restarts: 0,
         })
     }
 
@@ -250,61 +153,29 @@ impl QuorumPeerActor {
         self
     }
 
-    /// Sets the session tracker, which this actor tells of the role, the sessions and the
-    /// clients' activity, and which asks it to propose expiries.
-    pub fn with_sessions(mut self, sessions: Addr<SessionsActor>) -> Self {
-        self.sessions = Some(sessions);
+    /// Sets the request pipeline, which gets the trees, the committed txns, the outcomes and
+    /// the role, and asks this actor to propose.
+    pub fn with_pipeline(mut self, pipeline: Addr<PipelineActor>) -> Self {
+        self.pipeline = Some(pipeline);
         self
     }
 
-    /// Tells the session tracker something (nothing when there is none yet).
-    fn tell_sessions<M>(&self, msg: M)
+    /// Tells the pipeline something (nothing when there is none yet).
+    fn tell_pipeline<M>(&self, msg: M)
     where
         M: Message<Result = ()> + Send + 'static,
-        SessionsActor: Handler<M>,
+        PipelineActor: Handler<M>,
     {
-        if let Some(sessions) = &self.sessions {
-            sessions.do_send(msg);
+        if let Some(pipeline) = &self.pipeline {
+            pipeline.do_send(msg);
         }
     }
 
-    /// The session tracker's role, from the core's status.
-    fn expiry_role(&self) -> ExpiryRole {
-        let status = self.core.status();
-        ExpiryRole::of(status.state, status.serving, status.leader)
-    }
-
-    /// Tells the session tracker the role and every session (replacing what it knew).
-    fn send_sessions_state(&mut self) {
-        let role = self.expiry_role();
-        self.expiry_role = Some(role);
-        let sessions = self.tree.sessions().collect();
-        self.tell_sessions(SessionsState { role, sessions });
-    }
-
-    /// Tells the session tracker when the role changed.
-    fn publish_expiry_role(&mut self) {
-        let role = self.expiry_role();
-        if self.expiry_role != Some(role) {
-            self.expiry_role = Some(role);
-            self.tell_sessions(RoleChanged(role));
-        }
-    }
-
-    /// Hands the clients' activity since the last call to the session tracker.
-    fn forward_activity(&mut self) {
-        let touched = self.clients.take_touched(self.sinks.take_touched());
-        if !touched.is_empty() {
-            self.tell_sessions(ClientActivity(touched));
-        }
-    }
-
-    /// The membership the tree's config node holds, and the node's config version, if it
-    /// reads.
-    fn tree_membership(&self) -> Option<(Membership, u64)> {
-        let (text, version) = self.tree.config();
-        let m = Membership::parse(std::str::from_utf8(&text).ok()?).ok()?;
-        Some((m, version))
+    /// Hands `tree` to the pipeline, which serves it from now on; the role is told again
+    /// after it.
+    fn hand_over(&mut self, tree: DataTree) {
+        self.tell_pipeline(InstallTree(tree));
+        self.role_told = None;
     }
 
     /// Makes the links follow the membership in `settings` (after a reconfig, a snapshot or
@@ -326,53 +197,18 @@ impl QuorumPeerActor {
     }
 
     fn carry_out(&mut self, outs: Vec<Output>, ctx: &mut Context<Self>) {
-        // What the client service submits while answering (a reconnect's next step) is
-        // proposed once these outputs are carried out.
         for out in outs {
             match out {
                 Output::Send { to, msg } => self.send(to, msg),
                 Output::Election(request) => self.tell_election(request),
                 Output::Persist { op, token } => self.storage.do_send(Persist { op, token }),
-                Output::Apply(txns) => {
-                    let config_before = self.tree.config().1;
-                    // Before any event or reply of the batch: see client_port/direct.rs.
-                    self.published.applying();
-                    let mut changes = Vec::new();
-                    for txn in &txns {
-                        let applied = self.tree.apply(txn);
-                        changes.extend(SessionChange::of(&applied));
-                        let own = txn.origin == self.settings.sid;
-                        self.step_clients(ServiceInput::Applied {
-                            txn,
-                            applied: &applied,
-                            own,
-                        });
-                        if own && self.waiters.contains_key(&txn.request_id) {
-                            self.results.insert(txn.request_id, applied.result);
-                        }
-                    }
-                    if !changes.is_empty() {
-                        self.tell_sessions(SessionsChanged(changes));
-                    }
-                    if self.tree.config().1 != config_before {
-                        self.membership_changed();
-                    }
-                    if self.snapshots.applied(txns.len() as u64, rand::random()) {
-                        // The clone is O(1) (the tree is a persistent map); the snapshot
-                        // thread serializes it while writes go on.
-                        let tree = self.tree.clone();
-                        self.storage.do_send(TakeSnapshot {
-                            last_zxid: tree.last_applied(),
-                            job: Box::new(move || Box::new(tree.image())),
-                        });
-                    }
-                }
+                Output::Apply(txns) => self.tell_pipeline(ApplyTxns(txns)),
                 Output::InstallSnapshot(s) => match DataTree::deserialize(&s.state) {
                     Ok(tree) => {
-                        self.tree = tree;
-                        self.send_sessions_state();
-                        self.membership_changed();
-                        self.publish();
+                        if let Some(m) = membership_of(&tree) {
+                            self.membership_changed(m);
+                        }
+                        self.hand_over(tree);
                     }
                     Err(e) => {
                         tracing::error!("leader sent an unreadable snapshot: {e}; restarting");
@@ -384,46 +220,19 @@ impl QuorumPeerActor {
                     self.send_snapshot_sync(to, epoch, txns)
                 }
                 Output::Completed { request_id, result } => {
-                    let tree_result = self
-                        .results
-                        .remove(&request_id)
-                        .unwrap_or(OpResult::Session);
-                    let outcome = result.map(|z| (z, tree_result));
-                    match (self.waiters.remove(&request_id), outcome) {
-                        (Some(w), outcome) => {
-                            let _ = w.send(outcome);
-                        }
-                        // A txn of the pipeline's that applied was answered then.
-                        (None, Ok(_)) => {}
-                        (None, Err(e)) => self.step_clients(ServiceInput::Failed {
-                            request_id,
-                            why: e.to_string(),
-                        }),
-                    }
+                    self.tell_pipeline(TxnCompleted { request_id, result })
                 }
             }
         }
-        self.propose_queued(ctx);
         let status = self.core.status();
         if status.serving != self.was_serving {
             self.was_serving = status.serving;
-            self.step_clients(ServiceInput::Serving(status.serving));
             self.count_serving_change(status.serving, status.state);
-            self.publish();
         }
         self.publish_role(&status);
-        self.publish_expiry_role();
-        self.published.publish_if_wanted(&self.tree, status.serving);
     }
 
-    /// The tree or the serving state changed: publishes it for reads on the connection
-    /// threads.
-    fn publish(&self) {
-        self.published.applying();
-        self.published
-            .publish(&self.tree, self.core.status().serving);
-    }
-
+    /// Publishes a role change to the host and to the pipeline.
     fn publish_role(&mut self, status: &PeerStatus) {
         let role = NodeEvent::Role {
             state: status.state,
@@ -433,6 +242,15 @@ impl QuorumPeerActor {
         if self.published_role.as_ref() != Some(&role) {
             self.settings.events.publish(role.clone());
             self.published_role = Some(role);
+        }
+        let seen = RoleSeen {
+            state: status.state,
+            serving: status.serving,
+            leader: status.leader,
+        };
+        if self.role_told != Some(seen) {
+            self.role_told = Some(seen);
+            self.tell_pipeline(seen);
         }
     }
 
@@ -456,15 +274,12 @@ impl QuorumPeerActor {
         metrics.set_leading(serving && state == ServerState::Leading);
     }
 
-    /// The tree's config node changed (a reconfig applied, or a snapshot installed): the
+    /// The tree's config node holds `m` (a reconfig applied, or a snapshot installed): the
     /// core counts with its voters, and the membership file in dataDir keeps it for restarts.
-    fn membership_changed(&mut self) {
-        let Some((m, version)) = self.tree_membership() else {
-            tracing::error!("/zookeeper/config is unreadable after a change");
-            return;
-        };
-        if version != self.core.config_version() {
-            self.core.set_membership(version, m.voters(), m.observers());
+    fn membership_changed(&mut self, m: Membership) {
+        if m.version != self.core.config_version() {
+            self.core
+                .set_membership(m.version, m.voters(), m.observers());
         }
         self.settings.voters = m.voters();
         let path = self
@@ -502,28 +317,15 @@ impl QuorumPeerActor {
         }
     }
 
-    /// SNAP sync: the tree's O(1) clone is serialized on a blocking thread, so the leader goes
-    /// on serving meanwhile; the link holds later messages to `to` behind the image.
+    /// SNAP sync: the link holds later messages to `to` behind a slot the pipeline fills with
+    /// the image of its tree (which then covers every batch sent to it before).
     fn send_snapshot_sync(&self, to: Sid, epoch: u32, txns: Vec<Txn>) {
         let Some(link) = self.roster.as_ref().and_then(|r| r.link(to)) else {
             return;
         };
-        let (tx, rx) = oneshot::channel();
+        let (reply, rx) = oneshot::channel();
         link.do_send(SendPeerLater(rx));
-        let tree = self.tree.clone();
-        tokio::task::spawn_blocking(move || {
-            let snapshot = Snapshot {
-                last_zxid: tree.last_applied(),
-                state: tree.serialize(),
-            };
-            let msg = ZabMessage::NewLeader {
-                epoch,
-                truncate_to: None,
-                snapshot: Some(snapshot),
-                txns,
-            };
-            let _ = tx.send(PeerMessage::Zab(msg));
-        });
+        self.tell_pipeline(SnapshotFor { epoch, txns, reply });
     }
 
     fn tell_election(&self, request: ElectionRequest) {
@@ -538,84 +340,27 @@ impl QuorumPeerActor {
         }
     }
 
-    fn status(&self) -> NodeStatus {
+    /// The server's status, the pipeline's counts (zero while it cannot answer) with the
+    /// core's summary.
+    fn status(&self, counts: PipelineCounts) -> NodeStatus {
         NodeStatus {
             peer: self.core.status(),
-            node_count: self.tree.node_count(),
+            node_count: counts.node_count,
             standalone: self.settings.voters.len() == 1,
-            restarts: self.restarts,
-            connections: self.clients.connections(),
-            watches: self.clients.watch_count(),
-            watched_paths: self.clients.watched_paths(),
-            ephemerals: self.tree.ephemeral_count(),
-            sessions: self.tree.sessions().count(),
+            restarts: self.restarts + counts.restarts,
+            connections: counts.connections,
+            watches: counts.watches,
+            watched_paths: counts.watched_paths,
+            ephemerals: counts.ephemerals,
+            sessions: counts.sessions,
         }
     }
+}
 
-    /// The leader deletes containers that had children and have none left, and TTL znodes
-    /// that expired, as ZooKeeper's ContainerManager does.
-    fn reap_containers(&mut self, ctx: &mut Context<Self>) {
-        let now = self.now();
-        if now.saturating_sub(self.last_container_check) < self.settings.container_check_ms {
-            return;
-        }
-        self.last_container_check = now;
-        let status = self.core.status();
-        if status.state != ServerState::Leading || !status.serving {
-            return;
-        }
-        for path in self.tree.due_for_reaping(wall_clock_ms()) {
-            tracing::info!(%path, "deleting an emptied container or expired TTL znode");
-            self.submit_internal(TreeOp::Reap { path }, SessionId::NONE, ctx);
-        }
-    }
-
-    /// Proposes a txn of the server's own (session expiry, container reaping).
-    fn submit_internal(&mut self, op: TreeOp, session_id: SessionId, ctx: &mut Context<Self>) {
-        let txn = TreeTxn {
-            session_id,
-            time_ms: wall_clock_ms(),
-            auth: vec![("super".into(), "ensemble".into())],
-            op,
-        };
-        let request_id = self.clients.next_request_id();
-        self.step(
-            Input::Submit {
-                request_id,
-                body: txn.encode(),
-            },
-            ctx,
-        );
-    }
-
-    /// Steps the request pipeline and carries out its outputs; the txns it asks for wait in
-    /// `proposals` for [`Self::propose_queued`].
-    fn step_clients(&mut self, input: ServiceInput<'_>) {
-        let outs = self.clients.step(input, &self.tree, step_clock());
-        let proposals = self.sinks.deliver(outs);
-        self.proposals.extend(proposals);
-    }
-
-    /// Steps the request pipeline on a client's input, then proposes what it asked for.
-    fn client_input(&mut self, input: ServiceInput<'_>, ctx: &mut Context<Self>) {
-        self.step_clients(input);
-        let serving = self.core.status().serving;
-        self.published.publish_if_wanted(&self.tree, serving);
-        self.propose_queued(ctx);
-    }
-
-    /// Proposes the txns the request pipeline asked for.
-    fn propose_queued(&mut self, ctx: &mut Context<Self>) {
-        for (request_id, txn) in std::mem::take(&mut self.proposals) {
-            self.step(
-                Input::Submit {
-                    request_id,
-                    body: txn.encode(),
-                },
-                ctx,
-            );
-        }
-    }
+/// The membership a tree's config node holds, if it reads.
+fn membership_of(tree: &DataTree) -> Option<Membership> {
+    let (text, _) = tree.config();
+    Membership::parse(std::str::from_utf8(&text).ok()?).ok()
 }
 
 /// Rebuilds the core and the tree from disk.
@@ -637,7 +382,7 @@ fn build(
         snapshot_zxid: recovered.snapshot_zxid(),
         log: recovered.log,
     };
-    let max_data = settings.service_settings.max_buffer;
+    let max_data = settings.max_txn_bytes;
     let core = QuorumPeer::new(
         settings.sid,
         membership.voters(),
@@ -704,8 +449,7 @@ impl QuorumPeerActor {
                     Ok((core, tree)) => {
                         // The election may still answer the old core's looks.
                         act.core = core.counting_looks_from(act.core.looks());
-                        act.tree = tree;
-                        act.publish();
+                        act.handover = Some(tree);
                         act.begin(ctx);
                     }
                     Err(e) => act.fail_node(format!("cannot reload storage after a restart: {e}")),
@@ -713,25 +457,22 @@ impl QuorumPeerActor {
         );
     }
 
-    /// Starts the core, its ticks and the links' announcements, and tells the session tracker
-    /// the sessions the tree holds.
+    /// Hands the tree over, starts the core, its ticks and the links' announcements.
     fn begin(&mut self, ctx: &mut Context<Self>) {
-        self.send_sessions_state();
+        if let Some(tree) = self.handover.take() {
+            match membership_of(&tree) {
+                Some(m) if m.version > self.settings.membership.version => {
+                    self.settings.membership = m;
+                }
+                _ => {}
+            }
+            self.hand_over(tree);
+        }
         let now = self.now();
         let outs = self.core.start(now);
         self.carry_out(outs, ctx);
         let every = Duration::from_millis((self.settings.timing.tick_ms / 4).clamp(5, 50));
-        ctx.run_interval(every, |act, ctx| {
-            act.step(Input::Tick, ctx);
-            act.forward_activity();
-            act.reap_containers(ctx);
-        });
-        match self.tree_membership() {
-            Some((m, version)) if version > self.settings.membership.version => {
-                self.settings.membership = m;
-            }
-            _ => {}
-        }
+        ctx.run_interval(every, |act, ctx| act.step(Input::Tick, ctx));
         self.follow_membership();
         for (_, link) in self.roster.iter().flat_map(PeerRoster::links) {
             link.do_send(Announce);
@@ -751,20 +492,16 @@ impl Actor for QuorumPeerActor {
     }
 }
 
-/// Restart policy: keeps its settings, links, client connections and sessions' bookkeeping;
-/// fails its pending local writes (`LeaderChanged`); reloads the Zab core and the tree from
-/// disk (off the actor thread, once the storage writer has flushed), tells the session tracker
-/// the reloaded sessions, then asks the election actor for a leader again (a decision for the
-/// old core's looks is ignored). Nothing acknowledged is lost: only durable txns were ever
-/// acknowledged.
+/// Restart policy: keeps its settings, links and the pipeline's address; reloads the Zab core
+/// and the tree from disk (off the actor thread, once the storage writer has flushed) and
+/// hands the tree to the pipeline, which fails the local writes still pending
+/// (`LeaderChanged`) and ends its client connections (sessions live on); then asks the
+/// election actor for a leader again (a decision for the old core's looks is ignored).
+/// Nothing acknowledged is lost: only durable txns were ever acknowledged.
 impl Supervised for QuorumPeerActor {
     fn restarting(&mut self, _: &mut Context<Self>) {
         self.restarts += 1;
         tracing::warn!(sid = self.settings.sid, "quorum peer restarting from disk");
-        for (_, w) in self.waiters.drain() {
-            let _ = w.send(Err(SubmitError::LeaderChanged));
-        }
-        self.results.clear();
         self.reload = true;
     }
 }
@@ -777,7 +514,7 @@ impl Handler<PeerEvent> for QuorumPeerActor {
             PeerEvent::Connected(sid) => Input::PeerConnected(sid),
             PeerEvent::Disconnected(sid) => Input::PeerDisconnected(sid),
             PeerEvent::Message(_, PeerMessage::SessionTouch(ids)) => {
-                self.tell_sessions(TouchesReported(ids));
+                self.tell_pipeline(TouchesReported(ids));
                 return;
             }
             PeerEvent::Message(from, msg) => Input::Message { from, msg },
@@ -831,98 +568,55 @@ impl Handler<StorageEvent> for QuorumPeerActor {
     }
 }
 
-impl Handler<Submit> for QuorumPeerActor {
+impl Handler<Propose> for QuorumPeerActor {
     type Result = ();
 
-    fn handle(&mut self, msg: Submit, ctx: &mut Context<Self>) {
-        let request_id = self.clients.next_request_id();
-        self.waiters.insert(request_id, msg.reply);
-        self.step(
-            Input::Submit {
-                request_id,
-                body: msg.txn.encode(),
-            },
-            ctx,
+    fn handle(&mut self, Propose { request_id, body }: Propose, ctx: &mut Context<Self>) {
+        self.step(Input::Submit { request_id, body }, ctx);
+    }
+}
+
+impl Handler<ConfigApplied> for QuorumPeerActor {
+    type Result = ();
+
+    /// The core took the membership when the reconfig committed; one older than the core's
+    /// arrives after a newer reconfig committed, and is ignored.
+    fn handle(&mut self, ConfigApplied(m): ConfigApplied, _: &mut Context<Self>) {
+        if m.version >= self.core.config_version() {
+            self.membership_changed(m);
+        }
+    }
+}
+
+impl Handler<ReloadFromDisk> for QuorumPeerActor {
+    type Result = ();
+
+    /// The pipeline lost its tree: a restart reloads one from disk and hands it over.
+    fn handle(&mut self, _: ReloadFromDisk, ctx: &mut Context<Self>) {
+        tracing::warn!(
+            sid = self.settings.sid,
+            "the request pipeline asks for a reload"
         );
-    }
-}
-
-impl Handler<ClientConnect> for QuorumPeerActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: ClientConnect, ctx: &mut Context<Self>) {
-        let (hello, sink) = msg.split();
-        self.sinks.open(hello.conn, sink);
-        let password = rand::random();
-        self.client_input(ServiceInput::Connect { hello, password }, ctx);
-    }
-}
-
-impl Handler<ClientPacket> for QuorumPeerActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: ClientPacket, ctx: &mut Context<Self>) {
-        self.client_input(ServiceInput::Packet(msg), ctx);
-    }
-}
-
-impl Handler<ClientGone> for QuorumPeerActor {
-    type Result = ();
-
-    fn handle(&mut self, msg: ClientGone, ctx: &mut Context<Self>) {
-        self.sinks.gone(msg.conn);
-        self.client_input(ServiceInput::Gone(msg.conn), ctx);
+        ctx.stop();
     }
 }
 
 impl Handler<GetStatus> for QuorumPeerActor {
-    type Result = MessageResult<GetStatus>;
+    type Result = ResponseActFuture<Self, NodeStatus>;
 
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.status())
-    }
-}
-
-impl Handler<GetReport> for QuorumPeerActor {
-    type Result = MessageResult<GetReport>;
-
-    fn handle(&mut self, _: GetReport, _: &mut Context<Self>) -> Self::Result {
-        let sessions: Vec<(SessionId, i32)> = self.tree.sessions().collect();
-        let ephemerals = sessions
-            .iter()
-            .map(|(id, _)| (*id, self.tree.ephemerals(*id)))
-            .filter(|(_, paths)| !paths.is_empty())
-            .collect();
-        MessageResult(ServerReport {
-            clients: self.clients.report(|conn| self.sinks.answered(conn)),
-            sessions,
-            ephemerals,
-        })
-    }
-}
-
-impl Handler<GetPublishedTree> for QuorumPeerActor {
-    type Result = MessageResult<GetPublishedTree>;
-
-    fn handle(&mut self, _: GetPublishedTree, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.published.clone())
-    }
-}
-
-impl Handler<ResetConnectionStats> for QuorumPeerActor {
-    type Result = ();
-
-    fn handle(&mut self, _: ResetConnectionStats, _: &mut Context<Self>) {
-        self.clients.reset_counters();
-        self.sinks.reset_counters();
-    }
-}
-
-impl Handler<ReadData> for QuorumPeerActor {
-    type Result = Option<Vec<u8>>;
-
-    fn handle(&mut self, ReadData(path): ReadData, _: &mut Context<Self>) -> Self::Result {
-        self.tree.get(&path).map(|n| n.data().to_vec())
+        let counts = self.pipeline.clone().map(|p| p.send(GetCounts));
+        let counts = async move {
+            match counts {
+                Some(asked) => asked.await.unwrap_or_default(),
+                None => PipelineCounts::default(),
+            }
+        };
+        Box::pin(
+            counts
+                .into_actor(self)
+                .map(|counts, act, _| act.status(counts)),
+        )
     }
 }
 
@@ -932,32 +626,5 @@ impl Handler<FailQuorumPeer> for QuorumPeerActor {
     fn handle(&mut self, _: FailQuorumPeer, ctx: &mut Context<Self>) {
         tracing::warn!(sid = self.settings.sid, "quorum peer failure injected");
         ctx.stop();
-    }
-}
-
-impl Handler<ProposeExpiry> for QuorumPeerActor {
-    type Result = ();
-
-    /// Proposes closing the sessions the tracker found expired, if this server still leads
-    /// and they are still open.
-    fn handle(&mut self, ProposeExpiry(ids): ProposeExpiry, ctx: &mut Context<Self>) {
-        if self.expiry_role() != ExpiryRole::Leader {
-            return;
-        }
-        for id in ids {
-            if !self.tree.has_session(id) {
-                continue;
-            }
-            tracing::info!(session = %id, "session expired");
-            self.submit_internal(TreeOp::ExpireSession, id, ctx);
-        }
-    }
-}
-
-impl Handler<ResyncSessions> for QuorumPeerActor {
-    type Result = ();
-
-    fn handle(&mut self, _: ResyncSessions, _: &mut Context<Self>) {
-        self.send_sessions_state();
     }
 }

@@ -17,10 +17,7 @@ pub mod membership;
 mod peer;
 mod types;
 
-pub use actor::{
-    FailQuorumPeer, GetPublishedTree, GetReport, GetStatus, NodeStatus, QuorumPeerActor,
-    QuorumSettings, ReadData, ResetConnectionStats, ServerReport, Submit, WriteResult,
-};
+pub use actor::{FailQuorumPeer, GetStatus, NodeStatus, QuorumPeerActor, QuorumSettings};
 pub use composed::ComposedPeer;
 pub use events::{NodeEvent, NodeEvents};
 pub use log::TxnLog;

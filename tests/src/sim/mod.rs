@@ -171,6 +171,13 @@ enum Event {
         frame: ToClient,
         zxid: Zxid,
     },
+    /// A txn the request pipeline asked Zab to propose reaches Zab's mailbox.
+    Propose {
+        node: Sid,
+        incarnation: u64,
+        request_id: u64,
+        body: Vec<u8>,
+    },
 }
 
 /// What a client sends a server.
@@ -202,6 +209,10 @@ pub struct Sim {
     next_conn: u64,
     /// Per client connection direction: no delivery before an earlier frame.
     client_clock: BTreeMap<u64, u64>,
+    /// Delays of the hop from a server's request pipeline to its Zab actor (their own stream).
+    hop_rng: SmallRng,
+    /// Per server: no proposal reaches Zab before an earlier one.
+    propose_clock: BTreeMap<Sid, u64>,
     /// The canonical tree after each committed zxid.
     trees: BTreeMap<Zxid, ensemble_actors::data_tree::DataTree>,
     /// Paths clients created ephemeral znodes at.
@@ -269,6 +280,8 @@ impl Sim {
             clients: Vec::new(),
             next_conn: 0,
             client_clock: BTreeMap::new(),
+            hop_rng: SmallRng::seed_from_u64(seed ^ 0x40b),
+            propose_clock: BTreeMap::new(),
             trees: BTreeMap::new(),
             ephemeral_paths: BTreeSet::new(),
             last_disturbance: 0,
@@ -472,6 +485,16 @@ impl Sim {
                 frame,
                 zxid,
             } => self.client_receives(client, conn, frame, zxid)?,
+            Event::Propose {
+                node,
+                incarnation,
+                request_id,
+                body,
+            } => {
+                if self.nodes[&node].incarnation == incarnation {
+                    self.feed(node, Input::Submit { request_id, body })?;
+                }
+            }
         }
         Ok(())
     }
@@ -643,7 +666,7 @@ impl Sim {
                 }
             }
         }
-        self.propose_submitted(id)?;
+        self.propose_submitted(id);
         self.carry_requests(id, requests)
     }
 }

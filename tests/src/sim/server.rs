@@ -9,7 +9,7 @@ use ensemble_actors::client_port::{
 };
 use ensemble_actors::data_tree::{DataTree, TreeOp, TreeTxn};
 use ensemble_actors::sessions::{ExpiryAction, ExpiryRole, SessionChange, SessionExpiry};
-use ensemble_actors::zab::{Input, SubmitError};
+use ensemble_actors::zab::SubmitError;
 use ensemble_messages::zk::{ConnectionId, SessionId};
 use ensemble_messages::{PeerMessage, Sid, Txn, Zxid};
 use rand::Rng;
@@ -111,17 +111,34 @@ impl Sim {
         }
     }
 
-    /// Proposes what server `id`'s service submitted, as the actor does after carrying out a
-    /// step's outputs.
-    pub(super) fn propose_submitted(&mut self, id: Sid) -> Result<(), String> {
+    /// Sends what server `id`'s service submitted to its Zab core, as the pipeline actor sends
+    /// it to the quorum peer actor's mailbox.
+    pub(super) fn propose_submitted(&mut self, id: Sid) {
         let Some(front) = self.nodes.get_mut(&id).and_then(|n| n.front.as_mut()) else {
-            return Ok(());
+            return;
         };
         for (request_id, txn) in std::mem::take(&mut front.submitted) {
-            let body = txn.encode();
-            self.feed(id, Input::Submit { request_id, body })?;
+            self.propose_later(id, request_id, txn.encode());
         }
-        Ok(())
+    }
+
+    /// A proposal reaches server `id`'s Zab core after a mailbox hop: in order, and after
+    /// whatever else happens to the core meanwhile (messages, ticks, a lost leadership).
+    pub(super) fn propose_later(&mut self, id: Sid, request_id: u64, body: Vec<u8>) {
+        let Some(incarnation) = self.nodes.get(&id).map(|n| n.incarnation) else {
+            return;
+        };
+        let delay = self.hop_rng.random_range(0..3);
+        let clock = self.propose_clock.entry(id).or_insert(0);
+        let at = (self.now + delay).max(*clock);
+        *clock = at;
+        let propose = Event::Propose {
+            node: id,
+            incarnation,
+            request_id,
+            body,
+        };
+        self.schedule(at, propose);
     }
 
     /// A client's message reached server `id`.
@@ -151,7 +168,8 @@ impl Sim {
                 let mut password = [0x5a; 16];
                 password[..8].copy_from_slice(&conn.to_le_bytes());
                 self.step_service(id, ServiceInput::Connect { hello, password });
-                self.propose_submitted(id)
+                self.propose_submitted(id);
+                Ok(())
             }
             ClientMsg::Packet { xid, op, body } => {
                 let p = ClientPacket {
@@ -161,7 +179,8 @@ impl Sim {
                     body,
                 };
                 self.step_service(id, ServiceInput::Packet(p));
-                self.propose_submitted(id)
+                self.propose_submitted(id);
+                Ok(())
             }
             ClientMsg::Gone => {
                 if let Some(front) = self.nodes.get_mut(&id).and_then(|n| n.front.as_mut()) {
@@ -306,13 +325,7 @@ impl Sim {
                         op: TreeOp::ExpireSession,
                     };
                     let request_id = self.request_id(id);
-                    self.feed(
-                        id,
-                        Input::Submit {
-                            request_id,
-                            body: txn.encode(),
-                        },
-                    )?;
+                    self.propose_later(id, request_id, txn.encode());
                 }
             }
             Some(ExpiryAction::Report { leader, sessions }) => {

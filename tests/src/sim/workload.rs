@@ -2,7 +2,6 @@
 
 use super::{Event, Membership, Sim};
 use ensemble_actors::data_tree::{TreeOp, TreeTxn};
-use ensemble_actors::zab::Input;
 use ensemble_messages::Sid;
 use rand::Rng;
 
@@ -70,7 +69,8 @@ impl Sim {
     pub(super) fn submit(&mut self, node: Sid, body: Vec<u8>) -> Result<(), String> {
         let request_id = self.request_id(node);
         self.bodies.insert((node, request_id), body.clone());
-        self.feed(node, Input::Submit { request_id, body })
+        self.propose_later(node, request_id, body);
+        Ok(())
     }
 
     /// A client write through a random live server.
