@@ -1,11 +1,15 @@
-//! The snapshot image of a tree (format 3): `ENT3`, then in bincode the last applied zxid,
-//! each distinct ACL once (as Apache's snapshots store their ACL map), every znode (path,
-//! data, whether the data is null, ACL index, Stat) with parents before their children, and
-//! the sessions. Reading builds the tree as it goes: no second copy of the znodes, children
-//! counted rather than trusted, and a znode whose parent did not come before it refused.
+//! The snapshot images of a tree. Format 4 (a snapshot file's): `ENT4`, then in bincode the
+//! last applied zxid, every znode (path, data, whether the data is null, ACL, Stat) with
+//! parents before their children, and the sessions. A znode's ACL is `0, number` for one an
+//! earlier znode held, or `1, ACL` for a new one, which takes the next number: the writer
+//! numbers the distinct ACLs as it streams the znodes. Format 3 (a SNAP's) is `ENT3`, the
+//! zxid, each distinct ACL once (as Apache's snapshots store their ACL map), then the znodes
+//! with an ACL number alone, and the sessions. Reading builds the tree as it goes: no second
+//! copy of the znodes, children counted rather than trusted, and a znode whose parent did not
+//! come before it refused.
 //!
 //! Images of format 2 (the serde form of the tree as it was, children sets included) still
-//! read: they start with a map length, never with the tag, whose first key is `/`.
+//! read: they start with a map length, never with a tag, whose first key is `/`.
 
 use super::store::NodeMap;
 use super::{path, AclCache, AclEntry, DataTree, NodeStat, SessionEntry, Znode};
@@ -15,15 +19,22 @@ use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::Arc;
 
-/// First bytes of an image of this format.
-pub(super) const TAG: [u8; 4] = *b"ENT3";
+/// First bytes of an image of format 4.
+pub(super) const TAG: [u8; 4] = *b"ENT4";
+/// First bytes of an image of format 3.
+pub(super) const TAG_3: [u8; 4] = *b"ENT3";
+/// In format 4, the variant of a znode's ACL that an earlier znode held: its number follows.
+pub(super) const ACL_KNOWN: u64 = 0;
+/// In format 4, the variant of a znode's ACL that no earlier znode held: the ACL follows.
+pub(super) const ACL_NEW: u64 = 1;
 
 impl DataTree {
-    /// Rebuilds a tree from a snapshot image (this format or format 2).
+    /// Rebuilds a tree from a snapshot image (format 4, 3 or 2).
     pub fn deserialize(bytes: &[u8]) -> Result<Self, String> {
-        let read = if bytes.starts_with(&TAG) {
+        let read = if bytes.starts_with(&TAG) || bytes.starts_with(&TAG_3) {
             codec::decode::<ImageIn>(bytes).map(|i| i.0)
         } else {
             codec::decode::<LegacyTree>(bytes).map(LegacyTree::into_tree)
@@ -32,14 +43,52 @@ impl DataTree {
     }
 }
 
-/// One znode, read.
+/// One znode, read, its ACL as `A` (a number in format 3, an [`AclRef`] in format 4).
 #[derive(Deserialize)]
-struct NodeIn {
+struct NodeIn<A> {
     path: String,
     data: BytesIn,
     null_data: bool,
-    acl: u32,
+    acl: A,
     stat: NodeStat,
+}
+
+/// A znode's ACL in an image: by the number of one listed or met before, or new. (The
+/// variants' order is their tag: [`ACL_KNOWN`], [`ACL_NEW`].)
+#[derive(Deserialize)]
+enum AclRef {
+    Known(u32),
+    New(Vec<AclEntry>),
+}
+
+impl From<u32> for AclRef {
+    fn from(number: u32) -> Self {
+        AclRef::Known(number)
+    }
+}
+
+/// The ACLs of an image read so far: shared through the tree's cache, by number.
+#[derive(Default)]
+struct Acls {
+    cache: AclCache,
+    numbered: Vec<Arc<[AclEntry]>>,
+}
+
+impl Acls {
+    /// Gives `acl` the next number.
+    fn define(&mut self, acl: &[AclEntry]) -> Arc<[AclEntry]> {
+        let shared = self.cache.intern(acl);
+        self.numbered.push(Arc::clone(&shared));
+        shared
+    }
+
+    /// The shared copy `r` stands for; `None` for a number not given yet.
+    fn resolve(&mut self, r: AclRef) -> Option<Arc<[AclEntry]>> {
+        match r {
+            AclRef::Known(n) => self.numbered.get(n as usize).cloned(),
+            AclRef::New(acl) => Some(self.define(&acl)),
+        }
+    }
 }
 
 /// Data read as one byte string.
@@ -98,21 +147,25 @@ impl<'de> Visitor<'de> for ImageVisitor {
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<ImageIn, A::Error> {
         let tag: [u8; 4] = next(&mut seq, "tag")?;
-        if tag != TAG {
-            return Err(de::Error::custom("not a data tree image"));
-        }
         let last_applied: Zxid = next(&mut seq, "zxid")?;
-        let listed: Vec<Vec<AclEntry>> = next(&mut seq, "ACLs")?;
-        let mut acls = AclCache::default();
-        let shared: Vec<Arc<[AclEntry]>> = listed.iter().map(|a| acls.intern(a)).collect();
-        drop(listed);
-        let nodes = seq
-            .next_element_seed(NodesSeed(&shared))?
-            .ok_or_else(|| de::Error::custom("image ends before its znodes"))?;
+        let mut acls = Acls::default();
+        let nodes = if tag == TAG_3 {
+            let listed: Vec<Vec<AclEntry>> = next(&mut seq, "ACLs")?;
+            for acl in &listed {
+                acls.define(acl);
+            }
+            drop(listed);
+            seq.next_element_seed(NodesSeed::<u32>::new(&mut acls))?
+        } else if tag == TAG {
+            seq.next_element_seed(NodesSeed::<AclRef>::new(&mut acls))?
+        } else {
+            return Err(de::Error::custom("not a data tree image"));
+        };
+        let nodes = nodes.ok_or_else(|| de::Error::custom("image ends before its znodes"))?;
         let sessions: Vec<(SessionId, SessionEntry)> = next(&mut seq, "sessions")?;
         let mut tree = DataTree {
             nodes,
-            acls,
+            acls: acls.cache,
             sessions: imbl::OrdMap::new(),
             last_applied,
         };
@@ -124,10 +177,22 @@ impl<'de> Visitor<'de> for ImageVisitor {
     }
 }
 
-/// Reads the znodes into a map, with the image's shared ACLs.
-struct NodesSeed<'a>(&'a [Arc<[AclEntry]>]);
+/// Reads the znodes into a map, their ACLs (written as `A`) shared through `acls`.
+struct NodesSeed<'a, A> {
+    acls: &'a mut Acls,
+    written_as: PhantomData<A>,
+}
 
-impl<'de> DeserializeSeed<'de> for NodesSeed<'_> {
+impl<'a, A> NodesSeed<'a, A> {
+    fn new(acls: &'a mut Acls) -> Self {
+        NodesSeed {
+            acls,
+            written_as: PhantomData,
+        }
+    }
+}
+
+impl<'de, A: Deserialize<'de> + Into<AclRef>> DeserializeSeed<'de> for NodesSeed<'_, A> {
     type Value = NodeMap;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<NodeMap, D::Error> {
@@ -135,21 +200,21 @@ impl<'de> DeserializeSeed<'de> for NodesSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for NodesSeed<'_> {
+impl<'de, A: Deserialize<'de> + Into<AclRef>> Visitor<'de> for NodesSeed<'_, A> {
     type Value = NodeMap;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("znodes, parents first")
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<NodeMap, A::Error> {
+    fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<NodeMap, S::Error> {
         let mut nodes = NodeMap::default();
-        while let Some(n) = seq.next_element::<NodeIn>()? {
+        while let Some(n) = seq.next_element::<NodeIn<A>>()? {
             let fail = |why: &str| de::Error::custom(format!("znode {:?}: {why}", n.path));
             path::validate_path(&n.path).map_err(|e| fail(&e))?;
             let acl = self
-                .0
-                .get(n.acl as usize)
+                .acls
+                .resolve(n.acl.into())
                 .ok_or_else(|| fail("no such ACL"))?;
             if nodes.contains(&n.path) {
                 return Err(fail("listed twice"));
@@ -168,7 +233,7 @@ impl<'de> Visitor<'de> for NodesSeed<'_> {
                 num_children: 0,
                 ..n.stat
             };
-            let node = Znode::new(n.data.0, acl.clone(), stat).with_null_data(n.null_data);
+            let node = Znode::new(n.data.0, acl, stat).with_null_data(n.null_data);
             nodes.insert(&n.path, Arc::new(node));
         }
         if nodes.get("/").is_none() {

@@ -1,10 +1,17 @@
-//! Writing a tree's snapshot image (the format is in [`super::image`]). A [`TreeImage`] is
-//! measured first, in the pass that numbers the distinct ACLs, so that its exact length is
-//! known before its bytes: the snapshot file streams it through a small buffer instead of
-//! holding an image of the whole tree (176 MB at a million znodes of 100 bytes).
+//! Writing a tree's snapshot images (the formats are in [`super::image`]).
+//!
+//! A snapshot file holds format 4, streamed through a small buffer in one pass over the
+//! znodes: each distinct ACL is numbered, and written whole, where a znode first holds it, and
+//! nothing before the znodes depends on what follows (the file's header takes the length
+//! after the stream). The thread never holds an image of the whole tree (177 MB at a million
+//! znodes of 100 bytes) nor reads the znodes twice.
+//!
+//! A SNAP carries format 3, which servers of the previous build read too: its table of
+//! distinct ACLs comes first, so a pass numbers them (and measures the image, for a buffer of
+//! its exact size) before the znodes are copied into memory.
 
 use super::bincode_out::{i32_len, i64_len, put_bytes, put_i32, put_i64, put_u64, u64_len};
-use super::image::TAG;
+use super::image::{ACL_KNOWN, ACL_NEW, TAG, TAG_3};
 use super::store::{self, NodeMap};
 use super::{AclEntry, DataTree, NodeStat, SessionEntry};
 use crate::storage::SnapshotImage;
@@ -12,6 +19,7 @@ use ensemble_messages::codec;
 use ensemble_messages::zk::SessionId;
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -20,105 +28,129 @@ use std::sync::Arc;
 const CHUNK: usize = 256 * 1024;
 
 impl DataTree {
-    /// The snapshot image of this tree, measured and ready to write. Take it of a clone (O(1))
-    /// away from the thread that applies txns: it reads every znode.
+    /// The snapshot image of this tree (format 4), to stream into a snapshot file: nothing is
+    /// read before it is written. Take it of a clone (O(1)) away from the thread that applies
+    /// txns: writing it reads every znode.
     pub fn image(self) -> TreeImage {
-        TreeImage::of(self)
+        TreeImage { tree: self }
     }
 
-    /// The snapshot image of the tree, in memory (a SNAP carries it in a peer message).
+    /// The snapshot image of the tree in format 3, in memory (a SNAP carries it in a peer
+    /// message, and servers of the previous build read only this format).
     pub fn serialize(&self) -> Vec<u8> {
-        let image = self.clone().image();
-        let mut out = Vec::with_capacity(usize::try_from(image.len()).unwrap_or(0));
-        out.extend_from_slice(&image.head);
+        let (table, nodes_len) = AclTable::of(&self.nodes);
+        let acls: Vec<&[AclEntry]> = table.acls.iter().map(|a| &**a).collect();
+        let mut head = Vec::new();
+        // A tuple in bincode is its elements one after the other; the znodes are a sequence.
+        encode_into(&(TAG_3, self.last_applied, &acls), &mut head);
+        put_u64(&mut head, self.nodes.len() as u64);
+        let mut tail = Vec::new();
+        encode_into(&SessionsOut(&self.sessions), &mut tail);
+        let len = head.len() as u64 + nodes_len + tail.len() as u64;
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        out.extend_from_slice(&head);
+        let mut last_acl = (0, 0);
+        let put_acl = |acl: &Arc<[AclEntry]>, buf: &mut Vec<u8>| {
+            put_u64(buf, u64::from(table.index_of(address(acl), &mut last_acl)));
+        };
         // Straight into the one buffer: nothing to pass on while it grows.
-        let kept: std::io::Result<()> = image.put_nodes(&mut out, |_| Ok(()));
-        kept.expect("appending to memory never fails");
-        out.extend_from_slice(&image.tail);
+        let kept: Result<(), std::convert::Infallible> =
+            put_nodes(&self.nodes, &mut out, put_acl, |_| Ok(()));
+        let Ok(()) = kept;
+        out.extend_from_slice(&tail);
         out
     }
 }
 
-/// A tree's image: the bytes before and after its znodes encoded, the znodes' ACL table and
-/// their encoded length.
+/// A tree to stream as an image of format 4.
 pub struct TreeImage {
     tree: DataTree,
-    table: AclTable,
-    head: Vec<u8>,
-    tail: Vec<u8>,
-    nodes_len: u64,
-}
-
-impl TreeImage {
-    fn of(tree: DataTree) -> Self {
-        let (table, nodes_len) = AclTable::of(&tree.nodes);
-        let acls: Vec<&[AclEntry]> = table.acls.iter().map(|a| &**a).collect();
-        let mut head = Vec::new();
-        // A tuple in bincode is its elements one after the other; the znodes are a sequence.
-        encode_into(&(TAG, tree.last_applied, &acls), &mut head);
-        put_u64(&mut head, tree.nodes.len() as u64);
-        let mut tail = Vec::new();
-        encode_into(&SessionsOut(&tree.sessions), &mut tail);
-        TreeImage {
-            tree,
-            table,
-            head,
-            tail,
-            nodes_len,
-        }
-    }
 }
 
 impl SnapshotImage for TreeImage {
-    fn len(&self) -> u64 {
-        self.head.len() as u64 + self.nodes_len + self.tail.len() as u64
-    }
-
     fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        out.write_all(&self.head)?;
+        let tree = &self.tree;
         let mut buf = Vec::with_capacity(CHUNK * 2);
-        self.put_nodes(&mut buf, |buf| -> std::io::Result<()> {
-            if buf.len() >= CHUNK {
-                out.write_all(buf)?;
-                buf.clear();
+        encode_into(&(TAG, tree.last_applied), &mut buf);
+        put_u64(&mut buf, tree.nodes.len() as u64);
+        let mut acls = AclNumbering::default();
+        let put_acl = |acl: &Arc<[AclEntry]>, buf: &mut Vec<u8>| acls.put(acl, buf);
+        put_nodes(
+            &tree.nodes,
+            &mut buf,
+            put_acl,
+            |buf| -> std::io::Result<()> {
+                if buf.len() >= CHUNK {
+                    out.write_all(buf)?;
+                    buf.clear();
+                }
+                Ok(())
+            },
+        )?;
+        encode_into(&SessionsOut(&tree.sessions), &mut buf);
+        out.write_all(&buf)
+    }
+}
+
+/// Appends every znode of `nodes` to `buf`, its ACL as `put_acl` writes it, calling
+/// `pass_on` after each (to write out and empty `buf` when it is large enough).
+fn put_nodes<E>(
+    nodes: &NodeMap,
+    buf: &mut Vec<u8>,
+    mut put_acl: impl FnMut(&Arc<[AclEntry]>, &mut Vec<u8>),
+    mut pass_on: impl FnMut(&mut Vec<u8>) -> Result<(), E>,
+) -> Result<(), E> {
+    for (key, n) in nodes.iter() {
+        store::put_path_of(key, buf);
+        put_bytes(buf, n.data());
+        buf.push(u8::from(n.is_null_data()));
+        put_acl(&n.acl, buf);
+        put_stat(buf, &n.stat);
+        pass_on(buf)?;
+    }
+    Ok(())
+}
+
+/// The ACLs of a streamed image (format 4), numbered in the order znodes first hold them.
+#[derive(Default)]
+struct AclNumbering {
+    /// Numbers by the address of the shared copy (the tree being written keeps it alive).
+    index: HashMap<usize, u32>,
+    /// The address and number of the last ACL written.
+    last: (usize, u32),
+}
+
+impl AclNumbering {
+    /// Appends a reference to `acl`: the ACL itself the first time, its number after that.
+    fn put(&mut self, acl: &Arc<[AclEntry]>, buf: &mut Vec<u8>) {
+        let at = address(acl);
+        // Most znodes share the ACL of the znode before them: skip the map for those.
+        if self.last.0 != at {
+            let next = self.index.len() as u32;
+            match self.index.entry(at) {
+                Entry::Occupied(e) => self.last = (at, *e.get()),
+                Entry::Vacant(e) => {
+                    e.insert(next);
+                    self.last = (at, next);
+                    put_u64(buf, ACL_NEW);
+                    encode_into(&**acl, buf);
+                    return;
+                }
             }
-            Ok(())
-        })?;
-        out.write_all(&buf)?;
-        out.write_all(&self.tail)
-    }
-}
-
-impl TreeImage {
-    /// Appends every znode to `buf`, calling `pass_on` after each (to write out and empty
-    /// `buf` when it is large enough).
-    fn put_nodes<E>(
-        &self,
-        buf: &mut Vec<u8>,
-        mut pass_on: impl FnMut(&mut Vec<u8>) -> Result<(), E>,
-    ) -> Result<(), E> {
-        let mut last_acl = (0, 0);
-        for (key, n) in self.tree.nodes.iter() {
-            store::put_path_of(key, buf);
-            put_bytes(buf, n.data());
-            buf.push(u8::from(n.is_null_data()));
-            let acl = self.table.index_of(address(&n.acl), &mut last_acl);
-            put_u64(buf, u64::from(acl));
-            put_stat(buf, &n.stat);
-            pass_on(buf)?;
         }
-        Ok(())
+        put_u64(buf, ACL_KNOWN);
+        put_u64(buf, u64::from(self.last.1));
     }
 }
 
-/// Distinct ACLs by the address of their shared copy, and their indexes.
+/// Distinct ACLs by the address of their shared copy, and their indexes, for format 3.
 struct AclTable {
     index: HashMap<usize, u32>,
     acls: Vec<Arc<[AclEntry]>>,
 }
 
 impl AclTable {
-    /// The table of `nodes`' ACLs, and the length of their encoded znodes.
+    /// The table of `nodes`' ACLs, and the length of their encoded znodes (format 3).
     fn of(nodes: &NodeMap) -> (Self, u64) {
         let mut table = AclTable {
             index: HashMap::new(),
@@ -198,7 +230,7 @@ fn stat_len(s: &NodeStat) -> usize {
 }
 
 /// Appends `value` in bincode.
-fn encode_into<T: Serialize>(value: &T, out: &mut Vec<u8>) {
+fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     bincode::serde::encode_into_std_write(value, out, codec::bincode_config())
         .expect("the tree always encodes into memory");
 }

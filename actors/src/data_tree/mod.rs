@@ -879,3 +879,6 @@ mod image_tests;
 
 #[cfg(test)]
 mod null_data_tests;
+
+#[cfg(test)]
+mod stream_tests;

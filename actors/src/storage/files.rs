@@ -3,7 +3,7 @@
 use super::StorageError;
 use ensemble_messages::{codec, Snapshot, Txn, Zxid};
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Cursor, Seek, SeekFrom, Write};
+use std::io::{Cursor, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Subdirectory holding ensemble's files, versioned by format.
@@ -70,18 +70,25 @@ const LOG_MAGIC: [u8; 4] = *b"ENSL";
 const SNAPSHOT_MAGIC: [u8; 4] = *b"ENSS";
 /// Version of the log format written and read.
 pub const LOG_FORMAT_VERSION: u32 = 2;
-/// Version of the snapshot format written. Version 3 images store each distinct ACL once and
-/// keep null data apart from empty data (see the data tree's image); version 2 files, whose
-/// image the tree still reads, are read too.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 3;
+/// Version of the snapshot format written. In version 4 nothing before the image depends on
+/// its length: the body is the last zxid (8 bytes) and the image, and the header's body length
+/// is written after the image, with the checksum. Versions 2 and 3, whose body is the encoded
+/// [`Snapshot`] (the zxid, the image's length, the image), are read too.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 4;
 /// Snapshot format versions read.
-const READ_SNAPSHOT_VERSIONS: &[u32] = &[2, SNAPSHOT_FORMAT_VERSION];
+const READ_SNAPSHOT_VERSIONS: &[u32] = &[2, 3, SNAPSHOT_FORMAT_VERSION];
+/// The last snapshot format whose body is an encoded [`Snapshot`].
+const ENCODED_SNAPSHOT_VERSION: u32 = 3;
 /// Bytes of a log file's header: magic and version.
 pub const LOG_HEADER_LEN: usize = 8;
 /// Bytes of a record's header: length, checksum of the length, checksum of the body.
 const RECORD_HEADER_LEN: usize = 12;
 /// Bytes of a snapshot file's header: magic, version, body length, body checksum.
 const SNAPSHOT_HEADER_LEN: usize = 20;
+/// Where the body length starts in a snapshot file's header (the checksum follows it).
+const SNAPSHOT_LEN_AT: u64 = 8;
+/// Bytes of the last zxid at the start of a snapshot body of version 4.
+const SNAPSHOT_ZXID_LEN: usize = 8;
 
 /// The header every log file starts with.
 pub fn log_header() -> [u8; LOG_HEADER_LEN] {
@@ -187,25 +194,15 @@ pub fn read_record(bytes: &[u8], offset: usize) -> RecordRead {
     }
 }
 
-/// A state machine image to write into a snapshot file: its exact length is known before its
-/// bytes, so that it streams to the file without a buffer of its size (at a million znodes,
-/// the largest a server would hold).
+/// A state machine image to write into a snapshot file, streamed to the file without a
+/// buffer of its size (at a million znodes, the largest a server would hold). Its length need
+/// not be known before it is written; it writes in large pieces (the file is not buffered).
 pub trait SnapshotImage: Send {
-    /// Bytes [`SnapshotImage::write_to`] writes.
-    fn len(&self) -> u64;
-    /// Whether the image is empty.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
     /// Writes the image.
     fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()>;
 }
 
 impl SnapshotImage for Vec<u8> {
-    fn len(&self) -> u64 {
-        self.as_slice().len() as u64
-    }
-
     fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
         out.write_all(self)
     }
@@ -231,23 +228,19 @@ impl<W: Write> Write for Checksummed<W> {
     }
 }
 
-/// Writes a snapshot file's content to `out`: `magic, u32 version, u64 body length,
-/// u32 crc32(body)`, then the body, which is the [`Snapshot`] of `image` at `last_zxid`
-/// encoded (the zxid, the image's length, its bytes). The checksum is written last, over the
-/// header's place. An image that writes other than the length it promised is refused.
+/// Writes a snapshot file's content (version 4) to `out`: `magic, u32 version, u64 body
+/// length, u32 crc32(body)`, then the body: `u64 last_zxid`, then `image`. The length and the
+/// checksum are written last, over the header's place, which holds zeros until then: a file
+/// whose header was never completed reads as a torn write.
 fn write_snapshot_to<W: Write + Seek>(
     out: W,
     last_zxid: Zxid,
     image: &dyn SnapshotImage,
 ) -> Result<W, StorageError> {
     let io = |e| StorageError::io("writing a snapshot")(e);
-    let body_start = codec::encode(&(last_zxid, image.len()))
-        .map_err(|e| StorageError::Corrupt(format!("encoding snapshot: {e}")))?;
-    let body_len = body_start.len() as u64 + image.len();
     let mut header = [0; SNAPSHOT_HEADER_LEN];
     header[..4].copy_from_slice(&SNAPSHOT_MAGIC);
     header[4..8].copy_from_slice(&SNAPSHOT_FORMAT_VERSION.to_be_bytes());
-    header[8..16].copy_from_slice(&body_len.to_be_bytes());
     let mut out = out;
     out.write_all(&header).map_err(io)?;
     let mut body = Checksummed {
@@ -255,18 +248,14 @@ fn write_snapshot_to<W: Write + Seek>(
         crc: crc32fast::Hasher::new(),
         written: 0,
     };
-    body.write_all(&body_start).map_err(io)?;
+    body.write_all(&last_zxid.0.to_be_bytes()).map_err(io)?;
     image.write_to(&mut body).map_err(io)?;
-    if body.written != body_len {
-        return Err(StorageError::Corrupt(format!(
-            "a snapshot image wrote {} bytes where it promised {body_len}",
-            body.written
-        )));
-    }
     let mut out = body.inner;
-    out.seek(SeekFrom::Start(16)).map_err(io)?;
-    out.write_all(&body.crc.finalize().to_be_bytes())
-        .map_err(io)?;
+    let mut tail = [0; SNAPSHOT_HEADER_LEN - SNAPSHOT_LEN_AT as usize];
+    tail[..8].copy_from_slice(&body.written.to_be_bytes());
+    tail[8..].copy_from_slice(&body.crc.finalize().to_be_bytes());
+    out.seek(SeekFrom::Start(SNAPSHOT_LEN_AT)).map_err(io)?;
+    out.write_all(&tail).map_err(io)?;
     Ok(out)
 }
 
@@ -277,7 +266,7 @@ pub fn encode_snapshot(snapshot: &Snapshot) -> Result<Vec<u8>, StorageError> {
 }
 
 /// Writes the snapshot of `image` at `last_zxid` to `path` atomically, as [`write_atomic`]
-/// does, streaming the image through a buffer of a megabyte.
+/// does. The file is not buffered: the image's writes go straight to it.
 pub fn write_snapshot(
     path: &Path,
     last_zxid: Zxid,
@@ -285,14 +274,12 @@ pub fn write_snapshot(
     fsync: bool,
 ) -> Result<(), StorageError> {
     write_atomic_with(path, fsync, |f| {
-        let out = write_snapshot_to(BufWriter::with_capacity(1 << 20, f), last_zxid, image)?;
-        out.into_inner()
-            .map(drop)
-            .map_err(|e| StorageError::io("writing a snapshot")(e.into_error()))
+        write_snapshot_to(f, last_zxid, image).map(drop)
     })
 }
 
-/// Decodes a snapshot file's content, checking its header, length and checksum.
+/// Decodes a snapshot file's content (version 2, 3 or 4), checking its header, length and
+/// checksum.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
     if bytes.len() < SNAPSHOT_HEADER_LEN {
         return Err("shorter than its header".into());
@@ -300,18 +287,32 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
     check_magic(bytes, SNAPSHOT_MAGIC, "snapshot", READ_SNAPSHOT_VERSIONS)?;
     let mut len = [0; 8];
     len.copy_from_slice(&bytes[8..16]);
+    let (len, crc) = (u64::from_be_bytes(len), be_u32(&bytes[16..20]));
+    if len == 0 && crc == 0 {
+        return Err("its header was never completed (a torn write)".into());
+    }
     let body = &bytes[SNAPSHOT_HEADER_LEN..];
-    if u64::from_be_bytes(len) != body.len() as u64 {
+    if len != body.len() as u64 {
         return Err(format!(
-            "header says {} bytes, the file holds {}",
-            u64::from_be_bytes(len),
+            "header says {len} bytes, the file holds {}",
             body.len()
         ));
     }
-    if crc32fast::hash(body) != be_u32(&bytes[16..20]) {
+    if crc32fast::hash(body) != crc {
         return Err("checksum mismatch".into());
     }
-    codec::decode(body).map_err(|e| format!("undecodable: {e}"))
+    if be_u32(&bytes[4..8]) <= ENCODED_SNAPSHOT_VERSION {
+        return codec::decode(body).map_err(|e| format!("undecodable: {e}"));
+    }
+    let (zxid, image) = body
+        .split_at_checked(SNAPSHOT_ZXID_LEN)
+        .ok_or("the body is shorter than its zxid")?;
+    let mut last = [0; SNAPSHOT_ZXID_LEN];
+    last.copy_from_slice(zxid);
+    Ok(Snapshot {
+        last_zxid: Zxid(u64::from_be_bytes(last)),
+        state: image.to_vec(),
+    })
 }
 
 /// Writes `content` to `path` atomically: a temporary file, fsync, rename, fsync of the dir.

@@ -4,7 +4,9 @@
 //! - `dataLogDir/ensemble-v2/log.<first zxid hex>`: a header (magic, format version), then
 //!   append-only txn records, each `u32 length, u32 crc32(length), u32 crc32(body), bincode Txn`;
 //! - `dataDir/ensemble-v2/snapshot.<last zxid hex>`: magic, format version, `u64 length,
-//!   u32 crc32`, bincode Snapshot, written to a temporary file, fsynced and renamed;
+//!   u32 crc32` of the body, which is the last zxid (`u64`) and the tree's image streamed after
+//!   it (the length and checksum are written last), to a temporary file, fsynced and renamed;
+//!   files of versions 2 and 3, whose body is a bincode Snapshot, still read;
 //! - `dataDir/ensemble-v2/newest-log`: the first zxid of the newest log file, rewritten after a
 //!   new log file exists and before log files are removed, so that a lost newest log is seen;
 //! - `dataDir/acceptedEpoch`, `dataDir/currentEpoch`: decimal text, written the same way, created
@@ -26,6 +28,8 @@ mod ops;
 mod recovery;
 mod writer;
 
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod test_writer;
 #[cfg(test)]

@@ -1,0 +1,111 @@
+//! The snapshot file: its layout in version 4, the versions still read, and damaged files
+//! refused with a clear error.
+
+use super::files::{self, SnapshotImage};
+use ensemble_messages::{codec, Snapshot, Zxid};
+
+fn snapshot() -> Snapshot {
+    Snapshot {
+        last_zxid: Zxid::new(3, 7),
+        state: (0..100_000u32).map(|i| (i % 251) as u8).collect(),
+    }
+}
+
+/// A snapshot file of an older `version`, whose body is the encoded snapshot.
+fn encoded_file(version: u32, snapshot: &Snapshot) -> Vec<u8> {
+    let body = codec::encode(snapshot).unwrap();
+    let mut file = b"ENSS".to_vec();
+    file.extend(version.to_be_bytes());
+    file.extend((body.len() as u64).to_be_bytes());
+    file.extend(crc32fast::hash(&body).to_be_bytes());
+    file.extend(body);
+    file
+}
+
+/// The error decoding `bytes` gives.
+fn refusal(bytes: &[u8]) -> String {
+    files::decode_snapshot(bytes).unwrap_err()
+}
+
+#[test]
+fn a_snapshot_file_is_its_header_then_the_zxid_and_the_image() {
+    let snapshot = snapshot();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snapshot");
+    files::write_snapshot(&path, snapshot.last_zxid, &snapshot.state, false).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    assert_eq!(bytes, files::encode_snapshot(&snapshot).unwrap());
+    assert_eq!(bytes[..4], *b"ENSS");
+    assert_eq!(bytes[4..8], 4u32.to_be_bytes());
+    let body = &bytes[20..];
+    assert_eq!(bytes[8..16], (body.len() as u64).to_be_bytes());
+    assert_eq!(bytes[16..20], crc32fast::hash(body).to_be_bytes());
+    assert_eq!(body[..8], snapshot.last_zxid.0.to_be_bytes());
+    assert_eq!(body[8..], snapshot.state[..]);
+    assert_eq!(files::decode_snapshot(&bytes).unwrap(), snapshot);
+}
+
+#[test]
+fn files_of_versions_2_and_3_still_read() {
+    let snapshot = snapshot();
+    for version in [2, 3] {
+        let file = encoded_file(version, &snapshot);
+        assert_eq!(
+            files::decode_snapshot(&file).unwrap(),
+            snapshot,
+            "v{version}"
+        );
+    }
+    let e = refusal(&encoded_file(5, &snapshot));
+    assert!(e.contains("format version 5"), "{e}");
+}
+
+#[test]
+fn truncated_corrupt_and_torn_files_are_refused_with_a_clear_error() {
+    let valid = files::encode_snapshot(&snapshot()).unwrap();
+    let cut = |len: usize| valid[..len].to_vec();
+    assert!(
+        refusal(&cut(valid.len() - 1)).contains("header says 100008 bytes, the file holds 100007")
+    );
+    assert!(refusal(&cut(20)).contains("the file holds 0"));
+    assert_eq!(refusal(&cut(19)), "shorter than its header");
+    let mut flipped = valid.clone();
+    flipped[5_000] ^= 4;
+    assert_eq!(refusal(&flipped), "checksum mismatch");
+    // A crash before the length and checksum replaced their zeros in the header.
+    let mut torn = valid.clone();
+    torn[8..20].fill(0);
+    assert_eq!(
+        refusal(&torn),
+        "its header was never completed (a torn write)"
+    );
+    // The header written, the end of the body lost (zeros where a page was not written).
+    let mut lost = valid.clone();
+    lost[valid.len() - 4096..].fill(0);
+    assert_eq!(refusal(&lost), "checksum mismatch");
+    // A body too short to hold the zxid, though its checksum holds.
+    let mut short = valid[..20].to_vec();
+    short[8..16].copy_from_slice(&4u64.to_be_bytes());
+    short[16..20].copy_from_slice(&crc32fast::hash(&[1, 2, 3, 4]).to_be_bytes());
+    short.extend([1, 2, 3, 4]);
+    assert_eq!(refusal(&short), "the body is shorter than its zxid");
+}
+
+/// An image that fails halfway through.
+struct Failing;
+
+impl SnapshotImage for Failing {
+    fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(&[7; 10])?;
+        Err(std::io::Error::other("the image failed"))
+    }
+}
+
+#[test]
+fn an_image_that_fails_to_write_leaves_no_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snapshot");
+    let e = files::write_snapshot(&path, Zxid::new(1, 1), &Failing, false).unwrap_err();
+    assert!(e.to_string().contains("the image failed"), "{e}");
+    assert!(!path.exists());
+}
