@@ -12,6 +12,9 @@ pub const VERSION_DIR: &str = "ensemble-v2";
 pub const OLD_VERSION_DIR: &str = "ensemble-v1";
 const LOG_PREFIX: &str = "log.";
 const SNAPSHOT_PREFIX: &str = "snapshot.";
+/// Name, in the snapshot directory, of the purged snapshot file the next snapshot writes over
+/// (see [`write_snapshot`]); no listing takes it for a snapshot.
+const SPARE_SNAPSHOT: &str = "spare-snapshot";
 
 /// Directory of the log files.
 pub fn log_dir(data_log_dir: &Path) -> PathBuf {
@@ -236,7 +239,7 @@ fn write_snapshot_to<W: Write + Seek>(
     out: W,
     last_zxid: Zxid,
     image: &dyn SnapshotImage,
-) -> Result<W, StorageError> {
+) -> Result<u64, StorageError> {
     let io = |e| StorageError::io("writing a snapshot")(e);
     let mut header = [0; SNAPSHOT_HEADER_LEN];
     header[..4].copy_from_slice(&SNAPSHOT_MAGIC);
@@ -256,26 +259,80 @@ fn write_snapshot_to<W: Write + Seek>(
     tail[8..].copy_from_slice(&body.crc.finalize().to_be_bytes());
     out.seek(SeekFrom::Start(SNAPSHOT_LEN_AT)).map_err(io)?;
     out.write_all(&tail).map_err(io)?;
-    Ok(out)
+    Ok(SNAPSHOT_HEADER_LEN as u64 + body.written)
 }
 
 /// Encodes a snapshot file's content (see [`write_snapshot`] to write one as it streams).
 pub fn encode_snapshot(snapshot: &Snapshot) -> Result<Vec<u8>, StorageError> {
-    let out = write_snapshot_to(Cursor::new(Vec::new()), snapshot.last_zxid, &snapshot.state)?;
+    let mut out = Cursor::new(Vec::new());
+    write_snapshot_to(&mut out, snapshot.last_zxid, &snapshot.state)?;
     Ok(out.into_inner())
 }
 
 /// Writes the snapshot of `image` at `last_zxid` to `path` atomically, as [`write_atomic`]
 /// does. The file is not buffered: the image's writes go straight to it.
+///
+/// The temporary file is the spare a purge left ([`keep_as_spare`]) when there is one: the
+/// snapshot writes over blocks the file system already holds. A new file would take fresh
+/// blocks and, on a file system mounted with `discard`, a deleted one gives its blocks back
+/// with a discard at the next journal commit; both add to the journal commit the log's
+/// next fsync waits for (at a million znodes, 177 MB per snapshot).
 pub fn write_snapshot(
     path: &Path,
     last_zxid: Zxid,
     image: &dyn SnapshotImage,
     fsync: bool,
 ) -> Result<(), StorageError> {
-    write_atomic_with(path, fsync, |f| {
-        write_snapshot_to(f, last_zxid, image).map(drop)
+    write_snapshot_through(path, BACKGROUND_TMP, last_zxid, image, fsync)
+}
+
+/// Temporary file name of the background snapshots (the snapshot thread's).
+const BACKGROUND_TMP: &str = "snapshot.tmp";
+/// Temporary file name of the snapshots a SNAP installs (the storage writer's): a background
+/// snapshot may still be writing its own.
+pub const INSTALL_TMP: &str = "snapshot-install.tmp";
+
+/// [`write_snapshot`] through the temporary file `tmp`, beside `path`.
+pub fn write_snapshot_through(
+    path: &Path,
+    tmp: &str,
+    last_zxid: Zxid,
+    image: &dyn SnapshotImage,
+    fsync: bool,
+) -> Result<(), StorageError> {
+    let spare = spare_snapshot_path(path);
+    let open = |tmp: &Path| match fs::rename(&spare, tmp) {
+        // The spare's old bytes beyond the new image are cut off once it is written.
+        Ok(()) => OpenOptions::new().write(true).open(tmp),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => File::create(tmp),
+        Err(e) => Err(e),
+    };
+    write_atomic_with(path, &path.with_file_name(tmp), fsync, open, |f| {
+        let len = write_snapshot_to(&mut *f, last_zxid, image)?;
+        f.set_len(len)
+            .map_err(StorageError::io("cutting a snapshot to its length"))
     })
+}
+
+/// Keeps the purged snapshot file at `path` as the spare the next snapshot writes over (see
+/// [`write_snapshot`]), replacing an older spare. With `fsync`, the rename is durable before
+/// this returns: were it lost in a crash after the next snapshot began to write over the
+/// file, the old name would come back on a damaged snapshot.
+pub fn keep_as_spare(path: &Path, fsync: bool) -> Result<(), StorageError> {
+    match fs::rename(path, spare_snapshot_path(path)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StorageError::io(format!(
+            "keeping {} as the spare snapshot file",
+            path.display()
+        ))(e)),
+        Ok(()) if fsync => sync_dir(path.parent().unwrap_or(Path::new("."))),
+        Ok(()) => Ok(()),
+    }
+}
+
+/// The spare snapshot file beside the snapshot file `path`.
+fn spare_snapshot_path(path: &Path) -> PathBuf {
+    path.with_file_name(SPARE_SNAPSHOT)
 }
 
 /// Decodes a snapshot file's content (version 2, 3 or 4), checking its header, length and
@@ -317,26 +374,34 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
 
 /// Writes `content` to `path` atomically: a temporary file, fsync, rename, fsync of the dir.
 pub fn write_atomic(path: &Path, content: &[u8], fsync: bool) -> Result<(), StorageError> {
-    write_atomic_with(path, fsync, |f| {
-        f.write_all(content)
-            .map_err(StorageError::io(format!("writing {}", path.display())))
-    })
+    let tmp = path.with_extension("tmp");
+    write_atomic_with(
+        path,
+        &tmp,
+        fsync,
+        |tmp| File::create(tmp),
+        |f| {
+            f.write_all(content)
+                .map_err(StorageError::io(format!("writing {}", path.display())))
+        },
+    )
 }
 
-/// [`write_atomic`] of what `write` writes to the temporary file.
+/// [`write_atomic`] of what `write` writes to the temporary file `tmp`, which `open` opens.
 fn write_atomic_with(
     path: &Path,
+    tmp: &Path,
     fsync: bool,
+    open: impl FnOnce(&Path) -> std::io::Result<File>,
     write: impl FnOnce(&mut File) -> Result<(), StorageError>,
 ) -> Result<(), StorageError> {
-    let tmp = path.with_extension("tmp");
     let ctx = || format!("writing {}", path.display());
-    let mut f = File::create(&tmp).map_err(StorageError::io(ctx()))?;
+    let mut f = open(tmp).map_err(StorageError::io(ctx()))?;
     write(&mut f)?;
     if fsync {
         f.sync_all().map_err(StorageError::io(ctx()))?;
     }
-    fs::rename(&tmp, path).map_err(StorageError::io(ctx()))?;
+    fs::rename(tmp, path).map_err(StorageError::io(ctx()))?;
     if fsync {
         sync_dir(path.parent().unwrap_or(Path::new(".")))?;
     }

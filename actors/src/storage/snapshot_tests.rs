@@ -109,3 +109,55 @@ fn an_image_that_fails_to_write_leaves_no_snapshot() {
     assert!(e.to_string().contains("the image failed"), "{e}");
     assert!(!path.exists());
 }
+
+#[test]
+fn a_snapshot_writes_over_the_spare_and_is_cut_to_its_own_length() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("snapshot.1"), dir.path().join("snapshot.2"));
+    let longer = vec![9u8; 300_000];
+    files::write_snapshot(&old, Zxid::new(1, 1), &longer, false).unwrap();
+    let inode = std::fs::metadata(&old).unwrap().ino();
+    files::keep_as_spare(&old, true).unwrap();
+    assert!(!old.exists());
+    let snapshot = snapshot();
+    files::write_snapshot(&new, snapshot.last_zxid, &snapshot.state, false).unwrap();
+    assert_eq!(
+        std::fs::metadata(&new).unwrap().ino(),
+        inode,
+        "the spare's file"
+    );
+    let bytes = std::fs::read(&new).unwrap();
+    assert_eq!(bytes, files::encode_snapshot(&snapshot).unwrap());
+    assert_eq!(files::decode_snapshot(&bytes).unwrap(), snapshot);
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(left.len(), 1, "the spare was taken: {left:?}");
+}
+
+#[test]
+fn a_spare_that_failed_to_take_an_image_is_no_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (old, new) = (dir.path().join("snapshot.1"), dir.path().join("snapshot.2"));
+    files::write_snapshot(&old, Zxid::new(1, 1), &vec![9u8; 1000], false).unwrap();
+    files::keep_as_spare(&old, true).unwrap();
+    assert!(files::write_snapshot(&new, Zxid::new(1, 2), &Failing, false).is_err());
+    assert!(!new.exists());
+    assert!(files::list_snapshots(dir.path()).unwrap().is_empty());
+}
+
+#[test]
+fn an_installed_snapshot_leaves_a_background_snapshot_in_progress_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let in_progress = dir.path().join("snapshot.tmp");
+    std::fs::write(&in_progress, b"half of a background snapshot").unwrap();
+    let snapshot = snapshot();
+    let path = dir.path().join("snapshot.2");
+    let (zxid, image) = (snapshot.last_zxid, &snapshot.state);
+    files::write_snapshot_through(&path, files::INSTALL_TMP, zxid, image, false).unwrap();
+    assert_eq!(
+        std::fs::read(&in_progress).unwrap(),
+        b"half of a background snapshot"
+    );
+    let written = files::decode_snapshot(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(written, snapshot);
+}

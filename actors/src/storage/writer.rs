@@ -135,7 +135,10 @@ impl WriterState {
             }
             StorageOp::InstallSnapshot(s) => {
                 self.sync_log()?;
-                write_snapshot(&self.settings, s.last_zxid, &s.state)?;
+                let dir = files::snapshot_dir(&self.settings.data_dir);
+                let path = files::snapshot_path(&dir, s.last_zxid);
+                let (tmp, fsync) = (files::INSTALL_TMP, self.settings.fsync);
+                files::write_snapshot_through(&path, tmp, s.last_zxid, &s.state, fsync)?;
                 self.current = None;
                 self.write_newest_log(Zxid::ZERO)?;
                 for (_, path) in files::list_logs(&self.log_dir())? {
@@ -284,6 +287,7 @@ fn remove(path: &Path) -> Result<(), StorageError> {
 }
 
 /// Keeps the newest snapshots and the logs they need. The newest log file is never removed.
+/// The newest snapshot file purged stays as the spare the next snapshot writes over.
 pub(super) fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
     let snaps = files::list_snapshots(&files::snapshot_dir(&settings.data_dir))?;
     let keep = settings.snap_retain_count.max(1);
@@ -291,8 +295,11 @@ pub(super) fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
         return Ok(());
     }
     let oldest_kept = snaps[snaps.len() - keep].0;
-    for (_, path) in &snaps[..snaps.len() - keep] {
-        remove(path)?;
+    if let Some(((_, spare), older)) = snaps[..snaps.len() - keep].split_last() {
+        for (_, path) in older {
+            remove(path)?;
+        }
+        files::keep_as_spare(spare, settings.fsync)?;
     }
     let logs = files::list_logs(&files::log_dir(&settings.data_log_dir))?;
     for pair in logs.windows(2) {
@@ -424,5 +431,10 @@ mod tests {
         let r = recover(dir.path(), dir.path()).unwrap();
         assert_eq!(r.snapshot.unwrap().state, vec![6]);
         assert_eq!(r.log.len(), 1);
+        // The newest purged snapshot file is the spare: of snapshot 3, not listed, not read.
+        let spare = files::snapshot_dir(dir.path()).join("spare-snapshot");
+        let spare = files::decode_snapshot(&std::fs::read(spare).unwrap()).unwrap();
+        assert_eq!(spare.last_zxid, Zxid::new(1, 3));
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
     }
 }
