@@ -175,7 +175,8 @@ pub struct StorageSettings {
     pub data_dir: PathBuf,
     /// Where the transaction log lives.
     pub data_log_dir: PathBuf,
-    /// Txns between two snapshots: half to all of this many, drawn at random per server.
+    /// Txns between two snapshots: half to all of this many (or of a quarter of the tree's
+    /// znodes, when more), drawn at random per server.
     pub snap_count: u64,
     /// Snapshots (with the logs they need) kept by the purge; at least 3.
     pub snap_retain_count: usize,

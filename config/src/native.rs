@@ -233,7 +233,7 @@ pub struct StorageSection {
     /// Parent of each server's `server-<id>` directory.
     pub data_dir: PathBuf,
     /// Txns between snapshots: each snapshot follows half to all of this many, drawn at random
-    /// per server (as ZooKeeper's snapCount).
+    /// per server (as ZooKeeper's snapCount), or of a quarter of the tree's znodes when more.
     pub snap_count: u64,
     /// Snapshots kept by the purge.
     pub snap_retain_count: usize,

@@ -35,7 +35,7 @@ pub struct PipelineSettings {
     /// Session timeout bounds and request limits.
     pub service: ServiceSettings,
     /// snapCount: a background snapshot follows every `snap_count / 2` to `snap_count` applied
-    /// txns (see [`SnapshotCadence`]).
+    /// txns, or more on a tree of over `4 * snap_count` znodes (see [`SnapshotCadence`]).
     pub snap_count: u64,
     /// How often the leader deletes emptied containers, in ms.
     pub container_check_ms: u64,
@@ -245,7 +245,11 @@ impl PipelineActor {
         if self.tree.config().1 != config_before {
             self.config_changed();
         }
-        if self.snapshots.applied(txns.len() as u64, rand::random()) {
+        let znodes = self.tree.node_count() as u64;
+        if self
+            .snapshots
+            .applied(txns.len() as u64, znodes, rand::random())
+        {
             // The clone is O(1) (the tree is a persistent map); the snapshot thread
             // serializes it while writes go on.
             let tree = self.tree.clone();
