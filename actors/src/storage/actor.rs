@@ -406,7 +406,8 @@ impl Handler<WriteSnapshot> for SnapshotWriter {
         // Start and end at info level: benchmarks tell writes during a snapshot by them.
         tracing::info!(zxid = %m.last_zxid, "background snapshot started");
         let image = (m.job)();
-        match super::writer::write_snapshot(&self.settings, m.last_zxid, image.as_ref())
+        let tmp = super::files::BACKGROUND_TMP;
+        match super::writer::write_snapshot(&self.settings, m.last_zxid, image.as_ref(), tmp)
             .and_then(|_| super::writer::purge(&self.settings))
         {
             Ok(()) => {

@@ -287,7 +287,7 @@ pub fn write_snapshot(
 }
 
 /// Temporary file name of the background snapshots (the snapshot thread's).
-const BACKGROUND_TMP: &str = "snapshot.tmp";
+pub const BACKGROUND_TMP: &str = "snapshot.tmp";
 /// Temporary file name of the snapshots a SNAP installs (the storage writer's): a background
 /// snapshot may still be writing its own.
 pub const INSTALL_TMP: &str = "snapshot-install.tmp";

@@ -135,10 +135,7 @@ impl WriterState {
             }
             StorageOp::InstallSnapshot(s) => {
                 self.sync_log()?;
-                let dir = files::snapshot_dir(&self.settings.data_dir);
-                let path = files::snapshot_path(&dir, s.last_zxid);
-                let (tmp, fsync) = (files::INSTALL_TMP, self.settings.fsync);
-                files::write_snapshot_through(&path, tmp, s.last_zxid, &s.state, fsync)?;
+                write_snapshot(&self.settings, s.last_zxid, &s.state, files::INSTALL_TMP)?;
                 self.current = None;
                 self.write_newest_log(Zxid::ZERO)?;
                 for (_, path) in files::list_logs(&self.log_dir())? {
@@ -265,15 +262,17 @@ fn mark_newest_log(settings: &WriterSettings) -> Result<(), StorageError> {
     files::write_newest_log(&settings.data_dir, newest, settings.fsync)
 }
 
-/// Writes the snapshot file of `image` at `last_zxid`.
+/// Writes the snapshot file of `image` at `last_zxid` through the temporary file `tmp` (each
+/// storage thread has its own).
 pub(super) fn write_snapshot(
     settings: &WriterSettings,
     last_zxid: Zxid,
     image: &dyn files::SnapshotImage,
+    tmp: &str,
 ) -> Result<(), StorageError> {
     let dir = files::snapshot_dir(&settings.data_dir);
     let path = files::snapshot_path(&dir, last_zxid);
-    files::write_snapshot(&path, last_zxid, image, settings.fsync)
+    files::write_snapshot_through(&path, tmp, last_zxid, image, settings.fsync)
 }
 
 /// Removes a file; one already gone (removed by the other storage thread) is fine.
