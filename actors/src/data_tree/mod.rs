@@ -11,6 +11,7 @@ mod bincode_out;
 pub mod config_node;
 mod image;
 mod image_out;
+mod node_key;
 mod ops;
 mod path;
 pub mod quota;
@@ -542,29 +543,16 @@ impl DataTree {
             path.to_string()
         };
         validate_path(&path).map_err(|_| ZkError::BadArguments)?;
-        if self.nodes.contains(&path) {
+        let owner = self.owner_for(t, mode);
+        if owner.is_err() && self.nodes.contains(&path) {
             return Err(ZkError::NodeExists);
         }
-        let owner = match mode {
-            m if m.is_ephemeral() => {
-                if !self.sessions.contains_key(&t.session_id) {
-                    return Err(ZkError::SessionExpired);
-                }
-                t.session_id.0
-            }
-            CreateMode::Container => CONTAINER_OWNER,
-            CreateMode::PersistentWithTtl { ttl_ms }
-            | CreateMode::PersistentSequentialWithTtl { ttl_ms } => ttl_owner(ttl_ms),
-            _ => 0,
-        };
-        self.save_node(undo, &parent_path);
-        Self::save(undo, || Saved::Node(path.clone(), None));
         let stat = NodeStat {
             czxid: zxid,
             mzxid: zxid,
             ctime: t.time_ms,
             mtime: t.time_ms,
-            ephemeral_owner: owner,
+            ephemeral_owner: owner?,
             pzxid: zxid,
             ..NodeStat::default()
         };
@@ -572,13 +560,23 @@ impl DataTree {
         let mut node = Znode::new(Vec::new(), acl.clone(), stat);
         node.set_data(data.cloned());
         let len = node.data.len();
+        // A new znode has no children, so its stat is as stored (see `stat`).
+        let mut stat = node.stat;
+        // The existence check is the insert itself: one walk to a place that is seldom in
+        // the cache. Nothing was changed or saved for undoing before it.
+        if !self.nodes.insert_new(&path, Arc::new(node)) {
+            return Err(ZkError::NodeExists);
+        }
+        Self::save(undo, || Saved::Node(path.clone(), None));
+        self.save_node(undo, &parent_path);
         if let Some(p) = self.nodes.get_mut(&parent_path) {
             p.stat.num_children = p.stat.num_children.saturating_add(1);
             p.stat.cversion += 1;
             p.stat.pzxid = zxid;
         }
-        self.nodes.insert(&path, Arc::new(node));
-        self.quota_created(&path, len, undo);
+        if self.quota_created(&path, len, undo) {
+            stat = self.stat(&path).ok_or(ZkError::NoNode)?;
+        }
         if mode.is_ephemeral() {
             Self::save(undo, || Saved::Ephemeral {
                 session: t.session_id,
@@ -589,7 +587,6 @@ impl DataTree {
                 s.ephemerals.insert(path.clone());
             }
         }
-        let stat = self.stat(&path).ok_or(ZkError::NoNode)?;
         triggers.push(Trigger {
             path: path.clone(),
             event: EventType::NodeCreated,
@@ -601,6 +598,23 @@ impl DataTree {
             acl: parent_acl,
         });
         Ok(OpResult::Created { path, stat })
+    }
+
+    /// The ephemeralOwner of a znode `t` creates in `mode`: its session (which must be open),
+    /// the container or TTL marker, or none.
+    fn owner_for(&self, t: &TreeTxn, mode: CreateMode) -> Result<i64, ZkError> {
+        Ok(match mode {
+            m if m.is_ephemeral() => {
+                if !self.sessions.contains_key(&t.session_id) {
+                    return Err(ZkError::SessionExpired);
+                }
+                t.session_id.0
+            }
+            CreateMode::Container => CONTAINER_OWNER,
+            CreateMode::PersistentWithTtl { ttl_ms }
+            | CreateMode::PersistentSequentialWithTtl { ttl_ms } => ttl_owner(ttl_ms),
+            _ => 0,
+        })
     }
 
     /// Puts a znode (which has no children) under its parent, counting it there.
@@ -828,7 +842,7 @@ impl DataTree {
         last_applied: Zxid,
     ) -> DataTree {
         let defaults = DataTree::default();
-        let mut all: BTreeMap<Arc<str>, Znode> = defaults
+        let mut all: BTreeMap<node_key::NodeKey, Znode> = defaults
             .nodes
             .iter()
             .map(|(k, n)| (k.clone(), n.as_ref().clone()))

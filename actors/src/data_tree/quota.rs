@@ -146,11 +146,13 @@ impl DataTree {
         }
     }
 
-    /// After a znode of `len` bytes was created at `path`.
-    pub(super) fn quota_created(&mut self, path: &str, len: usize, undo: &mut Undo) {
-        if let Some(limited) = stat_node_of(path) {
+    /// After a znode of `len` bytes was created at `path`; whether its data was rewritten
+    /// (a stat node's).
+    pub(super) fn quota_created(&mut self, path: &str, len: usize, undo: &mut Undo) -> bool {
+        let stat_node = stat_node_of(path);
+        if let Some(limited) = &stat_node {
             // A new stat node starts from the usage of its subtree, whatever it was given.
-            let (count, bytes) = self.subtree_usage(&limited);
+            let (count, bytes) = self.subtree_usage(limited);
             let mut usage = StatsTrack::default();
             usage.set(COUNT, count);
             usage.set(BYTES, bytes);
@@ -161,6 +163,7 @@ impl DataTree {
         if let Some(root) = self.quota_root(path) {
             self.add_usage(&root, 1, len as i64, undo);
         }
+        stat_node.is_some()
     }
 
     /// After the znode at `path`, which held `len` bytes, was deleted.

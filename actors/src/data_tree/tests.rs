@@ -223,6 +223,43 @@ fn ephemerals_belong_to_their_session_and_go_with_it() {
 }
 
 #[test]
+fn a_create_that_finds_its_znode_there_changes_nothing() {
+    let mut f = Fixture::new();
+    f.apply(create("/p", CreateMode::Persistent));
+    f.apply(create("/p/c", CreateMode::Persistent));
+    let before = f.tree.clone();
+    let same_tree = |f: &Fixture| {
+        let mut expected = before.clone();
+        expected.last_applied = f.tree.last_applied;
+        assert_eq!(f.tree, expected);
+    };
+    assert_eq!(
+        f.apply(create("/p/c", CreateMode::Persistent)),
+        OpResult::Error(ZkError::NodeExists)
+    );
+    same_tree(&f);
+    // Session 8 is not open: the existing znode is still what the create hears of first.
+    let ephemeral = f.apply_as(8, &[], create("/p/c", CreateMode::Ephemeral));
+    assert_eq!(ephemeral.result, OpResult::Error(ZkError::NodeExists));
+    same_tree(&f);
+    // Rolling back a multi must keep the znode its failed create found, and undo the rest.
+    let multi = f.apply(TreeOp::Multi(vec![
+        create("/p/d", CreateMode::Persistent),
+        create("/p/c", CreateMode::Persistent),
+    ]));
+    assert_eq!(
+        multi,
+        OpResult::Multi(vec![
+            OpResult::RolledBack,
+            OpResult::Error(ZkError::NodeExists)
+        ])
+    );
+    same_tree(&f);
+    let s = f.tree.stat("/p").unwrap();
+    assert_eq!((s.num_children, s.cversion), (1, 1));
+}
+
+#[test]
 fn a_failed_multi_changes_nothing_and_reports_per_op_errors() {
     let mut f = Fixture::new();
     f.apply(create("/m", CreateMode::Persistent));
