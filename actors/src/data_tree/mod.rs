@@ -11,7 +11,6 @@ mod bincode_out;
 pub mod config_node;
 mod image;
 mod image_out;
-mod node_key;
 mod ops;
 mod path;
 pub mod quota;
@@ -842,7 +841,7 @@ impl DataTree {
         last_applied: Zxid,
     ) -> DataTree {
         let defaults = DataTree::default();
-        let mut all: BTreeMap<node_key::NodeKey, Znode> = defaults
+        let mut all: BTreeMap<Arc<str>, Znode> = defaults
             .nodes
             .iter()
             .map(|(k, n)| (k.clone(), n.as_ref().clone()))
