@@ -174,3 +174,36 @@ fn a_server_whose_newest_log_file_was_deleted_refuses() {
     assert_eq!(out.status.code(), Some(1), "{text}");
     assert!(text.contains(&format!("{name}, is missing")), "{text}");
 }
+
+/// The log keeps zeros ahead of its records, so that an fsync seldom has the file's size to
+/// write. A server killed with SIGKILL leaves them at the end of its newest log file: the
+/// offline check calls them unused, and a restart cuts them off quietly and serves every znode.
+#[test]
+fn a_killed_servers_log_ends_in_unused_zeros_that_its_restart_cuts_off() {
+    let mut c = ProcessCluster::new(1, 63, writer(), "");
+    c.start(1);
+    c.wait_serving(ELECTION).unwrap();
+    create(&mut c, 1, 0, 40);
+    c.kill9(1);
+    let newest = files(&c, 1, "log.").pop().expect("a log file");
+    let killed = fs::read(&newest).unwrap();
+    assert_eq!(killed.len() % (1 << 20), 0, "zeros up to a whole MiB");
+    assert_eq!(killed.last(), Some(&0));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble-cli"))
+        .args(["data", "check"])
+        .arg(c.data_dir(1))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("then unused zeros from offset"), "{text}");
+    c.start(1);
+    c.wait_serving(ELECTION).unwrap();
+    assert_has_all(&mut c, 1, 40);
+    let cut = fs::read(&newest).unwrap();
+    assert!(cut.len() < killed.len() && cut[..] == killed[..cut.len()]);
+    assert!(
+        killed[cut.len()..].iter().all(|b| *b == 0),
+        "only zeros were cut"
+    );
+}

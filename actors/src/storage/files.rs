@@ -423,22 +423,6 @@ pub fn ensure_dir(dir: &Path) -> Result<(), StorageError> {
     fs::create_dir_all(dir).map_err(StorageError::io(format!("creating {}", dir.display())))
 }
 
-/// Opens a log file for appending, creating it with its header when new.
-pub fn open_log(path: &Path) -> Result<File, StorageError> {
-    let ctx = || format!("opening {}", path.display());
-    let mut f = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(StorageError::io(ctx()))?;
-    let len = f.metadata().map_err(StorageError::io(ctx()))?.len();
-    if len == 0 {
-        f.write_all(&log_header())
-            .map_err(StorageError::io(ctx()))?;
-    }
-    Ok(f)
-}
-
 /// Name of the file, in the snapshot directory, naming the newest log file by its first zxid
 /// (`0000000000000000` when there is none). It is rewritten after a new log file exists and
 /// before log files are removed, so it never names a file newer than the newest on disk; a

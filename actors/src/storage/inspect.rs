@@ -11,6 +11,9 @@ pub struct LogContent {
     pub txns: Vec<(usize, Txn)>,
     /// What stopped the reading before the end of the file, if anything.
     pub problem: Option<String>,
+    /// Where the zeros the writer wrote ahead of its records begin, if the file ends with
+    /// them (normal in the newest file of a server that did not stop cleanly).
+    pub unused_from: Option<usize>,
 }
 
 /// Reads an ensemble log file's content.
@@ -29,6 +32,10 @@ pub fn read_log(bytes: &[u8]) -> LogContent {
     }
     let mut offset = files::LOG_HEADER_LEN;
     while offset < bytes.len() {
+        if bytes[offset..].iter().all(|b| *b == 0) {
+            out.unused_from = Some(offset);
+            break;
+        }
         match read_record(bytes, offset) {
             RecordRead::Record(txn, next) => {
                 out.txns.push((offset, txn));

@@ -2,7 +2,9 @@
 //!
 //! Layout under the data directories:
 //! - `dataLogDir/ensemble-v2/log.<first zxid hex>`: a header (magic, format version), then
-//!   append-only txn records, each `u32 length, u32 crc32(length), u32 crc32(body), bincode Txn`;
+//!   append-only txn records, each `u32 length, u32 crc32(length), u32 crc32(body), bincode Txn`,
+//!   written over zeros the writer keeps up to a MiB ahead of them (see `log_file`: an fsync
+//!   then rarely has the file's size or allocation to write);
 //! - `dataDir/ensemble-v2/snapshot.<last zxid hex>`: magic, format version, `u64 length,
 //!   u32 crc32` of the body, which is the last zxid (`u64`) and the tree's image streamed after
 //!   it (the length and checksum are written last), to a temporary file, fsynced and renamed;
@@ -13,8 +15,10 @@
 //!   (as 0) before anything else.
 //!
 //! [`recover`] reads them back: the newest valid snapshot, then the log above it, which must
-//! continue from the snapshot without a gap and reach the newest log file the marker names. A
-//! torn record at the very end of the log (a crash mid-write) is cut off with a warning; anything it cannot trust (damage elsewhere, missing
+//! continue from the snapshot without a gap and reach the newest log file the marker names. The
+//! zeros at the end of the newest file are cut off quietly; a torn record there (a crash
+//! mid-write, followed by nothing but zeros) is cut off with a warning; anything it cannot
+//! trust (damage elsewhere, missing
 //! txns, missing epoch files beside data, an older format) refuses to start with one line
 //! naming the problem and what to do.
 //! [`StorageActor`] owns the files on an arbiter of its own and does group commit; its restart
@@ -24,6 +28,7 @@ pub mod actor;
 mod cadence;
 pub mod files;
 pub mod inspect;
+mod log_file;
 mod ops;
 mod recovery;
 mod writer;

@@ -199,6 +199,10 @@ fn read_log_file(
                 offset = next;
                 continue;
             }
+            _ if is_last_file && all_zero(&bytes[offset..]) => {
+                cut_unused_end(path, offset)?;
+                break;
+            }
             _ if torn => {
                 truncate_torn_tail(path, offset, bytes.len(), warnings)?;
                 break;
@@ -227,15 +231,35 @@ fn read_log_file(
 }
 
 /// Whether what stopped the reading at `offset` of the last file is a write cut short by a
-/// crash: a record that ends past the end of the file, a last record whose body was not fully
-/// written, or an extension of the file that was never written (zeros).
+/// crash: a record that ends past the end of the file, or a last record whose body was not
+/// fully written (nothing but zeros, never written, follows it).
 fn is_torn_tail(read: &RecordRead, bytes: &[u8], offset: usize) -> bool {
     match read {
         RecordRead::Record(..) => false,
         RecordRead::Truncated => true,
-        RecordRead::BadBody(end) if *end == bytes.len() => true,
-        RecordRead::BadBody(_) | RecordRead::Damaged(_) => bytes[offset..].iter().all(|b| *b == 0),
+        RecordRead::BadBody(end) => all_zero(&bytes[*end..]),
+        RecordRead::Damaged(_) => all_zero(&bytes[offset..]),
     }
+}
+
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|b| *b == 0)
+}
+
+/// Cuts the zeros the writer wrote ahead of its records (see `log_file`) off the newest log
+/// file, from `offset`: no record starts with zeros, so this is its normal end, not damage.
+fn cut_unused_end(path: &Path, offset: usize) -> Result<(), StorageError> {
+    tracing::debug!("{}: unused end cut off at offset {offset}", path.display());
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(StorageError::io(format!("opening {}", path.display())))?;
+    f.set_len(offset as u64)
+        .and_then(|_| f.sync_all())
+        .map_err(StorageError::io(format!(
+            "cutting the end of {}",
+            path.display()
+        )))
 }
 
 /// The logged txns above `base`, which must continue from it without a gap.

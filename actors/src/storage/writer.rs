@@ -3,12 +3,12 @@
 //! [`super::actor`] runs it.
 
 use super::files::{self, read_record, RecordRead};
+use super::log_file::LogFile;
 use super::StorageError;
 use super::{PersistToken, StorageOp};
 use crate::metrics::ServerMetrics;
 use ensemble_messages::{Txn, Zxid};
-use std::fs::{self, File};
-use std::io::Write;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
@@ -74,7 +74,7 @@ pub(super) struct WriterState {
     pub(super) settings: WriterSettings,
     metrics: Arc<ServerMetrics>,
     /// The log file being appended to.
-    current: Option<File>,
+    current: Option<LogFile>,
     /// Encoded records not yet written.
     buffer: Vec<u8>,
     /// Whether bytes were written since the last fsync.
@@ -94,9 +94,19 @@ impl WriterState {
     }
 
     /// Closes the log file (between batches it holds no unsynced bytes); the next append
-    /// starts a new one.
+    /// starts a new one. Cutting its unused end is best effort: recovery does it otherwise.
     pub(super) fn close_log(&mut self) {
-        self.current = None;
+        if let Err(e) = self.finish_log() {
+            tracing::warn!("closing the log: {e}");
+        }
+    }
+
+    /// Leaves the log file, cut to its records; the next append starts a new one.
+    fn finish_log(&mut self) -> Result<(), StorageError> {
+        match self.current.take() {
+            Some(log) => log.finish(self.settings.fsync),
+            None => Ok(()),
+        }
     }
 
     /// Carries out a batch and syncs the log; flush requests are handed back in `flushes`, to
@@ -117,7 +127,7 @@ impl WriterState {
                 }
                 Request::Roll => {
                     self.sync_log()?;
-                    self.current = None;
+                    self.finish_log()?;
                 }
                 Request::Flush(reply) => flushes.push(reply),
             }
@@ -158,7 +168,7 @@ impl WriterState {
         };
         if self.current.is_none() {
             let path = files::log_path(&self.log_dir(), first.zxid);
-            self.current = Some(files::open_log(&path)?);
+            self.current = Some(LogFile::open(&path)?);
             if self.settings.fsync {
                 files::sync_dir(&self.log_dir())?;
             }
@@ -172,17 +182,15 @@ impl WriterState {
 
     /// Writes buffered records and fsyncs the current log file.
     fn sync_log(&mut self) -> Result<(), StorageError> {
-        if let Some(f) = self.current.as_mut() {
+        if let Some(log) = self.current.as_mut() {
             if !self.buffer.is_empty() {
-                f.write_all(&self.buffer)
-                    .map_err(StorageError::io("writing the log"))?;
+                log.append(&self.buffer)?;
                 self.buffer.clear();
                 self.dirty = true;
             }
             if self.dirty && self.settings.fsync {
                 let began = Instant::now();
-                f.sync_data()
-                    .map_err(StorageError::io("fsyncing the log"))?;
+                log.sync()?;
                 self.metrics.fsync_time.since(began);
             }
             self.dirty = false;
@@ -196,7 +204,7 @@ impl WriterState {
 
     /// Drops every logged txn above `zxid`, across files.
     fn truncate(&mut self, zxid: Zxid) -> Result<(), StorageError> {
-        self.current = None;
+        self.finish_log()?;
         let logs = files::list_logs(&self.log_dir())?;
         let kept = logs.iter().map(|(first, _)| *first).filter(|f| *f <= zxid);
         self.write_newest_log(kept.max().unwrap_or(Zxid::ZERO))?;
@@ -227,7 +235,7 @@ impl WriterState {
             last_kept = Some(path);
         }
         if let Some(path) = last_kept {
-            self.current = Some(files::open_log(&path)?);
+            self.current = Some(LogFile::open(&path)?);
         }
         Ok(())
     }

@@ -174,18 +174,28 @@ fn check_ensemble(dir: &Path, r: &mut Report) -> bool {
         let content = std::fs::read(path)
             .map(|b| inspect::read_log(&b))
             .unwrap_or_else(|e| inspect::LogContent {
-                txns: Vec::new(),
                 problem: Some(e.to_string()),
+                ..Default::default()
             });
         let n = content.txns.len();
+        let last = i + 1 == logs.len();
         txns.extend(content.txns.into_iter().map(|(_, t)| t.zxid));
-        match content.problem {
-            Some(p) if i + 1 == logs.len() && p.starts_with("torn") => r.warn(format!(
+        match (content.problem, content.unused_from) {
+            (Some(p), _) if last && p.starts_with("torn") => r.warn(format!(
                 "{}: {n} txns, then {p} (recovery cuts it off)",
                 path.display()
             )),
-            Some(p) => r.error(format!("{}: {p}", path.display())),
-            None => r.ok(format!(
+            (Some(p), _) => r.error(format!("{}: {p}", path.display())),
+            (None, Some(at)) if !last => r.error(format!(
+                "{}: zeros from offset {at} to its end, but later log files exist",
+                path.display()
+            )),
+            (None, Some(at)) => r.ok(format!(
+                "{}: {n} txns, CRC-32 of each matches, then unused zeros from offset {at} \
+                 (recovery cuts them off)",
+                path.display()
+            )),
+            (None, None) => r.ok(format!(
                 "{}: {n} txns, CRC-32 of each matches",
                 path.display()
             )),
