@@ -52,6 +52,19 @@ fn assert_has_all(c: &mut ProcessCluster, id: u64, count: u32) {
     }
 }
 
+/// Runs `ensemble-cli data check` on server `id`'s data: its exit code and what it printed.
+fn data_check(c: &ProcessCluster, id: u64) -> (Option<i32>, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble-cli"))
+        .args(["data", "check"])
+        .arg(c.data_dir(id))
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// Restarts server `id` and expects it to exit non-zero with one line that contains `why`.
 fn assert_refuses(c: &mut ProcessCluster, id: u64, why: &str) {
     c.start(id);
@@ -165,13 +178,8 @@ fn a_server_whose_newest_log_file_was_deleted_refuses() {
         &format!("the newest log file, {name}, is missing"),
     );
     // The offline check says the same.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble-cli"))
-        .args(["data", "check"])
-        .arg(c.data_dir(1))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
+    let (code, text) = data_check(&c, 1);
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains(&format!("{name}, is missing")), "{text}");
 }
 
@@ -189,13 +197,8 @@ fn a_killed_servers_log_ends_in_unused_zeros_that_its_restart_cuts_off() {
     let killed = fs::read(&newest).unwrap();
     assert_eq!(killed.len() % (1 << 20), 0, "zeros up to a whole MiB");
     assert_eq!(killed.last(), Some(&0));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble-cli"))
-        .args(["data", "check"])
-        .arg(c.data_dir(1))
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}");
+    let (code, text) = data_check(&c, 1);
+    assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("then unused zeros from offset"), "{text}");
     c.start(1);
     c.wait_serving(ELECTION).unwrap();

@@ -250,16 +250,7 @@ fn all_zero(bytes: &[u8]) -> bool {
 /// file, from `offset`: no record starts with zeros, so this is its normal end, not damage.
 fn cut_unused_end(path: &Path, offset: usize) -> Result<(), StorageError> {
     tracing::debug!("{}: unused end cut off at offset {offset}", path.display());
-    let f = fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(StorageError::io(format!("opening {}", path.display())))?;
-    f.set_len(offset as u64)
-        .and_then(|_| f.sync_all())
-        .map_err(StorageError::io(format!(
-            "cutting the end of {}",
-            path.display()
-        )))
+    cut_at(path, offset)
 }
 
 /// The logged txns above `base`, which must continue from it without a gap.
@@ -335,6 +326,11 @@ fn truncate_torn_tail(
     );
     tracing::warn!("{msg}");
     warnings.push(msg);
+    cut_at(path, offset)
+}
+
+/// Cuts the file at `path` to `offset` bytes, durably.
+fn cut_at(path: &Path, offset: usize) -> Result<(), StorageError> {
     let f = fs::OpenOptions::new()
         .write(true)
         .open(path)
