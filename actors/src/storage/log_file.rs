@@ -68,19 +68,18 @@ impl LogFile {
         }
         self.file
             .write_all_at(records, self.written)
-            .map_err(StorageError::io(format!("writing {}", self.path.display())))?;
+            .map_err(self.error("writing"))?;
         self.written = end;
         Ok(())
     }
 
     /// Extends the zeros to `to` bytes.
     fn zero_up_to(&mut self, to: u64) -> Result<(), StorageError> {
-        let ctx = || format!("extending {}", self.path.display());
         while self.zeroed < to {
             let n = (to - self.zeroed).min(ZEROS.len() as u64) as usize;
             self.file
                 .write_all_at(&ZEROS[..n], self.zeroed)
-                .map_err(StorageError::io(ctx()))?;
+                .map_err(self.error("extending"))?;
             self.zeroed += n as u64;
         }
         Ok(())
@@ -88,10 +87,13 @@ impl LogFile {
 
     /// Makes the records durable (fdatasync).
     pub fn sync(&self) -> Result<(), StorageError> {
-        self.file.sync_data().map_err(StorageError::io(format!(
-            "fsyncing {}",
-            self.path.display()
-        )))
+        self.file.sync_data().map_err(self.error("fsyncing"))
+    }
+
+    /// The error of a failed `what` on this file; its message is built only on failure, since
+    /// appends and fsyncs are on every write's path.
+    fn error<'a>(&'a self, what: &'a str) -> impl FnOnce(std::io::Error) -> StorageError + 'a {
+        move |source| StorageError::io(format!("{what} {}", self.path.display()))(source)
     }
 
     /// Leaves the file as long as its records: cuts the unused zeros off, durably if `fsync`.
