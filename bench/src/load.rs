@@ -156,6 +156,9 @@ pub async fn run_sampled(
     Ok((outcome, samples))
 }
 
+/// How many errors of a run are printed, each with its request.
+const SHOWN_ERRORS: u64 = 5;
+
 /// One request stream: issues the next request when the previous one is answered. `clock`
 /// pairs the run's start with its Unix time in microseconds.
 async fn worker(
@@ -179,24 +182,28 @@ async fn worker(
         rng ^= rng << 17;
         let key = format!("{root}/k{}", rng % KEYS as u64);
         let t0 = Instant::now();
-        let ok = match op {
+        let outcome = match op {
             Op::Create => {
                 seq += 1;
                 let path = format!("{root}/c{seed}-{seq}");
-                c.create(&path, &data, &opts).await.is_ok()
+                c.create(&path, &data, &opts).await.map(drop)
             }
-            Op::Set => c.set_data(&key, &data, None).await.is_ok(),
-            Op::Get => c.get_data(&key).await.is_ok(),
-            Op::Mixed if rng.is_multiple_of(10) => c.set_data(&key, &data, None).await.is_ok(),
-            Op::Mixed => c.get_data(&key).await.is_ok(),
+            Op::Set => c.set_data(&key, &data, None).await.map(drop),
+            Op::Get => c.get_data(&key).await.map(drop),
+            Op::Mixed if rng.is_multiple_of(10) => c.set_data(&key, &data, None).await.map(drop),
+            Op::Mixed => c.get_data(&key).await.map(drop),
         };
-        if ok {
-            lat.push(Sample {
+        match outcome {
+            Ok(()) => lat.push(Sample {
                 sent_unix_us: clock.1 + t0.duration_since(clock.0).as_micros() as u64,
                 latency_us: t0.elapsed().as_micros() as u64,
-            });
-        } else {
-            errors.fetch_add(1, Ordering::Relaxed);
+            }),
+            Err(e) => {
+                // The first few say what went wrong; the count says how often.
+                if errors.fetch_add(1, Ordering::Relaxed) < SHOWN_ERRORS {
+                    eprintln!("{op:?} after {:?}: {e}", t0.elapsed());
+                }
+            }
         }
     }
     lat
