@@ -5,6 +5,7 @@
 //! prints the figures for a million znodes (the default, 200,000, takes about a second).
 
 use ensemble_actors::data_tree::{AclEntry, CreateMode, DataTree, TreeOp, TreeTxn};
+use ensemble_actors::storage::SnapshotImage;
 use ensemble_messages::zk::SessionId;
 use ensemble_messages::{Txn, Zxid};
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -110,6 +111,21 @@ fn timed_sets(tree: &mut DataTree, counter: &mut u32, n: u32, count: u32) -> std
     times[times.len() * 999 / 1000]
 }
 
+/// A sink that counts the bytes written to it, as a snapshot file would take them.
+#[derive(Default)]
+struct Counted(u64);
+
+impl std::io::Write for Counted {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 fn znodes() -> u32 {
     std::env::var("TREE_HEAP_ZNODES")
         .ok()
@@ -161,6 +177,17 @@ fn heap_per_znode_and_snapshot_cost() {
     println!(
         "snapshot image: {:.1} MB, serialized in {:?}",
         image.len() as f64 / 1e6,
+        began.elapsed()
+    );
+    let began = Instant::now();
+    let mut file = Counted::default();
+    copy.clone()
+        .image()
+        .write_to(&mut file)
+        .expect("a sink takes every byte");
+    println!(
+        "snapshot file image (streamed): {:.1} MB in {:?}",
+        file.0 as f64 / 1e6,
         began.elapsed()
     );
     let began = Instant::now();

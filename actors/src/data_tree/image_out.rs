@@ -100,7 +100,7 @@ fn put_nodes<E>(
     mut put_acl: impl FnMut(&Arc<[AclEntry]>, &mut Vec<u8>),
     mut pass_on: impl FnMut(&mut Vec<u8>) -> Result<(), E>,
 ) -> Result<(), E> {
-    for (key, n) in nodes.iter() {
+    for (key, n) in nodes.iter_fetching_ahead() {
         store::put_path_of(key, buf);
         put_bytes(buf, n.data());
         buf.push(u8::from(n.is_null_data()));
@@ -159,7 +159,7 @@ impl AclTable {
         let mut len = 0u64;
         // Most znodes share the ACL of the znode before them: skip the map for those.
         let mut last_acl = (0, 0);
-        for (key, n) in nodes.iter() {
+        for (key, n) in nodes.iter_fetching_ahead() {
             let at = address(&n.acl);
             if last_acl.0 != at {
                 let next = table.acls.len() as u32;

@@ -9,6 +9,7 @@
 mod acl;
 mod bincode_out;
 pub mod config_node;
+mod fetch_ahead;
 mod image;
 mod image_out;
 mod ops;

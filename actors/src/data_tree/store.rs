@@ -149,6 +149,12 @@ impl NodeMap {
         self.map.iter()
     }
 
+    /// As [`NodeMap::iter`], for a walk that reads every znode's data: their memory is fetched
+    /// a few entries ahead (see [`super::fetch_ahead`]).
+    pub fn iter_fetching_ahead(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<Znode>)> {
+        super::fetch_ahead::FetchAhead::new(self.map.iter())
+    }
+
     /// Names of the children of `path`, sorted (nothing for a path without children or
     /// without a znode).
     pub fn child_names<'a>(&'a self, path: &str) -> impl Iterator<Item = &'a str> + 'a {
