@@ -117,6 +117,14 @@ fn is_due(node: &Znode, now_ms: i64) -> bool {
     }
 }
 
+/// The Stat a client is shown for `node` (see [`DataTree::stat`]).
+fn reported_stat(node: &Znode) -> NodeStat {
+    NodeStat {
+        cversion: 2 * node.stat.cversion - node.stat.num_children,
+        ..node.stat
+    }
+}
+
 /// What applying one txn did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
@@ -485,29 +493,35 @@ impl DataTree {
         (undo, memo): (&mut Undo, &mut PermissionMemo),
         triggers: &mut Vec<Trigger>,
     ) -> Result<OpResult, ZkError> {
-        // One lookup for the permission and the version: each costs a walk of a large map.
-        let node = self.permitted(path, perm::WRITE, t, memo)?;
-        if version != -1 && version != node.stat.version {
+        // One walk for the permission, the version, the undo record and the change: each
+        // walk of a large map costs.
+        let slot = self.nodes.get_mut_shared(path).ok_or(ZkError::NoNode)?;
+        if !memo.permits(&slot.acl, perm::WRITE, &t.auth) {
+            return Err(ZkError::NoAuth);
+        }
+        if version != -1 && version != slot.stat.version {
             return Err(ZkError::BadVersion);
         }
-        self.save_node(undo, path);
-        let node = self.nodes.get_mut(path).ok_or(ZkError::NoNode)?;
+        Self::save(undo, || {
+            Saved::Node(path.to_string(), Some(Arc::clone(slot)))
+        });
+        let node = Arc::make_mut(slot);
         let old_len = node.data.len();
         let new_len = data.map_or(0, Vec::len);
         node.set_data(data.cloned());
         node.stat.version += 1;
         node.stat.mzxid = zxid;
         node.stat.mtime = t.time_ms;
-        let acl = node.acl.clone();
-        self.quota_rewritten(path, old_len, new_len, undo);
+        let (acl, mut stat) = (node.acl.clone(), reported_stat(node));
+        if self.quota_rewritten(path, old_len, new_len, undo) {
+            stat = self.stat(path).ok_or(ZkError::NoNode)?;
+        }
         triggers.push(Trigger {
             path: path.to_string(),
             event: EventType::NodeDataChanged,
             acl,
         });
-        Ok(OpResult::DataSet {
-            stat: self.stat(path).ok_or(ZkError::NoNode)?,
-        })
+        Ok(OpResult::DataSet { stat })
     }
 
     /// Creates `path` holding `data` (`None`: null).
@@ -688,22 +702,6 @@ impl DataTree {
         }
     }
 
-    /// The znode at `path` if `t` has the `needed` permission on it: NoAuth before NoNode,
-    /// as [`DataTree::check_perm`] then a lookup would say, in one lookup.
-    fn permitted(
-        &self,
-        path: &str,
-        needed: i32,
-        t: &TreeTxn,
-        memo: &mut PermissionMemo,
-    ) -> Result<&Arc<Znode>, ZkError> {
-        let node = self.nodes.get(path).ok_or(ZkError::NoNode)?;
-        if !memo.permits(&node.acl, needed, &t.auth) {
-            return Err(ZkError::NoAuth);
-        }
-        Ok(node)
-    }
-
     /// The znode at `path`.
     pub fn get(&self, path: &str) -> Option<&Znode> {
         self.nodes.get(path).map(|n| n.as_ref())
@@ -713,10 +711,7 @@ impl DataTree {
     /// creates (it names sequential children) and the reported one counts creates and deletes:
     /// `2 * creates - children`.
     pub fn stat(&self, path: &str) -> Option<NodeStat> {
-        self.nodes.get(path).map(|n| NodeStat {
-            cversion: 2 * n.stat.cversion - n.stat.num_children,
-            ..n.stat
-        })
+        self.nodes.get(path).map(|n| reported_stat(n))
     }
 
     /// Children names of the znode at `path`, sorted.

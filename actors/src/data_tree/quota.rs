@@ -173,11 +173,20 @@ impl DataTree {
         }
     }
 
-    /// After the data of the znode at `path` went from `old` to `new` bytes.
-    pub(super) fn quota_rewritten(&mut self, path: &str, old: usize, new: usize, undo: &mut Undo) {
-        if let Some(root) = self.quota_root(path) {
-            self.add_usage(&root, 0, new as i64 - old as i64, undo);
-        }
+    /// After the data of the znode at `path` went from `old` to `new` bytes; whether that
+    /// rewrote the znode at `path` itself (a stat node under the quota it counts for).
+    pub(super) fn quota_rewritten(
+        &mut self,
+        path: &str,
+        old: usize,
+        new: usize,
+        undo: &mut Undo,
+    ) -> bool {
+        let Some(root) = self.quota_root(path) else {
+            return false;
+        };
+        self.add_usage(&root, 0, new as i64 - old as i64, undo);
+        stat_path(&root) == path
     }
 
     /// Recomputes every quota's usage from its subtree (after importing a tree whose stat

@@ -97,6 +97,13 @@ impl NodeMap {
         with_key(path, |k| self.map.get_mut(k)).map(Arc::make_mut)
     }
 
+    /// The shared znode at `path`, to look at, keep, or change with `Arc::make_mut`. The walk
+    /// copies the map's chunks on the way if a snapshot still shares them, even when the
+    /// caller then changes nothing.
+    pub fn get_mut_shared(&mut self, path: &str) -> Option<&mut Arc<Znode>> {
+        with_key(path, |k| self.map.get_mut(k))
+    }
+
     /// Whether a znode exists at `path`.
     pub fn contains(&self, path: &str) -> bool {
         self.get(path).is_some()

@@ -254,3 +254,23 @@ fn hard_limits_refuse_and_soft_limits_only_warn() {
     assert_eq!(t.tree.quota_refusal(&create("/a/3", ""), &auth), None);
     t.ok(create("/a/3", ""));
 }
+
+#[test]
+fn a_set_answers_with_the_stat_its_znode_is_left_with() {
+    let mut t = Tree::new();
+    t.ok(create("/a", "d"));
+    t.ok(create("/a/b", "bbb"));
+    t.ok(create("/elsewhere", ""));
+    t.quota_on_a("count=-1,bytes=-1");
+    // A quota on /zookeeper puts its own stat node under the quota it counts for: a set of
+    // that node rewrites it twice, and the answer must show the second.
+    t.ok(create("/zookeeper/quota/zookeeper", ""));
+    t.ok(create(&limit_path("/zookeeper"), "count=-1,bytes=-1"));
+    t.ok(create(&stat_path("/zookeeper"), ""));
+    for path in ["/a/b", "/elsewhere", &stat_path("/a"), &stat_path("/zookeeper")] {
+        let r = t.apply_as(7, set(path, "count=1,bytes=1"));
+        let after = t.tree.stat(path);
+        assert_eq!(r.result, OpResult::DataSet { stat: after.unwrap() }, "{path}");
+    }
+    assert_ne!(t.data(&stat_path("/zookeeper")), "count=1,bytes=1");
+}
