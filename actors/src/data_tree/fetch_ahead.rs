@@ -1,10 +1,11 @@
 //! A walk over every znode that asks the CPU for the memory of the znodes a few steps ahead.
 //!
-//! A znode's key, its shared node and its data are three allocations, and a walk in key order
+//! A znode's shared node and its data are two allocations (and its key a third when long), and a walk in key order
 //! meets them in no particular order of address: at a million znodes nearly every one is a
 //! cache miss, and a walk that waits for each in turn (a snapshot image is one) spends most of
 //! its time waiting. Prefetching them some entries ahead lets those misses overlap.
 
+use super::node_key::NodeKey;
 use super::Znode;
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -32,8 +33,9 @@ fn prefetch(bytes: *const u8, len: usize, lines: usize) {
     }
 }
 
-/// Prefetches the key and the node of an entry.
-fn fetch_entry(key: &Arc<str>, node: &Arc<Znode>) {
+/// Prefetches the key (when held apart from the map) and the node of an entry.
+fn fetch_entry(key: &NodeKey, node: &Arc<Znode>) {
+    let key = key.as_bytes();
     prefetch(key.as_ptr(), key.len(), 1);
     prefetch(Arc::as_ptr(node).cast(), std::mem::size_of::<Znode>(), 2);
 }
@@ -41,10 +43,10 @@ fn fetch_entry(key: &Arc<str>, node: &Arc<Znode>) {
 /// The entries of `I` in their order, their memory fetched ahead as the module explains.
 pub(super) struct FetchAhead<'a, I> {
     inner: I,
-    window: VecDeque<(&'a Arc<str>, &'a Arc<Znode>)>,
+    window: VecDeque<(&'a NodeKey, &'a Arc<Znode>)>,
 }
 
-impl<'a, I: Iterator<Item = (&'a Arc<str>, &'a Arc<Znode>)>> FetchAhead<'a, I> {
+impl<'a, I: Iterator<Item = (&'a NodeKey, &'a Arc<Znode>)>> FetchAhead<'a, I> {
     /// Starts the walk over `inner`, fetching its first entries.
     pub(super) fn new(mut inner: I) -> Self {
         let mut window = VecDeque::with_capacity(AHEAD + 1);
@@ -58,8 +60,8 @@ impl<'a, I: Iterator<Item = (&'a Arc<str>, &'a Arc<Znode>)>> FetchAhead<'a, I> {
     }
 }
 
-impl<'a, I: Iterator<Item = (&'a Arc<str>, &'a Arc<Znode>)>> Iterator for FetchAhead<'a, I> {
-    type Item = (&'a Arc<str>, &'a Arc<Znode>);
+impl<'a, I: Iterator<Item = (&'a NodeKey, &'a Arc<Znode>)>> Iterator for FetchAhead<'a, I> {
+    type Item = (&'a NodeKey, &'a Arc<Znode>);
 
     fn next(&mut self) -> Option<Self::Item> {
         if let Some((key, node)) = self.inner.next() {
@@ -82,11 +84,11 @@ mod tests {
     #[test]
     fn every_entry_comes_out_once_in_order() {
         for len in [0, 1, AHEAD / 2, AHEAD, AHEAD + 1, 100] {
-            let entries: Vec<(Arc<str>, Arc<Znode>)> = (0..len)
+            let entries: Vec<(NodeKey, Arc<Znode>)> = (0..len)
                 .map(|i| {
                     let data = vec![i as u8; i];
                     let node = Znode::new(data, Arc::from(Vec::new()), NodeStat::default());
-                    (Arc::from(format!("/n{i:03}")), Arc::new(node))
+                    (NodeKey::new(format!("/n{i:03}").as_bytes()), Arc::new(node))
                 })
                 .collect();
             let walked: Vec<_> = FetchAhead::new(entries.iter().map(|(k, n)| (k, n))).collect();

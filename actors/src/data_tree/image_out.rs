@@ -169,7 +169,7 @@ impl AclTable {
                 }
                 last_acl = (at, id);
             }
-            let (path, data) = (key.len() as u64, n.data().len() as u64);
+            let (path, data) = (key.as_bytes().len() as u64, n.data().len() as u64);
             len += u64_len(path) as u64 + path + u64_len(data) as u64 + data + 1;
             len += (u64_len(u64::from(last_acl.1)) + stat_len(&n.stat)) as u64;
         }

@@ -12,6 +12,7 @@ pub mod config_node;
 mod fetch_ahead;
 mod image;
 mod image_out;
+mod node_key;
 mod ops;
 mod path;
 pub mod quota;
@@ -837,7 +838,7 @@ impl DataTree {
         last_applied: Zxid,
     ) -> DataTree {
         let defaults = DataTree::default();
-        let mut all: BTreeMap<Arc<str>, Znode> = defaults
+        let mut all: BTreeMap<node_key::NodeKey, Znode> = defaults
             .nodes
             .iter()
             .map(|(k, n)| (k.clone(), n.as_ref().clone()))

@@ -11,8 +11,10 @@
 //! (`/a/b` → `/a\0b`, `/a` → `\0a`, the root → `\0`). Keys then sort by (parent, name): the
 //! children of a znode are one contiguous range, in name order, and a parent sorts before its
 //! children (its own last `/` became a NUL, below the `/` its children's keys hold there).
-//! The tree therefore keeps no set of child names: a name is stored once, in its key.
+//! The tree therefore keeps no set of child names: a name is stored once, in its key, and
+//! a short key is held in the map's own nodes ([`NodeKey`]).
 
+use super::node_key::NodeKey;
 use super::Znode;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -23,7 +25,7 @@ const INLINE_KEY: usize = 256;
 /// The znodes, keyed as the module explains.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct NodeMap {
-    map: imbl::OrdMap<Arc<str>, Arc<Znode>>,
+    map: imbl::OrdMap<NodeKey, Arc<Znode>>,
 }
 
 /// Whether `path` could name a stored znode: absolute and without NUL.
@@ -32,7 +34,7 @@ fn plausible(path: &str) -> bool {
 }
 
 /// Calls `f` with the key of `path`; `None` when `path` cannot name a znode.
-fn with_key<R>(path: &str, f: impl FnOnce(&str) -> Option<R>) -> Option<R> {
+fn with_key<R>(path: &str, f: impl FnOnce(&[u8]) -> Option<R>) -> Option<R> {
     if !plausible(path) {
         return None;
     }
@@ -42,22 +44,24 @@ fn with_key<R>(path: &str, f: impl FnOnce(&str) -> Option<R>) -> Option<R> {
         let key = &mut buf[..path.len()];
         key.copy_from_slice(path.as_bytes());
         key[slash] = 0;
-        f(std::str::from_utf8(key).ok()?)
+        f(key)
     } else {
-        let mut key = path.to_string();
-        key.replace_range(slash..=slash, "\0");
+        let mut key = path.as_bytes().to_vec();
+        key[slash] = 0;
         f(&key)
     }
 }
 
 /// The key of `path`, owned.
-pub(super) fn key_of(path: &str) -> Option<Arc<str>> {
-    with_key(path, |k| Some(Arc::from(k)))
+pub(super) fn key_of(path: &str) -> Option<NodeKey> {
+    with_key(path, |k| Some(NodeKey::new(k)))
 }
 
 /// The path a key stands for.
-pub(super) fn path_of(key: &str) -> String {
-    match key {
+pub(super) fn path_of(key: &NodeKey) -> String {
+    // A key is made from a path, so its bytes are UTF-8.
+    let key = String::from_utf8_lossy(key.as_bytes());
+    match key.as_ref() {
         "\0" => "/".to_string(),
         _ => key.replacen('\0', "/", 1),
     }
@@ -65,12 +69,13 @@ pub(super) fn path_of(key: &str) -> String {
 
 /// Appends the path `key` stands for to `out` as a bincode string (the snapshot image's
 /// loop: no allocation).
-pub(super) fn put_path_of(key: &str, out: &mut Vec<u8>) {
+pub(super) fn put_path_of(key: &NodeKey, out: &mut Vec<u8>) {
+    let key = key.as_bytes();
     super::bincode_out::put_u64(out, key.len() as u64);
     let start = out.len();
-    out.extend_from_slice(key.as_bytes());
+    out.extend_from_slice(key);
     // The NUL is the last separator: only the name, which holds neither, follows it.
-    if let Some(at) = key.rfind('\0') {
+    if let Some(at) = key.iter().rposition(|&b| b == 0) {
         out[start + at] = b'/';
     }
 }
@@ -122,7 +127,7 @@ impl NodeMap {
         let Some(key) = key_of(path) else {
             return false;
         };
-        match self.map.insert(Arc::clone(&key), node) {
+        match self.map.insert(key.clone(), node) {
             None => true,
             Some(there) => {
                 self.map.insert(key, there);
@@ -132,7 +137,7 @@ impl NodeMap {
     }
 
     /// Puts a znode under its key.
-    pub fn insert_key(&mut self, key: Arc<str>, node: Arc<Znode>) -> Option<Arc<Znode>> {
+    pub fn insert_key(&mut self, key: NodeKey, node: Arc<Znode>) -> Option<Arc<Znode>> {
         self.map.insert(key, node)
     }
 
@@ -152,13 +157,13 @@ impl NodeMap {
     }
 
     /// Every znode with its key, parents before their children.
-    pub fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<Znode>)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&NodeKey, &Arc<Znode>)> {
         self.map.iter()
     }
 
     /// As [`NodeMap::iter`], for a walk that reads every znode's data: their memory is fetched
     /// a few entries ahead (see [`super::fetch_ahead`]).
-    pub fn iter_fetching_ahead(&self) -> impl Iterator<Item = (&Arc<str>, &Arc<Znode>)> {
+    pub fn iter_fetching_ahead(&self) -> impl Iterator<Item = (&NodeKey, &Arc<Znode>)> {
         super::fetch_ahead::FetchAhead::new(self.map.iter())
     }
 
@@ -168,12 +173,14 @@ impl NodeMap {
         let prefix = children_prefix(path).unwrap_or_default();
         let range = (!prefix.is_empty()).then(|| {
             self.map
-                .range::<_, str>((Bound::Included(prefix.as_str()), Bound::Unbounded))
+                .range::<_, [u8]>((Bound::Included(prefix.as_bytes()), Bound::Unbounded))
         });
         range
             .into_iter()
             .flatten()
-            .map_while(move |(k, _)| k.strip_prefix(prefix.as_str()))
+            .map_while(move |(k, _)| k.as_bytes().strip_prefix(prefix.as_bytes()))
             .filter(|name| !name.is_empty())
+            // A key is made from a path, so its name is UTF-8.
+            .filter_map(|name| std::str::from_utf8(name).ok())
     }
 }

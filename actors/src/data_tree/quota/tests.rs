@@ -267,10 +267,21 @@ fn a_set_answers_with_the_stat_its_znode_is_left_with() {
     t.ok(create("/zookeeper/quota/zookeeper", ""));
     t.ok(create(&limit_path("/zookeeper"), "count=-1,bytes=-1"));
     t.ok(create(&stat_path("/zookeeper"), ""));
-    for path in ["/a/b", "/elsewhere", &stat_path("/a"), &stat_path("/zookeeper")] {
+    for path in [
+        "/a/b",
+        "/elsewhere",
+        &stat_path("/a"),
+        &stat_path("/zookeeper"),
+    ] {
         let r = t.apply_as(7, set(path, "count=1,bytes=1"));
         let after = t.tree.stat(path);
-        assert_eq!(r.result, OpResult::DataSet { stat: after.unwrap() }, "{path}");
+        assert_eq!(
+            r.result,
+            OpResult::DataSet {
+                stat: after.unwrap()
+            },
+            "{path}"
+        );
     }
     assert_ne!(t.data(&stat_path("/zookeeper")), "count=1,bytes=1");
 }
