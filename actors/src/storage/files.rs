@@ -1,5 +1,6 @@
 //! File names, record framing and atomic writes.
 
+use super::paced_file::PacedFile;
 use super::StorageError;
 use ensemble_messages::{codec, Snapshot, Txn, Zxid};
 use std::fs::{self, File, OpenOptions};
@@ -308,7 +309,11 @@ pub fn write_snapshot_through(
         Err(e) => Err(e),
     };
     write_atomic_with(path, &path.with_file_name(tmp), fsync, open, |f| {
-        let len = write_snapshot_to(&mut *f, last_zxid, image)?;
+        let len = if fsync {
+            write_snapshot_to(PacedFile::new(f), last_zxid, image)?
+        } else {
+            write_snapshot_to(&mut *f, last_zxid, image)?
+        };
         f.set_len(len)
             .map_err(StorageError::io("cutting a snapshot to its length"))
     })

@@ -30,6 +30,7 @@ pub mod files;
 pub mod inspect;
 mod log_file;
 mod ops;
+mod paced_file;
 mod recovery;
 mod writer;
 
