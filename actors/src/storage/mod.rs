@@ -7,7 +7,8 @@
 //!   then rarely has the file's size or allocation to write);
 //! - `dataDir/ensemble-v2/snapshot.<last zxid hex>`: magic, format version, `u64 length,
 //!   u32 crc32` of the body, which is the last zxid (`u64`) and the tree's image streamed after
-//!   it (the length and checksum are written last), to a temporary file, fsynced and renamed;
+//!   it (the length and checksum are written last), to a temporary file written back to the
+//!   disk 8 MiB at a time as it goes (see `paced_file`), fsynced and renamed;
 //!   files of versions 2 and 3, whose body is a bincode Snapshot, still read;
 //! - `dataDir/ensemble-v2/newest-log`: the first zxid of the newest log file, rewritten after a
 //!   new log file exists and before log files are removed, so that a lost newest log is seen;
