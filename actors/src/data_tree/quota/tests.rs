@@ -46,9 +46,14 @@ impl Tree {
 
     /// A quota on `/a` as zkCli sets one: the mirror, the limits, then the stats.
     fn quota_on_a(&mut self, limits: &str) {
-        self.ok(create("/zookeeper/quota/a", ""));
-        self.ok(create(&limit_path("/a"), limits));
-        self.ok(create(&stat_path("/a"), "count=0,bytes=0"));
+        self.quota_on("/a", limits, "count=0,bytes=0");
+    }
+
+    /// A quota on `path` whose parent's mirror exists: the mirror, the limits, the stats.
+    fn quota_on(&mut self, path: &str, limits: &str, stats: &str) {
+        self.ok(create(&format!("{QUOTA_ROOT}{path}"), ""));
+        self.ok(create(&limit_path(path), limits));
+        self.ok(create(&stat_path(path), stats));
     }
 }
 
@@ -140,9 +145,7 @@ fn the_deepest_quota_counts_and_the_root_never_has_one() {
     t.ok(create("/a", ""));
     t.ok(create("/a/b", ""));
     t.quota_on_a("count=5,bytes=-1");
-    t.ok(create("/zookeeper/quota/a/b", ""));
-    t.ok(create(&limit_path("/a/b"), "count=5,bytes=-1"));
-    t.ok(create(&stat_path("/a/b"), ""));
+    t.quota_on("/a/b", "count=5,bytes=-1", "");
     t.ok(create("/a/b/c", "c"));
     assert_eq!(t.data(&stat_path("/a/b")), "count=2,bytes=1");
     assert_eq!(t.data(&stat_path("/a")), "count=2,bytes=0");
@@ -264,9 +267,7 @@ fn a_set_answers_with_the_stat_its_znode_is_left_with() {
     t.quota_on_a("count=-1,bytes=-1");
     // A quota on /zookeeper puts its own stat node under the quota it counts for: a set of
     // that node rewrites it twice, and the answer must show the second.
-    t.ok(create("/zookeeper/quota/zookeeper", ""));
-    t.ok(create(&limit_path("/zookeeper"), "count=-1,bytes=-1"));
-    t.ok(create(&stat_path("/zookeeper"), ""));
+    t.quota_on("/zookeeper", "count=-1,bytes=-1", "");
     for path in [
         "/a/b",
         "/elsewhere",
