@@ -1,9 +1,10 @@
 //! A walk over every znode that asks the CPU for the memory of the znodes a few steps ahead.
 //!
-//! A znode's shared node and its data are two allocations (and its key a third when long), and a walk in key order
-//! meets them in no particular order of address: at a million znodes nearly every one is a
-//! cache miss, and a walk that waits for each in turn (a snapshot image is one) spends most of
-//! its time waiting. Prefetching them some entries ahead lets those misses overlap.
+//! A znode's shared node and its data are two allocations (and its key a third when long),
+//! and a walk in key order meets them in no particular order of address: at a million znodes
+//! nearly every one is a cache miss, and a walk that waits for each in turn (a snapshot image
+//! is one) spends most of its time waiting. Prefetching them some entries ahead lets those
+//! misses overlap.
 
 use super::node_key::NodeKey;
 use super::Znode;
