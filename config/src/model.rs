@@ -182,6 +182,9 @@ pub struct StorageSettings {
     pub snap_retain_count: usize,
     /// fsync the log before acknowledging (zoo.cfg forceSync).
     pub fsync: bool,
+    /// A log fsync slower than this many ms is logged as a warning and counted
+    /// (`fsync_threshold_exceed_count`); zoo.cfg `fsync.warningthresholdms`, 1000 by default.
+    pub fsync_warning_ms: u64,
     /// Committed txns the leader keeps in memory to sync followers by DIFF; a follower
     /// further behind gets SNAP (ZooKeeper's commitLogCount).
     pub commit_log_count: usize,
@@ -414,6 +417,12 @@ impl NodeConfig {
         range("initLimit", u64::from(self.init_limit), 1, 1_000)?;
         range("syncLimit", u64::from(self.sync_limit), 1, 1_000)?;
         range("snapCount", self.storage.snap_count, 2, 100_000_000)?;
+        range(
+            "fsync.warningthresholdms",
+            self.storage.fsync_warning_ms,
+            1,
+            3_600_000,
+        )?;
         range(
             "snapRetainCount",
             self.storage.snap_retain_count as u64,

@@ -239,6 +239,8 @@ pub struct StorageSection {
     pub snap_retain_count: usize,
     /// fsync before acknowledging.
     pub fsync: bool,
+    /// A log fsync slower than this many ms is logged as a warning and counted.
+    pub fsync_warning_threshold_ms: u64,
     /// Committed txns kept in memory for DIFF sync.
     pub commit_log_count: usize,
 }
@@ -250,6 +252,7 @@ impl Default for StorageSection {
             snap_count: 100_000,
             snap_retain_count: 3,
             fsync: true,
+            fsync_warning_threshold_ms: 1000,
             commit_log_count: 500,
         }
     }
@@ -481,6 +484,7 @@ impl EnsembleFile {
                 snap_count: self.storage.snap_count,
                 snap_retain_count: self.storage.snap_retain_count,
                 fsync: self.storage.fsync,
+                fsync_warning_ms: self.storage.fsync_warning_threshold_ms,
                 commit_log_count: self.storage.commit_log_count,
             },
             election: ElectionSettings {
@@ -714,5 +718,13 @@ mod tests {
         let text = DEFAULT_TOML.replace("sync_limit = 5", "sync_limit = 0");
         let e = load_toml_str(&text, 1).unwrap_err().to_string();
         assert_eq!(e, "syncLimit=0 is out of range [1, 1000]");
+        let c = load_toml_str(DEFAULT_TOML, 1).unwrap();
+        assert_eq!(c.storage.fsync_warning_ms, 1000);
+        let text = DEFAULT_TOML.replace(
+            "fsync_warning_threshold_ms = 1000",
+            "fsync_warning_threshold_ms = 0",
+        );
+        let e = load_toml_str(&text, 1).unwrap_err().to_string();
+        assert_eq!(e, "fsync.warningthresholdms=0 is out of range [1, 3600000]");
     }
 }

@@ -26,7 +26,6 @@ const NOT_IMPLEMENTED: &[(&str, Option<&str>)] = &[
     ("connectToLearnerMasterLimit", None),
     ("digest.enabled", None),
     ("extendedTypesEnabled", Some("true")),
-    ("fsync.warningthresholdms", None),
     ("jvm.pause.", None),
     ("localSessionsEnabled", Some("false")),
     ("localSessionsUpgradingEnabled", Some("false")),
@@ -161,6 +160,7 @@ pub fn parse_zoo_cfg(
             snap_count: props.num("snapCount", 100_000)?,
             snap_retain_count,
             fsync: props.take("forceSync").is_none_or(|v| v != "no"),
+            fsync_warning_ms: props.num("fsync.warningthresholdms", 1000)?,
             commit_log_count: props.num("commitLogCount", 500)?,
         },
         election: ElectionSettings {
@@ -1265,10 +1265,11 @@ mod tests {
         // properties with or without their zookeeper. prefix.
         let more = format!(
             "{KAZOO}standaloneEnabled=false\nskipACL=yes\nzookeeper.extendedTypesEnabled=true\n\
-             zookeeper.snapCount=50\njute.maxbuffer=4096\n"
+             zookeeper.snapCount=50\njute.maxbuffer=4096\nfsync.warningthresholdms=20\n"
         );
         let c = parse_zoo_cfg(&more, myid("1")).unwrap();
         assert_eq!(c.storage.snap_count, 50);
+        assert_eq!(c.storage.fsync_warning_ms, 20);
         assert_eq!(c.client.max_buffer_bytes, 4096);
         assert!(c.warnings[0].contains("skipACL=yes"), "{:?}", c.warnings);
         assert!(!c.warnings[0].contains("extendedTypes"), "{:?}", c.warnings);

@@ -300,6 +300,7 @@ fn writer_settings(config: &NodeConfig) -> WriterSettings {
         data_dir: config.storage.data_dir.clone(),
         data_log_dir: config.storage.data_log_dir.clone(),
         fsync: config.storage.fsync,
+        fsync_warning: std::time::Duration::from_millis(config.storage.fsync_warning_ms),
         snap_retain_count: config.storage.snap_retain_count,
     }
 }

@@ -25,7 +25,8 @@ fn zoo_cfg(i: u64, data: &Path) -> String {
         "tickTime=200\ninitLimit=20\nsyncLimit=10\ndataDir={}\nclientPort=2181\n\
          clientPortAddress={h}\n4lw.commands.whitelist=*\n\
          metricsProvider.className={PROMETHEUS}\nmetricsProvider.httpHost={h}\n\
-         metricsProvider.httpPort=7000\nadmin.serverAddress={h}\nadmin.serverPort=8080\n",
+         metricsProvider.httpPort=7000\nadmin.serverAddress={h}\nadmin.serverPort=8080\n\
+         fsync.warningthresholdms=2000\n",
         data.display(),
         h = host(i)
     );
@@ -132,6 +133,7 @@ fn metrics_and_admin_server_from_zoo_cfg() {
         "# TYPE znode_count gauge",
         "# TYPE fsynctime summary",
         "# TYPE looking_count counter",
+        "# TYPE fsync_threshold_exceed_count counter",
         "quorum_size 3",
         "readlatency{quantile=\"0.99\"}",
         "updatelatency_count",

@@ -199,6 +199,10 @@ pub fn monitor_values(info: &ServerInfo) -> Vec<(&'static str, String)> {
         ("current_epoch", p.current_epoch.to_string()),
         ("restarts", info.status.restarts.to_string()),
         ("looking_count", m.looking_count.load(Relaxed).to_string()),
+        (
+            "fsync_threshold_exceed_count",
+            m.fsync_threshold_exceed_count.load(Relaxed).to_string(),
+        ),
     ];
     if let (Some(open), Some(max)) = (process::open_fds(), process::max_fds()) {
         lines.push(("open_file_descriptor_count", open.to_string()));

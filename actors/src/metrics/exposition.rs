@@ -44,6 +44,10 @@ pub fn render(info: &ServerInfo) -> String {
         }
     }
     e.counter("looking_count", m.looking_count.load(Relaxed));
+    e.counter(
+        "fsync_threshold_exceed_count",
+        m.fsync_threshold_exceed_count.load(Relaxed),
+    );
     let summaries = [
         ("readlatency", &m.read_latency),
         ("updatelatency", &m.update_latency),

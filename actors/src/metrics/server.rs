@@ -20,6 +20,8 @@ pub struct ServerMetrics {
     pub update_latency: Summary,
     /// Time of each fsync of the transaction log (fsynctime).
     pub fsync_time: Summary,
+    /// Log fsyncs slower than fsync.warningthresholdms (fsync_threshold_exceed_count).
+    pub fsync_threshold_exceed_count: AtomicU64,
     /// Time to write each background snapshot (snapshottime).
     pub snapshot_time: Summary,
     /// Time from losing (or not yet having) a quorum to serving again (election_time).
@@ -66,6 +68,7 @@ impl ServerMetrics {
             read_latency: Summary::default(),
             update_latency: Summary::default(),
             fsync_time: Summary::default(),
+            fsync_threshold_exceed_count: AtomicU64::new(0),
             snapshot_time: Summary::default(),
             election_time: Summary::default(),
             looking_count: AtomicU64::new(0),

@@ -29,6 +29,7 @@ fn writer(dir: &std::path::Path) -> TestWriter {
         data_dir: dir.to_path_buf(),
         data_log_dir: dir.to_path_buf(),
         fsync: true,
+        fsync_warning: std::time::Duration::from_secs(1),
         snap_retain_count: 3,
     })
     .unwrap()

@@ -90,6 +90,11 @@ impl LogFile {
         self.file.sync_data().map_err(self.error("fsyncing"))
     }
 
+    /// Where the file is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The error of a failed `what` on this file; its message is built only on failure, since
     /// appends and fsyncs are on every write's path.
     fn error<'a>(&'a self, what: &'a str) -> impl FnOnce(std::io::Error) -> StorageError + 'a {

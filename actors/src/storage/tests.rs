@@ -41,6 +41,7 @@ fn writer(dir: &Path) -> TestWriter {
         data_dir: dir.to_path_buf(),
         data_log_dir: dir.to_path_buf(),
         fsync: false,
+        fsync_warning: std::time::Duration::from_secs(1),
         snap_retain_count: 3,
     };
     TestWriter::start(settings).unwrap()

@@ -11,7 +11,7 @@ use ensemble_messages::{Txn, Zxid};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Where and how the writer stores.
@@ -23,6 +23,8 @@ pub struct WriterSettings {
     pub data_log_dir: PathBuf,
     /// fsync before reporting durability.
     pub fsync: bool,
+    /// A log fsync slower than this is logged as a warning and counted.
+    pub fsync_warning: Duration,
     /// Snapshots kept by the purge.
     pub snap_retain_count: usize,
 }
@@ -192,6 +194,10 @@ impl WriterState {
                 let began = Instant::now();
                 log.sync()?;
                 self.metrics.fsync_time.since(began);
+                let took = began.elapsed();
+                if took > self.settings.fsync_warning {
+                    report_slow_fsync(&self.metrics, took, self.settings.fsync_warning, log);
+                }
             }
             self.dirty = false;
         }
@@ -318,6 +324,20 @@ pub(super) fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Counts and logs a log fsync slower than the warning threshold (as ZooKeeper's
+/// fsync.warningthresholdms does): a slow disk makes every write wait.
+fn report_slow_fsync(metrics: &ServerMetrics, took: Duration, threshold: Duration, log: &LogFile) {
+    metrics
+        .fsync_threshold_exceed_count
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::warn!(
+        "fsync of the log {} took {} ms (warning threshold {} ms): every write waited for it",
+        log.path().display(),
+        took.as_millis(),
+        threshold.as_millis()
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -356,11 +376,41 @@ mod tests {
             data_dir: dir.to_path_buf(),
             data_log_dir: dir.to_path_buf(),
             fsync: true,
+            fsync_warning: Duration::from_secs(1),
             snap_retain_count: 3,
         })
         .unwrap();
         let events = w.events.clone();
         (w, events)
+    }
+
+    /// How many of one append's log fsyncs counted as slow, with the warning at `threshold`.
+    fn slow_fsyncs(threshold: Duration) -> u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = WriterSettings {
+            data_dir: dir.path().to_path_buf(),
+            data_log_dir: dir.path().to_path_buf(),
+            fsync: true,
+            fsync_warning: threshold,
+            snap_retain_count: 3,
+        };
+        prepare(&settings).unwrap();
+        let metrics = Arc::new(ServerMetrics::default());
+        let mut state = WriterState::new(settings, metrics.clone());
+        let append = StorageOp::Append(vec![txn(1, 1)]);
+        let mut flushes = Vec::new();
+        state
+            .run_batch(vec![Request::Op(append, None)], &mut flushes)
+            .unwrap();
+        metrics
+            .fsync_threshold_exceed_count
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    #[test]
+    fn a_log_fsync_slower_than_the_warning_threshold_is_counted() {
+        assert_eq!(slow_fsyncs(Duration::ZERO), 1);
+        assert_eq!(slow_fsyncs(Duration::from_secs(3600)), 0);
     }
 
     #[test]
