@@ -193,8 +193,8 @@ impl WriterState {
             if self.dirty && self.settings.fsync {
                 let began = Instant::now();
                 log.sync()?;
-                self.metrics.fsync_time.since(began);
                 let took = began.elapsed();
+                self.metrics.fsync_time.observe(took);
                 if took > self.settings.fsync_warning {
                     report_slow_fsync(&self.metrics, took, self.settings.fsync_warning, log);
                 }
