@@ -148,6 +148,10 @@ pub struct ClientSettings {
     pub enforce_quota: bool,
     /// Whether the reconfig op is served (ZooKeeper's reconfigEnabled, default false).
     pub reconfig_enabled: bool,
+    /// Threads of each client port that serve connections (ZooKeeper's
+    /// zookeeper.nio.numSelectorThreads); 0 serves them on the node's own thread, None picks
+    /// by the machine's cores ([`ClientSettings::connection_threads_for`]).
+    pub connection_threads: Option<u16>,
 }
 
 impl ClientSettings {
@@ -160,6 +164,15 @@ impl ClientSettings {
             .decode(hash)
             .ok()?;
         bytes.try_into().ok()
+    }
+
+    /// The connection threads on a machine of `cores` cores: as configured, else the cores
+    /// left once the node's own thread and its storage writer have one each. On two cores or
+    /// fewer, connections share the node's thread: threads beyond the cores only add the
+    /// wake-ups of a request's hop between them (measured in docs/benchmarks.md).
+    pub fn connection_threads_for(&self, cores: usize) -> usize {
+        self.connection_threads
+            .map_or(cores.saturating_sub(2), usize::from)
     }
 
     /// Whether a four-letter word is whitelisted.
@@ -447,6 +460,14 @@ impl NodeConfig {
             200,
             600_000,
         )?;
+        if let Some(n) = self.client.connection_threads {
+            range(
+                "nio.numSelectorThreads",
+                u64::from(n),
+                0,
+                MAX_CONNECTION_THREADS,
+            )?;
+        }
         let c = &self.client;
         if c.min_session_timeout_ms > c.max_session_timeout_ms {
             return Err(ConfigError::invalid(format!(
@@ -474,6 +495,9 @@ impl NodeConfig {
         Ok(self)
     }
 }
+
+/// Most connection threads a client port may be given.
+const MAX_CONNECTION_THREADS: u64 = 256;
 
 fn range(name: &str, value: u64, min: u64, max: u64) -> Result<(), ConfigError> {
     if value < min || value > max {

@@ -203,6 +203,9 @@ pub struct ClientSection {
     /// commits is kept in `ensemble.dynamic` in the server's data dir and wins over
     /// `[[servers]]` at start.
     pub reconfig_enabled: bool,
+    /// Threads serving client connections (zookeeper.nio.numSelectorThreads); 0 serves them
+    /// on the node's own thread; unset picks by the machine's cores.
+    pub connection_threads: Option<u16>,
     /// `[client.tls]`: the secure client port.
     pub tls: TlsSection,
 }
@@ -221,6 +224,7 @@ impl Default for ClientSection {
             super_digest: None,
             enforce_quota: false,
             reconfig_enabled: false,
+            connection_threads: None,
             tls: TlsSection::default(),
         }
     }
@@ -476,6 +480,7 @@ impl EnsembleFile {
                 enforce_quota: self.client.enforce_quota,
                 super_digest: self.client.super_digest,
                 reconfig_enabled: self.client.reconfig_enabled,
+                connection_threads: self.client.connection_threads,
             },
             client_tls,
             storage: StorageSettings {
@@ -726,5 +731,34 @@ mod tests {
         );
         let e = load_toml_str(&text, 1).unwrap_err().to_string();
         assert_eq!(e, "fsync.warningthresholdms=0 is out of range [1, 3600000]");
+    }
+
+    #[test]
+    fn connection_threads_are_picked_by_cores_unless_set() {
+        let auto = load_toml_str(DEFAULT_TOML, 1).unwrap().client;
+        assert_eq!(auto.connection_threads, None);
+        let picked: Vec<usize> = [1, 2, 3, 8]
+            .into_iter()
+            .map(|cores| auto.connection_threads_for(cores))
+            .collect();
+        assert_eq!(picked, [0, 0, 1, 6]);
+        let set = |n: &str| {
+            let text = DEFAULT_TOML.replace(
+                "[client]\n",
+                &format!("[client]\nconnection_threads = {n}\n"),
+            );
+            load_toml_str(&text, 1)
+        };
+        let four = set("4").unwrap().client;
+        assert_eq!(
+            (
+                four.connection_threads_for(2),
+                four.connection_threads_for(64)
+            ),
+            (4, 4)
+        );
+        assert_eq!(set("0").unwrap().client.connection_threads_for(8), 0);
+        let e = set("300").unwrap_err().to_string();
+        assert_eq!(e, "nio.numSelectorThreads=300 is out of range [0, 256]");
     }
 }

@@ -294,6 +294,16 @@ fn client_settings(props: &mut Props, tick_ms: u64) -> Result<ClientSettings, Co
         // A system property in ZooKeeper; zoo.cfg sets it as enforceQuota or with the prefix.
         enforce_quota: props.boolean("enforceQuota", false)?,
         reconfig_enabled: props.boolean("reconfigEnabled", false)?,
+        connection_threads: props
+            .take("nio.numSelectorThreads")
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    ConfigError::Parse(format!(
+                        "zoo.cfg: nio.numSelectorThreads={v} is not a number from 0 to 256"
+                    ))
+                })
+            })
+            .transpose()?,
     })
 }
 
@@ -1006,6 +1016,26 @@ mod tests {
         }
         let bad = format!("{CFG}DigestAuthenticationProvider.superDigest=nocolon\n");
         assert!(parse_zoo_cfg(&bad, myid("1")).is_err());
+    }
+
+    #[test]
+    fn connection_threads_follow_num_selector_threads() {
+        let auto = parse_zoo_cfg(CFG, myid("1")).unwrap();
+        assert_eq!(auto.client.connection_threads, None);
+        for key in ["zookeeper.nio.numSelectorThreads", "nio.numSelectorThreads"] {
+            let c = parse_zoo_cfg(&format!("{CFG}{key}=3\n"), myid("1")).unwrap();
+            assert_eq!(c.client.connection_threads, Some(3));
+            assert!(
+                c.warnings.iter().all(|w| !w.contains("nio.")),
+                "{:?}",
+                c.warnings
+            );
+        }
+        for bad in ["-1", "many", "257"] {
+            let text = format!("{CFG}zookeeper.nio.numSelectorThreads={bad}\n");
+            let e = parse_zoo_cfg(&text, myid("1")).unwrap_err().to_string();
+            assert!(e.contains("nio.numSelectorThreads"), "{e}");
+        }
     }
 
     #[test]

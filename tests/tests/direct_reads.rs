@@ -2,12 +2,15 @@
 //! under concurrent write load on a 3-server ensemble: a session reads its own writes (also a
 //! read pipelined behind its write), never reads backwards, and a watch set by a read fires for
 //! the next change, with the event delivered before any reply that observes the change.
+//! The first test serves connections on each node's own thread, the second on two connection
+//! threads of their own (`zookeeper.nio.numSelectorThreads`), the two layouts a server picks
+//! between by its cores.
 
 use ensemble_actors::zk_client::{ClientError, WatchedEvent, ZkClient};
 use ensemble_messages::zk::CreateMode;
 
 use ensemble_messages::zk::EventType;
-use ensemble_node::local_cluster::{ProcessCluster, Program};
+use ensemble_node::local_cluster::ProcessCluster;
 use ensemble_tests::runtime;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,12 +24,13 @@ const ROUNDS: u32 = 300;
 /// Changes the watcher must see, one watch each.
 const CHANGES: u32 = 150;
 
-fn cluster(block: u8) -> ProcessCluster {
-    let mut c = ProcessCluster::new(
+/// Three servers from zoo.cfg files, each with `threads` connection threads.
+fn cluster(block: u8, threads: u16) -> ProcessCluster {
+    let mut c = ProcessCluster::with_zoo_cfg_lines(
         3,
         block,
-        Program::Cli(env!("CARGO_BIN_EXE_ensemble-cli").into()),
-        "",
+        env!("CARGO_BIN_EXE_ensemble-cli").into(),
+        &format!("zookeeper.nio.numSelectorThreads={threads}\n"),
     );
     c.start_all();
     c.wait_serving(DEADLINE).expect("a serving ensemble");
@@ -96,7 +100,7 @@ async fn check_read_your_writes(c: ZkClient, path: String) {
 
 #[test]
 fn sessions_read_their_own_writes_under_concurrent_write_load() {
-    let c = cluster(185);
+    let c = cluster(185, 0);
     let servers: Vec<String> = (1..=3).map(|i| c.client_addr(i)).collect();
     let rt = runtime();
     let local = tokio::task::LocalSet::new();
@@ -164,7 +168,7 @@ async fn read_until_changed(
 
 #[test]
 fn watches_set_by_reads_fire_once_and_before_the_replies_that_observe_the_change() {
-    let c = cluster(186);
+    let c = cluster(186, 2);
     let servers: Vec<String> = (1..=3).map(|i| c.client_addr(i)).collect();
     let rt = runtime();
     let local = tokio::task::LocalSet::new();

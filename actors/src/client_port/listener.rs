@@ -43,7 +43,8 @@ pub struct ClientPort {
     last_conn: ConnectionId,
     /// TLS in front of every connection: the secure client port.
     tls: Option<Arc<SecurePort>>,
-    /// The threads connections run on, one per core, taken in turn.
+    /// The threads connections run on, taken in turn; none runs them on the port's own
+    /// thread (the node's).
     workers: Vec<Arbiter>,
     next_worker: usize,
     /// The request pipeline's published tree, for reads on the connection threads.
@@ -91,7 +92,16 @@ impl Actor for ClientPort {
         // The connection threads outlive restarts (the connections on them survive).
         if self.workers.is_empty() {
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            self.workers = (0..cores).map(|_| Arbiter::new()).collect();
+            let threads = self.config.client.connection_threads_for(cores);
+            match threads {
+                0 => tracing::info!(cores, "client connections run on the node's own thread"),
+                _ => tracing::info!(
+                    threads,
+                    cores,
+                    "client connections run on threads of their own"
+                ),
+            }
+            self.workers = (0..threads).map(|_| Arbiter::new()).collect();
         }
         let listener = match listen(&self.listener) {
             Ok(l) => l,
