@@ -7,7 +7,8 @@
 //!
 //! Supervised actors, and which arbiter runs them: the quorum peer (Zab), the request pipeline
 //! (the data tree and the client service), the election, the session tracker, the peer links,
-//! the peer listener and the client ports on the node's arbiter; the
+//! the peer listener and the client ports on the node's arbiter (client connections too on a
+//! machine of two cores or fewer, else on the client ports' own threads); the
 //! storage writer on an arbiter of its own and its snapshot writer on a `SyncArbiter` thread.
 //! Their restart policies are stated on each actor and in the README.
 
