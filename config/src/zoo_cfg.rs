@@ -294,16 +294,7 @@ fn client_settings(props: &mut Props, tick_ms: u64) -> Result<ClientSettings, Co
         // A system property in ZooKeeper; zoo.cfg sets it as enforceQuota or with the prefix.
         enforce_quota: props.boolean("enforceQuota", false)?,
         reconfig_enabled: props.boolean("reconfigEnabled", false)?,
-        connection_threads: props
-            .take("nio.numSelectorThreads")
-            .map(|v| {
-                v.parse().map_err(|_| {
-                    ConfigError::Parse(format!(
-                        "zoo.cfg: nio.numSelectorThreads={v} is not a number from 0 to 256"
-                    ))
-                })
-            })
-            .transpose()?,
+        connection_threads: props.optional_num("nio.numSelectorThreads")?,
     })
 }
 
@@ -776,12 +767,17 @@ impl Props {
 
     /// Takes a number, or `default` when absent.
     fn num<T: std::str::FromStr>(&mut self, key: &str, default: T) -> Result<T, ConfigError> {
-        match self.take(key) {
-            None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| ConfigError::Parse(format!("zoo.cfg: {key}={v} is not a number"))),
-        }
+        Ok(self.optional_num(key)?.unwrap_or(default))
+    }
+
+    /// Takes a number, or None when absent.
+    fn optional_num<T: std::str::FromStr>(&mut self, key: &str) -> Result<Option<T>, ConfigError> {
+        self.take(key)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| ConfigError::Parse(format!("zoo.cfg: {key}={v} is not a number")))
+            })
+            .transpose()
     }
 
     /// Takes `true`/`false` (any case), or `default` when absent.
