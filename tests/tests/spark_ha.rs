@@ -499,7 +499,7 @@ fn a_filesystem_master_restarted_recovers_its_workers_from_the_directory() {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    let _worker = Proc::start(EXE.as_ref(), dir.path(), "worker", &worker_args);
+    let worker = Proc::start(EXE.as_ref(), dir.path(), "worker", &worker_args);
     let alive_with_worker = || {
         json("127.0.52.11", 8080).is_some_and(|j| j["status"] == "ALIVE" && j["aliveworkers"] == 1)
     };
@@ -530,7 +530,7 @@ fn a_filesystem_master_restarted_recovers_its_workers_from_the_directory() {
         Duration::from_secs(20),
         alive_with_worker,
     )
-    .unwrap_or_else(|e| panic!("{e}\n{}", master.log()));
+    .unwrap_or_else(|e| panic!("{e}\n{}\nworker:\n{}", master.log(), worker.log()));
     assert!(
         master
             .log()
