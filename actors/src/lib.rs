@@ -12,6 +12,7 @@ pub mod data_tree;
 pub mod election;
 pub mod framed;
 pub mod metrics;
+pub mod not_a_master;
 pub mod peer;
 pub mod pipeline;
 pub mod quorum;

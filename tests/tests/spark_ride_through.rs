@@ -1,10 +1,11 @@
 //! Spark-style masters riding through ensemble trouble, as real processes on loopback: the
 //! ensemble's leader killed under the ALIVE master (its session moves to another server and it
 //! stays ALIVE), and a worker registered just before a master failover (its record is stored
-//! before it is answered, so the next master knows it).
+//! before it is answered, so the next master knows it), and a worker whose master was killed
+//! before it answered (it keeps dialing, and registers with the restart).
 
 use ensemble_node::local_cluster::wait_until;
-use ensemble_tests::spark::{json, Topology};
+use ensemble_tests::spark::{json, Proc, Topology};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -180,7 +181,7 @@ fn submit_and_worker_against_something_else_fail_fast_and_say_why() {
         .map(|a| a.to_string())
         .chain([dir.path().join(name).display().to_string()])
         .collect();
-        ensemble_tests::spark::Proc::start(EXE.as_ref(), dir.path(), name, &args)
+        Proc::start(EXE.as_ref(), dir.path(), name, &args)
     };
     let mut w = worker("127.0.100.91", url, "mute");
     let status = w.wait_exit(Duration::from_secs(5));
@@ -208,6 +209,59 @@ fn submit_and_worker_against_something_else_fail_fast_and_say_why() {
         },
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", w.log()));
+}
+
+/// A master killed after it stored a worker's record but before it answered (found in CI: the
+/// test killed the master the moment the record appeared) closes the worker's connection
+/// without a word. The worker must keep dialing, not judge the address "not a master", and
+/// register with the master restarted there.
+#[test]
+fn a_worker_whose_master_closed_before_answering_registers_with_its_restart() {
+    let ip = "127.0.193.11";
+    let listener = std::net::TcpListener::bind((ip, 7077)).expect("bind");
+    let (closed_tx, closed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Reads the registration, then closes without answering, and stops listening.
+        if let Ok((mut s, _)) = listener.accept() {
+            use std::io::Read;
+            let _ = s.read(&mut [0u8; 64]);
+        }
+        drop(listener);
+        let _ = closed_tx.send(());
+    });
+    let dir = tempfile::tempdir().expect("a dir");
+    let args = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let work = dir.path().join("work").display().to_string();
+    let worker_args = args(&[
+        "worker",
+        "spark://127.0.193.11:7077",
+        "--host",
+        "127.0.193.21",
+        "--webui-port",
+        "8081",
+        "--work-dir",
+        &work,
+    ]);
+    let worker = Proc::start(EXE.as_ref(), dir.path(), "worker", &worker_args);
+    closed
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|e| panic!("the worker never dialed: {e}\n{}", worker.log()));
+    let master_args = args(&[
+        "master",
+        "--host",
+        ip,
+        "--port",
+        "7077",
+        "--webui-port",
+        "8080",
+    ]);
+    let master = Proc::start(EXE.as_ref(), dir.path(), "master", &master_args);
+    wait_until(
+        "the worker registered with the restarted master",
+        Duration::from_secs(20),
+        || json(ip, 8080).is_some_and(|j| j["status"] == "ALIVE" && j["aliveworkers"] == 1),
+    )
+    .unwrap_or_else(|e| panic!("{e}\nmaster:\n{}\nworker:\n{}", master.log(), worker.log()));
 }
 
 /// The log of master `m` (1-based).

@@ -5,10 +5,11 @@
 use super::core::{Input, MasterIndex, Output, WorkerCore, WorkerSettings};
 use super::process::{self, TAIL_LINES};
 use crate::framed::{framed, FramedConnection};
+use crate::not_a_master::{LinkEnd, NotAMaster};
 use actix::prelude::*;
 use ensemble_messages::spark::{FromMaster, StderrTail, ToMaster};
 use futures::StreamExt;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
@@ -38,12 +39,10 @@ pub struct WorkerActor {
     me: Option<Addr<WorkerActor>>,
     /// Misconfigurations seen: masters that both accepted this worker.
     conflicts: Vec<String>,
-    /// Whether any master sent a master's message.
-    heard: bool,
     /// Where to say that the worker cannot go on (its host stops it); None once said.
     fatal: Option<mpsc::UnboundedSender<String>>,
-    /// Masters whose connections ended before they sent one, and why.
-    mute: BTreeMap<MasterIndex, String>,
+    /// Whether the master addresses are something else, from how their connections ended.
+    not_a_master: NotAMaster,
 }
 
 /// A process the worker runs for a master.
@@ -115,6 +114,7 @@ impl WorkerActor {
     ) -> Self {
         WorkerActor {
             core: WorkerCore::new(settings),
+            not_a_master: NotAMaster::new(masters.len()),
             masters,
             links: HashMap::new(),
             started: Instant::now(),
@@ -123,9 +123,7 @@ impl WorkerActor {
             kills: HashMap::new(),
             me: None,
             conflicts: Vec::new(),
-            heard: false,
             fatal: Some(fatal),
-            mute: BTreeMap::new(),
         }
     }
 
@@ -315,9 +313,8 @@ impl Actor for WorkerActor {
                 loop {
                     if let Ok(stream) = TcpStream::connect(&addr).await {
                         let _ = stream.set_nodelay(true);
-                        if let Some(why) = serve(stream, index, &me).await {
-                            me.do_send(MasterLink::Mute(index, why));
-                        }
+                        let end = serve(stream, index, &me).await;
+                        me.do_send(MasterLink::Ended(index, end));
                     }
                     if !me.connected() {
                         return;
@@ -361,9 +358,8 @@ impl Handler<KillAll> for WorkerActor {
     }
 }
 
-/// Runs one master connection until it ends; why the peer is not a master, when the
-/// connection ended before it sent a master's message.
-async fn serve(stream: TcpStream, index: MasterIndex, me: &Addr<WorkerActor>) -> Option<String> {
+/// Runs one master connection until it ends; how it ended.
+async fn serve(stream: TcpStream, index: MasterIndex, me: &Addr<WorkerActor>) -> LinkEnd {
     let FramedConnection {
         mut incoming,
         outgoing,
@@ -377,13 +373,17 @@ async fn serve(stream: TcpStream, index: MasterIndex, me: &Addr<WorkerActor>) ->
                 answered = true;
                 me.do_send(MasterLink::Message(index, msg));
             }
-            Some(Err(e)) => break format!("it sent something else: {e}"),
-            None => break "it closed the connection without answering".to_string(),
+            Some(Err(e)) => break LinkEnd::of_error(e),
+            None => break LinkEnd::closed(),
         }
     };
     me.do_send(MasterLink::Down(index));
     writer.abort();
-    (!answered).then_some(ended)
+    if answered {
+        LinkEnd::Answered
+    } else {
+        ended
+    }
 }
 
 /// A change on a master connection.
@@ -393,8 +393,8 @@ enum MasterLink {
     Up(MasterIndex, mpsc::UnboundedSender<ToMaster>),
     Message(MasterIndex, FromMaster),
     Down(MasterIndex),
-    /// The connection ended before the peer sent a master's message: why.
-    Mute(MasterIndex, String),
+    /// How the connection ended, once it did.
+    Ended(MasterIndex, LinkEnd),
 }
 
 impl Handler<MasterLink> for WorkerActor {
@@ -407,13 +407,11 @@ impl Handler<MasterLink> for WorkerActor {
                 self.step(Input::Connected(index));
             }
             MasterLink::Message(master, msg) => {
-                self.heard = true;
+                self.not_a_master.heard();
                 self.step(Input::Message { master, msg })
             }
-            MasterLink::Mute(index, why) => {
-                self.mute.insert(index, why);
-                if !self.heard && self.mute.len() == self.masters.len() {
-                    let why = self.mute.get(&index).cloned().unwrap_or_default();
+            MasterLink::Ended(index, end) => {
+                if let Some(why) = self.not_a_master.ended(index, end) {
                     let url = self.masters.join(",");
                     self.give_up(format!(
                         "nothing at spark://{url} answers as a Spark master ({why})"

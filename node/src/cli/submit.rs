@@ -5,6 +5,7 @@
 
 use crate::spark::parse_masters;
 use ensemble_actors::framed::{framed, FramedConnection};
+use ensemble_actors::not_a_master::{LinkEnd, NotAMaster};
 use ensemble_config::spark::parse_memory_mb;
 use ensemble_messages::spark::{AppDesc, DriverDesc, FromMaster, StderrTail, ToMaster};
 use futures::StreamExt;
@@ -125,34 +126,32 @@ fn submitting_user() -> String {
 /// The open master connections, and which masters were asked and have not answered yet: a
 /// request goes to each master at most once at a time, so the ALIVE master never receives it
 /// twice (which would register the application or driver twice).
-#[derive(Default)]
 struct Links {
     links: HashMap<usize, mpsc::UnboundedSender<ToMaster>>,
     asked: std::collections::HashSet<usize>,
-    /// Whether any master sent a master's message.
-    heard: bool,
-    /// Masters whose connections ended before they sent one, and why.
-    mute: HashMap<usize, String>,
+    /// Whether the master addresses are something else, from how their connections ended.
+    not_a_master: NotAMaster,
 }
 
 impl Links {
-    /// The connection to `index` ended before it answered as a master: an error once every
-    /// one of `total` masters did so and none ever answered (the address is not a master).
-    fn not_a_master(
-        &mut self,
-        index: usize,
-        why: String,
-        total: usize,
-        url: &str,
-    ) -> Result<(), String> {
-        self.mute.insert(index, why);
-        if self.heard || self.mute.len() < total {
-            return Ok(());
+    /// Links to `masters` addresses, none open yet.
+    fn new(masters: usize) -> Self {
+        Links {
+            links: HashMap::new(),
+            asked: std::collections::HashSet::new(),
+            not_a_master: NotAMaster::new(masters),
         }
-        let why = self.mute.get(&index).cloned().unwrap_or_default();
-        Err(format!(
-            "nothing at {url} answers as a Spark master ({why})"
-        ))
+    }
+
+    /// The connection to `index` ended as `end`: an error once no master ever answered and
+    /// every address is judged not a master.
+    fn ended(&mut self, index: usize, end: LinkEnd, url: &str) -> Result<(), String> {
+        match self.not_a_master.ended(index, end) {
+            Some(why) => Err(format!(
+                "nothing at {url} answers as a Spark master ({why})"
+            )),
+            None => Ok(()),
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -195,8 +194,8 @@ impl Links {
 
 enum Event {
     Up(usize, mpsc::UnboundedSender<ToMaster>),
-    /// The connection ended before the peer sent a master's message: why.
-    Mute(usize, String),
+    /// How the connection ended, once it did.
+    Ended(usize, LinkEnd),
     Message(usize, FromMaster),
     Down(usize),
 }
@@ -244,8 +243,8 @@ fn dial_all(masters: &[String]) -> mpsc::UnboundedReceiver<Event> {
         tokio::spawn(async move {
             while !tx.is_closed() {
                 if let Ok(stream) = TcpStream::connect(&addr).await {
-                    if let Some(why) = dial(stream, index, &tx).await {
-                        let _ = tx.send(Event::Mute(index, why));
+                    if let Some(end) = dial(stream, index, &tx).await {
+                        let _ = tx.send(Event::Ended(index, end));
                     }
                 }
                 tokio::time::sleep(REDIAL).await;
@@ -262,7 +261,7 @@ async fn submit_driver(
     target: Target,
 ) -> Result<i32, Box<dyn std::error::Error>> {
     let url = target.url.clone();
-    let mut links = Links::default();
+    let mut links = Links::new(target.masters);
     let request = ToMaster::RequestSubmitDriver(desc);
     let started = tokio::time::Instant::now();
     let mut retry = tokio::time::interval(Duration::from_secs(1));
@@ -283,12 +282,10 @@ async fn submit_driver(
         match event {
             None => return Err("every master connection ended".into()),
             Some(Event::Up(index, link)) => links.up(index, link, &request),
-            Some(Event::Mute(index, why)) => {
-                links.not_a_master(index, why, target.masters, &url)?
-            }
+            Some(Event::Ended(index, end)) => links.ended(index, end, &url)?,
             Some(Event::Down(index)) => links.down(index),
             Some(Event::Message(index, FromMaster::MasterInStandby { .. })) => {
-                links.heard = true;
+                links.not_a_master.heard();
                 links.answered(index)
             }
             Some(Event::Message(_, FromMaster::SubmitDriverResponse { driver_id, message })) => {
@@ -303,7 +300,7 @@ async fn submit_driver(
                     }
                 };
             }
-            Some(Event::Message(..)) => links.heard = true,
+            Some(Event::Message(..)) => links.not_a_master.heard(),
         }
     }
 }
@@ -314,7 +311,7 @@ async fn follow(
     target: Target,
 ) -> Result<i32, Box<dyn std::error::Error>> {
     let url = target.url.clone();
-    let mut links = Links::default();
+    let mut links = Links::new(target.masters);
     let mut app_id: Option<String> = None;
     let mut reached = false;
     // The stderr of the last executor that failed, shown if the application FAILS.
@@ -353,14 +350,14 @@ async fn follow(
             return Err("every master connection ended".into());
         };
         if matches!(event, Event::Message(..)) {
-            links.heard = true;
+            links.not_a_master.heard();
         }
         match event {
             Event::Up(index, link) => {
                 reached = true;
                 links.up(index, link, &register(&app_id));
             }
-            Event::Mute(index, why) => links.not_a_master(index, why, target.masters, &url)?,
+            Event::Ended(index, end) => links.ended(index, end, &url)?,
             Event::Down(index) => links.down(index),
             Event::Message(index, msg) => match msg {
                 FromMaster::RegisteredApplication {
@@ -426,13 +423,13 @@ fn failure_report(exec_id: u32, stderr: &StderrTail) -> String {
     )
 }
 
-/// Runs one master connection until it ends, reporting it through `tx`; why the peer is not a
-/// master, when the connection ended before it sent a master's message.
+/// Runs one master connection until it ends, reporting it through `tx`; how it ended, unless
+/// the submission is over.
 async fn dial(
     stream: TcpStream,
     index: usize,
     tx: &mpsc::UnboundedSender<Event>,
-) -> Option<String> {
+) -> Option<LinkEnd> {
     let FramedConnection {
         mut incoming,
         outgoing,
@@ -450,11 +447,15 @@ async fn dial(
                     break None;
                 }
             }
-            Some(Err(e)) => break Some(format!("it sent something else: {e}")),
-            None => break Some("it closed the connection without answering".to_string()),
+            Some(Err(e)) => break Some(LinkEnd::of_error(e)),
+            None => break Some(LinkEnd::closed()),
         }
     };
     let _ = tx.send(Event::Down(index));
     writer.abort();
-    ended.filter(|_| !answered)
+    if answered {
+        ended.map(|_| LinkEnd::Answered)
+    } else {
+        ended
+    }
 }
