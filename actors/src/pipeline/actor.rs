@@ -35,7 +35,7 @@ pub struct PipelineSettings {
     /// Session timeout bounds and request limits.
     pub service: ServiceSettings,
     /// snapCount: a background snapshot follows every `snap_count / 2` to `snap_count` applied
-    /// txns, or more on a tree of over `4 * snap_count` znodes (see [`SnapshotCadence`]).
+    /// txns, or more on a tree of over `2 * snap_count` znodes (see [`SnapshotCadence`]).
     pub snap_count: u64,
     /// How often the leader deletes emptied containers, in ms.
     pub container_check_ms: u64,

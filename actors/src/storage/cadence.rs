@@ -11,7 +11,7 @@
 //! tree's size in txns above its snapshot. Pure: the caller draws the random numbers.
 
 /// A snapshot waits for at least the tree's znode count over this many txns.
-pub const TREE_SHARE: u64 = 4;
+pub const TREE_SHARE: u64 = 2;
 
 /// Counts applied txns towards the next snapshot.
 #[derive(Clone, Debug)]
@@ -93,11 +93,11 @@ mod tests {
             let mut c = SnapshotCadence::new(100_000, roll);
             (1..).find(|_| c.applied(1, znodes, 0)).unwrap()
         };
-        // A tree of 400,000 znodes or fewer keeps the snap count.
-        assert_eq!(due(0, 400_000), 50_000);
-        // A million: 125,000 to 250,000 txns, by the roll.
-        assert_eq!(due(0, 1_000_000), 125_000);
-        assert_eq!(due(124_999, 1_000_000), 249_999);
+        // A tree of 200,000 znodes or fewer keeps the snap count.
+        assert_eq!(due(0, 200_000), 50_000);
+        // A million: 250,000 to 500,000 txns, by the roll.
+        assert_eq!(due(0, 1_000_000), 250_000);
+        assert_eq!(due(249_999, 1_000_000), 499_999);
         assert_ne!(due(10, 1_000_000), due(60_000, 1_000_000));
     }
 
@@ -105,8 +105,8 @@ mod tests {
     fn a_tree_that_grows_past_the_count_pushes_the_due_snapshot_out() {
         let mut c = SnapshotCadence::new(1_000, 0);
         assert!(!c.applied(499, 1_000, 0));
-        // 8,000 znodes at the 500th txn: the count is 2,000, due at 1,000 with roll 0.
-        assert!(!c.applied(1, 8_000, 0));
-        assert!(c.applied(500, 8_000, 0));
+        // 4,000 znodes at the 500th txn: the count is 2,000, due at 1,000 with roll 0.
+        assert!(!c.applied(1, 4_000, 0));
+        assert!(c.applied(500, 4_000, 0));
     }
 }
