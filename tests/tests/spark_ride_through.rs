@@ -230,31 +230,21 @@ fn a_worker_whose_master_closed_before_answering_registers_with_its_restart() {
         let _ = closed_tx.send(());
     });
     let dir = tempfile::tempdir().expect("a dir");
-    let args = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
-    let work = dir.path().join("work").display().to_string();
-    let worker_args = args(&[
-        "worker",
-        "spark://127.0.193.11:7077",
-        "--host",
-        "127.0.193.21",
-        "--webui-port",
-        "8081",
-        "--work-dir",
-        &work,
-    ]);
+    let args = |line: String| {
+        line.split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let work = dir.path().join("work");
+    let worker_args = args(format!(
+        "worker spark://{ip}:7077 --host 127.0.193.21 --webui-port 8081 --work-dir {}",
+        work.display()
+    ));
     let worker = Proc::start(EXE.as_ref(), dir.path(), "worker", &worker_args);
     closed
         .recv_timeout(Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("the worker never dialed: {e}\n{}", worker.log()));
-    let master_args = args(&[
-        "master",
-        "--host",
-        ip,
-        "--port",
-        "7077",
-        "--webui-port",
-        "8080",
-    ]);
+    let master_args = args(format!("master --host {ip} --port 7077 --webui-port 8080"));
     let master = Proc::start(EXE.as_ref(), dir.path(), "master", &master_args);
     wait_until(
         "the worker registered with the restarted master",
