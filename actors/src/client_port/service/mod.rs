@@ -89,8 +89,12 @@ enum Pending {
         xid: i32,
         request: WriteRequest,
     },
-    /// A reconnected session moving here; it has no reply of its own.
-    Move { conn: ConnectionId },
+    /// A reconnected session moving here: its handshake's answer waits for the move's commit,
+    /// as ZooKeeper's follower asks its leader to revalidate the session first.
+    Move {
+        conn: ConnectionId,
+        reply: ConnectResponse,
+    },
     /// A reconnect naming a session this server did not know, waiting for a no-op txn.
     Revalidate(Hello, SessionPassword),
 }
@@ -444,19 +448,24 @@ impl ClientService {
             self.refuse_expired(c.conn);
             return;
         };
-        self.take_over(session, &c, timeout, false, password);
+        let reply = self.take_over(session, &c, timeout, false, password);
         self.touched.insert(session);
         let mut queue = VecDeque::new();
-        if tree.session_owner(session) != Some(self.sid) {
-            // The session moves here. Its later writes queue behind the move and reach the
-            // leader after it, so they are never refused as coming from the old server.
+        if tree.session_owner(session) == Some(self.sid) {
+            self.answer_handshake(c.conn, &reply);
+        } else {
+            // The session moves here, and the client hears it is connected once the move
+            // commits: a server cut off from its leader never tells it so. Its later writes
+            // queue behind the move and reach the leader after it, so they are never refused
+            // as coming from the old server.
             let rid = self.propose(self.session_txn(session, TreeOp::MoveSession));
             queue.push_back(Queued::Write {
                 request_id: rid,
                 reply: None,
                 since: self.clock.at,
             });
-            self.pending.insert(rid, Pending::Move { conn: c.conn });
+            let conn = c.conn;
+            self.pending.insert(rid, Pending::Move { conn, reply });
         }
         let settled = queue.is_empty();
         let id = c.conn;
@@ -502,13 +511,14 @@ impl ClientService {
             self.refuse_expired(c.conn);
             return;
         };
-        self.take_over(session, &c, timeout, true, password);
+        let reply = self.take_over(session, &c, timeout, true, password);
+        self.answer_handshake(c.conn, &reply);
         self.conns
             .insert(c.conn, Conn::new(session, c, timeout, true));
     }
 
-    /// The session's connection is now `c`: an older one on this server is closed, and `c` is
-    /// told the session was accepted.
+    /// The session's connection is now `c`: an older one on this server is closed. Returns
+    /// the answer that tells `c` its session was accepted.
     fn take_over(
         &mut self,
         session: SessionId,
@@ -516,15 +526,19 @@ impl ClientService {
         timeout: i32,
         read_only: bool,
         password: SessionPassword,
-    ) {
+    ) -> ConnectResponse {
         if let Some(old) = self.by_session.insert(session, c.conn) {
             if self.conns.remove(&old).is_some() {
                 self.close_sink(old);
             }
         }
-        let reply = accepted(session, timeout, read_only, password);
+        accepted(session, timeout, read_only, password)
+    }
+
+    /// Sends a handshake's answer.
+    fn answer_handshake(&mut self, conn: ConnectionId, reply: &ConnectResponse) {
         self.out.push(ServiceOutput::Push {
-            conn: c.conn,
+            conn,
             frame: reply.to_bytes(),
         });
     }
@@ -1013,7 +1027,7 @@ impl ClientService {
                 }
                 self.drain(conn, tree);
             }
-            Pending::Move { conn } => {
+            Pending::Move { conn, reply } => {
                 let moved = matches!(outcome, Ok((_, OpResult::Session)));
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.queue.retain(
@@ -1021,6 +1035,7 @@ impl ClientService {
                     );
                 }
                 if moved {
+                    self.answer_handshake(conn, &reply);
                     self.share_session(conn);
                     self.drain(conn, tree);
                 } else {
