@@ -5,7 +5,7 @@ use ensemble_actors::data_tree::quota::{limit_path, stat_path};
 use ensemble_actors::data_tree::{AclEntry, CreateMode, DataTree, TreeOp, TreeTxn};
 use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::spark_master::ensemble_link::{record_change, StoreOp};
-use ensemble_actors::storage::files;
+use ensemble_actors::storage::{files, SnapshotImage};
 use ensemble_actors::zab::{Durable, PeerTiming, QuorumPeer};
 use ensemble_messages::jute::*;
 use ensemble_messages::peer::{HandshakeFrame, NONCE_LEN};
@@ -441,13 +441,21 @@ fn log_file() -> Vec<u8> {
 }
 
 /// A snapshot file of the populated tree, and the bare image a SNAP sync sends.
+/// Snapshot files and their images: a SNAP's image (format 3) and a snapshot file's
+/// (format 5, streamed).
 fn snapshot_file() -> Vec<Vec<u8>> {
-    let state = populated_tree().serialize();
-    let snapshot = Snapshot {
-        last_zxid: Zxid::new(1, 12),
-        state: state.clone(),
-    };
-    vec![files::encode_snapshot(&snapshot).unwrap_or_default(), state]
+    let tree = populated_tree();
+    let mut streamed = Vec::new();
+    let _ = tree.clone().image().write_to(&mut streamed);
+    let mut seeds = Vec::new();
+    for state in [tree.serialize(), streamed] {
+        let snapshot = Snapshot {
+            last_zxid: Zxid::new(1, 12),
+            state: state.clone(),
+        };
+        seeds.extend([files::encode_snapshot(&snapshot).unwrap_or_default(), state]);
+    }
+    seeds
 }
 
 fn spark_record() -> Vec<Vec<u8>> {

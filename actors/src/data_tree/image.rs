@@ -1,17 +1,19 @@
-//! The snapshot images of a tree. Format 4 (a snapshot file's): `ENT4`, then in bincode the
-//! last applied zxid, every znode (path, data, whether the data is null, ACL, Stat) with
-//! parents before their children, and the sessions. A znode's ACL is `0, number` for one an
-//! earlier znode held, or `1, ACL` for a new one, which takes the next number: the writer
-//! numbers the distinct ACLs as it streams the znodes. Format 3 (a SNAP's) is `ENT3`, the
-//! zxid, each distinct ACL once (as Apache's snapshots store their ACL map), then the znodes
-//! with an ACL number alone, and the sessions. Reading builds the tree as it goes: no second
-//! copy of the znodes, children counted rather than trusted, and a znode whose parent did not
-//! come before it refused.
+//! The snapshot images of a tree. Format 5 (a snapshot file's) is in [`super::compact_image`].
+//! Format 4 (the snapshot files of the previous build): `ENT4`, then in bincode the last
+//! applied zxid, every znode (path, data, whether the data is null, ACL, Stat) with parents
+//! before their children, and the sessions. A znode's ACL is `0, number` for one an earlier
+//! znode held, or `1, ACL` for a new one, which takes the next number: the writer numbered the
+//! distinct ACLs as it streamed the znodes. Format 3 (a SNAP's) is `ENT3`, the zxid, each
+//! distinct ACL once (as Apache's snapshots store their ACL map), then the znodes with an ACL
+//! number alone, and the sessions. Reading builds the tree as it goes: no second copy of the
+//! znodes, children counted rather than trusted, and a znode whose parent did not come before
+//! it refused.
 //!
 //! Images of format 2 (the serde form of the tree as it was, children sets included) still
 //! read: they start with a map length, never with a tag, whose first key is `/`.
 
-use super::store::NodeMap;
+use super::compact_image::{self, TAG_5};
+use super::store::{self, NodeMap};
 use super::{path, AclCache, AclEntry, DataTree, NodeStat, SessionEntry, Znode};
 use ensemble_messages::zk::SessionId;
 use ensemble_messages::{codec, Zxid};
@@ -26,20 +28,49 @@ use std::sync::Arc;
 pub(super) const TAG: [u8; 4] = *b"ENT4";
 /// First bytes of an image of format 3.
 pub(super) const TAG_3: [u8; 4] = *b"ENT3";
-/// In format 4, the variant of a znode's ACL that an earlier znode held: its number follows.
+/// In formats 4 and 5, the variant of a znode's ACL that an earlier znode held: its number
+/// follows.
 pub(super) const ACL_KNOWN: u64 = 0;
-/// In format 4, the variant of a znode's ACL that no earlier znode held: the ACL follows.
+/// In formats 4 and 5, the variant of a znode's ACL that no earlier znode held: the ACL
+/// follows.
 pub(super) const ACL_NEW: u64 = 1;
 
 impl DataTree {
-    /// Rebuilds a tree from a snapshot image (format 4, 3 or 2).
+    /// Rebuilds a tree from a snapshot image (format 5, 4, 3 or 2).
     pub fn deserialize(bytes: &[u8]) -> Result<Self, String> {
-        let read = if bytes.starts_with(&TAG) || bytes.starts_with(&TAG_3) {
-            codec::decode::<ImageIn>(bytes).map(|i| i.0)
+        let read = if bytes.starts_with(&TAG_5) {
+            compact_image::read(bytes)
+        } else if bytes.starts_with(&TAG) || bytes.starts_with(&TAG_3) {
+            codec::decode::<ImageIn>(bytes)
+                .map(|i| i.0)
+                .map_err(|e| e.to_string())
         } else {
-            codec::decode::<LegacyTree>(bytes).map(LegacyTree::into_tree)
+            codec::decode::<LegacyTree>(bytes)
+                .map(LegacyTree::into_tree)
+                .map_err(|e| e.to_string())
         };
         read.map_err(|e| format!("snapshot does not decode as a data tree: {e}"))
+    }
+
+    /// The tree of an image read: its znodes, their ACLs, and its sessions, each left with the
+    /// ephemerals the znodes hold.
+    pub(super) fn assemble(
+        nodes: NodeMap,
+        acls: Acls,
+        sessions: Vec<(SessionId, SessionEntry)>,
+        last_applied: Zxid,
+    ) -> DataTree {
+        let mut tree = DataTree {
+            nodes,
+            acls: acls.cache,
+            sessions: imbl::OrdMap::new(),
+            last_applied,
+        };
+        for (id, mut s) in sessions {
+            s.ephemerals.retain(|p| tree.nodes.contains(p));
+            tree.sessions.insert(id, Arc::new(s));
+        }
+        tree
     }
 }
 
@@ -56,7 +87,7 @@ struct NodeIn<A> {
 /// A znode's ACL in an image: by the number of one listed or met before, or new. (The
 /// variants' order is their tag: [`ACL_KNOWN`], [`ACL_NEW`].)
 #[derive(Deserialize)]
-enum AclRef {
+pub(super) enum AclRef {
     Known(u32),
     New(Vec<AclEntry>),
 }
@@ -69,7 +100,7 @@ impl From<u32> for AclRef {
 
 /// The ACLs of an image read so far: shared through the tree's cache, by number.
 #[derive(Default)]
-struct Acls {
+pub(super) struct Acls {
     cache: AclCache,
     numbered: Vec<Arc<[AclEntry]>>,
 }
@@ -83,7 +114,7 @@ impl Acls {
     }
 
     /// The shared copy `r` stands for; `None` for a number not given yet.
-    fn resolve(&mut self, r: AclRef) -> Option<Arc<[AclEntry]>> {
+    pub(super) fn resolve(&mut self, r: AclRef) -> Option<Arc<[AclEntry]>> {
         match r {
             AclRef::Known(n) => self.numbered.get(n as usize).cloned(),
             AclRef::New(acl) => Some(self.define(&acl)),
@@ -163,17 +194,12 @@ impl<'de> Visitor<'de> for ImageVisitor {
         };
         let nodes = nodes.ok_or_else(|| de::Error::custom("image ends before its znodes"))?;
         let sessions: Vec<(SessionId, SessionEntry)> = next(&mut seq, "sessions")?;
-        let mut tree = DataTree {
+        Ok(ImageIn(DataTree::assemble(
             nodes,
-            acls: acls.cache,
-            sessions: imbl::OrdMap::new(),
+            acls,
+            sessions,
             last_applied,
-        };
-        for (id, mut s) in sessions {
-            s.ephemerals.retain(|p| tree.nodes.contains(p));
-            tree.sessions.insert(id, Arc::new(s));
-        }
-        Ok(ImageIn(tree))
+        )))
     }
 }
 
@@ -208,38 +234,90 @@ impl<'de, A: Deserialize<'de> + Into<AclRef>> Visitor<'de> for NodesSeed<'_, A> 
     }
 
     fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<NodeMap, S::Error> {
-        let mut nodes = NodeMap::default();
+        let mut nodes = NodesIn::default();
         while let Some(n) = seq.next_element::<NodeIn<A>>()? {
             let fail = |why: &str| de::Error::custom(format!("znode {:?}: {why}", n.path));
-            path::validate_path(&n.path).map_err(|e| fail(&e))?;
             let acl = self
                 .acls
                 .resolve(n.acl.into())
                 .ok_or_else(|| fail("no such ACL"))?;
-            if nodes.contains(&n.path) {
-                return Err(fail("listed twice"));
-            }
-            match path::parent(&n.path) {
-                Some(p) => {
-                    let parent = nodes
-                        .get_mut(p)
-                        .ok_or_else(|| fail("its parent is missing"))?;
-                    parent.stat.num_children = parent.stat.num_children.saturating_add(1);
-                }
-                None if !nodes.is_empty() => return Err(fail("the root comes first")),
-                None => {}
-            }
-            let stat = NodeStat {
-                num_children: 0,
-                ..n.stat
-            };
-            let node = Znode::new(n.data.0, acl, stat).with_null_data(n.null_data);
-            nodes.insert(&n.path, Arc::new(node));
+            let node = Znode::new(n.data.0, acl, n.stat).with_null_data(n.null_data);
+            nodes.add(&n.path, node).map_err(|e| fail(&e))?;
         }
-        if nodes.get("/").is_none() {
-            return Err(de::Error::custom("the image has no root znode"));
+        nodes.finish().map_err(de::Error::custom)
+    }
+}
+
+/// The znodes of an image, gathered into a map as they are read, parents first.
+///
+/// Images list the znodes in the map's key order, which puts a znode's children one after the
+/// other: while they come in that order, a znode cannot be one listed before (no lookup), and
+/// its parent is looked up only when it is not the previous znode's parent.
+#[derive(Default)]
+pub(super) struct NodesIn {
+    nodes: NodeMap,
+    /// The key of the znode added last, and room for the next one's.
+    last_key: Vec<u8>,
+    key: Vec<u8>,
+    /// Whether a znode came out of key order: each is then looked for before it is added.
+    unordered: bool,
+    /// The parent of the znode added last, and how many of its children are not yet counted
+    /// in its Stat.
+    parent: String,
+    uncounted: i32,
+}
+
+impl NodesIn {
+    /// Adds `node` at `path`, counting it among its parent's children (the count it was
+    /// read with is not trusted); the error says what is wrong with it.
+    pub(super) fn add(&mut self, path: &str, mut node: Znode) -> Result<(), String> {
+        path::validate_path(path)?;
+        store::key_into(path, &mut self.key);
+        if !self.unordered && !self.nodes.is_empty() && self.key <= self.last_key {
+            self.unordered = true;
         }
-        Ok(nodes)
+        if self.unordered && self.nodes.contains(path) {
+            return Err("listed twice".into());
+        }
+        match path::parent(path) {
+            Some(p) => self.count_child_of(p)?,
+            None if !self.nodes.is_empty() => return Err("the root comes first".into()),
+            None => {}
+        }
+        node.stat.num_children = 0;
+        self.nodes.insert(path, Arc::new(node));
+        std::mem::swap(&mut self.last_key, &mut self.key);
+        Ok(())
+    }
+
+    /// Counts one more child of `parent`, which must be there.
+    fn count_child_of(&mut self, parent: &str) -> Result<(), String> {
+        if self.uncounted == 0 || self.parent != parent {
+            self.count_children();
+            if !self.nodes.contains(parent) {
+                return Err("its parent is missing".into());
+            }
+            parent.clone_into(&mut self.parent);
+        }
+        self.uncounted = self.uncounted.saturating_add(1);
+        Ok(())
+    }
+
+    /// Adds the children not yet counted to their parent's Stat.
+    fn count_children(&mut self) {
+        if let Some(parent) = self.nodes.get_mut(&self.parent) {
+            let n = &mut parent.stat.num_children;
+            *n = n.saturating_add(std::mem::take(&mut self.uncounted));
+        }
+    }
+
+    /// The znodes read, which must include the root.
+    pub(super) fn finish(mut self) -> Result<NodeMap, String> {
+        self.count_children();
+        if self.nodes.get("/").is_none() {
+            return Err("the image has no root znode".into());
+        }
+        Ok(self.nodes)
     }
 }
 

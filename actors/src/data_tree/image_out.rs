@@ -1,17 +1,18 @@
-//! Writing a tree's snapshot images (the formats are in [`super::image`]).
+//! Writing a tree's snapshot images.
 //!
-//! A snapshot file holds format 4, streamed through a small buffer in one pass over the
-//! znodes: each distinct ACL is numbered, and written whole, where a znode first holds it, and
-//! nothing before the znodes depends on what follows (the file's header takes the length
-//! after the stream). The thread never holds an image of the whole tree (177 MB at a million
-//! znodes of 100 bytes) nor reads the znodes twice.
+//! A snapshot file holds format 5 ([`super::compact_image`]), streamed through a small buffer
+//! in one pass over the znodes: each distinct ACL is numbered, and written whole, where a
+//! znode first holds it, and nothing before the znodes depends on what follows (the file's
+//! header takes the length after the stream). The thread never holds an image of the whole
+//! tree nor reads the znodes twice.
 //!
-//! A SNAP carries format 3, which servers of the previous build read too: its table of
-//! distinct ACLs comes first, so a pass numbers them (and measures the image, for a buffer of
-//! its exact size) before the znodes are copied into memory.
+//! A SNAP carries format 3 ([`super::image`]), which servers of earlier builds read too: its
+//! table of distinct ACLs comes first, so a pass numbers them (and measures the image, for a
+//! buffer of its exact size) before the znodes are copied into memory.
 
 use super::bincode_out::{i32_len, i64_len, put_bytes, put_i32, put_i64, put_u64, u64_len};
-use super::image::{ACL_KNOWN, ACL_NEW, TAG, TAG_3};
+use super::compact_image::{self, ZnodesOut};
+use super::image::TAG_3;
 use super::store::{self, NodeMap};
 use super::{AclEntry, DataTree, NodeStat, SessionEntry};
 use crate::storage::SnapshotImage;
@@ -19,7 +20,6 @@ use ensemble_messages::codec;
 use ensemble_messages::zk::SessionId;
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::io::Write;
 use std::sync::Arc;
@@ -28,7 +28,7 @@ use std::sync::Arc;
 const CHUNK: usize = 256 * 1024;
 
 impl DataTree {
-    /// The snapshot image of this tree (format 4), to stream into a snapshot file: nothing is
+    /// The snapshot image of this tree (format 5), to stream into a snapshot file: nothing is
     /// read before it is written. Take it of a clone (O(1)) away from the thread that applies
     /// txns: writing it reads every znode.
     pub fn image(self) -> TreeImage {
@@ -53,16 +53,13 @@ impl DataTree {
         let put_acl = |acl: &Arc<[AclEntry]>, buf: &mut Vec<u8>| {
             put_u64(buf, u64::from(table.index_of(address(acl), &mut last_acl)));
         };
-        // Straight into the one buffer: nothing to pass on while it grows.
-        let kept: Result<(), std::convert::Infallible> =
-            put_nodes(&self.nodes, &mut out, put_acl, |_| Ok(()));
-        let Ok(()) = kept;
+        put_nodes(&self.nodes, &mut out, put_acl);
         out.extend_from_slice(&tail);
         out
     }
 }
 
-/// A tree to stream as an image of format 4.
+/// A tree to stream as an image of format 5.
 pub struct TreeImage {
     tree: DataTree,
 }
@@ -71,75 +68,32 @@ impl SnapshotImage for TreeImage {
     fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
         let tree = &self.tree;
         let mut buf = Vec::with_capacity(CHUNK * 2);
-        encode_into(&(TAG, tree.last_applied), &mut buf);
-        put_u64(&mut buf, tree.nodes.len() as u64);
-        let mut acls = AclNumbering::default();
-        let put_acl = |acl: &Arc<[AclEntry]>, buf: &mut Vec<u8>| acls.put(acl, buf);
-        put_nodes(
-            &tree.nodes,
-            &mut buf,
-            put_acl,
-            |buf| -> std::io::Result<()> {
-                if buf.len() >= CHUNK {
-                    out.write_all(buf)?;
-                    buf.clear();
-                }
-                Ok(())
-            },
-        )?;
+        compact_image::put_head(&mut buf, tree.last_applied, tree.nodes.len());
+        let mut znodes = ZnodesOut::default();
+        for (key, n) in tree.nodes.iter_fetching_ahead() {
+            znodes.put(key, n, &mut buf);
+            if buf.len() >= CHUNK {
+                out.write_all(&buf)?;
+                buf.clear();
+            }
+        }
         encode_into(&SessionsOut(&tree.sessions), &mut buf);
         out.write_all(&buf)
     }
 }
 
-/// Appends every znode of `nodes` to `buf`, its ACL as `put_acl` writes it, calling
-/// `pass_on` after each (to write out and empty `buf` when it is large enough).
-fn put_nodes<E>(
+/// Appends every znode of `nodes` to `buf` (format 3), its ACL as `put_acl` writes it.
+fn put_nodes(
     nodes: &NodeMap,
     buf: &mut Vec<u8>,
     mut put_acl: impl FnMut(&Arc<[AclEntry]>, &mut Vec<u8>),
-    mut pass_on: impl FnMut(&mut Vec<u8>) -> Result<(), E>,
-) -> Result<(), E> {
+) {
     for (key, n) in nodes.iter_fetching_ahead() {
         store::put_path_of(key, buf);
         put_bytes(buf, n.data());
         buf.push(u8::from(n.is_null_data()));
         put_acl(&n.acl, buf);
         put_stat(buf, &n.stat);
-        pass_on(buf)?;
-    }
-    Ok(())
-}
-
-/// The ACLs of a streamed image (format 4), numbered in the order znodes first hold them.
-#[derive(Default)]
-struct AclNumbering {
-    /// Numbers by the address of the shared copy (the tree being written keeps it alive).
-    index: HashMap<usize, u32>,
-    /// The address and number of the last ACL written.
-    last: (usize, u32),
-}
-
-impl AclNumbering {
-    /// Appends a reference to `acl`: the ACL itself the first time, its number after that.
-    fn put(&mut self, acl: &Arc<[AclEntry]>, buf: &mut Vec<u8>) {
-        let at = address(acl);
-        // Most znodes share the ACL of the znode before them: skip the map for those.
-        if self.last.0 != at {
-            let next = self.index.len() as u32;
-            match self.index.entry(at) {
-                Entry::Occupied(e) => self.last = (at, *e.get()),
-                Entry::Vacant(e) => {
-                    e.insert(next);
-                    self.last = (at, next);
-                    put_u64(buf, ACL_NEW);
-                    encode_into(&**acl, buf);
-                    return;
-                }
-            }
-        }
-        put_u64(buf, ACL_KNOWN);
-        put_u64(buf, u64::from(self.last.1));
     }
 }
 

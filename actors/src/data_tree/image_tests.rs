@@ -365,6 +365,6 @@ fn a_tree_streamed_into_a_snapshot_file_reads_back_whole() {
     crate::storage::files::write_snapshot(&path, zxid, &tree.clone().image(), false).unwrap();
     let snapshot = crate::storage::files::decode_snapshot(&std::fs::read(&path).unwrap()).unwrap();
     assert_eq!(snapshot.last_zxid, zxid);
-    assert!(snapshot.state.starts_with(b"ENT4"));
+    assert!(snapshot.state.starts_with(b"ENT5"));
     assert_eq!(DataTree::deserialize(&snapshot.state).unwrap(), tree);
 }

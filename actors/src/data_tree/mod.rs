@@ -8,6 +8,7 @@
 
 mod acl;
 mod bincode_out;
+mod compact_image;
 pub mod config_node;
 mod fetch_ahead;
 mod image;
@@ -892,3 +893,6 @@ mod null_data_tests;
 
 #[cfg(test)]
 mod stream_tests;
+
+#[cfg(test)]
+mod compact_image_tests;

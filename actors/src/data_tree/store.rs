@@ -52,6 +52,15 @@ fn with_key<R>(path: &str, f: impl FnOnce(&[u8]) -> Option<R>) -> Option<R> {
     }
 }
 
+/// Replaces the bytes in `out` with the key of `path`, a valid path.
+pub(super) fn key_into(path: &str, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(path.as_bytes());
+    if let Some(slash) = out.iter().rposition(|&b| b == b'/') {
+        out[slash] = 0;
+    }
+}
+
 /// The key of `path`, owned.
 pub(super) fn key_of(path: &str) -> Option<NodeKey> {
     with_key(path, |k| Some(NodeKey::new(k)))
@@ -77,6 +86,16 @@ pub(super) fn put_path_of(key: &NodeKey, out: &mut Vec<u8>) {
     // The NUL is the last separator: only the name, which holds neither, follows it.
     if let Some(at) = key.iter().rposition(|&b| b == 0) {
         out[start + at] = b'/';
+    }
+}
+
+/// Replaces the bytes in `out` with the path `key` stands for.
+pub(super) fn path_into(key: &NodeKey, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(key.as_bytes());
+    // The NUL is the last separator: only the name, which holds neither, follows it.
+    if let Some(at) = out.iter().rposition(|&b| b == 0) {
+        out[at] = b'/';
     }
 }
 

@@ -1,6 +1,7 @@
-//! Tests of the streamed image (format 4) and of the snapshot file that holds it: a tree with
+//! Tests of the streamed image (format 5) and of the snapshot file that holds it: a tree with
 //! many distinct and shared ACLs, sessions, ephemerals and null data round-trips through the
-//! file and through `serialize` (format 3, the SNAP's), and a version-3 file still loads.
+//! file and through `serialize` (format 3, the SNAP's), and files of versions 3 and 4 still
+//! load.
 
 use super::*;
 use crate::storage::{files, SnapshotImage};
@@ -44,9 +45,9 @@ fn data_of(i: usize) -> (Vec<u8>, bool) {
 }
 
 /// A deterministic tree: 300 znodes two levels deep, many distinct and shared ACLs, null and
-/// empty data, and three sessions of which two own ephemerals. (`fixtures/snapshot-v3` holds a
-/// version-3 file of it: change it and that file no longer matches.)
-fn mixed_tree() -> DataTree {
+/// empty data, and three sessions of which two own ephemerals. (`fixtures/snapshot-v3` and
+/// `fixtures/snapshot-v4` hold files of it: change it and those files no longer match.)
+pub(super) fn mixed_tree() -> DataTree {
     let mut znodes = Vec::new();
     let mut sessions = BTreeMap::new();
     for s in 1..=3i64 {
@@ -95,8 +96,13 @@ fn mixed_tree() -> DataTree {
 /// The version-3 snapshot file of [`mixed_tree`], written by the build before format 4.
 const MIXED_V3_FILE: &[u8] = include_bytes!("../../fixtures/snapshot-v3/snapshot.000000050000004d");
 
-/// The format-4 image of `tree`, as a snapshot file streams it.
-fn streamed(tree: &DataTree) -> Vec<u8> {
+/// The version-4 snapshot file of [`mixed_tree`] (a format-4 image), written by the build
+/// before format 5.
+pub(super) const MIXED_V4_FILE: &[u8] =
+    include_bytes!("../../fixtures/snapshot-v4/snapshot.000000050000004d");
+
+/// The format-5 image of `tree`, as a snapshot file streams it.
+pub(super) fn streamed(tree: &DataTree) -> Vec<u8> {
     let mut out = Vec::new();
     tree.clone().image().write_to(&mut out).unwrap();
     out
@@ -144,7 +150,7 @@ fn a_mixed_tree_round_trips_through_a_snapshot_file_and_through_serialize() {
     assert_eq!(bytes[4..8], files::SNAPSHOT_FORMAT_VERSION.to_be_bytes());
     let snapshot = files::decode_snapshot(&bytes).unwrap();
     assert_eq!(snapshot.last_zxid, MIXED_ZXID);
-    assert!(snapshot.state.starts_with(b"ENT4"));
+    assert!(snapshot.state.starts_with(b"ENT5"));
     assert_eq!(snapshot.state, streamed(&tree));
     assert_mixed(&DataTree::deserialize(&snapshot.state).unwrap());
     let snap = tree.serialize();
@@ -165,6 +171,15 @@ fn a_version_3_file_still_loads() {
         mixed_tree().serialize(),
         "format 3, as written then"
     );
+    assert_mixed(&DataTree::deserialize(&snapshot.state).unwrap());
+}
+
+#[test]
+fn a_version_4_file_still_loads() {
+    assert_eq!(MIXED_V4_FILE[4..8], 4u32.to_be_bytes());
+    let snapshot = files::decode_snapshot(MIXED_V4_FILE).unwrap();
+    assert_eq!(snapshot.last_zxid, MIXED_ZXID);
+    assert!(snapshot.state.starts_with(b"ENT4"));
     assert_mixed(&DataTree::deserialize(&snapshot.state).unwrap());
 }
 
@@ -197,14 +212,14 @@ fn a_tree_larger_than_a_chunk_streams_whole_in_several_writes() {
     assert_eq!(DataTree::deserialize(&out.0).unwrap(), tree);
 }
 
-/// A znode's ACL as format 4 writes it, through serde.
+/// A znode's ACL as format 4 wrote it, through serde.
 #[derive(Serialize)]
 enum SerdeAcl<'a> {
     Known(u32),
     New(&'a [AclEntry]),
 }
 
-/// A znode of format 4 as serde writes it: the hand-written encoder must give the same bytes.
+/// A znode of format 4, as serde writes it.
 #[derive(Serialize)]
 struct SerdeZnode<'a> {
     path: String,
@@ -213,38 +228,6 @@ struct SerdeZnode<'a> {
     null_data: bool,
     acl: SerdeAcl<'a>,
     stat: &'a NodeStat,
-}
-
-#[test]
-fn the_streamed_image_is_bincode_of_its_parts_as_serde_writes_them() {
-    let tree = mixed_tree();
-    let mut acls: Vec<&[AclEntry]> = Vec::new();
-    let mut nodes = Vec::new();
-    for (key, n) in tree.nodes.iter() {
-        let acl = match acls.iter().position(|a| **a == *n.acl) {
-            Some(i) => SerdeAcl::Known(i as u32),
-            None => {
-                acls.push(&n.acl);
-                SerdeAcl::New(&n.acl)
-            }
-        };
-        nodes.push(SerdeZnode {
-            path: store::path_of(key),
-            data: n.data().to_vec(),
-            null_data: n.is_null_data(),
-            acl,
-            stat: &n.stat,
-        });
-    }
-    let sessions: Vec<_> = tree
-        .sessions
-        .iter()
-        .map(|(id, s)| (id, s.as_ref()))
-        .collect();
-    let mut expected = codec::encode(&(*b"ENT4", tree.last_applied())).unwrap();
-    expected.extend(codec::encode(&nodes).unwrap());
-    expected.extend(codec::encode(&sessions).unwrap());
-    assert_eq!(streamed(&tree), expected);
 }
 
 #[test]
@@ -268,7 +251,7 @@ fn images_of_format_4_that_break_the_tree_are_refused() {
     assert!(DataTree::deserialize(&image(vec![root(SerdeAcl::New(&open))])).is_ok());
     let e = DataTree::deserialize(&image(vec![root(SerdeAcl::Known(0))])).unwrap_err();
     assert!(e.contains("no such ACL"), "{e}");
-    let whole = streamed(&mixed_tree());
+    let whole = files::decode_snapshot(MIXED_V4_FILE).unwrap().state;
     let e = DataTree::deserialize(&whole[..whole.len() / 2]).unwrap_err();
     assert!(e.contains("does not decode"), "{e}");
     // The same image with one znode's path replaced by an orphan's, of equal length.

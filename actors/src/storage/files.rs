@@ -74,13 +74,16 @@ const LOG_MAGIC: [u8; 4] = *b"ENSL";
 const SNAPSHOT_MAGIC: [u8; 4] = *b"ENSS";
 /// Version of the log format written and read.
 pub const LOG_FORMAT_VERSION: u32 = 2;
-/// Version of the snapshot format written. In version 4 nothing before the image depends on
-/// its length: the body is the last zxid (8 bytes) and the image, and the header's body length
-/// is written after the image, with the checksum. Versions 2 and 3, whose body is the encoded
-/// [`Snapshot`] (the zxid, the image's length, the image), are read too.
-pub const SNAPSHOT_FORMAT_VERSION: u32 = 4;
+/// Version of the snapshot format written. Since version 4 nothing before the image depends
+/// on its length: the body is the last zxid (8 bytes) and the image, and the header's body
+/// length is written after the image, with the checksum. Version 5 holds the same body with an
+/// image of format 5 (see `data_tree::compact_image`), version 4 one of format 4: the version
+/// tells a build that reads only format 4 images that it cannot read the file. Versions 2 and
+/// 3, whose body is the encoded [`Snapshot`] (the zxid, the image's length, the image), are
+/// read too.
+pub const SNAPSHOT_FORMAT_VERSION: u32 = 5;
 /// Snapshot format versions read.
-const READ_SNAPSHOT_VERSIONS: &[u32] = &[2, 3, SNAPSHOT_FORMAT_VERSION];
+const READ_SNAPSHOT_VERSIONS: &[u32] = &[2, 3, 4, SNAPSHOT_FORMAT_VERSION];
 /// The last snapshot format whose body is an encoded [`Snapshot`].
 const ENCODED_SNAPSHOT_VERSION: u32 = 3;
 /// Bytes of a log file's header: magic and version.
@@ -91,7 +94,7 @@ const RECORD_HEADER_LEN: usize = 12;
 const SNAPSHOT_HEADER_LEN: usize = 20;
 /// Where the body length starts in a snapshot file's header (the checksum follows it).
 const SNAPSHOT_LEN_AT: u64 = 8;
-/// Bytes of the last zxid at the start of a snapshot body of version 4.
+/// Bytes of the last zxid at the start of a snapshot body of version 4 or 5.
 const SNAPSHOT_ZXID_LEN: usize = 8;
 
 /// The header every log file starts with.
@@ -232,7 +235,7 @@ impl<W: Write> Write for Checksummed<W> {
     }
 }
 
-/// Writes a snapshot file's content (version 4) to `out`: `magic, u32 version, u64 body
+/// Writes a snapshot file's content (version 5) to `out`: `magic, u32 version, u64 body
 /// length, u32 crc32(body)`, then the body: `u64 last_zxid`, then `image`. The length and the
 /// checksum are written last, over the header's place, which holds zeros until then: a file
 /// whose header was never completed reads as a torn write.
@@ -340,7 +343,7 @@ fn spare_snapshot_path(path: &Path) -> PathBuf {
     path.with_file_name(SPARE_SNAPSHOT)
 }
 
-/// Decodes a snapshot file's content (version 2, 3 or 4), checking its header, length and
+/// Decodes a snapshot file's content (version 2, 3, 4 or 5), checking its header, length and
 /// checksum.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
     if bytes.len() < SNAPSHOT_HEADER_LEN {

@@ -1,4 +1,4 @@
-//! The snapshot file: its layout in version 4, the versions still read, and damaged files
+//! The snapshot file: its layout in version 5, the versions still read, and damaged files
 //! refused with a clear error.
 
 use super::files::{self, SnapshotImage};
@@ -36,7 +36,7 @@ fn a_snapshot_file_is_its_header_then_the_zxid_and_the_image() {
     let bytes = std::fs::read(&path).unwrap();
     assert_eq!(bytes, files::encode_snapshot(&snapshot).unwrap());
     assert_eq!(bytes[..4], *b"ENSS");
-    assert_eq!(bytes[4..8], 4u32.to_be_bytes());
+    assert_eq!(bytes[4..8], 5u32.to_be_bytes());
     let body = &bytes[20..];
     assert_eq!(bytes[8..16], (body.len() as u64).to_be_bytes());
     assert_eq!(bytes[16..20], crc32fast::hash(body).to_be_bytes());
@@ -56,8 +56,8 @@ fn files_of_versions_2_and_3_still_read() {
             "v{version}"
         );
     }
-    let e = refusal(&encoded_file(5, &snapshot));
-    assert!(e.contains("format version 5"), "{e}");
+    let e = refusal(&encoded_file(6, &snapshot));
+    assert!(e.contains("format version 6"), "{e}");
 }
 
 #[test]
