@@ -23,6 +23,7 @@
 
 use super::bincode_out::{put_bytes, put_i32, put_i64, put_u64};
 use super::image::{AclRef, Acls, NodesIn, ACL_KNOWN, ACL_NEW};
+use super::image_out::address;
 use super::node_key::NodeKey;
 use super::store;
 use super::{AclEntry, DataTree, NodeStat, SessionEntry, Znode};
@@ -124,10 +125,6 @@ fn put_stat(buf: &mut Vec<u8>, s: &NodeStat, czxid: i64, ctime: i64) {
 /// How many bytes `a` and `b` start with in common.
 fn shared_len(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
-}
-
-fn address(acl: &Arc<[AclEntry]>) -> usize {
-    Arc::as_ptr(acl).cast::<AclEntry>() as usize
 }
 
 /// Rebuilds a tree from an image of format 5.

@@ -139,7 +139,8 @@ impl AclTable {
     }
 }
 
-fn address(acl: &Arc<[AclEntry]>) -> usize {
+/// The address of an ACL's shared copy, which names it while the tree being written holds it.
+pub(super) fn address(acl: &Arc<[AclEntry]>) -> usize {
     Arc::as_ptr(acl).cast::<AclEntry>() as usize
 }
 
