@@ -233,6 +233,7 @@ fn peer_stream() -> Vec<Vec<u8>> {
             last_zxid: Zxid::new(2, 7),
         }),
         PeerMessage::Zab(ZabMessage::Inform(txn.clone())),
+        PeerMessage::Zab(ZabMessage::LeaderDurable(Zxid::new(2, 8))),
         PeerMessage::Zab(ZabMessage::Proposal(txn)),
         PeerMessage::Zab(ZabMessage::Request {
             request_id: 78,
@@ -683,6 +684,7 @@ fn zab_scripts() -> Vec<Vec<u8>> {
             }),
         ),
         From(3, zab(ZabMessage::Proposal(txn))),
+        From(3, zab(ZabMessage::LeaderDurable(Zxid::new(1, 1)))),
         Durable(1),
         From(3, zab(ZabMessage::Commit(Zxid::new(1, 1)))),
         Submit,

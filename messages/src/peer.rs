@@ -5,7 +5,7 @@ use crate::{Sid, Zxid};
 use serde::{Deserialize, Serialize};
 
 /// Version of the peer protocol; a peer speaking another version is refused.
-pub const PEER_PROTOCOL_VERSION: u32 = 2;
+pub const PEER_PROTOCOL_VERSION: u32 = 3;
 
 /// Length of the random nonces of the handshake.
 pub const NONCE_LEN: usize = 32;
@@ -168,6 +168,10 @@ pub enum ZabMessage {
     RequestFailed { request_id: u64, reason: String },
     /// Leader -> observer: a committed txn (observers get no proposals and never ack).
     Inform(Txn),
+    /// Leader -> follower: every proposal up to this zxid is on the leader's disk. Where the
+    /// leader and one follower are a quorum, that follower commits what both hold on disk
+    /// without waiting for the COMMIT (protocol version 3).
+    LeaderDurable(Zxid),
 }
 
 /// Everything sent on an established peer link.

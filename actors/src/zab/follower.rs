@@ -32,6 +32,8 @@ pub(super) struct FollowerRole {
     last_heard: u64,
     /// Highest commit point the leader announced.
     commit_target: Zxid,
+    /// Highest zxid the leader said it holds on disk (LEADERDURABLE).
+    leader_durable: Zxid,
 }
 
 impl FollowerRole {
@@ -68,6 +70,7 @@ impl QuorumPeer {
             started: self.now,
             last_heard: self.now,
             commit_target: self.log.committed(),
+            leader_durable: Zxid::ZERO,
         });
         self.follower_send_info();
     }
@@ -131,10 +134,17 @@ impl QuorumPeer {
                 self.send(from, ZabMessage::PingReply);
                 self.follower_commit(committed);
             }
+            (ZabMessage::LeaderDurable(z), Phase::Broadcast(_)) => {
+                let f = self.follower();
+                f.leader_durable = f.leader_durable.max(z);
+                self.follower_commit_durable();
+            }
             (ZabMessage::RequestFailed { request_id, reason }, _) => {
                 self.complete(request_id, Err(SubmitError::Refused(reason)))
             }
-            (ZabMessage::LeaderInfo { .. }, _) | (ZabMessage::Ping { .. }, _) => {}
+            (ZabMessage::LeaderInfo { .. }, _)
+            | (ZabMessage::Ping { .. }, _)
+            | (ZabMessage::LeaderDurable(_), _) => {}
             (other, phase) => {
                 tracing::warn!(
                     me = self.me,
@@ -258,9 +268,43 @@ impl QuorumPeer {
                 }
                 let target = self.follower().commit_target;
                 self.apply_up_to(target.min(self.persisted));
+                self.follower_commit_durable();
             }
             _ => {}
         }
+    }
+
+    /// Where this follower and its leader are a quorum (at most three voters), a txn both
+    /// hold on disk is committed: Zab commits what a quorum has logged, and any later leader
+    /// holds it. The follower then commits it on its own, a round trip (its ACK, the leader's
+    /// COMMIT) sooner. Not past a reconfig, whose commit needs the quorums of two configs:
+    /// that one waits for the leader's COMMIT, which also brings the new voters.
+    fn follower_commit_durable(&mut self) {
+        if !self.follower().is_serving() || self.is_observer() || !self.quorum(2) {
+            return;
+        }
+        let on_both = self
+            .follower()
+            .leader_durable
+            .min(self.persisted)
+            .min(self.log.last());
+        let target = self.last_before_reconfig(on_both);
+        if target > self.follower().commit_target {
+            self.follower_commit(target);
+        }
+    }
+
+    /// The last uncommitted txn at or below `limit` with no reconfig at or before it (the
+    /// commit point if there is none).
+    fn last_before_reconfig(&self, limit: Zxid) -> Zxid {
+        let mut last = self.log.committed();
+        for t in self.log.iter_after(last) {
+            if t.zxid > limit || (self.membership_of)(&t.body).is_some() {
+                break;
+            }
+            last = t.zxid;
+        }
+        last
     }
 
     /// A committed txn for an observer: logged unless the sync already brought it, then

@@ -73,6 +73,11 @@ impl TxnLog {
             .collect()
     }
 
+    /// Txns above `zxid`, in order, without copying them.
+    pub fn iter_after(&self, zxid: Zxid) -> impl Iterator<Item = &Txn> {
+        self.entries.range(self.first_after(zxid)..)
+    }
+
     /// Txns above `from` and at most `to`, in order.
     pub fn between(&self, from: Zxid, to: Zxid) -> Vec<Txn> {
         self.entries

@@ -49,7 +49,12 @@ fn sends(outs: &[Output]) -> Vec<(Sid, ZabMessage)> {
 
 /// ComposedPeer 1 of {1,2,3} made to follow 3 with the given durable state.
 fn follower_of_3(durable: Durable) -> ComposedPeer {
-    let mut p = ComposedPeer::of(QuorumPeer::new(1, vec![1, 2, 3], timing(), durable));
+    following_3(QuorumPeer::new(1, vec![1, 2, 3], timing(), durable), &[2])
+}
+
+/// `peer` (server 1) made to follow 3, told so by 3 and by the voters in `others`.
+fn following_3(peer: QuorumPeer, others: &[Sid]) -> ComposedPeer {
+    let mut p = ComposedPeer::of(peer);
     p.start(0);
     let leading = Notification {
         state: ServerState::Leading,
@@ -65,13 +70,15 @@ fn follower_of_3(durable: Durable) -> ComposedPeer {
         state: ServerState::Following,
         ..leading
     };
-    p.step(
-        Input::Message {
-            from: 2,
-            msg: PeerMessage::Election(following),
-        },
-        0,
-    );
+    for &from in others {
+        p.step(
+            Input::Message {
+                from,
+                msg: PeerMessage::Election(following),
+            },
+            0,
+        );
+    }
     let outs = p.step(
         Input::Message {
             from: 3,
@@ -158,11 +165,20 @@ fn follower_acks_newleader_only_after_txns_then_current_epoch_are_durable() {
 }
 
 fn serving_follower() -> ComposedPeer {
-    let mut p = follower_of_3(Durable {
+    serving(follower_of_3(accepted_2()))
+}
+
+/// The durable state [`serving`] expects: epoch 2 accepted, 1 current.
+fn accepted_2() -> Durable {
+    Durable {
         accepted_epoch: 2,
         current_epoch: 1,
         ..Durable::default()
-    });
+    }
+}
+
+/// `p`, following 3 from [`accepted_2`], synced by an empty NEWLEADER and serving.
+fn serving(mut p: ComposedPeer) -> ComposedPeer {
     p.step(zab(3, ZabMessage::LeaderInfo { new_epoch: 2 }), 1);
     p.step(
         zab(
@@ -213,6 +229,124 @@ fn follower_logs_in_order_acks_after_disk_and_applies_on_commit() {
         .step(zab(3, ZabMessage::Proposal(txn(2, 1))), 9)
         .is_empty());
     assert!(p.status().serving);
+}
+
+fn applied(outs: &[Output]) -> Vec<Zxid> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Apply(txns) => Some(txns.iter().map(|t| t.zxid)),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+fn durable(z: Zxid) -> Input {
+    Input::Persisted(PersistToken::Txns(z))
+}
+
+/// With three voters the follower and its leader are a quorum: a txn on both disks is
+/// committed, whichever of the two reports comes last, and the follower still acks.
+#[test]
+fn a_follower_of_three_voters_applies_what_it_and_its_leader_hold_on_disk() {
+    let mut p = serving_follower();
+    let (z1, z2, z3) = (Zxid::new(2, 1), Zxid::new(2, 2), Zxid::new(2, 3));
+    p.step(zab(3, ZabMessage::Proposal(txn(2, 1))), 5);
+    p.step(zab(3, ZabMessage::Proposal(txn(2, 2))), 5);
+    // The leader's disk first: nothing is committed before the follower's own.
+    assert!(applied(&p.step(zab(3, ZabMessage::LeaderDurable(z2)), 6)).is_empty());
+    let outs = p.step(durable(z1), 7);
+    assert_eq!(sends(&outs), vec![(3, ZabMessage::Ack(z1))]);
+    assert_eq!(applied(&outs), vec![z1]);
+    assert_eq!(applied(&p.step(durable(z2), 8)), vec![z2]);
+    // The follower's disk first: applied when the leader's report comes.
+    p.step(zab(3, ZabMessage::Proposal(txn(2, 3))), 9);
+    let outs = p.step(durable(z3), 10);
+    assert_eq!(sends(&outs), vec![(3, ZabMessage::Ack(z3))]);
+    assert!(applied(&outs).is_empty());
+    assert_eq!(
+        applied(&p.step(zab(3, ZabMessage::LeaderDurable(z3)), 11)),
+        vec![z3]
+    );
+    // The COMMITs that follow apply nothing twice.
+    assert!(applied(&p.step(zab(3, ZabMessage::Commit(z3)), 12)).is_empty());
+    assert!(p.status().serving);
+}
+
+/// With five voters the follower and its leader are not a quorum: only the COMMIT applies.
+#[test]
+fn a_follower_of_five_voters_waits_for_the_commit() {
+    let peer = QuorumPeer::new(1, vec![1, 2, 3, 4, 5], timing(), accepted_2());
+    let mut p = serving(following_3(peer, &[2, 4]));
+    let z1 = Zxid::new(2, 1);
+    p.step(zab(3, ZabMessage::Proposal(txn(2, 1))), 5);
+    assert!(applied(&p.step(zab(3, ZabMessage::LeaderDurable(z1)), 6)).is_empty());
+    assert!(applied(&p.step(durable(z1), 7)).is_empty());
+    assert_eq!(
+        applied(&p.step(zab(3, ZabMessage::Commit(z1)), 8)),
+        vec![z1]
+    );
+}
+
+/// A reconfig needs the quorums of two configs: the follower commits up to the txn before it
+/// and leaves the rest to the leader's COMMIT.
+#[test]
+fn a_follower_commits_on_its_own_only_up_to_a_reconfig() {
+    let of: membership::MembershipOf = std::sync::Arc::new(|body: &[u8]| {
+        (body == [2]).then(|| membership::ProposedMembership {
+            expected_version: 0,
+            voters: vec![1, 2, 3],
+            observers: vec![],
+        })
+    });
+    let peer = QuorumPeer::new(1, vec![1, 2, 3], timing(), accepted_2());
+    let mut p = serving(following_3(peer.with_membership(0, of), &[2]));
+    let z3 = Zxid::new(2, 3);
+    for c in 1..=3 {
+        p.step(zab(3, ZabMessage::Proposal(txn(2, c))), 5);
+    }
+    p.step(zab(3, ZabMessage::LeaderDurable(z3)), 6);
+    assert_eq!(applied(&p.step(durable(z3), 7)), vec![Zxid::new(2, 1)]);
+    let outs = p.step(zab(3, ZabMessage::Commit(z3)), 8);
+    assert_eq!(applied(&outs), vec![Zxid::new(2, 2), z3]);
+}
+
+/// A leader of three voters says when its disk holds its last proposal, not committed yet;
+/// nothing once the txn is committed (the COMMIT tells the follower), nor while later
+/// proposals are in flight (their COMMIT soon follows).
+#[test]
+fn a_leader_of_three_voters_tells_its_disk_only_of_its_last_uncommitted_txn() {
+    let mut p = leader_established_with_2();
+    let submit = |request_id| Input::Submit {
+        request_id,
+        body: b"a".to_vec(),
+    };
+    let (z1, z2, z3, z4) = (
+        Zxid::new(2, 1),
+        Zxid::new(2, 2),
+        Zxid::new(2, 3),
+        Zxid::new(2, 4),
+    );
+    p.step(submit(1), 6);
+    let outs = p.step(durable(z1), 7);
+    assert_eq!(sends(&outs), vec![(2, ZabMessage::LeaderDurable(z1))]);
+    assert_eq!(
+        sends(&p.step(zab(2, ZabMessage::Ack(z1)), 8)),
+        vec![(2, ZabMessage::Commit(z1))]
+    );
+    p.step(submit(2), 9);
+    p.step(zab(2, ZabMessage::Ack(z2)), 10);
+    assert_eq!(
+        sends(&p.step(durable(z2), 11)),
+        vec![(2, ZabMessage::Commit(z2))]
+    );
+    p.step(submit(3), 12);
+    p.step(submit(4), 12);
+    assert!(sends(&p.step(durable(z3), 13)).is_empty());
+    assert_eq!(
+        sends(&p.step(durable(z4), 14)),
+        vec![(2, ZabMessage::LeaderDurable(z4))]
+    );
 }
 
 #[test]

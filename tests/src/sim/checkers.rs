@@ -1,6 +1,7 @@
 //! The invariants checked after every step, and at the end of a run.
 
 use super::clients::{Heard, Life};
+use super::membership::membership_after;
 use super::{Membership, Node, Sim, SimReport};
 use ensemble_actors::data_tree::{TreeOp, TreeTxn};
 use ensemble_actors::storage::StorageOp;
@@ -51,6 +52,28 @@ impl Sim {
                 || observers.contains(id)
                 || !n.core.as_ref().is_some_and(|c| c.status().serving)
         })
+    }
+
+    /// Zab's commit rule, checked where a server applies: each txn is on the disks (log or
+    /// snapshot, fsynced or kept by a crash) of a quorum of the voters of the config it
+    /// applies under (the config before it, as the server's history has it).
+    pub(super) fn check_quorum_durable(&self, id: Sid, txns: &[Txn]) -> Result<(), String> {
+        let mut membership = self.nodes[&id].membership.clone();
+        for t in txns {
+            let holders = membership
+                .voters
+                .iter()
+                .filter(|v| self.nodes.get(v).is_some_and(|n| n.disk.holds(t.zxid)))
+                .count();
+            if 2 * holders <= membership.voters.len() {
+                return Err(format!(
+                    "node {id} applied {} held on the disks of {holders} of the voters {:?}",
+                    t.zxid, membership.voters
+                ));
+            }
+            membership = membership_after(membership, std::slice::from_ref(t));
+        }
+        Ok(())
     }
 
     pub(super) fn final_checks(self) -> Result<SimReport, String> {

@@ -21,6 +21,12 @@ impl Disk {
         self.snapshot.last().map_or(Zxid::ZERO, |t| t.zxid)
     }
 
+    /// Whether the txn `zxid` is on this disk, in the log or the snapshot.
+    pub(super) fn holds(&self, zxid: Zxid) -> bool {
+        let has = |txns: &[Txn]| txns.binary_search_by_key(&zxid, |t| t.zxid).is_ok();
+        has(&self.log) || has(&self.snapshot)
+    }
+
     pub(super) fn apply(&mut self, op: &StorageOp) -> Result<(), String> {
         match op {
             StorageOp::Append(txns) => {

@@ -587,6 +587,7 @@ impl Sim {
                     }
                 }
                 Output::Apply(txns) => {
+                    self.check_quorum_durable(id, &txns)?;
                     let from = self.nodes[&id].applied.len();
                     let node = self.nodes.get_mut(&id).ok_or("unknown node")?;
                     node.membership = membership_after(node.membership.clone(), &txns);
