@@ -12,6 +12,8 @@
 //!   files of versions 2 and 3, whose body is a bincode Snapshot, still read;
 //! - `dataDir/ensemble-v2/newest-log`: the first zxid of the newest log file, rewritten after a
 //!   new log file exists and before log files are removed, so that a lost newest log is seen;
+//! - `purging.*` beside them: a log or snapshot file being removed a step at a time (see
+//!   `paced_remove`), never read, its removal finished at the next start;
 //! - `dataDir/acceptedEpoch`, `dataDir/currentEpoch`: decimal text, written the same way, created
 //!   (as 0) before anything else.
 //!
@@ -32,6 +34,7 @@ pub mod inspect;
 mod log_file;
 mod ops;
 mod paced_file;
+mod paced_remove;
 mod recovery;
 mod writer;
 
@@ -49,6 +52,7 @@ pub use actor::{
 pub use cadence::SnapshotCadence;
 pub use files::{list_logs, list_snapshots, log_dir, snapshot_dir, SnapshotImage};
 pub use ops::{PersistToken, StorageEvent, StorageOp};
+pub use paced_remove::remove_paced;
 pub use recovery::follows;
 pub use recovery::{recover, Recovered};
 pub use writer::{prepare, WriterEvent, WriterSettings};

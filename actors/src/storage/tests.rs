@@ -325,6 +325,30 @@ fn a_deleted_log_file_is_harmless_below_the_snapshot_and_refuses_above_it() {
 }
 
 #[test]
+fn a_removal_a_crash_interrupted_is_never_read_and_is_finished_at_the_next_start() {
+    let f = Fixture::new();
+    // The oldest log file, below the newest snapshot, was being removed and is half cut.
+    let oldest = f.log(Zxid::new(1, 31));
+    let purging = oldest.with_file_name("purging.log.0000000100000001f");
+    let half = record_offsets(&oldest)[5] + 3;
+    fs::rename(&oldest, &purging).unwrap();
+    cut(&purging, half);
+    let r = f.recover().unwrap();
+    assert_eq!(content(&r), f.all);
+    assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    let settings = WriterSettings {
+        data_dir: f.path().to_path_buf(),
+        data_log_dir: f.path().to_path_buf(),
+        fsync: true,
+        fsync_warning: std::time::Duration::from_secs(1),
+        snap_retain_count: 3,
+    };
+    super::prepare(&settings).unwrap();
+    assert!(!purging.exists());
+    assert_eq!(content(&f.recover().unwrap()), f.all);
+}
+
+#[test]
 fn a_deleted_newest_log_file_refuses() {
     let f = Fixture::new();
     let (newest, path) = f.logs().pop().unwrap();

@@ -4,6 +4,7 @@
 
 use super::files::{self, read_record, RecordRead};
 use super::log_file::LogFile;
+use super::paced_remove;
 use super::StorageError;
 use super::{PersistToken, StorageOp};
 use crate::metrics::ServerMetrics;
@@ -53,10 +54,16 @@ pub(super) enum Request {
 pub(super) const MAX_BATCH: usize = 4096;
 
 /// Makes the directories ready for the writer, once recovery has accepted what is there:
-/// creates them, the epoch files and the newest-log marker. Blocking.
+/// creates them, the epoch files and the newest-log marker, and finishes the removals a crash
+/// interrupted. Blocking.
 pub fn prepare(settings: &WriterSettings) -> Result<(), StorageError> {
-    files::ensure_dir(&files::log_dir(&settings.data_log_dir))?;
-    files::ensure_dir(&files::snapshot_dir(&settings.data_dir))?;
+    for dir in [
+        files::log_dir(&settings.data_log_dir),
+        files::snapshot_dir(&settings.data_dir),
+    ] {
+        files::ensure_dir(&dir)?;
+        paced_remove::finish_purges(&dir, settings.fsync)?;
+    }
     create_epoch_files(settings)?;
     mark_newest_log(settings)
 }
@@ -151,7 +158,7 @@ impl WriterState {
                 self.current = None;
                 self.write_newest_log(Zxid::ZERO)?;
                 for (_, path) in files::list_logs(&self.log_dir())? {
-                    remove(&path)?;
+                    remove(&self.settings, &path)?;
                 }
                 purge(&self.settings)
             }
@@ -217,7 +224,7 @@ impl WriterState {
         let mut last_kept = None;
         for (first, path) in logs {
             if first > zxid {
-                remove(&path)?;
+                remove(&self.settings, &path)?;
                 continue;
             }
             let bytes =
@@ -289,14 +296,10 @@ pub(super) fn write_snapshot(
     files::write_snapshot_through(&path, tmp, last_zxid, image, settings.fsync)
 }
 
-/// Removes a file; one already gone (removed by the other storage thread) is fine.
-fn remove(path: &Path) -> Result<(), StorageError> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(StorageError::io(format!("removing {}", path.display()))(e))
-        }
-        _ => Ok(()),
-    }
+/// Removes a file without stalling the log's fsyncs; one already gone (removed by the other
+/// storage thread) is fine.
+fn remove(settings: &WriterSettings, path: &Path) -> Result<(), StorageError> {
+    paced_remove::remove_paced(path, settings.fsync)
 }
 
 /// Keeps the newest snapshots and the logs they need. The newest log file is never removed.
@@ -310,7 +313,7 @@ pub(super) fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
     let oldest_kept = snaps[snaps.len() - keep].0;
     if let Some(((_, spare), older)) = snaps[..snaps.len() - keep].split_last() {
         for (_, path) in older {
-            remove(path)?;
+            remove(settings, path)?;
         }
         files::keep_as_spare(spare, settings.fsync)?;
     }
@@ -318,7 +321,7 @@ pub(super) fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
     for pair in logs.windows(2) {
         // A file holds txns below the next file's first zxid.
         if pair[1].0 <= oldest_kept {
-            remove(&pair[0].1)?;
+            remove(settings, &pair[0].1)?;
         }
     }
     Ok(())
@@ -493,5 +496,14 @@ mod tests {
         let spare = files::decode_snapshot(&std::fs::read(spare).unwrap()).unwrap();
         assert_eq!(spare.last_zxid, Zxid::new(1, 3));
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        // Files were removed a step at a time, and none was left half removed.
+        let names: Vec<String> = std::fs::read_dir(files::log_dir(dir.path()))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            names.iter().all(|n| !n.starts_with("purging.")),
+            "{names:?}"
+        );
     }
 }
