@@ -170,7 +170,7 @@ impl QuorumPeer {
     /// configs, also when a new leader commits it.
     pub(super) fn tail_reconfigs_acked(&self, acked: &BTreeSet<Sid>) -> bool {
         let mut version = self.config_version;
-        for t in self.log.after(self.log.committed()) {
+        for t in self.log.iter_after(self.log.committed()) {
             let Some(p) = (self.membership_of)(&t.body) else {
                 continue;
             };
@@ -275,23 +275,21 @@ impl QuorumPeer {
             return;
         }
         let mut current = self.config_version;
-        for t in self.log.after(self.log.committed()) {
-            let Some(p) = (self.membership_of)(&t.body) else {
-                continue;
-            };
+        let logged = self.log.iter_after(self.log.committed()).find_map(|t| {
+            let p = (self.membership_of)(&t.body)?;
             if p.expected_version != current {
-                continue;
+                return None;
             }
             current = t.zxid.0;
-            if current == version {
-                tracing::info!(
-                    me = self.me,
-                    version = format!("{version:x}"),
-                    "a peer counts with a newer config, which this server logged; adopting it"
-                );
-                self.set_membership(version, p.voters, p.observers);
-                return;
-            }
+            (current == version).then_some(p)
+        });
+        if let Some(p) = logged {
+            tracing::info!(
+                me = self.me,
+                version = format!("{version:x}"),
+                "a peer counts with a newer config, which this server logged; adopting it"
+            );
+            self.set_membership(version, p.voters, p.observers);
         }
     }
 
