@@ -1,11 +1,13 @@
-//! What removing a big file does to the log's fsyncs on this disk: a log appends a record and
-//! fdatasyncs it in a loop, while every second a file of a purged log's size is written,
-//! fsynced and removed, alternately at once (`fs::remove_file`) and a step at a time (the
-//! storage's own `remove_paced`). Prints the fsyncs' latency during each kind of removal.
+//! What removing a big file does to the log's fsyncs on this disk: files of a purged log's
+//! size are written and fsynced first; then a log appends a record and fdatasyncs it in a
+//! loop, while every second one of the files is removed, alternately at once
+//! (`fs::remove_file`) and a step at a time (the storage's own `remove_paced`). Prints the
+//! fsyncs' latency during each kind of removal, and between removals.
 //!
 //! `PURGE_STALL_DIR=/data/dir cargo test --release -p ensemble-actors --test purge_stall -- --ignored --nocapture`
-//! (`PURGE_STALL_MB`, default 64, sizes the removed files; `PURGE_STALL_SECS`, default 60,
-//! the whole run.)
+//! (`PURGE_STALL_MB`, default 64, sizes the files; `PURGE_STALL_FILES`, default 60, counts
+//! them; `PURGE_STALL_MODE=at-once` or `paced` removes every file the one way, to see the
+//! disk's stalls in the seconds after each kind of removal too.)
 
 use ensemble_actors::storage::remove_paced;
 use std::fs::{File, OpenOptions};
@@ -37,13 +39,11 @@ fn written(path: &Path, mb: u64) {
     f.sync_all().expect("fsync");
 }
 
-/// Every second, writes a file and removes it, alternating the two ways, until `end`.
-fn remover(dir: PathBuf, mb: u64, state: Arc<AtomicU8>, end: Instant) {
-    let mut paced = false;
-    while Instant::now() + Duration::from_secs(2) < end {
+/// Every second, removes one of `files`, alternating the two ways unless `mode` names one.
+fn remover(files: Vec<PathBuf>, mode: Option<String>, state: Arc<AtomicU8>) {
+    let mut paced = mode.as_deref() == Some("paced");
+    for path in files {
         std::thread::sleep(Duration::from_secs(1));
-        let path = dir.join("log.0000000100000001");
-        written(&path, mb);
         state.store(if paced { PACED } else { AT_ONCE }, Ordering::SeqCst);
         if paced {
             remove_paced(&path, true).expect("removed a step at a time");
@@ -51,8 +51,11 @@ fn remover(dir: PathBuf, mb: u64, state: Arc<AtomicU8>, end: Instant) {
             std::fs::remove_file(&path).expect("removed");
         }
         state.store(IDLE, Ordering::SeqCst);
-        paced = !paced;
+        if mode.is_none() {
+            paced = !paced;
+        }
     }
+    std::thread::sleep(Duration::from_secs(1));
 }
 
 /// `p` (0..=1) of sorted `v`, in ms.
@@ -65,13 +68,22 @@ fn at(v: &[f64], p: f64) -> f64 {
 #[test]
 #[ignore = "a benchmark: run it with --ignored --nocapture"]
 fn log_fsyncs_while_big_files_are_removed() {
-    let (mb, secs) = (env_or("PURGE_STALL_MB", 64), env_or("PURGE_STALL_SECS", 60));
+    let (mb, count) = (
+        env_or("PURGE_STALL_MB", 64),
+        env_or("PURGE_STALL_FILES", 60),
+    );
     let tmp = tempfile::tempdir_in(std::env::var("PURGE_STALL_DIR").unwrap_or("/tmp".into()))
         .expect("a temporary directory");
-    let end = Instant::now() + Duration::from_secs(secs);
+    let files: Vec<PathBuf> = (0..count)
+        .map(|i| tmp.path().join(format!("log.{i:016x}")))
+        .collect();
+    for path in &files {
+        written(path, mb);
+    }
     let state = Arc::new(AtomicU8::new(IDLE));
-    let (dir, shared) = (tmp.path().to_path_buf(), state.clone());
-    let removing = std::thread::spawn(move || remover(dir, mb, shared, end));
+    let shared = state.clone();
+    let mode = std::env::var("PURGE_STALL_MODE").ok();
+    let removing = std::thread::spawn(move || remover(files, mode, shared));
     let mut log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -79,7 +91,7 @@ fn log_fsyncs_while_big_files_are_removed() {
         .expect("the log");
     let record = vec![1u8; 1200];
     let mut latencies: [Vec<f64>; 3] = Default::default();
-    while Instant::now() < end {
+    while !removing.is_finished() {
         let before = state.load(Ordering::SeqCst);
         let t = Instant::now();
         log.write_all(&record).expect("a record");
@@ -89,7 +101,7 @@ fn log_fsyncs_while_big_files_are_removed() {
         latencies[usize::from(during)].push(ms);
     }
     removing.join().expect("the remover");
-    println!("{mb} MiB files, {secs} s, log fsync latency (ms):");
+    println!("{count} removals of {mb} MiB files, log fsync latency (ms):");
     for (name, v) in ["no removal", "removal at once", "removal a step at a time"]
         .iter()
         .zip(latencies.iter_mut())
