@@ -3,8 +3,8 @@
 //! On a file system mounted with `discard` (ext4 on many cloud disks), removing a file frees
 //! all its blocks in one journal commit and sends them to the device as one discard, and every
 //! fsync of the log waits for both. Each background snapshot purges a log file of tens of MB:
-//! the log's fsyncs then took 20-200 ms instead of 0.2 ms (docs/benchmarks.md, "Removing a
-//! file a step at a time"). So a purged file is first renamed out of the names recovery reads,
+//! removing 80 MB at once made about one log fsync per removal take 10-50 ms instead of 0.2 ms
+//! (docs/benchmarks.md, "Removing a file a step at a time"). So a purged file is first renamed out of the names recovery reads,
 //! then cut down [`STEP`] bytes at a time, each step committed on its own, and removed once
 //! small. A crash on the way leaves a file named `purging.*`, which recovery never reads and
 //! [`finish_purges`] removes at the next start.
