@@ -22,11 +22,15 @@ pub const STEP: u64 = 2 << 20;
 const PURGING_PREFIX: &str = "purging.";
 
 /// Removes the file at `path` a step at a time (see the module). A file already gone (removed
-/// by the other storage thread) is fine. Without `fsync` nothing is committed: the file is
-/// simply removed.
+/// by the other storage thread) is fine. Without `fsync` nothing is committed, and a file of
+/// at most one step is simply removed.
 pub fn remove_paced(path: &Path, fsync: bool) -> Result<(), StorageError> {
+    let small = fs::metadata(path).is_ok_and(|m| m.len() <= STEP);
+    if !fsync || small {
+        return remove_file(path);
+    }
     let Some(name) = path.file_name() else {
-        return Ok(());
+        return remove_file(path);
     };
     let mut purging = PURGING_PREFIX.to_owned();
     purging.push_str(&name.to_string_lossy());
@@ -36,11 +40,9 @@ pub fn remove_paced(path: &Path, fsync: bool) -> Result<(), StorageError> {
         Err(e) => return Err(StorageError::io(format!("renaming {}", path.display()))(e)),
         Ok(()) => {}
     }
-    if fsync {
-        // Once renamed for good, the file can be cut without recovery ever reading it cut.
-        files::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
-        shrink(&purging)?;
-    }
+    // Once renamed for good, the file can be cut without recovery ever reading it cut.
+    files::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+    shrink(&purging)?;
     remove_file(&purging)
 }
 
@@ -146,6 +148,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("a temporary directory");
         remove_paced(&dir.path().join("log.0000000100000001"), true).expect("nothing to do");
         remove_paced(&dir.path().join("log.0000000100000001"), false).expect("nothing to do");
+    }
+
+    #[test]
+    fn a_file_of_one_step_is_simply_removed() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("log.0000000100000001");
+        file_of(&path, STEP);
+        remove_paced(&path, true).expect("removed");
+        assert!(names(dir.path()).is_empty());
     }
 
     #[test]
