@@ -4,7 +4,7 @@
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const ELECTION: Duration = Duration::from_secs(20);
 /// What every refusal tells the operator to do.
@@ -89,22 +89,25 @@ fn assert_refuses(c: &mut ProcessCluster, id: u64, why: &str) {
 /// data dir resyncs it.
 #[test]
 fn a_server_that_lost_its_snapshots_refuses_and_the_ensemble_keeps_every_znode() {
-    const COUNT: u32 = 150;
     let mut c = ProcessCluster::new(3, 60, writer(), "snap_count = 20");
     c.start_all();
     c.wait_serving(ELECTION).unwrap();
-    // In batches, so that snapshots roll the log to new files and old ones are purged.
-    for from in (0..COUNT).step_by(10) {
-        create(&mut c, 1, from, from + 10);
+    // In batches, so that snapshots roll the log to new files, until server 3 has purged its
+    // oldest: snapshots are drawn at random and written in the background.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut count = 0;
+    while count < 150 || files(&c, 3, "log.")[0].ends_with("log.0000000100000001") {
+        assert!(
+            Instant::now() < deadline,
+            "server 3 never purged its oldest log: {:?}",
+            files(&c, 3, "log.")
+        );
+        create(&mut c, 1, count, count + 10);
+        count += 10;
     }
     for id in 1..=3 {
         c.kill9(id);
     }
-    let logs = files(&c, 3, "log.");
-    assert!(
-        !logs[0].ends_with("log.0000000100000001"),
-        "the oldest log was purged: {logs:?}"
-    );
     for snapshot in files(&c, 3, "snapshot.") {
         fs::remove_file(snapshot).unwrap();
     }
@@ -120,13 +123,13 @@ fn a_server_that_lost_its_snapshots_refuses_and_the_ensemble_keeps_every_znode()
         modes.contains(&"leader".to_string()) && modes.contains(&"follower".to_string())
     })
     .unwrap();
-    assert_has_all(&mut c, 1, COUNT);
-    assert_has_all(&mut c, 2, COUNT);
+    assert_has_all(&mut c, 1, count);
+    assert_has_all(&mut c, 2, count);
     // What the refusal says to do brings the server back whole.
     fs::remove_dir_all(c.data_dir(3)).unwrap();
     c.start(3);
     c.wait_serving(ELECTION).unwrap();
-    assert_has_all(&mut c, 3, COUNT);
+    assert_has_all(&mut c, 3, count);
 }
 
 /// Offset of the `index`th record of a log file (after the 8-byte file header; each record is
