@@ -501,8 +501,11 @@ impl QuorumPeer {
             self.leader_refuse(origin, request_id, SubmitError::Refused(why));
             return;
         }
-        let synced = self.leader().synced();
-        let reconfig = match self.admit_reconfig(&body, &synced) {
+        let synced = || match &self.role {
+            Role::Leading(l) => l.synced(),
+            _ => BTreeSet::new(),
+        };
+        let reconfig = match self.admit_reconfig(&body, synced) {
             Ok(r) => r,
             Err(why) => {
                 self.leader_refuse(origin, request_id, SubmitError::Refused(why));

@@ -186,11 +186,12 @@ impl QuorumPeer {
 
     /// Checks a write the leader is about to propose: `Ok(Some(voters))` for a reconfig that
     /// will take effect, `Ok(None)` for anything else, `Err` with the refusal text when a
-    /// reconfig is in flight or the new voters lack a synced quorum.
+    /// reconfig is in flight or the new voters lack a synced quorum (`synced` gives the
+    /// followers synced with the leader; only a reconfig asks for them).
     pub(super) fn admit_reconfig(
         &self,
         body: &[u8],
-        synced: &BTreeSet<Sid>,
+        synced: impl FnOnce() -> BTreeSet<Sid>,
     ) -> Result<Option<Vec<Sid>>, String> {
         let Some(p) = (self.membership_of)(body) else {
             return Ok(None);
@@ -204,7 +205,7 @@ impl QuorumPeer {
             // It will fail its version check when applied: an ordinary txn.
             return Ok(None);
         }
-        let mut up = synced.clone();
+        let mut up = synced();
         up.insert(self.me);
         if !quorum_of(&up, &p.voters) {
             return Err(format!(

@@ -659,6 +659,49 @@ fn a_body_that_fails_the_check_is_refused_before_it_is_logged() {
         .any(|o| matches!(o, Output::Persist { op: StorageOp::Append(t), .. } if t[0].zxid == Zxid::new(2, 1))));
 }
 
+/// A reconfig is admitted only when its new voters hold a quorum of servers synced with the
+/// leader (leader 3, follower 2 synced, server 1 never); any other write is proposed as usual.
+#[test]
+fn a_reconfig_needs_a_synced_quorum_of_its_new_voters() {
+    let mut p = leader_established_with_2();
+    p.membership_of = std::sync::Arc::new(|body: &[u8]| {
+        let voters = match body {
+            b"to-1-3" => vec![1, 3],
+            b"to-2-3" => vec![2, 3],
+            _ => return None,
+        };
+        Some(membership::ProposedMembership {
+            expected_version: 0,
+            voters,
+            observers: vec![],
+        })
+    });
+    let submit = |request_id, body: &[u8]| Input::Submit {
+        request_id,
+        body: body.to_vec(),
+    };
+    let outs = p.step(submit(1, b"to-1-3"), 6);
+    assert!(
+        matches!(&outs[..], [Output::Completed { request_id: 1, result: Err(SubmitError::Refused(why)) }]
+            if why.contains(membership::NO_QUORUM)),
+        "{outs:?}"
+    );
+    let logged = |outs: &[Output]| {
+        outs.iter().any(|o| {
+            matches!(
+                o,
+                Output::Persist {
+                    op: StorageOp::Append(_),
+                    ..
+                }
+            )
+        })
+    };
+    let outs = p.step(submit(2, b"to-2-3"), 7);
+    assert!(logged(&outs), "{outs:?}");
+    assert!(logged(&p.step(submit(3, b"write"), 8)));
+}
+
 fn leader_established_with_2() -> ComposedPeer {
     let (mut p, _) = leader_with(vec![]);
     p.step(Input::Persisted(PersistToken::CurrentEpoch(2)), 4);
