@@ -25,33 +25,50 @@ const PURGING_PREFIX: &str = "purging.";
 /// by the other storage thread) is fine. Without `fsync` nothing is committed, and a file of
 /// at most one step is simply removed.
 pub fn remove_paced(path: &Path, fsync: bool) -> Result<(), StorageError> {
-    let small = fs::metadata(path).is_ok_and(|m| m.len() <= STEP);
-    if !fsync || small {
+    let len = fs::metadata(path).map_or(0, |m| m.len());
+    if !goes_paced(len, fsync) {
         return remove_file(path);
     }
+    match set_aside(path)? {
+        Some(purging) => {
+            shrink(&purging, &mut |_| {})?;
+            remove_file(&purging)
+        }
+        None => Ok(()),
+    }
+}
+
+/// Whether a file of `len` bytes is removed a step at a time: over one step, and committed.
+fn goes_paced(len: u64, fsync: bool) -> bool {
+    fsync && len > STEP
+}
+
+/// Renames the file at `path` to its `purging.*` name for good (the directory fsynced), so
+/// that it can be cut without recovery ever reading it cut; the new path, or `None` when the
+/// file is already gone.
+fn set_aside(path: &Path) -> Result<Option<PathBuf>, StorageError> {
     let Some(name) = path.file_name() else {
-        return remove_file(path);
+        remove_file(path)?;
+        return Ok(None);
     };
     let mut purging = PURGING_PREFIX.to_owned();
     purging.push_str(&name.to_string_lossy());
     let purging = path.with_file_name(purging);
     match fs::rename(path, &purging) {
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(StorageError::io(format!("renaming {}", path.display()))(e)),
         Ok(()) => {}
     }
-    // Once renamed for good, the file can be cut without recovery ever reading it cut.
     files::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
-    shrink(&purging)?;
-    remove_file(&purging)
+    Ok(Some(purging))
 }
 
-/// Removes, a step at a time, the files in `dir` whose removal a crash interrupted.
+/// Removes, a step at a time, the files in `dir` whose removal a crash or an error stopped.
 pub fn finish_purges(dir: &Path, fsync: bool) -> Result<(), StorageError> {
     for path in purging_files(dir)? {
         tracing::info!("finishing the removal of {}", path.display());
         if fsync {
-            shrink(&path)?;
+            shrink(&path, &mut |_| {})?;
         }
         remove_file(&path)?;
     }
@@ -79,20 +96,25 @@ fn purging_files(dir: &Path) -> Result<Vec<PathBuf>, StorageError> {
     Ok(out)
 }
 
-/// Cuts the file at `path` down to at most [`STEP`] bytes, committing each step.
-fn shrink(path: &Path) -> Result<(), StorageError> {
+/// Cuts the file at `path` down to at most [`STEP`] bytes, committing each step; `committed`
+/// hears the length after each.
+fn shrink(path: &Path, committed: &mut dyn FnMut(u64)) -> Result<(), StorageError> {
     let file = match OpenOptions::new().write(true).open(path) {
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
         opened => opened,
     };
+    // The length is read anew at each step: the other storage thread may be cutting the same
+    // file (its purge finishes removals an error stopped), and a cut must never lengthen it.
     let shrink_all = |file: fs::File| -> std::io::Result<()> {
-        let mut len = file.metadata()?.len();
-        while len > STEP {
-            len -= STEP;
-            file.set_len(len)?;
+        loop {
+            let len = file.metadata()?.len();
+            if len <= STEP {
+                return Ok(());
+            }
+            file.set_len(len - STEP)?;
             file.sync_all()?;
+            committed(len - STEP);
         }
-        Ok(())
     };
     file.and_then(shrink_all).map_err(StorageError::io(format!(
         "shrinking {} before removing it",
@@ -141,6 +163,40 @@ mod tests {
         file_of(&dir.path().join("log.0000000100000009"), 10);
         remove_paced(&path, true).expect("removed");
         assert_eq!(names(dir.path()), ["log.0000000100000009"]);
+    }
+
+    #[test]
+    fn a_file_is_renamed_for_good_before_it_is_cut_a_step_at_a_time() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("log.0000000100000001");
+        file_of(&path, 3 * STEP + 17);
+        let purging = set_aside(&path).expect("set aside").expect("it was there");
+        assert_eq!(names(dir.path()), ["purging.log.0000000100000001"]);
+        assert_eq!(
+            fs::metadata(&purging).expect("its size").len(),
+            3 * STEP + 17
+        );
+        let mut lengths = Vec::new();
+        shrink(&purging, &mut |len| {
+            assert!(
+                !path.exists(),
+                "the file is cut only under its purging name"
+            );
+            let on_disk = fs::metadata(&purging).expect("its size").len();
+            assert_eq!(on_disk, len);
+            lengths.push(len);
+        })
+        .expect("cut");
+        assert_eq!(lengths, [2 * STEP + 17, STEP + 17, 17]);
+        assert_eq!(set_aside(&path).expect("nothing to do"), None);
+    }
+
+    #[test]
+    fn only_a_file_over_one_step_goes_a_step_at_a_time_and_only_with_fsync() {
+        assert!(goes_paced(STEP + 1, true));
+        assert!(!goes_paced(STEP, true));
+        assert!(!goes_paced(0, true));
+        assert!(!goes_paced(STEP + 1, false));
     }
 
     #[test]

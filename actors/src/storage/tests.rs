@@ -329,7 +329,8 @@ fn a_removal_a_crash_interrupted_is_never_read_and_is_finished_at_the_next_start
     let f = Fixture::new();
     // The oldest log file, below the newest snapshot, was being removed and is half cut.
     let oldest = f.log(Zxid::new(1, 31));
-    let purging = oldest.with_file_name("purging.log.0000000100000001f");
+    let name = oldest.file_name().unwrap().to_string_lossy();
+    let purging = oldest.with_file_name(format!("purging.{name}"));
     let half = record_offsets(&oldest)[5] + 3;
     fs::rename(&oldest, &purging).unwrap();
     cut(&purging, half);

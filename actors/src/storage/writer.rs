@@ -227,8 +227,9 @@ impl WriterState {
                 remove(&self.settings, &path)?;
                 continue;
             }
-            let bytes =
-                fs::read(&path).map_err(StorageError::io(format!("reading {}", path.display())))?;
+            let Some(bytes) = read_unless_purged(&path)? else {
+                continue;
+            };
             let mut offset = files::LOG_HEADER_LEN.min(bytes.len());
             while let RecordRead::Record(txn, next) = read_record(&bytes, offset) {
                 if txn.zxid > zxid {
@@ -302,9 +303,26 @@ fn remove(settings: &WriterSettings, path: &Path) -> Result<(), StorageError> {
     paced_remove::remove_paced(path, settings.fsync)
 }
 
+/// The bytes of the log file at `path`, or `None` when the snapshot thread's purge removed it
+/// after it was listed: it then held only txns below a snapshot, which a TRUNC keeps.
+fn read_unless_purged(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StorageError::io(format!("reading {}", path.display()))(e)),
+    }
+}
+
 /// Keeps the newest snapshots and the logs they need. The newest log file is never removed.
 /// The newest snapshot file purged stays as the spare the next snapshot writes over.
 pub(super) fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
+    // A removal an error stopped earlier is taken up again here, not only at the next start.
+    for dir in [
+        files::log_dir(&settings.data_log_dir),
+        files::snapshot_dir(&settings.data_dir),
+    ] {
+        paced_remove::finish_purges(&dir, settings.fsync)?;
+    }
     let snaps = files::list_snapshots(&files::snapshot_dir(&settings.data_dir))?;
     let keep = settings.snap_retain_count.max(1);
     if snaps.len() <= keep {
@@ -465,14 +483,31 @@ mod tests {
     }
 
     #[test]
+    fn a_log_purged_between_listing_and_reading_is_skipped_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.0000000100000001");
+        assert_eq!(read_unless_purged(&path).unwrap(), None);
+        std::fs::write(&path, b"abc").unwrap();
+        assert_eq!(read_unless_purged(&path).unwrap(), Some(b"abc".to_vec()));
+        assert!(
+            read_unless_purged(dir.path()).is_err(),
+            "a directory is no log file"
+        );
+    }
+
+    #[test]
     fn purge_keeps_the_newest_snapshots_and_the_logs_they_need() {
         let dir = tempfile::tempdir().unwrap();
         let (w, _) = writer(dir.path());
         w.submit(StorageOp::AcceptedEpoch(1), None);
+        // The first two logs and snapshots are over a removal step: they go the paced way.
+        let big = |c: u32| if c <= 2 { 3 << 20 } else { 1 };
         for c in 1..=6u32 {
-            w.submit(StorageOp::Append(vec![txn(1, c)]), None);
+            let mut t = txn(1, c);
+            t.body = vec![c as u8; big(c)];
+            w.submit(StorageOp::Append(vec![t]), None);
             w.flush();
-            w.snapshot(Zxid::new(1, c), vec![c as u8]);
+            w.snapshot(Zxid::new(1, c), vec![c as u8; big(c)]);
             w.flush();
         }
         w.submit(StorageOp::Append(vec![txn(1, 7)]), None);
@@ -496,14 +531,16 @@ mod tests {
         let spare = files::decode_snapshot(&std::fs::read(spare).unwrap()).unwrap();
         assert_eq!(spare.last_zxid, Zxid::new(1, 3));
         assert!(r.warnings.is_empty(), "{:?}", r.warnings);
-        // Files were removed a step at a time, and none was left half removed.
-        let names: Vec<String> = std::fs::read_dir(files::log_dir(dir.path()))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert!(
-            names.iter().all(|n| !n.starts_with("purging.")),
-            "{names:?}"
-        );
+        // None of the files removed a step at a time was left half removed.
+        for d in [files::log_dir(dir.path()), files::snapshot_dir(dir.path())] {
+            let names: Vec<String> = std::fs::read_dir(d)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            assert!(
+                names.iter().all(|n| !n.starts_with("purging.")),
+                "{names:?}"
+            );
+        }
     }
 }
