@@ -127,6 +127,11 @@ pub async fn run_sampled(
     for k in 0..KEYS {
         ensure(&clients[0], &format!("{root}/k{k}")).await?;
     }
+    // The keys were created through one session; another session's server may not have
+    // applied them yet (ZooKeeper promises no more), so each session syncs before it reads.
+    for c in &clients[1..] {
+        c.sync(root).await?;
+    }
     let errors = Arc::new(AtomicU64::new(0));
     let cpu0 = t.cpu_seconds();
     let start = Instant::now();

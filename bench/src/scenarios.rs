@@ -14,6 +14,10 @@ pub async fn watch_latency(t: &Target, watchers: usize, rounds: usize) -> Result
     let writer = Client::connect(t.server(0)).await?;
     let path = "/bench-watch";
     ensure(&writer, path).await?;
+    // Another session's server may not have applied the create yet: each syncs first.
+    for c in &clients {
+        c.sync(path).await?;
+    }
     let mut latencies = Vec::with_capacity(watchers * rounds);
     let cpu0 = t.cpu_seconds();
     let start = Instant::now();
