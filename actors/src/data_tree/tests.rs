@@ -51,6 +51,11 @@ impl Fixture {
     pub(super) fn apply(&mut self, op: TreeOp) -> OpResult {
         self.apply_as(7, &[], op).result
     }
+
+    /// Applies `op` as issued by the session `session_id`.
+    pub(super) fn apply_as_session(&mut self, session_id: i64, op: TreeOp) -> OpResult {
+        self.apply_as(session_id, &[], op).result
+    }
 }
 
 fn create(path: &str, mode: CreateMode) -> TreeOp {
@@ -830,7 +835,7 @@ fn bodies_are_checked_before_they_are_proposed() {
         deep = TreeOp::Multi(vec![deep]);
     }
     let bytes = std::thread::Builder::new()
-        .stack_size(256 << 20)
+        .stack_size(1 << 30)
         .spawn(move || {
             let b = txn(deep);
             (b, ())
