@@ -255,12 +255,14 @@ fn with_valid_checksums(data: &[u8]) -> Vec<u8> {
 }
 
 /// The content of a snapshot file, and a snapshot image as a SNAP sync carries it: decoded,
-/// then turned into a tree.
+/// then turned into a tree; and the bytes as an incremental image applied onto a fresh tree
+/// (whose zxid, zero, a delta's base matches easily).
 pub fn storage_snapshot(data: &[u8]) {
     if let Ok(snapshot) = files::decode_snapshot(data) {
         let _ = DataTree::deserialize(&snapshot.state);
     }
     let _ = DataTree::deserialize(data);
+    let _ = DataTree::default().apply_delta(data);
 }
 
 /// An Apache ZooKeeper snapshot or txn-log file, as an import reads one: parsed, then the

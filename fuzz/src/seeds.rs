@@ -61,7 +61,11 @@ pub const APACHE_LOG: &[u8] =
 
 /// A tree with a few znodes of each kind, the ACLs of each scheme and a session.
 pub fn populated_tree() -> DataTree {
-    let mut tree = DataTree::default();
+    populate(DataTree::default())
+}
+
+/// `tree` with the txns of [`populated_tree`] applied.
+fn populate(mut tree: DataTree) -> DataTree {
     for (i, t) in tree_txns().iter().enumerate() {
         let _ = tree.apply(&Txn {
             zxid: Zxid::new(1, i as u32 + 1),
@@ -455,6 +459,18 @@ fn snapshot_file() -> Vec<Vec<u8>> {
             state: state.clone(),
         };
         seeds.extend([files::encode_snapshot(&snapshot).unwrap_or_default(), state]);
+    }
+    // An incremental image of the same txns onto the empty tree, which the target applies.
+    let mut tracked = DataTree::default();
+    tracked.track_changes();
+    let mut tracked = populate(tracked);
+    if let Some(changes) = tracked.take_changes() {
+        let mut delta = Vec::new();
+        let _ = tracked
+            .clone()
+            .delta_image(Zxid::ZERO, changes)
+            .write_to(&mut delta);
+        seeds.push(delta);
     }
     seeds
 }

@@ -147,3 +147,13 @@ fn mutated_seeds_never_panic() {
         }
     }
 }
+
+/// The incremental-image seed is a valid one: onto the empty tree, it rebuilds the populated
+/// tree (every kind of znode, ACL scheme and a session), so mutations start from the real thing.
+#[test]
+fn the_incremental_snapshot_seed_rebuilds_the_populated_tree() {
+    let delta = seeds::of("storage_snapshot").pop().expect("a seed");
+    let mut tree = ensemble_actors::data_tree::DataTree::default();
+    tree.apply_delta(&delta).expect("the seed applies");
+    assert_eq!(tree, seeds::populated_tree());
+}

@@ -135,21 +135,30 @@ pub(super) fn read(bytes: &[u8]) -> Result<DataTree, String> {
     }
     let last_applied = Zxid(r.u64()?);
     let count = r.u64()?;
-    let mut into = ZnodesIn::default();
+    let mut nodes = NodesIn::default();
+    let mut znodes = ZnodesIn::default();
     for _ in 0..count {
-        into.read(&mut r)?;
+        let flags = r.u8()?;
+        let (path, node) = znodes.read(flags, &mut r)?;
+        nodes
+            .add(path, node)
+            .map_err(|e| format!("znode {path:?}: {e}"))?;
     }
-    let nodes = into.nodes.finish()?;
+    let nodes = nodes.finish()?;
     let sessions: Vec<(SessionId, SessionEntry)> =
         codec::decode(r.rest).map_err(|e| format!("its sessions: {e}"))?;
-    Ok(DataTree::assemble(nodes, into.acls, sessions, last_applied))
+    Ok(DataTree::assemble(
+        nodes,
+        znodes.acls,
+        sessions,
+        last_applied,
+    ))
 }
 
-/// The znodes read so far, and what the next one is read against.
+/// Reads znodes one after the other, each against the one before it.
 #[derive(Default)]
-struct ZnodesIn {
-    nodes: NodesIn,
-    acls: Acls,
+pub(super) struct ZnodesIn {
+    pub(super) acls: Acls,
     path: Vec<u8>,
     czxid: i64,
     ctime: i64,
@@ -157,9 +166,16 @@ struct ZnodesIn {
 }
 
 impl ZnodesIn {
-    /// Reads the next znode from `r` and adds it to the tree.
-    fn read(&mut self, r: &mut Reader) -> Result<(), String> {
-        let flags = r.u8()?;
+    /// A reader numbering ACLs through `acls`.
+    pub(super) fn with_acls(acls: Acls) -> Self {
+        ZnodesIn {
+            acls,
+            ..ZnodesIn::default()
+        }
+    }
+
+    /// Reads the znode whose `flags` were just read from `r`: its path and the znode.
+    pub(super) fn read(&mut self, flags: u8, r: &mut Reader) -> Result<(&str, Znode), String> {
         if flags & !(NULL_DATA | SAME_ACL) != 0 {
             return Err(format!("a znode's flags hold unknown bits ({flags:#x})"));
         }
@@ -185,9 +201,8 @@ impl ZnodesIn {
         let acl = acl.ok_or_else(|| fail("no such ACL"))?;
         let stat = read_stat(r, self.czxid, self.ctime)?;
         let node = Znode::new(data, Arc::clone(&acl), stat).with_null_data(flags & NULL_DATA != 0);
-        self.nodes.add(path, node).map_err(|e| fail(&e))?;
         (self.czxid, self.ctime, self.acl) = (stat.czxid, stat.ctime, Some(acl));
-        Ok(())
+        Ok((path, node))
     }
 }
 
@@ -231,8 +246,8 @@ fn read_stat(r: &mut Reader, czxid: i64, ctime: i64) -> Result<NodeStat, String>
 }
 
 /// Reads bincode's varints and byte strings from the front of a slice.
-struct Reader<'a> {
-    rest: &'a [u8],
+pub(super) struct Reader<'a> {
+    pub(super) rest: &'a [u8],
 }
 
 /// What a read past the end of an image says.
@@ -240,18 +255,18 @@ const ENDS_EARLY: &str = "the image ends in the middle of a znode";
 
 impl<'a> Reader<'a> {
     /// The next `n` bytes.
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
         let (taken, rest) = self.rest.split_at_checked(n).ok_or(ENDS_EARLY)?;
         self.rest = rest;
         Ok(taken)
     }
 
-    fn u8(&mut self) -> Result<u8, String> {
+    pub(super) fn u8(&mut self) -> Result<u8, String> {
         Ok(self.take(1)?[0])
     }
 
     /// An unsigned varint: one byte up to 250, else a marker and 2, 4 or 8 little-endian bytes.
-    fn u64(&mut self) -> Result<u64, String> {
+    pub(super) fn u64(&mut self) -> Result<u64, String> {
         let wide = |bytes: &[u8]| {
             let mut le = [0u8; 8];
             le[..bytes.len()].copy_from_slice(bytes);
@@ -291,7 +306,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A byte string: its length, then its bytes.
-    fn bytes(&mut self) -> Result<&'a [u8], String> {
+    pub(super) fn bytes(&mut self) -> Result<&'a [u8], String> {
         let n = self.len()?;
         self.take(n)
     }

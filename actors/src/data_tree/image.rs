@@ -106,6 +106,19 @@ pub(super) struct Acls {
 }
 
 impl Acls {
+    /// Numbers ACLs afresh, sharing them through `cache`.
+    pub(super) fn with_cache(cache: AclCache) -> Self {
+        Acls {
+            cache,
+            numbered: Vec::new(),
+        }
+    }
+
+    /// The cache the ACLs were shared through.
+    pub(super) fn into_cache(self) -> AclCache {
+        self.cache
+    }
+
     /// Gives `acl` the next number.
     fn define(&mut self, acl: &[AclEntry]) -> Arc<[AclEntry]> {
         let shared = self.cache.intern(acl);

@@ -25,7 +25,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 /// Bytes gathered before each write of a streamed image.
-const CHUNK: usize = 256 * 1024;
+pub(super) const CHUNK: usize = 256 * 1024;
 
 impl DataTree {
     /// The snapshot image of this tree (format 5), to stream into a snapshot file: nothing is
@@ -185,13 +185,13 @@ fn stat_len(s: &NodeStat) -> usize {
 }
 
 /// Appends `value` in bincode.
-fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+pub(super) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     bincode::serde::encode_into_std_write(value, out, codec::bincode_config())
         .expect("the tree always encodes into memory");
 }
 
 /// The sessions, written.
-struct SessionsOut<'a>(&'a imbl::OrdMap<SessionId, Arc<SessionEntry>>);
+pub(super) struct SessionsOut<'a>(pub(super) &'a imbl::OrdMap<SessionId, Arc<SessionEntry>>);
 
 impl Serialize for SessionsOut<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

@@ -10,6 +10,7 @@ mod acl;
 mod bincode_out;
 mod compact_image;
 pub mod config_node;
+mod delta_image;
 mod fetch_ahead;
 mod image;
 mod image_out;
@@ -20,6 +21,7 @@ pub mod quota;
 mod store;
 
 pub use acl::{masked, permits, AclCache, PermissionMemo};
+pub use delta_image::{ChangedZnodes, DeltaContent, DeltaImage};
 pub use ops::{
     ttl_of_owner, ttl_owner, AclEntry, CreateMode, NodeStat, OpResult, SessionPassword, TreeOp,
     TreeTxn, Trigger, MAX_TTL_MS,
@@ -896,3 +898,6 @@ mod stream_tests;
 
 #[cfg(test)]
 mod compact_image_tests;
+
+#[cfg(test)]
+mod delta_image_tests;

@@ -26,7 +26,48 @@ const INLINE_KEY: usize = 256;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct NodeMap {
     map: imbl::OrdMap<NodeKey, Arc<Znode>>,
+    changes: Changes,
 }
+
+/// The keys of the znodes written since the changes were last taken, for an incremental
+/// snapshot, in the order they were written and with repeats; `None` while they are not
+/// tracked. A note is one push: sorting and removing repeats is left to the snapshot thread.
+/// Not part of the map's value: a clone (a snapshot's or a published reader's) tracks
+/// nothing, and maps compare equal whatever they track.
+#[derive(Debug, Default)]
+struct Changes(Option<Vec<NodeKey>>);
+
+impl Clone for Changes {
+    fn clone(&self) -> Self {
+        Changes(None)
+    }
+}
+
+impl PartialEq for Changes {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Changes {}
+
+impl Changes {
+    /// Notes a write to the znode of key `key` in a map of `len` znodes. Past half as many
+    /// notes as znodes (and a floor for small maps) tracking stops: a whole snapshot costs
+    /// no more then.
+    fn note(&mut self, key: &[u8], len: usize) {
+        if let Some(keys) = &mut self.0 {
+            if keys.len() > (len / 2).max(MIN_TRACKED) {
+                self.0 = None;
+            } else if keys.last().map(NodeKey::as_bytes) != Some(key) {
+                keys.push(NodeKey::new(key));
+            }
+        }
+    }
+}
+
+/// Changes tracked at least, whatever the map's size.
+const MIN_TRACKED: usize = 1024;
 
 /// Whether `path` could name a stored znode: absolute and without NUL.
 fn plausible(path: &str) -> bool {
@@ -118,14 +159,25 @@ impl NodeMap {
 
     /// The znode at `path`, to change: copied first if a snapshot still shares it.
     pub fn get_mut(&mut self, path: &str) -> Option<&mut Znode> {
-        with_key(path, |k| self.map.get_mut(k)).map(Arc::make_mut)
+        self.get_mut_shared(path).map(Arc::make_mut)
     }
 
     /// The shared znode at `path`, to look at, keep, or change with `Arc::make_mut`. The walk
-    /// copies the map's chunks on the way if a snapshot still shares them, even when the
-    /// caller then changes nothing.
+    /// copies the map's chunks on the way if a snapshot still shares them, and the znode
+    /// counts as changed, even when the caller then changes nothing.
     pub fn get_mut_shared(&mut self, path: &str) -> Option<&mut Arc<Znode>> {
-        with_key(path, |k| self.map.get_mut(k))
+        let len = self.map.len();
+        let (map, changes) = (&mut self.map, &mut self.changes);
+        with_key(path, |k| {
+            let node = map.get_mut(k)?;
+            changes.note(k, len);
+            Some(node)
+        })
+    }
+
+    /// The znode under `key`.
+    pub fn get_key(&self, key: &NodeKey) -> Option<&Arc<Znode>> {
+        self.map.get(key.as_bytes())
     }
 
     /// Whether a znode exists at `path`.
@@ -136,7 +188,7 @@ impl NodeMap {
     /// Puts a znode at `path` (which must be plausible; others are ignored).
     pub fn insert(&mut self, path: &str, node: Arc<Znode>) {
         if let Some(key) = key_of(path) {
-            self.map.insert(key, node);
+            self.insert_key(key, node);
         }
     }
 
@@ -147,7 +199,10 @@ impl NodeMap {
             return false;
         };
         match self.map.insert(key.clone(), node) {
-            None => true,
+            None => {
+                self.changes.note(key.as_bytes(), self.map.len());
+                true
+            }
             Some(there) => {
                 self.map.insert(key, there);
                 false
@@ -157,12 +212,33 @@ impl NodeMap {
 
     /// Puts a znode under its key.
     pub fn insert_key(&mut self, key: NodeKey, node: Arc<Znode>) -> Option<Arc<Znode>> {
+        self.changes.note(key.as_bytes(), self.map.len());
         self.map.insert(key, node)
     }
 
     /// Removes the znode at `path`.
     pub fn remove(&mut self, path: &str) -> Option<Arc<Znode>> {
-        with_key(path, |k| self.map.remove(k))
+        let len = self.map.len();
+        let (map, changes) = (&mut self.map, &mut self.changes);
+        with_key(path, |k| {
+            let node = map.remove(k)?;
+            changes.note(k, len);
+            Some(node)
+        })
+    }
+
+    /// Starts noting which znodes are written, if it had not.
+    pub fn track_changes(&mut self) {
+        if self.changes.0.is_none() {
+            self.changes.0 = Some(Vec::new());
+        }
+    }
+
+    /// The keys of the znodes written since the last call (or since tracking started), in the
+    /// order written and with repeats, and tracking starts over; `None` when they were not all
+    /// tracked.
+    pub fn take_changes(&mut self) -> Option<Vec<NodeKey>> {
+        self.changes.0.replace(Vec::new())
     }
 
     /// Number of znodes.

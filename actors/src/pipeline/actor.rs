@@ -67,6 +67,9 @@ pub struct PipelineActor {
     results: HashMap<u64, OpResult>,
     /// When the next background snapshot is due.
     snapshots: SnapshotCadence,
+    /// The zxid of the last background snapshot asked for of this tree: what the changes the
+    /// tree noted since rest on.
+    snapshot_base: Option<Zxid>,
     /// The applied tree, published for the connection threads' reads.
     published: Arc<PublishedTree>,
     /// Zab's role, as last told.
@@ -104,6 +107,7 @@ impl PipelineActor {
             clients: new_service(&settings),
             sinks: ClientSinks::default(),
             snapshots: SnapshotCadence::new(settings.snap_count, rand::random()),
+            snapshot_base: None,
             settings,
             zab,
             storage,
@@ -251,11 +255,19 @@ impl PipelineActor {
             .applied(txns.len() as u64, znodes, rand::random())
         {
             // The clone is O(1) (the tree is a persistent map); the snapshot thread
-            // serializes it while writes go on.
+            // serializes it, or only the znodes written since the last one, while writes go
+            // on.
             let tree = self.tree.clone();
+            let changes = self.tree.take_changes();
+            let base = self.snapshot_base.replace(tree.last_applied());
             self.storage.do_send(TakeSnapshot {
                 last_zxid: tree.last_applied(),
-                job: Box::new(move || Box::new(tree.image())),
+                job: Box::new(move |chain| match (changes, base) {
+                    (Some(changes), Some(base)) if chain == Some(base) => {
+                        Box::new(tree.delta_image(base, changes))
+                    }
+                    _ => Box::new(tree.image()),
+                }),
             });
         }
         self.published.publish_if_wanted(&self.tree, self.serving());
@@ -409,6 +421,8 @@ impl Handler<InstallTree> for PipelineActor {
         }
         self.results.clear();
         self.tree = tree;
+        // The new tree noted no change: its first snapshot is whole.
+        self.snapshot_base = None;
         self.tree_ready = true;
         self.send_sessions_state();
         self.publish();

@@ -35,8 +35,67 @@ pub struct Persist {
     pub token: Option<PersistToken>,
 }
 
-/// Produces a snapshot image (which then streams to the file); runs on the snapshot thread.
-pub type SnapshotJob = Box<dyn FnOnce() -> Box<dyn SnapshotImage> + Send>;
+/// Produces a snapshot image (which then streams to the file); runs on the snapshot thread,
+/// told the snapshot an incremental image may rest on (the last this thread wrote, while its
+/// chain is short enough), or `None`: then a whole image.
+pub type SnapshotJob = Box<dyn FnOnce(Option<Zxid>) -> Box<dyn SnapshotImage> + Send>;
+
+/// Incremental snapshots in a row before a whole one, at most: bounds the files a restart
+/// reads.
+const MAX_CHAIN: usize = 64;
+
+/// The last snapshot the snapshot thread wrote and the chain that leads to it; none after a
+/// failure or a restart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Chain(Option<Link>);
+
+/// The newest link of a chain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Link {
+    /// The snapshot's zxid.
+    zxid: Zxid,
+    /// Incremental snapshots since the whole one.
+    links: usize,
+    /// Their bytes.
+    chained: u64,
+    /// The whole snapshot's bytes.
+    whole: u64,
+}
+
+impl Chain {
+    /// The snapshot the next one may rest on: the last written, while the chain leading to it
+    /// is shorter than [`MAX_CHAIN`] and its incremental snapshots hold fewer bytes than the
+    /// whole one (a restart then reads at most twice a whole snapshot's bytes); `None` calls
+    /// for a whole snapshot.
+    fn base(self) -> Option<Zxid> {
+        self.0
+            .filter(|l| l.links < MAX_CHAIN && l.chained < l.whole)
+            .map(|l| l.zxid)
+    }
+
+    /// The chain once the snapshot at `zxid` (incremental onto `base`, or whole) was written
+    /// with `written` bytes, or failed to be (`None`): then none, and the next one is whole.
+    fn after(self, zxid: Zxid, base: Option<Zxid>, written: Option<u64>) -> Chain {
+        let Some(len) = written else {
+            return Chain(None);
+        };
+        match (base, self.0) {
+            (None, _) => Chain(Some(Link {
+                zxid,
+                links: 0,
+                chained: 0,
+                whole: len,
+            })),
+            (Some(b), Some(last)) if b == last.zxid => Chain(Some(Link {
+                zxid,
+                links: last.links + 1,
+                chained: last.chained.saturating_add(len),
+                whole: last.whole,
+            })),
+            (Some(_), _) => Chain(None),
+        }
+    }
+}
 
 /// Takes a background snapshot covering txns up to `last_zxid`, whose image `job` produces on
 /// the snapshot thread; the log rolls to a new file.
@@ -122,6 +181,7 @@ impl StorageActor {
                 settings: snap.0.clone(),
                 metrics: snap.1.clone(),
                 busy: snap.2.clone(),
+                chain: Chain::default(),
             }
         });
         let arbiter = Arbiter::new();
@@ -368,6 +428,8 @@ pub struct SnapshotWriter {
     metrics: Arc<ServerMetrics>,
     /// Set by the storage actor when it queues a snapshot; cleared here once it is done.
     busy: Arc<AtomicBool>,
+    /// What the next snapshot may rest on.
+    chain: Chain,
 }
 
 /// Clears the busy flag when a snapshot is done, also if writing it panicked.
@@ -405,15 +467,20 @@ impl Handler<WriteSnapshot> for SnapshotWriter {
         let began = Instant::now();
         // Start and end at info level: benchmarks tell writes during a snapshot by them.
         tracing::info!(zxid = %m.last_zxid, "background snapshot started");
-        let image = (m.job)();
+        let image = (m.job)(self.chain.base());
         let tmp = super::files::BACKGROUND_TMP;
-        match super::writer::write_snapshot(&self.settings, m.last_zxid, image.as_ref(), tmp)
-            .and_then(|_| super::writer::purge(&self.settings))
-        {
-            Ok(()) => {
+        let written =
+            super::writer::write_snapshot(&self.settings, m.last_zxid, image.as_ref(), tmp)
+                .and_then(|len| super::writer::purge(&self.settings).map(|_| len));
+        self.chain = self
+            .chain
+            .after(m.last_zxid, image.base(), written.as_ref().ok().copied());
+        match written {
+            Ok(bytes) => {
                 self.metrics.snapshot_time.since(began);
                 let ms = began.elapsed().as_millis() as u64;
-                tracing::info!(zxid = %m.last_zxid, ms, "background snapshot written");
+                let incremental = image.base().is_some();
+                tracing::info!(zxid = %m.last_zxid, bytes, incremental, ms, "background snapshot written");
                 if let Some(r) = m.report {
                     r.do_send(StorageEvent(WriterEvent::SnapshotTaken(m.last_zxid)));
                 }

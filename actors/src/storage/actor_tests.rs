@@ -138,7 +138,7 @@ fn a_snapshot_asked_for_while_one_is_written_is_skipped() {
     let (first, counted) = (image(3), runs.clone());
     w.snapshot_by(
         Zxid::new(1, 3),
-        Box::new(move || {
+        Box::new(move |_| {
             counted.fetch_add(1, Ordering::SeqCst);
             let _ = began.send(());
             let _ = held.recv();
@@ -151,7 +151,7 @@ fn a_snapshot_asked_for_while_one_is_written_is_skipped() {
     let (second, counted) = (image(3), runs.clone());
     w.snapshot_by(
         Zxid::new(1, 3),
-        Box::new(move || {
+        Box::new(move |_| {
             counted.fetch_add(1, Ordering::SeqCst);
             Box::new(second)
         }),
@@ -197,4 +197,42 @@ fn a_snapshot_asked_for_while_held_is_skipped_without_touching_the_files() {
     w.snapshot(Zxid::new(1, 3), vec![3; 8]);
     w.flush();
     assert_eq!(snaps().len(), 1, "taken once released");
+}
+
+/// The snapshot thread offers its last snapshot as a base while the chain is short and
+/// smaller than its whole snapshot, and asks for a whole one after a failure and a restart.
+#[test]
+fn the_chain_offers_a_base_until_its_caps_and_none_after_a_failure() {
+    use super::{Chain, MAX_CHAIN};
+    let z = |c: u32| Zxid::new(1, c);
+    let restarted = Chain::default();
+    assert_eq!(restarted.base(), None, "after a restart");
+    // Small incremental snapshots: the count caps the chain.
+    let mut chain = restarted.after(z(1), None, Some(1_000_000));
+    for c in 2..=(MAX_CHAIN as u32 + 1) {
+        assert_eq!(chain.base(), Some(z(c - 1)));
+        chain = chain.after(z(c), chain.base(), Some(100));
+    }
+    assert_eq!(
+        chain.base(),
+        None,
+        "a chain of {MAX_CHAIN} calls for a whole one"
+    );
+    // Big ones: their bytes do, once they reach the whole snapshot's.
+    let whole = chain.after(z(100), None, Some(1_000));
+    assert_eq!(whole.base(), Some(z(100)));
+    let one = whole.after(z(101), Some(z(100)), Some(600));
+    assert_eq!(one.base(), Some(z(101)));
+    assert_eq!(one.after(z(102), Some(z(101)), Some(400)).base(), None);
+    assert_eq!(
+        whole.after(z(101), Some(z(100)), None).base(),
+        None,
+        "after a failure"
+    );
+    assert_eq!(whole.after(z(101), None, None).base(), None);
+    assert_eq!(
+        whole.after(z(101), Some(z(99)), Some(1)).base(),
+        None,
+        "another base"
+    );
 }

@@ -82,8 +82,11 @@ pub const LOG_FORMAT_VERSION: u32 = 2;
 /// 3, whose body is the encoded [`Snapshot`] (the zxid, the image's length, the image), are
 /// read too.
 pub const SNAPSHOT_FORMAT_VERSION: u32 = 5;
+/// The version of an incremental snapshot file: its body is the last zxid, the zxid of the
+/// snapshot it applies onto (8 bytes each), then the delta image.
+pub const DELTA_SNAPSHOT_VERSION: u32 = 6;
 /// Snapshot format versions read.
-const READ_SNAPSHOT_VERSIONS: &[u32] = &[2, 3, 4, SNAPSHOT_FORMAT_VERSION];
+const READ_SNAPSHOT_VERSIONS: &[u32] = &[2, 3, 4, SNAPSHOT_FORMAT_VERSION, DELTA_SNAPSHOT_VERSION];
 /// The last snapshot format whose body is an encoded [`Snapshot`].
 const ENCODED_SNAPSHOT_VERSION: u32 = 3;
 /// Bytes of a log file's header: magic and version.
@@ -207,6 +210,11 @@ pub fn read_record(bytes: &[u8], offset: usize) -> RecordRead {
 pub trait SnapshotImage: Send {
     /// Writes the image.
     fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()>;
+
+    /// The zxid of the snapshot an incremental image applies onto; `None` for a whole one.
+    fn base(&self) -> Option<Zxid> {
+        None
+    }
 }
 
 impl SnapshotImage for Vec<u8> {
@@ -247,7 +255,11 @@ fn write_snapshot_to<W: Write + Seek>(
     let io = |e| StorageError::io("writing a snapshot")(e);
     let mut header = [0; SNAPSHOT_HEADER_LEN];
     header[..4].copy_from_slice(&SNAPSHOT_MAGIC);
-    header[4..8].copy_from_slice(&SNAPSHOT_FORMAT_VERSION.to_be_bytes());
+    let version = match image.base() {
+        Some(_) => DELTA_SNAPSHOT_VERSION,
+        None => SNAPSHOT_FORMAT_VERSION,
+    };
+    header[4..8].copy_from_slice(&version.to_be_bytes());
     let mut out = out;
     out.write_all(&header).map_err(io)?;
     let mut body = Checksummed {
@@ -256,6 +268,9 @@ fn write_snapshot_to<W: Write + Seek>(
         written: 0,
     };
     body.write_all(&last_zxid.0.to_be_bytes()).map_err(io)?;
+    if let Some(base) = image.base() {
+        body.write_all(&base.0.to_be_bytes()).map_err(io)?;
+    }
     image.write_to(&mut body).map_err(io)?;
     let mut out = body.inner;
     let mut tail = [0; SNAPSHOT_HEADER_LEN - SNAPSHOT_LEN_AT as usize];
@@ -343,9 +358,14 @@ fn spare_snapshot_path(path: &Path) -> PathBuf {
     path.with_file_name(SPARE_SNAPSHOT)
 }
 
-/// Decodes a snapshot file's content (version 2, 3, 4 or 5), checking its header, length and
-/// checksum.
+/// Decodes a snapshot file's content (version 2, 3, 4, 5 or 6), checking its header, length
+/// and checksum; an incremental snapshot (version 6) gives its delta image as the state.
 pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
+    decode_snapshot_file(bytes).map(|(s, _)| s)
+}
+
+/// As [`decode_snapshot`], with the zxid of the snapshot an incremental one applies onto.
+pub fn decode_snapshot_file(bytes: &[u8]) -> Result<(Snapshot, Option<Zxid>), String> {
     if bytes.len() < SNAPSHOT_HEADER_LEN {
         return Err("shorter than its header".into());
     }
@@ -366,18 +386,54 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
     if crc32fast::hash(body) != crc {
         return Err("checksum mismatch".into());
     }
-    if be_u32(&bytes[4..8]) <= ENCODED_SNAPSHOT_VERSION {
-        return codec::decode(body).map_err(|e| format!("undecodable: {e}"));
+    let version = be_u32(&bytes[4..8]);
+    if version <= ENCODED_SNAPSHOT_VERSION {
+        return codec::decode(body)
+            .map(|s| (s, None))
+            .map_err(|e| format!("undecodable: {e}"));
     }
-    let (zxid, image) = body
-        .split_at_checked(SNAPSHOT_ZXID_LEN)
-        .ok_or("the body is shorter than its zxid")?;
-    let mut last = [0; SNAPSHOT_ZXID_LEN];
-    last.copy_from_slice(zxid);
-    Ok(Snapshot {
-        last_zxid: Zxid(u64::from_be_bytes(last)),
+    let (last, rest) = read_zxid(body).ok_or("the body is shorter than its zxid")?;
+    let (base, image) = if version == DELTA_SNAPSHOT_VERSION {
+        let (base, image) = read_zxid(rest).ok_or("the body is shorter than its base zxid")?;
+        (Some(base), image)
+    } else {
+        (None, rest)
+    };
+    let snapshot = Snapshot {
+        last_zxid: last,
         state: image.to_vec(),
-    })
+    };
+    Ok((snapshot, base))
+}
+
+/// The zxid of the snapshot the snapshot file at `path` applies onto, read from its header
+/// alone (`None` for a whole snapshot, or a file too short to say).
+pub fn snapshot_base(path: &Path) -> Result<Option<Zxid>, StorageError> {
+    use std::io::Read;
+    let mut head = [0; SNAPSHOT_HEADER_LEN + 2 * SNAPSHOT_ZXID_LEN];
+    let mut f =
+        File::open(path).map_err(StorageError::io(format!("opening {}", path.display())))?;
+    let mut read = 0;
+    while read < head.len() {
+        match f.read(&mut head[read..]) {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) => return Err(StorageError::io(format!("reading {}", path.display()))(e)),
+        }
+    }
+    if read < head.len() || be_u32(&head[4..8]) != DELTA_SNAPSHOT_VERSION {
+        return Ok(None);
+    }
+    let at = SNAPSHOT_HEADER_LEN + SNAPSHOT_ZXID_LEN;
+    Ok(read_zxid(&head[at..]).map(|(z, _)| z))
+}
+
+/// The big-endian zxid at the front of `bytes`, and the bytes after it.
+fn read_zxid(bytes: &[u8]) -> Option<(Zxid, &[u8])> {
+    let (zxid, rest) = bytes.split_at_checked(SNAPSHOT_ZXID_LEN)?;
+    let mut z = [0; SNAPSHOT_ZXID_LEN];
+    z.copy_from_slice(zxid);
+    Some((Zxid(u64::from_be_bytes(z)), rest))
 }
 
 /// Writes `content` to `path` atomically: a temporary file, fsync, rename, fsync of the dir.

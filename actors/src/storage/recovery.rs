@@ -19,8 +19,11 @@ pub struct Recovered {
     pub accepted_epoch: u32,
     /// Content of the currentEpoch file (0 for a fresh server).
     pub current_epoch: u32,
-    /// The newest valid snapshot.
+    /// The whole snapshot the newest valid restore point rests on.
     pub snapshot: Option<Snapshot>,
+    /// The incremental snapshots to apply onto it, in order (none when the restore point is
+    /// the whole snapshot itself).
+    pub deltas: Vec<Snapshot>,
     /// Logged txns above the snapshot, in order, without gaps.
     pub log: Vec<Txn>,
     /// Repairs made and damage skipped, for the operator.
@@ -28,9 +31,12 @@ pub struct Recovered {
 }
 
 impl Recovered {
-    /// Last zxid of the snapshot, or zero.
+    /// Last zxid of the restore point (its last delta, or its snapshot), or zero.
     pub fn snapshot_zxid(&self) -> Zxid {
-        self.snapshot.as_ref().map_or(Zxid::ZERO, |s| s.last_zxid)
+        match self.deltas.last() {
+            Some(d) => d.last_zxid,
+            None => self.snapshot.as_ref().map_or(Zxid::ZERO, |s| s.last_zxid),
+        }
     }
 
     /// Last zxid this server holds.
@@ -54,19 +60,18 @@ pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<Recovered, Storag
     refuse_old_format(data_log_dir)?;
     let mut warnings = Vec::new();
     let snapshots = files::list_snapshots(&files::snapshot_dir(data_dir))?;
-    let snapshot = newest_valid_snapshot(&snapshots, &mut warnings)?;
+    let (snapshot, deltas) = newest_restore_point(&snapshots, &mut warnings)?;
     let log_dir = files::log_dir(data_log_dir);
     let log_files = files::list_logs(&log_dir)?;
     refuse_lost_newest_log(data_dir, &log_files, &log_dir)?;
     let logged = read_logs(&log_files, &mut warnings)?;
-    let base = snapshot.as_ref().map_or(Zxid::ZERO, |s| s.last_zxid);
-    let log = continuing_from(base, logged, &log_dir)?;
     let mut rec = Recovered {
         snapshot,
-        log,
+        deltas,
         warnings,
         ..Recovered::default()
     };
+    rec.log = continuing_from(rec.snapshot_zxid(), logged, &log_dir)?;
     let has_data = !snapshots.is_empty() || !log_files.is_empty();
     (rec.accepted_epoch, rec.current_epoch) = read_epochs(data_dir, has_data, rec.last_zxid())?;
     Ok(rec)
@@ -108,28 +113,59 @@ fn refuse_lost_newest_log(
     Ok(())
 }
 
-/// The newest snapshot that reads back whole; damaged ones are skipped with a warning (the
-/// log must then cover the gap from an older one).
-fn newest_valid_snapshot(
+/// The newest restore point that reads back whole: a snapshot, or an incremental one with
+/// every link of its chain down to a whole snapshot (the whole one, then the deltas in order).
+/// A damaged file or a broken chain is skipped with a warning (the log must then cover the
+/// gap from an older restore point).
+fn newest_restore_point(
     snapshots: &[(Zxid, PathBuf)],
     warnings: &mut Vec<String>,
-) -> Result<Option<Snapshot>, StorageError> {
+) -> Result<(Option<Snapshot>, Vec<Snapshot>), StorageError> {
     for (zxid, path) in snapshots.iter().rev() {
-        let bytes =
-            fs::read(path).map_err(StorageError::io(format!("reading {}", path.display())))?;
-        match files::decode_snapshot(&bytes) {
-            Ok(s) if s.last_zxid == *zxid => return Ok(Some(s)),
-            Ok(_) => warnings.push(format!(
-                "{}: name and content disagree; falling back to an older snapshot",
-                path.display()
-            )),
-            Err(e) => warnings.push(format!(
-                "{}: {e}; falling back to an older snapshot",
-                path.display()
-            )),
+        match chain_of(*zxid, path, snapshots) {
+            Ok((whole, deltas)) => return Ok((Some(whole), deltas)),
+            Err(why) => warnings.push(format!("{why}; falling back to an older snapshot")),
         }
     }
-    Ok(None)
+    Ok((None, Vec::new()))
+}
+
+/// The chain of the snapshot at `zxid` (the file `top`), read from `snapshots`: the whole
+/// snapshot and the deltas onto it in order, or why it does not read back.
+pub(super) fn chain_of(
+    zxid: Zxid,
+    top: &Path,
+    snapshots: &[(Zxid, PathBuf)],
+) -> Result<(Snapshot, Vec<Snapshot>), String> {
+    let mut deltas = Vec::new();
+    let mut want = zxid;
+    // Each link's base is older than the link: the walk ends within the listed files.
+    for _ in 0..=snapshots.len() {
+        let Some((_, path)) = snapshots.iter().find(|(z, _)| *z == want) else {
+            return Err(format!(
+                "{}: the snapshot {want} it rests on is missing",
+                top.display()
+            ));
+        };
+        let bytes = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+        let (s, base) =
+            files::decode_snapshot_file(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        if s.last_zxid != want {
+            return Err(format!("{}: name and content disagree", path.display()));
+        }
+        match base {
+            None => {
+                deltas.reverse();
+                return Ok((s, deltas));
+            }
+            Some(b) if b < want => {
+                deltas.push(s);
+                want = b;
+            }
+            Some(b) => return Err(format!("{}: its base {b} is not older", path.display())),
+        }
+    }
+    Err(format!("{}: its chain of snapshots loops", top.display()))
 }
 
 /// Every logged txn, in zxid order. A torn tail (the incomplete last record of the last file)

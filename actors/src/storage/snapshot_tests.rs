@@ -56,8 +56,8 @@ fn files_of_versions_2_and_3_still_read() {
             "v{version}"
         );
     }
-    let e = refusal(&encoded_file(6, &snapshot));
-    assert!(e.contains("format version 6"), "{e}");
+    let e = refusal(&encoded_file(7, &snapshot));
+    assert!(e.contains("format version 7"), "{e}");
 }
 
 #[test]

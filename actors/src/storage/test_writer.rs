@@ -86,7 +86,7 @@ impl TestWriter {
 
     /// Queues a background snapshot of `image`.
     pub(crate) fn snapshot(&self, last_zxid: Zxid, image: Vec<u8>) {
-        self.snapshot_by(last_zxid, Box::new(move || Box::new(image)));
+        self.snapshot_by(last_zxid, Box::new(move |_| Box::new(image)));
     }
 
     /// Queues a background snapshot that `job` makes.

@@ -291,10 +291,16 @@ pub(super) fn write_snapshot(
     last_zxid: Zxid,
     image: &dyn files::SnapshotImage,
     tmp: &str,
-) -> Result<(), StorageError> {
+) -> Result<u64, StorageError> {
     let dir = files::snapshot_dir(&settings.data_dir);
     let path = files::snapshot_path(&dir, last_zxid);
-    files::write_snapshot_through(&path, tmp, last_zxid, image, settings.fsync)
+    files::write_snapshot_through(&path, tmp, last_zxid, image, settings.fsync)?;
+    fs::metadata(&path)
+        .map(|m| m.len())
+        .map_err(StorageError::io(format!(
+            "reading the length of {}",
+            path.display()
+        )))
 }
 
 /// Removes a file without stalling the log's fsyncs; one already gone (removed by the other
@@ -328,8 +334,21 @@ pub(super) fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
     if snaps.len() <= keep {
         return Ok(());
     }
+    // The newest restore points are kept, with every snapshot their chains rest on.
+    let mut kept: std::collections::BTreeSet<Zxid> = snaps[snaps.len() - keep..]
+        .iter()
+        .map(|(z, _)| *z)
+        .collect();
+    for (zxid, path) in snaps.iter().rev() {
+        if kept.contains(zxid) {
+            if let Some(base) = files::snapshot_base(path)? {
+                kept.insert(base);
+            }
+        }
+    }
     let oldest_kept = snaps[snaps.len() - keep].0;
-    if let Some(((_, spare), older)) = snaps[..snaps.len() - keep].split_last() {
+    let purged: Vec<&(Zxid, PathBuf)> = snaps.iter().filter(|(z, _)| !kept.contains(z)).collect();
+    if let Some(((_, spare), older)) = purged.split_last() {
         for (_, path) in older {
             remove(settings, path)?;
         }
@@ -492,6 +511,66 @@ mod tests {
         assert!(
             read_unless_purged(dir.path()).is_err(),
             "a directory is no log file"
+        );
+    }
+
+    /// An incremental image for the tests: its bytes, onto the snapshot at its base.
+    struct Delta(Zxid, Vec<u8>);
+
+    impl crate::storage::SnapshotImage for Delta {
+        fn write_to(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+            out.write_all(&self.1)
+        }
+
+        fn base(&self) -> Option<Zxid> {
+            Some(self.0)
+        }
+    }
+
+    #[test]
+    fn a_chain_of_incremental_snapshots_is_kept_whole_and_read_back_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (w, _) = writer(dir.path());
+        w.submit(StorageOp::AcceptedEpoch(1), None);
+        for c in 1..=6u32 {
+            w.submit(StorageOp::Append(vec![txn(1, c)]), None);
+            w.flush();
+            let image = vec![c as u8];
+            if c == 1 {
+                w.snapshot(Zxid::new(1, c), image);
+            } else {
+                let base = Zxid::new(1, c - 1);
+                w.snapshot_by(
+                    Zxid::new(1, c),
+                    Box::new(move |_| Box::new(Delta(base, image))),
+                );
+            }
+            w.flush();
+        }
+        w.submit(StorageOp::Append(vec![txn(1, 7)]), None);
+        w.flush();
+        drop(w);
+        // Three restore points are kept, and every snapshot their chains rest on.
+        let snaps = files::list_snapshots(&files::snapshot_dir(dir.path())).unwrap();
+        assert_eq!(snaps.len(), 6);
+        let r = recover(dir.path(), dir.path()).unwrap();
+        assert_eq!(r.snapshot.as_ref().unwrap().state, vec![1]);
+        let deltas: Vec<Vec<u8>> = r.deltas.iter().map(|d| d.state.clone()).collect();
+        assert_eq!(deltas, vec![vec![2], vec![3], vec![4], vec![5], vec![6]]);
+        assert_eq!(r.snapshot_zxid(), Zxid::new(1, 6));
+        assert_eq!(r.log.len(), 1);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+        // A lost link breaks the chains above it: the newest whole chain below is read, and
+        // the log covers the rest.
+        std::fs::remove_file(&snaps[3].1).unwrap();
+        let r = recover(dir.path(), dir.path()).unwrap();
+        assert_eq!(r.snapshot_zxid(), Zxid::new(1, 3));
+        assert_eq!(r.log.len(), 4);
+        assert_eq!(r.warnings.len(), 2, "{:?}", r.warnings);
+        assert!(
+            r.warnings[0].contains("rests on is missing"),
+            "{:?}",
+            r.warnings
         );
     }
 

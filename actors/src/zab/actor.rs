@@ -377,6 +377,11 @@ fn build(
         Some(s) => DataTree::deserialize(&s.state).map_err(StorageError::Corrupt)?,
         None => DataTree::default(),
     };
+    for d in &recovered.deltas {
+        tree.apply_delta(&d.state).map_err(|e| {
+            StorageError::Corrupt(format!("the incremental snapshot {}: {e}", d.last_zxid))
+        })?;
+    }
     let membership = starting_membership(&mut tree, &settings.membership);
     let durable = Durable {
         accepted_epoch: recovered.accepted_epoch,
