@@ -8,8 +8,9 @@ log, whose "background snapshot started" / "background snapshot written" lines (
 RFC 3339 UTC timestamps) give each server's snapshot windows. LEADER: the index (1-3) of the
 leader. A write counts as during a snapshot when its [sent, answered] interval overlaps the
 window (and, as a check free of the bias that a long write meets more windows, when its
-answer came during it). Prints the snapshots taken during the load and markdown tables of
-p50 / p99 / p999.
+answer came during it). A leader snapshot is whole or incremental as its "written" line says
+(`incremental=true`, builds since 2026-12-04; whole otherwise). Prints the snapshots taken
+during the load and markdown tables of p50 / p99 / p999.
 """
 import bisect
 import re
@@ -17,6 +18,7 @@ import sys
 from datetime import datetime, timezone
 
 LINE = re.compile(r"^(\S+)\s+INFO\b.*background snapshot (started|written).*zxid=(0x[0-9a-f]+)")
+INCREMENTAL = re.compile(r"\bincremental=true\b")
 
 
 def unix_us(stamp):
@@ -27,7 +29,8 @@ def unix_us(stamp):
 
 
 def windows(log_path):
-    """(start_us, end_us, zxid) of every snapshot the log shows started and written."""
+    """(start_us, end_us, zxid, incremental) of every snapshot the log shows started and
+    written."""
     started, out = {}, []
     with open(log_path, errors="replace") as f:
         for line in f:
@@ -38,7 +41,7 @@ def windows(log_path):
             if what == "started":
                 started[zxid] = t
             elif zxid in started:
-                out.append((started.pop(zxid), t, zxid))
+                out.append((started.pop(zxid), t, zxid, bool(INCREMENTAL.search(line))))
     return sorted(out)
 
 
@@ -69,11 +72,11 @@ def main(samples_path, leader, logs):
     ]
     for i, ws in enumerate(per_server, 1):
         role = "leader" if i == leader else "follower"
-        ms = [(e - s) / 1000 for s, e, _ in ws]
-        busy = sum(min(e, last) - max(s, first) for s, e, _ in ws) / (last - first)
-        took = ", ".join(f"{m:.0f}" for m in ms)
-        print(f"server {i} ({role}): {len(ws)} snapshots during the load, "
-              f"{100 * busy:.0f}% of its time, each took (ms): {took}")
+        took = ", ".join(f"{(e - s) / 1000:.0f}{'i' if inc else ''}" for s, e, _, inc in ws)
+        busy = sum(min(e, last) - max(s, first) for s, e, _, _ in ws) / (last - first)
+        whole = sum(1 for w in ws if not w[3])
+        print(f"server {i} ({role}): {len(ws)} snapshots during the load ({whole} whole), "
+              f"{100 * busy:.0f}% of its time, each took (ms; i: incremental): {took}")
     for rule, span in (
         ("ran during (its [sent, answered] overlaps the window)", lambda s, l: (s, s + l)),
         ("answered during", lambda s, l: (s + l, s + l)),
@@ -83,14 +86,19 @@ def main(samples_path, leader, logs):
 
 
 def split(samples, per_server, leader, span):
-    """Latencies of the writes whose `span` overlaps a leader snapshot, a follower's only, none."""
+    """Latencies of the writes whose `span` overlaps a whole leader snapshot, else an
+    incremental one, a follower's only, none."""
     lead = per_server[leader - 1]
+    lead_whole = [w for w in lead if not w[3]]
+    lead_incremental = [w for w in lead if w[3]]
     rest = [ws for i, ws in enumerate(per_server, 1) if i != leader]
-    groups = {k: [] for k in ("leader", "follower", "none")}
+    groups = {k: [] for k in ("leader", "leader-incremental", "follower", "none")}
     for sent, lat in samples:
         a, b = span(sent, lat)
-        if overlaps(lead, a, b):
+        if overlaps(lead_whole, a, b):
             groups["leader"].append(lat)
+        elif overlaps(lead_incremental, a, b):
+            groups["leader-incremental"].append(lat)
         elif any(overlaps(ws, a, b) for ws in rest):
             groups["follower"].append(lat)
         else:
@@ -101,7 +109,8 @@ def split(samples, per_server, leader, span):
 def table(groups):
     """Prints the markdown table of the groups and the p999 ratios to no snapshot."""
     names = {
-        "leader": "during a snapshot on the leader",
+        "leader": "during a whole snapshot on the leader",
+        "leader-incremental": "during an incremental one on the leader",
         "follower": "during a snapshot on a follower only",
         "none": "no snapshot on any server",
     }
@@ -112,8 +121,9 @@ def table(groups):
         q = " / ".join(f"{quantile_ms(lats, p):.2f}" for p in (0.5, 0.99, 0.999))
         print(f"| {names[k]} | {len(lats)} | {q} |")
     base = quantile_ms(groups["none"], 0.999)
-    for k in ("leader", "follower"):
-        print(f"p999 {k} / none: {quantile_ms(groups[k], 0.999) / base:.2f}x")
+    for k in ("leader", "leader-incremental", "follower"):
+        if groups[k]:
+            print(f"p999 {k} / none: {quantile_ms(groups[k], 0.999) / base:.2f}x")
 
 if __name__ == "__main__":
     if len(sys.argv) != 6:

@@ -213,3 +213,89 @@ fn a_killed_servers_log_ends_in_unused_zeros_that_its_restart_cuts_off() {
         "only zeros were cut"
     );
 }
+
+/// Server `id`'s snapshot files, oldest first, each with the zxid its file name holds and
+/// whether it is incremental (snapshot file version 6); temporary and spare files left out.
+fn snapshots(c: &ProcessCluster, id: u64) -> Vec<(PathBuf, bool)> {
+    files(c, id, "snapshot.")
+        .into_iter()
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|e| u64::from_str_radix(&e.to_string_lossy(), 16).is_ok())
+        })
+        .filter_map(|p| {
+            let head = fs::read(&p).ok()?;
+            let incremental = head.get(4..8)? == [0, 0, 0, 6];
+            Some((p, incremental))
+        })
+        .collect()
+}
+
+/// Writes batches of creates through server 1 from `/n<count>` on, until server 3's two
+/// newest snapshots are incremental ones newer than any snapshot it had on entry; returns the
+/// new count.
+fn create_until_a_chain(c: &mut ProcessCluster, mut count: u32) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let before = snapshots(c, 3).pop().map(|(p, _)| p);
+    loop {
+        let snaps = snapshots(c, 3);
+        if let [.., (older, true), (_, true)] = &snaps[..] {
+            if before.as_ref().is_none_or(|b| older > b) {
+                return count;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server 3 wrote no chain: {snaps:?}"
+        );
+        create(c, 1, count, count + 10);
+        count += 10;
+    }
+}
+
+/// Incremental snapshots on real servers: a server killed with SIGKILL restarts from a chain
+/// of them. One that lost a middle link of its newest chain starts from the restore point
+/// below it, with a warning, and its log covers the gap; `data check` says both.
+#[test]
+fn a_server_restarts_from_a_chain_of_incremental_snapshots_and_around_a_lost_link() {
+    let mut c = ProcessCluster::new(3, 66, writer(), "snap_count = 20");
+    c.start_all();
+    c.wait_serving(ELECTION).unwrap();
+    let count = create_until_a_chain(&mut c, 0);
+    c.kill9(3);
+    let (code, text) = data_check(&c, 3);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("incremental snapshots onto it rebuild"),
+        "{text}"
+    );
+    assert!(!text.contains("and 0 incremental"), "{text}");
+    let dump = std::process::Command::new(env!("CARGO_BIN_EXE_ensemble-cli"))
+        .args(["data", "dump"])
+        .arg(c.data_dir(3))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&dump.stdout);
+    assert_eq!(dump.status.code(), Some(0), "{text}");
+    assert!(text.contains("(ensemble incremental snapshot)"), "{text}");
+    assert!(
+        text.contains("last_zxid=\"0x1") && text.contains(" base=\"0x1"),
+        "{text}"
+    );
+    c.start(3);
+    c.wait_serving(ELECTION).unwrap();
+    assert_has_all(&mut c, 3, count);
+    // A restart's first snapshot is whole; the chain then grows again.
+    let count = create_until_a_chain(&mut c, count);
+    c.kill9(3);
+    let snaps = snapshots(&c, 3);
+    let (middle, _) = &snaps[snaps.len() - 2];
+    fs::remove_file(middle).unwrap();
+    let (code, text) = data_check(&c, 3);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("recovery falls back"), "{text}");
+    c.start(3);
+    c.wait_serving(ELECTION).unwrap();
+    assert_has_all(&mut c, 3, count);
+    assert!(c.log(3).contains("rests on is missing"), "{}", c.log(3));
+}

@@ -2,7 +2,8 @@
 //! (recovery itself repairs torn tails; these functions never write).
 
 use super::files::{self, check_log_header, read_record, LogHeader, RecordRead};
-use ensemble_messages::{Snapshot, Txn};
+use ensemble_messages::{Snapshot, Txn, Zxid};
+use std::path::{Path, PathBuf};
 
 /// A log file's records up to the first problem, and that problem.
 #[derive(Debug, Default)]
@@ -58,9 +59,21 @@ pub fn read_log(bytes: &[u8]) -> LogContent {
     out
 }
 
-/// Reads an ensemble snapshot file's content, checking its CRC-32.
-pub fn read_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
-    files::decode_snapshot(bytes)
+/// Reads an ensemble snapshot file's content, checking its CRC-32, with the zxid of the
+/// snapshot it applies onto when it is incremental (its state is then a delta image).
+pub fn read_snapshot(bytes: &[u8]) -> Result<(Snapshot, Option<Zxid>), String> {
+    files::decode_snapshot_file(bytes)
+}
+
+/// The restore point of the snapshot at `zxid` (the file `top`) among `snapshots` (as
+/// recovery lists them): the whole snapshot it rests on and its incremental snapshots in
+/// order, or why it does not read back.
+pub fn read_restore_point(
+    zxid: Zxid,
+    top: &Path,
+    snapshots: &[(Zxid, PathBuf)],
+) -> Result<(Snapshot, Vec<Snapshot>), String> {
+    super::recovery::chain_of(zxid, top, snapshots)
 }
 
 /// Which of ensemble's file kinds `bytes` starts like: `Some(true)` a snapshot, `Some(false)`

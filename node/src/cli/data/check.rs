@@ -1,6 +1,7 @@
 //! `ensemble data check`: checksums and continuity of a data dir's Apache and ensemble files.
 
 use ensemble_actors::apache;
+use ensemble_actors::data_tree::DataTree;
 use ensemble_actors::storage::{self, follows, inspect};
 use ensemble_messages::Zxid;
 use std::path::{Path, PathBuf};
@@ -144,6 +145,39 @@ fn check_newest_log_marker(dir: &Path, logs: &[(Zxid, PathBuf)], r: &mut Report)
     }
 }
 
+/// The zxid of the newest restore point, as recovery picks it: a snapshot whose chain of
+/// incremental snapshots reads back down to a whole one, which then rebuilds a tree.
+fn newest_restore_point(snaps: &[(Zxid, PathBuf)], r: &mut Report) -> Option<Zxid> {
+    for (zxid, path) in snaps.iter().rev() {
+        let (whole, deltas) = match inspect::read_restore_point(*zxid, path, snaps) {
+            Ok(chain) => chain,
+            Err(why) => {
+                r.warn(format!("{why}; recovery falls back to an older snapshot"));
+                continue;
+            }
+        };
+        let rebuilt = DataTree::deserialize(&whole.state).and_then(|mut tree| {
+            for d in &deltas {
+                tree.apply_delta(&d.state)
+                    .map_err(|e| format!("the incremental snapshot {}: {e}", d.last_zxid))?;
+            }
+            Ok(tree)
+        });
+        match rebuilt {
+            Ok(tree) => r.ok(format!(
+                "restore point {zxid}: the snapshot {} and {} incremental snapshots onto it \
+                 rebuild {} znodes",
+                whole.last_zxid,
+                deltas.len(),
+                tree.node_count()
+            )),
+            Err(e) => r.error(format!("restore point {zxid} does not rebuild a tree: {e}")),
+        }
+        return Some(*zxid);
+    }
+    None
+}
+
 /// ensemble's files: every snapshot's and record's CRC-32, and the logs continuing from the
 /// newest snapshot. Returns whether there were any.
 fn check_ensemble(dir: &Path, r: &mut Report) -> bool {
@@ -155,20 +189,23 @@ fn check_ensemble(dir: &Path, r: &mut Report) -> bool {
     };
     let snaps = list(storage::list_snapshots(&storage::snapshot_dir(dir)), r);
     let logs = list(storage::list_logs(&storage::log_dir(dir)), r);
-    let mut newest = None;
     for (zxid, path) in &snaps {
         match std::fs::read(path)
             .map_err(|e| e.to_string())
             .and_then(|b| inspect::read_snapshot(&b))
         {
-            Ok(s) if s.last_zxid == *zxid => {
-                newest = Some(*zxid);
-                r.ok(format!("{}: CRC-32 matches", path.display()));
+            Ok((s, _)) if s.last_zxid != *zxid => {
+                r.error(format!("{}: name and content disagree", path.display()))
             }
-            Ok(_) => r.error(format!("{}: name and content disagree", path.display())),
+            Ok((_, None)) => r.ok(format!("{}: CRC-32 matches", path.display())),
+            Ok((_, Some(base))) => r.ok(format!(
+                "{}: CRC-32 matches (incremental, onto the snapshot {base})",
+                path.display()
+            )),
             Err(e) => r.error(format!("{}: {e}", path.display())),
         }
     }
+    let newest = newest_restore_point(&snaps, r);
     let mut txns = Vec::new();
     for (i, (_, path)) in logs.iter().enumerate() {
         let content = std::fs::read(path)

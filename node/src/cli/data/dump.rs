@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use ensemble_actors::apache::{self, LoggedTxn, StatPersisted, TxnBody};
-use ensemble_actors::data_tree::{DataTree, TreeTxn};
+use ensemble_actors::data_tree::{DataTree, DeltaContent, TreeTxn};
 use ensemble_actors::storage::inspect;
 use ensemble_messages::codec;
 use serde_json::{json, Map, Value};
@@ -60,7 +60,11 @@ fn dump_bytes(bytes: &[u8]) -> (&'static str, Vec<Value>, Option<String>) {
         },
         _ => match inspect::kind_of(bytes) {
             Some(true) => match inspect::read_snapshot(bytes) {
-                Ok(s) => ("ensemble snapshot", ensemble_snapshot(&s), None),
+                Ok((s, None)) => ("ensemble snapshot", ensemble_snapshot(&s), None),
+                Ok((s, Some(_))) => match DeltaContent::read(&s.state) {
+                    Ok(d) => ("ensemble incremental snapshot", ensemble_delta(&d), None),
+                    Err(e) => ("ensemble incremental snapshot", Vec::new(), Some(e)),
+                },
                 Err(e) => ("ensemble snapshot", Vec::new(), Some(e)),
             },
             Some(false) => {
@@ -78,7 +82,7 @@ fn dump_bytes(bytes: &[u8]) -> (&'static str, Vec<Value>, Option<String>) {
 }
 
 /// Keys printed first, in this order, when present.
-const FIRST: [&str; 5] = ["zxid", "type", "session", "path", "last_zxid"];
+const FIRST: [&str; 6] = ["zxid", "type", "session", "path", "last_zxid", "base"];
 
 /// An object as `key=value` pairs on one line (nested values as compact JSON).
 fn one_line(v: &Value) -> String {
@@ -248,6 +252,32 @@ fn ensemble_txn(t: &ensemble_messages::Txn) -> Value {
     };
     json!({"zxid": format!("{:#x}", t.zxid.0), "origin": t.origin,
         "request_id": t.request_id, "txn": op})
+}
+
+/// An incremental snapshot: its zxids and counts, its sessions, the znodes written since its
+/// base (child counts are not in it: applying recounts them), then the removed paths.
+fn ensemble_delta(d: &DeltaContent) -> Vec<Value> {
+    let mut out = vec![json!({"last_zxid": format!("{:#x}", d.last_applied.0),
+        "base": format!("{:#x}", d.base.0), "changed": d.changed.len(),
+        "removed": d.removed.len(), "sessions": d.sessions.len()})];
+    out.extend(
+        d.sessions
+            .iter()
+            .map(|(id, s)| json!({"session": id.to_string(), "timeout": s.timeout_ms})),
+    );
+    for (path, node) in &d.changed {
+        let mut m = Map::new();
+        m.insert("path".into(), path.clone().into());
+        data(&mut m, node.nullable_data());
+        m.insert("acl".into(), json!(node.acl));
+        m.insert(
+            "stat".into(),
+            serde_json::to_value(node.stat).unwrap_or(Value::Null),
+        );
+        out.push(Value::Object(m));
+    }
+    out.extend(d.removed.iter().map(|p| json!({"removed": p})));
+    out
 }
 
 fn ensemble_snapshot(s: &ensemble_messages::Snapshot) -> Vec<Value> {
