@@ -462,7 +462,7 @@ fn snapshot_file() -> Vec<Vec<u8>> {
     }
     // An incremental image of the same txns onto the empty tree, which the target applies.
     let mut tracked = DataTree::default();
-    tracked.track_changes();
+    let _ = tracked.take_changes();
     let mut tracked = populate(tracked);
     if let Some(changes) = tracked.take_changes() {
         let mut delta = Vec::new();

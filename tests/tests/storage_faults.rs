@@ -253,9 +253,28 @@ fn create_until_a_chain(c: &mut ProcessCluster, mut count: u32) -> u32 {
     }
 }
 
+/// The whole snapshot the newest snapshot of `snaps` rests on (itself when it is whole), from
+/// the files' headers: a version 6 body starts with its zxid, then its base's.
+fn whole_under_newest(snaps: &[(PathBuf, bool)]) -> PathBuf {
+    let (mut path, mut incremental) = snaps.last().cloned().expect("a snapshot");
+    while incremental {
+        let bytes = fs::read(&path).unwrap();
+        let base = u64::from_be_bytes(bytes[28..36].try_into().unwrap());
+        let name = format!("snapshot.{base:016x}");
+        (path, incremental) = snaps
+            .iter()
+            .find(|(p, _)| p.file_name().is_some_and(|n| n.to_string_lossy() == name))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} is not among {snaps:?}"));
+    }
+    path
+}
+
 /// Incremental snapshots on real servers: a server killed with SIGKILL restarts from a chain
-/// of them. One that lost a middle link of its newest chain starts from the restore point
-/// below it, with a warning, and its log covers the gap; `data check` says both.
+/// of them. One that lost the whole snapshot its newest chain rests on starts from the restore
+/// point purge kept below it; one that lost a middle link of its newest chain starts from the
+/// restore point below the link. Each warns, and its log covers the gap; `data check` says
+/// so first.
 #[test]
 fn a_server_restarts_from_a_chain_of_incremental_snapshots_and_around_a_lost_link() {
     let mut c = ProcessCluster::new(3, 66, writer(), "snap_count = 20");
@@ -285,7 +304,19 @@ fn a_server_restarts_from_a_chain_of_incremental_snapshots_and_around_a_lost_lin
     c.start(3);
     c.wait_serving(ELECTION).unwrap();
     assert_has_all(&mut c, 3, count);
-    // A restart's first snapshot is whole; the chain then grows again.
+    // A restart's first snapshot is whole and the chain grows on it; the one before the
+    // restart stays as the fallback. Lose the whole one.
+    let count = create_until_a_chain(&mut c, count);
+    c.kill9(3);
+    fs::remove_file(whole_under_newest(&snapshots(&c, 3))).unwrap();
+    let (code, text) = data_check(&c, 3);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("recovery falls back"), "{text}");
+    c.start(3);
+    c.wait_serving(ELECTION).unwrap();
+    assert_has_all(&mut c, 3, count);
+    assert!(c.log(3).contains("rests on is missing"), "{}", c.log(3));
+    // Lose a middle link.
     let count = create_until_a_chain(&mut c, count);
     c.kill9(3);
     let snaps = snapshots(&c, 3);
@@ -297,5 +328,4 @@ fn a_server_restarts_from_a_chain_of_incremental_snapshots_and_around_a_lost_lin
     c.start(3);
     c.wait_serving(ELECTION).unwrap();
     assert_has_all(&mut c, 3, count);
-    assert!(c.log(3).contains("rests on is missing"), "{}", c.log(3));
 }

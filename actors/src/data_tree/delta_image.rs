@@ -40,14 +40,9 @@ pub struct DeltaImage {
 pub struct ChangedZnodes(Vec<NodeKey>);
 
 impl DataTree {
-    /// Starts noting which znodes are written, if it had not (a tree read from an image or
-    /// cloned notes nothing).
-    pub fn track_changes(&mut self) {
-        self.nodes.track_changes();
-    }
-
     /// The znodes written since the last call, and noting starts over; `None` when they were
-    /// not all noted (never started, or too many: a full snapshot is then due).
+    /// not all noted (the first call, which starts noting, or too many: a whole snapshot is
+    /// then due). A tree read from an image or cloned notes nothing until it is called.
     pub fn take_changes(&mut self) -> Option<ChangedZnodes> {
         self.nodes.take_changes().map(ChangedZnodes)
     }
@@ -174,6 +169,9 @@ fn read_removed(r: &mut Reader) -> Result<Vec<String>, String> {
     for _ in 0..count {
         let p = std::str::from_utf8(r.bytes()?).map_err(|_| "a removed path is not UTF-8")?;
         path::validate_path(p).map_err(|e| format!("removed znode {p:?}: {e}"))?;
+        if p == "/" {
+            return Err("it removes the root znode".into());
+        }
         removed.push(p.to_owned());
     }
     Ok(removed)
@@ -190,6 +188,12 @@ impl DataTree {
             return Err(format!(
                 "a delta on {} does not apply to a tree at {}",
                 delta.base, self.last_applied
+            ));
+        }
+        if delta.last_applied <= delta.base {
+            return Err(format!(
+                "a delta up to {} is not above its base {}",
+                delta.last_applied, delta.base
             ));
         }
         let mut touched = BTreeSet::new();

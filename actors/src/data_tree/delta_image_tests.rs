@@ -82,7 +82,7 @@ fn a_base_and_its_deltas_rebuild_the_tree_exactly() {
             });
         }
         let mut rebuilt = DataTree::deserialize(&f.tree.serialize()).unwrap();
-        f.tree.track_changes();
+        assert_eq!(f.tree.take_changes(), None, "the first call starts noting");
         for _ in 0..4 {
             let base = f.tree.last_applied();
             for _ in 0..30 {
@@ -109,7 +109,7 @@ fn a_delta_on_another_base_or_cut_short_is_refused_never_a_panic() {
     });
     let base_tree = f.tree.clone();
     let base = f.tree.last_applied();
-    f.tree.track_changes();
+    assert_eq!(f.tree.take_changes(), None, "the first call starts noting");
     let mut r = 7u64;
     for _ in 0..20 {
         let (session, op) = random_op(&mut r);
@@ -132,7 +132,7 @@ fn a_delta_on_another_base_or_cut_short_is_refused_never_a_panic() {
 #[test]
 fn a_clone_or_a_read_tree_notes_nothing() {
     let mut f = Fixture::new();
-    f.tree.track_changes();
+    assert_eq!(f.tree.take_changes(), None, "the first call starts noting");
     let mut clone = f.tree.clone();
     assert_eq!(clone.take_changes(), None);
     let mut read = DataTree::deserialize(&f.tree.serialize()).unwrap();
@@ -142,7 +142,7 @@ fn a_clone_or_a_read_tree_notes_nothing() {
 #[test]
 fn noting_stops_past_its_cap_and_starts_over_when_taken() {
     let mut f = Fixture::new();
-    for p in ["/a", "/b"] {
+    for p in ["/a", "/b", "/c"] {
         f.apply(TreeOp::Create {
             path: p.into(),
             data: vec![],
@@ -150,19 +150,37 @@ fn noting_stops_past_its_cap_and_starts_over_when_taken() {
             mode: CreateMode::Persistent,
         });
     }
-    f.tree.track_changes();
+    assert_eq!(f.tree.take_changes(), None, "the first call starts noting");
     let set = |path: &str| TreeOp::SetData {
         path: path.into(),
         data: vec![1],
         version: -1,
     };
-    // Writes in a row to one znode are noted once; alternating ones are noted each time.
-    for _ in 0..2000 {
-        f.apply(set("/a"));
-    }
-    assert!(f.tree.take_changes().is_some());
+    // A write to a znode still in the cache of recent notes is not noted again: writes in a
+    // row to one or two znodes, and the creates of one parent's children (child, parent,
+    // child, parent).
     for i in 0..2000 {
-        f.apply(set(if i % 2 == 0 { "/a" } else { "/b" }));
+        f.apply(set(["/a", "/b"][i % 2]));
+    }
+    for i in 0..900 {
+        f.apply(TreeOp::Create {
+            path: format!("/c/n{i}"),
+            data: vec![],
+            acl: AclEntry::open(),
+            mode: CreateMode::Persistent,
+        });
+    }
+    assert!(
+        f.tree.take_changes().is_some(),
+        "under the floor of 1024 notes"
+    );
+    for i in 0..1100 {
+        f.apply(TreeOp::Create {
+            path: format!("/b/n{i}"),
+            data: vec![],
+            acl: AclEntry::open(),
+            mode: CreateMode::Persistent,
+        });
     }
     assert_eq!(f.tree.take_changes(), None, "past the floor of 1024 notes");
     f.apply(set("/b"));
@@ -187,7 +205,7 @@ fn a_delta_bigger_than_a_chunk_streams_in_pieces_and_rebuilds_the_tree() {
     }
     let mut rebuilt = DataTree::deserialize(&f.tree.serialize()).unwrap();
     let base = f.tree.last_applied();
-    f.tree.track_changes();
+    assert_eq!(f.tree.take_changes(), None, "the first call starts noting");
     for i in 0..1200 {
         f.apply(TreeOp::SetData {
             path: format!("/n{:05}", i * 3),

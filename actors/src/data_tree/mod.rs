@@ -15,6 +15,7 @@ mod fetch_ahead;
 mod image;
 mod image_out;
 mod node_key;
+mod notes;
 mod ops;
 mod path;
 pub mod quota;

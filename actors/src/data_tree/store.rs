@@ -15,6 +15,7 @@
 //! a short key is held in the map's own nodes ([`NodeKey`]).
 
 use super::node_key::NodeKey;
+use super::notes::Notes;
 use super::Znode;
 use std::ops::Bound;
 use std::sync::Arc;
@@ -29,13 +30,11 @@ pub(super) struct NodeMap {
     changes: Changes,
 }
 
-/// The keys of the znodes written since the changes were last taken, for an incremental
-/// snapshot, in the order they were written and with repeats; `None` while they are not
-/// tracked. A note is one push: sorting and removing repeats is left to the snapshot thread.
-/// Not part of the map's value: a clone (a snapshot's or a published reader's) tracks
-/// nothing, and maps compare equal whatever they track.
+/// The znodes written since the changes were last taken, for an incremental snapshot; `None`
+/// while they are not noted. Not part of the map's value: a clone (a snapshot's or a
+/// published reader's) notes nothing, and maps compare equal whatever they note.
 #[derive(Debug, Default)]
-struct Changes(Option<Vec<NodeKey>>);
+struct Changes(Option<Box<Notes>>);
 
 impl Clone for Changes {
     fn clone(&self) -> Self {
@@ -52,22 +51,16 @@ impl PartialEq for Changes {
 impl Eq for Changes {}
 
 impl Changes {
-    /// Notes a write to the znode of key `key` in a map of `len` znodes. Past half as many
-    /// notes as znodes (and a floor for small maps) tracking stops: a whole snapshot costs
-    /// no more then.
+    /// Notes a write to the znode of key `key` in a map of `len` znodes; past the notes' cap,
+    /// noting stops until the changes are taken.
     fn note(&mut self, key: &[u8], len: usize) {
-        if let Some(keys) = &mut self.0 {
-            if keys.len() > (len / 2).max(MIN_TRACKED) {
+        if let Some(notes) = &mut self.0 {
+            if !notes.note(key, len) {
                 self.0 = None;
-            } else if keys.last().map(NodeKey::as_bytes) != Some(key) {
-                keys.push(NodeKey::new(key));
             }
         }
     }
 }
-
-/// Changes tracked at least, whatever the map's size.
-const MIN_TRACKED: usize = 1024;
 
 /// Whether `path` could name a stored znode: absolute and without NUL.
 fn plausible(path: &str) -> bool {
@@ -227,18 +220,12 @@ impl NodeMap {
         })
     }
 
-    /// Starts noting which znodes are written, if it had not.
-    pub fn track_changes(&mut self) {
-        if self.changes.0.is_none() {
-            self.changes.0 = Some(Vec::new());
-        }
-    }
-
-    /// The keys of the znodes written since the last call (or since tracking started), in the
-    /// order written and with repeats, and tracking starts over; `None` when they were not all
-    /// tracked.
+    /// The keys of the znodes written since the last call, in the order written and with
+    /// repeats, and noting starts over (the first call starts it); `None` when they were not
+    /// all noted.
     pub fn take_changes(&mut self) -> Option<Vec<NodeKey>> {
-        self.changes.0.replace(Vec::new())
+        let taken = self.changes.0.replace(Box::default())?;
+        Some(taken.into_keys())
     }
 
     /// Number of znodes.

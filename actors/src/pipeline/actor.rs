@@ -259,11 +259,12 @@ impl PipelineActor {
             // on.
             let tree = self.tree.clone();
             let changes = self.tree.take_changes();
-            let base = self.snapshot_base.replace(tree.last_applied());
+            let last = tree.last_applied();
+            let base = self.snapshot_base.replace(last);
             self.storage.do_send(TakeSnapshot {
                 last_zxid: tree.last_applied(),
                 job: Box::new(move |chain| match (changes, base) {
-                    (Some(changes), Some(base)) if chain == Some(base) => {
+                    (Some(changes), Some(base)) if chain == Some(base) && base < last => {
                         Box::new(tree.delta_image(base, changes))
                     }
                     _ => Box::new(tree.image()),

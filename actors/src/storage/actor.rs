@@ -41,8 +41,8 @@ pub struct Persist {
 pub type SnapshotJob = Box<dyn FnOnce(Option<Zxid>) -> Box<dyn SnapshotImage> + Send>;
 
 /// Incremental snapshots in a row before a whole one, at most: bounds the files a restart
-/// reads.
-const MAX_CHAIN: usize = 64;
+/// reads, and the logs a purge keeps (from a restore point below the chain's whole snapshot).
+const MAX_CHAIN: usize = 8;
 
 /// The last snapshot the snapshot thread wrote and the chain that leads to it; none after a
 /// failure or a restart.

@@ -407,12 +407,16 @@ pub fn decode_snapshot_file(bytes: &[u8]) -> Result<(Snapshot, Option<Zxid>), St
 }
 
 /// The zxid of the snapshot the snapshot file at `path` applies onto, read from its header
-/// alone (`None` for a whole snapshot, or a file too short to say).
+/// alone (`None` for a whole snapshot, a file too short to say, or one gone: the other storage
+/// thread's purge may remove a file this one listed).
 pub fn snapshot_base(path: &Path) -> Result<Option<Zxid>, StorageError> {
     use std::io::Read;
     let mut head = [0; SNAPSHOT_HEADER_LEN + 2 * SNAPSHOT_ZXID_LEN];
-    let mut f =
-        File::open(path).map_err(StorageError::io(format!("opening {}", path.display())))?;
+    let mut f = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(StorageError::io(format!("opening {}", path.display()))(e)),
+    };
     let mut read = 0;
     while read < head.len() {
         match f.read(&mut head[read..]) {

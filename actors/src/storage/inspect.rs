@@ -3,6 +3,7 @@
 
 use super::files::{self, check_log_header, read_record, LogHeader, RecordRead};
 use ensemble_messages::{Snapshot, Txn, Zxid};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 /// A log file's records up to the first problem, and that problem.
@@ -67,13 +68,15 @@ pub fn read_snapshot(bytes: &[u8]) -> Result<(Snapshot, Option<Zxid>), String> {
 
 /// The restore point of the snapshot at `zxid` (the file `top`) among `snapshots` (as
 /// recovery lists them): the whole snapshot it rests on and its incremental snapshots in
-/// order, or why it does not read back.
+/// order, or why it does not read back. `broken` carries the files found damaged or missing
+/// from one call to the next (start it empty), as recovery does.
 pub fn read_restore_point(
     zxid: Zxid,
     top: &Path,
     snapshots: &[(Zxid, PathBuf)],
+    broken: &mut BTreeSet<Zxid>,
 ) -> Result<(Snapshot, Vec<Snapshot>), String> {
-    super::recovery::chain_of(zxid, top, snapshots)
+    super::recovery::chain_of(zxid, top, snapshots, broken)
 }
 
 /// Which of ensemble's file kinds `bytes` starts like: `Some(true)` a snapshot, `Some(false)`

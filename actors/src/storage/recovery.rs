@@ -8,6 +8,7 @@
 use super::files::{self, check_log_header, read_record, LogHeader, RecordRead};
 use super::StorageError;
 use ensemble_messages::{Snapshot, Txn, Zxid};
+use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -121,8 +122,9 @@ fn newest_restore_point(
     snapshots: &[(Zxid, PathBuf)],
     warnings: &mut Vec<String>,
 ) -> Result<(Option<Snapshot>, Vec<Snapshot>), StorageError> {
+    let mut broken = BTreeSet::new();
     for (zxid, path) in snapshots.iter().rev() {
-        match chain_of(*zxid, path, snapshots) {
+        match chain_of(*zxid, path, snapshots, &mut broken) {
             Ok((whole, deltas)) => return Ok((Some(whole), deltas)),
             Err(why) => warnings.push(format!("{why}; falling back to an older snapshot")),
         }
@@ -131,28 +133,28 @@ fn newest_restore_point(
 }
 
 /// The chain of the snapshot at `zxid` (the file `top`), read from `snapshots`: the whole
-/// snapshot and the deltas onto it in order, or why it does not read back.
+/// snapshot and the deltas onto it in order, or why it does not read back. `broken` holds the
+/// zxids of the files found missing or damaged so far, and gets any this walk finds: a chain
+/// through one of them is refused from the files' headers, without reading them again.
 pub(super) fn chain_of(
     zxid: Zxid,
     top: &Path,
     snapshots: &[(Zxid, PathBuf)],
+    broken: &mut BTreeSet<Zxid>,
 ) -> Result<(Snapshot, Vec<Snapshot>), String> {
+    if let Some(b) = known_broken_link(zxid, snapshots, broken) {
+        return Err(format!(
+            "{}: it rests on the snapshot {b}, which does not read back",
+            top.display()
+        ));
+    }
     let mut deltas = Vec::new();
     let mut want = zxid;
     // Each link's base is older than the link: the walk ends within the listed files.
     for _ in 0..=snapshots.len() {
-        let Some((_, path)) = snapshots.iter().find(|(z, _)| *z == want) else {
-            return Err(format!(
-                "{}: the snapshot {want} it rests on is missing",
-                top.display()
-            ));
-        };
-        let bytes = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-        let (s, base) =
-            files::decode_snapshot_file(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-        if s.last_zxid != want {
-            return Err(format!("{}: name and content disagree", path.display()));
-        }
+        let (s, base) = read_link(want, top, snapshots).inspect_err(|_| {
+            broken.insert(want);
+        })?;
         match base {
             None => {
                 deltas.reverse();
@@ -162,10 +164,58 @@ pub(super) fn chain_of(
                 deltas.push(s);
                 want = b;
             }
-            Some(b) => return Err(format!("{}: its base {b} is not older", path.display())),
+            Some(b) => {
+                broken.insert(want);
+                return Err(format!(
+                    "{}: the base {b} of the snapshot {want} is not older",
+                    top.display()
+                ));
+            }
         }
     }
     Err(format!("{}: its chain of snapshots loops", top.display()))
+}
+
+/// The first link of the chain under `zxid` that is in `broken`, found from the files'
+/// headers alone.
+fn known_broken_link(
+    zxid: Zxid,
+    snapshots: &[(Zxid, PathBuf)],
+    broken: &BTreeSet<Zxid>,
+) -> Option<Zxid> {
+    let mut want = zxid;
+    for _ in 0..=snapshots.len() {
+        if broken.contains(&want) {
+            return Some(want);
+        }
+        let (_, path) = snapshots.iter().find(|(z, _)| *z == want)?;
+        match files::snapshot_base(path) {
+            Ok(Some(b)) if b < want => want = b,
+            _ => return None,
+        }
+    }
+    None
+}
+
+/// The snapshot file of `want`, read and checked, with its base: a link of the chain of `top`.
+fn read_link(
+    want: Zxid,
+    top: &Path,
+    snapshots: &[(Zxid, PathBuf)],
+) -> Result<(Snapshot, Option<Zxid>), String> {
+    let Some((_, path)) = snapshots.iter().find(|(z, _)| *z == want) else {
+        return Err(format!(
+            "{}: the snapshot {want} it rests on is missing",
+            top.display()
+        ));
+    };
+    let bytes = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let (s, base) =
+        files::decode_snapshot_file(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    if s.last_zxid != want {
+        return Err(format!("{}: name and content disagree", path.display()));
+    }
+    Ok((s, base))
 }
 
 /// Every logged txn, in zxid order. A torn tail (the incomplete last record of the last file)

@@ -9,6 +9,7 @@ use super::StorageError;
 use super::{PersistToken, StorageOp};
 use crate::metrics::ServerMetrics;
 use ensemble_messages::{Txn, Zxid};
+use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -319,8 +320,9 @@ fn read_unless_purged(path: &Path) -> Result<Option<Vec<u8>>, StorageError> {
     }
 }
 
-/// Keeps the newest snapshots and the logs they need. The newest log file is never removed.
-/// The newest snapshot file purged stays as the spare the next snapshot writes over.
+/// Keeps the newest snapshots and the logs they need (see [`kept_snapshots`]). The newest log
+/// file is never removed. The newest snapshot file purged stays as the spare the next
+/// snapshot writes over.
 pub(super) fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
     // A removal an error stopped earlier is taken up again here, not only at the next start.
     for dir in [
@@ -334,19 +336,11 @@ pub(super) fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
     if snaps.len() <= keep {
         return Ok(());
     }
-    // The newest restore points are kept, with every snapshot their chains rest on.
-    let mut kept: std::collections::BTreeSet<Zxid> = snaps[snaps.len() - keep..]
-        .iter()
-        .map(|(z, _)| *z)
-        .collect();
-    for (zxid, path) in snaps.iter().rev() {
-        if kept.contains(zxid) {
-            if let Some(base) = files::snapshot_base(path)? {
-                kept.insert(base);
-            }
-        }
+    let mut bases = Vec::with_capacity(snaps.len());
+    for (zxid, path) in &snaps {
+        bases.push((*zxid, files::snapshot_base(path)?));
     }
-    let oldest_kept = snaps[snaps.len() - keep].0;
+    let (kept, oldest_kept) = kept_snapshots(&bases, keep);
     let purged: Vec<&(Zxid, PathBuf)> = snaps.iter().filter(|(z, _)| !kept.contains(z)).collect();
     if let Some(((_, spare), older)) = purged.split_last() {
         for (_, path) in older {
@@ -362,6 +356,48 @@ pub(super) fn purge(settings: &WriterSettings) -> Result<(), StorageError> {
         }
     }
     Ok(())
+}
+
+/// Which snapshots a purge keeps, given every snapshot file's zxid and base (oldest first, as
+/// listed), and the zxid the logs must be kept from.
+///
+/// The `keep` newest restore points are kept, with every snapshot their chains rest on. When
+/// `keep` is 2 or more and they all rest on one whole snapshot, the newest restore point
+/// older than that whole snapshot is kept too: one damaged file (that whole snapshot among
+/// them) then still leaves a restore point the kept logs continue from, as `keep` whole
+/// snapshots did before snapshots were incremental.
+fn kept_snapshots(snaps: &[(Zxid, Option<Zxid>)], keep: usize) -> (BTreeSet<Zxid>, Zxid) {
+    let base_of = |z: Zxid| snaps.iter().find(|(s, _)| *s == z).map(|(_, b)| *b);
+    // The whole snapshot under `z`, if every link down to it is listed.
+    let whole_of = |mut z: Zxid| {
+        for _ in 0..=snaps.len() {
+            match base_of(z)? {
+                None => return Some(z),
+                Some(b) if b < z => z = b,
+                Some(_) => return None,
+            }
+        }
+        None
+    };
+    let mut tops: Vec<Zxid> = snaps.iter().rev().take(keep).map(|(z, _)| *z).collect();
+    if let Some(w) = tops.first().and_then(|z| whole_of(*z)) {
+        if keep >= 2 && tops.iter().all(|z| whole_of(*z) == Some(w)) {
+            tops.extend(snaps.iter().rev().map(|(z, _)| *z).find(|z| *z < w));
+        }
+    }
+    let mut kept = BTreeSet::new();
+    for top in &tops {
+        let mut z = *top;
+        // Down the chain while its links are listed and not kept yet.
+        while let Some(base) = base_of(z).filter(|_| kept.insert(z)) {
+            match base {
+                Some(b) if b < z => z = b,
+                _ => break,
+            }
+        }
+    }
+    let oldest = tops.iter().min().copied().unwrap_or(Zxid::ZERO);
+    (kept, oldest)
 }
 
 /// Counts and logs a log fsync slower than the warning threshold (as ZooKeeper's
@@ -512,6 +548,49 @@ mod tests {
             read_unless_purged(dir.path()).is_err(),
             "a directory is no log file"
         );
+    }
+
+    /// Purge keeps the newest restore points and their chains, and one more restore point
+    /// below their whole snapshot when they all rest on it; the logs from the oldest kept.
+    #[test]
+    fn purge_keeps_a_restore_point_below_the_whole_snapshot_the_newest_ones_share() {
+        let z = |c: u32| Zxid::new(1, c);
+        // 10 whole, 20 and 30 on it; 40 whole, 50, 60, 70 a chain on it.
+        let snaps = [
+            (z(10), None),
+            (z(20), Some(z(10))),
+            (z(30), Some(z(20))),
+            (z(40), None),
+            (z(50), Some(z(40))),
+            (z(60), Some(z(50))),
+            (z(70), Some(z(60))),
+        ];
+        let kept = |keep| {
+            let (files, oldest) = kept_snapshots(&snaps, keep);
+            (files.into_iter().collect::<Vec<_>>(), oldest)
+        };
+        // 50-70 rest on 40: 30 is kept too, with 10 and 20 under it, and logs from 30.
+        assert_eq!(
+            kept(3),
+            (vec![z(10), z(20), z(30), z(40), z(50), z(60), z(70)], z(30))
+        );
+        // 40-70 all rest on 40 too (40 itself is whole): 30 is kept as well.
+        assert_eq!(
+            kept(4),
+            (vec![z(10), z(20), z(30), z(40), z(50), z(60), z(70)], z(30))
+        );
+        // 30-70 rest on two whole snapshots already.
+        assert_eq!(
+            kept(5),
+            (vec![z(10), z(20), z(30), z(40), z(50), z(60), z(70)], z(30))
+        );
+        // One restore point asked for: no fallback, as before.
+        assert_eq!(kept(1), (vec![z(40), z(50), z(60), z(70)], z(70)));
+        // A broken chain (its base not listed) keeps what is there.
+        let broken = [(z(10), None), (z(30), Some(z(20))), (z(40), Some(z(30)))];
+        let (files, oldest) = kept_snapshots(&broken, 2);
+        assert_eq!(files.into_iter().collect::<Vec<_>>(), vec![z(30), z(40)]);
+        assert_eq!(oldest, z(30));
     }
 
     /// An incremental image for the tests: its bytes, onto the snapshot at its base.

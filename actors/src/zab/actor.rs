@@ -378,9 +378,15 @@ fn build(
         None => DataTree::default(),
     };
     for d in &recovered.deltas {
-        tree.apply_delta(&d.state).map_err(|e| {
-            StorageError::Corrupt(format!("the incremental snapshot {}: {e}", d.last_zxid))
-        })?;
+        let corrupt =
+            |e| StorageError::Corrupt(format!("the incremental snapshot {}: {e}", d.last_zxid));
+        tree.apply_delta(&d.state).map_err(corrupt)?;
+        if tree.last_applied() != d.last_zxid {
+            return Err(corrupt(format!(
+                "its image ends at {}",
+                tree.last_applied()
+            )));
+        }
     }
     let membership = starting_membership(&mut tree, &settings.membership);
     let durable = Durable {

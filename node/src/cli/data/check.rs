@@ -148,8 +148,9 @@ fn check_newest_log_marker(dir: &Path, logs: &[(Zxid, PathBuf)], r: &mut Report)
 /// The zxid of the newest restore point, as recovery picks it: a snapshot whose chain of
 /// incremental snapshots reads back down to a whole one, which then rebuilds a tree.
 fn newest_restore_point(snaps: &[(Zxid, PathBuf)], r: &mut Report) -> Option<Zxid> {
+    let mut broken = std::collections::BTreeSet::new();
     for (zxid, path) in snaps.iter().rev() {
-        let (whole, deltas) = match inspect::read_restore_point(*zxid, path, snaps) {
+        let (whole, deltas) = match inspect::read_restore_point(*zxid, path, snaps, &mut broken) {
             Ok(chain) => chain,
             Err(why) => {
                 r.warn(format!("{why}; recovery falls back to an older snapshot"));
@@ -160,6 +161,13 @@ fn newest_restore_point(snaps: &[(Zxid, PathBuf)], r: &mut Report) -> Option<Zxi
             for d in &deltas {
                 tree.apply_delta(&d.state)
                     .map_err(|e| format!("the incremental snapshot {}: {e}", d.last_zxid))?;
+                if tree.last_applied() != d.last_zxid {
+                    return Err(format!(
+                        "the incremental snapshot {}: its image ends at {}",
+                        d.last_zxid,
+                        tree.last_applied()
+                    ));
+                }
             }
             Ok(tree)
         });
