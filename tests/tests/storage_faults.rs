@@ -306,26 +306,28 @@ fn a_server_restarts_from_a_chain_of_incremental_snapshots_and_around_a_lost_lin
     assert_has_all(&mut c, 3, count);
     // A restart's first snapshot is whole and the chain grows on it; the one before the
     // restart stays as the fallback. Lose the whole one.
-    let count = create_until_a_chain(&mut c, count);
-    c.kill9(3);
-    fs::remove_file(whole_under_newest(&snapshots(&c, 3))).unwrap();
-    let (code, text) = data_check(&c, 3);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("recovery falls back"), "{text}");
-    c.start(3);
-    c.wait_serving(ELECTION).unwrap();
-    assert_has_all(&mut c, 3, count);
+    let count = restart_without(&mut c, count, whole_under_newest);
     assert!(c.log(3).contains("rests on is missing"), "{}", c.log(3));
     // Lose a middle link.
-    let count = create_until_a_chain(&mut c, count);
+    restart_without(&mut c, count, |snaps| snaps[snaps.len() - 2].0.clone());
+}
+
+/// Writes until server 3 has a new chain, kills it with SIGKILL, deletes the snapshot file
+/// `pick` names among its snapshots, and checks that `data check` and a restart fall back
+/// with every znode there; returns the new count.
+fn restart_without(
+    c: &mut ProcessCluster,
+    count: u32,
+    pick: impl Fn(&[(PathBuf, bool)]) -> PathBuf,
+) -> u32 {
+    let count = create_until_a_chain(c, count);
     c.kill9(3);
-    let snaps = snapshots(&c, 3);
-    let (middle, _) = &snaps[snaps.len() - 2];
-    fs::remove_file(middle).unwrap();
-    let (code, text) = data_check(&c, 3);
+    fs::remove_file(pick(&snapshots(c, 3))).unwrap();
+    let (code, text) = data_check(c, 3);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("recovery falls back"), "{text}");
     c.start(3);
     c.wait_serving(ELECTION).unwrap();
-    assert_has_all(&mut c, 3, count);
+    assert_has_all(c, 3, count);
+    count
 }

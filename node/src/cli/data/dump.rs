@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use ensemble_actors::apache::{self, LoggedTxn, StatPersisted, TxnBody};
-use ensemble_actors::data_tree::{DataTree, DeltaContent, TreeTxn};
+use ensemble_actors::data_tree::{DataTree, DeltaContent, NodeStat, TreeTxn, Znode};
 use ensemble_actors::storage::inspect;
 use ensemble_messages::codec;
 use serde_json::{json, Map, Value};
@@ -265,19 +265,26 @@ fn ensemble_delta(d: &DeltaContent) -> Vec<Value> {
             .iter()
             .map(|(id, s)| json!({"session": id.to_string(), "timeout": s.timeout_ms})),
     );
-    for (path, node) in &d.changed {
-        let mut m = Map::new();
-        m.insert("path".into(), path.clone().into());
-        data(&mut m, node.nullable_data());
-        m.insert("acl".into(), json!(node.acl));
-        m.insert(
-            "stat".into(),
-            serde_json::to_value(node.stat).unwrap_or(Value::Null),
-        );
-        out.push(Value::Object(m));
-    }
+    out.extend(
+        d.changed
+            .iter()
+            .map(|(path, node)| znode(path, node, node.stat)),
+    );
     out.extend(d.removed.iter().map(|p| json!({"removed": p})));
     out
+}
+
+/// A znode of an ensemble snapshot: its path, data, ACL and `stat`.
+fn znode(path: &str, node: &Znode, stat: NodeStat) -> Value {
+    let mut m = Map::new();
+    m.insert("path".into(), path.into());
+    data(&mut m, node.nullable_data());
+    m.insert("acl".into(), json!(node.acl));
+    m.insert(
+        "stat".into(),
+        serde_json::to_value(stat).unwrap_or(Value::Null),
+    );
+    Value::Object(m)
 }
 
 fn ensemble_snapshot(s: &ensemble_messages::Snapshot) -> Vec<Value> {
@@ -296,15 +303,7 @@ fn ensemble_snapshot(s: &ensemble_messages::Snapshot) -> Vec<Value> {
         let (Some(node), Some(st)) = (tree.get(&path), tree.stat(&path)) else {
             continue;
         };
-        let mut m = Map::new();
-        m.insert("path".into(), path.clone().into());
-        data(&mut m, node.nullable_data());
-        m.insert("acl".into(), json!(node.acl));
-        m.insert(
-            "stat".into(),
-            serde_json::to_value(st).unwrap_or(Value::Null),
-        );
-        out.push(Value::Object(m));
+        out.push(znode(&path, node, st));
         for c in tree.children(&path).unwrap_or_default().into_iter().rev() {
             todo.push(if path == "/" {
                 format!("/{c}")
