@@ -65,8 +65,10 @@ pub struct Announce;
 #[rtype(result = "()")]
 pub(crate) struct Inbound(pub PeerStream);
 
-/// A frame read on connection `conn`.
-struct Frame(u64, Result<PeerMessage, CodecError>);
+/// What connection `conn` read: a frame, or its end (`None`). The end carries the
+/// connection's generation too: a connection replaced as it ends may still report its end
+/// after the new one is installed, and must not take the new one down.
+struct Frame(u64, Option<Result<PeerMessage, CodecError>>);
 
 /// The link to one peer. Supervised: a restart drops the connection and dials again.
 pub struct PeerLink {
@@ -182,7 +184,8 @@ impl PeerLink {
         actix::spawn(write_frames(write, rx, self.peer));
         self.writer = Some(tx);
         let frames = FramedRead::new(read, PeerCodec::<PeerMessage, PeerMessage>::default())
-            .map(move |r| Frame(conn, r));
+            .map(move |r| Frame(conn, Some(r)))
+            .chain(futures::stream::once(async move { Frame(conn, None) }));
         self.reader = Some(ctx.add_stream(frames));
         tracing::info!(me = self.identity.sid, peer = self.peer, "peer link up");
         self.sink.do_send(PeerEvent::Connected(self.peer));
@@ -235,18 +238,18 @@ impl StreamHandler<Frame> for PeerLink {
             return;
         }
         match frame {
-            Ok(msg) => self.sink.do_send(PeerEvent::Message(self.peer, msg)),
-            Err(e) => {
+            Some(Ok(msg)) => self.sink.do_send(PeerEvent::Message(self.peer, msg)),
+            Some(Err(e)) => {
                 tracing::warn!(peer = self.peer, "dropping peer connection: {e}");
                 self.drop_connection(ctx, true);
             }
+            None => self.drop_connection(ctx, true),
         }
     }
 
-    fn finished(&mut self, ctx: &mut Context<Self>) {
-        self.reader = None;
-        self.drop_connection(ctx, true);
-    }
+    /// The end of a connection arrives as its last [`Frame`], tagged with its generation;
+    /// the end of the stream itself changes nothing (and must not stop the link).
+    fn finished(&mut self, _: &mut Context<Self>) {}
 }
 
 impl Handler<SendPeer> for PeerLink {
@@ -381,7 +384,86 @@ async fn feed(
 mod tests {
     use super::*;
     use ensemble_messages::{ZabMessage, Zxid};
+    use std::sync::{Arc, Mutex};
+    use tokio::io::DuplexStream;
     use tokio::net::TcpListener;
+
+    /// Records a link's events.
+    struct Recorder(Arc<Mutex<Vec<String>>>);
+
+    impl Actor for Recorder {
+        type Context = Context<Self>;
+    }
+
+    impl Handler<PeerEvent> for Recorder {
+        type Result = ();
+
+        fn handle(&mut self, ev: PeerEvent, _: &mut Context<Self>) {
+            let line = match ev {
+                PeerEvent::Connected(_) => "up".to_string(),
+                PeerEvent::Disconnected(_) => "down".to_string(),
+                PeerEvent::Message(_, m) => format!("{m:?}"),
+            };
+            self.0.lock().unwrap().push(line);
+        }
+    }
+
+    /// A link of server 1 to server 2 (which dials: this link only accepts) and the events
+    /// it tells the quorum peer actor.
+    fn accepting_link() -> (Addr<PeerLink>, Arc<Mutex<Vec<String>>>) {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let quorum = Recorder(events.clone()).start();
+        let election = Recorder(Arc::default()).start();
+        let sinks = PeerSinks::new(quorum.recipient(), election.recipient());
+        let identity = PeerIdentity {
+            sid: 1,
+            secret: None,
+            tls: None,
+        };
+        let link = PeerLink::new(identity, 2, "127.0.0.1:9".into(), sinks).start();
+        (link, events)
+    }
+
+    /// Waits until `events` holds at least `n` entries (or 5 s passed) and returns them.
+    async fn seen(events: &Mutex<Vec<String>>, n: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while events.lock().unwrap().len() < n && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        events.lock().unwrap().clone()
+    }
+
+    type FarEnd = tokio_util::codec::Framed<DuplexStream, PeerCodec<PeerMessage, PeerMessage>>;
+
+    /// A peer's new connection replaces its old one just as the old one ends: the end of the
+    /// old one must not take the new one down. It did: the old stream's end dropped the new
+    /// connection's writer and left its reader running, discarding every frame as stale, a
+    /// half-open link on which a restarted server's election never heard the leader again.
+    #[test]
+    fn the_end_of_a_replaced_connection_leaves_the_new_one_up() {
+        System::new().block_on(replace_a_connection_as_it_ends());
+    }
+
+    async fn replace_a_connection_as_it_ends() {
+        let (link, events) = accepting_link();
+        let (old, old_far) = tokio::io::duplex(4096);
+        link.send(Inbound(Box::new(old))).await.unwrap();
+        // The old connection ends and the new one arrives before the link runs again: its
+        // next turn handles both.
+        let (new, new_far) = tokio::io::duplex(4096);
+        drop(old_far);
+        link.do_send(Inbound(Box::new(new)));
+        assert_eq!(seen(&events, 3).await, ["up", "down", "up"]);
+        // Both ways work on the new connection, and nothing took it down.
+        let mut far = FarEnd::new(new_far, PeerCodec::default());
+        let hello = PeerMessage::Zab(ZabMessage::Commit(Zxid::new(1, 1)));
+        far.send(hello.clone()).await.unwrap();
+        link.send(SendPeer(hello.clone())).await.unwrap();
+        let echoed = tokio::time::timeout(Duration::from_secs(5), far.next()).await;
+        assert_eq!(echoed.unwrap().unwrap().unwrap(), hello);
+        let heard = seen(&events, 4).await;
+        assert_eq!(heard, ["up", "down", "up", &format!("{hello:?}")]);
+    }
 
     /// A message still being built holds back the messages queued after it.
     #[tokio::test]
