@@ -1,8 +1,9 @@
 //! Three real server processes started from zoo.cfg files in the layouts ZooKeeper users write:
 //! the single-host layout of ZooKeeper's "Running Replicated ZooKeeper" guide (server lines
 //! without client ports, one clientPort per server), and the container layout where each
-//! server's own line is `0.0.0.0` and the others are DNS names. Ports are in the 175xx/176xx
-//! range so that the wildcard binds cannot clash with other tests' `127.0.B.x:2181`.
+//! server's own line is `0.0.0.0` and the others are DNS names (also through a SNAP sync).
+//! Ports are in the 175xx-177xx range so that the wildcard binds cannot clash with other
+//! tests' `127.0.B.x:2181`.
 
 use ensemble_actors::zk_client::ZkClient;
 use ensemble_messages::zk::CreateMode;
@@ -120,26 +121,90 @@ fn guide_single_host_layout_forms_a_quorum() {
     );
 }
 
-/// The container layout: each server's own line is `0.0.0.0` (bind every interface), the
-/// others name it `localhost`, client ports on the lines (`;port`). ZooKeeper forms a quorum
-/// from these files; ensemble does once the peer handshake stops comparing server lists.
+/// The container layout's zoo.cfg of server `i` (ports from `base`): its own line is
+/// `0.0.0.0` (bind every interface), the others name it `localhost`, client ports on the
+/// lines (`;port`); `extra` lines after them.
+fn container_cfg(i: u64, data: &Path, base: u64, extra: &str) -> String {
+    let mut cfg = common(data);
+    for j in 1..=3 {
+        let host = if i == j { "0.0.0.0" } else { "localhost" };
+        cfg.push_str(&format!(
+            "server.{j}={host}:{}:{};{}\n",
+            base + 10 + j,
+            base + 20 + j,
+            base + j
+        ));
+    }
+    cfg + extra
+}
+
+/// The container layout. ZooKeeper forms a quorum from these files; ensemble does once the
+/// peer handshake stops comparing server lists.
 #[test]
 fn own_line_on_all_interfaces_forms_a_quorum() {
-    let cfg = |i: u64, data: &Path| {
-        let mut cfg = common(data);
-        for j in 1..=3 {
-            let host = if i == j { "0.0.0.0" } else { "localhost" };
-            cfg.push_str(&format!(
-                "server.{j}={host}:{}:{};{}\n",
-                17610 + j,
-                17620 + j,
-                17600 + j
-            ));
-        }
-        cfg
-    };
+    let cfg = |i: u64, data: &Path| container_cfg(i, data, 17600, "");
     let mut c = ProcessCluster::with_zoo_cfg_text(3, 76, exe(), cfg, |i| {
         format!("127.0.76.{i}:{}", 17600 + i)
     });
     write_on_one_read_on_another(&mut c);
+}
+
+/// The container layout through a SNAP: a follower restarted further behind than the leader's
+/// commit log installs the leader's snapshot, whose config node names the leader `0.0.0.0`.
+/// Same config version, same membership: the follower keeps its own server lines, as
+/// ZooKeeper does (ZOOKEEPER-2819). It used to take the leader's, replace every peer link
+/// (the leader's among them: it dropped out again just synced) and, on hosts of their own,
+/// dial the leader at `0.0.0.0`, itself.
+#[test]
+fn own_line_on_all_interfaces_survives_a_snap_sync() {
+    let cfg = |i: u64, data: &Path| container_cfg(i, data, 17700, "commitLogCount=5\n");
+    let mut c = ProcessCluster::with_zoo_cfg_text(3, 77, exe(), cfg, |i| {
+        format!("127.0.77.{i}:{}", 17700 + i)
+    });
+    c.start_all();
+    c.wait_serving(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\nlog of 1 ends:\n{}", log_tail(&c, 1)));
+    let leader = c.leader().expect("a leader");
+    let follower = if leader == 1 { 2 } else { 1 };
+    c.kill9(follower);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let writer = rt
+        .block_on(ZkClient::connect(
+            &[c.client_addr(leader)],
+            Duration::from_secs(10),
+        ))
+        .unwrap();
+    for i in 0..20 {
+        rt.block_on(writer.create(&format!("/snap{i}"), b"", CreateMode::Persistent))
+            .unwrap();
+    }
+    let restarted_at = c.log(follower).len();
+    c.start(follower);
+    c.wait_serving(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}\nlog of {follower} ends:\n{}", log_tail(&c, follower)));
+    let reader = rt
+        .block_on(ZkClient::connect(
+            &[c.client_addr(follower)],
+            Duration::from_secs(10),
+        ))
+        .unwrap();
+    rt.block_on(reader.sync("/")).unwrap();
+    assert!(rt.block_on(reader.exists("/snap19")).unwrap().is_some());
+    assert!(
+        c.log(leader).contains("syncing follower by SNAP"),
+        "{}",
+        c.log(leader)
+    );
+    let since = c.log(follower)[restarted_at..].to_string();
+    for symptom in ["link retired", "lost the link to the leader"] {
+        assert!(!since.contains(symptom), "{symptom}:\n{since}");
+    }
+    let conf =
+        ensemble_node::four_letter::ask(&c.client_addr(follower), "conf", Duration::from_secs(2))
+            .unwrap();
+    let leader_line = format!("server.{leader}=localhost:{}:", 17710 + leader);
+    assert!(conf.contains(&leader_line), "{leader_line}:\n{conf}");
 }

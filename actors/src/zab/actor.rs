@@ -179,6 +179,25 @@ impl QuorumPeerActor {
         self.role_told = None;
     }
 
+    /// A SNAP's tree holds the leader's text of the membership. Another version (a reconfig
+    /// this server missed) is adopted. The same version is the same membership, but the
+    /// leader's server lines may reach the servers by other addresses than this server's
+    /// (its own line on `0.0.0.0` in a container, names only it resolves, a proxy): this
+    /// server keeps its own lines and links, and its tree its own text, as ZooKeeper keeps
+    /// the local config after a snapshot (ZOOKEEPER-2819).
+    fn adopt_snapshot_membership(&mut self, tree: &mut DataTree) {
+        let Some(m) = membership_of(tree) else {
+            return;
+        };
+        if m.version == self.core.config_version() {
+            tree.init_config(&self.settings.membership.render());
+            return;
+        }
+        self.core
+            .set_membership(m.version, m.voters(), m.observers());
+        self.membership_changed(m);
+    }
+
     /// Makes the links follow the membership in `settings` (after a reconfig, a snapshot or
     /// a restart).
     fn follow_membership(&self) {
@@ -205,14 +224,8 @@ impl QuorumPeerActor {
                 Output::Persist { op, token } => self.storage.do_send(Persist { op, token }),
                 Output::Apply(txns) => self.tell_pipeline(ApplyTxns(txns)),
                 Output::InstallSnapshot(s) => match DataTree::deserialize(&s.state) {
-                    Ok(tree) => {
-                        if let Some(m) = membership_of(&tree) {
-                            if m.version != self.core.config_version() {
-                                self.core
-                                    .set_membership(m.version, m.voters(), m.observers());
-                            }
-                            self.membership_changed(m);
-                        }
+                    Ok(mut tree) => {
+                        self.adopt_snapshot_membership(&mut tree);
                         self.hand_over(tree);
                     }
                     Err(e) => {
