@@ -4,7 +4,8 @@
 //! each healed before the next. Afterwards every acknowledged create must exist on every
 //! server, every copy must be identical and each register's history linearizable.
 //!
-//! CI runs 4 cycles; `JEPSEN_CYCLES=N` runs N, `JEPSEN_SEED=S` picks the fault schedule.
+//! CI runs 4 cycles; `JEPSEN_CYCLES=N` runs N, `JEPSEN_SEED=S` picks the fault schedule, and
+//! `JEPSEN_LOG_DIR=D` keeps every server's whole log in D when the run fails.
 
 use ensemble_node::local_cluster::{wait_until, ProcessCluster, Program};
 use ensemble_tests::jepsen::nemesis::Net;

@@ -357,11 +357,23 @@ fn report_anomaly(history: &History, key: usize, stuck: &Op, linearized: usize) 
     }
 }
 
-/// `why`, with the end of every server's log.
+/// `why`, with the end of every server's log; with `JEPSEN_LOG_DIR` set, every server's
+/// whole log is also copied there as `server-<id>.log`.
 fn failure(cluster: &ProcessCluster, size: u64, why: &str) -> String {
     let mut out = format!("{why}\n");
+    let keep = std::env::var_os("JEPSEN_LOG_DIR").map(std::path::PathBuf::from);
     for id in 1..=size {
         let log = cluster.log(id);
+        if let Some(dir) = &keep {
+            let path = dir.join(format!("server-{id}.log"));
+            match std::fs::create_dir_all(dir).and_then(|()| std::fs::write(&path, &log)) {
+                Ok(()) => out.push_str(&format!("(whole log in {})\n", path.display())),
+                Err(e) => out.push_str(&format!(
+                    "(cannot keep the log in {}: {e})\n",
+                    path.display()
+                )),
+            }
+        }
         let tail: Vec<&str> = log.lines().rev().take(25).collect();
         out.push_str(&format!("--- server {id} ({}):\n", cluster.mode(id)));
         for l in tail.into_iter().rev() {
