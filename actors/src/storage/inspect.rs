@@ -16,6 +16,10 @@ pub struct LogContent {
     /// Where the zeros the writer wrote ahead of its records begin, if the file ends with
     /// them (normal in the newest file of a server that did not stop cleanly).
     pub unused_from: Option<usize>,
+    /// What recovery does about the problem when this is the newest log file, if the problem
+    /// is a write a crash cut short there (it refuses any other): "removes the file" or
+    /// "cuts it off".
+    pub repair: Option<&'static str>,
 }
 
 /// Reads an ensemble log file's content.
@@ -25,6 +29,7 @@ pub fn read_log(bytes: &[u8]) -> LogContent {
         LogHeader::Valid => {}
         LogHeader::Truncated => {
             out.problem = Some("ends inside its header".into());
+            out.repair = Some("removes the file");
             return out;
         }
         LogHeader::Wrong(why) => {
@@ -38,7 +43,11 @@ pub fn read_log(bytes: &[u8]) -> LogContent {
             out.unused_from = Some(offset);
             break;
         }
-        match read_record(bytes, offset) {
+        let read = read_record(bytes, offset);
+        if super::recovery::is_torn_tail(&read, bytes, offset) {
+            out.repair = Some("cuts it off");
+        }
+        match read {
             RecordRead::Record(txn, next) => {
                 out.txns.push((offset, txn));
                 offset = next;

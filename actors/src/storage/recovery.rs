@@ -319,7 +319,7 @@ fn read_log_file(
 /// Whether what stopped the reading at `offset` of the last file is a write cut short by a
 /// crash: a record that ends past the end of the file, or a last record whose body was not
 /// fully written (nothing but zeros, never written, follows it).
-fn is_torn_tail(read: &RecordRead, bytes: &[u8], offset: usize) -> bool {
+pub(super) fn is_torn_tail(read: &RecordRead, bytes: &[u8], offset: usize) -> bool {
     match read {
         RecordRead::Record(..) => false,
         RecordRead::Truncated => true,

@@ -225,12 +225,16 @@ fn check_ensemble(dir: &Path, r: &mut Report) -> bool {
         let n = content.txns.len();
         let last = i + 1 == logs.len();
         txns.extend(content.txns.into_iter().map(|(_, t)| t.zxid));
+        // Only the newest file may end in a write a crash cut short; recovery repairs it.
+        let repair = content.repair.filter(|_| last);
         match (content.problem, content.unused_from) {
-            (Some(p), _) if last && p.starts_with("torn") => r.warn(format!(
-                "{}: {n} txns, then {p} (recovery cuts it off)",
-                path.display()
-            )),
-            (Some(p), _) => r.error(format!("{}: {p}", path.display())),
+            (Some(p), _) => match repair {
+                Some(action) => r.warn(format!(
+                    "{}: {n} txns, then {p}, a write a crash cut short (recovery {action})",
+                    path.display()
+                )),
+                None => r.error(format!("{}: {p}", path.display())),
+            },
             (None, Some(at)) if !last => r.error(format!(
                 "{}: zeros from offset {at} to its end, but later log files exist",
                 path.display()
