@@ -58,24 +58,28 @@ struct Link {
     links: usize,
     /// Their bytes.
     chained: u64,
-    /// The whole snapshot's bytes.
-    whole: u64,
+    /// The bytes they may reach before a whole snapshot is due: between half and all of the
+    /// whole snapshot's, drawn when it was written.
+    budget: u64,
 }
 
 impl Chain {
     /// The snapshot the next one may rest on: the last written, while the chain leading to it
-    /// is shorter than [`MAX_CHAIN`] and its incremental snapshots hold fewer bytes than the
-    /// whole one (a restart then reads at most twice a whole snapshot's bytes); `None` calls
+    /// is shorter than [`MAX_CHAIN`] and its incremental snapshots hold fewer bytes than its
+    /// budget (a restart then reads at most twice a whole snapshot's bytes); `None` calls
     /// for a whole snapshot.
     fn base(self) -> Option<Zxid> {
         self.0
-            .filter(|l| l.links < MAX_CHAIN && l.chained < l.whole)
+            .filter(|l| l.links < MAX_CHAIN && l.chained < l.budget)
             .map(|l| l.zxid)
     }
 
     /// The chain once the snapshot at `zxid` (incremental onto `base`, or whole) was written
     /// with `written` bytes, or failed to be (`None`): then none, and the next one is whole.
-    fn after(self, zxid: Zxid, base: Option<Zxid>, written: Option<u64>) -> Chain {
+    /// A whole snapshot's chain gets a budget drawn from `roll`: the servers of an ensemble
+    /// apply the same txns, and chains of a growing tree that all ended at its whole
+    /// snapshot's size would have every server write its next whole one together.
+    fn after(self, zxid: Zxid, base: Option<Zxid>, written: Option<u64>, roll: u64) -> Chain {
         let Some(len) = written else {
             return Chain(None);
         };
@@ -84,13 +88,13 @@ impl Chain {
                 zxid,
                 links: 0,
                 chained: 0,
-                whole: len,
+                budget: len / 2 + roll % (len - len / 2 + 1),
             })),
             (Some(b), Some(last)) if b == last.zxid => Chain(Some(Link {
                 zxid,
                 links: last.links + 1,
                 chained: last.chained.saturating_add(len),
-                whole: last.whole,
+                budget: last.budget,
             })),
             (Some(_), _) => Chain(None),
         }
@@ -472,9 +476,12 @@ impl Handler<WriteSnapshot> for SnapshotWriter {
         let written =
             super::writer::write_snapshot(&self.settings, m.last_zxid, image.as_ref(), tmp)
                 .and_then(|len| super::writer::purge(&self.settings).map(|_| len));
-        self.chain = self
-            .chain
-            .after(m.last_zxid, image.base(), written.as_ref().ok().copied());
+        self.chain = self.chain.after(
+            m.last_zxid,
+            image.base(),
+            written.as_ref().ok().copied(),
+            rand::random(),
+        );
         match written {
             Ok(bytes) => {
                 self.metrics.snapshot_time.since(began);

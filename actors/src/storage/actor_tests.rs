@@ -200,7 +200,7 @@ fn a_snapshot_asked_for_while_held_is_skipped_without_touching_the_files() {
 }
 
 /// The snapshot thread offers its last snapshot as a base while the chain is short and
-/// smaller than its whole snapshot, and asks for a whole one after a failure and a restart.
+/// smaller than its budget, and asks for a whole one after a failure and a restart.
 #[test]
 fn the_chain_offers_a_base_until_its_caps_and_none_after_a_failure() {
     use super::{Chain, MAX_CHAIN};
@@ -208,31 +208,51 @@ fn the_chain_offers_a_base_until_its_caps_and_none_after_a_failure() {
     let restarted = Chain::default();
     assert_eq!(restarted.base(), None, "after a restart");
     // Small incremental snapshots: the count caps the chain.
-    let mut chain = restarted.after(z(1), None, Some(1_000_000));
+    let mut chain = restarted.after(z(1), None, Some(1_000_000), 0);
     for c in 2..=(MAX_CHAIN as u32 + 1) {
         assert_eq!(chain.base(), Some(z(c - 1)));
-        chain = chain.after(z(c), chain.base(), Some(100));
+        chain = chain.after(z(c), chain.base(), Some(100), 0);
     }
     assert_eq!(
         chain.base(),
         None,
         "a chain of {MAX_CHAIN} calls for a whole one"
     );
-    // Big ones: their bytes do, once they reach the whole snapshot's.
-    let whole = chain.after(z(100), None, Some(1_000));
+    // Big ones: their bytes do, once they reach the budget (here the whole snapshot's bytes).
+    let whole = chain.after(z(100), None, Some(1_000), 500);
     assert_eq!(whole.base(), Some(z(100)));
-    let one = whole.after(z(101), Some(z(100)), Some(600));
+    let one = whole.after(z(101), Some(z(100)), Some(600), 0);
     assert_eq!(one.base(), Some(z(101)));
-    assert_eq!(one.after(z(102), Some(z(101)), Some(400)).base(), None);
+    assert_eq!(one.after(z(102), Some(z(101)), Some(400), 0).base(), None);
     assert_eq!(
-        whole.after(z(101), Some(z(100)), None).base(),
+        whole.after(z(101), Some(z(100)), None, 0).base(),
         None,
         "after a failure"
     );
-    assert_eq!(whole.after(z(101), None, None).base(), None);
+    assert_eq!(whole.after(z(101), None, None, 0).base(), None);
     assert_eq!(
-        whole.after(z(101), Some(z(99)), Some(1)).base(),
+        whole.after(z(101), Some(z(99)), Some(1), 0).base(),
         None,
         "another base"
     );
+}
+
+/// A whole snapshot's chain may hold between half and all of its bytes, as drawn: servers
+/// that draw differently end their chains at different sizes of a growing tree.
+#[test]
+fn the_chain_budget_falls_between_half_and_all_of_the_whole_snapshot() {
+    use super::Chain;
+    let z = |c: u32| Zxid::new(1, c);
+    // The fewest bytes of one incremental snapshot onto a whole one of 1,000 bytes that end
+    // its chain.
+    let budget = |roll: u64| {
+        let whole = Chain::default().after(z(1), None, Some(1_000), roll);
+        (0..=1_001u64).find(|&len| whole.after(z(2), Some(z(1)), Some(len), 0).base().is_none())
+    };
+    for roll in [0, 1, 250, 500, 501, 12_345, u64::MAX] {
+        let b = budget(roll).unwrap();
+        assert!((500..=1_000).contains(&b), "roll {roll}: {b}");
+    }
+    assert_eq!((budget(0), budget(500)), (Some(500), Some(1_000)));
+    assert_ne!(budget(100), budget(400));
 }
