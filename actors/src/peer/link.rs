@@ -384,12 +384,11 @@ async fn feed(
 mod tests {
     use super::*;
     use ensemble_messages::{ZabMessage, Zxid};
-    use std::sync::{Arc, Mutex};
     use tokio::io::DuplexStream;
     use tokio::net::TcpListener;
 
-    /// Records a link's events.
-    struct Recorder(Arc<Mutex<Vec<String>>>);
+    /// Passes a link's events on, as lines, to a test.
+    struct Recorder(Option<mpsc::UnboundedSender<String>>);
 
     impl Actor for Recorder {
         type Context = Context<Self>;
@@ -404,16 +403,18 @@ mod tests {
                 PeerEvent::Disconnected(_) => "down".to_string(),
                 PeerEvent::Message(_, m) => format!("{m:?}"),
             };
-            self.0.lock().unwrap().push(line);
+            if let Some(tx) = &self.0 {
+                let _ = tx.send(line);
+            }
         }
     }
 
     /// A link of server 1 to server 2 (which dials: this link only accepts) and the events
     /// it tells the quorum peer actor.
-    fn accepting_link() -> (Addr<PeerLink>, Arc<Mutex<Vec<String>>>) {
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let quorum = Recorder(events.clone()).start();
-        let election = Recorder(Arc::default()).start();
+    fn accepting_link() -> (Addr<PeerLink>, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let quorum = Recorder(Some(tx)).start();
+        let election = Recorder(None).start();
         let sinks = PeerSinks::new(quorum.recipient(), election.recipient());
         let identity = PeerIdentity {
             sid: 1,
@@ -421,16 +422,19 @@ mod tests {
             tls: None,
         };
         let link = PeerLink::new(identity, 2, "127.0.0.1:9".into(), sinks).start();
-        (link, events)
+        (link, rx)
     }
 
-    /// Waits until `events` holds at least `n` entries (or 5 s passed) and returns them.
-    async fn seen(events: &Mutex<Vec<String>>, n: usize) -> Vec<String> {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while events.lock().unwrap().len() < n && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+    /// The next `n` events (waiting up to 5 s for each).
+    async fn next_events(events: &mut mpsc::UnboundedReceiver<String>, n: usize) -> Vec<String> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            match tokio::time::timeout(Duration::from_secs(5), events.recv()).await {
+                Ok(Some(line)) => out.push(line),
+                _ => break,
+            }
         }
-        events.lock().unwrap().clone()
+        out
     }
 
     type FarEnd = tokio_util::codec::Framed<DuplexStream, PeerCodec<PeerMessage, PeerMessage>>;
@@ -445,7 +449,7 @@ mod tests {
     }
 
     async fn replace_a_connection_as_it_ends() {
-        let (link, events) = accepting_link();
+        let (link, mut events) = accepting_link();
         let (old, old_far) = tokio::io::duplex(4096);
         link.send(Inbound(Box::new(old))).await.unwrap();
         // The old connection ends and the new one arrives before the link runs again: its
@@ -453,16 +457,16 @@ mod tests {
         let (new, new_far) = tokio::io::duplex(4096);
         drop(old_far);
         link.do_send(Inbound(Box::new(new)));
-        assert_eq!(seen(&events, 3).await, ["up", "down", "up"]);
-        // Both ways work on the new connection, and nothing took it down.
+        assert_eq!(next_events(&mut events, 3).await, ["up", "down", "up"]);
+        // Both ways work on the new connection, and nothing took it down: the next event is
+        // the peer's message.
         let mut far = FarEnd::new(new_far, PeerCodec::default());
         let hello = PeerMessage::Zab(ZabMessage::Commit(Zxid::new(1, 1)));
         far.send(hello.clone()).await.unwrap();
+        assert_eq!(next_events(&mut events, 1).await, [format!("{hello:?}")]);
         link.send(SendPeer(hello.clone())).await.unwrap();
         let echoed = tokio::time::timeout(Duration::from_secs(5), far.next()).await;
         assert_eq!(echoed.unwrap().unwrap().unwrap(), hello);
-        let heard = seen(&events, 4).await;
-        assert_eq!(heard, ["up", "down", "up", &format!("{hello:?}")]);
     }
 
     /// A message still being built holds back the messages queued after it.
