@@ -186,16 +186,23 @@ fn a_server_whose_newest_log_file_was_deleted_refuses() {
     assert!(text.contains(&format!("{name}, is missing")), "{text}");
 }
 
+/// One writer server on block `block` that created `/n0` to `/n<count - 1>` and was then
+/// killed with SIGKILL.
+fn killed_after_creates(block: u8, count: u32) -> ProcessCluster {
+    let mut c = ProcessCluster::new(1, block, writer(), "");
+    c.start(1);
+    c.wait_serving(ELECTION).unwrap();
+    create(&mut c, 1, 0, count);
+    c.kill9(1);
+    c
+}
+
 /// The log keeps zeros ahead of its records, so that an fsync seldom has the file's size to
 /// write. A server killed with SIGKILL leaves them at the end of its newest log file: the
 /// offline check calls them unused, and a restart cuts them off quietly and serves every znode.
 #[test]
 fn a_killed_servers_log_ends_in_unused_zeros_that_its_restart_cuts_off() {
-    let mut c = ProcessCluster::new(1, 63, writer(), "");
-    c.start(1);
-    c.wait_serving(ELECTION).unwrap();
-    create(&mut c, 1, 0, 40);
-    c.kill9(1);
+    let mut c = killed_after_creates(63, 40);
     let newest = files(&c, 1, "log.").pop().expect("a log file");
     let killed = fs::read(&newest).unwrap();
     assert_eq!(killed.len() % (1 << 20), 0, "zeros up to a whole MiB");
@@ -221,11 +228,7 @@ fn a_killed_servers_log_ends_in_unused_zeros_that_its_restart_cuts_off() {
 /// failed a CI run of the chain test below that killed a server in that instant.)
 #[test]
 fn a_killed_servers_newest_log_cut_inside_its_header_is_removed_on_restart() {
-    let mut c = ProcessCluster::new(1, 64, writer(), "");
-    c.start(1);
-    c.wait_serving(ELECTION).unwrap();
-    create(&mut c, 1, 0, 20);
-    c.kill9(1);
+    let mut c = killed_after_creates(64, 20);
     // A roll first cuts the unused zeros off the file it leaves, then creates the next one.
     let newest = files(&c, 1, "log.").pop().expect("a log file");
     let (_, text) = data_check(&c, 1);
