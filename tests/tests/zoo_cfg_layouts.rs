@@ -30,22 +30,35 @@ fn log_tail(c: &ProcessCluster, id: u64) -> String {
     lines[lines.len().saturating_sub(8)..].join("\n")
 }
 
-/// Waits for a quorum, writes through server 1 and reads the write back through server 2.
-fn write_on_one_read_on_another(c: &mut ProcessCluster) {
+/// Starts every server and waits until they serve.
+fn start_serving(c: &mut ProcessCluster) {
     c.start_all();
     c.wait_serving(Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{e}\nlog of 1 ends:\n{}", log_tail(c, 1)));
-    let rt = tokio::runtime::Builder::new_current_thread()
+}
+
+/// A runtime for the test's clients.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    let connect = |id: u64| {
-        rt.block_on(ZkClient::connect(
-            &[c.client_addr(id)],
-            Duration::from_secs(10),
-        ))
         .unwrap()
-    };
+}
+
+/// A client session on server `id`.
+fn client(rt: &tokio::runtime::Runtime, c: &ProcessCluster, id: u64) -> ZkClient {
+    rt.block_on(ZkClient::connect(
+        &[c.client_addr(id)],
+        Duration::from_secs(10),
+    ))
+    .unwrap()
+}
+
+/// Waits for a quorum, writes through server 1 and reads the write back through server 2.
+fn write_on_one_read_on_another(c: &mut ProcessCluster) {
+    start_serving(c);
+    let rt = runtime();
+    let connect = |id: u64| client(&rt, c, id);
     let writer = connect(1);
     rt.block_on(writer.create("/layout", b"written on 1", CreateMode::Persistent))
         .unwrap();
@@ -121,31 +134,33 @@ fn guide_single_host_layout_forms_a_quorum() {
     );
 }
 
-/// The container layout's zoo.cfg of server `i` (ports from `base`): its own line is
-/// `0.0.0.0` (bind every interface), the others name it `localhost`, client ports on the
-/// lines (`;port`); `extra` lines after them.
-fn container_cfg(i: u64, data: &Path, base: u64, extra: &str) -> String {
-    let mut cfg = common(data);
-    for j in 1..=3 {
-        let host = if i == j { "0.0.0.0" } else { "localhost" };
-        cfg.push_str(&format!(
-            "server.{j}={host}:{}:{};{}\n",
-            base + 10 + j,
-            base + 20 + j,
-            base + j
-        ));
-    }
-    cfg + extra
+/// Three servers on block `block` in the container layout, ports from `base`: each one's own
+/// line is `0.0.0.0` (bind every interface), the others name it `localhost`, client ports on
+/// the lines (`;port`); `extra` lines after them.
+fn container_cluster(block: u8, base: u64, extra: &'static str) -> ProcessCluster {
+    let cfg = move |i: u64, data: &Path| {
+        let mut cfg = common(data);
+        for j in 1..=3 {
+            let host = if i == j { "0.0.0.0" } else { "localhost" };
+            cfg.push_str(&format!(
+                "server.{j}={host}:{}:{};{}\n",
+                base + 10 + j,
+                base + 20 + j,
+                base + j
+            ));
+        }
+        cfg + extra
+    };
+    ProcessCluster::with_zoo_cfg_text(3, block, exe(), cfg, move |i| {
+        format!("127.0.{block}.{i}:{}", base + i)
+    })
 }
 
 /// The container layout. ZooKeeper forms a quorum from these files; ensemble does once the
 /// peer handshake stops comparing server lists.
 #[test]
 fn own_line_on_all_interfaces_forms_a_quorum() {
-    let cfg = |i: u64, data: &Path| container_cfg(i, data, 17600, "");
-    let mut c = ProcessCluster::with_zoo_cfg_text(3, 76, exe(), cfg, |i| {
-        format!("127.0.76.{i}:{}", 17600 + i)
-    });
+    let mut c = container_cluster(76, 17600, "");
     write_on_one_read_on_another(&mut c);
 }
 
@@ -157,26 +172,13 @@ fn own_line_on_all_interfaces_forms_a_quorum() {
 /// dial the leader at `0.0.0.0`, itself.
 #[test]
 fn own_line_on_all_interfaces_survives_a_snap_sync() {
-    let cfg = |i: u64, data: &Path| container_cfg(i, data, 17700, "commitLogCount=5\n");
-    let mut c = ProcessCluster::with_zoo_cfg_text(3, 77, exe(), cfg, |i| {
-        format!("127.0.77.{i}:{}", 17700 + i)
-    });
-    c.start_all();
-    c.wait_serving(Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("{e}\nlog of 1 ends:\n{}", log_tail(&c, 1)));
+    let mut c = container_cluster(77, 17700, "commitLogCount=5\n");
+    start_serving(&mut c);
     let leader = c.leader().expect("a leader");
     let follower = if leader == 1 { 2 } else { 1 };
     c.kill9(follower);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let writer = rt
-        .block_on(ZkClient::connect(
-            &[c.client_addr(leader)],
-            Duration::from_secs(10),
-        ))
-        .unwrap();
+    let rt = runtime();
+    let writer = client(&rt, &c, leader);
     for i in 0..20 {
         rt.block_on(writer.create(&format!("/snap{i}"), b"", CreateMode::Persistent))
             .unwrap();
@@ -185,12 +187,7 @@ fn own_line_on_all_interfaces_survives_a_snap_sync() {
     c.start(follower);
     c.wait_serving(Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("{e}\nlog of {follower} ends:\n{}", log_tail(&c, follower)));
-    let reader = rt
-        .block_on(ZkClient::connect(
-            &[c.client_addr(follower)],
-            Duration::from_secs(10),
-        ))
-        .unwrap();
+    let reader = client(&rt, &c, follower);
     rt.block_on(reader.sync("/")).unwrap();
     assert!(rt.block_on(reader.exists("/snap19")).unwrap().is_some());
     assert!(
