@@ -17,6 +17,7 @@ use ensemble_actors::spark_master::takeover::SessionRecord;
 use ensemble_actors::storage::files::{self, LogHeader, RecordRead, LOG_HEADER_LEN};
 use ensemble_actors::zab::{ComposedPeer, Input, Output, PeerStatus};
 use ensemble_messages::codec::{self, PeerCodec};
+use ensemble_messages::image_pieces::ImageJoiner;
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, ReplyHeader, RequestHeader};
 use ensemble_messages::zk::{ConnectionId, OpCode};
 use ensemble_messages::{HandshakeFrame, PeerMessage, Txn, Zxid};
@@ -29,14 +30,20 @@ const MAX_BUFFER: usize = 4096;
 const MAX_FRAMES: usize = 64;
 
 /// A byte stream from a peer, before and after the handshake: every frame the peer codec cuts
-/// from it is decoded as a handshake frame and as a peer message; the whole input is also
-/// decoded as one payload of each kind.
+/// from it is decoded as a handshake frame and as a peer message, the messages joined as a
+/// link joins a SNAP image's pieces; the whole input is also decoded as one payload of each
+/// kind.
 pub fn peer_stream(data: &[u8]) {
     let _ = codec::decode::<HandshakeFrame>(data);
     let _ = codec::decode::<PeerMessage>(data);
     let mut buf = BytesMut::from(data);
     let mut messages = PeerCodec::<PeerMessage, PeerMessage>::default();
-    while let Ok(Some(_)) = messages.decode(&mut buf) {}
+    let mut images = ImageJoiner::default();
+    while let Ok(Some(msg)) = messages.decode(&mut buf) {
+        if images.accept(msg).is_err() {
+            break;
+        }
+    }
     let mut buf = BytesMut::from(data);
     let mut handshakes = PeerCodec::<HandshakeFrame, HandshakeFrame>::default();
     while let Ok(Some(_)) = handshakes.decode(&mut buf) {}

@@ -7,6 +7,7 @@ use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::spark_master::ensemble_link::{record_change, StoreOp};
 use ensemble_actors::storage::{files, SnapshotImage};
 use ensemble_actors::zab::{Durable, PeerTiming, QuorumPeer};
+use ensemble_messages::image_pieces;
 use ensemble_messages::jute::*;
 use ensemble_messages::peer::{HandshakeFrame, NONCE_LEN};
 use ensemble_messages::spark::WorkerSpec;
@@ -251,8 +252,18 @@ fn peer_stream() -> Vec<Vec<u8>> {
         stream.extend_from_slice(&f);
         seeds.push(f);
     }
-    for m in &messages {
-        let f = frame(codec::encode(m).unwrap_or_default());
+    // A SNAP's NEWLEADER as a link sends it: its image's pieces, then itself.
+    let snap = PeerMessage::Zab(ZabMessage::NewLeader {
+        epoch: 3,
+        truncate_to: None,
+        snapshot: Some(Snapshot {
+            last_zxid: Zxid::new(2, 8),
+            state: populated_tree().serialize().into(),
+        }),
+        txns: Vec::new(),
+    });
+    for m in messages.iter().cloned().chain(image_pieces::split(snap)) {
+        let f = frame(codec::encode(&m).unwrap_or_default());
         stream.extend_from_slice(&f);
         seeds.push(f);
     }
@@ -456,7 +467,7 @@ fn snapshot_file() -> Vec<Vec<u8>> {
     for state in [tree.serialize(), streamed] {
         let snapshot = Snapshot {
             last_zxid: Zxid::new(1, 12),
-            state: state.clone(),
+            state: state.clone().into(),
         };
         seeds.extend([files::encode_snapshot(&snapshot).unwrap_or_default(), state]);
     }

@@ -45,6 +45,23 @@ impl<'de> Visitor<'de> for BytesVisitor {
     }
 }
 
+/// The same byte string as a shared [`bytes::Bytes`]: cloned without copying, and sliced
+/// without copying into the pieces a SNAP image travels in.
+pub mod shared {
+    use bytes::Bytes;
+    use serde::{Deserializer, Serializer};
+
+    /// Writes `v` as a byte string.
+    pub fn serialize<S: Serializer>(v: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    /// Reads a byte string.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        super::deserialize(d).map(Bytes::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::codec::{decode, encode};

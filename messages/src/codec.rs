@@ -6,7 +6,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::marker::PhantomData;
 use tokio_util::codec::{Decoder, Encoder};
 
-/// Largest peer frame accepted: snapshots travel in one frame.
+/// Largest peer frame accepted (a DIFF's txns travel in one frame; a SNAP's image travels in
+/// pieces, see [`crate::image_pieces`]).
 pub const MAX_PEER_FRAME: usize = 512 * 1024 * 1024;
 
 /// Errors of the peer codec.
@@ -24,6 +25,9 @@ pub enum CodecError {
     /// A message did not encode.
     #[error("unencodable peer message: {0}")]
     Encode(#[from] bincode::error::EncodeError),
+    /// A SNAP image's pieces did not join into their NEWLEADER.
+    #[error("{0}")]
+    Image(#[from] crate::image_pieces::JoinError),
 }
 
 /// The bincode configuration shared by every peer frame and on-disk record.

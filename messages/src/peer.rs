@@ -5,7 +5,7 @@ use crate::{Sid, Zxid};
 use serde::{Deserialize, Serialize};
 
 /// Version of the peer protocol; a peer speaking another version is refused.
-pub const PEER_PROTOCOL_VERSION: u32 = 3;
+pub const PEER_PROTOCOL_VERSION: u32 = 4;
 
 /// Length of the random nonces of the handshake.
 pub const NONCE_LEN: usize = 32;
@@ -119,9 +119,10 @@ pub struct Txn {
 pub struct Snapshot {
     /// Last txn included in the image.
     pub last_zxid: Zxid,
-    /// The state machine's serialized state.
-    #[serde(with = "crate::byte_vec")]
-    pub state: Vec<u8>,
+    /// The state machine's serialized state, shared (a follower hands the same bytes to its
+    /// disk and to its tree).
+    #[serde(with = "crate::byte_vec::shared")]
+    pub state: bytes::Bytes,
 }
 
 /// Zab packets between a leader and its followers.
@@ -183,4 +184,9 @@ pub enum PeerMessage {
     Zab(ZabMessage),
     /// Follower -> leader: client sessions active on the sender since its last report.
     SessionTouch(Vec<SessionId>),
+    /// A piece of the snapshot image of the `NewLeader` that follows it on the link, whose
+    /// own image is then empty: an image travels in pieces of at most
+    /// [`crate::image_pieces::PIECE`] bytes, so no frame grows with the tree (protocol
+    /// version 4).
+    ImagePiece(#[serde(with = "crate::byte_vec::shared")] bytes::Bytes),
 }

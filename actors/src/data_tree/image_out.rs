@@ -7,14 +7,15 @@
 //! tree nor reads the znodes twice.
 //!
 //! A SNAP carries format 3 ([`super::image`]), which servers of earlier builds read too: its
-//! table of distinct ACLs comes first, so a pass numbers them (and measures the image, for a
-//! buffer of its exact size) before the znodes are copied into memory.
+//! table of distinct ACLs comes first, so a pass numbers them (and measures the image) before
+//! the znodes are streamed to the peer link.
 
 use super::bincode_out::{i32_len, i64_len, put_bytes, put_i32, put_i64, put_u64, u64_len};
 use super::compact_image::{self, ZnodesOut};
 use super::image::TAG_3;
+use super::node_key::NodeKey;
 use super::store::{self, NodeMap};
-use super::{AclEntry, DataTree, NodeStat, SessionEntry};
+use super::{AclEntry, DataTree, NodeStat, SessionEntry, Znode};
 use crate::storage::SnapshotImage;
 use ensemble_messages::codec;
 use ensemble_messages::zk::SessionId;
@@ -35,9 +36,27 @@ impl DataTree {
         TreeImage { tree: self }
     }
 
-    /// The snapshot image of the tree in format 3, in memory (a SNAP carries it in a peer
-    /// message, and servers of the previous build read only this format).
+    /// The snapshot image of the tree in format 3, in memory.
     pub fn serialize(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let written = self.write_format_3(&mut out, |out, len| out.reserve_exact(len));
+        debug_assert!(written.is_ok(), "writing into memory does not fail");
+        out
+    }
+
+    /// Streams the snapshot image of the tree in format 3 into `out` (a SNAP carries it, and
+    /// servers of earlier builds read only this format), a chunk of it at a time. Take it of a
+    /// clone (O(1)) away from the thread that applies txns: writing it reads every znode twice.
+    pub fn write_snap_image(&self, out: &mut impl Write) -> std::io::Result<()> {
+        self.write_format_3(out, |_, _| ())
+    }
+
+    /// Writes format 3 into `out`, once `reserve` was told its length.
+    fn write_format_3<W: Write>(
+        &self,
+        out: &mut W,
+        reserve: impl FnOnce(&mut W, usize),
+    ) -> std::io::Result<()> {
         let (table, nodes_len) = AclTable::of(&self.nodes);
         let acls: Vec<&[AclEntry]> = table.acls.iter().map(|a| &**a).collect();
         let mut head = Vec::new();
@@ -47,15 +66,20 @@ impl DataTree {
         let mut tail = Vec::new();
         encode_into(&SessionsOut(&self.sessions), &mut tail);
         let len = head.len() as u64 + nodes_len + tail.len() as u64;
-        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        out.extend_from_slice(&head);
+        reserve(out, usize::try_from(len).unwrap_or(0));
+        out.write_all(&head)?;
         let mut last_acl = (0, 0);
-        let put_acl = |acl: &Arc<[AclEntry]>, buf: &mut Vec<u8>| {
-            put_u64(buf, u64::from(table.index_of(address(acl), &mut last_acl)));
-        };
-        put_nodes(&self.nodes, &mut out, put_acl);
-        out.extend_from_slice(&tail);
-        out
+        let mut buf = Vec::with_capacity(CHUNK * 2);
+        for (key, n) in self.nodes.iter_fetching_ahead() {
+            let acl = table.index_of(address(&n.acl), &mut last_acl);
+            put_node(key, n, acl, &mut buf);
+            if buf.len() >= CHUNK {
+                out.write_all(&buf)?;
+                buf.clear();
+            }
+        }
+        buf.extend_from_slice(&tail);
+        out.write_all(&buf)
     }
 }
 
@@ -82,19 +106,13 @@ impl SnapshotImage for TreeImage {
     }
 }
 
-/// Appends every znode of `nodes` to `buf` (format 3), its ACL as `put_acl` writes it.
-fn put_nodes(
-    nodes: &NodeMap,
-    buf: &mut Vec<u8>,
-    mut put_acl: impl FnMut(&Arc<[AclEntry]>, &mut Vec<u8>),
-) {
-    for (key, n) in nodes.iter_fetching_ahead() {
-        store::put_path_of(key, buf);
-        put_bytes(buf, n.data());
-        buf.push(u8::from(n.is_null_data()));
-        put_acl(&n.acl, buf);
-        put_stat(buf, &n.stat);
-    }
+/// Appends a znode to `buf` (format 3), its ACL as the index `acl`.
+fn put_node(key: &NodeKey, n: &Znode, acl: u32, buf: &mut Vec<u8>) {
+    store::put_path_of(key, buf);
+    put_bytes(buf, n.data());
+    buf.push(u8::from(n.is_null_data()));
+    put_u64(buf, u64::from(acl));
+    put_stat(buf, &n.stat);
 }
 
 /// Distinct ACLs by the address of their shared copy, and their indexes, for format 3.

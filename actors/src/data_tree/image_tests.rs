@@ -368,3 +368,37 @@ fn a_tree_streamed_into_a_snapshot_file_reads_back_whole() {
     assert!(snapshot.state.starts_with(b"ENT5"));
     assert_eq!(DataTree::deserialize(&snapshot.state).unwrap(), tree);
 }
+
+#[test]
+fn a_snap_image_streamed_in_chunks_is_the_image_in_memory() {
+    // Enough znodes of 4 KiB that the stream cuts several chunks.
+    let mut txns = workload();
+    let big = vec![5u8; 4096];
+    for i in 0..200 {
+        let op = create(&format!("/app/big{i:03}"), &big, CreateMode::Persistent);
+        txns.push(txn(1000 + i, op));
+    }
+    let tree = applied(&txns);
+    let mut writes = Vec::new();
+    let mut streamed = Vec::new();
+    tree.write_snap_image(&mut Recording(&mut streamed, &mut writes))
+        .unwrap();
+    assert_eq!(streamed, tree.serialize());
+    assert!(writes.len() > 2, "{writes:?}");
+    assert!(writes.iter().all(|&w| w < 2 * super::image_out::CHUNK));
+}
+
+/// Keeps what is written and the size of each write.
+struct Recording<'a>(&'a mut Vec<u8>, &'a mut Vec<usize>);
+
+impl std::io::Write for Recording<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(data);
+        self.1.push(data.len());
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -257,7 +257,7 @@ fn images_of_format_4_that_break_the_tree_are_refused() {
     // The same image with one znode's path replaced by an orphan's, of equal length.
     let find = b"/p3/c31";
     let at = whole.windows(find.len()).position(|w| w == find).unwrap();
-    let mut orphan = whole.clone();
+    let mut orphan = whole.to_vec();
     orphan[at..at + find.len()].copy_from_slice(b"/q3/c31");
     let e = DataTree::deserialize(&orphan).unwrap_err();
     assert!(e.contains("parent is missing"), "{e}");

@@ -2,14 +2,16 @@
 
 use super::handshake::{self, HandshakeError, PeerIdentity, HANDSHAKE_TIMEOUT};
 use super::sinks::PeerSinks;
+use super::snap_stream::SnapReceiver;
 use super::PeerStream;
 use actix::prelude::*;
 use ensemble_messages::codec::{CodecError, PeerCodec};
+use ensemble_messages::image_pieces::{self, ImageJoiner};
 use ensemble_messages::{PeerMessage, Sid};
 use futures::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio_util::bytes::BytesMut;
 use tokio_util::codec::{FramedRead, FramedWrite};
 
@@ -37,12 +39,13 @@ pub enum PeerEvent {
 #[rtype(result = "()")]
 pub struct SendPeer(pub PeerMessage);
 
-/// Sends a message that is still being built (a SNAP image serialized on another thread):
-/// messages sent after it wait behind it, so the peer sees them in the order they were sent.
-/// Dropped while the link is down, or if its builder gives up.
+/// Sends a SNAP's NEWLEADER while it is being built on another thread (its image's pieces as
+/// they are written, then itself): messages sent after it wait behind it, so the peer sees
+/// them in the order they were sent. Dropped while the link is down; if its builder gives up,
+/// the connection closes.
 #[derive(Message, Debug)]
 #[rtype(result = "()")]
-pub struct SendPeerLater(pub oneshot::Receiver<PeerMessage>);
+pub struct SendPeerLater(pub SnapReceiver);
 
 /// The writing half of a peer connection (plain TCP or TLS).
 type PeerWriteHalf = tokio::io::WriteHalf<PeerStream>;
@@ -51,8 +54,8 @@ type PeerWriteHalf = tokio::io::WriteHalf<PeerStream>;
 enum Outgoing {
     /// Ready to write.
     Now(PeerMessage),
-    /// Written once built; later entries wait for it.
-    Later(oneshot::Receiver<PeerMessage>),
+    /// Written as it is built; later entries wait for its end.
+    Later(SnapReceiver),
 }
 
 /// Asks the link to report `Connected` again if it is up (after the quorum peer restarted).
@@ -183,7 +186,9 @@ impl PeerLink {
         let (tx, rx) = mpsc::channel::<Outgoing>(SEND_QUEUE);
         actix::spawn(write_frames(write, rx, self.peer));
         self.writer = Some(tx);
+        let mut images = ImageJoiner::default();
         let frames = FramedRead::new(read, PeerCodec::<PeerMessage, PeerMessage>::default())
+            .filter_map(move |r| std::future::ready(images.join(r)))
             .map(move |r| Frame(conn, Some(r)))
             .chain(futures::stream::once(async move { Frame(conn, None) }));
         self.reader = Some(ctx.add_stream(frames));
@@ -353,29 +358,42 @@ async fn write_frames(write: PeerWriteHalf, mut rx: mpsc::Receiver<Outgoing>, pe
             return;
         }
         if built {
-            // The write buffer grew to hold a SNAP image: give that memory back.
+            // The write buffer grew to hold a SNAP image's pieces: give that memory back.
             *framed.write_buffer_mut() = BytesMut::new();
         }
     }
 }
 
-/// Feeds one queued entry to the frame writer, waiting for it if it is still being built.
-async fn feed(
-    framed: &mut FramedWrite<PeerWriteHalf, PeerCodec<PeerMessage, PeerMessage>>,
-    out: Outgoing,
-    peer: Sid,
-) -> Result<(), ()> {
-    let msg = match out {
-        Outgoing::Now(msg) => msg,
-        Outgoing::Later(rx) => {
+type PeerFramedWrite = FramedWrite<PeerWriteHalf, PeerCodec<PeerMessage, PeerMessage>>;
+
+/// Feeds one queued entry to the frame writer, as it is built if it is still being built.
+async fn feed(framed: &mut PeerFramedWrite, out: Outgoing, peer: Sid) -> Result<(), ()> {
+    match out {
+        Outgoing::Now(msg) => {
+            for frame in image_pieces::split(msg) {
+                feed_frame(framed, frame, peer).await?;
+            }
+            Ok(())
+        }
+        Outgoing::Later(mut rx) => {
             // Flush what is ahead of it first: building may take a while.
             framed.flush().await.map_err(|_| ())?;
-            rx.await.map_err(|_| {
+            let mut ended = false;
+            while let Some(msg) = rx.recv().await {
+                ended = !matches!(msg, PeerMessage::ImagePiece(_));
+                feed_frame(framed, msg, peer).await?;
+            }
+            if !ended {
                 tracing::warn!(peer, "a message being built for the peer was abandoned");
-            })?
+                return Err(());
+            }
+            Ok(())
         }
-    };
-    framed.feed(msg).await.map_err(|e| {
+    }
+}
+
+async fn feed_frame(framed: &mut PeerFramedWrite, frame: PeerMessage, peer: Sid) -> Result<(), ()> {
+    framed.feed(frame).await.map_err(|e| {
         tracing::debug!(peer, "peer write failed: {e}");
     })
 }
@@ -469,6 +487,53 @@ mod tests {
         assert_eq!(echoed.unwrap().unwrap().unwrap(), hello);
     }
 
+    /// A SNAP's image crosses a link in pieces no larger than [`image_pieces::PIECE`], and
+    /// the receiving link hands its quorum peer the NEWLEADER whole, image included.
+    #[test]
+    fn a_snapshot_image_crosses_in_pieces_and_arrives_whole() {
+        System::new().block_on(send_and_receive_an_image());
+    }
+
+    async fn send_and_receive_an_image() {
+        let (link, mut events) = accepting_link();
+        let (near, far) = tokio::io::duplex(1 << 16);
+        link.send(Inbound(Box::new(near))).await.unwrap();
+        assert_eq!(next_events(&mut events, 1).await, ["up"]);
+        let image: Vec<u8> = (0..5 * image_pieces::PIECE / 2).map(|i| i as u8).collect();
+        let snap = PeerMessage::Zab(ZabMessage::NewLeader {
+            epoch: 2,
+            truncate_to: None,
+            snapshot: Some(ensemble_messages::Snapshot {
+                last_zxid: Zxid::new(1, 7),
+                state: image.into(),
+            }),
+            txns: Vec::new(),
+        });
+        // Sent: three pieces, then the NEWLEADER without its image.
+        link.send(SendPeer(snap.clone())).await.unwrap();
+        let mut far = FarEnd::new(far, PeerCodec::default());
+        let mut sent = Vec::new();
+        for _ in 0..4 {
+            let frame = tokio::time::timeout(Duration::from_secs(5), far.next()).await;
+            sent.push(frame.unwrap().unwrap().unwrap());
+        }
+        let pieces: Vec<usize> = sent[..3]
+            .iter()
+            .map(|m| match m {
+                PeerMessage::ImagePiece(p) => p.len(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let piece = image_pieces::PIECE;
+        assert_eq!(pieces, [piece, piece, piece / 2]);
+        assert_eq!(sent[3], image_pieces::split(snap.clone())[3]);
+        // Received: the same frames back make one message, the whole NEWLEADER.
+        for frame in sent {
+            far.send(frame).await.unwrap();
+        }
+        assert_eq!(next_events(&mut events, 1).await, [format!("{snap:?}")]);
+    }
+
     /// A message still being built holds back the messages queued after it.
     #[tokio::test]
     async fn a_message_being_built_keeps_its_place_in_the_queue() {
@@ -479,12 +544,13 @@ mod tests {
         let (_, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::channel(8);
         let writer = tokio::spawn(write_frames(write, rx, 2));
-        let (built_tx, built_rx) = oneshot::channel();
+        let (built_tx, built_rx) = mpsc::channel(1);
         let first = PeerMessage::Zab(ZabMessage::Commit(Zxid::new(1, 1)));
         let second = PeerMessage::Zab(ZabMessage::Commit(Zxid::new(1, 2)));
         tx.send(Outgoing::Later(built_rx)).await.unwrap();
         tx.send(Outgoing::Now(second.clone())).await.unwrap();
-        built_tx.send(first.clone()).unwrap();
+        built_tx.send(first.clone()).await.unwrap();
+        drop(built_tx);
         let mut frames = FramedRead::new(
             accepted.unwrap().0,
             PeerCodec::<PeerMessage, PeerMessage>::default(),
@@ -493,5 +559,34 @@ mod tests {
         assert_eq!(frames.next().await.unwrap().unwrap(), second);
         drop(tx);
         writer.await.unwrap();
+    }
+
+    /// A SNAP whose builder gave up after a piece closes the connection: the peer must not
+    /// take what comes next for the rest of the image.
+    #[tokio::test]
+    async fn an_abandoned_snap_closes_the_connection() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (dialed, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
+        let stream: PeerStream = Box::new(dialed.unwrap());
+        let (_, write) = tokio::io::split(stream);
+        let (tx, rx) = mpsc::channel(8);
+        let writer = tokio::spawn(write_frames(write, rx, 2));
+        let (built_tx, built_rx) = mpsc::channel(1);
+        let piece = PeerMessage::ImagePiece(vec![1, 2, 3].into());
+        let after = PeerMessage::Zab(ZabMessage::Commit(Zxid::new(1, 2)));
+        tx.send(Outgoing::Later(built_rx)).await.unwrap();
+        tx.send(Outgoing::Now(after)).await.unwrap();
+        built_tx.send(piece.clone()).await.unwrap();
+        drop(built_tx);
+        writer.await.unwrap();
+        let frames = FramedRead::new(
+            accepted.unwrap().0,
+            PeerCodec::<PeerMessage, PeerMessage>::default(),
+        );
+        // Whatever of the image was flushed, then the end of the connection: never the next
+        // message.
+        let got: Vec<PeerMessage> = frames.map(|f| f.unwrap()).collect().await;
+        assert!(got.iter().all(|m| *m == piece), "{got:?}");
     }
 }

@@ -17,6 +17,7 @@ mod listener;
 mod roster;
 mod secret;
 mod sinks;
+mod snap_stream;
 mod tls;
 
 pub use handshake::{HandshakeError, PeerIdentity};
@@ -25,6 +26,7 @@ pub use listener::PeerListener;
 pub use roster::{PeerEntry, PeerRoster};
 pub use secret::{PeerSecret, MIN_SECRET_LEN};
 pub use sinks::PeerSinks;
+pub use snap_stream::{snap_channel, SnapReceiver, SnapSender};
 pub use tls::PeerTls;
 
 use tokio::io::{AsyncRead, AsyncWrite};

@@ -19,6 +19,7 @@ use crate::sessions::{
 use crate::storage::{SnapshotCadence, TakeSnapshot};
 use crate::zab::SubmitError;
 use actix::prelude::*;
+use bytes::Bytes;
 use ensemble_config::dynamic::Membership;
 use ensemble_messages::zk::SessionId;
 use ensemble_messages::{PeerMessage, Sid, Snapshot, Txn, ZabMessage, Zxid};
@@ -331,22 +332,30 @@ impl PipelineActor {
         self.propose(request_id, &txn);
     }
 
-    /// Builds a SNAP sync's message on a blocking thread: the tree's clone is O(1), so the
-    /// pipeline goes on serving meanwhile.
+    /// Builds a SNAP sync's message on a blocking thread, its image streamed to the peer link
+    /// as it is written: the tree's clone is O(1), so the pipeline goes on serving meanwhile.
     fn build_snapshot(&self, SnapshotFor { epoch, txns, reply }: SnapshotFor) {
         let tree = self.tree.clone();
         tokio::task::spawn_blocking(move || {
-            let snapshot = Snapshot {
-                last_zxid: tree.last_applied(),
-                state: tree.serialize(),
-            };
+            let mut image = reply;
+            let last_zxid = tree.last_applied();
+            if let Err(e) = tree.write_snap_image(&mut image) {
+                tracing::debug!("SNAP image not sent: {e}");
+                return;
+            }
+            drop(tree);
             let msg = ZabMessage::NewLeader {
                 epoch,
                 truncate_to: None,
-                snapshot: Some(snapshot),
+                snapshot: Some(Snapshot {
+                    last_zxid,
+                    state: Bytes::new(),
+                }),
                 txns,
             };
-            let _ = reply.send(PeerMessage::Zab(msg));
+            if let Err(e) = image.finish(PeerMessage::Zab(msg)) {
+                tracing::debug!("SNAP not sent: {e}");
+            }
         });
     }
 

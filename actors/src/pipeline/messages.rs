@@ -2,11 +2,12 @@
 
 use crate::client_port::{ClientReport, PublishedTree};
 use crate::data_tree::{DataTree, OpResult, TreeTxn};
+use crate::peer::SnapSender;
 use crate::zab::SubmitError;
 use actix::prelude::*;
 use ensemble_config::dynamic::Membership;
 use ensemble_messages::zk::SessionId;
-use ensemble_messages::{PeerMessage, ServerState, Sid, Txn, Zxid};
+use ensemble_messages::{ServerState, Sid, Txn, Zxid};
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -64,8 +65,8 @@ pub struct SnapshotFor {
     pub epoch: u32,
     /// Txns the follower gets after the image.
     pub txns: Vec<Txn>,
-    /// Where the built message goes (the peer link waits on it).
-    pub reply: oneshot::Sender<PeerMessage>,
+    /// Where the message goes as it is built (the peer link sends it on).
+    pub reply: SnapSender,
 }
 
 /// The pipeline to Zab: propose this txn body; the outcome comes back as [`TxnCompleted`].

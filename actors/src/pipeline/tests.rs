@@ -2,6 +2,8 @@
 
 use super::*;
 use crate::data_tree::AclEntry;
+use crate::peer::{snap_channel, SnapReceiver};
+use ensemble_messages::image_pieces::ImageJoiner;
 use ensemble_messages::zk::CreateMode;
 use ensemble_messages::ServerState;
 use std::sync::Mutex;
@@ -196,14 +198,14 @@ async fn a_snap_image_covers_the_batches_sent_before_and_none_is_built_without_a
         9,
         &create("/a"),
     )]));
-    let (reply, built) = oneshot::channel();
+    let (reply, built) = snap_channel();
     let txns = Vec::new();
     pipeline.do_send(SnapshotFor {
         epoch: 2,
         txns,
         reply,
     });
-    let msg = built.await.expect("an image is built");
+    let msg = joined(built).await.expect("an image is built");
     let PeerMessage::Zab(ZabMessage::NewLeader {
         epoch: 2,
         snapshot: Some(image),
@@ -219,7 +221,7 @@ async fn a_snap_image_covers_the_batches_sent_before_and_none_is_built_without_a
         "the image has the batch applied before"
     );
     pipeline.do_send(FailPipeline);
-    let (reply, built) = oneshot::channel();
+    let (reply, built) = snap_channel();
     let txns = Vec::new();
     pipeline.do_send(SnapshotFor {
         epoch: 3,
@@ -227,9 +229,19 @@ async fn a_snap_image_covers_the_batches_sent_before_and_none_is_built_without_a
         reply,
     });
     assert!(
-        built.await.is_err(),
+        joined(built).await.is_none(),
         "no image without a tree: the link gives the sync up"
     );
+}
+
+/// What a SNAP's builder sent, joined as the receiving link joins it.
+async fn joined(mut built: SnapReceiver) -> Option<PeerMessage> {
+    let mut joiner = ImageJoiner::default();
+    let mut whole = None;
+    while let Some(msg) = built.recv().await {
+        whole = joiner.accept(msg).expect("pieces join").or(whole);
+    }
+    whole
 }
 
 #[actix::test]

@@ -223,6 +223,12 @@ impl SnapshotImage for Vec<u8> {
     }
 }
 
+impl SnapshotImage for bytes::Bytes {
+    fn write_to(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        out.write_all(self)
+    }
+}
+
 /// Passes bytes on, counting them and their crc32.
 struct Checksummed<W> {
     inner: W,
@@ -401,7 +407,7 @@ pub fn decode_snapshot_file(bytes: &[u8]) -> Result<(Snapshot, Option<Zxid>), St
     };
     let snapshot = Snapshot {
         last_zxid: last,
-        state: image.to_vec(),
+        state: bytes::Bytes::copy_from_slice(image),
     };
     Ok((snapshot, base))
 }

@@ -383,7 +383,7 @@ fn the_newest_log_marker_follows_rolls_truncations_and_installs() {
     w.submit(
         StorageOp::InstallSnapshot(Snapshot {
             last_zxid: Zxid::new(4, 2),
-            state: image(&f.all),
+            state: image(&f.all).into(),
         }),
         None,
     );
@@ -467,7 +467,7 @@ fn truncation_new_epochs_and_snapshot_installs_keep_the_log_continuous() {
     w.submit(
         StorageOp::InstallSnapshot(Snapshot {
             last_zxid: installed,
-            state: image(&expected),
+            state: image(&expected).into(),
         }),
         None,
     );

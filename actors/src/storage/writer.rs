@@ -634,7 +634,7 @@ mod tests {
         assert_eq!(snaps.len(), 6);
         let r = recover(dir.path(), dir.path()).unwrap();
         assert_eq!(r.snapshot.as_ref().unwrap().state, vec![1]);
-        let deltas: Vec<Vec<u8>> = r.deltas.iter().map(|d| d.state.clone()).collect();
+        let deltas: Vec<Vec<u8>> = r.deltas.iter().map(|d| d.state.to_vec()).collect();
         assert_eq!(deltas, vec![vec![2], vec![3], vec![4], vec![5], vec![6]]);
         assert_eq!(r.snapshot_zxid(), Zxid::new(1, 6));
         assert_eq!(r.log.len(), 1);

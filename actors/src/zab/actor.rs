@@ -6,7 +6,9 @@ use super::{Durable, Input, NodeEvent, NodeEvents, Output, PeerStatus, PeerTimin
 use crate::data_tree::{DataTree, TreeTxn};
 use crate::election::{ConfigHeard, Elected, ElectionRequest, GetElectionView, Request};
 use crate::metrics::ServerMetrics;
-use crate::peer::{Announce, PeerEntry, PeerEvent, PeerRoster, SendPeer, SendPeerLater};
+use crate::peer::{
+    snap_channel, Announce, PeerEntry, PeerEvent, PeerRoster, SendPeer, SendPeerLater,
+};
 use crate::pipeline::{
     ApplyTxns, ConfigApplied, GetCounts, InstallTree, PipelineActor, PipelineCounts, Propose,
     ReloadFromDisk, RoleSeen, SnapshotFor, TxnCompleted,
@@ -23,7 +25,6 @@ use ensemble_messages::{PeerMessage, ServerState, Sid, Txn};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::oneshot;
 
 /// Settings of the quorum peer actor.
 #[derive(Clone, Debug)]
@@ -338,7 +339,7 @@ impl QuorumPeerActor {
         let Some(link) = self.roster.as_ref().and_then(|r| r.link(to)) else {
             return;
         };
-        let (reply, rx) = oneshot::channel();
+        let (reply, rx) = snap_channel();
         link.do_send(SendPeerLater(rx));
         self.tell_pipeline(SnapshotFor { epoch, txns, reply });
     }

@@ -328,6 +328,8 @@ impl QuorumPeer {
             },
             // Session liveness is the session tracker's business, not Zab's.
             PeerMessage::SessionTouch(_) => {}
+            // Links join pieces into their NEWLEADER; a stray one is nothing to Zab.
+            PeerMessage::ImagePiece(_) => {}
         }
     }
 

@@ -639,7 +639,7 @@ impl Sim {
                         truncate_to: None,
                         snapshot: Some(Snapshot {
                             last_zxid: last,
-                            state,
+                            state: state.into(),
                         }),
                         txns,
                     };
