@@ -21,7 +21,7 @@ use crate::storage::{
 use actix::prelude::*;
 use ensemble_config::apache_files::ZooCfgFiles;
 use ensemble_config::dynamic::{self, Membership};
-use ensemble_messages::{PeerMessage, ServerState, Sid, Txn};
+use ensemble_messages::{PeerMessage, ServerState, Sid, Snapshot, Txn};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -218,23 +218,17 @@ impl QuorumPeerActor {
     }
 
     fn carry_out(&mut self, outs: Vec<Output>, ctx: &mut Context<Self>) {
-        for out in outs {
+        let mut outs = outs.into_iter();
+        while let Some(out) = outs.next() {
             match out {
                 Output::Send { to, msg } => self.send(to, msg),
                 Output::Election(request) => self.tell_election(request),
                 Output::Persist { op, token } => self.storage.do_send(Persist { op, token }),
                 Output::Apply(txns) => self.tell_pipeline(ApplyTxns(txns)),
-                Output::InstallSnapshot(s) => match DataTree::deserialize(&s.state) {
-                    Ok(mut tree) => {
-                        self.adopt_snapshot_membership(&mut tree);
-                        self.hand_over(tree);
-                    }
-                    Err(e) => {
-                        tracing::error!("leader sent an unreadable snapshot: {e}; restarting");
-                        ctx.stop();
-                        return;
-                    }
-                },
+                Output::InstallSnapshot(s) => {
+                    self.install_snapshot(s, outs.collect(), ctx);
+                    return;
+                }
                 Output::SendSnapshotSync { to, epoch, txns } => {
                     self.send_snapshot_sync(to, epoch, txns)
                 }
@@ -249,6 +243,27 @@ impl QuorumPeerActor {
             self.count_serving_change(status.serving, status.state);
         }
         self.publish_role(&status);
+    }
+
+    /// Reads a SNAP's image into a tree on a blocking thread (a million znodes take about a
+    /// second; the links, the election and the pipeline share this actor's thread), hands the
+    /// tree over, then carries out `rest`. Meanwhile the actor takes no message, so nothing
+    /// the core says after the install overtakes it.
+    fn install_snapshot(&mut self, s: Snapshot, rest: Vec<Output>, ctx: &mut Context<Self>) {
+        let read = tokio::task::spawn_blocking(move || DataTree::deserialize(&s.state));
+        ctx.wait(read.into_actor(self).map(move |read, act, ctx| {
+            match read.map_err(|e| e.to_string()).and_then(|tree| tree) {
+                Ok(mut tree) => {
+                    act.adopt_snapshot_membership(&mut tree);
+                    act.hand_over(tree);
+                    act.carry_out(rest, ctx);
+                }
+                Err(e) => {
+                    tracing::error!("leader sent an unreadable snapshot: {e}; restarting");
+                    ctx.stop();
+                }
+            }
+        }));
     }
 
     /// Publishes a role change to the host and to the pipeline.
