@@ -82,6 +82,9 @@ pub struct PeerLink {
     /// Generation of the current connection (and of dial attempts).
     conn: u64,
     writer: Option<mpsc::Sender<Outgoing>>,
+    /// The task writing the connection: aborted with it, so that a write stuck on a peer
+    /// that stopped reading lets go of what it holds (a SNAP's builder, and its tree).
+    writing: Option<tokio::task::AbortHandle>,
     reader: Option<SpawnHandle>,
     backoff: Duration,
     dialing: bool,
@@ -99,6 +102,7 @@ impl PeerLink {
             sink,
             conn: 0,
             writer: None,
+            writing: None,
             reader: None,
             backoff: MIN_BACKOFF,
             dialing: false,
@@ -184,7 +188,8 @@ impl PeerLink {
         let conn = self.conn;
         let (read, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::channel::<Outgoing>(SEND_QUEUE);
-        actix::spawn(write_frames(write, rx, self.peer));
+        let writing = actix::spawn(write_frames(write, rx, self.peer));
+        self.writing = Some(writing.abort_handle());
         self.writer = Some(tx);
         let mut images = ImageJoiner::default();
         let frames = FramedRead::new(read, PeerCodec::<PeerMessage, PeerMessage>::default())
@@ -199,6 +204,9 @@ impl PeerLink {
     fn drop_connection(&mut self, ctx: &mut Context<Self>, redial: bool) {
         if let Some(h) = self.reader.take() {
             ctx.cancel_future(h);
+        }
+        if let Some(w) = self.writing.take() {
+            w.abort();
         }
         if self.writer.take().is_some() {
             tracing::info!(me = self.identity.sid, peer = self.peer, "peer link down");
@@ -227,6 +235,9 @@ impl Supervised for PeerLink {
             "peer link restarting"
         );
         self.reader = None;
+        if let Some(w) = self.writing.take() {
+            w.abort();
+        }
         if self.writer.take().is_some() {
             self.sink.do_send(PeerEvent::Disconnected(self.peer));
         }
@@ -532,6 +543,32 @@ mod tests {
             far.send(frame).await.unwrap();
         }
         assert_eq!(next_events(&mut events, 1).await, [format!("{snap:?}")]);
+    }
+
+    /// A SNAP being sent to a peer that stopped reading blocks its builder (which holds a
+    /// clone of the tree); when the link drops that connection, the builder is let go.
+    #[test]
+    fn a_dropped_connection_lets_go_of_a_snap_being_built() {
+        System::new().block_on(drop_a_connection_during_a_snap());
+    }
+
+    async fn drop_a_connection_during_a_snap() {
+        let (link, mut events) = accepting_link();
+        let (stuck, _unread) = tokio::io::duplex(4096);
+        link.send(Inbound(Box::new(stuck))).await.unwrap();
+        let (image, rx) = crate::peer::snap_channel();
+        link.send(SendPeerLater(rx)).await.unwrap();
+        let builder = tokio::task::spawn_blocking(move || {
+            let mut image = image;
+            std::io::Write::write_all(&mut image, &vec![7; 64 * image_pieces::PIECE])
+        });
+        // The peer connects again: the link drops the stuck connection.
+        let (new, _far) = tokio::io::duplex(4096);
+        link.send(Inbound(Box::new(new))).await.unwrap();
+        assert_eq!(next_events(&mut events, 3).await, ["up", "down", "up"]);
+        let built = tokio::time::timeout(Duration::from_secs(5), builder).await;
+        let e = built.expect("the builder is let go").unwrap().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
     }
 
     /// A message still being built holds back the messages queued after it.
