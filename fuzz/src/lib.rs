@@ -17,8 +17,8 @@ use ensemble_actors::spark_master::takeover::SessionRecord;
 use ensemble_actors::storage::files::{self, LogHeader, RecordRead, LOG_HEADER_LEN};
 use ensemble_actors::zab::{ComposedPeer, Input, Output, PeerStatus};
 use ensemble_messages::codec::{self, PeerCodec};
-use ensemble_messages::image_pieces::ImageJoiner;
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, ReplyHeader, RequestHeader};
+use ensemble_messages::sync_parts::SyncJoiner;
 use ensemble_messages::zk::{ConnectionId, OpCode};
 use ensemble_messages::{HandshakeFrame, PeerMessage, Txn, Zxid};
 use tokio_util::codec::Decoder;
@@ -38,7 +38,7 @@ pub fn peer_stream(data: &[u8]) {
     let _ = codec::decode::<PeerMessage>(data);
     let mut buf = BytesMut::from(data);
     let mut messages = PeerCodec::<PeerMessage, PeerMessage>::default();
-    let mut images = ImageJoiner::default();
+    let mut images = SyncJoiner::default();
     while let Ok(Some(msg)) = messages.decode(&mut buf) {
         if images.accept(msg).is_err() {
             break;

@@ -7,10 +7,10 @@ use ensemble_actors::election::ElectionTiming;
 use ensemble_actors::spark_master::ensemble_link::{record_change, StoreOp};
 use ensemble_actors::storage::{files, SnapshotImage};
 use ensemble_actors::zab::{Durable, PeerTiming, QuorumPeer};
-use ensemble_messages::image_pieces;
 use ensemble_messages::jute::*;
 use ensemble_messages::peer::{HandshakeFrame, NONCE_LEN};
 use ensemble_messages::spark::WorkerSpec;
+use ensemble_messages::sync_parts;
 use ensemble_messages::zk::{OpCode, SessionId};
 use ensemble_messages::{
     codec, Notification, PeerMessage, ServerState, Snapshot, Txn, Vote, ZabMessage, Zxid,
@@ -252,7 +252,7 @@ fn peer_stream() -> Vec<Vec<u8>> {
         stream.extend_from_slice(&f);
         seeds.push(f);
     }
-    // A SNAP's NEWLEADER as a link sends it: its image's pieces, then itself.
+    // A SNAP's NEWLEADER as a link sends it: its image's pieces, its txns, then itself.
     let snap = PeerMessage::Zab(ZabMessage::NewLeader {
         epoch: 3,
         truncate_to: None,
@@ -260,9 +260,14 @@ fn peer_stream() -> Vec<Vec<u8>> {
             last_zxid: Zxid::new(2, 8),
             state: populated_tree().serialize().into(),
         }),
-        txns: Vec::new(),
+        txns: vec![Txn {
+            zxid: Zxid::new(3, 1),
+            origin: 2,
+            request_id: 79,
+            body: tree_txns()[2].encode(),
+        }],
     });
-    for m in messages.iter().cloned().chain(image_pieces::split(snap)) {
+    for m in messages.iter().cloned().chain(sync_parts::split(snap)) {
         let f = frame(codec::encode(&m).unwrap_or_default());
         stream.extend_from_slice(&f);
         seeds.push(f);

@@ -6,8 +6,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use std::marker::PhantomData;
 use tokio_util::codec::{Decoder, Encoder};
 
-/// Largest peer frame accepted (a DIFF's txns travel in one frame; a SNAP's image travels in
-/// pieces, see [`crate::image_pieces`]).
+/// Largest peer frame accepted. A sync's NEWLEADER travels in parts (see
+/// [`crate::sync_parts`]), so the frames a server sends hold about 1 MiB, or one larger txn.
 pub const MAX_PEER_FRAME: usize = 512 * 1024 * 1024;
 
 /// Errors of the peer codec.
@@ -25,9 +25,9 @@ pub enum CodecError {
     /// A message did not encode.
     #[error("unencodable peer message: {0}")]
     Encode(#[from] bincode::error::EncodeError),
-    /// A SNAP image's pieces did not join into their NEWLEADER.
+    /// A NEWLEADER's parts did not join into it.
     #[error("{0}")]
-    Image(#[from] crate::image_pieces::JoinError),
+    Sync(#[from] crate::sync_parts::JoinError),
 }
 
 /// The bincode configuration shared by every peer frame and on-disk record.

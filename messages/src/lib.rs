@@ -3,18 +3,18 @@
 //! - [`peer`]: what servers send each other (handshake, election notifications, Zab packets),
 //!   framed as length-prefixed bincode 2 by [`codec::PeerCodec`].
 //! - [`frame`]: the length-prefixed frame every TCP protocol here shares.
-//! - [`image_pieces`]: a SNAP's snapshot image on a peer link, in pieces.
+//! - [`sync_parts`]: a sync's NEWLEADER (a SNAP's image, a DIFF's txns) on a peer link, in parts.
 //! - [`zxid`]: transaction ids, `epoch << 32 | counter`.
 //! - [`spark`]: what Spark-style masters and workers send each other.
 
 pub mod byte_vec;
 pub mod codec;
 pub mod frame;
-pub mod image_pieces;
 pub mod jute;
 pub mod mutation;
 pub mod peer;
 pub mod spark;
+pub mod sync_parts;
 pub mod zk;
 pub mod zxid;
 

@@ -186,7 +186,11 @@ pub enum PeerMessage {
     SessionTouch(Vec<SessionId>),
     /// A piece of the snapshot image of the `NewLeader` that follows it on the link, whose
     /// own image is then empty: an image travels in pieces of at most
-    /// [`crate::image_pieces::PIECE`] bytes, so no frame grows with the tree (protocol
+    /// [`crate::sync_parts::PIECE`] bytes, so no frame grows with the tree (protocol
     /// version 4).
     ImagePiece(#[serde(with = "crate::byte_vec::shared")] bytes::Bytes),
+    /// A batch of the txns of the `NewLeader` that follows it on the link, whose own txn list
+    /// is then empty: a DIFF's txns travel in batches of about [`crate::sync_parts::PIECE`]
+    /// bytes (protocol version 4).
+    SyncTxns(Vec<Txn>),
 }

@@ -6,7 +6,7 @@ use super::snap_stream::SnapReceiver;
 use super::PeerStream;
 use actix::prelude::*;
 use ensemble_messages::codec::{CodecError, PeerCodec};
-use ensemble_messages::image_pieces::{self, ImageJoiner};
+use ensemble_messages::sync_parts::{self, SyncJoiner};
 use ensemble_messages::{PeerMessage, Sid};
 use futures::{SinkExt, StreamExt};
 use std::time::Duration;
@@ -191,7 +191,7 @@ impl PeerLink {
         let writing = actix::spawn(write_frames(write, rx, self.peer));
         self.writing = Some(writing.abort_handle());
         self.writer = Some(tx);
-        let mut images = ImageJoiner::default();
+        let mut images = SyncJoiner::default();
         let frames = FramedRead::new(read, PeerCodec::<PeerMessage, PeerMessage>::default())
             .filter_map(move |r| std::future::ready(images.join(r)))
             .map(move |r| Frame(conn, Some(r)))
@@ -381,7 +381,7 @@ type PeerFramedWrite = FramedWrite<PeerWriteHalf, PeerCodec<PeerMessage, PeerMes
 async fn feed(framed: &mut PeerFramedWrite, out: Outgoing, peer: Sid) -> Result<(), ()> {
     match out {
         Outgoing::Now(msg) => {
-            for frame in image_pieces::split(msg) {
+            for frame in sync_parts::split(msg) {
                 feed_frame(framed, frame, peer).await?;
             }
             Ok(())
@@ -391,8 +391,10 @@ async fn feed(framed: &mut PeerFramedWrite, out: Outgoing, peer: Sid) -> Result<
             framed.flush().await.map_err(|_| ())?;
             let mut ended = false;
             while let Some(msg) = rx.recv().await {
-                ended = !matches!(msg, PeerMessage::ImagePiece(_));
-                feed_frame(framed, msg, peer).await?;
+                for frame in sync_parts::split(msg) {
+                    ended = matches!(frame, PeerMessage::Zab(_));
+                    feed_frame(framed, frame, peer).await?;
+                }
             }
             if !ended {
                 tracing::warn!(peer, "a message being built for the peer was abandoned");
@@ -498,7 +500,7 @@ mod tests {
         assert_eq!(echoed.unwrap().unwrap().unwrap(), hello);
     }
 
-    /// A SNAP's image crosses a link in pieces no larger than [`image_pieces::PIECE`], and
+    /// A SNAP's image crosses a link in pieces no larger than [`sync_parts::PIECE`], and
     /// the receiving link hands its quorum peer the NEWLEADER whole, image included.
     #[test]
     fn a_snapshot_image_crosses_in_pieces_and_arrives_whole() {
@@ -510,7 +512,7 @@ mod tests {
         let (near, far) = tokio::io::duplex(1 << 16);
         link.send(Inbound(Box::new(near))).await.unwrap();
         assert_eq!(next_events(&mut events, 1).await, ["up"]);
-        let image: Vec<u8> = (0..5 * image_pieces::PIECE / 2).map(|i| i as u8).collect();
+        let image: Vec<u8> = (0..5 * sync_parts::PIECE / 2).map(|i| i as u8).collect();
         let snap = PeerMessage::Zab(ZabMessage::NewLeader {
             epoch: 2,
             truncate_to: None,
@@ -535,9 +537,9 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        let piece = image_pieces::PIECE;
+        let piece = sync_parts::PIECE;
         assert_eq!(pieces, [piece, piece, piece / 2]);
-        assert_eq!(sent[3], image_pieces::split(snap.clone())[3]);
+        assert_eq!(sent[3], sync_parts::split(snap.clone())[3]);
         // Received: the same frames back make one message, the whole NEWLEADER.
         for frame in sent {
             far.send(frame).await.unwrap();
@@ -560,7 +562,7 @@ mod tests {
         link.send(SendPeerLater(rx)).await.unwrap();
         let builder = tokio::task::spawn_blocking(move || {
             let mut image = image;
-            std::io::Write::write_all(&mut image, &vec![7; 64 * image_pieces::PIECE])
+            std::io::Write::write_all(&mut image, &vec![7; 64 * sync_parts::PIECE])
         });
         // The peer connects again: the link drops the stuck connection.
         let (new, _far) = tokio::io::duplex(4096);

@@ -1,9 +1,9 @@
 //! A SNAP's NEWLEADER while it is built: the thread that writes the tree's image hands it to
 //! the peer link a piece at a time ([`PeerMessage::ImagePiece`], see
-//! [`ensemble_messages::image_pieces`]), then the NEWLEADER itself with an empty image, so
+//! [`ensemble_messages::sync_parts`]), then the NEWLEADER itself with an empty image, so
 //! neither the builder nor the link ever holds the whole image of the tree.
 
-use ensemble_messages::image_pieces::PIECE;
+use ensemble_messages::sync_parts::PIECE;
 use ensemble_messages::PeerMessage;
 use std::io::{self, Write};
 use tokio::sync::mpsc;
@@ -74,7 +74,7 @@ impl Write for SnapSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ensemble_messages::image_pieces::ImageJoiner;
+    use ensemble_messages::sync_parts::SyncJoiner;
     use ensemble_messages::{Snapshot, ZabMessage, Zxid};
 
     fn new_leader(image: Vec<u8>) -> PeerMessage {
@@ -102,7 +102,7 @@ mod tests {
             }
             tx.finish(new_leader(Vec::new()))
         });
-        let mut joiner = ImageJoiner::default();
+        let mut joiner = SyncJoiner::default();
         let (mut sizes, mut whole) = (Vec::new(), None);
         while let Some(msg) = rx.recv().await {
             if let PeerMessage::ImagePiece(p) = &msg {

@@ -3,7 +3,7 @@
 use super::*;
 use crate::data_tree::AclEntry;
 use crate::peer::{snap_channel, SnapReceiver};
-use ensemble_messages::image_pieces::ImageJoiner;
+use ensemble_messages::sync_parts::SyncJoiner;
 use ensemble_messages::zk::CreateMode;
 use ensemble_messages::ServerState;
 use std::sync::Mutex;
@@ -236,7 +236,7 @@ async fn a_snap_image_covers_the_batches_sent_before_and_none_is_built_without_a
 
 /// What a SNAP's builder sent, joined as the receiving link joins it.
 async fn joined(mut built: SnapReceiver) -> Option<PeerMessage> {
-    let mut joiner = ImageJoiner::default();
+    let mut joiner = SyncJoiner::default();
     let mut whole = None;
     while let Some(msg) = built.recv().await {
         whole = joiner.accept(msg).expect("pieces join").or(whole);

@@ -328,8 +328,8 @@ impl QuorumPeer {
             },
             // Session liveness is the session tracker's business, not Zab's.
             PeerMessage::SessionTouch(_) => {}
-            // Links join pieces into their NEWLEADER; a stray one is nothing to Zab.
-            PeerMessage::ImagePiece(_) => {}
+            // Links join the parts of a NEWLEADER into it; a stray one is nothing to Zab.
+            PeerMessage::ImagePiece(_) | PeerMessage::SyncTxns(_) => {}
         }
     }
 

@@ -1,0 +1,361 @@
+//! A sync's NEWLEADER on a peer link, in parts.
+//!
+//! A NEWLEADER carries a SNAP's snapshot image, which grows with the tree (about 117 bytes per
+//! znode of 100 bytes), and the txns of a DIFF (up to `commitLogCount` of them, each up to
+//! jute.maxbuffer). Neither travels in one frame: one frame would bound the tree, or the txns,
+//! a follower can sync from (the frame limit), and would make both ends hold them several
+//! times over (the message, its encoding, the write and read buffers). The sender [`split`]s
+//! a NEWLEADER into [`PeerMessage::ImagePiece`]s of at most [`PIECE`] bytes (slices of the
+//! image that copy nothing), then [`PeerMessage::SyncTxns`] batches of at most [`PIECE`]
+//! bytes of bodies (or one larger txn), then the NEWLEADER itself with an empty image and no
+//! txn; the receiver's [`SyncJoiner`] gathers the parts and hands the NEWLEADER on whole. The
+//! Zab cores never see a part.
+
+use crate::codec::CodecError;
+use crate::peer::{PeerMessage, Snapshot, ZabMessage};
+use crate::Txn;
+use bytes::Bytes;
+
+/// Largest piece of an image, and the bodies a batch of txns holds unless one txn is larger.
+pub const PIECE: usize = 1 << 20;
+
+/// Largest image, and largest sum of txn bodies, a link joins (64 GiB each, a tree of several
+/// hundred million znodes): parts are kept as they arrive, never reserved ahead, so this
+/// guards only against a peer that never stops sending them.
+pub const MAX_JOINED: usize = 1 << 36;
+
+/// What a link's peer sent that does not join into a NEWLEADER.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JoinError {
+    /// A piece over [`PIECE`] bytes.
+    #[error("an image piece of {0} bytes is over the limit of {PIECE}")]
+    PieceTooLarge(usize),
+    /// Parts adding up to over [`MAX_JOINED`] bytes.
+    #[error("the parts of a NEWLEADER add up to over {MAX_JOINED} bytes")]
+    TooLarge,
+    /// Parts followed by something other than a NEWLEADER with no image and no txn of its
+    /// own (an image, if pieces came).
+    #[error("NEWLEADER parts not followed by their NEWLEADER")]
+    Unclaimed,
+}
+
+/// The messages that carry `msg` on a link: a NEWLEADER goes as its image's pieces, its txns
+/// in batches, then itself without them; any other message goes as it is.
+pub fn split(msg: PeerMessage) -> Vec<PeerMessage> {
+    let PeerMessage::Zab(ZabMessage::NewLeader {
+        epoch,
+        truncate_to,
+        snapshot,
+        txns,
+    }) = msg
+    else {
+        return vec![msg];
+    };
+    let mut out = Vec::new();
+    let snapshot = snapshot.map(|Snapshot { last_zxid, state }| {
+        out.extend(
+            (0..state.len())
+                .step_by(PIECE)
+                .map(|at| PeerMessage::ImagePiece(state.slice(at..state.len().min(at + PIECE)))),
+        );
+        Snapshot {
+            last_zxid,
+            state: Bytes::new(),
+        }
+    });
+    out.extend(batches(txns).map(PeerMessage::SyncTxns));
+    out.push(PeerMessage::Zab(ZabMessage::NewLeader {
+        epoch,
+        truncate_to,
+        snapshot,
+        txns: Vec::new(),
+    }));
+    out
+}
+
+/// `txns` in order, in batches of at most [`PIECE`] bytes of bodies (a larger txn alone).
+fn batches(txns: Vec<Txn>) -> impl Iterator<Item = Vec<Txn>> {
+    let mut txns = txns.into_iter().peekable();
+    std::iter::from_fn(move || {
+        let mut batch = vec![txns.next()?];
+        let mut bytes = batch[0].body.len();
+        while let Some(next) = txns.next_if(|t| bytes + t.body.len() <= PIECE) {
+            bytes += next.body.len();
+            batch.push(next);
+        }
+        Some(batch)
+    })
+}
+
+/// Joins the parts a link receives into the NEWLEADER that follows them.
+#[derive(Debug, Default)]
+pub struct SyncJoiner {
+    /// The image pieces received so far, in order; `None` when none is pending.
+    image: Option<Vec<u8>>,
+    /// The txns received so far, in order.
+    txns: Vec<Txn>,
+    /// Bytes of the txns' bodies.
+    txn_bytes: usize,
+}
+
+impl SyncJoiner {
+    /// Takes the link's next message: a part is kept (`Ok(None)`); the NEWLEADER after parts
+    /// comes back with them; any other message comes back as it is.
+    pub fn accept(&mut self, msg: PeerMessage) -> Result<Option<PeerMessage>, JoinError> {
+        match msg {
+            PeerMessage::ImagePiece(piece) => self.keep_piece(&piece, MAX_JOINED).map(|()| None),
+            PeerMessage::SyncTxns(txns) => self.keep_txns(txns, MAX_JOINED).map(|()| None),
+            msg if self.image.is_none() && self.txns.is_empty() => Ok(Some(msg)),
+            msg => self.claim(msg).map(Some),
+        }
+    }
+
+    /// As [`SyncJoiner::accept`], for what a peer codec decoded: `None` while a part is
+    /// kept, a decoding error as it is.
+    pub fn join(
+        &mut self,
+        frame: Result<PeerMessage, CodecError>,
+    ) -> Option<Result<PeerMessage, CodecError>> {
+        match frame.map(|msg| self.accept(msg)) {
+            Ok(Ok(msg)) => msg.map(Ok),
+            Ok(Err(e)) => Some(Err(e.into())),
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Keeps `piece` unless it, or the image it adds to beyond `limit`, is too large.
+    fn keep_piece(&mut self, piece: &[u8], limit: usize) -> Result<(), JoinError> {
+        if piece.len() > PIECE {
+            return Err(JoinError::PieceTooLarge(piece.len()));
+        }
+        let image = self.image.get_or_insert_with(Vec::new);
+        if image.len() + piece.len() > limit {
+            return Err(JoinError::TooLarge);
+        }
+        image.extend_from_slice(piece);
+        Ok(())
+    }
+
+    /// Keeps `txns` unless their bodies add up to over `limit` with those kept.
+    fn keep_txns(&mut self, txns: Vec<Txn>, limit: usize) -> Result<(), JoinError> {
+        for t in txns {
+            self.txn_bytes = self.txn_bytes.saturating_add(t.body.len());
+            if self.txn_bytes > limit {
+                return Err(JoinError::TooLarge);
+            }
+            self.txns.push(t);
+        }
+        Ok(())
+    }
+
+    /// `msg` with the parts kept, if it is the NEWLEADER they belong to.
+    fn claim(&mut self, msg: PeerMessage) -> Result<PeerMessage, JoinError> {
+        let image = self.image.take();
+        let kept = std::mem::take(&mut self.txns);
+        self.txn_bytes = 0;
+        let PeerMessage::Zab(ZabMessage::NewLeader {
+            epoch,
+            truncate_to,
+            snapshot,
+            txns,
+        }) = msg
+        else {
+            return Err(JoinError::Unclaimed);
+        };
+        let snapshot = match (snapshot, image) {
+            (Some(Snapshot { last_zxid, state }), Some(image)) if state.is_empty() => {
+                Some(Snapshot {
+                    last_zxid,
+                    state: Bytes::from(image),
+                })
+            }
+            (snapshot, None) => snapshot,
+            _ => return Err(JoinError::Unclaimed),
+        };
+        if !txns.is_empty() {
+            return Err(JoinError::Unclaimed);
+        }
+        Ok(PeerMessage::Zab(ZabMessage::NewLeader {
+            epoch,
+            truncate_to,
+            snapshot,
+            txns: kept,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::PeerCodec;
+    use crate::Zxid;
+    use bytes::BytesMut;
+    use tokio_util::codec::{Decoder, Encoder};
+
+    fn txn(counter: u32, len: usize) -> Txn {
+        Txn {
+            zxid: Zxid::new(3, counter),
+            origin: 1,
+            request_id: u64::from(counter),
+            body: vec![counter as u8; len],
+        }
+    }
+
+    fn new_leader(image: Option<Vec<u8>>, txns: Vec<Txn>) -> PeerMessage {
+        PeerMessage::Zab(ZabMessage::NewLeader {
+            epoch: 3,
+            truncate_to: None,
+            snapshot: image.map(|image| Snapshot {
+                last_zxid: Zxid::new(2, 9),
+                state: Bytes::from(image),
+            }),
+            txns,
+        })
+    }
+
+    fn image(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    /// Every message of `msgs` through the wire (split, encoded, decoded, joined), and the
+    /// largest frame on the way.
+    fn through_the_wire(msgs: Vec<PeerMessage>) -> (Vec<PeerMessage>, usize) {
+        let mut codec = PeerCodec::<PeerMessage, PeerMessage>::default();
+        let (mut wire, mut largest) = (BytesMut::new(), 0);
+        for frame in msgs.into_iter().flat_map(split) {
+            let before = wire.len();
+            codec.encode(frame, &mut wire).unwrap();
+            largest = largest.max(wire.len() - before);
+        }
+        let mut joiner = SyncJoiner::default();
+        let mut out = Vec::new();
+        while let Some(frame) = codec.decode(&mut wire).unwrap() {
+            out.extend(joiner.accept(frame).unwrap());
+        }
+        (out, largest)
+    }
+
+    #[test]
+    fn an_image_crosses_in_pieces_and_arrives_whole() {
+        for len in [1, PIECE - 1, PIECE, PIECE + 1, 5 * PIECE + 123] {
+            let msgs = vec![
+                PeerMessage::Zab(ZabMessage::Ping {
+                    committed: Zxid::new(1, 1),
+                }),
+                new_leader(Some(image(len)), vec![txn(1, 2)]),
+                PeerMessage::Zab(ZabMessage::UpToDate {
+                    committed: Zxid::new(3, 1),
+                }),
+            ];
+            let (out, largest) = through_the_wire(msgs.clone());
+            assert_eq!(out, msgs, "image of {len} bytes");
+            assert!(largest < PIECE + 64, "a frame of {largest} bytes");
+        }
+    }
+
+    #[test]
+    fn a_diffs_txns_cross_in_batches_and_arrive_in_order() {
+        // 600 txns of 100 KB (a DIFF of 60 MB), one of 3 MiB among them.
+        let mut txns: Vec<Txn> = (1..=600).map(|c| txn(c, 100_000)).collect();
+        txns[300] = txn(301, 3 * PIECE);
+        let msg = new_leader(None, txns.clone());
+        let parts = split(msg.clone());
+        let batches: Vec<usize> = parts
+            .iter()
+            .filter_map(|m| match m {
+                PeerMessage::SyncTxns(b) => Some(b.len()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(batches.iter().sum::<usize>(), 600);
+        assert!(batches.contains(&1), "the large txn alone: {batches:?}");
+        let (out, largest) = through_the_wire(vec![msg.clone()]);
+        assert_eq!(out, vec![msg]);
+        assert!(largest < 3 * PIECE + 1024, "a frame of {largest} bytes");
+    }
+
+    #[test]
+    fn a_large_image_is_sliced_without_copying() {
+        let msg = new_leader(Some(image(3 * PIECE)), Vec::new());
+        let PeerMessage::Zab(ZabMessage::NewLeader {
+            snapshot: Some(s), ..
+        }) = &msg
+        else {
+            unreachable!()
+        };
+        let start = s.state.as_ptr() as usize;
+        let pieces = split(msg.clone());
+        assert_eq!(pieces.len(), 4);
+        for (i, piece) in pieces[..3].iter().enumerate() {
+            let PeerMessage::ImagePiece(piece) = piece else {
+                panic!("{piece:?}")
+            };
+            assert_eq!(piece.as_ptr() as usize, start + i * PIECE);
+        }
+    }
+
+    #[test]
+    fn other_messages_go_as_they_are() {
+        let ping = PeerMessage::Zab(ZabMessage::Ping {
+            committed: Zxid::ZERO,
+        });
+        assert_eq!(split(ping.clone()), vec![ping.clone()]);
+        let bare = new_leader(Some(Vec::new()), Vec::new());
+        assert_eq!(split(bare.clone()), vec![bare.clone()]);
+        let mut joiner = SyncJoiner::default();
+        assert_eq!(joiner.accept(bare.clone()), Ok(Some(bare)));
+        assert_eq!(joiner.accept(ping.clone()), Ok(Some(ping)));
+    }
+
+    #[test]
+    fn parts_not_followed_by_their_new_leader_are_refused() {
+        let piece = || PeerMessage::ImagePiece(Bytes::from_static(b"abc"));
+        let ping = PeerMessage::Zab(ZabMessage::Ping {
+            committed: Zxid::ZERO,
+        });
+        let mut joiner = SyncJoiner::default();
+        assert_eq!(joiner.accept(piece()), Ok(None));
+        assert_eq!(joiner.accept(ping.clone()), Err(JoinError::Unclaimed));
+        let mut joiner = SyncJoiner::default();
+        assert_eq!(joiner.accept(piece()), Ok(None));
+        let whole = new_leader(Some(vec![1]), Vec::new());
+        assert_eq!(joiner.accept(whole), Err(JoinError::Unclaimed));
+        let mut joiner = SyncJoiner::default();
+        assert_eq!(joiner.accept(piece()), Ok(None));
+        assert_eq!(
+            joiner.accept(new_leader(None, Vec::new())),
+            Err(JoinError::Unclaimed)
+        );
+        let mut joiner = SyncJoiner::default();
+        assert_eq!(
+            joiner.accept(PeerMessage::SyncTxns(vec![txn(1, 1)])),
+            Ok(None)
+        );
+        assert_eq!(joiner.accept(ping), Err(JoinError::Unclaimed));
+        let mut joiner = SyncJoiner::default();
+        assert_eq!(
+            joiner.accept(PeerMessage::SyncTxns(vec![txn(1, 1)])),
+            Ok(None)
+        );
+        let own = new_leader(None, vec![txn(2, 1)]);
+        assert_eq!(joiner.accept(own), Err(JoinError::Unclaimed));
+    }
+
+    #[test]
+    fn oversized_parts_are_refused_before_they_are_kept() {
+        let mut joiner = SyncJoiner::default();
+        let big = PeerMessage::ImagePiece(Bytes::from(vec![0; PIECE + 1]));
+        assert_eq!(joiner.accept(big), Err(JoinError::PieceTooLarge(PIECE + 1)));
+        assert!(joiner.image.is_none());
+        assert_eq!(joiner.keep_piece(&[1, 2], 3), Ok(()));
+        assert_eq!(joiner.keep_piece(&[3], 3), Ok(()));
+        assert_eq!(joiner.keep_piece(&[4], 3), Err(JoinError::TooLarge));
+        assert_eq!(joiner.image.as_deref(), Some(&[1, 2, 3][..]));
+        assert_eq!(joiner.keep_txns(vec![txn(1, 2), txn(2, 1)], 3), Ok(()));
+        assert_eq!(
+            joiner.keep_txns(vec![txn(3, 1)], 3),
+            Err(JoinError::TooLarge)
+        );
+        assert_eq!(joiner.txns.len(), 2);
+    }
+}
