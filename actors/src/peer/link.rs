@@ -191,9 +191,9 @@ impl PeerLink {
         let writing = actix::spawn(write_frames(write, rx, self.peer));
         self.writing = Some(writing.abort_handle());
         self.writer = Some(tx);
-        let mut images = SyncJoiner::default();
+        let mut parts = SyncJoiner::default();
         let frames = FramedRead::new(read, PeerCodec::<PeerMessage, PeerMessage>::default())
-            .filter_map(move |r| std::future::ready(images.join(r)))
+            .filter_map(move |r| std::future::ready(parts.join(r)))
             .map(move |r| Frame(conn, Some(r)))
             .chain(futures::stream::once(async move { Frame(conn, None) }));
         self.reader = Some(ctx.add_stream(frames));
