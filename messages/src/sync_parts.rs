@@ -42,35 +42,59 @@ pub enum JoinError {
 /// The messages that carry `msg` on a link: a NEWLEADER goes as its image's pieces, its txns
 /// in batches, then itself without them; any other message goes as it is.
 pub fn split(msg: PeerMessage) -> Vec<PeerMessage> {
-    let PeerMessage::Zab(ZabMessage::NewLeader {
-        epoch,
-        truncate_to,
-        snapshot,
-        txns,
-    }) = msg
-    else {
-        return vec![msg];
+    let mut leader = match NewLeader::of(msg) {
+        Ok(leader) => leader,
+        Err(msg) => return vec![msg],
     };
     let mut out = Vec::new();
-    let snapshot = snapshot.map(|Snapshot { last_zxid, state }| {
+    if let Some(Snapshot { state, .. }) = &mut leader.snapshot {
+        let image = std::mem::take(state);
         out.extend(
-            (0..state.len())
+            (0..image.len())
                 .step_by(PIECE)
-                .map(|at| PeerMessage::ImagePiece(state.slice(at..state.len().min(at + PIECE)))),
+                .map(|at| PeerMessage::ImagePiece(image.slice(at..image.len().min(at + PIECE)))),
         );
-        Snapshot {
-            last_zxid,
-            state: Bytes::new(),
-        }
-    });
-    out.extend(batches(txns).map(PeerMessage::SyncTxns));
-    out.push(PeerMessage::Zab(ZabMessage::NewLeader {
-        epoch,
-        truncate_to,
-        snapshot,
-        txns: Vec::new(),
-    }));
+    }
+    out.extend(batches(std::mem::take(&mut leader.txns)).map(PeerMessage::SyncTxns));
+    out.push(leader.into_message());
     out
+}
+
+/// The fields of a NEWLEADER.
+struct NewLeader {
+    epoch: u32,
+    truncate_to: Option<crate::Zxid>,
+    snapshot: Option<Snapshot>,
+    txns: Vec<Txn>,
+}
+
+impl NewLeader {
+    /// The fields of `msg` if it is a NEWLEADER, else `msg` back.
+    fn of(msg: PeerMessage) -> Result<NewLeader, PeerMessage> {
+        match msg {
+            PeerMessage::Zab(ZabMessage::NewLeader {
+                epoch,
+                truncate_to,
+                snapshot,
+                txns,
+            }) => Ok(NewLeader {
+                epoch,
+                truncate_to,
+                snapshot,
+                txns,
+            }),
+            msg => Err(msg),
+        }
+    }
+
+    fn into_message(self) -> PeerMessage {
+        PeerMessage::Zab(ZabMessage::NewLeader {
+            epoch: self.epoch,
+            truncate_to: self.truncate_to,
+            snapshot: self.snapshot,
+            txns: self.txns,
+        })
+    }
 }
 
 /// `txns` in order, in batches of at most [`PIECE`] bytes of bodies (a larger txn alone).
@@ -153,34 +177,19 @@ impl SyncJoiner {
         let image = self.image.take();
         let kept = std::mem::take(&mut self.txns);
         self.txn_bytes = 0;
-        let PeerMessage::Zab(ZabMessage::NewLeader {
-            epoch,
-            truncate_to,
-            snapshot,
-            txns,
-        }) = msg
-        else {
-            return Err(JoinError::Unclaimed);
-        };
-        let snapshot = match (snapshot, image) {
-            (Some(Snapshot { last_zxid, state }), Some(image)) if state.is_empty() => {
-                Some(Snapshot {
-                    last_zxid,
-                    state: Bytes::from(image),
-                })
+        let mut leader = NewLeader::of(msg).map_err(|_| JoinError::Unclaimed)?;
+        match (&mut leader.snapshot, image) {
+            (Some(Snapshot { state, .. }), Some(image)) if state.is_empty() => {
+                *state = Bytes::from(image);
             }
-            (snapshot, None) => snapshot,
+            (_, None) => {}
             _ => return Err(JoinError::Unclaimed),
-        };
-        if !txns.is_empty() {
+        }
+        if !leader.txns.is_empty() {
             return Err(JoinError::Unclaimed);
         }
-        Ok(PeerMessage::Zab(ZabMessage::NewLeader {
-            epoch,
-            truncate_to,
-            snapshot,
-            txns: kept,
-        }))
+        leader.txns = kept;
+        Ok(leader.into_message())
     }
 }
 

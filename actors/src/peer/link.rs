@@ -573,9 +573,13 @@ mod tests {
         assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
     }
 
-    /// A message still being built holds back the messages queued after it.
-    #[tokio::test]
-    async fn a_message_being_built_keeps_its_place_in_the_queue() {
+    /// A connection's writer task over a real socket: its queue, its task, and the frames
+    /// the far end reads.
+    async fn writing_to_a_socket() -> (
+        mpsc::Sender<Outgoing>,
+        tokio::task::JoinHandle<()>,
+        FramedRead<TcpStream, PeerCodec<PeerMessage, PeerMessage>>,
+    ) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (dialed, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
@@ -583,6 +587,14 @@ mod tests {
         let (_, write) = tokio::io::split(stream);
         let (tx, rx) = mpsc::channel(8);
         let writer = tokio::spawn(write_frames(write, rx, 2));
+        let frames = FramedRead::new(accepted.unwrap().0, PeerCodec::default());
+        (tx, writer, frames)
+    }
+
+    /// A message still being built holds back the messages queued after it.
+    #[tokio::test]
+    async fn a_message_being_built_keeps_its_place_in_the_queue() {
+        let (tx, writer, frames) = writing_to_a_socket().await;
         let (built_tx, built_rx) = mpsc::channel(1);
         let first = PeerMessage::Zab(ZabMessage::Commit(Zxid::new(1, 1)));
         let second = PeerMessage::Zab(ZabMessage::Commit(Zxid::new(1, 2)));
@@ -590,10 +602,7 @@ mod tests {
         tx.send(Outgoing::Now(second.clone())).await.unwrap();
         built_tx.send(first.clone()).await.unwrap();
         drop(built_tx);
-        let mut frames = FramedRead::new(
-            accepted.unwrap().0,
-            PeerCodec::<PeerMessage, PeerMessage>::default(),
-        );
+        let mut frames = frames;
         assert_eq!(frames.next().await.unwrap().unwrap(), first);
         assert_eq!(frames.next().await.unwrap().unwrap(), second);
         drop(tx);
@@ -604,13 +613,7 @@ mod tests {
     /// take what comes next for the rest of the image.
     #[tokio::test]
     async fn an_abandoned_snap_closes_the_connection() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (dialed, accepted) = tokio::join!(TcpStream::connect(addr), listener.accept());
-        let stream: PeerStream = Box::new(dialed.unwrap());
-        let (_, write) = tokio::io::split(stream);
-        let (tx, rx) = mpsc::channel(8);
-        let writer = tokio::spawn(write_frames(write, rx, 2));
+        let (tx, writer, frames) = writing_to_a_socket().await;
         let (built_tx, built_rx) = mpsc::channel(1);
         let piece = PeerMessage::ImagePiece(vec![1, 2, 3].into());
         let after = PeerMessage::Zab(ZabMessage::Commit(Zxid::new(1, 2)));
@@ -619,10 +622,6 @@ mod tests {
         built_tx.send(piece.clone()).await.unwrap();
         drop(built_tx);
         writer.await.unwrap();
-        let frames = FramedRead::new(
-            accepted.unwrap().0,
-            PeerCodec::<PeerMessage, PeerMessage>::default(),
-        );
         // Whatever of the image was flushed, then the end of the connection: never the next
         // message.
         let got: Vec<PeerMessage> = frames.map(|f| f.unwrap()).collect().await;
