@@ -15,14 +15,50 @@ use crate::codec::CodecError;
 use crate::peer::{PeerMessage, Snapshot, ZabMessage};
 use crate::Txn;
 use bytes::Bytes;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// Largest piece of an image, and the bodies a batch of txns holds unless one txn is larger.
 pub const PIECE: usize = 1 << 20;
 
-/// Largest image, and largest sum of txn bodies, a link joins (64 GiB each, a tree of several
-/// hundred million znodes): parts are kept as they arrive, never reserved ahead, so this
-/// guards only against a peer that never stops sending them.
+/// Largest budget of a [`SyncJoiner::default`] (64 GiB, the image of a tree of several
+/// hundred million znodes); servers give their links a smaller one, shared (see
+/// [`JoinBudget`]).
 pub const MAX_JOINED: usize = 1 << 36;
+
+/// The bytes of parts the joiners sharing it may hold at once, all together. Parts are kept
+/// as they arrive, never reserved ahead; the budget bounds what peers that never stop sending
+/// them (or several at once) can make a server hold.
+#[derive(Debug)]
+pub struct JoinBudget {
+    held: AtomicUsize,
+    limit: usize,
+}
+
+impl JoinBudget {
+    /// A budget of `limit` bytes.
+    pub fn new(limit: usize) -> Arc<JoinBudget> {
+        Arc::new(JoinBudget {
+            held: AtomicUsize::new(0),
+            limit,
+        })
+    }
+
+    /// Takes `n` bytes, if they fit.
+    fn take(&self, n: usize) -> Result<(), JoinError> {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(n).filter(|total| *total <= self.limit)
+            })
+            .map(drop)
+            .map_err(|_| JoinError::TooLarge(self.limit))
+    }
+
+    /// Gives `n` bytes back.
+    fn give_back(&self, n: usize) {
+        self.held.fetch_sub(n, Ordering::AcqRel);
+    }
+}
 
 /// What a link's peer sent that does not join into a NEWLEADER.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -30,9 +66,9 @@ pub enum JoinError {
     /// A piece over [`PIECE`] bytes.
     #[error("an image piece of {0} bytes is over the limit of {PIECE}")]
     PieceTooLarge(usize),
-    /// Parts adding up to over [`MAX_JOINED`] bytes.
-    #[error("the parts of a NEWLEADER add up to over {MAX_JOINED} bytes")]
-    TooLarge,
+    /// Parts over the joiners' budget (its bytes).
+    #[error("the parts of NEWLEADERs add up to over {0} bytes")]
+    TooLarge(usize),
     /// Parts followed by something other than a NEWLEADER with no image and no txn of its
     /// own (an image, if pieces came).
     #[error("NEWLEADER parts not followed by their NEWLEADER")]
@@ -112,23 +148,47 @@ fn batches(txns: Vec<Txn>) -> impl Iterator<Item = Vec<Txn>> {
 }
 
 /// Joins the parts a link receives into the NEWLEADER that follows them.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SyncJoiner {
     /// The image pieces received so far, in order; `None` when none is pending.
     image: Option<Vec<u8>>,
     /// The txns received so far, in order.
     txns: Vec<Txn>,
-    /// Bytes of the txns' bodies.
-    txn_bytes: usize,
+    /// Bytes taken from the budget for the parts kept.
+    held: usize,
+    budget: Arc<JoinBudget>,
+}
+
+impl Default for SyncJoiner {
+    /// A joiner with a budget of its own of [`MAX_JOINED`] bytes.
+    fn default() -> Self {
+        SyncJoiner::within(JoinBudget::new(MAX_JOINED))
+    }
+}
+
+impl Drop for SyncJoiner {
+    fn drop(&mut self) {
+        self.budget.give_back(self.held);
+    }
 }
 
 impl SyncJoiner {
+    /// A joiner whose parts count against `budget`.
+    pub fn within(budget: Arc<JoinBudget>) -> Self {
+        SyncJoiner {
+            image: None,
+            txns: Vec::new(),
+            held: 0,
+            budget,
+        }
+    }
+
     /// Takes the link's next message: a part is kept (`Ok(None)`); the NEWLEADER after parts
     /// comes back with them; any other message comes back as it is.
     pub fn accept(&mut self, msg: PeerMessage) -> Result<Option<PeerMessage>, JoinError> {
         match msg {
-            PeerMessage::ImagePiece(piece) => self.keep_piece(&piece, MAX_JOINED).map(|()| None),
-            PeerMessage::SyncTxns(txns) => self.keep_txns(txns, MAX_JOINED).map(|()| None),
+            PeerMessage::ImagePiece(piece) => self.keep_piece(&piece).map(|()| None),
+            PeerMessage::SyncTxns(txns) => self.keep_txns(txns).map(|()| None),
             msg if self.image.is_none() && self.txns.is_empty() => Ok(Some(msg)),
             msg => self.claim(msg).map(Some),
         }
@@ -147,28 +207,30 @@ impl SyncJoiner {
         }
     }
 
-    /// Keeps `piece` unless it, or the image it adds to beyond `limit`, is too large.
-    fn keep_piece(&mut self, piece: &[u8], limit: usize) -> Result<(), JoinError> {
+    /// Keeps `piece` unless it is too large or over the budget.
+    fn keep_piece(&mut self, piece: &[u8]) -> Result<(), JoinError> {
         if piece.len() > PIECE {
             return Err(JoinError::PieceTooLarge(piece.len()));
         }
-        let image = self.image.get_or_insert_with(Vec::new);
-        if image.len() + piece.len() > limit {
-            return Err(JoinError::TooLarge);
-        }
-        image.extend_from_slice(piece);
+        self.take(piece.len())?;
+        self.image
+            .get_or_insert_with(Vec::new)
+            .extend_from_slice(piece);
         Ok(())
     }
 
-    /// Keeps `txns` unless their bodies add up to over `limit` with those kept.
-    fn keep_txns(&mut self, txns: Vec<Txn>, limit: usize) -> Result<(), JoinError> {
+    /// Keeps `txns` unless their bodies are over the budget.
+    fn keep_txns(&mut self, txns: Vec<Txn>) -> Result<(), JoinError> {
         for t in txns {
-            self.txn_bytes = self.txn_bytes.saturating_add(t.body.len());
-            if self.txn_bytes > limit {
-                return Err(JoinError::TooLarge);
-            }
+            self.take(t.body.len())?;
             self.txns.push(t);
         }
+        Ok(())
+    }
+
+    fn take(&mut self, n: usize) -> Result<(), JoinError> {
+        self.budget.take(n)?;
+        self.held += n;
         Ok(())
     }
 
@@ -176,7 +238,8 @@ impl SyncJoiner {
     fn claim(&mut self, msg: PeerMessage) -> Result<PeerMessage, JoinError> {
         let image = self.image.take();
         let kept = std::mem::take(&mut self.txns);
-        self.txn_bytes = 0;
+        // What is handed on is the server's to hold, as any message it received.
+        self.budget.give_back(std::mem::take(&mut self.held));
         let mut leader = NewLeader::of(msg).map_err(|_| JoinError::Unclaimed)?;
         match (&mut leader.snapshot, image) {
             (Some(Snapshot { state, .. }), Some(image)) if state.is_empty() => {
@@ -356,15 +419,36 @@ mod tests {
         let big = PeerMessage::ImagePiece(Bytes::from(vec![0; PIECE + 1]));
         assert_eq!(joiner.accept(big), Err(JoinError::PieceTooLarge(PIECE + 1)));
         assert!(joiner.image.is_none());
-        assert_eq!(joiner.keep_piece(&[1, 2], 3), Ok(()));
-        assert_eq!(joiner.keep_piece(&[3], 3), Ok(()));
-        assert_eq!(joiner.keep_piece(&[4], 3), Err(JoinError::TooLarge));
+        let mut joiner = SyncJoiner::within(JoinBudget::new(3));
+        assert_eq!(joiner.keep_piece(&[1, 2]), Ok(()));
+        assert_eq!(joiner.keep_piece(&[3]), Ok(()));
+        assert_eq!(joiner.keep_piece(&[4]), Err(JoinError::TooLarge(3)));
         assert_eq!(joiner.image.as_deref(), Some(&[1, 2, 3][..]));
-        assert_eq!(joiner.keep_txns(vec![txn(1, 2), txn(2, 1)], 3), Ok(()));
+        let mut joiner = SyncJoiner::within(JoinBudget::new(3));
+        assert_eq!(joiner.keep_txns(vec![txn(1, 2), txn(2, 1)]), Ok(()));
         assert_eq!(
-            joiner.keep_txns(vec![txn(3, 1)], 3),
-            Err(JoinError::TooLarge)
+            joiner.keep_txns(vec![txn(3, 1)]),
+            Err(JoinError::TooLarge(3))
         );
         assert_eq!(joiner.txns.len(), 2);
+    }
+
+    #[test]
+    fn joiners_sharing_a_budget_hold_at_most_it_together_and_give_it_back() {
+        let budget = JoinBudget::new(5);
+        let piece = |n| PeerMessage::ImagePiece(Bytes::from(vec![7; n]));
+        let mut first = SyncJoiner::within(budget.clone());
+        let mut second = SyncJoiner::within(budget.clone());
+        assert_eq!(first.accept(piece(3)), Ok(None));
+        assert_eq!(second.accept(piece(3)), Err(JoinError::TooLarge(5)));
+        assert_eq!(second.accept(piece(2)), Ok(None));
+        // A joined NEWLEADER gives its bytes back, and so does a dropped joiner.
+        let joined = first.accept(new_leader(Some(Vec::new()), Vec::new()));
+        assert_eq!(joined, Ok(Some(new_leader(Some(vec![7; 3]), Vec::new()))));
+        assert_eq!(first.accept(piece(3)), Ok(None));
+        drop(second);
+        drop(first);
+        let mut third = SyncJoiner::within(budget);
+        assert_eq!(third.accept(piece(5)), Ok(None));
     }
 }

@@ -6,9 +6,10 @@ use super::snap_stream::SnapReceiver;
 use super::PeerStream;
 use actix::prelude::*;
 use ensemble_messages::codec::{CodecError, PeerCodec};
-use ensemble_messages::sync_parts::{self, SyncJoiner};
+use ensemble_messages::sync_parts::{self, JoinBudget, SyncJoiner, MAX_JOINED};
 use ensemble_messages::{PeerMessage, Sid};
 use futures::{SinkExt, StreamExt};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -191,7 +192,7 @@ impl PeerLink {
         let writing = actix::spawn(write_frames(write, rx, self.peer));
         self.writing = Some(writing.abort_handle());
         self.writer = Some(tx);
-        let mut parts = SyncJoiner::default();
+        let mut parts = SyncJoiner::within(join_budget());
         let frames = FramedRead::new(read, PeerCodec::<PeerMessage, PeerMessage>::default())
             .filter_map(move |r| std::future::ready(parts.join(r)))
             .map(move |r| Frame(conn, Some(r)))
@@ -373,6 +374,31 @@ async fn write_frames(write: PeerWriteHalf, mut rx: mpsc::Receiver<Outgoing>, pe
             *framed.write_buffer_mut() = BytesMut::new();
         }
     }
+}
+
+/// What the links of this process may hold of NEWLEADER parts at once, together: a quarter of
+/// the machine's memory (a follower builds a tree of about three times its image's bytes, so
+/// it could not take a larger image anyway), at most [`MAX_JOINED`]. Servers in one process
+/// share it, as they share the memory.
+fn join_budget() -> Arc<JoinBudget> {
+    static BUDGET: OnceLock<Arc<JoinBudget>> = OnceLock::new();
+    let quarter = physical_memory().map_or(MAX_JOINED, |m| m / 4);
+    BUDGET
+        .get_or_init(|| JoinBudget::new(quarter.min(MAX_JOINED)))
+        .clone()
+}
+
+/// The machine's memory in bytes, if the system says.
+fn physical_memory() -> Option<usize> {
+    // SAFETY: sysconf takes an integer and touches no memory of ours.
+    let (pages, size) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    let (pages, size) = (usize::try_from(pages).ok()?, usize::try_from(size).ok()?);
+    pages.checked_mul(size).filter(|&m| m > 0)
 }
 
 type PeerFramedWrite = FramedWrite<PeerWriteHalf, PeerCodec<PeerMessage, PeerMessage>>;
@@ -571,6 +597,13 @@ mod tests {
         let built = tokio::time::timeout(Duration::from_secs(5), builder).await;
         let e = built.expect("the builder is let go").unwrap().unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
+    }
+
+    #[test]
+    fn the_join_budget_is_a_share_of_a_memory_the_system_reports() {
+        let memory = physical_memory().expect("the system reports its memory");
+        assert!(memory > 64 << 20, "{memory} bytes");
+        assert!(Arc::ptr_eq(&join_budget(), &join_budget()), "one budget per process");
     }
 
     /// A connection's writer task over a real socket: its queue, its task, and the frames
