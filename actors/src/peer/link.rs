@@ -603,7 +603,10 @@ mod tests {
     fn the_join_budget_is_a_share_of_a_memory_the_system_reports() {
         let memory = physical_memory().expect("the system reports its memory");
         assert!(memory > 64 << 20, "{memory} bytes");
-        assert!(Arc::ptr_eq(&join_budget(), &join_budget()), "one budget per process");
+        assert!(
+            Arc::ptr_eq(&join_budget(), &join_budget()),
+            "one budget per process"
+        );
     }
 
     /// A connection's writer task over a real socket: its queue, its task, and the frames
