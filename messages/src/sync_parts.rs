@@ -207,12 +207,28 @@ impl SyncJoiner {
         }
     }
 
-    /// Keeps `piece` unless it is too large or over the budget.
+    /// Keeps `piece` unless it is too large or over the budget. The budget counts what the
+    /// image allocates, not only what it holds: it grows by doubling while the budget allows,
+    /// then by what each piece needs.
     fn keep_piece(&mut self, piece: &[u8]) -> Result<(), JoinError> {
         if piece.len() > PIECE {
             return Err(JoinError::PieceTooLarge(piece.len()));
         }
-        self.take(piece.len())?;
+        let (len, capacity) = self
+            .image
+            .as_ref()
+            .map_or((0, 0), |i| (i.len(), i.capacity()));
+        let needed = len + piece.len();
+        if needed > capacity {
+            let doubled = needed.max(2 * capacity);
+            let grown = match self.take(doubled - capacity) {
+                Ok(()) => doubled,
+                Err(_) => self.take(needed - capacity).map(|()| needed)?,
+            };
+            self.image
+                .get_or_insert_with(Vec::new)
+                .reserve_exact(grown - len);
+        }
         self.image
             .get_or_insert_with(Vec::new)
             .extend_from_slice(piece);
@@ -424,6 +440,15 @@ mod tests {
         assert_eq!(joiner.keep_piece(&[3]), Ok(()));
         assert_eq!(joiner.keep_piece(&[4]), Err(JoinError::TooLarge(3)));
         assert_eq!(joiner.image.as_deref(), Some(&[1, 2, 3][..]));
+        // What the image allocates is counted: it doubles while the budget allows it.
+        let budget = JoinBudget::new(10);
+        let mut joiner = SyncJoiner::within(budget.clone());
+        for piece in [&[1, 2, 3][..], &[4], &[5, 6, 7]] {
+            assert_eq!(joiner.keep_piece(piece), Ok(()));
+            let image = joiner.image.as_ref().unwrap();
+            assert_eq!(joiner.held, image.capacity(), "{image:?}");
+        }
+        assert_eq!(joiner.held, 7, "3, doubled to 6, then only what 7 needs");
         let mut joiner = SyncJoiner::within(JoinBudget::new(3));
         assert_eq!(joiner.keep_txns(vec![txn(1, 2), txn(2, 1)]), Ok(()));
         assert_eq!(
