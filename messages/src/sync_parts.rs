@@ -76,24 +76,30 @@ pub enum JoinError {
 }
 
 /// The messages that carry `msg` on a link: a NEWLEADER goes as its image's pieces, its txns
-/// in batches, then itself without them; any other message goes as it is.
-pub fn split(msg: PeerMessage) -> Vec<PeerMessage> {
-    let mut leader = match NewLeader::of(msg) {
-        Ok(leader) => leader,
-        Err(msg) => return vec![msg],
-    };
-    let mut out = Vec::new();
-    if let Some(Snapshot { state, .. }) = &mut leader.snapshot {
-        let image = std::mem::take(state);
-        out.extend(
-            (0..image.len())
-                .step_by(PIECE)
-                .map(|at| PeerMessage::ImagePiece(image.slice(at..image.len().min(at + PIECE)))),
-        );
+/// in batches, then itself without them; any other message goes as it is (without an
+/// allocation: every message a link sends passes here).
+pub fn split(msg: PeerMessage) -> impl Iterator<Item = PeerMessage> {
+    match NewLeader::of(msg) {
+        Ok(leader) => Parts::Many(leader.into_parts().into_iter()),
+        Err(msg) => Parts::One(Some(msg)),
     }
-    out.extend(batches(std::mem::take(&mut leader.txns)).map(PeerMessage::SyncTxns));
-    out.push(leader.into_message());
-    out
+}
+
+/// What [`split`] gives.
+enum Parts {
+    One(Option<PeerMessage>),
+    Many(std::vec::IntoIter<PeerMessage>),
+}
+
+impl Iterator for Parts {
+    type Item = PeerMessage;
+
+    fn next(&mut self) -> Option<PeerMessage> {
+        match self {
+            Parts::One(msg) => msg.take(),
+            Parts::Many(parts) => parts.next(),
+        }
+    }
 }
 
 /// The fields of a NEWLEADER.
@@ -121,6 +127,22 @@ impl NewLeader {
             }),
             msg => Err(msg),
         }
+    }
+
+    /// The image's pieces, the txns' batches, then the NEWLEADER without them.
+    fn into_parts(mut self) -> Vec<PeerMessage> {
+        let mut out = Vec::new();
+        if let Some(Snapshot { state, .. }) = &mut self.snapshot {
+            let image = std::mem::take(state);
+            out.extend(
+                (0..image.len()).step_by(PIECE).map(|at| {
+                    PeerMessage::ImagePiece(image.slice(at..image.len().min(at + PIECE)))
+                }),
+            );
+        }
+        out.extend(batches(std::mem::take(&mut self.txns)).map(PeerMessage::SyncTxns));
+        out.push(self.into_message());
+        out
     }
 
     fn into_message(self) -> PeerMessage {
@@ -347,7 +369,7 @@ mod tests {
         let mut txns: Vec<Txn> = (1..=600).map(|c| txn(c, 100_000)).collect();
         txns[300] = txn(301, 3 * PIECE);
         let msg = new_leader(None, txns.clone());
-        let parts = split(msg.clone());
+        let parts: Vec<PeerMessage> = split(msg.clone()).collect();
         let batches: Vec<usize> = parts
             .iter()
             .filter_map(|m| match m {
@@ -372,7 +394,7 @@ mod tests {
             unreachable!()
         };
         let start = s.state.as_ptr() as usize;
-        let pieces = split(msg.clone());
+        let pieces: Vec<PeerMessage> = split(msg.clone()).collect();
         assert_eq!(pieces.len(), 4);
         for (i, piece) in pieces[..3].iter().enumerate() {
             let PeerMessage::ImagePiece(piece) = piece else {
@@ -387,9 +409,9 @@ mod tests {
         let ping = PeerMessage::Zab(ZabMessage::Ping {
             committed: Zxid::ZERO,
         });
-        assert_eq!(split(ping.clone()), vec![ping.clone()]);
+        assert_eq!(split(ping.clone()).collect::<Vec<_>>(), vec![ping.clone()]);
         let bare = new_leader(Some(Vec::new()), Vec::new());
-        assert_eq!(split(bare.clone()), vec![bare.clone()]);
+        assert_eq!(split(bare.clone()).collect::<Vec<_>>(), vec![bare.clone()]);
         let mut joiner = SyncJoiner::default();
         assert_eq!(joiner.accept(bare.clone()), Ok(Some(bare)));
         assert_eq!(joiner.accept(ping.clone()), Ok(Some(ping)));
