@@ -1,6 +1,7 @@
 //! The link to one remote server.
 
 use super::handshake::{self, HandshakeError, PeerIdentity, HANDSHAKE_TIMEOUT};
+use super::memory_limit::memory_limit;
 use super::sinks::PeerSinks;
 use super::snap_stream::SnapReceiver;
 use super::PeerStream;
@@ -377,28 +378,26 @@ async fn write_frames(write: PeerWriteHalf, mut rx: mpsc::Receiver<Outgoing>, pe
 }
 
 /// What the links of this process may hold of NEWLEADER parts at once, together: a quarter of
-/// the machine's memory (a follower builds a tree of about three times its image's bytes, so
-/// it could not take a larger image anyway), at most [`MAX_JOINED`]. Servers in one process
-/// share it, as they share the memory.
+/// the memory it may use (the machine's, or its control group's limit when lower; a follower
+/// builds a tree of about three times its image's bytes, so it could not take a larger image
+/// anyway), at most [`MAX_JOINED`]. Servers in one process share it, as they share the memory.
 fn join_budget() -> Arc<JoinBudget> {
     static BUDGET: OnceLock<Arc<JoinBudget>> = OnceLock::new();
-    let quarter = physical_memory().map_or(MAX_JOINED, |m| m / 4);
     BUDGET
-        .get_or_init(|| JoinBudget::new(quarter.min(MAX_JOINED)))
+        .get_or_init(|| {
+            let memory = memory_limit();
+            let quarter = memory
+                .and_then(|m| usize::try_from(m / 4).ok())
+                .unwrap_or(MAX_JOINED)
+                .min(MAX_JOINED);
+            tracing::info!(
+                "peer links may hold {} MiB of sync parts at once (memory limit: {} MiB)",
+                quarter >> 20,
+                memory.map_or_else(|| "unknown".to_string(), |m| (m >> 20).to_string())
+            );
+            JoinBudget::new(quarter)
+        })
         .clone()
-}
-
-/// The machine's memory in bytes, if the system says.
-fn physical_memory() -> Option<usize> {
-    // SAFETY: sysconf takes an integer and touches no memory of ours.
-    let (pages, size) = unsafe {
-        (
-            libc::sysconf(libc::_SC_PHYS_PAGES),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
-    };
-    let (pages, size) = (usize::try_from(pages).ok()?, usize::try_from(size).ok()?);
-    pages.checked_mul(size).filter(|&m| m > 0)
 }
 
 type PeerFramedWrite = FramedWrite<PeerWriteHalf, PeerCodec<PeerMessage, PeerMessage>>;
@@ -603,9 +602,7 @@ mod tests {
     }
 
     #[test]
-    fn the_join_budget_is_a_share_of_a_memory_the_system_reports() {
-        let memory = physical_memory().expect("the system reports its memory");
-        assert!(memory > 64 << 20, "{memory} bytes");
+    fn the_join_budget_is_one_per_process() {
         assert!(
             Arc::ptr_eq(&join_budget(), &join_budget()),
             "one budget per process"

@@ -14,6 +14,7 @@
 mod handshake;
 mod link;
 mod listener;
+mod memory_limit;
 mod roster;
 mod secret;
 mod sinks;
