@@ -62,6 +62,27 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, bincode::error::De
     Err(bincode::error::DecodeError::LimitExceeded)
 }
 
+/// As [`decode`], from `reader`, which holds `len` bytes: the limit on claimed bytes follows
+/// from `len` as it does from a slice's length. Bincode reads no further than the value, so
+/// the caller checks that it read all `len`.
+pub fn decode_from_reader<T: DeserializeOwned, R: std::io::Read>(
+    mut reader: R,
+    len: u64,
+) -> Result<T, bincode::error::DecodeError> {
+    macro_rules! decode_within {
+        ($($bits:literal)*) => {
+            $(
+                if len <= (1u64 << $bits) / 16 {
+                    let config = bincode::config::standard().with_limit::<{ 1usize << $bits }>();
+                    return bincode::serde::decode_from_std_read(&mut reader, config);
+                }
+            )*
+        };
+    }
+    decode_within!(12 14 16 18 20 22 24 26 28 30 32 34 36);
+    Err(bincode::error::DecodeError::LimitExceeded)
+}
+
 fn finish<T>(
     bytes: &[u8],
     decoded: Result<(T, usize), bincode::error::DecodeError>,
@@ -144,6 +165,19 @@ mod tests {
         assert!(codec.decode(&mut partial).unwrap().is_none());
         partial.extend_from_slice(&buf);
         assert_eq!(codec.decode(&mut partial).unwrap(), Some(msg));
+    }
+
+    #[test]
+    fn a_reader_decodes_as_a_slice_does_and_refuses_a_length_over_its_bytes() {
+        let value = (7u32, vec![1u8; 3000], "a path".to_string());
+        let bytes = encode(&value).unwrap();
+        let read: (u32, Vec<u8>, String) =
+            decode_from_reader(&bytes[..], bytes.len() as u64).unwrap();
+        assert_eq!(read, value);
+        // A byte string claiming 2^60 bytes in an input said to hold 11.
+        let claim = [0x01, 0x03, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0x10];
+        assert!(decode_from_reader::<(u32, u64, String), _>(&claim[..], 11).is_err());
+        assert!(decode_from_reader::<u32, _>(&[1u8][..], 1 << 40).is_err());
     }
 
     #[test]

@@ -243,6 +243,11 @@ fn restarted_followers_catch_up_by_diff_and_by_snap() {
         "{}",
         c.log(3)
     );
+    assert!(
+        c.log(1).contains("installed the leader's snapshot"),
+        "{}",
+        c.log(1)
+    );
     assert_eq!(
         c.ask(1, "get /n129", "data /n129").unwrap(),
         "data /n129 v129"

@@ -52,6 +52,27 @@ impl DataTree {
         read.map_err(|e| format!("snapshot does not decode as a data tree: {e}"))
     }
 
+    /// Rebuilds a tree from an image of `len` bytes read from `reader`, as
+    /// [`DataTree::deserialize`] does from a slice. Images of formats 3 (a SNAP's) and 4 are
+    /// read as they stream, so the image is never held whole beside the tree; the others are
+    /// read whole first. The caller checks that `reader` held no more than the image.
+    pub fn read_image(reader: &mut dyn std::io::Read, len: u64) -> Result<Self, String> {
+        use std::io::Read;
+        let fail = |e: std::io::Error| format!("reading a snapshot image: {e}");
+        let mut tag = Vec::with_capacity(4);
+        reader.take(4).read_to_end(&mut tag).map_err(fail)?;
+        if tag[..] == TAG_3 || tag[..] == TAG {
+            let chained = (&tag[..]).chain(reader);
+            return codec::decode_from_reader::<ImageIn, _>(chained, len)
+                .map(|i| i.0)
+                .map_err(|e| format!("snapshot does not decode as a data tree: {e}"));
+        }
+        let rest = len.saturating_sub(tag.len() as u64);
+        let mut bytes = tag;
+        reader.take(rest).read_to_end(&mut bytes).map_err(fail)?;
+        Self::deserialize(&bytes)
+    }
+
     /// The tree of an image read: its znodes, their ACLs, and its sessions, each left with the
     /// ephemerals the znodes hold.
     pub(super) fn assemble(

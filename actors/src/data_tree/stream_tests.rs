@@ -161,6 +161,48 @@ fn a_mixed_tree_round_trips_through_a_snapshot_file_and_through_serialize() {
     assert_mixed(&DataTree::deserialize(&snap).unwrap());
 }
 
+/// A SNAP's image (format 3) as the storage installs it, read back as it streams from the
+/// file; the formats read whole (5 here) too; a damaged or cut file is refused.
+#[test]
+fn an_installed_snap_reads_back_from_its_file_as_it_streams() {
+    let tree = mixed_tree();
+    let dir = tempfile::tempdir().unwrap();
+    let path = files::snapshot_path(dir.path(), MIXED_ZXID);
+    let snap = tree.serialize();
+    files::write_snapshot_through(&path, files::INSTALL_TMP, MIXED_ZXID, &snap, false).unwrap();
+    let (zxid, read) = files::read_whole_snapshot(&path, DataTree::read_image).unwrap();
+    assert_eq!(zxid, MIXED_ZXID);
+    assert_mixed(&read);
+    files::write_snapshot(&path, MIXED_ZXID, &tree.clone().image(), false).unwrap();
+    let (_, whole) = files::read_whole_snapshot(&path, DataTree::read_image).unwrap();
+    assert_mixed(&whole);
+
+    files::write_snapshot(&path, MIXED_ZXID, &snap, false).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let refused = |bytes: &[u8]| {
+        std::fs::write(&path, bytes).unwrap();
+        files::read_whole_snapshot(&path, DataTree::read_image).unwrap_err()
+    };
+    let mut flipped = good.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 0x40;
+    let e = refused(&flipped);
+    assert!(e.contains("checksum") || e.contains("decode"), "{e}");
+    let e = refused(&good[..good.len() - 100]);
+    assert!(e.contains("the file holds"), "{e}");
+    let mut longer = good.clone();
+    longer.extend_from_slice(b"more");
+    assert!(refused(&longer).contains("the file holds"));
+    // An image that ends before its file: the length and checksum say more bytes follow.
+    let mut padded = good[..20].to_vec();
+    let mut body = good[20..].to_vec();
+    body.extend_from_slice(&[0; 16]);
+    padded[8..16].copy_from_slice(&(body.len() as u64).to_be_bytes());
+    padded[16..20].copy_from_slice(&crc32fast::hash(&body).to_be_bytes());
+    padded.extend_from_slice(&body);
+    assert!(refused(&padded).contains("ends before"));
+}
+
 #[test]
 fn a_version_3_file_still_loads() {
     assert_eq!(MIXED_V3_FILE[4..8], 3u32.to_be_bytes());

@@ -4,7 +4,7 @@ use super::paced_file::PacedFile;
 use super::StorageError;
 use ensemble_messages::{codec, Snapshot, Txn, Zxid};
 use std::fs::{self, File, OpenOptions};
-use std::io::{Cursor, Seek, SeekFrom, Write};
+use std::io::{Cursor, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Subdirectory holding ensemble's files, versioned by format.
@@ -410,6 +410,69 @@ pub fn decode_snapshot_file(bytes: &[u8]) -> Result<(Snapshot, Option<Zxid>), St
         state: bytes::Bytes::copy_from_slice(image),
     };
     Ok((snapshot, base))
+}
+
+/// Reads the whole snapshot file at `path` as it streams from the disk: `read` gets its
+/// image (a reader and the image's length) and builds what it holds, so the image is never
+/// held whole in memory. The header, the length and the CRC-32 are checked as
+/// [`decode_snapshot`] checks them, the checksum once `read` is done: its result is returned
+/// only if the file proves whole. Returns the snapshot's zxid with it.
+pub fn read_whole_snapshot<T>(
+    path: &Path,
+    read: impl FnOnce(&mut dyn Read, u64) -> Result<T, String>,
+) -> Result<(Zxid, T), String> {
+    let io = |e: std::io::Error| format!("reading {}: {e}", path.display());
+    let mut file = File::open(path).map_err(io)?;
+    let mut header = [0; SNAPSHOT_HEADER_LEN];
+    file.read_exact(&mut header).map_err(io)?;
+    check_magic(&header, SNAPSHOT_MAGIC, "snapshot", READ_SNAPSHOT_VERSIONS)?;
+    let version = be_u32(&header[4..8]);
+    if version != SNAPSHOT_FORMAT_VERSION {
+        return Err(format!(
+            "format version {version} is not a whole snapshot's"
+        ));
+    }
+    let mut len = [0; 8];
+    len.copy_from_slice(&header[8..16]);
+    let (len, crc) = (u64::from_be_bytes(len), be_u32(&header[16..20]));
+    let on_disk = file.metadata().map_err(io)?.len();
+    if len.checked_add(SNAPSHOT_HEADER_LEN as u64) != Some(on_disk) {
+        return Err(format!("header says {len} bytes, the file holds {on_disk}"));
+    }
+    // The checksum sees the file in the buffer's large reads, not in the decoder's small ones.
+    let checked = CheckedRead {
+        inner: file.take(len),
+        crc: crc32fast::Hasher::new(),
+    };
+    let mut body = std::io::BufReader::with_capacity(READ_BUFFER, checked);
+    let mut zxid = [0; SNAPSHOT_ZXID_LEN];
+    body.read_exact(&mut zxid).map_err(io)?;
+    let image_len = len.saturating_sub(SNAPSHOT_ZXID_LEN as u64);
+    let built = read(&mut body, image_len)?;
+    if std::io::copy(&mut body, &mut std::io::sink()).map_err(io)? != 0 {
+        return Err("the image ends before the file does".into());
+    }
+    if body.into_inner().crc.finalize() != crc {
+        return Err("checksum mismatch".into());
+    }
+    Ok((Zxid(u64::from_be_bytes(zxid)), built))
+}
+
+/// Bytes [`read_whole_snapshot`] reads from the file at a time.
+const READ_BUFFER: usize = 256 << 10;
+
+/// A reader that hashes what it reads.
+struct CheckedRead<R> {
+    inner: R,
+    crc: crc32fast::Hasher,
+}
+
+impl<R: Read> Read for CheckedRead<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.crc.update(&buf[..n]);
+        Ok(n)
+    }
 }
 
 /// The zxid of the snapshot the snapshot file at `path` applies onto, read from its header

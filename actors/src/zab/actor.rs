@@ -245,23 +245,44 @@ impl QuorumPeerActor {
         self.publish_role(&status);
     }
 
-    /// Reads a SNAP's image into a tree on a blocking thread (a million znodes take about a
-    /// second; the links, the election and the pipeline share this actor's thread), hands the
-    /// tree over, then carries out `rest`. Meanwhile the actor takes no message, so nothing
-    /// the core says after the install overtakes it.
+    /// Builds the tree of a SNAP from the snapshot file the storage writes it to (queued just
+    /// before this), read on a blocking thread as it streams from the disk: the image is let
+    /// go as soon as the storage has written it, instead of being held whole beside the tree
+    /// it builds (about 120 MB beside 350 at a million znodes). Hands the tree over, then
+    /// carries out `rest`. Meanwhile the actor takes no message, so nothing the core says
+    /// after the install overtakes it.
     fn install_snapshot(&mut self, s: Snapshot, rest: Vec<Output>, ctx: &mut Context<Self>) {
-        let read = tokio::task::spawn_blocking(move || DataTree::deserialize(&s.state));
-        ctx.wait(read.into_actor(self).map(move |read, act, ctx| {
-            match read.map_err(|e| e.to_string()).and_then(|tree| tree) {
-                Ok(mut tree) => {
-                    act.adopt_snapshot_membership(&mut tree);
-                    act.hand_over(tree);
-                    act.carry_out(rest, ctx);
-                }
-                Err(e) => {
-                    tracing::error!("leader sent an unreadable snapshot: {e}; restarting");
-                    ctx.stop();
-                }
+        let zxid = s.last_zxid;
+        drop(s);
+        let dir = crate::storage::files::snapshot_dir(&self.settings.storage.data_dir);
+        let path = crate::storage::files::snapshot_path(&dir, zxid);
+        let written = self.storage.send(Flush);
+        let read = async move {
+            written
+                .await
+                .map_err(|e| format!("the storage did not write it: {e}"))?;
+            let read = tokio::task::spawn_blocking(move || {
+                crate::storage::files::read_whole_snapshot(&path, DataTree::read_image)
+            });
+            let (read_zxid, tree) = read.await.map_err(|e| e.to_string())??;
+            if read_zxid != zxid {
+                return Err(format!("its file holds {read_zxid}, not {zxid}"));
+            }
+            Ok(tree)
+        };
+        ctx.wait(read.into_actor(self).map(move |read, act, ctx| match read {
+            Ok(mut tree) => {
+                tracing::info!(
+                    "installed the leader's snapshot at {zxid}: {} znodes, read back from its file",
+                    tree.node_count()
+                );
+                act.adopt_snapshot_membership(&mut tree);
+                act.hand_over(tree);
+                act.carry_out(rest, ctx);
+            }
+            Err(e) => {
+                tracing::error!("the snapshot the leader sent does not read back: {e}; restarting");
+                ctx.stop();
             }
         }));
     }
