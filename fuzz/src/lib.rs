@@ -18,13 +18,16 @@ use ensemble_actors::storage::files::{self, LogHeader, RecordRead, LOG_HEADER_LE
 use ensemble_actors::zab::{ComposedPeer, Input, Output, PeerStatus};
 use ensemble_messages::codec::{self, PeerCodec};
 use ensemble_messages::jute::{ConnectRequest, Jute, JuteReader, ReplyHeader, RequestHeader};
-use ensemble_messages::sync_parts::SyncJoiner;
+use ensemble_messages::sync_parts::{JoinBudget, SyncJoiner};
 use ensemble_messages::zk::{ConnectionId, OpCode};
 use ensemble_messages::{HandshakeFrame, PeerMessage, Txn, Zxid};
 use tokio_util::codec::Decoder;
 
 /// jute.maxbuffer as the targets configure it: small, so that limits are reached.
 const MAX_BUFFER: usize = 4096;
+
+/// The bytes of sync parts the `peer_stream` target's joiner may hold (and make room for).
+const JOIN_BUDGET: usize = 64 << 20;
 
 /// Most frames one input may carry, so that one input stays fast.
 const MAX_FRAMES: usize = 64;
@@ -38,7 +41,8 @@ pub fn peer_stream(data: &[u8]) {
     let _ = codec::decode::<PeerMessage>(data);
     let mut buf = BytesMut::from(data);
     let mut messages = PeerCodec::<PeerMessage, PeerMessage>::default();
-    let mut images = SyncJoiner::default();
+    // A small server's budget: the room a joined image makes ahead stays within it.
+    let mut images = SyncJoiner::within(JoinBudget::new(JOIN_BUDGET));
     while let Ok(Some(msg)) = messages.decode(&mut buf) {
         if images.accept(msg).is_err() {
             break;

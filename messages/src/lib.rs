@@ -10,6 +10,7 @@
 pub mod byte_vec;
 pub mod codec;
 pub mod frame;
+mod image_buffer;
 pub mod jute;
 pub mod mutation;
 pub mod peer;

@@ -12,9 +12,9 @@
 //! Zab cores never see a part.
 
 use crate::codec::CodecError;
+use crate::image_buffer::ImageBuffer;
 use crate::peer::{PeerMessage, Snapshot, ZabMessage};
 use crate::Txn;
-use bytes::Bytes;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -26,9 +26,9 @@ pub const PIECE: usize = 1 << 20;
 /// [`JoinBudget`]).
 pub const MAX_JOINED: usize = 1 << 36;
 
-/// The bytes of parts the joiners sharing it may hold at once, all together. Parts are kept
-/// as they arrive, never reserved ahead; the budget bounds what peers that never stop sending
-/// them (or several at once) can make a server hold.
+/// The bytes of parts the joiners sharing it may hold at once, all together. Parts are counted
+/// as they arrive, never on a length a peer claims; the budget bounds what peers that never
+/// stop sending them (or several at once) can make a server hold.
 #[derive(Debug)]
 pub struct JoinBudget {
     held: AtomicUsize,
@@ -63,6 +63,9 @@ impl JoinBudget {
 /// What a link's peer sent that does not join into a NEWLEADER.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JoinError {
+    /// No memory for the image: the system refused to make room for it.
+    #[error("no room for a joined image of {0} bytes")]
+    NoRoom(usize),
     /// A piece over [`PIECE`] bytes.
     #[error("an image piece of {0} bytes is over the limit of {PIECE}")]
     PieceTooLarge(usize),
@@ -169,11 +172,16 @@ fn batches(txns: Vec<Txn>) -> impl Iterator<Item = Vec<Txn>> {
     })
 }
 
+/// The room a joined image maps ahead of its bytes at its first piece, at most its budget's
+/// limit: address space, whose pages become memory only as pieces are written into them (see
+/// [`ImageBuffer`]). An image beyond it moves to a mapping twice as large.
+const ROOM_AHEAD: usize = 1 << 30;
+
 /// Joins the parts a link receives into the NEWLEADER that follows them.
 #[derive(Debug)]
 pub struct SyncJoiner {
     /// The image pieces received so far, in order; `None` when none is pending.
-    image: Option<Vec<u8>>,
+    image: Option<ImageBuffer>,
     /// The txns received so far, in order.
     txns: Vec<Txn>,
     /// Bytes taken from the budget for the parts kept.
@@ -229,32 +237,20 @@ impl SyncJoiner {
         }
     }
 
-    /// Keeps `piece` unless it is too large or over the budget. The budget counts what the
-    /// image allocates, not only what it holds: it grows by doubling while the budget allows,
-    /// then by what each piece needs.
+    /// Keeps `piece` unless it is too large or over the budget, which counts the image's bytes.
+    /// The image makes room ahead of them in address space only (see [`ROOM_AHEAD`]).
     fn keep_piece(&mut self, piece: &[u8]) -> Result<(), JoinError> {
         if piece.len() > PIECE {
             return Err(JoinError::PieceTooLarge(piece.len()));
         }
-        let (len, capacity) = self
-            .image
-            .as_ref()
-            .map_or((0, 0), |i| (i.len(), i.capacity()));
-        let needed = len + piece.len();
-        if needed > capacity {
-            let doubled = needed.max(2 * capacity);
-            let grown = match self.take(doubled - capacity) {
-                Ok(()) => doubled,
-                Err(_) => self.take(needed - capacity).map(|()| needed)?,
-            };
-            self.image
-                .get_or_insert_with(Vec::new)
-                .reserve_exact(grown - len);
-        }
-        self.image
-            .get_or_insert_with(Vec::new)
-            .extend_from_slice(piece);
-        Ok(())
+        self.take(piece.len())?;
+        let held = self.image.as_ref().map_or(0, |i| i.as_slice().len());
+        let kept = match self.image.as_mut() {
+            Some(image) => image.extend(piece),
+            None => ImageBuffer::holding(piece, ROOM_AHEAD.min(self.budget.limit))
+                .map(|image| self.image = Some(image)),
+        };
+        kept.map_err(|_| JoinError::NoRoom(held + piece.len()))
     }
 
     /// Keeps `txns` unless their bodies are over the budget.
@@ -281,7 +277,7 @@ impl SyncJoiner {
         let mut leader = NewLeader::of(msg).map_err(|_| JoinError::Unclaimed)?;
         match (&mut leader.snapshot, image) {
             (Some(Snapshot { state, .. }), Some(image)) if state.is_empty() => {
-                *state = Bytes::from(image);
+                *state = image.into_bytes();
             }
             (_, None) => {}
             _ => return Err(JoinError::Unclaimed),
@@ -299,7 +295,7 @@ mod tests {
     use super::*;
     use crate::codec::PeerCodec;
     use crate::Zxid;
-    use bytes::BytesMut;
+    use bytes::{Bytes, BytesMut};
     use tokio_util::codec::{Decoder, Encoder};
 
     fn txn(counter: u32, len: usize) -> Txn {
@@ -461,16 +457,18 @@ mod tests {
         assert_eq!(joiner.keep_piece(&[1, 2]), Ok(()));
         assert_eq!(joiner.keep_piece(&[3]), Ok(()));
         assert_eq!(joiner.keep_piece(&[4]), Err(JoinError::TooLarge(3)));
-        assert_eq!(joiner.image.as_deref(), Some(&[1, 2, 3][..]));
-        // What the image allocates is counted: it doubles while the budget allows it.
-        let budget = JoinBudget::new(10);
-        let mut joiner = SyncJoiner::within(budget.clone());
-        for piece in [&[1, 2, 3][..], &[4], &[5, 6, 7]] {
-            assert_eq!(joiner.keep_piece(piece), Ok(()));
-            let image = joiner.image.as_ref().unwrap();
-            assert_eq!(joiner.held, image.capacity(), "{image:?}");
-        }
-        assert_eq!(joiner.held, 7, "3, doubled to 6, then only what 7 needs");
+        let image = |j: &SyncJoiner| j.image.as_ref().map(|i| i.as_slice().to_vec());
+        assert_eq!(image(&joiner), Some(vec![1, 2, 3]));
+        assert_eq!(joiner.held, 3, "the bytes kept");
+        // The room ahead is made once, within the budget: the image is never copied to grow.
+        assert_eq!(joiner.image.as_ref().map(ImageBuffer::room), Some(3));
+        let mut joiner = SyncJoiner::within(JoinBudget::new(4 << 30));
+        assert_eq!(joiner.keep_piece(&[1; 100]), Ok(()));
+        assert_eq!(
+            joiner.image.as_ref().map(ImageBuffer::room),
+            Some(ROOM_AHEAD)
+        );
+        assert_eq!(joiner.held, 100);
         let mut joiner = SyncJoiner::within(JoinBudget::new(3));
         assert_eq!(joiner.keep_txns(vec![txn(1, 2), txn(2, 1)]), Ok(()));
         assert_eq!(
