@@ -372,27 +372,12 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
 
 /// As [`decode_snapshot`], with the zxid of the snapshot an incremental one applies onto.
 pub fn decode_snapshot_file(bytes: &[u8]) -> Result<(Snapshot, Option<Zxid>), String> {
-    if bytes.len() < SNAPSHOT_HEADER_LEN {
-        return Err("shorter than its header".into());
-    }
-    check_magic(bytes, SNAPSHOT_MAGIC, "snapshot", READ_SNAPSHOT_VERSIONS)?;
-    let mut len = [0; 8];
-    len.copy_from_slice(&bytes[8..16]);
-    let (len, crc) = (u64::from_be_bytes(len), be_u32(&bytes[16..20]));
-    if len == 0 && crc == 0 {
-        return Err("its header was never completed (a torn write)".into());
-    }
-    let body = &bytes[SNAPSHOT_HEADER_LEN..];
-    if len != body.len() as u64 {
-        return Err(format!(
-            "header says {len} bytes, the file holds {}",
-            body.len()
-        ));
-    }
-    if crc32fast::hash(body) != crc {
+    let body = bytes.get(SNAPSHOT_HEADER_LEN..).unwrap_or_default();
+    let header = SnapshotHeader::read(bytes, body.len() as u64)?;
+    if crc32fast::hash(body) != header.crc {
         return Err("checksum mismatch".into());
     }
-    let version = be_u32(&bytes[4..8]);
+    let version = header.version;
     if version <= ENCODED_SNAPSHOT_VERSION {
         return codec::decode(body)
             .map(|s| (s, None))
@@ -425,19 +410,13 @@ pub fn read_whole_snapshot<T>(
     let mut file = File::open(path).map_err(io)?;
     let mut header = [0; SNAPSHOT_HEADER_LEN];
     file.read_exact(&mut header).map_err(io)?;
-    check_magic(&header, SNAPSHOT_MAGIC, "snapshot", READ_SNAPSHOT_VERSIONS)?;
-    let version = be_u32(&header[4..8]);
+    let on_disk = file.metadata().map_err(io)?.len();
+    let body_on_disk = on_disk.saturating_sub(SNAPSHOT_HEADER_LEN as u64);
+    let SnapshotHeader { version, len, crc } = SnapshotHeader::read(&header, body_on_disk)?;
     if version != SNAPSHOT_FORMAT_VERSION {
         return Err(format!(
             "format version {version} is not a whole snapshot's"
         ));
-    }
-    let mut len = [0; 8];
-    len.copy_from_slice(&header[8..16]);
-    let (len, crc) = (u64::from_be_bytes(len), be_u32(&header[16..20]));
-    let on_disk = file.metadata().map_err(io)?.len();
-    if len.checked_add(SNAPSHOT_HEADER_LEN as u64) != Some(on_disk) {
-        return Err(format!("header says {len} bytes, the file holds {on_disk}"));
     }
     // The checksum sees the file in the buffer's large reads, not in the decoder's small ones.
     let checked = CheckedRead {
@@ -456,6 +435,37 @@ pub fn read_whole_snapshot<T>(
         return Err("checksum mismatch".into());
     }
     Ok((Zxid(u64::from_be_bytes(zxid)), built))
+}
+
+/// What a snapshot file's header says.
+struct SnapshotHeader {
+    version: u32,
+    /// The body's length.
+    len: u64,
+    /// The body's CRC-32.
+    crc: u32,
+}
+
+impl SnapshotHeader {
+    /// The header at the start of `bytes`, checked against the `body` bytes the file holds
+    /// after it: magic, a version this build reads, a completed header, the body's length.
+    fn read(bytes: &[u8], body: u64) -> Result<Self, String> {
+        if bytes.len() < SNAPSHOT_HEADER_LEN {
+            return Err("shorter than its header".into());
+        }
+        check_magic(bytes, SNAPSHOT_MAGIC, "snapshot", READ_SNAPSHOT_VERSIONS)?;
+        let mut len = [0; 8];
+        len.copy_from_slice(&bytes[8..16]);
+        let (len, crc) = (u64::from_be_bytes(len), be_u32(&bytes[16..20]));
+        if len == 0 && crc == 0 {
+            return Err("its header was never completed (a torn write)".into());
+        }
+        if len != body {
+            return Err(format!("header says {len} bytes, the file holds {body}"));
+        }
+        let version = be_u32(&bytes[4..8]);
+        Ok(SnapshotHeader { version, len, crc })
+    }
 }
 
 /// Bytes [`read_whole_snapshot`] reads from the file at a time.

@@ -31,6 +31,13 @@ pub struct WriterSettings {
     pub snap_retain_count: usize,
 }
 
+impl WriterSettings {
+    /// The file of the snapshot covering txns up to `last`.
+    pub fn snapshot_file(&self, last: Zxid) -> PathBuf {
+        files::snapshot_path(&files::snapshot_dir(&self.data_dir), last)
+    }
+}
+
 /// What the writer reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WriterEvent {
@@ -293,8 +300,7 @@ pub(super) fn write_snapshot(
     image: &dyn files::SnapshotImage,
     tmp: &str,
 ) -> Result<u64, StorageError> {
-    let dir = files::snapshot_dir(&settings.data_dir);
-    let path = files::snapshot_path(&dir, last_zxid);
+    let path = settings.snapshot_file(last_zxid);
     files::write_snapshot_through(&path, tmp, last_zxid, image, settings.fsync)?;
     fs::metadata(&path)
         .map(|m| m.len())

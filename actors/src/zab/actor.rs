@@ -254,8 +254,7 @@ impl QuorumPeerActor {
     fn install_snapshot(&mut self, s: Snapshot, rest: Vec<Output>, ctx: &mut Context<Self>) {
         let zxid = s.last_zxid;
         drop(s);
-        let dir = crate::storage::files::snapshot_dir(&self.settings.storage.data_dir);
-        let path = crate::storage::files::snapshot_path(&dir, zxid);
+        let path = self.settings.storage.snapshot_file(zxid);
         let written = self.storage.send(Flush);
         let read = async move {
             written
