@@ -32,13 +32,13 @@ impl ImageBuffer {
         Ok(buffer)
     }
 
-    /// Appends `bytes`; without room for them, moves to a mapping twice as large (or just
-    /// large enough, when the system refuses that).
+    /// Appends `bytes`; without room for them, moves to a mapping twice as large. When the
+    /// system refuses that, so is the piece: growing by what each piece needs would copy the
+    /// image once per piece.
     pub fn extend(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         let needed = self.len + bytes.len();
         if needed > self.map.len() {
-            let mut larger = MmapMut::map_anon(needed.max(2 * self.map.len()))
-                .or_else(|_| MmapMut::map_anon(needed))?;
+            let mut larger = MmapMut::map_anon(needed.max(2 * self.map.len()))?;
             larger[..self.len].copy_from_slice(&self.map[..self.len]);
             self.map = larger;
         }
