@@ -372,6 +372,21 @@ pub fn decode_snapshot(bytes: &[u8]) -> Result<Snapshot, String> {
 
 /// As [`decode_snapshot`], with the zxid of the snapshot an incremental one applies onto.
 pub fn decode_snapshot_file(bytes: &[u8]) -> Result<(Snapshot, Option<Zxid>), String> {
+    decode_snapshot_with(bytes, |image| bytes::Bytes::copy_from_slice(&bytes[image]))
+}
+
+/// As [`decode_snapshot_file`], of a file's content read into `bytes`: the state is a slice
+/// of them, not a copy (at a million znodes a whole image is 117 MB).
+pub fn decode_snapshot_bytes(bytes: bytes::Bytes) -> Result<(Snapshot, Option<Zxid>), String> {
+    decode_snapshot_with(&bytes, |image| bytes.slice(image))
+}
+
+/// Decodes a snapshot file's content as [`decode_snapshot_file`] says; `state` gives the
+/// bytes of the image, at the range of `bytes` it is given.
+fn decode_snapshot_with(
+    bytes: &[u8],
+    state: impl FnOnce(std::ops::Range<usize>) -> bytes::Bytes,
+) -> Result<(Snapshot, Option<Zxid>), String> {
     let body = bytes.get(SNAPSHOT_HEADER_LEN..).unwrap_or_default();
     let header = SnapshotHeader::read(bytes, body.len() as u64)?;
     if crc32fast::hash(body) != header.crc {
@@ -390,9 +405,10 @@ pub fn decode_snapshot_file(bytes: &[u8]) -> Result<(Snapshot, Option<Zxid>), St
     } else {
         (None, rest)
     };
+    let at = bytes.len() - image.len();
     let snapshot = Snapshot {
         last_zxid: last,
-        state: bytes::Bytes::copy_from_slice(image),
+        state: state(at..bytes.len()),
     };
     Ok((snapshot, base))
 }

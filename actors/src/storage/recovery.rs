@@ -65,13 +65,13 @@ pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<Recovered, Storag
     let log_dir = files::log_dir(data_log_dir);
     let log_files = files::list_logs(&log_dir)?;
     refuse_lost_newest_log(data_dir, &log_files, &log_dir)?;
-    let logged = read_logs(&log_files, &mut warnings)?;
     let mut rec = Recovered {
         snapshot,
         deltas,
-        warnings,
         ..Recovered::default()
     };
+    let logged = read_logs(&log_files, rec.snapshot_zxid(), &mut warnings)?;
+    rec.warnings = warnings;
     rec.log = continuing_from(rec.snapshot_zxid(), logged, &log_dir)?;
     let has_data = !snapshots.is_empty() || !log_files.is_empty();
     (rec.accepted_epoch, rec.current_epoch) = read_epochs(data_dir, has_data, rec.last_zxid())?;
@@ -210,21 +210,26 @@ fn read_link(
         ));
     };
     let bytes = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
-    let (s, base) =
-        files::decode_snapshot_file(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let (s, base) = files::decode_snapshot_bytes(bytes.into())
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     if s.last_zxid != want {
         return Err(format!("{}: name and content disagree", path.display()));
     }
     Ok((s, base))
 }
 
-/// Every logged txn, in zxid order. A torn tail (the incomplete last record of the last file)
-/// is cut off with a warning; any other damage refuses.
+/// The logged txns above `base` (the restore point's), in zxid order. Every file is read and
+/// checked, but only the txns above `base` are kept: the logs a purge keeps below the restore
+/// point (for a fallback) would otherwise be held in memory beside the tree. A torn tail (the
+/// incomplete last record of the last file) is cut off with a warning; any other damage
+/// refuses.
 fn read_logs(
     logs: &[(Zxid, PathBuf)],
+    base: Zxid,
     warnings: &mut Vec<String>,
 ) -> Result<Vec<Txn>, StorageError> {
     let mut out: Vec<Txn> = Vec::new();
+    let mut last = None;
     for (i, (_, path)) in logs.iter().enumerate() {
         let is_last_file = i + 1 == logs.len();
         let bytes =
@@ -233,14 +238,17 @@ fn read_logs(
             continue;
         };
         for txn in txns {
-            if let Some(prev) = out.last().map(|t| t.zxid).filter(|p| txn.zxid <= *p) {
+            if let Some(prev) = last.filter(|p| txn.zxid <= *p) {
                 return Err(refuse(format!(
                     "{}: zxid {} does not follow {prev}",
                     path.display(),
                     txn.zxid
                 )));
             }
-            out.push(txn);
+            last = Some(txn.zxid);
+            if txn.zxid > base {
+                out.push(txn);
+            }
         }
     }
     Ok(out)
@@ -339,9 +347,8 @@ fn cut_unused_end(path: &Path, offset: usize) -> Result<(), StorageError> {
     cut_at(path, offset)
 }
 
-/// The logged txns above `base`, which must continue from it without a gap.
-fn continuing_from(base: Zxid, logged: Vec<Txn>, log_dir: &Path) -> Result<Vec<Txn>, StorageError> {
-    let above: Vec<Txn> = logged.into_iter().filter(|t| t.zxid > base).collect();
+/// The logged txns `above` `base`, which must continue from it without a gap.
+fn continuing_from(base: Zxid, above: Vec<Txn>, log_dir: &Path) -> Result<Vec<Txn>, StorageError> {
     let mut prev = base;
     for txn in &above {
         if !follows(prev, txn.zxid) {

@@ -46,6 +46,31 @@ fn a_snapshot_file_is_its_header_then_the_zxid_and_the_image() {
 }
 
 #[test]
+fn a_file_read_into_bytes_gives_its_image_without_a_copy() {
+    let snapshot = snapshot();
+    let file = bytes::Bytes::from(files::encode_snapshot(&snapshot).unwrap());
+    let (read, base) = files::decode_snapshot_bytes(file.clone()).unwrap();
+    assert_eq!((&read, base), (&snapshot, None));
+    let image_at = file.len() - snapshot.state.len();
+    assert_eq!(
+        read.state.as_ptr(),
+        file[image_at..].as_ptr(),
+        "the image was copied"
+    );
+    for version in [2, 3] {
+        let old = bytes::Bytes::from(encoded_file(version, &snapshot));
+        assert_eq!(
+            files::decode_snapshot_bytes(old).unwrap(),
+            (snapshot.clone(), None)
+        );
+    }
+    let mut flipped = file.to_vec();
+    flipped[image_at] ^= 1;
+    let e = files::decode_snapshot_bytes(flipped.into()).unwrap_err();
+    assert!(e.contains("checksum"), "{e}");
+}
+
+#[test]
 fn files_of_versions_2_and_3_still_read() {
     let snapshot = snapshot();
     for version in [2, 3] {

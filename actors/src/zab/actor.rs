@@ -422,11 +422,14 @@ fn build(
     for w in &recovered.warnings {
         tracing::warn!("storage: {w}");
     }
-    let mut tree = match &recovered.snapshot {
+    let snapshot_zxid = recovered.snapshot_zxid();
+    // Each image is let go once it is read: at a million znodes a whole one is 117 MB beside
+    // the tree it builds.
+    let mut tree = match recovered.snapshot {
         Some(s) => DataTree::deserialize(&s.state).map_err(StorageError::Corrupt)?,
         None => DataTree::default(),
     };
-    for d in &recovered.deltas {
+    for d in recovered.deltas {
         let corrupt =
             |e| StorageError::Corrupt(format!("the incremental snapshot {}: {e}", d.last_zxid));
         tree.apply_delta(&d.state).map_err(corrupt)?;
@@ -441,7 +444,7 @@ fn build(
     let durable = Durable {
         accepted_epoch: recovered.accepted_epoch,
         current_epoch: recovered.current_epoch,
-        snapshot_zxid: recovered.snapshot_zxid(),
+        snapshot_zxid,
         log: recovered.log,
     };
     let max_data = settings.max_txn_bytes;
