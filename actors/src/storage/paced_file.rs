@@ -90,18 +90,23 @@ const WAIT_AND_WRITE: u32 = 0;
 #[cfg(not(target_os = "linux"))]
 const START_WRITE: u32 = 0;
 
+/// The offset and length of `from..to` as the kernel takes them; `None` when it is empty or
+/// does not fit.
+#[cfg(target_os = "linux")]
+fn kernel_range(from: u64, to: u64) -> Option<(i64, i64)> {
+    let offset = i64::try_from(from).ok()?;
+    let len = i64::try_from(to.saturating_sub(from)).ok()?;
+    (len > 0).then_some((offset, len))
+}
+
 /// Asks the kernel to write back the bytes of `file` in `from..to` as `flags` say. Only a
 /// pace: durability is the final fsync's, so a failure here is left for it to report.
 #[cfg(target_os = "linux")]
 fn sync_range(file: &File, from: u64, to: u64, flags: libc::c_uint) {
     use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (i64::try_from(from), i64::try_from(to.saturating_sub(from)))
-    else {
+    let Some((offset, len)) = kernel_range(from, to) else {
         return;
     };
-    if len == 0 {
-        return;
-    }
     // SAFETY: the descriptor is open for as long as `file` is borrowed; the call reads no
     // memory of ours.
     unsafe {
@@ -118,13 +123,9 @@ fn sync_range(_: &File, _: u64, _: u64, _: u32) {}
 #[cfg(target_os = "linux")]
 fn drop_cached(file: &File, from: u64, to: u64) {
     use std::os::fd::AsRawFd;
-    let (Ok(offset), Ok(len)) = (i64::try_from(from), i64::try_from(to.saturating_sub(from)))
-    else {
+    let Some((offset, len)) = kernel_range(from, to) else {
         return;
     };
-    if len == 0 {
-        return;
-    }
     // SAFETY: as in `sync_range`.
     unsafe {
         libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED);
