@@ -27,6 +27,11 @@ fn worker_at(host: &str) -> Option<(String, u64)> {
     Some((w["state"].as_str()?.to_string(), w["coresused"].as_u64()?))
 }
 
+/// How many executors the worker on `host` says it runs (its own `/json`).
+fn executors_on(host: &str) -> Option<usize> {
+    json(host, 8081)?["executors"].as_array().map(Vec::len)
+}
+
 #[test]
 fn sigpwr_and_the_kill_workers_endpoint_decommission_workers() {
     let dir = tempfile::tempdir().unwrap();
@@ -95,12 +100,14 @@ fn sigpwr_and_the_kill_workers_endpoint_decommission_workers() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("ensemble submit runs");
+    // Running on the worker itself, not only granted by the master: a worker decommissioned
+    // before its LaunchExecutor arrives launches nothing (as Spark's does).
     let mut busy = 0;
     wait_until("the executor running", Duration::from_secs(20), || {
         busy = (0..2)
             .find(|i| worker_at(WORKERS[*i]).is_some_and(|(_, used)| used == 1))
             .unwrap_or(9);
-        busy < 2
+        busy < 2 && executors_on(WORKERS[busy]) == Some(1)
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", logs()));
     let other = 1 - busy;
