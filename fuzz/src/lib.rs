@@ -274,6 +274,22 @@ pub fn storage_snapshot(data: &[u8]) {
     }
     let _ = DataTree::deserialize(data);
     let _ = DataTree::default().apply_delta(data);
+    // As an image streams from a file or a socket: a few bytes per read; and a length that
+    // claims more than the bytes there are.
+    let _ = DataTree::read_image(&mut Trickle(data), data.len() as u64);
+    let _ = DataTree::read_image(&mut { data }, data.len() as u64 + 64);
+}
+
+/// A reader that gives at most 7 bytes per read.
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(7).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
 }
 
 /// An Apache ZooKeeper snapshot or txn-log file, as an import reads one: parsed, then the

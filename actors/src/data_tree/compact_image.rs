@@ -24,6 +24,7 @@
 use super::bincode_out::{put_bytes, put_i32, put_i64, put_u64};
 use super::image::{AclRef, Acls, NodesIn, ACL_KNOWN, ACL_NEW};
 use super::image_out::address;
+use super::image_reader::Reader;
 use super::node_key::NodeKey;
 use super::store;
 use super::{AclEntry, DataTree, NodeStat, SessionEntry, Znode};
@@ -32,6 +33,7 @@ use ensemble_messages::zk::SessionId;
 use ensemble_messages::Zxid;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
+use std::io::Read;
 use std::sync::Arc;
 
 /// First bytes of an image of format 5.
@@ -127,9 +129,9 @@ fn shared_len(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
-/// Rebuilds a tree from an image of format 5.
-pub(super) fn read(bytes: &[u8]) -> Result<DataTree, String> {
-    let mut r = Reader { rest: bytes };
+/// Rebuilds a tree from an image of format 5, the `len` bytes `source` streams.
+pub(super) fn read(source: &mut dyn Read, len: u64) -> Result<DataTree, String> {
+    let mut r = Reader::new(source, len);
     if r.take(TAG_5.len())? != TAG_5 {
         return Err("not a data tree image of format 5".into());
     }
@@ -146,7 +148,7 @@ pub(super) fn read(bytes: &[u8]) -> Result<DataTree, String> {
     }
     let nodes = nodes.finish()?;
     let sessions: Vec<(SessionId, SessionEntry)> =
-        codec::decode(r.rest).map_err(|e| format!("its sessions: {e}"))?;
+        codec::decode(r.rest()?).map_err(|e| format!("its sessions: {e}"))?;
     Ok(DataTree::assemble(
         nodes,
         znodes.acls,
@@ -243,76 +245,4 @@ fn read_stat(r: &mut Reader, czxid: i64, ctime: i64) -> Result<NodeStat, String>
         pzxid: czxid.wrapping_add(r.i64()?),
         ..NodeStat::default()
     })
-}
-
-/// Reads bincode's varints and byte strings from the front of a slice.
-pub(super) struct Reader<'a> {
-    pub(super) rest: &'a [u8],
-}
-
-/// What a read past the end of an image says.
-const ENDS_EARLY: &str = "the image ends in the middle of a znode";
-
-impl<'a> Reader<'a> {
-    /// The next `n` bytes.
-    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let (taken, rest) = self.rest.split_at_checked(n).ok_or(ENDS_EARLY)?;
-        self.rest = rest;
-        Ok(taken)
-    }
-
-    pub(super) fn u8(&mut self) -> Result<u8, String> {
-        Ok(self.take(1)?[0])
-    }
-
-    /// An unsigned varint: one byte up to 250, else a marker and 2, 4 or 8 little-endian bytes.
-    pub(super) fn u64(&mut self) -> Result<u64, String> {
-        let wide = |bytes: &[u8]| {
-            let mut le = [0u8; 8];
-            le[..bytes.len()].copy_from_slice(bytes);
-            u64::from_le_bytes(le)
-        };
-        match self.u8()? {
-            b @ 0..=250 => Ok(u64::from(b)),
-            251 => self.take(2).map(wide),
-            252 => self.take(4).map(wide),
-            253 => self.take(8).map(wide),
-            b => Err(format!("an integer with the unknown marker {b}")),
-        }
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        let v = self.u64()?;
-        u32::try_from(v).map_err(|_| format!("{v} does not fit in 32 bits"))
-    }
-
-    /// A length, which must fit in the bytes left (nothing is allocated before).
-    fn len(&mut self) -> Result<usize, String> {
-        let v = self.u64()?;
-        usize::try_from(v)
-            .ok()
-            .filter(|n| *n <= self.rest.len())
-            .ok_or_else(|| format!("a length of {v} with {} bytes left", self.rest.len()))
-    }
-
-    fn i64(&mut self) -> Result<i64, String> {
-        let v = self.u64()?;
-        Ok((v >> 1) as i64 ^ -((v & 1) as i64))
-    }
-
-    fn i32(&mut self) -> Result<i32, String> {
-        let v = self.u32()?;
-        Ok((v >> 1) as i32 ^ -((v & 1) as i32))
-    }
-
-    /// A byte string: its length, then its bytes.
-    pub(super) fn bytes(&mut self) -> Result<&'a [u8], String> {
-        let n = self.len()?;
-        self.take(n)
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        let bytes = self.bytes()?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| "an ACL holds a string not UTF-8".into())
-    }
 }

@@ -9,9 +9,10 @@
 //! ```
 
 use super::bincode_out::put_u64;
-use super::compact_image::{Reader, ZnodesIn, ZnodesOut};
+use super::compact_image::{ZnodesIn, ZnodesOut};
 use super::image::Acls;
 use super::image_out::{encode_into, SessionsOut, CHUNK};
+use super::image_reader::Reader;
 use super::node_key::NodeKey;
 use super::{path, store, AclCache, DataTree, SessionEntry, Znode};
 use crate::storage::SnapshotImage;
@@ -122,7 +123,8 @@ impl DeltaContent {
 
     /// As [`Self::read`], sharing ACLs through `cache`, which is given back.
     fn read_sharing(bytes: &[u8], cache: AclCache) -> (Result<DeltaContent, String>, AclCache) {
-        let mut r = Reader { rest: bytes };
+        let mut source = bytes;
+        let mut r = Reader::new(&mut source, bytes.len() as u64);
         let mut znodes = ZnodesIn::with_acls(Acls::with_cache(cache));
         let read = Self::read_from(&mut r, &mut znodes);
         (read, znodes.acls.into_cache())
@@ -136,7 +138,7 @@ impl DeltaContent {
         let last_applied = Zxid(r.u64()?);
         let changed = read_changed(r, znodes)?;
         let removed = read_removed(r)?;
-        let sessions = codec::decode(r.rest).map_err(|e| format!("its sessions: {e}"))?;
+        let sessions = codec::decode(r.rest()?).map_err(|e| format!("its sessions: {e}"))?;
         Ok(DeltaContent {
             base,
             last_applied,

@@ -39,7 +39,7 @@ impl DataTree {
     /// Rebuilds a tree from a snapshot image (format 5, 4, 3 or 2).
     pub fn deserialize(bytes: &[u8]) -> Result<Self, String> {
         let read = if bytes.starts_with(&TAG_5) {
-            compact_image::read(bytes)
+            compact_image::read(&mut { bytes }, bytes.len() as u64)
         } else if bytes.starts_with(&TAG) || bytes.starts_with(&TAG_3) {
             codec::decode::<ImageIn>(bytes)
                 .map(|i| i.0)
@@ -53,20 +53,26 @@ impl DataTree {
     }
 
     /// Rebuilds a tree from an image of `len` bytes read from `reader`, as
-    /// [`DataTree::deserialize`] does from a slice. Images of formats 3 (a SNAP's) and 4 are
-    /// read as they stream, so the image is never held whole beside the tree; the others are
-    /// read whole first. The caller checks that `reader` held no more than the image.
+    /// [`DataTree::deserialize`] does from a slice. Images of formats 3 (a SNAP's), 4 and 5
+    /// (a snapshot file's) are read as they stream, so the image is never held whole beside
+    /// the tree; format 2 is read whole first. The caller checks that `reader` held no more
+    /// than the image.
     pub fn read_image(reader: &mut dyn std::io::Read, len: u64) -> Result<Self, String> {
         use std::io::Read;
         let fail = |e: std::io::Error| format!("reading a snapshot image: {e}");
         let mut tag = Vec::with_capacity(4);
         reader.take(4).read_to_end(&mut tag).map_err(fail)?;
+        let what = |e| format!("snapshot does not decode as a data tree: {e}");
+        let mut chained = (&tag[..]).chain(reader);
+        if tag[..] == TAG_5 {
+            return compact_image::read(&mut chained, len).map_err(what);
+        }
         if tag[..] == TAG_3 || tag[..] == TAG {
-            let chained = (&tag[..]).chain(reader);
             return codec::decode_from_reader::<ImageIn, _>(chained, len)
                 .map(|i| i.0)
-                .map_err(|e| format!("snapshot does not decode as a data tree: {e}"));
+                .map_err(|e| what(e.to_string()));
         }
+        let reader = chained.into_inner().1;
         let rest = len.saturating_sub(tag.len() as u64);
         let mut bytes = tag;
         reader.take(rest).read_to_end(&mut bytes).map_err(fail)?;

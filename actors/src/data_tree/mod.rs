@@ -14,11 +14,13 @@ mod delta_image;
 mod fetch_ahead;
 mod image;
 mod image_out;
+mod image_reader;
 mod node_key;
 mod notes;
 mod ops;
 mod path;
 pub mod quota;
+mod restore;
 mod store;
 
 pub use acl::{masked, permits, AclCache, PermissionMemo};

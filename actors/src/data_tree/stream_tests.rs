@@ -162,7 +162,7 @@ fn a_mixed_tree_round_trips_through_a_snapshot_file_and_through_serialize() {
 }
 
 /// A SNAP's image (format 3) as the storage installs it, read back as it streams from the
-/// file; the formats read whole (5 here) too; a damaged or cut file is refused.
+/// file; a snapshot file's (format 5) too; a damaged or cut file is refused.
 #[test]
 fn an_installed_snap_reads_back_from_its_file_as_it_streams() {
     let tree = mixed_tree();
@@ -252,6 +252,24 @@ fn a_tree_larger_than_a_chunk_streams_whole_in_several_writes() {
         out.1
     );
     assert_eq!(DataTree::deserialize(&out.0).unwrap(), tree);
+    // Read as it streams, from a source that gives a few bytes at a time, as a socket may.
+    struct Trickle<'a>(&'a [u8]);
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = buf.len().min(1_000).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+    let read = DataTree::read_image(&mut Trickle(&out.0), out.0.len() as u64).unwrap();
+    assert_eq!(read, tree);
+    let cut = &out.0[..out.0.len() - 10];
+    let e = DataTree::read_image(&mut Trickle(cut), out.0.len() as u64).unwrap_err();
+    assert!(
+        e.contains("ends in the middle") || e.contains("sessions"),
+        "{e}"
+    );
 }
 
 /// A znode's ACL as format 4 wrote it, through serde.

@@ -87,6 +87,9 @@ pub const SNAPSHOT_FORMAT_VERSION: u32 = 5;
 pub const DELTA_SNAPSHOT_VERSION: u32 = 6;
 /// Snapshot format versions read.
 const READ_SNAPSHOT_VERSIONS: &[u32] = &[2, 3, 4, SNAPSHOT_FORMAT_VERSION, DELTA_SNAPSHOT_VERSION];
+/// Versions of whole snapshot files whose body (the last zxid, then the image) is read as it
+/// streams.
+const STREAMED_SNAPSHOT_VERSIONS: [u32; 2] = [4, SNAPSHOT_FORMAT_VERSION];
 /// The last snapshot format whose body is an encoded [`Snapshot`].
 const ENCODED_SNAPSHOT_VERSION: u32 = 3;
 /// Bytes of a log file's header: magic and version.
@@ -429,7 +432,7 @@ pub fn read_whole_snapshot<T>(
     let on_disk = file.metadata().map_err(io)?.len();
     let body_on_disk = on_disk.saturating_sub(SNAPSHOT_HEADER_LEN as u64);
     let SnapshotHeader { version, len, crc } = SnapshotHeader::read(&header, body_on_disk)?;
-    if version != SNAPSHOT_FORMAT_VERSION {
+    if !STREAMED_SNAPSHOT_VERSIONS.contains(&version) {
         return Err(format!(
             "format version {version} is not a whole snapshot's"
         ));
@@ -451,6 +454,25 @@ pub fn read_whole_snapshot<T>(
         return Err("checksum mismatch".into());
     }
     Ok((Zxid(u64::from_be_bytes(zxid)), built))
+}
+
+/// Checks the snapshot file at `path` whole (header, length, checksum) as it streams from the
+/// disk, holding none of it, if it is a whole snapshot that [`read_whole_snapshot`] reads:
+/// its zxid. `None` for other files (incremental ones, older formats, files too short for a
+/// version), which [`decode_snapshot_bytes`] reads and checks.
+pub fn check_whole_snapshot(path: &Path) -> Result<Option<Zxid>, String> {
+    let mut head = Vec::with_capacity(8);
+    File::open(path)
+        .and_then(|f| f.take(8).read_to_end(&mut head))
+        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    if head.len() < 8 || !STREAMED_SNAPSHOT_VERSIONS.contains(&be_u32(&head[4..8])) {
+        return Ok(None);
+    }
+    let skip = |image: &mut dyn Read, len: u64| {
+        let copied = std::io::copy(&mut image.take(len), &mut std::io::sink());
+        copied.map_err(|e| format!("reading {}: {e}", path.display()))
+    };
+    read_whole_snapshot(path, skip).map(|(zxid, _)| Some(zxid))
 }
 
 /// What a snapshot file's header says.

@@ -54,7 +54,7 @@ pub use files::{list_logs, list_snapshots, log_dir, snapshot_dir, SnapshotImage}
 pub use ops::{PersistToken, StorageEvent, StorageOp};
 pub use paced_remove::remove_paced;
 pub use recovery::follows;
-pub use recovery::{recover, Recovered};
+pub use recovery::{recover, Recovered, WholeSnapshot};
 pub use writer::{prepare, WriterEvent, WriterSettings};
 
 /// A storage failure, stated in one line.

@@ -4,7 +4,7 @@
 use super::files::{self, read_record, RecordRead};
 use super::recovery::follows;
 use super::test_writer::TestWriter;
-use super::{recover, Recovered, WriterSettings};
+use super::{recover, Recovered, WholeSnapshot, WriterSettings};
 use crate::storage::StorageOp;
 use ensemble_messages::{Snapshot, Txn, Zxid};
 use std::fs;
@@ -27,7 +27,7 @@ fn image(zxids: &[Zxid]) -> Vec<u8> {
 /// What a recovered server holds: the snapshot's zxids, then the logged ones.
 fn content(r: &Recovered) -> Vec<Zxid> {
     let mut out: Vec<Zxid> = r.snapshot.as_ref().map_or(Vec::new(), |s| {
-        s.state
+        s.image()
             .chunks(8)
             .map(|c| Zxid(u64::from_be_bytes(c.try_into().unwrap())))
             .collect()
@@ -302,6 +302,35 @@ fn a_deleted_or_damaged_newest_snapshot_falls_back_to_an_older_one() {
     assert_eq!(r.snapshot_zxid(), Zxid::new(1, 40));
     assert_eq!(content(&r), f.all);
     assert!(r.warnings[0].contains("falling back"), "{:?}", r.warnings);
+}
+
+/// The whole snapshot of a restore point stays on disk, checked: recovery holds its path, not
+/// its image, and reading it to build the tree checks it again.
+#[test]
+fn the_whole_snapshot_stays_on_disk_and_is_checked_again_when_read() {
+    let f = Fixture::new();
+    let r = f.recover().unwrap();
+    let newest = f.snapshot(Zxid::new(3, 20));
+    match &r.snapshot {
+        Some(WholeSnapshot::File { path, last_zxid }) => {
+            assert_eq!((path, *last_zxid), (&newest, Zxid::new(3, 20)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(content(&r), f.all);
+    let read = |r: &Recovered| {
+        let image = |i: &mut dyn std::io::Read, len| {
+            std::io::copy(&mut std::io::Read::take(i, len), &mut std::io::sink())
+                .map_err(|e| e.to_string())
+        };
+        r.snapshot.as_ref().unwrap().read(image)
+    };
+    assert!(read(&r).is_ok());
+    flip(&newest, 40);
+    assert!(read(&r).unwrap_err().contains("checksum"));
+    fs::copy(f.snapshot(Zxid::new(3, 10)), &newest).unwrap();
+    let e = read(&r).unwrap_err();
+    assert!(e.contains("now holds 0x30000000a, not 0x300000014"), "{e}");
 }
 
 #[test]

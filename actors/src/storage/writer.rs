@@ -639,7 +639,7 @@ mod tests {
         let snaps = files::list_snapshots(&files::snapshot_dir(dir.path())).unwrap();
         assert_eq!(snaps.len(), 6);
         let r = recover(dir.path(), dir.path()).unwrap();
-        assert_eq!(r.snapshot.as_ref().unwrap().state, vec![1]);
+        assert_eq!(r.snapshot.as_ref().unwrap().image(), vec![1]);
         let deltas: Vec<Vec<u8>> = r.deltas.iter().map(|d| d.state.to_vec()).collect();
         assert_eq!(deltas, vec![vec![2], vec![3], vec![4], vec![5], vec![6]]);
         assert_eq!(r.snapshot_zxid(), Zxid::new(1, 6));
@@ -688,7 +688,7 @@ mod tests {
             vec![4, 5, 6, 7]
         );
         let r = recover(dir.path(), dir.path()).unwrap();
-        assert_eq!(r.snapshot.unwrap().state, vec![6]);
+        assert_eq!(r.snapshot.unwrap().image(), vec![6]);
         assert_eq!(r.log.len(), 1);
         // The newest purged snapshot file is the spare: of snapshot 3, not listed, not read.
         let spare = files::snapshot_dir(dir.path()).join("spare-snapshot");

@@ -157,26 +157,12 @@ fn newest_restore_point(snaps: &[(Zxid, PathBuf)], r: &mut Report) -> Option<Zxi
                 continue;
             }
         };
-        let rebuilt = DataTree::deserialize(&whole.state).and_then(|mut tree| {
-            for d in &deltas {
-                tree.apply_delta(&d.state)
-                    .map_err(|e| format!("the incremental snapshot {}: {e}", d.last_zxid))?;
-                if tree.last_applied() != d.last_zxid {
-                    return Err(format!(
-                        "the incremental snapshot {}: its image ends at {}",
-                        d.last_zxid,
-                        tree.last_applied()
-                    ));
-                }
-            }
-            Ok(tree)
-        });
-        match rebuilt {
+        let count = deltas.len();
+        match DataTree::from_restore_point(&whole, deltas) {
             Ok(tree) => r.ok(format!(
-                "restore point {zxid}: the snapshot {} and {} incremental snapshots onto it \
-                 rebuild {} znodes",
-                whole.last_zxid,
-                deltas.len(),
+                "restore point {zxid}: the snapshot {} and {count} incremental snapshots onto \
+                 it rebuild {} znodes",
+                whole.last_zxid(),
                 tree.node_count()
             )),
             Err(e) => r.error(format!("restore point {zxid} does not rebuild a tree: {e}")),
