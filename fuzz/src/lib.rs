@@ -278,6 +278,7 @@ pub fn storage_snapshot(data: &[u8]) {
     // claims more than the bytes there are.
     let _ = DataTree::read_image(&mut Trickle(data), data.len() as u64);
     let _ = DataTree::read_image(&mut { data }, data.len() as u64 + 64);
+    let _ = DataTree::default().apply_delta_from(&mut Trickle(data), data.len() as u64);
 }
 
 /// A reader that gives at most 7 bytes per read.

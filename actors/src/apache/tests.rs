@@ -177,7 +177,7 @@ fn recover_or_import_adopts_once_and_leaves_apache_files_alone() {
     let before = checksums(&v2);
     let first = recover_or_import(dir.path(), dir.path(), false).unwrap();
     assert_eq!(checksums(&v2), before);
-    let tree = DataTree::from_restore_point(first.snapshot.as_ref().unwrap(), Vec::new()).unwrap();
+    let tree = DataTree::from_restore_point(first.snapshot.as_ref().unwrap(), &[]).unwrap();
     assert_eq!(first.last_zxid(), tree.last_applied());
     assert_eq!(first.accepted_epoch, 1);
     std::fs::write(v2.join("log.10000005d"), b"garbage").unwrap();

@@ -20,7 +20,7 @@ use ensemble_messages::codec;
 use ensemble_messages::zk::SessionId;
 use ensemble_messages::Zxid;
 use std::collections::BTreeSet;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::sync::Arc;
 
 /// First bytes of a delta image.
@@ -131,11 +131,7 @@ impl DeltaContent {
     }
 
     fn read_from(r: &mut Reader, znodes: &mut ZnodesIn) -> Result<DeltaContent, String> {
-        if r.take(TAG_D.len())? != TAG_D {
-            return Err("not a delta image".into());
-        }
-        let base = Zxid(r.u64()?);
-        let last_applied = Zxid(r.u64()?);
+        let (base, last_applied) = read_head(r)?;
         let changed = read_changed(r, znodes)?;
         let removed = read_removed(r)?;
         let sessions = codec::decode(r.rest()?).map_err(|e| format!("its sessions: {e}"))?;
@@ -147,6 +143,14 @@ impl DeltaContent {
             sessions,
         })
     }
+}
+
+/// The head of a delta image: the zxids of its base and of its last txn.
+fn read_head(r: &mut Reader) -> Result<(Zxid, Zxid), String> {
+    if r.take(TAG_D.len())? != TAG_D {
+        return Err("not a delta image".into());
+    }
+    Ok((Zxid(r.u64()?), Zxid(r.u64()?)))
 }
 
 /// The changed znodes of `r`, up to END.
@@ -183,39 +187,74 @@ impl DataTree {
     /// Applies a delta image onto this tree, which must be the one its base rebuilds; the
     /// error says what does not fit, and the tree is then left unusable.
     pub fn apply_delta(&mut self, bytes: &[u8]) -> Result<(), String> {
-        let (read, cache) = DeltaContent::read_sharing(bytes, std::mem::take(&mut self.acls));
-        self.acls = cache;
-        let delta = read?;
-        if delta.base != self.last_applied {
+        self.apply_delta_from(&mut { bytes }, bytes.len() as u64)
+    }
+
+    /// As [`Self::apply_delta`], of a delta image of `len` bytes that `source` streams: each
+    /// changed znode goes into the tree as it is read, and each removed one out.
+    pub fn apply_delta_from(&mut self, source: &mut dyn Read, len: u64) -> Result<(), String> {
+        let mut r = Reader::new(source, len);
+        let (base, last_applied) = read_head(&mut r)?;
+        if base != self.last_applied {
             return Err(format!(
-                "a delta on {} does not apply to a tree at {}",
-                delta.base, self.last_applied
+                "a delta on {base} does not apply to a tree at {}",
+                self.last_applied
             ));
         }
-        if delta.last_applied <= delta.base {
+        if last_applied <= base {
             return Err(format!(
-                "a delta up to {} is not above its base {}",
-                delta.last_applied, delta.base
+                "a delta up to {last_applied} is not above its base {base}"
             ));
         }
+        let mut znodes = ZnodesIn::with_acls(Acls::with_cache(std::mem::take(&mut self.acls)));
+        let changed = self.put_changed(&mut r, &mut znodes);
+        self.acls = znodes.acls.into_cache();
+        let mut touched = changed?;
+        self.take_removed(&mut r, &mut touched)?;
+        self.recount_children(&touched)?;
+        let sessions: Vec<(SessionId, SessionEntry)> =
+            codec::decode(r.rest()?).map_err(|e| format!("its sessions: {e}"))?;
+        self.sessions = imbl::OrdMap::new();
+        for (id, mut s) in sessions {
+            s.ephemerals.retain(|p| self.nodes.contains(p));
+            self.sessions.insert(id, Arc::new(s));
+        }
+        self.last_applied = last_applied;
+        Ok(())
+    }
+
+    /// Puts the changed znodes of `r` into the tree, up to END: the paths touched.
+    fn put_changed(
+        &mut self,
+        r: &mut Reader,
+        znodes: &mut ZnodesIn,
+    ) -> Result<BTreeSet<String>, String> {
         let mut touched = BTreeSet::new();
-        for (p, node) in delta.changed {
-            self.nodes.insert(&p, Arc::new(node));
-            touched.insert(p);
+        loop {
+            let flags = r.u8()?;
+            if flags == END {
+                return Ok(touched);
+            }
+            let (p, mut node) = znodes.read(flags, r)?;
+            path::validate_path(p).map_err(|e| format!("znode {p:?}: {e}"))?;
+            node.stat.num_children = 0;
+            self.nodes.insert(p, Arc::new(node));
+            touched.insert(p.to_owned());
         }
-        for p in delta.removed {
+    }
+
+    /// Takes the removed znodes of `r` out of the tree, adding those it held to `touched`.
+    fn take_removed(
+        &mut self,
+        r: &mut Reader,
+        touched: &mut BTreeSet<String>,
+    ) -> Result<(), String> {
+        for p in read_removed(r)? {
             // A znode created and deleted since the base is listed too: nothing to remove.
             if self.nodes.remove(&p).is_some() {
                 touched.insert(p);
             }
         }
-        self.recount_children(&touched)?;
-        self.sessions = imbl::OrdMap::new();
-        for (id, mut s) in delta.sessions {
-            s.ephemerals.retain(|p| self.nodes.contains(p));
-            self.sessions.insert(id, Arc::new(s));
-        }
-        self.last_applied = delta.last_applied;
         Ok(())
     }
 

@@ -204,6 +204,7 @@ fn a_delta_bigger_than_a_chunk_streams_in_pieces_and_rebuilds_the_tree() {
         });
     }
     let mut rebuilt = DataTree::deserialize(&f.tree.serialize()).unwrap();
+    let mut streamed = rebuilt.clone();
     let base = f.tree.last_applied();
     assert_eq!(f.tree.take_changes(), None, "the first call starts noting");
     for i in 0..1200 {
@@ -228,6 +229,24 @@ fn a_delta_bigger_than_a_chunk_streams_in_pieces_and_rebuilds_the_tree() {
     assert!(writes.count > 2, "{} writes", writes.count);
     rebuilt.apply_delta(&writes.bytes).unwrap();
     assert_eq!(rebuilt.serialize(), f.tree.serialize());
+    // As it streams from a file, a few bytes per read.
+    let len = writes.bytes.len() as u64;
+    streamed
+        .apply_delta_from(&mut Trickle(&writes.bytes), len)
+        .unwrap();
+    assert_eq!(streamed.serialize(), f.tree.serialize());
+}
+
+/// A reader that gives at most 100 bytes per read.
+struct Trickle<'a>(&'a [u8]);
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(100).min(self.0.len());
+        buf[..n].copy_from_slice(&self.0[..n]);
+        self.0 = &self.0[n..];
+        Ok(n)
+    }
 }
 
 /// A sink that counts the writes it gets.

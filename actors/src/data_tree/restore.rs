@@ -2,23 +2,20 @@
 //! snapshots in order.
 
 use super::DataTree;
-use crate::storage::WholeSnapshot;
-use ensemble_messages::Snapshot;
+use crate::storage::SnapshotRef;
 
 impl DataTree {
     /// Rebuilds the tree of the restore point `whole` + `deltas`: the whole snapshot's image
-    /// streams into the tree (its file is checked again as it is read), then each incremental
-    /// snapshot is applied and let go. At a million znodes a whole image is 117 MB beside the
-    /// tree it builds; it is never held.
-    pub fn from_restore_point(
-        whole: &WholeSnapshot,
-        deltas: Vec<Snapshot>,
-    ) -> Result<Self, String> {
+    /// streams into the tree, then each incremental snapshot's onto it, its znodes going in as
+    /// they are read; files are checked again as they are read. No image is held beside the
+    /// tree (a whole one is 117 MB at a million znodes).
+    pub fn from_restore_point(whole: &SnapshotRef, deltas: &[SnapshotRef]) -> Result<Self, String> {
         let mut tree = whole.read(DataTree::read_image)?;
         for d in deltas {
-            let fail = |e| format!("the incremental snapshot {}: {e}", d.last_zxid);
-            tree.apply_delta(&d.state).map_err(fail)?;
-            if tree.last_applied() != d.last_zxid {
+            let fail = |e| format!("the incremental snapshot {}: {e}", d.last_zxid());
+            d.read(|image, len| tree.apply_delta_from(image, len))
+                .map_err(fail)?;
+            if tree.last_applied() != d.last_zxid() {
                 return Err(fail(format!("its image ends at {}", tree.last_applied())));
             }
         }

@@ -87,9 +87,9 @@ pub const SNAPSHOT_FORMAT_VERSION: u32 = 5;
 pub const DELTA_SNAPSHOT_VERSION: u32 = 6;
 /// Snapshot format versions read.
 const READ_SNAPSHOT_VERSIONS: &[u32] = &[2, 3, 4, SNAPSHOT_FORMAT_VERSION, DELTA_SNAPSHOT_VERSION];
-/// Versions of whole snapshot files whose body (the last zxid, then the image) is read as it
-/// streams.
-const STREAMED_SNAPSHOT_VERSIONS: [u32; 2] = [4, SNAPSHOT_FORMAT_VERSION];
+/// Versions of snapshot files whose body (the last zxid, the base's for an incremental one,
+/// then the image) is read as it streams: the whole ones first.
+const STREAMED_SNAPSHOT_VERSIONS: [u32; 3] = [4, SNAPSHOT_FORMAT_VERSION, DELTA_SNAPSHOT_VERSION];
 /// The last snapshot format whose body is an encoded [`Snapshot`].
 const ENCODED_SNAPSHOT_VERSION: u32 = 3;
 /// Bytes of a log file's header: magic and version.
@@ -425,42 +425,23 @@ pub fn read_whole_snapshot<T>(
     path: &Path,
     read: impl FnOnce(&mut dyn Read, u64) -> Result<T, String>,
 ) -> Result<(Zxid, T), String> {
-    let io = |e: std::io::Error| format!("reading {}: {e}", path.display());
-    let mut file = File::open(path).map_err(io)?;
-    let mut header = [0; SNAPSHOT_HEADER_LEN];
-    file.read_exact(&mut header).map_err(io)?;
-    let on_disk = file.metadata().map_err(io)?.len();
-    let body_on_disk = on_disk.saturating_sub(SNAPSHOT_HEADER_LEN as u64);
-    let SnapshotHeader { version, len, crc } = SnapshotHeader::read(&header, body_on_disk)?;
-    if !STREAMED_SNAPSHOT_VERSIONS.contains(&version) {
-        return Err(format!(
-            "format version {version} is not a whole snapshot's"
-        ));
-    }
-    // The checksum sees the file in the buffer's large reads, not in the decoder's small ones.
-    let checked = CheckedRead {
-        inner: file.take(len),
-        crc: crc32fast::Hasher::new(),
-    };
-    let mut body = std::io::BufReader::with_capacity(READ_BUFFER, checked);
-    let mut zxid = [0; SNAPSHOT_ZXID_LEN];
-    body.read_exact(&mut zxid).map_err(io)?;
-    let image_len = len.saturating_sub(SNAPSHOT_ZXID_LEN as u64);
-    let built = read(&mut body, image_len)?;
-    if std::io::copy(&mut body, &mut std::io::sink()).map_err(io)? != 0 {
-        return Err("the image ends before the file does".into());
-    }
-    if body.into_inner().crc.finalize() != crc {
-        return Err("checksum mismatch".into());
-    }
-    Ok((Zxid(u64::from_be_bytes(zxid)), built))
+    read_streamed(path, &STREAMED_SNAPSHOT_VERSIONS[..2], read).map(|(ids, t)| (ids.last, t))
+}
+
+/// As [`read_whole_snapshot`], of a whole or an incremental snapshot file (whose image is a
+/// delta image): its zxids with what `read` built.
+pub fn read_snapshot_file<T>(
+    path: &Path,
+    read: impl FnOnce(&mut dyn Read, u64) -> Result<T, String>,
+) -> Result<(SnapshotZxids, T), String> {
+    read_streamed(path, &STREAMED_SNAPSHOT_VERSIONS, read)
 }
 
 /// Checks the snapshot file at `path` whole (header, length, checksum) as it streams from the
-/// disk, holding none of it, if it is a whole snapshot that [`read_whole_snapshot`] reads:
-/// its zxid. `None` for other files (incremental ones, older formats, files too short for a
-/// version), which [`decode_snapshot_bytes`] reads and checks.
-pub fn check_whole_snapshot(path: &Path) -> Result<Option<Zxid>, String> {
+/// disk, holding none of it, if [`read_snapshot_file`] reads it: its zxids. `None` for other
+/// files (older formats, files too short for a version), which [`decode_snapshot_bytes`]
+/// reads and checks.
+pub fn check_snapshot_file(path: &Path) -> Result<Option<SnapshotZxids>, String> {
     let mut head = Vec::with_capacity(8);
     File::open(path)
         .and_then(|f| f.take(8).read_to_end(&mut head))
@@ -472,7 +453,70 @@ pub fn check_whole_snapshot(path: &Path) -> Result<Option<Zxid>, String> {
         let copied = std::io::copy(&mut image.take(len), &mut std::io::sink());
         copied.map_err(|e| format!("reading {}: {e}", path.display()))
     };
-    read_whole_snapshot(path, skip).map(|(zxid, _)| Some(zxid))
+    read_snapshot_file(path, skip).map(|(ids, _)| Some(ids))
+}
+
+/// The zxids a snapshot file holds before its image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotZxids {
+    /// The last zxid it covers.
+    pub last: Zxid,
+    /// For an incremental snapshot, the zxid of the snapshot it applies onto.
+    pub base: Option<Zxid>,
+}
+
+impl std::fmt::Display for SnapshotZxids {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.base {
+            None => write!(f, "{}", self.last),
+            Some(base) => write!(f, "{} (onto {base})", self.last),
+        }
+    }
+}
+
+/// Reads the snapshot file at `path`, of one of the `versions`, as it streams: see
+/// [`read_whole_snapshot`].
+fn read_streamed<T>(
+    path: &Path,
+    versions: &[u32],
+    read: impl FnOnce(&mut dyn Read, u64) -> Result<T, String>,
+) -> Result<(SnapshotZxids, T), String> {
+    let io = |e: std::io::Error| format!("reading {}: {e}", path.display());
+    let mut file = File::open(path).map_err(io)?;
+    let mut header = [0; SNAPSHOT_HEADER_LEN];
+    file.read_exact(&mut header).map_err(io)?;
+    let on_disk = file.metadata().map_err(io)?.len();
+    let body_on_disk = on_disk.saturating_sub(SNAPSHOT_HEADER_LEN as u64);
+    let SnapshotHeader { version, len, crc } = SnapshotHeader::read(&header, body_on_disk)?;
+    if !versions.contains(&version) {
+        return Err(format!(
+            "format version {version} is not one of {versions:?} read here"
+        ));
+    }
+    // The checksum sees the file in the buffer's large reads, not in the decoder's small ones.
+    let checked = CheckedRead {
+        inner: file.take(len),
+        crc: crc32fast::Hasher::new(),
+    };
+    let mut body = std::io::BufReader::with_capacity(READ_BUFFER, checked);
+    let mut zxid = || {
+        let mut z = [0; SNAPSHOT_ZXID_LEN];
+        body.read_exact(&mut z).map(|_| Zxid(u64::from_be_bytes(z)))
+    };
+    let last = zxid().map_err(io)?;
+    let base = match version {
+        DELTA_SNAPSHOT_VERSION => Some(zxid().map_err(io)?),
+        _ => None,
+    };
+    let zxids_len = SNAPSHOT_ZXID_LEN as u64 * (1 + u64::from(base.is_some()));
+    let built = read(&mut body, len.saturating_sub(zxids_len))?;
+    if std::io::copy(&mut body, &mut std::io::sink()).map_err(io)? != 0 {
+        return Err("the image ends before the file does".into());
+    }
+    if body.into_inner().crc.finalize() != crc {
+        return Err("checksum mismatch".into());
+    }
+    Ok((SnapshotZxids { last, base }, built))
 }
 
 /// What a snapshot file's header says.

@@ -2,7 +2,7 @@
 //! (recovery itself repairs torn tails; these functions never write).
 
 use super::files::{self, check_log_header, read_record, LogHeader, RecordRead};
-use super::WholeSnapshot;
+use super::SnapshotRef;
 use ensemble_messages::{Snapshot, Txn, Zxid};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -85,7 +85,7 @@ pub fn read_restore_point(
     top: &Path,
     snapshots: &[(Zxid, PathBuf)],
     broken: &mut BTreeSet<Zxid>,
-) -> Result<(WholeSnapshot, Vec<Snapshot>), String> {
+) -> Result<(SnapshotRef, Vec<SnapshotRef>), String> {
     super::recovery::chain_of(zxid, top, snapshots, broken)
 }
 

@@ -36,6 +36,7 @@ mod ops;
 mod paced_file;
 mod paced_remove;
 mod recovery;
+mod snapshot_ref;
 mod writer;
 
 #[cfg(test)]
@@ -54,7 +55,8 @@ pub use files::{list_logs, list_snapshots, log_dir, snapshot_dir, SnapshotImage}
 pub use ops::{PersistToken, StorageEvent, StorageOp};
 pub use paced_remove::remove_paced;
 pub use recovery::follows;
-pub use recovery::{recover, Recovered, WholeSnapshot};
+pub use recovery::{recover, Recovered};
+pub use snapshot_ref::SnapshotRef;
 pub use writer::{prepare, WriterEvent, WriterSettings};
 
 /// A storage failure, stated in one line.

@@ -6,8 +6,8 @@
 //! that is not a torn tail, missing epoch files while data exists, or files of another format.
 
 use super::files::{self, check_log_header, read_record, LogHeader, RecordRead};
-use super::StorageError;
-use ensemble_messages::{Snapshot, Txn, Zxid};
+use super::{SnapshotRef, StorageError};
+use ensemble_messages::{Txn, Zxid};
 use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::fs;
@@ -21,10 +21,10 @@ pub struct Recovered {
     /// Content of the currentEpoch file (0 for a fresh server).
     pub current_epoch: u32,
     /// The whole snapshot the newest valid restore point rests on.
-    pub snapshot: Option<WholeSnapshot>,
+    pub snapshot: Option<SnapshotRef>,
     /// The incremental snapshots to apply onto it, in order (none when the restore point is
     /// the whole snapshot itself).
-    pub deltas: Vec<Snapshot>,
+    pub deltas: Vec<SnapshotRef>,
     /// Logged txns above the snapshot, in order, without gaps.
     pub log: Vec<Txn>,
     /// Repairs made and damage skipped, for the operator.
@@ -34,13 +34,10 @@ pub struct Recovered {
 impl Recovered {
     /// Last zxid of the restore point (its last delta, or its snapshot), or zero.
     pub fn snapshot_zxid(&self) -> Zxid {
-        match self.deltas.last() {
-            Some(d) => d.last_zxid,
-            None => self
-                .snapshot
-                .as_ref()
-                .map_or(Zxid::ZERO, WholeSnapshot::last_zxid),
-        }
+        self.deltas
+            .last()
+            .or(self.snapshot.as_ref())
+            .map_or(Zxid::ZERO, SnapshotRef::last_zxid)
     }
 
     /// Last zxid this server holds.
@@ -49,81 +46,12 @@ impl Recovered {
     }
 }
 
-/// The whole snapshot a restore point rests on.
-#[derive(Clone, Debug)]
-pub enum WholeSnapshot {
-    /// A file of the current format, checked whole: its image is read again as the tree is
-    /// built, streamed, never held beside the tree (117 MB at a million znodes).
-    File {
-        /// The file.
-        path: PathBuf,
-        /// The last zxid it holds.
-        last_zxid: Zxid,
-    },
-    /// An image held in memory (from a file of an older format).
-    Held(Snapshot),
-}
-
-impl WholeSnapshot {
-    /// The last zxid it holds.
-    pub fn last_zxid(&self) -> Zxid {
-        match self {
-            WholeSnapshot::File { last_zxid, .. } => *last_zxid,
-            WholeSnapshot::Held(s) => s.last_zxid,
-        }
-    }
-
-    /// Builds what its image holds with `read` (given a reader of the image and its length),
-    /// checking the file again as it streams; a held image is read from memory.
-    pub fn read<T>(
-        &self,
-        read: impl FnOnce(&mut dyn std::io::Read, u64) -> Result<T, String>,
-    ) -> Result<T, String> {
-        match self {
-            WholeSnapshot::Held(s) => {
-                let mut image = &s.state[..];
-                let built = read(&mut image, s.state.len() as u64)?;
-                if !image.is_empty() {
-                    return Err("the image ends before the snapshot does".into());
-                }
-                Ok(built)
-            }
-            WholeSnapshot::File { path, last_zxid } => {
-                let (zxid, built) = files::read_whole_snapshot(path, read)?;
-                if zxid != *last_zxid {
-                    return Err(format!(
-                        "{} now holds {zxid}, not {last_zxid}",
-                        path.display()
-                    ));
-                }
-                Ok(built)
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-impl WholeSnapshot {
-    /// Its image, read whole.
-    pub(crate) fn image(&self) -> Vec<u8> {
-        use std::io::Read;
-        let read = |r: &mut dyn Read, len| {
-            let mut image = Vec::new();
-            r.take(len)
-                .read_to_end(&mut image)
-                .map_err(|e| e.to_string())?;
-            Ok(image)
-        };
-        self.read(read).expect("a readable image")
-    }
-}
-
 /// A link of a restore point's chain.
 enum Link {
     /// The whole snapshot the chain rests on.
-    Whole(WholeSnapshot),
+    Whole(SnapshotRef),
     /// An incremental snapshot, with the zxid of the one it applies onto.
-    Delta(Snapshot, Zxid),
+    Delta(SnapshotRef, Zxid),
 }
 
 /// What the operator does when a server refuses to start.
@@ -201,7 +129,7 @@ fn refuse_lost_newest_log(
 fn newest_restore_point(
     snapshots: &[(Zxid, PathBuf)],
     warnings: &mut Vec<String>,
-) -> Result<(Option<WholeSnapshot>, Vec<Snapshot>), StorageError> {
+) -> Result<(Option<SnapshotRef>, Vec<SnapshotRef>), StorageError> {
     let mut broken = BTreeSet::new();
     for (zxid, path) in snapshots.iter().rev() {
         match chain_of(*zxid, path, snapshots, &mut broken) {
@@ -221,7 +149,7 @@ pub(super) fn chain_of(
     top: &Path,
     snapshots: &[(Zxid, PathBuf)],
     broken: &mut BTreeSet<Zxid>,
-) -> Result<(WholeSnapshot, Vec<Snapshot>), String> {
+) -> Result<(SnapshotRef, Vec<SnapshotRef>), String> {
     if let Some(b) = known_broken_link(zxid, snapshots, broken) {
         return Err(format!(
             "{}: it rests on the snapshot {b}, which does not read back",
@@ -277,9 +205,8 @@ fn known_broken_link(
     None
 }
 
-/// The snapshot file of `want`, checked whole: a link of the chain of `top`. A whole
-/// snapshot of the current format is checked as it streams and left on disk; the others are
-/// held.
+/// The snapshot file of `want`, checked whole: a link of the chain of `top`. A file of the
+/// current formats is checked as it streams and left on disk; older ones are held.
 fn read_link(want: Zxid, top: &Path, snapshots: &[(Zxid, PathBuf)]) -> Result<Link, String> {
     let Some((_, path)) = snapshots.iter().find(|(z, _)| *z == want) else {
         return Err(format!(
@@ -289,12 +216,18 @@ fn read_link(want: Zxid, top: &Path, snapshots: &[(Zxid, PathBuf)]) -> Result<Li
     };
     let at = |e| format!("{}: {e}", path.display());
     let disagree = || Err(at("name and content disagree".to_string()));
-    if let Some(last_zxid) = files::check_whole_snapshot(path).map_err(at)? {
-        if last_zxid != want {
+    if let Some(zxids) = files::check_snapshot_file(path).map_err(at)? {
+        if zxids.last != want {
             return disagree();
         }
-        let path = path.clone();
-        return Ok(Link::Whole(WholeSnapshot::File { path, last_zxid }));
+        let link = SnapshotRef::File {
+            path: path.clone(),
+            zxids,
+        };
+        return Ok(match zxids.base {
+            None => Link::Whole(link),
+            Some(b) => Link::Delta(link, b),
+        });
     }
     let bytes = fs::read(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let (s, base) = files::decode_snapshot_bytes(bytes.into()).map_err(at)?;
@@ -302,8 +235,8 @@ fn read_link(want: Zxid, top: &Path, snapshots: &[(Zxid, PathBuf)]) -> Result<Li
         return disagree();
     }
     Ok(match base {
-        None => Link::Whole(WholeSnapshot::Held(s)),
-        Some(b) => Link::Delta(s, b),
+        None => Link::Whole(SnapshotRef::Held(s)),
+        Some(b) => Link::Delta(SnapshotRef::Held(s), b),
     })
 }
 

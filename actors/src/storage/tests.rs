@@ -4,7 +4,7 @@
 use super::files::{self, read_record, RecordRead};
 use super::recovery::follows;
 use super::test_writer::TestWriter;
-use super::{recover, Recovered, WholeSnapshot, WriterSettings};
+use super::{recover, Recovered, SnapshotRef, WriterSettings};
 use crate::storage::StorageOp;
 use ensemble_messages::{Snapshot, Txn, Zxid};
 use std::fs;
@@ -312,8 +312,8 @@ fn the_whole_snapshot_stays_on_disk_and_is_checked_again_when_read() {
     let r = f.recover().unwrap();
     let newest = f.snapshot(Zxid::new(3, 20));
     match &r.snapshot {
-        Some(WholeSnapshot::File { path, last_zxid }) => {
-            assert_eq!((path, *last_zxid), (&newest, Zxid::new(3, 20)));
+        Some(SnapshotRef::File { path, zxids }) => {
+            assert_eq!((path, zxids.last), (&newest, Zxid::new(3, 20)));
         }
         other => panic!("{other:?}"),
     }

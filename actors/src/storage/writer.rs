@@ -640,7 +640,13 @@ mod tests {
         assert_eq!(snaps.len(), 6);
         let r = recover(dir.path(), dir.path()).unwrap();
         assert_eq!(r.snapshot.as_ref().unwrap().image(), vec![1]);
-        let deltas: Vec<Vec<u8>> = r.deltas.iter().map(|d| d.state.to_vec()).collect();
+        use crate::storage::SnapshotRef;
+        let on_disk = |s: &SnapshotRef| matches!(s, SnapshotRef::File { .. });
+        assert!(
+            r.deltas.iter().all(on_disk),
+            "read from their files when used"
+        );
+        let deltas: Vec<Vec<u8>> = r.deltas.iter().map(SnapshotRef::image).collect();
         assert_eq!(deltas, vec![vec![2], vec![3], vec![4], vec![5], vec![6]]);
         assert_eq!(r.snapshot_zxid(), Zxid::new(1, 6));
         assert_eq!(r.log.len(), 1);

@@ -425,7 +425,7 @@ fn build(
     let snapshot_zxid = recovered.snapshot_zxid();
     let mut tree = match &recovered.snapshot {
         Some(whole) => {
-            DataTree::from_restore_point(whole, recovered.deltas).map_err(StorageError::Corrupt)?
+            DataTree::from_restore_point(whole, &recovered.deltas).map_err(StorageError::Corrupt)?
         }
         None => DataTree::default(),
     };

@@ -158,7 +158,7 @@ fn newest_restore_point(snaps: &[(Zxid, PathBuf)], r: &mut Report) -> Option<Zxi
             }
         };
         let count = deltas.len();
-        match DataTree::from_restore_point(&whole, deltas) {
+        match DataTree::from_restore_point(&whole, &deltas) {
             Ok(tree) => r.ok(format!(
                 "restore point {zxid}: the snapshot {} and {count} incremental snapshots onto \
                  it rebuild {} znodes",
