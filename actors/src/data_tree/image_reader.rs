@@ -1,7 +1,8 @@
 //! Reads the varints and byte strings of an image (formats 5 and delta) as it streams in from
-//! a file, a socket or a slice, holding only a window of it: a snapshot of a million znodes is
-//! read into its tree without its 117 MB being held beside it. Every length is checked against
-//! the image's bytes left before anything is allocated for it.
+//! a file, a socket or a slice, holding only a window of it (and the session table at its end,
+//! read whole): a snapshot of a million znodes is read into its tree without its 117 MB being
+//! held beside it. Every length is checked against the image's bytes left before anything is
+//! allocated for it.
 
 use std::io::Read;
 

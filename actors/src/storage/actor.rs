@@ -66,7 +66,8 @@ struct Link {
 impl Chain {
     /// The snapshot the next one may rest on: the last written, while the chain leading to it
     /// is shorter than [`MAX_CHAIN`] and its incremental snapshots hold fewer bytes than its
-    /// budget (a restart then reads at most twice a whole snapshot's bytes); `None` calls
+    /// budget (a restart then reads at most about twice a whole snapshot's bytes, twice over:
+    /// once to check them, once to build the tree); `None` calls
     /// for a whole snapshot.
     fn base(self) -> Option<Zxid> {
         self.0

@@ -100,7 +100,8 @@ const RECORD_HEADER_LEN: usize = 12;
 const SNAPSHOT_HEADER_LEN: usize = 20;
 /// Where the body length starts in a snapshot file's header (the checksum follows it).
 const SNAPSHOT_LEN_AT: u64 = 8;
-/// Bytes of the last zxid at the start of a snapshot body of version 4 or 5.
+/// Bytes of a zxid at the start of a snapshot body of version 4, 5 or 6 (the last zxid, then
+/// for version 6 its base's).
 const SNAPSHOT_ZXID_LEN: usize = 8;
 
 /// The header every log file starts with.
@@ -438,20 +439,21 @@ pub fn read_snapshot_file<T>(
 }
 
 /// Checks the snapshot file at `path` whole (header, length, checksum) as it streams from the
-/// disk, holding none of it, if [`read_snapshot_file`] reads it: its zxids. `None` for other
+/// disk, holding none of it, if [`read_snapshot_file`] reads it: its zxids (an error names the
+/// file). `None` for other
 /// files (older formats, files too short for a version), which [`decode_snapshot_bytes`]
 /// reads and checks.
 pub fn check_snapshot_file(path: &Path) -> Result<Option<SnapshotZxids>, String> {
     let mut head = Vec::with_capacity(8);
     File::open(path)
         .and_then(|f| f.take(8).read_to_end(&mut head))
-        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+        .map_err(|e| format!("{}: reading it: {e}", path.display()))?;
     if head.len() < 8 || !STREAMED_SNAPSHOT_VERSIONS.contains(&be_u32(&head[4..8])) {
         return Ok(None);
     }
     let skip = |image: &mut dyn Read, len: u64| {
         let copied = std::io::copy(&mut image.take(len), &mut std::io::sink());
-        copied.map_err(|e| format!("reading {}: {e}", path.display()))
+        copied.map_err(|e| format!("reading it: {e}"))
     };
     read_snapshot_file(path, skip).map(|(ids, _)| Some(ids))
 }
@@ -475,13 +477,22 @@ impl std::fmt::Display for SnapshotZxids {
 }
 
 /// Reads the snapshot file at `path`, of one of the `versions`, as it streams: see
-/// [`read_whole_snapshot`].
+/// [`read_whole_snapshot`]. Every error names the file.
 fn read_streamed<T>(
     path: &Path,
     versions: &[u32],
     read: impl FnOnce(&mut dyn Read, u64) -> Result<T, String>,
 ) -> Result<(SnapshotZxids, T), String> {
-    let io = |e: std::io::Error| format!("reading {}: {e}", path.display());
+    read_streamed_body(path, versions, read).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// [`read_streamed`], whose errors do not name the file.
+fn read_streamed_body<T>(
+    path: &Path,
+    versions: &[u32],
+    read: impl FnOnce(&mut dyn Read, u64) -> Result<T, String>,
+) -> Result<(SnapshotZxids, T), String> {
+    let io = |e: std::io::Error| format!("reading it: {e}");
     let mut file = File::open(path).map_err(io)?;
     let mut header = [0; SNAPSHOT_HEADER_LEN];
     file.read_exact(&mut header).map_err(io)?;
@@ -550,7 +561,7 @@ impl SnapshotHeader {
     }
 }
 
-/// Bytes [`read_whole_snapshot`] reads from the file at a time.
+/// Bytes [`read_snapshot_file`] and [`read_whole_snapshot`] read from the file at a time.
 const READ_BUFFER: usize = 256 << 10;
 
 /// A reader that hashes what it reads.

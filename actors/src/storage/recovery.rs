@@ -63,7 +63,8 @@ fn refuse(what: impl Display) -> StorageError {
     StorageError::Corrupt(format!("{what}; {ADVICE}"))
 }
 
-/// Reads the epochs, the newest valid snapshot and the log above it, or refuses to start.
+/// Reads the epochs, finds the newest valid restore point (its snapshot files checked, left
+/// on disk when of the current formats) and reads the log above it, or refuses to start.
 pub fn recover(data_dir: &Path, data_log_dir: &Path) -> Result<Recovered, StorageError> {
     refuse_old_format(data_dir)?;
     refuse_old_format(data_log_dir)?;
@@ -216,7 +217,7 @@ fn read_link(want: Zxid, top: &Path, snapshots: &[(Zxid, PathBuf)]) -> Result<Li
     };
     let at = |e| format!("{}: {e}", path.display());
     let disagree = || Err(at("name and content disagree".to_string()));
-    if let Some(zxids) = files::check_snapshot_file(path).map_err(at)? {
+    if let Some(zxids) = files::check_snapshot_file(path)? {
         if zxids.last != want {
             return disagree();
         }
