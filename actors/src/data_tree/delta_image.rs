@@ -156,15 +156,26 @@ fn read_head(r: &mut Reader) -> Result<(Zxid, Zxid), String> {
 /// The changed znodes of `r`, up to END.
 fn read_changed(r: &mut Reader, znodes: &mut ZnodesIn) -> Result<Vec<(String, Znode)>, String> {
     let mut changed = Vec::new();
+    each_changed(r, znodes, |p, node| changed.push((p.to_owned(), node)))?;
+    Ok(changed)
+}
+
+/// Reads the changed znodes of `r`, up to END, and gives each to `each` as it is read, its
+/// path checked and its child count left for the tree to derive.
+fn each_changed(
+    r: &mut Reader,
+    znodes: &mut ZnodesIn,
+    mut each: impl FnMut(&str, Znode),
+) -> Result<(), String> {
     loop {
         let flags = r.u8()?;
         if flags == END {
-            return Ok(changed);
+            return Ok(());
         }
         let (p, mut node) = znodes.read(flags, r)?;
         path::validate_path(p).map_err(|e| format!("znode {p:?}: {e}"))?;
         node.stat.num_children = 0;
-        changed.push((p.to_owned(), node));
+        each(p, node);
     }
 }
 
@@ -230,17 +241,11 @@ impl DataTree {
         znodes: &mut ZnodesIn,
     ) -> Result<BTreeSet<String>, String> {
         let mut touched = BTreeSet::new();
-        loop {
-            let flags = r.u8()?;
-            if flags == END {
-                return Ok(touched);
-            }
-            let (p, mut node) = znodes.read(flags, r)?;
-            path::validate_path(p).map_err(|e| format!("znode {p:?}: {e}"))?;
-            node.stat.num_children = 0;
+        each_changed(r, znodes, |p, node| {
             self.nodes.insert(p, Arc::new(node));
             touched.insert(p.to_owned());
-        }
+        })?;
+        Ok(touched)
     }
 
     /// Takes the removed znodes of `r` out of the tree, adding those it held to `touched`.

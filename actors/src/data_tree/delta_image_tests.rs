@@ -1,6 +1,7 @@
 //! Tests of incremental snapshot images ([`super::delta_image`]): the base's image with the
 //! delta applied rebuilds the later tree exactly, and damaged deltas are refused.
 
+use super::image_reader::Trickle;
 use super::tests::Fixture;
 use super::*;
 use crate::storage::SnapshotImage;
@@ -232,21 +233,9 @@ fn a_delta_bigger_than_a_chunk_streams_in_pieces_and_rebuilds_the_tree() {
     // As it streams from a file, a few bytes per read.
     let len = writes.bytes.len() as u64;
     streamed
-        .apply_delta_from(&mut Trickle(&writes.bytes), len)
+        .apply_delta_from(&mut Trickle(&writes.bytes, 100), len)
         .unwrap();
     assert_eq!(streamed.serialize(), f.tree.serialize());
-}
-
-/// A reader that gives at most 100 bytes per read.
-struct Trickle<'a>(&'a [u8]);
-
-impl std::io::Read for Trickle<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = buf.len().min(100).min(self.0.len());
-        buf[..n].copy_from_slice(&self.0[..n]);
-        self.0 = &self.0[n..];
-        Ok(n)
-    }
 }
 
 /// A sink that counts the writes it gets.

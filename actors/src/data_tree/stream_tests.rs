@@ -3,6 +3,7 @@
 //! file and through `serialize` (format 3, the SNAP's), and files of versions 3 and 4 still
 //! load.
 
+use super::image_reader::Trickle;
 use super::*;
 use crate::storage::{files, SnapshotImage};
 
@@ -253,19 +254,10 @@ fn a_tree_larger_than_a_chunk_streams_whole_in_several_writes() {
     );
     assert_eq!(DataTree::deserialize(&out.0).unwrap(), tree);
     // Read as it streams, from a source that gives a few bytes at a time, as a socket may.
-    struct Trickle<'a>(&'a [u8]);
-    impl std::io::Read for Trickle<'_> {
-        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-            let n = buf.len().min(1_000).min(self.0.len());
-            buf[..n].copy_from_slice(&self.0[..n]);
-            self.0 = &self.0[n..];
-            Ok(n)
-        }
-    }
-    let read = DataTree::read_image(&mut Trickle(&out.0), out.0.len() as u64).unwrap();
+    let read = DataTree::read_image(&mut Trickle(&out.0, 1_000), out.0.len() as u64).unwrap();
     assert_eq!(read, tree);
     let cut = &out.0[..out.0.len() - 10];
-    let e = DataTree::read_image(&mut Trickle(cut), out.0.len() as u64).unwrap_err();
+    let e = DataTree::read_image(&mut Trickle(cut, 1_000), out.0.len() as u64).unwrap_err();
     assert!(
         e.contains("ends in the middle") || e.contains("sessions"),
         "{e}"
